@@ -1,0 +1,156 @@
+"""Validated configuration: what the manifest and the command line declare.
+
+Models here are frozen and checked once, when built; code past the manifest loader trusts
+them. Building them never touches the OS (no sockets, no directories, no processes).
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {
+    None: 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2,
+    "gb": 1000**3, "gib": 1024**3,
+}  # fmt: skip
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+
+def parse_duration(value: object) -> object:
+    """'30s', '500ms', '2m', '1h' or a bare number of seconds -> seconds as float."""
+    if not isinstance(value, str):
+        return value
+    match = _DURATION.match(value)
+    if match is None:
+        raise ValueError("is not a duration; write e.g. 30s, 500ms or 2m")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+def parse_size(value: object) -> object:
+    """'16MiB', '1MB', '512KiB' or a bare number of bytes -> bytes as int."""
+    if not isinstance(value, str):
+        return value
+    match = _SIZE.match(value)
+    if match is None:
+        raise ValueError("is not a size; write e.g. 16MiB, 512KiB or 1048576")
+    unit = match.group(2).lower() if match.group(2) else None
+    return int(match.group(1)) * _SIZE_UNITS[unit]
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+Size = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
+
+
+class Mode(str, Enum):
+    """How the proxy talks to a child (DESIGN sections 3 and 4)."""
+
+    PIPE = "pipe"
+    HTTP = "http"
+
+
+class Restart(str, Enum):
+    """When an exited child is started again."""
+
+    ALWAYS = "always"
+    ON_FAILURE = "on-failure"
+    NEVER = "never"
+
+
+class Process(BaseModel):
+    """One `<process>` of the manifest, with every default filled in."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    executable: str
+    args: tuple[str, ...] = ()
+    routes: tuple[str, ...] = Field(min_length=1)
+    pipe_name: str
+    working_dir: Path
+    communication_mode: Mode = Mode.PIPE
+    env: tuple[tuple[str, str], ...] = ()
+    port: int | None = Field(default=None, ge=1, le=65535)
+    methods: tuple[str, ...] | None = None
+    timeout: Duration = 30.0
+    startup_timeout: Duration = 10.0
+    stop_timeout: Duration = 5.0
+    max_body_size: Size = 16 * 1024**2
+    restart: Restart = Restart.ALWAYS
+    line: int = 0  # where the <process> element starts, for messages
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_printable(cls, value: str) -> str:
+        if not value.strip() or any(ch.isspace() or not ch.isprintable() for ch in value):
+            raise ValueError("must be a name without spaces, e.g. api-service")
+        return value
+
+    @field_validator("routes")
+    @classmethod
+    def _routes_are_patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for route in value:
+            check_route(route)
+        return value
+
+    @field_validator("pipe_name")
+    @classmethod
+    def _pipe_name_is_a_file_name(cls, value: str) -> str:
+        if not value or value in {".", ".."} or any(c in value for c in "/\\\0"):
+            raise ValueError("must be a plain name without / or \\, e.g. api_pipe")
+        return value
+
+    @field_validator("methods")
+    @classmethod
+    def _methods_are_tokens(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("lists no method; write e.g. GET POST, or leave it out")
+        for method in value:
+            if not _TOKEN.match(method):
+                raise ValueError(f"has {method!r}, which is not an HTTP method name")
+        return tuple(m.upper() for m in value)
+
+    @property
+    def label(self) -> str:
+        return f'<process id="{self.id}">'
+
+
+def check_route(route: str) -> None:
+    """Raise ValueError, with the fix, unless `route` is a pattern the router understands."""
+    if not route.startswith("/"):
+        raise ValueError(f'must start with "/": write "/{route.lstrip("/")}"')
+    star = route.find("*")
+    if star != -1 and not (route.endswith("/*") and star == len(route) - 1):
+        raise ValueError("may only have '*' at its end, after a '/', as in /api/*")
+    if "?" in route or "#" in route:
+        raise ValueError("must be a path only: routes never match the query string")
+
+
+class Manifest(BaseModel):
+    """A whole manifest file: its processes in file order."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: Path
+    processes: tuple[Process, ...]
+
+
+class Settings(BaseModel):
+    """What the command line decides for one run of the proxy."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=3000, ge=0, le=65535)
+    socket_dir: Path
+    own_socket_dir: bool = True  # made (mode 0700) for this run and removed at exit
+    shutdown_timeout: Duration = 10.0
+    log_format: Literal["text", "json"] = "text"

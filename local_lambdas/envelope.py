@@ -1,0 +1,134 @@
+"""The JSON envelope children speak in pipe and `http` modes (DESIGN section 3).
+
+Request:  {"method", "uri", "headers": [[name, value], ...], "body": base64, "request_id", ...}
+Response: {"status": 200, "headers": {...} or [[name, value], ...], "body": base64}
+
+Whatever a child sends is checked here, strictly, before any of it reaches a client.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+
+from local_lambdas.errors import BadResponse
+
+# Headers that describe one connection, not the message: never copied from a child's answer.
+# Content-Length is recomputed from the decoded body.
+HOP_BY_HOP = frozenset(
+    {
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+        "trailer", "trailers", "transfer-encoding", "upgrade", "content-length",
+    }
+)  # fmt: skip
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_BAD_VALUE = re.compile(r"[\r\n\0]")
+SHOWN_BYTES = 200  # how much of an invalid answer the log shows
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One client request as the child will see it."""
+
+    method: str
+    uri: str  # path and query string, as the client sent them
+    headers: list[tuple[str, str]]  # arrival order, repeats kept
+    body: bytes
+    request_id: str
+    client: str | None = None
+
+    def encode(self) -> bytes:
+        """The compact JSON object of DESIGN section 3 (no newline)."""
+        return json.dumps(
+            {
+                "method": self.method,
+                "uri": self.uri,
+                "headers": self.headers,
+                "body": base64.b64encode(self.body).decode("ascii"),
+                "request_id": self.request_id,
+                "client": self.client,
+            },
+            separators=(",", ":"),
+        ).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A child's answer, validated: safe to hand to a client as it is."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+def decode_response(raw: bytes) -> Response:
+    """Parse and validate a child's response object; raise BadResponse naming what is wrong."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        what = "nothing" if not raw.strip() else "something that is not JSON"
+        raise BadResponse(f"the child answered {what} ({exc})", raw) from exc
+    if not isinstance(data, dict):
+        raise BadResponse(f"the child answered a JSON {type(data).__name__}, not an object", raw)
+    return Response(_status(data, raw), _headers(data, raw), _body(data, raw))
+
+
+def _status(data: dict[str, object], raw: bytes) -> int:
+    status = data.get("status", 200)
+    if status is None:
+        return 200
+    if isinstance(status, bool) or not isinstance(status, int):
+        raise BadResponse(f"status {status!r} is not an integer", raw)
+    if not 200 <= status <= 599:
+        # 1xx is informational: it cannot be a final answer to a request.
+        raise BadResponse(f"status {status} is not a final HTTP status (200-599)", raw)
+    return status
+
+
+def _headers(data: dict[str, object], raw: bytes) -> list[tuple[str, str]]:
+    headers = data.get("headers")
+    if headers is None:
+        return []
+    if isinstance(headers, dict):
+        pairs: list[object] = list(headers.items())
+    elif isinstance(headers, list):
+        pairs = headers
+    else:
+        raise BadResponse("headers must be an object or a list of [name, value] pairs", raw)
+    result = []
+    for pair in pairs:
+        if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
+            raise BadResponse(f"header {pair!r} is not a [name, value] pair", raw)
+        name, value = pair
+        if not isinstance(name, str) or not _TOKEN.match(name):
+            raise BadResponse(f"header name {name!r} is not a valid HTTP token", raw)
+        if not isinstance(value, str):
+            raise BadResponse(
+                f"header {name!r} has a {type(value).__name__} value; values must be strings", raw
+            )
+        if _BAD_VALUE.search(value):
+            raise BadResponse(f"header {name!r} has CR, LF or NUL in its value", raw)
+        if name.lower() not in HOP_BY_HOP:
+            result.append((name, value))
+    return result
+
+
+def _body(data: dict[str, object], raw: bytes) -> bytes:
+    body = data.get("body")
+    if body is None or body == "":
+        return b""
+    if not isinstance(body, str):
+        raise BadResponse(f"body is a {type(body).__name__}; it must be a base64 string", raw)
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadResponse(f"body is not valid base64 ({exc})", raw) from exc
+
+
+def shown(raw: bytes) -> str:
+    """A short, printable copy of what a child sent, for the log."""
+    text = repr(raw[:SHOWN_BYTES])
+    return text + (f" ... ({len(raw)} bytes)" if len(raw) > SHOWN_BYTES else "")

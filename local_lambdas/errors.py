@@ -1,0 +1,79 @@
+"""The one exception tree of local-lambdas.
+
+    LocalLambdasError
+    ├── ManifestError          the manifest cannot be used; carries every Problem found
+    ├── StartupError           the proxy cannot start (port in use, socket dir not creatable)
+    └── ForwardError           one request could not be answered by its child; maps to a status
+        ├── NotReady           503: the child is starting, backing off, or FATAL
+        ├── ChildUnreachable   502: connect refused/reset, or closed before any byte came back
+        ├── BadResponse        502: the child answered something that is not a valid response
+        └── ChildTimeout       504: no complete answer within the route's timeout
+
+Foreign errors (OSError, aiohttp's ClientError, json's ValueError) are translated once, in
+the module that calls the foreign code, with `raise ... from exc`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class LocalLambdasError(Exception):
+    """Base of every error local-lambdas raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in a manifest, with where and how to fix it."""
+
+    file: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.message}"
+
+
+class ManifestError(LocalLambdasError):
+    """The manifest cannot be used; `problems` lists every problem found, in file order."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems, key=lambda p: (p.file, p.line or 0))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class StartupError(LocalLambdasError):
+    """The proxy itself cannot start; the message is one line that says what to do."""
+
+
+class ForwardError(LocalLambdasError):
+    """A request could not be answered by its child. `status` is what the client gets."""
+
+    status = 502
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class NotReady(ForwardError):
+    status = 503
+
+
+class ChildUnreachable(ForwardError):
+    """Nothing came back: the request may be retried if its method is idempotent."""
+
+    status = 502
+
+
+class BadResponse(ForwardError):
+    status = 502
+
+    def __init__(self, message: str, received: bytes = b"") -> None:
+        super().__init__(message)
+        self.received = received
+
+
+class ChildTimeout(ForwardError):
+    status = 504

@@ -1,0 +1,340 @@
+"""Reading manifest.xml into validated config, reporting every problem at once with its line.
+
+This is the only module that imports lxml. The element table below is the manifest's
+vocabulary; `manifest.xsd` (shipped beside this file) describes the same elements for editors
+and is checked last, once the friendlier checks here have found nothing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from lxml import etree
+from pydantic import ValidationError
+
+from local_lambdas._compat import MAX_UNIX_PATH
+from local_lambdas.config import Manifest, Mode, Process
+from local_lambdas.errors import ManifestError, Problem
+
+
+@dataclass(frozen=True)
+class _Element:
+    field: str
+    repeatable: bool = False
+    example: str = ""
+
+
+# Every element a <process> may hold, in the order the README documents them.
+ELEMENTS: dict[str, _Element] = {
+    "id": _Element("id", example="<id>api-service</id>"),
+    "executable": _Element("executable", example="<executable>python3</executable>"),
+    "arg": _Element("args", repeatable=True),
+    "route": _Element("routes", repeatable=True, example="<route>/api/*</route>"),
+    "pipe_name": _Element("pipe_name"),
+    "working_dir": _Element("working_dir"),
+    "communication_mode": _Element("communication_mode"),
+    "env": _Element("env", repeatable=True),
+    "port": _Element("port"),
+    "methods": _Element("methods"),
+    "timeout": _Element("timeout"),
+    "startup_timeout": _Element("startup_timeout"),
+    "stop_timeout": _Element("stop_timeout"),
+    "max_body_size": _Element("max_body_size"),
+    "restart": _Element("restart"),
+}
+_REQUIRED = ("id", "executable", "route")
+_FIELD_TO_ELEMENT = {spec.field: name for name, spec in ELEMENTS.items()}
+_ENV_NAME = re.compile(r"^[^=\0]+$")
+
+
+def load(path: Path, *, socket_dir: Path) -> Manifest:
+    """Read and validate the manifest at `path`; raise ManifestError listing every problem.
+
+    `socket_dir` is where pipe-mode sockets will live; it is needed here so that socket paths
+    too long for the platform are reported now, against the <pipe_name> that makes them.
+    """
+    shown = str(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ManifestError(
+            [Problem(shown, None, "no such file; pass the path of your manifest.xml")]
+        ) from None
+    except OSError as exc:
+        raise ManifestError([Problem(shown, None, f"cannot be read: {exc.strerror}")]) from exc
+    root = _parse(data, shown)
+    reader = _Reader(shown, path.resolve().parent)
+    processes = reader.read(root)
+    _check_across(reader, socket_dir)
+    if not reader.problems:
+        _check_schema(root, shown, reader)
+    if reader.problems:
+        raise ManifestError(reader.problems)
+    return Manifest(path=path.resolve(), processes=tuple(processes))
+
+
+def _parse(data: bytes, shown: str) -> etree._Element:
+    parser = etree.XMLParser(
+        remove_comments=True, remove_pis=True, resolve_entities=False, no_network=True
+    )
+    try:
+        root = etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as exc:
+        line = exc.lineno or None
+        message = str(exc.msg).split(", line ")[0]
+        raise ManifestError(
+            [Problem(shown, line, f"not well-formed XML: {message}; fix the markup there")]
+        ) from exc
+    if root.tag != "manifest":
+        raise ManifestError(
+            [
+                Problem(
+                    shown,
+                    root.sourceline,
+                    f"the root element is <{root.tag}>; it must be "
+                    "<manifest>, holding one <process> per child program",
+                )
+            ]
+        )
+    return root
+
+
+@dataclass(frozen=True)
+class _Claims:
+    """What one <process> claims that no other may: read from the raw values, so that a
+    process with other problems still takes part in the duplicate checks."""
+
+    label: str
+    values: dict[str, object]
+    lines: dict[str, list[int]]
+
+    def line(self, field_name: str, index: int = 0) -> int:
+        found = self.lines.get(field_name) or [int(str(self.values["line"]))]
+        return found[min(index, len(found) - 1)]
+
+
+@dataclass
+class _Reader:
+    """Collects problems while turning <process> elements into Process models."""
+
+    shown: str
+    folder: Path
+    problems: list[Problem] = field(default_factory=list)
+    claims: list[_Claims] = field(default_factory=list)
+
+    def problem(self, line: int | None, message: str) -> None:
+        self.problems.append(Problem(self.shown, line, message))
+
+    def read(self, root: etree._Element) -> list[Process]:
+        self._no_attributes(root, "<manifest>")
+        processes = []
+        for element in root:
+            if element.tag != "process":
+                self._unknown(element, "<manifest>", ["process"])
+                continue
+            process = self._process(element)
+            if process is not None:
+                processes.append(process)
+        return processes
+
+    def _process(self, element: etree._Element) -> Process | None:
+        values: dict[str, list[tuple[str, int, etree._Element]]] = {}
+        for child in element:
+            text = (child.text or "").strip()
+            values.setdefault(str(child.tag), []).append((text, child.sourceline or 0, child))
+        ids = values.get("id", [])
+        label = f'<process id="{ids[0][0]}">' if ids and ids[0][0] else "<process>"
+        self._no_attributes(element, label)
+        count = len(self.problems)
+        kwargs: dict[str, object] = {"line": element.sourceline or 0}
+        lines: dict[str, list[int]] = {}
+        for name, occurrences in values.items():
+            spec = ELEMENTS.get(name)
+            if spec is None:
+                for _, _, child in occurrences:
+                    self._unknown(child, label, list(ELEMENTS))
+                continue
+            if not spec.repeatable and len(occurrences) > 1:
+                self.problem(
+                    occurrences[1][1],
+                    f"{label}: <{name}> appears again (first on "
+                    f"line {occurrences[0][1]}); keep one",
+                )
+            for _, line, child in occurrences:
+                if len(child):
+                    self.problem(
+                        line, f"{label}: <{name}> must hold text only, not <{child[0].tag}>"
+                    )
+                if name != "env":
+                    self._no_attributes(child, f"{label}: <{name}>")
+            lines[spec.field] = [line for _, line, _ in occurrences]
+            kwargs[spec.field] = self._value(name, occurrences, label)
+        missing = [name for name in _REQUIRED if not values.get(name)]
+        for name in missing:
+            self.problem(
+                element.sourceline,
+                f"{label}: missing <{name}>; add one, e.g. {ELEMENTS[name].example}",
+            )
+        self.claims.append(_Claims(label, kwargs, lines))
+        if missing:
+            return None
+        kwargs.setdefault("pipe_name", kwargs["id"])
+        kwargs["working_dir"] = self.folder / str(kwargs.get("working_dir", "."))
+        try:
+            process = Process.model_validate(kwargs)
+        except ValidationError as exc:
+            self._pydantic(exc, kwargs, lines, label, element.sourceline)
+            return None
+        self._check_paths(process, lines, label)
+        return process if len(self.problems) == count else None
+
+    def _value(
+        self, name: str, occurrences: list[tuple[str, int, etree._Element]], label: str
+    ) -> object:
+        if name == "env":
+            pairs = []
+            for text, line, child in occurrences:
+                extra = sorted(set(child.attrib) - {"name"})
+                if extra:
+                    self.problem(
+                        line,
+                        f'{label}: <env> takes only a name="..." attribute, not {", ".join(extra)}',
+                    )
+                key = child.get("name", "")
+                if not _ENV_NAME.match(key):
+                    self.problem(
+                        line, f'{label}: <env> needs a name, as in <env name="DEBUG">1</env>'
+                    )
+                pairs.append((key, text))
+            return tuple(pairs)
+        if name == "methods":
+            return tuple(occurrences[0][0].replace(",", " ").split())
+        if ELEMENTS[name].repeatable:
+            return tuple(text for text, _, _ in occurrences)
+        return occurrences[0][0]
+
+    def _pydantic(
+        self,
+        exc: ValidationError,
+        kwargs: dict[str, object],
+        lines: dict[str, list[int]],
+        label: str,
+        process_line: int | None,
+    ) -> None:
+        for error in exc.errors():
+            loc = error["loc"]
+            name = str(loc[0]) if loc else ""
+            index = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else 0
+            element = _FIELD_TO_ELEMENT.get(name, name)
+            field_lines = lines.get(name) or [process_line or 0]
+            line = field_lines[min(index, len(field_lines) - 1)]
+            value = kwargs.get(name)
+            if isinstance(value, tuple) and name != "methods":
+                value = value[index] if index < len(value) else ""
+            shown = " ".join(value) if isinstance(value, tuple) else value
+            message = str(error["msg"]).removeprefix("Value error, ")
+            message = message.replace("Input should be", "should be")
+            if error["type"] == "enum":
+                message = message.replace("should be", "must be one of:").replace("' or '", "', '")
+            self.problem(line, f'{label}: <{element}> "{shown}" {message}')
+
+    def _check_paths(self, process: Process, lines: dict[str, list[int]], label: str) -> None:
+        if not process.working_dir.is_dir():
+            line = lines.get("working_dir", [process.line])[0]
+            self.problem(
+                line,
+                f'{label}: <working_dir> "{process.working_dir}" is not a '
+                "directory; create it or fix the path (relative paths start at the "
+                "manifest's folder)",
+            )
+            return
+        if resolve_executable(process) is None:
+            line = lines["executable"][0]
+            where = (
+                "not found on PATH; install it or give its full path"
+                if os.sep not in process.executable and "/" not in process.executable
+                else f"is not an executable file under {process.working_dir}; check the path "
+                "and its execute permission (chmod +x)"
+            )
+            self.problem(line, f'{label}: <executable> "{process.executable}" {where}')
+
+    def _unknown(self, element: etree._Element, label: str, known: list[str]) -> None:
+        tag = str(element.tag)
+        close = difflib.get_close_matches(tag, known, n=1, cutoff=0.6)
+        hint = f"did you mean <{close[0]}>?" if close else f"known: {', '.join(known)}"
+        self.problem(element.sourceline, f"{label}: unknown element <{tag}>; {hint}")
+
+    def _no_attributes(self, element: etree._Element, label: str) -> None:
+        for name in element.attrib:
+            self.problem(
+                element.sourceline,
+                f'{label}: unknown attribute {name}="..."; '
+                "settings are written as elements, e.g. <timeout>30s</timeout>",
+            )
+
+
+def resolve_executable(process: Process) -> str | None:
+    """The absolute path the child will run, or None when there is nothing runnable there."""
+    exe = process.executable
+    if os.sep not in exe and "/" not in exe:
+        return shutil.which(exe)
+    candidate = process.working_dir / exe
+    if candidate.is_file() and os.access(candidate, os.X_OK):
+        return str(candidate)
+    return None
+
+
+def _check_across(reader: _Reader, socket_dir: Path) -> None:
+    """Problems no single <process> shows: duplicates, and socket paths too long."""
+    firsts: dict[tuple[str, str], tuple[_Claims, int]] = {}
+
+    def claim(element: str, value: object, claims: _Claims, index: int, fix: str) -> None:
+        if not isinstance(value, str) or not value:
+            return
+        line = claims.line(ELEMENTS[element].field, index)
+        first, first_line = firsts.setdefault((element, value), (claims, line))
+        if (first, first_line) == (claims, line):
+            return
+        owner = "this process" if first is claims else first.label
+        reader.problem(
+            line,
+            f'{claims.label}: <{element}> "{value}" is already used by {owner}'
+            f" (line {first_line}); {fix}",
+        )
+
+    for claims in reader.claims:
+        values = claims.values
+        claim("id", values.get("id"), claims, 0, "give each process its own <id>")
+        routes = values.get("routes", ())
+        for index, route in enumerate(routes if isinstance(routes, tuple) else ()):
+            claim("route", route, claims, index, "a route belongs to one process; remove one")
+        if values.get("port"):
+            claim("port", values["port"], claims, 0, "give each process its own <port>")
+        if values.get("communication_mode", Mode.PIPE.value) != Mode.PIPE.value:
+            continue
+        pipe_name = values.get("pipe_name", values.get("id"))
+        if "pipe_name" in values:
+            claim("pipe_name", pipe_name, claims, 0, "give each process its own <pipe_name>")
+        if isinstance(pipe_name, str):
+            path = os.fsencode(socket_dir / pipe_name)
+            if len(path) > MAX_UNIX_PATH:
+                reader.problem(
+                    claims.line("pipe_name"),
+                    f"{claims.label}: socket path "
+                    f'"{os.fsdecode(path)}" is {len(path)} bytes, over this '
+                    f"platform's {MAX_UNIX_PATH}; use a shorter <pipe_name>, or a "
+                    "shorter --socket-dir",
+                )
+
+
+def _check_schema(root: etree._Element, shown: str, reader: _Reader) -> None:
+    schema = etree.XMLSchema(etree.parse(str(resources.files("local_lambdas") / "manifest.xsd")))
+    if not schema.validate(root):
+        for entry in schema.error_log:
+            reader.problem(entry.line or None, f"schema: {entry.message}")

@@ -1,0 +1,111 @@
+"""Every line a person (or, with --log-format json, a machine) reads comes out of here.
+
+Children's output is shown line by line as `id | line`, the id in the child's own colour, as
+Procfile runners do. The proxy's own events arrive through `logging` and are printed by
+`Printer.handler()`, so library code only ever calls `logging.getLogger(...)`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import IO, Literal
+
+from rich.console import Console
+from rich.text import Text
+
+_PALETTE = (
+    "cyan",
+    "magenta",
+    "green",
+    "yellow",
+    "blue",
+    "bright_red",
+    "bright_cyan",
+    "bright_magenta",
+    "bright_green",
+    "bright_yellow",
+)
+_LEVEL_STYLE = {logging.WARNING: "yellow", logging.ERROR: "bold red", logging.CRITICAL: "bold red"}
+PROXY = "local-lambdas"
+
+
+class Printer:
+    """Owns the console; one instance per run, shared by everything that prints."""
+
+    def __init__(
+        self,
+        *,
+        log_format: Literal["text", "json"] = "text",
+        file: IO[str] | None = None,
+        color: bool | None = None,
+    ) -> None:
+        self.log_format = log_format
+        self._file = file or sys.stdout
+        self._console = Console(
+            file=self._file,
+            force_terminal=color,
+            no_color=color is False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        self._colors: dict[str, str] = {}
+        self._width = len(PROXY)
+
+    def register(self, name: str) -> None:
+        """Give `name` its colour and widen the name column to fit it."""
+        self._colors.setdefault(name, _PALETTE[len(self._colors) % len(_PALETTE)])
+        self._width = max(self._width, len(name))
+
+    def child_line(self, name: str, stream: Literal["stdout", "stderr"], line: str) -> None:
+        if self.log_format == "json":
+            self._json({"event": "output", "process": name, "stream": stream, "line": line})
+            return
+        text = Text(f"{name:<{self._width}} | ", style=self._colors.get(name, "white"))
+        text.append(line)
+        self._console.print(text)
+
+    def event(self, level: int, message: str, fields: dict[str, object] | None = None) -> None:
+        if self.log_format == "json":
+            record = {"level": logging.getLevelName(level).lower(), "message": message}
+            self._json(record | (fields or {}))
+            return
+        text = Text(f"{PROXY:<{self._width}} | ", style="bold")
+        text.append(message, style=_LEVEL_STYLE.get(level, ""))
+        self._console.print(text)
+
+    def _json(self, record: dict[str, object]) -> None:
+        stamped = {"time": round(time.time(), 3)} | record
+        self._file.write(json.dumps(stamped, default=str) + "\n")
+        self._file.flush()
+
+    def handler(self, level: int = logging.INFO) -> logging.Handler:
+        """A logging handler that prints the proxy's events through this printer."""
+        return _Handler(self, level)
+
+
+class _Handler(logging.Handler):
+    def __init__(self, printer: Printer, level: int) -> None:
+        super().__init__(level)
+        self._printer = printer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            fields = getattr(record, "fields", None)
+            self._printer.event(record.levelno, record.getMessage(), fields)
+        except Exception:  # a broken stdout must not take the proxy down
+            self.handleError(record)
+
+
+def print_problems(problems: list[str], file: IO[str] | None = None) -> None:
+    """Manifest problems, one per line, for `check` and for a run that cannot start."""
+    console = Console(file=file or sys.stderr, highlight=False, soft_wrap=True)
+    for problem in problems:
+        console.print(Text(problem, style="red"))
+
+
+def print_line(message: str, file: IO[str] | None = None) -> None:
+    """One plain line for the user (a command's result, or why it stopped)."""
+    Console(file=file or sys.stderr, highlight=False, soft_wrap=True).print(Text(message))

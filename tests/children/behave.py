@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""A test child written as the earlier tool's examples were, whose behaviour the path picks.
+
+Serves one-shot pipe requests on $PIPE_ADDRESS, or `http` envelope requests on $HTTP_ADDRESS.
+With --read-to-eof it reads each pipe request until end-of-file; without, it stops reading as
+soon as the JSON parses (never waiting for EOF), as the earlier tool's examples did.
+
+The last path segment picks the answer: echo (default), garbage, crash, crashonce, hang, badbase64,
+status999, status100, crlf, cookies, binary, close, slow (1 s, then echo), pid, headers-list, empty.
+"""
+
+import base64
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+READ_TO_EOF = "--read-to-eof" in sys.argv
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def answer(request: dict) -> bytes | None:
+    """The raw bytes to send back; None closes without answering."""
+    path = request["uri"].split("?")[0]
+    action = path.rstrip("/").rsplit("/", 1)[-1]
+    body = base64.b64decode(request.get("body") or "")
+    if action == "garbage":
+        return b"this is not json"
+    if action == "crash":
+        os._exit(17)
+    if action == "crashonce":
+        # Dies on the first such request this proxy run sends, answers after its restart.
+        marker = f"/tmp/behave-crashonce-{os.environ['LOCAL_LAMBDAS_ID']}-{os.getppid()}"
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            os._exit(17)
+        os.unlink(marker)
+    if action == "hang":
+        time.sleep(3600)
+    if action == "slow":
+        print("slow request received", flush=True)
+        time.sleep(1)
+    if action == "close":
+        return None
+    if action == "badbase64":
+        return json.dumps({"status": 200, "body": "!!not base64!!"}).encode()
+    if action == "status999":
+        return json.dumps({"status": 999}).encode()
+    if action == "status100":
+        return json.dumps({"status": 100}).encode()
+    if action == "crlf":
+        return json.dumps({"headers": {"X-Evil": "a\r\nInjected: yes"}}).encode()
+    if action == "cookies":
+        headers = [["Set-Cookie", "a=1"], ["Set-Cookie", "b=2"], ["Content-Type", "text/plain"]]
+        return json.dumps({"status": 201, "headers": headers, "body": b64(b"two cookies")}).encode()
+    if action == "binary":
+        return json.dumps({"body": b64(bytes(range(256)) * 4)}).encode()
+    if action == "pid":
+        return json.dumps({"body": b64(str(os.getpid()).encode())}).encode()
+    if action == "empty":
+        return json.dumps({}).encode()
+    echoed = {
+        "method": request["method"],
+        "uri": request["uri"],
+        "headers": request["headers"],
+        "body": b64(body),
+        "request_id": request.get("request_id"),
+        "pid": os.getpid(),
+    }
+    return json.dumps(
+        {
+            "status": 200,
+            "headers": {"Content-Type": "application/json"},
+            "body": b64(json.dumps(echoed).encode()),
+        }
+    ).encode()
+
+
+def read_request(conn: socket.socket) -> dict:
+    data = b""
+    while True:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return json.loads(data)
+        data += chunk
+        if not READ_TO_EOF:
+            try:
+                return json.loads(data)
+            except ValueError:
+                continue
+
+
+def serve_connection(conn: socket.socket) -> None:
+    with conn:
+        reply = answer(read_request(conn))
+        if reply is not None:
+            conn.sendall(reply)
+
+
+def serve_pipe(path: str) -> None:
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(128)
+    while True:
+        conn, _ = server.accept()
+        threading.Thread(target=serve_connection, args=(conn,), daemon=True).start()
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        reply = answer(request)
+        if reply is None:
+            self.close_connection = True
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def main() -> None:
+    print(f"behave {os.environ['LOCAL_LAMBDAS_ID']} up, pid {os.getpid()}", flush=True)
+    if "PIPE_ADDRESS" in os.environ:
+        serve_pipe(os.environ["PIPE_ADDRESS"])
+    else:
+        host, port = os.environ["HTTP_ADDRESS"].rsplit(":", 1)
+        ThreadingHTTPServer((host, int(port)), Handler).serve_forever()
+
+
+if __name__ == "__main__":
+    main()

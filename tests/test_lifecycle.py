@@ -1,0 +1,180 @@
+"""The whole program as users run it: start, serve, stop on a signal, leave nothing behind."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import CHILDREN, process_xml
+
+WAIT = 20  # seconds any one expected line may take
+
+
+@dataclass
+class Cli:
+    proc: asyncio.subprocess.Process
+    lines: list[str] = field(default_factory=list)
+    url: str = ""
+
+    async def expect(self, pattern: str) -> re.Match[str]:
+        """Read output until a line matches `pattern` (within WAIT seconds)."""
+        compiled = re.compile(pattern)
+        for line in self.lines:
+            if found := compiled.search(line):
+                return found
+        assert self.proc.stdout is not None
+        async with asyncio.timeout(WAIT):
+            while True:
+                raw = await self.proc.stdout.readline()
+                assert raw, f"exited before {pattern!r}:\n" + "\n".join(self.lines)
+                line = raw.decode().rstrip("\n")
+                self.lines.append(line)
+                if found := compiled.search(line):
+                    return found
+
+    async def finish(self) -> int:
+        assert self.proc.stdout is not None
+        async with asyncio.timeout(WAIT):
+            rest = await self.proc.stdout.read()
+            self.lines.extend(rest.decode().splitlines())
+            return await self.proc.wait()
+
+
+@asynccontextmanager
+async def cli(*args: str, env: dict[str, str] | None = None) -> AsyncIterator[Cli]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "local_lambdas",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+    )
+    try:
+        yield Cli(proc)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for our purposes; only a reaper can remove it.
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split()[2] != "Z"
+
+
+async def gone(pid: int) -> bool:
+    for _ in range(200):
+        if not alive(pid):
+            return True
+        await asyncio.sleep(0.025)
+    return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+async def test_stop_leaves_nothing_behind(write_manifest, tmp_path: Path, sig) -> None:
+    pid_file = tmp_path / "grandchild.pid"
+    path = write_manifest(
+        process_xml(
+            "wrapped",
+            "/w/*",
+            script="wrapper.sh",
+            extra=f'<env name="GRANDCHILD_PID_FILE">{pid_file}</env>',
+        ).replace(
+            f"<executable>{sys.executable}</executable><arg>{CHILDREN / 'wrapper.sh'}</arg>",
+            f"<executable>{CHILDREN / 'wrapper.sh'}</executable>",
+        ),
+        process_xml("plain", "/p/*", mode="http"),
+    )
+    async with cli(str(path), "--bind", "127.0.0.1:0") as run:
+        url = (await run.expect(r"listening on (http://\S+);")).group(1)
+        socket_dir = Path(
+            (await run.expect(r"wrapped: ready .*pid (\d+), (\S+)\)")).group(2)
+        ).parent
+        plain_pid = int((await run.expect(r"plain: ready .*\(pid (\d+),")).group(1))
+        wrapper_pid = int((await run.expect(r"wrapped: ready .*\(pid (\d+),")).group(1))
+        async with aiohttp.ClientSession() as http, http.get(url + "/w/x") as reply:
+            assert reply.status == 200
+            grandchild = int(pid_file.read_text())
+            assert (await reply.json())["pid"] == grandchild
+        assert oct(socket_dir.stat().st_mode & 0o777) == "0o700"
+        run.proc.send_signal(sig)
+        assert await run.finish() == 0, "\n".join(run.lines)
+    assert run.lines[-1].endswith("stopped")
+    for pid in (plain_pid, wrapper_pid, grandchild):
+        assert await gone(pid), pid
+    assert not socket_dir.exists()
+
+
+async def test_in_flight_requests_finish_during_stop(write_manifest) -> None:
+    path = write_manifest(process_xml("svc", "/api/*"))
+    async with cli(str(path), "--bind", "127.0.0.1:0") as run:
+        url = (await run.expect(r"listening on (http://\S+);")).group(1)
+        await run.expect(r"svc: ready")
+        async with aiohttp.ClientSession() as http:
+            pending = asyncio.ensure_future(http.get(url + "/api/slow"))
+            await run.expect(r"svc +\| slow request received")
+            run.proc.send_signal(signal.SIGTERM)
+            reply = await pending
+            assert reply.status == 200
+            reply.release()
+        assert await run.finish() == 0
+        assert any("stopping: finishing requests in flight" in line for line in run.lines)
+
+
+async def test_port_in_use_is_one_clear_line(write_manifest) -> None:
+    path = write_manifest(process_xml("svc", "/api/*"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        async with cli(str(path), env={"BIND_ADDRESS": f"127.0.0.1:{port}"}) as run:
+            assert await run.finish() == 1
+    assert any(
+        f"cannot listen on 127.0.0.1:{port}: " in line and "--bind" in line for line in run.lines
+    ), run.lines
+    assert not any("Traceback" in line for line in run.lines)
+
+
+async def test_crash_looping_child_goes_fatal_and_others_serve(write_manifest, tmp_path) -> None:
+    crasher = tmp_path / "crash.py"
+    crasher.write_text(
+        "import sys\nprint('cannot start: missing config', file=sys.stderr)\nsys.exit(3)\n"
+    )
+    path = write_manifest(
+        f"<process><id>broken</id><executable>{sys.executable}</executable>"
+        f"<arg>{crasher}</arg><route>/broken/*</route></process>",
+        process_xml("good", "/good/*"),
+    )
+    async with cli(str(path), "--bind", "127.0.0.1:0") as run:
+        url = (await run.expect(r"listening on (http://\S+);")).group(1)
+        await run.expect(
+            r"broken: exited with code 3; last output: cannot start: missing config;"
+            r" restarting in 0.1s"
+        )
+        await run.expect(r"gave up: broken entered FATAL state")
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url + "/broken/x") as reply:
+                assert reply.status == 503
+                assert "missing config" in (await reply.json())["error"]
+            async with http.get(url + "/good/x") as reply:
+                assert reply.status == 200
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0

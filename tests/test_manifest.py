@@ -1,0 +1,236 @@
+"""Manifest loading: the earlier tool's format, and every problem reported with its line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from local_lambdas import manifest
+from local_lambdas.config import Mode
+from local_lambdas.errors import ManifestError
+from tests.conftest import dedent
+
+LEGACY = dedent("""
+    <?xml version="1.0" encoding="UTF-8"?>
+    <manifest>
+      <process>
+        <id>api-service</id>
+        <executable>./bin/api-service</executable>
+        <arg>--port</arg>
+        <arg>8080</arg>
+        <route>/api/*</route>
+        <pipe_name>api_service_pipe</pipe_name>
+        <working_dir>./services/api</working_dir>
+        <communication_mode>pipe</communication_mode>
+      </process>
+      <process>
+        <id>web</id>
+        <executable>python3</executable>
+        <route>/web/*</route>
+        <communication_mode>http</communication_mode>
+      </process>
+    </manifest>
+""")
+
+
+def load(tmp_path: Path, text: str) -> manifest.Manifest:
+    path = tmp_path / "manifest.xml"
+    path.write_text(text)
+    return manifest.load(path, socket_dir=Path("/tmp/ll-x"))
+
+
+def test_earlier_tools_manifest_loads_unchanged(tmp_path: Path) -> None:
+    exe = tmp_path / "services/api/bin/api-service"
+    exe.parent.mkdir(parents=True)
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    loaded = load(tmp_path, LEGACY)
+    api, web = loaded.processes
+    assert api.id == "api-service"
+    assert api.args == ("--port", "8080")
+    assert api.routes == ("/api/*",)
+    assert api.pipe_name == "api_service_pipe"
+    assert api.working_dir == tmp_path / "services/api"
+    assert api.communication_mode is Mode.PIPE
+    assert manifest.resolve_executable(api) == str(exe)
+    assert web.communication_mode is Mode.HTTP
+    assert web.pipe_name == "web"  # defaults to the id
+    assert web.working_dir == tmp_path
+
+
+def process(*elements: str) -> str:
+    body = "\n".join(f"    {e}" for e in elements)
+    return f"<manifest>\n  <process>\n{body}\n  </process>\n</manifest>\n"
+
+
+OK = ("<id>svc</id>", "<executable>python3</executable>", "<route>/svc/*</route>")
+
+# (manifest text, [(line, text the message must contain)])
+CASES = {
+    "route without slash": (
+        process("<id>auth</id>", "<executable>python3</executable>", "<route>api/*</route>"),
+        [(5, '<process id="auth">: <route> "api/*" must start with "/": write "/api/*"')],
+    ),
+    "misspelt element": (
+        process(*OK, "<rout>/x</rout>"),
+        [(6, "unknown element <rout>; did you mean <route>?")],
+    ),
+    "misspelt process": (
+        "<manifest>\n  <proccess/>\n</manifest>",
+        [(2, "unknown element <proccess>; did you mean <process>?")],
+    ),
+    "missing route and id": (
+        process("<executable>python3</executable>"),
+        [(2, "missing <id>"), (2, "missing <route>")],
+    ),
+    "bad mode": (
+        process(*OK, "<communication_mode>pipes</communication_mode>"),
+        [(6, "<communication_mode> \"pipes\" must be one of: 'pipe', 'http'")],
+    ),
+    "bad timeout": (
+        process(*OK, "<timeout>soon</timeout>"),
+        [(6, '<timeout> "soon" is not a duration; write e.g. 30s')],
+    ),
+    "star in the middle": (
+        process("<id>a</id>", "<executable>python3</executable>", "<route>/a/*/b</route>"),
+        [(5, "may only have '*' at its end")],
+    ),
+    "executable not on PATH": (
+        process("<id>a</id>", "<executable>pyhton3</executable>", "<route>/a</route>"),
+        [(4, '<executable> "pyhton3" not found on PATH')],
+    ),
+    "twice the same element": (
+        process(*OK, "<pipe_name>a</pipe_name>", "<pipe_name>b</pipe_name>"),
+        [(7, "<pipe_name> appears again (first on line 6); keep one")],
+    ),
+    "unknown attribute": (
+        '<manifest>\n  <process name="x">\n' + "\n".join(OK) + "\n  </process>\n</manifest>",
+        [(2, 'unknown attribute name="..."')],
+    ),
+    "not xml": (
+        "<manifest>\n  <process>\n</manifest>",
+        [(3, "not well-formed XML")],
+    ),
+    "wrong root": (
+        "<processes/>",
+        [(1, "the root element is <processes>; it must be <manifest>")],
+    ),
+    "env without name": (
+        process(*OK, "<env>1</env>"),
+        [(6, '<env> needs a name, as in <env name="DEBUG">1</env>')],
+    ),
+    "bad port": (
+        process(*OK, "<communication_mode>http</communication_mode>", "<port>70000</port>"),
+        [(7, '<port> "70000" should be less than or equal to 65535')],
+    ),
+    "working_dir missing": (
+        process(*OK, "<working_dir>nowhere</working_dir>"),
+        [(6, "is not a directory")],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_problems_name_the_line_and_the_fix(tmp_path: Path, name: str) -> None:
+    text, expected = CASES[name]
+    with pytest.raises(ManifestError) as caught:
+        load(tmp_path, text)
+    found = [(p.line, p.message) for p in caught.value.problems]
+    for line, fragment in expected:
+        assert any(line == got_line and fragment in msg for got_line, msg in found), found
+    assert all(str(p).startswith(f"{tmp_path / 'manifest.xml'}:") for p in caught.value.problems)
+
+
+def test_every_problem_in_a_file_is_reported_at_once(tmp_path: Path) -> None:
+    text = dedent("""
+        <manifest>
+          <process>
+            <id>a</id>
+            <executable>python3</executable>
+            <route>/a/*</route>
+            <timeot>5s</timeot>
+          </process>
+          <process>
+            <id>a</id>
+            <executable>python3</executable>
+            <route>/a/*</route>
+            <pipe_name>a</pipe_name>
+          </process>
+        </manifest>
+    """)
+    with pytest.raises(ManifestError) as caught:
+        load(tmp_path, text)
+    messages = [(p.line, p.message) for p in caught.value.problems]
+    assert [line for line, _ in messages] == [6, 9, 11, 12], messages
+    assert "did you mean <timeout>?" in messages[0][1]
+    assert '<id> "a" is already used by <process id="a"> (line 3)' in messages[1][1]
+    assert '<route> "/a/*" is already used' in messages[2][1]
+    assert '<pipe_name> "a" is already used' in messages[3][1]
+
+
+def test_socket_path_too_long_is_a_load_error(tmp_path: Path) -> None:
+    path = tmp_path / "manifest.xml"
+    path.write_text(process(*OK, f"<pipe_name>{'p' * 120}</pipe_name>"))
+    with pytest.raises(ManifestError, match="over this platform's 107"):
+        manifest.load(path, socket_dir=Path("/tmp/ll-x"))
+
+
+def test_schema_knows_exactly_the_loaders_elements() -> None:
+    xsd = Path(manifest.__file__).with_name("manifest.xsd")
+    ns = {"xs": "http://www.w3.org/2001/XMLSchema"}
+    tree = etree.parse(str(xsd))
+    names = tree.xpath(
+        "//xs:complexType[@name='Process']/xs:choice/xs:element/@name", namespaces=ns
+    )
+    assert set(names) == set(manifest.ELEMENTS)
+
+
+def test_bundled_manifest_is_valid() -> None:
+    root = Path(__file__).parents[1]
+    loaded = manifest.load(root / "manifest.xml", socket_dir=Path("/tmp/ll-x"))
+    assert {p.communication_mode for p in loaded.processes} == {Mode.PIPE, Mode.HTTP}
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "local_lambdas", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_check_lists_every_problem_and_exits_1(tmp_path: Path) -> None:
+    path = tmp_path / "bad.xml"
+    path.write_text(process("<id>a b</id>", "<executable>python3</executable>", "<route>x</route>"))
+    result = run_cli("check", str(path))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2, result.stderr
+    assert lines[0].startswith(f"{path}:3: ") and "must be a name without spaces" in lines[0]
+    assert lines[1].startswith(f"{path}:5: ") and "must start with" in lines[1]
+
+
+def test_check_ok_exits_0() -> None:
+    result = run_cli("check", "manifest.xml", cwd=Path(__file__).parents[1])
+    assert result.returncode == 0, result.stderr
+    assert "OK, 2 process(es)" in result.stderr
+
+
+def test_missing_manifest_exits_1_with_one_clear_line(tmp_path: Path) -> None:
+    result = run_cli(cwd=tmp_path)
+    assert result.returncode == 1
+    assert "manifest.xml: no such file" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_help_and_version() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0
+    assert "local-lambdas check MANIFEST" in result.stdout and "--bind" in result.stdout
+    assert run_cli("--version").stdout.startswith("local-lambdas ")

@@ -1,0 +1,195 @@
+"""End to end: a real HTTP client, the proxy, and real children over real sockets."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import process_xml, running
+
+MODES = ["pipe", "http"]
+
+
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+async def echo(run, method: str, path: str, **kwargs) -> dict:  # type: ignore[no-untyped-def]
+    async with run.http.request(method, run.url + path, **kwargs) as reply:
+        assert reply.status == 200, await reply.text()
+        return json.loads(await reply.read())
+
+
+async def test_request_fidelity(write_manifest, socket_dir: Path, mode: str) -> None:
+    path = write_manifest(process_xml("svc", "/api/*", mode=mode))
+    body = bytes(range(256)) * 100
+    async with running(path, socket_dir) as run:
+        seen = await echo(
+            run,
+            "POST",
+            "/api/items/7?limit=5&tag=a&tag=b",
+            data=body,
+            headers=[("X-Tag", "one"), ("X-Tag", "two"), ("Content-Type", "application/x-bin")],
+        )
+    assert seen["method"] == "POST"
+    assert seen["uri"] == "/api/items/7?limit=5&tag=a&tag=b"
+    assert [v for k, v in seen["headers"] if k == "X-Tag"] == ["one", "two"]
+    assert base64.b64decode(seen["body"]) == body
+    assert seen["request_id"]
+
+
+@pytest.mark.parametrize("method", ["GET", "PATCH", "OPTIONS", "DELETE", "PURGE"])
+async def test_every_method_reaches_the_child(write_manifest, socket_dir, method) -> None:
+    path = write_manifest(process_xml("svc", "/api/*"))
+    async with running(path, socket_dir) as run:
+        seen = await echo(run, method, "/api/x")
+    assert seen["method"] == method
+
+
+async def test_child_reading_to_eof(write_manifest, socket_dir) -> None:
+    path = write_manifest(process_xml("svc", "/api/*", args=("--read-to-eof",)))
+    async with running(path, socket_dir) as run:
+        seen = await echo(run, "PUT", "/api/x", data=b"x" * 300_000)
+    assert len(base64.b64decode(seen["body"])) == 300_000
+
+
+async def test_response_headers_as_pairs_keep_repeats(write_manifest, socket_dir, mode) -> None:
+    path = write_manifest(process_xml("svc", "/api/*", mode=mode))
+    async with running(path, socket_dir) as run:
+        async with run.http.get(run.url + "/api/cookies") as reply:
+            assert reply.status == 201
+            assert reply.headers.getall("Set-Cookie") == ["a=1", "b=2"]
+            assert await reply.read() == b"two cookies"
+        async with run.http.get(run.url + "/api/binary") as reply:
+            assert await reply.read() == bytes(range(256)) * 4
+        async with run.http.get(run.url + "/api/empty") as reply:
+            assert reply.status == 200
+            assert await reply.read() == b""
+
+
+async def test_routing_precedence_ignores_manifest_order(write_manifest, socket_dir) -> None:
+    path = write_manifest(
+        process_xml("catchall", "/*"),
+        process_xml("api", "/api/*"),
+        process_xml("v2", "/api/v2/*"),
+        process_xml("exact", "/api/v2/special"),
+    )
+    cases = {
+        "/api": "api", "/api/x": "api", "/apiary": "catchall", "/api/v2": "v2",
+        "/api/v2/x?q=/api": "v2", "/api/v2/special": "exact", "/api/v2/special/x": "v2",
+        "/": "catchall",
+    }  # fmt: skip
+    async with running(path, socket_dir) as run:
+        pids = {c.process.id: c.pid for c in run.supervisor.children.values()}
+        for url, expected in cases.items():
+            seen = await echo(run, "GET", url)
+            assert seen["pid"] == pids[expected], url
+
+
+async def test_no_route_is_404_with_json(write_manifest, socket_dir) -> None:
+    path = write_manifest(process_xml("svc", "/api/*"))
+    async with running(path, socket_dir) as run:
+        async with run.http.get(run.url + "/apiary", headers={"X-Request-Id": "abc-1"}) as reply:
+            assert reply.status == 404
+            error = await reply.json()
+    assert error == {"error": "no route matches /apiary", "process": None, "request_id": "abc-1"}
+
+
+@pytest.mark.parametrize(
+    ("action", "status", "says"),
+    [
+        ("garbage", 502, "not JSON"),
+        ("badbase64", 502, "base64"),
+        ("status999", 502, "status 999"),
+        ("status100", 502, "status 100"),
+        ("crlf", 502, "CR, LF"),
+        ("close", 502, "without answering"),
+        ("hang", 504, "did not answer within 1s"),
+    ],
+)
+async def test_invalid_answers_are_never_passed_through(
+    write_manifest, socket_dir, mode, action, status, says, caplog
+) -> None:
+    path = write_manifest(
+        process_xml("bad", "/bad/*", mode=mode, extra="<timeout>1s</timeout>"),
+        process_xml("good", "/good/*", mode=mode),
+    )
+    async with running(path, socket_dir) as run:
+        async with run.http.post(run.url + f"/bad/{action}") as reply:
+            assert reply.status == status
+            error = await reply.json()
+        assert says in error["error"]
+        assert error["process"] == "bad"
+        assert error["request_id"] == reply.headers["X-Request-Id"]
+        if status == 502 and action != "close":
+            assert any(
+                error["request_id"] in r.getMessage() and "it sent:" in r.getMessage()
+                for r in caplog.records
+            )
+        # The other route is untouched.
+        assert (await echo(run, "GET", "/good/x"))["uri"] == "/good/x"
+
+
+async def test_crash_mid_request_is_502_then_child_restarts(write_manifest, socket_dir, mode):
+    path = write_manifest(process_xml("svc", "/api/*", mode=mode))
+    async with running(path, socket_dir) as run:
+        child = run.supervisor.children["svc"]
+        first = child.pid
+        async with run.http.post(run.url + "/api/crash") as reply:
+            assert reply.status == 502
+        await child.ready_transport(10, newer_than=1)
+        assert child.pid != first
+        assert (await echo(run, "POST", "/api/x"))["pid"] == child.pid
+
+
+async def test_get_is_retried_once_after_a_crash(write_manifest, socket_dir, mode) -> None:
+    path = write_manifest(process_xml("svc", "/api/*", mode=mode))
+    async with running(path, socket_dir) as run:
+        child = run.supervisor.children["svc"]
+        first = child.pid
+        # The child dies on this request before answering; GET is safe to send again, and
+        # goes to the restarted child, which answers.
+        seen = await echo(run, "GET", "/api/crashonce")
+        assert seen["pid"] == child.pid != first
+
+
+async def test_post_is_not_retried(write_manifest, socket_dir, mode) -> None:
+    path = write_manifest(process_xml("svc", "/api/*", mode=mode))
+    async with running(path, socket_dir) as run:
+        async with run.http.post(run.url + "/api/crashonce") as reply:
+            assert reply.status == 502
+        # Once restarted, the same POST succeeds: the first was not sent a second time.
+        await run.supervisor.children["svc"].ready_transport(10, newer_than=1)
+        assert (await echo(run, "POST", "/api/crashonce"))["method"] == "POST"
+
+
+async def test_body_over_limit_is_413(write_manifest, socket_dir) -> None:
+    path = write_manifest(process_xml("svc", "/api/*", extra="<max_body_size>1KiB</max_body_size>"))
+    async with running(path, socket_dir) as run:
+        async with run.http.post(run.url + "/api/x", data=b"x" * 1025) as reply:
+            assert reply.status == 413
+            assert "1024 bytes" in (await reply.json())["error"]
+        assert (await echo(run, "POST", "/api/x", data=b"x" * 1024))["method"] == "POST"
+
+
+async def test_starting_child_answers_503_with_retry_after(write_manifest, socket_dir) -> None:
+    slow = process_xml("slow", "/slow/*", script="slow_start.py")
+    path = write_manifest(slow)
+    async with running(path, socket_dir, wait=False) as run:
+        async with run.http.get(run.url + "/slow/x") as reply:
+            assert reply.status == 503
+            assert reply.headers["Retry-After"] == "1"
+            assert (await reply.json())["process"] == "slow"
+
+
+async def test_method_restriction(write_manifest, socket_dir) -> None:
+    path = write_manifest(process_xml("svc", "/api/*", extra="<methods>GET, post</methods>"))
+    async with running(path, socket_dir) as run:
+        assert (await echo(run, "POST", "/api/x"))["method"] == "POST"
+        async with run.http.delete(run.url + "/api/x") as reply:
+            assert reply.status == 405
+            assert reply.headers["Allow"] == "GET, POST"

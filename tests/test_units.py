@@ -1,0 +1,114 @@
+"""Pure logic driven from tables: routing, the response envelope, the restart policy."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from local_lambdas.backoff import RestartPolicy, Verdict
+from local_lambdas.config import Restart
+from local_lambdas.envelope import Request, decode_response
+from local_lambdas.errors import BadResponse
+from local_lambdas.router import Router
+
+ROUTES = ["/api/*", "/api/v2/*", "/exact", "/dir/", "/api/v2/special"]
+ROUTING = {
+    "/api": "/api/*", "/api/": "/api/*", "/api/x/y": "/api/*", "/apiary": None,
+    "/api/v2": "/api/v2/*", "/api/v2/z": "/api/v2/*", "/api/v2/special": "/api/v2/special",
+    "/exact": "/exact", "/exact/": None, "/exactly": None, "/dir": None, "/dir/": "/dir/",
+    "/dir/a/b": "/dir/", "/": None,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("order", [ROUTES, ROUTES[::-1]])
+def test_most_specific_route_wins_whatever_the_order(order: list[str]) -> None:
+    router = Router((r, r) for r in order)
+    assert {path: router.match(path) for path in ROUTING} == ROUTING
+
+
+def test_catch_all() -> None:
+    router = Router([("/*", "all"), ("/a/*", "a")])
+    assert [router.match(p) for p in ("/", "/x", "/a/b", "/ab")] == ["all", "all", "a", "all"]
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def test_request_encoding_is_the_documented_object() -> None:
+    request = Request("POST", "/a?b=1", [("X", "1"), ("X", "2")], b"\x00\xff", "rid", "1.2.3.4")
+    assert json.loads(request.encode()) == {
+        "method": "POST", "uri": "/a?b=1", "headers": [["X", "1"], ["X", "2"]],
+        "body": "AP8=", "request_id": "rid", "client": "1.2.3.4",
+    }  # fmt: skip
+
+
+GOOD = {
+    "{}": (200, [], b""),
+    '{"status": 404, "body": ""}': (404, [], b""),
+    '{"body": null, "status": null}': (200, [], b""),
+    '{"headers": {"A": "1"}}': (200, [("A", "1")], b""),
+    '{"headers": [["Set-Cookie", "a"], ["Set-Cookie", "b"]]}': (
+        200, [("Set-Cookie", "a"), ("Set-Cookie", "b")], b""),
+    '{"headers": {"Content-Length": "99", "Connection": "close"}}': (200, [], b""),
+    json.dumps({"body": b64(b"\x00hi")}): (200, [], b"\x00hi"),
+}  # fmt: skip
+
+BAD = {
+    "": "answered nothing",
+    "nope": "not JSON",
+    "[1]": "JSON list, not an object",
+    '{"status": "200"}': "not an integer",
+    '{"status": true}': "not an integer",
+    '{"status": 600}': "not a final HTTP status",
+    '{"status": 101}': "not a final HTTP status",
+    '{"headers": "x"}': "object or a list",
+    '{"headers": [["a"]]}': "not a [name, value] pair",
+    '{"headers": {"bad name": "v"}}': "not a valid HTTP token",
+    '{"headers": {"a": 1}}': "int value",
+    '{"headers": {"a": "x\\ny"}}': "CR, LF or NUL",
+    '{"body": 5}': "must be a base64 string",
+    '{"body": "abc"}': "not valid base64",
+}
+
+
+@pytest.mark.parametrize("raw", GOOD)
+def test_valid_responses(raw: str) -> None:
+    response = decode_response(raw.encode())
+    assert (response.status, response.headers, response.body) == GOOD[raw]
+
+
+@pytest.mark.parametrize("raw", BAD)
+def test_invalid_responses_name_the_cause(raw: str) -> None:
+    with pytest.raises(BadResponse) as caught:
+        decode_response(raw.encode())
+    assert BAD[raw] in str(caught.value)
+    assert caught.value.received == raw.encode()
+
+
+# (policy, [(exit code, uptime)] -> expected verdicts)
+POLICY = [
+    (Restart.ALWAYS, [(1, 0.1), (1, 0.1), (0, 0.1)],
+     [Verdict("restart", 0.1), Verdict("restart", 0.2), Verdict("restart", 0.4)]),
+    (Restart.ALWAYS, [(1, 0.1)] * 6 + [(1, 0.1)],
+     [Verdict("restart", d) for d in (0.1, 0.2, 0.4, 0.8, 1.6)] + [Verdict("give-up")] * 2),
+    (Restart.ALWAYS, [(1, 0.1), (1, 0.1), (1, 60.0)],
+     [Verdict("restart", 0.1), Verdict("restart", 0.2), Verdict("restart", 0.1)]),
+    (Restart.ON_FAILURE, [(1, 1.0), (0, 1.0)], [Verdict("restart", 0.1), Verdict("stay-down")]),
+    (Restart.NEVER, [(1, 1.0)], [Verdict("stay-down")]),
+    (Restart.ALWAYS, [(None, 0.0)], [Verdict("restart", 0.1)]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("restart", "exits", "verdicts"), POLICY)
+def test_restart_policy(restart: Restart, exits: list, verdicts: list[Verdict]) -> None:  # type: ignore[type-arg]
+    policy = RestartPolicy(restart)
+    assert [policy.after_exit(code, uptime) for code, uptime in exits] == verdicts
+
+
+def test_backoff_is_capped() -> None:
+    policy = RestartPolicy(max_quick_failures=100, max_delay=3.0)
+    delays = [policy.after_exit(1, 0).delay for _ in range(10)]
+    assert max(delays) == 3.0 and delays == sorted(delays)
