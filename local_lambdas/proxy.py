@@ -15,11 +15,11 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from local_lambdas import _compat
+from local_lambdas.child import Child
 from local_lambdas.config import Process
 from local_lambdas.envelope import Request, Response, shown
 from local_lambdas.errors import BadResponse, ChildTimeout, ChildUnreachable, ForwardError
 from local_lambdas.router import Router
-from local_lambdas.supervisor import Child
 
 log = logging.getLogger("local_lambdas.proxy")
 

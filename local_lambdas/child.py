@@ -1,0 +1,366 @@
+"""One child process's life cycle: spawn, readiness, output, restart with backoff, stop.
+
+Each child runs one task that walks the states below; `Child._set_state` is the only place a
+state changes, and it logs the change in a line that can be grepped:
+
+    STARTING -> READY -> (exit) -> BACKOFF -> STARTING ...
+                      -> (exit, policy says stay down) -> EXITED
+                      -> (too many quick exits)        -> FATAL
+    any state -> STOPPING -> STOPPED  (on stop)
+
+Every child runs in its own process group (session); stopping signals the whole group, so a
+shell wrapper's own children go too. Every spawned process is reaped, even on cancellation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+
+from tenacity import AsyncRetrying, retry_if_result, stop_after_delay, wait_exponential
+
+from local_lambdas import _compat
+from local_lambdas.backoff import RestartPolicy
+from local_lambdas.config import Mode, Process
+from local_lambdas.errors import NotReady
+from local_lambdas.manifest import resolve_executable
+from local_lambdas.output import Printer
+from local_lambdas.transports import TRANSPORTS, Transport
+
+log = logging.getLogger("local_lambdas.child")
+
+MAX_RESPONSE = 256 * 1024**2  # what a child may answer to one request, base64 included
+_LAST_LINES = 20
+_READ_CHUNK = 64 * 1024
+_MAX_LINE = 64 * 1024
+
+
+class State(str, Enum):
+    STOPPED = "STOPPED"
+    STARTING = "STARTING"
+    READY = "READY"
+    BACKOFF = "BACKOFF"
+    EXITED = "EXITED"
+    FATAL = "FATAL"
+    STOPPING = "STOPPING"
+
+
+class Child:
+    """One supervised child process of a manifest <process>."""
+
+    def __init__(
+        self,
+        process: Process,
+        printer: Printer,
+        *,
+        socket_dir: Path,
+        policy: RestartPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.process = process
+        self.state = State.STOPPED
+        self.reason = ""  # why the child is not READY, for 503 bodies
+        self.pid: int | None = None
+        self.transport: Transport | None = None
+        self.restarts = 0
+        self.generation = 0  # counts the times a process of this child became READY
+        self.last_lines: collections.deque[str] = collections.deque(maxlen=_LAST_LINES)
+        self._printer = printer
+        self._socket_path = socket_dir / process.pipe_name
+        self._policy = policy or RestartPolicy(process.restart)
+        self._clock = clock
+        self._changed = asyncio.Event()
+        self._proc: asyncio.subprocess.Process | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        printer.register(process.id)
+
+    # -- what the proxy uses -------------------------------------------------------------
+
+    async def ready_transport(self, hold: float, *, newer_than: int = -1) -> Transport:
+        """The transport of the READY child, waiting up to `hold` seconds for it to be READY.
+
+        With `newer_than`, a READY process of that generation (or older) does not count: the
+        caller saw it fail and waits for its replacement.
+        """
+        deadline = self._clock() + hold
+        while True:
+            transport = self.transport
+            if (
+                self.state is State.READY
+                and transport is not None
+                and (self.generation > newer_than)
+            ):
+                return transport
+            remaining = deadline - self._clock()
+            if self.state in (State.FATAL, State.EXITED, State.STOPPING, State.STOPPED) or (
+                remaining <= 0
+            ):
+                raise NotReady(
+                    self.reason or f"{self.process.id} is {self.state.value.lower()}", retry_after=1
+                )
+            changed = self._changed
+            try:
+                async with _compat.timeout(remaining):
+                    await changed.wait()
+            except asyncio.TimeoutError:
+                continue
+
+    def has_exited(self) -> bool:
+        """Whether the current process is gone, even if its exit has not been reaped yet."""
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return True
+        return not _compat.process_running(proc.pid)
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"child {self.process.id}")
+
+    async def stop(self) -> None:
+        """Stop the child and everything in its process group; idempotent."""
+        self._stopping = True
+        if self._proc is not None and self._proc.returncode is None:
+            self._set_state(State.STOPPING, "stopping")
+            await _terminate(self._proc, self.process.stop_timeout)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._set_state(State.STOPPED)
+        self._remove_socket()
+
+    async def _run(self) -> None:
+        try:
+            while not self._stopping:
+                started = self._clock()
+                code = await self._run_once()
+                if self._stopping:
+                    return
+                verdict = self._policy.after_exit(code, self._clock() - started)
+                what = self._describe_exit(code)
+                if verdict.action == "stay-down":
+                    self._set_state(
+                        State.EXITED,
+                        f"{what}; restart policy '{self.process.restart.value}' keeps it down",
+                        logging.WARNING,
+                    )
+                    return
+                if verdict.action == "give-up":
+                    self._set_state(
+                        State.FATAL,
+                        f"gave up: {self.process.id} entered FATAL "
+                        f"state, too many start retries too quickly ({what})",
+                        logging.ERROR,
+                    )
+                    return
+                self.restarts += 1
+                self._set_state(
+                    State.BACKOFF, f"{what}; restarting in {verdict.delay:.1f}s", logging.WARNING
+                )
+                await asyncio.sleep(verdict.delay)
+        finally:
+            if self._proc is not None and self._proc.returncode is None:
+                await asyncio.shield(_terminate(self._proc, 0))
+
+    async def _run_once(self) -> int | None:
+        """Spawn, wait for readiness, wait for the exit; the exit code, None if never spawned."""
+        address, env = self._prepare()
+        self._set_state(State.STARTING, "starting")
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                resolve_executable(self.process) or self.process.executable,
+                *self.process.args,
+                cwd=self.process.working_dir,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                **_compat.spawn_options(),
+            )
+        except OSError as exc:
+            self.last_lines.append(f"cannot run {self.process.executable}: {exc.strerror}")
+            return None
+        self._proc, self.pid = proc, proc.pid
+        assert proc.stdout is not None and proc.stderr is not None
+        pumps = [
+            asyncio.create_task(self._pump(proc.stdout, "stdout")),
+            asyncio.create_task(self._pump(proc.stderr, "stderr")),
+        ]
+        try:
+            started = self._clock()
+            if await self._became_ready(proc, address):
+                self.transport = TRANSPORTS[self.process.communication_mode](
+                    address, max_response=MAX_RESPONSE
+                )
+                self.generation += 1
+                self._set_state(
+                    State.READY,
+                    f"ready in {self._clock() - started:.2f}s "
+                    f"(pid {proc.pid}, {self._where(address)})",
+                )
+            elif proc.returncode is None and not self._stopping:
+                self.last_lines.append(
+                    f"not ready within {self.process.startup_timeout:g}s "
+                    f"(startup_timeout): nothing listening on "
+                    f"{self._where(address)}"
+                )
+                await _terminate(proc, 0)
+            code = await proc.wait()
+        finally:
+            if self.transport is not None:
+                await self.transport.aclose()
+                self.transport = None
+        # Whatever the child left in its group (a shell's background job) goes with it.
+        if _compat.signal_group(proc.pid, signal.SIGKILL):
+            log.debug("%s: killed what its process group still held", self.process.id)
+        # Let the last lines (a traceback, say) reach last_lines before the exit is reported;
+        # a grandchild holding the pipe open must not hold us up.
+        await asyncio.wait(pumps, timeout=0.5)
+        for pump in pumps:
+            pump.cancel()
+        return code
+
+    def _prepare(self) -> tuple[str, dict[str, str]]:
+        """The address the child must listen on, and its environment."""
+        env = dict(os.environ)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        env.update(self.process.env)
+        env["LOCAL_LAMBDAS_ID"] = self.process.id
+        if self.process.communication_mode is Mode.PIPE:
+            # A socket file left by a crash would make the child's bind fail.
+            if self._socket_path.is_socket():
+                self._socket_path.unlink()
+            address = str(self._socket_path)
+            env["PIPE_ADDRESS"] = address
+        else:
+            port = self.process.port or _free_port()
+            address = f"127.0.0.1:{port}"
+            env["HTTP_ADDRESS"] = address
+            env["PORT"] = str(port)
+        return address, env
+
+    async def _became_ready(self, proc: asyncio.subprocess.Process, address: str) -> bool:
+        """Poll (tenacity, backing off to 100 ms) until the address accepts connections."""
+        deadline = self.process.startup_timeout
+        retrying = AsyncRetrying(
+            stop=stop_after_delay(deadline),
+            wait=wait_exponential(multiplier=0.002, max=0.1),
+            retry=retry_if_result(lambda ready: ready is False),
+            retry_error_callback=lambda _: False,
+        )
+        result: bool = await retrying(self._probe, proc, address)
+        return result is True
+
+    async def _probe(self, proc: asyncio.subprocess.Process, address: str) -> bool | None:
+        if proc.returncode is not None or self._stopping:
+            return None  # stops the retrying: it will never become ready
+        if self.process.communication_mode is Mode.PIPE:
+            listening = _compat.unix_listening(Path(address))
+            if listening is not None:
+                return listening
+            return await _connects(asyncio.open_unix_connection(address))
+        host, _, port = address.rpartition(":")
+        return await _connects(asyncio.open_connection(host, int(port)))
+
+    async def _pump(self, stream: asyncio.StreamReader, name: str) -> None:
+        """Show the child's output line by line; never leave it unread in the pipe."""
+        pending = b""
+        while True:
+            chunk = await stream.read(_READ_CHUNK)
+            if not chunk:
+                break
+            *lines, pending = (pending + chunk).split(b"\n")
+            if len(pending) > _MAX_LINE:
+                lines.append(pending)
+                pending = b""
+            for line in lines:
+                self._show(line, name)
+        if pending:
+            self._show(pending, name)
+
+    def _show(self, raw: bytes, stream: str) -> None:
+        line = raw.rstrip(b"\r").decode("utf-8", "replace")
+        self.last_lines.append(line)
+        self._printer.child_line(
+            self.process.id, "stderr" if stream == "stderr" else "stdout", line
+        )
+
+    def _set_state(self, state: State, message: str = "", level: int = logging.INFO) -> None:
+        self.state = state
+        self.reason = "" if state is State.READY else message
+        if message:
+            log.log(
+                level,
+                "%s: %s",
+                self.process.id,
+                message,
+                extra={
+                    "fields": {
+                        "event": "state",
+                        "process": self.process.id,
+                        "state": state.value,
+                        "pid": self.pid,
+                    }
+                },
+            )
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def _describe_exit(self, code: int | None) -> str:
+        if code is None:
+            what = "could not be started"
+        elif code < 0:
+            what = f"was killed by {signal.Signals(-code).name}"
+        else:
+            what = f"exited with code {code}"
+        last = next((line for line in reversed(self.last_lines) if line.strip()), "")
+        return f"{what}" + (f"; last output: {last.strip()[:200]}" if last else "")
+
+    def _where(self, address: str) -> str:
+        return address if self.process.communication_mode is Mode.PIPE else f"http://{address}"
+
+    def _remove_socket(self) -> None:
+        if self.process.communication_mode is Mode.PIPE and self._socket_path.is_socket():
+            self._socket_path.unlink(missing_ok=True)
+
+
+async def _connects(opening: object) -> bool:
+    try:
+        _, writer = await opening  # type: ignore[misc]
+    except OSError:
+        return False
+    writer.close()
+    return True
+
+
+async def _terminate(proc: asyncio.subprocess.Process, grace: float) -> None:
+    """SIGTERM the group, wait up to `grace` for it to empty, SIGKILL what is left, reap."""
+    pid = proc.pid
+    if grace > 0 and _compat.signal_group(pid, signal.SIGTERM):
+        deadline = time.monotonic() + grace
+        try:
+            async with _compat.timeout(grace):
+                await proc.wait()
+        except asyncio.TimeoutError:
+            pass
+        # A process group has no exit event to wait on: poll it, within the grace.
+        while _compat.group_alive(pid) and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+    _compat.signal_group(pid, signal.SIGKILL)
+    await proc.wait()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
