@@ -2,6 +2,7 @@
 
 Children start in the app's cleanup context, so they stop on every way out: a signal, a
 failed bind, or an error. `serve` is the whole run; it returns the process exit code.
+SIGHUP, and file changes under --watch, reload the manifest (see supervisor.reload).
 """
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from local_lambdas import watch
 from local_lambdas.config import Manifest, Settings
-from local_lambdas.errors import StartupError
+from local_lambdas.errors import ManifestError, StartupError
 from local_lambdas.output import Printer
 from local_lambdas.proxy import Proxy
 from local_lambdas.supervisor import Supervisor
@@ -24,28 +26,104 @@ log = logging.getLogger("local_lambdas.app")
 SUPERVISOR = web.AppKey("supervisor", Supervisor)
 
 
-def build_app(manifest: Manifest, settings: Settings, printer: Printer) -> web.Application:
-    """An Application that starts the manifest's children on startup and stops them on cleanup."""
+class Reloader:
+    """Re-reads the manifest and applies it; one reload at a time, never two queued."""
+
+    def __init__(self, supervisor: Supervisor, load: Callable[[], Manifest]) -> None:
+        self._supervisor = supervisor
+        self._load = load
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def request(self) -> None:
+        """From a signal handler: reload soon, in the background."""
+        task = asyncio.create_task(self(True, []))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def __call__(self, reread: bool, restart: list[str]) -> None:
+        manifest = self._supervisor.manifest
+        if reread:
+            log.info("reloading %s", manifest.path)
+            try:
+                manifest = self._load()
+            except ManifestError as exc:
+                for problem in exc.problems:
+                    log.error("%s", problem)
+                log.error(
+                    "reload: the manifest has %d problem(s); still running the previous one",
+                    len(exc.problems),
+                )
+                return
+        if restart:
+            log.info("files changed: restarting %s", ", ".join(restart))
+        await self._supervisor.reload(manifest, restart=restart)
+
+    async def finish(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+RELOAD = web.AppKey("reload", Reloader)
+
+
+def build_app(
+    manifest: Manifest,
+    settings: Settings,
+    printer: Printer,
+    *,
+    load: Callable[[], Manifest] | None = None,
+) -> web.Application:
+    """An Application that starts the manifest's children on startup and stops them on cleanup.
+
+    `load` reads the manifest again, for reloads (SIGHUP, and --watch in `settings`).
+    """
     supervisor = Supervisor(manifest, settings, printer)
-    proxy = Proxy(supervisor.children)
+    proxy = Proxy(supervisor)
+    reload = Reloader(supervisor, load or (lambda: manifest))
 
     async def children(app: web.Application) -> AsyncIterator[None]:
         await supervisor.start()
+        stop_watching = asyncio.Event()
+        watcher = None
+        if settings.watch:
+            watcher = asyncio.create_task(
+                watch.watch(
+                    manifest.path,
+                    lambda: {p.id: p.working_dir for p in supervisor.manifest.processes},
+                    reload,
+                    socket_dir=settings.socket_dir,
+                    ignore=settings.watch_ignore,
+                    stop=stop_watching,
+                )
+            )
         try:
             yield
         finally:
+            stop_watching.set()
+            if watcher is not None:
+                await asyncio.gather(watcher, return_exceptions=True)
+            await reload.finish()
             await supervisor.stop()
+
+    async def drain(app: web.Application) -> None:
+        # Runs before aiohttp waits for the requests in flight: new ones now get 503.
+        supervisor.stopping = True
 
     app = web.Application()
     app[SUPERVISOR] = supervisor
+    app[RELOAD] = reload
     app.cleanup_ctx.append(children)
+    app.on_shutdown.append(drain)
     app.router.add_route("*", "/{tail:.*}", proxy.handle)
     return app
 
 
-async def serve(manifest: Manifest, settings: Settings, printer: Printer) -> int:
-    """Run until SIGINT or SIGTERM, then drain, stop the children and return 0."""
-    app = build_app(manifest, settings, printer)
+async def serve(
+    manifest: Manifest, settings: Settings, printer: Printer, *, load: Callable[[], Manifest]
+) -> int:
+    """Run until SIGINT or SIGTERM (SIGHUP reloads), then drain, stop the children, return 0."""
+    app = build_app(manifest, settings, printer, load=load)
     runner = web.AppRunner(
         app, handle_signals=False, access_log=None, shutdown_timeout=settings.shutdown_timeout
     )
@@ -53,6 +131,7 @@ async def serve(manifest: Manifest, settings: Settings, printer: Printer) -> int
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, app[RELOAD].request)
     try:
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port)
@@ -77,7 +156,7 @@ async def serve(manifest: Manifest, settings: Settings, printer: Printer) -> int
         log.info("stopping: finishing requests in flight, then the children")
     finally:
         await runner.cleanup()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
     log.info("stopped")
     return 0

@@ -30,15 +30,16 @@ from tenacity import AsyncRetrying, retry_if_result, stop_after_delay, wait_expo
 from local_lambdas import _compat
 from local_lambdas.backoff import RestartPolicy
 from local_lambdas.config import Mode, Process
-from local_lambdas.errors import NotReady
 from local_lambdas.manifest import resolve_executable
 from local_lambdas.output import Printer
 from local_lambdas.transports import TRANSPORTS, Transport
+from local_lambdas.watchdog import Watchdog
 
 log = logging.getLogger("local_lambdas.child")
 
 MAX_RESPONSE = 256 * 1024**2  # what a child may answer to one request, base64 included
 _LAST_LINES = 20
+_SETTLE_CHECKS, _SETTLE_STEP = 10, 0.005
 _READ_CHUNK = 64 * 1024
 _MAX_LINE = 64 * 1024
 
@@ -54,77 +55,67 @@ class State(str, Enum):
 
 
 class Child:
-    """One supervised child process of a manifest <process>."""
+    """One supervised child process: instance `index` of a manifest <process>.
+
+    The pool that owns it reads `state`, `transport`, `in_flight` and `requests`, and is told
+    of every state change through `on_change`.
+    """
 
     def __init__(
         self,
         process: Process,
         printer: Printer,
         *,
-        socket_dir: Path,
-        policy: RestartPolicy | None = None,
+        index: int = 1,
+        socket_path: Path | None = None,
+        on_change: Callable[[], None] = lambda: None,
+        watchdog: Watchdog | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.process = process
+        self.index = index
+        self.name = process.id if process.instances == 1 else f"{process.id}#{index}"
+        self.socket_path = socket_path
         self.state = State.STOPPED
         self.reason = ""  # why the child is not READY, for 503 bodies
         self.pid: int | None = None
         self.transport: Transport | None = None
         self.restarts = 0
         self.generation = 0  # counts the times a process of this child became READY
+        self.in_flight = 0  # requests leased to this child now
+        self.requests = 0  # requests leased to its current process
+        self.retiring = False  # a replacement is starting; see Pool
         self.last_lines: collections.deque[str] = collections.deque(maxlen=_LAST_LINES)
         self._printer = printer
-        self._socket_path = socket_dir / process.pipe_name
-        self._policy = policy or RestartPolicy(process.restart)
+        self._policy = RestartPolicy(process.restart, max_quick_failures=process.start_retries)
+        self._on_change = on_change
+        self._watchdog = watchdog
         self._clock = clock
-        self._changed = asyncio.Event()
         self._proc: asyncio.subprocess.Process | None = None
+        self._address: str | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        printer.register(process.id)
+        printer.register(self.name)
 
-    # -- what the proxy uses -------------------------------------------------------------
+    async def still_serving(self) -> bool:
+        """After a failed exchange: whether this process still runs and listens.
 
-    async def ready_transport(self, hold: float, *, newer_than: int = -1) -> Transport:
-        """The transport of the READY child, waiting up to `hold` seconds for it to be READY.
-
-        With `newer_than`, a READY process of that generation (or older) does not count: the
-        caller saw it fail and waits for its replacement.
+        A dying process closes its sockets a moment before it can be seen to have exited, so
+        this gives it a few milliseconds to be seen going (on the failure path only).
         """
-        deadline = self._clock() + hold
-        while True:
-            transport = self.transport
-            if (
-                self.state is State.READY
-                and transport is not None
-                and (self.generation > newer_than)
-            ):
-                return transport
-            remaining = deadline - self._clock()
-            if self.state in (State.FATAL, State.EXITED, State.STOPPING, State.STOPPED) or (
-                remaining <= 0
-            ):
-                raise NotReady(
-                    self.reason or f"{self.process.id} is {self.state.value.lower()}", retry_after=1
-                )
-            changed = self._changed
-            try:
-                async with _compat.timeout(remaining):
-                    await changed.wait()
-            except asyncio.TimeoutError:
-                continue
-
-    def has_exited(self) -> bool:
-        """Whether the current process is gone, even if its exit has not been reaped yet."""
-        proc = self._proc
-        if proc is None or proc.returncode is not None:
-            return True
-        return not _compat.process_running(proc.pid)
+        proc, address = self._proc, self._address
+        if proc is None or address is None:
+            return False
+        for _ in range(_SETTLE_CHECKS):
+            if not _compat.process_running(proc.pid):
+                return False
+            await asyncio.sleep(_SETTLE_STEP)
+        return await self._probe(proc, address) is True
 
     # -- life cycle ----------------------------------------------------------------------
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"child {self.process.id}")
+        self._task = asyncio.create_task(self._run(), name=f"child {self.name}")
 
     async def stop(self) -> None:
         """Stop the child and everything in its process group; idempotent."""
@@ -157,7 +148,7 @@ class Child:
                 if verdict.action == "give-up":
                     self._set_state(
                         State.FATAL,
-                        f"gave up: {self.process.id} entered FATAL "
+                        f"gave up: {self.name} entered FATAL "
                         f"state, too many start retries too quickly ({what})",
                         logging.ERROR,
                     )
@@ -174,6 +165,7 @@ class Child:
     async def _run_once(self) -> int | None:
         """Spawn, wait for readiness, wait for the exit; the exit code, None if never spawned."""
         address, env = self._prepare()
+        self._address = address
         self._set_state(State.STARTING, "starting")
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -189,7 +181,9 @@ class Child:
         except OSError as exc:
             self.last_lines.append(f"cannot run {self.process.executable}: {exc.strerror}")
             return None
-        self._proc, self.pid = proc, proc.pid
+        self._proc, self.pid, self.requests = proc, proc.pid, 0
+        if self._watchdog is not None:
+            self._watchdog.watch(proc.pid)
         assert proc.stdout is not None and proc.stderr is not None
         pumps = [
             asyncio.create_task(self._pump(proc.stdout, "stdout")),
@@ -221,7 +215,9 @@ class Child:
                 self.transport = None
         # Whatever the child left in its group (a shell's background job) goes with it.
         if _compat.signal_group(proc.pid, signal.SIGKILL):
-            log.debug("%s: killed what its process group still held", self.process.id)
+            log.debug("%s: killed what its process group still held", self.name)
+        if self._watchdog is not None:
+            self._watchdog.forget(proc.pid)
         # Let the last lines (a traceback, say) reach last_lines before the exit is reported;
         # a grandchild holding the pipe open must not hold us up.
         await asyncio.wait(pumps, timeout=0.5)
@@ -234,12 +230,13 @@ class Child:
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
         env.update(self.process.env)
-        env["LOCAL_LAMBDAS_ID"] = self.process.id
-        if self.process.communication_mode is Mode.PIPE:
+        env["LOCAL_LAMBDAS_ID"] = self.name
+        env["LOCAL_LAMBDAS_INSTANCE"] = str(self.index)
+        if self.socket_path is not None:
             # A socket file left by a crash would make the child's bind fail.
-            if self._socket_path.is_socket():
-                self._socket_path.unlink()
-            address = str(self._socket_path)
+            if self.socket_path.is_socket():
+                self.socket_path.unlink()
+            address = str(self.socket_path)
             env["PIPE_ADDRESS"] = address
         else:
             port = self.process.port or _free_port()
@@ -290,9 +287,7 @@ class Child:
     def _show(self, raw: bytes, stream: str) -> None:
         line = raw.rstrip(b"\r").decode("utf-8", "replace")
         self.last_lines.append(line)
-        self._printer.child_line(
-            self.process.id, "stderr" if stream == "stderr" else "stdout", line
-        )
+        self._printer.child_line(self.name, "stderr" if stream == "stderr" else "stdout", line)
 
     def _set_state(self, state: State, message: str = "", level: int = logging.INFO) -> None:
         self.state = state
@@ -301,7 +296,7 @@ class Child:
             log.log(
                 level,
                 "%s: %s",
-                self.process.id,
+                self.name,
                 message,
                 extra={
                     "fields": {
@@ -312,8 +307,7 @@ class Child:
                     }
                 },
             )
-        self._changed.set()
-        self._changed = asyncio.Event()
+        self._on_change()
 
     def _describe_exit(self, code: int | None) -> str:
         if code is None:
@@ -329,8 +323,8 @@ class Child:
         return address if self.process.communication_mode is Mode.PIPE else f"http://{address}"
 
     def _remove_socket(self) -> None:
-        if self.process.communication_mode is Mode.PIPE and self._socket_path.is_socket():
-            self._socket_path.unlink(missing_ok=True)
+        if self.socket_path is not None and self.socket_path.is_socket():
+            self.socket_path.unlink(missing_ok=True)
 
 
 async def _connects(opening: object) -> bool:

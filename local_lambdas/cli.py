@@ -141,7 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     printer = Printer(log_format=settings.log_format)
     _configure_logging(printer)
     try:
-        return asyncio.run(serve(loaded, settings, printer))
+        return asyncio.run(
+            serve(
+                loaded, settings, printer, load=lambda: manifest.load(path, socket_dir=socket_dir)
+            )
+        )
     except StartupError as exc:
         print_line(f"local-lambdas: {exc}")
         return EXIT_FAILURE

@@ -45,6 +45,7 @@ def parse_size(value: object) -> object:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+Wait = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
 Size = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
 
 
@@ -61,6 +62,12 @@ class Restart(str, Enum):
     ALWAYS = "always"
     ON_FAILURE = "on-failure"
     NEVER = "never"
+
+
+# In-flight requests per instance when the manifest does not say: one-shot pipes and HTTP
+# open a connection per request, so a child can take several at once; its own accept queue
+# (listen backlog, 128 by default in most runtimes) is the practical bound.
+DEFAULT_CONCURRENCY = {Mode.PIPE: 16, Mode.HTTP: 16}
 
 
 class Process(BaseModel):
@@ -83,6 +90,12 @@ class Process(BaseModel):
     stop_timeout: Duration = 5.0
     max_body_size: Size = 16 * 1024**2
     restart: Restart = Restart.ALWAYS
+    start_retries: int = Field(default=5, ge=0)
+    instances: int = Field(default=1, ge=1, le=256)
+    concurrency: int | None = Field(default=None, ge=1)
+    queue_timeout: Wait = 10.0
+    max_queue: int = Field(default=1024, ge=0)
+    max_requests: int | None = Field(default=None, ge=1)
     line: int = 0  # where the <process> element starts, for messages
 
     @field_validator("id")
@@ -122,6 +135,15 @@ class Process(BaseModel):
     def label(self) -> str:
         return f'<process id="{self.id}">'
 
+    @property
+    def slots(self) -> int:
+        """How many requests one instance may have in flight."""
+        return self.concurrency or DEFAULT_CONCURRENCY[self.communication_mode]
+
+    def same_as(self, other: Process) -> bool:
+        """Whether `other` runs the same way (where it stands in the file does not count)."""
+        return self.model_dump(exclude={"line"}) == other.model_dump(exclude={"line"})
+
 
 def check_route(route: str) -> None:
     """Raise ValueError, with the fix, unless `route` is a pattern the router understands."""
@@ -154,3 +176,5 @@ class Settings(BaseModel):
     own_socket_dir: bool = True  # made (mode 0700) for this run and removed at exit
     shutdown_timeout: Duration = 10.0
     log_format: Literal["text", "json"] = "text"
+    watch: bool = False
+    watch_ignore: tuple[str, ...] = ()

@@ -5,7 +5,7 @@
     ├── StartupError           the proxy cannot start (port in use, socket dir not creatable)
     └── ForwardError           one request could not be answered by its child; maps to a status
         ├── NotReady           503: the child is starting, backing off, or FATAL
-        ├── ChildUnreachable   502: connect refused/reset, or closed before any byte came back
+        ├── ChildUnreachable   502: refused, reset, or closed before a whole answer came back
         ├── BadResponse        502: the child answered something that is not a valid response
         └── ChildTimeout       504: no complete answer within the route's timeout
 
@@ -62,7 +62,8 @@ class NotReady(ForwardError):
 
 
 class ChildUnreachable(ForwardError):
-    """Nothing came back: the request may be retried if its method is idempotent."""
+    """The exchange broke before a whole answer came back. The proxy buffers answers, so the
+    client has seen nothing yet: an idempotent request may be sent again."""
 
     status = 502
 

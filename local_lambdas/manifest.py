@@ -47,7 +47,16 @@ ELEMENTS: dict[str, _Element] = {
     "stop_timeout": _Element("stop_timeout"),
     "max_body_size": _Element("max_body_size"),
     "restart": _Element("restart"),
+    "start_retries": _Element("start_retries"),
+    "instances": _Element("instances"),
+    "concurrency": _Element("concurrency"),
+    "queue_timeout": _Element("queue_timeout"),
+    "max_queue": _Element("max_queue"),
+    "max_requests": _Element("max_requests"),
 }
+# Room left in a socket path for the "-N" that tells apart two live sockets of one pipe_name
+# (instances, or a replacement starting beside the instance it replaces).
+SOCKET_SUFFIX_ROOM = 4
 _REQUIRED = ("id", "executable", "route")
 _FIELD_TO_ELEMENT = {spec.field: name for name, spec in ELEMENTS.items()}
 _ENV_NAME = re.compile(r"^[^=\0]+$")
@@ -323,13 +332,13 @@ def _check_across(reader: _Reader, socket_dir: Path) -> None:
             claim("pipe_name", pipe_name, claims, 0, "give each process its own <pipe_name>")
         if isinstance(pipe_name, str):
             path = os.fsencode(socket_dir / pipe_name)
-            if len(path) > MAX_UNIX_PATH:
+            if len(path) + SOCKET_SUFFIX_ROOM > MAX_UNIX_PATH:
                 reader.problem(
                     claims.line("pipe_name"),
                     f"{claims.label}: socket path "
                     f'"{os.fsdecode(path)}" is {len(path)} bytes, over this '
-                    f"platform's {MAX_UNIX_PATH}; use a shorter <pipe_name>, or a "
-                    "shorter --socket-dir",
+                    f"platform's {MAX_UNIX_PATH} (less {SOCKET_SUFFIX_ROOM} kept for instance "
+                    "suffixes); use a shorter <pipe_name>, or a shorter --socket-dir",
                 )
 
 

@@ -18,8 +18,15 @@ from local_lambdas import _compat
 from local_lambdas.child import Child
 from local_lambdas.config import Process
 from local_lambdas.envelope import Request, Response, shown
-from local_lambdas.errors import BadResponse, ChildTimeout, ChildUnreachable, ForwardError
-from local_lambdas.router import Router
+from local_lambdas.errors import (
+    BadResponse,
+    ChildTimeout,
+    ChildUnreachable,
+    ForwardError,
+    NotReady,
+)
+from local_lambdas.pool import Pool, PoolRetired
+from local_lambdas.supervisor import Supervisor
 
 log = logging.getLogger("local_lambdas.proxy")
 
@@ -34,20 +41,18 @@ class PayloadTooLarge(ForwardError):
 
 
 class Proxy:
-    """Holds the routing table; `handle` is the aiohttp handler for every request."""
+    """`handle` is the aiohttp handler for every request; the supervisor owns the routes."""
 
-    def __init__(self, children: dict[str, Child]) -> None:
-        self._router: Router[Child] = Router(
-            (route, child) for child in children.values() for route in child.process.routes
-        )
+    def __init__(self, supervisor: Supervisor) -> None:
+        self._supervisor = supervisor
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         client_id = request.headers.get("X-Request-Id", "")
         request_id = client_id if _CLIENT_ID.match(client_id) else secrets.token_hex(8)
-        child = self._router.match(request.path)
-        if child is None:
+        pool = self._supervisor.route(request.path)
+        if pool is None:
             return _error(404, f"no route matches {request.path}", None, request_id)
-        process = child.process
+        process = pool.process
         if process.methods is not None and request.method not in process.methods:
             answer = _error(
                 405, f"{request.method} is not allowed on this route", process, request_id
@@ -64,7 +69,7 @@ class Proxy:
                 request_id=request_id,
                 client=request.remote,
             )
-            response = await self._forward(child, forwarded)
+            response = await self._forward(pool, forwarded, request.path)
         except ForwardError as exc:
             _log_failure(exc, process, request_id)
             answer = _error(exc.status, str(exc), process, request_id)
@@ -76,31 +81,40 @@ class Proxy:
         body = b"" if response.status in _NO_BODY else response.body
         return web.Response(status=response.status, headers=headers, body=body)
 
-    async def _forward(self, child: Child, request: Request) -> Response:
-        """Send to the READY child; retry once, after it is ready again, as DESIGN section 7."""
-        process = child.process
-        transport = await child.ready_transport(0)
-        for attempt in (1, 2):
-            generation = child.generation
+    async def _forward(self, pool: Pool, request: Request, path: str) -> Response:
+        """Send to a READY instance; retry once, after it is ready again, as DESIGN section 7.
+
+        A pool retired by a reload sends its waiting requests back here, to be routed again.
+        """
+        avoid: tuple[Child, int] | None = None
+        while True:
+            if self._supervisor.stopping:
+                raise NotReady("local-lambdas is shutting down", retry_after=1)
             try:
-                async with _compat.timeout(process.timeout):
-                    return await transport.forward(request)
-            except asyncio.TimeoutError as exc:
-                raise ChildTimeout(
-                    f"{process.id} did not answer within {process.timeout:g}s (its <timeout>)"
-                ) from exc
+                async with pool.lease(avoid=avoid) as child:
+                    transport, generation = child.transport, child.generation
+                    assert transport is not None
+                    try:
+                        async with _compat.timeout(pool.process.timeout):
+                            return await transport.forward(request)
+                    except asyncio.TimeoutError as exc:
+                        raise ChildTimeout(
+                            f"{child.name} did not answer within {pool.process.timeout:g}s "
+                            "(its <timeout>)"
+                        ) from exc
+            except PoolRetired:
+                rerouted = self._supervisor.route(path)
+                if rerouted is None:
+                    raise NotReady(f"{pool.process.id} was removed by a reload") from None
+                pool = rerouted
             except ChildUnreachable as exc:
-                if attempt == 2 or request.method not in RETRYABLE:
+                if avoid is not None or request.method not in RETRYABLE:
                     raise
                 log.info(
-                    "%s: %s; retrying %s %s once", process.id, exc, request.method, request.uri
+                    "%s: %s; retrying %s %s once", child.name, exc, request.method, request.uri
                 )
-                if child.has_exited():
-                    # Wait for the replacement, within what a restart may take.
-                    transport = await child.ready_transport(
-                        process.startup_timeout + 1, newer_than=generation
-                    )
-        raise AssertionError("unreachable")
+                # If that process is gone, wait for its restart rather than use it again.
+                avoid = (child, -1 if await child.still_serving() else generation)
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:

@@ -1,25 +1,49 @@
-"""All children of one manifest, and the private directory their sockets live in."""
+"""Everything one manifest runs: a pool per <process>, the routing table, reloads, the watchdog.
+
+A reload (SIGHUP, --watch) compares the new manifest with the running one by process id:
+unchanged processes keep running; changed, new, FATAL or EXITED ones get a new pool, started
+beside the old; once the new pools are READY the routing table is swapped in one step, and
+the old pools drain and stop. A new pool that cannot start is stopped, and the old one, if
+any, stays in service. The routing table and the pools are only ever replaced whole.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import shutil
+from collections.abc import Iterable
 
+from local_lambdas._compat import IS_WINDOWS
 from local_lambdas.child import Child, State
-from local_lambdas.config import Manifest, Settings
-from local_lambdas.errors import NotReady, StartupError
+from local_lambdas.config import Manifest, Process, Settings
+from local_lambdas.errors import StartupError
 from local_lambdas.output import Printer
+from local_lambdas.pool import Pool, SocketNames
+from local_lambdas.router import Router
+from local_lambdas.watchdog import Watchdog
+
+log = logging.getLogger("local_lambdas.supervisor")
 
 
 class Supervisor:
-    """All children of one manifest, and the private directory their sockets live in."""
-
     def __init__(self, manifest: Manifest, settings: Settings, printer: Printer) -> None:
+        self.manifest = manifest
+        self.pools: dict[str, Pool] = {}
+        self.router: Router[Pool] = Router([])
+        self.stopping = False
         self._settings = settings
-        self.children = {
-            p.id: Child(p, printer, socket_dir=settings.socket_dir) for p in manifest.processes
-        }
+        self._printer = printer
+        self._names = SocketNames(settings.socket_dir)
+        self._watchdog = None if IS_WINDOWS else Watchdog()
+        self._reloading = asyncio.Lock()
+
+    @property
+    def children(self) -> list[Child]:
+        return [child for pool in self.pools.values() for child in pool.instances]
+
+    def route(self, path: str) -> Pool | None:
+        return self.router.match(path)
 
     async def start(self) -> None:
         """Start every child at once; readiness is awaited separately (wait_ready)."""
@@ -31,23 +55,83 @@ class Supervisor:
                 directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StartupError(
-                f"cannot create the socket directory {directory}: "
-                f"{exc.strerror}; pass another with --socket-dir"
+                f"cannot create the socket directory {directory}: {exc.strerror}; "
+                "pass another with --socket-dir"
             ) from exc
-        for child in self.children.values():
-            child.start()
+        if self._watchdog is not None:
+            await self._watchdog.start(str(directory) if self._settings.own_socket_dir else None)
+        self._install({p.id: self._pool(p) for p in self.manifest.processes})
+        for pool in self.pools.values():
+            pool.start()
+
+    def _pool(self, process: Process) -> Pool:
+        return Pool(process, self._printer, self._names, watchdog=self._watchdog)
+
+    def _install(self, pools: dict[str, Pool]) -> None:
+        self.pools = pools
+        self.router = Router(
+            (route, pool) for pool in pools.values() for route in pool.process.routes
+        )
 
     async def wait_ready(self, timeout: float) -> list[Child]:
         """Wait until every child is READY or given up on; the children that are not READY."""
+        await asyncio.gather(*(pool.wait_ready(timeout) for pool in self.pools.values()))
+        return [c for c in self.children if c.state is not State.READY]
 
-        async def one(child: Child) -> None:
-            with contextlib.suppress(NotReady):
-                await child.ready_transport(timeout)
-
-        await asyncio.gather(*(one(c) for c in self.children.values()))
-        return [c for c in self.children.values() if c.state is not State.READY]
+    async def reload(self, manifest: Manifest, *, restart: Iterable[str] = ()) -> None:
+        """Run `manifest` instead, restarting only what changed (and the ids in `restart`)."""
+        async with self._reloading:
+            forced = set(restart)
+            old = self.pools
+            fresh: dict[str, Pool] = {}
+            for process in manifest.processes:
+                current = old.get(process.id)
+                if (
+                    current is None
+                    or process.id in forced
+                    or not current.process.same_as(process)
+                    or any(c.state in (State.FATAL, State.EXITED) for c in current.instances)
+                ):
+                    fresh[process.id] = self._pool(process)
+            for pool in fresh.values():
+                pool.start()
+            ready = await asyncio.gather(
+                *(pool.wait_ready(pool.process.startup_timeout + 1) for pool in fresh.values())
+            )
+            failed = [pool for pool, ok in zip(fresh.values(), ready, strict=True) if not ok]
+            for pool in failed:
+                kept = "the running one stays" if pool.process.id in old else "it is not started"
+                log.error(
+                    "reload: %s did not become ready (%s); %s", pool.process.id, _reason(pool), kept
+                )
+                del fresh[pool.process.id]
+            await asyncio.gather(*(pool.stop() for pool in failed))
+            pools = {}
+            for process in manifest.processes:
+                if process.id in fresh:
+                    pools[process.id] = fresh[process.id]
+                elif process.id in old:
+                    pools[process.id] = old[process.id]
+            self.manifest = manifest
+            self._install(pools)
+            retired = [pool for pool in old.values() if pools.get(pool.process.id) is not pool]
+            log.info(
+                "reloaded: %d started, %d kept, %d stopped",
+                len(fresh),
+                len(pools) - len(fresh),
+                len(retired),
+            )
+            await asyncio.gather(*(pool.retire() for pool in retired))
 
     async def stop(self) -> None:
-        await asyncio.gather(*(child.stop() for child in self.children.values()))
+        self.stopping = True
+        await asyncio.gather(*(pool.stop() for pool in self.pools.values()))
+        if self._watchdog is not None:
+            await self._watchdog.close()
         if self._settings.own_socket_dir:
             shutil.rmtree(self._settings.socket_dir, ignore_errors=True)
+
+
+def _reason(pool: Pool) -> str:
+    reasons = [c.reason for c in pool.instances if c.reason and c.state is not State.READY]
+    return reasons[0] if reasons else "not ready in time"

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import secrets
 import shutil
 import sys
 import textwrap
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -17,8 +20,10 @@ from aiohttp import web
 
 from local_lambdas import manifest
 from local_lambdas.app import SUPERVISOR, build_app
+from local_lambdas.child import Child
 from local_lambdas.config import Settings
 from local_lambdas.output import Printer
+from local_lambdas.pool import Pool
 from local_lambdas.supervisor import Supervisor
 
 CHILDREN = Path(__file__).parent / "children"
@@ -77,15 +82,25 @@ class Running:
     def supervisor(self) -> Supervisor:
         return self.app[SUPERVISOR]
 
+    def pool(self, process_id: str) -> Pool:
+        return self.supervisor.pools[process_id]
+
+    def child(self, process_id: str) -> Child:
+        """The first (or only) instance of a process."""
+        return self.pool(process_id).instances[0]
+
 
 @asynccontextmanager
 async def running(
-    manifest_path: Path, socket_dir: Path, *, wait: bool = True
+    manifest_path: Path, socket_dir: Path, *, wait: bool = True, watch: bool = False
 ) -> AsyncIterator[Running]:
     """The proxy, in this process, on a real port, with its real children."""
-    loaded = manifest.load(manifest_path, socket_dir=socket_dir)
-    settings = Settings(port=0, socket_dir=socket_dir, shutdown_timeout=5)
-    app = build_app(loaded, settings, Printer(color=False))
+
+    def load() -> manifest.Manifest:
+        return manifest.load(manifest_path, socket_dir=socket_dir)
+
+    settings = Settings(port=0, socket_dir=socket_dir, shutdown_timeout=5, watch=watch)
+    app = build_app(load(), settings, Printer(color=False), load=load)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -99,6 +114,55 @@ async def running(
             yield Running(f"http://127.0.0.1:{port}", app, http)
     finally:
         await runner.cleanup()
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Poll a condition that has no event of its own (a pid gone, a file written), bounded."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+@dataclass
+class Load:
+    """Requests fired back to back by several clients until stopped; what came back."""
+
+    statuses: Counter[int] = field(default_factory=Counter)
+    pids: Counter[int] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.statuses.values())
+
+
+@asynccontextmanager
+async def load(
+    run: Running, path: str, *, clients: int = 8, method: str = "GET"
+) -> AsyncIterator[Load]:
+    """Keep `clients` requests in flight to `path` for as long as the block runs."""
+    result = Load()
+    stop = asyncio.Event()
+
+    async def client() -> None:
+        while not stop.is_set():
+            async with run.http.request(method, run.url + path) as reply:
+                body = await reply.read()
+                result.statuses[reply.status] += 1
+                if reply.status == 200:
+                    result.pids[json.loads(body)["pid"]] += 1
+                else:
+                    result.failures.append(f"{reply.status} {body[:200]!r}")
+
+    tasks = [asyncio.create_task(client()) for _ in range(clients)]
+    try:
+        yield result
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
 
 
 def dedent(text: str) -> str:

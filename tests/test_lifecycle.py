@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import CHILDREN, process_xml
+from tests.conftest import CHILDREN, eventually, process_xml
 
 WAIT = 20  # seconds any one expected line may take
 
@@ -81,17 +81,12 @@ def alive(pid: int) -> bool:
 
 
 async def gone(pid: int) -> bool:
-    for _ in range(200):
-        if not alive(pid):
-            return True
-        await asyncio.sleep(0.025)
-    return False
+    return await eventually(lambda: not alive(pid))
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-async def test_stop_leaves_nothing_behind(write_manifest, tmp_path: Path, sig) -> None:
-    pid_file = tmp_path / "grandchild.pid"
-    path = write_manifest(
+def wrapped_manifest(write_manifest, pid_file: Path) -> Path:  # type: ignore[no-untyped-def]
+    """A shell wrapper whose own child serves /w/*, and a plain http child on /p/*."""
+    return write_manifest(
         process_xml(
             "wrapped",
             "/w/*",
@@ -103,6 +98,12 @@ async def test_stop_leaves_nothing_behind(write_manifest, tmp_path: Path, sig) -
         ),
         process_xml("plain", "/p/*", mode="http"),
     )
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+async def test_stop_leaves_nothing_behind(write_manifest, tmp_path: Path, sig) -> None:
+    pid_file = tmp_path / "grandchild.pid"
+    path = wrapped_manifest(write_manifest, pid_file)
     async with cli(str(path), "--bind", "127.0.0.1:0") as run:
         url = (await run.expect(r"listening on (http://\S+);")).group(1)
         socket_dir = Path(
@@ -121,6 +122,38 @@ async def test_stop_leaves_nothing_behind(write_manifest, tmp_path: Path, sig) -
     for pid in (plain_pid, wrapper_pid, grandchild):
         assert await gone(pid), pid
     assert not socket_dir.exists()
+
+
+async def test_sigkilled_proxy_leaves_no_child_nor_grandchild(write_manifest, tmp_path) -> None:
+    pid_file = tmp_path / "grandchild.pid"
+    path = wrapped_manifest(write_manifest, pid_file)
+    async with cli(str(path), "--bind", "127.0.0.1:0") as run:
+        url = (await run.expect(r"listening on (http://\S+);")).group(1)
+        found = await run.expect(r"wrapped: ready .*\(pid (\d+), (\S+)\)")
+        wrapper_pid, socket_dir = int(found.group(1)), Path(found.group(2)).parent
+        plain_pid = int((await run.expect(r"plain: ready .*\(pid (\d+),")).group(1))
+        async with aiohttp.ClientSession() as http, http.get(url + "/w/x") as reply:
+            assert reply.status == 200
+        grandchild = int(pid_file.read_text())
+        run.proc.kill()
+        await run.proc.wait()
+    for pid in (plain_pid, wrapper_pid, grandchild):
+        assert await gone(pid), pid
+    assert await eventually(lambda: not socket_dir.exists())
+
+
+async def test_sighup_reloads_the_manifest(write_manifest) -> None:
+    path = write_manifest(process_xml("a", "/a/*"))
+    async with cli(str(path), "--bind", "127.0.0.1:0") as run:
+        url = (await run.expect(r"listening on (http://\S+);")).group(1)
+        await run.expect(r"a: ready")
+        write_manifest(process_xml("a", "/a/*"), process_xml("c", "/c/*"))
+        run.proc.send_signal(signal.SIGHUP)
+        await run.expect(r"reloaded: 1 started, 1 kept, 0 stopped")
+        async with aiohttp.ClientSession() as http, http.get(url + "/c/x") as reply:
+            assert reply.status == 200
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
 
 
 async def test_in_flight_requests_finish_during_stop(write_manifest) -> None:

@@ -84,7 +84,7 @@ async def test_routing_precedence_ignores_manifest_order(write_manifest, socket_
         "/": "catchall",
     }  # fmt: skip
     async with running(path, socket_dir) as run:
-        pids = {c.process.id: c.pid for c in run.supervisor.children.values()}
+        pids = {c.process.id: c.pid for c in run.supervisor.children}
         for url, expected in cases.items():
             seen = await echo(run, "GET", url)
             assert seen["pid"] == pids[expected], url
@@ -137,11 +137,11 @@ async def test_invalid_answers_are_never_passed_through(
 async def test_crash_mid_request_is_502_then_child_restarts(write_manifest, socket_dir, mode):
     path = write_manifest(process_xml("svc", "/api/*", mode=mode))
     async with running(path, socket_dir) as run:
-        child = run.supervisor.children["svc"]
+        child = run.child("svc")
         first = child.pid
         async with run.http.post(run.url + "/api/crash") as reply:
             assert reply.status == 502
-        await child.ready_transport(10, newer_than=1)
+        assert await run.pool("svc").wait_for(lambda: child.generation == 2, 10)
         assert child.pid != first
         assert (await echo(run, "POST", "/api/x"))["pid"] == child.pid
 
@@ -149,7 +149,7 @@ async def test_crash_mid_request_is_502_then_child_restarts(write_manifest, sock
 async def test_get_is_retried_once_after_a_crash(write_manifest, socket_dir, mode) -> None:
     path = write_manifest(process_xml("svc", "/api/*", mode=mode))
     async with running(path, socket_dir) as run:
-        child = run.supervisor.children["svc"]
+        child = run.child("svc")
         first = child.pid
         # The child dies on this request before answering; GET is safe to send again, and
         # goes to the restarted child, which answers.
@@ -163,7 +163,8 @@ async def test_post_is_not_retried(write_manifest, socket_dir, mode) -> None:
         async with run.http.post(run.url + "/api/crashonce") as reply:
             assert reply.status == 502
         # Once restarted, the same POST succeeds: the first was not sent a second time.
-        await run.supervisor.children["svc"].ready_transport(10, newer_than=1)
+        child = run.child("svc")
+        assert await run.pool("svc").wait_for(lambda: child.generation == 2, 10)
         assert (await echo(run, "POST", "/api/crashonce"))["method"] == "POST"
 
 
@@ -177,7 +178,9 @@ async def test_body_over_limit_is_413(write_manifest, socket_dir) -> None:
 
 
 async def test_starting_child_answers_503_with_retry_after(write_manifest, socket_dir) -> None:
-    slow = process_xml("slow", "/slow/*", script="slow_start.py")
+    slow = process_xml(
+        "slow", "/slow/*", script="slow_start.py", extra="<queue_timeout>0.2s</queue_timeout>"
+    )
     path = write_manifest(slow)
     async with running(path, socket_dir, wait=False) as run:
         async with run.http.get(run.url + "/slow/x") as reply:

@@ -112,3 +112,16 @@ def test_backoff_is_capped() -> None:
     policy = RestartPolicy(max_quick_failures=100, max_delay=3.0)
     delays = [policy.after_exit(1, 0).delay for _ in range(10)]
     assert max(delays) == 3.0 and delays == sorted(delays)
+
+
+def test_watched_change_restarts_the_deepest_owner() -> None:
+    from pathlib import Path
+
+    from local_lambdas.watch import affected
+
+    root, api = Path("/p"), Path("/p/api")
+    dirs = {"root": root, "api": api, "also-api": api}
+    assert affected({Path("/p/api/x.py")}, root / "m.xml", dirs) == (False, ["also-api", "api"])
+    assert affected({Path("/p/web/y.js")}, root / "m.xml", dirs) == (False, ["root"])
+    assert affected({root / "m.xml"}, root / "m.xml", dirs) == (True, [])
+    assert affected({Path("/elsewhere")}, root / "m.xml", dirs) == (False, [])

@@ -17,6 +17,7 @@ class HttpTransport:
         self._url = f"http://{address}/"
         self._max_response = max_response
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False
 
     def _client(self) -> aiohttp.ClientSession:
         # Made on first use, inside the running loop, and kept: connections are pooled.
@@ -30,18 +31,26 @@ class HttpTransport:
         return self._session
 
     async def forward(self, request: Request) -> Response:
+        if self._closed:
+            # The child exited between this request's lease and its send.
+            raise ChildUnreachable("the child exited before the request was sent")
         headers = {"Content-Type": "application/json", "X-Request-Id": request.request_id}
         try:
-            async with self._client().post(
-                self._url, data=request.encode(), headers=headers
-            ) as reply:
-                raw = await self._read_all(reply)
+            reply = await self._client().post(self._url, data=request.encode(), headers=headers)
         except aiohttp.ClientConnectorError as exc:
             raise ChildUnreachable(f"cannot connect to {self._url}: {exc.strerror}") from exc
+        except aiohttp.ClientResponseError as exc:
+            raise BadResponse(f"the child's HTTP reply is invalid: {exc.message}") from exc
         except aiohttp.ServerDisconnectedError as exc:
             raise ChildUnreachable("the child closed the connection without answering") from exc
-        except aiohttp.ClientError as exc:
-            raise BadResponse(f"the HTTP exchange with {self._url} failed: {exc}") from exc
+        except aiohttp.ClientConnectionError as exc:
+            # Reset before the reply's first byte: nothing came back.
+            raise ChildUnreachable(f"the connection failed before any answer: {exc}") from exc
+        async with reply:
+            try:
+                raw = await self._read_all(reply)
+            except aiohttp.ClientError as exc:
+                raise ChildUnreachable(f"the HTTP reply broke off: {exc}") from exc
         return decode_response(raw)
 
     async def _read_all(self, reply: aiohttp.ClientResponse) -> bytes:
@@ -57,6 +66,7 @@ class HttpTransport:
         return b"".join(chunks)
 
     async def aclose(self) -> None:
+        self._closed = True
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -48,11 +48,8 @@ class PipeTransport:
             try:
                 chunk = await reader.read(_CHUNK)
             except OSError as exc:
-                if size == 0:
-                    raise ChildUnreachable(f"the connection was reset: {exc.strerror}") from exc
-                raise BadResponse(
-                    f"the connection broke mid-answer: {exc.strerror}", b"".join(chunks)
-                ) from exc
+                what = "reset" if size == 0 else f"broken after {size} bytes of answer"
+                raise ChildUnreachable(f"the connection was {what}: {exc.strerror}") from exc
             if not chunk:
                 return b"".join(chunks)
             size += len(chunk)

@@ -1,0 +1,256 @@
+"""The instances of one manifest <process>: who serves a request, and how long it may wait.
+
+A request leases one READY instance with a free slot (fewest in flight first, ties taken in
+turn). When none has one (every instance starting, restarting, recycling or busy) the request
+waits, up to the process's <queue_timeout>, with at most <max_queue> others; past either bound
+it gets 503 with Retry-After. A FATAL or EXITED process answers 503 at once, with the reason.
+
+Recycling: after <max_requests> requests an instance is replaced. The replacement starts
+beside it; only once it is READY does the old one stop taking work, finish what it has, and
+stop. If the replacement cannot start, the old one keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from local_lambdas import _compat
+from local_lambdas.child import Child, State
+from local_lambdas.config import Mode, Process
+from local_lambdas.errors import NotReady
+from local_lambdas.output import Printer
+from local_lambdas.watchdog import Watchdog
+
+log = logging.getLogger("local_lambdas.pool")
+
+_DOWN = (State.FATAL, State.EXITED)
+
+
+class PoolRetired(NotReady):
+    """This pool was replaced by a reload: route the request again."""
+
+
+class SocketNames:
+    """Hands out socket paths in one directory: `<pipe_name>` when free, else `<pipe_name>-2`..."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._taken: set[str] = set()
+
+    def take(self, base: str) -> Path:
+        name, n = base, 1
+        while name in self._taken:
+            n += 1
+            name = f"{base}-{n}"
+        self._taken.add(name)
+        return self.directory / name
+
+    def give_back(self, path: Path) -> None:
+        self._taken.discard(path.name)
+
+
+class Pool:
+    def __init__(
+        self,
+        process: Process,
+        printer: Printer,
+        names: SocketNames,
+        *,
+        watchdog: Watchdog | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.process = process
+        self.instances: list[Child] = []
+        self.retired = False
+        self._printer = printer
+        self._names = names
+        self._watchdog = watchdog
+        self._clock = clock
+        self._changed = asyncio.Event()
+        self._waiting = 0
+        self._turn = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- requests ------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def lease(self, *, avoid: tuple[Child, int] | None = None) -> AsyncIterator[Child]:
+        """A READY instance with a free slot, held for one request.
+
+        `avoid` is an instance and generation the caller saw fail: that process is not used
+        again (its restart, a new generation, is).
+        """
+        child = await self._acquire(avoid)
+        try:
+            yield child
+        finally:
+            child.in_flight -= 1
+            limit = self.process.max_requests
+            if limit is not None and child.requests >= limit and not child.retiring:
+                child.retiring = True  # now, not in the task: one replacement per instance
+                self._spawn(self._recycle(child))
+            self._notify()
+
+    async def _acquire(self, avoid: tuple[Child, int] | None) -> Child:
+        if self._waiting >= self.process.max_queue and self._pick(avoid) is None:
+            raise NotReady(
+                f"{self.process.id}: {self._waiting} requests are already waiting (<max_queue>)",
+                retry_after=1,
+            )
+        deadline = self._clock() + self.process.queue_timeout
+        while True:
+            child = self._pick(avoid)
+            if child is not None:
+                child.in_flight += 1
+                child.requests += 1
+                return child
+            if self.retired:
+                raise PoolRetired(f"{self.process.id} was reloaded")
+            down = [c for c in self.instances if c.state in _DOWN]
+            if down and len(down) == len(self.instances):
+                raise NotReady(down[0].reason or f"{self.process.id} is down", retry_after=1)
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                raise NotReady(
+                    f"{self.process.id}: {self._why_busy()}; waited "
+                    f"{self.process.queue_timeout:g}s (<queue_timeout>)",
+                    retry_after=1,
+                )
+            self._waiting += 1
+            try:
+                await self._changed_within(remaining)
+            finally:
+                self._waiting -= 1
+
+    def _pick(self, avoid: tuple[Child, int] | None) -> Child | None:
+        best: Child | None = None
+        count = len(self.instances)
+        for offset in range(count):
+            child = self.instances[(self._turn + offset) % count]
+            if (
+                child.state is not State.READY
+                or child.transport is None
+                or child.in_flight >= self.process.slots
+                or (avoid is not None and (child, child.generation) == avoid)
+            ):
+                continue
+            if best is None or child.in_flight < best.in_flight:
+                best = child
+        if best is not None:
+            self._turn += 1
+        return best
+
+    def _why_busy(self) -> str:
+        if any(c.state is State.READY for c in self.instances):
+            return f"every instance has {self.process.slots} requests in flight (<concurrency>)"
+        states = sorted({c.state.value.lower() for c in self.instances})
+        return f"not ready ({', '.join(states)})"
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def _changed_within(self, seconds: float) -> None:
+        """Return at the next change of any instance or lease, or after `seconds`."""
+        changed = self._changed
+        try:
+            async with _compat.timeout(seconds):
+                await changed.wait()
+        except asyncio.TimeoutError:
+            pass
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        for index in range(1, self.process.instances + 1):
+            self._add(index).start()
+
+    def _add(self, index: int) -> Child:
+        socket_path = None
+        if self.process.communication_mode is Mode.PIPE:
+            socket_path = self._names.take(self.process.pipe_name)
+        child = Child(
+            self.process,
+            self._printer,
+            index=index,
+            socket_path=socket_path,
+            on_change=self._notify,
+            watchdog=self._watchdog,
+            clock=self._clock,
+        )
+        self.instances.append(child)
+        return child
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Wait until `predicate()` holds, checking it at every change; False on time out."""
+        deadline = self._clock() + timeout
+        while not predicate():
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                return False
+            await self._changed_within(remaining)
+        return True
+
+    async def wait_ready(self, timeout: float) -> bool:
+        """Wait until every instance is READY (True), or one is down or time is up (False)."""
+        await self.wait_for(
+            lambda: (
+                all(c.state is State.READY for c in self.instances)
+                or any(c.state in _DOWN for c in self.instances)
+            ),
+            timeout,
+        )
+        return all(c.state is State.READY for c in self.instances)
+
+    async def _recycle(self, old: Child) -> None:
+        log.info("%s: recycling after %d requests (<max_requests>)", old.name, old.requests)
+        new = self._add(old.index)
+        new.start()
+        await self.wait_for(
+            lambda: new.state is State.READY or new.state in _DOWN,
+            self.process.startup_timeout + 1,
+        )
+        if new.state is State.READY:
+            await self._remove(old, drain=True)
+            return
+        log.warning("%s: its replacement did not start; it keeps serving", old.name)
+        await self._remove(new, drain=False)
+        old.retiring = False
+        old.requests = 0
+
+    async def _remove(self, child: Child, *, drain: bool) -> None:
+        """Take `child` out of service; with `drain`, let its requests finish (bounded)."""
+        if child in self.instances:
+            self.instances.remove(child)
+        self._notify()
+        if drain:
+            await self.wait_for(lambda: child.in_flight == 0, self.process.timeout)
+        await child.stop()
+        if child.socket_path is not None:
+            self._names.give_back(child.socket_path)
+
+    def _spawn(self, work: Coroutine[None, None, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def retire(self) -> None:
+        """After a reload replaced this pool: waiting requests go to the new one; requests in
+        flight finish (bounded by <timeout>); then every instance stops."""
+        self.retired = True
+        self._notify()
+        await self._stop(drain=True)
+
+    async def stop(self) -> None:
+        await self._stop(drain=False)
+
+    async def _stop(self, *, drain: bool) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(self._remove(c, drain=drain) for c in list(self.instances)))

@@ -1,0 +1,79 @@
+"""`--watch`: reload when the manifest changes, restart a process when its files change.
+
+Watched: the manifest file, and each process's working_dir (recursively); a changed file
+restarts the process(es) with the deepest working_dir holding it. Ignored: what
+watchfiles ignores by default (.git, __pycache__, node_modules, .venv, editor swap files...),
+the socket directory, and every --watch-ignore glob (matched against the file's name and its
+path). Changes are gathered for `debounce` milliseconds, so saving ten files restarts once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+from watchfiles import Change, DefaultFilter, awatch
+
+log = logging.getLogger("local_lambdas.watch")
+
+Reaction = Callable[[bool, list[str]], Awaitable[None]]  # (manifest changed, ids to restart)
+
+
+class _Filter(DefaultFilter):
+    def __init__(self, ignore: Sequence[str], socket_dir: Path) -> None:
+        super().__init__(ignore_paths=[str(socket_dir)])
+        self._globs = list(ignore)
+
+    def __call__(self, change: Change, path: str) -> bool:
+        name = Path(path).name
+        if any(fnmatch.fnmatch(name, g) or fnmatch.fnmatch(path, g) for g in self._globs):
+            return False
+        return super().__call__(change, path)
+
+
+def affected(changed: set[Path], manifest: Path, dirs: dict[str, Path]) -> tuple[bool, list[str]]:
+    """Whether the manifest changed, and which process ids own a changed file.
+
+    A file belongs to the processes with the deepest working_dir holding it: with one process
+    in ./api and another in the manifest's folder, a change in ./api restarts only the first.
+    """
+    owners: set[str] = set()
+    for path in changed - {manifest}:
+        holding = [(len(d.parts), pid) for pid, d in dirs.items() if path.is_relative_to(d)]
+        if holding:
+            deepest = max(depth for depth, _ in holding)
+            owners.update(pid for depth, pid in holding if depth == deepest)
+    return manifest in changed, sorted(owners)
+
+
+async def watch(
+    manifest: Path,
+    dirs: Callable[[], dict[str, Path]],
+    react: Reaction,
+    *,
+    socket_dir: Path,
+    ignore: Sequence[str] = (),
+    debounce_ms: int = 300,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Watch until `stop` is set; `dirs()` gives the current working_dir of each process id."""
+    stop = stop or asyncio.Event()
+    watch_filter = _Filter(ignore, socket_dir)
+    while not stop.is_set():
+        current = dirs()
+        # The manifest's folder, not the file: editors often save by writing a new file and
+        # renaming it over the old, which a watch on the old file would miss.
+        paths = sorted({manifest.parent, *current.values()})
+        log.info("watching %s", ", ".join(str(p) for p in paths))
+        async for changes in awatch(
+            *paths, watch_filter=watch_filter, debounce=debounce_ms, stop_event=stop
+        ):
+            changed = {Path(path) for _, path in changes}
+            reload_manifest, ids = affected(changed, manifest, current)
+            if reload_manifest or ids:
+                await react(reload_manifest, ids)
+            if dirs() != current:
+                break  # the reload changed what to watch

@@ -1,0 +1,201 @@
+"""Supervision under load: crashes, instances, recycling, queueing and reloads drop nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from local_lambdas import manifest
+from local_lambdas.app import RELOAD
+from tests.conftest import eventually, load, process_xml, running
+
+MODES = ["pipe", "http"]
+
+
+async def some(result, count: int) -> None:  # type: ignore[no-untyped-def]
+    """Let the load run until `count` more requests have completed (bounded)."""
+    target = result.total + count
+    assert await eventually(lambda: result.total >= target, 20), result
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_sigkilled_child_loses_no_request(write_manifest, socket_dir, mode) -> None:
+    path = write_manifest(process_xml("svc", "/api/*", mode=mode))
+    async with running(path, socket_dir) as run:
+        child = run.child("svc")
+        async with load(run, "/api/x") as result:
+            await some(result, 50)
+            first = child.pid
+            assert first is not None
+            os.kill(first, signal.SIGKILL)
+            assert await run.pool("svc").wait_for(lambda: child.generation == 2, 10)
+            await some(result, 50)
+    assert result.failures == []
+    assert set(result.pids) == {first, child.pid}
+
+
+async def test_crash_looping_child_goes_fatal_with_reason(write_manifest, socket_dir, tmp_path):
+    crasher = tmp_path / "crash.py"
+    crasher.write_text("import sys\nprint('no DATABASE_URL', file=sys.stderr)\nsys.exit(4)\n")
+    path = write_manifest(
+        process_xml("good", "/good/*"),
+        f"<process><id>bad</id><executable>python3</executable><arg>{crasher}</arg>"
+        "<route>/bad/*</route><start_retries>2</start_retries></process>",
+    )
+    async with running(path, socket_dir, wait=False) as run:
+        pool = run.pool("bad")
+        assert await pool.wait_for(lambda: pool.instances[0].state.value == "FATAL", 10)
+        async with run.http.get(run.url + "/bad/x") as reply:
+            assert reply.status == 503
+            assert reply.headers["Retry-After"] == "1"
+            error = (await reply.json())["error"]
+        assert "FATAL" in error and "exited with code 4" in error and "no DATABASE_URL" in error
+        assert run.child("bad").restarts == 2
+
+
+async def test_instances_share_the_load_least_busy_first(write_manifest, socket_dir) -> None:
+    path = write_manifest(process_xml("svc", "/api/*", extra="<instances>2</instances>"))
+    async with running(path, socket_dir) as run:
+        one, two = run.pool("svc").instances
+        assert {one.name, two.name} == {"svc#1", "svc#2"}
+        assert one.socket_path != two.socket_path
+        # Keep one instance busy with a slow request: the next ones go to the other.
+        slow = asyncio.ensure_future(run.http.get(run.url + "/api/slow"))
+        assert await eventually(lambda: one.in_flight + two.in_flight == 1)
+        busy = one if one.in_flight else two
+        idle = two if busy is one else one
+        for _ in range(3):
+            async with run.http.get(run.url + "/api/x") as reply:
+                assert json.loads(await reply.read())["pid"] == idle.pid
+        async with await slow as reply:
+            assert json.loads(await reply.read())["pid"] == busy.pid
+        async with load(run, "/api/x") as result:
+            await some(result, 100)
+    assert set(result.pids) == {one.pid, two.pid}
+
+
+async def test_max_requests_rotates_pids_without_errors(write_manifest, socket_dir) -> None:
+    path = write_manifest(process_xml("svc", "/api/*", extra="<max_requests>25</max_requests>"))
+    async with running(path, socket_dir) as run:
+        async with load(run, "/api/x", method="POST") as result:
+            # An instance serves on past its limit until its replacement is ready, so count
+            # rotations rather than requests per pid.
+            assert await eventually(lambda: len(result.pids) >= 4, 30), result.pids
+    assert result.failures == []
+    served = list(result.pids.values())  # in the order the pids first answered
+    assert all(count >= 25 for count in served[:-1]), served  # none retired before its limit
+
+
+async def test_queue_timeout_gives_503_with_retry_after(write_manifest, socket_dir) -> None:
+    extra = "<concurrency>1</concurrency><queue_timeout>300ms</queue_timeout>"
+    path = write_manifest(process_xml("svc", "/api/*", extra=extra))
+    async with running(path, socket_dir) as run:
+        slow = asyncio.ensure_future(run.http.get(run.url + "/api/slow"))
+        assert await eventually(lambda: run.child("svc").in_flight == 1)
+        async with run.http.get(run.url + "/api/x") as reply:
+            assert reply.status == 503
+            assert reply.headers["Retry-After"] == "1"
+            assert "<concurrency>" in (await reply.json())["error"]
+        async with await slow as reply:
+            assert reply.status == 200
+
+
+async def test_max_queue_zero_refuses_at_once(write_manifest, socket_dir) -> None:
+    extra = "<concurrency>1</concurrency><max_queue>0</max_queue>"
+    path = write_manifest(process_xml("svc", "/api/*", extra=extra))
+    async with running(path, socket_dir) as run:
+        slow = asyncio.ensure_future(run.http.get(run.url + "/api/slow"))
+        assert await eventually(lambda: run.child("svc").in_flight == 1)
+        async with run.http.get(run.url + "/api/x") as reply:
+            assert reply.status == 503
+            assert "<max_queue>" in (await reply.json())["error"]
+        (await slow).release()
+
+
+async def test_requests_wait_for_a_starting_child(write_manifest, socket_dir) -> None:
+    path = write_manifest(process_xml("svc", "/api/*"))
+    async with running(path, socket_dir, wait=False) as run:
+        # Sent at once, while the child starts: held until it is ready, not refused.
+        async with run.http.get(run.url + "/api/x") as reply:
+            assert reply.status == 200
+
+
+async def test_reload_under_load_changes_routes_without_errors(write_manifest, socket_dir) -> None:
+    path = write_manifest(process_xml("a", "/a/*"), process_xml("b", "/b/*"))
+    async with running(path, socket_dir) as run:
+        kept = run.child("a").pid
+        old_b = run.child("b").pid
+        async with load(run, "/a/x") as on_a, load(run, "/b/x") as on_b:
+            await some(on_b, 30)
+            write_manifest(process_xml("a", "/a/*"), process_xml("b", ["/b/*", "/c/*"]))
+            await run.app[RELOAD](True, [])
+            await some(on_b, 30)
+        async with run.http.get(run.url + "/c/x") as reply:
+            assert reply.status == 200
+    assert on_a.failures == [] and on_b.failures == []
+    assert set(on_a.pids) == {kept}
+    assert old_b in on_b.pids and len(on_b.pids) == 2
+
+
+async def test_reload_with_errors_keeps_the_running_manifest(write_manifest, socket_dir, caplog):
+    path = write_manifest(process_xml("a", "/a/*"))
+    async with running(path, socket_dir) as run:
+        pid = run.child("a").pid
+        write_manifest(process_xml("a", "a/*") + "<bogus/>")
+        await run.app[RELOAD](True, [])
+        async with run.http.get(run.url + "/a/x") as reply:
+            assert json.loads(await reply.read())["pid"] == pid
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any('must start with "/"' in e for e in errors)
+    assert any("unknown element <bogus>" in e for e in errors)
+    assert any("still running the previous one" in e for e in errors)
+
+
+async def test_reload_restarts_a_fatal_process(write_manifest, socket_dir, tmp_path) -> None:
+    flag = tmp_path / "broken"
+    flag.touch()
+    script = tmp_path / "maybe.py"
+    script.write_text(
+        "import os, runpy, sys\n"
+        f"if os.path.exists({str(flag)!r}): sys.exit(2)\n"
+        f"runpy.run_path({str(Path(__file__).parent / 'children' / 'behave.py')!r}, "
+        "run_name='__main__')\n"
+    )
+    path = write_manifest(
+        f"<process><id>m</id><executable>python3</executable><arg>{script}</arg>"
+        "<route>/m/*</route><start_retries>1</start_retries></process>"
+    )
+    async with running(path, socket_dir, wait=False) as run:
+        pool = run.pool("m")
+        assert await pool.wait_for(lambda: pool.instances[0].state.value == "FATAL", 10)
+        flag.unlink()
+        await run.app[RELOAD](True, [])  # the manifest is unchanged; FATAL is reason enough
+        async with run.http.get(run.url + "/m/x") as reply:
+            assert reply.status == 200
+
+
+async def test_watch_restarts_a_process_when_its_files_change(write_manifest, socket_dir, tmp_path):
+    workdir = tmp_path / "svc"
+    workdir.mkdir()
+    path = write_manifest(
+        process_xml("svc", "/api/*", extra=f"<working_dir>{workdir}</working_dir>"),
+        process_xml("other", "/other/*"),
+    )
+    loaded = manifest.load(path, socket_dir=socket_dir)
+    async with running(path, socket_dir, watch=True) as run:
+        old = run.pool("svc")
+        other = run.child("other").pid
+        async with load(run, "/api/x") as result:
+            await some(result, 20)
+            (workdir / "handler.py").write_text("# changed\n")
+            assert await eventually(lambda: run.pool("svc") is not old, 20)
+            await some(result, 20)
+        assert run.child("other").pid == other
+    assert result.failures == []
+    assert len(result.pids) == 2
+    assert loaded.processes[0].working_dir == workdir
