@@ -20,9 +20,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from local_lambdas import _compat
-from local_lambdas.child import Child, State
 from local_lambdas.config import Mode, Process
 from local_lambdas.errors import NotReady
+from local_lambdas.instance import Instance, State
 from local_lambdas.output import Printer
 from local_lambdas.watchdog import Watchdog
 
@@ -65,7 +65,7 @@ class Pool:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.process = process
-        self.instances: list[Child] = []
+        self.instances: list[Instance] = []
         self.retired = False
         self._printer = printer
         self._names = names
@@ -79,7 +79,7 @@ class Pool:
     # -- requests ------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def lease(self, *, avoid: tuple[Child, int] | None = None) -> AsyncIterator[Child]:
+    async def lease(self, *, avoid: tuple[Instance, int] | None = None) -> AsyncIterator[Instance]:
         """A READY instance with a free slot, held for one request.
 
         `avoid` is an instance and generation the caller saw fail: that process is not used
@@ -96,7 +96,7 @@ class Pool:
                 self._spawn(self._recycle(child))
             self._notify()
 
-    async def _acquire(self, avoid: tuple[Child, int] | None) -> Child:
+    async def _acquire(self, avoid: tuple[Instance, int] | None) -> Instance:
         if self._waiting >= self.process.max_queue and self._pick(avoid) is None:
             raise NotReady(
                 f"{self.process.id}: {self._waiting} requests are already waiting (<max_queue>)",
@@ -127,8 +127,8 @@ class Pool:
             finally:
                 self._waiting -= 1
 
-    def _pick(self, avoid: tuple[Child, int] | None) -> Child | None:
-        best: Child | None = None
+    def _pick(self, avoid: tuple[Instance, int] | None) -> Instance | None:
+        best: Instance | None = None
         count = len(self.instances)
         for offset in range(count):
             child = self.instances[(self._turn + offset) % count]
@@ -170,11 +170,11 @@ class Pool:
         for index in range(1, self.process.instances + 1):
             self._add(index).start()
 
-    def _add(self, index: int) -> Child:
+    def _add(self, index: int) -> Instance:
         socket_path = None
         if self.process.communication_mode is Mode.PIPE:
             socket_path = self._names.take(self.process.pipe_name)
-        child = Child(
+        child = Instance(
             self.process,
             self._printer,
             index=index,
@@ -207,7 +207,7 @@ class Pool:
         )
         return all(c.state is State.READY for c in self.instances)
 
-    async def _recycle(self, old: Child) -> None:
+    async def _recycle(self, old: Instance) -> None:
         log.info("%s: recycling after %d requests (<max_requests>)", old.name, old.requests)
         new = self._add(old.index)
         new.start()
@@ -223,7 +223,7 @@ class Pool:
         old.retiring = False
         old.requests = 0
 
-    async def _remove(self, child: Child, *, drain: bool) -> None:
+    async def _remove(self, child: Instance, *, drain: bool) -> None:
         """Take `child` out of service; with `drain`, let its requests finish (bounded)."""
         if child in self.instances:
             self.instances.remove(child)

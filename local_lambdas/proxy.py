@@ -15,7 +15,6 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from local_lambdas import _compat
-from local_lambdas.child import Child
 from local_lambdas.config import Process
 from local_lambdas.envelope import Request, Response, shown
 from local_lambdas.errors import (
@@ -25,6 +24,7 @@ from local_lambdas.errors import (
     ForwardError,
     NotReady,
 )
+from local_lambdas.instance import Instance
 from local_lambdas.pool import Pool, PoolRetired
 from local_lambdas.supervisor import Supervisor
 
@@ -86,7 +86,7 @@ class Proxy:
 
         A pool retired by a reload sends its waiting requests back here, to be routed again.
         """
-        avoid: tuple[Child, int] | None = None
+        avoid: tuple[Instance, int] | None = None
         while True:
             if self._supervisor.stopping:
                 raise NotReady("local-lambdas is shutting down", retry_after=1)

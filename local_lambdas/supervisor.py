@@ -15,9 +15,9 @@ import shutil
 from collections.abc import Iterable
 
 from local_lambdas._compat import IS_WINDOWS
-from local_lambdas.child import Child, State
 from local_lambdas.config import Manifest, Process, Settings
 from local_lambdas.errors import StartupError
+from local_lambdas.instance import Instance, State
 from local_lambdas.output import Printer
 from local_lambdas.pool import Pool, SocketNames
 from local_lambdas.router import Router
@@ -39,7 +39,7 @@ class Supervisor:
         self._reloading = asyncio.Lock()
 
     @property
-    def children(self) -> list[Child]:
+    def children(self) -> list[Instance]:
         return [child for pool in self.pools.values() for child in pool.instances]
 
     def route(self, path: str) -> Pool | None:
@@ -73,7 +73,7 @@ class Supervisor:
             (route, pool) for pool in pools.values() for route in pool.process.routes
         )
 
-    async def wait_ready(self, timeout: float) -> list[Child]:
+    async def wait_ready(self, timeout: float) -> list[Instance]:
         """Wait until every child is READY or given up on; the children that are not READY."""
         await asyncio.gather(*(pool.wait_ready(timeout) for pool in self.pools.values()))
         return [c for c in self.children if c.state is not State.READY]

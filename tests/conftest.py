@@ -20,8 +20,8 @@ from aiohttp import web
 
 from local_lambdas import manifest
 from local_lambdas.app import SUPERVISOR, build_app
-from local_lambdas.child import Child
 from local_lambdas.config import Settings
+from local_lambdas.instance import Instance
 from local_lambdas.output import Printer
 from local_lambdas.pool import Pool
 from local_lambdas.supervisor import Supervisor
@@ -85,7 +85,7 @@ class Running:
     def pool(self, process_id: str) -> Pool:
         return self.supervisor.pools[process_id]
 
-    def child(self, process_id: str) -> Child:
+    def child(self, process_id: str) -> Instance:
         """The first (or only) instance of a process."""
         return self.pool(process_id).instances[0]
 

@@ -1,6 +1,6 @@
 """One child process's life cycle: spawn, readiness, output, restart with backoff, stop.
 
-Each child runs one task that walks the states below; `Child._set_state` is the only place a
+Each child runs one task that walks the states below; `Instance._set_state` is the only place a
 state changes, and it logs the change in a line that can be grepped:
 
     STARTING -> READY -> (exit) -> BACKOFF -> STARTING ...
@@ -35,7 +35,7 @@ from local_lambdas.output import Printer
 from local_lambdas.transports import TRANSPORTS, Transport
 from local_lambdas.watchdog import Watchdog
 
-log = logging.getLogger("local_lambdas.child")
+log = logging.getLogger("local_lambdas.instance")
 
 MAX_RESPONSE = 256 * 1024**2  # what a child may answer to one request, base64 included
 _LAST_LINES = 20
@@ -54,7 +54,7 @@ class State(str, Enum):
     STOPPING = "STOPPING"
 
 
-class Child:
+class Instance:
     """One supervised child process: instance `index` of a manifest <process>.
 
     The pool that owns it reads `state`, `transport`, `in_flight` and `requests`, and is told
