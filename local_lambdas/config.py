@@ -52,8 +52,13 @@ Size = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
 class Mode(str, Enum):
     """How the proxy talks to a child (DESIGN sections 3 and 4)."""
 
-    PIPE = "pipe"
+    PIPE = "pipe"  # one-shot: a connection per request
+    PIPE_KEEPALIVE = "pipe-keepalive"  # one JSON line per message on persistent connections
     HTTP = "http"
+
+    @property
+    def uses_pipe(self) -> bool:
+        return self in (Mode.PIPE, Mode.PIPE_KEEPALIVE)
 
 
 class Restart(str, Enum):
@@ -66,8 +71,10 @@ class Restart(str, Enum):
 
 # In-flight requests per instance when the manifest does not say: one-shot pipes and HTTP
 # open a connection per request, so a child can take several at once; its own accept queue
-# (listen backlog, 128 by default in most runtimes) is the practical bound.
-DEFAULT_CONCURRENCY = {Mode.PIPE: 16, Mode.HTTP: 16}
+# (listen backlog, 128 by default in most runtimes) is the practical bound. Keep-alive pipes
+# carry one request at a time per connection, so this is also how many connections the
+# proxy keeps open to each instance.
+DEFAULT_CONCURRENCY = {Mode.PIPE: 16, Mode.PIPE_KEEPALIVE: 16, Mode.HTTP: 16}
 
 
 class Process(BaseModel):

@@ -238,6 +238,8 @@ class Instance:
                 self.socket_path.unlink()
             address = str(self.socket_path)
             env["PIPE_ADDRESS"] = address
+            keepalive = self.process.communication_mode is Mode.PIPE_KEEPALIVE
+            env["PIPE_FRAMING"] = "lines" if keepalive else "oneshot"
         else:
             port = self.process.port or _free_port()
             address = f"127.0.0.1:{port}"
@@ -260,7 +262,7 @@ class Instance:
     async def _probe(self, proc: asyncio.subprocess.Process, address: str) -> bool | None:
         if proc.returncode is not None or self._stopping:
             return None  # stops the retrying: it will never become ready
-        if self.process.communication_mode is Mode.PIPE:
+        if self.process.communication_mode.uses_pipe:
             listening = _compat.unix_listening(Path(address))
             if listening is not None:
                 return listening
@@ -320,7 +322,7 @@ class Instance:
         return f"{what}" + (f"; last output: {last.strip()[:200]}" if last else "")
 
     def _where(self, address: str) -> str:
-        return address if self.process.communication_mode is Mode.PIPE else f"http://{address}"
+        return address if self.process.communication_mode.uses_pipe else f"http://{address}"
 
     def _remove_socket(self) -> None:
         if self.socket_path is not None and self.socket_path.is_socket():

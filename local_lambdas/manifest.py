@@ -325,7 +325,8 @@ def _check_across(reader: _Reader, socket_dir: Path) -> None:
             claim("route", route, claims, index, "a route belongs to one process; remove one")
         if values.get("port"):
             claim("port", values["port"], claims, 0, "give each process its own <port>")
-        if values.get("communication_mode", Mode.PIPE.value) != Mode.PIPE.value:
+        mode = values.get("communication_mode", Mode.PIPE.value)
+        if mode not in (Mode.PIPE.value, Mode.PIPE_KEEPALIVE.value):
             continue
         pipe_name = values.get("pipe_name", values.get("id"))
         if "pipe_name" in values:

@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from local_lambdas import _compat
-from local_lambdas.config import Mode, Process
+from local_lambdas.config import Process
 from local_lambdas.errors import NotReady
 from local_lambdas.instance import Instance, State
 from local_lambdas.output import Printer
@@ -172,7 +172,7 @@ class Pool:
 
     def _add(self, index: int) -> Instance:
         socket_path = None
-        if self.process.communication_mode is Mode.PIPE:
+        if self.process.communication_mode.uses_pipe:
             socket_path = self._names.take(self.process.pipe_name)
         child = Instance(
             self.process,

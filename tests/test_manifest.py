@@ -89,7 +89,7 @@ CASES = {
     ),
     "bad mode": (
         process(*OK, "<communication_mode>pipes</communication_mode>"),
-        [(6, "<communication_mode> \"pipes\" must be one of: 'pipe', 'http'")],
+        [(6, "<communication_mode> \"pipes\" must be one of: 'pipe', 'pipe-keepalive', 'http'")],
     ),
     "bad timeout": (
         process(*OK, "<timeout>soon</timeout>"),

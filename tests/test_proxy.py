@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import process_xml, running
 
-MODES = ["pipe", "http"]
+MODES = ["pipe", "pipe-keepalive", "http"]
 
 
 @pytest.fixture(params=MODES)

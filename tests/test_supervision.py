@@ -14,7 +14,7 @@ from local_lambdas import manifest
 from local_lambdas.app import RELOAD
 from tests.conftest import eventually, load, process_xml, running
 
-MODES = ["pipe", "http"]
+MODES = ["pipe", "pipe-keepalive", "http"]
 
 
 async def some(result, count: int) -> None:  # type: ignore[no-untyped-def]

@@ -18,6 +18,7 @@ from typing import Protocol
 from local_lambdas.config import Mode
 from local_lambdas.envelope import Request, Response
 from local_lambdas.transports.http import HttpTransport
+from local_lambdas.transports.keepalive import KeepAlivePipeTransport
 from local_lambdas.transports.pipe import PipeTransport
 
 
@@ -33,5 +34,6 @@ class TransportFactory(Protocol):
 
 TRANSPORTS: dict[Mode, TransportFactory] = {
     Mode.PIPE: PipeTransport,
+    Mode.PIPE_KEEPALIVE: KeepAlivePipeTransport,
     Mode.HTTP: HttpTransport,
 }

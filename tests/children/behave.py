@@ -3,7 +3,9 @@
 
 Serves one-shot pipe requests on $PIPE_ADDRESS, or `http` envelope requests on $HTTP_ADDRESS.
 With --read-to-eof it reads each pipe request until end-of-file; without, it stops reading as
-soon as the JSON parses (never waiting for EOF), as the earlier tool's examples did.
+soon as the JSON parses (never waiting for EOF), as the earlier tool's examples did. When
+$PIPE_FRAMING is "lines" (pipe-keepalive mode) it serves many requests per connection, one
+JSON line each, and echoes which connection (`conn`) and request on it (`seq`) it was.
 
 The last path segment picks the answer: echo (default), garbage, crash, crashonce, hang, badbase64,
 status999, status100, crlf, cookies, binary, close, slow (1 s, then echo), pid, headers-list, empty.
@@ -46,6 +48,9 @@ def answer(request: dict) -> bytes | None:
     if action == "slow":
         print("slow request received", flush=True)
         time.sleep(1)
+    if action == "late":
+        time.sleep(1.5)
+        return json.dumps({"body": b64(b"late answer")}).encode()
     if action == "close":
         return None
     if action == "badbase64":
@@ -72,6 +77,8 @@ def answer(request: dict) -> bytes | None:
         "body": b64(body),
         "request_id": request.get("request_id"),
         "pid": os.getpid(),
+        "conn": request.get("_conn"),
+        "seq": request.get("_seq"),
     }
     return json.dumps(
         {
@@ -96,11 +103,29 @@ def read_request(conn: socket.socket) -> dict:
                 continue
 
 
+CONNECTIONS = iter(range(1, 1 << 30))
+
+
 def serve_connection(conn: socket.socket) -> None:
     with conn:
+        if os.environ.get("PIPE_FRAMING") == "lines":
+            serve_lines(conn)
+            return
         reply = answer(read_request(conn))
         if reply is not None:
             conn.sendall(reply)
+
+
+def serve_lines(conn: socket.socket) -> None:
+    number = next(CONNECTIONS)
+    with conn.makefile("rb") as lines:
+        for seq, line in enumerate(lines, 1):
+            request = json.loads(line)
+            request["_conn"], request["_seq"] = number, seq
+            reply = answer(request)
+            if reply is None:
+                return
+            conn.sendall(reply + b"\n")
 
 
 def serve_pipe(path: str) -> None:

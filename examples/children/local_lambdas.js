@@ -1,0 +1,108 @@
+// Write a local-lambdas child in Node.js without touching the protocol. Node's standard
+// library only: copy this file next to your child and
+//
+//   const { serve } = require("./local_lambdas");
+//   serve(async (request) => ({ status: 200, headers: { "Content-Type": "text/plain" },
+//                               body: `hello ${request.path}\n` }));
+//
+// `serve` listens where local-lambdas says ($PIPE_ADDRESS or $HTTP_ADDRESS) and speaks the
+// protocol the manifest chose: one-shot pipe, keep-alive pipe, or the `http` envelope.
+// request: { method, uri, path, query (URLSearchParams), headers ([name, value] pairs),
+//            header(name), body (Buffer), requestId, client }
+// The handler returns (or resolves to) { status, headers, body }: headers an object or a list
+// of [name, value] pairs, body a Buffer or a string (sent as UTF-8). A thrown error is logged
+// and answered with a 500.
+"use strict";
+
+const fs = require("fs");
+const http = require("http");
+const net = require("net");
+
+function toRequest(data) {
+  const url = new URL(data.uri, "http://local");
+  const headers = data.headers || [];
+  return {
+    method: data.method,
+    uri: data.uri,
+    path: url.pathname,
+    query: url.searchParams,
+    headers,
+    header(name) {
+      const found = headers.find(([key]) => key.toLowerCase() === name.toLowerCase());
+      return found ? found[1] : undefined;
+    },
+    body: Buffer.from(data.body || "", "base64"),
+    requestId: data.request_id || "",
+    client: data.client,
+  };
+}
+
+// One request object (a string of JSON) in, one response object (a string of JSON) out.
+async function answer(handler, raw) {
+  let status = 500;
+  let headers = [["Content-Type", "text/plain"]];
+  let body = Buffer.from("handler failed\n");
+  try {
+    const response = await handler(toRequest(JSON.parse(raw)));
+    status = response.status === undefined ? 200 : response.status;
+    headers = response.headers || {};
+    body = Buffer.isBuffer(response.body) ? response.body : Buffer.from(response.body || "");
+  } catch (error) {
+    console.error(error);
+  }
+  return JSON.stringify({ status, headers, body: body.toString("base64") });
+}
+
+function servePipe(path, handler) {
+  if (fs.existsSync(path)) fs.unlinkSync(path);
+  // allowHalfOpen: in one-shot mode the proxy shuts its side first, and the answer follows.
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    // A request ending in "\n" is the keep-alive framing: answer with a line, wait for more,
+    // in order. One that ends at end-of-file is one-shot: answer, then close.
+    let pending = Buffer.alloc(0);
+    let queue = Promise.resolve();
+    socket.on("data", (chunk) => {
+      pending = Buffer.concat([pending, chunk]);
+      let newline;
+      while ((newline = pending.indexOf(10)) !== -1) {
+        const line = pending.subarray(0, newline).toString();
+        pending = pending.subarray(newline + 1);
+        queue = queue.then(async () => socket.write((await answer(handler, line)) + "\n"));
+      }
+    });
+    socket.on("end", () => {
+      queue = queue.then(async () => {
+        if (pending.length) socket.write(await answer(handler, pending.toString()));
+        socket.end();
+      });
+    });
+    socket.on("error", () => socket.destroy());
+  });
+  server.listen(path);
+}
+
+function serveHttp(address, handler) {
+  const [host, port] = [address.slice(0, address.lastIndexOf(":")), address.slice(address.lastIndexOf(":") + 1)];
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (chunk) => chunks.push(chunk));
+    req.on("end", async () => {
+      const payload = await answer(handler, Buffer.concat(chunks).toString());
+      res.writeHead(200, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(payload) });
+      res.end(payload);
+    });
+  });
+  server.keepAliveTimeout = 60000;
+  server.listen(Number(port), host);
+}
+
+function serve(handler) {
+  if (process.env.PIPE_ADDRESS) servePipe(process.env.PIPE_ADDRESS, handler);
+  else if (process.env.HTTP_ADDRESS) serveHttp(process.env.HTTP_ADDRESS, handler);
+  else {
+    console.error("neither PIPE_ADDRESS nor HTTP_ADDRESS is set: run this under local-lambdas");
+    process.exit(1);
+  }
+}
+
+module.exports = { serve };

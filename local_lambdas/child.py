@@ -1,0 +1,158 @@
+"""Write a local-lambdas child in Python without touching the protocol. Standard library only.
+
+    from local_lambdas.child import Request, Response, serve
+
+    def handle(request: Request) -> Response:
+        return Response(200, {"Content-Type": "text/plain"}, f"hello {request.path}\\n")
+
+    serve(handle)
+
+`serve` listens where local-lambdas says ($PIPE_ADDRESS or $HTTP_ADDRESS) and speaks whichever
+protocol the manifest chose: one-shot pipe, keep-alive pipe, or the `http` envelope. Each
+connection is served on a thread of its own, so a slow request does not hold up the others.
+An exception in the handler is printed to stderr and answered with a 500.
+
+This module imports nothing outside the standard library (not aiohttp), so it loads fast, and
+a child in another environment can use a copy of this one file.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socketserver
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+__all__ = ["Request", "Response", "serve"]
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    uri: str  # path and query string, as the client sent them
+    headers: list[tuple[str, str]]  # in arrival order, repeats kept
+    body: bytes
+    request_id: str = ""
+    client: str | None = None
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.uri).path
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        return parse_qs(urlsplit(self.uri).query)
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        """The first value of header `name` (any case), or `default`."""
+        lowered = name.lower()
+        return next((v for k, v in self.headers if k.lower() == lowered), default)
+
+    def json(self) -> object:
+        return json.loads(self.body)
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int = 200
+    headers: dict[str, str] | list[tuple[str, str]] = field(default_factory=dict)
+    body: bytes | str = b""  # str is sent as UTF-8
+
+
+Handler = Callable[[Request], Response]
+
+
+def serve(handler: Handler) -> None:
+    """Serve `handler` where local-lambdas says, until the process is stopped."""
+    if "PIPE_ADDRESS" in os.environ:
+        _serve_pipe(os.environ["PIPE_ADDRESS"], handler)
+    elif "HTTP_ADDRESS" in os.environ:
+        host, port = os.environ["HTTP_ADDRESS"].rsplit(":", 1)
+        _serve_http(host, int(port), handler)
+    else:
+        sys.exit("neither PIPE_ADDRESS nor HTTP_ADDRESS is set: run this under local-lambdas")
+
+
+def _answer(handler: Handler, raw: bytes) -> bytes:
+    """One request object in, one response object out (compact JSON, no newline)."""
+    try:
+        data = json.loads(raw)
+        request = Request(
+            method=data["method"],
+            uri=data["uri"],
+            headers=[(k, v) for k, v in data.get("headers", [])],
+            body=base64.b64decode(data.get("body") or ""),
+            request_id=data.get("request_id") or "",
+            client=data.get("client"),
+        )
+        response = handler(request)
+        body = response.body.encode() if isinstance(response.body, str) else response.body
+        headers = (
+            list(response.headers.items())
+            if isinstance(response.headers, dict)
+            else list(response.headers)
+        )
+        status = response.status
+    except Exception:  # the child must go on serving; the traceback goes to its stderr
+        traceback.print_exc()
+        status, headers, body = 500, [("Content-Type", "text/plain")], b"handler failed\n"
+    return json.dumps(
+        {"status": status, "headers": headers, "body": base64.b64encode(body).decode("ascii")},
+        separators=(",", ":"),
+    ).encode()
+
+
+def _serve_pipe(path: str, handler: Handler) -> None:
+    class Connection(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            # A request that ends in a newline is the keep-alive framing: answer with a line
+            # and wait for the next. One that ends at end-of-file is one-shot: answer, close.
+            while True:
+                line = self.rfile.readline()
+                if not line.strip():
+                    return
+                answer = _answer(handler, line)
+                if not line.endswith(b"\n"):
+                    self.wfile.write(answer)
+                    return
+                self.wfile.write(answer + b"\n")
+
+    class Server(socketserver.ThreadingUnixStreamServer):
+        daemon_threads = True
+        request_queue_size = 128
+
+    if os.path.exists(path):
+        os.unlink(path)
+    with Server(path, Connection) as server:
+        server.serve_forever()
+
+
+def _serve_http(host: str, port: int, handler: Handler) -> None:
+    class Exchange(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep connections open between requests
+        disable_nagle_algorithm = True  # headers and body go out in two writes
+
+        def do_POST(self) -> None:
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            answer = _answer(handler, raw)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # the proxy logs every request already
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 128
+
+    with Server((host, port), Exchange) as server:
+        server.serve_forever()

@@ -1,0 +1,76 @@
+"""The child helpers (Python's local_lambdas.child and the Node.js one) in every mode."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import CHILDREN, running
+
+MODES = ["pipe", "pipe-keepalive", "http"]
+NODE = shutil.which("node")
+HELPERS = {
+    "python": (sys.executable, CHILDREN / "helper_child.py"),
+    "node": (NODE, CHILDREN / "helper_child.js"),
+}
+
+
+def helper_process(language: str, mode: str) -> str:
+    executable, script = HELPERS[language]
+    if executable is None:
+        pytest.skip("node is not installed (.ci/run installs it with apt-get)")
+    return (
+        f"<process><id>h</id><executable>{executable}</executable><arg>{script}</arg>"
+        f"<route>/h/*</route><communication_mode>{mode}</communication_mode></process>"
+    )
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("language", ["python", "node"])
+async def test_helper_serves_every_mode(write_manifest, socket_dir, language, mode) -> None:
+    path = write_manifest(helper_process(language, mode))
+    body = bytes(range(256))
+    async with running(path, socket_dir) as run:
+        for _ in range(3):  # several on one connection in keep-alive mode
+            async with run.http.patch(
+                run.url + "/h/x?a=1&a=2", data=body, headers=[("X-Tag", "t1"), ("X-Tag", "t2")]
+            ) as reply:
+                assert reply.status == 201
+                assert reply.headers.getall("Set-Cookie") == ["a=1", "b=2"]
+                seen = json.loads(await reply.read())
+            assert seen["method"] == "PATCH" and seen["uri"] == "/h/x?a=1&a=2"
+            assert seen["path"] == "/h/x" and seen["query"] == {"a": ["1", "2"]}
+            assert [v for k, v in seen["headers"] if k == "X-Tag"] == ["t1", "t2"]
+            assert seen["x_tag"] == "t1"
+            assert base64.b64decode(seen["body"]) == body
+            assert seen["request_id"] == reply.headers["X-Request-Id"]
+        async with run.http.get(run.url + "/h/boom") as reply:
+            assert reply.status == 500
+        async with run.http.get(run.url + "/h/after") as reply:
+            assert reply.status == 201  # the child went on serving
+
+
+def test_python_helper_imports_without_aiohttp() -> None:
+    code = (
+        "import sys, local_lambdas.child; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('aiohttp', 'lxml')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_helper_outside_local_lambdas_says_so() -> None:
+    result = subprocess.run(
+        [sys.executable, str(CHILDREN / "helper_child.py")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 1
+    assert "run this under local-lambdas" in result.stderr

@@ -1,0 +1,64 @@
+"""Keep-alive pipes: connections reused, bounded, and never reused after a broken exchange."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from tests.conftest import process_xml, running
+
+
+def keepalive(extra: str = "") -> str:
+    return process_xml("svc", "/api/*", mode="pipe-keepalive", extra=extra)
+
+
+async def get(run, path: str, method: str = "GET") -> tuple[int, dict]:  # type: ignore[no-untyped-def]
+    async with run.http.request(method, run.url + path) as reply:
+        body = await reply.read()
+        return reply.status, (json.loads(body) if reply.status == 200 else {"raw": body})
+
+
+async def test_one_connection_carries_many_requests(write_manifest, socket_dir) -> None:
+    path = write_manifest(keepalive())
+    async with running(path, socket_dir) as run:
+        seen = [(await get(run, "/api/x"))[1] for _ in range(5)]
+    assert {s["conn"] for s in seen} == {1}
+    assert [s["seq"] for s in seen] == [1, 2, 3, 4, 5]
+
+
+async def test_connections_are_bounded_by_concurrency(write_manifest, socket_dir) -> None:
+    path = write_manifest(keepalive("<concurrency>2</concurrency>"))
+    async with running(path, socket_dir) as run:
+        answers = await asyncio.gather(*(get(run, "/api/x") for _ in range(20)))
+    assert all(status == 200 for status, _ in answers)
+    assert len({seen["conn"] for _, seen in answers}) <= 2
+
+
+async def test_timed_out_connection_is_not_reused(write_manifest, socket_dir) -> None:
+    path = write_manifest(keepalive("<timeout>1s</timeout>"))
+    async with running(path, socket_dir) as run:
+        first = (await get(run, "/api/x"))[1]["conn"]
+        status, _ = await get(run, "/api/late", "POST")
+        assert status == 504
+        # Were the connection reused, this would read the late answer meant for the other.
+        status, seen = await get(run, "/api/x")
+    assert status == 200 and seen["uri"] == "/api/x"
+    assert seen["conn"] != first
+
+
+async def test_connection_closed_mid_exchange_is_replaced(write_manifest, socket_dir) -> None:
+    path = write_manifest(keepalive())
+    async with running(path, socket_dir) as run:
+        first = (await get(run, "/api/x"))[1]["conn"]
+        status, error = await get(run, "/api/close", "POST")
+        assert status == 502 and b"closed the connection" in error["raw"]
+        status, seen = await get(run, "/api/x", "POST")
+    assert status == 200 and seen["conn"] != first
+
+
+async def test_invalid_answer_keeps_the_framing(write_manifest, socket_dir) -> None:
+    path = write_manifest(keepalive())
+    async with running(path, socket_dir) as run:
+        assert (await get(run, "/api/garbage"))[0] == 502
+        status, seen = await get(run, "/api/x")
+    assert status == 200 and seen["seq"] == 2  # the same connection, still in step
