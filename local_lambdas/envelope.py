@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from dataclasses import dataclass
+
+import orjson
 
 from local_lambdas.errors import BadResponse
 
@@ -42,17 +43,22 @@ class Request:
 
     def encode(self) -> bytes:
         """The compact JSON object of DESIGN section 3 (no newline)."""
-        return json.dumps(
-            {
-                "method": self.method,
-                "uri": self.uri,
-                "headers": self.headers,
-                "body": base64.b64encode(self.body).decode("ascii"),
-                "request_id": self.request_id,
-                "client": self.client,
-            },
-            separators=(",", ":"),
-        ).encode()
+        data = {
+            "method": self.method,
+            "uri": self.uri,
+            "headers": self.headers,
+            "body": base64.b64encode(self.body).decode("ascii"),
+            "request_id": self.request_id,
+            "client": self.client,
+        }
+        try:
+            return orjson.dumps(data)
+        except TypeError:
+            # Bytes that are not UTF-8 in the request line or a header reach us as lone
+            # surrogates, which JSON cannot carry: they become U+FFFD.
+            data["uri"] = _valid_text(self.uri)
+            data["headers"] = [(_valid_text(k), _valid_text(v)) for k, v in self.headers]
+            return orjson.dumps(data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +73,8 @@ class Response:
 def decode_response(raw: bytes) -> Response:
     """Parse and validate a child's response object; raise BadResponse naming what is wrong."""
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
         what = "nothing" if not raw.strip() else "something that is not JSON"
         raise BadResponse(f"the child answered {what} ({exc})", raw) from exc
     if not isinstance(data, dict):
@@ -126,6 +132,10 @@ def _body(data: dict[str, object], raw: bytes) -> bytes:
         return base64.b64decode(body, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise BadResponse(f"body is not valid base64 ({exc})", raw) from exc
+
+
+def _valid_text(text: str) -> str:
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def shown(raw: bytes) -> str:

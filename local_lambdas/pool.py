@@ -72,7 +72,8 @@ class Pool:
         self._watchdog = watchdog
         self._clock = clock
         self._changed = asyncio.Event()
-        self._waiting = 0
+        self._listeners = 0  # coroutines waiting on _changed
+        self._waiting = 0  # of those, requests waiting for an instance
         self._turn = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -152,17 +153,21 @@ class Pool:
         return f"not ready ({', '.join(states)})"
 
     def _notify(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
+        if self._listeners:  # nobody waits: skip making a new event on every request
+            self._changed.set()
+            self._changed = asyncio.Event()
 
     async def _changed_within(self, seconds: float) -> None:
         """Return at the next change of any instance or lease, or after `seconds`."""
         changed = self._changed
+        self._listeners += 1
         try:
             async with _compat.timeout(seconds):
                 await changed.wait()
         except asyncio.TimeoutError:
             pass
+        finally:
+            self._listeners -= 1
 
     # -- life cycle ----------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ status of DESIGN section 6, and a log line carrying the same request id.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import re
 import secrets
@@ -45,10 +46,13 @@ class Proxy:
 
     def __init__(self, supervisor: Supervisor) -> None:
         self._supervisor = supervisor
+        # Unique within the run and cheap: a random prefix per run, then a counter.
+        prefix = secrets.token_hex(4)
+        self._ids = (f"{prefix}{n:08x}" for n in itertools.count(1))
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         client_id = request.headers.get("X-Request-Id", "")
-        request_id = client_id if _CLIENT_ID.match(client_id) else secrets.token_hex(8)
+        request_id = client_id if _CLIENT_ID.match(client_id) else next(self._ids)
         pool = self._supervisor.route(request.path)
         if pool is None:
             return _error(404, f"no route matches {request.path}", None, request_id)
@@ -121,6 +125,8 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     too_large = PayloadTooLarge(
         f"the request body is over the route's limit of {limit} bytes (<max_body_size>)"
     )
+    if not request.body_exists:
+        return b""
     if request.content_length is not None and request.content_length > limit:
         raise too_large
     body = bytearray()

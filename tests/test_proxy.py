@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from pathlib import Path
@@ -196,3 +197,20 @@ async def test_method_restriction(write_manifest, socket_dir) -> None:
         async with run.http.delete(run.url + "/api/x") as reply:
             assert reply.status == 405
             assert reply.headers["Allow"] == "GET, POST"
+
+
+async def test_header_bytes_that_are_not_utf8_do_not_break_the_envelope(
+    write_manifest, socket_dir
+) -> None:
+    path = write_manifest(process_xml("svc", "/api/*"))
+    async with running(path, socket_dir) as run:
+        host, port = run.url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(
+            b"GET /api/x HTTP/1.1\r\nHost: x\r\nX-Bin: caf\xe9\r\nConnection: close\r\n\r\n"
+        )
+        answer = await reader.read()
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert ["X-Bin", "caf\ufffd"] in json.loads(body)["headers"]
