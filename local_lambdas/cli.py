@@ -23,6 +23,7 @@ from local_lambdas.output import Printer, print_line, print_problems
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 DEFAULT_BIND = "127.0.0.1:3000"
+DEFAULT_CACHE = 64 * 1024**2  # ENABLE_CACHE=1: per process, for those without <cache>
 
 _DESCRIPTION = """\
 Run the child programs listed in a manifest and serve them all behind one HTTP port.
@@ -38,6 +39,8 @@ examples:
   local-lambdas                          run ./manifest.xml on http://127.0.0.1:3000
   local-lambdas services.xml --bind 0.0.0.0:8080
   BIND_ADDRESS=127.0.0.1:4000 local-lambdas
+  ENABLE_CACHE=1 local-lambdas           cache GET answers the children mark cacheable
+  local-lambdas --watch                  restart children when their files change
   local-lambdas check manifest.xml
 
 exit status: 0 after a clean stop or a valid check, 1 on any error, 2 on a usage error.
@@ -80,6 +83,19 @@ def _parser(prog: str, *, check: bool) -> argparse.ArgumentParser:
         type=float,
         default=10.0,
         help="on stop, how long requests in flight may take (default: 10)",
+    )
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="reload when the manifest changes; restart a process when a file in its "
+        "working_dir changes (SIGHUP always reloads)",
+    )
+    parser.add_argument(
+        "--watch-ignore",
+        metavar="GLOB",
+        action="append",
+        default=[],
+        help="with --watch, ignore files matching GLOB (repeatable), e.g. '*.log'",
     )
     parser.add_argument(
         "--log-format",
@@ -130,6 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print_line(f"local-lambdas: {exc}")
         return EXIT_USAGE
+    cache = os.environ.get("ENABLE_CACHE", "").lower() in ("1", "true", "yes", "on")
     settings = Settings(
         host=host,
         port=port,
@@ -137,6 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         own_socket_dir=own,
         shutdown_timeout=args.shutdown_timeout,
         log_format=args.log_format,
+        watch=args.watch,
+        watch_ignore=tuple(args.watch_ignore),
+        default_cache=DEFAULT_CACHE if cache else None,
     )
     printer = Printer(log_format=settings.log_format)
     _configure_logging(printer)

@@ -103,6 +103,7 @@ class Process(BaseModel):
     queue_timeout: Wait = 10.0
     max_queue: int = Field(default=1024, ge=0)
     max_requests: int | None = Field(default=None, ge=1)
+    cache: Size | None = None  # bytes of GET answers to keep; see cache.py
     line: int = 0  # where the <process> element starts, for messages
 
     @field_validator("id")
@@ -183,5 +184,6 @@ class Settings(BaseModel):
     own_socket_dir: bool = True  # made (mode 0700) for this run and removed at exit
     shutdown_timeout: Duration = 10.0
     log_format: Literal["text", "json"] = "text"
+    default_cache: int | None = None  # ENABLE_CACHE: a cache for every process without one
     watch: bool = False
     watch_ignore: tuple[str, ...] = ()

@@ -53,6 +53,7 @@ ELEMENTS: dict[str, _Element] = {
     "queue_timeout": _Element("queue_timeout"),
     "max_queue": _Element("max_queue"),
     "max_requests": _Element("max_requests"),
+    "cache": _Element("cache"),
 }
 # Room left in a socket path for the "-N" that tells apart two live sockets of one pipe_name
 # (instances, or a replacement starting beside the instance it replaces).

@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from local_lambdas import _compat
+from local_lambdas.cache import Cache
 from local_lambdas.config import Process
 from local_lambdas.errors import NotReady
 from local_lambdas.instance import Instance, State
@@ -62,9 +63,11 @@ class Pool:
         names: SocketNames,
         *,
         watchdog: Watchdog | None = None,
+        cache_bytes: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.process = process
+        self.cache = Cache(cache_bytes, clock=clock) if cache_bytes else None
         self.instances: list[Instance] = []
         self.retired = False
         self._printer = printer

@@ -73,7 +73,14 @@ class Proxy:
                 request_id=request_id,
                 client=request.remote,
             )
-            response = await self._forward(pool, forwarded, request.path)
+            cache = pool.cache
+            hit = cache.lookup(forwarded) if cache is not None else None
+            if hit is not None:
+                response = hit
+            else:
+                response = await self._forward(pool, forwarded, request.path)
+                if cache is not None:
+                    cache.store(forwarded, response)
         except ForwardError as exc:
             _log_failure(exc, process, request_id)
             answer = _error(exc.status, str(exc), process, request_id)

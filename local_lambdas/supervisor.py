@@ -65,7 +65,13 @@ class Supervisor:
             pool.start()
 
     def _pool(self, process: Process) -> Pool:
-        return Pool(process, self._printer, self._names, watchdog=self._watchdog)
+        return Pool(
+            process,
+            self._printer,
+            self._names,
+            watchdog=self._watchdog,
+            cache_bytes=process.cache or self._settings.default_cache,
+        )
 
     def _install(self, pools: dict[str, Pool]) -> None:
         self.pools = pools

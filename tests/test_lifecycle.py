@@ -211,3 +211,22 @@ async def test_crash_looping_child_goes_fatal_and_others_serve(write_manifest, t
                 assert reply.status == 200
         run.proc.send_signal(signal.SIGTERM)
         assert await run.finish() == 0
+
+
+async def test_watch_restarts_the_process_whose_files_changed(write_manifest, tmp_path) -> None:
+    workdir = tmp_path / "svc"
+    workdir.mkdir()
+    path = write_manifest(
+        process_xml("svc", "/api/*", extra=f"<working_dir>{workdir}</working_dir>")
+    )
+    async with cli(str(path), "--bind", "127.0.0.1:0", "--watch", "--watch-ignore", "*.log") as run:
+        await run.expect(r"svc: ready")
+        await run.expect(r"watching ")
+        (workdir / "ignored.log").write_text("noise\n")
+        (workdir / "handler.py").write_text("# changed\n")
+        await run.expect(r"files changed: restarting svc")
+        await run.expect(r"reloaded: 1 started, 0 kept, 1 stopped")
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
+    restarts = [line for line in run.lines if "files changed" in line]
+    assert len(restarts) == 1, restarts  # two writes, one restart

@@ -125,3 +125,19 @@ def test_watched_change_restarts_the_deepest_owner() -> None:
     assert affected({Path("/p/web/y.js")}, root / "m.xml", dirs) == (False, ["root"])
     assert affected({root / "m.xml"}, root / "m.xml", dirs) == (True, [])
     assert affected({Path("/elsewhere")}, root / "m.xml", dirs) == (False, [])
+
+
+def test_watch_filter_ignores_globs_caches_and_the_socket_dir() -> None:
+    from pathlib import Path
+
+    from watchfiles import Change
+
+    from local_lambdas.watch import _Filter
+
+    keep = _Filter(["*.log", "*/tmp/*"], Path("/run/ll-1"))
+    assert keep(Change.modified, "/p/api/handler.py")
+    assert not keep(Change.modified, "/p/api/server.log")
+    assert not keep(Change.modified, "/p/tmp/x.py")
+    assert not keep(Change.modified, "/p/api/__pycache__/h.pyc")
+    assert not keep(Change.modified, "/p/node_modules/x/index.js")
+    assert not keep(Change.added, "/run/ll-1/api")

@@ -7,8 +7,9 @@ soon as the JSON parses (never waiting for EOF), as the earlier tool's examples 
 $PIPE_FRAMING is "lines" (pipe-keepalive mode) it serves many requests per connection, one
 JSON line each, and echoes which connection (`conn`) and request on it (`seq`) it was.
 
-The last path segment picks the answer: echo (default), garbage, crash, crashonce, hang, badbase64,
-status999, status100, crlf, cookies, binary, close, slow (1 s, then echo), pid, headers-list, empty.
+The last path segment picks the answer: echo (default), garbage, crash, crashonce, hang,
+badbase64, status999, status100, crlf, cookies, binary, cached, cachederror, close, slow (1 s,
+then echo), late (answers after 1.5 s), pid, empty.
 """
 
 import base64
@@ -21,6 +22,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 READ_TO_EOF = "--read-to-eof" in sys.argv
+COUNTER = iter(range(1, 1 << 30))
 
 
 def b64(data: bytes) -> str:
@@ -68,6 +70,13 @@ def answer(request: dict) -> bytes | None:
         return json.dumps({"body": b64(bytes(range(256)) * 4)}).encode()
     if action == "pid":
         return json.dumps({"body": b64(str(os.getpid()).encode())}).encode()
+    if action in ("cached", "cachederror"):
+        # A counter, so that a test can tell a cached answer from a fresh one.
+        status = 500 if action == "cachederror" else 200
+        count = str(next(COUNTER)).encode()
+        return json.dumps(
+            {"status": status, "headers": [["Cache-Control", "max-age=60"]], "body": b64(count)}
+        ).encode()
     if action == "empty":
         return json.dumps({}).encode()
     echoed = {

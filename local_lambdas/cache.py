@@ -1,0 +1,132 @@
+"""The opt-in response cache (`<cache>SIZE</cache>`, or ENABLE_CACHE=1 as the earlier tool had).
+
+A shared cache in the sense of RFC 9111, kept simple and safe:
+- only GET answers are stored, and they serve GET and HEAD; keyed by the full URI (path and
+  query) and by the request headers the answer's `Vary` names;
+- only when the child says so: `Cache-Control: max-age=N` (or `s-maxage=N`, which wins), and
+  never with `no-store`, `no-cache` or `private`; never `Vary: *`; never an error (status 400
+  or more); never for a request with `Authorization`, nor a `Set-Cookie` answer;
+- a client's `Cache-Control: no-cache` or `no-store` skips the lookup (the answer may still
+  refresh the entry);
+- bounded in bytes; the least recently used entries go first.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from local_lambdas.envelope import Request, Response
+
+_DIRECTIVE = re.compile(r"([a-zA-Z-]+)\s*(?:=\s*\"?(\d+)\"?)?")
+_NEVER = frozenset({"no-store", "no-cache", "private"})
+_CACHEABLE_STATUS = frozenset({200, 203, 204, 300, 301, 308})
+
+
+@dataclass(frozen=True)
+class _Entry:
+    response: Response
+    vary: tuple[str, ...]  # lower-case header names
+    varied: tuple[str | None, ...]  # the request's values of those headers
+    stored: float
+    expires: float
+    size: int
+
+
+class Cache:
+    def __init__(self, max_bytes: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_bytes = max_bytes
+        self.hits = 0
+        self.misses = 0
+        self._clock = clock
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._size = 0
+
+    def lookup(self, request: Request) -> Response | None:
+        """A fresh stored answer for this GET or HEAD, with its `Age`; None on a miss."""
+        if request.method not in ("GET", "HEAD") or not _may_use(request):
+            return None
+        entry = self._entries.get(request.uri)
+        now = self._clock()
+        if entry is None or now >= entry.expires or _values(request, entry.vary) != entry.varied:
+            self.misses += 1
+            return None
+        self._entries.move_to_end(request.uri)
+        self.hits += 1
+        age = str(int(now - entry.stored))
+        answer = entry.response
+        return Response(answer.status, [*answer.headers, ("Age", age)], answer.body)
+
+    def store(self, request: Request, response: Response) -> None:
+        if request.method != "GET" or _header(request.headers, "authorization") is not None:
+            return
+        lifetime = _lifetime(response)
+        if lifetime is None:
+            return
+        vary = tuple(
+            name.strip().lower()
+            for value in _all(response.headers, "vary")
+            for name in value.split(",")
+            if name.strip()
+        )
+        if "*" in vary:
+            return
+        size = len(response.body) + sum(len(k) + len(v) for k, v in response.headers) + 64
+        if size > self.max_bytes:
+            return
+        self._drop(request.uri)
+        now = self._clock()
+        self._entries[request.uri] = _Entry(
+            response, vary, _values(request, vary), now, now + lifetime, size
+        )
+        self._size += size
+        while self._size > self.max_bytes:
+            self._drop(next(iter(self._entries)))
+
+    def _drop(self, uri: str) -> None:
+        entry = self._entries.pop(uri, None)
+        if entry is not None:
+            self._size -= entry.size
+
+
+def _may_use(request: Request) -> bool:
+    if _header(request.headers, "authorization") is not None:
+        return False
+    directives = _directives(_all(request.headers, "cache-control"))
+    return not ({"no-cache", "no-store"} & directives.keys())
+
+
+def _lifetime(response: Response) -> float | None:
+    """Seconds the answer stays fresh, or None when it must not be stored."""
+    if response.status not in _CACHEABLE_STATUS:
+        return None
+    if _header(response.headers, "set-cookie") is not None:
+        return None
+    directives = _directives(_all(response.headers, "cache-control"))
+    if _NEVER & directives.keys():
+        return None
+    seconds = directives.get("s-maxage", directives.get("max-age"))
+    return float(seconds) if seconds else None
+
+
+def _directives(values: list[str]) -> dict[str, int | None]:
+    found: dict[str, int | None] = {}
+    for value in values:
+        for name, number in _DIRECTIVE.findall(value):
+            found[name.lower()] = int(number) if number else None
+    return found
+
+
+def _all(headers: list[tuple[str, str]], name: str) -> list[str]:
+    return [v for k, v in headers if k.lower() == name]
+
+
+def _header(headers: list[tuple[str, str]], name: str) -> str | None:
+    return next((v for k, v in headers if k.lower() == name), None)
+
+
+def _values(request: Request, names: tuple[str, ...]) -> tuple[str | None, ...]:
+    return tuple(_header(request.headers, name) for name in names)

@@ -1,0 +1,107 @@
+"""The response cache: what is stored and served, from tables with a fake clock, and end to end."""
+
+from __future__ import annotations
+
+import pytest
+
+from local_lambdas.cache import Cache
+from local_lambdas.envelope import Request, Response
+from tests.conftest import process_xml, running
+
+
+class Clock:
+    now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def get(uri: str = "/a?x=1", *headers: tuple[str, str], method: str = "GET") -> Request:
+    return Request(method, uri, list(headers), b"", "rid")
+
+
+def answer(*headers: tuple[str, str], status: int = 200, body: bytes = b"hi") -> Response:
+    return Response(status, list(headers), body)
+
+
+MAX_AGE = ("Cache-Control", "max-age=60")
+
+# (request, response) -> stored?
+STORE = {
+    "max-age": (get(), answer(MAX_AGE), True),
+    "s-maxage": (get(), answer(("Cache-Control", "s-maxage=5")), True),
+    "no cache-control": (get(), answer(), False),
+    "max-age=0": (get(), answer(("Cache-Control", "max-age=0")), False),
+    "no-store": (get(), answer(("Cache-Control", "max-age=60, no-store")), False),
+    "no-cache": (get(), answer(("Cache-Control", "no-cache, max-age=60")), False),
+    "private": (get(), answer(("Cache-Control", "private, max-age=60")), False),
+    "error": (get(), answer(MAX_AGE, status=500), False),
+    "not found": (get(), answer(MAX_AGE, status=404), False),
+    "set-cookie": (get(), answer(MAX_AGE, ("Set-Cookie", "a=1")), False),
+    "vary star": (get(), answer(MAX_AGE, ("Vary", "*")), False),
+    "post": (get(method="POST"), answer(MAX_AGE), False),
+    "authorization": (get("/a", ("Authorization", "x")), answer(MAX_AGE), False),
+}
+
+
+@pytest.mark.parametrize("case", STORE)
+def test_what_is_stored(case: str) -> None:
+    request, response, stored = STORE[case]
+    cache = Cache(1 << 20, clock=Clock())
+    cache.store(request, response)
+    assert (cache.lookup(get(request.uri)) is not None) is stored
+
+
+def test_fresh_for_max_age_with_age_header() -> None:
+    clock = Clock()
+    cache = Cache(1 << 20, clock=clock)
+    cache.store(get(), answer(MAX_AGE))
+    clock.now += 59
+    hit = cache.lookup(get())
+    assert hit is not None and ("Age", "59") in hit.headers and hit.body == b"hi"
+    assert cache.lookup(get(method="HEAD")) is not None
+    assert cache.lookup(get("/a?x=2")) is None  # the query is part of the key
+    clock.now += 1
+    assert cache.lookup(get()) is None
+
+
+def test_client_no_cache_skips_the_lookup() -> None:
+    cache = Cache(1 << 20, clock=Clock())
+    cache.store(get(), answer(MAX_AGE))
+    assert cache.lookup(get("/a?x=1", ("Cache-Control", "no-cache"))) is None
+
+
+def test_vary_keys_on_the_named_request_headers() -> None:
+    cache = Cache(1 << 20, clock=Clock())
+    cache.store(get("/v", ("Accept", "text/html")), answer(MAX_AGE, ("Vary", "Accept")))
+    assert cache.lookup(get("/v", ("accept", "text/html"))) is not None
+    assert cache.lookup(get("/v", ("Accept", "application/json"))) is None
+
+
+def test_bounded_in_bytes_least_recently_used_first() -> None:
+    cache = Cache(1300, clock=Clock())  # room for three entries of 300 bytes and their headers
+    for name in ("a", "b", "c"):
+        cache.store(get(f"/{name}"), answer(MAX_AGE, body=b"x" * 300))
+    assert cache.lookup(get("/a")) is not None  # now the most recently used
+    cache.store(get("/d"), answer(MAX_AGE, body=b"x" * 300))
+    assert [cache.lookup(get(f"/{n}")) is not None for n in "abcd"] == [True, False, True, True]
+    cache.store(get("/huge"), answer(MAX_AGE, body=b"x" * 2000))
+    assert cache.lookup(get("/huge")) is None
+
+
+async def test_cache_end_to_end(write_manifest, socket_dir) -> None:
+    path = write_manifest(process_xml("svc", "/api/*", extra="<cache>1MiB</cache>"))
+    async with running(path, socket_dir) as run:
+
+        async def fetch(url: str, method: str = "GET") -> tuple[int, bytes, str | None]:
+            async with run.http.request(method, run.url + url) as reply:
+                return reply.status, await reply.read(), reply.headers.get("Age")
+
+        first = await fetch("/api/cached")
+        assert first[2] is None
+        assert await fetch("/api/cached") == (200, first[1], "0")  # served from the cache
+        assert (await fetch("/api/cached", "HEAD"))[0] == 200
+        assert (await fetch("/api/cached?other"))[1] != first[1]
+        errors = [await fetch("/api/cachederror") for _ in range(2)]
+        assert errors[0][1] != errors[1][1]  # never cached
+        assert (await fetch("/api/cached", "POST"))[1] != first[1]  # only GET and HEAD
