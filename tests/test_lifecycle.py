@@ -230,3 +230,20 @@ async def test_watch_restarts_the_process_whose_files_changed(write_manifest, tm
         assert await run.finish() == 0
     restarts = [line for line in run.lines if "files changed" in line]
     assert len(restarts) == 1, restarts  # two writes, one restart
+
+
+async def test_the_bundled_manifest_runs() -> None:
+    root = Path(__file__).parents[1]
+    async with cli(str(root / "manifest.xml"), "--bind", "127.0.0.1:0") as run:
+        url = (await run.expect(r"listening on (http://\S+);")).group(1)
+        for name in ("echo", "hello", "greet"):
+            await run.expect(rf"{name}: ready")
+        async with aiohttp.ClientSession() as http:
+            async with http.post(url + "/echo/x?y=1", data=b"hi") as reply:
+                assert (await reply.json())["body_text"] == "hi"
+            async with http.get(url + "/hello?name=you") as reply:
+                assert (await reply.text()).startswith("Hello, you!")
+            async with http.get(url + "/greet?name=you") as reply:
+                assert (await reply.json())["greeting"] == "Hello, you!"
+        run.proc.send_signal(signal.SIGINT)
+        assert await run.finish() == 0

@@ -192,7 +192,7 @@ def test_schema_knows_exactly_the_loaders_elements() -> None:
 def test_bundled_manifest_is_valid() -> None:
     root = Path(__file__).parents[1]
     loaded = manifest.load(root / "manifest.xml", socket_dir=Path("/tmp/ll-x"))
-    assert {p.communication_mode for p in loaded.processes} == {Mode.PIPE, Mode.HTTP}
+    assert {p.communication_mode for p in loaded.processes} == set(Mode)
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -219,7 +219,7 @@ def test_check_lists_every_problem_and_exits_1(tmp_path: Path) -> None:
 def test_check_ok_exits_0() -> None:
     result = run_cli("check", "manifest.xml", cwd=Path(__file__).parents[1])
     assert result.returncode == 0, result.stderr
-    assert "OK, 2 process(es)" in result.stderr
+    assert "OK, 3 process(es)" in result.stderr
 
 
 def test_missing_manifest_exits_1_with_one_clear_line(tmp_path: Path) -> None:
