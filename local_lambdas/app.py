@@ -1,20 +1,22 @@
 """The aiohttp Application and the life cycle of one run: children, listening, stopping.
 
 Children start in the app's cleanup context, so they stop on every way out: a signal, a
-failed bind, or an error. `serve` is the whole run; it returns the process exit code.
-SIGHUP, and file changes under --watch, reload the manifest (see supervisor.reload).
+failed bind, or an error. `started` is one run, from binding to the last child stopped;
+commands.py says what happens in between. Reloads (SIGHUP, --watch) go through `Reloader`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from local_lambdas import watch
+from local_lambdas.admin import admin_app
 from local_lambdas.config import Manifest, Settings
 from local_lambdas.errors import ManifestError, StartupError
 from local_lambdas.output import Printer
@@ -79,7 +81,7 @@ def build_app(
     `load` reads the manifest again, for reloads (SIGHUP, and --watch in `settings`).
     """
     supervisor = Supervisor(manifest, settings, printer)
-    proxy = Proxy(supervisor)
+    proxy = Proxy(supervisor, access=printer.access if settings.verbosity != "quiet" else None)
     reload = Reloader(supervisor, load or (lambda: manifest))
 
     async def children(app: web.Application) -> AsyncIterator[None]:
@@ -115,25 +117,37 @@ def build_app(
     app[RELOAD] = reload
     app.cleanup_ctx.append(children)
     app.on_shutdown.append(drain)
+    # The admin endpoints are matched first, so no manifest route can shadow them.
+    app.add_subapp(settings.admin_prefix.rstrip("/"), admin_app(supervisor))
     app.router.add_route("*", "/{tail:.*}", proxy.handle)
     return app
 
 
-async def serve(
-    manifest: Manifest, settings: Settings, printer: Printer, *, load: Callable[[], Manifest]
-) -> int:
-    """Run until SIGINT or SIGTERM (SIGHUP reloads), then drain, stop the children, return 0."""
+@dataclass(frozen=True)
+class Started:
+    app: web.Application
+    url: str  # where the proxy listens, e.g. http://127.0.0.1:3000
+
+    @property
+    def supervisor(self) -> Supervisor:
+        return self.app[SUPERVISOR]
+
+
+@asynccontextmanager
+async def started(
+    manifest: Manifest,
+    settings: Settings,
+    printer: Printer,
+    *,
+    load: Callable[[], Manifest] | None = None,
+) -> AsyncIterator[Started]:
+    """The proxy listening and its children starting; on the way out, draining and stopping."""
     app = build_app(manifest, settings, printer, load=load)
     runner = web.AppRunner(
         app, handle_signals=False, access_log=None, shutdown_timeout=settings.shutdown_timeout
     )
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, app[RELOAD].request)
+    await runner.setup()
     try:
-        await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port)
         try:
             await site.start()
@@ -142,21 +156,11 @@ async def serve(
                 f"cannot listen on {settings.host}:{settings.port}: "
                 f"{exc.strerror}; choose another with --bind HOST:PORT"
             ) from exc
-        for process in manifest.processes:
-            log.info(
-                "%s -> %s (%s)",
-                " ".join(process.routes),
-                process.id,
-                process.communication_mode.value,
-            )
         host, port = runner.addresses[0][:2]
         url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
-        log.info("listening on %s; Ctrl+C stops", url, extra={"fields": {"url": url}})
-        await stop.wait()
+        log.info("listening on %s", url, extra={"fields": {"event": "listening", "url": url}})
+        yield Started(app, url)
         log.info("stopping: finishing requests in flight, then the children")
     finally:
         await runner.cleanup()
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            loop.remove_signal_handler(sig)
     log.info("stopped")
-    return 0

@@ -1,7 +1,8 @@
-"""The command line: argv -> Settings -> a run; exit codes are decided here and only here.
+"""The command line: argv -> Settings -> a command; exit statuses are decided here and only here.
 
-local-lambdas [MANIFEST] [--bind HOST:PORT]    run the proxy (default manifest.xml)
-local-lambdas check MANIFEST                   validate only; exit 1 listing every error
+local-lambdas [MANIFEST] [--bind HOST:PORT]      run the proxy (default manifest.xml)
+local-lambdas check [--boot] MANIFEST            validate (and with --boot, try) a manifest
+local-lambdas run MANIFEST -- COMMAND [ARGS...]  bring it up, run COMMAND, tear it down
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from local_lambdas import __version__, _compat, manifest
-from local_lambdas.app import serve
-from local_lambdas.config import Settings
-from local_lambdas.errors import LocalLambdasError, ManifestError, StartupError
+from local_lambdas.commands import NotAllReady, boot_check, run_command, serve
+from local_lambdas.config import Manifest, Settings
+from local_lambdas.errors import ManifestError, StartupError
 from local_lambdas.output import Printer, print_line, print_problems
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_READY = 0, 1, 2, 3
 DEFAULT_BIND = "127.0.0.1:3000"
 DEFAULT_CACHE = 64 * 1024**2  # ENABLE_CACHE=1: per process, for those without <cache>
+_VERBOSITY = {"quiet": logging.WARNING, "normal": logging.INFO, "verbose": logging.DEBUG}
 
 _DESCRIPTION = """\
 Run the child programs listed in a manifest and serve them all behind one HTTP port.
@@ -32,35 +34,28 @@ socket) or HTTP; the child's answer goes back to the client. Ctrl+C stops everyt
 """
 _EPILOG = """\
 commands:
-  local-lambdas [MANIFEST]        run the proxy (MANIFEST defaults to manifest.xml)
-  local-lambdas check MANIFEST    only validate MANIFEST; list every problem, exit 1 if any
+  local-lambdas [MANIFEST]                  run the proxy (MANIFEST defaults to manifest.xml)
+  local-lambdas check MANIFEST              only validate MANIFEST; list every problem
+  local-lambdas check --boot MANIFEST       also start each child, probe it once, stop
+  local-lambdas run MANIFEST -- CMD [ARG..] start everything on a free port, wait until
+                                            ready, run CMD with $LOCAL_LAMBDAS_URL set,
+                                            stop everything, exit with CMD's status
+  (each command has its own --help)
 
 examples:
   local-lambdas                          run ./manifest.xml on http://127.0.0.1:3000
-  local-lambdas services.xml --bind 0.0.0.0:8080
+  local-lambdas services.xml --bind 0.0.0.0:8080 --watch
   BIND_ADDRESS=127.0.0.1:4000 local-lambdas
   ENABLE_CACHE=1 local-lambdas           cache GET answers the children mark cacheable
-  local-lambdas --watch                  restart children when their files change
-  local-lambdas check manifest.xml
+  local-lambdas run manifest.xml -- pytest tests/smoke
 
-exit status: 0 after a clean stop or a valid check, 1 on any error, 2 on a usage error.
+the proxy's own endpoints: /_/health, /_/ready, /_/status, /_/metrics (see --admin-prefix)
+exit status: 0 after a clean stop or a valid check; 1 on any error; 2 on a usage error;
+3 when `run` gave up waiting for the children; for `run`, otherwise COMMAND's own status.
 """
 
 
-def _parser(prog: str, *, check: bool) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description=_DESCRIPTION if not check else "Validate a manifest without starting it.",
-        epilog=_EPILOG if not check else None,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "manifest",
-        nargs="?" if not check else None,
-        default="manifest.xml",
-        metavar="MANIFEST",
-        help="the manifest file (default: manifest.xml)",
-    )
+def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--socket-dir",
         metavar="DIR",
@@ -69,33 +64,11 @@ def _parser(prog: str, *, check: bool) -> argparse.ArgumentParser:
         "directory made for this run; --socket-dir /tmp is the earlier "
         "tool's layout)",
     )
-    if check:
-        return parser
-    parser.add_argument("--version", action="version", version=f"local-lambdas {__version__}")
     parser.add_argument(
-        "--bind",
-        metavar="HOST:PORT",
-        help=f"address to listen on (default: $BIND_ADDRESS, else {DEFAULT_BIND})",
-    )
-    parser.add_argument(
-        "--shutdown-timeout",
-        metavar="SECONDS",
-        type=float,
-        default=10.0,
-        help="on stop, how long requests in flight may take (default: 10)",
-    )
-    parser.add_argument(
-        "--watch",
-        action="store_true",
-        help="reload when the manifest changes; restart a process when a file in its "
-        "working_dir changes (SIGHUP always reloads)",
-    )
-    parser.add_argument(
-        "--watch-ignore",
-        metavar="GLOB",
-        action="append",
-        default=[],
-        help="with --watch, ignore files matching GLOB (repeatable), e.g. '*.log'",
+        "--admin-prefix",
+        metavar="PATH",
+        default="/_/",
+        help="where the proxy's own endpoints live (default: /_/)",
     )
     parser.add_argument(
         "--log-format",
@@ -103,7 +76,110 @@ def _parser(prog: str, *, check: bool) -> argparse.ArgumentParser:
         default="text",
         help="text for people (default), json for one object per line",
     )
-    return parser
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument(
+        "-q",
+        "--quiet",
+        action="store_const",
+        dest="verbosity",
+        const="quiet",
+        default="normal",
+        help="only warnings and errors from the proxy, no access log "
+        "(children's output is still shown)",
+    )
+    loudness.add_argument(
+        "-v",
+        "--verbose",
+        action="store_const",
+        dest="verbosity",
+        const="verbose",
+        help="also debug lines",
+    )
+
+
+def _parsers() -> dict[str, argparse.ArgumentParser]:
+    fmt = argparse.RawDescriptionHelpFormatter
+    serve_p = argparse.ArgumentParser(
+        prog="local-lambdas", description=_DESCRIPTION, epilog=_EPILOG, formatter_class=fmt
+    )
+    serve_p.add_argument(
+        "manifest",
+        nargs="?",
+        default="manifest.xml",
+        metavar="MANIFEST",
+        help="the manifest file (default: manifest.xml)",
+    )
+    serve_p.add_argument("--version", action="version", version=f"local-lambdas {__version__}")
+    serve_p.add_argument(
+        "--bind",
+        metavar="HOST:PORT",
+        help=f"where to listen (default: $BIND_ADDRESS, else {DEFAULT_BIND}; "
+        "port 0 picks a free one)",
+    )
+    serve_p.add_argument(
+        "--shutdown-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=10.0,
+        help="on stop, how long requests in flight may take (default: 10)",
+    )
+    serve_p.add_argument(
+        "--watch",
+        action="store_true",
+        help="reload when the manifest changes; restart a process when a "
+        "file in its working_dir changes (SIGHUP always reloads)",
+    )
+    serve_p.add_argument(
+        "--watch-ignore",
+        metavar="GLOB",
+        action="append",
+        default=[],
+        help="with --watch, ignore files matching GLOB (repeatable), e.g. '*.log'",
+    )
+    _common(serve_p)
+
+    check_p = argparse.ArgumentParser(
+        prog="local-lambdas check",
+        description="Validate a manifest and list every problem (exit 1 if there is any). "
+        "With --boot, also start each child, send it one GET on its first route, report what "
+        "happened, and stop everything (exit 1 unless every child became ready and answered "
+        "without a 5xx).",
+    )
+    check_p.add_argument("manifest", metavar="MANIFEST")
+    check_p.add_argument("--boot", action="store_true", help="also start and probe each child")
+    check_p.add_argument(
+        "--ready-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=30.0,
+        help="with --boot, how long the children may take (default: 30)",
+    )
+    _common(check_p)
+
+    run_p = argparse.ArgumentParser(
+        prog="local-lambdas run",
+        usage="local-lambdas run [options] MANIFEST -- COMMAND [ARGS...]",
+        description="For CI: start every child on a free port, wait until all are ready, "
+        "run COMMAND with LOCAL_LAMBDAS_URL=http://HOST:PORT in its environment, stop "
+        "everything, and exit with COMMAND's status. If the children do not become ready, "
+        "say which and why, and exit 3 without running COMMAND.",
+    )
+    run_p.add_argument("manifest", metavar="MANIFEST")
+    run_p.add_argument(
+        "--bind",
+        metavar="HOST:PORT",
+        default="127.0.0.1:0",
+        help="where to listen (default: a free port on 127.0.0.1)",
+    )
+    run_p.add_argument(
+        "--ready-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=60.0,
+        help="how long the children may take to be ready (default: 60)",
+    )
+    _common(run_p)
+    return {"serve": serve_p, "check": check_p, "run": run_p}
 
 
 def _split_bind(value: str) -> tuple[str, int]:
@@ -123,26 +199,50 @@ def _socket_dir(args: argparse.Namespace) -> tuple[Path, bool]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    check = bool(argv) and argv[0] == "check"
-    args = _parser("local-lambdas check" if check else "local-lambdas", check=check).parse_args(
-        argv[1:] if check else argv
-    )
+    command = argv[0] if argv and argv[0] in ("check", "run") else "serve"
+    if command != "serve":
+        argv = argv[1:]
+    to_run: list[str] = []
+    if command == "run":
+        if "--" not in argv:
+            print_line(
+                "local-lambdas run: give the command after --, e.g. "
+                "local-lambdas run manifest.xml -- pytest tests/smoke"
+            )
+            return EXIT_USAGE
+        at = argv.index("--")
+        argv, to_run = argv[:at], argv[at + 1 :]
+        if not to_run:
+            print_line("local-lambdas run: no command after --")
+            return EXIT_USAGE
+    args = _parsers()[command].parse_args(argv)
+    prefix = args.admin_prefix
+    if not (prefix.startswith("/") and prefix.endswith("/") and len(prefix) > 2):
+        print_line(f"local-lambdas: --admin-prefix {prefix!r} must be a path like /_/ or /admin/")
+        return EXIT_USAGE
     socket_dir, own = _socket_dir(args)
     path = Path(args.manifest)
+
+    def load() -> Manifest:
+        return manifest.load(path, socket_dir=socket_dir, admin_prefix=prefix)
+
     try:
-        loaded = manifest.load(path, socket_dir=socket_dir)
+        loaded = load()
     except ManifestError as exc:
         print_problems([str(p) for p in exc.problems])
-        if not check:
-            print_line(
-                f"local-lambdas: {path} has {len(exc.problems)} problem(s); nothing was started"
-            )
+        print_line(
+            f"local-lambdas: {path} has {len(exc.problems)} problem(s)"
+            + ("" if command == "check" else "; nothing was started")
+        )
         return EXIT_FAILURE
-    if check:
+    if command == "check" and not args.boot:
         print_line(f"{path}: OK, {len(loaded.processes)} process(es)")
         return EXIT_OK
+    bind = args.bind if command != "check" else "127.0.0.1:0"
+    if command == "serve":
+        bind = bind or os.environ.get("BIND_ADDRESS") or DEFAULT_BIND
     try:
-        host, port = _split_bind(args.bind or os.environ.get("BIND_ADDRESS") or DEFAULT_BIND)
+        host, port = _split_bind(bind)
     except ValueError as exc:
         print_line(f"local-lambdas: {exc}")
         return EXIT_USAGE
@@ -152,32 +252,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=port,
         socket_dir=socket_dir,
         own_socket_dir=own,
-        shutdown_timeout=args.shutdown_timeout,
+        shutdown_timeout=getattr(args, "shutdown_timeout", 10.0),
         log_format=args.log_format,
-        watch=args.watch,
-        watch_ignore=tuple(args.watch_ignore),
+        admin_prefix=prefix,
+        verbosity=args.verbosity,
+        watch=getattr(args, "watch", False),
+        watch_ignore=tuple(getattr(args, "watch_ignore", ())),
         default_cache=DEFAULT_CACHE if cache else None,
     )
     printer = Printer(log_format=settings.log_format)
-    _configure_logging(printer)
+    _configure_logging(printer, _VERBOSITY[settings.verbosity])
     try:
-        return asyncio.run(
-            serve(
-                loaded, settings, printer, load=lambda: manifest.load(path, socket_dir=socket_dir)
-            )
-        )
+        if command == "run":
+            return asyncio.run(run_command(loaded, settings, printer, to_run, args.ready_timeout))
+        if command == "check":
+            return asyncio.run(boot_check(loaded, settings, printer, args.ready_timeout))
+        return asyncio.run(serve(loaded, settings, printer, load=load))
+    except NotAllReady as exc:
+        print_line(f"local-lambdas: {exc}")
+        return EXIT_NOT_READY
     except StartupError as exc:
         print_line(f"local-lambdas: {exc}")
         return EXIT_FAILURE
-    except LocalLambdasError as exc:  # pragma: no cover - every such error is handled above
-        print_line(f"local-lambdas: {exc}")
-        return EXIT_FAILURE
 
 
-def _configure_logging(printer: Printer) -> None:
+def _configure_logging(printer: Printer, level: int) -> None:
     root = logging.getLogger("local_lambdas")
     root.handlers[:] = [printer.handler()]
-    root.setLevel(logging.INFO)
+    root.setLevel(level)
     root.propagate = False
 
 

@@ -185,5 +185,7 @@ class Settings(BaseModel):
     shutdown_timeout: Duration = 10.0
     log_format: Literal["text", "json"] = "text"
     default_cache: int | None = None  # ENABLE_CACHE: a cache for every process without one
+    admin_prefix: str = "/_/"
+    verbosity: Literal["quiet", "normal", "verbose"] = "normal"
     watch: bool = False
     watch_ignore: tuple[str, ...] = ()

@@ -85,6 +85,10 @@ class Instance:
         self.in_flight = 0  # requests leased to this child now
         self.requests = 0  # requests leased to its current process
         self.retiring = False  # a replacement is starting; see Pool
+        self.last_exit: int | None = None  # exit code of the last process to exit
+        self.last_exit_time: float | None = None  # and when (wall clock)
+        self.ready_seconds: float | None = None  # how long the current process took to listen
+        self.address = ""  # where it listens, as people read it
         self.last_lines: collections.deque[str] = collections.deque(maxlen=_LAST_LINES)
         self._printer = printer
         self._policy = RestartPolicy(process.restart, max_quick_failures=process.start_retries)
@@ -137,6 +141,7 @@ class Instance:
                 if self._stopping:
                     return
                 verdict = self._policy.after_exit(code, self._clock() - started)
+                self.last_exit, self.last_exit_time = code, time.time()
                 what = self._describe_exit(code)
                 if verdict.action == "stay-down":
                     self._set_state(
@@ -196,10 +201,11 @@ class Instance:
                     address, max_response=MAX_RESPONSE
                 )
                 self.generation += 1
+                self.ready_seconds = self._clock() - started
+                self.address = self._where(address)
                 self._set_state(
                     State.READY,
-                    f"ready in {self._clock() - started:.2f}s "
-                    f"(pid {proc.pid}, {self._where(address)})",
+                    f"ready in {self.ready_seconds:.2f}s (pid {proc.pid}, {self.address})",
                 )
             elif proc.returncode is None and not self._stopping:
                 self.last_lines.append(

@@ -63,11 +63,12 @@ _FIELD_TO_ELEMENT = {spec.field: name for name, spec in ELEMENTS.items()}
 _ENV_NAME = re.compile(r"^[^=\0]+$")
 
 
-def load(path: Path, *, socket_dir: Path) -> Manifest:
+def load(path: Path, *, socket_dir: Path, admin_prefix: str = "/_/") -> Manifest:
     """Read and validate the manifest at `path`; raise ManifestError listing every problem.
 
     `socket_dir` is where pipe-mode sockets will live; it is needed here so that socket paths
     too long for the platform are reported now, against the <pipe_name> that makes them.
+    Routes may not reach into `admin_prefix`, where the proxy's own endpoints are.
     """
     shown = str(path)
     try:
@@ -82,6 +83,7 @@ def load(path: Path, *, socket_dir: Path) -> Manifest:
     reader = _Reader(shown, path.resolve().parent)
     processes = reader.read(root)
     _check_across(reader, socket_dir)
+    _check_admin_prefix(reader, admin_prefix)
     if not reader.problems:
         _check_schema(root, shown, reader)
     if reader.problems:
@@ -341,6 +343,20 @@ def _check_across(reader: _Reader, socket_dir: Path) -> None:
                     f'"{os.fsdecode(path)}" is {len(path)} bytes, over this '
                     f"platform's {MAX_UNIX_PATH} (less {SOCKET_SUFFIX_ROOM} kept for instance "
                     "suffixes); use a shorter <pipe_name>, or a shorter --socket-dir",
+                )
+
+
+def _check_admin_prefix(reader: _Reader, prefix: str) -> None:
+    for claims in reader.claims:
+        routes = claims.values.get("routes", ())
+        for index, route in enumerate(routes if isinstance(routes, tuple) else ()):
+            if isinstance(route, str) and (route + "/").startswith(prefix):
+                reader.problem(
+                    claims.line("routes", index),
+                    f'{claims.label}: <route> "{route}" '
+                    f"is inside {prefix}, where the proxy's own endpoints are (health, "
+                    "ready, status, metrics); use another path, or move those with "
+                    "--admin-prefix",
                 )
 
 

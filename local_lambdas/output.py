@@ -7,13 +7,15 @@ Procfile runners do. The proxy's own events arrive through `logging` and are pri
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
 from typing import IO, Literal
 
+import orjson
+from rich import box
 from rich.console import Console
+from rich.table import Table
 from rich.text import Text
 
 _PALETTE = (
@@ -30,6 +32,8 @@ _PALETTE = (
 )
 _LEVEL_STYLE = {logging.WARNING: "yellow", logging.ERROR: "bold red", logging.CRITICAL: "bold red"}
 PROXY = "local-lambdas"
+# ANSI colours of an access line by status class: 1xx-2xx green, 3xx cyan, 4xx yellow, 5xx red.
+_STATUS_ANSI = ("\x1b[32m", "\x1b[32m", "\x1b[32m", "\x1b[36m", "\x1b[33m", "\x1b[31m")
 
 
 class Printer:
@@ -76,9 +80,54 @@ class Printer:
         text.append(message, style=_LEVEL_STYLE.get(level, ""))
         self._console.print(text)
 
+    def access(
+        self, method: str, uri: str, process: str | None, status: int, seconds: float, rid: str
+    ) -> None:
+        """One access-log line. Written directly, without rich: it runs for every request."""
+        ms = seconds * 1000
+        if self.log_format == "json":
+            self._json(
+                {
+                    "event": "access",
+                    "method": method,
+                    "uri": uri,
+                    "process": process,
+                    "status": status,
+                    "ms": round(ms, 3),
+                    "request_id": rid,
+                }
+            )
+            return
+        line = f"{status} {method} {uri} -> {process or '-'} {ms:.1f} ms [{rid}]"
+        if self._console.color_system is not None:
+            color = _STATUS_ANSI[min(status // 100, 5)]
+            line = f"\x1b[1m{PROXY:<{self._width}}\x1b[0m | {color}{line}\x1b[0m"
+        else:
+            line = f"{PROXY:<{self._width}} | {line}"
+        self._file.write(line + "\n")
+        self._file.flush()
+
+    def table(self, title: str, columns: list[str], rows: list[list[str]]) -> None:
+        """A table for people; for machines, one event holding the rows."""
+        if self.log_format == "json":
+            self._json(
+                {
+                    "event": "table",
+                    "title": title,
+                    "rows": [dict(zip(columns, row, strict=True)) for row in rows],
+                }
+            )
+            return
+        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+        for column in columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*row)
+        self._console.print(table)
+
     def _json(self, record: dict[str, object]) -> None:
         stamped = {"time": round(time.time(), 3)} | record
-        self._file.write(json.dumps(stamped, default=str) + "\n")
+        self._file.write(orjson.dumps(stamped, default=str).decode() + "\n")
         self._file.flush()
 
     def handler(self, level: int = logging.INFO) -> logging.Handler:

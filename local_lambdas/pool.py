@@ -25,6 +25,7 @@ from local_lambdas.config import Process
 from local_lambdas.errors import NotReady
 from local_lambdas.instance import Instance, State
 from local_lambdas.output import Printer
+from local_lambdas.stats import ProcessStats
 from local_lambdas.watchdog import Watchdog
 
 log = logging.getLogger("local_lambdas.pool")
@@ -64,9 +65,11 @@ class Pool:
         *,
         watchdog: Watchdog | None = None,
         cache_bytes: int | None = None,
+        stats: ProcessStats | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.process = process
+        self.stats = stats or ProcessStats()
         self.cache = Cache(cache_bytes, clock=clock) if cache_bytes else None
         self.instances: list[Instance] = []
         self.retired = False
@@ -79,6 +82,11 @@ class Pool:
         self._waiting = 0  # of those, requests waiting for an instance
         self._turn = 0
         self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for an instance now (the queue)."""
+        return self._waiting
 
     # -- requests ------------------------------------------------------------------------
 

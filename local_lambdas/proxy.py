@@ -11,6 +11,8 @@ import itertools
 import logging
 import re
 import secrets
+import time
+from collections.abc import Callable
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -31,6 +33,8 @@ from local_lambdas.supervisor import Supervisor
 
 log = logging.getLogger("local_lambdas.proxy")
 
+AccessLog = Callable[[str, str, "str | None", int, float, str], None]
+
 # Methods that nginx retries on another attempt when nothing came back: safe to send twice.
 RETRYABLE = frozenset({"GET", "HEAD", "OPTIONS"})
 _CLIENT_ID = re.compile(r"^[\x21-\x7e]{1,200}$")
@@ -42,18 +46,39 @@ class PayloadTooLarge(ForwardError):
 
 
 class Proxy:
-    """`handle` is the aiohttp handler for every request; the supervisor owns the routes."""
+    """`handle` is the aiohttp handler for every request; the supervisor owns the routes.
 
-    def __init__(self, supervisor: Supervisor) -> None:
+    `access`, when given, is called once per request with (method, uri, process id or None,
+    status, seconds, request id): the access log.
+    """
+
+    def __init__(self, supervisor: Supervisor, *, access: AccessLog | None = None) -> None:
         self._supervisor = supervisor
+        self._access = access
         # Unique within the run and cheap: a random prefix per run, then a counter.
         prefix = secrets.token_hex(4)
         self._ids = (f"{prefix}{n:08x}" for n in itertools.count(1))
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        started = time.monotonic()
         client_id = request.headers.get("X-Request-Id", "")
         request_id = client_id if _CLIENT_ID.match(client_id) else next(self._ids)
         pool = self._supervisor.route(request.path)
+        answer = await self._answer(request, request_id, pool)
+        answer.headers["X-Request-Id"] = request_id
+        seconds = time.monotonic() - started
+        if pool is not None:
+            pool.stats.record(answer.status, seconds)
+        if self._access is not None:
+            process = pool.process.id if pool is not None else None
+            self._access(
+                request.method, request.raw_path, process, answer.status, seconds, request_id
+            )
+        return answer
+
+    async def _answer(
+        self, request: web.Request, request_id: str, pool: Pool | None
+    ) -> web.Response:
         if pool is None:
             return _error(404, f"no route matches {request.path}", None, request_id)
         process = pool.process
@@ -64,12 +89,14 @@ class Proxy:
             answer.headers["Allow"] = ", ".join(process.methods)
             return answer
         try:
-            body = await _read_body(request, process.max_body_size)
+            headers = list(request.headers.items())
+            if "X-Request-Id" not in request.headers:
+                headers.append(("X-Request-Id", request_id))
             forwarded = Request(
                 method=request.method,
                 uri=request.raw_path,
-                headers=list(request.headers.items()),
-                body=body,
+                headers=headers,
+                body=await _read_body(request, process.max_body_size),
                 request_id=request_id,
                 client=request.remote,
             )
@@ -87,10 +114,10 @@ class Proxy:
             if exc.retry_after is not None:
                 answer.headers["Retry-After"] = f"{exc.retry_after:.0f}"
             return answer
-        headers = CIMultiDict(response.headers)
-        headers["X-Request-Id"] = request_id
         body = b"" if response.status in _NO_BODY else response.body
-        return web.Response(status=response.status, headers=headers, body=body)
+        return web.Response(
+            status=response.status, headers=CIMultiDict(response.headers), body=body
+        )
 
     async def _forward(self, pool: Pool, request: Request, path: str) -> Response:
         """Send to a READY instance; retry once, after it is ready again, as DESIGN section 7.
@@ -145,12 +172,10 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
 
 
 def _error(status: int, message: str, process: Process | None, request_id: str) -> web.Response:
-    answer = web.json_response(
+    return web.json_response(
         {"error": message, "process": process.id if process else None, "request_id": request_id},
         status=status,
     )
-    answer.headers["X-Request-Id"] = request_id
-    return answer
 
 
 def _log_failure(exc: ForwardError, process: Process, request_id: str) -> None:

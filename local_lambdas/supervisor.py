@@ -21,6 +21,7 @@ from local_lambdas.instance import Instance, State
 from local_lambdas.output import Printer
 from local_lambdas.pool import Pool, SocketNames
 from local_lambdas.router import Router
+from local_lambdas.stats import ProcessStats
 from local_lambdas.watchdog import Watchdog
 
 log = logging.getLogger("local_lambdas.supervisor")
@@ -32,6 +33,7 @@ class Supervisor:
         self.pools: dict[str, Pool] = {}
         self.router: Router[Pool] = Router([])
         self.stopping = False
+        self.stats: dict[str, ProcessStats] = {}  # by process id; kept across reloads
         self._settings = settings
         self._printer = printer
         self._names = SocketNames(settings.socket_dir)
@@ -71,6 +73,7 @@ class Supervisor:
             self._names,
             watchdog=self._watchdog,
             cache_bytes=process.cache or self._settings.default_cache,
+            stats=self.stats.setdefault(process.id, ProcessStats()),
         )
 
     def _install(self, pools: dict[str, Pool]) -> None:

@@ -105,7 +105,7 @@ async def test_stop_leaves_nothing_behind(write_manifest, tmp_path: Path, sig) -
     pid_file = tmp_path / "grandchild.pid"
     path = wrapped_manifest(write_manifest, pid_file)
     async with cli(str(path), "--bind", "127.0.0.1:0") as run:
-        url = (await run.expect(r"listening on (http://\S+);")).group(1)
+        url = (await run.expect(r"listening on (http://\S+)")).group(1)
         socket_dir = Path(
             (await run.expect(r"wrapped: ready .*pid (\d+), (\S+)\)")).group(2)
         ).parent
@@ -128,7 +128,7 @@ async def test_sigkilled_proxy_leaves_no_child_nor_grandchild(write_manifest, tm
     pid_file = tmp_path / "grandchild.pid"
     path = wrapped_manifest(write_manifest, pid_file)
     async with cli(str(path), "--bind", "127.0.0.1:0") as run:
-        url = (await run.expect(r"listening on (http://\S+);")).group(1)
+        url = (await run.expect(r"listening on (http://\S+)")).group(1)
         found = await run.expect(r"wrapped: ready .*\(pid (\d+), (\S+)\)")
         wrapper_pid, socket_dir = int(found.group(1)), Path(found.group(2)).parent
         plain_pid = int((await run.expect(r"plain: ready .*\(pid (\d+),")).group(1))
@@ -145,7 +145,7 @@ async def test_sigkilled_proxy_leaves_no_child_nor_grandchild(write_manifest, tm
 async def test_sighup_reloads_the_manifest(write_manifest) -> None:
     path = write_manifest(process_xml("a", "/a/*"))
     async with cli(str(path), "--bind", "127.0.0.1:0") as run:
-        url = (await run.expect(r"listening on (http://\S+);")).group(1)
+        url = (await run.expect(r"listening on (http://\S+)")).group(1)
         await run.expect(r"a: ready")
         write_manifest(process_xml("a", "/a/*"), process_xml("c", "/c/*"))
         run.proc.send_signal(signal.SIGHUP)
@@ -159,7 +159,7 @@ async def test_sighup_reloads_the_manifest(write_manifest) -> None:
 async def test_in_flight_requests_finish_during_stop(write_manifest) -> None:
     path = write_manifest(process_xml("svc", "/api/*"))
     async with cli(str(path), "--bind", "127.0.0.1:0") as run:
-        url = (await run.expect(r"listening on (http://\S+);")).group(1)
+        url = (await run.expect(r"listening on (http://\S+)")).group(1)
         await run.expect(r"svc: ready")
         async with aiohttp.ClientSession() as http:
             pending = asyncio.ensure_future(http.get(url + "/api/slow"))
@@ -197,7 +197,7 @@ async def test_crash_looping_child_goes_fatal_and_others_serve(write_manifest, t
         process_xml("good", "/good/*"),
     )
     async with cli(str(path), "--bind", "127.0.0.1:0") as run:
-        url = (await run.expect(r"listening on (http://\S+);")).group(1)
+        url = (await run.expect(r"listening on (http://\S+)")).group(1)
         await run.expect(
             r"broken: exited with code 3; last output: cannot start: missing config;"
             r" restarting in 0.1s"
@@ -235,7 +235,7 @@ async def test_watch_restarts_the_process_whose_files_changed(write_manifest, tm
 async def test_the_bundled_manifest_runs() -> None:
     root = Path(__file__).parents[1]
     async with cli(str(root / "manifest.xml"), "--bind", "127.0.0.1:0") as run:
-        url = (await run.expect(r"listening on (http://\S+);")).group(1)
+        url = (await run.expect(r"listening on (http://\S+)")).group(1)
         for name in ("echo", "hello", "greet"):
             await run.expect(rf"{name}: ready")
         async with aiohttp.ClientSession() as http:

@@ -211,7 +211,8 @@ def test_check_lists_every_problem_and_exits_1(tmp_path: Path) -> None:
     result = run_cli("check", str(path))
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 2, result.stderr
+    assert len(lines) == 3, result.stderr
+    assert lines[2] == f"local-lambdas: {path} has 2 problem(s)"
     assert lines[0].startswith(f"{path}:3: ") and "must be a name without spaces" in lines[0]
     assert lines[1].startswith(f"{path}:5: ") and "must start with" in lines[1]
 

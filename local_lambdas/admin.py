@@ -1,0 +1,158 @@
+"""The proxy's own endpoints, under a reserved prefix (default `/_/`, see --admin-prefix):
+
+/_/health    200 while the proxy runs
+/_/ready     200 when every process is READY; else 503 naming those that are not
+/_/status    JSON per process: state, instances (pid, restarts, last exit), requests,
+             errors, in flight, queue, latency p50/p99
+/_/metrics   the same in the Prometheus text format
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+from local_lambdas.instance import State
+from local_lambdas.pool import Pool
+from local_lambdas.stats import BUCKETS
+from local_lambdas.supervisor import Supervisor
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def admin_app(supervisor: Supervisor) -> web.Application:
+    """A sub-application to mount at the admin prefix."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Collector(supervisor))
+    started = time.time()
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "uptime_s": round(time.time() - started, 3)})
+
+    async def ready(request: web.Request) -> web.Response:
+        waiting = {
+            pid: _pool_state(pool) for pid, pool in supervisor.pools.items() if not _ready(pool)
+        }
+        body = {"ready": not waiting, "not_ready": waiting}
+        return web.json_response(body, status=503 if waiting else 200)
+
+    async def status(request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "processes": {
+                    pid: _status(supervisor, pool) for pid, pool in supervisor.pools.items()
+                }
+            }
+        )
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE})
+
+    app = web.Application()
+    app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)
+    app.router.add_get("/status", status)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+def _ready(pool: Pool) -> bool:
+    return all(i.state is State.READY for i in pool.instances)
+
+
+def _pool_state(pool: Pool) -> str:
+    """One word for a process: READY, or the state of its least ready instance, and why."""
+    for instance in pool.instances:
+        if instance.state is not State.READY:
+            return (
+                f"{instance.state.value}: {instance.reason}"
+                if instance.reason
+                else (instance.state.value)
+            )
+    return State.READY.value
+
+
+def _status(supervisor: Supervisor, pool: Pool) -> dict[str, object]:
+    stats = supervisor.stats[pool.process.id]
+    return {
+        "state": _pool_state(pool).split(":")[0],
+        "mode": pool.process.communication_mode.value,
+        "routes": list(pool.process.routes),
+        "instances": [
+            {
+                "name": i.name,
+                "state": i.state.value,
+                "reason": i.reason or None,
+                "pid": i.pid,
+                "address": i.address or None,
+                "restarts": i.restarts,
+                "last_exit_code": i.last_exit,
+                "last_exit_time": i.last_exit_time,
+                "in_flight": i.in_flight,
+                "requests": i.requests,
+            }
+            for i in pool.instances
+        ],
+        "requests": stats.requests,
+        "errors": stats.errors,
+        "in_flight": sum(i.in_flight for i in pool.instances),
+        "queue": pool.waiting,
+        "latency_ms": {"p50": stats.percentile_ms(0.5), "p99": stats.percentile_ms(0.99)},
+    }
+
+
+_GAUGES: list[tuple[str, str, Callable[[Pool], float]]] = [
+    ("in_flight", "Requests being answered now", lambda p: sum(i.in_flight for i in p.instances)),
+    ("queue_depth", "Requests waiting for a free instance", lambda p: p.waiting),
+    ("process_up", "1 when every instance of the process is READY", lambda p: int(_ready(p))),
+    ("instances_ready", "Instances READY",
+     lambda p: sum(i.state is State.READY for i in p.instances)),
+]  # fmt: skip
+
+
+class _Collector:
+    """Builds every metric from the live state when scraped; nothing on the request path."""
+
+    def __init__(self, supervisor: Supervisor) -> None:
+        self._supervisor = supervisor
+
+    def collect(self) -> Iterator[Metric]:
+        pools = self._supervisor.pools
+        requests = CounterMetricFamily(
+            "local_lambdas_requests", "Requests answered, by process and status",
+            labels=["process", "status"],
+        )  # fmt: skip
+        latency = HistogramMetricFamily(
+            "local_lambdas_request_duration_seconds", "Time to answer a request, by process",
+            labels=["process"],
+        )  # fmt: skip
+        for pid, stats in self._supervisor.stats.items():
+            for status, count in sorted(stats.by_status.items()):
+                requests.add_metric([pid, str(status)], count)
+            cumulative, buckets = 0, []
+            for bound, count in zip((*map(str, BUCKETS), "+Inf"), stats.bucket_counts, strict=True):
+                cumulative += count
+                buckets.append((bound, cumulative))
+            latency.add_metric([pid], buckets, stats.latency_sum)
+        yield requests
+        yield latency
+        for name, doc, value in _GAUGES:
+            gauge = GaugeMetricFamily(f"local_lambdas_{name}", doc, labels=["process"])
+            for pid, pool in pools.items():
+                gauge.add_metric([pid], value(pool))
+            yield gauge
+        restarts = CounterMetricFamily(
+            "local_lambdas_restarts", "Restarts of a process's instances", labels=["process"]
+        )
+        for pid, pool in pools.items():
+            restarts.add_metric([pid], sum(i.restarts for i in pool.instances))
+        yield restarts

@@ -1,0 +1,170 @@
+"""What the command line can do with a loaded manifest, each returning an exit status:
+
+serve        run until SIGINT/SIGTERM (SIGHUP reloads)
+run_command  start everything, wait until ready, run a command against it, stop
+boot_check   start everything, probe each process once, report, stop
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+
+from local_lambdas.app import RELOAD, Started, started
+from local_lambdas.config import Manifest, Process, Settings
+from local_lambdas.errors import StartupError
+from local_lambdas.instance import Instance
+from local_lambdas.output import Printer
+
+log = logging.getLogger("local_lambdas.commands")
+
+_LAST_LINES_SHOWN = 10
+
+
+class NotAllReady(StartupError):
+    """Some children did not become ready in time; what happened was logged."""
+
+
+async def serve(
+    manifest: Manifest, settings: Settings, printer: Printer, *, load: Callable[[], Manifest]
+) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with started(manifest, settings, printer, load=load) as run:
+            loop.add_signal_handler(signal.SIGHUP, run.app[RELOAD].request)
+            log.info("Ctrl+C stops; kill -HUP %d reloads %s", os.getpid(), manifest.path.name)
+            table = asyncio.create_task(_table_when_ready(run, printer, manifest))
+            await stop.wait()
+            table.cancel()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+    return 0
+
+
+async def run_command(
+    manifest: Manifest, settings: Settings, printer: Printer, command: list[str], timeout: float
+) -> int:
+    """The command's exit status (128+N if a signal N ended it)."""
+    loop = asyncio.get_running_loop()
+    async with started(manifest, settings, printer) as run:
+        await _all_ready(run, timeout)
+        log.info("all ready; running %s", " ".join(command))
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *command, env={**os.environ, "LOCAL_LAMBDAS_URL": run.url}
+            )
+        except OSError as exc:
+            raise StartupError(f"cannot run {command[0]}: {exc.strerror}") from exc
+        # Ctrl+C reaches the command too (same terminal); SIGTERM is passed on to it.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, proc.send_signal, sig)
+        try:
+            code = await proc.wait()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+        log.info("%s exited with status %d", command[0], code if code >= 0 else 128 - code)
+    return code if code >= 0 else 128 - code
+
+
+@dataclass(frozen=True)
+class Probe:
+    process: str
+    ready: bool
+    detail: str  # "ready in 0.12s" or why not
+    probe: str  # "GET /api -> 200 in 3.1 ms", or why none was sent
+
+
+async def boot_check(
+    manifest: Manifest, settings: Settings, printer: Printer, timeout: float
+) -> int:
+    """0 when every process became ready and answered its probe without a 5xx."""
+    results: list[Probe] = []
+    async with started(manifest, settings, printer) as run:
+        await run.supervisor.wait_ready(timeout)
+        async with aiohttp.ClientSession() as http:
+            for process in manifest.processes:
+                results.append(await _probe(run, http, process))
+    printer.table(
+        "check --boot", ["process", "ready", "probe"],
+        [[r.process, r.detail, r.probe] for r in results],
+    )  # fmt: skip
+    return 0 if all(r.ready and " -> 5" not in r.probe for r in results) else 1
+
+
+async def _probe(run: Started, http: aiohttp.ClientSession, process: Process) -> Probe:
+    pool = run.supervisor.pools[process.id]
+    not_ready = [i for i in pool.instances if i.state.value != "READY"]
+    if not_ready:
+        return Probe(process.id, False, _why(not_ready[0]), "not sent")
+    ready = f"ready in {max(i.ready_seconds or 0 for i in pool.instances):.2f}s"
+    path = example_path(process.routes[0])
+    started_at = time.monotonic()
+    try:
+        async with http.get(run.url + path) as reply:
+            await reply.read()
+            ms = (time.monotonic() - started_at) * 1000
+            return Probe(process.id, True, ready, f"GET {path} -> {reply.status} in {ms:.1f} ms")
+    except aiohttp.ClientError as exc:
+        return Probe(process.id, True, ready, f"GET {path} failed: {exc}")
+
+
+def example_path(route: str) -> str:
+    """A path the route matches: /api/* -> /api, /dir/ -> /dir/, /exact -> /exact."""
+    return (route[:-2] or "/") if route.endswith("/*") else route
+
+
+async def _all_ready(run: Started, timeout: float) -> None:
+    not_ready = await run.supervisor.wait_ready(timeout)
+    if not not_ready:
+        return
+    for instance in not_ready:
+        log.error("%s is not ready after %gs: %s", instance.name, timeout, _why(instance))
+        lines = [line for line in instance.last_lines if line.strip()][-_LAST_LINES_SHOWN:]
+        for line in lines:
+            log.error("  %s | %s", instance.name, line)
+    names = ", ".join(i.name for i in not_ready)
+    raise NotAllReady(f"not ready: {names}; nothing was run")
+
+
+def _why(instance: Instance) -> str:
+    state = instance.state.value
+    exit_code = f", last exit code {instance.last_exit}" if instance.last_exit is not None else ""
+    return f"{state}{exit_code}" + (f" ({instance.reason})" if instance.reason else "")
+
+
+async def _table_when_ready(run: Started, printer: Printer, manifest: Manifest) -> None:
+    """Once every child is ready (or given up on), one table of what serves what."""
+    longest = max((p.startup_timeout for p in manifest.processes), default=10.0)
+    await run.supervisor.wait_ready(longest + 1)
+    rows = []
+    for pool in run.supervisor.pools.values():
+        for instance in pool.instances:
+            ready = f"{instance.ready_seconds:.2f}s" if instance.state.value == "READY" else "-"
+            rows.append(
+                [
+                    " ".join(pool.process.routes),
+                    instance.name,
+                    pool.process.communication_mode.value,
+                    instance.address or "-",
+                    str(instance.pid or "-"),
+                    instance.state.value,
+                    ready,
+                ]
+            )
+    printer.table(
+        f"serving on {run.url}",
+        ["routes", "process", "mode", "address", "pid", "state", "ready in"],
+        rows,
+    )
