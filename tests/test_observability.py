@@ -1,0 +1,192 @@
+"""Seeing and scripting: admin endpoints, metrics, JSON logs, request ids, `run`, `check --boot`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import process_xml, running
+from tests.test_lifecycle import cli
+
+
+def fatal_process(tmp_path: Path, pid: str = "broken") -> str:
+    script = tmp_path / f"{pid}.py"
+    script.write_text("import sys\nprint('missing API_KEY', file=sys.stderr)\nsys.exit(9)\n")
+    return (
+        f"<process><id>{pid}</id><executable>{sys.executable}</executable>"
+        f"<arg>{script}</arg><route>/{pid}/*</route><start_retries>1</start_retries>"
+        "</process>"
+    )
+
+
+async def test_endpoints_report_known_states(write_manifest, socket_dir, tmp_path) -> None:
+    path = write_manifest(process_xml("good", "/good/*"), fatal_process(tmp_path))
+    async with running(path, socket_dir, wait=False) as run:
+        broken = run.pool("broken")
+        assert await broken.wait_for(lambda: broken.instances[0].state.value == "FATAL", 10)
+        assert await run.pool("good").wait_ready(10)
+        for _ in range(3):
+            async with run.http.get(run.url + "/good/x") as reply:
+                assert reply.status == 200
+        async with run.http.get(run.url + "/broken/x") as reply:
+            assert reply.status == 503
+
+        async with run.http.get(run.url + "/_/health") as reply:
+            assert reply.status == 200 and (await reply.json())["status"] == "ok"
+        async with run.http.get(run.url + "/_/ready") as reply:
+            assert reply.status == 503
+            ready = await reply.json()
+        assert ready["ready"] is False and list(ready["not_ready"]) == ["broken"]
+        assert ready["not_ready"]["broken"].startswith("FATAL: gave up")
+
+        async with run.http.get(run.url + "/_/status") as reply:
+            status = (await reply.json())["processes"]
+        good, bad = status["good"], status["broken"]
+        assert good["state"] == "READY" and good["requests"] == 3 and good["errors"] == 0
+        assert good["instances"][0]["pid"] == run.child("good").pid
+        assert good["latency_ms"]["p50"] > 0 and good["mode"] == "pipe"
+        assert bad["state"] == "FATAL" and bad["requests"] == 1 and bad["errors"] == 1
+        assert bad["instances"][0]["last_exit_code"] == 9
+        assert bad["instances"][0]["restarts"] == 1
+
+        async with run.http.get(run.url + "/_/metrics") as reply:
+            assert reply.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+            text = await reply.text()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert samples[("local_lambdas_requests_total", (("process", "good"), ("status", "200")))] == 3
+    assert (
+        samples[("local_lambdas_requests_total", (("process", "broken"), ("status", "503")))] == 1
+    )
+    assert samples[("local_lambdas_request_duration_seconds_count", (("process", "good"),))] == 3
+    assert samples[("local_lambdas_process_up", (("process", "good"),))] == 1
+    assert samples[("local_lambdas_process_up", (("process", "broken"),))] == 0
+    assert samples[("local_lambdas_restarts_total", (("process", "broken"),))] == 1
+    assert samples[("local_lambdas_in_flight", (("process", "good"),))] == 0
+    assert samples[("local_lambdas_queue_depth", (("process", "good"),))] == 0
+
+
+async def test_ready_turns_200_when_all_are_ready(write_manifest, socket_dir) -> None:
+    path = write_manifest(process_xml("a", "/a/*"), process_xml("b", "/b/*", mode="http"))
+    async with running(path, socket_dir) as run, run.http.get(run.url + "/_/ready") as reply:
+        assert reply.status == 200
+        assert await reply.json() == {"ready": True, "not_ready": {}}
+
+
+async def test_request_id_round_trip(write_manifest, socket_dir, caplog) -> None:
+    path = write_manifest(process_xml("svc", "/api/*"))
+    async with running(path, socket_dir) as run:
+        async with run.http.get(run.url + "/api/x", headers={"X-Request-Id": "trace-42"}) as reply:
+            assert reply.headers["X-Request-Id"] == "trace-42"
+            seen = json.loads(await reply.read())
+        assert seen["request_id"] == "trace-42"
+        assert ["X-Request-ID", "trace-42"] in seen["headers"]  # as the client spelt it
+        async with run.http.get(run.url + "/api/x") as reply:
+            generated = reply.headers["X-Request-Id"]
+            seen = json.loads(await reply.read())
+        assert seen["request_id"] == generated and ["X-Request-Id", generated] in seen["headers"]
+        async with run.http.get(run.url + "/api/garbage", headers={"X-Request-Id": "t-7"}) as reply:
+            assert reply.status == 502 and (await reply.json())["request_id"] == "t-7"
+    assert any("[t-7]" in r.getMessage() for r in caplog.records)
+
+
+async def test_json_logs_are_one_object_per_line(write_manifest) -> None:
+    path = write_manifest(process_xml("svc", "/api/*"))
+    async with cli(str(path), "--bind", "127.0.0.1:0", "--log-format", "json") as run:
+        found = await run.expect(r'"event":"listening".*"url":"(http://[^"]+)"')
+        await run.expect(r'"state":"READY"')
+        import aiohttp
+
+        async with aiohttp.ClientSession() as http:
+            async with http.get(found.group(1) + "/api/x", headers={"X-Request-Id": "j1"}) as r:
+                assert r.status == 200
+        await run.expect(r'"event":"access"')
+        run.proc.send_signal(2)
+        assert await run.finish() == 0
+    events = [json.loads(line) for line in run.lines]  # every line parses
+    access = [e for e in events if e.get("event") == "access"]
+    assert access == [
+        {
+            **access[0],
+            "method": "GET",
+            "uri": "/api/x",
+            "process": "svc",
+            "status": 200,
+            "request_id": "j1",
+        }
+    ]
+    assert any(e.get("event") == "output" and e["process"] == "svc" for e in events)
+    assert any(e.get("event") == "table" for e in events)
+    assert all("time" in e for e in events)
+
+
+@pytest.mark.parametrize("status", [0, 1, 7])
+async def test_run_exits_with_the_commands_status(write_manifest, status) -> None:
+    path = write_manifest(process_xml("svc", "/api/*"))
+    check = (
+        "import os, sys, urllib.request\n"
+        "url = os.environ['LOCAL_LAMBDAS_URL']\n"
+        "assert urllib.request.urlopen(url + '/api/smoke').status == 200\n"
+        f"sys.exit({status})\n"
+    )
+    async with cli("run", str(path), "--", sys.executable, "-c", check) as run:
+        assert await run.finish() == status
+    assert any("all ready; running" in line for line in run.lines)
+    assert run.lines[-1].endswith("stopped")
+
+
+async def test_run_when_a_child_never_gets_ready(write_manifest, tmp_path) -> None:
+    path = write_manifest(process_xml("good", "/good/*"), fatal_process(tmp_path))
+    marker = tmp_path / "ran"
+    async with cli("run", str(path), "--ready-timeout", "20", "--", "touch", str(marker)) as run:
+        assert await run.finish() == 3
+    text = "\n".join(run.lines)
+    assert "broken is not ready after 20s: FATAL, last exit code 9" in text
+    assert "broken | missing API_KEY" in text
+    assert "not ready: broken; nothing was run" in text
+    assert not marker.exists()
+
+
+async def test_two_runs_in_parallel_do_not_collide(write_manifest) -> None:
+    path = write_manifest(process_xml("svc", "/api/*"), process_xml("web", "/web/*", mode="http"))
+    check = (
+        "import os, urllib.request\n"
+        "print('URL', os.environ['LOCAL_LAMBDAS_URL'])\n"
+        "assert urllib.request.urlopen(os.environ['LOCAL_LAMBDAS_URL'] + '/web/x').status == 200\n"
+    )
+
+    async def one() -> tuple[int, list[str]]:
+        async with cli("run", str(path), "--", sys.executable, "-c", check) as run:
+            return await run.finish(), run.lines
+
+    (code1, lines1), (code2, lines2) = await asyncio.gather(one(), one())
+    assert (code1, code2) == (0, 0)
+    urls = {line.split("URL ")[1] for line in lines1 + lines2 if line.startswith("URL ")}
+    assert len(urls) == 2
+
+
+async def test_check_boot_reports_each_process(write_manifest, tmp_path) -> None:
+    path = write_manifest(process_xml("good", "/good/*"), fatal_process(tmp_path))
+    async with cli("check", "--boot", str(path)) as run:
+        assert await run.finish() == 1
+    text = "\n".join(run.lines)
+    assert "GET /good -> 200" in text
+    assert "FATAL, last exit code 9" in text
+
+
+async def test_admin_prefix_is_reserved_and_movable(write_manifest, tmp_path) -> None:
+    clash = write_manifest(process_xml("svc", "/_/mine/*"), name="clash.xml")
+    async with cli("check", str(clash)) as run:
+        assert await run.finish() == 1
+    assert any("is inside /_/, where the proxy's own endpoints are" in ln for ln in run.lines)
+    path = write_manifest(process_xml("svc", "/_/mine/*"))
+    async with cli("check", "--boot", "--admin-prefix", "/admin/", str(path)) as run:
+        assert await run.finish() == 0
