@@ -21,6 +21,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -32,6 +34,8 @@ MIB = 1024 * 1024
 LOADS = [(100, 1), (100, 64), (MIB, 16)]  # (response body bytes, connections)
 TARGETS = ["direct", "nginx", "ll-pipe", "ll-pipe-keepalive", "ll-http"]
 TICKS = os.sysconf("SC_CLK_TCK")
+# No access log, as nginx runs here (access_log off); --proxy-flags changes it.
+PROXY_FLAGS = ["--quiet"]
 
 
 @dataclass
@@ -162,30 +166,29 @@ def target(name: str, body: int, work: Path) -> Iterator[tuple[str, dict[str, in
         manifest = work / f"{name}.xml"
         manifest.write_text(MANIFEST.format(child=CHILD, mode=mode, body=body))
         port = free_port()
-        cmd = [
-            sys.executable,
-            "-m",
-            "local_lambdas",
-            str(manifest),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--log-format",
-            "json",
-        ]
-        with started(cmd, stdout=subprocess.PIPE) as proxy:
-            child = None
-            assert proxy.stdout is not None
-            for line in proxy.stdout:
-                event = json.loads(line)
-                if event.get("state") == "READY":
-                    child = int(event["pid"])
-                    break
+        cmd = [sys.executable, "-m", "local_lambdas", str(manifest)]
+        cmd += ["--bind", f"127.0.0.1:{port}", *PROXY_FLAGS]
+        # The proxy's output goes to a file: a pipe nobody reads would block it.
+        with (work / f"{name}.log").open("w") as log, started(cmd, stdout=log) as proxy:
             wait_port(port)
-            # Keep reading the proxy's output so that it never blocks on a full pipe.
-            drain = subprocess.Popen(["cat"], stdin=proxy.stdout, stdout=subprocess.DEVNULL)
-            assert child is not None
+            status = wait_ready(f"http://127.0.0.1:{port}")
+            child = status["processes"]["bench"]["instances"][0]["pid"]
             yield f"http://127.0.0.1:{port}/", {"child": child, "proxy": proxy.pid}, proxy.pid
-            drain.kill()
+
+
+def wait_ready(url: str, timeout: float = 20) -> dict:  # type: ignore[type-arg]
+    """The proxy's /_/status once /_/ready says every child is ready."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/_/ready") as reply:
+                if reply.status == 200:
+                    with urllib.request.urlopen(url + "/_/status") as status:
+                        return json.load(status)  # type: ignore[no-any-return]
+        except urllib.error.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not become ready")
 
 
 NGINX = """
@@ -223,7 +226,13 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--only", help="comma-separated targets, from: " + ", ".join(TARGETS))
     parser.add_argument("--json", type=Path, help="also write the rows to this file")
+    parser.add_argument(
+        "--proxy-flags",
+        default=" ".join(PROXY_FLAGS),
+        help="flags for local-lambdas (default: %(default)s)",
+    )
     args = parser.parse_args()
+    PROXY_FLAGS[:] = args.proxy_flags.split()
     ensure_tools()
     targets = args.only.split(",") if args.only else TARGETS
     rows: list[Row] = []

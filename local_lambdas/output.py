@@ -7,6 +7,7 @@ Procfile runners do. The proxy's own events arrive through `logging` and are pri
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import time
@@ -56,6 +57,7 @@ class Printer:
             soft_wrap=True,
         )
         self._colors: dict[str, str] = {}
+        self._pending: list[str] = []  # access lines not yet written
         self._width = len(PROXY)
 
     def register(self, name: str) -> None:
@@ -83,28 +85,28 @@ class Printer:
     def access(
         self, method: str, uri: str, process: str | None, status: int, seconds: float, rid: str
     ) -> None:
-        """One access-log line. Written directly, without rich: it runs for every request."""
+        """One access-log line. It runs for every request, so it skips rich, and lines are
+        gathered and written once per turn of the event loop rather than one write each."""
         ms = seconds * 1000
         if self.log_format == "json":
-            self._json(
-                {
-                    "event": "access",
-                    "method": method,
-                    "uri": uri,
-                    "process": process,
-                    "status": status,
-                    "ms": round(ms, 3),
-                    "request_id": rid,
-                }
-            )
-            return
-        line = f"{status} {method} {uri} -> {process or '-'} {ms:.1f} ms [{rid}]"
-        if self._console.color_system is not None:
-            color = _STATUS_ANSI[min(status // 100, 5)]
-            line = f"\x1b[1m{PROXY:<{self._width}}\x1b[0m | {color}{line}\x1b[0m"
+            record = {"time": round(time.time(), 3), "event": "access", "method": method,
+                      "uri": uri, "process": process, "status": status, "ms": round(ms, 3),
+                      "request_id": rid}  # fmt: skip
+            line = orjson.dumps(record).decode()
         else:
-            line = f"{PROXY:<{self._width}} | {line}"
-        self._file.write(line + "\n")
+            line = f"{status} {method} {uri} -> {process or '-'} {ms:.1f} ms [{rid}]"
+            if self._console.color_system is not None:
+                color = _STATUS_ANSI[min(status // 100, 5)]
+                line = f"\x1b[1m{PROXY:<{self._width}}\x1b[0m | {color}{line}\x1b[0m"
+            else:
+                line = f"{PROXY:<{self._width}} | {line}"
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._write_pending)
+        self._pending.append(line)
+
+    def _write_pending(self) -> None:
+        lines, self._pending = self._pending, []
+        self._file.write("\n".join(lines) + "\n")
         self._file.flush()
 
     def table(self, title: str, columns: list[str], rows: list[list[str]]) -> None:
