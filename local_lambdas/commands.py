@@ -145,9 +145,19 @@ def _why(instance: Instance) -> str:
 
 
 async def _table_when_ready(run: Started, printer: Printer, manifest: Manifest) -> None:
-    """Once every child is ready (or given up on), one table of what serves what."""
+    """While children start, a live line of who is ready (on a terminal); then one table of
+    what serves what."""
     longest = max((p.startup_timeout for p in manifest.processes), default=10.0)
-    await run.supervisor.wait_ready(longest + 1)
+    deadline = time.monotonic() + longest + 1
+    with printer.progress() as show:
+        while time.monotonic() < deadline:
+            children = run.supervisor.children
+            waiting = [c.name for c in children if c.state.value not in ("READY", "FATAL")]
+            if not waiting:
+                break
+            count = sum(c.state.value == "READY" for c in children)
+            show(f"starting: {count}/{len(children)} ready; waiting for {', '.join(waiting)}")
+            await asyncio.sleep(0.1)  # a display refresh, not a wait for readiness
     rows = []
     for pool in run.supervisor.pools.values():
         for instance in pool.instances:

@@ -11,6 +11,8 @@ import asyncio
 import logging
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import IO, Literal
 
 import orjson
@@ -108,6 +110,16 @@ class Printer:
         lines, self._pending = self._pending, []
         self._file.write("\n".join(lines) + "\n")
         self._file.flush()
+
+    @contextmanager
+    def progress(self) -> Iterator[Callable[[str], None]]:
+        """A live status line on a terminal (updated through the function this yields); on
+        anything else nothing, since the state lines already say it all."""
+        if self.log_format == "json" or not self._console.is_terminal:
+            yield lambda text: None
+            return
+        with self._console.status("", spinner="dots") as status:
+            yield status.update
 
     def table(self, title: str, columns: list[str], rows: list[list[str]]) -> None:
         """A table for people; for machines, one event holding the rows."""
