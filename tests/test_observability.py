@@ -103,6 +103,7 @@ async def test_json_logs_are_one_object_per_line(write_manifest) -> None:
     async with cli(str(path), "--bind", "127.0.0.1:0", "--log-format", "json") as run:
         found = await run.expect(r'"event":"listening".*"url":"(http://[^"]+)"')
         await run.expect(r'"state":"READY"')
+        await run.expect(r'"event":"table"')
         import aiohttp
 
         async with aiohttp.ClientSession() as http:
