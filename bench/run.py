@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 CHILD = HERE / "bench_child.js"
 MIB = 1024 * 1024
 LOADS = [(100, 1), (100, 64), (MIB, 16)]  # (response body bytes, connections)
-TARGETS = ["direct", "nginx", "ll-pipe", "ll-pipe-keepalive", "ll-http"]
+TARGETS = ["direct", "nginx", "ll-pipe", "ll-pipe-keepalive", "ll-http", "ll-passthrough"]
 TICKS = os.sysconf("SC_CLK_TCK")
 # No access log, as nginx runs here (access_log off); --proxy-flags changes it.
 PROXY_FLAGS = ["--quiet"]
@@ -164,7 +164,9 @@ def target(name: str, body: int, work: Path) -> Iterator[tuple[str, dict[str, in
     else:
         mode = name.removeprefix("ll-")
         manifest = work / f"{name}.xml"
-        manifest.write_text(MANIFEST.format(child=CHILD, mode=mode, body=body))
+        # Pass-through runs the plain HTTP server, as the direct and nginx rows do.
+        plain = '<env name="BENCH_PLAIN">1</env>' if mode == "passthrough" else ""
+        manifest.write_text(MANIFEST.format(child=CHILD, mode=mode, body=body, plain=plain))
         port = free_port()
         cmd = [sys.executable, "-m", "local_lambdas", str(manifest)]
         cmd += ["--bind", f"127.0.0.1:{port}", *PROXY_FLAGS]
@@ -215,7 +217,7 @@ http {{
 
 MANIFEST = """<manifest><process>
   <id>bench</id><executable>node</executable><arg>{child}</arg><route>/*</route>
-  <communication_mode>{mode}</communication_mode><env name="BODY_SIZE">{body}</env>
+  <communication_mode>{mode}</communication_mode><env name="BODY_SIZE">{body}</env>{plain}
   <concurrency>64</concurrency>
 </process></manifest>
 """

@@ -22,6 +22,7 @@ from local_lambdas.errors import ManifestError, StartupError
 from local_lambdas.output import Printer
 from local_lambdas.proxy import Proxy
 from local_lambdas.supervisor import Supervisor
+from local_lambdas.transports.passthrough import PassthroughTransport
 
 log = logging.getLogger("local_lambdas.app")
 
@@ -109,8 +110,12 @@ def build_app(
             await supervisor.stop()
 
     async def drain(app: web.Application) -> None:
-        # Runs before aiohttp waits for the requests in flight: new ones now get 503.
+        # Runs before aiohttp waits for the requests in flight: new ones now get 503, and
+        # open WebSockets close (1001, going away) instead of holding the stop up.
         supervisor.stopping = True
+        for child in supervisor.children:
+            if isinstance(child.transport, PassthroughTransport):
+                await child.transport.close_websockets()
 
     app = web.Application()
     app[SUPERVISOR] = supervisor

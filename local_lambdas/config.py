@@ -55,6 +55,7 @@ class Mode(str, Enum):
     PIPE = "pipe"  # one-shot: a connection per request
     PIPE_KEEPALIVE = "pipe-keepalive"  # one JSON line per message on persistent connections
     HTTP = "http"
+    PASSTHROUGH = "passthrough"  # the child is an ordinary web server; requests go on as they came
 
     @property
     def uses_pipe(self) -> bool:
@@ -74,7 +75,9 @@ class Restart(str, Enum):
 # (listen backlog, 128 by default in most runtimes) is the practical bound. Keep-alive pipes
 # carry one request at a time per connection, so this is also how many connections the
 # proxy keeps open to each instance.
-DEFAULT_CONCURRENCY = {Mode.PIPE: 16, Mode.PIPE_KEEPALIVE: 16, Mode.HTTP: 16}
+# Pass-through requests may be long-lived (Server-Sent Events, WebSockets) and each holds its
+# slot for as long as it lasts, so that mode allows many more.
+DEFAULT_CONCURRENCY = {Mode.PIPE: 16, Mode.PIPE_KEEPALIVE: 16, Mode.HTTP: 16, Mode.PASSTHROUGH: 256}
 
 
 class Process(BaseModel):
@@ -104,6 +107,8 @@ class Process(BaseModel):
     max_queue: int = Field(default=1024, ge=0)
     max_requests: int | None = Field(default=None, ge=1)
     cache: Size | None = None  # bytes of GET answers to keep; see cache.py
+    strip_prefix: str | None = None  # passthrough: removed from the path before it goes on
+    ready_path: str | None = None  # passthrough: must answer 2xx before the child is READY
     line: int = 0  # where the <process> element starts, for messages
 
     @field_validator("id")
@@ -125,6 +130,13 @@ class Process(BaseModel):
     def _pipe_name_is_a_file_name(cls, value: str) -> str:
         if not value or value in {".", ".."} or any(c in value for c in "/\\\0"):
             raise ValueError("must be a plain name without / or \\, e.g. api_pipe")
+        return value
+
+    @field_validator("strip_prefix", "ready_path")
+    @classmethod
+    def _is_a_path(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError(f'must start with "/": write "/{value.lstrip("/")}"')
         return value
 
     @field_validator("methods")

@@ -32,7 +32,8 @@ from local_lambdas.backoff import RestartPolicy
 from local_lambdas.config import Mode, Process
 from local_lambdas.manifest import resolve_executable
 from local_lambdas.output import Printer
-from local_lambdas.transports import TRANSPORTS, Transport
+from local_lambdas.transports import RELAYS, TRANSPORTS, Transport
+from local_lambdas.transports.passthrough import PassthroughTransport
 from local_lambdas.watchdog import Watchdog
 
 log = logging.getLogger("local_lambdas.instance")
@@ -79,7 +80,7 @@ class Instance:
         self.state = State.STOPPED
         self.reason = ""  # why the child is not READY, for 503 bodies
         self.pid: int | None = None
-        self.transport: Transport | None = None
+        self.transport: Transport | PassthroughTransport | None = None
         self.restarts = 0
         self.generation = 0  # counts the times a process of this child became READY
         self.in_flight = 0  # requests leased to this child now
@@ -197,9 +198,9 @@ class Instance:
         try:
             started = self._clock()
             if await self._became_ready(proc, address):
-                self.transport = TRANSPORTS[self.process.communication_mode](
-                    address, max_response=MAX_RESPONSE
-                )
+                mode = self.process.communication_mode
+                factory = RELAYS.get(mode) or TRANSPORTS[mode]
+                self.transport = factory(address, max_response=MAX_RESPONSE)
                 self.generation += 1
                 self.ready_seconds = self._clock() - started
                 self.address = self._where(address)
@@ -274,7 +275,9 @@ class Instance:
                 return listening
             return await _connects(asyncio.open_unix_connection(address))
         host, _, port = address.rpartition(":")
-        return await _connects(asyncio.open_connection(host, int(port)))
+        if self.process.ready_path is None:
+            return await _connects(asyncio.open_connection(host, int(port)))
+        return await _answers_2xx(host, int(port), self.process.ready_path)
 
     async def _pump(self, stream: asyncio.StreamReader, name: str) -> None:
         """Show the child's output line by line; never leave it unread in the pipe."""
@@ -342,6 +345,25 @@ async def _connects(opening: object) -> bool:
         return False
     writer.close()
     return True
+
+
+async def _answers_2xx(host: str, port: int, path: str) -> bool:
+    """Whether GET `path` answers with a 2xx status (a readiness path)."""
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+    except OSError:
+        return False
+    try:
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode()
+        )
+        status_line = await asyncio.wait_for(reader.readline(), 5)
+    except (OSError, asyncio.TimeoutError):
+        return False
+    finally:
+        writer.close()
+    parts = status_line.split()
+    return len(parts) >= 2 and parts[1].startswith(b"2")
 
 
 async def _terminate(proc: asyncio.subprocess.Process, grace: float) -> None:

@@ -54,6 +54,8 @@ ELEMENTS: dict[str, _Element] = {
     "max_queue": _Element("max_queue"),
     "max_requests": _Element("max_requests"),
     "cache": _Element("cache"),
+    "strip_prefix": _Element("strip_prefix"),
+    "ready_path": _Element("ready_path"),
 }
 # Room left in a socket path for the "-N" that tells apart two live sockets of one pipe_name
 # (instances, or a replacement starting beside the instance it replaces).

@@ -137,7 +137,8 @@ class Printer:
             table.add_column(column)
         for row in rows:
             table.add_row(*row)
-        self._console.print(table)
+        # Off a terminal rich would squeeze the table into 80 columns and cut the addresses.
+        self._console.print(table, width=None if self._console.is_terminal else 200)
 
     def _json(self, record: dict[str, object]) -> None:
         stamped = {"time": round(time.time(), 3)} | record

@@ -12,13 +12,14 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from aiohttp import web
 from multidict import CIMultiDict
 
 from local_lambdas import _compat
-from local_lambdas.config import Process
+from local_lambdas.config import Mode, Process
 from local_lambdas.envelope import Request, Response, shown
 from local_lambdas.errors import (
     BadResponse,
@@ -30,9 +31,11 @@ from local_lambdas.errors import (
 from local_lambdas.instance import Instance
 from local_lambdas.pool import Pool, PoolRetired
 from local_lambdas.supervisor import Supervisor
+from local_lambdas.transports.passthrough import PassthroughTransport
 
 log = logging.getLogger("local_lambdas.proxy")
 
+T = TypeVar("T")
 AccessLog = Callable[[str, str, "str | None", int, float, str], None]
 
 # Methods that nginx retries on another attempt when nothing came back: safe to send twice.
@@ -65,7 +68,8 @@ class Proxy:
         request_id = client_id if _CLIENT_ID.match(client_id) else next(self._ids)
         pool = self._supervisor.route(request.path)
         answer = await self._answer(request, request_id, pool)
-        answer.headers["X-Request-Id"] = request_id
+        if not answer.prepared:  # a relayed answer has streamed, with its id, already
+            answer.headers["X-Request-Id"] = request_id
         seconds = time.monotonic() - started
         if pool is not None:
             pool.stats.record(answer.status, seconds)
@@ -78,7 +82,7 @@ class Proxy:
 
     async def _answer(
         self, request: web.Request, request_id: str, pool: Pool | None
-    ) -> web.Response:
+    ) -> web.StreamResponse:
         if pool is None:
             return _error(404, f"no route matches {request.path}", None, request_id)
         process = pool.process
@@ -89,6 +93,8 @@ class Proxy:
             answer.headers["Allow"] = ", ".join(process.methods)
             return answer
         try:
+            if process.communication_mode is Mode.PASSTHROUGH:
+                return await self._relay(pool, request, request_id)
             headers = list(request.headers.items())
             if "X-Request-Id" not in request.headers:
                 headers.append(("X-Request-Id", request_id))
@@ -120,45 +126,88 @@ class Proxy:
         )
 
     async def _forward(self, pool: Pool, request: Request, path: str) -> Response:
-        """Send to a READY instance; retry once, after it is ready again, as DESIGN section 7.
+        """The envelope modes: the whole exchange within the route's <timeout>."""
 
-        A pool retired by a reload sends its waiting requests back here, to be routed again.
-        """
+        async def exchange(child: Instance) -> Response:
+            transport = child.transport
+            assert transport is not None and not isinstance(transport, PassthroughTransport)
+            try:
+                async with _compat.timeout(child.process.timeout):
+                    return await transport.forward(request)
+            except asyncio.TimeoutError as exc:
+                raise ChildTimeout(
+                    f"{child.name} did not answer within {child.process.timeout:g}s (its <timeout>)"
+                ) from exc
+
+        return await self._attempt(pool, request.method, request.uri, path, exchange)
+
+    async def _relay(self, pool: Pool, request: web.Request, request_id: str) -> web.StreamResponse:
+        """Pass-through: the answer streams, so <timeout> bounds each wait for the child's
+        next bytes rather than the whole exchange (an event stream may last for hours)."""
+        process = pool.process
+        target = request.raw_path
+        prefix = process.strip_prefix
+        if prefix and (target == prefix or target.startswith((prefix + "/", prefix + "?"))):
+            target = target[len(prefix.rstrip("/")) :]
+            target = target if target.startswith("/") else "/" + target
+
+        def too_large() -> Exception:
+            return _too_large(process.max_body_size)
+
+        async def exchange(child: Instance) -> web.StreamResponse:
+            relay = child.transport
+            assert isinstance(relay, PassthroughTransport)
+            return await relay.relay(
+                request,
+                target,
+                request_id,
+                timeout=process.timeout,
+                body_limit=process.max_body_size,
+                too_large=too_large,
+            )
+
+        return await self._attempt(pool, request.method, request.raw_path, request.path, exchange)
+
+    async def _attempt(
+        self,
+        pool: Pool,
+        method: str,
+        uri: str,
+        path: str,
+        exchange: Callable[[Instance], Awaitable[T]],
+    ) -> T:
+        """Run `exchange` on a READY instance; retry once, after it is ready again, as DESIGN
+        section 7. A pool retired by a reload sends its waiting requests back here, to be
+        routed again."""
         avoid: tuple[Instance, int] | None = None
         while True:
             if self._supervisor.stopping:
                 raise NotReady("local-lambdas is shutting down", retry_after=1)
             try:
                 async with pool.lease(avoid=avoid) as child:
-                    transport, generation = child.transport, child.generation
-                    assert transport is not None
-                    try:
-                        async with _compat.timeout(pool.process.timeout):
-                            return await transport.forward(request)
-                    except asyncio.TimeoutError as exc:
-                        raise ChildTimeout(
-                            f"{child.name} did not answer within {pool.process.timeout:g}s "
-                            "(its <timeout>)"
-                        ) from exc
+                    generation = child.generation
+                    return await exchange(child)
             except PoolRetired:
                 rerouted = self._supervisor.route(path)
                 if rerouted is None:
                     raise NotReady(f"{pool.process.id} was removed by a reload") from None
                 pool = rerouted
             except ChildUnreachable as exc:
-                if avoid is not None or request.method not in RETRYABLE:
+                if avoid is not None or method not in RETRYABLE:
                     raise
-                log.info(
-                    "%s: %s; retrying %s %s once", child.name, exc, request.method, request.uri
-                )
+                log.info("%s: %s; retrying %s %s once", child.name, exc, method, uri)
                 # If that process is gone, wait for its restart rather than use it again.
                 avoid = (child, -1 if await child.still_serving() else generation)
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes:
-    too_large = PayloadTooLarge(
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
         f"the request body is over the route's limit of {limit} bytes (<max_body_size>)"
     )
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    too_large = _too_large(limit)
     if not request.body_exists:
         return b""
     if request.content_length is not None and request.content_length > limit:

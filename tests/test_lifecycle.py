@@ -236,7 +236,7 @@ async def test_the_bundled_manifest_runs() -> None:
     root = Path(__file__).parents[1]
     async with cli(str(root / "manifest.xml"), "--bind", "127.0.0.1:0") as run:
         url = (await run.expect(r"listening on (http://\S+)")).group(1)
-        for name in ("echo", "hello", "greet"):
+        for name in ("echo", "hello", "greet", "web"):
             await run.expect(rf"{name}: ready")
         async with aiohttp.ClientSession() as http:
             async with http.post(url + "/echo/x?y=1", data=b"hi") as reply:
@@ -245,5 +245,7 @@ async def test_the_bundled_manifest_runs() -> None:
                 assert (await reply.text()).startswith("Hello, you!")
             async with http.get(url + "/greet?name=you") as reply:
                 assert (await reply.json())["greeting"] == "Hello, you!"
+            async with http.get(url + "/web/") as reply:
+                assert (await reply.json())["added"]["X-Forwarded-Proto"] == "http"
         run.proc.send_signal(signal.SIGINT)
         assert await run.finish() == 0

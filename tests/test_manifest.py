@@ -220,7 +220,7 @@ def test_check_lists_every_problem_and_exits_1(tmp_path: Path) -> None:
 def test_check_ok_exits_0() -> None:
     result = run_cli("check", "manifest.xml", cwd=Path(__file__).parents[1])
     assert result.returncode == 0, result.stderr
-    assert "OK, 3 process(es)" in result.stderr
+    assert "OK, 4 process(es)" in result.stderr
 
 
 def test_missing_manifest_exits_1_with_one_clear_line(tmp_path: Path) -> None:

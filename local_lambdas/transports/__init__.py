@@ -1,6 +1,7 @@
 """Ways of talking to a child, one module each; the manifest's mode picks one from TRANSPORTS.
 
-A transport's contract is one call and a close:
+An envelope transport's contract is one call and a close (pass-through, which streams, is
+the exception: see transports/passthrough.py):
 
     response = await transport.forward(request)   # envelope.Request -> envelope.Response
     await transport.aclose()
@@ -19,6 +20,7 @@ from local_lambdas.config import Mode
 from local_lambdas.envelope import Request, Response
 from local_lambdas.transports.http import HttpTransport
 from local_lambdas.transports.keepalive import KeepAlivePipeTransport
+from local_lambdas.transports.passthrough import PassthroughTransport
 from local_lambdas.transports.pipe import PipeTransport
 
 
@@ -37,3 +39,6 @@ TRANSPORTS: dict[Mode, TransportFactory] = {
     Mode.PIPE_KEEPALIVE: KeepAlivePipeTransport,
     Mode.HTTP: HttpTransport,
 }
+# Pass-through streams, so it answers the client itself (PassthroughTransport.relay) rather
+# than returning an envelope: the proxy takes that path for this mode.
+RELAYS = {Mode.PASSTHROUGH: PassthroughTransport}

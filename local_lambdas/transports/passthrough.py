@@ -1,0 +1,218 @@
+"""HTTP pass-through (DESIGN section 4, ours): the child is an ordinary web server.
+
+The request goes on as it came (method, path and query, headers less hop-by-hop ones, `Host`
+kept, body streamed) with `X-Forwarded-For`, `-Proto`, `-Host` and `X-Request-Id` added; the
+answer streams back as the child writes it, so chunked answers and Server-Sent Events reach
+the client as they are flushed. Redirects go to the client, never followed; nothing is
+decompressed. WebSocket upgrades are relayed frame by frame both ways (text, binary, ping,
+pong, close codes). Connections to the child are pooled.
+
+Unlike the envelope transports, this one answers the client itself: `relay` streams, so its
+seam is the aiohttp request, not an envelope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+from aiohttp import WSMsgType, web
+from multidict import CIMultiDict, MultiMapping
+
+from local_lambdas.errors import ChildUnreachable
+
+log = logging.getLogger("local_lambdas.passthrough")
+
+_HOP_BY_HOP = frozenset(
+    {
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+        "trailer", "trailers", "transfer-encoding", "upgrade", "proxy-connection",
+    }
+)  # fmt: skip
+_CHUNK = 64 * 1024
+
+
+def _end_to_end(headers: MultiMapping[str]) -> CIMultiDict[str]:
+    """The headers less hop-by-hop ones, including those the Connection header names."""
+    named = {
+        token.strip().lower()
+        for value in headers.getall("Connection", [])
+        for token in value.split(",")
+    }
+    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in _HOP_BY_HOP | named)
+
+
+class PassthroughTransport:
+    def __init__(self, address: str, *, max_response: int) -> None:
+        self._base = f"http://{address}"
+        self._session: aiohttp.ClientSession | None = None
+        self._sockets: set[web.WebSocketResponse] = set()
+        self._closed = False
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, enable_cleanup_closed=True),
+                auto_decompress=False,
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+            )
+        return self._session
+
+    def _headers(self, request: web.Request, request_id: str) -> CIMultiDict[str]:
+        headers = _end_to_end(request.headers)
+        remote = request.remote or ""
+        forwarded_for = request.headers.get("X-Forwarded-For")
+        headers["X-Forwarded-For"] = f"{forwarded_for}, {remote}" if forwarded_for else remote
+        headers["X-Forwarded-Proto"] = request.headers.get("X-Forwarded-Proto", request.scheme)
+        headers["X-Forwarded-Host"] = request.headers.get("X-Forwarded-Host", request.host)
+        headers["X-Request-Id"] = request_id
+        return headers
+
+    async def relay(
+        self,
+        request: web.Request,
+        target: str,
+        request_id: str,
+        *,
+        timeout: float,
+        body_limit: int,
+        too_large: Callable[[], Exception],
+    ) -> web.StreamResponse:
+        """Send `request` to the child at `target` (path and query) and stream its answer.
+
+        Raises ChildUnreachable when the child refused or dropped the connection before its
+        answer began; after that, a broken stream ends the client's connection abruptly, so
+        the client sees an error rather than a short answer.
+        """
+        if self._closed:
+            raise ChildUnreachable("the child exited before the request was sent")
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self._websocket(request, target, request_id)
+        body = _limited(request, body_limit, too_large) if request.body_exists else None
+        try:
+            upstream = await self._client().request(
+                request.method,
+                self._base + target,
+                headers=self._headers(request, request_id),
+                data=body,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=None, sock_read=timeout),
+            )
+        except aiohttp.ClientConnectorError as exc:
+            raise ChildUnreachable(f"cannot connect to {self._base}: {exc.strerror}") from exc
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            raise ChildUnreachable(f"the child dropped the connection: {exc}") from exc
+        async with upstream:
+            response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+            response.headers.update(_end_to_end(upstream.headers))
+            response.headers["X-Request-Id"] = request_id
+            await response.prepare(request)
+            try:
+                async for chunk in upstream.content.iter_any():
+                    await response.write(chunk)
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                log.warning(
+                    "[%s] the child's answer broke off mid-stream: %s",
+                    request_id,
+                    exc or type(exc).__name__,
+                )
+                if request.transport is not None:
+                    request.transport.close()  # the client must see an error, not an ending
+                return response
+            await response.write_eof()
+            return response
+
+    async def _websocket(
+        self, request: web.Request, target: str, request_id: str
+    ) -> web.StreamResponse:
+        headers = self._headers(request, request_id)
+        for name in ("Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions",
+                     "Sec-WebSocket-Protocol", "Host"):  # fmt: skip
+            headers.popall(name, None)
+        protocols = [
+            p.strip()
+            for value in request.headers.getall("Sec-WebSocket-Protocol", [])
+            for p in value.split(",")
+        ]
+        try:
+            child = await self._client().ws_connect(
+                self._base + target, headers=headers, protocols=protocols, autoping=False,
+                max_msg_size=0,
+            )  # fmt: skip
+        except aiohttp.WSServerHandshakeError as exc:
+            return web.Response(status=exc.status, text=f"the child refused the upgrade: {exc}\n")
+        except aiohttp.ClientError as exc:
+            raise ChildUnreachable(f"cannot open a WebSocket to the child: {exc}") from exc
+        client = web.WebSocketResponse(
+            protocols=[child.protocol] if child.protocol else (), autoping=False, max_msg_size=0
+        )
+        await client.prepare(request)
+        self._sockets.add(client)
+        try:
+            await _pump_both(client, child)
+        finally:
+            self._sockets.discard(client)
+            await child.close()
+        return client
+
+    async def close_websockets(self) -> None:
+        """Close every relayed WebSocket with 1001 (going away), as on a stop."""
+        for socket in list(self._sockets):
+            await socket.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"stopping")
+
+    async def aclose(self) -> None:
+        self._closed = True
+        await self.close_websockets()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+async def _limited(
+    request: web.Request, limit: int, too_large: Callable[[], Exception]
+) -> AsyncIterator[bytes]:
+    """The request body as it arrives, stopped (with `too_large()`) past `limit` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large()
+    seen = 0
+    async for chunk in request.content.iter_chunked(_CHUNK):
+        seen += len(chunk)
+        if seen > limit:
+            raise too_large()
+        yield chunk
+
+
+async def _pump_both(
+    client: web.WebSocketResponse, child: aiohttp.ClientWebSocketResponse[bool]
+) -> None:
+    """Relay frames both ways until either side closes; the close code crosses over."""
+
+    async def pump(
+        source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse[bool],
+        sink: web.WebSocketResponse | aiohttp.ClientWebSocketResponse[bool],
+    ) -> None:
+        senders: dict[WSMsgType, Callable[[object], Awaitable[None]]] = {
+            WSMsgType.TEXT: sink.send_str,  # type: ignore[dict-item]
+            WSMsgType.BINARY: sink.send_bytes,  # type: ignore[dict-item]
+            WSMsgType.PING: sink.ping,  # type: ignore[dict-item]
+            WSMsgType.PONG: sink.pong,  # type: ignore[dict-item]
+        }
+        async for message in source:
+            send = senders.get(message.type)
+            if send is not None:
+                await send(message.data)
+        if not sink.closed:
+            code = source.close_code or aiohttp.WSCloseCode.OK
+            await sink.close(code=code, message=b"")
+
+    to_child = asyncio.ensure_future(pump(client, child))
+    to_client = asyncio.ensure_future(pump(child, client))
+    try:
+        await asyncio.wait({to_child, to_client}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (to_child, to_client):
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(to_child, to_client, return_exceptions=True)

@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""An ordinary web server (aiohttp) for the pass-through tests; knows nothing of local-lambdas
+beyond $PORT.
+
+/echo...      method, path, query, headers and body size as JSON
+/redirect     302 to /echo
+/events       three Server-Sent Events, 300 ms apart, each stamped with its send time
+/forever      an event every 100 ms, until the connection or the process ends
+/download/N   N bytes, streamed in 1 MiB chunks
+/upload       counts the request body's bytes as they stream in
+/ws           WebSocket echo (text and binary); "bye" closes with code 4001
+/healthz      200; /missing: 404
+"""
+
+import asyncio
+import json
+import os
+import time
+
+from aiohttp import WSMsgType, web
+
+CHUNK = b"x" * (1024 * 1024)
+
+
+async def echo(request: web.Request) -> web.Response:
+    body = await request.read()
+    return web.json_response(
+        {
+            "method": request.method,
+            "path": request.path,
+            "query": request.query_string,
+            "raw_path": request.raw_path,
+            "headers": list(request.headers.items()),
+            "body_bytes": len(body),
+            "pid": os.getpid(),
+        }
+    )
+
+
+async def redirect(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/echo?from=redirect")
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    for i in range(3):
+        await response.write(f"data: {json.dumps({'i': i, 'sent': time.time()})}\n\n".encode())
+        await asyncio.sleep(0.3)
+    return response
+
+
+async def forever(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    print("streaming forever", flush=True)
+    while True:
+        await response.write(b"data: tick\n\n")
+        await asyncio.sleep(0.1)
+
+
+async def download(request: web.Request) -> web.StreamResponse:
+    size = int(request.match_info["size"])
+    response = web.StreamResponse(headers={"Content-Length": str(size)})
+    await response.prepare(request)
+    while size > 0:
+        await response.write(CHUNK[: min(size, len(CHUNK))])
+        size -= len(CHUNK)
+    return response
+
+
+async def upload(request: web.Request) -> web.Response:
+    total = 0
+    async for chunk in request.content.iter_chunked(1 << 20):
+        total += len(chunk)
+    return web.json_response({"received": total})
+
+
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(protocols=["echo.v1"])
+    await ws.prepare(request)
+    async for message in ws:
+        if message.type == WSMsgType.TEXT and message.data == "bye":
+            await ws.close(code=4001, message=b"bye")
+        elif message.type == WSMsgType.TEXT:
+            await ws.send_str("echo: " + message.data)
+        elif message.type == WSMsgType.BINARY:
+            await ws.send_bytes(message.data[::-1])
+    return ws
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+app = web.Application(client_max_size=0)
+app.router.add_route("*", "/echo{tail:.*}", echo)
+app.router.add_get("/redirect", redirect)
+app.router.add_get("/events", events)
+app.router.add_get("/forever", forever)
+app.router.add_get("/download/{size}", download)
+app.router.add_post("/upload", upload)
+app.router.add_get("/ws", websocket)
+app.router.add_get("/healthz", healthz)
+web.run_app(app, host="127.0.0.1", port=int(os.environ["PORT"]), print=None, access_log=None)

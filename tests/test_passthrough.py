@@ -1,0 +1,184 @@
+"""Pass-through: an ordinary web server behind a route, streamed both ways."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import signal
+import sys
+import time
+
+import aiohttp
+import pytest
+
+from tests.conftest import CHILDREN, running
+from tests.test_lifecycle import cli
+
+
+def web_process(pid: str = "web", route: str = "/web/*", extra: str = "") -> str:
+    return (
+        f"<process><id>{pid}</id><executable>{sys.executable}</executable>"
+        f"<arg>{CHILDREN / 'web_child.py'}</arg><route>{route}</route>"
+        f"<communication_mode>passthrough</communication_mode>{extra}</process>"
+    )
+
+
+STRIP = "<strip_prefix>/web</strip_prefix>"
+
+
+async def test_request_goes_on_as_it_came(write_manifest, socket_dir) -> None:
+    path = write_manifest(web_process(extra=STRIP))
+    async with running(path, socket_dir) as run:
+        headers = [
+            ("X-Tag", "a"),
+            ("X-Tag", "b"),
+            ("Connection", "keep-alive, X-Hop"),
+            ("X-Hop", "dropped"),
+            ("X-Request-Id", "rid-1"),
+        ]
+        async with run.http.patch(
+            run.url + "/web/echo/x?a=1&a=2", data=b"z" * 1000, headers=headers
+        ) as reply:
+            assert reply.status == 200
+            assert reply.headers["X-Request-Id"] == "rid-1"
+            seen = await reply.json()
+    got = seen["headers"]
+    assert seen["method"] == "PATCH" and seen["path"] == "/echo/x" and seen["query"] == "a=1&a=2"
+    assert seen["body_bytes"] == 1000
+    assert [v for k, v in got if k == "X-Tag"] == ["a", "b"]
+    host = run.url.removeprefix("http://")
+    assert ["Host", host] in got  # Host is kept
+    assert ["X-Forwarded-For", "127.0.0.1"] in got and ["X-Forwarded-Proto", "http"] in got
+    assert ["X-Forwarded-Host", host] in got
+    assert [v for k, v in got if k.lower() == "x-request-id"] == ["rid-1"]
+    assert not any(k.lower() == "x-hop" for k, _ in got)  # named by Connection: hop-by-hop
+
+
+async def test_prefix_kept_without_strip_and_redirects_pass_through(write_manifest, socket_dir):
+    path = write_manifest(web_process(route="/echo/*"), web_process("r", "/redirect", STRIP))
+    async with running(path, socket_dir) as run:
+        async with run.http.get(run.url + "/echo/deep?q") as reply:
+            assert (await reply.json())["raw_path"] == "/echo/deep?q"
+        async with run.http.get(run.url + "/redirect", allow_redirects=False) as reply:
+            assert reply.status == 302
+            assert reply.headers["Location"] == "/echo?from=redirect"
+
+
+async def test_server_sent_events_arrive_as_sent(write_manifest, socket_dir) -> None:
+    path = write_manifest(web_process(extra=STRIP))
+    async with running(path, socket_dir) as run:
+        arrivals = []
+        async with run.http.get(run.url + "/web/events") as reply:
+            assert reply.headers["Content-Type"] == "text/event-stream"
+            async for line in reply.content:
+                if line.startswith(b"data: "):
+                    arrivals.append((json.loads(line[6:]), time.time()))
+    assert [event["i"] for event, _ in arrivals] == [0, 1, 2]
+    for (_, arrived), (following, _) in itertools.pairwise(arrivals):
+        assert arrived < following["sent"]  # each arrived before the next was sent
+
+
+async def test_websocket_echo_binary_and_close_code(write_manifest, socket_dir) -> None:
+    path = write_manifest(web_process(extra=STRIP))
+    async with running(path, socket_dir) as run:
+        async with run.http.ws_connect(run.url + "/web/ws", protocols=["echo.v1"]) as ws:
+            assert ws.protocol == "echo.v1"
+            await ws.send_str("hello")
+            assert (await ws.receive()).data == "echo: hello"
+            await ws.send_bytes(bytes(range(256)))
+            assert (await ws.receive()).data == bytes(range(256))[::-1]
+            await ws.ping(b"p")
+            await ws.send_str("bye")
+            closing = await ws.receive()
+            assert closing.type == aiohttp.WSMsgType.CLOSE
+            assert ws.close_code == 4001
+
+
+async def test_child_killed_mid_stream_ends_the_stream_with_an_error(write_manifest, socket_dir):
+    path = write_manifest(web_process(extra=STRIP))
+    async with running(path, socket_dir) as run:
+        child = run.child("web")
+        with pytest.raises(aiohttp.ClientPayloadError):
+            async with asyncio.timeout(10), run.http.get(run.url + "/web/forever") as reply:
+                assert reply.status == 200
+                await reply.content.readline()
+                os.kill(child.pid, signal.SIGKILL)
+                async for _ in reply.content:
+                    pass
+
+
+async def test_readiness_path_must_answer_2xx(write_manifest, socket_dir) -> None:
+    path = write_manifest(
+        web_process("good", "/good/*", "<ready_path>/healthz</ready_path>"),
+        web_process(
+            "bad",
+            "/bad/*",
+            "<ready_path>/missing</ready_path>"
+            "<startup_timeout>1s</startup_timeout><start_retries>0</start_retries>",
+        ),
+    )
+    async with running(path, socket_dir, wait=False) as run:
+        assert await run.pool("good").wait_ready(15)
+        bad = run.pool("bad")
+        assert await bad.wait_for(lambda: bad.instances[0].state.value == "FATAL", 15)
+        assert "not ready within 1s" in bad.instances[0].reason
+
+
+async def test_large_bodies_stream_with_flat_memory(write_manifest) -> None:
+    size = 200 * 1024 * 1024
+    path = write_manifest(web_process(extra=STRIP + "<max_body_size>1GiB</max_body_size>"))
+    async with cli(str(path), "--bind", "127.0.0.1:0") as run:
+        url = (await run.expect(r"listening on (http://\S+)")).group(1)
+        async with aiohttp.ClientSession() as http:
+            assert await _wait_ready(http, url)
+            received = 0
+            async with http.get(url + f"/web/download/{size}") as reply:
+                async for chunk in reply.content.iter_any():
+                    received += len(chunk)
+            assert received == size
+
+            async def body():  # type: ignore[no-untyped-def]
+                chunk = b"y" * (1 << 20)
+                for _ in range(size // len(chunk)):
+                    yield chunk
+
+            async with http.post(url + "/web/upload", data=body()) as reply:
+                assert (await reply.json())["received"] == size
+        peak_kib = _peak_rss_kib(run.proc.pid)
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
+    assert peak_kib < 150 * 1024, f"proxy peak RSS {peak_kib // 1024} MiB for 200 MB each way"
+
+
+def _peak_rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return int(next(line.split()[1] for line in status if line.startswith("VmHWM")))
+
+
+async def _wait_ready(http: aiohttp.ClientSession, url: str) -> bool:
+    async with asyncio.timeout(20):
+        while True:
+            async with http.get(url + "/_/ready") as reply:
+                if reply.status == 200:
+                    return True
+            await asyncio.sleep(0.05)  # /_/ready has no push; poll it, bounded
+
+
+async def test_stop_closes_websockets_cleanly(write_manifest) -> None:
+    path = write_manifest(web_process(extra=STRIP))
+    async with cli(str(path), "--bind", "127.0.0.1:0") as run:
+        url = (await run.expect(r"listening on (http://\S+)")).group(1)
+        async with aiohttp.ClientSession() as http:
+            assert await _wait_ready(http, url)
+            async with http.ws_connect(url + "/web/ws") as ws:
+                await ws.send_str("hi")
+                assert (await ws.receive()).data == "echo: hi"
+                started = time.monotonic()
+                run.proc.send_signal(signal.SIGTERM)
+                closing = await ws.receive()
+                assert closing.type == aiohttp.WSMsgType.CLOSE
+                assert ws.close_code == aiohttp.WSCloseCode.GOING_AWAY
+        assert await run.finish() == 0
+        assert time.monotonic() - started < 5  # not held up for the 10 s shutdown grace
