@@ -87,6 +87,33 @@ def process_running(pid: int) -> bool:
     return exited is None
 
 
+def tcp_listening(host: str, port: int) -> bool | None:
+    """Whether a TCP socket listens on `host`:`port` (IPv4), without connecting to it.
+
+    The same reason as unix_listening: a child written for the earlier tool may fail on an
+    empty connection. Linux lists sockets in /proc/net/tcp; elsewhere this returns None.
+    """
+    if not IS_LINUX:
+        return None
+    try:
+        wanted = {f"{_hex_ipv4(host)}:{port:04X}", f"00000000:{port:04X}"}
+        with open("/proc/net/tcp", "rb") as table:
+            next(table)
+            for row in table:
+                fields = row.split()
+                # sl local_address rem_address st ...; state 0A is LISTEN.
+                if fields[3] == b"0A" and fields[1].decode() in wanted:
+                    return True
+    except (OSError, ValueError):
+        return None
+    return False
+
+
+def _hex_ipv4(host: str) -> str:
+    """/proc/net/tcp's spelling of an IPv4 address: the four bytes, little-endian, in hex."""
+    return "".join(f"{int(part):02X}" for part in reversed(host.split(".")))
+
+
 def unix_listening(path: Path) -> bool | None:
     """Whether a Unix socket is listening at `path`, without connecting to it.
 

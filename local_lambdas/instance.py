@@ -275,9 +275,12 @@ class Instance:
                 return listening
             return await _connects(asyncio.open_unix_connection(address))
         host, _, port = address.rpartition(":")
-        if self.process.ready_path is None:
-            return await _connects(asyncio.open_connection(host, int(port)))
-        return await _answers_2xx(host, int(port), self.process.ready_path)
+        if self.process.ready_path is not None:
+            return await _answers_2xx(host, int(port), self.process.ready_path)
+        listening = _compat.tcp_listening(host, int(port))
+        if listening is not None:
+            return listening
+        return await _connects(asyncio.open_connection(host, int(port)))
 
     async def _pump(self, stream: asyncio.StreamReader, name: str) -> None:
         """Show the child's output line by line; never leave it unread in the pipe."""

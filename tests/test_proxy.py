@@ -214,3 +214,14 @@ async def test_header_bytes_that_are_not_utf8_do_not_break_the_envelope(
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200")
     assert ["X-Bin", "caf\ufffd"] in json.loads(body)["headers"]
+
+
+@pytest.mark.parametrize("mode", ["pipe", "http"])
+async def test_readiness_never_sends_an_empty_connection(write_manifest, socket_dir, mode):
+    # Children written for the earlier tool may treat every connection as a request.
+    path = write_manifest(process_xml("strict", "/s/*", mode=mode, script="strict.py"))
+    async with running(path, socket_dir) as run:
+        for _ in range(3):
+            async with run.http.get(run.url + "/s/x") as reply:
+                assert reply.status == 200 and await reply.read() == b"/s/x"
+        assert run.child("strict").restarts == 0

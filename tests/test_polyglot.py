@@ -1,0 +1,74 @@
+"""The polyglot example: children in C, Node.js, Perl and Python, one mode each, each driven
+through the real proxy. A child whose runtime is missing is skipped, saying which."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from tests.conftest import running
+
+POLYGLOT = Path(__file__).parents[1] / "examples" / "polyglot"
+NEEDS = {"c": "cc", "node": "node", "perl": "perl", "python": "python3"}
+# What each child sees of the path: the passthrough child gets it less <strip_prefix>.
+SEEN_URI = {"c": "/c/x?y=1&y=2", "node": "/node/x?y=1&y=2", "perl": "/perl/x?y=1&y=2",
+            "python": "/x?y=1&y=2"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def built() -> None:
+    if shutil.which("cc") is None:
+        return
+    subprocess.run(
+        ["cc", "-O2", "-Wall", "-o", str(POLYGLOT / "echo-c"), str(POLYGLOT / "echo.c")], check=True
+    )
+
+
+def one_process_manifest(language: str, tmp_path: Path) -> Path:
+    """The example's own <process> for `language`, alone, its working_dir the example's."""
+    if shutil.which(NEEDS[language]) is None:
+        pytest.skip(f"{NEEDS[language]} is not installed (.ci/run installs it with apt-get)")
+    root = etree.parse(str(POLYGLOT / "manifest.xml")).getroot()
+    process = next(p for p in root if p.findtext("id") == language)
+    etree.SubElement(process, "working_dir").text = str(POLYGLOT)
+    path = tmp_path / f"{language}.xml"
+    path.write_bytes(b"<manifest>" + etree.tostring(process) + b"</manifest>")
+    return path
+
+
+@pytest.mark.parametrize("language", list(NEEDS))
+async def test_polyglot_child(language, tmp_path, socket_dir, built) -> None:
+    path = one_process_manifest(language, tmp_path)
+    body = bytes(range(256)) * 4
+    async with running(path, socket_dir) as run:
+        async with run.http.post(
+            run.url + f"/{language}/x?y=1&y=2", data=body,
+            headers=[("X-Tag", "one"), ("X-Tag", "two"), ("Content-Type", "application/x-bin")],
+        ) as reply:  # fmt: skip
+            assert reply.status == 200, await reply.text()
+            seen = json.loads(await reply.read())
+        assert seen["lang"] == language
+        assert seen["method"] == "POST"
+        assert seen["uri"] == SEEN_URI[language]
+        assert [v for k, v in seen["headers"] if k.lower() == "x-tag"] == ["one", "two"]
+        assert base64.b64decode(seen["body"]) == body
+        async with run.http.get(run.url + f"/{language}/teapot") as reply:
+            assert reply.status == 418
+            assert (await reply.json())["error"] == "I am a teapot"
+
+
+def test_the_polyglot_manifest_is_valid(built) -> None:
+    from local_lambdas import manifest
+
+    missing = [tool for tool in NEEDS.values() if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)}")
+    loaded = manifest.load(POLYGLOT / "manifest.xml", socket_dir=Path("/tmp/ll-x"))
+    assert {p.communication_mode.value for p in loaded.processes} == {
+        "pipe", "pipe-keepalive", "http", "passthrough"}  # fmt: skip
