@@ -19,13 +19,16 @@ class Echo(BaseHTTPRequestHandler):
         if "/teapot" in self.path:
             status, described = 418, {"error": "I am a teapot", "lang": "python"}
         else:
-            status, described = 200, {
-                "lang": "python",
-                "method": self.command,
-                "uri": self.path,  # path and query, after the proxy's <strip_prefix>
-                "headers": [[k, v] for k, v in self.headers.items()],  # repeats kept
-                "body": base64.b64encode(body).decode(),
-            }
+            status, described = (
+                200,
+                {
+                    "lang": "python",
+                    "method": self.command,
+                    "uri": self.path,  # path and query, after the proxy's <strip_prefix>
+                    "headers": [[k, v] for k, v in self.headers.items()],  # repeats kept
+                    "body": base64.b64encode(body).decode(),
+                },
+            )
         payload = json.dumps(described).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
