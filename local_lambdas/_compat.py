@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import os
 import signal
@@ -25,6 +26,73 @@ MAX_UNIX_PATH = 107 if IS_LINUX else 103
 _PR_SET_PDEATHSIG = 1
 # Loaded now, not in the forked child, where only async-signal-safe work should happen.
 _libc = ctypes.CDLL(None, use_errno=True) if IS_LINUX else None
+
+
+def pipe_address(directory: Path, name: str, *, plain: bool) -> str:
+    r"""Where a pipe-mode child listens. POSIX: a socket file in `directory`. Windows: a named
+    pipe, \\.\pipe\<run>-<name> (unguessable per run), or \\.\pipe\<name> when `plain`,
+    as the earlier tool named them."""
+    if IS_WINDOWS:
+        return _PIPE_PREFIX + (name if plain else f"{directory.name}-{name}")
+    return str(directory / name)
+
+
+_PIPE_PREFIX = "\\\\.\\pipe\\"
+
+
+def remove_stale(address: str) -> None:
+    """Remove a socket file a crashed child left (POSIX; Windows pipes go with their server)."""
+    if not IS_WINDOWS and Path(address).is_socket():
+        Path(address).unlink(missing_ok=True)
+
+
+def pipe_listening(address: str) -> bool | None:
+    """Whether a pipe-mode child listens at `address`, without connecting; None: unknown."""
+    if sys.platform == "win32":
+        import pywintypes
+        import win32pipe
+
+        try:
+            win32pipe.WaitNamedPipe(address, 1)
+        except pywintypes.error as exc:
+            return exc.winerror == 121  # a timeout: the pipe exists, its instances are busy
+        return True
+    return unix_listening(Path(address))
+
+
+async def open_pipe(address: str, limit: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A stream connection to a pipe-mode child (raises OSError when there is none)."""
+    if sys.platform == "win32":
+        from local_lambdas.transports.winpipe import open_pipe_connection
+
+        return await open_pipe_connection(address, limit)
+    return await asyncio.open_unix_connection(address, limit=limit)
+
+
+def on_signals(
+    loop: asyncio.AbstractEventLoop, stop: Callable[[], None], reload: Callable[[], None]
+) -> Callable[[], None]:
+    """Call `stop` on Ctrl+C or SIGTERM and `reload` on SIGHUP; returns the undo.
+    Windows has no SIGHUP and no loop signal handlers: Ctrl+C and Ctrl+Break stop there."""
+    if sys.platform == "win32":
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGBREAK)}
+        for sig in previous:
+            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop))
+
+        def undo_windows() -> None:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        return undo_windows
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+    loop.add_signal_handler(signal.SIGHUP, reload)
+
+    def undo() -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+
+    return undo
 
 
 def socket_base_dir() -> Path:
@@ -54,8 +122,65 @@ def spawn_options() -> dict[str, Any]:
     return {"start_new_session": True, "preexec_fn": preexec}
 
 
-def signal_group(pid: int, sig: signal.Signals) -> bool:
-    """Send `sig` to the process group led by `pid`; False when no such group is left."""
+def spawned(pid: int) -> None:
+    """Right after a child starts. Windows has no process groups to kill and no parent-death
+    signal: each child gets a job object of its own, which kills its whole tree when it is
+    terminated or when its last handle closes, as it does when the proxy dies, however."""
+    if sys.platform == "win32":
+        import win32api
+        import win32con
+        import win32job
+
+        job = win32job.CreateJobObject(None, "")
+        limits = win32job.QueryInformationJobObject(job, win32job.JobObjectExtendedLimitInformation)
+        limits["BasicLimitInformation"]["LimitFlags"] |= win32job.JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE
+        win32job.SetInformationJobObject(job, win32job.JobObjectExtendedLimitInformation, limits)
+        access = win32con.PROCESS_SET_QUOTA | win32con.PROCESS_TERMINATE
+        process = win32api.OpenProcess(access, False, pid)
+        try:
+            win32job.AssignProcessToJobObject(job, process)
+        finally:
+            win32api.CloseHandle(process)
+        _jobs[pid] = job
+
+
+def reaped(pid: int) -> None:
+    """After a child's group is gone: let go of what `spawned` kept for it."""
+    job = _jobs.pop(pid, None)
+    if job is not None:
+        job.Close()
+
+
+_jobs: dict[int, Any] = {}  # Windows: child pid -> its job object handle
+
+
+def stop_group(pid: int) -> bool:
+    """Ask the process group led by `pid` to stop (SIGTERM; Windows: CTRL_BREAK_EVENT to the
+    child's console process group). False when no such group is left."""
+    if sys.platform == "win32":
+        try:
+            os.kill(pid, signal.CTRL_BREAK_EVENT)
+        except OSError:
+            return False
+        return True
+    return _killpg(pid, signal.SIGTERM)
+
+
+def kill_group(pid: int) -> bool:
+    """Kill the process group led by `pid` (SIGKILL; Windows: terminate the child's job object,
+    and with it every descendant). False when no such group is left."""
+    if sys.platform == "win32":
+        job = _jobs.get(pid)
+        if job is None:
+            return False
+        import win32job
+
+        win32job.TerminateJobObject(job, 1)
+        return True
+    return _killpg(pid, signal.SIGKILL)
+
+
+def _killpg(pid: int, sig: signal.Signals) -> bool:
     try:
         os.killpg(pid, sig)
     except ProcessLookupError:
@@ -68,6 +193,16 @@ def signal_group(pid: int, sig: signal.Signals) -> bool:
 
 def group_alive(pid: int) -> bool:
     """Whether any process is left in the group led by `pid`."""
+    if sys.platform == "win32":
+        job = _jobs.get(pid)
+        if job is None:
+            return False
+        import win32job
+
+        accounting = win32job.QueryInformationJobObject(
+            job, win32job.JobObjectBasicAccountingInformation
+        )
+        return bool(accounting["ActiveProcesses"])
     try:
         os.killpg(pid, 0)
     except (ProcessLookupError, PermissionError):

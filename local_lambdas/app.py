@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from local_lambdas import watch
 from local_lambdas.admin import admin_app
 from local_lambdas.config import Manifest, Settings
 from local_lambdas.errors import ManifestError, StartupError
@@ -90,6 +89,8 @@ def build_app(
         stop_watching = asyncio.Event()
         watcher = None
         if settings.watch:
+            from local_lambdas import watch  # watchfiles loads only when asked for
+
             watcher = asyncio.create_task(
                 watch.watch(
                     manifest.path,

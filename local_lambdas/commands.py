@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
 
+from local_lambdas import _compat
 from local_lambdas.app import RELOAD, Started, started
 from local_lambdas.config import Manifest, Process, Settings
 from local_lambdas.errors import StartupError
@@ -35,20 +35,16 @@ class NotAllReady(StartupError):
 async def serve(
     manifest: Manifest, settings: Settings, printer: Printer, *, load: Callable[[], Manifest]
 ) -> int:
-    loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        async with started(manifest, settings, printer, load=load) as run:
-            loop.add_signal_handler(signal.SIGHUP, run.app[RELOAD].request)
+    async with started(manifest, settings, printer, load=load) as run:
+        undo = _compat.on_signals(asyncio.get_running_loop(), stop.set, run.app[RELOAD].request)
+        try:
             log.info("Ctrl+C stops; kill -HUP %d reloads %s", os.getpid(), manifest.path.name)
             table = asyncio.create_task(_table_when_ready(run, printer, manifest))
             await stop.wait()
             table.cancel()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            loop.remove_signal_handler(sig)
+        finally:
+            undo()
     return 0
 
 
@@ -66,14 +62,12 @@ async def run_command(
             )
         except OSError as exc:
             raise StartupError(f"cannot run {command[0]}: {exc.strerror}") from exc
-        # Ctrl+C reaches the command too (same terminal); SIGTERM is passed on to it.
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, proc.send_signal, sig)
+        # Ctrl+C reaches the command too (same terminal); a stop asked of us is passed on.
+        undo = _compat.on_signals(loop, proc.terminate, lambda: None)
         try:
             code = await proc.wait()
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
+            undo()
         log.info("%s exited with status %d", command[0], code if code >= 0 else 128 - code)
     return code if code >= 0 else 128 - code
 

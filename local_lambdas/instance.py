@@ -23,7 +23,6 @@ import socket
 import time
 from collections.abc import Callable
 from enum import Enum
-from pathlib import Path
 
 from tenacity import AsyncRetrying, retry_if_result, stop_after_delay, wait_exponential
 
@@ -68,7 +67,7 @@ class Instance:
         printer: Printer,
         *,
         index: int = 1,
-        socket_path: Path | None = None,
+        pipe: str | None = None,
         on_change: Callable[[], None] = lambda: None,
         watchdog: Watchdog | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -76,7 +75,7 @@ class Instance:
         self.process = process
         self.index = index
         self.name = process.id if process.instances == 1 else f"{process.id}#{index}"
-        self.socket_path = socket_path
+        self.pipe = pipe  # pipe modes: the address it listens on
         self.state = State.STOPPED
         self.reason = ""  # why the child is not READY, for 503 bodies
         self.pid: int | None = None
@@ -188,6 +187,7 @@ class Instance:
             self.last_lines.append(f"cannot run {self.process.executable}: {exc.strerror}")
             return None
         self._proc, self.pid, self.requests = proc, proc.pid, 0
+        _compat.spawned(proc.pid)
         if self._watchdog is not None:
             self._watchdog.watch(proc.pid)
         assert proc.stdout is not None and proc.stderr is not None
@@ -221,10 +221,11 @@ class Instance:
                 await self.transport.aclose()
                 self.transport = None
         # Whatever the child left in its group (a shell's background job) goes with it.
-        if _compat.signal_group(proc.pid, signal.SIGKILL):
+        if _compat.kill_group(proc.pid):
             log.debug("%s: killed what its process group still held", self.name)
         if self._watchdog is not None:
             self._watchdog.forget(proc.pid)
+        _compat.reaped(proc.pid)
         # Let the last lines (a traceback, say) reach last_lines before the exit is reported;
         # a grandchild holding the pipe open must not hold us up.
         await asyncio.wait(pumps, timeout=0.5)
@@ -239,11 +240,10 @@ class Instance:
         env.update(self.process.env)
         env["LOCAL_LAMBDAS_ID"] = self.name
         env["LOCAL_LAMBDAS_INSTANCE"] = str(self.index)
-        if self.socket_path is not None:
+        if self.pipe is not None:
             # A socket file left by a crash would make the child's bind fail.
-            if self.socket_path.is_socket():
-                self.socket_path.unlink()
-            address = str(self.socket_path)
+            _compat.remove_stale(self.pipe)
+            address = self.pipe
             env["PIPE_ADDRESS"] = address
             keepalive = self.process.communication_mode is Mode.PIPE_KEEPALIVE
             env["PIPE_FRAMING"] = "lines" if keepalive else "oneshot"
@@ -270,10 +270,10 @@ class Instance:
         if proc.returncode is not None or self._stopping:
             return None  # stops the retrying: it will never become ready
         if self.process.communication_mode.uses_pipe:
-            listening = _compat.unix_listening(Path(address))
+            listening = _compat.pipe_listening(address)
             if listening is not None:
                 return listening
-            return await _connects(asyncio.open_unix_connection(address))
+            return await _connects(_compat.open_pipe(address, limit=_READ_CHUNK))
         host, _, port = address.rpartition(":")
         if self.process.ready_path is not None:
             return await _answers_2xx(host, int(port), self.process.ready_path)
@@ -337,8 +337,8 @@ class Instance:
         return address if self.process.communication_mode.uses_pipe else f"http://{address}"
 
     def _remove_socket(self) -> None:
-        if self.socket_path is not None and self.socket_path.is_socket():
-            self.socket_path.unlink(missing_ok=True)
+        if self.pipe is not None:
+            _compat.remove_stale(self.pipe)
 
 
 async def _connects(opening: object) -> bool:
@@ -372,7 +372,7 @@ async def _answers_2xx(host: str, port: int, path: str) -> bool:
 async def _terminate(proc: asyncio.subprocess.Process, grace: float) -> None:
     """SIGTERM the group, wait up to `grace` for it to empty, SIGKILL what is left, reap."""
     pid = proc.pid
-    if grace > 0 and _compat.signal_group(pid, signal.SIGTERM):
+    if grace > 0 and _compat.stop_group(pid):
         deadline = time.monotonic() + grace
         try:
             async with _compat.timeout(grace):
@@ -382,7 +382,7 @@ async def _terminate(proc: asyncio.subprocess.Process, grace: float) -> None:
         # A process group has no exit event to wait on: poll it, within the grace.
         while _compat.group_alive(pid) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
-    _compat.signal_group(pid, signal.SIGKILL)
+    _compat.kill_group(pid)
     await proc.wait()
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from lxml import etree
 from pydantic import ValidationError
 
-from local_lambdas._compat import MAX_UNIX_PATH
+from local_lambdas._compat import IS_WINDOWS, MAX_UNIX_PATH
 from local_lambdas.config import Manifest, Mode, Process
 from local_lambdas.errors import ManifestError, Problem
 
@@ -336,7 +336,7 @@ def _check_across(reader: _Reader, socket_dir: Path) -> None:
         pipe_name = values.get("pipe_name", values.get("id"))
         if "pipe_name" in values:
             claim("pipe_name", pipe_name, claims, 0, "give each process its own <pipe_name>")
-        if isinstance(pipe_name, str):
+        if isinstance(pipe_name, str) and not IS_WINDOWS:
             path = os.fsencode(socket_dir / pipe_name)
             if len(path) + SOCKET_SUFFIX_ROOM > MAX_UNIX_PATH:
                 reader.problem(

@@ -38,22 +38,25 @@ class PoolRetired(NotReady):
 
 
 class SocketNames:
-    """Hands out socket paths in one directory: `<pipe_name>` when free, else `<pipe_name>-2`..."""
+    """Hands out pipe addresses: `<pipe_name>` when free, else `<pipe_name>-2`... (a socket
+    file in `directory`, or on Windows a named pipe; see _compat.pipe_address)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, plain: bool = False) -> None:
         self.directory = directory
-        self._taken: set[str] = set()
+        self._plain = plain
+        self._taken: dict[str, str] = {}  # address -> name
 
-    def take(self, base: str) -> Path:
+    def take(self, base: str) -> str:
         name, n = base, 1
-        while name in self._taken:
+        while name in self._taken.values():
             n += 1
             name = f"{base}-{n}"
-        self._taken.add(name)
-        return self.directory / name
+        address = _compat.pipe_address(self.directory, name, plain=self._plain)
+        self._taken[address] = name
+        return address
 
-    def give_back(self, path: Path) -> None:
-        self._taken.discard(path.name)
+    def give_back(self, address: str) -> None:
+        self._taken.pop(address, None)
 
 
 class Pool:
@@ -187,14 +190,14 @@ class Pool:
             self._add(index).start()
 
     def _add(self, index: int) -> Instance:
-        socket_path = None
+        pipe = None
         if self.process.communication_mode.uses_pipe:
-            socket_path = self._names.take(self.process.pipe_name)
+            pipe = self._names.take(self.process.pipe_name)
         child = Instance(
             self.process,
             self._printer,
             index=index,
-            socket_path=socket_path,
+            pipe=pipe,
             on_change=self._notify,
             watchdog=self._watchdog,
             clock=self._clock,
@@ -247,8 +250,8 @@ class Pool:
         if drain:
             await self.wait_for(lambda: child.in_flight == 0, self.process.timeout)
         await child.stop()
-        if child.socket_path is not None:
-            self._names.give_back(child.socket_path)
+        if child.pipe is not None:
+            self._names.give_back(child.pipe)
 
     def _spawn(self, work: Coroutine[None, None, None]) -> None:
         task = asyncio.create_task(work)

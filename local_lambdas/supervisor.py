@@ -36,7 +36,7 @@ class Supervisor:
         self.stats: dict[str, ProcessStats] = {}  # by process id; kept across reloads
         self._settings = settings
         self._printer = printer
-        self._names = SocketNames(settings.socket_dir)
+        self._names = SocketNames(settings.socket_dir, plain=not settings.own_socket_dir)
         self._watchdog = None if IS_WINDOWS else Watchdog()
         self._reloading = asyncio.Lock()
 
@@ -51,7 +51,9 @@ class Supervisor:
         """Start every child at once; readiness is awaited separately (wait_ready)."""
         directory = self._settings.socket_dir
         try:
-            if self._settings.own_socket_dir:
+            if IS_WINDOWS:
+                pass  # named pipes live in the pipe namespace, not in a directory
+            elif self._settings.own_socket_dir:
                 directory.mkdir(mode=0o700)
             else:
                 directory.mkdir(parents=True, exist_ok=True)

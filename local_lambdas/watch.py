@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from watchfiles import Change, DefaultFilter, awatch
+from watchfiles import Change, DefaultFilter, awatch  # only --watch imports this module
 
 log = logging.getLogger("local_lambdas.watch")
 

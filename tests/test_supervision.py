@@ -63,7 +63,7 @@ async def test_instances_share_the_load_least_busy_first(write_manifest, socket_
     async with running(path, socket_dir) as run:
         one, two = run.pool("svc").instances
         assert {one.name, two.name} == {"svc#1", "svc#2"}
-        assert one.socket_path != two.socket_path
+        assert one.pipe != two.pipe
         # Keep one instance busy with a slow request: the next ones go to the other.
         slow = asyncio.ensure_future(run.http.get(run.url + "/api/slow"))
         assert await eventually(lambda: one.in_flight + two.in_flight == 1)

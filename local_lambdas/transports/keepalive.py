@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
+from local_lambdas import _compat
 from local_lambdas.envelope import Request, Response, decode_response
 from local_lambdas.errors import BadResponse, ChildUnreachable
 
@@ -57,7 +58,7 @@ class KeepAlivePipeTransport:
                 return reader, writer
             writer.close()
         try:
-            return await asyncio.open_unix_connection(self._path, limit=self._max_response)
+            return await _compat.open_pipe(self._path, limit=self._max_response)
         except OSError as exc:
             raise ChildUnreachable(f"cannot connect to {self._path}: {exc.strerror}") from exc
 

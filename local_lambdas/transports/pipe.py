@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
+from local_lambdas import _compat
 from local_lambdas.envelope import Request, Response, decode_response
 from local_lambdas.errors import BadResponse, ChildUnreachable
 
@@ -22,13 +23,16 @@ class PipeTransport:
 
     async def forward(self, request: Request) -> Response:
         try:
-            reader, writer = await asyncio.open_unix_connection(self._path, limit=_CHUNK)
+            reader, writer = await _compat.open_pipe(self._path, limit=_CHUNK)
         except OSError as exc:
             raise ChildUnreachable(f"cannot connect to {self._path}: {exc.strerror}") from exc
         try:
             try:
                 writer.write(request.encode())
-                writer.write_eof()
+                # POSIX: shut the writing side, for children that read to end-of-file. Windows
+                # pipes cannot half-close: there the child reads until the JSON parses.
+                if writer.can_write_eof():
+                    writer.write_eof()
                 await writer.drain()
             except OSError:
                 # The child may have answered (say, an error) without reading everything;
