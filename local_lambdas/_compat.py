@@ -69,6 +69,13 @@ async def open_pipe(address: str, limit: int) -> tuple[asyncio.StreamReader, asy
     return await asyncio.open_unix_connection(address, limit=limit)
 
 
+def is_end_of_pipe(exc: OSError) -> bool:
+    """Whether a read error only means the child closed its end of the pipe. Windows: a child
+    that disconnects its pipe instance (DisconnectNamedPipe) gives ERROR_PIPE_NOT_CONNECTED,
+    or ERROR_BROKEN_PIPE, rather than end-of-file."""
+    return IS_WINDOWS and getattr(exc, "winerror", None) in (109, 233)
+
+
 def on_signals(
     loop: asyncio.AbstractEventLoop, stop: Callable[[], None], reload: Callable[[], None]
 ) -> Callable[[], None]:
@@ -160,7 +167,9 @@ def stop_group(pid: int) -> bool:
     if sys.platform == "win32":
         try:
             os.kill(pid, signal.CTRL_BREAK_EVENT)
-        except OSError:
+        except (OSError, SystemError):
+            # Without a console shared with the child (a service, CI, Wine) there is no
+            # Ctrl+Break to send: the caller goes on to kill_group.
             return False
         return True
     return _killpg(pid, signal.SIGTERM)

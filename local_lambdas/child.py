@@ -70,7 +70,9 @@ Handler = Callable[[Request], Response]
 
 def serve(handler: Handler) -> None:
     """Serve `handler` where local-lambdas says, until the process is stopped."""
-    if "PIPE_ADDRESS" in os.environ:
+    if "PIPE_ADDRESS" in os.environ and sys.platform == "win32":
+        _serve_windows_pipe(os.environ["PIPE_ADDRESS"], handler)
+    elif "PIPE_ADDRESS" in os.environ:
         _serve_pipe(os.environ["PIPE_ADDRESS"], handler)
     elif "HTTP_ADDRESS" in os.environ:
         host, port = os.environ["HTTP_ADDRESS"].rsplit(":", 1)
@@ -131,6 +133,64 @@ def _serve_pipe(path: str, handler: Handler) -> None:
         os.unlink(path)
     with Server(path, Connection) as server:
         server.serve_forever()
+
+
+def _serve_windows_pipe(address: str, handler: Handler) -> None:
+    """Windows: a named-pipe server (pywin32), one pipe instance per client, each on a thread.
+
+    A Windows pipe cannot be half-closed, so the framing comes from $PIPE_FRAMING: one-shot
+    requests are read until the JSON parses; keep-alive ones line by line.
+    """
+    import threading
+
+    import pywintypes
+    import win32file
+    import win32pipe
+
+    lines = os.environ.get("PIPE_FRAMING") == "lines"
+
+    def serve_client(pipe: object) -> None:
+        buffer = b""
+        try:
+            while True:
+                try:
+                    _, chunk = win32file.ReadFile(pipe, 65536)
+                except pywintypes.error:  # ERROR_BROKEN_PIPE: the proxy closed its end
+                    return
+                buffer += chunk
+                if lines:
+                    while b"\n" in buffer:
+                        line, buffer = buffer.split(b"\n", 1)
+                        win32file.WriteFile(pipe, _answer(handler, line) + b"\n")
+                    continue
+                try:
+                    json.loads(buffer)
+                except ValueError:
+                    continue  # not all of it yet
+                win32file.WriteFile(pipe, _answer(handler, buffer))
+                win32file.FlushFileBuffers(pipe)
+                return
+        finally:
+            win32pipe.DisconnectNamedPipe(pipe)
+            win32file.CloseHandle(pipe)
+
+    while True:
+        pipe = win32pipe.CreateNamedPipe(
+            address,
+            win32pipe.PIPE_ACCESS_DUPLEX,
+            win32pipe.PIPE_TYPE_BYTE | win32pipe.PIPE_READMODE_BYTE | win32pipe.PIPE_WAIT,
+            win32pipe.PIPE_UNLIMITED_INSTANCES,
+            65536,
+            65536,
+            0,
+            None,
+        )
+        try:
+            win32pipe.ConnectNamedPipe(pipe, None)
+        except pywintypes.error as exc:
+            if exc.winerror != 535:  # ERROR_PIPE_CONNECTED: the client came first; fine
+                raise
+        threading.Thread(target=serve_client, args=(pipe,), daemon=True).start()
 
 
 def _serve_http(host: str, port: int, handler: Handler) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from local_lambdas.cache import Cache
@@ -89,6 +91,9 @@ def test_bounded_in_bytes_least_recently_used_first() -> None:
     assert cache.lookup(get("/huge")) is None
 
 
+@pytest.mark.skipif(
+    sys.platform == "win32", reason="its test child (behave.py) serves Unix sockets only"
+)
 async def test_cache_end_to_end(write_manifest, socket_dir) -> None:
     path = write_manifest(process_xml("svc", "/api/*", extra="<cache>1MiB</cache>"))
     async with running(path, socket_dir) as run:

@@ -52,6 +52,8 @@ class PipeTransport:
             try:
                 chunk = await reader.read(_CHUNK)
             except OSError as exc:
+                if size and _compat.is_end_of_pipe(exc):
+                    return b"".join(chunks)
                 what = "reset" if size == 0 else f"broken after {size} bytes of answer"
                 raise ChildUnreachable(f"the connection was {what}: {exc.strerror}") from exc
             if not chunk:

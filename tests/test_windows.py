@@ -1,0 +1,143 @@
+"""Windows: real \\\\.\\pipe\\ named pipes, job objects, and the proxy end to end, under
+Windows CPython (the Wine lane in .ci/run runs this module there; elsewhere it is skipped)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ctypes
+import json
+import sys
+
+import pytest
+
+from tests.conftest import CHILDREN, PYTHON, eventually, running
+
+pytestmark = pytest.mark.skipif(sys.platform != "win32", reason="Windows only")
+
+UNDER_WINE = sys.platform == "win32" and (
+    getattr(ctypes.WinDLL("ntdll"), "wine_get_version", None) is not None
+)
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (never os.kill(pid, 0): on Windows that terminates the process)."""
+    kernel32 = ctypes.WinDLL("kernel32")
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return False
+    code = ctypes.c_ulong()
+    try:
+        kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+    finally:
+        kernel32.CloseHandle(handle)
+    return code.value == 259  # STILL_ACTIVE
+
+
+async def gone(pid: int) -> bool:
+    # No exit event for a process we did not start: poll it, bounded.
+    return await eventually(lambda: not alive(pid), 15)
+
+
+def helper(pid: str, route: str, mode: str) -> str:
+    return (
+        f"<process><id>{pid}</id><executable>{PYTHON}</executable>"
+        f"<arg>{CHILDREN / 'helper_child.py'}</arg><route>{route}</route>"
+        f"<communication_mode>{mode}</communication_mode></process>"
+    )
+
+
+@pytest.mark.parametrize("mode", ["pipe", "pipe-keepalive"])
+async def test_named_pipe_round_trip_with_the_helper(write_manifest, socket_dir, mode) -> None:
+    path = write_manifest(helper("h", "/h/*", mode))
+    body = bytes(range(256)) * 8
+    async with running(path, socket_dir) as run:
+        assert run.child("h").pipe.startswith("\\\\.\\pipe\\")
+        for _ in range(3):
+            async with run.http.post(
+                run.url + "/h/x?q=1", data=body, headers=[("X-Tag", "a"), ("X-Tag", "b")]
+            ) as reply:
+                assert reply.status == 201
+                seen = json.loads(await reply.read())
+            assert seen["uri"] == "/h/x?q=1"
+            assert [v for k, v in seen["headers"] if k == "X-Tag"] == ["a", "b"]
+            assert base64.b64decode(seen["body"]) == body
+
+
+async def test_busy_pipe_is_retried_and_the_tree_stops_with_the_child(
+    write_manifest, socket_dir
+) -> None:
+    path = write_manifest(
+        f"<process><id>one</id><executable>{PYTHON}</executable>"
+        f"<arg>{CHILDREN / 'win_single.py'}</arg><route>/one/*</route></process>"
+    )
+    async with running(path, socket_dir) as run:
+        child = run.child("one").pid
+
+        async def get(n: int) -> dict:  # type: ignore[type-arg]
+            async with run.http.get(run.url + f"/one/{n}") as reply:
+                assert reply.status == 200, await reply.text()
+                return json.loads(await reply.read())
+
+        answers = await asyncio.gather(*(get(n) for n in range(3)))
+        assert sorted(a["uri"] for a in answers) == ["/one/0", "/one/1", "/one/2"]
+        grandchild = answers[0]["grandchild"]
+        assert alive(child) and alive(grandchild)
+    assert await gone(child) and await gone(grandchild)  # the job object took the whole tree
+
+
+async def test_run_end_to_end_through_the_command_line(write_manifest, tmp_path) -> None:
+    path = write_manifest(helper("h", "/h/*", "pipe"))
+    check = (
+        "import os, urllib.request\n"
+        "reply = urllib.request.urlopen(os.environ['LOCAL_LAMBDAS_URL'] + '/h/smoke')\n"
+        "assert reply.status == 201, reply.status\n"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        PYTHON,
+        "-m",
+        "local_lambdas",
+        "run",
+        str(path),
+        "--",
+        PYTHON,
+        "-c",
+        check,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    async with asyncio.timeout(120):
+        output, _ = await proc.communicate()
+    assert proc.returncode == 0, output.decode(errors="replace")
+    assert b"all ready; running" in output
+
+
+async def test_killed_proxy_leaves_no_child(write_manifest) -> None:
+    import aiohttp
+
+    path = write_manifest(
+        f"<process><id>one</id><executable>{PYTHON}</executable>"
+        f"<arg>{CHILDREN / 'win_single.py'}</arg><route>/one/*</route></process>"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        PYTHON, "-m", "local_lambdas", str(path), "--bind", "127.0.0.1:0", "--log-format", "json",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        async with asyncio.timeout(60):
+            while True:
+                event = json.loads(await proc.stdout.readline())
+                if event.get("event") == "listening":
+                    url = event["url"]
+                if event.get("state") == "READY":
+                    break
+        async with aiohttp.ClientSession() as http, http.get(url + "/one/x") as reply:
+            seen = json.loads(await reply.read())
+        proc.kill()  # TerminateProcess: no chance to stop anything
+        await proc.wait()
+        # The proxy's job handles closed with it, and kill-on-close took the tree.
+        assert await gone(seen["pid"]) and await gone(seen["grandchild"])
+    finally:
+        if proc.returncode is None:
+            proc.kill()
