@@ -182,3 +182,19 @@ async def test_stop_closes_websockets_cleanly(write_manifest) -> None:
                 assert ws.close_code == aiohttp.WSCloseCode.GOING_AWAY
         assert await run.finish() == 0
         assert time.monotonic() - started < 5  # not held up for the 10 s shutdown grace
+
+
+async def test_body_limit_applies_to_streamed_uploads(write_manifest, socket_dir) -> None:
+    path = write_manifest(web_process(extra=STRIP + "<max_body_size>1KiB</max_body_size>"))
+    async with running(path, socket_dir) as run:
+
+        async def chunked():  # type: ignore[no-untyped-def]
+            for _ in range(10):
+                yield b"x" * 500
+
+        for data in (chunked(), b"x" * 2000):  # without and with Content-Length
+            async with run.http.post(run.url + "/web/upload", data=data) as reply:
+                assert reply.status == 413
+                assert "1024 bytes" in (await reply.json())["error"]
+        async with run.http.post(run.url + "/web/upload", data=b"x" * 1000) as reply:
+            assert (await reply.json())["received"] == 1000

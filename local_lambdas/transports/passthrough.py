@@ -21,7 +21,7 @@ import aiohttp
 from aiohttp import WSMsgType, web
 from multidict import CIMultiDict, MultiMapping
 
-from local_lambdas.errors import ChildUnreachable
+from local_lambdas.errors import ChildUnreachable, ForwardError
 
 log = logging.getLogger("local_lambdas.passthrough")
 
@@ -102,7 +102,10 @@ class PassthroughTransport:
             )
         except aiohttp.ClientConnectorError as exc:
             raise ChildUnreachable(f"cannot connect to {self._base}: {exc.strerror}") from exc
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+        except aiohttp.ClientConnectionError as exc:
+            # aiohttp wraps what the body stream raised (the body limit) in its own error.
+            if isinstance(exc.__cause__, ForwardError):
+                raise exc.__cause__ from None
             raise ChildUnreachable(f"the child dropped the connection: {exc}") from exc
         async with upstream:
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
