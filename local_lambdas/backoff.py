@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from tenacity import RetryCallState, wait_exponential
+
 from local_lambdas.config import Restart
 
 
@@ -38,5 +40,8 @@ class RestartPolicy:
         self.quick_failures += 1
         if self.quick_failures > self.max_quick_failures:
             return Verdict("give-up")
-        delay = self.first_delay * 2 ** (self.quick_failures - 1)
-        return Verdict("restart", min(delay, self.max_delay))
+        # tenacity's exponential wait, asked directly: first_delay * 2**(n-1), capped.
+        attempt = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+        attempt.attempt_number = self.quick_failures
+        wait = wait_exponential(multiplier=self.first_delay, max=self.max_delay)
+        return Verdict("restart", wait(attempt))

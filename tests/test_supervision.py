@@ -199,3 +199,17 @@ async def test_watch_restarts_a_process_when_its_files_change(write_manifest, so
     assert result.failures == []
     assert len(result.pids) == 2
     assert loaded.processes[0].working_dir == workdir
+
+
+async def test_requests_arriving_while_stopping_get_503(write_manifest, socket_dir) -> None:
+    path = write_manifest(process_xml("svc", "/api/*"))
+    async with running(path, socket_dir) as run:
+        slow = asyncio.ensure_future(run.http.get(run.url + "/api/slow"))
+        assert await eventually(lambda: run.child("svc").in_flight == 1)
+        await run.app.shutdown()  # what a stop runs first: the drain hook
+        async with run.http.get(run.url + "/api/x") as reply:
+            assert reply.status == 503
+            assert reply.headers["Retry-After"] == "1"
+            assert "shutting down" in (await reply.json())["error"]
+        async with await slow as reply:
+            assert reply.status == 200  # what was in flight finishes
