@@ -198,3 +198,14 @@ async def test_body_limit_applies_to_streamed_uploads(write_manifest, socket_dir
                 assert "1024 bytes" in (await reply.json())["error"]
         async with run.http.post(run.url + "/web/upload", data=b"x" * 1000) as reply:
             assert (await reply.json())["received"] == 1000
+
+
+async def test_the_websocket_example(write_manifest, socket_dir) -> None:
+    example = CHILDREN.parents[1] / "examples" / "children" / "web_sockets.py"
+    path = write_manifest(
+        f"<process><id>ws</id><executable>{sys.executable}</executable><arg>{example}</arg>"
+        "<route>/ws</route><communication_mode>passthrough</communication_mode></process>"
+    )
+    async with running(path, socket_dir) as run, run.http.ws_connect(run.url + "/ws") as ws:
+        await ws.send_bytes(b"abc")
+        assert (await ws.receive()).data == b"cba"

@@ -141,3 +141,15 @@ async def test_killed_proxy_leaves_no_child(write_manifest) -> None:
     finally:
         if proc.returncode is None:
             proc.kill()
+
+
+async def test_the_raw_pipe_example_runs_on_windows(write_manifest, socket_dir) -> None:
+    example = CHILDREN.parents[1] / "examples" / "children" / "echo_pipe.py"
+    path = write_manifest(
+        f"<process><id>echo</id><executable>{PYTHON}</executable><arg>{example}</arg>"
+        "<route>/echo/*</route></process>"
+    )
+    async with running(path, socket_dir) as run:
+        async with run.http.post(run.url + "/echo/x?y=1", data=b"hi") as reply:
+            seen = json.loads(await reply.read())
+    assert seen["uri"] == "/echo/x?y=1" and seen["body_text"] == "hi"

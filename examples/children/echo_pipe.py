@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """A pipe-mode child using only the standard library: echoes what it was sent, as JSON.
 
-The protocol, one-shot: listen on the Unix socket at $PIPE_ADDRESS; for each connection read
-one JSON request object, write one JSON response object, close the connection.
+The protocol, one-shot: listen on $PIPE_ADDRESS (a Unix socket; on Windows a named pipe,
+\\\\.\\pipe\\NAME); for each connection read one JSON request object, write one JSON response
+object, close the connection.
 """
 
 import base64
 import json
 import os
 import socket
+import sys
 
 
 def handle(request: dict) -> dict:
@@ -44,8 +46,49 @@ def read_request(conn: socket.socket) -> dict:
             continue
 
 
+def serve_windows(address: str) -> None:
+    """The same over a Windows named pipe (needs pywin32, which local-lambdas installs on
+    Windows). A pipe cannot be half-closed, so read until the JSON parses."""
+    import pywintypes
+    import win32file
+    import win32pipe
+
+    print(f"echo_pipe listening on {address}", flush=True)
+    while True:
+        pipe = win32pipe.CreateNamedPipe(
+            address,
+            win32pipe.PIPE_ACCESS_DUPLEX,
+            win32pipe.PIPE_TYPE_BYTE | win32pipe.PIPE_READMODE_BYTE | win32pipe.PIPE_WAIT,
+            win32pipe.PIPE_UNLIMITED_INSTANCES,
+            65536,
+            65536,
+            0,
+            None,
+        )
+        try:
+            win32pipe.ConnectNamedPipe(pipe, None)
+        except pywintypes.error as exc:
+            if exc.winerror != 535:  # ERROR_PIPE_CONNECTED: the client was first, fine
+                raise
+        data = b""
+        while True:
+            data += win32file.ReadFile(pipe, 65536)[1]
+            try:
+                request = json.loads(data)
+                break
+            except ValueError:
+                continue
+        win32file.WriteFile(pipe, json.dumps(handle(request)).encode())
+        win32file.FlushFileBuffers(pipe)  # let the proxy read it all before we disconnect
+        win32pipe.DisconnectNamedPipe(pipe)
+        win32file.CloseHandle(pipe)
+
+
 def main() -> None:
     path = os.environ["PIPE_ADDRESS"]
+    if sys.platform == "win32":
+        serve_windows(path)
+        return
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(path)
     server.listen(64)
