@@ -131,8 +131,8 @@ async def test_large_bodies_stream_with_flat_memory(write_manifest) -> None:
     path = write_manifest(web_process(extra=STRIP + "<max_body_size>1GiB</max_body_size>"))
     async with cli(str(path), "--bind", "127.0.0.1:0") as run:
         url = (await run.expect(r"listening on (http://\S+)")).group(1)
+        await run.expect(r"web: ready")
         async with aiohttp.ClientSession() as http:
-            assert await _wait_ready(http, url)
             received = 0
             async with http.get(url + f"/web/download/{size}") as reply:
                 async for chunk in reply.content.iter_any():
@@ -157,21 +157,12 @@ def _peak_rss_kib(pid: int) -> int:
         return int(next(line.split()[1] for line in status if line.startswith("VmHWM")))
 
 
-async def _wait_ready(http: aiohttp.ClientSession, url: str) -> bool:
-    async with asyncio.timeout(20):
-        while True:
-            async with http.get(url + "/_/ready") as reply:
-                if reply.status == 200:
-                    return True
-            await asyncio.sleep(0.05)  # /_/ready has no push; poll it, bounded
-
-
 async def test_stop_closes_websockets_cleanly(write_manifest) -> None:
     path = write_manifest(web_process(extra=STRIP))
     async with cli(str(path), "--bind", "127.0.0.1:0") as run:
         url = (await run.expect(r"listening on (http://\S+)")).group(1)
+        await run.expect(r"web: ready")
         async with aiohttp.ClientSession() as http:
-            assert await _wait_ready(http, url)
             async with http.ws_connect(url + "/web/ws") as ws:
                 await ws.send_str("hi")
                 assert (await ws.receive()).data == "echo: hi"
