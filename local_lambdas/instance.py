@@ -21,7 +21,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from enum import Enum
 
 from tenacity import AsyncRetrying, retry_if_result, stop_after_delay, wait_exponential
@@ -341,9 +341,11 @@ class Instance:
             _compat.remove_stale(self.pipe)
 
 
-async def _connects(opening: object) -> bool:
+async def _connects(
+    opening: Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]],
+) -> bool:
     try:
-        _, writer = await opening  # type: ignore[misc]
+        _, writer = await opening
     except OSError:
         return False
     writer.close()
