@@ -26,6 +26,7 @@ from local_lambdas.output import Printer
 log = logging.getLogger("local_lambdas.commands")
 
 _LAST_LINES_SHOWN = 10
+FORCED_EXIT = 130  # a second Ctrl+C during the stop: as a shell reports death by SIGINT
 
 
 class NotAllReady(StartupError):
@@ -36,14 +37,30 @@ async def serve(
     manifest: Manifest, settings: Settings, printer: Printer, *, load: Callable[[], Manifest]
 ) -> int:
     stop = asyncio.Event()
-    async with started(manifest, settings, printer, load=load) as run:
-        undo = _compat.on_signals(asyncio.get_running_loop(), stop.set, run.app[RELOAD].request)
-        try:
+
+    def stop_or_force() -> None:
+        if not stop.is_set():
+            stop.set()
+            return
+        # A second Ctrl+C: stop now. The orphan watchdog (POSIX) or the job objects
+        # (Windows) kill every child and remove the sockets once this process is gone.
+        log.warning("second stop signal: exiting at once; the children are killed")
+        logging.shutdown()
+        os._exit(FORCED_EXIT)
+
+    undo: Callable[[], None] | None = None
+    try:
+        async with started(manifest, settings, printer, load=load) as run:
+            # Installed until the stop is over, so that a second Ctrl+C can cut it short.
+            undo = _compat.on_signals(
+                asyncio.get_running_loop(), stop_or_force, run.app[RELOAD].request
+            )
             log.info("Ctrl+C stops; kill -HUP %d reloads %s", os.getpid(), manifest.path.name)
             table = asyncio.create_task(_table_when_ready(run, printer, manifest))
             await stop.wait()
             table.cancel()
-        finally:
+    finally:
+        if undo is not None:
             undo()
     return 0
 

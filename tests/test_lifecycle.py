@@ -249,3 +249,27 @@ async def test_the_bundled_manifest_runs() -> None:
                 assert (await reply.json())["added"]["X-Forwarded-Proto"] == "http"
         run.proc.send_signal(signal.SIGINT)
         assert await run.finish() == 0
+
+
+async def test_second_ctrl_c_stops_at_once_and_leaves_nothing(write_manifest, tmp_path) -> None:
+    stubborn = tmp_path / "stubborn.py"
+    stubborn.write_text(
+        "import runpy, signal, sys\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)  # makes the stop wait its full grace\n"
+        f"sys.argv = [{str(CHILDREN / 'behave.py')!r}]\n"
+        f"runpy.run_path({str(CHILDREN / 'behave.py')!r}, run_name='__main__')\n"
+    )
+    path = write_manifest(
+        f"<process><id>stubborn</id><executable>{sys.executable}</executable>"
+        f"<arg>{stubborn}</arg><route>/s/*</route><stop_timeout>60s</stop_timeout></process>"
+    )
+    async with cli(str(path), "--bind", "127.0.0.1:0") as run:
+        found = await run.expect(r"stubborn: ready .*\(pid (\d+), (\S+)\)")
+        pid, socket_dir = int(found.group(1)), Path(found.group(2)).parent
+        run.proc.send_signal(signal.SIGINT)
+        await run.expect(r"stubborn: stopping")
+        run.proc.send_signal(signal.SIGINT)
+        assert await run.finish() == 130
+    assert any("second stop signal" in line for line in run.lines)
+    assert await gone(pid)
+    assert await eventually(lambda: not socket_dir.exists())
