@@ -19,14 +19,11 @@ import collections
 import logging
 import os
 import signal
-import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from enum import Enum
 
-from tenacity import AsyncRetrying, retry_if_result, stop_after_delay, wait_exponential
-
-from local_lambdas import _compat
+from local_lambdas import _compat, readiness
 from local_lambdas.backoff import RestartPolicy
 from local_lambdas.config import Mode, Process
 from local_lambdas.manifest import resolve_executable
@@ -114,7 +111,7 @@ class Instance:
             if not _compat.process_running(proc.pid):
                 return False
             await asyncio.sleep(_SETTLE_STEP)
-        return await self._probe(proc, address) is True
+        return await readiness.listening(self.process, address)
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -197,7 +194,10 @@ class Instance:
         ]
         try:
             started = self._clock()
-            if await self._became_ready(proc, address):
+            if await readiness.wait_until_listening(
+                self.process, address,
+                given_up=lambda: proc.returncode is not None or self._stopping,
+            ):  # fmt: skip
                 mode = self.process.communication_mode
                 factory = RELAYS.get(mode) or TRANSPORTS[mode]
                 self.transport = factory(address, max_response=MAX_RESPONSE)
@@ -248,39 +248,11 @@ class Instance:
             keepalive = self.process.communication_mode is Mode.PIPE_KEEPALIVE
             env["PIPE_FRAMING"] = "lines" if keepalive else "oneshot"
         else:
-            port = self.process.port or _free_port()
+            port = self.process.port or readiness.free_port()
             address = f"127.0.0.1:{port}"
             env["HTTP_ADDRESS"] = address
             env["PORT"] = str(port)
         return address, env
-
-    async def _became_ready(self, proc: asyncio.subprocess.Process, address: str) -> bool:
-        """Poll (tenacity, backing off to 100 ms) until the address accepts connections."""
-        deadline = self.process.startup_timeout
-        retrying = AsyncRetrying(
-            stop=stop_after_delay(deadline),
-            wait=wait_exponential(multiplier=0.002, max=0.1),
-            retry=retry_if_result(lambda ready: ready is False),
-            retry_error_callback=lambda _: False,
-        )
-        result: bool = await retrying(self._probe, proc, address)
-        return result is True
-
-    async def _probe(self, proc: asyncio.subprocess.Process, address: str) -> bool | None:
-        if proc.returncode is not None or self._stopping:
-            return None  # stops the retrying: it will never become ready
-        if self.process.communication_mode.uses_pipe:
-            listening = _compat.pipe_listening(address)
-            if listening is not None:
-                return listening
-            return await _connects(_compat.open_pipe(address, limit=_READ_CHUNK))
-        host, _, port = address.rpartition(":")
-        if self.process.ready_path is not None:
-            return await _answers_2xx(host, int(port), self.process.ready_path)
-        listening = _compat.tcp_listening(host, int(port))
-        if listening is not None:
-            return listening
-        return await _connects(asyncio.open_connection(host, int(port)))
 
     async def _pump(self, stream: asyncio.StreamReader, name: str) -> None:
         """Show the child's output line by line; never leave it unread in the pipe."""
@@ -341,36 +313,6 @@ class Instance:
             _compat.remove_stale(self.pipe)
 
 
-async def _connects(
-    opening: Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]],
-) -> bool:
-    try:
-        _, writer = await opening
-    except OSError:
-        return False
-    writer.close()
-    return True
-
-
-async def _answers_2xx(host: str, port: int, path: str) -> bool:
-    """Whether GET `path` answers with a 2xx status (a readiness path)."""
-    try:
-        reader, writer = await asyncio.open_connection(host, port)
-    except OSError:
-        return False
-    try:
-        writer.write(
-            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode()
-        )
-        status_line = await asyncio.wait_for(reader.readline(), 5)
-    except (OSError, asyncio.TimeoutError):
-        return False
-    finally:
-        writer.close()
-    parts = status_line.split()
-    return len(parts) >= 2 and parts[1].startswith(b"2")
-
-
 async def _terminate(proc: asyncio.subprocess.Process, grace: float) -> None:
     """SIGTERM the group, wait up to `grace` for it to empty, SIGKILL what is left, reap."""
     pid = proc.pid
@@ -386,10 +328,3 @@ async def _terminate(proc: asyncio.subprocess.Process, grace: float) -> None:
             await asyncio.sleep(0.02)
     _compat.kill_group(pid)
     await proc.wait()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
