@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from local_lambdas import __version__, _compat, manifest
-from local_lambdas.commands import NotAllReady, boot_check, run_command, serve
+from local_lambdas.commands import boot_check, run_command, serve
 from local_lambdas.config import Manifest, Settings
-from local_lambdas.errors import ManifestError, StartupError
+from local_lambdas.errors import ManifestError, NotAllReady, StartupError
 from local_lambdas.output import Printer, print_line, print_problems
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_READY = 0, 1, 2, 3

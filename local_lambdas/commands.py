@@ -19,7 +19,7 @@ import aiohttp
 from local_lambdas import _compat
 from local_lambdas.app import RELOAD, Started, started
 from local_lambdas.config import Manifest, Process, Settings
-from local_lambdas.errors import StartupError
+from local_lambdas.errors import NotAllReady, StartupError
 from local_lambdas.instance import Instance
 from local_lambdas.output import Printer
 
@@ -27,10 +27,6 @@ log = logging.getLogger("local_lambdas.commands")
 
 _LAST_LINES_SHOWN = 10
 FORCED_EXIT = 130  # a second Ctrl+C during the stop: as a shell reports death by SIGINT
-
-
-class NotAllReady(StartupError):
-    """Some children did not become ready in time; what happened was logged."""
 
 
 async def serve(

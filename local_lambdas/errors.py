@@ -3,7 +3,9 @@
     LocalLambdasError
     ├── ManifestError          the manifest cannot be used; carries every Problem found
     ├── StartupError           the proxy cannot start (port in use, socket dir not creatable)
+    │   └── NotAllReady        `run`: some children did not become ready in time
     └── ForwardError           one request could not be answered by its child; maps to a status
+        ├── PayloadTooLarge    413: the request body is over the route's <max_body_size>
         ├── NotReady           503: the child is starting, backing off, or FATAL
         ├── ChildUnreachable   502: refused, reset, or closed before a whole answer came back
         ├── BadResponse        502: the child answered something that is not a valid response
@@ -47,6 +49,10 @@ class StartupError(LocalLambdasError):
     """The proxy itself cannot start; the message is one line that says what to do."""
 
 
+class NotAllReady(StartupError):
+    """Some children did not become ready in time; what happened was logged."""
+
+
 class ForwardError(LocalLambdasError):
     """A request could not be answered by its child. `status` is what the client gets."""
 
@@ -55,6 +61,15 @@ class ForwardError(LocalLambdasError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class PayloadTooLarge(ForwardError):
+    status = 413
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the request body is over the route's limit of {limit} bytes (<max_body_size>)"
+        )
 
 
 class NotReady(ForwardError):

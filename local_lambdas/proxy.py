@@ -27,6 +27,7 @@ from local_lambdas.errors import (
     ChildUnreachable,
     ForwardError,
     NotReady,
+    PayloadTooLarge,
 )
 from local_lambdas.instance import Instance
 from local_lambdas.pool import Pool, PoolRetired
@@ -42,10 +43,6 @@ AccessLog = Callable[[str, str, "str | None", int, float, str], None]
 RETRYABLE = frozenset({"GET", "HEAD", "OPTIONS"})
 _CLIENT_ID = re.compile(r"^[\x21-\x7e]{1,200}$")
 _NO_BODY = frozenset({204, 304})
-
-
-class PayloadTooLarge(ForwardError):
-    status = 413
 
 
 class Proxy:
@@ -151,9 +148,6 @@ class Proxy:
             target = target[len(prefix.rstrip("/")) :]
             target = target if target.startswith("/") else "/" + target
 
-        def too_large() -> Exception:
-            return _too_large(process.max_body_size)
-
         async def exchange(child: Instance) -> web.StreamResponse:
             relay = child.transport
             assert isinstance(relay, PassthroughTransport)
@@ -163,7 +157,6 @@ class Proxy:
                 request_id,
                 timeout=process.timeout,
                 body_limit=process.max_body_size,
-                too_large=too_large,
             )
 
         return await self._attempt(pool, request.method, request.raw_path, request.path, exchange)
@@ -200,23 +193,16 @@ class Proxy:
                 avoid = (child, -1 if await child.still_serving() else generation)
 
 
-def _too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(
-        f"the request body is over the route's limit of {limit} bytes (<max_body_size>)"
-    )
-
-
 async def _read_body(request: web.Request, limit: int) -> bytes:
-    too_large = _too_large(limit)
     if not request.body_exists:
         return b""
     if request.content_length is not None and request.content_length > limit:
-        raise too_large
+        raise PayloadTooLarge(limit)
     body = bytearray()
     async for chunk in request.content.iter_any():
         body += chunk
         if len(body) > limit:
-            raise too_large
+            raise PayloadTooLarge(limit)
     return bytes(body)
 
 

@@ -21,7 +21,7 @@ import aiohttp
 from aiohttp import WSMsgType, web
 from multidict import CIMultiDict, MultiMapping
 
-from local_lambdas.errors import ChildUnreachable, ForwardError
+from local_lambdas.errors import ChildUnreachable, ForwardError, PayloadTooLarge
 
 log = logging.getLogger("local_lambdas.passthrough")
 
@@ -78,7 +78,6 @@ class PassthroughTransport:
         *,
         timeout: float,
         body_limit: int,
-        too_large: Callable[[], Exception],
     ) -> web.StreamResponse:
         """Send `request` to the child at `target` (path and query) and stream its answer.
 
@@ -90,7 +89,7 @@ class PassthroughTransport:
             raise ChildUnreachable("the child exited before the request was sent")
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self._websocket(request, target, request_id)
-        body = _limited(request, body_limit, too_large) if request.body_exists else None
+        body = _limited(request, body_limit) if request.body_exists else None
         try:
             upstream = await self._client().request(
                 request.method,
@@ -173,17 +172,15 @@ class PassthroughTransport:
             self._session = None
 
 
-async def _limited(
-    request: web.Request, limit: int, too_large: Callable[[], Exception]
-) -> AsyncIterator[bytes]:
-    """The request body as it arrives, stopped (with `too_large()`) past `limit` bytes."""
+async def _limited(request: web.Request, limit: int) -> AsyncIterator[bytes]:
+    """The request body as it arrives, stopped (PayloadTooLarge) past `limit` bytes."""
     if request.content_length is not None and request.content_length > limit:
-        raise too_large()
+        raise PayloadTooLarge(limit)
     seen = 0
     async for chunk in request.content.iter_chunked(_CHUNK):
         seen += len(chunk)
         if seen > limit:
-            raise too_large()
+            raise PayloadTooLarge(limit)
         yield chunk
 
 
