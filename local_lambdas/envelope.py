@@ -17,14 +17,16 @@ import orjson
 
 from local_lambdas.errors import BadResponse
 
-# Headers that describe one connection, not the message: never copied from a child's answer.
-# Content-Length is recomputed from the decoded body.
+# Headers that describe one connection, not the message (RFC 9110 7.6.1, and the old
+# Proxy-Connection): never passed on between the client and a child, in either direction.
 HOP_BY_HOP = frozenset(
     {
-        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-        "trailer", "trailers", "transfer-encoding", "upgrade", "content-length",
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
+        "proxy-connection", "te", "trailer", "trailers", "transfer-encoding", "upgrade",
     }
 )  # fmt: skip
+# From an envelope answer, Content-Length goes too: it is recomputed from the decoded body.
+_NOT_FROM_CHILD = HOP_BY_HOP | {"content-length"}
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _BAD_VALUE = re.compile(r"[\r\n\0]")
 SHOWN_BYTES = 200  # how much of an invalid answer the log shows
@@ -117,7 +119,7 @@ def _headers(data: dict[str, object], raw: bytes) -> list[tuple[str, str]]:
             )
         if _BAD_VALUE.search(value):
             raise BadResponse(f"header {name!r} has CR, LF or NUL in its value", raw)
-        if name.lower() not in HOP_BY_HOP:
+        if name.lower() not in _NOT_FROM_CHILD:
             result.append((name, value))
     return result
 

@@ -21,16 +21,11 @@ import aiohttp
 from aiohttp import WSMsgType, web
 from multidict import CIMultiDict, MultiMapping
 
+from local_lambdas.envelope import HOP_BY_HOP
 from local_lambdas.errors import ChildUnreachable, ForwardError, PayloadTooLarge
 
 log = logging.getLogger("local_lambdas.passthrough")
 
-_HOP_BY_HOP = frozenset(
-    {
-        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-        "trailer", "trailers", "transfer-encoding", "upgrade", "proxy-connection",
-    }
-)  # fmt: skip
 _CHUNK = 64 * 1024
 
 
@@ -41,7 +36,8 @@ def _end_to_end(headers: MultiMapping[str]) -> CIMultiDict[str]:
         for value in headers.getall("Connection", [])
         for token in value.split(",")
     }
-    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in _HOP_BY_HOP | named)
+    dropped = HOP_BY_HOP | named
+    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in dropped)
 
 
 class PassthroughTransport:
