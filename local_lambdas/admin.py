@@ -21,7 +21,7 @@ from prometheus_client.core import (
     Metric,
 )
 
-from local_lambdas.instance import State
+from local_lambdas.instance import Instance, State
 from local_lambdas.pool import Pool
 from local_lambdas.stats import BUCKETS
 from local_lambdas.supervisor import Supervisor
@@ -40,7 +40,7 @@ def admin_app(supervisor: Supervisor) -> web.Application:
 
     async def ready(request: web.Request) -> web.Response:
         waiting = {
-            pid: _pool_state(pool) for pid, pool in supervisor.pools.items() if not _ready(pool)
+            pid: _why_not_ready(pool) for pid, pool in supervisor.pools.items() if not _ready(pool)
         }
         body = {"ready": not waiting, "not_ready": waiting}
         return web.json_response(body, status=503 if waiting else 200)
@@ -66,25 +66,27 @@ def admin_app(supervisor: Supervisor) -> web.Application:
 
 
 def _ready(pool: Pool) -> bool:
-    return all(i.state is State.READY for i in pool.instances)
+    return _least_ready(pool) is None
 
 
-def _pool_state(pool: Pool) -> str:
-    """One word for a process: READY, or the state of its least ready instance, and why."""
-    for instance in pool.instances:
-        if instance.state is not State.READY:
-            return (
-                f"{instance.state.value}: {instance.reason}"
-                if instance.reason
-                else (instance.state.value)
-            )
-    return State.READY.value
+def _least_ready(pool: Pool) -> Instance | None:
+    """The first instance that is not READY, if any: it speaks for the process."""
+    return next((i for i in pool.instances if i.state is not State.READY), None)
+
+
+def _why_not_ready(pool: Pool) -> str:
+    """For /_/ready: the state of the least ready instance, and why."""
+    instance = _least_ready(pool)
+    if instance is None:
+        return State.READY.value
+    return f"{instance.state.value}: {instance.reason}" if instance.reason else instance.state.value
 
 
 def _status(supervisor: Supervisor, pool: Pool) -> dict[str, object]:
     stats = supervisor.stats[pool.process.id]
+    least = _least_ready(pool)
     return {
-        "state": _pool_state(pool).split(":")[0],
+        "state": (least.state if least else State.READY).value,
         "mode": pool.process.communication_mode.value,
         "routes": list(pool.process.routes),
         "instances": [

@@ -20,7 +20,7 @@ from local_lambdas import _compat
 from local_lambdas.app import RELOAD, Started, started
 from local_lambdas.config import Manifest, Process, Settings
 from local_lambdas.errors import NotAllReady, StartupError
-from local_lambdas.instance import Instance
+from local_lambdas.instance import Instance, State
 from local_lambdas.output import Printer
 
 log = logging.getLogger("local_lambdas.commands")
@@ -112,7 +112,7 @@ async def boot_check(
 
 async def _probe(run: Started, http: aiohttp.ClientSession, process: Process) -> Probe:
     pool = run.supervisor.pools[process.id]
-    not_ready = [i for i in pool.instances if i.state.value != "READY"]
+    not_ready = [i for i in pool.instances if i.state is not State.READY]
     if not_ready:
         return Probe(process.id, False, _why(not_ready[0]), "not sent")
     ready = f"ready in {max(i.ready_seconds or 0 for i in pool.instances):.2f}s"
@@ -159,16 +159,16 @@ async def _table_when_ready(run: Started, printer: Printer, manifest: Manifest) 
     with printer.progress() as show:
         while time.monotonic() < deadline:
             children = run.supervisor.children
-            waiting = [c.name for c in children if c.state.value not in ("READY", "FATAL")]
+            waiting = [c.name for c in children if c.state not in (State.READY, State.FATAL)]
             if not waiting:
                 break
-            count = sum(c.state.value == "READY" for c in children)
+            count = sum(c.state is State.READY for c in children)
             show(f"starting: {count}/{len(children)} ready; waiting for {', '.join(waiting)}")
             await asyncio.sleep(0.1)  # a display refresh, not a wait for readiness
     rows = []
     for pool in run.supervisor.pools.values():
         for instance in pool.instances:
-            ready = f"{instance.ready_seconds:.2f}s" if instance.state.value == "READY" else "-"
+            ready = f"{instance.ready_seconds:.2f}s" if instance.state is State.READY else "-"
             rows.append(
                 [
                     " ".join(pool.process.routes),
