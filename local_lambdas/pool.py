@@ -15,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 
 from local_lambdas import _compat
 from local_lambdas.cache import Cache
 from local_lambdas.config import Process
+from local_lambdas.deadlines import Deadlines
 from local_lambdas.errors import NotReady
 from local_lambdas.instance import Instance, State
 from local_lambdas.output import Printer
@@ -74,6 +74,7 @@ class Pool:
         self.process = process
         self.stats = stats or ProcessStats()
         self.cache = Cache(cache_bytes, clock=clock) if cache_bytes else None
+        self.deadlines = Deadlines(process.timeout)  # each request's <timeout>
         self.instances: list[Instance] = []
         self.retired = False
         self._printer = printer
@@ -93,25 +94,13 @@ class Pool:
 
     # -- requests ------------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def lease(self, *, avoid: tuple[Instance, int] | None = None) -> AsyncIterator[Instance]:
-        """A READY instance with a free slot, held for one request.
+    async def acquire(self, avoid: tuple[Instance, int] | None = None) -> Instance:
+        """A READY instance with a free slot, held for one request until `release`.
 
         `avoid` is an instance and generation the caller saw fail: that process is not used
-        again (its restart, a new generation, is).
+        again (its restart, a new generation, is). An explicit pair rather than a context
+        manager: this runs for every request, and the manager cost 4% of the proxy's time.
         """
-        child = await self._acquire(avoid)
-        try:
-            yield child
-        finally:
-            child.in_flight -= 1
-            limit = self.process.max_requests
-            if limit is not None and child.requests >= limit and not child.retiring:
-                child.retiring = True  # now, not in the task: one replacement per instance
-                self._spawn(self._recycle(child))
-            self._notify()
-
-    async def _acquire(self, avoid: tuple[Instance, int] | None) -> Instance:
         if self._waiting >= self.process.max_queue and self._pick(avoid) is None:
             raise NotReady(
                 f"{self.process.id}: {self._waiting} requests are already waiting (<max_queue>)",
@@ -141,6 +130,15 @@ class Pool:
                 await self._changed_within(remaining)
             finally:
                 self._waiting -= 1
+
+    def release(self, child: Instance) -> None:
+        """Give back the slot `acquire` took (in a `finally`: exactly once per acquire)."""
+        child.in_flight -= 1
+        limit = self.process.max_requests
+        if limit is not None and child.requests >= limit and not child.retiring:
+            child.retiring = True  # now, not in the task: one replacement per instance
+            self._spawn(self._recycle(child))
+        self._notify()
 
     def _pick(self, avoid: tuple[Instance, int] | None) -> Instance | None:
         best: Instance | None = None
@@ -273,3 +271,4 @@ class Pool:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*(self._remove(c, drain=drain) for c in list(self.instances)))
+        self.deadlines.close()

@@ -18,7 +18,6 @@ from typing import TypeVar
 from aiohttp import web
 from multidict import CIMultiDict
 
-from local_lambdas import _compat
 from local_lambdas.config import Mode, Process
 from local_lambdas.envelope import Request, Response, shown
 from local_lambdas.errors import (
@@ -125,16 +124,22 @@ class Proxy:
     async def _forward(self, pool: Pool, request: Request, path: str) -> Response:
         """The envelope modes: the whole exchange within the route's <timeout>."""
 
+        deadlines = pool.deadlines
+
         async def exchange(child: Instance) -> Response:
             transport = child.transport
             assert transport is not None and not isinstance(transport, PassthroughTransport)
+            task = deadlines.start()
             try:
-                async with _compat.timeout(child.process.timeout):
-                    return await transport.forward(request)
-            except asyncio.TimeoutError as exc:
-                raise ChildTimeout(
-                    f"{child.name} did not answer within {child.process.timeout:g}s (its <timeout>)"
-                ) from exc
+                return await transport.forward(request)
+            except asyncio.CancelledError:
+                if deadlines.stop(task):
+                    raise ChildTimeout(
+                        f"{child.name} did not answer within {deadlines.seconds:g}s (its <timeout>)"
+                    ) from None
+                raise
+            finally:
+                deadlines.stop(task)
 
         return await self._attempt(pool, request.method, request.uri, path, exchange)
 
@@ -177,9 +182,12 @@ class Proxy:
             if self._supervisor.stopping:
                 raise NotReady("local-lambdas is shutting down", retry_after=1)
             try:
-                async with pool.lease(avoid=avoid) as child:
-                    generation = child.generation
+                child = await pool.acquire(avoid)
+                generation = child.generation
+                try:
                     return await exchange(child)
+                finally:
+                    pool.release(child)
             except PoolRetired:
                 rerouted = self._supervisor.route(path)
                 if rerouted is None:

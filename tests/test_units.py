@@ -1,7 +1,9 @@
-"""Pure logic driven from tables: routing, the response envelope, the restart policy."""
+"""Pure logic driven from tables: routing, the response envelope, the restart policy,
+per-request deadlines."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 
@@ -9,6 +11,7 @@ import pytest
 
 from local_lambdas.backoff import RestartPolicy, Verdict
 from local_lambdas.config import Restart
+from local_lambdas.deadlines import Deadlines
 from local_lambdas.envelope import Request, decode_response
 from local_lambdas.errors import BadResponse
 from local_lambdas.router import Router
@@ -141,3 +144,40 @@ def test_watch_filter_ignores_globs_caches_and_the_socket_dir() -> None:
     assert not keep(Change.modified, "/p/api/__pycache__/h.pyc")
     assert not keep(Change.modified, "/p/node_modules/x/index.js")
     assert not keep(Change.added, "/run/ll-1/api")
+
+
+async def _limited(deadlines: Deadlines, seconds: float) -> str:
+    """Work of `seconds` under `deadlines`, as the proxy runs an exchange."""
+    task = deadlines.start()
+    try:
+        await asyncio.sleep(seconds)  # the work itself, not a wait for readiness
+        return "done"
+    except asyncio.CancelledError:
+        if deadlines.stop(task):
+            return "timed out"
+        raise
+    finally:
+        deadlines.stop(task)
+
+
+async def test_deadlines_cancel_only_what_outlives_the_limit() -> None:
+    deadlines = Deadlines(0.2)
+    results = await asyncio.gather(
+        _limited(deadlines, 0.01), _limited(deadlines, 5), _limited(deadlines, 0.05)
+    )
+    assert results == ["done", "timed out", "done"]
+    # A later request gets its own full limit, from a timer armed again.
+    assert await _limited(deadlines, 0.1) == "done"
+    assert await _limited(deadlines, 5) == "timed out"
+    deadlines.close()
+
+
+async def test_an_outside_cancellation_is_not_a_timeout() -> None:
+    deadlines = Deadlines(30)
+    task = asyncio.create_task(_limited(deadlines, 30))
+    await asyncio.sleep(0)  # let it start its limit
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not deadlines._running and not deadlines._expired
+    deadlines.close()
