@@ -32,7 +32,8 @@ _BAD_VALUE = re.compile(r"[\r\n\0]")
 SHOWN_BYTES = 200  # how much of an invalid answer the log shows
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, for every request.
+@dataclass(slots=True)
 class Request:
     """One client request as the child will see it."""
 
@@ -63,7 +64,7 @@ class Request:
             return orjson.dumps(data)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Response:
     """A child's answer, validated: safe to hand to a client as it is."""
 

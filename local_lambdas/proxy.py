@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from aiohttp import web
-from multidict import CIMultiDict
 
 from local_lambdas.config import Mode, Process
 from local_lambdas.envelope import Request, Response, shown
@@ -94,11 +93,12 @@ class Proxy:
             headers = list(request.headers.items())
             if "X-Request-Id" not in request.headers:
                 headers.append(("X-Request-Id", request_id))
+            sent = await _read_body(request, process.max_body_size) if request.body_exists else b""
             forwarded = Request(
                 method=request.method,
                 uri=request.raw_path,
                 headers=headers,
-                body=await _read_body(request, process.max_body_size),
+                body=sent,
                 request_id=request_id,
                 client=request.remote,
             )
@@ -117,9 +117,7 @@ class Proxy:
                 answer.headers["Retry-After"] = f"{exc.retry_after:.0f}"
             return answer
         body = b"" if response.status in _NO_BODY else response.body
-        return web.Response(
-            status=response.status, headers=CIMultiDict(response.headers), body=body
-        )
+        return web.Response(status=response.status, headers=response.headers, body=body)
 
     async def _forward(self, pool: Pool, request: Request, path: str) -> Response:
         """The envelope modes: the whole exchange within the route's <timeout>."""
@@ -202,8 +200,6 @@ class Proxy:
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
-    if not request.body_exists:
-        return b""
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(limit)
     body = bytearray()
