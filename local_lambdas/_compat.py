@@ -10,7 +10,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 if sys.version_info >= (3, 11):
     from asyncio import timeout as timeout
@@ -60,13 +60,27 @@ def pipe_listening(address: str) -> bool | None:
     return unix_listening(Path(address))
 
 
+P = TypeVar("P", bound=asyncio.Protocol)
+
+
+async def connect_pipe(address: str, protocol: Callable[[], P]) -> tuple[asyncio.Transport, P]:
+    """A connection to a pipe-mode child, driven by `protocol()` (raises OSError when there is
+    no child listening)."""
+    if sys.platform == "win32":
+        from local_lambdas.transports.winpipe import connect_pipe as connect_named_pipe
+
+        return await connect_named_pipe(address, protocol)
+    return await asyncio.get_running_loop().create_unix_connection(protocol, address)
+
+
 async def open_pipe(address: str, limit: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A stream connection to a pipe-mode child (raises OSError when there is none)."""
-    if sys.platform == "win32":
-        from local_lambdas.transports.winpipe import open_pipe_connection
-
-        return await open_pipe_connection(address, limit)
-    return await asyncio.open_unix_connection(address, limit=limit)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=limit, loop=loop)
+    transport, protocol = await connect_pipe(
+        address, lambda: asyncio.StreamReaderProtocol(reader, loop=loop)
+    )
+    return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
 
 
 def is_end_of_pipe(exc: OSError) -> bool:

@@ -5,6 +5,10 @@ Connections are pooled per child instance; the pool that leases the instance bou
 requests are in flight, so this keeps at most that many connections. A connection carries one
 request at a time. One that fails, breaks or is cancelled mid-exchange (a timeout) is closed,
 never reused; an invalid but whole answer leaves the framing intact, so its connection stays.
+
+Each connection is an asyncio Protocol rather than a stream pair: the answer's line is cut out
+of the chunks as they arrive (one copy, newline searched in new bytes only) and handed to the
+waiting request directly. This is the hot path of the fastest mode (PERFORMANCE.md).
 """
 
 from __future__ import annotations
@@ -15,8 +19,6 @@ from local_lambdas import _compat
 from local_lambdas.envelope import Request, Response, decode_response
 from local_lambdas.errors import BadResponse, ChildUnreachable
 
-_Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
-
 
 class KeepAlivePipeTransport:
     def __init__(self, address: str, *, max_response: int) -> None:
@@ -26,44 +28,112 @@ class KeepAlivePipeTransport:
         self._closed = False
 
     async def forward(self, request: Request) -> Response:
-        reader, writer = await self._connection()
+        connection = await self._connection()
         reusable = False
         try:
-            writer.write(request.encode() + b"\n")
-            line = await reader.readuntil(b"\n")
+            line = await connection.exchange(request.encode() + b"\n")
             reusable = True
-        except asyncio.IncompleteReadError as exc:
-            got = (
-                f"after {len(exc.partial)} bytes of answer" if exc.partial else "without answering"
-            )
-            raise ChildUnreachable(f"the child closed the connection {got}") from exc
-        except asyncio.LimitOverrunError as exc:
-            raise BadResponse(f"the answer is over {self._max_response} bytes") from exc
-        except OSError as exc:
-            raise ChildUnreachable(f"the connection broke: {exc.strerror or exc}") from exc
         finally:
             if reusable and not self._closed:
-                self._idle.append((reader, writer))
+                self._idle.append(connection)
             else:
-                writer.close()
+                connection.close()
         return decode_response(line)
 
     async def _connection(self) -> _Connection:
         if self._closed:
             raise ChildUnreachable("the child exited before the request was sent")
         while self._idle:
-            reader, writer = self._idle.pop()
+            connection = self._idle.pop()
             # The child may have closed an idle connection: never send a request down it.
-            if not reader.at_eof() and not writer.is_closing():
-                return reader, writer
-            writer.close()
+            if connection.usable:
+                return connection
+            connection.close()
+        limit = self._max_response
         try:
-            return await _compat.open_pipe(self._path, limit=self._max_response)
+            _, connection = await _compat.connect_pipe(self._path, lambda: _Connection(limit))
         except OSError as exc:
             raise ChildUnreachable(f"cannot connect to {self._path}: {exc.strerror}") from exc
+        return connection
 
     async def aclose(self) -> None:
         self._closed = True
         idle, self._idle = self._idle, []
-        for _, writer in idle:
-            writer.close()
+        for connection in idle:
+            connection.close()
+
+
+class _Connection(asyncio.Protocol):
+    """One persistent connection: a line out, a line back."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._transport: asyncio.Transport | None = None
+        self._chunks: list[bytes] = []  # the answer so far, before its newline
+        self._size = 0
+        self._answer: asyncio.Future[bytes] | None = None
+        self._lost = False
+
+    @property
+    def usable(self) -> bool:
+        """Open and in step: nothing arrived that no request asked for."""
+        return not self._lost and not self._chunks and self._transport is not None
+
+    async def exchange(self, message: bytes) -> bytes:
+        assert self._transport is not None
+        self._answer = asyncio.get_running_loop().create_future()
+        self._transport.write(message)
+        return await self._answer
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        end = data.find(b"\n")
+        if end == -1:
+            self._chunks.append(data)
+            self._size += len(data)
+            if self._size > self._limit:
+                self._fail(BadResponse(f"the answer is over {self._limit} bytes"))
+            return
+        if self._chunks:
+            self._chunks.append(data[:end])
+            line = b"".join(self._chunks)
+        else:
+            line = data[:end]
+        rest = data[end + 1 :]
+        self._chunks = [rest] if rest else []
+        self._size = len(rest)
+        answer, self._answer = self._answer, None
+        if answer is None or answer.done():
+            # A line nobody asked for (or for a request that gave up): out of step for good.
+            self.close()
+            return
+        answer.set_result(line)
+
+    def eof_received(self) -> bool:
+        return False  # the child closed its end: close ours too (connection_lost follows)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        if exc is not None and not (isinstance(exc, OSError) and _compat.is_end_of_pipe(exc)):
+            reason = getattr(exc, "strerror", None) or exc
+            self._fail(ChildUnreachable(f"the connection broke: {reason}"))
+        elif self._size:
+            got = f"after {self._size} bytes of answer"
+            self._fail(ChildUnreachable(f"the child closed the connection {got}"))
+        else:
+            self._fail(ChildUnreachable("the child closed the connection without answering"))
+
+    def _fail(self, error: Exception) -> None:
+        answer, self._answer = self._answer, None
+        if answer is not None and not answer.done():
+            answer.set_exception(error)
+        self.close()

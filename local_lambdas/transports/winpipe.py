@@ -1,4 +1,4 @@
-"""Windows named pipes (\\\\.\\pipe\\NAME) as asyncio streams, for the pipe transports.
+"""Windows named pipes (\\\\.\\pipe\\NAME) as asyncio connections, for the pipe transports.
 
 The child is the pipe server (CreateNamedPipe, one instance per concurrent client); the proxy
 opens it as a client on the Proactor event loop, so nothing blocks the loop. When every
@@ -13,6 +13,8 @@ parses.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import TypeVar
 
 _ERROR_FILE_NOT_FOUND = 2
 _ERROR_PIPE_BUSY = 231
@@ -20,23 +22,22 @@ _RETRY_FOR = 2.0  # seconds of busy or absent pipe before giving up
 _RETRY_STEP = 0.005
 
 
-async def open_pipe_connection(
-    address: str, limit: int
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+P = TypeVar("P", bound=asyncio.Protocol)
+
+
+async def connect_pipe(address: str, protocol: Callable[[], P]) -> tuple[asyncio.Transport, P]:
     loop = asyncio.get_running_loop()
     create = getattr(loop, "create_pipe_connection", None)
     if create is None:
         raise OSError("named pipes need the Proactor event loop (asyncio's default on Windows)")
     deadline = loop.time() + _RETRY_FOR
     while True:
-        reader = asyncio.StreamReader(limit=limit, loop=loop)
-        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
         try:
-            transport, _ = await create(lambda p=protocol: p, address)
+            connected: tuple[asyncio.Transport, P] = await create(protocol, address)
         except OSError as exc:
             waiting = getattr(exc, "winerror", None) in (_ERROR_PIPE_BUSY, _ERROR_FILE_NOT_FOUND)
             if not waiting or loop.time() >= deadline:
                 raise
             await asyncio.sleep(_RETRY_STEP)  # no event says an instance is free
             continue
-        return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+        return connected
