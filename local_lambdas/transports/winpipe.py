@@ -40,4 +40,7 @@ async def connect_pipe(address: str, protocol: Callable[[], P]) -> tuple[asyncio
                 raise
             await asyncio.sleep(_RETRY_STEP)  # no event says an instance is free
             continue
+        # Unlike create_unix_connection, this returns before the protocol's connection_made
+        # (scheduled with call_soon) has run: one turn of the loop lets it, first in line.
+        await asyncio.sleep(0)
         return connected
