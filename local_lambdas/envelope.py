@@ -8,12 +8,13 @@ Whatever a child sends is checked here, strictly, before any of it reaches a cli
 
 from __future__ import annotations
 
-import base64
 import binascii
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import orjson
+import pybase64
 
 from local_lambdas.errors import BadResponse
 
@@ -28,7 +29,6 @@ HOP_BY_HOP = frozenset(
 # From an envelope answer, Content-Length goes too: it is recomputed from the decoded body.
 _NOT_FROM_CHILD = HOP_BY_HOP | {"content-length"}
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_BAD_VALUE = re.compile(r"[\r\n\0]")
 SHOWN_BYTES = 200  # how much of an invalid answer the log shows
 
 
@@ -50,7 +50,7 @@ class Request:
             "method": self.method,
             "uri": self.uri,
             "headers": self.headers,
-            "body": base64.b64encode(self.body).decode("ascii"),
+            "body": pybase64.b64encode(self.body).decode("ascii"),
             "request_id": self.request_id,
             "client": self.client,
         }
@@ -102,7 +102,7 @@ def _headers(data: dict[str, object], raw: bytes) -> list[tuple[str, str]]:
     if headers is None:
         return []
     if isinstance(headers, dict):
-        pairs: list[object] = list(headers.items())
+        pairs: Iterable[object] = headers.items()  # JSON object keys are strings, in pairs
     elif isinstance(headers, list):
         pairs = headers
     else:
@@ -112,17 +112,33 @@ def _headers(data: dict[str, object], raw: bytes) -> list[tuple[str, str]]:
         if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
             raise BadResponse(f"header {pair!r} is not a [name, value] pair", raw)
         name, value = pair
-        if not isinstance(name, str) or not _TOKEN.match(name):
-            raise BadResponse(f"header name {name!r} is not a valid HTTP token", raw)
+        passed_on = _NAMES.get(name) if isinstance(name, str) else None
+        if passed_on is None:
+            passed_on = _check_name(name, raw)
         if not isinstance(value, str):
             raise BadResponse(
                 f"header {name!r} has a {type(value).__name__} value; values must be strings", raw
             )
-        if _BAD_VALUE.search(value):
+        if "\r" in value or "\n" in value or "\0" in value:
             raise BadResponse(f"header {name!r} has CR, LF or NUL in its value", raw)
-        if name.lower() not in _NOT_FROM_CHILD:
+        if passed_on:
             result.append((name, value))
     return result
+
+
+# Header names already checked, and whether they are passed on (not hop-by-hop): children
+# send the same few names over and over. Bounded, in case one invents a name per answer.
+_NAMES: dict[str, bool] = {}
+_NAMES_KEPT = 1024
+
+
+def _check_name(name: object, raw: bytes) -> bool:
+    if not isinstance(name, str) or not _TOKEN.match(name):
+        raise BadResponse(f"header name {name!r} is not a valid HTTP token", raw)
+    passed_on = name.lower() not in _NOT_FROM_CHILD
+    if len(_NAMES) < _NAMES_KEPT:
+        _NAMES[name] = passed_on
+    return passed_on
 
 
 def _body(data: dict[str, object], raw: bytes) -> bytes:
@@ -132,7 +148,7 @@ def _body(data: dict[str, object], raw: bytes) -> bytes:
     if not isinstance(body, str):
         raise BadResponse(f"body is a {type(body).__name__}; it must be a base64 string", raw)
     try:
-        return base64.b64decode(body, validate=True)
+        return pybase64.b64decode(body, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise BadResponse(f"body is not valid base64 ({exc})", raw) from exc
 
