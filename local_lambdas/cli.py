@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import secrets
@@ -262,6 +263,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     printer = Printer(log_format=settings.log_format)
     _configure_logging(printer, _VERBOSITY[settings.verbosity])
+    # Each request makes a few dozen short-lived containers: collecting the youngest
+    # generation every 700 of them (the default) cost 4% of the proxy's instructions.
+    gc.set_threshold(10_000, 10, 10)
     try:
         if command == "run":
             return asyncio.run(run_command(loaded, settings, printer, to_run, args.ready_timeout))
