@@ -29,40 +29,55 @@ from local_lambdas.supervisor import Supervisor
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def admin_app(supervisor: Supervisor) -> web.Application:
-    """A sub-application to mount at the admin prefix."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(supervisor))
-    started = time.time()
+class Admin:
+    """The endpoints under `prefix` (e.g. "/_/"); `handle` answers any request under it."""
 
-    async def health(request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "uptime_s": round(time.time() - started, 3)})
-
-    async def ready(request: web.Request) -> web.Response:
-        waiting = {
-            pid: _why_not_ready(pool) for pid, pool in supervisor.pools.items() if not _ready(pool)
+    def __init__(self, supervisor: Supervisor, prefix: str) -> None:
+        self.prefix = prefix.rstrip("/") + "/"
+        self._supervisor = supervisor
+        self._registry = CollectorRegistry(auto_describe=False)
+        self._registry.register(_Collector(supervisor))
+        self._started = time.time()
+        self._endpoints: dict[str, Callable[[], web.Response]] = {
+            "health": self._health,
+            "ready": self._ready,
+            "status": self._status,
+            "metrics": self._metrics,
         }
+
+    async def handle(self, request: web.BaseRequest) -> web.Response:
+        endpoint = self._endpoints.get(request.path[len(self.prefix) :])
+        if endpoint is None:
+            known = ", ".join(self.prefix + name for name in self._endpoints)
+            return web.json_response(
+                {"error": f"no endpoint {request.path}; the proxy's own are {known}"}, status=404
+            )
+        if request.method not in ("GET", "HEAD"):
+            answer = web.json_response(
+                {"error": f"{request.method} is not allowed on {request.path}"}, status=405
+            )
+            answer.headers["Allow"] = "GET, HEAD"
+            return answer
+        return endpoint()
+
+    def _health(self) -> web.Response:
+        uptime = round(time.time() - self._started, 3)
+        return web.json_response({"status": "ok", "uptime_s": uptime})
+
+    def _ready(self) -> web.Response:
+        pools = self._supervisor.pools
+        waiting = {pid: _why_not_ready(pool) for pid, pool in pools.items() if not _ready(pool)}
         body = {"ready": not waiting, "not_ready": waiting}
         return web.json_response(body, status=503 if waiting else 200)
 
-    async def status(request: web.Request) -> web.Response:
-        return web.json_response(
-            {
-                "processes": {
-                    pid: _status(supervisor, pool) for pid, pool in supervisor.pools.items()
-                }
-            }
-        )
+    def _status(self) -> web.Response:
+        pools = self._supervisor.pools
+        processes = {pid: _status(self._supervisor, pool) for pid, pool in pools.items()}
+        return web.json_response({"processes": processes})
 
-    async def metrics(request: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE})
-
-    app = web.Application()
-    app.router.add_get("/health", health)
-    app.router.add_get("/ready", ready)
-    app.router.add_get("/status", status)
-    app.router.add_get("/metrics", metrics)
-    return app
+    def _metrics(self) -> web.Response:
+        body = generate_latest(self._registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
 def _ready(pool: Pool) -> bool:

@@ -1,21 +1,22 @@
-"""The aiohttp Application and the life cycle of one run: children, listening, stopping.
+"""The life cycle of one run: listening, children, stopping; and reloads.
 
-Children start in the app's cleanup context, so they stop on every way out: a signal, a
-failed bind, or an error. `started` is one run, from binding to the last child stopped;
-commands.py says what happens in between. Reloads (SIGHUP, --watch) go through `Reloader`.
+`started` is one run, from binding to the last child stopped; commands.py says what happens
+in between. Children stop on every way out: a signal, a failed bind, or an error. Reloads
+(SIGHUP, --watch) go through `Reloader`. Every request goes to one function: the admin
+endpoints (admin.py) under their prefix, the proxy (proxy.py) for the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
-from local_lambdas.admin import admin_app
+from local_lambdas.admin import Admin
 from local_lambdas.config import Manifest, Settings
 from local_lambdas.errors import ManifestError, StartupError
 from local_lambdas.output import Printer
@@ -24,8 +25,6 @@ from local_lambdas.supervisor import Supervisor
 from local_lambdas.transports.passthrough import PassthroughTransport
 
 log = logging.getLogger("local_lambdas.app")
-
-SUPERVISOR = web.AppKey("supervisor", Supervisor)
 
 
 class Reloader:
@@ -66,28 +65,71 @@ class Reloader:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-RELOAD = web.AppKey("reload", Reloader)
+@dataclass(frozen=True)
+class Started:
+    url: str  # where the proxy listens, e.g. http://127.0.0.1:3000
+    supervisor: Supervisor
+    reload: Reloader
+    drain: Callable[[], Awaitable[None]]  # what a stop runs first: new requests get 503
 
 
-def build_app(
+@asynccontextmanager
+async def started(
     manifest: Manifest,
     settings: Settings,
     printer: Printer,
     *,
     load: Callable[[], Manifest] | None = None,
-) -> web.Application:
-    """An Application that starts the manifest's children on startup and stops them on cleanup.
+) -> AsyncIterator[Started]:
+    """The proxy listening and its children starting; on the way out, draining, finishing the
+    requests in flight (up to the shutdown timeout) and stopping every child.
 
     `load` reads the manifest again, for reloads (SIGHUP, and --watch in `settings`).
     """
     supervisor = Supervisor(manifest, settings, printer)
     proxy = Proxy(supervisor, access=printer.access if settings.verbosity != "quiet" else None)
     reload = Reloader(supervisor, load or (lambda: manifest))
+    admin = Admin(supervisor, settings.admin_prefix)
 
-    async def children(app: web.Application) -> AsyncIterator[None]:
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        if request.version >= HttpVersion11 and request.headers.get("Expect", "").lower() == (
+            "100-continue"
+        ):
+            await _continue(request)
+        if request.path.startswith(admin.prefix):
+            return await admin.handle(request)  # first, so no manifest route shadows it
+        return await proxy.handle(request)
+
+    async def drain() -> None:
+        supervisor.stopping = True
+        # Open WebSockets close (1001, going away) instead of holding the stop up.
+        for child in supervisor.children:
+            if isinstance(child.transport, PassthroughTransport):
+                await child.transport.close_websockets()
+
+    # aiohttp's low-level server: the proxy does its own routing, and an Application's
+    # dispatcher cost 8% of the instructions per request (PERFORMANCE.md).
+    runner = web.ServerRunner(
+        web.Server(handle, access_log=None),
+        handle_signals=False,
+        shutdown_timeout=settings.shutdown_timeout,
+    )
+    await runner.setup()
+    watcher: asyncio.Task[None] | None = None
+    stop_watching = asyncio.Event()
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise StartupError(
+                f"cannot listen on {settings.host}:{settings.port}: "
+                f"{exc.strerror}; choose another with --bind HOST:PORT"
+            ) from exc
+        host, port = runner.addresses[0][:2]
+        url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
         await supervisor.start()
-        stop_watching = asyncio.Event()
-        watcher = None
+        log.info("listening on %s", url, extra={"fields": {"event": "listening", "url": url}})
         if settings.watch:
             from local_lambdas import watch  # watchfiles loads only when asked for
 
@@ -101,72 +143,20 @@ def build_app(
                     stop=stop_watching,
                 )
             )
-        try:
-            yield
-        finally:
-            stop_watching.set()
-            if watcher is not None:
-                await asyncio.gather(watcher, return_exceptions=True)
-            await reload.finish()
-            await supervisor.stop()
-
-    async def drain(app: web.Application) -> None:
-        # Runs before aiohttp waits for the requests in flight: new ones now get 503, and
-        # open WebSockets close (1001, going away) instead of holding the stop up.
-        supervisor.stopping = True
-        for child in supervisor.children:
-            if isinstance(child.transport, PassthroughTransport):
-                await child.transport.close_websockets()
-
-    app = web.Application()
-    app[SUPERVISOR] = supervisor
-    app[RELOAD] = reload
-    app.cleanup_ctx.append(children)
-    app.on_shutdown.append(drain)
-    # The admin endpoints are matched first, so no manifest route can shadow them.
-    app.add_subapp(settings.admin_prefix.rstrip("/"), admin_app(supervisor))
-    app.router.add_route("*", "/{tail:.*}", proxy.handle)
-    return app
-
-
-@dataclass(frozen=True)
-class Started:
-    app: web.Application
-    url: str  # where the proxy listens, e.g. http://127.0.0.1:3000
-
-    @property
-    def supervisor(self) -> Supervisor:
-        return self.app[SUPERVISOR]
-
-
-@asynccontextmanager
-async def started(
-    manifest: Manifest,
-    settings: Settings,
-    printer: Printer,
-    *,
-    load: Callable[[], Manifest] | None = None,
-) -> AsyncIterator[Started]:
-    """The proxy listening and its children starting; on the way out, draining and stopping."""
-    app = build_app(manifest, settings, printer, load=load)
-    runner = web.AppRunner(
-        app, handle_signals=False, access_log=None, shutdown_timeout=settings.shutdown_timeout
-    )
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, settings.host, settings.port)
-        try:
-            await site.start()
-        except OSError as exc:
-            raise StartupError(
-                f"cannot listen on {settings.host}:{settings.port}: "
-                f"{exc.strerror}; choose another with --bind HOST:PORT"
-            ) from exc
-        host, port = runner.addresses[0][:2]
-        url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
-        log.info("listening on %s", url, extra={"fields": {"event": "listening", "url": url}})
-        yield Started(app, url)
+        yield Started(url, supervisor, reload, drain)
         log.info("stopping: finishing requests in flight, then the children")
+        await drain()
     finally:
-        await runner.cleanup()
+        await runner.cleanup()  # stops listening, then waits for the requests in flight
+        stop_watching.set()
+        if watcher is not None:
+            await asyncio.gather(watcher, return_exceptions=True)
+        await reload.finish()
+        await supervisor.stop()
     log.info("stopped")
+
+
+async def _continue(request: web.BaseRequest) -> None:
+    """Tell a client that waits for it (Expect: 100-continue) to send its body, as an aiohttp
+    Application does for its handlers."""
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")

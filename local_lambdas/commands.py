@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from local_lambdas import _compat
-from local_lambdas.app import RELOAD, Started, started
+from local_lambdas.app import Started, started
 from local_lambdas.config import Manifest, Process, Settings
 from local_lambdas.errors import NotAllReady, StartupError
 from local_lambdas.instance import Instance, State
@@ -48,9 +48,7 @@ async def serve(
     try:
         async with started(manifest, settings, printer, load=load) as run:
             # Installed until the stop is over, so that a second Ctrl+C can cut it short.
-            undo = _compat.on_signals(
-                asyncio.get_running_loop(), stop_or_force, run.app[RELOAD].request
-            )
+            undo = _compat.on_signals(asyncio.get_running_loop(), stop_or_force, run.reload.request)
             log.info("Ctrl+C stops; kill -HUP %d reloads %s", os.getpid(), manifest.path.name)
             table = asyncio.create_task(_table_when_ready(run, printer, manifest))
             await stop.wait()

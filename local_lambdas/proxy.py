@@ -57,7 +57,7 @@ class Proxy:
         prefix = secrets.token_hex(4)
         self._ids = (f"{prefix}{n:08x}" for n in itertools.count(1))
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.monotonic()
         client_id = request.headers.get("X-Request-Id", "")
         request_id = client_id if _CLIENT_ID.match(client_id) else next(self._ids)
@@ -76,7 +76,7 @@ class Proxy:
         return answer
 
     async def _answer(
-        self, request: web.Request, request_id: str, pool: Pool | None
+        self, request: web.BaseRequest, request_id: str, pool: Pool | None
     ) -> web.StreamResponse:
         if pool is None:
             return _error(404, f"no route matches {request.path}", None, request_id)
@@ -141,7 +141,9 @@ class Proxy:
 
         return await self._attempt(pool, request.method, request.uri, path, exchange)
 
-    async def _relay(self, pool: Pool, request: web.Request, request_id: str) -> web.StreamResponse:
+    async def _relay(
+        self, pool: Pool, request: web.BaseRequest, request_id: str
+    ) -> web.StreamResponse:
         """Pass-through: the answer streams, so <timeout> bounds each wait for the child's
         next bytes rather than the whole exchange (an event stream may last for hours)."""
         process = pool.process
@@ -199,7 +201,7 @@ class Proxy:
                 avoid = (child, -1 if await child.still_serving() else generation)
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes:
+async def _read_body(request: web.BaseRequest, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(limit)
     body = bytearray()

@@ -16,10 +16,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from local_lambdas import manifest
-from local_lambdas.app import SUPERVISOR, build_app
+from local_lambdas.app import Started, started
 from local_lambdas.config import Settings
 from local_lambdas.instance import Instance
 from local_lambdas.output import Printer
@@ -75,12 +74,12 @@ def socket_dir() -> AsyncIterator[Path]:
 @dataclass
 class Running:
     url: str
-    app: web.Application
+    started: Started
     http: aiohttp.ClientSession
 
     @property
     def supervisor(self) -> Supervisor:
-        return self.app[SUPERVISOR]
+        return self.started.supervisor
 
     def pool(self, process_id: str) -> Pool:
         return self.supervisor.pools[process_id]
@@ -100,20 +99,12 @@ async def running(
         return manifest.load(manifest_path, socket_dir=socket_dir)
 
     settings = Settings(port=0, socket_dir=socket_dir, shutdown_timeout=5, watch=watch)
-    app = build_app(load(), settings, Printer(color=False), load=load)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
+    async with started(load(), settings, Printer(color=False), load=load) as run:
         if wait:
-            not_ready = await app[SUPERVISOR].wait_ready(15)
+            not_ready = await run.supervisor.wait_ready(15)
             assert not not_ready, [(c.process.id, c.state, c.reason) for c in not_ready]
         async with aiohttp.ClientSession(auto_decompress=False) as http:
-            yield Running(f"http://127.0.0.1:{port}", app, http)
-    finally:
-        await runner.cleanup()
+            yield Running(run.url, run, http)
 
 
 async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:

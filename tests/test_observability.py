@@ -81,6 +81,18 @@ async def test_ready_turns_200_when_all_are_ready(write_manifest, socket_dir) ->
         assert await reply.json() == {"ready": True, "not_ready": {}}
 
 
+async def test_unknown_admin_endpoint_and_method_are_explained(write_manifest, socket_dir):
+    path = write_manifest(process_xml("svc", "/*"))  # a catch-all does not shadow /_/
+    async with running(path, socket_dir) as run:
+        async with run.http.get(run.url + "/_/nope") as reply:
+            assert reply.status == 404
+            assert "/_/health, /_/ready, /_/status, /_/metrics" in (await reply.json())["error"]
+        async with run.http.post(run.url + "/_/health") as reply:
+            assert reply.status == 405 and reply.headers["Allow"] == "GET, HEAD"
+        async with run.http.get(run.url + "/_health") as reply:
+            assert reply.status == 200  # outside the prefix: the child's
+
+
 async def test_request_id_round_trip(write_manifest, socket_dir, caplog) -> None:
     path = write_manifest(process_xml("svc", "/api/*"))
     async with running(path, socket_dir) as run:

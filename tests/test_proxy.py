@@ -51,6 +51,16 @@ async def test_every_method_reaches_the_child(write_manifest, socket_dir, method
     assert seen["method"] == method
 
 
+async def test_a_client_expecting_100_continue_is_told_to_send(write_manifest, socket_dir):
+    path = write_manifest(process_xml("svc", "/api/*"))
+    async with running(path, socket_dir) as run:
+        # aiohttp's client holds the body back until the 100 Continue arrives.
+        seen = await asyncio.wait_for(
+            echo(run, "POST", "/api/x", data=b"held back", expect100=True), 5
+        )
+    assert base64.b64decode(seen["body"]) == b"held back"
+
+
 async def test_child_reading_to_eof(write_manifest, socket_dir) -> None:
     path = write_manifest(process_xml("svc", "/api/*", args=("--read-to-eof",)))
     async with running(path, socket_dir) as run:

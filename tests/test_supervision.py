@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from local_lambdas import manifest
-from local_lambdas.app import RELOAD
 from tests.conftest import eventually, load, process_xml, running
 
 MODES = ["pipe", "pipe-keepalive", "http"]
@@ -132,7 +131,7 @@ async def test_reload_under_load_changes_routes_without_errors(write_manifest, s
         async with load(run, "/a/x") as on_a, load(run, "/b/x") as on_b:
             await some(on_b, 30)
             write_manifest(process_xml("a", "/a/*"), process_xml("b", ["/b/*", "/c/*"]))
-            await run.app[RELOAD](True, [])
+            await run.started.reload(True, [])
             await some(on_b, 30)
         async with run.http.get(run.url + "/c/x") as reply:
             assert reply.status == 200
@@ -146,7 +145,7 @@ async def test_reload_with_errors_keeps_the_running_manifest(write_manifest, soc
     async with running(path, socket_dir) as run:
         pid = run.child("a").pid
         write_manifest(process_xml("a", "a/*") + "<bogus/>")
-        await run.app[RELOAD](True, [])
+        await run.started.reload(True, [])
         async with run.http.get(run.url + "/a/x") as reply:
             assert json.loads(await reply.read())["pid"] == pid
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
@@ -173,7 +172,7 @@ async def test_reload_restarts_a_fatal_process(write_manifest, socket_dir, tmp_p
         pool = run.pool("m")
         assert await pool.wait_for(lambda: pool.instances[0].state.value == "FATAL", 10)
         flag.unlink()
-        await run.app[RELOAD](True, [])  # the manifest is unchanged; FATAL is reason enough
+        await run.started.reload(True, [])  # the manifest is unchanged; FATAL is reason enough
         async with run.http.get(run.url + "/m/x") as reply:
             assert reply.status == 200
 
@@ -205,7 +204,7 @@ async def test_requests_arriving_while_stopping_get_503(write_manifest, socket_d
     async with running(path, socket_dir) as run:
         slow = asyncio.ensure_future(run.http.get(run.url + "/api/slow"))
         assert await eventually(lambda: run.child("svc").in_flight == 1)
-        await run.app.shutdown()  # what a stop runs first: the drain hook
+        await run.started.drain()  # what a stop runs first
         async with run.http.get(run.url + "/api/x") as reply:
             assert reply.status == 503
             assert reply.headers["Retry-After"] == "1"

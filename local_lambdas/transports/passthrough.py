@@ -56,7 +56,7 @@ class PassthroughTransport:
             )
         return self._session
 
-    def _headers(self, request: web.Request, request_id: str) -> CIMultiDict[str]:
+    def _headers(self, request: web.BaseRequest, request_id: str) -> CIMultiDict[str]:
         headers = _end_to_end(request.headers)
         remote = request.remote or ""
         forwarded_for = request.headers.get("X-Forwarded-For")
@@ -68,7 +68,7 @@ class PassthroughTransport:
 
     async def relay(
         self,
-        request: web.Request,
+        request: web.BaseRequest,
         target: str,
         request_id: str,
         *,
@@ -123,7 +123,7 @@ class PassthroughTransport:
             return response
 
     async def _websocket(
-        self, request: web.Request, target: str, request_id: str
+        self, request: web.BaseRequest, target: str, request_id: str
     ) -> web.StreamResponse:
         headers = self._headers(request, request_id)
         for name in ("Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions",
@@ -168,7 +168,7 @@ class PassthroughTransport:
             self._session = None
 
 
-async def _limited(request: web.Request, limit: int) -> AsyncIterator[bytes]:
+async def _limited(request: web.BaseRequest, limit: int) -> AsyncIterator[bytes]:
     """The request body as it arrives, stopped (PayloadTooLarge) past `limit` bytes."""
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(limit)
