@@ -129,7 +129,9 @@ async def started(
         host, port = runner.addresses[0][:2]
         url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
         await supervisor.start()
-        log.info("listening on %s", url, extra={"fields": {"event": "listening", "url": url}})
+        loop = type(asyncio.get_running_loop()).__module__.split(".")[0]  # asyncio or uvloop
+        fields = {"event": "listening", "url": url, "event_loop": loop}
+        log.info("listening on %s (event loop: %s)", url, loop, extra={"fields": fields})
         if settings.watch:
             from local_lambdas import watch  # watchfiles loads only when asked for
 

@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -100,11 +101,12 @@ def wrapped_manifest(write_manifest, pid_file: Path) -> Path:  # type: ignore[no
     )
 
 
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-async def test_stop_leaves_nothing_behind(write_manifest, tmp_path: Path, sig) -> None:
+async def test_stop_leaves_nothing_behind(write_manifest, tmp_path: Path, sig, loop) -> None:
     pid_file = tmp_path / "grandchild.pid"
     path = wrapped_manifest(write_manifest, pid_file)
-    async with cli(str(path), "--bind", "127.0.0.1:0") as run:
+    async with cli(str(path), "--bind", "127.0.0.1:0", "--event-loop", loop) as run:
         url = (await run.expect(r"listening on (http://\S+)")).group(1)
         socket_dir = Path(
             (await run.expect(r"wrapped: ready .*pid (\d+), (\S+)\)")).group(2)
@@ -122,6 +124,37 @@ async def test_stop_leaves_nothing_behind(write_manifest, tmp_path: Path, sig) -
     for pid in (plain_pid, wrapper_pid, grandchild):
         assert await gone(pid), pid
     assert not socket_dir.exists()
+
+
+async def test_every_mode_serves_on_uvloop(write_manifest) -> None:
+    envelope = ("pipe", "pipe-keepalive", "http")
+    path = write_manifest(
+        *(process_xml(mode, f"/{mode}/*", mode=mode) for mode in envelope),
+        process_xml("web", "/echo/*", mode="passthrough", script="web_child.py"),
+    )
+    async with cli(str(path), "--bind", "127.0.0.1:0", "--event-loop", "uvloop") as run:
+        url = (await run.expect(r"listening on (http://\S+) \(event loop: uvloop\)")).group(1)
+        for pid in (*envelope, "web"):
+            await run.expect(rf"{pid}: ready")
+        async with aiohttp.ClientSession() as http:
+            for prefix in (*envelope, "echo"):
+                for _ in range(3):  # keep-alive connections are reused
+                    async with http.post(f"{url}/{prefix}/x", data=b"payload") as reply:
+                        assert reply.status == 200, (prefix, await reply.text())
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0, "\n".join(run.lines)
+
+
+def test_uvloop_asked_for_but_missing_is_a_usage_error(write_manifest) -> None:
+    path = write_manifest(process_xml("svc", "/api/*"))
+    # A Python on which `import uvloop` fails, as on a machine without it.
+    program = (
+        "import sys; sys.modules['uvloop'] = None; from local_lambdas.cli import main; "
+        f"sys.exit(main(['check', '--boot', '--event-loop', 'uvloop', {str(path)!r}]))"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "uvloop is not installed; pip install 'local-lambdas[fast]'" in done.stderr
 
 
 async def test_sigkilled_proxy_leaves_no_child_nor_grandchild(write_manifest, tmp_path) -> None:

@@ -14,6 +14,7 @@ waiting request directly. This is the hot path of the fastest mode (PERFORMANCE.
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 from local_lambdas import _compat
 from local_lambdas.envelope import Request, Response, decode_response
@@ -92,8 +93,8 @@ class _Connection(asyncio.Protocol):
     # -- asyncio.Protocol ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream transport; not an asyncio.Transport instance under every loop (uvloop's).
+        self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         end = data.find(b"\n")
