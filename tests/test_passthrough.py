@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 import os
 import signal
 import sys
@@ -107,6 +108,20 @@ async def test_child_killed_mid_stream_ends_the_stream_with_an_error(write_manif
                 os.kill(child.pid, signal.SIGKILL)
                 async for _ in reply.content:
                     pass
+
+
+async def test_a_client_leaving_mid_stream_is_not_an_error(write_manifest, socket_dir, caplog):
+    path = write_manifest(web_process(extra=STRIP))
+    async with running(path, socket_dir) as run:
+        pool = run.pool("web")
+        async with aiohttp.ClientSession() as own, own.get(run.url + "/web/forever") as reply:
+            await reply.content.readline()
+            assert pool.instances[0].in_flight == 1
+        # The session closed the connection mid-stream; the relay notices at its next write.
+        assert await pool.wait_for(lambda: pool.instances[0].in_flight == 0, 10)
+        async with run.http.get(run.url + "/web/echo") as reply:
+            assert reply.status == 200
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 async def test_readiness_path_must_answer_2xx(write_manifest, socket_dir) -> None:

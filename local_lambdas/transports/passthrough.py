@@ -106,10 +106,15 @@ class PassthroughTransport:
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
             response.headers.update(_end_to_end(upstream.headers))
             response.headers["X-Request-Id"] = request_id
-            await response.prepare(request)
             try:
+                await response.prepare(request)
                 async for chunk in upstream.content.iter_any():
                     await response.write(chunk)
+                await response.write_eof()
+            except ConnectionResetError:
+                # Our write to the client failed: it went away (a closed tab, the end of a
+                # load test). Nobody is left to answer; aiohttp takes it from here quietly.
+                log.debug("[%s] the client left before its answer was sent", request_id)
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 log.warning(
                     "[%s] the child's answer broke off mid-stream: %s",
@@ -118,8 +123,6 @@ class PassthroughTransport:
                 )
                 if request.transport is not None:
                     request.transport.close()  # the client must see an error, not an ending
-                return response
-            await response.write_eof()
             return response
 
     async def _websocket(
