@@ -61,6 +61,20 @@ async def test_a_client_expecting_100_continue_is_told_to_send(write_manifest, s
     assert base64.b64decode(seen["body"]) == b"held back"
 
 
+async def test_an_answer_before_the_whole_request_was_read_is_the_answer(
+    write_manifest, socket_dir
+) -> None:
+    path = write_manifest(
+        process_xml(
+            "svc", "/api/*", script="early_answer.py", extra="<max_body_size>64MiB</max_body_size>"
+        )
+    )
+    async with running(path, socket_dir) as run:
+        for _ in range(3):  # 8 MB: more than the socket buffers hold, so our write fails
+            async with run.http.post(run.url + "/api/up", data=b"x" * 8_000_000) as reply:
+                assert reply.status == 413, await reply.text()
+
+
 async def test_child_reading_to_eof(write_manifest, socket_dir) -> None:
     path = write_manifest(process_xml("svc", "/api/*", args=("--read-to-eof",)))
     async with running(path, socket_dir) as run:

@@ -8,12 +8,11 @@ the JSON parses work too.
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 from local_lambdas import _compat
 from local_lambdas.envelope import Request, Response, decode_response
 from local_lambdas.errors import BadResponse, ChildUnreachable
-
-_CHUNK = 256 * 1024
 
 
 class PipeTransport:
@@ -22,48 +21,88 @@ class PipeTransport:
         self._max_response = max_response
 
     async def forward(self, request: Request) -> Response:
+        limit = self._max_response
         try:
-            reader, writer = await _compat.open_pipe(self._path, limit=_CHUNK)
+            _, exchange = await _compat.connect_pipe(self._path, lambda: _OneShot(limit))
         except OSError as exc:
             raise ChildUnreachable(f"cannot connect to {self._path}: {exc.strerror}") from exc
         try:
-            try:
-                writer.write(request.encode())
-                # POSIX: shut the writing side, for children that read to end-of-file. Windows
-                # pipes cannot half-close: there the child reads until the JSON parses.
-                if writer.can_write_eof():
-                    writer.write_eof()
-                await writer.drain()
-            except OSError:
-                # The child may have answered (say, an error) without reading everything;
-                # whatever it sent is still read below.
-                pass
-            raw = await self._read_all(reader)
+            raw = await exchange.send(request.encode())
         finally:
-            writer.close()
+            exchange.close()
         if not raw:
             raise ChildUnreachable("the child closed the connection without answering")
         return decode_response(raw)
 
-    async def _read_all(self, reader: asyncio.StreamReader) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            try:
-                chunk = await reader.read(_CHUNK)
-            except OSError as exc:
-                if size and _compat.is_end_of_pipe(exc):
-                    return b"".join(chunks)
-                what = "reset" if size == 0 else f"broken after {size} bytes of answer"
-                raise ChildUnreachable(f"the connection was {what}: {exc.strerror}") from exc
-            if not chunk:
-                return b"".join(chunks)
-            size += len(chunk)
-            if size > self._max_response:
-                raise BadResponse(
-                    f"the answer is over {self._max_response} bytes", b"".join(chunks)[:1024]
-                )
-            chunks.append(chunk)
-
     async def aclose(self) -> None:
         """Nothing is kept open between requests in one-shot mode."""
+
+
+class _OneShot(asyncio.Protocol):
+    """One connection: the request out, then everything the child sends until it closes.
+
+    A Protocol rather than a stream pair: the answer's chunks are collected as they arrive
+    and joined once, with no read loop waking for each (PERFORMANCE.md).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._transport: asyncio.Transport | None = None
+
+    def send(self, message: bytes) -> asyncio.Future[bytes]:
+        """Write the request and end it; the future is the whole answer (maybe empty)."""
+        assert self._transport is not None
+        self._transport.write(message)
+        # POSIX: shut the writing side, for children that read to end-of-file. Windows pipes
+        # cannot half-close: there the child reads until the JSON parses.
+        if self._transport.can_write_eof():
+            self._transport.write_eof()
+        return self._answer
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+
+    def data_received(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._size += len(data)
+        if self._size > self._limit and not self._answer.done():
+            sample = b"".join(self._chunks)[:1024]
+            self._answer.set_exception(
+                BadResponse(f"the answer is over {self._limit} bytes", sample)
+            )
+            self.close()
+
+    def eof_received(self) -> bool:
+        self._finish()
+        return False  # close our end too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._answer.done():
+            return
+        # Windows: a child that disconnects its pipe instance ends its answer that way. And a
+        # child may answer (say, an error) without reading all of a large request, so that
+        # our write fails: what it sent is still its answer.
+        ended = exc is None or (
+            self._size > 0
+            and isinstance(exc, OSError)
+            and (_compat.is_end_of_pipe(exc) or isinstance(exc, BrokenPipeError))
+        )
+        if ended:
+            self._finish()
+            return
+        strerror = getattr(exc, "strerror", None) or exc
+        what = "reset" if self._size == 0 else f"broken after {self._size} bytes of answer"
+        self._answer.set_exception(ChildUnreachable(f"the connection was {what}: {strerror}"))
+
+    def _finish(self) -> None:
+        if not self._answer.done():
+            self._answer.set_result(b"".join(self._chunks))
