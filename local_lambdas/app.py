@@ -92,9 +92,8 @@ async def started(
     admin = Admin(supervisor, settings.admin_prefix)
 
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
-        if request.version >= HttpVersion11 and request.headers.get("Expect", "").lower() == (
-            "100-continue"
-        ):
+        expect = request.headers.get("Expect")
+        if expect is not None and expect.lower() == "100-continue":
             await _continue(request)
         if request.path.startswith(admin.prefix):
             return await admin.handle(request)  # first, so no manifest route shadows it
@@ -147,8 +146,8 @@ async def started(
             )
         yield Started(url, supervisor, reload, drain)
         log.info("stopping: finishing requests in flight, then the children")
-        await drain()
     finally:
+        await drain()
         await runner.cleanup()  # stops listening, then waits for the requests in flight
         stop_watching.set()
         if watcher is not None:
@@ -161,4 +160,5 @@ async def started(
 async def _continue(request: web.BaseRequest) -> None:
     """Tell a client that waits for it (Expect: 100-continue) to send its body, as an aiohttp
     Application does for its handlers."""
-    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    if request.version >= HttpVersion11:
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
