@@ -44,8 +44,10 @@ class Request:
     request_id: str
     client: str | None = None
 
-    def encode(self) -> bytes:
-        """The compact JSON object of DESIGN section 3 (no newline)."""
+    def encode(self, *, line: bool = False) -> bytes:
+        """The compact JSON object of DESIGN section 3; with `line`, ended by a newline (the
+        keep-alive framing), written by orjson rather than copied on."""
+        option = orjson.OPT_APPEND_NEWLINE if line else 0
         data = {
             "method": self.method,
             "uri": self.uri,
@@ -55,13 +57,13 @@ class Request:
             "client": self.client,
         }
         try:
-            return orjson.dumps(data)
+            return orjson.dumps(data, option=option)
         except TypeError:
             # Bytes that are not UTF-8 in the request line or a header reach us as lone
             # surrogates, which JSON cannot carry: they become U+FFFD.
             data["uri"] = _valid_text(self.uri)
             data["headers"] = [(_valid_text(k), _valid_text(v)) for k, v in self.headers]
-            return orjson.dumps(data)
+            return orjson.dumps(data, option=option)
 
 
 @dataclass(slots=True)

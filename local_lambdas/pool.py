@@ -94,6 +94,15 @@ class Pool:
 
     # -- requests ------------------------------------------------------------------------
 
+    def try_acquire(self, avoid: tuple[Instance, int] | None = None) -> Instance | None:
+        """`acquire` without waiting: an instance now, or None. The request path tries this
+        first; a coroutine per request is worth saving there."""
+        child = self._pick(avoid)
+        if child is not None:
+            child.in_flight += 1
+            child.requests += 1
+        return child
+
     async def acquire(self, avoid: tuple[Instance, int] | None = None) -> Instance:
         """A READY instance with a free slot, held for one request until `release`.
 
@@ -101,18 +110,16 @@ class Pool:
         again (its restart, a new generation, is). An explicit pair rather than a context
         manager: this runs for every request, and the manager cost 4% of the proxy's time.
         """
-        if self._waiting >= self.process.max_queue and self._pick(avoid) is None:
+        child = self.try_acquire(avoid)
+        if child is not None:
+            return child
+        if self._waiting >= self.process.max_queue:
             raise NotReady(
                 f"{self.process.id}: {self._waiting} requests are already waiting (<max_queue>)",
                 retry_after=1,
             )
         deadline = self._clock() + self.process.queue_timeout
         while True:
-            child = self._pick(avoid)
-            if child is not None:
-                child.in_flight += 1
-                child.requests += 1
-                return child
             if self.retired:
                 raise PoolRetired(f"{self.process.id} was reloaded")
             down = [c for c in self.instances if c.state in _DOWN]
@@ -130,6 +137,9 @@ class Pool:
                 await self._changed_within(remaining)
             finally:
                 self._waiting -= 1
+            child = self.try_acquire(avoid)
+            if child is not None:
+                return child
 
     def release(self, child: Instance) -> None:
         """Give back the slot `acquire` took (in a `finally`: exactly once per acquire)."""

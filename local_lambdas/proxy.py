@@ -182,7 +182,7 @@ class Proxy:
             if self._supervisor.stopping:
                 raise NotReady("local-lambdas is shutting down", retry_after=1)
             try:
-                child = await pool.acquire(avoid)
+                child = pool.try_acquire(avoid) or await pool.acquire(avoid)
                 generation = child.generation
                 try:
                     return await exchange(child)

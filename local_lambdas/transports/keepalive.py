@@ -29,10 +29,10 @@ class KeepAlivePipeTransport:
         self._closed = False
 
     async def forward(self, request: Request) -> Response:
-        connection = await self._connection()
+        connection = self._idle_connection() or await self._connect()
         reusable = False
         try:
-            line = await connection.exchange(request.encode() + b"\n")
+            line = await connection.exchange(request.encode(line=True))
             reusable = True
         finally:
             if reusable and not self._closed:
@@ -41,15 +41,18 @@ class KeepAlivePipeTransport:
                 connection.close()
         return decode_response(line)
 
-    async def _connection(self) -> _Connection:
-        if self._closed:
-            raise ChildUnreachable("the child exited before the request was sent")
-        while self._idle:
+    def _idle_connection(self) -> _Connection | None:
+        while self._idle and not self._closed:
             connection = self._idle.pop()
             # The child may have closed an idle connection: never send a request down it.
             if connection.usable:
                 return connection
             connection.close()
+        return None
+
+    async def _connect(self) -> _Connection:
+        if self._closed:
+            raise ChildUnreachable("the child exited before the request was sent")
         limit = self._max_response
         try:
             _, connection = await _compat.connect_pipe(self._path, lambda: _Connection(limit))
