@@ -146,9 +146,13 @@ def test_watch_filter_ignores_globs_caches_and_the_socket_dir() -> None:
     assert not keep(Change.added, "/run/ll-1/api")
 
 
-async def _limited(deadlines: Deadlines, seconds: float) -> str:
+async def _limited(
+    deadlines: Deadlines, seconds: float, started: asyncio.Event | None = None
+) -> str:
     """Work of `seconds` under `deadlines`, as the proxy runs an exchange."""
     task = deadlines.start()
+    if started is not None:
+        started.set()
     try:
         await asyncio.sleep(seconds)  # the work itself, not a wait for readiness
         return "done"
@@ -174,8 +178,9 @@ async def test_deadlines_cancel_only_what_outlives_the_limit() -> None:
 
 async def test_an_outside_cancellation_is_not_a_timeout() -> None:
     deadlines = Deadlines(30)
-    task = asyncio.create_task(_limited(deadlines, 30))
-    await asyncio.sleep(0)  # let it start its limit
+    started = asyncio.Event()
+    task = asyncio.create_task(_limited(deadlines, 30, started))
+    await asyncio.wait_for(started.wait(), 5)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
