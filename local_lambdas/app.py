@@ -154,6 +154,7 @@ async def started(
             await asyncio.gather(watcher, return_exceptions=True)
         await reload.finish()
         await supervisor.stop()
+        proxy.close()
     log.info("stopped")
 
 

@@ -2,8 +2,8 @@
 
 `asyncio.timeout()` puts a timer on the event loop's heap for every request and takes it off
 again (heap operations that compare handles in Python): 11% of the proxy's instructions per
-request in keep-alive mode (PERFORMANCE.md). The requests of one process share one limit, so
-their deadlines fall in the order they started: one timer, armed for the oldest, serves all.
+request in keep-alive mode (PERFORMANCE.md). Requests with the same limit (one Deadlines per
+<timeout> value) end in the order they started: one timer, armed for the oldest, serves all.
 
     task = deadlines.start()
     try:

@@ -21,7 +21,6 @@ from pathlib import Path
 from local_lambdas import _compat
 from local_lambdas.cache import Cache
 from local_lambdas.config import Process
-from local_lambdas.deadlines import Deadlines
 from local_lambdas.errors import NotReady
 from local_lambdas.instance import Instance, State
 from local_lambdas.output import Printer
@@ -74,7 +73,6 @@ class Pool:
         self.process = process
         self.stats = stats or ProcessStats()
         self.cache = Cache(cache_bytes, clock=clock) if cache_bytes else None
-        self.deadlines = Deadlines(process.timeout)  # each request's <timeout>
         self.instances: list[Instance] = []
         self.retired = False
         self._printer = printer
@@ -281,4 +279,3 @@ class Pool:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*(self._remove(c, drain=drain) for c in list(self.instances)))
-        self.deadlines.close()

@@ -18,6 +18,7 @@ from typing import TypeVar
 from aiohttp import web
 
 from local_lambdas.config import Mode, Process
+from local_lambdas.deadlines import Deadlines
 from local_lambdas.envelope import Request, Response, shown
 from local_lambdas.errors import (
     BadResponse,
@@ -56,6 +57,18 @@ class Proxy:
         # Unique within the run and cheap: a random prefix per run, then a counter.
         prefix = secrets.token_hex(4)
         self._ids = (f"{prefix}{n:08x}" for n in itertools.count(1))
+        # One per <timeout> value: requests with the same limit end in the order they start.
+        self._deadlines: dict[float, Deadlines] = {}
+
+    def close(self) -> None:
+        for deadlines in self._deadlines.values():
+            deadlines.close()
+
+    def _limit(self, seconds: float) -> Deadlines:
+        deadlines = self._deadlines.get(seconds)
+        if deadlines is None:
+            deadlines = self._deadlines[seconds] = Deadlines(seconds)
+        return deadlines
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.monotonic()
@@ -122,11 +135,11 @@ class Proxy:
     async def _forward(self, pool: Pool, request: Request, path: str) -> Response:
         """The envelope modes: the whole exchange within the route's <timeout>."""
 
-        deadlines = pool.deadlines
-
         async def exchange(child: Instance) -> Response:
             transport = child.transport
             assert transport is not None and not isinstance(transport, PassthroughTransport)
+            # The instance's own <timeout>: a reload may have rerouted the request.
+            deadlines = self._limit(child.process.timeout)
             task = deadlines.start()
             try:
                 return await transport.forward(request)
