@@ -12,6 +12,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from importlib.util import find_spec
 from pathlib import Path
 
 import aiohttp
@@ -20,6 +21,9 @@ import pytest
 from tests.conftest import CHILDREN, eventually, process_xml
 
 WAIT = 20  # seconds any one expected line may take
+# uvloop comes with the test extra; without it (or on Windows) its tests say so and skip.
+NEEDS_UVLOOP = pytest.mark.skipif(find_spec("uvloop") is None, reason="uvloop is not installed")
+UVLOOP = pytest.param("uvloop", marks=NEEDS_UVLOOP)
 
 
 @dataclass
@@ -101,7 +105,7 @@ def wrapped_manifest(write_manifest, pid_file: Path) -> Path:  # type: ignore[no
     )
 
 
-@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+@pytest.mark.parametrize("loop", ["asyncio", UVLOOP])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 async def test_stop_leaves_nothing_behind(write_manifest, tmp_path: Path, sig, loop) -> None:
     pid_file = tmp_path / "grandchild.pid"
@@ -126,6 +130,7 @@ async def test_stop_leaves_nothing_behind(write_manifest, tmp_path: Path, sig, l
     assert not socket_dir.exists()
 
 
+@NEEDS_UVLOOP
 async def test_every_mode_serves_on_uvloop(write_manifest) -> None:
     envelope = ("pipe", "pipe-keepalive", "http")
     path = write_manifest(
