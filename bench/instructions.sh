@@ -8,7 +8,7 @@
 #   bench/instructions.sh [MODE] [REQUESTS] [PROXY FLAGS...]
 #   bench/instructions.sh pipe-keepalive 2000 --event-loop asyncio
 #
-# MODE: pipe, pipe-keepalive (default) or http. Installs valgrind and ab (apache2-utils)
+# MODE: pipe, pipe-keepalive (default), http or passthrough. Installs valgrind and ab (apache2-utils)
 # from Debian packages when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,13 +18,15 @@ shift $(( $# > 2 ? 2 : $# ))
 for tool in valgrind:valgrind ab:apache2-utils node:nodejs; do
   command -v "${tool%%:*}" >/dev/null || { apt-get update -qq && apt-get install -y -qq "${tool#*:}"; }
 done
+plain=""  # pass-through: the child is a plain HTTP server, as in bench/run.py
+[ "$mode" = passthrough ] && plain='<env name="BENCH_PLAIN">1</env>'
 work=$(mktemp -d /tmp/ll-instr-XXXXXX)
 trap 'kill $proxy 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 cat > "$work/manifest.xml" <<EOF
 <manifest><process>
   <id>bench</id><executable>node</executable><arg>$PWD/bench/bench_child.js</arg>
   <route>/*</route><communication_mode>$mode</communication_mode>
-  <env name="BODY_SIZE">100</env><concurrency>64</concurrency>
+  <env name="BODY_SIZE">100</env><concurrency>64</concurrency>$plain
 </process></manifest>
 EOF
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
