@@ -26,6 +26,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from importlib.util import find_spec
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -95,7 +96,9 @@ def peak_rss_mib(pid: int) -> float:
     return 0.0
 
 
-def wrk(url: str, connections: int, seconds: float, pids: dict[str, int]) -> tuple[float, ...]:
+def wrk(
+    url: str, connections: int, seconds: float, pids: dict[str, int]
+) -> tuple[float, float, float, dict[str, float]]:
     """req/s, p50 ms, p99 ms, and each watched process's CPU % over the run."""
     before = {name: cpu_ticks(pid) for name, pid in pids.items()}
     start = time.monotonic()
@@ -109,7 +112,7 @@ def wrk(url: str, connections: int, seconds: float, pids: dict[str, int]) -> tup
     cpu = {n: 100 * (cpu_ticks(p) - before[n]) / TICKS / wall for n, p in pids.items()}
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     latency = {m.group(1): _ms(m.group(2)) for m in re.finditer(r"\s+(50|99)%\s+([\d.]+\w+)", out)}
-    return rps, latency["50"], latency["99"], cpu  # type: ignore[return-value]
+    return rps, latency["50"], latency["99"], cpu
 
 
 def _ms(text: str) -> float:
@@ -176,6 +179,16 @@ def target(name: str, body: int, work: Path) -> Iterator[tuple[str, dict[str, in
             status = wait_ready(f"http://127.0.0.1:{port}")
             child = status["processes"]["bench"]["instances"][0]["pid"]
             yield f"http://127.0.0.1:{port}/", {"child": child, "proxy": proxy.pid}, proxy.pid
+
+
+def event_loop() -> str:
+    """Which event loop the proxy rows ran on (see --event-loop): it matters by ~20%."""
+    flags = " ".join(PROXY_FLAGS)
+    if "--event-loop asyncio" in flags:
+        return "asyncio's own loop (--event-loop asyncio)"
+    if find_spec("uvloop") is None:
+        return "asyncio's own loop: uvloop is not installed (pip install -e '.[fast]')"
+    return "uvloop"
 
 
 def wait_ready(url: str, timeout: float = 20) -> dict:  # type: ignore[type-arg]
@@ -253,6 +266,7 @@ def main() -> int:
                             f"  {name:<18} {body:>8} B  c={connections:<3} {rps:>9.0f} req/s",
                             file=sys.stderr,
                         )
+    print(f"local-lambdas ran on {event_loop()}.\n")
     print(table(rows))
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in rows], indent=1))
