@@ -26,8 +26,9 @@ HOP_BY_HOP = frozenset(
         "proxy-connection", "te", "trailer", "trailers", "transfer-encoding", "upgrade",
     }
 )  # fmt: skip
-# From an envelope answer, Content-Length goes too: it is recomputed from the decoded body.
-_NOT_FROM_CHILD = HOP_BY_HOP | {"content-length"}
+# From an envelope answer, Content-Length goes too: it is recomputed from the decoded body; and
+# X-Request-Id, which the proxy sets to the request's id.
+_NOT_FROM_CHILD = HOP_BY_HOP | {"content-length", "x-request-id"}
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 SHOWN_BYTES = 200  # how much of an invalid answer the log shows
 

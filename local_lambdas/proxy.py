@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import orjson
 from aiohttp import web
 
 from local_lambdas.config import Mode, Process
@@ -42,6 +43,7 @@ AccessLog = Callable[[str, str, "str | None", int, float, str], None]
 RETRYABLE = frozenset({"GET", "HEAD", "OPTIONS"})
 _CLIENT_ID = re.compile(r"^[\x21-\x7e]{1,200}$")
 _NO_BODY = frozenset({204, 304})
+_JSON = "application/json; charset=utf-8"
 
 
 class Proxy:
@@ -70,67 +72,115 @@ class Proxy:
             deadlines = self._deadlines[seconds] = Deadlines(seconds)
         return deadlines
 
-    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        started = time.monotonic()
-        client_id = request.headers.get("X-Request-Id", "")
-        request_id = client_id if _CLIENT_ID.match(client_id) else next(self._ids)
-        pool = self._supervisor.route(request.path)
-        answer = await self._answer(request, request_id, pool)
-        if not answer.prepared:  # a relayed answer has streamed, with its id, already
-            answer.headers["X-Request-Id"] = request_id
+    def identify(self, given: str | None, headers: list[tuple[str, str]]) -> str:
+        """The request's id: the client's X-Request-Id when it is usable, else a new one,
+        which is added to the headers the child will see."""
+        if given is None:
+            request_id = next(self._ids)
+            headers.append(("X-Request-Id", request_id))
+            return request_id
+        return given if _CLIENT_ID.match(given) else next(self._ids)
+
+    def refusal(
+        self, pool: Pool | None, method: str, path: str, request_id: str
+    ) -> Response | None:
+        """The 404 or 405 answer for a request no process takes, before its body is read."""
+        if pool is None:
+            return error_response(404, f"no route matches {path}", None, request_id)
+        methods = pool.process.methods
+        if methods is not None and method not in methods:
+            answer = error_response(
+                405, f"{method} is not allowed on this route", pool.process, request_id
+            )
+            answer.headers.append(("Allow", ", ".join(methods)))
+            return answer
+        return None
+
+    def finish(
+        self, pool: Pool | None, method: str, uri: str, status: int, started: float, rid: str
+    ) -> None:
+        """Count an answered request in its process's statistics and the access log."""
         seconds = time.monotonic() - started
         if pool is not None:
-            pool.stats.record(answer.status, seconds)
+            pool.stats.record(status, seconds)
         if self._access is not None:
             process = pool.process.id if pool is not None else None
-            self._access(
-                request.method, request.raw_path, process, answer.status, seconds, request_id
+            self._access(method, uri, process, status, seconds, rid)
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        """aiohttp's way in: pass-through, and whatever the fast lane hands over (fastlane.py)."""
+        started = time.monotonic()
+        headers = list(request.headers.items())
+        request_id = self.identify(request.headers.get("X-Request-Id"), headers)
+        path = request.path
+        pool = self._supervisor.route(path)
+        method = request.method
+        answer: web.StreamResponse
+        response = self.refusal(pool, method, path, request_id)
+        if response is None and pool is not None:
+            if pool.process.communication_mode is Mode.PASSTHROUGH:
+                try:
+                    answer = await self._relay(pool, request, request_id)
+                except ForwardError as exc:
+                    response = self.failure(exc, pool.process, request_id)
+                else:
+                    if not answer.prepared:  # a streamed answer carries its id already
+                        answer.headers["X-Request-Id"] = request_id
+            else:
+                try:
+                    limit = pool.process.max_body_size
+                    body = await _read_body(request, limit) if request.body_exists else b""
+                except PayloadTooLarge as exc:
+                    response = self.failure(exc, pool.process, request_id)
+                else:
+                    response = await self.answer(
+                        pool, method, request.raw_path, path, headers, body, request.remote,
+                        request_id,
+                    )  # fmt: skip
+        if response is not None:
+            response.headers.append(("X-Request-Id", request_id))
+            answer = web.Response(
+                status=response.status, headers=response.headers, body=response.body
             )
+        self.finish(pool, method, request.raw_path, answer.status, started, request_id)
         return answer
 
-    async def _answer(
-        self, request: web.BaseRequest, request_id: str, pool: Pool | None
-    ) -> web.StreamResponse:
-        if pool is None:
-            return _error(404, f"no route matches {request.path}", None, request_id)
-        process = pool.process
-        if process.methods is not None and request.method not in process.methods:
-            answer = _error(
-                405, f"{request.method} is not allowed on this route", process, request_id
-            )
-            answer.headers["Allow"] = ", ".join(process.methods)
-            return answer
+    async def answer(
+        self,
+        pool: Pool,
+        method: str,
+        uri: str,
+        path: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        client: str | None,
+        request_id: str,
+    ) -> Response:
+        """An envelope mode's exchange with the child, or why it failed, as the answer to
+        send (without its X-Request-Id): the path both HTTP cores share."""
+        forwarded = Request(method, uri, headers, body, request_id, client)
         try:
-            if process.communication_mode is Mode.PASSTHROUGH:
-                return await self._relay(pool, request, request_id)
-            headers = list(request.headers.items())
-            if "X-Request-Id" not in request.headers:
-                headers.append(("X-Request-Id", request_id))
-            sent = await _read_body(request, process.max_body_size) if request.body_exists else b""
-            forwarded = Request(
-                method=request.method,
-                uri=request.raw_path,
-                headers=headers,
-                body=sent,
-                request_id=request_id,
-                client=request.remote,
-            )
             cache = pool.cache
             hit = cache.lookup(forwarded) if cache is not None else None
             if hit is not None:
                 response = hit
             else:
-                response = await self._forward(pool, forwarded, request.path)
+                response = await self._forward(pool, forwarded, path)
                 if cache is not None:
                     cache.store(forwarded, response)
         except ForwardError as exc:
-            _log_failure(exc, process, request_id)
-            answer = _error(exc.status, str(exc), process, request_id)
-            if exc.retry_after is not None:
-                answer.headers["Retry-After"] = f"{exc.retry_after:.0f}"
-            return answer
-        body = b"" if response.status in _NO_BODY else response.body
-        return web.Response(status=response.status, headers=response.headers, body=body)
+            return self.failure(exc, pool.process, request_id)
+        if response.status in _NO_BODY:
+            return Response(response.status, response.headers[:], b"")
+        # A copy of the header list: the cache may hold this response, and the caller adds to it.
+        return Response(response.status, response.headers[:], response.body)
+
+    def failure(self, exc: ForwardError, process: Process, request_id: str) -> Response:
+        _log_failure(exc, process, request_id)
+        answer = error_response(exc.status, str(exc), process, request_id)
+        if exc.retry_after is not None:
+            answer.headers.append(("Retry-After", f"{exc.retry_after:.0f}"))
+        return answer
 
     async def _forward(self, pool: Pool, request: Request, path: str) -> Response:
         """The envelope modes: the whole exchange within the route's <timeout>."""
@@ -225,11 +275,10 @@ async def _read_body(request: web.BaseRequest, limit: int) -> bytes:
     return bytes(body)
 
 
-def _error(status: int, message: str, process: Process | None, request_id: str) -> web.Response:
-    return web.json_response(
-        {"error": message, "process": process.id if process else None, "request_id": request_id},
-        status=status,
-    )
+def error_response(status: int, message: str, process: Process | None, request_id: str) -> Response:
+    """DESIGN section 6's JSON error body, as an answer."""
+    body = {"error": message, "process": process.id if process else None, "request_id": request_id}
+    return Response(status, [("Content-Type", _JSON)], orjson.dumps(body))
 
 
 def _log_failure(exc: ForwardError, process: Process, request_id: str) -> None:
