@@ -19,6 +19,7 @@ from aiohttp import HttpVersion11, web
 from local_lambdas.admin import Admin
 from local_lambdas.config import Manifest, Settings
 from local_lambdas.errors import ManifestError, StartupError
+from local_lambdas.fastlane import FastLane, Site
 from local_lambdas.output import Printer
 from local_lambdas.proxy import Proxy
 from local_lambdas.supervisor import Supervisor
@@ -71,6 +72,7 @@ class Started:
     supervisor: Supervisor
     reload: Reloader
     drain: Callable[[], Awaitable[None]]  # what a stop runs first: new requests get 503
+    lane: FastLane | None  # None with --no-fast-lane
 
 
 @asynccontextmanager
@@ -108,16 +110,20 @@ async def started(
 
     # aiohttp's low-level server: the proxy does its own routing, and an Application's
     # dispatcher cost 8% of the instructions per request (PERFORMANCE.md).
+    server = web.Server(handle, access_log=None)
     runner = web.ServerRunner(
-        web.Server(handle, access_log=None),
-        handle_signals=False,
-        shutdown_timeout=settings.shutdown_timeout,
+        server, handle_signals=False, shutdown_timeout=settings.shutdown_timeout
     )
     await runner.setup()
+    lane = FastLane(proxy, supervisor, server, admin.prefix)
     watcher: asyncio.Task[None] | None = None
     stop_watching = asyncio.Event()
     try:
-        site = web.TCPSite(runner, settings.host, settings.port)
+        site = (
+            Site(runner, settings.host, settings.port, lane)
+            if settings.fast_lane
+            else web.TCPSite(runner, settings.host, settings.port)
+        )
         try:
             await site.start()
         except OSError as exc:
@@ -144,11 +150,12 @@ async def started(
                     stop=stop_watching,
                 )
             )
-        yield Started(url, supervisor, reload, drain)
+        yield Started(url, supervisor, reload, drain, lane if settings.fast_lane else None)
         log.info("stopping: finishing requests in flight, then the children")
     finally:
         await drain()
-        await runner.cleanup()  # stops listening, then waits for the requests in flight
+        # Stop listening, then wait for the requests in flight on both lanes.
+        await asyncio.gather(runner.cleanup(), lane.shutdown(settings.shutdown_timeout))
         stop_watching.set()
         if watcher is not None:
             await asyncio.gather(watcher, return_exceptions=True)

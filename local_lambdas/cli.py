@@ -85,6 +85,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="auto (default): uvloop when installed (pip install 'local-lambdas[fast]'; "
         "not on Windows), else asyncio's own",
     )
+    parser.add_argument(
+        "--no-fast-lane",
+        dest="fast_lane",
+        action="store_false",
+        help="serve every request through aiohttp's server, not only pass-through and the "
+        "admin endpoints (slower: see PERFORMANCE.md)",
+    )
     loudness = parser.add_mutually_exclusive_group()
     loudness.add_argument(
         "-q",
@@ -268,6 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         watch=getattr(args, "watch", False),
         watch_ignore=tuple(getattr(args, "watch_ignore", ())),
         default_cache=DEFAULT_CACHE if cache else None,
+        fast_lane=args.fast_lane,
     )
     printer = Printer(log_format=settings.log_format)
     _configure_logging(printer, _VERBOSITY[settings.verbosity])

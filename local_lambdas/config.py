@@ -198,6 +198,7 @@ class Settings(BaseModel):
     log_format: Literal["text", "json"] = "text"
     default_cache: int | None = None  # ENABLE_CACHE: a cache for every process without one
     admin_prefix: str = "/_/"
+    fast_lane: bool = True  # envelope-mode requests answered outside aiohttp (fastlane.py)
     verbosity: Literal["quiet", "normal", "verbose"] = "normal"
     watch: bool = False
     watch_ignore: tuple[str, ...] = ()

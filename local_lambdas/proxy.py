@@ -110,7 +110,11 @@ class Proxy:
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """aiohttp's way in: pass-through, and whatever the fast lane hands over (fastlane.py)."""
         started = time.monotonic()
-        headers = list(request.headers.items())
+        # Names as the client spelt them (aiohttp's parsed headers respell the well-known ones).
+        headers = [
+            (name.decode("latin-1"), value.decode("utf-8", "surrogateescape"))
+            for name, value in request.raw_headers
+        ]
         request_id = self.identify(request.headers.get("X-Request-Id"), headers)
         path = request.path
         pool = self._supervisor.route(path)

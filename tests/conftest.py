@@ -91,14 +91,21 @@ class Running:
 
 @asynccontextmanager
 async def running(
-    manifest_path: Path, socket_dir: Path, *, wait: bool = True, watch: bool = False
+    manifest_path: Path,
+    socket_dir: Path,
+    *,
+    wait: bool = True,
+    watch: bool = False,
+    fast_lane: bool = True,
 ) -> AsyncIterator[Running]:
     """The proxy, in this process, on a real port, with its real children."""
 
     def load() -> manifest.Manifest:
         return manifest.load(manifest_path, socket_dir=socket_dir)
 
-    settings = Settings(port=0, socket_dir=socket_dir, shutdown_timeout=5, watch=watch)
+    settings = Settings(
+        port=0, socket_dir=socket_dir, shutdown_timeout=5, watch=watch, fast_lane=fast_lane
+    )
     async with started(load(), settings, Printer(color=False), load=load) as run:
         if wait:
             not_ready = await run.supervisor.wait_ready(15)

@@ -96,11 +96,11 @@ async def test_unknown_admin_endpoint_and_method_are_explained(write_manifest, s
 async def test_request_id_round_trip(write_manifest, socket_dir, caplog) -> None:
     path = write_manifest(process_xml("svc", "/api/*"))
     async with running(path, socket_dir) as run:
-        async with run.http.get(run.url + "/api/x", headers={"X-Request-Id": "trace-42"}) as reply:
+        async with run.http.get(run.url + "/api/x", headers={"x-request-id": "trace-42"}) as reply:
             assert reply.headers["X-Request-Id"] == "trace-42"
             seen = json.loads(await reply.read())
         assert seen["request_id"] == "trace-42"
-        assert ["X-Request-ID", "trace-42"] in seen["headers"]  # as the client spelt it
+        assert ["x-request-id", "trace-42"] in seen["headers"]  # as the client spelt it
         async with run.http.get(run.url + "/api/x") as reply:
             generated = reply.headers["X-Request-Id"]
             seen = json.loads(await reply.read())

@@ -1,0 +1,368 @@
+"""The fast lane: requests for the envelope modes answered on a bare asyncio Protocol, parsed
+by httptools (llhttp, Node.js's parser), instead of by aiohttp's server, whose request and
+response machinery was half of the proxy's time per request (PERFORMANCE.md).
+
+The lane serves exactly one kind of request: an origin-form HTTP/1.0 or 1.1 request with no
+body or a Content-Length one, routed to a pipe, pipe-keepalive or `http` process that takes
+its method and its size. Anything else (the admin endpoints, pass-through, 404 and 405,
+a body over the limit, chunked or Expect: 100-continue uploads, upgrades, anything llhttp
+rejects or the lane's 8 KiB head bound) is handed to aiohttp, with its bytes, together with
+the rest of the connection: one parser judges each request, and aiohttp's answers are the
+ones the proxy always gave. `--no-fast-lane` hands every connection over at once.
+
+A connection carries one request at a time: pipelined bytes wait, unparsed, until the answer
+before them is written, so answers keep their order and a hand-over starts at a request's
+first byte. Answers have the headers aiohttp would write (tests compare the two).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from dataclasses import dataclass
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import cast
+
+import httptools
+from aiohttp import web
+from aiohttp.http import SERVER_SOFTWARE
+from yarl import URL
+
+from local_lambdas.config import Mode
+from local_lambdas.envelope import Response
+from local_lambdas.pool import Pool
+from local_lambdas.proxy import Proxy, error_response
+from local_lambdas.supervisor import Supervisor
+
+log = logging.getLogger("local_lambdas.fastlane")
+
+_MAX_HEAD = 8190  # aiohttp's own line limit: a longer head is aiohttp's to judge (or refuse)
+_MAX_HEADERS = 128  # aiohttp's default too
+_PAUSE_AT = 1024**2  # pipelined bytes held while an answer is pending, before reading stops
+_LANE_MODES = frozenset({Mode.PIPE, Mode.PIPE_KEEPALIVE, Mode.HTTP})
+# Request headers that decide whether the lane takes a request, by their lower-case names.
+_NOTED = frozenset({b"host", b"x-request-id", b"content-length", b"transfer-encoding",
+                    b"expect", b"upgrade", b"connection"})  # fmt: skip
+_REASONS = {status.value: status.phrase for status in HTTPStatus}
+_NO_BODY = frozenset({204, 304})
+
+
+@dataclass(slots=True)
+class _Message:
+    """One parsed request head that the lane will answer."""
+
+    pool: Pool
+    method: str
+    target: str  # as sent: path, query and fragment
+    path: str  # decoded, as routes see it
+    version: str  # "1.1" or "1.0"
+    headers: list[tuple[str, str]]
+    request_id: str | None  # the client's X-Request-Id
+    head_length: int
+    body_length: int
+    keep_alive: bool
+
+
+class FastLane:
+    """The protocol factory for the listening socket; knows its open connections, to stop
+    them. `aiohttp_server` makes the protocol a handed-over connection continues on."""
+
+    def __init__(
+        self, proxy: Proxy, supervisor: Supervisor, aiohttp_server: web.Server, admin_prefix: str
+    ) -> None:
+        self.proxy = proxy
+        self.supervisor = supervisor
+        self.aiohttp_server = aiohttp_server
+        self.admin_prefix = admin_prefix
+        self.stopping = False
+        self.served = 0  # requests answered by the lane
+        self.handed_over = 0  # connections given to aiohttp
+        self.connections: set[_Connection] = set()
+        self._all_closed = asyncio.Event()
+        self._all_closed.set()
+        self._date = (0, "")
+
+    def __call__(self) -> asyncio.Protocol:
+        connection = _Connection(self)
+        self.connections.add(connection)
+        self._all_closed.clear()
+        return connection
+
+    def forget(self, connection: _Connection) -> None:
+        self.connections.discard(connection)
+        if not self.connections:
+            self._all_closed.set()
+
+    def date(self) -> str:
+        """The Date header's value, made once a second."""
+        now = int(time.time())
+        if self._date[0] != now:
+            self._date = (now, formatdate(now, usegmt=True))
+        return self._date[1]
+
+    async def shutdown(self, timeout: float) -> None:
+        """Close idle connections now, the others once their answer is written; after
+        `timeout` seconds, close what is left."""
+        self.stopping = True
+        for connection in list(self.connections):
+            connection.close_when_idle()
+        try:
+            await asyncio.wait_for(self._all_closed.wait(), timeout)
+        except asyncio.TimeoutError:
+            for connection in list(self.connections):
+                connection.abort()
+
+
+class Site(web.TCPSite):
+    """aiohttp's TCP site with the fast lane accepting its connections, so that aiohttp's
+    runner still starts and stops listening and waits for what was handed over."""
+
+    __slots__ = ("_lane",)
+
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, lane: FastLane) -> None:
+        super().__init__(runner, host, port)
+        self._lane = lane
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self._lane, self._host, self._port, reuse_address=self._reuse_address
+        )
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self, lane: FastLane) -> None:
+        self._lane = lane
+        self._transport: asyncio.Transport | None = None
+        self._peer: str | None = None
+        self._parser = httptools.HttpRequestParser(self)
+        self._buffer = b""  # received, not yet handled: starts at a request's first byte
+        self._message: _Message | None = None  # a head whose body is still arriving
+        self._busy = False  # an answer is pending
+        self._reading_paused = False
+        self._writing_paused = False
+        self._closing = False
+        # What the parser's callbacks collect for the head being parsed.
+        self._url = b""
+        self._headers: list[tuple[str, str]] = []
+        self._noted: dict[bytes, str] = {}
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as aiohttp does
+        peer = transport.get_extra_info("peername")
+        self._peer = str(peer[0]) if isinstance(peer, (list, tuple)) else peer
+        if self._lane.stopping:
+            self._hand_over()  # aiohttp answers 503 during a stop, then closes
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer = self._buffer + data if self._buffer else data
+        if not self._busy:
+            self._advance()
+        elif len(self._buffer) > _PAUSE_AT and not self._reading_paused:
+            self._reading_paused = True
+            assert self._transport is not None
+            self._transport.pause_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True
+        self._lane.forget(self)
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        if not self._busy:
+            self._advance()
+
+    # -- httptools' callbacks -------------------------------------------------------------
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        text = value.decode("utf-8", "surrogateescape")
+        self._headers.append((name.decode("latin-1"), text))
+        lower = name.lower()
+        if lower in _NOTED and lower not in self._noted:
+            self._noted[lower] = text
+
+    # -- the lane ---------------------------------------------------------------------------
+
+    def close_when_idle(self) -> None:
+        self._closing = True
+        if not self._busy and self._transport is not None:
+            self._transport.close()
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+    def _advance(self) -> None:
+        """Start on the next request in the buffer, if the whole of it has arrived."""
+        while not (self._busy or self._closing or self._writing_paused) and self._buffer:
+            message = self._message
+            if message is None:
+                end = self._buffer.find(b"\r\n\r\n", 0, _MAX_HEAD + 4)
+                if end == -1:
+                    if len(self._buffer) > _MAX_HEAD:
+                        self._hand_over()
+                    return
+                message = self._message = self._parse(end + 4)
+                if message is None:
+                    self._hand_over()
+                    return
+            end = message.head_length + message.body_length
+            if len(self._buffer) < end:
+                return
+            body = self._buffer[message.head_length : end] if message.body_length else b""
+            if body:
+                self._parser.feed_data(body)  # the parser counts it, to be ready for the next
+            self._buffer = self._buffer[end:]
+            self._message = None
+            self._busy = True
+            asyncio.get_running_loop().create_task(self._serve(message, body))
+
+    def _parse(self, head_length: int) -> _Message | None:
+        """The head's request, if the lane takes it; None hands the connection to aiohttp."""
+        self._url = b""
+        self._headers = []
+        self._noted = {}
+        try:
+            self._parser.feed_data(self._buffer[:head_length])
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade):
+            return None
+        noted = self._noted
+        version = self._parser.get_http_version()
+        if (
+            len(self._headers) > _MAX_HEADERS
+            or b"transfer-encoding" in noted
+            or b"expect" in noted
+            or b"upgrade" in noted
+            or not self._url.startswith(b"/")
+            or version not in ("1.1", "1.0")
+            or (version == "1.1" and b"host" not in noted)
+        ):
+            return None
+        target = self._url.decode("utf-8", "surrogateescape")
+        path = target.partition("?")[0].partition("#")[0]
+        if "%" in path:
+            path = URL.build(path=path, encoded=True).path  # as aiohttp decodes it
+        if path.startswith(self._lane.admin_prefix):
+            return None
+        pool = self._lane.supervisor.route(path)
+        if pool is None:
+            return None
+        process = pool.process
+        method = self._parser.get_method().decode("latin-1")
+        length = int(noted.get(b"content-length", 0))
+        if (
+            process.communication_mode not in _LANE_MODES
+            or (process.methods is not None and method not in process.methods)
+            or length > process.max_body_size
+        ):
+            return None
+        return _Message(
+            pool, method, target, path, version, self._headers, noted.get(b"x-request-id"),
+            head_length, length, _keep_alive(version, noted.get(b"connection")),
+        )  # fmt: skip
+
+    async def _serve(self, message: _Message, body: bytes) -> None:
+        started = time.monotonic()
+        proxy = self._lane.proxy
+        request_id = proxy.identify(message.request_id, message.headers)
+        keep_alive = message.keep_alive
+        try:
+            response = await proxy.answer(
+                message.pool, message.method, message.target, message.path, message.headers,
+                body, self._peer, request_id,
+            )  # fmt: skip
+        except Exception:
+            log.exception("%s %s: failed inside local-lambdas", message.method, message.target)
+            text = "local-lambdas failed while answering; its log has the details"
+            response = error_response(500, text, message.pool.process, request_id)
+            keep_alive = False
+        keep_alive = keep_alive and not self._lane.stopping
+        self._write(response, message, request_id, keep_alive)
+        proxy.finish(
+            message.pool, message.method, message.target, response.status, started, request_id
+        )
+        self._lane.served += 1
+        self._busy = False
+        if not keep_alive:
+            self.close_when_idle()
+            return
+        if self._reading_paused and self._transport is not None:
+            self._reading_paused = False
+            self._transport.resume_reading()
+        self._advance()
+
+    def _write(self, response: Response, message: _Message, request_id: str, keep: bool) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return  # the client left; its answer goes nowhere, as with aiohttp
+        status = response.status
+        body = response.body
+        head = [f"HTTP/{message.version} {status} {_REASONS.get(status, '')}\r\n"]
+        typed = dated = named = False
+        for name, value in response.headers:
+            head.append(f"{name}: {value}\r\n")
+            lower = name.lower()
+            typed = typed or lower == "content-type"
+            dated = dated or lower == "date"
+            named = named or lower == "server"
+        head.append(f"X-Request-Id: {request_id}\r\n")
+        # The headers aiohttp adds, in its order: tests hold the two lanes' answers equal.
+        if status not in _NO_BODY:
+            head.append(f"Content-Length: {len(body)}\r\n")
+        sent = body if message.method != "HEAD" and status not in _NO_BODY else b""
+        if sent and not typed:
+            head.append("Content-Type: application/octet-stream\r\n")
+        if not dated:
+            head.append(f"Date: {self._lane.date()}\r\n")
+        if not named:
+            head.append(f"Server: {SERVER_SOFTWARE}\r\n")
+        if not keep and message.version == "1.1":
+            head.append("Connection: close\r\n")
+        elif keep and message.version == "1.0":
+            head.append("Connection: keep-alive\r\n")
+        head.append("\r\n")
+        data = "".join(head).encode("utf-8")
+        if len(sent) < 65536:
+            transport.write(data + sent)
+        else:  # a large body is not copied once more to join it to its head
+            transport.write(data)
+            transport.write(sent)
+
+    def _hand_over(self) -> None:
+        """aiohttp's server takes this connection from the buffered request on."""
+        transport = self._transport
+        assert transport is not None
+        self._closing = True
+        self._lane.forget(self)
+        self._lane.handed_over += 1
+        handler = self._lane.aiohttp_server()
+        transport.set_protocol(handler)
+        handler.connection_made(transport)
+        if self._reading_paused:
+            transport.resume_reading()
+        data, self._buffer = self._buffer, b""
+        if data:
+            handler.data_received(data)
+
+
+def _keep_alive(version: str, connection: str | None) -> bool:
+    """RFC 9112 9.3 (llhttp's own answer is gone once a bodiless message is complete)."""
+    if connection is None:
+        return version == "1.1"
+    tokens = {token.strip().lower() for token in connection.split(",")}
+    return "keep-alive" in tokens if version == "1.0" else "close" not in tokens

@@ -1,0 +1,155 @@
+"""The fast lane (fastlane.py) against aiohttp's server: the same answers, byte for byte but
+the Date; hand-overs at a request's first byte, pipelined or not; slow and leaving clients.
+
+Raw sockets, so that what goes over the wire is what the tests see."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from tests.conftest import eventually, process_xml, running
+
+pytestmark = pytest.mark.asyncio
+
+
+async def read_answer(reader: asyncio.StreamReader, *, head_only: bool = False) -> bytes:
+    """One whole HTTP answer: its head, then Content-Length bytes of body."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    length = 0
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.lower() == b"content-length":
+            length = int(value)
+    if head_only or head.split(b" ")[1] in (b"204", b"304"):
+        return head
+    return head + await asyncio.wait_for(reader.readexactly(length), 10)
+
+
+def without_date(answer: bytes) -> bytes:
+    return b"\r\n".join(line for line in answer.split(b"\r\n") if not line.startswith(b"Date:"))
+
+
+async def connect(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    host, port = url.removeprefix("http://").split(":")
+    return await asyncio.open_connection(host, int(port))
+
+
+# Requests whose answers do not depend on the run (a fixed request id, no pids).
+ALIKE = [
+    b"GET /api/cookies HTTP/1.1\r\nHost: x\r\nX-Request-Id: r1\r\n\r\n",
+    b"HEAD /api/cookies HTTP/1.1\r\nHost: x\r\nX-Request-Id: r2\r\n\r\n",
+    b"GET /api/empty HTTP/1.1\r\nHost: x\r\nX-Request-Id: r3\r\n\r\n",
+    b"GET /api/binary HTTP/1.1\r\nHost: x\r\nX-Request-Id: r4\r\n\r\n",  # no Content-Type
+    b"GET /api/status999 HTTP/1.1\r\nHost: x\r\nX-Request-Id: r5\r\n\r\n",  # 502
+    b"GET /api/cookies HTTP/1.0\r\nX-Request-Id: r6\r\nConnection: keep-alive\r\n\r\n",
+    b"POST /api/cookies HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nX-Request-Id: r7\r\n\r\nabc",
+    b"GET /api/cookies HTTP/1.1\r\nHost: x\r\nX-Request-Id: r8\r\nConnection: close\r\n\r\n",
+]
+
+
+async def test_both_lanes_answer_alike(write_manifest, socket_dir) -> None:
+    path = write_manifest(process_xml("svc", "/api/*", mode="pipe-keepalive"))
+    answers = {}
+    for fast in (True, False):
+        async with running(path, socket_dir, fast_lane=fast) as run:
+            reader, writer = await connect(run.url)
+            got = []
+            for raw in ALIKE:
+                writer.write(raw)
+                got.append(without_date(await read_answer(reader, head_only=b"HEAD" in raw)))
+            assert await reader.read() == b""  # Connection: close was honoured
+            writer.close()
+            answers[fast] = got
+            lane = run.started.lane
+            assert lane is None or (lane.served, lane.handed_over) == (len(ALIKE), 0)
+    assert answers[True] == answers[False]
+    assert answers[True][0].startswith(b"HTTP/1.1 201 Created\r\nSet-Cookie: a=1\r\n")
+    assert b"\r\nConnection: keep-alive\r\n" in answers[True][5]  # HTTP/1.0, kept alive
+
+
+async def test_pipelined_requests_keep_their_order_across_a_hand_over(
+    write_manifest, socket_dir
+) -> None:
+    path = write_manifest(process_xml("svc", "/api/*", mode="pipe-keepalive"))
+    async with running(path, socket_dir) as run:
+        reader, writer = await connect(run.url)
+        writer.write(
+            b"GET /api/first HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n"  # 404: aiohttp's, from here on
+            b"POST /api/third HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"
+        )
+        first, second, third = [await read_answer(reader) for _ in range(3)]
+        writer.close()
+        assert first.startswith(b"HTTP/1.1 200") and b'"/api/first"' in first
+        assert second.startswith(b"HTTP/1.1 404") and b"no route matches /nowhere" in second
+        assert third.startswith(b"HTTP/1.1 200") and b'"/api/third"' in third
+        echoed = json.loads(third.split(b"\r\n\r\n", 1)[1])
+        assert echoed["body"] == "aGk="  # "hi", cut at its Content-Length
+        assert (run.started.lane.served, run.started.lane.handed_over) == (1, 1)
+
+
+async def test_requests_the_lane_leaves_to_aiohttp(write_manifest, socket_dir) -> None:
+    path = write_manifest(process_xml("svc", "/api/*", mode="pipe"))
+    async with running(path, socket_dir) as run:
+        # A chunked upload: aiohttp decodes it, the child sees the whole body.
+        reader, writer = await connect(run.url)
+        writer.write(
+            b"POST /api/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+        )
+        answer = await read_answer(reader)
+        assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["body"] == "YWJjZGU="  # abcde
+        writer.close()
+        # Not HTTP, and a head over the lane's 8 KiB: aiohttp's 400s.
+        for raw in (b"\x16\x03\x01 hello\r\n\r\n", b"GET /api/x HTTP/1.1\r\nX: " + b"a" * 9000):
+            reader, writer = await connect(run.url)
+            writer.write(raw)
+            answer = await asyncio.wait_for(reader.read(), 10)
+            writer.close()
+            assert answer.startswith(b"HTTP/1.0 400 Bad Request"), answer[:80]
+        # HTTP/1.1 without Host: aiohttp's 400 too.
+        reader, writer = await connect(run.url)
+        writer.write(b"GET /api/x HTTP/1.1\r\n\r\n")
+        assert (await asyncio.wait_for(reader.read(), 10)).startswith(b"HTTP/1.0 400")
+        writer.close()
+        assert run.started.lane.served == 0 and run.started.lane.handed_over == 4
+        async with run.http.get(run.url + "/api/still") as reply:  # and the lane still serves
+            assert reply.status == 200
+        assert run.started.lane.served == 1
+
+
+async def test_a_request_that_arrives_byte_by_byte(write_manifest, socket_dir) -> None:
+    path = write_manifest(process_xml("svc", "/api/*", mode="pipe-keepalive"))
+    async with running(path, socket_dir) as run:
+        reader, writer = await connect(run.url)
+        raw = b"PUT /api/slowly HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+        for i in range(len(raw)):
+            writer.write(raw[i : i + 1])
+            await writer.drain()
+            await asyncio.sleep(0)  # let the proxy see each byte on its own
+        answer = await read_answer(reader)
+        writer.close()
+        echoed = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+        assert (echoed["method"], echoed["uri"], echoed["body"]) == (
+            "PUT",
+            "/api/slowly",
+            "aGVsbG8=",
+        )
+        assert run.started.lane.served == 1
+
+
+async def test_a_client_that_leaves_before_its_answer(write_manifest, socket_dir) -> None:
+    path = write_manifest(process_xml("svc", "/api/*", mode="pipe-keepalive"))
+    async with running(path, socket_dir) as run:
+        _, writer = await connect(run.url)
+        writer.write(b"GET /api/slow HTTP/1.1\r\nHost: x\r\n\r\n")  # answered after 1 s
+        await writer.drain()
+        writer.close()
+        lane = run.started.lane
+        # The answer is dropped once it comes; the request is counted, nothing else breaks.
+        assert await eventually(lambda: lane.served == 1 and not lane.connections, 10)
+        async with run.http.get(run.url + "/api/after") as reply:
+            assert reply.status == 200
