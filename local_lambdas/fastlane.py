@@ -48,6 +48,7 @@ _NOTED = frozenset({b"host", b"x-request-id", b"content-length", b"transfer-enco
                     b"expect", b"upgrade", b"connection"})  # fmt: skip
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
 _NO_BODY = frozenset({204, 304})
+_SWEEP_EVERY = 60.0  # seconds between looks for idle connections
 
 
 @dataclass(slots=True)
@@ -81,6 +82,9 @@ class FastLane:
         self.served = 0  # requests answered by the lane
         self.handed_over = 0  # connections given to aiohttp
         self.connections: set[_Connection] = set()
+        # aiohttp's keep-alive timeout, so that a connection lasts as long in either lane.
+        self.idle_timeout = 3630.0
+        self._sweeper: asyncio.TimerHandle | None = None
         self._all_closed = asyncio.Event()
         self._all_closed.set()
         self._date = (0, "")
@@ -89,7 +93,21 @@ class FastLane:
         connection = _Connection(self)
         self.connections.add(connection)
         self._all_closed.clear()
+        if self._sweeper is None:
+            loop = asyncio.get_running_loop()
+            self._sweeper = loop.call_later(_SWEEP_EVERY, self.sweep)
         return connection
+
+    def sweep(self) -> None:
+        """Close the connections that have had nothing to do for `idle_timeout` seconds."""
+        self._sweeper = None
+        loop = asyncio.get_running_loop()
+        before = loop.time() - self.idle_timeout
+        for connection in list(self.connections):
+            if connection.idle_since <= before:
+                connection.close_when_idle()
+        if self.connections and not self.stopping:
+            self._sweeper = loop.call_later(_SWEEP_EVERY, self.sweep)
 
     def forget(self, connection: _Connection) -> None:
         self.connections.discard(connection)
@@ -107,6 +125,8 @@ class FastLane:
         """Close idle connections now, the others once their answer is written; after
         `timeout` seconds, close what is left."""
         self.stopping = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for connection in list(self.connections):
             connection.close_when_idle()
         try:
@@ -140,7 +160,11 @@ class _Connection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._peer: str | None = None
         self._parser = httptools.HttpRequestParser(self)
-        self._buffer = b""  # received, not yet handled: starts at a request's first byte
+        # Received, not yet handled; starts at a request's first byte. Bytes while it is one
+        # whole chunk (the usual request), a bytearray while a long body arrives in pieces.
+        self._buffer: bytes | bytearray = b""
+        self._task: asyncio.Task[None] | None = None  # the answer being made
+        self.idle_since = asyncio.get_running_loop().time()
         self._message: _Message | None = None  # a head whose body is still arriving
         self._busy = False  # an answer is pending
         self._reading_paused = False
@@ -164,7 +188,13 @@ class _Connection(asyncio.Protocol):
             self._hand_over()  # aiohttp answers 503 during a stop, then closes
 
     def data_received(self, data: bytes) -> None:
-        self._buffer = self._buffer + data if self._buffer else data
+        buffer = self._buffer
+        if not buffer:
+            self._buffer = data
+        elif isinstance(buffer, bytearray):
+            buffer += data
+        else:
+            self._buffer = bytearray(buffer) + data
         if not self._busy:
             self._advance()
         elif len(self._buffer) > _PAUSE_AT and not self._reading_paused:
@@ -224,13 +254,15 @@ class _Connection(asyncio.Protocol):
             end = message.head_length + message.body_length
             if len(self._buffer) < end:
                 return
-            body = self._buffer[message.head_length : end] if message.body_length else b""
-            if body:
+            body = b""
+            if message.body_length:
+                body = bytes(memoryview(self._buffer)[message.head_length : end])
                 self._parser.feed_data(body)  # the parser counts it, to be ready for the next
-            self._buffer = self._buffer[end:]
+            self._buffer = self._buffer[end:] if len(self._buffer) > end else b""
             self._message = None
             self._busy = True
-            asyncio.get_running_loop().create_task(self._serve(message, body))
+            self.idle_since = float("inf")  # busy
+            self._task = asyncio.get_running_loop().create_task(self._serve(message, body))
 
     def _parse(self, head_length: int) -> _Message | None:
         """The head's request, if the lane takes it; None hands the connection to aiohttp."""
@@ -298,6 +330,8 @@ class _Connection(asyncio.Protocol):
         )
         self._lane.served += 1
         self._busy = False
+        self._task = None
+        self.idle_since = asyncio.get_running_loop().time()
         if not keep_alive:
             self.close_when_idle()
             return

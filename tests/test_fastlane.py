@@ -153,3 +153,18 @@ async def test_a_client_that_leaves_before_its_answer(write_manifest, socket_dir
         assert await eventually(lambda: lane.served == 1 and not lane.connections, 10)
         async with run.http.get(run.url + "/api/after") as reply:
             assert reply.status == 200
+
+
+async def test_idle_connections_are_closed(write_manifest, socket_dir) -> None:
+    path = write_manifest(process_xml("svc", "/api/*", mode="pipe-keepalive"))
+    async with running(path, socket_dir) as run:
+        lane = run.started.lane
+        reader, writer = await connect(run.url)
+        writer.write(b"GET /api/x HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await read_answer(reader)).startswith(b"HTTP/1.1 200")
+        lane.sweep()  # within the idle timeout (aiohttp's, an hour): kept
+        assert len(lane.connections) == 1
+        lane.idle_timeout = 0
+        lane.sweep()
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # closed by the proxy
+        writer.close()
