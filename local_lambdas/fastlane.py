@@ -391,7 +391,7 @@ class _Connection(asyncio.Protocol):
             transport.resume_reading()
         data, self._buffer = self._buffer, b""
         if data:
-            handler.data_received(data)
+            handler.data_received(bytes(data))
 
 
 def _keep_alive(version: str, connection: str | None) -> bool:
