@@ -100,6 +100,8 @@ class FastLane:
 
     def sweep(self) -> None:
         """Close the connections that have had nothing to do for `idle_timeout` seconds."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()  # when called before its time
         self._sweeper = None
         loop = asyncio.get_running_loop()
         before = loop.time() - self.idle_timeout
