@@ -2,8 +2,9 @@
 
 `started` is one run, from binding to the last child stopped; commands.py says what happens
 in between. Children stop on every way out: a signal, a failed bind, or an error. Reloads
-(SIGHUP, --watch) go through `Reloader`. Every request goes to one function: the admin
-endpoints (admin.py) under their prefix, the proxy (proxy.py) for the rest.
+(SIGHUP, --watch) go through `Reloader`. Connections start in the fast lane (fastlane.py),
+which answers envelope-mode requests itself; every request aiohttp's server gets goes to one
+function: the admin endpoints (admin.py) under their prefix, the proxy (proxy.py) for the rest.
 """
 
 from __future__ import annotations
