@@ -62,6 +62,13 @@ async def test_named_pipe_round_trip_with_the_helper(write_manifest, socket_dir,
             assert seen["uri"] == "/h/x?q=1"
             assert [v for k, v in seen["headers"] if k == "X-Tag"] == ["a", "b"]
             assert base64.b64decode(seen["body"]) == body
+        # The same keep-alive connection handed to aiohttp (an admin endpoint), then served
+        # there: the Proactor transport changes protocol mid-connection.
+        async with run.http.get(run.url + "/_/health") as reply:
+            assert reply.status == 200
+        async with run.http.post(run.url + "/h/after", data=b"x") as reply:
+            assert reply.status == 201
+        assert run.started.lane.served == 3 and run.started.lane.handed_over == 1
 
 
 async def test_busy_pipe_is_retried_and_the_tree_stops_with_the_child(
