@@ -34,7 +34,7 @@ from yarl import URL
 from local_lambdas.config import Mode
 from local_lambdas.envelope import Response
 from local_lambdas.pool import Pool
-from local_lambdas.proxy import Proxy, error_response
+from local_lambdas.proxy import NO_BODY, Proxy, error_response
 from local_lambdas.supervisor import Supervisor
 
 log = logging.getLogger("local_lambdas.fastlane")
@@ -47,7 +47,6 @@ _LANE_MODES = frozenset({Mode.PIPE, Mode.PIPE_KEEPALIVE, Mode.HTTP})
 _NOTED = frozenset({b"host", b"x-request-id", b"content-length", b"transfer-encoding",
                     b"expect", b"upgrade", b"connection"})  # fmt: skip
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
-_NO_BODY = frozenset({204, 304})
 _SWEEP_EVERY = 60.0  # seconds between looks for idle connections
 
 
@@ -358,9 +357,9 @@ class _Connection(asyncio.Protocol):
             named = named or lower == "server"
         head.append(f"X-Request-Id: {request_id}\r\n")
         # The headers aiohttp adds, in its order: tests hold the two lanes' answers equal.
-        if status not in _NO_BODY:
+        if status not in NO_BODY:
             head.append(f"Content-Length: {len(body)}\r\n")
-        sent = body if message.method != "HEAD" and status not in _NO_BODY else b""
+        sent = body if message.method != "HEAD" and status not in NO_BODY else b""
         if sent and not typed:
             head.append("Content-Type: application/octet-stream\r\n")
         if not dated:

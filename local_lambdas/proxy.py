@@ -42,7 +42,7 @@ AccessLog = Callable[[str, str, "str | None", int, float, str], None]
 # Methods that nginx retries on another attempt when nothing came back: safe to send twice.
 RETRYABLE = frozenset({"GET", "HEAD", "OPTIONS"})
 _CLIENT_ID = re.compile(r"^[\x21-\x7e]{1,200}$")
-_NO_BODY = frozenset({204, 304})
+NO_BODY = frozenset({204, 304})  # statuses whose answers have no body
 _JSON = "application/json; charset=utf-8"
 
 
@@ -174,7 +174,7 @@ class Proxy:
                     cache.store(forwarded, response)
         except ForwardError as exc:
             return self.failure(exc, pool.process, request_id)
-        if response.status in _NO_BODY:
+        if response.status in NO_BODY:
             return Response(response.status, response.headers[:], b"")
         # A copy of the header list: the cache may hold this response, and the caller adds to it.
         return Response(response.status, response.headers[:], response.body)
