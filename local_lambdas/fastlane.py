@@ -105,7 +105,7 @@ class FastLane:
         loop = asyncio.get_running_loop()
         before = loop.time() - self.idle_timeout
         for connection in list(self.connections):
-            if connection.idle_since <= before:
+            if connection.task is None and connection.idle_since <= before:
                 connection.close_when_idle()
         if self.connections and not self.stopping:
             self._sweeper = loop.call_later(_SWEEP_EVERY, self.sweep)
@@ -164,10 +164,9 @@ class _Connection(asyncio.Protocol):
         # Received, not yet handled; starts at a request's first byte. Bytes while it is one
         # whole chunk (the usual request), a bytearray while a long body arrives in pieces.
         self._buffer: bytes | bytearray = b""
-        self._task: asyncio.Task[None] | None = None  # the answer being made
-        self.idle_since = asyncio.get_running_loop().time()
+        self.task: asyncio.Task[None] | None = None  # the answer being made, if any
+        self.idle_since = asyncio.get_running_loop().time()  # when the last answer was sent
         self._message: _Message | None = None  # a head whose body is still arriving
-        self._busy = False  # an answer is pending
         self._reading_paused = False
         self._writing_paused = False
         self._closing = False
@@ -196,7 +195,7 @@ class _Connection(asyncio.Protocol):
             buffer += data
         else:
             self._buffer = bytearray(buffer) + data
-        if not self._busy:
+        if self.task is None:
             self._advance()
         elif len(self._buffer) > _PAUSE_AT and not self._reading_paused:
             self._reading_paused = True
@@ -212,7 +211,7 @@ class _Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._writing_paused = False
-        if not self._busy:
+        if self.task is None:
             self._advance()
 
     # -- httptools' callbacks -------------------------------------------------------------
@@ -231,7 +230,7 @@ class _Connection(asyncio.Protocol):
 
     def close_when_idle(self) -> None:
         self._closing = True
-        if not self._busy and self._transport is not None:
+        if self.task is None and self._transport is not None:
             self._transport.close()
 
     def abort(self) -> None:
@@ -240,7 +239,7 @@ class _Connection(asyncio.Protocol):
 
     def _advance(self) -> None:
         """Start on the next request in the buffer, if the whole of it has arrived."""
-        while not (self._busy or self._closing or self._writing_paused) and self._buffer:
+        while not (self.task or self._closing or self._writing_paused) and self._buffer:
             message = self._message
             if message is None:
                 end = self._buffer.find(b"\r\n\r\n", 0, _MAX_HEAD + 4)
@@ -261,9 +260,7 @@ class _Connection(asyncio.Protocol):
                 self._parser.feed_data(body)  # the parser counts it, to be ready for the next
             self._buffer = self._buffer[end:] if len(self._buffer) > end else b""
             self._message = None
-            self._busy = True
-            self.idle_since = float("inf")  # busy
-            self._task = asyncio.get_running_loop().create_task(self._serve(message, body))
+            self.task = asyncio.get_running_loop().create_task(self._serve(message, body))
 
     def _parse(self, head_length: int) -> _Message | None:
         """The head's request, if the lane takes it; None hands the connection to aiohttp."""
@@ -330,8 +327,7 @@ class _Connection(asyncio.Protocol):
             message.pool, message.method, message.target, response.status, started, request_id
         )
         self._lane.served += 1
-        self._busy = False
-        self._task = None
+        self.task = None
         self.idle_since = asyncio.get_running_loop().time()
         if not keep_alive:
             self.close_when_idle()

@@ -142,9 +142,9 @@ class Proxy:
                         request_id,
                     )  # fmt: skip
         if response is not None:
-            response.headers.append(("X-Request-Id", request_id))
+            answer_headers = [*response.headers, ("X-Request-Id", request_id)]
             answer = web.Response(
-                status=response.status, headers=response.headers, body=response.body
+                status=response.status, headers=answer_headers, body=response.body
             )
         self.finish(pool, method, request.raw_path, answer.status, started, request_id)
         return answer
@@ -175,9 +175,8 @@ class Proxy:
         except ForwardError as exc:
             return self.failure(exc, pool.process, request_id)
         if response.status in NO_BODY:
-            return Response(response.status, response.headers[:], b"")
-        # A copy of the header list: the cache may hold this response, and the caller adds to it.
-        return Response(response.status, response.headers[:], response.body)
+            return Response(response.status, response.headers, b"")
+        return response  # the cache may hold it too: callers do not change it
 
     def failure(self, exc: ForwardError, process: Process, request_id: str) -> Response:
         _log_failure(exc, process, request_id)
