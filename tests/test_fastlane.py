@@ -124,12 +124,16 @@ async def test_requests_the_lane_leaves_to_aiohttp(write_manifest, socket_dir) -
 async def test_a_request_that_arrives_byte_by_byte(write_manifest, socket_dir) -> None:
     path = write_manifest(process_xml("svc", "/api/*", mode="pipe-keepalive"))
     async with running(path, socket_dir) as run:
+        lane = run.started.lane
         reader, writer = await connect(run.url)
+        assert await eventually(lambda: len(lane.connections) == 1)
+        (connection,) = lane.connections
         raw = b"PUT /api/slowly HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
-        for i in range(len(raw)):
+        for i in range(len(raw) - 1):
             writer.write(raw[i : i + 1])
-            await writer.drain()
-            await asyncio.sleep(0)  # let the proxy see each byte on its own
+            # The proxy has this byte, on its own, before the next is sent.
+            assert await eventually(lambda: len(connection._buffer) == i + 1)  # noqa: B023
+        writer.write(raw[-1:])
         answer = await read_answer(reader)
         writer.close()
         echoed = json.loads(answer.split(b"\r\n\r\n", 1)[1])
