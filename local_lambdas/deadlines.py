@@ -29,12 +29,17 @@ class Deadlines:
         self._running: OrderedDict[asyncio.Task[object], float] = OrderedDict()
         self._expired: set[asyncio.Task[object]] = set()
         self._timer: asyncio.TimerHandle | None = None
+        # The loop of the first start(), kept: asyncio.current_task() without it asks
+        # get_running_loop(), a getpid() system call each time on Python 3.11.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> asyncio.Task[object]:
         """Start the current task's limit; returns the task, for `stop`."""
-        task = asyncio.current_task()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        task = asyncio.current_task(loop)
         assert task is not None, "Deadlines.start() runs inside a task"
-        loop = task.get_loop()
         deadline = loop.time() + self.seconds
         self._running[task] = deadline
         if self._timer is None:

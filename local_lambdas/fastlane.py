@@ -165,7 +165,9 @@ class _Connection(asyncio.Protocol):
         # whole chunk (the usual request), a bytearray while a long body arrives in pieces.
         self._buffer: bytes | bytearray = b""
         self.task: asyncio.Task[None] | None = None  # the answer being made, if any
-        self.idle_since = asyncio.get_running_loop().time()  # when the last answer was sent
+        # Kept: asyncio.get_running_loop() makes a getpid() system call each time on 3.11.
+        self._loop = asyncio.get_running_loop()
+        self.idle_since = self._loop.time()  # when the last answer was sent
         self._message: _Message | None = None  # a head whose body is still arriving
         self._reading_paused = False
         self._writing_paused = False
@@ -260,7 +262,7 @@ class _Connection(asyncio.Protocol):
                 self._parser.feed_data(body)  # the parser counts it, to be ready for the next
             self._buffer = self._buffer[end:] if len(self._buffer) > end else b""
             self._message = None
-            self.task = asyncio.get_running_loop().create_task(self._serve(message, body))
+            self.task = self._loop.create_task(self._serve(message, body))
 
     def _parse(self, head_length: int) -> _Message | None:
         """The head's request, if the lane takes it; None hands the connection to aiohttp."""
@@ -328,7 +330,7 @@ class _Connection(asyncio.Protocol):
         )
         self._lane.served += 1
         self.task = None
-        self.idle_since = asyncio.get_running_loop().time()
+        self.idle_since = self._loop.time()
         if not keep_alive:
             self.close_when_idle()
             return

@@ -77,6 +77,7 @@ class _Connection(asyncio.Protocol):
         self._size = 0
         self._answer: asyncio.Future[bytes] | None = None
         self._lost = False
+        self._loop = asyncio.get_running_loop()  # once: each call is a getpid() on 3.11
 
     @property
     def usable(self) -> bool:
@@ -85,7 +86,7 @@ class _Connection(asyncio.Protocol):
 
     async def exchange(self, message: bytes) -> bytes:
         assert self._transport is not None
-        self._answer = asyncio.get_running_loop().create_future()
+        self._answer = self._loop.create_future()
         self._transport.write(message)
         return await self._answer
 
