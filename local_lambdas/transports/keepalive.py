@@ -84,11 +84,13 @@ class _Connection(asyncio.Protocol):
         """Open and in step: nothing arrived that no request asked for."""
         return not self._lost and not self._chunks and self._transport is not None
 
-    async def exchange(self, message: bytes) -> bytes:
+    def exchange(self, message: bytes) -> asyncio.Future[bytes]:
+        """Send a request's line; the future is the answer's (a future, not a coroutine:
+        one frame fewer on every resume of the request)."""
         assert self._transport is not None
-        self._answer = self._loop.create_future()
+        answer = self._answer = self._loop.create_future()
         self._transport.write(message)
-        return await self._answer
+        return answer
 
     def close(self) -> None:
         if self._transport is not None:
