@@ -172,3 +172,26 @@ async def test_idle_connections_are_closed(write_manifest, socket_dir) -> None:
         lane.sweep()
         assert await asyncio.wait_for(reader.read(), 10) == b""  # closed by the proxy
         writer.close()
+
+
+async def test_a_connections_task_ends_with_it(write_manifest, socket_dir) -> None:
+    """One task serves a connection's requests and waits between them: it ends when the
+    connection goes to aiohttp or closes, rather than waiting for ever."""
+    path = write_manifest(process_xml("svc", "/api/*", mode="pipe-keepalive"))
+    async with running(path, socket_dir) as run:
+        lane = run.started.lane
+        for then in (b"GET /_/health HTTP/1.1\r\nHost: x\r\n\r\n", None):
+            reader, writer = await connect(run.url)
+            for path_ in (b"/api/one", b"/api/two"):  # the second wakes the waiting task
+                writer.write(b"GET " + path_ + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert path_ in await read_answer(reader)
+            (connection,) = lane.connections
+            task = connection._task
+            assert task is not None and not task.done()  # waiting for a third request
+            if then is not None:  # handed over: aiohttp answers the health check
+                writer.write(then)
+                assert (await read_answer(reader)).startswith(b"HTTP/1.1 200")
+            writer.close()
+            assert await eventually(task.done)
+            assert task.exception() is None
+        assert (lane.served, lane.handed_over) == (4, 1)
