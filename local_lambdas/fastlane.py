@@ -340,7 +340,15 @@ class _Connection(asyncio.Protocol):
         """The connection's task: answer its requests one after another, until it closes or
         is handed over."""
         while True:
-            keep_alive = await self._answer(message, body)
+            try:
+                keep_alive = await self._answer(message, body)
+            except Exception:  # a bug of ours: the connection is closed, not left hanging
+                log.exception("%s %s: failed inside local-lambdas", message.method, message.target)
+                self.abort()
+                return
+            except BaseException:
+                self.abort()
+                raise
             self.busy = False
             self.idle_since = self._loop.time()
             if not keep_alive:

@@ -195,3 +195,27 @@ async def test_a_connections_task_ends_with_it(write_manifest, socket_dir) -> No
             assert await eventually(task.done)
             assert task.exception() is None
         assert (lane.served, lane.handed_over) == (4, 1)
+
+
+async def test_a_failure_inside_the_lane_closes_only_its_connection(
+    write_manifest, socket_dir, monkeypatch, caplog
+) -> None:
+    path = write_manifest(process_xml("svc", "/api/*", mode="pipe-keepalive"))
+    async with running(path, socket_dir) as run:
+        lane = run.started.lane
+        finish = lane.proxy.finish
+
+        def broken(*args: object) -> None:
+            monkeypatch.setattr(lane.proxy, "finish", finish)  # once
+            raise RuntimeError("a bug after the answer was written")
+
+        monkeypatch.setattr(lane.proxy, "finish", broken)
+        reader, writer = await connect(run.url)
+        writer.write(b"GET /api/x HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await read_answer(reader)).startswith(b"HTTP/1.1 200")
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # closed, not left hanging
+        writer.close()
+        assert "GET /api/x: failed inside local-lambdas" in caplog.text
+        assert "a bug after the answer was written" in caplog.text  # its traceback
+        async with run.http.get(run.url + "/api/after") as reply:
+            assert reply.status == 200
