@@ -81,7 +81,7 @@ class Admin:
 
 
 def _ready(pool: Pool) -> bool:
-    return _least_ready(pool) is None
+    return _state(pool) is State.READY
 
 
 def _least_ready(pool: Pool) -> Instance | None:
@@ -89,19 +89,26 @@ def _least_ready(pool: Pool) -> Instance | None:
     return next((i for i in pool.instances if i.state is not State.READY), None)
 
 
+def _state(pool: Pool) -> State:
+    """The process's state: its least ready instance's; STARTING before it has any."""
+    if not pool.instances:
+        return State.STARTING
+    least = _least_ready(pool)
+    return least.state if least else State.READY
+
+
 def _why_not_ready(pool: Pool) -> str:
     """For /_/ready: the state of the least ready instance, and why."""
     instance = _least_ready(pool)
-    if instance is None:
-        return State.READY.value
-    return f"{instance.state.value}: {instance.reason}" if instance.reason else instance.state.value
+    if instance is None or not instance.reason:
+        return _state(pool).value
+    return f"{instance.state.value}: {instance.reason}"
 
 
 def _status(supervisor: Supervisor, pool: Pool) -> dict[str, object]:
     stats = supervisor.stats[pool.process.id]
-    least = _least_ready(pool)
     return {
-        "state": (least.state if least else State.READY).value,
+        "state": _state(pool).value,
         "mode": pool.process.communication_mode.value,
         "routes": list(pool.process.routes),
         "instances": [

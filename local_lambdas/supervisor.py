@@ -62,9 +62,12 @@ class Supervisor:
                 f"cannot create the socket directory {directory}: {exc.strerror}; "
                 "pass another with --socket-dir"
             ) from exc
+        # Routes first: the proxy listens already, and a request that comes while the
+        # watchdog starts waits for its child (as it would for a starting child), rather than
+        # finding no route; /_/ready counts a pool without instances as starting.
+        self._install({p.id: self._pool(p) for p in self.manifest.processes})
         if self._watchdog is not None:
             await self._watchdog.start(str(directory) if self._settings.own_socket_dir else None)
-        self._install({p.id: self._pool(p) for p in self.manifest.processes})
         for pool in self.pools.values():
             pool.start()
 

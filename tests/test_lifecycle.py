@@ -14,10 +14,16 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
+from local_lambdas.app import started
+from local_lambdas.config import Settings
+from local_lambdas.manifest import load
+from local_lambdas.output import Printer
+from local_lambdas.watchdog import Watchdog
 from tests.conftest import CHILDREN, eventually, process_xml
 
 WAIT = 20  # seconds any one expected line may take
@@ -178,6 +184,63 @@ async def test_sigkilled_proxy_leaves_no_child_nor_grandchild(write_manifest, tm
     for pid in (plain_pid, wrapper_pid, grandchild):
         assert await gone(pid), pid
     assert await eventually(lambda: not socket_dir.exists())
+
+
+async def test_a_request_while_the_proxy_starts_waits_for_its_child(
+    write_manifest, socket_dir, monkeypatch
+) -> None:
+    """The proxy listens before its children start: a request that comes meanwhile waits for
+    its child, and /_/ready says 503 until every child is ready."""
+    gate = asyncio.Event()  # holds the start between listening and the children starting
+    real_start = Watchdog.start
+
+    async def held_start(self: Watchdog, directory: str | None) -> None:
+        await gate.wait()
+        await real_start(self, directory)
+
+    monkeypatch.setattr(Watchdog, "start", held_start)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    path = write_manifest(process_xml("svc", "/api/*"))
+    settings = Settings(port=port, socket_dir=socket_dir, shutdown_timeout=5)
+    up, done = asyncio.Event(), asyncio.Event()
+
+    async def serve() -> None:
+        async with started(load(path, socket_dir=socket_dir), settings, Printer(color=False)):
+            up.set()
+            await done.wait()
+
+    server = asyncio.create_task(serve())
+    url = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as http:
+
+        async def get(path: str) -> tuple[int, Any]:
+            async with http.get(url + path) as reply:
+                return reply.status, await reply.json()
+
+        for _ in range(500):  # bounded: until the proxy listens
+            try:
+                status, body = await get("/_/ready")
+                break
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.01)
+        assert not up.is_set()
+        assert (status, body) == (503, {"ready": False, "not_ready": {"svc": "STARTING"}})
+        waiting = asyncio.create_task(get("/api/early"))
+        for _ in range(500):  # bounded: until the proxy holds it, queued for its child
+            queued = (await get("/_/status"))[1]["processes"]["svc"]["queue"]
+            if queued == 1:
+                break
+            await asyncio.sleep(0.01)
+        assert queued == 1 and not waiting.done()
+        gate.set()
+        status, body = await waiting
+        assert status == 200 and body["uri"] == "/api/early"
+        await up.wait()
+        assert (await get("/_/ready"))[0] == 200
+    done.set()
+    await server
 
 
 async def test_sighup_reloads_the_manifest(write_manifest) -> None:
