@@ -1,0 +1,37 @@
+# Sourced by instructions.sh and costs.sh: the benchmark's Node.js child (bench_child.js,
+# 100 B answers) behind one local-lambdas process, for ab to drive at 64 connections.
+#
+#   bench_setup MODE TOOL:PACKAGE...   tools from Debian packages when missing; sets
+#                                      $work (removed on exit), $manifest, $port, $python
+#   bench_ready                        waits until the proxy answers, then 300 warm-up requests
+#   bench_load REQUESTS                REQUESTS more; prints ab's failed-request count
+
+bench_setup() {
+  local mode=$1 tool plain=""
+  shift
+  for tool in ab:apache2-utils node:nodejs "$@"; do
+    command -v "${tool%%:*}" >/dev/null || { apt-get update -qq && apt-get install -y -qq "${tool#*:}"; }
+  done
+  [ "$mode" = passthrough ] && plain='<env name="BENCH_PLAIN">1</env>'  # as in bench/run.py
+  work=$(mktemp -d /tmp/ll-bench-XXXXXX)
+  manifest=$work/manifest.xml
+  cat > "$manifest" <<XML
+<manifest><process>
+  <id>bench</id><executable>node</executable><arg>$PWD/bench/bench_child.js</arg>
+  <route>/*</route><communication_mode>$mode</communication_mode>
+  <env name="BODY_SIZE">100</env><concurrency>64</concurrency>$plain
+</process></manifest>
+XML
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  # The real interpreter, not a pyenv shim: valgrind and strace follow no exec.
+  python=$(python3 -c 'import sys; print(sys.executable)')
+}
+
+bench_ready() {
+  for _ in $(seq 600); do curl -sf -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.2; done
+  ab -q -k -n 300 -c 64 "http://127.0.0.1:$port/" >/dev/null
+}
+
+bench_load() {
+  ab -q -k -n "$1" -c 64 "http://127.0.0.1:$port/" | awk '/^Failed requests/ {print $3}'
+}
