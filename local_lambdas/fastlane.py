@@ -305,13 +305,14 @@ class _Connection(asyncio.Protocol):
             lower = name.lower()
             if lower in _NOTED and lower not in noted:
                 noted[lower] = value
-        version = version[5:]  # llhttp accepted "HTTP/" before it
+        if version not in ("HTTP/1.1", "HTTP/1.0"):  # llhttp also takes RTSP/1.0, HTTP/2.0
+            return None
+        version = version[5:]
         if (
             "transfer-encoding" in noted
             or "expect" in noted
             or "upgrade" in noted
             or not target.startswith("/")
-            or version not in ("1.1", "1.0")
             or (version == "1.1" and "host" not in noted)
         ):
             return None

@@ -115,7 +115,12 @@ async def test_requests_the_lane_leaves_to_aiohttp(write_manifest, socket_dir) -
         writer.write(b"GET /api/x HTTP/1.1\r\n\r\n")
         assert (await asyncio.wait_for(reader.read(), 10)).startswith(b"HTTP/1.0 400")
         writer.close()
-        assert run.started.lane.served == 0 and run.started.lane.handed_over == 4
+        # A protocol llhttp knows but the lane does not speak: aiohttp's to judge.
+        reader, writer = await connect(run.url)
+        writer.write(b"GET /api/x RTSP/1.0\r\n\r\n")
+        await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        assert run.started.lane.served == 0 and run.started.lane.handed_over == 5
         async with run.http.get(run.url + "/api/still") as reply:  # and the lane still serves
             assert reply.status == 200
         assert run.started.lane.served == 1
