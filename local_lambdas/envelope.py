@@ -53,7 +53,7 @@ class Request:
             "method": self.method,
             "uri": self.uri,
             "headers": self.headers,
-            "body": pybase64.b64encode(self.body).decode("ascii"),
+            "body": pybase64.b64encode(self.body).decode("ascii") if self.body else "",
             "request_id": self.request_id,
             "client": self.client,
         }

@@ -49,6 +49,7 @@ _NOTED = frozenset({"host", "x-request-id", "content-length", "transfer-encoding
                     "expect", "upgrade", "connection"})  # fmt: skip
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
 _SWEEP_EVERY = 60.0  # seconds between looks for idle connections
+_SERVER = f"Server: {SERVER_SOFTWARE}\r\n"
 
 
 @dataclass(slots=True)
@@ -117,10 +118,10 @@ class FastLane:
             self._all_closed.set()
 
     def date(self) -> str:
-        """The Date header's value, made once a second."""
+        """The Date header's line, made once a second."""
         now = int(time.time())
         if self._date[0] != now:
-            self._date = (now, formatdate(now, usegmt=True))
+            self._date = (now, f"Date: {formatdate(now, usegmt=True)}\r\n")
         return self._date[1]
 
     async def shutdown(self, timeout: float) -> None:
@@ -415,9 +416,9 @@ class _Connection(asyncio.Protocol):
         if sent and not typed:
             head.append("Content-Type: application/octet-stream\r\n")
         if not dated:
-            head.append(f"Date: {self._lane.date()}\r\n")
+            head.append(self._lane.date())
         if not named:
-            head.append(f"Server: {SERVER_SOFTWARE}\r\n")
+            head.append(_SERVER)
         if not keep and message.version == "1.1":
             head.append("Connection: close\r\n")
         elif keep and message.version == "1.0":
