@@ -71,6 +71,10 @@ class Pool:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.process = process
+        # Read on every request: plain attributes, not pydantic ones (a class with
+        # __getattr__ makes every attribute read a slower, hooked one).
+        self._slots = process.slots
+        self._max_requests = process.max_requests
         self.stats = stats or ProcessStats()
         self.cache = Cache(cache_bytes, clock=clock) if cache_bytes else None
         self.instances: list[Instance] = []
@@ -142,7 +146,7 @@ class Pool:
     def release(self, child: Instance) -> None:
         """Give back the slot `acquire` took (in a `finally`: exactly once per acquire)."""
         child.in_flight -= 1
-        limit = self.process.max_requests
+        limit = self._max_requests
         if limit is not None and child.requests >= limit and not child.retiring:
             child.retiring = True  # now, not in the task: one replacement per instance
             self._spawn(self._recycle(child))
@@ -156,7 +160,7 @@ class Pool:
             if (
                 child.state is not State.READY
                 or child.transport is None
-                or child.in_flight >= self.process.slots
+                or child.in_flight >= self._slots
                 or (avoid is not None and (child, child.generation) == avoid)
             ):
                 continue
