@@ -9,7 +9,7 @@ import shutil
 import sys
 import textwrap
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,14 +114,21 @@ async def running(
             yield Running(run.url, run, http)
 
 
-async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Poll a condition that has no event of its own (a pid gone, a file written), bounded."""
+async def eventually(
+    predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0
+) -> bool:
+    """Poll a condition that has no event of its own (a pid gone, a file written, an
+    answer over HTTP: the predicate may be a coroutine function), bounded."""
     deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
+    while True:
+        held = predicate()
+        if not isinstance(held, bool):
+            held = await held
+        if held:
+            return True
         if asyncio.get_running_loop().time() > deadline:
             return False
         await asyncio.sleep(0.02)
-    return True
 
 
 @dataclass

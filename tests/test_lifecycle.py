@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from local_lambdas import _compat
 from local_lambdas.app import started
 from local_lambdas.config import Settings
 from local_lambdas.manifest import load
@@ -219,21 +220,18 @@ async def test_a_request_while_the_proxy_starts_waits_for_its_child(
             async with http.get(url + path) as reply:
                 return reply.status, await reply.json()
 
-        for _ in range(500):  # bounded: until the proxy listens
-            try:
-                status, body = await get("/_/ready")
-                break
-            except aiohttp.ClientConnectionError:
-                await asyncio.sleep(0.01)
+        assert await eventually(lambda: _compat.tcp_listening("127.0.0.1", port) is True)
         assert not up.is_set()
-        assert (status, body) == (503, {"ready": False, "not_ready": {"svc": "STARTING"}})
+        ready = await get("/_/ready")
+        assert ready == (503, {"ready": False, "not_ready": {"svc": "STARTING"}})
         waiting = asyncio.create_task(get("/api/early"))
-        for _ in range(500):  # bounded: until the proxy holds it, queued for its child
-            queued = (await get("/_/status"))[1]["processes"]["svc"]["queue"]
-            if queued == 1:
-                break
-            await asyncio.sleep(0.01)
-        assert queued == 1 and not waiting.done()
+
+        async def queued() -> bool:  # the proxy holds the request, waiting for its child
+            status = (await get("/_/status"))[1]
+            return bool(status["processes"]["svc"]["queue"] == 1)
+
+        assert await eventually(queued)
+        assert not waiting.done()
         gate.set()
         status, body = await waiting
         assert status == 200 and body["uri"] == "/api/early"
