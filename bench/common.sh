@@ -1,19 +1,31 @@
 # Sourced by instructions.sh and costs.sh: the benchmark's Node.js child (bench_child.js,
 # 100 B answers) behind one local-lambdas process, for ab to drive at 64 connections.
 #
-#   bench_setup MODE TOOL:PACKAGE...   tools from Debian packages when missing; sets
-#                                      $work (removed on exit), $manifest, $port, $python
+#   bench_args REQUESTS "$@"           the script's arguments, [MODE] [REQUESTS] [PROXY
+#                                      FLAGS...]: sets $mode, $requests, the array $flags
+#   bench_setup TOOL:PACKAGE...        tools from Debian packages when missing; sets $work,
+#                                      $manifest, $port, $python; on exit stops $proxy (the
+#                                      caller starts it) and removes $work
 #   bench_ready                        waits until the proxy answers, then 300 warm-up requests
 #   bench_load REQUESTS                REQUESTS more; prints ab's failed-request count
 
-bench_setup() {
-  local mode=$1 tool plain=""
+bench_args() {
+  local default=$1
   shift
+  mode=${1:-pipe-keepalive}
+  requests=${2:-$default}
+  flags=("${@:3}")
+}
+
+bench_setup() {
+  local tool plain=""
   for tool in ab:apache2-utils node:nodejs "$@"; do
     command -v "${tool%%:*}" >/dev/null || { apt-get update -qq && apt-get install -y -qq "${tool#*:}"; }
   done
   [ "$mode" = passthrough ] && plain='<env name="BENCH_PLAIN">1</env>'  # as in bench/run.py
   work=$(mktemp -d /tmp/ll-bench-XXXXXX)
+  proxy=""
+  trap 'kill $proxy 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
   manifest=$work/manifest.xml
   cat > "$manifest" <<XML
 <manifest><process>

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What one request costs the proxy and the child in CPU time (user + system, from
 # /proc/PID/stat) and in system calls (counted by strace -c), with the benchmark's Node.js
-# child at 64 connections driven by ab. CPU time moves with the machine (+-15% here); the
+# child at 64 connections driven by ab. CPU time moves with the machine (by up to half here); the
 # system-call counts repeat. Together with bench/instructions.sh (user space, exact) they
 # say where a row's time goes.
 #
@@ -9,12 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/common.sh
-mode=${1:-pipe-keepalive}
-requests=${2:-20000}
-shift $(( $# > 2 ? 2 : $# ))
-bench_setup "$mode" strace:strace
-trap 'kill $proxy 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
-"$python" -m local_lambdas "$manifest" --bind "127.0.0.1:$port" --quiet "$@" >"$work/proxy.log" 2>&1 &
+bench_args 20000 "$@"
+bench_setup strace:strace
+"$python" -m local_lambdas "$manifest" --bind "127.0.0.1:$port" --quiet "${flags[@]}" >"$work/proxy.log" 2>&1 &
 proxy=$!
 bench_ready
 child=$(pgrep -P $proxy node)
@@ -23,7 +20,7 @@ p0=$(ticks $proxy) c0=$(ticks $child)
 failed=$(bench_load "$requests")
 p1=$(ticks $proxy) c1=$(ticks $child)
 us_per_tick=$((1000000 / $(getconf CLK_TCK)))
-echo "mode=$mode requests=$requests failed=$failed flags='$*'"
+echo "mode=$mode requests=$requests failed=$failed flags='${flags[*]}'"
 echo "cpu_us_per_request proxy=$(( (p1 - p0) * us_per_tick / requests )) child=$(( (c1 - c0) * us_per_tick / requests ))"
 # System calls, over a second batch (strace slows the traced process down).
 for who in proxy child; do

@@ -13,13 +13,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/common.sh
-mode=${1:-pipe-keepalive}
-requests=${2:-2000}
-shift $(( $# > 2 ? 2 : $# ))
-bench_setup "$mode" valgrind:valgrind
-trap 'kill $proxy 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+bench_args 2000 "$@"
+bench_setup valgrind:valgrind
 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/out" \
-  "$python" -m local_lambdas "$manifest" --bind "127.0.0.1:$port" --quiet "$@" \
+  "$python" -m local_lambdas "$manifest" --bind "127.0.0.1:$port" --quiet "${flags[@]}" \
   >"$work/proxy.log" 2>&1 &
 proxy=$!
 bench_ready
@@ -28,4 +25,4 @@ failed=$(bench_load "$requests")
 callgrind_control -i off $proxy >/dev/null 2>&1
 callgrind_control -d $proxy >/dev/null 2>&1
 total=$(awk '/^totals:/ {print $2}' "$work/out".*)
-echo "mode=$mode requests=$requests failed=$failed flags='$*' instructions_per_request=$((total / requests))"
+echo "mode=$mode requests=$requests failed=$failed flags='${flags[*]}' instructions_per_request=$((total / requests))"
