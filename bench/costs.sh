@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # What one request costs the proxy and the child in CPU time (user + system, from
 # /proc/PID/stat) and in system calls (counted by strace -c), with the benchmark's Node.js
-# child at 64 connections driven by ab. CPU time moves with the machine (by up to half here); the
-# system-call counts repeat. Together with bench/instructions.sh (user space, exact) they
-# say where a row's time goes.
+# child at 64 connections driven by ab. CPU time moves with the machine (by up to half
+# here); the system-call counts repeat. Together with bench/instructions.sh (user space,
+# exact) they say where a row's time goes.
 #
 #   bench/costs.sh [MODE] [REQUESTS] [PROXY FLAGS...]     MODE as for instructions.sh
 set -euo pipefail
