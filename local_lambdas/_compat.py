@@ -73,16 +73,6 @@ async def connect_pipe(address: str, protocol: Callable[[], P]) -> tuple[asyncio
     return await asyncio.get_running_loop().create_unix_connection(protocol, address)
 
 
-async def open_pipe(address: str, limit: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """A stream connection to a pipe-mode child (raises OSError when there is none)."""
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=limit, loop=loop)
-    transport, protocol = await connect_pipe(
-        address, lambda: asyncio.StreamReaderProtocol(reader, loop=loop)
-    )
-    return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
-
-
 def is_end_of_pipe(exc: OSError) -> bool:
     """Whether a read error only means the child closed its end of the pipe. Windows: a child
     that disconnects its pipe instance (DisconnectNamedPipe) gives ERROR_PIPE_NOT_CONNECTED,

@@ -17,8 +17,6 @@ from tenacity import AsyncRetrying, retry_if_result, stop_after_delay, wait_expo
 from local_lambdas import _compat
 from local_lambdas.config import Process
 
-_PROBE_LIMIT = 64 * 1024
-
 
 async def wait_until_listening(
     process: Process, address: str, *, given_up: Callable[[], bool]
@@ -47,14 +45,15 @@ async def listening(process: Process, address: str) -> bool:
         known = _compat.pipe_listening(address)
         if known is not None:
             return known
-        return await _connects(_compat.open_pipe(address, limit=_PROBE_LIMIT))
+        return await _connects(_compat.connect_pipe(address, asyncio.Protocol))
     host, _, port = address.rpartition(":")
     if process.ready_path is not None:
         return await _answers_2xx(host, int(port), process.ready_path)
     known = _compat.tcp_listening(host, int(port))
     if known is not None:
         return known
-    return await _connects(asyncio.open_connection(host, int(port)))
+    loop = asyncio.get_running_loop()
+    return await _connects(loop.create_connection(asyncio.Protocol, host, int(port)))
 
 
 def free_port() -> int:
@@ -65,14 +64,13 @@ def free_port() -> int:
         return port
 
 
-async def _connects(
-    opening: Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]],
-) -> bool:
+async def _connects(opening: Awaitable[tuple[asyncio.BaseTransport, asyncio.Protocol]]) -> bool:
+    """Whether the connection opens; closed at once, nothing sent."""
     try:
-        _, writer = await opening
+        transport, _ = await opening
     except OSError:
         return False
-    writer.close()
+    transport.close()
     return True
 
 
