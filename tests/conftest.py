@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import secrets
 import shutil
@@ -122,7 +123,7 @@ async def eventually(
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         held = predicate()
-        if not isinstance(held, bool):
+        if inspect.isawaitable(held):
             held = await held
         if held:
             return True
