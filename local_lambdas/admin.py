@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable, Iterator
 
@@ -29,11 +30,18 @@ from local_lambdas.supervisor import Supervisor
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-class Admin:
-    """The endpoints under `prefix` (e.g. "/_/"); `handle` answers any request under it."""
+# Say nothing of the children (pids, addresses, their output): open to any client, so that
+# load balancers and orchestrators can probe a proxy bound to a public address.
+OPEN = frozenset({"health", "ready"})
 
-    def __init__(self, supervisor: Supervisor, prefix: str) -> None:
+
+class Admin:
+    """The endpoints under `prefix` (e.g. "/_/"); `handle` answers any request under it.
+    Unless `public`, those not in OPEN answer loopback clients only."""
+
+    def __init__(self, supervisor: Supervisor, prefix: str, *, public: bool = False) -> None:
         self.prefix = prefix.rstrip("/") + "/"
+        self.public = public
         self._supervisor = supervisor
         self._registry = CollectorRegistry(auto_describe=False)
         self._registry.register(_Collector(supervisor))
@@ -45,16 +53,24 @@ class Admin:
             "metrics": self._metrics,
         }
 
-    async def handle(self, request: web.BaseRequest) -> web.Response:
-        endpoint = self._endpoints.get(request.path[len(self.prefix) :])
+    async def handle(self, request: web.BaseRequest, path: str) -> web.Response:
+        """Answer `request`, whose normalised path `path` is under the prefix."""
+        name = path[len(self.prefix) :]
+        endpoint = self._endpoints.get(name)
+        private = endpoint is not None and name not in OPEN and not self.public
+        if private and not is_loopback(request.remote):
+            return web.json_response(
+                {"error": f"{path} answers loopback clients only; start local-lambdas "
+                          "with --admin-public to open it"}, status=403,
+            )  # fmt: skip
         if endpoint is None:
             known = ", ".join(self.prefix + name for name in self._endpoints)
             return web.json_response(
-                {"error": f"no endpoint {request.path}; the proxy's own are {known}"}, status=404
+                {"error": f"no endpoint {path}; the proxy's own are {known}"}, status=404
             )
         if request.method not in ("GET", "HEAD"):
             answer = web.json_response(
-                {"error": f"{request.method} is not allowed on {request.path}"}, status=405
+                {"error": f"{request.method} is not allowed on {path}"}, status=405
             )
             answer.headers["Allow"] = "GET, HEAD"
             return answer
@@ -78,6 +94,20 @@ class Admin:
     def _metrics(self) -> web.Response:
         body = generate_latest(self._registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether `host` (an address, or a name) is this machine's loopback."""
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]").partition("%")[0])
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def _ready(pool: Pool) -> bool:

@@ -15,9 +15,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from aiohttp import HttpVersion11, web
+from aiohttp import web
 
-from local_lambdas.admin import Admin
+from local_lambdas.admin import Admin, is_loopback
+from local_lambdas.aioserver import Server
 from local_lambdas.config import Manifest, Settings
 from local_lambdas.errors import ManifestError, StartupError
 from local_lambdas.fastlane import FastLane, Site
@@ -90,17 +91,15 @@ async def started(
     `load` reads the manifest again, for reloads (SIGHUP, and --watch in `settings`).
     """
     supervisor = Supervisor(manifest, settings, printer)
-    proxy = Proxy(supervisor, access=printer.access if settings.verbosity != "quiet" else None)
+    admin = Admin(supervisor, settings.admin_prefix, public=settings.admin_public)
+    proxy = Proxy(
+        supervisor,
+        access=printer.access if settings.verbosity != "quiet" else None,
+        admin=admin.handle,
+        admin_prefix=admin.prefix,
+        body_timeout=settings.client_body_timeout,
+    )
     reload = Reloader(supervisor, load or (lambda: manifest))
-    admin = Admin(supervisor, settings.admin_prefix)
-
-    async def handle(request: web.BaseRequest) -> web.StreamResponse:
-        expect = request.headers.get("Expect")
-        if expect is not None and expect.lower() == "100-continue":
-            await _continue(request)
-        if request.path.startswith(admin.prefix):
-            return await admin.handle(request)  # first, so no manifest route shadows it
-        return await proxy.handle(request)
 
     async def drain() -> None:
         supervisor.stopping = True
@@ -111,12 +110,17 @@ async def started(
 
     # aiohttp's low-level server: the proxy does its own routing, and an Application's
     # dispatcher cost 8% of the instructions per request (PERFORMANCE.md).
-    server = web.Server(handle, access_log=None)
+    server = Server(
+        proxy.handle,
+        new_id=proxy.new_id,
+        head_timeout=settings.client_header_timeout,
+        access_log=None,
+    )
     runner = web.ServerRunner(
         server, handle_signals=False, shutdown_timeout=settings.shutdown_timeout
     )
     await runner.setup()
-    lane = FastLane(proxy, supervisor, server, admin.prefix)
+    lane = FastLane(proxy, supervisor, server, settings.client_header_timeout)
     watcher: asyncio.Task[None] | None = None
     stop_watching = asyncio.Event()
     try:
@@ -138,6 +142,15 @@ async def started(
         loop = type(asyncio.get_running_loop()).__module__.split(".")[0]  # asyncio or uvloop
         fields = {"event": "listening", "url": url, "event_loop": loop}
         log.info("listening on %s (event loop: %s)", url, loop, extra={"fields": fields})
+        if not is_loopback(settings.host):
+            opened = "open to every client (--admin-public)" if settings.admin_public else (
+                f"answer loopback clients only, but for {admin.prefix}health and "
+                f"{admin.prefix}ready (--admin-public opens them)")  # fmt: skip
+            log.warning(
+                "%s is not a loopback address: every route is reachable from the network; "
+                "the admin endpoints %s", settings.host, opened,
+                extra={"fields": {"event": "exposed", "host": settings.host}},
+            )  # fmt: skip
         if settings.watch:
             from local_lambdas import watch  # watchfiles loads only when asked for
 
@@ -164,10 +177,3 @@ async def started(
         await supervisor.stop()
         proxy.close()
     log.info("stopped")
-
-
-async def _continue(request: web.BaseRequest) -> None:
-    """Tell a client that waits for it (Expect: 100-continue) to send its body, as an aiohttp
-    Application does for its handlers."""
-    if request.version >= HttpVersion11:
-        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")

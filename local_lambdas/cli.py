@@ -73,6 +73,27 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="where the proxy's own endpoints live (default: /_/)",
     )
     parser.add_argument(
+        "--admin-public",
+        action="store_true",
+        help="answer every client on the admin endpoints; by default only loopback clients "
+        "get /_/status and /_/metrics (pids, addresses), while /_/health and /_/ready answer all",
+    )
+    parser.add_argument(
+        "--client-header-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=60.0,
+        help="a request head must arrive whole within this time (default: 60, as nginx); "
+        "else 408 and the connection closes",
+    )
+    parser.add_argument(
+        "--client-body-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=60.0,
+        help="longest wait for the next bytes of a request body (default: 60, as nginx); else 408",
+    )
+    parser.add_argument(
         "--log-format",
         choices=("text", "json"),
         default="text",
@@ -271,6 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutdown_timeout=getattr(args, "shutdown_timeout", 10.0),
         log_format=args.log_format,
         admin_prefix=prefix,
+        admin_public=args.admin_public,
+        client_header_timeout=args.client_header_timeout,
+        client_body_timeout=args.client_body_timeout,
         verbosity=args.verbosity,
         watch=getattr(args, "watch", False),
         watch_ignore=tuple(getattr(args, "watch_ignore", ())),
@@ -319,10 +343,15 @@ def _event_loop(choice: str) -> Callable[[Coroutine[Any, Any, int]], int]:
 
 
 def _configure_logging(printer: Printer, level: int) -> None:
-    root = logging.getLogger("local_lambdas")
-    root.handlers[:] = [printer.handler()]
-    root.setLevel(level)
-    root.propagate = False
+    """Every logger that can print, ours and the libraries', through the printer: one line
+    per record, JSON ones with --log-format json."""
+    handler = printer.handler()
+    for name, at in (("local_lambdas", level), ("aiohttp", max(level, logging.WARNING)),
+                     ("asyncio", max(level, logging.WARNING))):  # fmt: skip
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(at)
+        logger.propagate = False
 
 
 def entry_point() -> None:

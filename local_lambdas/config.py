@@ -195,9 +195,12 @@ class Settings(BaseModel):
     socket_dir: Path
     own_socket_dir: bool = True  # made (mode 0700) for this run and removed at exit
     shutdown_timeout: Duration = 10.0
+    client_header_timeout: Duration = 60.0  # nginx's client_header_timeout
+    client_body_timeout: Duration = 60.0  # nginx's client_body_timeout: each wait for bytes
     log_format: Literal["text", "json"] = "text"
     default_cache: int | None = None  # ENABLE_CACHE: a cache for every process without one
     admin_prefix: str = "/_/"
+    admin_public: bool = False  # admin endpoints beyond health and ready for non-loopback clients
     fast_lane: bool = True  # envelope-mode requests answered outside aiohttp (fastlane.py)
     verbosity: Literal["quiet", "normal", "verbose"] = "normal"
     watch: bool = False

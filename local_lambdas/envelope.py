@@ -29,7 +29,10 @@ HOP_BY_HOP = frozenset(
 # From an envelope answer, Content-Length goes too: it is recomputed from the decoded body; and
 # X-Request-Id, which the proxy sets to the request's id.
 _NOT_FROM_CHILD = HOP_BY_HOP | {"content-length", "x-request-id"}
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # used with fullmatch: no "$" before a "\n"
+# A field value may hold visible characters, spaces and tabs (RFC 9110 5.5); any other
+# control character (CR, LF, NUL, the rest of C0, DEL) could split or smuggle a header.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 SHOWN_BYTES = 200  # how much of an invalid answer the log shows
 
 
@@ -122,8 +125,8 @@ def _headers(data: dict[str, object], raw: bytes) -> list[tuple[str, str]]:
             raise BadResponse(
                 f"header {name!r} has a {type(value).__name__} value; values must be strings", raw
             )
-        if "\r" in value or "\n" in value or "\0" in value:
-            raise BadResponse(f"header {name!r} has CR, LF or NUL in its value", raw)
+        if _CONTROL.search(value):
+            raise BadResponse(f"header {name!r} has a control character in its value", raw)
         if passed_on:
             result.append((name, value))
     return result
@@ -136,7 +139,7 @@ _NAMES_KEPT = 1024
 
 
 def _check_name(name: object, raw: bytes) -> bool:
-    if not isinstance(name, str) or not _TOKEN.match(name):
+    if not isinstance(name, str) or not _TOKEN.fullmatch(name):
         raise BadResponse(f"header name {name!r} is not a valid HTTP token", raw)
     passed_on = name.lower() not in _NOT_FROM_CHILD
     if len(_NAMES) < _NAMES_KEPT:

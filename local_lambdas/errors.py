@@ -6,6 +6,7 @@
     │   └── NotAllReady        `run`: some children did not become ready in time
     └── ForwardError           one request could not be answered by its child; maps to a status
         ├── PayloadTooLarge    413: the request body is over the route's <max_body_size>
+        ├── ClientTooSlow      408: the client's body did not come on (--client-body-timeout)
         ├── NotReady           503: the child is starting, backing off, or FATAL
         ├── ChildUnreachable   502: refused, reset, or closed before a whole answer came back
         ├── BadResponse        502: the child answered something that is not a valid response
@@ -69,6 +70,15 @@ class PayloadTooLarge(ForwardError):
     def __init__(self, limit: int) -> None:
         super().__init__(
             f"the request body is over the route's limit of {limit} bytes (<max_body_size>)"
+        )
+
+
+class ClientTooSlow(ForwardError):
+    status = 408
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"no byte of the request body came for {seconds:g}s (--client-body-timeout)"
         )
 
 

@@ -30,12 +30,13 @@ from typing import cast
 import httptools
 from aiohttp import web
 from aiohttp.http import SERVER_SOFTWARE
-from yarl import URL
 
+from local_lambdas.aioserver import timed_out
 from local_lambdas.config import Mode
 from local_lambdas.envelope import Response
 from local_lambdas.pool import Pool
 from local_lambdas.proxy import NO_BODY, Proxy, error_response
+from local_lambdas.router import BadTarget
 from local_lambdas.supervisor import Supervisor
 
 log = logging.getLogger("local_lambdas.fastlane")
@@ -73,12 +74,18 @@ class FastLane:
     them. `aiohttp_server` makes the protocol a handed-over connection continues on."""
 
     def __init__(
-        self, proxy: Proxy, supervisor: Supervisor, aiohttp_server: web.Server, admin_prefix: str
+        self,
+        proxy: Proxy,
+        supervisor: Supervisor,
+        aiohttp_server: web.Server,
+        head_timeout: float = 60.0,
     ) -> None:
         self.proxy = proxy
         self.supervisor = supervisor
         self.aiohttp_server = aiohttp_server
-        self.admin_prefix = admin_prefix
+        self.admin_prefix = proxy.admin_prefix
+        self.head_timeout = head_timeout
+        self.body_timeout = proxy.body_timeout
         self.stopping = False
         self.served = 0  # requests answered by the lane
         self.handed_over = 0  # connections given to aiohttp
@@ -178,6 +185,10 @@ class _Connection(asyncio.Protocol):
         self._reading_paused = False
         self._writing_paused = False
         self._closing = False
+        # A request that has begun to arrive but is not whole: the client timeouts' timer,
+        # and when its last bytes came (the body's clock restarts with every read).
+        self._timer: asyncio.TimerHandle | None = None
+        self._progress = 0.0
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
@@ -192,6 +203,8 @@ class _Connection(asyncio.Protocol):
             self._hand_over()  # aiohttp answers 503 during a stop, then closes
 
     def data_received(self, data: bytes) -> None:
+        if self._timer is not None:
+            self._progress = self._loop.time()
         buffer = self._buffer
         if not buffer:
             self._buffer = data
@@ -208,6 +221,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
+        self._stop_timer()
         self._lane.forget(self)
         self._stop_waiting()
 
@@ -258,10 +272,15 @@ class _Connection(asyncio.Protocol):
             return None
         message = self._message
         if message is None:
-            end = self._buffer.find(b"\r\n\r\n", 0, _MAX_HEAD + 4)
+            buffer = self._buffer
+            end = buffer.find(b"\r\n\r\n", 0, _MAX_HEAD + 4)
             if end == -1:
-                if len(self._buffer) > _MAX_HEAD:
+                # A line ended by a bare LF (or a CR alone) would never end the head here:
+                # aiohttp's parser judges it at once.
+                if len(buffer) > _MAX_HEAD or _bare_line_end(buffer):
                     self._hand_over()
+                else:
+                    self._start_timer(self._lane.head_timeout)
                 return None
             message = self._message = self._parse(end + 4)
             if message is None:
@@ -269,7 +288,10 @@ class _Connection(asyncio.Protocol):
                 return None
         end = message.head_length + message.body_length
         if len(self._buffer) < end:
+            self._start_timer(self._lane.body_timeout)
             return None
+        if self._timer is not None:
+            self._stop_timer()
         body = b""
         if message.body_length:
             body = bytes(memoryview(self._buffer)[message.head_length : end])
@@ -277,6 +299,36 @@ class _Connection(asyncio.Protocol):
         self._buffer = self._buffer[end:] if len(self._buffer) > end else b""
         self._message = None
         return message, body
+
+    def _start_timer(self, seconds: float) -> None:
+        if self._timer is None:
+            self._progress = self._loop.time()
+            self._timer = self._loop.call_later(seconds, self._timed_out)
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _timed_out(self) -> None:
+        """A client timeout: the head did not arrive whole in time, or the body stopped
+        coming. The client gets 408 and the connection closes (aiohttp's server does the
+        same, aioserver.py)."""
+        self._timer = None
+        if self._closing or self.busy or self._transport is None:
+            return
+        head = self._message is None
+        seconds = self._lane.head_timeout if head else self._lane.body_timeout
+        if not head:  # the body's clock counts from its last bytes
+            left = self._progress + seconds - self._loop.time()
+            if left > 0:
+                self._timer = self._loop.call_later(left, self._timed_out)
+                return
+        what = "the request head did not arrive" if head else "no byte of the request body came"
+        message = f"{what} within {seconds:g}s"
+        self._transport.write(timed_out(message, self._lane.proxy.new_id, self._peer))
+        self._closing = True
+        self._transport.close()
 
     def _parse(self, head_length: int) -> _Message | None:
         """The head's request, if the lane takes it; None hands the connection to aiohttp.
@@ -301,11 +353,16 @@ class _Connection(asyncio.Protocol):
         noted: dict[str, str] = {}
         for line in lines[1:]:
             name, _, value = line.partition(":")
-            value = value.lstrip(" \t")
+            value = value.strip(" \t")
             headers.append((name, value))
             lower = name.lower()
-            if lower in _NOTED and lower not in noted:
-                noted[lower] = value
+            if lower in _NOTED:
+                if lower not in noted:
+                    noted[lower] = value
+                elif lower == "connection":  # every Connection line is one list
+                    noted[lower] += "," + value
+                else:  # a second Host, Content-Length...: aiohttp's parser judges it
+                    return None
         if version not in ("HTTP/1.1", "HTTP/1.0"):  # llhttp also takes RTSP/1.0, HTTP/2.0
             return None
         version = version[5:]
@@ -317,13 +374,11 @@ class _Connection(asyncio.Protocol):
             or (version == "1.1" and "host" not in noted)
         ):
             return None
-        path = target.partition("?")[0].partition("#")[0]
-        if "%" in path:
-            path = URL.build(path=path, encoded=True).path  # as aiohttp decodes it
-        if path.startswith(self._lane.admin_prefix):
-            return None
-        pool = self._lane.supervisor.route(path)
-        if pool is None:
+        try:
+            path, pool = self._lane.supervisor.resolve(target)
+        except BadTarget:
+            return None  # aiohttp's side answers 400
+        if pool is None or path.startswith(self._lane.admin_prefix):
             return None
         process = pool.process
         length = int(noted.get("content-length", 0))
@@ -447,6 +502,14 @@ class _Connection(asyncio.Protocol):
         data, self._buffer = self._buffer, b""
         if data:
             handler.data_received(bytes(data))
+
+
+def _bare_line_end(buffer: bytes | bytearray) -> bool:
+    """Whether a line in `buffer` ends in LF alone, or a CR stands without its LF (one at the
+    very end may still get its LF)."""
+    crlf = buffer.count(b"\r\n")
+    cr = buffer.count(b"\r") - (1 if buffer.endswith(b"\r") else 0)
+    return buffer.count(b"\n") != crlf or cr != crlf
 
 
 def _keep_alive(version: str, connection: str | None) -> bool:

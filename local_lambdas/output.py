@@ -77,7 +77,8 @@ class Printer:
 
     def event(self, level: int, message: str, fields: dict[str, object] | None = None) -> None:
         if self.log_format == "json":
-            record = {"level": logging.getLevelName(level).lower(), "message": message}
+            record = {"event": "log", "level": logging.getLevelName(level).lower(),
+                      "message": message}  # fmt: skip
             self._json(record | (fields or {}))
             return
         text = Text(f"{PROXY:<{self._width}} | ", style="bold")
@@ -158,7 +159,16 @@ class _Handler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             fields = getattr(record, "fields", None)
-            self._printer.event(record.levelno, record.getMessage(), fields)
+            message = record.getMessage()
+            if record.exc_info and record.exc_info[1] is not None:
+                exc = record.exc_info[1]
+                message = f"{message}: {type(exc).__name__}: {exc}"
+            # One record, one line: a multi-line message (a traceback) would break both
+            # the columns and the one-object-per-line JSON.
+            message = " ".join(message.split()) if "\n" in message else message
+            if record.name.split(".")[0] != "local_lambdas":
+                fields = {"event": record.name.split(".")[0], **(fields or {})}
+            self._printer.event(record.levelno, message, fields)
         except Exception:  # a broken stdout must not take the proxy down
             self.handleError(record)
 

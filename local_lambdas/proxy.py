@@ -16,8 +16,10 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import orjson
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
+from local_lambdas import _compat
+from local_lambdas.aioserver import close_at_once
 from local_lambdas.config import Mode, Process
 from local_lambdas.deadlines import Deadlines
 from local_lambdas.envelope import Request, Response, shown
@@ -25,12 +27,14 @@ from local_lambdas.errors import (
     BadResponse,
     ChildTimeout,
     ChildUnreachable,
+    ClientTooSlow,
     ForwardError,
     NotReady,
     PayloadTooLarge,
 )
 from local_lambdas.instance import Instance
 from local_lambdas.pool import Pool, PoolRetired
+from local_lambdas.router import BadTarget, origin_form
 from local_lambdas.supervisor import Supervisor
 from local_lambdas.transports.passthrough import PassthroughTransport
 
@@ -44,18 +48,37 @@ RETRYABLE = frozenset({"GET", "HEAD", "OPTIONS"})
 _CLIENT_ID = re.compile(r"^[\x21-\x7e]{1,200}$")
 NO_BODY = frozenset({204, 304})  # statuses whose answers have no body
 _JSON = "application/json; charset=utf-8"
+_BUFFERED = 1024**2  # pass-through bodies up to this size are read before a child is chosen
+
+
+AdminHandler = Callable[[web.BaseRequest, str], Awaitable[web.StreamResponse]]
+# Statuses after which the connection is closed, as nginx does: the request may not have
+# been read to its end, so the next bytes cannot be trusted to start a request.
+CLOSING = frozenset({400, 408, 413, 414, 431})
 
 
 class Proxy:
     """`handle` is the aiohttp handler for every request; the supervisor owns the routes.
 
     `access`, when given, is called once per request with (method, uri, process id or None,
-    status, seconds, request id): the access log.
+    status, seconds, request id): the access log. `admin` answers the requests whose path is
+    under `admin_prefix`. `body_timeout` bounds each wait for a client's body bytes.
     """
 
-    def __init__(self, supervisor: Supervisor, *, access: AccessLog | None = None) -> None:
+    def __init__(
+        self,
+        supervisor: Supervisor,
+        *,
+        access: AccessLog | None = None,
+        admin: AdminHandler | None = None,
+        admin_prefix: str = "/_/",
+        body_timeout: float = 60.0,
+    ) -> None:
         self._supervisor = supervisor
         self._access = access
+        self._admin = admin
+        self.admin_prefix = admin_prefix
+        self.body_timeout = body_timeout
         # Unique within the run and cheap: a random prefix per run, then a counter.
         prefix = secrets.token_hex(4)
         self._ids = (f"{prefix}{n:08x}" for n in itertools.count(1))
@@ -72,14 +95,19 @@ class Proxy:
             deadlines = self._deadlines[seconds] = Deadlines(seconds)
         return deadlines
 
+    def new_id(self) -> str:
+        return next(self._ids)
+
     def identify(self, given: str | None, headers: list[tuple[str, str]]) -> str:
         """The request's id: the client's X-Request-Id when it is usable, else a new one,
-        which is added to the headers the child will see."""
-        if given is None:
-            request_id = next(self._ids)
-            headers.append(("X-Request-Id", request_id))
-            return request_id
-        return given if _CLIENT_ID.match(given) else next(self._ids)
+        which replaces the client's in the headers the child will see."""
+        if given is not None and _CLIENT_ID.match(given):
+            return given
+        request_id = next(self._ids)
+        if given is not None:
+            headers[:] = [(k, v) for k, v in headers if k.lower() != "x-request-id"]
+        headers.append(("X-Request-Id", request_id))
+        return request_id
 
     def refusal(
         self, pool: Pool | None, method: str, path: str, request_id: str
@@ -108,7 +136,8 @@ class Proxy:
             self._access(method, uri, process, status, seconds, rid)
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        """aiohttp's way in: pass-through, and whatever the fast lane hands over (fastlane.py)."""
+        """aiohttp's way in: pass-through, the admin endpoints, and whatever the fast lane
+        hands over (fastlane.py)."""
         started = time.monotonic()
         # Names as the client spelt them (aiohttp's parsed headers respell the well-known ones).
         headers = [
@@ -116,15 +145,29 @@ class Proxy:
             for name, value in request.raw_headers
         ]
         request_id = self.identify(request.headers.get("X-Request-Id"), headers)
-        path = request.path
-        pool = self._supervisor.route(path)
         method = request.method
+        pool: Pool | None = None
         answer: web.StreamResponse
-        response = self.refusal(pool, method, path, request_id)
+        uri = request.raw_path
+        try:
+            path, pool = self._supervisor.resolve(uri)
+            uri = origin_form(uri)
+        except BadTarget as exc:
+            response: Response | None = error_response(400, str(exc), None, request_id)
+            path = uri
+        else:
+            if self._admin is not None and path.startswith(self.admin_prefix):
+                await _continue(request)
+                return await self._admin(request, path)
+            response = self.refusal(pool, method, path, request_id)
         if response is None and pool is not None:
-            if pool.process.communication_mode is Mode.PASSTHROUGH:
+            limit = pool.process.max_body_size
+            if request.content_length is not None and request.content_length > limit:
+                # Before any 100 Continue: the client need not send what would be refused.
+                response = self.failure(PayloadTooLarge(limit), pool.process, request_id)
+            elif pool.process.communication_mode is Mode.PASSTHROUGH:
                 try:
-                    answer = await self._relay(pool, request, request_id)
+                    answer = await self._relay(pool, request, uri, path, request_id)
                 except ForwardError as exc:
                     response = self.failure(exc, pool.process, request_id)
                 else:
@@ -132,21 +175,25 @@ class Proxy:
                         answer.headers["X-Request-Id"] = request_id
             else:
                 try:
-                    limit = pool.process.max_body_size
-                    body = await _read_body(request, limit) if request.body_exists else b""
-                except PayloadTooLarge as exc:
+                    body = await read_body(request, limit, self.body_timeout)
+                except ForwardError as exc:
                     response = self.failure(exc, pool.process, request_id)
                 else:
                     response = await self.answer(
-                        pool, method, request.raw_path, path, headers, body, request.remote,
-                        request_id,
-                    )  # fmt: skip
+                        pool, method, uri, path, headers, body, request.remote, request_id
+                    )
         if response is not None:
             answer_headers = [*response.headers, ("X-Request-Id", request_id)]
             answer = web.Response(
                 status=response.status, headers=answer_headers, body=response.body
             )
-        self.finish(pool, method, request.raw_path, answer.status, started, request_id)
+            if response.status in CLOSING:
+                answer.force_close()
+                if response.status == 408 or (
+                    _waits_to_continue(request) and request.writer.output_size == 0
+                ):
+                    close_at_once(request)
+        self.finish(pool, method, uri, answer.status, started, request_id)
         return answer
 
     async def answer(
@@ -208,16 +255,24 @@ class Proxy:
         return await self._attempt(pool, request.method, request.uri, path, exchange)
 
     async def _relay(
-        self, pool: Pool, request: web.BaseRequest, request_id: str
+        self, pool: Pool, request: web.BaseRequest, uri: str, path: str, request_id: str
     ) -> web.StreamResponse:
         """Pass-through: the answer streams, so <timeout> bounds each wait for the child's
-        next bytes rather than the whole exchange (an event stream may last for hours)."""
+        next bytes rather than the whole exchange (an event stream may last for hours).
+
+        A small body is read whole before a child is chosen, as nginx buffers bodies, so a
+        slow client never holds a child's slot; a large one streams."""
         process = pool.process
-        target = request.raw_path
+        target = uri
         prefix = process.strip_prefix
         if prefix and (target == prefix or target.startswith((prefix + "/", prefix + "?"))):
             target = target[len(prefix.rstrip("/")) :]
             target = target if target.startswith("/") else "/" + target
+        body: bytes | None = None
+        length = request.content_length
+        if request.body_exists and length is not None and length <= _BUFFERED:
+            body = await read_body(request, process.max_body_size, self.body_timeout)
+        await _continue(request)
 
         async def exchange(child: Instance) -> web.StreamResponse:
             relay = child.transport
@@ -226,11 +281,13 @@ class Proxy:
                 request,
                 target,
                 request_id,
+                body=body,
                 timeout=process.timeout,
                 body_limit=process.max_body_size,
+                body_timeout=self.body_timeout,
             )
 
-        return await self._attempt(pool, request.method, request.raw_path, request.path, exchange)
+        return await self._attempt(pool, request.method, uri, path, exchange)
 
     async def _attempt(
         self,
@@ -267,15 +324,39 @@ class Proxy:
                 avoid = (child, -1 if await child.still_serving() else generation)
 
 
-async def _read_body(request: web.BaseRequest, limit: int) -> bytes:
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(limit)
+async def read_body(request: web.BaseRequest, limit: int, timeout: float) -> bytes:
+    """The whole request body: PayloadTooLarge past `limit` bytes, ClientTooSlow when no
+    byte comes for `timeout` seconds. Asks for it first if the client waits to be asked."""
+    if not request.body_exists:
+        return b""
+    await _continue(request)
     body = bytearray()
-    async for chunk in request.content.iter_any():
+    content = request.content
+    while True:
+        try:
+            async with _compat.timeout(timeout):
+                chunk = await content.readany()
+        except asyncio.TimeoutError:
+            raise ClientTooSlow(timeout) from None
+        if not chunk:
+            return bytes(body)
         body += chunk
         if len(body) > limit:
             raise PayloadTooLarge(limit)
-    return bytes(body)
+
+
+def _waits_to_continue(request: web.BaseRequest) -> bool:
+    """Whether the client waits for 100 Continue before it sends its body."""
+    expect = request.headers.get("Expect")
+    return (
+        expect is not None and expect.lower() == "100-continue" and request.version >= HttpVersion11
+    )
+
+
+async def _continue(request: web.BaseRequest) -> None:
+    """Tell a client that waits for it (Expect: 100-continue) to send its body, once."""
+    if _waits_to_continue(request) and request.writer.output_size == 0:  # none sent yet
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
 
 def error_response(status: int, message: str, process: Process | None, request_id: str) -> Response:

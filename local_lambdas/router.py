@@ -1,16 +1,32 @@
-"""Matching a request path to the process that serves it (DESIGN section 5). No aiohttp here.
+"""Matching a request to the process that serves it (docs/protocol.md, "Routing"). No aiohttp.
 
 Patterns: `/exact` matches only itself; `/dir/` matches everything under `/dir/`; `/api/*`
 matches `/api` and everything under `/api/`, never `/apiary`. The most specific pattern wins
 whatever the manifest's order: exact before prefix, longer prefix before shorter.
+
+Routes are matched on the normalised path, as nginx matches its locations: percent-escapes
+decoded, runs of slashes merged, `.` and `..` segments removed (RFC 3986 section 5.2.4); a
+path that climbs above `/` is refused. The target itself goes to the child as the client sent
+it, so a child that resolves the path its own way must still land inside its route: where the
+path holds what servers read differently (an encoded slash, a backslash, `;` parameters), each
+reading is routed too, and a path whose readings land on different processes is refused.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
+from urllib.parse import unquote_to_bytes
 
 T = TypeVar("T")
+
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_ENCODED_SLASH = re.compile(r"%2[fF]")
+
+
+class BadTarget(ValueError):
+    """The request target cannot be routed safely: the client gets 400 with this message."""
 
 
 class Router(Generic[T]):
@@ -34,7 +50,7 @@ class Router(Generic[T]):
         self._prefixes = [(prefix, target) for prefix, _, target in prefixes]
 
     def match(self, path: str) -> T | None:
-        """The target whose pattern fits `path` (no query string) most specifically."""
+        """The target whose pattern fits `path` (normalised, no query) most specifically."""
         target = self._exact.get(path)
         if target is not None:
             return target
@@ -42,3 +58,94 @@ class Router(Generic[T]):
             if path.startswith(prefix):
                 return candidate
         return None
+
+
+def resolve(target: str, match: Callable[[str], T | None]) -> tuple[str, T | None]:
+    """The normalised path of a request target and what `match` routes it to.
+
+    Raises BadTarget for a target that is not a path (nor an absolute URL), a malformed
+    escape, a NUL, a path that climbs above `/`, or one that the chosen target's server
+    could read as a path outside its routes.
+    """
+    if target[:1] == "/":
+        raw = target.partition("?")[0]
+        # Already normal (the usual request): a few scans and the match.
+        if not ("%" in raw or "/." in raw or "//" in raw or ";" in raw or "\\" in raw
+                or "#" in raw):  # fmt: skip
+            return raw, match(raw)
+    raw = target_path(target)
+    path = normalise(_decoded(raw).split("/"))
+    chosen = match(path)
+    if chosen is None:
+        return path, None  # nobody gets it, however it is read
+    for reading in _other_readings(raw):
+        try:
+            other: str | None = normalise(reading)
+        except BadTarget:
+            other = None
+        if other != path and (other is None or match(other) is not chosen):
+            raise BadTarget(f"the path {raw[:100]!r} is ambiguous: servers read it differently")
+    return path, chosen
+
+
+def origin_form(target: str) -> str:
+    """An absolute-form target (`http://host/a?b`) as the origin form (`/a?b`) that children
+    are sent; any other target as it is."""
+    if target.startswith("/"):
+        return target
+    scheme, sep, rest = target.partition("://")
+    if not sep or scheme.lower() not in ("http", "https"):
+        raise BadTarget(f"the request target {target[:100]!r} is not a path")
+    start = min((at for at in (rest.find("/"), rest.find("?")) if at != -1), default=len(rest))
+    path = rest[start:]
+    return path if path.startswith("/") else "/" + path
+
+
+def target_path(target: str) -> str:
+    """The path of an origin-form (`/a?b`) or absolute-form (`http://h/a?b`) target, as sent."""
+    target = origin_form(target)
+    end = len(target)
+    for mark in "?#":
+        at = target.find(mark, 0, end)
+        if at != -1:
+            end = at
+    return target[:end] or "/"
+
+
+def normalise(segments: list[str]) -> str:
+    """RFC 3986 5.2.4 over `segments` (a path split at "/", the first one empty), with empty
+    segments merged away as nginx's merge_slashes does."""
+    kept: list[str] = []
+    for segment in segments[1:]:
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if not kept:
+                raise BadTarget("the path climbs above /")
+            kept.pop()
+            continue
+        kept.append(segment)
+    trailing = segments[-1] in ("", ".", "..") and kept
+    return "/" + "/".join(kept) + ("/" if trailing else "")
+
+
+def _decoded(raw: str) -> str:
+    if "%" not in raw:
+        return raw
+    if _BAD_ESCAPE.search(raw):
+        raise BadTarget(f"the path {raw[:100]!r} has a malformed %-escape")
+    text = unquote_to_bytes(raw).decode("utf-8", "surrogateescape")
+    if "\0" in text:
+        raise BadTarget("the path holds an encoded NUL")
+    return text
+
+
+def _other_readings(raw: str) -> Iterable[list[str]]:
+    """The path as servers other than nginx may split it, where that can differ."""
+    if _ENCODED_SLASH.search(raw):  # an encoded slash kept inside its segment
+        yield [_decoded(s).replace("/", "%2F") for s in raw.split("/")]
+    decoded = _decoded(raw)
+    if "\\" in decoded:  # a backslash read as a separator (Windows servers)
+        yield decoded.replace("\\", "/").split("/")
+    if ";" in decoded:  # path parameters dropped (Java servlet containers: /a/..;/b)
+        yield [s.partition(";")[0] for s in decoded.split("/")]

@@ -98,14 +98,21 @@ async def running(
     wait: bool = True,
     watch: bool = False,
     fast_lane: bool = True,
+    **more: object,
 ) -> AsyncIterator[Running]:
-    """The proxy, in this process, on a real port, with its real children."""
+    """The proxy, in this process, on a real port, with its real children; `more` sets
+    other Settings fields."""
 
     def load() -> manifest.Manifest:
         return manifest.load(manifest_path, socket_dir=socket_dir)
 
     settings = Settings(
-        port=0, socket_dir=socket_dir, shutdown_timeout=5, watch=watch, fast_lane=fast_lane
+        port=0,
+        socket_dir=socket_dir,
+        shutdown_timeout=5,
+        watch=watch,
+        fast_lane=fast_lane,
+        **more,  # type: ignore[arg-type]
     )
     async with started(load(), settings, Printer(color=False), load=load) as run:
         if wait:
@@ -173,3 +180,28 @@ async def load(
 
 def dedent(text: str) -> str:
     return textwrap.dedent(text).lstrip("\n")
+
+
+# Raw HTTP/1.1 over a socket: what goes over the wire is what the tests see.
+
+
+async def read_answer(reader: asyncio.StreamReader, *, head_only: bool = False) -> bytes:
+    """One whole HTTP answer: its head, then Content-Length bytes of body."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    length = 0
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.lower() == b"content-length":
+            length = int(value)
+    if head_only or head.split(b" ")[1] in (b"204", b"304"):
+        return head
+    return head + await asyncio.wait_for(reader.readexactly(length), 10)
+
+
+def without_date(answer: bytes) -> bytes:
+    return b"\r\n".join(line for line in answer.split(b"\r\n") if not line.startswith(b"Date:"))
+
+
+async def connect(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    host, port = url.removeprefix("http://").split(":")
+    return await asyncio.open_connection(host, int(port))

@@ -10,31 +10,9 @@ import json
 
 import pytest
 
-from tests.conftest import eventually, process_xml, running
+from tests.conftest import connect, eventually, process_xml, read_answer, running, without_date
 
 pytestmark = pytest.mark.asyncio
-
-
-async def read_answer(reader: asyncio.StreamReader, *, head_only: bool = False) -> bytes:
-    """One whole HTTP answer: its head, then Content-Length bytes of body."""
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-    length = 0
-    for line in head.split(b"\r\n"):
-        name, _, value = line.partition(b":")
-        if name.lower() == b"content-length":
-            length = int(value)
-    if head_only or head.split(b" ")[1] in (b"204", b"304"):
-        return head
-    return head + await asyncio.wait_for(reader.readexactly(length), 10)
-
-
-def without_date(answer: bytes) -> bytes:
-    return b"\r\n".join(line for line in answer.split(b"\r\n") if not line.startswith(b"Date:"))
-
-
-async def connect(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    host, port = url.removeprefix("http://").split(":")
-    return await asyncio.open_connection(host, int(port))
 
 
 # Requests whose answers do not depend on the run (a fixed request id, no pids).

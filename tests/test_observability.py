@@ -6,11 +6,14 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
+from aiohttp.test_utils import make_mocked_request
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import process_xml, running
+from local_lambdas.admin import Admin, is_loopback
+from tests.conftest import connect, process_xml, running
 from tests.test_lifecycle import cli
 
 
@@ -122,10 +125,21 @@ async def test_json_logs_are_one_object_per_line(write_manifest) -> None:
             async with http.get(found.group(1) + "/api/x", headers={"X-Request-Id": "j1"}) as r:
                 assert r.status == 200
         await run.expect(r'"event":"access"')
+        # Malformed requests: one JSON line each, never a traceback on the stream.
+        for raw in (b"GET /api/x HTTP/1.1\nHost: x\n\n", b"\x16\x03\x01\x00\r\n\r\n",
+                    b"GET /api/x HTTP/1.1\r\nHost: x\r\n\r\nGARBAGE\x01\r\n\r\n"):  # fmt: skip
+            reader, writer = await connect(found.group(1))
+            writer.write(raw)
+            await reader.read()
+            writer.close()
+        for _ in range(3):
+            await run.expect(r'"event":"bad_request"')
         run.proc.send_signal(2)
         assert await run.finish() == 0
     events = [json.loads(line) for line in run.lines]  # every line parses
-    access = [e for e in events if e.get("event") == "access"]
+    assert all("event" in e for e in events)
+    assert [e["status"] for e in events if e["event"] == "bad_request"] == [400, 400, 400]
+    access = [e for e in events if e.get("event") == "access" and e["request_id"] == "j1"]
     assert access == [
         {
             **access[0],
@@ -203,3 +217,31 @@ async def test_admin_prefix_is_reserved_and_movable(write_manifest, tmp_path) ->
     path = write_manifest(process_xml("svc", "/_/mine/*"))
     async with cli("check", "--boot", "--admin-prefix", "/admin/", str(path)) as run:
         assert await run.finish() == 0
+
+
+def test_loopback_addresses() -> None:
+    for host in ("127.0.0.1", "127.8.9.1", "::1", "[::1]", "::ffff:127.0.0.1", "localhost"):
+        assert is_loopback(host), host
+    for host in ("0.0.0.0", "::", "192.0.2.7", "::ffff:192.0.2.7", "example.com", None):
+        assert not is_loopback(host), host
+
+
+async def test_private_admin_endpoints_refuse_other_hosts(write_manifest, socket_dir) -> None:
+    # A client from another host cannot be made here (tests reach loopback only), so the
+    # request is aiohttp's mocked one, with the peer address such a client would have.
+    path = write_manifest(process_xml("svc", "/api/*"))
+    async with running(path, socket_dir) as run:
+        transport = mock.Mock()
+        transport.get_extra_info.side_effect = lambda key, default=None: (
+            ("192.0.2.7", 40000) if key == "peername" else default
+        )
+        for public, name, status in [(False, "status", 403), (False, "metrics", 403),
+                                     (False, "ready", 200), (False, "health", 200),
+                                     (True, "status", 200)]:  # fmt: skip
+            admin = Admin(run.supervisor, "/_/", public=public)
+            request = make_mocked_request("GET", f"/_/{name}", transport=transport)
+            answer = await admin.handle(request, f"/_/{name}")
+            assert answer.status == status, (public, name)
+        # Over a real (loopback) connection every endpoint answers.
+        async with run.http.get(run.url + "/_/status") as reply:
+            assert reply.status == 200

@@ -131,7 +131,7 @@ async def test_no_route_is_404_with_json(write_manifest, socket_dir) -> None:
         ("badbase64", 502, "base64"),
         ("status999", 502, "status 999"),
         ("status100", 502, "status 100"),
-        ("crlf", 502, "CR, LF"),
+        ("crlf", 502, "control character"),
         ("close", 502, "without answering"),
         ("hang", 504, "did not answer within 1s"),
     ],

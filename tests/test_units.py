@@ -53,6 +53,7 @@ GOOD = {
     '{"status": 404, "body": ""}': (404, [], b""),
     '{"body": null, "status": null}': (200, [], b""),
     '{"headers": {"A": "1"}}': (200, [("A", "1")], b""),
+    '{"headers": {"A": "tab\\tinside"}}': (200, [("A", "tab\tinside")], b""),
     '{"headers": [["Set-Cookie", "a"], ["Set-Cookie", "b"]]}': (
         200, [("Set-Cookie", "a"), ("Set-Cookie", "b")], b""),
     '{"headers": {"Content-Length": "99", "Connection": "close"}}': (200, [], b""),
@@ -71,7 +72,14 @@ BAD = {
     '{"headers": [["a"]]}': "not a [name, value] pair",
     '{"headers": {"bad name": "v"}}': "not a valid HTTP token",
     '{"headers": {"a": 1}}': "int value",
-    '{"headers": {"a": "x\\ny"}}': "CR, LF or NUL",
+    '{"headers": {"a": "x\\ny"}}': "control character",
+    '{"headers": {"a": "x\\ry"}}': "control character",
+    '{"headers": {"a": "x\\u0000y"}}': "control character",
+    '{"headers": {"a": "x\\u0001y"}}': "control character",
+    '{"headers": {"a": "x\\u007fy"}}': "control character",
+    '{"headers": {"a": "trailing\\n"}}': "control character",
+    '{"headers": {"Set-Cookie\\n": "v"}}': "not a valid HTTP token",
+    '{"headers": [["X-A\\r", "v"]]}': "not a valid HTTP token",
     '{"body": 5}': "must be a base64 string",
     '{"body": "abc"}': "not valid base64",
 }

@@ -21,8 +21,15 @@ import aiohttp
 from aiohttp import WSMsgType, web
 from multidict import CIMultiDict, MultiMapping
 
+from local_lambdas import _compat
 from local_lambdas.envelope import HOP_BY_HOP
-from local_lambdas.errors import ChildUnreachable, ForwardError, PayloadTooLarge
+from local_lambdas.errors import (
+    BadResponse,
+    ChildUnreachable,
+    ClientTooSlow,
+    ForwardError,
+    PayloadTooLarge,
+)
 
 log = logging.getLogger("local_lambdas.passthrough")
 
@@ -72,11 +79,14 @@ class PassthroughTransport:
         target: str,
         request_id: str,
         *,
+        body: bytes | None,
         timeout: float,
         body_limit: int,
+        body_timeout: float,
     ) -> web.StreamResponse:
         """Send `request` to the child at `target` (path and query) and stream its answer.
 
+        `body` is the request's body when the caller has read it already; else it streams.
         Raises ChildUnreachable when the child refused or dropped the connection before its
         answer began; after that, a broken stream ends the client's connection abruptly, so
         the client sees an error rather than a short answer.
@@ -85,13 +95,15 @@ class PassthroughTransport:
             raise ChildUnreachable("the child exited before the request was sent")
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self._websocket(request, target, request_id)
-        body = _limited(request, body_limit) if request.body_exists else None
+        data: bytes | AsyncIterator[bytes] | None = body
+        if body is None and request.body_exists:
+            data = _limited(request, body_limit, body_timeout)
         try:
             upstream = await self._client().request(
                 request.method,
                 self._base + target,
                 headers=self._headers(request, request_id),
-                data=body,
+                data=data,
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=None, sock_read=timeout),
             )
@@ -102,6 +114,9 @@ class PassthroughTransport:
             if isinstance(exc.__cause__, ForwardError):
                 raise exc.__cause__ from None
             raise ChildUnreachable(f"the child dropped the connection: {exc}") from exc
+        except aiohttp.ClientResponseError as exc:  # an answer that breaks HTTP
+            message = " ".join(str(exc.message).split())
+            raise BadResponse(f"the child's answer is not valid HTTP: {message}") from exc
         async with upstream:
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
             response.headers.update(_end_to_end(upstream.headers))
@@ -171,12 +186,19 @@ class PassthroughTransport:
             self._session = None
 
 
-async def _limited(request: web.BaseRequest, limit: int) -> AsyncIterator[bytes]:
-    """The request body as it arrives, stopped (PayloadTooLarge) past `limit` bytes."""
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(limit)
+async def _limited(request: web.BaseRequest, limit: int, timeout: float) -> AsyncIterator[bytes]:
+    """The request body as it arrives, stopped past `limit` bytes (PayloadTooLarge) or when
+    no byte comes for `timeout` seconds (ClientTooSlow)."""
     seen = 0
-    async for chunk in request.content.iter_chunked(_CHUNK):
+    content = request.content
+    while True:
+        try:
+            async with _compat.timeout(timeout):
+                chunk = await content.read(_CHUNK)
+        except asyncio.TimeoutError:
+            raise ClientTooSlow(timeout) from None
+        if not chunk:
+            return
         seen += len(chunk)
         if seen > limit:
             raise PayloadTooLarge(limit)

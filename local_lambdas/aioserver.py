@@ -1,0 +1,200 @@
+"""aiohttp's low-level HTTP server, held to the rules the fast lane keeps (fastlane.py):
+
+- a malformed request gets the proxy's JSON 400 (`{"error", "process", "request_id"}`) and a
+  closed connection, and one log line, never a traceback;
+- requests that arrived whole before the garbage in the same read are answered first, as
+  nginx and the fast lane do (aiohttp's parser drops them with the error);
+- an HTTP/1.0 request with a Transfer-Encoding closes its connection (RFC 9112 section 6.1);
+- a head that does not arrive whole within `head_timeout` seconds of its first byte gets 408
+  and a closed connection (nginx's client_header_timeout).
+
+Body reads are bounded by their readers (proxy.py, transports/passthrough.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.streams import EMPTY_PAYLOAD
+from aiohttp.web_protocol import RequestHandler, _ErrInfo
+
+log = logging.getLogger("local_lambdas.server")
+
+_JSON = "application/json; charset=utf-8"
+
+
+def error_body(message: str, request_id: str, process: str | None = None) -> bytes:
+    """The proxy's error body (docs/protocol.md, "Errors")."""
+    return orjson.dumps({"error": message, "process": process, "request_id": request_id})
+
+
+def timed_out(message: str, new_id: Callable[[], str], peer: str | None) -> bytes:
+    """The 408 answer, logged, for a client too slow to send its request (either server)."""
+    request_id = new_id()
+    log.warning("408 from %s: %s [%s]", peer, message, request_id,
+                extra={"fields": {"event": "bad_request", "status": 408,
+                                  "request_id": request_id}})  # fmt: skip
+    body = error_body(message, request_id)
+    return (
+        b"HTTP/1.1 408 Request Timeout\r\nContent-Type: " + _JSON.encode()
+        + b"\r\nContent-Length: " + str(len(body)).encode()
+        + b"\r\nX-Request-Id: " + request_id.encode()
+        + b"\r\nConnection: close\r\n\r\n" + body
+    )  # fmt: skip
+
+
+def close_at_once(request: web.BaseRequest) -> None:
+    """Close the connection right after the answer, rather than read what is left of the
+    body first (aiohttp lingers up to 10 s): for a client that will not send it, as after a
+    408, or a 413 sent before any 100 Continue."""
+    protocol = request.protocol
+    if isinstance(protocol, _Connection):
+        protocol._lingering_time = 0.0
+
+
+class Server(web.Server):
+    """`web.Server` whose connections are `_Connection`s. `new_id` names each refused request,
+    as the proxy names the requests it answers."""
+
+    def __init__(
+        self,
+        handler: Any,
+        *,
+        new_id: Callable[[], str],
+        head_timeout: float,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(handler, **kwargs)
+        self.new_id = new_id
+        self.head_timeout = head_timeout
+
+    def __call__(self) -> RequestHandler:
+        return _Connection(self, loop=self._loop, **self._kwargs)
+
+
+class _Connection(RequestHandler):
+    def __init__(self, manager: Server, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._server = manager
+        self._parser = _Parser(self._parser)  # type: ignore[assignment]
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._messages or self._request_in_progress or self._upgraded:
+            self._stop_head_timer()
+        elif self._head_timer is None and data and not (self._close or self._force_close):
+            self._head_timer = self._loop.call_later(
+                self._server.head_timeout, self._head_timed_out
+            )
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self._messages or self._request_in_progress or self.transport is None:
+            return
+        message = f"the request head did not arrive within {self._server.head_timeout:g}s"
+        self.transport.write(timed_out(message, self._server.new_id, _peer(self.transport)))
+        self.force_close()
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        request_id = self._server.new_id()
+        if status >= 500:
+            text = "local-lambdas failed while answering; its log has the details"
+            log.error("%s from %s: %s: %s [%s]", status, request.remote, type(exc).__name__,
+                      exc, request_id, exc_info=exc)  # fmt: skip
+        else:
+            text = _first_line(exc, message)
+            log.warning("%s from %s: %s [%s]", status, request.remote, text, request_id,
+                        extra={"fields": {"event": "bad_request", "status": status,
+                                          "request_id": request_id}})  # fmt: skip
+        if request.writer.output_size > 0:
+            raise ConnectionError("an answer was begun already; the connection is dropped")
+        response = web.Response(
+            status=status,
+            body=error_body(text, request_id),
+            headers={"Content-Type": _JSON, "X-Request-Id": request_id},
+        )
+        response.force_close()
+        return response
+
+
+class _Parser:
+    """aiohttp's request parser, fed a head at a time so that a parse error keeps the
+    requests completed before it; everything else is the parser's own."""
+
+    def __init__(self, parser: Any) -> None:
+        self._parser = parser
+        self._failed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._parser, name)
+
+    def feed_data(self, data: bytes) -> tuple[Any, bool, bytes]:
+        if self._failed:
+            return (), False, b""
+        messages: list[Any] = []
+        start, size = 0, len(data)
+        upgraded, tail = False, b""
+        try:
+            while True:
+                # Up to the end of the next head: one parser call for the usual read.
+                end = data.find(b"\r\n\r\n", start)
+                end = size if end == -1 or end + 4 >= size else end + 4
+                found, upgraded, tail = self._parser.feed_data(
+                    data if start == 0 and end == size else data[start:end]
+                )
+                messages.extend(_closing_if_needed(m) for m in found)
+                if upgraded:
+                    tail += data[end:]
+                    break
+                start = end
+                if start >= size:
+                    break
+        except HttpProcessingError as exc:
+            if not messages:
+                raise
+            self._failed = True
+            messages.append((_ErrInfo(status=400, exc=exc, message=exc.message), EMPTY_PAYLOAD))
+        return messages, upgraded, tail
+
+
+def _closing_if_needed(item: Any) -> Any:
+    """RFC 9112 section 6.1: an HTTP/1.0 message with a Transfer-Encoding closes its
+    connection after the answer."""
+    message, payload = item
+    if message.version < (1, 1) and "Transfer-Encoding" in message.headers:
+        return message._replace(should_close=True), payload
+    return item
+
+
+def _first_line(exc: BaseException | None, message: str | None) -> str:
+    text = message or (str(exc) if exc is not None else "") or "bad request"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    first = lines[0] if lines else "bad request"
+    return first.rstrip(":") + (f" ({lines[1]})" if len(lines) > 1 and first.endswith(":") else "")
+
+
+def _peer(transport: asyncio.BaseTransport) -> str:
+    peer = transport.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, (list, tuple)) else str(peer)

@@ -1,0 +1,249 @@
+"""The front door against careless and hostile clients, in both HTTP servers (the fast lane
+and aiohttp's): routing on the normalised path, malformed heads, client timeouts, and the two
+servers answering alike. Raw sockets, real children: a pipe child and a static file server
+that resolves `..` itself, with a file outside its route."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from local_lambdas import _compat
+from local_lambdas.router import BadTarget, Router, resolve
+from tests.conftest import CHILDREN, PYTHON, connect, process_xml, read_answer, running
+
+LANES = pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+
+
+@pytest.fixture
+def front(tmp_path: Path, write_manifest):
+    """A manifest: /api/* to a pipe child, /public/* to a file server whose root also holds
+    secret.txt, outside the route."""
+    root = tmp_path / "site"
+    (root / "public" / "sub").mkdir(parents=True)
+    (root / "public" / "hello.txt").write_text("hello\n")
+    (root / "secret.txt").write_text("SECRET\n")
+    static = (
+        f"<process><id>static</id><executable>{PYTHON}</executable>"
+        f"<arg>{CHILDREN / 'static_files.py'}</arg><arg>{root}</arg>"
+        "<route>/public/*</route><communication_mode>passthrough</communication_mode>"
+        "<concurrency>1</concurrency></process>"
+    )
+    return write_manifest(process_xml("api", "/api/*"), static)
+
+
+async def exchange(url: str, raw: bytes, *, timeout: float = 5.0) -> bytes:
+    """Send `raw`, read until the proxy closes the connection or `timeout` passes."""
+    reader, writer = await connect(url)
+    writer.write(raw)
+    received = b""
+    try:
+        async with _compat.timeout(timeout):
+            while chunk := await reader.read(65536):
+                received += chunk
+    except asyncio.TimeoutError:
+        received += b"<still open>"
+    writer.close()
+    return received
+
+
+def comparable(answer: bytes) -> bytes:
+    """An answer less what differs between runs: the Date and the request ids."""
+    answer = re.sub(rb"Date: [^\r]*\r\n", b"", answer)
+    return re.sub(rb"[0-9a-f]{16}", b"ID", answer)
+
+
+ESCAPES = [
+    "/public/../secret.txt",
+    "/public/%2e%2e/secret.txt",
+    "/public/%2E%2E/secret.txt",
+    "/public/.%2e/secret.txt",
+    "/public/..%2fsecret.txt",
+    "/public%2f..%2fsecret.txt",
+    "/public/sub/../../secret.txt",
+    "/public/sub%2f..%2f..%2fsecret.txt",
+    "/public//../secret.txt",
+    "/public/sub/..%5c..%5csecret.txt",
+    "/public/..;/secret.txt",
+    "/../secret.txt",
+    "/public/../../secret.txt",
+    "http://x/public/../secret.txt",
+]
+
+
+@LANES
+async def test_no_path_leaves_its_route(front, socket_dir, fast_lane: bool) -> None:
+    async with running(front, socket_dir, fast_lane=fast_lane) as run:
+        for target in ESCAPES:
+            raw = f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            answer = await exchange(run.url, raw.encode())
+            status = answer.split(b" ", 2)[1]
+            assert status in (b"400", b"404"), (target, answer)
+            assert b"SECRET" not in answer, target
+        # Inside the route, normalising changes nothing for the child: it gets its file.
+        for target in ("/public/hello.txt", "/public/./hello.txt", "/public/sub/../hello.txt",
+                       "/public/%68ello.txt", "http://x/public/hello.txt"):  # fmt: skip
+            answer = await exchange(
+                run.url, f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+            )
+            assert answer.startswith(b"HTTP/1.1 200 "), (target, answer)
+            assert answer.endswith(b"\r\n\r\nhello\n"), target
+
+
+MALFORMED = {
+    "bare LF": b"GET /api/x HTTP/1.1\nHost: x\n\n",
+    "bare LF, admin": b"GET /_/health HTTP/1.1\nHost: x\n\n",
+    "bare LF after the request line": b"GET /api/x HTTP/1.1\r\nHost: x\n\n",
+    "CR alone": b"GET /api/x HTTP/1.1\rHost: x\r\r",
+    "two Hosts": b"GET /api/x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    "no Host": b"GET /api/x HTTP/1.1\r\n\r\n",
+    "space in a name": b"GET /api/x HTTP/1.1\r\nHost: x\r\nX A: 1\r\n\r\n",
+    "two lengths": b"POST /api/x HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+    b"Content-Length: 2\r\n\r\nab",
+    "length and chunked": b"POST /api/x HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "bad escape": b"GET /api/%zz HTTP/1.1\r\nHost: x\r\n\r\n",
+    "encoded NUL": b"GET /api/a%00b HTTP/1.1\r\nHost: x\r\n\r\n",
+    "asterisk": b"GET * HTTP/1.1\r\nHost: x\r\n\r\n",
+    "not HTTP": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
+}
+
+
+async def test_malformed_requests_get_400_at_once_from_both_servers(front, socket_dir) -> None:
+    answers: dict[bool, list[bytes]] = {}
+    for fast_lane in (True, False):
+        async with running(front, socket_dir, fast_lane=fast_lane) as run:
+            answers[fast_lane] = []
+            for name, raw in MALFORMED.items():
+                answer = await exchange(run.url, raw)
+                assert not answer.endswith(b"<still open>"), (name, answer)
+                head, _, body = answer.partition(b"\r\n\r\n")
+                assert head.split(b" ")[1] == b"400", (name, answer)
+                error = json.loads(body)
+                assert error["error"] and error["request_id"], name
+                answers[fast_lane].append(comparable(answer))
+    assert answers[True] == answers[False]
+
+
+@LANES
+async def test_header_lines_are_read_as_one_list(front, socket_dir, fast_lane: bool) -> None:
+    async with running(front, socket_dir, fast_lane=fast_lane) as run:
+        # Every Connection line counts: the second says close.
+        answer = await exchange(run.url, b"GET /api/x HTTP/1.1\r\nHost: x\r\n"
+                                b"Connection: keep-alive\r\nConnection: close\r\n\r\n")  # fmt: skip
+        assert answer.startswith(b"HTTP/1.1 200 ") and not answer.endswith(b"<still open>")
+        # Values reach the child without the whitespace around them.
+        answer = await exchange(run.url, b"GET /api/x HTTP/1.1\r\nHost: x\r\nX-A: \t v \t\r\n"
+                                b"Connection: close\r\n\r\n")  # fmt: skip
+        seen = json.loads(answer.partition(b"\r\n\r\n")[2])
+        assert ["X-A", "v"] in seen["headers"]
+        # HTTP/1.0 with a Transfer-Encoding: answered, then closed (RFC 9112 section 6.1).
+        http10 = (b"POST /api/x HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")  # fmt: skip
+        answer = await exchange(run.url, http10)
+        assert answer.startswith(b"HTTP/1.0 200 ") and not answer.endswith(b"<still open>")
+
+
+@LANES
+async def test_a_request_before_garbage_is_answered_first(
+    front, socket_dir, fast_lane: bool
+) -> None:
+    async with running(front, socket_dir, fast_lane=fast_lane) as run:
+        for path in ("/api/x", "/public/hello.txt"):
+            raw = f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\nGARBAGE\x01\r\n\r\n".encode()
+            answer = await exchange(run.url, raw)
+            assert answer.startswith(b"HTTP/1.1 200 "), (path, answer)
+            second = answer.index(b"HTTP/1.", 5)
+            assert answer[second:].split(b" ")[1] == b"400", (path, answer)
+            assert not answer.endswith(b"<still open>")
+
+
+@LANES
+async def test_slow_clients_time_out_and_free_their_slot(
+    front, socket_dir, fast_lane: bool
+) -> None:
+    async with running(front, socket_dir, fast_lane=fast_lane,
+                       client_header_timeout=0.5, client_body_timeout=0.5) as run:  # fmt: skip
+        half_head = b"GET /api/x HTTP/1.1\r\nHost: x\r\n"
+        # The static route has <concurrency>1: a slow upload must not hold its one slot.
+        short_body = b"POST /public/hello.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc"
+        for raw in (half_head, short_body, b"G"):
+            started = asyncio.get_running_loop().time()
+            waiting = asyncio.create_task(exchange(run.url, raw, timeout=10))
+            async with run.http.get(run.url + "/public/hello.txt") as reply:
+                assert reply.status == 200  # served while the slow client waits
+            answer = await waiting
+            took = asyncio.get_running_loop().time() - started
+            assert answer.startswith(b"HTTP/1.1 408 "), (raw, answer)
+            assert b'"request_id"' in answer and took < 5, (raw, took)
+
+
+@LANES
+async def test_a_body_known_too_large_is_refused_before_100_continue(
+    front, socket_dir, fast_lane: bool
+) -> None:
+    async with running(front, socket_dir, fast_lane=fast_lane) as run:
+        for path in ("/api/x", "/public/hello.txt"):
+            raw = (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n"
+                   "Expect: 100-continue\r\n\r\n").encode()  # fmt: skip
+            reader, writer = await connect(run.url)
+            writer.write(raw)
+            answer = await read_answer(reader)
+            writer.close()
+            assert answer.startswith(b"HTTP/1.1 413 "), answer
+            assert b"Connection: close" in answer
+            assert await asyncio.wait_for(reader.read(), 5) == b""  # closed, not lingering
+        # Within the limit, the client is asked for its body and the child gets it.
+        reader, writer = await connect(run.url)
+        writer.write(b"POST /api/x HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+                     b"Expect: 100-continue\r\n\r\n")  # fmt: skip
+        assert await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5) == (
+            b"HTTP/1.1 100 Continue\r\n\r\n"
+        )
+        writer.write(b"abc")
+        answer = await read_answer(reader)
+        writer.close()
+        assert json.loads(answer.partition(b"\r\n\r\n")[2])["body"] == "YWJj"
+
+
+@LANES
+async def test_an_unusable_request_id_is_replaced_everywhere(
+    front, socket_dir, fast_lane: bool
+) -> None:
+    async with running(front, socket_dir, fast_lane=fast_lane) as run:
+        for given in ("a b", "x" * 201):
+            async with run.http.get(run.url + "/api/x", headers={"X-Request-Id": given}) as reply:
+                seen = await reply.json()
+                used = reply.headers["X-Request-Id"]
+            assert used != given and seen["request_id"] == used
+            ids = [v for k, v in seen["headers"] if k.lower() == "x-request-id"]
+            assert ids == [used]
+
+
+def test_routing_table() -> None:
+    """Pure cases of router.resolve: what each reading of a path gives."""
+    router = Router([("/public/*", "P"), ("/api/*", "A"), ("/index.html", "I")])
+    cases = {
+        "/public/a/./b/": ("/public/a/b/", "P"),
+        "/public//a": ("/public/a", "P"),
+        "/public/a/..": ("/public/", "P"),
+        "/%70ublic/a": ("/public/a", "P"),
+        "/api?x=/public/..": ("/api", "A"),
+        "http://h:1/api/v?x": ("/api/v", "A"),
+        "HTTPS://h/api": ("/api", "A"),
+        "/public/../api/x": ("/api/x", "A"),
+        "/public/..": ("/", None),
+        "/public/../index.html": ("/index.html", "I"),
+        "/apiary": ("/apiary", None),
+        "/a%2fb": ("/a/b", None),  # nobody takes it, however it is read
+    }
+    for target, expected in cases.items():
+        assert resolve(target, router.match) == expected, target
+    for target in ("/..", "/a/../..", "/%zz", "/%0", "/a%00", "*", "h:1", "ftp://h/x",
+                   "/public/a%2fb/../../api", "/public/..%5capi", "/public/..;/api"):  # fmt: skip
+        with pytest.raises(BadTarget):
+            resolve(target, router.match)
