@@ -1,14 +1,10 @@
 #!/usr/bin/env bash
-# The Windows lane: a real Windows CPython 3.11 under Wine (../shared/wine), the package's
+# The Windows lane: a real Windows CPython 3.11 under Wine (.ci/setup-windows-python.sh), the package's
 # dependencies as win_amd64 wheels from PyPI, and the tests that cover named pipes, job
 # objects and the proxy end to end, run by that Windows Python. About 3-4 minutes from scratch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-setup=../shared/wine/setup-windows-python.sh
-if [ ! -f "$setup" ]; then
-  echo "windows lane: $setup is missing (shared/ must sit beside the repository)" >&2
-  exit 1
-fi
+setup=.ci/setup-windows-python.sh
 wp=${WINPY_DIR:-/tmp/winpy}
 bash "$setup" "$wp"
 winpath() { local p; p=$(realpath "$1"); printf 'Z:%s' "${p//\//\\}"; }

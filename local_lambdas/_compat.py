@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import errno
 import os
 import signal
+import stat
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,13 +44,28 @@ _PIPE_PREFIX = "\\\\.\\pipe\\"
 
 
 def remove_stale(address: str) -> None:
-    """Remove a socket file a crashed child left (POSIX; Windows pipes go with their server)."""
-    if not IS_WINDOWS and Path(address).is_socket():
-        Path(address).unlink(missing_ok=True)
+    """Remove a socket file a crashed child left (POSIX; Windows pipes go with their server).
+    Raises OSError when something else is at the path, or it belongs to another user: with
+    a shared --socket-dir, that user's program may be listening there."""
+    if IS_WINDOWS:
+        return
+    path = Path(address)
+    try:
+        status = path.lstat()
+    except FileNotFoundError:
+        return
+    if status.st_uid != os.getuid():
+        raise OSError(errno.EACCES, f"{address} belongs to another user (uid {status.st_uid}); "
+                      "choose another --socket-dir or <pipe_name>")  # fmt: skip
+    if not stat.S_ISSOCK(status.st_mode):
+        raise OSError(errno.EEXIST, f"{address} exists and is not a socket; move it away")
+    path.unlink(missing_ok=True)
 
 
-def pipe_listening(address: str) -> bool | None:
-    """Whether a pipe-mode child listens at `address`, without connecting; None: unknown."""
+def pipe_listening(address: str, owners: Callable[[], Iterable[int]]) -> Listener | None:
+    """Who listens on a pipe-mode child's address, without connecting; None: unknown here.
+    `owners()` gives the pids that count as the child (its process, then its descendants),
+    read only as far as needed."""
     if sys.platform == "win32":
         import pywintypes
         import win32pipe
@@ -55,9 +73,10 @@ def pipe_listening(address: str) -> bool | None:
         try:
             win32pipe.WaitNamedPipe(address, 1)
         except pywintypes.error as exc:
-            return exc.winerror == 121  # a timeout: the pipe exists, its instances are busy
-        return True
-    return unix_listening(Path(address))
+            # A timeout: the pipe exists, its instances are busy.
+            return Listener(address) if exc.winerror == 121 else Listener("")
+        return Listener(address)
+    return _listener(_unix_listeners(os.fsencode(address)), address, owners)
 
 
 P = TypeVar("P", bound=asyncio.Protocol)
@@ -235,51 +254,147 @@ def process_running(pid: int) -> bool:
     return exited is None
 
 
-def tcp_listening(host: str, port: int) -> bool | None:
-    """Whether a TCP socket listens on `host`:`port` (IPv4), without connecting to it.
+@dataclass(frozen=True)
+class Listener:
+    """What a readiness probe found: `address` to connect to ("" when nothing listens), and
+    whether the listening socket belongs to someone other than the child."""
 
-    The same reason as unix_listening: a child written for the earlier tool may fail on an
-    empty connection. Linux lists sockets in /proc/net/tcp; elsewhere this returns None.
-    """
+    address: str
+    foreign: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.address) and not self.foreign
+
+
+# /proc/net/tcp{,6} spellings of the addresses a local child may listen on: 0.0.0.0,
+# 127.0.0.1, ::, ::1 and ::ffff:127.0.0.1.
+_V6_LOOPBACK = "0" * 24 + "01000000"
+_LOCAL_HOSTS = frozenset({"00000000", "0100007F", "0" * 32, _V6_LOOPBACK,
+                          "0000000000000000FFFF00000100007F"})  # fmt: skip
+
+
+def tcp_listening(port: int, owners: Callable[[], Iterable[int]]) -> Listener | None:
+    """Who listens on TCP `port` on this machine's loopback, without connecting to it: a
+    child written for the earlier tool may fail on an empty connection. IPv4 and IPv6,
+    wildcard and loopback (a Node.js server that is given no host listens on `::`). Linux
+    reads /proc/net/tcp and tcp6; elsewhere this returns None and the caller connects."""
     if not IS_LINUX:
         return None
+    suffix = f":{port:04X}".encode()
+    inodes: list[int] = []
+    takes_ipv4 = False  # whether 127.0.0.1 reaches a listener (else only [::1] does)
     try:
-        wanted = {f"{_hex_ipv4(host)}:{port:04X}", f"00000000:{port:04X}"}
-        with open("/proc/net/tcp", "rb") as table:
-            next(table)
-            for row in table:
-                fields = row.split()
-                # sl local_address rem_address st ...; state 0A is LISTEN.
-                if fields[3] == b"0A" and fields[1].decode() in wanted:
-                    return True
-    except (OSError, ValueError):
+        for table in ("tcp", "tcp6"):
+            with open(f"/proc/net/{table}", "rb") as rows:
+                next(rows)
+                for row in rows:
+                    fields = row.split()
+                    # sl local_address rem_address st ... inode; state 0A is LISTEN.
+                    if fields[3] != b"0A" or not fields[1].endswith(suffix):
+                        continue
+                    host = fields[1][: -len(suffix)].decode()
+                    if host in _LOCAL_HOSTS:
+                        inodes.append(int(fields[9]))
+                        takes_ipv4 = takes_ipv4 or host != _V6_LOOPBACK
+    except (OSError, ValueError, IndexError):
         return None
-    return False
+    if not inodes:
+        return Listener("")
+    return _listener(inodes, f"{'127.0.0.1' if takes_ipv4 else '[::1]'}:{port}", owners)
 
 
-def _hex_ipv4(host: str) -> str:
-    """/proc/net/tcp's spelling of an IPv4 address: the four bytes, little-endian, in hex."""
-    return "".join(f"{int(part):02X}" for part in reversed(host.split(".")))
-
-
-def unix_listening(path: Path) -> bool | None:
-    """Whether a Unix socket is listening at `path`, without connecting to it.
-
-    Children written for the earlier tool may treat any connection as a request and fail on an
-    empty one, so readiness must not connect. Linux lists listening sockets in /proc/net/unix;
-    elsewhere this returns None and the caller falls back to a connect probe.
-    """
+def _unix_listeners(path: bytes) -> list[int] | None:
+    """The inodes of the Unix sockets listening at `path` (Linux); None: unknown."""
     if not IS_LINUX:
         return None
-    target = os.fsencode(path)
+    found = []
     try:
         with open("/proc/net/unix", "rb") as table:
             next(table)
             for row in table:
                 fields = row.split()
                 # Num RefCount Protocol Flags Type St Inode Path; flag 0x10000 is __SO_ACCEPTCON.
-                if len(fields) >= 8 and fields[7] == target and int(fields[3], 16) & 0x10000:
-                    return True
-    except OSError:
+                if len(fields) >= 8 and fields[7] == path and int(fields[3], 16) & 0x10000:
+                    found.append(int(fields[6]))
+    except (OSError, ValueError):
         return None
-    return False
+    return found
+
+
+def _listener(
+    inodes: list[int] | None, address: str, owners: Callable[[], Iterable[int]]
+) -> Listener | None:
+    if inodes is None:
+        return None
+    if not inodes:
+        return Listener("")
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    for pid in owners():
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in wanted:
+                    return Listener(address)
+            except OSError:
+                continue
+    return Listener(address, foreign=True)
+
+
+SPAWN_MARK = "LOCAL_LAMBDAS_SPAWN"  # in every child's environment: <run>.<spawn number>
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> None:
+    """Linux: descendants whose parent exits (a daemon's double fork, `setsid cmd &`) are
+    re-parented to this process instead of to init, so they stay in its tree."""
+    if _libc is not None:
+        _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def marked(mark: str) -> list[int]:
+    """Linux: the processes (not this one) whose environment holds SPAWN_MARK=`mark`..., that
+    is, descended from a child spawned with that mark, however far they went: a new session,
+    a double fork. A process that cleared its environment is not found."""
+    if not IS_LINUX:
+        return []
+    needle = f"{SPAWN_MARK}={mark}".encode()
+    own = os.getpid()
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == own:
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as environ:
+                data = environ.read()
+        except OSError:
+            continue  # gone, or another user's
+        for item in data.split(b"\0"):
+            if item.startswith(needle):
+                found.append(int(entry.name))
+                break
+    return found
+
+
+def kill_marked(mark: str, sig: signal.Signals | None = None) -> list[int]:
+    """Signal every process `marked(mark)` finds (SIGKILL unless `sig` says); the pids
+    signalled. Pass those to reap_adopted once they are gone (none on Windows)."""
+    pids = marked(mark)  # none on Windows, which has no SIGKILL
+    for pid in pids:
+        try:
+            os.kill(pid, sig or signal.SIGKILL)
+        except OSError:
+            continue
+    return pids
+
+
+def reap_adopted(pids: list[int]) -> None:
+    """Reap those of `pids` that are this process's children by adoption and have exited.
+    Never pass a pid asyncio spawned: its own watcher reaps it."""
+    for pid in pids:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            continue  # not ours to reap, or reaped already

@@ -153,6 +153,8 @@ def _status(supervisor: Supervisor, pool: Pool) -> dict[str, object]:
                 "last_exit_time": i.last_exit_time,
                 "in_flight": i.in_flight,
                 "requests": i.requests,
+                "last_output": list(i.last_lines)[-5:],
+                "output_dropped": supervisor.printer.dropped(i.name),
             }
             for i in pool.instances
         ],

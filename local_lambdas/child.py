@@ -10,7 +10,10 @@
 `serve` listens where local-lambdas says ($PIPE_ADDRESS or $HTTP_ADDRESS) and speaks whichever
 protocol the manifest chose: one-shot pipe, keep-alive pipe, or the `http` envelope. Each
 connection is served on a thread of its own, so a slow request does not hold up the others.
-An exception in the handler is printed to stderr and answered with a 500.
+An exception in the handler is printed to stderr and answered with a 500. A request without
+the run's token ($LOCAL_LAMBDAS_TOKEN, which local-lambdas sends in every request object) is
+answered with a 403 and never reaches the handler: another local program that finds the
+child's socket or port cannot use it.
 
 This module imports nothing outside the standard library (not aiohttp), so it loads fast, and
 a child in another environment can use a copy of this one file.
@@ -85,6 +88,9 @@ def _answer(handler: Handler, raw: bytes) -> bytes:
     """One request object in, one response object out (compact JSON, no newline)."""
     try:
         data = json.loads(raw)
+        token = os.environ.get("LOCAL_LAMBDAS_TOKEN")
+        if token and data.get("token") != token:
+            return _encoded(403, [("Content-Type", "text/plain")], b"not from local-lambdas\n")
         request = Request(
             method=data["method"],
             uri=data["uri"],
@@ -104,6 +110,10 @@ def _answer(handler: Handler, raw: bytes) -> bytes:
     except Exception:  # the child must go on serving; the traceback goes to its stderr
         traceback.print_exc()
         status, headers, body = 500, [("Content-Type", "text/plain")], b"handler failed\n"
+    return _encoded(status, headers, body)
+
+
+def _encoded(status: int, headers: list[tuple[str, str]], body: bytes) -> bytes:
     return json.dumps(
         {"status": status, "headers": headers, "body": base64.b64encode(body).decode("ascii")},
         separators=(",", ":"),

@@ -321,11 +321,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run(boot_check(loaded, settings, printer, args.ready_timeout))
         return run(serve(loaded, settings, printer, load=load))
     except NotAllReady as exc:
+        printer.flush()
         print_line(f"local-lambdas: {exc}")
         return EXIT_NOT_READY
     except StartupError as exc:
+        printer.flush()
         print_line(f"local-lambdas: {exc}")
         return EXIT_FAILURE
+    finally:
+        printer.flush()
 
 
 def _event_loop(choice: str) -> Callable[[Coroutine[Any, Any, int]], int]:

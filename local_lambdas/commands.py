@@ -41,7 +41,7 @@ async def serve(
         # A second Ctrl+C: stop now. The orphan watchdog (POSIX) or the job objects
         # (Windows) kill every child and remove the sockets once this process is gone.
         log.warning("second stop signal: exiting at once; the children are killed")
-        logging.shutdown()
+        printer.flush(1.0)
         os._exit(FORCED_EXIT)
 
     undo: Callable[[], None] | None = None

@@ -33,6 +33,7 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # used with fullmatch: no 
 # A field value may hold visible characters, spaces and tabs (RFC 9110 5.5); any other
 # control character (CR, LF, NUL, the rest of C0, DEL) could split or smuggle a header.
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+TOKEN_HEADER = "X-Local-Lambdas-Token"  # the run's secret, on requests to HTTP children
 SHOWN_BYTES = 200  # how much of an invalid answer the log shows
 
 
@@ -47,6 +48,7 @@ class Request:
     body: bytes
     request_id: str
     client: str | None = None
+    token: str = ""  # the run's secret (LOCAL_LAMBDAS_TOKEN): children can tell the proxy
 
     def encode(self, *, line: bool = False) -> bytes:
         """The compact JSON object of DESIGN section 3; with `line`, ended by a newline (the
@@ -59,6 +61,7 @@ class Request:
             "body": pybase64.b64encode(self.body).decode("ascii") if self.body else "",
             "request_id": self.request_id,
             "client": self.client,
+            "token": self.token,
         }
         try:
             return orjson.dumps(data, option=option)

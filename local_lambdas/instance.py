@@ -9,19 +9,29 @@ state changes, and it logs the change in a line that can be grepped:
     any state -> STOPPING -> STOPPED  (on stop)
 
 Every child runs in its own process group (session); stopping signals the whole group, so a
-shell wrapper's own children go too. Every spawned process is reaped, even on cancellation.
+shell wrapper's own children go too, and on Linux every process descended from the child,
+found by the mark in its environment (`LOCAL_LAMBDAS_SPAWN`), even one that left the group
+with setsid. Every spawned process is reaped, even on cancellation.
+
+A child's exit is seen from the process itself (asyncio's `process_exited`, a wait on the
+process, not on its pipes): a descendant that keeps the child's stdout open, as `npm start`
+and `sh -c 'daemon & exec server'` leave, does not hide it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import itertools
 import logging
 import os
+import re
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import Enum
+from typing import Literal, cast
 
 from local_lambdas import _compat, readiness
 from local_lambdas.backoff import RestartPolicy
@@ -37,8 +47,12 @@ log = logging.getLogger("local_lambdas.instance")
 MAX_RESPONSE = 256 * 1024**2  # what a child may answer to one request, base64 included
 _LAST_LINES = 20
 _SETTLE_CHECKS, _SETTLE_STEP = 10, 0.005
-_READ_CHUNK = 64 * 1024
 _MAX_LINE = 64 * 1024
+_SPAWNS = itertools.count(1)  # numbers each process spawned in this run, for its mark
+_LAST_OUTPUT_WAIT = 0.5  # after an exit, how long its last lines may take to arrive
+_KILLED_WAIT = 5.0  # after SIGKILL, the longest wait for the exit to be seen
+# An address a server says it listens on: http://127.0.0.1:5000, [::]:8000, "port 8000".
+_PRINTED_PORT = re.compile(r"https?://[^\s/]*:(\d{2,5})\b|\bport\s+(\d{2,5})\b", re.IGNORECASE)
 
 
 class State(str, Enum):
@@ -68,6 +82,8 @@ class Instance:
         on_change: Callable[[], None] = lambda: None,
         watchdog: Watchdog | None = None,
         clock: Callable[[], float] = time.monotonic,
+        run_mark: str = "",
+        token: str = "",
     ) -> None:
         self.process = process
         self.index = index
@@ -86,13 +102,17 @@ class Instance:
         self.last_exit_time: float | None = None  # and when (wall clock)
         self.ready_seconds: float | None = None  # how long the current process took to listen
         self.address = ""  # where it listens, as people read it
+        self.mark = ""  # SPAWN_MARK of its current process (see _compat.marked)
         self.last_lines: collections.deque[str] = collections.deque(maxlen=_LAST_LINES)
         self._printer = printer
         self._policy = RestartPolicy(process.restart, max_quick_failures=process.start_retries)
         self._on_change = on_change
         self._watchdog = watchdog
         self._clock = clock
-        self._proc: asyncio.subprocess.Process | None = None
+        self._run_mark = run_mark  # this run's part of every SPAWN_MARK
+        self._token = token
+        self._not_ready: str | None = None  # why the last process never became READY
+        self._proc: _Child | None = None
         self._address: str | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -108,10 +128,10 @@ class Instance:
         if proc is None or address is None:
             return False
         for _ in range(_SETTLE_CHECKS):
-            if not _compat.process_running(proc.pid):
+            if proc.exited.done() or not _compat.process_running(proc.pid):
                 return False
             await asyncio.sleep(_SETTLE_STEP)
-        return await readiness.listening(self.process, address)
+        return bool(await readiness.listening(self.process, address, proc.owners))
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -121,9 +141,9 @@ class Instance:
     async def stop(self) -> None:
         """Stop the child and everything in its process group; idempotent."""
         self._stopping = True
-        if self._proc is not None and self._proc.returncode is None:
+        if self._proc is not None and not self._proc.exited.done():
             self._set_state(State.STOPPING, "stopping")
-            await _terminate(self._proc, self.process.stop_timeout)
+            await self._proc.terminate(self.process.stop_timeout)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -134,10 +154,17 @@ class Instance:
         try:
             while not self._stopping:
                 started = self._clock()
-                code = await self._run_once()
+                try:
+                    code = await self._run_once()
+                except OSError as exc:
+                    # Whatever stopped the start (a socket path that is not ours, a working
+                    # directory gone): said like an exit, and judged by the same policy.
+                    self._not_ready = f"could not be started: {exc.strerror or exc}"
+                    code = None
                 if self._stopping:
                     return
-                verdict = self._policy.after_exit(code, self._clock() - started)
+                ready = self._not_ready is None
+                verdict = self._policy.after_exit(code, self._clock() - started, ready=ready)
                 self.last_exit, self.last_exit_time = code, time.time()
                 what = self._describe_exit(code)
                 if verdict.action == "stay-down":
@@ -160,17 +187,26 @@ class Instance:
                     State.BACKOFF, f"{what}; restarting in {verdict.delay:.1f}s", logging.WARNING
                 )
                 await asyncio.sleep(verdict.delay)
+        except Exception as exc:  # a bug of ours: said, and the child given up, not hidden
+            log.exception("%s: supervision failed", self.name)
+            self._set_state(State.FATAL, f"supervision failed: {type(exc).__name__}: {exc}")
         finally:
-            if self._proc is not None and self._proc.returncode is None:
-                await asyncio.shield(_terminate(self._proc, 0))
+            if self._proc is not None:
+                if not self._proc.exited.done():
+                    await asyncio.shield(self._proc.terminate(0))
+                self._proc.close()
 
     async def _run_once(self) -> int | None:
-        """Spawn, wait for readiness, wait for the exit; the exit code, None if never spawned."""
+        """Spawn, wait for readiness, wait for the exit; the exit code, None if never spawned.
+        Leaves `_not_ready` None if the process became READY, else why it did not."""
+        self._not_ready = "it exited before it listened"
         address, env = self._prepare()
         self._address = address
         self._set_state(State.STARTING, "starting")
+        loop = asyncio.get_running_loop()
         try:
-            proc = await asyncio.create_subprocess_exec(
+            _, proc = await loop.subprocess_exec(
+                lambda: _Child(self._output, self.mark),
                 resolve_executable(self.process) or self.process.executable,
                 *self.process.args,
                 cwd=self.process.working_dir,
@@ -181,57 +217,73 @@ class Instance:
                 **_compat.spawn_options(),
             )
         except OSError as exc:
-            self.last_lines.append(f"cannot run {self.process.executable}: {exc.strerror}")
+            self._not_ready = f"cannot run {self.process.executable}: {exc.strerror}"
             return None
         self._proc, self.pid, self.requests = proc, proc.pid, 0
         _compat.spawned(proc.pid)
         if self._watchdog is not None:
             self._watchdog.watch(proc.pid)
-        assert proc.stdout is not None and proc.stderr is not None
-        pumps = [
-            asyncio.create_task(self._pump(proc.stdout, "stdout")),
-            asyncio.create_task(self._pump(proc.stderr, "stderr")),
-        ]
         try:
             started = self._clock()
-            if await readiness.wait_until_listening(
-                self.process, address,
-                given_up=lambda: proc.returncode is not None or self._stopping,
-            ):  # fmt: skip
+            found = await readiness.wait_until_listening(
+                self.process, address, proc.owners,
+                given_up=lambda: proc.exited.done() or self._stopping,
+            )  # fmt: skip
+            if found:
                 mode = self.process.communication_mode
                 factory = RELAYS.get(mode) or TRANSPORTS[mode]
-                self.transport = factory(address, max_response=MAX_RESPONSE)
+                self.transport = factory(found.address, max_response=MAX_RESPONSE)
+                self._address = found.address
                 self.generation += 1
+                self._not_ready = None
                 self.ready_seconds = self._clock() - started
-                self.address = self._where(address)
+                self.address = self._where(found.address)
                 self._set_state(
                     State.READY,
                     f"ready in {self.ready_seconds:.2f}s (pid {proc.pid}, {self.address})",
                 )
-            elif proc.returncode is None and not self._stopping:
-                self.last_lines.append(
-                    f"not ready within {self.process.startup_timeout:g}s "
-                    f"(startup_timeout): nothing listening on "
-                    f"{self._where(address)}"
-                )
-                await _terminate(proc, 0)
-            code = await proc.wait()
+            elif not proc.exited.done() and not self._stopping:
+                self._not_ready = self._startup_timeout(address, found.foreign)
+                log.warning("%s: %s; stopping it", self.name, self._not_ready)
+                await proc.terminate(self.process.stop_timeout)
+            await proc.exited
         finally:
             if self.transport is not None:
                 await self.transport.aclose()
                 self.transport = None
-        # Whatever the child left in its group (a shell's background job) goes with it.
-        if _compat.kill_group(proc.pid):
-            log.debug("%s: killed what its process group still held", self.name)
+        code = proc.returncode
+        # What the child left behind, in its group or anywhere below it, goes with it.
+        await proc.terminate(0)
         if self._watchdog is not None:
             self._watchdog.forget(proc.pid)
         _compat.reaped(proc.pid)
-        # Let the last lines (a traceback, say) reach last_lines before the exit is reported;
-        # a grandchild holding the pipe open must not hold us up.
-        await asyncio.wait(pumps, timeout=0.5)
-        for pump in pumps:
-            pump.cancel()
+        # Let the last lines (a traceback, say) reach last_lines before the exit is reported.
+        await proc.output_done(_LAST_OUTPUT_WAIT)
         return code
+
+    def _startup_timeout(self, address: str, foreign: bool) -> str:
+        """Why a child that runs is not ready after <startup_timeout>, with the likely fix."""
+        where = self._where(address)
+        seconds = f"{self.process.startup_timeout:g}s"
+        late = f"not ready within {seconds} (<startup_timeout>)"
+        if foreign:
+            return f"{late}: another program listens on {where}; stop it, or use another address"
+        message = f"{late}: nothing listened on {where}"
+        if self.pipe is None:
+            port = address.rpartition(":")[2]
+            printed = self._printed_ports() - {port}
+            if printed:
+                other = sorted(printed)[-1]
+                message += (f"; it printed port {other}, which is not its $PORT ({port}): "
+                            f"set <port>{other}</port>, or pass $PORT to it")  # fmt: skip
+        return message
+
+    def _printed_ports(self) -> set[str]:
+        return {
+            m.group(1) or m.group(2)
+            for line in self.last_lines
+            for m in _PRINTED_PORT.finditer(line)
+        }
 
     def _prepare(self) -> tuple[str, dict[str, str]]:
         """The address the child must listen on, and its environment."""
@@ -240,8 +292,13 @@ class Instance:
         env.update(self.process.env)
         env["LOCAL_LAMBDAS_ID"] = self.name
         env["LOCAL_LAMBDAS_INSTANCE"] = str(self.index)
+        self.mark = f"{self._run_mark}.{next(_SPAWNS)}."
+        env[_compat.SPAWN_MARK] = self.mark
+        if self._token:
+            env["LOCAL_LAMBDAS_TOKEN"] = self._token
         if self.pipe is not None:
-            # A socket file left by a crash would make the child's bind fail.
+            # A socket file left by a crash would make the child's bind fail; one that
+            # belongs to another user is not ours to remove (OSError, said as the cause).
             _compat.remove_stale(self.pipe)
             address = self.pipe
             env["PIPE_ADDRESS"] = address
@@ -254,36 +311,25 @@ class Instance:
             env["PORT"] = str(port)
         return address, env
 
-    async def _pump(self, stream: asyncio.StreamReader, name: str) -> None:
-        """Show the child's output line by line; never leave it unread in the pipe."""
-        pending = b""
-        while True:
-            chunk = await stream.read(_READ_CHUNK)
-            if not chunk:
-                break
-            *lines, pending = (pending + chunk).split(b"\n")
-            if len(pending) > _MAX_LINE:
-                lines.append(pending)
-                pending = b""
-            for line in lines:
-                self._show(line, name)
-        if pending:
-            self._show(pending, name)
-
-    def _show(self, raw: bytes, stream: str) -> None:
-        line = raw.rstrip(b"\r").decode("utf-8", "replace")
-        self.last_lines.append(line)
-        self._printer.child_line(self.name, "stderr" if stream == "stderr" else "stdout", line)
+    def _output(self, stream: Literal["stdout", "stderr"], lines: list[bytes]) -> None:
+        self.last_lines.extend(
+            line.rstrip(b"\r").decode("utf-8", "replace") for line in lines[-_LAST_LINES:]
+        )
+        self._printer.child_lines(self.name, stream, lines)
 
     def _set_state(self, state: State, message: str = "", level: int = logging.INFO) -> None:
         self.state = state
         self.reason = "" if state is State.READY else message
         if message:
+            last = next((line for line in reversed(self.last_lines) if line.strip()), "")
+            shown = message
+            if last and state in (State.BACKOFF, State.EXITED, State.FATAL):
+                shown += f"; its last output: {last.strip()[:200]}"
             log.log(
                 level,
                 "%s: %s",
                 self.name,
-                message,
+                shown,
                 extra={
                     "fields": {
                         "event": "state",
@@ -296,35 +342,113 @@ class Instance:
         self._on_change()
 
     def _describe_exit(self, code: int | None) -> str:
+        """How the last process ended, in words fit for a client: never its output, which
+        may hold secrets (the log has it, see _set_state)."""
+        if self._not_ready is not None and self._not_ready != "it exited before it listened":
+            return self._not_ready
         if code is None:
-            what = "could not be started"
-        elif code < 0:
-            what = f"was killed by {signal.Signals(-code).name}"
-        else:
-            what = f"exited with code {code}"
-        last = next((line for line in reversed(self.last_lines) if line.strip()), "")
-        return f"{what}" + (f"; last output: {last.strip()[:200]}" if last else "")
+            return "could not be started"
+        if code < 0:
+            return f"was killed by {signal.Signals(-code).name}"
+        return f"exited with code {code}"
 
     def _where(self, address: str) -> str:
         return address if self.process.communication_mode.uses_pipe else f"http://{address}"
 
     def _remove_socket(self) -> None:
         if self.pipe is not None:
-            _compat.remove_stale(self.pipe)
+            try:
+                _compat.remove_stale(self.pipe)
+            except OSError as exc:  # not ours (another user's): left where it is
+                log.warning("%s: %s", self.name, exc.strerror)
 
 
-async def _terminate(proc: asyncio.subprocess.Process, grace: float) -> None:
-    """SIGTERM the group, wait up to `grace` for it to empty, SIGKILL what is left, reap."""
-    pid = proc.pid
-    if grace > 0 and _compat.stop_group(pid):
-        deadline = time.monotonic() + grace
+class _Child(asyncio.SubprocessProtocol):
+    """One started process: its output, split into lines, and its exit, seen from the
+    process (not its pipes). `terminate` stops it and everything descended from it."""
+
+    def __init__(
+        self, output: Callable[[Literal["stdout", "stderr"], list[bytes]], None], mark: str
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        self.exited: asyncio.Future[None] = loop.create_future()
+        self.pid = 0
+        self.mark = mark
+        self._transport: asyncio.SubprocessTransport | None = None
+        self._output = output
+        self._partial = {1: b"", 2: b""}
+        self._open_pipes = 0
+        self._pipes_closed: asyncio.Future[None] = loop.create_future()
+
+    @property
+    def returncode(self) -> int | None:
+        return self._transport.get_returncode() if self._transport is not None else None
+
+    def owners(self) -> Iterator[int]:
+        """The pids that count as this child, for readiness: itself, then its descendants."""
+        yield self.pid
+        yield from _compat.marked(self.mark)
+
+    # -- asyncio.SubprocessProtocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.SubprocessTransport, transport)
+        self.pid = self._transport.get_pid()
+        self._open_pipes = sum(self._transport.get_pipe_transport(fd) is not None for fd in (1, 2))
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        lines = (self._partial[fd] + data).split(b"\n")
+        rest = lines.pop()
+        if len(rest) > _MAX_LINE:  # a line that never ends is shown in pieces
+            lines.append(rest)
+            rest = b""
+        self._partial[fd] = rest
+        if lines:
+            self._output("stderr" if fd == 2 else "stdout", lines)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        rest, self._partial[fd] = self._partial.get(fd, b""), b""
+        if rest:
+            self._output("stderr" if fd == 2 else "stdout", [rest])
+        self._open_pipes -= 1
+        if self._open_pipes <= 0 and not self._pipes_closed.done():
+            self._pipes_closed.set_result(None)
+
+    def process_exited(self) -> None:
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+    # -- ours
+
+    async def output_done(self, timeout: float) -> None:
+        """Wait up to `timeout` for the output pipes to end, then close them: a process that
+        escaped every kill and holds them must not hold the supervisor up."""
+        if self._open_pipes > 0:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._pipes_closed), timeout)
+        self.close()
+
+    def close(self) -> None:
+        """Let go of the output pipes (the process has exited)."""
+        if self._transport is not None:
+            self._transport.close()
+
+    async def terminate(self, grace: float) -> None:
+        """SIGTERM the group and the marked descendants, wait up to `grace` for them to go,
+        SIGKILL what is left, and see the process exit (reaped by asyncio's watcher)."""
+        pid, deadline = self.pid, time.monotonic() + grace
+        if grace > 0 and _compat.stop_group(pid):
+            _compat.kill_marked(self.mark, signal.SIGTERM)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.exited), grace)
+            # A process group has no exit event to wait on: poll it, within the grace.
+            while (  # noqa: ASYNC110
+                _compat.group_alive(pid) or _compat.marked(self.mark)
+            ) and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+        _compat.kill_group(pid)
+        _compat.reap_adopted(_compat.kill_marked(self.mark))
         try:
-            async with _compat.timeout(grace):
-                await proc.wait()
+            await asyncio.wait_for(asyncio.shield(self.exited), _KILLED_WAIT)
         except asyncio.TimeoutError:
-            pass
-        # A process group has no exit event to wait on: poll it, within the grace.
-        while _compat.group_alive(pid) and time.monotonic() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
-    _compat.kill_group(pid)
-    await proc.wait()
+            log.error("pid %d did not exit %gs after SIGKILL", pid, _KILLED_WAIT)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,8 +40,22 @@ PROXY = "local-lambdas"
 _STATUS_ANSI = ("\x1b[32m", "\x1b[32m", "\x1b[32m", "\x1b[36m", "\x1b[33m", "\x1b[31m")
 
 
+# Rich's names of the palette above, as ANSI codes: child lines are printed without rich.
+_ANSI = {"cyan": "36", "magenta": "35", "green": "32", "yellow": "33", "blue": "34",
+         "bright_red": "91", "bright_cyan": "96", "bright_magenta": "95", "bright_green": "92",
+         "bright_yellow": "93", "white": "37"}  # fmt: skip
+_LEVEL_ANSI = {logging.WARNING: "33", logging.ERROR: "1;31", logging.CRITICAL: "1;31"}
+BUDGET = 256 * 1024  # bytes of one source's lines waiting to be written, before lines drop
+
+
 class Printer:
-    """Owns the console; one instance per run, shared by everything that prints."""
+    """Owns the output stream; one instance per run, shared by everything that prints.
+
+    Lines are formatted on the event loop and written by a thread of their own, in order, so
+    that a slow terminal or a full pipe never holds the loop up. Each source (a child, or the
+    proxy) may have BUDGET bytes waiting; a child's lines past that are dropped and counted,
+    and a line says how many once its output is written again.
+    """
 
     def __init__(
         self,
@@ -58,22 +73,54 @@ class Printer:
             highlight=False,
             soft_wrap=True,
         )
+        self._ansi = self._console.color_system is not None
         self._colors: dict[str, str] = {}
-        self._pending: list[str] = []  # access lines not yet written
+        self._prefixes: dict[str, str] = {}
+        self._pending: list[str] = []  # access lines not yet queued
         self._width = len(PROXY)
+        self._writer = _Writer(self._file, self._dropped_note)
 
     def register(self, name: str) -> None:
         """Give `name` its colour and widen the name column to fit it."""
         self._colors.setdefault(name, _PALETTE[len(self._colors) % len(_PALETTE)])
-        self._width = max(self._width, len(name))
+        if len(name) > self._width or name not in self._prefixes:
+            self._width = max(self._width, len(name))
+            self._prefixes = {n: self._prefix(n) for n in self._colors}
+
+    def _prefix(self, name: str) -> str:
+        if not self._ansi:
+            return f"{name:<{self._width}} | "
+        return f"\x1b[{_ANSI[self._colors.get(name, 'white')]}m{name:<{self._width}} | \x1b[0m"
+
+    def child_lines(
+        self, name: str, stream: Literal["stdout", "stderr"], lines: list[bytes]
+    ) -> None:
+        """Lines a child printed (without their line ends); dropped past its budget."""
+        if not self._writer.room(name):
+            self._writer.drop(name, len(lines))
+            return
+        if self.log_format == "json":
+            now = round(time.time(), 3)
+            text = "".join(
+                orjson.dumps({"time": now, "event": "output", "process": name, "stream": stream,
+                              "line": _text(line)}).decode() + "\n"
+                for line in lines
+            )  # fmt: skip
+        else:
+            prefix = self._prefixes.get(name) or self._prefix(name)
+            text = "".join(f"{prefix}{_text(line)}\n" for line in lines)
+        self._writer.put(name, text)
 
     def child_line(self, name: str, stream: Literal["stdout", "stderr"], line: str) -> None:
+        self.child_lines(name, stream, [line.encode("utf-8", "surrogateescape")])
+
+    def _dropped_note(self, name: str, count: int) -> str:
+        message = f"... {count} lines dropped: {name} printed faster than they could be shown"
         if self.log_format == "json":
-            self._json({"event": "output", "process": name, "stream": stream, "line": line})
-            return
-        text = Text(f"{name:<{self._width}} | ", style=self._colors.get(name, "white"))
-        text.append(line)
-        self._console.print(text)
+            record = {"time": round(time.time(), 3), "event": "output_dropped",
+                      "process": name, "lines": count, "message": message}  # fmt: skip
+            return orjson.dumps(record).decode() + "\n"
+        return f"{self._prefixes.get(name) or self._prefix(name)}{message}\n"
 
     def event(self, level: int, message: str, fields: dict[str, object] | None = None) -> None:
         if self.log_format == "json":
@@ -81,15 +128,22 @@ class Printer:
                       "message": message}  # fmt: skip
             self._json(record | (fields or {}))
             return
-        text = Text(f"{PROXY:<{self._width}} | ", style="bold")
-        text.append(message, style=_LEVEL_STYLE.get(level, ""))
-        self._console.print(text)
+        name = f"{PROXY:<{self._width}}"
+        if self._ansi:
+            style = _LEVEL_ANSI.get(level)
+            text = f"\x1b[1m{name}\x1b[0m | " + (
+                f"\x1b[{style}m{message}\x1b[0m" if style else message
+            )
+        else:
+            text = f"{name} | {message}"
+        self._flush_access()
+        self._writer.put(PROXY, text + "\n", droppable=False)
 
     def access(
         self, method: str, uri: str, process: str | None, status: int, seconds: float, rid: str
     ) -> None:
         """One access-log line. It runs for every request, so it skips rich, and lines are
-        gathered and written once per turn of the event loop rather than one write each."""
+        gathered and queued once per turn of the event loop rather than one at a time."""
         ms = seconds * 1000
         if self.log_format == "json":
             record = {"time": round(time.time(), 3), "event": "access", "method": method,
@@ -98,19 +152,19 @@ class Printer:
             line = orjson.dumps(record).decode()
         else:
             line = f"{status} {method} {uri} -> {process or '-'} {ms:.1f} ms [{rid}]"
-            if self._console.color_system is not None:
+            if self._ansi:
                 color = _STATUS_ANSI[min(status // 100, 5)]
                 line = f"\x1b[1m{PROXY:<{self._width}}\x1b[0m | {color}{line}\x1b[0m"
             else:
                 line = f"{PROXY:<{self._width}} | {line}"
         if not self._pending:
-            asyncio.get_running_loop().call_soon(self._write_pending)
+            asyncio.get_running_loop().call_soon(self._flush_access)
         self._pending.append(line)
 
-    def _write_pending(self) -> None:
-        lines, self._pending = self._pending, []
-        self._file.write("\n".join(lines) + "\n")
-        self._file.flush()
+    def _flush_access(self) -> None:
+        if self._pending:
+            lines, self._pending = self._pending, []
+            self._writer.put(PROXY, "\n".join(lines) + "\n")
 
     @contextmanager
     def progress(self) -> Iterator[Callable[[str], None]]:
@@ -119,6 +173,7 @@ class Printer:
         if self.log_format == "json" or not self._console.is_terminal:
             yield lambda text: None
             return
+        self.flush()
         with self._console.status("", spinner="dots") as status:
             yield status.update
 
@@ -139,16 +194,98 @@ class Printer:
         for row in rows:
             table.add_row(*row)
         # Off a terminal rich would squeeze the table into 80 columns and cut the addresses.
-        self._console.print(table, width=None if self._console.is_terminal else 200)
+        with self._console.capture() as captured:
+            self._console.print(table, width=None if self._console.is_terminal else 200)
+        self._writer.put(PROXY, captured.get(), droppable=False)
 
     def _json(self, record: dict[str, object]) -> None:
         stamped = {"time": round(time.time(), 3)} | record
-        self._file.write(orjson.dumps(stamped, default=str).decode() + "\n")
-        self._file.flush()
+        self._flush_access()
+        self._writer.put(PROXY, orjson.dumps(stamped, default=str).decode() + "\n",
+                         droppable=False)  # fmt: skip
+
+    def dropped(self, name: str) -> int:
+        """How many of `name`'s lines were dropped in all (see BUDGET)."""
+        return self._writer.dropped_total.get(name, 0)
+
+    def flush(self, timeout: float = 2.0) -> None:
+        """Wait (up to `timeout`) until every line so far is written."""
+        self._flush_access()
+        self._writer.flush(timeout)
 
     def handler(self, level: int = logging.INFO) -> logging.Handler:
         """A logging handler that prints the proxy's events through this printer."""
         return _Handler(self, level)
+
+
+def _text(line: bytes) -> str:
+    return line.rstrip(b"\r").decode("utf-8", "replace")
+
+
+class _Writer:
+    """The thread that writes queued text to the stream, and each source's budget."""
+
+    def __init__(self, file: IO[str], note: Callable[[str, int], str]) -> None:
+        self._file = file
+        self._note = note
+        self._lock = threading.Lock()
+        self._queue: list[tuple[str, str]] = []
+        self._waiting: dict[str, int] = {}  # source -> bytes queued
+        self._dropped: dict[str, int] = {}  # source -> lines dropped, not yet reported
+        self.dropped_total: dict[str, int] = {}  # source -> lines dropped in all
+        self._wake = threading.Condition(self._lock)
+        self._idle = threading.Event()
+        self._idle.set()
+        self._thread: threading.Thread | None = None
+
+    def room(self, source: str) -> bool:
+        return self._waiting.get(source, 0) < BUDGET and not self._dropped.get(source)
+
+    def drop(self, source: str, lines: int) -> None:
+        with self._lock:
+            self._dropped[source] = self._dropped.get(source, 0) + lines
+            self.dropped_total[source] = self.dropped_total.get(source, 0) + lines
+
+    def put(self, source: str, text: str, *, droppable: bool = True) -> None:
+        with self._lock:
+            self._queue.append((source, text))
+            if droppable:
+                self._waiting[source] = self._waiting.get(source, 0) + len(text)
+            self._idle.clear()
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="local-lambdas output", daemon=True
+                )
+                self._thread.start()
+            self._wake.notify()
+
+    def flush(self, timeout: float) -> None:
+        if self._thread is not None:
+            self._idle.wait(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue:
+                    # Drops are reported once the source's backlog is written.
+                    notes = [(s, n) for s, n in self._dropped.items() if not self._waiting.get(s)]
+                    for source, _ in notes:
+                        del self._dropped[source]
+                    if notes:
+                        self._queue.extend((s, self._note(s, n)) for s, n in notes)
+                        break
+                    self._idle.set()
+                    self._wake.wait()
+                batch, self._queue = self._queue, []
+            try:
+                self._file.write("".join(text for _, text in batch))
+                self._file.flush()
+            except (OSError, ValueError):
+                pass  # a closed or broken stream: nothing more can be shown
+            with self._lock:
+                for source, text in batch:
+                    if source in self._waiting:
+                        self._waiting[source] = max(0, self._waiting[source] - len(text))
 
 
 class _Handler(logging.Handler):

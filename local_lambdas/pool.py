@@ -69,8 +69,12 @@ class Pool:
         cache_bytes: int | None = None,
         stats: ProcessStats | None = None,
         clock: Callable[[], float] = time.monotonic,
+        run_mark: str = "",
+        token: str = "",
     ) -> None:
         self.process = process
+        self._run_mark = run_mark
+        self._token = token
         # Read on every request: plain attributes, not pydantic ones (a class with
         # __getattr__ makes every attribute read a slower, hooked one).
         self._slots = process.slots
@@ -211,6 +215,8 @@ class Pool:
             on_change=self._notify,
             watchdog=self._watchdog,
             clock=self._clock,
+            run_mark=self._run_mark,
+            token=self._token,
         )
         self.instances.append(child)
         return child

@@ -209,7 +209,7 @@ class Proxy:
     ) -> Response:
         """An envelope mode's exchange with the child, or why it failed, as the answer to
         send (without its X-Request-Id): the path both HTTP cores share."""
-        forwarded = Request(method, uri, headers, body, request_id, client)
+        forwarded = Request(method, uri, headers, body, request_id, client, self._supervisor.token)
         try:
             cache = pool.cache
             hit = cache.lookup(forwarded) if cache is not None else None
@@ -285,6 +285,7 @@ class Proxy:
                 timeout=process.timeout,
                 body_limit=process.max_body_size,
                 body_timeout=self.body_timeout,
+                token=self._supervisor.token,
             )
 
         return await self._attempt(pool, request.method, uri, path, exchange)

@@ -1,59 +1,75 @@
-"""Whether a child listens yet: the probes behind READY (DESIGN section 7).
+"""Whether a child listens yet: the probes behind READY (docs/protocol.md, "Readiness").
 
 A child is ready when its pipe or port accepts connections, or, with <ready_path>, when that
 path answers 2xx. Where the platform can tell without connecting (Linux's /proc/net tables,
 Windows' WaitNamedPipe) nothing is sent to the child: children written for the earlier tool
-may take any connection for a request and fail on an empty one.
+may take any connection for a request and fail on an empty one. There (Linux), a listening
+socket counts only when it belongs to the child or its descendants: with a shared socket
+directory or a fixed port, another program could be listening at the child's address.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from tenacity import AsyncRetrying, retry_if_result, stop_after_delay, wait_exponential
 
 from local_lambdas import _compat
+from local_lambdas._compat import Listener
 from local_lambdas.config import Process
+
+Owners = Callable[[], Iterable[int]]
 
 
 async def wait_until_listening(
-    process: Process, address: str, *, given_up: Callable[[], bool]
-) -> bool:
-    """Poll (tenacity, backing off to 100 ms) until `address` listens, within the process's
-    <startup_timeout>; False on time out or as soon as `given_up()` (the child exited)."""
+    process: Process, address: str, owners: Owners, *, given_up: Callable[[], bool]
+) -> Listener:
+    """Poll (tenacity, backing off to 100 ms) until the child listens at `address`, within
+    the process's <startup_timeout>. The Listener found (true when ready: its address is the
+    one to connect to); else the last one seen, false, as soon as `given_up()` or on time out."""
+    last = Listener("")
 
-    async def probe() -> bool | None:
+    async def probe() -> Listener | None:
+        nonlocal last
         if given_up():
             return None  # stops the retrying: it will never listen
-        return await listening(process, address)
+        last = await listening(process, address, owners)
+        return last
 
     retrying = AsyncRetrying(
         stop=stop_after_delay(process.startup_timeout),
         wait=wait_exponential(multiplier=0.002, max=0.1),
-        retry=retry_if_result(lambda ready: ready is False),
-        retry_error_callback=lambda _: False,
+        retry=retry_if_result(lambda found: found is not None and not found),
+        retry_error_callback=lambda _: None,
     )
-    result: bool | None = await retrying(probe)
-    return result is True
+    await retrying(probe)
+    return last
 
 
-async def listening(process: Process, address: str) -> bool:
-    """Whether the child of `process` listens at `address` now."""
+async def listening(process: Process, address: str, owners: Owners) -> Listener:
+    """Who listens at `address` for the child of `process` now."""
     if process.communication_mode.uses_pipe:
-        known = _compat.pipe_listening(address)
+        known = _compat.pipe_listening(address, owners)
         if known is not None:
             return known
-        return await _connects(_compat.connect_pipe(address, asyncio.Protocol))
-    host, _, port = address.rpartition(":")
-    if process.ready_path is not None:
-        return await _answers_2xx(host, int(port), process.ready_path)
-    known = _compat.tcp_listening(host, int(port))
-    if known is not None:
-        return known
-    loop = asyncio.get_running_loop()
-    return await _connects(loop.create_connection(asyncio.Protocol, host, int(port)))
+        opened = await _connects(_compat.connect_pipe(address, asyncio.Protocol))
+        return Listener(address if opened else "")
+    port = int(address.rpartition(":")[2])
+    found = _compat.tcp_listening(port, owners)
+    if found is None:  # no tables to read: connect, IPv4 first
+        found = Listener("")
+        loop = asyncio.get_running_loop()
+        for host in ("127.0.0.1", "::1"):
+            if await _connects(loop.create_connection(asyncio.Protocol, host, port)):
+                found = Listener(f"{host}:{port}" if ":" not in host else f"[{host}]:{port}")
+                break
+    if found and process.ready_path is not None:
+        host = found.address.rpartition(":")[0].strip("[]")
+        if not await _answers_2xx(host, port, process.ready_path):
+            return Listener("")
+    return found
 
 
 def free_port() -> int:
@@ -80,9 +96,10 @@ async def _answers_2xx(host: str, port: int, path: str) -> bool:
         reader, writer = await asyncio.open_connection(host, port)
     except OSError:
         return False
+    authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         writer.write(
-            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode()
+            f"GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n".encode()
         )
         status_line = await asyncio.wait_for(reader.readline(), 5)
     except (OSError, asyncio.TimeoutError):

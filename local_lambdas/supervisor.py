@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import shutil
 from collections.abc import Iterable
 
+from local_lambdas import _compat
 from local_lambdas._compat import IS_WINDOWS
 from local_lambdas.config import Manifest, Process, Settings
 from local_lambdas.errors import StartupError
@@ -35,8 +37,14 @@ class Supervisor:
         self.stopping = False
         self.stats: dict[str, ProcessStats] = {}  # by process id; kept across reloads
         self._settings = settings
-        self._printer = printer
+        self.printer = printer
         self._names = SocketNames(settings.socket_dir, plain=not settings.own_socket_dir)
+        # In every child's environment, and so in every process descended from one: what
+        # finds them all at the end, wherever they went (_compat.marked).
+        self.run_mark = secrets.token_hex(6)
+        # Sent with every request (docs/protocol.md, "The run's token"): a child can tell
+        # the proxy from any other local program that found its port or socket.
+        self.token = secrets.token_urlsafe(24)
         self._watchdog = None if IS_WINDOWS else Watchdog()
         self._reloading = asyncio.Lock()
 
@@ -71,19 +79,24 @@ class Supervisor:
         # watchdog starts waits for its child (as it would for a starting child), rather than
         # finding no route; /_/ready counts a pool without instances as starting.
         self._install({p.id: self._pool(p) for p in self.manifest.processes})
+        _compat.become_subreaper()
         if self._watchdog is not None:
-            await self._watchdog.start(str(directory) if self._settings.own_socket_dir else None)
+            await self._watchdog.start(
+                self.run_mark, str(directory) if self._settings.own_socket_dir else None
+            )
         for pool in self.pools.values():
             pool.start()
 
     def _pool(self, process: Process) -> Pool:
         return Pool(
             process,
-            self._printer,
+            self.printer,
             self._names,
             watchdog=self._watchdog,
             cache_bytes=process.cache or self._settings.default_cache,
             stats=self.stats.setdefault(process.id, ProcessStats()),
+            run_mark=self.run_mark,
+            token=self.token,
         )
 
     def _install(self, pools: dict[str, Pool]) -> None:
@@ -145,6 +158,8 @@ class Supervisor:
     async def stop(self) -> None:
         self.stopping = True
         await asyncio.gather(*(pool.stop() for pool in self.pools.values()))
+        # Anything descended from a child of this run that outlived its own child's stop.
+        _compat.reap_adopted(_compat.kill_marked(self.run_mark + "."))
         if self._watchdog is not None:
             await self._watchdog.close()
         if self._settings.own_socket_dir:

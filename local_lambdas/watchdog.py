@@ -5,10 +5,11 @@ started (a shell wrapper's or `npm start`'s own children). So the proxy also sta
 watchdog, in a session of its own so that a signal to the proxy's process group misses it.
 The proxy writes `+PGID` when a child's process group appears and `-PGID` when it is gone, on
 the watchdog's stdin. End of input means the proxy is gone: the watchdog SIGTERMs every group
-still listed, SIGKILLs what is left a moment later, removes the socket directory, and exits.
-After a clean stop the list is empty and it just exits.
+still listed and, on Linux, every process that carries the run's mark in its environment
+(descendants that left their group: setsid, double forks), SIGKILLs what is left a moment
+later, removes the socket directory, and exits. After a clean stop nothing is left to kill.
 
-Run as `python -m local_lambdas.watchdog [SOCKET_DIR]`; standard library only.
+Run as `python -m local_lambdas.watchdog RUN_MARK [SOCKET_DIR]`; standard library only.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import signal
 import sys
 import time
 
+from local_lambdas._compat import kill_marked, marked
+
 log = logging.getLogger("local_lambdas.watchdog")
 _GRACE = 2.0
 
@@ -31,9 +34,10 @@ class Watchdog:
     def __init__(self) -> None:
         self._proc: asyncio.subprocess.Process | None = None
 
-    async def start(self, socket_dir: str | None) -> None:
+    async def start(self, run_mark: str, socket_dir: str | None) -> None:
         self._proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "local_lambdas.watchdog", *([socket_dir] if socket_dir else []),
+            sys.executable, "-m", "local_lambdas.watchdog", run_mark,
+            *([socket_dir] if socket_dir else []),
             stdin=asyncio.subprocess.PIPE,
             start_new_session=True,
         )  # fmt: skip
@@ -81,17 +85,21 @@ def main(argv: list[str]) -> int:
         sign, number = line[:1], line[1:].strip()
         if number.isdigit():
             (groups.add if sign == b"+" else groups.discard)(int(number))
+    run_mark = argv[0] + "."
     for pgid in groups:
         if _alive(pgid):
             os.killpg(pgid, signal.SIGTERM)
+    escaped = kill_marked(run_mark, signal.SIGTERM)
     deadline = time.monotonic() + _GRACE
-    while any(_alive(g) for g in groups) and time.monotonic() < deadline:
+    while (any(_alive(g) for g in groups) or escaped) and time.monotonic() < deadline:
         time.sleep(0.05)
+        escaped = marked(run_mark)
     for pgid in groups:
         if _alive(pgid):
             os.killpg(pgid, signal.SIGKILL)
-    if argv:
-        shutil.rmtree(argv[0], ignore_errors=True)
+    kill_marked(run_mark)
+    if len(argv) > 1:
+        shutil.rmtree(argv[1], ignore_errors=True)
     return 0
 
 

@@ -44,7 +44,7 @@ def test_request_encoding_is_the_documented_object() -> None:
     request = Request("POST", "/a?b=1", [("X", "1"), ("X", "2")], b"\x00\xff", "rid", "1.2.3.4")
     assert json.loads(request.encode()) == {
         "method": "POST", "uri": "/a?b=1", "headers": [["X", "1"], ["X", "2"]],
-        "body": "AP8=", "request_id": "rid", "client": "1.2.3.4",
+        "body": "AP8=", "request_id": "rid", "client": "1.2.3.4", "token": "",
     }  # fmt: skip
 
 

@@ -11,7 +11,8 @@
 //            header(name), body (Buffer), requestId, client }
 // The handler returns (or resolves to) { status, headers, body }: headers an object or a list
 // of [name, value] pairs, body a Buffer or a string (sent as UTF-8). A thrown error is logged
-// and answered with a 500.
+// and answered with a 500. A request without the run's token ($LOCAL_LAMBDAS_TOKEN, which
+// local-lambdas sends in every request object) gets a 403 and never reaches the handler.
 "use strict";
 
 const fs = require("fs");
@@ -43,7 +44,13 @@ async function answer(handler, raw) {
   let headers = [["Content-Type", "text/plain"]];
   let body = Buffer.from("handler failed\n");
   try {
-    const response = await handler(toRequest(JSON.parse(raw)));
+    const data = JSON.parse(raw);
+    const token = process.env.LOCAL_LAMBDAS_TOKEN;
+    if (token && data.token !== token) {
+      return JSON.stringify({ status: 403, headers: { "Content-Type": "text/plain" },
+                              body: Buffer.from("not from local-lambdas\n").toString("base64") });
+    }
+    const response = await handler(toRequest(data));
     status = response.status === undefined ? 200 : response.status;
     headers = response.headers || {};
     body = Buffer.isBuffer(response.body) ? response.body : Buffer.from(response.body || "");
@@ -54,15 +61,33 @@ async function answer(handler, raw) {
 }
 
 function servePipe(path, handler) {
-  if (fs.existsSync(path)) fs.unlinkSync(path);
+  const oneShot = process.env.PIPE_FRAMING === "oneshot";
+  if (process.platform !== "win32" && fs.existsSync(path)) fs.unlinkSync(path);
   // allowHalfOpen: in one-shot mode the proxy shuts its side first, and the answer follows.
   const server = net.createServer({ allowHalfOpen: true }, (socket) => {
     // A request ending in "\n" is the keep-alive framing: answer with a line, wait for more,
     // in order. One that ends at end-of-file is one-shot: answer, then close.
     let pending = Buffer.alloc(0);
     let queue = Promise.resolve();
+    let answered = false;
     socket.on("data", (chunk) => {
       pending = Buffer.concat([pending, chunk]);
+      if (oneShot) {
+        // Answered as soon as the JSON parses: a Windows pipe cannot be half-closed, so
+        // the end of the request may never be signalled. Only a chunk that ends the object
+        // is worth a parse: a large body arrives in many.
+        if (chunk[chunk.length - 1] !== 0x7d) return;
+        try {
+          JSON.parse(pending.toString());
+        } catch {
+          return;
+        }
+        answered = true;
+        const request = pending.toString();
+        pending = Buffer.alloc(0);
+        queue = queue.then(async () => socket.end(await answer(handler, request)));
+        return;
+      }
       let newline;
       while ((newline = pending.indexOf(10)) !== -1) {
         const line = pending.subarray(0, newline).toString();
@@ -71,6 +96,7 @@ function servePipe(path, handler) {
       }
     });
     socket.on("end", () => {
+      if (answered) return;
       queue = queue.then(async () => {
         if (pending.length) socket.write(await answer(handler, pending.toString()));
         socket.end();

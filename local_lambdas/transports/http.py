@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from local_lambdas.envelope import Request, Response, decode_response
+from local_lambdas.envelope import TOKEN_HEADER, Request, Response, decode_response
 from local_lambdas.errors import BadResponse, ChildUnreachable
 
 _CHUNK = 256 * 1024
@@ -34,7 +34,11 @@ class HttpTransport:
         if self._closed:
             # The child exited between this request's lease and its send.
             raise ChildUnreachable("the child exited before the request was sent")
-        headers = {"Content-Type": "application/json", "X-Request-Id": request.request_id}
+        headers = {
+            "Content-Type": "application/json",
+            "X-Request-Id": request.request_id,
+            TOKEN_HEADER: request.token,
+        }
         try:
             reply = await self._client().post(self._url, data=request.encode(), headers=headers)
         except aiohttp.ClientConnectorError as exc:

@@ -22,7 +22,7 @@ from aiohttp import WSMsgType, web
 from multidict import CIMultiDict, MultiMapping
 
 from local_lambdas import _compat
-from local_lambdas.envelope import HOP_BY_HOP
+from local_lambdas.envelope import HOP_BY_HOP, TOKEN_HEADER
 from local_lambdas.errors import (
     BadResponse,
     ChildUnreachable,
@@ -63,8 +63,10 @@ class PassthroughTransport:
             )
         return self._session
 
-    def _headers(self, request: web.BaseRequest, request_id: str) -> CIMultiDict[str]:
+    def _headers(self, request: web.BaseRequest, request_id: str, token: str) -> CIMultiDict[str]:
         headers = _end_to_end(request.headers)
+        headers.popall(TOKEN_HEADER, None)  # a client's is never passed on
+        headers[TOKEN_HEADER] = token
         remote = request.remote or ""
         forwarded_for = request.headers.get("X-Forwarded-For")
         headers["X-Forwarded-For"] = f"{forwarded_for}, {remote}" if forwarded_for else remote
@@ -83,6 +85,7 @@ class PassthroughTransport:
         timeout: float,
         body_limit: int,
         body_timeout: float,
+        token: str,
     ) -> web.StreamResponse:
         """Send `request` to the child at `target` (path and query) and stream its answer.
 
@@ -94,7 +97,7 @@ class PassthroughTransport:
         if self._closed:
             raise ChildUnreachable("the child exited before the request was sent")
         if request.headers.get("Upgrade", "").lower() == "websocket":
-            return await self._websocket(request, target, request_id)
+            return await self._websocket(request, target, request_id, token)
         data: bytes | AsyncIterator[bytes] | None = body
         if body is None and request.body_exists:
             data = _limited(request, body_limit, body_timeout)
@@ -102,7 +105,7 @@ class PassthroughTransport:
             upstream = await self._client().request(
                 request.method,
                 self._base + target,
-                headers=self._headers(request, request_id),
+                headers=self._headers(request, request_id, token),
                 data=data,
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=None, sock_read=timeout),
@@ -141,9 +144,9 @@ class PassthroughTransport:
             return response
 
     async def _websocket(
-        self, request: web.BaseRequest, target: str, request_id: str
+        self, request: web.BaseRequest, target: str, request_id: str, token: str
     ) -> web.StreamResponse:
-        headers = self._headers(request, request_id)
+        headers = self._headers(request, request_id, token)
         for name in ("Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions",
                      "Sec-WebSocket-Protocol", "Host"):  # fmt: skip
             headers.popall(name, None)

@@ -85,6 +85,7 @@ def answer(request: dict) -> bytes | None:
         "headers": request["headers"],
         "body": b64(body),
         "request_id": request.get("request_id"),
+        "token": request.get("token"),
         "pid": os.getpid(),
         "conn": request.get("_conn"),
         "seq": request.get("_seq"),

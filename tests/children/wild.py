@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Children as they are found in the wild, picked by the first argument:
+
+ipv6-loopback   a web server on [::1]:$PORT only
+daemon MARK     starts `sleep MARK` in a session of its own (as setsid or a daemon would),
+                then serves one-shot pipe requests like behave.py
+other-port PORT prints "Running on http://127.0.0.1:PORT" as dev servers do, listens there
+                (not on $PORT), and says when it gets SIGTERM
+sleep           prints a line and sleeps (listens nowhere)
+flood           prints numbered lines as fast as it can, for ever
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+what = sys.argv[1]
+
+
+class Answer(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = f'{{"pid": {os.getpid()}}}'.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+if what == "ipv6-loopback":
+
+    class V6(HTTPServer):
+        address_family = socket.AF_INET6
+
+    V6(("::1", int(os.environ["PORT"])), Answer).serve_forever()
+elif what == "daemon":
+    subprocess.Popen(["sleep", sys.argv[2]], start_new_session=True)
+    here = os.path.dirname(os.path.abspath(__file__))
+    os.execv(sys.executable, [sys.executable, os.path.join(here, "behave.py")])
+elif what == "other-port":
+    signal.signal(signal.SIGTERM, lambda *_: (print("got SIGTERM", flush=True), sys.exit(0)))
+    print(f" * Running on http://127.0.0.1:{sys.argv[2]}", flush=True)
+    HTTPServer(("127.0.0.1", int(sys.argv[2])), Answer).serve_forever()
+elif what == "sleep":
+    print("up, listening nowhere", flush=True)
+    time.sleep(3600)
+elif what == "flood":
+    n = 0
+    while True:
+        n += 1
+        sys.stdout.write(f"flood line {n} " + "x" * 60 + "\n")

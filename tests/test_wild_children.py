@@ -1,0 +1,232 @@
+"""Children as they are in the wild (Linux): servers that listen on any address, wrappers that
+leave descendants holding the output, daemons that leave the process group, dev servers that
+ignore $PORT, another program at a child's address, output floods, and the run's token."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from local_lambdas import _compat
+from tests.conftest import CHILDREN, PYTHON, eventually, process_xml, running
+from tests.test_lifecycle import alive, cli
+
+pytestmark = pytest.mark.skipif(not _compat.IS_LINUX, reason="Linux process tables and signals")
+WILD = CHILDREN / "wild.py"
+
+
+def wild(pid: str, route: str, *args: str, mode: str = "passthrough", extra: str = "") -> str:
+    return process_xml(pid, route, script="wild.py", args=args, mode=mode, extra=extra)
+
+
+def processes_running(word: str) -> list[int]:
+    """The pids whose command line holds `word` (a unique argument), zombies left out."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if word.encode() in cmdline and alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
+async def test_servers_that_listen_on_any_address_are_ready(write_manifest, socket_dir) -> None:
+    node = (
+        f"<process><id>node</id><executable>node</executable>"
+        f"<arg>{CHILDREN / 'any_address.js'}</arg><route>/node/*</route>"
+        "<communication_mode>passthrough</communication_mode></process>"
+    )
+    path = write_manifest(node, wild("v6", "/v6/*", "ipv6-loopback"))
+    async with running(path, socket_dir) as run:
+        for route, process in (("/node/x", "node"), ("/v6/x", "v6")):
+            async with run.http.get(run.url + route) as reply:
+                assert reply.status == 200, route
+                assert json.loads(await reply.text())["pid"] == run.child(process).pid
+        assert run.child("v6").address.startswith("http://[::1]:")
+
+
+async def test_an_exit_is_seen_though_a_descendant_holds_the_output(
+    write_manifest, socket_dir
+) -> None:
+    mark = f"{3000 + secrets.randbelow(500)}.{secrets.randbelow(10**6)}"
+    wrapped = (
+        "<process><id>wrapped</id><executable>sh</executable><arg>-c</arg>"
+        f"<arg>sleep {mark} &amp; exec {PYTHON} {CHILDREN / 'behave.py'}</arg>"
+        "<route>/w/*</route></process>"
+    )
+    path = write_manifest(wrapped)
+    async with running(path, socket_dir) as run:
+        child = run.child("wrapped")
+        first = child.pid
+        assert first is not None and processes_running(mark)
+        os.kill(first, signal.SIGKILL)
+        # Seen at once and restarted, though the sleep held stdout and stderr open.
+        assert await run.pool("wrapped").wait_for(
+            lambda: child.generation == 2 and child.pid != first, 5
+        )
+        async with run.http.get(run.url + "/w/pid") as reply:
+            assert reply.status == 200
+            assert int(await reply.text()) == child.pid
+        # The first start's background job went with it; the second's is running.
+        assert len(processes_running(mark)) == 1
+    assert await eventually(lambda: not processes_running(mark))
+
+
+async def test_a_setsid_descendant_does_not_outlive_a_stop(write_manifest, socket_dir) -> None:
+    mark = f"{3500 + secrets.randbelow(500)}.{secrets.randbelow(10**6)}"
+    path = write_manifest(wild("daemonic", "/d/*", "daemon", mark, mode="pipe"))
+    async with running(path, socket_dir) as run:
+        assert await eventually(lambda: bool(processes_running(mark)))
+        (escaped,) = processes_running(mark)
+        assert os.getsid(escaped) != os.getsid(run.child("daemonic").pid or 0)
+    assert await eventually(lambda: not processes_running(mark))
+
+
+async def test_a_setsid_descendant_does_not_outlive_a_killed_proxy(write_manifest) -> None:
+    mark = f"{4000 + secrets.randbelow(500)}.{secrets.randbelow(10**6)}"
+    path = write_manifest(wild("daemonic", "/d/*", "daemon", mark, mode="pipe"))
+    async with cli(str(path), "--bind", "127.0.0.1:0") as run:
+        await run.expect(r"daemonic: ready in")
+        assert await eventually(lambda: bool(processes_running(mark)))
+        run.proc.kill()  # SIGKILL: only the watchdog is left to clean up
+        await run.proc.wait()
+        assert await eventually(lambda: not processes_running(mark), timeout=10)
+
+
+async def test_a_server_on_another_port_is_told_about_it(write_manifest, socket_dir) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        other = probe.getsockname()[1]
+    extra = "<startup_timeout>1s</startup_timeout><start_retries>1</start_retries>"
+    path = write_manifest(wild("dev", "/dev/*", "other-port", str(other), extra=extra))
+    async with running(path, socket_dir, wait=False) as run:
+        pool = run.pool("dev")
+        assert await pool.wait_for(lambda: pool.instances[0].state.value == "FATAL", 20)
+        reason = pool.instances[0].reason
+        assert "too many start retries" in reason and "<startup_timeout>" in reason
+        assert f"it printed port {other}, which is not its $PORT" in reason
+        assert f"<port>{other}</port>" in reason
+        # Stopped with SIGTERM first, as any stop: the child said so.
+        assert "got SIGTERM" in pool.instances[0].last_lines
+
+
+async def test_another_programs_listener_is_not_the_child(write_manifest, socket_dir) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        extra = f"<port>{port}</port><startup_timeout>0.5s</startup_timeout>"
+        path = write_manifest(wild("late", "/late/*", "sleep", extra=extra))
+        async with running(path, socket_dir, wait=False) as run:
+            child = run.child("late")
+            assert await run.pool("late").wait_for(lambda: child.restarts >= 1, 10)
+            assert child.generation == 0  # never taken for ready
+            async with run.http.get(run.url + "/_/status") as reply:
+                status = (await reply.json())["processes"]["late"]
+            assert "another program listens on http://127.0.0.1" in status["instances"][0]["reason"]
+
+
+async def test_a_socket_path_of_another_user_is_refused(write_manifest, tmp_path: Path) -> None:
+    shared = Path("/tmp") / f"llt-shared-{secrets.token_hex(3)}"
+    shared.mkdir()
+    try:
+        theirs = socket.socket(socket.AF_UNIX)
+        theirs.bind(str(shared / "svc_pipe"))
+        theirs.listen()
+        os.chown(shared / "svc_pipe", 65534, 65534)  # nobody's, as another user's would be
+        extra = "<pipe_name>svc_pipe</pipe_name><start_retries>1</start_retries>"
+        path = write_manifest(process_xml("svc", "/api/*", extra=extra))
+        async with running(path, shared, wait=False, own_socket_dir=False) as run:
+            pool = run.pool("svc")
+            assert await pool.wait_for(lambda: pool.instances[0].state.value == "FATAL", 10)
+            async with run.http.get(run.url + "/_/status") as reply:
+                status = (await reply.json())["processes"]["svc"]["instances"][0]
+            assert "belongs to another user (uid 65534)" in status["reason"]
+        assert (shared / "svc_pipe").is_socket()  # left to its owner
+        theirs.close()
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+async def test_a_flooding_child_loses_lines_not_the_proxy(write_manifest) -> None:
+    path = write_manifest(wild("flood", "/flood/*", "flood"), process_xml("quiet", "/quiet/*"))
+    async with cli(str(path), "--bind", "127.0.0.1:0") as run:
+        url = (await run.expect(r"listening on (http://\S+)")).group(1)
+        await run.expect(r"quiet: ready in")
+        # From here nobody reads the proxy's output: its pipe fills, as a stuck terminal's
+        # would. Requests to the quiet route are answered all the same.
+        import aiohttp
+
+        async with aiohttp.ClientSession() as http:
+
+            async def dropping() -> bool:
+                async with http.get(url + "/quiet/x") as reply:
+                    assert reply.status == 200
+                async with http.get(url + "/_/status") as reply:
+                    status = await reply.json()
+                return bool(status["processes"]["flood"]["instances"][0]["output_dropped"])
+
+            assert await eventually(dropping)
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
+    assert any("lines dropped: flood printed faster than they could be shown" in line
+               for line in run.lines)  # fmt: skip
+
+
+async def test_every_request_carries_the_runs_token(write_manifest, socket_dir) -> None:
+    path = write_manifest(
+        process_xml("pipe", "/pipe/*"),
+        process_xml("helper", "/helper/*", script="helper_child.py"),
+    )
+    async with running(path, socket_dir) as run:
+        token = run.supervisor.token
+        async with run.http.get(run.url + "/pipe/x") as reply:
+            seen = await reply.json()
+        assert seen["token"] == token and len(token) >= 24
+        # A program that is not the proxy, at the helper child's socket, is refused.
+        reader, writer = await asyncio.open_unix_connection(run.child("helper").pipe)
+        request = {"method": "GET", "uri": "/helper/x", "headers": [], "body": ""}
+        writer.write(json.dumps(request).encode())
+        writer.write_eof()
+        answer = json.loads(await reader.read())
+        writer.close()
+        assert answer["status"] == 403
+        assert base64.b64decode(answer["body"]) == b"not from local-lambdas\n"
+        async with run.http.get(run.url + "/helper/x") as reply:
+            assert reply.status == 201
+
+
+def test_the_helper_refuses_without_the_token_only_when_one_is_set() -> None:
+    from local_lambdas import child
+
+    def handler(request: child.Request) -> child.Response:
+        return child.Response(200, {}, b"ok")
+
+    raw = json.dumps({"method": "GET", "uri": "/", "headers": [], "body": ""}).encode()
+    saved = os.environ.pop("LOCAL_LAMBDAS_TOKEN", None)
+    try:
+        assert json.loads(child._answer(handler, raw))["status"] == 200
+        os.environ["LOCAL_LAMBDAS_TOKEN"] = "s3cret"
+        assert json.loads(child._answer(handler, raw))["status"] == 403
+        signed = json.dumps({"method": "GET", "uri": "/", "token": "s3cret"}).encode()
+        assert json.loads(child._answer(handler, signed))["status"] == 200
+    finally:
+        os.environ.pop("LOCAL_LAMBDAS_TOKEN", None)
+        if saved is not None:
+            os.environ["LOCAL_LAMBDAS_TOKEN"] = saved
+    assert sys.modules["local_lambdas.child"] is child
