@@ -50,7 +50,7 @@ Size = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
 
 
 class Mode(str, Enum):
-    """How the proxy talks to a child (DESIGN sections 3 and 4)."""
+    """How the proxy talks to a child (docs/protocol.md, "Framing")."""
 
     PIPE = "pipe"  # one-shot: a connection per request
     PIPE_KEEPALIVE = "pipe-keepalive"  # one JSON line per message on persistent connections

@@ -1,4 +1,4 @@
-"""The JSON envelope children speak in pipe and `http` modes (DESIGN section 3).
+"""The JSON envelope children speak in pipe and `http` modes (docs/protocol.md).
 
 Request:  {"method", "uri", "headers": [[name, value], ...], "body": base64, "request_id", ...}
 Response: {"status": 200, "headers": {...} or [[name, value], ...], "body": base64}
@@ -51,7 +51,7 @@ class Request:
     token: str = ""  # the run's secret (LOCAL_LAMBDAS_TOKEN): children can tell the proxy
 
     def encode(self, *, line: bool = False) -> bytes:
-        """The compact JSON object of DESIGN section 3; with `line`, ended by a newline (the
+        """The compact JSON request object of docs/protocol.md; with `line`, ended by a newline (the
         keep-alive framing), written by orjson rather than copied on."""
         option = orjson.OPT_APPEND_NEWLINE if line else 0
         data = {

@@ -6,9 +6,12 @@ The lane serves exactly one kind of request: an origin-form HTTP/1.0 or 1.1 requ
 body or a Content-Length one, routed to a pipe, pipe-keepalive or `http` process that takes
 its method and its size. Anything else (the admin endpoints, pass-through, 404 and 405,
 a body over the limit, chunked or Expect: 100-continue uploads, upgrades, anything llhttp
-rejects or the lane's 8 KiB head bound) is handed to aiohttp, with its bytes, together with
-the rest of the connection: one parser judges each request, and aiohttp's answers are the
-ones the proxy always gave. `--no-fast-lane` hands every connection over at once.
+rejects or the lane's 8 KiB head bound, a head with a bare-LF line end, a second Host or
+Content-Length, a path router.resolve refuses) is handed to aiohttp (aioserver.py), with its
+bytes, together with the rest of the connection: one parser judges each request, and the
+answers to malformed ones are the same JSON 400s in both. A head that does not arrive whole
+within --client-header-timeout, or a body that stops for --client-body-timeout, gets 408.
+`--no-fast-lane` hands every connection over at once.
 
 A connection carries one request at a time, answered by the connection's one task (a task
 per request cost 2% of the lane's instructions): pipelined bytes wait, unparsed, until the

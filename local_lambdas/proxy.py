@@ -1,7 +1,7 @@
 """The request handler: route, read the body, forward to the child, answer or explain.
 
 Every failure becomes a short JSON body (`{"error", "process", "request_id"}`) with the
-status of DESIGN section 6, and a log line carrying the same request id.
+status of docs/protocol.md ("Errors"), and a log line carrying the same request id.
 """
 
 from __future__ import annotations
@@ -298,9 +298,9 @@ class Proxy:
         path: str,
         exchange: Callable[[Instance], Awaitable[T]],
     ) -> T:
-        """Run `exchange` on a READY instance; retry once, after it is ready again, as DESIGN
-        section 7. A pool retired by a reload sends its waiting requests back here, to be
-        routed again."""
+        """Run `exchange` on a READY instance; retry once, after it is ready again, as
+        docs/protocol.md ("Errors") says. A pool retired by a reload sends its waiting
+        requests back here, to be routed again."""
         avoid: tuple[Instance, int] | None = None
         while True:
             if self._supervisor.stopping:
@@ -361,7 +361,7 @@ async def _continue(request: web.BaseRequest) -> None:
 
 
 def error_response(status: int, message: str, process: Process | None, request_id: str) -> Response:
-    """DESIGN section 6's JSON error body, as an answer."""
+    """The JSON error body of docs/protocol.md ("Errors"), as an answer."""
     body = {"error": message, "process": process.id if process else None, "request_id": request_id}
     return Response(status, [("Content-Type", _JSON)], orjson.dumps(body))
 

@@ -1,5 +1,6 @@
-"""`http` envelope transport (DESIGN section 4, the earlier tool's): POST the request object
-to http://HTTP_ADDRESS/ and read the response object from the reply's body.
+"""`http` envelope transport (docs/protocol.md, "Framing: http", the earlier tool's): POST
+the request object to http://HTTP_ADDRESS/ and read the response object from the reply's
+body.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Keep-alive pipe transport (DESIGN section 3, ours): one line of compact JSON per message,
-many request/response pairs in order on each persistent Unix-socket connection.
+"""Keep-alive pipe transport (docs/protocol.md, "Framing: keep-alive pipe"): one line of
+compact JSON per message, many request/response pairs in order on each persistent
+Unix-socket connection.
 
 Connections are pooled per child instance; the pool that leases the instance bounds how many
 requests are in flight, so this keeps at most that many connections. A connection carries one

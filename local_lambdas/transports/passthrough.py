@@ -1,4 +1,4 @@
-"""HTTP pass-through (DESIGN section 4, ours): the child is an ordinary web server.
+"""HTTP pass-through (docs/protocol.md, "Pass-through"): the child is an ordinary web server.
 
 The request goes on as it came (method, path and query, headers less hop-by-hop ones, `Host`
 kept, body streamed) with `X-Forwarded-For`, `-Proto`, `-Host` and `X-Request-Id` added; the

@@ -1,4 +1,4 @@
-"""One-shot pipe transport over a Unix domain socket (DESIGN section 3, the earlier tool's).
+"""One-shot pipe transport over a Unix domain socket (docs/protocol.md, "Framing: one-shot pipe").
 
 Per request: connect, write one JSON object, shut the writing side, read until the child
 closes. The shutdown lets children that read to EOF work; children that stop reading once
