@@ -21,8 +21,8 @@ from typing import Any
 from local_lambdas import __version__, _compat, manifest
 from local_lambdas.commands import boot_check, run_command, serve
 from local_lambdas.config import Manifest, Settings
-from local_lambdas.errors import ManifestError, NotAllReady, StartupError
-from local_lambdas.output import Printer, print_line, print_problems
+from local_lambdas.errors import CommandNotRun, ManifestError, NotAllReady, StartupError
+from local_lambdas.output import Printer, print_line, print_problems, print_warnings
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_READY = 0, 1, 2, 3
 DEFAULT_BIND = "127.0.0.1:3000"
@@ -182,7 +182,10 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
         "happened, and stop everything (exit 1 unless every child became ready and answered "
         "without a 5xx).",
     )
-    check_p.add_argument("manifest", metavar="MANIFEST")
+    check_p.add_argument(
+        "manifest", nargs="?", default="manifest.xml", metavar="MANIFEST",
+        help="the manifest file (default: manifest.xml)",
+    )  # fmt: skip
     check_p.add_argument("--boot", action="store_true", help="also start and probe each child")
     check_p.add_argument(
         "--ready-timeout",
@@ -195,13 +198,16 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
 
     run_p = argparse.ArgumentParser(
         prog="local-lambdas run",
-        usage="local-lambdas run [options] MANIFEST -- COMMAND [ARGS...]",
+        usage="local-lambdas run [options] [MANIFEST] -- COMMAND [ARGS...]",
         description="For CI: start every child on a free port, wait until all are ready, "
         "run COMMAND with LOCAL_LAMBDAS_URL=http://HOST:PORT in its environment, stop "
         "everything, and exit with COMMAND's status. If the children do not become ready, "
         "say which and why, and exit 3 without running COMMAND.",
     )
-    run_p.add_argument("manifest", metavar="MANIFEST")
+    run_p.add_argument(
+        "manifest", nargs="?", default="manifest.xml", metavar="MANIFEST",
+        help="the manifest file (default: manifest.xml)",
+    )  # fmt: skip
     run_p.add_argument(
         "--bind",
         metavar="HOST:PORT",
@@ -240,7 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command != "serve":
         argv = argv[1:]
     to_run: list[str] = []
-    if command == "run":
+    if command == "run" and not {"-h", "--help"} & set(argv[: argv.index("--")] if "--" in argv
+                                                           else argv):  # fmt: skip
         if "--" not in argv:
             print_line(
                 "local-lambdas run: give the command after --, e.g. "
@@ -272,6 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             + ("" if command == "check" else "; nothing was started")
         )
         return EXIT_FAILURE
+    print_warnings(loaded.warnings)
     if command == "check" and not args.boot:
         print_line(f"{path}: OK, {len(loaded.processes)} process(es)")
         return EXIT_OK
@@ -324,6 +332,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         printer.flush()
         print_line(f"local-lambdas: {exc}")
         return EXIT_NOT_READY
+    except CommandNotRun as exc:
+        printer.flush()
+        print_line(f"local-lambdas run: {exc}")
+        return exc.status
     except StartupError as exc:
         printer.flush()
         print_line(f"local-lambdas: {exc}")

@@ -19,7 +19,7 @@ import aiohttp
 from local_lambdas import _compat
 from local_lambdas.app import Started, started
 from local_lambdas.config import Manifest, Process, Settings
-from local_lambdas.errors import NotAllReady, StartupError
+from local_lambdas.errors import CommandNotRun, NotAllReady
 from local_lambdas.instance import Instance, State
 from local_lambdas.output import Printer
 
@@ -71,8 +71,10 @@ async def run_command(
             proc = await asyncio.create_subprocess_exec(
                 *command, env={**os.environ, "LOCAL_LAMBDAS_URL": run.url}
             )
-        except OSError as exc:
-            raise StartupError(f"cannot run {command[0]}: {exc.strerror}") from exc
+        except FileNotFoundError as exc:
+            raise CommandNotRun(f"{command[0]}: command not found", 127) from exc
+        except OSError as exc:  # as a shell says it: found, but not runnable
+            raise CommandNotRun(f"{command[0]}: {exc.strerror}", 126) from exc
         # Ctrl+C reaches the command too (same terminal); a stop asked of us is passed on.
         undo = _compat.on_signals(loop, proc.terminate, lambda: None)
         try:

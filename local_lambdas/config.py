@@ -183,6 +183,7 @@ class Manifest(BaseModel):
 
     path: Path
     processes: tuple[Process, ...]
+    warnings: tuple[str, ...] = ()  # what `check` points out without refusing the manifest
 
 
 class Settings(BaseModel):

@@ -3,7 +3,8 @@
     LocalLambdasError
     ├── ManifestError          the manifest cannot be used; carries every Problem found
     ├── StartupError           the proxy cannot start (port in use, socket dir not creatable)
-    │   └── NotAllReady        `run`: some children did not become ready in time
+    │   ├── NotAllReady        `run`: some children did not become ready in time
+    │   └── CommandNotRun      `run`: its command cannot be run (127 not found, 126 not runnable)
     └── ForwardError           one request could not be answered by its child; maps to a status
         ├── PayloadTooLarge    413: the request body is over the route's <max_body_size>
         ├── ClientTooSlow      408: the client's body did not come on (--client-body-timeout)
@@ -52,6 +53,14 @@ class StartupError(LocalLambdasError):
 
 class NotAllReady(StartupError):
     """Some children did not become ready in time; what happened was logged."""
+
+
+class CommandNotRun(StartupError):
+    """`run`'s command could not be started; `status` is what a shell would exit with."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class ForwardError(LocalLambdasError):

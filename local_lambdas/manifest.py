@@ -63,10 +63,18 @@ SOCKET_SUFFIX_ROOM = 4
 _REQUIRED = ("id", "executable", "route")
 _FIELD_TO_ELEMENT = {spec.field: name for name, spec in ELEMENTS.items()}
 _ENV_NAME = re.compile(r"^[^=\0]+$")
+_XSI = "{http://www.w3.org/2001/XMLSchema-instance}"
+_SOURCE_SUFFIX = re.compile(r"\.(py|js|mjs|cjs|ts|rb|pl|php|sh|jar|lua|R)$")
 
 
-def load(path: Path, *, socket_dir: Path, admin_prefix: str = "/_/") -> Manifest:
+def load(
+    path: Path, *, socket_dir: Path, admin_prefix: str = "/_/", base: Path | None = None
+) -> Manifest:
     """Read and validate the manifest at `path`; raise ManifestError listing every problem.
+
+    Relative paths in it (<working_dir>, and <executable> when it is a path) start at `base`,
+    by default the directory local-lambdas was started in, as the earlier tool's did (its
+    examples run from its repository root), whatever folder the manifest is in.
 
     `socket_dir` is where pipe-mode sockets will live; it is needed here so that socket paths
     too long for the platform are reported now, against the <pipe_name> that makes them.
@@ -82,7 +90,7 @@ def load(path: Path, *, socket_dir: Path, admin_prefix: str = "/_/") -> Manifest
     except OSError as exc:
         raise ManifestError([Problem(shown, None, f"cannot be read: {exc.strerror}")]) from exc
     root = _parse(data, shown)
-    reader = _Reader(shown, path.resolve().parent)
+    reader = _Reader(shown, (base or Path.cwd()).resolve())
     processes = reader.read(root)
     _check_across(reader, socket_dir)
     _check_admin_prefix(reader, admin_prefix)
@@ -90,7 +98,9 @@ def load(path: Path, *, socket_dir: Path, admin_prefix: str = "/_/") -> Manifest
         _check_schema(root, shown, reader)
     if reader.problems:
         raise ManifestError(reader.problems)
-    return Manifest(path=path.resolve(), processes=tuple(processes))
+    return Manifest(
+        path=path.resolve(), processes=tuple(processes), warnings=tuple(reader.warnings)
+    )
 
 
 def _parse(data: bytes, shown: str) -> etree._Element:
@@ -102,8 +112,12 @@ def _parse(data: bytes, shown: str) -> etree._Element:
     except etree.XMLSyntaxError as exc:
         line = exc.lineno or None
         message = str(exc.msg).split(", line ")[0]
+        fix = "fix the markup there"
+        if "Double hyphen within comment" in message:
+            fix = ("a comment may not hold --, as a commented-out <arg>--port</arg> does; "
+                   "delete that line, or write the comment without --")  # fmt: skip
         raise ManifestError(
-            [Problem(shown, line, f"not well-formed XML: {message}; fix the markup there")]
+            [Problem(shown, line, f"not well-formed XML: {message}; {fix}")]
         ) from exc
     if root.tag != "manifest":
         raise ManifestError(
@@ -140,6 +154,7 @@ class _Reader:
     shown: str
     folder: Path
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     claims: list[_Claims] = field(default_factory=list)
 
     def problem(self, line: int | None, message: str) -> None:
@@ -168,11 +183,12 @@ class _Reader:
         count = len(self.problems)
         kwargs: dict[str, object] = {"line": element.sourceline or 0}
         lines: dict[str, list[int]] = {}
+        meant: set[str] = set()  # required elements an unknown one was probably meant as
         for name, occurrences in values.items():
             spec = ELEMENTS.get(name)
             if spec is None:
                 for _, _, child in occurrences:
-                    self._unknown(child, label, list(ELEMENTS))
+                    meant.update(self._unknown(child, label, list(ELEMENTS)))
                 continue
             if not spec.repeatable and len(occurrences) > 1:
                 self.problem(
@@ -191,21 +207,28 @@ class _Reader:
             kwargs[spec.field] = self._value(name, occurrences, label)
         missing = [name for name in _REQUIRED if not values.get(name)]
         for name in missing:
+            if name in meant:
+                continue  # "did you mean <name>?" said it already: one message per cause
             self.problem(
                 element.sourceline,
                 f"{label}: missing <{name}>; add one, e.g. {ELEMENTS[name].example}",
             )
         self.claims.append(_Claims(label, kwargs, lines))
-        if missing:
-            return None
-        kwargs.setdefault("pipe_name", kwargs["id"])
-        kwargs["working_dir"] = self.folder / str(kwargs.get("working_dir", "."))
+        working_dir = kwargs["working_dir"] = self.folder / str(kwargs.get("working_dir", "."))
+        # The paths are checked whatever else is wrong, so that one pass reports it all.
+        self._check_paths(
+            str(kwargs.get("executable", "")), working_dir, lines, label, element.sourceline or 0
+        )
+        if "id" in kwargs:
+            kwargs.setdefault("pipe_name", kwargs["id"])
         try:
             process = Process.model_validate(kwargs)
         except ValidationError as exc:
             self._pydantic(exc, kwargs, lines, label, element.sourceline)
             return None
-        self._check_paths(process, lines, label)
+        if missing:
+            return None
+        self._check_args(process)
         return process if len(self.problems) == count else None
 
     def _value(
@@ -242,6 +265,8 @@ class _Reader:
         process_line: int | None,
     ) -> None:
         for error in exc.errors():
+            if error["type"] == "missing":
+                continue  # said already, with an example of the element to add
             loc = error["loc"]
             name = str(loc[0]) if loc else ""
             index = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else 0
@@ -258,34 +283,52 @@ class _Reader:
                 message = message.replace("should be", "must be one of:").replace("' or '", "', '")
             self.problem(line, f'{label}: <{element}> "{shown}" {message}')
 
-    def _check_paths(self, process: Process, lines: dict[str, list[int]], label: str) -> None:
-        if not process.working_dir.is_dir():
-            line = lines.get("working_dir", [process.line])[0]
+    def _check_paths(
+        self, executable: str, working_dir: Path, lines: dict[str, list[int]], label: str,
+        line: int,
+    ) -> None:  # fmt: skip
+        bare = os.sep not in executable and "/" not in executable
+        if not working_dir.is_dir():
             self.problem(
-                line,
-                f'{label}: <working_dir> "{process.working_dir}" is not a '
+                lines.get("working_dir", [line])[0],
+                f'{label}: <working_dir> "{working_dir}" is not a '
                 "directory; create it or fix the path (relative paths start at the "
-                "manifest's folder)",
+                f"directory local-lambdas was started in, {self.folder})",
             )
-            return
-        if resolve_executable(process) is None:
-            line = lines["executable"][0]
+            if not bare:
+                return  # a path relative to it cannot be judged
+        if executable and find_executable(executable, working_dir) is None:
             where = (
                 "not found on PATH; install it or give its full path"
-                if os.sep not in process.executable and "/" not in process.executable
-                else f"is not an executable file under {process.working_dir}; check the path "
+                if bare
+                else f"is not an executable file under {working_dir}; check the path "
                 "and its execute permission (chmod +x)"
             )
-            self.problem(line, f'{label}: <executable> "{process.executable}" {where}')
+            self.problem(lines["executable"][0], f'{label}: <executable> "{executable}" {where}')
 
-    def _unknown(self, element: etree._Element, label: str, known: list[str]) -> None:
+    def _check_args(self, process: Process) -> None:
+        """Warn of an <arg> that names a relative file that is not there: the child would
+        most likely fail to open it (relative to its working directory, see the README)."""
+        for arg in process.args:
+            if _looks_like_a_file(arg) and not (process.working_dir / arg).exists():
+                self.warnings.append(
+                    f'{self.shown}: {process.label}: <arg> "{arg}" looks like a file, but '
+                    f"there is none at {process.working_dir / arg}; relative paths start at "
+                    "the child's working directory"
+                )
+
+    def _unknown(self, element: etree._Element, label: str, known: list[str]) -> list[str]:
+        """Report an unknown element; the known one it was probably meant as, if any."""
         tag = str(element.tag)
         close = difflib.get_close_matches(tag, known, n=1, cutoff=0.6)
         hint = f"did you mean <{close[0]}>?" if close else f"known: {', '.join(known)}"
         self.problem(element.sourceline, f"{label}: unknown element <{tag}>; {hint}")
+        return close
 
     def _no_attributes(self, element: etree._Element, label: str) -> None:
         for name in element.attrib:
+            if str(name).startswith(_XSI):
+                continue  # xsi:noNamespaceSchemaLocation and the like, the editors' hints
             self.problem(
                 element.sourceline,
                 f'{label}: unknown attribute {name}="..."; '
@@ -295,13 +338,24 @@ class _Reader:
 
 def resolve_executable(process: Process) -> str | None:
     """The absolute path the child will run, or None when there is nothing runnable there."""
-    exe = process.executable
+    return find_executable(process.executable, process.working_dir)
+
+
+def find_executable(exe: str, working_dir: Path) -> str | None:
+    """`exe` on PATH when it is a bare name, else under `working_dir`; None: not runnable."""
     if os.sep not in exe and "/" not in exe:
         return shutil.which(exe)
-    candidate = process.working_dir / exe
+    candidate = working_dir / exe
     if candidate.is_file() and os.access(candidate, os.X_OK):
         return str(candidate)
     return None
+
+
+def _looks_like_a_file(arg: str) -> bool:
+    """A relative path with a folder or a source file's suffix: app/main.py, ./run.sh."""
+    if arg.startswith(("-", "/")) or "=" in arg or "://" in arg or "\n" in arg or "${" in arg:
+        return False
+    return "/" in arg or bool(_SOURCE_SUFFIX.search(arg))
 
 
 def _check_across(reader: _Reader, socket_dir: Path) -> None:

@@ -12,7 +12,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import IO, Literal
 
@@ -315,6 +315,13 @@ def print_problems(problems: list[str], file: IO[str] | None = None) -> None:
     console = Console(file=file or sys.stderr, highlight=False, soft_wrap=True)
     for problem in problems:
         console.print(Text(problem, style="red"))
+
+
+def print_warnings(warnings: Iterable[str], file: IO[str] | None = None) -> None:
+    """What `check` points out without refusing the manifest, one per line."""
+    console = Console(file=file or sys.stderr, highlight=False, soft_wrap=True)
+    for warning in warnings:
+        console.print(Text(f"warning: {warning}", style="yellow"))
 
 
 def print_line(message: str, file: IO[str] | None = None) -> None:

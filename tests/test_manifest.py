@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from lxml import etree
 from local_lambdas import manifest
 from local_lambdas.config import Mode
 from local_lambdas.errors import ManifestError
-from tests.conftest import dedent
+from tests.conftest import CHILDREN, dedent
 
 LEGACY = dedent("""
     <?xml version="1.0" encoding="UTF-8"?>
@@ -38,9 +39,10 @@ LEGACY = dedent("""
 
 
 def load(tmp_path: Path, text: str) -> manifest.Manifest:
+    """Load `text` as a manifest, started from `tmp_path` (relative paths start there)."""
     path = tmp_path / "manifest.xml"
     path.write_text(text)
-    return manifest.load(path, socket_dir=Path("/tmp/ll-x"))
+    return manifest.load(path, socket_dir=Path("/tmp/ll-x"), base=tmp_path)
 
 
 def test_earlier_tools_manifest_loads_unchanged(tmp_path: Path) -> None:
@@ -131,7 +133,61 @@ CASES = {
         process(*OK, "<working_dir>nowhere</working_dir>"),
         [(6, "is not a directory")],
     ),
+    "a commented-out argument": (
+        "<manifest>\n  <!-- <arg>--port</arg> -->\n</manifest>",
+        [(2, "a commented-out <arg>--port</arg> does")],
+    ),
 }
+
+
+def test_one_pass_reports_every_problem_once_per_cause(tmp_path: Path) -> None:
+    """A process with a misspelt element, a bad value, a missing working directory and an
+    executable that is not there: all four, and no "missing <route>" beside "<rout>"."""
+    text = dedent("""
+        <manifest>
+          <process>
+            <id>a</id>
+            <executable>./not-there</executable>
+            <rout>/a/*</rout>
+            <timeout>soon</timeout>
+          </process>
+          <process>
+            <id>b</id>
+            <executable>pyhton3</executable>
+            <route>/b/*</route>
+            <working_dir>nowhere</working_dir>
+          </process>
+        </manifest>
+    """)
+    with pytest.raises(ManifestError) as caught:
+        load(tmp_path, text)
+    messages = [(p.line, p.message) for p in caught.value.problems]
+    assert [line for line, _ in messages] == [4, 5, 6, 10, 12], messages
+    assert "is not an executable file" in messages[0][1]
+    assert "did you mean <route>?" in messages[1][1]
+    assert "is not a duration" in messages[2][1]
+    assert '"pyhton3" not found on PATH' in messages[3][1]
+    assert "is not a directory" in messages[4][1]
+    assert not any("missing <route>" in m for _, m in messages)
+
+
+def test_editor_schema_hints_are_accepted(tmp_path: Path) -> None:
+    text = (
+        '<manifest xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
+        ' xsi:noNamespaceSchemaLocation="manifest.xsd">\n  <process>\n'
+        + "\n".join(OK)
+        + "\n  </process>\n</manifest>\n"
+    )
+    assert [p.id for p in load(tmp_path, text).processes] == ["svc"]
+
+
+def test_check_warns_of_an_argument_naming_a_missing_file(tmp_path: Path) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "main.py").write_text("")
+    text = process(*OK, "<arg>app/main.py</arg>", "<arg>app/mian.py</arg>", "<arg>--debug</arg>")
+    loaded = load(tmp_path, text)
+    assert len(loaded.warnings) == 1
+    assert '<arg> "app/mian.py" looks like a file, but there is none' in loaded.warnings[0]
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -218,9 +274,33 @@ def test_check_lists_every_problem_and_exits_1(tmp_path: Path) -> None:
 
 
 def test_check_ok_exits_0() -> None:
-    result = run_cli("check", "manifest.xml", cwd=Path(__file__).parents[1])
-    assert result.returncode == 0, result.stderr
-    assert "OK, 4 process(es)" in result.stderr
+    for args in (["check", "manifest.xml"], ["check"]):  # manifest.xml is the default
+        result = run_cli(*args, cwd=Path(__file__).parents[1])
+        assert result.returncode == 0, result.stderr
+        assert "OK, 4 process(es)" in result.stderr
+
+
+def test_every_command_has_its_own_help() -> None:
+    for command in ("check", "run"):
+        result = run_cli(command, "--help")
+        assert result.returncode == 0, result.stderr
+        assert f"usage: local-lambdas {command}" in result.stdout
+
+
+@pytest.mark.parametrize(("command", "status", "says"), [
+    ("no-such-command-here", 127, "no-such-command-here: command not found"),
+    (__file__, 126, "Permission denied"),  # a file that is not executable
+])  # fmt: skip
+def test_run_exits_like_a_shell_when_its_command_cannot_run(
+    tmp_path: Path, command: str, status: int, says: str
+) -> None:
+    (tmp_path / "manifest.xml").write_text(
+        f"<manifest><process><id>svc</id><executable>{sys.executable}</executable>"
+        f"<arg>{CHILDREN / 'behave.py'}</arg><route>/api/*</route></process></manifest>"
+    )
+    result = run_cli("run", "--", command, cwd=tmp_path)
+    assert result.returncode == status, result.stderr
+    assert says in result.stderr
 
 
 def test_missing_manifest_exits_1_with_one_clear_line(tmp_path: Path) -> None:
@@ -235,3 +315,36 @@ def test_help_and_version() -> None:
     assert result.returncode == 0
     assert "local-lambdas check MANIFEST" in result.stdout and "--bind" in result.stdout
     assert run_cli("--version").stdout.startswith("local-lambdas ")
+
+
+def test_the_earlier_tools_layout_runs_from_its_repository_root(tmp_path: Path) -> None:
+    """Its examples live in examples/NAME/ and name their files from the repository root,
+    where its README runs them: `local-lambdas examples/echo-service/manifest.xml`."""
+    example = tmp_path / "examples" / "echo-service"
+    example.mkdir(parents=True)
+    shutil.copy(CHILDREN / "behave.py", example / "echo_service.py")
+    (example / "manifest.xml").write_text(
+        dedent(f"""
+        <?xml version="1.0" encoding="UTF-8"?>
+        <manifest>
+          <process>
+            <id>echo-service</id>
+            <executable>{sys.executable}</executable>
+            <arg>examples/echo-service/echo_service.py</arg>
+            <route>/echo/*</route>
+            <pipe_name>echo_service_pipe</pipe_name>
+          </process>
+        </manifest>
+    """)
+    )
+    smoke = (
+        "import os, urllib.request\n"
+        "url = os.environ['LOCAL_LAMBDAS_URL'] + '/echo/hi'\n"
+        "assert urllib.request.urlopen(url).status == 200\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "local_lambdas", "run", "examples/echo-service/manifest.xml",
+         "--", sys.executable, "-c", smoke],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr

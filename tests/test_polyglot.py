@@ -69,6 +69,7 @@ def test_the_polyglot_manifest_is_valid(built) -> None:
     missing = [tool for tool in NEEDS.values() if shutil.which(tool) is None]
     if missing:
         pytest.skip(f"not installed: {', '.join(missing)}")
-    loaded = manifest.load(POLYGLOT / "manifest.xml", socket_dir=Path("/tmp/ll-x"))
+    # run.sh starts it from its own folder, where its relative paths start.
+    loaded = manifest.load(POLYGLOT / "manifest.xml", socket_dir=Path("/tmp/ll-x"), base=POLYGLOT)
     assert {p.communication_mode.value for p in loaded.processes} == {
         "pipe", "pipe-keepalive", "http", "passthrough"}  # fmt: skip
