@@ -20,7 +20,7 @@ from typing import Any
 
 from local_lambdas import __version__, _compat, manifest
 from local_lambdas.commands import boot_check, run_command, serve
-from local_lambdas.config import Manifest, Settings
+from local_lambdas.config import WATCH_IGNORE, Manifest, Settings
 from local_lambdas.errors import CommandNotRun, ManifestError, NotAllReady, StartupError
 from local_lambdas.output import Printer, print_line, print_problems, print_warnings
 
@@ -171,7 +171,9 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
         metavar="GLOB",
         action="append",
         default=[],
-        help="with --watch, ignore files matching GLOB (repeatable), e.g. '*.log'",
+        help="with --watch, also ignore files matching GLOB (repeatable). Always ignored: "
+        ".git, __pycache__, node_modules, .venv and the like, the proxy's own output files, "
+        "temporary files renamed over others, and " + " ".join(WATCH_IGNORE),
     )
     _common(serve_p)
 

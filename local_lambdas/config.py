@@ -49,6 +49,14 @@ Wait = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
 Size = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
 
 
+# --watch ignores these beyond watchfiles' own (.git, __pycache__, node_modules...): what
+# no one means to watch (logs, editors' temporary files). Listed in --help.
+WATCH_IGNORE = (
+    "*.log", "*.tmp", "*.temp", "*.bak", "*.orig", "*.swp", "*.swx", "*~", ".#*", "#*#",
+    "4913", "sed??????", ".goutputstream-*", "*___jb_tmp___", "*___jb_old___", ".DS_Store",
+)  # fmt: skip
+
+
 class Mode(str, Enum):
     """How the proxy talks to a child (docs/protocol.md, "Framing")."""
 

@@ -1,9 +1,15 @@
 """`--watch`: reload when the manifest changes, restart a process when its files change.
 
 Watched: the manifest file, and each process's working_dir (recursively); a changed file
-restarts the process(es) with the deepest working_dir holding it. Ignored: what
-watchfiles ignores by default (.git, __pycache__, node_modules, .venv, editor swap files...),
-the socket directory, and every --watch-ignore glob (matched against the file's name and its
+restarts the process(es) with the deepest working_dir holding it. The manifest is followed by
+its content: a save that changes nothing, or a rename over it (sed -i, editors' atomic
+saves), reloads only when the text differs, and a reload keeps unchanged processes.
+
+Ignored: what watchfiles ignores by default (.git, __pycache__, node_modules, .venv, editor
+swap and backup files...), config.WATCH_IGNORE (logs, editors' temporary files), a
+file that appeared and went within one batch (a temporary file renamed over another), the
+files the proxy itself writes to (`local-lambdas --watch > dev.log` beside the manifest), the
+socket directory, and every --watch-ignore glob (matched against the file's name and its
 path). Changes are gathered for `debounce` milliseconds, so saving ten files restarts once.
 """
 
@@ -12,10 +18,14 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import logging
+import os
+import stat
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from watchfiles import Change, DefaultFilter, awatch  # only --watch imports this module
+
+from local_lambdas.config import WATCH_IGNORE
 
 log = logging.getLogger("local_lambdas.watch")
 
@@ -25,13 +35,45 @@ Reaction = Callable[[bool, list[str]], Awaitable[None]]  # (manifest changed, id
 class _Filter(DefaultFilter):
     def __init__(self, ignore: Sequence[str], socket_dir: Path) -> None:
         super().__init__(ignore_paths=[str(socket_dir)])
-        self._globs = list(ignore)
+        self._globs = [*WATCH_IGNORE, *ignore]
+        self._own = _own_output()
 
     def __call__(self, change: Change, path: str) -> bool:
         name = Path(path).name
         if any(fnmatch.fnmatch(name, g) or fnmatch.fnmatch(path, g) for g in self._globs):
             return False
+        if self._own and _identity(path) in self._own:
+            return False  # the proxy's own output: its writes would restart it for ever
         return super().__call__(change, path)
+
+
+def _own_output() -> set[tuple[int, int]]:
+    """The files this process's stdout and stderr go to, as (device, inode)."""
+    found = set()
+    for fd in (1, 2):
+        try:
+            status = os.fstat(fd)
+        except OSError:
+            continue
+        if stat.S_ISREG(status.st_mode):
+            found.add((status.st_dev, status.st_ino))
+    return found
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def lasting(changes: set[tuple[Change, str]]) -> set[Path]:
+    """The changed paths, less those that appeared and went in the same batch: a temporary
+    file written and renamed over another (the other is reported changed itself)."""
+    added = {path for change, path in changes if change == Change.added}
+    deleted = {path for change, path in changes if change == Change.deleted}
+    return {Path(path) for _, path in changes if path not in added & deleted}
 
 
 def affected(changed: set[Path], manifest: Path, dirs: dict[str, Path]) -> tuple[bool, list[str]]:
@@ -62,6 +104,7 @@ async def watch(
     """Watch until `stop` is set; `dirs()` gives the current working_dir of each process id."""
     stop = stop or asyncio.Event()
     watch_filter = _Filter(ignore, socket_dir)
+    text = _read(manifest)
     while not stop.is_set():
         current = dirs()
         # The manifest's folder, not the file: editors often save by writing a new file and
@@ -71,9 +114,19 @@ async def watch(
         async for changes in awatch(
             *paths, watch_filter=watch_filter, debounce=debounce_ms, stop_event=stop
         ):
-            changed = {Path(path) for _, path in changes}
+            changed = lasting(changes)
             reload_manifest, ids = affected(changed, manifest, current)
+            if reload_manifest:
+                now = _read(manifest)
+                reload_manifest, text = now != text, now  # followed by content
             if reload_manifest or ids:
                 await react(reload_manifest, ids)
             if dirs() != current:
                 break  # the reload changed what to watch
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None

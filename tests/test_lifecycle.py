@@ -64,7 +64,9 @@ class Cli:
 
 
 @asynccontextmanager
-async def cli(*args: str, env: dict[str, str] | None = None) -> AsyncIterator[Cli]:
+async def cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> AsyncIterator[Cli]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -73,6 +75,7 @@ async def cli(*args: str, env: dict[str, str] | None = None) -> AsyncIterator[Cl
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "COLUMNS": "200", **(env or {})},
+        cwd=cwd,
     )
     try:
         yield Cli(proc)
@@ -331,6 +334,54 @@ async def test_watch_restarts_the_process_whose_files_changed(write_manifest, tm
         assert await run.finish() == 0
     restarts = [line for line in run.lines if "files changed" in line]
     assert len(restarts) == 1, restarts  # two writes, one restart
+
+
+async def test_watch_follows_the_manifest_by_its_content(write_manifest, tmp_path) -> None:
+    """Saved as sed -i and editors save (a new file renamed over the old one), in the folder
+    that is also the children's working directory."""
+    path = write_manifest(
+        process_xml("a", "/a/*"), process_xml("b", "/b/*", extra="<timeout>30s</timeout>")
+    )
+    async with cli(path.name, "--bind", "127.0.0.1:0", "--watch", cwd=tmp_path) as run:
+        await run.expect(r"a: ready .*\(pid (\d+)")
+        await run.expect(r"b: ready")
+        await run.expect(r"watching ")
+        for edit in ("s/x/x/", "s#<timeout>30s#<timeout>31s#"):  # the same text, then b's
+            sed = await asyncio.create_subprocess_exec("sed", "-i", edit, str(path))
+            assert await sed.wait() == 0
+        await run.expect(r"reloaded: 1 started, 1 kept, 1 stopped")
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
+    assert len([line for line in run.lines if "reloading" in line]) == 1, run.lines
+    assert not any("files changed" in line for line in run.lines), run.lines
+
+
+async def test_watch_never_reacts_to_the_proxys_own_output(write_manifest, tmp_path) -> None:
+    path = write_manifest(process_xml("svc", "/api/*"))
+    out = tmp_path / "dev.out"  # not *.log, which is ignored anyway
+    with out.open("w") as sink:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "local_lambdas", path.name, "--bind", "127.0.0.1:0",
+            "--watch", cwd=tmp_path, stdout=sink, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        assert await eventually(lambda: "watching " in out.read_text(), 20)
+        url = re.search(r"listening on (http://\S+)", out.read_text())
+        assert url is not None
+        async with aiohttp.ClientSession() as http:
+            for _ in range(20):  # each one writes an access line to dev.out
+                async with http.get(url.group(1) + "/api/x") as reply:
+                    assert reply.status == 200
+        # Its own lines must set nothing off: no restart within several debounce periods
+        # (the old code restarted about six times a second here).
+        assert not await eventually(lambda: "files changed" in out.read_text(), 2)
+        (tmp_path / "handler.py").write_text("# a real change\n")
+        assert await eventually(lambda: "reloaded: 1 started" in out.read_text(), 20)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), WAIT)
+    restarts = [line for line in out.read_text().splitlines() if "files changed" in line]
+    assert len(restarts) == 1, restarts
 
 
 async def test_the_bundled_manifest_runs() -> None:
