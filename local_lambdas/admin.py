@@ -22,6 +22,7 @@ from prometheus_client.core import (
     Metric,
 )
 
+from local_lambdas.cache import Cache
 from local_lambdas.instance import Instance, State
 from local_lambdas.pool import Pool
 from local_lambdas.stats import BUCKETS
@@ -163,7 +164,12 @@ def _status(supervisor: Supervisor, pool: Pool) -> dict[str, object]:
         "in_flight": sum(i.in_flight for i in pool.instances),
         "queue": pool.waiting,
         "latency_ms": {"p50": stats.percentile_ms(0.5), "p99": stats.percentile_ms(0.99)},
-    }
+        "cache": None if pool.cache is None else {
+            "hits": pool.cache.hits, "misses": pool.cache.misses, "entries": len(pool.cache),
+            "bytes": pool.cache.size, "max_bytes": pool.cache.max_bytes,
+            "max_entries": pool.cache.max_entries,
+        },
+    }  # fmt: skip
 
 
 _GAUGES: list[tuple[str, str, Callable[[Pool], float]]] = [
@@ -173,6 +179,12 @@ _GAUGES: list[tuple[str, str, Callable[[Pool], float]]] = [
     ("instances_ready", "Instances READY",
      lambda p: sum(i.state is State.READY for i in p.instances)),
 ]  # fmt: skip
+
+
+_CACHE_COUNTERS: list[tuple[str, str, Callable[[Cache], float]]] = [
+    ("hits", "Answers served from the cache", lambda c: c.hits),
+    ("misses", "Cacheable requests the cache could not answer", lambda c: c.misses),
+]
 
 
 class _Collector:
@@ -206,6 +218,19 @@ class _Collector:
             for pid, pool in pools.items():
                 gauge.add_metric([pid], value(pool))
             yield gauge
+        for name, doc, read in _CACHE_COUNTERS:
+            counter = CounterMetricFamily(f"local_lambdas_cache_{name}", doc, labels=["process"])
+            for pid, pool in pools.items():
+                if pool.cache is not None:
+                    counter.add_metric([pid], read(pool.cache))
+            yield counter
+        cached = GaugeMetricFamily(
+            "local_lambdas_cache_bytes", "Bytes of answers the cache holds", labels=["process"]
+        )
+        for pid, pool in pools.items():
+            if pool.cache is not None:
+                cached.add_metric([pid], pool.cache.size)
+        yield cached
         restarts = CounterMetricFamily(
             "local_lambdas_restarts", "Restarts of a process's instances", labels=["process"]
         )

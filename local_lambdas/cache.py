@@ -8,7 +8,7 @@ A shared cache in the sense of RFC 9111, kept simple and safe:
   or more); never for a request with `Authorization`, nor a `Set-Cookie` answer;
 - a client's `Cache-Control: no-cache` or `no-store` skips the lookup (the answer may still
   refresh the entry);
-- bounded in bytes; the least recently used entries go first.
+- bounded in bytes (and, with ENABLE_CACHE=N, in entries); the least recently used go first.
 """
 
 from __future__ import annotations
@@ -37,8 +37,15 @@ class _Entry:
 
 
 class Cache:
-    def __init__(self, max_bytes: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        max_bytes: int,
+        *,
+        max_entries: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_bytes = max_bytes
+        self.max_entries = max_entries
         self.hits = 0
         self.misses = 0
         self._clock = clock
@@ -83,8 +90,18 @@ class Cache:
             response, vary, _values(request, vary), now, now + lifetime, size
         )
         self._size += size
-        while self._size > self.max_bytes:
+        while self._size > self.max_bytes or (
+            self.max_entries is not None and len(self._entries) > self.max_entries
+        ):
             self._drop(next(iter(self._entries)))
+
+    @property
+    def size(self) -> int:
+        """Bytes held now (bodies, headers, and a little for each entry)."""
+        return self._size
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def _drop(self, uri: str) -> None:
         entry = self._entries.pop(uri, None)
@@ -129,4 +146,10 @@ def _header(headers: list[tuple[str, str]], name: str) -> str | None:
 
 
 def _values(request: Request, names: tuple[str, ...]) -> tuple[str | None, ...]:
-    return tuple(_header(request.headers, name) for name in names)
+    """The request's value of each header `names` lists, every line of it combined (RFC 9110
+    5.3): two requests differ if any line of a Vary header does."""
+    combined = []
+    for name in names:
+        lines = _all(request.headers, name)
+        combined.append(", ".join(lines) if lines else None)
+    return tuple(combined)

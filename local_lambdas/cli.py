@@ -49,6 +49,7 @@ examples:
   local-lambdas services.xml --bind 0.0.0.0:8080 --watch
   BIND_ADDRESS=127.0.0.1:4000 local-lambdas
   ENABLE_CACHE=1 local-lambdas           cache GET answers the children mark cacheable
+  ENABLE_CACHE=5000 local-lambdas        the same, at most 5000 answers per process
   local-lambdas run manifest.xml -- pytest tests/smoke
 
 the proxy's own endpoints: /_/health, /_/ready, /_/status, /_/metrics (see --admin-prefix)
@@ -293,7 +294,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print_line(f"local-lambdas: {exc}")
         return EXIT_USAGE
-    cache = os.environ.get("ENABLE_CACHE", "").lower() in ("1", "true", "yes", "on")
+    try:
+        cache_bytes, cache_entries = _cache_setting(os.environ.get("ENABLE_CACHE", ""))
+    except ValueError as exc:
+        print_line(f"local-lambdas: {exc}")
+        return EXIT_USAGE
     settings = Settings(
         host=host,
         port=port,
@@ -308,11 +313,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         verbosity=args.verbosity,
         watch=getattr(args, "watch", False),
         watch_ignore=tuple(getattr(args, "watch_ignore", ())),
-        default_cache=DEFAULT_CACHE if cache else None,
+        default_cache=cache_bytes,
+        default_cache_entries=cache_entries,
         fast_lane=args.fast_lane,
     )
     printer = Printer(log_format=settings.log_format)
     _configure_logging(printer, _VERBOSITY[settings.verbosity])
+    if cache_bytes is not None:
+        kept = f"up to {cache_entries} answers and " if cache_entries else ""
+        logging.getLogger("local_lambdas.cli").info(
+            "cache on (ENABLE_CACHE=%s): %s%d MiB for each process without <cache>; "
+            "hits and misses in /_/status and /_/metrics",
+            os.environ["ENABLE_CACHE"], kept, cache_bytes // 1024**2,
+            extra={"fields": {"event": "cache", "bytes": cache_bytes, "entries": cache_entries}},
+        )  # fmt: skip
     # Each request makes a few dozen short-lived containers: collecting the youngest
     # generation every 700 of them (the default) cost 4% of the proxy's instructions.
     gc.set_threshold(10_000, 10, 10)
@@ -344,6 +358,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     finally:
         printer.flush()
+
+
+def _cache_setting(value: str) -> tuple[int | None, int | None]:
+    """ENABLE_CACHE in the earlier tool's forms: true (1, yes, on), or a capacity, the number
+    of answers to keep; off when unset, empty, 0, false, no or off. Returns (bytes, entries)
+    for each process without its own <cache>."""
+    word = value.strip().lower()
+    if word in ("", "0", "false", "no", "off"):
+        return None, None
+    if word in ("1", "true", "yes", "on"):
+        return DEFAULT_CACHE, None
+    if word.isdigit():
+        return DEFAULT_CACHE, int(word)
+    raise ValueError(
+        f"ENABLE_CACHE={value!r} must be true, false, or how many answers to keep "
+        "(e.g. ENABLE_CACHE=5000)"
+    )
 
 
 def _event_loop(choice: str) -> Callable[[Coroutine[Any, Any, int]], int]:

@@ -207,7 +207,8 @@ class Settings(BaseModel):
     client_header_timeout: Duration = 60.0  # nginx's client_header_timeout
     client_body_timeout: Duration = 60.0  # nginx's client_body_timeout: each wait for bytes
     log_format: Literal["text", "json"] = "text"
-    default_cache: int | None = None  # ENABLE_CACHE: a cache for every process without one
+    default_cache: int | None = None  # ENABLE_CACHE: bytes of cache for each process without one
+    default_cache_entries: int | None = None  # ENABLE_CACHE=N: at most N answers in each
     admin_prefix: str = "/_/"
     admin_public: bool = False  # admin endpoints beyond health and ready for non-loopback clients
     fast_lane: bool = True  # envelope-mode requests answered outside aiohttp (fastlane.py)

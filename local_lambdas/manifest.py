@@ -94,6 +94,7 @@ def load(
     processes = reader.read(root)
     _check_across(reader, socket_dir)
     _check_admin_prefix(reader, admin_prefix)
+    _check_cache(reader)
     if not reader.problems:
         _check_schema(root, shown, reader)
     if reader.problems:
@@ -400,6 +401,18 @@ def _check_across(reader: _Reader, socket_dir: Path) -> None:
                     f"platform's {MAX_UNIX_PATH} (less {SOCKET_SUFFIX_ROOM} kept for instance "
                     "suffixes); use a shorter <pipe_name>, or a shorter --socket-dir",
                 )
+
+
+def _check_cache(reader: _Reader) -> None:
+    for claims in reader.claims:
+        mode = claims.values.get("communication_mode")
+        if "cache" in claims.values and mode == Mode.PASSTHROUGH.value:
+            reader.problem(
+                claims.line("cache"),
+                f"{claims.label}: <cache> works for the envelope modes only; a passthrough "
+                "answer streams to the client and is not kept (let the web server or a CDN "
+                "cache it), so remove <cache>",
+            )
 
 
 def _check_admin_prefix(reader: _Reader, prefix: str) -> None:

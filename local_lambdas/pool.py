@@ -20,7 +20,7 @@ from pathlib import Path
 
 from local_lambdas import _compat
 from local_lambdas.cache import Cache
-from local_lambdas.config import Process
+from local_lambdas.config import Mode, Process
 from local_lambdas.errors import NotReady
 from local_lambdas.instance import Instance, State
 from local_lambdas.output import Printer
@@ -67,6 +67,7 @@ class Pool:
         *,
         watchdog: Watchdog | None = None,
         cache_bytes: int | None = None,
+        cache_entries: int | None = None,
         stats: ProcessStats | None = None,
         clock: Callable[[], float] = time.monotonic,
         run_mark: str = "",
@@ -80,7 +81,12 @@ class Pool:
         self._slots = process.slots
         self._max_requests = process.max_requests
         self.stats = stats or ProcessStats()
-        self.cache = Cache(cache_bytes, clock=clock) if cache_bytes else None
+        # Pass-through answers stream and are never cached (the manifest refuses <cache>).
+        self.cache = (
+            Cache(cache_bytes, max_entries=cache_entries, clock=clock)
+            if cache_bytes and process.communication_mode is not Mode.PASSTHROUGH
+            else None
+        )
         self.instances: list[Instance] = []
         self.retired = False
         self._printer = printer

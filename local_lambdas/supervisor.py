@@ -94,6 +94,7 @@ class Supervisor:
             self._names,
             watchdog=self._watchdog,
             cache_bytes=process.cache or self._settings.default_cache,
+            cache_entries=None if process.cache else self._settings.default_cache_entries,
             stats=self.stats.setdefault(process.id, ProcessStats()),
             run_mark=self.run_mark,
             token=self.token,

@@ -80,6 +80,22 @@ def test_vary_keys_on_the_named_request_headers() -> None:
     assert cache.lookup(get("/v", ("Accept", "application/json"))) is None
 
 
+def test_vary_compares_every_line_of_a_repeated_header() -> None:
+    cache = Cache(1 << 20, clock=Clock())
+    mine = get("/v", ("Cookie", "theme=dark"), ("Cookie", "user=alice"))
+    cache.store(mine, answer(MAX_AGE, ("Vary", "Cookie")))
+    assert cache.lookup(get("/v", ("Cookie", "theme=dark"), ("Cookie", "user=alice"))) is not None
+    assert cache.lookup(get("/v", ("Cookie", "theme=dark"), ("Cookie", "user=bob"))) is None
+    assert cache.lookup(get("/v", ("Cookie", "theme=dark"))) is None
+
+
+def test_bounded_in_entries_with_a_capacity() -> None:
+    cache = Cache(1 << 20, max_entries=2, clock=Clock())
+    for name in "abc":
+        cache.store(get(f"/{name}"), answer(MAX_AGE))
+    assert len(cache) == 2 and cache.lookup(get("/a")) is None
+
+
 def test_bounded_in_bytes_least_recently_used_first() -> None:
     cache = Cache(1300, clock=Clock())  # room for three entries of 300 bytes and their headers
     for name in ("a", "b", "c"):
@@ -107,6 +123,23 @@ async def test_cache_end_to_end(write_manifest, socket_dir) -> None:
         assert await fetch("/api/cached") == (200, first[1], "0")  # served from the cache
         assert (await fetch("/api/cached", "HEAD"))[0] == 200
         assert (await fetch("/api/cached?other"))[1] != first[1]
+        async with run.http.get(run.url + "/_/status") as reply:
+            stats = (await reply.json())["processes"]["svc"]["cache"]
+        assert (stats["hits"], stats["entries"]) == (2, 2) and stats["bytes"] > 0
+        async with run.http.get(run.url + "/_/metrics") as reply:
+            assert 'local_lambdas_cache_hits_total{process="svc"} 2.0' in await reply.text()
         errors = [await fetch("/api/cachederror") for _ in range(2)]
         assert errors[0][1] != errors[1][1]  # never cached
         assert (await fetch("/api/cached", "POST"))[1] != first[1]  # only GET and HEAD
+
+
+def test_enable_cache_takes_the_earlier_tools_forms() -> None:
+    from local_lambdas.cli import DEFAULT_CACHE, _cache_setting
+
+    for off in ("", "0", "false", "No", "off"):
+        assert _cache_setting(off) == (None, None), off
+    for on in ("1", "true", "YES", "on"):
+        assert _cache_setting(on) == (DEFAULT_CACHE, None), on
+    assert _cache_setting("5000") == (DEFAULT_CACHE, 5000)
+    with pytest.raises(ValueError, match="how many answers to keep"):
+        _cache_setting("lots")

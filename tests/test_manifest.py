@@ -133,6 +133,10 @@ CASES = {
         process(*OK, "<working_dir>nowhere</working_dir>"),
         [(6, "is not a directory")],
     ),
+    "cache on pass-through": (
+        process(*OK, "<communication_mode>passthrough</communication_mode>", "<cache>1MiB</cache>"),
+        [(7, "<cache> works for the envelope modes only")],
+    ),
     "a commented-out argument": (
         "<manifest>\n  <!-- <arg>--port</arg> -->\n</manifest>",
         [(2, "a commented-out <arg>--port</arg> does")],
