@@ -8,6 +8,7 @@ Procfile runners do. The proxy's own events arrive through `logging` and are pri
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import sys
 import threading
@@ -193,10 +194,20 @@ class Printer:
             table.add_column(column)
         for row in rows:
             table.add_row(*row)
-        # Off a terminal rich would squeeze the table into 80 columns and cut the addresses.
-        with self._console.capture() as captured:
-            self._console.print(table, width=None if self._console.is_terminal else 200)
-        self._writer.put(PROXY, captured.get(), droppable=False)
+        # Off a terminal rich would squeeze the table into 80 columns and cut the addresses:
+        # there it gets all the width it needs (a CI log or a file has no edge).
+        rendered = io.StringIO()
+        wide = Console(
+            file=rendered,
+            width=self._console.width if self._console.is_terminal else 1000,
+            force_terminal=self._ansi,
+            no_color=not self._ansi,
+            highlight=False,
+        )
+        wide.print(table)
+        text = rendered.getvalue()
+        lines = [line.rstrip() for line in text.splitlines()]
+        self._writer.put(PROXY, "\n".join(lines) + "\n", droppable=False)
 
     def _json(self, record: dict[str, object]) -> None:
         stamped = {"time": round(time.time(), 3)} | record

@@ -425,3 +425,13 @@ async def test_second_ctrl_c_stops_at_once_and_leaves_nothing(write_manifest, tm
     assert any("second stop signal" in line for line in run.lines)
     assert await gone(pid)
     assert await eventually(lambda: not socket_dir.exists())
+
+
+async def test_the_table_is_whole_off_a_terminal(write_manifest) -> None:
+    path = write_manifest(process_xml("a-process-with-a-long-name", "/api/*"))
+    async with cli(str(path), "--bind", "127.0.0.1:0", env={"COLUMNS": "80"}) as run:
+        found = await run.expect(r"a-process-with-a-long-name: ready .*\(pid \d+, (\S+)\)")
+        row = await run.expect(r"^\s+/api/\*\s+a-process-with-a-long-name\s+pipe\s+(\S+)")
+        assert row.group(1) == found.group(1)  # the whole socket path, not cut at 80
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
