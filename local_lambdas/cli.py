@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from local_lambdas import __version__, _compat, manifest
-from local_lambdas.commands import boot_check, run_command, serve
 from local_lambdas.config import WATCH_IGNORE, Manifest, Settings
 from local_lambdas.errors import CommandNotRun, ManifestError, NotAllReady, StartupError
 from local_lambdas.output import Printer, print_line, print_problems, print_warnings
@@ -338,6 +337,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "pip install 'local-lambdas[fast]' (not on Windows)"
         )
         return EXIT_USAGE
+    # Only now: aiohttp and the rest load for a run, not for --help, --version or a check.
+    from local_lambdas.commands import boot_check, run_command, serve
+
     try:
         if command == "run":
             return run(run_command(loaded, settings, printer, to_run, args.ready_timeout))

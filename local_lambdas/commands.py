@@ -49,7 +49,10 @@ async def serve(
         async with started(manifest, settings, printer, load=load) as run:
             # Installed until the stop is over, so that a second Ctrl+C can cut it short.
             undo = _compat.on_signals(asyncio.get_running_loop(), stop_or_force, run.reload.request)
-            log.info("Ctrl+C stops; kill -HUP %d reloads %s", os.getpid(), manifest.path.name)
+            if _compat.IS_WINDOWS:  # no SIGHUP there
+                log.info("Ctrl+C stops; --watch reloads %s when it changes", manifest.path.name)
+            else:
+                log.info("Ctrl+C stops; kill -HUP %d reloads %s", os.getpid(), manifest.path.name)
             table = asyncio.create_task(_table_when_ready(run, printer, manifest))
             await stop.wait()
             table.cancel()

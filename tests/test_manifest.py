@@ -352,3 +352,20 @@ def test_the_earlier_tools_layout_runs_from_its_repository_root(tmp_path: Path) 
         cwd=tmp_path, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_help_and_version_do_not_load_the_server() -> None:
+    """They answer at once: aiohttp (half the start-up) is imported only for a run."""
+    probe = (
+        "import sys\n"
+        "from local_lambdas.cli import main\n"
+        "try:\n"
+        "    main(['--version'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('aiohttp' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.strip().splitlines()[-1] == "False", result.stdout + result.stderr
