@@ -147,7 +147,12 @@ def spawn_options() -> dict[str, Any]:
     if sys.platform == "win32":
         import subprocess
 
-        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+        # Suspended until `spawned` has put it in its job object: a child that starts its
+        # own children at once (a .cmd wrapper's python) would otherwise have them outside.
+        flags = subprocess.CREATE_NEW_PROCESS_GROUP
+        if _nt_resume() is not None:
+            flags |= subprocess.CREATE_SUSPENDED
+        return {"creationflags": flags}
     preexec: Callable[[], None] | None = _die_with_parent if IS_LINUX else None
     return {"start_new_session": True, "preexec_fn": preexec}
 
@@ -165,13 +170,27 @@ def spawned(pid: int) -> None:
         limits = win32job.QueryInformationJobObject(job, win32job.JobObjectExtendedLimitInformation)
         limits["BasicLimitInformation"]["LimitFlags"] |= win32job.JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE
         win32job.SetInformationJobObject(job, win32job.JobObjectExtendedLimitInformation, limits)
-        access = win32con.PROCESS_SET_QUOTA | win32con.PROCESS_TERMINATE
+        access = win32con.PROCESS_SET_QUOTA | win32con.PROCESS_TERMINATE | _PROCESS_SUSPEND_RESUME
         process = win32api.OpenProcess(access, False, pid)
         try:
             win32job.AssignProcessToJobObject(job, process)
+            _jobs[pid] = job
         finally:
+            resume = _nt_resume()
+            if resume is not None:  # it was created suspended (spawn_options): let it run
+                resume(int(process))
             win32api.CloseHandle(process)
-        _jobs[pid] = job
+
+
+_PROCESS_SUSPEND_RESUME = 0x0800
+
+
+def _nt_resume() -> Callable[[int], int] | None:
+    """Windows: ntdll's NtResumeProcess (resumes every thread of a process), if there."""
+    if sys.platform != "win32":
+        return None
+    resume: Callable[[int], int] | None = getattr(ctypes.windll.ntdll, "NtResumeProcess", None)
+    return resume
 
 
 def reaped(pid: int) -> None:

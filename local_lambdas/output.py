@@ -47,6 +47,9 @@ _ANSI = {"cyan": "36", "magenta": "35", "green": "32", "yellow": "33", "blue": "
          "bright_yellow": "93", "white": "37"}  # fmt: skip
 _LEVEL_ANSI = {logging.WARNING: "33", logging.ERROR: "1;31", logging.CRITICAL: "1;31"}
 BUDGET = 256 * 1024  # bytes of one source's lines waiting to be written, before lines drop
+# Bytes of one child's output shown per second, at most (in bursts of as much): what a person
+# or a log can use, while formatting a flood of lines would cost the proxy its requests.
+RATE = 4 * 1024 * 1024
 
 
 class Printer:
@@ -54,8 +57,8 @@ class Printer:
 
     Lines are formatted on the event loop and written by a thread of their own, in order, so
     that a slow terminal or a full pipe never holds the loop up. Each source (a child, or the
-    proxy) may have BUDGET bytes waiting; a child's lines past that are dropped and counted,
-    and a line says how many once its output is written again.
+    proxy) may have BUDGET bytes waiting, and a child may print RATE bytes a second; its lines
+    past either are dropped and counted, and a line says how many once it is shown again.
     """
 
     def __init__(
@@ -78,6 +81,7 @@ class Printer:
         self._colors: dict[str, str] = {}
         self._prefixes: dict[str, str] = {}
         self._pending: list[str] = []  # access lines not yet queued
+        self._allowance: dict[str, tuple[float, float]] = {}  # child -> (bytes, when)
         self._width = len(PROXY)
         self._writer = _Writer(self._file, self._dropped_note)
 
@@ -97,7 +101,7 @@ class Printer:
         self, name: str, stream: Literal["stdout", "stderr"], lines: list[bytes]
     ) -> None:
         """Lines a child printed (without their line ends); dropped past its budget."""
-        if not self._writer.room(name):
+        if not self._writer.room(name) or not self._within_rate(name, lines):
             self._writer.drop(name, len(lines))
             return
         if self.log_format == "json":
@@ -111,6 +115,18 @@ class Printer:
             prefix = self._prefixes.get(name) or self._prefix(name)
             text = "".join(f"{prefix}{_text(line)}\n" for line in lines)
         self._writer.put(name, text)
+
+    def _within_rate(self, name: str, lines: list[bytes]) -> bool:
+        """Take these lines' bytes from the child's allowance (a token bucket of RATE)."""
+        now = time.monotonic()
+        left, then = self._allowance.get(name, (RATE, now))
+        left = min(RATE, left + (now - then) * RATE)
+        size = sum(map(len, lines))
+        if size > left:
+            self._allowance[name] = (left, now)
+            return False
+        self._allowance[name] = (left - size, now)
+        return True
 
     def child_line(self, name: str, stream: Literal["stdout", "stderr"], line: str) -> None:
         self.child_lines(name, stream, [line.encode("utf-8", "surrogateescape")])

@@ -382,7 +382,7 @@ def _log_failure(exc: ForwardError, process: Process, request_id: str) -> None:
             shown(exc.received),
             extra={"fields": fields},
         )
-    elif exc.status >= 500:
+    elif exc.status >= 500 or isinstance(exc, ClientTooSlow):
         log.warning(
             "%s: [%s] %d: %s", process.id, request_id, exc.status, exc, extra={"fields": fields}
         )
