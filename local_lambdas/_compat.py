@@ -151,7 +151,7 @@ def spawn_options() -> dict[str, Any]:
         # own children at once (a .cmd wrapper's python) would otherwise have them outside.
         flags = subprocess.CREATE_NEW_PROCESS_GROUP
         if _nt_resume() is not None:
-            flags |= subprocess.CREATE_SUSPENDED
+            flags |= _CREATE_SUSPENDED
         return {"creationflags": flags}
     preexec: Callable[[], None] | None = _die_with_parent if IS_LINUX else None
     return {"start_new_session": True, "preexec_fn": preexec}
@@ -183,6 +183,7 @@ def spawned(pid: int) -> None:
 
 
 _PROCESS_SUSPEND_RESUME = 0x0800
+_CREATE_SUSPENDED = 0x0004  # not among subprocess's constants
 
 
 def _nt_resume() -> Callable[[int], int] | None:
