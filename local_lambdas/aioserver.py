@@ -164,7 +164,8 @@ class _Parser:
                 found, upgraded, tail = self._parser.feed_data(
                     data if start == 0 and end == size else data[start:end]
                 )
-                messages.extend(_closing_if_needed(m) for m in found)
+                for item in found:
+                    messages.append(_closing_if_needed(item) if item[0].version < (1, 1) else item)
                 if upgraded:
                     tail += data[end:]
                     break
@@ -183,7 +184,7 @@ def _closing_if_needed(item: Any) -> Any:
     """RFC 9112 section 6.1: an HTTP/1.0 message with a Transfer-Encoding closes its
     connection after the answer."""
     message, payload = item
-    if message.version < (1, 1) and "Transfer-Encoding" in message.headers:
+    if "Transfer-Encoding" in message.headers:
         return message._replace(should_close=True), payload
     return item
 

@@ -272,7 +272,8 @@ class Proxy:
         length = request.content_length
         if request.body_exists and length is not None and length <= _BUFFERED:
             body = await read_body(request, process.max_body_size, self.body_timeout)
-        await _continue(request)
+        elif request.body_exists:
+            await _continue(request)  # the body streams to the child: ask for it
 
         async def exchange(child: Instance) -> web.StreamResponse:
             relay = child.transport
