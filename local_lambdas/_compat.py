@@ -6,6 +6,7 @@ import asyncio
 import ctypes
 import errno
 import os
+import shutil
 import signal
 import stat
 import sys
@@ -41,6 +42,15 @@ def pipe_address(directory: Path, name: str, *, plain: bool) -> str:
 
 
 _PIPE_PREFIX = "\\\\.\\pipe\\"
+
+
+def which(name: str) -> str | None:
+    """`name` on PATH. On Windows a python.org install has `python` but no `python3`, which
+    manifests written on POSIX name: that one falls back to `python`."""
+    found = shutil.which(name)
+    if found is None and IS_WINDOWS and name.lower() in ("python3", "python3.exe"):
+        found = shutil.which("python")
+    return found
 
 
 def remove_stale(address: str) -> None:

@@ -173,6 +173,10 @@ class _Parser:
                 if start >= size:
                     break
         except HttpProcessingError as exc:
+            # A message whose body was still arriving is broken too: it gets the 400, not
+            # a handler that would wait for the rest of its body for ever.
+            while messages and not messages[-1][1].is_eof():
+                messages.pop()
             if not messages:
                 raise
             self._failed = True
@@ -193,7 +197,8 @@ def _first_line(exc: BaseException | None, message: str | None) -> str:
     text = message or (str(exc) if exc is not None else "") or "bad request"
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     first = lines[0] if lines else "bad request"
-    return first.rstrip(":") + (f" ({lines[1]})" if len(lines) > 1 and first.endswith(":") else "")
+    said = first.rstrip(":") + (f" ({lines[1]})" if len(lines) > 1 and first.endswith(":") else "")
+    return said if len(said) <= 200 else said[:200] + "..."  # it may quote a huge line
 
 
 def _peer(transport: asyncio.BaseTransport) -> str:

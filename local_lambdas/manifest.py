@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import shutil
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 from lxml import etree
 from pydantic import ValidationError
 
-from local_lambdas._compat import IS_WINDOWS, MAX_UNIX_PATH
+from local_lambdas._compat import IS_WINDOWS, MAX_UNIX_PATH, which
 from local_lambdas.config import Manifest, Mode, Process
 from local_lambdas.errors import ManifestError, Problem
 
@@ -345,7 +344,7 @@ def resolve_executable(process: Process) -> str | None:
 def find_executable(exe: str, working_dir: Path) -> str | None:
     """`exe` on PATH when it is a bare name, else under `working_dir`; None: not runnable."""
     if os.sep not in exe and "/" not in exe:
-        return shutil.which(exe)
+        return which(exe)
     candidate = working_dir / exe
     if candidate.is_file() and os.access(candidate, os.X_OK):
         return str(candidate)

@@ -403,6 +403,25 @@ async def test_the_bundled_manifest_runs() -> None:
         assert await run.finish() == 0
 
 
+async def test_the_bundled_example_runs_whatever_python3_is(tmp_path) -> None:
+    """As under pipx, or with a virtual environment that is not active: the python3 on PATH
+    cannot import local_lambdas; the bundled example's helper child still starts."""
+    bare = tmp_path / "bare"
+    venv = await asyncio.create_subprocess_exec(sys.executable, "-m", "venv", "--without-pip",
+                                                str(bare))  # fmt: skip
+    assert await venv.wait() == 0
+    root = Path(__file__).parents[1]
+    path = f"{bare / 'bin'}{os.pathsep}{os.environ['PATH']}"
+    async with cli("manifest.xml", "--bind", "127.0.0.1:0", env={"PATH": path}, cwd=root) as run:
+        url = (await run.expect(r"listening on (http://\S+)")).group(1)
+        await run.expect(r"greet: ready")
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url + "/greet?name=pipx") as reply:
+                assert (await reply.json())["greeting"] == "Hello, pipx!"
+        run.proc.send_signal(signal.SIGINT)
+        assert await run.finish() == 0
+
+
 async def test_second_ctrl_c_stops_at_once_and_leaves_nothing(write_manifest, tmp_path) -> None:
     stubborn = tmp_path / "stubborn.py"
     stubborn.write_text(

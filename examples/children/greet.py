@@ -3,8 +3,17 @@
 
 import json
 import os
+import sys
+from pathlib import Path
 
-from local_lambdas.child import Request, Response, serve
+try:
+    from local_lambdas.child import Request, Response, serve
+except ImportError:
+    # This Python is not the one local-lambdas is installed in (pipx, a virtual environment
+    # that is not active, Windows' python): the helper is one standard-library file, taken
+    # here from the checkout this example is part of.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from local_lambdas.child import Request, Response, serve
 
 
 def handle(request: Request) -> Response:
