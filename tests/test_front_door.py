@@ -106,6 +106,10 @@ MALFORMED = {
     b"Content-Length: 2\r\n\r\nab",
     "length and chunked": b"POST /api/x HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "bad chunk size": b"POST /api/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"zz\r\nabc\r\n0\r\n\r\n",
+    "bad chunk, pass-through": b"POST /public/x HTTP/1.1\r\nHost: x\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
     "bad escape": b"GET /api/%zz HTTP/1.1\r\nHost: x\r\n\r\n",
     "encoded NUL": b"GET /api/a%00b HTTP/1.1\r\nHost: x\r\n\r\n",
     "asterisk": b"GET * HTTP/1.1\r\nHost: x\r\n\r\n",
