@@ -10,6 +10,7 @@ function: the admin endpoints (admin.py) under their prefix, the proxy (proxy.py
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -119,11 +120,14 @@ async def started(
     runner = web.ServerRunner(
         server, handle_signals=False, shutdown_timeout=settings.shutdown_timeout
     )
-    await runner.setup()
     lane = FastLane(proxy, supervisor, server, settings.client_header_timeout)
-    watcher: asyncio.Task[None] | None = None
-    stop_watching = asyncio.Event()
-    try:
+    # Teardown in the reverse order of set-up, each step whatever the ones before it raised:
+    # the children are stopped last, and always.
+    async with contextlib.AsyncExitStack() as teardown:
+        teardown.push_async_callback(_stop_children, supervisor, proxy)
+        teardown.push_async_callback(reload.finish)
+        await runner.setup()
+        teardown.push_async_callback(_stop_listening, runner, lane, settings.shutdown_timeout)
         site = (
             Site(runner, settings.host, settings.port, lane)
             if settings.fast_lane
@@ -154,6 +158,7 @@ async def started(
         if settings.watch:
             from local_lambdas import watch  # watchfiles loads only when asked for
 
+            stop_watching = asyncio.Event()
             watcher = asyncio.create_task(
                 watch.watch(
                     manifest.path,
@@ -164,16 +169,23 @@ async def started(
                     stop=stop_watching,
                 )
             )
+            teardown.push_async_callback(_stop_watching, watcher, stop_watching)
+        teardown.push_async_callback(drain)
         yield Started(url, supervisor, reload, drain, lane if settings.fast_lane else None)
         log.info("stopping: finishing requests in flight, then the children")
-    finally:
-        await drain()
-        # Stop listening, then wait for the requests in flight on both lanes.
-        await asyncio.gather(runner.cleanup(), lane.shutdown(settings.shutdown_timeout))
-        stop_watching.set()
-        if watcher is not None:
-            await asyncio.gather(watcher, return_exceptions=True)
-        await reload.finish()
-        await supervisor.stop()
-        proxy.close()
     log.info("stopped")
+
+
+async def _stop_listening(runner: web.BaseRunner, lane: FastLane, timeout: float) -> None:
+    """Stop listening, then wait (up to `timeout`) for the requests in flight on both lanes."""
+    await asyncio.gather(runner.cleanup(), lane.shutdown(timeout))
+
+
+async def _stop_watching(watcher: asyncio.Task[None], stop: asyncio.Event) -> None:
+    stop.set()
+    await asyncio.gather(watcher, return_exceptions=True)
+
+
+async def _stop_children(supervisor: Supervisor, proxy: Proxy) -> None:
+    await supervisor.stop()
+    proxy.close()

@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from local_lambdas import _compat
 from local_lambdas.app import started
@@ -25,7 +26,7 @@ from local_lambdas.config import Settings
 from local_lambdas.manifest import load
 from local_lambdas.output import Printer
 from local_lambdas.watchdog import Watchdog
-from tests.conftest import CHILDREN, eventually, process_xml
+from tests.conftest import CHILDREN, eventually, process_xml, running
 
 WAIT = 20  # seconds any one expected line may take
 # uvloop comes with the test extra; without it (or on Windows) its tests say so and skip.
@@ -454,3 +455,18 @@ async def test_the_table_is_whole_off_a_terminal(write_manifest) -> None:
         assert row.group(1) == found.group(1)  # the whole socket path, not cut at 80
         run.proc.send_signal(signal.SIGTERM)
         assert await run.finish() == 0
+
+
+async def test_children_stop_even_when_an_earlier_teardown_step_fails(
+    write_manifest, socket_dir, monkeypatch
+) -> None:
+    async def broken_cleanup(self: web.BaseRunner) -> None:
+        raise RuntimeError("cleanup failed")
+
+    monkeypatch.setattr(web.BaseRunner, "cleanup", broken_cleanup)
+    path = write_manifest(process_xml("svc", "/api/*"))
+    with pytest.raises(RuntimeError, match="cleanup failed"):
+        async with running(path, socket_dir) as run:
+            pid = run.child("svc").pid
+            assert pid is not None and alive(pid)
+    assert await gone(pid)
