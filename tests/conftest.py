@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import os
+import re
 import secrets
 import shutil
 import sys
@@ -180,6 +182,77 @@ async def load(
 
 def dedent(text: str) -> str:
     return textwrap.dedent(text).lstrip("\n")
+
+
+# The command line, as a user runs it: a subprocess whose output the test reads.
+
+WAIT = 20  # seconds any one expected line may take
+
+
+@dataclass
+class Cli:
+    proc: asyncio.subprocess.Process
+    lines: list[str] = field(default_factory=list)
+    url: str = ""
+
+    async def expect(self, pattern: str) -> re.Match[str]:
+        """Read output until a line matches `pattern` (within WAIT seconds)."""
+        compiled = re.compile(pattern)
+        for line in self.lines:
+            if found := compiled.search(line):
+                return found
+        assert self.proc.stdout is not None
+        async with asyncio.timeout(WAIT):
+            while True:
+                raw = await self.proc.stdout.readline()
+                assert raw, f"exited before {pattern!r}:\n" + "\n".join(self.lines)
+                line = raw.decode().rstrip("\n")
+                self.lines.append(line)
+                if found := compiled.search(line):
+                    return found
+
+    async def finish(self) -> int:
+        assert self.proc.stdout is not None
+        async with asyncio.timeout(WAIT):
+            rest = await self.proc.stdout.read()
+            self.lines.extend(rest.decode().splitlines())
+            return await self.proc.wait()
+
+
+@asynccontextmanager
+async def cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> AsyncIterator[Cli]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "local_lambdas",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        cwd=cwd,
+    )
+    try:
+        yield Cli(proc)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for our purposes; only a reaper can remove it.
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split()[2] != "Z"
+
+
+async def gone(pid: int) -> bool:
+    return await eventually(lambda: not alive(pid))
 
 
 # Raw HTTP/1.1 over a socket: what goes over the wire is what the tests see.

@@ -9,9 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -26,78 +23,11 @@ from local_lambdas.config import Settings
 from local_lambdas.manifest import load
 from local_lambdas.output import Printer
 from local_lambdas.watchdog import Watchdog
-from tests.conftest import CHILDREN, eventually, process_xml, running
+from tests.conftest import CHILDREN, WAIT, alive, cli, eventually, gone, process_xml, running
 
-WAIT = 20  # seconds any one expected line may take
 # uvloop comes with the test extra; without it (or on Windows) its tests say so and skip.
 NEEDS_UVLOOP = pytest.mark.skipif(find_spec("uvloop") is None, reason="uvloop is not installed")
 UVLOOP = pytest.param("uvloop", marks=NEEDS_UVLOOP)
-
-
-@dataclass
-class Cli:
-    proc: asyncio.subprocess.Process
-    lines: list[str] = field(default_factory=list)
-    url: str = ""
-
-    async def expect(self, pattern: str) -> re.Match[str]:
-        """Read output until a line matches `pattern` (within WAIT seconds)."""
-        compiled = re.compile(pattern)
-        for line in self.lines:
-            if found := compiled.search(line):
-                return found
-        assert self.proc.stdout is not None
-        async with asyncio.timeout(WAIT):
-            while True:
-                raw = await self.proc.stdout.readline()
-                assert raw, f"exited before {pattern!r}:\n" + "\n".join(self.lines)
-                line = raw.decode().rstrip("\n")
-                self.lines.append(line)
-                if found := compiled.search(line):
-                    return found
-
-    async def finish(self) -> int:
-        assert self.proc.stdout is not None
-        async with asyncio.timeout(WAIT):
-            rest = await self.proc.stdout.read()
-            self.lines.extend(rest.decode().splitlines())
-            return await self.proc.wait()
-
-
-@asynccontextmanager
-async def cli(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-) -> AsyncIterator[Cli]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "local_lambdas",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "COLUMNS": "200", **(env or {})},
-        cwd=cwd,
-    )
-    try:
-        yield Cli(proc)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is gone for our purposes; only a reaper can remove it.
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().split()[2] != "Z"
-
-
-async def gone(pid: int) -> bool:
-    return await eventually(lambda: not alive(pid))
 
 
 def wrapped_manifest(write_manifest, pid_file: Path) -> Path:  # type: ignore[no-untyped-def]

@@ -14,8 +14,7 @@ import time
 import aiohttp
 import pytest
 
-from tests.conftest import CHILDREN, running
-from tests.test_lifecycle import cli
+from tests.conftest import CHILDREN, cli, running
 
 
 def web_process(pid: str = "web", route: str = "/web/*", extra: str = "") -> str:

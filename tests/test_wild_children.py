@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 
 from local_lambdas import _compat
-from tests.conftest import CHILDREN, PYTHON, eventually, process_xml, running
-from tests.test_lifecycle import alive, cli
+from tests.conftest import CHILDREN, PYTHON, alive, cli, eventually, process_xml, running
 
 pytestmark = pytest.mark.skipif(not _compat.IS_LINUX, reason="Linux process tables and signals")
 WILD = CHILDREN / "wild.py"
