@@ -12,7 +12,7 @@ winpath() { local p; p=$(realpath "$1"); printf 'Z:%s' "${p//\//\\}"; }
 # which Wine 8 does not have: the lane pins the last pydantic that loads there (the package
 # asks for pydantic >= 2.5), and leaves out watchfiles (only --watch imports it).
 deps=(aiohttp lxml "pydantic==2.6.4" "pydantic-core==2.16.3" tenacity rich orjson pybase64 httptools
-      prometheus-client pytest pytest-aiohttp)
+      prometheus-client python-dotenv pytest pytest-aiohttp)
 "$wp/bin/winwheels" "${deps[@]}"
 "$wp/bin/winpip" install -q --no-index --find-links "$(winpath "$wp/wheels")" "${deps[@]}"
 PYTHONPATH=$(winpath .) "$wp/bin/winpy" -m pytest -q -p no:cacheprovider \

@@ -73,6 +73,23 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="where the proxy's own endpoints live (default: /_/)",
     )
     parser.add_argument(
+        "--env-file",
+        metavar="FILE",
+        action="append",
+        type=Path,
+        help="read environment variables for every child from FILE (repeatable; a later "
+        "file wins); without it, ./.env is read when there is one",
+    )
+    parser.add_argument(
+        "--no-env-file", action="store_true", help="read no env file, not even ./.env"
+    )
+    parser.add_argument(
+        "--no-timeouts",
+        action="store_true",
+        help="turn off <timeout>, <startup_timeout> kills and <queue_timeout>, so that a "
+        "child can sit at a breakpoint (for debugging)",
+    )
+    parser.add_argument(
         "--admin-public",
         action="store_true",
         help="answer every client on the admin endpoints; by default only loopback clients "
@@ -269,8 +286,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     socket_dir, own = _socket_dir(args)
     path = Path(args.manifest)
 
+    env_files = [] if args.no_env_file else args.env_file
+
     def load() -> Manifest:
-        return manifest.load(path, socket_dir=socket_dir, admin_prefix=prefix)
+        loaded = manifest.load(
+            path, socket_dir=socket_dir, admin_prefix=prefix, env_files=env_files
+        )
+        return _without_timeouts(loaded) if args.no_timeouts else loaded
 
     try:
         loaded = load()
@@ -318,6 +340,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     printer = Printer(log_format=settings.log_format)
     _configure_logging(printer, _VERBOSITY[settings.verbosity])
+    if args.no_timeouts:
+        logging.getLogger("local_lambdas.cli").warning(
+            "--no-timeouts: <timeout>, <startup_timeout> and <queue_timeout> are off; a "
+            "request waits for its child as long as it takes",
+            extra={"fields": {"event": "no_timeouts"}},
+        )
     if cache_bytes is not None:
         kept = f"up to {cache_entries} answers and " if cache_entries else ""
         logging.getLogger("local_lambdas.cli").info(
@@ -360,6 +388,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     finally:
         printer.flush()
+
+
+NO_LIMIT = 365 * 24 * 3600.0  # --no-timeouts: a year stands for "never"
+
+
+def _without_timeouts(loaded: Manifest) -> Manifest:
+    """--no-timeouts: a request waits for its child, and a child for its first listen, as
+    long as it takes (a breakpoint)."""
+    unbounded = {"timeout": NO_LIMIT, "startup_timeout": NO_LIMIT, "queue_timeout": NO_LIMIT}
+    processes = tuple(p.model_copy(update=unbounded) for p in loaded.processes)
+    return loaded.model_copy(update={"processes": processes})
 
 
 def _cache_setting(value: str) -> tuple[int | None, int | None]:

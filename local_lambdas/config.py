@@ -100,7 +100,10 @@ class Process(BaseModel):
     pipe_name: str
     working_dir: Path
     communication_mode: Mode = Mode.PIPE
-    env: tuple[tuple[str, str], ...] = ()
+    env: tuple[tuple[str, str], ...] = ()  # <env>, as written: ${NAME}s expanded at start
+    # From the env files (--env-file, .env, <env_file>), in order: under <env>, over the
+    # proxy's own environment.
+    environment: tuple[tuple[str, str], ...] = ()
     port: int | None = Field(default=None, ge=1, le=65535)
     methods: tuple[str, ...] | None = None
     timeout: Duration = 30.0

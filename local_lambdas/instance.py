@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from enum import Enum
 from typing import Literal, cast
 
-from local_lambdas import _compat, readiness
+from local_lambdas import _compat, readiness, variables
 from local_lambdas.backoff import RestartPolicy
 from local_lambdas.config import Mode, Process
 from local_lambdas.manifest import resolve_executable
@@ -200,7 +200,7 @@ class Instance:
         """Spawn, wait for readiness, wait for the exit; the exit code, None if never spawned.
         Leaves `_not_ready` None if the process became READY, else why it did not."""
         self._not_ready = "it exited before it listened"
-        address, env = self._prepare()
+        address, env, args = self._prepare()
         self._address = address
         self._set_state(State.STARTING, "starting")
         loop = asyncio.get_running_loop()
@@ -208,7 +208,7 @@ class Instance:
             _, proc = await loop.subprocess_exec(
                 lambda: _Child(self._output, self.mark),
                 resolve_executable(self.process) or self.process.executable,
-                *self.process.args,
+                *args,
                 cwd=self.process.working_dir,
                 env=env,
                 stdin=asyncio.subprocess.DEVNULL,
@@ -285,13 +285,13 @@ class Instance:
             for m in _PRINTED_PORT.finditer(line)
         }
 
-    def _prepare(self) -> tuple[str, dict[str, str]]:
-        """The address the child must listen on, and its environment."""
+    def _prepare(self) -> tuple[str, dict[str, str], list[str]]:
+        """The address the child must listen on, its environment and its arguments, with
+        their ${NAME}s expanded (the loader checked them: variables.py)."""
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
-        env.update(self.process.env)
-        env["LOCAL_LAMBDAS_ID"] = self.name
-        env["LOCAL_LAMBDAS_INSTANCE"] = str(self.index)
+        env.update(self.process.environment)
+        own = {"LOCAL_LAMBDAS_ID": self.name, "LOCAL_LAMBDAS_INSTANCE": str(self.index)}
         self.mark = f"{self._run_mark}.{next(_SPAWNS)}."
         env[_compat.SPAWN_MARK] = self.mark
         if self._token:
@@ -301,15 +301,20 @@ class Instance:
             # belongs to another user is not ours to remove (OSError, said as the cause).
             _compat.remove_stale(self.pipe)
             address = self.pipe
-            env["PIPE_ADDRESS"] = address
+            own["PIPE_ADDRESS"] = address
             keepalive = self.process.communication_mode is Mode.PIPE_KEEPALIVE
-            env["PIPE_FRAMING"] = "lines" if keepalive else "oneshot"
+            own["PIPE_FRAMING"] = "lines" if keepalive else "oneshot"
         else:
             port = self.process.port or readiness.free_port()
             address = f"127.0.0.1:{port}"
-            env["HTTP_ADDRESS"] = address
-            env["PORT"] = str(port)
-        return address, env
+            own["HTTP_ADDRESS"] = address
+            own["PORT"] = str(port)
+        values = {**env, **own}
+        for name, value in self.process.env:
+            env[name] = values[name] = variables.expand(value, values)
+        env.update(own)  # the proxy's own values win over <env>
+        args = [variables.expand(arg, {**values, **own}) for arg in self.process.args]
+        return address, env, args
 
     def _output(self, stream: Literal["stdout", "stderr"], lines: list[bytes]) -> None:
         self.last_lines.extend(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -20,6 +21,15 @@ from pydantic import ValidationError
 from local_lambdas._compat import IS_WINDOWS, MAX_UNIX_PATH, which
 from local_lambdas.config import Manifest, Mode, Process
 from local_lambdas.errors import ManifestError, Problem
+from local_lambdas.variables import (
+    HTTP_NAMES,
+    PIPE_NAMES,
+    UnknownVariable,
+    expand,
+    read_env_file,
+    references,
+    unknown,
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,7 @@ ELEMENTS: dict[str, _Element] = {
     "working_dir": _Element("working_dir"),
     "communication_mode": _Element("communication_mode"),
     "env": _Element("env", repeatable=True),
+    "env_file": _Element("env_files", repeatable=True),
     "port": _Element("port"),
     "methods": _Element("methods"),
     "timeout": _Element("timeout"),
@@ -67,13 +78,21 @@ _SOURCE_SUFFIX = re.compile(r"\.(py|js|mjs|cjs|ts|rb|pl|php|sh|jar|lua|R)$")
 
 
 def load(
-    path: Path, *, socket_dir: Path, admin_prefix: str = "/_/", base: Path | None = None
+    path: Path,
+    *,
+    socket_dir: Path,
+    admin_prefix: str = "/_/",
+    base: Path | None = None,
+    env_files: Sequence[Path] | None = None,
 ) -> Manifest:
     """Read and validate the manifest at `path`; raise ManifestError listing every problem.
 
     Relative paths in it (<working_dir>, and <executable> when it is a path) start at `base`,
     by default the directory local-lambdas was started in, as the earlier tool's did (its
     examples run from its repository root), whatever folder the manifest is in.
+
+    `env_files` are read for every child (--env-file); None reads `.env` in `base` when
+    there is one, as honcho and foreman do.
 
     `socket_dir` is where pipe-mode sockets will live; it is needed here so that socket paths
     too long for the platform are reported now, against the <pipe_name> that makes them.
@@ -89,7 +108,11 @@ def load(
     except OSError as exc:
         raise ManifestError([Problem(shown, None, f"cannot be read: {exc.strerror}")]) from exc
     root = _parse(data, shown)
-    reader = _Reader(shown, (base or Path.cwd()).resolve())
+    folder = (base or Path.cwd()).resolve()
+    reader = _Reader(shown, folder)
+    if env_files is None:
+        env_files = [folder / ".env"] if (folder / ".env").is_file() else []
+    reader.read_global_env(env_files)
     processes = reader.read(root)
     _check_across(reader, socket_dir)
     _check_admin_prefix(reader, admin_prefix)
@@ -155,10 +178,31 @@ class _Reader:
     folder: Path
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    global_env: dict[str, str] = field(default_factory=dict)  # from --env-file or .env
     claims: list[_Claims] = field(default_factory=list)
 
     def problem(self, line: int | None, message: str) -> None:
         self.problems.append(Problem(self.shown, line, message))
+
+    def read_global_env(self, paths: Sequence[Path]) -> None:
+        for path in paths:
+            self.global_env.update(self._env_file(self.folder / path, None, "--env-file"))
+
+    def _env_file(self, path: Path, line: int | None, named_by: str) -> dict[str, str]:
+        """The values of one env file; its problems reported (against the manifest line
+        that names it, or against the file itself)."""
+        try:
+            read = read_env_file(path)
+        except OSError as exc:
+            problem = f"{named_by} {path}: {exc.strerror or exc}; create it or fix the path"
+            if line is None:
+                self.problems.append(Problem(str(path), None, problem))
+            else:
+                self.problem(line, problem)
+            return {}
+        for bad in read.bad_lines:
+            self.problems.append(Problem(str(path), bad, "not a NAME=value line; fix or remove it"))
+        return read.values
 
     def read(self, root: etree._Element) -> list[Process]:
         self._no_attributes(root, "<manifest>")
@@ -214,6 +258,7 @@ class _Reader:
                 f"{label}: missing <{name}>; add one, e.g. {ELEMENTS[name].example}",
             )
         self.claims.append(_Claims(label, kwargs, lines))
+        self._variables(kwargs, lines, label)
         working_dir = kwargs["working_dir"] = self.folder / str(kwargs.get("working_dir", "."))
         # The paths are checked whatever else is wrong, so that one pass reports it all.
         self._check_paths(
@@ -305,6 +350,54 @@ class _Reader:
                 "and its execute permission (chmod +x)"
             )
             self.problem(lines["executable"][0], f'{label}: <executable> "{executable}" {where}')
+
+    def _variables(
+        self, kwargs: dict[str, object], lines: dict[str, list[int]], label: str
+    ) -> None:
+        """Read the process's env files and check or expand its ${NAME}s, in place: those
+        of <arg> and <env> may name an instance's own values and are expanded as it starts
+        (instance.py); the others are expanded now."""
+        environment = dict(self.global_env)
+        merged = {**os.environ, **environment}
+        files = kwargs.pop("env_files", ())
+        for index, raw in enumerate(files if isinstance(files, tuple) else ()):
+            line = lines["env_files"][index]
+            try:
+                named = expand(str(raw), merged)
+            except UnknownVariable as exc:
+                self.problem(line, f'{label}: <env_file> "{raw}": {exc}')
+                continue
+            environment.update(self._env_file(self.folder / named, line, "<env_file>"))
+            merged.update(environment)
+        kwargs["environment"] = tuple(environment.items())
+        env = kwargs.get("env", ())
+        names = set(merged) | ({k for k, _ in env} if isinstance(env, tuple) else set())
+        mode = str(kwargs.get("communication_mode", Mode.PIPE.value))
+        own = {"LOCAL_LAMBDAS_ID", "LOCAL_LAMBDAS_INSTANCE"} | (
+            PIPE_NAMES if mode in (Mode.PIPE.value, Mode.PIPE_KEEPALIVE.value) else HTTP_NAMES
+        )
+        checks: list[tuple[str, int, str]] = []  # (element, line, text)
+        args = kwargs.get("args", ())
+        if isinstance(args, tuple):
+            checks += [("arg", lines["args"][i], str(arg)) for i, arg in enumerate(args)]
+        if isinstance(env, tuple):
+            checks += [("env", lines["env"][i], str(value)) for i, (_, value) in enumerate(env)]
+        for element, line, text in checks:
+            try:
+                for ref in references(text):
+                    if ref.default is None and ref.name not in names | own:
+                        raise UnknownVariable(unknown(ref.name, frozenset(names | own)))
+            except UnknownVariable as exc:
+                self.problem(line, f'{label}: <{element}> "{text}": {exc}')
+        for field_name in ("executable", "working_dir", "port"):
+            raw = kwargs.get(field_name)
+            if not isinstance(raw, str) or "$" not in raw:
+                continue
+            try:
+                kwargs[field_name] = expand(raw, merged)
+            except UnknownVariable as exc:
+                element = _FIELD_TO_ELEMENT[field_name]
+                self.problem(lines[field_name][0], f'{label}: <{element}> "{raw}": {exc}')
 
     def _check_args(self, process: Process) -> None:
         """Warn of an <arg> that names a relative file that is not there: the child would

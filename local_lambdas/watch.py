@@ -116,13 +116,19 @@ async def watch(
         ):
             changed = lasting(changes)
             reload_manifest, ids = affected(changed, manifest, current)
-            if reload_manifest:
+            # An env file changes what the manifest gives its children: read it again too.
+            env_changed = any(_is_env_file(path) for path in changed)
+            if reload_manifest or env_changed:
                 now = _read(manifest)
-                reload_manifest, text = now != text, now  # followed by content
+                reload_manifest, text = now != text or env_changed, now  # by content
             if reload_manifest or ids:
                 await react(reload_manifest, ids)
             if dirs() != current:
                 break  # the reload changed what to watch
+
+
+def _is_env_file(path: Path) -> bool:
+    return path.name == ".env" or path.name.startswith(".env.") or path.suffix == ".env"
 
 
 def _read(path: Path) -> bytes | None:

@@ -100,13 +100,15 @@ async def running(
     wait: bool = True,
     watch: bool = False,
     fast_lane: bool = True,
+    base: Path | None = None,
+    env_files: list[Path] | None = None,
     **more: object,
 ) -> AsyncIterator[Running]:
-    """The proxy, in this process, on a real port, with its real children; `more` sets
-    other Settings fields."""
+    """The proxy, in this process, on a real port, with its real children; `base` and
+    `env_files` are manifest.load's, `more` sets other Settings fields."""
 
     def load() -> manifest.Manifest:
-        return manifest.load(manifest_path, socket_dir=socket_dir)
+        return manifest.load(manifest_path, socket_dir=socket_dir, base=base, env_files=env_files)
 
     settings = Settings(
         port=0,

@@ -1,0 +1,102 @@
+"""What a child's environment and arguments are made of: env files and `${NAME}` variables.
+
+Env files (`.env`, --env-file, <env_file>) are read with python-dotenv; the proxy's own
+environment is never changed. In <executable>, <arg>, <env>, <working_dir>, <env_file> and
+<port>, `${NAME}` is NAME's value and `${NAME:-default}` the default when NAME is unset or
+empty; `$$` is a `$`; any other `$` is itself (`$HOME` reaches the child as written).
+
+Some names have a value per instance, known only when it starts (INSTANCE_NAMES): the loader
+checks the references in <arg> and <env> and leaves them as written; the instance expands
+them as it starts. <executable>, <working_dir>, <env_file> and <port> are expanded at load.
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from dotenv import dotenv_values
+from dotenv.parser import parse_stream
+
+_REFERENCE = re.compile(r"\$\$|\$\{([^}:]*)(?::-([^}]*))?\}")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+# Each instance's own values, by the modes that have them.
+PIPE_NAMES = frozenset({"PIPE_ADDRESS"})
+HTTP_NAMES = frozenset({"PORT", "HTTP_ADDRESS"})
+INSTANCE_NAMES = PIPE_NAMES | HTTP_NAMES | {"LOCAL_LAMBDAS_ID", "LOCAL_LAMBDAS_INSTANCE"}
+
+
+class UnknownVariable(ValueError):
+    """A `${NAME}` with no value and no default; the message has a fix."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    name: str
+    default: str | None  # None: no `:-` part
+
+
+def references(text: str) -> Iterator[Reference]:
+    """The `${...}` references in `text`, `$$` left out. A malformed one (`${}`, `${1A}`)
+    raises UnknownVariable."""
+    for match in _REFERENCE.finditer(text):
+        if match.group(0) == "$$":
+            continue
+        name = match.group(1)
+        if not _NAME.fullmatch(name):
+            raise UnknownVariable(f"${{{name}}} is not a variable name; write e.g. ${{PORT}}")
+        yield Reference(name, match.group(2))
+
+
+def expand(text: str, values: Mapping[str, str]) -> str:
+    """`text` with its references replaced from `values`. Raises UnknownVariable."""
+    if "$" not in text:
+        return text
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, default = match.group(1), match.group(2)
+        value = values.get(name)
+        if value:
+            return value
+        if default is not None:
+            return default
+        if value is not None:
+            return value  # set, and empty
+        raise UnknownVariable(unknown(name, values))
+
+    for _ in references(text):  # checks the names first
+        pass
+    return _REFERENCE.sub(replace, text)
+
+
+def unknown(name: str, known: Mapping[str, str] | frozenset[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
+    hint = f"did you mean ${{{close[0]}}}? " if close else ""
+    return (
+        f"${{{name}}} has no value: {hint}set {name} in the environment or an env file, "
+        f"or give a default, ${{{name}:-...}}"
+    )
+
+
+@dataclass(frozen=True)
+class EnvFile:
+    """One env file's values, in file order, and its lines that could not be read."""
+
+    path: Path
+    values: dict[str, str]
+    bad_lines: list[int]
+
+
+def read_env_file(path: Path) -> EnvFile:
+    """Read `path` (raises OSError when it cannot be read)."""
+    text = path.read_text(encoding="utf-8")
+    bad = [b.original.line for b in parse_stream(io.StringIO(text)) if b.error]
+    values = {k: v or "" for k, v in dotenv_values(stream=io.StringIO(text)).items()}
+    return EnvFile(path, values, bad)

@@ -1,0 +1,139 @@
+"""The dev loop: env files in every order of precedence, ${NAME} variables (a server handed
+its ${PORT}), and --no-timeouts for a child at a breakpoint."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from local_lambdas import manifest
+from local_lambdas.errors import ManifestError
+from tests.conftest import PYTHON, process_xml, running
+
+
+def env_child(pid: str, route: str, *args: str, extra: str = "") -> str:
+    return process_xml(pid, route, script="env_child.py", args=args, mode="pipe-keepalive",
+                       extra=extra)  # fmt: skip
+
+
+async def seen(run, route: str, *names: str) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    async with run.http.get(f"{run.url}{route}?names={','.join(names)}") as reply:
+        assert reply.status == 200
+        return await reply.json()  # type: ignore[no-any-return]
+
+
+async def test_env_files_in_order_of_precedence(write_manifest, socket_dir, tmp_path) -> None:
+    (tmp_path / ".env").write_text("LL_A=dotenv\nLL_B=dotenv\n")
+    (tmp_path / "global.env").write_text("LL_B=global\nLL_C=global\n")
+    (tmp_path / "later.env").write_text("LL_C=later\n")
+    (tmp_path / "proc.env").write_text("LL_C=proc\nLL_D=proc\nLL_E=proc\n")
+    extra = '<env_file>proc.env</env_file><env name="LL_E">env</env>'
+    path = write_manifest(env_child("svc", "/s/*", extra=extra))
+    names = ("LL_A", "LL_B", "LL_C", "LL_D", "LL_E")
+    # The default: ./.env, under the process's env files, under its <env>.
+    async with running(path, socket_dir, base=tmp_path) as run:
+        got = (await seen(run, "/s/x", *names))["env"]
+    assert got == {"LL_A": "dotenv", "LL_B": "dotenv", "LL_C": "proc", "LL_D": "proc",
+                   "LL_E": "env"}  # fmt: skip
+    # --env-file replaces the default; a later file wins over an earlier one.
+    files = [Path("global.env"), Path("later.env")]
+    async with running(path, socket_dir, base=tmp_path, env_files=files) as run:
+        got = (await seen(run, "/s/x", *names))["env"]
+    assert got == {"LL_A": None, "LL_B": "global", "LL_C": "proc", "LL_D": "proc",
+                   "LL_E": "env"}  # fmt: skip
+    # --no-env-file: only the process's own.
+    async with running(path, socket_dir, base=tmp_path, env_files=[]) as run:
+        got = (await seen(run, "/s/x", *names))["env"]
+    assert got["LL_A"] is None and got["LL_B"] is None and got["LL_C"] == "proc"
+
+
+async def test_variables_in_arguments_and_env(write_manifest, socket_dir, tmp_path) -> None:
+    (tmp_path / ".env").write_text("LL_GREETING=hello\n")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    args = ("${LL_GREETING}", "${LL_UNSET:-fallback}", "$$HOME", "$HOME",
+            "${LOCAL_LAMBDAS_ID}#${LOCAL_LAMBDAS_INSTANCE}", "${PORT}")  # fmt: skip
+    extra = (
+        f'<env name="LL_URL">http://127.0.0.1:${{PORT}}/x</env><port>${{LL_FIXED:-{port}}}</port>'
+    )
+    path = write_manifest(
+        process_xml("svc", "/s/*", script="env_child.py", mode="http", args=args, extra=extra)
+    )
+    async with running(path, socket_dir, base=tmp_path) as run:
+        got = await seen(run, "/s/x", "LL_URL", "PORT")
+    assert got["argv"] == ["hello", "fallback", "$HOME", "$HOME", "svc#1", str(port)]
+    assert got["env"] == {"LL_URL": f"http://127.0.0.1:{port}/x", "PORT": str(port)}
+
+
+async def test_a_server_handed_its_port(write_manifest, socket_dir, tmp_path) -> None:
+    """python -m http.server takes its port as an argument and ignores $PORT."""
+    (tmp_path / "hello.txt").write_text("served\n")
+    path = write_manifest(
+        f"<process><id>files</id><executable>{PYTHON}</executable><arg>-m</arg>"
+        "<arg>http.server</arg><arg>--bind</arg><arg>127.0.0.1</arg><arg>${PORT}</arg>"
+        "<route>/*</route><communication_mode>passthrough</communication_mode></process>"
+    )
+    async with running(path, socket_dir, base=tmp_path) as run:
+        async with run.http.get(run.url + "/hello.txt") as reply:
+            assert reply.status == 200 and await reply.text() == "served\n"
+
+
+@pytest.mark.parametrize(("element", "says"), [
+    ("<arg>${PORTT}</arg>", "${PORTT} has no value: did you mean ${PORT}?"),
+    ("<arg>${}</arg>", "is not a variable name"),
+    ('<env name="A">${NOPE_NOT_SET}</env>', "${NOPE_NOT_SET} has no value"),
+    ("<env_file>missing.env</env_file>", "<env_file> "),
+    ("<working_dir>${NOPE_NOT_SET}</working_dir>", "${NOPE_NOT_SET} has no value"),
+])  # fmt: skip
+def test_unknown_variables_and_missing_files_are_manifest_errors(
+    tmp_path: Path, element: str, says: str
+) -> None:
+    path = tmp_path / "manifest.xml"
+    path.write_text(
+        "<manifest>\n<process>\n<id>svc</id>\n<executable>python3</executable>\n"
+        f"<route>/s/*</route>\n<communication_mode>http</communication_mode>\n{element}\n"
+        "</process>\n</manifest>\n"
+    )
+    with pytest.raises(ManifestError) as caught:
+        manifest.load(path, socket_dir=Path("/tmp/ll-x"), base=tmp_path, env_files=[])
+    found = [(p.line, p.message) for p in caught.value.problems]
+    assert any(line == 7 and says in message for line, message in found), found
+
+
+def test_a_malformed_env_file_line_names_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("GOOD=1\nthis is not a setting\n")
+    path = tmp_path / "manifest.xml"
+    path.write_text(f"<manifest>{process_xml('svc', '/s/*')}</manifest>")
+    with pytest.raises(ManifestError) as caught:
+        manifest.load(path, socket_dir=Path("/tmp/ll-x"), base=tmp_path)
+    assert str(caught.value.problems[0]).startswith(f"{tmp_path / '.env'}:2: not a NAME=value")
+
+
+@pytest.mark.parametrize(("flags", "status"), [((), 1), (("--no-timeouts",), 0)])
+def test_no_timeouts_lets_a_slow_child_answer(
+    tmp_path: Path, flags: tuple[str, ...], status: int
+) -> None:
+    (tmp_path / "manifest.xml").write_text(
+        f"<manifest>{process_xml('svc', '/api/*', extra='<timeout>0.5s</timeout>')}</manifest>"
+    )
+    smoke = (
+        "import os, sys, urllib.request, urllib.error\n"
+        "try:\n"
+        "    urllib.request.urlopen(os.environ['LOCAL_LAMBDAS_URL'] + '/api/late')\n"
+        "except urllib.error.HTTPError as exc:\n"
+        "    sys.exit(f'got {exc.code}')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "local_lambdas", "run", *flags, "--", sys.executable, "-c", smoke],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == status, done.stdout + done.stderr
+    if status:
+        assert "got 504" in done.stderr
+    else:
+        assert "--no-timeouts" in done.stdout
