@@ -5,6 +5,8 @@
 /_/status    JSON per process: state, instances (pid, restarts, last exit), requests,
              errors, in flight, queue, latency p50/p99
 /_/metrics   the same in the Prometheus text format
+POST /_/processes/ID/restart   restart one process as a reload does (a new one beside the
+             old, swapped in when ready: held requests are not failed); loopback clients only
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ class Admin:
     async def handle(self, request: web.BaseRequest, path: str) -> web.Response:
         """Answer `request`, whose normalised path `path` is under the prefix."""
         name = path[len(self.prefix) :]
+        if name.startswith("processes/"):
+            return await self._process_action(request, path, name.split("/"))
         endpoint = self._endpoints.get(name)
         private = endpoint is not None and name not in OPEN and not self.public
         if private and not is_loopback(request.remote):
@@ -76,6 +80,36 @@ class Admin:
             answer.headers["Allow"] = "GET, HEAD"
             return answer
         return endpoint()
+
+    async def _process_action(
+        self, request: web.BaseRequest, path: str, parts: list[str]
+    ) -> web.Response:
+        """POST /_/processes/ID/restart."""
+        if len(parts) != 3 or parts[2] != "restart":
+            return web.json_response(
+                {"error": f"no endpoint {path}; POST {self.prefix}processes/ID/restart"},
+                status=404,
+            )
+        if not is_loopback(request.remote):  # whatever --admin-public says: it acts
+            return web.json_response(
+                {"error": f"{path} is accepted from loopback clients only"}, status=403
+            )
+        if request.method != "POST":
+            answer = web.json_response({"error": f"{path} takes POST"}, status=405)
+            answer.headers["Allow"] = "POST"
+            return answer
+        process = parts[1]
+        if process not in self._supervisor.pools:
+            known = ", ".join(self._supervisor.pools) or "none"
+            return web.json_response(
+                {"error": f"no process {process!r}; the processes are: {known}"}, status=404
+            )
+        ready = await self._supervisor.restart(process)
+        pool = self._supervisor.pools[process]
+        body = {"process": process, "restarted": ready, "state": _state(pool).value}
+        if not ready:
+            body["error"] = f"its replacement did not become ready ({_why_not_ready(pool)})"
+        return web.json_response(body, status=200 if ready else 503)
 
     def _health(self) -> web.Response:
         uptime = round(time.time() - self._started, 3)
@@ -112,7 +146,7 @@ def is_loopback(host: str | None) -> bool:
 
 
 def _ready(pool: Pool) -> bool:
-    return _state(pool) is State.READY
+    return pool.disabled is not None or _state(pool) is State.READY
 
 
 def _least_ready(pool: Pool) -> Instance | None:
@@ -122,6 +156,8 @@ def _least_ready(pool: Pool) -> Instance | None:
 
 def _state(pool: Pool) -> State:
     """The process's state: its least ready instance's; STARTING before it has any."""
+    if pool.disabled is not None:
+        return State.STOPPED
     if not pool.instances:
         return State.STARTING
     least = _least_ready(pool)
@@ -140,6 +176,7 @@ def _status(supervisor: Supervisor, pool: Pool) -> dict[str, object]:
     stats = supervisor.stats[pool.process.id]
     return {
         "state": _state(pool).value,
+        "reason": pool.disabled,
         "mode": pool.process.communication_mode.value,
         "routes": list(pool.process.routes),
         "instances": [

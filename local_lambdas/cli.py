@@ -3,12 +3,14 @@
 local-lambdas [MANIFEST] [--bind HOST:PORT]      run the proxy (default manifest.xml)
 local-lambdas check [--boot] MANIFEST            validate (and with --boot, try) a manifest
 local-lambdas run MANIFEST -- COMMAND [ARGS...]  bring it up, run COMMAND, tear it down
+local-lambdas restart ID [--url URL]             restart one process of a running proxy
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import gc
 import logging
 import os
@@ -41,6 +43,8 @@ commands:
   local-lambdas run MANIFEST -- CMD [ARG..] start everything on a free port, wait until
                                             ready, run CMD with $LOCAL_LAMBDAS_URL set,
                                             stop everything, exit with CMD's status
+  local-lambdas restart ID                  restart process ID of the proxy running at
+                                            $LOCAL_LAMBDAS_URL (else 127.0.0.1:3000)
   (each command has its own --help)
 
 examples:
@@ -82,6 +86,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--no-env-file", action="store_true", help="read no env file, not even ./.env"
+    )
+    parser.add_argument(
+        "--only",
+        metavar="ID[,ID...]",
+        help="start only these processes; the routes of the others answer 503 saying so",
     )
     parser.add_argument(
         "--no-timeouts",
@@ -241,7 +250,47 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
         help="how long the children may take to be ready (default: 60)",
     )
     _common(run_p)
-    return {"serve": serve_p, "check": check_p, "run": run_p}
+    restart_p = argparse.ArgumentParser(
+        prog="local-lambdas restart",
+        description="Restart one process of a running proxy, as a reload would: its "
+        "replacement starts beside it and takes over once ready, so requests are not "
+        "failed. Exits 0 once it is ready, 1 if it is not.",
+    )
+    restart_p.add_argument("process", metavar="ID", help="the process's <id>")
+    restart_p.add_argument(
+        "--url",
+        default=os.environ.get("LOCAL_LAMBDAS_URL", "http://127.0.0.1:3000"),
+        help="the running proxy (default: $LOCAL_LAMBDAS_URL, else http://127.0.0.1:3000)",
+    )
+    restart_p.add_argument("--admin-prefix", metavar="PATH", default="/_/")
+    return {"serve": serve_p, "check": check_p, "run": run_p, "restart": restart_p}
+
+
+def _restart(url: str, prefix: str, process: str) -> int:
+    """POST the restart endpoint of the proxy at `url`; say what it answered."""
+    import json
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    name = urllib.parse.quote(process)
+    target = f"{url.rstrip('/')}/{prefix.strip('/')}/processes/{name}/restart"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(target, method="POST")) as reply:
+            answer = json.load(reply)
+    except urllib.error.HTTPError as exc:
+        try:
+            error = json.load(exc).get("error", exc.reason)
+        except ValueError:
+            error = exc.reason
+        print_line(f"local-lambdas restart: {error}")
+        return EXIT_FAILURE
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        print_line(f"local-lambdas restart: no proxy at {url} ({reason}); pass --url")
+        return EXIT_FAILURE
+    print_line(f"{process}: restarted, {answer['state']}")
+    return EXIT_OK
 
 
 def _split_bind(value: str) -> tuple[str, int]:
@@ -261,7 +310,7 @@ def _socket_dir(args: argparse.Namespace) -> tuple[Path, bool]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    command = argv[0] if argv and argv[0] in ("check", "run") else "serve"
+    command = argv[0] if argv and argv[0] in ("check", "run", "restart") else "serve"
     if command != "serve":
         argv = argv[1:]
     to_run: list[str] = []
@@ -279,6 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print_line("local-lambdas run: no command after --")
             return EXIT_USAGE
     args = _parsers()[command].parse_args(argv)
+    if command == "restart":
+        return _restart(args.url, args.admin_prefix, args.process)
     prefix = args.admin_prefix
     if not (prefix.startswith("/") and prefix.endswith("/") and len(prefix) > 2):
         print_line(f"local-lambdas: --admin-prefix {prefix!r} must be a path like /_/ or /admin/")
@@ -307,6 +358,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "check" and not args.boot:
         print_line(f"{path}: OK, {len(loaded.processes)} process(es)")
         return EXIT_OK
+    only = tuple(name.strip() for name in (args.only or "").split(",") if name.strip())
+    ids = [p.id for p in loaded.processes]
+    for name in only:
+        if name not in ids:
+            close = difflib.get_close_matches(name, ids, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            print_line(f"local-lambdas: --only {name}: no such process; {hint}"
+                       f"the processes are {', '.join(ids)}")  # fmt: skip
+            return EXIT_USAGE
     bind = args.bind if command != "check" else "127.0.0.1:0"
     if command == "serve":
         bind = bind or os.environ.get("BIND_ADDRESS") or DEFAULT_BIND
@@ -333,6 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         client_body_timeout=args.client_body_timeout,
         verbosity=args.verbosity,
         watch=getattr(args, "watch", False),
+        only=only,
         watch_ignore=tuple(getattr(args, "watch_ignore", ())),
         default_cache=cache_bytes,
         default_cache_entries=cache_entries,

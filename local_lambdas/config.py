@@ -216,5 +216,6 @@ class Settings(BaseModel):
     admin_public: bool = False  # admin endpoints beyond health and ready for non-loopback clients
     fast_lane: bool = True  # envelope-mode requests answered outside aiohttp (fastlane.py)
     verbosity: Literal["quiet", "normal", "verbose"] = "normal"
+    only: tuple[str, ...] = ()  # --only: the processes to start (empty: all)
     watch: bool = False
     watch_ignore: tuple[str, ...] = ()

@@ -89,6 +89,7 @@ class Pool:
         )
         self.instances: list[Instance] = []
         self.retired = False
+        self.disabled: str | None = None  # why it was not started (--only), if it was not
         self._printer = printer
         self._names = names
         self._watchdog = watchdog
@@ -125,6 +126,8 @@ class Pool:
         child = self.try_acquire(avoid)
         if child is not None:
             return child
+        if self.disabled is not None:
+            raise NotReady(self.disabled, retry_after=1)
         if self._waiting >= self.process.max_queue:
             raise NotReady(
                 f"{self.process.id}: {self._waiting} requests are already waiting (<max_queue>)",
@@ -238,7 +241,10 @@ class Pool:
         return True
 
     async def wait_ready(self, timeout: float) -> bool:
-        """Wait until every instance is READY (True), or one is down or time is up (False)."""
+        """Wait until every instance is READY (True), or one is down or time is up (False).
+        A process that is not to be started (disabled) is ready as it is."""
+        if self.disabled is not None:
+            return True
         await self.wait_for(
             lambda: (
                 all(c.state is State.READY for c in self.instances)

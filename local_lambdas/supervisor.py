@@ -85,7 +85,18 @@ class Supervisor:
                 self.run_mark, str(directory) if self._settings.own_socket_dir else None
             )
         for pool in self.pools.values():
-            pool.start()
+            self._start(pool)
+
+    def _start(self, pool: Pool) -> None:
+        """Start `pool`, unless --only leaves it out (then its routes say why: 503)."""
+        only = self._settings.only
+        if only and pool.process.id not in only:
+            pool.disabled = (
+                f"{pool.process.id} was not started: local-lambdas runs with "
+                f"--only {','.join(only)}"
+            )
+            return
+        pool.start()
 
     def _pool(self, process: Process) -> Pool:
         return Pool(
@@ -127,7 +138,7 @@ class Supervisor:
                 ):
                     fresh[process.id] = self._pool(process)
             for pool in fresh.values():
-                pool.start()
+                self._start(pool)
             ready = await asyncio.gather(
                 *(pool.wait_ready(pool.process.startup_timeout + 1) for pool in fresh.values())
             )
@@ -155,6 +166,16 @@ class Supervisor:
                 len(retired),
             )
             await asyncio.gather(*(pool.retire() for pool in retired))
+
+    async def restart(self, process_id: str) -> bool:
+        """Restart one process as a reload would (its replacement starts beside it and takes
+        over once ready); whether the replacement became ready."""
+        before = self.pools.get(process_id)
+        await self.reload(self.manifest, restart=[process_id])
+        pool = self.pools.get(process_id)
+        if pool is None or pool is before:  # it is gone, or its old self kept serving
+            return False
+        return all(c.state is State.READY for c in pool.instances)
 
     async def stop(self) -> None:
         self.stopping = True

@@ -3,6 +3,7 @@ its ${PORT}), and --no-timeouts for a child at a breakpoint."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import pytest
 
 from local_lambdas import manifest
 from local_lambdas.errors import ManifestError
-from tests.conftest import PYTHON, process_xml, running
+from tests.conftest import PYTHON, load, process_xml, running
 
 
 def env_child(pid: str, route: str, *args: str, extra: str = "") -> str:
@@ -137,3 +138,44 @@ def test_no_timeouts_lets_a_slow_child_answer(
         assert "got 504" in done.stderr
     else:
         assert "--no-timeouts" in done.stdout
+
+
+async def test_only_starts_the_named_processes(write_manifest, socket_dir) -> None:
+    path = write_manifest(process_xml("a", "/a/*"), process_xml("b", "/b/*"))
+    async with running(path, socket_dir, only=("a",)) as run:
+        assert run.pool("b").instances == []
+        async with run.http.get(run.url + "/a/x") as reply:
+            assert reply.status == 200
+        async with run.http.get(run.url + "/b/x") as reply:
+            assert reply.status == 503
+            assert "not started: local-lambdas runs with --only a" in (await reply.json())["error"]
+        async with run.http.get(run.url + "/_/ready") as reply:
+            assert reply.status == 200  # what was left out is not waited for
+
+
+async def test_restart_one_process_under_load(write_manifest, socket_dir) -> None:
+    path = write_manifest(process_xml("a", "/a/*"), process_xml("b", "/b/*"))
+    async with running(path, socket_dir) as run:
+        a_pid, b_pid = run.child("a").pid, run.child("b").pid
+        async with load(run, "/a/x", clients=8) as result:
+            restart = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "local_lambdas", "restart", "a", "--url", run.url,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            )  # fmt: skip
+            said = (await restart.communicate())[0].decode()
+            assert restart.returncode == 0, said
+            assert "a: restarted, READY" in said
+        assert result.failures == [] and result.total > 0
+        assert run.child("a").pid != a_pid and run.child("b").pid == b_pid
+        async with run.http.post(run.url + "/_/processes/nope/restart") as reply:
+            assert (
+                reply.status == 404 and "the processes are: a, b" in (await reply.json())["error"]
+            )
+
+
+def test_restart_without_a_proxy_says_so() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "local_lambdas", "restart", "a", "--url", "http://127.0.0.1:9"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 1 and "no proxy at http://127.0.0.1:9" in done.stderr
