@@ -124,7 +124,12 @@ class Admin:
     def _status(self) -> web.Response:
         pools = self._supervisor.pools
         processes = {pid: _status(self._supervisor, pool) for pid, pool in pools.items()}
-        return web.json_response({"processes": processes})
+        tasks = {
+            name: {"state": run.state, "reason": run.reason or None, "seconds": run.seconds,
+                   "last_output": list(run.last_lines)[-5:]}
+            for name, run in self._supervisor.tasks.items()
+        }  # fmt: skip
+        return web.json_response({"processes": processes, "tasks": tasks})
 
     def _metrics(self) -> web.Response:
         body = generate_latest(self._registry)
@@ -158,6 +163,8 @@ def _state(pool: Pool) -> State:
     """The process's state: its least ready instance's; STARTING before it has any."""
     if pool.disabled is not None:
         return State.STOPPED
+    if pool.blocked is not None:
+        return State.FATAL
     if not pool.instances:
         return State.STARTING
     least = _least_ready(pool)
@@ -166,6 +173,10 @@ def _state(pool: Pool) -> State:
 
 def _why_not_ready(pool: Pool) -> str:
     """For /_/ready: the state of the least ready instance, and why."""
+    if pool.blocked is not None:
+        return f"FATAL: {pool.blocked}"
+    if not pool.started and pool.waiting_for:
+        return f"STARTING: waiting for {', '.join(pool.waiting_for)}"
     instance = _least_ready(pool)
     if instance is None or not instance.reason:
         return _state(pool).value
@@ -176,7 +187,8 @@ def _status(supervisor: Supervisor, pool: Pool) -> dict[str, object]:
     stats = supervisor.stats[pool.process.id]
     return {
         "state": _state(pool).value,
-        "reason": pool.disabled,
+        "reason": pool.disabled or pool.blocked,
+        "depends_on": list(pool.process.depends_on),
         "mode": pool.process.communication_mode.value,
         "routes": list(pool.process.routes),
         "instances": [

@@ -45,6 +45,7 @@ async def serve(
         os._exit(FORCED_EXIT)
 
     undo: Callable[[], None] | None = None
+    code = 0
     try:
         async with started(manifest, settings, printer, load=load) as run:
             # Installed until the stop is over, so that a second Ctrl+C can cut it short.
@@ -54,12 +55,18 @@ async def serve(
             else:
                 log.info("Ctrl+C stops; kill -HUP %d reloads %s", os.getpid(), manifest.path.name)
             table = asyncio.create_task(_table_when_ready(run, printer, manifest))
-            await stop.wait()
-            table.cancel()
+            failed = asyncio.create_task(run.supervisor.failed.wait())
+            stopped = asyncio.create_task(stop.wait())
+            await asyncio.wait({failed, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            for waiting in (table, failed, stopped):
+                waiting.cancel()
+            if run.supervisor.failed.is_set() and not stop.is_set():
+                log.error("stopping: %s", "; ".join(run.supervisor.failures))
+                code = 1
     finally:
         if undo is not None:
             undo()
-    return 0
+    return code
 
 
 async def run_command(
@@ -106,6 +113,10 @@ async def boot_check(
         async with aiohttp.ClientSession() as http:
             for process in manifest.processes:
                 results.append(await _probe(run, http, process))
+        for task in run.supervisor.tasks.values():  # done by now, unless still held up
+            done = task.state == "DONE"
+            detail = f"done in {task.seconds:.2f}s" if done and task.seconds else task.reason
+            results.append(Probe(f"{task.task.id} (task)", done, detail or task.state, "-"))
     printer.table(
         "check --boot", ["process", "ready", "probe"],
         [[r.process, r.detail, r.probe] for r in results],
@@ -137,6 +148,11 @@ def example_path(route: str) -> str:
 
 async def _all_ready(run: Started, timeout: float) -> None:
     not_ready = await run.supervisor.wait_ready(timeout)
+    failures = run.supervisor.failures
+    for failure in failures:
+        log.error("%s", failure)
+    if failures:
+        raise NotAllReady(f"{failures[0]}; nothing was run")
     if not not_ready:
         return
     for instance in not_ready:

@@ -104,6 +104,7 @@ class Process(BaseModel):
     # From the env files (--env-file, .env, <env_file>), in order: under <env>, over the
     # proxy's own environment.
     environment: tuple[tuple[str, str], ...] = ()
+    depends_on: tuple[str, ...] = ()  # processes to be READY and tasks done before it starts
     port: int | None = Field(default=None, ge=1, le=65535)
     methods: tuple[str, ...] | None = None
     timeout: Duration = 30.0
@@ -187,13 +188,34 @@ def check_route(route: str) -> None:
         raise ValueError("must be a path only: routes never match the query string")
 
 
+class Task(BaseModel):
+    """One `<task>`: a program run to completion before the processes that depend on it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    executable: str
+    args: tuple[str, ...] = ()
+    working_dir: Path
+    env: tuple[tuple[str, str], ...] = ()
+    environment: tuple[tuple[str, str], ...] = ()
+    depends_on: tuple[str, ...] = ()
+    timeout: Duration = 300.0  # a task still running then has failed
+    line: int = 0
+
+    @property
+    def label(self) -> str:
+        return f'<task id="{self.id}">'
+
+
 class Manifest(BaseModel):
-    """A whole manifest file: its processes in file order."""
+    """A whole manifest file: its processes and tasks in file order."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     path: Path
     processes: tuple[Process, ...]
+    tasks: tuple[Task, ...] = ()
     warnings: tuple[str, ...] = ()  # what `check` points out without refusing the manifest
 
 

@@ -22,22 +22,21 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import itertools
 import logging
-import os
 import re
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from enum import Enum
-from typing import Literal, cast
+from typing import Literal
 
 from local_lambdas import _compat, readiness, variables
 from local_lambdas.backoff import RestartPolicy
 from local_lambdas.config import Mode, Process
 from local_lambdas.manifest import resolve_executable
 from local_lambdas.output import Printer
+from local_lambdas.spawned import Spawned, spawn
 from local_lambdas.transports import RELAYS, TRANSPORTS, Transport
 from local_lambdas.transports.passthrough import PassthroughTransport
 from local_lambdas.watchdog import Watchdog
@@ -47,10 +46,8 @@ log = logging.getLogger("local_lambdas.instance")
 MAX_RESPONSE = 256 * 1024**2  # what a child may answer to one request, base64 included
 _LAST_LINES = 20
 _SETTLE_CHECKS, _SETTLE_STEP = 10, 0.005
-_MAX_LINE = 64 * 1024
 _SPAWNS = itertools.count(1)  # numbers each process spawned in this run, for its mark
 _LAST_OUTPUT_WAIT = 0.5  # after an exit, how long its last lines may take to arrive
-_KILLED_WAIT = 5.0  # after SIGKILL, the longest wait for the exit to be seen
 # An address a server says it listens on: http://127.0.0.1:5000, [::]:8000, "port 8000".
 _PRINTED_PORT = re.compile(r"https?://[^\s/]*:(\d{2,5})\b|\bport\s+(\d{2,5})\b", re.IGNORECASE)
 
@@ -112,7 +109,7 @@ class Instance:
         self._run_mark = run_mark  # this run's part of every SPAWN_MARK
         self._token = token
         self._not_ready: str | None = None  # why the last process never became READY
-        self._proc: _Child | None = None
+        self._proc: Spawned | None = None
         self._address: str | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -203,24 +200,16 @@ class Instance:
         address, env, args = self._prepare()
         self._address = address
         self._set_state(State.STARTING, "starting")
-        loop = asyncio.get_running_loop()
         try:
-            _, proc = await loop.subprocess_exec(
-                lambda: _Child(self._output, self.mark),
-                resolve_executable(self.process) or self.process.executable,
-                *args,
-                cwd=self.process.working_dir,
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                **_compat.spawn_options(),
-            )
+            proc = await spawn(
+                self._output, self.mark,
+                resolve_executable(self.process) or self.process.executable, args,
+                cwd=str(self.process.working_dir), env=env,
+            )  # fmt: skip
         except OSError as exc:
             self._not_ready = f"cannot run {self.process.executable}: {exc.strerror}"
             return None
         self._proc, self.pid, self.requests = proc, proc.pid, 0
-        _compat.spawned(proc.pid)
         if self._watchdog is not None:
             self._watchdog.watch(proc.pid)
         try:
@@ -288,14 +277,10 @@ class Instance:
     def _prepare(self) -> tuple[str, dict[str, str], list[str]]:
         """The address the child must listen on, its environment and its arguments, with
         their ${NAME}s expanded (the loader checked them: variables.py)."""
-        env = dict(os.environ)
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        env.update(self.process.environment)
         own = {"LOCAL_LAMBDAS_ID": self.name, "LOCAL_LAMBDAS_INSTANCE": str(self.index)}
-        self.mark = f"{self._run_mark}.{next(_SPAWNS)}."
-        env[_compat.SPAWN_MARK] = self.mark
+        self.mark = own[_compat.SPAWN_MARK] = f"{self._run_mark}.{next(_SPAWNS)}."
         if self._token:
-            env["LOCAL_LAMBDAS_TOKEN"] = self._token
+            own["LOCAL_LAMBDAS_TOKEN"] = self._token
         if self.pipe is not None:
             # A socket file left by a crash would make the child's bind fail; one that
             # belongs to another user is not ours to remove (OSError, said as the cause).
@@ -309,11 +294,7 @@ class Instance:
             address = f"127.0.0.1:{port}"
             own["HTTP_ADDRESS"] = address
             own["PORT"] = str(port)
-        values = {**env, **own}
-        for name, value in self.process.env:
-            env[name] = values[name] = variables.expand(value, values)
-        env.update(own)  # the proxy's own values win over <env>
-        args = [variables.expand(arg, {**values, **own}) for arg in self.process.args]
+        env, args = variables.child_environment(self.process, own)
         return address, env, args
 
     def _output(self, stream: Literal["stdout", "stderr"], lines: list[bytes]) -> None:
@@ -366,94 +347,3 @@ class Instance:
                 _compat.remove_stale(self.pipe)
             except OSError as exc:  # not ours (another user's): left where it is
                 log.warning("%s: %s", self.name, exc.strerror)
-
-
-class _Child(asyncio.SubprocessProtocol):
-    """One started process: its output, split into lines, and its exit, seen from the
-    process (not its pipes). `terminate` stops it and everything descended from it."""
-
-    def __init__(
-        self, output: Callable[[Literal["stdout", "stderr"], list[bytes]], None], mark: str
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        self.exited: asyncio.Future[None] = loop.create_future()
-        self.pid = 0
-        self.mark = mark
-        self._transport: asyncio.SubprocessTransport | None = None
-        self._output = output
-        self._partial = {1: b"", 2: b""}
-        self._open_pipes = 0
-        self._pipes_closed: asyncio.Future[None] = loop.create_future()
-
-    @property
-    def returncode(self) -> int | None:
-        return self._transport.get_returncode() if self._transport is not None else None
-
-    def owners(self) -> Iterator[int]:
-        """The pids that count as this child, for readiness: itself, then its descendants."""
-        yield self.pid
-        yield from _compat.marked(self.mark)
-
-    # -- asyncio.SubprocessProtocol
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.SubprocessTransport, transport)
-        self.pid = self._transport.get_pid()
-        self._open_pipes = sum(self._transport.get_pipe_transport(fd) is not None for fd in (1, 2))
-
-    def pipe_data_received(self, fd: int, data: bytes) -> None:
-        lines = (self._partial[fd] + data).split(b"\n")
-        rest = lines.pop()
-        if len(rest) > _MAX_LINE:  # a line that never ends is shown in pieces
-            lines.append(rest)
-            rest = b""
-        self._partial[fd] = rest
-        if lines:
-            self._output("stderr" if fd == 2 else "stdout", lines)
-
-    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
-        rest, self._partial[fd] = self._partial.get(fd, b""), b""
-        if rest:
-            self._output("stderr" if fd == 2 else "stdout", [rest])
-        self._open_pipes -= 1
-        if self._open_pipes <= 0 and not self._pipes_closed.done():
-            self._pipes_closed.set_result(None)
-
-    def process_exited(self) -> None:
-        if not self.exited.done():
-            self.exited.set_result(None)
-
-    # -- ours
-
-    async def output_done(self, timeout: float) -> None:
-        """Wait up to `timeout` for the output pipes to end, then close them: a process that
-        escaped every kill and holds them must not hold the supervisor up."""
-        if self._open_pipes > 0:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._pipes_closed), timeout)
-        self.close()
-
-    def close(self) -> None:
-        """Let go of the output pipes (the process has exited)."""
-        if self._transport is not None:
-            self._transport.close()
-
-    async def terminate(self, grace: float) -> None:
-        """SIGTERM the group and the marked descendants, wait up to `grace` for them to go,
-        SIGKILL what is left, and see the process exit (reaped by asyncio's watcher)."""
-        pid, deadline = self.pid, time.monotonic() + grace
-        if grace > 0 and _compat.stop_group(pid):
-            _compat.kill_marked(self.mark, signal.SIGTERM)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self.exited), grace)
-            # A process group has no exit event to wait on: poll it, within the grace.
-            while (  # noqa: ASYNC110
-                _compat.group_alive(pid) or _compat.marked(self.mark)
-            ) and time.monotonic() < deadline:
-                await asyncio.sleep(0.02)
-        _compat.kill_group(pid)
-        _compat.reap_adopted(_compat.kill_marked(self.mark))
-        try:
-            await asyncio.wait_for(asyncio.shield(self.exited), _KILLED_WAIT)
-        except asyncio.TimeoutError:
-            log.error("pid %d did not exit %gs after SIGKILL", pid, _KILLED_WAIT)

@@ -19,7 +19,7 @@ from lxml import etree
 from pydantic import ValidationError
 
 from local_lambdas._compat import IS_WINDOWS, MAX_UNIX_PATH, which
-from local_lambdas.config import Manifest, Mode, Process
+from local_lambdas.config import Manifest, Mode, Process, Task
 from local_lambdas.errors import ManifestError, Problem
 from local_lambdas.variables import (
     HTTP_NAMES,
@@ -50,6 +50,7 @@ ELEMENTS: dict[str, _Element] = {
     "communication_mode": _Element("communication_mode"),
     "env": _Element("env", repeatable=True),
     "env_file": _Element("env_files", repeatable=True),
+    "depends_on": _Element("depends_on", repeatable=True),
     "port": _Element("port"),
     "methods": _Element("methods"),
     "timeout": _Element("timeout"),
@@ -67,6 +68,12 @@ ELEMENTS: dict[str, _Element] = {
     "strip_prefix": _Element("strip_prefix"),
     "ready_path": _Element("ready_path"),
 }
+# What a <task> may hold: a program to run, and what it waits for.
+TASK_ELEMENTS = {
+    name: ELEMENTS[name]
+    for name in ("id", "executable", "arg", "working_dir", "env", "env_file", "depends_on",
+                 "timeout")
+}  # fmt: skip
 # Room left in a socket path for the "-N" that tells apart two live sockets of one pipe_name
 # (instances, or a replacement starting beside the instance it replaces).
 SOCKET_SUFFIX_ROOM = 4
@@ -113,8 +120,9 @@ def load(
     if env_files is None:
         env_files = [folder / ".env"] if (folder / ".env").is_file() else []
     reader.read_global_env(env_files)
-    processes = reader.read(root)
+    processes, tasks = reader.read(root)
     _check_across(reader, socket_dir)
+    _check_dependencies(reader)
     _check_admin_prefix(reader, admin_prefix)
     _check_cache(reader)
     if not reader.problems:
@@ -122,7 +130,10 @@ def load(
     if reader.problems:
         raise ManifestError(reader.problems)
     return Manifest(
-        path=path.resolve(), processes=tuple(processes), warnings=tuple(reader.warnings)
+        path=path.resolve(),
+        processes=tuple(processes),
+        tasks=tuple(tasks),
+        warnings=tuple(reader.warnings),
     )
 
 
@@ -164,6 +175,7 @@ class _Claims:
     label: str
     values: dict[str, object]
     lines: dict[str, list[int]]
+    kind: str = "process"  # or "task"
 
     def line(self, field_name: str, index: int = 0) -> int:
         found = self.lines.get(field_name) or [int(str(self.values["line"]))]
@@ -204,35 +216,43 @@ class _Reader:
             self.problems.append(Problem(str(path), bad, "not a NAME=value line; fix or remove it"))
         return read.values
 
-    def read(self, root: etree._Element) -> list[Process]:
+    def read(self, root: etree._Element) -> tuple[list[Process], list[Task]]:
         self._no_attributes(root, "<manifest>")
-        processes = []
+        processes: list[Process] = []
+        tasks: list[Task] = []
         for element in root:
-            if element.tag != "process":
-                self._unknown(element, "<manifest>", ["process"])
-                continue
-            process = self._process(element)
-            if process is not None:
-                processes.append(process)
-        return processes
+            if element.tag == "process":
+                process = self._process(element)
+                if isinstance(process, Process):
+                    processes.append(process)
+            elif element.tag == "task":
+                task = self._process(element, kind="task")
+                if isinstance(task, Task):
+                    tasks.append(task)
+            else:
+                self._unknown(element, "<manifest>", ["process", "task"])
+        return processes, tasks
 
-    def _process(self, element: etree._Element) -> Process | None:
+    def _process(self, element: etree._Element, kind: str = "process") -> Process | Task | None:
+        """A <process> (or, with `kind`, a <task>) as its model, or None and its problems."""
+        table = ELEMENTS if kind == "process" else TASK_ELEMENTS
+        required = _REQUIRED if kind == "process" else ("id", "executable")
         values: dict[str, list[tuple[str, int, etree._Element]]] = {}
         for child in element:
             text = (child.text or "").strip()
             values.setdefault(str(child.tag), []).append((text, child.sourceline or 0, child))
         ids = values.get("id", [])
-        label = f'<process id="{ids[0][0]}">' if ids and ids[0][0] else "<process>"
+        label = f'<{kind} id="{ids[0][0]}">' if ids and ids[0][0] else f"<{kind}>"
         self._no_attributes(element, label)
         count = len(self.problems)
         kwargs: dict[str, object] = {"line": element.sourceline or 0}
         lines: dict[str, list[int]] = {}
         meant: set[str] = set()  # required elements an unknown one was probably meant as
         for name, occurrences in values.items():
-            spec = ELEMENTS.get(name)
+            spec = table.get(name)
             if spec is None:
                 for _, _, child in occurrences:
-                    meant.update(self._unknown(child, label, list(ELEMENTS)))
+                    meant.update(self._unknown(child, label, list(table)))
                 continue
             if not spec.repeatable and len(occurrences) > 1:
                 self.problem(
@@ -249,7 +269,7 @@ class _Reader:
                     self._no_attributes(child, f"{label}: <{name}>")
             lines[spec.field] = [line for _, line, _ in occurrences]
             kwargs[spec.field] = self._value(name, occurrences, label)
-        missing = [name for name in _REQUIRED if not values.get(name)]
+        missing = [name for name in required if not values.get(name)]
         for name in missing:
             if name in meant:
                 continue  # "did you mean <name>?" said it already: one message per cause
@@ -257,17 +277,17 @@ class _Reader:
                 element.sourceline,
                 f"{label}: missing <{name}>; add one, e.g. {ELEMENTS[name].example}",
             )
-        self.claims.append(_Claims(label, kwargs, lines))
+        self.claims.append(_Claims(label, kwargs, lines, kind))
         self._variables(kwargs, lines, label)
         working_dir = kwargs["working_dir"] = self.folder / str(kwargs.get("working_dir", "."))
         # The paths are checked whatever else is wrong, so that one pass reports it all.
         self._check_paths(
             str(kwargs.get("executable", "")), working_dir, lines, label, element.sourceline or 0
         )
-        if "id" in kwargs:
+        if "id" in kwargs and kind == "process":
             kwargs.setdefault("pipe_name", kwargs["id"])
         try:
-            process = Process.model_validate(kwargs)
+            process = (Process if kind == "process" else Task).model_validate(kwargs)
         except ValidationError as exc:
             self._pydantic(exc, kwargs, lines, label, element.sourceline)
             return None
@@ -399,7 +419,7 @@ class _Reader:
                 element = _FIELD_TO_ELEMENT[field_name]
                 self.problem(lines[field_name][0], f'{label}: <{element}> "{raw}": {exc}')
 
-    def _check_args(self, process: Process) -> None:
+    def _check_args(self, process: Process | Task) -> None:
         """Warn of an <arg> that names a relative file that is not there: the child would
         most likely fail to open it (relative to its working directory, see the README)."""
         for arg in process.args:
@@ -471,7 +491,9 @@ def _check_across(reader: _Reader, socket_dir: Path) -> None:
 
     for claims in reader.claims:
         values = claims.values
-        claim("id", values.get("id"), claims, 0, "give each process its own <id>")
+        claim("id", values.get("id"), claims, 0, "give each process and task its own <id>")
+        if claims.kind == "task":
+            continue
         routes = values.get("routes", ())
         for index, route in enumerate(routes if isinstance(routes, tuple) else ()):
             claim("route", route, claims, index, "a route belongs to one process; remove one")
@@ -493,6 +515,58 @@ def _check_across(reader: _Reader, socket_dir: Path) -> None:
                     f"platform's {MAX_UNIX_PATH} (less {SOCKET_SUFFIX_ROOM} kept for instance "
                     "suffixes); use a shorter <pipe_name>, or a shorter --socket-dir",
                 )
+
+
+def _check_dependencies(reader: _Reader) -> None:
+    """Every <depends_on> names a process or task of the manifest, and none waits, however
+    indirectly, for itself."""
+    graph: dict[str, list[str]] = {}
+    for claims in reader.claims:
+        own = claims.values.get("id")
+        needs = claims.values.get("depends_on", ())
+        if not isinstance(own, str) or not isinstance(needs, tuple):
+            continue
+        graph[own] = [str(n) for n in needs]
+    for claims in reader.claims:
+        own = claims.values.get("id")
+        for index, need in enumerate(graph.get(str(own), [])):
+            if need not in graph:
+                close = difflib.get_close_matches(need, list(graph), n=1)
+                hint = f"did you mean {close[0]}? " if close else ""
+                reader.problem(
+                    claims.line("depends_on", index),
+                    f'{claims.label}: <depends_on> "{need}" is no process or task of this '
+                    f"manifest; {hint}the ids are {', '.join(graph)}",
+                )
+    reported: set[frozenset[str]] = set()
+    for start in graph:
+        cycle = _cycle_from(start, graph)
+        if cycle and frozenset(cycle) not in reported:
+            reported.add(frozenset(cycle))
+            claims = next(c for c in reader.claims if c.values.get("id") == start)
+            reader.problem(
+                claims.line("depends_on"),
+                f"{claims.label}: <depends_on> goes round in a circle: "
+                f"{' -> '.join([*cycle, cycle[0]])}; one of them must not wait for another",
+            )
+
+
+def _cycle_from(start: str, graph: dict[str, list[str]]) -> list[str]:
+    """The ids of a cycle through `start`, in order, or [] when there is none."""
+    path: list[str] = []
+
+    def visit(node: str) -> bool:
+        if node == start and path:
+            return True
+        if node in path or node not in graph:
+            return False
+        path.append(node)
+        if any(visit(need) for need in graph[node]):
+            return True
+        path.pop()
+        return False
+
+    return path if visit(start) else []
 
 
 def _check_cache(reader: _Reader) -> None:

@@ -90,6 +90,9 @@ class Pool:
         self.instances: list[Instance] = []
         self.retired = False
         self.disabled: str | None = None  # why it was not started (--only), if it was not
+        self.blocked: str | None = None  # why it never will be (a dependency failed)
+        self.waiting_for: tuple[str, ...] = ()  # what it waits for before it starts
+        self.started = False
         self._printer = printer
         self._names = names
         self._watchdog = watchdog
@@ -126,8 +129,8 @@ class Pool:
         child = self.try_acquire(avoid)
         if child is not None:
             return child
-        if self.disabled is not None:
-            raise NotReady(self.disabled, retry_after=1)
+        if self.disabled is not None or self.blocked is not None:
+            raise NotReady(self.disabled or self.blocked or "", retry_after=1)
         if self._waiting >= self.process.max_queue:
             raise NotReady(
                 f"{self.process.id}: {self._waiting} requests are already waiting (<max_queue>)",
@@ -137,6 +140,8 @@ class Pool:
         while True:
             if self.retired:
                 raise PoolRetired(f"{self.process.id} was reloaded")
+            if self.blocked is not None:
+                raise NotReady(self.blocked, retry_after=1)
             down = [c for c in self.instances if c.state in _DOWN]
             if down and len(down) == len(self.instances):
                 raise NotReady(down[0].reason or f"{self.process.id} is down", retry_after=1)
@@ -209,8 +214,15 @@ class Pool:
     # -- life cycle ----------------------------------------------------------------------
 
     def start(self) -> None:
+        self.started = True
         for index in range(1, self.process.instances + 1):
             self._add(index).start()
+        self._notify()
+
+    def block(self, reason: str) -> None:
+        """It will not be started: what it depends on failed. Waiting requests get 503."""
+        self.blocked = reason
+        self._notify()
 
     def _add(self, index: int) -> Instance:
         pipe = None
@@ -246,13 +258,13 @@ class Pool:
         if self.disabled is not None:
             return True
         await self.wait_for(
-            lambda: (
+            lambda: self.blocked is not None or (self.started and (
                 all(c.state is State.READY for c in self.instances)
                 or any(c.state in _DOWN for c in self.instances)
-            ),
+            )),
             timeout,
-        )
-        return all(c.state is State.READY for c in self.instances)
+        )  # fmt: skip
+        return self.started and all(c.state is State.READY for c in self.instances)
 
     async def _recycle(self, old: Instance) -> None:
         log.info("%s: recycling after %d requests (<max_requests>)", old.name, old.requests)

@@ -1,4 +1,11 @@
-"""Everything one manifest runs: a pool per <process>, the routing table, reloads, the watchdog.
+"""Everything one manifest runs: a pool per <process>, its <task>s, the routing table, reloads,
+the watchdog.
+
+Start order: what has no <depends_on> starts at once; the rest once every process it names is
+READY and every task it names has exited 0. A process waiting so has its routes already, and
+its requests wait as for a starting one. When a dependency fails (a task that fails, a
+process given up on) what depends on it is not started: its routes answer 503 with the reason,
+`failures` says it, and `failed` is set. Stopping goes in the reverse order.
 
 A reload (SIGHUP, --watch) compares the new manifest with the running one by process id:
 unchanged processes keep running; changed, new, FATAL or EXITED ones get a new pool, started
@@ -13,7 +20,7 @@ import asyncio
 import logging
 import secrets
 import shutil
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 
 from local_lambdas import _compat
 from local_lambdas._compat import IS_WINDOWS
@@ -24,7 +31,10 @@ from local_lambdas.output import Printer
 from local_lambdas.pool import Pool, SocketNames
 from local_lambdas.router import Router, resolve
 from local_lambdas.stats import ProcessStats
+from local_lambdas.tasks import TaskRun
 from local_lambdas.watchdog import Watchdog
+
+NO_LIMIT = 365 * 24 * 3600.0  # a year stands for "as long as it takes"
 
 log = logging.getLogger("local_lambdas.supervisor")
 
@@ -47,6 +57,10 @@ class Supervisor:
         self.token = secrets.token_urlsafe(24)
         self._watchdog = None if IS_WINDOWS else Watchdog()
         self._reloading = asyncio.Lock()
+        self.tasks: dict[str, TaskRun] = {}  # by task id
+        self.failures: list[str] = []  # tasks that failed, and what did not start for them
+        self.failed = asyncio.Event()
+        self._waiters: set[asyncio.Task[None]] = set()
 
     @property
     def children(self) -> list[Instance]:
@@ -84,19 +98,98 @@ class Supervisor:
             await self._watchdog.start(
                 self.run_mark, str(directory) if self._settings.own_socket_dir else None
             )
+        self.tasks = {task.id: TaskRun(task) for task in self.manifest.tasks}
+        for run in self.tasks.values():
+            if self._selected(run.task.id):
+                self._after(run.task.depends_on, run.task.id, self._run_task(run))
+            else:
+                run.finish(True)  # left out by --only: nothing waits for it
         for pool in self.pools.values():
             self._start(pool)
 
-    def _start(self, pool: Pool) -> None:
-        """Start `pool`, unless --only leaves it out (then its routes say why: 503)."""
+    def _selected(self, name: str) -> bool:
+        """Whether --only (if given) takes `name`, itself or as something a taken one needs."""
         only = self._settings.only
-        if only and pool.process.id not in only:
+        if not only:
+            return True
+        needs = {p.id: p.depends_on for p in self.manifest.processes}
+        needs.update({t.id: t.depends_on for t in self.manifest.tasks})
+        taken, todo = set(), list(only)
+        while todo:
+            item = todo.pop()
+            if item not in taken:
+                taken.add(item)
+                todo.extend(needs.get(item, ()))
+        return name in taken
+
+    def _start(self, pool: Pool) -> None:
+        """Start `pool` once what it depends on is there, unless --only leaves it out (then
+        its routes say why: 503)."""
+        if not self._selected(pool.process.id):
             pool.disabled = (
                 f"{pool.process.id} was not started: local-lambdas runs with "
-                f"--only {','.join(only)}"
+                f"--only {','.join(self._settings.only)}"
             )
             return
-        pool.start()
+        if not pool.process.depends_on:
+            pool.start()
+            return
+
+        async def start() -> None:
+            pool.start()
+
+        self._after(pool.process.depends_on, pool.process.id, start(), pool=pool)
+
+    def _after(
+        self, needs: tuple[str, ...], name: str, then: Coroutine[None, None, None],
+        pool: Pool | None = None,
+    ) -> None:  # fmt: skip
+        """Run `then` once everything `needs` names is there; if any of it fails, say so
+        and never run it."""
+
+        async def wait_then() -> None:
+            for need in needs:
+                reason = await self._wait_for(need)
+                if reason is not None:
+                    then.close()
+                    failure = f"{name} was not started: {reason}"
+                    log.error("%s", failure, extra={"fields": {"event": "not_started",
+                                                               "process": name}})  # fmt: skip
+                    self.failures.append(failure)
+                    if pool is not None:
+                        pool.block(failure)
+                    if name in self.tasks:
+                        self.tasks[name].finish(False, failure)
+                    self.failed.set()
+                    return
+            await then
+
+        if pool is not None:
+            pool.waiting_for = needs
+        task = asyncio.create_task(wait_then(), name=f"start {name}")
+        self._waiters.add(task)
+        task.add_done_callback(self._waiters.discard)
+
+    async def _wait_for(self, need: str) -> str | None:
+        """Wait until process or task `need` is there; None, or why it never will be."""
+        run = self.tasks.get(need)
+        if run is not None:
+            return None if await run.done else run.reason
+        pool = self.pools[need]
+        while True:
+            if pool.blocked is not None or pool.disabled is not None:
+                return pool.blocked or pool.disabled
+            if await pool.wait_ready(NO_LIMIT):
+                return None
+            if any(c.state in (State.FATAL, State.EXITED) for c in pool.instances):
+                return f"{need} is down ({pool.instances[0].reason})"
+
+    async def _run_task(self, run: TaskRun) -> None:
+        await run.run(self.printer, mark=f"{self.run_mark}.{run.task.id}.", token=self.token,
+                      watchdog=self._watchdog)  # fmt: skip
+        if run.state == "FAILED":
+            self.failures.append(run.reason)
+            self.failed.set()
 
     def _pool(self, process: Process) -> Pool:
         return Pool(
@@ -119,7 +212,11 @@ class Supervisor:
 
     async def wait_ready(self, timeout: float) -> list[Instance]:
         """Wait until every child is READY or given up on; the children that are not READY."""
-        await asyncio.gather(*(pool.wait_ready(timeout) for pool in self.pools.values()))
+        tasks = (asyncio.wait_for(asyncio.shield(run.done), timeout) for run in self.tasks.values())
+        await asyncio.gather(
+            *(pool.wait_ready(timeout) for pool in self.pools.values()), *tasks,
+            return_exceptions=True,  # a task still running at the time-out: said by the caller
+        )  # fmt: skip
         return [c for c in self.children if c.state is not State.READY]
 
     async def reload(self, manifest: Manifest, *, restart: Iterable[str] = ()) -> None:
@@ -179,13 +276,31 @@ class Supervisor:
 
     async def stop(self) -> None:
         self.stopping = True
-        await asyncio.gather(*(pool.stop() for pool in self.pools.values()))
+        for waiter in self._waiters:  # tasks running and starts waiting end here
+            waiter.cancel()
+        await asyncio.gather(*self._waiters, return_exceptions=True)
+        # What depends on others stops first, as it may still be using them.
+        for level in _levels(self.pools.values()):
+            await asyncio.gather(*(pool.stop() for pool in level))
         # Anything descended from a child of this run that outlived its own child's stop.
         _compat.reap_adopted(_compat.kill_marked(self.run_mark + "."))
         if self._watchdog is not None:
             await self._watchdog.close()
         if self._settings.own_socket_dir:
             shutil.rmtree(self._settings.socket_dir, ignore_errors=True)
+
+
+def _levels(pools: Iterable[Pool]) -> list[list[Pool]]:
+    """`pools` in stopping order: each level depends on nothing in the levels after it."""
+    left = {pool.process.id: pool for pool in pools}
+    levels = []
+    while left:
+        needed = {need for pool in left.values() for need in pool.process.depends_on}
+        level = [pool for name, pool in left.items() if name not in needed] or list(left.values())
+        levels.append(level)
+        for pool in level:
+            del left[pool.process.id]
+    return levels
 
 
 def _reason(pool: Pool) -> str:

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import difflib
 import io
+import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
@@ -83,6 +85,32 @@ def unknown(name: str, known: Mapping[str, str] | frozenset[str]) -> str:
         f"${{{name}}} has no value: {hint}set {name} in the environment or an env file, "
         f"or give a default, ${{{name}:-...}}"
     )
+
+
+class Launchable(Protocol):
+    """What a child is started from: a <process> or a <task> (config.py)."""
+
+    @property
+    def args(self) -> tuple[str, ...]: ...
+    @property
+    def env(self) -> tuple[tuple[str, str], ...]: ...
+    @property
+    def environment(self) -> tuple[tuple[str, str], ...]: ...
+
+
+def child_environment(spec: Launchable, own: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """A child's environment and arguments: the proxy's environment, under the env files'
+    values, under <env>, under the proxy's `own` values for it; `${NAME}`s expanded from
+    the same (the loader has checked every name)."""
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")  # a Python child's output, line by line
+    env.update(spec.environment)
+    values = {**env, **own}
+    for name, value in spec.env:
+        env[name] = values[name] = expand(value, values)
+    env.update(own)  # the proxy's own values win over <env>
+    values.update(own)
+    return env, [expand(arg, values) for arg in spec.args]
 
 
 @dataclass(frozen=True)

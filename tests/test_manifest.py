@@ -247,6 +247,8 @@ def test_schema_knows_exactly_the_loaders_elements() -> None:
         "//xs:complexType[@name='Process']/xs:choice/xs:element/@name", namespaces=ns
     )
     assert set(names) == set(manifest.ELEMENTS)
+    task = tree.xpath("//xs:complexType[@name='Task']/xs:choice/xs:element/@name", namespaces=ns)
+    assert set(task) == set(manifest.TASK_ELEMENTS)
 
 
 def test_bundled_manifest_is_valid() -> None:

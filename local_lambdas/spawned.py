@@ -1,0 +1,134 @@
+"""One started OS process: its output, split into lines, and its exit, seen from the process
+itself (asyncio's `process_exited`, a wait on the process, not on its pipes): a descendant
+that keeps the pipes open, as `npm start` and `sh -c 'daemon & exec server'` leave, does not
+hide the exit. `terminate` stops it and everything descended from it (docs/protocol.md,
+"Stopping"). Instances (instance.py) and tasks (tasks.py) are started this way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable, Iterator
+from typing import Literal, cast
+
+from local_lambdas import _compat
+
+log = logging.getLogger("local_lambdas.spawned")
+
+_MAX_LINE = 64 * 1024  # a line that never ends is shown in pieces of this size
+_KILLED_WAIT = 5.0  # after SIGKILL, the longest wait for the exit to be seen
+Output = Callable[[Literal["stdout", "stderr"], list[bytes]], None]
+
+
+async def spawn(
+    output: Output, mark: str, executable: str, args: list[str], *, cwd: str, env: dict[str, str]
+) -> Spawned:
+    """Start `executable` in a process group of its own, its output to `output`; raises
+    OSError when it cannot be started."""
+    loop = asyncio.get_running_loop()
+    _, started = await loop.subprocess_exec(
+        lambda: Spawned(output, mark),
+        executable,
+        *args,
+        cwd=cwd,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        **_compat.spawn_options(),
+    )
+    _compat.spawned(started.pid)
+    return started
+
+
+class Spawned(asyncio.SubprocessProtocol):
+    """One started process: its output, split into lines, and its exit, seen from the
+    process (not its pipes). `terminate` stops it and everything descended from it."""
+
+    def __init__(self, output: Output, mark: str) -> None:
+        loop = asyncio.get_running_loop()
+        self.exited: asyncio.Future[None] = loop.create_future()
+        self.pid = 0
+        self.mark = mark
+        self._transport: asyncio.SubprocessTransport | None = None
+        self._output = output
+        self._partial = {1: b"", 2: b""}
+        self._open_pipes = 0
+        self._pipes_closed: asyncio.Future[None] = loop.create_future()
+
+    @property
+    def returncode(self) -> int | None:
+        return self._transport.get_returncode() if self._transport is not None else None
+
+    def owners(self) -> Iterator[int]:
+        """The pids that count as this child, for readiness: itself, then its descendants."""
+        yield self.pid
+        yield from _compat.marked(self.mark)
+
+    # -- asyncio.SubprocessProtocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.SubprocessTransport, transport)
+        self.pid = self._transport.get_pid()
+        self._open_pipes = sum(self._transport.get_pipe_transport(fd) is not None for fd in (1, 2))
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        lines = (self._partial[fd] + data).split(b"\n")
+        rest = lines.pop()
+        if len(rest) > _MAX_LINE:  # a line that never ends is shown in pieces
+            lines.append(rest)
+            rest = b""
+        self._partial[fd] = rest
+        if lines:
+            self._output("stderr" if fd == 2 else "stdout", lines)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        rest, self._partial[fd] = self._partial.get(fd, b""), b""
+        if rest:
+            self._output("stderr" if fd == 2 else "stdout", [rest])
+        self._open_pipes -= 1
+        if self._open_pipes <= 0 and not self._pipes_closed.done():
+            self._pipes_closed.set_result(None)
+
+    def process_exited(self) -> None:
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+    # -- ours
+
+    async def output_done(self, timeout: float) -> None:
+        """Wait up to `timeout` for the output pipes to end, then close them: a process that
+        escaped every kill and holds them must not hold the supervisor up."""
+        if self._open_pipes > 0:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._pipes_closed), timeout)
+        self.close()
+
+    def close(self) -> None:
+        """Let go of the output pipes (the process has exited)."""
+        if self._transport is not None:
+            self._transport.close()
+
+    async def terminate(self, grace: float) -> None:
+        """SIGTERM the group and the marked descendants, wait up to `grace` for them to go,
+        SIGKILL what is left, and see the process exit (reaped by asyncio's watcher)."""
+        pid, deadline = self.pid, time.monotonic() + grace
+        if grace > 0 and _compat.stop_group(pid):
+            _compat.kill_marked(self.mark, signal.SIGTERM)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.exited), grace)
+            # A process group has no exit event to wait on: poll it, within the grace.
+            while (  # noqa: ASYNC110
+                _compat.group_alive(pid) or _compat.marked(self.mark)
+            ) and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+        _compat.kill_group(pid)
+        _compat.reap_adopted(_compat.kill_marked(self.mark))
+        try:
+            await asyncio.wait_for(asyncio.shield(self.exited), _KILLED_WAIT)
+        except asyncio.TimeoutError:
+            log.error("pid %d did not exit %gs after SIGKILL", pid, _KILLED_WAIT)

@@ -1,0 +1,101 @@
+"""<task>s: programs run to completion before the processes that depend on them (a database
+migration, a code generator, a build), their output shown like a child's.
+
+A task succeeds when it exits 0 within its <timeout>; anything else is a failure, and what
+depends on it is not started (supervisor.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from typing import Literal
+
+from local_lambdas import _compat, variables
+from local_lambdas.config import Task
+from local_lambdas.manifest import find_executable
+from local_lambdas.output import Printer
+from local_lambdas.spawned import spawn
+from local_lambdas.watchdog import Watchdog
+
+log = logging.getLogger("local_lambdas.tasks")
+
+_LAST_LINES = 10
+_STOP_GRACE = 5.0  # a task over its <timeout>: SIGTERM, then SIGKILL after this
+
+
+class TaskRun:
+    """One run of a task: WAITING for what it depends on, RUNNING, DONE or FAILED."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.state: Literal["WAITING", "RUNNING", "DONE", "FAILED"] = "WAITING"
+        self.reason = ""  # why it failed
+        self.seconds: float | None = None  # how long it ran
+        self.last_lines: collections.deque[str] = collections.deque(maxlen=_LAST_LINES)
+        self.done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    def finish(self, ok: bool, reason: str = "") -> None:
+        self.state, self.reason = ("DONE" if ok else "FAILED"), reason
+        if not self.done.done():
+            self.done.set_result(ok)
+
+    async def run(
+        self, printer: Printer, *, mark: str, token: str, watchdog: Watchdog | None
+    ) -> None:
+        """Run the task once, to its end; the outcome in `state`, `reason` and `done`."""
+        task = self.task
+        self.state = "RUNNING"
+        printer.register(task.id)
+        own = {"LOCAL_LAMBDAS_ID": task.id, _compat.SPAWN_MARK: mark}
+        if token:
+            own["LOCAL_LAMBDAS_TOKEN"] = token
+        env, args = variables.child_environment(task, own)
+
+        def output(stream: Literal["stdout", "stderr"], lines: list[bytes]) -> None:
+            self.last_lines.extend(
+                line.rstrip(b"\r").decode("utf-8", "replace") for line in lines[-_LAST_LINES:]
+            )
+            printer.child_lines(task.id, stream, lines)
+
+        log.info("%s: running (task)", task.id)
+        started = time.monotonic()
+        executable = find_executable(task.executable, task.working_dir) or task.executable
+        try:
+            proc = await spawn(output, mark, executable, args, cwd=str(task.working_dir), env=env)
+        except OSError as exc:
+            self._failed(f"cannot run {task.executable}: {exc.strerror}")
+            return
+        if watchdog is not None:
+            watchdog.watch(proc.pid)
+        try:
+            await asyncio.wait_for(asyncio.shield(proc.exited), task.timeout)
+        except asyncio.TimeoutError:
+            await proc.terminate(_STOP_GRACE)
+            self._failed(f"still running after {task.timeout:g}s (its <timeout>); stopped")
+            return
+        finally:
+            # A stop (cancellation) or a time-out: nothing it started stays behind.
+            await asyncio.shield(proc.terminate(0))
+            if watchdog is not None:
+                watchdog.forget(proc.pid)
+            _compat.reaped(proc.pid)
+            await proc.output_done(0.5)
+        self.seconds = time.monotonic() - started
+        code = proc.returncode
+        if code == 0:
+            log.info("%s: done in %.2fs (task)", task.id, self.seconds)
+            self.finish(True)
+        else:
+            self._failed(f"exited with code {code}")
+
+    def _failed(self, reason: str) -> None:
+        last = " / ".join(line.strip() for line in self.last_lines if line.strip())
+        shown = f"; its last output: {last}" if last else ""
+        log.error(
+            "%s: task failed: %s%s", self.task.id, reason, shown,
+            extra={"fields": {"event": "task_failed", "task": self.task.id}},
+        )  # fmt: skip
+        self.finish(False, f"task {self.task.id} failed: {reason}")

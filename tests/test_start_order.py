@@ -1,0 +1,139 @@
+"""Start order: <depends_on> chains and diamonds, <task>s that must succeed first, failures
+that keep their dependents from starting, and --only with what it depends on."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from local_lambdas import manifest
+from local_lambdas.errors import ManifestError
+from tests.conftest import CHILDREN, PYTHON, process_xml, running
+
+BEHAVE = CHILDREN / "behave.py"
+
+
+def task_xml(tid: str, code: str, *, needs: tuple[str, ...] = (), extra: str = "") -> str:
+    deps = "".join(f"<depends_on>{n}</depends_on>" for n in needs)
+    return (f"<task><id>{tid}</id><executable>{PYTHON}</executable><arg>-c</arg>"
+            f"<arg>{code}</arg>{deps}{extra}</task>")  # fmt: skip
+
+
+def needing(pid: str, route: str, *needs: str, marker: Path | None = None) -> str:
+    """A pipe child that depends on `needs`; with `marker`, one that exits 1 unless that
+    file exists when it starts (so a start before its task had finished shows as a restart)."""
+    deps = "".join(f"<depends_on>{n}</depends_on>" for n in needs)
+    if marker is None:
+        return process_xml(pid, route, extra=deps)
+    return (f"<process><id>{pid}</id><executable>sh</executable><arg>-c</arg>"
+            f"<arg>test -f {marker} &amp;&amp; exec {PYTHON} {BEHAVE}</arg>"
+            f"<route>{route}</route>{deps}</process>")  # fmt: skip
+
+
+async def test_a_chain_starts_in_order(write_manifest, socket_dir, tmp_path) -> None:
+    marker = tmp_path / "migrated"
+    code = f"import time; time.sleep(0.3); open({str(marker)!r}, 'w').close(); print('migrated')"
+    path = write_manifest(
+        needing("web", "/web/*", "api"),
+        needing("api", "/api/*", "migrate", marker=marker),
+        task_xml("migrate", code),
+    )
+    async with running(path, socket_dir) as run:
+        async with run.http.get(run.url + "/web/x") as reply:
+            assert reply.status == 200
+        assert run.supervisor.tasks["migrate"].state == "DONE"
+        assert run.child("api").restarts == 0  # it never started before the marker existed
+        assert "migrated" in run.supervisor.tasks["migrate"].last_lines
+
+
+async def test_a_diamond_and_held_requests(write_manifest, socket_dir) -> None:
+    path = write_manifest(
+        task_xml("setup", "import time; time.sleep(0.5)"),
+        needing("a", "/a/*", "setup"), needing("b", "/b/*", "setup"),
+        needing("c", "/c/*", "a", "b"),
+    )  # fmt: skip
+    async with running(path, socket_dir, wait=False) as run:
+        # Asked for at once: held while setup runs and a and b start, then answered.
+        async with run.http.get(run.url + "/c/x") as reply:
+            assert reply.status == 200
+        assert all(run.pool(p).started for p in "abc")
+
+
+async def test_a_failed_task_keeps_its_dependents_down(write_manifest, socket_dir) -> None:
+    path = write_manifest(
+        task_xml("migrate", "import sys; print('no database'); sys.exit(2)"),
+        needing("api", "/api/*", "migrate"),
+        process_xml("other", "/other/*"),
+    )
+    async with running(path, socket_dir, wait=False) as run:
+        await run.supervisor.failed.wait()
+        async with run.http.get(run.url + "/api/x") as reply:
+            assert reply.status == 503
+            error = (await reply.json())["error"]
+        assert "api was not started: task migrate failed: exited with code 2" in error
+        async with run.http.get(run.url + "/other/x") as reply:
+            assert reply.status == 200  # the rest serves on
+        async with run.http.get(run.url + "/_/status") as reply:
+            status = await reply.json()
+        assert status["tasks"]["migrate"]["state"] == "FAILED"
+        assert status["tasks"]["migrate"]["last_output"] == ["no database"]
+        assert run.pool("api").instances == []
+
+
+async def test_a_task_over_its_timeout_fails(write_manifest, socket_dir) -> None:
+    path = write_manifest(
+        task_xml("slow", "import time; time.sleep(60)", extra="<timeout>0.5s</timeout>"),
+        needing("api", "/api/*", "slow"),
+    )
+    async with running(path, socket_dir, wait=False) as run:
+        await run.supervisor.failed.wait()
+        assert "still running after 0.5s" in run.supervisor.tasks["slow"].reason
+
+
+async def test_only_brings_what_it_depends_on(write_manifest, socket_dir) -> None:
+    path = write_manifest(
+        task_xml("setup", "pass"), needing("a", "/a/*", "setup"),
+        needing("c", "/c/*", "a"), process_xml("other", "/other/*"),
+    )  # fmt: skip
+    async with running(path, socket_dir, only=("c",)) as run:
+        async with run.http.get(run.url + "/c/x") as reply:
+            assert reply.status == 200
+        assert run.pool("a").started and not run.pool("other").started
+
+
+@pytest.mark.parametrize(("command", "status", "says"), [
+    (["run", "--", sys.executable, "-c", "print('ran')"], 3, "task migrate failed"),
+    ([], 1, "stopping: task migrate failed"),
+])  # fmt: skip
+def test_a_failed_task_ends_the_command(
+    tmp_path: Path, command: list[str], status: int, says: str
+) -> None:
+    (tmp_path / "manifest.xml").write_text(
+        "<manifest>" + task_xml("migrate", "raise SystemExit(2)")
+        + needing("api", "/api/*", "migrate") + "</manifest>"
+    )  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "local_lambdas", *command, "--bind", "127.0.0.1:0"]
+        if not command else [sys.executable, "-m", "local_lambdas", *command],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == status, done.stdout + done.stderr
+    assert says in done.stdout + done.stderr
+    assert "ran" not in done.stdout.splitlines()
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    (needing("a", "/a/*", "nope"), '<depends_on> "nope" is no process or task'),
+    (needing("a", "/a/*", "b") + needing("b", "/b/*", "a"), "goes round in a circle: a -> b -> a"),
+    (task_xml("t", "pass", needs=("t",)), "goes round in a circle: t -> t"),
+    (task_xml("a", "pass") + process_xml("a", "/a/*"), '<id> "a" is already used'),
+])  # fmt: skip
+def test_dependency_mistakes_are_manifest_errors(tmp_path: Path, body: str, says: str) -> None:
+    path = tmp_path / "manifest.xml"
+    path.write_text(f"<manifest>{body}</manifest>")
+    with pytest.raises(ManifestError) as caught:
+        manifest.load(path, socket_dir=Path("/tmp/ll-x"), base=tmp_path, env_files=[])
+    assert any(says in p.message for p in caught.value.problems), caught.value.problems
