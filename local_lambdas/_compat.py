@@ -44,6 +44,13 @@ def pipe_address(directory: Path, name: str, *, plain: bool) -> str:
 _PIPE_PREFIX = "\\\\.\\pipe\\"
 
 
+def shell(command: str) -> tuple[str, tuple[str, ...]]:
+    """The platform's shell running `command`: sh -c, or cmd /c on Windows."""
+    if IS_WINDOWS:
+        return os.environ.get("COMSPEC", "cmd.exe"), ("/c", command)
+    return "/bin/sh", ("-c", command)
+
+
 def which(name: str) -> str | None:
     """`name` on PATH. On Windows a python.org install has `python` but no `python3`, which
     manifests written on POSIX name: that one falls back to `python`."""

@@ -166,6 +166,7 @@ async def started(
                     reload,
                     socket_dir=settings.socket_dir,
                     ignore=settings.watch_ignore,
+                    include=settings.watch_include,
                     stop=stop_watching,
                 )
             )

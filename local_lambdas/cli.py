@@ -193,6 +193,14 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
         "file in its working_dir changes (SIGHUP always reloads)",
     )
     serve_p.add_argument(
+        "--watch-include",
+        metavar="GLOB",
+        action="append",
+        default=[],
+        help="with --watch, only files matching GLOB (repeatable), e.g. '*.go', restart a "
+        "process (the manifest and env files are always followed)",
+    )
+    serve_p.add_argument(
         "--watch-ignore",
         metavar="GLOB",
         action="append",
@@ -395,6 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         watch=getattr(args, "watch", False),
         only=only,
         watch_ignore=tuple(getattr(args, "watch_ignore", ())),
+        watch_include=tuple(getattr(args, "watch_include", ())),
         default_cache=cache_bytes,
         default_cache_entries=cache_entries,
         fast_lane=args.fast_lane,

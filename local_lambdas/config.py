@@ -105,6 +105,7 @@ class Process(BaseModel):
     # proxy's own environment.
     environment: tuple[tuple[str, str], ...] = ()
     depends_on: tuple[str, ...] = ()  # processes to be READY and tasks done before it starts
+    build: str | None = None  # a shell command run before each start of a new pool
     port: int | None = Field(default=None, ge=1, le=65535)
     methods: tuple[str, ...] | None = None
     timeout: Duration = 30.0
@@ -241,3 +242,4 @@ class Settings(BaseModel):
     only: tuple[str, ...] = ()  # --only: the processes to start (empty: all)
     watch: bool = False
     watch_ignore: tuple[str, ...] = ()
+    watch_include: tuple[str, ...] = ()  # --watch-include: only these files restart anything

@@ -51,6 +51,7 @@ ELEMENTS: dict[str, _Element] = {
     "env": _Element("env", repeatable=True),
     "env_file": _Element("env_files", repeatable=True),
     "depends_on": _Element("depends_on", repeatable=True),
+    "build": _Element("build"),
     "port": _Element("port"),
     "methods": _Element("methods"),
     "timeout": _Element("timeout"),

@@ -24,7 +24,7 @@ from collections.abc import Coroutine, Iterable
 
 from local_lambdas import _compat
 from local_lambdas._compat import IS_WINDOWS
-from local_lambdas.config import Manifest, Process, Settings
+from local_lambdas.config import Manifest, Process, Settings, Task
 from local_lambdas.errors import StartupError
 from local_lambdas.instance import Instance, State
 from local_lambdas.output import Printer
@@ -131,14 +131,34 @@ class Supervisor:
                 f"--only {','.join(self._settings.only)}"
             )
             return
-        if not pool.process.depends_on:
+        if not pool.process.depends_on and pool.process.build is None:
             pool.start()
             return
 
         async def start() -> None:
+            if pool.process.build is not None and not await self._build(pool):
+                return
             pool.start()
 
         self._after(pool.process.depends_on, pool.process.id, start(), pool=pool)
+
+    async def _build(self, pool: Pool) -> bool:
+        """Run the process's <build> (output as `ID build`); whether it succeeded. A failed
+        one blocks the pool: at start-up its routes answer 503 with the reason; on a
+        restart the running pool stays (reload)."""
+        process = pool.process
+        executable, args = _compat.shell(process.build or "")
+        build = Task(
+            id=f"{process.id} build", executable=executable, args=args,
+            working_dir=process.working_dir, env=process.env, environment=process.environment,
+        )  # fmt: skip
+        run = TaskRun(build)
+        await run.run(self.printer, mark=f"{self.run_mark}.{process.id}-build.",
+                      token=self.token, watchdog=self._watchdog)  # fmt: skip
+        if run.state == "DONE":
+            return True
+        pool.block(f"{process.id} was not started: its <build> failed: {run.cause}")
+        return False
 
     def _after(
         self, needs: tuple[str, ...], name: str, then: Coroutine[None, None, None],
@@ -236,9 +256,7 @@ class Supervisor:
                     fresh[process.id] = self._pool(process)
             for pool in fresh.values():
                 self._start(pool)
-            ready = await asyncio.gather(
-                *(pool.wait_ready(pool.process.startup_timeout + 1) for pool in fresh.values())
-            )
+            ready = await asyncio.gather(*(_started_and_ready(pool) for pool in fresh.values()))
             failed = [pool for pool, ok in zip(fresh.values(), ready, strict=True) if not ok]
             for pool in failed:
                 kept = "the running one stays" if pool.process.id in old else "it is not started"
@@ -290,6 +308,15 @@ class Supervisor:
             shutil.rmtree(self._settings.socket_dir, ignore_errors=True)
 
 
+async def _started_and_ready(pool: Pool) -> bool:
+    """A reload's wait for a new pool: its <build> (bounded by its own timeout) and what it
+    depends on first, then its <startup_timeout>: a long build is not a slow start."""
+    await pool.wait_for(
+        lambda: pool.started or pool.blocked is not None or pool.disabled is not None, NO_LIMIT
+    )
+    return await pool.wait_ready(pool.process.startup_timeout + 1)
+
+
 def _levels(pools: Iterable[Pool]) -> list[list[Pool]]:
     """`pools` in stopping order: each level depends on nothing in the levels after it."""
     left = {pool.process.id: pool for pool in pools}
@@ -304,5 +331,7 @@ def _levels(pools: Iterable[Pool]) -> list[list[Pool]]:
 
 
 def _reason(pool: Pool) -> str:
+    if pool.blocked is not None:
+        return pool.blocked
     reasons = [c.reason for c in pool.instances if c.reason and c.state is not State.READY]
     return reasons[0] if reasons else "not ready in time"

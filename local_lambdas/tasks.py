@@ -32,7 +32,8 @@ class TaskRun:
     def __init__(self, task: Task) -> None:
         self.task = task
         self.state: Literal["WAITING", "RUNNING", "DONE", "FAILED"] = "WAITING"
-        self.reason = ""  # why it failed
+        self.reason = ""  # why it failed, as said of what depends on it
+        self.cause = ""  # the same without the task's name: "exited with code 2"
         self.seconds: float | None = None  # how long it ran
         self.last_lines: collections.deque[str] = collections.deque(maxlen=_LAST_LINES)
         self.done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -98,4 +99,5 @@ class TaskRun:
             "%s: task failed: %s%s", self.task.id, reason, shown,
             extra={"fields": {"event": "task_failed", "task": self.task.id}},
         )  # fmt: skip
+        self.cause = reason
         self.finish(False, f"task {self.task.id} failed: {reason}")

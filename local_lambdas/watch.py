@@ -10,7 +10,9 @@ swap and backup files...), config.WATCH_IGNORE (logs, editors' temporary files),
 file that appeared and went within one batch (a temporary file renamed over another), the
 files the proxy itself writes to (`local-lambdas --watch > dev.log` beside the manifest), the
 socket directory, and every --watch-ignore glob (matched against the file's name and its
-path). Changes are gathered for `debounce` milliseconds, so saving ten files restarts once.
+path). With --watch-include globs, only files matching one of them restart anything (the
+manifest and env files are always followed). Changes are gathered for `debounce`
+milliseconds, so saving ten files restarts once.
 """
 
 from __future__ import annotations
@@ -33,14 +35,25 @@ Reaction = Callable[[bool, list[str]], Awaitable[None]]  # (manifest changed, id
 
 
 class _Filter(DefaultFilter):
-    def __init__(self, ignore: Sequence[str], socket_dir: Path) -> None:
+    def __init__(
+        self, ignore: Sequence[str], socket_dir: Path, include: Sequence[str], manifest: Path
+    ) -> None:
         super().__init__(ignore_paths=[str(socket_dir)])
         self._globs = [*WATCH_IGNORE, *ignore]
+        self._include = list(include)
+        self._manifest = str(manifest)
         self._own = _own_output()
 
     def __call__(self, change: Change, path: str) -> bool:
         name = Path(path).name
         if any(fnmatch.fnmatch(name, g) or fnmatch.fnmatch(path, g) for g in self._globs):
+            return False
+        if (
+            self._include
+            and path != self._manifest
+            and not _is_env_file(Path(path))
+            and not any(fnmatch.fnmatch(name, g) or fnmatch.fnmatch(path, g) for g in self._include)
+        ):
             return False
         if self._own and _identity(path) in self._own:
             return False  # the proxy's own output: its writes would restart it for ever
@@ -98,12 +111,13 @@ async def watch(
     *,
     socket_dir: Path,
     ignore: Sequence[str] = (),
+    include: Sequence[str] = (),
     debounce_ms: int = 300,
     stop: asyncio.Event | None = None,
 ) -> None:
     """Watch until `stop` is set; `dirs()` gives the current working_dir of each process id."""
     stop = stop or asyncio.Event()
-    watch_filter = _Filter(ignore, socket_dir)
+    watch_filter = _Filter(ignore, socket_dir, include, manifest)
     text = _read(manifest)
     while not stop.is_set():
         current = dirs()

@@ -315,6 +315,37 @@ async def test_watch_never_reacts_to_the_proxys_own_output(write_manifest, tmp_p
     assert len(restarts) == 1, restarts
 
 
+async def test_watch_builds_before_a_restart_and_keeps_serving_when_it_fails(
+    write_manifest, tmp_path
+) -> None:
+    (tmp_path / "BUILD_OK").write_text("")
+    build = "echo building; test -f BUILD_OK"
+    path = write_manifest(process_xml("svc", "/api/*", extra=f"<build>{build}</build>"))
+    args = (path.name, "--bind", "127.0.0.1:0", "--watch", "--watch-include", "*.go")
+    async with cli(*args, cwd=tmp_path) as run:
+        url = (await run.expect(r"listening on (http://\S+)")).group(1)
+        first = int((await run.expect(r"svc: ready .*\(pid (\d+)")).group(1))
+        await run.expect(r"watching ")
+        assert any(line.startswith("svc build") and "building" in line for line in run.lines)
+        # Not *.go: not watched, so no restart within several debounce periods.
+        (tmp_path / "notes.txt").write_text("x")
+        (tmp_path / "main.go").write_text("package main // 1\n")
+        await run.expect(r"files changed: restarting svc")
+        second = int((await run.expect(rf"svc: ready .*\(pid (?!{first},)(\d+)")).group(1))
+        assert second != first
+        # A build that fails: the running instance keeps serving.
+        (tmp_path / "BUILD_OK").unlink()
+        (tmp_path / "main.go").write_text("package main // 2\n")
+        await run.expect(r"svc build: task failed")
+        await run.expect(r"reload: svc did not become ready .*its <build> failed.*the running one")
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url + "/api/pid") as reply:
+                assert reply.status == 200 and int(await reply.text()) == second
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
+    assert len([line for line in run.lines if "files changed" in line]) == 2, run.lines
+
+
 async def test_the_bundled_manifest_runs() -> None:
     root = Path(__file__).parents[1]
     async with cli(str(root / "manifest.xml"), "--bind", "127.0.0.1:0") as run:
@@ -400,3 +431,18 @@ async def test_children_stop_even_when_an_earlier_teardown_step_fails(
             pid = run.child("svc").pid
             assert pid is not None and alive(pid)
     assert await gone(pid)
+
+
+def test_what_watch_include_lets_through(tmp_path) -> None:
+    from watchfiles import Change
+
+    from local_lambdas.watch import _Filter
+
+    manifest = tmp_path / "manifest.xml"
+    only_go = _Filter((), tmp_path / "sockets", ["*.go"], manifest)
+    for path, passed in ((tmp_path / "main.go", True), (tmp_path / "notes.txt", False),
+                         (manifest, True), (tmp_path / ".env", True),
+                         (tmp_path / "server.log", False)):  # fmt: skip
+        assert only_go(Change.modified, str(path)) is passed, path
+    everything = _Filter((), tmp_path / "sockets", [], manifest)
+    assert everything(Change.modified, str(tmp_path / "notes.txt"))

@@ -137,3 +137,26 @@ def test_dependency_mistakes_are_manifest_errors(tmp_path: Path, body: str, says
     with pytest.raises(ManifestError) as caught:
         manifest.load(path, socket_dir=Path("/tmp/ll-x"), base=tmp_path, env_files=[])
     assert any(says in p.message for p in caught.value.problems), caught.value.problems
+
+
+async def test_a_build_runs_before_the_first_start(write_manifest, socket_dir, tmp_path) -> None:
+    marker = tmp_path / "built"
+    build = f"sleep 0.3 &amp;&amp; echo compiled &amp;&amp; touch {marker}"
+    svc = needing("svc", "/s/*", marker=marker).replace(
+        "</process>", f"<build>{build}</build></process>"
+    )
+    path = write_manifest(svc)
+    async with running(path, socket_dir) as run:
+        async with run.http.get(run.url + "/s/x") as reply:
+            assert reply.status == 200
+        assert run.child("svc").restarts == 0  # it started after the build, not before
+
+
+async def test_a_failed_build_at_start_up_is_fatal(write_manifest, socket_dir) -> None:
+    path = write_manifest(process_xml("svc", "/s/*", extra="<build>echo broken; exit 3</build>"))
+    async with running(path, socket_dir, wait=False) as run:
+        pool = run.pool("svc")
+        assert await pool.wait_for(lambda: pool.blocked is not None, 20)
+        async with run.http.get(run.url + "/s/x") as reply:
+            assert reply.status == 503
+            assert "its <build> failed: exited with code 3" in (await reply.json())["error"]

@@ -145,7 +145,7 @@ def test_watch_filter_ignores_globs_caches_and_the_socket_dir() -> None:
 
     from local_lambdas.watch import _Filter
 
-    keep = _Filter(["*.log", "*/tmp/*"], Path("/run/ll-1"))
+    keep = _Filter(["*.log", "*/tmp/*"], Path("/run/ll-1"), [], Path("/p/manifest.xml"))
     assert keep(Change.modified, "/p/api/handler.py")
     assert not keep(Change.modified, "/p/api/server.log")
     assert not keep(Change.modified, "/p/tmp/x.py")
