@@ -88,6 +88,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--no-env-file", action="store_true", help="read no env file, not even ./.env"
     )
     parser.add_argument(
+        "--cors",
+        metavar="ORIGIN",
+        action="append",
+        default=[],
+        help="let a browser page from ORIGIN (repeatable; * for any) call every route whose "
+        "process has no <cors> of its own: the proxy answers preflights and adds the headers",
+    )
+    parser.add_argument(
         "--only",
         metavar="ID[,ID...]",
         help="start only these processes; the routes of the others answer 503 saying so",
@@ -402,6 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         verbosity=args.verbosity,
         watch=getattr(args, "watch", False),
         only=only,
+        cors=tuple(args.cors),
         watch_ignore=tuple(getattr(args, "watch_ignore", ())),
         watch_include=tuple(getattr(args, "watch_include", ())),
         default_cache=cache_bytes,

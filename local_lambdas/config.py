@@ -106,6 +106,7 @@ class Process(BaseModel):
     environment: tuple[tuple[str, str], ...] = ()
     depends_on: tuple[str, ...] = ()  # processes to be READY and tasks done before it starts
     build: str | None = None  # a shell command run before each start of a new pool
+    cors: tuple[str, ...] = ()  # origins allowed to call its routes from a browser (cors.py)
     port: int | None = Field(default=None, ge=1, le=65535)
     methods: tuple[str, ...] | None = None
     timeout: Duration = 30.0
@@ -240,6 +241,7 @@ class Settings(BaseModel):
     fast_lane: bool = True  # envelope-mode requests answered outside aiohttp (fastlane.py)
     verbosity: Literal["quiet", "normal", "verbose"] = "normal"
     only: tuple[str, ...] = ()  # --only: the processes to start (empty: all)
+    cors: tuple[str, ...] = ()  # --cors: origins for every process without its own <cors>
     watch: bool = False
     watch_ignore: tuple[str, ...] = ()
     watch_include: tuple[str, ...] = ()  # --watch-include: only these files restart anything

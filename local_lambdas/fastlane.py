@@ -50,7 +50,7 @@ _PAUSE_AT = 1024**2  # pipelined bytes held while an answer is pending, before r
 _LANE_MODES = frozenset({Mode.PIPE, Mode.PIPE_KEEPALIVE, Mode.HTTP})
 # Request headers that decide whether the lane takes a request, by their lower-case names.
 _NOTED = frozenset({"host", "x-request-id", "content-length", "transfer-encoding",
-                    "expect", "upgrade", "connection"})  # fmt: skip
+                    "expect", "upgrade", "connection", "origin"})  # fmt: skip
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
 _SWEEP_EVERY = 60.0  # seconds between looks for idle connections
 _SERVER = f"Server: {SERVER_SOFTWARE}\r\n"
@@ -389,6 +389,7 @@ class _Connection(asyncio.Protocol):
             process.communication_mode not in _LANE_MODES
             or (process.methods is not None and method not in process.methods)
             or length > process.max_body_size
+            or (pool.cors is not None and "origin" in noted)  # CORS: aiohttp's side adds it
         ):
             return None
         return _Message(

@@ -52,6 +52,7 @@ ELEMENTS: dict[str, _Element] = {
     "env_file": _Element("env_files", repeatable=True),
     "depends_on": _Element("depends_on", repeatable=True),
     "build": _Element("build"),
+    "cors": _Element("cors", repeatable=True),
     "port": _Element("port"),
     "methods": _Element("methods"),
     "timeout": _Element("timeout"),

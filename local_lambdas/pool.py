@@ -21,6 +21,7 @@ from pathlib import Path
 from local_lambdas import _compat
 from local_lambdas.cache import Cache
 from local_lambdas.config import Mode, Process
+from local_lambdas.cors import Policy
 from local_lambdas.errors import NotReady
 from local_lambdas.instance import Instance, State
 from local_lambdas.output import Printer
@@ -72,8 +73,10 @@ class Pool:
         clock: Callable[[], float] = time.monotonic,
         run_mark: str = "",
         token: str = "",
+        cors: Policy | None = None,
     ) -> None:
         self.process = process
+        self.cors = cors  # None: CORS is off for its routes
         self._run_mark = run_mark
         self._token = token
         # Read on every request: plain attributes, not pydantic ones (a class with

@@ -21,6 +21,7 @@ from aiohttp import HttpVersion11, web
 from local_lambdas import _compat
 from local_lambdas.aioserver import close_at_once
 from local_lambdas.config import Mode, Process
+from local_lambdas.cors import is_preflight
 from local_lambdas.deadlines import Deadlines
 from local_lambdas.envelope import Request, Response, shown
 from local_lambdas.errors import (
@@ -159,6 +160,20 @@ class Proxy:
             if self._admin is not None and path.startswith(self.admin_prefix):
                 await _continue(request)
                 return await self._admin(request, path)
+            cors = pool.cors if pool is not None else None
+            origin = request.headers.get("Origin")
+            if cors is not None and is_preflight(
+                method, origin, request.headers.get("Access-Control-Request-Method")
+            ):
+                # The proxy's to answer, before <methods>, which a preflight is not held to.
+                requested = request.headers.get("Access-Control-Request-Method", "")
+                headers = cors.preflight(
+                    origin, requested, request.headers.get("Access-Control-Request-Headers"),
+                    pool.process.methods if pool is not None else None,
+                )  # fmt: skip
+                answer = web.Response(status=204, headers=[*headers, ("X-Request-Id", request_id)])
+                self.finish(pool, method, uri, 204, started, request_id)
+                return answer
             response = self.refusal(pool, method, path, request_id)
         if response is None and pool is not None:
             limit = pool.process.max_body_size
@@ -167,7 +182,7 @@ class Proxy:
                 response = self.failure(PayloadTooLarge(limit), pool.process, request_id)
             elif pool.process.communication_mode is Mode.PASSTHROUGH:
                 try:
-                    answer = await self._relay(pool, request, uri, path, request_id)
+                    answer = await self._relay(pool, request, uri, path, request_id, origin)
                 except ForwardError as exc:
                     response = self.failure(exc, pool.process, request_id)
                 else:
@@ -184,6 +199,8 @@ class Proxy:
                     )
         if response is not None:
             answer_headers = [*response.headers, ("X-Request-Id", request_id)]
+            if pool is not None and pool.cors is not None:
+                answer_headers = pool.cors.answer(request.headers.get("Origin"), answer_headers)
             answer = web.Response(
                 status=response.status, headers=answer_headers, body=response.body
             )
@@ -255,7 +272,13 @@ class Proxy:
         return await self._attempt(pool, request.method, request.uri, path, exchange)
 
     async def _relay(
-        self, pool: Pool, request: web.BaseRequest, uri: str, path: str, request_id: str
+        self,
+        pool: Pool,
+        request: web.BaseRequest,
+        uri: str,
+        path: str,
+        request_id: str,
+        origin: str | None,
     ) -> web.StreamResponse:
         """Pass-through: the answer streams, so <timeout> bounds each wait for the child's
         next bytes rather than the whole exchange (an event stream may last for hours).
@@ -287,6 +310,7 @@ class Proxy:
                 body_limit=process.max_body_size,
                 body_timeout=self.body_timeout,
                 token=self._supervisor.token,
+                cors=None if pool.cors is None else (pool.cors, origin),
             )
 
         return await self._attempt(pool, request.method, uri, path, exchange)

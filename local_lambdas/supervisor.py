@@ -25,6 +25,7 @@ from collections.abc import Coroutine, Iterable
 from local_lambdas import _compat
 from local_lambdas._compat import IS_WINDOWS
 from local_lambdas.config import Manifest, Process, Settings, Task
+from local_lambdas.cors import policy_for
 from local_lambdas.errors import StartupError
 from local_lambdas.instance import Instance, State
 from local_lambdas.output import Printer
@@ -222,6 +223,7 @@ class Supervisor:
             stats=self.stats.setdefault(process.id, ProcessStats()),
             run_mark=self.run_mark,
             token=self.token,
+            cors=policy_for(process.cors, self._settings.cors),
         )
 
     def _install(self, pools: dict[str, Pool]) -> None:

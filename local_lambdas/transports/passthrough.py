@@ -22,6 +22,7 @@ from aiohttp import WSMsgType, web
 from multidict import CIMultiDict, MultiMapping
 
 from local_lambdas import _compat
+from local_lambdas.cors import Policy
 from local_lambdas.envelope import HOP_BY_HOP, TOKEN_HEADER
 from local_lambdas.errors import (
     BadResponse,
@@ -86,6 +87,7 @@ class PassthroughTransport:
         body_limit: int,
         body_timeout: float,
         token: str,
+        cors: tuple[Policy, str | None] | None = None,
     ) -> web.StreamResponse:
         """Send `request` to the child at `target` (path and query) and stream its answer.
 
@@ -124,6 +126,11 @@ class PassthroughTransport:
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
             response.headers.update(_end_to_end(upstream.headers))
             response.headers["X-Request-Id"] = request_id
+            if cors is not None:  # the proxy's CORS headers, not the child's
+                policy, origin = cors
+                headers = policy.answer(origin, list(response.headers.items()))
+                response.headers.clear()
+                response.headers.extend(headers)
             try:
                 await response.prepare(request)
                 async for chunk in upstream.content.iter_any():

@@ -1,0 +1,87 @@
+"""CORS answered by the proxy: preflights, actual answers in every mode and both HTTP servers,
+origins refused, a child's own headers replaced only where CORS is on."""
+
+from __future__ import annotations
+
+import pytest
+
+from local_lambdas.cors import Policy
+from tests.conftest import CHILDREN, PYTHON, process_xml, running
+
+LANES = pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+APP = "http://localhost:5173"
+
+
+def manifest_body() -> list[str]:
+    web = (
+        f"<process><id>web</id><executable>{PYTHON}</executable>"
+        f"<arg>{CHILDREN / 'web_child.py'}</arg><route>/web/*</route>"
+        "<communication_mode>passthrough</communication_mode><strip_prefix>/web</strip_prefix>"
+        "</process>"
+    )
+    return [
+        process_xml("pipe", "/pipe/*", extra="<methods>GET POST</methods>"),
+        process_xml("keep", "/keep/*", mode="pipe-keepalive"),
+        process_xml("own", "/own/*", extra="<cors>https://other.example</cors>"),
+        web,
+    ]
+
+
+@LANES
+async def test_preflights_and_answers(write_manifest, socket_dir, fast_lane: bool) -> None:
+    path = write_manifest(*manifest_body())
+    async with running(path, socket_dir, fast_lane=fast_lane, cors=(APP,)) as run:
+        preflight = {"Origin": APP, "Access-Control-Request-Method": "POST",
+                     "Access-Control-Request-Headers": "content-type, x-tag"}  # fmt: skip
+        for route in ("/pipe/x", "/keep/x", "/web/echo"):
+            async with run.http.options(run.url + route, headers=preflight) as reply:
+                assert reply.status == 204, route
+                assert reply.headers["Access-Control-Allow-Origin"] == APP
+                assert reply.headers["Access-Control-Allow-Methods"] == "POST"
+                assert reply.headers["Access-Control-Allow-Headers"] == "content-type, x-tag"
+                assert reply.headers["Access-Control-Allow-Credentials"] == "true"
+                assert reply.headers["Access-Control-Max-Age"] == "600"
+                assert "Origin" in reply.headers["Vary"]
+            async with run.http.post(run.url + route, headers={"Origin": APP}, data=b"hi") as reply:
+                assert reply.status == 200, route
+                assert reply.headers["Access-Control-Allow-Origin"] == APP
+                assert reply.headers["Access-Control-Allow-Credentials"] == "true"
+                assert reply.headers["Access-Control-Expose-Headers"] == "X-Request-Id"
+        # An origin not in the list: no CORS header at all.
+        evil = {"Origin": "http://evil.example"}
+        evil_preflight = {**evil, "Access-Control-Request-Method": "GET"}
+        async with run.http.options(run.url + "/pipe/x", headers=evil_preflight) as reply:
+            assert reply.status == 204 and "Access-Control-Allow-Origin" not in reply.headers
+        async with run.http.get(run.url + "/pipe/x", headers=evil) as reply:
+            assert reply.status == 200 and "Access-Control-Allow-Origin" not in reply.headers
+        # A process's own <cors> list replaces --cors for its routes.
+        async with run.http.get(run.url + "/own/x", headers={"Origin": APP}) as reply:
+            assert "Access-Control-Allow-Origin" not in reply.headers
+        other = {"Origin": "https://other.example"}
+        async with run.http.get(run.url + "/own/x", headers=other) as reply:
+            assert reply.headers["Access-Control-Allow-Origin"] == "https://other.example"
+        # A method the route does not take is not allowed by the preflight either.
+        refused = {"Origin": APP, "Access-Control-Request-Method": "DELETE"}
+        async with run.http.options(run.url + "/pipe/x", headers=refused) as reply:
+            assert reply.status == 204 and "Access-Control-Allow-Methods" not in reply.headers
+
+
+async def test_any_origin_and_cors_off(write_manifest, socket_dir) -> None:
+    path = write_manifest(*manifest_body())
+    async with running(path, socket_dir, cors=("*",)) as run:
+        async with run.http.get(run.url + "/keep/x", headers={"Origin": APP}) as reply:
+            assert reply.headers["Access-Control-Allow-Origin"] == "*"
+            assert "Access-Control-Allow-Credentials" not in reply.headers
+    async with running(path, socket_dir) as run:  # off: preflights go to the child
+        preflight = {"Origin": APP, "Access-Control-Request-Method": "GET"}
+        async with run.http.options(run.url + "/web/echo", headers=preflight) as reply:
+            assert reply.status == 200 and (await reply.json())["method"] == "OPTIONS"
+            assert "Access-Control-Allow-Origin" not in reply.headers
+
+
+def test_a_childs_own_cors_headers_are_replaced_where_cors_is_on() -> None:
+    child = [("Content-Type", "text/plain"), ("Access-Control-Allow-Origin", "*")]
+    policy = Policy(frozenset({APP}))
+    assert ("Access-Control-Allow-Origin", APP) in policy.answer(APP, child)
+    assert ("Access-Control-Allow-Origin", "*") not in policy.answer(APP, child)
+    assert not [h for h in policy.answer("http://x", child) if h[0].startswith("Access-")]
