@@ -4,6 +4,7 @@ local-lambdas [MANIFEST] [--bind HOST:PORT]      run the proxy (default manifest
 local-lambdas check [--boot] MANIFEST            validate (and with --boot, try) a manifest
 local-lambdas run MANIFEST -- COMMAND [ARGS...]  bring it up, run COMMAND, tear it down
 local-lambdas restart ID [--url URL]             restart one process of a running proxy
+local-lambdas completion bash|zsh|tcsh           a shell completion script (shtab)
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ commands:
                                             stop everything, exit with CMD's status
   local-lambdas restart ID                  restart process ID of the proxy running at
                                             $LOCAL_LAMBDAS_URL (else 127.0.0.1:3000)
+  local-lambdas completion bash             a completion script: eval "$(local-lambdas
+                                            completion bash)" in ~/.bashrc (or zsh)
   (each command has its own --help)
 
 examples:
@@ -282,6 +285,29 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
     return {"serve": serve_p, "check": check_p, "run": run_p, "restart": restart_p}
 
 
+def _completion(argv: list[str]) -> int:
+    """Print a completion script for every command and option (shtab reads the parsers)."""
+    import shtab
+
+    parser = argparse.ArgumentParser(prog="local-lambdas completion")
+    parser.add_argument("shell", choices=("bash", "zsh", "tcsh"))
+    shell = parser.parse_args(argv).shell
+    parsers = _parsers()
+    # The bare command's options, but not its MANIFEST: a positional beside the commands
+    # would hide them from the completion.
+    top = argparse.ArgumentParser(prog="local-lambdas", add_help=False)
+    for action in parsers["serve"]._actions:
+        if action.option_strings:
+            top._add_action(action)
+    commands = top.add_subparsers(dest="command")
+    for name in ("check", "run", "restart"):
+        commands.add_parser(name, parents=[parsers[name]], add_help=False, help=name)
+    shells = commands.add_parser("completion", help="completion")
+    shells.add_argument("shell", choices=("bash", "zsh", "tcsh"))
+    sys.stdout.write(shtab.complete(top, shell=shell))
+    return EXIT_OK
+
+
 def _restart(url: str, prefix: str, process: str) -> int:
     """POST the restart endpoint of the proxy at `url`; say what it answered."""
     import json
@@ -326,6 +352,8 @@ def _socket_dir(args: argparse.Namespace) -> tuple[Path, bool]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "completion":
+        return _completion(argv[1:])
     command = argv[0] if argv and argv[0] in ("check", "run", "restart") else "serve"
     if command != "serve":
         argv = argv[1:]

@@ -126,6 +126,9 @@ async def boot_check(
 
 async def _probe(run: Started, http: aiohttp.ClientSession, process: Process) -> Probe:
     pool = run.supervisor.pools[process.id]
+    if pool.blocked or pool.disabled or not pool.instances:
+        why = pool.blocked or pool.disabled or "not started in time"
+        return Probe(process.id, pool.disabled is not None, why, "not sent")
     not_ready = [i for i in pool.instances if i.state is not State.READY]
     if not_ready:
         return Probe(process.id, False, _why(not_ready[0]), "not sent")

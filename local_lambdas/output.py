@@ -128,9 +128,6 @@ class Printer:
         self._allowance[name] = (left - size, now)
         return True
 
-    def child_line(self, name: str, stream: Literal["stdout", "stderr"], line: str) -> None:
-        self.child_lines(name, stream, [line.encode("utf-8", "surrogateescape")])
-
     def _dropped_note(self, name: str, count: int) -> str:
         message = f"... {count} lines dropped: {name} printed faster than they could be shown"
         if self.log_format == "json":

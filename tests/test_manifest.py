@@ -371,3 +371,18 @@ def test_help_and_version_do_not_load_the_server() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60
     )
     assert result.stdout.strip().splitlines()[-1] == "False", result.stdout + result.stderr
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
+def test_bash_completion_knows_the_commands_and_their_options(tmp_path: Path) -> None:
+    script = run_cli("completion", "bash")
+    assert script.returncode == 0, script.stderr
+    (tmp_path / "complete.bash").write_text(script.stdout)
+    probe = (
+        f"source {tmp_path / 'complete.bash'}\n"
+        'comp() { COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]}-1)); COMP_LINE="$*";'
+        ' COMP_POINT=${#COMP_LINE}; _shtab_local_lambdas; echo "${COMPREPLY[*]}"; }\n'
+        "comp local-lambdas --watch-i\ncomp local-lambdas re\ncomp local-lambdas check --bo\n"
+    )
+    said = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, timeout=30)
+    assert said.stdout.splitlines() == ["--watch-include --watch-ignore", "restart", "--boot"]

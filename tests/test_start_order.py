@@ -160,3 +160,18 @@ async def test_a_failed_build_at_start_up_is_fatal(write_manifest, socket_dir) -
         async with run.http.get(run.url + "/s/x") as reply:
             assert reply.status == 503
             assert "its <build> failed: exited with code 3" in (await reply.json())["error"]
+
+
+def test_check_boot_reports_a_failed_task(tmp_path: Path) -> None:
+    (tmp_path / "manifest.xml").write_text(
+        "<manifest>" + task_xml("migrate", "raise SystemExit(2)")
+        + needing("api", "/api/*", "migrate") + process_xml("other", "/other/*") + "</manifest>"
+    )  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "local_lambdas", "check", "--boot", "--ready-timeout", "20"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "task migrate failed: exited with code 2" in done.stdout
+    assert "other" in done.stdout and "GET /other -> 200" in done.stdout
