@@ -12,12 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
+from local_lambdas import tls
 from local_lambdas.admin import Admin, is_loopback
 from local_lambdas.aioserver import Server
 from local_lambdas.config import Manifest, Settings
@@ -76,6 +80,7 @@ class Started:
     reload: Reloader
     drain: Callable[[], Awaitable[None]]  # what a stop runs first: new requests get 503
     lane: FastLane | None  # None with --no-fast-lane
+    fingerprint: str | None = None  # --tls self-signed: the certificate's SHA-256
 
 
 @asynccontextmanager
@@ -126,12 +131,13 @@ async def started(
     async with contextlib.AsyncExitStack() as teardown:
         teardown.push_async_callback(_stop_children, supervisor, proxy)
         teardown.push_async_callback(reload.finish)
+        context, fingerprint = _tls(settings, teardown)
         await runner.setup()
         teardown.push_async_callback(_stop_listening, runner, lane, settings.shutdown_timeout)
         site = (
-            Site(runner, settings.host, settings.port, lane)
+            Site(runner, settings.host, settings.port, lane, ssl_context=context)
             if settings.fast_lane
-            else web.TCPSite(runner, settings.host, settings.port)
+            else web.TCPSite(runner, settings.host, settings.port, ssl_context=context)
         )
         try:
             await site.start()
@@ -141,11 +147,18 @@ async def started(
                 f"{exc.strerror}; choose another with --bind HOST:PORT"
             ) from exc
         host, port = runner.addresses[0][:2]
-        url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+        scheme = "https" if context is not None else "http"
+        url = f"{scheme}://{host}:{port}" if ":" not in host else f"{scheme}://[{host}]:{port}"
         await supervisor.start()
         loop = type(asyncio.get_running_loop()).__module__.split(".")[0]  # asyncio or uvloop
         fields = {"event": "listening", "url": url, "event_loop": loop}
         log.info("listening on %s (event loop: %s)", url, loop, extra={"fields": fields})
+        if fingerprint is not None:
+            log.info(
+                "TLS: a self-signed certificate for localhost, 127.0.0.1 and ::1 "
+                "(browsers will warn); SHA-256 fingerprint %s", fingerprint,
+                extra={"fields": {"event": "tls", "fingerprint": fingerprint}},
+            )  # fmt: skip
         if not is_loopback(settings.host):
             opened = "open to every client (--admin-public)" if settings.admin_public else (
                 f"answer loopback clients only, but for {admin.prefix}health and "
@@ -172,9 +185,25 @@ async def started(
             )
             teardown.push_async_callback(_stop_watching, watcher, stop_watching)
         teardown.push_async_callback(drain)
-        yield Started(url, supervisor, reload, drain, lane if settings.fast_lane else None)
+        yield Started(
+            url, supervisor, reload, drain, lane if settings.fast_lane else None, fingerprint
+        )
         log.info("stopping: finishing requests in flight, then the children")
     log.info("stopped")
+
+
+def _tls(
+    settings: Settings, teardown: contextlib.AsyncExitStack
+) -> tuple[ssl.SSLContext | None, str | None]:
+    """The TLS context to listen with (None: plain HTTP), and a self-signed certificate's
+    fingerprint; that certificate's files are removed at the end of the run."""
+    if settings.tls_self_signed:
+        directory = Path(teardown.enter_context(tempfile.TemporaryDirectory(prefix="ll-tls-")))
+        cert, key, fingerprint = tls.self_signed(directory)
+        return tls.server_context(cert, key), fingerprint
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        return tls.server_context(settings.tls_cert, settings.tls_key), None
+    return None, None
 
 
 async def _stop_listening(runner: web.BaseRunner, lane: FastLane, timeout: float) -> None:

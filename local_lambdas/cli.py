@@ -91,6 +91,20 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--no-env-file", action="store_true", help="read no env file, not even ./.env"
     )
     parser.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        type=Path,
+        help="serve HTTPS with this certificate (PEM; with --tls-key); children still speak "
+        "HTTP or pipes",
+    )
+    parser.add_argument("--tls-key", metavar="FILE", type=Path, help="the key of --tls-cert")
+    parser.add_argument(
+        "--tls",
+        choices=("self-signed",),
+        help="self-signed: serve HTTPS with a throwaway certificate for localhost, 127.0.0.1 "
+        "and ::1, made at start-up (its SHA-256 fingerprint is logged; browsers will warn)",
+    )
+    parser.add_argument(
         "--cors",
         metavar="ORIGIN",
         action="append",
@@ -378,6 +392,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (prefix.startswith("/") and prefix.endswith("/") and len(prefix) > 2):
         print_line(f"local-lambdas: --admin-prefix {prefix!r} must be a path like /_/ or /admin/")
         return EXIT_USAGE
+    if (args.tls_cert is None) != (args.tls_key is None) or (args.tls and args.tls_cert):
+        print_line("local-lambdas: give --tls-cert and --tls-key together, or --tls self-signed")
+        return EXIT_USAGE
     socket_dir, own = _socket_dir(args)
     path = Path(args.manifest)
 
@@ -439,6 +456,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         watch=getattr(args, "watch", False),
         only=only,
         cors=tuple(args.cors),
+        tls_cert=args.tls_cert.resolve() if args.tls_cert else None,
+        tls_key=args.tls_key.resolve() if args.tls_key else None,
+        tls_self_signed=args.tls == "self-signed",
         watch_ignore=tuple(getattr(args, "watch_ignore", ())),
         watch_include=tuple(getattr(args, "watch_include", ())),
         default_cache=cache_bytes,

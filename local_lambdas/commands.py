@@ -110,7 +110,8 @@ async def boot_check(
     results: list[Probe] = []
     async with started(manifest, settings, printer) as run:
         await run.supervisor.wait_ready(timeout)
-        async with aiohttp.ClientSession() as http:
+        # Our own proxy, maybe with a throwaway certificate (--tls self-signed): not verified.
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as http:
             for process in manifest.processes:
                 results.append(await _probe(run, http, process))
         for task in run.supervisor.tasks.values():  # done by now, unless still held up

@@ -242,6 +242,9 @@ class Settings(BaseModel):
     verbosity: Literal["quiet", "normal", "verbose"] = "normal"
     only: tuple[str, ...] = ()  # --only: the processes to start (empty: all)
     cors: tuple[str, ...] = ()  # --cors: origins for every process without its own <cors>
+    tls_cert: Path | None = None  # --tls-cert / --tls-key: serve HTTPS
+    tls_key: Path | None = None
+    tls_self_signed: bool = False  # --tls self-signed
     watch: bool = False
     watch_ignore: tuple[str, ...] = ()
     watch_include: tuple[str, ...] = ()  # --watch-include: only these files restart anything

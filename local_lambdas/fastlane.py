@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 import time
 from dataclasses import dataclass
 from email.utils import formatdate
@@ -155,16 +156,24 @@ class Site(web.TCPSite):
 
     __slots__ = ("_lane",)
 
-    def __init__(self, runner: web.BaseRunner, host: str, port: int, lane: FastLane) -> None:
-        super().__init__(runner, host, port)
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        host: str,
+        port: int,
+        lane: FastLane,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        super().__init__(runner, host, port, ssl_context=ssl_context)
         self._lane = lane
 
     async def start(self) -> None:
         await web.BaseSite.start(self)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            self._lane, self._host, self._port, reuse_address=self._reuse_address
-        )
+            self._lane, self._host, self._port, reuse_address=self._reuse_address,
+            ssl=self._ssl_context,
+        )  # fmt: skip
 
 
 class _Connection(asyncio.Protocol):

@@ -1,0 +1,87 @@
+"""Local HTTPS: a given certificate (a test CA made by trustme), a self-signed one with its
+fingerprint, both HTTP servers, and clear errors for files that cannot be used."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+import trustme
+
+from local_lambdas.errors import StartupError
+from local_lambdas.tls import fingerprint, server_context
+from tests.conftest import CHILDREN, PYTHON, process_xml, running
+
+LANES = pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+
+
+def web_child() -> str:
+    return (
+        f"<process><id>web</id><executable>{PYTHON}</executable>"
+        f"<arg>{CHILDREN / 'web_child.py'}</arg><route>/web/*</route>"
+        "<communication_mode>passthrough</communication_mode><strip_prefix>/web</strip_prefix>"
+        "</process>"
+    )
+
+
+@LANES
+async def test_https_with_a_given_certificate(
+    write_manifest, socket_dir, tmp_path: Path, fast_lane: bool
+) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "both.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    path = write_manifest(process_xml("api", "/api/*"), web_child())
+    async with running(path, socket_dir, fast_lane=fast_lane, tls_cert=tmp_path / "cert.pem",
+                       tls_key=tmp_path / "key.pem") as run:  # fmt: skip
+        assert run.url.startswith("https://127.0.0.1:")
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=client)) as http:
+            async with http.get(run.url + "/api/x") as reply:
+                assert reply.status == 200
+            async with http.get(run.url + "/web/echo") as reply:
+                seen = await reply.json()
+        assert ["X-Forwarded-Proto", "https"] in seen["headers"]
+        # Plain HTTP on the TLS port is not served.
+        async with aiohttp.ClientSession() as http:
+            with pytest.raises(aiohttp.ClientError):
+                async with http.get(run.url.replace("https", "http") + "/api/x") as reply:
+                    await reply.read()
+
+
+async def test_a_self_signed_certificate_and_its_fingerprint(write_manifest, socket_dir) -> None:
+    path = write_manifest(process_xml("api", "/api/*"))
+    async with running(path, socket_dir, tls_self_signed=True) as run:
+        assert run.started.fingerprint is not None
+        unverified = ssl.create_default_context()
+        unverified.check_hostname, unverified.verify_mode = False, ssl.CERT_NONE
+        connector = aiohttp.TCPConnector(ssl=unverified)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            async with http.get(run.url + "/api/x") as reply:
+                assert reply.status == 200
+        host, port = run.url.removeprefix("https://").rsplit(":", 1)
+        pem = await asyncio.to_thread(ssl.get_server_certificate, (host, int(port)))
+        assert fingerprint(ssl.PEM_cert_to_DER_cert(pem)) == run.started.fingerprint
+
+
+def test_files_that_cannot_be_used_are_one_clear_line(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    ca.issue_cert("localhost").cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    ca.issue_cert("localhost").private_key_pem.write_to_path(str(tmp_path / "other-key.pem"))
+    with pytest.raises(StartupError, match="cannot be used together"):
+        server_context(tmp_path / "cert.pem", tmp_path / "other-key.pem")
+    with pytest.raises(StartupError, match="no such file"):
+        server_context(tmp_path / "missing.pem", tmp_path / "other-key.pem")
+    done = subprocess.run(
+        [sys.executable, "-m", "local_lambdas", "--tls-cert", "cert.pem"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 2 and "--tls-cert and --tls-key together" in done.stderr
