@@ -151,7 +151,7 @@ def is_loopback(host: str | None) -> bool:
 
 
 def _ready(pool: Pool) -> bool:
-    return pool.disabled is not None or _state(pool) is State.READY
+    return pool.disabled is not None or _state(pool) in (State.READY, State.IDLE)
 
 
 def _least_ready(pool: Pool) -> Instance | None:
@@ -165,6 +165,8 @@ def _state(pool: Pool) -> State:
         return State.STOPPED
     if pool.blocked is not None:
         return State.FATAL
+    if pool.sleeping:
+        return State.IDLE
     if not pool.instances:
         return State.STARTING
     least = _least_ready(pool)
@@ -188,6 +190,7 @@ def _status(supervisor: Supervisor, pool: Pool) -> dict[str, object]:
     return {
         "state": _state(pool).value,
         "reason": pool.disabled or pool.blocked,
+        "idle_s": round(time.monotonic() - pool.last_request, 3) if pool.sleeping else None,
         "depends_on": list(pool.process.depends_on),
         "mode": pool.process.communication_mode.value,
         "routes": list(pool.process.routes),

@@ -109,6 +109,7 @@ async def boot_check(
     """0 when every process became ready and answered its probe without a 5xx."""
     results: list[Probe] = []
     async with started(manifest, settings, printer) as run:
+        run.supervisor.wake_all()
         await run.supervisor.wait_ready(timeout)
         # Our own proxy, maybe with a throwaway certificate (--tls self-signed): not verified.
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as http:
@@ -151,6 +152,7 @@ def example_path(route: str) -> str:
 
 
 async def _all_ready(run: Started, timeout: float) -> None:
+    run.supervisor.wake_all()
     not_ready = await run.supervisor.wait_ready(timeout)
     failures = run.supervisor.failures
     for failure in failures:

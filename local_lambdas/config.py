@@ -107,6 +107,8 @@ class Process(BaseModel):
     depends_on: tuple[str, ...] = ()  # processes to be READY and tasks done before it starts
     build: str | None = None  # a shell command run before each start of a new pool
     cors: tuple[str, ...] = ()  # origins allowed to call its routes from a browser (cors.py)
+    start: Literal["at-launch", "on-request"] = "at-launch"  # on-request: at its first request
+    idle_timeout: Duration | None = None  # stopped after this long without a request
     port: int | None = Field(default=None, ge=1, le=65535)
     methods: tuple[str, ...] | None = None
     timeout: Duration = 30.0

@@ -60,6 +60,7 @@ class State(str, Enum):
     EXITED = "EXITED"
     FATAL = "FATAL"
     STOPPING = "STOPPING"
+    IDLE = "IDLE"  # a process's, not an instance's: stopped until its next request
 
 
 class Instance:

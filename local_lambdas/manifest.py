@@ -53,6 +53,8 @@ ELEMENTS: dict[str, _Element] = {
     "depends_on": _Element("depends_on", repeatable=True),
     "build": _Element("build"),
     "cors": _Element("cors", repeatable=True),
+    "start": _Element("start"),
+    "idle_timeout": _Element("idle_timeout"),
     "port": _Element("port"),
     "methods": _Element("methods"),
     "timeout": _Element("timeout"),

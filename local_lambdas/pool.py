@@ -96,6 +96,11 @@ class Pool:
         self.blocked: str | None = None  # why it never will be (a dependency failed)
         self.waiting_for: tuple[str, ...] = ()  # what it waits for before it starts
         self.started = False
+        # <start>on-request</start> and <idle_timeout>: asleep until a request comes.
+        self.sleeping = False
+        self.last_request = clock()
+        self._idle_timeout = process.idle_timeout
+        self._idle_watch: asyncio.Task[None] | None = None
         self._printer = printer
         self._names = names
         self._watchdog = watchdog
@@ -132,6 +137,8 @@ class Pool:
         child = self.try_acquire(avoid)
         if child is not None:
             return child
+        if self.sleeping:
+            self.wake()
         if self.disabled is not None or self.blocked is not None:
             raise NotReady(self.disabled or self.blocked or "", retry_after=1)
         if self._waiting >= self.process.max_queue:
@@ -145,6 +152,8 @@ class Pool:
                 raise PoolRetired(f"{self.process.id} was reloaded")
             if self.blocked is not None:
                 raise NotReady(self.blocked, retry_after=1)
+            if self.sleeping:  # it went to sleep as this request came: wake it again
+                self.wake()
             down = [c for c in self.instances if c.state in _DOWN]
             if down and len(down) == len(self.instances):
                 raise NotReady(down[0].reason or f"{self.process.id} is down", retry_after=1)
@@ -167,6 +176,8 @@ class Pool:
     def release(self, child: Instance) -> None:
         """Give back the slot `acquire` took (in a `finally`: exactly once per acquire)."""
         child.in_flight -= 1
+        if self._idle_timeout is not None:
+            self.last_request = self._clock()
         limit = self._max_requests
         if limit is not None and child.requests >= limit and not child.retiring:
             child.retiring = True  # now, not in the task: one replacement per instance
@@ -218,9 +229,39 @@ class Pool:
 
     def start(self) -> None:
         self.started = True
+        self.sleeping = False
+        self.last_request = self._clock()
         for index in range(1, self.process.instances + 1):
             self._add(index).start()
+        if self._idle_timeout is not None and self._idle_watch is None:
+            self._idle_watch = self._spawn(self._sleep_when_idle(self._idle_timeout))
         self._notify()
+
+    def sleep(self) -> None:
+        """Not started until a request comes (<start>on-request</start>)."""
+        self.sleeping = True
+        self._notify()
+
+    def wake(self) -> None:
+        """Start a sleeping process: a request came (or `run` proves it works)."""
+        if self.sleeping:
+            log.info("%s: starting on request", self.process.id)
+            self.start()
+
+    async def _sleep_when_idle(self, idle: float) -> None:
+        """Stop the instances, gracefully, once no request has come for `idle` seconds; the
+        next request starts them again."""
+        while True:
+            await asyncio.sleep(max(0.05, min(idle / 4, 5.0)))  # a check, not a readiness wait
+            quiet = self._clock() - self.last_request
+            busy = any(c.in_flight for c in self.instances) or self._waiting
+            if self.sleeping or busy or quiet < idle or not self.instances:
+                continue
+            log.info("%s: no request for %gs (<idle_timeout>): stopping until the next one",
+                     self.process.id, quiet)  # fmt: skip
+            self.started = False
+            await asyncio.gather(*(self._remove(c, drain=True) for c in list(self.instances)))
+            self.sleep()
 
     def block(self, reason: str) -> None:
         """It will not be started: what it depends on failed. Waiting requests get 503."""
@@ -258,7 +299,7 @@ class Pool:
     async def wait_ready(self, timeout: float) -> bool:
         """Wait until every instance is READY (True), or one is down or time is up (False).
         A process that is not to be started (disabled) is ready as it is."""
-        if self.disabled is not None:
+        if self.disabled is not None or self.sleeping:
             return True
         await self.wait_for(
             lambda: self.blocked is not None or (self.started and (
@@ -296,10 +337,11 @@ class Pool:
         if child.pipe is not None:
             self._names.give_back(child.pipe)
 
-    def _spawn(self, work: Coroutine[None, None, None]) -> None:
+    def _spawn(self, work: Coroutine[None, None, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def retire(self) -> None:
         """After a reload replaced this pool: waiting requests go to the new one; requests in

@@ -108,6 +108,12 @@ class Supervisor:
         for pool in self.pools.values():
             self._start(pool)
 
+    def wake_all(self) -> None:
+        """Start the processes that start on request: `run` and `check --boot` prove that
+        they work (they may go idle again)."""
+        for pool in self.pools.values():
+            pool.wake()
+
     def _selected(self, name: str) -> bool:
         """Whether --only (if given) takes `name`, itself or as something a taken one needs."""
         only = self._settings.only
@@ -132,12 +138,18 @@ class Supervisor:
                 f"--only {','.join(self._settings.only)}"
             )
             return
+        if pool.process.start == "on-request" and not pool.process.depends_on:
+            pool.sleep()  # its first request starts it (Pool.wake)
+            return
         if not pool.process.depends_on and pool.process.build is None:
             pool.start()
             return
 
         async def start() -> None:
             if pool.process.build is not None and not await self._build(pool):
+                return
+            if pool.process.start == "on-request":
+                pool.sleep()  # what it needs is there: now its first request starts it
                 return
             pool.start()
 

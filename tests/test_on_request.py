@@ -1,0 +1,44 @@
+"""Processes that start on their first request and sleep when idle: counted before and after,
+with requests held across every stop and start, none failed."""
+
+from __future__ import annotations
+
+from tests.conftest import eventually, gone, load, process_xml, running
+
+
+async def test_started_by_its_first_request(write_manifest, socket_dir) -> None:
+    path = write_manifest(
+        process_xml("lazy", "/lazy/*", extra="<start>on-request</start>"),
+        process_xml("eager", "/eager/*"),
+    )
+    async with running(path, socket_dir) as run:
+        pool = run.pool("lazy")
+        assert pool.instances == [] and pool.sleeping
+        async with run.http.get(run.url + "/_/ready") as reply:
+            assert reply.status == 200  # an idle on-request process counts as ready
+        async with run.http.get(run.url + "/_/status") as reply:
+            assert (await reply.json())["processes"]["lazy"]["state"] == "IDLE"
+        async with run.http.get(run.url + "/lazy/pid") as reply:  # held while it starts
+            assert reply.status == 200
+            assert int(await reply.text()) == run.child("lazy").pid
+
+
+async def test_asleep_when_idle_awake_on_demand(write_manifest, socket_dir) -> None:
+    extra = (
+        "<start>on-request</start><idle_timeout>0.3s</idle_timeout><stop_timeout>2s</stop_timeout>"
+    )
+    path = write_manifest(process_xml("lazy", "/lazy/*", extra=extra))
+    async with running(path, socket_dir) as run:
+        pool = run.pool("lazy")
+        pids = []
+        for _ in range(3):
+            async with load(run, "/lazy/x", clients=4) as result:
+                assert await eventually(lambda: result.total >= 20)
+            assert result.failures == []
+            pid = run.child("lazy").pid
+            assert pid is not None
+            pids.append(pid)
+            # Quiet: it goes to sleep, its process is stopped.
+            assert await eventually(lambda: pool.sleeping, 10)
+            assert await gone(pid)
+        assert len(set(pids)) == 3  # each burst woke a new process
