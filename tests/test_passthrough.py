@@ -7,6 +7,7 @@ import itertools
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import time
@@ -214,3 +215,41 @@ async def test_the_websocket_example(write_manifest, socket_dir) -> None:
     async with running(path, socket_dir) as run, run.http.ws_connect(run.url + "/ws") as ws:
         await ws.send_bytes(b"abc")
         assert (await ws.receive()).data == b"cba"
+
+
+async def test_a_slow_child_is_504_at_its_timeout_and_never_asked_twice(
+    write_manifest, socket_dir
+) -> None:
+    path = write_manifest(web_process(extra=STRIP + "<timeout>0.5s</timeout>"))
+    async with running(path, socket_dir) as run:
+        started = asyncio.get_running_loop().time()
+        async with run.http.get(run.url + "/web/slow") as reply:
+            assert reply.status == 504
+            assert "did not begin its answer within 0.5s" in (await reply.json())["error"]
+        assert asyncio.get_running_loop().time() - started < 1.5  # not twice the timeout
+        assert list(run.child("web").last_lines).count("slow request 1") == 1
+        assert not any("slow request 2" in line for line in run.child("web").last_lines)
+
+
+async def test_forwarded_headers_come_from_the_connection(write_manifest, socket_dir) -> None:
+    path = write_manifest(web_process(extra=STRIP))
+    async with running(path, socket_dir) as run:
+        claims = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"}
+        async with run.http.get(run.url + "/web/echo", headers=claims) as reply:
+            got = (await reply.json())["headers"]
+    assert ["X-Forwarded-Proto", "http"] in got
+    assert ["X-Forwarded-Host", run.url.removeprefix("http://")] in got
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
+async def test_an_answer_without_content_type_stays_without(write_manifest, socket_dir) -> None:
+    node = (
+        "<process><id>node</id><executable>node</executable>"
+        f"<arg>{CHILDREN / 'any_address.js'}</arg><route>/node/*</route>"
+        "<communication_mode>passthrough</communication_mode></process>"
+    )
+    path = write_manifest(node)
+    async with running(path, socket_dir) as run:
+        async with run.http.get(run.url + "/node/x") as reply:
+            assert reply.status == 200 and await reply.read()
+            assert "Content-Type" not in reply.headers

@@ -18,7 +18,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
-from aiohttp import WSMsgType, web
+from aiohttp import WSMsgType, hdrs, web
 from multidict import CIMultiDict, MultiMapping
 
 from local_lambdas import _compat
@@ -26,6 +26,7 @@ from local_lambdas.cors import Policy
 from local_lambdas.envelope import HOP_BY_HOP, TOKEN_HEADER
 from local_lambdas.errors import (
     BadResponse,
+    ChildTimeout,
     ChildUnreachable,
     ClientTooSlow,
     ForwardError,
@@ -71,8 +72,9 @@ class PassthroughTransport:
         remote = request.remote or ""
         forwarded_for = request.headers.get("X-Forwarded-For")
         headers["X-Forwarded-For"] = f"{forwarded_for}, {remote}" if forwarded_for else remote
-        headers["X-Forwarded-Proto"] = request.headers.get("X-Forwarded-Proto", request.scheme)
-        headers["X-Forwarded-Host"] = request.headers.get("X-Forwarded-Host", request.host)
+        # From the connection, as nginx sets them: not whatever the client claims.
+        headers["X-Forwarded-Proto"] = request.scheme
+        headers["X-Forwarded-Host"] = request.host
         headers["X-Request-Id"] = request_id
         return headers
 
@@ -114,6 +116,10 @@ class PassthroughTransport:
             )
         except aiohttp.ClientConnectorError as exc:
             raise ChildUnreachable(f"cannot connect to {self._base}: {exc.strerror}") from exc
+        except asyncio.TimeoutError as exc:  # aiohttp's ServerTimeoutError: never sent again
+            raise ChildTimeout(
+                f"the child did not begin its answer within {timeout:g}s (its <timeout>)"
+            ) from exc
         except aiohttp.ClientConnectionError as exc:
             # aiohttp wraps what the body stream raised (the body limit) in its own error.
             if isinstance(exc.__cause__, ForwardError):
@@ -123,7 +129,10 @@ class PassthroughTransport:
             message = " ".join(str(exc.message).split())
             raise BadResponse(f"the child's answer is not valid HTTP: {message}") from exc
         async with upstream:
-            response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+            response = _Relayed(
+                status=upstream.status, reason=upstream.reason,
+                typed=hdrs.CONTENT_TYPE in upstream.headers,
+            )  # fmt: skip
             response.headers.update(_end_to_end(upstream.headers))
             response.headers["X-Request-Id"] = request_id
             if cors is not None:  # the proxy's CORS headers, not the child's
@@ -194,6 +203,19 @@ class PassthroughTransport:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+class _Relayed(web.StreamResponse):
+    """A child's answer as it came: aiohttp would add a Content-Type to a body without one."""
+
+    def __init__(self, *, status: int, reason: str | None, typed: bool) -> None:
+        super().__init__(status=status, reason=reason)
+        self._typed = typed
+
+    async def _prepare_headers(self) -> None:
+        await super()._prepare_headers()
+        if not self._typed:
+            self.headers.popall(hdrs.CONTENT_TYPE, None)
 
 
 async def _limited(request: web.BaseRequest, limit: int, timeout: float) -> AsyncIterator[bytes]:

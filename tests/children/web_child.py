@@ -10,6 +10,7 @@ beyond $PORT.
 /upload       counts the request body's bytes as they stream in
 /ws           WebSocket echo (text and binary); "bye" closes with code 4001
 /healthz      200; /missing: 404
+/slow         counts its requests, then answers after 2 s
 """
 
 import asyncio
@@ -35,6 +36,16 @@ async def echo(request: web.Request) -> web.Response:
             "pid": os.getpid(),
         }
     )
+
+
+SLOW_CALLS = [0]
+
+
+async def slow(request: web.Request) -> web.Response:
+    SLOW_CALLS[0] += 1
+    print(f"slow request {SLOW_CALLS[0]}", flush=True)
+    await asyncio.sleep(2)
+    return web.Response(text="late\n")
 
 
 async def redirect(request: web.Request) -> web.Response:
@@ -102,4 +113,5 @@ app.router.add_get("/download/{size}", download)
 app.router.add_post("/upload", upload)
 app.router.add_get("/ws", websocket)
 app.router.add_get("/healthz", healthz)
+app.router.add_get("/slow", slow)
 web.run_app(app, host="127.0.0.1", port=int(os.environ["PORT"]), print=None, access_log=None)
