@@ -55,6 +55,19 @@ def process_xml(
     return "<process>" + "".join(lines) + "</process>"
 
 
+NEEDS_NODE = pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
+
+
+def node_server_xml(pid: str, route: str) -> str:
+    """A Node.js web server started as most are, listen($PORT) with no host (so on `::`),
+    behind a pass-through route (children/any_address.js)."""
+    return (
+        f"<process><id>{pid}</id><executable>node</executable>"
+        f"<arg>{CHILDREN / 'any_address.js'}</arg><route>{route}</route>"
+        "<communication_mode>passthrough</communication_mode></process>"
+    )
+
+
 @pytest.fixture
 def write_manifest(tmp_path: Path) -> Callable[..., Path]:
     def write(*processes: str, name: str = "manifest.xml") -> Path:

@@ -7,7 +7,6 @@ import itertools
 import json
 import logging
 import os
-import shutil
 import signal
 import sys
 import time
@@ -15,7 +14,7 @@ import time
 import aiohttp
 import pytest
 
-from tests.conftest import CHILDREN, cli, running
+from tests.conftest import CHILDREN, NEEDS_NODE, cli, node_server_xml, running
 
 
 def web_process(pid: str = "web", route: str = "/web/*", extra: str = "") -> str:
@@ -241,14 +240,9 @@ async def test_forwarded_headers_come_from_the_connection(write_manifest, socket
     assert ["X-Forwarded-Host", run.url.removeprefix("http://")] in got
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
+@NEEDS_NODE
 async def test_an_answer_without_content_type_stays_without(write_manifest, socket_dir) -> None:
-    node = (
-        "<process><id>node</id><executable>node</executable>"
-        f"<arg>{CHILDREN / 'any_address.js'}</arg><route>/node/*</route>"
-        "<communication_mode>passthrough</communication_mode></process>"
-    )
-    path = write_manifest(node)
+    path = write_manifest(node_server_xml("node", "/node/*"))
     async with running(path, socket_dir) as run:
         async with run.http.get(run.url + "/node/x") as reply:
             assert reply.status == 200 and await reply.read()

@@ -18,7 +18,17 @@ from pathlib import Path
 import pytest
 
 from local_lambdas import _compat
-from tests.conftest import CHILDREN, PYTHON, alive, cli, eventually, process_xml, running
+from tests.conftest import (
+    CHILDREN,
+    NEEDS_NODE,
+    PYTHON,
+    alive,
+    cli,
+    eventually,
+    node_server_xml,
+    process_xml,
+    running,
+)
 
 pytestmark = pytest.mark.skipif(not _compat.IS_LINUX, reason="Linux process tables and signals")
 WILD = CHILDREN / "wild.py"
@@ -43,14 +53,9 @@ def processes_running(word: str) -> list[int]:
     return found
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
+@NEEDS_NODE
 async def test_servers_that_listen_on_any_address_are_ready(write_manifest, socket_dir) -> None:
-    node = (
-        f"<process><id>node</id><executable>node</executable>"
-        f"<arg>{CHILDREN / 'any_address.js'}</arg><route>/node/*</route>"
-        "<communication_mode>passthrough</communication_mode></process>"
-    )
-    path = write_manifest(node, wild("v6", "/v6/*", "ipv6-loopback"))
+    path = write_manifest(node_server_xml("node", "/node/*"), wild("v6", "/v6/*", "ipv6-loopback"))
     async with running(path, socket_dir) as run:
         for route, process in (("/node/x", "node"), ("/v6/x", "v6")):
             async with run.http.get(run.url + route) as reply:
