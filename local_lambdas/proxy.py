@@ -167,11 +167,11 @@ class Proxy:
             ):
                 # The proxy's to answer, before <methods>, which a preflight is not held to.
                 requested = request.headers.get("Access-Control-Request-Method", "")
-                headers = cors.preflight(
+                allowed = cors.preflight(
                     origin, requested, request.headers.get("Access-Control-Request-Headers"),
                     pool.process.methods if pool is not None else None,
                 )  # fmt: skip
-                answer = web.Response(status=204, headers=[*headers, ("X-Request-Id", request_id)])
+                answer = web.Response(status=204, headers=[*allowed, ("X-Request-Id", request_id)])
                 self.finish(pool, method, uri, 204, started, request_id)
                 return answer
             response = self.refusal(pool, method, path, request_id)
