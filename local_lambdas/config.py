@@ -11,7 +11,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -94,7 +94,7 @@ class Process(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str
-    executable: str
+    executable: str = ""  # empty only for a route-only process (<upstream>)
     args: tuple[str, ...] = ()
     routes: tuple[str, ...] = Field(min_length=1)
     pipe_name: str
@@ -108,6 +108,8 @@ class Process(BaseModel):
     build: str | None = None  # a shell command run before each start of a new pool
     cors: tuple[str, ...] = ()  # origins allowed to call its routes from a browser (cors.py)
     start: Literal["at-launch", "on-request"] = "at-launch"  # on-request: at its first request
+    # Route-only: requests pass through to this address; nothing is started or supervised.
+    upstream: str | None = None
     idle_timeout: Duration | None = None  # stopped after this long without a request
     port: int | None = Field(default=None, ge=1, le=65535)
     methods: tuple[str, ...] | None = None
@@ -147,6 +149,33 @@ class Process(BaseModel):
         if not value or value in {".", ".."} or any(c in value for c in "/\\\0"):
             raise ValueError("must be a plain name without / or \\, e.g. api_pipe")
         return value
+
+    @field_validator("upstream")
+    @classmethod
+    def _upstream_is_an_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme, sep, rest = value.partition("://")
+        host, colon, port = rest.rstrip("/").rpartition(":")
+        if scheme != "http" or not sep or not colon or not host or not port.isdigit():
+            raise ValueError("must be http://HOST:PORT, e.g. http://127.0.0.1:8080")
+        if "/" in rest.rstrip("/"):
+            raise ValueError("must be http://HOST:PORT with no path; requests keep theirs")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _runs_something_or_routes_elsewhere(self) -> Process:
+        if self.upstream is not None and self.executable:
+            raise ValueError("has both <executable> and <upstream>; a route-only process runs "
+                             "nothing: remove one")  # fmt: skip
+        if self.upstream is not None and self.communication_mode is not Mode.PASSTHROUGH:
+            raise ValueError("with <upstream> is passed through: leave <communication_mode> out")
+        return self
+
+    @property
+    def upstream_address(self) -> str:
+        """<upstream>'s HOST:PORT."""
+        return (self.upstream or "").partition("://")[2]
 
     @field_validator("strip_prefix", "ready_path")
     @classmethod

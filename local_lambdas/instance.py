@@ -122,6 +122,8 @@ class Instance:
         A dying process closes its sockets a moment before it can be seen to have exited, so
         this gives it a few milliseconds to be seen going (on the failure path only).
         """
+        if self.process.upstream is not None:
+            return True  # nothing of ours to see go: the retry goes to the same address
         proc, address = self._proc, self._address
         if proc is None or address is None:
             return False
@@ -197,6 +199,9 @@ class Instance:
     async def _run_once(self) -> int | None:
         """Spawn, wait for readiness, wait for the exit; the exit code, None if never spawned.
         Leaves `_not_ready` None if the process became READY, else why it did not."""
+        if self.process.upstream is not None:
+            await self._route_only()
+            return None
         self._not_ready = "it exited before it listened"
         address, env, args = self._prepare()
         self._address = address
@@ -250,6 +255,25 @@ class Instance:
         # Let the last lines (a traceback, say) reach last_lines before the exit is reported.
         await proc.output_done(_LAST_OUTPUT_WAIT)
         return code
+
+    async def _route_only(self) -> None:
+        """A process with <upstream>: nothing to spawn; READY once the address accepts a
+        connection, then serving until stopped."""
+        upstream = self.process.upstream
+        self._not_ready = None
+        self._set_state(State.STARTING, f"waiting for {upstream} to accept connections")
+        address = self.process.upstream_address
+        if not await readiness.wait_until_accepting(address, given_up=lambda: self._stopping):
+            return
+        self.transport = PassthroughTransport(address, max_response=MAX_RESPONSE)
+        self.generation += 1
+        self.address = str(upstream)
+        self._set_state(State.READY, f"ready: requests go to {upstream} (<upstream>)")
+        try:
+            await asyncio.Event().wait()  # until the stop cancels this task
+        finally:
+            await self.transport.aclose()
+            self.transport = None
 
     def _startup_timeout(self, address: str, foreign: bool) -> str:
         """Why a child that runs is not ready after <startup_timeout>, with the likely fix."""

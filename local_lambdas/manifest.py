@@ -54,6 +54,7 @@ ELEMENTS: dict[str, _Element] = {
     "build": _Element("build"),
     "cors": _Element("cors", repeatable=True),
     "start": _Element("start"),
+    "upstream": _Element("upstream"),
     "idle_timeout": _Element("idle_timeout"),
     "port": _Element("port"),
     "methods": _Element("methods"),
@@ -245,6 +246,9 @@ class _Reader:
         for child in element:
             text = (child.text or "").strip()
             values.setdefault(str(child.tag), []).append((text, child.sourceline or 0, child))
+        route_only = kind == "process" and "upstream" in values  # nothing to run
+        if route_only:
+            required = ("id", "route")
         ids = values.get("id", [])
         label = f'<{kind} id="{ids[0][0]}">' if ids and ids[0][0] else f"<{kind}>"
         self._no_attributes(element, label)
@@ -273,6 +277,8 @@ class _Reader:
                     self._no_attributes(child, f"{label}: <{name}>")
             lines[spec.field] = [line for _, line, _ in occurrences]
             kwargs[spec.field] = self._value(name, occurrences, label)
+        if route_only:
+            kwargs.setdefault("communication_mode", "passthrough")
         missing = [name for name in required if not values.get(name)]
         for name in missing:
             if name in meant:

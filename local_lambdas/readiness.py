@@ -72,6 +72,25 @@ async def listening(process: Process, address: str, owners: Owners) -> Listener:
     return found
 
 
+async def wait_until_accepting(address: str, *, given_up: Callable[[], bool]) -> bool:
+    """Connect to HOST:PORT until it accepts (a route-only process's upstream), backing off
+    to a second, for as long as it takes; False as soon as `given_up()`."""
+
+    async def probe() -> bool | None:
+        if given_up():
+            return None
+        host, _, port = address.rpartition(":")
+        loop = asyncio.get_running_loop()
+        return await _connects(loop.create_connection(asyncio.Protocol, host.strip("[]"),
+                                                      int(port)))  # fmt: skip
+
+    retrying = AsyncRetrying(
+        wait=wait_exponential(multiplier=0.01, max=1.0),
+        retry=retry_if_result(lambda ok: ok is False),
+    )
+    return await retrying(probe) is True
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free now (for a child whose manifest fixes none)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

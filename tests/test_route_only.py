@@ -1,0 +1,79 @@
+"""Route-only processes (<upstream>): requests for their routes pass through to an address
+where something else runs; nothing is started, readiness is the address accepting."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from local_lambdas import manifest
+from local_lambdas.errors import ManifestError
+from tests.conftest import eventually, process_xml, running
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def serve_elsewhere(port: int) -> web.AppRunner:
+    """A web server the proxy does not run (a colleague's, a container's)."""
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.json_response({"path": request.raw_path, "host": request.host})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", echo)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner
+
+
+async def test_requests_go_to_the_upstream_once_it_accepts(write_manifest, socket_dir) -> None:
+    port = free_port()
+    path = write_manifest(
+        f"<process><id>remote</id><upstream>http://127.0.0.1:{port}</upstream>"
+        "<route>/remote/*</route></process>",
+        process_xml("local", "/local/*"),
+    )
+    async with running(path, socket_dir, wait=False) as run:
+        pool = run.pool("remote")
+        # Nothing listens there yet: it waits, saying so.
+        assert await eventually(lambda: pool.instances[0].state.value == "STARTING")
+        assert "to accept connections" in pool.instances[0].reason
+        elsewhere = await serve_elsewhere(port)
+        try:
+            assert await pool.wait_ready(10)
+            async with run.http.get(run.url + "/remote/a%2Fb?x=1") as reply:
+                assert reply.status == 200
+                seen = await reply.json()
+            assert seen["path"] == "/remote/a%2Fb?x=1"  # the target as sent
+            assert seen["host"] == run.url.removeprefix("http://")  # and Host
+            assert run.child("remote").pid is None  # nothing was started
+        finally:
+            await elsewhere.cleanup()
+
+
+@pytest.mark.parametrize(("extra", "says"), [
+    ("<executable>python3</executable>", "has both <executable> and <upstream>"),
+    ("", None),
+])  # fmt: skip
+def test_upstream_forms(tmp_path: Path, extra: str, says: str | None) -> None:
+    path = tmp_path / "manifest.xml"
+    for upstream, ok in (("http://127.0.0.1:8080", True), ("127.0.0.1:8080", False),
+                         ("http://host", False), ("http://h:1/path", False)):  # fmt: skip
+        path.write_text(f"<manifest><process><id>r</id><upstream>{upstream}</upstream>"
+                        f"<route>/r/*</route>{extra}</process></manifest>")  # fmt: skip
+        try:
+            loaded = manifest.load(path, socket_dir=Path("/tmp/ll-x"), base=tmp_path, env_files=[])
+        except ManifestError as exc:
+            messages = " ".join(p.message for p in exc.problems)
+            assert not ok or (says is not None and says in messages), messages
+        else:
+            assert ok and says is None, upstream
+            assert loaded.processes[0].communication_mode.value == "passthrough"
