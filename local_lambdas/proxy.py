@@ -288,8 +288,10 @@ class Proxy:
         process = pool.process
         target = uri
         prefix = process.strip_prefix
+        stripped: str | None = None
         if prefix and (target == prefix or target.startswith((prefix + "/", prefix + "?"))):
-            target = target[len(prefix.rstrip("/")) :]
+            stripped = prefix.rstrip("/")
+            target = target[len(stripped) :]
             target = target if target.startswith("/") else "/" + target
         body: bytes | None = None
         length = request.content_length
@@ -311,6 +313,7 @@ class Proxy:
                 body_timeout=self.body_timeout,
                 token=self._supervisor.token,
                 cors=None if pool.cors is None else (pool.cors, origin),
+                prefix=stripped,
             )
 
         return await self._attempt(pool, request.method, uri, path, exchange)

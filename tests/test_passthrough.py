@@ -63,7 +63,7 @@ async def test_prefix_kept_without_strip_and_redirects_pass_through(write_manife
             assert (await reply.json())["raw_path"] == "/echo/deep?q"
         async with run.http.get(run.url + "/redirect", allow_redirects=False) as reply:
             assert reply.status == 302
-            assert reply.headers["Location"] == "/echo?from=redirect"
+            assert reply.headers["Location"] == "/echo?from=redirect"  # nothing was stripped
 
 
 async def test_server_sent_events_arrive_as_sent(write_manifest, socket_dir) -> None:
@@ -247,3 +247,17 @@ async def test_an_answer_without_content_type_stays_without(write_manifest, sock
         async with run.http.get(run.url + "/node/x") as reply:
             assert reply.status == 200 and await reply.read()
             assert "Content-Type" not in reply.headers
+
+
+async def test_a_stripped_prefix_is_told_and_redirects_put_back_under_it(
+    write_manifest, socket_dir
+) -> None:
+    path = write_manifest(web_process(extra=STRIP))
+    async with running(path, socket_dir) as run:
+        async with run.http.get(run.url + "/web/echo", headers={"X-Forwarded-Prefix": "/x"}) as r:
+            got = (await r.json())["headers"]
+        assert [v for k, v in got if k == "X-Forwarded-Prefix"] == ["/web"]
+        async with run.http.get(run.url + "/web/redirect", allow_redirects=False) as reply:
+            assert reply.headers["Location"] == "/web/echo?from=redirect"
+        async with run.http.get(run.url + "/web/redirect") as reply:  # followed, it lands
+            assert reply.status == 200 and (await reply.json())["query"] == "from=redirect"

@@ -90,10 +90,13 @@ class PassthroughTransport:
         body_timeout: float,
         token: str,
         cors: tuple[Policy, str | None] | None = None,
+        prefix: str | None = None,
     ) -> web.StreamResponse:
         """Send `request` to the child at `target` (path and query) and stream its answer.
 
         `body` is the request's body when the caller has read it already; else it streams.
+        `prefix` is what <strip_prefix> took off the target: the child is told it
+        (X-Forwarded-Prefix), and the redirects it answers are put back under it.
         Raises ChildUnreachable when the child refused or dropped the connection before its
         answer began; after that, a broken stream ends the client's connection abruptly, so
         the client sees an error rather than a short answer.
@@ -105,11 +108,15 @@ class PassthroughTransport:
         data: bytes | AsyncIterator[bytes] | None = body
         if body is None and request.body_exists:
             data = _limited(request, body_limit, body_timeout)
+        headers = self._headers(request, request_id, token)
+        headers.popall("X-Forwarded-Prefix", None)
+        if prefix:
+            headers["X-Forwarded-Prefix"] = prefix
         try:
             upstream = await self._client().request(
                 request.method,
                 self._base + target,
-                headers=self._headers(request, request_id, token),
+                headers=headers,
                 data=data,
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=None, sock_read=timeout),
@@ -135,11 +142,13 @@ class PassthroughTransport:
             )  # fmt: skip
             response.headers.update(_end_to_end(upstream.headers))
             response.headers["X-Request-Id"] = request_id
+            if prefix:
+                _under_prefix(response.headers, prefix)
             if cors is not None:  # the proxy's CORS headers, not the child's
                 policy, origin = cors
-                headers = policy.answer(origin, list(response.headers.items()))
+                answered = policy.answer(origin, list(response.headers.items()))
                 response.headers.clear()
-                response.headers.extend(headers)
+                response.headers.extend(answered)
             try:
                 await response.prepare(request)
                 async for chunk in upstream.content.iter_any():
@@ -203,6 +212,20 @@ class PassthroughTransport:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _under_prefix(headers: CIMultiDict[str], prefix: str) -> None:
+    """A redirect to a path of the child's (`Location: /sub/`, `Refresh: 0; url=/sub/`) put
+    back under the prefix the proxy stripped, as nginx's proxy_redirect does."""
+    for name in ("Location", "Content-Location"):
+        value = headers.get(name)
+        if value is not None and value.startswith("/") and not value.startswith("//"):
+            headers[name] = prefix + value
+    refresh = headers.get("Refresh")
+    if refresh is not None:
+        delay, sep, url = refresh.partition("url=")
+        if sep and url.startswith("/") and not url.startswith("//"):
+            headers["Refresh"] = f"{delay}{sep}{prefix}{url}"
 
 
 class _Relayed(web.StreamResponse):
