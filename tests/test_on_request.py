@@ -3,6 +3,10 @@ with requests held across every stop and start, none failed."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 from tests.conftest import eventually, gone, load, process_xml, running
 
 
@@ -42,3 +46,21 @@ async def test_asleep_when_idle_awake_on_demand(write_manifest, socket_dir) -> N
             assert await eventually(lambda: pool.sleeping, 10)
             assert await gone(pid)
         assert len(set(pids)) == 3  # each burst woke a new process
+
+
+def test_run_starts_an_on_request_process_once_to_prove_it(tmp_path: Path) -> None:
+    (tmp_path / "manifest.xml").write_text(
+        "<manifest>" + process_xml("lazy", "/lazy/*", extra="<start>on-request</start>")
+        + "</manifest>"
+    )  # fmt: skip
+    check = (
+        "import json, os, urllib.request\n"
+        "url = os.environ['LOCAL_LAMBDAS_URL'] + '/_/status'\n"
+        "state = json.load(urllib.request.urlopen(url))['processes']['lazy']['state']\n"
+        "assert state == 'READY', state\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "local_lambdas", "run", "--", sys.executable, "-c", check],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
