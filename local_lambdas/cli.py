@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from local_lambdas import __version__, _compat, manifest
-from local_lambdas.config import WATCH_IGNORE, Manifest, Settings
+from local_lambdas.config import NO_LIMIT, WATCH_IGNORE, Manifest, Settings
 from local_lambdas.errors import CommandNotRun, ManifestError, NotAllReady, StartupError
 from local_lambdas.output import Printer, print_line, print_problems, print_warnings
 
@@ -515,9 +515,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     finally:
         printer.flush()
-
-
-NO_LIMIT = 365 * 24 * 3600.0  # --no-timeouts: a year stands for "never"
 
 
 def _without_timeouts(loaded: Manifest) -> Manifest:

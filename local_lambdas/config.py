@@ -49,6 +49,8 @@ Wait = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
 Size = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
 
 
+NO_LIMIT = 365 * 24 * 3600.0  # a year stands for "as long as it takes" (never times out)
+
 # --watch ignores these beyond watchfiles' own (.git, __pycache__, node_modules...): what
 # no one means to watch (logs, editors' temporary files). Listed in --help.
 WATCH_IGNORE = (

@@ -35,7 +35,7 @@ from local_lambdas import _compat, readiness, variables
 from local_lambdas.backoff import RestartPolicy
 from local_lambdas.config import Mode, Process
 from local_lambdas.manifest import resolve_executable
-from local_lambdas.output import Printer
+from local_lambdas.output import Printer, line_text
 from local_lambdas.spawned import Spawned, spawn
 from local_lambdas.transports import RELAYS, TRANSPORTS, Transport
 from local_lambdas.transports.passthrough import PassthroughTransport
@@ -323,9 +323,7 @@ class Instance:
         return address, env, args
 
     def _output(self, stream: Literal["stdout", "stderr"], lines: list[bytes]) -> None:
-        self.last_lines.extend(
-            line.rstrip(b"\r").decode("utf-8", "replace") for line in lines[-_LAST_LINES:]
-        )
+        self.last_lines.extend(map(line_text, lines[-_LAST_LINES:]))
         self._printer.child_lines(self.name, stream, lines)
 
     def _set_state(self, state: State, message: str = "", level: int = logging.INFO) -> None:

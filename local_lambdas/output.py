@@ -108,12 +108,12 @@ class Printer:
             now = round(time.time(), 3)
             text = "".join(
                 orjson.dumps({"time": now, "event": "output", "process": name, "stream": stream,
-                              "line": _text(line)}).decode() + "\n"
+                              "line": line_text(line)}).decode() + "\n"
                 for line in lines
             )  # fmt: skip
         else:
             prefix = self._prefixes.get(name) or self._prefix(name)
-            text = "".join(f"{prefix}{_text(line)}\n" for line in lines)
+            text = "".join(f"{prefix}{line_text(line)}\n" for line in lines)
         self._writer.put(name, text)
 
     def _within_rate(self, name: str, lines: list[bytes]) -> bool:
@@ -242,7 +242,8 @@ class Printer:
         return _Handler(self, level)
 
 
-def _text(line: bytes) -> str:
+def line_text(line: bytes) -> str:
+    """A child's output line (bytes, no LF) as text: a CR end dropped, bad UTF-8 replaced."""
     return line.rstrip(b"\r").decode("utf-8", "replace")
 
 

@@ -24,7 +24,7 @@ from collections.abc import Coroutine, Iterable
 
 from local_lambdas import _compat
 from local_lambdas._compat import IS_WINDOWS
-from local_lambdas.config import Manifest, Process, Settings, Task
+from local_lambdas.config import NO_LIMIT, Manifest, Process, Settings, Task
 from local_lambdas.cors import policy_for
 from local_lambdas.errors import StartupError
 from local_lambdas.instance import Instance, State
@@ -34,8 +34,6 @@ from local_lambdas.router import Router, resolve
 from local_lambdas.stats import ProcessStats
 from local_lambdas.tasks import TaskRun
 from local_lambdas.watchdog import Watchdog
-
-NO_LIMIT = 365 * 24 * 3600.0  # a year stands for "as long as it takes"
 
 log = logging.getLogger("local_lambdas.supervisor")
 

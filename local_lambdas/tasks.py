@@ -16,7 +16,7 @@ from typing import Literal
 from local_lambdas import _compat, variables
 from local_lambdas.config import Task
 from local_lambdas.manifest import find_executable
-from local_lambdas.output import Printer
+from local_lambdas.output import Printer, line_text
 from local_lambdas.spawned import spawn
 from local_lambdas.watchdog import Watchdog
 
@@ -56,9 +56,7 @@ class TaskRun:
         env, args = variables.child_environment(task, own)
 
         def output(stream: Literal["stdout", "stderr"], lines: list[bytes]) -> None:
-            self.last_lines.extend(
-                line.rstrip(b"\r").decode("utf-8", "replace") for line in lines[-_LAST_LINES:]
-            )
+            self.last_lines.extend(map(line_text, lines[-_LAST_LINES:]))
             printer.child_lines(task.id, stream, lines)
 
         log.info("%s: running (task)", task.id)

@@ -5,11 +5,11 @@ Playwright is not installed (.ci/run installs both)."""
 from __future__ import annotations
 
 import shutil
-import socket
 
 import pytest
 from aiohttp import web
 
+from local_lambdas.readiness import free_port
 from tests.conftest import process_xml, running
 
 CHROMIUM = shutil.which("chromium")
@@ -32,12 +32,6 @@ ARGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def test_a_page_on_another_origin_calls_a_route(write_manifest, socket_dir) -> None:

@@ -3,7 +3,6 @@ where something else runs; nothing is started, readiness is the address acceptin
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -11,13 +10,8 @@ from aiohttp import web
 
 from local_lambdas import manifest
 from local_lambdas.errors import ManifestError
+from local_lambdas.readiness import free_port
 from tests.conftest import eventually, process_xml, running
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def serve_elsewhere(port: int) -> web.AppRunner:
