@@ -99,13 +99,17 @@ def pipe_listening(address: str, owners: Callable[[], Iterable[int]]) -> Listene
 P = TypeVar("P", bound=asyncio.Protocol)
 
 
-async def connect_pipe(address: str, protocol: Callable[[], P]) -> tuple[asyncio.Transport, P]:
+async def connect_pipe(
+    address: str, protocol: Callable[[], P], owned: Callable[[int], bool] | None = None
+) -> tuple[asyncio.Transport, P]:
     """A connection to a pipe-mode child, driven by `protocol()` (raises OSError when there is
-    no child listening)."""
+    no child listening). Windows: with `owned`, also when the pipe's server is a process that
+    `owned(pid)` denies (readiness could not tell there without connecting; on POSIX it
+    checked the socket's owner, see pipe_listening)."""
     if sys.platform == "win32":
         from local_lambdas.transports.winpipe import connect_pipe as connect_named_pipe
 
-        return await connect_named_pipe(address, protocol)
+        return await connect_named_pipe(address, protocol, owned)
     return await asyncio.get_running_loop().create_unix_connection(protocol, address)
 
 
@@ -389,6 +393,20 @@ def become_subreaper() -> None:
     re-parented to this process instead of to init, so they stay in its tree."""
     if _libc is not None:
         _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def descendants(pid: int, mark: str) -> list[int]:
+    """The processes descended from the child `pid` spawned with `mark`: Linux, by the mark
+    (`marked`); Windows, the other processes in the child's job object."""
+    if sys.platform == "win32":
+        job = _jobs.get(pid)
+        if job is None:
+            return []
+        import win32job
+
+        members = win32job.QueryInformationJobObject(job, win32job.JobObjectBasicProcessIdList)
+        return [member for member in members if member != pid]
+    return marked(mark)
 
 
 def marked(mark: str) -> list[int]:

@@ -37,7 +37,7 @@ from local_lambdas.config import Mode, Process
 from local_lambdas.manifest import resolve_executable
 from local_lambdas.output import Printer, line_text
 from local_lambdas.spawned import Spawned, spawn
-from local_lambdas.transports import RELAYS, TRANSPORTS, Transport
+from local_lambdas.transports import Transport, for_child
 from local_lambdas.transports.passthrough import PassthroughTransport
 from local_lambdas.watchdog import Watchdog
 
@@ -225,9 +225,10 @@ class Instance:
                 given_up=lambda: proc.exited.done() or self._stopping,
             )  # fmt: skip
             if found:
-                mode = self.process.communication_mode
-                factory = RELAYS.get(mode) or TRANSPORTS[mode]
-                self.transport = factory(found.address, max_response=MAX_RESPONSE)
+                self.transport = for_child(
+                    self.process.communication_mode, found.address,
+                    max_response=MAX_RESPONSE, owned=proc.owns,
+                )  # fmt: skip
                 self._address = found.address
                 self.generation += 1
                 self._not_ready = None

@@ -59,6 +59,7 @@ class Spawned(asyncio.SubprocessProtocol):
         self._partial = {1: b"", 2: b""}
         self._open_pipes = 0
         self._pipes_closed: asyncio.Future[None] = loop.create_future()
+        self._owned: set[int] = set()
 
     @property
     def returncode(self) -> int | None:
@@ -67,7 +68,16 @@ class Spawned(asyncio.SubprocessProtocol):
     def owners(self) -> Iterator[int]:
         """The pids that count as this child, for readiness: itself, then its descendants."""
         yield self.pid
-        yield from _compat.marked(self.mark)
+        yield from _compat.descendants(self.pid, self.mark)
+
+    def owns(self, pid: int) -> bool:
+        """Whether `pid` is this child or one of its descendants (remembered once seen)."""
+        if pid in self._owned:
+            return True
+        if pid in self.owners():
+            self._owned.add(pid)
+            return True
+        return False
 
     # -- asyncio.SubprocessProtocol
 

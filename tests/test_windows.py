@@ -117,6 +117,8 @@ async def test_run_end_to_end_through_the_command_line(write_manifest, tmp_path)
         output, _ = await proc.communicate()
     assert proc.returncode == 0, output.decode(errors="replace")
     assert b"all ready; running" in output
+    # A clean exit: nothing left for the Proactor loop to finish after it closed.
+    assert b"Traceback" not in output and b"Event loop is closed" not in output, output
 
 
 async def test_killed_proxy_leaves_no_child(write_manifest) -> None:
@@ -160,3 +162,54 @@ async def test_the_raw_pipe_example_runs_on_windows(write_manifest, socket_dir) 
         async with run.http.post(run.url + "/echo/x?y=1", data=b"hi") as reply:
             seen = json.loads(await reply.read())
     assert seen["uri"] == "/echo/x?y=1" and seen["body_text"] == "hi"
+
+
+SQUATTER = r"""
+import sys, threading, win32file, win32pipe
+address, log = sys.argv[1], sys.argv[2]
+def serve(pipe):
+    try:
+        data = win32file.ReadFile(pipe, 65536)[1]
+    except Exception:
+        data = b""
+    with open(log, "ab") as seen:
+        seen.write(data)
+while True:
+    pipe = win32pipe.CreateNamedPipe(address, win32pipe.PIPE_ACCESS_DUPLEX, 0,
+                                     win32pipe.PIPE_UNLIMITED_INSTANCES, 65536, 65536, 0, None)
+    print("listening", flush=True)
+    win32pipe.ConnectNamedPipe(pipe, None)
+    threading.Thread(target=serve, args=(pipe,)).start()
+"""
+
+
+@pytest.mark.parametrize("mode", ["pipe", "pipe-keepalive"])
+async def test_a_pipe_another_program_serves_gets_no_request(
+    write_manifest, socket_dir, tmp_path, mode
+) -> None:
+    """With plain pipe names (--socket-dir, as the earlier tool named them) a program that is
+    not the child can create the pipe first: the proxy connects, sees who serves it
+    (GetNamedPipeServerProcessId), and closes before sending anything."""
+    name = f"llt-squat-{tmp_path.name[-8:]}"
+    seen = tmp_path / "seen"
+    squatter = await asyncio.create_subprocess_exec(
+        PYTHON, "-c", SQUATTER, "\\\\.\\pipe\\" + name, str(seen),
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert squatter.stdout is not None
+        assert await asyncio.wait_for(squatter.stdout.readline(), 15) == b"listening\r\n"
+        path = write_manifest(
+            f"<process><id>squat</id><pipe_name>{name}</pipe_name><executable>{PYTHON}"
+            "</executable><arg>-c</arg><arg>import time; time.sleep(60)</arg>"
+            f"<route>/s/*</route><communication_mode>{mode}</communication_mode></process>"
+        )
+        async with running(path, socket_dir, own_socket_dir=False) as run:
+            async with run.http.post(run.url + "/s/x", data=b"secret body") as reply:
+                assert reply.status == 502
+                answer = await reply.text()
+        assert f"served by pid {squatter.pid}" in answer, answer
+        assert not seen.exists() or b"secret" not in seen.read_bytes()
+    finally:
+        squatter.kill()
+        await squatter.wait()

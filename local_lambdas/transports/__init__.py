@@ -14,6 +14,7 @@ a transport must then leave no half-used connection behind.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from local_lambdas.config import Mode
@@ -30,15 +31,18 @@ class Transport(Protocol):
     async def aclose(self) -> None: ...
 
 
-class TransportFactory(Protocol):
-    def __call__(self, address: str, *, max_response: int) -> Transport: ...
-
-
-TRANSPORTS: dict[Mode, TransportFactory] = {
-    Mode.PIPE: PipeTransport,
-    Mode.PIPE_KEEPALIVE: KeepAlivePipeTransport,
-    Mode.HTTP: HttpTransport,
-}
-# Pass-through streams, so it answers the client itself (PassthroughTransport.relay) rather
-# than returning an envelope: the proxy takes that path for this mode.
-RELAYS = {Mode.PASSTHROUGH: PassthroughTransport}
+def for_child(
+    mode: Mode, address: str, *, max_response: int, owned: Callable[[int], bool]
+) -> Transport | PassthroughTransport:
+    """The transport to a ready child at `address`. `owned(pid)` says whether a process is the
+    child or one of its descendants: where the platform can only tell who serves a pipe once
+    connected (Windows), the pipe transports ask it of every new connection's server.
+    Pass-through streams, so it answers the client itself (PassthroughTransport.relay) rather
+    than returning an envelope: the proxy takes that path for that mode."""
+    if mode is Mode.PIPE:
+        return PipeTransport(address, max_response=max_response, owned=owned)
+    if mode is Mode.PIPE_KEEPALIVE:
+        return KeepAlivePipeTransport(address, max_response=max_response, owned=owned)
+    if mode is Mode.HTTP:
+        return HttpTransport(address, max_response=max_response)
+    return PassthroughTransport(address, max_response=max_response)

@@ -15,6 +15,7 @@ waiting request directly. This is the hot path of the fastest mode (PERFORMANCE.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import cast
 
 from local_lambdas import _compat
@@ -23,9 +24,12 @@ from local_lambdas.errors import BadResponse, ChildUnreachable
 
 
 class KeepAlivePipeTransport:
-    def __init__(self, address: str, *, max_response: int) -> None:
+    def __init__(
+        self, address: str, *, max_response: int, owned: Callable[[int], bool] | None = None
+    ) -> None:
         self._path = address
         self._max_response = max_response
+        self._owned = owned
         self._idle: list[_Connection] = []
         self._closed = False
 
@@ -56,7 +60,9 @@ class KeepAlivePipeTransport:
             raise ChildUnreachable("the child exited before the request was sent")
         limit = self._max_response
         try:
-            _, connection = await _compat.connect_pipe(self._path, lambda: _Connection(limit))
+            _, connection = await _compat.connect_pipe(
+                self._path, lambda: _Connection(limit), self._owned
+            )
         except OSError as exc:
             raise ChildUnreachable(f"cannot connect to {self._path}: {exc.strerror}") from exc
         return connection

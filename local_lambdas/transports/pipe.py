@@ -8,6 +8,7 @@ the JSON parses work too.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import cast
 
 from local_lambdas import _compat
@@ -16,14 +17,19 @@ from local_lambdas.errors import BadResponse, ChildUnreachable
 
 
 class PipeTransport:
-    def __init__(self, address: str, *, max_response: int) -> None:
+    def __init__(
+        self, address: str, *, max_response: int, owned: Callable[[int], bool] | None = None
+    ) -> None:
         self._path = address
         self._max_response = max_response
+        self._owned = owned
 
     async def forward(self, request: Request) -> Response:
         limit = self._max_response
         try:
-            _, exchange = await _compat.connect_pipe(self._path, lambda: _OneShot(limit))
+            _, exchange = await _compat.connect_pipe(
+                self._path, lambda: _OneShot(limit), self._owned
+            )
         except OSError as exc:
             raise ChildUnreachable(f"cannot connect to {self._path}: {exc.strerror}") from exc
         try:
