@@ -4,6 +4,7 @@ local-lambdas [MANIFEST] [--bind HOST:PORT]      run the proxy (default manifest
 local-lambdas check [--boot] MANIFEST            validate (and with --boot, try) a manifest
 local-lambdas run MANIFEST -- COMMAND [ARGS...]  bring it up, run COMMAND, tear it down
 local-lambdas restart ID [--url URL]             restart one process of a running proxy
+local-lambdas export compose|kubernetes MANIFEST the manifest for a container engine
 local-lambdas completion bash|zsh|tcsh           a shell completion script (shtab)
 """
 
@@ -46,6 +47,8 @@ commands:
                                             stop everything, exit with CMD's status
   local-lambdas restart ID                  restart process ID of the proxy running at
                                             $LOCAL_LAMBDAS_URL (else 127.0.0.1:3000)
+  local-lambdas export compose MANIFEST     a compose file running each process in a
+                                            container (or: export kubernetes)
   local-lambdas completion bash             a completion script: eval "$(local-lambdas
                                             completion bash)" in ~/.bashrc (or zsh)
   (each command has its own --help)
@@ -115,7 +118,21 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--only",
         metavar="ID[,ID...]",
-        help="start only these processes; the routes of the others answer 503 saying so",
+        help="start only these processes (and what they depend on); the routes of the "
+        "others answer 503 saying so",
+    )
+    parser.add_argument(
+        "--no-deps",
+        action="store_true",
+        help="with --only, start none of the processes they depend on (tasks they need still "
+        "run): they run elsewhere, as in a container per process (see export)",
+    )
+    parser.add_argument(
+        "--instances",
+        metavar="N",
+        type=int,
+        help="run N instances of every process, whatever its <instances> says (a container "
+        "runs 1: the engine runs the replicas)",
     )
     parser.add_argument(
         "--no-timeouts",
@@ -322,6 +339,89 @@ def _completion(argv: list[str]) -> int:
     return EXIT_OK
 
 
+def _export_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="local-lambdas export",
+        description="Write the manifest for a container engine: each process in a container "
+        "of its own (its <image>, or --image) where local-lambdas serves exactly it, and the "
+        "routes in front (compose: a front service; kubernetes: an Ingress). Run it from the "
+        "directory the images hold at /app. See the README, 'Beyond one machine'.",
+    )
+    parser.add_argument("engine", choices=("compose", "kubernetes"))
+    parser.add_argument(
+        "manifest", nargs="?", default="manifest.xml", metavar="MANIFEST",
+        help="the manifest file (default: manifest.xml)",
+    )  # fmt: skip
+    parser.add_argument("-o", "--output", metavar="FILE", type=Path,
+                        help="write to FILE (default: standard output)")  # fmt: skip
+    parser.add_argument(
+        "--image", metavar="ID=IMAGE", action="append", default=[],
+        help="run process ID in IMAGE (repeatable; wins over its <image>); a bare IMAGE: "
+        "for every process without one",
+    )  # fmt: skip
+    parser.add_argument("--front-image", metavar="IMAGE",
+                        help="compose: the front service's image (default: the first "
+                        "process's)")  # fmt: skip
+    parser.add_argument(
+        "--bind", metavar="HOST:PORT",
+        help="compose: where the front is published (default: $BIND_ADDRESS, else "
+        f"{DEFAULT_BIND})",
+    )  # fmt: skip
+    parser.add_argument("--namespace", help="kubernetes: the objects' namespace")
+    parser.add_argument("--ingress-class", metavar="NAME", help="kubernetes: ingressClassName")
+    parser.add_argument("--host", help="kubernetes: the Ingress rule's host")
+    parser.add_argument("--env-file", metavar="FILE", action="append", type=Path,
+                        help="as for the proxy: values for every child (repeatable)")  # fmt: skip
+    parser.add_argument("--no-env-file", action="store_true", help="read no env file")
+    return parser
+
+
+def _export(argv: list[str]) -> int:
+    """Write a compose file or Kubernetes objects for the manifest (export.py)."""
+    from local_lambdas import export
+
+    args = _export_parser().parse_args(argv)
+    images = {}
+    for item in args.image:
+        name, sep, image = item.rpartition("=")
+        if sep and not (name and image):
+            print_line(f"local-lambdas export: --image {item!r} must be ID=IMAGE or IMAGE")
+            return EXIT_USAGE
+        images[name] = image
+    try:
+        bind = _split_bind(args.bind or os.environ.get("BIND_ADDRESS") or DEFAULT_BIND)
+    except ValueError as exc:
+        print_line(f"local-lambdas export: {exc}")
+        return EXIT_USAGE
+    path = Path(args.manifest)
+    try:
+        loaded = manifest.load(
+            path, socket_dir=Path(export.APP), here=False,
+            env_files=[] if args.no_env_file else args.env_file,
+        )  # fmt: skip
+        target = export.Export.of(loaded, path, path.read_text(), images, Path.cwd())
+        if args.engine == "compose":
+            text = export.compose(target, bind=bind, front_image=args.front_image)
+        else:
+            text = export.kubernetes(target, namespace=args.namespace,
+                                     ingress_class=args.ingress_class, host=args.host)  # fmt: skip
+    except ManifestError as exc:
+        print_problems([str(p) for p in exc.problems])
+        print_line(f"local-lambdas export: {path} has {len(exc.problems)} problem(s)")
+        return EXIT_FAILURE
+    except export.ExportError as exc:
+        print_problems(exc.problems)
+        print_line(f"local-lambdas export: {path} cannot be exported as it is "
+                   f"({len(exc.problems)} problem(s))")  # fmt: skip
+        return EXIT_FAILURE
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text)
+        print_line(f"local-lambdas export: wrote {args.output}")
+    return EXIT_OK
+
+
 def _restart(url: str, prefix: str, process: str) -> int:
     """POST the restart endpoint of the proxy at `url`; say what it answered."""
     import json
@@ -368,6 +468,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "completion":
         return _completion(argv[1:])
+    if argv and argv[0] == "export":
+        return _export(argv[1:])
     command = argv[0] if argv and argv[0] in ("check", "run", "restart") else "serve"
     if command != "serve":
         argv = argv[1:]
@@ -395,6 +497,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if (args.tls_cert is None) != (args.tls_key is None) or (args.tls and args.tls_cert):
         print_line("local-lambdas: give --tls-cert and --tls-key together, or --tls self-signed")
         return EXIT_USAGE
+    if args.no_deps and not args.only:
+        print_line("local-lambdas: --no-deps goes with --only ID[,ID...]")
+        return EXIT_USAGE
+    if args.instances is not None and not 1 <= args.instances <= 256:
+        print_line(f"local-lambdas: --instances {args.instances}: give a number from 1 to 256")
+        return EXIT_USAGE
     socket_dir, own = _socket_dir(args)
     path = Path(args.manifest)
 
@@ -404,6 +512,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         loaded = manifest.load(
             path, socket_dir=socket_dir, admin_prefix=prefix, env_files=env_files
         )
+        if args.instances is not None:
+            loaded = _with_instances(loaded, args.instances)
         return _without_timeouts(loaded) if args.no_timeouts else loaded
 
     try:
@@ -455,6 +565,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         verbosity=args.verbosity,
         watch=getattr(args, "watch", False),
         only=only,
+        no_deps=args.no_deps,
         cors=tuple(args.cors),
         tls_cert=args.tls_cert.resolve() if args.tls_cert else None,
         tls_key=args.tls_key.resolve() if args.tls_key else None,
@@ -515,6 +626,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     finally:
         printer.flush()
+
+
+def _with_instances(loaded: Manifest, instances: int) -> Manifest:
+    """--instances N: N instances of every process."""
+    processes = tuple(p.model_copy(update={"instances": instances}) for p in loaded.processes)
+    return loaded.model_copy(update={"processes": processes})
 
 
 def _without_timeouts(loaded: Manifest) -> Manifest:

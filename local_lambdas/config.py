@@ -112,6 +112,7 @@ class Process(BaseModel):
     start: Literal["at-launch", "on-request"] = "at-launch"  # on-request: at its first request
     # Route-only: requests pass through to this address; nothing is started or supervised.
     upstream: str | None = None
+    image: str | None = None  # the container image `export` runs it in (export.py)
     idle_timeout: Duration | None = None  # stopped after this long without a request
     port: int | None = Field(default=None, ge=1, le=65535)
     methods: tuple[str, ...] | None = None
@@ -274,6 +275,7 @@ class Settings(BaseModel):
     fast_lane: bool = True  # envelope-mode requests answered outside aiohttp (fastlane.py)
     verbosity: Literal["quiet", "normal", "verbose"] = "normal"
     only: tuple[str, ...] = ()  # --only: the processes to start (empty: all)
+    no_deps: bool = False  # --no-deps: --only starts none of the processes they depend on
     cors: tuple[str, ...] = ()  # --cors: origins for every process without its own <cors>
     tls_cert: Path | None = None  # --tls-cert / --tls-key: serve HTTPS
     tls_key: Path | None = None

@@ -55,6 +55,7 @@ ELEMENTS: dict[str, _Element] = {
     "cors": _Element("cors", repeatable=True),
     "start": _Element("start"),
     "upstream": _Element("upstream"),
+    "image": _Element("image"),
     "idle_timeout": _Element("idle_timeout"),
     "port": _Element("port"),
     "methods": _Element("methods"),
@@ -96,6 +97,7 @@ def load(
     admin_prefix: str = "/_/",
     base: Path | None = None,
     env_files: Sequence[Path] | None = None,
+    here: bool = True,
 ) -> Manifest:
     """Read and validate the manifest at `path`; raise ManifestError listing every problem.
 
@@ -109,6 +111,8 @@ def load(
     `socket_dir` is where pipe-mode sockets will live; it is needed here so that socket paths
     too long for the platform are reported now, against the <pipe_name> that makes them.
     Routes may not reach into `admin_prefix`, where the proxy's own endpoints are.
+    With `here` false (export: the children will run in containers) executables and
+    working directories are not looked for on this machine.
     """
     shown = str(path)
     try:
@@ -121,7 +125,7 @@ def load(
         raise ManifestError([Problem(shown, None, f"cannot be read: {exc.strerror}")]) from exc
     root = _parse(data, shown)
     folder = (base or Path.cwd()).resolve()
-    reader = _Reader(shown, folder)
+    reader = _Reader(shown, folder, here)
     if env_files is None:
         env_files = [folder / ".env"] if (folder / ".env").is_file() else []
     reader.read_global_env(env_files)
@@ -193,6 +197,7 @@ class _Reader:
 
     shown: str
     folder: Path
+    here: bool  # the children run on this machine: their executables must be here
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     global_env: dict[str, str] = field(default_factory=dict)  # from --env-file or .env
@@ -291,9 +296,11 @@ class _Reader:
         self._variables(kwargs, lines, label)
         working_dir = kwargs["working_dir"] = self.folder / str(kwargs.get("working_dir", "."))
         # The paths are checked whatever else is wrong, so that one pass reports it all.
-        self._check_paths(
-            str(kwargs.get("executable", "")), working_dir, lines, label, element.sourceline or 0
-        )
+        if self.here:
+            self._check_paths(
+                str(kwargs.get("executable", "")), working_dir, lines, label,
+                element.sourceline or 0,
+            )  # fmt: skip
         if "id" in kwargs and kind == "process":
             kwargs.setdefault("pipe_name", kwargs["id"])
         try:

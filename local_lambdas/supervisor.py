@@ -100,7 +100,7 @@ class Supervisor:
         self.tasks = {task.id: TaskRun(task) for task in self.manifest.tasks}
         for run in self.tasks.values():
             if self._selected(run.task.id):
-                self._after(run.task.depends_on, run.task.id, self._run_task(run))
+                self._after(self._here(run.task.depends_on), run.task.id, self._run_task(run))
             else:
                 run.finish(True)  # left out by --only: nothing waits for it
         for pool in self.pools.values():
@@ -113,12 +113,13 @@ class Supervisor:
             pool.wake()
 
     def _selected(self, name: str) -> bool:
-        """Whether --only (if given) takes `name`, itself or as something a taken one needs."""
+        """Whether --only (if given) takes `name`, itself or as something a taken one needs
+        (with --no-deps, only the tasks: the processes needed run elsewhere)."""
         only = self._settings.only
         if not only:
             return True
-        needs = {p.id: p.depends_on for p in self.manifest.processes}
-        needs.update({t.id: t.depends_on for t in self.manifest.tasks})
+        needs = {p.id: self._here(p.depends_on) for p in self.manifest.processes}
+        needs.update({t.id: self._here(t.depends_on) for t in self.manifest.tasks})
         taken, todo = set(), list(only)
         while todo:
             item = todo.pop()
@@ -126,6 +127,14 @@ class Supervisor:
                 taken.add(item)
                 todo.extend(needs.get(item, ()))
         return name in taken
+
+    def _here(self, needs: tuple[str, ...]) -> tuple[str, ...]:
+        """What of `needs` this proxy starts and waits for: everything, except with --no-deps
+        the processes (a container per process, as `export` writes, where the engine
+        starts them in order)."""
+        if not self._settings.no_deps:
+            return needs
+        return tuple(need for need in needs if need in self.tasks)
 
     def _start(self, pool: Pool) -> None:
         """Start `pool` once what it depends on is there, unless --only leaves it out (then
@@ -151,7 +160,7 @@ class Supervisor:
                 return
             pool.start()
 
-        self._after(pool.process.depends_on, pool.process.id, start(), pool=pool)
+        self._after(self._here(pool.process.depends_on), pool.process.id, start(), pool=pool)
 
     async def _build(self, pool: Pool) -> bool:
         """Run the process's <build> (output as `ID build`); whether it succeeded. A failed

@@ -1,0 +1,422 @@
+"""`local-lambdas export compose|kubernetes`: the manifest handed over to a container engine.
+
+The layout (README, "Beyond one machine"): each process runs in a container of its own, from
+its <image> (or `--image ID=IMAGE`, which wins), where local-lambdas serves exactly that
+process (`--only ID --no-deps --instances 1`) on port 8080, so that pipes stay inside the
+container and any child protocol works. The image holds the child's runtime, local-lambdas,
+and, at /app, the directory export runs in (the manifest's relative paths start there, as
+they do on the laptop). <instances> become replicas; the engine orders containers by
+<depends_on>. Compose adds a front service: local-lambdas with a manifest of route-only
+processes (<upstream>) pointing at those services, on the port local-lambdas would bind.
+Kubernetes has an Ingress take each route to its process's Service instead.
+
+Environment: a container gets its process's env-file values (--env-file, .env, <env_file>)
+and the value, at export, of every `${NAME}` the manifest reads from the environment; it
+runs with --no-env-file. What cannot be expressed (a Windows path, a process without an
+image, a route an Ingress cannot hold) stops the export with every reason at once. The
+output is the same for the same manifest, environment and options.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PureWindowsPath
+from typing import Any
+from xml.sax.saxutils import escape
+
+import yaml
+
+from local_lambdas.config import DEFAULT_CONCURRENCY, Manifest, Process
+from local_lambdas.variables import INSTANCE_NAMES, references
+
+APP = "/app"  # where the image holds the directory export ran in
+PORT = 8080  # where each process's local-lambdas listens in its container
+FRONT = "local-lambdas"  # the compose front service, and the Kubernetes objects' part-of
+_FRONT_MANIFEST = "/etc/local-lambdas/front.xml"
+_READY = "/_/ready"
+_HEALTH = "/_/health"
+_K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_INGRESS_PATH = re.compile(r"/[A-Za-z0-9._~/@:!$&'()+,;=%-]*")
+
+
+class ExportError(ValueError):
+    """What stops an export; `problems` has one line each, with what to do."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class Export:
+    """What both engines are written from: the processes to run, each with its image and
+    container environment, and the manifest's path inside the image."""
+
+    manifest: Manifest
+    manifest_path: str  # relative to the directory export runs in (APP in the image)
+    images: dict[str, str]
+    variables: dict[str, str]  # ${NAME}s the manifest reads from the environment
+    problems: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(
+        cls,
+        manifest: Manifest,
+        path: Path,
+        text: str,
+        images: Mapping[str, str],
+        base: Path,
+    ) -> Export:
+        """Check `manifest` (read from `path`, whose text is `text`) for export; `images`
+        are the --image ones. Raises ExportError."""
+        problems = []
+        try:
+            inside = path.resolve().relative_to(base.resolve()).as_posix()
+        except ValueError:
+            inside = path.name
+            problems.append(
+                f"{path} is not under {base}: run export from the directory the "
+                "image holds at /app (the manifest's paths start there)"
+            )
+        ids = {p.id for p in manifest.processes}
+        for name in images:
+            if name and name not in ids:
+                problems.append(
+                    f"--image {name}=...: no such process; the processes are "
+                    f"{', '.join(sorted(ids))}"
+                )
+        chosen = {}
+        for process in _spawned(manifest):
+            image = images.get(process.id) or process.image or images.get("")
+            if not image:
+                problems.append(
+                    f"{process.id}: no image to run it in; add <image>IMAGE</image> "
+                    f"to it or pass --image {process.id}=IMAGE (an image with its "
+                    "runtime and local-lambdas: see the README)"
+                )
+            else:
+                chosen[process.id] = image
+            if _windows_only(process.executable) or any(_windows_only(a) for a in process.args):
+                problems.append(
+                    f"{process.id}: {process.executable} is a Windows path; the "
+                    "containers run Linux"
+                )
+        names = sorted({ref.name for ref in references(text)} - INSTANCE_NAMES)
+        variables = {name: os.environ[name] for name in names if name in os.environ}
+        return cls(manifest, inside, chosen, variables, problems)
+
+    def container_command(self, process: Process) -> list[str]:
+        """The command of `process`'s container: local-lambdas serving exactly it."""
+        return [
+            "local-lambdas",
+            f"{APP}/{self.manifest_path}",
+            "--only",
+            process.id,
+            "--no-deps",
+            "--instances",
+            "1",
+            "--bind",
+            f"0.0.0.0:{PORT}",
+            "--no-env-file",
+        ]
+
+    def environment(self, process: Process) -> dict[str, str]:
+        return {**self.variables, **dict(process.environment)}
+
+    def needs(self, process: Process) -> list[str]:
+        """The processes `process` depends on (tasks run in its own container)."""
+        spawned = {p.id for p in _spawned(self.manifest)}
+        return [need for need in process.depends_on if need in spawned]
+
+    def raise_problems(self) -> None:
+        if self.problems:
+            raise ExportError(self.problems)
+
+
+def compose(export: Export, *, bind: tuple[str, int], front_image: str | None) -> str:
+    """A compose file: a service per process, and the front service on `bind`."""
+    services: dict[str, Any] = {}
+    for process in _spawned(export.manifest):
+        if process.id == FRONT:
+            export.problems.append(f"{FRONT}: the front service has this name; rename the process")
+        service: dict[str, Any] = {
+            "image": export.images.get(process.id, ""),
+            "working_dir": APP,
+            "command": export.container_command(process),
+        }
+        if environment := export.environment(process):
+            service["environment"] = environment
+        if needs := export.needs(process):
+            service["depends_on"] = {need: {"condition": "service_healthy"} for need in needs}
+        service["healthcheck"] = {
+            "test": [
+                "CMD",
+                "python3",
+                "-c",
+                f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{PORT}{_READY}')",
+            ],
+            "interval": "2s",
+            "timeout": "2s",
+            "retries": _tries(process),
+        }
+        if process.instances > 1:
+            service["deploy"] = {"replicas": process.instances}
+        services[process.id] = service
+    for process in export.manifest.processes:
+        if process.upstream is not None and _loopback(process.upstream):
+            export.problems.append(
+                f"{process.id}: <upstream> {process.upstream} is this "
+                "machine; inside a container that is the container itself: "
+                "use a name the containers can reach (host.docker.internal, "
+                "a service)"
+            )
+    image = front_image or next(iter(export.images.values()), "")
+    if not image and not export.problems:
+        export.problems.append(
+            "no image for the front service: pass --front-image IMAGE (any "
+            "image with local-lambdas)"
+        )
+    export.raise_problems()
+    host, port = bind
+    services[FRONT] = {
+        "image": image,
+        "command": [
+            "local-lambdas",
+            _FRONT_MANIFEST,
+            "--bind",
+            f"0.0.0.0:{port}",
+            "--no-env-file",
+        ],
+        "configs": [{"source": "front-manifest", "target": _FRONT_MANIFEST}],
+        "ports": [f"{_host_part(host)}{port}:{port}"],
+        "depends_on": {p.id: {"condition": "service_started"} for p in _spawned(export.manifest)},
+    }
+    if not services[FRONT]["depends_on"]:
+        del services[FRONT]["depends_on"]
+    document = {
+        "services": services,
+        "configs": {"front-manifest": {"content": front_manifest(export.manifest)}},
+    }
+    return _yaml([_literal_dollars(document)])
+
+
+def _literal_dollars(value: Any) -> Any:
+    """Compose reads `$NAME` in any value as its own variable: every `$` written is `$$`."""
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    if isinstance(value, dict):
+        return {k: _literal_dollars(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_literal_dollars(v) for v in value]
+    return value
+
+
+def front_manifest(manifest: Manifest) -> str:
+    """The front's manifest: every process as a route-only one, at its service (or at its
+    own <upstream>), with its routes and <methods>."""
+    lines = ["<manifest>"]
+    for process in manifest.processes:
+        upstream = process.upstream or f"http://{process.id}:{PORT}"
+        lines += [
+            "  <process>",
+            f"    <id>{escape(process.id)}</id>",
+            f"    <upstream>{escape(upstream)}</upstream>",
+        ]
+        lines += [f"    <route>{escape(route)}</route>" for route in process.routes]
+        if process.methods:
+            lines.append(f"    <methods>{' '.join(process.methods)}</methods>")
+        lines.append("  </process>")
+    lines.append("</manifest>")
+    return "\n".join(lines) + "\n"
+
+
+def kubernetes(
+    export: Export, *, namespace: str | None, ingress_class: str | None, host: str | None
+) -> str:
+    """A Deployment and a Service per process, and one Ingress carrying every route."""
+    names: dict[str, str] = {}
+    for process in export.manifest.processes:
+        if process.upstream is not None:
+            export.problems.append(
+                f"{process.id}: route-only (<upstream>); an Ingress routes "
+                "to Services in the cluster only: run it there as a process "
+                "with an <image>, or leave it out"
+            )
+            continue
+        name = process.id.lower().replace("_", "-").replace(".", "-")[:63]
+        if not _K8S_NAME.fullmatch(name):
+            export.problems.append(
+                f"{process.id}: cannot be a Kubernetes name (lowercase "
+                "letters, digits and '-'); rename the process"
+            )
+        elif name in names.values():
+            export.problems.append(
+                f"{process.id}: its Kubernetes name {name} is taken by another process; rename one"
+            )
+        names[process.id] = name
+    paths = list(_ingress_paths(export, names))
+    export.raise_problems()
+    documents: list[dict[str, Any]] = []
+    for process in _spawned(export.manifest):
+        documents += _workload(export, process, names[process.id], namespace)
+    rule: dict[str, Any] = {"http": {"paths": paths}}
+    if host:
+        rule = {"host": host, **rule}
+    spec: dict[str, Any] = {"rules": [rule]}
+    if ingress_class:
+        spec = {"ingressClassName": ingress_class, **spec}
+    documents.append(
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": _metadata(FRONT, namespace),
+            "spec": spec,
+        }
+    )
+    return _yaml(documents)
+
+
+def _workload(
+    export: Export, process: Process, name: str, namespace: str | None
+) -> list[dict[str, Any]]:
+    labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": FRONT}
+    concurrency = process.concurrency or DEFAULT_CONCURRENCY[process.communication_mode]
+    # What the proxy may hold in memory for it: every request in flight with a body at
+    # <max_body_size>, over a base for the proxy itself; the child's own needs come on top.
+    memory = 64 + -(-concurrency * process.max_body_size // 1024**2)
+    probe = {"httpGet": {"path": _READY, "port": "http"}, "periodSeconds": 2}
+    container: dict[str, Any] = {
+        "name": name,
+        "image": export.images[process.id],
+        "workingDir": APP,
+        "command": export.container_command(process),
+        "ports": [{"name": "http", "containerPort": PORT}],
+    }
+    if environment := export.environment(process):
+        container["env"] = [{"name": k, "value": v} for k, v in environment.items()]
+    container |= {
+        "readinessProbe": {**probe, "failureThreshold": 3},
+        "livenessProbe": {
+            "httpGet": {"path": _HEALTH, "port": "http"},
+            "periodSeconds": 10,
+            "failureThreshold": 3,
+        },
+        "startupProbe": {
+            **probe,
+            "failureThreshold": max(
+                3, int(process.startup_timeout * (process.start_retries + 1) / 2)
+            ),
+        },
+        "resources": {"requests": {"cpu": "100m", "memory": f"{memory}Mi"}},
+    }
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(name, namespace, labels),
+        "spec": {
+            "replicas": process.instances,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(name, namespace, labels),
+        "spec": {
+            "selector": {"app.kubernetes.io/name": name},
+            "ports": [{"name": "http", "port": PORT, "targetPort": "http"}],
+        },
+    }
+    return [deployment, service]
+
+
+def _ingress_paths(export: Export, names: dict[str, str]) -> Iterator[dict[str, Any]]:
+    """An Ingress path per route: `/api/*` as Prefix /api, an exact route as Exact."""
+    for process in export.manifest.processes:
+        if process.id not in names:
+            continue
+        for route in process.routes:
+            if not _INGRESS_PATH.fullmatch(route.removesuffix("*")):
+                export.problems.append(
+                    f"{process.id}: route {route} has characters an Ingress path cannot hold"
+                )
+                continue
+            prefix = route.endswith("*")
+            path = (route.removesuffix("*").rstrip("/") or "/") if prefix else route
+            backend = {"service": {"name": names[process.id], "port": {"number": PORT}}}
+            kind = "Prefix" if prefix else "Exact"
+            yield {"path": path, "pathType": kind, "backend": backend}
+
+
+def _tries(process: Process) -> int:
+    """Probes 2 s apart before a container counts as failed: as long as local-lambdas
+    itself gives the child (<startup_timeout> for each of its start tries)."""
+    return max(3, int(process.startup_timeout * (process.start_retries + 1) / 2))
+
+
+def _spawned(manifest: Manifest) -> list[Process]:
+    """The processes that run in containers (not route-only ones)."""
+    return [p for p in manifest.processes if p.upstream is None]
+
+
+def _metadata(
+    name: str, namespace: str | None, labels: dict[str, str] | None = None
+) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name}
+    if namespace:
+        metadata["namespace"] = namespace
+    if labels:
+        metadata["labels"] = labels
+    return metadata
+
+
+def _windows_only(value: str) -> bool:
+    """A drive letter, a UNC path, backslashes, or a .exe/.cmd/.bat program."""
+    windows = PureWindowsPath(value)
+    return (
+        bool(windows.drive)
+        or "\\" in value
+        or windows.suffix.lower()
+        in (
+            ".exe",
+            ".cmd",
+            ".bat",
+            ".ps1",
+        )
+    )
+
+
+def _loopback(upstream: str) -> bool:
+    host = upstream.split("//", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def _host_part(host: str) -> str:
+    """The host of a compose port mapping ("" for every address)."""
+    if host in ("0.0.0.0", "::", ""):
+        return ""
+    return f"[{host}]:" if ":" in host else f"{host}:"
+
+
+class _Dumper(yaml.SafeDumper):
+    """YAML with multi-line strings (the front manifest) as literal blocks, and no anchors:
+    a value written twice is written out twice."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _text)
+
+
+def _yaml(documents: list[dict[str, Any]]) -> str:
+    return yaml.dump_all(documents, Dumper=_Dumper, sort_keys=False, width=100)

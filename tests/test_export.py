@@ -1,0 +1,229 @@
+"""`local-lambdas export compose|kubernetes`: the output is valid for each engine (checked
+offline: the Compose specification's schema, as check-jsonschema ships it, and the Kubernetes
+API schemas of kubernetes-validate), deterministic, refuses what it cannot express, and the
+layout it writes works: each container's command run here serves exactly its process, and
+the front's route-only manifest reaches every one of them."""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from local_lambdas.readiness import free_port
+from tests.conftest import PYTHON, cli, eventually, running
+
+ROOT = Path(__file__).parents[1]
+POLYGLOT = ROOT / "examples" / "polyglot"
+
+
+def export(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "local_lambdas", "export", *args],
+        capture_output=True, text=True, cwd=cwd, env={**os.environ, **(env or {})}, timeout=60,
+    )  # fmt: skip
+
+
+def exported(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> list[Any]:
+    done = export(*args, cwd=cwd, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    again = export(*args, cwd=cwd, env=env)
+    assert again.stdout == done.stdout  # deterministic
+    return list(yaml.safe_load_all(done.stdout))
+
+
+def valid_compose(document: dict[str, Any]) -> None:
+    vendor = importlib.resources.files("check_jsonschema.builtin_schemas.vendor")
+    schema = json.loads(vendor.joinpath("compose-spec.json").read_text())
+    jsonschema.validators.validator_for(schema)(schema).validate(document)
+
+
+def valid_kubernetes(documents: list[dict[str, Any]]) -> None:
+    for document in documents:
+        kubernetes_validate.validate(document, "1.30.0", strict=True)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A manifest with instances, env files, a task and dependencies between processes."""
+    (tmp_path / "app.env").write_text("GREETING=hi there\nPRICE=$5\n")
+    (tmp_path / "manifest.xml").write_text(f"""<manifest>
+      <task><id>migrate</id><executable>{PYTHON}</executable><arg>-c</arg><arg>pass</arg></task>
+      <process><id>db</id><executable>{PYTHON}</executable><arg>db.py</arg>
+        <route>/db/*</route><communication_mode>http</communication_mode></process>
+      <process><id>api</id><executable>{PYTHON}</executable><arg>api.py</arg>
+        <arg>${{API_FLAG:-x}}</arg><route>/api/*</route><route>/health</route>
+        <instances>3</instances><env_file>app.env</env_file>
+        <depends_on>db</depends_on><depends_on>migrate</depends_on>
+        <image>registry.example/api:1</image></process>
+    </manifest>""")
+    return tmp_path
+
+
+def test_compose_for_a_project_with_instances_env_files_and_dependencies(project: Path) -> None:
+    [compose] = exported("compose", "manifest.xml", "--image", "db=db:2", "--bind", "0.0.0.0:8000",
+                         cwd=project, env={"API_FLAG": "on"})  # fmt: skip
+    valid_compose(compose)
+    api, db, front = (compose["services"][n] for n in ("api", "db", "local-lambdas"))
+    assert api["image"] == "registry.example/api:1" and db["image"] == "db:2"
+    assert api["command"] == [
+        "local-lambdas", "/app/manifest.xml", "--only", "api", "--no-deps", "--instances", "1",
+        "--bind", "0.0.0.0:8080", "--no-env-file",
+    ]  # fmt: skip
+    assert api["deploy"] == {"replicas": 3} and "deploy" not in db
+    # The env file's values, `$` kept literal for compose; the variable the manifest reads.
+    assert api["environment"] == {"API_FLAG": "on", "GREETING": "hi there", "PRICE": "$$5"}
+    assert api["depends_on"] == {"db": {"condition": "service_healthy"}}  # the task runs inside
+    assert "/_/ready" in " ".join(api["healthcheck"]["test"])
+    assert front["ports"] == ["8000:8000"]
+    content = compose["configs"]["front-manifest"]["content"]
+    assert "<upstream>http://api:8080</upstream>" in content and "<route>/health</route>" in content
+
+
+@pytest.mark.parametrize("manifest", [ROOT / "manifest.xml", POLYGLOT / "manifest.xml"])
+def test_the_bundled_manifests_export_valid_for_both(manifest: Path) -> None:
+    """The polyglot manifest's C child is not built here: export needs no executable."""
+    cwd = manifest.parent
+    [compose] = exported("compose", manifest.name, "--image", "everything:1", cwd=cwd)
+    valid_compose(compose)
+    objects = exported(
+        "kubernetes", manifest.name, "--image", "everything:1", "--namespace", "demo",
+        "--ingress-class", "nginx", "--host", "demo.test", cwd=cwd,
+    )  # fmt: skip
+    valid_kubernetes(objects)
+    kinds = [(o["kind"], o["metadata"]["name"]) for o in objects]
+    [ingress] = [o for o in objects if o["kind"] == "Ingress"]
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    rule = ingress["spec"]["rules"][0]
+    assert rule["host"] == "demo.test"
+    for path in rule["http"]["paths"]:  # /c/* -> Prefix /c, to c's Service
+        name = path["backend"]["service"]["name"]
+        assert (path["path"], path["pathType"]) == (f"/{name}", "Prefix")
+        assert ("Service", name) in kinds and ("Deployment", name) in kinds
+    assert all(o["metadata"]["namespace"] == "demo" for o in objects)
+
+
+def test_kubernetes_objects_carry_replicas_probes_and_exact_routes(project: Path) -> None:
+    objects = exported("kubernetes", "manifest.xml", "--image", "db:2", cwd=project)
+    valid_kubernetes(objects)
+    deployment = next(o for o in objects if o["kind"] == "Deployment" and
+                      o["metadata"]["name"] == "api")  # fmt: skip
+    assert deployment["spec"]["replicas"] == 3
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/_/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/_/health"
+    assert {"name": "GREETING", "value": "hi there"} in container["env"]
+    [ingress] = [o for o in objects if o["kind"] == "Ingress"]
+    paths = {(p["path"], p["pathType"]) for p in ingress["spec"]["rules"][0]["http"]["paths"]}
+    assert paths == {("/db", "Prefix"), ("/api", "Prefix"), ("/health", "Exact")}
+
+
+@pytest.mark.parametrize(("engine", "process", "args", "says"), [
+    ("compose", "<executable>python3</executable><route>/a/*</route>", (),
+     "a: no image to run it in; add <image>IMAGE</image> to it or pass --image a=IMAGE"),
+    ("kubernetes", "<executable>C:\\tools\\a.exe</executable><route>/a/*</route>",
+     ("--image", "x"), "a: C:\\tools\\a.exe is a Windows path"),
+    ("compose", "<upstream>http://127.0.0.1:9000</upstream><route>/a/*</route>",
+     ("--front-image", "x"), "inside a container that is the container itself"),
+    ("kubernetes", "<upstream>http://db.internal:9000</upstream><route>/a/*</route>", (),
+     "an Ingress routes to Services in the cluster only"),
+    ("kubernetes", "<executable>python3</executable><route>/a{x}/*</route>", ("--image", "x"),
+     "a: route /a{x}/* has characters an Ingress path cannot hold"),
+    ("kubernetes", "<executable>python3</executable><route>/a/*</route>",
+     ("--image", "nope=x"), "--image nope=...: no such process"),
+])  # fmt: skip
+def test_what_cannot_be_expressed_is_refused_with_the_reason(
+    tmp_path: Path, engine: str, process: str, args: tuple[str, ...], says: str
+) -> None:
+    (tmp_path / "manifest.xml").write_text(f"<manifest><process><id>a</id>{process}</process>"
+                                           "</manifest>")  # fmt: skip
+    done = export(engine, "manifest.xml", *args, cwd=tmp_path)
+    assert done.returncode == 1 and done.stdout == ""
+    assert says in done.stderr, done.stderr
+    assert "cannot be exported as it is" in done.stderr
+
+
+async def test_the_exported_layout_runs_here(tmp_path: Path, socket_dir: Path) -> None:
+    """Each service's command, run here (its /app being this repository, its port a free
+    one), serves exactly its process; the front's manifest, with each service's name made
+    that address, takes every route to the right one."""
+    [compose] = exported("compose", "manifest.xml", "--image", "everything:1")
+    addresses = {}
+    async with aiohttp.ClientSession() as http:
+        containers = []
+        try:
+            for name, service in compose["services"].items():
+                if name == "local-lambdas":
+                    continue
+                port = free_port()
+                command = [part.replace("/app/", f"{ROOT}/").replace("0.0.0.0:8080",
+                                                                        f"127.0.0.1:{port}")
+                           for part in service["command"][1:]]  # fmt: skip
+                container = cli(*command, cwd=ROOT)
+                containers.append(container)
+                await container.__aenter__()
+                addresses[name] = f"http://127.0.0.1:{port}"
+
+            async def ready(url: str) -> bool:
+                try:
+                    async with http.get(url + "/_/ready") as reply:
+                        return reply.status == 200
+                except aiohttp.ClientError:
+                    return False
+
+            for url in addresses.values():
+                assert await eventually(lambda url=url: ready(url), 20)
+            for name, url in addresses.items():  # exactly its process, nothing else
+                async with http.get(url + "/_/status") as reply:
+                    status = await reply.json()
+                started = {p for p, s in status["processes"].items() if s["instances"]}
+                assert started == {name}
+            content = compose["configs"]["front-manifest"]["content"]
+            for name, url in addresses.items():
+                content = content.replace(f"http://{name}:8080", url)
+            front = tmp_path / "front.xml"
+            front.write_text(content)
+            async with running(front, socket_dir) as run:
+                for name in addresses:
+                    async with run.http.post(f"{run.url}/{name}/x?q=1", data=b"hi") as reply:
+                        assert reply.status < 500, (name, await reply.text())
+                for name, url in addresses.items():
+                    async with http.get(url + "/_/status") as reply:
+                        status = await reply.json()
+                    assert status["processes"][name]["requests"] == 1, name
+        finally:
+            for container in containers:
+                await container.__aexit__(None, None, None)
+
+
+async def test_no_deps_starts_the_process_and_its_tasks_not_the_processes_it_needs(
+    write_manifest, socket_dir
+) -> None:
+    path = write_manifest(
+        f"<task><id>t</id><executable>{PYTHON}</executable><arg>-c</arg><arg>pass</arg></task>",
+        f"<process><id>b</id><executable>{PYTHON}</executable><arg>-m</arg><arg>http.server"
+        "</arg><arg>${PORT}</arg><route>/b/*</route><communication_mode>passthrough"
+        "</communication_mode></process>",
+        f"<process><id>a</id><executable>{PYTHON}</executable><arg>-m</arg><arg>http.server"
+        "</arg><arg>${PORT}</arg><route>/a/*</route><communication_mode>passthrough"
+        "</communication_mode><depends_on>b</depends_on><depends_on>t</depends_on></process>",
+    )
+    async with running(path, socket_dir, only=("a",), no_deps=True, wait=False) as run:
+        assert await run.pool("a").wait_ready(15)
+        assert run.started.supervisor.tasks["t"].state == "DONE"
+        assert run.pool("b").disabled is not None and not run.pool("b").instances
+    async with running(path, socket_dir, only=("a",), wait=False) as run:  # without: b too
+        assert await run.pool("a").wait_ready(15)
+        assert run.pool("b").instances
