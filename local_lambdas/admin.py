@@ -7,6 +7,7 @@
 /_/metrics   the same in the Prometheus text format
 POST /_/processes/ID/restart   restart one process as a reload does (a new one beside the
              old, swapped in when ready: held requests are not failed); loopback clients only
+/_/, /_/events, /_/requests...   the dashboard and the request inspector (dashboard.py)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from prometheus_client.core import (
 )
 
 from local_lambdas.cache import Cache
+from local_lambdas.dashboard import Dashboard
 from local_lambdas.instance import Instance, State
 from local_lambdas.pool import Pool
 from local_lambdas.stats import BUCKETS
@@ -42,9 +44,13 @@ class Admin:
     """The endpoints under `prefix` (e.g. "/_/"); `handle` answers any request under it.
     Unless `public`, those not in OPEN answer loopback clients only."""
 
-    def __init__(self, supervisor: Supervisor, prefix: str, *, public: bool = False) -> None:
+    def __init__(
+        self, supervisor: Supervisor, prefix: str, *, public: bool = False,
+        dashboard: Dashboard | None = None,
+    ) -> None:  # fmt: skip
         self.prefix = prefix.rstrip("/") + "/"
         self.public = public
+        self.dashboard = dashboard
         self._supervisor = supervisor
         self._registry = CollectorRegistry(auto_describe=False)
         self._registry.register(_Collector(supervisor))
@@ -56,20 +62,26 @@ class Admin:
             "metrics": self._metrics,
         }
 
-    async def handle(self, request: web.BaseRequest, path: str) -> web.Response:
+    async def handle(self, request: web.BaseRequest, path: str) -> web.StreamResponse:
         """Answer `request`, whose normalised path `path` is under the prefix."""
         name = path[len(self.prefix) :]
         if name.startswith("processes/"):
             return await self._process_action(request, path, name.split("/"))
         endpoint = self._endpoints.get(name)
-        private = endpoint is not None and name not in OPEN and not self.public
+        shown = self.dashboard is not None and (
+            name in ("", "events", "requests") or name.startswith("requests/")
+        )
+        private = (endpoint is not None or shown) and name not in OPEN and not self.public
         if private and not is_loopback(request.remote):
             return web.json_response(
                 {"error": f"{path} answers loopback clients only; start local-lambdas "
                           "with --admin-public to open it"}, status=403,
             )  # fmt: skip
+        if shown:
+            assert self.dashboard is not None
+            return await self.dashboard.handle(request, name, path)
         if endpoint is None:
-            known = ", ".join(self.prefix + name for name in self._endpoints)
+            known = ", ".join(self.prefix + name for name in ("", *self._endpoints))
             return web.json_response(
                 {"error": f"no endpoint {path}; the proxy's own are {known}"}, status=404
             )
@@ -122,6 +134,10 @@ class Admin:
         return web.json_response(body, status=503 if waiting else 200)
 
     def _status(self) -> web.Response:
+        return web.json_response(self.status())
+
+    def status(self) -> dict[str, object]:
+        """What /_/status answers (and the dashboard shows)."""
         pools = self._supervisor.pools
         processes = {pid: _status(self._supervisor, pool) for pid, pool in pools.items()}
         tasks = {
@@ -129,7 +145,7 @@ class Admin:
                    "last_output": list(run.last_lines)[-5:]}
             for name, run in self._supervisor.tasks.items()
         }  # fmt: skip
-        return web.json_response({"processes": processes, "tasks": tasks})
+        return {"processes": processes, "tasks": tasks}
 
     def _metrics(self) -> web.Response:
         body = generate_latest(self._registry)

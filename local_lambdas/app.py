@@ -25,8 +25,10 @@ from local_lambdas import tls
 from local_lambdas.admin import Admin, is_loopback
 from local_lambdas.aioserver import Server
 from local_lambdas.config import Manifest, Settings
+from local_lambdas.dashboard import Dashboard
 from local_lambdas.errors import ManifestError, StartupError
 from local_lambdas.fastlane import FastLane, Site
+from local_lambdas.inspector import Inspector
 from local_lambdas.output import Printer
 from local_lambdas.proxy import Proxy
 from local_lambdas.supervisor import Supervisor
@@ -80,6 +82,7 @@ class Started:
     reload: Reloader
     drain: Callable[[], Awaitable[None]]  # what a stop runs first: new requests get 503
     lane: FastLane | None  # None with --no-fast-lane
+    recording: bool = False  # the request inspector keeps requests for the dashboard
     fingerprint: str | None = None  # --tls self-signed: the certificate's SHA-256
 
 
@@ -98,6 +101,10 @@ async def started(
     """
     supervisor = Supervisor(manifest, settings, printer)
     admin = Admin(supervisor, settings.admin_prefix, public=settings.admin_public)
+    recording = settings.inspector if settings.inspector is not None else is_loopback(settings.host)
+    inspector = Inspector(secrets=settings.inspect_secrets) if recording else None
+    dashboard = admin.dashboard = Dashboard(admin.status, inspector)
+    supervisor.on_state = dashboard.state_changed
     proxy = Proxy(
         supervisor,
         access=printer.access if settings.verbosity != "quiet" else None,
@@ -105,10 +112,12 @@ async def started(
         admin_prefix=admin.prefix,
         body_timeout=settings.client_body_timeout,
     )
+    proxy.inspector = inspector
     reload = Reloader(supervisor, load or (lambda: manifest))
 
     async def drain() -> None:
         supervisor.stopping = True
+        await dashboard.close()  # open pages' event streams end
         # Open WebSockets close (1001, going away) instead of holding the stop up.
         for child in supervisor.children:
             if isinstance(child.transport, PassthroughTransport):
@@ -130,6 +139,8 @@ async def started(
     # the children are stopped last, and always.
     async with contextlib.AsyncExitStack() as teardown:
         teardown.push_async_callback(_stop_children, supervisor, proxy)
+        printer.tap = dashboard.line
+        teardown.callback(setattr, printer, "tap", None)
         teardown.push_async_callback(reload.finish)
         context, fingerprint = _tls(settings, teardown)
         await runner.setup()
@@ -149,6 +160,8 @@ async def started(
         host, port = runner.addresses[0][:2]
         scheme = "https" if context is not None else "http"
         url = f"{scheme}://{host}:{port}" if ":" not in host else f"{scheme}://[{host}]:{port}"
+        # Replays go to the proxy itself: a wildcard bind is reached on loopback.
+        dashboard.url = url.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://[::1]:")
         await supervisor.start()
         loop = type(asyncio.get_running_loop()).__module__.split(".")[0]  # asyncio or uvloop
         fields = {"event": "listening", "url": url, "event_loop": loop}
@@ -186,8 +199,9 @@ async def started(
             teardown.push_async_callback(_stop_watching, watcher, stop_watching)
         teardown.push_async_callback(drain)
         yield Started(
-            url, supervisor, reload, drain, lane if settings.fast_lane else None, fingerprint
-        )
+            url, supervisor, reload, drain, lane if settings.fast_lane else None,
+            recording=inspector is not None, fingerprint=fingerprint,
+        )  # fmt: skip
         log.info("stopping: finishing requests in flight, then the children")
     log.info("stopped")
 

@@ -181,6 +181,19 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="serve every request through aiohttp's server, not only pass-through and the "
         "admin endpoints (slower: see PERFORMANCE.md)",
     )
+    parser.add_argument(
+        "--inspector",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep the last 200 requests and answers for the dashboard at /_/ (default: on "
+        "while bound to loopback); --no-inspector records nothing",
+    )
+    parser.add_argument(
+        "--inspect-secrets",
+        action="store_true",
+        help="show and replay the values of Authorization, Cookie and Set-Cookie in the "
+        "inspector (hidden by default)",
+    )
     loudness = parser.add_mutually_exclusive_group()
     loudness.add_argument(
         "-q",
@@ -575,6 +588,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         default_cache=cache_bytes,
         default_cache_entries=cache_entries,
         fast_lane=args.fast_lane,
+        inspector=args.inspector,
+        inspect_secrets=args.inspect_secrets,
     )
     printer = Printer(log_format=settings.log_format)
     _configure_logging(printer, _VERBOSITY[settings.verbosity])

@@ -54,6 +54,10 @@ async def serve(
                 log.info("Ctrl+C stops; --watch reloads %s when it changes", manifest.path.name)
             else:
                 log.info("Ctrl+C stops; kill -HUP %d reloads %s", os.getpid(), manifest.path.name)
+            recording = "" if run.recording else " (requests are not recorded: --inspector)"
+            log.info("dashboard: %s%s%s", run.url, settings.admin_prefix, recording,
+                     extra={"fields": {"event": "dashboard",
+                                       "url": run.url + settings.admin_prefix}})  # fmt: skip
             table = asyncio.create_task(_table_when_ready(run, printer, manifest))
             failed = asyncio.create_task(run.supervisor.failed.wait())
             stopped = asyncio.create_task(stop.wait())

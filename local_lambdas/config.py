@@ -273,6 +273,8 @@ class Settings(BaseModel):
     admin_prefix: str = "/_/"
     admin_public: bool = False  # admin endpoints beyond health and ready for non-loopback clients
     fast_lane: bool = True  # envelope-mode requests answered outside aiohttp (fastlane.py)
+    inspector: bool | None = None  # record requests for /_/ (None: while bound to loopback)
+    inspect_secrets: bool = False  # show and replay Authorization, Cookie, Set-Cookie values
     verbosity: Literal["quiet", "normal", "verbose"] = "normal"
     only: tuple[str, ...] = ()  # --only: the processes to start (empty: all)
     no_deps: bool = False  # --no-deps: --only starts none of the processes they depend on

@@ -457,8 +457,9 @@ class _Connection(asyncio.Protocol):
         keep_alive = keep_alive and not self._lane.stopping
         self._write(response, message, request_id, keep_alive)
         proxy.finish(
-            message.pool, message.method, message.target, response.status, started, request_id
-        )
+            message.pool, message.method, message.target, response.status, started, request_id,
+            (message.headers, body), (response.headers, response.body),
+        )  # fmt: skip
         self._lane.served += 1
         return keep_alive
 

@@ -39,6 +39,7 @@ _LEVEL_STYLE = {logging.WARNING: "yellow", logging.ERROR: "bold red", logging.CR
 PROXY = "local-lambdas"
 # ANSI colours of an access line by status class: 1xx-2xx green, 3xx cyan, 4xx yellow, 5xx red.
 _STATUS_ANSI = ("\x1b[32m", "\x1b[32m", "\x1b[32m", "\x1b[36m", "\x1b[33m", "\x1b[31m")
+_STATUS_COLOR = ("green", "green", "green", "cyan", "yellow", "red")
 
 
 # Rich's names of the palette above, as ANSI codes: child lines are printed without rich.
@@ -84,6 +85,9 @@ class Printer:
         self._allowance: dict[str, tuple[float, float]] = {}  # child -> (bytes, when)
         self._width = len(PROXY)
         self._writer = _Writer(self._file, self._dropped_note)
+        # Hears every line shown, plain: (source, kind, text, colour); the dashboard's log.
+        # kind: stdout or stderr for a child, a level name or "access" for the proxy.
+        self.tap: Callable[[str, str, str, str], None] | None = None
 
     def register(self, name: str) -> None:
         """Give `name` its colour and widen the name column to fit it."""
@@ -104,6 +108,10 @@ class Printer:
         if not self._writer.room(name) or not self._within_rate(name, lines):
             self._writer.drop(name, len(lines))
             return
+        if self.tap is not None:
+            color = self._colors.get(name, "white")
+            for line in lines:
+                self.tap(name, stream, line_text(line), color)
         if self.log_format == "json":
             now = round(time.time(), 3)
             text = "".join(
@@ -137,6 +145,8 @@ class Printer:
         return f"{self._prefixes.get(name) or self._prefix(name)}{message}\n"
 
     def event(self, level: int, message: str, fields: dict[str, object] | None = None) -> None:
+        if self.tap is not None:
+            self.tap(PROXY, logging.getLevelName(level).lower(), message, "")
         if self.log_format == "json":
             record = {"event": "log", "level": logging.getLevelName(level).lower(),
                       "message": message}  # fmt: skip
@@ -159,18 +169,19 @@ class Printer:
         """One access-log line. It runs for every request, so it skips rich, and lines are
         gathered and queued once per turn of the event loop rather than one at a time."""
         ms = seconds * 1000
+        plain = f"{status} {method} {uri} -> {process or '-'} {ms:.1f} ms [{rid}]"
+        if self.tap is not None:
+            self.tap(PROXY, "access", plain, _STATUS_COLOR[min(status // 100, 5)])
         if self.log_format == "json":
             record = {"time": round(time.time(), 3), "event": "access", "method": method,
                       "uri": uri, "process": process, "status": status, "ms": round(ms, 3),
                       "request_id": rid}  # fmt: skip
             line = orjson.dumps(record).decode()
+        elif self._ansi:
+            color = _STATUS_ANSI[min(status // 100, 5)]
+            line = f"\x1b[1m{PROXY:<{self._width}}\x1b[0m | {color}{plain}\x1b[0m"
         else:
-            line = f"{status} {method} {uri} -> {process or '-'} {ms:.1f} ms [{rid}]"
-            if self._ansi:
-                color = _STATUS_ANSI[min(status // 100, 5)]
-                line = f"\x1b[1m{PROXY:<{self._width}}\x1b[0m | {color}{line}\x1b[0m"
-            else:
-                line = f"{PROXY:<{self._width}} | {line}"
+            line = f"{PROXY:<{self._width}} | {plain}"
         if not self._pending:
             asyncio.get_running_loop().call_soon(self._flush_access)
         self._pending.append(line)

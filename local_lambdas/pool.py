@@ -74,8 +74,10 @@ class Pool:
         run_mark: str = "",
         token: str = "",
         cors: Policy | None = None,
+        on_state: Callable[[], None] = lambda: None,
     ) -> None:
         self.process = process
+        self._on_state = on_state  # told of every instance's change of state
         self.cors = cors  # None: CORS is off for its routes
         self._run_mark = run_mark
         self._token = token
@@ -208,6 +210,10 @@ class Pool:
         states = sorted({c.state.value.lower() for c in self.instances})
         return f"not ready ({', '.join(states)})"
 
+    def _instance_changed(self) -> None:
+        self._notify()
+        self._on_state()
+
     def _notify(self) -> None:
         if self._listeners:  # nobody waits: skip making a new event on every request
             self._changed.set()
@@ -277,7 +283,7 @@ class Pool:
             self._printer,
             index=index,
             pipe=pipe,
-            on_change=self._notify,
+            on_change=self._instance_changed,
             watchdog=self._watchdog,
             clock=self._clock,
             run_mark=self._run_mark,

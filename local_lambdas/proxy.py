@@ -33,11 +33,12 @@ from local_lambdas.errors import (
     NotReady,
     PayloadTooLarge,
 )
+from local_lambdas.inspector import BODY, Inspector, Kept
 from local_lambdas.instance import Instance
 from local_lambdas.pool import Pool, PoolRetired
 from local_lambdas.router import BadTarget, origin_form
 from local_lambdas.supervisor import Supervisor
-from local_lambdas.transports.passthrough import PassthroughTransport
+from local_lambdas.transports.passthrough import PassthroughTransport, Relayed
 
 log = logging.getLogger("local_lambdas.proxy")
 
@@ -64,6 +65,7 @@ class Proxy:
     `access`, when given, is called once per request with (method, uri, process id or None,
     status, seconds, request id): the access log. `admin` answers the requests whose path is
     under `admin_prefix`. `body_timeout` bounds each wait for a client's body bytes.
+    `inspector`, when set, keeps each request and its answer (inspector.py).
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class Proxy:
         self._admin = admin
         self.admin_prefix = admin_prefix
         self.body_timeout = body_timeout
+        self.inspector: Inspector | None = None
         # Unique within the run and cheap: a random prefix per run, then a counter.
         prefix = secrets.token_hex(4)
         self._ids = (f"{prefix}{n:08x}" for n in itertools.count(1))
@@ -126,15 +129,20 @@ class Proxy:
         return None
 
     def finish(
-        self, pool: Pool | None, method: str, uri: str, status: int, started: float, rid: str
-    ) -> None:
-        """Count an answered request in its process's statistics and the access log."""
+        self, pool: Pool | None, method: str, uri: str, status: int, started: float, rid: str,
+        sent: Kept, answered: Kept,
+    ) -> None:  # fmt: skip
+        """Count an answered request in its process's statistics, the access log and the
+        inspector: `sent` and `answered` are the request's and the answer's headers and body
+        (None: a body not kept, as one that streamed)."""
         seconds = time.monotonic() - started
         if pool is not None:
             pool.stats.record(status, seconds)
+        process = pool.process.id if pool is not None else None
         if self._access is not None:
-            process = pool.process.id if pool is not None else None
             self._access(method, uri, process, status, seconds, rid)
+        if self.inspector is not None:
+            self.inspector.record(rid, method, uri, process, status, seconds, sent, answered)
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """aiohttp's way in: pass-through, the admin endpoints, and whatever the fast lane
@@ -149,6 +157,7 @@ class Proxy:
         method = request.method
         pool: Pool | None = None
         answer: web.StreamResponse
+        body: bytes | None = None if request.body_exists else b""  # None: not read, or streamed
         uri = request.raw_path
         try:
             path, pool = self._supervisor.resolve(uri)
@@ -171,18 +180,26 @@ class Proxy:
                     origin, requested, request.headers.get("Access-Control-Request-Headers"),
                     pool.process.methods if pool is not None else None,
                 )  # fmt: skip
-                answer = web.Response(status=204, headers=[*allowed, ("X-Request-Id", request_id)])
-                self.finish(pool, method, uri, 204, started, request_id)
+                allowed = [*allowed, ("X-Request-Id", request_id)]
+                answer = web.Response(status=204, headers=allowed)
+                self.finish(pool, method, uri, 204, started, request_id, (headers, b""),
+                            (allowed, b""))  # fmt: skip
                 return answer
             response = self.refusal(pool, method, path, request_id)
         if response is None and pool is not None:
             limit = pool.process.max_body_size
-            if request.content_length is not None and request.content_length > limit:
+            length = request.content_length
+            if length is not None and length > limit:
                 # Before any 100 Continue: the client need not send what would be refused.
                 response = self.failure(PayloadTooLarge(limit), pool.process, request_id)
             elif pool.process.communication_mode is Mode.PASSTHROUGH:
                 try:
-                    answer = await self._relay(pool, request, uri, path, request_id, origin)
+                    # A small body is read whole before a child is chosen, as nginx buffers
+                    # bodies, so a slow client never holds a child's slot; a large one streams.
+                    body = None
+                    if request.body_exists and length is not None and length <= _BUFFERED:
+                        body = await read_body(request, limit, self.body_timeout)
+                    answer = await self._relay(pool, request, uri, path, request_id, origin, body)
                 except ForwardError as exc:
                     response = self.failure(exc, pool.process, request_id)
                 else:
@@ -210,7 +227,12 @@ class Proxy:
                     _waits_to_continue(request) and request.writer.output_size == 0
                 ):
                     close_at_once(request)
-        self.finish(pool, method, uri, answer.status, started, request_id)
+            self.finish(pool, method, uri, answer.status, started, request_id, (headers, body),
+                        (answer_headers, response.body))  # fmt: skip
+            return answer
+        kept = answer.kept if isinstance(answer, Relayed) else None
+        self.finish(pool, method, uri, answer.status, started, request_id, (headers, body),
+                    (answer.headers.items(), kept))  # fmt: skip
         return answer
 
     async def answer(
@@ -279,12 +301,11 @@ class Proxy:
         path: str,
         request_id: str,
         origin: str | None,
+        body: bytes | None,
     ) -> web.StreamResponse:
         """Pass-through: the answer streams, so <timeout> bounds each wait for the child's
         next bytes rather than the whole exchange (an event stream may last for hours).
-
-        A small body is read whole before a child is chosen, as nginx buffers bodies, so a
-        slow client never holds a child's slot; a large one streams."""
+        `body` is the request's, read already; None when it streams."""
         process = pool.process
         target = uri
         prefix = process.strip_prefix
@@ -293,11 +314,7 @@ class Proxy:
             stripped = prefix.rstrip("/")
             target = target[len(stripped) :]
             target = target if target.startswith("/") else "/" + target
-        body: bytes | None = None
-        length = request.content_length
-        if request.body_exists and length is not None and length <= _BUFFERED:
-            body = await read_body(request, process.max_body_size, self.body_timeout)
-        elif request.body_exists:
+        if body is None and request.body_exists:
             await _continue(request)  # the body streams to the child: ask for it
 
         async def exchange(child: Instance) -> web.StreamResponse:
@@ -314,6 +331,7 @@ class Proxy:
                 token=self._supervisor.token,
                 cors=None if pool.cors is None else (pool.cors, origin),
                 prefix=stripped,
+                keep=BODY if self.inspector is not None else 0,
             )
 
         return await self._attempt(pool, request.method, uri, path, exchange)

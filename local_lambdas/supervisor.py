@@ -20,7 +20,7 @@ import asyncio
 import logging
 import secrets
 import shutil
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 
 from local_lambdas import _compat
 from local_lambdas._compat import IS_WINDOWS
@@ -59,6 +59,8 @@ class Supervisor:
         self.tasks: dict[str, TaskRun] = {}  # by task id
         self.failures: list[str] = []  # tasks that failed, and what did not start for them
         self.failed = asyncio.Event()
+        # Called at every change of an instance's state (the dashboard shows it at once).
+        self.on_state: Callable[[], None] = lambda: None
         self._waiters: set[asyncio.Task[None]] = set()
 
     @property
@@ -243,6 +245,7 @@ class Supervisor:
             run_mark=self.run_mark,
             token=self.token,
             cors=policy_for(process.cors, self._settings.cors),
+            on_state=lambda: self.on_state(),
         )
 
     def _install(self, pools: dict[str, Pool]) -> None:

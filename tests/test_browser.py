@@ -4,7 +4,11 @@ Playwright is not installed (.ci/run installs both)."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import re
 import shutil
+import signal
 
 import pytest
 from aiohttp import web
@@ -67,3 +71,76 @@ async def test_a_page_on_another_origin_calls_a_route(write_manifest, socket_dir
                 await browser.close()
     finally:
         await runner.cleanup()
+
+
+async def test_the_dashboard_live(write_manifest, socket_dir) -> None:
+    """The dashboard at /_/ in Chromium: process rows as /_/status says, a request made with
+    curl listed within a second and opened, Replay, a killed child's restart, a child's log
+    line, and the Restart button."""
+    path = write_manifest(process_xml("api", "/api/*"), process_xml("other", "/other/*"))
+    async with running(path, socket_dir) as run, playwright.async_playwright() as driver:
+        browser = await driver.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = await browser.new_page()
+            await page.goto(run.url + "/_/")
+            await page.wait_for_selector('[data-process="api"][data-state="READY"]')
+            async with run.http.get(run.url + "/_/status") as reply:
+                status = await reply.json()
+            for name, process in status["processes"].items():
+                row = page.locator(f'[data-process="{name}"]')
+                assert await row.get_attribute("data-state") == process["state"]
+                pid = str(process["instances"][0]["pid"])
+                assert pid in await row.inner_text()
+            # Every change of a row's state, as the page saw it.
+            await page.evaluate("""() => { window.states = [];
+                new MutationObserver((changes) => { for (const c of changes)
+                  if (c.attributeName === "data-state")
+                    window.states.push(c.target.getAttribute("data-process") + " " +
+                                       c.target.getAttribute("data-state")); })
+                .observe(document.getElementById("process-rows"),
+                         {subtree: true, attributes: true, childList: true}); }""")
+
+            curl = await asyncio.create_subprocess_exec(
+                "curl", "-sS", "-D", "-", "-o", "/dev/null", "-H", "X-Tag: from-curl",
+                "--data-binary", "hello from curl", run.url + "/api/log?x=1",
+                stdout=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            head, _ = await curl.communicate()
+            rid = re.search(rb"X-Request-Id: (\w+)", head).group(1).decode()  # type: ignore[union-attr]
+            row = page.locator(f'[data-request-id="{rid}"]')
+            await row.wait_for(timeout=1000)  # within a second
+            await row.click()
+            detail = page.locator("#detail")
+            await detail.get_by_role("cell", name="from-curl").wait_for()  # a request header
+            await detail.get_by_text("hello from curl", exact=True).wait_for()  # its body
+            await detail.get_by_text(f"handling request {rid}").first.wait_for()  # its log line
+
+            await detail.get_by_role("button", name="Replay").click()
+            replay = detail.get_by_role("heading", name="Replay")
+            await replay.wait_for()
+            replayed = await detail.locator(".answers > div").nth(1).inner_text()
+            new = re.search(r"([0-9a-f]{16})", replayed).group(1)  # type: ignore[union-attr]
+            assert new != rid and "200" in replayed
+            await page.locator(f'[data-request-id="{new}"]').wait_for(timeout=1000)
+
+            await page.locator("#log-lines").get_by_text(f"handling request {new}").wait_for()
+
+            old = run.child("api").pid
+            assert old is not None
+            os.kill(old, signal.SIGKILL)
+            await page.wait_for_function(
+                """([old]) => { const row = document.querySelector('[data-process="api"]');
+                     return row.dataset.state === "READY" && !row.innerText.includes(old); }""",
+                arg=[str(old)],
+            )  # fmt: skip
+            seen = await page.evaluate("window.states")
+            assert any(s.startswith("api ") and s != "api READY" for s in seen), seen
+
+            other = run.child("other").pid
+            await (
+                page.locator('[data-process="other"]').get_by_role("button", name="Restart").click()
+            )
+            await page.get_by_text("other: restarted, READY").wait_for()
+            assert run.child("other").pid != other
+        finally:
+            await browser.close()

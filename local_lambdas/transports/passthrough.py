@@ -91,12 +91,14 @@ class PassthroughTransport:
         token: str,
         cors: tuple[Policy, str | None] | None = None,
         prefix: str | None = None,
+        keep: int = 0,
     ) -> web.StreamResponse:
         """Send `request` to the child at `target` (path and query) and stream its answer.
 
         `body` is the request's body when the caller has read it already; else it streams.
         `prefix` is what <strip_prefix> took off the target: the child is told it
-        (X-Forwarded-Prefix), and the redirects it answers are put back under it.
+        (X-Forwarded-Prefix), and the redirects it answers are put back under it. The
+        answer's first `keep` bytes are kept (Relayed.kept).
         Raises ChildUnreachable when the child refused or dropped the connection before its
         answer began; after that, a broken stream ends the client's connection abruptly, so
         the client sees an error rather than a short answer.
@@ -136,10 +138,12 @@ class PassthroughTransport:
             message = " ".join(str(exc.message).split())
             raise BadResponse(f"the child's answer is not valid HTTP: {message}") from exc
         async with upstream:
-            response = _Relayed(
-                status=upstream.status, reason=upstream.reason,
-                typed=hdrs.CONTENT_TYPE in upstream.headers,
-            )  # fmt: skip
+            typed = hdrs.CONTENT_TYPE in upstream.headers
+            response = (
+                _Keeping(status=upstream.status, reason=upstream.reason, typed=typed, keep=keep)
+                if keep
+                else Relayed(status=upstream.status, reason=upstream.reason, typed=typed)
+            )
             response.headers.update(_end_to_end(upstream.headers))
             response.headers["X-Request-Id"] = request_id
             if prefix:
@@ -228,17 +232,39 @@ def _under_prefix(headers: CIMultiDict[str], prefix: str) -> None:
             headers["Refresh"] = f"{delay}{sep}{prefix}{url}"
 
 
-class _Relayed(web.StreamResponse):
-    """A child's answer as it came: aiohttp would add a Content-Type to a body without one."""
+class Relayed(web.StreamResponse):
+    """A child's answer as it came: aiohttp would add a Content-Type to a body without one.
+    `kept` is what the inspector keeps of its body (nothing here: see _Keeping)."""
 
     def __init__(self, *, status: int, reason: str | None, typed: bool) -> None:
         super().__init__(status=status, reason=reason)
         self._typed = typed
+        self._kept: list[bytes] = []
+
+    @property
+    def kept(self) -> bytes:
+        return b"".join(self._kept)
 
     async def _prepare_headers(self) -> None:
         await super()._prepare_headers()
         if not self._typed:
             self.headers.popall(hdrs.CONTENT_TYPE, None)
+
+
+class _Keeping(Relayed):
+    """A Relayed answer whose first `keep` bytes are kept as they are written; a class of
+    its own so that without the inspector no write goes through one more function."""
+
+    def __init__(self, *, status: int, reason: str | None, typed: bool, keep: int) -> None:
+        super().__init__(status=status, reason=reason, typed=typed)
+        self._room = keep
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._room > 0:
+            piece = bytes(data[: self._room])
+            self._kept.append(piece)
+            self._room -= len(piece)
+        await super().write(data)
 
 
 async def _limited(request: web.BaseRequest, limit: int, timeout: float) -> AsyncIterator[bytes]:

@@ -9,7 +9,8 @@ JSON line each, and echoes which connection (`conn`) and request on it (`seq`) i
 
 The last path segment picks the answer: echo (default), garbage, crash, crashonce, hang,
 badbase64, status999, status100, crlf, cookies, binary, cached, cachederror, close, slow (1 s,
-then echo), late (answers after 1.5 s), pid, empty.
+then echo), late (answers after 1.5 s), pid, empty, log (prints a line with the request id,
+then echo).
 """
 
 import base64
@@ -47,6 +48,8 @@ def answer(request: dict) -> bytes | None:
         os.unlink(marker)
     if action == "hang":
         time.sleep(3600)
+    if action == "log":
+        print(f"handling request {request.get('request_id')}", flush=True)
     if action == "slow":
         print("slow request received", flush=True)
         time.sleep(1)

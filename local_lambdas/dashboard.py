@@ -1,0 +1,276 @@
+"""The dashboard at /_/: one HTML page (dashboard.html, no build step, nothing fetched from
+elsewhere) fed by an event stream, and the request inspector's endpoints.
+
+GET  /_/                        the page
+GET  /_/events                  Server-Sent Events: `status` (as /_/status, when it changes,
+                                checked twice a second), `log` (each line the console shows),
+                                `request` (each request the inspector records); on connecting,
+                                `logs` and `requests` with what is kept
+GET  /_/requests                the inspector's requests, newest first (summaries)
+GET  /_/requests/ID             one request: headers and the first 64 KiB of each body
+POST /_/requests/ID/replay      send it through the proxy again; the new request's detail
+
+The log keeps the last LOG_LINES lines. A page that falls more than QUEUE events behind is
+disconnected; its EventSource connects again and starts from what is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable
+from importlib import resources
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from local_lambdas.inspector import BODY, Exchange, Inspector
+from local_lambdas.router import BadTarget, origin_form
+
+LOG_LINES = 1000
+QUEUE = 5000  # events waiting for one page
+_STATUS_EVERY = 0.5  # seconds between looks at the status
+_PING_EVERY = 15.0  # seconds of silence before a comment line, to find closed pages
+_REPLAY_TIMEOUT = 30.0
+
+_Event = tuple[str, bytes] | None  # (name, JSON data); None ends the stream
+
+
+class Dashboard:
+    """The page's live state: the log, the event streams open, the inspector if recording."""
+
+    def __init__(self, status: Callable[[], dict[str, Any]], inspector: Inspector | None) -> None:
+        self._status = status
+        self.inspector = inspector
+        if inspector is not None:
+            inspector.on_record = self._recorded
+        self.log: deque[dict[str, object]] = deque(maxlen=LOG_LINES)
+        self.url = ""  # the proxy's own, for replays; set once it listens
+        self._pages: set[asyncio.Queue[_Event]] = set()
+        self._watching: asyncio.Task[None] | None = None
+        self._waiting: dict[str, asyncio.Future[Exchange]] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self._status_due = False
+        self._last_status = b""
+
+    # -- what the page hears of
+
+    def line(self, source: str, kind: str, text: str, color: str) -> None:
+        """A line the console shows (Printer.tap): a child's output, an event, an access line."""
+        entry = {"time": round(time.time(), 3), "source": source, "kind": kind, "text": text,
+                 "color": color}  # fmt: skip
+        self.log.append(entry)
+        if self._pages and _on_the_loop():  # a line logged by another thread waits in the log
+            self._publish("log", entry)
+
+    def _recorded(self, exchange: Exchange) -> None:
+        waiting = self._waiting.pop(exchange.id, None)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(exchange)
+        if self._pages:
+            self._publish("request", exchange.summary())
+
+    def _publish(self, name: str, data: object) -> None:
+        event = (name, orjson.dumps(data))
+        for page in list(self._pages):
+            try:
+                page.put_nowait(event)
+            except asyncio.QueueFull:  # too far behind: it reconnects and starts afresh
+                self._pages.discard(page)
+                with contextlib.suppress(asyncio.QueueFull):
+                    page.get_nowait()
+                    page.put_nowait(None)
+
+    def state_changed(self) -> None:
+        """A process changed state (Supervisor.on_state): the pages hear of it at once."""
+        if self._pages and not self._status_due:
+            self._status_due = True
+            asyncio.get_running_loop().call_soon(self._push_status)
+
+    def _push_status(self) -> None:
+        """Send the status to every page, if it changed since the last one sent."""
+        self._status_due = False
+        body = orjson.dumps(self._status())
+        if body != self._last_status:
+            self._last_status = body
+            for page in list(self._pages):
+                with contextlib.suppress(asyncio.QueueFull):
+                    page.put_nowait(("status", body))
+
+    async def _watch_status(self) -> None:
+        """Counters change without a line to say so: look twice a second while pages are open."""
+        while self._pages:
+            self._push_status()
+            await asyncio.sleep(_STATUS_EVERY)
+        self._watching = None
+
+    async def close(self) -> None:
+        """End every event stream (a stop must not wait for open pages)."""
+        for page in self._pages:
+            with contextlib.suppress(asyncio.QueueFull):
+                page.put_nowait(None)
+        self._pages.clear()
+        if self._watching is not None:
+            self._watching.cancel()
+            self._watching = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # -- the endpoints
+
+    async def handle(self, request: web.BaseRequest, name: str, path: str) -> web.StreamResponse:
+        """Answer `name` (the path under the admin prefix): "", events, requests[/ID[/replay]]."""
+        if name == "":
+            return _only(request, "GET", path) or web.Response(
+                body=_page(), content_type="text/html", charset="utf-8",
+                headers={"Cache-Control": "no-store", "Content-Security-Policy": _CSP},
+            )  # fmt: skip
+        if name == "events":
+            return _only(request, "GET", path) or await self._events(request)
+        parts = name.split("/")
+        if parts[0] != "requests" or len(parts) > 3 or parts[-1:] == [""]:
+            return _error(404, f"no endpoint {path}")
+        if self.inspector is None:
+            return _off()
+        if len(parts) == 1:
+            return _only(request, "GET", path) or self._list(self.inspector)
+        exchange = self.inspector.get(parts[1])
+        if exchange is None:
+            return _error(404, f"no request {parts[1]} is kept (the last 200 are)")
+        if len(parts) == 2:
+            return _only(request, "GET", path) or self._one(self.inspector, exchange)
+        if parts[2] == "replay":
+            return _only(request, "POST", path) or await self._replay(self.inspector, exchange)
+        return _error(404, f"no endpoint {path}")
+
+    async def _events(self, request: web.BaseRequest) -> web.StreamResponse:
+        answer = web.StreamResponse(headers={
+            "Content-Type": "text/event-stream", "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",
+        })  # fmt: skip
+        await answer.prepare(request)
+        page: asyncio.Queue[_Event] = asyncio.Queue(QUEUE)
+        page.put_nowait(("status", orjson.dumps(self._status())))
+        page.put_nowait(("logs", orjson.dumps(list(self.log))))
+        recording = self.inspector is not None
+        kept = [e.summary() for e in self.inspector.newest_first()] if self.inspector else []
+        page.put_nowait(("requests", orjson.dumps({"recording": recording, "requests": kept})))
+        self._pages.add(page)
+        if self._watching is None:
+            self._watching = asyncio.create_task(self._watch_status())
+        try:
+            while True:
+                try:
+                    event = await asyncio.wait_for(page.get(), _PING_EVERY)
+                except asyncio.TimeoutError:
+                    await answer.write(b": ping\n\n")
+                    continue
+                if event is None:
+                    break
+                name, data = event
+                await answer.write(b"event: " + name.encode() + b"\ndata: " + data + b"\n\n")
+        except ConnectionResetError:
+            pass  # the page closed
+        finally:
+            self._pages.discard(page)
+        return answer
+
+    def _list(self, inspector: Inspector) -> web.Response:
+        return _json({"requests": [e.summary() for e in inspector.newest_first()]})
+
+    def _one(self, inspector: Inspector, exchange: Exchange) -> web.Response:
+        detail = inspector.detail(exchange)
+        detail["logs"] = [line for line in self.log if exchange.id in str(line["text"])]
+        return _json(detail)
+
+    async def _replay(self, inspector: Inspector, exchange: Exchange) -> web.Response:
+        """Send a kept request through the proxy again, and answer the new one's detail."""
+        why_not = inspector.replayable(exchange)
+        if why_not is not None:
+            return _error(409, f"{exchange.id} cannot be replayed: {why_not}")
+        try:
+            target = origin_form(exchange.target)
+        except BadTarget:
+            target = exchange.target
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                auto_decompress=False, skip_auto_headers=("User-Agent", "Accept-Encoding"),
+                timeout=aiohttp.ClientTimeout(total=_REPLAY_TIMEOUT),
+            )  # fmt: skip
+        try:
+            async with self._session.request(
+                exchange.method, self.url + target, data=exchange.request_body or None,
+                headers=inspector.replay_headers(exchange), ssl=False,
+                allow_redirects=False,
+            ) as reply:  # fmt: skip
+                new_id = reply.headers.get("X-Request-Id", "")
+                waiting = self._recorded_soon(new_id)
+                got = 0
+                while got < BODY:  # what is kept of it; an endless stream ends there
+                    chunk = await reply.content.readany()
+                    if not chunk:
+                        break
+                    got += len(chunk)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            return _error(502, f"the replay could not be sent through the proxy: {exc}")
+        try:
+            replayed = await asyncio.wait_for(waiting, _REPLAY_TIMEOUT)
+        except asyncio.TimeoutError:
+            return _error(504, f"the replay ({new_id}) was sent but not recorded in time")
+        return _json({"replay_of": exchange.id, "request": inspector.detail(replayed)})
+
+    def _recorded_soon(self, request_id: str) -> asyncio.Future[Exchange]:
+        """The exchange `request_id` once recorded (now, if it is already)."""
+        future: asyncio.Future[Exchange] = asyncio.get_running_loop().create_future()
+        assert self.inspector is not None
+        kept = self.inspector.get(request_id)
+        if kept is not None:
+            future.set_result(kept)
+        else:
+            self._waiting[request_id] = future
+        return future
+
+
+# The page asks for nothing outside the proxy: no CDN, fonts or images (it works offline).
+_CSP = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "connect-src 'self'; img-src data:"
+)
+
+
+def _on_the_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _page() -> bytes:
+    return resources.files("local_lambdas").joinpath("dashboard.html").read_bytes()
+
+
+def _only(request: web.BaseRequest, method: str, path: str) -> web.Response | None:
+    if request.method == method or (method == "GET" and request.method == "HEAD"):
+        return None
+    answer = _error(405, f"{request.method} is not allowed on {path}")
+    answer.headers["Allow"] = "GET, HEAD" if method == "GET" else method
+    return answer
+
+
+def _off() -> web.Response:
+    return _error(404, "the request inspector is off: it records only while the proxy is "
+                  "bound to loopback, unless started with --inspector")  # fmt: skip
+
+
+def _json(body: object, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+def _error(status: int, message: str) -> web.Response:
+    return _json({"error": message}, status)

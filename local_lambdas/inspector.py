@@ -1,0 +1,174 @@
+"""The request inspector's memory: the last LIMIT requests, each with its headers and the
+first BODY bytes of each body, for the dashboard (dashboard.py) and /_/requests.
+
+Recording is on the hot path, so it keeps references and does nothing else: headers are
+redacted, bodies decoded and JSON made only when somebody looks. At most LIMIT x 2 x BODY
+bytes of bodies (25 MiB) are held. The values of SECRET headers are never shown nor
+replayed unless the proxy runs with --inspect-secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+LIMIT = 200  # requests kept
+BODY = 64 * 1024  # bytes kept of each body
+SECRET = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+HIDDEN = "(hidden: --inspect-secrets shows it)"
+
+Headers = Iterable[tuple[str, str]]  # a list, or a view of a response's headers
+Kept = tuple[Headers, "bytes | None"]  # headers, and a body (None: not kept)
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One request and its answer, as the client and the proxy saw them."""
+
+    id: str
+    time: float  # when it ended (Unix time)
+    method: str
+    target: str
+    process: str | None
+    status: int
+    ms: float
+    request_headers: Headers
+    request_body: bytes | None  # None: it streamed to the child and was not kept
+    request_size: int
+    response_headers: Headers
+    response_body: bytes | None  # None: not kept (a WebSocket, say)
+    response_size: int
+
+    def summary(self) -> dict[str, object]:
+        return {"id": self.id, "time": self.time, "method": self.method,
+                "target": self.target, "process": self.process, "status": self.status,
+                "ms": round(self.ms, 3)}  # fmt: skip
+
+
+class Inspector:
+    """The last LIMIT exchanges, newest last; `on_record` hears of each (the live page)."""
+
+    def __init__(
+        self, *, secrets: bool = False, on_record: Callable[[Exchange], None] | None = None
+    ) -> None:
+        self.secrets = secrets
+        self.on_record = on_record
+        self._kept: deque[Exchange] = deque(maxlen=LIMIT)
+
+    def record(
+        self, request_id: str, method: str, target: str, process: str | None, status: int,
+        seconds: float, request: Kept, response: Kept,
+    ) -> None:  # fmt: skip
+        request_headers, request_body = request
+        response_headers, response_body = response
+        exchange = Exchange(
+            request_id, time.time(), method, target, process, status, seconds * 1000,
+            request_headers, None if request_body is None else request_body[:BODY],
+            0 if request_body is None else len(request_body),
+            response_headers, None if response_body is None else response_body[:BODY],
+            0 if response_body is None else len(response_body),
+        )  # fmt: skip
+        self._kept.append(exchange)
+        if self.on_record is not None:
+            self.on_record(exchange)
+
+    def get(self, request_id: str) -> Exchange | None:
+        """The newest exchange with that id (a client may send its own id twice)."""
+        return next((e for e in reversed(self._kept) if e.id == request_id), None)
+
+    def newest_first(self) -> list[Exchange]:
+        return list(reversed(self._kept))
+
+    def headers(self, headers: Headers) -> list[tuple[str, str]]:
+        """`headers` as shown: secret values hidden unless --inspect-secrets."""
+        if self.secrets:
+            return list(headers)
+        return [(k, HIDDEN if k.lower() in SECRET else v) for k, v in headers]
+
+    def detail(self, exchange: Exchange) -> dict[str, object]:
+        """Everything the page shows of one exchange."""
+        return exchange.summary() | {
+            "request": {
+                "headers": self.headers(exchange.request_headers),
+                "body": render(
+                    exchange.request_body, exchange.request_size, exchange.request_headers
+                ),
+            },
+            "response": {
+                "headers": self.headers(_with_id(exchange.response_headers, exchange.id)),
+                "body": render(
+                    exchange.response_body, exchange.response_size, exchange.response_headers
+                ),
+            },
+        }
+
+    def replayable(self, exchange: Exchange) -> str | None:
+        """Why `exchange` cannot be sent again as it was; None when it can."""
+        if exchange.request_body is None:
+            return "its body streamed to the child and was not kept"
+        if exchange.request_size > len(exchange.request_body):
+            return f"its body was larger than the {BODY // 1024} KiB the inspector keeps"
+        return None
+
+    def replay_headers(self, exchange: Exchange) -> list[tuple[str, str]]:
+        """The headers to send again: not the framing, the id or the proxy's own, and secret
+        ones only with --inspect-secrets."""
+        dropped = _NOT_REPLAYED if self.secrets else _NOT_REPLAYED | SECRET
+        return [(k, v) for k, v in exchange.request_headers if k.lower() not in dropped]
+
+
+def _with_id(headers: Headers, request_id: str) -> list[tuple[str, str]]:
+    """An answer's headers with the X-Request-Id every answer carries (the fast lane adds it
+    as it writes the head, after the answer is recorded)."""
+    headers = list(headers)
+    if any(k.lower() == "x-request-id" for k, _ in headers):
+        return headers
+    return [*headers, ("X-Request-Id", request_id)]
+
+
+_NOT_REPLAYED = frozenset({
+    "content-length", "transfer-encoding", "connection", "keep-alive", "x-request-id",
+    "expect", "upgrade", "te", "trailer", "host",
+})  # fmt: skip
+
+
+def render(body: bytes | None, size: int, headers: Headers) -> dict[str, object]:
+    """A body as the page shows it: JSON pretty-printed, text as text, anything else as a
+    hex dump; what was cut (`truncated`) or never kept (`kept: false`) is said."""
+    if body is None:
+        return {"kept": False, "size": None, "kind": "not kept", "text": ""}
+    shown: dict[str, object] = {"kept": True, "size": size, "truncated": size > len(body)}
+    if not body:
+        return shown | {"kind": "empty", "text": ""}
+    typed = next((v.lower() for k, v in headers if k.lower() == "content-type"), "")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        if size > len(body):  # cut in the middle of a character, perhaps
+            try:
+                text = body[:-3].decode("utf-8") + body[-3:].decode("utf-8", "ignore")
+            except UnicodeDecodeError:
+                return shown | {"kind": "binary", "text": hexdump(body)}
+        else:
+            return shown | {"kind": "binary", "text": hexdump(body)}
+    if "json" in typed or text.lstrip()[:1] in ("{", "["):
+        try:
+            return shown | {"kind": "json", "text": json.dumps(json.loads(text), indent=2)}
+        except ValueError:
+            pass
+    if any(ord(c) < 32 and c not in "\t\r\n" for c in text[:4096]):
+        return shown | {"kind": "binary", "text": hexdump(body)}
+    return shown | {"kind": "text", "text": text}
+
+
+def hexdump(data: bytes) -> str:
+    """Offset, 16 bytes in hex, and those bytes as ASCII, a line each."""
+    lines = []
+    for at in range(0, len(data), 16):
+        row = data[at : at + 16]
+        ascii_ = "".join(chr(b) if 32 <= b < 127 else "." for b in row)
+        lines.append(f"{at:08x}  {row.hex(' '):<47}  {ascii_}")
+    return "\n".join(lines)

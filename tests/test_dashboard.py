@@ -1,0 +1,236 @@
+"""The dashboard at /_/ and the request inspector behind it: what is recorded from both
+lanes (envelope modes in the fast lane, pass-through in aiohttp's server), what is hidden,
+replays, bounds, the event stream, and who may see it. The page itself, in a real browser,
+is in test_browser.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+
+import aiohttp
+import pytest
+
+from local_lambdas.inspector import BODY, HIDDEN, LIMIT
+from tests.conftest import CHILDREN, PYTHON, process_xml, running
+
+
+def web_xml(pid: str, route: str) -> str:
+    return (
+        f"<process><id>{pid}</id><executable>{PYTHON}</executable>"
+        f"<arg>{CHILDREN / 'web_child.py'}</arg><route>{route}</route>"
+        "<communication_mode>passthrough</communication_mode>"
+        f"<strip_prefix>{route.removesuffix('/*')}</strip_prefix></process>"
+    )
+
+
+async def detail(run, request_id: str) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    async with run.http.get(f"{run.url}/_/requests/{request_id}") as reply:
+        assert reply.status == 200, await reply.text()
+        return await reply.json()  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("fast_lane", [True, False])
+async def test_requests_are_kept_with_headers_and_bodies(write_manifest, socket_dir, fast_lane):
+    path = write_manifest(process_xml("api", "/api/*"), web_xml("web", "/web/*"))
+    async with running(path, socket_dir, fast_lane=fast_lane) as run:
+        headers = {"Authorization": "Bearer s3cret", "Cookie": "a=1", "X-Tag": "t"}
+        async with run.http.post(run.url + "/api/x?q=1", data=b'{"a": [1, 2]}',
+                                 headers=headers) as reply:  # fmt: skip
+            first = reply.headers["X-Request-Id"]
+        async with run.http.get(run.url + "/api/binary") as reply:
+            binary = reply.headers["X-Request-Id"]
+        async with run.http.post(run.url + "/web/echo", data=b"to the web child") as reply:
+            relayed = reply.headers["X-Request-Id"]
+            answer = await reply.read()
+        async with run.http.get(run.url + "/nowhere") as reply:
+            missing = reply.headers["X-Request-Id"]
+        async with run.http.get(run.url + "/_/requests") as reply:
+            listed = [r["id"] for r in (await reply.json())["requests"]]
+        assert listed == [missing, relayed, binary, first]  # newest first, admin left out
+
+        one = await detail(run, first)
+        assert (one["method"], one["target"], one["process"], one["status"]) == (
+            "POST", "/api/x?q=1", "api", 200)  # fmt: skip
+        sent = dict(one["request"]["headers"])
+        assert sent["Authorization"] == HIDDEN and sent["Cookie"] == HIDDEN
+        assert sent["X-Tag"] == "t"
+        pretty = '{\n  "a": [\n    1,\n    2\n  ]\n}'
+        assert one["request"]["body"] == {
+            "kept": True, "size": 13, "truncated": False, "kind": "json", "text": pretty,
+        }  # fmt: skip
+        assert one["response"]["body"]["kind"] == "json"
+        assert json.loads(one["response"]["body"]["text"])["method"] == "POST"
+        assert ["X-Request-Id", first] in one["response"]["headers"]
+        hexed = (await detail(run, binary))["response"]["body"]
+        assert hexed["kind"] == "binary" and hexed["text"].startswith("00000000  00 01 02 03")
+        web = await detail(run, relayed)
+        assert web["process"] == "web" and web["request"]["body"]["text"] == "to the web child"
+        assert web["response"]["body"]["text"] == json.dumps(json.loads(answer), indent=2)
+        assert (await detail(run, missing))["status"] == 404
+
+
+async def test_replay_sends_the_request_again(write_manifest, socket_dir) -> None:
+    path = write_manifest(process_xml("api", "/api/*"))
+    async with running(path, socket_dir) as run:
+        async with run.http.put(run.url + "/api/log?x=1", data=b"again",
+                                headers={"X-Tag": "t"}) as reply:  # fmt: skip
+            old = reply.headers["X-Request-Id"]
+        async with run.http.post(f"{run.url}/_/requests/{old}/replay") as reply:
+            assert reply.status == 200, await reply.text()
+            replayed = await reply.json()
+        assert replayed["replay_of"] == old
+        new = replayed["request"]
+        assert new["id"] != old and (new["method"], new["target"]) == ("PUT", "/api/log?x=1")
+        seen = json.loads(new["response"]["body"]["text"])
+        assert seen["request_id"] == new["id"]  # the child saw the new request
+        assert base64_text(seen["body"]) == "again" and ["X-Tag", "t"] in seen["headers"]
+        # The child's line with the id is in the request's detail, and not the other's.
+        logs = (await detail(run, new["id"]))["logs"]
+        assert [line["text"] for line in logs if line["source"] == "api"] == [
+            f"handling request {new['id']}"
+        ]
+        async with run.http.post(f"{run.url}/_/requests/nope/replay") as reply:
+            assert reply.status == 404
+
+
+def base64_text(data: str) -> str:
+    import base64
+
+    return base64.b64decode(data).decode()
+
+
+async def test_bounds_and_what_cannot_be_replayed(write_manifest, socket_dir) -> None:
+    path = write_manifest(process_xml("api", "/api/*"))
+    async with running(path, socket_dir) as run:
+        big = b"x" * (BODY + 10)
+        async with run.http.post(run.url + "/api/big", data=big) as reply:
+            large = reply.headers["X-Request-Id"]
+        body = (await detail(run, large))["request"]["body"]
+        assert body["size"] == BODY + 10 and body["truncated"] and len(body["text"]) == BODY
+        async with run.http.post(f"{run.url}/_/requests/{large}/replay") as reply:
+            assert reply.status == 409
+            assert "larger than the 64 KiB" in (await reply.json())["error"]
+        for n in range(LIMIT + 5):
+            async with run.http.get(f"{run.url}/api/{n}") as reply:
+                assert reply.status == 200
+        async with run.http.get(run.url + "/_/requests") as reply:
+            kept = (await reply.json())["requests"]
+        assert len(kept) == LIMIT and kept[0]["target"] == f"/api/{LIMIT + 4}"
+        async with run.http.get(f"{run.url}/_/requests/{large}") as reply:
+            assert reply.status == 404  # pushed out
+
+
+async def test_secrets_shown_only_when_asked(write_manifest, socket_dir) -> None:
+    path = write_manifest(process_xml("api", "/api/*"))
+    async with running(path, socket_dir, inspect_secrets=True) as run:
+        async with run.http.get(run.url + "/api/cookies", headers={"Cookie": "a=1"}) as reply:
+            rid = reply.headers["X-Request-Id"]
+        one = await detail(run, rid)
+        assert ["Cookie", "a=1"] in one["request"]["headers"]
+        assert ["Set-Cookie", "a=1"] in one["response"]["headers"]
+
+
+async def test_no_inspector_records_nothing_but_the_page_stays(write_manifest, socket_dir):
+    path = write_manifest(process_xml("api", "/api/*"))
+    async with running(path, socket_dir, inspector=False) as run:
+        async with run.http.get(run.url + "/api/x") as reply:
+            assert reply.status == 200
+        async with run.http.get(run.url + "/_/requests") as reply:
+            assert reply.status == 404
+            assert "inspector is off" in (await reply.json())["error"]
+        async with run.http.get(run.url + "/_/") as reply:
+            assert reply.status == 200 and reply.content_type == "text/html"
+            assert "default-src 'none'" in reply.headers["Content-Security-Policy"]
+    # Off by default on a public address.
+    async with running(path, socket_dir, host="0.0.0.0") as run:
+        assert not run.started.recording
+
+
+async def test_the_event_stream_carries_status_logs_and_requests(write_manifest, socket_dir):
+    path = write_manifest(process_xml("api", "/api/*"))
+    async with running(path, socket_dir) as run:
+        async with run.http.get(run.url + "/_/events") as stream:
+            assert stream.headers["Content-Type"] == "text/event-stream"
+
+            seen: list[tuple[str, dict]] = []  # type: ignore[type-arg]
+
+            async def until(name: str, test=lambda data: True) -> dict:  # type: ignore[no-untyped-def,type-arg]
+                """The first event `name` whose data passes `test`, in whatever order."""
+                at = 0
+                async with asyncio.timeout(10):
+                    event = ""
+                    while True:
+                        for kind, data in seen[at:]:
+                            if kind == name and test(data):
+                                return data
+                        at = len(seen)
+                        line = (await stream.content.readline()).decode().rstrip("\n")
+                        assert line or not stream.content.at_eof(), "the stream ended"
+                        if line.startswith("event: "):
+                            event = line[7:]
+                        elif line.startswith("data: "):
+                            seen.append((event, json.loads(line[6:])))
+
+            status = await until("status")
+            assert status["processes"]["api"]["state"] == "READY"
+            async with run.http.get(run.url + "/api/log") as reply:
+                rid = reply.headers["X-Request-Id"]
+            request = await until("request")
+            assert request["id"] == rid and request["status"] == 200
+            line = await until("log", lambda data: data["source"] == "api")
+            assert line["text"] == f"handling request {rid}"
+        # A stop ends open streams rather than waiting for them.
+        async with run.http.get(run.url + "/_/events") as stream:
+            await stream.content.readline()
+            await run.started.drain()
+            async with asyncio.timeout(5):
+                await stream.content.read()
+
+
+async def test_the_dashboard_answers_loopback_clients_only(write_manifest, socket_dir) -> None:
+    path = write_manifest(process_xml("api", "/api/*"))
+    async with running(path, socket_dir) as run:
+        async with run.http.get(run.url + "/_/requests",
+                                headers={"X-Forwarded-For": "203.0.113.9"}) as reply:  # fmt: skip
+            assert reply.status == 200  # a header is no proof: the connection is loopback
+        async with run.http.post(run.url + "/_/requests") as reply:
+            assert reply.status == 405
+        async with run.http.get(run.url + "/_/requests/x/y/z") as reply:
+            assert reply.status == 404
+
+
+def own_address() -> str | None:
+    """This machine's address on its network (not loopback), if it has one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent: it only picks a route
+        except OSError:
+            return None
+        address: str = probe.getsockname()[0]
+    return None if address.startswith("127.") else address
+
+
+async def test_other_clients_are_refused(write_manifest, socket_dir) -> None:
+    """A client at the machine's own network address is not loopback: a real connection."""
+    address = own_address()
+    if address is None:
+        pytest.skip("this machine has no network address but loopback")
+    path = write_manifest(process_xml("api", "/api/*"))
+    async with running(path, socket_dir, host="0.0.0.0", inspector=True) as run:
+        outside = run.url.replace("0.0.0.0", address)
+        for name in ("", "events", "requests", "requests/x"):
+            async with run.http.get(f"{outside}/_/{name}") as reply:
+                assert reply.status == 403, name
+        async with run.http.get(outside + "/_/health") as reply:
+            assert reply.status == 200
+
+
+async def test_aiohttp_client_sees_the_page(write_manifest, socket_dir) -> None:
+    path = write_manifest(process_xml("api", "/api/*"))
+    async with running(path, socket_dir) as run, aiohttp.ClientSession() as http:
+        async with http.get(run.url + "/_/") as reply:
+            page = await reply.text()
+    assert 'id="process-rows"' in page and "EventSource" in page
+    assert "http://" not in page.split("<script>")[1]  # nothing fetched from elsewhere
