@@ -3,15 +3,20 @@ where something else runs; nothing is started, readiness is the address acceptin
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import time
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 
 from local_lambdas import manifest
 from local_lambdas.errors import ManifestError
 from local_lambdas.readiness import free_port
-from tests.conftest import eventually, process_xml, running
+from tests.conftest import CHILDREN, PYTHON, eventually, process_xml, running
 
 
 async def serve_elsewhere(port: int) -> web.AppRunner:
@@ -71,3 +76,40 @@ def test_upstream_forms(tmp_path: Path, extra: str, says: str | None) -> None:
         else:
             assert ok and says is None, upstream
             assert loaded.processes[0].communication_mode.value == "passthrough"
+
+
+async def test_streams_and_websockets_pass_through_to_the_upstream(
+    write_manifest, socket_dir
+) -> None:
+    """A real web server the proxy does not run: its event stream arrives event by event,
+    and a WebSocket is relayed both ways with its close code."""
+    port = free_port()
+    server = await asyncio.create_subprocess_exec(
+        PYTHON, str(CHILDREN / "web_child.py"), env={**os.environ, "PORT": str(port)}
+    )
+    try:
+        path = write_manifest(
+            f"<process><id>svc</id><upstream>http://127.0.0.1:{port}</upstream>"
+            "<route>/svc/*</route><strip_prefix>/svc</strip_prefix></process>"
+        )
+        async with running(path, socket_dir) as run:
+            async with run.http.get(run.url + "/svc/events") as reply:
+                assert reply.headers["Content-Type"].startswith("text/event-stream")
+                stamps = []
+                async for line in reply.content:
+                    if line.startswith(b"data: "):
+                        stamps.append((json.loads(line[6:])["sent"], time.time()))
+            assert len(stamps) == 3
+            # Streamed, not buffered: the first event arrived before the last was sent.
+            assert stamps[0][1] < stamps[2][0], stamps
+            async with run.http.ws_connect(run.url + "/svc/ws") as socket:
+                await socket.send_str("hello")
+                assert (await socket.receive()).data == "echo: hello"
+                await socket.send_bytes(b"\x00\x01")
+                assert (await socket.receive()).data == b"\x01\x00"
+                await socket.send_str("bye")
+                closed = await socket.receive()
+                assert closed.type == aiohttp.WSMsgType.CLOSE and closed.data == 4001
+    finally:
+        server.kill()
+        await server.wait()
