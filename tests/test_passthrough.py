@@ -14,7 +14,7 @@ import time
 import aiohttp
 import pytest
 
-from tests.conftest import CHILDREN, NEEDS_NODE, cli, node_server_xml, running
+from tests.conftest import CHILDREN, NEEDS_NODE, cli, eventually, node_server_xml, running
 
 
 def web_process(pid: str = "web", route: str = "/web/*", extra: str = "") -> str:
@@ -93,7 +93,28 @@ async def test_websocket_echo_binary_and_close_code(write_manifest, socket_dir) 
             await ws.send_str("bye")
             closing = await ws.receive()
             assert closing.type == aiohttp.WSMsgType.CLOSE
-            assert ws.close_code == 4001
+            assert (ws.close_code, closing.extra) == (4001, "bye")  # code and reason crossed
+
+
+async def test_websocket_closes_cross_both_ways_and_host_is_kept(write_manifest, socket_dir):
+    """As nginx relays them: the client's close code and reason reach the child, Host and
+    Origin are as the browser sent them, and a child that dies is 1011 to the client."""
+    path = write_manifest(web_process(extra=STRIP))
+    async with running(path, socket_dir) as run:
+        origin = run.url
+        async with run.http.ws_connect(run.url + "/web/ws", origin=origin) as ws:
+            await ws.send_str("headers")
+            seen = json.loads((await ws.receive()).data)
+            assert seen == {"Host": run.url.removeprefix("http://"), "Origin": origin}
+            await ws.close(code=4002, message=b"done here")
+        assert ws.close_code == 1000  # the child's own answer (aiohttp's servers answer 1000)
+        assert await eventually(
+            lambda: "ws closed by the client: 4002 done here" in run.child("web").last_lines
+        )
+        async with run.http.ws_connect(run.url + "/web/ws") as ws:
+            await ws.send_str("die")
+            closing = await ws.receive()
+        assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == 1011
 
 
 async def test_child_killed_mid_stream_ends_the_stream_with_an_error(write_manifest, socket_dir):

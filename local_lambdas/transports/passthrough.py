@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import aiohttp
-from aiohttp import WSMsgType, hdrs, web
+from aiohttp import WSCloseCode, WSMsgType, hdrs, web
 from multidict import CIMultiDict, MultiMapping
+from yarl import URL
 
 from local_lambdas import _compat
 from local_lambdas.cors import Policy
@@ -53,7 +54,10 @@ class PassthroughTransport:
     def __init__(self, address: str, *, max_response: int) -> None:
         self._base = f"http://{address}"
         self._session: aiohttp.ClientSession | None = None
-        self._sockets: set[web.WebSocketResponse] = set()
+        # Each relayed WebSocket: the client's end and the child's.
+        self._sockets: set[tuple[web.WebSocketResponse, aiohttp.ClientWebSocketResponse[bool]]] = (
+            set()
+        )
         self._closed = False
 
     def _client(self) -> aiohttp.ClientSession:
@@ -117,7 +121,7 @@ class PassthroughTransport:
         try:
             upstream = await self._client().request(
                 request.method,
-                self._base + target,
+                URL(self._base + target, encoded=True),  # as sent: yarl would requote it
                 headers=headers,
                 data=data,
                 allow_redirects=False,
@@ -176,8 +180,9 @@ class PassthroughTransport:
         self, request: web.BaseRequest, target: str, request_id: str, token: str
     ) -> web.StreamResponse:
         headers = self._headers(request, request_id, token)
+        # Host stays as the client sent it: servers that check Origin compare it with Host.
         for name in ("Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions",
-                     "Sec-WebSocket-Protocol", "Host"):  # fmt: skip
+                     "Sec-WebSocket-Protocol"):  # fmt: skip
             headers.popall(name, None)
         protocols = [
             p.strip()
@@ -186,29 +191,33 @@ class PassthroughTransport:
         ]
         try:
             child = await self._client().ws_connect(
-                self._base + target, headers=headers, protocols=protocols, autoping=False,
-                max_msg_size=0,
+                URL(self._base + target, encoded=True), headers=headers, protocols=protocols,
+                autoping=False, autoclose=False, max_msg_size=0,
             )  # fmt: skip
         except aiohttp.WSServerHandshakeError as exc:
             return web.Response(status=exc.status, text=f"the child refused the upgrade: {exc}\n")
         except aiohttp.ClientError as exc:
             raise ChildUnreachable(f"cannot open a WebSocket to the child: {exc}") from exc
         client = web.WebSocketResponse(
-            protocols=[child.protocol] if child.protocol else (), autoping=False, max_msg_size=0
-        )
+            protocols=[child.protocol] if child.protocol else (), autoping=False,
+            autoclose=False, max_msg_size=0,
+        )  # fmt: skip
         await client.prepare(request)
-        self._sockets.add(client)
+        self._sockets.add((client, child))
         try:
             await _pump_both(client, child)
         finally:
-            self._sockets.discard(client)
+            self._sockets.discard((client, child))
             await child.close()
         return client
 
     async def close_websockets(self) -> None:
-        """Close every relayed WebSocket with 1001 (going away), as on a stop."""
-        for socket in list(self._sockets):
-            await socket.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"stopping")
+        """Close every relayed WebSocket, both ends, with 1001 (going away), as on a stop."""
+        for client, child in list(self._sockets):
+            await asyncio.gather(
+                client.close(code=WSCloseCode.GOING_AWAY, message=b"stopping"),
+                child.close(code=WSCloseCode.GOING_AWAY, message=b"stopping"),
+            )
 
     async def aclose(self) -> None:
         self._closed = True
@@ -289,32 +298,47 @@ async def _limited(request: web.BaseRequest, limit: int, timeout: float) -> Asyn
 async def _pump_both(
     client: web.WebSocketResponse, child: aiohttp.ClientWebSocketResponse[bool]
 ) -> None:
-    """Relay frames both ways until either side closes; the close code crosses over."""
+    """Relay frames both ways until a side closes. A close frame crosses with its code and
+    reason, and the other side's answer to it comes back; a side that goes without a close
+    frame is reported to the other as 1011 (the child died) or 1001 (the client left)."""
+    Socket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse[bool]
 
-    async def pump(
-        source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse[bool],
-        sink: web.WebSocketResponse | aiohttp.ClientWebSocketResponse[bool],
-    ) -> None:
-        senders: dict[WSMsgType, Callable[[object], Awaitable[None]]] = {
-            WSMsgType.TEXT: sink.send_str,  # type: ignore[dict-item]
-            WSMsgType.BINARY: sink.send_bytes,  # type: ignore[dict-item]
-            WSMsgType.PING: sink.ping,  # type: ignore[dict-item]
-            WSMsgType.PONG: sink.pong,  # type: ignore[dict-item]
-        }
-        async for message in source:
-            send = senders.get(message.type)
-            if send is not None:
-                await send(message.data)
-        if not sink.closed:
-            code = source.close_code or aiohttp.WSCloseCode.OK
-            await sink.close(code=code, message=b"")
+    async def pump(source: Socket, sink: Socket, gone: int) -> None:
+        while True:
+            message = await source.receive()
+            kind = message.type
+            if kind is WSMsgType.TEXT:
+                await sink.send_str(message.data)
+            elif kind is WSMsgType.BINARY:
+                await sink.send_bytes(message.data)
+            elif kind is WSMsgType.PING:
+                await sink.ping(message.data)
+            elif kind is WSMsgType.PONG:
+                await sink.pong(message.data)
+            elif kind is WSMsgType.CLOSE:
+                code = message.data if message.data not in _UNSENDABLE else WSCloseCode.OK
+                await sink.close(code=code, message=(message.extra or "").encode())
+                answer = sink.close_code
+                await source.close(code=code if answer is None or answer in _UNSENDABLE else answer)
+                return
+            elif kind is WSMsgType.CLOSING:
+                return  # the other pump is closing this socket: it answers for both
+            else:  # CLOSED or ERROR: gone without a close frame
+                if not sink.closed:
+                    await sink.close(code=gone, message=b"")
+                return
 
-    to_child = asyncio.ensure_future(pump(client, child))
-    to_client = asyncio.ensure_future(pump(child, client))
+    to_child = asyncio.ensure_future(pump(client, child, WSCloseCode.GOING_AWAY))
+    to_client = asyncio.ensure_future(pump(child, client, WSCloseCode.INTERNAL_ERROR))
     try:
-        await asyncio.wait({to_child, to_client}, return_when=asyncio.FIRST_COMPLETED)
+        # Both: the one that saw the close frame finishes the closing handshake for both.
+        await asyncio.gather(to_child, to_client, return_exceptions=True)
     finally:
         for task in (to_child, to_client):
             if not task.done():
                 task.cancel()
         await asyncio.gather(to_child, to_client, return_exceptions=True)
+
+
+# Close codes a peer may report but must never send (RFC 6455, 7.4.1).
+_UNSENDABLE = frozenset({0, 1005, 1006, 1015})

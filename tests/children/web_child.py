@@ -8,7 +8,10 @@ beyond $PORT.
 /forever      an event every 100 ms, until the connection or the process ends
 /download/N   N bytes, streamed in 1 MiB chunks
 /upload       counts the request body's bytes as they stream in
-/ws           WebSocket echo (text and binary); "bye" closes with code 4001
+/ws           WebSocket echo (text and binary); "bye" closes with code 4001 and reason
+              "bye"; "headers" answers the upgrade's Host and Origin as JSON; "die" ends
+              the process at once; a close from the client is printed with its code and
+              reason
 /healthz      200; /missing: 404
 /slow         counts its requests, then answers after 2 s
 """
@@ -90,13 +93,23 @@ async def upload(request: web.Request) -> web.Response:
 async def websocket(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(protocols=["echo.v1"])
     await ws.prepare(request)
-    async for message in ws:
+    while True:
+        message = await ws.receive()
         if message.type == WSMsgType.TEXT and message.data == "bye":
             await ws.close(code=4001, message=b"bye")
+        elif message.type == WSMsgType.TEXT and message.data == "headers":
+            await ws.send_str(json.dumps({k: request.headers.get(k) for k in ("Host", "Origin")}))
+        elif message.type == WSMsgType.TEXT and message.data == "die":
+            os._exit(9)
         elif message.type == WSMsgType.TEXT:
             await ws.send_str("echo: " + message.data)
         elif message.type == WSMsgType.BINARY:
             await ws.send_bytes(message.data[::-1])
+        elif message.type == WSMsgType.CLOSE:
+            print(f"ws closed by the client: {message.data} {message.extra}", flush=True)
+            break
+        else:
+            break
     return ws
 
 
