@@ -8,6 +8,9 @@
 #                                      caller starts it) and removes $work
 #   bench_ready                        waits until the proxy answers, then 300 warm-up requests
 #   bench_load REQUESTS                REQUESTS more; prints ab's failed-request count
+#
+# BENCH_CONCURRENCY sets the child's <concurrency> (default 64, as many as ab's connections:
+# no request waits for a slot; 16, the default of the envelope modes, makes 48 wait).
 
 bench_args() {
   local default=$1
@@ -31,7 +34,7 @@ bench_setup() {
 <manifest><process>
   <id>bench</id><executable>node</executable><arg>$PWD/bench/bench_child.js</arg>
   <route>/*</route><communication_mode>$mode</communication_mode>
-  <env name="BODY_SIZE">100</env><concurrency>64</concurrency>$plain
+  <env name="BODY_SIZE">100</env><concurrency>${BENCH_CONCURRENCY:-64}</concurrency>$plain
 </process></manifest>
 XML
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -121,6 +121,27 @@ async def test_past_the_queue_bound_is_503_with_retry_after(
             assert reply.status == 200
 
 
+async def test_waiting_requests_are_served_in_the_order_they_came(write_manifest, socket_dir):
+    """One slot, taken: each request that comes waits in line and gets the slot in turn."""
+    path = write_manifest(process_xml("svc", "/api/*", extra="<concurrency>1</concurrency>"))
+    async with running(path, socket_dir) as run:
+        pool = run.pool("svc")
+        done: list[int] = []
+
+        async def get(n: int, path: str = "x") -> None:
+            async with run.http.get(f"{run.url}/api/{path}") as reply:
+                assert reply.status == 200
+            done.append(n)
+
+        tasks = [asyncio.ensure_future(get(0, "slow"))]
+        assert await eventually(lambda: run.child("svc").in_flight == 1)
+        for n in range(1, 5):
+            tasks.append(asyncio.ensure_future(get(n)))
+            assert await eventually(lambda n=n: pool.waiting == n)
+        await asyncio.gather(*tasks)
+        assert done == [0, 1, 2, 3, 4]
+
+
 async def test_requests_wait_for_a_starting_child(write_manifest, socket_dir) -> None:
     path = write_manifest(process_xml("svc", "/api/*"))
     async with running(path, socket_dir, wait=False) as run:
