@@ -194,3 +194,33 @@ async def test_an_outside_cancellation_is_not_a_timeout() -> None:
         await task
     assert not deadlines._running and not deadlines._expired
     deadlines.close()
+
+
+@pytest.mark.parametrize("layout", ["plain", "spaced", "body header", "escaped", "first"])
+def test_a_large_answer_is_decoded_in_place_or_whole(layout: str) -> None:
+    """A large answer (a bytearray from the transport) has its body decoded where it stands
+    when plainly laid out, else it is parsed whole: the same answer either way, and the
+    bytearray is emptied."""
+    body = bytes(range(256)) * 8192  # 2 MiB
+    encoded = base64.b64encode(body).decode()
+    headers = [["Content-Type", "application/octet-stream"]]
+    if layout == "body header":
+        headers.append(["X-Body", '"body": "not this"'])
+    if layout == "escaped":
+        encoded = encoded.replace("/", "\\/")
+    text = {
+        "spaced": '{ "status" : 201 , "headers": %s , "body" :  "%s" }',
+        "first": '{"body":"%s","status":201,"headers":%s}',
+    }.get(layout, '{"status": 201, "headers": %s, "body": "%s"}')
+    args = (encoded, json.dumps(headers)) if layout == "first" else (json.dumps(headers), encoded)
+    raw = bytearray((text % args).encode())
+    answer = decode_response(raw)
+    assert answer.status == 201 and answer.body == body
+    assert ("X-Body", '"body": "not this"') in answer.headers or layout != "body header"
+    assert raw == bytearray()  # not held once read
+
+
+def test_a_large_answer_with_bad_base64_is_still_refused() -> None:
+    raw = bytearray(b'{"status": 200, "body": "' + b"A" * (2 * 1024**2 + 1) + b'!"}')
+    with pytest.raises(BadResponse, match="not valid base64"):
+        decode_response(raw)

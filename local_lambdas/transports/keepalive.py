@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import cast
 
 from local_lambdas import _compat
-from local_lambdas.envelope import Request, Response, decode_response
+from local_lambdas.envelope import Request, Response, decode_response, gather
 from local_lambdas.errors import BadResponse, ChildUnreachable
 
 
@@ -80,18 +80,17 @@ class _Connection(asyncio.Protocol):
     def __init__(self, limit: int) -> None:
         self._limit = limit
         self._transport: asyncio.Transport | None = None
-        self._chunks: list[bytes] = []  # the answer so far, before its newline
-        self._size = 0
-        self._answer: asyncio.Future[bytes] | None = None
+        self._buffer: bytes | bytearray = b""  # the answer so far, before its newline
+        self._answer: asyncio.Future[bytes | bytearray] | None = None
         self._lost = False
         self._loop = asyncio.get_running_loop()  # once: each call is a getpid() on 3.11
 
     @property
     def usable(self) -> bool:
         """Open and in step: nothing arrived that no request asked for."""
-        return not self._lost and not self._chunks and self._transport is not None
+        return not self._lost and not self._buffer and self._transport is not None
 
-    def exchange(self, message: bytes) -> asyncio.Future[bytes]:
+    def exchange(self, message: bytes) -> asyncio.Future[bytes | bytearray]:
         """Send a request's line; the future is the answer's (a future, not a coroutine:
         one frame fewer on every resume of the request)."""
         assert self._transport is not None
@@ -112,19 +111,13 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         end = data.find(b"\n")
         if end == -1:
-            self._chunks.append(data)
-            self._size += len(data)
-            if self._size > self._limit:
+            self._buffer = gather(self._buffer, data)
+            if len(self._buffer) > self._limit:
+                self._buffer = b""
                 self._fail(BadResponse(f"the answer is over {self._limit} bytes"))
             return
-        if self._chunks:
-            self._chunks.append(data[:end])
-            line = b"".join(self._chunks)
-        else:
-            line = data[:end]
-        rest = data[end + 1 :]
-        self._chunks = [rest] if rest else []
-        self._size = len(rest)
+        line = gather(self._buffer, data[:end]) if self._buffer else data[:end]
+        self._buffer = data[end + 1 :]
         answer, self._answer = self._answer, None
         if answer is None or answer.done():
             # A line nobody asked for (or for a request that gave up): out of step for good.
@@ -140,8 +133,8 @@ class _Connection(asyncio.Protocol):
         if exc is not None and not (isinstance(exc, OSError) and _compat.is_end_of_pipe(exc)):
             reason = getattr(exc, "strerror", None) or exc
             self._fail(ChildUnreachable(f"the connection broke: {reason}"))
-        elif self._size:
-            got = f"after {self._size} bytes of answer"
+        elif self._buffer:
+            got = f"after {len(self._buffer)} bytes of answer"
             self._fail(ChildUnreachable(f"the child closed the connection {got}"))
         else:
             self._fail(ChildUnreachable("the child closed the connection without answering"))

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import cast
 
 from local_lambdas import _compat
-from local_lambdas.envelope import Request, Response, decode_response
+from local_lambdas.envelope import Request, Response, decode_response, gather
 from local_lambdas.errors import BadResponse, ChildUnreachable
 
 
@@ -47,18 +47,17 @@ class PipeTransport:
 class _OneShot(asyncio.Protocol):
     """One connection: the request out, then everything the child sends until it closes.
 
-    A Protocol rather than a stream pair: the answer's chunks are collected as they arrive
-    and joined once, with no read loop waking for each (PERFORMANCE.md).
+    A Protocol rather than a stream pair: the answer's chunks are collected as they arrive,
+    with no read loop waking for each (PERFORMANCE.md).
     """
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
-        self._chunks: list[bytes] = []
-        self._size = 0
-        self._answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._buffer: bytes | bytearray = b""  # the answer so far (see envelope.gather)
+        self._answer: asyncio.Future[bytes | bytearray] = asyncio.get_running_loop().create_future()
         self._transport: asyncio.Transport | None = None
 
-    def send(self, message: bytes) -> asyncio.Future[bytes]:
+    def send(self, message: bytes) -> asyncio.Future[bytes | bytearray]:
         """Write the request and end it; the future is the whole answer (maybe empty)."""
         assert self._transport is not None
         self._transport.write(message)
@@ -78,10 +77,10 @@ class _OneShot(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
 
     def data_received(self, data: bytes) -> None:
-        self._chunks.append(data)
-        self._size += len(data)
-        if self._size > self._limit and not self._answer.done():
-            sample = b"".join(self._chunks)[:1024]
+        self._buffer = gather(self._buffer, data) if self._buffer else data
+        if len(self._buffer) > self._limit and not self._answer.done():
+            sample = bytes(self._buffer[:1024])
+            self._buffer = b""
             self._answer.set_exception(
                 BadResponse(f"the answer is over {self._limit} bytes", sample)
             )
@@ -97,8 +96,9 @@ class _OneShot(asyncio.Protocol):
         # Windows: a child that disconnects its pipe instance ends its answer that way. And a
         # child may answer (say, an error) without reading all of a large request, so that
         # our write fails: what it sent is still its answer.
+        size = len(self._buffer)
         ended = exc is None or (
-            self._size > 0
+            size > 0
             and isinstance(exc, OSError)
             and (_compat.is_end_of_pipe(exc) or isinstance(exc, BrokenPipeError))
         )
@@ -106,9 +106,10 @@ class _OneShot(asyncio.Protocol):
             self._finish()
             return
         strerror = getattr(exc, "strerror", None) or exc
-        what = "reset" if self._size == 0 else f"broken after {self._size} bytes of answer"
+        what = "reset" if size == 0 else f"broken after {size} bytes of answer"
         self._answer.set_exception(ChildUnreachable(f"the connection was {what}: {strerror}"))
 
     def _finish(self) -> None:
         if not self._answer.done():
-            self._answer.set_result(b"".join(self._chunks))
+            self._answer.set_result(self._buffer)
+            self._buffer = b""
