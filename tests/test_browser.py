@@ -1,6 +1,7 @@
-"""A real browser (Debian's Chromium, driven by Playwright) on a page from one origin calling
-routes through the proxy on another: what CORS is for. Skipped, saying why, where Chromium or
-Playwright is not installed (.ci/run installs both)."""
+"""Real browsers: a page from one origin calling routes through the proxy on another (what
+CORS is for), and the dashboard at /_/, in Debian's Chromium (driven by Playwright) and
+Debian's Firefox ESR (driven over Marionette). Skipped, saying why, where a browser or its
+driver is not installed (.ci/run installs them)."""
 
 from __future__ import annotations
 
@@ -144,3 +145,64 @@ async def test_the_dashboard_live(write_manifest, socket_dir) -> None:
             assert run.child("other").pid != other
         finally:
             await browser.close()
+
+
+FIREFOX = shutil.which("firefox-esr") or shutil.which("firefox")
+
+
+async def test_the_dashboard_in_firefox(write_manifest, socket_dir, tmp_path) -> None:
+    """The same page in Firefox: rows as /_/status says, a curl request listed and opened,
+    Replay. Marionette's client blocks, so each step runs in a thread while the proxy runs
+    on this loop."""
+    if FIREFOX is None:
+        pytest.skip("Debian's firefox-esr is not installed")
+    marionette = pytest.importorskip("marionette_driver.marionette", reason="no marionette_driver")
+    from marionette_driver import By, Wait  # type: ignore[import-untyped]
+
+    port = free_port()
+    (tmp_path / "user.js").write_text(f'user_pref("marionette.port", {port});\n')
+    firefox = await asyncio.create_subprocess_exec(
+        FIREFOX, "--headless", "--marionette", "--no-remote", "--profile", str(tmp_path),
+        "about:blank", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    path = write_manifest(process_xml("api", "/api/*"))
+    try:
+        async with running(path, socket_dir) as run:
+            driver = marionette.Marionette(host="127.0.0.1", port=port, startup_timeout=60)
+            await asyncio.to_thread(driver.start_session)
+
+            def wait(css: str, timeout: float = 10) -> list:  # type: ignore[type-arg]
+                return Wait(driver, timeout=timeout).until(  # type: ignore[no-any-return]
+                    lambda d: d.find_elements(By.CSS_SELECTOR, css)
+                )
+
+            try:
+                await asyncio.to_thread(driver.navigate, run.url + "/_/")
+                await asyncio.to_thread(wait, '[data-process="api"][data-state="READY"]')
+                curl = await asyncio.create_subprocess_exec(
+                    "curl", "-sS", "-D", "-", "-o", "/dev/null", "--data-binary", "from curl",
+                    run.url + "/api/x", stdout=asyncio.subprocess.PIPE,
+                )  # fmt: skip
+                head, _ = await curl.communicate()
+                rid = re.search(rb"X-Request-Id: (\w+)", head).group(1).decode()  # type: ignore[union-attr]
+                [row] = await asyncio.to_thread(wait, f'[data-request-id="{rid}"]', 1)
+                cell = await asyncio.to_thread(row.find_element, By.CSS_SELECTOR, "td")
+                await asyncio.to_thread(cell.click)  # WebDriver cannot click a <tr> itself
+                await asyncio.to_thread(wait, "#detail pre.body")
+                detail = await asyncio.to_thread(lambda: driver.find_element(By.ID, "detail").text)
+                assert "from curl" in detail
+                button = await asyncio.to_thread(
+                    lambda: driver.find_element(By.XPATH, "//button[text()='Replay']")
+                )
+                await asyncio.to_thread(button.click)
+                await asyncio.to_thread(wait, ".answers > div:nth-child(2) table")
+                replayed = await asyncio.to_thread(
+                    lambda: driver.find_element(By.CSS_SELECTOR, ".answers > div:nth-child(2)").text
+                )
+                new = re.search(r"([0-9a-f]{16})", replayed).group(1)  # type: ignore[union-attr]
+                assert new != rid and "200" in replayed
+            finally:
+                await asyncio.to_thread(driver.delete_session)
+    finally:
+        firefox.kill()
+        await firefox.wait()
