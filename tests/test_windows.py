@@ -7,6 +7,8 @@ import asyncio
 import base64
 import ctypes
 import json
+import os
+import signal
 import sys
 
 import pytest
@@ -213,3 +215,32 @@ async def test_a_pipe_another_program_serves_gets_no_request(
     finally:
         squatter.kill()
         await squatter.wait()
+
+
+async def test_an_exit_is_seen_though_a_grandchild_holds_the_output(
+    write_manifest, socket_dir
+) -> None:
+    path = write_manifest(
+        f"<process><id>w</id><executable>{PYTHON}</executable>"
+        f"<arg>{CHILDREN / 'win_wrapper.py'}</arg><route>/w/*</route>"
+        "<communication_mode>pipe-keepalive</communication_mode></process>"
+    )
+    async with running(path, socket_dir) as run:
+        child = run.child("w")
+        first = child.pid
+        assert first is not None
+
+        def sleepers() -> list[int]:
+            return [int(line.split()[1]) for line in child.last_lines if line.startswith("sleeper")]
+
+        assert await eventually(lambda: len(sleepers()) == 1)
+        old_sleeper = sleepers()[0]
+        assert alive(old_sleeper)
+        os.kill(first, signal.SIGTERM)  # TerminateProcess: no chance to close anything
+        # Seen from the process handle, though the sleeper holds stdout and stderr open.
+        assert await run.pool("w").wait_for(
+            lambda: child.generation == 2 and child.pid != first, 10
+        )
+        async with run.http.post(run.url + "/w/x", data=b"hi") as reply:
+            assert reply.status == 201
+        assert await gone(old_sleeper)  # the first start's job object took it
