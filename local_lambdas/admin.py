@@ -27,7 +27,7 @@ from prometheus_client.core import (
 
 from local_lambdas.cache import Cache
 from local_lambdas.dashboard import Dashboard
-from local_lambdas.instance import Instance, State
+from local_lambdas.instance import State
 from local_lambdas.pool import Pool
 from local_lambdas.stats import BUCKETS
 from local_lambdas.supervisor import Supervisor
@@ -118,9 +118,9 @@ class Admin:
             )
         ready = await self._supervisor.restart(process)
         pool = self._supervisor.pools[process]
-        body = {"process": process, "restarted": ready, "state": _state(pool).value}
+        body = {"process": process, "restarted": ready, "state": pool.state.value}
         if not ready:
-            body["error"] = f"its replacement did not become ready ({_why_not_ready(pool)})"
+            body["error"] = f"its replacement did not become ready ({pool.why_not_ready()})"
         return web.json_response(body, status=200 if ready else 503)
 
     def _health(self) -> web.Response:
@@ -129,7 +129,7 @@ class Admin:
 
     def _ready(self) -> web.Response:
         pools = self._supervisor.pools
-        waiting = {pid: _why_not_ready(pool) for pid, pool in pools.items() if not _ready(pool)}
+        waiting = {pid: pool.why_not_ready() for pid, pool in pools.items() if not pool.ready}
         body = {"ready": not waiting, "not_ready": waiting}
         return web.json_response(body, status=503 if waiting else 200)
 
@@ -166,45 +166,10 @@ def is_loopback(host: str | None) -> bool:
     return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
-def _ready(pool: Pool) -> bool:
-    return pool.disabled is not None or _state(pool) in (State.READY, State.IDLE)
-
-
-def _least_ready(pool: Pool) -> Instance | None:
-    """The first instance that is not READY, if any: it speaks for the process."""
-    return next((i for i in pool.instances if i.state is not State.READY), None)
-
-
-def _state(pool: Pool) -> State:
-    """The process's state: its least ready instance's; STARTING before it has any."""
-    if pool.disabled is not None:
-        return State.STOPPED
-    if pool.blocked is not None:
-        return State.FATAL
-    if pool.sleeping:
-        return State.IDLE
-    if not pool.instances:
-        return State.STARTING
-    least = _least_ready(pool)
-    return least.state if least else State.READY
-
-
-def _why_not_ready(pool: Pool) -> str:
-    """For /_/ready: the state of the least ready instance, and why."""
-    if pool.blocked is not None:
-        return f"FATAL: {pool.blocked}"
-    if not pool.started and pool.waiting_for:
-        return f"STARTING: waiting for {', '.join(pool.waiting_for)}"
-    instance = _least_ready(pool)
-    if instance is None or not instance.reason:
-        return _state(pool).value
-    return f"{instance.state.value}: {instance.reason}"
-
-
 def _status(supervisor: Supervisor, pool: Pool) -> dict[str, object]:
     stats = supervisor.stats[pool.process.id]
     return {
-        "state": _state(pool).value,
+        "state": pool.state.value,
         "reason": pool.disabled or pool.blocked,
         "idle_s": round(time.monotonic() - pool.last_request, 3) if pool.sleeping else None,
         "depends_on": list(pool.process.depends_on),
@@ -243,7 +208,7 @@ def _status(supervisor: Supervisor, pool: Pool) -> dict[str, object]:
 _GAUGES: list[tuple[str, str, Callable[[Pool], float]]] = [
     ("in_flight", "Requests being answered now", lambda p: sum(i.in_flight for i in p.instances)),
     ("queue_depth", "Requests waiting for a free instance", lambda p: p.waiting),
-    ("process_up", "1 when every instance of the process is READY", lambda p: int(_ready(p))),
+    ("process_up", "1 when every instance of the process is READY", lambda p: int(p.ready)),
     ("instances_ready", "Instances READY",
      lambda p: sum(i.state is State.READY for i in p.instances)),
 ]  # fmt: skip

@@ -20,7 +20,7 @@ from local_lambdas import _compat
 from local_lambdas.app import Started, started
 from local_lambdas.config import Manifest, Process, Settings
 from local_lambdas.errors import CommandNotRun, NotAllReady
-from local_lambdas.instance import Instance, State
+from local_lambdas.instance import State
 from local_lambdas.output import Printer
 
 log = logging.getLogger("local_lambdas.commands")
@@ -135,9 +135,8 @@ async def _probe(run: Started, http: aiohttp.ClientSession, process: Process) ->
     if pool.blocked or pool.disabled or not pool.instances:
         why = pool.blocked or pool.disabled or "not started in time"
         return Probe(process.id, pool.disabled is not None, why, "not sent")
-    not_ready = [i for i in pool.instances if i.state is not State.READY]
-    if not_ready:
-        return Probe(process.id, False, _why(not_ready[0]), "not sent")
+    if pool.state is not State.READY:
+        return Probe(process.id, False, pool.why_not_ready(), "not sent")
     ready = f"ready in {max(i.ready_seconds or 0 for i in pool.instances):.2f}s"
     path = example_path(process.routes[0])
     started_at = time.monotonic()
@@ -166,18 +165,12 @@ async def _all_ready(run: Started, timeout: float) -> None:
     if not not_ready:
         return
     for instance in not_ready:
-        log.error("%s is not ready after %gs: %s", instance.name, timeout, _why(instance))
+        log.error("%s is not ready after %gs: %s", instance.name, timeout, instance.account())
         lines = [line for line in instance.last_lines if line.strip()][-_LAST_LINES_SHOWN:]
         for line in lines:
             log.error("  %s | %s", instance.name, line)
     names = ", ".join(i.name for i in not_ready)
     raise NotAllReady(f"not ready: {names}; nothing was run")
-
-
-def _why(instance: Instance) -> str:
-    state = instance.state.value
-    exit_code = f", last exit code {instance.last_exit}" if instance.last_exit is not None else ""
-    return f"{state}{exit_code}" + (f" ({instance.reason})" if instance.reason else "")
 
 
 async def _table_when_ready(run: Started, printer: Printer, manifest: Manifest) -> None:

@@ -351,6 +351,11 @@ class Instance:
             )
         self._on_change()
 
+    def account(self) -> str:
+        """Its state and why, for the user: "BACKOFF: <reason>" (the reason of an exit says
+        its code)."""
+        return f"{self.state.value}: {self.reason}" if self.reason else self.state.value
+
     def _describe_exit(self, code: int | None) -> str:
         """How the last process ended, in words fit for a client: never its output, which
         may hold secrets (the log has it, see _set_state)."""

@@ -217,6 +217,42 @@ class Pool:
             self._turn += 1
         return best
 
+    # -- the process's state, as /_/status, /_/ready, run, check and reloads tell it -------
+
+    @property
+    def state(self) -> State:
+        """The process's state: its least ready instance's; STARTING before it has any."""
+        if self.disabled is not None:
+            return State.STOPPED
+        if self.blocked is not None:
+            return State.FATAL
+        if self.sleeping:
+            return State.IDLE
+        if not self.instances:
+            return State.STARTING
+        least = self._least_ready()
+        return least.state if least else State.READY
+
+    @property
+    def ready(self) -> bool:
+        """Whether nothing is to be waited for: READY, IDLE (starts on request) or left out."""
+        return self.disabled is not None or self.state in (State.READY, State.IDLE)
+
+    def why_not_ready(self) -> str:
+        """The state, and why: what it waits for, or its least ready instance's account."""
+        if self.blocked is not None:
+            return f"FATAL: {self.blocked}"
+        if self.disabled is not None:
+            return f"STOPPED: {self.disabled}"
+        if not self.started and self.waiting_for:
+            return f"STARTING: waiting for {', '.join(self.waiting_for)}"
+        least = self._least_ready()
+        return least.account() if least is not None else self.state.value
+
+    def _least_ready(self) -> Instance | None:
+        """The first instance that is not READY, if any: it speaks for the process."""
+        return next((i for i in self.instances if i.state is not State.READY), None)
+
     def _why_busy(self) -> str:
         if any(c.state is State.READY for c in self.instances):
             return f"every instance has {self.process.slots} requests in flight (<concurrency>)"

@@ -285,7 +285,10 @@ class Supervisor:
             for pool in failed:
                 kept = "the running one stays" if pool.process.id in old else "it is not started"
                 log.error(
-                    "reload: %s did not become ready (%s); %s", pool.process.id, _reason(pool), kept
+                    "reload: %s did not become ready (%s); %s",
+                    pool.process.id,
+                    pool.why_not_ready(),
+                    kept,
                 )
                 del fresh[pool.process.id]
             await asyncio.gather(*(pool.stop() for pool in failed))
@@ -352,10 +355,3 @@ def _levels(pools: Iterable[Pool]) -> list[list[Pool]]:
         for pool in level:
             del left[pool.process.id]
     return levels
-
-
-def _reason(pool: Pool) -> str:
-    if pool.blocked is not None:
-        return pool.blocked
-    reasons = [c.reason for c in pool.instances if c.reason and c.state is not State.READY]
-    return reasons[0] if reasons else "not ready in time"

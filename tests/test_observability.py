@@ -175,7 +175,8 @@ async def test_run_when_a_child_never_gets_ready(write_manifest, tmp_path) -> No
     async with cli("run", str(path), "--ready-timeout", "20", "--", "touch", str(marker)) as run:
         assert await run.finish() == 3
     text = "\n".join(run.lines)
-    assert "broken is not ready after 20s: FATAL, last exit code 9" in text
+    assert "broken is not ready after 20s: FATAL: gave up" in text
+    assert "(exited with code 9)" in text
     assert "broken | missing API_KEY" in text
     assert "not ready: broken; nothing was run" in text
     assert not marker.exists()
@@ -205,7 +206,7 @@ async def test_check_boot_reports_each_process(write_manifest, tmp_path) -> None
         assert await run.finish() == 1
     text = "\n".join(run.lines)
     assert "GET /good -> 200" in text
-    assert "FATAL, last exit code 9" in text
+    assert "FATAL: gave up" in text and "(exited with code 9)" in text
 
 
 async def test_admin_prefix_is_reserved_and_movable(write_manifest, tmp_path) -> None:
