@@ -12,7 +12,7 @@ import shutil
 import sys
 import textwrap
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +20,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from local_lambdas import manifest
+from local_lambdas import _compat, manifest
 from local_lambdas.app import Started, started
-from local_lambdas.config import Settings
+from local_lambdas.config import Manifest, Settings
+from local_lambdas.fastlane import FastLane
 from local_lambdas.instance import Instance
 from local_lambdas.output import Printer
 from local_lambdas.pool import Pool
@@ -68,8 +69,11 @@ def node_server_xml(pid: str, route: str) -> str:
     )
 
 
+WriteManifest = Callable[..., Path]  # write_manifest(*process_xml, name="manifest.xml")
+
+
 @pytest.fixture
-def write_manifest(tmp_path: Path) -> Callable[..., Path]:
+def write_manifest(tmp_path: Path) -> WriteManifest:
     def write(*processes: str, name: str = "manifest.xml") -> Path:
         path = tmp_path / name
         body = "\n".join(processes)
@@ -80,7 +84,7 @@ def write_manifest(tmp_path: Path) -> Callable[..., Path]:
 
 
 @pytest.fixture
-def socket_dir() -> AsyncIterator[Path]:
+def socket_dir() -> Iterator[Path]:
     # Short and private, well under the 107-byte socket path limit.
     path = Path("/tmp") / f"llt-{secrets.token_hex(3)}"
     yield path
@@ -104,6 +108,12 @@ class Running:
         """The first (or only) instance of a process."""
         return self.pool(process_id).instances[0]
 
+    @property
+    def lane(self) -> FastLane:
+        """The fast lane (the tests that read it run with it on)."""
+        assert self.started.lane is not None
+        return self.started.lane
+
 
 @asynccontextmanager
 async def running(
@@ -120,7 +130,7 @@ async def running(
     """The proxy, in this process, on a real port, with its real children; `base` and
     `env_files` are manifest.load's, `more` sets other Settings fields."""
 
-    def load() -> manifest.Manifest:
+    def load() -> Manifest:
         return manifest.load(manifest_path, socket_dir=socket_dir, base=base, env_files=env_files)
 
     settings = Settings(
@@ -217,7 +227,7 @@ class Cli:
             if found := compiled.search(line):
                 return found
         assert self.proc.stdout is not None
-        async with asyncio.timeout(WAIT):
+        async with _compat.timeout(WAIT):
             while True:
                 raw = await self.proc.stdout.readline()
                 assert raw, f"exited before {pattern!r}:\n" + "\n".join(self.lines)
@@ -228,7 +238,7 @@ class Cli:
 
     async def finish(self) -> int:
         assert self.proc.stdout is not None
-        async with asyncio.timeout(WAIT):
+        async with _compat.timeout(WAIT):
             rest = await self.proc.stdout.read()
             self.lines.extend(rest.decode().splitlines())
             return await self.proc.wait()

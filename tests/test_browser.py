@@ -10,12 +10,13 @@ import os
 import re
 import shutil
 import signal
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 
 from local_lambdas.readiness import free_port
-from tests.conftest import process_xml, running
+from tests.conftest import WriteManifest, process_xml, running
 
 CHROMIUM = shutil.which("chromium")
 playwright = pytest.importorskip("playwright.async_api", reason="Playwright is not installed")
@@ -39,7 +40,9 @@ ARGS = [
 ]  # fmt: skip
 
 
-async def test_a_page_on_another_origin_calls_a_route(write_manifest, socket_dir) -> None:
+async def test_a_page_on_another_origin_calls_a_route(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     async def page_html(request: web.Request) -> web.Response:
         return web.Response(text=PAGE, content_type="text/html")
 
@@ -74,7 +77,7 @@ async def test_a_page_on_another_origin_calls_a_route(write_manifest, socket_dir
         await runner.cleanup()
 
 
-async def test_the_dashboard_live(write_manifest, socket_dir) -> None:
+async def test_the_dashboard_live(write_manifest: WriteManifest, socket_dir: Path) -> None:
     """The dashboard at /_/ in Chromium: process rows as /_/status says, a request made with
     curl listed within a second and opened, Replay, a killed child's restart, a child's log
     line, and the Restart button."""
@@ -150,14 +153,16 @@ async def test_the_dashboard_live(write_manifest, socket_dir) -> None:
 FIREFOX = shutil.which("firefox-esr") or shutil.which("firefox")
 
 
-async def test_the_dashboard_in_firefox(write_manifest, socket_dir, tmp_path) -> None:
+async def test_the_dashboard_in_firefox(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
     """The same page in Firefox: rows as /_/status says, a curl request listed and opened,
     Replay. Marionette's client blocks, so each step runs in a thread while the proxy runs
     on this loop."""
     if FIREFOX is None:
         pytest.skip("Debian's firefox-esr is not installed")
     marionette = pytest.importorskip("marionette_driver.marionette", reason="no marionette_driver")
-    from marionette_driver import By, Wait  # type: ignore[import-untyped]
+    from marionette_driver import By, Wait
 
     port = free_port()
     (tmp_path / "user.js").write_text(f'user_pref("marionette.port", {port});\n')

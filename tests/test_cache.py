@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
 from local_lambdas.cache import Cache
 from local_lambdas.envelope import Request, Response
-from tests.conftest import process_xml, running
+from tests.conftest import WriteManifest, process_xml, running
 
 
 class Clock:
@@ -110,7 +111,7 @@ def test_bounded_in_bytes_least_recently_used_first() -> None:
 @pytest.mark.skipif(
     sys.platform == "win32", reason="its test child (behave.py) serves Unix sockets only"
 )
-async def test_cache_end_to_end(write_manifest, socket_dir) -> None:
+async def test_cache_end_to_end(write_manifest: WriteManifest, socket_dir: Path) -> None:
     path = write_manifest(process_xml("svc", "/api/*", extra="<cache>1MiB</cache>"))
     async with running(path, socket_dir) as run:
 

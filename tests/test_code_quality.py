@@ -1,4 +1,5 @@
-"""The style checks CI runs (STYLE.md habit 12), as tests, so one command runs everything."""
+"""The style checks CI runs, as tests, so one command runs everything: ruff, and mypy --strict
+over the package and the tests."""
 
 from __future__ import annotations
 

@@ -3,10 +3,12 @@ origins refused, a child's own headers replaced only where CORS is on."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from local_lambdas.cors import Policy
-from tests.conftest import CHILDREN, PYTHON, process_xml, running
+from tests.conftest import CHILDREN, PYTHON, WriteManifest, process_xml, running
 
 LANES = pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
 APP = "http://localhost:5173"
@@ -28,7 +30,9 @@ def manifest_body() -> list[str]:
 
 
 @LANES
-async def test_preflights_and_answers(write_manifest, socket_dir, fast_lane: bool) -> None:
+async def test_preflights_and_answers(
+    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+) -> None:
     path = write_manifest(*manifest_body())
     async with running(path, socket_dir, fast_lane=fast_lane, cors=(APP,)) as run:
         preflight = {"Origin": APP, "Access-Control-Request-Method": "POST",
@@ -66,7 +70,7 @@ async def test_preflights_and_answers(write_manifest, socket_dir, fast_lane: boo
             assert reply.status == 204 and "Access-Control-Allow-Methods" not in reply.headers
 
 
-async def test_any_origin_and_cors_off(write_manifest, socket_dir) -> None:
+async def test_any_origin_and_cors_off(write_manifest: WriteManifest, socket_dir: Path) -> None:
     path = write_manifest(*manifest_body())
     async with running(path, socket_dir, cors=("*",)) as run:
         async with run.http.get(run.url + "/keep/x", headers={"Origin": APP}) as reply:

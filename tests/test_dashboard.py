@@ -5,15 +5,17 @@ is in test_browser.py."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
+from local_lambdas import _compat
 from local_lambdas.inspector import BODY, HIDDEN, LIMIT
-from tests.conftest import CHILDREN, PYTHON, process_xml, running
+from tests.conftest import CHILDREN, PYTHON, Running, WriteManifest, process_xml, running
 
 
 def web_xml(pid: str, route: str) -> str:
@@ -25,14 +27,16 @@ def web_xml(pid: str, route: str) -> str:
     )
 
 
-async def detail(run, request_id: str) -> dict:  # type: ignore[no-untyped-def,type-arg]
+async def detail(run: Running, request_id: str) -> dict[str, Any]:
     async with run.http.get(f"{run.url}/_/requests/{request_id}") as reply:
         assert reply.status == 200, await reply.text()
         return await reply.json()  # type: ignore[no-any-return]
 
 
 @pytest.mark.parametrize("fast_lane", [True, False])
-async def test_requests_are_kept_with_headers_and_bodies(write_manifest, socket_dir, fast_lane):
+async def test_requests_are_kept_with_headers_and_bodies(
+    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+) -> None:
     path = write_manifest(process_xml("api", "/api/*"), web_xml("web", "/web/*"))
     async with running(path, socket_dir, fast_lane=fast_lane) as run:
         headers = {"Authorization": "Bearer s3cret", "Cookie": "a=1", "X-Tag": "t"}
@@ -71,7 +75,9 @@ async def test_requests_are_kept_with_headers_and_bodies(write_manifest, socket_
         assert (await detail(run, missing))["status"] == 404
 
 
-async def test_replay_sends_the_request_again(write_manifest, socket_dir) -> None:
+async def test_replay_sends_the_request_again(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(process_xml("api", "/api/*"))
     async with running(path, socket_dir) as run:
         async with run.http.put(run.url + "/api/log?x=1", data=b"again",
@@ -101,7 +107,9 @@ def base64_text(data: str) -> str:
     return base64.b64decode(data).decode()
 
 
-async def test_bounds_and_what_cannot_be_replayed(write_manifest, socket_dir) -> None:
+async def test_bounds_and_what_cannot_be_replayed(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(process_xml("api", "/api/*"))
     async with running(path, socket_dir) as run:
         big = b"x" * (BODY + 10)
@@ -122,7 +130,9 @@ async def test_bounds_and_what_cannot_be_replayed(write_manifest, socket_dir) ->
             assert reply.status == 404  # pushed out
 
 
-async def test_secrets_shown_only_when_asked(write_manifest, socket_dir) -> None:
+async def test_secrets_shown_only_when_asked(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(process_xml("api", "/api/*"))
     async with running(path, socket_dir, inspect_secrets=True) as run:
         async with run.http.get(run.url + "/api/cookies", headers={"Cookie": "a=1"}) as reply:
@@ -132,7 +142,9 @@ async def test_secrets_shown_only_when_asked(write_manifest, socket_dir) -> None
         assert ["Set-Cookie", "a=1"] in one["response"]["headers"]
 
 
-async def test_no_inspector_records_nothing_but_the_page_stays(write_manifest, socket_dir):
+async def test_no_inspector_records_nothing_but_the_page_stays(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(process_xml("api", "/api/*"))
     async with running(path, socket_dir, inspector=False) as run:
         async with run.http.get(run.url + "/api/x") as reply:
@@ -148,7 +160,9 @@ async def test_no_inspector_records_nothing_but_the_page_stays(write_manifest, s
         assert not run.started.recording
 
 
-async def test_the_event_stream_carries_status_logs_and_requests(write_manifest, socket_dir):
+async def test_the_event_stream_carries_status_logs_and_requests(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(process_xml("api", "/api/*"))
     async with running(path, socket_dir) as run:
         async with run.http.get(run.url + "/_/events") as stream:
@@ -159,7 +173,7 @@ async def test_the_event_stream_carries_status_logs_and_requests(write_manifest,
             async def until(name: str, test=lambda data: True) -> dict:  # type: ignore[no-untyped-def,type-arg]
                 """The first event `name` whose data passes `test`, in whatever order."""
                 at = 0
-                async with asyncio.timeout(10):
+                async with _compat.timeout(10):
                     event = ""
                     while True:
                         for kind, data in seen[at:]:
@@ -185,11 +199,13 @@ async def test_the_event_stream_carries_status_logs_and_requests(write_manifest,
         async with run.http.get(run.url + "/_/events") as stream:
             await stream.content.readline()
             await run.started.drain()
-            async with asyncio.timeout(5):
+            async with _compat.timeout(5):
                 await stream.content.read()
 
 
-async def test_the_dashboard_answers_loopback_clients_only(write_manifest, socket_dir) -> None:
+async def test_the_dashboard_answers_loopback_clients_only(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(process_xml("api", "/api/*"))
     async with running(path, socket_dir) as run:
         async with run.http.get(run.url + "/_/requests",
@@ -212,7 +228,7 @@ def own_address() -> str | None:
     return None if address.startswith("127.") else address
 
 
-async def test_other_clients_are_refused(write_manifest, socket_dir) -> None:
+async def test_other_clients_are_refused(write_manifest: WriteManifest, socket_dir: Path) -> None:
     """A client at the machine's own network address is not loopback: a real connection."""
     address = own_address()
     if address is None:
@@ -227,7 +243,9 @@ async def test_other_clients_are_refused(write_manifest, socket_dir) -> None:
             assert reply.status == 200
 
 
-async def test_aiohttp_client_sees_the_page(write_manifest, socket_dir) -> None:
+async def test_aiohttp_client_sees_the_page(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(process_xml("api", "/api/*"))
     async with running(path, socket_dir) as run, aiohttp.ClientSession() as http:
         async with http.get(run.url + "/_/") as reply:

@@ -8,12 +8,13 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from local_lambdas import manifest
 from local_lambdas.errors import ManifestError
-from tests.conftest import PYTHON, load, process_xml, running
+from tests.conftest import PYTHON, Running, WriteManifest, load, process_xml, running
 
 
 def env_child(pid: str, route: str, *args: str, extra: str = "") -> str:
@@ -21,13 +22,15 @@ def env_child(pid: str, route: str, *args: str, extra: str = "") -> str:
                        extra=extra)  # fmt: skip
 
 
-async def seen(run, route: str, *names: str) -> dict:  # type: ignore[no-untyped-def, type-arg]
+async def seen(run: Running, route: str, *names: str) -> dict[str, Any]:
     async with run.http.get(f"{run.url}{route}?names={','.join(names)}") as reply:
         assert reply.status == 200
         return await reply.json()  # type: ignore[no-any-return]
 
 
-async def test_env_files_in_order_of_precedence(write_manifest, socket_dir, tmp_path) -> None:
+async def test_env_files_in_order_of_precedence(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
     (tmp_path / ".env").write_text("LL_A=dotenv\nLL_B=dotenv\n")
     (tmp_path / "global.env").write_text("LL_B=global\nLL_C=global\n")
     (tmp_path / "later.env").write_text("LL_C=later\n")
@@ -52,7 +55,9 @@ async def test_env_files_in_order_of_precedence(write_manifest, socket_dir, tmp_
     assert got["LL_A"] is None and got["LL_B"] is None and got["LL_C"] == "proc"
 
 
-async def test_variables_in_arguments_and_env(write_manifest, socket_dir, tmp_path) -> None:
+async def test_variables_in_arguments_and_env(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
     (tmp_path / ".env").write_text("LL_GREETING=hello\n")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -71,7 +76,9 @@ async def test_variables_in_arguments_and_env(write_manifest, socket_dir, tmp_pa
     assert got["env"] == {"LL_URL": f"http://127.0.0.1:{port}/x", "PORT": str(port)}
 
 
-async def test_a_server_handed_its_port(write_manifest, socket_dir, tmp_path) -> None:
+async def test_a_server_handed_its_port(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
     """python -m http.server takes its port as an argument and ignores $PORT."""
     (tmp_path / "hello.txt").write_text("served\n")
     path = write_manifest(
@@ -140,7 +147,9 @@ def test_no_timeouts_lets_a_slow_child_answer(
         assert "--no-timeouts" in done.stdout
 
 
-async def test_only_starts_the_named_processes(write_manifest, socket_dir) -> None:
+async def test_only_starts_the_named_processes(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(process_xml("a", "/a/*"), process_xml("b", "/b/*"))
     async with running(path, socket_dir, only=("a",)) as run:
         assert run.pool("b").instances == []
@@ -153,7 +162,9 @@ async def test_only_starts_the_named_processes(write_manifest, socket_dir) -> No
             assert reply.status == 200  # what was left out is not waited for
 
 
-async def test_restart_one_process_under_load(write_manifest, socket_dir) -> None:
+async def test_restart_one_process_under_load(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(process_xml("a", "/a/*"), process_xml("b", "/b/*"))
     async with running(path, socket_dir) as run:
         a_pid, b_pid = run.child("a").pid, run.child("b").pid

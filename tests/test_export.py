@@ -6,6 +6,7 @@ the front's route-only manifest reaches every one of them."""
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import json
 import os
@@ -21,7 +22,7 @@ import pytest
 import yaml
 
 from local_lambdas.readiness import free_port
-from tests.conftest import PYTHON, cli, eventually, running
+from tests.conftest import PYTHON, WriteManifest, cli, eventually, running
 
 ROOT = Path(__file__).parents[1]
 POLYGLOT = ROOT / "examples" / "polyglot"
@@ -184,7 +185,7 @@ async def test_the_exported_layout_runs_here(tmp_path: Path, socket_dir: Path) -
                     return False
 
             for url in addresses.values():
-                assert await eventually(lambda url=url: ready(url), 20)
+                assert await eventually(functools.partial(ready, url), 20)
             for name, url in addresses.items():  # exactly its process, nothing else
                 async with http.get(url + "/_/status") as reply:
                     status = await reply.json()
@@ -208,14 +209,14 @@ async def test_the_exported_layout_runs_here(tmp_path: Path, socket_dir: Path) -
                     return status["processes"][name]["requests"] == 1  # type: ignore[no-any-return]
 
                 for name, url in addresses.items():
-                    assert await eventually(lambda name=name, url=url: served(name, url), 5), name
+                    assert await eventually(functools.partial(served, name, url), 5), name
         finally:
             for container in containers:
                 await container.__aexit__(None, None, None)
 
 
 async def test_no_deps_starts_the_process_and_its_tasks_not_the_processes_it_needs(
-    write_manifest, socket_dir
+    write_manifest: WriteManifest, socket_dir: Path
 ) -> None:
     path = write_manifest(
         f"<task><id>t</id><executable>{PYTHON}</executable><arg>-c</arg><arg>pass</arg></task>",

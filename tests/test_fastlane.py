@@ -7,10 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import connect, eventually, process_xml, read_answer, running, without_date
+from tests.conftest import (
+    WriteManifest,
+    connect,
+    eventually,
+    process_xml,
+    read_answer,
+    running,
+    without_date,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -28,7 +37,7 @@ ALIKE = [
 ]
 
 
-async def test_both_lanes_answer_alike(write_manifest, socket_dir) -> None:
+async def test_both_lanes_answer_alike(write_manifest: WriteManifest, socket_dir: Path) -> None:
     path = write_manifest(process_xml("svc", "/api/*", mode="pipe-keepalive"))
     answers = {}
     for fast in (True, False):
@@ -41,7 +50,7 @@ async def test_both_lanes_answer_alike(write_manifest, socket_dir) -> None:
             assert await reader.read() == b""  # Connection: close was honoured
             writer.close()
             answers[fast] = got
-            lane = run.started.lane
+            lane = run.started.lane  # None without the fast lane
             assert lane is None or (lane.served, lane.handed_over) == (len(ALIKE), 0)
     assert answers[True] == answers[False]
     assert answers[True][0].startswith(b"HTTP/1.1 201 Created\r\nSet-Cookie: a=1\r\n")
@@ -49,7 +58,7 @@ async def test_both_lanes_answer_alike(write_manifest, socket_dir) -> None:
 
 
 async def test_pipelined_requests_keep_their_order_across_a_hand_over(
-    write_manifest, socket_dir
+    write_manifest: WriteManifest, socket_dir: Path
 ) -> None:
     path = write_manifest(process_xml("svc", "/api/*", mode="pipe-keepalive"))
     async with running(path, socket_dir) as run:
@@ -66,10 +75,12 @@ async def test_pipelined_requests_keep_their_order_across_a_hand_over(
         assert third.startswith(b"HTTP/1.1 200") and b'"/api/third"' in third
         echoed = json.loads(third.split(b"\r\n\r\n", 1)[1])
         assert echoed["body"] == "aGk="  # "hi", cut at its Content-Length
-        assert (run.started.lane.served, run.started.lane.handed_over) == (1, 1)
+        assert (run.lane.served, run.lane.handed_over) == (1, 1)
 
 
-async def test_requests_the_lane_leaves_to_aiohttp(write_manifest, socket_dir) -> None:
+async def test_requests_the_lane_leaves_to_aiohttp(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(process_xml("svc", "/api/*", mode="pipe"))
     async with running(path, socket_dir) as run:
         # A chunked upload: aiohttp decodes it, the child sees the whole body.
@@ -98,16 +109,18 @@ async def test_requests_the_lane_leaves_to_aiohttp(write_manifest, socket_dir) -
         writer.write(b"GET /api/x RTSP/1.0\r\n\r\n")
         await asyncio.wait_for(reader.read(), 10)
         writer.close()
-        assert run.started.lane.served == 0 and run.started.lane.handed_over == 5
+        assert run.lane.served == 0 and run.lane.handed_over == 5
         async with run.http.get(run.url + "/api/still") as reply:  # and the lane still serves
             assert reply.status == 200
-        assert run.started.lane.served == 1
+        assert run.lane.served == 1
 
 
-async def test_a_request_that_arrives_byte_by_byte(write_manifest, socket_dir) -> None:
+async def test_a_request_that_arrives_byte_by_byte(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(process_xml("svc", "/api/*", mode="pipe-keepalive"))
     async with running(path, socket_dir) as run:
-        lane = run.started.lane
+        lane = run.lane
         reader, writer = await connect(run.url)
         assert await eventually(lambda: len(lane.connections) == 1)
         (connection,) = lane.connections
@@ -125,27 +138,29 @@ async def test_a_request_that_arrives_byte_by_byte(write_manifest, socket_dir) -
             "/api/slowly",
             "aGVsbG8=",
         )
-        assert run.started.lane.served == 1
+        assert run.lane.served == 1
 
 
-async def test_a_client_that_leaves_before_its_answer(write_manifest, socket_dir) -> None:
+async def test_a_client_that_leaves_before_its_answer(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(process_xml("svc", "/api/*", mode="pipe-keepalive"))
     async with running(path, socket_dir) as run:
         _, writer = await connect(run.url)
         writer.write(b"GET /api/slow HTTP/1.1\r\nHost: x\r\n\r\n")  # answered after 1 s
         await writer.drain()
         writer.close()
-        lane = run.started.lane
+        lane = run.lane
         # The answer is dropped once it comes; the request is counted, nothing else breaks.
         assert await eventually(lambda: lane.served == 1 and not lane.connections, 10)
         async with run.http.get(run.url + "/api/after") as reply:
             assert reply.status == 200
 
 
-async def test_idle_connections_are_closed(write_manifest, socket_dir) -> None:
+async def test_idle_connections_are_closed(write_manifest: WriteManifest, socket_dir: Path) -> None:
     path = write_manifest(process_xml("svc", "/api/*", mode="pipe-keepalive"))
     async with running(path, socket_dir) as run:
-        lane = run.started.lane
+        lane = run.lane
         reader, writer = await connect(run.url)
         writer.write(b"GET /api/x HTTP/1.1\r\nHost: x\r\n\r\n")
         assert (await read_answer(reader)).startswith(b"HTTP/1.1 200")
@@ -157,12 +172,14 @@ async def test_idle_connections_are_closed(write_manifest, socket_dir) -> None:
         writer.close()
 
 
-async def test_a_connections_task_ends_with_it(write_manifest, socket_dir) -> None:
+async def test_a_connections_task_ends_with_it(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     """One task serves a connection's requests and waits between them: it ends when the
     connection goes to aiohttp or closes, rather than waiting for ever."""
     path = write_manifest(process_xml("svc", "/api/*", mode="pipe-keepalive"))
     async with running(path, socket_dir) as run:
-        lane = run.started.lane
+        lane = run.lane
         for then in (b"GET /_/health HTTP/1.1\r\nHost: x\r\n\r\n", None):
             reader, writer = await connect(run.url)
             for path_ in (b"/api/one", b"/api/two"):  # the second wakes the waiting task
@@ -181,11 +198,14 @@ async def test_a_connections_task_ends_with_it(write_manifest, socket_dir) -> No
 
 
 async def test_a_failure_inside_the_lane_closes_only_its_connection(
-    write_manifest, socket_dir, monkeypatch, caplog
+    write_manifest: WriteManifest,
+    socket_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     path = write_manifest(process_xml("svc", "/api/*", mode="pipe-keepalive"))
     async with running(path, socket_dir) as run:
-        lane = run.started.lane
+        lane = run.lane
         finish = lane.proxy.finish
 
         def broken(*args: object) -> None:

@@ -14,13 +14,21 @@ import pytest
 
 from local_lambdas import _compat
 from local_lambdas.router import BadTarget, Router, resolve
-from tests.conftest import CHILDREN, PYTHON, connect, process_xml, read_answer, running
+from tests.conftest import (
+    CHILDREN,
+    PYTHON,
+    WriteManifest,
+    connect,
+    process_xml,
+    read_answer,
+    running,
+)
 
 LANES = pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
 
 
 @pytest.fixture
-def front(tmp_path: Path, write_manifest):
+def front(tmp_path: Path, write_manifest: WriteManifest) -> Path:
     """A manifest: /api/* to a pipe child, /public/* to a file server whose root also holds
     secret.txt, outside the route."""
     root = tmp_path / "site"
@@ -76,7 +84,7 @@ ESCAPES = [
 
 
 @LANES
-async def test_no_path_leaves_its_route(front, socket_dir, fast_lane: bool) -> None:
+async def test_no_path_leaves_its_route(front: Path, socket_dir: Path, fast_lane: bool) -> None:
     async with running(front, socket_dir, fast_lane=fast_lane) as run:
         for target in ESCAPES:
             raw = f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
@@ -117,7 +125,9 @@ MALFORMED = {
 }
 
 
-async def test_malformed_requests_get_400_at_once_from_both_servers(front, socket_dir) -> None:
+async def test_malformed_requests_get_400_at_once_from_both_servers(
+    front: Path, socket_dir: Path
+) -> None:
     answers: dict[bool, list[bytes]] = {}
     for fast_lane in (True, False):
         async with running(front, socket_dir, fast_lane=fast_lane) as run:
@@ -134,7 +144,9 @@ async def test_malformed_requests_get_400_at_once_from_both_servers(front, socke
 
 
 @LANES
-async def test_header_lines_are_read_as_one_list(front, socket_dir, fast_lane: bool) -> None:
+async def test_header_lines_are_read_as_one_list(
+    front: Path, socket_dir: Path, fast_lane: bool
+) -> None:
     async with running(front, socket_dir, fast_lane=fast_lane) as run:
         # Every Connection line counts: the second says close.
         answer = await exchange(run.url, b"GET /api/x HTTP/1.1\r\nHost: x\r\n"
@@ -154,7 +166,7 @@ async def test_header_lines_are_read_as_one_list(front, socket_dir, fast_lane: b
 
 @LANES
 async def test_a_request_before_garbage_is_answered_first(
-    front, socket_dir, fast_lane: bool
+    front: Path, socket_dir: Path, fast_lane: bool
 ) -> None:
     async with running(front, socket_dir, fast_lane=fast_lane) as run:
         for path in ("/api/x", "/public/hello.txt"):
@@ -168,7 +180,7 @@ async def test_a_request_before_garbage_is_answered_first(
 
 @LANES
 async def test_slow_clients_time_out_and_free_their_slot(
-    front, socket_dir, fast_lane: bool
+    front: Path, socket_dir: Path, fast_lane: bool
 ) -> None:
     async with running(front, socket_dir, fast_lane=fast_lane,
                        client_header_timeout=0.5, client_body_timeout=0.5) as run:  # fmt: skip
@@ -188,7 +200,7 @@ async def test_slow_clients_time_out_and_free_their_slot(
 
 @LANES
 async def test_a_body_known_too_large_is_refused_before_100_continue(
-    front, socket_dir, fast_lane: bool
+    front: Path, socket_dir: Path, fast_lane: bool
 ) -> None:
     async with running(front, socket_dir, fast_lane=fast_lane) as run:
         for path in ("/api/x", "/public/hello.txt"):
@@ -216,7 +228,7 @@ async def test_a_body_known_too_large_is_refused_before_100_continue(
 
 @LANES
 async def test_an_unusable_request_id_is_replaced_everywhere(
-    front, socket_dir, fast_lane: bool
+    front: Path, socket_dir: Path, fast_lane: bool
 ) -> None:
     async with running(front, socket_dir, fast_lane=fast_lane) as run:
         for given in ("a b", "x" * 201):

@@ -7,10 +7,11 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHILDREN, running
+from tests.conftest import CHILDREN, WriteManifest, running
 
 MODES = ["pipe", "pipe-keepalive", "http"]
 NODE = shutil.which("node")
@@ -32,7 +33,9 @@ def helper_process(language: str, mode: str) -> str:
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("language", ["python", "node"])
-async def test_helper_serves_every_mode(write_manifest, socket_dir, language, mode) -> None:
+async def test_helper_serves_every_mode(
+    write_manifest: WriteManifest, socket_dir: Path, language: str, mode: str
+) -> None:
     path = write_manifest(helper_process(language, mode))
     body = bytes(range(256))
     async with running(path, socket_dir) as run:

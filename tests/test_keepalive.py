@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
+from typing import Any
 
-from tests.conftest import process_xml, running
+from tests.conftest import Running, WriteManifest, process_xml, running
 
 
 def keepalive(extra: str = "") -> str:
     return process_xml("svc", "/api/*", mode="pipe-keepalive", extra=extra)
 
 
-async def get(run, path: str, method: str = "GET") -> tuple[int, dict]:  # type: ignore[no-untyped-def]
+async def get(run: Running, path: str, method: str = "GET") -> tuple[int, dict[str, Any]]:
     async with run.http.request(method, run.url + path) as reply:
         body = await reply.read()
         return reply.status, (json.loads(body) if reply.status == 200 else {"raw": body})
 
 
-async def test_one_connection_carries_many_requests(write_manifest, socket_dir) -> None:
+async def test_one_connection_carries_many_requests(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(keepalive())
     async with running(path, socket_dir) as run:
         seen = [(await get(run, "/api/x"))[1] for _ in range(5)]
@@ -26,7 +30,9 @@ async def test_one_connection_carries_many_requests(write_manifest, socket_dir) 
     assert [s["seq"] for s in seen] == [1, 2, 3, 4, 5]
 
 
-async def test_connections_are_bounded_by_concurrency(write_manifest, socket_dir) -> None:
+async def test_connections_are_bounded_by_concurrency(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(keepalive("<concurrency>2</concurrency>"))
     async with running(path, socket_dir) as run:
         answers = await asyncio.gather(*(get(run, "/api/x") for _ in range(20)))
@@ -34,7 +40,9 @@ async def test_connections_are_bounded_by_concurrency(write_manifest, socket_dir
     assert len({seen["conn"] for _, seen in answers}) <= 2
 
 
-async def test_timed_out_connection_is_not_reused(write_manifest, socket_dir) -> None:
+async def test_timed_out_connection_is_not_reused(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(keepalive("<timeout>1s</timeout>"))
     async with running(path, socket_dir) as run:
         first = (await get(run, "/api/x"))[1]["conn"]
@@ -46,7 +54,9 @@ async def test_timed_out_connection_is_not_reused(write_manifest, socket_dir) ->
     assert seen["conn"] != first
 
 
-async def test_connection_closed_mid_exchange_is_replaced(write_manifest, socket_dir) -> None:
+async def test_connection_closed_mid_exchange_is_replaced(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(keepalive())
     async with running(path, socket_dir) as run:
         first = (await get(run, "/api/x"))[1]["conn"]
@@ -56,7 +66,9 @@ async def test_connection_closed_mid_exchange_is_replaced(write_manifest, socket
     assert status == 200 and seen["conn"] != first
 
 
-async def test_invalid_answer_keeps_the_framing(write_manifest, socket_dir) -> None:
+async def test_invalid_answer_keeps_the_framing(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(keepalive())
     async with running(path, socket_dir) as run:
         assert (await get(run, "/api/garbage"))[0] == 502

@@ -23,14 +23,24 @@ from local_lambdas.config import Settings
 from local_lambdas.manifest import load
 from local_lambdas.output import Printer
 from local_lambdas.watchdog import Watchdog
-from tests.conftest import CHILDREN, WAIT, alive, cli, eventually, gone, process_xml, running
+from tests.conftest import (
+    CHILDREN,
+    WAIT,
+    WriteManifest,
+    alive,
+    cli,
+    eventually,
+    gone,
+    process_xml,
+    running,
+)
 
 # uvloop comes with the test extra; without it (or on Windows) its tests say so and skip.
 NEEDS_UVLOOP = pytest.mark.skipif(find_spec("uvloop") is None, reason="uvloop is not installed")
 UVLOOP = pytest.param("uvloop", marks=NEEDS_UVLOOP)
 
 
-def wrapped_manifest(write_manifest, pid_file: Path) -> Path:  # type: ignore[no-untyped-def]
+def wrapped_manifest(write_manifest: WriteManifest, pid_file: Path) -> Path:
     """A shell wrapper whose own child serves /w/*, and a plain http child on /p/*."""
     return write_manifest(
         process_xml(
@@ -48,7 +58,9 @@ def wrapped_manifest(write_manifest, pid_file: Path) -> Path:  # type: ignore[no
 
 @pytest.mark.parametrize("loop", ["asyncio", UVLOOP])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-async def test_stop_leaves_nothing_behind(write_manifest, tmp_path: Path, sig, loop) -> None:
+async def test_stop_leaves_nothing_behind(
+    write_manifest: WriteManifest, tmp_path: Path, sig: signal.Signals, loop: str
+) -> None:
     pid_file = tmp_path / "grandchild.pid"
     path = wrapped_manifest(write_manifest, pid_file)
     async with cli(str(path), "--bind", "127.0.0.1:0", "--event-loop", loop) as run:
@@ -72,7 +84,7 @@ async def test_stop_leaves_nothing_behind(write_manifest, tmp_path: Path, sig, l
 
 
 @NEEDS_UVLOOP
-async def test_every_mode_serves_on_uvloop(write_manifest) -> None:
+async def test_every_mode_serves_on_uvloop(write_manifest: WriteManifest) -> None:
     envelope = ("pipe", "pipe-keepalive", "http")
     path = write_manifest(
         *(process_xml(mode, f"/{mode}/*", mode=mode) for mode in envelope),
@@ -91,7 +103,7 @@ async def test_every_mode_serves_on_uvloop(write_manifest) -> None:
         assert await run.finish() == 0, "\n".join(run.lines)
 
 
-def test_uvloop_asked_for_but_missing_is_a_usage_error(write_manifest) -> None:
+def test_uvloop_asked_for_but_missing_is_a_usage_error(write_manifest: WriteManifest) -> None:
     path = write_manifest(process_xml("svc", "/api/*"))
     # A Python on which `import uvloop` fails, as on a machine without it.
     program = (
@@ -103,7 +115,9 @@ def test_uvloop_asked_for_but_missing_is_a_usage_error(write_manifest) -> None:
     assert "uvloop is not installed; pip install 'local-lambdas[fast]'" in done.stderr
 
 
-async def test_sigkilled_proxy_leaves_no_child_nor_grandchild(write_manifest, tmp_path) -> None:
+async def test_sigkilled_proxy_leaves_no_child_nor_grandchild(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
     pid_file = tmp_path / "grandchild.pid"
     path = wrapped_manifest(write_manifest, pid_file)
     async with cli(str(path), "--bind", "127.0.0.1:0") as run:
@@ -122,7 +136,7 @@ async def test_sigkilled_proxy_leaves_no_child_nor_grandchild(write_manifest, tm
 
 
 async def test_a_request_while_the_proxy_starts_waits_for_its_child(
-    write_manifest, socket_dir, monkeypatch
+    write_manifest: WriteManifest, socket_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The proxy listens before its children start: a request that comes meanwhile waits for
     its child, and /_/ready says 503 until every child is ready."""
@@ -176,7 +190,7 @@ async def test_a_request_while_the_proxy_starts_waits_for_its_child(
     await server
 
 
-async def test_sighup_reloads_the_manifest(write_manifest) -> None:
+async def test_sighup_reloads_the_manifest(write_manifest: WriteManifest) -> None:
     path = write_manifest(process_xml("a", "/a/*"))
     async with cli(str(path), "--bind", "127.0.0.1:0") as run:
         url = (await run.expect(r"listening on (http://\S+)")).group(1)
@@ -190,7 +204,7 @@ async def test_sighup_reloads_the_manifest(write_manifest) -> None:
         assert await run.finish() == 0
 
 
-async def test_in_flight_requests_finish_during_stop(write_manifest) -> None:
+async def test_in_flight_requests_finish_during_stop(write_manifest: WriteManifest) -> None:
     path = write_manifest(process_xml("svc", "/api/*"))
     async with cli(str(path), "--bind", "127.0.0.1:0") as run:
         url = (await run.expect(r"listening on (http://\S+)")).group(1)
@@ -206,7 +220,7 @@ async def test_in_flight_requests_finish_during_stop(write_manifest) -> None:
         assert any("stopping: finishing requests in flight" in line for line in run.lines)
 
 
-async def test_port_in_use_is_one_clear_line(write_manifest) -> None:
+async def test_port_in_use_is_one_clear_line(write_manifest: WriteManifest) -> None:
     path = write_manifest(process_xml("svc", "/api/*"))
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -220,7 +234,9 @@ async def test_port_in_use_is_one_clear_line(write_manifest) -> None:
     assert not any("Traceback" in line for line in run.lines)
 
 
-async def test_crash_looping_child_goes_fatal_and_others_serve(write_manifest, tmp_path) -> None:
+async def test_crash_looping_child_goes_fatal_and_others_serve(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
     crasher = tmp_path / "crash.py"
     crasher.write_text(
         "import sys\nprint('cannot start: missing config', file=sys.stderr)\nsys.exit(3)\n"
@@ -248,7 +264,9 @@ async def test_crash_looping_child_goes_fatal_and_others_serve(write_manifest, t
         assert await run.finish() == 0
 
 
-async def test_watch_restarts_the_process_whose_files_changed(write_manifest, tmp_path) -> None:
+async def test_watch_restarts_the_process_whose_files_changed(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
     workdir = tmp_path / "svc"
     workdir.mkdir()
     path = write_manifest(
@@ -267,7 +285,9 @@ async def test_watch_restarts_the_process_whose_files_changed(write_manifest, tm
     assert len(restarts) == 1, restarts  # two writes, one restart
 
 
-async def test_watch_follows_the_manifest_by_its_content(write_manifest, tmp_path) -> None:
+async def test_watch_follows_the_manifest_by_its_content(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
     """Saved as sed -i and editors save (a new file renamed over the old one), in the folder
     that is also the children's working directory."""
     path = write_manifest(
@@ -287,7 +307,9 @@ async def test_watch_follows_the_manifest_by_its_content(write_manifest, tmp_pat
     assert not any("files changed" in line for line in run.lines), run.lines
 
 
-async def test_watch_never_reacts_to_the_proxys_own_output(write_manifest, tmp_path) -> None:
+async def test_watch_never_reacts_to_the_proxys_own_output(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
     path = write_manifest(process_xml("svc", "/api/*"))
     out = tmp_path / "dev.out"  # not *.log, which is ignored anyway
     with out.open("w") as sink:
@@ -316,7 +338,7 @@ async def test_watch_never_reacts_to_the_proxys_own_output(write_manifest, tmp_p
 
 
 async def test_watch_builds_before_a_restart_and_keeps_serving_when_it_fails(
-    write_manifest, tmp_path
+    write_manifest: WriteManifest, tmp_path: Path
 ) -> None:
     (tmp_path / "BUILD_OK").write_text("")
     build = "echo building; test -f BUILD_OK"
@@ -365,7 +387,7 @@ async def test_the_bundled_manifest_runs() -> None:
         assert await run.finish() == 0
 
 
-async def test_the_bundled_example_runs_whatever_python3_is(tmp_path) -> None:
+async def test_the_bundled_example_runs_whatever_python3_is(tmp_path: Path) -> None:
     """As under pipx, or with a virtual environment that is not active: the python3 on PATH
     cannot import local_lambdas; the bundled example's helper child still starts."""
     bare = tmp_path / "bare"
@@ -384,7 +406,9 @@ async def test_the_bundled_example_runs_whatever_python3_is(tmp_path) -> None:
         assert await run.finish() == 0
 
 
-async def test_second_ctrl_c_stops_at_once_and_leaves_nothing(write_manifest, tmp_path) -> None:
+async def test_second_ctrl_c_stops_at_once_and_leaves_nothing(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
     stubborn = tmp_path / "stubborn.py"
     stubborn.write_text(
         "import runpy, signal, sys\n"
@@ -408,7 +432,7 @@ async def test_second_ctrl_c_stops_at_once_and_leaves_nothing(write_manifest, tm
     assert await eventually(lambda: not socket_dir.exists())
 
 
-async def test_the_table_is_whole_off_a_terminal(write_manifest) -> None:
+async def test_the_table_is_whole_off_a_terminal(write_manifest: WriteManifest) -> None:
     path = write_manifest(process_xml("a-process-with-a-long-name", "/api/*"))
     async with cli(str(path), "--bind", "127.0.0.1:0", env={"COLUMNS": "80"}) as run:
         found = await run.expect(r"a-process-with-a-long-name: ready .*\(pid \d+, (\S+)\)")
@@ -419,7 +443,7 @@ async def test_the_table_is_whole_off_a_terminal(write_manifest) -> None:
 
 
 async def test_children_stop_even_when_an_earlier_teardown_step_fails(
-    write_manifest, socket_dir, monkeypatch
+    write_manifest: WriteManifest, socket_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def broken_cleanup(self: web.BaseRunner) -> None:
         raise RuntimeError("cleanup failed")
@@ -430,10 +454,10 @@ async def test_children_stop_even_when_an_earlier_teardown_step_fails(
         async with running(path, socket_dir) as run:
             pid = run.child("svc").pid
             assert pid is not None and alive(pid)
-    assert await gone(pid)
+    assert pid is not None and await gone(pid)
 
 
-def test_what_watch_include_lets_through(tmp_path) -> None:
+def test_what_watch_include_lets_through(tmp_path: Path) -> None:
     from watchfiles import Change
 
     from local_lambdas.watch import _Filter

@@ -11,7 +11,7 @@ import pytest
 from lxml import etree
 
 from local_lambdas import manifest
-from local_lambdas.config import Mode
+from local_lambdas.config import Manifest, Mode
 from local_lambdas.errors import ManifestError
 from tests.conftest import CHILDREN, dedent
 
@@ -38,7 +38,7 @@ LEGACY = dedent("""
 """)
 
 
-def load(tmp_path: Path, text: str) -> manifest.Manifest:
+def load(tmp_path: Path, text: str) -> Manifest:
     """Load `text` as a manifest, started from `tmp_path` (relative paths start there)."""
     path = tmp_path / "manifest.xml"
     path.write_text(text)

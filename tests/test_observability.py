@@ -13,7 +13,7 @@ from aiohttp.test_utils import make_mocked_request
 from prometheus_client.parser import text_string_to_metric_families
 
 from local_lambdas.admin import Admin, is_loopback
-from tests.conftest import cli, connect, process_xml, running
+from tests.conftest import WriteManifest, cli, connect, process_xml, running
 
 
 def fatal_process(tmp_path: Path, pid: str = "broken") -> str:
@@ -26,7 +26,9 @@ def fatal_process(tmp_path: Path, pid: str = "broken") -> str:
     )
 
 
-async def test_endpoints_report_known_states(write_manifest, socket_dir, tmp_path) -> None:
+async def test_endpoints_report_known_states(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
     path = write_manifest(process_xml("good", "/good/*"), fatal_process(tmp_path))
     async with running(path, socket_dir, wait=False) as run:
         broken = run.pool("broken")
@@ -76,14 +78,18 @@ async def test_endpoints_report_known_states(write_manifest, socket_dir, tmp_pat
     assert samples[("local_lambdas_queue_depth", (("process", "good"),))] == 0
 
 
-async def test_ready_turns_200_when_all_are_ready(write_manifest, socket_dir) -> None:
+async def test_ready_turns_200_when_all_are_ready(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(process_xml("a", "/a/*"), process_xml("b", "/b/*", mode="http"))
     async with running(path, socket_dir) as run, run.http.get(run.url + "/_/ready") as reply:
         assert reply.status == 200
         assert await reply.json() == {"ready": True, "not_ready": {}}
 
 
-async def test_unknown_admin_endpoint_and_method_are_explained(write_manifest, socket_dir):
+async def test_unknown_admin_endpoint_and_method_are_explained(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(process_xml("svc", "/*"))  # a catch-all does not shadow /_/
     async with running(path, socket_dir) as run:
         async with run.http.get(run.url + "/_/nope") as reply:
@@ -95,7 +101,9 @@ async def test_unknown_admin_endpoint_and_method_are_explained(write_manifest, s
             assert reply.status == 200  # outside the prefix: the child's
 
 
-async def test_request_id_round_trip(write_manifest, socket_dir, caplog) -> None:
+async def test_request_id_round_trip(
+    write_manifest: WriteManifest, socket_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = write_manifest(process_xml("svc", "/api/*"))
     async with running(path, socket_dir) as run:
         async with run.http.get(run.url + "/api/x", headers={"x-request-id": "trace-42"}) as reply:
@@ -112,7 +120,7 @@ async def test_request_id_round_trip(write_manifest, socket_dir, caplog) -> None
     assert any("[t-7]" in r.getMessage() for r in caplog.records)
 
 
-async def test_json_logs_are_one_object_per_line(write_manifest) -> None:
+async def test_json_logs_are_one_object_per_line(write_manifest: WriteManifest) -> None:
     path = write_manifest(process_xml("svc", "/api/*"))
     async with cli(str(path), "--bind", "127.0.0.1:0", "--log-format", "json") as run:
         found = await run.expect(r'"event":"listening".*"url":"(http://[^"]+)"')
@@ -155,7 +163,9 @@ async def test_json_logs_are_one_object_per_line(write_manifest) -> None:
 
 
 @pytest.mark.parametrize("status", [0, 1, 7])
-async def test_run_exits_with_the_commands_status(write_manifest, status) -> None:
+async def test_run_exits_with_the_commands_status(
+    write_manifest: WriteManifest, status: int
+) -> None:
     path = write_manifest(process_xml("svc", "/api/*"))
     check = (
         "import os, sys, urllib.request\n"
@@ -169,7 +179,9 @@ async def test_run_exits_with_the_commands_status(write_manifest, status) -> Non
     assert run.lines[-1].endswith("stopped")
 
 
-async def test_run_when_a_child_never_gets_ready(write_manifest, tmp_path) -> None:
+async def test_run_when_a_child_never_gets_ready(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
     path = write_manifest(process_xml("good", "/good/*"), fatal_process(tmp_path))
     marker = tmp_path / "ran"
     async with cli("run", str(path), "--ready-timeout", "20", "--", "touch", str(marker)) as run:
@@ -182,7 +194,7 @@ async def test_run_when_a_child_never_gets_ready(write_manifest, tmp_path) -> No
     assert not marker.exists()
 
 
-async def test_two_runs_in_parallel_do_not_collide(write_manifest) -> None:
+async def test_two_runs_in_parallel_do_not_collide(write_manifest: WriteManifest) -> None:
     path = write_manifest(process_xml("svc", "/api/*"), process_xml("web", "/web/*", mode="http"))
     check = (
         "import os, urllib.request\n"
@@ -200,7 +212,9 @@ async def test_two_runs_in_parallel_do_not_collide(write_manifest) -> None:
     assert len(urls) == 2
 
 
-async def test_check_boot_reports_each_process(write_manifest, tmp_path) -> None:
+async def test_check_boot_reports_each_process(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
     path = write_manifest(process_xml("good", "/good/*"), fatal_process(tmp_path))
     async with cli("check", "--boot", str(path)) as run:
         assert await run.finish() == 1
@@ -209,7 +223,9 @@ async def test_check_boot_reports_each_process(write_manifest, tmp_path) -> None
     assert "FATAL: gave up" in text and "(exited with code 9)" in text
 
 
-async def test_admin_prefix_is_reserved_and_movable(write_manifest, tmp_path) -> None:
+async def test_admin_prefix_is_reserved_and_movable(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
     clash = write_manifest(process_xml("svc", "/_/mine/*"), name="clash.xml")
     async with cli("check", str(clash)) as run:
         assert await run.finish() == 1
@@ -222,11 +238,13 @@ async def test_admin_prefix_is_reserved_and_movable(write_manifest, tmp_path) ->
 def test_loopback_addresses() -> None:
     for host in ("127.0.0.1", "127.8.9.1", "::1", "[::1]", "::ffff:127.0.0.1", "localhost"):
         assert is_loopback(host), host
-    for host in ("0.0.0.0", "::", "192.0.2.7", "::ffff:192.0.2.7", "example.com", None):
-        assert not is_loopback(host), host
+    for other in ("0.0.0.0", "::", "192.0.2.7", "::ffff:192.0.2.7", "example.com", None):
+        assert not is_loopback(other), other
 
 
-async def test_private_admin_endpoints_refuse_other_hosts(write_manifest, socket_dir) -> None:
+async def test_private_admin_endpoints_refuse_other_hosts(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     # A client from another host cannot be made here (tests reach loopback only), so the
     # request is aiohttp's mocked one, with the peer address such a client would have.
     path = write_manifest(process_xml("svc", "/api/*"))

@@ -7,10 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import eventually, gone, load, process_xml, running
+from tests.conftest import WriteManifest, eventually, gone, load, process_xml, running
 
 
-async def test_started_by_its_first_request(write_manifest, socket_dir) -> None:
+async def test_started_by_its_first_request(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(
         process_xml("lazy", "/lazy/*", extra="<start>on-request</start>"),
         process_xml("eager", "/eager/*"),
@@ -27,7 +29,9 @@ async def test_started_by_its_first_request(write_manifest, socket_dir) -> None:
             assert int(await reply.text()) == run.child("lazy").pid
 
 
-async def test_asleep_when_idle_awake_on_demand(write_manifest, socket_dir) -> None:
+async def test_asleep_when_idle_awake_on_demand(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     extra = (
         "<start>on-request</start><idle_timeout>0.3s</idle_timeout><stop_timeout>2s</stop_timeout>"
     )

@@ -10,11 +10,22 @@ import os
 import signal
 import sys
 import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.conftest import CHILDREN, NEEDS_NODE, cli, eventually, node_server_xml, running
+from local_lambdas import _compat
+from tests.conftest import (
+    CHILDREN,
+    NEEDS_NODE,
+    WriteManifest,
+    cli,
+    eventually,
+    node_server_xml,
+    running,
+)
 
 
 def web_process(pid: str = "web", route: str = "/web/*", extra: str = "") -> str:
@@ -28,7 +39,7 @@ def web_process(pid: str = "web", route: str = "/web/*", extra: str = "") -> str
 STRIP = "<strip_prefix>/web</strip_prefix>"
 
 
-async def test_request_goes_on_as_it_came(write_manifest, socket_dir) -> None:
+async def test_request_goes_on_as_it_came(write_manifest: WriteManifest, socket_dir: Path) -> None:
     path = write_manifest(web_process(extra=STRIP))
     async with running(path, socket_dir) as run:
         headers = [
@@ -56,7 +67,9 @@ async def test_request_goes_on_as_it_came(write_manifest, socket_dir) -> None:
     assert not any(k.lower() == "x-hop" for k, _ in got)  # named by Connection: hop-by-hop
 
 
-async def test_prefix_kept_without_strip_and_redirects_pass_through(write_manifest, socket_dir):
+async def test_prefix_kept_without_strip_and_redirects_pass_through(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(web_process(route="/echo/*"), web_process("r", "/redirect", STRIP))
     async with running(path, socket_dir) as run:
         async with run.http.get(run.url + "/echo/deep?q") as reply:
@@ -66,7 +79,9 @@ async def test_prefix_kept_without_strip_and_redirects_pass_through(write_manife
             assert reply.headers["Location"] == "/echo?from=redirect"  # nothing was stripped
 
 
-async def test_server_sent_events_arrive_as_sent(write_manifest, socket_dir) -> None:
+async def test_server_sent_events_arrive_as_sent(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(web_process(extra=STRIP))
     async with running(path, socket_dir) as run:
         arrivals = []
@@ -80,7 +95,9 @@ async def test_server_sent_events_arrive_as_sent(write_manifest, socket_dir) -> 
         assert arrived < following["sent"]  # each arrived before the next was sent
 
 
-async def test_websocket_echo_binary_and_close_code(write_manifest, socket_dir) -> None:
+async def test_websocket_echo_binary_and_close_code(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(web_process(extra=STRIP))
     async with running(path, socket_dir) as run:
         async with run.http.ws_connect(run.url + "/web/ws", protocols=["echo.v1"]) as ws:
@@ -96,7 +113,9 @@ async def test_websocket_echo_binary_and_close_code(write_manifest, socket_dir) 
             assert (ws.close_code, closing.extra) == (4001, "bye")  # code and reason crossed
 
 
-async def test_websocket_closes_cross_both_ways_and_host_is_kept(write_manifest, socket_dir):
+async def test_websocket_closes_cross_both_ways_and_host_is_kept(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     """As nginx relays them: the client's close code and reason reach the child, Host and
     Origin are as the browser sent them, and a child that dies is 1011 to the client."""
     path = write_manifest(web_process(extra=STRIP))
@@ -117,20 +136,25 @@ async def test_websocket_closes_cross_both_ways_and_host_is_kept(write_manifest,
         assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == 1011
 
 
-async def test_child_killed_mid_stream_ends_the_stream_with_an_error(write_manifest, socket_dir):
+async def test_child_killed_mid_stream_ends_the_stream_with_an_error(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(web_process(extra=STRIP))
     async with running(path, socket_dir) as run:
         child = run.child("web")
         with pytest.raises(aiohttp.ClientPayloadError):
-            async with asyncio.timeout(10), run.http.get(run.url + "/web/forever") as reply:
+            async with _compat.timeout(10), run.http.get(run.url + "/web/forever") as reply:
                 assert reply.status == 200
                 await reply.content.readline()
+                assert child.pid is not None
                 os.kill(child.pid, signal.SIGKILL)
                 async for _ in reply.content:
                     pass
 
 
-async def test_a_client_leaving_mid_stream_is_not_an_error(write_manifest, socket_dir, caplog):
+async def test_a_client_leaving_mid_stream_is_not_an_error(
+    write_manifest: WriteManifest, socket_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = write_manifest(web_process(extra=STRIP))
     async with running(path, socket_dir) as run:
         pool = run.pool("web")
@@ -144,7 +168,9 @@ async def test_a_client_leaving_mid_stream_is_not_an_error(write_manifest, socke
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
-async def test_readiness_path_must_answer_2xx(write_manifest, socket_dir) -> None:
+async def test_readiness_path_must_answer_2xx(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(
         web_process("good", "/good/*", "<ready_path>/healthz</ready_path>"),
         web_process(
@@ -161,7 +187,7 @@ async def test_readiness_path_must_answer_2xx(write_manifest, socket_dir) -> Non
         assert "not ready within 1s" in bad.instances[0].reason
 
 
-async def test_large_bodies_stream_with_flat_memory(write_manifest) -> None:
+async def test_large_bodies_stream_with_flat_memory(write_manifest: WriteManifest) -> None:
     size = 200 * 1024 * 1024
     path = write_manifest(web_process(extra=STRIP + "<max_body_size>1GiB</max_body_size>"))
     async with cli(str(path), "--bind", "127.0.0.1:0") as run:
@@ -174,7 +200,7 @@ async def test_large_bodies_stream_with_flat_memory(write_manifest) -> None:
                     received += len(chunk)
             assert received == size
 
-            async def body():  # type: ignore[no-untyped-def]
+            async def body() -> AsyncIterator[bytes]:
                 chunk = b"y" * (1 << 20)
                 for _ in range(size // len(chunk)):
                     yield chunk
@@ -192,7 +218,7 @@ def _peak_rss_kib(pid: int) -> int:
         return int(next(line.split()[1] for line in status if line.startswith("VmHWM")))
 
 
-async def test_stop_closes_websockets_cleanly(write_manifest) -> None:
+async def test_stop_closes_websockets_cleanly(write_manifest: WriteManifest) -> None:
     path = write_manifest(web_process(extra=STRIP))
     async with cli(str(path), "--bind", "127.0.0.1:0") as run:
         url = (await run.expect(r"listening on (http://\S+)")).group(1)
@@ -210,11 +236,13 @@ async def test_stop_closes_websockets_cleanly(write_manifest) -> None:
         assert time.monotonic() - started < 5  # not held up for the 10 s shutdown grace
 
 
-async def test_body_limit_applies_to_streamed_uploads(write_manifest, socket_dir) -> None:
+async def test_body_limit_applies_to_streamed_uploads(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(web_process(extra=STRIP + "<max_body_size>1KiB</max_body_size>"))
     async with running(path, socket_dir) as run:
 
-        async def chunked():  # type: ignore[no-untyped-def]
+        async def chunked() -> AsyncIterator[bytes]:
             for _ in range(10):
                 yield b"x" * 500
 
@@ -226,7 +254,7 @@ async def test_body_limit_applies_to_streamed_uploads(write_manifest, socket_dir
             assert (await reply.json())["received"] == 1000
 
 
-async def test_the_websocket_example(write_manifest, socket_dir) -> None:
+async def test_the_websocket_example(write_manifest: WriteManifest, socket_dir: Path) -> None:
     example = CHILDREN.parents[1] / "examples" / "children" / "web_sockets.py"
     path = write_manifest(
         f"<process><id>ws</id><executable>{sys.executable}</executable><arg>{example}</arg>"
@@ -238,7 +266,7 @@ async def test_the_websocket_example(write_manifest, socket_dir) -> None:
 
 
 async def test_a_slow_child_is_504_at_its_timeout_and_never_asked_twice(
-    write_manifest, socket_dir
+    write_manifest: WriteManifest, socket_dir: Path
 ) -> None:
     path = write_manifest(web_process(extra=STRIP + "<timeout>0.5s</timeout>"))
     async with running(path, socket_dir) as run:
@@ -251,7 +279,9 @@ async def test_a_slow_child_is_504_at_its_timeout_and_never_asked_twice(
         assert not any("slow request 2" in line for line in run.child("web").last_lines)
 
 
-async def test_forwarded_headers_come_from_the_connection(write_manifest, socket_dir) -> None:
+async def test_forwarded_headers_come_from_the_connection(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(web_process(extra=STRIP))
     async with running(path, socket_dir) as run:
         claims = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"}
@@ -262,7 +292,9 @@ async def test_forwarded_headers_come_from_the_connection(write_manifest, socket
 
 
 @NEEDS_NODE
-async def test_an_answer_without_content_type_stays_without(write_manifest, socket_dir) -> None:
+async def test_an_answer_without_content_type_stays_without(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(node_server_xml("node", "/node/*"))
     async with running(path, socket_dir) as run:
         async with run.http.get(run.url + "/node/x") as reply:
@@ -271,7 +303,7 @@ async def test_an_answer_without_content_type_stays_without(write_manifest, sock
 
 
 async def test_a_stripped_prefix_is_told_and_redirects_put_back_under_it(
-    write_manifest, socket_dir
+    write_manifest: WriteManifest, socket_dir: Path
 ) -> None:
     path = write_manifest(web_process(extra=STRIP))
     async with running(path, socket_dir) as run:

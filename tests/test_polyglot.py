@@ -43,7 +43,7 @@ def one_process_manifest(language: str, tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("language", list(NEEDS))
-async def test_polyglot_child(language, tmp_path, socket_dir, built) -> None:
+async def test_polyglot_child(language: str, tmp_path: Path, socket_dir: Path, built: None) -> None:
     path = one_process_manifest(language, tmp_path)
     body = bytes(range(256)) * 4
     async with running(path, socket_dir) as run:
@@ -63,7 +63,7 @@ async def test_polyglot_child(language, tmp_path, socket_dir, built) -> None:
             assert (await reply.json())["error"] == "I am a teapot"
 
 
-def test_the_polyglot_manifest_is_valid(built) -> None:
+def test_the_polyglot_manifest_is_valid(built: None) -> None:
     from local_lambdas import manifest
 
     missing = [tool for tool in NEEDS.values() if shutil.which(tool) is None]

@@ -6,10 +6,11 @@ import asyncio
 import base64
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.conftest import process_xml, running
+from tests.conftest import Running, WriteManifest, process_xml, running
 
 MODES = ["pipe", "pipe-keepalive", "http"]
 
@@ -19,13 +20,14 @@ def mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-async def echo(run, method: str, path: str, **kwargs) -> dict:  # type: ignore[no-untyped-def]
+async def echo(run: Running, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
     async with run.http.request(method, run.url + path, **kwargs) as reply:
         assert reply.status == 200, await reply.text()
-        return json.loads(await reply.read())
+        seen: dict[str, Any] = json.loads(await reply.read())
+        return seen
 
 
-async def test_request_fidelity(write_manifest, socket_dir: Path, mode: str) -> None:
+async def test_request_fidelity(write_manifest: WriteManifest, socket_dir: Path, mode: str) -> None:
     path = write_manifest(process_xml("svc", "/api/*", mode=mode))
     body = bytes(range(256)) * 100
     async with running(path, socket_dir) as run:
@@ -44,14 +46,18 @@ async def test_request_fidelity(write_manifest, socket_dir: Path, mode: str) -> 
 
 
 @pytest.mark.parametrize("method", ["GET", "PATCH", "OPTIONS", "DELETE", "PURGE"])
-async def test_every_method_reaches_the_child(write_manifest, socket_dir, method) -> None:
+async def test_every_method_reaches_the_child(
+    write_manifest: WriteManifest, socket_dir: Path, method: str
+) -> None:
     path = write_manifest(process_xml("svc", "/api/*"))
     async with running(path, socket_dir) as run:
         seen = await echo(run, method, "/api/x")
     assert seen["method"] == method
 
 
-async def test_a_client_expecting_100_continue_is_told_to_send(write_manifest, socket_dir):
+async def test_a_client_expecting_100_continue_is_told_to_send(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(process_xml("svc", "/api/*"))
     async with running(path, socket_dir) as run:
         # aiohttp's client holds the body back until the 100 Continue arrives.
@@ -62,7 +68,7 @@ async def test_a_client_expecting_100_continue_is_told_to_send(write_manifest, s
 
 
 async def test_an_answer_before_the_whole_request_was_read_is_the_answer(
-    write_manifest, socket_dir
+    write_manifest: WriteManifest, socket_dir: Path
 ) -> None:
     path = write_manifest(
         process_xml(
@@ -75,14 +81,16 @@ async def test_an_answer_before_the_whole_request_was_read_is_the_answer(
                 assert reply.status == 413, await reply.text()
 
 
-async def test_child_reading_to_eof(write_manifest, socket_dir) -> None:
+async def test_child_reading_to_eof(write_manifest: WriteManifest, socket_dir: Path) -> None:
     path = write_manifest(process_xml("svc", "/api/*", args=("--read-to-eof",)))
     async with running(path, socket_dir) as run:
         seen = await echo(run, "PUT", "/api/x", data=b"x" * 300_000)
     assert len(base64.b64decode(seen["body"])) == 300_000
 
 
-async def test_response_headers_as_pairs_keep_repeats(write_manifest, socket_dir, mode) -> None:
+async def test_response_headers_as_pairs_keep_repeats(
+    write_manifest: WriteManifest, socket_dir: Path, mode: str
+) -> None:
     path = write_manifest(process_xml("svc", "/api/*", mode=mode))
     async with running(path, socket_dir) as run:
         async with run.http.get(run.url + "/api/cookies") as reply:
@@ -96,7 +104,9 @@ async def test_response_headers_as_pairs_keep_repeats(write_manifest, socket_dir
             assert await reply.read() == b""
 
 
-async def test_routing_precedence_ignores_manifest_order(write_manifest, socket_dir) -> None:
+async def test_routing_precedence_ignores_manifest_order(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(
         process_xml("catchall", "/*"),
         process_xml("api", "/api/*"),
@@ -115,7 +125,7 @@ async def test_routing_precedence_ignores_manifest_order(write_manifest, socket_
             assert seen["pid"] == pids[expected], url
 
 
-async def test_no_route_is_404_with_json(write_manifest, socket_dir) -> None:
+async def test_no_route_is_404_with_json(write_manifest: WriteManifest, socket_dir: Path) -> None:
     path = write_manifest(process_xml("svc", "/api/*"))
     async with running(path, socket_dir) as run:
         async with run.http.get(run.url + "/apiary", headers={"X-Request-Id": "abc-1"}) as reply:
@@ -137,7 +147,13 @@ async def test_no_route_is_404_with_json(write_manifest, socket_dir) -> None:
     ],
 )
 async def test_invalid_answers_are_never_passed_through(
-    write_manifest, socket_dir, mode, action, status, says, caplog
+    write_manifest: WriteManifest,
+    socket_dir: Path,
+    mode: str,
+    action: str,
+    status: int,
+    says: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     path = write_manifest(
         process_xml("bad", "/bad/*", mode=mode, extra="<timeout>1s</timeout>"),
@@ -159,7 +175,9 @@ async def test_invalid_answers_are_never_passed_through(
         assert (await echo(run, "GET", "/good/x"))["uri"] == "/good/x"
 
 
-async def test_crash_mid_request_is_502_then_child_restarts(write_manifest, socket_dir, mode):
+async def test_crash_mid_request_is_502_then_child_restarts(
+    write_manifest: WriteManifest, socket_dir: Path, mode: str
+) -> None:
     path = write_manifest(process_xml("svc", "/api/*", mode=mode))
     async with running(path, socket_dir) as run:
         child = run.child("svc")
@@ -171,7 +189,9 @@ async def test_crash_mid_request_is_502_then_child_restarts(write_manifest, sock
         assert (await echo(run, "POST", "/api/x"))["pid"] == child.pid
 
 
-async def test_get_is_retried_once_after_a_crash(write_manifest, socket_dir, mode) -> None:
+async def test_get_is_retried_once_after_a_crash(
+    write_manifest: WriteManifest, socket_dir: Path, mode: str
+) -> None:
     path = write_manifest(process_xml("svc", "/api/*", mode=mode))
     async with running(path, socket_dir) as run:
         child = run.child("svc")
@@ -182,7 +202,9 @@ async def test_get_is_retried_once_after_a_crash(write_manifest, socket_dir, mod
         assert seen["pid"] == child.pid != first
 
 
-async def test_post_is_not_retried(write_manifest, socket_dir, mode) -> None:
+async def test_post_is_not_retried(
+    write_manifest: WriteManifest, socket_dir: Path, mode: str
+) -> None:
     path = write_manifest(process_xml("svc", "/api/*", mode=mode))
     async with running(path, socket_dir) as run:
         async with run.http.post(run.url + "/api/crashonce") as reply:
@@ -193,7 +215,7 @@ async def test_post_is_not_retried(write_manifest, socket_dir, mode) -> None:
         assert (await echo(run, "POST", "/api/crashonce"))["method"] == "POST"
 
 
-async def test_body_over_limit_is_413(write_manifest, socket_dir) -> None:
+async def test_body_over_limit_is_413(write_manifest: WriteManifest, socket_dir: Path) -> None:
     path = write_manifest(process_xml("svc", "/api/*", extra="<max_body_size>1KiB</max_body_size>"))
     async with running(path, socket_dir) as run:
         async with run.http.post(run.url + "/api/x", data=b"x" * 1025) as reply:
@@ -202,7 +224,9 @@ async def test_body_over_limit_is_413(write_manifest, socket_dir) -> None:
         assert (await echo(run, "POST", "/api/x", data=b"x" * 1024))["method"] == "POST"
 
 
-async def test_starting_child_answers_503_with_retry_after(write_manifest, socket_dir) -> None:
+async def test_starting_child_answers_503_with_retry_after(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     slow = process_xml(
         "slow", "/slow/*", script="slow_start.py", extra="<queue_timeout>0.2s</queue_timeout>"
     )
@@ -214,7 +238,7 @@ async def test_starting_child_answers_503_with_retry_after(write_manifest, socke
             assert (await reply.json())["process"] == "slow"
 
 
-async def test_method_restriction(write_manifest, socket_dir) -> None:
+async def test_method_restriction(write_manifest: WriteManifest, socket_dir: Path) -> None:
     path = write_manifest(process_xml("svc", "/api/*", extra="<methods>GET, post</methods>"))
     async with running(path, socket_dir) as run:
         assert (await echo(run, "POST", "/api/x"))["method"] == "POST"
@@ -224,7 +248,7 @@ async def test_method_restriction(write_manifest, socket_dir) -> None:
 
 
 async def test_header_bytes_that_are_not_utf8_do_not_break_the_envelope(
-    write_manifest, socket_dir
+    write_manifest: WriteManifest, socket_dir: Path
 ) -> None:
     path = write_manifest(process_xml("svc", "/api/*"))
     async with running(path, socket_dir) as run:
@@ -241,7 +265,9 @@ async def test_header_bytes_that_are_not_utf8_do_not_break_the_envelope(
 
 
 @pytest.mark.parametrize("mode", ["pipe", "http"])
-async def test_readiness_never_sends_an_empty_connection(write_manifest, socket_dir, mode):
+async def test_readiness_never_sends_an_empty_connection(
+    write_manifest: WriteManifest, socket_dir: Path, mode: str
+) -> None:
     # Children written for the earlier tool may treat every connection as a request.
     path = write_manifest(process_xml("strict", "/s/*", mode=mode, script="strict.py"))
     async with running(path, socket_dir) as run:

@@ -16,7 +16,7 @@ from aiohttp import web
 from local_lambdas import manifest
 from local_lambdas.errors import ManifestError
 from local_lambdas.readiness import free_port
-from tests.conftest import CHILDREN, PYTHON, eventually, process_xml, running
+from tests.conftest import CHILDREN, PYTHON, WriteManifest, eventually, process_xml, running
 
 
 async def serve_elsewhere(port: int) -> web.AppRunner:
@@ -33,7 +33,9 @@ async def serve_elsewhere(port: int) -> web.AppRunner:
     return runner
 
 
-async def test_requests_go_to_the_upstream_once_it_accepts(write_manifest, socket_dir) -> None:
+async def test_requests_go_to_the_upstream_once_it_accepts(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     port = free_port()
     path = write_manifest(
         f"<process><id>remote</id><upstream>http://127.0.0.1:{port}</upstream>"
@@ -79,7 +81,7 @@ def test_upstream_forms(tmp_path: Path, extra: str, says: str | None) -> None:
 
 
 async def test_streams_and_websockets_pass_through_to_the_upstream(
-    write_manifest, socket_dir
+    write_manifest: WriteManifest, socket_dir: Path
 ) -> None:
     """A real web server the proxy does not run: its event stream arrives event by event,
     and a WebSocket is relayed both ways with its close code."""

@@ -11,7 +11,7 @@ import pytest
 
 from local_lambdas import manifest
 from local_lambdas.errors import ManifestError
-from tests.conftest import CHILDREN, PYTHON, process_xml, running
+from tests.conftest import CHILDREN, PYTHON, WriteManifest, process_xml, running
 
 BEHAVE = CHILDREN / "behave.py"
 
@@ -33,7 +33,9 @@ def needing(pid: str, route: str, *needs: str, marker: Path | None = None) -> st
             f"<route>{route}</route>{deps}</process>")  # fmt: skip
 
 
-async def test_a_chain_starts_in_order(write_manifest, socket_dir, tmp_path) -> None:
+async def test_a_chain_starts_in_order(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
     marker = tmp_path / "migrated"
     code = f"import time; time.sleep(0.3); open({str(marker)!r}, 'w').close(); print('migrated')"
     path = write_manifest(
@@ -49,7 +51,7 @@ async def test_a_chain_starts_in_order(write_manifest, socket_dir, tmp_path) -> 
         assert "migrated" in run.supervisor.tasks["migrate"].last_lines
 
 
-async def test_a_diamond_and_held_requests(write_manifest, socket_dir) -> None:
+async def test_a_diamond_and_held_requests(write_manifest: WriteManifest, socket_dir: Path) -> None:
     path = write_manifest(
         task_xml("setup", "import time; time.sleep(0.5)"),
         needing("a", "/a/*", "setup"), needing("b", "/b/*", "setup"),
@@ -62,7 +64,9 @@ async def test_a_diamond_and_held_requests(write_manifest, socket_dir) -> None:
         assert all(run.pool(p).started for p in "abc")
 
 
-async def test_a_failed_task_keeps_its_dependents_down(write_manifest, socket_dir) -> None:
+async def test_a_failed_task_keeps_its_dependents_down(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(
         task_xml("migrate", "import sys; print('no database'); sys.exit(2)"),
         needing("api", "/api/*", "migrate"),
@@ -83,7 +87,9 @@ async def test_a_failed_task_keeps_its_dependents_down(write_manifest, socket_di
         assert run.pool("api").instances == []
 
 
-async def test_a_task_over_its_timeout_fails(write_manifest, socket_dir) -> None:
+async def test_a_task_over_its_timeout_fails(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(
         task_xml("slow", "import time; time.sleep(60)", extra="<timeout>0.5s</timeout>"),
         needing("api", "/api/*", "slow"),
@@ -93,7 +99,9 @@ async def test_a_task_over_its_timeout_fails(write_manifest, socket_dir) -> None
         assert "still running after 0.5s" in run.supervisor.tasks["slow"].reason
 
 
-async def test_only_brings_what_it_depends_on(write_manifest, socket_dir) -> None:
+async def test_only_brings_what_it_depends_on(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(
         task_xml("setup", "pass"), needing("a", "/a/*", "setup"),
         needing("c", "/c/*", "a"), process_xml("other", "/other/*"),
@@ -139,7 +147,9 @@ def test_dependency_mistakes_are_manifest_errors(tmp_path: Path, body: str, says
     assert any(says in p.message for p in caught.value.problems), caught.value.problems
 
 
-async def test_a_build_runs_before_the_first_start(write_manifest, socket_dir, tmp_path) -> None:
+async def test_a_build_runs_before_the_first_start(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
     marker = tmp_path / "built"
     build = f"sleep 0.3 &amp;&amp; echo compiled &amp;&amp; touch {marker}"
     svc = needing("svc", "/s/*", marker=marker).replace(
@@ -152,7 +162,9 @@ async def test_a_build_runs_before_the_first_start(write_manifest, socket_dir, t
         assert run.child("svc").restarts == 0  # it started after the build, not before
 
 
-async def test_a_failed_build_at_start_up_is_fatal(write_manifest, socket_dir) -> None:
+async def test_a_failed_build_at_start_up_is_fatal(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(process_xml("svc", "/s/*", extra="<build>echo broken; exit 3</build>"))
     async with running(path, socket_dir, wait=False) as run:
         pool = run.pool("svc")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import signal
@@ -11,19 +12,21 @@ from pathlib import Path
 import pytest
 
 from local_lambdas import manifest
-from tests.conftest import eventually, load, process_xml, running
+from tests.conftest import Load, WriteManifest, eventually, load, process_xml, running
 
 MODES = ["pipe", "pipe-keepalive", "http"]
 
 
-async def some(result, count: int) -> None:  # type: ignore[no-untyped-def]
+async def some(result: Load, count: int) -> None:
     """Let the load run until `count` more requests have completed (bounded)."""
     target = result.total + count
     assert await eventually(lambda: result.total >= target, 20), result
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_sigkilled_child_loses_no_request(write_manifest, socket_dir, mode) -> None:
+async def test_sigkilled_child_loses_no_request(
+    write_manifest: WriteManifest, socket_dir: Path, mode: str
+) -> None:
     path = write_manifest(process_xml("svc", "/api/*", mode=mode))
     async with running(path, socket_dir) as run:
         child = run.child("svc")
@@ -38,7 +41,9 @@ async def test_sigkilled_child_loses_no_request(write_manifest, socket_dir, mode
     assert set(result.pids) == {first, child.pid}
 
 
-async def test_crash_looping_child_goes_fatal_with_reason(write_manifest, socket_dir, tmp_path):
+async def test_crash_looping_child_goes_fatal_with_reason(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
     crasher = tmp_path / "crash.py"
     crasher.write_text("import sys\nprint('no DATABASE_URL', file=sys.stderr)\nsys.exit(4)\n")
     path = write_manifest(
@@ -63,7 +68,9 @@ async def test_crash_looping_child_goes_fatal_with_reason(write_manifest, socket
         assert run.child("bad").restarts == 2
 
 
-async def test_instances_share_the_load_least_busy_first(write_manifest, socket_dir) -> None:
+async def test_instances_share_the_load_least_busy_first(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(process_xml("svc", "/api/*", extra="<instances>2</instances>"))
     async with running(path, socket_dir) as run:
         one, two = run.pool("svc").instances
@@ -84,7 +91,9 @@ async def test_instances_share_the_load_least_busy_first(write_manifest, socket_
     assert set(result.pids) == {one.pid, two.pid}
 
 
-async def test_max_requests_rotates_pids_without_errors(write_manifest, socket_dir) -> None:
+async def test_max_requests_rotates_pids_without_errors(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(process_xml("svc", "/api/*", extra="<max_requests>25</max_requests>"))
     async with running(path, socket_dir) as run:
         async with load(run, "/api/x", method="POST") as result:
@@ -104,7 +113,7 @@ async def test_max_requests_rotates_pids_without_errors(write_manifest, socket_d
     ],
 )
 async def test_past_the_queue_bound_is_503_with_retry_after(
-    write_manifest, socket_dir, bound, named
+    write_manifest: WriteManifest, socket_dir: Path, bound: str, named: str
 ) -> None:
     # One slot, taken by a slow request: the next waits past its bound, or may not wait.
     path = write_manifest(
@@ -121,7 +130,9 @@ async def test_past_the_queue_bound_is_503_with_retry_after(
             assert reply.status == 200
 
 
-async def test_waiting_requests_are_served_in_the_order_they_came(write_manifest, socket_dir):
+async def test_waiting_requests_are_served_in_the_order_they_came(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     """One slot, taken: each request that comes waits in line and gets the slot in turn."""
     path = write_manifest(process_xml("svc", "/api/*", extra="<concurrency>1</concurrency>"))
     async with running(path, socket_dir) as run:
@@ -137,12 +148,14 @@ async def test_waiting_requests_are_served_in_the_order_they_came(write_manifest
         assert await eventually(lambda: run.child("svc").in_flight == 1)
         for n in range(1, 5):
             tasks.append(asyncio.ensure_future(get(n)))
-            assert await eventually(lambda n=n: pool.waiting == n)
+            assert await eventually(functools.partial(lambda n: pool.waiting == n, n))
         await asyncio.gather(*tasks)
         assert done == [0, 1, 2, 3, 4]
 
 
-async def test_requests_wait_for_a_starting_child(write_manifest, socket_dir) -> None:
+async def test_requests_wait_for_a_starting_child(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(process_xml("svc", "/api/*"))
     async with running(path, socket_dir, wait=False) as run:
         # Sent at once, while the child starts: held until it is ready, not refused.
@@ -150,7 +163,9 @@ async def test_requests_wait_for_a_starting_child(write_manifest, socket_dir) ->
             assert reply.status == 200
 
 
-async def test_reload_under_load_changes_routes_without_errors(write_manifest, socket_dir) -> None:
+async def test_reload_under_load_changes_routes_without_errors(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(process_xml("a", "/a/*"), process_xml("b", "/b/*"))
     async with running(path, socket_dir) as run:
         kept = run.child("a").pid
@@ -167,7 +182,9 @@ async def test_reload_under_load_changes_routes_without_errors(write_manifest, s
     assert old_b in on_b.pids and len(on_b.pids) == 2
 
 
-async def test_reload_with_errors_keeps_the_running_manifest(write_manifest, socket_dir, caplog):
+async def test_reload_with_errors_keeps_the_running_manifest(
+    write_manifest: WriteManifest, socket_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = write_manifest(process_xml("a", "/a/*"))
     async with running(path, socket_dir) as run:
         pid = run.child("a").pid
@@ -181,7 +198,9 @@ async def test_reload_with_errors_keeps_the_running_manifest(write_manifest, soc
     assert any("still running the previous one" in e for e in errors)
 
 
-async def test_reload_restarts_a_fatal_process(write_manifest, socket_dir, tmp_path) -> None:
+async def test_reload_restarts_a_fatal_process(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
     flag = tmp_path / "broken"
     flag.touch()
     script = tmp_path / "maybe.py"
@@ -204,7 +223,9 @@ async def test_reload_restarts_a_fatal_process(write_manifest, socket_dir, tmp_p
             assert reply.status == 200
 
 
-async def test_watch_restarts_a_process_when_its_files_change(write_manifest, socket_dir, tmp_path):
+async def test_watch_restarts_a_process_when_its_files_change(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
     workdir = tmp_path / "svc"
     workdir.mkdir()
     path = write_manifest(
@@ -226,7 +247,9 @@ async def test_watch_restarts_a_process_when_its_files_change(write_manifest, so
     assert loaded.processes[0].working_dir == workdir
 
 
-async def test_requests_arriving_while_stopping_get_503(write_manifest, socket_dir) -> None:
+async def test_requests_arriving_while_stopping_get_503(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(process_xml("svc", "/api/*"))
     async with running(path, socket_dir) as run:
         slow = asyncio.ensure_future(run.http.get(run.url + "/api/slow"))

@@ -15,7 +15,7 @@ import trustme
 
 from local_lambdas.errors import StartupError
 from local_lambdas.tls import fingerprint, server_context
-from tests.conftest import CHILDREN, PYTHON, process_xml, running
+from tests.conftest import CHILDREN, PYTHON, WriteManifest, process_xml, running
 
 LANES = pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
 
@@ -31,7 +31,7 @@ def web_child() -> str:
 
 @LANES
 async def test_https_with_a_given_certificate(
-    write_manifest, socket_dir, tmp_path: Path, fast_lane: bool
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path, fast_lane: bool
 ) -> None:
     ca = trustme.CA()
     cert = ca.issue_cert("localhost", "127.0.0.1")
@@ -57,7 +57,9 @@ async def test_https_with_a_given_certificate(
                     await reply.read()
 
 
-async def test_a_self_signed_certificate_and_its_fingerprint(write_manifest, socket_dir) -> None:
+async def test_a_self_signed_certificate_and_its_fingerprint(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(process_xml("api", "/api/*"))
     async with running(path, socket_dir, tls_self_signed=True) as run:
         assert run.started.fingerprint is not None

@@ -22,6 +22,7 @@ from tests.conftest import (
     CHILDREN,
     NEEDS_NODE,
     PYTHON,
+    WriteManifest,
     alive,
     cli,
     eventually,
@@ -54,7 +55,9 @@ def processes_running(word: str) -> list[int]:
 
 
 @NEEDS_NODE
-async def test_servers_that_listen_on_any_address_are_ready(write_manifest, socket_dir) -> None:
+async def test_servers_that_listen_on_any_address_are_ready(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(node_server_xml("node", "/node/*"), wild("v6", "/v6/*", "ipv6-loopback"))
     async with running(path, socket_dir) as run:
         for route, process in (("/node/x", "node"), ("/v6/x", "v6")):
@@ -65,7 +68,7 @@ async def test_servers_that_listen_on_any_address_are_ready(write_manifest, sock
 
 
 async def test_an_exit_is_seen_though_a_descendant_holds_the_output(
-    write_manifest, socket_dir
+    write_manifest: WriteManifest, socket_dir: Path
 ) -> None:
     mark = f"{3000 + secrets.randbelow(500)}.{secrets.randbelow(10**6)}"
     wrapped = (
@@ -91,7 +94,9 @@ async def test_an_exit_is_seen_though_a_descendant_holds_the_output(
     assert await eventually(lambda: not processes_running(mark))
 
 
-async def test_a_setsid_descendant_does_not_outlive_a_stop(write_manifest, socket_dir) -> None:
+async def test_a_setsid_descendant_does_not_outlive_a_stop(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     mark = f"{3500 + secrets.randbelow(500)}.{secrets.randbelow(10**6)}"
     path = write_manifest(wild("daemonic", "/d/*", "daemon", mark, mode="pipe"))
     async with running(path, socket_dir) as run:
@@ -101,7 +106,9 @@ async def test_a_setsid_descendant_does_not_outlive_a_stop(write_manifest, socke
     assert await eventually(lambda: not processes_running(mark))
 
 
-async def test_a_setsid_descendant_does_not_outlive_a_killed_proxy(write_manifest) -> None:
+async def test_a_setsid_descendant_does_not_outlive_a_killed_proxy(
+    write_manifest: WriteManifest,
+) -> None:
     mark = f"{4000 + secrets.randbelow(500)}.{secrets.randbelow(10**6)}"
     path = write_manifest(wild("daemonic", "/d/*", "daemon", mark, mode="pipe"))
     async with cli(str(path), "--bind", "127.0.0.1:0") as run:
@@ -112,7 +119,9 @@ async def test_a_setsid_descendant_does_not_outlive_a_killed_proxy(write_manifes
         assert await eventually(lambda: not processes_running(mark), timeout=10)
 
 
-async def test_a_server_on_another_port_is_told_about_it(write_manifest, socket_dir) -> None:
+async def test_a_server_on_another_port_is_told_about_it(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         other = probe.getsockname()[1]
@@ -129,7 +138,9 @@ async def test_a_server_on_another_port_is_told_about_it(write_manifest, socket_
         assert "got SIGTERM" in pool.instances[0].last_lines
 
 
-async def test_another_programs_listener_is_not_the_child(write_manifest, socket_dir) -> None:
+async def test_another_programs_listener_is_not_the_child(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -145,7 +156,9 @@ async def test_another_programs_listener_is_not_the_child(write_manifest, socket
             assert "another program listens on http://127.0.0.1" in status["instances"][0]["reason"]
 
 
-async def test_a_socket_path_of_another_user_is_refused(write_manifest, tmp_path: Path) -> None:
+async def test_a_socket_path_of_another_user_is_refused(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
     shared = Path("/tmp") / f"llt-shared-{secrets.token_hex(3)}"
     shared.mkdir()
     try:
@@ -167,7 +180,7 @@ async def test_a_socket_path_of_another_user_is_refused(write_manifest, tmp_path
         shutil.rmtree(shared, ignore_errors=True)
 
 
-async def test_a_flooding_child_loses_lines_not_the_proxy(write_manifest) -> None:
+async def test_a_flooding_child_loses_lines_not_the_proxy(write_manifest: WriteManifest) -> None:
     path = write_manifest(wild("flood", "/flood/*", "flood"), process_xml("quiet", "/quiet/*"))
     async with cli(str(path), "--bind", "127.0.0.1:0") as run:
         url = (await run.expect(r"listening on (http://\S+)")).group(1)
@@ -192,7 +205,9 @@ async def test_a_flooding_child_loses_lines_not_the_proxy(write_manifest) -> Non
                for line in run.lines)  # fmt: skip
 
 
-async def test_every_request_carries_the_runs_token(write_manifest, socket_dir) -> None:
+async def test_every_request_carries_the_runs_token(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     path = write_manifest(
         process_xml("pipe", "/pipe/*"),
         process_xml("helper", "/helper/*", script="helper_child.py"),

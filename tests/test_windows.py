@@ -10,10 +10,13 @@ import json
 import os
 import signal
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.conftest import CHILDREN, PYTHON, eventually, running
+from local_lambdas import _compat
+from tests.conftest import CHILDREN, PYTHON, WriteManifest, eventually, running
 
 pytestmark = pytest.mark.skipif(sys.platform != "win32", reason="Windows only")
 
@@ -24,7 +27,7 @@ UNDER_WINE = sys.platform == "win32" and (
 
 def alive(pid: int) -> bool:
     """Whether `pid` runs (never os.kill(pid, 0): on Windows that terminates the process)."""
-    kernel32 = ctypes.WinDLL("kernel32")
+    kernel32 = ctypes.WinDLL("kernel32")  # type: ignore[attr-defined,unused-ignore]
     handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
     if not handle:
         return False
@@ -50,11 +53,13 @@ def helper(pid: str, route: str, mode: str) -> str:
 
 
 @pytest.mark.parametrize("mode", ["pipe", "pipe-keepalive"])
-async def test_named_pipe_round_trip_with_the_helper(write_manifest, socket_dir, mode) -> None:
+async def test_named_pipe_round_trip_with_the_helper(
+    write_manifest: WriteManifest, socket_dir: Path, mode: str
+) -> None:
     path = write_manifest(helper("h", "/h/*", mode))
     body = bytes(range(256)) * 8
     async with running(path, socket_dir) as run:
-        assert run.child("h").pipe.startswith("\\\\.\\pipe\\")
+        assert (run.child("h").pipe or "").startswith("\\\\.\\pipe\\")
         for _ in range(3):
             async with run.http.post(
                 run.url + "/h/x?q=1", data=body, headers=[("X-Tag", "a"), ("X-Tag", "b")]
@@ -70,11 +75,11 @@ async def test_named_pipe_round_trip_with_the_helper(write_manifest, socket_dir,
             assert reply.status == 200
         async with run.http.post(run.url + "/h/after", data=b"x") as reply:
             assert reply.status == 201
-        assert run.started.lane.served == 3 and run.started.lane.handed_over == 1
+        assert run.lane.served == 3 and run.lane.handed_over == 1
 
 
 async def test_busy_pipe_is_retried_and_the_tree_stops_with_the_child(
-    write_manifest, socket_dir
+    write_manifest: WriteManifest, socket_dir: Path
 ) -> None:
     path = write_manifest(
         f"<process><id>one</id><executable>{PYTHON}</executable>"
@@ -82,11 +87,13 @@ async def test_busy_pipe_is_retried_and_the_tree_stops_with_the_child(
     )
     async with running(path, socket_dir) as run:
         child = run.child("one").pid
+        assert child is not None
 
-        async def get(n: int) -> dict:  # type: ignore[type-arg]
+        async def get(n: int) -> dict[str, Any]:
             async with run.http.get(run.url + f"/one/{n}") as reply:
                 assert reply.status == 200, await reply.text()
-                return json.loads(await reply.read())
+                seen: dict[str, Any] = json.loads(await reply.read())
+                return seen
 
         answers = await asyncio.gather(*(get(n) for n in range(3)))
         assert sorted(a["uri"] for a in answers) == ["/one/0", "/one/1", "/one/2"]
@@ -95,7 +102,9 @@ async def test_busy_pipe_is_retried_and_the_tree_stops_with_the_child(
     assert await gone(child) and await gone(grandchild)  # the job object took the whole tree
 
 
-async def test_run_end_to_end_through_the_command_line(write_manifest, tmp_path) -> None:
+async def test_run_end_to_end_through_the_command_line(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
     path = write_manifest(helper("h", "/h/*", "pipe"))
     check = (
         "import os, urllib.request\n"
@@ -115,7 +124,7 @@ async def test_run_end_to_end_through_the_command_line(write_manifest, tmp_path)
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    async with asyncio.timeout(120):
+    async with _compat.timeout(120):
         output, _ = await proc.communicate()
     assert proc.returncode == 0, output.decode(errors="replace")
     assert b"all ready; running" in output
@@ -123,7 +132,7 @@ async def test_run_end_to_end_through_the_command_line(write_manifest, tmp_path)
     assert b"Traceback" not in output and b"Event loop is closed" not in output, output
 
 
-async def test_killed_proxy_leaves_no_child(write_manifest) -> None:
+async def test_killed_proxy_leaves_no_child(write_manifest: WriteManifest) -> None:
     import aiohttp
 
     path = write_manifest(
@@ -136,7 +145,7 @@ async def test_killed_proxy_leaves_no_child(write_manifest) -> None:
     )  # fmt: skip
     try:
         assert proc.stdout is not None
-        async with asyncio.timeout(60):
+        async with _compat.timeout(60):
             while True:
                 event = json.loads(await proc.stdout.readline())
                 if event.get("event") == "listening":
@@ -154,7 +163,9 @@ async def test_killed_proxy_leaves_no_child(write_manifest) -> None:
             proc.kill()
 
 
-async def test_the_raw_pipe_example_runs_on_windows(write_manifest, socket_dir) -> None:
+async def test_the_raw_pipe_example_runs_on_windows(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
     example = CHILDREN.parents[1] / "examples" / "children" / "echo_pipe.py"
     path = write_manifest(
         f"<process><id>echo</id><executable>{PYTHON}</executable><arg>{example}</arg>"
@@ -187,7 +198,7 @@ while True:
 
 @pytest.mark.parametrize("mode", ["pipe", "pipe-keepalive"])
 async def test_a_pipe_another_program_serves_gets_no_request(
-    write_manifest, socket_dir, tmp_path, mode
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path, mode: str
 ) -> None:
     """With plain pipe names (--socket-dir, as the earlier tool named them) a program that is
     not the child can create the pipe first: the proxy connects, sees who serves it
@@ -218,7 +229,7 @@ async def test_a_pipe_another_program_serves_gets_no_request(
 
 
 async def test_an_exit_is_seen_though_a_grandchild_holds_the_output(
-    write_manifest, socket_dir
+    write_manifest: WriteManifest, socket_dir: Path
 ) -> None:
     path = write_manifest(
         f"<process><id>w</id><executable>{PYTHON}</executable>"

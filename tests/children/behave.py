@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 READ_TO_EOF = "--read-to-eof" in sys.argv
 COUNTER = iter(range(1, 1 << 30))
@@ -30,7 +31,7 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def answer(request: dict) -> bytes | None:
+def answer(request: dict[str, Any]) -> bytes | None:
     """The raw bytes to send back; None closes without answering."""
     path = request["uri"].split("?")[0]
     action = path.rstrip("/").rsplit("/", 1)[-1]
@@ -102,16 +103,18 @@ def answer(request: dict) -> bytes | None:
     ).encode()
 
 
-def read_request(conn: socket.socket) -> dict:
+def read_request(conn: socket.socket) -> dict[str, Any]:
     data = b""
     while True:
         chunk = conn.recv(65536)
         if not chunk:
-            return json.loads(data)
+            request: dict[str, Any] = json.loads(data)
+            return request
         data += chunk
         if not READ_TO_EOF:
             try:
-                return json.loads(data)
+                request = json.loads(data)
+                return request
             except ValueError:
                 continue
 
