@@ -3,13 +3,15 @@ by httptools (llhttp, Node.js's parser), instead of by aiohttp's server, whose r
 response machinery was half of the proxy's time per request (PERFORMANCE.md).
 
 The lane serves exactly one kind of request: an origin-form HTTP/1.0 or 1.1 request with no
-body or a Content-Length one, routed to a pipe, pipe-keepalive or `http` process that takes
-its method and its size. Anything else (the admin endpoints, pass-through, 404 and 405,
-a body over the limit, chunked or Expect: 100-continue uploads, upgrades, anything llhttp
-rejects or the lane's 8 KiB head bound, a head with a bare-LF line end, a second Host or
-Content-Length, a path router.resolve refuses) is handed to aiohttp (aioserver.py), with its
-bytes, together with the rest of the connection: one parser judges each request, and the
-answers to malformed ones are the same JSON 400s in both. A head that does not arrive whole
+body or a Content-Length one, routed to a process that takes its method and its size; a
+pass-through one (body up to 1 MiB) goes to the child in raw HTTP/1.1 and its answer comes
+back as it is written (transports/upstream.py, relay.py). Anything else (the admin
+endpoints, 404 and 405, a body over the limit, a larger pass-through body, chunked or
+Expect: 100-continue uploads, upgrades, anything llhttp rejects or the lane's 8 KiB head
+bound, a head with a bare-LF line end, a second Host or Content-Length, a path
+router.resolve refuses) is handed to aiohttp (aioserver.py), with its bytes, together with
+the rest of the connection: one parser judges each request, and the answers to malformed
+ones are the same JSON 400s in both. A head that does not arrive whole
 within --client-header-timeout, or a body that stops for --client-body-timeout, gets 408.
 `--no-fast-lane` hands every connection over at once.
 
@@ -26,6 +28,7 @@ import logging
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
@@ -38,17 +41,22 @@ from aiohttp.http import SERVER_SOFTWARE
 from local_lambdas.aioserver import timed_out
 from local_lambdas.config import Mode
 from local_lambdas.envelope import Response
+from local_lambdas.errors import ForwardError
+from local_lambdas.inspector import BODY
+from local_lambdas.instance import Instance
 from local_lambdas.pool import Pool
-from local_lambdas.proxy import NO_BODY, Proxy, error_response
+from local_lambdas.proxy import BUFFERED, NO_BODY, Proxy, error_response
+from local_lambdas.relay import Answer, child_request
 from local_lambdas.router import BadTarget
 from local_lambdas.supervisor import Supervisor
+from local_lambdas.transports.passthrough import PassthroughTransport, strip_prefix
 
 log = logging.getLogger("local_lambdas.fastlane")
 
 _MAX_HEAD = 8190  # aiohttp's own line limit: a longer head is aiohttp's to judge (or refuse)
 _MAX_HEADERS = 128  # aiohttp's default too
 _PAUSE_AT = 1024**2  # pipelined bytes held while an answer is pending, before reading stops
-_LANE_MODES = frozenset({Mode.PIPE, Mode.PIPE_KEEPALIVE, Mode.HTTP})
+_LANE_MODES = frozenset({Mode.PIPE, Mode.PIPE_KEEPALIVE, Mode.HTTP, Mode.PASSTHROUGH})
 # Request headers that decide whether the lane takes a request, by their lower-case names.
 _NOTED = frozenset({"host", "x-request-id", "content-length", "transfer-encoding",
                     "expect", "upgrade", "connection", "origin"})  # fmt: skip
@@ -196,6 +204,9 @@ class _Connection(asyncio.Protocol):
         self._message: _Message | None = None  # a head whose body is still arriving
         self._reading_paused = False
         self._writing_paused = False
+        self._when_writable: list[Callable[[], None]] = []  # a relayed answer, waiting
+        self._relaying = False  # a pass-through answer is being relayed
+        self._scheme = "http"
         self._closing = False
         # A request that has begun to arrive but is not whole: the client timeouts' timer,
         # and when its last bytes came (the body's clock restarts with every read).
@@ -211,6 +222,8 @@ class _Connection(asyncio.Protocol):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as aiohttp does
         peer = transport.get_extra_info("peername")
         self._peer = str(peer[0]) if isinstance(peer, (list, tuple)) else peer
+        if transport.get_extra_info("sslcontext") is not None:
+            self._scheme = "https"
         if self._lane.stopping:
             self._hand_over()  # aiohttp answers 503 during a stop, then closes
 
@@ -236,14 +249,37 @@ class _Connection(asyncio.Protocol):
         self._stop_timer()
         self._lane.forget(self)
         self._stop_waiting()
+        if self._relaying and self._task is not None:
+            self._task.cancel()  # nobody is left to relay to: the child's answer is dropped
 
     def pause_writing(self) -> None:
         self._writing_paused = True
 
     def resume_writing(self) -> None:
         self._writing_paused = False
+        waiting, self._when_writable = self._when_writable, []
+        for then in waiting:
+            then()
         if not self.busy:
             self._advance()
+
+    # -- where a relayed answer goes (relay.Client)
+
+    def write(self, data: bytes) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(data)
+
+    def close(self) -> None:
+        self._closing = True
+        if self._transport is not None:
+            self._transport.close()
+
+    @property
+    def writable(self) -> bool:
+        return not self._writing_paused
+
+    def when_writable(self, then: Callable[[], None]) -> None:
+        self._when_writable.append(then)
 
     # -- the lane ---------------------------------------------------------------------------
 
@@ -398,6 +434,8 @@ class _Connection(asyncio.Protocol):
             process.communication_mode not in _LANE_MODES
             or (process.methods is not None and method not in process.methods)
             or length > process.max_body_size
+            # A pass-through body larger than that streams to the child: aiohttp's side.
+            or (process.communication_mode is Mode.PASSTHROUGH and length > BUFFERED)
             or (pool.cors is not None and "origin" in noted)  # CORS: aiohttp's side adds it
         ):
             return None
@@ -444,6 +482,8 @@ class _Connection(asyncio.Protocol):
         proxy = self._lane.proxy
         request_id = proxy.identify(message.request_id, message.headers)
         keep_alive = message.keep_alive
+        if message.pool.process.communication_mode is Mode.PASSTHROUGH:
+            return await self._relay(message, body, request_id, started)
         try:
             response = await proxy.answer(
                 message.pool, message.method, message.target, message.path, message.headers,
@@ -462,6 +502,57 @@ class _Connection(asyncio.Protocol):
         )  # fmt: skip
         self._lane.served += 1
         return keep_alive
+
+    async def _relay(self, message: _Message, body: bytes, request_id: str, started: float) -> bool:
+        """A pass-through request: sent to the child in raw HTTP/1.1 (transports/upstream.py),
+        its answer written here as it comes (relay.py); whether the connection stays open."""
+        proxy = self._lane.proxy
+        pool = message.pool
+        process = pool.process
+        target, prefix = strip_prefix(message.target, process.strip_prefix)
+        request = child_request(
+            message.method, target, message.headers, body, client=self._peer,
+            scheme=self._scheme, token=proxy.token, prefix=prefix,
+        )  # fmt: skip
+        keep_alive = message.keep_alive and not self._lane.stopping
+        answer = Answer(
+            self, version=message.version, keep_alive=keep_alive, request_id=request_id,
+            prefix=prefix, method=message.method, keep=BODY if proxy.inspector is not None else 0,
+        )  # fmt: skip
+        head_only = message.method == "HEAD"
+
+        async def exchange(child: Instance) -> None:
+            relay = child.transport
+            assert isinstance(relay, PassthroughTransport)
+            await relay.upstream.send(request, answer, timeout=process.timeout, head_only=head_only)
+
+        self._relaying = True
+        try:
+            await proxy.attempt(pool, message.method, message.target, message.path, exchange)
+        except asyncio.CancelledError:
+            if self._closing:  # the client left (connection_lost): not an error
+                log.debug("[%s] the client left before its answer was sent", request_id)
+                proxy.finish(
+                    pool, message.method, message.target, answer.status, started, request_id,
+                    (message.headers, body), (answer.headers, answer.kept),
+                )  # fmt: skip
+            raise
+        except ForwardError as exc:
+            response = proxy.failure(exc, process, request_id)
+            self._write(response, message, request_id, keep_alive)
+            proxy.finish(
+                pool, message.method, message.target, response.status, started, request_id,
+                (message.headers, body), (response.headers, response.body),
+            )  # fmt: skip
+            return keep_alive
+        finally:
+            self._relaying = False
+        proxy.finish(
+            pool, message.method, message.target, answer.status, started, request_id,
+            (message.headers, body), (answer.headers, answer.kept),
+        )  # fmt: skip
+        self._lane.served += 1
+        return answer.keep_alive
 
     def _write(self, response: Response, message: _Message, request_id: str, keep: bool) -> None:
         transport = self._transport

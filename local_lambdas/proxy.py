@@ -38,7 +38,7 @@ from local_lambdas.instance import Instance
 from local_lambdas.pool import Pool, PoolRetired
 from local_lambdas.router import BadTarget, origin_form
 from local_lambdas.supervisor import Supervisor
-from local_lambdas.transports.passthrough import PassthroughTransport, Relayed
+from local_lambdas.transports.passthrough import PassthroughTransport, Relayed, strip_prefix
 
 log = logging.getLogger("local_lambdas.proxy")
 
@@ -50,7 +50,7 @@ RETRYABLE = frozenset({"GET", "HEAD", "OPTIONS"})
 _CLIENT_ID = re.compile(r"^[\x21-\x7e]{1,200}$")
 NO_BODY = frozenset({204, 304})  # statuses whose answers have no body
 _JSON = "application/json; charset=utf-8"
-_BUFFERED = 1024**2  # pass-through bodies up to this size are read before a child is chosen
+BUFFERED = 1024**2  # pass-through bodies up to this size are read before a child is chosen
 
 
 AdminHandler = Callable[[web.BaseRequest, str], Awaitable[web.StreamResponse]]
@@ -78,6 +78,7 @@ class Proxy:
         body_timeout: float = 60.0,
     ) -> None:
         self._supervisor = supervisor
+        self.token = supervisor.token  # the run's, on every request to a child
         self._access = access
         self._admin = admin
         self.admin_prefix = admin_prefix
@@ -197,7 +198,7 @@ class Proxy:
                     # A small body is read whole before a child is chosen, as nginx buffers
                     # bodies, so a slow client never holds a child's slot; a large one streams.
                     body = None
-                    if request.body_exists and length is not None and length <= _BUFFERED:
+                    if request.body_exists and length is not None and length <= BUFFERED:
                         body = await read_body(request, limit, self.body_timeout)
                     answer = await self._relay(pool, request, uri, path, request_id, origin, body)
                 except ForwardError as exc:
@@ -291,7 +292,7 @@ class Proxy:
             finally:
                 deadlines.stop(task)
 
-        return await self._attempt(pool, request.method, request.uri, path, exchange)
+        return await self.attempt(pool, request.method, request.uri, path, exchange)
 
     async def _relay(
         self,
@@ -307,13 +308,7 @@ class Proxy:
         next bytes rather than the whole exchange (an event stream may last for hours).
         `body` is the request's, read already; None when it streams."""
         process = pool.process
-        target = uri
-        prefix = process.strip_prefix
-        stripped: str | None = None
-        if prefix and (target == prefix or target.startswith((prefix + "/", prefix + "?"))):
-            stripped = prefix.rstrip("/")
-            target = target[len(stripped) :]
-            target = target if target.startswith("/") else "/" + target
+        target, stripped = strip_prefix(uri, process.strip_prefix)
         if body is None and request.body_exists:
             await _continue(request)  # the body streams to the child: ask for it
 
@@ -334,9 +329,9 @@ class Proxy:
                 keep=BODY if self.inspector is not None else 0,
             )
 
-        return await self._attempt(pool, request.method, uri, path, exchange)
+        return await self.attempt(pool, request.method, uri, path, exchange)
 
-    async def _attempt(
+    async def attempt(
         self,
         pool: Pool,
         method: str,

@@ -22,8 +22,10 @@ from tests.conftest import (
     NEEDS_NODE,
     WriteManifest,
     cli,
+    connect,
     eventually,
     node_server_xml,
+    read_answer,
     running,
 )
 
@@ -314,3 +316,32 @@ async def test_a_stripped_prefix_is_told_and_redirects_put_back_under_it(
             assert reply.headers["Location"] == "/web/echo?from=redirect"
         async with run.http.get(run.url + "/web/redirect") as reply:  # followed, it lands
             assert reply.status == 200 and (await reply.json())["query"] == "from=redirect"
+
+
+@pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+async def test_framing_is_the_clients_own_and_keep_alive_holds(
+    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+) -> None:
+    """Over one raw connection: a HEAD answer without a body, then a length-less answer in
+    chunks for HTTP/1.1, then the same for an HTTP/1.0 client, which the end of the
+    connection ends."""
+    path = write_manifest(web_process(extra=STRIP))
+    async with running(path, socket_dir, fast_lane=fast_lane) as run:
+        reader, writer = await connect(run.url)
+        writer.write(b"HEAD /web/echo HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = await read_answer(reader, head_only=True)
+        assert head.startswith(b"HTTP/1.1 200") and b"Content-Length:" in head
+        writer.write(b"GET /web/events HTTP/1.1\r\nHost: x\r\n\r\n")  # same connection
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert b"Transfer-Encoding: chunked" in head and head.count(b"Transfer-Encoding") == 1
+        assert b"X-Request-Id: " in head
+        body = await asyncio.wait_for(reader.readuntil(b"\r\n0\r\n\r\n"), 10)
+        assert body.count(b"data: ") == 3
+        writer.close()
+        reader, writer = await connect(run.url)
+        writer.write(b"GET /web/events HTTP/1.0\r\nHost: x\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), 10)  # to the connection's end
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.0 200") and b"chunked" not in head
+        assert body.count(b"data: ") == 3 and b"\r\n0\r\n" not in body
+        writer.close()

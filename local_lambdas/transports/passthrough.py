@@ -33,6 +33,7 @@ from local_lambdas.errors import (
     ForwardError,
     PayloadTooLarge,
 )
+from local_lambdas.transports.upstream import Upstream
 
 log = logging.getLogger("local_lambdas.passthrough")
 
@@ -53,6 +54,9 @@ def _end_to_end(headers: MultiMapping[str]) -> CIMultiDict[str]:
 class PassthroughTransport:
     def __init__(self, address: str, *, max_response: int) -> None:
         self._base = f"http://{address}"
+        host, _, port = address.rpartition(":")
+        # The fast lane's way to the child: raw HTTP/1.1 (transports/upstream.py).
+        self.upstream = Upstream(host.strip("[]"), int(port))
         self._session: aiohttp.ClientSession | None = None
         # Each relayed WebSocket: the client's end and the child's.
         self._sockets: set[tuple[web.WebSocketResponse, aiohttp.ClientWebSocketResponse[bool]]] = (
@@ -151,7 +155,10 @@ class PassthroughTransport:
             response.headers.update(_end_to_end(upstream.headers))
             response.headers["X-Request-Id"] = request_id
             if prefix:
-                _under_prefix(response.headers, prefix)
+                for name in ("Location", "Content-Location", "Refresh"):
+                    value = response.headers.get(name)
+                    if value is not None:
+                        response.headers[name] = under_prefix(name.lower(), value, prefix)
             if cors is not None:  # the proxy's CORS headers, not the child's
                 policy, origin = cors
                 answered = policy.answer(origin, list(response.headers.items()))
@@ -221,24 +228,38 @@ class PassthroughTransport:
 
     async def aclose(self) -> None:
         self._closed = True
+        self.upstream.close()
         await self.close_websockets()
         if self._session is not None:
             await self._session.close()
             self._session = None
 
 
-def _under_prefix(headers: CIMultiDict[str], prefix: str) -> None:
+def strip_prefix(target: str, prefix: str | None) -> tuple[str, str | None]:
+    """The target the child gets under <strip_prefix>, and what was taken off (None when
+    the target is not under the prefix: it goes on as it came)."""
+    if not prefix or not (target == prefix or target.startswith((prefix + "/", prefix + "?"))):
+        return target, None
+    stripped = prefix.rstrip("/")
+    rest = target[len(stripped) :]
+    return (rest if rest.startswith("/") else "/" + rest), stripped
+
+
+REDIRECTS = frozenset({"location", "content-location", "refresh"})
+
+
+def under_prefix(name: str, value: str, prefix: str) -> str:
     """A redirect to a path of the child's (`Location: /sub/`, `Refresh: 0; url=/sub/`) put
-    back under the prefix the proxy stripped, as nginx's proxy_redirect does."""
-    for name in ("Location", "Content-Location"):
-        value = headers.get(name)
-        if value is not None and value.startswith("/") and not value.startswith("//"):
-            headers[name] = prefix + value
-    refresh = headers.get("Refresh")
-    if refresh is not None:
-        delay, sep, url = refresh.partition("url=")
+    back under the prefix the proxy stripped, as nginx's proxy_redirect does; `name` is one
+    of REDIRECTS, in lower case."""
+    if name == "refresh":
+        delay, sep, url = value.partition("url=")
         if sep and url.startswith("/") and not url.startswith("//"):
-            headers["Refresh"] = f"{delay}{sep}{prefix}{url}"
+            return f"{delay}{sep}{prefix}{url}"
+        return value
+    if value.startswith("/") and not value.startswith("//"):
+        return prefix + value
+    return value
 
 
 class Relayed(web.StreamResponse):

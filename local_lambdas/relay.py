@@ -1,0 +1,166 @@
+"""Pass-through in the fast lane (fastlane.py): the request as the child gets it, and the
+child's answer written to the client as it comes (the Sink of transports/upstream.py).
+
+The rules are pass-through's (docs/protocol.md, "Pass-through"; transports/passthrough.py
+keeps them for aiohttp's side): the target as sent less <strip_prefix>, `Host` as sent,
+headers less hop-by-hop ones, `X-Forwarded-For`/`-Proto`/`-Host` from the connection,
+`X-Forwarded-Prefix` when a prefix was stripped, the run's token; the answer's headers as
+the child sent them (less hop-by-hop ones, redirects put back under the prefix) with the
+request's `X-Request-Id`, and nothing added. Only the framing is the client's own: the
+child's length when it gave one, else chunks for HTTP/1.1 and the connection's end for
+HTTP/1.0.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from local_lambdas.envelope import HOP_BY_HOP, TOKEN_HEADER
+from local_lambdas.transports.passthrough import REDIRECTS, under_prefix
+
+log = logging.getLogger("local_lambdas.relay")
+
+Headers = list[tuple[str, str]]
+# Set by the proxy from the connection, never passed on from a client.
+_SET_HERE = frozenset({"x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix",
+                       TOKEN_HEADER.lower()})  # fmt: skip
+_NO_BODY = frozenset({204, 304})
+
+
+def _named(headers: Headers) -> frozenset[str]:
+    """Hop-by-hop headers, with those a Connection header names."""
+    named = {
+        token.strip().lower()
+        for name, value in headers
+        if name.lower() == "connection"
+        for token in value.split(",")
+    }
+    return HOP_BY_HOP | named
+
+
+def child_request(
+    method: str, target: str, headers: Headers, body: bytes, *, client: str | None,
+    scheme: str, token: str, prefix: str | None,
+) -> bytes:  # fmt: skip
+    """The request's bytes for the child (HTTP/1.1, its connection kept alive)."""
+    dropped = _named(headers) | _SET_HERE
+    lines = [f"{method} {target} HTTP/1.1\r\n"]
+    forwarded_for = host = ""
+    for name, value in headers:
+        lower = name.lower()
+        if lower in dropped:
+            continue
+        if lower == "x-forwarded-for":
+            forwarded_for = value
+            continue
+        if lower == "host":
+            host = value
+        lines.append(f"{name}: {value}\r\n")
+    client = client or ""
+    lines.append(f"X-Forwarded-For: {forwarded_for}, {client}\r\n" if forwarded_for
+                 else f"X-Forwarded-For: {client}\r\n")  # fmt: skip
+    lines.append(f"X-Forwarded-Proto: {scheme}\r\nX-Forwarded-Host: {host}\r\n")
+    if prefix:
+        lines.append(f"X-Forwarded-Prefix: {prefix}\r\n")
+    lines.append(f"{TOKEN_HEADER}: {token}\r\n\r\n")
+    head = "".join(lines).encode("utf-8", "surrogateescape")
+    return head + body if body else head
+
+
+class Client(Protocol):
+    """The client's connection, as the answer writes to it."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+    @property
+    def writable(self) -> bool: ...
+
+    def when_writable(self, then: Callable[[], None]) -> None: ...
+
+
+class Answer:
+    """The child's answer, written to `client` as it comes (a Sink). After the exchange:
+    `status` (0 when no head came), `headers` as sent, `kept` (the first `keep` bytes of the
+    body, for the inspector) and `keep_alive` (whether the client's connection can go on)."""
+
+    def __init__(
+        self, client: Client, *, version: str, keep_alive: bool, request_id: str,
+        prefix: str | None, keep: int, method: str,
+    ) -> None:  # fmt: skip
+        self._client = client
+        self._version = version
+        self.keep_alive = keep_alive
+        self._request_id = request_id
+        self._prefix = prefix
+        self._room = keep
+        self._kept: list[bytes] = []
+        self._head_only = method == "HEAD"
+        self._chunked = False
+        self.status = 0
+        self.headers: Headers = []
+
+    @property
+    def kept(self) -> bytes:
+        return b"".join(self._kept)
+
+    @property
+    def writable(self) -> bool:
+        return self._client.writable
+
+    def when_writable(self, then: Callable[[], None]) -> None:
+        self._client.when_writable(then)
+
+    def head(self, status: int, reason: str, headers: Headers) -> None:
+        dropped = _named(headers) | {"x-request-id"}
+        out: Headers = []
+        length = False
+        for name, value in headers:
+            lower = name.lower()
+            if lower in dropped:
+                continue
+            if lower == "content-length":
+                length = True
+            elif self._prefix and lower in REDIRECTS:
+                value = under_prefix(lower, value, self._prefix)
+            out.append((name, value))
+        out.append(("X-Request-Id", self._request_id))
+        if not (length or self._head_only or status in _NO_BODY):
+            if self._version == "1.1":
+                self._chunked = True
+                out.append(("Transfer-Encoding", "chunked"))
+            else:
+                self.keep_alive = False  # HTTP/1.0: the end of the connection ends it
+        if not self.keep_alive and self._version == "1.1":
+            out.append(("Connection", "close"))
+        elif self.keep_alive and self._version == "1.0":
+            out.append(("Connection", "keep-alive"))
+        self.status, self.headers = status, out
+        lines = [f"HTTP/{self._version} {status} {reason}\r\n"]
+        lines.extend(f"{name}: {value}\r\n" for name, value in out)
+        lines.append("\r\n")
+        self._client.write("".join(lines).encode("utf-8", "surrogateescape"))
+
+    def body(self, data: bytes) -> None:
+        if self._room > 0:
+            piece = data[: self._room]
+            self._kept.append(piece)
+            self._room -= len(piece)
+        if self._chunked:
+            self._client.write(b"%x\r\n" % len(data))
+            self._client.write(data)
+            self._client.write(b"\r\n")
+        else:
+            self._client.write(data)
+
+    def end(self) -> None:
+        if self._chunked:
+            self._client.write(b"0\r\n\r\n")
+
+    def broken(self, why: str) -> None:
+        log.warning("[%s] %s", self._request_id, why)
+        self.keep_alive = False
+        self._client.close()  # the client sees a short answer, an error, not an end

@@ -1,0 +1,284 @@
+"""A pass-through child spoken to in raw HTTP/1.1, for the fast lane (fastlane.py): pooled
+keep-alive connections, the answer parsed by httptools (llhttp) and handed on as it comes.
+
+One exchange: the request's bytes out (head and a body read whole already), then the answer
+to a `Sink`: its head (status, reason, headers as sent), its body in pieces, its end. Before
+the head, failures raise the transport errors (ChildUnreachable: nothing came back, safe to
+send again; ChildTimeout: no head within <timeout>, never sent again; BadResponse: not
+HTTP); once the head is out, the sink is told to break the client's connection instead.
+Back-pressure: while the sink cannot take more, the child's connection stops being read.
+1xx answers are skipped; the answer to a HEAD request ends with its head.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Protocol
+
+import httptools
+
+from local_lambdas.errors import BadResponse, ChildTimeout, ChildUnreachable
+
+
+class Sink(Protocol):
+    """Where an answer goes (the client's connection in the fast lane)."""
+
+    def head(self, status: int, reason: str, headers: list[tuple[str, str]]) -> None: ...
+
+    def body(self, data: bytes) -> None: ...
+
+    def end(self) -> None: ...
+
+    def broken(self, why: str) -> None:
+        """The answer broke off after its head: the client must see an error, not an end."""
+
+    @property
+    def writable(self) -> bool:
+        """False while the client cannot take more (then the child is not read)."""
+
+    def when_writable(self, then: Callable[[], None]) -> None:
+        """Call `then` once the client can take more."""
+
+
+class Upstream:
+    """The connections to one child at HOST:PORT; idle ones are kept for the next request."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._host = host
+        self._port = port
+        self._idle: list[_Exchange] = []
+        self._closed = False
+
+    async def send(self, request: bytes, sink: Sink, *, timeout: float, head_only: bool) -> None:
+        """One exchange (see the module's docstring). A connection found idle that turns
+        out closed is replaced once, before anything is known to have reached the child."""
+        loop = asyncio.get_running_loop()
+        while self._idle:
+            exchange = self._idle.pop()
+            if exchange.usable:
+                try:
+                    await exchange.run(request, sink, timeout, head_only)
+                except _Stale:
+                    continue
+                except BaseException:
+                    exchange.close()  # cancelled mid-answer, say: never used again
+                    raise
+                self._keep(exchange)
+                return
+        try:
+            _, exchange = await loop.create_connection(_Exchange, self._host, self._port)
+        except OSError as exc:
+            raise ChildUnreachable(
+                f"cannot connect to {self._host}:{self._port}: {exc.strerror or exc}"
+            ) from exc
+        try:
+            await exchange.run(request, sink, timeout, head_only)
+        except _Stale as exc:
+            raise ChildUnreachable(str(exc)) from None
+        except BaseException:
+            exchange.close()
+            raise
+        self._keep(exchange)
+
+    def _keep(self, exchange: _Exchange) -> None:
+        if exchange.reusable and not self._closed:
+            self._idle.append(exchange)
+        else:
+            exchange.close()
+
+    def close(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for exchange in idle:
+            exchange.close()
+
+
+class _Stale(ChildUnreachable):
+    """Nothing came back on a connection: the child may have closed it while it was idle."""
+
+
+class _Exchange(asyncio.Protocol):
+    """One connection to the child, carrying one exchange at a time."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._sink: Sink | None = None
+        self._status = 0
+        self._headers: list[tuple[str, str]] = []
+        self._head_only = False
+        self._got = 0  # bytes of the answer received
+        self._headed = False  # its head went to the sink
+        self._done: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timeout = 0.0
+        self._progress = 0.0  # when the child's last bytes came
+        self._lost = False
+        self._reason = ""
+        self.reusable = False
+
+    @property
+    def usable(self) -> bool:
+        return not self._lost and self._transport is not None and not self._transport.is_closing()
+
+    async def run(self, request: bytes, sink: Sink, timeout: float, head_only: bool) -> None:
+        assert self._transport is not None
+        self._sink, self._head_only, self._timeout = sink, head_only, timeout
+        self._status, self._headers, self._got, self._headed = 0, [], 0, False
+        self.reusable = False
+        done = self._done = self._loop.create_future()
+        self._transport.write(request)
+        self._arm()
+        try:
+            await done
+        finally:
+            self._disarm()
+            self._done = None
+            self._sink = None
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    # -- the answer's time limit: <timeout> for each wait for the child's next bytes. One
+    # timer per exchange, moved on only when it fires: bytes arriving just note the time.
+
+    def _arm(self) -> None:
+        self._progress = self._loop.time()
+        if self._timer is None:
+            self._timer = self._loop.call_at(self._progress + self._timeout, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _too_slow(self) -> None:
+        self._timer = None
+        due = self._progress + self._timeout
+        if due > self._loop.time():  # bytes came since: wait from the last of them
+            self._timer = self._loop.call_at(due, self._too_slow)
+            return
+        if self._headed:
+            self._fail(None, f"the child sent nothing for {self._timeout:g}s (its <timeout>)")
+        else:
+            self._fail(ChildTimeout(
+                f"the child did not begin its answer within {self._timeout:g}s (its <timeout>)"
+            ), "")  # fmt: skip
+
+    def _fail(self, before: Exception | None, after: str) -> None:
+        """End the exchange: `before` the head went out (raised to the caller), else the
+        sink breaks the client's connection with `after`."""
+        self.reusable = False
+        self.close()
+        done = self._done
+        if done is None or done.done():
+            return
+        if self._headed:
+            assert self._sink is not None
+            self._sink.broken(after)
+            done.set_result(None)
+        else:
+            done.set_exception(before or ChildUnreachable(after))
+
+    # -- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self._done is None:  # bytes nobody asked for: out of step for good
+            self._lost = True
+            self.close()
+            return
+        self._got += len(data)
+        self._progress = self._loop.time()
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            what = " ".join(str(exc).split())
+            self._fail(BadResponse(f"the child's answer is not valid HTTP: {what}"),
+                       f"the child's answer broke HTTP mid-way: {what}")  # fmt: skip
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        done = self._done
+        if done is None or done.done():
+            return
+        if self._headed and self._close_delimited():
+            self._finish()  # an answer without a length ends with the connection
+            return
+        reason = getattr(exc, "strerror", None) or exc or "closed"
+        if self._got == 0 and not self._headed:
+            self._fail(_Stale(f"the child closed the connection without answering ({reason})"), "")
+        else:
+            self._fail(None, f"the child's answer broke off: {reason}")
+
+    def pause_reading(self) -> None:
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.resume_reading()
+
+    # -- httptools callbacks
+
+    def on_message_begin(self) -> None:
+        self._headers = []
+
+    def on_status(self, status: bytes) -> None:
+        self._reason = status.decode("latin-1")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if 100 <= status < 200:
+            return  # informational (103 Early Hints): the final answer follows
+        assert self._sink is not None
+        self._status = status
+        self._headed = True
+        self._sink.head(status, self._reason, self._headers)
+        if self._head_only:
+            # A HEAD answer has no body whatever its Content-Length says; the parser
+            # cannot be told, so this connection is not used again.
+            self._finish(reusable=False)
+
+    def on_body(self, body: bytes) -> None:
+        sink = self._sink
+        if sink is None or self._done is None or self._done.done():
+            return
+        sink.body(body)
+        if not sink.writable:
+            self.pause_reading()
+            sink.when_writable(self.resume_reading)
+
+    def on_message_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if 100 <= status < 200:
+            return
+        if self._done is not None and not self._done.done():
+            self._finish(reusable=self._parser.should_keep_alive())
+
+    def _close_delimited(self) -> bool:
+        return not any(
+            k.lower() in ("content-length", "transfer-encoding") for k, _ in self._headers
+        )
+
+    def _finish(self, *, reusable: bool = False) -> None:
+        done = self._done
+        if done is None or done.done():
+            return
+        assert self._sink is not None
+        self._sink.end()
+        self.reusable = reusable and not self._lost
+        if not self.reusable:
+            self.close()
+        done.set_result(None)
