@@ -50,9 +50,12 @@ class Upstream:
         self._idle: list[_Exchange] = []
         self._closed = False
 
-    async def send(self, request: bytes, sink: Sink, *, timeout: float, head_only: bool) -> None:
-        """One exchange (see the module's docstring). A connection found idle that turns
-        out closed is replaced once, before anything is known to have reached the child."""
+    async def send(
+        self, request: bytes, sink: Sink, *, timeout: float | None, head_only: bool = False
+    ) -> None:
+        """One exchange (see the module's docstring); `timeout` bounds each wait for the
+        child's bytes (None: the caller bounds the whole). A connection found idle that
+        turns out closed is replaced, before anything is known to have reached the child."""
         loop = asyncio.get_running_loop()
         while self._idle:
             exchange = self._idle.pop()
@@ -113,7 +116,7 @@ class _Exchange(asyncio.Protocol):
         self._headed = False  # its head went to the sink
         self._done: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._timeout = 0.0
+        self._timeout: float | None = None
         self._progress = 0.0  # when the child's last bytes came
         self._lost = False
         self._reason = ""
@@ -123,7 +126,7 @@ class _Exchange(asyncio.Protocol):
     def usable(self) -> bool:
         return not self._lost and self._transport is not None and not self._transport.is_closing()
 
-    async def run(self, request: bytes, sink: Sink, timeout: float, head_only: bool) -> None:
+    async def run(self, request: bytes, sink: Sink, timeout: float | None, head_only: bool) -> None:
         assert self._transport is not None
         self._sink, self._head_only, self._timeout = sink, head_only, timeout
         self._status, self._headers, self._got, self._headed = 0, [], 0, False
@@ -147,7 +150,7 @@ class _Exchange(asyncio.Protocol):
 
     def _arm(self) -> None:
         self._progress = self._loop.time()
-        if self._timer is None:
+        if self._timer is None and self._timeout is not None:
             self._timer = self._loop.call_at(self._progress + self._timeout, self._too_slow)
 
     def _disarm(self) -> None:
@@ -157,6 +160,7 @@ class _Exchange(asyncio.Protocol):
 
     def _too_slow(self) -> None:
         self._timer = None
+        assert self._timeout is not None
         due = self._progress + self._timeout
         if due > self._loop.time():  # bytes came since: wait from the last of them
             self._timer = self._loop.call_at(due, self._too_slow)
