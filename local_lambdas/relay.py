@@ -27,17 +27,24 @@ Headers = list[tuple[str, str]]
 _SET_HERE = frozenset({"x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix",
                        TOKEN_HEADER.lower()})  # fmt: skip
 _NO_BODY = frozenset({204, 304})
+_FROM_CHILD_DROPPED = frozenset({"x-request-id"})  # the proxy's, the request's id
 
 
-def _named(headers: Headers) -> frozenset[str]:
-    """Hop-by-hop headers, with those a Connection header names."""
-    named = {
-        token.strip().lower()
-        for name, value in headers
-        if name.lower() == "connection"
-        for token in value.split(",")
-    }
-    return HOP_BY_HOP | named
+def _end_to_end(headers: Headers, dropped: frozenset[str]) -> list[tuple[str, str, str]]:
+    """(lower-case name, name, value) of the headers that go on: not hop-by-hop, not named
+    by a Connection header, not in `dropped`. One pass; a second only when a Connection
+    header names others."""
+    kept = []
+    named: list[str] = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower == "connection":
+            named.extend(token.strip().lower() for token in value.split(","))
+        elif lower not in HOP_BY_HOP and lower not in dropped:
+            kept.append((lower, name, value))
+    if named:
+        kept = [header for header in kept if header[0] not in named]
+    return kept
 
 
 def child_request(
@@ -45,13 +52,9 @@ def child_request(
     scheme: str, token: str, prefix: str | None,
 ) -> bytes:  # fmt: skip
     """The request's bytes for the child (HTTP/1.1, its connection kept alive)."""
-    dropped = _named(headers) | _SET_HERE
     lines = [f"{method} {target} HTTP/1.1\r\n"]
     forwarded_for = host = ""
-    for name, value in headers:
-        lower = name.lower()
-        if lower in dropped:
-            continue
+    for lower, name, value in _end_to_end(headers, _SET_HERE):
         if lower == "x-forwarded-for":
             forwarded_for = value
             continue
@@ -115,13 +118,9 @@ class Answer:
         self._client.when_writable(then)
 
     def head(self, status: int, reason: str, headers: Headers) -> None:
-        dropped = _named(headers) | {"x-request-id"}
         out: Headers = []
         length = False
-        for name, value in headers:
-            lower = name.lower()
-            if lower in dropped:
-                continue
+        for lower, name, value in _end_to_end(headers, _FROM_CHILD_DROPPED):
             if lower == "content-length":
                 length = True
             elif self._prefix and lower in REDIRECTS:
