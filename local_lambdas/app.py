@@ -134,7 +134,7 @@ async def started(
     runner = web.ServerRunner(
         server, handle_signals=False, shutdown_timeout=settings.shutdown_timeout
     )
-    lane = FastLane(proxy, supervisor, server, settings.client_header_timeout)
+    lane = FastLane(proxy, server, settings.client_header_timeout)
     # Teardown in the reverse order of set-up, each step whatever the ones before it raised:
     # the children are stopped last, and always.
     async with contextlib.AsyncExitStack() as teardown:

@@ -72,6 +72,19 @@ class Mode(str, Enum):
         return self in (Mode.PIPE, Mode.PIPE_KEEPALIVE)
 
 
+class Fate(Enum):
+    """What becomes of a request, known from its head (Proxy.plan)."""
+
+    BAD_TARGET = "400"
+    ADMIN = "admin"
+    NO_ROUTE = "404"
+    PREFLIGHT = "preflight"
+    NOT_ALLOWED = "405"
+    TOO_LARGE = "413"
+    RELAY = "relay"  # pass-through: the child's answer streams back
+    ENVELOPE = "envelope"  # pipe, pipe-keepalive, http: one envelope each way
+
+
 class Restart(str, Enum):
     """When an exited child is started again."""
 

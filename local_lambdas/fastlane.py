@@ -39,7 +39,7 @@ from aiohttp import web
 from aiohttp.http import SERVER_SOFTWARE
 
 from local_lambdas.aioserver import timed_out
-from local_lambdas.config import Mode
+from local_lambdas.config import Fate
 from local_lambdas.envelope import Response
 from local_lambdas.errors import ForwardError
 from local_lambdas.inspector import BODY
@@ -47,8 +47,6 @@ from local_lambdas.instance import Instance
 from local_lambdas.pool import Pool
 from local_lambdas.proxy import BUFFERED, NO_BODY, Proxy, error_response
 from local_lambdas.relay import Answer, child_request
-from local_lambdas.router import BadTarget
-from local_lambdas.supervisor import Supervisor
 from local_lambdas.transports.passthrough import PassthroughTransport, strip_prefix
 
 log = logging.getLogger("local_lambdas.fastlane")
@@ -56,7 +54,6 @@ log = logging.getLogger("local_lambdas.fastlane")
 _MAX_HEAD = 8190  # aiohttp's own line limit: a longer head is aiohttp's to judge (or refuse)
 _MAX_HEADERS = 128  # aiohttp's default too
 _PAUSE_AT = 1024**2  # pipelined bytes held while an answer is pending, before reading stops
-_LANE_MODES = frozenset({Mode.PIPE, Mode.PIPE_KEEPALIVE, Mode.HTTP, Mode.PASSTHROUGH})
 # Request headers that decide whether the lane takes a request, by their lower-case names.
 _NOTED = frozenset({"host", "x-request-id", "content-length", "transfer-encoding",
                     "expect", "upgrade", "connection", "origin"})  # fmt: skip
@@ -88,14 +85,11 @@ class FastLane:
     def __init__(
         self,
         proxy: Proxy,
-        supervisor: Supervisor,
         aiohttp_server: web.Server,
         head_timeout: float = 60.0,
     ) -> None:
         self.proxy = proxy
-        self.supervisor = supervisor
         self.aiohttp_server = aiohttp_server
-        self.admin_prefix = proxy.admin_prefix
         self.head_timeout = head_timeout
         self.body_timeout = proxy.body_timeout
         self.stopping = False
@@ -422,23 +416,19 @@ class _Connection(asyncio.Protocol):
             or (version == "1.1" and "host" not in noted)
         ):
             return None
-        try:
-            path, pool = self._lane.supervisor.resolve(target)
-        except BadTarget:
-            return None  # aiohttp's side answers 400
-        if pool is None or path.startswith(self._lane.admin_prefix):
-            return None
-        process = pool.process
         length = int(noted.get("content-length", 0))
+        plan = self._lane.proxy.plan(method, target, length)
+        pool = plan.pool
         if (
-            process.communication_mode not in _LANE_MODES
-            or (process.methods is not None and method not in process.methods)
-            or length > process.max_body_size
-            # A pass-through body larger than that streams to the child: aiohttp's side.
-            or (process.communication_mode is Mode.PASSTHROUGH and length > BUFFERED)
+            pool is None
+            # Refusals and the admin endpoints are aiohttp's side's (an Enum's hash is a Python
+            # call: `is`, not a set, on this path).
+            or not (plan.fate is Fate.ENVELOPE or plan.fate is Fate.RELAY)
+            or (plan.fate is Fate.RELAY and length > BUFFERED)  # it streams: aiohttp's side
             or (pool.cors is not None and "origin" in noted)  # CORS: aiohttp's side adds it
         ):
             return None
+        path = plan.path
         return _Message(
             pool, method, target, path, version, headers, noted.get("x-request-id"),
             head_length, length, _keep_alive(version, noted.get("connection")),
@@ -482,7 +472,7 @@ class _Connection(asyncio.Protocol):
         proxy = self._lane.proxy
         request_id = proxy.identify(message.request_id, message.headers)
         keep_alive = message.keep_alive
-        if message.pool.process.communication_mode is Mode.PASSTHROUGH:
+        if message.pool.fate is Fate.RELAY:
             return await self._relay(message, body, request_id, started)
         try:
             response = await proxy.answer(

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from local_lambdas import _compat
 from local_lambdas.cache import Cache
-from local_lambdas.config import Mode, Process
+from local_lambdas.config import Fate, Mode, Process
 from local_lambdas.cors import Policy
 from local_lambdas.errors import NotReady
 from local_lambdas.instance import Instance, State
@@ -86,6 +86,9 @@ class Pool:
         # __getattr__ makes every attribute read a slower, hooked one).
         self._slots = process.slots
         self._max_requests = process.max_requests
+        self.methods = process.methods  # for Proxy.plan, on every request
+        self.max_body_size = process.max_body_size
+        self.fate = Fate.RELAY if process.communication_mode is Mode.PASSTHROUGH else Fate.ENVELOPE
         self.stats = stats or ProcessStats()
         # Pass-through answers stream and are never cached (the manifest refuses <cache>).
         self.cache = (

@@ -13,6 +13,7 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 import orjson
@@ -20,7 +21,7 @@ from aiohttp import HttpVersion11, web
 
 from local_lambdas import _compat
 from local_lambdas.aioserver import close_at_once
-from local_lambdas.config import Mode, Process
+from local_lambdas.config import Fate, Process
 from local_lambdas.cors import is_preflight
 from local_lambdas.deadlines import Deadlines
 from local_lambdas.envelope import Request, Response, shown
@@ -57,6 +58,15 @@ AdminHandler = Callable[[web.BaseRequest, str], Awaitable[web.StreamResponse]]
 # Statuses after which the connection is closed, as nginx does: the request may not have
 # been read to its end, so the next bytes cannot be trusted to start a request.
 CLOSING = frozenset({400, 408, 413, 414, 431})
+
+
+@dataclass(slots=True)
+class Plan:
+    fate: Fate
+    path: str  # normalised, as routes see it
+    target: str  # origin form, as sent
+    pool: Pool | None
+    problem: str = ""  # for a refusal: why
 
 
 class Proxy:
@@ -114,20 +124,47 @@ class Proxy:
         headers.append(("X-Request-Id", request_id))
         return request_id
 
-    def refusal(
-        self, pool: Pool | None, method: str, path: str, request_id: str
-    ) -> Response | None:
-        """The 404 or 405 answer for a request no process takes, before its body is read."""
+    def plan(
+        self, method: str, target: str, length: int | None, origin: str | None = None,
+        preflight_method: str | None = None,
+    ) -> Plan:  # fmt: skip
+        """A request's fate, decided from its head alone, the same for both servers (the
+        fast lane serves the envelope and relay fates it can; aiohttp's side, everything)."""
+        try:
+            path, pool = self._supervisor.resolve(target)
+            if target[:1] != "/":
+                target = origin_form(target)
+        except BadTarget as exc:
+            return Plan(Fate.BAD_TARGET, target, target, None, str(exc))
+        if path.startswith(self.admin_prefix) and self._admin is not None:
+            return Plan(Fate.ADMIN, path, target, pool)
         if pool is None:
-            return error_response(404, f"no route matches {path}", None, request_id)
-        methods = pool.process.methods
+            return Plan(Fate.NO_ROUTE, path, target, None, f"no route matches {path}")
+        if pool.cors is not None and is_preflight(method, origin, preflight_method):
+            # The proxy's to answer, before <methods>, which a preflight is not held to.
+            return Plan(Fate.PREFLIGHT, path, target, pool)
+        methods = pool.methods
         if methods is not None and method not in methods:
-            answer = error_response(
-                405, f"{method} is not allowed on this route", pool.process, request_id
-            )
-            answer.headers.append(("Allow", ", ".join(methods)))
-            return answer
-        return None
+            return Plan(Fate.NOT_ALLOWED, path, target, pool,
+                        f"{method} is not allowed on this route")  # fmt: skip
+        if length is not None and length > pool.max_body_size:
+            # Before any 100 Continue: the client need not send what would be refused.
+            return Plan(Fate.TOO_LARGE, path, target, pool)
+        return Plan(pool.fate, path, target, pool)
+
+    def refusal(self, plan: Plan, request_id: str) -> Response:
+        """The answer to a request whose plan refuses it (400, 404, 405, 413), before its
+        body is read."""
+        pool = plan.pool
+        process = pool.process if pool is not None else None
+        if plan.fate is Fate.TOO_LARGE:
+            assert process is not None
+            return self.failure(PayloadTooLarge(process.max_body_size), process, request_id)
+        status = {Fate.BAD_TARGET: 400, Fate.NO_ROUTE: 404, Fate.NOT_ALLOWED: 405}[plan.fate]
+        answer = error_response(status, plan.problem, process, request_id)
+        if plan.fate is Fate.NOT_ALLOWED and process is not None and process.methods:
+            answer.headers.append(("Allow", ", ".join(process.methods)))
+        return answer
 
     def finish(
         self, pool: Pool | None, method: str, uri: str, status: int, started: float, rid: str,
@@ -156,65 +193,56 @@ class Proxy:
         ]
         request_id = self.identify(request.headers.get("X-Request-Id"), headers)
         method = request.method
-        pool: Pool | None = None
         answer: web.StreamResponse
         body: bytes | None = None if request.body_exists else b""  # None: not read, or streamed
-        uri = request.raw_path
-        try:
-            path, pool = self._supervisor.resolve(uri)
-            uri = origin_form(uri)
-        except BadTarget as exc:
-            response: Response | None = error_response(400, str(exc), None, request_id)
-            path = uri
-        else:
-            if self._admin is not None and path.startswith(self.admin_prefix):
-                await _continue(request)
-                return await self._admin(request, path)
-            cors = pool.cors if pool is not None else None
-            origin = request.headers.get("Origin")
-            if cors is not None and is_preflight(
-                method, origin, request.headers.get("Access-Control-Request-Method")
-            ):
-                # The proxy's to answer, before <methods>, which a preflight is not held to.
-                requested = request.headers.get("Access-Control-Request-Method", "")
-                allowed = cors.preflight(
-                    origin, requested, request.headers.get("Access-Control-Request-Headers"),
-                    pool.process.methods if pool is not None else None,
-                )  # fmt: skip
-                allowed = [*allowed, ("X-Request-Id", request_id)]
-                answer = web.Response(status=204, headers=allowed)
-                self.finish(pool, method, uri, 204, started, request_id, (headers, b""),
-                            (allowed, b""))  # fmt: skip
-                return answer
-            response = self.refusal(pool, method, path, request_id)
-        if response is None and pool is not None:
-            limit = pool.process.max_body_size
-            length = request.content_length
-            if length is not None and length > limit:
-                # Before any 100 Continue: the client need not send what would be refused.
-                response = self.failure(PayloadTooLarge(limit), pool.process, request_id)
-            elif pool.process.communication_mode is Mode.PASSTHROUGH:
-                try:
-                    # A small body is read whole before a child is chosen, as nginx buffers
-                    # bodies, so a slow client never holds a child's slot; a large one streams.
-                    body = None
-                    if request.body_exists and length is not None and length <= BUFFERED:
-                        body = await read_body(request, limit, self.body_timeout)
-                    answer = await self._relay(pool, request, uri, path, request_id, origin, body)
-                except ForwardError as exc:
-                    response = self.failure(exc, pool.process, request_id)
-                else:
-                    if not answer.prepared:  # a streamed answer carries its id already
-                        answer.headers["X-Request-Id"] = request_id
+        length = request.content_length
+        origin = request.headers.get("Origin")
+        plan = self.plan(
+            method, request.raw_path, length, origin,
+            request.headers.get("Access-Control-Request-Method"),
+        )  # fmt: skip
+        pool, uri, path, fate = plan.pool, plan.target, plan.path, plan.fate
+        response: Response | None = None
+        if fate is Fate.ADMIN:
+            await _continue(request)
+            assert self._admin is not None
+            return await self._admin(request, path)
+        if fate is Fate.PREFLIGHT:
+            assert pool is not None and pool.cors is not None
+            allowed = pool.cors.preflight(
+                origin, request.headers.get("Access-Control-Request-Method", ""),
+                request.headers.get("Access-Control-Request-Headers"), pool.process.methods,
+            )  # fmt: skip
+            allowed = [*allowed, ("X-Request-Id", request_id)]
+            answer = web.Response(status=204, headers=allowed)
+            self.finish(pool, method, uri, 204, started, request_id, (headers, b""),
+                        (allowed, b""))  # fmt: skip
+            return answer
+        if fate is Fate.RELAY:
+            assert pool is not None
+            try:
+                # A small body is read whole before a child is chosen, as nginx buffers
+                # bodies, so a slow client never holds a child's slot; a large one streams.
+                if request.body_exists and length is not None and length <= BUFFERED:
+                    body = await read_body(request, pool.process.max_body_size, self.body_timeout)
+                answer = await self._relay(pool, request, uri, path, request_id, origin, body)
+            except ForwardError as exc:
+                response = self.failure(exc, pool.process, request_id)
             else:
-                try:
-                    body = await read_body(request, limit, self.body_timeout)
-                except ForwardError as exc:
-                    response = self.failure(exc, pool.process, request_id)
-                else:
-                    response = await self.answer(
-                        pool, method, uri, path, headers, body, request.remote, request_id
-                    )
+                if not answer.prepared:  # a streamed answer carries its id already
+                    answer.headers["X-Request-Id"] = request_id
+        elif fate is Fate.ENVELOPE:
+            assert pool is not None
+            try:
+                body = await read_body(request, pool.process.max_body_size, self.body_timeout)
+            except ForwardError as exc:
+                response = self.failure(exc, pool.process, request_id)
+            else:
+                response = await self.answer(
+                    pool, method, uri, path, headers, body, request.remote, request_id
+                )
+        else:
+            response = self.refusal(plan, request_id)
         if response is not None:
             answer_headers = [*response.headers, ("X-Request-Id", request_id)]
             if pool is not None and pool.cors is not None:
