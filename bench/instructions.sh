@@ -8,15 +8,19 @@
 #   bench/instructions.sh [MODE] [REQUESTS] [PROXY FLAGS...]
 #   bench/instructions.sh pipe-keepalive 2000 --event-loop asyncio
 #
-# MODE: pipe, pipe-keepalive (default), http or passthrough. Installs valgrind and ab (apache2-utils)
-# from Debian packages when missing. User-space only: bench/costs.sh gives the kernel's side.
+# MODE: pipe, pipe-keepalive (default), http or passthrough. BENCH_ACCESS_LOG=1: with the
+# access log (and the dashboard's log of it), written to a file. Installs valgrind and ab
+# (apache2-utils) from Debian packages when missing. User-space only: bench/costs.sh gives the kernel's side.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/common.sh
 bench_args 2000 "$@"
+# --quiet, as nginx runs here (access_log off); BENCH_ACCESS_LOG=1 counts the access log too.
+quiet=--quiet
+[ "${BENCH_ACCESS_LOG:-}" = 1 ] && quiet=""
 bench_setup valgrind:valgrind
 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/out" \
-  "$python" -m local_lambdas "$manifest" --bind "127.0.0.1:$port" --quiet "${flags[@]}" \
+  "$python" -m local_lambdas "$manifest" --bind "127.0.0.1:$port" $quiet "${flags[@]}" \
   >"$work/proxy.log" 2>&1 &
 proxy=$!
 bench_ready

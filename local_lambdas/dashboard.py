@@ -48,7 +48,8 @@ class Dashboard:
         self.inspector = inspector
         if inspector is not None:
             inspector.on_record = self._recorded
-        self.log: deque[dict[str, object]] = deque(maxlen=LOG_LINES)
+        # (time, source, kind, text, colour): a tuple per line, made a dict only when sent.
+        self.log: deque[tuple[float, str, str, str, str]] = deque(maxlen=LOG_LINES)
         self.url = ""  # the proxy's own, for replays; set once it listens
         self._pages: set[asyncio.Queue[_Event]] = set()
         self._watching: asyncio.Task[None] | None = None
@@ -61,11 +62,10 @@ class Dashboard:
 
     def line(self, source: str, kind: str, text: str, color: str) -> None:
         """A line the console shows (Printer.tap): a child's output, an event, an access line."""
-        entry = {"time": round(time.time(), 3), "source": source, "kind": kind, "text": text,
-                 "color": color}  # fmt: skip
+        entry = (time.time(), source, kind, text, color)
         self.log.append(entry)
         if self._pages and _on_the_loop():  # a line logged by another thread waits in the log
-            self._publish("log", entry)
+            self._publish("log", _line(entry))
 
     def _recorded(self, exchange: Exchange) -> None:
         waiting = self._waiting.pop(exchange.id, None)
@@ -156,7 +156,7 @@ class Dashboard:
         await answer.prepare(request)
         page: asyncio.Queue[_Event] = asyncio.Queue(QUEUE)
         page.put_nowait(("status", orjson.dumps(self._status())))
-        page.put_nowait(("logs", orjson.dumps(list(self.log))))
+        page.put_nowait(("logs", orjson.dumps([_line(entry) for entry in self.log])))
         recording = self.inspector is not None
         kept = [e.summary() for e in self.inspector.newest_first()] if self.inspector else []
         page.put_nowait(("requests", orjson.dumps({"recording": recording, "requests": kept})))
@@ -185,7 +185,7 @@ class Dashboard:
 
     def _one(self, inspector: Inspector, exchange: Exchange) -> web.Response:
         detail = inspector.detail(exchange)
-        detail["logs"] = [line for line in self.log if exchange.id in str(line["text"])]
+        detail["logs"] = [_line(entry) for entry in self.log if exchange.id in entry[3]]
         return _json(detail)
 
     async def _replay(self, inspector: Inspector, exchange: Exchange) -> web.Response:
@@ -241,6 +241,12 @@ _CSP = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
     "connect-src 'self'; img-src data:"
 )
+
+
+def _line(entry: tuple[float, str, str, str, str]) -> dict[str, object]:
+    """A log line as the page takes it."""
+    when, source, kind, text, color = entry
+    return {"time": round(when, 3), "source": source, "kind": kind, "text": text, "color": color}
 
 
 def _on_the_loop() -> bool:
