@@ -24,14 +24,12 @@ import asyncio
 import collections
 import itertools
 import logging
-import re
-import signal
 import time
 from collections.abc import Callable
 from enum import Enum
 from typing import Literal
 
-from local_lambdas import _compat, readiness, variables
+from local_lambdas import _compat, explain, readiness, variables
 from local_lambdas.backoff import RestartPolicy
 from local_lambdas.config import Mode, Process
 from local_lambdas.manifest import resolve_executable
@@ -48,8 +46,6 @@ _LAST_LINES = 20
 _SETTLE_CHECKS, _SETTLE_STEP = 10, 0.005
 _SPAWNS = itertools.count(1)  # numbers each process spawned in this run, for its mark
 _LAST_OUTPUT_WAIT = 0.5  # after an exit, how long its last lines may take to arrive
-# An address a server says it listens on: http://127.0.0.1:5000, [::]:8000, "port 8000".
-_PRINTED_PORT = re.compile(r"https?://[^\s/]*:(\d{2,5})\b|\bport\s+(\d{2,5})\b", re.IGNORECASE)
 
 
 class State(str, Enum):
@@ -111,7 +107,7 @@ class Instance:
         self._token = token
         self._not_ready: str | None = None  # why the last process never became READY
         self._proc: Spawned | None = None
-        self._address: str | None = None
+        self._connect_to: str | None = None  # the address itself (`address` is for people)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         printer.register(self.name)
@@ -124,7 +120,7 @@ class Instance:
         """
         if self.process.upstream is not None:
             return True  # nothing of ours to see go: the retry goes to the same address
-        proc, address = self._proc, self._address
+        proc, address = self._proc, self._connect_to
         if proc is None or address is None:
             return False
         for _ in range(_SETTLE_CHECKS):
@@ -204,7 +200,7 @@ class Instance:
             return None
         self._not_ready = "it exited before it listened"
         address, env, args = self._prepare()
-        self._address = address
+        self._connect_to = address
         self._set_state(State.STARTING, "starting")
         try:
             proc = await spawn(
@@ -229,17 +225,19 @@ class Instance:
                     self.process.communication_mode, found.address,
                     max_response=MAX_RESPONSE, owned=proc.owns,
                 )  # fmt: skip
-                self._address = found.address
+                self._connect_to = found.address
                 self.generation += 1
                 self._not_ready = None
                 self.ready_seconds = self._clock() - started
-                self.address = self._where(found.address)
+                self.address = explain.where(self.process, found.address)
                 self._set_state(
                     State.READY,
                     f"ready in {self.ready_seconds:.2f}s (pid {proc.pid}, {self.address})",
                 )
             elif not proc.exited.done() and not self._stopping:
-                self._not_ready = self._startup_timeout(address, found.foreign)
+                self._not_ready = explain.not_ready_in_time(
+                    self.process, address, foreign=found.foreign, last_lines=self.last_lines
+                )
                 log.warning("%s: %s; stopping it", self.name, self._not_ready)
                 await proc.terminate(self.process.stop_timeout)
             await proc.exited
@@ -275,30 +273,6 @@ class Instance:
         finally:
             await self.transport.aclose()
             self.transport = None
-
-    def _startup_timeout(self, address: str, foreign: bool) -> str:
-        """Why a child that runs is not ready after <startup_timeout>, with the likely fix."""
-        where = self._where(address)
-        seconds = f"{self.process.startup_timeout:g}s"
-        late = f"not ready within {seconds} (<startup_timeout>)"
-        if foreign:
-            return f"{late}: another program listens on {where}; stop it, or use another address"
-        message = f"{late}: nothing listened on {where}"
-        if self.pipe is None:
-            port = address.rpartition(":")[2]
-            printed = self._printed_ports() - {port}
-            if printed:
-                other = sorted(printed)[-1]
-                message += (f"; it printed port {other}, which is not its $PORT ({port}): "
-                            f"set <port>{other}</port>, or pass $PORT to it")  # fmt: skip
-        return message
-
-    def _printed_ports(self) -> set[str]:
-        return {
-            m.group(1) or m.group(2)
-            for line in self.last_lines
-            for m in _PRINTED_PORT.finditer(line)
-        }
 
     def _prepare(self) -> tuple[str, dict[str, str], list[str]]:
         """The address the child must listen on, its environment and its arguments, with
@@ -357,18 +331,10 @@ class Instance:
         return f"{self.state.value}: {self.reason}" if self.reason else self.state.value
 
     def _describe_exit(self, code: int | None) -> str:
-        """How the last process ended, in words fit for a client: never its output, which
-        may hold secrets (the log has it, see _set_state)."""
+        """Why the last process is gone: why it never got ready, else how it ended."""
         if self._not_ready is not None and self._not_ready != "it exited before it listened":
             return self._not_ready
-        if code is None:
-            return "could not be started"
-        if code < 0:
-            return f"was killed by {signal.Signals(-code).name}"
-        return f"exited with code {code}"
-
-    def _where(self, address: str) -> str:
-        return address if self.process.communication_mode.uses_pipe else f"http://{address}"
+        return explain.ended(code)
 
     def _remove_socket(self) -> None:
         if self.pipe is not None:

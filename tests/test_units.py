@@ -1,16 +1,18 @@
 """Pure logic driven from tables: routing, the response envelope, the restart policy,
-per-request deadlines."""
+per-request deadlines, what a person is told about a child."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import json
+from pathlib import Path
 
 import pytest
 
+from local_lambdas import explain
 from local_lambdas.backoff import RestartPolicy, Verdict
-from local_lambdas.config import Restart
+from local_lambdas.config import Process, Restart
 from local_lambdas.deadlines import Deadlines
 from local_lambdas.envelope import Request, decode_response
 from local_lambdas.errors import BadResponse
@@ -224,3 +226,36 @@ def test_a_large_answer_with_bad_base64_is_still_refused() -> None:
     raw = bytearray(b'{"status": 200, "body": "' + b"A" * (2 * 1024**2 + 1) + b'!"}')
     with pytest.raises(BadResponse, match="not valid base64"):
         decode_response(raw)
+
+
+def _process(mode: str = "http", startup: str = "10s") -> Process:
+    return Process.model_validate({
+        "id": "api", "executable": "x", "routes": ("/api/*",), "pipe_name": "api",
+        "working_dir": Path("."), "communication_mode": mode, "startup_timeout": startup,
+    })  # fmt: skip
+
+
+@pytest.mark.parametrize(("mode", "address", "foreign", "lines", "says"), [
+    ("http", "127.0.0.1:4000", False, [], "not ready within 10s (<startup_timeout>): "
+     "nothing listened on http://127.0.0.1:4000"),
+    ("http", "127.0.0.1:4000", True, [], "another program listens on http://127.0.0.1:4000"),
+    ("http", "127.0.0.1:4000", False, [" * Running on http://127.0.0.1:5000"],
+     "it printed port 5000, which is not its $PORT (4000): set <port>5000</port>"),
+    ("http", "127.0.0.1:4000", False, ["listening on port 4000"], "nothing listened on "
+     "http://127.0.0.1:4000"),  # its own port printed: no advice
+    ("pipe", "/run/x/api", False, ["port 5000"], "nothing listened on /run/x/api"),
+])  # fmt: skip
+def test_why_a_child_is_not_ready(
+    mode: str, address: str, foreign: bool, lines: list[str], says: str
+) -> None:
+    told = explain.not_ready_in_time(_process(mode), address, foreign=foreign, last_lines=lines)
+    assert says in told
+    assert ("printed port" in told) == ("printed port" in says)
+
+
+@pytest.mark.parametrize(("code", "says"), [
+    (None, "could not be started"), (0, "exited with code 0"), (3, "exited with code 3"),
+    (-9, "was killed by SIGKILL"), (-15, "was killed by SIGTERM"),
+])  # fmt: skip
+def test_how_a_child_ended(code: int | None, says: str) -> None:
+    assert explain.ended(code) == says

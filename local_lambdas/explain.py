@@ -1,0 +1,54 @@
+"""What a person is told about a child that is not serving: why it is not ready, how it
+ended, where it listens. Pure functions of what was seen, so that the wording lives in one
+place and table tests can hold it (tests/test_units.py)."""
+
+from __future__ import annotations
+
+import re
+import signal
+from collections.abc import Iterable
+
+from local_lambdas.config import Process
+
+# Addresses a dev server prints when it ignores $PORT: "Running on http://127.0.0.1:5000",
+# "Uvicorn running on http://0.0.0.0:8000", "listening on port 8080".
+_PRINTED_PORT = re.compile(r"https?://[^\s/]*:(\d{2,5})\b|\bport\s+(\d{2,5})\b", re.IGNORECASE)
+
+
+def where(process: Process, address: str) -> str:
+    """An address as people read it: a socket path, or an http:// URL."""
+    return address if process.communication_mode.uses_pipe else f"http://{address}"
+
+
+def not_ready_in_time(
+    process: Process, address: str, *, foreign: bool, last_lines: Iterable[str]
+) -> str:
+    """Why a child that runs is not ready after <startup_timeout>, with the likely fix."""
+    shown = where(process, address)
+    late = f"not ready within {process.startup_timeout:g}s (<startup_timeout>)"
+    if foreign:
+        return f"{late}: another program listens on {shown}; stop it, or use another address"
+    message = f"{late}: nothing listened on {shown}"
+    if not process.communication_mode.uses_pipe:
+        port = address.rpartition(":")[2]
+        printed = printed_ports(last_lines) - {port}
+        if printed:
+            other = sorted(printed)[-1]
+            message += (f"; it printed port {other}, which is not its $PORT ({port}): "
+                        f"set <port>{other}</port>, or pass $PORT to it")  # fmt: skip
+    return message
+
+
+def printed_ports(lines: Iterable[str]) -> set[str]:
+    """The ports a child's output names."""
+    return {m.group(1) or m.group(2) for line in lines for m in _PRINTED_PORT.finditer(line)}
+
+
+def ended(code: int | None) -> str:
+    """How a process ended, in words fit for a client: never its output, which may hold
+    secrets (the log has it)."""
+    if code is None:
+        return "could not be started"
+    if code < 0:
+        return f"was killed by {signal.Signals(-code).name}"
+    return f"exited with code {code}"
