@@ -31,35 +31,28 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formatdate
-from http import HTTPStatus
 from typing import cast
 
 import httptools
 from aiohttp import web
-from aiohttp.http import SERVER_SOFTWARE
 
 from local_lambdas.aioserver import timed_out
 from local_lambdas.config import Fate
 from local_lambdas.envelope import Response
 from local_lambdas.errors import ForwardError
+from local_lambdas.http1 import NO_BODY, answer_head, bare_line_end, read_head
 from local_lambdas.inspector import BODY
 from local_lambdas.instance import Instance
 from local_lambdas.pool import Pool
-from local_lambdas.proxy import BUFFERED, NO_BODY, Proxy, error_response
+from local_lambdas.proxy import BUFFERED, Proxy, error_response
 from local_lambdas.relay import Answer, child_request
 from local_lambdas.transports.passthrough import PassthroughTransport, strip_prefix
 
 log = logging.getLogger("local_lambdas.fastlane")
 
 _MAX_HEAD = 8190  # aiohttp's own line limit: a longer head is aiohttp's to judge (or refuse)
-_MAX_HEADERS = 128  # aiohttp's default too
 _PAUSE_AT = 1024**2  # pipelined bytes held while an answer is pending, before reading stops
-# Request headers that decide whether the lane takes a request, by their lower-case names.
-_NOTED = frozenset({"host", "x-request-id", "content-length", "transfer-encoding",
-                    "expect", "upgrade", "connection", "origin"})  # fmt: skip
-_REASONS = {status.value: status.phrase for status in HTTPStatus}
 _SWEEP_EVERY = 60.0  # seconds between looks for idle connections
-_SERVER = f"Server: {SERVER_SOFTWARE}\r\n"
 
 
 @dataclass(slots=True)
@@ -319,7 +312,7 @@ class _Connection(asyncio.Protocol):
             if end == -1:
                 # A line ended by a bare LF (or a CR alone) would never end the head here:
                 # aiohttp's parser judges it at once.
-                if len(buffer) > _MAX_HEAD or _bare_line_end(buffer):
+                if len(buffer) > _MAX_HEAD or bare_line_end(buffer):
                     self._hand_over()
                 else:
                     self._start_timer(self._lane.head_timeout)
@@ -374,49 +367,16 @@ class _Connection(asyncio.Protocol):
 
     def _parse(self, head_length: int) -> _Message | None:
         """The head's request, if the lane takes it; None hands the connection to aiohttp.
-
-        llhttp judges the head (strictly: CRLF line ends only, no obs-fold, token names, no
-        control characters in values); a head it accepts is then read here with one decode
-        and a split, which costs a fifth of what a Python callback per header did."""
-        head = self._buffer[:head_length]
+        llhttp judges the head; http1.read_head reads it; Proxy.plan decides its fate."""
+        data = self._buffer[:head_length]
         try:
-            self._parser.feed_data(head)
+            self._parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade):
             return None
-        lines = head.decode("utf-8", "surrogateescape").split("\r\n")
-        del lines[-2:]  # the head's end: an empty line, then nothing
-        # "METHOD target HTTP/1.x"; llhttp also lets empty lines or runs of spaces through,
-        # which aiohttp can judge.
-        request_line = lines[0].split(" ")
-        if len(request_line) != 3 or len(lines) > _MAX_HEADERS + 1:
+        head = read_head(data)
+        if head is None:
             return None
-        method, target, version = request_line
-        headers = []
-        noted: dict[str, str] = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            value = value.strip(" \t")
-            headers.append((name, value))
-            lower = name.lower()
-            if lower in _NOTED:
-                if lower not in noted:
-                    noted[lower] = value
-                elif lower == "connection":  # every Connection line is one list
-                    noted[lower] += "," + value
-                else:  # a second Host, Content-Length...: aiohttp's parser judges it
-                    return None
-        if version not in ("HTTP/1.1", "HTTP/1.0"):  # llhttp also takes RTSP/1.0, HTTP/2.0
-            return None
-        version = version[5:]
-        if (
-            "transfer-encoding" in noted
-            or "expect" in noted
-            or "upgrade" in noted
-            or not target.startswith("/")
-            or (version == "1.1" and "host" not in noted)
-        ):
-            return None
-        length = int(noted.get("content-length", 0))
+        method, target, version, headers, noted, length, keep_alive = head
         plan = self._lane.proxy.plan(method, target, length)
         pool = plan.pool
         if (
@@ -428,10 +388,9 @@ class _Connection(asyncio.Protocol):
             or (pool.cors is not None and "origin" in noted)  # CORS: aiohttp's side adds it
         ):
             return None
-        path = plan.path
         return _Message(
-            pool, method, target, path, version, headers, noted.get("x-request-id"),
-            head_length, length, _keep_alive(version, noted.get("connection")),
+            pool, method, target, plan.path, version, headers, noted.get("x-request-id"),
+            head_length, length, keep_alive,
         )  # fmt: skip
 
     async def _serve(self, message: _Message, body: bytes) -> None:
@@ -549,32 +508,11 @@ class _Connection(asyncio.Protocol):
         if transport is None or transport.is_closing():
             return  # the client left; its answer goes nowhere, as with aiohttp
         status = response.status
-        body = response.body
-        head = [f"HTTP/{message.version} {status} {_REASONS.get(status, '')}\r\n"]
-        typed = dated = named = False
-        for name, value in response.headers:
-            head.append(f"{name}: {value}\r\n")
-            lower = name.lower()
-            typed = typed or lower == "content-type"
-            dated = dated or lower == "date"
-            named = named or lower == "server"
-        head.append(f"X-Request-Id: {request_id}\r\n")
-        # The headers aiohttp adds, in its order: tests hold the two lanes' answers equal.
-        if status not in NO_BODY:
-            head.append(f"Content-Length: {len(body)}\r\n")
-        sent = body if message.method != "HEAD" and status not in NO_BODY else b""
-        if sent and not typed:
-            head.append("Content-Type: application/octet-stream\r\n")
-        if not dated:
-            head.append(self._lane.date())
-        if not named:
-            head.append(_SERVER)
-        if not keep and message.version == "1.1":
-            head.append("Connection: close\r\n")
-        elif keep and message.version == "1.0":
-            head.append("Connection: keep-alive\r\n")
-        head.append("\r\n")
-        data = "".join(head).encode("utf-8")
+        sent = response.body if message.method != "HEAD" and status not in NO_BODY else b""
+        data = answer_head(
+            status, response.headers, request_id, version=message.version,
+            length=len(response.body), sent=bool(sent), keep=keep, date=self._lane.date(),
+        )  # fmt: skip
         if len(sent) < 65536:
             transport.write(data + sent)
         else:  # a large body is not copied once more to join it to its head
@@ -597,19 +535,3 @@ class _Connection(asyncio.Protocol):
         data, self._buffer = self._buffer, b""
         if data:
             handler.data_received(bytes(data))
-
-
-def _bare_line_end(buffer: bytes | bytearray) -> bool:
-    """Whether a line in `buffer` ends in LF alone, or a CR stands without its LF (one at the
-    very end may still get its LF)."""
-    crlf = buffer.count(b"\r\n")
-    cr = buffer.count(b"\r") - (1 if buffer.endswith(b"\r") else 0)
-    return buffer.count(b"\n") != crlf or cr != crlf
-
-
-def _keep_alive(version: str, connection: str | None) -> bool:
-    """RFC 9112 9.3 (llhttp's own answer is gone once a bodiless message is complete)."""
-    if connection is None:
-        return version == "1.1"
-    tokens = {token.strip().lower() for token in connection.split(",")}
-    return "keep-alive" in tokens if version == "1.0" else "close" not in tokens

@@ -1,5 +1,5 @@
 """Pure logic driven from tables: routing, the response envelope, the restart policy,
-per-request deadlines, what a person is told about a child."""
+per-request deadlines, what a person is told about a child, the fast lane's heads."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import json
 from pathlib import Path
 
 import pytest
+from aiohttp.http import SERVER_SOFTWARE
 
-from local_lambdas import explain
+from local_lambdas import explain, http1
 from local_lambdas.backoff import RestartPolicy, Verdict
 from local_lambdas.config import Process, Restart
 from local_lambdas.deadlines import Deadlines
@@ -259,3 +260,58 @@ def test_why_a_child_is_not_ready(
 ])  # fmt: skip
 def test_how_a_child_ended(code: int | None, says: str) -> None:
     assert explain.ended(code) == says
+
+
+@pytest.mark.parametrize(("head", "taken"), [
+    (b"GET /a?b HTTP/1.1\r\nHost: x\r\n\r\n", ("GET", "/a?b", "1.1", True, 0)),
+    (b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n", ("POST", "/a", "1.1", True, 5)),
+    (b"GET /a HTTP/1.0\r\n\r\n", ("GET", "/a", "1.0", False, 0)),
+    (b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", ("GET", "/a", "1.0", True, 0)),
+    (b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: te\r\nConnection: close\r\n\r\n",
+     ("GET", "/a", "1.1", False, 0)),  # every Connection line counts
+    (b"GET /a HTTP/1.1\r\n\r\n", None),  # HTTP/1.1 without Host
+    (b"GET /a HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", None),
+    (b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", None),
+    (b"POST /a HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n", None),
+    (b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n", None),
+    (b"GET http://x/a HTTP/1.1\r\nHost: x\r\n\r\n", None),  # absolute form: aiohttp's
+    (b"GET  /a HTTP/1.1\r\nHost: x\r\n\r\n", None),  # a run of spaces
+    (b"GET /a RTSP/1.0\r\n\r\n", None),
+])  # fmt: skip
+def test_the_request_heads_the_lane_takes(
+    head: bytes, taken: tuple[str, str, str, bool, int] | None
+) -> None:
+    read = http1.read_head(head)
+    if taken is None:
+        assert read is None
+        return
+    assert read is not None
+    method, target, version, _, _, length, keep_alive = read
+    assert (method, target, version, keep_alive, length) == taken
+
+
+DATE = "Date: Sun, 29 Nov 2026 00:00:00 GMT\r\n"
+
+
+@pytest.mark.parametrize(("status", "headers", "version", "length", "sent", "keep", "lines"), [
+    (200, [("Content-Type", "text/plain")], "1.1", 2, True, True,
+     ["HTTP/1.1 200 OK", "Content-Type: text/plain", "X-Request-Id: r1", "Content-Length: 2",
+      DATE.strip(), f"Server: {SERVER_SOFTWARE}"]),
+    (200, [], "1.1", 2, True, False,  # a body without a type; the connection closes
+     ["HTTP/1.1 200 OK", "X-Request-Id: r1", "Content-Length: 2",
+      "Content-Type: application/octet-stream", DATE.strip(), f"Server: {SERVER_SOFTWARE}",
+      "Connection: close"]),
+    (200, [], "1.1", 7, False, True,  # HEAD: the length is stated, no body, no type added
+     ["HTTP/1.1 200 OK", "X-Request-Id: r1", "Content-Length: 7", DATE.strip(),
+      f"Server: {SERVER_SOFTWARE}"]),
+    (204, [("Date", "then"), ("Server", "child")], "1.0", 0, False, True,
+     ["HTTP/1.0 204 No Content", "Date: then", "Server: child", "X-Request-Id: r1",
+      "Connection: keep-alive"]),
+])  # fmt: skip
+def test_answer_heads_as_aiohttp_writes_them(
+    status: int, headers: list[tuple[str, str]], version: str, length: int, sent: bool,
+    keep: bool, lines: list[str],
+) -> None:  # fmt: skip
+    head = http1.answer_head(status, headers, "r1", version=version, length=length, sent=sent,
+                             keep=keep, date=DATE)  # fmt: skip
+    assert head == ("\r\n".join(lines) + "\r\n\r\n").encode()
