@@ -50,5 +50,8 @@ def ended(code: int | None) -> str:
     if code is None:
         return "could not be started"
     if code < 0:
-        return f"was killed by {signal.Signals(-code).name}"
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:  # a number this platform has no name for
+            return f"was killed by signal {-code}"
     return f"exited with code {code}"
