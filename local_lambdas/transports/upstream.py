@@ -56,7 +56,6 @@ class Upstream:
         """One exchange (see the module's docstring); `timeout` bounds each wait for the
         child's bytes (None: the caller bounds the whole). A connection found idle that
         turns out closed is replaced, before anything is known to have reached the child."""
-        loop = asyncio.get_running_loop()
         while self._idle:
             exchange = self._idle.pop()
             if exchange.usable:
@@ -69,6 +68,8 @@ class Upstream:
                     raise
                 self._keep(exchange)
                 return
+        # Asked for only here: get_running_loop() is a getpid() system call on Python 3.11.
+        loop = asyncio.get_running_loop()
         try:
             _, exchange = await loop.create_connection(_Exchange, self._host, self._port)
         except OSError as exc:
