@@ -345,3 +345,25 @@ async def test_framing_is_the_clients_own_and_keep_alive_holds(
         assert head.startswith(b"HTTP/1.0 200") and b"chunked" not in head
         assert body.count(b"data: ") == 3 and b"\r\n0\r\n" not in body
         writer.close()
+
+
+async def test_a_slow_client_is_not_the_childs_timeout(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """While the client cannot take more, the child is not read, and its <timeout> does not
+    run: a download that the client pauses for longer than that still completes."""
+    path = write_manifest(web_process(extra=STRIP + "<timeout>1s</timeout>"))
+    size = 64 * 1024 * 1024
+    async with running(path, socket_dir) as run:
+        reader, writer = await connect(run.url)
+        writer.write(f"GET /web/download/{size} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 200") and b"Content-Length: %d" % size in head
+        got = len(await reader.readexactly(1024 * 1024))
+        await asyncio.sleep(2.5)  # the slow client: longer than the child's <timeout>
+        while got < size:
+            chunk = await asyncio.wait_for(reader.read(1 << 20), 10)
+            assert chunk, f"the answer broke off after {got} bytes"
+            got += len(chunk)
+        writer.close()
+    assert got == size

@@ -120,6 +120,7 @@ class _Exchange(asyncio.Protocol):
         self._timeout: float | None = None
         self._progress = 0.0  # when the child's last bytes came
         self._lost = False
+        self._paused = False  # not read while the client cannot take more
         self._reason = ""
         self.reusable = False
 
@@ -162,6 +163,8 @@ class _Exchange(asyncio.Protocol):
     def _too_slow(self) -> None:
         self._timer = None
         assert self._timeout is not None
+        if self._paused:  # the client is slow, not the child: its clock starts on resuming
+            self._progress = self._loop.time()
         due = self._progress + self._timeout
         if due > self._loop.time():  # bytes came since: wait from the last of them
             self._timer = self._loop.call_at(due, self._too_slow)
@@ -225,10 +228,13 @@ class _Exchange(asyncio.Protocol):
             self._fail(None, f"the child's answer broke off: {reason}")
 
     def pause_reading(self) -> None:
+        self._paused = True
         if self._transport is not None:
             self._transport.pause_reading()
 
     def resume_reading(self) -> None:
+        self._paused = False
+        self._progress = self._loop.time()
         if self._transport is not None and not self._transport.is_closing():
             self._transport.resume_reading()
 
