@@ -205,7 +205,7 @@ class _Exchange(asyncio.Protocol):
         self._progress = self._loop.time()
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserError as exc:
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
             what = " ".join(str(exc).split())
             self._fail(BadResponse(f"the child's answer is not valid HTTP: {what}"),
                        f"the child's answer broke HTTP mid-way: {what}")  # fmt: skip
