@@ -49,6 +49,29 @@ class Upstream:
         self._port = port
         self._idle: list[_Exchange] = []
         self._closed = False
+        # The exchanges under a time limit, and one timer that looks at them all, a quarter
+        # of a limit apart (not a timer per request: a heap push and a cancel each).
+        self._timed: set[_Exchange] = set()
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    def watch(self, exchange: _Exchange) -> None:
+        self._timed.add(exchange)
+        if self._sweeper is None:
+            assert exchange.timeout is not None
+            self._sweep_every = min(1.0, max(0.05, exchange.timeout / 4))
+            loop = exchange.loop
+            self._sweeper = loop.call_at(loop.time() + self._sweep_every, self._sweep, loop)
+
+    def unwatch(self, exchange: _Exchange) -> None:
+        self._timed.discard(exchange)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._sweeper = None
+        now = loop.time()
+        for exchange in list(self._timed):
+            exchange.check(now)
+        if self._timed:
+            self._sweeper = loop.call_at(now + self._sweep_every, self._sweep, loop)
 
     async def send(
         self, request: bytes, sink: Sink, *, timeout: float | None, head_only: bool = False
@@ -71,7 +94,9 @@ class Upstream:
         # Asked for only here: get_running_loop() is a getpid() system call on Python 3.11.
         loop = asyncio.get_running_loop()
         try:
-            _, exchange = await loop.create_connection(_Exchange, self._host, self._port)
+            _, exchange = await loop.create_connection(
+                lambda: _Exchange(self), self._host, self._port
+            )
         except OSError as exc:
             raise ChildUnreachable(
                 f"cannot connect to {self._host}:{self._port}: {exc.strerror or exc}"
@@ -93,6 +118,9 @@ class Upstream:
 
     def close(self) -> None:
         self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         idle, self._idle = self._idle, []
         for exchange in idle:
             exchange.close()
@@ -105,8 +133,9 @@ class _Stale(ChildUnreachable):
 class _Exchange(asyncio.Protocol):
     """One connection to the child, carrying one exchange at a time."""
 
-    def __init__(self) -> None:
-        self._loop = asyncio.get_running_loop()
+    def __init__(self, upstream: Upstream) -> None:
+        self._upstream = upstream
+        self.loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._sink: Sink | None = None
@@ -116,8 +145,7 @@ class _Exchange(asyncio.Protocol):
         self._got = 0  # bytes of the answer received
         self._headed = False  # its head went to the sink
         self._done: asyncio.Future[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timeout: float | None = None
+        self.timeout: float | None = None
         self._progress = 0.0  # when the child's last bytes came
         self._lost = False
         self._paused = False  # not read while the client cannot take more
@@ -130,10 +158,10 @@ class _Exchange(asyncio.Protocol):
 
     async def run(self, request: bytes, sink: Sink, timeout: float | None, head_only: bool) -> None:
         assert self._transport is not None
-        self._sink, self._head_only, self._timeout = sink, head_only, timeout
+        self._sink, self._head_only, self.timeout = sink, head_only, timeout
         self._status, self._headers, self._got, self._headed = 0, [], 0, False
         self.reusable = False
-        done = self._done = self._loop.create_future()
+        done = self._done = self.loop.create_future()
         self._transport.write(request)
         self._arm()
         try:
@@ -147,33 +175,31 @@ class _Exchange(asyncio.Protocol):
         if self._transport is not None:
             self._transport.close()
 
-    # -- the answer's time limit: <timeout> for each wait for the child's next bytes. One
-    # timer per exchange, moved on only when it fires: bytes arriving just note the time.
+    # -- the answer's time limit: <timeout> for each wait for the child's next bytes. The
+    # upstream's sweeper looks (check); bytes arriving just note the time.
 
     def _arm(self) -> None:
-        self._progress = self._loop.time()
-        if self._timer is None and self._timeout is not None:
-            self._timer = self._loop.call_at(self._progress + self._timeout, self._too_slow)
+        self._progress = self.loop.time()
+        if self.timeout is not None:
+            self._upstream.watch(self)
 
     def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._upstream.unwatch(self)
 
-    def _too_slow(self) -> None:
-        self._timer = None
-        assert self._timeout is not None
+    def check(self, now: float) -> None:
+        """From the sweeper: end the exchange if the child has been silent too long."""
+        assert self.timeout is not None
         if self._paused:  # the client is slow, not the child: its clock starts on resuming
-            self._progress = self._loop.time()
-        due = self._progress + self._timeout
-        if due > self._loop.time():  # bytes came since: wait from the last of them
-            self._timer = self._loop.call_at(due, self._too_slow)
+            self._progress = now
             return
+        if now - self._progress < self.timeout:
+            return
+        self._disarm()
         if self._headed:
-            self._fail(None, f"the child sent nothing for {self._timeout:g}s (its <timeout>)")
+            self._fail(None, f"the child sent nothing for {self.timeout:g}s (its <timeout>)")
         else:
             self._fail(ChildTimeout(
-                f"the child did not begin its answer within {self._timeout:g}s (its <timeout>)"
+                f"the child did not begin its answer within {self.timeout:g}s (its <timeout>)"
             ), "")  # fmt: skip
 
     def _fail(self, before: Exception | None, after: str) -> None:
@@ -202,7 +228,7 @@ class _Exchange(asyncio.Protocol):
             self.close()
             return
         self._got += len(data)
-        self._progress = self._loop.time()
+        self._progress = self.loop.time()
         try:
             self._parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
@@ -234,7 +260,7 @@ class _Exchange(asyncio.Protocol):
 
     def resume_reading(self) -> None:
         self._paused = False
-        self._progress = self._loop.time()
+        self._progress = self.loop.time()
         if self._transport is not None and not self._transport.is_closing():
             self._transport.resume_reading()
 
