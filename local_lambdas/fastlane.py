@@ -40,7 +40,7 @@ from local_lambdas.aioserver import timed_out
 from local_lambdas.config import Fate
 from local_lambdas.envelope import Response
 from local_lambdas.errors import ForwardError
-from local_lambdas.http1 import NO_BODY, answer_head, bare_line_end, read_head
+from local_lambdas.http1 import NO_BODY, RETRYABLE, answer_head, bare_line_end, read_head
 from local_lambdas.inspector import BODY
 from local_lambdas.instance import Instance
 from local_lambdas.pool import Pool
@@ -473,7 +473,10 @@ class _Connection(asyncio.Protocol):
         async def exchange(child: Instance) -> None:
             relay = child.transport
             assert isinstance(relay, PassthroughTransport)
-            await relay.upstream.send(request, answer, timeout=process.timeout, head_only=head_only)
+            await relay.upstream.send(
+                request, answer, timeout=process.timeout, head_only=head_only,
+                idempotent=message.method in RETRYABLE,
+            )  # fmt: skip
 
         self._relaying = True
         try:

@@ -21,6 +21,8 @@ _NOTED = frozenset({"host", "x-request-id", "content-length", "transfer-encoding
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
 _SERVER = f"Server: {SERVER_SOFTWARE}\r\n"
 NO_BODY = frozenset({204, 304})  # statuses whose answers have no body
+# Methods that nginx retries on another attempt when nothing came back: safe to send twice.
+RETRYABLE = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 # A request head the lane takes: method, target (as sent: an origin-form path and query),

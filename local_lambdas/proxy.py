@@ -34,7 +34,7 @@ from local_lambdas.errors import (
     NotReady,
     PayloadTooLarge,
 )
-from local_lambdas.http1 import NO_BODY
+from local_lambdas.http1 import NO_BODY, RETRYABLE
 from local_lambdas.inspector import BODY, Inspector, Kept
 from local_lambdas.instance import Instance
 from local_lambdas.pool import Pool, PoolRetired
@@ -47,8 +47,6 @@ log = logging.getLogger("local_lambdas.proxy")
 T = TypeVar("T")
 AccessLog = Callable[[str, str, "str | None", int, float, str], None]
 
-# Methods that nginx retries on another attempt when nothing came back: safe to send twice.
-RETRYABLE = frozenset({"GET", "HEAD", "OPTIONS"})
 _CLIENT_ID = re.compile(r"^[\x21-\x7e]{1,200}$")
 _JSON = "application/json; charset=utf-8"
 BUFFERED = 1024**2  # pass-through bodies up to this size are read before a child is chosen

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from local_lambdas.envelope import TOKEN_HEADER, Request, Response, decode_response, gather
 from local_lambdas.errors import BadResponse, ChildUnreachable
+from local_lambdas.http1 import RETRYABLE
 from local_lambdas.transports.upstream import Upstream
 
 
@@ -34,7 +35,9 @@ class HttpTransport:
         ).encode("latin-1")
         reply = _Reply(self._max_response)
         # No time limit here: the proxy bounds the whole exchange with <timeout>.
-        await self._upstream.send(head + body, reply, timeout=None)
+        await self._upstream.send(
+            head + body, reply, timeout=None, idempotent=request.method in RETRYABLE
+        )
         if reply.error is not None:
             raise reply.error
         return decode_response(reply.answer)

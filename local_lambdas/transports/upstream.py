@@ -74,18 +74,23 @@ class Upstream:
             self._sweeper = loop.call_at(now + self._sweep_every, self._sweep, loop)
 
     async def send(
-        self, request: bytes, sink: Sink, *, timeout: float | None, head_only: bool = False
-    ) -> None:
+        self, request: bytes, sink: Sink, *, timeout: float | None, head_only: bool = False,
+        idempotent: bool = False,
+    ) -> None:  # fmt: skip
         """One exchange (see the module's docstring); `timeout` bounds each wait for the
-        child's bytes (None: the caller bounds the whole). A connection found idle that
-        turns out closed is replaced, before anything is known to have reached the child."""
+        child's bytes (None: the caller bounds the whole). A kept connection that gives
+        nothing back was most likely closed by the child while idle: an `idempotent`
+        request is sent again on another; any other gets ChildUnreachable, since the child
+        may have acted on it before closing (nginx's rule for non-idempotent requests)."""
         while self._idle:
             exchange = self._idle.pop()
             if exchange.usable:
                 try:
                     await exchange.run(request, sink, timeout, head_only)
-                except _Stale:
-                    continue
+                except _Stale as exc:
+                    if idempotent:
+                        continue
+                    raise ChildUnreachable(str(exc)) from None
                 except BaseException:
                     exchange.close()  # cancelled mid-answer, say: never used again
                     raise
