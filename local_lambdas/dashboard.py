@@ -46,8 +46,6 @@ class Dashboard:
     def __init__(self, status: Callable[[], dict[str, Any]], inspector: Inspector | None) -> None:
         self._status = status
         self.inspector = inspector
-        if inspector is not None:
-            inspector.on_record = self._recorded
         # (time, source, kind, text, colour): a tuple per line, made a dict only when sent.
         self.log: deque[tuple[float, str, str, str, str]] = deque(maxlen=LOG_LINES)
         self.url = ""  # the proxy's own, for replays; set once it listens
@@ -67,10 +65,18 @@ class Dashboard:
         if self._pages and _on_the_loop():  # a line logged by another thread waits in the log
             self._publish("log", _line(entry))
 
+    def _listen(self) -> None:
+        """Hear of each request while a page is open or a replay waits: not otherwise, since
+        that is a call on every request."""
+        if self.inspector is not None:
+            self.inspector.on_record = self._recorded if self._pages or self._waiting else None
+
     def _recorded(self, exchange: Exchange) -> None:
         waiting = self._waiting.pop(exchange.id, None)
-        if waiting is not None and not waiting.done():
-            waiting.set_result(exchange)
+        if waiting is not None:
+            if not waiting.done():
+                waiting.set_result(exchange)
+            self._listen()
         if self._pages:
             self._publish("request", exchange.summary())
 
@@ -81,6 +87,7 @@ class Dashboard:
                 page.put_nowait(event)
             except asyncio.QueueFull:  # too far behind: it reconnects and starts afresh
                 self._pages.discard(page)
+                self._listen()
                 with contextlib.suppress(asyncio.QueueFull):
                     page.get_nowait()
                     page.put_nowait(None)
@@ -114,6 +121,7 @@ class Dashboard:
             with contextlib.suppress(asyncio.QueueFull):
                 page.put_nowait(None)
         self._pages.clear()
+        self._listen()
         if self._watching is not None:
             self._watching.cancel()
             self._watching = None
@@ -161,6 +169,7 @@ class Dashboard:
         kept = [e.summary() for e in self.inspector.newest_first()] if self.inspector else []
         page.put_nowait(("requests", orjson.dumps({"recording": recording, "requests": kept})))
         self._pages.add(page)
+        self._listen()
         if self._watching is None:
             self._watching = asyncio.create_task(self._watch_status())
         try:
@@ -178,6 +187,7 @@ class Dashboard:
             pass  # the page closed
         finally:
             self._pages.discard(page)
+            self._listen()
         return answer
 
     def _list(self, inspector: Inspector) -> web.Response:
@@ -233,6 +243,7 @@ class Dashboard:
             future.set_result(kept)
         else:
             self._waiting[request_id] = future
+            self._listen()
         return future
 
 

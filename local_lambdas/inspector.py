@@ -55,32 +55,32 @@ class Inspector:
         self, *, secrets: bool = False, on_record: Callable[[Exchange], None] | None = None
     ) -> None:
         self.secrets = secrets
-        self.on_record = on_record
-        self._kept: deque[Exchange] = deque(maxlen=LIMIT)
+        self.on_record = on_record  # set only while someone listens (the dashboard's pages)
+        # What record() was given, as a tuple: an Exchange is made only when looked at.
+        self._kept: deque[_Record] = deque(maxlen=LIMIT)
 
     def record(
         self, request_id: str, method: str, target: str, process: str | None, status: int,
         seconds: float, request: Kept, response: Kept,
     ) -> None:  # fmt: skip
-        request_headers, request_body = request
-        response_headers, response_body = response
-        exchange = Exchange(
-            request_id, time.time(), method, target, process, status, seconds * 1000,
-            request_headers, None if request_body is None else request_body[:BODY],
-            0 if request_body is None else len(request_body),
-            response_headers, None if response_body is None else response_body[:BODY],
-            0 if response_body is None else len(response_body),
-        )  # fmt: skip
-        self._kept.append(exchange)
+        body = request[1]
+        if body is not None and len(body) > BODY:  # not held whole: its first BODY bytes
+            request = (request[0], _Cut(body[:BODY], len(body)))
+        body = response[1]
+        if body is not None and len(body) > BODY:
+            response = (response[0], _Cut(body[:BODY], len(body)))
+        record = (request_id, time.time(), method, target, process, status, seconds, request,
+                  response)  # fmt: skip
+        self._kept.append(record)
         if self.on_record is not None:
-            self.on_record(exchange)
+            self.on_record(_exchange(record))
 
     def get(self, request_id: str) -> Exchange | None:
         """The newest exchange with that id (a client may send its own id twice)."""
-        return next((e for e in reversed(self._kept) if e.id == request_id), None)
+        return next((_exchange(r) for r in reversed(self._kept) if r[0] == request_id), None)
 
     def newest_first(self) -> list[Exchange]:
-        return list(reversed(self._kept))
+        return [_exchange(record) for record in reversed(self._kept)]
 
     def headers(self, headers: Headers) -> list[tuple[str, str]]:
         """`headers` as shown: secret values hidden unless --inspect-secrets."""
@@ -118,6 +118,34 @@ class Inspector:
         ones only with --inspect-secrets."""
         dropped = _NOT_REPLAYED if self.secrets else _NOT_REPLAYED | SECRET
         return [(k, v) for k, v in exchange.request_headers if k.lower() not in dropped]
+
+
+class _Cut(bytes):
+    """The first bytes of a longer body, and how long it was."""
+
+    size: int
+
+    def __new__(cls, data: bytes, size: int) -> _Cut:
+        cut = super().__new__(cls, data)
+        cut.size = size
+        return cut
+
+
+_Record = tuple[str, float, str, str, "str | None", int, float, Kept, Kept]
+
+
+def _exchange(record: _Record) -> Exchange:
+    request_id, when, method, target, process, status, seconds, request, response = record
+    return Exchange(
+        request_id, when, method, target, process, status, seconds * 1000,
+        request[0], request[1], _size(request[1]), response[0], response[1], _size(response[1]),
+    )  # fmt: skip
+
+
+def _size(body: bytes | None) -> int:
+    if body is None:
+        return 0
+    return body.size if isinstance(body, _Cut) else len(body)
 
 
 def _with_id(headers: Headers, request_id: str) -> list[tuple[str, str]]:
