@@ -461,7 +461,7 @@ class _Connection(asyncio.Protocol):
         target, prefix = strip_prefix(message.target, process.strip_prefix)
         request = child_request(
             message.method, target, message.headers, body, client=self._peer,
-            scheme=self._scheme, token=proxy.token, prefix=prefix,
+            scheme=self._scheme, token=proxy.token, request_id=request_id, prefix=prefix,
         )  # fmt: skip
         keep_alive = message.keep_alive and not self._lane.stopping
         answer = Answer(

@@ -275,7 +275,7 @@ class Proxy:
     ) -> Response:
         """An envelope mode's exchange with the child, or why it failed, as the answer to
         send (without its X-Request-Id): the path both HTTP cores share."""
-        forwarded = Request(method, uri, headers, body, request_id, client, self._supervisor.token)
+        forwarded = Request(method, uri, headers, body, request_id, client, self.token)
         try:
             cache = pool.cache
             hit = cache.lookup(forwarded) if cache is not None else None
@@ -349,7 +349,7 @@ class Proxy:
                 timeout=process.timeout,
                 body_limit=process.max_body_size,
                 body_timeout=self.body_timeout,
-                token=self._supervisor.token,
+                token=self.token,
                 cors=None if pool.cors is None else (pool.cors, origin),
                 prefix=stripped,
                 keep=BODY if self.inspector is not None else 0,

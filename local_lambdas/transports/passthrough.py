@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, hdrs, web
-from multidict import CIMultiDict, MultiMapping
+from multidict import CIMultiDict
 from yarl import URL
 
 from local_lambdas import _compat
@@ -40,15 +40,53 @@ log = logging.getLogger("local_lambdas.passthrough")
 _CHUNK = 64 * 1024
 
 
-def _end_to_end(headers: MultiMapping[str]) -> CIMultiDict[str]:
-    """The headers less hop-by-hop ones, including those the Connection header names."""
-    named = {
-        token.strip().lower()
-        for value in headers.getall("Connection", [])
-        for token in value.split(",")
-    }
-    dropped = HOP_BY_HOP | named
-    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in dropped)
+Pairs = Iterable[tuple[str, str]]
+# Set by the proxy on the way to the child, never passed on from a client.
+SET_HERE = frozenset({"x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix",
+                       "x-request-id", TOKEN_HEADER.lower()})  # fmt: skip
+
+
+def end_to_end(headers: Pairs, dropped: frozenset[str] = frozenset()) -> list[tuple[str, str, str]]:
+    """(lower-case name, name, value) of the headers that go on: not hop-by-hop, not named
+    by a Connection header, not in `dropped`. One pass; a second only when a Connection
+    header names others. Both ways, on both servers."""
+    kept = []
+    named: list[str] = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower == "connection":
+            named.extend(token.strip().lower() for token in value.split(","))
+        elif lower not in HOP_BY_HOP and lower not in dropped:
+            kept.append((lower, name, value))
+    if named:
+        kept = [header for header in kept if header[0] not in named]
+    return kept
+
+
+def to_child(
+    headers: Pairs, *, client: str | None, scheme: str, host: str, token: str,
+    request_id: str, prefix: str | None,
+) -> list[tuple[str, str]]:  # fmt: skip
+    """A request's headers as the child gets them: end to end, `Host` as sent,
+    X-Forwarded-For/-Proto/-Host from the connection (never the client's claims),
+    X-Forwarded-Prefix when a prefix was stripped, the request's id and the run's token.
+    (relay.child_request writes the same rules straight as lines, for the fast lane.)"""
+    out = []
+    forwarded_for = ""
+    for lower, name, value in end_to_end(headers, SET_HERE):
+        if lower == "x-forwarded-for":
+            forwarded_for = value
+            continue
+        out.append((name, value))
+    client = client or ""
+    out.append(("X-Forwarded-For", f"{forwarded_for}, {client}" if forwarded_for else client))
+    out.append(("X-Forwarded-Proto", scheme))
+    out.append(("X-Forwarded-Host", host))
+    out.append(("X-Request-Id", request_id))
+    if prefix:
+        out.append(("X-Forwarded-Prefix", prefix))
+    out.append((TOKEN_HEADER, token))
+    return out
 
 
 class PassthroughTransport:
@@ -73,18 +111,13 @@ class PassthroughTransport:
             )
         return self._session
 
-    def _headers(self, request: web.BaseRequest, request_id: str, token: str) -> CIMultiDict[str]:
-        headers = _end_to_end(request.headers)
-        headers.popall(TOKEN_HEADER, None)  # a client's is never passed on
-        headers[TOKEN_HEADER] = token
-        remote = request.remote or ""
-        forwarded_for = request.headers.get("X-Forwarded-For")
-        headers["X-Forwarded-For"] = f"{forwarded_for}, {remote}" if forwarded_for else remote
-        # From the connection, as nginx sets them: not whatever the client claims.
-        headers["X-Forwarded-Proto"] = request.scheme
-        headers["X-Forwarded-Host"] = request.host
-        headers["X-Request-Id"] = request_id
-        return headers
+    def _headers(
+        self, request: web.BaseRequest, request_id: str, token: str, prefix: str | None = None
+    ) -> CIMultiDict[str]:
+        return CIMultiDict(to_child(
+            request.headers.items(), client=request.remote, scheme=request.scheme,
+            host=request.host, token=token, request_id=request_id, prefix=prefix,
+        ))  # fmt: skip
 
     async def relay(
         self,
@@ -118,10 +151,7 @@ class PassthroughTransport:
         data: bytes | AsyncIterator[bytes] | None = body
         if body is None and request.body_exists:
             data = _limited(request, body_limit, body_timeout)
-        headers = self._headers(request, request_id, token)
-        headers.popall("X-Forwarded-Prefix", None)
-        if prefix:
-            headers["X-Forwarded-Prefix"] = prefix
+        headers = self._headers(request, request_id, token, prefix)
         try:
             upstream = await self._client().request(
                 request.method,
@@ -152,7 +182,7 @@ class PassthroughTransport:
                 if keep
                 else Relayed(status=upstream.status, reason=upstream.reason, typed=typed)
             )
-            response.headers.update(_end_to_end(upstream.headers))
+            response.headers.extend((n, v) for _, n, v in end_to_end(upstream.headers.items()))
             response.headers["X-Request-Id"] = request_id
             if prefix:
                 for name in ("Location", "Content-Location", "Refresh"):

@@ -144,7 +144,6 @@ class _Exchange(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._sink: Sink | None = None
-        self._status = 0
         self._headers: list[tuple[str, str]] = []
         self._head_only = False
         self._got = 0  # bytes of the answer received
@@ -164,7 +163,7 @@ class _Exchange(asyncio.Protocol):
     async def run(self, request: bytes, sink: Sink, timeout: float | None, head_only: bool) -> None:
         assert self._transport is not None
         self._sink, self._head_only, self.timeout = sink, head_only, timeout
-        self._status, self._headers, self._got, self._headed = 0, [], 0, False
+        self._headers, self._got, self._headed = [], 0, False
         self.reusable = False
         done = self._done = self.loop.create_future()
         self._transport.write(request)
@@ -285,7 +284,6 @@ class _Exchange(asyncio.Protocol):
         if 100 <= status < 200:
             return  # informational (103 Early Hints): the final answer follows
         assert self._sink is not None
-        self._status = status
         self._headed = True
         self._sink.head(status, self._reason, self._headers)
         if self._head_only:
