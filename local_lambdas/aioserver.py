@@ -8,13 +8,15 @@
 - a head that does not arrive whole within `head_timeout` seconds of its first byte gets 408
   and a closed connection (nginx's client_header_timeout).
 
-Body reads are bounded by their readers (proxy.py, transports/passthrough.py).
+Body reads are bounded by their readers (proxy.py, transports/passthrough.py). `Site` is
+aiohttp's TCP site with the fast lane taking its connections first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -204,3 +206,29 @@ def _first_line(exc: BaseException | None, message: str | None) -> str:
 def _peer(transport: asyncio.BaseTransport) -> str:
     peer = transport.get_extra_info("peername")
     return str(peer[0]) if isinstance(peer, (list, tuple)) else str(peer)
+
+
+class Site(web.TCPSite):
+    """aiohttp's TCP site with the fast lane accepting its connections, so that aiohttp's
+    runner still starts and stops listening and waits for what was handed over."""
+
+    __slots__ = ("_lane",)
+
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        host: str,
+        port: int,
+        lane: Callable[[], asyncio.Protocol],
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        super().__init__(runner, host, port, ssl_context=ssl_context)
+        self._lane = lane
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self._lane, self._host, self._port, reuse_address=self._reuse_address,
+            ssl=self._ssl_context,
+        )  # fmt: skip

@@ -23,11 +23,11 @@ from aiohttp import web
 
 from local_lambdas import tls
 from local_lambdas.admin import Admin, is_loopback
-from local_lambdas.aioserver import Server
+from local_lambdas.aioserver import Server, Site
 from local_lambdas.config import Manifest, Settings
 from local_lambdas.dashboard import Dashboard
 from local_lambdas.errors import ManifestError, StartupError
-from local_lambdas.fastlane import FastLane, Site
+from local_lambdas.fastlane import FastLane
 from local_lambdas.inspector import Inspector
 from local_lambdas.output import Printer
 from local_lambdas.proxy import Proxy

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -143,32 +142,6 @@ class FastLane:
         except asyncio.TimeoutError:
             for connection in list(self.connections):
                 connection.abort()
-
-
-class Site(web.TCPSite):
-    """aiohttp's TCP site with the fast lane accepting its connections, so that aiohttp's
-    runner still starts and stops listening and waits for what was handed over."""
-
-    __slots__ = ("_lane",)
-
-    def __init__(
-        self,
-        runner: web.BaseRunner,
-        host: str,
-        port: int,
-        lane: FastLane,
-        ssl_context: ssl.SSLContext | None = None,
-    ) -> None:
-        super().__init__(runner, host, port, ssl_context=ssl_context)
-        self._lane = lane
-
-    async def start(self) -> None:
-        await web.BaseSite.start(self)
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            self._lane, self._host, self._port, reuse_address=self._reuse_address,
-            ssl=self._ssl_context,
-        )  # fmt: skip
 
 
 class _Connection(asyncio.Protocol):

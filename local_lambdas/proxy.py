@@ -7,7 +7,6 @@ status of docs/protocol.md ("Errors"), and a log line carrying the same request 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import re
 import secrets
@@ -93,8 +92,8 @@ class Proxy:
         self.body_timeout = body_timeout
         self.inspector: Inspector | None = None
         # Unique within the run and cheap: a random prefix per run, then a counter.
-        prefix = secrets.token_hex(4)
-        self._ids = (f"{prefix}{n:08x}" for n in itertools.count(1))
+        self._prefix = secrets.token_hex(4)
+        self._count = 0
         # One per <timeout> value: requests with the same limit end in the order they start.
         self._deadlines: dict[float, Deadlines] = {}
 
@@ -109,14 +108,15 @@ class Proxy:
         return deadlines
 
     def new_id(self) -> str:
-        return next(self._ids)
+        self._count += 1
+        return f"{self._prefix}{self._count:08x}"
 
     def identify(self, given: str | None, headers: list[tuple[str, str]]) -> str:
         """The request's id: the client's X-Request-Id when it is usable, else a new one,
         which replaces the client's in the headers the child will see."""
         if given is not None and _CLIENT_ID.match(given):
             return given
-        request_id = next(self._ids)
+        request_id = self.new_id()
         if given is not None:
             headers[:] = [(k, v) for k, v in headers if k.lower() != "x-request-id"]
         headers.append(("X-Request-Id", request_id))
