@@ -22,7 +22,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from local_lambdas import __version__, _compat, manifest
+from local_lambdas import __version__, _compat, compiled, manifest
 from local_lambdas.config import NO_LIMIT, WATCH_IGNORE, Manifest, Settings
 from local_lambdas.errors import CommandNotRun, ManifestError, NotAllReady, StartupError
 from local_lambdas.output import Printer, print_line, print_problems, print_warnings
@@ -227,7 +227,8 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
         metavar="MANIFEST",
         help="the manifest file (default: manifest.xml)",
     )
-    serve_p.add_argument("--version", action="version", version=f"local-lambdas {__version__}")
+    version = f"local-lambdas {__version__} ({compiled.STATE})"
+    serve_p.add_argument("--version", action="version", version=version)
     serve_p.add_argument(
         "--bind",
         metavar="HOST:PORT",

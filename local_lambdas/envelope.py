@@ -90,6 +90,7 @@ def decode_response(raw: bytes | bytearray) -> Response:
     parser holds a string twice while it makes it): at the peak a 150 MiB body is held as
     its base64 and itself, 2.3 times its size, rather than 5.5 times."""
     split = _split_body(raw) if isinstance(raw, bytearray) and len(raw) > _SPLIT_ABOVE else None
+    data: object  # any JSON value, until checked below
     if split is not None:
         data, body = split
     else:

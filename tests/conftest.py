@@ -20,7 +20,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from local_lambdas import _compat, manifest
+from local_lambdas import _compat, compiled, manifest
 from local_lambdas.app import Started, started
 from local_lambdas.config import Manifest, Settings
 from local_lambdas.fastlane import FastLane
@@ -31,6 +31,11 @@ from local_lambdas.supervisor import Supervisor
 
 CHILDREN = Path(__file__).parent / "children"
 PYTHON = sys.executable
+
+
+def pytest_report_header() -> str:
+    """Which form of the hot modules the suite runs (local_lambdas/compiled.py)."""
+    return f"local-lambdas: {compiled.STATE}"
 
 
 def process_xml(

@@ -87,10 +87,10 @@ class Upstream:
             if exchange.usable:
                 try:
                     await exchange.run(request, sink, timeout, head_only)
-                except _Stale as exc:
+                except _Stale as stale:
                     if idempotent:
                         continue
-                    raise ChildUnreachable(str(exc)) from None
+                    raise ChildUnreachable(str(stale)) from None
                 except BaseException:
                     exchange.close()  # cancelled mid-answer, say: never used again
                     raise
@@ -108,8 +108,8 @@ class Upstream:
             ) from exc
         try:
             await exchange.run(request, sink, timeout, head_only)
-        except _Stale as exc:
-            raise ChildUnreachable(str(exc)) from None
+        except _Stale as stale:  # (one name per exception type: mypyc holds it to one type)
+            raise ChildUnreachable(str(stale)) from None
         except BaseException:
             exchange.close()
             raise

@@ -1,0 +1,79 @@
+"""The hot path compiled with mypyc (PERFORMANCE.md): the modules every request runs through
+become C extensions, a quarter fewer instructions per request. Everything else is in
+pyproject.toml.
+
+Each module stays a plain Python file beside its compiled form, and is what runs wherever the
+compiled form cannot: when mypyc or a C compiler is missing (the build says so and goes on
+without them), under LOCAL_LAMBDAS_COMPILE=0 at install time, and at run time when a source is
+newer than its compiled form or LOCAL_LAMBDAS_PURE=1 is set (local_lambdas/__init__.py).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from setuptools import setup
+
+# The modules a request runs through, in the fast lane and in each transport's exchange.
+HOT = [
+    "local_lambdas/http1.py",
+    "local_lambdas/fastlane.py",
+    "local_lambdas/proxy.py",
+    "local_lambdas/pool.py",
+    "local_lambdas/envelope.py",
+    "local_lambdas/router.py",
+    "local_lambdas/deadlines.py",
+    "local_lambdas/relay.py",
+    "local_lambdas/transports/keepalive.py",
+    "local_lambdas/transports/pipe.py",
+    "local_lambdas/transports/http.py",
+    "local_lambdas/transports/upstream.py",
+]
+
+
+def _can_compile() -> bool:
+    """Whether a C compiler works here: asked first, since mypyc takes a minute to find out."""
+    from setuptools._distutils.ccompiler import new_compiler
+    from setuptools._distutils.sysconfig import customize_compiler
+
+    with tempfile.TemporaryDirectory() as scratch:
+        probe = Path(scratch, "probe.c")
+        probe.write_text("int main(void) { return 0; }\n")
+        try:
+            compiler = new_compiler()
+            customize_compiler(compiler)
+            compiler.compile([str(probe)], output_dir=scratch)
+        except Exception:
+            return False
+    return True
+
+
+def _compiled() -> list[object]:
+    if os.environ.get("LOCAL_LAMBDAS_COMPILE") == "0":
+        return []
+    if not _can_compile():
+        print("local-lambdas: no working C compiler; the pure-Python modules will run",
+              file=sys.stderr)  # fmt: skip
+        return []
+    try:
+        from mypyc.build import mypycify
+
+        # Types from the installed packages where present; the build's own environment may
+        # lack them, and strictness is the test suite's job, not the build's.
+        extensions = mypycify(
+            ["--config-file=", "--ignore-missing-imports", *HOT],
+            group_name="local_lambdas",
+        )
+    except BaseException as exc:  # mypy reports a failed check with SystemExit
+        print(f"local-lambdas: not compiled ({exc!r}); the pure-Python modules will run",
+              file=sys.stderr)  # fmt: skip
+        return []
+    for extension in extensions:
+        extension.optional = True  # no C compiler: these are left out, the sources run
+    return list(extensions)
+
+
+setup(ext_modules=_compiled())
