@@ -14,8 +14,10 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import cast
 
-from setuptools import setup
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 # The modules a request runs through, in the fast lane and in each transport's exchange.
 HOT = [
@@ -51,7 +53,7 @@ def _can_compile() -> bool:
     return True
 
 
-def _compiled() -> list[object]:
+def _compiled() -> list[Extension]:
     if os.environ.get("LOCAL_LAMBDAS_COMPILE") == "0":
         return []
     if not _can_compile():
@@ -73,7 +75,19 @@ def _compiled() -> list[object]:
         return []
     for extension in extensions:
         extension.optional = True  # no C compiler: these are left out, the sources run
-    return list(extensions)
+    return cast("list[Extension]", extensions)  # setuptools' kind, setuptools being loaded
 
 
-setup(ext_modules=_compiled())
+class _Dated(build_ext):
+    """Every build's files dated now: setuptools leaves an extension whose C did not change
+    with its old time, and local_lambdas/compiled.py compares the sources with it."""
+
+    def run(self) -> None:
+        super().run()
+        for extension in self.extensions:
+            built = Path(self.get_ext_fullpath(extension.name))
+            if built.is_file():
+                os.utime(built)
+
+
+setup(ext_modules=_compiled(), cmdclass={"build_ext": _Dated})

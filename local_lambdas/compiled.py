@@ -25,9 +25,10 @@ from types import ModuleType
 _PACKAGE = Path(__file__).parent
 
 
-def _built() -> dict[str, tuple[Path, Path]]:
-    """Each compiled module's name: its source and its compiled file."""
-    found: dict[str, tuple[Path, Path]] = {}
+def _built() -> tuple[dict[str, Path], Path | None]:
+    """Each compiled module's name with its source, and the library that holds their code
+    (the modules' own files only lead to it)."""
+    found: dict[str, Path] = {}
     for directory, package in (
         (_PACKAGE, __package__),
         (_PACKAGE / "transports", f"{__package__}.transports"),
@@ -41,8 +42,10 @@ def _built() -> dict[str, tuple[Path, Path]]:
             stem = entry.name[: -len(suffix)]
             source = directory / f"{stem}.py"
             if source.is_file():
-                found[f"{package}.{stem}"] = (source, Path(entry.path))
-    return found
+                found[f"{package}.{stem}"] = source
+    names = (f"{__package__}__mypyc{suffix}" for suffix in importlib.machinery.EXTENSION_SUFFIXES)
+    library = next((_PACKAGE.parent / n for n in names if (_PACKAGE.parent / n).is_file()), None)
+    return found, library
 
 
 class _Sources(importlib.abc.MetaPathFinder):
@@ -59,19 +62,22 @@ class _Sources(importlib.abc.MetaPathFinder):
 
 
 def _choose() -> str:
-    built = _built()
-    if not built:
+    sources, library = _built()
+    if not sources:
         return "pure Python: not compiled at install"
     why = ""
-    if os.environ.get("LOCAL_LAMBDAS_PURE") == "1":
+    if library is None:
+        why = f"{__package__}__mypyc, the compiled modules' library, is missing"
+    elif os.environ.get("LOCAL_LAMBDAS_PURE") == "1":
         why = "LOCAL_LAMBDAS_PURE=1"
     elif (_PACKAGE.parent / "setup.py").is_file():
-        newer = sorted(s.name for s, c in built.values() if s.stat().st_mtime > c.stat().st_mtime)
+        built_at = library.stat().st_mtime  # setup.py dates every build's files
+        newer = sorted(s.name for s in sources.values() if s.stat().st_mtime > built_at)
         if newer:
             why = f"{', '.join(newer)} changed since compiled; pip install -e . compiles again"
     if not why:
-        return f"compiled: {len(built)} modules"
-    sys.meta_path.insert(0, _Sources({name: source for name, (source, _) in built.items()}))
+        return f"compiled: {len(sources)} modules"
+    sys.meta_path.insert(0, _Sources(sources))
     return f"pure Python: {why}"
 
 
