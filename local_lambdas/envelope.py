@@ -11,7 +11,6 @@ from __future__ import annotations
 import binascii
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import orjson
 import pybase64
@@ -37,18 +36,23 @@ TOKEN_HEADER = "X-Local-Lambdas-Token"  # the run's secret, on requests to HTTP 
 SHOWN_BYTES = 200  # how much of an invalid answer the log shows
 
 
-# Not frozen: a frozen dataclass sets each field through object.__setattr__, for every request.
-@dataclass(slots=True)
 class Request:
-    """One client request as the child will see it."""
+    """One client request as the child will see it. (Plain classes, here and below: a
+    compiled dataclass's __init__ is still interpreted, for every request.)"""
 
-    method: str
-    uri: str  # path and query string, as the client sent them
-    headers: list[tuple[str, str]]  # arrival order, repeats kept
-    body: bytes
-    request_id: str
-    client: str | None = None
-    token: str = ""  # the run's secret (LOCAL_LAMBDAS_TOKEN): children can tell the proxy
+    __slots__ = ("body", "client", "headers", "method", "request_id", "token", "uri")
+
+    def __init__(
+        self, method: str, uri: str, headers: list[tuple[str, str]], body: bytes,
+        request_id: str, client: str | None = None, token: str = "",
+    ) -> None:  # fmt: skip
+        self.method = method
+        self.uri = uri  # path and query string, as the client sent them
+        self.headers = headers  # arrival order, repeats kept
+        self.body = body
+        self.request_id = request_id
+        self.client = client
+        self.token = token  # the run's secret (LOCAL_LAMBDAS_TOKEN): children can tell the proxy
 
     def encode(self, *, line: bool = False) -> bytes:
         """The compact JSON request object of docs/protocol.md; with `line`, ended by a newline (the
@@ -73,13 +77,18 @@ class Request:
             return orjson.dumps(data, option=option)
 
 
-@dataclass(slots=True)
 class Response:
     """A child's answer, validated: safe to hand to a client as it is."""
 
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def __repr__(self) -> str:
+        return f"Response({self.status}, {self.headers!r}, <{len(self.body)} bytes>)"
 
 
 def decode_response(raw: bytes | bytearray) -> Response:

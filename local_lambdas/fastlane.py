@@ -28,7 +28,6 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from email.utils import formatdate
 from typing import cast
 
@@ -54,20 +53,37 @@ _PAUSE_AT = 1024**2  # pipelined bytes held while an answer is pending, before r
 _SWEEP_EVERY = 60.0  # seconds between looks for idle connections
 
 
-@dataclass(slots=True)
 class _Message:
-    """One parsed request head that the lane will answer."""
+    """One parsed request head that the lane will answer (a plain class: see proxy.Plan)."""
 
-    pool: Pool
-    method: str
-    target: str  # as sent: path, query and fragment
-    path: str  # decoded, as routes see it
-    version: str  # "1.1" or "1.0"
-    headers: list[tuple[str, str]]
-    request_id: str | None  # the client's X-Request-Id
-    head_length: int
-    body_length: int
-    keep_alive: bool
+    __slots__ = (
+        "body_length",
+        "head_length",
+        "headers",
+        "keep_alive",
+        "method",
+        "path",
+        "pool",
+        "request_id",
+        "target",
+        "version",
+    )  # fmt: skip
+
+    def __init__(
+        self, pool: Pool, method: str, target: str, path: str, version: str,
+        headers: list[tuple[str, str]], request_id: str | None, head_length: int,
+        body_length: int, keep_alive: bool,
+    ) -> None:  # fmt: skip
+        self.pool = pool
+        self.method = method
+        self.target = target  # as sent: path, query and fragment
+        self.path = path  # decoded, as routes see it
+        self.version = version  # "1.1" or "1.0"
+        self.headers = headers
+        self.request_id = request_id  # the client's X-Request-Id
+        self.head_length = head_length
+        self.body_length = body_length
+        self.keep_alive = keep_alive
 
 
 class FastLane:

@@ -12,7 +12,6 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
 import orjson
@@ -57,13 +56,20 @@ AdminHandler = Callable[[web.BaseRequest, str], Awaitable[web.StreamResponse]]
 CLOSING = frozenset({400, 408, 413, 414, 431})
 
 
-@dataclass(slots=True)
 class Plan:
-    fate: Fate
-    path: str  # normalised, as routes see it
-    target: str  # origin form, as sent
-    pool: Pool | None
-    problem: str = ""  # for a refusal: why
+    """A request's fate, decided from its head (Proxy.plan). A plain class, as are the other
+    objects made for every request: a compiled dataclass's __init__ is still interpreted."""
+
+    __slots__ = ("fate", "path", "pool", "problem", "target")
+
+    def __init__(
+        self, fate: Fate, path: str, target: str, pool: Pool | None, problem: str = ""
+    ) -> None:
+        self.fate = fate
+        self.path = path  # normalised, as routes see it
+        self.target = target  # origin form, as sent
+        self.pool = pool
+        self.problem = problem  # for a refusal: why
 
 
 class Proxy:
