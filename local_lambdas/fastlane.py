@@ -7,7 +7,8 @@ body or a Content-Length one, routed to a process that takes its method and its 
 pass-through one (body up to 1 MiB) goes to the child in raw HTTP/1.1 and its answer comes
 back as it is written (transports/upstream.py, relay.py). Anything else (the admin
 endpoints, 404 and 405, a body over the limit, a larger pass-through body, chunked or
-Expect: 100-continue uploads, upgrades, anything llhttp rejects or the lane's 8 KiB head
+Expect: 100-continue uploads, upgrades, a CORS request to an envelope mode (a pass-through
+one is the lane's), anything llhttp rejects or the lane's 8 KiB head
 bound, a head with a bare-LF line end, a second Host or Content-Length, a path
 router.resolve refuses) is handed to aiohttp (aioserver.py), with its bytes, together with
 the rest of the connection: one parser judges each request, and the answers to malformed
@@ -62,6 +63,7 @@ class _Message:
         "headers",
         "keep_alive",
         "method",
+        "origin",
         "path",
         "pool",
         "request_id",
@@ -71,8 +73,8 @@ class _Message:
 
     def __init__(
         self, pool: Pool, method: str, target: str, path: str, version: str,
-        headers: list[tuple[str, str]], request_id: str | None, head_length: int,
-        body_length: int, keep_alive: bool,
+        headers: list[tuple[str, str]], request_id: str | None, origin: str | None,
+        head_length: int, body_length: int, keep_alive: bool,
     ) -> None:  # fmt: skip
         self.pool = pool
         self.method = method
@@ -81,6 +83,7 @@ class _Message:
         self.version = version  # "1.1" or "1.0"
         self.headers = headers
         self.request_id = request_id  # the client's X-Request-Id
+        self.origin = origin  # its Origin, for CORS
         self.head_length = head_length
         self.body_length = body_length
         self.keep_alive = keep_alive
@@ -374,12 +377,13 @@ class _Connection(asyncio.Protocol):
             # call: `is`, not a set, on this path).
             or not (plan.fate is Fate.ENVELOPE or plan.fate is Fate.RELAY)
             or (plan.fate is Fate.RELAY and length > BUFFERED)  # it streams: aiohttp's side
-            or (pool.cors is not None and "origin" in noted)  # CORS: aiohttp's side adds it
+            # CORS to an envelope mode: aiohttp's side adds it (the lane's relay does it too).
+            or (pool.cors is not None and "origin" in noted and plan.fate is Fate.ENVELOPE)
         ):
             return None
         return _Message(
             pool, method, target, plan.path, version, headers, noted.get("x-request-id"),
-            head_length, length, keep_alive,
+            noted.get("origin"), head_length, length, keep_alive,
         )  # fmt: skip
 
     async def _serve(self, message: _Message, body: bytes) -> None:
@@ -456,6 +460,7 @@ class _Connection(asyncio.Protocol):
         answer = Answer(
             self, version=message.version, keep_alive=keep_alive, request_id=request_id,
             prefix=prefix, method=message.method, keep=BODY if proxy.inspector is not None else 0,
+            cors=None if pool.cors is None else (pool.cors, message.origin),
         )  # fmt: skip
         head_only = message.method == "HEAD"
 

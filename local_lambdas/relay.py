@@ -6,7 +6,8 @@ keeps them for aiohttp's side): the target as sent less <strip_prefix>, `Host` a
 headers less hop-by-hop ones, `X-Forwarded-For`/`-Proto`/`-Host` from the connection,
 `X-Forwarded-Prefix` when a prefix was stripped, the run's token; the answer's headers as
 the child sent them (less hop-by-hop ones, redirects put back under the prefix) with the
-request's `X-Request-Id`, and nothing added. Only the framing is the client's own: the
+request's `X-Request-Id`, and nothing added but, on a route with <cors>, the proxy's CORS
+headers in place of the child's (cors.py). Only the framing is the client's own: the
 child's length when it gave one, else chunks for HTTP/1.1 and the connection's end for
 HTTP/1.0.
 """
@@ -17,6 +18,7 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
+from local_lambdas.cors import Policy
 from local_lambdas.envelope import TOKEN_HEADER
 from local_lambdas.http1 import NO_BODY
 from local_lambdas.transports.passthrough import REDIRECTS, SET_HERE, end_to_end, under_prefix
@@ -75,7 +77,7 @@ class Answer:
 
     def __init__(
         self, client: Client, *, version: str, keep_alive: bool, request_id: str,
-        prefix: str | None, keep: int, method: str,
+        prefix: str | None, keep: int, method: str, cors: tuple[Policy, str | None] | None = None,
     ) -> None:  # fmt: skip
         self._client = client
         self._version = version
@@ -85,6 +87,7 @@ class Answer:
         self._room = keep
         self._kept: list[bytes] = []
         self._head_only = method == "HEAD"
+        self._cors = cors
         self._chunked = False
         self.status = 0
         self.headers: Headers = []
@@ -110,6 +113,9 @@ class Answer:
                 value = under_prefix(lower, value, self._prefix)
             out.append((name, value))
         out.append(("X-Request-Id", self._request_id))
+        if self._cors is not None:  # the proxy's CORS headers, not the child's
+            policy, origin = self._cors
+            out = policy.answer(origin, out)
         if not (length or self._head_only or status in NO_BODY):
             if self._version == "1.1":
                 self._chunked = True

@@ -3,12 +3,21 @@ origins refused, a child's own headers replaced only where CORS is on."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from local_lambdas.cors import Policy
-from tests.conftest import CHILDREN, PYTHON, WriteManifest, process_xml, running
+from tests.conftest import (
+    CHILDREN,
+    PYTHON,
+    WriteManifest,
+    connect,
+    process_xml,
+    read_answer,
+    running,
+)
 
 LANES = pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
 APP = "http://localhost:5173"
@@ -89,3 +98,30 @@ def test_a_childs_own_cors_headers_are_replaced_where_cors_is_on() -> None:
     assert ("Access-Control-Allow-Origin", APP) in policy.answer(APP, child)
     assert ("Access-Control-Allow-Origin", "*") not in policy.answer(APP, child)
     assert not [h for h in policy.answer("http://x", child) if h[0].startswith("Access-")]
+
+
+async def test_a_cors_pass_through_answer_is_the_lanes_with_aiohttps_headers(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """A browser's request to a pass-through route with CORS is relayed by the fast lane, with
+    the headers aiohttp's side gives it, and its target as sent: a form sent with no fields
+    ends it in a bare `?`."""
+    path = write_manifest(*manifest_body())
+    heads: dict[bool, dict[str, str]] = {}
+    for fast_lane in (True, False):
+        async with running(path, socket_dir, fast_lane=fast_lane, cors=(APP,)) as run:
+            reader, writer = await connect(run.url)
+            writer.write(f"GET /web/echo? HTTP/1.1\r\nHost: h\r\nOrigin: {APP}\r\n\r\n".encode())
+            answer = await read_answer(reader)
+            writer.close()
+            head, _, body = answer.partition(b"\r\n\r\n")
+            lines = head.decode().split("\r\n")
+            assert lines[0] == "HTTP/1.1 200 OK"
+            fields = dict(line.split(": ", 1) for line in lines[1:])
+            heads[fast_lane] = {k: v for k, v in fields.items()
+                                if k not in ("Date", "X-Request-Id", "Content-Length")}  # fmt: skip
+            if fast_lane:
+                assert run.lane.served == 1 and run.lane.handed_over == 0
+                assert json.loads(body)["raw_path"] == "/echo?"
+    assert heads[True] == heads[False]
+    assert heads[True]["Access-Control-Allow-Origin"] == APP
