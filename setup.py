@@ -28,6 +28,7 @@ HOT = [
     "local_lambdas/envelope.py",
     "local_lambdas/router.py",
     "local_lambdas/deadlines.py",
+    "local_lambdas/stats.py",
     "local_lambdas/relay.py",
     "local_lambdas/transports/keepalive.py",
     "local_lambdas/transports/pipe.py",

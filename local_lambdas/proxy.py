@@ -36,7 +36,7 @@ from local_lambdas.http1 import NO_BODY, RETRYABLE
 from local_lambdas.inspector import BODY, Inspector, Kept
 from local_lambdas.instance import Instance
 from local_lambdas.pool import Pool, PoolRetired
-from local_lambdas.router import BadTarget, origin_form
+from local_lambdas.router import BadTarget, origin_form, resolve
 from local_lambdas.supervisor import Supervisor
 from local_lambdas.transports.passthrough import PassthroughTransport, Relayed, strip_prefix
 
@@ -135,7 +135,7 @@ class Proxy:
         """A request's fate, decided from its head alone, the same for both servers (the
         fast lane serves the envelope and relay fates it can; aiohttp's side, everything)."""
         try:
-            path, pool = self._supervisor.resolve(target)
+            path, pool = resolve(target, self._supervisor.router.match)
             if target[:1] != "/":
                 target = origin_form(target)
         except BadTarget as exc:

@@ -30,7 +30,7 @@ from local_lambdas.errors import StartupError
 from local_lambdas.instance import Instance, State
 from local_lambdas.output import Printer
 from local_lambdas.pool import Pool, SocketNames
-from local_lambdas.router import Router, resolve
+from local_lambdas.router import Router
 from local_lambdas.stats import ProcessStats
 from local_lambdas.tasks import TaskRun
 from local_lambdas.watchdog import Watchdog
@@ -68,12 +68,8 @@ class Supervisor:
         return [child for pool in self.pools.values() for child in pool.instances]
 
     def route(self, path: str) -> Pool | None:
-        """The pool for a normalised path (see `resolve`)."""
+        """The pool for a normalised path (router.resolve makes it from a target)."""
         return self.router.match(path)
-
-    def resolve(self, target: str) -> tuple[str, Pool | None]:
-        """A request target's normalised path and its pool; raises BadTarget (router.py)."""
-        return resolve(target, self.router.match)
 
     async def start(self) -> None:
         """Start every child at once; readiness is awaited separately (wait_ready)."""

@@ -205,15 +205,16 @@ async def test_a_failure_inside_the_lane_closes_only_its_connection(
 ) -> None:
     path = write_manifest(process_xml("svc", "/api/*", mode="pipe-keepalive"))
     async with running(path, socket_dir) as run:
-        # (On the statistics, not on the proxy: a compiled class's methods stay as they are.)
-        stats = run.pool("svc").stats
-        record = stats.record
+        # (On the inspector, not on the proxy: a compiled class's methods stay as they are.)
+        inspector = run.lane.proxy.inspector
+        assert inspector is not None  # on by default on loopback
+        record = inspector.record
 
         def broken(*args: object) -> None:
-            monkeypatch.setattr(stats, "record", record)  # once
+            monkeypatch.setattr(inspector, "record", record)  # once
             raise RuntimeError("a bug after the answer was written")
 
-        monkeypatch.setattr(stats, "record", broken)
+        monkeypatch.setattr(inspector, "record", broken)
         reader, writer = await connect(run.url)
         writer.write(b"GET /api/x HTTP/1.1\r\nHost: x\r\n\r\n")
         assert (await read_answer(reader)).startswith(b"HTTP/1.1 200")
