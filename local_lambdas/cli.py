@@ -353,89 +353,6 @@ def _completion(argv: list[str]) -> int:
     return EXIT_OK
 
 
-def _export_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="local-lambdas export",
-        description="Write the manifest for a container engine: each process in a container "
-        "of its own (its <image>, or --image) where local-lambdas serves exactly it, and the "
-        "routes in front (compose: a front service; kubernetes: an Ingress). Run it from the "
-        "directory the images hold at /app. See the README, 'Beyond one machine'.",
-    )
-    parser.add_argument("engine", choices=("compose", "kubernetes"))
-    parser.add_argument(
-        "manifest", nargs="?", default="manifest.xml", metavar="MANIFEST",
-        help="the manifest file (default: manifest.xml)",
-    )  # fmt: skip
-    parser.add_argument("-o", "--output", metavar="FILE", type=Path,
-                        help="write to FILE (default: standard output)")  # fmt: skip
-    parser.add_argument(
-        "--image", metavar="ID=IMAGE", action="append", default=[],
-        help="run process ID in IMAGE (repeatable; wins over its <image>); a bare IMAGE: "
-        "for every process without one",
-    )  # fmt: skip
-    parser.add_argument("--front-image", metavar="IMAGE",
-                        help="compose: the front service's image (default: the first "
-                        "process's)")  # fmt: skip
-    parser.add_argument(
-        "--bind", metavar="HOST:PORT",
-        help="compose: where the front is published (default: $BIND_ADDRESS, else "
-        f"{DEFAULT_BIND})",
-    )  # fmt: skip
-    parser.add_argument("--namespace", help="kubernetes: the objects' namespace")
-    parser.add_argument("--ingress-class", metavar="NAME", help="kubernetes: ingressClassName")
-    parser.add_argument("--host", help="kubernetes: the Ingress rule's host")
-    parser.add_argument("--env-file", metavar="FILE", action="append", type=Path,
-                        help="as for the proxy: values for every child (repeatable)")  # fmt: skip
-    parser.add_argument("--no-env-file", action="store_true", help="read no env file")
-    return parser
-
-
-def _export(argv: list[str]) -> int:
-    """Write a compose file or Kubernetes objects for the manifest (export.py)."""
-    from local_lambdas import export
-
-    args = _export_parser().parse_args(argv)
-    images = {}
-    for item in args.image:
-        name, sep, image = item.rpartition("=")
-        if sep and not (name and image):
-            print_line(f"local-lambdas export: --image {item!r} must be ID=IMAGE or IMAGE")
-            return EXIT_USAGE
-        images[name] = image
-    try:
-        bind = _split_bind(args.bind or os.environ.get("BIND_ADDRESS") or DEFAULT_BIND)
-    except ValueError as exc:
-        print_line(f"local-lambdas export: {exc}")
-        return EXIT_USAGE
-    path = Path(args.manifest)
-    try:
-        loaded = manifest.load(
-            path, socket_dir=Path(export.APP), here=False,
-            env_files=[] if args.no_env_file else args.env_file,
-        )  # fmt: skip
-        target = export.Export.of(loaded, path, path.read_text(), images, Path.cwd())
-        if args.engine == "compose":
-            text = export.compose(target, bind=bind, front_image=args.front_image)
-        else:
-            text = export.kubernetes(target, namespace=args.namespace,
-                                     ingress_class=args.ingress_class, host=args.host)  # fmt: skip
-    except ManifestError as exc:
-        print_problems([str(p) for p in exc.problems])
-        print_line(f"local-lambdas export: {path} has {len(exc.problems)} problem(s)")
-        return EXIT_FAILURE
-    except export.ExportError as exc:
-        print_problems(exc.problems)
-        print_line(f"local-lambdas export: {path} cannot be exported as it is "
-                   f"({len(exc.problems)} problem(s))")  # fmt: skip
-        return EXIT_FAILURE
-    if args.output is None:
-        sys.stdout.write(text)
-    else:
-        args.output.write_text(text)
-        print_line(f"local-lambdas export: wrote {args.output}")
-    return EXIT_OK
-
-
 def _restart(url: str, prefix: str, process: str) -> int:
     """POST the restart endpoint of the proxy at `url`; say what it answered."""
     import json
@@ -463,7 +380,7 @@ def _restart(url: str, prefix: str, process: str) -> int:
     return EXIT_OK
 
 
-def _split_bind(value: str) -> tuple[str, int]:
+def split_bind(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or int(port) > 65535:
         raise ValueError(f"--bind/BIND_ADDRESS {value!r} must be HOST:PORT, e.g. {DEFAULT_BIND}")
@@ -483,7 +400,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] == "completion":
         return _completion(argv[1:])
     if argv and argv[0] == "export":
-        return _export(argv[1:])
+        from local_lambdas.export_command import export_command
+
+        return export_command(argv[1:])
     command = argv[0] if argv and argv[0] in ("check", "run", "restart") else "serve"
     if command != "serve":
         argv = argv[1:]
@@ -556,7 +475,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "serve":
         bind = bind or os.environ.get("BIND_ADDRESS") or DEFAULT_BIND
     try:
-        host, port = _split_bind(bind)
+        host, port = split_bind(bind)
     except ValueError as exc:
         print_line(f"local-lambdas: {exc}")
         return EXIT_USAGE
