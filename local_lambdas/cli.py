@@ -347,6 +347,9 @@ def _completion(argv: list[str]) -> int:
     commands = top.add_subparsers(dest="command")
     for name in ("check", "run", "restart"):
         commands.add_parser(name, parents=[parsers[name]], add_help=False, help=name)
+    from local_lambdas.export_command import export_parser
+
+    commands.add_parser("export", parents=[export_parser()], add_help=False, help="export")
     shells = commands.add_parser("completion", help="completion")
     shells.add_argument("shell", choices=("bash", "zsh", "tcsh"))
     sys.stdout.write(shtab.complete(top, shell=shell))

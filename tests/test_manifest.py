@@ -383,6 +383,12 @@ def test_bash_completion_knows_the_commands_and_their_options(tmp_path: Path) ->
         'comp() { COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]}-1)); COMP_LINE="$*";'
         ' COMP_POINT=${#COMP_LINE}; _shtab_local_lambdas; echo "${COMPREPLY[*]}"; }\n'
         "comp local-lambdas --watch-i\ncomp local-lambdas re\ncomp local-lambdas check --bo\n"
+        "comp local-lambdas export --ingr\n"
     )
     said = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, timeout=30)
-    assert said.stdout.splitlines() == ["--watch-include --watch-ignore", "restart", "--boot"]
+    assert said.stdout.splitlines() == [
+        "--watch-include --watch-ignore",
+        "restart",
+        "--boot",
+        "--ingress-class",
+    ]
