@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 from typing import cast
 
@@ -81,14 +82,22 @@ def _compiled() -> list[Extension]:
 
 class _Dated(build_ext):
     """Every build's files dated now: setuptools leaves an extension whose C did not change
-    with its old time, and local_lambdas/compiled.py compares the sources with it."""
+    with its old time, and local_lambdas/compiled.py compares the sources with it. Built in
+    place, the compiled forms of modules no longer compiled are removed: they would load,
+    and fail, for want of their code in the library."""
 
     def run(self) -> None:
         super().run()
-        for extension in self.extensions:
-            built = Path(self.get_ext_fullpath(extension.name))
-            if built.is_file():
-                os.utime(built)
+        built = {Path(self.get_ext_fullpath(e.name)).resolve() for e in self.extensions}
+        for path in built:
+            if path.is_file():
+                os.utime(path)
+        if self.inplace:
+            for package in (Path("local_lambdas"), Path("local_lambdas/transports")):
+                for path in package.glob("*.*"):
+                    compiled = any(path.name.endswith(s) for s in EXTENSION_SUFFIXES)
+                    if compiled and path.resolve() not in built:
+                        path.unlink()
 
 
 setup(ext_modules=_compiled(), cmdclass={"build_ext": _Dated})

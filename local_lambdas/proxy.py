@@ -390,12 +390,14 @@ class Proxy:
                 if rerouted is None:
                     raise NotReady(f"{pool.process.id} was removed by a reload") from None
                 pool = rerouted
+                continue
             except ChildUnreachable as exc:
                 if avoid is not None or method not in RETRYABLE:
                     raise
                 log.info("%s: %s; retrying %s %s once", child.name, exc, method, uri)
-                # If that process is gone, wait for its restart rather than use it again.
-                avoid = (child, -1 if await child.still_serving() else generation)
+            # If that process is gone, wait for its restart rather than use it again. (After
+            # the except block: compiled code must not wait inside one, see CONTRIBUTING.)
+            avoid = (child, -1 if await child.still_serving() else generation)
 
 
 async def read_body(request: web.BaseRequest, limit: int, timeout: float) -> bytes:

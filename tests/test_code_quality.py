@@ -1,8 +1,9 @@
-"""The style checks CI runs, as tests, so one command runs everything: ruff, and mypy --strict
-over the package and the tests."""
+"""The style checks CI runs, as tests, so one command runs everything: ruff, mypy --strict
+over the package and the tests, and the rules mypyc's compiled modules keep."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -26,3 +27,39 @@ def test_code_quality(command: list[str]) -> None:
         [sys.executable, "-m", *command], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _compiled_sources() -> list[Path]:
+    """The modules setup.py compiles with mypyc (its HOT list)."""
+    setup = ast.parse((ROOT / "setup.py").read_text())
+    for node in ast.walk(setup):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "HOT" for t in node.targets
+        ):
+            return [ROOT / name for name in ast.literal_eval(node.value)]
+    raise AssertionError("setup.py has no HOT list")
+
+
+def test_compiled_modules_keep_to_what_mypyc_gets_right() -> None:
+    """Rules for the compiled modules (CONTRIBUTING.md), which mypy does not check: no wait
+    inside an except or finally block (a compiled coroutine suspended there left its
+    exception for other tasks to see, under load), and one type per `except ... as name`
+    within a function (a name holds one type in compiled code)."""
+    found = []
+    for path in _compiled_sources():
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Try):
+                blocks = [*(h.body for h in node.handlers), node.finalbody]
+                for block in blocks:
+                    for inner in (n for statement in block for n in ast.walk(statement)):
+                        if isinstance(inner, ast.Await):
+                            found.append(f"{path.name}:{inner.lineno}: await in except/finally")
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                kinds: dict[str, set[str]] = {}
+                for inner in ast.walk(node):
+                    if isinstance(inner, ast.ExceptHandler) and inner.name and inner.type:
+                        kinds.setdefault(inner.name, set()).add(ast.unparse(inner.type))
+                found += [f"{path.name}:{node.lineno}: `as {name}` for {sorted(types)}"
+                          for name, types in kinds.items() if len(types) > 1]  # fmt: skip
+    assert found == []
