@@ -7,7 +7,8 @@ body or a Content-Length one, routed to a process that takes its method and its 
 pass-through one (body up to 1 MiB) goes to the child in raw HTTP/1.1 and its answer comes
 back as it is written (transports/upstream.py, relay.py). Anything else (the admin
 endpoints, 404 and 405, a body over the limit, a larger pass-through body, chunked or
-Expect: 100-continue uploads, upgrades, a CORS request to an envelope mode (a pass-through
+Expect: 100-continue uploads, upgrades but a pass-through WebSocket's (joined to the child's
+connection after its 101, tunnel.py), a CORS request to an envelope mode (a pass-through
 one is the lane's), anything llhttp rejects or the lane's 8 KiB head
 bound, a head with a bare-LF line end, a second Host or Content-Length, a path
 router.resolve refuses) is handed to aiohttp (aioserver.py), with its bytes, together with
@@ -46,6 +47,7 @@ from local_lambdas.pool import Pool
 from local_lambdas.proxy import BUFFERED, Proxy, error_response
 from local_lambdas.relay import Answer, child_request
 from local_lambdas.transports.passthrough import PassthroughTransport, strip_prefix
+from local_lambdas.tunnel import Tunnel
 
 log = logging.getLogger("local_lambdas.fastlane")
 
@@ -68,13 +70,14 @@ class _Message:
         "pool",
         "request_id",
         "target",
+        "upgrade",
         "version",
     )  # fmt: skip
 
     def __init__(
         self, pool: Pool, method: str, target: str, path: str, version: str,
         headers: list[tuple[str, str]], request_id: str | None, origin: str | None,
-        head_length: int, body_length: int, keep_alive: bool,
+        head_length: int, body_length: int, keep_alive: bool, upgrade: str | None = None,
     ) -> None:  # fmt: skip
         self.pool = pool
         self.method = method
@@ -87,6 +90,7 @@ class _Message:
         self.head_length = head_length
         self.body_length = body_length
         self.keep_alive = keep_alive
+        self.upgrade = upgrade  # a WebSocket upgrade's Upgrade header (pass-through only)
 
 
 class FastLane:
@@ -107,6 +111,7 @@ class FastLane:
         self.served = 0  # requests answered by the lane
         self.handed_over = 0  # connections given to aiohttp
         self.connections: set[_Connection] = set()
+        self.tunnels: set[Tunnel] = set()  # pass-through WebSockets, after their 101
         # aiohttp's keep-alive timeout, so that a connection lasts as long in either lane.
         self.idle_timeout = 3630.0
         self._sweeper: asyncio.TimerHandle | None = None
@@ -156,6 +161,8 @@ class FastLane:
             self._sweeper.cancel()
         for connection in list(self.connections):
             connection.close_when_idle()
+        for tunnel in list(self.tunnels):
+            tunnel.stop()
         try:
             await asyncio.wait_for(self._all_closed.wait(), timeout)
         except asyncio.TimeoutError:
@@ -260,6 +267,17 @@ class _Connection(asyncio.Protocol):
     def when_writable(self, then: Callable[[], None]) -> None:
         self._when_writable.append(then)
 
+    def adopt(self) -> tuple[asyncio.Transport, bytes] | None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return None
+        self._closing = True
+        self._stop_timer()
+        self._lane.forget(self)
+        self._transport = None  # the tunnel's now
+        early, self._buffer = bytes(self._buffer), b""
+        return transport, early
+
     # -- the lane ---------------------------------------------------------------------------
 
     def close_when_idle(self) -> None:
@@ -361,9 +379,12 @@ class _Connection(asyncio.Protocol):
         """The head's request, if the lane takes it; None hands the connection to aiohttp.
         llhttp judges the head; http1.read_head reads it; Proxy.plan decides its fate."""
         data = self._buffer[:head_length]
+        switching = False  # llhttp saw Connection: upgrade with an Upgrade header
         try:
             self._parser.feed_data(data)
-        except (httptools.HttpParserError, httptools.HttpParserUpgrade):
+        except httptools.HttpParserUpgrade:
+            switching = True
+        except httptools.HttpParserError:
             return None
         head = read_head(data)
         if head is None:
@@ -371,6 +392,7 @@ class _Connection(asyncio.Protocol):
         method, target, version, headers, noted, length, keep_alive = head
         plan = self._lane.proxy.plan(method, target, length)
         pool = plan.pool
+        upgrade = noted.get("upgrade")
         if (
             pool is None
             # Refusals and the admin endpoints are aiohttp's side's (an Enum's hash is a Python
@@ -379,11 +401,24 @@ class _Connection(asyncio.Protocol):
             or (plan.fate is Fate.RELAY and length > BUFFERED)  # it streams: aiohttp's side
             # CORS to an envelope mode: aiohttp's side adds it (the lane's relay does it too).
             or (pool.cors is not None and "origin" in noted and plan.fate is Fate.ENVELOPE)
+            # An upgrade: a pass-through WebSocket's is the lane's (tunnel.py), others not.
+            or (
+                (upgrade is not None or switching)
+                and not (
+                    switching
+                    and plan.fate is Fate.RELAY
+                    and method == "GET"
+                    and length == 0
+                    and version == "1.1"
+                    and upgrade is not None
+                    and upgrade.lower() == "websocket"
+                )
+            )
         ):
             return None
         return _Message(
             pool, method, target, plan.path, version, headers, noted.get("x-request-id"),
-            noted.get("origin"), head_length, length, keep_alive,
+            noted.get("origin"), head_length, length, keep_alive, upgrade,
         )  # fmt: skip
 
     async def _serve(self, message: _Message, body: bytes) -> None:
@@ -455,6 +490,7 @@ class _Connection(asyncio.Protocol):
         request = child_request(
             message.method, target, message.headers, body, client=self._peer,
             scheme=self._scheme, token=proxy.token, request_id=request_id, prefix=prefix,
+            upgrade=message.upgrade,
         )  # fmt: skip
         keep_alive = message.keep_alive and not self._lane.stopping
         answer = Answer(
@@ -469,8 +505,15 @@ class _Connection(asyncio.Protocol):
             assert isinstance(relay, PassthroughTransport)
             await relay.upstream.send(
                 request, answer, timeout=process.timeout, head_only=head_only,
-                idempotent=message.method in RETRYABLE,
+                idempotent=message.method in RETRYABLE, upgrade=message.upgrade is not None,
             )  # fmt: skip
+            tunnel = answer.tunnel
+            if tunnel is not None:  # a WebSocket: its instance stays in use while it lasts
+                self._lane.tunnels.add(tunnel)
+                try:
+                    await tunnel.ended
+                finally:
+                    self._lane.tunnels.discard(tunnel)
 
         self._relaying = True
         try:

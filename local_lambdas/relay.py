@@ -14,6 +14,7 @@ HTTP/1.0.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Protocol
@@ -22,6 +23,7 @@ from local_lambdas.cors import Policy
 from local_lambdas.envelope import TOKEN_HEADER
 from local_lambdas.http1 import NO_BODY
 from local_lambdas.transports.passthrough import REDIRECTS, SET_HERE, end_to_end, under_prefix
+from local_lambdas.tunnel import Tunnel
 
 log = logging.getLogger("local_lambdas.relay")
 
@@ -31,9 +33,11 @@ _FROM_CHILD_DROPPED = frozenset({"x-request-id"})  # the proxy's, the request's 
 
 def child_request(
     method: str, target: str, headers: Headers, body: bytes, *, client: str | None,
-    scheme: str, token: str, request_id: str, prefix: str | None,
+    scheme: str, token: str, request_id: str, prefix: str | None, upgrade: str | None = None,
 ) -> bytes:  # fmt: skip
-    """The request's bytes for the child (HTTP/1.1, its connection kept alive)."""
+    """The request's bytes for the child (HTTP/1.1, its connection kept alive); `upgrade`,
+    the protocol the client asks to switch to (Upgrade and Connection are hop-by-hop: they
+    are the proxy's to send again)."""
     # The rules of passthrough.to_child, written out as lines: the lane's hot path makes
     # no list of pairs to join afterwards (6k instructions per request).
     lines = [f"{method} {target} HTTP/1.1\r\n"]
@@ -52,6 +56,8 @@ def child_request(
     lines.append(f"X-Request-Id: {request_id}\r\n")
     if prefix:
         lines.append(f"X-Forwarded-Prefix: {prefix}\r\n")
+    if upgrade:
+        lines.append(f"Connection: Upgrade\r\nUpgrade: {upgrade}\r\n")
     lines.append(f"{TOKEN_HEADER}: {token}\r\n\r\n")
     head = "".join(lines).encode("utf-8", "surrogateescape")
     return head + body if body else head
@@ -68,6 +74,10 @@ class Client(Protocol):
     def writable(self) -> bool: ...
 
     def when_writable(self, then: Callable[[], None]) -> None: ...
+
+    def adopt(self) -> tuple[asyncio.Transport, bytes] | None:
+        """The client's connection, for a tunnel, with what the client sent after its
+        request; None when the client has left."""
 
 
 class Answer:
@@ -91,6 +101,7 @@ class Answer:
         self._chunked = False
         self.status = 0
         self.headers: Headers = []
+        self.tunnel: Tunnel | None = None  # after a 101
 
     @property
     def kept(self) -> bytes:
@@ -147,6 +158,25 @@ class Answer:
     def end(self) -> None:
         if self._chunked:
             self._client.write(b"0\r\n\r\n")
+
+    def upgraded(
+        self, reason: str, headers: Headers, child: asyncio.Transport, rest: bytes
+    ) -> None:
+        """The child's 101 goes to the client as the child wrote it (X-Request-Id added), then
+        the two connections are joined (tunnel.py)."""
+        self.keep_alive = False
+        client = self._client.adopt()
+        if client is None:
+            child.close()
+            return
+        transport, early = client
+        self.status, self.headers = 101, [*headers, ("X-Request-Id", self._request_id)]
+        lines = [f"HTTP/1.1 101 {reason}\r\n"]
+        lines.extend(f"{name}: {value}\r\n" for name, value in self.headers)
+        lines.append("\r\n")
+        transport.write("".join(lines).encode("utf-8", "surrogateescape"))
+        self.tunnel = Tunnel(transport, child)
+        self.tunnel.start(early, rest)
 
     def broken(self, why: str) -> None:
         log.warning("[%s] %s", self._request_id, why)

@@ -138,6 +138,42 @@ async def test_websocket_closes_cross_both_ways_and_host_is_kept(
         assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == 1011
 
 
+async def test_a_websocket_crosses_the_lane_as_bytes_after_the_childs_101(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """As nginx relays one: the child's 101 as it wrote it (its own headers, the extension it
+    agreed to), then bytes both ways; 1 MiB messages compressed end to end; a client that
+    leaves without a close frame is a 1001 close to the child."""
+    path = write_manifest(web_process(extra=STRIP))
+    async with running(path, socket_dir) as run:
+        reader, writer = await connect(run.url)
+        writer.write(
+            b"GET /web/ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+            b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Protocol: echo.v1\r\n"
+            b"Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
+        )
+        head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)).decode()
+        writer.close()
+        assert head.startswith("HTTP/1.1 101 Switching Protocols\r\n")
+        for line in ("X-Child-Upgrade: yes", "Sec-WebSocket-Protocol: echo.v1",
+                     "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
+                     "Sec-WebSocket-Extensions: permessage-deflate"):  # fmt: skip
+            assert f"\r\n{line}\r\n" in head
+        assert "\r\nX-Request-Id: " in head
+        # That client left without a close frame: the child is told 1001, as a close frame.
+        told = "ws closed by the client: 1001"
+        assert await eventually(lambda: any(told in line for line in run.child("web").last_lines))
+        big = os.urandom(1 << 20)
+        async with run.http.ws_connect(run.url + "/web/ws", compress=15, max_msg_size=0) as ws:
+            assert ws.compress == 15
+            await ws.send_bytes(big)
+            assert (await ws.receive()).data == big[::-1]
+            await ws.send_str("x" * (1 << 20))
+            assert (await ws.receive()).data == "echo: " + "x" * (1 << 20)
+        assert run.lane.handed_over == 0  # none of it went through aiohttp's side
+
+
 async def test_child_killed_mid_stream_ends_the_stream_with_an_error(
     write_manifest: WriteManifest, socket_dir: Path
 ) -> None:

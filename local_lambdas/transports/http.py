@@ -7,6 +7,7 @@ of this mode's instructions per request.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from local_lambdas.envelope import TOKEN_HEADER, Request, Response, decode_response, gather
@@ -72,6 +73,11 @@ class _Reply:
 
     def broken(self, why: str) -> None:
         self.error = ChildUnreachable(f"the HTTP reply broke off: {why}")
+
+    def upgraded(
+        self, reason: str, headers: list[tuple[str, str]], child: asyncio.Transport, rest: bytes
+    ) -> None:
+        raise AssertionError("the envelope never asks to switch protocols")
 
     @property
     def writable(self) -> bool:

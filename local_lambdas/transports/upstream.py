@@ -7,7 +7,9 @@ the head, failures raise the transport errors (ChildUnreachable: nothing came ba
 send again; ChildTimeout: no head within <timeout>, never sent again; BadResponse: not
 HTTP); once the head is out, the sink is told to break the client's connection instead.
 Back-pressure: while the sink cannot take more, the child's connection stops being read.
-1xx answers are skipped; the answer to a HEAD request ends with its head.
+1xx answers are skipped; the answer to a HEAD request ends with its head. An `upgrade`
+request answered 101 ends the exchange there: the connection is the sink's from then on
+(`Sink.upgraded`), never pooled again.
 """
 
 from __future__ import annotations
@@ -39,6 +41,12 @@ class Sink(Protocol):
 
     def when_writable(self, then: Callable[[], None]) -> None:
         """Call `then` once the client can take more."""
+
+    def upgraded(
+        self, reason: str, headers: list[tuple[str, str]], child: asyncio.Transport, rest: bytes
+    ) -> None:
+        """The child switched protocols (101) for an `upgrade` request: `child` is its
+        connection, now the sink's, and `rest` what it sent after its head."""
 
 
 class Upstream:
@@ -75,7 +83,7 @@ class Upstream:
 
     async def send(
         self, request: bytes, sink: Sink, *, timeout: float | None, head_only: bool = False,
-        idempotent: bool = False,
+        idempotent: bool = False, upgrade: bool = False,
     ) -> None:  # fmt: skip
         """One exchange (see the module's docstring); `timeout` bounds each wait for the
         child's bytes (None: the caller bounds the whole). A kept connection that gives
@@ -86,7 +94,7 @@ class Upstream:
             exchange = self._idle.pop()
             if exchange.usable:
                 try:
-                    await exchange.run(request, sink, timeout, head_only)
+                    await exchange.run(request, sink, timeout, head_only, upgrade)
                 except _Stale as stale:
                     if idempotent:
                         continue
@@ -107,7 +115,7 @@ class Upstream:
                 f"cannot connect to {self._host}:{self._port}: {exc.strerror or exc}"
             ) from exc
         try:
-            await exchange.run(request, sink, timeout, head_only)
+            await exchange.run(request, sink, timeout, head_only, upgrade)
         except _Stale as stale:  # (one name per exception type: mypyc holds it to one type)
             raise ChildUnreachable(str(stale)) from None
         except BaseException:
@@ -146,6 +154,7 @@ class _Exchange(asyncio.Protocol):
         self._sink: Sink | None = None
         self._headers: list[tuple[str, str]] = []
         self._head_only = False
+        self._upgrade = False  # the request asks to switch protocols
         self._got = 0  # bytes of the answer received
         self._headed = False  # its head went to the sink
         self._done: asyncio.Future[None] | None = None
@@ -160,9 +169,12 @@ class _Exchange(asyncio.Protocol):
     def usable(self) -> bool:
         return not self._lost and self._transport is not None and not self._transport.is_closing()
 
-    async def run(self, request: bytes, sink: Sink, timeout: float | None, head_only: bool) -> None:
+    async def run(
+        self, request: bytes, sink: Sink, timeout: float | None, head_only: bool, upgrade: bool
+    ) -> None:
         assert self._transport is not None
         self._sink, self._head_only, self.timeout = sink, head_only, timeout
+        self._upgrade = upgrade
         self._headers, self._got, self._headed = [], 0, False
         self.reusable = False
         done = self._done = self.loop.create_future()
@@ -235,7 +247,13 @@ class _Exchange(asyncio.Protocol):
         self._progress = self.loop.time()
         try:
             self._parser.feed_data(data)
-        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+        except httptools.HttpParserUpgrade as upgrade:
+            if self._upgrade and self._parser.get_status_code() == 101:
+                self._hand_over(data[upgrade.args[0] :])
+            else:
+                self._fail(BadResponse("the child switched protocols unasked"),
+                           "the child switched protocols unasked")  # fmt: skip
+        except httptools.HttpParserError as exc:
             what = " ".join(str(exc).split())
             self._fail(BadResponse(f"the child's answer is not valid HTTP: {what}"),
                        f"the child's answer broke HTTP mid-way: {what}")  # fmt: skip
@@ -306,6 +324,16 @@ class _Exchange(asyncio.Protocol):
             return
         if self._done is not None and not self._done.done():
             self._finish(reusable=self._parser.should_keep_alive())
+
+    def _hand_over(self, rest: bytes) -> None:
+        """The 101 to an upgrade request: the connection goes to the sink, the exchange ends."""
+        done, sink, transport = self._done, self._sink, self._transport
+        if done is None or done.done() or sink is None or transport is None:
+            return
+        self._disarm()
+        self._transport, self._lost, self.reusable = None, True, False  # no longer ours
+        sink.upgraded(self._reason, self._headers, transport, rest)
+        done.set_result(None)
 
     def _close_delimited(self) -> bool:
         return not any(

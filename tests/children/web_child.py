@@ -91,7 +91,8 @@ async def upload(request: web.Request) -> web.Response:
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:
-    ws = web.WebSocketResponse(protocols=["echo.v1"])
+    ws = web.WebSocketResponse(protocols=["echo.v1"], max_msg_size=0)
+    ws.headers["X-Child-Upgrade"] = "yes"  # on the 101, for the client to see
     await ws.prepare(request)
     while True:
         message = await ws.receive()
