@@ -26,6 +26,7 @@ HOT = [
     "local_lambdas/fastlane.py",
     "local_lambdas/proxy.py",
     "local_lambdas/pool.py",
+    "local_lambdas/line.py",
     "local_lambdas/envelope.py",
     "local_lambdas/router.py",
     "local_lambdas/deadlines.py",

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from local_lambdas.config import Fate, Mode, Process
 from local_lambdas.cors import Policy
 from local_lambdas.errors import NotReady
 from local_lambdas.instance import Instance, State
+from local_lambdas.line import Line
 from local_lambdas.output import Printer
 from local_lambdas.stats import ProcessStats
 from local_lambdas.watchdog import Watchdog
@@ -113,12 +113,8 @@ class Pool:
         self._clock = clock
         self._changed = asyncio.Event()
         self._listeners = 0  # coroutines waiting on _changed
-        # Requests waiting for a slot, first come first served: a released slot wakes one
-        # of them, not all (the rest would only find it taken, at a cost per request).
-        # Each with when it gives up (loop time); one timer, for the soonest, serves them all.
-        self._queue: deque[tuple[asyncio.Future[None], float]] = deque()
-        self._queue_timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
+        self._line = Line(self._loop)  # requests waiting for a slot (line.py)
         self._waiting = 0  # of those, requests waiting for an instance
         self._turn = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -179,7 +175,7 @@ class Pool:
             self._waiting += 1
             try:
                 if avoid is None:
-                    await self._next_turn(self._loop.time() + remaining)
+                    await self._line.wait(self._loop.time() + remaining)
                 else:  # a retry waits for the failed process's replacement: any change
                     await self._changed_within(remaining)
             finally:
@@ -197,8 +193,8 @@ class Pool:
         if limit is not None and child.requests >= limit and not child.retiring:
             child.retiring = True  # now, not in the task: one replacement per instance
             self._spawn(self._recycle(child))
-        if self._queue:
-            self._pass_turn()  # the slot goes to the first request still waiting
+        if self._line:
+            self._line.pass_turn()  # the slot goes to the first request still waiting
         if self._listeners:
             self._changed_set()
 
@@ -270,54 +266,11 @@ class Pool:
         """Something changed: every waiter looks again."""
         if self._listeners:  # nobody waits: skip making a new event
             self._changed_set()
-        queue, self._queue = self._queue, deque()
-        for turn, _ in queue:
-            if not turn.done():
-                turn.set_result(None)
+        self._line.wake_all()
 
     def _changed_set(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
-
-    async def _next_turn(self, due: float) -> None:
-        """Wait, in line, until a slot is released, anything changes, or the loop's clock
-        reaches `due`. No timer of its own: asyncio.timeout() would put one on the loop's
-        heap for every request that waits (PERFORMANCE.md)."""
-        turn = self._loop.create_future()
-        self._queue.append((turn, due))
-        if self._queue_timer is None:
-            self._queue_timer = self._loop.call_at(due, self._expire_turns)
-        try:
-            await turn
-        except asyncio.CancelledError:
-            if turn.done() and not turn.cancelled():
-                self._pass_turn()  # woken, then cancelled: the slot goes to the next one
-            raise
-
-    def _pass_turn(self) -> None:
-        """Wake the first request still waiting in line."""
-        queue = self._queue
-        while queue:
-            turn, _ = queue.popleft()
-            if not turn.done():
-                turn.set_result(None)
-                return
-
-    def _expire_turns(self) -> None:
-        """Wake the waiting requests whose time is up (they give up), and set the timer for
-        the soonest of the others."""
-        self._queue_timer = None
-        now = self._loop.time()
-        soonest: float | None = None
-        for turn, due in self._queue:
-            if turn.done():
-                continue
-            if due <= now:
-                turn.set_result(None)
-            elif soonest is None or due < soonest:
-                soonest = due
-        if soonest is not None:
-            self._queue_timer = self._loop.call_at(soonest, self._expire_turns)
 
     async def _changed_within(self, seconds: float) -> None:
         """Return at the next change of any instance or lease, or after `seconds`."""

@@ -18,6 +18,7 @@ from local_lambdas.config import Process, Restart
 from local_lambdas.deadlines import Deadlines
 from local_lambdas.envelope import Request, decode_response
 from local_lambdas.errors import BadResponse
+from local_lambdas.line import Line
 from local_lambdas.router import Router
 
 ROUTES = ["/api/*", "/api/v2/*", "/exact", "/dir/", "/api/v2/special"]
@@ -365,3 +366,30 @@ def test_a_close_frame_says_its_code(masked: bool) -> None:
     if masked:
         payload = bytes(b ^ frame[2 + i] for i, b in enumerate(payload))
     assert int.from_bytes(payload, "big") == 1011
+
+
+async def test_the_line_wakes_one_in_order_and_each_at_its_time() -> None:
+    """line.Line: a released slot wakes the first still waiting; a waiter whose time is up
+    wakes alone; one cancelled after its turn came passes it on; a change wakes all."""
+    loop = asyncio.get_running_loop()
+    line = Line(loop)
+    far = loop.time() + 60
+    waiters = [asyncio.create_task(line.wait(far)) for _ in range(3)]
+    hurried = asyncio.create_task(line.wait(loop.time() + 0.05))
+    await asyncio.sleep(0)
+    line.pass_turn()
+    await asyncio.sleep(0)
+    assert [w.done() for w in waiters] == [True, False, False]
+    await asyncio.wait_for(hurried, 5)  # its own time: nobody passed it a turn
+    assert [w.done() for w in waiters] == [True, False, False]
+    line.pass_turn()
+    waiters[1].cancel()  # woken, then cancelled before it ran: the turn goes to the next
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert waiters[1].cancelled() and waiters[2].done()
+    last = [asyncio.create_task(line.wait(far)) for _ in range(2)]
+    await asyncio.sleep(0)
+    assert line
+    line.wake_all()
+    await asyncio.gather(*last)
+    assert not line
