@@ -22,16 +22,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import itertools
 import logging
 import time
 from collections.abc import Callable
 from enum import Enum
 from typing import Literal
 
-from local_lambdas import _compat, explain, readiness, variables
+from local_lambdas import _compat, explain, readiness
 from local_lambdas.backoff import RestartPolicy
-from local_lambdas.config import Mode, Process
+from local_lambdas.config import Process
+from local_lambdas.launch import prepare
 from local_lambdas.manifest import resolve_executable
 from local_lambdas.output import Printer, line_text
 from local_lambdas.spawned import Spawned, spawn
@@ -44,7 +44,6 @@ log = logging.getLogger("local_lambdas.instance")
 MAX_RESPONSE = 256 * 1024**2  # what a child may answer to one request, base64 included
 _LAST_LINES = 20
 _SETTLE_CHECKS, _SETTLE_STEP = 10, 0.005
-_SPAWNS = itertools.count(1)  # numbers each process spawned in this run, for its mark
 _LAST_OUTPUT_WAIT = 0.5  # after an exit, how long its last lines may take to arrive
 
 
@@ -199,7 +198,10 @@ class Instance:
             await self._route_only()
             return None
         self._not_ready = "it exited before it listened"
-        address, env, args = self._prepare()
+        address, env, args, self.mark = prepare(
+            self.process, name=self.name, index=self.index, pipe=self.pipe,
+            run_mark=self._run_mark, token=self._token,
+        )  # fmt: skip
         self._connect_to = address
         self._set_state(State.STARTING, "starting")
         try:
@@ -273,29 +275,6 @@ class Instance:
         finally:
             await self.transport.aclose()
             self.transport = None
-
-    def _prepare(self) -> tuple[str, dict[str, str], list[str]]:
-        """The address the child must listen on, its environment and its arguments, with
-        their ${NAME}s expanded (the loader checked them: variables.py)."""
-        own = {"LOCAL_LAMBDAS_ID": self.name, "LOCAL_LAMBDAS_INSTANCE": str(self.index)}
-        self.mark = own[_compat.SPAWN_MARK] = f"{self._run_mark}.{next(_SPAWNS)}."
-        if self._token:
-            own["LOCAL_LAMBDAS_TOKEN"] = self._token
-        if self.pipe is not None:
-            # A socket file left by a crash would make the child's bind fail; one that
-            # belongs to another user is not ours to remove (OSError, said as the cause).
-            _compat.remove_stale(self.pipe)
-            address = self.pipe
-            own["PIPE_ADDRESS"] = address
-            keepalive = self.process.communication_mode is Mode.PIPE_KEEPALIVE
-            own["PIPE_FRAMING"] = "lines" if keepalive else "oneshot"
-        else:
-            port = self.process.port or readiness.free_port()
-            address = f"127.0.0.1:{port}"
-            own["HTTP_ADDRESS"] = address
-            own["PORT"] = str(port)
-        env, args = variables.child_environment(self.process, own)
-        return address, env, args
 
     def _output(self, stream: Literal["stdout", "stderr"], lines: list[bytes]) -> None:
         self.last_lines.extend(map(line_text, lines[-_LAST_LINES:]))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from aiohttp.http import SERVER_SOFTWARE
 
-from local_lambdas import explain, http1, tunnel
+from local_lambdas import explain, http1, launch, tunnel
 from local_lambdas.backoff import RestartPolicy, Verdict
 from local_lambdas.config import Process, Restart
 from local_lambdas.deadlines import Deadlines
@@ -393,3 +393,30 @@ async def test_the_line_wakes_one_in_order_and_each_at_its_time() -> None:
     line.wake_all()
     await asyncio.gather(*last)
     assert not line
+
+
+@pytest.mark.parametrize(("mode", "pipe", "token", "ours"), [
+    ("pipe", "/tmp/ll-test-none/api", "", {"PIPE_ADDRESS": "/tmp/ll-test-none/api",
+                                           "PIPE_FRAMING": "oneshot"}),
+    ("pipe-keepalive", "/tmp/ll-test-none/api", "t0k", {"PIPE_FRAMING": "lines",
+                                                         "LOCAL_LAMBDAS_TOKEN": "t0k"}),
+    ("http", None, "", {"HTTP_ADDRESS": None, "PORT": None}),
+])  # fmt: skip
+def test_what_a_child_is_started_with(
+    mode: str, pipe: str | None, token: str, ours: dict[str, str | None]
+) -> None:
+    """launch.prepare: docs/protocol.md's environment for each mode, a new mark each time."""
+    first = launch.prepare(_process(mode), name="api#2", index=2, pipe=pipe, run_mark="run",
+                           token=token)  # fmt: skip
+    second = launch.prepare(_process(mode), name="api#2", index=2, pipe=pipe, run_mark="run",
+                            token=token)  # fmt: skip
+    env = first.env
+    assert (env["LOCAL_LAMBDAS_ID"], env["LOCAL_LAMBDAS_INSTANCE"]) == ("api#2", "2")
+    assert first.mark.startswith("run.") and first.mark != second.mark
+    assert ("LOCAL_LAMBDAS_TOKEN" in env) == bool(token)
+    for name, value in ours.items():
+        assert name in env and (value is None or env[name] == value)
+    if pipe is None:
+        assert first.address == env["HTTP_ADDRESS"] == f"127.0.0.1:{env['PORT']}"
+    else:
+        assert first.address == pipe and "PORT" not in env

@@ -1,0 +1,46 @@
+"""What a child process is started with: the address it must listen on, its environment (the
+manifest's and the env files', then ours) and its arguments, ${NAME}s expanded
+(variables.py). Ours, in docs/protocol.md's words: LOCAL_LAMBDAS_ID and _INSTANCE, the run's
+LOCAL_LAMBDAS_TOKEN, PIPE_ADDRESS and PIPE_FRAMING in the pipe modes, HTTP_ADDRESS and PORT
+in the HTTP ones, and the spawn mark that finds its descendants (_compat.SPAWN_MARK).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import NamedTuple
+
+from local_lambdas import _compat, readiness, variables
+from local_lambdas.config import Mode, Process
+
+_SPAWNS = itertools.count(1)  # numbers each process spawned in this run, for its mark
+
+
+class Launch(NamedTuple):
+    address: str  # where the child must listen: a pipe's address, or 127.0.0.1:PORT
+    env: dict[str, str]
+    args: list[str]
+    mark: str  # the spawn mark of this process, unique in the run
+
+
+def prepare(
+    process: Process, *, name: str, index: int, pipe: str | None, run_mark: str, token: str
+) -> Launch:
+    """The next process of instance `index` (`name`) of `process`; `pipe`, its address in
+    the pipe modes. A socket file left there by a crash is removed (one that belongs to
+    another user is not ours to remove: OSError, said as the cause)."""
+    own = {"LOCAL_LAMBDAS_ID": name, "LOCAL_LAMBDAS_INSTANCE": str(index)}
+    mark = own[_compat.SPAWN_MARK] = f"{run_mark}.{next(_SPAWNS)}."
+    if token:
+        own["LOCAL_LAMBDAS_TOKEN"] = token
+    if pipe is not None:
+        _compat.remove_stale(pipe)
+        address = own["PIPE_ADDRESS"] = pipe
+        keepalive = process.communication_mode is Mode.PIPE_KEEPALIVE
+        own["PIPE_FRAMING"] = "lines" if keepalive else "oneshot"
+    else:
+        port = process.port or readiness.free_port()
+        address = own["HTTP_ADDRESS"] = f"127.0.0.1:{port}"
+        own["PORT"] = str(port)
+    env, args = variables.child_environment(process, own)
+    return Launch(address, env, args, mark)
