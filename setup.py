@@ -32,6 +32,7 @@ HOT = [
     "local_lambdas/deadlines.py",
     "local_lambdas/stats.py",
     "local_lambdas/relay.py",
+    "local_lambdas/forwarding.py",
     "local_lambdas/tunnel.py",
     "local_lambdas/transports/keepalive.py",
     "local_lambdas/transports/pipe.py",

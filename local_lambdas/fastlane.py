@@ -40,13 +40,14 @@ from local_lambdas.aioserver import timed_out
 from local_lambdas.config import Fate
 from local_lambdas.envelope import Response
 from local_lambdas.errors import ForwardError
+from local_lambdas.forwarding import strip_prefix
 from local_lambdas.http1 import NO_BODY, RETRYABLE, answer_head, bare_line_end, read_head
 from local_lambdas.inspector import BODY
 from local_lambdas.instance import Instance
 from local_lambdas.pool import Pool
 from local_lambdas.proxy import BUFFERED, Proxy, error_response
 from local_lambdas.relay import Answer, child_request
-from local_lambdas.transports.passthrough import PassthroughTransport, strip_prefix
+from local_lambdas.transports.passthrough import PassthroughTransport
 from local_lambdas.tunnel import Tunnel
 
 log = logging.getLogger("local_lambdas.fastlane")

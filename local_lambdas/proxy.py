@@ -32,13 +32,14 @@ from local_lambdas.errors import (
     NotReady,
     PayloadTooLarge,
 )
+from local_lambdas.forwarding import strip_prefix
 from local_lambdas.http1 import NO_BODY, RETRYABLE
 from local_lambdas.inspector import BODY, Inspector, Kept
 from local_lambdas.instance import Instance
 from local_lambdas.pool import Pool, PoolRetired
 from local_lambdas.router import BadTarget, origin_form, resolve
 from local_lambdas.supervisor import Supervisor
-from local_lambdas.transports.passthrough import PassthroughTransport, Relayed, strip_prefix
+from local_lambdas.transports.passthrough import PassthroughTransport, Relayed
 
 log = logging.getLogger("local_lambdas.proxy")
 

@@ -21,8 +21,8 @@ from typing import Protocol
 
 from local_lambdas.cors import Policy
 from local_lambdas.envelope import TOKEN_HEADER
+from local_lambdas.forwarding import REDIRECTS, SET_HERE, end_to_end, under_prefix
 from local_lambdas.http1 import NO_BODY
-from local_lambdas.transports.passthrough import REDIRECTS, SET_HERE, end_to_end, under_prefix
 from local_lambdas.tunnel import Tunnel
 
 log = logging.getLogger("local_lambdas.relay")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, hdrs, web
@@ -24,7 +24,7 @@ from yarl import URL
 
 from local_lambdas import _compat
 from local_lambdas.cors import Policy
-from local_lambdas.envelope import HOP_BY_HOP, TOKEN_HEADER
+from local_lambdas.envelope import TOKEN_HEADER
 from local_lambdas.errors import (
     BadResponse,
     ChildTimeout,
@@ -33,34 +33,12 @@ from local_lambdas.errors import (
     ForwardError,
     PayloadTooLarge,
 )
+from local_lambdas.forwarding import SET_HERE, Pairs, end_to_end, under_prefix
 from local_lambdas.transports.upstream import Upstream
 
 log = logging.getLogger("local_lambdas.passthrough")
 
 _CHUNK = 64 * 1024
-
-
-Pairs = Iterable[tuple[str, str]]
-# Set by the proxy on the way to the child, never passed on from a client.
-SET_HERE = frozenset({"x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix",
-                       "x-request-id", TOKEN_HEADER.lower()})  # fmt: skip
-
-
-def end_to_end(headers: Pairs, dropped: frozenset[str] = frozenset()) -> list[tuple[str, str, str]]:
-    """(lower-case name, name, value) of the headers that go on: not hop-by-hop, not named
-    by a Connection header, not in `dropped`. One pass; a second only when a Connection
-    header names others. Both ways, on both servers."""
-    kept = []
-    named: list[str] = []
-    for name, value in headers:
-        lower = name.lower()
-        if lower == "connection":
-            named.extend(token.strip().lower() for token in value.split(","))
-        elif lower not in HOP_BY_HOP and lower not in dropped:
-            kept.append((lower, name, value))
-    if named:
-        kept = [header for header in kept if header[0] not in named]
-    return kept
 
 
 def to_child(
@@ -263,33 +241,6 @@ class PassthroughTransport:
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-
-def strip_prefix(target: str, prefix: str | None) -> tuple[str, str | None]:
-    """The target the child gets under <strip_prefix>, and what was taken off (None when
-    the target is not under the prefix: it goes on as it came)."""
-    if not prefix or not (target == prefix or target.startswith((prefix + "/", prefix + "?"))):
-        return target, None
-    stripped = prefix.rstrip("/")
-    rest = target[len(stripped) :]
-    return (rest if rest.startswith("/") else "/" + rest), stripped
-
-
-REDIRECTS = frozenset({"location", "content-location", "refresh"})
-
-
-def under_prefix(name: str, value: str, prefix: str) -> str:
-    """A redirect to a path of the child's (`Location: /sub/`, `Refresh: 0; url=/sub/`) put
-    back under the prefix the proxy stripped, as nginx's proxy_redirect does; `name` is one
-    of REDIRECTS, in lower case."""
-    if name == "refresh":
-        delay, sep, url = value.partition("url=")
-        if sep and url.startswith("/") and not url.startswith("//"):
-            return f"{delay}{sep}{prefix}{url}"
-        return value
-    if value.startswith("/") and not value.startswith("//"):
-        return prefix + value
-    return value
 
 
 class Relayed(web.StreamResponse):

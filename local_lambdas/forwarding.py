@@ -1,0 +1,60 @@
+"""The pass-through rules both HTTP servers keep (docs/protocol.md, "Pass-through"), as nginx
+keeps them: which headers go on either way (`end_to_end`: not hop-by-hop, not named by a
+Connection header), the ones the proxy sets itself (`SET_HERE`), the target under
+<strip_prefix>, and redirects put back under it. Pure functions, compiled with the lane.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from local_lambdas.envelope import HOP_BY_HOP, TOKEN_HEADER
+
+Pairs = Iterable[tuple[str, str]]
+# Set by the proxy on the way to the child, never passed on from a client.
+SET_HERE = frozenset({"x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix",
+                       "x-request-id", TOKEN_HEADER.lower()})  # fmt: skip
+
+
+def end_to_end(headers: Pairs, dropped: frozenset[str] = frozenset()) -> list[tuple[str, str, str]]:
+    """(lower-case name, name, value) of the headers that go on: not hop-by-hop, not named
+    by a Connection header, not in `dropped`. One pass; a second only when a Connection
+    header names others. Both ways, on both servers."""
+    kept = []
+    named: list[str] = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower == "connection":
+            named.extend(token.strip().lower() for token in value.split(","))
+        elif lower not in HOP_BY_HOP and lower not in dropped:
+            kept.append((lower, name, value))
+    if named:
+        kept = [header for header in kept if header[0] not in named]
+    return kept
+
+
+def strip_prefix(target: str, prefix: str | None) -> tuple[str, str | None]:
+    """The target the child gets under <strip_prefix>, and what was taken off (None when
+    the target is not under the prefix: it goes on as it came)."""
+    if not prefix or not (target == prefix or target.startswith((prefix + "/", prefix + "?"))):
+        return target, None
+    stripped = prefix.rstrip("/")
+    rest = target[len(stripped) :]
+    return (rest if rest.startswith("/") else "/" + rest), stripped
+
+
+REDIRECTS = frozenset({"location", "content-location", "refresh"})
+
+
+def under_prefix(name: str, value: str, prefix: str) -> str:
+    """A redirect to a path of the child's (`Location: /sub/`, `Refresh: 0; url=/sub/`) put
+    back under the prefix the proxy stripped, as nginx's proxy_redirect does; `name` is one
+    of REDIRECTS, in lower case."""
+    if name == "refresh":
+        delay, sep, url = value.partition("url=")
+        if sep and url.startswith("/") and not url.startswith("//"):
+            return f"{delay}{sep}{prefix}{url}"
+        return value
+    if value.startswith("/") and not value.startswith("//"):
+        return prefix + value
+    return value
