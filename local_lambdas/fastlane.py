@@ -4,12 +4,13 @@ response machinery was half of the proxy's time per request (PERFORMANCE.md).
 
 The lane serves exactly one kind of request: an origin-form HTTP/1.0 or 1.1 request with no
 body or a Content-Length one, routed to a process that takes its method and its size; a
-pass-through one (body up to 1 MiB) goes to the child in raw HTTP/1.1 and its answer comes
-back as it is written (transports/upstream.py, relay.py). Anything else (the admin
-endpoints, 404 and 405, a body over the limit, a larger pass-through body, chunked or
-Expect: 100-continue uploads, upgrades but a pass-through WebSocket's (joined to the child's
-connection after its 101, tunnel.py), a CORS request to an envelope mode (a pass-through
-one is the lane's), anything llhttp rejects or the lane's 8 KiB head
+pass-through one goes to the child in raw HTTP/1.1 and its answer comes back as it is
+written (transports/upstream.py, relay.py); its body, over 1 MiB, streams on as it arrives
+(relay.Upload), and its Expect: 100-continue is answered here. Anything else (the admin
+endpoints, 404 and 405, a body over the limit, chunked uploads, Expect to an envelope mode,
+upgrades but a pass-through WebSocket's (joined to the child's connection after its 101,
+tunnel.py), a CORS request to an envelope mode (a pass-through one is the lane's),
+anything llhttp rejects or the lane's 8 KiB head
 bound, a head with a bare-LF line end, a second Host or Content-Length, a path
 router.resolve refuses) is handed to aiohttp (aioserver.py), with its bytes, together with
 the rest of the connection: one parser judges each request, and the answers to malformed
@@ -39,14 +40,14 @@ from aiohttp import web
 from local_lambdas.aioserver import timed_out
 from local_lambdas.config import Fate
 from local_lambdas.envelope import Response
-from local_lambdas.errors import ForwardError
+from local_lambdas.errors import ChildUnreachable, ClientTooSlow, ForwardError
 from local_lambdas.forwarding import strip_prefix
 from local_lambdas.http1 import NO_BODY, RETRYABLE, answer_head, bare_line_end, read_head
 from local_lambdas.inspector import BODY
 from local_lambdas.instance import Instance
 from local_lambdas.pool import Pool
 from local_lambdas.proxy import BUFFERED, Proxy, error_response
-from local_lambdas.relay import Answer, child_request
+from local_lambdas.relay import Answer, Upload, child_request
 from local_lambdas.transports.passthrough import PassthroughTransport
 from local_lambdas.tunnel import Tunnel
 
@@ -62,6 +63,7 @@ class _Message:
 
     __slots__ = (
         "body_length",
+        "continues",
         "head_length",
         "headers",
         "keep_alive",
@@ -70,6 +72,7 @@ class _Message:
         "path",
         "pool",
         "request_id",
+        "streams",
         "target",
         "upgrade",
         "version",
@@ -79,6 +82,7 @@ class _Message:
         self, pool: Pool, method: str, target: str, path: str, version: str,
         headers: list[tuple[str, str]], request_id: str | None, origin: str | None,
         head_length: int, body_length: int, keep_alive: bool, upgrade: str | None = None,
+        continues: bool = False,
     ) -> None:  # fmt: skip
         self.pool = pool
         self.method = method
@@ -92,6 +96,9 @@ class _Message:
         self.body_length = body_length
         self.keep_alive = keep_alive
         self.upgrade = upgrade  # a WebSocket upgrade's Upgrade header (pass-through only)
+        self.continues = continues  # the client waits for 100 Continue before its body
+        # A pass-through body too large to hold: it streams to the child (relay.Upload).
+        self.streams = pool.fate is Fate.RELAY and body_length > BUFFERED
 
 
 class FastLane:
@@ -195,6 +202,8 @@ class _Connection(asyncio.Protocol):
         self._relaying = False  # a pass-through answer is being relayed
         self._scheme = "http"
         self._closing = False
+        self._upload: Upload | None = None  # a pass-through body streaming to the child
+        self._held = False  # not read: an upload waits for the child (hold_reading)
         # A request that has begun to arrive but is not whole: the client timeouts' timer,
         # and when its last bytes came (the body's clock restarts with every read).
         self._timer: asyncio.TimerHandle | None = None
@@ -224,6 +233,8 @@ class _Connection(asyncio.Protocol):
             buffer += data
         else:
             self._buffer = bytearray(buffer) + data
+        if self._upload is not None:
+            self._take_upload()
         if not self.busy:
             self._advance()
         elif len(self._buffer) > _PAUSE_AT and not self._reading_paused:
@@ -332,6 +343,17 @@ class _Connection(asyncio.Protocol):
             if message is None:
                 self._hand_over()
                 return None
+            if message.continues:  # as nginx: asked for once the request is the lane's
+                self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            if message.streams:  # the head alone: the body goes on as it comes
+                if self._timer is not None:
+                    self._stop_timer()
+                end = message.head_length
+                self._buffer = self._buffer[end:] if len(self._buffer) > end else b""
+                self._message = None
+                self._upload = Upload(message.body_length, self)
+                self._take_upload()
+                return message, b""
         end = message.head_length + message.body_length
         if len(self._buffer) < end:
             self._start_timer(self._lane.body_timeout)
@@ -345,6 +367,33 @@ class _Connection(asyncio.Protocol):
         self._buffer = self._buffer[end:] if len(self._buffer) > end else b""
         self._message = None
         return message, body
+
+    def _take_upload(self) -> None:
+        """The streaming body's bytes in the buffer go on; what follows them waits."""
+        upload, buffer = self._upload, self._buffer
+        if upload is None:
+            return
+        if buffer:
+            size = min(upload.left, len(buffer))
+            piece = bytes(buffer[:size])
+            self._buffer = buffer[size:] if len(buffer) > size else b""
+            self._parser.feed_data(piece)  # the parser counts it, to be ready for the next
+            upload.feed(piece)
+        if upload.complete:
+            self._upload = None
+            self._stop_timer()
+        else:
+            self._start_timer(self._lane.body_timeout)
+
+    def hold_reading(self, held: bool) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing() or held == self._held:
+            return
+        self._held = held
+        if held:
+            transport.pause_reading()
+        elif not self._reading_paused:
+            transport.resume_reading()
 
     def _start_timer(self, seconds: float) -> None:
         if self._timer is None:
@@ -361,6 +410,14 @@ class _Connection(asyncio.Protocol):
         coming. The client gets 408 and the connection closes (aiohttp's server does the
         same, aioserver.py)."""
         self._timer = None
+        upload = self._upload
+        if upload is not None and not self._closing:  # a streaming body stopped coming
+            left = self._progress + self._lane.body_timeout - self._loop.time()
+            if left > 0:
+                self._timer = self._loop.call_later(left, self._timed_out)
+            else:  # (it stays: the connection is out of step, and closes after the 408)
+                upload.fail(ClientTooSlow(self._lane.body_timeout))
+            return
         if self._closing or self.busy or self._transport is None:
             return
         head = self._message is None
@@ -393,13 +450,21 @@ class _Connection(asyncio.Protocol):
         method, target, version, headers, noted, length, keep_alive = head
         plan = self._lane.proxy.plan(method, target, length)
         pool = plan.pool
-        upgrade = noted.get("upgrade")
+        upgrade, expect = noted.get("upgrade"), noted.get("expect")
         if (
             pool is None
             # Refusals and the admin endpoints are aiohttp's side's (an Enum's hash is a Python
             # call: `is`, not a set, on this path).
             or not (plan.fate is Fate.ENVELOPE or plan.fate is Fate.RELAY)
-            or (plan.fate is Fate.RELAY and length > BUFFERED)  # it streams: aiohttp's side
+            # Expect: 100-continue is the lane's to answer for pass-through, not otherwise.
+            or (
+                expect is not None
+                and not (
+                    plan.fate is Fate.RELAY
+                    and expect.lower() == "100-continue"
+                    and version == "1.1"
+                )
+            )
             # CORS to an envelope mode: aiohttp's side adds it (the lane's relay does it too).
             or (pool.cors is not None and "origin" in noted and plan.fate is Fate.ENVELOPE)
             # An upgrade: a pass-through WebSocket's is the lane's (tunnel.py), others not.
@@ -419,7 +484,7 @@ class _Connection(asyncio.Protocol):
             return None
         return _Message(
             pool, method, target, plan.path, version, headers, noted.get("x-request-id"),
-            noted.get("origin"), head_length, length, keep_alive, upgrade,
+            noted.get("origin"), head_length, length, keep_alive, upgrade, expect is not None,
         )  # fmt: skip
 
     async def _serve(self, message: _Message, body: bytes) -> None:
@@ -494,19 +559,24 @@ class _Connection(asyncio.Protocol):
             upgrade=message.upgrade,
         )  # fmt: skip
         keep_alive = message.keep_alive and not self._lane.stopping
+        upload = self._upload if message.streams else None
         answer = Answer(
             self, version=message.version, keep_alive=keep_alive, request_id=request_id,
             prefix=prefix, method=message.method, keep=BODY if proxy.inspector is not None else 0,
-            cors=None if pool.cors is None else (pool.cors, message.origin),
+            cors=None if pool.cors is None else (pool.cors, message.origin), upload=upload,
         )  # fmt: skip
         head_only = message.method == "HEAD"
+        sent = (message.headers, None if message.streams else body)  # a streamed one: not kept
 
         async def exchange(child: Instance) -> None:
             relay = child.transport
             assert isinstance(relay, PassthroughTransport)
+            if upload is not None and upload.started:  # a retry: the body is gone
+                raise ChildUnreachable("the child dropped the connection during the upload")
             await relay.upstream.send(
                 request, answer, timeout=process.timeout, head_only=head_only,
                 idempotent=message.method in RETRYABLE, upgrade=message.upgrade is not None,
+                body=upload,
             )  # fmt: skip
             tunnel = answer.tunnel
             if tunnel is not None:  # a WebSocket: its instance stays in use while it lasts
@@ -524,25 +594,27 @@ class _Connection(asyncio.Protocol):
                 log.debug("[%s] the client left before its answer was sent", request_id)
                 proxy.finish(
                     pool, message.method, message.target, answer.status, started, request_id,
-                    (message.headers, body), (answer.headers, answer.kept),
+                    sent, (answer.headers, answer.kept),
                 )  # fmt: skip
             raise
         except ForwardError as exc:
+            # A body not read to its end leaves the connection out of step: it closes.
+            keep_alive = keep_alive and self._upload is None
             response = proxy.failure(exc, process, request_id)
             self._write(response, message, request_id, keep_alive)
             proxy.finish(
                 pool, message.method, message.target, response.status, started, request_id,
-                (message.headers, body), (response.headers, response.body),
+                sent, (response.headers, response.body),
             )  # fmt: skip
             return keep_alive
         finally:
             self._relaying = False
         proxy.finish(
             pool, message.method, message.target, answer.status, started, request_id,
-            (message.headers, body), (answer.headers, answer.kept),
+            sent, (answer.headers, answer.kept),
         )  # fmt: skip
         self._lane.served += 1
-        return answer.keep_alive
+        return answer.keep_alive and self._upload is None
 
     def _write(self, response: Response, message: _Message, request_id: str, keep: bool) -> None:
         transport = self._transport

@@ -36,9 +36,9 @@ Head = tuple[str, str, str, list[tuple[str, str]], dict[str, str], int, bool]
 def read_head(head: bytes | bytearray) -> Head | None:
     """The request in `head` (ending with its empty line), or None when the lane leaves it
     to aiohttp's parser: another version, a second Host or Content-Length, a body not sent
-    with Content-Length, Expect, a target that is not a path, HTTP/1.1 without Host, an odd
-    request line llhttp lets through (runs of spaces, empty lines first). An upgrade is the
-    caller's to judge (its Upgrade header is among the noted ones)."""
+    with Content-Length, a target that is not a path, HTTP/1.1 without Host, an odd request
+    line llhttp lets through (runs of spaces, empty lines first). An upgrade or an Expect is
+    the caller's to judge (among the noted headers)."""
     lines = head.decode("utf-8", "surrogateescape").split("\r\n")
     del lines[-2:]  # the head's end: an empty line, then nothing
     request_line = lines[0].split(" ")
@@ -64,7 +64,6 @@ def read_head(head: bytes | bytearray) -> Head | None:
     version = version[5:]
     if (
         "transfer-encoding" in noted
-        or "expect" in noted
         or not target.startswith("/")
         or (version == "1.1" and "host" not in noted)
     ):

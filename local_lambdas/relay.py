@@ -23,6 +23,7 @@ from local_lambdas.cors import Policy
 from local_lambdas.envelope import TOKEN_HEADER
 from local_lambdas.forwarding import REDIRECTS, SET_HERE, end_to_end, under_prefix
 from local_lambdas.http1 import NO_BODY
+from local_lambdas.transports.upstream import Exchange
 from local_lambdas.tunnel import Tunnel
 
 log = logging.getLogger("local_lambdas.relay")
@@ -79,6 +80,65 @@ class Client(Protocol):
         """The client's connection, for a tunnel, with what the client sent after its
         request; None when the client has left."""
 
+    def hold_reading(self, held: bool) -> None:
+        """Stop (True) or go on (False) reading the client: an upload waits for the child."""
+
+
+_AHEAD = 1024**2  # upload bytes held before the child takes them, before the client waits
+
+
+class Upload:
+    """A pass-through request's body of `size` bytes, streamed to the child as the client
+    sends it (an upstream.Body): the lane `feed`s it, the exchange writes it. The client is
+    not read while more than _AHEAD bytes wait for the exchange to start, or while the
+    child cannot take more. Never sent twice: `started` says it went to a child once."""
+
+    def __init__(self, size: int, client: Client) -> None:
+        self.left = size  # bytes still to come from the client
+        self._client = client
+        self._early: list[bytes] = []  # before an exchange took it
+        self._early_size = 0
+        self._to: Exchange | None = None
+        self.started = False
+        self.failure: Exception | None = None  # the client failed it before it started
+
+    @property
+    def complete(self) -> bool:
+        return self.left == 0
+
+    def feed(self, data: bytes) -> None:
+        self.left -= len(data)
+        if self._to is not None:
+            self._to.write_body(data)
+            return
+        self._early.append(data)
+        self._early_size += len(data)
+        if self._early_size > _AHEAD:
+            self._client.hold_reading(True)
+
+    def start(self, exchange: Exchange) -> None:
+        self._to, self.started = exchange, True
+        early, self._early, self._early_size = self._early, [], 0
+        for data in early:
+            exchange.write_body(data)
+        if self.failure is not None:
+            exchange.body_failed(self.failure)
+        self._client.hold_reading(False)
+
+    def fail(self, error: Exception) -> None:
+        """The client stopped sending (its body timeout)."""
+        if self.failure is not None:
+            return
+        self.failure = error
+        if self._to is not None:
+            self._to.body_failed(error)
+
+    def pause(self) -> None:
+        self._client.hold_reading(True)
+
+    def resume(self) -> None:
+        self._client.hold_reading(False)
+
 
 class Answer:
     """The child's answer, written to `client` as it comes (a Sink). After the exchange:
@@ -88,6 +148,7 @@ class Answer:
     def __init__(
         self, client: Client, *, version: str, keep_alive: bool, request_id: str,
         prefix: str | None, keep: int, method: str, cors: tuple[Policy, str | None] | None = None,
+        upload: Upload | None = None,
     ) -> None:  # fmt: skip
         self._client = client
         self._version = version
@@ -98,6 +159,7 @@ class Answer:
         self._kept: list[bytes] = []
         self._head_only = method == "HEAD"
         self._cors = cors
+        self._upload = upload  # the request's body, when it streams
         self._chunked = False
         self.status = 0
         self.headers: Headers = []
@@ -115,6 +177,8 @@ class Answer:
         self._client.when_writable(then)
 
     def head(self, status: int, reason: str, headers: Headers) -> None:
+        if self._upload is not None and not self._upload.complete:
+            self.keep_alive = False  # answered before the whole body came: the rest is unread
         out: Headers = []
         length = False
         for lower, name, value in end_to_end(headers, _FROM_CHILD_DROPPED):

@@ -174,6 +174,51 @@ async def test_a_websocket_crosses_the_lane_as_bytes_after_the_childs_101(
         assert run.lane.handed_over == 0  # none of it went through aiohttp's side
 
 
+async def test_a_large_upload_streams_through_the_lane(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """A body over 1 MiB with a Content-Length goes to the child as it comes, in the fast
+    lane: its target as sent (a bare `?`), `Expect: 100-continue` answered as nginx does;
+    a client that stops sending gets 408; one that leaves frees its slot."""
+    path = write_manifest(web_process(extra=STRIP + "<max_body_size>64MiB</max_body_size>"))
+    size = 3 * 1024 * 1024 + 5
+    async with running(path, socket_dir, client_body_timeout=0.5) as run:
+        pool = run.pool("web")
+        reader, writer = await connect(run.url)
+        writer.write(f"POST /web/echo? HTTP/1.1\r\nHost: h\r\nContent-Length: {size}\r\n"
+                     "Expect: 100-continue\r\n\r\n".encode())  # fmt: skip
+        assert await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10) == (
+            b"HTTP/1.1 100 Continue\r\n\r\n"
+        )
+        writer.write(b"z" * size)
+        answer = await read_answer(reader)
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        seen = json.loads(answer.partition(b"\r\n\r\n")[2])
+        assert (seen["raw_path"], seen["body_bytes"]) == ("/echo?", size)
+        # The connection goes on.
+        writer.write(b"GET /web/echo HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert (await read_answer(reader)).startswith(b"HTTP/1.1 200 ")
+        writer.close()
+        async with run.http.post(run.url + "/web/upload", data=os.urandom(20 << 20)) as reply:
+            assert (await reply.json())["received"] == 20 << 20
+        assert run.lane.handed_over == 0
+
+        reader, writer = await connect(run.url)  # stops half way
+        writer.write(f"POST /web/upload HTTP/1.1\r\nHost: h\r\nContent-Length: {size}\r\n\r\n"
+                     .encode() + b"y" * (size // 2))  # fmt: skip
+        answer = await read_answer(reader)
+        assert answer.startswith(b"HTTP/1.1 408 ") and b"Connection: close" in answer
+        assert await asyncio.wait_for(reader.read(), 10) == b""
+        writer.close()
+
+        reader, writer = await connect(run.url)  # leaves half way
+        writer.write(f"POST /web/upload HTTP/1.1\r\nHost: h\r\nContent-Length: {size}\r\n\r\n"
+                     .encode() + b"y" * (size // 2))  # fmt: skip
+        assert await eventually(lambda: pool.instances[0].in_flight == 1)
+        writer.close()
+        assert await eventually(lambda: pool.instances[0].in_flight == 0)
+
+
 async def test_child_killed_mid_stream_ends_the_stream_with_an_error(
     write_manifest: WriteManifest, socket_dir: Path
 ) -> None:
@@ -243,7 +288,10 @@ async def test_large_bodies_stream_with_flat_memory(write_manifest: WriteManifes
                 for _ in range(size // len(chunk)):
                     yield chunk
 
-            async with http.post(url + "/web/upload", data=body()) as reply:
+            async with http.post(url + "/web/upload", data=body()) as reply:  # chunked
+                assert (await reply.json())["received"] == size
+            length = {"Content-Length": str(size)}  # with a length: the fast lane streams it
+            async with http.post(url + "/web/upload", data=body(), headers=length) as reply:
                 assert (await reply.json())["received"] == size
         peak_kib = _peak_rss_kib(run.proc.pid)
         run.proc.send_signal(signal.SIGTERM)

@@ -276,7 +276,8 @@ def test_how_a_child_ended(code: int | None, says: str) -> None:
     (b"GET /a HTTP/1.1\r\n\r\n", None),  # HTTP/1.1 without Host
     (b"GET /a HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", None),
     (b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", None),
-    (b"POST /a HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n", None),
+    (b"POST /a HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
+     ("POST", "/a", "1.1", True, 1)),  # Expect: fastlane.py judges it
     # An upgrade is read; fastlane.py judges it (a pass-through WebSocket is the lane's).
     (b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n", ("GET", "/ws", "1.1", True, 0)),
     (b"GET http://x/a HTTP/1.1\r\nHost: x\r\n\r\n", None),  # absolute form: aiohttp's

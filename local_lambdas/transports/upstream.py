@@ -49,20 +49,36 @@ class Sink(Protocol):
         connection, now the sink's, and `rest` what it sent after its head."""
 
 
+class Body(Protocol):
+    """A request body still arriving from the client (the fast lane's upload), written to
+    the child as it comes: `start` gives it the exchange to write to (`write_body`, and
+    `body_failed` when the client fails it); `pause` and `resume` follow the child's
+    connection; `complete` once every byte went on."""
+
+    def start(self, exchange: Exchange) -> None: ...
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+    @property
+    def complete(self) -> bool: ...
+
+
 class Upstream:
     """The connections to one child at HOST:PORT; idle ones are kept for the next request."""
 
     def __init__(self, host: str, port: int) -> None:
         self._host = host
         self._port = port
-        self._idle: list[_Exchange] = []
+        self._idle: list[Exchange] = []
         self._closed = False
         # The exchanges under a time limit, and one timer that looks at them all, a quarter
         # of a limit apart (not a timer per request: a heap push and a cancel each).
-        self._timed: set[_Exchange] = set()
+        self._timed: set[Exchange] = set()
         self._sweeper: asyncio.TimerHandle | None = None
 
-    def watch(self, exchange: _Exchange) -> None:
+    def watch(self, exchange: Exchange) -> None:
         self._timed.add(exchange)
         if self._sweeper is None:
             assert exchange.timeout is not None
@@ -70,7 +86,7 @@ class Upstream:
             loop = exchange.loop
             self._sweeper = loop.call_at(loop.time() + self._sweep_every, self._sweep, loop)
 
-    def unwatch(self, exchange: _Exchange) -> None:
+    def unwatch(self, exchange: Exchange) -> None:
         self._timed.discard(exchange)
 
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -83,20 +99,21 @@ class Upstream:
 
     async def send(
         self, request: bytes, sink: Sink, *, timeout: float | None, head_only: bool = False,
-        idempotent: bool = False, upgrade: bool = False,
+        idempotent: bool = False, upgrade: bool = False, body: Body | None = None,
     ) -> None:  # fmt: skip
         """One exchange (see the module's docstring); `timeout` bounds each wait for the
         child's bytes (None: the caller bounds the whole). A kept connection that gives
         nothing back was most likely closed by the child while idle: an `idempotent`
         request is sent again on another; any other gets ChildUnreachable, since the child
-        may have acted on it before closing (nginx's rule for non-idempotent requests)."""
+        may have acted on it before closing (nginx's rule for non-idempotent requests).
+        A `body` streams after `request` (the head); it is never sent twice."""
         while self._idle:
             exchange = self._idle.pop()
             if exchange.usable:
                 try:
-                    await exchange.run(request, sink, timeout, head_only, upgrade)
+                    await exchange.run(request, sink, timeout, head_only, upgrade, body)
                 except _Stale as stale:
-                    if idempotent:
+                    if idempotent and body is None:
                         continue
                     raise ChildUnreachable(str(stale)) from None
                 except BaseException:
@@ -108,14 +125,14 @@ class Upstream:
         loop = asyncio.get_running_loop()
         try:
             _, exchange = await loop.create_connection(
-                lambda: _Exchange(self), self._host, self._port
+                lambda: Exchange(self), self._host, self._port
             )
         except OSError as exc:
             raise ChildUnreachable(
                 f"cannot connect to {self._host}:{self._port}: {exc.strerror or exc}"
             ) from exc
         try:
-            await exchange.run(request, sink, timeout, head_only, upgrade)
+            await exchange.run(request, sink, timeout, head_only, upgrade, body)
         except _Stale as stale:  # (one name per exception type: mypyc holds it to one type)
             raise ChildUnreachable(str(stale)) from None
         except BaseException:
@@ -123,7 +140,7 @@ class Upstream:
             raise
         self._keep(exchange)
 
-    def _keep(self, exchange: _Exchange) -> None:
+    def _keep(self, exchange: Exchange) -> None:
         if exchange.reusable and not self._closed:
             self._idle.append(exchange)
         else:
@@ -143,7 +160,7 @@ class _Stale(ChildUnreachable):
     """Nothing came back on a connection: the child may have closed it while it was idle."""
 
 
-class _Exchange(asyncio.Protocol):
+class Exchange(asyncio.Protocol):
     """One connection to the child, carrying one exchange at a time."""
 
     def __init__(self, upstream: Upstream) -> None:
@@ -155,6 +172,7 @@ class _Exchange(asyncio.Protocol):
         self._headers: list[tuple[str, str]] = []
         self._head_only = False
         self._upgrade = False  # the request asks to switch protocols
+        self._body: Body | None = None  # a request body still streaming to the child
         self._got = 0  # bytes of the answer received
         self._headed = False  # its head went to the sink
         self._done: asyncio.Future[None] | None = None
@@ -170,15 +188,18 @@ class _Exchange(asyncio.Protocol):
         return not self._lost and self._transport is not None and not self._transport.is_closing()
 
     async def run(
-        self, request: bytes, sink: Sink, timeout: float | None, head_only: bool, upgrade: bool
-    ) -> None:
+        self, request: bytes, sink: Sink, timeout: float | None, head_only: bool, upgrade: bool,
+        body: Body | None,
+    ) -> None:  # fmt: skip
         assert self._transport is not None
         self._sink, self._head_only, self.timeout = sink, head_only, timeout
-        self._upgrade = upgrade
+        self._upgrade, self._body = upgrade, body
         self._headers, self._got, self._headed = [], 0, False
         self.reusable = False
         done = self._done = self.loop.create_future()
         self._transport.write(request)
+        if body is not None:
+            body.start(self)
         self._arm()
         try:
             await done
@@ -186,6 +207,17 @@ class _Exchange(asyncio.Protocol):
             self._disarm()
             self._done = None
             self._sink = None
+            self._body = None
+
+    def write_body(self, data: bytes) -> None:
+        """The next bytes of a streaming body (Body)."""
+        if self._done is not None and self._transport is not None:
+            self._transport.write(data)
+
+    def body_failed(self, error: Exception) -> None:
+        """The client failed its body (it stopped sending): the exchange ends with `error`,
+        or, once the answer has begun, the client's connection breaks."""
+        self._fail(error, str(error))
 
     def close(self) -> None:
         if self._transport is not None:
@@ -205,7 +237,9 @@ class _Exchange(asyncio.Protocol):
     def check(self, now: float) -> None:
         """From the sweeper: end the exchange if the child has been silent too long."""
         assert self.timeout is not None
-        if self._paused:  # the client is slow, not the child: its clock starts on resuming
+        body = self._body
+        if self._paused or (body is not None and not body.complete):
+            # The client is slow to read, or still sending: the child's clock waits for it.
             self._progress = now
             return
         if now - self._progress < self.timeout:
@@ -274,6 +308,14 @@ class _Exchange(asyncio.Protocol):
             self._fail(_Stale(f"the child closed the connection without answering ({reason})"), "")
         else:
             self._fail(None, f"the child's answer broke off: {reason}")
+
+    def pause_writing(self) -> None:
+        if self._body is not None:
+            self._body.pause()  # the child cannot take more of the body: the client waits
+
+    def resume_writing(self) -> None:
+        if self._body is not None:
+            self._body.resume()
 
     def pause_reading(self) -> None:
         self._paused = True
