@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import sysconfig
 import tempfile
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
@@ -42,17 +43,19 @@ HOT = [
 
 
 def _can_compile() -> bool:
-    """Whether a C compiler works here: asked first, since mypyc takes a minute to find out."""
+    """Whether a C compiler and Python's headers work here: asked first, since mypyc takes
+    a minute to find out."""
     from setuptools._distutils.ccompiler import new_compiler
     from setuptools._distutils.sysconfig import customize_compiler
 
     with tempfile.TemporaryDirectory() as scratch:
         probe = Path(scratch, "probe.c")
-        probe.write_text("int main(void) { return 0; }\n")
+        probe.write_text("#include <Python.h>\nint main(void) { return 0; }\n")
         try:
             compiler = new_compiler()
             customize_compiler(compiler)
-            compiler.compile([str(probe)], output_dir=scratch)
+            headers = [sysconfig.get_paths()["include"]]
+            compiler.compile([str(probe)], output_dir=scratch, include_dirs=headers)
         except Exception:
             return False
     return True
@@ -62,8 +65,8 @@ def _compiled() -> list[Extension]:
     if os.environ.get("LOCAL_LAMBDAS_COMPILE") == "0":
         return []
     if not _can_compile():
-        print("local-lambdas: no working C compiler; the pure-Python modules will run",
-              file=sys.stderr)  # fmt: skip
+        print("local-lambdas: no working C compiler (with Python's headers); the pure-Python "
+              "modules will run", file=sys.stderr)  # fmt: skip
         return []
     try:
         from mypyc.build import mypycify
