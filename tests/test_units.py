@@ -376,23 +376,22 @@ async def test_the_line_wakes_one_in_order_and_each_at_its_time() -> None:
     line = Line(loop)
     far = loop.time() + 60
     waiters = [asyncio.create_task(line.wait(far)) for _ in range(3)]
-    hurried = asyncio.create_task(line.wait(loop.time() + 0.05))
-    await asyncio.sleep(0)
+    # Its own time, soon: nobody passes it a turn (and the others are in line by then).
+    await asyncio.wait_for(line.wait(loop.time() + 0.05), 5)
+    assert not any(w.done() for w in waiters)
     line.pass_turn()
-    await asyncio.sleep(0)
-    assert [w.done() for w in waiters] == [True, False, False]
-    await asyncio.wait_for(hurried, 5)  # its own time: nobody passed it a turn
-    assert [w.done() for w in waiters] == [True, False, False]
+    await asyncio.wait_for(waiters[0], 5)
+    assert not waiters[1].done() and not waiters[2].done()
     line.pass_turn()
     waiters[1].cancel()  # woken, then cancelled before it ran: the turn goes to the next
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
-    assert waiters[1].cancelled() and waiters[2].done()
+    await asyncio.wait_for(waiters[2], 5)
+    with pytest.raises(asyncio.CancelledError):
+        await waiters[1]
     last = [asyncio.create_task(line.wait(far)) for _ in range(2)]
-    await asyncio.sleep(0)
+    await asyncio.wait_for(line.wait(loop.time() + 0.05), 5)  # they are in line by then
     assert line
     line.wake_all()
-    await asyncio.gather(*last)
+    await asyncio.wait_for(asyncio.gather(*last), 5)
     assert not line
 
 
