@@ -99,12 +99,15 @@ class Upload:
         self._early: list[bytes] = []  # before an exchange took it
         self._early_size = 0
         self._to: Exchange | None = None
-        self.started = False
-        self.failure: Exception | None = None  # the client failed it before it started
+        self.failure: Exception | None = None  # the client stopped sending
 
     @property
     def complete(self) -> bool:
         return self.left == 0
+
+    @property
+    def started(self) -> bool:
+        return self._to is not None
 
     def feed(self, data: bytes) -> None:
         self.left -= len(data)
@@ -117,7 +120,7 @@ class Upload:
             self._client.hold_reading(True)
 
     def start(self, exchange: Exchange) -> None:
-        self._to, self.started = exchange, True
+        self._to = exchange
         early, self._early, self._early_size = self._early, [], 0
         for data in early:
             exchange.write_body(data)
