@@ -97,11 +97,17 @@ async def test_server_sent_events_arrive_as_sent(
         assert arrived < following["sent"]  # each arrived before the next was sent
 
 
+# The fast lane joins the connections after the child's 101 (tunnel.py); aiohttp's side
+# (--no-fast-lane) relays frame by frame: the same codes and reasons either way.
+WS_LANES = pytest.mark.parametrize("fast_lane", [True, False], ids=["tunnel", "aiohttp"])
+
+
+@WS_LANES
 async def test_websocket_echo_binary_and_close_code(
-    write_manifest: WriteManifest, socket_dir: Path
+    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
 ) -> None:
     path = write_manifest(web_process(extra=STRIP))
-    async with running(path, socket_dir) as run:
+    async with running(path, socket_dir, fast_lane=fast_lane) as run:
         async with run.http.ws_connect(run.url + "/web/ws", protocols=["echo.v1"]) as ws:
             assert ws.protocol == "echo.v1"
             await ws.send_str("hello")
@@ -115,13 +121,14 @@ async def test_websocket_echo_binary_and_close_code(
             assert (ws.close_code, closing.extra) == (4001, "bye")  # code and reason crossed
 
 
+@WS_LANES
 async def test_websocket_closes_cross_both_ways_and_host_is_kept(
-    write_manifest: WriteManifest, socket_dir: Path
+    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
 ) -> None:
     """As nginx relays them: the client's close code and reason reach the child, Host and
     Origin are as the browser sent them, and a child that dies is 1011 to the client."""
     path = write_manifest(web_process(extra=STRIP))
-    async with running(path, socket_dir) as run:
+    async with running(path, socket_dir, fast_lane=fast_lane) as run:
         origin = run.url
         async with run.http.ws_connect(run.url + "/web/ws", origin=origin) as ws:
             await ws.send_str("headers")
