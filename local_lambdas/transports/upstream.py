@@ -1,12 +1,14 @@
 """A pass-through child spoken to in raw HTTP/1.1, for the fast lane (fastlane.py): pooled
 keep-alive connections, the answer parsed by httptools (llhttp) and handed on as it comes.
 
-One exchange: the request's bytes out (head and a body read whole already), then the answer
-to a `Sink`: its head (status, reason, headers as sent), its body in pieces, its end. Before
-the head, failures raise the transport errors (ChildUnreachable: nothing came back, safe to
-send again; ChildTimeout: no head within <timeout>, never sent again; BadResponse: not
-HTTP); once the head is out, the sink is told to break the client's connection instead.
-Back-pressure: while the sink cannot take more, the child's connection stops being read.
+One exchange: the request's bytes out (its head, with a body read whole already, or a `Body`
+that streams after it as the client sends it), then the answer to a `Sink`: its head
+(status, reason, headers as sent), its body in pieces, its end. Before the head, failures
+raise the transport errors (ChildUnreachable: nothing came back, safe to send again unless
+a body streamed; ChildTimeout: no head within <timeout> of the request's end, never sent
+again; BadResponse: not HTTP); once the head is out, the sink is told to break the client's
+connection instead. Back-pressure both ways: while the sink cannot take more, the child's
+connection stops being read; while the child cannot take more, the body is not fed.
 1xx answers are skipped; the answer to a HEAD request ends with its head. An `upgrade`
 request answered 101 ends the exchange there: the connection is the sink's from then on
 (`Sink.upgraded`), never pooled again.
