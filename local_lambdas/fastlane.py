@@ -283,12 +283,20 @@ class _Connection(asyncio.Protocol):
         transport = self._transport
         if transport is None or transport.is_closing():
             return None
+        return self._leave()
+
+    def _leave(self) -> tuple[asyncio.Transport, bytes]:
+        """The connection leaves the lane (for aiohttp's server, or a tunnel): its transport,
+        and the bytes the client sent after the last request the lane took."""
+        transport = self._transport
+        assert transport is not None
         self._closing = True
         self._stop_timer()
+        self._stop_waiting()
         self._lane.forget(self)
-        self._transport = None  # the tunnel's now
-        early, self._buffer = bytes(self._buffer), b""
-        return transport, early
+        self._transport = None
+        data, self._buffer = bytes(self._buffer), b""
+        return transport, data
 
     # -- the lane ---------------------------------------------------------------------------
 
@@ -451,33 +459,25 @@ class _Connection(asyncio.Protocol):
         plan = self._lane.proxy.plan(method, target, length)
         pool = plan.pool
         upgrade, expect = noted.get("upgrade"), noted.get("expect")
+        relayed = plan.fate is Fate.RELAY and version == "1.1"  # Expect and upgrades need both
         if (
             pool is None
             # Refusals and the admin endpoints are aiohttp's side's (an Enum's hash is a Python
             # call: `is`, not a set, on this path).
             or not (plan.fate is Fate.ENVELOPE or plan.fate is Fate.RELAY)
             # Expect: 100-continue is the lane's to answer for pass-through, not otherwise.
-            or (
-                expect is not None
-                and not (
-                    plan.fate is Fate.RELAY
-                    and expect.lower() == "100-continue"
-                    and version == "1.1"
-                )
-            )
+            or (expect is not None and not (relayed and expect.lower() == "100-continue"))
             # CORS to an envelope mode: aiohttp's side adds it (the lane's relay does it too).
             or (pool.cors is not None and "origin" in noted and plan.fate is Fate.ENVELOPE)
             # An upgrade: a pass-through WebSocket's is the lane's (tunnel.py), others not.
             or (
                 (upgrade is not None or switching)
                 and not (
-                    switching
-                    and plan.fate is Fate.RELAY
+                    relayed
+                    and switching
                     and method == "GET"
                     and length == 0
-                    and version == "1.1"
-                    and upgrade is not None
-                    and upgrade.lower() == "websocket"
+                    and (upgrade or "").lower() == "websocket"
                 )
             )
         ):
@@ -634,17 +634,12 @@ class _Connection(asyncio.Protocol):
 
     def _hand_over(self) -> None:
         """aiohttp's server takes this connection from the buffered request on."""
-        transport = self._transport
-        assert transport is not None
-        self._closing = True
-        self._lane.forget(self)
-        self._stop_waiting()
+        transport, data = self._leave()
         self._lane.handed_over += 1
         handler = self._lane.aiohttp_server()
         transport.set_protocol(handler)
         handler.connection_made(transport)
         if self._reading_paused:
             transport.resume_reading()
-        data, self._buffer = self._buffer, b""
         if data:
-            handler.data_received(bytes(data))
+            handler.data_received(data)
