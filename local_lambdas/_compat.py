@@ -16,6 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from local_lambdas.orphans import SPAWN_MARK as SPAWN_MARK
+from local_lambdas.orphans import kill_marked as kill_marked
+from local_lambdas.orphans import marked as marked
+
 if sys.version_info >= (3, 11):
     from asyncio import timeout as timeout
 else:  # pragma: no cover - the same API, from the package asyncio.timeout came from
@@ -384,7 +388,6 @@ def _listener(
     return Listener(address, foreign=True)
 
 
-SPAWN_MARK = "LOCAL_LAMBDAS_SPAWN"  # in every child's environment: <run>.<spawn number>
 _PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -397,7 +400,7 @@ def become_subreaper() -> None:
 
 def descendants(pid: int, mark: str) -> list[int]:
     """The processes descended from the child `pid` spawned with `mark`: Linux, by the mark
-    (`marked`); Windows, the other processes in the child's job object."""
+    (orphans.marked); Windows, the other processes in the child's job object."""
     if sys.platform == "win32":
         job = _jobs.get(pid)
         if job is None:
@@ -407,42 +410,6 @@ def descendants(pid: int, mark: str) -> list[int]:
         members = win32job.QueryInformationJobObject(job, win32job.JobObjectBasicProcessIdList)
         return [member for member in members if member != pid]
     return marked(mark)
-
-
-def marked(mark: str) -> list[int]:
-    """Linux: the processes (not this one) whose environment holds SPAWN_MARK=`mark`..., that
-    is, descended from a child spawned with that mark, however far they went: a new session,
-    a double fork. A process that cleared its environment is not found."""
-    if not IS_LINUX:
-        return []
-    needle = f"{SPAWN_MARK}={mark}".encode()
-    own = os.getpid()
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == own:
-            continue
-        try:
-            with open(f"/proc/{entry.name}/environ", "rb") as environ:
-                data = environ.read()
-        except OSError:
-            continue  # gone, or another user's
-        for item in data.split(b"\0"):
-            if item.startswith(needle):
-                found.append(int(entry.name))
-                break
-    return found
-
-
-def kill_marked(mark: str, sig: signal.Signals | None = None) -> list[int]:
-    """Signal every process `marked(mark)` finds (SIGKILL unless `sig` says); the pids
-    signalled. Pass those to reap_adopted once they are gone (none on Windows)."""
-    pids = marked(mark)  # none on Windows, which has no SIGKILL
-    for pid in pids:
-        try:
-            os.kill(pid, sig or signal.SIGKILL)
-        except OSError:
-            continue
-    return pids
 
 
 def reap_adopted(pids: list[int]) -> None:

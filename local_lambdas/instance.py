@@ -95,7 +95,7 @@ class Instance:
         self.last_exit_time: float | None = None  # and when (wall clock)
         self.ready_seconds: float | None = None  # how long the current process took to listen
         self.address = ""  # where it listens, as people read it
-        self.mark = ""  # SPAWN_MARK of its current process (see _compat.marked)
+        self.mark = ""  # SPAWN_MARK of its current process (see orphans.marked)
         self.last_lines: collections.deque[str] = collections.deque(maxlen=_LAST_LINES)
         self._printer = printer
         self._policy = RestartPolicy(process.restart, max_quick_failures=process.start_retries)

@@ -2,7 +2,7 @@
 manifest's and the env files', then ours) and its arguments, ${NAME}s expanded
 (variables.py). Ours, in docs/protocol.md's words: LOCAL_LAMBDAS_ID and _INSTANCE, the run's
 LOCAL_LAMBDAS_TOKEN, PIPE_ADDRESS and PIPE_FRAMING in the pipe modes, HTTP_ADDRESS and PORT
-in the HTTP ones, and the spawn mark that finds its descendants (_compat.SPAWN_MARK).
+in the HTTP ones, and the spawn mark that finds its descendants (orphans.SPAWN_MARK).
 """
 
 from __future__ import annotations

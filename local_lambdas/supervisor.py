@@ -49,7 +49,7 @@ class Supervisor:
         self.printer = printer
         self._names = SocketNames(settings.socket_dir, plain=not settings.own_socket_dir)
         # In every child's environment, and so in every process descended from one: what
-        # finds them all at the end, wherever they went (_compat.marked).
+        # finds them all at the end, wherever they went (orphans.marked).
         self.run_mark = secrets.token_hex(6)
         # Sent with every request (docs/protocol.md, "The run's token"): a child can tell
         # the proxy from any other local program that found its port or socket.
