@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import errno
 import os
@@ -269,7 +270,8 @@ def _killpg(pid: int, sig: signal.Signals) -> bool:
 
 
 def group_alive(pid: int) -> bool:
-    """Whether any process is left in the group led by `pid`."""
+    """Whether any process of the group led by `pid` still runs (Linux: reaping the adopted
+    members that have exited)."""
     if sys.platform == "win32":
         job = _jobs.get(pid)
         if job is None:
@@ -284,7 +286,32 @@ def group_alive(pid: int) -> bool:
         os.killpg(pid, 0)
     except (ProcessLookupError, PermissionError):
         return False
-    return True
+    return _group_running(pid) if IS_LINUX else True
+
+
+def _group_running(pgid: int) -> bool:
+    """Linux: whether a member of group `pgid` still runs. A member that has exited is a zombie
+    until its parent reaps it, and killpg(0) still finds it; when that parent is this process
+    (a wrapper's background job whose parent died, adopted by the subreaper), reap it here:
+    nothing else would, and it would hold up every stop for the whole grace period."""
+    own, running = os.getpid(), False
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as stat_file:
+                fields = stat_file.read().rpartition(b")")[2].split()
+        except OSError:
+            continue  # gone
+        if len(fields) < 3 or int(fields[2]) != pgid:
+            continue
+        member = int(entry.name)
+        if fields[0] != b"Z":
+            running = True
+        elif int(fields[1]) == own and member != pgid:  # the leader is asyncio's to reap
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(member, os.WNOHANG)
+    return running
 
 
 def process_running(pid: int) -> bool:

@@ -138,7 +138,11 @@ class Spawned(asyncio.SubprocessProtocol):
                 await asyncio.sleep(0.02)
         _compat.kill_group(pid)
         _compat.reap_adopted(_compat.kill_marked(self.mark))
+        deadline = time.monotonic() + _KILLED_WAIT
         try:
             await asyncio.wait_for(asyncio.shield(self.exited), _KILLED_WAIT)
         except asyncio.TimeoutError:
             log.error("pid %d did not exit %gs after SIGKILL", pid, _KILLED_WAIT)
+        # Until the group is gone: its adopted members are reaped as they die (group_alive).
+        while _compat.group_alive(pid) and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)

@@ -54,6 +54,19 @@ def processes_running(word: str) -> list[int]:
     return found
 
 
+def adopted_zombies() -> list[int]:
+    """This process's children that have exited and wait to be reaped (/proc/N/stat)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_bytes().rpartition(b")")[2].split()
+        except OSError:
+            continue
+        if fields and fields[0] == b"Z" and int(fields[1]) == os.getpid():
+            found.append(int(entry.name))
+    return found
+
+
 @NEEDS_NODE
 async def test_servers_that_listen_on_any_address_are_ready(
     write_manifest: WriteManifest, socket_dir: Path
@@ -89,9 +102,14 @@ async def test_an_exit_is_seen_though_a_descendant_holds_the_output(
         async with run.http.get(run.url + "/w/pid") as reply:
             assert reply.status == 200
             assert int(await reply.text()) == child.pid
-        # The first start's background job went with it; the second's is running.
+        # The first start's background job went with it, and was reaped (the proxy adopted
+        # it when its parent died); the second's is running.
         assert len(processes_running(mark)) == 1
-    assert await eventually(lambda: not processes_running(mark))
+        assert await eventually(lambda: not adopted_zombies())
+        stopping = asyncio.get_running_loop().time()
+    # The stop does not wait out its grace (5 s) for a background job that has exited.
+    assert asyncio.get_running_loop().time() - stopping < 2.5
+    assert not processes_running(mark) and not adopted_zombies()
 
 
 async def test_a_setsid_descendant_does_not_outlive_a_stop(
