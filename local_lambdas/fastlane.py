@@ -128,13 +128,17 @@ class FastLane:
         self._date = (0, "")
 
     def __call__(self) -> asyncio.Protocol:
-        connection = _Connection(self)
+        return _Connection(self)
+
+    def track(self, connection: _Connection) -> None:
+        """A connection is made. Not when its protocol is: over TLS a client whose handshake
+        fails (plain HTTP on the HTTPS port) never connects, and would stay counted for ever,
+        holding up every stop for its whole timeout."""
         self.connections.add(connection)
         self._all_closed.clear()
         if self._sweeper is None:
             loop = asyncio.get_running_loop()
             self._sweeper = loop.call_later(_SWEEP_EVERY, self.sweep)
-        return connection
 
     def sweep(self) -> None:
         """Close the connections that have had nothing to do for `idle_timeout` seconds."""
@@ -213,6 +217,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
+        self._lane.track(self)
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as aiohttp does
