@@ -243,7 +243,9 @@ async def test_crash_looping_child_goes_fatal_and_others_serve(
     )
     path = write_manifest(
         f"<process><id>broken</id><executable>{sys.executable}</executable>"
-        f"<arg>{crasher}</arg><route>/broken/*</route></process>",
+        # Two retries, not the default five: the ladder's timing is backoff's table test's.
+        f"<arg>{crasher}</arg><route>/broken/*</route><start_retries>2</start_retries>"
+        "</process>",
         process_xml("good", "/good/*"),
     )
     async with cli(str(path), "--bind", "127.0.0.1:0") as run:

@@ -20,7 +20,6 @@ import socket
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 READ_TO_EOF = "--read-to-eof" in sys.argv
@@ -153,20 +152,27 @@ def serve_pipe(path: str) -> None:
         threading.Thread(target=serve_connection, args=(conn,), daemon=True).start()
 
 
-class Handler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        reply = answer(request)
-        if reply is None:
-            self.close_connection = True
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(reply)))
-        self.end_headers()
-        self.wfile.write(reply)
+def serve_http(address: str) -> None:
+    # Imported here: http.server costs pipe children (most of the suite's) more than the rest.
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    def log_message(self, *args: object) -> None:
-        pass
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            reply = answer(request)
+            if reply is None:
+                self.close_connection = True
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    host, port = address.rsplit(":", 1)
+    ThreadingHTTPServer((host, int(port)), Handler).serve_forever()
 
 
 def main() -> None:
@@ -174,8 +180,7 @@ def main() -> None:
     if "PIPE_ADDRESS" in os.environ:
         serve_pipe(os.environ["PIPE_ADDRESS"])
     else:
-        host, port = os.environ["HTTP_ADDRESS"].rsplit(":", 1)
-        ThreadingHTTPServer((host, int(port)), Handler).serve_forever()
+        serve_http(os.environ["HTTP_ADDRESS"])
 
 
 if __name__ == "__main__":
