@@ -121,7 +121,7 @@ class _Connection(RequestHandler):
         message: str | None = None,
     ) -> web.StreamResponse:
         request_id = self._server.new_id()
-        if status >= 500:
+        if status >= 500 and not isinstance(exc, HttpProcessingError):  # 505 is the client's
             text = "local-lambdas failed while answering; its log has the details"
             log.error("%s from %s: %s: %s [%s]", status, request.remote, type(exc).__name__,
                       exc, request_id, exc_info=exc)  # fmt: skip
@@ -139,6 +139,9 @@ class _Connection(RequestHandler):
         )
         response.force_close()
         return response
+
+
+_SERVED = frozenset({(1, 0), (1, 1)})  # HTTP versions; others are 505, as nginx answers
 
 
 class _Parser:
@@ -167,7 +170,14 @@ class _Parser:
                     data if start == 0 and end == size else data[start:end]
                 )
                 for item in found:
-                    messages.append(_closing_if_needed(item) if item[0].version < (1, 1) else item)
+                    version = item[0].version
+                    if version not in _SERVED:  # llhttp takes HTTP/0.9 and 2.0 lines too
+                        raise HttpProcessingError(
+                            code=505,
+                            message=f"HTTP/{version[0]}.{version[1]} is not served here: "
+                            "send HTTP/1.1 or HTTP/1.0",
+                        )
+                    messages.append(_closing_if_needed(item) if version < (1, 1) else item)
                 if upgraded:
                     tail += data[end:]
                     break
@@ -179,10 +189,9 @@ class _Parser:
             # a handler that would wait for the rest of its body for ever.
             while messages and not messages[-1][1].is_eof():
                 messages.pop()
-            if not messages:
-                raise
             self._failed = True
-            messages.append((_ErrInfo(status=400, exc=exc, message=exc.message), EMPTY_PAYLOAD))
+            status = 505 if exc.code == 505 else 400
+            messages.append((_ErrInfo(status=status, exc=exc, message=exc.message), EMPTY_PAYLOAD))
         return messages, upgraded, tail
 
 

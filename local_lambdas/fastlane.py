@@ -42,7 +42,14 @@ from local_lambdas.config import Fate
 from local_lambdas.envelope import Response
 from local_lambdas.errors import ChildUnreachable, ClientTooSlow, ForwardError
 from local_lambdas.forwarding import strip_prefix
-from local_lambdas.http1 import NO_BODY, RETRYABLE, answer_head, bare_line_end, read_head
+from local_lambdas.http1 import (
+    NO_BODY,
+    RETRYABLE,
+    answer_head,
+    bare_line_end,
+    never_a_request,
+    read_head,
+)
 from local_lambdas.inspector import BODY
 from local_lambdas.instance import Instance
 from local_lambdas.pool import Pool
@@ -347,7 +354,7 @@ class _Connection(asyncio.Protocol):
             if end == -1:
                 # A line ended by a bare LF (or a CR alone) would never end the head here:
                 # aiohttp's parser judges it at once.
-                if len(buffer) > _MAX_HEAD or bare_line_end(buffer):
+                if len(buffer) > _MAX_HEAD or bare_line_end(buffer) or never_a_request(buffer):
                     self._hand_over()
                 else:
                     self._start_timer(self._lane.head_timeout)

@@ -113,6 +113,21 @@ def bare_line_end(buffer: bytes | bytearray) -> bool:
     return buffer.count(b"\n") != crlf or cr != crlf
 
 
+_TOKEN = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_LONGEST_METHOD = 24  # llhttp's longest is 11 (UNSUBSCRIBE); aiohttp's Python parser, any token
+
+
+def never_a_request(buffer: bytes | bytearray) -> bool:
+    """Whether the start of a head in `buffer` can never become a request: its method (after
+    any empty lines) holds other than token characters or runs longer than any method. A TLS
+    handshake or binary sent to the plain-HTTP port is then judged at once (aiohttp's parser
+    answers 400, as nginx does), not left to wait for a head's end until the header timeout."""
+    start = bytes(buffer[: _LONGEST_METHOD + 8]).lstrip(b"\r\n")
+    method, space, _ = start.partition(b" ")
+    too_long = len(method) > _LONGEST_METHOD or (not space and len(start) > _LONGEST_METHOD)
+    return too_long or bool(method.translate(None, _TOKEN))
+
+
 def keep_alive(version: str, connection: str | None) -> bool:
     """RFC 9112 9.3 (llhttp's own answer is gone once a bodiless message is complete)."""
     if connection is None:

@@ -296,6 +296,16 @@ def test_the_request_heads_the_lane_takes(
     assert (method, target, version, keep_alive, length) == taken
 
 
+@pytest.mark.parametrize(("start", "never"), [
+    (b"G", False), (b"GET", False), (b"GET /a", False), (b"\r\nGE", False),  # may go on
+    (b"M-SEARCH * HTTP/1.1", False), (b"", False), (b"\r\n", False),
+    (b"\x16\x03\x01\x00\xa5", True),  # a TLS client hello on the plain port
+    (b"{\"json\": 1}", True), (b"GE\x00", True), (b"G" * 25, True), (b"GET\t/a", True),
+])  # fmt: skip
+def test_a_head_that_can_never_be_a_request_is_judged_at_once(start: bytes, never: bool) -> None:
+    assert http1.never_a_request(start) is never
+
+
 DATE = "Date: Sun, 29 Nov 2026 00:00:00 GMT\r\n"
 
 
