@@ -227,10 +227,21 @@ class Proxy:
             assert pool is not None
             try:
                 # A small body is read whole before a child is chosen, as nginx buffers
-                # bodies, so a slow client never holds a child's slot; a large one streams.
-                if request.body_exists and length is not None and length <= BUFFERED:
-                    body = await read_body(request, pool.process.max_body_size, self.body_timeout)
-                answer = await self._relay(pool, request, uri, path, request_id, origin, body)
+                # bodies, so a slow client never holds a child's slot, and a chunked one goes
+                # on with a Content-Length, as nginx sends it (many servers cannot read a
+                # chunked request: Python's http.server...). A large one streams, chunked as
+                # it came, from what was read of it.
+                read_so_far = b""
+                if request.body_exists and (length is None or length <= BUFFERED):
+                    read = await read_body(request, pool.process.max_body_size,
+                                           self.body_timeout, enough=BUFFERED)  # fmt: skip
+                    if len(read) > BUFFERED:
+                        read_so_far = read
+                    else:
+                        body = read
+                answer = await self._relay(
+                    pool, request, uri, path, request_id, origin, body, read_so_far
+                )
             except ForwardError as exc:
                 response = self.failure(exc, pool.process, request_id)
             else:
@@ -336,10 +347,11 @@ class Proxy:
         request_id: str,
         origin: str | None,
         body: bytes | None,
+        read_so_far: bytes = b"",
     ) -> web.StreamResponse:
         """Pass-through: the answer streams, so <timeout> bounds each wait for the child's
         next bytes rather than the whole exchange (an event stream may last for hours).
-        `body` is the request's, read already; None when it streams."""
+        `body` is the request's, read already; None when it streams (after `read_so_far`)."""
         process = pool.process
         target, stripped = strip_prefix(uri, process.strip_prefix)
         if body is None and request.body_exists:
@@ -353,6 +365,7 @@ class Proxy:
                 target,
                 request_id,
                 body=body,
+                started=read_so_far,
                 timeout=process.timeout,
                 body_limit=process.max_body_size,
                 body_timeout=self.body_timeout,
@@ -401,9 +414,13 @@ class Proxy:
             avoid = (child, -1 if await child.still_serving() else generation)
 
 
-async def read_body(request: web.BaseRequest, limit: int, timeout: float) -> bytes:
+async def read_body(
+    request: web.BaseRequest, limit: int, timeout: float, *, enough: int | None = None
+) -> bytes:
     """The whole request body: PayloadTooLarge past `limit` bytes, ClientTooSlow when no
-    byte comes for `timeout` seconds. Asks for it first if the client waits to be asked."""
+    byte comes for `timeout` seconds. Asks for it first if the client waits to be asked.
+    With `enough`, reading stops once more than that has come: a longer result is the
+    body's start, and the rest is still to be read."""
     if not request.body_exists:
         return b""
     await _continue(request)
@@ -420,6 +437,8 @@ async def read_body(request: web.BaseRequest, limit: int, timeout: float) -> byt
         body += chunk
         if len(body) > limit:
             raise PayloadTooLarge(limit)
+        if enough is not None and len(body) > enough:
+            return bytes(body)
 
 
 def _waits_to_continue(request: web.BaseRequest) -> bool:

@@ -347,6 +347,28 @@ async def test_body_limit_applies_to_streamed_uploads(
             assert (await reply.json())["received"] == 1000
 
 
+async def test_a_chunked_upload_reaches_a_server_that_reads_content_length_only(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """As nginx buffers an upload and sends it with a Content-Length, a chunked one of up to
+    1 MiB goes on with one: Python's http.server (the bundled example) reads no other."""
+    example = CHILDREN.parents[1] / "examples" / "children" / "web_server.py"
+    path = write_manifest(
+        f"<process><id>web</id><executable>{sys.executable}</executable><arg>{example}</arg>"
+        "<route>/web/*</route><communication_mode>passthrough</communication_mode>"
+        f"{STRIP}</process>"
+    )
+    async with running(path, socket_dir) as run:
+
+        async def chunked() -> AsyncIterator[bytes]:
+            yield b"hello, "
+            yield b"world"
+
+        async with run.http.post(run.url + "/web/x?q", data=chunked()) as reply:
+            assert reply.status == 200
+            assert await reply.json() == {"echo": "hello, world"}
+
+
 async def test_the_websocket_example(write_manifest: WriteManifest, socket_dir: Path) -> None:
     example = CHILDREN.parents[1] / "examples" / "children" / "web_sockets.py"
     path = write_manifest(

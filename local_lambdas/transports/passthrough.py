@@ -104,6 +104,7 @@ class PassthroughTransport:
         request_id: str,
         *,
         body: bytes | None,
+        started: bytes = b"",
         timeout: float,
         body_limit: int,
         body_timeout: float,
@@ -114,7 +115,8 @@ class PassthroughTransport:
     ) -> web.StreamResponse:
         """Send `request` to the child at `target` (path and query) and stream its answer.
 
-        `body` is the request's body when the caller has read it already; else it streams.
+        `body` is the request's body when the caller has read it already; else it streams,
+        after `started` (what the caller read of it).
         `prefix` is what <strip_prefix> took off the target: the child is told it
         (X-Forwarded-Prefix), and the redirects it answers are put back under it. The
         answer's first `keep` bytes are kept (Relayed.kept).
@@ -128,7 +130,7 @@ class PassthroughTransport:
             return await self._websocket(request, target, request_id, token)
         data: bytes | AsyncIterator[bytes] | None = body
         if body is None and request.body_exists:
-            data = _limited(request, body_limit, body_timeout)
+            data = _limited(request, body_limit, body_timeout, started)
         headers = self._headers(request, request_id, token, prefix)
         try:
             upstream = await self._client().request(
@@ -278,10 +280,15 @@ class _Keeping(Relayed):
         await super().write(data)
 
 
-async def _limited(request: web.BaseRequest, limit: int, timeout: float) -> AsyncIterator[bytes]:
-    """The request body as it arrives, stopped past `limit` bytes (PayloadTooLarge) or when
-    no byte comes for `timeout` seconds (ClientTooSlow)."""
-    seen = 0
+async def _limited(
+    request: web.BaseRequest, limit: int, timeout: float, started: bytes
+) -> AsyncIterator[bytes]:
+    """The request body as it arrives, after `started` (read of it already), stopped past
+    `limit` bytes (PayloadTooLarge) or when no byte comes for `timeout` seconds
+    (ClientTooSlow)."""
+    seen = len(started)
+    if started:
+        yield started
     content = request.content
     while True:
         try:
