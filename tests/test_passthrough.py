@@ -25,6 +25,7 @@ from tests.conftest import (
     connect,
     eventually,
     node_server_xml,
+    process_xml,
     read_answer,
     running,
 )
@@ -367,6 +368,42 @@ async def test_a_chunked_upload_reaches_a_server_that_reads_content_length_only(
         async with run.http.post(run.url + "/web/x?q", data=chunked()) as reply:
             assert reply.status == 200
             assert await reply.json() == {"echo": "hello, world"}
+
+
+BROKEN_ANSWERS = ["garbage", "length-and-chunked", "two-lengths", "negative-length", "no-colon",
+                  "two-digit-status", "huge-head"]  # fmt: skip
+
+
+@pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+async def test_answers_right_and_wrong_from_a_raw_server(
+    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+) -> None:
+    """tests/children/raw_http.py writes each answer as bytes, on kept-alive connections."""
+    path = write_manifest(process_xml("raw", "/raw/*", mode="passthrough", script="raw_http.py"))
+    async with running(path, socket_dir, fast_lane=fast_lane) as run:
+
+        async def get(name: str) -> tuple[int, bytes, str]:
+            async with run.http.get(f"{run.url}/raw/{name}") as reply:
+                return reply.status, await reply.read(), reply.headers["X-Request-Id"]
+
+        # Read as nginx reads them: bare-LF lines, a 103 before the answer.
+        for name in ("lf-only", "early-hints"):
+            assert (await get(name))[:2] == (200, b"abc"), name
+        # An answer that breaks HTTP is a 502 that says so, never passed on.
+        for name in BROKEN_ANSWERS:
+            status, body, request_id = await get(name)
+            error = json.loads(body)
+            assert status == 502 and error["request_id"] == request_id, (name, body)
+            assert error["error"].startswith("the child"), (name, error)
+        # Bytes after the answer asked for: the connection is never used again, so the next
+        # request gets its own answer, not what was left.
+        for name in ("extra", "nocontent-body"):
+            status, body, _ = await get(name)  # 502 from aiohttp's side, which reads ahead
+            assert status in (200, 204, 502) and (status == 502 or b"xyz" not in body), name
+            assert (await get("ok"))[:2] == (200, b"ok"), name
+        # An answer shorter than its Content-Length: the client's read fails, not ends.
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await get("short")
 
 
 async def test_the_websocket_example(write_manifest: WriteManifest, socket_dir: Path) -> None:

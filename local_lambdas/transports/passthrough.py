@@ -34,7 +34,7 @@ from local_lambdas.errors import (
     PayloadTooLarge,
 )
 from local_lambdas.forwarding import SET_HERE, Pairs, end_to_end, under_prefix
-from local_lambdas.transports.upstream import Upstream
+from local_lambdas.transports.upstream import MAX_HEAD, Upstream
 
 log = logging.getLogger("local_lambdas.passthrough")
 
@@ -86,6 +86,9 @@ class PassthroughTransport:
                 connector=aiohttp.TCPConnector(limit=0, enable_cleanup_closed=True),
                 auto_decompress=False,
                 skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+                # The lane's limit on an answer's head, so that both lanes take the same.
+                max_line_size=MAX_HEAD,
+                max_field_size=MAX_HEAD,
             )
         return self._session
 

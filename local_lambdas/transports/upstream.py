@@ -24,6 +24,10 @@ import httptools
 
 from local_lambdas.errors import BadResponse, ChildTimeout, ChildUnreachable
 
+# An answer whose head (with any 1xx before it) is larger is 502, as nginx answers 'upstream
+# sent too big header' (past 4-8 KiB there; roomier here, for large cookies and tokens).
+MAX_HEAD = 64 * 1024
+
 
 class Sink(Protocol):
     """Where an answer goes (the client's connection in the fast lane)."""
@@ -170,8 +174,12 @@ class Exchange(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
+        # Lines ended by a bare LF, as a shell script's printf writes them: nginx and aiohttp's
+        # client read them, and the client never sees them (the lane writes its own head).
+        self._parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)
         self._sink: Sink | None = None
         self._headers: list[tuple[str, str]] = []
+        self._head_size = 0  # of the headers so far
         self._head_only = False
         self._upgrade = False  # the request asks to switch protocols
         self._body: Body | None = None  # a request body still streaming to the child
@@ -276,8 +284,7 @@ class Exchange(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._done is None:  # bytes nobody asked for: out of step for good
-            self._lost = True
-            self.close()
+            self._out_of_step()
             return
         self._got += len(data)
         self._progress = self.loop.time()
@@ -293,6 +300,9 @@ class Exchange(asyncio.Protocol):
             what = " ".join(str(exc).split())
             self._fail(BadResponse(f"the child's answer is not valid HTTP: {what}"),
                        f"the child's answer broke HTTP mid-way: {what}")  # fmt: skip
+            return
+        if not self._headed and self._got > MAX_HEAD and not self._lost:  # a head without end
+            self._fail(BadResponse(f"the child's answer head is over {MAX_HEAD // 1024} KiB"), "")
 
     def eof_received(self) -> bool:
         return False
@@ -333,19 +343,36 @@ class Exchange(asyncio.Protocol):
     # -- httptools callbacks
 
     def on_message_begin(self) -> None:
+        done = self._done
+        if done is None or done.done():
+            # Another answer after the one asked for (more than its Content-Length, or a
+            # body after a 204): the connection is out of step, never to be used again, and
+            # nothing of this answer goes anywhere.
+            self._out_of_step()
+            return
         self._headers = []
+        self._head_size = 0
+
+    def _out_of_step(self) -> None:
+        self._lost, self.reusable, self._sink = True, False, None
+        self.close()
 
     def on_status(self, status: bytes) -> None:
         self._reason = status.decode("latin-1")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value)
         self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
         if 100 <= status < 200:
             return  # informational (103 Early Hints): the final answer follows
-        assert self._sink is not None
+        if self._sink is None:
+            return  # out of step (on_message_begin)
+        if self._head_size > MAX_HEAD:
+            self._fail(BadResponse(f"the child's answer head is over {MAX_HEAD // 1024} KiB"), "")
+            return
         self._headed = True
         self._sink.head(status, self._reason, self._headers)
         if self._head_only:

@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""A web server that answers in raw bytes, right or wrong, for pass-through's tests.
+
+Listens on $PORT; the last path segment picks the answer (ANSWERS), written as it stands.
+Connections are kept alive, several requests in turn, so that an answer that leaves bytes
+behind (`extra`, `nocontent-body`) would show in the next request's answer if the proxy used
+the connection again. Standard library only.
+"""
+
+import os
+import socket
+import threading
+
+ANSWERS = {
+    "ok": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    "lf-only": b"HTTP/1.1 200 OK\nContent-Length: 3\n\nabc",
+    "early-hints": b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+    b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+    "extra": b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"
+    b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nxyz",
+    "nocontent-body": b"HTTP/1.1 204 No Content\r\nContent-Length: 3\r\n\r\nxyz",
+    "short": b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
+    "garbage": b"hello there\r\n\r\n",
+    "length-and-chunked": b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    "two-lengths": b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+    "negative-length": b"HTTP/1.1 200 OK\r\nContent-Length: -3\r\n\r\nabc",
+    "no-colon": b"HTTP/1.1 200 OK\r\nBroken header\r\nContent-Length: 3\r\n\r\nabc",
+    "two-digit-status": b"HTTP/1.1 20 OK\r\nContent-Length: 3\r\n\r\nabc",
+    "huge-head": b"HTTP/1.1 200 OK\r\nX-Big: "
+    + b"a" * 100_000
+    + b"\r\nContent-Length: 3\r\n\r\nabc",
+}
+CLOSE_AFTER = {"short", "garbage"}
+
+
+def serve(conn: socket.socket) -> None:
+    buffer = b""
+    with conn:
+        while True:
+            while b"\r\n\r\n" not in buffer:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                buffer += data
+            head, _, buffer = buffer.partition(b"\r\n\r\n")
+            name = head.split(b"\r\n", 1)[0].split(b" ")[1].rsplit(b"/", 1)[-1].decode()
+            conn.sendall(ANSWERS.get(name, ANSWERS["ok"]))
+            if name in CLOSE_AFTER:
+                return
+
+
+def main() -> None:
+    server = socket.create_server(("127.0.0.1", int(os.environ["PORT"])))
+    print("raw_http up", flush=True)
+    while True:
+        conn, _ = server.accept()
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+
+if __name__ == "__main__":
+    main()
