@@ -159,9 +159,45 @@ def socket_base_dir() -> Path:
     return Path(tempfile.gettempdir())
 
 
+_OPEN_FILES_CAP = 65536
+_open_files: tuple[int, int] | None = None  # the limits before raise_open_files_limit
+
+
+def raise_open_files_limit() -> None:
+    """POSIX: raise this process's soft limit on open files to its hard limit (at most
+    65536), as Go programs do at start. Each client takes a descriptor, and one more for a
+    pass-through child: the soft limit of 1024 that many desktops set is some 450 clients at
+    once, after which new connections are refused. Children get the limit they would have
+    had (spawn_options): programs built on select() break past descriptor 1023."""
+    global _open_files
+    if sys.platform == "win32" or _open_files is not None:
+        return
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = _OPEN_FILES_CAP if hard == resource.RLIM_INFINITY else min(hard, _OPEN_FILES_CAP)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ValueError, OSError):
+        return  # macOS may refuse above OPEN_MAX: keep what there is
+    _open_files = (soft, hard)
+
+
+def _child_setup() -> None:
+    # Runs in the child between fork and exec.
+    if _open_files is not None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, _open_files)
+    if IS_LINUX:
+        _die_with_parent()
+
+
 def _die_with_parent() -> None:
-    # Runs in the child between fork and exec: if the proxy dies, even by SIGKILL, the kernel
-    # sends the child SIGKILL. Grandchildren are reached through the process group at stop.
+    # If the proxy dies, even by SIGKILL, the kernel sends the child SIGKILL. Grandchildren
+    # are reached through the process group at stop.
     assert _libc is not None
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() == 1:  # the proxy died before prctl took effect
@@ -179,8 +215,8 @@ def spawn_options() -> dict[str, Any]:
         if _nt_resume() is not None:
             flags |= _CREATE_SUSPENDED
         return {"creationflags": flags}
-    preexec: Callable[[], None] | None = _die_with_parent if IS_LINUX else None
-    return {"start_new_session": True, "preexec_fn": preexec}
+    needed = IS_LINUX or _open_files is not None
+    return {"start_new_session": True, "preexec_fn": _child_setup if needed else None}
 
 
 def spawned(pid: int) -> None:

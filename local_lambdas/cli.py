@@ -544,6 +544,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Only now: aiohttp and the rest load for a run, not for --help, --version or a check.
     from local_lambdas.commands import boot_check, run_command, serve
 
+    _compat.raise_open_files_limit()
+
     try:
         if command == "run":
             return run(run_command(loaded, settings, printer, to_run, args.ready_timeout))

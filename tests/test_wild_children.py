@@ -8,10 +8,12 @@ import asyncio
 import base64
 import json
 import os
+import resource
 import secrets
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -267,3 +269,32 @@ def test_the_helper_refuses_without_the_token_only_when_one_is_set() -> None:
         if saved is not None:
             os.environ["LOCAL_LAMBDAS_TOKEN"] = saved
     assert sys.modules["local_lambdas.child"] is child
+
+
+_LIMITS = """
+import asyncio, resource, sys
+from local_lambdas import _compat
+SHOW = "import resource; print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+_compat.raise_open_files_limit()
+print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+async def child():
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", SHOW,
+        stdout=asyncio.subprocess.PIPE, **_compat.spawn_options())
+    print((await proc.communicate())[0].decode().strip())
+asyncio.run(child())
+"""
+
+
+@pytest.mark.skipif(
+    resource.getrlimit(resource.RLIMIT_NOFILE)[1] <= 256, reason="a hard limit of 256 or less"
+)
+def test_the_open_files_limit_is_raised_for_the_proxy_and_kept_for_its_children() -> None:
+    """A soft limit of 256 (1024 on many desktops) would refuse clients past it; the proxy
+    raises it to the hard limit, and its children start with the one they would have had."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    raised = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+    done = subprocess.run([PYTHON, "-c", _LIMITS], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(raised), "256"]
