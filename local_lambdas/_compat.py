@@ -12,6 +12,7 @@ import signal
 import stat
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -475,11 +476,26 @@ def descendants(pid: int, mark: str) -> list[int]:
     return marked(mark)
 
 
-def reap_adopted(pids: list[int]) -> None:
-    """Reap those of `pids` that are this process's children by adoption and have exited.
-    Never pass a pid asyncio spawned: its own watcher reaps it."""
+def reap_adopted(pids: list[int]) -> list[int]:
+    """Reap those of `pids` that are this process's children by adoption and have exited;
+    the ones still running, to be reaped later. Never pass a pid asyncio spawned: its own
+    watcher reaps it."""
+    running = []
     for pid in pids:
         try:
-            os.waitpid(pid, os.WNOHANG)
+            if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                running.append(pid)
         except ChildProcessError:
-            continue  # not ours to reap, or reaped already
+            continue  # not ours to reap (its parent is alive), or reaped already
+    return running
+
+
+async def reap_when_gone(pids: list[int], timeout: float) -> None:
+    """Reap `pids` (signalled processes that may be this process's by adoption) as they
+    exit, for up to `timeout` seconds: one reaped before it has died would be a zombie for
+    the rest of the run."""
+    deadline = time.monotonic() + timeout
+    while pids := reap_adopted(pids):
+        if time.monotonic() >= deadline:
+            return
+        await asyncio.sleep(0.02)  # an adopted process's exit has no event to wait on

@@ -50,7 +50,8 @@ def marked(mark: str) -> list[int]:
 
 def kill_marked(mark: str, sig: signal.Signals | None = None) -> list[int]:
     """Signal every process `marked(mark)` finds (SIGKILL unless `sig` says); the pids
-    signalled. Pass those to _compat.reap_adopted once they are gone (none on Windows)."""
+    signalled. Pass those to _compat.reap_when_gone, since adopted ones that exit are ours to
+    reap (none on Windows)."""
     pids = marked(mark)  # none on Windows, which has no SIGKILL
     for pid in pids:
         try:

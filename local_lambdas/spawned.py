@@ -127,8 +127,11 @@ class Spawned(asyncio.SubprocessProtocol):
         """SIGTERM the group and the marked descendants, wait up to `grace` for them to go,
         SIGKILL what is left, and see the process exit (reaped by asyncio's watcher)."""
         pid, deadline = self.pid, time.monotonic() + grace
+        # Descendants that left the group, signalled: adopted by us when their parent went,
+        # they are ours to reap once they exit, or they stay zombies (marked() misses those).
+        escaped: list[int] = []
         if grace > 0 and _compat.stop_group(pid):
-            _compat.kill_marked(self.mark, signal.SIGTERM)
+            escaped = _compat.kill_marked(self.mark, signal.SIGTERM)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self.exited), grace)
             # A process group has no exit event to wait on: poll it, within the grace.
@@ -137,7 +140,7 @@ class Spawned(asyncio.SubprocessProtocol):
             ) and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
         _compat.kill_group(pid)
-        _compat.reap_adopted(_compat.kill_marked(self.mark))
+        escaped += _compat.kill_marked(self.mark)
         deadline = time.monotonic() + _KILLED_WAIT
         try:
             await asyncio.wait_for(asyncio.shield(self.exited), _KILLED_WAIT)
@@ -146,3 +149,4 @@ class Spawned(asyncio.SubprocessProtocol):
         # Until the group is gone: its adopted members are reaped as they die (group_alive).
         while _compat.group_alive(pid) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
+        await _compat.reap_when_gone(escaped, max(0.0, deadline - time.monotonic()))

@@ -324,7 +324,7 @@ class Supervisor:
         for level in _levels(self.pools.values()):
             await asyncio.gather(*(pool.stop() for pool in level))
         # Anything descended from a child of this run that outlived its own child's stop.
-        _compat.reap_adopted(_compat.kill_marked(self.run_mark + "."))
+        await _compat.reap_when_gone(_compat.kill_marked(self.run_mark + "."), 1.0)
         if self._watchdog is not None:
             await self._watchdog.close()
         if self._settings.own_socket_dir:

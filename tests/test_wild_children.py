@@ -56,15 +56,17 @@ def processes_running(word: str) -> list[int]:
     return found
 
 
-def adopted_zombies() -> list[int]:
-    """This process's children that have exited and wait to be reaped (/proc/N/stat)."""
+def adopted_zombies(group: int | None = None) -> list[int]:
+    """This process's children that have exited and wait to be reaped (/proc/N/stat), in
+    process group `group` if given."""
     found = []
     for entry in Path("/proc").iterdir():
         try:
             fields = (entry / "stat").read_bytes().rpartition(b")")[2].split()
         except OSError:
             continue
-        if fields and fields[0] == b"Z" and int(fields[1]) == os.getpid():
+        ours = fields and fields[0] == b"Z" and int(fields[1]) == os.getpid()
+        if ours and (group is None or int(fields[2]) == group):
             found.append(int(entry.name))
     return found
 
@@ -107,11 +109,12 @@ async def test_an_exit_is_seen_though_a_descendant_holds_the_output(
         # The first start's background job went with it, and was reaped (the proxy adopted
         # it when its parent died); the second's is running.
         assert len(processes_running(mark)) == 1
-        assert await eventually(lambda: not adopted_zombies())
+        assert await eventually(lambda: not adopted_zombies(first))
+        second = child.pid
         stopping = asyncio.get_running_loop().time()
     # The stop does not wait out its grace (5 s) for a background job that has exited.
     assert asyncio.get_running_loop().time() - stopping < 2.5
-    assert not processes_running(mark) and not adopted_zombies()
+    assert not processes_running(mark) and not adopted_zombies(second)
 
 
 async def test_a_setsid_descendant_does_not_outlive_a_stop(
