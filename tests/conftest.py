@@ -45,6 +45,7 @@ _STDLIB_ONLY = frozenset({"behave.py", "early_answer.py", "raw_http.py", "slow_s
                           "static_files.py", "strict.py", "wild.py"})  # fmt: skip
 
 
+@pytest.hookimpl(optionalhook=True)  # xdist's, and the Windows lane runs without xdist
 def pytest_xdist_auto_num_workers() -> int:
     """`-n auto`: two workers per CPU, not one. An end-to-end test spends much of its time
     waiting on real children, sockets and timeouts, so with one worker per CPU the cores sit
