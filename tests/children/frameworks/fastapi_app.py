@@ -1,0 +1,49 @@
+"""A FastAPI application, run as `uvicorn fastapi_app:app --port $PORT` (uvicorn's own
+command line), with the same routes as flask_app.py."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
+
+app = FastAPI()
+
+
+@app.api_route("/echo", methods=["GET", "POST", "PUT"])
+async def echo(request: Request) -> JSONResponse:
+    return JSONResponse(
+        {
+            "method": request.method,
+            "path": request.url.path,
+            "query": request.url.query,
+            "body": (await request.body()).decode(),
+            "prefix": request.headers.get("x-forwarded-prefix"),
+            "host": request.headers.get("host"),
+        }
+    )
+
+
+@app.get("/redirect")
+async def to_echo() -> RedirectResponse:
+    return RedirectResponse("/echo?from=redirect", status_code=302)
+
+
+@app.get("/stream")
+async def stream() -> StreamingResponse:
+    async def events() -> AsyncIterator[str]:
+        for i in range(3):
+            yield f"data: {i}\n\n"
+            await asyncio.sleep(0.2)
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
+@app.get("/forever")
+async def forever() -> StreamingResponse:
+    async def events() -> AsyncIterator[str]:
+        while True:
+            yield "data: tick\n\n"
+            await asyncio.sleep(0.05)
+
+    return StreamingResponse(events(), media_type="text/event-stream")

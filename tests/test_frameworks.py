@@ -1,0 +1,138 @@
+"""Real web frameworks behind pass-through, run as their users run them: Flask's development
+server (`app.run`), FastAPI under uvicorn's command line, and Express started by `npm start`
+(npm is the proxy's child, node its child). Flask, FastAPI and uvicorn come with the test
+extra; Express is installed from npm for the module, which is skipped, with the reason, when
+npm or its registry is missing. Each framework gets the same questions: the request as it
+came (less the stripped prefix), bodies with and without a length, a redirect put back under
+the prefix, HEAD, an event stream as it is flushed, a client that leaves a stream, and a stop
+that leaves no process behind."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from local_lambdas import _compat
+from tests.conftest import CHILDREN, PYTHON, WriteManifest, eventually, running
+
+pytestmark = pytest.mark.skipif(not _compat.IS_LINUX, reason="finds processes in /proc")
+APPS = CHILDREN / "frameworks"
+
+
+def _passthrough(executable: str, args: list[str], workdir: Path) -> str:
+    return (
+        f"<process><id>app</id><executable>{executable}</executable>"
+        + "".join(f"<arg>{arg}</arg>" for arg in args)
+        + f"<working_dir>{workdir}</working_dir><route>/app/*</route>"
+        "<strip_prefix>/app</strip_prefix><communication_mode>passthrough</communication_mode>"
+        "<startup_timeout>60s</startup_timeout></process>"
+    )
+
+
+@pytest.fixture(scope="module")
+def express(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    npm = shutil.which("npm")
+    if npm is None or shutil.which("node") is None:
+        pytest.skip("Node.js and npm are not installed")
+    workdir = tmp_path_factory.mktemp("express")
+    for name in ("express_app.js", "package.json"):
+        shutil.copy(APPS / name, workdir / name)
+    try:
+        done = subprocess.run(
+            [npm, "install", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=workdir, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pytest.skip("npm install express did not finish within 300 s")
+    if done.returncode != 0:
+        pytest.skip(f"npm install express failed: {done.stderr.strip()[-300:]}")
+    yield workdir
+
+
+def _manifest_for(framework: str, request: pytest.FixtureRequest) -> str:
+    if framework == "flask":
+        pytest.importorskip("flask")
+        return _passthrough(PYTHON, [str(APPS / "flask_app.py")], APPS)
+    if framework == "fastapi":
+        pytest.importorskip("fastapi")
+        pytest.importorskip("uvicorn")
+        args = ["-m", "uvicorn", "fastapi_app:app", "--port", "${PORT}", "--no-access-log"]
+        return _passthrough(PYTHON, args, APPS)
+    workdir: Path = request.getfixturevalue("express")
+    return _passthrough("npm", ["start"], workdir)
+
+
+def _running_pids(word: str) -> list[int]:
+    """The pids whose command line holds `word`, zombies left out (Linux)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_bytes().rpartition(b")")[2].split()[0]
+        except (OSError, IndexError):
+            continue
+        if word.encode() in cmdline and state != b"Z":
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("framework", ["flask", "fastapi", "express"])
+async def test_a_framework_behind_pass_through(
+    framework: str, write_manifest: WriteManifest, socket_dir: Path,
+    request: pytest.FixtureRequest,
+) -> None:  # fmt: skip
+    path = write_manifest(_manifest_for(framework, request))
+    async with running(path, socket_dir) as run:
+        app = run.url + "/app"
+        host = run.url.removeprefix("http://")
+        async with run.http.get(app + "/echo?q=1&empty=") as reply:
+            assert reply.status == 200, await reply.text()
+            seen = await reply.json()
+        assert seen["path"] == "/echo" and seen["query"] == "q=1&empty="
+        assert seen["prefix"] == "/app" and seen["host"] == host
+
+        # A body with a length, and one in chunks (read whole, sent with its length).
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b"hello, "
+            yield b"world"
+
+        for body in (b"hello, world", chunks()):
+            async with run.http.post(app + "/echo", data=body) as reply:
+                assert (await reply.json())["body"] == "hello, world"
+
+        async with run.http.get(app + "/redirect", allow_redirects=False) as reply:
+            assert reply.status == 302
+            assert reply.headers["Location"] == "/app/echo?from=redirect"
+        async with run.http.head(app + "/echo") as reply:
+            assert reply.status in (200, 405) and await reply.read() == b""
+
+        # Events arrive as the framework flushes them: the first before the stream ends.
+        async with run.http.get(app + "/stream") as reply:
+            assert reply.headers["Content-Type"].startswith("text/event-stream")
+            first = await reply.content.readuntil(b"\n\n")
+            assert first == b"data: 0\n\n" and not reply.content.at_eof()
+            rest = await reply.read()
+        assert rest.count(b"data: ") == 2
+
+        # A client that leaves an endless stream frees the child's slot.
+        pool = run.pool("app")
+        async with aiohttp.ClientSession() as own, own.get(app + "/forever") as reply:
+            await reply.content.readuntil(b"\n\n")
+            assert pool.instances[0].in_flight == 1
+        assert await pool.wait_for(lambda: pool.instances[0].in_flight == 0, 10)
+        async with run.http.get(app + "/echo") as reply:
+            assert reply.status == 200
+
+        server = {"flask": "flask_app.py", "fastapi": "fastapi_app:app"}.get(
+            framework, "express_app.js"
+        )
+        assert _running_pids(server), "the framework's server process is not to be found"
+    # The stop took the server too (npm start's node included).
+    assert await eventually(lambda: not _running_pids(server), 5)
