@@ -298,8 +298,27 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     # A zombie is gone for our purposes; only a reaper can remove it.
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().split()[2] != "Z"
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False  # gone since
+
+
+def processes_running(word: str) -> list[int]:
+    """Linux: the pids whose command line holds `word` (a unique argument, or part of one),
+    zombies left out."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if word.encode() in cmdline and alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
 
 
 async def gone(pid: int) -> bool:

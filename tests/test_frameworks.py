@@ -18,7 +18,14 @@ import aiohttp
 import pytest
 
 from local_lambdas import _compat
-from tests.conftest import CHILDREN, PYTHON, WriteManifest, eventually, running
+from tests.conftest import (
+    CHILDREN,
+    PYTHON,
+    WriteManifest,
+    eventually,
+    processes_running,
+    running,
+)
 
 pytestmark = pytest.mark.skipif(not _compat.IS_LINUX, reason="finds processes in /proc")
 APPS = CHILDREN / "frameworks"
@@ -65,22 +72,6 @@ def _manifest_for(framework: str, request: pytest.FixtureRequest) -> str:
         return _passthrough(PYTHON, args, APPS)
     workdir: Path = request.getfixturevalue("express")
     return _passthrough("npm", ["start"], workdir)
-
-
-def _running_pids(word: str) -> list[int]:
-    """The pids whose command line holds `word`, zombies left out (Linux)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-            state = (entry / "stat").read_bytes().rpartition(b")")[2].split()[0]
-        except (OSError, IndexError):
-            continue
-        if word.encode() in cmdline and state != b"Z":
-            found.append(int(entry.name))
-    return found
 
 
 @pytest.mark.parametrize("framework", ["flask", "fastapi", "express"])
@@ -133,6 +124,6 @@ async def test_a_framework_behind_pass_through(
         server = {"flask": "flask_app.py", "fastapi": "fastapi_app:app"}.get(
             framework, "express_app.js"
         )
-        assert _running_pids(server), "the framework's server process is not to be found"
+        assert processes_running(server), "the framework's server process is not to be found"
     # The stop took the server too (npm start's node included).
-    assert await eventually(lambda: not _running_pids(server), 5)
+    assert await eventually(lambda: not processes_running(server), 5)

@@ -25,11 +25,11 @@ from tests.conftest import (
     NEEDS_NODE,
     PYTHON,
     WriteManifest,
-    alive,
     cli,
     eventually,
     node_server_xml,
     process_xml,
+    processes_running,
     running,
 )
 
@@ -39,21 +39,6 @@ WILD = CHILDREN / "wild.py"
 
 def wild(pid: str, route: str, *args: str, mode: str = "passthrough", extra: str = "") -> str:
     return process_xml(pid, route, script="wild.py", args=args, mode=mode, extra=extra)
-
-
-def processes_running(word: str) -> list[int]:
-    """The pids whose command line holds `word` (a unique argument), zombies left out."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if word.encode() in cmdline and alive(int(entry.name)):
-            found.append(int(entry.name))
-    return found
 
 
 def adopted_zombies(group: int | None = None) -> list[int]:
