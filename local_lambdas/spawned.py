@@ -129,9 +129,10 @@ class Spawned(asyncio.SubprocessProtocol):
         pid, deadline = self.pid, time.monotonic() + grace
         # Descendants that left the group, signalled: adopted by us when their parent went,
         # they are ours to reap once they exit, or they stay zombies (marked() misses those).
+        # Not the child itself, which carries the mark too: asyncio's watcher reaps it.
         escaped: list[int] = []
         if grace > 0 and _compat.stop_group(pid):
-            escaped = _compat.kill_marked(self.mark, signal.SIGTERM)
+            escaped = [p for p in _compat.kill_marked(self.mark, signal.SIGTERM) if p != pid]
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self.exited), grace)
             # A process group has no exit event to wait on: poll it, within the grace.
@@ -140,7 +141,7 @@ class Spawned(asyncio.SubprocessProtocol):
             ) and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
         _compat.kill_group(pid)
-        escaped += _compat.kill_marked(self.mark)
+        escaped += [p for p in _compat.kill_marked(self.mark) if p != pid]
         deadline = time.monotonic() + _KILLED_WAIT
         try:
             await asyncio.wait_for(asyncio.shield(self.exited), _KILLED_WAIT)
