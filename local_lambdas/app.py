@@ -77,7 +77,7 @@ class Reloader:
 
 @dataclass(frozen=True)
 class Started:
-    url: str  # where the proxy listens, e.g. http://127.0.0.1:3000
+    url: str  # where a client on this machine reaches the proxy, e.g. http://127.0.0.1:3000
     supervisor: Supervisor
     reload: Reloader
     drain: Callable[[], Awaitable[None]]  # what a stop runs first: new requests get 503
@@ -160,8 +160,10 @@ async def started(
         host, port = runner.addresses[0][:2]
         scheme = "https" if context is not None else "http"
         url = f"{scheme}://{host}:{port}" if ":" not in host else f"{scheme}://[{host}]:{port}"
-        # Replays go to the proxy itself: a wildcard bind is reached on loopback.
-        dashboard.url = url.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://[::1]:")
+        # Where a client on this machine goes: a wildcard bind is reached on loopback (browsers
+        # refuse http://0.0.0.0 now). The command of `run` gets it, and replays use it.
+        local_url = url.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://[::1]:")
+        dashboard.url = local_url
         await supervisor.start()
         loop = type(asyncio.get_running_loop()).__module__.split(".")[0]  # asyncio or uvloop
         fields = {"event": "listening", "url": url, "event_loop": loop}
@@ -199,7 +201,7 @@ async def started(
             teardown.push_async_callback(_stop_watching, watcher, stop_watching)
         teardown.push_async_callback(drain)
         yield Started(
-            url, supervisor, reload, drain, lane if settings.fast_lane else None,
+            local_url, supervisor, reload, drain, lane if settings.fast_lane else None,
             recording=inspector is not None, fingerprint=fingerprint,
         )  # fmt: skip
         log.info("stopping: finishing requests in flight, then the children")

@@ -158,6 +158,11 @@ async def test_no_inspector_records_nothing_but_the_page_stays(
     # Off by default on a public address.
     async with running(path, socket_dir, host="0.0.0.0") as run:
         assert not run.started.recording
+        # Its URL (the dashboard's, `run`'s LOCAL_LAMBDAS_URL) is the loopback one: browsers
+        # refuse http://0.0.0.0.
+        assert run.url.startswith("http://127.0.0.1:")
+        async with run.http.get(run.url + "/api/x") as reply:
+            assert reply.status == 200
 
 
 async def test_the_event_stream_carries_status_logs_and_requests(
@@ -235,7 +240,7 @@ async def test_other_clients_are_refused(write_manifest: WriteManifest, socket_d
         pytest.skip("this machine has no network address but loopback")
     path = write_manifest(process_xml("api", "/api/*"))
     async with running(path, socket_dir, host="0.0.0.0", inspector=True) as run:
-        outside = run.url.replace("0.0.0.0", address)
+        outside = run.url.replace("127.0.0.1", address)
         for name in ("", "events", "requests", "requests/x"):
             async with run.http.get(f"{outside}/_/{name}") as reply:
                 assert reply.status == 403, name
