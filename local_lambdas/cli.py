@@ -398,6 +398,9 @@ def _socket_dir(args: argparse.Namespace) -> tuple[Path, bool]:
     return _compat.socket_base_dir() / f"local-lambdas-{secrets.token_hex(4)}", True
 
 
+_COMMANDS = ("check", "run", "restart")  # and export, which has its own parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "completion":
@@ -406,7 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from local_lambdas.export_command import export_command
 
         return export_command(argv[1:])
-    command = argv[0] if argv and argv[0] in ("check", "run", "restart") else "serve"
+    command = argv[0] if argv and argv[0] in _COMMANDS else "serve"
     if command != "serve":
         argv = argv[1:]
     to_run: list[str] = []
@@ -423,7 +426,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not to_run:
             print_line("local-lambdas run: no command after --")
             return EXIT_USAGE
-    args = _parsers()[command].parse_args(argv)
+    parser = _parsers()[command]
+    args, extra = parser.parse_known_args(argv)
+    if extra and command == "serve" and extra[0] in (*_COMMANDS, "export"):
+        # `local-lambdas manifest.xml run -- pytest`: the command word goes first.
+        print_line(f"local-lambdas: {extra[0]} comes first: local-lambdas {extra[0]} [options] ...")
+        return EXIT_USAGE
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if command == "restart":
         return _restart(args.url, args.admin_prefix, args.process)
     prefix = args.admin_prefix

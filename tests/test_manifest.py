@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from local_lambdas import manifest
+from local_lambdas import cli, manifest
 from local_lambdas.config import Manifest, Mode
 from local_lambdas.errors import ManifestError
 from tests.conftest import CHILDREN, dedent
@@ -291,6 +291,25 @@ def test_every_command_has_its_own_help() -> None:
         result = run_cli(command, "--help")
         assert result.returncode == 0, result.stderr
         assert f"usage: local-lambdas {command}" in result.stdout
+
+
+@pytest.mark.parametrize("argv", [
+    ["manifest.xml", "run", "--", "pytest"], ["--bind", "127.0.0.1:0", "manifest.xml", "check"],
+])  # fmt: skip
+def test_a_command_word_after_the_manifest_is_told_to_go_first(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    word = "run" if "run" in argv else "check"
+    assert cli.main(argv) == 2
+    assert f"{word} comes first: local-lambdas {word} [options]" in capsys.readouterr().err
+
+
+def test_an_option_value_that_is_a_command_word_is_a_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A process may be called run: `--only run` is that, not the command out of place.
+    assert cli.main(["--only", "run", str(tmp_path / "missing.xml")]) == 1
+    assert "comes first" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("command", "status", "says"), [
