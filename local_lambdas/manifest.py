@@ -162,6 +162,14 @@ def _parse(data: bytes, shown: str) -> etree._Element:
         raise ManifestError(
             [Problem(shown, line, f"not well-formed XML: {message}; {fix}")]
         ) from exc
+    entities = list(root.iter(etree.Entity))
+    if entities:  # declared in a DTD; never expanded (no file or network is read for them)
+        raise ManifestError([
+            Problem(shown, node.sourceline or None,
+                    f"{node.text}: a manifest expands no entities of its own (a DTD's); "
+                    "write the text in place")
+            for node in entities
+        ])  # fmt: skip
     if root.tag != "manifest":
         raise ManifestError(
             [

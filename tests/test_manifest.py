@@ -71,6 +71,12 @@ def process(*elements: str) -> str:
 
 OK = ("<id>svc</id>", "<executable>python3</executable>", "<route>/svc/*</route>")
 
+# Each entity ten of the one before, nine deep: 10^9 "a"s if expanded.
+LAUGHS = '<!ENTITY a "aaaaaaaaaa">' + "".join(
+    f'<!ENTITY {name} "{("&" + before + ";") * 10}">'
+    for before, name in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
 # (manifest text, [(line, text the message must contain)])
 CASES = {
     "route without slash": (
@@ -140,6 +146,15 @@ CASES = {
     "a commented-out argument": (
         "<manifest>\n  <!-- <arg>--port</arg> -->\n</manifest>",
         [(2, "a commented-out <arg>--port</arg> does")],
+    ),
+    "an entity of a DTD": (  # never expanded: no file is read, no repr of lxml's shown
+        '<!DOCTYPE m [<!ENTITY x SYSTEM "file:///etc/hostname">]>\n<manifest>\n'
+        "  <process><id>&x;</id></process>\n</manifest>",
+        [(3, "&x;: a manifest expands no entities of its own")],
+    ),
+    "entities a billion laughs long": (  # libxml2 refuses to blow up; one line says so
+        "<!DOCTYPE m [" + LAUGHS + "]>\n<manifest>&i;</manifest>",
+        [(1, "not well-formed XML: Maximum entity amplification factor exceeded")],
     ),
 }
 
