@@ -187,10 +187,10 @@ def raise_open_files_limit() -> None:
 
 
 def _child_setup() -> None:
-    # Runs in the child between fork and exec.
+    # Runs in the child between fork and exec: nothing is imported here (another thread may
+    # have held the import lock at the fork); raise_open_files_limit imported resource.
     if _open_files is not None:
-        import resource
-
+        resource = sys.modules["resource"]
         resource.setrlimit(resource.RLIMIT_NOFILE, _open_files)
     if IS_LINUX:
         _die_with_parent()
