@@ -365,7 +365,7 @@ class Proxy:
                 target,
                 request_id,
                 body=body,
-                started=read_so_far,
+                read_so_far=read_so_far,
                 timeout=process.timeout,
                 body_limit=process.max_body_size,
                 body_timeout=self.body_timeout,

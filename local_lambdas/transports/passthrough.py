@@ -107,7 +107,7 @@ class PassthroughTransport:
         request_id: str,
         *,
         body: bytes | None,
-        started: bytes = b"",
+        read_so_far: bytes = b"",
         timeout: float,
         body_limit: int,
         body_timeout: float,
@@ -119,7 +119,7 @@ class PassthroughTransport:
         """Send `request` to the child at `target` (path and query) and stream its answer.
 
         `body` is the request's body when the caller has read it already; else it streams,
-        after `started` (what the caller read of it).
+        after `read_so_far` (what the caller read of it).
         `prefix` is what <strip_prefix> took off the target: the child is told it
         (X-Forwarded-Prefix), and the redirects it answers are put back under it. The
         answer's first `keep` bytes are kept (Relayed.kept).
@@ -133,7 +133,7 @@ class PassthroughTransport:
             return await self._websocket(request, target, request_id, token)
         data: bytes | AsyncIterator[bytes] | None = body
         if body is None and request.body_exists:
-            data = _limited(request, body_limit, body_timeout, started)
+            data = _limited(request, body_limit, body_timeout, read_so_far)
         headers = self._headers(request, request_id, token, prefix)
         try:
             upstream = await self._client().request(
@@ -284,14 +284,14 @@ class _Keeping(Relayed):
 
 
 async def _limited(
-    request: web.BaseRequest, limit: int, timeout: float, started: bytes
+    request: web.BaseRequest, limit: int, timeout: float, read_so_far: bytes
 ) -> AsyncIterator[bytes]:
-    """The request body as it arrives, after `started` (read of it already), stopped past
+    """The request body as it arrives, after `read_so_far`, stopped past
     `limit` bytes (PayloadTooLarge) or when no byte comes for `timeout` seconds
     (ClientTooSlow)."""
-    seen = len(started)
-    if started:
-        yield started
+    seen = len(read_so_far)
+    if read_so_far:
+        yield read_so_far
     content = request.content
     while True:
         try:
