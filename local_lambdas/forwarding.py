@@ -1,6 +1,6 @@
 """The pass-through rules both HTTP servers keep (docs/protocol.md, "Pass-through"), as nginx
 keeps them: which headers go on either way (`end_to_end`: not hop-by-hop, not named by a
-Connection header), the ones the proxy sets itself (`SET_HERE`), the target under
+Connection header), the ones the proxy sets or answers itself (`NOT_FORWARDED`), the target under
 <strip_prefix>, and redirects put back under it. Pure functions, compiled with the lane.
 """
 
@@ -11,9 +11,10 @@ from collections.abc import Iterable
 from local_lambdas.envelope import HOP_BY_HOP, TOKEN_HEADER
 
 Pairs = Iterable[tuple[str, str]]
-# Set by the proxy on the way to the child, never passed on from a client.
-SET_HERE = frozenset({"x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix",
-                       "x-request-id", TOKEN_HEADER.lower()})  # fmt: skip
+# Never passed on from a client: set by the proxy on the way to the child, or, for Expect,
+# answered by it (as nginx clears it: a child that sends no 100 Continue would be waited for).
+NOT_FORWARDED = frozenset({"x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix",
+                           "x-request-id", TOKEN_HEADER.lower(), "expect"})  # fmt: skip
 
 
 def end_to_end(headers: Pairs, dropped: frozenset[str] = frozenset()) -> list[tuple[str, str, str]]:

@@ -21,7 +21,7 @@ from typing import Protocol
 
 from local_lambdas.cors import Policy
 from local_lambdas.envelope import TOKEN_HEADER
-from local_lambdas.forwarding import REDIRECTS, SET_HERE, end_to_end, under_prefix
+from local_lambdas.forwarding import NOT_FORWARDED, REDIRECTS, end_to_end, under_prefix
 from local_lambdas.http1 import NO_BODY
 from local_lambdas.transports.upstream import Exchange
 from local_lambdas.tunnel import Tunnel
@@ -43,7 +43,7 @@ def child_request(
     # no list of pairs to join afterwards (6k instructions per request).
     lines = [f"{method} {target} HTTP/1.1\r\n"]
     forwarded_for = host = ""
-    for lower, name, value in end_to_end(headers, SET_HERE):
+    for lower, name, value in end_to_end(headers, NOT_FORWARDED):
         if lower == "x-forwarded-for":
             forwarded_for = value
             continue

@@ -406,6 +406,30 @@ async def test_answers_right_and_wrong_from_a_raw_server(
             await get("short")
 
 
+@pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+async def test_expect_is_answered_by_the_proxy_not_the_child(
+    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+) -> None:
+    """curl asks 'Expect: 100-continue' for these uploads; the proxy answers it and never
+    passes it on, as nginx clears it: raw_http.py's echo, like many small servers, sends no
+    100 Continue, and a proxy that forwarded the header would wait for one."""
+    path = write_manifest(process_xml("raw", "/raw/*", mode="passthrough", script="raw_http.py"))
+    async with running(path, socket_dir, fast_lane=fast_lane) as run:
+        for how in (["--data-binary", "@-"], ["-T", "-"]):  # a Content-Length, then chunked
+            body = b"x" * 5000
+            curl = await asyncio.create_subprocess_exec(
+                "curl", "-sS", "--max-time", "10", *how, "-H", "Expect: 100-continue",
+                run.url + "/raw/echo", stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            out, err = await curl.communicate(body)
+            assert curl.returncode == 0, (how, err)
+            head, _, received = out.partition(b"\r\n\r\n")
+            assert received == body, (how, out[:300])
+            assert b"content-length: 5000" in head.lower(), head  # chunked goes on with a length
+            assert b"expect:" not in head.lower(), head
+
+
 async def test_the_websocket_example(write_manifest: WriteManifest, socket_dir: Path) -> None:
     example = CHILDREN.parents[1] / "examples" / "children" / "web_sockets.py"
     path = write_manifest(

@@ -33,7 +33,7 @@ from local_lambdas.errors import (
     ForwardError,
     PayloadTooLarge,
 )
-from local_lambdas.forwarding import SET_HERE, Pairs, end_to_end, under_prefix
+from local_lambdas.forwarding import NOT_FORWARDED, Pairs, end_to_end, under_prefix
 from local_lambdas.transports.upstream import MAX_HEAD, Upstream
 
 log = logging.getLogger("local_lambdas.passthrough")
@@ -51,7 +51,7 @@ def to_child(
     (relay.child_request writes the same rules straight as lines, for the fast lane.)"""
     out = []
     forwarded_for = ""
-    for lower, name, value in end_to_end(headers, SET_HERE):
+    for lower, name, value in end_to_end(headers, NOT_FORWARDED):
         if lower == "x-forwarded-for":
             forwarded_for = value
             continue

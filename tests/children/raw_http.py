@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """A web server that answers in raw bytes, right or wrong, for pass-through's tests.
 
-Listens on $PORT; the last path segment picks the answer (ANSWERS), written as it stands.
+Listens on $PORT; the last path segment picks the answer (ANSWERS), written as it stands;
+`echo` reads the request's Content-Length body and answers the head and body it received
+(it never sends 100 Continue, as many small servers do not).
 Connections are kept alive, several requests in turn, so that an answer that leaves bytes
 behind (`extra`, `nocontent-body`) would show in the next request's answer if the proxy used
 the connection again. Standard library only.
@@ -34,6 +36,24 @@ ANSWERS = {
 CLOSE_AFTER = {"short", "garbage"}
 
 
+def echo(conn: socket.socket, head: bytes, buffer: bytes) -> bytes | None:
+    """Answer the head and Content-Length body received; what follows the body, or None
+    when the client left."""
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        key, _, value = line.partition(b":")
+        if key.strip().lower() == b"content-length":
+            length = int(value)
+    while len(buffer) < length:
+        data = conn.recv(65536)
+        if not data:
+            return None
+        buffer += data
+    said = head + b"\r\n\r\n" + buffer[:length]
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(said), said))
+    return buffer[length:]
+
+
 def serve(conn: socket.socket) -> None:
     buffer = b""
     with conn:
@@ -45,6 +65,12 @@ def serve(conn: socket.socket) -> None:
                 buffer += data
             head, _, buffer = buffer.partition(b"\r\n\r\n")
             name = head.split(b"\r\n", 1)[0].split(b" ")[1].rsplit(b"/", 1)[-1].decode()
+            if name == "echo":
+                rest = echo(conn, head, buffer)
+                if rest is None:
+                    return
+                buffer = rest
+                continue
             conn.sendall(ANSWERS.get(name, ANSWERS["ok"]))
             if name in CLOSE_AFTER:
                 return
