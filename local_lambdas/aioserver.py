@@ -5,6 +5,7 @@
 - requests that arrived whole before the garbage in the same read are answered first, as
   nginx and the fast lane do (aiohttp's parser drops them with the error);
 - an HTTP/1.0 request with a Transfer-Encoding closes its connection (RFC 9112 section 6.1);
+- a Transfer-Encoding other than `chunked` alone is 501, as nginx answers it;
 - a head that does not arrive whole within `head_timeout` seconds of its first byte gets 408
   and a closed connection (nginx's client_header_timeout).
 
@@ -177,6 +178,14 @@ class _Parser:
                             message=f"HTTP/{version[0]}.{version[1]} is not served here: "
                             "send HTTP/1.1 or HTTP/1.0",
                         )
+                    coding = item[0].headers.get("Transfer-Encoding")
+                    if coding is not None and coding.strip().lower() != "chunked":
+                        # Dechunked, a gzip-coded body would go on unmarked: nginx's 501.
+                        raise HttpProcessingError(
+                            code=501,
+                            message=f"Transfer-Encoding {coding[:100]!r} is not supported: "
+                            "send the body chunked alone, or with a Content-Length",
+                        )
                     messages.append(_closing_if_needed(item) if version < (1, 1) else item)
                 if upgraded:
                     tail += data[end:]
@@ -190,7 +199,7 @@ class _Parser:
             while messages and not messages[-1][1].is_eof():
                 messages.pop()
             self._failed = True
-            status = 505 if exc.code == 505 else 400
+            status = exc.code if exc.code in (501, 505) else 400
             messages.append((_ErrInfo(status=status, exc=exc, message=exc.message), EMPTY_PAYLOAD))
         return messages, upgraded, tail
 
