@@ -41,7 +41,7 @@ from local_lambdas.aioserver import timed_out
 from local_lambdas.config import Fate
 from local_lambdas.envelope import Response
 from local_lambdas.errors import ChildUnreachable, ClientTooSlow, ForwardError
-from local_lambdas.forwarding import strip_prefix
+from local_lambdas.forwarding import own_address, strip_prefix
 from local_lambdas.http1 import (
     NO_BODY,
     RETRYABLE,
@@ -494,6 +494,9 @@ class _Connection(asyncio.Protocol):
             )
         ):
             return None
+        if "host" not in noted and plan.fate is Fate.RELAY:
+            # HTTP/1.0 may omit Host; the child, spoken to in HTTP/1.1, must get one.
+            headers.append(("Host", own_address(self._transport)))
         return _Message(
             pool, method, target, plan.path, version, headers, noted.get("x-request-id"),
             noted.get("origin"), head_length, length, keep_alive, upgrade, expect is not None,
@@ -564,7 +567,7 @@ class _Connection(asyncio.Protocol):
         proxy = self._lane.proxy
         pool = message.pool
         process = pool.process
-        target, prefix = strip_prefix(message.target, process.strip_prefix)
+        target, prefix = strip_prefix(message.target, process.strip_prefix, message.path)
         request = child_request(
             message.method, target, message.headers, body, client=self._peer,
             scheme=self._scheme, token=proxy.token, request_id=request_id, prefix=prefix,

@@ -6,11 +6,14 @@ Connection header), the ones the proxy sets or answers itself (`NOT_FORWARDED`),
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
+from urllib.parse import quote
 
 from local_lambdas.envelope import HOP_BY_HOP, TOKEN_HEADER
 
 Pairs = Iterable[tuple[str, str]]
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"  # RFC 3986 pchar: left as they are when re-escaping
 # Never passed on from a client: set by the proxy on the way to the child, or, for Expect,
 # answered by it (as nginx clears it: a child that sends no 100 Continue would be waited for).
 NOT_FORWARDED = frozenset({"x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix",
@@ -34,13 +37,24 @@ def end_to_end(headers: Pairs, dropped: frozenset[str] = frozenset()) -> list[tu
     return kept
 
 
-def strip_prefix(target: str, prefix: str | None) -> tuple[str, str | None]:
+def strip_prefix(target: str, prefix: str | None, path: str) -> tuple[str, str | None]:
     """The target the child gets under <strip_prefix>, and what was taken off (None when
-    the target is not under the prefix: it goes on as it came)."""
-    if not prefix or not (target == prefix or target.startswith((prefix + "/", prefix + "?"))):
+    the request is not under the prefix: it goes on as it came). `path` is the target's
+    normalised path, which the route matched: a target under the prefix only once
+    normalised (`//api/a`, `/./api/a`, `/%61pi/a`) goes on as nginx sends it, the
+    normalised path less the prefix, re-escaped, with the query as sent."""
+    if not prefix:
         return target, None
     stripped = prefix.rstrip("/")
-    rest = target[len(stripped) :]
+    if target == stripped or target.startswith((stripped + "/", stripped + "?")):
+        rest = target[len(stripped) :]
+    elif path == stripped or path.startswith(stripped + "/"):
+        query = target.find("?")
+        rest = quote(path[len(stripped) :], safe=_PATH_SAFE, errors="surrogateescape")
+        if query != -1:
+            rest += target[query:]
+    else:
+        return target, None
     return (rest if rest.startswith("/") else "/" + rest), stripped
 
 
@@ -59,3 +73,13 @@ def under_prefix(name: str, value: str, prefix: str) -> str:
     if value.startswith("/") and not value.startswith("//"):
         return prefix + value
     return value
+
+
+def own_address(transport: asyncio.BaseTransport | None) -> str:
+    """The address a client connected to, as a Host header names it: the proxy's own name
+    for a request that gave none (nginx's $host falls back to its server name)."""
+    sockname = transport.get_extra_info("sockname") if transport is not None else None
+    if not isinstance(sockname, tuple):
+        return "localhost"
+    host, port = sockname[0], sockname[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

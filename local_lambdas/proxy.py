@@ -353,7 +353,7 @@ class Proxy:
         next bytes rather than the whole exchange (an event stream may last for hours).
         `body` is the request's, read already; None when it streams (after `read_so_far`)."""
         process = pool.process
-        target, stripped = strip_prefix(uri, process.strip_prefix)
+        target, stripped = strip_prefix(uri, process.strip_prefix, path)
         if body is None and request.body_exists:
             await _continue(request)  # the body streams to the child: ask for it
 

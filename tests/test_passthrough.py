@@ -430,6 +430,36 @@ async def test_expect_is_answered_by_the_proxy_not_the_child(
             assert b"expect:" not in head.lower(), head
 
 
+@pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+async def test_odd_but_valid_targets_and_heads_reach_the_child_as_nginx_sends_them(
+    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+) -> None:
+    """A target under <strip_prefix> only once normalised, as the route matched it, goes on
+    less the prefix; an HTTP/1.0 request without Host reaches the child (spoken to in
+    HTTP/1.1, which needs one) with the address the client reached."""
+    path = write_manifest(process_xml("raw", "/raw/*", mode="passthrough", script="raw_http.py",
+                                      extra="<strip_prefix>/raw</strip_prefix>"))  # fmt: skip
+    async with running(path, socket_dir, fast_lane=fast_lane) as run:
+        host, port = run.url.removeprefix("http://").split(":")
+
+        async def child_head(request: bytes) -> list[bytes]:
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(request)
+            answer = await asyncio.wait_for(reader.read(), 10)  # each asks to close
+            writer.close()
+            assert answer.startswith(b"HTTP/1.") and b" 200 " in answer[:13], answer[:300]
+            return answer.partition(b"\r\n\r\n")[2].split(b"\r\n")
+
+        for target in (b"//raw/echo?q=1", b"/./raw/echo?q=1", b"/%72aw/echo?q=1"):
+            seen = await child_head(b"GET %s HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+                                    % target)  # fmt: skip
+            assert seen[0] == b"GET /echo?q=1 HTTP/1.1", (target, seen)
+            assert b"X-Forwarded-Prefix: /raw" in seen
+        seen = await child_head(b"GET /raw/echo HTTP/1.0\r\n\r\n")
+        assert f"Host: {host}:{port}".encode() in seen, seen
+        assert f"X-Forwarded-Host: {host}:{port}".encode() in seen, seen
+
+
 async def test_the_websocket_example(write_manifest: WriteManifest, socket_dir: Path) -> None:
     example = CHILDREN.parents[1] / "examples" / "children" / "web_sockets.py"
     path = write_manifest(

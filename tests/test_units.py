@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from aiohttp.http import SERVER_SOFTWARE
 
-from local_lambdas import explain, http1, launch, tunnel
+from local_lambdas import explain, forwarding, http1, launch, router, tunnel
 from local_lambdas.backoff import RestartPolicy, Verdict
 from local_lambdas.config import Process, Restart
 from local_lambdas.deadlines import Deadlines
@@ -430,3 +430,25 @@ def test_what_a_child_is_started_with(
         assert first.address == env["HTTP_ADDRESS"] == f"127.0.0.1:{env['PORT']}"
     else:
         assert first.address == pipe and "PORT" not in env
+
+
+@pytest.mark.parametrize(("target", "prefix", "child_gets", "taken"), [
+    ("/api/users?x=1", "/api", "/users?x=1", "/api"),
+    ("/api", "/api", "/", "/api"),
+    ("/api?x", "/api", "/?x", "/api"),
+    ("/api/a%7e%2Fb?q=%zz", "/api", "/a%7e%2Fb?q=%zz", "/api"),  # as sent, byte for byte
+    ("/api/users", "/api/", "/users", "/api"),  # a prefix written with its slash
+    ("/apiary/x", "/api", "/apiary/x", None),  # not under it: as it came
+    # Under the prefix only once normalised, as the route matched it: nginx's way, the
+    # normalised path less the prefix, re-escaped, the query as sent.
+    ("//api/a?q", "/api", "/a?q", "/api"),
+    ("/./api/a", "/api", "/a", "/api"),
+    ("/api/./a", "/api", "/./a", "/api"),  # under it as sent: the rest as sent
+    ("/%61pi/a%20b", "/api", "/a%20b", "/api"),
+    ("/x/../api/a", "/api", "/a", "/api"),
+])  # fmt: skip
+def test_the_target_a_pass_through_child_gets(
+    target: str, prefix: str, child_gets: str, taken: str | None
+) -> None:
+    path, _ = router.resolve(target, lambda path: None)
+    assert forwarding.strip_prefix(target, prefix, path) == (child_gets, taken)

@@ -33,7 +33,13 @@ from local_lambdas.errors import (
     ForwardError,
     PayloadTooLarge,
 )
-from local_lambdas.forwarding import NOT_FORWARDED, Pairs, end_to_end, under_prefix
+from local_lambdas.forwarding import (
+    NOT_FORWARDED,
+    Pairs,
+    end_to_end,
+    own_address,
+    under_prefix,
+)
 from local_lambdas.transports.upstream import MAX_HEAD, Upstream
 
 log = logging.getLogger("local_lambdas.passthrough")
@@ -45,17 +51,22 @@ def to_child(
     headers: Pairs, *, client: str | None, scheme: str, host: str, token: str,
     request_id: str, prefix: str | None,
 ) -> list[tuple[str, str]]:  # fmt: skip
-    """A request's headers as the child gets them: end to end, `Host` as sent,
+    """A request's headers as the child gets them: end to end, `Host` as sent (`host`, the
+    address the client reached, when it sent none),
     X-Forwarded-For/-Proto/-Host from the connection (never the client's claims),
     X-Forwarded-Prefix when a prefix was stripped, the request's id and the run's token.
     (relay.child_request writes the same rules straight as lines, for the fast lane.)"""
     out = []
     forwarded_for = ""
+    hosted = False
     for lower, name, value in end_to_end(headers, NOT_FORWARDED):
         if lower == "x-forwarded-for":
             forwarded_for = value
             continue
+        hosted = hosted or lower == "host"
         out.append((name, value))
+    if not hosted:  # an HTTP/1.0 request may have none; HTTP/1.1, which the child gets, must
+        out.insert(0, ("Host", host))
     client = client or ""
     out.append(("X-Forwarded-For", f"{forwarded_for}, {client}" if forwarded_for else client))
     out.append(("X-Forwarded-Proto", scheme))
@@ -97,7 +108,8 @@ class PassthroughTransport:
     ) -> CIMultiDict[str]:
         return CIMultiDict(to_child(
             request.headers.items(), client=request.remote, scheme=request.scheme,
-            host=request.host, token=token, request_id=request_id, prefix=prefix,
+            host=request.headers.get("Host") or own_address(request.transport), token=token,
+            request_id=request_id, prefix=prefix,
         ))  # fmt: skip
 
     async def relay(

@@ -64,7 +64,8 @@ def serve(conn: socket.socket) -> None:
                     return
                 buffer += data
             head, _, buffer = buffer.partition(b"\r\n\r\n")
-            name = head.split(b"\r\n", 1)[0].split(b" ")[1].rsplit(b"/", 1)[-1].decode()
+            target = head.split(b"\r\n", 1)[0].split(b" ")[1]
+            name = target.partition(b"?")[0].rsplit(b"/", 1)[-1].decode()
             if name == "echo":
                 rest = echo(conn, head, buffer)
                 if rest is None:
