@@ -240,7 +240,7 @@ class Proxy:
                     else:
                         body = read
                 answer = await self._relay(
-                    pool, request, uri, path, request_id, origin, body, read_so_far
+                    pool, request, uri, path, headers, request_id, origin, body, read_so_far
                 )
             except ForwardError as exc:
                 response = self.failure(exc, pool.process, request_id)
@@ -344,6 +344,7 @@ class Proxy:
         request: web.BaseRequest,
         uri: str,
         path: str,
+        headers: list[tuple[str, str]],
         request_id: str,
         origin: str | None,
         body: bytes | None,
@@ -357,12 +358,20 @@ class Proxy:
         if body is None and request.body_exists:
             await _continue(request)  # the body streams to the child: ask for it
 
+        streams = body is None and request.body_exists
+        tries = 0
+
         async def exchange(child: Instance) -> web.StreamResponse:
+            nonlocal tries
             relay = child.transport
             assert isinstance(relay, PassthroughTransport)
+            tries += 1
+            if streams and tries > 1:  # a retry: the body is gone
+                raise ChildUnreachable("the child dropped the connection during the upload")
             return await relay.relay(
                 request,
                 target,
+                headers,
                 request_id,
                 body=body,
                 read_so_far=read_so_far,

@@ -35,10 +35,12 @@ _FROM_CHILD_DROPPED = frozenset({"x-request-id"})  # the proxy's, the request's 
 def child_request(
     method: str, target: str, headers: Headers, body: bytes, *, client: str | None,
     scheme: str, token: str, request_id: str, prefix: str | None, upgrade: str | None = None,
+    chunked: bool = False,
 ) -> bytes:  # fmt: skip
     """The request's bytes for the child (HTTP/1.1, its connection kept alive); `upgrade`,
     the protocol the client asks to switch to (Upgrade and Connection are hop-by-hop: they
-    are the proxy's to send again)."""
+    are the proxy's to send again); `chunked`, a body that follows in chunks (the head only
+    is returned, with its Transfer-Encoding)."""
     # The rules of passthrough.to_child, written out as lines: the lane's hot path makes
     # no list of pairs to join afterwards (6k instructions per request).
     lines = [f"{method} {target} HTTP/1.1\r\n"]
@@ -59,9 +61,31 @@ def child_request(
         lines.append(f"X-Forwarded-Prefix: {prefix}\r\n")
     if upgrade:
         lines.append(f"Connection: Upgrade\r\nUpgrade: {upgrade}\r\n")
+    if chunked:
+        lines.append("Transfer-Encoding: chunked\r\n")
     lines.append(f"{TOKEN_HEADER}: {token}\r\n\r\n")
     head = "".join(lines).encode("utf-8", "surrogateescape")
     return head + body if body else head
+
+
+def answer_headers(
+    headers: Headers, request_id: str, prefix: str | None, cors: tuple[Policy, str | None] | None
+) -> tuple[Headers, bool]:
+    """The child's answer headers as the client gets them (see the module's docstring), and
+    whether they give the body's length; the framing is the caller's."""
+    out: Headers = []
+    length = False
+    for lower, name, value in end_to_end(headers, _FROM_CHILD_DROPPED):
+        if lower == "content-length":
+            length = True
+        elif prefix and lower in REDIRECTS:
+            value = under_prefix(lower, value, prefix)
+        out.append((name, value))
+    out.append(("X-Request-Id", request_id))
+    if cors is not None:  # the proxy's CORS headers, not the child's
+        policy, origin = cors
+        out = policy.answer(origin, out)
+    return out, length
 
 
 class Client(Protocol):
@@ -182,18 +206,7 @@ class Answer:
     def head(self, status: int, reason: str, headers: Headers) -> None:
         if self._upload is not None and not self._upload.complete:
             self.keep_alive = False  # answered before the whole body came: the rest is unread
-        out: Headers = []
-        length = False
-        for lower, name, value in end_to_end(headers, _FROM_CHILD_DROPPED):
-            if lower == "content-length":
-                length = True
-            elif self._prefix and lower in REDIRECTS:
-                value = under_prefix(lower, value, self._prefix)
-            out.append((name, value))
-        out.append(("X-Request-Id", self._request_id))
-        if self._cors is not None:  # the proxy's CORS headers, not the child's
-            policy, origin = self._cors
-            out = policy.answer(origin, out)
+        out, length = answer_headers(headers, self._request_id, self._prefix, self._cors)
         if not (length or self._head_only or status in NO_BODY):
             if self._version == "1.1":
                 self._chunked = True

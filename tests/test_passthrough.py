@@ -398,8 +398,8 @@ async def test_answers_right_and_wrong_from_a_raw_server(
         # Bytes after the answer asked for: the connection is never used again, so the next
         # request gets its own answer, not what was left.
         for name in ("extra", "nocontent-body"):
-            status, body, _ = await get(name)  # 502 from aiohttp's side, which reads ahead
-            assert status in (200, 204, 502) and (status == 502 or b"xyz" not in body), name
+            status, body, _ = await get(name)
+            assert status in (200, 204) and b"xyz" not in body, name
             assert (await get("ok"))[:2] == (200, b"ok"), name
         # An answer shorter than its Content-Length: the client's read fails, not ends.
         with pytest.raises(aiohttp.ClientPayloadError):

@@ -4,18 +4,23 @@ The request goes on as it came (method, path and query, headers less hop-by-hop 
 kept, body streamed) with `X-Forwarded-For`, `-Proto`, `-Host` and `X-Request-Id` added; the
 answer streams back as the child writes it, so chunked answers and Server-Sent Events reach
 the client as they are flushed. Redirects go to the client, never followed; nothing is
-decompressed. WebSocket upgrades are relayed frame by frame both ways (text, binary, ping,
-pong, close codes). Connections to the child are pooled.
+decompressed. Connections to the child are pooled.
 
-Unlike the envelope transports, this one answers the client itself: `relay` streams, so its
-seam is the aiohttp request, not an envelope.
+Both servers speak to the child through one exchange, `upstream` (transports/upstream.py,
+the request's bytes from relay.child_request): the fast lane writes the answer as bytes
+(relay.Answer); aiohttp's side, for the requests the lane hands it, through an aiohttp
+response (`relay`). Unlike the envelope transports, this one answers the client itself, so
+its seam is a sink for the answer, not an envelope. A WebSocket that reaches aiohttp's side
+is relayed frame by frame both ways (text, binary, ping, pong, close codes) with aiohttp's
+client; the lane's go as bytes (tunnel.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import Callable
 
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, hdrs, web
@@ -26,8 +31,6 @@ from local_lambdas import _compat
 from local_lambdas.cors import Policy
 from local_lambdas.envelope import TOKEN_HEADER
 from local_lambdas.errors import (
-    BadResponse,
-    ChildTimeout,
     ChildUnreachable,
     ClientTooSlow,
     ForwardError,
@@ -38,9 +41,10 @@ from local_lambdas.forwarding import (
     Pairs,
     end_to_end,
     own_address,
-    under_prefix,
 )
-from local_lambdas.transports.upstream import MAX_HEAD, Upstream
+from local_lambdas.http1 import RETRYABLE
+from local_lambdas.relay import answer_headers, child_request
+from local_lambdas.transports.upstream import MAX_HEAD, Exchange, Upstream
 
 log = logging.getLogger("local_lambdas.passthrough")
 
@@ -116,6 +120,7 @@ class PassthroughTransport:
         self,
         request: web.BaseRequest,
         target: str,
+        headers: list[tuple[str, str]],
         request_id: str,
         *,
         body: bytes | None,
@@ -128,85 +133,54 @@ class PassthroughTransport:
         prefix: str | None = None,
         keep: int = 0,
     ) -> web.StreamResponse:
-        """Send `request` to the child at `target` (path and query) and stream its answer.
+        """Send `request` (its `headers` as the client spelt them) to the child at `target`
+        (path and query) and stream its answer: the fast lane's exchange (upstream.py), its
+        answer written through aiohttp's response rather than as bytes.
 
-        `body` is the request's body when the caller has read it already; else it streams,
-        after `read_so_far` (what the caller read of it).
+        `body` is the request's body when the caller has read it already (it goes on with a
+        Content-Length); else it streams, after `read_so_far` (what the caller read of it),
+        chunked unless the client gave its length.
         `prefix` is what <strip_prefix> took off the target: the child is told it
         (X-Forwarded-Prefix), and the redirects it answers are put back under it. The
         answer's first `keep` bytes are kept (Relayed.kept).
-        Raises ChildUnreachable when the child refused or dropped the connection before its
-        answer began; after that, a broken stream ends the client's connection abruptly, so
-        the client sees an error rather than a short answer.
+        Raises the transport errors of upstream.py before the answer's head; after it, a
+        broken stream ends the client's connection abruptly, so the client sees an error
+        rather than a short answer.
         """
         if self._closed:
             raise ChildUnreachable("the child exited before the request was sent")
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self._websocket(request, target, request_id, token)
-        data: bytes | AsyncIterator[bytes] | None = body
-        if body is None and request.body_exists:
-            data = _limited(request, body_limit, body_timeout, read_so_far)
-        headers = self._headers(request, request_id, token, prefix)
+        streamed: _RequestBody | None = None
+        chunked = False
+        if body is not None:
+            if request.body_exists:  # read whole: its length is known now, chunked or not
+                headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
+                headers.append(("Content-Length", str(len(body))))
+        elif request.body_exists:
+            chunked = request.content_length is None
+            streamed = _RequestBody(request, read_so_far, chunked=chunked, limit=body_limit,
+                                    timeout=body_timeout)  # fmt: skip
+        if "Host" not in request.headers:  # HTTP/1.0 may omit it; the child must get one
+            headers = [("Host", own_address(request.transport)), *headers]
+        sent = child_request(
+            request.method, target, headers, body or b"", client=request.remote,
+            scheme=request.scheme, token=token, request_id=request_id, prefix=prefix,
+            chunked=chunked,
+        )  # fmt: skip
+        answer = _Streamed(request_id, prefix, cors, keep)
+        sending = asyncio.ensure_future(self.upstream.send(
+            sent, answer, timeout=timeout, head_only=request.method == "HEAD",
+            idempotent=request.method in RETRYABLE, body=streamed,
+        ))  # fmt: skip
+        sending.add_done_callback(answer.wake)
         try:
-            upstream = await self._client().request(
-                request.method,
-                URL(self._base + target, encoded=True),  # as sent: yarl would requote it
-                headers=headers,
-                data=data,
-                allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=None, sock_read=timeout),
-            )
-        except aiohttp.ClientConnectorError as exc:
-            raise ChildUnreachable(f"cannot connect to {self._base}: {exc.strerror}") from exc
-        except asyncio.TimeoutError as exc:  # aiohttp's ServerTimeoutError: never sent again
-            raise ChildTimeout(
-                f"the child did not begin its answer within {timeout:g}s (its <timeout>)"
-            ) from exc
-        except aiohttp.ClientConnectionError as exc:
-            # aiohttp wraps what the body stream raised (the body limit) in its own error.
-            if isinstance(exc.__cause__, ForwardError):
-                raise exc.__cause__ from None
-            raise ChildUnreachable(f"the child dropped the connection: {exc}") from exc
-        except aiohttp.ClientResponseError as exc:  # an answer that breaks HTTP
-            message = " ".join(str(exc.message).split())
-            raise BadResponse(f"the child's answer is not valid HTTP: {message}") from exc
-        async with upstream:
-            typed = hdrs.CONTENT_TYPE in upstream.headers
-            response = (
-                _Keeping(status=upstream.status, reason=upstream.reason, typed=typed, keep=keep)
-                if keep
-                else Relayed(status=upstream.status, reason=upstream.reason, typed=typed)
-            )
-            response.headers.extend((n, v) for _, n, v in end_to_end(upstream.headers.items()))
-            response.headers["X-Request-Id"] = request_id
-            if prefix:
-                for name in ("Location", "Content-Location", "Refresh"):
-                    value = response.headers.get(name)
-                    if value is not None:
-                        response.headers[name] = under_prefix(name.lower(), value, prefix)
-            if cors is not None:  # the proxy's CORS headers, not the child's
-                policy, origin = cors
-                answered = policy.answer(origin, list(response.headers.items()))
-                response.headers.clear()
-                response.headers.extend(answered)
-            try:
-                await response.prepare(request)
-                async for chunk in upstream.content.iter_any():
-                    await response.write(chunk)
-                await response.write_eof()
-            except ConnectionResetError:
-                # Our write to the client failed: it went away (a closed tab, the end of a
-                # load test). Nobody is left to answer; aiohttp takes it from here quietly.
-                log.debug("[%s] the client left before its answer was sent", request_id)
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                log.warning(
-                    "[%s] the child's answer broke off mid-stream: %s",
-                    request_id,
-                    exc or type(exc).__name__,
-                )
-                if request.transport is not None:
-                    request.transport.close()  # the client must see an error, not an ending
-            return response
+            return await answer.write_to(request, sending)
+        finally:
+            if not sending.done():  # the client left, say: the child's connection closes
+                sending.cancel()
+            if streamed is not None:
+                streamed.stop()
 
     async def _websocket(
         self, request: web.BaseRequest, target: str, request_id: str, token: str
@@ -262,16 +236,12 @@ class PassthroughTransport:
 
 class Relayed(web.StreamResponse):
     """A child's answer as it came: aiohttp would add a Content-Type to a body without one.
-    `kept` is what the inspector keeps of its body (nothing here: see _Keeping)."""
+    `kept` is what the inspector keeps of its body."""
 
     def __init__(self, *, status: int, reason: str | None, typed: bool) -> None:
         super().__init__(status=status, reason=reason)
         self._typed = typed
-        self._kept: list[bytes] = []
-
-    @property
-    def kept(self) -> bytes:
-        return b"".join(self._kept)
+        self.kept = b""
 
     async def _prepare_headers(self) -> None:
         await super()._prepare_headers()
@@ -279,44 +249,176 @@ class Relayed(web.StreamResponse):
             self.headers.popall(hdrs.CONTENT_TYPE, None)
 
 
-class _Keeping(Relayed):
-    """A Relayed answer whose first `keep` bytes are kept as they are written; a class of
-    its own so that without the inspector no write goes through one more function."""
+_HIGH = 256 * 1024  # answer bytes held for a slow client before the child is not read
 
-    def __init__(self, *, status: int, reason: str | None, typed: bool, keep: int) -> None:
-        super().__init__(status=status, reason=reason, typed=typed)
+
+class _Streamed:
+    """The child's answer as upstream.py hands it on (a Sink), held until `write_to` writes
+    it through aiohttp's response: the sink's calls come from the child's connection, the
+    writes are awaited by the request's handler."""
+
+    def __init__(
+        self, request_id: str, prefix: str | None, cors: tuple[Policy, str | None] | None,
+        keep: int,
+    ) -> None:  # fmt: skip
+        self._request_id, self._prefix, self._cors = request_id, prefix, cors
         self._room = keep
+        self._kept: list[bytes] = []
+        self._pieces: deque[bytes] = deque()
+        self._held = 0
+        self._waiting: list[Callable[[], None]] = []  # the child's connection, paused
+        self._changed: asyncio.Future[None] | None = None
+        self._head: tuple[int, str, list[tuple[str, str]]] | None = None
+        self._ended = False
+        self._broken: str | None = None
 
-    async def write(self, data: bytes | bytearray | memoryview) -> None:
+    # -- the Sink
+
+    def head(self, status: int, reason: str, headers: list[tuple[str, str]]) -> None:
+        out, _ = answer_headers(headers, self._request_id, self._prefix, self._cors)
+        self._head = (status, reason, out)  # now: the list is the connection's to reuse
+        self.wake()
+
+    def body(self, data: bytes) -> None:
         if self._room > 0:
-            piece = bytes(data[: self._room])
+            piece = data[: self._room]
             self._kept.append(piece)
             self._room -= len(piece)
-        await super().write(data)
+        self._pieces.append(data)
+        self._held += len(data)
+        self.wake()
 
+    def end(self) -> None:
+        self._ended = True
+        self.wake()
 
-async def _limited(
-    request: web.BaseRequest, limit: int, timeout: float, read_so_far: bytes
-) -> AsyncIterator[bytes]:
-    """The request body as it arrives, after `read_so_far`, stopped past
-    `limit` bytes (PayloadTooLarge) or when no byte comes for `timeout` seconds
-    (ClientTooSlow)."""
-    seen = len(read_so_far)
-    if read_so_far:
-        yield read_so_far
-    content = request.content
-    while True:
+    def broken(self, why: str) -> None:
+        self._broken = why
+        self.wake()
+
+    @property
+    def writable(self) -> bool:
+        return self._held < _HIGH
+
+    def when_writable(self, then: Callable[[], None]) -> None:
+        self._waiting.append(then)
+
+    def upgraded(
+        self, reason: str, headers: list[tuple[str, str]], child: asyncio.Transport, rest: bytes
+    ) -> None:
+        child.close()  # never asked for: WebSockets take _websocket's way on this side
+
+    def wake(self, _: object = None) -> None:
+        changed, self._changed = self._changed, None
+        if changed is not None and not changed.done():
+            changed.set_result(None)
+
+    async def _change(self) -> None:
+        self._changed = asyncio.get_running_loop().create_future()
+        await self._changed
+
+    # -- the handler's side
+
+    async def write_to(self, request: web.BaseRequest, sending: asyncio.Future[None]) -> Relayed:
+        while self._head is None:
+            if sending.done():
+                sending.result()  # the exchange's failure, before any answer
+                raise ChildUnreachable("the child's connection ended without an answer")
+            await self._change()
+        status, reason, out = self._head
+        typed = any(name.lower() == "content-type" for name, _ in out)
+        response = Relayed(status=status, reason=reason, typed=typed)
+        response.headers.extend(out)
         try:
-            async with _compat.timeout(timeout):
-                chunk = await content.read(_CHUNK)
-        except asyncio.TimeoutError:
-            raise ClientTooSlow(timeout) from None
-        if not chunk:
+            await response.prepare(request)
+            while True:
+                if self._pieces:
+                    data = self._pieces.popleft()
+                    self._held -= len(data)
+                    if self._held < _HIGH // 2 and self._waiting:
+                        waiting, self._waiting = self._waiting, []
+                        for then in waiting:
+                            then()
+                    await response.write(data)
+                elif self._ended:
+                    await response.write_eof()
+                    break
+                elif self._broken is not None or sending.done():
+                    why = self._broken or "its connection ended"
+                    log.warning("[%s] the child's answer broke off: %s", self._request_id, why)
+                    if request.transport is not None:
+                        request.transport.close()  # the client must see an error, not an end
+                    break
+                else:
+                    await self._change()
+        except ConnectionResetError:
+            # Our write to the client failed: it went away (a closed tab, the end of a load
+            # test). Nobody is left to answer; aiohttp takes it from here quietly.
+            log.debug("[%s] the client left before its answer was sent", self._request_id)
+        response.kept = b"".join(self._kept)
+        return response
+
+
+class _RequestBody:
+    """A request body streamed to the child as aiohttp reads it (an upstream.Body), after
+    `read_so_far`: chunked when the client gave no length, stopped past `limit` bytes
+    (PayloadTooLarge) or when no byte comes for `timeout` seconds (ClientTooSlow)."""
+
+    def __init__(
+        self, request: web.BaseRequest, read_so_far: bytes, *, chunked: bool, limit: int,
+        timeout: float,
+    ) -> None:  # fmt: skip
+        self._content = request.content
+        self._read_so_far = read_so_far
+        self._chunked, self._limit, self._timeout = chunked, limit, timeout
+        self._go = asyncio.Event()
+        self._go.set()
+        self._task: asyncio.Task[None] | None = None
+        self.complete = False
+
+    def start(self, exchange: Exchange) -> None:
+        self._task = asyncio.ensure_future(self._pump(exchange))
+
+    def pause(self) -> None:
+        self._go.clear()
+
+    def resume(self) -> None:
+        self._go.set()
+
+    def stop(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    def _write(self, exchange: Exchange, data: bytes) -> None:
+        exchange.write_body(b"%x\r\n%s\r\n" % (len(data), data) if self._chunked else data)
+
+    async def _pump(self, exchange: Exchange) -> None:
+        seen = len(self._read_so_far)
+        try:
+            if self._read_so_far:
+                self._write(exchange, self._read_so_far)
+            while True:
+                await self._go.wait()
+                try:
+                    async with _compat.timeout(self._timeout):
+                        chunk = await self._content.read(_CHUNK)
+                except asyncio.TimeoutError:
+                    raise ClientTooSlow(self._timeout) from None
+                if not chunk:
+                    break
+                seen += len(chunk)
+                if seen > self._limit:
+                    raise PayloadTooLarge(self._limit)
+                self._write(exchange, chunk)
+        except ForwardError as exc:
+            exchange.body_failed(exc)
             return
-        seen += len(chunk)
-        if seen > limit:
-            raise PayloadTooLarge(limit)
-        yield chunk
+        except (OSError, aiohttp.ClientError) as exc:  # the client left mid-upload
+            exchange.body_failed(ForwardError(f"the client left during its upload: {exc}"))
+            return
+        if self._chunked:
+            exchange.write_body(b"0\r\n\r\n")
+        self.complete = True
 
 
 async def _pump_both(

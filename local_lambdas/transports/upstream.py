@@ -355,6 +355,7 @@ class Exchange(asyncio.Protocol):
 
     def _out_of_step(self) -> None:
         self._lost, self.reusable, self._sink = True, False, None
+        self._headers = []  # the answer's, handed on, is not added to
         self.close()
 
     def on_status(self, status: bytes) -> None:
