@@ -43,11 +43,13 @@ from local_lambdas.envelope import Response
 from local_lambdas.errors import ChildUnreachable, ClientTooSlow, ForwardError
 from local_lambdas.forwarding import own_address, strip_prefix
 from local_lambdas.http1 import (
+    HAND_OVER,
     NO_BODY,
     RETRYABLE,
+    WAIT,
     answer_head,
-    bare_line_end,
-    never_a_request,
+    head_end,
+    lane_takes,
     read_head,
 )
 from local_lambdas.inspector import BODY
@@ -60,7 +62,6 @@ from local_lambdas.tunnel import Tunnel
 
 log = logging.getLogger("local_lambdas.fastlane")
 
-_MAX_HEAD = 8190  # aiohttp's own line limit: a longer head is aiohttp's to judge (or refuse)
 _PAUSE_AT = 1024**2  # pipelined bytes held while an answer is pending, before reading stops
 _SWEEP_EVERY = 60.0  # seconds between looks for idle connections
 
@@ -349,17 +350,14 @@ class _Connection(asyncio.Protocol):
             return None
         message = self._message
         if message is None:
-            buffer = self._buffer
-            end = buffer.find(b"\r\n\r\n", 0, _MAX_HEAD + 4)
-            if end == -1:
-                # A line ended by a bare LF (or a CR alone) would never end the head here:
-                # aiohttp's parser judges it at once.
-                if len(buffer) > _MAX_HEAD or bare_line_end(buffer) or never_a_request(buffer):
+            end = head_end(self._buffer)
+            if end <= WAIT:
+                if end == HAND_OVER:
                     self._hand_over()
                 else:
                     self._start_timer(self._lane.head_timeout)
                 return None
-            message = self._message = self._parse(end + 4)
+            message = self._message = self._parse(end)
             if message is None:
                 self._hand_over()
                 return None
@@ -470,28 +468,8 @@ class _Connection(asyncio.Protocol):
         method, target, version, headers, noted, length, keep_alive = head
         plan = self._lane.proxy.plan(method, target, length)
         pool = plan.pool
-        upgrade, expect = noted.get("upgrade"), noted.get("expect")
-        relayed = plan.fate is Fate.RELAY and version == "1.1"  # Expect and upgrades need both
-        if (
-            pool is None
-            # Refusals and the admin endpoints are aiohttp's side's (an Enum's hash is a Python
-            # call: `is`, not a set, on this path).
-            or not (plan.fate is Fate.ENVELOPE or plan.fate is Fate.RELAY)
-            # Expect: 100-continue is the lane's to answer for pass-through, not otherwise.
-            or (expect is not None and not (relayed and expect.lower() == "100-continue"))
-            # CORS to an envelope mode: aiohttp's side adds it (the lane's relay does it too).
-            or (pool.cors is not None and "origin" in noted and plan.fate is Fate.ENVELOPE)
-            # An upgrade: a pass-through WebSocket's is the lane's (tunnel.py), others not.
-            or (
-                (upgrade is not None or switching)
-                and not (
-                    relayed
-                    and switching
-                    and method == "GET"
-                    and length == 0
-                    and (upgrade or "").lower() == "websocket"
-                )
-            )
+        if pool is None or not lane_takes(
+            plan.fate, pool.cors is not None, method, version, length, noted, switching
         ):
             return None
         if "host" not in noted and plan.fate is Fate.RELAY:
@@ -499,7 +477,8 @@ class _Connection(asyncio.Protocol):
             headers.append(("Host", own_address(self._transport)))
         return _Message(
             pool, method, target, plan.path, version, headers, noted.get("x-request-id"),
-            noted.get("origin"), head_length, length, keep_alive, upgrade, expect is not None,
+            noted.get("origin"), head_length, length, keep_alive, noted.get("upgrade"),
+            "expect" in noted,
         )  # fmt: skip
 
     async def _serve(self, message: _Message, body: bytes) -> None:

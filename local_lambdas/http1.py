@@ -1,11 +1,13 @@
 """HTTP/1.x heads as the fast lane reads and writes them (fastlane.py): pure functions over
 strings and bytes, table-tested (tests/test_units.py); the lane's Protocol only drives them.
 
-`read_head` reads a request head llhttp has already judged (strictly: CRLF line ends only, no
-obs-fold, token names, no control characters in values) with one decode and a split, which
-costs a fifth of what a Python callback per header did, and says whether it is a request the
-lane takes. `answer_head` writes an answer's head with the headers aiohttp would add, in its
-order, so that the two servers' answers are the same (tests hold them equal).
+`head_end` finds a request head in what a connection received. `read_head` reads a head
+llhttp has already judged (strictly: CRLF line ends only, no obs-fold, token names, no
+control characters in values) with one decode and a split, which costs a fifth of what a
+Python callback per header did, and says whether the lane can read it; `lane_takes`,
+whether the lane answers it once routed. `answer_head` writes an answer's head with the
+headers aiohttp would add, in its order, so that the two servers' answers are the same
+(tests hold them equal).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 from http import HTTPStatus
 
 from aiohttp.http import SERVER_SOFTWARE
+
+from local_lambdas.config import Fate
 
 MAX_HEADERS = 128  # aiohttp's default
 # Request headers that decide whether the lane takes a request, by their lower-case names.
@@ -103,6 +107,51 @@ def answer_head(
         lines.append("Connection: keep-alive\r\n")
     lines.append("\r\n")
     return "".join(lines).encode("utf-8")
+
+
+MAX_HEAD = 8190  # aiohttp's own line limit: a longer head is aiohttp's to judge (or refuse)
+WAIT, HAND_OVER = 0, -1  # head_end's answers when no whole head is there to read
+
+
+def head_end(buffer: bytes | bytearray) -> int:
+    """Where the head at the start of `buffer` ends (after its empty line); WAIT while more
+    may complete it; HAND_OVER when the lane must not wait for it: longer than MAX_HEAD, a
+    line ended by a bare LF (or a CR alone), which would never end it here, or a start that
+    can never be a request (aiohttp's parser judges these at once)."""
+    end = buffer.find(b"\r\n\r\n", 0, MAX_HEAD + 4)
+    if end != -1:
+        return end + 4
+    if len(buffer) > MAX_HEAD or bare_line_end(buffer) or never_a_request(buffer):
+        return HAND_OVER
+    return WAIT
+
+
+def lane_takes(
+    fate: Fate, cors: bool, method: str, version: str, length: int, noted: dict[str, str],
+    switching: bool,
+) -> bool:  # fmt: skip
+    """Whether the fast lane answers a request read by read_head, routed to `fate` (`cors`:
+    its route has <cors>; `switching`: llhttp saw Connection: upgrade with an Upgrade). The
+    admin endpoints and refusals are aiohttp's side's; so are Expect but a pass-through
+    request's 100-continue, a CORS request to an envelope mode, and upgrades but a
+    pass-through WebSocket's."""
+    # (An Enum's hash is a Python call: `is`, not a set, on this path.)
+    relay = fate is Fate.RELAY
+    if not (relay or fate is Fate.ENVELOPE):
+        return False
+    relayed = relay and version == "1.1"  # Expect and upgrades need both
+    expect = noted.get("expect")
+    if expect is not None and not (relayed and expect.lower() == "100-continue"):
+        return False
+    if cors and not relay and "origin" in noted:  # aiohttp's side adds it (the lane's relay too)
+        return False
+    upgrade = noted.get("upgrade")
+    if upgrade is not None or switching:  # a pass-through WebSocket's is the lane's (tunnel.py)
+        return (
+            relayed and switching and method == "GET" and length == 0
+            and upgrade is not None and upgrade.lower() == "websocket"
+        )  # fmt: skip
+    return True
 
 
 def bare_line_end(buffer: bytes | bytearray) -> bool:

@@ -14,7 +14,7 @@ from aiohttp.http import SERVER_SOFTWARE
 
 from local_lambdas import explain, forwarding, http1, launch, router, tunnel
 from local_lambdas.backoff import RestartPolicy, Verdict
-from local_lambdas.config import Process, Restart
+from local_lambdas.config import Fate, Process, Restart
 from local_lambdas.deadlines import Deadlines
 from local_lambdas.envelope import Request, decode_response
 from local_lambdas.errors import BadResponse
@@ -304,6 +304,56 @@ def test_the_request_heads_the_lane_takes(
 ])  # fmt: skip
 def test_a_head_that_can_never_be_a_request_is_judged_at_once(start: bytes, never: bool) -> None:
     assert http1.never_a_request(start) is never
+
+
+@pytest.mark.parametrize(("received", "end"), [
+    (b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", 28),
+    (b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b", 28),  # pipelined: the first head
+    (b"GET /a HTTP/1.1\r\nHost: x\r\n", http1.WAIT),  # more may come
+    (b"GET /a HTTP/1.1\r\nHost: x\r\n\r", http1.WAIT),  # its last LF may still come
+    (b"GET /a HTTP/1.1\nHost: x\n\n", http1.HAND_OVER),  # bare LF: never ends here
+    (b"GET /a HTTP/1.1\rHost: x", http1.HAND_OVER),  # a CR alone
+    (b"GET /a HTTP/1.1\r\nX: " + b"a" * 8200, http1.HAND_OVER),  # past 8190 without an end
+    (b"\x16\x03\x01\x00\xa5", http1.HAND_OVER),  # TLS on the plain port
+])  # fmt: skip
+def test_where_a_head_ends_or_why_the_lane_does_not_wait(received: bytes, end: int) -> None:
+    assert http1.head_end(received) == end
+
+
+_WS = {"upgrade": "websocket", "connection": "Upgrade"}
+
+
+@pytest.mark.parametrize(("fate", "cors", "method", "version", "length", "noted", "switching",
+                          "takes"), [
+    (Fate.ENVELOPE, False, "GET", "1.1", 0, {}, False, True),
+    (Fate.RELAY, False, "POST", "1.0", 5, {}, False, True),
+    # Refusals and the admin endpoints: aiohttp's side answers them.
+    *[(fate, False, "GET", "1.1", 0, {}, False, False)
+      for fate in (Fate.ADMIN, Fate.NO_ROUTE, Fate.NOT_ALLOWED, Fate.TOO_LARGE, Fate.PREFLIGHT,
+                   Fate.BAD_TARGET)],
+    # Expect: pass-through's 100-continue over HTTP/1.1 only.
+    (Fate.RELAY, False, "POST", "1.1", 5, {"expect": "100-Continue"}, False, True),
+    (Fate.RELAY, False, "POST", "1.0", 5, {"expect": "100-continue"}, False, False),
+    (Fate.RELAY, False, "POST", "1.1", 5, {"expect": "tea"}, False, False),
+    (Fate.ENVELOPE, False, "POST", "1.1", 5, {"expect": "100-continue"}, False, False),
+    # CORS: a browser's request to an envelope route is aiohttp's; to pass-through, the lane's.
+    (Fate.ENVELOPE, True, "GET", "1.1", 0, {"origin": "http://a"}, False, False),
+    (Fate.ENVELOPE, True, "GET", "1.1", 0, {}, False, True),
+    (Fate.RELAY, True, "GET", "1.1", 0, {"origin": "http://a"}, False, True),
+    # Upgrades: a pass-through WebSocket's GET without a body over HTTP/1.1, nothing else.
+    (Fate.RELAY, False, "GET", "1.1", 0, _WS, True, True),
+    (Fate.RELAY, False, "GET", "1.1", 0, {**_WS, "upgrade": "WebSocket"}, True, True),
+    (Fate.RELAY, False, "GET", "1.1", 0, _WS, False, False),  # no Connection: upgrade
+    (Fate.RELAY, False, "GET", "1.1", 0, {"upgrade": "h2c"}, True, False),
+    (Fate.RELAY, False, "POST", "1.1", 3, _WS, True, False),
+    (Fate.RELAY, False, "GET", "1.0", 0, _WS, True, False),
+    (Fate.ENVELOPE, False, "GET", "1.1", 0, _WS, True, False),
+])  # fmt: skip
+def test_which_routed_requests_the_lane_answers(
+    fate: Fate, cors: bool, method: str, version: str, length: int, noted: dict[str, str],
+    switching: bool, takes: bool,
+) -> None:  # fmt: skip
+    assert http1.lane_takes(fate, cors, method, version, length, noted, switching) is takes
 
 
 DATE = "Date: Sun, 29 Nov 2026 00:00:00 GMT\r\n"
