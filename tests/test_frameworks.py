@@ -5,7 +5,10 @@ extra; Express is installed from npm for the module, which is skipped, with the 
 npm or its registry is missing. Each framework gets the same questions: the request as it
 came (less the stripped prefix), bodies with and without a length, a redirect put back under
 the prefix, HEAD, an event stream as it is flushed, a client that leaves a stream, and a stop
-that leaves no process behind."""
+that leaves no process behind. The servers that speak WebSocket (uvicorn with the websockets
+package, Express with ws) get a WebSocket's questions too: the subprotocol they choose, text
+and a 1 MiB binary message, close codes and reasons both ways, and their death mid-connection.
+"""
 
 from __future__ import annotations
 
@@ -127,3 +130,44 @@ async def test_a_framework_behind_pass_through(
         assert processes_running(server), "the framework's server process is not to be found"
     # The stop took the server too (npm start's node included).
     assert await eventually(lambda: not processes_running(server), 5)
+
+
+@pytest.mark.parametrize("fast_lane", [True, False], ids=["tunnel", "aiohttp"])
+@pytest.mark.parametrize("framework", ["fastapi", "express"])
+async def test_a_frameworks_websocket_behind_pass_through(
+    framework: str, fast_lane: bool, write_manifest: WriteManifest, socket_dir: Path,
+    request: pytest.FixtureRequest,
+) -> None:  # fmt: skip
+    if framework == "fastapi":
+        pytest.importorskip("websockets")
+    path = write_manifest(_manifest_for(framework, request))
+    async with running(path, socket_dir, fast_lane=fast_lane) as run:
+        url = run.url + "/app/ws"
+        async with run.http.ws_connect(url, protocols=["chat"]) as socket:
+            assert socket.protocol == "chat"  # the child's choice, as it wrote it
+            await socket.send_str("hello")
+            assert (await socket.receive(5)).data == "hello"
+            big = bytes(range(256)) * 4096  # 1 MiB
+            await socket.send_bytes(big)
+            assert (await socket.receive(10)).data == big
+            await socket.send_str("close-me")  # the child closes: its code and reason
+            closing = await socket.receive(5)
+            assert (closing.type, closing.data, closing.extra) == (
+                aiohttp.WSMsgType.CLOSE,
+                4002,
+                "done",
+            )
+        async with run.http.ws_connect(url) as socket:
+            assert socket.protocol is None
+            await socket.close(code=4001, message=b"bye")  # the client's code, answered
+            assert socket.close_code == 4001
+        # The child dies mid-connection: the client gets 1011, not a hang.
+        async with run.http.ws_connect(url) as socket:
+            await socket.send_str("ping")
+            assert (await socket.receive(5)).data == "ping"
+            child = run.child("app")
+            assert child.pid is not None
+            _compat.kill_group(child.pid)  # npm start's node too
+            ended = await socket.receive(10)
+            assert ended.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+            assert socket.close_code == 1011, (ended, socket.close_code)

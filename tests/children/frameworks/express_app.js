@@ -1,7 +1,9 @@
 // An Express application started with `npm start` (package.json's script runs node), so the
-// proxy's child is npm and the server its child: the same routes as flask_app.py.
+// proxy's child is npm and the server its child: the same routes as flask_app.py, and a
+// WebSocket echo at /ws with the ws package (as fastapi_app.py's).
 "use strict";
 const express = require("express");
+const { WebSocketServer } = require("ws");
 const app = express();
 app.use(express.text({ type: "*/*" }));
 
@@ -29,4 +31,15 @@ app.get("/forever", (req, res) => {
   const timer = setInterval(() => res.write("data: tick\n\n"), 50);
   req.on("close", () => clearInterval(timer));
 });
-app.listen(Number(process.env.PORT));
+const server = app.listen(Number(process.env.PORT));
+const sockets = new WebSocketServer({
+  server,
+  path: "/ws",
+  handleProtocols: (asked) => (asked.has("chat") ? "chat" : false),
+});
+sockets.on("connection", (socket) => {
+  socket.on("message", (data, isBinary) => {
+    if (!isBinary && data.toString() === "close-me") socket.close(4002, "done");
+    else socket.send(data, { binary: isBinary });
+  });
+});

@@ -1,10 +1,11 @@
 """A FastAPI application, run as `uvicorn fastapi_app:app --port $PORT` (uvicorn's own
-command line), with the same routes as flask_app.py."""
+command line), with the same routes as flask_app.py, and a WebSocket echo at /ws (as
+express_app.js's): the `chat` subprotocol when asked, `close-me` closes with 4002 "done"."""
 
 import asyncio
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 
 app = FastAPI()
@@ -47,3 +48,20 @@ async def forever() -> StreamingResponse:
             await asyncio.sleep(0.05)
 
     return StreamingResponse(events(), media_type="text/event-stream")
+
+
+@app.websocket("/ws")
+async def echo_socket(socket: WebSocket) -> None:
+    asked = socket.scope.get("subprotocols", [])
+    await socket.accept(subprotocol="chat" if "chat" in asked else None)
+    while True:
+        message = await socket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if message.get("text") == "close-me":
+            await socket.close(code=4002, reason="done")
+            return
+        if message.get("text") is not None:
+            await socket.send_text(message["text"])
+        else:
+            await socket.send_bytes(message["bytes"])
