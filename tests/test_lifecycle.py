@@ -84,21 +84,34 @@ async def test_stop_leaves_nothing_behind(
 
 
 @NEEDS_UVLOOP
-async def test_every_mode_serves_on_uvloop(write_manifest: WriteManifest) -> None:
+@pytest.mark.parametrize("lane", [(), ("--no-fast-lane",)], ids=["fast-lane", "aiohttp"])
+async def test_every_mode_serves_on_uvloop(
+    write_manifest: WriteManifest, lane: tuple[str, ...]
+) -> None:
     envelope = ("pipe", "pipe-keepalive", "http")
     path = write_manifest(
         *(process_xml(mode, f"/{mode}/*", mode=mode) for mode in envelope),
-        process_xml("web", "/echo/*", mode="passthrough", script="web_child.py"),
+        process_xml("web", ["/echo/*", "/forever"], mode="passthrough", script="web_child.py"),
     )
-    async with cli(str(path), "--bind", "127.0.0.1:0", "--event-loop", "uvloop") as run:
+    async with cli(str(path), "--bind", "127.0.0.1:0", "--event-loop", "uvloop", *lane) as run:
         url = (await run.expect(r"listening on (http://\S+) \(event loop: uvloop\)")).group(1)
+        pids = {}
         for pid in (*envelope, "web"):
-            await run.expect(rf"{pid}: ready")
+            pids[pid] = int((await run.expect(rf"{pid}: ready .*\(pid (\d+),")).group(1))
         async with aiohttp.ClientSession() as http:
             for prefix in (*envelope, "echo"):
                 for _ in range(3):  # keep-alive connections are reused
                     async with http.post(f"{url}/{prefix}/x", data=b"payload") as reply:
                         assert reply.status == 200, (prefix, await reply.text())
+            # A pass-through child killed mid-download ends the client's read with an error
+            # at once (under uvloop it once left the client waiting for ever).
+            with pytest.raises(aiohttp.ClientPayloadError):
+                async with _compat.timeout(10), http.get(f"{url}/forever") as reply:
+                    assert reply.status == 200
+                    await reply.content.readline()
+                    os.kill(pids["web"], signal.SIGKILL)
+                    async for _ in reply.content:
+                        pass
         run.proc.send_signal(signal.SIGTERM)
         assert await run.finish() == 0, "\n".join(run.lines)
 
