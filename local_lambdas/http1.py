@@ -181,5 +181,8 @@ def keep_alive(version: str, connection: str | None) -> bool:
     """RFC 9112 9.3 (llhttp's own answer is gone once a bodiless message is complete)."""
     if connection is None:
         return version == "1.1"
-    tokens = {token.strip().lower() for token in connection.split(",")}
+    said = connection.lower()
+    if said == "keep-alive" or said == "close":  # a single token, as clients send it
+        return said == "keep-alive"
+    tokens = {token.strip() for token in said.split(",")}
     return "keep-alive" in tokens if version == "1.0" else "close" not in tokens

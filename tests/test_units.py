@@ -356,6 +356,17 @@ def test_which_routed_requests_the_lane_answers(
     assert http1.lane_takes(fate, cors, method, version, length, noted, switching) is takes
 
 
+@pytest.mark.parametrize(("version", "connection", "kept"), [
+    ("1.1", None, True), ("1.0", None, False),
+    ("1.1", "close", False), ("1.1", "Close", False), ("1.0", "Keep-Alive", True),
+    ("1.1", "keep-alive", True), ("1.0", "close", False),
+    ("1.1", "keep-alive, close", False), ("1.0", "Upgrade, keep-alive", True),
+    ("1.0", "upgrade", False), ("1.1", "upgrade", True), ("1.1", " CLOSE ,x", False),
+])  # fmt: skip
+def test_whether_a_connection_stays_open(version: str, connection: str | None, kept: bool) -> None:
+    assert http1.keep_alive(version, connection) is kept
+
+
 DATE = "Date: Sun, 29 Nov 2026 00:00:00 GMT\r\n"
 
 
