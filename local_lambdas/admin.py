@@ -8,6 +8,13 @@
 POST /_/processes/ID/restart   restart one process as a reload does (a new one beside the
              old, swapped in when ready: held requests are not failed); loopback clients only
 /_/, /_/events, /_/requests...   the dashboard and the request inspector (dashboard.py)
+
+Loopback is not enough against a browser on the same machine: a page on another site may
+send it requests. So the endpoints that act (POST: restart, replay) refuse what a browser
+marks as another site's (Sec-Fetch-Site, Origin: cross-site request forgery), and, unless
+--admin-public, those that tell (all but health and ready) refuse a Host that is neither
+localhost nor an IP address: a site whose name was re-pointed at 127.0.0.1 (DNS rebinding)
+would otherwise read the dashboard as its own. Clients that are not browsers send neither.
 """
 
 from __future__ import annotations
@@ -77,6 +84,10 @@ class Admin:
                 {"error": f"{path} answers loopback clients only; start local-lambdas "
                           "with --admin-public to open it"}, status=403,
             )  # fmt: skip
+        refused = _from_another_site(request, path, acts=request.method == "POST",
+                                     tells=private)  # fmt: skip
+        if refused is not None:
+            return refused
         if shown:
             assert self.dashboard is not None
             return await self.dashboard.handle(request, name, path)
@@ -106,6 +117,9 @@ class Admin:
             return web.json_response(
                 {"error": f"{path} is accepted from loopback clients only"}, status=403
             )
+        refused = _from_another_site(request, path, acts=True, tells=not self.public)
+        if refused is not None:
+            return refused
         if request.method != "POST":
             answer = web.json_response({"error": f"{path} takes POST"}, status=405)
             answer.headers["Allow"] = "POST"
@@ -150,6 +164,46 @@ class Admin:
     def _metrics(self) -> web.Response:
         body = generate_latest(self._registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+def _from_another_site(
+    request: web.BaseRequest, path: str, *, acts: bool, tells: bool
+) -> web.Response | None:
+    """The 403 for a browser's request that another site made (see the module's docstring):
+    one that `acts`, marked cross-site; one that `tells`, for a Host that is neither localhost
+    nor an IP address."""
+    site = request.headers.get("Sec-Fetch-Site")
+    origin = request.headers.get("Origin")
+    host = request.headers.get("Host")
+    if acts and site is not None and site not in ("same-origin", "none"):
+        error = f"{path} refuses a {site} request: only the dashboard's page may act here"
+    elif acts and origin is not None and origin.partition("://")[2] != host:
+        error = (
+            f"{path} refuses a request from {origin[:100]}: only the dashboard's page may act here"
+        )
+    elif tells and host is not None and not _local_name(host):
+        error = (
+            f"{path} answers requests for localhost or an IP address, not {host[:100]!r} (a site "
+            "re-pointed at this machine could read it); start local-lambdas with "
+            "--admin-public to open it"
+        )
+    else:
+        return None
+    return web.json_response({"error": error}, status=403)
+
+
+def _local_name(host: str) -> bool:
+    """Whether a Host header names localhost (or a name under .localhost) or an IP address,
+    names no other site can be given."""
+    name = host.rpartition("]")[0].lstrip("[") if host.startswith("[") else host.partition(":")[0]
+    name = name.rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def is_loopback(host: str | None) -> bool:

@@ -257,3 +257,47 @@ async def test_aiohttp_client_sees_the_page(
             page = await reply.text()
     assert 'id="process-rows"' in page and "EventSource" in page
     assert "http://" not in page.split("<script>")[1]  # nothing fetched from elsewhere
+
+
+async def test_another_sites_page_can_neither_act_nor_read(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """A browser on this machine is a loopback client, whatever page it shows: another
+    site's page must not restart processes or replay requests (a form or fetch POST), nor
+    read the dashboard under a name re-pointed at 127.0.0.1 (DNS rebinding). The headers are
+    those browsers send; the dashboard's own page (tests/test_browser.py) still acts."""
+    path = write_manifest(process_xml("api", "/api/*"))
+    async with running(path, socket_dir) as run:
+        host = run.url.removeprefix("http://")
+        async with run.http.get(run.url + "/api/x") as reply:
+            rid = reply.headers["X-Request-Id"]
+        pid = run.child("api").pid
+        actions = ["/_/processes/api/restart", f"/_/requests/{rid}/replay"]
+        for action in actions:
+            for headers in (
+                {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"},
+                {"Origin": "https://evil.example"},  # an older browser
+                {"Sec-Fetch-Site": "same-site"},  # another port of localhost
+                {"Origin": "null"},
+            ):  # a sandboxed page or a file
+                async with run.http.post(run.url + action, headers=headers) as reply:
+                    assert reply.status == 403, (action, headers)
+                    assert "refuses" in (await reply.json())["error"]
+        assert run.child("api").pid == pid  # not restarted
+        for name in ("", "status", "metrics", "requests", f"requests/{rid}"):
+            async with run.http.get(f"{run.url}/_/{name}",
+                                    headers={"Host": "rebound.example:80"}) as reply:  # fmt: skip
+                assert reply.status == 403, name
+                assert "--admin-public" in (await reply.json())["error"]
+        async with run.http.get(run.url + "/_/health", headers={"Host": "lb.example"}) as reply:
+            assert reply.status == 200  # probes from anywhere, as before
+        # Local names and addresses read; the page's own requests act.
+        for name in (host, f"localhost:{run.url.rsplit(':', 1)[1]}", "app.localhost", "[::1]:80"):
+            async with run.http.get(run.url + "/_/status", headers={"Host": name}) as reply:
+                assert reply.status == 200, name
+        own = {"Origin": run.url, "Sec-Fetch-Site": "same-origin"}
+        async with run.http.post(f"{run.url}/_/requests/{rid}/replay", headers=own) as reply:
+            assert reply.status == 200, await reply.text()
+        async with run.http.post(run.url + actions[0], headers=own) as reply:
+            assert reply.status == 200, await reply.text()
+        assert run.child("api").pid != pid
