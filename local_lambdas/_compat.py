@@ -187,13 +187,24 @@ def raise_open_files_limit() -> None:
 
 
 def _child_setup() -> None:
-    # Runs in the child between fork and exec: nothing is imported here (another thread may
+    _restore_open_files()
+    if IS_LINUX:
+        _die_with_parent()
+
+
+def _restore_open_files() -> None:
+    # Runs in a child between fork and exec: nothing is imported here (another thread may
     # have held the import lock at the fork); raise_open_files_limit imported resource.
     if _open_files is not None:
         resource = sys.modules["resource"]
         resource.setrlimit(resource.RLIMIT_NOFILE, _open_files)
-    if IS_LINUX:
-        _die_with_parent()
+
+
+def command_options() -> dict[str, Any]:
+    """Keyword arguments for asyncio.create_subprocess_exec for the command `run` starts: it
+    is the user's, so it starts with the open-files limit it would have had (as Go restores
+    it for what it executes), in our session, to get the terminal's Ctrl+C."""
+    return {"preexec_fn": _restore_open_files} if _open_files is not None else {}
 
 
 def _die_with_parent() -> None:

@@ -83,7 +83,9 @@ async def run_command(
         log.info("all ready; running %s", " ".join(command))
         try:
             proc = await asyncio.create_subprocess_exec(
-                *command, env={**os.environ, "LOCAL_LAMBDAS_URL": run.url}
+                *command,
+                env={**os.environ, "LOCAL_LAMBDAS_URL": run.url},
+                **_compat.command_options(),
             )
         except FileNotFoundError as exc:
             raise CommandNotRun(f"{command[0]}: command not found", 127) from exc

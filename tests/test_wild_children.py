@@ -286,3 +286,24 @@ def test_the_open_files_limit_is_raised_for_the_proxy_and_kept_for_its_children(
     done = subprocess.run([PYTHON, "-c", _LIMITS], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [str(raised), "256"]
+
+
+@pytest.mark.skipif(
+    resource.getrlimit(resource.RLIMIT_NOFILE)[1] <= 256, reason="a hard limit of 256 or less"
+)
+def test_the_command_run_starts_keeps_its_open_files_limit(write_manifest: WriteManifest) -> None:
+    """`local-lambdas run ... -- CMD`: CMD is the user's, started with the limit it would have
+    had, not the proxy's raised one."""
+    path = write_manifest(process_xml("api", "/api/*"))
+    show = "import resource; print('limit', resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
+    script = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit("
+        "resource.RLIMIT_NOFILE)[1]))\n"
+        "from local_lambdas.cli import main\n"
+        f"sys.exit(main(['run', {str(path)!r}, '--bind', '127.0.0.1:0', '-q', '--', "
+        f"{PYTHON!r}, '-c', {show!r}]))"
+    )
+    done = subprocess.run([PYTHON, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "limit 256" in done.stdout, done.stdout
