@@ -355,10 +355,9 @@ class Proxy:
         `body` is the request's, read already; None when it streams (after `read_so_far`)."""
         process = pool.process
         target, stripped = strip_prefix(uri, process.strip_prefix, path)
-        if body is None and request.body_exists:
-            await _continue(request)  # the body streams to the child: ask for it
-
         streams = body is None and request.body_exists
+        if streams:
+            await _continue(request)  # the body streams to the child: ask for it
         tries = 0
 
         async def exchange(child: Instance) -> web.StreamResponse:
