@@ -50,6 +50,14 @@ async def test_https_with_a_given_certificate(
             async with http.get(run.url + "/web/echo") as reply:
                 seen = await reply.json()
         assert ["X-Forwarded-Proto", "https"] in seen["headers"]
+        # wss:// too: the tunnel (or aiohttp's side) joins a TLS connection to the child's.
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=client)) as http:
+            async with http.ws_connect(run.url.replace("https", "wss") + "/web/ws") as socket:
+                await socket.send_bytes(b"x" * 300_000)
+                assert (await socket.receive(10)).data == b"x" * 300_000
+                await socket.send_str("bye")  # the child closes: 4001 "bye"
+                closing = await socket.receive(10)
+                assert (closing.type, closing.data) == (aiohttp.WSMsgType.CLOSE, 4001)
         # Plain HTTP on the TLS port is not served.
         async with aiohttp.ClientSession() as http:
             with pytest.raises(aiohttp.ClientError):
