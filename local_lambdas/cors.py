@@ -4,7 +4,8 @@ another origin (localhost:5173) can call the children without each of them imple
 For a route whose process has CORS on (its own <cors> list, else the --cors list): a
 preflight (OPTIONS with Origin and Access-Control-Request-Method) is answered by the proxy,
 204, and never reaches the child; actual answers get Access-Control-Allow-Origin (and
--Credentials unless the list is `*`) and expose X-Request-Id. An origin not in the list
+-Credentials unless the list is `*`) and expose X-Request-Id besides the headers the child
+exposes. An origin not in the list
 gets no CORS header at all, so the browser refuses, as it should. Where CORS is off, a
 child's own CORS headers are left alone; where it is on, the proxy's replace them.
 Pure functions over header lists: both HTTP servers use them.
@@ -52,11 +53,21 @@ class Policy:
 
     def answer(self, origin: str | None, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """An actual answer's headers, with the child's CORS headers replaced by ours (or
-        dropped, for an origin not allowed)."""
-        kept = [(k, v) for k, v in headers if k.lower() not in _OWN]
+        dropped, for an origin not allowed). The headers the child exposes to scripts stay
+        exposed (a page reads its pagination's X-Total-Count), with X-Request-Id."""
+        kept = []
+        exposed = []
+        for name, value in headers:
+            lower = name.lower()
+            if lower not in _OWN:
+                kept.append((name, value))
+            elif lower == "access-control-expose-headers":
+                exposed += [n.strip() for n in value.split(",") if n.strip()]
         kept.append(("Vary", "Origin"))
         if self.allows(origin):
-            kept += [*self._origin(origin), ("Access-Control-Expose-Headers", "X-Request-Id")]
+            if not any(n.lower() == "x-request-id" for n in exposed):
+                exposed.append("X-Request-Id")
+            kept += [*self._origin(origin), ("Access-Control-Expose-Headers", ", ".join(exposed))]
         return kept
 
     def _origin(self, origin: str | None) -> list[tuple[str, str]]:

@@ -98,6 +98,11 @@ def test_a_childs_own_cors_headers_are_replaced_where_cors_is_on() -> None:
     assert ("Access-Control-Allow-Origin", APP) in policy.answer(APP, child)
     assert ("Access-Control-Allow-Origin", "*") not in policy.answer(APP, child)
     assert not [h for h in policy.answer("http://x", child) if h[0].startswith("Access-")]
+    # What the child exposes to scripts stays exposed, with the request's id.
+    paged = [("X-Total-Count", "40"), ("access-control-expose-headers", "X-Total-Count, Link")]
+    assert ("Access-Control-Expose-Headers", "X-Total-Count, Link, X-Request-Id") in policy.answer(
+        APP, paged
+    )
 
 
 async def test_a_cors_pass_through_answer_is_the_lanes_with_aiohttps_headers(
