@@ -72,8 +72,8 @@ class Request:
         except TypeError:
             # Bytes that are not UTF-8 in the request line or a header reach us as lone
             # surrogates, which JSON cannot carry: they become U+FFFD.
-            data["uri"] = _valid_text(self.uri)
-            data["headers"] = [(_valid_text(k), _valid_text(v)) for k, v in self.headers]
+            data["uri"] = valid_text(self.uri)
+            data["headers"] = [(valid_text(k), valid_text(v)) for k, v in self.headers]
             return orjson.dumps(data, option=option)
 
 
@@ -231,7 +231,8 @@ def _body(data: dict[str, object], raw: bytes) -> bytes:
         raise BadResponse(f"body is not valid base64 ({exc})", raw) from exc
 
 
-def _valid_text(text: str) -> str:
+def valid_text(text: str) -> str:
+    """`text` read with surrogateescape, its bytes that are not UTF-8 as U+FFFD (for JSON)."""
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 

@@ -83,3 +83,15 @@ def own_address(transport: asyncio.BaseTransport | None) -> str:
         return "localhost"
     host, port = sockname[0], sockname[1]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def as_utf8(text: str) -> str:
+    """`text` (bytes read with surrogateescape) as aiohttp can write it in a head, which it
+    encodes in strict UTF-8: bytes that are not UTF-8 (a Latin-1 value, as Node and
+    Werkzeug write them) go as the Latin-1 characters they are, UTF-8 as it came. (The fast
+    lane writes the bytes back as they were.)"""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("latin-1")
+    return text

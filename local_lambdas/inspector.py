@@ -15,6 +15,9 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from local_lambdas.envelope import valid_text
+from local_lambdas.forwarding import as_utf8
+
 LIMIT = 200  # requests kept
 BODY = 64 * 1024  # bytes kept of each body
 SECRET = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
@@ -83,10 +86,10 @@ class Inspector:
         return [_exchange(record) for record in reversed(self._kept)]
 
     def headers(self, headers: Headers) -> list[tuple[str, str]]:
-        """`headers` as shown: secret values hidden unless --inspect-secrets."""
-        if self.secrets:
-            return list(headers)
-        return [(k, HIDDEN if k.lower() in SECRET else v) for k, v in headers]
+        """`headers` as shown: secret values hidden unless --inspect-secrets; bytes that are
+        not UTF-8 (kept as lone surrogates, which JSON cannot carry) as U+FFFD."""
+        secret = SECRET if not self.secrets else frozenset()
+        return [(k, HIDDEN if k.lower() in secret else valid_text(v)) for k, v in headers]
 
     def detail(self, exchange: Exchange) -> dict[str, object]:
         """Everything the page shows of one exchange."""
@@ -117,7 +120,8 @@ class Inspector:
         """The headers to send again: not the framing, the id or the proxy's own, and secret
         ones only with --inspect-secrets."""
         dropped = _NOT_REPLAYED if self.secrets else _NOT_REPLAYED | SECRET
-        return [(k, v) for k, v in exchange.request_headers if k.lower() not in dropped]
+        headers = exchange.request_headers
+        return [(k, as_utf8(v)) for k, v in headers if k.lower() not in dropped]
 
 
 class _Cut(bytes):

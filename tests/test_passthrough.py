@@ -463,6 +463,44 @@ async def test_odd_but_valid_targets_and_heads_reach_the_child_as_nginx_sends_th
         assert f"X-Forwarded-Host: {host}:{port}".encode() in seen, seen
 
 
+@pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+async def test_header_values_beyond_ascii_cross_as_bytes(
+    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+) -> None:
+    """A child's header values as servers write them, UTF-8 (Go) or Latin-1 (Node, Werkzeug),
+    reach the client as the same bytes from the lane; aiohttp's side, which writes heads in
+    UTF-8 only, passes UTF-8 on as it came. A client's non-UTF-8 header does not break the
+    inspector, nor its replay."""
+    path = write_manifest(process_xml("raw", "/raw/*", mode="passthrough", script="raw_http.py"))
+    async with running(path, socket_dir, fast_lane=fast_lane) as run:
+        host, port = run.url.removeprefix("http://").split(":")
+
+        async def answer(request: bytes) -> bytes:
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(request)
+            got = await asyncio.wait_for(reader.read(), 10)
+            writer.close()
+            return got
+
+        utf8 = await answer(
+            b"GET /raw/utf8-header HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+        )
+        assert b'filename="caf\xc3\xa9"\r\n' in utf8, utf8
+        latin1 = await answer(
+            b"GET /raw/latin1-header HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+        )
+        assert (b'filename="caf\xe9"\r\n' if fast_lane else b'filename="caf\xc3\xa9"\r\n') in latin1
+        sent = await answer(b"GET /raw/ok HTTP/1.1\r\nHost: h\r\nX-Name: caf\xe9\r\n"
+                            b"Connection: close\r\n\r\n")  # fmt: skip
+        request_id = sent.split(b"X-Request-Id: ")[1].split(b"\r\n")[0].decode()
+        async with run.http.get(f"{run.url}/_/requests/{request_id}") as reply:
+            assert reply.status == 200, await reply.text()
+            shown = await reply.json()
+        assert ["X-Name", "caf\ufffd"] in shown["request"]["headers"]
+        async with run.http.post(f"{run.url}/_/requests/{request_id}/replay") as reply:
+            assert reply.status == 200, await reply.text()
+
+
 async def test_the_websocket_example(write_manifest: WriteManifest, socket_dir: Path) -> None:
     example = CHILDREN.parents[1] / "examples" / "children" / "web_sockets.py"
     path = write_manifest(

@@ -36,12 +36,7 @@ from local_lambdas.errors import (
     ForwardError,
     PayloadTooLarge,
 )
-from local_lambdas.forwarding import (
-    NOT_FORWARDED,
-    Pairs,
-    end_to_end,
-    own_address,
-)
+from local_lambdas.forwarding import NOT_FORWARDED, Pairs, as_utf8, end_to_end, own_address
 from local_lambdas.http1 import RETRYABLE
 from local_lambdas.relay import answer_headers, child_request
 from local_lambdas.transports.upstream import MAX_HEAD, Exchange, Upstream
@@ -276,7 +271,8 @@ class _Streamed:
 
     def head(self, status: int, reason: str, headers: list[tuple[str, str]]) -> None:
         out, _ = answer_headers(headers, self._request_id, self._prefix, self._cors)
-        self._head = (status, reason, out)  # now: the list is the connection's to reuse
+        out = [(name, as_utf8(value)) for name, value in out]
+        self._head = (status, as_utf8(reason), out)  # now: the list is the connection's to reuse
         self.wake()
 
     def body(self, data: bytes) -> None:

@@ -359,11 +359,13 @@ class Exchange(asyncio.Protocol):
         self.close()
 
     def on_status(self, status: bytes) -> None:
-        self._reason = status.decode("latin-1")
+        self._reason = status.decode("utf-8", "surrogateescape")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._head_size += len(name) + len(value)
-        self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        # Values as the child wrote them, UTF-8 or not: written out again, they are the
+        # same bytes (relay.Answer encodes with surrogateescape too).
+        self._headers.append((name.decode("latin-1"), value.decode("utf-8", "surrogateescape")))
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()

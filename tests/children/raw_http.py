@@ -22,6 +22,11 @@ ANSWERS = {
     b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nxyz",
     "nocontent-body": b"HTTP/1.1 204 No Content\r\nContent-Length: 3\r\n\r\nxyz",
     "short": b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
+    # Header values beyond ASCII, as servers write them: UTF-8 (Go), Latin-1 (Node, Werkzeug).
+    "utf8-header": b'HTTP/1.1 200 OK\r\nContent-Disposition: attachment; filename="caf\xc3\xa9"\r\n'
+    b"Content-Length: 2\r\n\r\nok",
+    "latin1-header": b'HTTP/1.1 200 OK\r\nContent-Disposition: attachment; filename="caf\xe9"\r\n'
+    b"Content-Length: 2\r\n\r\nok",
     "garbage": b"hello there\r\n\r\n",
     "length-and-chunked": b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
     b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
