@@ -307,3 +307,22 @@ def test_the_command_run_starts_keeps_its_open_files_limit(write_manifest: Write
     done = subprocess.run([PYTHON, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "limit 256" in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+async def test_a_child_that_never_accepts_is_504_at_its_timeout(
+    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+) -> None:
+    """A pass-through child stopped at a breakpoint: once its backlog is full, a connect
+    waits for the kernel's retries (two minutes); <timeout> bounds it, as it bounds the
+    wait for the answer."""
+    path = write_manifest(wild("stuck", "/s/*", "stuck", extra="<timeout>1s</timeout>"))
+    async with running(path, socket_dir, fast_lane=fast_lane) as run:
+
+        async def get() -> int:
+            async with run.http.get(run.url + "/s/x") as reply:
+                return reply.status
+
+        async with _compat.timeout(10):
+            statuses = await asyncio.gather(*(get() for _ in range(8)))
+        assert statuses == [504] * 8

@@ -5,7 +5,7 @@ One exchange: the request's bytes out (its head, with a body read whole already,
 that streams after it as the client sends it), then the answer to a `Sink`: its head
 (status, reason, headers as sent), its body in pieces, its end. Before the head, failures
 raise the transport errors (ChildUnreachable: nothing came back, safe to send again unless
-a body streamed; ChildTimeout: no head within <timeout> of the request's end, never sent
+a body streamed; ChildTimeout: no connection or no head within <timeout>, never sent
 again; BadResponse: not HTTP); once the head is out, the sink is told to break the client's
 connection instead. Back-pressure both ways: while the sink cannot take more, the child's
 connection stops being read; while the child cannot take more, the body is not fed.
@@ -129,10 +129,18 @@ class Upstream:
                 return
         # Asked for only here: get_running_loop() is a getpid() system call on Python 3.11.
         loop = asyncio.get_running_loop()
+        connecting = loop.create_connection(lambda: Exchange(self), self._host, self._port)
         try:
-            _, exchange = await loop.create_connection(
-                lambda: Exchange(self), self._host, self._port
-            )
+            # A child that does not accept (stopped at a breakpoint, its backlog full) leaves
+            # the connect waiting for the kernel's retries, two minutes: <timeout> bounds it.
+            if timeout is None:
+                _, exchange = await connecting
+            else:
+                _, exchange = await asyncio.wait_for(connecting, timeout)
+        except asyncio.TimeoutError:  # (before OSError: on 3.11 it is the builtin one)
+            raise ChildTimeout(
+                f"the child did not accept a connection within {timeout:g}s (its <timeout>)"
+            ) from None
         except OSError as exc:
             raise ChildUnreachable(
                 f"cannot connect to {self._host}:{self._port}: {exc.strerror or exc}"

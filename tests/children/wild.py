@@ -7,6 +7,8 @@ daemon MARK     starts `sleep MARK` in a session of its own (as setsid or a daem
 other-port PORT prints "Running on http://127.0.0.1:PORT" as dev servers do, listens there
                 (not on $PORT), and says when it gets SIGTERM
 sleep           prints a line and sleeps (listens nowhere)
+stuck           listens on $PORT with a backlog of one and never accepts, as a server
+                stopped at a breakpoint
 flood           prints numbered lines as fast as it can, for ever
 """
 
@@ -44,6 +46,10 @@ elif what == "other-port":
     signal.signal(signal.SIGTERM, lambda *_: (print("got SIGTERM", flush=True), sys.exit(0)))
     print(f" * Running on http://127.0.0.1:{sys.argv[2]}", flush=True)
     HTTPServer(("127.0.0.1", int(sys.argv[2])), Answer).serve_forever()
+elif what == "stuck":
+    server = socket.create_server(("127.0.0.1", int(os.environ["PORT"])), backlog=1)
+    print("listening, never accepting", flush=True)
+    time.sleep(3600)
 elif what == "sleep":
     print("up, listening nowhere", flush=True)
     time.sleep(3600)
