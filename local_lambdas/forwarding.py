@@ -1,7 +1,8 @@
 """The pass-through rules both HTTP servers keep (docs/protocol.md, "Pass-through"), as nginx
 keeps them: which headers go on either way (`end_to_end`: not hop-by-hop, not named by a
-Connection header), the ones the proxy sets or answers itself (`NOT_FORWARDED`), the target under
-<strip_prefix>, and redirects put back under it. Pure functions, compiled with the lane.
+Connection header), the ones the proxy sets or answers itself (`NOT_FORWARDED`), the target
+under <strip_prefix>, redirects put back under it, and header text as aiohttp can write it.
+Pure functions, compiled with the lane.
 """
 
 from __future__ import annotations

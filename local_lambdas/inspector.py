@@ -120,8 +120,7 @@ class Inspector:
         """The headers to send again: not the framing, the id or the proxy's own, and secret
         ones only with --inspect-secrets."""
         dropped = _NOT_REPLAYED if self.secrets else _NOT_REPLAYED | SECRET
-        headers = exchange.request_headers
-        return [(k, as_utf8(v)) for k, v in headers if k.lower() not in dropped]
+        return [(k, as_utf8(v)) for k, v in exchange.request_headers if k.lower() not in dropped]
 
 
 class _Cut(bytes):
