@@ -3,11 +3,13 @@ manifest's and the env files', then ours) and its arguments, ${NAME}s expanded
 (variables.py). Ours, in docs/protocol.md's words: LOCAL_LAMBDAS_ID and _INSTANCE, the run's
 LOCAL_LAMBDAS_TOKEN, PIPE_ADDRESS and PIPE_FRAMING in the pipe modes, HTTP_ADDRESS and PORT
 in the HTTP ones, and the spawn mark that finds its descendants (orphans.SPAWN_MARK).
+SocketNames hands out the pipe addresses.
 """
 
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from typing import NamedTuple
 
 from local_lambdas import _compat, readiness, variables
@@ -44,3 +46,25 @@ def prepare(
         own["PORT"] = str(port)
     env, args = variables.child_environment(process, own)
     return Launch(address, env, args, mark)
+
+
+class SocketNames:
+    """Hands out pipe addresses: `<pipe_name>` when free, else `<pipe_name>-2`... (a socket
+    file in `directory`, or on Windows a named pipe; see _compat.pipe_address)."""
+
+    def __init__(self, directory: Path, *, plain: bool = False) -> None:
+        self.directory = directory
+        self._plain = plain
+        self._taken: dict[str, str] = {}  # address -> name
+
+    def take(self, base: str) -> str:
+        name, n = base, 1
+        while name in self._taken.values():
+            n += 1
+            name = f"{base}-{n}"
+        address = _compat.pipe_address(self.directory, name, plain=self._plain)
+        self._taken[address] = name
+        return address
+
+    def give_back(self, address: str) -> None:
+        self._taken.pop(address, None)

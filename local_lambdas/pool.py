@@ -16,7 +16,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from pathlib import Path
 
 from local_lambdas import _compat
 from local_lambdas.cache import Cache
@@ -24,6 +23,7 @@ from local_lambdas.config import Fate, Mode, Process
 from local_lambdas.cors import Policy
 from local_lambdas.errors import NotReady
 from local_lambdas.instance import Instance, State
+from local_lambdas.launch import SocketNames
 from local_lambdas.line import Line
 from local_lambdas.output import Printer
 from local_lambdas.stats import ProcessStats
@@ -36,28 +36,6 @@ _DOWN = (State.FATAL, State.EXITED)
 
 class PoolRetired(NotReady):
     """This pool was replaced by a reload: route the request again."""
-
-
-class SocketNames:
-    """Hands out pipe addresses: `<pipe_name>` when free, else `<pipe_name>-2`... (a socket
-    file in `directory`, or on Windows a named pipe; see _compat.pipe_address)."""
-
-    def __init__(self, directory: Path, *, plain: bool = False) -> None:
-        self.directory = directory
-        self._plain = plain
-        self._taken: dict[str, str] = {}  # address -> name
-
-    def take(self, base: str) -> str:
-        name, n = base, 1
-        while name in self._taken.values():
-            n += 1
-            name = f"{base}-{n}"
-        address = _compat.pipe_address(self.directory, name, plain=self._plain)
-        self._taken[address] = name
-        return address
-
-    def give_back(self, address: str) -> None:
-        self._taken.pop(address, None)
 
 
 class Pool:
