@@ -5,7 +5,8 @@
 - requests that arrived whole before the garbage in the same read are answered first, as
   nginx and the fast lane do (aiohttp's parser drops them with the error);
 - an HTTP/1.0 request with a Transfer-Encoding closes its connection (RFC 9112 section 6.1);
-- a Transfer-Encoding other than `chunked` alone is 501, as nginx answers it;
+- a Transfer-Encoding other than `chunked` alone is 501, as nginx answers it; a target
+  over 8191 bytes 414, a header over 8190 bytes 431;
 - a head that does not arrive whole within `head_timeout` seconds of its first byte gets 408
   and a closed connection (nginx's client_header_timeout).
 
@@ -23,13 +24,14 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.streams import EMPTY_PAYLOAD
 from aiohttp.web_protocol import RequestHandler, _ErrInfo
 
 log = logging.getLogger("local_lambdas.server")
 
 _JSON = "application/json; charset=utf-8"
+MAX_TARGET, MAX_FIELD = 8191, 8190  # bytes in a request's target; in a header's name or value
 
 
 def error_body(message: str, request_id: str, process: str | None = None) -> bytes:
@@ -73,6 +75,10 @@ class Server(web.Server):
         head_timeout: float,
         **kwargs: Any,
     ) -> None:
+        # aiohttp's limits (8190 each), one byte apart so that its LineTooLong tells which
+        # was passed: the target (414, as nginx answers) or a header (431).
+        kwargs.setdefault("max_line_size", MAX_TARGET)
+        kwargs.setdefault("max_field_size", MAX_FIELD)
         super().__init__(handler, **kwargs)
         self.new_id = new_id
         self.head_timeout = head_timeout
@@ -200,7 +206,14 @@ class _Parser:
                 messages.pop()
             self._failed = True
             status = exc.code if exc.code in (501, 505) else 400
-            messages.append((_ErrInfo(status=status, exc=exc, message=exc.message), EMPTY_PAYLOAD))
+            message = exc.message
+            if isinstance(exc, LineTooLong):
+                status, message = (
+                    (414, f"the request target is over {MAX_TARGET} bytes")
+                    if exc.args[1] == MAX_TARGET
+                    else (431, f"a request header is over {MAX_FIELD} bytes")
+                )
+            messages.append((_ErrInfo(status=status, exc=exc, message=message), EMPTY_PAYLOAD))
         return messages, upgraded, tail
 
 

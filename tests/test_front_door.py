@@ -129,7 +129,7 @@ MALFORMED = {
 }
 # Requests llhttp reads that are not served, with nginx's status: not HTTP/1.x, 505; a
 # transfer coding other than chunked alone, 501 (dechunked, a gzip-coded body would go on
-# unmarked).
+# unmarked); a target or a header past aiohttp's line limits, 414 and 431.
 UNSERVED = {
     "HTTP/2.0": (b"GET /api/x HTTP/2.0\r\nHost: x\r\n\r\n", b"505"),
     "HTTP/0.9": (b"GET /api/x\r\n\r\n", b"505"),
@@ -141,10 +141,16 @@ UNSERVED = {
         b"POST /public/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
         b"501",
     ),
+    # As nginx answers a long target; a long header as RFC 6585 says (nginx: 400).
+    "a target too long": (b"GET /api/" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", b"414"),
+    "a header too long": (
+        b"GET /api/x HTTP/1.1\r\nHost: x\r\nCookie: " + b"a" * 9000 + b"\r\n\r\n",
+        b"431",
+    ),
 }
 
 
-async def test_malformed_requests_get_400_501_or_505_at_once_from_both_servers(
+async def test_malformed_requests_get_400_or_their_own_status_at_once_from_both_servers(
     front: Path, socket_dir: Path
 ) -> None:
     answers: dict[bool, list[bytes]] = {}
