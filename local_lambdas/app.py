@@ -155,7 +155,7 @@ async def started(
         except OSError as exc:
             raise StartupError(
                 f"cannot listen on {settings.host}:{settings.port}: "
-                f"{exc.strerror}; choose another with --bind HOST:PORT"
+                f"{exc.strerror}; choose another with --port PORT or --bind HOST:PORT"
             ) from exc
         host, port = runner.addresses[0][:2]
         scheme = "https" if context is not None else "http"

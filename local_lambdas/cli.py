@@ -235,6 +235,7 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
         help=f"where to listen (default: $BIND_ADDRESS, else {DEFAULT_BIND}; "
         "port 0 picks a free one)",
     )
+    _port_argument(serve_p)
     serve_p.add_argument(
         "--shutdown-timeout",
         metavar="SECONDS",
@@ -306,6 +307,7 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
         default="127.0.0.1:0",
         help="where to listen (default: a free port on 127.0.0.1)",
     )
+    _port_argument(run_p)
     run_p.add_argument(
         "--ready-timeout",
         metavar="SECONDS",
@@ -381,6 +383,13 @@ def _restart(url: str, prefix: str, process: str) -> int:
         return EXIT_FAILURE
     print_line(f"{process}: restarted, {answer['state']}")
     return EXIT_OK
+
+
+def _port_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-p", "--port", type=int, metavar="PORT",
+        help="listen on this port (on the host of --bind or $BIND_ADDRESS, else 127.0.0.1)",
+    )  # fmt: skip
 
 
 def split_bind(value: str) -> tuple[str, int]:
@@ -492,6 +501,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print_line(f"local-lambdas: {exc}")
         return EXIT_USAGE
+    if getattr(args, "port", None) is not None:
+        if not 0 <= args.port <= 65535:
+            print_line(f"local-lambdas: --port {args.port} is not a port (0-65535)")
+            return EXIT_USAGE
+        port = args.port
     try:
         cache_bytes, cache_entries = _cache_setting(os.environ.get("ENABLE_CACHE", ""))
     except ValueError as exc:

@@ -247,6 +247,24 @@ async def test_port_in_use_is_one_clear_line(write_manifest: WriteManifest) -> N
     assert not any("Traceback" in line for line in run.lines)
 
 
+async def test_port_is_the_short_way_to_choose_where_to_listen(
+    write_manifest: WriteManifest,
+) -> None:
+    """`-p PORT` as dev servers take it, on the host of --bind or $BIND_ADDRESS; a number
+    that is no port is a usage error."""
+    path = write_manifest(process_xml("svc", "/api/*"))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with cli(str(path), "-p", str(port), env={"BIND_ADDRESS": "127.0.0.1:9"}) as run:
+        await run.expect(rf"listening on http://127\.0\.0\.1:{port}\b")
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
+    async with cli(str(path), "--port", "70000") as run:
+        assert await run.finish() == 2
+    assert any("--port 70000 is not a port" in line for line in run.lines), run.lines
+
+
 async def test_crash_looping_child_goes_fatal_and_others_serve(
     write_manifest: WriteManifest, tmp_path: Path
 ) -> None:
