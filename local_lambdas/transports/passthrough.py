@@ -221,9 +221,12 @@ class PassthroughTransport:
             )
 
     async def aclose(self) -> None:
+        """The child is gone (or its route-only upstream is dropped). A WebSocket still open
+        is not closed here with 1001, as a stop closes them (app.py, before the children
+        stop): its child's end is gone, which the pump reports as 1011, as the lane's tunnel
+        does."""
         self._closed = True
         self.upstream.close()
-        await self.close_websockets()
         if self._session is not None:
             await self._session.close()
             self._session = None
