@@ -62,11 +62,26 @@ def kill_marked(mark: str, sig: signal.Signals | None = None) -> list[int]:
 
 
 def _alive(pgid: int) -> bool:
+    """Whether a process of group `pgid` still runs. A zombie does not: where init reaps
+    lazily (a container's or a VM's first process), the killed children would otherwise
+    hold the grace period up until it gets round to them."""
     try:
         os.killpg(pgid, 0)
     except (ProcessLookupError, PermissionError):
         return False
-    return True
+    if not sys.platform.startswith("linux"):
+        return True
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                fields = stat.read().rpartition(b")")[2].split()
+        except OSError:
+            continue  # gone since
+        if int(fields[2]) == pgid and fields[0] != b"Z":  # state, ppid, pgrp...
+            return True
+    return False
 
 
 def main(argv: list[str]) -> int:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from local_lambdas import _compat
+from local_lambdas import _compat, orphans
 from tests.conftest import (
     CHILDREN,
     NEEDS_NODE,
@@ -261,7 +261,7 @@ def test_the_helper_refuses_without_the_token_only_when_one_is_set() -> None:
 
 _LIMITS = """
 import asyncio, resource, sys
-from local_lambdas import _compat
+from local_lambdas import _compat, orphans
 SHOW = "import resource; print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
 resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 _compat.raise_open_files_limit()
@@ -326,3 +326,18 @@ async def test_a_child_that_never_accepts_is_504_at_its_timeout(
         async with _compat.timeout(10):
             statuses = await asyncio.gather(*(get() for _ in range(8)))
         assert statuses == [504] * 8
+
+
+def test_the_watchdog_counts_a_zombie_group_as_gone() -> None:
+    """A killed child stays a zombie until init reaps it, which some inits do lazily (this
+    machine's, a VM's, a container's): the watchdog must not wait its grace period for it."""
+    running = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    ended = subprocess.Popen(["true"], start_new_session=True)
+    try:
+        os.waitid(os.P_PID, ended.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped: a zombie
+        assert orphans._alive(running.pid) and not orphans._alive(ended.pid)
+    finally:
+        running.kill()
+        running.wait()
+        ended.wait()
+    assert not orphans._alive(running.pid)
