@@ -39,7 +39,8 @@ from local_lambdas.instance import Instance
 from local_lambdas.pool import Pool, PoolRetired
 from local_lambdas.router import BadTarget, origin_form, resolve
 from local_lambdas.supervisor import Supervisor
-from local_lambdas.transports.passthrough import PassthroughTransport, Relayed
+from local_lambdas.transports.aiohttp_side import Relayed
+from local_lambdas.transports.passthrough import PassthroughTransport
 
 log = logging.getLogger("local_lambdas.proxy")
 

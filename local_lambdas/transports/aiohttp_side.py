@@ -1,0 +1,214 @@
+"""Pass-through's exchange (transports/upstream.py) on aiohttp's side, for the requests the
+fast lane hands over: the child's answer, handed on by upstream.py's connection as it comes
+(a Sink), written through an aiohttp response (`Streamed`), and a request body aiohttp reads
+streamed to the child (a Body: `RequestBody`). The lane writes both as bytes (relay.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+
+import aiohttp
+from aiohttp import hdrs, web
+
+from local_lambdas import _compat
+from local_lambdas.cors import Policy
+from local_lambdas.errors import ChildUnreachable, ClientTooSlow, ForwardError, PayloadTooLarge
+from local_lambdas.forwarding import as_utf8
+from local_lambdas.relay import answer_headers
+from local_lambdas.transports.upstream import Exchange
+
+log = logging.getLogger("local_lambdas.passthrough")  # the same name: one module's log
+
+_CHUNK = 64 * 1024
+
+
+class Relayed(web.StreamResponse):
+    """A child's answer as it came: aiohttp would add a Content-Type to a body without one.
+    `kept` is what the inspector keeps of its body."""
+
+    def __init__(self, *, status: int, reason: str | None, typed: bool) -> None:
+        super().__init__(status=status, reason=reason)
+        self._typed = typed
+        self.kept = b""
+
+    async def _prepare_headers(self) -> None:
+        await super()._prepare_headers()
+        if not self._typed:
+            self.headers.popall(hdrs.CONTENT_TYPE, None)
+
+
+_HIGH = 256 * 1024  # answer bytes held for a slow client before the child is not read
+
+
+class Streamed:
+    """The child's answer as upstream.py hands it on (a Sink), held until `write_to` writes
+    it through aiohttp's response: the sink's calls come from the child's connection, the
+    writes are awaited by the request's handler."""
+
+    def __init__(
+        self, request_id: str, prefix: str | None, cors: tuple[Policy, str | None] | None,
+        keep: int,
+    ) -> None:  # fmt: skip
+        self._request_id, self._prefix, self._cors = request_id, prefix, cors
+        self._room = keep
+        self._kept: list[bytes] = []
+        self._pieces: deque[bytes] = deque()
+        self._held = 0
+        self._waiting: list[Callable[[], None]] = []  # the child's connection, paused
+        self._changed: asyncio.Future[None] | None = None
+        self._head: tuple[int, str, list[tuple[str, str]]] | None = None
+        self._ended = False
+        self._broken: str | None = None
+
+    # -- the Sink
+
+    def head(self, status: int, reason: str, headers: list[tuple[str, str]]) -> None:
+        out, _ = answer_headers(headers, self._request_id, self._prefix, self._cors)
+        out = [(name, as_utf8(value)) for name, value in out]
+        self._head = (status, as_utf8(reason), out)  # now: the list is the connection's to reuse
+        self.wake()
+
+    def body(self, data: bytes) -> None:
+        if self._room > 0:
+            piece = data[: self._room]
+            self._kept.append(piece)
+            self._room -= len(piece)
+        self._pieces.append(data)
+        self._held += len(data)
+        self.wake()
+
+    def end(self) -> None:
+        self._ended = True
+        self.wake()
+
+    def broken(self, why: str) -> None:
+        self._broken = why
+        self.wake()
+
+    @property
+    def writable(self) -> bool:
+        return self._held < _HIGH
+
+    def when_writable(self, then: Callable[[], None]) -> None:
+        self._waiting.append(then)
+
+    def upgraded(
+        self, reason: str, headers: list[tuple[str, str]], child: asyncio.Transport, rest: bytes
+    ) -> None:
+        child.close()  # never asked for: WebSockets take _websocket's way on this side
+
+    def wake(self, _: object = None) -> None:
+        changed, self._changed = self._changed, None
+        if changed is not None and not changed.done():
+            changed.set_result(None)
+
+    async def _change(self) -> None:
+        self._changed = asyncio.get_running_loop().create_future()
+        await self._changed
+
+    # -- the handler's side
+
+    async def write_to(self, request: web.BaseRequest, sending: asyncio.Future[None]) -> Relayed:
+        while self._head is None:
+            if sending.done():
+                sending.result()  # the exchange's failure, before any answer
+                raise ChildUnreachable("the child's connection ended without an answer")
+            await self._change()
+        status, reason, out = self._head
+        typed = any(name.lower() == "content-type" for name, _ in out)
+        response = Relayed(status=status, reason=reason, typed=typed)
+        response.headers.extend(out)
+        try:
+            await response.prepare(request)
+            while True:
+                if self._pieces:
+                    data = self._pieces.popleft()
+                    self._held -= len(data)
+                    if self._held < _HIGH // 2 and self._waiting:
+                        waiting, self._waiting = self._waiting, []
+                        for then in waiting:
+                            then()
+                    await response.write(data)
+                elif self._ended:
+                    await response.write_eof()
+                    break
+                elif self._broken is not None or sending.done():
+                    why = self._broken or "its connection ended"
+                    log.warning("[%s] the child's answer broke off: %s", self._request_id, why)
+                    if request.transport is not None:
+                        request.transport.close()  # the client must see an error, not an end
+                    break
+                else:
+                    await self._change()
+        except ConnectionResetError:
+            # Our write to the client failed: it went away (a closed tab, the end of a load
+            # test). Nobody is left to answer; aiohttp takes it from here quietly.
+            log.debug("[%s] the client left before its answer was sent", self._request_id)
+        response.kept = b"".join(self._kept)
+        return response
+
+
+class RequestBody:
+    """A request body streamed to the child as aiohttp reads it (an upstream.Body), after
+    `read_so_far`: chunked when the client gave no length, stopped past `limit` bytes
+    (PayloadTooLarge) or when no byte comes for `timeout` seconds (ClientTooSlow)."""
+
+    def __init__(
+        self, request: web.BaseRequest, read_so_far: bytes, *, chunked: bool, limit: int,
+        timeout: float,
+    ) -> None:  # fmt: skip
+        self._content = request.content
+        self._read_so_far = read_so_far
+        self._chunked, self._limit, self._timeout = chunked, limit, timeout
+        self._go = asyncio.Event()
+        self._go.set()
+        self._task: asyncio.Task[None] | None = None
+        self.complete = False
+
+    def start(self, exchange: Exchange) -> None:
+        self._task = asyncio.ensure_future(self._pump(exchange))
+
+    def pause(self) -> None:
+        self._go.clear()
+
+    def resume(self) -> None:
+        self._go.set()
+
+    def stop(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    def _write(self, exchange: Exchange, data: bytes) -> None:
+        exchange.write_body(b"%x\r\n%s\r\n" % (len(data), data) if self._chunked else data)
+
+    async def _pump(self, exchange: Exchange) -> None:
+        seen = len(self._read_so_far)
+        try:
+            if self._read_so_far:
+                self._write(exchange, self._read_so_far)
+            while True:
+                await self._go.wait()
+                try:
+                    async with _compat.timeout(self._timeout):
+                        chunk = await self._content.read(_CHUNK)
+                except asyncio.TimeoutError:
+                    raise ClientTooSlow(self._timeout) from None
+                if not chunk:
+                    break
+                seen += len(chunk)
+                if seen > self._limit:
+                    raise PayloadTooLarge(self._limit)
+                self._write(exchange, chunk)
+        except ForwardError as exc:
+            exchange.body_failed(exc)
+            return
+        except (OSError, aiohttp.ClientError) as exc:  # the client left mid-upload
+            exchange.body_failed(ForwardError(f"the client left during its upload: {exc}"))
+            return
+        if self._chunked:
+            exchange.write_body(b"0\r\n\r\n")
+        self.complete = True
