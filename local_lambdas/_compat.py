@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from local_lambdas.orphans import SPAWN_MARK as SPAWN_MARK
+from local_lambdas.orphans import group_members
 from local_lambdas.orphans import kill_marked as kill_marked
 from local_lambdas.orphans import marked as marked
 
@@ -343,20 +344,10 @@ def _group_running(pgid: int) -> bool:
     (a wrapper's background job whose parent died, adopted by the subreaper), reap it here:
     nothing else would, and it would hold up every stop for the whole grace period."""
     own, running = os.getpid(), False
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as stat_file:
-                fields = stat_file.read().rpartition(b")")[2].split()
-        except OSError:
-            continue  # gone
-        if len(fields) < 3 or int(fields[2]) != pgid:
-            continue
-        member = int(entry.name)
-        if fields[0] != b"Z":
+    for member, state, parent in group_members(pgid):
+        if state != b"Z":
             running = True
-        elif int(fields[1]) == own and member != pgid:  # the leader is asyncio's to reap
+        elif parent == own and member != pgid:  # the leader is asyncio's to reap
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(member, os.WNOHANG)
     return running

@@ -1,5 +1,5 @@
 """A run's processes found by their mark, and the watchdog process that stops them when the
-proxy is killed (POSIX).
+proxy is killed (POSIX); a process group's members (`group_members`, Linux).
 
 Every child is spawned with SPAWN_MARK=<run>.<spawn number>. in its environment, which its
 descendants inherit however far they go (a new session, a double fork): `marked` finds them on
@@ -61,6 +61,23 @@ def kill_marked(mark: str, sig: signal.Signals | None = None) -> list[int]:
     return pids
 
 
+def group_members(pgid: int) -> list[tuple[int, bytes, int]]:
+    """Linux: the processes of group `pgid`, each as (pid, state, parent pid); a state of
+    b"Z" is a zombie, exited and waiting for its parent to reap it."""
+    members = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                fields = stat.read().rpartition(b")")[2].split()  # state, ppid, pgrp...
+        except OSError:
+            continue  # gone since
+        if len(fields) >= 3 and int(fields[2]) == pgid:
+            members.append((int(entry.name), fields[0], int(fields[1])))
+    return members
+
+
 def _alive(pgid: int) -> bool:
     """Whether a process of group `pgid` still runs. A zombie does not: where init reaps
     lazily (a container's or a VM's first process), the killed children would otherwise
@@ -71,17 +88,7 @@ def _alive(pgid: int) -> bool:
         return False
     if not sys.platform.startswith("linux"):
         return True
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as stat:
-                fields = stat.read().rpartition(b")")[2].split()
-        except OSError:
-            continue  # gone since
-        if int(fields[2]) == pgid and fields[0] != b"Z":  # state, ppid, pgrp...
-            return True
-    return False
+    return any(state != b"Z" for _, state, _ in group_members(pgid))
 
 
 def main(argv: list[str]) -> int:
