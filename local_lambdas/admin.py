@@ -175,12 +175,11 @@ def _from_another_site(
     site = request.headers.get("Sec-Fetch-Site")
     origin = request.headers.get("Origin")
     host = request.headers.get("Host")
+    own = "only the dashboard's own page, or a client that is not a browser, may act here"
     if acts and site is not None and site not in ("same-origin", "none"):
-        error = f"{path} refuses a {site} request: only the dashboard's page may act here"
+        error = f"{path} refuses a {site} request: {own}"
     elif acts and origin is not None and origin.partition("://")[2] != host:
-        error = (
-            f"{path} refuses a request from {origin[:100]}: only the dashboard's page may act here"
-        )
+        error = f"{path} refuses a request from {origin[:100]}: {own}"
     elif tells and host is not None and not _local_name(host):
         error = (
             f"{path} answers requests for localhost or an IP address, not {host[:100]!r} (a site "
