@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ctypes
 import errno
 import os
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from local_lambdas.orphans import SPAWN_MARK as SPAWN_MARK
-from local_lambdas.orphans import group_members
+from local_lambdas.orphans import group_running
 from local_lambdas.orphans import kill_marked as kill_marked
 from local_lambdas.orphans import marked as marked
 
@@ -331,26 +330,7 @@ def group_alive(pid: int) -> bool:
             job, win32job.JobObjectBasicAccountingInformation
         )
         return bool(accounting["ActiveProcesses"])
-    try:
-        os.killpg(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return _group_running(pid) if IS_LINUX else True
-
-
-def _group_running(pgid: int) -> bool:
-    """Linux: whether a member of group `pgid` still runs. A member that has exited is a zombie
-    until its parent reaps it, and killpg(0) still finds it; when that parent is this process
-    (a wrapper's background job whose parent died, adopted by the subreaper), reap it here:
-    nothing else would, and it would hold up every stop for the whole grace period."""
-    own, running = os.getpid(), False
-    for member, state, parent in group_members(pgid):
-        if state != b"Z":
-            running = True
-        elif parent == own and member != pgid:  # the leader is asyncio's to reap
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(member, os.WNOHANG)
-    return running
+    return group_running(pid)
 
 
 def process_running(pid: int) -> bool:

@@ -1,5 +1,5 @@
 """A run's processes found by their mark, and the watchdog process that stops them when the
-proxy is killed (POSIX); a process group's members (`group_members`, Linux).
+proxy is killed (POSIX); whether a process group still runs (`group_running`), zombies apart.
 
 Every child is spawned with SPAWN_MARK=<run>.<spawn number>. in its environment, which its
 descendants inherit however far they go (a new session, a double fork): `marked` finds them on
@@ -15,6 +15,7 @@ watchdog starts in a few milliseconds instead of paying for site-packages and th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -61,7 +62,7 @@ def kill_marked(mark: str, sig: signal.Signals | None = None) -> list[int]:
     return pids
 
 
-def group_members(pgid: int) -> list[tuple[int, bytes, int]]:
+def _group_members(pgid: int) -> list[tuple[int, bytes, int]]:
     """Linux: the processes of group `pgid`, each as (pid, state, parent pid); a state of
     b"Z" is a zombie, exited and waiting for its parent to reap it."""
     members = []
@@ -78,17 +79,26 @@ def group_members(pgid: int) -> list[tuple[int, bytes, int]]:
     return members
 
 
-def _alive(pgid: int) -> bool:
-    """Whether a process of group `pgid` still runs. A zombie does not: where init reaps
-    lazily (a container's or a VM's first process), the killed children would otherwise
-    hold the grace period up until it gets round to them."""
+def group_running(pgid: int) -> bool:
+    """Whether a process of group `pgid` still runs. A zombie does not: killpg(0) still finds
+    one until its parent reaps it, which init may do lazily (a container's or a VM's first
+    process), and which nobody else does for one this process adopted (a wrapper's background
+    job whose parent died, under the proxy as subreaper): this process reaps those here, as
+    it looks (the group's leader is asyncio's to reap)."""
     try:
         os.killpg(pgid, 0)
     except (ProcessLookupError, PermissionError):
         return False
     if not sys.platform.startswith("linux"):
         return True
-    return any(state != b"Z" for _, state, _ in group_members(pgid))
+    own, running = os.getpid(), False
+    for member, state, parent in _group_members(pgid):
+        if state != b"Z":
+            running = True
+        elif parent == own and member != pgid:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(member, os.WNOHANG)
+    return running
 
 
 def main(argv: list[str]) -> int:
@@ -102,15 +112,15 @@ def main(argv: list[str]) -> int:
             (groups.add if sign == b"+" else groups.discard)(int(number))
     run_mark = argv[0] + "."
     for pgid in groups:
-        if _alive(pgid):
+        if group_running(pgid):
             os.killpg(pgid, signal.SIGTERM)
     escaped = kill_marked(run_mark, signal.SIGTERM)
     deadline = time.monotonic() + _GRACE
-    while (any(_alive(g) for g in groups) or escaped) and time.monotonic() < deadline:
+    while (any(group_running(g) for g in groups) or escaped) and time.monotonic() < deadline:
         time.sleep(0.05)  # nothing to wait on: other processes' exits give no event here
         escaped = marked(run_mark)
     for pgid in groups:
-        if _alive(pgid):
+        if group_running(pgid):
             os.killpg(pgid, signal.SIGKILL)
     kill_marked(run_mark)
     if len(argv) > 1 and os.path.isdir(argv[1]):  # after a clean stop, already gone

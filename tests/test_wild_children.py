@@ -335,9 +335,9 @@ def test_the_watchdog_counts_a_zombie_group_as_gone() -> None:
     ended = subprocess.Popen(["true"], start_new_session=True)
     try:
         os.waitid(os.P_PID, ended.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped: a zombie
-        assert orphans._alive(running.pid) and not orphans._alive(ended.pid)
+        assert orphans.group_running(running.pid) and not orphans.group_running(ended.pid)
     finally:
         running.kill()
         running.wait()
         ended.wait()
-    assert not orphans._alive(running.pid)
+    assert not orphans.group_running(running.pid)
