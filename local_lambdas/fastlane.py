@@ -18,10 +18,13 @@ ones are the same JSON 400s in both. A head that does not arrive whole
 within --client-header-timeout, or a body that stops for --client-body-timeout, gets 408.
 `--no-fast-lane` hands every connection over at once.
 
-A connection carries one request at a time, answered by the connection's one task (a task
-per request cost 2% of the lane's instructions): pipelined bytes wait, unparsed, until the
-answer before them is written, so answers keep their order and a hand-over starts at a
-request's first byte. Answers have the headers aiohttp would write (tests compare the two).
+Which bytes make a request and whether the lane takes it is lane_requests.py's (pure, with
+http1.py); this module is the Protocol that drives it: timers, the connection's task,
+writing, hand-overs. A connection carries one request at a time, answered by the
+connection's one task (a task per request cost 2% of the lane's instructions): pipelined
+bytes wait, unparsed, until the answer before them is written, so answers keep their order
+and a hand-over starts at a request's first byte. Answers have the headers aiohttp would
+write (tests compare the two).
 """
 
 from __future__ import annotations
@@ -34,7 +37,6 @@ from collections.abc import Callable
 from email.utils import formatdate
 from typing import cast
 
-import httptools
 from aiohttp import web
 
 from local_lambdas.aioserver import timed_out
@@ -42,20 +44,18 @@ from local_lambdas.config import Fate
 from local_lambdas.envelope import Response
 from local_lambdas.errors import ChildUnreachable, ClientTooSlow, ForwardError
 from local_lambdas.forwarding import own_address, strip_prefix
-from local_lambdas.http1 import (
-    HAND_OVER,
-    NO_BODY,
-    RETRYABLE,
-    WAIT,
-    answer_head,
-    head_end,
-    lane_takes,
-    read_head,
-)
+from local_lambdas.http1 import NO_BODY, RETRYABLE, answer_head
 from local_lambdas.inspector import BODY
 from local_lambdas.instance import Instance
-from local_lambdas.pool import Pool
-from local_lambdas.proxy import BUFFERED, Proxy, error_response
+from local_lambdas.lane_requests import (
+    AWAIT_BODY,
+    AWAIT_HEAD,
+    CONTINUE,
+    ELSEWHERE,
+    Message,
+    Requests,
+)
+from local_lambdas.proxy import Proxy, error_response
 from local_lambdas.relay import Answer, Upload, child_request
 from local_lambdas.transports.passthrough import PassthroughTransport
 from local_lambdas.tunnel import Tunnel
@@ -64,49 +64,6 @@ log = logging.getLogger("local_lambdas.fastlane")
 
 _PAUSE_AT = 1024**2  # pipelined bytes held while an answer is pending, before reading stops
 _SWEEP_EVERY = 60.0  # seconds between looks for idle connections
-
-
-class _Message:
-    """One parsed request head that the lane will answer (a plain class: see proxy.Plan)."""
-
-    __slots__ = (
-        "body_length",
-        "continues",
-        "head_length",
-        "headers",
-        "keep_alive",
-        "method",
-        "origin",
-        "path",
-        "pool",
-        "request_id",
-        "streams",
-        "target",
-        "upgrade",
-        "version",
-    )  # fmt: skip
-
-    def __init__(
-        self, pool: Pool, method: str, target: str, path: str, version: str,
-        headers: list[tuple[str, str]], request_id: str | None, origin: str | None,
-        head_length: int, body_length: int, keep_alive: bool, upgrade: str | None = None,
-        continues: bool = False,
-    ) -> None:  # fmt: skip
-        self.pool = pool
-        self.method = method
-        self.target = target  # as sent: path, query and fragment
-        self.path = path  # decoded, as routes see it
-        self.version = version  # "1.1" or "1.0"
-        self.headers = headers
-        self.request_id = request_id  # the client's X-Request-Id
-        self.origin = origin  # its Origin, for CORS
-        self.head_length = head_length
-        self.body_length = body_length
-        self.keep_alive = keep_alive
-        self.upgrade = upgrade  # a WebSocket upgrade's Upgrade header (pass-through only)
-        self.continues = continues  # the client waits for 100 Continue before its body
-        # A pass-through body too large to hold: it streams to the child (relay.Upload).
-        self.streams = pool.fate is Fate.RELAY and body_length > BUFFERED
 
 
 class FastLane:
@@ -195,19 +152,16 @@ class _Connection(asyncio.Protocol):
         self._lane = lane
         self._transport: asyncio.Transport | None = None
         self._peer: str | None = None
-        self._parser = httptools.HttpRequestParser(self)
-        # Received, not yet handled; starts at a request's first byte. Bytes while it is one
-        # whole chunk (the usual request), a bytearray while a long body arrives in pieces.
-        self._buffer: bytes | bytearray = b""
+        # Received, not yet handled, cut into requests.
+        self._requests = Requests(lane.proxy, self._own_address)
         self.busy = False  # a request is being answered
         # Serves the connection's requests in turn, from its first: one task per connection,
         # not per request (PERFORMANCE.md). Between requests it waits on _waiter.
         self._task: asyncio.Task[None] | None = None
-        self._waiter: asyncio.Future[tuple[_Message, bytes] | None] | None = None
+        self._waiter: asyncio.Future[Message | None] | None = None
         # Kept: asyncio.get_running_loop() makes a getpid() system call each time on 3.11.
         self._loop = asyncio.get_running_loop()
         self.idle_since = self._loop.time()  # when the last answer was sent
-        self._message: _Message | None = None  # a head whose body is still arriving
         self._reading_paused = False
         self._writing_paused = False
         self._when_writable: list[Callable[[], None]] = []  # a relayed answer, waiting
@@ -239,18 +193,12 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._timer is not None:
             self._progress = self._loop.time()
-        buffer = self._buffer
-        if not buffer:
-            self._buffer = data
-        elif isinstance(buffer, bytearray):
-            buffer += data
-        else:
-            self._buffer = bytearray(buffer) + data
+        self._requests.feed(data)
         if self._upload is not None:
             self._take_upload()
         if not self.busy:
             self._advance()
-        elif len(self._buffer) > _PAUSE_AT and not self._reading_paused:
+        elif len(self._requests.buffer) > _PAUSE_AT and not self._reading_paused:
             self._reading_paused = True
             assert self._transport is not None
             self._transport.pause_reading()
@@ -308,8 +256,7 @@ class _Connection(asyncio.Protocol):
         self._stop_waiting()
         self._lane.forget(self)
         self._transport = None
-        data, self._buffer = bytes(self._buffer), b""
-        return transport, data
+        return transport, self._requests.rest()
 
     # -- the lane ---------------------------------------------------------------------------
 
@@ -327,15 +274,15 @@ class _Connection(asyncio.Protocol):
         connection's task (started by the first)."""
         if self.busy:
             return
-        request = self._next_request()
-        if request is None:
+        message = self._next_request()
+        if message is None:
             return
         self.busy = True
         waiter, self._waiter = self._waiter, None
         if waiter is not None:
-            waiter.set_result(request)
+            waiter.set_result(message)
         else:
-            self._task = self._loop.create_task(self._serve(*request))
+            self._task = self._loop.create_task(self._serve(message))
 
     def _stop_waiting(self) -> None:
         """The connection is over for the lane: its task, if waiting, ends."""
@@ -343,65 +290,49 @@ class _Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _next_request(self) -> tuple[_Message, bytes] | None:
-        """The next whole request in the buffer, if it is the lane's to answer now; a request
+    def _next_request(self) -> Message | None:
+        """The next whole request received, if it is the lane's to answer now; a request
         that is not the lane's hands the connection to aiohttp."""
-        if self._closing or self._writing_paused or not self._buffer:
+        if self._closing or self._writing_paused:
             return None
-        message = self._message
-        if message is None:
-            end = head_end(self._buffer)
-            if end <= WAIT:
-                if end == HAND_OVER:
-                    self._hand_over()
-                else:
-                    self._start_timer(self._lane.head_timeout)
-                return None
-            message = self._message = self._parse(end)
-            if message is None:
-                self._hand_over()
-                return None
-            if message.continues:  # as nginx: asked for once the request is the lane's
+        requests = self._requests
+        message = requests.next()
+        while message is None:
+            waiting = requests.waiting
+            if waiting == CONTINUE:
                 self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            if message.streams:  # the head alone: the body goes on as it comes
-                if self._timer is not None:
-                    self._stop_timer()
-                end = message.head_length
-                self._buffer = self._buffer[end:] if len(self._buffer) > end else b""
-                self._message = None
-                self._upload = Upload(message.body_length, self)
-                self._take_upload()
-                return message, b""
-        end = message.head_length + message.body_length
-        if len(self._buffer) < end:
-            self._start_timer(self._lane.body_timeout)
+                message = requests.next()
+                continue
+            if waiting == AWAIT_HEAD:
+                self._start_timer(self._lane.head_timeout)
+            elif waiting == AWAIT_BODY:
+                self._start_timer(self._lane.body_timeout)
+            elif waiting == ELSEWHERE:
+                self._hand_over()
             return None
         if self._timer is not None:
             self._stop_timer()
-        body = b""
-        if message.body_length:
-            body = bytes(memoryview(self._buffer)[message.head_length : end])
-            self._parser.feed_data(body)  # the parser counts it, to be ready for the next
-        self._buffer = self._buffer[end:] if len(self._buffer) > end else b""
-        self._message = None
-        return message, body
+        if message.streams:  # the head alone: the body goes on as it comes
+            self._upload = Upload(message.body_length, self)
+            self._take_upload()
+        return message
 
     def _take_upload(self) -> None:
-        """The streaming body's bytes in the buffer go on; what follows them waits."""
-        upload, buffer = self._upload, self._buffer
+        """The streaming body's bytes received go on; what follows them waits."""
+        upload = self._upload
         if upload is None:
             return
-        if buffer:
-            size = min(upload.left, len(buffer))
-            piece = bytes(buffer[:size])
-            self._buffer = buffer[size:] if len(buffer) > size else b""
-            self._parser.feed_data(piece)  # the parser counts it, to be ready for the next
+        piece = self._requests.take(upload.left)
+        if piece:
             upload.feed(piece)
         if upload.complete:
             self._upload = None
             self._stop_timer()
         else:
             self._start_timer(self._lane.body_timeout)
+
+    def _own_address(self) -> str:
+        return own_address(self._transport)
 
     def hold_reading(self, held: bool) -> None:
         transport = self._transport
@@ -438,7 +369,7 @@ class _Connection(asyncio.Protocol):
             return
         if self._closing or self.busy or self._transport is None:
             return
-        head = self._message is None
+        head = self._requests.waiting == AWAIT_HEAD
         seconds = self._lane.head_timeout if head else self._lane.body_timeout
         if not head:  # the body's clock counts from its last bytes
             left = self._progress + seconds - self._loop.time()
@@ -451,42 +382,12 @@ class _Connection(asyncio.Protocol):
         self._closing = True
         self._transport.close()
 
-    def _parse(self, head_length: int) -> _Message | None:
-        """The head's request, if the lane takes it; None hands the connection to aiohttp.
-        llhttp judges the head; http1.read_head reads it; Proxy.plan decides its fate."""
-        data = self._buffer[:head_length]
-        switching = False  # llhttp saw Connection: upgrade with an Upgrade header
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            switching = True
-        except httptools.HttpParserError:
-            return None
-        head = read_head(data)
-        if head is None:
-            return None
-        method, target, version, headers, noted, length, keep_alive = head
-        plan = self._lane.proxy.plan(method, target, length)
-        pool = plan.pool
-        if pool is None or not lane_takes(
-            plan.fate, pool.cors is not None, method, version, length, noted, switching
-        ):
-            return None
-        if "host" not in noted and plan.fate is Fate.RELAY:
-            # HTTP/1.0 may omit Host; the child, spoken to in HTTP/1.1, must get one.
-            headers.append(("Host", own_address(self._transport)))
-        return _Message(
-            pool, method, target, plan.path, version, headers, noted.get("x-request-id"),
-            noted.get("origin"), head_length, length, keep_alive, noted.get("upgrade"),
-            "expect" in noted,
-        )  # fmt: skip
-
-    async def _serve(self, message: _Message, body: bytes) -> None:
+    async def _serve(self, message: Message) -> None:
         """The connection's task: answer its requests one after another, until it closes or
         is handed over."""
         while True:
             try:
-                keep_alive = await self._answer(message, body)
+                keep_alive = await self._answer(message)
             except Exception:  # a bug of ours: the connection is closed, not left hanging
                 log.exception("%s %s: failed inside local-lambdas", message.method, message.target)
                 self.abort()
@@ -502,29 +403,29 @@ class _Connection(asyncio.Protocol):
             if self._reading_paused and self._transport is not None:
                 self._reading_paused = False
                 self._transport.resume_reading()
-            request = self._next_request()
-            if request is None:
+            found = self._next_request()
+            if found is None:
                 if self._closing:
                     return
                 self._waiter = self._loop.create_future()
-                request = await self._waiter
-                if request is None:
+                found = await self._waiter
+                if found is None:
                     return
             self.busy = True
-            message, body = request
+            message = found
 
-    async def _answer(self, message: _Message, body: bytes) -> bool:
+    async def _answer(self, message: Message) -> bool:
         """Answer one request; whether the connection stays open."""
         started = time.monotonic()
         proxy = self._lane.proxy
         request_id = proxy.identify(message.request_id, message.headers)
         keep_alive = message.keep_alive
         if message.pool.fate is Fate.RELAY:
-            return await self._relay(message, body, request_id, started)
+            return await self._relay(message, request_id, started)
         try:
             response = await proxy.answer(
                 message.pool, message.method, message.target, message.path, message.headers,
-                body, self._peer, request_id,
+                message.body, self._peer, request_id,
             )  # fmt: skip
         except Exception:
             log.exception("%s %s: failed inside local-lambdas", message.method, message.target)
@@ -535,12 +436,12 @@ class _Connection(asyncio.Protocol):
         self._write(response, message, request_id, keep_alive)
         proxy.finish(
             message.pool, message.method, message.target, response.status, started, request_id,
-            (message.headers, body), (response.headers, response.body),
+            (message.headers, message.body), (response.headers, response.body),
         )  # fmt: skip
         self._lane.served += 1
         return keep_alive
 
-    async def _relay(self, message: _Message, body: bytes, request_id: str, started: float) -> bool:
+    async def _relay(self, message: Message, request_id: str, started: float) -> bool:
         """A pass-through request: sent to the child in raw HTTP/1.1 (transports/upstream.py),
         its answer written here as it comes (relay.py); whether the connection stays open."""
         proxy = self._lane.proxy
@@ -548,7 +449,7 @@ class _Connection(asyncio.Protocol):
         process = pool.process
         target, prefix = strip_prefix(message.target, process.strip_prefix, message.path)
         request = child_request(
-            message.method, target, message.headers, body, client=self._peer,
+            message.method, target, message.headers, message.body, client=self._peer,
             scheme=self._scheme, token=proxy.token, request_id=request_id, prefix=prefix,
             upgrade=message.upgrade,
         )  # fmt: skip
@@ -560,7 +461,7 @@ class _Connection(asyncio.Protocol):
             cors=None if pool.cors is None else (pool.cors, message.origin), upload=upload,
         )  # fmt: skip
         head_only = message.method == "HEAD"
-        sent = (message.headers, None if message.streams else body)  # a streamed one: not kept
+        sent = (message.headers, None if message.streams else message.body)  # streamed: not kept
 
         async def exchange(child: Instance) -> None:
             relay = child.transport
@@ -610,7 +511,7 @@ class _Connection(asyncio.Protocol):
         self._lane.served += 1
         return answer.keep_alive and self._upload is None
 
-    def _write(self, response: Response, message: _Message, request_id: str, keep: bool) -> None:
+    def _write(self, response: Response, message: Message, request_id: str, keep: bool) -> None:
         transport = self._transport
         if transport is None or transport.is_closing():
             return  # the client left; its answer goes nowhere, as with aiohttp

@@ -10,16 +10,30 @@ import sys
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from aiohttp.http import SERVER_SOFTWARE
 
-from local_lambdas import explain, forwarding, http1, launch, router, tunnel
+from local_lambdas import (
+    explain,
+    forwarding,
+    http1,
+    lane_requests,
+    launch,
+    manifest,
+    router,
+    tunnel,
+)
 from local_lambdas.backoff import RestartPolicy, Verdict
-from local_lambdas.config import Fate, Process, Restart
+from local_lambdas.config import Fate, Process, Restart, Settings
 from local_lambdas.deadlines import Deadlines
 from local_lambdas.envelope import Request, decode_response
 from local_lambdas.errors import BadResponse
 from local_lambdas.line import Line
+from local_lambdas.output import Printer
+from local_lambdas.pool import Pool
+from local_lambdas.proxy import Proxy
 from local_lambdas.router import Router
+from local_lambdas.supervisor import Supervisor
 
 ROUTES = ["/api/*", "/api/v2/*", "/exact", "/dir/", "/api/v2/special"]
 ROUTING = {
@@ -513,3 +527,125 @@ def test_the_target_a_pass_through_child_gets(
 ) -> None:
     path, _ = router.resolve(target, lambda path: None)
     assert forwarding.strip_prefix(target, prefix, path) == (child_gets, taken)
+
+
+def _lane_requests(tmp_path: Path) -> lane_requests.Requests:
+    """A connection's Requests, planned by a Proxy that routes /api to a keep-alive pipe and
+    /web to pass-through (real pools, not started); /_/ is the admin endpoints'."""
+    manifest_path = tmp_path / "manifest.xml"
+    manifest_path.write_text(
+        "<manifest>"
+        "<process><id>api</id><executable>python3</executable><route>/api/*</route>"
+        "<communication_mode>pipe-keepalive</communication_mode></process>"
+        "<process><id>web</id><executable>python3</executable><route>/web/*</route>"
+        "<communication_mode>passthrough</communication_mode>"
+        "<max_body_size>64MiB</max_body_size></process>"
+        "</manifest>"
+    )
+    loaded = manifest.load(manifest_path, socket_dir=tmp_path)
+    printer = Printer(color=False)
+    supervisor = Supervisor(loaded, Settings(socket_dir=tmp_path), printer)
+    names = launch.SocketNames(tmp_path)
+    supervisor.pools = {p.id: Pool(p, printer, names) for p in loaded.processes}
+    supervisor.router = Router(
+        (route, pool) for pool in supervisor.pools.values() for route in pool.process.routes
+    )
+
+    async def admin(request: web.BaseRequest, request_id: str) -> web.StreamResponse:
+        return web.Response()
+
+    proxy = Proxy(supervisor, admin=admin)
+    return lane_requests.Requests(proxy, lambda: "127.0.0.1:3000")
+
+
+_GET = b"GET /api/a HTTP/1.1\r\nHost: h\r\n\r\n"
+_PUT = b"PUT /api/b HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"
+_BIG = 1024**2 + 1  # a pass-through body over 1 MiB streams
+
+
+def _said(requests: lane_requests.Requests) -> list[str]:
+    """What `next` gives until it has nothing, as the lane asks it (again after 100 Continue;
+    not after a streaming request's head, whose body the lane `take`s): each request, then
+    why it stopped."""
+    said = []
+    while True:
+        message = requests.next()
+        if message is None:
+            said.append(["idle", "head", "body", "continue", "elsewhere"][requests.waiting])
+            if requests.waiting != lane_requests.CONTINUE:
+                return said
+            continue
+        body = "streams" if message.streams else message.body.decode()
+        said.append(f"{message.method} {message.target} {message.pool.process.id} {body}".strip())
+        if message.streams:
+            return said
+
+
+@pytest.mark.parametrize(("pieces", "said"), [
+    ([_GET], ["GET /api/a api", "idle"]),
+    ([_GET + _PUT + _GET], ["GET /api/a api", "PUT /api/b api hello", "GET /api/a api", "idle"]),
+    # Byte by byte: the head, then the body, awaited; the request once whole.
+    ([_PUT[:i] for i in range(1, len(_PUT) + 1)],
+     [["head"]] * 50 + [["body"]] * 5 + [["PUT /api/b api hello", "idle"]]),
+    # Pass-through's Expect: 100 Continue asked for once, then the body awaited.
+    ([b"POST /web/u HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n",
+      b"ok"], [["continue", "body"], ["POST /web/u web ok", "idle"]]),
+    # Not the lane's: the admin endpoints, Expect to an envelope mode, chunked, no route...
+    ([b"GET /_/health HTTP/1.1\r\nHost: h\r\n\r\n" + _GET], ["elsewhere"]),
+    ([b"POST /api/u HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"],
+     ["elsewhere"]),
+    ([b"POST /api/u HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"], ["elsewhere"]),
+    ([_GET + b"\x16\x03\x01\x00\xa5"], ["GET /api/a api", "elsewhere"]),  # TLS after a request
+    ([_GET + b"GET /api/a HTTP/1.1\nHost: h\n\n"], ["GET /api/a api", "elsewhere"]),  # bare LF
+])  # fmt: skip
+async def test_a_connections_bytes_cut_into_requests(
+    tmp_path: Path, pieces: list[bytes], said: list[str] | list[list[str]]
+) -> None:
+    requests = _lane_requests(tmp_path)
+    if isinstance(said[0], str):  # one feed of all the pieces, one reading
+        for piece in pieces:
+            requests.feed(piece)
+        assert _said(requests) == said
+        return
+    fed = b""
+    for piece, after in zip(pieces, said, strict=True):  # each piece: what is said after it
+        requests.feed(piece[len(fed) :] if piece.startswith(fed) else piece)
+        fed = piece if piece.startswith(fed) else fed + piece
+        assert _said(requests) == after, fed
+
+
+async def test_what_is_not_the_lanes_is_handed_on_from_its_first_byte(tmp_path: Path) -> None:
+    requests = _lane_requests(tmp_path)
+    admin = b"GET /_/health HTTP/1.1\r\nHost: h\r\n\r\n"
+    requests.feed(_PUT + admin + _GET)
+    assert _said(requests) == ["PUT /api/b api hello", "elsewhere"]
+    assert requests.rest() == admin + _GET and requests.buffer == b""
+
+
+async def test_a_streaming_body_is_taken_as_it_comes_and_the_next_request_found(
+    tmp_path: Path,
+) -> None:
+    requests = _lane_requests(tmp_path)
+    requests.feed(f"PUT /web/big HTTP/1.1\r\nHost: h\r\nContent-Length: {_BIG}\r\n\r\n".encode())
+    requests.feed(b"x" * 1000)
+    assert _said(requests) == ["PUT /web/big web streams"]  # at its head
+    assert requests.take(_BIG) == b"x" * 1000  # as far as it came
+    requests.feed(b"y" * (_BIG - 1000) + _GET)
+    assert requests.take(_BIG - 1000) == b"y" * (_BIG - 1000)  # and no further
+    # llhttp counted the body: it judges the heads after it (a space before a colon).
+    requests.feed(b"GET /api/c HTTP/1.1\r\nHost: h\r\nX : y\r\n\r\n")
+    assert _said(requests) == ["GET /api/a api", "elsewhere"]
+
+
+async def test_an_http10_pass_through_request_without_host_gets_the_proxys(
+    tmp_path: Path,
+) -> None:
+    found = []
+    for target in (b"/web/a", b"/api/a"):
+        requests = _lane_requests(tmp_path)
+        requests.feed(b"GET " + target + b" HTTP/1.0\r\n\r\n")
+        found.append(requests.next())
+    web, api = found
+    assert web is not None and api is not None
+    assert web.headers == [("Host", "127.0.0.1:3000")]  # the child speaks HTTP/1.1
+    assert api.headers == []  # an envelope carries the headers as they came

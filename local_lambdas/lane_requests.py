@@ -1,0 +1,184 @@
+"""The fast lane's requests, cut from the bytes one connection receives (fastlane.py): bytes
+in, a request or a reason to wait out. No I/O, no clock: the lane's asyncio Protocol feeds
+it and acts on what it says (a timer while a head or a body is awaited, 100 Continue, the
+connection to aiohttp's server), and tests drive it with tables (tests/test_units.py).
+
+llhttp (httptools) judges every head and counts every body byte, so that it is ready for the
+request after; http1.read_head reads the head, Proxy.plan routes it, http1.lane_takes says
+whether the lane answers it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+import httptools
+
+from local_lambdas.config import Fate
+from local_lambdas.http1 import HAND_OVER, WAIT, head_end, lane_takes, read_head
+from local_lambdas.pool import Pool
+from local_lambdas.proxy import BUFFERED, Proxy
+
+# Why Requests.next found no request to answer now (its `waiting`):
+IDLE: Final = 0  # nothing received: a kept-alive connection between requests
+AWAIT_HEAD: Final = 1  # part of a head: more may complete it
+AWAIT_BODY: Final = 2  # a head the lane takes, its body not all here
+CONTINUE: Final = 3  # a head that asked for 100 Continue: send it, then ask again
+ELSEWHERE: Final = 4  # not the lane's: aiohttp's server takes the connection from here (`rest`)
+
+
+class Message:
+    """One request the lane answers: its head, read, and its body once whole (a plain class:
+    see proxy.Plan)."""
+
+    __slots__ = (
+        "body",
+        "body_length",
+        "continues",
+        "head_length",
+        "headers",
+        "keep_alive",
+        "method",
+        "origin",
+        "path",
+        "pool",
+        "request_id",
+        "streams",
+        "target",
+        "upgrade",
+        "version",
+    )  # fmt: skip
+
+    def __init__(
+        self, pool: Pool, method: str, target: str, path: str, version: str,
+        headers: list[tuple[str, str]], request_id: str | None, origin: str | None,
+        head_length: int, body_length: int, keep_alive: bool, upgrade: str | None = None,
+        continues: bool = False,
+    ) -> None:  # fmt: skip
+        self.pool = pool
+        self.method = method
+        self.target = target  # as sent: path, query and fragment
+        self.path = path  # decoded, as routes see it
+        self.version = version  # "1.1" or "1.0"
+        self.headers = headers
+        self.request_id = request_id  # the client's X-Request-Id
+        self.origin = origin  # its Origin, for CORS
+        self.head_length = head_length
+        self.body_length = body_length
+        self.keep_alive = keep_alive
+        self.upgrade = upgrade  # a WebSocket upgrade's Upgrade header (pass-through only)
+        self.continues = continues  # the client waits for 100 Continue before its body
+        # A pass-through body too large to hold: it streams to the child (relay.Upload), and
+        # `next` gives the message at its head, its body left to `take`.
+        self.streams = pool.fate is Fate.RELAY and body_length > BUFFERED
+        self.body = b""
+
+
+class Requests:
+    """What one connection received and the lane has not taken, from a request's first byte.
+
+    `proxy` plans each request (Proxy.plan; a native call, where a bound method passed in
+    cost 2% of the lane's instructions); `address` gives the address the client reached, for
+    the Host of an HTTP/1.0 request that has none (the child is spoken to in HTTP/1.1)."""
+
+    def __init__(self, proxy: Proxy, address: Callable[[], str]) -> None:
+        # Bytes while it is one whole chunk (the usual request), a bytearray while a long
+        # body arrives in pieces.
+        self.buffer: bytes | bytearray = b""
+        self.waiting = IDLE  # why `next` last found nothing
+        self._proxy = proxy
+        self._address = address
+        self._parser = httptools.HttpRequestParser(self)
+        self._message: Message | None = None  # a head whose body is still arriving
+
+    def feed(self, data: bytes) -> None:
+        buffer = self.buffer
+        if not buffer:
+            self.buffer = data
+        elif isinstance(buffer, bytearray):
+            buffer += data
+        else:
+            self.buffer = bytearray(buffer) + data
+
+    def next(self) -> Message | None:
+        """The next request, when the whole of it is here (a streaming one: its head) and it
+        is the lane's; else None, and `waiting` says why."""
+        buffer = self.buffer
+        if not buffer:
+            self.waiting = IDLE
+            return None
+        message = self._message
+        if message is None:
+            end = head_end(buffer)
+            if end <= WAIT:
+                self.waiting = ELSEWHERE if end == HAND_OVER else AWAIT_HEAD
+                return None
+            message = self._read(end)
+            if message is None:
+                self.waiting = ELSEWHERE
+                return None
+            self._message = message
+            if message.continues:  # asked for once the request is known to be the lane's
+                self.waiting = CONTINUE
+                return None
+        if message.streams:
+            self._cut(message.head_length)
+            self._message = None
+            return message
+        end = message.head_length + message.body_length
+        if len(buffer) < end:
+            self.waiting = AWAIT_BODY
+            return None
+        if message.body_length:
+            message.body = bytes(memoryview(buffer)[message.head_length : end])
+            self._parser.feed_data(message.body)  # counted, to be ready for the next
+        self._cut(end)
+        self._message = None
+        return message
+
+    def take(self, most: int) -> bytes:
+        """Up to `most` bytes of a streaming body, as far as they have come."""
+        buffer = self.buffer
+        if not buffer:
+            return b""
+        piece = bytes(buffer[:most])
+        self._cut(len(piece))
+        self._parser.feed_data(piece)  # counted, to be ready for the next
+        return piece
+
+    def rest(self) -> bytes:
+        """All that is left, for the server or tunnel that takes the connection over."""
+        data, self.buffer = bytes(self.buffer), b""
+        return data
+
+    def _cut(self, end: int) -> None:
+        self.buffer = self.buffer[end:] if len(self.buffer) > end else b""
+
+    def _read(self, head_length: int) -> Message | None:
+        """The head's request, if the lane takes it; None leaves it to aiohttp's server."""
+        data = self.buffer[:head_length]
+        switching = False  # llhttp saw Connection: upgrade with an Upgrade header
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            switching = True
+        except httptools.HttpParserError:
+            return None
+        head = read_head(data)
+        if head is None:
+            return None
+        method, target, version, headers, noted, length, keep_alive = head
+        plan = self._proxy.plan(method, target, length)
+        pool = plan.pool
+        if pool is None or not lane_takes(
+            plan.fate, pool.cors is not None, method, version, length, noted, switching
+        ):
+            return None
+        if "host" not in noted and plan.fate is Fate.RELAY:
+            headers.append(("Host", self._address()))
+        return Message(
+            pool, method, target, plan.path, version, headers, noted.get("x-request-id"),
+            noted.get("origin"), head_length, length, keep_alive, noted.get("upgrade"),
+            "expect" in noted,
+        )  # fmt: skip
