@@ -185,7 +185,7 @@ def _headers(data: dict[str, object], raw: bytes) -> list[tuple[str, str]]:
         pairs = headers
     else:
         raise BadResponse("headers must be an object or a list of [name, value] pairs", raw)
-    result = []
+    result: list[tuple[str, str]] = []
     for pair in pairs:
         if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
             raise BadResponse(f"header {pair!r} is not a [name, value] pair", raw)
@@ -193,15 +193,35 @@ def _headers(data: dict[str, object], raw: bytes) -> list[tuple[str, str]]:
         passed_on = _NAMES.get(name) if isinstance(name, str) else None
         if passed_on is None:
             passed_on = _check_name(name, raw)
-        if not isinstance(value, str):
-            raise BadResponse(
-                f"header {name!r} has a {type(value).__name__} value; values must be strings", raw
-            )
+        if isinstance(value, str):
+            if _CONTROL.search(value):
+                raise BadResponse(f"header {name!r} has a control character in its value", raw)
+            if passed_on:
+                result.append((name, value))
+        elif passed_on:
+            result.extend((name, text) for text in _as_texts(name, value, raw))
+    return result
+
+
+def _as_texts(name: str, value: object, raw: bytes) -> list[str]:
+    """A header value that is not a string, as Node's setHeader takes it: a number or a
+    boolean as its JSON text, a list as the header repeated once per item."""
+    if isinstance(value, list):
+        return [text for item in value for text in _as_texts(name, item, raw)]
+    if isinstance(value, bool):
+        return ["true" if value else "false"]
+    if isinstance(value, (int, float)):
+        return [orjson.dumps(value).decode()]
+    if isinstance(value, str):  # an item of a list
         if _CONTROL.search(value):
             raise BadResponse(f"header {name!r} has a control character in its value", raw)
-        if passed_on:
-            result.append((name, value))
-    return result
+        return [value]
+    what = "null" if value is None else "an object"  # (what else JSON has is taken above)
+    raise BadResponse(
+        f"header {name!r} has {what} value; values are strings, numbers, booleans or a "
+        "list of them",
+        raw,
+    )
 
 
 # Header names already checked, and whether they are passed on (not hop-by-hop): children
@@ -228,7 +248,25 @@ def _body(data: dict[str, object], raw: bytes) -> bytes:
     try:
         return pybase64.b64decode(body, validate=True)
     except (binascii.Error, ValueError) as exc:
+        lenient = _lenient_base64(body)
+        if lenient is not None:
+            return lenient
         raise BadResponse(f"body is not valid base64 ({exc})", raw) from exc
+
+
+_WRAPPED = re.compile(r"\s+")
+
+
+def _lenient_base64(text: str) -> bytes | None:
+    """Base64 as tools write it that a strict decoder refuses: wrapped in lines (the
+    `base64` command, Python's encodebytes, MIME encoders wrap at 76 columns) or without
+    its padding (Go's RawStdEncoding); None when it is still not base64."""
+    joined = _WRAPPED.sub("", text)
+    joined += "=" * (-len(joined) % 4)
+    try:
+        return pybase64.b64decode(joined, validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
 def valid_text(text: str) -> str:

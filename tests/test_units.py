@@ -77,6 +77,17 @@ GOOD = {
         200, [("Set-Cookie", "a"), ("Set-Cookie", "b")], b""),
     '{"headers": {"Content-Length": "99", "Connection": "close"}}': (200, [], b""),
     json.dumps({"body": b64(b"\x00hi")}): (200, [], b"\x00hi"),
+    # Values as Node's setHeader takes them: numbers and booleans as their JSON text, a list
+    # as the header repeated (in either form).
+    '{"headers": {"X-Count": 5, "X-Rate": 1.5, "X-On": true}}': (
+        200, [("X-Count", "5"), ("X-Rate", "1.5"), ("X-On", "true")], b""),
+    '{"headers": {"Set-Cookie": ["a=1", "b=2"], "Via": []}}': (
+        200, [("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")], b""),
+    '{"headers": [["X-A", false], ["Content-Length", 5]]}': (200, [("X-A", "false")], b""),
+    # Base64 as tools write it: wrapped at 76 columns (the `base64` command), or unpadded.
+    json.dumps({"body": base64.encodebytes(bytes(range(200))).decode()}): (
+        200, [], bytes(range(200))),
+    '{"body": "aGVsbG8"}': (200, [], b"hello"),
 }  # fmt: skip
 
 BAD = {
@@ -90,7 +101,10 @@ BAD = {
     '{"headers": "x"}': "object or a list",
     '{"headers": [["a"]]}': "not a [name, value] pair",
     '{"headers": {"bad name": "v"}}': "not a valid HTTP token",
-    '{"headers": {"a": 1}}': "int value",
+    '{"headers": {"a": null}}': "has null value; values are strings, numbers, booleans",
+    '{"headers": {"a": {"b": "c"}}}': "has an object value",
+    '{"headers": {"a": ["ok", null]}}': "has null value",
+    '{"headers": {"a": ["x\\ny"]}}': "control character",
     '{"headers": {"a": "x\\ny"}}': "control character",
     '{"headers": {"a": "x\\ry"}}': "control character",
     '{"headers": {"a": "x\\u0000y"}}': "control character",
@@ -100,7 +114,9 @@ BAD = {
     '{"headers": {"Set-Cookie\\n": "v"}}': "not a valid HTTP token",
     '{"headers": [["X-A\\r", "v"]]}': "not a valid HTTP token",
     '{"body": 5}': "must be a base64 string",
-    '{"body": "abc"}': "not valid base64",
+    '{"body": "a"}': "not valid base64",
+    '{"body": "aGVs!bG8="}': "not valid base64",
+    '{"body": "aGVsbG8=-_"}': "not valid base64",  # URL-safe alphabet: not what was asked
 }
 
 

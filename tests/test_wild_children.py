@@ -341,3 +341,21 @@ def test_the_watchdog_counts_a_zombie_group_as_gone() -> None:
         running.wait()
         ended.wait()
     assert not orphans.group_running(running.pid)
+
+
+@pytest.mark.skipif(shutil.which("perl") is None, reason="perl is not installed")
+async def test_a_child_with_wrapped_base64_and_number_headers_is_understood(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """Perl's encode_base64 wraps its lines unless told not to, and JSON encoders write a
+    length as a number: what a first try sends is answered, not a 502."""
+    path = write_manifest(
+        f"<process><id>perl</id><executable>perl</executable>"
+        f"<arg>{CHILDREN / 'perl_as_found.pl'}</arg><route>/perl/*</route></process>"
+    )
+    body = bytes(range(256)) * 2
+    async with running(path, socket_dir) as run:
+        async with run.http.post(run.url + "/perl/x", data=body) as reply:
+            assert reply.status == 200, await reply.text()
+            assert await reply.read() == body * 3  # 2,048 base64 characters in 27 lines
+            assert reply.headers["X-Length"] == str(len(body) * 3)
