@@ -90,7 +90,7 @@ class FastLane:
         self._sweeper: asyncio.TimerHandle | None = None
         self._all_closed = asyncio.Event()
         self._all_closed.set()
-        self._date = (0, "")
+        self._date = (0, "", "")
 
     def __call__(self) -> asyncio.Protocol:
         return _Connection(self)
@@ -124,11 +124,17 @@ class FastLane:
             self._all_closed.set()
 
     def date(self) -> str:
-        """The Date header's line, made once a second."""
+        """The Date header's value, made once a second."""
         now = int(time.time())
         if self._date[0] != now:
-            self._date = (now, f"Date: {formatdate(now, usegmt=True)}\r\n")
+            value = formatdate(now, usegmt=True)
+            self._date = (now, value, f"Date: {value}\r\n")
         return self._date[1]
+
+    def date_line(self) -> str:
+        """The Date header's line (see `date`)."""
+        self.date()
+        return self._date[2]
 
     async def shutdown(self, timeout: float) -> None:
         """Close idle connections now, the others once their answer is written; after
@@ -459,6 +465,7 @@ class _Connection(asyncio.Protocol):
             self, version=message.version, keep_alive=keep_alive, request_id=request_id,
             prefix=prefix, method=message.method, keep=BODY if proxy.inspector is not None else 0,
             cors=None if pool.cors is None else (pool.cors, message.origin), upload=upload,
+            date=self._lane.date(),
         )  # fmt: skip
         head_only = message.method == "HEAD"
         sent = (message.headers, None if message.streams else message.body)  # streamed: not kept
@@ -519,7 +526,7 @@ class _Connection(asyncio.Protocol):
         sent = response.body if message.method != "HEAD" and status not in NO_BODY else b""
         data = answer_head(
             status, response.headers, request_id, version=message.version,
-            length=len(response.body), sent=bool(sent), keep=keep, date=self._lane.date(),
+            length=len(response.body), sent=bool(sent), keep=keep, date=self._lane.date_line(),
         )  # fmt: skip
         if len(sent) < 65536:
             transport.write(data + sent)

@@ -6,8 +6,9 @@ keeps them for aiohttp's side): the target as sent less <strip_prefix>, `Host` a
 headers less hop-by-hop ones, `X-Forwarded-For`/`-Proto`/`-Host` from the connection,
 `X-Forwarded-Prefix` when a prefix was stripped, the run's token; the answer's headers as
 the child sent them (less hop-by-hop ones, redirects put back under the prefix) with the
-request's `X-Request-Id`, and nothing added but, on a route with <cors>, the proxy's CORS
-headers in place of the child's (cors.py). Only the framing is the client's own: the
+request's `X-Request-Id`, and nothing added but a `Date` when the child sent none (as
+RFC 9110 asks of a proxy) and, on a route with <cors>, the proxy's CORS headers in place
+of the child's (cors.py). Only the framing is the client's own: the
 child's length when it gave one, else chunks for HTTP/1.1 and the connection's end for
 HTTP/1.0.
 """
@@ -69,18 +70,25 @@ def child_request(
 
 
 def answer_headers(
-    headers: Headers, request_id: str, prefix: str | None, cors: tuple[Policy, str | None] | None
-) -> tuple[Headers, bool]:
+    headers: Headers, request_id: str, prefix: str | None,
+    cors: tuple[Policy, str | None] | None, date: str | None = None,
+) -> tuple[Headers, bool]:  # fmt: skip
     """The child's answer headers as the client gets them (see the module's docstring), and
-    whether they give the body's length; the framing is the caller's."""
+    whether they give the body's length; the framing is the caller's. `date`, when given, is
+    the Date an answer without one gets (RFC 9110 6.6.1: a proxy adds it; aiohttp's server
+    does it itself)."""
     out: Headers = []
     length = False
     for lower, name, value in end_to_end(headers, _FROM_CHILD_DROPPED):
         if lower == "content-length":
             length = True
+        elif lower == "date":
+            date = None
         elif prefix and lower in REDIRECTS:
             value = under_prefix(lower, value, prefix)
         out.append((name, value))
+    if date is not None:
+        out.append(("Date", date))
     out.append(("X-Request-Id", request_id))
     if cors is not None:  # the proxy's CORS headers, not the child's
         policy, origin = cors
@@ -175,9 +183,10 @@ class Answer:
     def __init__(
         self, client: Client, *, version: str, keep_alive: bool, request_id: str,
         prefix: str | None, keep: int, method: str, cors: tuple[Policy, str | None] | None = None,
-        upload: Upload | None = None,
+        upload: Upload | None = None, date: str | None = None,
     ) -> None:  # fmt: skip
         self._client = client
+        self._date = date  # for an answer without one
         self._version = version
         self.keep_alive = keep_alive
         self._request_id = request_id
@@ -206,7 +215,9 @@ class Answer:
     def head(self, status: int, reason: str, headers: Headers) -> None:
         if self._upload is not None and not self._upload.complete:
             self.keep_alive = False  # answered before the whole body came: the rest is unread
-        out, length = answer_headers(headers, self._request_id, self._prefix, self._cors)
+        out, length = answer_headers(
+            headers, self._request_id, self._prefix, self._cors, self._date
+        )
         if not (length or self._head_only or status in NO_BODY):
             if self._version == "1.1":
                 self._chunked = True

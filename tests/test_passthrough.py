@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import itertools
 import json
 import logging
@@ -389,6 +390,11 @@ async def test_answers_right_and_wrong_from_a_raw_server(
         # Read as nginx reads them: bare-LF lines, a 103 before the answer.
         for name in ("lf-only", "early-hints"):
             assert (await get(name))[:2] == (200, b"abc"), name
+        # The child sends no Date: the proxy adds one (RFC 9110 6.6.1), a child's is kept.
+        async with run.http.get(f"{run.url}/raw/ok") as reply:
+            assert email.utils.parsedate_to_datetime(reply.headers["Date"]).year >= 2024
+        async with run.http.get(f"{run.url}/raw/dated") as reply:
+            assert reply.headers.getall("Date") == ["Mon, 01 Jan 2024 00:00:00 GMT"]
         # An answer that breaks HTTP is a 502 that says so, never passed on.
         for name in BROKEN_ANSWERS:
             status, body, request_id = await get(name)

@@ -15,6 +15,8 @@ import threading
 
 ANSWERS = {
     "ok": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    "dated": b"HTTP/1.1 200 OK\r\nDate: Mon, 01 Jan 2024 00:00:00 GMT\r\n"
+    b"Content-Length: 2\r\n\r\nok",
     "lf-only": b"HTTP/1.1 200 OK\nContent-Length: 3\n\nabc",
     "early-hints": b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
     b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
