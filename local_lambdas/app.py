@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import ssl
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -153,9 +154,11 @@ async def started(
         try:
             await site.start()
         except OSError as exc:
+            # asyncio's strerror repeats the address ("error while attempting to bind...").
+            why = os.strerror(exc.errno).lower() if exc.errno else exc.strerror
             raise StartupError(
                 f"cannot listen on {settings.host}:{settings.port}: "
-                f"{exc.strerror}; choose another with --port PORT or --bind HOST:PORT"
+                f"{why}; choose another with --port PORT or --bind HOST:PORT"
             ) from exc
         host, port = runner.addresses[0][:2]
         scheme = "https" if context is not None else "http"

@@ -242,7 +242,9 @@ async def test_port_in_use_is_one_clear_line(write_manifest: WriteManifest) -> N
         async with cli(str(path), env={"BIND_ADDRESS": f"127.0.0.1:{port}"}) as run:
             assert await run.finish() == 1
     assert any(
-        f"cannot listen on 127.0.0.1:{port}: " in line and "--bind" in line for line in run.lines
+        f"cannot listen on 127.0.0.1:{port}: address already in use; choose another" in line
+        and "--bind" in line
+        for line in run.lines
     ), run.lines
     assert not any("Traceback" in line for line in run.lines)
 
