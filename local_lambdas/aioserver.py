@@ -20,6 +20,7 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
 import orjson
@@ -27,6 +28,9 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.streams import EMPTY_PAYLOAD
 from aiohttp.web_protocol import RequestHandler, _ErrInfo
+
+from local_lambdas import tls
+from local_lambdas._compat import IS_WINDOWS
 
 log = logging.getLogger("local_lambdas.server")
 
@@ -41,17 +45,22 @@ def error_body(message: str, request_id: str, process: str | None = None) -> byt
 
 def timed_out(message: str, new_id: Callable[[], str], peer: str | None) -> bytes:
     """The 408 answer, logged, for a client too slow to send its request (either server)."""
+    return refusal(408, message, new_id, peer)
+
+
+def refusal(status: int, message: str, new_id: Callable[[], str], peer: str | None) -> bytes:
+    """An error answer written whole, logged, before its connection closes: for a client too
+    slow to send its request, or one that speaks plain HTTP to the HTTPS port (tls.py)."""
     request_id = new_id()
-    log.warning("408 from %s: %s [%s]", peer, message, request_id,
-                extra={"fields": {"event": "bad_request", "status": 408,
+    log.warning("%s from %s: %s [%s]", status, peer, message, request_id,
+                extra={"fields": {"event": "bad_request", "status": status,
                                   "request_id": request_id}})  # fmt: skip
     body = error_body(message, request_id)
     return (
-        b"HTTP/1.1 408 Request Timeout\r\nContent-Type: " + _JSON.encode()
-        + b"\r\nContent-Length: " + str(len(body)).encode()
-        + b"\r\nX-Request-Id: " + request_id.encode()
-        + b"\r\nConnection: close\r\n\r\n" + body
-    )  # fmt: skip
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nContent-Type: {_JSON}\r\n"
+        f"Content-Length: {len(body)}\r\nX-Request-Id: {request_id}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode() + body
 
 
 def close_at_once(request: web.BaseRequest) -> None:
@@ -243,7 +252,7 @@ class Site(web.TCPSite):
     """aiohttp's TCP site with the fast lane accepting its connections, so that aiohttp's
     runner still starts and stops listening and waits for what was handed over."""
 
-    __slots__ = ("_lane",)
+    __slots__ = ("_lane", "_plain_refused")
 
     def __init__(
         self,
@@ -252,12 +261,20 @@ class Site(web.TCPSite):
         port: int,
         lane: Callable[[], asyncio.Protocol],
         ssl_context: ssl.SSLContext | None = None,
+        plain_refused: Callable[[str], bytes] | None = None,
     ) -> None:
         super().__init__(runner, host, port, ssl_context=ssl_context)
         self._lane = lane
+        self._plain_refused = plain_refused
 
     async def start(self) -> None:
         await web.BaseSite.start(self)
+        if self._ssl_context is not None and self._plain_refused is not None and not IS_WINDOWS:
+            # (Windows' proactor loop cannot wait for a socket to be readable: TLS as it was.)
+            self._server = await tls.listen(
+                self._lane, self._host, self._port, self._ssl_context, self._plain_refused
+            )
+            return
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             self._lane, self._host, self._port, reuse_address=self._reuse_address,

@@ -24,7 +24,7 @@ from aiohttp import web
 
 from local_lambdas import tls
 from local_lambdas.admin import Admin, is_loopback
-from local_lambdas.aioserver import Server, Site
+from local_lambdas.aioserver import Server, Site, refusal
 from local_lambdas.config import Manifest, Settings
 from local_lambdas.dashboard import Dashboard
 from local_lambdas.errors import ManifestError, StartupError
@@ -146,11 +146,10 @@ async def started(
         context, fingerprint = _tls(settings, teardown)
         await runner.setup()
         teardown.push_async_callback(_stop_listening, runner, lane, settings.shutdown_timeout)
-        site = (
-            Site(runner, settings.host, settings.port, lane, ssl_context=context)
-            if settings.fast_lane
-            else web.TCPSite(runner, settings.host, settings.port, ssl_context=context)
-        )
+        site = Site(
+            runner, settings.host, settings.port, lane if settings.fast_lane else server,
+            ssl_context=context, plain_refused=_plain_refused(proxy.new_id),
+        )  # fmt: skip
         try:
             await site.start()
         except OSError as exc:
@@ -223,6 +222,19 @@ def _tls(
     if settings.tls_cert is not None and settings.tls_key is not None:
         return tls.server_context(settings.tls_cert, settings.tls_key), None
     return None, None
+
+
+def _plain_refused(new_id: Callable[[], str]) -> Callable[[str], bytes]:
+    """The answer to plain HTTP on the HTTPS port (tls.Front), as nginx gives it: a 400."""
+
+    def refused(peer: str) -> bytes:
+        message = (
+            "the plain HTTP request was sent to an HTTPS port: this port speaks HTTPS only, "
+            "use https:// (curl: add -k for --tls self-signed)"
+        )
+        return refusal(400, message, new_id, peer)
+
+    return refused
 
 
 async def _stop_listening(runner: web.BaseRunner, lane: FastLane, timeout: float) -> None:

@@ -4,17 +4,26 @@ listen with. Children still speak plain HTTP or pipes; pass-through ones are tol
 
 A self-signed certificate is made at start-up for localhost, 127.0.0.1 and ::1, kept for
 the run only, and its SHA-256 fingerprint logged, for CI and scripts (browsers will warn).
+
+A client that speaks plain HTTP to the HTTPS port gets a 400 saying so, as from nginx
+(`Front`), not a closed connection.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import hashlib
 import ipaddress
+import logging
+import socket
 import ssl
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 
 from local_lambdas.errors import StartupError
+
+log = logging.getLogger("local_lambdas.tls")
 
 
 def server_context(cert: Path, key: Path) -> ssl.SSLContext:
@@ -78,3 +87,135 @@ def self_signed(directory: Path) -> tuple[Path, Path, str]:
 def fingerprint(der: bytes) -> str:
     """A certificate's SHA-256 fingerprint as browsers and openssl print it: AB:CD:..."""
     return ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
+
+
+_HANDSHAKE = 0x16  # the first byte of a TLS record that opens a handshake (a ClientHello)
+_FIRST_BYTE_WITHIN = 60.0  # seconds a client may take to send anything (nginx's header timeout)
+
+
+async def listen(
+    factory: Callable[[], asyncio.Protocol], host: str | None, port: int,
+    context: ssl.SSLContext, plain_refused: Callable[[str], bytes],
+) -> Front:  # fmt: skip
+    """Listen for HTTPS on `host`:`port` (every address it names, as asyncio's create_server
+    binds them), each connection served by a protocol from `factory` once its TLS handshake
+    is done; a client that opens with anything but a handshake gets `plain_refused(peer)`."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)  # fmt: skip
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:  # as asyncio does: each family its own socket
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                # The same message asyncio's create_server raises (app.py shows its errno).
+                raise OSError(exc.errno, f"cannot bind {address}: {exc.strerror}") from None
+            sock.listen(100)
+            sock.setblocking(False)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return Front(sockets, factory, context, plain_refused)
+
+
+class Front(asyncio.AbstractServer):
+    """The HTTPS listener: a connection's first byte is looked at (MSG_PEEK) before the TLS
+    handshake, so that plain HTTP sent to the HTTPS port gets a 400 that says so, as nginx
+    answers it, instead of a closed connection ("Empty reply from server"). asyncio's and
+    uvloop's TLS servers read the first bytes themselves, so the sockets are accepted here
+    and handed to the loop's TLS with connect_accepted_socket. What aiohttp's site needs of
+    a server: `sockets` and `close`."""
+
+    def __init__(
+        self, sockets: list[socket.socket], factory: Callable[[], asyncio.Protocol],
+        context: ssl.SSLContext, plain_refused: Callable[[str], bytes],
+    ) -> None:  # fmt: skip
+        self.sockets = sockets
+        self._factory = factory
+        self._context = context
+        self._plain_refused = plain_refused
+        self._loop = asyncio.get_running_loop()
+        self._tasks: set[asyncio.Task[None]] = set()
+        for sock in sockets:
+            self._spawn(self._accept(sock))
+
+    def close(self) -> None:
+        """Stop listening; a connection already accepted goes on (its server stops it)."""
+        for task in list(self._tasks):
+            task.cancel()
+        for sock in self.sockets:
+            sock.close()
+
+    async def wait_closed(self) -> None:
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def is_serving(self) -> bool:
+        return any(sock.fileno() != -1 for sock in self.sockets)
+
+    async def start_serving(self) -> None:
+        """It serves from the start."""
+
+    async def serve_forever(self) -> None:
+        await self.wait_closed()
+
+    def _spawn(self, work: Coroutine[None, None, None]) -> None:
+        task = self._loop.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _accept(self, listening: socket.socket) -> None:
+        while True:
+            try:
+                connection, _ = await self._loop.sock_accept(listening)
+            except OSError as exc:  # out of file descriptors, a connection reset at once...
+                log.warning("HTTPS: cannot accept a connection: %s", exc.strerror or exc)
+                await asyncio.sleep(0.1)
+                continue
+            self._spawn(self._begin(connection))
+
+    async def _begin(self, connection: socket.socket) -> None:
+        connection.setblocking(False)
+        try:
+            first = await self._first_byte(connection)
+            if first and first[0] == _HANDSHAKE:
+                await self._loop.connect_accepted_socket(
+                    self._factory, connection, ssl=self._context
+                )
+                return
+            if first:
+                peer = connection.getpeername()
+                await self._loop.sock_sendall(
+                    connection, self._plain_refused(str(peer[0]) if peer else "?")
+                )
+            connection.close()
+        except (OSError, asyncio.TimeoutError):  # the client left, or sent nothing in time
+            connection.close()
+        except BaseException:
+            connection.close()
+            raise
+
+    async def _first_byte(self, connection: socket.socket) -> bytes:
+        """The connection's first byte, left unread; b"" when it closes first."""
+        readable: asyncio.Future[None] = self._loop.create_future()
+        fd = connection.fileno()
+
+        def ready() -> None:
+            if not readable.done():
+                readable.set_result(None)
+
+        self._loop.add_reader(fd, ready)
+        try:
+            await asyncio.wait_for(readable, _FIRST_BYTE_WITHIN)
+        finally:
+            self._loop.remove_reader(fd)
+        return connection.recv(1, socket.MSG_PEEK)

@@ -4,6 +4,7 @@ fingerprint, both HTTP servers, and clear errors for files that cannot be used."
 from __future__ import annotations
 
 import asyncio
+import signal
 import ssl
 import subprocess
 import sys
@@ -15,7 +16,15 @@ import trustme
 
 from local_lambdas.errors import StartupError
 from local_lambdas.tls import fingerprint, server_context
-from tests.conftest import CHILDREN, PYTHON, WriteManifest, eventually, process_xml, running
+from tests.conftest import (
+    CHILDREN,
+    PYTHON,
+    WriteManifest,
+    cli,
+    eventually,
+    process_xml,
+    running,
+)
 
 LANES = pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
 
@@ -58,11 +67,18 @@ async def test_https_with_a_given_certificate(
                 await socket.send_str("bye")  # the child closes: 4001 "bye"
                 closing = await socket.receive(10)
                 assert (closing.type, closing.data) == (aiohttp.WSMsgType.CLOSE, 4001)
-        # Plain HTTP on the TLS port is not served.
+        # Plain HTTP on the TLS port is not served: a 400 says why, as nginx's does.
         async with aiohttp.ClientSession() as http:
-            with pytest.raises(aiohttp.ClientError):
-                async with http.get(run.url.replace("https", "http") + "/api/x") as reply:
-                    await reply.read()
+            async with http.get(run.url.replace("https", "http") + "/api/x") as reply:
+                assert reply.status == 400
+                assert "sent to an HTTPS port" in (await reply.json())["error"]
+        # A client that sends nothing, or leaves before a byte, takes nothing down.
+        _, port = run.url.rsplit(":", 1)
+        _, writer = await asyncio.open_connection("127.0.0.1", int(port))
+        writer.close()
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=client)) as http:
+            async with http.get(run.url + "/api/x") as reply:
+                assert reply.status == 200
         if fast_lane:  # and leaves nothing behind to hold up the stop
             assert await eventually(lambda: not run.lane.connections)
 
@@ -97,3 +113,27 @@ def test_files_that_cannot_be_used_are_one_clear_line(tmp_path: Path) -> None:
         cwd=tmp_path, capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert done.returncode == 2 and "--tls-cert and --tls-key together" in done.stderr
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+async def test_plain_http_on_the_https_port_is_told_on_either_event_loop(
+    write_manifest: WriteManifest, loop: str
+) -> None:
+    """Both loops' TLS servers read a connection's first bytes themselves; the proxy looks
+    at them first (tls.Front), so curl's http:// gets the 400 and https:// the child."""
+    if loop == "uvloop":
+        pytest.importorskip("uvloop", reason="uvloop is the [fast] extra's")
+    path = write_manifest(process_xml("api", "/api/*"))
+    async with cli(str(path), "--bind", "127.0.0.1:0", "--tls", "self-signed",
+                   "--event-loop", loop) as run:  # fmt: skip
+        url = (await run.expect(rf"listening on (https://\S+) \(event loop: {loop}\)")).group(1)
+        await run.expect(r"api: ready")
+        for scheme, status in (("http", 400), ("https", 200)):
+            curl = await asyncio.create_subprocess_exec(
+                "curl", "-sk", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}",
+                url.replace("https", scheme) + "/api/x", stdout=subprocess.PIPE,
+            )  # fmt: skip
+            assert (await curl.communicate())[0] == str(status).encode(), scheme
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
+    assert any("400 from 127.0.0.1: the plain HTTP request" in line for line in run.lines)
