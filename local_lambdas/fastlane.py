@@ -40,7 +40,6 @@ from typing import cast
 from aiohttp import web
 
 from local_lambdas.aioserver import timed_out
-from local_lambdas.config import Fate
 from local_lambdas.envelope import Response
 from local_lambdas.errors import ChildUnreachable, ClientTooSlow, ForwardError
 from local_lambdas.forwarding import own_address, strip_prefix
@@ -426,7 +425,7 @@ class _Connection(asyncio.Protocol):
         proxy = self._lane.proxy
         request_id = proxy.identify(message.request_id, message.headers)
         keep_alive = message.keep_alive
-        if message.pool.fate is Fate.RELAY:
+        if message.pool.relays:
             return await self._relay(message, request_id, started)
         try:
             response = await proxy.answer(

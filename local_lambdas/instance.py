@@ -81,6 +81,7 @@ class Instance:
         self.process = process
         self.index = index
         self.name = process.id if process.instances == 1 else f"{process.id}#{index}"
+        self.timeout = process.timeout  # read per request: a pydantic attribute is slow
         self.pipe = pipe  # pipe modes: the address it listens on
         self.state = State.STOPPED
         self.reason = ""  # why the child is not READY, for 503 bodies

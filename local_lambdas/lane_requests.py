@@ -15,7 +15,6 @@ from typing import Final
 
 import httptools
 
-from local_lambdas.config import Fate
 from local_lambdas.http1 import HAND_OVER, WAIT, head_end, lane_takes, read_head
 from local_lambdas.pool import Pool
 from local_lambdas.proxy import BUFFERED, Proxy
@@ -71,7 +70,7 @@ class Message:
         self.continues = continues  # the client waits for 100 Continue before its body
         # A pass-through body too large to hold: it streams to the child (relay.Upload), and
         # `next` gives the message at its head, its body left to `take`.
-        self.streams = pool.fate is Fate.RELAY and body_length > BUFFERED
+        self.streams = pool.relays and body_length > BUFFERED
         self.body = b""
 
 
@@ -175,7 +174,7 @@ class Requests:
             plan.fate, pool.cors is not None, method, version, length, noted, switching
         ):
             return None
-        if "host" not in noted and plan.fate is Fate.RELAY:
+        if "host" not in noted and pool.relays:
             headers.append(("Host", self._address()))
         return Message(
             pool, method, target, plan.path, version, headers, noted.get("x-request-id"),

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine
+from typing import Final
 
 from local_lambdas import _compat
 from local_lambdas.cache import Cache
@@ -32,6 +33,7 @@ from local_lambdas.watchdog import Watchdog
 log = logging.getLogger("local_lambdas.pool")
 
 _DOWN = (State.FATAL, State.EXITED)
+_READY: Final = State.READY  # an Enum's member read from compiled code is slow: see http1
 
 
 class PoolRetired(NotReady):
@@ -66,7 +68,9 @@ class Pool:
         self._max_requests = process.max_requests
         self.methods = process.methods  # for Proxy.plan, on every request
         self.max_body_size = process.max_body_size
-        self.fate = Fate.RELAY if process.communication_mode is Mode.PASSTHROUGH else Fate.ENVELOPE
+        self.relays = process.communication_mode is Mode.PASSTHROUGH  # (an Enum: see http1)
+        self.fate = Fate.RELAY if self.relays else Fate.ENVELOPE
+        self.id = process.id
         self.stats = stats or ProcessStats()
         # Pass-through answers stream and are never cached (the manifest refuses <cache>).
         self.cache = (
@@ -182,7 +186,7 @@ class Pool:
         for offset in range(count):
             child = self.instances[(self._turn + offset) % count]
             if (
-                child.state is not State.READY
+                child.state is not _READY
                 or child.transport is None
                 or child.in_flight >= self._slots
                 or (avoid is not None and (child, child.generation) == avoid)

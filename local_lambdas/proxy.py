@@ -12,7 +12,7 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Final, TypeVar
 
 import orjson
 from aiohttp import HttpVersion11, web
@@ -48,6 +48,7 @@ T = TypeVar("T")
 AccessLog = Callable[[str, str, "str | None", int, float, str], None]
 
 _CLIENT_ID = re.compile(r"^[\x21-\x7e]{1,200}$")
+_LOW_DIGITS: Final = [f"{n:02x}" for n in range(256)]
 _JSON = "application/json; charset=utf-8"
 BUFFERED = 1024**2  # pass-through bodies up to this size are read before a child is chosen
 
@@ -102,6 +103,7 @@ class Proxy:
         # Unique within the run and cheap: a random prefix per run, then a counter.
         self._prefix = secrets.token_hex(4)
         self._count = 0
+        self._high = f"{self._prefix}000000"  # new_id's first six digits
         # One per <timeout> value: requests with the same limit end in the order they start.
         self._deadlines: dict[float, Deadlines] = {}
 
@@ -116,8 +118,13 @@ class Proxy:
         return deadlines
 
     def new_id(self) -> str:
-        self._count += 1
-        return f"{self._prefix}{self._count:08x}"
+        """The run's prefix and a count in hex. Formatting an int cost 4k instructions per
+        request; only its last two digits change each time, from a table."""
+        count = self._count = self._count + 1
+        low = count & 0xFF
+        if low == 0:
+            self._high = f"{self._prefix}{count >> 8:06x}"
+        return self._high + _LOW_DIGITS[low]
 
     def identify(self, given: str | None, headers: list[tuple[str, str]]) -> str:
         """The request's id: the client's X-Request-Id when it is usable, else a new one,
@@ -182,7 +189,7 @@ class Proxy:
         seconds = time.monotonic() - started
         if pool is not None:
             pool.stats.record(status, seconds)
-        process = pool.process.id if pool is not None else None
+        process = pool.id if pool is not None else None
         if self._access is not None:
             self._access(method, uri, process, status, seconds, rid)
         if self.inspector is not None:
@@ -324,7 +331,7 @@ class Proxy:
             transport = child.transport
             assert transport is not None and not isinstance(transport, PassthroughTransport)
             # The instance's own <timeout>: a reload may have rerouted the request.
-            deadlines = self._limit(child.process.timeout)
+            deadlines = self._limit(child.timeout)
             task = deadlines.start()
             try:
                 return await transport.forward(request)

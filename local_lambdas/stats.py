@@ -11,7 +11,10 @@ import bisect
 from collections import Counter, deque
 
 # Latency histogram buckets, in seconds (Prometheus convention: each bucket counts <= bound).
-BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# (A tuple of any length to mypyc: a fixed one is boxed anew for each bisect.)
+BUCKETS: tuple[float, ...] = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
+)  # fmt: skip
 _RECENT = 2048  # latencies kept for percentiles
 
 

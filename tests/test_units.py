@@ -545,9 +545,9 @@ def test_the_target_a_pass_through_child_gets(
     assert forwarding.strip_prefix(target, prefix, path) == (child_gets, taken)
 
 
-def _lane_requests(tmp_path: Path) -> lane_requests.Requests:
-    """A connection's Requests, planned by a Proxy that routes /api to a keep-alive pipe and
-    /web to pass-through (real pools, not started); /_/ is the admin endpoints'."""
+def _proxy(tmp_path: Path) -> Proxy:
+    """A Proxy that routes /api to a keep-alive pipe and /web to pass-through (real pools,
+    not started); /_/ is the admin endpoints'."""
     manifest_path = tmp_path / "manifest.xml"
     manifest_path.write_text(
         "<manifest>"
@@ -570,8 +570,19 @@ def _lane_requests(tmp_path: Path) -> lane_requests.Requests:
     async def admin(request: web.BaseRequest, request_id: str) -> web.StreamResponse:
         return web.Response()
 
-    proxy = Proxy(supervisor, admin=admin)
-    return lane_requests.Requests(proxy, lambda: "127.0.0.1:3000")
+    return Proxy(supervisor, admin=admin)
+
+
+def _lane_requests(tmp_path: Path) -> lane_requests.Requests:
+    """A connection's Requests, planned by _proxy's Proxy."""
+    return lane_requests.Requests(_proxy(tmp_path), lambda: "127.0.0.1:3000")
+
+
+async def test_request_ids_count_in_hex_after_the_runs_prefix(tmp_path: Path) -> None:
+    proxy = _proxy(tmp_path)
+    ids = [proxy.new_id() for _ in range(600)]
+    prefix = ids[0][:8]
+    assert ids == [f"{prefix}{n:08x}" for n in range(1, 601)]
 
 
 _GET = b"GET /api/a HTTP/1.1\r\nHost: h\r\n\r\n"
