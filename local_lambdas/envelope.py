@@ -11,15 +11,24 @@ from __future__ import annotations
 import binascii
 import re
 from collections.abc import Iterable
+from typing import Final
 
 import orjson
 import pybase64
 
 from local_lambdas.errors import BadResponse
 
+# Read on every request from compiled code: C-level constants rather than a module's
+# attribute looked up twice (the module in globals, then the name in it) each time.
+_dumps: Final = orjson.dumps
+_loads: Final = orjson.loads
+_NEWLINE: Final = orjson.OPT_APPEND_NEWLINE
+_b64encode: Final = pybase64.b64encode
+_b64decode: Final = pybase64.b64decode
+
 # Headers that describe one connection, not the message (RFC 9110 7.6.1, and the old
 # Proxy-Connection): never passed on between the client and a child, in either direction.
-HOP_BY_HOP = frozenset(
+HOP_BY_HOP: Final = frozenset(
     {
         "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
         "proxy-connection", "te", "trailer", "trailers", "transfer-encoding", "upgrade",
@@ -27,13 +36,14 @@ HOP_BY_HOP = frozenset(
 )  # fmt: skip
 # From an envelope answer, Content-Length goes too: it is recomputed from the decoded body; and
 # X-Request-Id, which the proxy sets to the request's id.
-_NOT_FROM_CHILD = HOP_BY_HOP | {"content-length", "x-request-id"}
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # used with fullmatch: no "$" before a "\n"
+_NOT_FROM_CHILD: Final = HOP_BY_HOP | {"content-length", "x-request-id"}
+# Used with fullmatch: no "$" before a "\n".
+_TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # A field value may hold visible characters, spaces and tabs (RFC 9110 5.5); any other
 # control character (CR, LF, NUL, the rest of C0, DEL) could split or smuggle a header.
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-TOKEN_HEADER = "X-Local-Lambdas-Token"  # the run's secret, on requests to HTTP children
-SHOWN_BYTES = 200  # how much of an invalid answer the log shows
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+TOKEN_HEADER: Final = "X-Local-Lambdas-Token"  # the run's secret, on requests to HTTP children
+SHOWN_BYTES: Final = 200  # how much of an invalid answer the log shows
 
 
 class Request:
@@ -57,18 +67,18 @@ class Request:
     def encode(self, *, line: bool = False) -> bytes:
         """The compact JSON request object of docs/protocol.md; with `line`, ended by a newline (the
         keep-alive framing), written by orjson rather than copied on."""
-        option = orjson.OPT_APPEND_NEWLINE if line else 0
+        option = _NEWLINE if line else 0
         data = {
             "method": self.method,
             "uri": self.uri,
             "headers": self.headers,
-            "body": pybase64.b64encode(self.body).decode("ascii") if self.body else "",
+            "body": _b64encode(self.body).decode("ascii") if self.body else "",
             "request_id": self.request_id,
             "client": self.client,
             "token": self.token,
         }
         try:
-            return orjson.dumps(data, option=option)
+            return _dumps(data, option=option)
         except TypeError:
             # Bytes that are not UTF-8 in the request line or a header reach us as lone
             # surrogates, which JSON cannot carry: they become U+FFFD.
@@ -104,7 +114,7 @@ def decode_response(raw: bytes | bytearray) -> Response:
         data, body = split
     else:
         try:
-            data = orjson.loads(raw)
+            data = _loads(raw)
         except orjson.JSONDecodeError as exc:
             what = "nothing" if not raw.strip() else "something that is not JSON"
             raise BadResponse(f"the child answered {what} ({exc})", bytes(raw)) from exc
@@ -131,8 +141,8 @@ def gather(buffer: bytes | bytearray, data: bytes) -> bytes | bytearray:
     return buffer
 
 
-_SPLIT_ABOVE = 1024**2  # answers larger than this have their body decoded in place
-_BODY_KEY = re.compile(rb'"body"\s*:\s*"')
+_SPLIT_ABOVE: Final = 1024**2  # answers larger than this have their body decoded in place
+_BODY_KEY: Final = re.compile(rb'"body"\s*:\s*"')
 
 
 def _split_body(raw: bytearray) -> tuple[dict[str, object], bytes] | None:
@@ -226,8 +236,8 @@ def _as_texts(name: str, value: object, raw: bytes) -> list[str]:
 
 # Header names already checked, and whether they are passed on (not hop-by-hop): children
 # send the same few names over and over. Bounded, in case one invents a name per answer.
-_NAMES: dict[str, bool] = {}
-_NAMES_KEPT = 1024
+_NAMES: Final[dict[str, bool]] = {}
+_NAMES_KEPT: Final = 1024
 
 
 def _check_name(name: object, raw: bytes) -> bool:
@@ -246,7 +256,7 @@ def _body(data: dict[str, object], raw: bytes) -> bytes:
     if not isinstance(body, str):
         raise BadResponse(f"body is a {type(body).__name__}; it must be a base64 string", raw)
     try:
-        return pybase64.b64decode(body, validate=True)
+        return _b64decode(body, validate=True)
     except (binascii.Error, ValueError) as exc:
         lenient = _lenient_base64(body)
         if lenient is not None:
@@ -254,7 +264,7 @@ def _body(data: dict[str, object], raw: bytes) -> bytes:
         raise BadResponse(f"body is not valid base64 ({exc})", raw) from exc
 
 
-_WRAPPED = re.compile(r"\s+")
+_WRAPPED: Final = re.compile(r"\s+")
 
 
 def _lenient_base64(text: str) -> bytes | None:

@@ -35,7 +35,7 @@ import socket
 import time
 from collections.abc import Callable
 from email.utils import formatdate
-from typing import cast
+from typing import Final, cast
 
 from aiohttp import web
 
@@ -61,8 +61,9 @@ from local_lambdas.tunnel import Tunnel
 
 log = logging.getLogger("local_lambdas.fastlane")
 
-_PAUSE_AT = 1024**2  # pipelined bytes held while an answer is pending, before reading stops
-_SWEEP_EVERY = 60.0  # seconds between looks for idle connections
+_now: Final = time.monotonic  # a C-level constant, not two lookups per call
+_PAUSE_AT: Final = 1024**2  # pipelined bytes held while an answer is pending, before reading stops
+_SWEEP_EVERY: Final = 60.0  # seconds between looks for idle connections
 
 
 class FastLane:
@@ -421,7 +422,7 @@ class _Connection(asyncio.Protocol):
 
     async def _answer(self, message: Message) -> bool:
         """Answer one request; whether the connection stays open."""
-        started = time.monotonic()
+        started = _now()
         proxy = self._lane.proxy
         request_id = proxy.identify(message.request_id, message.headers)
         keep_alive = message.keep_alive

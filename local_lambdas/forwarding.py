@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from typing import Final
 from urllib.parse import quote
 
 from local_lambdas.envelope import HOP_BY_HOP, TOKEN_HEADER
 
 Pairs = Iterable[tuple[str, str]]
-_PATH_SAFE = "/:@!$&'()*+,;=-._~"  # RFC 3986 pchar: left as they are when re-escaping
+_PATH_SAFE: Final = "/:@!$&'()*+,;=-._~"  # RFC 3986 pchar: left as they are when re-escaping
 # Never passed on from a client: set by the proxy on the way to the child, or, for Expect,
 # answered by it (as nginx clears it: a child that sends no 100 Continue would be waited for).
-NOT_FORWARDED = frozenset({"x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix",
+NOT_FORWARDED: Final = frozenset({"x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix",
                            "x-request-id", TOKEN_HEADER.lower(), "expect"})  # fmt: skip
 
 
@@ -59,7 +60,7 @@ def strip_prefix(target: str, prefix: str | None, path: str) -> tuple[str, str |
     return (rest if rest.startswith("/") else "/" + rest), stripped
 
 
-REDIRECTS = frozenset({"location", "content-location", "refresh"})
+REDIRECTS: Final = frozenset({"location", "content-location", "refresh"})
 
 
 def under_prefix(name: str, value: str, prefix: str) -> str:

@@ -21,17 +21,18 @@ from local_lambdas.config import Fate
 
 # An Enum's members are read through its class's __getattr__ (800 instructions each, from
 # compiled code): the hot path compares with these C-level constants instead.
+# (Other module-level names here are Final for the same reason: a C constant, not a lookup.)
 RELAY: Final = Fate.RELAY
 ENVELOPE: Final = Fate.ENVELOPE
-MAX_HEADERS = 128  # aiohttp's default
+MAX_HEADERS: Final = 128  # aiohttp's default
 # Request headers that decide whether the lane takes a request, by their lower-case names.
-_NOTED = frozenset({"host", "x-request-id", "content-length", "transfer-encoding",
+_NOTED: Final = frozenset({"host", "x-request-id", "content-length", "transfer-encoding",
                     "expect", "upgrade", "connection", "origin"})  # fmt: skip
-_REASONS = {status.value: status.phrase for status in HTTPStatus}
-_SERVER = f"Server: {SERVER_SOFTWARE}\r\n"
-NO_BODY = frozenset({204, 304})  # statuses whose answers have no body
+_REASONS: Final = {status.value: status.phrase for status in HTTPStatus}
+_SERVER: Final = f"Server: {SERVER_SOFTWARE}\r\n"
+NO_BODY: Final = frozenset({204, 304})  # statuses whose answers have no body
 # Methods that nginx retries on another attempt when nothing came back: safe to send twice.
-RETRYABLE = frozenset({"GET", "HEAD", "OPTIONS"})
+RETRYABLE: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 # A request head the lane takes: method, target (as sent: an origin-form path and query),
@@ -114,8 +115,10 @@ def answer_head(
     return "".join(lines).encode("utf-8")
 
 
-MAX_HEAD = 8190  # aiohttp's own line limit: a longer head is aiohttp's to judge (or refuse)
-WAIT, HAND_OVER = 0, -1  # head_end's answers when no whole head is there to read
+MAX_HEAD: Final = 8190  # aiohttp's own line limit: a longer head is aiohttp's to judge (or refuse)
+# head_end's answers when no whole head is there to read:
+WAIT: Final = 0
+HAND_OVER: Final = -1
 
 
 def head_end(buffer: bytes | bytearray) -> int:
@@ -167,8 +170,9 @@ def bare_line_end(buffer: bytes | bytearray) -> bool:
     return buffer.count(b"\n") != crlf or cr != crlf
 
 
-_TOKEN = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_LONGEST_METHOD = 24  # llhttp's longest is 11 (UNSUBSCRIBE); aiohttp's Python parser, any token
+_TOKEN: Final = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# llhttp's longest method is 11 characters (UNSUBSCRIBE); aiohttp's Python parser, any token.
+_LONGEST_METHOD: Final = 24
 
 
 def never_a_request(buffer: bytes | bytearray) -> bool:

@@ -32,7 +32,7 @@ from local_lambdas.watchdog import Watchdog
 
 log = logging.getLogger("local_lambdas.pool")
 
-_DOWN = (State.FATAL, State.EXITED)
+_DOWN: Final = (State.FATAL, State.EXITED)
 _READY: Final = State.READY  # an Enum's member read from compiled code is slow: see http1
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Protocol
+from typing import Final, Protocol
 
 from local_lambdas.cors import Policy
 from local_lambdas.envelope import TOKEN_HEADER
@@ -30,7 +30,7 @@ from local_lambdas.tunnel import Tunnel
 log = logging.getLogger("local_lambdas.relay")
 
 Headers = list[tuple[str, str]]
-_FROM_CHILD_DROPPED = frozenset({"x-request-id"})  # the proxy's, the request's id
+_FROM_CHILD_DROPPED: Final = frozenset({"x-request-id"})  # the proxy's, the request's id
 
 
 def child_request(
@@ -116,7 +116,7 @@ class Client(Protocol):
         """Stop (True) or go on (False) reading the client: an upload waits for the child."""
 
 
-_AHEAD = 1024**2  # upload bytes held before the child takes them, before the client waits
+_AHEAD: Final = 1024**2  # upload bytes held before the child takes them, before the client waits
 
 
 class Upload:

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 from urllib.parse import unquote_to_bytes
 
 T = TypeVar("T")
 
-_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
-_ENCODED_SLASH = re.compile(r"%2[fF]")
+_BAD_ESCAPE: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_ENCODED_SLASH: Final = re.compile(r"%2[fF]")
 
 
 class BadTarget(ValueError):
