@@ -28,6 +28,19 @@ MAX_HEADERS: Final = 128  # aiohttp's default
 # Request headers that decide whether the lane takes a request, by their lower-case names.
 _NOTED: Final = frozenset({"host", "x-request-id", "content-length", "transfer-encoding",
                     "expect", "upgrade", "connection", "origin"})  # fmt: skip
+# Header names as clients usually spell them (Title-Case, or lower-case), each with its
+# lower-case form when it is one of _NOTED, else "": the usual header costs one lookup,
+# not a lower() and a set lookup of a new string (browsers send a dozen).
+_SPELT: Final = {
+    spelt: (lower if lower in _NOTED else "")
+    for lower in (*_NOTED, "user-agent", "accept", "accept-encoding", "accept-language",
+                  "cookie", "referer", "cache-control", "pragma", "content-type",
+                  "authorization", "if-none-match", "if-modified-since", "sec-fetch-site",
+                  "sec-fetch-mode", "sec-fetch-dest", "sec-fetch-user", "sec-ch-ua",
+                  "sec-ch-ua-mobile", "sec-ch-ua-platform", "upgrade-insecure-requests",
+                  "dnt", "priority", "x-forwarded-for", "x-requested-with", "keep-alive")
+    for spelt in (lower, "-".join(part.capitalize() for part in lower.split("-")))
+}  # fmt: skip
 _REASONS: Final = {status.value: status.phrase for status in HTTPStatus}
 _SERVER: Final = f"Server: {SERVER_SOFTWARE}\r\n"
 NO_BODY: Final = frozenset({204, 304})  # statuses whose answers have no body
@@ -61,14 +74,19 @@ def read_head(head: bytes | bytearray) -> Head | None:
         name, _, value = line.partition(":")
         value = value.strip(" \t")
         headers.append((name, value))
-        lower = name.lower()
-        if lower in _NOTED:
-            if lower not in noted:
-                noted[lower] = value
-            elif lower == "connection":  # every Connection line is one list
-                noted[lower] += "," + value
-            else:  # a second Host, Content-Length...: aiohttp's parser judges it
-                return None
+        lower = _SPELT.get(name)
+        if lower is None:
+            lower = name.lower()
+            if lower not in _NOTED:
+                continue
+        elif not lower:  # a well-known name the lane does not look at
+            continue
+        if lower not in noted:
+            noted[lower] = value
+        elif lower == "connection":  # every Connection line is one list
+            noted[lower] += "," + value
+        else:  # a second Host, Content-Length...: aiohttp's parser judges it
+            return None
     if version not in ("HTTP/1.1", "HTTP/1.0"):  # llhttp also takes RTSP/1.0, HTTP/2.0
         return None
     version = version[5:]

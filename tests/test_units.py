@@ -312,6 +312,11 @@ def test_how_a_child_ended(code: int | None, says: str) -> None:
     (b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n", ("GET", "/ws", "1.1", True, 0)),
     (b"GET http://x/a HTTP/1.1\r\nHost: x\r\n\r\n", None),  # absolute form: aiohttp's
     (b"GET  /a HTTP/1.1\r\nHost: x\r\n\r\n", None),  # a run of spaces
+    # Names in any case: the usual spellings from a table, others lower-cased.
+    (b"POST /a HTTP/1.1\r\nHOST: x\r\nCONTENT-LENGTH: 3\r\n\r\n", ("POST", "/a", "1.1", True, 3)),
+    (b"GET /a HTTP/1.1\r\nhost: x\r\nconnection: keep-alive\r\nCONNECTION: close\r\n\r\n",
+     ("GET", "/a", "1.1", False, 0)),
+    (b"GET /a HTTP/1.1\r\nHost: x\r\nhost: y\r\n\r\n", None),  # a second Host
     (b"GET /a RTSP/1.0\r\n\r\n", None),
 ])  # fmt: skip
 def test_the_request_heads_the_lane_takes(
