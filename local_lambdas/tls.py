@@ -197,6 +197,10 @@ class Front(asyncio.AbstractServer):
                 await self._loop.sock_sendall(
                     connection, self._plain_refused(str(peer[0]) if peer else "?")
                 )
+                # Read what was peeked: closing with it unread would send a reset, which
+                # may reach the client before it has read the 400.
+                connection.recv(65536)
+                connection.shutdown(socket.SHUT_WR)
             connection.close()
         except (OSError, asyncio.TimeoutError):  # the client left, or sent nothing in time
             connection.close()
