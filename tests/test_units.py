@@ -554,11 +554,12 @@ def _proxy(tmp_path: Path) -> Proxy:
     """A Proxy that routes /api to a keep-alive pipe and /web to pass-through (real pools,
     not started); /_/ is the admin endpoints'."""
     manifest_path = tmp_path / "manifest.xml"
+    python = sys.executable  # (a bare python3 is not on PATH everywhere: Windows)
     manifest_path.write_text(
         "<manifest>"
-        "<process><id>api</id><executable>python3</executable><route>/api/*</route>"
+        f"<process><id>api</id><executable>{python}</executable><route>/api/*</route>"
         "<communication_mode>pipe-keepalive</communication_mode></process>"
-        "<process><id>web</id><executable>python3</executable><route>/web/*</route>"
+        f"<process><id>web</id><executable>{python}</executable><route>/web/*</route>"
         "<communication_mode>passthrough</communication_mode>"
         "<max_body_size>64MiB</max_body_size></process>"
         "</manifest>"
