@@ -1,0 +1,230 @@
+"""The instances of one manifest <process> over time: starting them (all at once, or on the
+first request), putting them to sleep when idle, recycling one after <max_requests>,
+retiring them after a reload, stopping them; and the waits on their changes. The pool
+(pool.py) builds on it: which instance serves a request, and the process's state.
+
+Recycling: after <max_requests> requests an instance is replaced. The replacement starts
+beside it; only once it is READY does the old one stop taking work, finish what it has, and
+stop. If the replacement cannot start, the old one keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Final
+
+from local_lambdas import _compat
+from local_lambdas.config import Process
+from local_lambdas.instance import Instance, State
+from local_lambdas.launch import SocketNames
+from local_lambdas.line import Line
+from local_lambdas.output import Printer
+from local_lambdas.watchdog import Watchdog
+
+log = logging.getLogger("local_lambdas.pool")  # pool.py's log: one object, one logger
+
+DOWN: Final = (State.FATAL, State.EXITED)
+
+
+class Roster:
+    def __init__(
+        self,
+        process: Process,
+        printer: Printer,
+        names: SocketNames,
+        *,
+        watchdog: Watchdog | None,
+        clock: Callable[[], float],
+        run_mark: str,
+        token: str,
+        on_state: Callable[[], None],
+    ) -> None:
+        self.process = process
+        self._on_state = on_state  # told of every instance's change of state
+        self._run_mark = run_mark
+        self._token = token
+        self.instances: list[Instance] = []
+        self.retired = False
+        self.disabled: str | None = None  # why it was not started (--only), if it was not
+        self.blocked: str | None = None  # why it never will be (a dependency failed)
+        self.waiting_for: tuple[str, ...] = ()  # what it waits for before it starts
+        self.started = False
+        # <start>on-request</start> and <idle_timeout>: asleep until a request comes.
+        self.sleeping = False
+        self.last_request = clock()
+        self._idle_timeout = process.idle_timeout
+        self._idle_watch: asyncio.Task[None] | None = None
+        self._printer = printer
+        self._names = names
+        self._watchdog = watchdog
+        self._clock = clock
+        self._changed = asyncio.Event()
+        self._listeners = 0  # coroutines waiting on _changed
+        self._loop = asyncio.get_running_loop()
+        self._line = Line(self._loop)  # requests waiting for a slot (line.py)
+        self._waiting = 0  # of those, requests waiting for an instance
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- changes, and waits on them -------------------------------------------------------
+
+    def _instance_changed(self) -> None:
+        self._notify()
+        self._on_state()
+
+    def _notify(self) -> None:
+        """Something changed: every waiter looks again."""
+        if self._listeners:  # nobody waits: skip making a new event
+            self._changed_set()
+        self._line.wake_all()
+
+    def _changed_set(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def _changed_within(self, seconds: float) -> None:
+        """Return at the next change of any instance or lease, or after `seconds`."""
+        changed = self._changed
+        self._listeners += 1
+        try:
+            async with _compat.timeout(seconds):
+                await changed.wait()
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self._listeners -= 1
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.started = True
+        self.sleeping = False
+        self.last_request = self._clock()
+        for index in range(1, self.process.instances + 1):
+            self._add(index).start()
+        if self._idle_timeout is not None and self._idle_watch is None:
+            self._idle_watch = self._spawn(self._sleep_when_idle(self._idle_timeout))
+        self._notify()
+
+    def sleep(self) -> None:
+        """Not started until a request comes (<start>on-request</start>)."""
+        self.sleeping = True
+        self._notify()
+
+    def wake(self) -> None:
+        """Start a sleeping process: a request came (or `run` proves it works)."""
+        if self.sleeping:
+            log.info("%s: starting on request", self.process.id)
+            self.start()
+
+    async def _sleep_when_idle(self, idle: float) -> None:
+        """Stop the instances, gracefully, once no request has come for `idle` seconds; the
+        next request starts them again."""
+        while True:
+            await asyncio.sleep(max(0.05, min(idle / 4, 5.0)))  # a check, not a readiness wait
+            quiet = self._clock() - self.last_request
+            busy = any(c.in_flight for c in self.instances) or self._waiting
+            if self.sleeping or busy or quiet < idle or not self.instances:
+                continue
+            log.info("%s: no request for %gs (<idle_timeout>): stopping until the next one",
+                     self.process.id, quiet)  # fmt: skip
+            self.started = False
+            await asyncio.gather(*(self._remove(c, drain=True) for c in list(self.instances)))
+            self.sleep()
+
+    def block(self, reason: str) -> None:
+        """It will not be started: what it depends on failed. Waiting requests get 503."""
+        self.blocked = reason
+        self._notify()
+
+    def _add(self, index: int) -> Instance:
+        pipe = None
+        if self.process.communication_mode.uses_pipe:
+            pipe = self._names.take(self.process.pipe_name)
+        child = Instance(
+            self.process,
+            self._printer,
+            index=index,
+            pipe=pipe,
+            on_change=self._instance_changed,
+            watchdog=self._watchdog,
+            clock=self._clock,
+            run_mark=self._run_mark,
+            token=self._token,
+        )
+        self.instances.append(child)
+        return child
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Wait until `predicate()` holds, checking it at every change; False on time out."""
+        deadline = self._clock() + timeout
+        while not predicate():
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                return False
+            await self._changed_within(remaining)
+        return True
+
+    async def wait_ready(self, timeout: float) -> bool:
+        """Wait until every instance is READY (True), or one is down or time is up (False).
+        A process that is not to be started (disabled) is ready as it is."""
+        if self.disabled is not None or self.sleeping:
+            return True
+        await self.wait_for(
+            lambda: self.blocked is not None or (self.started and (
+                all(c.state is State.READY for c in self.instances)
+                or any(c.state in DOWN for c in self.instances)
+            )),
+            timeout,
+        )  # fmt: skip
+        return self.started and all(c.state is State.READY for c in self.instances)
+
+    async def _recycle(self, old: Instance) -> None:
+        log.info("%s: recycling after %d requests (<max_requests>)", old.name, old.requests)
+        new = self._add(old.index)
+        new.start()
+        await self.wait_for(
+            lambda: new.state is State.READY or new.state in DOWN,
+            self.process.startup_timeout + 1,
+        )
+        if new.state is State.READY:
+            await self._remove(old, drain=True)
+            return
+        log.warning("%s: its replacement did not start; it keeps serving", old.name)
+        await self._remove(new, drain=False)
+        old.retiring = False
+        old.requests = 0
+
+    async def _remove(self, child: Instance, *, drain: bool) -> None:
+        """Take `child` out of service; with `drain`, let its requests finish (bounded)."""
+        if child in self.instances:
+            self.instances.remove(child)
+        self._notify()
+        if drain:
+            await self.wait_for(lambda: child.in_flight == 0, self.process.timeout)
+        await child.stop()
+        if child.pipe is not None:
+            self._names.give_back(child.pipe)
+
+    def _spawn(self, work: Coroutine[None, None, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def retire(self) -> None:
+        """After a reload replaced this pool: waiting requests go to the new one; requests in
+        flight finish (bounded by <timeout>); then every instance stops."""
+        self.retired = True
+        self._notify()
+        await self._stop(drain=True)
+
+    async def stop(self) -> None:
+        await self._stop(drain=False)
+
+    async def _stop(self, *, drain: bool) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(self._remove(c, drain=drain) for c in list(self.instances)))
