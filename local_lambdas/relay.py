@@ -218,6 +218,8 @@ class Answer:
         out, length = answer_headers(
             headers, self._request_id, self._prefix, self._cors, self._date
         )
+        if status == 204 and length:  # RFC 9110 8.6: never on a 204 (aiohttp's side drops it)
+            out = [(name, value) for name, value in out if name.lower() != "content-length"]
         if not (length or self._head_only or status in NO_BODY):
             if self._version == "1.1":
                 self._chunked = True
