@@ -147,50 +147,59 @@ class Instance:
         self._remove_socket()
 
     async def _run(self) -> None:
+        # (No wait inside a finally or except block: instance.py is compiled, see CONTRIBUTING.)
+        stopped: BaseException | None = None  # the stop's cancellation, raised again after
         try:
-            while not self._stopping:
-                started = self._clock()
-                try:
-                    code = await self._run_once()
-                except OSError as exc:
-                    # Whatever stopped the start (a socket path that is not ours, a working
-                    # directory gone): said like an exit, and judged by the same policy.
-                    self._not_ready = f"could not be started: {exc.strerror or exc}"
-                    code = None
-                if self._stopping:
-                    return
-                ready = self._not_ready is None
-                verdict = self._policy.after_exit(code, self._clock() - started, ready=ready)
-                self.last_exit, self.last_exit_time = code, time.time()
-                what = self._describe_exit(code)
-                if verdict.action == "stay-down":
-                    self._set_state(
-                        State.EXITED,
-                        f"{what}; restart policy '{self.process.restart.value}' keeps it down",
-                        logging.WARNING,
-                    )
-                    return
-                if verdict.action == "give-up":
-                    self._set_state(
-                        State.FATAL,
-                        f"gave up: {self.name} entered FATAL "
-                        f"state, too many start retries too quickly ({what})",
-                        logging.ERROR,
-                    )
-                    return
-                self.restarts += 1
-                self._set_state(
-                    State.BACKOFF, f"{what}; restarting in {verdict.delay:.1f}s", logging.WARNING
-                )
-                await asyncio.sleep(verdict.delay)
+            await self._supervise()
         except Exception as exc:  # a bug of ours: said, and the child given up, not hidden
             log.exception("%s: supervision failed", self.name)
             self._set_state(State.FATAL, f"supervision failed: {type(exc).__name__}: {exc}")
-        finally:
-            if self._proc is not None:
-                if not self._proc.exited.done():
-                    await asyncio.shield(self._proc.terminate(0))
-                self._proc.close()
+        except BaseException as cancelled:
+            stopped = cancelled
+        if self._proc is not None:
+            if not self._proc.exited.done():
+                await asyncio.shield(self._proc.terminate(0))
+            self._proc.close()
+        if stopped is not None:
+            raise stopped
+
+    async def _supervise(self) -> None:
+        """Run the child, and again after each exit as the restart policy says."""
+        while not self._stopping:
+            started = self._clock()
+            try:
+                code = await self._run_once()
+            except OSError as exc:
+                # Whatever stopped the start (a socket path that is not ours, a working
+                # directory gone): said like an exit, and judged by the same policy.
+                self._not_ready = f"could not be started: {exc.strerror or exc}"
+                code = None
+            if self._stopping:
+                return
+            ready = self._not_ready is None
+            verdict = self._policy.after_exit(code, self._clock() - started, ready=ready)
+            self.last_exit, self.last_exit_time = code, time.time()
+            what = self._describe_exit(code)
+            if verdict.action == "stay-down":
+                self._set_state(
+                    State.EXITED,
+                    f"{what}; restart policy '{self.process.restart.value}' keeps it down",
+                    logging.WARNING,
+                )
+                return
+            if verdict.action == "give-up":
+                self._set_state(
+                    State.FATAL,
+                    f"gave up: {self.name} entered FATAL "
+                    f"state, too many start retries too quickly ({what})",
+                    logging.ERROR,
+                )
+                return
+            self.restarts += 1
+            self._set_state(
+                State.BACKOFF, f"{what}; restarting in {verdict.delay:.1f}s", logging.WARNING
+            )
+            await asyncio.sleep(verdict.delay)
 
     async def _run_once(self) -> int | None:
         """Spawn, wait for readiness, wait for the exit; the exit code, None if never spawned.
@@ -217,6 +226,7 @@ class Instance:
         self._proc, self.pid, self.requests = proc, proc.pid, 0
         if self._watchdog is not None:
             self._watchdog.watch(proc.pid)
+        ended: BaseException | None = None  # (no wait in a finally block: see _run)
         try:
             started = self._clock()
             found = await readiness.wait_until_listening(
@@ -244,10 +254,13 @@ class Instance:
                 log.warning("%s: %s; stopping it", self.name, self._not_ready)
                 await proc.terminate(self.process.stop_timeout)
             await proc.exited
-        finally:
-            if self.transport is not None:
-                await self.transport.aclose()
-                self.transport = None
+        except BaseException as exc:
+            ended = exc
+        if self.transport is not None:
+            await self.transport.aclose()
+            self.transport = None
+        if ended is not None:
+            raise ended
         code = proc.returncode
         # What the child left behind, in its group or anywhere below it, goes with it.
         await proc.terminate(0)
@@ -271,11 +284,15 @@ class Instance:
         self.generation += 1
         self.address = str(upstream)
         self._set_state(State.READY, f"ready: requests go to {upstream} (<upstream>)")
+        stopped: BaseException | None = None  # (no wait in a finally block: see _run)
         try:
             await asyncio.Event().wait()  # until the stop cancels this task
-        finally:
-            await self.transport.aclose()
-            self.transport = None
+        except BaseException as cancelled:
+            stopped = cancelled
+        await self.transport.aclose()
+        self.transport = None
+        if stopped is not None:
+            raise stopped
 
     def _output(self, stream: Literal["stdout", "stderr"], lines: list[bytes]) -> None:
         self.last_lines.extend(map(line_text, lines[-_LAST_LINES:]))
