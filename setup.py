@@ -29,6 +29,7 @@ HOT = [
     "local_lambdas/proxy.py",
     "local_lambdas/pool.py",
     "local_lambdas/roster.py",
+    "local_lambdas/instance.py",
     "local_lambdas/line.py",
     "local_lambdas/envelope.py",
     "local_lambdas/router.py",

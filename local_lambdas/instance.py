@@ -254,8 +254,8 @@ class Instance:
                 log.warning("%s: %s; stopping it", self.name, self._not_ready)
                 await proc.terminate(self.process.stop_timeout)
             await proc.exited
-        except BaseException as exc:
-            ended = exc
+        except BaseException as ending:
+            ended = ending
         if self.transport is not None:
             await self.transport.aclose()
             self.transport = None
