@@ -188,6 +188,7 @@ class Exchange(asyncio.Protocol):
         self._sink: Sink | None = None
         self._headers: list[tuple[str, str]] = []
         self._head_size = 0  # of the headers so far
+        self._coding = ""  # the answer's Transfer-Encoding, if it has one
         self._head_only = False
         self._upgrade = False  # the request asks to switch protocols
         self._body: Body | None = None  # a request body still streaming to the child
@@ -360,6 +361,7 @@ class Exchange(asyncio.Protocol):
             return
         self._headers = []
         self._head_size = 0
+        self._coding = ""
 
     def _out_of_step(self) -> None:
         self._lost, self.reusable, self._sink = True, False, None
@@ -373,7 +375,10 @@ class Exchange(asyncio.Protocol):
         self._head_size += len(name) + len(value)
         # Values as the child wrote them, UTF-8 or not: written out again, they are the
         # same bytes (relay.Answer encodes with surrogateescape too).
-        self._headers.append((name.decode("latin-1"), value.decode("utf-8", "surrogateescape")))
+        text = value.decode("utf-8", "surrogateescape")
+        self._headers.append((name.decode("latin-1"), text))
+        if len(name) == 17 and name.lower() == b"transfer-encoding":
+            self._coding += f",{text}"
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
@@ -383,6 +388,13 @@ class Exchange(asyncio.Protocol):
             return  # out of step (on_message_begin)
         if self._head_size > MAX_HEAD:
             self._fail(BadResponse(f"the child's answer head is over {MAX_HEAD // 1024} KiB"), "")
+            return
+        if self._coding and self._coding.rpartition(",")[2].strip().lower() != "chunked":
+            # Read to the end of the connection, its body would go on undecoded and
+            # unmarked: nginx's 502 too.
+            coding = self._coding.strip(",")
+            self._fail(BadResponse(f"the child's answer has Transfer-Encoding {coding!r}: "
+                                   "send it chunked, or with a Content-Length"), "")  # fmt: skip
             return
         self._headed = True
         self._sink.head(status, self._reason, self._headers)
