@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 
 from local_lambdas.readiness import free_port
-from tests.conftest import WriteManifest, process_xml, running
+from tests.helpers import WriteManifest, process_xml, running
 
 CHROMIUM = shutil.which("chromium")
 playwright = pytest.importorskip("playwright.async_api", reason="Playwright is not installed")

@@ -9,7 +9,7 @@ import pytest
 
 from local_lambdas.cache import Cache
 from local_lambdas.envelope import Request, Response
-from tests.conftest import WriteManifest, process_xml, running
+from tests.helpers import WriteManifest, process_xml, running
 
 
 class Clock:

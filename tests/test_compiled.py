@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from local_lambdas import compiled
-from tests.conftest import WriteManifest, cli, process_xml
+from tests.helpers import WriteManifest, cli, process_xml
 
 ROOT = Path(__file__).parents[1]
 needs_compiled = pytest.mark.skipif(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from local_lambdas.cors import Policy
-from tests.conftest import (
+from tests.helpers import (
     CHILDREN,
     PYTHON,
     WriteManifest,

@@ -15,7 +15,7 @@ import pytest
 
 from local_lambdas import _compat
 from local_lambdas.inspector import BODY, HIDDEN, LIMIT
-from tests.conftest import CHILDREN, PYTHON, Running, WriteManifest, process_xml, running
+from tests.helpers import CHILDREN, PYTHON, Running, WriteManifest, process_xml, running
 
 
 def web_xml(pid: str, route: str) -> str:

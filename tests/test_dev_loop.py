@@ -14,7 +14,7 @@ import pytest
 
 from local_lambdas import manifest
 from local_lambdas.errors import ManifestError
-from tests.conftest import PYTHON, Running, WriteManifest, load, process_xml, running
+from tests.helpers import PYTHON, Running, WriteManifest, load, process_xml, running
 
 
 def env_child(pid: str, route: str, *args: str, extra: str = "") -> str:

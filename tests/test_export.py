@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from local_lambdas.readiness import free_port
-from tests.conftest import PYTHON, WriteManifest, cli, eventually, running
+from tests.helpers import PYTHON, WriteManifest, cli, eventually, running
 
 ROOT = Path(__file__).parents[1]
 POLYGLOT = ROOT / "examples" / "polyglot"

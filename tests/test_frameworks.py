@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 
 from local_lambdas import _compat
-from tests.conftest import (
+from tests.helpers import (
     CHILDREN,
     PYTHON,
     WriteManifest,

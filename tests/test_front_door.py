@@ -14,7 +14,7 @@ import pytest
 
 from local_lambdas import _compat
 from local_lambdas.router import BadTarget, Router, resolve
-from tests.conftest import (
+from tests.helpers import (
     CHILDREN,
     PYTHON,
     WriteManifest,

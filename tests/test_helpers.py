@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHILDREN, WriteManifest, running
+from tests.helpers import CHILDREN, WriteManifest, running
 
 MODES = ["pipe", "pipe-keepalive", "http"]
 NODE = shutil.which("node")

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import Running, WriteManifest, process_xml, running
+from tests.helpers import Running, WriteManifest, process_xml, running
 
 
 def keepalive(extra: str = "") -> str:

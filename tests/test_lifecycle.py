@@ -23,7 +23,7 @@ from local_lambdas.config import Settings
 from local_lambdas.manifest import load
 from local_lambdas.output import Printer
 from local_lambdas.watchdog import Watchdog
-from tests.conftest import (
+from tests.helpers import (
     CHILDREN,
     WAIT,
     WriteManifest,

@@ -13,7 +13,7 @@ from lxml import etree
 from local_lambdas import cli, manifest
 from local_lambdas.config import Manifest, Mode
 from local_lambdas.errors import ManifestError
-from tests.conftest import CHILDREN, dedent
+from tests.helpers import CHILDREN, dedent
 
 LEGACY = dedent("""
     <?xml version="1.0" encoding="UTF-8"?>

@@ -13,7 +13,7 @@ from aiohttp.test_utils import make_mocked_request
 from prometheus_client.parser import text_string_to_metric_families
 
 from local_lambdas.admin import Admin, is_loopback
-from tests.conftest import WriteManifest, cli, connect, process_xml, running
+from tests.helpers import WriteManifest, cli, connect, process_xml, running
 
 
 def fatal_process(tmp_path: Path, pid: str = "broken") -> str:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import WriteManifest, eventually, gone, load, process_xml, running
+from tests.helpers import WriteManifest, eventually, gone, load, process_xml, running
 
 
 async def test_started_by_its_first_request(

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from tests.conftest import running
+from tests.helpers import running
 
 POLYGLOT = Path(__file__).parents[1] / "examples" / "polyglot"
 NEEDS = {"c": "cc", "node": "node", "perl": "perl", "python": "python3"}

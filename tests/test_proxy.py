@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Running, WriteManifest, process_xml, running
+from tests.helpers import Running, WriteManifest, process_xml, running
 
 MODES = ["pipe", "pipe-keepalive", "http"]
 

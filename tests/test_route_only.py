@@ -16,7 +16,7 @@ from aiohttp import web
 from local_lambdas import manifest
 from local_lambdas.errors import ManifestError
 from local_lambdas.readiness import free_port
-from tests.conftest import CHILDREN, PYTHON, WriteManifest, eventually, process_xml, running
+from tests.helpers import CHILDREN, PYTHON, WriteManifest, eventually, process_xml, running
 
 
 async def serve_elsewhere(port: int) -> web.AppRunner:

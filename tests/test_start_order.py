@@ -11,7 +11,7 @@ import pytest
 
 from local_lambdas import manifest
 from local_lambdas.errors import ManifestError
-from tests.conftest import CHILDREN, PYTHON, WriteManifest, process_xml, running
+from tests.helpers import CHILDREN, PYTHON, WriteManifest, process_xml, running
 
 BEHAVE = CHILDREN / "behave.py"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from local_lambdas import manifest
-from tests.conftest import Load, WriteManifest, eventually, load, process_xml, running
+from tests.helpers import Load, WriteManifest, eventually, load, process_xml, running
 
 MODES = ["pipe", "pipe-keepalive", "http"]
 

@@ -16,7 +16,7 @@ import trustme
 
 from local_lambdas.errors import StartupError
 from local_lambdas.tls import fingerprint, server_context
-from tests.conftest import (
+from tests.helpers import (
     CHILDREN,
     PYTHON,
     WriteManifest,

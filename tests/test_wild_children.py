@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from local_lambdas import _compat, orphans
-from tests.conftest import (
+from tests.helpers import (
     CHILDREN,
     NEEDS_NODE,
     PYTHON,

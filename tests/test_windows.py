@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from local_lambdas import _compat
-from tests.conftest import CHILDREN, PYTHON, WriteManifest, eventually, running
+from tests.helpers import CHILDREN, PYTHON, WriteManifest, eventually, running
 
 pytestmark = pytest.mark.skipif(sys.platform != "win32", reason="Windows only")
 

@@ -1,0 +1,312 @@
+"""The tests' helpers: manifests of test children, the real proxy run on a free port (in
+this process, or as the command), clients that talk to it. conftest.py holds the fixtures
+and hooks; test modules import these from here."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import os
+import re
+import shutil
+import sys
+import textwrap
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from local_lambdas import _compat, manifest
+from local_lambdas.app import Started, started
+from local_lambdas.config import Manifest, Settings
+from local_lambdas.fastlane import FastLane
+from local_lambdas.instance import Instance
+from local_lambdas.output import Printer
+from local_lambdas.pool import Pool
+from local_lambdas.supervisor import Supervisor
+
+CHILDREN = Path(__file__).parent / "children"
+PYTHON = sys.executable
+# Children that need only the standard library start with -S: without site-packages (and the
+# .pth files in it) a Python child starts on 5 ms of CPU instead of 30, and the suite starts
+# hundreds of them.
+_STDLIB_ONLY = frozenset({"behave.py", "early_answer.py", "raw_http.py", "slow_start.py",
+                          "static_files.py", "strict.py", "wild.py"})  # fmt: skip
+
+
+def process_xml(
+    pid: str,
+    route: str | list[str],
+    *,
+    mode: str = "pipe",
+    script: str = "behave.py",
+    args: tuple[str, ...] = (),
+    extra: str = "",
+) -> str:
+    """One <process> running a test child with the current Python."""
+    routes = [route] if isinstance(route, str) else route
+    lines = [
+        f"<id>{pid}</id>",
+        f"<executable>{PYTHON}</executable>",
+        *(["<arg>-S</arg>"] if script in _STDLIB_ONLY else []),
+        f"<arg>{CHILDREN / script}</arg>",
+        *(f"<arg>{a}</arg>" for a in args),
+        *(f"<route>{r}</route>" for r in routes),
+        f"<communication_mode>{mode}</communication_mode>",
+        extra,
+    ]
+    return "<process>" + "".join(lines) + "</process>"
+
+
+NEEDS_NODE = pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
+
+
+def node_server_xml(pid: str, route: str) -> str:
+    """A Node.js web server started as most are, listen($PORT) with no host (so on `::`),
+    behind a pass-through route (children/any_address.js)."""
+    return (
+        f"<process><id>{pid}</id><executable>node</executable>"
+        f"<arg>{CHILDREN / 'any_address.js'}</arg><route>{route}</route>"
+        "<communication_mode>passthrough</communication_mode></process>"
+    )
+
+
+WriteManifest = Callable[..., Path]  # write_manifest(*process_xml, name="manifest.xml")
+
+
+@dataclass
+class Running:
+    url: str
+    started: Started
+    http: aiohttp.ClientSession
+
+    @property
+    def supervisor(self) -> Supervisor:
+        return self.started.supervisor
+
+    def pool(self, process_id: str) -> Pool:
+        return self.supervisor.pools[process_id]
+
+    def child(self, process_id: str) -> Instance:
+        """The first (or only) instance of a process."""
+        return self.pool(process_id).instances[0]
+
+    @property
+    def lane(self) -> FastLane:
+        """The fast lane (the tests that read it run with it on)."""
+        assert self.started.lane is not None
+        return self.started.lane
+
+
+@asynccontextmanager
+async def running(
+    manifest_path: Path,
+    socket_dir: Path,
+    *,
+    wait: bool = True,
+    watch: bool = False,
+    fast_lane: bool = True,
+    base: Path | None = None,
+    env_files: list[Path] | None = None,
+    **more: object,
+) -> AsyncIterator[Running]:
+    """The proxy, in this process, on a real port, with its real children; `base` and
+    `env_files` are manifest.load's, `more` sets other Settings fields."""
+
+    def load() -> Manifest:
+        return manifest.load(manifest_path, socket_dir=socket_dir, base=base, env_files=env_files)
+
+    settings = Settings(
+        port=0,
+        socket_dir=socket_dir,
+        shutdown_timeout=5,
+        watch=watch,
+        fast_lane=fast_lane,
+        **more,  # type: ignore[arg-type]
+    )
+    async with started(load(), settings, Printer(color=False), load=load) as run:
+        if wait:
+            not_ready = await run.supervisor.wait_ready(15)
+            assert not not_ready, [(c.process.id, c.state, c.reason) for c in not_ready]
+        async with aiohttp.ClientSession(auto_decompress=False) as http:
+            yield Running(run.url, run, http)
+
+
+async def eventually(
+    predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0
+) -> bool:
+    """Poll a condition that has no event of its own (a pid gone, a file written, an
+    answer over HTTP: the predicate may be a coroutine function), bounded."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        held = predicate()
+        if inspect.isawaitable(held):
+            held = await held
+        if held:
+            return True
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+
+
+@dataclass
+class Load:
+    """Requests fired back to back by several clients until stopped; what came back."""
+
+    statuses: Counter[int] = field(default_factory=Counter)
+    pids: Counter[int] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.statuses.values())
+
+
+@asynccontextmanager
+async def load(
+    run: Running, path: str, *, clients: int = 8, method: str = "GET"
+) -> AsyncIterator[Load]:
+    """Keep `clients` requests in flight to `path` for as long as the block runs."""
+    result = Load()
+    stop = asyncio.Event()
+
+    async def client() -> None:
+        while not stop.is_set():
+            async with run.http.request(method, run.url + path) as reply:
+                body = await reply.read()
+                result.statuses[reply.status] += 1
+                if reply.status == 200:
+                    result.pids[json.loads(body)["pid"]] += 1
+                else:
+                    result.failures.append(f"{reply.status} {body[:200]!r}")
+
+    tasks = [asyncio.create_task(client()) for _ in range(clients)]
+    try:
+        yield result
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+
+
+def dedent(text: str) -> str:
+    return textwrap.dedent(text).lstrip("\n")
+
+
+# The command line, as a user runs it: a subprocess whose output the test reads.
+
+WAIT = 20  # seconds any one expected line may take
+
+
+@dataclass
+class Cli:
+    proc: asyncio.subprocess.Process
+    lines: list[str] = field(default_factory=list)
+    url: str = ""
+
+    async def expect(self, pattern: str) -> re.Match[str]:
+        """Read output until a line matches `pattern` (within WAIT seconds)."""
+        compiled = re.compile(pattern)
+        for line in self.lines:
+            if found := compiled.search(line):
+                return found
+        assert self.proc.stdout is not None
+        async with _compat.timeout(WAIT):
+            while True:
+                raw = await self.proc.stdout.readline()
+                assert raw, f"exited before {pattern!r}:\n" + "\n".join(self.lines)
+                line = raw.decode().rstrip("\n")
+                self.lines.append(line)
+                if found := compiled.search(line):
+                    return found
+
+    async def finish(self) -> int:
+        assert self.proc.stdout is not None
+        async with _compat.timeout(WAIT):
+            rest = await self.proc.stdout.read()
+            self.lines.extend(rest.decode().splitlines())
+            return await self.proc.wait()
+
+
+@asynccontextmanager
+async def cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> AsyncIterator[Cli]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "local_lambdas",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        cwd=cwd,
+    )
+    try:
+        yield Cli(proc)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for our purposes; only a reaper can remove it.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False  # gone since
+
+
+def processes_running(word: str) -> list[int]:
+    """Linux: the pids whose command line holds `word` (a unique argument, or part of one),
+    zombies left out."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if word.encode() in cmdline and alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+async def gone(pid: int) -> bool:
+    return await eventually(lambda: not alive(pid))
+
+
+# Raw HTTP/1.1 over a socket: what goes over the wire is what the tests see.
+
+
+async def read_answer(reader: asyncio.StreamReader, *, head_only: bool = False) -> bytes:
+    """One whole HTTP answer: its head, then Content-Length bytes of body."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    length = 0
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.lower() == b"content-length":
+            length = int(value)
+    if head_only or head.split(b" ")[1] in (b"204", b"304"):
+        return head
+    return head + await asyncio.wait_for(reader.readexactly(length), 10)
+
+
+def without_date(answer: bytes) -> bytes:
+    return b"\r\n".join(line for line in answer.split(b"\r\n") if not line.startswith(b"Date:"))
+
+
+async def connect(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    host, port = url.removeprefix("http://").split(":")
+    return await asyncio.open_connection(host, int(port))
