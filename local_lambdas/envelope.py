@@ -204,13 +204,19 @@ def _headers(data: dict[str, object], raw: bytes) -> list[tuple[str, str]]:
         if passed_on is None:
             passed_on = _check_name(name, raw)
         if isinstance(value, str):
-            if _CONTROL.search(value):
-                raise BadResponse(f"header {name!r} has a control character in its value", raw)
+            text = _field(name, value, raw)
             if passed_on:
-                result.append((name, value))
+                result.append((name, text))
         elif passed_on:
             result.extend((name, text) for text in _as_texts(name, value, raw))
     return result
+
+
+def _field(name: str, value: str, raw: bytes) -> str:
+    """`value`, unless a control character in it could split or smuggle a header."""
+    if _CONTROL.search(value):
+        raise BadResponse(f"header {name!r} has a control character in its value", raw)
+    return value
 
 
 def _as_texts(name: str, value: object, raw: bytes) -> list[str]:
@@ -223,9 +229,7 @@ def _as_texts(name: str, value: object, raw: bytes) -> list[str]:
     if isinstance(value, (int, float)):
         return [orjson.dumps(value).decode()]
     if isinstance(value, str):  # an item of a list
-        if _CONTROL.search(value):
-            raise BadResponse(f"header {name!r} has a control character in its value", raw)
-        return [value]
+        return [_field(name, value, raw)]
     what = "null" if value is None else "an object"  # (what else JSON has is taken above)
     raise BadResponse(
         f"header {name!r} has {what} value; values are strings, numbers, booleans or a "
