@@ -25,6 +25,8 @@ from setuptools.command.build_ext import build_ext
 HOT = [
     "local_lambdas/http1.py",
     "local_lambdas/fastlane.py",
+    "local_lambdas/lane_connection.py",
+    "local_lambdas/lane_answers.py",
     "local_lambdas/lane_requests.py",
     "local_lambdas/proxy.py",
     "local_lambdas/pool.py",

@@ -185,7 +185,7 @@ async def test_a_connections_task_ends_with_it(
                 writer.write(b"GET " + path_ + b" HTTP/1.1\r\nHost: x\r\n\r\n")
                 assert path_ in await read_answer(reader)
             (connection,) = lane.connections
-            task = connection._task
+            task = connection.task
             assert task is not None and not task.done()  # waiting for a third request
             if then is not None:  # handed over: aiohttp answers the health check
                 writer.write(then)

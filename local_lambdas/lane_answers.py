@@ -1,0 +1,148 @@
+"""What the fast lane sends for one request (lane_connection.py drives it): an envelope
+mode's answer, written whole once the child's is decoded, or a pass-through answer, sent to
+the child in raw HTTP/1.1 (transports/upstream.py) and relayed to the client as it comes
+(relay.py). Answers have the headers aiohttp would write (tests compare the two)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Final
+
+from local_lambdas.envelope import Response
+from local_lambdas.errors import ChildUnreachable, ForwardError
+from local_lambdas.forwarding import strip_prefix
+from local_lambdas.http1 import NO_BODY, RETRYABLE, answer_head
+from local_lambdas.inspector import BODY
+from local_lambdas.instance import Instance
+from local_lambdas.lane_requests import Message
+from local_lambdas.proxy import error_response
+from local_lambdas.relay import Answer, child_request
+from local_lambdas.transports.passthrough import PassthroughTransport
+
+if TYPE_CHECKING:
+    from local_lambdas.lane_connection import Connection
+
+log = logging.getLogger("local_lambdas.fastlane")
+
+_now: Final = time.monotonic  # a C-level constant, not two lookups per call
+
+
+async def envelope(connection: Connection, message: Message) -> bool:
+    """Answer one request; whether the connection stays open."""
+    started = _now()
+    proxy = connection.lane.proxy
+    request_id = proxy.identify(message.request_id, message.headers)
+    keep_alive = message.keep_alive
+    if message.pool.relays:
+        return await relay(connection, message, request_id, started)
+    try:
+        response = await proxy.answer(
+            message.pool, message.method, message.target, message.path, message.headers,
+            message.body, connection.peer, request_id,
+        )  # fmt: skip
+    except Exception:
+        log.exception("%s %s: failed inside local-lambdas", message.method, message.target)
+        text = "local-lambdas failed while answering; its log has the details"
+        response = error_response(500, text, message.pool.process, request_id)
+        keep_alive = False
+    keep_alive = keep_alive and not connection.lane.stopping
+    write(connection, response, message, request_id, keep_alive)
+    proxy.finish(
+        message.pool, message.method, message.target, response.status, started, request_id,
+        (message.headers, message.body), (response.headers, response.body),
+    )  # fmt: skip
+    connection.lane.served += 1
+    return keep_alive
+
+
+async def relay(connection: Connection, message: Message, request_id: str, started: float) -> bool:
+    """A pass-through request: sent to the child in raw HTTP/1.1 (transports/upstream.py),
+    its answer written here as it comes (relay.py); whether the connection stays open."""
+    proxy = connection.lane.proxy
+    pool = message.pool
+    process = pool.process
+    target, prefix = strip_prefix(message.target, process.strip_prefix, message.path)
+    request = child_request(
+        message.method, target, message.headers, message.body, client=connection.peer,
+        scheme=connection.scheme, token=proxy.token, request_id=request_id, prefix=prefix,
+        upgrade=message.upgrade,
+    )  # fmt: skip
+    keep_alive = message.keep_alive and not connection.lane.stopping
+    upload = connection.upload if message.streams else None
+    answer = Answer(
+        connection, version=message.version, keep_alive=keep_alive, request_id=request_id,
+        prefix=prefix, method=message.method, keep=BODY if proxy.inspector is not None else 0,
+        cors=None if pool.cors is None else (pool.cors, message.origin), upload=upload,
+        date=connection.lane.date(),
+    )  # fmt: skip
+    head_only = message.method == "HEAD"
+    sent = (message.headers, None if message.streams else message.body)  # streamed: not kept
+
+    async def exchange(child: Instance) -> None:
+        relay = child.transport
+        assert isinstance(relay, PassthroughTransport)
+        if upload is not None and upload.started:  # a retry: the body is gone
+            raise ChildUnreachable("the child dropped the connection during the upload")
+        await relay.upstream.send(
+            request, answer, timeout=process.timeout, head_only=head_only,
+            idempotent=message.method in RETRYABLE, upgrade=message.upgrade is not None,
+            body=upload,
+        )  # fmt: skip
+        tunnel = answer.tunnel
+        if tunnel is not None:  # a WebSocket: its instance stays in use while it lasts
+            connection.lane.tunnels.add(tunnel)
+            try:
+                await tunnel.ended
+            finally:
+                connection.lane.tunnels.discard(tunnel)
+
+    connection.relaying = True
+    try:
+        await proxy.attempt(pool, message.method, message.target, message.path, exchange)
+    except asyncio.CancelledError:
+        if connection.closing:  # the client left (connection_lost): not an error
+            log.debug("[%s] the client left before its answer was sent", request_id)
+            proxy.finish(
+                pool, message.method, message.target, answer.status, started, request_id,
+                sent, (answer.headers, answer.kept),
+            )  # fmt: skip
+        raise
+    except ForwardError as exc:
+        # A body not read to its end leaves the connection out of step: it closes.
+        keep_alive = keep_alive and connection.upload is None
+        response = proxy.failure(exc, process, request_id)
+        write(connection, response, message, request_id, keep_alive)
+        proxy.finish(
+            pool, message.method, message.target, response.status, started, request_id,
+            sent, (response.headers, response.body),
+        )  # fmt: skip
+        return keep_alive
+    finally:
+        connection.relaying = False
+    proxy.finish(
+        pool, message.method, message.target, answer.status, started, request_id,
+        sent, (answer.headers, answer.kept),
+    )  # fmt: skip
+    connection.lane.served += 1
+    return answer.keep_alive and connection.upload is None
+
+
+def write(
+    connection: Connection, response: Response, message: Message, request_id: str, keep: bool
+) -> None:
+    transport = connection.transport
+    if transport is None or transport.is_closing():
+        return  # the client left; its answer goes nowhere, as with aiohttp
+    status = response.status
+    sent = response.body if message.method != "HEAD" and status not in NO_BODY else b""
+    data = answer_head(
+        status, response.headers, request_id, version=message.version,
+        length=len(response.body), sent=bool(sent), keep=keep, date=connection.lane.date_line(),
+    )  # fmt: skip
+    if len(sent) < 65536:
+        transport.write(data + sent)
+    else:  # a large body is not copied once more to join it to its head
+        transport.write(data)
+        transport.write(sent)

@@ -1,0 +1,323 @@
+"""A client connection in the fast lane: the asyncio Protocol that drives it. Which bytes
+make a request and whether the lane takes it is lane_requests.py's (pure, with http1.py);
+what is sent for it, lane_answers.py's; this module holds the timers, the connection's task,
+writing, and hand-overs to aiohttp's server or a tunnel.
+
+A connection carries one request at a time, answered by the connection's one task (a task
+per request cost 2% of the lane's instructions): pipelined bytes wait, unparsed, until the
+answer before them is written, so answers keep their order and a hand-over starts at a
+request's first byte. A head that does not arrive whole within --client-header-timeout, or
+a body that stops for --client-body-timeout, gets 408.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final, cast
+
+from local_lambdas.aioserver import timed_out
+from local_lambdas.errors import ClientTooSlow
+from local_lambdas.forwarding import own_address
+from local_lambdas.lane_answers import envelope
+from local_lambdas.lane_requests import (
+    AWAIT_BODY,
+    AWAIT_HEAD,
+    CONTINUE,
+    ELSEWHERE,
+    Message,
+    Requests,
+)
+from local_lambdas.relay import Upload
+
+if TYPE_CHECKING:
+    from local_lambdas.fastlane import FastLane
+
+log = logging.getLogger("local_lambdas.fastlane")
+
+_PAUSE_AT: Final = 1024**2  # pipelined bytes held while an answer is pending, before reading stops
+
+
+class Connection(asyncio.Protocol):
+    """One client connection while the lane has it (see the module's docstring)."""
+
+    def __init__(self, lane: FastLane) -> None:
+        # (lane, transport, peer, scheme, closing, upload, relaying: lane_answers.py's too)
+        self.lane = lane
+        self.transport: asyncio.Transport | None = None
+        self.peer: str | None = None
+        # Received, not yet handled, cut into requests.
+        self._requests = Requests(lane.proxy, self._own_address)
+        self.busy = False  # a request is being answered
+        # Serves the connection's requests in turn, from its first: one task per connection,
+        # not per request (PERFORMANCE.md). Between requests it waits on _waiter.
+        self.task: asyncio.Task[None] | None = None
+        self._waiter: asyncio.Future[Message | None] | None = None
+        # Kept: asyncio.get_running_loop() makes a getpid() system call each time on 3.11.
+        self._loop = asyncio.get_running_loop()
+        self.idle_since = self._loop.time()  # when the last answer was sent
+        self._reading_paused = False
+        self._writing_paused = False
+        self._when_writable: list[Callable[[], None]] = []  # a relayed answer, waiting
+        self.relaying = False  # a pass-through answer is being relayed
+        self.scheme = "http"
+        self.closing = False
+        self.upload: Upload | None = None  # a pass-through body streaming to the child
+        self._held = False  # not read: an upload waits for the child (hold_reading)
+        # A request that has begun to arrive but is not whole: the client timeouts' timer,
+        # and when its last bytes came (the body's clock restarts with every read).
+        self._timer: asyncio.TimerHandle | None = None
+        self._progress = 0.0
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.lane.track(self)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as aiohttp does
+        peer = transport.get_extra_info("peername")
+        self.peer = str(peer[0]) if isinstance(peer, (list, tuple)) else peer
+        if transport.get_extra_info("sslcontext") is not None:
+            self.scheme = "https"
+        if self.lane.stopping:
+            self._hand_over()  # aiohttp answers 503 during a stop, then closes
+
+    def data_received(self, data: bytes) -> None:
+        if self._timer is not None:
+            self._progress = self._loop.time()
+        self._requests.feed(data)
+        if self.upload is not None:
+            self._take_upload()
+        if not self.busy:
+            self._advance()
+        elif len(self._requests.buffer) > _PAUSE_AT and not self._reading_paused:
+            self._reading_paused = True
+            assert self.transport is not None
+            self.transport.pause_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self._stop_timer()
+        self.lane.forget(self)
+        self._stop_waiting()
+        if self.relaying and self.task is not None:
+            self.task.cancel()  # nobody is left to relay to: the child's answer is dropped
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        waiting, self._when_writable = self._when_writable, []
+        for then in waiting:
+            then()
+        if not self.busy:
+            self._advance()
+
+    # -- where a relayed answer goes (relay.Client)
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def close(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.close()
+
+    @property
+    def writable(self) -> bool:
+        return not self._writing_paused
+
+    def when_writable(self, then: Callable[[], None]) -> None:
+        self._when_writable.append(then)
+
+    def adopt(self) -> tuple[asyncio.Transport, bytes] | None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return None
+        return self._leave()
+
+    def _leave(self) -> tuple[asyncio.Transport, bytes]:
+        """The connection leaves the lane (for aiohttp's server, or a tunnel): its transport,
+        and the bytes the client sent after the last request the lane took."""
+        transport = self.transport
+        assert transport is not None
+        self.closing = True
+        self._stop_timer()
+        self._stop_waiting()
+        self.lane.forget(self)
+        self.transport = None
+        return transport, self._requests.rest()
+
+    # -- the lane ---------------------------------------------------------------------------
+
+    def close_when_idle(self) -> None:
+        self.closing = True
+        if not self.busy and self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _advance(self) -> None:
+        """Hand the next request in the buffer, if the whole of it has arrived, to the
+        connection's task (started by the first)."""
+        if self.busy:
+            return
+        message = self._next_request()
+        if message is None:
+            return
+        self.busy = True
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            waiter.set_result(message)
+        else:
+            self.task = self._loop.create_task(self._serve(message))
+
+    def _stop_waiting(self) -> None:
+        """The connection is over for the lane: its task, if waiting, ends."""
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _next_request(self) -> Message | None:
+        """The next whole request received, if it is the lane's to answer now; a request
+        that is not the lane's hands the connection to aiohttp."""
+        if self.closing or self._writing_paused:
+            return None
+        requests = self._requests
+        message = requests.next()
+        while message is None:
+            waiting = requests.waiting
+            if waiting == CONTINUE:
+                self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                message = requests.next()
+                continue
+            if waiting == AWAIT_HEAD:
+                self._start_timer(self.lane.head_timeout)
+            elif waiting == AWAIT_BODY:
+                self._start_timer(self.lane.body_timeout)
+            elif waiting == ELSEWHERE:
+                self._hand_over()
+            return None
+        if self._timer is not None:
+            self._stop_timer()
+        if message.streams:  # the head alone: the body goes on as it comes
+            self.upload = Upload(message.body_length, self)
+            self._take_upload()
+        return message
+
+    def _take_upload(self) -> None:
+        """The streaming body's bytes received go on; what follows them waits."""
+        upload = self.upload
+        if upload is None:
+            return
+        piece = self._requests.take(upload.left)
+        if piece:
+            upload.feed(piece)
+        if upload.complete:
+            self.upload = None
+            self._stop_timer()
+        else:
+            self._start_timer(self.lane.body_timeout)
+
+    def _own_address(self) -> str:
+        return own_address(self.transport)
+
+    def hold_reading(self, held: bool) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing() or held == self._held:
+            return
+        self._held = held
+        if held:
+            transport.pause_reading()
+        elif not self._reading_paused:
+            transport.resume_reading()
+
+    def _start_timer(self, seconds: float) -> None:
+        if self._timer is None:
+            self._progress = self._loop.time()
+            self._timer = self._loop.call_later(seconds, self._timed_out)
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _timed_out(self) -> None:
+        """A client timeout: the head did not arrive whole in time, or the body stopped
+        coming. The client gets 408 and the connection closes (aiohttp's server does the
+        same, aioserver.py)."""
+        self._timer = None
+        upload = self.upload
+        if upload is not None and not self.closing:  # a streaming body stopped coming
+            left = self._progress + self.lane.body_timeout - self._loop.time()
+            if left > 0:
+                self._timer = self._loop.call_later(left, self._timed_out)
+            else:  # (it stays: the connection is out of step, and closes after the 408)
+                upload.fail(ClientTooSlow(self.lane.body_timeout))
+            return
+        if self.closing or self.busy or self.transport is None:
+            return
+        head = self._requests.waiting == AWAIT_HEAD
+        seconds = self.lane.head_timeout if head else self.lane.body_timeout
+        if not head:  # the body's clock counts from its last bytes
+            left = self._progress + seconds - self._loop.time()
+            if left > 0:
+                self._timer = self._loop.call_later(left, self._timed_out)
+                return
+        what = "the request head did not arrive" if head else "no byte of the request body came"
+        message = f"{what} within {seconds:g}s"
+        self.transport.write(timed_out(message, self.lane.proxy.new_id, self.peer))
+        self.closing = True
+        self.transport.close()
+
+    async def _serve(self, message: Message) -> None:
+        """The connection's task: answer its requests one after another, until it closes or
+        is handed over."""
+        while True:
+            try:
+                keep_alive = await envelope(self, message)
+            except Exception:  # a bug of ours: the connection is closed, not left hanging
+                log.exception("%s %s: failed inside local-lambdas", message.method, message.target)
+                self.abort()
+                return
+            except BaseException:
+                self.abort()
+                raise
+            self.busy = False
+            self.idle_since = self._loop.time()
+            if not keep_alive:
+                self.close_when_idle()
+                return
+            if self._reading_paused and self.transport is not None:
+                self._reading_paused = False
+                self.transport.resume_reading()
+            found = self._next_request()
+            if found is None:
+                if self.closing:
+                    return
+                self._waiter = self._loop.create_future()
+                found = await self._waiter
+                if found is None:
+                    return
+            self.busy = True
+            message = found
+
+    def _hand_over(self) -> None:
+        """aiohttp's server takes this connection from the buffered request on."""
+        transport, data = self._leave()
+        self.lane.handed_over += 1
+        handler = self.lane.aiohttp_server()
+        transport.set_protocol(handler)
+        handler.connection_made(transport)
+        if self._reading_paused:
+            transport.resume_reading()
+        if data:
+            handler.data_received(data)
