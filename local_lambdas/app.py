@@ -33,7 +33,6 @@ from local_lambdas.inspector import Inspector
 from local_lambdas.output import Printer
 from local_lambdas.proxy import Proxy
 from local_lambdas.supervisor import Supervisor
-from local_lambdas.transports.passthrough import PassthroughTransport
 
 log = logging.getLogger("local_lambdas.app")
 
@@ -121,8 +120,8 @@ async def started(
         await dashboard.close()  # open pages' event streams end
         # Open WebSockets close (1001, going away) instead of holding the stop up.
         for child in supervisor.children:
-            if isinstance(child.transport, PassthroughTransport):
-                await child.transport.close_websockets()
+            if child.relay is not None:
+                await child.relay.close_websockets()
 
     # aiohttp's low-level server: the proxy does its own routing, and an Application's
     # dispatcher cost 8% of the instructions per request (PERFORMANCE.md).

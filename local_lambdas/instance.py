@@ -30,7 +30,7 @@ from typing import Literal
 
 from local_lambdas import _compat, explain, readiness
 from local_lambdas.backoff import RestartPolicy
-from local_lambdas.config import Process
+from local_lambdas.config import Mode, Process
 from local_lambdas.launch import prepare
 from local_lambdas.manifest import resolve_executable
 from local_lambdas.output import Printer, line_text
@@ -61,8 +61,8 @@ class State(str, Enum):
 class Instance:
     """One supervised child process: instance `index` of a manifest <process>.
 
-    The pool that owns it reads `state`, `transport`, `in_flight` and `requests`, and is told
-    of every state change through `on_change`.
+    The pool that owns it reads `state`, `transport` (or `relay`), `in_flight` and
+    `requests`, and is told of every state change through `on_change`.
     """
 
     def __init__(
@@ -86,7 +86,10 @@ class Instance:
         self.state = State.STOPPED
         self.reason = ""  # why the child is not READY, for 503 bodies
         self.pid: int | None = None
-        self.transport: Transport | PassthroughTransport | None = None
+        # The way to the child while it is READY: an envelope mode's transport, or
+        # pass-through's (a child or an <upstream>), which answers the client itself.
+        self.transport: Transport | None = None
+        self.relay: PassthroughTransport | None = None
         self.restarts = 0
         self.generation = 0  # counts the times a process of this child became READY
         self.in_flight = 0  # requests leased to this child now
@@ -234,10 +237,7 @@ class Instance:
                 given_up=lambda: proc.exited.done() or self._stopping,
             )  # fmt: skip
             if found:
-                self.transport = for_child(
-                    self.process.communication_mode, found.address,
-                    max_response=MAX_RESPONSE, owned=proc.owns,
-                )  # fmt: skip
+                self._open(found.address, proc.owns)
                 self._connect_to = found.address
                 self.generation += 1
                 self._not_ready = None
@@ -256,9 +256,7 @@ class Instance:
             await proc.exited
         except BaseException as ending:
             ended = ending
-        if self.transport is not None:
-            await self.transport.aclose()
-            self.transport = None
+        await self._close()
         if ended is not None:
             raise ended
         code = proc.returncode
@@ -280,7 +278,7 @@ class Instance:
         address = self.process.upstream_address
         if not await readiness.wait_until_accepting(address, given_up=lambda: self._stopping):
             return
-        self.transport = PassthroughTransport(address, max_response=MAX_RESPONSE)
+        self._open(address, lambda pid: False)
         self.generation += 1
         self.address = str(upstream)
         self._set_state(State.READY, f"ready: requests go to {upstream} (<upstream>)")
@@ -289,10 +287,25 @@ class Instance:
             await asyncio.Event().wait()  # until the stop cancels this task
         except BaseException as cancelled:
             stopped = cancelled
-        await self.transport.aclose()
-        self.transport = None
+        await self._close()
         if stopped is not None:
             raise stopped
+
+    def _open(self, address: str, owned: Callable[[int], bool]) -> None:
+        """The way to the child at `address`, now ready."""
+        if self.process.communication_mode is Mode.PASSTHROUGH:
+            self.relay = PassthroughTransport(address, max_response=MAX_RESPONSE)
+        else:
+            self.transport = for_child(
+                self.process.communication_mode, address, max_response=MAX_RESPONSE, owned=owned
+            )
+
+    async def _close(self) -> None:
+        transport, relay, self.transport, self.relay = self.transport, self.relay, None, None
+        if transport is not None:
+            await transport.aclose()
+        if relay is not None:
+            await relay.aclose()
 
     def _output(self, stream: Literal["stdout", "stderr"], lines: list[bytes]) -> None:
         self.last_lines.extend(map(line_text, lines[-_LAST_LINES:]))

@@ -19,7 +19,6 @@ from local_lambdas.instance import Instance
 from local_lambdas.lane_requests import Message
 from local_lambdas.proxy import error_response
 from local_lambdas.relay import Answer, child_request
-from local_lambdas.transports.passthrough import PassthroughTransport
 
 if TYPE_CHECKING:
     from local_lambdas.lane_connection import Connection
@@ -81,8 +80,9 @@ async def relay(connection: Connection, message: Message, request_id: str, start
     sent = (message.headers, None if message.streams else message.body)  # streamed: not kept
 
     async def exchange(child: Instance) -> None:
-        relay = child.transport
-        assert isinstance(relay, PassthroughTransport)
+        relay = child.relay
+        if relay is None:  # (the pool leases READY instances: not seen)
+            raise ChildUnreachable(f"{child.name} stopped")
         if upload is not None and upload.started:  # a retry: the body is gone
             raise ChildUnreachable("the child dropped the connection during the upload")
         await relay.upstream.send(

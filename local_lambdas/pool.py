@@ -158,7 +158,7 @@ class Pool(Roster):
             child = self.instances[(self._turn + offset) % count]
             if (
                 child.state is not _READY
-                or child.transport is None
+                or (child.transport is None and child.relay is None)
                 or child.in_flight >= self._slots
                 or (avoid is not None and (child, child.generation) == avoid)
             ):

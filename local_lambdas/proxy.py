@@ -40,7 +40,6 @@ from local_lambdas.pool import Pool, PoolRetired
 from local_lambdas.router import BadTarget, origin_form, resolve
 from local_lambdas.supervisor import Supervisor
 from local_lambdas.transports.aiohttp_side import Relayed
-from local_lambdas.transports.passthrough import PassthroughTransport
 
 log = logging.getLogger("local_lambdas.proxy")
 
@@ -330,7 +329,8 @@ class Proxy:
 
         async def exchange(child: Instance) -> Response:
             transport = child.transport
-            assert transport is not None and not isinstance(transport, PassthroughTransport)
+            if transport is None:  # (the pool leases READY instances: not seen)
+                raise ChildUnreachable(f"{child.name} stopped")
             # The instance's own <timeout>: a reload may have rerouted the request.
             deadlines = self._limit(child.timeout)
             task = deadlines.start()
@@ -371,8 +371,9 @@ class Proxy:
 
         async def exchange(child: Instance) -> web.StreamResponse:
             nonlocal tries
-            relay = child.transport
-            assert isinstance(relay, PassthroughTransport)
+            relay = child.relay
+            if relay is None:  # (the pool leases READY instances: not seen)
+                raise ChildUnreachable(f"{child.name} stopped")
             tries += 1
             if streams and tries > 1:  # a retry: the body is gone
                 raise ChildUnreachable("the child dropped the connection during the upload")

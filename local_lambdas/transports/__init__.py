@@ -1,7 +1,7 @@
 """Ways of talking to a child, one module each; the manifest's mode picks one from TRANSPORTS.
 
-An envelope transport's contract is one call and a close (pass-through, which streams, is
-the exception: see transports/passthrough.py):
+An envelope transport's contract is one call and a close (pass-through, which streams and
+answers the client itself, has its own: see transports/passthrough.py):
 
     response = await transport.forward(request)   # envelope.Request -> envelope.Response
     await transport.aclose()
@@ -21,7 +21,6 @@ from local_lambdas.config import Mode
 from local_lambdas.envelope import Request, Response
 from local_lambdas.transports.http import HttpTransport
 from local_lambdas.transports.keepalive import KeepAlivePipeTransport
-from local_lambdas.transports.passthrough import PassthroughTransport
 from local_lambdas.transports.pipe import PipeTransport
 
 
@@ -33,16 +32,16 @@ class Transport(Protocol):
 
 def for_child(
     mode: Mode, address: str, *, max_response: int, owned: Callable[[int], bool]
-) -> Transport | PassthroughTransport:
-    """The transport to a ready child at `address`. `owned(pid)` says whether a process is the
-    child or one of its descendants: where the platform can only tell who serves a pipe once
-    connected (Windows), the pipe transports ask it of every new connection's server.
-    Pass-through streams, so it answers the client itself (PassthroughTransport.relay) rather
-    than returning an envelope: the proxy takes that path for that mode."""
+) -> Transport:
+    """The envelope transport to a ready child at `address`. `owned(pid)` says whether a
+    process is the child or one of its descendants: where the platform can only tell who
+    serves a pipe once connected (Windows), the pipe transports ask it of every new
+    connection's server.
+    Pass-through has none: it streams, so it answers the client itself (Instance.relay)."""
     if mode is Mode.PIPE:
         return PipeTransport(address, max_response=max_response, owned=owned)
     if mode is Mode.PIPE_KEEPALIVE:
         return KeepAlivePipeTransport(address, max_response=max_response, owned=owned)
     if mode is Mode.HTTP:
         return HttpTransport(address, max_response=max_response)
-    return PassthroughTransport(address, max_response=max_response)
+    raise ValueError(f"{mode.value} has no envelope transport")
