@@ -20,19 +20,34 @@ _PATH_SAFE: Final = "/:@!$&'()*+,;=-._~"  # RFC 3986 pchar: left as they are whe
 # answered by it (as nginx clears it: a child that sends no 100 Continue would be waited for).
 NOT_FORWARDED: Final = frozenset({"x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix",
                            "x-request-id", TOKEN_HEADER.lower(), "expect"})  # fmt: skip
+# What of a client's headers end_to_end drops: hop-by-hop ones and those above.
+FROM_CLIENT_DROPPED: Final = HOP_BY_HOP | NOT_FORWARDED
+# Header names seen, in lower case: the same few names come with every request and answer
+# (their hash is kept by the string, so a lookup costs less than lower()). Bounded, in case
+# a client invents a name per request.
+_LOWER: Final[dict[str, str]] = {}
+_LOWER_KEPT: Final = 1024
 
 
-def end_to_end(headers: Pairs, dropped: frozenset[str] = frozenset()) -> list[tuple[str, str, str]]:
-    """(lower-case name, name, value) of the headers that go on: not hop-by-hop, not named
-    by a Connection header, not in `dropped`. One pass; a second only when a Connection
-    header names others. Both ways, on both servers."""
+def end_to_end(headers: Pairs, dropped: frozenset[str]) -> list[tuple[str, str, str]]:
+    """(lower-case name, name, value) of the headers that go on: not in `dropped` (the
+    hop-by-hop ones and the direction's own), not named by a Connection header. One pass;
+    a second only when a Connection header names a header that is not hop-by-hop (the
+    usual `keep-alive` and `close` name none). Both ways, on both servers."""
     kept = []
     named: list[str] = []
     for name, value in headers:
-        lower = name.lower()
+        lower = _LOWER.get(name)
+        if lower is None:
+            lower = name.lower()
+            if len(_LOWER) < _LOWER_KEPT:
+                _LOWER[name] = lower
         if lower == "connection":
-            named.extend(token.strip().lower() for token in value.split(","))
-        elif lower not in HOP_BY_HOP and lower not in dropped:
+            for token in value.split(","):
+                token = token.strip().lower()
+                if token not in HOP_BY_HOP and token != "close":
+                    named.append(token)
+        elif lower not in dropped:
             kept.append((lower, name, value))
     if named:
         kept = [header for header in kept if header[0] not in named]

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from typing import Final, Protocol
 
 from local_lambdas.cors import Policy
-from local_lambdas.envelope import TOKEN_HEADER
-from local_lambdas.forwarding import NOT_FORWARDED, REDIRECTS, end_to_end, under_prefix
+from local_lambdas.envelope import HOP_BY_HOP, TOKEN_HEADER
+from local_lambdas.forwarding import FROM_CLIENT_DROPPED, REDIRECTS, end_to_end, under_prefix
 from local_lambdas.http1 import NO_BODY
 from local_lambdas.transports.upstream import Exchange
 from local_lambdas.tunnel import Tunnel
@@ -30,7 +30,8 @@ from local_lambdas.tunnel import Tunnel
 log = logging.getLogger("local_lambdas.relay")
 
 Headers = list[tuple[str, str]]
-_FROM_CHILD_DROPPED: Final = frozenset({"x-request-id"})  # the proxy's, the request's id
+# Hop-by-hop, and X-Request-Id: the proxy's, the request's id.
+_FROM_CHILD_DROPPED: Final = HOP_BY_HOP | {"x-request-id"}
 
 
 def child_request(
@@ -46,7 +47,7 @@ def child_request(
     # no list of pairs to join afterwards (6k instructions per request).
     lines = [f"{method} {target} HTTP/1.1\r\n"]
     forwarded_for = host = ""
-    for lower, name, value in end_to_end(headers, NOT_FORWARDED):
+    for lower, name, value in end_to_end(headers, FROM_CLIENT_DROPPED):
         if lower == "x-forwarded-for":
             forwarded_for = value
             continue

@@ -550,6 +550,25 @@ def test_the_target_a_pass_through_child_gets(
     assert forwarding.strip_prefix(target, prefix, path) == (child_gets, taken)
 
 
+@pytest.mark.parametrize(("headers", "kept"), [
+    ([("Host", "a"), ("Accept", "*/*"), ("Connection", "Keep-Alive")], ["Host", "Accept"]),
+    ([("HOST", "a"), ("keep-alive", "timeout=5"), ("TE", "trailers")], ["HOST"]),
+    # A header a Connection header names is hop-by-hop too, whichever comes first.
+    ([("X-Hop", "1"), ("Connection", "close, X-HOP"), ("X-End", "2")], ["X-End"]),
+    ([("Connection", "x-hop"), ("connection", "x-other"), ("X-Hop", "1"), ("X-Other", "2"),
+      ("X-End", "3")], ["X-End"]),
+    ([("Upgrade", "websocket"), ("Connection", "upgrade"), ("Origin", "o")], ["Origin"]),
+    # The direction's own: from a client, what the proxy sets itself.
+    ([("X-Forwarded-Proto", "https"), ("X-Request-Id", "i"), ("Expect", "100-continue"),
+      ("X-Forwarded-For", "1.2.3.4")], ["X-Forwarded-For"]),
+])  # fmt: skip
+def test_the_headers_that_go_on(headers: list[tuple[str, str]], kept: list[str]) -> None:
+    for _ in range(2):  # the second time with the names already seen
+        got = forwarding.end_to_end(headers, forwarding.FROM_CLIENT_DROPPED)
+        assert [name for _, name, _ in got] == kept
+        assert all(lower == name.lower() for lower, name, _ in got)
+
+
 def _proxy(tmp_path: Path) -> Proxy:
     """A Proxy that routes /api to a keep-alive pipe and /web to pass-through (real pools,
     not started); /_/ is the admin endpoints'."""

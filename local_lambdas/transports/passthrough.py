@@ -28,7 +28,7 @@ from yarl import URL
 from local_lambdas.cors import Policy
 from local_lambdas.envelope import TOKEN_HEADER
 from local_lambdas.errors import ChildUnreachable
-from local_lambdas.forwarding import NOT_FORWARDED, Pairs, end_to_end, own_address
+from local_lambdas.forwarding import FROM_CLIENT_DROPPED, Pairs, end_to_end, own_address
 from local_lambdas.http1 import RETRYABLE
 from local_lambdas.relay import child_request
 from local_lambdas.transports.aiohttp_side import RequestBody, Streamed
@@ -49,7 +49,7 @@ def to_child(
     out = []
     forwarded_for = ""
     hosted = False
-    for lower, name, value in end_to_end(headers, NOT_FORWARDED):
+    for lower, name, value in end_to_end(headers, FROM_CLIENT_DROPPED):
         if lower == "x-forwarded-for":
             forwarded_for = value
             continue
