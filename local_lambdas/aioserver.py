@@ -1,7 +1,7 @@
 """aiohttp's low-level HTTP server, held to the rules the fast lane keeps (fastlane.py):
 
-- a malformed request gets the proxy's JSON 400 (`{"error", "process", "request_id"}`) and a
-  closed connection, and one log line, never a traceback;
+- a malformed request gets the proxy's JSON 400 (`{"error", "process", "request_id"}`) in
+  HTTP/1.1 and a closed connection, and one log line, never a traceback;
 - requests that arrived whole before the garbage in the same read are answered first, as
   nginx and the fast lane do (aiohttp's parser drops them with the error);
 - an HTTP/1.0 request with a Transfer-Encoding closes its connection (RFC 9112 section 6.1);
@@ -25,9 +25,10 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http import HttpVersion11
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.streams import EMPTY_PAYLOAD
-from aiohttp.web_protocol import RequestHandler, _ErrInfo
+from aiohttp.web_protocol import ERROR, RequestHandler, _ErrInfo
 
 from local_lambdas import tls
 from local_lambdas._compat import IS_WINDOWS
@@ -148,6 +149,8 @@ class _Connection(RequestHandler):
                                           "request_id": request_id}})  # fmt: skip
         if request.writer.output_size > 0:
             raise ConnectionError("an answer was begun already; the connection is dropped")
+        if request._message is ERROR:  # aiohttp's stand-in for a request it could not read
+            request._version = HttpVersion11  # (else HTTP/1.0): as nginx answers it
         response = web.Response(
             status=status,
             body=error_body(text, request_id),

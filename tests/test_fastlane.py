@@ -101,11 +101,11 @@ async def test_requests_the_lane_leaves_to_aiohttp(
             writer.write(raw)
             answer = await asyncio.wait_for(reader.read(), 10)
             writer.close()
-            assert answer.startswith(b"HTTP/1.0 " + status), answer[:80]
+            assert answer.startswith(b"HTTP/1.1 " + status), answer[:80]  # as nginx
         # HTTP/1.1 without Host: aiohttp's 400 too.
         reader, writer = await connect(run.url)
         writer.write(b"GET /api/x HTTP/1.1\r\n\r\n")
-        assert (await asyncio.wait_for(reader.read(), 10)).startswith(b"HTTP/1.0 400")
+        assert (await asyncio.wait_for(reader.read(), 10)).startswith(b"HTTP/1.1 400")
         writer.close()
         # A protocol llhttp knows but the lane does not speak: aiohttp's to judge.
         reader, writer = await connect(run.url)
