@@ -1,42 +1,58 @@
 """What each process has served: counts by status, latency, for /_/status and /_/metrics.
 
 One `ProcessStats` per process id, kept by the supervisor across reloads. Recording a request
-is a few dictionary and list operations; percentiles and the Prometheus text are computed only
-when someone asks.
+is a few list operations (counts by status in a list indexed by the status, where a Counter
+cost 2k instructions a request); percentiles and the Prometheus text are computed only when
+someone asks.
 """
 
 from __future__ import annotations
 
-import bisect
 from collections import Counter, deque
 from typing import Final
-
-_bisect_left: Final = bisect.bisect_left  # a C-level constant, not two lookups per call
 
 # Latency histogram buckets, in seconds (Prometheus convention: each bucket counts <= bound).
 # (A tuple of any length to mypyc: a fixed one is boxed anew for each bisect.)
 BUCKETS: Final[tuple[float, ...]] = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 )  # fmt: skip
+_BUCKET_COUNT: Final = len(BUCKETS)
 _RECENT: Final = 2048  # latencies kept for percentiles
+_LOWEST: Final = 100  # statuses counted in the list: 100-599 (answers are checked to be)
+_STATUSES: Final = 500
 
 
 class ProcessStats:
     def __init__(self) -> None:
-        self.by_status: Counter[int] = Counter()
+        self._by_status = [0] * _STATUSES  # index: status - 100
+        self._other: Counter[int] = Counter()  # any status outside it (not seen)
         self.bucket_counts = [0] * (len(BUCKETS) + 1)  # the last is +Inf
         self.latency_sum = 0.0
         self._recent: deque[float] = deque(maxlen=_RECENT)
 
     def record(self, status: int, seconds: float) -> None:
-        self.by_status[status] += 1
-        self.bucket_counts[_bisect_left(BUCKETS, seconds)] += 1
+        index = status - _LOWEST
+        if 0 <= index < _STATUSES:
+            self._by_status[index] += 1
+        else:
+            self._other[status] += 1
+        bucket = 0  # the first bound at or above `seconds` (bisect_left), found in a few steps
+        while bucket < _BUCKET_COUNT and BUCKETS[bucket] < seconds:
+            bucket += 1
+        self.bucket_counts[bucket] += 1
         self.latency_sum += seconds
         self._recent.append(seconds)
 
     @property
+    def by_status(self) -> dict[int, int]:
+        """Requests answered, by status (those with none left out)."""
+        counts = {_LOWEST + index: n for index, n in enumerate(self._by_status) if n}
+        counts.update(self._other)
+        return counts
+
+    @property
     def requests(self) -> int:
-        return sum(self.by_status.values())
+        return sum(self._by_status) + sum(self._other.values())
 
     @property
     def errors(self) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import json
 import sys
 from pathlib import Path
@@ -33,6 +34,7 @@ from local_lambdas.output import Printer
 from local_lambdas.pool import Pool
 from local_lambdas.proxy import Proxy
 from local_lambdas.router import Router
+from local_lambdas.stats import BUCKETS, ProcessStats
 from local_lambdas.supervisor import Supervisor
 
 ROUTES = ["/api/*", "/api/v2/*", "/exact", "/dir/", "/api/v2/special"]
@@ -701,3 +703,17 @@ async def test_an_http10_pass_through_request_without_host_gets_the_proxys(
     assert web is not None and api is not None
     assert web.headers == [("Host", "127.0.0.1:3000")]  # the child speaks HTTP/1.1
     assert api.headers == []  # an envelope carries the headers as they came
+
+
+def test_process_stats_count_by_status_and_bucket_as_bisect_does() -> None:
+    stats = ProcessStats()
+    latencies = [0.0, 0.0005, 0.0007, 0.001, 0.3, 10.0, 10.5, 99.0]
+    for status, seconds in zip([200, 200, 404, 502, 599, 100, 99, 700], latencies, strict=True):
+        stats.record(status, seconds)
+    assert stats.by_status == {200: 2, 404: 1, 502: 1, 599: 1, 100: 1, 99: 1, 700: 1}
+    assert (stats.requests, stats.errors) == (8, 3)
+    expected = [0] * (len(BUCKETS) + 1)
+    for seconds in latencies:
+        expected[bisect.bisect_left(BUCKETS, seconds)] += 1
+    assert stats.bucket_counts == expected
+    assert stats.bucket_counts[-1] == 2  # +Inf: above the last bound
