@@ -12,7 +12,7 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -105,18 +105,23 @@ def pipe_listening(address: str, owners: Callable[[], Iterable[int]]) -> Listene
 P = TypeVar("P", bound=asyncio.Protocol)
 
 
-async def connect_pipe(
-    address: str, protocol: Callable[[], P], owned: Callable[[int], bool] | None = None
-) -> tuple[asyncio.Transport, P]:
+def connect_pipe(
+    address: str,
+    protocol: Callable[[], P],
+    owned: Callable[[int], bool] | None = None,
+    loop: asyncio.AbstractEventLoop | None = None,
+) -> Awaitable[tuple[asyncio.Transport, P]]:
     """A connection to a pipe-mode child, driven by `protocol()` (raises OSError when there is
     no child listening). Windows: with `owned`, also when the pipe's server is a process that
     `owned(pid)` denies (readiness could not tell there without connecting; on POSIX it
-    checked the socket's owner, see pipe_listening)."""
+    checked the socket's owner, see pipe_listening). A plain function returning the loop's
+    own awaitable: the one-shot pipe connects per request, and a coroutine of this
+    (interpreted) module would run on each; `loop` spares get_running_loop's getpid()."""
     if sys.platform == "win32":
         from local_lambdas.transports.winpipe import connect_pipe as connect_named_pipe
 
-        return await connect_named_pipe(address, protocol, owned)
-    return await asyncio.get_running_loop().create_unix_connection(protocol, address)
+        return connect_named_pipe(address, protocol, owned)
+    return (loop or asyncio.get_running_loop()).create_unix_connection(protocol, address)
 
 
 def is_end_of_pipe(exc: OSError) -> bool:

@@ -23,12 +23,17 @@ class PipeTransport:
         self._path = address
         self._max_response = max_response
         self._owned = owned
+        # Kept from the first request: asyncio.get_running_loop() is a getpid() on 3.11.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def forward(self, request: Request) -> Response:
         limit = self._max_response
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         try:
             _, exchange = await _compat.connect_pipe(
-                self._path, lambda: _OneShot(limit), self._owned
+                self._path, lambda: _OneShot(limit, loop), self._owned, loop
             )
         except OSError as exc:
             raise ChildUnreachable(f"cannot connect to {self._path}: {exc.strerror}") from exc
@@ -51,10 +56,10 @@ class _OneShot(asyncio.Protocol):
     with no read loop waking for each (PERFORMANCE.md).
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
         self._limit = limit
         self._buffer: bytes | bytearray = b""  # the answer so far (see envelope.gather)
-        self._answer: asyncio.Future[bytes | bytearray] = asyncio.get_running_loop().create_future()
+        self._answer: asyncio.Future[bytes | bytearray] = loop.create_future()
         self._transport: asyncio.Transport | None = None
 
     def send(self, message: bytes) -> asyncio.Future[bytes | bytearray]:
