@@ -5,7 +5,7 @@ again (heap operations that compare handles in Python): 11% of the proxy's instr
 request in keep-alive mode (PERFORMANCE.md). Requests with the same limit (one Deadlines per
 <timeout> value) end in the order they started: one timer, armed for the oldest, serves all.
 
-    task = deadlines.start()
+    task = deadlines.start()       # or start(task), when the caller knows its task
     try:
         answer = await work()
     except asyncio.CancelledError:
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from typing import Final
+from typing import Any, Final
 
 _current_task: Final = asyncio.current_task  # a C-level constant, not two lookups per call
 
@@ -29,27 +29,29 @@ _current_task: Final = asyncio.current_task  # a C-level constant, not two looku
 class Deadlines:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self._running: OrderedDict[asyncio.Task[object], float] = OrderedDict()
-        self._expired: set[asyncio.Task[object]] = set()
+        self._running: OrderedDict[asyncio.Task[Any], float] = OrderedDict()
+        self._expired: set[asyncio.Task[Any]] = set()
         self._timer: asyncio.TimerHandle | None = None
         # The loop of the first start(), kept: asyncio.current_task() without it asks
         # get_running_loop(), a getpid() system call each time on Python 3.11.
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def start(self) -> asyncio.Task[object]:
-        """Start the current task's limit; returns the task, for `stop`."""
+    def start(self, task: asyncio.Task[Any] | None = None) -> asyncio.Task[Any]:
+        """Start the limit of `task`, the current one (given by a caller that knows it:
+        asyncio.current_task is a Python function on 3.11); returns it, for `stop`."""
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
-        task = _current_task(loop)
-        assert task is not None, "Deadlines.start() runs inside a task"
+        if task is None:
+            task = _current_task(loop)
+            assert task is not None, "Deadlines.start() runs inside a task"
         deadline = loop.time() + self.seconds
         self._running[task] = deadline
         if self._timer is None:
             self._timer = loop.call_at(deadline, self._expire, loop)
         return task
 
-    def stop(self, task: asyncio.Task[object]) -> bool:
+    def stop(self, task: asyncio.Task[Any]) -> bool:
         """End `task`'s limit. True when the limit had passed and `task` was cancelled for it
         alone: the caller turns its CancelledError into its own time-out error."""
         if self._running.pop(task, None) is not None:

@@ -39,7 +39,7 @@ async def envelope(connection: Connection, message: Message) -> bool:
     try:
         response = await proxy.answer(
             message.pool, message.method, message.target, message.path, message.headers,
-            message.body, connection.peer, request_id,
+            message.body, connection.peer, request_id, connection.task,
         )  # fmt: skip
     except Exception:
         log.exception("%s %s: failed inside local-lambdas", message.method, message.target)

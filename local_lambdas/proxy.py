@@ -12,7 +12,7 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import orjson
 from aiohttp import HttpVersion11, web
@@ -298,9 +298,11 @@ class Proxy:
         body: bytes,
         client: str | None,
         request_id: str,
+        task: asyncio.Task[Any] | None = None,
     ) -> Response:
         """An envelope mode's exchange with the child, or why it failed, as the answer to
-        send (without its X-Request-Id): the path both HTTP cores share."""
+        send (without its X-Request-Id): the path both HTTP cores share. `task`, the one
+        running this (the lane knows it; asyncio.current_task is interpreted on 3.11)."""
         forwarded = Request(method, uri, headers, body, request_id, client, self.token)
         try:
             cache = pool.cache
@@ -308,7 +310,7 @@ class Proxy:
             if hit is not None:
                 response = hit
             else:
-                response = await self._forward(pool, forwarded, path)
+                response = await self._forward(pool, forwarded, path, task)
                 if cache is not None:
                     cache.store(forwarded, response)
         except ForwardError as exc:
@@ -324,7 +326,9 @@ class Proxy:
             answer.headers.append(("Retry-After", f"{exc.retry_after:.0f}"))
         return answer
 
-    async def _forward(self, pool: Pool, request: Request, path: str) -> Response:
+    async def _forward(
+        self, pool: Pool, request: Request, path: str, task: asyncio.Task[Any] | None
+    ) -> Response:
         """The envelope modes: the whole exchange within the route's <timeout>."""
 
         async def exchange(child: Instance) -> Response:
@@ -333,17 +337,17 @@ class Proxy:
                 raise ChildUnreachable(f"{child.name} stopped")
             # The instance's own <timeout>: a reload may have rerouted the request.
             deadlines = self._limit(child.timeout)
-            task = deadlines.start()
+            limited = deadlines.start(task)
             try:
                 return await transport.forward(request)
             except asyncio.CancelledError:
-                if deadlines.stop(task):
+                if deadlines.stop(limited):
                     raise ChildTimeout(
                         f"{child.name} did not answer within {deadlines.seconds:g}s (its <timeout>)"
                     ) from None
                 raise
             finally:
-                deadlines.stop(task)
+                deadlines.stop(limited)
 
         return await self.attempt(pool, request.method, request.uri, path, exchange)
 
