@@ -28,8 +28,9 @@ log = logging.getLogger("local_lambdas.fastlane")
 _now: Final = time.monotonic  # a C-level constant, not two lookups per call
 
 
-async def envelope(connection: Connection, message: Message) -> bool:
-    """Answer one request; whether the connection stays open."""
+async def answer(connection: Connection, message: Message) -> bool:
+    """Answer one request (an envelope mode's here, a pass-through one in `relay`); whether
+    the connection stays open."""
     started = _now()
     proxy = connection.lane.proxy
     request_id = proxy.identify(message.request_id, message.headers)

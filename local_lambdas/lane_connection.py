@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Final, cast
 from local_lambdas.aioserver import timed_out
 from local_lambdas.errors import ClientTooSlow
 from local_lambdas.forwarding import own_address
-from local_lambdas.lane_answers import envelope
+from local_lambdas.lane_answers import answer
 from local_lambdas.lane_requests import (
     AWAIT_BODY,
     AWAIT_HEAD,
@@ -283,7 +283,7 @@ class Connection(asyncio.Protocol):
         is handed over."""
         while True:
             try:
-                keep_alive = await envelope(self, message)
+                keep_alive = await answer(self, message)
             except Exception:  # a bug of ours: the connection is closed, not left hanging
                 log.exception("%s %s: failed inside local-lambdas", message.method, message.target)
                 self.abort()
