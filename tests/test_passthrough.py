@@ -371,6 +371,30 @@ async def test_a_chunked_upload_reaches_a_server_that_reads_content_length_only(
             assert await reply.json() == {"echo": "hello, world"}
 
 
+@pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+async def test_a_server_writing_head_and_body_apart_is_not_held_40_ms_each(
+    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+) -> None:
+    """Python's http.server (the bundled example) writes an answer's head and body in two
+    sends without TCP_NODELAY: on a kept connection its body waited for the head's ACK,
+    which Linux delays by 40 ms, so every answer took 40 ms more (20 answers: 0.8 s at
+    least). Not a speed target: a bound at half that stall tells it is gone."""
+    example = CHILDREN.parents[1] / "examples" / "children" / "web_server.py"
+    path = write_manifest(
+        f"<process><id>web</id><executable>{sys.executable}</executable><arg>{example}</arg>"
+        "<route>/web/*</route><communication_mode>passthrough</communication_mode>"
+        f"{STRIP}</process>"
+    )
+    async with running(path, socket_dir, fast_lane=fast_lane) as run:
+        async with run.http.get(run.url + "/web/") as reply:  # the child's connection made
+            assert reply.status == 200
+        started = time.monotonic()
+        for _ in range(20):
+            async with run.http.get(run.url + "/web/") as reply:
+                assert reply.status == 200 and b"plain web server" in await reply.read()
+        assert time.monotonic() - started < 20 * 0.040 / 2
+
+
 BROKEN_ANSWERS = ["garbage", "length-and-chunked", "two-lengths", "negative-length", "no-colon",
                   "two-digit-status", "huge-head", "gzip-coding"]  # fmt: skip
 
