@@ -30,7 +30,7 @@ from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.streams import EMPTY_PAYLOAD
 from aiohttp.web_protocol import ERROR, RequestHandler, _ErrInfo
 
-from local_lambdas import tls
+from local_lambdas import _compat, tls
 from local_lambdas._compat import IS_WINDOWS
 
 log = logging.getLogger("local_lambdas.server")
@@ -101,11 +101,15 @@ class _Connection(RequestHandler):
     def __init__(self, manager: Server, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._server = manager
-        self._parser = _Parser(self._parser)  # type: ignore[assignment]
+        self._heads = _Parser(self._parser)
+        self._parser = self._heads  # type: ignore[assignment]
         self._head_timer: asyncio.TimerHandle | None = None
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
+        if self._heads.body_awaited:  # the client may be waiting for our ACK to send the body
+            self._heads.body_awaited = False
+            _compat.acknowledge_now(self.transport)
         if self._messages or self._request_in_progress or self._upgraded:
             self._stop_head_timer()
         elif self._head_timer is None and data and not (self._close or self._force_close):
@@ -170,6 +174,7 @@ class _Parser:
     def __init__(self, parser: Any) -> None:
         self._parser = parser
         self._failed = False
+        self.body_awaited = False  # the last feed read a head whose body has not come whole
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._parser, name)
@@ -205,6 +210,7 @@ class _Parser:
                             "send the body chunked alone, or with a Content-Length",
                         )
                     messages.append(_closing_if_needed(item) if version < (1, 1) else item)
+                    self.body_awaited = not item[1].is_eof()
                 if upgraded:
                     tail += data[end:]
                     break

@@ -18,6 +18,7 @@ import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, cast
 
+from local_lambdas import _compat
 from local_lambdas.aioserver import timed_out
 from local_lambdas.errors import ClientTooSlow
 from local_lambdas.forwarding import own_address
@@ -202,6 +203,8 @@ class Connection(asyncio.Protocol):
             if waiting == AWAIT_HEAD:
                 self._start_timer(self.lane.head_timeout)
             elif waiting == AWAIT_BODY:
+                if self._timer is None:  # the head is here, its body not: the client may be
+                    _compat.acknowledge_now(self.transport)  # waiting for our ACK to send it
                 self._start_timer(self.lane.body_timeout)
             elif waiting == ELSEWHERE:
                 self._hand_over()

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -172,6 +174,38 @@ async def test_malformed_requests_get_400_or_their_own_status_at_once_from_both_
                 assert error["error"] and error["request_id"], name
                 answers[fast_lane].append(comparable(answer))
     assert answers[True] == answers[False]
+
+
+@LANES
+@pytest.mark.skipif(not hasattr(socket, "TCP_QUICKACK"), reason="TCP_QUICKACK is Linux's")
+async def test_a_body_sent_apart_from_its_head_is_not_held_40_ms(
+    front: Path, socket_dir: Path, fast_lane: bool
+) -> None:
+    """A client that writes a head, then its body, without TCP_NODELAY (as Nagle leaves
+    most sockets) holds the body until the head is acknowledged, which Linux delays by
+    40 ms on a connection that has carried a request: 20 requests took 0.8 s at least. Not
+    a speed target: a bound at half that stall tells it is gone."""
+    async with running(front, socket_dir, fast_lane=fast_lane) as run:
+        reader, writer = await connect(run.url)
+        sock = writer.transport.get_extra_info("socket")
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)  # asyncio sets it
+
+        async def post(n: int) -> None:
+            body = b'{"n": %d}' % n
+            writer.write(
+                b"POST /api/x HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+            )
+            await writer.drain()
+            writer.write(body)
+            answer = await read_answer(reader)
+            assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+
+        await post(0)  # the stall comes on a connection that has carried a request
+        started = time.monotonic()
+        for n in range(1, 21):
+            await post(n)
+        assert time.monotonic() - started < 20 * 0.040 / 2
+        writer.close()
 
 
 @LANES
