@@ -126,18 +126,21 @@ def connect_pipe(
     return (loop or asyncio.get_running_loop()).create_unix_connection(protocol, address)
 
 
+# Linux's "acknowledge at once" socket option; 0 where there is none.
+TCP_QUICKACK: int = getattr(socket, "TCP_QUICKACK", 0)
+
+
 def acknowledge_now(transport: asyncio.BaseTransport | None) -> None:
     """Acknowledge what a TCP connection received at once, not after Linux's 40 ms delayed
     ACK: a peer that writes a message in two pieces without TCP_NODELAY (a client's head,
     then its body) holds the second until the first is acknowledged. Linux only (elsewhere
     nothing is done); for the rare path, since uvloop's socket object costs 8k instructions
     per option set."""
-    quickack = getattr(socket, "TCP_QUICKACK", None)
     sock = transport.get_extra_info("socket") if transport is not None else None
-    if quickack is None or sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+    if not TCP_QUICKACK or sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
         return
     with contextlib.suppress(OSError):  # the connection closed meanwhile
-        sock.setsockopt(socket.IPPROTO_TCP, quickack, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, TCP_QUICKACK, 1)
 
 
 def is_end_of_pipe(exc: OSError) -> bool:

@@ -31,13 +31,14 @@ from typing import Final, Protocol
 
 import httptools
 
+from local_lambdas._compat import TCP_QUICKACK
 from local_lambdas.errors import BadResponse, ChildTimeout, ChildUnreachable
 
 # An answer whose head (with any 1xx before it) is larger is 502, as nginx answers 'upstream
 # sent too big header' (past 4-8 KiB there; roomier here, for large cookies and tokens).
 MAX_HEAD = 64 * 1024
 _TCP: Final = socket.IPPROTO_TCP
-_QUICKACK: Final = getattr(socket, "TCP_QUICKACK", 0)  # Linux only
+_QUICKACK: Final = TCP_QUICKACK  # (a C-level constant here)
 
 
 class Sink(Protocol):
