@@ -71,7 +71,7 @@ async def relay(connection: Connection, message: Message, request_id: str, start
     )  # fmt: skip
     keep_alive = message.keep_alive and not connection.lane.stopping
     upload = connection.upload if message.streams else None
-    answer = Answer(
+    relayed = Answer(
         connection, version=message.version, keep_alive=keep_alive, request_id=request_id,
         prefix=prefix, method=message.method, keep=BODY if proxy.inspector is not None else 0,
         cors=None if pool.cors is None else (pool.cors, message.origin), upload=upload,
@@ -87,11 +87,11 @@ async def relay(connection: Connection, message: Message, request_id: str, start
         if upload is not None and upload.started:  # a retry: the body is gone
             raise ChildUnreachable("the child dropped the connection during the upload")
         await relay.upstream.send(
-            request, answer, timeout=process.timeout, head_only=head_only,
+            request, relayed, timeout=process.timeout, head_only=head_only,
             idempotent=message.method in RETRYABLE, upgrade=message.upgrade is not None,
             body=upload,
         )  # fmt: skip
-        tunnel = answer.tunnel
+        tunnel = relayed.tunnel
         if tunnel is not None:  # a WebSocket: its instance stays in use while it lasts
             connection.lane.tunnels.add(tunnel)
             try:
@@ -106,8 +106,8 @@ async def relay(connection: Connection, message: Message, request_id: str, start
         if connection.closing:  # the client left (connection_lost): not an error
             log.debug("[%s] the client left before its answer was sent", request_id)
             proxy.finish(
-                pool, message.method, message.target, answer.status, started, request_id,
-                sent, (answer.headers, answer.kept),
+                pool, message.method, message.target, relayed.status, started, request_id,
+                sent, (relayed.headers, relayed.kept),
             )  # fmt: skip
         raise
     except ForwardError as exc:
@@ -123,11 +123,11 @@ async def relay(connection: Connection, message: Message, request_id: str, start
     finally:
         connection.relaying = False
     proxy.finish(
-        pool, message.method, message.target, answer.status, started, request_id,
-        sent, (answer.headers, answer.kept),
+        pool, message.method, message.target, relayed.status, started, request_id,
+        sent, (relayed.headers, relayed.kept),
     )  # fmt: skip
     connection.lane.served += 1
-    return answer.keep_alive and connection.upload is None
+    return relayed.keep_alive and connection.upload is None
 
 
 def write(
