@@ -4,7 +4,7 @@ it and acts on what it says (a timer while a head or a body is awaited, 100 Cont
 connection to aiohttp's server), and tests drive it with tables (tests/test_units.py).
 
 llhttp (httptools) judges every head and counts every body byte, so that it is ready for the
-request after; http1.read_head reads the head, Proxy.plan routes it, http1.lane_takes says
+request after; http1.HeadReader reads the head, Proxy.plan routes it, http1.lane_takes says
 whether the lane answers it.
 """
 
@@ -15,7 +15,7 @@ from typing import Final
 
 import httptools
 
-from local_lambdas.http1 import HAND_OVER, WAIT, head_end, lane_takes, read_head
+from local_lambdas.http1 import HAND_OVER, WAIT, HeadReader, head_end, lane_takes
 from local_lambdas.pool import Pool
 from local_lambdas.proxy import BUFFERED, Proxy
 
@@ -89,6 +89,7 @@ class Requests:
         self._proxy = proxy
         self._address = address
         self._parser = httptools.HttpRequestParser(self)
+        self._heads = HeadReader()
         self._message: Message | None = None  # a head whose body is still arriving
 
     def feed(self, data: bytes) -> None:
@@ -164,7 +165,7 @@ class Requests:
             switching = True
         except httptools.HttpParserError:
             return None
-        head = read_head(data)
+        head = self._heads.read(data)
         if head is None:
             return None
         method, target, version, headers, noted, length, keep_alive = head

@@ -324,13 +324,37 @@ def test_how_a_child_ended(code: int | None, says: str) -> None:
 def test_the_request_heads_the_lane_takes(
     head: bytes, taken: tuple[str, str, str, bool, int] | None
 ) -> None:
-    read = http1.read_head(head)
+    read = http1.HeadReader().read(head)
     if taken is None:
         assert read is None
         return
     assert read is not None
     method, target, version, _, _, length, keep_alive = read
     assert (method, target, version, keep_alive, length) == taken
+
+
+def test_a_connection_s_repeated_header_block_reads_as_the_first() -> None:
+    reader = http1.HeadReader()
+    block = b"\r\nHost: x\r\nX-Request-Id: r1\r\nConnection: close\r\n\r\n"
+    first = reader.read(b"GET /a HTTP/1.1" + block)
+    assert first is not None
+    first[3].append(("X-Added", "by the caller"))  # the lane adds Host and X-Request-Id
+    again = reader.read(b"POST /b?c HTTP/1.0" + block)  # the same block, another line
+    assert again is not None
+    method, target, version, headers, noted, length, keep = again
+    assert (method, target, version, length, keep) == ("POST", "/b?c", "1.0", 0, False)
+    assert headers == [("Host", "x"), ("X-Request-Id", "r1"), ("Connection", "close")]
+    assert noted["x-request-id"] == "r1"
+    # One byte more or other: read whole.
+    other = reader.read(b"GET /a HTTP/1.1" + block.replace(b"r1", b"r2"))
+    assert other is not None and other[4]["x-request-id"] == "r2"
+    longer = reader.read(b"GET /a HTTP/1.1\r\nA: b" + block)
+    assert longer is not None and longer[3][0] == ("A", "b")
+    # A block the lane refuses is refused each time it comes; the next block is read.
+    twice = b"GET /a HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n"
+    assert reader.read(twice) is None and reader.read(twice) is None
+    assert reader.read(b"GET /a HTTP/1.1\r\nHost: y\r\n\r\n") is not None
+    assert reader.read(b"GET /a HTTP/1.1\r\nHost: y\r\n\r\n") is not None
 
 
 @pytest.mark.parametrize(("start", "never"), [
