@@ -70,10 +70,12 @@ class HeadReader:
     only its request line read (HPACK's idea, for HTTP/1.1): 4 headers cost 3k instructions
     where they cost 12k. A block that differs in a byte is read whole."""
 
-    __slots__ = ("_block", "_fields")
+    __slots__ = ("_fields", "block")
 
     def __init__(self) -> None:
-        self._block = ""  # the last block read: from the request line's CRLF to the end
+        # The last block read (from the request line's CRLF to the end): the same object
+        # while the connection repeats it, for what its reader derives from it (relay.py).
+        self.block = ""
         self._fields: tuple[tuple[tuple[str, str], ...], dict[str, str]] = ((), {})
 
     def read(self, head: bytes | bytearray) -> Head | None:
@@ -87,7 +89,7 @@ class HeadReader:
         if version not in ("HTTP/1.1", "HTTP/1.0") or not target.startswith("/"):
             return None
         version = version[5:]
-        block = self._block
+        block = self.block
         if len(text) - line_end == len(block) and text.endswith(block):
             kept, noted = self._fields
             headers = list(kept)  # the caller's to extend (Host, X-Request-Id)
@@ -97,7 +99,7 @@ class HeadReader:
             if fields is None:
                 return None
             headers, noted = fields
-            self._block = block
+            self.block = block
             self._fields = (tuple(headers), noted)
         if version == "1.1" and "host" not in noted:
             return None

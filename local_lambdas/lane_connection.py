@@ -31,7 +31,7 @@ from local_lambdas.lane_requests import (
     Message,
     Requests,
 )
-from local_lambdas.relay import Upload
+from local_lambdas.relay import Forwarding, Upload
 
 if TYPE_CHECKING:
     from local_lambdas.fastlane import FastLane
@@ -45,7 +45,8 @@ class Connection(asyncio.Protocol):
     """One client connection while the lane has it (see the module's docstring)."""
 
     def __init__(self, lane: FastLane) -> None:
-        # (lane, transport, peer, scheme, closing, upload, relaying: lane_answers.py's too)
+        # (lane, transport, peer, scheme, closing, upload, relaying, forwarding: lane_answers.py's
+        # too)
         self.lane = lane
         self.transport: asyncio.Transport | None = None
         self.peer: str | None = None
@@ -66,6 +67,7 @@ class Connection(asyncio.Protocol):
         self.scheme = "http"
         self.closing = False
         self.upload: Upload | None = None  # a pass-through body streaming to the child
+        self.forwarding = Forwarding()  # the client's headers as a pass-through child gets them
         self._held = False  # not read: an upload waits for the child (hold_reading)
         # A request that has begun to arrive but is not whole: the client timeouts' timer,
         # and when its last bytes came (the body's clock restarts with every read).

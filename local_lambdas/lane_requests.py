@@ -32,6 +32,7 @@ class Message:
     see proxy.Plan)."""
 
     __slots__ = (
+        "block",
         "body",
         "body_length",
         "continues",
@@ -51,9 +52,9 @@ class Message:
 
     def __init__(
         self, pool: Pool, method: str, target: str, path: str, version: str,
-        headers: list[tuple[str, str]], request_id: str | None, origin: str | None,
-        head_length: int, body_length: int, keep_alive: bool, upgrade: str | None = None,
-        continues: bool = False,
+        headers: list[tuple[str, str]], block: str, request_id: str | None,
+        origin: str | None, head_length: int, body_length: int, keep_alive: bool,
+        upgrade: str | None = None, continues: bool = False,
     ) -> None:  # fmt: skip
         self.pool = pool
         self.method = method
@@ -61,6 +62,7 @@ class Message:
         self.path = path  # decoded, as routes see it
         self.version = version  # "1.1" or "1.0"
         self.headers = headers
+        self.block = block  # its header block, as http1.HeadReader keeps it
         self.request_id = request_id  # the client's X-Request-Id
         self.origin = origin  # its Origin, for CORS
         self.head_length = head_length
@@ -178,7 +180,7 @@ class Requests:
         if "host" not in noted and pool.relays:
             headers.append(("Host", self._address()))
         return Message(
-            pool, method, target, plan.path, version, headers, noted.get("x-request-id"),
-            noted.get("origin"), head_length, length, keep_alive, noted.get("upgrade"),
-            "expect" in noted,
+            pool, method, target, plan.path, version, headers, self._heads.block,
+            noted.get("x-request-id"), noted.get("origin"), head_length, length, keep_alive,
+            noted.get("upgrade"), "expect" in noted,
         )  # fmt: skip

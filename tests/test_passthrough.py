@@ -571,6 +571,43 @@ async def test_forwarded_headers_come_from_the_connection(
     assert ["X-Forwarded-Host", run.url.removeprefix("http://")] in got
 
 
+@pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+async def test_each_request_of_a_connection_reaches_the_child_with_its_own_headers(
+    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+) -> None:
+    """The lane reads a header block repeated on a connection once (http1.HeadReader,
+    relay.Forwarding): what the child sees must still be each request's own."""
+    path = write_manifest(web_process(extra=STRIP))
+    a = b"Host: a\r\nX-Forwarded-For: 203.0.113.1\r\nX-Tag: 1\r\n\r\n"
+    b = b"Host: b\r\nX-Tag: 2\r\nX-Request-Id: mine\r\n\r\n"
+    sent = [
+        (b"GET /web/echo/1 HTTP/1.1\r\n" + a, "a", "203.0.113.1, 127.0.0.1", "1"),
+        (b"GET /web/echo/2 HTTP/1.1\r\n" + a, "a", "203.0.113.1, 127.0.0.1", "1"),
+        (b"GET /web/echo/3 HTTP/1.1\r\n" + b, "b", "127.0.0.1", "2"),
+        (b"GET /web/echo/4 HTTP/1.1\r\n" + a, "a", "203.0.113.1, 127.0.0.1", "1"),
+        (b"GET /web/echo/5 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", None, "127.0.0.1", None),
+        (b"GET /web/echo/6 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", None, "127.0.0.1", None),
+    ]
+    async with running(path, socket_dir, fast_lane=fast_lane) as run:
+        reader, writer = await connect(run.url)
+        ids = []
+        for n, (request, host, forwarded_for, tag) in enumerate(sent, 1):
+            writer.write(request)
+            head, _, body = (await read_answer(reader)).partition(b"\r\n\r\n")
+            seen = json.loads(body)
+            got = dict((k.lower(), v) for k, v in seen["headers"])
+            assert seen["path"] == f"/echo/{n}"
+            assert got["host"] == (host or run.url.removeprefix("http://"))
+            assert got["x-forwarded-host"] == got["host"]
+            assert got["x-forwarded-for"] == forwarded_for
+            assert got.get("x-tag") == tag
+            request_id = got["x-request-id"]
+            assert f"X-Request-Id: {request_id}\r\n".encode() in head + b"\r\n"
+            ids.append(request_id)
+        writer.close()
+    assert ids[2] == "mine" and len(set(ids)) == len(ids)  # the others new, each its own
+
+
 @NEEDS_NODE
 async def test_an_answer_without_content_type_stays_without(
     write_manifest: WriteManifest, socket_dir: Path

@@ -30,7 +30,7 @@ from local_lambdas.envelope import TOKEN_HEADER
 from local_lambdas.errors import ChildUnreachable
 from local_lambdas.forwarding import FROM_CLIENT_DROPPED, Pairs, end_to_end, own_address
 from local_lambdas.http1 import RETRYABLE
-from local_lambdas.relay import child_request
+from local_lambdas.relay import child_request, forwarded
 from local_lambdas.transports.aiohttp_side import RequestBody, Streamed
 from local_lambdas.transports.upstream import MAX_HEAD, Upstream
 
@@ -150,7 +150,7 @@ class PassthroughTransport:
         if "Host" not in request.headers:  # HTTP/1.0 may omit it; the child must get one
             headers = [("Host", own_address(request.transport)), *headers]
         sent = child_request(
-            request.method, target, headers, body or b"", client=request.remote,
+            request.method, target, forwarded(headers), body or b"", client=request.remote,
             scheme=request.scheme, token=token, request_id=request_id, prefix=prefix,
             chunked=chunked,
         )  # fmt: skip
