@@ -76,9 +76,17 @@ class HeadReader:
         # The last block read (from the request line's CRLF to the end): the same object
         # while the connection repeats it, for what its reader derives from it (relay.py).
         self.block = ""
-        self._fields: tuple[tuple[tuple[str, str], ...], dict[str, str]] = ((), {})
+        # What was read from it: the headers, the noted ones, the body's length, and whether
+        # the connection stays open after a request of that version.
+        self._fields: tuple[tuple[tuple[str, str], ...], dict[str, str], int, str, bool] = (
+            (),
+            {},
+            0,
+            "",
+            False,
+        )
 
-    def read(self, head: bytes | bytearray) -> Head | None:
+    def read(self, head: bytes) -> Head | None:
         text = head.decode("utf-8", "surrogateescape")
         line_end = text.find("\r\n")
         request_line = text[:line_end].split(" ")
@@ -91,20 +99,23 @@ class HeadReader:
         version = version[5:]
         block = self.block
         if len(text) - line_end == len(block) and text.endswith(block):
-            kept, noted = self._fields
+            kept, noted, length, kept_version, keep = self._fields
             headers = list(kept)  # the caller's to extend (Host, X-Request-Id)
+            if version != kept_version:
+                keep = keep_alive(version, noted.get("connection"))
         else:
             block = text[line_end:]
             fields = read_fields(block)
             if fields is None:
                 return None
             headers, noted = fields
+            given = noted.get("content-length")
+            length = 0 if given is None else int(given)
+            keep = keep_alive(version, noted.get("connection"))
             self.block = block
-            self._fields = (tuple(headers), noted)
+            self._fields = (tuple(headers), noted, length, version, keep)
         if version == "1.1" and "host" not in noted:
             return None
-        length = int(noted.get("content-length", 0))
-        keep = keep_alive(version, noted.get("connection"))
         return method, target, version, headers, noted, length, keep
 
 

@@ -160,6 +160,8 @@ class Requests:
     def _read(self, head_length: int) -> Message | None:
         """The head's request, if the lane takes it; None leaves it to aiohttp's server."""
         data = self.buffer[:head_length]
+        if not isinstance(data, bytes):  # (a bytearray: a body came in pieces before it)
+            data = bytes(data)
         switching = False  # llhttp saw Connection: upgrade with an Upgrade header
         try:
             self._parser.feed_data(data)
