@@ -19,6 +19,7 @@ class Line:
         # Each waiting request's turn, and when it gives up (the loop's time).
         self._queue: deque[tuple[asyncio.Future[None], float]] = deque()
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_due = 0.0  # when it fires (TimerHandle.when() is a method call)
 
     def __bool__(self) -> bool:
         return bool(self._queue)
@@ -29,10 +30,10 @@ class Line:
         turn = self._loop.create_future()
         self._queue.append((turn, due))
         timer = self._timer
-        if timer is None or due < timer.when():  # (a pool's come in order: one <queue_timeout>)
+        if timer is None or due < self._timer_due:  # (a pool's come in order: one <queue_timeout>)
             if timer is not None:
                 timer.cancel()
-            self._timer = self._loop.call_at(due, self._expire)
+            self._set_timer(due)
         try:
             await turn
         except asyncio.CancelledError:
@@ -69,4 +70,8 @@ class Line:
             elif soonest is None or due < soonest:
                 soonest = due
         if soonest is not None:
-            self._timer = self._loop.call_at(soonest, self._expire)
+            self._set_timer(soonest)
+
+    def _set_timer(self, due: float) -> None:
+        self._timer = self._loop.call_at(due, self._expire)
+        self._timer_due = due

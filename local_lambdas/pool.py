@@ -58,6 +58,8 @@ class Pool(Roster):
         # __getattr__ makes every attribute read a slower, hooked one).
         self._slots = process.slots
         self._max_requests = process.max_requests
+        self._max_queue = process.max_queue  # (these two on every request that waits)
+        self._queue_timeout = process.queue_timeout
         self.methods = process.methods  # for Proxy.plan, on every request
         self.max_body_size = process.max_body_size
         self.relays = process.communication_mode is Mode.PASSTHROUGH  # (an Enum: see http1)
@@ -102,12 +104,12 @@ class Pool(Roster):
             self.wake()
         if self.disabled is not None or self.blocked is not None:
             raise NotReady(self.disabled or self.blocked or "", retry_after=1)
-        if self._waiting >= self.process.max_queue:
+        if self._waiting >= self._max_queue:
             raise NotReady(
                 f"{self.process.id}: {self._waiting} requests are already waiting (<max_queue>)",
                 retry_after=1,
             )
-        deadline = self._clock() + self.process.queue_timeout
+        deadline = self._clock() + self._queue_timeout
         while True:
             if self.retired:
                 raise PoolRetired(f"{self.process.id} was reloaded")
@@ -115,9 +117,9 @@ class Pool(Roster):
                 raise NotReady(self.blocked, retry_after=1)
             if self.sleeping:  # it went to sleep as this request came: wake it again
                 self.wake()
-            down = [c for c in self.instances if c.state in DOWN]
-            if down and len(down) == len(self.instances):
-                raise NotReady(down[0].reason or f"{self.process.id} is down", retry_after=1)
+            down = self._all_down()
+            if down is not None:
+                raise NotReady(down.reason or f"{self.process.id} is down", retry_after=1)
             remaining = deadline - self._clock()
             if remaining <= 0:
                 raise NotReady(
@@ -136,6 +138,15 @@ class Pool(Roster):
             child = self.try_acquire(avoid)
             if child is not None:
                 return child
+
+    def _all_down(self) -> Instance | None:
+        """The first instance, when every one is down (FATAL or EXITED); else None."""
+        first = None
+        for child in self.instances:
+            if child.state not in DOWN:
+                return None
+            first = first or child
+        return first
 
     def release(self, child: Instance) -> None:
         """Give back the slot `acquire` took (in a `finally`: exactly once per acquire)."""
