@@ -37,6 +37,7 @@ HOT = [
     "local_lambdas/router.py",
     "local_lambdas/deadlines.py",
     "local_lambdas/stats.py",
+    "local_lambdas/inspector.py",
     "local_lambdas/relay.py",
     "local_lambdas/forwarding.py",
     "local_lambdas/tunnel.py",

@@ -4,7 +4,8 @@ first BODY bytes of each body, for the dashboard (dashboard.py) and /_/requests.
 Recording is on the hot path, so it keeps references and does nothing else: headers are
 redacted, bodies decoded and JSON made only when somebody looks. At most LIMIT x 2 x BODY
 bytes of bodies (25 MiB) are held. The values of SECRET headers are never shown nor
-replayed unless the proxy runs with --inspect-secrets.
+replayed unless the proxy runs with --inspect-secrets. Compiled with the hot path
+(setup.py): recording, interpreted, was 4% of a keep-alive request's instructions.
 """
 
 from __future__ import annotations
@@ -13,37 +14,45 @@ import json
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from typing import Final
 
 from local_lambdas.envelope import valid_text
 from local_lambdas.forwarding import as_utf8
 
-LIMIT = 200  # requests kept
-BODY = 64 * 1024  # bytes kept of each body
-SECRET = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
-HIDDEN = "(hidden: --inspect-secrets shows it)"
+LIMIT: Final = 200  # requests kept
+BODY: Final = 64 * 1024  # bytes kept of each body
+SECRET: Final = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+HIDDEN: Final = "(hidden: --inspect-secrets shows it)"
+_now: Final = time.time
 
 Headers = Iterable[tuple[str, str]]  # a list, or a view of a response's headers
 Kept = tuple[Headers, "bytes | None"]  # headers, and a body (None: not kept)
 
 
-@dataclass(slots=True)
 class Exchange:
-    """One request and its answer, as the client and the proxy saw them."""
+    """One request and its answer, as the client and the proxy saw them: a body is None
+    when it was not kept (a streamed upload, a WebSocket), its first BODY bytes when it was
+    longer (its size says how long)."""
 
-    id: str
-    time: float  # when it ended (Unix time)
-    method: str
-    target: str
-    process: str | None
-    status: int
-    ms: float
-    request_headers: Headers
-    request_body: bytes | None  # None: it streamed to the child and was not kept
-    request_size: int
-    response_headers: Headers
-    response_body: bytes | None  # None: not kept (a WebSocket, say)
-    response_size: int
+    def __init__(
+        self, id: str, time: float, method: str, target: str, process: str | None,
+        status: int, ms: float, request_headers: Headers, request_body: bytes | None,
+        request_size: int, response_headers: Headers, response_body: bytes | None,
+        response_size: int,
+    ) -> None:  # fmt: skip
+        self.id = id
+        self.time = time  # when it ended (Unix time)
+        self.method = method
+        self.target = target
+        self.process = process
+        self.status = status
+        self.ms = ms
+        self.request_headers = request_headers
+        self.request_body = request_body
+        self.request_size = request_size
+        self.response_headers = response_headers
+        self.response_body = response_body
+        self.response_size = response_size
 
     def summary(self) -> dict[str, object]:
         return {"id": self.id, "time": self.time, "method": self.method,
@@ -66,14 +75,10 @@ class Inspector:
         self, request_id: str, method: str, target: str, process: str | None, status: int,
         seconds: float, request: Kept, response: Kept,
     ) -> None:  # fmt: skip
-        body = request[1]
-        if body is not None and len(body) > BODY:  # not held whole: its first BODY bytes
-            request = (request[0], _Cut(body[:BODY], len(body)))
-        body = response[1]
-        if body is not None and len(body) > BODY:
-            response = (response[0], _Cut(body[:BODY], len(body)))
-        record = (request_id, time.time(), method, target, process, status, seconds, request,
-                  response)  # fmt: skip
+        sent, sent_body, sent_size = _kept(request)
+        answered, answer_body, answer_size = _kept(response)
+        record = (request_id, _now(), method, target, process, status, seconds, sent, sent_body,
+                  sent_size, answered, answer_body, answer_size)  # fmt: skip
         self._kept.append(record)
         if self.on_record is not None:
             self.on_record(_exchange(record))
@@ -123,32 +128,28 @@ class Inspector:
         return [(k, as_utf8(v)) for k, v in exchange.request_headers if k.lower() not in dropped]
 
 
-class _Cut(bytes):
-    """The first bytes of a longer body, and how long it was."""
-
-    size: int
-
-    def __new__(cls, data: bytes, size: int) -> _Cut:
-        cut = super().__new__(cls, data)
-        cut.size = size
-        return cut
+# What record() keeps: id, time, method, target, process, status, seconds, then the
+# request's headers, body (kept) and size, and the same of the answer.
+_Record = tuple[str, float, str, str, "str | None", int, float,
+                Headers, "bytes | None", int, Headers, "bytes | None", int]  # fmt: skip
 
 
-_Record = tuple[str, float, str, str, "str | None", int, float, Kept, Kept]
+def _kept(side: Kept) -> tuple[Headers, bytes | None, int]:
+    """Headers, the body as kept (its first BODY bytes), and its size."""
+    headers, body = side
+    if body is None:
+        return headers, None, 0
+    size = len(body)
+    return headers, (body[:BODY] if size > BODY else body), size
 
 
 def _exchange(record: _Record) -> Exchange:
-    request_id, when, method, target, process, status, seconds, request, response = record
+    (request_id, when, method, target, process, status, seconds, sent, sent_body, sent_size,
+     answered, answer_body, answer_size) = record  # fmt: skip
     return Exchange(
-        request_id, when, method, target, process, status, seconds * 1000,
-        request[0], request[1], _size(request[1]), response[0], response[1], _size(response[1]),
+        request_id, when, method, target, process, status, seconds * 1000, sent, sent_body,
+        sent_size, answered, answer_body, answer_size,
     )  # fmt: skip
-
-
-def _size(body: bytes | None) -> int:
-    if body is None:
-        return 0
-    return body.size if isinstance(body, _Cut) else len(body)
 
 
 def _with_id(headers: Headers, request_id: str) -> list[tuple[str, str]]:

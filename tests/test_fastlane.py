@@ -204,16 +204,15 @@ async def test_a_failure_inside_the_lane_closes_only_its_connection(
 ) -> None:
     path = write_manifest(process_xml("svc", "/api/*", mode="pipe-keepalive"))
     async with running(path, socket_dir) as run:
-        # (On the inspector, not on the proxy: a compiled class's methods stay as they are.)
+        # (Through the inspector's listener: a compiled class's methods stay as they are.)
         inspector = run.lane.proxy.inspector
         assert inspector is not None  # on by default on loopback
-        record = inspector.record
 
-        def broken(*args: object) -> None:
-            monkeypatch.setattr(inspector, "record", record)  # once
+        def broken(exchange: object) -> None:
+            monkeypatch.setattr(inspector, "on_record", None)  # once
             raise RuntimeError("a bug after the answer was written")
 
-        monkeypatch.setattr(inspector, "record", broken)
+        monkeypatch.setattr(inspector, "on_record", broken)
         reader, writer = await connect(run.url)
         writer.write(b"GET /api/x HTTP/1.1\r\nHost: x\r\n\r\n")
         assert (await read_answer(reader)).startswith(b"HTTP/1.1 200")
