@@ -4,7 +4,7 @@ strings and bytes, table-tested (tests/test_units.py); the lane's Protocol only 
 `head_end` finds a request head in what a connection received. `HeadReader` reads a head
 llhttp has already judged with one decode and a split, which costs a fifth of what a Python
 callback per header did, and says whether the lane can read it; `lane_takes`,
-whether the lane answers it once routed. `answer_head` writes an answer's head with the
+whether the lane answers it once routed. `AnswerHeads` writes an answer's head with the
 headers aiohttp would add, in its order, so that the two servers' answers are the same
 (tests hold them equal).
 """
@@ -153,13 +153,49 @@ def read_fields(block: str) -> tuple[list[tuple[str, str]], dict[str, str]] | No
     return headers, noted
 
 
-def answer_head(
-    status: int, headers: list[tuple[str, str]], request_id: str, *, version: str,
-    length: int, sent: bool, keep: bool, date: str,
-) -> bytes:  # fmt: skip
-    """An answer's head: the given headers, then X-Request-Id and what aiohttp would add
-    (Content-Length, a Content-Type for a body sent without one, Date, Server, Connection).
-    `length` is the body's (a HEAD answer states it too); `sent`, whether it follows."""
+class AnswerHeads:
+    """Writes the heads of one connection's answers: the given headers, then X-Request-Id and
+    what aiohttp would add (Content-Length, a Content-Type for a body sent without one, Date,
+    Server, Connection). A child answers with the same status and headers request after
+    request: the lines that do not change are kept for the last ones written, and only the
+    request's id, the body's length and the date are written anew."""
+
+    __slots__ = ("_headers", "_keep", "_parts", "_sent", "_status", "_version")
+
+    def __init__(self) -> None:
+        self._status = 0
+        self._headers: list[tuple[str, str]] | None = None
+        self._version = ""
+        self._sent = self._keep = False
+        self._parts: tuple[str, bool, str, bool, str] = ("", False, "", False, "")
+
+    def head(
+        self, status: int, headers: list[tuple[str, str]], request_id: str, *, version: str,
+        length: int, sent: bool, keep: bool, date: str,
+    ) -> bytes:  # fmt: skip
+        """`length` is the body's (a HEAD answer states it too); `sent`, whether it follows;
+        `date`, the Date line an answer whose headers have none gets."""
+        if (
+            status != self._status or version != self._version or sent != self._sent
+            or keep != self._keep or headers != self._headers
+        ):  # fmt: skip
+            self._parts = _fixed_lines(status, headers, version, sent, keep)
+            self._status, self._headers, self._version = status, headers, version
+            self._sent, self._keep = sent, keep
+        before, counted, typed, dated, after = self._parts
+        if counted:
+            text = f"{before}X-Request-Id: {request_id}\r\nContent-Length: {length}\r\n{typed}"
+        else:
+            text = f"{before}X-Request-Id: {request_id}\r\n{typed}"
+        return (text + after if dated else text + date + after).encode("utf-8")
+
+
+def _fixed_lines(
+    status: int, headers: list[tuple[str, str]], version: str, sent: bool, keep: bool
+) -> tuple[str, bool, str, bool, str]:
+    """An answer head's lines that the request does not change: the status line and the
+    headers; whether Content-Length is written; the Content-Type added after it; whether
+    the headers have a Date; the lines after the Date and the head's end."""
     lines = [f"HTTP/{version} {status} {_REASONS.get(status, '')}\r\n"]
     typed = dated = named = False
     for name, value in headers:
@@ -168,21 +204,13 @@ def answer_head(
         typed = typed or lower == "content-type"
         dated = dated or lower == "date"
         named = named or lower == "server"
-    lines.append(f"X-Request-Id: {request_id}\r\n")
-    if status not in NO_BODY:
-        lines.append(f"Content-Length: {length}\r\n")
-    if sent and not typed:
-        lines.append("Content-Type: application/octet-stream\r\n")
-    if not dated:
-        lines.append(date)
-    if not named:
-        lines.append(_SERVER)
+    after = "" if named else _SERVER
     if not keep and version == "1.1":
-        lines.append("Connection: close\r\n")
+        after += "Connection: close\r\n"
     elif keep and version == "1.0":
-        lines.append("Connection: keep-alive\r\n")
-    lines.append("\r\n")
-    return "".join(lines).encode("utf-8")
+        after += "Connection: keep-alive\r\n"
+    added = "Content-Type: application/octet-stream\r\n" if sent and not typed else ""
+    return "".join(lines), status not in NO_BODY, added, dated, after + "\r\n"
 
 
 MAX_HEAD: Final = 8190  # aiohttp's own line limit: a longer head is aiohttp's to judge (or refuse)

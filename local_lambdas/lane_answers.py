@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Final
 from local_lambdas.envelope import Response
 from local_lambdas.errors import ChildUnreachable, ForwardError
 from local_lambdas.forwarding import strip_prefix
-from local_lambdas.http1 import NO_BODY, RETRYABLE, answer_head
+from local_lambdas.http1 import NO_BODY, RETRYABLE
 from local_lambdas.inspector import BODY
 from local_lambdas.instance import Instance
 from local_lambdas.lane_requests import Message
@@ -139,7 +139,7 @@ def write(
         return  # the client left; its answer goes nowhere, as with aiohttp
     status = response.status
     sent = response.body if message.method != "HEAD" and status not in NO_BODY else b""
-    data = answer_head(
+    data = connection.answers.head(
         status, response.headers, request_id, version=message.version,
         length=len(response.body), sent=bool(sent), keep=keep, date=connection.lane.date_line(),
     )  # fmt: skip

@@ -22,6 +22,7 @@ from local_lambdas import _compat
 from local_lambdas.aioserver import timed_out
 from local_lambdas.errors import ClientTooSlow
 from local_lambdas.forwarding import own_address
+from local_lambdas.http1 import AnswerHeads
 from local_lambdas.lane_answers import answer
 from local_lambdas.lane_requests import (
     AWAIT_BODY,
@@ -45,8 +46,8 @@ class Connection(asyncio.Protocol):
     """One client connection while the lane has it (see the module's docstring)."""
 
     def __init__(self, lane: FastLane) -> None:
-        # (lane, transport, peer, scheme, closing, upload, relaying, forwarding: lane_answers.py's
-        # too)
+        # (lane, transport, peer, scheme, closing, upload, relaying, forwarding, answers:
+        # lane_answers.py's too)
         self.lane = lane
         self.transport: asyncio.Transport | None = None
         self.peer: str | None = None
@@ -68,6 +69,7 @@ class Connection(asyncio.Protocol):
         self.closing = False
         self.upload: Upload | None = None  # a pass-through body streaming to the child
         self.forwarding = Forwarding()  # the client's headers as a pass-through child gets them
+        self.answers = AnswerHeads()  # writes the heads of envelope modes' answers
         self._held = False  # not read: an upload waits for the child (hold_reading)
         # A request that has begun to arrive but is not whole: the client timeouts' timer,
         # and when its last bytes came (the body's clock restarts with every read).

@@ -432,7 +432,7 @@ def test_whether_a_connection_stays_open(version: str, connection: str | None, k
 DATE = "Date: Sun, 29 Nov 2026 00:00:00 GMT\r\n"
 
 
-@pytest.mark.parametrize(("status", "headers", "version", "length", "sent", "keep", "lines"), [
+ANSWER_HEADS = [  # status, headers, version, length, sent, keep: the head's lines
     (200, [("Content-Type", "text/plain")], "1.1", 2, True, True,
      ["HTTP/1.1 200 OK", "Content-Type: text/plain", "X-Request-Id: r1", "Content-Length: 2",
       DATE.strip(), f"Server: {SERVER_SOFTWARE}"]),
@@ -446,14 +446,37 @@ DATE = "Date: Sun, 29 Nov 2026 00:00:00 GMT\r\n"
     (204, [("Date", "then"), ("Server", "child")], "1.0", 0, False, True,
      ["HTTP/1.0 204 No Content", "Date: then", "Server: child", "X-Request-Id: r1",
       "Connection: keep-alive"]),
-])  # fmt: skip
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("status", "headers", "version", "length", "sent", "keep", "lines"),
+                         ANSWER_HEADS)  # fmt: skip
 def test_answer_heads_as_aiohttp_writes_them(
     status: int, headers: list[tuple[str, str]], version: str, length: int, sent: bool,
     keep: bool, lines: list[str],
 ) -> None:  # fmt: skip
-    head = http1.answer_head(status, headers, "r1", version=version, length=length, sent=sent,
-                             keep=keep, date=DATE)  # fmt: skip
+    head = http1.AnswerHeads().head(status, headers, "r1", version=version, length=length,
+                                    sent=sent, keep=keep, date=DATE)  # fmt: skip
     assert head == ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def test_a_connection_s_answer_heads_are_each_its_own() -> None:
+    """One connection's AnswerHeads keeps the fixed lines of the last head it wrote: every
+    answer of the table above, one after the other, twice, must still be its own."""
+    heads = http1.AnswerHeads()
+    for n, (status, headers, version, length, sent, keep, lines) in enumerate(ANSWER_HEADS * 2):
+        given = [(name, value) for name, value in headers]  # an equal list, not the same one
+        head = heads.head(status, given, f"r{n}", version=version, length=length, sent=sent,
+                          keep=keep, date=DATE)  # fmt: skip
+        expected = [line.replace("X-Request-Id: r1", f"X-Request-Id: r{n}") for line in lines]
+        assert head == ("\r\n".join(expected) + "\r\n\r\n").encode()
+    # The same headers again with one value changed, and with the date the next second.
+    first = heads.head(200, [("A", "1")], "x", version="1.1", length=1, sent=True, keep=True,
+                       date="Date: one\r\n")  # fmt: skip
+    again = heads.head(200, [("A", "2")], "x", version="1.1", length=12, sent=True, keep=True,
+                       date="Date: two\r\n")  # fmt: skip
+    assert b"A: 1\r\n" in first and b"A: 2\r\n" in again and b"A: 1" not in again
+    assert b"Content-Length: 12\r\n" in again and b"Date: two\r\n" in again
 
 
 def _frame(opcode: int, payload: bytes, *, masked: bool) -> bytes:
