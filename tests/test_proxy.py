@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -275,3 +276,22 @@ async def test_readiness_never_sends_an_empty_connection(
             async with run.http.get(run.url + "/s/x") as reply:
                 assert reply.status == 200 and await reply.read() == b"/s/x"
         assert run.child("strict").restarts == 0
+
+
+async def test_a_one_shot_child_in_keep_alive_mode_still_answers(
+    write_manifest: WriteManifest, socket_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The bundled one-shot child answers without a newline and closes: in pipe-keepalive
+    mode each answer is taken at the close (not sent twice, not a 502), and the log says
+    once what the child does."""
+    child = Path(__file__).parent.parent / "examples" / "children" / "echo_pipe.py"
+    path = write_manifest(
+        f"<process><id>svc</id><executable>{sys.executable}</executable><arg>{child}</arg>"
+        "<route>/api/*</route><communication_mode>pipe-keepalive</communication_mode></process>"
+    )
+    async with running(path, socket_dir) as run:
+        for n in range(3):
+            seen = await echo(run, "POST", f"/api/{n}", data=b"once")
+            assert seen["uri"] == f"/api/{n}" and seen["body_text"] == "once"
+    told = [r.getMessage() for r in caplog.records if "closing the connection" in r.getMessage()]
+    assert len(told) == 1 and "<communication_mode>pipe</communication_mode>" in told[0]

@@ -6,6 +6,9 @@ Connections are pooled per child instance; the pool that leases the instance bou
 requests are in flight, so this keeps at most that many connections. A connection carries one
 request at a time. One that fails, breaks or is cancelled mid-exchange (a timeout) is closed,
 never reused; an invalid but whole answer leaves the framing intact, so its connection stays.
+An answer ended by the child closing the connection rather than by a newline is taken when it
+is whole JSON, as a child reads a request (a one-shot child put in this mode still works,
+one connection per request, and the log says so once).
 
 Each connection is an asyncio Protocol rather than a stream pair: the answer's line is cut out
 of the chunks as they arrive (one copy, newline searched in new bytes only) and handed to the
@@ -15,12 +18,17 @@ waiting request directly. This is the hot path of the fastest mode (PERFORMANCE.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import cast
+
+import orjson
 
 from local_lambdas import _compat
 from local_lambdas.envelope import Request, Response, decode_response, gather
 from local_lambdas.errors import BadResponse, ChildUnreachable
+
+log = logging.getLogger("local_lambdas.keepalive")
 
 
 class KeepAlivePipeTransport:
@@ -32,6 +40,7 @@ class KeepAlivePipeTransport:
         self._owned = owned
         self._idle: list[_Connection] = []
         self._closed = False
+        self._told = False  # that the child closes its connections after each answer
 
     async def forward(self, request: Request) -> Response:
         connection = self._idle_connection() or await self._connect()
@@ -39,6 +48,14 @@ class KeepAlivePipeTransport:
         try:
             line = await connection.exchange(request.encode(line=True))
             reusable = True
+            if connection.ended_by_child and not self._told:
+                self._told = True
+                log.warning(
+                    "%s: the child ends each answer by closing the connection, not with a "
+                    "newline: every request opens a new one (a one-shot child? its mode is "
+                    "<communication_mode>pipe</communication_mode>)",
+                    self._path,
+                )
         finally:
             if reusable and not self._closed:
                 self._idle.append(connection)
@@ -83,6 +100,7 @@ class _Connection(asyncio.Protocol):
         self._buffer: bytes | bytearray = b""  # the answer so far, before its newline
         self._answer: asyncio.Future[bytes | bytearray] | None = None
         self._lost = False
+        self.ended_by_child = False  # an answer ended by the child closing the connection
         self._loop = asyncio.get_running_loop()  # once: each call is a getpid() on 3.11
 
     @property
@@ -133,6 +151,16 @@ class _Connection(asyncio.Protocol):
         if exc is not None and not (isinstance(exc, OSError) and _compat.is_end_of_pipe(exc)):
             reason = getattr(exc, "strerror", None) or exc
             self._fail(ChildUnreachable(f"the connection broke: {reason}"))
+        elif (
+            self._buffer
+            and self._answer is not None
+            and not self._answer.done()
+            and _whole(self._buffer)
+        ):
+            answer, self._answer = self._answer, None
+            self.ended_by_child = True
+            answer.set_result(self._buffer)
+            self._buffer = b""
         elif self._buffer:
             got = f"after {len(self._buffer)} bytes of answer"
             self._fail(ChildUnreachable(f"the child closed the connection {got}"))
@@ -144,3 +172,12 @@ class _Connection(asyncio.Protocol):
         if answer is not None and not answer.done():
             answer.set_exception(error)
         self.close()
+
+
+def _whole(data: bytes | bytearray) -> bool:
+    """Whether `data` is one whole JSON value (an answer the child ended by closing)."""
+    try:
+        orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return False
+    return True
