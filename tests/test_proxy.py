@@ -295,3 +295,19 @@ async def test_a_one_shot_child_in_keep_alive_mode_still_answers(
             assert seen["uri"] == f"/api/{n}" and seen["body_text"] == "once"
     told = [r.getMessage() for r in caplog.records if "closing the connection" in r.getMessage()]
     assert len(told) == 1 and "<communication_mode>pipe</communication_mode>" in told[0]
+
+
+async def test_a_plain_web_server_in_http_mode_is_told_to_use_pass_through(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    path = write_manifest(
+        f"<process><id>web</id><executable>{sys.executable}</executable><arg>-m</arg>"
+        "<arg>http.server</arg><arg>--bind</arg><arg>127.0.0.1</arg><arg>${PORT}</arg>"
+        "<route>/web/*</route><communication_mode>http</communication_mode></process>"
+    )
+    async with running(path, socket_dir) as run:
+        async with run.http.get(run.url + "/web/") as reply:
+            assert reply.status == 502
+            error = (await reply.json())["error"]
+    assert "not JSON" in error and "its HTTP reply was a 501 of text/html" in error
+    assert "<communication_mode>passthrough</communication_mode>" in error

@@ -41,7 +41,19 @@ class HttpTransport:
         )
         if reply.error is not None:
             raise reply.error
-        return decode_response(reply.answer)
+        try:
+            return decode_response(reply.answer)
+        except BadResponse as exc:
+            if "json" in reply.content_type:
+                raise
+            # An ordinary web server behind `http`: say what it answered, and the mode it wants.
+            typed = f" of {reply.content_type}" if reply.content_type else ""
+            raise BadResponse(
+                f"{exc}; its HTTP reply was a {reply.status}{typed}, not the JSON envelope: a web "
+                "server that takes requests as they are goes behind "
+                "<communication_mode>passthrough</communication_mode>",
+                exc.received,
+            ) from exc
 
     async def aclose(self) -> None:
         self._closed = True
@@ -55,9 +67,14 @@ class _Reply:
         self._limit = limit
         self.answer: bytes | bytearray = b""
         self.error: ChildUnreachable | BadResponse | None = None
+        self.status = 0  # the reply's, not the answer's: the envelope in its body says that
+        self.content_type = ""
 
     def head(self, status: int, reason: str, headers: list[tuple[str, str]]) -> None:
-        pass  # the reply's status is not the answer's: the envelope in its body says it
+        self.status = status
+        for name, value in headers:
+            if len(name) == 12 and name.lower() == "content-type":
+                self.content_type = value.lower()
 
     def body(self, data: bytes) -> None:
         if self.error is not None:
