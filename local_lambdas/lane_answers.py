@@ -66,9 +66,8 @@ async def relay(connection: Connection, message: Message, request_id: str, start
     target, prefix = strip_prefix(message.target, process.strip_prefix, message.path)
     request = child_request(
         message.method, target, connection.forwarding.of(message.block, message.headers),
-        message.body, client=connection.peer,
-        scheme=connection.scheme, token=proxy.token, request_id=request_id, prefix=prefix,
-        upgrade=message.upgrade,
+        message.body, client=connection.peer, scheme=connection.scheme, token=proxy.token,
+        request_id=request_id, prefix=prefix, upgrade=message.upgrade,
     )  # fmt: skip
     keep_alive = message.keep_alive and not connection.lane.stopping
     upload = connection.upload if message.streams else None

@@ -56,7 +56,8 @@ def forwarded(headers: Headers) -> Forwarded:
 class Forwarding:
     """`forwarded` for one connection of the fast lane, kept for its repeated header block
     (http1.HeadReader hands back the same block while a client repeats it): a request whose
-    block is the last one's costs no reading of its headers (-6k instructions of 95k).
+    block is the last one's costs no reading of its headers (with the head made in one
+    f-string below: 95.4k -> 86.8k instructions per pass-through request).
     What the lane adds to a block's headers is the same on every request of a connection (a
     Host for an HTTP/1.0 client that sent none) or what `forwarded` drops (X-Request-Id)."""
 
