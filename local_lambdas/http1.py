@@ -1,5 +1,6 @@
-"""HTTP/1.x heads as the fast lane reads and writes them (fastlane.py): pure functions over
-strings and bytes, table-tested (tests/test_units.py); the lane's Protocol only drives them.
+"""HTTP/1.x heads as the fast lane reads and writes them (fastlane.py): functions and two
+small per-connection objects over strings and bytes, no I/O, table-tested
+(tests/test_units.py); the lane's Protocol only drives them.
 
 `head_end` finds a request head in what a connection received. `HeadReader` reads a head
 llhttp has already judged with one decode and a split, which costs a fifth of what a Python
