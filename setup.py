@@ -32,6 +32,7 @@ HOT = [
     "local_lambdas/pool.py",
     "local_lambdas/roster.py",
     "local_lambdas/instance.py",
+    "local_lambdas/link.py",
     "local_lambdas/line.py",
     "local_lambdas/envelope.py",
     "local_lambdas/router.py",

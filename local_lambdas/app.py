@@ -120,8 +120,9 @@ async def started(
         await dashboard.close()  # open pages' event streams end
         # Open WebSockets close (1001, going away) instead of holding the stop up.
         for child in supervisor.children:
-            if child.relay is not None:
-                await child.relay.close_websockets()
+            relay = child.link.relay
+            if relay is not None:
+                await relay.close_websockets()
 
     # aiohttp's low-level server: the proxy does its own routing, and an Application's
     # dispatcher cost 8% of the instructions per request (PERFORMANCE.md).

@@ -30,20 +30,17 @@ from typing import Literal
 
 from local_lambdas import _compat, explain, readiness
 from local_lambdas.backoff import RestartPolicy
-from local_lambdas.config import Mode, Process
+from local_lambdas.config import Process
 from local_lambdas.launch import prepare
+from local_lambdas.link import Link
 from local_lambdas.manifest import resolve_executable
 from local_lambdas.output import Printer, line_text
-from local_lambdas.spawned import Spawned, spawn
-from local_lambdas.transports import Transport, for_child
-from local_lambdas.transports.passthrough import PassthroughTransport
+from local_lambdas.spawned import spawn
 from local_lambdas.watchdog import Watchdog
 
 log = logging.getLogger("local_lambdas.instance")
 
-MAX_RESPONSE = 256 * 1024**2  # what a child may answer to one request, base64 included
 _LAST_LINES = 20
-_SETTLE_CHECKS, _SETTLE_STEP = 10, 0.005
 _LAST_OUTPUT_WAIT = 0.5  # after an exit, how long its last lines may take to arrive
 
 
@@ -61,8 +58,8 @@ class State(str, Enum):
 class Instance:
     """One supervised child process: instance `index` of a manifest <process>.
 
-    The pool that owns it reads `state`, `transport` (or `relay`), `in_flight` and
-    `requests`, and is told of every state change through `on_change`.
+    The pool that owns it reads `state`, `link` (the way to the child while it serves),
+    `in_flight` and `requests`, and is told of every state change through `on_change`.
     """
 
     def __init__(
@@ -86,10 +83,7 @@ class Instance:
         self.state = State.STOPPED
         self.reason = ""  # why the child is not READY, for 503 bodies
         self.pid: int | None = None
-        # The way to the child while it is READY: an envelope mode's transport, or
-        # pass-through's (a child or an <upstream>), which answers the client itself.
-        self.transport: Transport | None = None
-        self.relay: PassthroughTransport | None = None
+        self.link = Link(process)  # the way to its process while it is READY
         self.restarts = 0
         self.generation = 0  # counts the times a process of this child became READY
         self.in_flight = 0  # requests leased to this child now
@@ -109,28 +103,9 @@ class Instance:
         self._run_mark = run_mark  # this run's part of every SPAWN_MARK
         self._token = token
         self._not_ready: str | None = None  # why the last process never became READY
-        self._proc: Spawned | None = None
-        self._connect_to: str | None = None  # the address itself (`address` is for people)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         printer.register(self.name)
-
-    async def still_serving(self) -> bool:
-        """After a failed exchange: whether this process still runs and listens.
-
-        A dying process closes its sockets a moment before it can be seen to have exited, so
-        this gives it a few milliseconds to be seen going (on the failure path only).
-        """
-        if self.process.upstream is not None:
-            return True  # nothing of ours to see go: the retry goes to the same address
-        proc, address = self._proc, self._connect_to
-        if proc is None or address is None:
-            return False
-        for _ in range(_SETTLE_CHECKS):
-            if proc.exited.done() or not _compat.process_running(proc.pid):
-                return False
-            await asyncio.sleep(_SETTLE_STEP)
-        return bool(await readiness.listening(self.process, address, proc.owners))
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -140,9 +115,10 @@ class Instance:
     async def stop(self) -> None:
         """Stop the child and everything in its process group; idempotent."""
         self._stopping = True
-        if self._proc is not None and not self._proc.exited.done():
+        proc = self.link.proc
+        if proc is not None and not proc.exited.done():
             self._set_state(State.STOPPING, "stopping")
-            await self._proc.terminate(self.process.stop_timeout)
+            await proc.terminate(self.process.stop_timeout)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -159,10 +135,11 @@ class Instance:
             self._set_state(State.FATAL, f"supervision failed: {type(exc).__name__}: {exc}")
         except BaseException as cancelled:
             stopped = cancelled
-        if self._proc is not None:
-            if not self._proc.exited.done():
-                await asyncio.shield(self._proc.terminate(0))
-            self._proc.close()
+        proc = self.link.proc
+        if proc is not None:
+            if not proc.exited.done():
+                await asyncio.shield(proc.terminate(0))
+            proc.close()
         if stopped is not None:
             raise stopped
 
@@ -215,7 +192,6 @@ class Instance:
             self.process, name=self.name, index=self.index, pipe=self.pipe,
             run_mark=self._run_mark, token=self._token,
         )  # fmt: skip
-        self._connect_to = address
         self._set_state(State.STARTING, "starting")
         try:
             proc = await spawn(
@@ -226,7 +202,8 @@ class Instance:
         except OSError as exc:
             self._not_ready = f"cannot run {self.process.executable}: {exc.strerror}"
             return None
-        self._proc, self.pid, self.requests = proc, proc.pid, 0
+        self.link.proc, self.link.address = proc, address
+        self.pid, self.requests = proc.pid, 0
         if self._watchdog is not None:
             self._watchdog.watch(proc.pid)
         ended: BaseException | None = None  # (no wait in a finally block: see _run)
@@ -237,8 +214,7 @@ class Instance:
                 given_up=lambda: proc.exited.done() or self._stopping,
             )  # fmt: skip
             if found:
-                self._open(found.address, proc.owns)
-                self._connect_to = found.address
+                self.link.connect(found.address, proc.owns)
                 self.generation += 1
                 self._not_ready = None
                 self.ready_seconds = self._clock() - started
@@ -256,7 +232,7 @@ class Instance:
             await proc.exited
         except BaseException as ending:
             ended = ending
-        await self._close()
+        await self.link.close()
         if ended is not None:
             raise ended
         code = proc.returncode
@@ -278,7 +254,7 @@ class Instance:
         address = self.process.upstream_address
         if not await readiness.wait_until_accepting(address, given_up=lambda: self._stopping):
             return
-        self._open(address, lambda pid: False)
+        self.link.connect(address, lambda pid: False)
         self.generation += 1
         self.address = str(upstream)
         self._set_state(State.READY, f"ready: requests go to {upstream} (<upstream>)")
@@ -287,25 +263,9 @@ class Instance:
             await asyncio.Event().wait()  # until the stop cancels this task
         except BaseException as cancelled:
             stopped = cancelled
-        await self._close()
+        await self.link.close()
         if stopped is not None:
             raise stopped
-
-    def _open(self, address: str, owned: Callable[[int], bool]) -> None:
-        """The way to the child at `address`, now ready."""
-        if self.process.communication_mode is Mode.PASSTHROUGH:
-            self.relay = PassthroughTransport(address, max_response=MAX_RESPONSE)
-        else:
-            self.transport = for_child(
-                self.process.communication_mode, address, max_response=MAX_RESPONSE, owned=owned
-            )
-
-    async def _close(self) -> None:
-        transport, relay, self.transport, self.relay = self.transport, self.relay, None, None
-        if transport is not None:
-            await transport.aclose()
-        if relay is not None:
-            await relay.aclose()
 
     def _output(self, stream: Literal["stdout", "stderr"], lines: list[bytes]) -> None:
         self.last_lines.extend(map(line_text, lines[-_LAST_LINES:]))

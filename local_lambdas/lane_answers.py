@@ -81,7 +81,7 @@ async def relay(connection: Connection, message: Message, request_id: str, start
     sent = (message.headers, None if message.streams else message.body)  # streamed: not kept
 
     async def exchange(child: Instance) -> None:
-        relay = child.relay
+        relay = child.link.relay
         if relay is None:  # (the pool leases READY instances: not seen)
             raise ChildUnreachable(f"{child.name} stopped")
         if upload is not None and upload.started:  # a retry: the body is gone

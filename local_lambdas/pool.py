@@ -169,7 +169,7 @@ class Pool(Roster):
             child = self.instances[(self._turn + offset) % count]
             if (
                 child.state is not _READY
-                or (child.transport is None and child.relay is None)
+                or not child.link.open
                 or child.in_flight >= self._slots
                 or (avoid is not None and (child, child.generation) == avoid)
             ):

@@ -332,7 +332,7 @@ class Proxy:
         """The envelope modes: the whole exchange within the route's <timeout>."""
 
         async def exchange(child: Instance) -> Response:
-            transport = child.transport
+            transport = child.link.transport
             if transport is None:  # (the pool leases READY instances: not seen)
                 raise ChildUnreachable(f"{child.name} stopped")
             # The instance's own <timeout>: a reload may have rerouted the request.
@@ -375,7 +375,7 @@ class Proxy:
 
         async def exchange(child: Instance) -> web.StreamResponse:
             nonlocal tries
-            relay = child.relay
+            relay = child.link.relay
             if relay is None:  # (the pool leases READY instances: not seen)
                 raise ChildUnreachable(f"{child.name} stopped")
             tries += 1
@@ -433,7 +433,7 @@ class Proxy:
                 log.info("%s: %s; retrying %s %s once", child.name, exc, method, uri)
             # If that process is gone, wait for its restart rather than use it again. (After
             # the except block: compiled code must not wait inside one, see CONTRIBUTING.)
-            avoid = (child, -1 if await child.still_serving() else generation)
+            avoid = (child, -1 if await child.link.still_serving() else generation)
 
 
 async def read_body(

@@ -1,0 +1,72 @@
+"""The way to a child's current process while it serves: the transport of its mode (an
+envelope mode's, or pass-through's relay), opened when the process became READY and closed
+when it goes; and, after a failed exchange, whether that process still serves.
+
+Instance (instance.py) opens and closes it; the request cores (proxy.py, lane_answers.py)
+and the pool read it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from local_lambdas import _compat, readiness
+from local_lambdas.config import Mode, Process
+from local_lambdas.spawned import Spawned
+from local_lambdas.transports import Transport, for_child
+from local_lambdas.transports.passthrough import PassthroughTransport
+
+MAX_RESPONSE = 256 * 1024**2  # what a child may answer to one request, base64 included
+_SETTLE_CHECKS, _SETTLE_STEP = 10, 0.005
+
+
+class Link:
+    """To one instance's current process: `transport` (envelope modes) or `relay`
+    (pass-through, which answers the client itself), both None while it does not serve."""
+
+    def __init__(self, process: Process) -> None:
+        self.process = process
+        self.transport: Transport | None = None
+        self.relay: PassthroughTransport | None = None
+        self.proc: Spawned | None = None  # the process (None for an <upstream>)
+        self.address: str | None = None  # where it listens, as connected to
+
+    @property
+    def open(self) -> bool:
+        return self.transport is not None or self.relay is not None
+
+    def connect(self, address: str, owned: Callable[[int], bool]) -> None:
+        """The way to the child at `address`, now ready; `owned` tells whether a pid is
+        the child's (the pipe modes check the peer of each connection)."""
+        self.address = address
+        if self.process.communication_mode is Mode.PASSTHROUGH:
+            self.relay = PassthroughTransport(address, max_response=MAX_RESPONSE)
+        else:
+            self.transport = for_child(
+                self.process.communication_mode, address, max_response=MAX_RESPONSE, owned=owned
+            )
+
+    async def close(self) -> None:
+        transport, relay, self.transport, self.relay = self.transport, self.relay, None, None
+        if transport is not None:
+            await transport.aclose()
+        if relay is not None:
+            await relay.aclose()
+
+    async def still_serving(self) -> bool:
+        """After a failed exchange: whether this process still runs and listens.
+
+        A dying process closes its sockets a moment before it can be seen to have exited, so
+        this gives it a few milliseconds to be seen going (on the failure path only).
+        """
+        if self.process.upstream is not None:
+            return True  # nothing of ours to see go: the retry goes to the same address
+        proc, address = self.proc, self.address
+        if proc is None or address is None:
+            return False
+        for _ in range(_SETTLE_CHECKS):
+            if proc.exited.done() or not _compat.process_running(proc.pid):
+                return False
+            await asyncio.sleep(_SETTLE_STEP)
+        return bool(await readiness.listening(self.process, address, proc.owners))
