@@ -75,7 +75,7 @@ async def relay(connection: Connection, message: Message, request_id: str, start
         connection, version=message.version, keep_alive=keep_alive, request_id=request_id,
         prefix=prefix, method=message.method, keep=BODY if proxy.inspector is not None else 0,
         cors=None if pool.cors is None else (pool.cors, message.origin), upload=upload,
-        date=connection.lane.date(),
+        date=connection.lane.date(), heads=connection.relayed,
     )  # fmt: skip
     head_only = message.method == "HEAD"
     sent = (message.headers, None if message.streams else message.body)  # streamed: not kept

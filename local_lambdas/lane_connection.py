@@ -32,7 +32,7 @@ from local_lambdas.lane_requests import (
     Message,
     Requests,
 )
-from local_lambdas.relay import Forwarding, Upload
+from local_lambdas.relay import Forwarding, RelayedHeads, Upload
 
 if TYPE_CHECKING:
     from local_lambdas.fastlane import FastLane
@@ -46,7 +46,7 @@ class Connection(asyncio.Protocol):
     """One client connection while the lane has it (see the module's docstring)."""
 
     def __init__(self, lane: FastLane) -> None:
-        # (lane, transport, peer, scheme, closing, upload, relaying, forwarding, answers:
+        # (lane, transport, peer, scheme, closing, upload, relaying, forwarding, answers, relayed:
         # lane_answers.py's too)
         self.lane = lane
         self.transport: asyncio.Transport | None = None
@@ -70,6 +70,7 @@ class Connection(asyncio.Protocol):
         self.upload: Upload | None = None  # a pass-through body streaming to the child
         self.forwarding = Forwarding()  # the client's headers as a pass-through child gets them
         self.answers = AnswerHeads()  # writes the heads of envelope modes' answers
+        self.relayed = RelayedHeads()  # and of pass-through's
         self._held = False  # not read: an upload waits for the child (hold_reading)
         # A request that has begun to arrive but is not whole: the client timeouts' timer,
         # and when its last bytes came (the body's clock restarts with every read).

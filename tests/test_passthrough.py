@@ -29,6 +29,7 @@ from tests.helpers import (
     process_xml,
     read_answer,
     running,
+    without_date,
 )
 
 
@@ -437,6 +438,49 @@ async def test_answers_right_and_wrong_from_a_raw_server(
         # An answer shorter than its Content-Length: the client's read fails, not ends.
         with pytest.raises(aiohttp.ClientPayloadError):
             await get("short")
+
+
+@pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+async def test_each_answer_of_a_connection_has_its_own_head(
+    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+) -> None:
+    """The lane keeps a connection's last relayed answer head while the child repeats it
+    (relay.RelayedHeads): over one connection, answers repeated, changed, to a HEAD, to an
+    HTTP/1.0 request and to a last request that closes must each have the head a fresh
+    connection gets for the same request, with the request's own id."""
+    path = write_manifest(process_xml("raw", "/raw/*", mode="passthrough", script="raw_http.py"))
+    names = ["ok", "ok", "dated", "dated", "ok", "HEAD ok", "utf8-header", "utf8-header",
+             "chunked", "chunked", "HEAD chunked", "chunked", "nocontent-body", "ok", "1.0 ok",
+             "1.0 ok", "ok", "close ok"]  # fmt: skip
+
+    def request(n: int, name: str) -> bytes:
+        method = "HEAD" if name.startswith("HEAD") else "GET"
+        version = "1.0" if name.startswith("1.0") else "1.1"
+        extra = {"1.1": "", "1.0": "Connection: keep-alive\r\n"}[version]
+        if name.startswith("close"):
+            extra = "Connection: close\r\n"
+        return (f"{method} /raw/{name.split()[-1]} HTTP/{version}\r\nHost: x\r\n{extra}"
+                f"X-Request-Id: r{n}\r\n\r\n").encode()  # fmt: skip
+
+    async def read(reader: asyncio.StreamReader, name: str) -> bytes:
+        answer = await read_answer(reader, head_only=name.startswith("HEAD"))
+        if b"Transfer-Encoding: chunked" in answer and not name.startswith("HEAD"):
+            answer += await asyncio.wait_for(reader.readuntil(b"\r\n0\r\n\r\n"), 10)
+        return without_date(answer.replace(b"X-Request-Id: r", b"X-Request-Id: #"))
+
+    async with running(path, socket_dir, fast_lane=fast_lane) as run:
+        reader, writer = await connect(run.url)
+        for n, name in enumerate(names):
+            writer.write(request(n, name))
+            answer = await read(reader, name)
+            fresh_reader, fresh_writer = await connect(run.url)
+            fresh_writer.write(request(n, name))
+            assert answer == await read(fresh_reader, name), name
+            fresh_writer.close()
+            assert f"X-Request-Id: #{n}\r\n".encode() in answer, (name, answer)
+        assert b"Connection: close" in answer
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # and the connection closed
+        writer.close()
 
 
 @pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])

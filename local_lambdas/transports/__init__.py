@@ -37,7 +37,7 @@ def for_child(
     process is the child or one of its descendants: where the platform can only tell who
     serves a pipe once connected (Windows), the pipe transports ask it of every new
     connection's server.
-    Pass-through has none: it streams, so it answers the client itself (Instance.relay)."""
+    Pass-through has none: it streams, so it answers the client itself (Link.relay)."""
     if mode is Mode.PIPE:
         return PipeTransport(address, max_response=max_response, owned=owned)
     if mode is Mode.PIPE_KEEPALIVE:

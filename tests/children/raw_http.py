@@ -22,6 +22,7 @@ ANSWERS = {
     b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
     "extra": b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"
     b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nxyz",
+    "chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
     "nocontent-body": b"HTTP/1.1 204 No Content\r\nContent-Length: 3\r\n\r\nxyz",
     "short": b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
     # Header values beyond ASCII, as servers write them: UTF-8 (Go), Latin-1 (Node, Werkzeug).
