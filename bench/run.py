@@ -5,6 +5,11 @@ records.
 
     python3 bench/run.py [--seconds 5] [--only ll-pipe-keepalive,nginx]
 
+nginx is measured again right before each local-lambdas target, and each row's "x nginx" is
+its ratio to the nginx row just before it: this machine's speed drifts by a quarter within
+minutes, and a reference taken at the start of a five-minute run moved the last rows' ratios
+with it. `--nginx-once` measures it once, first, as before.
+
 Installs wrk and nginx from Debian packages when missing (needs root and apt-get).
 """
 
@@ -246,10 +251,19 @@ def main() -> int:
         default=" ".join(PROXY_FLAGS),
         help="flags for local-lambdas (default: %(default)s)",
     )
+    parser.add_argument(
+        "--nginx-once", action="store_true",
+        help="measure nginx once, first, rather than before each local-lambdas target",
+    )  # fmt: skip
     args = parser.parse_args()
     PROXY_FLAGS[:] = args.proxy_flags.split()
     ensure_tools()
     targets = args.only.split(",") if args.only else TARGETS
+    if "nginx" in targets and not args.nginx_once:  # nginx right before each ll-* target
+        others = [name for name in targets if name != "nginx"]
+        targets = [n for name in others for n in (["nginx", name] if name.startswith("ll-")
+                                                    else [name])]  # fmt: skip
+        targets = targets if "nginx" in targets else ["nginx", *others]
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="ll-bench-") as tmp:
         for name in targets:
@@ -275,6 +289,7 @@ def main() -> int:
 
 def table(rows: list[Row]) -> str:
     by = {(r.target, r.body, r.connections): r for r in rows}
+    nginx_before: dict[tuple[int, int], Row] = {}  # the last nginx row so far, by load
     lines = [
         "| target | body | conns | req/s | p50 ms | p99 ms | proxy peak RSS MiB | x direct |"
         " x nginx | p50 added ms | CPU % (of one core) |",
@@ -282,7 +297,9 @@ def table(rows: list[Row]) -> str:
     ]
     for r in rows:
         direct = by.get(("direct", r.body, r.connections))
-        nginx = by.get(("nginx", r.body, r.connections))
+        if r.target == "nginx":
+            nginx_before[r.body, r.connections] = r
+        nginx = nginx_before.get((r.body, r.connections))
         added = f"{r.p50_ms - direct.p50_ms:+.3f}" if direct else "-"
         rss = f"{r.proxy_rss_mib:.0f}" if r.proxy_rss_mib else "-"
         cpu = ", ".join(f"{n} {v:.0f}" for n, v in r.cpu.items())
