@@ -1,9 +1,9 @@
-"""The way to a child's current process while it serves: the transport of its mode (an
-envelope mode's, or pass-through's relay), opened when the process became READY and closed
-when it goes; and, after a failed exchange, whether that process still serves.
+"""A child's current process and the way to it while it serves: the transport of its mode
+(an envelope mode's, or pass-through's relay), opened when the process became READY and
+closed when it goes; and, after a failed exchange, whether that process still serves.
 
-Instance (instance.py) opens and closes it; the request cores (proxy.py, lane_answers.py)
-and the pool read it.
+Instance (instance.py) sets the process, opens and closes the way, and stops the process
+through it; the request cores (proxy.py, lane_answers.py) and the pool read it.
 """
 
 from __future__ import annotations
