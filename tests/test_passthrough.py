@@ -690,7 +690,7 @@ async def test_framing_is_the_clients_own_and_keep_alive_holds(
         writer.write(b"HEAD /web/echo HTTP/1.1\r\nHost: x\r\n\r\n")
         head = await read_answer(reader, head_only=True)
         assert head.startswith(b"HTTP/1.1 200") and b"Content-Length:" in head
-        writer.write(b"GET /web/events HTTP/1.1\r\nHost: x\r\n\r\n")  # same connection
+        writer.write(b"GET /web/events?gap=0 HTTP/1.1\r\nHost: x\r\n\r\n")  # same connection
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
         assert b"Transfer-Encoding: chunked" in head and head.count(b"Transfer-Encoding") == 1
         assert b"X-Request-Id: " in head
@@ -698,7 +698,7 @@ async def test_framing_is_the_clients_own_and_keep_alive_holds(
         assert body.count(b"data: ") == 3
         writer.close()
         reader, writer = await connect(run.url)
-        writer.write(b"GET /web/events HTTP/1.0\r\nHost: x\r\n\r\n")
+        writer.write(b"GET /web/events?gap=0 HTTP/1.0\r\nHost: x\r\n\r\n")
         answer = await asyncio.wait_for(reader.read(), 10)  # to the connection's end
         head, _, body = answer.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.0 200") and b"chunked" not in head

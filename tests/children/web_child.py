@@ -4,7 +4,8 @@ beyond $PORT.
 
 /echo...      method, path, query, headers and body size as JSON
 /redirect     302 to /echo
-/events       three Server-Sent Events, 300 ms apart, each stamped with its send time
+/events       three Server-Sent Events, 300 ms apart (?gap=SECONDS), each stamped with its
+              send time
 /forever      an event every 100 ms, until the connection or the process ends
 /download/N   N bytes, streamed in 1 MiB chunks
 /upload       counts the request body's bytes as they stream in
@@ -60,7 +61,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     for i in range(3):
         await response.write(f"data: {json.dumps({'i': i, 'sent': time.time()})}\n\n".encode())
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(float(request.query.get("gap", 0.3)))
     return response
 
 
