@@ -11,6 +11,8 @@
 #
 # BENCH_CONCURRENCY sets the child's <concurrency> (default 64, as many as ab's connections:
 # no request waits for a slot; 16, the default of the envelope modes, makes 48 wait).
+# BENCH_CLIENT=browser sends a browser's dozen headers, one changing on every request
+# (bench/browser_load.py), rather than ab's four, always the same.
 
 bench_args() {
   local default=$1
@@ -44,9 +46,13 @@ XML
 
 bench_ready() {
   for _ in $(seq 600); do curl -sf -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.2; done
-  ab -q -k -n 300 -c 64 "http://127.0.0.1:$port/" >/dev/null
+  bench_load 300 >/dev/null
 }
 
 bench_load() {
-  ab -q -k -n "$1" -c 64 "http://127.0.0.1:$port/" | awk '/^Failed requests/ {print $3}'
+  if [ "${BENCH_CLIENT:-ab}" = browser ]; then
+    python3 "$PWD/bench/browser_load.py" "$port" "$1" 64
+  else
+    ab -q -k -n "$1" -c 64 "http://127.0.0.1:$port/" | awk '/^Failed requests/ {print $3}'
+  fi
 }

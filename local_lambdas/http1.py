@@ -13,7 +13,7 @@ equal). Both keep what they made for a connection's next head, which is usually 
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Final
+from typing import Any, Final
 
 from aiohttp.http import SERVER_SOFTWARE
 
@@ -72,10 +72,12 @@ class HeadReader:
     (a page's fetches, an HTTP library's session, a load generator): the last block read is
     kept with what was read from it, and a head whose block is the same, byte for byte, has
     only its request line read (HPACK's idea, for HTTP/1.1): with ab's four headers, 3.5k
-    instructions where a whole reading costs 15k. A block that differs in a byte is read
-    whole."""
+    instructions where a whole reading costs 15k. A block that differs is read line by line,
+    and a line the last block had too (every header but a changing cookie or trace id, as a
+    browser's fetches send them) is taken as it was read then: with Chromium's fifteen
+    headers, one of them changing on every request, XXX."""
 
-    __slots__ = ("_fields", "block")
+    __slots__ = ("_fields", "_headers", "_lines", "_lowers", "block")
 
     def __init__(self) -> None:
         # The last block read (from the request line's CRLF to the end): the same object
@@ -84,6 +86,12 @@ class HeadReader:
         # What was read from it: the headers, the noted ones, the body's length, and whether
         # the connection stays open after a request of that version.
         self._fields: _Fields = ((), {}, 0, "", False)
+        # The last block read whole: its header lines, the header read from each, and each
+        # one's noted lower-case name ("" for a name the lane does not look at). (The headers
+        # typed Any: mypyc would make each a new tuple where it is stored or read.)
+        self._lines: list[str] = []
+        self._headers: list[Any] = []
+        self._lowers: list[str] = []
 
     def read(self, head: bytes) -> Head | None:
         text = head.decode("utf-8", "surrogateescape")
@@ -104,7 +112,7 @@ class HeadReader:
                 keep = keep_alive(version, noted.get("connection"))
         else:
             block = text[line_end:]
-            fields = read_fields(block)
+            fields = self._read_fields(block)
             if fields is None:
                 return None
             headers, noted = fields
@@ -117,39 +125,52 @@ class HeadReader:
             return None
         return method, target, version, headers, noted, length, keep
 
-
-def read_fields(block: str) -> tuple[list[tuple[str, str]], dict[str, str]] | None:
-    """The header lines of a head (from its request line's CRLF to its empty line): the
-    headers as spelt, and the _NOTED ones by lower-case name (Connection lines joined); None
-    for more than MAX_HEADERS, a second Host or Content-Length, or Transfer-Encoding. The
-    noted dict is kept for the connection's next head: read it, never change it."""
-    lines = block.split("\r\n")
-    del lines[-2:]  # the head's end: an empty line, then nothing
-    del lines[0]  # the request line's end
-    if len(lines) > MAX_HEADERS:
-        return None
-    headers = []
-    noted: dict[str, str] = {}
-    for line in lines:
-        name, _, value = line.partition(":")
-        value = value.strip(" \t")
-        headers.append((name, value))
-        lower = _SPELT.get(name)
-        if lower is None:
-            lower = name.lower()
-            if lower not in _NOTED:
-                continue
-        elif not lower:  # a well-known name the lane does not look at
-            continue
-        if lower not in noted:
-            noted[lower] = value
-        elif lower == "connection":  # every Connection line is one list
-            noted[lower] += "," + value
-        else:  # a second Host, Content-Length...: aiohttp's parser judges it
+    def _read_fields(self, block: str) -> tuple[list[tuple[str, str]], dict[str, str]] | None:
+        """The header lines of a head (from its request line's CRLF to its empty line): the
+        headers as spelt, and the _NOTED ones by lower-case name (Connection lines joined);
+        None for more than MAX_HEADERS, a second Host or Content-Length, or
+        Transfer-Encoding. The noted dict is kept for the connection's next head: read it,
+        never change it. A line that is the last block's line at the same place is taken as
+        it was read then."""
+        lines = block.split("\r\n")
+        del lines[-2:]  # the head's end: an empty line, then nothing
+        del lines[0]  # the request line's end
+        if len(lines) > MAX_HEADERS:
             return None
-    if "transfer-encoding" in noted:
-        return None
-    return headers, noted
+        last, last_headers, last_lowers = self._lines, self._headers, self._lowers
+        same = len(last)
+        headers: list[Any] = []
+        lowers: list[str] = []
+        noted: dict[str, str] = {}
+        for at in range(len(lines)):
+            line = lines[at]
+            if at < same and line == last[at]:
+                header: Any = last_headers[at]
+                lower = last_lowers[at]
+            else:
+                name, _, value = line.partition(":")
+                found = _SPELT.get(name)
+                if found is None:
+                    found = name.lower()
+                    if found not in _NOTED:
+                        found = ""
+                lower = found
+                header = (name, value.strip(" \t"))
+            headers.append(header)
+            lowers.append(lower)
+            if not lower:  # a name the lane does not look at
+                continue
+            value = header[1]
+            if lower not in noted:
+                noted[lower] = value
+            elif lower == "connection":  # every Connection line is one list
+                noted[lower] += "," + value
+            else:  # a second Host, Content-Length...: aiohttp's parser judges it
+                return None
+        self._lines, self._headers, self._lowers = lines, headers, lowers
+        if "transfer-encoding" in noted:
+            return None
+        return headers.copy(), noted  # (the caller's to extend; ours kept for the next block)
 
 
 class AnswerHeads:

@@ -298,7 +298,7 @@ def test_how_a_child_ended(code: int | None, says: str) -> None:
     assert explain.ended(code) == says
 
 
-@pytest.mark.parametrize(("head", "taken"), [
+LANE_HEADS = [  # a head, and what the lane reads of it (None: aiohttp's side reads it)
     (b"GET /a?b HTTP/1.1\r\nHost: x\r\n\r\n", ("GET", "/a?b", "1.1", True, 0)),
     (b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n", ("POST", "/a", "1.1", True, 5)),
     (b"GET /a HTTP/1.0\r\n\r\n", ("GET", "/a", "1.0", False, 0)),
@@ -320,7 +320,10 @@ def test_how_a_child_ended(code: int | None, says: str) -> None:
      ("GET", "/a", "1.1", False, 0)),
     (b"GET /a HTTP/1.1\r\nHost: x\r\nhost: y\r\n\r\n", None),  # a second Host
     (b"GET /a RTSP/1.0\r\n\r\n", None),
-])  # fmt: skip
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("head", "taken"), LANE_HEADS)
 def test_the_request_heads_the_lane_takes(
     head: bytes, taken: tuple[str, str, str, bool, int] | None
 ) -> None:
@@ -356,6 +359,32 @@ def test_a_connection_s_repeated_header_block_reads_as_the_first() -> None:
     # Whether the connection stays open is the version's too.
     kept = [reader.read(b"GET /a HTTP/%s\r\nHost: y\r\n\r\n" % v) for v in (b"1.1", b"1.0", b"1.1")]
     assert [read[6] for read in kept if read is not None] == [True, False, True]
+
+
+def test_a_connection_s_heads_each_read_as_a_new_reader_reads_them() -> None:
+    """HeadReader keeps a connection's last header block and its lines: heads that repeat,
+    share lines, change one (a browser's trace id), reorder them or add a second Host after
+    lines seen before must each read as a new reader reads them, whatever came before."""
+    import random
+
+    browser = ("Host: x\r\nUser-Agent: Chromium\r\nAccept: */*\r\nConnection: keep-alive\r\n"
+               "Cookie: a=1\r\n")  # fmt: skip
+    heads = [head for head, _ in LANE_HEADS]
+    heads += [f"GET /{n} HTTP/1.1\r\n{browser}traceparent: {n}\r\n\r\n".encode() for n in range(3)]
+    heads += [
+        f"GET / HTTP/1.1\r\n{browser}Host: x\r\n\r\n".encode(),  # a second Host, lines seen
+        f"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n{browser}\r\n".encode(),  # one before them
+        f"GET / HTTP/1.1\r\nCookie: a=1\r\n{browser[:-13]}\r\n".encode(),  # reordered
+        f"GET / HTTP/1.1\r\n{browser}Connection: close\r\n\r\n".encode(),  # joined with the first
+        f"POST / HTTP/1.1\r\n{browser}Content-Length: 2\r\n\r\n".encode(),
+    ]
+    reader = http1.HeadReader()
+    for head in random.Random(5).sample(heads * 4, len(heads) * 4):
+        assert reader.read(head) == http1.HeadReader().read(head), head
+    # A block refused half-way (its second Host), then one like it but for that line.
+    refused = f"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n{browser[9:]}\r\n".encode()
+    for head in (refused, refused.replace(b"Host: y", b"X-Y: y")):
+        assert reader.read(head) == http1.HeadReader().read(head), head
 
 
 @pytest.mark.parametrize(("start", "never"), [
