@@ -73,9 +73,10 @@ class HeadReader:
     kept with what was read from it, and a head whose block is the same, byte for byte, has
     only its request line read (HPACK's idea, for HTTP/1.1): with ab's four headers, 3.5k
     instructions where a whole reading costs 15k. A block that differs is read line by line,
-    and a line the last block had too (every header but a changing cookie or trace id, as a
-    browser's fetches send them) is taken as it was read then: with Chromium's fifteen
-    headers, one of them changing on every request, XXX."""
+    and a line the last block had at the same place (every header but a changing cookie or
+    trace id, as a browser's fetches send them) is taken as it was read then: with
+    Chromium's fifteen headers, one of them changing on every request, 17.6k where reading
+    every line cost 41.7k."""
 
     __slots__ = ("_fields", "_headers", "_lines", "_lowers", "block")
 
