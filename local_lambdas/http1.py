@@ -75,8 +75,8 @@ class HeadReader:
     instructions where a whole reading costs 15k. A block that differs is read line by line,
     and a line the last block had at the same place (every header but a changing cookie or
     trace id, as a browser's fetches send them) is taken as it was read then: with
-    Chromium's fifteen headers, one of them changing on every request, 17.6k where reading
-    every line cost 41.7k."""
+    Chromium's fifteen headers, one of them changing on every request, the head is read in
+    23.7k instructions where reading every line took 41.7k."""
 
     __slots__ = ("_fields", "_headers", "_lines", "_lowers", "block")
 
