@@ -24,6 +24,8 @@ from local_lambdas.config import Fate
 # (Other module-level names here are Final for the same reason: a C constant, not a lookup.)
 RELAY: Final = Fate.RELAY
 ENVELOPE: Final = Fate.ENVELOPE
+NO_ROUTE: Final = Fate.NO_ROUTE
+NOT_ALLOWED: Final = Fate.NOT_ALLOWED
 MAX_HEADERS: Final = 128  # aiohttp's default
 # Request headers that decide whether the lane takes a request, by their lower-case names.
 _NOTED: Final = frozenset({"host", "x-request-id", "content-length", "transfer-encoding",
@@ -259,13 +261,19 @@ def lane_takes(
 ) -> bool:  # fmt: skip
     """Whether the fast lane answers a request read by a HeadReader, routed to `fate` (`cors`:
     its route has <cors>; `switching`: llhttp saw Connection: upgrade with an Upgrade). The
-    admin endpoints and refusals are aiohttp's side's; so are Expect but a pass-through
-    request's 100-continue, a CORS request to an envelope mode, and upgrades but a
-    pass-through WebSocket's."""
+    admin endpoints are aiohttp's side's, and the refusals but a 404 or 405 without a body
+    on a route without <cors> (a browser's /favicon.ico: answered by aiohttp's side, its
+    connection would stay there, every later fetch at three times the cost); so are Expect
+    but a pass-through request's 100-continue, a CORS request to an envelope mode, and
+    upgrades but a pass-through WebSocket's."""
     # (An Enum's hash is a Python call: `is`, not a set, on this path.)
     relay = fate is RELAY
     if not (relay or fate is ENVELOPE):
-        return False
+        refused = fate is NO_ROUTE or fate is NOT_ALLOWED
+        return (
+            refused and length == 0 and not cors and not switching
+            and "expect" not in noted and "upgrade" not in noted
+        )  # fmt: skip
     relayed = relay and version == "1.1"  # Expect and upgrades need both
     expect = noted.get("expect")
     if expect is not None and not (relayed and expect.lower() == "100-continue"):

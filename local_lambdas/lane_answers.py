@@ -17,6 +17,7 @@ from local_lambdas.http1 import NO_BODY, RETRYABLE
 from local_lambdas.inspector import BODY
 from local_lambdas.instance import Instance
 from local_lambdas.lane_requests import Message
+from local_lambdas.pool import Pool
 from local_lambdas.proxy import error_response
 from local_lambdas.relay import Answer, child_request
 
@@ -29,39 +30,45 @@ _now: Final = time.monotonic  # a C-level constant, not two lookups per call
 
 
 async def answer(connection: Connection, message: Message) -> bool:
-    """Answer one request (an envelope mode's here, a pass-through one in `relay`); whether
-    the connection stays open."""
+    """Answer one request (an envelope mode's or a refusal here, a pass-through one in
+    `relay`); whether the connection stays open."""
     started = _now()
     proxy = connection.lane.proxy
     request_id = proxy.identify(message.request_id, message.headers)
     keep_alive = message.keep_alive
-    if message.pool.relays:
-        return await relay(connection, message, request_id, started)
-    try:
-        response = await proxy.answer(
-            message.pool, message.method, message.target, message.path, message.headers,
-            message.body, connection.peer, request_id, connection.task,
-        )  # fmt: skip
-    except Exception:
-        log.exception("%s %s: failed inside local-lambdas", message.method, message.target)
-        text = "local-lambdas failed while answering; its log has the details"
-        response = error_response(500, text, message.pool.process, request_id)
-        keep_alive = False
+    pool, refusal = message.pool, message.refusal
+    if refusal is not None:  # a 404 or 405, the proxy's own (as aiohttp's side answers it)
+        response = proxy.refusal(refusal, request_id)
+    else:
+        assert pool is not None
+        if pool.relays:
+            return await relay(connection, message, pool, request_id, started)
+        try:
+            response = await proxy.answer(
+                pool, message.method, message.target, message.path, message.headers,
+                message.body, connection.peer, request_id, connection.task,
+            )  # fmt: skip
+        except Exception:
+            log.exception("%s %s: failed inside local-lambdas", message.method, message.target)
+            text = "local-lambdas failed while answering; its log has the details"
+            response = error_response(500, text, pool.process, request_id)
+            keep_alive = False
     keep_alive = keep_alive and not connection.lane.stopping
     write(connection, response, message, request_id, keep_alive)
     proxy.finish(
-        message.pool, message.method, message.target, response.status, started, request_id,
+        pool, message.method, message.target, response.status, started, request_id,
         (message.headers, message.body), (response.headers, response.body),
     )  # fmt: skip
     connection.lane.served += 1
     return keep_alive
 
 
-async def relay(connection: Connection, message: Message, request_id: str, started: float) -> bool:
+async def relay(
+    connection: Connection, message: Message, pool: Pool, request_id: str, started: float
+) -> bool:
     """A pass-through request: sent to the child in raw HTTP/1.1 (transports/upstream.py),
     its answer written here as it comes (relay.py); whether the connection stays open."""
     proxy = connection.lane.proxy
-    pool = message.pool
     process = pool.process
     target, prefix = strip_prefix(message.target, process.strip_prefix, message.path)
     request = child_request(

@@ -15,9 +15,9 @@ from typing import Final
 
 import httptools
 
-from local_lambdas.http1 import HAND_OVER, WAIT, HeadReader, head_end, lane_takes
+from local_lambdas.http1 import ENVELOPE, HAND_OVER, RELAY, WAIT, HeadReader, head_end, lane_takes
 from local_lambdas.pool import Pool
-from local_lambdas.proxy import BUFFERED, Proxy
+from local_lambdas.proxy import BUFFERED, Plan, Proxy
 
 # Why Requests.next found no request to answer now (its `waiting`):
 IDLE: Final = 0  # nothing received: a kept-alive connection between requests
@@ -43,6 +43,7 @@ class Message:
         "origin",
         "path",
         "pool",
+        "refusal",
         "request_id",
         "streams",
         "target",
@@ -51,12 +52,13 @@ class Message:
     )  # fmt: skip
 
     def __init__(
-        self, pool: Pool, method: str, target: str, path: str, version: str,
+        self, pool: Pool | None, method: str, target: str, path: str, version: str,
         headers: list[tuple[str, str]], block: str, request_id: str | None,
         origin: str | None, head_length: int, body_length: int, keep_alive: bool,
-        upgrade: str | None = None, continues: bool = False,
+        upgrade: str | None = None, continues: bool = False, refusal: Plan | None = None,
     ) -> None:  # fmt: skip
-        self.pool = pool
+        self.pool = pool  # None for a request no route takes (its `refusal` says so)
+        self.refusal = refusal  # the plan of a request the proxy refuses itself (404, 405)
         self.method = method
         self.target = target  # as sent: path, query and fragment
         self.path = path  # decoded, as routes see it
@@ -72,7 +74,7 @@ class Message:
         self.continues = continues  # the client waits for 100 Continue before its body
         # A pass-through body too large to hold: it streams to the child (relay.Upload), and
         # `next` gives the message at its head, its body left to `take`.
-        self.streams = pool.relays and body_length > BUFFERED
+        self.streams = pool is not None and pool.relays and body_length > BUFFERED
         self.body = b""
 
 
@@ -175,14 +177,15 @@ class Requests:
         method, target, version, headers, noted, length, keep_alive = head
         plan = self._proxy.plan(method, target, length)
         pool = plan.pool
-        if pool is None or not lane_takes(
-            plan.fate, pool.cors is not None, method, version, length, noted, switching
-        ):
+        fate = plan.fate
+        cors = pool is not None and pool.cors is not None
+        if not lane_takes(fate, cors, method, version, length, noted, switching):
             return None
-        if "host" not in noted and pool.relays:
+        if "host" not in noted and pool is not None and pool.relays:
             headers.append(("Host", self._address()))
         return Message(
             pool, method, target, plan.path, version, headers, self._heads.block,
             noted.get("x-request-id"), noted.get("origin"), head_length, length, keep_alive,
             noted.get("upgrade"), "expect" in noted,
+            None if fate is RELAY or fate is ENVELOPE else plan,
         )  # fmt: skip

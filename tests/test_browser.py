@@ -77,6 +77,61 @@ async def test_a_page_on_another_origin_calls_a_route(
         await runner.cleanup()
 
 
+# A page whose fetches each carry a new cookie: the browser repeats its other headers on a
+# kept connection, so the proxy reads only the changed line again (http1.HeadReader).
+COOKIE_PAGE = """<!doctype html><title>cookies</title><script>
+async function calls(paths, count) {
+  const seen = [];
+  for (let i = 0; i < count; i++) {
+    document.cookie = "n=" + i + "; path=/";
+    for (const path of paths) {
+      const reply = await fetch(path + "?i=" + i);
+      const body = await reply.json();
+      const cookie = body.headers.find(([name]) => name.toLowerCase() === "cookie");
+      seen.push([path, i, reply.status, cookie ? cookie[1] : null]);
+    }
+  }
+  return seen;
+}
+</script>"""
+
+
+async def test_each_fetch_of_a_page_reaches_its_route_with_its_own_cookie(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    async def page_html(request: web.Request) -> web.Response:
+        return web.Response(text=COOKIE_PAGE, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/app/", page_html)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    page_port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", page_port).start()
+    web_child = process_xml("web", "/web/*", mode="passthrough", script="web_child.py",
+                            extra="<strip_prefix>/web</strip_prefix>")  # fmt: skip
+    app_route = (f"<process><id>app</id><upstream>http://127.0.0.1:{page_port}</upstream>"
+                 "<route>/app/*</route><communication_mode>passthrough</communication_mode>"
+                 "</process>")  # fmt: skip
+    path = write_manifest(process_xml("api", "/api/*", mode="pipe-keepalive"), web_child,
+                          app_route)  # fmt: skip
+    try:
+        async with running(path, socket_dir) as run, \
+                playwright.async_playwright() as driver:  # fmt: skip
+            browser = await driver.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            try:
+                page = await browser.new_page()
+                await page.goto(run.url + "/app/")
+                seen = await page.evaluate("() => calls(['/api/x', '/web/echo'], 20)")
+            finally:
+                await browser.close()
+    finally:
+        await runner.cleanup()
+    assert len(seen) == 40
+    for route, n, status, cookie in seen:
+        assert (status, cookie) == (200, f"n={n}"), (route, n, seen)
+
+
 async def test_the_dashboard_live(write_manifest: WriteManifest, socket_dir: Path) -> None:
     """The dashboard at /_/ in Chromium: process rows as /_/status says, a request made with
     curl listed within a second and opened, Replay, a killed child's restart, a child's log

@@ -33,12 +33,19 @@ ALIKE = [
     b"GET /api/status999 HTTP/1.1\r\nHost: x\r\nX-Request-Id: r5\r\n\r\n",  # 502
     b"GET /api/cookies HTTP/1.0\r\nX-Request-Id: r6\r\nConnection: keep-alive\r\n\r\n",
     b"POST /api/cookies HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nX-Request-Id: r7\r\n\r\nabc",
-    b"GET /api/cookies HTTP/1.1\r\nHost: x\r\nX-Request-Id: r8\r\nConnection: close\r\n\r\n",
+    # Refusals without a body (a browser's /favicon.ico): the lane's too, the connection kept.
+    b"GET /favicon.ico HTTP/1.1\r\nHost: x\r\nX-Request-Id: r8\r\n\r\n",  # 404
+    b"HEAD /nowhere HTTP/1.1\r\nHost: x\r\nX-Request-Id: r9\r\n\r\n",
+    b"DELETE /only/x HTTP/1.1\r\nHost: x\r\nX-Request-Id: r10\r\n\r\n",  # 405, with Allow
+    b"GET /nowhere HTTP/1.0\r\nX-Request-Id: r11\r\n\r\n",  # closes after it (HTTP/1.0)
 ]
 
 
 async def test_both_lanes_answer_alike(write_manifest: WriteManifest, socket_dir: Path) -> None:
-    path = write_manifest(process_xml("svc", "/api/*", mode="pipe-keepalive"))
+    path = write_manifest(
+        process_xml("svc", "/api/*", mode="pipe-keepalive"),
+        process_xml("only", "/only/*", mode="pipe-keepalive", extra="<methods>GET</methods>"),
+    )
     answers = {}
     for fast in (True, False):
         async with running(path, socket_dir, fast_lane=fast) as run:
@@ -65,7 +72,7 @@ async def test_pipelined_requests_keep_their_order_across_a_hand_over(
         reader, writer = await connect(run.url)
         writer.write(
             b"GET /api/first HTTP/1.1\r\nHost: x\r\n\r\n"
-            b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n"  # 404: aiohttp's, from here on
+            b"POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nxx"  # aiohttp's 404
             b"POST /api/third HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"
         )
         first, second, third = [await read_answer(reader) for _ in range(3)]

@@ -418,10 +418,18 @@ _WS = {"upgrade": "websocket", "connection": "Upgrade"}
                           "takes"), [
     (Fate.ENVELOPE, False, "GET", "1.1", 0, {}, False, True),
     (Fate.RELAY, False, "POST", "1.0", 5, {}, False, True),
-    # Refusals and the admin endpoints: aiohttp's side answers them.
+    # The admin endpoints and most refusals: aiohttp's side answers them.
     *[(fate, False, "GET", "1.1", 0, {}, False, False)
-      for fate in (Fate.ADMIN, Fate.NO_ROUTE, Fate.NOT_ALLOWED, Fate.TOO_LARGE, Fate.PREFLIGHT,
-                   Fate.BAD_TARGET)],
+      for fate in (Fate.ADMIN, Fate.TOO_LARGE, Fate.PREFLIGHT, Fate.BAD_TARGET)],
+    # A 404 or 405 without a body (a browser's /favicon.ico): the lane's, so that the
+    # connection stays in the lane; with a body, an Expect, an upgrade or <cors>, aiohttp's.
+    *[(fate, False, method, version, 0, {}, False, True)
+      for fate in (Fate.NO_ROUTE, Fate.NOT_ALLOWED) for method in ("GET", "HEAD", "DELETE")
+      for version in ("1.1", "1.0")],
+    (Fate.NO_ROUTE, False, "POST", "1.1", 2, {}, False, False),
+    (Fate.NO_ROUTE, False, "GET", "1.1", 0, {"expect": "100-continue"}, False, False),
+    (Fate.NO_ROUTE, False, "GET", "1.1", 0, _WS, True, False),
+    (Fate.NOT_ALLOWED, True, "GET", "1.1", 0, {}, False, False),
     # Expect: pass-through's 100-continue over HTTP/1.1 only.
     (Fate.RELAY, False, "POST", "1.1", 5, {"expect": "100-Continue"}, False, True),
     (Fate.RELAY, False, "POST", "1.0", 5, {"expect": "100-continue"}, False, False),
@@ -707,7 +715,8 @@ def _said(requests: lane_requests.Requests) -> list[str]:
                 return said
             continue
         body = "streams" if message.streams else message.body.decode()
-        said.append(f"{message.method} {message.target} {message.pool.process.id} {body}".strip())
+        to = message.pool.process.id if message.pool is not None else "refused"
+        said.append(f"{message.method} {message.target} {to} {body}".strip())
         if message.streams:
             return said
 
@@ -728,6 +737,10 @@ def _said(requests: lane_requests.Requests) -> list[str]:
     ([b"POST /api/u HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"], ["elsewhere"]),
     ([_GET + b"\x16\x03\x01\x00\xa5"], ["GET /api/a api", "elsewhere"]),  # TLS after a request
     ([_GET + b"GET /api/a HTTP/1.1\nHost: h\n\n"], ["GET /api/a api", "elsewhere"]),  # bare LF
+    # A 404 without a body is the lane's (a browser's favicon); with one, aiohttp's.
+    ([b"GET /favicon.ico HTTP/1.1\r\nHost: h\r\n\r\n" + _GET],
+     ["GET /favicon.ico refused", "GET /api/a api", "idle"]),
+    ([b"POST /nowhere HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi"], ["elsewhere"]),
 ])  # fmt: skip
 async def test_a_connections_bytes_cut_into_requests(
     tmp_path: Path, pieces: list[bytes], said: list[str] | list[list[str]]
