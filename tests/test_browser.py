@@ -6,10 +6,12 @@ driver is not installed (.ci/run installs them)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
 import signal
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -40,21 +42,30 @@ ARGS = [
 ]  # fmt: skip
 
 
+@contextlib.asynccontextmanager
+async def page_server(html: str, at: str = "/") -> AsyncIterator[str]:
+    """A web server of the test's own serving `html` at `at`; its origin."""
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text=html, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get(at, page)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
 async def test_a_page_on_another_origin_calls_a_route(
     write_manifest: WriteManifest, socket_dir: Path
 ) -> None:
-    async def page_html(request: web.Request) -> web.Response:
-        return web.Response(text=PAGE, content_type="text/html")
-
-    app = web.Application()
-    app.router.add_get("/", page_html)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    page_port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", page_port).start()
-    origin = f"http://127.0.0.1:{page_port}"
     path = write_manifest(process_xml("api", "/api/*", mode="pipe-keepalive"))
-    try:
+    async with page_server(PAGE) as origin:
         async with running(path, socket_dir, cors=(origin,)) as run, \
                 playwright.async_playwright() as driver:  # fmt: skip
             browser = await driver.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -73,8 +84,6 @@ async def test_a_page_on_another_origin_calls_a_route(
                 assert "error" in refused and "Failed to fetch" in refused["error"], refused
             finally:
                 await browser.close()
-    finally:
-        await runner.cleanup()
 
 
 # A page whose fetches each carry a new cookie: the browser repeats its other headers on a
@@ -99,23 +108,13 @@ async function calls(paths, count) {
 async def test_each_fetch_of_a_page_reaches_its_route_with_its_own_cookie(
     write_manifest: WriteManifest, socket_dir: Path
 ) -> None:
-    async def page_html(request: web.Request) -> web.Response:
-        return web.Response(text=COOKIE_PAGE, content_type="text/html")
-
-    app = web.Application()
-    app.router.add_get("/app/", page_html)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    page_port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", page_port).start()
     web_child = process_xml("web", "/web/*", mode="passthrough", script="web_child.py",
                             extra="<strip_prefix>/web</strip_prefix>")  # fmt: skip
-    app_route = (f"<process><id>app</id><upstream>http://127.0.0.1:{page_port}</upstream>"
-                 "<route>/app/*</route><communication_mode>passthrough</communication_mode>"
-                 "</process>")  # fmt: skip
-    path = write_manifest(process_xml("api", "/api/*", mode="pipe-keepalive"), web_child,
-                          app_route)  # fmt: skip
-    try:
+    async with page_server(COOKIE_PAGE, "/app/") as origin:
+        app_route = (f"<process><id>app</id><upstream>{origin}</upstream><route>/app/*</route>"
+                     "<communication_mode>passthrough</communication_mode></process>")  # fmt: skip
+        path = write_manifest(process_xml("api", "/api/*", mode="pipe-keepalive"), web_child,
+                              app_route)  # fmt: skip
         async with running(path, socket_dir) as run, \
                 playwright.async_playwright() as driver:  # fmt: skip
             browser = await driver.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -125,8 +124,6 @@ async def test_each_fetch_of_a_page_reaches_its_route_with_its_own_cookie(
                 seen = await page.evaluate("() => calls(['/api/x', '/web/echo'], 20)")
             finally:
                 await browser.close()
-    finally:
-        await runner.cleanup()
     assert len(seen) == 40
     for route, n, status, cookie in seen:
         assert (status, cookie) == (200, f"n={n}"), (route, n, seen)
