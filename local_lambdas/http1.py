@@ -26,10 +26,12 @@ RELAY: Final = Fate.RELAY
 ENVELOPE: Final = Fate.ENVELOPE
 NO_ROUTE: Final = Fate.NO_ROUTE
 NOT_ALLOWED: Final = Fate.NOT_ALLOWED
+PREFLIGHT: Final = Fate.PREFLIGHT
 MAX_HEADERS: Final = 128  # aiohttp's default
 # Request headers that decide whether the lane takes a request, by their lower-case names.
 _NOTED: Final = frozenset({"host", "x-request-id", "content-length", "transfer-encoding",
-                    "expect", "upgrade", "connection", "origin"})  # fmt: skip
+                    "expect", "upgrade", "connection", "origin",
+                    "access-control-request-method"})  # fmt: skip
 # Header names as clients usually spell them (Title-Case, or lower-case), each with its
 # lower-case form when it is one of _NOTED, else "": the usual header costs one lookup,
 # not a lower() and a set lookup of a new string (browsers send a dozen).
@@ -262,16 +264,17 @@ def lane_takes(
     """Whether the fast lane answers a request read by a HeadReader, routed to `fate` (`cors`:
     its route has <cors>; `switching`: llhttp saw Connection: upgrade with an Upgrade). The
     admin endpoints are aiohttp's side's, and the refusals but a 404 or 405 without a body
-    on a route without <cors> (a browser's /favicon.ico: answered by aiohttp's side, its
-    connection would stay there, every later fetch at three times the cost); so are Expect
-    but a pass-through request's 100-continue, a CORS request to an envelope mode, and
-    upgrades but a pass-through WebSocket's."""
+    on a route without <cors> and a CORS preflight (a browser's /favicon.ico, or the
+    preflight before its fetches: answered by aiohttp's side, their connection would stay
+    there, every later fetch at three times the cost); so are Expect but a pass-through
+    request's 100-continue, a CORS request to an envelope mode, and upgrades but a
+    pass-through WebSocket's."""
     # (An Enum's hash is a Python call: `is`, not a set, on this path.)
     relay = fate is RELAY
     if not (relay or fate is ENVELOPE):
-        refused = fate is NO_ROUTE or fate is NOT_ALLOWED
+        refused = (fate is NO_ROUTE or fate is NOT_ALLOWED) and not cors
         return (
-            refused and length == 0 and not cors and not switching
+            (refused or fate is PREFLIGHT) and length == 0 and not switching
             and "expect" not in noted and "upgrade" not in noted
         )  # fmt: skip
     relayed = relay and version == "1.1"  # Expect and upgrades need both

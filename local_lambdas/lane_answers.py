@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Final
 from local_lambdas.envelope import Response
 from local_lambdas.errors import ChildUnreachable, ForwardError
 from local_lambdas.forwarding import strip_prefix
-from local_lambdas.http1 import NO_BODY, RETRYABLE
+from local_lambdas.http1 import NO_BODY, PREFLIGHT, RETRYABLE
 from local_lambdas.inspector import BODY
 from local_lambdas.instance import Instance
 from local_lambdas.lane_requests import Message
@@ -37,7 +37,15 @@ async def answer(connection: Connection, message: Message) -> bool:
     request_id = proxy.identify(message.request_id, message.headers)
     keep_alive = message.keep_alive
     pool, refusal = message.pool, message.refusal
-    if refusal is not None:  # a 404 or 405, the proxy's own (as aiohttp's side answers it)
+    if refusal is not None and refusal.fate is PREFLIGHT:  # as aiohttp's side answers it
+        asked: dict[str, str] = {}  # (the first of each, as aiohttp's side reads them)
+        for name, value in message.headers:
+            asked.setdefault(name.lower(), value)
+        response = proxy.preflight(
+            refusal, message.origin, asked.get("access-control-request-method", ""),
+            asked.get("access-control-request-headers"),
+        )  # fmt: skip
+    elif refusal is not None:  # a 404 or 405, the proxy's own (as aiohttp's side answers it)
         response = proxy.refusal(refusal, request_id)
     else:
         assert pool is not None

@@ -175,7 +175,11 @@ class Requests:
         if head is None:
             return None
         method, target, version, headers, noted, length, keep_alive = head
-        plan = self._proxy.plan(method, target, length)
+        if method == "OPTIONS":  # perhaps a CORS preflight: Proxy.plan tells
+            origin, asked = noted.get("origin"), noted.get("access-control-request-method")
+            plan = self._proxy.plan(method, target, length, origin, asked)
+        else:
+            plan = self._proxy.plan(method, target, length)
         pool = plan.pool
         fate = plan.fate
         cors = pool is not None and pool.cors is not None

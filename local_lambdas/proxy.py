@@ -179,6 +179,15 @@ class Proxy:
             answer.headers.append(("Allow", ", ".join(process.methods)))
         return answer
 
+    def preflight(
+        self, plan: Plan, origin: str | None, method: str, requested_headers: str | None
+    ) -> Response:
+        """The 204 answer to a CORS preflight (a PREFLIGHT plan), but its X-Request-Id."""
+        pool = plan.pool
+        assert pool is not None and pool.cors is not None
+        allowed = pool.cors.preflight(origin, method, requested_headers, pool.process.methods)
+        return Response(204, allowed, b"")
+
     def finish(
         self, pool: Pool | None, method: str, uri: str, status: int, started: float, rid: str,
         sent: Kept, answered: Kept,
@@ -221,12 +230,11 @@ class Proxy:
             assert self._admin is not None
             return await self._admin(request, path)
         if fate is Fate.PREFLIGHT:
-            assert pool is not None and pool.cors is not None
-            allowed = pool.cors.preflight(
-                origin, request.headers.get("Access-Control-Request-Method", ""),
-                request.headers.get("Access-Control-Request-Headers"), pool.process.methods,
+            preflight = self.preflight(
+                plan, origin, request.headers.get("Access-Control-Request-Method", ""),
+                request.headers.get("Access-Control-Request-Headers"),
             )  # fmt: skip
-            allowed = [*allowed, ("X-Request-Id", request_id)]
+            allowed = [*preflight.headers, ("X-Request-Id", request_id)]
             answer = web.Response(status=204, headers=allowed)
             self.finish(pool, method, uri, 204, started, request_id, (headers, b""),
                         (allowed, b""))  # fmt: skip

@@ -310,3 +310,28 @@ def without_date(answer: bytes) -> bytes:
 async def connect(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     host, port = url.removeprefix("http://").split(":")
     return await asyncio.open_connection(host, int(port))
+
+
+async def in_both_lanes(
+    path: Path, socket_dir: Path, requests: list[bytes], *, ends: bool = False,
+    cors: tuple[str, ...] = (),
+) -> dict[bool, list[bytes]]:  # fmt: skip
+    """Each raw request sent in turn over one connection to the proxy with its fast lane
+    (True) and without (False), `cors` its --cors: each answer, its Date line dropped. The
+    lane must answer them all itself; `ends`: the connection must end after the last."""
+    answers = {}
+    for fast in (True, False):
+        async with running(path, socket_dir, fast_lane=fast, cors=cors) as run:
+            reader, writer = await connect(run.url)
+            got = []
+            for raw in requests:
+                writer.write(raw)
+                head_only = raw.startswith(b"HEAD ")
+                got.append(without_date(await read_answer(reader, head_only=head_only)))
+            if ends:
+                assert await reader.read() == b""
+            writer.close()
+            answers[fast] = got
+            lane = run.started.lane  # None without the fast lane
+            assert lane is None or (lane.served, lane.handed_over) == (len(requests), 0)
+    return answers

@@ -14,6 +14,7 @@ from tests.helpers import (
     PYTHON,
     WriteManifest,
     connect,
+    in_both_lanes,
     process_xml,
     read_answer,
     running,
@@ -77,6 +78,35 @@ async def test_preflights_and_answers(
         refused = {"Origin": APP, "Access-Control-Request-Method": "DELETE"}
         async with run.http.options(run.url + "/pipe/x", headers=refused) as reply:
             assert reply.status == 204 and "Access-Control-Allow-Methods" not in reply.headers
+
+
+# Preflights of every kind, then the actual request: the lane answers them all, as
+# aiohttp's side does (a preflight handed over would take its connection along).
+PREFLIGHTS = [
+    b"OPTIONS /web/echo HTTP/1.1\r\nHost: x\r\nOrigin: http://localhost:5173\r\n"
+    b"Access-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type\r\n"
+    b"X-Request-Id: p1\r\n\r\n",
+    b"OPTIONS /pipe/x HTTP/1.1\r\nHost: x\r\nOrigin: http://evil.example\r\n"
+    b"Access-Control-Request-Method: GET\r\nX-Request-Id: p2\r\n\r\n",  # origin refused
+    b"OPTIONS /pipe/x HTTP/1.1\r\nHost: x\r\nOrigin: http://localhost:5173\r\n"
+    b"Access-Control-Request-Method: DELETE\r\nX-Request-Id: p3\r\n\r\n",  # method refused
+    b"OPTIONS /keep/x HTTP/1.0\r\nOrigin: http://localhost:5173\r\nConnection: keep-alive\r\n"
+    b"access-control-request-method: GET\r\nX-Request-Id: p4\r\n\r\n",
+    b"GET /web/redirect HTTP/1.1\r\nHost: x\r\nOrigin: http://localhost:5173\r\n"
+    b"X-Request-Id: p5\r\n\r\n",  # the actual request: pass-through's, the lane's too
+]
+
+
+async def test_preflights_are_answered_alike_and_keep_the_connection_in_the_lane(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    path = write_manifest(*manifest_body())
+    answers = await in_both_lanes(path, socket_dir, PREFLIGHTS, cors=(APP,))
+    assert answers[True] == answers[False]
+    assert answers[True][0].startswith(b"HTTP/1.1 204 No Content\r\n")
+    assert b"Access-Control-Allow-Origin: http://localhost:5173" in answers[True][0]
+    assert b"Access-Control-Allow-" not in answers[True][1] + answers[True][2].split(b"Vary")[0]
+    assert answers[True][4].startswith(b"HTTP/1.1 302")
 
 
 async def test_any_origin_and_cors_off(write_manifest: WriteManifest, socket_dir: Path) -> None:

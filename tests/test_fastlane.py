@@ -15,10 +15,10 @@ from tests.helpers import (
     WriteManifest,
     connect,
     eventually,
+    in_both_lanes,
     process_xml,
     read_answer,
     running,
-    without_date,
 )
 
 pytestmark = pytest.mark.asyncio
@@ -46,19 +46,7 @@ async def test_both_lanes_answer_alike(write_manifest: WriteManifest, socket_dir
         process_xml("svc", "/api/*", mode="pipe-keepalive"),
         process_xml("only", "/only/*", mode="pipe-keepalive", extra="<methods>GET</methods>"),
     )
-    answers = {}
-    for fast in (True, False):
-        async with running(path, socket_dir, fast_lane=fast) as run:
-            reader, writer = await connect(run.url)
-            got = []
-            for raw in ALIKE:
-                writer.write(raw)
-                got.append(without_date(await read_answer(reader, head_only=b"HEAD" in raw)))
-            assert await reader.read() == b""  # Connection: close was honoured
-            writer.close()
-            answers[fast] = got
-            lane = run.started.lane  # None without the fast lane
-            assert lane is None or (lane.served, lane.handed_over) == (len(ALIKE), 0)
+    answers = await in_both_lanes(path, socket_dir, ALIKE, ends=True)  # HTTP/1.0 ends it
     assert answers[True] == answers[False]
     assert answers[True][0].startswith(b"HTTP/1.1 201 Created\r\nSet-Cookie: a=1\r\n")
     assert b"\r\nConnection: keep-alive\r\n" in answers[True][5]  # HTTP/1.0, kept alive

@@ -420,7 +420,7 @@ _WS = {"upgrade": "websocket", "connection": "Upgrade"}
     (Fate.RELAY, False, "POST", "1.0", 5, {}, False, True),
     # The admin endpoints and most refusals: aiohttp's side answers them.
     *[(fate, False, "GET", "1.1", 0, {}, False, False)
-      for fate in (Fate.ADMIN, Fate.TOO_LARGE, Fate.PREFLIGHT, Fate.BAD_TARGET)],
+      for fate in (Fate.ADMIN, Fate.TOO_LARGE, Fate.BAD_TARGET)],
     # A 404 or 405 without a body (a browser's /favicon.ico): the lane's, so that the
     # connection stays in the lane; with a body, an Expect, an upgrade or <cors>, aiohttp's.
     *[(fate, False, method, version, 0, {}, False, True)
@@ -430,6 +430,10 @@ _WS = {"upgrade": "websocket", "connection": "Upgrade"}
     (Fate.NO_ROUTE, False, "GET", "1.1", 0, {"expect": "100-continue"}, False, False),
     (Fate.NO_ROUTE, False, "GET", "1.1", 0, _WS, True, False),
     (Fate.NOT_ALLOWED, True, "GET", "1.1", 0, {}, False, False),
+    # A CORS preflight: the lane's, on any route with <cors>, so that its connection stays.
+    (Fate.PREFLIGHT, True, "OPTIONS", "1.1", 0, {"origin": "http://a"}, False, True),
+    (Fate.PREFLIGHT, True, "OPTIONS", "1.0", 0, {"origin": "http://a"}, False, True),
+    (Fate.PREFLIGHT, True, "OPTIONS", "1.1", 3, {"origin": "http://a"}, False, False),
     # Expect: pass-through's 100-continue over HTTP/1.1 only.
     (Fate.RELAY, False, "POST", "1.1", 5, {"expect": "100-Continue"}, False, True),
     (Fate.RELAY, False, "POST", "1.0", 5, {"expect": "100-continue"}, False, False),
