@@ -179,11 +179,12 @@ class HeadReader:
 
 
 class AnswerHeads:
-    """Writes the heads of one connection's answers: the given headers, then X-Request-Id and
-    what aiohttp would add (Content-Length, a Content-Type for a body sent without one, Date,
-    Server, Connection). A child answers with the same status and headers request after
-    request: the lines that do not change are kept for the last ones written, and only the
-    request's id, the body's length and the date are written anew."""
+    """Writes the heads of one connection's answers: the given headers, then X-Request-Id
+    (unless the headers carry it) and what aiohttp would add (Content-Length, a Content-Type
+    for a body sent without one, Date, Server, Connection). A child answers with the same
+    status and headers request after request: the lines that do not change are kept for the
+    last ones written, and only the request's id, the body's length and the date are written
+    anew."""
 
     __slots__ = ("_headers", "_keep", "_parts", "_sent", "_status", "_version")
 
@@ -195,11 +196,12 @@ class AnswerHeads:
         self._parts: tuple[str, bool, str, bool, str] = ("", False, "", False, "")
 
     def head(
-        self, status: int, headers: list[tuple[str, str]], request_id: str, *, version: str,
-        length: int, sent: bool, keep: bool, date: str,
+        self, status: int, headers: list[tuple[str, str]], request_id: str | None, *,
+        version: str, length: int, sent: bool, keep: bool, date: str,
     ) -> bytes:  # fmt: skip
-        """`length` is the body's (a HEAD answer states it too); `sent`, whether it follows;
-        `date`, the Date line an answer whose headers have none gets."""
+        """`request_id` None: the headers carry it; `length` is the body's (a HEAD answer
+        states it too); `sent`, whether it follows; `date`, the Date line an answer whose
+        headers have none gets."""
         if (
             status != self._status or version != self._version or sent != self._sent
             or keep != self._keep or headers != self._headers
@@ -208,7 +210,9 @@ class AnswerHeads:
             self._status, self._headers, self._version = status, headers, version
             self._sent, self._keep = sent, keep
         before, counted, typed, dated, after = self._parts
-        if counted:
+        if request_id is None:  # (CORS's answers: among their headers)
+            text = f"{before}Content-Length: {length}\r\n{typed}" if counted else before + typed
+        elif counted:
             text = f"{before}X-Request-Id: {request_id}\r\nContent-Length: {length}\r\n{typed}"
         else:
             text = f"{before}X-Request-Id: {request_id}\r\n{typed}"
@@ -258,30 +262,27 @@ def head_end(buffer: bytes | bytearray) -> int:
 
 
 def lane_takes(
-    fate: Fate, cors: bool, method: str, version: str, length: int, noted: dict[str, str],
+    fate: Fate, method: str, version: str, length: int, noted: dict[str, str],
     switching: bool,
 ) -> bool:  # fmt: skip
-    """Whether the fast lane answers a request read by a HeadReader, routed to `fate` (`cors`:
-    its route has <cors>; `switching`: llhttp saw Connection: upgrade with an Upgrade). The
-    admin endpoints are aiohttp's side's, and the refusals but a 404 or 405 without a body
-    on a route without <cors> and a CORS preflight (a browser's /favicon.ico, or the
-    preflight before its fetches: answered by aiohttp's side, their connection would stay
-    there, every later fetch at three times the cost); so are Expect but a pass-through
-    request's 100-continue, a CORS request to an envelope mode, and upgrades but a
-    pass-through WebSocket's."""
+    """Whether the fast lane answers a request read by a HeadReader, routed to `fate`
+    (`switching`: llhttp saw Connection: upgrade with an Upgrade). The admin endpoints are
+    aiohttp's side's, and the refusals but a 404 or 405 without a body and a CORS preflight
+    (a browser's /favicon.ico, or the preflight before its fetches: answered by aiohttp's
+    side, their connection would stay there, every later fetch at three times the cost); so
+    are Expect but a pass-through request's 100-continue, and upgrades but a pass-through
+    WebSocket's."""
     # (An Enum's hash is a Python call: `is`, not a set, on this path.)
     relay = fate is RELAY
     if not (relay or fate is ENVELOPE):
-        refused = (fate is NO_ROUTE or fate is NOT_ALLOWED) and not cors
+        refused = fate is NO_ROUTE or fate is NOT_ALLOWED or fate is PREFLIGHT
         return (
-            (refused or fate is PREFLIGHT) and length == 0 and not switching
-            and "expect" not in noted and "upgrade" not in noted
+            refused and length == 0 and not switching and "expect" not in noted
+            and "upgrade" not in noted
         )  # fmt: skip
     relayed = relay and version == "1.1"  # Expect and upgrades need both
     expect = noted.get("expect")
     if expect is not None and not (relayed and expect.lower() == "100-continue"):
-        return False
-    if cors and not relay and "origin" in noted:  # aiohttp's side adds it (the lane's relay too)
         return False
     upgrade = noted.get("upgrade")
     if upgrade is not None or switching:  # a pass-through WebSocket's is the lane's (tunnel.py)

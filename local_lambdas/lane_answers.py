@@ -10,6 +10,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Final
 
+from local_lambdas.cors import Policy
 from local_lambdas.envelope import Response
 from local_lambdas.errors import ChildUnreachable, ForwardError
 from local_lambdas.forwarding import strip_prefix
@@ -62,7 +63,10 @@ async def answer(connection: Connection, message: Message) -> bool:
             response = error_response(500, text, pool.process, request_id)
             keep_alive = False
     keep_alive = keep_alive and not connection.lane.stopping
-    write(connection, response, message, request_id, keep_alive)
+    # (A preflight's headers are CORS's own; every other answer on a <cors> route gets them.)
+    preflight = refusal is not None and refusal.fate is PREFLIGHT
+    cors = pool.cors if pool is not None and not preflight else None
+    write(connection, response, message, request_id, keep_alive, cors)
     proxy.finish(
         pool, message.method, message.target, response.status, started, request_id,
         (message.headers, message.body), (response.headers, response.body),
@@ -129,7 +133,7 @@ async def relay(
         # A body not read to its end leaves the connection out of step: it closes.
         keep_alive = keep_alive and connection.upload is None
         response = proxy.failure(exc, process, request_id)
-        write(connection, response, message, request_id, keep_alive)
+        write(connection, response, message, request_id, keep_alive, pool.cors)
         proxy.finish(
             pool, message.method, message.target, response.status, started, request_id,
             sent, (response.headers, response.body),
@@ -146,16 +150,25 @@ async def relay(
 
 
 def write(
-    connection: Connection, response: Response, message: Message, request_id: str, keep: bool
-) -> None:
+    connection: Connection, response: Response, message: Message, request_id: str, keep: bool,
+    cors: Policy | None = None,
+) -> None:  # fmt: skip
+    """`response` to the client, as aiohttp's side writes it: with the request's id, and on
+    a route with <cors> the proxy's CORS headers in place of the child's (around the id, as
+    cors.Policy.answer puts them)."""
     transport = connection.transport
     if transport is None or transport.is_closing():
         return  # the client left; its answer goes nowhere, as with aiohttp
     status = response.status
     sent = response.body if message.method != "HEAD" and status not in NO_BODY else b""
+    headers = response.headers
+    given_id: str | None = request_id
+    if cors is not None:
+        headers = cors.answer(message.origin, [*headers, ("X-Request-Id", request_id)])
+        given_id = None  # among the headers now
     data = connection.answers.head(
-        status, response.headers, request_id, version=message.version,
-        length=len(response.body), sent=bool(sent), keep=keep, date=connection.lane.date_line(),
+        status, headers, given_id, version=message.version, length=len(response.body),
+        sent=bool(sent), keep=keep, date=connection.lane.date_line(),
     )  # fmt: skip
     if len(sent) < 65536:
         transport.write(data + sent)

@@ -182,8 +182,7 @@ class Requests:
             plan = self._proxy.plan(method, target, length)
         pool = plan.pool
         fate = plan.fate
-        cors = pool is not None and pool.cors is not None
-        if not lane_takes(fate, cors, method, version, length, noted, switching):
+        if not lane_takes(fate, method, version, length, noted, switching):
             return None
         if "host" not in noted and pool is not None and pool.relays:
             headers.append(("Host", self._address()))

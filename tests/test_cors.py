@@ -80,9 +80,11 @@ async def test_preflights_and_answers(
             assert reply.status == 204 and "Access-Control-Allow-Methods" not in reply.headers
 
 
-# Preflights of every kind, then the actual request: the lane answers them all, as
-# aiohttp's side does (a preflight handed over would take its connection along).
-PREFLIGHTS = [
+# Preflights of every kind and actual requests to each kind of route, allowed and refused:
+# the lane answers them all, as aiohttp's side does (a request handed over takes its
+# connection along).
+_FROM_APP = b"Origin: http://localhost:5173\r\n"
+CORS_TRAFFIC = [
     b"OPTIONS /web/echo HTTP/1.1\r\nHost: x\r\nOrigin: http://localhost:5173\r\n"
     b"Access-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type\r\n"
     b"X-Request-Id: p1\r\n\r\n",
@@ -94,19 +96,33 @@ PREFLIGHTS = [
     b"access-control-request-method: GET\r\nX-Request-Id: p4\r\n\r\n",
     b"GET /web/redirect HTTP/1.1\r\nHost: x\r\nOrigin: http://localhost:5173\r\n"
     b"X-Request-Id: p5\r\n\r\n",  # the actual request: pass-through's, the lane's too
+    b"GET /keep/cookies HTTP/1.1\r\nHost: x\r\n" + _FROM_APP + b"X-Request-Id: p6\r\n\r\n",
+    b"HEAD /keep/cookies HTTP/1.1\r\nHost: x\r\n" + _FROM_APP + b"X-Request-Id: p7\r\n\r\n",
+    b"GET /keep/empty HTTP/1.1\r\nHost: x\r\nOrigin: http://evil.example\r\n"
+    b"X-Request-Id: p8\r\n\r\n",  # an origin refused: no CORS header but Vary
+    b"GET /keep/cookies HTTP/1.1\r\nHost: x\r\nX-Request-Id: p9\r\n\r\n",  # no Origin
+    b"GET /pipe/status999 HTTP/1.1\r\nHost: x\r\n" + _FROM_APP + b"X-Request-Id: p10\r\n\r\n",
+    b"DELETE /pipe/x HTTP/1.1\r\nHost: x\r\n" + _FROM_APP + b"X-Request-Id: p11\r\n\r\n",
 ]
 
 
-async def test_preflights_are_answered_alike_and_keep_the_connection_in_the_lane(
+async def test_cors_traffic_is_answered_alike_and_keeps_the_connection_in_the_lane(
     write_manifest: WriteManifest, socket_dir: Path
 ) -> None:
     path = write_manifest(*manifest_body())
-    answers = await in_both_lanes(path, socket_dir, PREFLIGHTS, cors=(APP,))
+    answers = await in_both_lanes(path, socket_dir, CORS_TRAFFIC, cors=(APP,))
     assert answers[True] == answers[False]
     assert answers[True][0].startswith(b"HTTP/1.1 204 No Content\r\n")
     assert b"Access-Control-Allow-Origin: http://localhost:5173" in answers[True][0]
     assert b"Access-Control-Allow-" not in answers[True][1] + answers[True][2].split(b"Vary")[0]
     assert answers[True][4].startswith(b"HTTP/1.1 302")
+    cookies, _, refused, plain, failed, not_allowed = answers[True][5:]
+    assert b"Access-Control-Allow-Origin: http://localhost:5173" in cookies
+    assert b"Access-Control-Expose-Headers: X-Request-Id" in cookies
+    assert b"Access-Control-Allow-Origin" not in refused + plain
+    assert all(b"Vary: Origin" in answer for answer in (cookies, refused, plain))
+    assert failed.startswith(b"HTTP/1.1 502") and b"Access-Control-Allow-Origin" in failed
+    assert not_allowed.startswith(b"HTTP/1.1 405") and b"Allow: GET, POST" in not_allowed
 
 
 async def test_any_origin_and_cors_off(write_manifest: WriteManifest, socket_dir: Path) -> None:

@@ -414,49 +414,44 @@ def test_where_a_head_ends_or_why_the_lane_does_not_wait(received: bytes, end: i
 _WS = {"upgrade": "websocket", "connection": "Upgrade"}
 
 
-@pytest.mark.parametrize(("fate", "cors", "method", "version", "length", "noted", "switching",
-                          "takes"), [
-    (Fate.ENVELOPE, False, "GET", "1.1", 0, {}, False, True),
-    (Fate.RELAY, False, "POST", "1.0", 5, {}, False, True),
-    # The admin endpoints and most refusals: aiohttp's side answers them.
-    *[(fate, False, "GET", "1.1", 0, {}, False, False)
+@pytest.mark.parametrize(("fate", "method", "version", "length", "noted", "switching", "takes"), [
+    (Fate.ENVELOPE, "GET", "1.1", 0, {}, False, True),
+    (Fate.RELAY, "POST", "1.0", 5, {}, False, True),
+    # The admin endpoints and the refusals of a request with a body: aiohttp's side's.
+    *[(fate, "GET", "1.1", 0, {}, False, False)
       for fate in (Fate.ADMIN, Fate.TOO_LARGE, Fate.BAD_TARGET)],
-    # A 404 or 405 without a body (a browser's /favicon.ico): the lane's, so that the
-    # connection stays in the lane; with a body, an Expect, an upgrade or <cors>, aiohttp's.
-    *[(fate, False, method, version, 0, {}, False, True)
-      for fate in (Fate.NO_ROUTE, Fate.NOT_ALLOWED) for method in ("GET", "HEAD", "DELETE")
-      for version in ("1.1", "1.0")],
-    (Fate.NO_ROUTE, False, "POST", "1.1", 2, {}, False, False),
-    (Fate.NO_ROUTE, False, "GET", "1.1", 0, {"expect": "100-continue"}, False, False),
-    (Fate.NO_ROUTE, False, "GET", "1.1", 0, _WS, True, False),
-    (Fate.NOT_ALLOWED, True, "GET", "1.1", 0, {}, False, False),
-    # A CORS preflight: the lane's, on any route with <cors>, so that its connection stays.
-    (Fate.PREFLIGHT, True, "OPTIONS", "1.1", 0, {"origin": "http://a"}, False, True),
-    (Fate.PREFLIGHT, True, "OPTIONS", "1.0", 0, {"origin": "http://a"}, False, True),
-    (Fate.PREFLIGHT, True, "OPTIONS", "1.1", 3, {"origin": "http://a"}, False, False),
+    # A 404 or 405 without a body (a browser's /favicon.ico), and a CORS preflight: the
+    # lane's, so that the connection stays in the lane; with a body, an Expect or an
+    # upgrade, aiohttp's.
+    *[(fate, method, version, 0, {}, False, True)
+      for fate in (Fate.NO_ROUTE, Fate.NOT_ALLOWED, Fate.PREFLIGHT)
+      for method in ("GET", "HEAD", "OPTIONS") for version in ("1.1", "1.0")],
+    (Fate.NO_ROUTE, "POST", "1.1", 2, {}, False, False),
+    (Fate.PREFLIGHT, "OPTIONS", "1.1", 3, {"origin": "http://a"}, False, False),
+    (Fate.NO_ROUTE, "GET", "1.1", 0, {"expect": "100-continue"}, False, False),
+    (Fate.NO_ROUTE, "GET", "1.1", 0, _WS, True, False),
     # Expect: pass-through's 100-continue over HTTP/1.1 only.
-    (Fate.RELAY, False, "POST", "1.1", 5, {"expect": "100-Continue"}, False, True),
-    (Fate.RELAY, False, "POST", "1.0", 5, {"expect": "100-continue"}, False, False),
-    (Fate.RELAY, False, "POST", "1.1", 5, {"expect": "tea"}, False, False),
-    (Fate.ENVELOPE, False, "POST", "1.1", 5, {"expect": "100-continue"}, False, False),
-    # CORS: a browser's request to an envelope route is aiohttp's; to pass-through, the lane's.
-    (Fate.ENVELOPE, True, "GET", "1.1", 0, {"origin": "http://a"}, False, False),
-    (Fate.ENVELOPE, True, "GET", "1.1", 0, {}, False, True),
-    (Fate.RELAY, True, "GET", "1.1", 0, {"origin": "http://a"}, False, True),
+    (Fate.RELAY, "POST", "1.1", 5, {"expect": "100-Continue"}, False, True),
+    (Fate.RELAY, "POST", "1.0", 5, {"expect": "100-continue"}, False, False),
+    (Fate.RELAY, "POST", "1.1", 5, {"expect": "tea"}, False, False),
+    (Fate.ENVELOPE, "POST", "1.1", 5, {"expect": "100-continue"}, False, False),
+    # A browser's cross-origin request: the lane's, to either kind of route.
+    (Fate.ENVELOPE, "GET", "1.1", 0, {"origin": "http://a"}, False, True),
+    (Fate.RELAY, "GET", "1.1", 0, {"origin": "http://a"}, False, True),
     # Upgrades: a pass-through WebSocket's GET without a body over HTTP/1.1, nothing else.
-    (Fate.RELAY, False, "GET", "1.1", 0, _WS, True, True),
-    (Fate.RELAY, False, "GET", "1.1", 0, {**_WS, "upgrade": "WebSocket"}, True, True),
-    (Fate.RELAY, False, "GET", "1.1", 0, _WS, False, False),  # no Connection: upgrade
-    (Fate.RELAY, False, "GET", "1.1", 0, {"upgrade": "h2c"}, True, False),
-    (Fate.RELAY, False, "POST", "1.1", 3, _WS, True, False),
-    (Fate.RELAY, False, "GET", "1.0", 0, _WS, True, False),
-    (Fate.ENVELOPE, False, "GET", "1.1", 0, _WS, True, False),
+    (Fate.RELAY, "GET", "1.1", 0, _WS, True, True),
+    (Fate.RELAY, "GET", "1.1", 0, {**_WS, "upgrade": "WebSocket"}, True, True),
+    (Fate.RELAY, "GET", "1.1", 0, _WS, False, False),  # no Connection: upgrade
+    (Fate.RELAY, "GET", "1.1", 0, {"upgrade": "h2c"}, True, False),
+    (Fate.RELAY, "POST", "1.1", 3, _WS, True, False),
+    (Fate.RELAY, "GET", "1.0", 0, _WS, True, False),
+    (Fate.ENVELOPE, "GET", "1.1", 0, _WS, True, False),
 ])  # fmt: skip
 def test_which_routed_requests_the_lane_answers(
-    fate: Fate, cors: bool, method: str, version: str, length: int, noted: dict[str, str],
-    switching: bool, takes: bool,
+    fate: Fate, method: str, version: str, length: int, noted: dict[str, str], switching: bool,
+    takes: bool,
 ) -> None:  # fmt: skip
-    assert http1.lane_takes(fate, cors, method, version, length, noted, switching) is takes
+    assert http1.lane_takes(fate, method, version, length, noted, switching) is takes
 
 
 @pytest.mark.parametrize(("version", "connection", "kept"), [
