@@ -1,7 +1,8 @@
 """What the fast lane sends for one request (lane_connection.py drives it): an envelope
-mode's answer, written whole once the child's is decoded, or a pass-through answer, sent to
-the child in raw HTTP/1.1 (transports/upstream.py) and relayed to the client as it comes
-(relay.py). Answers have the headers aiohttp would write (tests compare the two)."""
+mode's answer, written whole once the child's is decoded; the proxy's own 404, 405 or CORS
+preflight answer; or a pass-through answer, sent to the child in raw HTTP/1.1
+(transports/upstream.py) and relayed to the client as it comes (relay.py). Answers have the
+headers aiohttp would write, CORS's on a route with <cors> (tests compare the two)."""
 
 from __future__ import annotations
 
