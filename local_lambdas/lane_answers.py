@@ -32,14 +32,15 @@ _now: Final = time.monotonic  # a C-level constant, not two lookups per call
 
 
 async def answer(connection: Connection, message: Message) -> bool:
-    """Answer one request (an envelope mode's or a refusal here, a pass-through one in
-    `relay`); whether the connection stays open."""
+    """Answer one request (an envelope mode's, a refusal or a preflight here, a pass-through
+    one in `relay`); whether the connection stays open."""
     started = _now()
     proxy = connection.lane.proxy
     request_id = proxy.identify(message.request_id, message.headers)
     keep_alive = message.keep_alive
     pool, refusal = message.pool, message.refusal
-    if refusal is not None and refusal.fate is PREFLIGHT:  # as aiohttp's side answers it
+    preflight = refusal is not None and refusal.fate is PREFLIGHT
+    if refusal is not None and preflight:  # as aiohttp's side answers it
         asked: dict[str, str] = {}  # (the first of each, as aiohttp's side reads them)
         for name, value in message.headers:
             asked.setdefault(name.lower(), value)
@@ -65,7 +66,6 @@ async def answer(connection: Connection, message: Message) -> bool:
             keep_alive = False
     keep_alive = keep_alive and not connection.lane.stopping
     # (A preflight's headers are CORS's own; every other answer on a <cors> route gets them.)
-    preflight = refusal is not None and refusal.fate is PREFLIGHT
     cors = pool.cors if pool is not None and not preflight else None
     write(connection, response, message, request_id, keep_alive, cors)
     proxy.finish(

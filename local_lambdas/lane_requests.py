@@ -58,7 +58,7 @@ class Message:
         upgrade: str | None = None, continues: bool = False, refusal: Plan | None = None,
     ) -> None:  # fmt: skip
         self.pool = pool  # None for a request no route takes (its `refusal` says so)
-        self.refusal = refusal  # the plan of a request the proxy refuses itself (404, 405)
+        self.refusal = refusal  # the plan of one the proxy answers itself (404, 405, preflight)
         self.method = method
         self.target = target  # as sent: path, query and fragment
         self.path = path  # decoded, as routes see it
