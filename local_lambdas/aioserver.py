@@ -141,6 +141,13 @@ class _Connection(RequestHandler):
         exc: BaseException | None = None,
         message: str | None = None,
     ) -> web.StreamResponse:
+        if isinstance(exc, ConnectionResetError) and (
+            self.transport is None or self.transport.is_closing()
+        ):
+            # A write to the client failed: it left (or shut its side) before its answer,
+            # nginx's 499. Nobody to answer, nothing of ours failed; aiohttp drops it quietly.
+            log.debug("%s: the client left before its answer", request.remote)
+            raise ConnectionError("the client left before its answer")
         request_id = self._server.new_id()
         if status >= 500 and not isinstance(exc, HttpProcessingError):  # 505 is the client's
             text = "local-lambdas failed while answering; its log has the details"

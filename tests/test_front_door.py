@@ -328,3 +328,30 @@ def test_routing_table() -> None:
                    "/public/a%2fb/../../api", "/public/..%5capi", "/public/..;/api"):  # fmt: skip
         with pytest.raises(BadTarget):
             resolve(target, router.match)
+
+
+@LANES
+async def test_a_client_that_leaves_before_its_answer_is_not_a_failure_of_ours(
+    front: Path, socket_dir: Path, fast_lane: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that sends its request and closes its side (`nc -N`, a script's socket)
+    gets no answer, as from nginx (its 499): nothing is logged as an error, the rest go on."""
+    expecting = b"Host: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc"
+    leaving = [
+        b"GET /api/x HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /api/x HTTP/1.1\r\n" + expecting,
+        b"POST /api/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3\r\nabc\r\n0\r\n\r\n",
+        b"POST /public/x HTTP/1.1\r\n" + expecting,
+    ]
+    async with running(front, socket_dir, fast_lane=fast_lane) as run:
+        for raw in leaving:
+            reader, writer = await connect(run.url)
+            writer.write(raw)
+            writer.write_eof()
+            await asyncio.wait_for(reader.read(), 5)  # the proxy ends the connection
+            writer.close()
+        async with run.http.get(run.url + "/api/x") as reply:
+            assert reply.status == 200
+    failures = [r.getMessage() for r in caplog.records if r.levelno >= 40]
+    assert not failures, failures
