@@ -76,13 +76,14 @@ class HeadReader:
     (a page's fetches, an HTTP library's session, a load generator): the last block read is
     kept with what was read from it, and a head whose block is the same, byte for byte, has
     only its request line read (HPACK's idea, for HTTP/1.1): with ab's four headers, 3.5k
-    instructions where a whole reading costs 15k. A block that differs is read line by line,
-    and a line the last block had at the same place (every header but a changing cookie or
-    trace id, as a browser's fetches send them) is taken as it was read then: with
-    Chromium's fifteen headers, one of them changing on every request, the head is read in
-    23.7k instructions where reading every line took 41.7k."""
+    instructions where a whole reading costs 15k. Of a block that differs, the lines that
+    begin and end it as they began and ended the last one (every header but a changing
+    cookie or trace id, as a browser's fetches send them) are taken as they were read then,
+    and only the lines between are split and read: with Chromium's fifteen headers, one of
+    them changing on every request, a head costs about 18k instructions (PERFORMANCE.md)
+    where reading every line took 41.7k."""
 
-    __slots__ = ("_fields", "_headers", "_lines", "_lowers", "block")
+    __slots__ = ("_fields", "_headers", "_lowers", "_noted", "_starts", "_text", "block")
 
     def __init__(self) -> None:
         # The last block read (from the request line's CRLF to the end): the same object
@@ -91,12 +92,16 @@ class HeadReader:
         # What was read from it: the headers, the noted ones, the body's length, and whether
         # the connection stays open after a request of that version.
         self._fields: _Fields = ((), {}, 0, "", False)
-        # The last block read whole: its header lines, the header read from each, and each
-        # one's noted lower-case name ("" for a name the lane does not look at). (The headers
-        # typed Any: mypyc would make each a new tuple where it is stored or read.)
-        self._lines: list[str] = []
+        # The last block read whole, where each of its header lines starts (each with the
+        # CRLF before it; then where the empty line's starts), the header read from each,
+        # each one's noted lower-case name ("" for a name the lane does not look at), and
+        # the noted headers. (The headers typed Any: mypyc would make each a new tuple where
+        # it is stored or read.)
+        self._text = "\r\n\r\n"  # (a block without header lines)
+        self._starts: list[int] = [0]
         self._headers: list[Any] = []
         self._lowers: list[str] = []
+        self._noted: dict[str, str] = {}
 
     def read(self, head: bytes) -> Head | None:
         text = head.decode("utf-8", "surrogateescape")
@@ -135,47 +140,90 @@ class HeadReader:
         headers as spelt, and the _NOTED ones by lower-case name (Connection lines joined);
         None for more than MAX_HEADERS, a second Host or Content-Length, or
         Transfer-Encoding. The noted dict is kept for the connection's next head: read it,
-        never change it. A line that is the last block's line at the same place is taken as
-        it was read then."""
-        lines = block.split("\r\n")
-        del lines[-2:]  # the head's end: an empty line, then nothing
-        del lines[0]  # the request line's end
-        if len(lines) > MAX_HEADERS:
-            return None
-        last, last_headers, last_lowers = self._lines, self._headers, self._lowers
-        same = len(last)
+        never change it. The lines that begin and end the block as they began and ended the
+        last one are taken as they were read then (found by halving, a comparison of text
+        each time); only the lines between are split and read."""
+        old, starts = self._text, self._starts
+        count = len(starts) - 1
+        # The most first lines of the last block that begin this one, each a whole line.
+        first, most = 0, count
+        while first < most:
+            k = (first + most + 1) // 2
+            n = starts[k]
+            if block.startswith(old[:n]) and block[n] == "\r":
+                first = k
+            else:
+                most = k - 1
+        at = starts[first]
+        # The most last lines (each begins with its CRLF: a line's start) that end it.
+        fewest, rest = first, count
+        while fewest < rest:
+            k = (fewest + rest) // 2
+            tail = old[starts[k] :]
+            if len(block) - len(tail) >= at and block.endswith(tail):
+                rest = k
+            else:
+                fewest = k + 1
+        stop = len(block) - (len(old) - starts[rest])
+        middle: list[int] = []
         headers: list[Any] = []
         lowers: list[str] = []
-        noted: dict[str, str] = {}
-        for at in range(len(lines)):
-            line = lines[at]
-            if at < same and line == last[at]:
-                header: Any = last_headers[at]
-                lower = last_lowers[at]
-            else:
+        if stop > at:
+            for line in block[at + 2 : stop].split("\r\n"):
+                at += 2 + len(line)
+                middle.append(at)
                 name, _, value = line.partition(":")
                 found = _SPELT.get(name)
                 if found is None:
                     found = name.lower()
                     if found not in _NOTED:
                         found = ""
-                lower = found
-                header = (name, value.strip(" \t"))
-            headers.append(header)
-            lowers.append(lower)
-            if not lower:  # a name the lane does not look at
-                continue
-            value = header[1]
-            if lower not in noted:
-                noted[lower] = value
-            elif lower == "connection":  # every Connection line is one list
-                noted[lower] += "," + value
-            else:  # a second Host, Content-Length...: aiohttp's parser judges it
-                return None
-        self._lines, self._headers, self._lowers = lines, headers, lowers
+                lowers.append(found)
+                headers.append((name, value.strip(" \t")))
+        if first + len(headers) + count - rest > MAX_HEADERS:
+            return None
+        # The noted headers are the last block's while no noted line came or went.
+        same_noted = count and not "".join(lowers) and not "".join(self._lowers[first:rest])
+        if first or rest < count:
+            kept_headers, kept_lowers = self._headers, self._lowers
+            headers, middle_headers = kept_headers[:first], headers
+            headers.extend(middle_headers)
+            lowers, middle_lowers = kept_lowers[:first], lowers
+            lowers.extend(middle_lowers)
+            if rest < count:
+                headers.extend(kept_headers[rest:])
+                lowers.extend(kept_lowers[rest:])
+        noted = self._noted if same_noted else _noted(headers, lowers)
+        if noted is None:
+            return None
+        new_starts = starts[: first + 1]
+        new_starts.extend(middle)
+        if rest < count:
+            shift = stop - starts[rest]
+            new_starts.extend([start + shift for start in starts[rest + 1 :]])
+        self._text, self._starts = block, new_starts
+        self._headers, self._lowers, self._noted = headers, lowers, noted
         if "transfer-encoding" in noted:
             return None
         return headers.copy(), noted  # (the caller's to extend; ours kept for the next block)
+
+
+def _noted(headers: list[Any], lowers: list[str]) -> dict[str, str] | None:
+    """The noted headers by lower-case name, Connection lines joined; None for a second
+    Host, Content-Length or other noted name (aiohttp's parser judges those)."""
+    noted: dict[str, str] = {}
+    for at in range(len(lowers)):
+        lower = lowers[at]
+        if not lower:  # a name the lane does not look at
+            continue
+        value: str = headers[at][1]
+        if lower not in noted:
+            noted[lower] = value
+        elif lower == "connection":  # every Connection line is one list
+            noted[lower] += "," + value
+        else:
+            return None
+    return noted
 
 
 class AnswerHeads:

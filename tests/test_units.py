@@ -387,6 +387,53 @@ def test_a_connection_s_heads_each_read_as_a_new_reader_reads_them() -> None:
         assert reader.read(head) == http1.HeadReader().read(head), head
 
 
+def test_a_changed_header_block_reads_as_a_new_reader_reads_it() -> None:
+    """Blocks changed at random from the last one (a line changed, made longer or shorter,
+    added, dropped, doubled or moved; noted names among them) read as a new reader reads
+    them: HeadReader takes the lines that begin and end a block from the last one."""
+    import random
+
+    pool = [
+        "Host: x",
+        "User-Agent: C",
+        "Accept: */*",
+        "Cookie: a=1",
+        "Cookie: a=12",
+        "traceparent: 00-1",
+        "Connection: keep-alive",
+        "Connection: close",
+        "X-A: 1",
+        "X-A: 12",
+        "X-A: 1 ",
+        "Content-Length: 2",
+        "Origin: http://o",
+        "Host: y",
+        "Transfer-Encoding: chunked",
+        "X-Request-Id: r",
+        "Upgrade: h2c",
+        "A:",
+        "B: \t",
+    ]
+    rng = random.Random(7)
+    reader = http1.HeadReader()
+    lines = ["Host: x", "User-Agent: C", "Accept: */*", "Cookie: a=1"]
+    for _ in range(3000):
+        change = rng.randrange(5)
+        at = rng.randrange(len(lines) + 1)
+        if change == 0 or not lines:
+            lines.insert(at, rng.choice(pool))
+        elif change == 1:
+            del lines[min(at, len(lines) - 1)]
+        elif change == 2:
+            lines[min(at, len(lines) - 1)] = rng.choice(pool)
+        elif change == 3:
+            lines.insert(at, lines[rng.randrange(len(lines))])
+        if len(lines) > 12:
+            del lines[: len(lines) - 12]
+        head = "GET / HTTP/1.1\r\n" + "".join(f"{line}\r\n" for line in lines) + "\r\n"
+        assert reader.read(head.encode()) == http1.HeadReader().read(head.encode()), head
+
+
 @pytest.mark.parametrize(("start", "never"), [
     (b"G", False), (b"GET", False), (b"GET /a", False), (b"\r\nGE", False),  # may go on
     (b"M-SEARCH * HTTP/1.1", False), (b"", False), (b"\r\n", False),
