@@ -29,6 +29,27 @@ _LOWER: Final[dict[str, str]] = {}
 _LOWER_KEPT: Final = 1024
 
 
+def lowered(name: str) -> str:
+    """A header name in lower case (from _LOWER when seen before)."""
+    lower = _LOWER.get(name)
+    if lower is None:
+        lower = name.lower()
+        if len(_LOWER) < _LOWER_KEPT:
+            _LOWER[name] = lower
+    return lower
+
+
+def named_by(connection: str) -> list[str]:
+    """The headers a Connection header's value names as hop-by-hop, but for those that are
+    hop-by-hop anyway (and `close`)."""
+    named = []
+    for token in connection.split(","):
+        token = token.strip().lower()
+        if token not in HOP_BY_HOP and token != "close":
+            named.append(token)
+    return named
+
+
 def end_to_end(headers: Pairs, dropped: frozenset[str]) -> list[tuple[str, str, str]]:
     """(lower-case name, name, value) of the headers that go on: not in `dropped` (the
     hop-by-hop ones and the direction's own), not named by a Connection header. One pass;
@@ -37,16 +58,9 @@ def end_to_end(headers: Pairs, dropped: frozenset[str]) -> list[tuple[str, str, 
     kept = []
     named: list[str] = []
     for name, value in headers:
-        lower = _LOWER.get(name)
-        if lower is None:
-            lower = name.lower()
-            if len(_LOWER) < _LOWER_KEPT:
-                _LOWER[name] = lower
+        lower = lowered(name)
         if lower == "connection":
-            for token in value.split(","):
-                token = token.strip().lower()
-                if token not in HOP_BY_HOP and token != "close":
-                    named.append(token)
+            named += named_by(value)
         elif lower not in dropped:
             kept.append((lower, name, value))
     if named:

@@ -18,11 +18,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from local_lambdas.cors import Policy
 from local_lambdas.envelope import HOP_BY_HOP, TOKEN_HEADER
-from local_lambdas.forwarding import FROM_CLIENT_DROPPED, REDIRECTS, end_to_end, under_prefix
+from local_lambdas.forwarding import (
+    FROM_CLIENT_DROPPED,
+    REDIRECTS,
+    end_to_end,
+    lowered,
+    named_by,
+    under_prefix,
+)  # fmt: skip
 from local_lambdas.http1 import NO_BODY
 from local_lambdas.transports.upstream import Exchange
 from local_lambdas.tunnel import Tunnel
@@ -41,16 +48,38 @@ Forwarded = tuple[str, str, str]
 
 def forwarded(headers: Headers) -> Forwarded:
     """The client's `headers` as the child gets them (see the module's docstring)."""
+    lines, forwarded_for, host, _ = _lines(headers)
+    return "".join(lines), forwarded_for, host
+
+
+def _lines(headers: Headers) -> tuple[list[str], str, str, list[str]]:
+    """Each header's line as the child gets it ("" for one dropped: hop-by-hop, the
+    proxy's own, or named by a Connection header), the X-Forwarded-For and Host sent ("" for
+    none), and the names the Connection headers name."""
     lines = []
     forwarded_for = host = ""
-    for lower, name, value in end_to_end(headers, FROM_CLIENT_DROPPED):
-        if lower == "x-forwarded-for":
+    named: list[str] = []
+    for name, value in headers:
+        lower = lowered(name)
+        if lower == "connection":
+            named += named_by(value)
+            lines.append("")
+        elif lower in FROM_CLIENT_DROPPED:
+            lines.append("")
+        elif lower == "x-forwarded-for":
             forwarded_for = value
-            continue
-        if lower == "host":
-            host = value
-        lines.append(f"{name}: {value}\r\n")
-    return "".join(lines), forwarded_for, host
+            lines.append("")
+        else:
+            if lower == "host":
+                host = value
+            lines.append(f"{name}: {value}\r\n")
+    if named:  # (rare: Connection usually names keep-alive or close)
+        for at in range(len(headers)):
+            if lowered(headers[at][0]) in named:
+                lines[at] = ""
+        forwarded_for = "" if "x-forwarded-for" in named else forwarded_for
+        host = "" if "host" in named else host
+    return lines, forwarded_for, host, named
 
 
 class Forwarding:
@@ -59,19 +88,63 @@ class Forwarding:
     block is the last one's costs no reading of its headers (with the head made in one
     f-string below: 95.4k -> 86.8k instructions per pass-through request).
     What the lane adds to a block's headers is the same on every request of a connection (a
-    Host for an HTTP/1.0 client that sent none) or what `forwarded` drops (X-Request-Id)."""
+    Host for an HTTP/1.0 client that sent none) or what `forwarded` drops (X-Request-Id).
 
-    __slots__ = ("_block", "_forwarded")
+    A block that changed (a browser's new trace id or cookie) keeps the line of each header
+    that is the very one of the last block at the same place (HeadReader hands back what it
+    read then for the lines that did not change); only the others are written, unless one
+    of them, old or new, is a Host, X-Forwarded-For or Connection: then the block is read
+    whole."""
+
+    __slots__ = ("_block", "_forwarded", "_headers", "_lines", "_named")
 
     def __init__(self) -> None:
         self._block: str | None = None
         self._forwarded: Forwarded = ("", "", "")
+        # The last block's headers, each one's line as the child gets it, and the names its
+        # Connection headers name.
+        self._headers: Headers = []
+        self._lines: list[str] = []
+        self._named: list[str] = []
 
     def of(self, block: str, headers: Headers) -> Forwarded:
-        if block is not self._block:
-            self._forwarded = forwarded(headers)
-            self._block = block
+        if block is self._block:
+            return self._forwarded
+        self._block = block
+        lines = self._changed(headers)
+        if lines is None:
+            lines, forwarded_for, host, self._named = _lines(headers)
+        else:
+            _, forwarded_for, host = self._forwarded
+        self._forwarded = ("".join(lines), forwarded_for, host)
+        self._headers, self._lines = headers.copy(), lines  # (the caller's may grow)
         return self._forwarded
+
+    def _changed(self, headers: Headers) -> list[str] | None:
+        """The last block's lines with those of the headers that changed written anew; None
+        when that cannot tell (see the class's docstring)."""
+        # (Items read as Any: mypyc would make each a new tuple, never the one kept.)
+        given: list[Any] = headers
+        last: list[Any] = self._headers
+        if len(given) != len(last) or not last:
+            return None
+        lines = self._lines.copy()
+        for at in range(len(given)):
+            header = given[at]
+            if header is last[at]:
+                continue
+            name: str = header[0]
+            value: str = header[1]
+            lower = lowered(name)
+            if lower in _READ_WHOLE or lowered(last[at][0]) in _READ_WHOLE:
+                return None
+            dropped = lower in FROM_CLIENT_DROPPED or lower in self._named
+            lines[at] = "" if dropped else f"{name}: {value}\r\n"
+        return lines
+
+
+# Headers whose coming or going changes more than their own line.
+_READ_WHOLE: Final = frozenset({"host", "x-forwarded-for", "connection"})
 
 
 def child_request(

@@ -8,6 +8,7 @@ import base64
 import bisect
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from local_lambdas import (
     lane_requests,
     launch,
     manifest,
+    relay,
     router,
     tunnel,
 )
@@ -387,51 +389,66 @@ def test_a_connection_s_heads_each_read_as_a_new_reader_reads_them() -> None:
         assert reader.read(head) == http1.HeadReader().read(head), head
 
 
-def test_a_changed_header_block_reads_as_a_new_reader_reads_it() -> None:
-    """Blocks changed at random from the last one (a line changed, made longer or shorter,
-    added, dropped, doubled or moved; noted names among them) read as a new reader reads
-    them: HeadReader takes the lines that begin and end a block from the last one."""
+# Header lines a block changed at random is made of (noted names and hop-by-hop ones among
+# them, lines that are others made longer or shorter).
+BLOCK_LINES = [
+    "Host: x", "User-Agent: C", "Accept: */*", "Cookie: a=1", "Cookie: a=12",
+    "traceparent: 00-1", "Connection: keep-alive", "Connection: close", "Connection: X-A",
+    "X-A: 1", "X-A: 12", "X-A: 1 ", "Content-Length: 2", "Origin: http://o", "Host: y",
+    "Transfer-Encoding: chunked", "X-Request-Id: r", "Upgrade: h2c", "A:", "B: \t",
+    "X-Forwarded-For: 10.0.0.1", "Keep-Alive: timeout=5", "TE: trailers",
+    "Connection: X-Forwarded-For", "Connection: Host",
+]  # fmt: skip
+
+
+def changing_heads(seed: int, count: int) -> Iterator[bytes]:
+    """Request heads, each a block changed at random from the last (a line changed, added,
+    dropped or doubled) or the same."""
     import random
 
-    pool = [
-        "Host: x",
-        "User-Agent: C",
-        "Accept: */*",
-        "Cookie: a=1",
-        "Cookie: a=12",
-        "traceparent: 00-1",
-        "Connection: keep-alive",
-        "Connection: close",
-        "X-A: 1",
-        "X-A: 12",
-        "X-A: 1 ",
-        "Content-Length: 2",
-        "Origin: http://o",
-        "Host: y",
-        "Transfer-Encoding: chunked",
-        "X-Request-Id: r",
-        "Upgrade: h2c",
-        "A:",
-        "B: \t",
-    ]
-    rng = random.Random(7)
-    reader = http1.HeadReader()
+    rng = random.Random(seed)
     lines = ["Host: x", "User-Agent: C", "Accept: */*", "Cookie: a=1"]
-    for _ in range(3000):
-        change = rng.randrange(5)
+    for _ in range(count):
+        change = rng.randrange(6)
         at = rng.randrange(len(lines) + 1)
         if change == 0 or not lines:
-            lines.insert(at, rng.choice(pool))
+            lines.insert(at, rng.choice(BLOCK_LINES))
         elif change == 1:
             del lines[min(at, len(lines) - 1)]
-        elif change == 2:
-            lines[min(at, len(lines) - 1)] = rng.choice(pool)
-        elif change == 3:
+        elif change in (2, 3):  # a browser's usual change
+            lines[min(at, len(lines) - 1)] = rng.choice(BLOCK_LINES)
+        elif change == 4:
             lines.insert(at, lines[rng.randrange(len(lines))])
         if len(lines) > 12:
             del lines[: len(lines) - 12]
-        head = "GET / HTTP/1.1\r\n" + "".join(f"{line}\r\n" for line in lines) + "\r\n"
-        assert reader.read(head.encode()) == http1.HeadReader().read(head.encode()), head
+        yield ("GET / HTTP/1.1\r\n" + "".join(f"{line}\r\n" for line in lines) + "\r\n").encode()
+
+
+def test_a_changed_header_block_reads_as_a_new_reader_reads_it() -> None:
+    """HeadReader takes the lines that begin and end a block from the last one: blocks
+    changed at random read as a new reader reads them."""
+    reader = http1.HeadReader()
+    for head in changing_heads(7, 3000):
+        assert reader.read(head) == http1.HeadReader().read(head), head
+
+
+def test_a_changed_header_block_is_forwarded_as_a_new_block_is() -> None:
+    """relay.Forwarding keeps the lines of a changed block's unchanged headers: what a
+    pass-through child gets is what end_to_end's rules give for the block read anew."""
+    reader, kept = http1.HeadReader(), relay.Forwarding()
+    for head in changing_heads(11, 3000):
+        read = reader.read(head)
+        if read is None:
+            continue
+        headers = read[3]
+        ends = forwarding.end_to_end(headers, forwarding.FROM_CLIENT_DROPPED)
+        expected = (
+            "".join(f"{name}: {value}\r\n" for lower, name, value in ends
+                    if lower != "x-forwarded-for"),
+            next((value for lower, _, value in reversed(ends) if lower == "x-forwarded-for"), ""),
+            next((value for lower, _, value in reversed(ends) if lower == "host"), ""),
+        )  # fmt: skip
+        assert kept.of(reader.block, headers) == expected, head
 
 
 @pytest.mark.parametrize(("start", "never"), [
