@@ -29,7 +29,7 @@ from local_lambdas.forwarding import (
     lowered,
     named_by,
     under_prefix,
-)  # fmt: skip
+)
 from local_lambdas.http1 import NO_BODY
 from local_lambdas.transports.upstream import Exchange
 from local_lambdas.tunnel import Tunnel
