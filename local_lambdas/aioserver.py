@@ -32,6 +32,7 @@ from aiohttp.web_protocol import ERROR, RequestHandler, _ErrInfo
 
 from local_lambdas import _compat, tls
 from local_lambdas._compat import IS_WINDOWS
+from local_lambdas.http1 import request_line_fault
 
 log = logging.getLogger("local_lambdas.server")
 
@@ -182,6 +183,8 @@ class _Parser:
         self._parser = parser
         self._failed = False
         self.body_awaited = False  # the last feed read a head whose body has not come whole
+        # What came of the next head, not yet whole; None while a body may come first.
+        self._head: bytes | None = b""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._parser, name)
@@ -197,9 +200,11 @@ class _Parser:
                 # Up to the end of the next head: one parser call for the usual read.
                 end = data.find(b"\r\n\r\n", start)
                 end = size if end == -1 or end + 4 >= size else end + 4
-                found, upgraded, tail = self._parser.feed_data(
-                    data if start == 0 and end == size else data[start:end]
-                )
+                piece = data if start == 0 and end == size else data[start:end]
+                self._judge_request_line(piece)
+                found, upgraded, tail = self._parser.feed_data(piece)
+                if found:  # (a piece ends at its head's end: the next starts the next)
+                    self._head = b"" if found[-1][1].is_eof() else None
                 for item in found:
                     version = item[0].version
                     if version not in _SERVED:  # llhttp takes HTTP/0.9 and 2.0 lines too
@@ -240,6 +245,17 @@ class _Parser:
                 )
             messages.append((_ErrInfo(status=status, exc=exc, message=message), EMPTY_PAYLOAD))
         return messages, upgraded, tail
+
+    def _judge_request_line(self, piece: bytes) -> None:
+        """Judge a head's request line once it is whole (http1.request_line_fault), before
+        its headers come: an HTTP/0.9 request is whole at its line's end, and nginx answers
+        another version or protocol at once, not after the header timeout. Only for what
+        follows a message without a body to come (else `piece` may hold some of it)."""
+        if self._head is not None and len(self._head) <= MAX_TARGET:
+            self._head += piece
+            fault = request_line_fault(self._head)
+            if fault is not None:
+                raise HttpProcessingError(code=fault[0], message=fault[1])
 
 
 def _closing_if_needed(item: Any) -> Any:

@@ -304,7 +304,10 @@ def head_end(buffer: bytes | bytearray) -> int:
     end = buffer.find(b"\r\n\r\n", 0, MAX_HEAD + 4)
     if end != -1:
         return end + 4
-    if len(buffer) > MAX_HEAD or bare_line_end(buffer) or never_a_request(buffer):
+    if (
+        len(buffer) > MAX_HEAD or bare_line_end(buffer) or never_a_request(buffer)
+        or request_line_fault(buffer) is not None
+    ):  # fmt: skip
         return HAND_OVER
     return WAIT
 
@@ -363,6 +366,33 @@ def never_a_request(buffer: bytes | bytearray) -> bool:
     method, space, _ = start.partition(b" ")
     too_long = len(method) > _LONGEST_METHOD or (not space and len(start) > _LONGEST_METHOD)
     return too_long or bool(method.translate(None, _TOKEN))
+
+
+def request_line_fault(buffer: bytes | bytearray) -> tuple[int, str] | None:
+    """Why the request line at the start of `buffer` (after any empty lines) is not served
+    here, judged once the line is whole, before any header, as nginx judges it: no version
+    (an HTTP/0.9 request, whole at its line's end) or an HTTP version other than 1.0 and
+    1.1, 505; another protocol, or HTTP/2's connection preface, 400. None while the line is
+    not whole, and for an HTTP/1.x line or one of another shape (llhttp judges those)."""
+    start = bytes(buffer[: MAX_HEAD + 2]).lstrip(b"\r\n")
+    end = start.find(b"\r\n")
+    parts = start[:end].split(b" ") if end != -1 else []
+    if len(parts) == 2 and parts[0] and parts[1]:
+        version = "0.9"
+    elif len(parts) == 3 and all(parts) and parts[2] not in (b"HTTP/1.1", b"HTTP/1.0"):
+        given = parts[2]
+        if parts[0] == b"PRI" and parts[1] == b"*":
+            return 400, "an HTTP/2 connection preface: this port speaks HTTP/1.1 (and 1.0)"
+        if len(given) != 8 or not given.startswith(b"HTTP/") or given[6:7] != b".":
+            shown = given[:20].decode("ascii", "backslashreplace")
+            return 400, f"the request line ends in {shown!r}, not HTTP/1.1 or HTTP/1.0"
+        if not (given[5:6].isdigit() and given[7:8].isdigit()):
+            shown = given.decode("ascii", "backslashreplace")
+            return 400, f"the request line ends in {shown!r}, not HTTP/1.1 or HTTP/1.0"
+        version = given[5:].decode()
+    else:
+        return None
+    return 505, f"HTTP/{version} is not served here: send HTTP/1.1 or HTTP/1.0"
 
 
 def keep_alive(version: str, connection: str | None) -> bool:

@@ -451,6 +451,22 @@ def test_a_changed_header_block_is_forwarded_as_a_new_block_is() -> None:
         assert kept.of(reader.block, headers) == expected, head
 
 
+@pytest.mark.parametrize(("start", "status"), [
+    (b"GET /a\r\n", 505), (b"\r\nGET /a\r\n", 505), (b"GET /a HTTP/2.0\r\n", 505),
+    (b"GET /a HTTP/1.2\r\nHost: x\r\n", 505), (b"GET /a HTTX/1.1\r\n", 400),
+    (b"GET /a HTTP/1.1x\r\n", 400), (b"GET /a HTTP/x.1\r\n", 400),
+    (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400),
+    (b"GET /a HTTP/1.1\r\n", None), (b"GET /a HTTP/1.0\r\nHost", None),  # llhttp's to judge
+    (b"GET /a", None), (b"GET /a HTTP/2.0", None),  # not whole yet
+    (b"GET  /a HTTP/1.1\r\n", None), (b"GET /a b HTTP/1.1\r\n", None),  # other shapes
+])  # fmt: skip
+def test_a_request_line_not_served_is_judged_once_whole(start: bytes, status: int | None) -> None:
+    fault = http1.request_line_fault(start)
+    assert (fault and fault[0]) == status
+    if status is not None:  # and the lane leaves it to aiohttp's side, which answers it
+        assert http1.head_end(start) == http1.HAND_OVER or b"\r\n\r\n" in start
+
+
 @pytest.mark.parametrize(("start", "never"), [
     (b"G", False), (b"GET", False), (b"GET /a", False), (b"\r\nGE", False),  # may go on
     (b"M-SEARCH * HTTP/1.1", False), (b"", False), (b"\r\n", False),
