@@ -373,11 +373,14 @@ def request_line_fault(buffer: bytes | bytearray) -> tuple[int, str] | None:
     here, judged once the line is whole, before any header, as nginx judges it: no version
     (an HTTP/0.9 request, whole at its line's end) or an HTTP version other than 1.0 and
     1.1, 505; another protocol, or HTTP/2's connection preface, 400. None while the line is
-    not whole, and for an HTTP/1.x line or one of another shape (llhttp judges those)."""
+    not whole, and for an HTTP/1.x line or one of another shape or without a method
+    (llhttp judges those)."""
     start = bytes(buffer[: MAX_HEAD + 2]).lstrip(b"\r\n")
     end = start.find(b"\r\n")
     parts = start[:end].split(b" ") if end != -1 else []
-    if len(parts) == 2 and parts[0] and parts[1]:
+    if not parts or not parts[0] or parts[0].translate(None, _TOKEN):
+        return None  # no method: not a request line llhttp would read (its 400)
+    if len(parts) == 2 and parts[1]:
         version = "0.9"
     elif len(parts) == 3 and all(parts) and parts[2] not in (b"HTTP/1.1", b"HTTP/1.0"):
         given = parts[2]

@@ -459,6 +459,7 @@ def test_a_changed_header_block_is_forwarded_as_a_new_block_is() -> None:
     (b"GET /a HTTP/1.1\r\n", None), (b"GET /a HTTP/1.0\r\nHost", None),  # llhttp's to judge
     (b"GET /a", None), (b"GET /a HTTP/2.0", None),  # not whole yet
     (b"GET  /a HTTP/1.1\r\n", None), (b"GET /a b HTTP/1.1\r\n", None),  # other shapes
+    (b"\x16\x03\x01 hello\r\n", None), (b"G\x00T /a\r\n", None),  # no method
 ])  # fmt: skip
 def test_a_request_line_not_served_is_judged_once_whole(start: bytes, status: int | None) -> None:
     fault = http1.request_line_fault(start)
