@@ -32,7 +32,7 @@ from aiohttp.web_protocol import ERROR, RequestHandler, _ErrInfo
 
 from local_lambdas import _compat, tls
 from local_lambdas._compat import IS_WINDOWS
-from local_lambdas.http1 import request_line_fault
+from local_lambdas.http1 import request_line_fault, valid_host
 
 log = logging.getLogger("local_lambdas.server")
 
@@ -212,6 +212,11 @@ class _Parser:
                             code=505,
                             message=f"HTTP/{version[0]}.{version[1]} is not served here: "
                             "send HTTP/1.1 or HTTP/1.0",
+                        )
+                    host = item[0].headers.get("Host")
+                    if host is not None and not valid_host(host):
+                        raise HttpProcessingError(
+                            code=400, message=f"the Host header {host[:100]!r} is not a host"
                         )
                     coding = item[0].headers.get("Transfer-Encoding")
                     if coding is not None and coding.strip().lower() != "chunked":

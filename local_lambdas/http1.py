@@ -12,6 +12,7 @@ equal). Both keep what they made for a connection's next head, which is usually 
 
 from __future__ import annotations
 
+import re
 from http import HTTPStatus
 from typing import Any, Final
 
@@ -210,7 +211,8 @@ class HeadReader:
 
 def _noted(headers: list[Any], lowers: list[str]) -> dict[str, str] | None:
     """The noted headers by lower-case name, Connection lines joined; None for a second
-    Host, Content-Length or other noted name (aiohttp's parser judges those)."""
+    Host, Content-Length or other noted name, or a Host nginx refuses (aiohttp's side
+    judges those)."""
     noted: dict[str, str] = {}
     for at in range(len(lowers)):
         lower = lowers[at]
@@ -223,6 +225,9 @@ def _noted(headers: list[Any], lowers: list[str]) -> dict[str, str] | None:
             noted[lower] += "," + value
         else:
             return None
+    host = noted.get("host")
+    if host is not None and not valid_host(host):
+        return None  # aiohttp's side answers it
     return noted
 
 
@@ -396,6 +401,15 @@ def request_line_fault(buffer: bytes | bytearray) -> tuple[int, str] | None:
     else:
         return None
     return 505, f"HTTP/{version} is not served here: send HTTP/1.1 or HTTP/1.0"
+
+
+def valid_host(host: str) -> bool:
+    """Whether a Host header's value is one nginx takes (its ngx_http_validate_host): not
+    empty, no space or control character, no slash or backslash, no empty label ("..")."""
+    return bool(host) and _NOT_A_HOST.search(host) is None
+
+
+_NOT_A_HOST: Final = re.compile(r"[\x00-\x20\x7f/\\]|\.\.")
 
 
 def keep_alive(version: str, connection: str | None) -> bool:

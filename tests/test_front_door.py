@@ -111,6 +111,13 @@ MALFORMED = {
     "CR alone": b"GET /api/x HTTP/1.1\rHost: x\r\r",
     "two Hosts": b"GET /api/x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
     "no Host": b"GET /api/x HTTP/1.1\r\n\r\n",
+    # A Host nginx refuses (ngx_http_validate_host): it would reach a pass-through child
+    # as its Host and X-Forwarded-Host.
+    "an empty Host": b"GET /api/x HTTP/1.1\r\nHost:\r\n\r\n",
+    "an empty Host, HTTP/1.0": b"GET /api/x HTTP/1.0\r\nHost: \r\n\r\n",
+    "a Host with a space": b"GET /public/x HTTP/1.1\r\nHost: a b\r\n\r\n",
+    "a Host with a slash": b"GET /api/x HTTP/1.1\r\nHost: a/b\r\n\r\n",
+    "a Host with an empty label": b"GET /api/x HTTP/1.1\r\nHost: a..b\r\n\r\n",
     "space in a name": b"GET /api/x HTTP/1.1\r\nHost: x\r\nX A: 1\r\n\r\n",
     "two lengths": b"POST /api/x HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
     b"Content-Length: 2\r\n\r\nab",

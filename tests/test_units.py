@@ -397,7 +397,7 @@ BLOCK_LINES = [
     "X-A: 1", "X-A: 12", "X-A: 1 ", "Content-Length: 2", "Origin: http://o", "Host: y",
     "Transfer-Encoding: chunked", "X-Request-Id: r", "Upgrade: h2c", "A:", "B: \t",
     "X-Forwarded-For: 10.0.0.1", "Keep-Alive: timeout=5", "TE: trailers",
-    "Connection: X-Forwarded-For", "Connection: Host",
+    "Connection: X-Forwarded-For", "Connection: Host", "Host: a b", "Host:", "Host: [::1]:80",
 ]  # fmt: skip
 
 
@@ -449,6 +449,17 @@ def test_a_changed_header_block_is_forwarded_as_a_new_block_is() -> None:
             next((value for lower, _, value in reversed(ends) if lower == "host"), ""),
         )  # fmt: skip
         assert kept.of(reader.block, headers) == expected, head
+
+
+@pytest.mark.parametrize(("host", "valid"), [
+    ("x", True), ("127.0.0.1:3000", True), ("[::1]:3000", True), ("Example.COM.", True),
+    ("caf\u00e9.test", True), ("", False), ("a b", False), ("a\tb", False), ("a/b", False),
+    ("a\\b", False), ("a..b", False), ("..", False), ("a\x7f", False),
+])  # fmt: skip
+def test_a_host_is_valid_as_nginx_judges_it(host: str, valid: bool) -> None:
+    assert http1.valid_host(host) is valid
+    head = f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    assert (http1.HeadReader().read(head) is not None) is valid
 
 
 @pytest.mark.parametrize(("start", "status"), [
