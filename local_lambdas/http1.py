@@ -139,9 +139,9 @@ class HeadReader:
     def _read_fields(self, block: str) -> tuple[list[tuple[str, str]], dict[str, str]] | None:
         """The header lines of a head (from its request line's CRLF to its empty line): the
         headers as spelt, and the _NOTED ones by lower-case name (Connection lines joined);
-        None for more than MAX_HEADERS, a second Host or Content-Length, or
-        Transfer-Encoding. The noted dict is kept for the connection's next head: read it,
-        never change it. The lines that begin and end the block as they began and ended the
+        None for more than MAX_HEADERS, a second Host or Content-Length, a Host that is no
+        host, or Transfer-Encoding. The noted dict is kept for the connection's next head:
+        read it, never change it. The lines that begin and end the block as they began and ended the
         last one are taken as they were read then (found by halving, a comparison of text
         each time); only the lines between are split and read."""
         old, starts = self._text, self._starts
@@ -391,13 +391,10 @@ def request_line_fault(buffer: bytes | bytearray) -> tuple[int, str] | None:
         given = parts[2]
         if parts[0] == b"PRI" and parts[1] == b"*":
             return 400, "an HTTP/2 connection preface: this port speaks HTTP/1.1 (and 1.0)"
-        if len(given) != 8 or not given.startswith(b"HTTP/") or given[6:7] != b".":
+        version = given[5:].decode("ascii", "backslashreplace")
+        if not (given.startswith(b"HTTP/") and _VERSION.fullmatch(version)):
             shown = given[:20].decode("ascii", "backslashreplace")
             return 400, f"the request line ends in {shown!r}, not HTTP/1.1 or HTTP/1.0"
-        if not (given[5:6].isdigit() and given[7:8].isdigit()):
-            shown = given.decode("ascii", "backslashreplace")
-            return 400, f"the request line ends in {shown!r}, not HTTP/1.1 or HTTP/1.0"
-        version = given[5:].decode()
     else:
         return None
     return 505, f"HTTP/{version} is not served here: send HTTP/1.1 or HTTP/1.0"
@@ -410,6 +407,7 @@ def valid_host(host: str) -> bool:
 
 
 _NOT_A_HOST: Final = re.compile(r"[\x00-\x20\x7f/\\]|\.\.")
+_VERSION: Final = re.compile(r"[0-9]\.[0-9]")
 
 
 def keep_alive(version: str, connection: str | None) -> bool:
