@@ -28,10 +28,12 @@ _b64decode: Final = pybase64.b64decode
 
 # Headers that describe one connection, not the message (RFC 9110 7.6.1, and the old
 # Proxy-Connection): never passed on between the client and a child, in either direction.
+# (Trailer, which announces trailer fields, is end-to-end: RFC 9110 6.6.2; nginx passes it.
+# The fields themselves do not cross: a relayed body is framed anew, as nginx frames it.)
 HOP_BY_HOP: Final = frozenset(
     {
         "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-        "proxy-connection", "te", "trailer", "trailers", "transfer-encoding", "upgrade",
+        "proxy-connection", "te", "trailers", "transfer-encoding", "upgrade",
     }
 )  # fmt: skip
 # From an envelope answer, Content-Length goes too: it is recomputed from the decoded body; and

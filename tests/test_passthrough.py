@@ -412,9 +412,13 @@ async def test_answers_right_and_wrong_from_a_raw_server(
             async with run.http.get(f"{run.url}/raw/{name}") as reply:
                 return reply.status, await reply.read(), reply.headers["X-Request-Id"]
 
-        # Read as nginx reads them: bare-LF lines, a 103 before the answer.
-        for name in ("lf-only", "early-hints"):
+        # Read as nginx reads them: bare-LF lines, a 103 before the answer, trailer fields
+        # (dropped, as nginx drops them; their end-to-end Trailer header passed on).
+        for name in ("lf-only", "early-hints", "trailer"):
             assert (await get(name))[:2] == (200, b"abc"), name
+        async with run.http.get(f"{run.url}/raw/trailer") as reply:
+            assert reply.headers.getall("Trailer") == ["X-Sum"]
+            assert "X-Sum" not in reply.headers
         # The child sends no Date: the proxy adds one (RFC 9110 6.6.1), a child's is kept.
         async with run.http.get(f"{run.url}/raw/ok") as reply:
             assert email.utils.parsedate_to_datetime(reply.headers["Date"]).year >= 2024

@@ -23,6 +23,8 @@ ANSWERS = {
     "extra": b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"
     b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nxyz",
     "chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    "trailer": b"HTTP/1.1 200 OK\r\nTrailer: X-Sum\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"3\r\nabc\r\n0\r\nX-Sum: 1\r\n\r\n",
     "nocontent-body": b"HTTP/1.1 204 No Content\r\nContent-Length: 3\r\n\r\nxyz",
     "short": b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
     # Header values beyond ASCII, as servers write them: UTF-8 (Go), Latin-1 (Node, Werkzeug).
