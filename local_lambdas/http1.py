@@ -151,7 +151,7 @@ class HeadReader:
         while first < most:
             k = (first + most + 1) // 2
             n = starts[k]
-            if block.startswith(old[:n]) and block[n] == "\r":
+            if block.startswith(old[:n]) and len(block) > n and block[n] == "\r":
                 first = k
             else:
                 most = k - 1
