@@ -261,6 +261,8 @@ class _Parser:
             fault = request_line_fault(self._head)
             if fault is not None:
                 raise HttpProcessingError(code=fault[0], message=fault[1])
+            if b"\r\n" in self._head.lstrip(b"\r\n"):
+                self._head = None  # the line is whole, and served: the parser judges the rest
 
 
 def _closing_if_needed(item: Any) -> Any:

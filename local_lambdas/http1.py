@@ -380,9 +380,12 @@ def request_line_fault(buffer: bytes | bytearray) -> tuple[int, str] | None:
     1.1, 505; another protocol, or HTTP/2's connection preface, 400. None while the line is
     not whole, and for an HTTP/1.x line or one of another shape or without a method
     (llhttp judges those)."""
-    start = bytes(buffer[: MAX_HEAD + 2]).lstrip(b"\r\n")
-    end = start.find(b"\r\n")
-    parts = start[:end].split(b" ") if end != -1 else []
+    start = 0
+    end = buffer.find(b"\r\n", 0, MAX_HEAD + 2)
+    while end == start:  # empty lines before a request, as llhttp takes them
+        start += 2
+        end = buffer.find(b"\r\n", start, MAX_HEAD + 2)
+    parts = bytes(buffer[start:end]).split(b" ") if end != -1 else []
     if not parts or not parts[0] or parts[0].translate(None, _TOKEN):
         return None  # no method: not a request line llhttp would read (its 400)
     if len(parts) == 2 and parts[1]:
