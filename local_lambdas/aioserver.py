@@ -32,6 +32,7 @@ from aiohttp.web_protocol import ERROR, RequestHandler, _ErrInfo
 
 from local_lambdas import _compat, tls
 from local_lambdas._compat import IS_WINDOWS
+from local_lambdas.envelope import valid_text
 from local_lambdas.http1 import request_line_fault, valid_host
 
 log = logging.getLogger("local_lambdas.server")
@@ -41,8 +42,14 @@ MAX_TARGET, MAX_FIELD = 8191, 8190  # bytes in a request's target; in a header's
 
 
 def error_body(message: str, request_id: str, process: str | None = None) -> bytes:
-    """The proxy's error body (docs/protocol.md, "Errors")."""
-    return orjson.dumps({"error": message, "process": process, "request_id": request_id})
+    """The proxy's error body (docs/protocol.md, "Errors"). A message that quotes a path
+    whose escapes are not UTF-8 (`/caf%E9`) shows those bytes as U+FFFD."""
+    body = {"error": message, "process": process, "request_id": request_id}
+    try:
+        return orjson.dumps(body)
+    except TypeError:  # a lone surrogate, from surrogateescape
+        body["error"] = valid_text(message)
+        return orjson.dumps(body)
 
 
 def timed_out(message: str, new_id: Callable[[], str], peer: str | None) -> bytes:

@@ -28,6 +28,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from local_lambdas.envelope import valid_text
 from local_lambdas.inspector import BODY, Exchange, Inspector
 from local_lambdas.router import BadTarget, origin_form
 
@@ -290,4 +291,4 @@ def _json(body: object, status: int = 200) -> web.Response:
 
 
 def _error(status: int, message: str) -> web.Response:
-    return _json({"error": message}, status)
+    return _json({"error": valid_text(message)}, status)  # (it may quote a path: `%E9`)

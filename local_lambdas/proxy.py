@@ -14,11 +14,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
 
-import orjson
 from aiohttp import HttpVersion11, web
 
 from local_lambdas import _compat
-from local_lambdas.aioserver import close_at_once
+from local_lambdas.aioserver import close_at_once, error_body
 from local_lambdas.config import Fate, Process
 from local_lambdas.cors import is_preflight
 from local_lambdas.deadlines import Deadlines
@@ -487,8 +486,8 @@ async def _continue(request: web.BaseRequest) -> None:
 
 def error_response(status: int, message: str, process: Process | None, request_id: str) -> Response:
     """The JSON error body of docs/protocol.md ("Errors"), as an answer."""
-    body = {"error": message, "process": process.id if process else None, "request_id": request_id}
-    return Response(status, [("Content-Type", _JSON)], orjson.dumps(body))
+    body = error_body(message, request_id, process.id if process else None)
+    return Response(status, [("Content-Type", _JSON)], body)
 
 
 def _log_failure(exc: ForwardError, process: Process, request_id: str) -> None:

@@ -347,6 +347,29 @@ def test_routing_table() -> None:
 
 
 @LANES
+async def test_a_path_whose_escapes_are_not_utf8_is_routed_and_refused_in_json(
+    front: Path, socket_dir: Path, fast_lane: bool
+) -> None:
+    """`%E9` is Latin-1's é: decoded, not UTF-8. It is routed as any path is, and where no
+    route matches, the 404 quotes it with U+FFFD (it made the error body fail: no answer)."""
+    async with running(front, socket_dir, fast_lane=fast_lane) as run:
+        answer = await exchange(
+            run.url, b"GET /api/caf%E9 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        assert answer.startswith(b"HTTP/1.1 200 "), answer
+        assert json.loads(answer.partition(b"\r\n\r\n")[2])["uri"] == "/api/caf%E9"
+        for target in (b"/caf%E9", b"/caf%C3%A9%E9/x"):
+            raw = b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            answer = await exchange(run.url, raw)
+            assert answer.startswith(b"HTTP/1.1 404 "), answer
+            error = json.loads(answer.partition(b"\r\n\r\n")[2])["error"]
+            assert error.startswith("no route matches /caf") and "\ufffd" in error, error
+        # The dashboard's own errors, which quote what was asked for, too.
+        async with run.http.get(run.url + "/_/requests/%E9") as reply:
+            assert reply.status == 404 and "\ufffd" in (await reply.json())["error"]
+
+
+@LANES
 async def test_a_client_that_leaves_before_its_answer_is_not_a_failure_of_ours(
     front: Path, socket_dir: Path, fast_lane: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
