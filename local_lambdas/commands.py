@@ -58,6 +58,12 @@ async def serve(
             log.info("dashboard: %s%s%s", run.url, settings.admin_prefix, recording,
                      extra={"fields": {"event": "dashboard",
                                        "url": run.url + settings.admin_prefix}})  # fmt: skip
+            if not manifest.processes:
+                log.warning(
+                    "%s lists no <process>: every request but the dashboard's gets 404 "
+                    "until one is added and the manifest reloaded",
+                    manifest.path.name,
+                )
             table = asyncio.create_task(_table_when_ready(run, printer, manifest))
             failed = asyncio.create_task(run.supervisor.failed.wait())
             stopped = asyncio.create_task(stop.wait())

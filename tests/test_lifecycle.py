@@ -403,6 +403,18 @@ async def test_watch_builds_before_a_restart_and_keeps_serving_when_it_fails(
     assert len([line for line in run.lines if "files changed" in line]) == 2, run.lines
 
 
+async def test_a_manifest_without_processes_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "manifest.xml"
+    path.write_text("<manifest></manifest>")
+    async with cli(str(path), "--bind", "127.0.0.1:0") as run:
+        url = (await run.expect(r"listening on (http://\S+)")).group(1)
+        await run.expect(r"manifest.xml lists no <process>: every request but the dashboard's")
+        async with aiohttp.ClientSession() as http, http.get(url + "/api/x") as reply:
+            assert reply.status == 404
+        run.proc.send_signal(signal.SIGINT)
+        assert await run.finish() == 0
+
+
 async def test_the_bundled_manifest_runs() -> None:
     root = Path(__file__).parents[1]
     async with cli(str(root / "manifest.xml"), "--bind", "127.0.0.1:0") as run:
