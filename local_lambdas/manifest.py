@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from lxml import etree
 from pydantic import ValidationError
@@ -25,6 +25,7 @@ from local_lambdas.variables import (
     HTTP_NAMES,
     PIPE_NAMES,
     UnknownVariable,
+    bare_names,
     expand,
     read_env_file,
     references,
@@ -88,6 +89,7 @@ _FIELD_TO_ELEMENT = {spec.field: name for name, spec in ELEMENTS.items()}
 _ENV_NAME = re.compile(r"^[^=\0]+$")
 _XSI = "{http://www.w3.org/2001/XMLSchema-instance}"
 _SOURCE_SUFFIX = re.compile(r"\.(py|js|mjs|cjs|ts|rb|pl|php|sh|jar|lua|R)$")
+_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "fish", "busybox"})
 
 
 def load(
@@ -427,6 +429,8 @@ class _Reader:
             checks += [("arg", lines["args"][i], str(arg)) for i, arg in enumerate(args)]
         if isinstance(env, tuple):
             checks += [("env", lines["env"][i], str(value)) for i, (_, value) in enumerate(env)]
+        # A shell (`sh -c '... $PORT'`) expands its $NAMEs from the environment itself.
+        shell = PurePath(str(kwargs.get("executable", ""))).stem in _SHELLS
         for element, line, text in checks:
             try:
                 for ref in references(text):
@@ -434,6 +438,12 @@ class _Reader:
                         raise UnknownVariable(unknown(ref.name, frozenset(names | own)))
             except UnknownVariable as exc:
                 self.problem(line, f'{label}: <{element}> "{text}": {exc}')
+            for name in bare_names(text) if element == "env" or not shell else ():
+                if name in names | own:
+                    self.warnings.append(
+                        f'{self.shown}:{line}: {label}: <{element}> "{text}" passes "${name}" '
+                        f"as written (no shell expands it here); write ${{{name}}} for its value"
+                    )
         for field_name in ("executable", "working_dir", "port"):
             raw = kwargs.get(field_name)
             if not isinstance(raw, str) or "$" not in raw:

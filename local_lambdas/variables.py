@@ -3,7 +3,8 @@
 Env files (`.env`, --env-file, <env_file>) are read with python-dotenv; the proxy's own
 environment is never changed. In <executable>, <arg>, <env>, <working_dir>, <env_file> and
 <port>, `${NAME}` is NAME's value and `${NAME:-default}` the default when NAME is unset or
-empty; `$$` is a `$`; any other `$` is itself (`$HOME` reaches the child as written).
+empty; `$$` is a `$`; any other `$` is itself (`$HOME` reaches the child as written; the
+loader warns of such a `$NAME` where NAME has a value, see bare_names).
 
 Some names have a value per instance, known only when it starts (INSTANCE_NAMES): the loader
 checks the references in <arg> and <env> and leaves them as written; the instance expands
@@ -26,6 +27,8 @@ from dotenv.parser import parse_stream
 
 _REFERENCE = re.compile(r"\$\$|\$\{([^}:]*)(?::-([^}]*))?\}")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A shell's `$NAME`, which is left as written (after the `$$` and `${...}` it is not part of).
+_BARE = re.compile(r"\$\$|\$\{[^}]*\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
 # Each instance's own values, by the modes that have them.
 PIPE_NAMES = frozenset({"PIPE_ADDRESS"})
@@ -53,6 +56,11 @@ def references(text: str) -> Iterator[Reference]:
         if not _NAME.fullmatch(name):
             raise UnknownVariable(f"${{{name}}} is not a variable name; write e.g. ${{PORT}}")
         yield Reference(name, match.group(2))
+
+
+def bare_names(text: str) -> list[str]:
+    """The NAMEs of the shell-style `$NAME`s in `text`, which reach the child as written."""
+    return [match.group(1) for match in _BARE.finditer(text) if match.group(1)]
 
 
 def expand(text: str, values: Mapping[str, str]) -> str:

@@ -209,6 +209,25 @@ def test_check_warns_of_an_argument_naming_a_missing_file(tmp_path: Path) -> Non
     assert '<arg> "app/mian.py" looks like a file, but there is none' in loaded.warnings[0]
 
 
+def test_check_warns_of_a_shell_variable_no_shell_expands(tmp_path: Path) -> None:
+    """`$PORT` (a Procfile's spelling) reaches the child as written: said at load, with the
+    fix; a `$word` that names nothing, `$$` and `${NAME}` are not, nor a shell's -c line."""
+    mode = "<communication_mode>passthrough</communication_mode>"
+    text = process(*OK, mode, "<arg>127.0.0.1:$PORT</arg>", "<arg>pa$sword$$PORT${PORT}</arg>",
+                   '<env name="HOME_TOO">$HOME/x</env>')  # fmt: skip
+    loaded = load(tmp_path, text)
+    assert [w.split(": ", 2)[2] for w in loaded.warnings] == [
+        '<arg> "127.0.0.1:$PORT" passes "$PORT" as written (no shell expands it here); '
+        "write ${PORT} for its value",
+        '<env> "$HOME/x" passes "$HOME" as written (no shell expands it here); '
+        "write ${HOME} for its value",
+    ]
+    assert loaded.warnings[0].split(": ")[0].endswith(":7")  # the <arg>'s line
+    shell = ("<id>svc</id>", "<executable>/bin/sh</executable>", "<route>/svc/*</route>", mode,
+             "<arg>-c</arg>", "<arg>exec python3 -m http.server $PORT</arg>")  # fmt: skip
+    assert load(tmp_path, process(*shell)).warnings == ()
+
+
 @pytest.mark.parametrize("name", CASES)
 def test_problems_name_the_line_and_the_fix(tmp_path: Path, name: str) -> None:
     text, expected = CASES[name]
