@@ -89,6 +89,8 @@ _FIELD_TO_ELEMENT = {spec.field: name for name, spec in ELEMENTS.items()}
 _ENV_NAME = re.compile(r"^[^=\0]+$")
 _XSI = "{http://www.w3.org/2001/XMLSchema-instance}"
 _SOURCE_SUFFIX = re.compile(r"\.(py|js|mjs|cjs|ts|rb|pl|php|sh|jar|lua|R)$")
+_CODE_FLAGS = frozenset({"-c", "-e", "--eval", "-Command", "/c", "/C"})
+_SHELL_SYNTAX = frozenset(";&|<>`'\"*?$\n")
 _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "fish", "busybox"})
 
 
@@ -457,7 +459,9 @@ class _Reader:
     def _check_args(self, process: Process | Task) -> None:
         """Warn of an <arg> that names a relative file that is not there: the child would
         most likely fail to open it (relative to its working directory, see the README)."""
-        for arg in process.args:
+        for before, arg in zip(("", *process.args), process.args, strict=False):
+            if before in _CODE_FLAGS:
+                continue  # `sh -c LINE`, `node -e CODE`: code, not a file name
             if _looks_like_a_file(arg) and not (process.working_dir / arg).exists():
                 self.warnings.append(
                     f'{self.shown}: {process.label}: <arg> "{arg}" looks like a file, but '
@@ -501,8 +505,10 @@ def find_executable(exe: str, working_dir: Path) -> str | None:
 
 def _looks_like_a_file(arg: str) -> bool:
     """A relative path with a folder or a source file's suffix: app/main.py, ./run.sh."""
-    if arg.startswith(("-", "/")) or "=" in arg or "://" in arg or "\n" in arg or "${" in arg:
+    if arg.startswith(("-", "/")) or "=" in arg or "://" in arg or "${" in arg:
         return False
+    if any(c in _SHELL_SYNTAX for c in arg):
+        return False  # a command line, a glob, a quoted string
     return "/" in arg or bool(_SOURCE_SUFFIX.search(arg))
 
 

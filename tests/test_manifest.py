@@ -203,9 +203,12 @@ def test_editor_schema_hints_are_accepted(tmp_path: Path) -> None:
 def test_check_warns_of_an_argument_naming_a_missing_file(tmp_path: Path) -> None:
     (tmp_path / "app").mkdir()
     (tmp_path / "app" / "main.py").write_text("")
-    text = process(*OK, "<arg>app/main.py</arg>", "<arg>app/mian.py</arg>", "<arg>--debug</arg>")
+    text = process(*OK, "<arg>app/main.py</arg>", "<arg>app/mian.py</arg>", "<arg>--debug</arg>",
+                   "<arg>-c</arg>", "<arg>exec node app/server.js</arg>",  # code, not a file
+                   "<arg>app/*.js</arg>",
+                   "<arg>node x.js &gt;/dev/null 2&gt;&amp;1 &amp;</arg>")  # fmt: skip
     loaded = load(tmp_path, text)
-    assert len(loaded.warnings) == 1
+    assert len(loaded.warnings) == 1, loaded.warnings
     assert '<arg> "app/mian.py" looks like a file, but there is none' in loaded.warnings[0]
 
 
