@@ -482,6 +482,15 @@ def descendants(pid: int, mark: str) -> list[int]:
     return marked(mark)
 
 
+def command_line(pid: int) -> str:
+    """A process's command line, as ps shows it (Linux; elsewhere, and once it is gone, "")."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as raw:
+            return raw.read().rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def reap_adopted(pids: list[int]) -> list[int]:
     """Reap those of `pids` that are this process's children by adoption and have exited;
     the ones still running, to be reaped later. Never pass a pid asyncio spawned: its own

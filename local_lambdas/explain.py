@@ -35,7 +35,7 @@ def not_ready_in_time(
         if printed:
             other = sorted(printed)[-1]
             message += (f"; it printed port {other}, which is not its $PORT ({port}): "
-                        f"set <port>{other}</port>, or pass $PORT to it")  # fmt: skip
+                        f"set <port>{other}</port>, or pass it ${{PORT}}")  # fmt: skip
     return message
 
 
@@ -55,3 +55,16 @@ def ended(code: int | None) -> str:
         except ValueError:  # a number this platform has no name for
             return f"was killed by signal {-code}"
     return f"exited with code {code}"
+
+
+def left_running(commands: dict[int, str]) -> str:
+    """What a child that exited left running (stopped since, with it), and the fix: a
+    wrapper that starts its server in the background (`&`, setsid, a daemon mode) and exits
+    looks to a supervisor like a server that ended."""
+    shown = ", ".join(f"pid {pid}" + (f" ({cmd[:120]})" if cmd else "")
+                      for pid, cmd in list(commands.items())[:3])  # fmt: skip
+    more = f" and {len(commands) - 3} more" if len(commands) > 3 else ""
+    return (
+        f"it left {shown}{more} running, stopped with it: keep the server in the foreground "
+        "(no '&', setsid or daemon mode; 'exec' it from a wrapper script)"
+    )

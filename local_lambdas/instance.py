@@ -103,6 +103,7 @@ class Instance:
         self._run_mark = run_mark  # this run's part of every SPAWN_MARK
         self._token = token
         self._not_ready: str | None = None  # why the last process never became READY
+        self._left = ""  # what the last process left running when it exited (explain.py)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         printer.register(self.name)
@@ -187,7 +188,7 @@ class Instance:
         if self.process.upstream is not None:
             await self._route_only()
             return None
-        self._not_ready = "it exited before it listened"
+        self._not_ready, self._left = "it exited before it listened", ""
         address, env, args, self.mark = prepare(
             self.process, name=self.name, index=self.index, pipe=self.pipe,
             run_mark=self._run_mark, token=self._token,
@@ -237,7 +238,11 @@ class Instance:
             raise ended
         code = proc.returncode
         # What the child left behind, in its group or anywhere below it, goes with it.
+        left = {} if self._stopping else {
+            pid: _compat.command_line(pid) for pid in proc.owners() if pid != proc.pid
+        }  # fmt: skip
         await proc.terminate(0)
+        self._left = explain.left_running(left) if left else ""
         if self._watchdog is not None:
             self._watchdog.forget(proc.pid)
         _compat.reaped(proc.pid)
@@ -304,7 +309,7 @@ class Instance:
         """Why the last process is gone: why it never got ready, else how it ended."""
         if self._not_ready is not None and self._not_ready != "it exited before it listened":
             return self._not_ready
-        return explain.ended(code)
+        return explain.ended(code) + (f"; {self._left}" if self._left else "")
 
     def _remove_socket(self) -> None:
         if self.pipe is not None:

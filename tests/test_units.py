@@ -300,6 +300,18 @@ def test_how_a_child_ended(code: int | None, says: str) -> None:
     assert explain.ended(code) == says
 
 
+@pytest.mark.parametrize(("commands", "says"), [
+    ({7: "node server.js"}, "it left pid 7 (node server.js) running"),
+    ({7: ""}, "it left pid 7 running"),  # gone before its command was read
+    ({1: "a", 2: "", 3: "c", 4: "d", 5: "e"}, "it left pid 1 (a), pid 2, pid 3 (c) and 2 more "
+     "running"),
+    ({7: "x" * 200}, f"it left pid 7 ({'x' * 120}) running"),
+])  # fmt: skip
+def test_what_a_child_left_running(commands: dict[int, str], says: str) -> None:
+    told = explain.left_running(commands)
+    assert told.startswith(says + ", stopped with it: keep the server in the foreground")
+
+
 LANE_HEADS = [  # a head, and what the lane reads of it (None: aiohttp's side reads it)
     (b"GET /a?b HTTP/1.1\r\nHost: x\r\n\r\n", ("GET", "/a?b", "1.1", True, 0)),
     (b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n", ("POST", "/a", "1.1", True, 5)),

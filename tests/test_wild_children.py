@@ -8,6 +8,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import resource
 import secrets
 import shutil
@@ -125,6 +126,28 @@ async def test_a_setsid_descendant_does_not_outlive_a_killed_proxy(
         run.proc.kill()  # SIGKILL: only the watchdog is left to clean up
         await run.proc.wait()
         assert await eventually(lambda: not processes_running(mark), timeout=10)
+
+
+async def test_a_wrapper_that_backgrounds_its_server_and_exits_is_told_so(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """`server & exit 0` looks like a server that ended: what it left running is stopped
+    with it, and the exit's reason names it and the fix."""
+    mark = f"{4500 + secrets.randbelow(500)}.{secrets.randbelow(10**6)}"
+    daemonizing = (
+        "<process><id>bg</id><executable>sh</executable><arg>-c</arg>"
+        f"<arg>setsid {PYTHON} -S {WILD} daemon {mark} &amp; exit 0</arg>"
+        "<route>/bg/*</route><restart>on-failure</restart></process>"
+    )
+    async with running(write_manifest(daemonizing), socket_dir, wait=False) as run:
+        child = run.child("bg")
+        assert await run.pool("bg").wait_for(lambda: child.state.value == "EXITED", 10)
+        assert re.match(
+            r"exited with code 0; it left pid \d+ \(.+\) running, stopped with it: keep the "
+            r"server in the foreground \(no '&', setsid or daemon mode",
+            child.reason,
+        )
+        assert not processes_running(mark)
 
 
 async def test_a_server_on_another_port_is_told_about_it(
