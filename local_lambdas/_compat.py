@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from local_lambdas import sockdiag
 from local_lambdas.orphans import SPAWN_MARK as SPAWN_MARK
 from local_lambdas.orphans import group_running
 from local_lambdas.orphans import kill_marked as kill_marked
@@ -395,9 +396,26 @@ def tcp_listening(port: int, owners: Callable[[], Iterable[int]]) -> Listener | 
     reads /proc/net/tcp and tcp6; elsewhere this returns None and the caller connects."""
     if not IS_LINUX:
         return None
-    suffix = f":{port:04X}".encode()
+    listeners = sockdiag.tcp_listeners(port)
+    if listeners is None:
+        listeners = _tcp_table_listeners(port)
+    if listeners is None:
+        return None
     inodes: list[int] = []
     takes_ipv4 = False  # whether 127.0.0.1 reaches a listener (else only [::1] does)
+    for host, inode in listeners:
+        if host in _LOCAL_HOSTS:
+            inodes.append(inode)
+            takes_ipv4 = takes_ipv4 or host != _V6_LOOPBACK
+    if not inodes:
+        return Listener("")
+    return _listener(inodes, f"{'127.0.0.1' if takes_ipv4 else '[::1]'}:{port}", owners)
+
+
+def _tcp_table_listeners(port: int) -> list[tuple[str, int]] | None:
+    """sockdiag.tcp_listeners read from /proc/net/tcp and tcp6, where netlink is refused."""
+    suffix = f":{port:04X}".encode()
+    found = []
     try:
         for table in ("tcp", "tcp6"):
             with open(f"/proc/net/{table}", "rb") as rows:
@@ -405,23 +423,23 @@ def tcp_listening(port: int, owners: Callable[[], Iterable[int]]) -> Listener | 
                 for row in rows:
                     fields = row.split()
                     # sl local_address rem_address st ... inode; state 0A is LISTEN.
-                    if fields[3] != b"0A" or not fields[1].endswith(suffix):
-                        continue
-                    host = fields[1][: -len(suffix)].decode()
-                    if host in _LOCAL_HOSTS:
-                        inodes.append(int(fields[9]))
-                        takes_ipv4 = takes_ipv4 or host != _V6_LOOPBACK
+                    if fields[3] == b"0A" and fields[1].endswith(suffix):
+                        found.append((fields[1][: -len(suffix)].decode(), int(fields[9])))
     except (OSError, ValueError, IndexError):
         return None
-    if not inodes:
-        return Listener("")
-    return _listener(inodes, f"{'127.0.0.1' if takes_ipv4 else '[::1]'}:{port}", owners)
+    return found
 
 
 def _unix_listeners(path: bytes) -> list[int] | None:
     """The inodes of the Unix sockets listening at `path` (Linux); None: unknown."""
     if not IS_LINUX:
         return None
+    found = sockdiag.unix_listeners(path)
+    return found if found is not None else _unix_table_listeners(path)
+
+
+def _unix_table_listeners(path: bytes) -> list[int] | None:
+    """sockdiag.unix_listeners read from /proc/net/unix, where netlink is refused."""
     found = []
     try:
         with open("/proc/net/unix", "rb") as table:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import re
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from local_lambdas import _compat, orphans
+from local_lambdas import _compat, orphans, sockdiag
 from tests.helpers import (
     CHILDREN,
     NEEDS_NODE,
@@ -148,6 +149,46 @@ async def test_a_wrapper_that_backgrounds_its_server_and_exits_is_told_so(
             child.reason,
         )
         assert not processes_running(mark)
+
+
+def test_the_kernel_tells_who_listens_as_the_tables_do(tmp_path: Path) -> None:
+    """Readiness asks the kernel over netlink (sockdiag) what the /proc tables would say,
+    listeners alone: IPv4 and IPv6, wildcard and loopback, Unix paths; an accepted
+    connection on the same port, or a Unix socket bound but not listening, is none."""
+    with contextlib.ExitStack() as opened:
+
+        def listening(family: int, address: tuple[str, int]) -> socket.socket:
+            sock = opened.enter_context(socket.socket(family))
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen()
+            return sock
+
+        v4 = listening(socket.AF_INET, ("127.0.0.1", 0))
+        port = v4.getsockname()[1]
+        also = [listening(socket.AF_INET6, ("::1", port)), listening(socket.AF_INET6, ("::", 0))]
+        client = opened.enter_context(socket.create_connection(("127.0.0.1", port)))
+        accepted = opened.enter_context(v4.accept()[0])
+        assert client and accepted
+        for sock in (v4, *also):
+            at = sock.getsockname()[1]
+            told = sockdiag.tcp_listeners(at)
+            assert told is not None and sorted(told) == sorted(
+                _compat._tcp_table_listeners(at) or []
+            )
+        assert sorted(sockdiag.tcp_listeners(port) or []) == sorted(
+            [("0100007F", os.fstat(v4.fileno()).st_ino),
+             ("0" * 24 + "01000000", os.fstat(also[0].fileno()).st_ino)]
+        )  # fmt: skip
+        unix = opened.enter_context(socket.socket(socket.AF_UNIX))
+        unix.bind(str(tmp_path / "listens"))
+        unix.listen()
+        opened.enter_context(socket.socket(socket.AF_UNIX)).bind(str(tmp_path / "bound"))
+        for name, expected in (("listens", [os.fstat(unix.fileno()).st_ino]), ("bound", [])):
+            path = os.fsencode(tmp_path / name)
+            assert sockdiag.unix_listeners(path) == expected
+            assert _compat._unix_table_listeners(path) == expected
 
 
 async def test_a_server_on_another_port_is_told_about_it(
@@ -284,7 +325,7 @@ def test_the_helper_refuses_without_the_token_only_when_one_is_set() -> None:
 
 _LIMITS = """
 import asyncio, resource, sys
-from local_lambdas import _compat, orphans
+from local_lambdas import _compat, orphans, sockdiag
 SHOW = "import resource; print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
 resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 _compat.raise_open_files_limit()
