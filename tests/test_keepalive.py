@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.helpers import Running, WriteManifest, process_xml, running
 
 
@@ -74,3 +76,19 @@ async def test_invalid_answer_keeps_the_framing(
         assert (await get(run, "/api/garbage"))[0] == 502
         status, seen = await get(run, "/api/x")
     assert status == 200 and seen["seq"] == 2  # the same connection, still in step
+
+
+async def test_a_line_no_request_asked_for_is_said_and_never_taken_as_an_answer(
+    write_manifest: WriteManifest, socket_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write_manifest(keepalive())
+    async with running(path, socket_dir) as run:
+        status, seen = await get(run, "/api/twice")
+        assert status == 200 and seen["uri"] == "/api/twice"
+        for number in range(3):  # the extra line is never the answer to another request
+            status, seen = await get(run, f"/api/x{number}")
+            assert status == 200 and seen["uri"] == f"/api/x{number}", seen
+    said = [r.getMessage() for r in caplog.records if "no request asked for" in r.getMessage()]
+    assert len(said) == 1, said
+    assert "the child sent b'{\"status\": 200" in said[0]  # what came, as it came
+    assert said[0].endswith("answer each request line with exactly one line")

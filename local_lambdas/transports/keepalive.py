@@ -25,7 +25,7 @@ from typing import cast
 import orjson
 
 from local_lambdas import _compat
-from local_lambdas.envelope import Request, Response, decode_response, gather
+from local_lambdas.envelope import SHOWN_BYTES, Request, Response, decode_response, gather
 from local_lambdas.errors import BadResponse, ChildUnreachable
 
 log = logging.getLogger("local_lambdas.keepalive")
@@ -41,6 +41,7 @@ class KeepAlivePipeTransport:
         self._idle: list[_Connection] = []
         self._closed = False
         self._told = False  # that the child closes its connections after each answer
+        self._told_unasked = False  # that it sent what no request asked for
 
     async def forward(self, request: Request) -> Response:
         connection = self._idle_connection() or await self._connect()
@@ -69,6 +70,15 @@ class KeepAlivePipeTransport:
             # The child may have closed an idle connection: never send a request down it.
             if connection.usable:
                 return connection
+            unasked = connection.unasked
+            if unasked and not self._told_unasked:
+                self._told_unasked = True
+                log.warning(
+                    "%s: the child sent %r, which no request asked for (two answer lines to "
+                    "one request?); such a connection is closed, not reused: answer each "
+                    "request line with exactly one line",
+                    self._path, unasked,
+                )  # fmt: skip
             connection.close()
         return None
 
@@ -101,12 +111,18 @@ class _Connection(asyncio.Protocol):
         self._answer: asyncio.Future[bytes | bytearray] | None = None
         self._lost = False
         self.ended_by_child = False  # an answer ended by the child closing the connection
+        self._unasked = b""  # the start of a line that came with no request waiting
         self._loop = asyncio.get_running_loop()  # once: each call is a getpid() on 3.11
 
     @property
     def usable(self) -> bool:
         """Open and in step: nothing arrived that no request asked for."""
         return not self._lost and not self._buffer and self._transport is not None
+
+    @property
+    def unasked(self) -> bytes:
+        """The start of what arrived that no request asked for, if anything did."""
+        return self._unasked or bytes(self._buffer[:SHOWN_BYTES])
 
     def exchange(self, message: bytes) -> asyncio.Future[bytes | bytearray]:
         """Send a request's line; the future is the answer's (a future, not a coroutine:
@@ -117,6 +133,7 @@ class _Connection(asyncio.Protocol):
         return answer
 
     def close(self) -> None:
+        self._lost = True  # (connection_lost comes later: not usable from now on)
         if self._transport is not None:
             self._transport.close()
 
@@ -139,6 +156,7 @@ class _Connection(asyncio.Protocol):
         answer, self._answer = self._answer, None
         if answer is None or answer.done():
             # A line nobody asked for (or for a request that gave up): out of step for good.
+            self._unasked = bytes(line[:SHOWN_BYTES])
             self.close()
             return
         answer.set_result(line)

@@ -10,7 +10,7 @@ JSON line each, and echoes which connection (`conn`) and request on it (`seq`) i
 The last path segment picks the answer: echo (default), garbage, crash, crashonce, hang,
 badbase64, status999, status100, crlf, cookies, binary, cached, cachederror, close, slow (1 s,
 then echo), late (answers after 1.5 s), pid, empty, log (prints a line with the request id,
-then echo).
+then echo), twice (keep-alive: the echo's line sent twice).
 """
 
 import base64
@@ -140,7 +140,8 @@ def serve_lines(conn: socket.socket) -> None:
             reply = answer(request)
             if reply is None:
                 return
-            conn.sendall(reply + b"\n")
+            twice = request["uri"].split("?")[0].endswith("/twice")  # one line too many
+            conn.sendall((reply + b"\n") * (2 if twice else 1))
 
 
 def serve_pipe(path: str) -> None:
