@@ -402,8 +402,9 @@ BROKEN_ANSWERS = ["garbage", "length-and-chunked", "two-lengths", "negative-leng
 
 @pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
 async def test_answers_right_and_wrong_from_a_raw_server(
-    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
-) -> None:
+    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
     """tests/children/raw_http.py writes each answer as bytes, on kept-alive connections."""
     path = write_manifest(process_xml("raw", "/raw/*", mode="passthrough", script="raw_http.py"))
     async with running(path, socket_dir, fast_lane=fast_lane) as run:
@@ -439,6 +440,11 @@ async def test_answers_right_and_wrong_from_a_raw_server(
                 async with run.http.get(f"{run.url}/raw/{name}") as reply:
                     assert "Content-Length" not in reply.headers
             assert (await get("ok"))[:2] == (200, b"ok"), name
+        # and the log says so, once: what the child does wrong, and what is done about it.
+        said = [
+            r.getMessage() for r in caplog.records if "after its answer ended" in r.getMessage()
+        ]
+        assert len(said) == 1 and "that connection is closed, not reused" in said[0], said
         # An answer shorter than its Content-Length: the client's read fails, not ends.
         with pytest.raises(aiohttp.ClientPayloadError):
             await get("short")

@@ -25,6 +25,7 @@ object makes a Python socket for each option set, 8k instructions.)
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import Callable
 from typing import Final, Protocol
@@ -37,6 +38,8 @@ from local_lambdas.errors import BadResponse, ChildTimeout, ChildUnreachable
 # An answer whose head (with any 1xx before it) is larger is 502, as nginx answers 'upstream
 # sent too big header' (past 4-8 KiB there; roomier here, for large cookies and tokens).
 MAX_HEAD = 64 * 1024
+log = logging.getLogger("local_lambdas.upstream")
+
 _TCP: Final = socket.IPPROTO_TCP
 _QUICKACK: Final = TCP_QUICKACK  # (a C-level constant here)
 
@@ -95,6 +98,19 @@ class Upstream:
         # of a limit apart (not a timer per request: a heap push and a cancel each).
         self._timed: set[Exchange] = set()
         self._sweeper: asyncio.TimerHandle | None = None
+        self._told_unasked = False
+
+    def unasked(self) -> None:
+        """A connection got bytes after its answer ended: said once (nginx warns of it too);
+        the connection is closed by the caller, so no client gets them."""
+        if not self._told_unasked:
+            self._told_unasked = True
+            log.warning(
+                "%s:%d: the child sent bytes after its answer ended: that connection is "
+                "closed, not reused; an answer's body must be as long as its Content-Length "
+                "says, and a 204, a 304 or an answer to HEAD has none",
+                self._host, self._port,
+            )  # fmt: skip
 
     def watch(self, exchange: Exchange) -> None:
         self._timed.add(exchange)
@@ -333,6 +349,8 @@ class Exchange(asyncio.Protocol):
                            "the child switched protocols unasked")  # fmt: skip
         except httptools.HttpParserError as exc:
             what = " ".join(str(exc).split())
+            if self._done.done():
+                self._upstream.unasked()
             self._fail(BadResponse(f"the child's answer is not valid HTTP: {what}"),
                        f"the child's answer broke HTTP mid-way: {what}")  # fmt: skip
             return
@@ -391,6 +409,7 @@ class Exchange(asyncio.Protocol):
         self._coding = ""
 
     def _out_of_step(self) -> None:
+        self._upstream.unasked()
         self._lost, self.reusable, self._sink = True, False, None
         self._headers = []  # the answer's, handed on, is not added to
         self.close()
