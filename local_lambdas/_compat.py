@@ -393,7 +393,8 @@ def tcp_listening(port: int, owners: Callable[[], Iterable[int]]) -> Listener | 
     """Who listens on TCP `port` on this machine's loopback, without connecting to it: a
     child written for the earlier tool may fail on an empty connection. IPv4 and IPv6,
     wildcard and loopback (a Node.js server that is given no host listens on `::`). Linux
-    reads /proc/net/tcp and tcp6; elsewhere this returns None and the caller connects."""
+    asks the kernel (sockdiag.py), else reads /proc/net/tcp and tcp6; elsewhere this
+    returns None and the caller connects."""
     if not IS_LINUX:
         return None
     listeners = sockdiag.tcp_listeners(port)

@@ -1,7 +1,7 @@
 """Whether a child listens yet: the probes behind READY (docs/protocol.md, "Readiness").
 
 A child is ready when its pipe or port accepts connections, or, with <ready_path>, when that
-path answers 2xx. Where the platform can tell without connecting (Linux's /proc/net tables,
+path answers 2xx. Where the platform can tell without connecting (Linux's sock_diag,
 Windows' WaitNamedPipe) nothing is sent to the child: children written for the earlier tool
 may take any connection for a request and fail on an empty one. There (Linux), a listening
 socket counts only when it belongs to the child or its descendants: with a shared socket
