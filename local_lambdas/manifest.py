@@ -505,8 +505,8 @@ def find_executable(exe: str, working_dir: Path) -> str | None:
 
 def _looks_like_a_file(arg: str) -> bool:
     """A relative path with a folder or a source file's suffix: app/main.py, ./run.sh."""
-    if arg.startswith(("-", "/")) or "=" in arg or "://" in arg or "${" in arg:
-        return False
+    if arg.startswith(("-", "/")) or "=" in arg or ":" in arg or "${" in arg:
+        return False  # an option, a URL, host:port/path, socat's EXEC:./run.sh
     if any(c in _SHELL_SYNTAX for c in arg):
         return False  # a command line, a glob, a quoted string
     return "/" in arg or bool(_SOURCE_SUFFIX.search(arg))

@@ -205,7 +205,7 @@ def test_check_warns_of_an_argument_naming_a_missing_file(tmp_path: Path) -> Non
     (tmp_path / "app" / "main.py").write_text("")
     text = process(*OK, "<arg>app/main.py</arg>", "<arg>app/mian.py</arg>", "<arg>--debug</arg>",
                    "<arg>-c</arg>", "<arg>exec node app/server.js</arg>",  # code, not a file
-                   "<arg>app/*.js</arg>",
+                   "<arg>app/*.js</arg>", "<arg>EXEC:./handler.sh</arg>",
                    "<arg>node x.js &gt;/dev/null 2&gt;&amp;1 &amp;</arg>")  # fmt: skip
     loaded = load(tmp_path, text)
     assert len(loaded.warnings) == 1, loaded.warnings
