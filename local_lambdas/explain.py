@@ -57,14 +57,16 @@ def ended(code: int | None) -> str:
     return f"exited with code {code}"
 
 
-def left_running(commands: dict[int, str]) -> str:
-    """What a child that exited left running (stopped since, with it), and the fix: a
-    wrapper that starts its server in the background (`&`, setsid, a daemon mode) and exits
-    looks to a supervisor like a server that ended."""
+def left_running(commands: dict[int, str], code: int | None) -> str:
+    """What a child that exited with `code` left running (stopped since, with it). After an
+    exit with 0, the fix too: a wrapper that starts its server in the background (`&`,
+    setsid, a daemon mode) and exits looks to a supervisor like a server that ended. (After
+    a crash, what is left is the crashed server's own, its workers say.)"""
     shown = ", ".join(f"pid {pid}" + (f" ({cmd[:120]})" if cmd else "")
                       for pid, cmd in list(commands.items())[:3])  # fmt: skip
     more = f" and {len(commands) - 3} more" if len(commands) > 3 else ""
-    return (
-        f"it left {shown}{more} running, stopped with it: keep the server in the foreground "
-        "(no '&', setsid or daemon mode; 'exec' it from a wrapper script)"
-    )
+    told = f"it left {shown}{more} running, stopped with it"
+    if code != 0:
+        return told
+    return (f"{told}: keep the server in the foreground (no '&', setsid or daemon mode; "
+            "'exec' it from a wrapper script)")  # fmt: skip

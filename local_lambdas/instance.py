@@ -242,7 +242,7 @@ class Instance:
             pid: _compat.command_line(pid) for pid in proc.owners() if pid != proc.pid
         }  # fmt: skip
         await proc.terminate(0)
-        self._left = explain.left_running(left) if left else ""
+        self._left = explain.left_running(left, code) if left else ""
         if self._watchdog is not None:
             self._watchdog.forget(proc.pid)
         _compat.reaped(proc.pid)

@@ -308,8 +308,14 @@ def test_how_a_child_ended(code: int | None, says: str) -> None:
     ({7: "x" * 200}, f"it left pid 7 ({'x' * 120}) running"),
 ])  # fmt: skip
 def test_what_a_child_left_running(commands: dict[int, str], says: str) -> None:
-    told = explain.left_running(commands)
+    told = explain.left_running(commands, 0)
     assert told.startswith(says + ", stopped with it: keep the server in the foreground")
+    # After a crash, what is left was the server's own (its workers): no advice.
+    assert (
+        explain.left_running(commands, 1)
+        == explain.left_running(commands, -9)
+        == (says + ", stopped with it")
+    )
 
 
 LANE_HEADS = [  # a head, and what the lane reads of it (None: aiohttp's side reads it)
