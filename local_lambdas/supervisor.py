@@ -17,10 +17,12 @@ any, stays in service. The routing table and the pools are only ever replaced wh
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import shutil
 from collections.abc import Callable, Coroutine, Iterable
+from pathlib import Path
 
 from local_lambdas import _compat
 from local_lambdas._compat import IS_WINDOWS
@@ -49,6 +51,7 @@ class Supervisor:
         self._settings = settings
         self.printer = printer
         self._names = SocketNames(settings.socket_dir, plain=not settings.own_socket_dir)
+        self._made: list[Path] = []  # the folders of a --socket-dir made for it, outermost first
         # In every child's environment, and so in every process descended from one: what
         # finds them all at the end, wherever they went (orphans.marked).
         self.run_mark = secrets.token_hex(6)
@@ -81,6 +84,7 @@ class Supervisor:
             elif self._settings.own_socket_dir:
                 directory.mkdir(mode=0o700)
             else:
+                self._made = _missing(directory)
                 directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StartupError(
@@ -330,6 +334,18 @@ class Supervisor:
             await self._watchdog.close()
         if self._settings.own_socket_dir:
             shutil.rmtree(self._settings.socket_dir, ignore_errors=True)
+        for made in reversed(self._made):  # what this run made, if its sockets left it empty
+            with contextlib.suppress(OSError):
+                made.rmdir()
+
+
+def _missing(directory: Path) -> list[Path]:
+    """The folders of `directory`'s path that are not there yet, outermost first."""
+    missing = []
+    while not directory.exists() and directory != directory.parent:
+        missing.append(directory)
+        directory = directory.parent
+    return missing[::-1]
 
 
 async def _started_and_ready(pool: Pool) -> bool:

@@ -83,6 +83,24 @@ async def test_stop_leaves_nothing_behind(
     assert not socket_dir.exists()
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="no socket directory for named pipes")
+async def test_a_socket_dir_made_for_the_run_goes_with_it(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    """--socket-dir: the sockets go at the stop, and the folders the run made for them
+    (when nothing else was put in them); a folder that was there stays."""
+    path = write_manifest(process_xml("svc", "/api/*"))
+    made, there = tmp_path / "made here" / "ü", tmp_path / "there"
+    there.mkdir()
+    for directory in (made, there):
+        async with running(path, directory, own_socket_dir=False) as run:
+            async with run.http.get(run.url + "/api/x") as reply:
+                assert reply.status == 200
+            assert [p.name for p in directory.iterdir()] == ["svc"]
+    assert not (tmp_path / "made here").exists()
+    assert there.is_dir() and not any(there.iterdir())
+
+
 @NEEDS_UVLOOP
 @pytest.mark.parametrize("lane", [(), ("--no-fast-lane",)], ids=["fast-lane", "aiohttp"])
 async def test_every_mode_serves_on_uvloop(
