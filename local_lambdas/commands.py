@@ -173,7 +173,9 @@ async def _all_ready(run: Started, timeout: float) -> None:
     if not not_ready:
         return
     for instance in not_ready:
-        log.error("%s is not ready after %gs: %s", instance.name, timeout, instance.account())
+        # Given up on (FATAL) or kept down (EXITED) before the time-out: no "after 60s".
+        waited = "" if instance.state in (State.FATAL, State.EXITED) else f" after {timeout:g}s"
+        log.error("%s is not ready%s: %s", instance.name, waited, instance.account())
         lines = [line for line in instance.last_lines if line.strip()][-_LAST_LINES_SHOWN:]
         for line in lines:
             log.error("  %s | %s", instance.name, line)

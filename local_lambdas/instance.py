@@ -33,7 +33,7 @@ from local_lambdas.backoff import RestartPolicy
 from local_lambdas.config import Process
 from local_lambdas.launch import prepare
 from local_lambdas.link import Link
-from local_lambdas.manifest import resolve_executable
+from local_lambdas.manifest import interpreter_problem, resolve_executable
 from local_lambdas.output import Printer, line_text
 from local_lambdas.spawned import spawn
 from local_lambdas.watchdog import Watchdog
@@ -201,7 +201,9 @@ class Instance:
                 cwd=str(self.process.working_dir), env=env,
             )  # fmt: skip
         except OSError as exc:
-            self._not_ready = f"cannot run {self.process.executable}: {exc.strerror}"
+            script = resolve_executable(self.process)
+            why = (script and interpreter_problem(script)) or exc.strerror
+            self._not_ready = f"cannot run {self.process.executable}: {why}"
             return None
         self.link.proc, self.link.address = proc, address
         self.pid, self.requests = proc.pid, 0

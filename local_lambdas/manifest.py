@@ -391,7 +391,8 @@ class _Reader:
             )
             if not bare:
                 return  # a path relative to it cannot be judged
-        if executable and find_executable(executable, working_dir) is None:
+        found = find_executable(executable, working_dir) if executable else ""
+        if found is None:
             where = (
                 "not found on PATH; install it or give its full path"
                 if bare
@@ -399,6 +400,8 @@ class _Reader:
                 "and its execute permission (chmod +x)"
             )
             self.problem(lines["executable"][0], f'{label}: <executable> "{executable}" {where}')
+        elif found and (wrong := interpreter_problem(found)):
+            self.problem(lines["executable"][0], f'{label}: <executable> "{executable}" {wrong}')
 
     def _variables(
         self, kwargs: dict[str, object], lines: dict[str, list[int]], label: str
@@ -500,6 +503,32 @@ def find_executable(exe: str, working_dir: Path) -> str | None:
     candidate = working_dir / exe
     if candidate.is_file() and os.access(candidate, os.X_OK):
         return str(candidate)
+    return None
+
+
+def interpreter_problem(path: str) -> str | None:
+    """Why a script's `#!` line cannot run it (POSIX), the kernel's bare ENOENT said in
+    words: a line ending in CR (the file saved with Windows line endings), or an
+    interpreter that is not there. None: no such problem seen."""
+    if IS_WINDOWS:
+        return None
+    try:
+        with open(path, "rb") as script:
+            first = script.readline(256)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    line = first.rstrip(b"\n")
+    shown = line.decode("utf-8", "replace").replace("\r", "\\r")
+    if line.endswith(b"\r"):
+        return (f'has Windows line endings: its first line, "{shown}", names an '
+                "interpreter whose name ends in a CR; convert the file to LF endings "
+                f"(dos2unix {path})")  # fmt: skip
+    interpreter = line[2:].split()[0] if line[2:].split() else b""
+    if interpreter.startswith(b"/") and not os.path.exists(interpreter):
+        return (f'starts with "{shown}", and {interpreter.decode(errors="replace")} is not '
+                "there; fix that line (#!/usr/bin/env python3, say)")  # fmt: skip
     return None
 
 

@@ -159,6 +159,31 @@ CASES = {
 }
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="no #! lines on Windows")
+def test_a_script_whose_first_line_cannot_run_it_is_named(tmp_path: Path) -> None:
+    """The kernel says only "No such file or directory" of a script that is there: a #!
+    line ending in CR (saved with Windows line endings) or naming an interpreter that is
+    not there is said at load, with the fix."""
+    scripts = {"crlf.sh": b"#!/bin/sh\r\necho hi\r\n", "gone.py": b"#!/opt/no/python9 -u\n",
+               "ok.sh": b"#!/bin/sh\necho hi\n", "env.py": b"#!/usr/bin/env python3\n",
+               "plain.sh": b"echo hi\n"}  # fmt: skip
+    for name, text in scripts.items():
+        (tmp_path / name).write_bytes(text)
+        (tmp_path / name).chmod(0o755)
+    with pytest.raises(ManifestError) as caught:
+        load(tmp_path, "<manifest>" + "".join(
+            f"<process><id>{name.replace('.', '-')}</id><executable>./{name}</executable>"
+            f"<route>/{name}/*</route></process>" for name in scripts
+        ) + "</manifest>")  # fmt: skip
+    assert [p.message for p in caught.value.problems] == [
+        '<process id="crlf-sh">: <executable> "./crlf.sh" has Windows line endings: its first '
+        'line, "#!/bin/sh\\r", names an interpreter whose name ends in a CR; convert the file '
+        f"to LF endings (dos2unix {tmp_path / 'crlf.sh'})",
+        '<process id="gone-py">: <executable> "./gone.py" starts with "#!/opt/no/python9 -u", '
+        "and /opt/no/python9 is not there; fix that line (#!/usr/bin/env python3, say)",
+    ]
+
+
 def test_one_pass_reports_every_problem_once_per_cause(tmp_path: Path) -> None:
     """A process with a misspelt element, a bad value, a missing working directory and an
     executable that is not there: all four, and no "missing <route>" beside "<rout>"."""

@@ -7,12 +7,22 @@ import functools
 import json
 import os
 import signal
+import sys
 from pathlib import Path
 
 import pytest
 
 from local_lambdas import manifest
-from tests.helpers import Load, WriteManifest, eventually, load, process_xml, running
+from tests.helpers import (
+    CHILDREN,
+    PYTHON,
+    Load,
+    WriteManifest,
+    eventually,
+    load,
+    process_xml,
+    running,
+)
 
 MODES = ["pipe", "pipe-keepalive", "http"]
 
@@ -261,3 +271,24 @@ async def test_requests_arriving_while_stopping_get_503(
             assert "shutting down" in (await reply.json())["error"]
         async with await slow as reply:
             assert reply.status == 200  # what was in flight finishes
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no #! lines on Windows")
+async def test_a_script_saved_with_crlf_after_the_start_is_named_at_its_restart(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
+    """A checkout that turns a child's script to Windows line endings while it runs: the
+    restart's failure says so, not the kernel's bare "No such file or directory"."""
+    script = tmp_path / "child.sh"
+    script.write_bytes(f"#!/bin/sh\nexec {PYTHON} -S {CHILDREN / 'behave.py'}\n".encode())
+    script.chmod(0o755)
+    path = write_manifest(
+        f"<process><id>svc</id><executable>{script}</executable><route>/api/*</route>"
+        "<start_retries>1</start_retries></process>"
+    )
+    async with running(path, socket_dir) as run:
+        child = run.child("svc")
+        script.write_bytes(script.read_bytes().replace(b"\n", b"\r\n"))
+        os.kill(child.pid or 0, signal.SIGKILL)
+        assert await run.pool("svc").wait_for(lambda: child.state.value == "FATAL", 10)
+        assert "cannot run" in child.reason and "has Windows line endings" in child.reason
