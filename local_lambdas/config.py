@@ -11,7 +11,15 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -103,6 +111,22 @@ class Restart(str, Enum):
 DEFAULT_CONCURRENCY = {Mode.PIPE: 16, Mode.PIPE_KEEPALIVE: 16, Mode.HTTP: 16, Mode.PASSTHROUGH: 256}
 
 
+def check_route(route: str) -> str:
+    """`route`; raises ValueError, with the fix, unless it is a pattern the router reads."""
+    if not route.startswith("/"):
+        raise ValueError(f'must start with "/": write "/{route.lstrip("/")}"')
+    star = route.find("*")
+    if star != -1 and not (route.endswith("/*") and star == len(route) - 1):
+        raise ValueError("may only have '*' at its end, after a '/', as in /api/*")
+    if "?" in route or "#" in route:
+        raise ValueError("must be a path only: routes never match the query string")
+    return route
+
+
+# Each route checked on its own, so that a problem names the <route> it is in.
+Route = Annotated[str, AfterValidator(check_route)]
+
+
 class Process(BaseModel):
     """One `<process>` of the manifest, with every default filled in."""
 
@@ -111,7 +135,7 @@ class Process(BaseModel):
     id: str
     executable: str = ""  # empty only for a route-only process (<upstream>)
     args: tuple[str, ...] = ()
-    routes: tuple[str, ...] = Field(min_length=1)
+    routes: tuple[Route, ...] = Field(min_length=1)
     pipe_name: str
     working_dir: Path
     communication_mode: Mode = Mode.PIPE
@@ -150,13 +174,6 @@ class Process(BaseModel):
     def _id_is_printable(cls, value: str) -> str:
         if not value.strip() or any(ch.isspace() or not ch.isprintable() for ch in value):
             raise ValueError("must be a name without spaces, e.g. api-service")
-        return value
-
-    @field_validator("routes")
-    @classmethod
-    def _routes_are_patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for route in value:
-            check_route(route)
         return value
 
     @field_validator("pipe_name")
@@ -224,17 +241,6 @@ class Process(BaseModel):
     def same_as(self, other: Process) -> bool:
         """Whether `other` runs the same way (where it stands in the file does not count)."""
         return self.model_dump(exclude={"line"}) == other.model_dump(exclude={"line"})
-
-
-def check_route(route: str) -> None:
-    """Raise ValueError, with the fix, unless `route` is a pattern the router understands."""
-    if not route.startswith("/"):
-        raise ValueError(f'must start with "/": write "/{route.lstrip("/")}"')
-    star = route.find("*")
-    if star != -1 and not (route.endswith("/*") and star == len(route) - 1):
-        raise ValueError("may only have '*' at its end, after a '/', as in /api/*")
-    if "?" in route or "#" in route:
-        raise ValueError("must be a path only: routes never match the query string")
 
 
 class Task(BaseModel):

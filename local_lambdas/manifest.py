@@ -358,9 +358,13 @@ class _Reader:
         label: str,
         process_line: int | None,
     ) -> None:
-        for error in exc.errors():
+        errors = exc.errors()
+        with_items = {e["loc"][0] for e in errors if len(e["loc"]) > 1}
+        for error in errors:
             if error["type"] == "missing":
                 continue  # said already, with an example of the element to add
+            if error["type"] == "too_short" and error["loc"][0] in with_items:
+                continue  # its items were refused: said for each
             loc = error["loc"]
             name = str(loc[0]) if loc else ""
             index = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else 0

@@ -83,6 +83,21 @@ CASES = {
         process("<id>auth</id>", "<executable>python3</executable>", "<route>api/*</route>"),
         [(5, '<process id="auth">: <route> "api/*" must start with "/": write "/api/*"')],
     ),
+    "the second route wrong": (  # named by its own line and value, not the first route's
+        process(
+            "<id>auth</id>",
+            "<executable>python3</executable>",
+            "<route>/ok/*</route>",
+            "<route>/a/**</route>",
+        ),
+        [
+            (
+                6,
+                '<process id="auth">: <route> "/a/**" may only have \'*\' at its end, after a '
+                "'/', as in /api/*",
+            )
+        ],
+    ),
     "misspelt element": (
         process(*OK, "<rout>/x</rout>"),
         [(6, "unknown element <rout>; did you mean <route>?")],
