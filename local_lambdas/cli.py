@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from local_lambdas import __version__, _compat, compiled, manifest
-from local_lambdas.config import NO_LIMIT, WATCH_IGNORE, Manifest, Settings
+from local_lambdas.config import NO_LIMIT, WATCH_IGNORE, Manifest, Settings, check_origin
 from local_lambdas.errors import CommandNotRun, ManifestError, NotAllReady, StartupError
 from local_lambdas.output import Printer, print_line, print_problems, print_warnings
 
@@ -110,6 +110,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cors",
         metavar="ORIGIN",
+        type=_origin,
         action="append",
         default=[],
         help="let a browser page from ORIGIN (repeatable; * for any) call every route whose "
@@ -604,6 +605,14 @@ def _without_timeouts(loaded: Manifest) -> Manifest:
     unbounded = {"timeout": NO_LIMIT, "startup_timeout": NO_LIMIT, "queue_timeout": NO_LIMIT}
     processes = tuple(p.model_copy(update=unbounded) for p in loaded.processes)
     return loaded.model_copy(update={"processes": processes})
+
+
+def _origin(value: str) -> str:
+    """--cors ORIGIN, spelt as browsers send it (else a usage error with the fix)."""
+    try:
+        return check_origin(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r} {exc}") from None
 
 
 def _cache_setting(value: str) -> tuple[int | None, int | None]:

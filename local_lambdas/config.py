@@ -127,6 +127,33 @@ def check_route(route: str) -> str:
 Route = Annotated[str, AfterValidator(check_route)]
 
 
+def check_origin(origin: str) -> str:
+    """`origin`; raises ValueError, with the fix, unless it is spelt as browsers send an
+    Origin (`scheme://host[:port]`, lower case, no path: `http://localhost:5173`), `*` or
+    `null` (a page opened from a file). Another spelling would never match one."""
+    if origin in ("*", "null"):
+        return origin
+    scheme, sep, rest = origin.strip().partition("://")
+    if not sep:
+        scheme, rest = "http", origin.strip()
+    scheme = scheme.lower()
+    authority = rest.split("/", 1)[0].split("?", 1)[0].lower()
+    default_port = {"http": ":80", "https": ":443"}.get(scheme)
+    if default_port and authority.endswith(default_port):  # browsers leave it out
+        authority = authority.removesuffix(default_port)
+    fixed = f"{scheme}://{authority}"
+    if not authority:
+        raise ValueError("is not an origin: write scheme://host[:port], e.g. http://localhost:5173")
+    if fixed != origin:
+        raise ValueError(f'is not an origin as browsers send it: write "{fixed}" (scheme, host '
+                         "and port, lower case, no path)")  # fmt: skip
+    return origin
+
+
+# Each origin checked on its own, so that a problem names the <cors> it is in.
+Origin = Annotated[str, AfterValidator(check_origin)]
+
+
 class Process(BaseModel):
     """One `<process>` of the manifest, with every default filled in."""
 
@@ -145,7 +172,7 @@ class Process(BaseModel):
     environment: tuple[tuple[str, str], ...] = ()
     depends_on: tuple[str, ...] = ()  # processes to be READY and tasks done before it starts
     build: str | None = None  # a shell command run before each start of a new pool
-    cors: tuple[str, ...] = ()  # origins allowed to call its routes from a browser (cors.py)
+    cors: tuple[Origin, ...] = ()  # origins allowed to call its routes from a browser (cors.py)
     start: Literal["at-launch", "on-request"] = "at-launch"  # on-request: at its first request
     # Route-only: requests pass through to this address; nothing is started or supervised.
     upstream: str | None = None

@@ -98,6 +98,16 @@ CASES = {
             )
         ],
     ),
+    "an origin spelt as no browser sends it": (  # it would never match
+        process(*OK, "<cors>http://localhost:5173</cors>", "<cors>http://localhost:5173/</cors>"),
+        [
+            (
+                7,
+                '<process id="svc">: <cors> "http://localhost:5173/" is not an origin as browsers '
+                'send it: write "http://localhost:5173"',
+            )
+        ],
+    ),
     "misspelt element": (
         process(*OK, "<rout>/x</rout>"),
         [(6, "unknown element <rout>; did you mean <route>?")],
@@ -488,3 +498,12 @@ def test_bash_completion_knows_the_commands_and_their_options(tmp_path: Path) ->
         "--boot",
         "--ingress-class",
     ]
+
+
+def test_a_cors_origin_on_the_command_line_is_checked_too() -> None:
+    result = run_cli(
+        "check", "--cors", "localhost:5173", "manifest.xml", cwd=Path(__file__).parents[1]
+    )
+    assert result.returncode == 2
+    assert "argument --cors: 'localhost:5173' is not an origin as browsers send it: write " \
+        '"http://localhost:5173"' in result.stderr  # fmt: skip

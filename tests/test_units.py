@@ -7,6 +7,7 @@ import asyncio
 import base64
 import bisect
 import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from aiohttp import web
 from aiohttp.http import SERVER_SOFTWARE
 
 from local_lambdas import (
+    config,
     explain,
     forwarding,
     http1,
@@ -288,6 +290,23 @@ def test_why_a_child_is_not_ready(
     told = explain.not_ready_in_time(_process(mode), address, foreign=foreign, last_lines=lines)
     assert says in told
     assert ("printed port" in told) == ("printed port" in says)
+
+
+@pytest.mark.parametrize(("written", "fix"), [
+    ("http://localhost:5173", None), ("https://app.test:8443", None), ("*", None),
+    ("null", None), ("chrome-extension://abc", None), ("http://[::1]:3000", None),
+    ("http://a.test/", "http://a.test"), ("localhost:5173", "http://localhost:5173"),
+    ("http://LocalHost:5173", "http://localhost:5173"), ("HTTPS://a.test", "https://a.test"),
+    ("http://a.test/app?x=1", "http://a.test"), ("http://a.test:80", "http://a.test"),
+    ("https://a.test:443", "https://a.test"), ("https://a.test:80", None),
+])  # fmt: skip
+def test_an_origin_is_spelt_as_browsers_send_it(written: str, fix: str | None) -> None:
+    """A <cors> or --cors origin spelt otherwise would never match: refused, with the fix."""
+    if fix is None:
+        assert config.check_origin(written) == written
+    else:
+        with pytest.raises(ValueError, match=f'write "{re.escape(fix)}"'):
+            config.check_origin(written)
 
 
 @pytest.mark.parametrize(("code", "says"), [
