@@ -138,6 +138,7 @@ def load(
     _check_dependencies(reader)
     _check_admin_prefix(reader, admin_prefix)
     _check_cache(reader)
+    _check_strip_prefix(reader)
     if not reader.problems:
         _check_schema(root, shown, reader)
     if reader.problems:
@@ -653,6 +654,40 @@ def _check_cache(reader: _Reader) -> None:
                 "answer streams to the client and is not kept (let the web server or a CDN "
                 "cache it), so remove <cache>",
             )
+
+
+def _check_strip_prefix(reader: _Reader) -> None:
+    """<strip_prefix> that would do nothing: in an envelope mode (the child gets the whole
+    uri), or beginning none of the process's routes."""
+    for claims in reader.claims:
+        prefix = claims.values.get("strip_prefix")
+        if not isinstance(prefix, str) or not prefix.startswith("/"):
+            continue  # absent, or refused already
+        listed = claims.values.get("routes", ())
+        routes = [r for r in listed if isinstance(r, str)] if isinstance(listed, tuple) else []
+        if claims.values.get("communication_mode", Mode.PIPE.value) != Mode.PASSTHROUGH.value:
+            why = ("works for passthrough only: an envelope child gets the request's whole "
+                   "uri, to read as it likes; remove <strip_prefix>")  # fmt: skip
+        elif routes and not any(_strips(prefix, route) for route in routes):
+            base = routes[0].removesuffix("*").rstrip("/") or "/"
+            why = (f'"{prefix}" begins none of its routes ({", ".join(routes)}), so nothing '
+                   f'would be taken off; write e.g. "{base}"')  # fmt: skip
+        else:
+            continue
+        reader.problem(claims.line("strip_prefix"), f"{claims.label}: <strip_prefix> {why}")
+
+
+def _strips(prefix: str, route: str) -> bool:
+    """Whether `prefix` begins some of the paths `route` matches (forwarding.strip_prefix)."""
+    stripped = prefix.rstrip("/")
+    wildcard = route.endswith(("/*", "/"))
+    base = route.removesuffix("*").rstrip("/")
+    return (
+        not stripped
+        or base == stripped
+        or base.startswith(stripped + "/")
+        or (wildcard and stripped.startswith(base + "/"))
+    )
 
 
 def _check_admin_prefix(reader: _Reader, prefix: str) -> None:

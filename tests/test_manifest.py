@@ -108,6 +108,24 @@ CASES = {
             )
         ],
     ),
+    "a prefix that begins none of the routes": (  # it would never be taken off
+        process(
+            *OK,
+            "<communication_mode>passthrough</communication_mode>",
+            "<strip_prefix>/sv</strip_prefix>",
+        ),
+        [
+            (
+                7,
+                '<process id="svc">: <strip_prefix> "/sv" begins none of its routes (/svc/*), '
+                'so nothing would be taken off; write e.g. "/svc"',
+            )
+        ],
+    ),
+    "a prefix for an envelope child": (  # which gets the whole uri
+        process(*OK, "<strip_prefix>/svc</strip_prefix>"),
+        [(6, '<process id="svc">: <strip_prefix> works for passthrough only')],
+    ),
     "misspelt element": (
         process(*OK, "<rout>/x</rout>"),
         [(6, "unknown element <rout>; did you mean <route>?")],
