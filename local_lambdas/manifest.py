@@ -463,6 +463,7 @@ class _Reader:
             except UnknownVariable as exc:
                 element = _FIELD_TO_ELEMENT[field_name]
                 self.problem(lines[field_name][0], f'{label}: <{element}> "{raw}": {exc}')
+                del kwargs[field_name]  # said once: not judged again as it stands
 
     def _check_args(self, process: Process | Task) -> None:
         """Warn of an <arg> that names a relative file that is not there: the child would

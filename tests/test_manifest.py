@@ -126,6 +126,14 @@ CASES = {
         process(*OK, "<strip_prefix>/svc</strip_prefix>"),
         [(6, '<process id="svc">: <strip_prefix> works for passthrough only')],
     ),
+    "a variable with no value in <port>": (  # said once, not again as "not an integer"
+        process(
+            *OK,
+            "<communication_mode>passthrough</communication_mode>",
+            "<port>${NO_SUCH_PORT}</port>",
+        ),
+        [(7, '<process id="svc">: <port> "${NO_SUCH_PORT}": ${NO_SUCH_PORT} has no value')],
+    ),
     "misspelt element": (
         process(*OK, "<rout>/x</rout>"),
         [(6, "unknown element <rout>; did you mean <route>?")],
@@ -307,6 +315,7 @@ def test_problems_name_the_line_and_the_fix(tmp_path: Path, name: str) -> None:
     found = [(p.line, p.message) for p in caught.value.problems]
     for line, fragment in expected:
         assert any(line == got_line and fragment in msg for got_line, msg in found), found
+    assert len(found) == len(expected), found  # each cause said once
     assert all(str(p).startswith(f"{tmp_path / 'manifest.xml'}:") for p in caught.value.problems)
 
 
