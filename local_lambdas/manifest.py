@@ -340,9 +340,8 @@ class _Reader:
                     )
                 key = child.get("name", "")
                 if not _ENV_NAME.match(key):
-                    self.problem(
-                        line, f'{label}: <env> needs a name, as in <env name="DEBUG">1</env>'
-                    )
+                    what = f'name "{key}" cannot hold "=" or a NUL' if key else "needs a name"
+                    self.problem(line, f'{label}: <env> {what}, as in <env name="DEBUG">1</env>')
                 pairs.append((key, text))
             return tuple(pairs)
         if name == "methods":

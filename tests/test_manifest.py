@@ -134,6 +134,10 @@ CASES = {
         ),
         [(7, '<process id="svc">: <port> "${NO_SUCH_PORT}": ${NO_SUCH_PORT} has no value')],
     ),
+    "an env name with =": (
+        process(*OK, '<env name="A=B">v</env>'),
+        [(6, '<process id="svc">: <env> name "A=B" cannot hold "=" or a NUL')],
+    ),
     "misspelt element": (
         process(*OK, "<rout>/x</rout>"),
         [(6, "unknown element <rout>; did you mean <route>?")],
