@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import ssl
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -155,6 +156,8 @@ async def started(
         except OSError as exc:
             # asyncio's strerror repeats the address ("error while attempting to bind...").
             why = os.strerror(exc.errno).lower() if exc.errno else exc.strerror
+            if isinstance(exc, socket.gaierror) or (exc.errno or 0) < 0:  # the name's lookup
+                why = f"{settings.host} is not a name of this machine ({exc.strerror})"
             raise StartupError(
                 f"cannot listen on {settings.host}:{settings.port}: "
                 f"{why}; choose another with --port PORT or --bind HOST:PORT"

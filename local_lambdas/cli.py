@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from local_lambdas import __version__, _compat, compiled, manifest
-from local_lambdas.config import NO_LIMIT, WATCH_IGNORE, Manifest, Settings, check_origin
+from local_lambdas.config import (
+    NO_LIMIT,
+    WATCH_IGNORE,
+    Manifest,
+    Settings,
+    check_origin,
+    parse_duration,
+)
 from local_lambdas.errors import CommandNotRun, ManifestError, NotAllReady, StartupError
 from local_lambdas.output import Printer, print_line, print_problems, print_warnings
 
@@ -150,7 +157,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--client-header-timeout",
         metavar="SECONDS",
-        type=float,
+        type=_seconds,
         default=60.0,
         help="a request head must arrive whole within this time (default: 60, as nginx); "
         "else 408 and the connection closes",
@@ -158,7 +165,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--client-body-timeout",
         metavar="SECONDS",
-        type=float,
+        type=_seconds,
         default=60.0,
         help="longest wait for the next bytes of a request body (default: 60, as nginx); else 408",
     )
@@ -240,7 +247,7 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
     serve_p.add_argument(
         "--shutdown-timeout",
         metavar="SECONDS",
-        type=float,
+        type=_seconds,
         default=10.0,
         help="on stop, how long requests in flight may take (default: 10)",
     )
@@ -448,7 +455,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _restart(args.url, args.admin_prefix, args.process)
     prefix = args.admin_prefix
     if not (prefix.startswith("/") and prefix.endswith("/") and len(prefix) > 2):
-        print_line(f"local-lambdas: --admin-prefix {prefix!r} must be a path like /_/ or /admin/")
+        fix = "/" + prefix.strip("/") + "/" if prefix.strip("/") else "/_/"
+        print_line(f"local-lambdas: --admin-prefix {prefix!r} must be a path that begins and "
+                   f'ends with "/", like /_/ or /admin/: write "{fix}"')  # fmt: skip
         return EXIT_USAGE
     if (args.tls_cert is None) != (args.tls_key is None) or (args.tls and args.tls_cert):
         print_line("local-lambdas: give --tls-cert and --tls-key together, or --tls self-signed")
@@ -605,6 +614,19 @@ def _without_timeouts(loaded: Manifest) -> Manifest:
     unbounded = {"timeout": NO_LIMIT, "startup_timeout": NO_LIMIT, "queue_timeout": NO_LIMIT}
     processes = tuple(p.model_copy(update=unbounded) for p in loaded.processes)
     return loaded.model_copy(update={"processes": processes})
+
+
+def _seconds(value: str) -> float:
+    """A time-out flag: seconds above 0, or a duration as the manifest writes one (500ms)."""
+    try:
+        seconds = float(str(parse_duration(value)))
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a time above 0; write e.g. 60, 30s or 500ms"
+        )
+    return seconds
 
 
 def _origin(value: str) -> str:

@@ -267,6 +267,26 @@ async def test_port_in_use_is_one_clear_line(write_manifest: WriteManifest) -> N
     assert not any("Traceback" in line for line in run.lines)
 
 
+@pytest.mark.parametrize(("flags", "status", "says"), [
+    (["--client-header-timeout", "0"], 2,
+     "argument --client-header-timeout: '0' is not a time above 0; write e.g. 60, 30s or 500ms"),
+    (["--client-body-timeout", "2m", "--shutdown-timeout", "-1"], 2,
+     "argument --shutdown-timeout: '-1' is not a time above 0"),
+    (["--admin-prefix", "/x"], 2, "--admin-prefix '/x' must be a path that begins and ends "
+     'with "/", like /_/ or /admin/: write "/x/"'),
+    (["--bind", "no-such-host.invalid:0"], 1, "cannot listen on no-such-host.invalid:0: "
+     "no-such-host.invalid is not a name of this machine"),
+])  # fmt: skip
+async def test_a_flag_given_wrong_is_one_clear_line(
+    write_manifest: WriteManifest, flags: list[str], status: int, says: str
+) -> None:
+    path = write_manifest(process_xml("svc", "/api/*"))
+    async with cli(str(path), *flags) as run:
+        assert await run.finish() == status
+    assert any(says in line for line in run.lines), run.lines
+    assert not any("Traceback" in line for line in run.lines), run.lines
+
+
 async def test_port_is_the_short_way_to_choose_where_to_listen(
     write_manifest: WriteManifest,
 ) -> None:
