@@ -373,23 +373,34 @@ def _restart(url: str, prefix: str, process: str) -> int:
     import urllib.parse
     import urllib.request
 
+    if not url.startswith(("http://", "https://")):
+        print_line(f"local-lambdas restart: --url {url!r} must be the proxy's address, e.g. "
+                   "http://127.0.0.1:3000")  # fmt: skip
+        return EXIT_USAGE
     name = urllib.parse.quote(process)
     target = f"{url.rstrip('/')}/{prefix.strip('/')}/processes/{name}/restart"
     try:
         with urllib.request.urlopen(urllib.request.Request(target, method="POST")) as reply:
-            answer = json.load(reply)
+            raw = reply.read()
     except urllib.error.HTTPError as exc:
         try:
-            error = json.load(exc).get("error", exc.reason)
-        except ValueError:
-            error = exc.reason
+            error = json.load(exc)["error"]
+        except (ValueError, KeyError, TypeError):
+            error = (f"{url} answered {exc.code} {exc.reason}, not as local-lambdas does; "
+                     "pass the proxy's address with --url")  # fmt: skip
         print_line(f"local-lambdas restart: {error}")
         return EXIT_FAILURE
-    except (urllib.error.URLError, OSError) as exc:
+    except (OSError, ValueError) as exc:  # refused, no such host, an address that is none
         reason = getattr(exc, "reason", exc)
         print_line(f"local-lambdas restart: no proxy at {url} ({reason}); pass --url")
         return EXIT_FAILURE
-    print_line(f"{process}: restarted, {answer['state']}")
+    try:
+        state = json.loads(raw)["state"]
+    except (ValueError, KeyError, TypeError):  # another server: JSON not ours, or none
+        print_line(f"local-lambdas restart: {url} answered, but not as local-lambdas does; "
+                   "pass the proxy's address with --url")  # fmt: skip
+        return EXIT_FAILURE
+    print_line(f"{process}: restarted, {state}")
     return EXIT_OK
 
 

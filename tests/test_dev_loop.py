@@ -7,6 +7,7 @@ import asyncio
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -185,8 +186,39 @@ async def test_restart_one_process_under_load(
 
 
 def test_restart_without_a_proxy_says_so() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "local_lambdas", "restart", "a", "--url", "http://127.0.0.1:9"],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+    def restart(url: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "local_lambdas", "restart", "a", "--url", url],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+
+    done = restart("http://127.0.0.1:9")
     assert done.returncode == 1 and "no proxy at http://127.0.0.1:9" in done.stderr
+    done = restart("127.0.0.1:3000")  # no scheme: one line, no traceback
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (
+        "local-lambdas restart: --url '127.0.0.1:3000' must be the proxy's address, e.g. "
+        "http://127.0.0.1:3000"
+    )
+    # Another server there: said as such, whatever it answers.
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        url = f"http://127.0.0.1:{listening.getsockname()[1]}"
+        answering = threading.Thread(target=_answer_once, args=(listening,), daemon=True)
+        answering.start()
+        done = restart(url)
+    assert done.returncode == 1 and done.stderr.strip() == (
+        f"local-lambdas restart: {url} answered, but not as local-lambdas does; pass the "
+        "proxy's address with --url"
+    )
+
+
+def _answer_once(listening: socket.socket) -> None:
+    """Another server: 200 with a page, not local-lambdas' JSON."""
+    connection, _ = listening.accept()
+    with connection:
+        connection.recv(65536)
+        connection.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
+        )
