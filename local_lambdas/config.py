@@ -153,6 +153,23 @@ def check_origin(origin: str) -> str:
 # Each origin checked on its own, so that a problem names the <cors> it is in.
 Origin = Annotated[str, AfterValidator(check_origin)]
 
+# A container image reference as docker and Kubernetes take it: [host[:port]/]path[:tag]
+# [@digest], the path in lower case (the tag may not be).
+_IMAGE = re.compile(
+    r"(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@[a-z0-9]+:[a-fA-F0-9]{32,})?"
+)
+
+
+def check_image(image: str) -> str:
+    """`image`; raises ValueError unless docker would take it as an image reference."""
+    if not _IMAGE.fullmatch(image):
+        raise ValueError(
+            "is not an image reference: write NAME[:TAG] in lower case, e.g. "
+            "python:3.12-slim or ghcr.io/acme/api:1.4"
+        )
+    return image
+
 
 class Process(BaseModel):
     """One `<process>` of the manifest, with every default filled in."""
@@ -176,7 +193,7 @@ class Process(BaseModel):
     start: Literal["at-launch", "on-request"] = "at-launch"  # on-request: at its first request
     # Route-only: requests pass through to this address; nothing is started or supervised.
     upstream: str | None = None
-    image: str | None = None  # the container image `export` runs it in (export.py)
+    image: Annotated[str, AfterValidator(check_image)] | None = None  # export.py's container
     idle_timeout: Duration | None = None  # stopped after this long without a request
     port: int | None = Field(default=None, ge=1, le=65535)
     methods: tuple[str, ...] | None = None

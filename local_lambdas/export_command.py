@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from local_lambdas import manifest
 from local_lambdas.cli import DEFAULT_BIND, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, split_bind
+from local_lambdas.config import check_image
 from local_lambdas.errors import ManifestError
 from local_lambdas.output import print_line, print_problems
 
@@ -33,7 +36,7 @@ def export_parser() -> argparse.ArgumentParser:
         help="run process ID in IMAGE (repeatable; wins over its <image>); a bare IMAGE: "
         "for every process without one",
     )  # fmt: skip
-    parser.add_argument("--front-image", metavar="IMAGE",
+    parser.add_argument("--front-image", metavar="IMAGE", type=_checked(check_image),
                         help="compose: the front service's image (default: the first "
                         "process's)")  # fmt: skip
     parser.add_argument(
@@ -41,13 +44,55 @@ def export_parser() -> argparse.ArgumentParser:
         help="compose: where the front is published (default: $BIND_ADDRESS, else "
         f"{DEFAULT_BIND})",
     )  # fmt: skip
-    parser.add_argument("--namespace", help="kubernetes: the objects' namespace")
-    parser.add_argument("--ingress-class", metavar="NAME", help="kubernetes: ingressClassName")
-    parser.add_argument("--host", help="kubernetes: the Ingress rule's host")
+    parser.add_argument("--namespace", type=_checked(_label),
+                        help="kubernetes: the objects' namespace")  # fmt: skip
+    parser.add_argument("--ingress-class", metavar="NAME", type=_checked(_subdomain),
+                        help="kubernetes: ingressClassName")  # fmt: skip
+    parser.add_argument("--host", type=_checked(_host), help="kubernetes: the Ingress rule's host")
     parser.add_argument("--env-file", metavar="FILE", action="append", type=Path,
                         help="as for the proxy: values for every child (repeatable)")  # fmt: skip
     parser.add_argument("--no-env-file", action="store_true", help="read no env file")
     return parser
+
+
+# Kubernetes' names (RFC 1123): a label (a namespace), dotted labels (a class), and a host.
+_LABEL = re.compile(r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?")
+
+
+def _label(value: str) -> str:
+    if not _LABEL.fullmatch(value):
+        raise ValueError("is not a Kubernetes name: lower-case letters, digits and '-', at "
+                         "most 63, e.g. demo-app")  # fmt: skip
+    return value
+
+
+def _subdomain(value: str) -> str:
+    if not _dotted(value):
+        raise ValueError("is not a Kubernetes name: lower-case letters, digits, '-' and '.', "
+                         "e.g. nginx")  # fmt: skip
+    return value
+
+
+def _host(value: str) -> str:
+    if not _dotted(value.removeprefix("*.")):
+        raise ValueError("is not a host name: write e.g. demo.example.com or *.example.com")
+    return value
+
+
+def _dotted(value: str) -> bool:
+    return len(value) <= 253 and all(_LABEL.fullmatch(part) for part in value.split("."))
+
+
+def _checked(check: Callable[[str], str]) -> Callable[[str], str]:
+    """An argparse type from a check that raises ValueError with what to write."""
+
+    def parse(value: str) -> str:
+        try:
+            return check(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{value!r} {exc}") from None
+
+    return parse
 
 
 def export_command(argv: list[str]) -> int:
@@ -61,7 +106,11 @@ def export_command(argv: list[str]) -> int:
         if sep and not (name and image):
             print_line(f"local-lambdas export: --image {item!r} must be ID=IMAGE or IMAGE")
             return EXIT_USAGE
-        images[name] = image
+        try:
+            images[name] = check_image(image)
+        except ValueError as exc:
+            print_line(f"local-lambdas export: --image {item!r}: {image!r} {exc}")
+            return EXIT_USAGE
     try:
         bind = split_bind(args.bind or os.environ.get("BIND_ADDRESS") or DEFAULT_BIND)
     except ValueError as exc:

@@ -156,6 +156,32 @@ def test_what_cannot_be_expressed_is_refused_with_the_reason(
     assert "cannot be exported as it is" in done.stderr
 
 
+@pytest.mark.parametrize(("args", "says"), [
+    (("--namespace", "Demo_NS"), "argument --namespace: 'Demo_NS' is not a Kubernetes name"),
+    (("--ingress-class", "Nginx"), "argument --ingress-class: 'Nginx' is not a Kubernetes name"),
+    (("--host", "demo test"), "argument --host: 'demo test' is not a host name"),
+    (("--image", "echo=My Image"), "--image 'echo=My Image': 'My Image' is not an image "
+     "reference: write NAME[:TAG] in lower case"),
+])  # fmt: skip
+def test_a_name_kubernetes_or_docker_would_refuse_is_refused_here(
+    args: tuple[str, ...], says: str
+) -> None:
+    """Said by export, with the spelling to use, not later by kubectl or docker."""
+    done = export("kubernetes", "manifest.xml", "--image", "x:1", *args)
+    assert done.returncode == 2 and done.stdout == ""
+    assert says in done.stderr, done.stderr
+
+
+def test_an_image_in_the_manifest_is_checked_at_load(tmp_path: Path) -> None:
+    (tmp_path / "manifest.xml").write_text(
+        "<manifest><process><id>a</id><executable>python3</executable><route>/a/*</route>"
+        "<image>Python:3.12</image></process></manifest>"
+    )
+    done = export("compose", "manifest.xml", cwd=tmp_path)
+    assert done.returncode == 1
+    assert '<image> "Python:3.12" is not an image reference' in done.stderr, done.stderr
+
+
 async def test_the_exported_layout_runs_here(tmp_path: Path, socket_dir: Path) -> None:
     """Each service's command, run here (its /app being this repository, its port a free
     one), serves exactly its process; the front's manifest, with each service's name made
