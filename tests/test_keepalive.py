@@ -92,3 +92,15 @@ async def test_a_line_no_request_asked_for_is_said_and_never_taken_as_an_answer(
     assert len(said) == 1, said
     assert 'the child sent b\'{"status": 200' in said[0]  # what came, as it came
     assert said[0].endswith("answer each request line with exactly one line")
+
+
+async def test_an_answer_spread_over_lines_is_named_as_such(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """json.dumps(indent=2) in a keep-alive child: the 502 says why, not only "not JSON"."""
+    path = write_manifest(keepalive())
+    async with running(path, socket_dir) as run:
+        status, error = await get(run, "/api/pretty")
+    assert status == 502
+    assert b"its answer line ended inside the JSON; in pipe-keepalive each answer is one line" \
+        in error["raw"]  # fmt: skip

@@ -62,7 +62,10 @@ class KeepAlivePipeTransport:
                 self._idle.append(connection)
             else:
                 connection.close()
-        return decode_response(line)
+        try:
+            return decode_response(line)
+        except BadResponse as exc:
+            raise _one_line(exc) from None
 
     def _idle_connection(self) -> _Connection | None:
         while self._idle and not self._closed:
@@ -199,3 +202,16 @@ def _whole(data: bytes | bytearray) -> bool:
     except orjson.JSONDecodeError:
         return False
     return True
+
+
+def _one_line(exc: BadResponse) -> BadResponse:
+    """A refused answer, with the likely cause when its line is the start of a JSON object
+    that the newline cut off (a child that pretty-prints its answers)."""
+    sent = exc.received
+    if sent.startswith(b"{") and len(sent) < SHOWN_BYTES and not sent.rstrip().endswith(b"}"):
+        return BadResponse(
+            f"{exc}: its answer line ended inside the JSON; in pipe-keepalive each answer is "
+            "one line (compact JSON with no newline inside: json.dumps without indent)",
+            sent,
+        )
+    return exc
