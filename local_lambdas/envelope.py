@@ -131,6 +131,17 @@ def decode_response(raw: bytes | bytearray) -> Response:
     return Response(_status(data, raw), _headers(data, raw), body)
 
 
+def whole_json(data: bytes | bytearray) -> bool:
+    """Whether `data` is one whole JSON value: an answer whose end the framing did not mark
+    (a keep-alive answer the child ended by closing; a one-shot answer ended by a newline
+    on a connection the child keeps open)."""
+    try:
+        _loads(data)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
 def gather(buffer: bytes | bytearray, data: bytes) -> bytes | bytearray:
     """`buffer` with `data` after it, for a transport reading an answer: a first chunk as
     it came, then a bytearray that grows in place (no list of chunks joined at the end,

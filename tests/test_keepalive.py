@@ -104,3 +104,21 @@ async def test_an_answer_spread_over_lines_is_named_as_such(
     assert status == 502
     assert b"its answer line ended inside the JSON; in pipe-keepalive each answer is one line" \
         in error["raw"]  # fmt: skip
+
+
+async def test_a_keep_alive_child_in_one_shot_mode_answers_at_once(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """A child written for the line framing alone, put in `pipe` mode: it answers with a
+    line and keeps the connection open for the next; the whole JSON line is its answer,
+    not a wait for a close that never comes (<timeout>, then 504)."""
+    path = write_manifest(process_xml("svc", "/api/*", mode="pipe", args=("--lines",),
+                                      extra="<timeout>5s</timeout>"))  # fmt: skip
+    async with running(path, socket_dir) as run:
+        started = asyncio.get_running_loop().time()
+        answers = [await get(run, f"/api/x{number}") for number in range(3)]
+        took = asyncio.get_running_loop().time() - started
+    assert [(status, seen["uri"]) for status, seen in answers] == [
+        (200, f"/api/x{number}") for number in range(3)
+    ]
+    assert took < 4  # three answers, none waited out its 5 s <timeout>

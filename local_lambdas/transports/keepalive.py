@@ -22,10 +22,15 @@ import logging
 from collections.abc import Callable
 from typing import cast
 
-import orjson
-
 from local_lambdas import _compat
-from local_lambdas.envelope import SHOWN_BYTES, Request, Response, decode_response, gather
+from local_lambdas.envelope import (
+    SHOWN_BYTES,
+    Request,
+    Response,
+    decode_response,
+    gather,
+    whole_json,
+)
 from local_lambdas.errors import BadResponse, ChildUnreachable
 
 log = logging.getLogger("local_lambdas.keepalive")
@@ -176,7 +181,7 @@ class _Connection(asyncio.Protocol):
             self._buffer
             and self._answer is not None
             and not self._answer.done()
-            and _whole(self._buffer)
+            and whole_json(self._buffer)
         ):
             answer, self._answer = self._answer, None
             self.ended_by_child = True
@@ -193,15 +198,6 @@ class _Connection(asyncio.Protocol):
         if answer is not None and not answer.done():
             answer.set_exception(error)
         self.close()
-
-
-def _whole(data: bytes | bytearray) -> bool:
-    """Whether `data` is one whole JSON value (an answer the child ended by closing)."""
-    try:
-        orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return False
-    return True
 
 
 def _one_line(exc: BadResponse) -> BadResponse:

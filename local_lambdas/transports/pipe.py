@@ -2,7 +2,9 @@
 
 Per request: connect, write one JSON object, shut the writing side, read until the child
 closes. The shutdown lets children that read to EOF work; children that stop reading once
-the JSON parses work too.
+the JSON parses work too. An answer that is whole JSON ended by a newline is taken without
+waiting for the close: a child written for the keep-alive framing answers with a line and
+waits for the next.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Callable
 from typing import cast
 
 from local_lambdas import _compat
-from local_lambdas.envelope import Request, Response, decode_response, gather
+from local_lambdas.envelope import Request, Response, decode_response, gather, whole_json
 from local_lambdas.errors import BadResponse, ChildUnreachable
 
 
@@ -83,6 +85,11 @@ class _OneShot(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._buffer = gather(self._buffer, data) if self._buffer else data
+        if data.endswith(b"\n") and whole_json(self._buffer):
+            # A whole answer and a newline: a child that keeps the connection open for the
+            # next line (written for pipe-keepalive) would otherwise hold us to <timeout>.
+            self._finish()
+            return
         if len(self._buffer) > self._limit and not self._answer.done():
             sample = bytes(self._buffer[:1024])
             self._buffer = b""

@@ -3,7 +3,9 @@
 
 Serves one-shot pipe requests on $PIPE_ADDRESS, or `http` envelope requests on $HTTP_ADDRESS.
 With --read-to-eof it reads each pipe request until end-of-file; without, it stops reading as
-soon as the JSON parses (never waiting for EOF), as the earlier tool's examples did. When
+soon as the JSON parses (never waiting for EOF), as the earlier tool's examples did. With
+--lines it serves the keep-alive framing whatever the mode, and holds each connection open
+after its end of input (a child written for that framing alone, not closing on EOF). When
 $PIPE_FRAMING is "lines" (pipe-keepalive mode) it serves many requests per connection, one
 JSON line each, and echoes which connection (`conn`) and request on it (`seq`) it was.
 
@@ -23,6 +25,7 @@ import time
 from typing import Any
 
 READ_TO_EOF = "--read-to-eof" in sys.argv
+LINES = "--lines" in sys.argv  # the keep-alive framing whatever PIPE_FRAMING says
 COUNTER = iter(range(1, 1 << 30))
 
 
@@ -125,7 +128,7 @@ CONNECTIONS = iter(range(1, 1 << 30))
 
 def serve_connection(conn: socket.socket) -> None:
     with conn:
-        if os.environ.get("PIPE_FRAMING") == "lines":
+        if os.environ.get("PIPE_FRAMING") == "lines" or LINES:
             serve_lines(conn)
             return
         reply = answer(read_request(conn))
@@ -144,6 +147,8 @@ def serve_lines(conn: socket.socket) -> None:
                 return
             twice = request["uri"].split("?")[0].endswith("/twice")  # one line too many
             conn.sendall((reply + b"\n") * (2 if twice else 1))
+    if LINES:
+        time.sleep(60)  # the connection held open after the end of input, as some do
 
 
 def serve_pipe(path: str) -> None:
