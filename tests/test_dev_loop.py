@@ -15,7 +15,16 @@ import pytest
 
 from local_lambdas import manifest
 from local_lambdas.errors import ManifestError
-from tests.helpers import PYTHON, Running, WriteManifest, load, process_xml, running
+from tests.helpers import (
+    PYTHON,
+    Ran,
+    Running,
+    WriteManifest,
+    load,
+    process_xml,
+    run_main,
+    running,
+)
 
 
 def env_child(pid: str, route: str, *args: str, extra: str = "") -> str:
@@ -186,11 +195,8 @@ async def test_restart_one_process_under_load(
 
 
 def test_restart_without_a_proxy_says_so() -> None:
-    def restart(url: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "local_lambdas", "restart", "a", "--url", url],
-            capture_output=True, text=True, timeout=30,
-        )  # fmt: skip
+    def restart(url: str) -> Ran:
+        return run_main("restart", "a", "--url", url)
 
     done = restart("http://127.0.0.1:9")
     assert done.returncode == 1 and "no proxy at http://127.0.0.1:9" in done.stderr

@@ -22,27 +22,38 @@ import pytest
 import yaml
 
 from local_lambdas.readiness import free_port
-from tests.helpers import PYTHON, WriteManifest, cli, eventually, running
+from tests.helpers import PYTHON, Ran, WriteManifest, cli, eventually, run_main, running
 
 ROOT = Path(__file__).parents[1]
 POLYGLOT = ROOT / "examples" / "polyglot"
 
 
-def export(
-    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "local_lambdas", "export", *args],
-        capture_output=True, text=True, cwd=cwd, env={**os.environ, **(env or {})}, timeout=60,
-    )  # fmt: skip
+def export(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> Ran:
+    return run_main("export", *args, cwd=cwd, env=env)
 
 
 def exported(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> list[Any]:
     done = export(*args, cwd=cwd, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     again = export(*args, cwd=cwd, env=env)
-    assert again.stdout == done.stdout  # deterministic
+    assert again.stdout == done.stdout  # deterministic (across processes: the test below)
     return list(yaml.safe_load_all(done.stdout))
+
+
+def test_the_same_export_from_two_processes_is_the_same_text() -> None:
+    """The command as a process, each with its own string hashing (set and dict orders
+    that would leak into the output differ between them)."""
+    texts = set()
+    for seed in ("1", "2"):
+        done = subprocess.run(
+            [sys.executable, "-m", "local_lambdas", "export", "kubernetes", "manifest.xml",
+             "--image", "everything:1", "--host", "demo.test"],
+            capture_output=True, text=True, cwd=POLYGLOT, timeout=60,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        texts.add(done.stdout)
+    assert len(texts) == 1
 
 
 def valid_compose(document: dict[str, Any]) -> None:

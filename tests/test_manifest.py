@@ -13,7 +13,7 @@ from lxml import etree
 from local_lambdas import cli, manifest
 from local_lambdas.config import Manifest, Mode
 from local_lambdas.errors import ManifestError
-from tests.helpers import CHILDREN, dedent
+from tests.helpers import CHILDREN, dedent, run_main
 
 LEGACY = dedent("""
     <?xml version="1.0" encoding="UTF-8"?>
@@ -399,14 +399,14 @@ def test_check_lists_every_problem_and_exits_1(tmp_path: Path) -> None:
 
 def test_check_ok_exits_0() -> None:
     for args in (["check", "manifest.xml"], ["check"]):  # manifest.xml is the default
-        result = run_cli(*args, cwd=Path(__file__).parents[1])
+        result = run_main(*args, cwd=Path(__file__).parents[1])
         assert result.returncode == 0, result.stderr
         assert "OK, 4 process(es)" in result.stderr
 
 
 def test_every_command_has_its_own_help() -> None:
     for command in ("check", "run"):
-        result = run_cli(command, "--help")
+        result = run_main(command, "--help")
         assert result.returncode == 0, result.stderr
         assert f"usage: local-lambdas {command}" in result.stdout
 
@@ -532,7 +532,7 @@ def test_bash_completion_knows_the_commands_and_their_options(tmp_path: Path) ->
 
 
 def test_a_cors_origin_on_the_command_line_is_checked_too() -> None:
-    result = run_cli(
+    result = run_main(
         "check", "--cors", "localhost:5173", "manifest.xml", cwd=Path(__file__).parents[1]
     )
     assert result.returncode == 2
