@@ -85,7 +85,36 @@ def remove_stale(address: str) -> None:
                       "choose another --socket-dir or <pipe_name>")  # fmt: skip
     if not stat.S_ISSOCK(status.st_mode):
         raise OSError(errno.EEXIST, f"{address} exists and is not a socket; move it away")
+    holders = _listening_at(address)
+    if holders is not None:
+        raise OSError(errno.EADDRINUSE, f"{address} is in use: {holders} listens there (another "
+                      "local-lambdas with the same --socket-dir?); stop it, or choose another "
+                      "--socket-dir or <pipe_name>")  # fmt: skip
     path.unlink(missing_ok=True)
+
+
+def _listening_at(address: str) -> str | None:
+    """Who listens on the Unix socket at `address` ("pid 12 (its command)", or "a program"
+    where that cannot be told); None: nobody, the file is stale."""
+    inodes = _unix_listeners(os.fsencode(address))
+    if inodes is None:  # no tables to read: a listener accepts a connection
+        with socket.socket(socket.AF_UNIX) as probe:
+            try:
+                probe.connect(address)
+            except OSError:
+                return None
+        return "a program"
+    if not inodes:
+        return None
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if any(os.readlink(fd.path) in wanted for fd in os.scandir(f"{entry.path}/fd")):
+                command = command_line(int(entry.name))
+                return f"pid {entry.name}" + (f" ({command[:80]})" if command else "")
+    return "a program"
 
 
 def pipe_listening(address: str, owners: Callable[[], Iterable[int]]) -> Listener | None:

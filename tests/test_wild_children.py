@@ -252,6 +252,27 @@ async def test_a_socket_path_of_another_user_is_refused(
         shutil.rmtree(shared, ignore_errors=True)
 
 
+async def test_a_second_proxy_on_the_same_socket_dir_takes_nothing_from_the_first(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    """--socket-dir shared by two runs (the earlier tool's /tmp layout, a proxy left in
+    another terminal): the second finds the first's child listening at the path and says
+    so; it never removes that socket, at its start or at its stop, so the first's requests
+    keep reaching the first's child."""
+    shared = tmp_path / "shared"
+    path = write_manifest(process_xml("svc", "/api/*", extra="<start_retries>1</start_retries>"))
+    async with running(path, shared, own_socket_dir=False) as first:
+        pid = first.child("svc").pid
+        async with running(path, shared, wait=False, own_socket_dir=False) as second:
+            pool = second.pool("svc")
+            assert await pool.wait_for(lambda: pool.instances[0].state.value == "FATAL", 10)
+            reason = pool.instances[0].reason
+            assert f"{shared / 'svc'} is in use: pid {pid} (" in reason, reason
+            assert "another local-lambdas with the same --socket-dir?" in reason
+        async with first.http.get(first.url + "/api/x") as reply:
+            assert reply.status == 200 and (await reply.json())["pid"] == pid
+
+
 async def test_a_flooding_child_loses_lines_not_the_proxy(write_manifest: WriteManifest) -> None:
     path = write_manifest(wild("flood", "/flood/*", "flood"), process_xml("quiet", "/quiet/*"))
     async with cli(str(path), "--bind", "127.0.0.1:0") as run:
