@@ -614,9 +614,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _with_instances(loaded: Manifest, instances: int) -> Manifest:
-    """--instances N: N instances of every process."""
-    processes = tuple(p.model_copy(update={"instances": instances}) for p in loaded.processes)
-    return loaded.model_copy(update={"processes": processes})
+    """--instances N: N instances of every process but those with a fixed <port>, which
+    only one instance can listen on (said in a warning)."""
+    processes = tuple(
+        p if p.port and instances > 1 else p.model_copy(update={"instances": instances})
+        for p in loaded.processes
+    )
+    kept = [
+        f"{p.label}: --instances {instances} does not apply: one instance only can listen on "
+        f"its <port> {p.port}"
+        for p in loaded.processes
+        if p.port and instances > 1
+    ]
+    return loaded.model_copy(update={"processes": processes, "warnings": (*loaded.warnings, *kept)})
 
 
 def _without_timeouts(loaded: Manifest) -> Manifest:

@@ -324,6 +324,14 @@ class _Reader:
         if missing:
             return None
         self._check_args(process)
+        if self.here and isinstance(process, Process) and process.port and process.instances > 1:
+            # (In containers, export's, each instance has a port of its own: no problem.)
+            self.problem(
+                lines["instances"][0],
+                f"{label}: <instances> {process.instances} with <port> {process.port}: every "
+                "instance would listen on that one port, and all but the first fail (address "
+                "in use); remove <port> (each instance gets its own $PORT), or keep one",
+            )
         return process if len(self.problems) == count else None
 
     def _value(

@@ -138,6 +138,21 @@ CASES = {
         process(*OK, '<env name="A=B">v</env>'),
         [(6, '<process id="svc">: <env> name "A=B" cannot hold "=" or a NUL')],
     ),
+    "instances on one fixed port": (  # all but the first would fail: address in use
+        process(
+            *OK,
+            "<communication_mode>passthrough</communication_mode>",
+            "<port>5055</port>",
+            "<instances>2</instances>",
+        ),
+        [
+            (
+                8,
+                '<process id="svc">: <instances> 2 with <port> 5055: every instance would listen '
+                "on that one port",
+            )
+        ],
+    ),
     "misspelt element": (
         process(*OK, "<rout>/x</rout>"),
         [(6, "unknown element <rout>; did you mean <route>?")],
@@ -538,3 +553,13 @@ def test_a_cors_origin_on_the_command_line_is_checked_too() -> None:
     assert result.returncode == 2
     assert "argument --cors: 'localhost:5173' is not an origin as browsers send it: write " \
         '"http://localhost:5173"' in result.stderr  # fmt: skip
+
+
+def test_instances_from_the_command_line_leave_a_fixed_port_to_one(tmp_path: Path) -> None:
+    (tmp_path / "manifest.xml").write_text(process(
+        *OK, "<communication_mode>passthrough</communication_mode>", "<port>5055</port>"
+    ))  # fmt: skip
+    ran = run_main("check", "--instances", "3", "manifest.xml", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert '<process id="svc">: --instances 3 does not apply: one instance only can listen on ' \
+        "its <port> 5055" in ran.stderr  # fmt: skip
