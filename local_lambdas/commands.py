@@ -165,9 +165,7 @@ def example_path(route: str) -> str:
 async def _all_ready(run: Started, timeout: float) -> None:
     run.supervisor.wake_all()
     not_ready = await run.supervisor.wait_ready(timeout)
-    failures = run.supervisor.failures
-    for failure in failures:
-        log.error("%s", failure)
+    failures = run.supervisor.failures  # each said in the log as it happened
     if failures:
         raise NotAllReady(f"{failures[0]}; nothing was run")
     if not not_ready:
