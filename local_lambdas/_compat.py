@@ -406,6 +406,7 @@ class Listener:
 
     address: str
     foreign: bool = False
+    refused: str = ""  # what <ready_path> answered, when it was not a 2xx ("answered 404")
 
     def __bool__(self) -> bool:
         return bool(self.address) and not self.foreign

@@ -21,13 +21,16 @@ def where(process: Process, address: str) -> str:
 
 
 def not_ready_in_time(
-    process: Process, address: str, *, foreign: bool, last_lines: Iterable[str]
-) -> str:
+    process: Process, address: str, *, foreign: bool, last_lines: Iterable[str],
+    refused: str = "",
+) -> str:  # fmt: skip
     """Why a child that runs is not ready after <startup_timeout>, with the likely fix."""
     shown = where(process, address)
     late = f"not ready within {process.startup_timeout:g}s (<startup_timeout>)"
     if foreign:
         return f"{late}: another program listens on {shown}; stop it, or use another address"
+    if refused:
+        return f"{late}: it listens on {shown}, but its <ready_path>: {refused} (a 2xx is wanted)"
     message = f"{late}: nothing listened on {shown}"
     if not process.communication_mode.uses_pipe:
         port = address.rpartition(":")[2]

@@ -67,8 +67,9 @@ async def listening(process: Process, address: str, owners: Owners) -> Listener:
                 break
     if found and process.ready_path is not None:
         host = found.address.rpartition(":")[0].strip("[]")
-        if not await _answers_2xx(host, port, process.ready_path):
-            return Listener("")
+        refused = await _refused(host, port, process.ready_path)
+        if refused:
+            return Listener("", refused=f"GET {process.ready_path} {refused}")
     return found
 
 
@@ -109,12 +110,12 @@ async def _connects(opening: Awaitable[tuple[asyncio.BaseTransport, asyncio.Prot
     return True
 
 
-async def _answers_2xx(host: str, port: int, path: str) -> bool:
-    """Whether GET `path` answers with a 2xx status (a readiness path)."""
+async def _refused(host: str, port: int, path: str) -> str:
+    """How GET `path` failed to answer a 2xx ("answered 404", "got no answer"); "": it did."""
     try:
         reader, writer = await asyncio.open_connection(host, port)
-    except OSError:
-        return False
+    except OSError as exc:
+        return f"could not connect ({exc.strerror or exc})"
     authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         writer.write(
@@ -122,8 +123,10 @@ async def _answers_2xx(host: str, port: int, path: str) -> bool:
         )
         status_line = await asyncio.wait_for(reader.readline(), 5)
     except (OSError, asyncio.TimeoutError):
-        return False
+        return "got no answer within 5s"
     finally:
         writer.close()
     parts = status_line.split()
-    return len(parts) >= 2 and parts[1].startswith(b"2")
+    if len(parts) >= 2 and parts[1].startswith(b"2"):
+        return ""
+    return f"answered {parts[1].decode(errors='replace')}" if len(parts) >= 2 else "got no answer"

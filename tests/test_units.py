@@ -292,6 +292,14 @@ def test_why_a_child_is_not_ready(
     assert ("printed port" in told) == ("printed port" in says)
 
 
+def test_a_ready_path_that_is_refused_is_named() -> None:
+    told = explain.not_ready_in_time(_process(), "127.0.0.1:4000", foreign=False, last_lines=[],
+                                     refused="GET /healthz answered 503")  # fmt: skip
+    assert told == ("not ready within 10s (<startup_timeout>): it listens on "
+                    "http://127.0.0.1:4000, but its <ready_path>: GET /healthz answered 503 (a "
+                    "2xx is wanted)")  # fmt: skip
+
+
 @pytest.mark.parametrize(("written", "fix"), [
     ("http://localhost:5173", None), ("https://app.test:8443", None), ("*", None),
     ("null", None), ("chrome-extension://abc", None), ("http://[::1]:3000", None),
