@@ -616,17 +616,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _with_instances(loaded: Manifest, instances: int) -> Manifest:
     """--instances N: N instances of every process but those with a fixed <port>, which
     only one instance can listen on (said in a warning)."""
+    fixed = {p.id: p.port for p in loaded.processes if p.port and instances > 1}
     processes = tuple(
-        p if p.port and instances > 1 else p.model_copy(update={"instances": instances})
+        p if p.id in fixed else p.model_copy(update={"instances": instances})
         for p in loaded.processes
     )
-    kept = [
-        f"{p.label}: --instances {instances} does not apply: one instance only can listen on "
-        f"its <port> {p.port}"
-        for p in loaded.processes
-        if p.port and instances > 1
-    ]
-    return loaded.model_copy(update={"processes": processes, "warnings": (*loaded.warnings, *kept)})
+    said = tuple(
+        f'<process id="{pid}">: --instances {instances} does not apply: one instance only can '
+        f"listen on its <port> {port}"
+        for pid, port in fixed.items()
+    )
+    return loaded.model_copy(update={"processes": processes, "warnings": loaded.warnings + said})
 
 
 def _without_timeouts(loaded: Manifest) -> Manifest:
