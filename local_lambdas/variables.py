@@ -13,8 +13,10 @@ them as it starts. <executable>, <working_dir>, <env_file> and <port> are expand
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import io
+import logging
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -134,5 +136,17 @@ def read_env_file(path: Path) -> EnvFile:
     """Read `path` (raises OSError when it cannot be read)."""
     text = path.read_text(encoding="utf-8")
     bad = [b.original.line for b in parse_stream(io.StringIO(text)) if b.error]
-    values = {k: v or "" for k, v in dotenv_values(stream=io.StringIO(text)).items()}
+    with _quiet_dotenv():  # a line it cannot read is said once, by the loader, with its fix
+        values = {k: v or "" for k, v in dotenv_values(stream=io.StringIO(text)).items()}
     return EnvFile(path, values, bad)
+
+
+@contextlib.contextmanager
+def _quiet_dotenv() -> Iterator[None]:
+    logger = logging.getLogger("dotenv.main")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

@@ -123,13 +123,16 @@ def test_unknown_variables_and_missing_files_are_manifest_errors(
     assert any(line == 7 and says in message for line, message in found), found
 
 
-def test_a_malformed_env_file_line_names_file_and_line(tmp_path: Path) -> None:
+def test_a_malformed_env_file_line_names_file_and_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     (tmp_path / ".env").write_text("GOOD=1\nthis is not a setting\n")
     path = tmp_path / "manifest.xml"
     path.write_text(f"<manifest>{process_xml('svc', '/s/*')}</manifest>")
     with pytest.raises(ManifestError) as caught:
         manifest.load(path, socket_dir=Path("/tmp/ll-x"), base=tmp_path)
     assert str(caught.value.problems[0]).startswith(f"{tmp_path / '.env'}:2: not a NAME=value")
+    assert not caplog.records  # said once, by us: not again by python-dotenv's own logger
 
 
 @pytest.mark.parametrize(("flags", "status"), [((), 1), (("--no-timeouts",), 0)])
