@@ -446,6 +446,15 @@ class _Reader:
             checks += [("arg", lines["args"][i], str(arg)) for i, arg in enumerate(args)]
         if isinstance(env, tuple):
             checks += [("env", lines["env"][i], str(value)) for i, (_, value) in enumerate(env)]
+            for index, (name, value) in enumerate(env):
+                if name in own | {"LOCAL_LAMBDAS_TOKEN"} or (
+                    name == "PIPE_FRAMING" and "PIPE_ADDRESS" in own
+                ):
+                    fix = f"; to fix the port, write <port>{value}</port>" if name == "PORT" else ""
+                    self.warnings.append(
+                        f'{self.shown}:{lines["env"][index]}: {label}: <env name="{name}"> is '
+                        f"replaced by the value local-lambdas gives each instance{fix}"
+                    )
         # A shell (`sh -c '... $PORT'`) expands its $NAMEs from the environment itself.
         shell = PurePath(str(kwargs.get("executable", ""))).stem in _SHELLS
         for element, line, text in checks:

@@ -563,3 +563,18 @@ def test_instances_from_the_command_line_leave_a_fixed_port_to_one(tmp_path: Pat
     assert ran.returncode == 0, ran.stderr
     assert '<process id="svc">: --instances 3 does not apply: one instance only can listen on ' \
         "its <port> 5055" in ran.stderr  # fmt: skip
+
+
+def test_an_env_that_local_lambdas_sets_itself_is_warned_of(tmp_path: Path) -> None:
+    """<env name="PORT"> on an HTTP child is replaced by the instance's own port (said, with
+    <port> as the fix); on a pipe child PORT is the child's own to use."""
+    http = process(*OK, "<communication_mode>passthrough</communication_mode>",
+                   '<env name="PORT">5000</env>', '<env name="DEBUG">1</env>')  # fmt: skip
+    assert [w.split(": ", 2)[2] for w in load(tmp_path, http).warnings] == [
+        '<env name="PORT"> is replaced by the value local-lambdas gives each instance; to fix '
+        "the port, write <port>5000</port>"
+    ]
+    pipe = process(*OK, '<env name="PORT">5000</env>', '<env name="PIPE_ADDRESS">/x</env>')
+    assert [w.split(": ", 2)[2] for w in load(tmp_path, pipe).warnings] == [
+        '<env name="PIPE_ADDRESS"> is replaced by the value local-lambdas gives each instance'
+    ]
