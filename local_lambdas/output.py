@@ -254,8 +254,13 @@ class Printer:
 
 
 def line_text(line: bytes) -> str:
-    """A child's output line (bytes, no LF) as text: a CR end dropped, bad UTF-8 replaced."""
-    return line.rstrip(b"\r").decode("utf-8", "replace")
+    """A child's output line (bytes, no LF) as text: a CR end dropped, bad UTF-8 replaced, and
+    a line rewritten after CRs (a progress bar: `\rbuilding 50%\rbuilding 100%`) as a terminal
+    leaves it, its last state, so that it keeps the `id | ` before it."""
+    line = line.rstrip(b"\r")
+    if b"\r" in line:
+        line = line.rpartition(b"\r")[2]
+    return line.decode("utf-8", "replace")
 
 
 class _Writer:

@@ -34,7 +34,7 @@ from local_lambdas.deadlines import Deadlines
 from local_lambdas.envelope import Request, decode_response
 from local_lambdas.errors import BadResponse
 from local_lambdas.line import Line
-from local_lambdas.output import Printer
+from local_lambdas.output import Printer, line_text
 from local_lambdas.pool import Pool
 from local_lambdas.proxy import Proxy
 from local_lambdas.router import Router
@@ -943,3 +943,12 @@ def test_process_stats_count_by_status_and_bucket_as_bisect_does() -> None:
         expected[bisect.bisect_left(BUCKETS, seconds)] += 1
     assert stats.bucket_counts == expected
     assert stats.bucket_counts[-1] == 2  # +Inf: above the last bound
+
+
+@pytest.mark.parametrize(("printed", "shown"), [
+    (b"plain", "plain"), (b"windows line\r", "windows line"),
+    (b"\rbuilding 0%\rbuilding 50%\rbuilding 100%", "building 100%"),  # a progress bar
+    (b"caf\xe9", "caf\ufffd"),  # not UTF-8
+])  # fmt: skip
+def test_a_childs_line_is_shown_as_a_terminal_leaves_it(printed: bytes, shown: str) -> None:
+    assert line_text(printed) == shown
