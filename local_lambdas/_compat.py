@@ -240,6 +240,22 @@ def raise_open_files_limit() -> None:
     _open_files = (soft, hard)
 
 
+def open_files() -> tuple[int, int] | None:
+    """(descriptors open, the soft limit) of this process; None where it cannot be told
+    cheaply (not Linux, no limit)."""
+    if not IS_LINUX:
+        return None
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        return None
+    try:
+        return len(os.listdir("/proc/self/fd")), soft
+    except OSError:
+        return None
+
+
 def _child_setup() -> None:
     _restore_open_files()
     if IS_LINUX:

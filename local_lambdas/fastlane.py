@@ -24,15 +24,19 @@ answered by lane_answers.py.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from email.utils import formatdate
 from typing import Final
 
 from aiohttp import web
 
+from local_lambdas import _compat
 from local_lambdas.lane_connection import Connection
 from local_lambdas.proxy import Proxy
 from local_lambdas.tunnel import Tunnel
+
+log = logging.getLogger("local_lambdas.fastlane")
 
 _SWEEP_EVERY: Final = 60.0  # seconds between looks for idle connections
 
@@ -61,6 +65,7 @@ class FastLane:
         self._sweeper: asyncio.TimerHandle | None = None
         self._all_closed = asyncio.Event()
         self._all_closed.set()
+        self._told_full = False  # that the open files near their limit
         self._date = (0, "", "")
 
     def __call__(self) -> asyncio.Protocol:
@@ -72,9 +77,24 @@ class FastLane:
         holding up every stop for its whole timeout."""
         self.connections.add(connection)
         self._all_closed.clear()
+        if not len(self.connections) & 7 and not self._told_full:  # a look every 8th
+            self._near_the_open_files_limit()
         if self._sweeper is None:
             loop = asyncio.get_running_loop()
             self._sweeper = loop.call_later(_SWEEP_EVERY, self.sweep)
+
+    def _near_the_open_files_limit(self) -> None:
+        """Say once when the process nears its limit of open files: past it the event loop
+        refuses new clients by closing them unanswered, and nothing else says why."""
+        counted = _compat.open_files()
+        if counted is not None and counted[0] * 10 >= counted[1] * 9:
+            self._told_full = True
+            log.warning(
+                "%d of the %d files this process may open are open (%d clients connected): "
+                "past the limit new clients are closed unanswered; raise it (ulimit -n, or "
+                "a container's nofile limit)",
+                counted[0], counted[1], len(self.connections),
+            )  # fmt: skip
 
     def sweep(self) -> None:
         """Close the connections that have had nothing to do for `idle_timeout` seconds."""

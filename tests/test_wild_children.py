@@ -26,6 +26,7 @@ from tests.helpers import (
     CHILDREN,
     NEEDS_NODE,
     PYTHON,
+    Cli,
     WriteManifest,
     cli,
     eventually,
@@ -444,3 +445,29 @@ async def test_a_child_with_wrapped_base64_and_number_headers_is_understood(
             assert reply.status == 200, await reply.text()
             assert await reply.read() == body * 3  # 2,048 base64 characters in 27 lines
             assert reply.headers["X-Length"] == str(len(body) * 3)
+
+
+async def test_nearing_the_open_files_limit_is_said(write_manifest: WriteManifest) -> None:
+    """Past its limit of open files the event loop closes new clients unanswered and says
+    nothing: the proxy says, once, when the limit comes near (here a limit of 100)."""
+    path = write_manifest(process_xml("svc", "/api/*"))
+    command = f"ulimit -n 100; exec {PYTHON} -m local_lambdas {path} --bind 127.0.0.1:0"
+    proc = await asyncio.create_subprocess_exec(
+        "sh", "-c", command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    run = Cli(proc)
+    clients: list[socket.socket] = []
+    try:
+        url = (await run.expect(r"listening on http://(\S+)")).group(1)
+        host, port = url.rsplit(":", 1)
+        await run.expect(r"svc: ready in")
+        while len(clients) < 95:
+            clients.append(socket.create_connection((host, int(port)), timeout=5))
+        said = await run.expect(r"(\d+) of the 100 files this process may open are open")
+        assert 90 <= int(said.group(1)) <= 100
+        assert "past the limit new clients are closed unanswered; raise it" in run.lines[-1]
+    finally:
+        for client in clients:
+            client.close()
+        proc.kill()
+        await proc.wait()
