@@ -106,15 +106,11 @@ def _listening_at(address: str) -> str | None:
         return "a program"
     if not inodes:
         return None
-    wanted = {f"socket:[{inode}]" for inode in inodes}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            if any(os.readlink(fd.path) in wanted for fd in os.scandir(f"{entry.path}/fd")):
-                command = command_line(int(entry.name))
-                return f"pid {entry.name}" + (f" ({command[:80]})" if command else "")
-    return "a program"
+    pid = _holder(inodes, (int(e.name) for e in os.scandir("/proc") if e.name.isdigit()))
+    if pid is None:
+        return "a program"
+    command = command_line(pid)
+    return f"pid {pid}" + (f" ({command[:80]})" if command else "")
 
 
 def pipe_listening(address: str, owners: Callable[[], Iterable[int]]) -> Listener | None:
@@ -508,19 +504,26 @@ def _listener(
         return None
     if not inodes:
         return Listener("")
+    owned = _holder(inodes, owners()) is not None
+    return Listener(address) if owned else Listener(address, foreign=True)
+
+
+def _holder(inodes: list[int], pids: Iterable[int]) -> int | None:
+    """The first of `pids` (read as far as needed) holding one of the sockets `inodes`
+    (Linux, /proc/PID/fd); None: none of them."""
     wanted = {f"socket:[{inode}]" for inode in inodes}
-    for pid in owners():
+    for pid in pids:
         try:
             fds = os.listdir(f"/proc/{pid}/fd")
         except OSError:
-            continue
+            continue  # gone, or another user's
         for fd in fds:
             try:
                 if os.readlink(f"/proc/{pid}/fd/{fd}") in wanted:
-                    return Listener(address)
+                    return pid
             except OSError:
                 continue
-    return Listener(address, foreign=True)
+    return None
 
 
 _PR_SET_CHILD_SUBREAPER = 36
