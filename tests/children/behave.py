@@ -5,9 +5,10 @@ Serves one-shot pipe requests on $PIPE_ADDRESS, or `http` envelope requests on $
 With --read-to-eof it reads each pipe request until end-of-file; without, it stops reading as
 soon as the JSON parses (never waiting for EOF), as the earlier tool's examples did. With
 --lines it serves the keep-alive framing whatever the mode, and holds each connection open
-after its end of input (a child written for that framing alone, not closing on EOF). When
-$PIPE_FRAMING is "lines" (pipe-keepalive mode) it serves many requests per connection, one
-JSON line each, and echoes which connection (`conn`) and request on it (`seq`) it was.
+after its end of input until the child ends (one written for that framing alone, not
+closing on EOF). When $PIPE_FRAMING is "lines" (pipe-keepalive mode) it serves many
+requests per connection, one JSON line each, and echoes which connection (`conn`) and
+request on it (`seq`) it was.
 
 The last path segment picks the answer: echo (default), garbage, crash, crashonce, hang,
 badbase64, status999, status100, crlf, cookies, binary, cached, cachederror, close, slow (1 s,
@@ -148,7 +149,7 @@ def serve_lines(conn: socket.socket) -> None:
             twice = request["uri"].split("?")[0].endswith("/twice")  # one line too many
             conn.sendall((reply + b"\n") * (2 if twice else 1))
     if LINES:
-        time.sleep(60)  # the connection held open after the end of input, as some do
+        threading.Event().wait()  # the connection held open after its end of input, for good
 
 
 def serve_pipe(path: str) -> None:
