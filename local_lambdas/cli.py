@@ -11,7 +11,6 @@ local-lambdas completion bash|zsh|tcsh           a shell completion script (shta
 from __future__ import annotations
 
 import argparse
-import asyncio
 import difflib
 import gc
 import logging
@@ -20,19 +19,18 @@ import secrets
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from local_lambdas import __version__, _compat, compiled, manifest
-from local_lambdas.config import (
-    NO_LIMIT,
-    WATCH_IGNORE,
-    Manifest,
-    Settings,
-    check_origin,
-    parse_duration,
-)
-from local_lambdas.errors import CommandNotRun, ManifestError, NotAllReady, StartupError
-from local_lambdas.output import Printer, print_line, print_problems, print_warnings
+from local_lambdas import __version__, compiled
+from local_lambdas.ignored import WATCH_IGNORE
+
+if TYPE_CHECKING:
+    from local_lambdas.config import Manifest
+    from local_lambdas.output import Printer
+
+# Only argparse and this module load before the arguments are read: --help, --version and a
+# usage error answer in a tenth of a second, not after pydantic, rich, lxml and asyncio
+# (a third of a second more). What a command needs is imported where it runs.
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_READY = 0, 1, 2, 3
 DEFAULT_BIND = "127.0.0.1:3000"
@@ -340,6 +338,13 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
     return {"serve": serve_p, "check": check_p, "run": run_p, "restart": restart_p}
 
 
+def print_line(text: str) -> None:
+    """output.print_line, loaded when a line is said."""
+    from local_lambdas import output
+
+    output.print_line(text)
+
+
 def _completion(argv: list[str]) -> int:
     """Print a completion script for every command and option (shtab reads the parsers)."""
     import shtab
@@ -421,6 +426,8 @@ def split_bind(value: str) -> tuple[str, int]:
 def _socket_dir(args: argparse.Namespace) -> tuple[Path, bool]:
     if args.socket_dir is not None:
         return args.socket_dir.resolve(), False
+    from local_lambdas import _compat
+
     # The name is chosen now (its length is checked against the platform's socket path
     # limit when the manifest loads) and made, mode 0700, when the children start.
     return _compat.socket_base_dir() / f"local-lambdas-{secrets.token_hex(4)}", True
@@ -479,6 +486,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.instances is not None and not 1 <= args.instances <= 256:
         print_line(f"local-lambdas: --instances {args.instances}: give a number from 1 to 256")
         return EXIT_USAGE
+    from local_lambdas import _compat, manifest
+    from local_lambdas.config import Settings
+    from local_lambdas.errors import CommandNotRun, ManifestError, NotAllReady, StartupError
+    from local_lambdas.output import Printer, print_problems, print_warnings
+
     socket_dir, own = _socket_dir(args)
     path = Path(args.manifest)
 
@@ -632,6 +644,8 @@ def _with_instances(loaded: Manifest, instances: int) -> Manifest:
 def _without_timeouts(loaded: Manifest) -> Manifest:
     """--no-timeouts: a request waits for its child, and a child for its first listen, as
     long as it takes (a breakpoint)."""
+    from local_lambdas.config import NO_LIMIT
+
     unbounded = {"timeout": NO_LIMIT, "startup_timeout": NO_LIMIT, "queue_timeout": NO_LIMIT}
     processes = tuple(p.model_copy(update=unbounded) for p in loaded.processes)
     return loaded.model_copy(update={"processes": processes})
@@ -639,6 +653,8 @@ def _without_timeouts(loaded: Manifest) -> Manifest:
 
 def _seconds(value: str) -> float:
     """A time-out flag: seconds above 0, or a duration as the manifest writes one (500ms)."""
+    from local_lambdas.config import parse_duration
+
     try:
         seconds = float(str(parse_duration(value)))
     except ValueError:
@@ -652,6 +668,8 @@ def _seconds(value: str) -> float:
 
 def _origin(value: str) -> str:
     """--cors ORIGIN, spelt as browsers send it (else a usage error with the fix)."""
+    from local_lambdas.config import check_origin
+
     try:
         return check_origin(value)
     except ValueError as exc:
@@ -678,6 +696,10 @@ def _cache_setting(value: str) -> tuple[int | None, int | None]:
 def _event_loop(choice: str) -> Callable[[Coroutine[Any, Any, int]], int]:
     """How to run the proxy: asyncio.run, or uvloop.run (20% fewer instructions per request,
     PERFORMANCE.md). Raises ImportError when uvloop is asked for and missing."""
+    import asyncio
+
+    from local_lambdas import _compat
+
     if choice == "asyncio" or (choice == "auto" and _compat.IS_WINDOWS):
         return asyncio.run
     try:

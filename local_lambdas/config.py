@@ -59,13 +59,6 @@ Size = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
 
 NO_LIMIT = 365 * 24 * 3600.0  # a year stands for "as long as it takes" (never times out)
 
-# --watch ignores these beyond watchfiles' own (.git, __pycache__, node_modules...): what
-# no one means to watch (logs, editors' temporary files). Listed in --help.
-WATCH_IGNORE = (
-    "*.log", "*.tmp", "*.temp", "*.bak", "*.orig", "*.swp", "*.swx", "*~", ".#*", "#*#",
-    "4913", "sed??????", ".goutputstream-*", "*___jb_tmp___", "*___jb_old___", ".DS_Store",
-)  # fmt: skip
-
 
 class Mode(str, Enum):
     """How the proxy talks to a child (docs/protocol.md, "Framing")."""

@@ -6,7 +6,7 @@ its content: a save that changes nothing, or a rename over it (sed -i, editors' 
 saves), reloads only when the text differs, and a reload keeps unchanged processes.
 
 Ignored: what watchfiles ignores by default (.git, __pycache__, node_modules, .venv, editor
-swap and backup files...), config.WATCH_IGNORE (logs, editors' temporary files), a
+swap and backup files...), ignored.WATCH_IGNORE (logs, editors' temporary files), a
 file that appeared and went within one batch (a temporary file renamed over another), the
 files the proxy itself writes to (`local-lambdas --watch > dev.log` beside the manifest), the
 socket directory, and every --watch-ignore glob (matched against the file's name and its
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from watchfiles import Change, DefaultFilter, awatch  # only --watch imports this module
 
-from local_lambdas.config import WATCH_IGNORE
+from local_lambdas.ignored import WATCH_IGNORE
 
 log = logging.getLogger("local_lambdas.watch")
 

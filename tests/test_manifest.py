@@ -508,21 +508,24 @@ def test_the_earlier_tools_layout_runs_from_its_repository_root(tmp_path: Path) 
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_help_and_version_do_not_load_the_server() -> None:
-    """They answer at once: aiohttp (half the start-up) is imported only for a run."""
+@pytest.mark.parametrize("flag", ["--version", "--help"])
+def test_help_and_version_do_not_load_the_server(flag: str) -> None:
+    """They answer at once: aiohttp (half the start-up), pydantic, rich, lxml and asyncio are
+    imported only for what needs them."""
     probe = (
         "import sys\n"
         "from local_lambdas.cli import main\n"
         "try:\n"
-        "    main(['--version'])\n"
+        f"    main([{flag!r}])\n"
         "except SystemExit:\n"
         "    pass\n"
-        "print('aiohttp' in sys.modules)\n"
+        "heavy = ('aiohttp', 'pydantic', 'rich', 'lxml', 'asyncio')\n"
+        "print([name for name in heavy if name in sys.modules])\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60
     )
-    assert result.stdout.strip().splitlines()[-1] == "False", result.stdout + result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")

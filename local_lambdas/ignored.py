@@ -1,0 +1,12 @@
+"""What `--watch` never watches beyond watchfiles' own defaults: read by the watcher (watch.py)
+and listed in `--help`, so it lives apart from both (watch.py loads watchfiles, config.py
+pydantic; the command line loads neither before reading its arguments)."""
+
+from __future__ import annotations
+
+# Beyond watchfiles' own (.git, __pycache__, node_modules...): what no one means to watch
+# (logs, editors' temporary files).
+WATCH_IGNORE = (
+    "*.log", "*.tmp", "*.temp", "*.bak", "*.orig", "*.swp", "*.swx", "*~", ".#*", "#*#",
+    "4913", "sed??????", ".goutputstream-*", "*___jb_tmp___", "*___jb_old___", ".DS_Store",
+)  # fmt: skip
