@@ -366,6 +366,10 @@ class Answer:
         self._cors = cors
         self._upload = upload  # the request's body, when it streams
         self._chunked = False
+        # What is written at the next flush (the end of a read of the child, or the answer's
+        # end): a small answer read whole leaves in one write, not one for its head and one
+        # for its body (a system call, and a TCP segment for the client to read, fewer).
+        self._pending: list[bytes] = []
         self.status = 0
         self.headers: Headers = []
         self.tunnel: Tunnel | None = None  # after a 101
@@ -393,7 +397,7 @@ class Answer:
             out[heads.at] = ("X-Request-Id", request_id)
             self.status, self.headers = status, out
             self._chunked, self.keep_alive = heads.chunked, heads.keep_alive
-            self._client.write(heads.text(request_id).encode("utf-8", "surrogateescape"))
+            self._pending.append(heads.text(request_id).encode("utf-8", "surrogateescape"))
             return
         out, length = answer_headers(headers, request_id, self._prefix, self._cors, self._date)
         if status == 204 and length:  # RFC 9110 8.6: never on a 204 (aiohttp's side drops it)
@@ -416,7 +420,7 @@ class Answer:
         if heads is not None:
             heads.keep(status, reason, headers.copy(), version, keep, head_only, prefix, date,
                        out, at, lines, self._chunked, self.keep_alive)  # fmt: skip
-        self._client.write("".join(lines).encode("utf-8", "surrogateescape"))
+        self._pending.append("".join(lines).encode("utf-8", "surrogateescape"))
 
     def body(self, data: bytes) -> None:
         if self._room > 0:
@@ -424,15 +428,20 @@ class Answer:
             self._kept.append(piece)
             self._room -= len(piece)
         if self._chunked:
-            self._client.write(b"%x\r\n" % len(data))
-            self._client.write(data)
-            self._client.write(b"\r\n")
+            self._pending += (b"%x\r\n" % len(data), data, b"\r\n")
         else:
-            self._client.write(data)
+            self._pending.append(data)
 
     def end(self) -> None:
         if self._chunked:
-            self._client.write(b"0\r\n\r\n")
+            self._pending.append(b"0\r\n\r\n")
+        self.flush()
+
+    def flush(self) -> None:
+        pending = self._pending
+        if pending:
+            self._pending = []
+            self._client.write(pending[0] if len(pending) == 1 else b"".join(pending))
 
     def upgraded(
         self, reason: str, headers: Headers, child: asyncio.Transport, rest: bytes
@@ -456,4 +465,5 @@ class Answer:
     def broken(self, why: str) -> None:
         log.warning("[%s] %s", self._request_id, why)
         self.keep_alive = False
+        self.flush()  # what came, then the end of the connection: a short answer, an error
         self._client.close()  # the client sees a short answer, an error, not an end

@@ -9,7 +9,7 @@ import bisect
 import json
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -650,6 +650,76 @@ def test_a_connection_s_answer_heads_are_each_its_own() -> None:
                        date="Date: two\r\n")  # fmt: skip
     assert b"A: 1\r\n" in first and b"A: 2\r\n" in again and b"A: 1" not in again
     assert b"Content-Length: 12\r\n" in again and b"Date: two\r\n" in again
+
+
+class _Writes:
+    """A client connection (relay.Client) that records each write."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    @property
+    def writable(self) -> bool:
+        return True
+
+    def when_writable(self, then: Callable[[], None]) -> None:
+        then()
+
+    def adopt(self) -> tuple[asyncio.Transport, bytes] | None:
+        return None
+
+    def hold_reading(self, held: bool) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("headers", "reads", "writes"),
+    [
+        # A small answer read whole: its head and body in one write (one system call, one
+        # segment for the client), chunked or not.
+        ([("Content-Length", "2")], [["head", "ok", "end"]], [b"ok"]),
+        ([], [["head", "ok", "end"]], [b"2\r\nok\r\n0\r\n\r\n"]),
+        # A streamed one: what each read of the child brought, when it came.
+        ([], [["head"], ["ab", "cd"], ["end"]], [b"", b"2\r\nab\r\n2\r\ncd\r\n", b"0\r\n\r\n"]),
+        ([("Content-Length", "4")], [["head", "ab"], ["cd", "end"]], [b"ab", b"cd"]),
+        # Broken off mid-way: what came is written, then the connection ends.
+        ([("Content-Length", "9")], [["head", "ab", "broken"]], [b"ab"]),
+    ],
+    ids=["whole", "whole-chunked", "streamed-chunked", "streamed", "broken"],
+)
+def test_a_relayed_answer_is_written_once_a_read(
+    headers: list[tuple[str, str]], reads: list[list[str]], writes: list[bytes]
+) -> None:
+    """relay.Answer holds what head, body and end give until the flush that ends each read
+    of the child (upstream.Exchange), or its end."""
+    client = _Writes()
+    answer = relay.Answer(client, version="1.1", keep_alive=True, request_id="r1",
+                          prefix=None, keep=0, method="GET")  # fmt: skip
+    for read in reads:
+        for step in read:
+            if step == "head":
+                answer.head(200, "OK", list(headers))
+            elif step == "end":
+                answer.end()
+            elif step == "broken":
+                answer.broken("the child's answer broke off")
+            else:
+                answer.body(step.encode())
+        answer.flush()
+    assert len(client.writes) == len(writes)
+    for written, body in zip(client.writes, writes, strict=True):
+        if written.startswith(b"HTTP/"):  # the head, and what came with it
+            written = written.partition(b"\r\n\r\n")[2]
+        assert written == body
+    assert client.writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert client.closed == ("broken" in reads[-1])
 
 
 def _frame(opcode: int, payload: bytes, *, masked: bool) -> bytes:

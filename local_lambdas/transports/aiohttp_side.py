@@ -85,6 +85,9 @@ class Streamed:
         self._ended = True
         self.wake()
 
+    def flush(self) -> None:
+        pass  # the answer's task writes what came, woken by each of the above
+
     def broken(self, why: str) -> None:
         self._broken = why
         self.wake()

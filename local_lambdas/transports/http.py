@@ -88,6 +88,9 @@ class _Reply:
     def end(self) -> None:
         pass
 
+    def flush(self) -> None:
+        pass
+
     def broken(self, why: str) -> None:
         self.error = ChildUnreachable(f"the HTTP reply broke off: {why}")
 

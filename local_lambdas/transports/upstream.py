@@ -53,6 +53,10 @@ class Sink(Protocol):
 
     def end(self) -> None: ...
 
+    def flush(self) -> None:
+        """What head, body and end gave is written now: each read of the child's connection
+        ends with it, so that an answer read whole leaves in one write."""
+
     def broken(self, why: str) -> None:
         """The answer broke off after its head: the client must see an error, not an end."""
 
@@ -356,6 +360,10 @@ class Exchange(asyncio.Protocol):
             return
         if not self._headed and self._got > MAX_HEAD and not self._lost:  # a head without end
             self._fail(BadResponse(f"the child's answer head is over {MAX_HEAD // 1024} KiB"), "")
+            return
+        sink = self._sink
+        if sink is not None:
+            sink.flush()
 
     def eof_received(self) -> bool:
         return False
