@@ -16,10 +16,12 @@ request answered 101 ends the exchange there: the connection is the sink's from 
 A server that writes an answer's head and body in two small writes without TCP_NODELAY
 (Python's http.server in HTTP/1.1, the bundled web_server.py) holds the body back until its
 head is acknowledged, and on a kept connection Linux delays that ACK by 40 ms: every answer
-took 40 ms more. So each request is followed by TCP_QUICKACK (acknowledge at once), and our
-own writes go without Nagle's delay (TCP_NODELAY), as nginx's do. (Asked through a
-duplicate of the socket's descriptor, kept while the connection lasts: uvloop's socket
-object makes a Python socket for each option set, 8k instructions.)
+took 40 ms more. So a read that leaves the answer unfinished is followed by TCP_QUICKACK
+(acknowledge at once: the kernel sends the ACK it was holding), and our own writes go
+without Nagle's delay (TCP_NODELAY), as nginx's do. An answer read whole, as most servers
+write one, costs no such call. (Asked through a duplicate of the socket's descriptor, kept
+while the connection lasts: uvloop's socket object makes a Python socket for each option
+set, 8k instructions.)
 """
 
 from __future__ import annotations
@@ -250,8 +252,6 @@ class Exchange(asyncio.Protocol):
         self.reusable = False
         done = self._done = self.loop.create_future()
         self._transport.write(request)
-        if self._socket is not None:  # the answer's first bytes acknowledged at once
-            self._socket.setsockopt(_TCP, _QUICKACK, 1)
         if body is not None:
             body.start(self)
         self._arm()
@@ -364,6 +364,10 @@ class Exchange(asyncio.Protocol):
         sink = self._sink
         if sink is not None:
             sink.flush()
+        done = self._done
+        if self._socket is not None and done is not None and not done.done():
+            # More of the answer to come: what came is acknowledged now (see the docstring).
+            self._socket.setsockopt(_TCP, _QUICKACK, 1)
 
     def eof_received(self) -> bool:
         return False
