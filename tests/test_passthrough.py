@@ -399,6 +399,16 @@ async def test_a_server_writing_head_and_body_apart_is_not_held_40_ms_each(
             async with run.http.get(run.url + "/web/") as reply:
                 assert reply.status == 200 and b"plain web server" in await reply.read()
         assert time.monotonic() - started < 20 * 0.040 / 2
+        # Pipelined, where answers read whole and split alternate on the child's connection
+        # (TCP_QUICKACK is asked after a read that leaves an answer unfinished).
+        reader, writer = await connect(run.url)
+        started = time.monotonic()
+        writer.write(b"GET /web/ HTTP/1.1\r\nHost: x\r\n\r\n" * 100
+                     + b"GET /web/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")  # fmt: skip
+        answers = await asyncio.wait_for(reader.read(), 30)
+        writer.close()
+        assert answers.count(b"HTTP/1.1 200 ") == 101
+        assert time.monotonic() - started < 101 * 0.040 / 2
 
 
 BROKEN_ANSWERS = ["garbage", "length-and-chunked", "two-lengths", "negative-length", "no-colon",
