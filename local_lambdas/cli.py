@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from local_lambdas.output import Printer
 
 # Only argparse and this module load before the arguments are read: --help, --version and a
-# usage error answer in a tenth of a second, not after pydantic, rich, lxml and asyncio
-# (a third of a second more). What a command needs is imported where it runs.
+# usage error answer without loading pydantic, rich, lxml and asyncio (a third of a second
+# here). What a command needs is imported where it runs.
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_READY = 0, 1, 2, 3
 DEFAULT_BIND = "127.0.0.1:3000"

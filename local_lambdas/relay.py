@@ -465,5 +465,5 @@ class Answer:
     def broken(self, why: str) -> None:
         log.warning("[%s] %s", self._request_id, why)
         self.keep_alive = False
-        self.flush()  # what came, then the end of the connection: a short answer, an error
+        self.flush()  # what came first
         self._client.close()  # the client sees a short answer, an error, not an end
