@@ -34,12 +34,16 @@ def handle(request: dict) -> dict:
 def read_request(conn: socket.socket) -> dict:
     # Read until the JSON parses: the proxy also closes its writing side after the request,
     # so reading to end-of-file works just as well.
-    data = b""
+    # (A bytearray, and a parse only where the object may end: a large body in 64 KiB reads
+    # would otherwise be copied, or parsed, once a read.)
+    data = bytearray()
     while True:
         chunk = conn.recv(65536)
         if not chunk:
             return json.loads(data)
         data += chunk
+        if not chunk.rstrip().endswith(b"}"):
+            continue
         try:
             return json.loads(data)
         except ValueError:
@@ -70,9 +74,12 @@ def serve_windows(address: str) -> None:
         except pywintypes.error as exc:
             if exc.winerror != 535:  # ERROR_PIPE_CONNECTED: the client was first, fine
                 raise
-        data = b""
+        data = bytearray()
         while True:
-            data += win32file.ReadFile(pipe, 65536)[1]
+            chunk = win32file.ReadFile(pipe, 65536)[1]
+            data += chunk
+            if not chunk.rstrip().endswith(b"}"):
+                continue
             try:
                 request = json.loads(data)
                 break
