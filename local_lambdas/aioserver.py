@@ -8,7 +8,9 @@
 - a Transfer-Encoding other than `chunked` alone is 501, as nginx answers it; a target
   over 8191 bytes 414, a header over 8190 bytes 431;
 - a head that does not arrive whole within `head_timeout` seconds of its first byte gets 408
-  and a closed connection (nginx's client_header_timeout).
+  and a closed connection (nginx's client_header_timeout);
+- a client that takes nothing of its answer for `send_timeout` seconds, while more waits to
+  be written, loses its connection (nginx's send_timeout).
 
 Body reads are bounded by their readers (proxy.py, transports/passthrough.py). `Site` is
 aiohttp's TCP site with the fast lane taking its connections first.
@@ -72,6 +74,14 @@ def refusal(status: int, message: str, new_id: Callable[[], str], peer: str | No
     ).encode() + body
 
 
+def stopped_reading(seconds: float, peer: str | None) -> None:
+    """Say why a connection is cut (either server): its client took nothing of its answer
+    for `seconds` while more was waiting. Without the cut an answer waits for ever, holding
+    its memory (an envelope answer) or the child's connection (a relayed one)."""
+    log.warning("%s took nothing of its answer for %gs (--send-timeout): connection closed",
+                peer, seconds, extra={"fields": {"event": "send_timeout"}})  # fmt: skip
+
+
 def close_at_once(request: web.BaseRequest) -> None:
     """Close the connection right after the answer, rather than read what is left of the
     body first (aiohttp lingers up to 10 s): for a client that will not send it, as after a
@@ -91,6 +101,7 @@ class Server(web.Server):
         *,
         new_id: Callable[[], str],
         head_timeout: float,
+        send_timeout: float = 60.0,
         **kwargs: Any,
     ) -> None:
         # aiohttp's limits (8190 each), one byte apart so that its LineTooLong tells which
@@ -100,6 +111,7 @@ class Server(web.Server):
         super().__init__(handler, **kwargs)
         self.new_id = new_id
         self.head_timeout = head_timeout
+        self.send_timeout = send_timeout
 
     def __call__(self) -> RequestHandler:
         return _Connection(self, loop=self._loop, **self._kwargs)
@@ -112,6 +124,29 @@ class _Connection(RequestHandler):
         self._heads = _Parser(self._parser)
         self._parser = self._heads  # type: ignore[assignment]
         self._head_timer: asyncio.TimerHandle | None = None
+        self._send_timer: asyncio.TimerHandle | None = None
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._send_timer is None:
+            self._send_timer = self._loop.call_later(
+                self._server.send_timeout, self._send_timed_out
+            )
+
+    def resume_writing(self) -> None:
+        self._stop_send_timer()
+        super().resume_writing()
+
+    def _stop_send_timer(self) -> None:
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+
+    def _send_timed_out(self) -> None:
+        self._send_timer = None
+        if self.transport is not None:
+            stopped_reading(self._server.send_timeout, _peer(self.transport))
+            self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -127,6 +162,7 @@ class _Connection(RequestHandler):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._stop_head_timer()
+        self._stop_send_timer()
         super().connection_lost(exc)
 
     def _stop_head_timer(self) -> None:

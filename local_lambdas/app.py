@@ -131,12 +131,13 @@ async def started(
         proxy.handle,
         new_id=proxy.new_id,
         head_timeout=settings.client_header_timeout,
+        send_timeout=settings.send_timeout,
         access_log=None,
     )
     runner = web.ServerRunner(
         server, handle_signals=False, shutdown_timeout=settings.shutdown_timeout
     )
-    lane = FastLane(proxy, server, settings.client_header_timeout)
+    lane = FastLane(proxy, server, settings.client_header_timeout, settings.send_timeout)
     # Teardown in the reverse order of set-up, each step whatever the ones before it raised:
     # the children are stopped last, and always.
     async with contextlib.AsyncExitStack() as teardown:

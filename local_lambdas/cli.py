@@ -168,6 +168,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="longest wait for the next bytes of a request body (default: 60, as nginx); else 408",
     )
     parser.add_argument(
+        "--send-timeout",
+        metavar="SECONDS",
+        type=_seconds,
+        default=60.0,
+        help="longest wait for a client to take more of its answer (default: 60, as nginx); "
+        "else the connection closes",
+    )
+    parser.add_argument(
         "--log-format",
         choices=("text", "json"),
         default="text",
@@ -555,6 +563,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         admin_public=args.admin_public,
         client_header_timeout=args.client_header_timeout,
         client_body_timeout=args.client_body_timeout,
+        send_timeout=args.send_timeout,
         verbosity=args.verbosity,
         watch=getattr(args, "watch", False),
         only=only,

@@ -50,10 +50,12 @@ class FastLane:
         proxy: Proxy,
         aiohttp_server: web.Server,
         head_timeout: float = 60.0,
+        send_timeout: float = 60.0,
     ) -> None:
         self.proxy = proxy
         self.aiohttp_server = aiohttp_server
         self.head_timeout = head_timeout
+        self.send_timeout = send_timeout
         self.body_timeout = proxy.body_timeout
         self.stopping = False
         self.served = 0  # requests answered by the lane

@@ -7,7 +7,8 @@ A connection carries one request at a time, answered by the connection's one tas
 per request cost 2% of the lane's instructions): pipelined bytes wait, unparsed, until the
 answer before them is written, so answers keep their order and a hand-over starts at a
 request's first byte. A head that does not arrive whole within --client-header-timeout, or
-a body that stops for --client-body-timeout, gets 408.
+a body that stops for --client-body-timeout, gets 408; a client that takes nothing of its
+answer for --send-timeout loses its connection.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, cast
 
 from local_lambdas import _compat
-from local_lambdas.aioserver import timed_out
+from local_lambdas.aioserver import stopped_reading, timed_out
 from local_lambdas.errors import ClientTooSlow
 from local_lambdas.forwarding import own_address
 from local_lambdas.http1 import AnswerHeads
@@ -76,6 +77,7 @@ class Connection(asyncio.Protocol):
         # and when its last bytes came (the body's clock restarts with every read).
         self._timer: asyncio.TimerHandle | None = None
         self._progress = 0.0
+        self._send_timer: asyncio.TimerHandle | None = None  # while writing is paused
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
@@ -108,6 +110,7 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
         self._stop_timer()
+        self._stop_send_timer()
         self.lane.forget(self)
         self._stop_waiting()
         if self.relaying and self.task is not None:
@@ -115,9 +118,12 @@ class Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._writing_paused = True
+        if self._send_timer is None:
+            self._send_timer = self._loop.call_later(self.lane.send_timeout, self._send_timed_out)
 
     def resume_writing(self) -> None:
         self._writing_paused = False
+        self._stop_send_timer()
         waiting, self._when_writable = self._when_writable, []
         for then in waiting:
             then()
@@ -155,6 +161,7 @@ class Connection(asyncio.Protocol):
         assert transport is not None
         self.closing = True
         self._stop_timer()
+        self._stop_send_timer()
         self._stop_waiting()
         self.lane.forget(self)
         self.transport = None
@@ -257,6 +264,17 @@ class Connection(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def _stop_send_timer(self) -> None:
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+
+    def _send_timed_out(self) -> None:
+        self._send_timer = None
+        if self.transport is not None:
+            stopped_reading(self.lane.send_timeout, self.peer)
+            self.abort()
 
     def _timed_out(self) -> None:
         """A client timeout: the head did not arrive whole in time, or the body stopped

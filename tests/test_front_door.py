@@ -6,7 +6,9 @@ that resolves `..` itself, with a file outside its route."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import re
 import socket
 import time
@@ -21,6 +23,7 @@ from tests.helpers import (
     PYTHON,
     WriteManifest,
     connect,
+    eventually,
     process_xml,
     read_answer,
     running,
@@ -277,6 +280,46 @@ async def test_slow_clients_time_out_and_free_their_slot(
             took = asyncio.get_running_loop().time() - started
             assert answer.startswith(b"HTTP/1.1 408 "), (raw, answer)
             assert b'"request_id"' in answer and took < 5, (raw, took)
+
+
+@LANES
+async def test_a_client_that_stops_reading_is_cut_off_and_frees_its_slot(
+    front: Path,
+    socket_dir: Path,
+    tmp_path: Path,
+    fast_lane: bool,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """As nginx's send_timeout: an answer its client takes nothing of for --send-timeout,
+    a relayed download (the static route's one slot held meanwhile) or a 16 MiB envelope
+    answer held in memory, ends with its connection."""
+    big = tmp_path / "site" / "public" / "big.bin"
+    big.touch()
+    os.truncate(big, 256 << 20)  # sparse: no disk used
+    async with running(front, socket_dir, fast_lane=fast_lane, send_timeout=0.5) as run:
+        for target, size in ((b"/public/big.bin", 256 << 20), (b"/api/big", 16 << 20)):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a window that fills
+            sock.setblocking(False)
+            host, port = run.url.removeprefix("http://").split(":")
+            await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+            reader, writer = await asyncio.open_connection(sock=sock)
+            writer.write(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % target)
+            started = time.monotonic()
+            # Nothing read until the proxy has given up on this client...
+            assert await eventually(lambda: "took nothing of its answer" in caplog.text, 10)
+            assert time.monotonic() - started < 8
+            # ...whose connection then ends short of the answer.
+            received = 0
+            with contextlib.suppress(ConnectionResetError):
+                async with _compat.timeout(10):
+                    while chunk := await reader.read(1 << 20):
+                        received += len(chunk)
+            writer.close()
+            assert 0 < received < size, (target, received)
+            caplog.clear()
+            async with run.http.get(run.url + "/public/hello.txt") as reply:  # its slot is free
+                assert reply.status == 200
 
 
 @LANES

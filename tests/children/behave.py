@@ -13,7 +13,8 @@ request on it (`seq`) it was.
 The last path segment picks the answer: echo (default), garbage, crash, crashonce, hang,
 badbase64, status999, status100, crlf, cookies, binary, cached, cachederror, close, slow (1 s,
 then echo), late (answers after 1.5 s), pid, empty, log (prints a line with the request id,
-then echo), twice (keep-alive: the echo's line sent twice), pretty (indented JSON).
+then echo), twice (keep-alive: the echo's line sent twice), pretty (indented JSON), big (a
+16 MiB body).
 """
 
 import base64
@@ -86,6 +87,8 @@ def answer(request: dict[str, Any]) -> bytes | None:
         ).encode()
     if action == "empty":
         return json.dumps({}).encode()
+    if action == "big":
+        return json.dumps({"body": b64(b"x" * (16 << 20))}).encode()
     if action == "pretty":  # one answer over several lines: fine for one-shot, not for lines
         return json.dumps({"status": 200, "body": b64(b"pretty")}, indent=2).encode()
     echoed = {
