@@ -119,7 +119,9 @@ class Connection(asyncio.Protocol):
     def pause_writing(self) -> None:
         self._writing_paused = True
         if self._send_timer is None:
-            self._send_timer = self._loop.call_later(self.lane.send_timeout, self._send_timed_out)
+            self._send_timer = self._loop.call_later(
+                self.lane.send_timeout, self._send_timed_out, self._unsent()
+            )
 
     def resume_writing(self) -> None:
         self._writing_paused = False
@@ -270,11 +272,23 @@ class Connection(asyncio.Protocol):
             self._send_timer.cancel()
             self._send_timer = None
 
-    def _send_timed_out(self) -> None:
+    def _unsent(self) -> int:
+        return 0 if self.transport is None else self.transport.get_write_buffer_size()
+
+    def _send_timed_out(self, unsent: int) -> None:
+        """--send-timeout after writing paused: the client took none of what waited then
+        (nothing more is written while paused), or it is cut off."""
         self._send_timer = None
-        if self.transport is not None:
-            stopped_reading(self.lane.send_timeout, self.peer)
-            self.abort()
+        if self.transport is None:
+            return
+        left = self._unsent()
+        if left < unsent:  # it took some: as nginx, the clock counts from its last taking
+            self._send_timer = self._loop.call_later(
+                self.lane.send_timeout, self._send_timed_out, left
+            )
+            return
+        stopped_reading(self.lane.send_timeout, self.peer)
+        self.abort()
 
     def _timed_out(self) -> None:
         """A client timeout: the head did not arrive whole in time, or the body stopped

@@ -292,19 +292,35 @@ async def test_a_client_that_stops_reading_is_cut_off_and_frees_its_slot(
 ) -> None:
     """As nginx's send_timeout: an answer its client takes nothing of for --send-timeout,
     a relayed download (the static route's one slot held meanwhile) or a 16 MiB envelope
-    answer held in memory, ends with its connection."""
+    answer held in memory, ends with its connection. One that takes it in bursts, each
+    wait shorter than the timeout, gets it whole, however long the whole takes."""
     big = tmp_path / "site" / "public" / "big.bin"
     big.touch()
     os.truncate(big, 256 << 20)  # sparse: no disk used
+
+    async def small_window(url: str, target: bytes) -> asyncio.StreamReader:
+        """A client whose receive window is 4 KiB, so that the proxy's buffer fills."""
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        host, port = url.removeprefix("http://").split(":")
+        await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+        reader, writer = await asyncio.open_connection(sock=sock)
+        writer.write(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % target)
+        clients.append(writer)
+        return reader
+
+    clients: list[asyncio.StreamWriter] = []
     async with running(front, socket_dir, fast_lane=fast_lane, send_timeout=0.5) as run:
+        reader = await small_window(run.url, b"/api/big")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert b"Content-Length: 16777216\r\n" in head, head
+        for _ in range(8):  # 2 MiB, then 0.3 s of taking nothing (a slow client, not a wait)
+            await asyncio.wait_for(reader.readexactly(2 << 20), 10)
+            await asyncio.sleep(0.3)
+        assert "took nothing of its answer" not in caplog.text
         for target, size in ((b"/public/big.bin", 256 << 20), (b"/api/big", 16 << 20)):
-            sock = socket.socket()
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a window that fills
-            sock.setblocking(False)
-            host, port = run.url.removeprefix("http://").split(":")
-            await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
-            reader, writer = await asyncio.open_connection(sock=sock)
-            writer.write(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % target)
+            reader = await small_window(run.url, target)
             started = time.monotonic()
             # Nothing read until the proxy has given up on this client...
             assert await eventually(lambda: "took nothing of its answer" in caplog.text, 10)
@@ -315,11 +331,12 @@ async def test_a_client_that_stops_reading_is_cut_off_and_frees_its_slot(
                 async with _compat.timeout(10):
                     while chunk := await reader.read(1 << 20):
                         received += len(chunk)
-            writer.close()
             assert 0 < received < size, (target, received)
             caplog.clear()
             async with run.http.get(run.url + "/public/hello.txt") as reply:  # its slot is free
                 assert reply.status == 200
+    for writer in clients:
+        writer.close()
 
 
 @LANES
