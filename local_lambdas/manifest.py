@@ -408,8 +408,7 @@ class _Reader:
             where = (
                 "not found on PATH; install it or give its full path"
                 if bare
-                else f"is not an executable file under {working_dir}; check the path "
-                "and its execute permission (chmod +x)"
+                else _not_runnable(working_dir / executable)
             )
             self.problem(lines["executable"][0], f'{label}: <executable> "{executable}" {where}')
         elif found and (wrong := interpreter_problem(found)):
@@ -526,6 +525,20 @@ def find_executable(exe: str, working_dir: Path) -> str | None:
     if candidate.is_file() and os.access(candidate, os.X_OK):
         return str(candidate)
     return None
+
+
+def _not_runnable(path: Path) -> str:
+    """Why a path given as <executable> cannot be run (find_executable found nothing)."""
+    if path.is_dir():
+        return "is a directory; name the program inside it"
+    if not path.exists():
+        return f"does not exist: there is no {path}; check the path"
+    if IS_WINDOWS:
+        return f"cannot be run: {path} is not a program"
+    return (
+        f"is not executable; chmod +x {path}, or name its interpreter in <executable> "
+        "and the script in <arg>"
+    )
 
 
 def interpreter_problem(path: str) -> str | None:

@@ -11,6 +11,7 @@ import pytest
 from lxml import etree
 
 from local_lambdas import cli, manifest
+from local_lambdas._compat import IS_WINDOWS
 from local_lambdas.config import Manifest, Mode
 from local_lambdas.errors import ManifestError
 from tests.helpers import CHILDREN, dedent, run_main
@@ -277,12 +278,29 @@ def test_one_pass_reports_every_problem_once_per_cause(tmp_path: Path) -> None:
         load(tmp_path, text)
     messages = [(p.line, p.message) for p in caught.value.problems]
     assert [line for line, _ in messages] == [4, 5, 6, 10, 12], messages
-    assert "is not an executable file" in messages[0][1]
+    assert f"does not exist: there is no {tmp_path / 'not-there'}" in messages[0][1]
     assert "did you mean <route>?" in messages[1][1]
     assert "is not a duration" in messages[2][1]
     assert '"pyhton3" not found on PATH' in messages[3][1]
     assert "is not a directory" in messages[4][1]
     assert not any("missing <route>" in m for _, m in messages)
+
+
+@pytest.mark.skipif(IS_WINDOWS, reason="the execute bit is POSIX's")
+def test_an_executable_path_that_cannot_run_says_why(tmp_path: Path) -> None:
+    (tmp_path / "tool.sh").write_text("#!/bin/sh\necho hi\n")  # no execute bit
+    (tmp_path / "bin").mkdir()
+    with pytest.raises(ManifestError) as caught:
+        load(tmp_path, "<manifest>" + "".join(
+            f"<process><id>p{n}</id><executable>{exe}</executable><route>/p{n}/*</route>"
+            "</process>" for n, exe in enumerate(["./tool.sh", "./bin", "./gone"])
+        ) + "</manifest>")  # fmt: skip
+    assert [p.message.partition("> ")[2] for p in caught.value.problems] == [
+        f'"./tool.sh" is not executable; chmod +x {tmp_path / "tool.sh"}, or name its '
+        "interpreter in <executable> and the script in <arg>",
+        '"./bin" is a directory; name the program inside it',
+        f'"./gone" does not exist: there is no {tmp_path / "gone"}; check the path',
+    ]
 
 
 def test_editor_schema_hints_are_accepted(tmp_path: Path) -> None:
