@@ -67,38 +67,45 @@ function servePipe(path, handler) {
   const server = net.createServer({ allowHalfOpen: true }, (socket) => {
     // A request ending in "\n" is the keep-alive framing: answer with a line, wait for more,
     // in order. One that ends at end-of-file is one-shot: answer, then close.
-    let pending = Buffer.alloc(0);
+    // What came since the last request's end, as it came: joined once a request is whole, so
+    // that a large one costs its size, not its size once a read.
+    let chunks = [];
+    const joined = () => (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)).toString();
     let queue = Promise.resolve();
     let answered = false;
     socket.on("data", (chunk) => {
-      pending = Buffer.concat([pending, chunk]);
       if (oneShot) {
+        chunks.push(chunk);
         // Answered as soon as the JSON parses: a Windows pipe cannot be half-closed, so
         // the end of the request may never be signalled. Only a chunk that ends the object
         // is worth a parse: a large body arrives in many.
         if (chunk[chunk.length - 1] !== 0x7d) return;
+        const request = joined();
         try {
-          JSON.parse(pending.toString());
+          JSON.parse(request);
         } catch {
           return;
         }
         answered = true;
-        const request = pending.toString();
-        pending = Buffer.alloc(0);
+        chunks = [];
         queue = queue.then(async () => socket.end(await answer(handler, request)));
         return;
       }
+      let start = 0;
       let newline;
-      while ((newline = pending.indexOf(10)) !== -1) {
-        const line = pending.subarray(0, newline).toString();
-        pending = pending.subarray(newline + 1);
+      while ((newline = chunk.indexOf(10, start)) !== -1) {
+        chunks.push(chunk.subarray(start, newline));
+        const line = joined();
+        chunks = [];
+        start = newline + 1;
         queue = queue.then(async () => socket.write((await answer(handler, line)) + "\n"));
       }
+      if (start < chunk.length) chunks.push(start ? chunk.subarray(start) : chunk);
     });
     socket.on("end", () => {
       if (answered) return;
       queue = queue.then(async () => {
-        if (pending.length) socket.write(await answer(handler, pending.toString()));
+        if (chunks.length) socket.write(await answer(handler, joined()));
         socket.end();
       });
     });
