@@ -160,24 +160,32 @@ def _serve_windows_pipe(address: str, handler: Handler) -> None:
     lines = os.environ.get("PIPE_FRAMING") == "lines"
 
     def serve_client(pipe: object) -> None:
-        buffer = b""
+        # A bytearray searched from each read's start, parsed only at a read that may end the
+        # object: a large request costs its size, not its size once a read.
+        buffer = bytearray()
         try:
             while True:
                 try:
                     _, chunk = win32file.ReadFile(pipe, 65536)
                 except pywintypes.error:  # ERROR_BROKEN_PIPE: the proxy closed its end
                     return
+                start = len(buffer)
                 buffer += chunk
                 if lines:
-                    while b"\n" in buffer:
-                        line, buffer = buffer.split(b"\n", 1)
+                    end = buffer.find(b"\n", start)
+                    while end != -1:
+                        line = bytes(buffer[:end])
+                        del buffer[: end + 1]
                         win32file.WriteFile(pipe, _answer(handler, line) + b"\n")
+                        end = buffer.find(b"\n")
+                    continue
+                if not chunk.rstrip().endswith(b"}"):
                     continue
                 try:
                     json.loads(buffer)
                 except ValueError:
                     continue  # not all of it yet
-                win32file.WriteFile(pipe, _answer(handler, buffer))
+                win32file.WriteFile(pipe, _answer(handler, bytes(buffer)))
                 win32file.FlushFileBuffers(pipe)
                 return
         finally:
