@@ -23,7 +23,7 @@ import logging
 import ssl
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from aiohttp import web
@@ -74,12 +74,45 @@ def refusal(status: int, message: str, new_id: Callable[[], str], peer: str | No
     ).encode() + body
 
 
-def stopped_reading(seconds: float, peer: str | None) -> None:
-    """Say why a connection is cut (either server): its client took nothing of its answer
-    for `seconds` while more was waiting. Without the cut an answer waits for ever, holding
-    its memory (an envelope answer) or the child's connection (a relayed one)."""
-    log.warning("%s took nothing of its answer for %gs (--send-timeout): connection closed",
-                peer, seconds, extra={"fields": {"event": "send_timeout"}})  # fmt: skip
+class SendTimeout:
+    """nginx's send_timeout for one client connection (either server). Armed when writing
+    pauses (the transport's buffer is full), disarmed when it resumes. When it fires, a
+    buffer smaller than when it was armed means the client took some (nothing more is
+    written while paused): it is armed again from there. Otherwise the client took nothing
+    for `seconds`, and its connection is cut, with a warning: without the cut an answer
+    waits for ever, holding its memory (an envelope answer) or the child's connection and
+    slot (a relayed one)."""
+
+    __slots__ = ("_loop", "_seconds", "_timer")
+
+    def __init__(self, seconds: float, loop: asyncio.AbstractEventLoop) -> None:
+        self._seconds = seconds
+        self._loop = loop
+        self._timer: asyncio.TimerHandle | None = None
+
+    def arm(self, transport: asyncio.BaseTransport, peer: str | None) -> None:
+        if self._timer is None:
+            self._start(cast(asyncio.Transport, transport), peer)
+
+    def disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _start(self, transport: asyncio.Transport, peer: str | None) -> None:
+        unsent = transport.get_write_buffer_size()
+        self._timer = self._loop.call_later(self._seconds, self._fired, transport, peer, unsent)
+
+    def _fired(self, transport: asyncio.Transport, peer: str | None, unsent: int) -> None:
+        self._timer = None
+        if transport.is_closing():
+            return
+        if transport.get_write_buffer_size() < unsent:
+            self._start(transport, peer)
+            return
+        log.warning("%s took nothing of its answer for %gs (--send-timeout): connection closed",
+                    peer, self._seconds, extra={"fields": {"event": "send_timeout"}})  # fmt: skip
+        transport.abort()
 
 
 def close_at_once(request: web.BaseRequest) -> None:
@@ -124,40 +157,16 @@ class _Connection(RequestHandler):
         self._heads = _Parser(self._parser)
         self._parser = self._heads  # type: ignore[assignment]
         self._head_timer: asyncio.TimerHandle | None = None
-        self._send_timer: asyncio.TimerHandle | None = None
+        self._send_timeout = SendTimeout(manager.send_timeout, self._loop)
 
     def pause_writing(self) -> None:
         super().pause_writing()
-        if self._send_timer is None and self.transport is not None:
-            self._send_timer = self._loop.call_later(
-                self._server.send_timeout,
-                self._send_timed_out,
-                self.transport.get_write_buffer_size(),
-            )
+        if self.transport is not None:
+            self._send_timeout.arm(self.transport, _peer(self.transport))
 
     def resume_writing(self) -> None:
-        self._stop_send_timer()
+        self._send_timeout.disarm()
         super().resume_writing()
-
-    def _stop_send_timer(self) -> None:
-        if self._send_timer is not None:
-            self._send_timer.cancel()
-            self._send_timer = None
-
-    def _send_timed_out(self, unsent: int) -> None:
-        """As the fast lane's (lane_connection.Connection._send_timed_out)."""
-        self._send_timer = None
-        transport = self.transport
-        if transport is None:
-            return
-        left = transport.get_write_buffer_size()
-        if left < unsent:
-            self._send_timer = self._loop.call_later(
-                self._server.send_timeout, self._send_timed_out, left
-            )
-            return
-        stopped_reading(self._server.send_timeout, _peer(transport))
-        transport.abort()
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -173,7 +182,7 @@ class _Connection(RequestHandler):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._stop_head_timer()
-        self._stop_send_timer()
+        self._send_timeout.disarm()
         super().connection_lost(exc)
 
     def _stop_head_timer(self) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, cast
 
 from local_lambdas import _compat
-from local_lambdas.aioserver import stopped_reading, timed_out
+from local_lambdas.aioserver import SendTimeout, timed_out
 from local_lambdas.errors import ClientTooSlow
 from local_lambdas.forwarding import own_address
 from local_lambdas.http1 import AnswerHeads
@@ -77,7 +77,7 @@ class Connection(asyncio.Protocol):
         # and when its last bytes came (the body's clock restarts with every read).
         self._timer: asyncio.TimerHandle | None = None
         self._progress = 0.0
-        self._send_timer: asyncio.TimerHandle | None = None  # while writing is paused
+        self._send_timeout: SendTimeout | None = None  # made when writing first pauses
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
@@ -110,7 +110,7 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
         self._stop_timer()
-        self._stop_send_timer()
+        self._stop_send_timeout()
         self.lane.forget(self)
         self._stop_waiting()
         if self.relaying and self.task is not None:
@@ -118,14 +118,14 @@ class Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._writing_paused = True
-        if self._send_timer is None:
-            self._send_timer = self._loop.call_later(
-                self.lane.send_timeout, self._send_timed_out, self._unsent()
-            )
+        if self.transport is not None:
+            if self._send_timeout is None:
+                self._send_timeout = SendTimeout(self.lane.send_timeout, self._loop)
+            self._send_timeout.arm(self.transport, self.peer)
 
     def resume_writing(self) -> None:
         self._writing_paused = False
-        self._stop_send_timer()
+        self._stop_send_timeout()
         waiting, self._when_writable = self._when_writable, []
         for then in waiting:
             then()
@@ -163,7 +163,7 @@ class Connection(asyncio.Protocol):
         assert transport is not None
         self.closing = True
         self._stop_timer()
-        self._stop_send_timer()
+        self._stop_send_timeout()
         self._stop_waiting()
         self.lane.forget(self)
         self.transport = None
@@ -267,28 +267,9 @@ class Connection(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
 
-    def _stop_send_timer(self) -> None:
-        if self._send_timer is not None:
-            self._send_timer.cancel()
-            self._send_timer = None
-
-    def _unsent(self) -> int:
-        return 0 if self.transport is None else self.transport.get_write_buffer_size()
-
-    def _send_timed_out(self, unsent: int) -> None:
-        """--send-timeout after writing paused: the client took none of what waited then
-        (nothing more is written while paused), or it is cut off."""
-        self._send_timer = None
-        if self.transport is None:
-            return
-        left = self._unsent()
-        if left < unsent:  # it took some: as nginx, the clock counts from its last taking
-            self._send_timer = self._loop.call_later(
-                self.lane.send_timeout, self._send_timed_out, left
-            )
-            return
-        stopped_reading(self.lane.send_timeout, self.peer)
-        self.abort()
+    def _stop_send_timeout(self) -> None:
+        if self._send_timeout is not None:
+            self._send_timeout.disarm()
 
     def _timed_out(self) -> None:
         """A client timeout: the head did not arrive whole in time, or the body stopped
