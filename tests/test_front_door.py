@@ -297,6 +297,7 @@ async def test_a_client_that_stops_reading_is_cut_off_and_frees_its_slot(
     big = tmp_path / "site" / "public" / "big.bin"
     big.touch()
     os.truncate(big, 256 << 20)  # sparse: no disk used
+    clients: list[asyncio.StreamWriter] = []
 
     async def small_window(url: str, target: bytes) -> asyncio.StreamReader:
         """A client whose receive window is 4 KiB, so that the proxy's buffer fills."""
@@ -310,7 +311,6 @@ async def test_a_client_that_stops_reading_is_cut_off_and_frees_its_slot(
         clients.append(writer)
         return reader
 
-    clients: list[asyncio.StreamWriter] = []
     async with running(front, socket_dir, fast_lane=fast_lane, send_timeout=0.5) as run:
         reader = await small_window(run.url, b"/api/big")
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
