@@ -41,6 +41,11 @@ log = logging.getLogger("local_lambdas.server")
 
 _JSON = "application/json; charset=utf-8"
 MAX_TARGET, MAX_FIELD = 8191, 8190  # bytes in a request's target; in a header's name or value
+# Connections the kernel completes and holds until they are accepted (capped by its
+# somaxconn). asyncio's default, 100, overflowed under 1000 clients connecting at once: the
+# kernel then drops a handshake's last ACK, and the client's first request waits for a
+# retransmission, 1 s or 3 s (p99 1.5 s, wrk timeouts). uvicorn's and gunicorn's figure.
+BACKLOG = 2048
 
 
 def error_body(message: str, request_id: str, process: str | None = None) -> bytes:
@@ -374,11 +379,12 @@ class Site(web.TCPSite):
         if self._ssl_context is not None and self._plain_refused is not None and not IS_WINDOWS:
             # (Windows' proactor loop cannot wait for a socket to be readable: TLS as it was.)
             self._server = await tls.listen(
-                self._lane, self._host, self._port, self._ssl_context, self._plain_refused
-            )
+                self._lane, self._host, self._port, self._ssl_context, self._plain_refused,
+                backlog=BACKLOG,
+            )  # fmt: skip
             return
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             self._lane, self._host, self._port, reuse_address=self._reuse_address,
-            ssl=self._ssl_context,
+            ssl=self._ssl_context, backlog=BACKLOG,
         )  # fmt: skip

@@ -95,7 +95,7 @@ _FIRST_BYTE_WITHIN = 60.0  # seconds a client may take to send anything (nginx's
 
 async def listen(
     factory: Callable[[], asyncio.Protocol], host: str | None, port: int,
-    context: ssl.SSLContext, plain_refused: Callable[[str], bytes],
+    context: ssl.SSLContext, plain_refused: Callable[[str], bytes], *, backlog: int,
 ) -> Front:  # fmt: skip
     """Listen for HTTPS on `host`:`port` (every address it names, as asyncio's create_server
     binds them), each connection served by a protocol from `factory` once its TLS handshake
@@ -116,7 +116,7 @@ async def listen(
             except OSError as exc:
                 # The same message asyncio's create_server raises (app.py shows its errno).
                 raise OSError(exc.errno, f"cannot bind {address}: {exc.strerror}") from None
-            sock.listen(100)
+            sock.listen(backlog)
             sock.setblocking(False)
     except BaseException:
         for sock in sockets:
