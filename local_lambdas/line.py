@@ -1,33 +1,44 @@
 """The line of requests waiting for a slot of a process (pool.py), first come first served.
 
-A released slot wakes the first request still waiting, not all of them (the rest would only
-find it taken, at a cost per request); a change of the process's instances wakes them all,
-to look again. Each waits until its own time at most, and one timer, for the soonest,
-serves the whole line: asyncio.timeout() would put one on the loop's heap for every request
-that waits (PERFORMANCE.md).
+A released slot is handed to the first request still waiting, not freed for whoever asks
+next: a request that arrives while others wait, or one woken a moment before it runs, would
+otherwise take it, and the woken one go to the back of the line (under 1000 clients and 16
+slots, a p50 of 7 ms beside a p99 of 1.5 s and clients timing out). A change of the
+process's instances wakes them all, to look again. Each waits until its own time at most,
+and one timer, for the soonest, serves the whole line: asyncio.timeout() would put one on
+the loop's heap for every request that waits (PERFORMANCE.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 
-class Line:
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+class Line(Generic[T]):
+    """Requests waiting for a slot, in order. `give_back` takes a slot that was handed to a
+    request cancelled before it could use it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, give_back: Callable[[T], None]) -> None:
         self._loop = loop
-        # Each waiting request's turn, and when it gives up (the loop's time).
-        self._queue: deque[tuple[asyncio.Future[None], float]] = deque()
+        self._give_back = give_back
+        # Each waiting request's turn (the slot handed to it, None to look again), and when
+        # it gives up (the loop's time).
+        self._queue: deque[tuple[asyncio.Future[T | None], float]] = deque()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due = 0.0  # when it fires (TimerHandle.when() is a method call)
 
     def __bool__(self) -> bool:
         return bool(self._queue)
 
-    async def wait(self, due: float) -> None:
-        """Wait in line until woken (`pass_turn`, `wake_all`) or until the loop's clock
-        reaches `due`; the caller looks again, in both cases."""
-        turn = self._loop.create_future()
+    async def wait(self, due: float) -> T | None:
+        """Wait in line until handed a slot (`pass_turn`: the slot), woken (`wake_all`) or
+        the loop's clock reaches `due` (None: the caller looks again)."""
+        turn: asyncio.Future[T | None] = self._loop.create_future()
         self._queue.append((turn, due))
         timer = self._timer
         if timer is None or due < self._timer_due:  # (a pool's come in order: one <queue_timeout>)
@@ -35,20 +46,23 @@ class Line:
                 timer.cancel()
             self._set_timer(due)
         try:
-            await turn
+            return await turn
         except asyncio.CancelledError:
             if turn.done() and not turn.cancelled():
-                self.pass_turn()  # woken, then cancelled: the slot goes to the next one
+                handed = turn.result()
+                if handed is not None:  # handed a slot, then cancelled: it goes on
+                    self._give_back(handed)
             raise
 
-    def pass_turn(self) -> None:
-        """Wake the first request still waiting."""
+    def pass_turn(self, slot: T) -> bool:
+        """Hand `slot` to the first request still waiting; False if none is."""
         queue = self._queue
         while queue:
             turn, _ = queue.popleft()
             if not turn.done():
-                turn.set_result(None)
-                return
+                turn.set_result(slot)
+                return True
+        return False
 
     def wake_all(self) -> None:
         queue, self._queue = self._queue, deque()

@@ -51,7 +51,7 @@ class Pool(Roster):
     ) -> None:
         super().__init__(
             process, printer, names, watchdog=watchdog, clock=clock, run_mark=run_mark,
-            token=token, on_state=on_state,
+            token=token, on_state=on_state, give_back=self.release,
         )  # fmt: skip
         self.cors = cors  # None: CORS is off for its routes
         # Read on every request: plain attributes, not pydantic ones (a class with
@@ -130,7 +130,9 @@ class Pool(Roster):
             self._waiting += 1
             try:
                 if avoid is None:
-                    await self._line.wait(self._loop.time() + remaining)
+                    handed = await self._line.wait(self._loop.time() + remaining)
+                    if handed is not None:
+                        return handed  # the slot a finished request passed on
                 else:  # a retry waits for the failed process's replacement: any change
                     await self._changed_within(remaining)
             finally:
@@ -149,16 +151,21 @@ class Pool(Roster):
         return first
 
     def release(self, child: Instance) -> None:
-        """Give back the slot `acquire` took (in a `finally`: exactly once per acquire)."""
-        child.in_flight -= 1
+        """Give back the slot `acquire` took (in a `finally`: exactly once per acquire): to
+        the first request waiting, if the instance can take it, else free."""
         if self._idle_timeout is not None:
             self.last_request = self._clock()
         limit = self._max_requests
         if limit is not None and child.requests >= limit and not child.retiring:
             child.retiring = True  # now, not in the task: one replacement per instance
             self._spawn(self._recycle(child))
-        if self._line:
-            self._line.pass_turn()  # the slot goes to the first request still waiting
+        if not (
+            self._line and child.state is _READY and child.link.open
+            and self._line.pass_turn(child)
+        ):  # fmt: skip
+            child.in_flight -= 1
+        else:
+            child.requests += 1
         if self._listeners:
             self._changed_set()
 

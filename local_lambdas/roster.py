@@ -40,6 +40,7 @@ class Roster:
         run_mark: str,
         token: str,
         on_state: Callable[[], None],
+        give_back: Callable[[Instance], None],
     ) -> None:
         self.process = process
         self._on_state = on_state  # told of every instance's change of state
@@ -63,7 +64,9 @@ class Roster:
         self._changed = asyncio.Event()
         self._listeners = 0  # coroutines waiting on _changed
         self._loop = asyncio.get_running_loop()
-        self._line = Line(self._loop)  # requests waiting for a slot (line.py)
+        # Requests waiting for a slot (line.py); `give_back` frees one a request was
+        # handed and could not use.
+        self._line: Line[Instance] = Line(self._loop, give_back)
         self._waiting = 0  # of those, requests waiting for an instance
         self._tasks: set[asyncio.Task[None]] = set()
 

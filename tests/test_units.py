@@ -33,6 +33,7 @@ from local_lambdas.config import Fate, Process, Restart, Settings
 from local_lambdas.deadlines import Deadlines
 from local_lambdas.envelope import Request, decode_response
 from local_lambdas.errors import BadResponse
+from local_lambdas.instance import State
 from local_lambdas.line import Line
 from local_lambdas.output import Printer, line_text
 from local_lambdas.pool import Pool
@@ -40,6 +41,7 @@ from local_lambdas.proxy import Proxy
 from local_lambdas.router import Router
 from local_lambdas.stats import BUCKETS, ProcessStats
 from local_lambdas.supervisor import Supervisor
+from tests.helpers import eventually
 
 ROUTES = ["/api/*", "/api/v2/*", "/exact", "/dir/", "/api/v2/special"]
 ROUTING = {
@@ -768,30 +770,63 @@ def test_a_close_frame_says_its_code(masked: bool) -> None:
     assert int.from_bytes(payload, "big") == 1011
 
 
-async def test_the_line_wakes_one_in_order_and_each_at_its_time() -> None:
-    """line.Line: a released slot wakes the first still waiting; a waiter whose time is up
-    wakes alone; one cancelled after its turn came passes it on; a change wakes all."""
+async def test_the_line_hands_slots_in_order_and_wakes_each_at_its_time() -> None:
+    """line.Line: a released slot goes to the first still waiting; a waiter whose time is
+    up wakes alone, with none; one cancelled after it was handed a slot gives it back; a
+    change wakes all, with none."""
     loop = asyncio.get_running_loop()
-    line = Line(loop)
+    given_back: list[str] = []
+    line: Line[str] = Line(loop, given_back.append)
     far = loop.time() + 60
     waiters = [asyncio.create_task(line.wait(far)) for _ in range(3)]
-    # Its own time, soon: nobody passes it a turn (and the others are in line by then).
-    await asyncio.wait_for(line.wait(loop.time() + 0.05), 5)
+    # Its own time, soon: nobody hands it a slot (and the others are in line by then).
+    assert await asyncio.wait_for(line.wait(loop.time() + 0.05), 5) is None
     assert not any(w.done() for w in waiters)
-    line.pass_turn()
-    await asyncio.wait_for(waiters[0], 5)
+    assert line.pass_turn("a")
+    assert await asyncio.wait_for(waiters[0], 5) == "a"
     assert not waiters[1].done() and not waiters[2].done()
-    line.pass_turn()
-    waiters[1].cancel()  # woken, then cancelled before it ran: the turn goes to the next
-    await asyncio.wait_for(waiters[2], 5)
+    assert line.pass_turn("b")
+    waiters[1].cancel()  # handed a slot, then cancelled before it ran: the slot goes back
     with pytest.raises(asyncio.CancelledError):
         await waiters[1]
+    assert given_back == ["b"] and not waiters[2].done()
+    assert line.pass_turn("c")
+    assert await asyncio.wait_for(waiters[2], 5) == "c"
+    assert not line.pass_turn("d")  # nobody waits: the caller frees it
     last = [asyncio.create_task(line.wait(far)) for _ in range(2)]
     await asyncio.wait_for(line.wait(loop.time() + 0.05), 5)  # they are in line by then
     assert line
     line.wake_all()
-    await asyncio.wait_for(asyncio.gather(*last), 5)
+    assert await asyncio.wait_for(asyncio.gather(*last), 5) == [None, None]
     assert not line
+
+
+async def test_a_released_slot_goes_to_the_request_waiting_not_to_a_newcomer(
+    tmp_path: Path,
+) -> None:
+    """Pool: with its one slot taken and a request waiting, the slot given back goes to that
+    request; one arriving at that moment waits its turn (it used to take the slot, and the
+    woken one went back to the end of the line: starved, under load, past clients' time)."""
+    path = tmp_path / "manifest.xml"
+    path.write_text(
+        f"<manifest><process><id>api</id><executable>{sys.executable}</executable>"
+        "<route>/api/*</route><communication_mode>pipe-keepalive</communication_mode>"
+        "<concurrency>1</concurrency></process></manifest>"
+    )
+    process = manifest.load(path, socket_dir=tmp_path).processes[0]
+    pool = Pool(process, Printer(color=False), launch.SocketNames(tmp_path))
+    child = pool._add(1)  # not started: made READY by hand
+    child.state = State.READY
+    child.link.connect(str(tmp_path / "api"), lambda pid: False)
+    assert pool.try_acquire() is child
+    waiting = asyncio.create_task(pool.acquire())
+    assert await eventually(lambda: pool.waiting == 1)
+    pool.release(child)
+    assert pool.try_acquire() is None  # the newcomer: no slot
+    assert await asyncio.wait_for(waiting, 5) is child
+    assert (child.in_flight, child.requests) == (1, 2)
+    pool.release(child)
+    assert child.in_flight == 0 and pool.try_acquire() is child  # nobody waits: it is free
 
 
 @pytest.mark.parametrize(("mode", "pipe", "token", "ours"), [
