@@ -4,7 +4,9 @@ fingerprint, both HTTP servers, and clear errors for files that cannot be used."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -14,6 +16,7 @@ import aiohttp
 import pytest
 import trustme
 
+from local_lambdas import _compat
 from local_lambdas.errors import StartupError
 from local_lambdas.tls import fingerprint, server_context
 from tests.helpers import (
@@ -98,6 +101,38 @@ async def test_a_self_signed_certificate_and_its_fingerprint(
         host, port = run.url.removeprefix("https://").rsplit(":", 1)
         pem = await asyncio.to_thread(ssl.get_server_certificate, (host, int(port)))
         assert fingerprint(ssl.PEM_cert_to_DER_cert(pem)) == run.started.fingerprint
+
+
+@LANES
+async def test_a_client_that_stops_reading_a_download_over_https_is_cut_off(
+    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """--send-timeout through the TLS transport too, for a relayed answer (written as the
+    client takes it). An envelope answer written whole is not seen there: README."""
+    path = write_manifest(web_child())
+    async with running(path, socket_dir, fast_lane=fast_lane, tls_self_signed=True,
+                       send_timeout=0.5) as run:  # fmt: skip
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a window that fills
+        sock.setblocking(False)
+        host, port = run.url.removeprefix("https://").rsplit(":", 1)
+        await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+        unverified = ssl.create_default_context()
+        unverified.check_hostname, unverified.verify_mode = False, ssl.CERT_NONE
+        reader, writer = await asyncio.open_connection(
+            sock=sock, ssl=unverified, server_hostname="localhost"
+        )
+        size = 256 << 20
+        writer.write(b"GET /web/download/%d HTTP/1.1\r\nHost: x\r\n\r\n" % size)  # not read
+        assert await eventually(lambda: "took nothing of its answer" in caplog.text, 10)
+        received = 0
+        with contextlib.suppress(ConnectionResetError, ssl.SSLError):
+            async with _compat.timeout(10):
+                while chunk := await reader.read(1 << 20):
+                    received += len(chunk)
+        writer.close()
+        assert 0 < received < size
 
 
 def test_files_that_cannot_be_used_are_one_clear_line(tmp_path: Path) -> None:
