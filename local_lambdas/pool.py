@@ -159,13 +159,10 @@ class Pool(Roster):
         if limit is not None and child.requests >= limit and not child.retiring:
             child.retiring = True  # now, not in the task: one replacement per instance
             self._spawn(self._recycle(child))
-        if not (
-            self._line and child.state is _READY and child.link.open
-            and self._line.pass_turn(child)
-        ):  # fmt: skip
-            child.in_flight -= 1
+        if self._line and child.state is _READY and child.link.open and self._line.pass_turn(child):
+            child.requests += 1  # still in flight: now the first waiting request's
         else:
-            child.requests += 1
+            child.in_flight -= 1
         if self._listeners:
             self._changed_set()
 
