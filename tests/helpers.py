@@ -12,6 +12,8 @@ import json
 import os
 import re
 import shutil
+import socket
+import ssl
 import sys
 import textwrap
 from collections import Counter
@@ -340,6 +342,29 @@ def without_date(answer: bytes) -> bytes:
 async def connect(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     host, port = url.removeprefix("http://").split(":")
     return await asyncio.open_connection(host, int(port))
+
+
+async def small_window(
+    url: str, target: bytes
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A client whose receive window is 4 KiB, so that the proxy's buffer fills once it
+    reads no more, having asked `url` (http:// or https://, the certificate unchecked) for
+    `target`."""
+    secure = url.startswith("https://")
+    host, port = url.partition("://")[2].rsplit(":", 1)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+    context = None
+    if secure:
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    reader, writer = await asyncio.open_connection(
+        sock=sock, ssl=context, server_hostname="localhost" if secure else None
+    )
+    writer.write(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % target)
+    return reader, writer
 
 
 async def in_both_lanes(

@@ -28,6 +28,7 @@ from tests.helpers import (
     process_xml,
     read_answer,
     running,
+    small_window,
 )
 
 LANES = pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
@@ -300,20 +301,13 @@ async def test_a_client_that_stops_reading_is_cut_off_and_frees_its_slot(
     os.truncate(big, 256 << 20)  # sparse: no disk used
     clients: list[asyncio.StreamWriter] = []
 
-    async def small_window(url: str, target: bytes) -> asyncio.StreamReader:
-        """A client whose receive window is 4 KiB, so that the proxy's buffer fills."""
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.setblocking(False)
-        host, port = url.removeprefix("http://").split(":")
-        await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
-        reader, writer = await asyncio.open_connection(sock=sock)
-        writer.write(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % target)
+    async def reading(target: bytes) -> asyncio.StreamReader:
+        reader, writer = await small_window(run.url, target)
         clients.append(writer)
         return reader
 
     async with running(front, socket_dir, fast_lane=fast_lane, send_timeout=0.5) as run:
-        reader = await small_window(run.url, b"/api/big")
+        reader = await reading(b"/api/big")
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
         assert b"Content-Length: 16777216\r\n" in head, head
         for _ in range(8):  # 2 MiB, then 0.3 s of taking nothing (a slow client, not a wait)
@@ -321,7 +315,7 @@ async def test_a_client_that_stops_reading_is_cut_off_and_frees_its_slot(
             await asyncio.sleep(0.3)
         assert "took nothing of its answer" not in caplog.text
         for target, size in ((b"/public/big.bin", 256 << 20), (b"/api/big", 16 << 20)):
-            reader = await small_window(run.url, target)
+            reader = await reading(target)
             started = time.monotonic()
             # Nothing read until the proxy has given up on this client...
             assert await eventually(lambda: "took nothing of its answer" in caplog.text, 10)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from tests.helpers import (
     eventually,
     process_xml,
     running,
+    small_window,
 )
 
 LANES = pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
@@ -113,18 +113,8 @@ async def test_a_client_that_stops_reading_a_download_over_https_is_cut_off(
     path = write_manifest(web_child())
     async with running(path, socket_dir, fast_lane=fast_lane, tls_self_signed=True,
                        send_timeout=0.5) as run:  # fmt: skip
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a window that fills
-        sock.setblocking(False)
-        host, port = run.url.removeprefix("https://").rsplit(":", 1)
-        await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
-        unverified = ssl.create_default_context()
-        unverified.check_hostname, unverified.verify_mode = False, ssl.CERT_NONE
-        reader, writer = await asyncio.open_connection(
-            sock=sock, ssl=unverified, server_hostname="localhost"
-        )
         size = 256 << 20
-        writer.write(b"GET /web/download/%d HTTP/1.1\r\nHost: x\r\n\r\n" % size)  # not read
+        reader, writer = await small_window(run.url, b"/web/download/%d" % size)  # not read
         assert await eventually(lambda: "took nothing of its answer" in caplog.text, 10)
         received = 0
         with contextlib.suppress(ConnectionResetError, ssl.SSLError):
