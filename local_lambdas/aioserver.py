@@ -10,7 +10,8 @@
 - a head that does not arrive whole within `head_timeout` seconds of its first byte gets 408
   and a closed connection (nginx's client_header_timeout);
 - a client that takes nothing of its answer for `send_timeout` seconds, while more waits to
-  be written, loses its connection (nginx's send_timeout).
+  be written, loses its connection (nginx's send_timeout); over TLS a large answer body
+  goes a piece at a time (`paced`), so that the proxy sees when the client stops reading.
 
 Body reads are bounded by their readers (proxy.py, transports/passthrough.py). `Site` is
 aiohttp's TCP site with the fast lane taking its connections first.
@@ -26,7 +27,8 @@ from http import HTTPStatus
 from typing import Any, cast
 
 import orjson
-from aiohttp import web
+from aiohttp import payload, web
+from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http import HttpVersion11
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.streams import EMPTY_PAYLOAD
@@ -46,6 +48,12 @@ MAX_TARGET, MAX_FIELD = 8191, 8190  # bytes in a request's target; in a header's
 # kernel then drops a handshake's last ACK, and the client's first request waits for a
 # retransmission, 1 s or 3 s (p99 1.5 s, wrk timeouts). uvicorn's and gunicorn's figure.
 BACKLOG = 2048
+# Over TLS, an answer body larger than this is written this much at a time, each piece once
+# the client has taken enough of the last (`paced`, lane_connection.Connection.write_paced).
+# asyncio's and uvloop's TLS transports take a write whole, encrypted, into the TCP buffer
+# below them and report their own as empty: one large write never pauses the writer, so
+# --send-timeout would not see a client that stopped reading it.
+PIECE = 256 * 1024
 
 
 def error_body(message: str, request_id: str, process: str | None = None) -> bytes:
@@ -118,6 +126,24 @@ class SendTimeout:
         log.warning("%s took nothing of its answer for %gs (--send-timeout): connection closed",
                     peer, self._seconds, extra={"fields": {"event": "send_timeout"}})  # fmt: skip
         transport.abort()
+
+
+class _Paced(payload.BytesPayload):
+    """An answer body written PIECE bytes at a time, each after the writer has drained."""
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        view = memoryview(self._value)
+        for at in range(0, len(view), PIECE):
+            await writer.write(view[at : at + PIECE])
+            await writer.drain()
+
+
+def paced(request: web.BaseRequest, body: bytes) -> bytes | payload.Payload:
+    """`body` as aiohttp's side writes it to `request`'s client: a piece at a time over TLS
+    when larger than PIECE (see PIECE), whole otherwise."""
+    if len(body) <= PIECE or not request.secure:
+        return body
+    return _Paced(body, content_type="application/octet-stream")
 
 
 def close_at_once(request: web.BaseRequest) -> None:

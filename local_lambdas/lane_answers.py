@@ -11,6 +11,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Final
 
+from local_lambdas.aioserver import PIECE
 from local_lambdas.cors import Policy
 from local_lambdas.envelope import Response
 from local_lambdas.errors import ChildUnreachable, ForwardError
@@ -67,12 +68,14 @@ async def answer(connection: Connection, message: Message) -> bool:
     keep_alive = keep_alive and not connection.lane.stopping
     # (A preflight's headers are CORS's own; every other answer on a <cors> route gets them.)
     cors = pool.cors if pool is not None and not preflight else None
-    write(connection, response, message, request_id, keep_alive, cors)
+    rest = write(connection, response, message, request_id, keep_alive, cors)
     proxy.finish(
         pool, message.method, message.target, response.status, started, request_id,
         (message.headers, message.body), (response.headers, response.body),
     )  # fmt: skip
     connection.lane.served += 1
+    if rest is not None:
+        await connection.write_paced(rest)
     return keep_alive
 
 
@@ -134,7 +137,7 @@ async def relay(
         # A body not read to its end leaves the connection out of step: it closes.
         keep_alive = keep_alive and connection.upload is None
         response = proxy.failure(exc, process, request_id)
-        write(connection, response, message, request_id, keep_alive, pool.cors)
+        write(connection, response, message, request_id, keep_alive, pool.cors)  # (small)
         proxy.finish(
             pool, message.method, message.target, response.status, started, request_id,
             sent, (response.headers, response.body),
@@ -153,13 +156,14 @@ async def relay(
 def write(
     connection: Connection, response: Response, message: Message, request_id: str, keep: bool,
     cors: Policy | None = None,
-) -> None:  # fmt: skip
+) -> memoryview | None:  # fmt: skip
     """`response` to the client, as aiohttp's side writes it: with the request's id, and on
     a route with <cors> the proxy's CORS headers in place of the child's (around the id, as
-    cors.Policy.answer puts them)."""
+    cors.Policy.answer puts them). Over TLS a body larger than aioserver.PIECE is begun, and
+    the rest returned, for Connection.write_paced."""
     transport = connection.transport
     if transport is None or transport.is_closing():
-        return  # the client left; its answer goes nowhere, as with aiohttp
+        return None  # the client left; its answer goes nowhere, as with aiohttp
     status = response.status
     sent = response.body if message.method != "HEAD" and status not in NO_BODY else b""
     headers = response.headers
@@ -173,6 +177,9 @@ def write(
     )  # fmt: skip
     if len(sent) < 65536:
         transport.write(data + sent)
-    else:  # a large body is not copied once more to join it to its head
-        transport.write(data)
+        return None
+    transport.write(data)  # a large body is not copied once more to join it to its head
+    if len(sent) <= PIECE or connection.scheme != "https":
         transport.write(sent)
+        return None
+    return memoryview(sent)

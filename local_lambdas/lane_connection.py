@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, cast
 
 from local_lambdas import _compat
-from local_lambdas.aioserver import SendTimeout, timed_out
+from local_lambdas.aioserver import PIECE, SendTimeout, timed_out
 from local_lambdas.errors import ClientTooSlow
 from local_lambdas.forwarding import own_address
 from local_lambdas.http1 import AnswerHeads
@@ -78,6 +78,7 @@ class Connection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._progress = 0.0
         self._send_timeout: SendTimeout | None = None  # made when writing first pauses
+        self._writable: asyncio.Future[None] | None = None  # write_paced, waiting to go on
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
@@ -126,6 +127,7 @@ class Connection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self._writing_paused = False
         self._stop_send_timeout()
+        self._wake_writer()
         waiting, self._when_writable = self._when_writable, []
         for then in waiting:
             then()
@@ -137,6 +139,20 @@ class Connection(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
+
+    async def write_paced(self, data: memoryview) -> None:
+        """`data`, PIECE bytes at a time, each once the client has taken enough of the last
+        (over TLS, where one large write would never pause writing: aioserver.PIECE); done
+        when all is written or the connection is gone."""
+        while data:
+            if self._writing_paused:
+                self._writable = self._loop.create_future()
+                await self._writable
+            transport = self.transport
+            if transport is None or transport.is_closing():
+                return
+            transport.write(data[:PIECE])
+            data = data[PIECE:]
 
     def close(self) -> None:
         self.closing = True
@@ -200,6 +216,12 @@ class Connection(asyncio.Protocol):
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        writable, self._writable = self._writable, None
+        if writable is not None and not writable.done():
+            writable.set_result(None)
 
     def _next_request(self) -> Message | None:
         """The next whole request received, if it is the lane's to answer now; a request

@@ -17,7 +17,7 @@ from typing import Any, Final, TypeVar
 from aiohttp import HttpVersion11, web
 
 from local_lambdas import _compat
-from local_lambdas.aioserver import close_at_once, error_body
+from local_lambdas.aioserver import close_at_once, error_body, paced
 from local_lambdas.config import Fate, Process
 from local_lambdas.cors import is_preflight
 from local_lambdas.deadlines import Deadlines
@@ -279,8 +279,9 @@ class Proxy:
             if pool is not None and pool.cors is not None:
                 answer_headers = pool.cors.answer(request.headers.get("Origin"), answer_headers)
             answer = web.Response(
-                status=response.status, headers=answer_headers, body=response.body
-            )
+                status=response.status, headers=answer_headers,
+                body=paced(request, response.body),
+            )  # fmt: skip
             if response.status in CLOSING:
                 answer.force_close()
                 if response.status == 408 or (

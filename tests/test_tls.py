@@ -109,7 +109,7 @@ async def test_a_client_that_stops_reading_a_download_over_https_is_cut_off(
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
     """--send-timeout through the TLS transport too, for a relayed answer (written as the
-    client takes it). An envelope answer written whole is not seen there: README."""
+    client takes it)."""
     path = write_manifest(web_child())
     async with running(path, socket_dir, fast_lane=fast_lane, tls_self_signed=True,
                        send_timeout=0.5) as run:  # fmt: skip
@@ -123,6 +123,37 @@ async def test_a_client_that_stops_reading_a_download_over_https_is_cut_off(
                     received += len(chunk)
         writer.close()
         assert 0 < received < size
+
+
+@LANES
+async def test_a_large_envelope_answer_over_https_goes_as_the_client_takes_it(
+    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """A 16 MiB envelope answer, which the TLS transport would take whole into a buffer the
+    proxy does not see (so --send-timeout could not tell a client that stopped reading):
+    a client reading it in bursts, each wait shorter than the timeout, gets all of it; one
+    that reads nothing is cut off, and its connection ends short of it."""
+    path = write_manifest(process_xml("api", "/api/*"))
+    async with running(path, socket_dir, fast_lane=fast_lane, tls_self_signed=True,
+                       send_timeout=0.5) as run:  # fmt: skip
+        reader, writer = await small_window(run.url, b"/api/big")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert b"Content-Length: 16777216\r\n" in head, head
+        for _ in range(8):  # 2 MiB, then 0.3 s of taking nothing (a slow client, not a wait)
+            await asyncio.wait_for(reader.readexactly(2 << 20), 10)
+            await asyncio.sleep(0.3)
+        writer.close()
+        assert "took nothing of its answer" not in caplog.text
+        reader, writer = await small_window(run.url, b"/api/big")  # not read
+        assert await eventually(lambda: "took nothing of its answer" in caplog.text, 10)
+        received = 0
+        with contextlib.suppress(ConnectionResetError, ssl.SSLError):
+            async with _compat.timeout(10):
+                while chunk := await reader.read(1 << 20):
+                    received += len(chunk)
+        writer.close()
+        assert 0 < received < 16 << 20
 
 
 def test_files_that_cannot_be_used_are_one_clear_line(tmp_path: Path) -> None:
