@@ -31,7 +31,7 @@ from local_lambdas.forwarding import (
     under_prefix,
 )
 from local_lambdas.http1 import NO_BODY
-from local_lambdas.transports.upstream import Exchange
+from local_lambdas.transports.upstream import Bare
 from local_lambdas.tunnel import Tunnel
 
 log = logging.getLogger("local_lambdas.relay")
@@ -298,7 +298,7 @@ class Upload:
         self._client = client
         self._early: list[bytes] = []  # before an exchange took it
         self._early_size = 0
-        self._to: Exchange | None = None
+        self._to: Bare | None = None
         self.failure: Exception | None = None  # the client stopped sending
 
     @property
@@ -319,7 +319,7 @@ class Upload:
         if self._early_size > _AHEAD:
             self._client.hold_reading(True)
 
-    def start(self, exchange: Exchange) -> None:
+    def start(self, exchange: Bare) -> None:
         self._to = exchange
         early, self._early, self._early_size = self._early, [], 0
         for data in early:

@@ -298,6 +298,51 @@ async def test_a_one_shot_child_in_keep_alive_mode_still_answers(
     assert len(told) == 1 and "<communication_mode>pipe</communication_mode>" in told[0]
 
 
+_RAW_HTTP_ENVELOPE = """
+import json, os, socket
+ENVELOPE = json.dumps({"status": 200, "body": "Y2xvc2Vk"}).encode()  # "closed"
+ANSWERS = {
+    # No length: the body ends with the connection, as HTTP/1.0 allows.
+    "/api/closed": b"HTTP/1.0 200 OK\\r\\nContent-Type: application/json\\r\\n\\r\\n" + ENVELOPE,
+    # A length the child never reaches: the reply broke off.
+    "/api/cut": b"HTTP/1.1 200 OK\\r\\nContent-Length: 500\\r\\n\\r\\n" + ENVELOPE[:10],
+}
+server = socket.create_server(("127.0.0.1", int(os.environ["PORT"])))
+while True:
+    conn, _ = server.accept()
+    data = b""
+    while b"\\r\\n\\r\\n" not in data:
+        data += conn.recv(65536)
+    head, _, body = data.partition(b"\\r\\n\\r\\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\\r\\n")
+                      if line.lower().startswith(b"content-length")))
+    while len(body) < length:
+        body += conn.recv(65536)
+    conn.sendall(ANSWERS[json.loads(body)["uri"]])
+    conn.close()
+"""
+
+
+async def test_an_http_envelope_reply_ended_by_its_connection_is_whole_or_broken_off(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
+    """The `http` envelope does not read the reply's headers as they come (upstream.Bare),
+    yet still tells a reply without a length, which ends with the connection, from one
+    that broke off short of its Content-Length."""
+    child = tmp_path / "raw_envelope.py"
+    child.write_text(_RAW_HTTP_ENVELOPE)
+    path = write_manifest(
+        f"<process><id>raw</id><executable>{sys.executable}</executable><arg>{child}</arg>"
+        "<route>/api/*</route><communication_mode>http</communication_mode></process>"
+    )
+    async with running(path, socket_dir) as run:
+        async with run.http.get(run.url + "/api/closed") as reply:
+            assert reply.status == 200 and await reply.read() == b"closed"
+        async with run.http.get(run.url + "/api/cut") as reply:
+            assert reply.status == 502
+            assert "the HTTP reply broke off" in (await reply.json())["error"]
+
+
 async def test_a_plain_web_server_in_http_mode_is_told_to_use_pass_through(
     write_manifest: WriteManifest, socket_dir: Path
 ) -> None:

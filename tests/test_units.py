@@ -41,6 +41,7 @@ from local_lambdas.proxy import Proxy
 from local_lambdas.router import Router
 from local_lambdas.stats import BUCKETS, ProcessStats
 from local_lambdas.supervisor import Supervisor
+from local_lambdas.transports import upstream
 from tests.helpers import eventually
 
 ROUTES = ["/api/*", "/api/v2/*", "/exact", "/dir/", "/api/v2/special"]
@@ -722,6 +723,25 @@ def test_a_relayed_answer_is_written_once_a_read(
         assert written == body
     assert client.writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
     assert client.closed == ("broken" in reads[-1])
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "value"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<p>", b"content-type", "text/html"),
+        (b"HTTP/1.1 200 OK\r\ncontent-length :  12 \r\n\r\n", b"content-length", "12"),
+        (b"HTTP/1.1 200 OK\nContent-Length: 3\n\nabc", b"content-length", "3"),  # bare LFs
+        (b"HTTP/1.1 200 OK\r\nX: 1\r\n\r\nContent-Length: 3\r\n", b"content-length", None),
+        (b"HTTP/1.1 200 OK\r\nContent-Type: text/html", b"content-length", None),  # cut short
+        (b"Content-Length: 3\r\n\r\n", b"content-length", None),  # the status line is not one
+    ],
+    ids=["found", "spaced", "bare-lf", "in-body", "cut", "status-line"],
+)
+def test_a_header_is_read_from_an_answers_raw_head(
+    data: bytes, name: bytes, value: str | None
+) -> None:
+    """upstream.raw_header: the head only, never the body after it."""
+    assert upstream.raw_header(data, name) == value
 
 
 def _frame(opcode: int, payload: bytes, *, masked: bool) -> bytes:

@@ -19,7 +19,7 @@ from local_lambdas.cors import Policy
 from local_lambdas.errors import ChildUnreachable, ClientTooSlow, ForwardError, PayloadTooLarge
 from local_lambdas.forwarding import as_utf8
 from local_lambdas.relay import answer_headers
-from local_lambdas.transports.upstream import Exchange
+from local_lambdas.transports.upstream import Bare
 
 log = logging.getLogger("local_lambdas.passthrough")  # the same name: one module's log
 
@@ -115,7 +115,7 @@ class Streamed:
 
     # -- the handler's side
 
-    async def write_to(self, request: web.BaseRequest, sending: asyncio.Future[None]) -> Relayed:
+    async def write_to(self, request: web.BaseRequest, sending: asyncio.Future[bytes]) -> Relayed:
         while self._head is None:
             if sending.done():
                 sending.result()  # the exchange's failure, before any answer
@@ -172,7 +172,7 @@ class RequestBody:
         self._task: asyncio.Task[None] | None = None
         self.complete = False
 
-    def start(self, exchange: Exchange) -> None:
+    def start(self, exchange: Bare) -> None:
         self._task = asyncio.ensure_future(self._pump(exchange))
 
     def pause(self) -> None:
@@ -185,10 +185,10 @@ class RequestBody:
         if self._task is not None and not self._task.done():
             self._task.cancel()
 
-    def _write(self, exchange: Exchange, data: bytes) -> None:
+    def _write(self, exchange: Bare, data: bytes) -> None:
         exchange.write_body(b"%x\r\n%s\r\n" % (len(data), data) if self._chunked else data)
 
-    async def _pump(self, exchange: Exchange) -> None:
+    async def _pump(self, exchange: Bare) -> None:
         seen = len(self._read_so_far)
         try:
             if self._read_so_far:

@@ -2,7 +2,7 @@
 the request object to http://HTTP_ADDRESS/ and read the response object from the reply's
 body (its status is not used). Spoken in raw HTTP/1.1 over pooled keep-alive connections
 (transports/upstream.py), as pass-through in the fast lane is: aiohttp's client cost half
-of this mode's instructions per request.
+of this mode's instructions per request. The reply's headers are not read (upstream.Bare).
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from collections.abc import Callable
 from local_lambdas.envelope import TOKEN_HEADER, Request, Response, decode_response, gather
 from local_lambdas.errors import BadResponse, ChildUnreachable
 from local_lambdas.http1 import RETRYABLE
-from local_lambdas.transports.upstream import Upstream
+from local_lambdas.transports.upstream import Upstream, raw_header
 
 
 class HttpTransport:
     def __init__(self, address: str, *, max_response: int) -> None:
         host, _, port = address.rpartition(":")
         self._host = address
-        self._upstream = Upstream(host.strip("[]"), int(port))
+        self._upstream = Upstream(host.strip("[]"), int(port), headers=False)
         self._max_response = max_response
         self._closed = False
 
@@ -36,7 +36,7 @@ class HttpTransport:
         ).encode("latin-1")
         reply = _Reply(self._max_response)
         # No time limit here: the proxy bounds the whole exchange with <timeout>.
-        await self._upstream.send(
+        first = await self._upstream.send(
             head + body, reply, timeout=None, idempotent=request.method in RETRYABLE
         )
         if reply.error is not None:
@@ -44,10 +44,11 @@ class HttpTransport:
         try:
             return decode_response(reply.answer)
         except BadResponse as exc:
-            if "json" in reply.content_type:
+            content_type = (raw_header(first, b"content-type") or "").lower()
+            if "json" in content_type:
                 raise
             # An ordinary web server behind `http`: say what it answered, and the mode it wants.
-            typed = f" of {reply.content_type}" if reply.content_type else ""
+            typed = f" of {content_type}" if content_type else ""
             raise BadResponse(
                 f"{exc}; its HTTP reply was a {reply.status}{typed}, not the JSON envelope: a web "
                 "server that takes requests as they are goes behind "
@@ -68,13 +69,9 @@ class _Reply:
         self.answer: bytes | bytearray = b""
         self.error: ChildUnreachable | BadResponse | None = None
         self.status = 0  # the reply's, not the answer's: the envelope in its body says that
-        self.content_type = ""
 
     def head(self, status: int, reason: str, headers: list[tuple[str, str]]) -> None:
         self.status = status
-        for name, value in headers:
-            if len(name) == 12 and name.lower() == "content-type":
-                self.content_type = value.lower()
 
     def body(self, data: bytes) -> None:
         if self.error is not None:

@@ -82,7 +82,7 @@ class Body(Protocol):
     `body_failed` when the client fails it); `pause` and `resume` follow the child's
     connection; `complete` once every byte went on."""
 
-    def start(self, exchange: Exchange) -> None: ...
+    def start(self, exchange: Bare) -> None: ...
 
     def pause(self) -> None: ...
 
@@ -95,14 +95,17 @@ class Body(Protocol):
 class Upstream:
     """The connections to one child at HOST:PORT; idle ones are kept for the next request."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, *, headers: bool = True) -> None:
+        """`headers`: whether the answers' headers are read and given to the sink (else
+        it gets none: see Bare)."""
         self._host = host
         self._port = port
-        self._idle: list[Exchange] = []
+        self._exchange: type[Bare] = Exchange if headers else Bare
+        self._idle: list[Bare] = []
         self._closed = False
         # The exchanges under a time limit, and one timer that looks at them all, a quarter
         # of a limit apart (not a timer per request: a heap push and a cancel each).
-        self._timed: set[Exchange] = set()
+        self._timed: set[Bare] = set()
         self._sweeper: asyncio.TimerHandle | None = None
         self._told_unasked = False
 
@@ -118,7 +121,7 @@ class Upstream:
                 self._host, self._port,
             )  # fmt: skip
 
-    def watch(self, exchange: Exchange) -> None:
+    def watch(self, exchange: Bare) -> None:
         self._timed.add(exchange)
         if self._sweeper is None:
             assert exchange.timeout is not None
@@ -126,7 +129,7 @@ class Upstream:
             loop = exchange.loop
             self._sweeper = loop.call_at(loop.time() + self._sweep_every, self._sweep, loop)
 
-    def unwatch(self, exchange: Exchange) -> None:
+    def unwatch(self, exchange: Bare) -> None:
         self._timed.discard(exchange)
 
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -140,13 +143,14 @@ class Upstream:
     async def send(
         self, request: bytes, sink: Sink, *, timeout: float | None, head_only: bool = False,
         idempotent: bool = False, upgrade: bool = False, body: Body | None = None,
-    ) -> None:  # fmt: skip
+    ) -> bytes:  # fmt: skip
         """One exchange (see the module's docstring); `timeout` bounds each wait for the
         child's bytes (None: the caller bounds the whole). A kept connection that gives
         nothing back was most likely closed by the child while idle: an `idempotent`
         request is sent again on another; any other gets ChildUnreachable, since the child
         may have acted on it before closing (nginx's rule for non-idempotent requests).
-        A `body` streams after `request` (the head); it is never sent twice."""
+        A `body` streams after `request` (the head); it is never sent twice. Returns the
+        answer's first bytes as they came (its head, whole as a rule: see raw_header)."""
         while self._idle:
             exchange = self._idle.pop()
             if exchange.usable:
@@ -160,10 +164,11 @@ class Upstream:
                     exchange.close()  # cancelled mid-answer, say: never used again
                     raise
                 self._keep(exchange)
-                return
+                return exchange.first
         # Asked for only here: get_running_loop() is a getpid() system call on Python 3.11.
         loop = asyncio.get_running_loop()
-        connecting = loop.create_connection(lambda: Exchange(self), self._host, self._port)
+        make = self._exchange
+        connecting = loop.create_connection(lambda: make(self), self._host, self._port)
         try:
             # A child that does not accept (stopped at a breakpoint, its backlog full) leaves
             # the connect waiting for the kernel's retries, two minutes: <timeout> bounds it.
@@ -187,8 +192,9 @@ class Upstream:
             exchange.close()
             raise
         self._keep(exchange)
+        return exchange.first
 
-    def _keep(self, exchange: Exchange) -> None:
+    def _keep(self, exchange: Bare) -> None:
         if exchange.reusable and not self._closed:
             self._idle.append(exchange)
         else:
@@ -208,8 +214,14 @@ class _Stale(ChildUnreachable):
     """Nothing came back on a connection: the child may have closed it while it was idle."""
 
 
-class Exchange(asyncio.Protocol):
-    """One connection to the child, carrying one exchange at a time."""
+class Bare(asyncio.Protocol):
+    """One connection to the child, carrying one exchange at a time; the answer's headers
+    are not read (its sink's `head` gets none). For the `http` envelope, which needs only
+    the answer's status and body: made without an `on_header` method, httptools calls
+    nothing per header (7k instructions a request, 8% of the mode's). What the headers
+    must still say is read from the head's bytes when needed (raw_header): whether a body
+    ends with the connection, what an answer that is not an envelope was.
+    """
 
     def __init__(self, upstream: Upstream) -> None:
         self._upstream = upstream
@@ -227,6 +239,7 @@ class Exchange(asyncio.Protocol):
         self._upgrade = False  # the request asks to switch protocols
         self._body: Body | None = None  # a request body still streaming to the child
         self._got = 0  # bytes of the answer received
+        self.first = b""  # the answer's first bytes (Upstream.send)
         self._headed = False  # its head went to the sink
         self._done: asyncio.Future[None] | None = None
         self.timeout: float | None = None
@@ -248,7 +261,7 @@ class Exchange(asyncio.Protocol):
         assert self._transport is not None
         self._sink, self._head_only, self.timeout = sink, head_only, timeout
         self._upgrade, self._body = upgrade, body
-        self._headers, self._got, self._headed = [], 0, False
+        self._headers, self._got, self._headed, self.first = [], 0, False, b""
         self.reusable = False
         done = self._done = self.loop.create_future()
         self._transport.write(request)
@@ -341,6 +354,8 @@ class Exchange(asyncio.Protocol):
         if self._done is None:  # bytes nobody asked for: out of step for good
             self._out_of_step()
             return
+        if not self._got:
+            self.first = data
         self._got += len(data)
         self._progress = self.loop.time()
         try:
@@ -429,15 +444,6 @@ class Exchange(asyncio.Protocol):
     def on_status(self, status: bytes) -> None:
         self._reason = status.decode("utf-8", "surrogateescape")
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_size += len(name) + len(value)
-        # Values as the child wrote them, UTF-8 or not: written out again, they are the
-        # same bytes (relay.Answer encodes with surrogateescape too).
-        text = value.decode("utf-8", "surrogateescape")
-        self._headers.append((name.decode("latin-1"), text))
-        if len(name) == 17 and name.lower() == b"transfer-encoding":
-            self._coding += f",{text}"
-
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
         if 100 <= status < 200:
@@ -489,9 +495,14 @@ class Exchange(asyncio.Protocol):
         done.set_result(None)
 
     def _close_delimited(self) -> bool:
-        return not any(
-            k.lower() in ("content-length", "transfer-encoding") for k, _ in self._headers
-        )
+        """Whether the answer's body ends with the connection (no length, not chunked); not
+        when its head did not come whole in its first read (seen broken, then)."""
+        first = self.first
+        return (
+            b"\r\n\r\n" in first or b"\n\n" in first
+        ) and raw_header(first, b"content-length") is None and raw_header(
+            first, b"transfer-encoding"
+        ) is None  # fmt: skip
 
     def _finish(self, *, reusable: bool = False) -> None:
         done = self._done
@@ -503,3 +514,33 @@ class Exchange(asyncio.Protocol):
         if not self.reusable:
             self.close()
         done.set_result(None)
+
+
+class Exchange(Bare):
+    """A Bare exchange whose answer's headers are read, as sent, for the sink: pass-through
+    relays them."""
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value)
+        # Values as the child wrote them, UTF-8 or not: written out again, they are the
+        # same bytes (relay.Answer encodes with surrogateescape too).
+        text = value.decode("utf-8", "surrogateescape")
+        self._headers.append((name.decode("latin-1"), text))
+        if len(name) == 17 and name.lower() == b"transfer-encoding":
+            self._coding += f",{text}"
+
+    def _close_delimited(self) -> bool:
+        return not any(
+            k.lower() in ("content-length", "transfer-encoding") for k, _ in self._headers
+        )
+
+
+def raw_header(data: bytes, name: bytes) -> str | None:
+    """The value of the first header `name` (lower-case) in the head at the start of
+    `data`, an answer's raw bytes; None if it has none (in the part of its head there)."""
+    head = data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    for line in head.split(b"\n")[1:]:
+        field, colon, value = line.partition(b":")
+        if colon and field.strip().lower() == name:
+            return value.strip().decode("latin-1")
+    return None
