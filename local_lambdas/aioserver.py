@@ -5,6 +5,8 @@
 - requests that arrived whole before the garbage in the same read are answered first, as
   nginx and the fast lane do (aiohttp's parser drops them with the error);
 - an HTTP/1.0 request with a Transfer-Encoding closes its connection (RFC 9112 section 6.1);
+- a method llhttp was not built with (`BAN`) is taken, as nginx and the fast lane take it
+  (any upper-case token with `_` and `-`), where aiohttp's parser, llhttp, would refuse it;
 - a Transfer-Encoding other than `chunked` alone is 501, as nginx answers it; a target
   over 8191 bytes 414, a header over 8190 bytes 431;
 - a head that does not arrive whole within `head_timeout` seconds of its first byte gets 408
@@ -20,12 +22,15 @@ aiohttp's TCP site with the fast lane taking its connections first.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import re
 import ssl
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any, cast
 
+import httptools
 import orjson
 from aiohttp import payload, web
 from aiohttp.abc import AbstractStreamWriter
@@ -37,7 +42,7 @@ from aiohttp.web_protocol import ERROR, RequestHandler, _ErrInfo
 from local_lambdas import _compat, tls
 from local_lambdas._compat import IS_WINDOWS
 from local_lambdas.envelope import valid_text
-from local_lambdas.http1 import request_line_fault, valid_host
+from local_lambdas.http1 import LONGEST_METHOD, request_line_fault, valid_host
 
 log = logging.getLogger("local_lambdas.server")
 
@@ -267,6 +272,22 @@ class _Connection(RequestHandler):
 
 
 _SERVED = frozenset({(1, 0), (1, 1)})  # HTTP versions; others are 505, as nginx answers
+# A method as nginx takes it (lane_requests.py's rule too), and a head's start that may be
+# the beginning of one: held until its method is whole, to be judged.
+_EXTENSION_METHOD = re.compile(rb"[A-Z_-]+")
+_METHOD_SO_FAR = re.compile(rb"(?:\r\n)?[A-Z_-]{0,%d}" % LONGEST_METHOD)
+
+
+@functools.lru_cache(maxsize=64)
+def _unknown_to_llhttp(method: bytes) -> bool:
+    """Whether llhttp (httptools'; aiohttp's parser is llhttp too) refuses `method`."""
+    try:
+        httptools.HttpRequestParser(object()).feed_data(method + b" / HTTP/1.1\r\n\r\n")
+    except httptools.HttpParserInvalidMethodError:
+        return True
+    except httptools.HttpParserError:
+        pass
+    return False
 
 
 class _Parser:
@@ -279,6 +300,9 @@ class _Parser:
         self.body_awaited = False  # the last feed read a head whose body has not come whole
         # What came of the next head, not yet whole; None while a body may come first.
         self._head: bytes | None = b""
+        self._held = b""  # a head's first bytes, its method not yet whole (_stand_in)
+        self._body: Any = None  # the body of the last request, while it is still to come
+        self._method: str | None = None  # the next head's, if GET stands in for it
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._parser, name)
@@ -286,6 +310,8 @@ class _Parser:
     def feed_data(self, data: bytes) -> tuple[Any, bool, bytes]:
         if self._failed:
             return (), False, b""
+        if self._held:
+            data, self._held = self._held + data, b""
         messages: list[Any] = []
         start, size = 0, len(data)
         upgraded, tail = False, b""
@@ -295,10 +321,21 @@ class _Parser:
                 end = data.find(b"\r\n\r\n", start)
                 end = size if end == -1 or end + 4 >= size else end + 4
                 piece = data if start == 0 and end == size else data[start:end]
+                if self._body is not None and self._body.is_eof():  # it came whole since
+                    self._head, self._body = b"", None
+                if self._head == b"":  # a head's start
+                    if _METHOD_SO_FAR.fullmatch(piece):
+                        self._held = piece  # the method may go on in the next read
+                        break
+                    piece, self._method = _stand_in(piece)
                 self._judge_request_line(piece)
                 found, upgraded, tail = self._parser.feed_data(piece)
                 if found:  # (a piece ends at its head's end: the next starts the next)
-                    self._head = b"" if found[-1][1].is_eof() else None
+                    body = found[-1][1]
+                    self._head, self._body = (b"", None) if body.is_eof() else (None, body)
+                    if self._method is not None:  # the head's own method, in place of GET
+                        found[0] = (found[0][0]._replace(method=self._method), found[0][1])
+                        self._method = None
                 for item in found:
                     version = item[0].version
                     if version not in _SERVED:  # llhttp takes HTTP/0.9 and 2.0 lines too
@@ -357,6 +394,18 @@ class _Parser:
                 raise HttpProcessingError(code=fault[0], message=fault[1])
             if b"\r\n" in self._head.lstrip(b"\r\n"):
                 self._head = None  # the line is whole, and served: the parser judges the rest
+
+
+def _stand_in(piece: bytes) -> tuple[bytes, str | None]:
+    """`piece`, a head's first bytes, with GET in place of an upper-case method llhttp was
+    not built with, and that method; `piece` and None for any other. The head is judged and
+    its body counted alike whatever the method (CONNECT, which differs, llhttp knows)."""
+    start = len(piece) - len(piece.lstrip(b"\r\n"))
+    space = piece.find(b" ", start)
+    method = piece[start:space]
+    if space <= start or not _EXTENSION_METHOD.fullmatch(method) or not _unknown_to_llhttp(method):
+        return piece, None
+    return piece[:start] + b"GET" + piece[space:], method.decode("ascii")
 
 
 def _closing_if_needed(item: Any) -> Any:

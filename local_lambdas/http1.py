@@ -359,7 +359,7 @@ def bare_line_end(buffer: bytes | bytearray) -> bool:
 
 _TOKEN: Final = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # llhttp's longest method is 11 characters (UNSUBSCRIBE); aiohttp's Python parser, any token.
-_LONGEST_METHOD: Final = 24
+LONGEST_METHOD: Final = 24
 
 
 def never_a_request(buffer: bytes | bytearray) -> bool:
@@ -367,9 +367,9 @@ def never_a_request(buffer: bytes | bytearray) -> bool:
     any empty lines) holds other than token characters or runs longer than any method. A TLS
     handshake or binary sent to the plain-HTTP port is then judged at once (aiohttp's parser
     answers 400, as nginx does), not left to wait for a head's end until the header timeout."""
-    start = bytes(buffer[: _LONGEST_METHOD + 8]).lstrip(b"\r\n")
+    start = bytes(buffer[: LONGEST_METHOD + 8]).lstrip(b"\r\n")
     method, space, _ = start.partition(b" ")
-    too_long = len(method) > _LONGEST_METHOD or (not space and len(start) > _LONGEST_METHOD)
+    too_long = len(method) > LONGEST_METHOD or (not space and len(start) > LONGEST_METHOD)
     return too_long or bool(method.translate(None, _TOKEN))
 
 
