@@ -145,7 +145,7 @@ async def started(
         printer.tap = dashboard.line
         teardown.callback(setattr, printer, "tap", None)
         teardown.push_async_callback(reload.finish)
-        context, fingerprint = _tls(settings, teardown)
+        context, fingerprint = _tls(settings)
         await runner.setup()
         teardown.push_async_callback(_stop_listening, runner, lane, settings.shutdown_timeout)
         site = Site(
@@ -214,15 +214,14 @@ async def started(
     log.info("stopped")
 
 
-def _tls(
-    settings: Settings, teardown: contextlib.AsyncExitStack
-) -> tuple[ssl.SSLContext | None, str | None]:
+def _tls(settings: Settings) -> tuple[ssl.SSLContext | None, str | None]:
     """The TLS context to listen with (None: plain HTTP), and a self-signed certificate's
-    fingerprint; that certificate's files are removed at the end of the run."""
+    fingerprint; that certificate's files are gone once the context has read them, so a
+    proxy killed with SIGKILL leaves no private key behind."""
     if settings.tls_self_signed:
-        directory = Path(teardown.enter_context(tempfile.TemporaryDirectory(prefix="ll-tls-")))
-        cert, key, fingerprint = tls.self_signed(directory)
-        return tls.server_context(cert, key), fingerprint
+        with tempfile.TemporaryDirectory(prefix="ll-tls-") as directory:
+            cert, key, fingerprint = tls.self_signed(Path(directory))
+            return tls.server_context(cert, key), fingerprint
     if settings.tls_cert is not None and settings.tls_key is not None:
         return tls.server_context(settings.tls_cert, settings.tls_key), None
     return None, None

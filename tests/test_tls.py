@@ -9,6 +9,7 @@ import signal
 import ssl
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import aiohttp
@@ -87,10 +88,17 @@ async def test_https_with_a_given_certificate(
 
 
 async def test_a_self_signed_certificate_and_its_fingerprint(
-    write_manifest: WriteManifest, socket_dir: Path
-) -> None:
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The certificate serves, its fingerprint is the one said, and its files (the private
+    key among them) are gone once read: a proxy killed with SIGKILL leaves none behind."""
     path = write_manifest(process_xml("api", "/api/*"))
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))  # where the proxy writes them
     async with running(path, socket_dir, tls_self_signed=True) as run:
+        assert not list(temporary.iterdir())
         assert run.started.fingerprint is not None
         unverified = ssl.create_default_context()
         unverified.check_hostname, unverified.verify_mode = False, ssl.CERT_NONE
