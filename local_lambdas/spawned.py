@@ -19,7 +19,9 @@ from local_lambdas import _compat
 
 log = logging.getLogger("local_lambdas.spawned")
 
-_MAX_LINE = 64 * 1024  # a line that never ends is shown in pieces of this size
+# A line without its end held longer than this is shown as it stands (in pieces as long as
+# the reads that bring it), so that a line that never ends is not held whole.
+_MAX_LINE = 64 * 1024
 _KILLED_WAIT = 5.0  # after SIGKILL, the longest wait for the exit to be seen
 Output = Callable[[Literal["stdout", "stderr"], list[bytes]], None]
 
@@ -89,7 +91,7 @@ class Spawned(asyncio.SubprocessProtocol):
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         lines = (self._partial[fd] + data).split(b"\n")
         rest = lines.pop()
-        if len(rest) > _MAX_LINE:  # a line that never ends is shown in pieces
+        if len(rest) > _MAX_LINE:  # a line that never ends: shown in pieces
             lines.append(rest)
             rest = b""
         self._partial[fd] = rest
