@@ -402,7 +402,7 @@ def _stand_in(piece: bytes) -> tuple[bytes, str | None]:
     its body counted alike whatever the method (CONNECT, which differs, llhttp knows)."""
     start = len(piece) - len(piece.lstrip(b"\r\n"))
     space = piece.find(b" ", start)
-    method = piece[start:space]
+    method = bytes(piece[start:space])  # (Windows' proactor reads into a bytearray)
     if space <= start or not _EXTENSION_METHOD.fullmatch(method) or not _unknown_to_llhttp(method):
         return piece, None
     return piece[:start] + b"GET" + piece[space:], method.decode("ascii")

@@ -17,6 +17,7 @@ from aiohttp import web
 from aiohttp.http import SERVER_SOFTWARE
 
 from local_lambdas import (
+    aioserver,
     config,
     explain,
     forwarding,
@@ -742,6 +743,25 @@ def test_a_header_is_read_from_an_answers_raw_head(
 ) -> None:
     """upstream.raw_header: the head only, never the body after it."""
     assert upstream.raw_header(data, name) == value
+
+
+@pytest.mark.parametrize(
+    ("head", "fed", "method"),
+    [
+        (b"BAN /a HTTP/1.1\r\n", b"GET /a HTTP/1.1\r\n", "BAN"),
+        (b"\r\nX_Y-Z /a HTTP/1.1\r\n", b"\r\nGET /a HTTP/1.1\r\n", "X_Y-Z"),  # an empty line first
+        (bytearray(b"BAN /a HTTP/1.1\r\n"), b"GET /a HTTP/1.1\r\n", "BAN"),  # Windows' reads
+        (b"PURGE /a HTTP/1.1\r\n", b"PURGE /a HTTP/1.1\r\n", None),  # llhttp knows it
+        (b"ban /a HTTP/1.1\r\n", b"ban /a HTTP/1.1\r\n", None),  # not a method nginx takes
+        (b"BAN", b"BAN", None),  # not whole yet
+    ],
+    ids=["extension", "after-empty-line", "bytearray", "known", "lower-case", "partial"],
+)
+def test_aiohttps_parser_judges_an_extension_method_as_get(
+    head: bytes, fed: bytes, method: str | None
+) -> None:
+    """aioserver._stand_in: what aiohttp's parser is fed, and the method given back."""
+    assert aioserver._stand_in(head) == (fed, method)
 
 
 def _frame(opcode: int, payload: bytes, *, masked: bool) -> bytes:
