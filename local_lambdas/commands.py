@@ -82,7 +82,9 @@ async def serve(
 async def run_command(
     manifest: Manifest, settings: Settings, printer: Printer, command: list[str], timeout: float
 ) -> int:
-    """The command's exit status (128+N if a signal N ended it)."""
+    """The command's exit status (128+N if a signal N ended it). The command carries the
+    run's spawn mark, as the children do (orphans.py): if the proxy is killed with SIGKILL,
+    the watchdog stops it and whatever it started, as it stops theirs."""
     loop = asyncio.get_running_loop()
     async with started(manifest, settings, printer) as run:
         await _all_ready(run, timeout)
@@ -90,7 +92,11 @@ async def run_command(
         try:
             proc = await asyncio.create_subprocess_exec(
                 *command,
-                env={**os.environ, "LOCAL_LAMBDAS_URL": run.url},
+                env={
+                    **os.environ,
+                    "LOCAL_LAMBDAS_URL": run.url,
+                    _compat.SPAWN_MARK: f"{run.supervisor.run_mark}.command.",
+                },
                 **_compat.command_options(),
             )
         except FileNotFoundError as exc:

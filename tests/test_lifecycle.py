@@ -167,6 +167,31 @@ async def test_sigkilled_proxy_leaves_no_child_nor_grandchild(
     assert await eventually(lambda: not socket_dir.exists())
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="marks are read in /proc")
+async def test_a_sigkilled_run_leaves_neither_its_command_nor_what_that_started(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    """`local-lambdas run` killed with SIGKILL (a CI job's timeout): the command it ran, and
+    a process that command started in a session of its own, stop with the children."""
+    path = write_manifest(process_xml("svc", "/api/*"))
+    pid_file = tmp_path / "started.pid"
+    command = (
+        "import os, subprocess, time; "
+        "p = subprocess.Popen(['sleep', '300'], start_new_session=True); "
+        f"open({str(pid_file)!r}, 'w').write(str(p.pid)); "
+        "print(f'pid={os.getpid()}', flush=True); time.sleep(300)"
+    )
+    async with cli("run", str(path), "--", sys.executable, "-c", command) as run:
+        child = int((await run.expect(r"svc: ready .*\(pid (\d+),")).group(1))
+        command_pid = int((await run.expect(r"^pid=(\d+)$")).group(1))
+        started_pid = int(pid_file.read_text())
+        run.proc.kill()
+        # (Not wait(): it also waits for the proxy's output, which the command shares.)
+        assert await eventually(lambda: run.proc.returncode is not None)
+        for pid in (child, command_pid, started_pid):
+            assert await gone(pid), pid
+
+
 async def test_a_request_while_the_proxy_starts_waits_for_its_child(
     write_manifest: WriteManifest, socket_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
