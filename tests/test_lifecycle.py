@@ -190,6 +190,7 @@ async def test_a_sigkilled_run_leaves_neither_its_command_nor_what_that_started(
         assert await eventually(lambda: run.proc.returncode is not None)
         for pid in (child, command_pid, started_pid):
             assert await gone(pid), pid
+        await run.finish()  # the end of its output, shared with the command and the watchdog
 
 
 async def test_a_request_while_the_proxy_starts_waits_for_its_child(
