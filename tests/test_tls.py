@@ -122,15 +122,7 @@ async def test_a_client_that_stops_reading_a_download_over_https_is_cut_off(
     async with running(path, socket_dir, fast_lane=fast_lane, tls_self_signed=True,
                        send_timeout=0.5) as run:  # fmt: skip
         size = 256 << 20
-        reader, writer = await small_window(run.url, b"/web/download/%d" % size)  # not read
-        assert await eventually(lambda: "took nothing of its answer" in caplog.text, 10)
-        received = 0
-        with contextlib.suppress(ConnectionResetError, ssl.SSLError):
-            async with _compat.timeout(10):
-                while chunk := await reader.read(1 << 20):
-                    received += len(chunk)
-        writer.close()
-        assert 0 < received < size
+        await _cut_off_short(run.url, b"/web/download/%d" % size, size, caplog)
 
 
 @LANES
@@ -153,15 +145,23 @@ async def test_a_large_envelope_answer_over_https_goes_as_the_client_takes_it(
             await asyncio.sleep(0.3)
         writer.close()
         assert "took nothing of its answer" not in caplog.text
-        reader, writer = await small_window(run.url, b"/api/big")  # not read
-        assert await eventually(lambda: "took nothing of its answer" in caplog.text, 10)
-        received = 0
-        with contextlib.suppress(ConnectionResetError, ssl.SSLError):
-            async with _compat.timeout(10):
-                while chunk := await reader.read(1 << 20):
-                    received += len(chunk)
-        writer.close()
-        assert 0 < received < 16 << 20
+        await _cut_off_short(run.url, b"/api/big", 16 << 20, caplog)
+
+
+async def _cut_off_short(
+    url: str, target: bytes, size: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that reads nothing of `target`'s `size` bytes: the proxy gives up on it (its
+    warning says so), and its connection ends short of them."""
+    reader, writer = await small_window(url, target)
+    assert await eventually(lambda: "took nothing of its answer" in caplog.text, 10)
+    received = 0
+    with contextlib.suppress(ConnectionResetError, ssl.SSLError):
+        async with _compat.timeout(10):
+            while chunk := await reader.read(1 << 20):
+                received += len(chunk)
+    writer.close()
+    assert 0 < received < size
 
 
 def test_files_that_cannot_be_used_are_one_clear_line(tmp_path: Path) -> None:
