@@ -22,7 +22,6 @@ aiohttp's TCP site with the fast lane taking its connections first.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import re
 import ssl
@@ -30,7 +29,6 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any, cast
 
-import httptools
 import orjson
 from aiohttp import payload, web
 from aiohttp.abc import AbstractStreamWriter
@@ -277,17 +275,13 @@ _SERVED = frozenset({(1, 0), (1, 1)})  # HTTP versions; others are 505, as nginx
 _EXTENSION_METHOD = re.compile(rb"[A-Z_-]+")
 _METHOD_SO_FAR = re.compile(rb"(?:\r\n)?[A-Z_-]{0,%d}" % LONGEST_METHOD)
 
-
-@functools.lru_cache(maxsize=64)
-def _unknown_to_llhttp(method: bytes) -> bool:
-    """Whether llhttp (httptools'; aiohttp's parser is llhttp too) refuses `method`."""
-    try:
-        httptools.HttpRequestParser(object()).feed_data(method + b" / HTTP/1.1\r\n\r\n")
-    except httptools.HttpParserInvalidMethodError:
-        return True
-    except httptools.HttpParserError:
-        pass
-    return False
+# The HTTP methods aiohttp's llhttp is built with (each checked; httptools' llhttp takes
+# RTSP's too, PLAY or SETUP, which aiohttp's refuses): any other goes through as GET.
+_LLHTTP_METHODS = frozenset(
+    b"DELETE GET HEAD POST PUT CONNECT OPTIONS TRACE COPY LOCK MKCOL MOVE PROPFIND PROPPATCH "
+    b"SEARCH UNLOCK BIND REBIND UNBIND ACL REPORT MKACTIVITY CHECKOUT MERGE M-SEARCH NOTIFY "
+    b"SUBSCRIBE UNSUBSCRIBE PATCH PURGE MKCALENDAR LINK UNLINK SOURCE QUERY PRI".split()
+)
 
 
 class _Parser:
@@ -403,7 +397,7 @@ def _stand_in(piece: bytes) -> tuple[bytes, str | None]:
     start = len(piece) - len(piece.lstrip(b"\r\n"))
     space = piece.find(b" ", start)
     method = bytes(piece[start:space])  # (Windows' proactor reads into a bytearray)
-    if space <= start or not _EXTENSION_METHOD.fullmatch(method) or not _unknown_to_llhttp(method):
+    if space <= start or method in _LLHTTP_METHODS or not _EXTENSION_METHOD.fullmatch(method):
         return piece, None
     return piece[:start] + b"GET" + piece[space:], method.decode("ascii")
 

@@ -752,10 +752,11 @@ def test_a_header_is_read_from_an_answers_raw_head(
         (b"\r\nX_Y-Z /a HTTP/1.1\r\n", b"\r\nGET /a HTTP/1.1\r\n", "X_Y-Z"),  # an empty line first
         (bytearray(b"BAN /a HTTP/1.1\r\n"), b"GET /a HTTP/1.1\r\n", "BAN"),  # Windows' reads
         (b"PURGE /a HTTP/1.1\r\n", b"PURGE /a HTTP/1.1\r\n", None),  # llhttp knows it
+        (b"PLAY /a HTTP/1.1\r\n", b"GET /a HTTP/1.1\r\n", "PLAY"),  # httptools' does, not aiohttp's
         (b"ban /a HTTP/1.1\r\n", b"ban /a HTTP/1.1\r\n", None),  # not a method nginx takes
         (b"BAN", b"BAN", None),  # not whole yet
     ],
-    ids=["extension", "after-empty-line", "bytearray", "known", "lower-case", "partial"],
+    ids=["extension", "after-empty-line", "bytearray", "known", "rtsp", "lower-case", "partial"],
 )
 def test_aiohttps_parser_judges_an_extension_method_as_get(
     head: bytes, fed: bytes, method: str | None
