@@ -40,7 +40,12 @@ from aiohttp.web_protocol import ERROR, RequestHandler, _ErrInfo
 from local_lambdas import _compat, tls
 from local_lambdas._compat import IS_WINDOWS
 from local_lambdas.envelope import valid_text
-from local_lambdas.http1 import LONGEST_METHOD, request_line_fault, valid_host
+from local_lambdas.http1 import (
+    EXTENSION_METHOD,
+    LONGEST_METHOD,
+    request_line_fault,
+    valid_host,
+)
 
 log = logging.getLogger("local_lambdas.server")
 
@@ -270,9 +275,7 @@ class _Connection(RequestHandler):
 
 
 _SERVED = frozenset({(1, 0), (1, 1)})  # HTTP versions; others are 505, as nginx answers
-# A method as nginx takes it (lane_requests.py's rule too), and a head's start that may be
-# the beginning of one: held until its method is whole, to be judged.
-_EXTENSION_METHOD = re.compile(rb"[A-Z_-]+")
+# A head's start that may be the beginning of a method: held until the method is whole.
 _METHOD_SO_FAR = re.compile(rb"(?:\r\n)?[A-Z_-]{0,%d}" % LONGEST_METHOD)
 
 # The HTTP methods aiohttp's llhttp is built with (each checked; httptools' llhttp takes
@@ -397,7 +400,7 @@ def _stand_in(piece: bytes) -> tuple[bytes, str | None]:
     start = len(piece) - len(piece.lstrip(b"\r\n"))
     space = piece.find(b" ", start)
     method = bytes(piece[start:space])  # (Windows' proactor reads into a bytearray)
-    if space <= start or method in _LLHTTP_METHODS or not _EXTENSION_METHOD.fullmatch(method):
+    if space <= start or method in _LLHTTP_METHODS or not EXTENSION_METHOD.fullmatch(method):
         return piece, None
     return piece[:start] + b"GET" + piece[space:], method.decode("ascii")
 

@@ -360,6 +360,9 @@ def bare_line_end(buffer: bytes | bytearray) -> bool:
 _TOKEN: Final = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # llhttp's longest method is 11 characters (UNSUBSCRIBE); aiohttp's Python parser, any token.
 LONGEST_METHOD: Final = 24
+# A method as nginx takes it: upper-case letters, "_" and "-" (RFC 9110 allows any token);
+# llhttp knows some of them, and both servers take the others too (lane_requests, aioserver).
+EXTENSION_METHOD: Final = re.compile(rb"[A-Z_-]+")
 
 
 def never_a_request(buffer: bytes | bytearray) -> bool:

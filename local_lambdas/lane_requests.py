@@ -10,18 +10,23 @@ whether the lane answers it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Final
 
 import httptools
 
-from local_lambdas.http1 import ENVELOPE, HAND_OVER, RELAY, WAIT, HeadReader, head_end, lane_takes
+from local_lambdas.http1 import (
+    ENVELOPE,
+    EXTENSION_METHOD,
+    HAND_OVER,
+    RELAY,
+    WAIT,
+    HeadReader,
+    head_end,
+    lane_takes,
+)
 from local_lambdas.pool import Pool
 from local_lambdas.proxy import BUFFERED, Plan, Proxy
-
-# A method as nginx takes it: upper-case letters, "_" and "-" (RFC 9110 allows any token).
-_EXTENSION_METHOD: Final = re.compile(rb"[A-Z_-]+")
 
 # Why Requests.next found no request to answer now (its `waiting`):
 IDLE: Final = 0  # nothing received: a kept-alive connection between requests
@@ -177,7 +182,7 @@ class Requests:
                 # other, and so does the child. The head is judged, and its body counted,
                 # with a method llhttp knows in its place: neither depends on the method.
                 space = data.find(b" ")
-                if not _EXTENSION_METHOD.fullmatch(data, 0, max(space, 0)):
+                if not EXTENSION_METHOD.fullmatch(data, 0, max(space, 0)):
                     raise
                 self._parser = httptools.HttpRequestParser(self)
                 self._parser.feed_data(b"GET" + data[space:])
