@@ -27,18 +27,20 @@ _CHUNK = 64 * 1024
 
 
 class Relayed(web.StreamResponse):
-    """A child's answer as it came: aiohttp would add a Content-Type to a body without one.
+    """A child's answer as it came: aiohttp would add a Content-Type to a body without one
+    and a Server of its own, which the lane does not either (a Date it may: RFC 9110 6.6.1).
     `kept` is what the inspector keeps of its body."""
 
-    def __init__(self, *, status: int, reason: str | None, typed: bool) -> None:
+    def __init__(self, *, status: int, reason: str | None, sent: frozenset[str]) -> None:
         super().__init__(status=status, reason=reason)
-        self._typed = typed
+        self._sent = sent  # the names of the headers the child sent, lower-case
         self.kept = b""
 
     async def _prepare_headers(self) -> None:
         await super()._prepare_headers()
-        if not self._typed:
-            self.headers.popall(hdrs.CONTENT_TYPE, None)
+        for name in (hdrs.CONTENT_TYPE, hdrs.SERVER):
+            if name.lower() not in self._sent:
+                self.headers.popall(name, None)
 
 
 _HIGH = 256 * 1024  # answer bytes held for a slow client before the child is not read
@@ -122,8 +124,8 @@ class Streamed:
                 raise ChildUnreachable("the child's connection ended without an answer")
             await self._change()
         status, reason, out = self._head
-        typed = any(name.lower() == "content-type" for name, _ in out)
-        response = Relayed(status=status, reason=reason, typed=typed)
+        sent = frozenset(name.lower() for name, _ in out)
+        response = Relayed(status=status, reason=reason, sent=sent)
         response.headers.extend(out)
         try:
             await response.prepare(request)

@@ -364,17 +364,17 @@ class Bare(asyncio.Protocol):
             if self._upgrade and self._parser.get_status_code() == 101:
                 self._hand_over(data[upgrade.args[0] :])
             else:
-                self._fail(BadResponse("the child switched protocols unasked"),
+                self._fail(self._bad("the child switched protocols unasked"),
                            "the child switched protocols unasked")  # fmt: skip
         except httptools.HttpParserError as exc:
             what = " ".join(str(exc).split())
             if self._done.done():
                 self._upstream.unasked()
-            self._fail(BadResponse(f"the child's answer is not valid HTTP: {what}"),
+            self._fail(self._bad(f"the child's answer is not valid HTTP: {what}"),
                        f"the child's answer broke HTTP mid-way: {what}")  # fmt: skip
             return
         if not self._headed and self._got > MAX_HEAD and not self._lost:  # a head without end
-            self._fail(BadResponse(f"the child's answer head is over {MAX_HEAD // 1024} KiB"), "")
+            self._fail(self._bad(f"the child's answer head is over {MAX_HEAD // 1024} KiB"), "")
             return
         sink = self._sink
         if sink is not None:
@@ -441,6 +441,10 @@ class Bare(asyncio.Protocol):
         self._headers = []  # the answer's, handed on, is not added to
         self.close()
 
+    def _bad(self, why: str) -> BadResponse:
+        """An answer that is not HTTP, with its first bytes for the log."""
+        return BadResponse(why, self.first)
+
     def on_status(self, status: bytes) -> None:
         self._reason = status.decode("utf-8", "surrogateescape")
 
@@ -450,15 +454,18 @@ class Bare(asyncio.Protocol):
             return  # informational (103 Early Hints): the final answer follows
         if self._sink is None:
             return  # out of step (on_message_begin)
+        if status < 100:  # llhttp reads three digits, 000 to 099 too: not an HTTP status
+            self._fail(self._bad(f"the child's answer has status {status:03d}"), "")
+            return
         if self._head_size > MAX_HEAD:
-            self._fail(BadResponse(f"the child's answer head is over {MAX_HEAD // 1024} KiB"), "")
+            self._fail(self._bad(f"the child's answer head is over {MAX_HEAD // 1024} KiB"), "")
             return
         if self._coding and self._coding.rpartition(",")[2].strip().lower() != "chunked":
             # Read to the end of the connection, its body would go on undecoded and
             # unmarked: nginx's 502 too.
             coding = self._coding.strip(",")
-            self._fail(BadResponse(f"the child's answer has Transfer-Encoding {coding!r}: "
-                                   "send it chunked, or with a Content-Length"), "")  # fmt: skip
+            self._fail(self._bad(f"the child's answer has Transfer-Encoding {coding!r}: "
+                                 "send it chunked, or with a Content-Length"), "")  # fmt: skip
             return
         self._headed = True
         self._sink.head(status, self._reason, self._headers)

@@ -40,6 +40,7 @@ ANSWERS = {
     "negative-length": b"HTTP/1.1 200 OK\r\nContent-Length: -3\r\n\r\nabc",
     "no-colon": b"HTTP/1.1 200 OK\r\nBroken header\r\nContent-Length: 3\r\n\r\nabc",
     "two-digit-status": b"HTTP/1.1 20 OK\r\nContent-Length: 3\r\n\r\nabc",
+    "status-below-100": b"HTTP/1.1 099 Odd\r\nContent-Length: 3\r\n\r\nabc",
     "huge-head": b"HTTP/1.1 200 OK\r\nX-Big: "
     + b"a" * 100_000
     + b"\r\nContent-Length: 3\r\n\r\nabc",
