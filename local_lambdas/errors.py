@@ -110,5 +110,15 @@ class BadResponse(ForwardError):
         self.received = received
 
 
+class UpgradeRefused(ForwardError):
+    """The child answered a WebSocket handshake that aiohttp's side relays without switching
+    protocols: its status when it refused (4xx, 5xx), else 502. (The lane relays its answer
+    as it came.)"""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"the child answered the WebSocket handshake with {status}, not 101")
+        self.status = status if status >= 400 else 502
+
+
 class ChildTimeout(ForwardError):
     status = 504

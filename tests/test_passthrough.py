@@ -126,6 +126,39 @@ async def test_websocket_echo_binary_and_close_code(
 
 
 @WS_LANES
+async def test_what_is_not_a_websocket_handshake_goes_on_as_a_request(
+    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+) -> None:
+    """`Upgrade` without `Connection: upgrade` asks for nothing (RFC 9110 7.8): the request
+    goes on without it, as nginx sends it. A handshake the child does not take (a 404, or a
+    200 from an endpoint that is no WebSocket's) is the lane's answer as the child wrote it;
+    aiohttp's side, which cannot relay it, says so in JSON: the child's refusal, or a 502."""
+    path = write_manifest(web_process(extra=STRIP))
+    async with running(path, socket_dir, fast_lane=fast_lane) as run:
+        reader, writer = await connect(run.url)
+        writer.write(b"GET /web/echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n")
+        head, _, body = (await read_answer(reader)).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head
+        assert "upgrade" not in [k.lower() for k, _ in json.loads(body)["headers"]]
+        writer.close()
+        handshake = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                     "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}  # fmt: skip
+        async with run.http.get(run.url + "/web/nowhere", headers=handshake) as reply:
+            assert reply.status == 404
+            said = await reply.text()
+            if fast_lane:
+                assert said == "404: Not Found"
+            else:
+                assert "with 404" in json.loads(said)["error"]
+        async with run.http.get(run.url + "/web/echo", headers=handshake) as reply:
+            if fast_lane:
+                assert reply.status == 200 and (await reply.json())["path"] == "/echo"
+            else:
+                assert reply.status == 502
+                assert "with 200, not 101" in (await reply.json())["error"]
+
+
+@WS_LANES
 async def test_websocket_closes_cross_both_ways_and_host_is_kept(
     write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
 ) -> None:

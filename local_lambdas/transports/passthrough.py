@@ -27,7 +27,7 @@ from yarl import URL
 
 from local_lambdas.cors import Policy
 from local_lambdas.envelope import TOKEN_HEADER
-from local_lambdas.errors import ChildUnreachable
+from local_lambdas.errors import ChildUnreachable, UpgradeRefused
 from local_lambdas.forwarding import FROM_CLIENT_DROPPED, Pairs, end_to_end, own_address
 from local_lambdas.http1 import RETRYABLE
 from local_lambdas.relay import child_request, forwarded
@@ -135,7 +135,7 @@ class PassthroughTransport:
         """
         if self._closed:
             raise ChildUnreachable("the child exited before the request was sent")
-        if request.headers.get("Upgrade", "").lower() == "websocket":
+        if _asks_websocket(request):
             return await self._websocket(request, target, request_id, token)
         streamed: RequestBody | None = None
         chunked = False
@@ -187,7 +187,7 @@ class PassthroughTransport:
                 autoping=False, autoclose=False, max_msg_size=0,
             )  # fmt: skip
         except aiohttp.WSServerHandshakeError as exc:
-            return web.Response(status=exc.status, text=f"the child refused the upgrade: {exc}\n")
+            raise UpgradeRefused(exc.status) from exc
         except aiohttp.ClientError as exc:
             raise ChildUnreachable(f"cannot open a WebSocket to the child: {exc}") from exc
         client = web.WebSocketResponse(
@@ -221,6 +221,17 @@ class PassthroughTransport:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _asks_websocket(request: web.BaseRequest) -> bool:
+    """A WebSocket handshake (RFC 6455 4.1): a GET with `Upgrade: websocket` and a Connection
+    header naming `upgrade`. Without it, `Upgrade` asks for nothing and is dropped."""
+    if request.method != "GET" or request.headers.get("Upgrade", "").lower() != "websocket":
+        return False
+    named = (
+        t.strip().lower() for v in request.headers.getall("Connection", ()) for t in v.split(",")
+    )
+    return "upgrade" in named
 
 
 async def _pump_both(
