@@ -726,6 +726,90 @@ def test_a_relayed_answer_is_written_once_a_read(
     assert client.closed == ("broken" in reads[-1])
 
 
+class _Heads:
+    """A Sink that notes each answer's head and body."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[int, str, list[tuple[str, str]], bytes]] = []
+        self._body = b""
+        self.writable = True
+
+    def head(self, status: int, reason: str, headers: list[tuple[str, str]]) -> None:
+        self.got.append((status, reason, list(headers), b""))
+
+    def body(self, data: bytes) -> None:
+        self._body += data
+
+    def end(self) -> None:
+        status, reason, headers, _ = self.got[-1]
+        self.got[-1], self._body = (status, reason, headers, self._body), b""
+
+    def flush(self) -> None:
+        pass
+
+    def broken(self, why: str) -> None:
+        raise AssertionError(why)
+
+    def when_writable(self, then: Callable[[], None]) -> None:
+        then()
+
+    def upgraded(
+        self, reason: str, headers: list[tuple[str, str]], child: object, rest: bytes
+    ) -> None:
+        raise AssertionError("no upgrade was asked for")
+
+
+_ANSWERS = {  # each with the head and body its sink must get
+    "ok": (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 1\r\n\r\nok",
+           (200, "OK", [("Content-Length", "2"), ("X-A", "1")], b"ok")),
+    "other": (b"HTTP/1.1 200 Fine\r\nContent-Length: 2\r\nX-A: 2\r\n\r\nhi",
+              (200, "Fine", [("Content-Length", "2"), ("X-A", "2")], b"hi")),
+    "trailer": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n"
+                b"0\r\nX-Sum: 9\r\n\r\n",
+                (200, "OK", [("Transfer-Encoding", "chunked")], b"ab")),
+    "hints": (b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+              b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-B: 1\r\n\r\nok",
+              (200, "OK", [("Content-Length", "2"), ("X-B", "1")], b"ok")),
+    "hints2": (b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+               b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nno",
+               (404, "Not Found", [("Content-Length", "2")], b"no")),
+    "lf": (b"HTTP/1.1 200 OK\nContent-Length: 2\nX-A: 1\n\nok",
+           (200, "OK", [("Content-Length", "2"), ("X-A", "1")], b"ok")),
+    "longer": (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 1\r\nX-C: 3\r\n\r\nok",
+               (200, "OK", [("Content-Length", "2"), ("X-A", "1"), ("X-C", "3")], b"ok")),
+}  # fmt: skip
+
+
+async def test_an_answer_repeating_the_last_head_has_that_heads_headers() -> None:
+    """upstream.Exchange reads an answer that begins with the last one's head, byte for
+    byte, without reading its headers again: over one kept connection, each answer's sink
+    must still get the headers of its own head (never a trailer, never a 103's), whatever
+    came before it."""
+    order = ["ok", "ok", "other", "ok", "ok", "trailer", "trailer", "ok", "hints", "hints",
+             "hints2", "ok", "lf", "lf", "ok", "longer", "ok", "ok"]  # fmt: skip
+    connections = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        while head := await reader.readuntil(b"\r\n\r\n"):
+            writer.write(_ANSWERS[head.split(b" ")[1].decode().strip("/")][0])
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pool = upstream.Upstream("127.0.0.1", port)
+    try:
+        for name in order:
+            sink = _Heads()
+            request = f"GET /{name} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+            await pool.send(request, sink, timeout=5)
+            assert sink.got == [_ANSWERS[name][1]], name
+    finally:
+        pool.close()
+        server.close()
+    assert connections == 1  # every answer came on the one kept connection
+
+
 @pytest.mark.parametrize(
     ("data", "name", "value"),
     [

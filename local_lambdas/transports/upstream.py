@@ -525,7 +525,42 @@ class Bare(asyncio.Protocol):
 
 class Exchange(Bare):
     """A Bare exchange whose answer's headers are read, as sent, for the sink: pass-through
-    relays them."""
+    relays them. A child answers with the same head again and again (the same status and
+    headers; its Date changes once a second): an answer that begins with the last one's
+    head, byte for byte, is read by a second parser that calls nothing per header, and has
+    the last one's headers (10k instructions a request, 13% of the mode's)."""
+
+    def __init__(self, upstream: Upstream) -> None:
+        super().__init__(upstream)
+        self._reader = self._parser  # reads each header (on_header)
+        self._repeat = httptools.HttpResponseParser(_Repeated(self))
+        self._repeat.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)
+        self._last_head = b""  # the last answer's head, when it came whole in its first read
+        self._last: tuple[list[tuple[str, str]], str, str, int] = ([], "", "", 0)
+
+    def data_received(self, data: bytes) -> None:
+        if not self._got and self._done is not None:  # an answer's first bytes
+            head = self._last_head
+            self._parser = self._repeat if head and data.startswith(head) else self._reader
+        super().data_received(data)
+
+    def repeated(self) -> None:
+        """The head of an answer read by the second parser: the last one's."""
+        headers, self._reason, self._coding, self._head_size = self._last
+        self._headers = headers
+        self.on_headers_complete()
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        if self._headed and self._parser is self._reader:
+            first = self.first
+            end = first.find(b"\r\n\r\n") + 4
+            # Kept when the answer's first read began with its head whole (no 1xx before it).
+            if end > 4 and first[9:12] == b"%d" % self._parser.get_status_code():
+                self._last_head = first[:end]
+                self._last = (self._headers.copy(), self._reason, self._coding, self._head_size)
+            else:
+                self._last_head = b""
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._head_size += len(name) + len(value)
@@ -540,6 +575,26 @@ class Exchange(Bare):
         return not any(
             k.lower() in ("content-length", "transfer-encoding") for k, _ in self._headers
         )
+
+
+class _Repeated:
+    """The second parser's callbacks (Exchange): none per header, none for the status's
+    reason; the rest are the exchange's."""
+
+    def __init__(self, exchange: Exchange) -> None:
+        self._exchange = exchange
+
+    def on_message_begin(self) -> None:
+        self._exchange.on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        self._exchange.repeated()
+
+    def on_body(self, body: bytes) -> None:
+        self._exchange.on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._exchange.on_message_complete()
 
 
 def raw_header(data: bytes, name: bytes) -> str | None:
