@@ -13,6 +13,7 @@ from typing import Final
 from urllib.parse import quote
 
 from local_lambdas.envelope import HOP_BY_HOP, TOKEN_HEADER
+from local_lambdas.router import normal_path
 
 Pairs = Iterable[tuple[str, str]]
 _PATH_SAFE: Final = "/:@!$&'()*+,;=-._~"  # RFC 3986 pchar: left as they are when re-escaping
@@ -72,21 +73,26 @@ def strip_prefix(target: str, prefix: str | None, path: str) -> tuple[str, str |
     """The target the child gets under <strip_prefix>, and what was taken off (None when
     the request is not under the prefix: it goes on as it came). `path` is the target's
     normalised path, which the route matched: a target under the prefix only once
-    normalised (`//api/a`, `/./api/a`, `/%61pi/a`) goes on as nginx sends it, the
-    normalised path less the prefix, re-escaped, with the query as sent."""
+    normalised (`//api/a`, `/./api/a`, `/%61pi/a`), or whose rest would lead elsewhere once
+    normalised (`/api/../api/a`: `/../api/a`), goes on as nginx sends it, the normalised path
+    less the prefix, re-escaped, with the query as sent."""
     if not prefix:
         return target, None
     stripped = prefix.rstrip("/")
     if target == stripped or target.startswith((stripped + "/", stripped + "?")):
         rest = target[len(stripped) :]
-    elif path == stripped or path.startswith(stripped + "/"):
-        query = target.find("?")
+        raw = rest.partition("?")[0]
+        if not ("%" in raw or "/." in raw or "//" in raw) or normal_path(raw or "/") == (
+            path[len(stripped) :] or "/"
+        ):
+            return (rest if rest.startswith("/") else "/" + rest), stripped
+    if path == stripped or path.startswith(stripped + "/"):
         rest = quote(path[len(stripped) :], safe=_PATH_SAFE, errors="surrogateescape")
+        query = target.find("?")
         if query != -1:
             rest += target[query:]
-    else:
-        return target, None
-    return (rest if rest.startswith("/") else "/" + rest), stripped
+        return (rest if rest.startswith("/") else "/" + rest), stripped
+    return target, None
 
 
 REDIRECTS: Final = frozenset({"location", "content-location", "refresh"})

@@ -112,6 +112,15 @@ def target_path(target: str) -> str:
     return target[:end] or "/"
 
 
+def normal_path(raw: str) -> str | None:
+    """`raw` (a path as sent, no query) as routes read it; None where it cannot be read (it
+    climbs above `/`, a malformed escape)."""
+    try:
+        return normalise(_decoded(raw).split("/"))
+    except BadTarget:
+        return None
+
+
 def normalise(segments: list[str]) -> str:
     """RFC 3986 5.2.4 over `segments` (a path split at "/", the first one empty), with empty
     segments merged away as nginx's merge_slashes does."""

@@ -995,6 +995,11 @@ def test_what_a_child_is_started_with(
     ("/api/./a", "/api", "/./a", "/api"),  # under it as sent: the rest as sent
     ("/%61pi/a%20b", "/api", "/a%20b", "/api"),
     ("/x/../api/a", "/api", "/a", "/api"),
+    # Under it as sent, but the rest, normalised, is another path: the normalised one.
+    ("/api/../api/a?q", "/api", "/a?q", "/api"),
+    ("/api/%2e%2e/api/a", "/api", "/a", "/api"),
+    ("/api/x/../../api/a", "/api", "/a", "/api"),
+    ("/api/x/../a%7e", "/api", "/x/../a%7e", "/api"),  # the same path: as sent
 ])  # fmt: skip
 def test_the_target_a_pass_through_child_gets(
     target: str, prefix: str, child_gets: str, taken: str | None
