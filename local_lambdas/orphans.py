@@ -28,25 +28,62 @@ _GRACE = 2.0
 def marked(mark: str) -> list[int]:
     """Linux: the processes (not this one) whose environment holds SPAWN_MARK=`mark`..., that
     is, descended from a child spawned with that mark, however far they went: a new session,
-    a double fork. A process that cleared its environment is not found."""
+    a double fork. A process that cleared its environment is not found. One in the middle of
+    an exec shows no environment for a moment (the new image's is not set up yet; up to
+    milliseconds on a busy machine): one started since this process, showing none, is read
+    again for up to 100 ms, as a kill that missed it would leave it running (a wrapper's
+    `setsid server &` as the wrapper exits)."""
     if not sys.platform.startswith("linux"):
         return []
     needle = f"{SPAWN_MARK}={mark}".encode()
     own = os.getpid()
-    found = []
+    found: list[int] = []
+    blank: list[int] = []  # no environment to read now
     for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == own:
-            continue
-        try:
-            with open(f"/proc/{entry.name}/environ", "rb") as environ:
-                data = environ.read()
-        except OSError:
-            continue  # gone, or another user's
-        for item in data.split(b"\0"):
-            if item.startswith(needle):
-                found.append(int(entry.name))
-                break
+        if entry.name.isdigit() and int(entry.name) != own:
+            _read_mark(int(entry.name), needle, found, blank)
+    if blank:
+        since = _started(own) or 0
+        blank = [pid for pid in blank if (_started(pid) or 0) >= since]
+    deadline = time.monotonic() + _EXEC_WAIT
+    while blank and time.monotonic() < deadline:
+        time.sleep(0.0005)
+        again, blank = blank, []
+        for pid in again:
+            _read_mark(pid, needle, found, blank)
     return found
+
+
+_EXEC_WAIT = 0.1
+_PF_KTHREAD = 0x00200000
+
+
+def _read_mark(pid: int, needle: bytes, found: list[int], blank: list[int]) -> None:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as environ:
+            data = environ.read()
+    except OSError:
+        return  # gone, or another user's
+    if not data:
+        blank.append(pid)
+        return
+    for item in data.split(b"\0"):
+        if item.startswith(needle):
+            found.append(pid)
+            return
+
+
+def _started(pid: int) -> int | None:
+    """When a process that runs a program started (clock ticks since boot); None for a
+    zombie, a kernel thread or a process gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rpartition(b")")[2].split()
+    except OSError:
+        return None
+    if fields[0] == b"Z" or int(fields[6]) & _PF_KTHREAD:
+        return None
+    return int(fields[19])
 
 
 def kill_marked(mark: str, sig: signal.Signals | None = None) -> list[int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -17,10 +18,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from local_lambdas import _compat
+from local_lambdas import _compat, orphans
 from local_lambdas.app import started
 from local_lambdas.config import Settings
 from local_lambdas.manifest import load
+from local_lambdas.orphans import SPAWN_MARK
 from local_lambdas.output import Printer
 from local_lambdas.watchdog import Watchdog
 from tests.helpers import (
@@ -191,6 +193,27 @@ async def test_a_sigkilled_run_leaves_neither_its_command_nor_what_that_started(
         for pid in (child, command_pid, started_pid):
             assert await gone(pid), pid
         await run.finish()  # the end of its output, shared with the command and the watchdog
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="marks are read in /proc")
+def test_a_marked_process_is_found_even_in_the_middle_of_an_exec(tmp_path: Path) -> None:
+    """Every kill of a child's leftovers finds them by the mark in their environment, which
+    an exec hides for a moment (a wrapper's `setsid server &` was missed so, and left
+    running, as the wrapper exited). A process that execs again and again is found by every
+    look."""
+    chain = tmp_path / "chain.sh"
+    chain.write_text('[ "$1" -gt 0 ] && exec sh "$0" $(($1 - 1))\nexec sleep 30\n')
+    mark = f"{os.getpid()}.{secrets.token_hex(4)}."
+    proc = subprocess.Popen(["sh", str(chain), "500"], env={**os.environ, SPAWN_MARK: mark})
+    looks = missed = 0
+    try:
+        while b"sleep" not in Path(f"/proc/{proc.pid}/cmdline").read_bytes():
+            looks += 1
+            missed += proc.pid not in orphans.marked(mark)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert looks > 20 and missed == 0, (looks, missed)
 
 
 async def test_a_request_while_the_proxy_starts_waits_for_its_child(
