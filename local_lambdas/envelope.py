@@ -118,25 +118,53 @@ def decode_response(raw: bytes | bytearray) -> Response:
         try:
             data = _loads(raw)
         except orjson.JSONDecodeError as exc:
-            what = "nothing" if not raw.strip() else "something that is not JSON"
-            raise BadResponse(f"the child answered {what} ({exc})", bytes(raw)) from exc
+            data = _without_bom(raw, exc)
     if isinstance(raw, bytearray):
         sample = bytes(raw[:SHOWN_BYTES])
         raw.clear()
         raw = sample
     if not isinstance(data, dict):
-        raise BadResponse(f"the child answered a JSON {type(data).__name__}, not an object", raw)
+        raise BadResponse(f"the child answered {_json_kind(data)}, not a JSON object", raw)
     if split is None:
         body = _body(data, raw)
     return Response(_status(data, raw), _headers(data, raw), body)
 
 
+_BOM: Final = b"\xef\xbb\xbf"
+
+
+def _without_bom(raw: bytes | bytearray, exc: orjson.JSONDecodeError) -> object:
+    """An answer that did not parse, parsed again without the UTF-8 byte order mark it may
+    begin with (.NET's StreamWriter with Encoding.UTF8 writes one at a stream's start); else
+    the BadResponse saying what it is."""
+    if raw.startswith(_BOM):
+        try:
+            return _loads(raw[3:])
+        except orjson.JSONDecodeError as again:
+            exc = again
+    what = "nothing" if not raw.strip() else "something that is not JSON"
+    raise BadResponse(f"the child answered {what} ({exc})", bytes(raw)) from exc
+
+
+def _json_kind(value: object) -> str:
+    """What a JSON value is, in JSON's words: "null", "a string", "an array"..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
+
+
 def whole_json(data: bytes | bytearray) -> bool:
-    """Whether `data` is one whole JSON value: an answer whose end the framing did not mark
-    (a keep-alive answer the child ended by closing; a one-shot answer ended by a newline
-    on a connection the child keeps open)."""
+    """Whether `data` is one whole JSON value (after a byte order mark, if any): an answer
+    whose end the framing did not mark (a keep-alive answer the child ended by closing; a
+    one-shot answer ended by a newline on a connection the child keeps open)."""
     try:
-        _loads(data)
+        _loads(data[3:] if data.startswith(_BOM) else data)
     except orjson.JSONDecodeError:
         return False
     return True
@@ -191,7 +219,8 @@ def _status(data: dict[str, object], raw: bytes) -> int:
     if status is None:
         return 200
     if isinstance(status, bool) or not isinstance(status, int):
-        raise BadResponse(f"status {status!r} is not an integer", raw)
+        shown = orjson.dumps(status).decode()[:50]
+        raise BadResponse(f"status {shown} is {_json_kind(status)}, not an integer", raw)
     if not 200 <= status <= 599:
         # 1xx is informational: it cannot be a final answer to a request.
         raise BadResponse(f"status {status} is not a final HTTP status (200-599)", raw)
@@ -271,7 +300,7 @@ def _body(data: dict[str, object], raw: bytes) -> bytes:
     if body is None or body == "":
         return b""
     if not isinstance(body, str):
-        raise BadResponse(f"body is a {type(body).__name__}; it must be a base64 string", raw)
+        raise BadResponse(f"body is {_json_kind(body)}; it must be a base64 string", raw)
     try:
         return _b64decode(body, None, True)  # validate; positionally (a keyword costs 40%)
     except (binascii.Error, ValueError) as exc:

@@ -32,7 +32,7 @@ from local_lambdas import (
 from local_lambdas.backoff import RestartPolicy, Verdict
 from local_lambdas.config import Fate, Process, Restart, Settings
 from local_lambdas.deadlines import Deadlines
-from local_lambdas.envelope import Request, decode_response
+from local_lambdas.envelope import Request, decode_response, whole_json
 from local_lambdas.errors import BadResponse
 from local_lambdas.instance import State
 from local_lambdas.line import Line
@@ -98,14 +98,19 @@ GOOD = {
     json.dumps({"body": base64.encodebytes(bytes(range(200))).decode()}): (
         200, [], bytes(range(200))),
     '{"body": "aGVsbG8"}': (200, [], b"hello"),
+    # After a UTF-8 byte order mark, as .NET's StreamWriter with Encoding.UTF8 begins.
+    '\ufeff{"status": 201}': (201, [], b""),
 }  # fmt: skip
 
 BAD = {
     "": "answered nothing",
     "nope": "not JSON",
-    "[1]": "JSON list, not an object",
-    '{"status": "200"}': "not an integer",
-    '{"status": true}': "not an integer",
+    "[1]": "answered an array, not a JSON object",  # in JSON's words, not Python's
+    "null": "answered null, not a JSON object",
+    '\ufeff"x"': "answered a string, not a JSON object",
+    "\ufeff\ufeff{}": "not JSON",  # one mark, at the start
+    '{"status": "200"}': 'status "200" is a string, not an integer',
+    '{"status": true}': "status true is a boolean, not an integer",
     '{"status": 600}': "not a final HTTP status",
     '{"status": 101}': "not a final HTTP status",
     '{"headers": "x"}': "object or a list",
@@ -123,7 +128,7 @@ BAD = {
     '{"headers": {"a": "trailing\\n"}}': "control character",
     '{"headers": {"Set-Cookie\\n": "v"}}': "not a valid HTTP token",
     '{"headers": [["X-A\\r", "v"]]}': "not a valid HTTP token",
-    '{"body": 5}': "must be a base64 string",
+    '{"body": 5}': "body is a number; it must be a base64 string",
     '{"body": "a"}': "not valid base64",
     '{"body": "aGVs!bG8="}': "not valid base64",
     '{"body": "aGVsbG8=-_"}': "not valid base64",  # URL-safe alphabet: not what was asked
@@ -134,6 +139,7 @@ BAD = {
 def test_valid_responses(raw: str) -> None:
     response = decode_response(raw.encode())
     assert (response.status, response.headers, response.body) == GOOD[raw]
+    assert whole_json(raw.encode())  # (its end taken without framing, one-shot or not)
 
 
 @pytest.mark.parametrize("raw", BAD)
