@@ -19,6 +19,7 @@ from aiohttp.http import SERVER_SOFTWARE
 from local_lambdas import (
     aioserver,
     config,
+    envelope,
     explain,
     forwarding,
     http1,
@@ -32,7 +33,7 @@ from local_lambdas import (
 from local_lambdas.backoff import RestartPolicy, Verdict
 from local_lambdas.config import Fate, Process, Restart, Settings
 from local_lambdas.deadlines import Deadlines
-from local_lambdas.envelope import Request, decode_response, whole_json
+from local_lambdas.envelope import Request, Response, decode_response, whole_json
 from local_lambdas.errors import BadResponse
 from local_lambdas.instance import State
 from local_lambdas.line import Line
@@ -133,6 +134,51 @@ BAD = {
     '{"body": "aGVs!bG8="}': "not valid base64",
     '{"body": "aGVsbG8=-_"}': "not valid base64",  # URL-safe alphabet: not what was asked
 }
+
+
+_SERIES = [  # answers in turn to one child, each to be read as decode_response reads it
+    b'{"status":200,"headers":{"Content-Type":"text/plain"},"body":"aGk="}',
+    b'{"status":200,"headers":{"Content-Type":"text/plain"},"body":"aGVsbG8="}',  # kept
+    b'{"status":200,"headers":{"Content-Type":"text/plain"},"body":""}',
+    b'{"status":200,"headers":{"Content-Type":"text/plain"},"body":"aGk"}',  # unpadded
+    b'{"status":200,"headers":{"Content-Type":"text/plain"},"body":"aG\\nk="}',  # wrapped
+    b'{"status":200,"headers":{"Content-Type":"text/plain"},"body":"aGk=","x":"y"}',
+    b'{"status":200,"headers":{"Content-Type":"text/plain"},"body":"a\\"b"}',
+    b'{"status":404,"headers":{"Content-Type":"text/plain"},"body":"aGk="}',
+    b'{"status":200,"headers":{"Content-Type":"text/plain"},"body":"@@@@"}',
+    b'{"status":200,"headers":{"body":"aGk="}}',  # a header named body
+    b'{"status":200,"headers":{"body":"aGVsbG8="}}',
+    b'{"status":200,"meta":{"body":""}}',  # a nested object's
+    b'{"status":200,"meta":{"body":"aGk="}}',
+    b'{"status":200,"meta":{"body":"aGVsbG8="}}',
+    b'{"\\u0062ody":"aGk=","meta":{"body":"eHl6"}}',  # the answer's own, escaped
+    b'{"\\u0062ody":"aGk=","meta":{"body":"YWJj"}}',
+    b'{"meta":{"body":"aGk="},"body":"aGk="}',  # twice, the same
+    b'{"meta":{"body":"YWJj"},"body":"aGk="}',
+    b'{"body":"aGk=","status":201}',  # the body first
+    b'{"body":"aGVsbG8=","status":201}',
+    b'{"body":"aGVsbG8=","status":201,"body":"aGk="}',  # twice: the last one counts
+    b'{"body":"aGk=","status":201}\n',
+    b'{"body" : "aGk=" ,"status":201}',
+]
+
+
+def test_answers_repeating_the_last_ones_json_read_as_the_whole_is() -> None:
+    """envelope.Answers keeps the last answer's status and headers while the child repeats
+    them around a new body: in turn, from bytes and from bytearrays, each answer reads as
+    decode_response reads it on its own, or fails as it fails."""
+
+    def read(decode: Callable[[bytes | bytearray], Response], raw: bytes | bytearray) -> object:
+        try:
+            answer = decode(raw)
+        except BadResponse as exc:
+            return str(exc)
+        return (answer.status, answer.headers, answer.body)
+
+    for kind in (bytes, bytearray):
+        answers = envelope.Answers()
+        for raw in _SERIES + _SERIES[::-1]:
+            assert read(answers.decode, kind(raw)) == read(decode_response, raw), raw
 
 
 @pytest.mark.parametrize("raw", GOOD)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from local_lambdas.envelope import TOKEN_HEADER, Request, Response, decode_response, gather
+from local_lambdas.envelope import TOKEN_HEADER, Answers, Request, Response, gather
 from local_lambdas.errors import BadResponse, ChildUnreachable
 from local_lambdas.http1 import RETRYABLE
 from local_lambdas.transports.upstream import Upstream, raw_header
@@ -22,6 +22,7 @@ class HttpTransport:
         self._host = address
         self._upstream = Upstream(host.strip("[]"), int(port), headers=False)
         self._max_response = max_response
+        self._answers = Answers()
         self._closed = False
 
     async def forward(self, request: Request) -> Response:
@@ -42,7 +43,7 @@ class HttpTransport:
         if reply.error is not None:
             raise reply.error
         try:
-            return decode_response(reply.answer)
+            return self._answers.decode(reply.answer)
         except BadResponse as exc:
             content_type = (raw_header(first, b"content-type") or "").lower()
             if "json" in content_type:

@@ -25,9 +25,9 @@ from typing import cast
 from local_lambdas import _compat
 from local_lambdas.envelope import (
     SHOWN_BYTES,
+    Answers,
     Request,
     Response,
-    decode_response,
     gather,
     whole_json,
 )
@@ -45,6 +45,7 @@ class KeepAlivePipeTransport:
         self._owned = owned
         self._idle: list[_Connection] = []
         self._closed = False
+        self._answers = Answers()
         self._told = False  # that the child closes its connections after each answer
         self._told_unasked = False  # that it sent what no request asked for
 
@@ -68,7 +69,7 @@ class KeepAlivePipeTransport:
             else:
                 connection.close()
         try:
-            return decode_response(line)
+            return self._answers.decode(line)
         except BadResponse as exc:
             raise _one_line(exc) from None
 

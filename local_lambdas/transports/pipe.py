@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import cast
 
 from local_lambdas import _compat
-from local_lambdas.envelope import Request, Response, decode_response, gather, whole_json
+from local_lambdas.envelope import Answers, Request, Response, gather, whole_json
 from local_lambdas.errors import BadResponse, ChildUnreachable
 
 
@@ -25,6 +25,7 @@ class PipeTransport:
         self._path = address
         self._max_response = max_response
         self._owned = owned
+        self._answers = Answers()
         # Kept from the first request: asyncio.get_running_loop() is a getpid() on 3.11.
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -45,7 +46,7 @@ class PipeTransport:
             exchange.close()
         if not raw:
             raise ChildUnreachable("the child closed the connection without answering")
-        return decode_response(raw)
+        return self._answers.decode(raw)
 
     async def aclose(self) -> None:
         """Nothing is kept open between requests in one-shot mode."""
