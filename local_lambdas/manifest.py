@@ -129,7 +129,7 @@ def load(
         raise ManifestError([Problem(shown, None, f"cannot be read: {exc.strerror}")]) from exc
     root = _parse(data, shown)
     folder = (base or Path.cwd()).resolve()
-    reader = _Reader(shown, folder, here)
+    reader = _Reader(shown, folder, here, path.resolve().parent)
     if env_files is None:
         env_files = [folder / ".env"] if (folder / ".env").is_file() else []
     reader.read_global_env(env_files)
@@ -211,6 +211,7 @@ class _Reader:
     shown: str
     folder: Path
     here: bool  # the children run on this machine: their executables must be here
+    beside: Path  # the manifest's folder, where a missing relative file may be
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     global_env: dict[str, str] = field(default_factory=dict)  # from --env-file or .env
@@ -408,7 +409,7 @@ class _Reader:
             where = (
                 "not found on PATH; install it or give its full path"
                 if bare
-                else _not_runnable(working_dir / executable)
+                else _not_runnable(working_dir / executable) + self._beside(executable, working_dir)
             )
             self.problem(lines["executable"][0], f'{label}: <executable> "{executable}" {where}')
         elif found and (wrong := interpreter_problem(found)):
@@ -490,8 +491,19 @@ class _Reader:
                 self.warnings.append(
                     f'{self.shown}: {process.label}: <arg> "{arg}" looks like a file, but '
                     f"there is none at {process.working_dir / arg}; relative paths start at "
-                    "the child's working directory"
+                    f"the child's working directory{self._beside(arg, process.working_dir)}"
                 )
+
+    def _beside(self, relative: str, working_dir: Path) -> str:
+        """Where a relative path that is not in the child's working directory is, when it
+        is beside the manifest (local-lambdas started elsewhere), and the two ways to fix it."""
+        found = self.beside / relative
+        if self.beside == working_dir or not found.exists():
+            return ""
+        return (
+            f"; it is beside the manifest, at {found}: start local-lambdas in {self.beside}, "
+            f"or give the process <working_dir>{self.beside}</working_dir>"
+        )
 
     def _unknown(self, element: etree._Element, label: str, known: list[str]) -> list[str]:
         """Report an unknown element; the known one it was probably meant as, if any."""

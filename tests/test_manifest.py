@@ -323,6 +323,25 @@ def test_check_warns_of_an_argument_naming_a_missing_file(tmp_path: Path) -> Non
     loaded = load(tmp_path, text)
     assert len(loaded.warnings) == 1, loaded.warnings
     assert '<arg> "app/mian.py" looks like a file, but there is none' in loaded.warnings[0]
+    assert "beside the manifest" not in loaded.warnings[0]
+    # Started elsewhere than the manifest's folder, where the file is: the warning says so.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    path = tmp_path / "manifest.xml"
+    path.write_text(process(*OK, "<arg>app/main.py</arg>"))
+    warned = manifest.load(path, socket_dir=Path("/tmp/ll-x"), base=elsewhere).warnings
+    assert len(warned) == 1 and warned[0].endswith(
+        f"it is beside the manifest, at {tmp_path / 'app' / 'main.py'}: start local-lambdas "
+        f"in {tmp_path}, or give the process <working_dir>{tmp_path}</working_dir>"
+    ), warned
+    # And an <executable> given as a path, which is a problem rather than a warning.
+    (tmp_path / "serve.sh").write_text("#!/bin/sh\n")
+    (tmp_path / "serve.sh").chmod(0o755)
+    path.write_text(process(*[line for line in OK if "<executable>" not in line],
+                            "<executable>./serve.sh</executable>"))  # fmt: skip
+    with pytest.raises(ManifestError) as caught:
+        manifest.load(path, socket_dir=Path("/tmp/ll-x"), base=elsewhere)
+    assert f"it is beside the manifest, at {tmp_path / 'serve.sh'}" in str(caught.value)
 
 
 def test_check_warns_of_a_shell_variable_no_shell_expands(tmp_path: Path) -> None:
