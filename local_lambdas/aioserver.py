@@ -224,6 +224,14 @@ class _Connection(RequestHandler):
         self._send_timeout.disarm()
         super().connection_lost(exc)
 
+    async def shutdown(self, timeout: float | None = 15.0) -> None:
+        if not (self._request_in_progress or self._messages) and self._task_handler is not None:
+            # Nothing in flight: the connection waits for a request, or reads the rest of
+            # a body its answer went out without (aiohttp's lingering, up to 10 s, which a
+            # stop would wait for): ended now.
+            self._task_handler.cancel()
+        await super().shutdown(timeout)
+
     def _stop_head_timer(self) -> None:
         if self._head_timer is not None:
             self._head_timer.cancel()

@@ -501,6 +501,30 @@ async def test_answers_right_and_wrong_from_a_raw_server(
 
 
 @pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+async def test_a_child_that_hangs_up_on_an_upload_is_said_to(
+    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+) -> None:
+    """A child that closes the connection with the request's body unread (a server that
+    cannot read a chunked upload): 502 saying that, not that it never answered. The client,
+    still sending, is not a request in flight for a stop to wait for (shutdown_timeout, 5 s
+    here: the stop took that long while aiohttp read the rest of the body)."""
+    path = write_manifest(process_xml("raw", "/raw/*", mode="passthrough", script="raw_http.py"))
+    async with running(path, socket_dir, fast_lane=fast_lane) as run:
+        reader, writer = await connect(run.url)
+        writer.write(b"POST /raw/hangup HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        writer.writelines([b"10000\r\n" + b"x" * 65536 + b"\r\n"] * 32)  # 2 MiB, no end
+        head, _, body = (await read_answer(reader)).partition(b"\r\n\r\n")
+        stopping = time.monotonic()
+    stopped = time.monotonic() - stopping
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 502 "), head
+    error = json.loads(body)["error"]
+    assert error.startswith("the child closed the connection before it had read the "
+                            "request body"), error  # fmt: skip
+    assert stopped < 3, stopped
+
+
+@pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
 async def test_each_answer_of_a_connection_has_its_own_head(
     write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
 ) -> None:

@@ -397,7 +397,15 @@ class Bare(asyncio.Protocol):
             self._finish()  # an answer without a length ends with the connection
             return
         reason = getattr(exc, "strerror", None) or exc or "closed"
-        if self._got == 0 and not self._headed:
+        body = self._body
+        if self._got == 0 and body is not None and not body.complete:
+            # (Not _Stale: a body that began to stream is never sent again.)
+            self._fail(ChildUnreachable(
+                f"the child closed the connection before it had read the request body "
+                f"({reason}); a server that cannot read chunked bodies (Python's http.server)"
+                " does so with an upload over 1 MiB sent without a length"
+            ), "")  # fmt: skip
+        elif self._got == 0 and not self._headed:
             self._fail(_Stale(f"the child closed the connection without answering ({reason})"), "")
         else:
             self._fail(None, f"the child's answer broke off: {reason}")

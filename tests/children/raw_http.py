@@ -3,7 +3,8 @@
 
 Listens on $PORT; the last path segment picks the answer (ANSWERS), written as it stands;
 `echo` reads the request's Content-Length body and answers the head and body it received
-(it never sends 100 Continue, as many small servers do not).
+(it never sends 100 Continue, as many small servers do not); `hangup` closes the connection
+at once, its body unread and unanswered.
 Connections are kept alive, several requests in turn, so that an answer that leaves bytes
 behind (`extra`, `nocontent-body`) would show in the next request's answer if the proxy used
 the connection again. Standard library only.
@@ -78,6 +79,8 @@ def serve(conn: socket.socket) -> None:
             head, _, buffer = buffer.partition(b"\r\n\r\n")
             target = head.split(b"\r\n", 1)[0].split(b" ")[1]
             name = target.partition(b"?")[0].rsplit(b"/", 1)[-1].decode()
+            if name == "hangup":
+                return  # closes unanswered, the body unread (the kernel resets the connection)
             if name == "echo":
                 rest = echo(conn, head, buffer)
                 if rest is None:
