@@ -23,6 +23,8 @@ import time
 
 SPAWN_MARK = "LOCAL_LAMBDAS_SPAWN"  # in every child's environment: <run>.<spawn number>.
 _GRACE = 2.0
+_EXEC_WAIT = 0.1  # how long a process showing no environment (mid-exec) is read again
+_PF_KTHREAD = 0x00200000  # /proc/PID/stat's flag of a kernel thread
 
 
 def marked(mark: str) -> list[int]:
@@ -52,10 +54,6 @@ def marked(mark: str) -> list[int]:
         for pid in again:
             _read_mark(pid, needle, found, blank)
     return found
-
-
-_EXEC_WAIT = 0.1
-_PF_KTHREAD = 0x00200000
 
 
 def _read_mark(pid: int, needle: bytes, found: list[int], blank: list[int]) -> None:
