@@ -13,7 +13,7 @@ from typing import Final
 from urllib.parse import quote
 
 from local_lambdas.envelope import HOP_BY_HOP, TOKEN_HEADER
-from local_lambdas.router import normal_path
+from local_lambdas.router import already_normal, normal_path
 
 Pairs = Iterable[tuple[str, str]]
 _PATH_SAFE: Final = "/:@!$&'()*+,;=-._~"  # RFC 3986 pchar: left as they are when re-escaping
@@ -81,10 +81,8 @@ def strip_prefix(target: str, prefix: str | None, path: str) -> tuple[str, str |
     stripped = prefix.rstrip("/")
     if target == stripped or target.startswith((stripped + "/", stripped + "?")):
         rest = target[len(stripped) :]
-        raw = rest.partition("?")[0]
-        if not ("%" in raw or "/." in raw or "//" in raw) or normal_path(raw or "/") == (
-            path[len(stripped) :] or "/"
-        ):
+        raw = rest.partition("?")[0].partition("#")[0]  # the path, as resolve reads it
+        if already_normal(raw) or normal_path(raw or "/") == (path[len(stripped) :] or "/"):
             return (rest if rest.startswith("/") else "/" + rest), stripped
     if path == stripped or path.startswith(stripped + "/"):
         rest = quote(path[len(stripped) :], safe=_PATH_SAFE, errors="surrogateescape")

@@ -69,9 +69,7 @@ def resolve(target: str, match: Callable[[str], T | None]) -> tuple[str, T | Non
     """
     if target[:1] == "/":
         raw = target.partition("?")[0]
-        # Already normal (the usual request): a few scans and the match.
-        if not ("%" in raw or "/." in raw or "//" in raw or ";" in raw or "\\" in raw
-                or "#" in raw):  # fmt: skip
+        if already_normal(raw):  # (the usual request: a few scans and the match)
             return raw, match(raw)
     raw = target_path(target)
     path = normalise(_decoded(raw).split("/"))
@@ -110,6 +108,14 @@ def target_path(target: str) -> str:
         if at != -1:
             end = at
     return target[:end] or "/"
+
+
+def already_normal(raw: str) -> bool:
+    """Whether `raw` (a path as sent, no query) is its own normal form, and no server
+    reads it otherwise: nothing to decode, merge or resolve, and nothing servers read
+    differently."""
+    return not ("%" in raw or "/." in raw or "//" in raw or ";" in raw or "\\" in raw
+                or "#" in raw)  # fmt: skip
 
 
 def normal_path(raw: str) -> str | None:
