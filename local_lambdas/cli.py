@@ -11,11 +11,13 @@ local-lambdas completion bash|zsh|tcsh           a shell completion script (shta
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import gc
 import logging
 import os
 import secrets
+import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 # here). What a command needs is imported where it runs.
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_READY = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # Ctrl+C while loading, or a second one cutting a stop short
 DEFAULT_BIND = "127.0.0.1:3000"
 DEFAULT_CACHE = 64 * 1024**2  # ENABLE_CACHE=1: per process, for those without <cache>
 _VERBOSITY = {"quiet": logging.WARNING, "normal": logging.INFO, "verbose": logging.DEBUG}
@@ -446,6 +449,24 @@ _COMMANDS = ("check", "run", "restart")  # and export, which has its own parser
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # A script's background job (`local-lambdas manifest.xml &`) starts with SIGINT ignored.
+    # The proxy takes Ctrl+C once its loop runs whatever it inherited; taken from the start,
+    # one sent while it loads stops it rather than being lost while it goes on to serve.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        with contextlib.suppress(ValueError):  # not the main thread (a test's run in-process)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        # Ctrl+C before the loop took it (while loading; for `run` and `check`, before they
+        # are up): what was started is stopped on the way out; one line, not a traceback.
+        # (Python itself may end with SIGINT after one that passed through an extension's
+        # import, whatever is returned: 130 is what the shell sees either way.)
+        sys.stderr.write("local-lambdas: stopped by Ctrl+C\n")
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: list[str]) -> int:
     if argv and argv[0] == "completion":
         return _completion(argv[1:])
     if argv and argv[0] == "export":

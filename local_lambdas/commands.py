@@ -18,6 +18,7 @@ import aiohttp
 
 from local_lambdas import _compat
 from local_lambdas.app import Started, started
+from local_lambdas.cli import EXIT_INTERRUPTED
 from local_lambdas.config import Manifest, Process, Settings
 from local_lambdas.errors import CommandNotRun, NotAllReady
 from local_lambdas.instance import State
@@ -26,7 +27,6 @@ from local_lambdas.output import Printer
 log = logging.getLogger("local_lambdas.commands")
 
 _LAST_LINES_SHOWN = 10
-FORCED_EXIT = 130  # a second Ctrl+C during the stop: as a shell reports death by SIGINT
 
 
 async def serve(
@@ -42,14 +42,20 @@ async def serve(
         # (Windows) kill every child and remove the sockets once this process is gone.
         log.warning("second stop signal: exiting at once; the children are killed")
         printer.flush(1.0)
-        os._exit(FORCED_EXIT)
+        os._exit(EXIT_INTERRUPTED)
 
-    undo: Callable[[], None] | None = None
+    run: Started | None = None
+
+    def reload() -> None:
+        if run is not None:  # (a SIGHUP while it starts: it reads the manifest just read)
+            run.reload.request()
+
+    # Installed before the first child starts, so that a stop asked while they start is an
+    # orderly one, and until the stop is over, so that a second Ctrl+C can cut it short.
+    undo = _compat.on_signals(asyncio.get_running_loop(), stop_or_force, reload)
     code = 0
     try:
         async with started(manifest, settings, printer, load=load) as run:
-            # Installed until the stop is over, so that a second Ctrl+C can cut it short.
-            undo = _compat.on_signals(asyncio.get_running_loop(), stop_or_force, run.reload.request)
             if _compat.IS_WINDOWS:  # no SIGHUP there
                 log.info("Ctrl+C stops; --watch reloads %s when it changes", manifest.path.name)
             else:
@@ -74,8 +80,7 @@ async def serve(
                 log.error("stopping: %s", "; ".join(run.supervisor.failures))
                 code = 1
     finally:
-        if undo is not None:
-            undo()
+        undo()
     return code
 
 

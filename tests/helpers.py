@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import ssl
 import sys
@@ -266,8 +267,13 @@ def run_main(*argv: str, cwd: Path | None = None, env: dict[str, str] | None = N
 
 @asynccontextmanager
 async def cli(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    sigint_ignored: bool = False,
 ) -> AsyncIterator[Cli]:
+    """`local-lambdas ARGS` as a process; `sigint_ignored`: started as a script's background
+    job is, with SIGINT ignored (POSIX)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -277,7 +283,9 @@ async def cli(
         stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "COLUMNS": "200", **(env or {})},
         cwd=cwd,
-    )
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored
+        else None,
+    )  # fmt: skip
     try:
         yield Cli(proc)
     finally:

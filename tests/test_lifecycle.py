@@ -59,6 +59,41 @@ def wrapped_manifest(write_manifest: WriteManifest, pid_file: Path) -> Path:
     )
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="waits on /proc/PID/wchan")
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["terminal", "background-job"])
+async def test_ctrl_c_while_loading_stops_it_in_one_line(
+    tmp_path: Path, sigint_ignored: bool
+) -> None:
+    """Ctrl+C while the proxy still loads (here: reading a manifest that is a FIFO nobody
+    has written to yet) ends it with one line and 130, not a traceback; and so does SIGINT
+    sent to a script's background job (`local-lambdas manifest.xml &`), which starts with
+    SIGINT ignored: that one was lost, and the proxy went on to serve."""
+    manifest = tmp_path / "manifest.xml"
+    os.mkfifo(manifest)
+    writers: list[int] = []
+
+    def opened() -> bool:  # a writer opens without blocking once the reader has it open
+        try:
+            writers.append(os.open(manifest, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:  # ENXIO: not yet
+            return False
+        return True
+
+    async with cli(str(manifest), "--bind", "127.0.0.1:0", sigint_ignored=sigint_ignored) as run:
+        # Blocked in its read: a signal that came between its open() and its read() would
+        # be taken only when the read returns (as in any Python program), not by a Ctrl+C.
+        wchan = Path(f"/proc/{run.proc.pid}/wchan")
+        try:
+            assert await eventually(opened)
+            assert await eventually(lambda: "pipe_read" in wchan.read_text())
+            run.proc.send_signal(signal.SIGINT)
+            assert await run.finish() == 130
+        finally:
+            for fd in writers:
+                os.close(fd)
+    assert run.lines == ["local-lambdas: stopped by Ctrl+C"]
+
+
 @pytest.mark.parametrize("loop", ["asyncio", UVLOOP])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 async def test_stop_leaves_nothing_behind(
