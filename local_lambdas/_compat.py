@@ -202,6 +202,27 @@ def on_signals(
     return undo
 
 
+def hangup_stops() -> Callable[[], bool]:
+    """Read before the loop takes SIGHUP: what tells, at a SIGHUP, whether the terminal this
+    process ran in has closed (then it stops, as any program in that terminal does) rather
+    than someone asking for a reload (`kill -HUP`). Never under nohup, which asked to outlive
+    the terminal by starting it with SIGHUP ignored; never without a terminal (CI, a service)
+    or on Windows."""
+    if IS_WINDOWS or signal.getsignal(signal.SIGHUP) is signal.SIG_IGN or not _terminal():
+        return lambda: False
+    return lambda: not _terminal()
+
+
+def _terminal() -> bool:
+    """Whether this process has a controlling terminal that is there (a hung-up one is not)."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:  # ENXIO: none, or it hung up
+        return False
+    os.close(fd)
+    return True
+
+
 def socket_base_dir() -> Path:
     """Where per-run socket directories are made: the user's runtime dir, else the temp dir."""
     runtime = os.environ.get("XDG_RUNTIME_DIR")

@@ -45,9 +45,13 @@ async def serve(
         os._exit(EXIT_INTERRUPTED)
 
     run: Started | None = None
+    hung_up = _compat.hangup_stops()
 
     def reload() -> None:
-        if run is not None:  # (a SIGHUP while it starts: it reads the manifest just read)
+        if hung_up():  # the terminal closed: left running, it would hold its port unseen
+            log.warning("the terminal closed (SIGHUP): stopping")
+            stop.set()
+        elif run is not None:  # (a SIGHUP while it starts: it reads the manifest just read)
             run.reload.request()
 
     # Installed before the first child starts, so that a stop asked while they start is an

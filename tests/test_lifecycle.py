@@ -28,6 +28,7 @@ from local_lambdas.watchdog import Watchdog
 from tests.helpers import (
     CHILDREN,
     WAIT,
+    Cli,
     WriteManifest,
     alive,
     cli,
@@ -92,6 +93,56 @@ async def test_ctrl_c_while_loading_stops_it_in_one_line(
             for fd in writers:
                 os.close(fd)
     assert run.lines == ["local-lambdas: stopped by Ctrl+C"]
+
+
+# The proxy in a terminal of its own (pty.fork: it leads the terminal's session), its output
+# relayed to this launcher's stdout, the terminal's pid first.
+IN_A_TERMINAL = """
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.executable, [sys.executable, "-m", "local_lambdas", *sys.argv[1:]])
+print(f"terminal pid={pid}", flush=True)
+while True:
+    try:
+        data = os.read(fd, 65536)
+    except OSError:
+        break
+    if not data:
+        break
+    sys.stdout.buffer.write(data.replace(b"\\r\\n", b"\\n"))
+    sys.stdout.flush()
+"""
+
+
+@pytest.mark.skipif(_compat.IS_WINDOWS, reason="a terminal's hangup is POSIX's")
+async def test_closing_its_terminal_stops_it_and_a_hup_from_elsewhere_reloads(
+    write_manifest: WriteManifest,
+) -> None:
+    """Closing the terminal window the proxy runs in (SIGHUP, the terminal gone) stops it
+    and its children, as it does any program there; it used to take that SIGHUP for
+    `kill -HUP` and reload, and ran on unseen, holding its port. `kill -HUP` while the
+    terminal is there still reloads."""
+    path = write_manifest(process_xml("svc", "/api/*"))
+    launcher = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", IN_A_TERMINAL, str(path), "--bind", "127.0.0.1:0",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    run = Cli(launcher)
+    try:
+        proxy = int((await run.expect(r"terminal pid=(\d+)")).group(1))
+        child = int((await run.expect(r"svc: ready .*\(pid (\d+),")).group(1))
+        os.kill(proxy, signal.SIGHUP)
+        await run.expect(r"reloaded: 0 started, 1 kept")
+        launcher.kill()  # the terminal's other end closes: it hangs up
+        await launcher.wait()
+        for pid in (proxy, child):
+            assert await gone(pid), pid
+    finally:
+        if launcher.returncode is None:
+            launcher.kill()
+            await launcher.wait()
 
 
 @pytest.mark.parametrize("loop", ["asyncio", UVLOOP])
