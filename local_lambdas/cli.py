@@ -515,6 +515,25 @@ def _main(argv: list[str]) -> int:
     if args.instances is not None and not 1 <= args.instances <= 256:
         print_line(f"local-lambdas: --instances {args.instances}: give a number from 1 to 256")
         return EXIT_USAGE
+    # Where to listen: a usage error too, said before the manifest is read and warned of.
+    bind = args.bind if command != "check" else "127.0.0.1:0"
+    if command == "serve":
+        bind = bind or os.environ.get("BIND_ADDRESS") or DEFAULT_BIND
+    try:
+        host, port = split_bind(bind)
+    except ValueError as exc:
+        print_line(f"local-lambdas: {exc}")
+        return EXIT_USAGE
+    if getattr(args, "port", None) is not None:
+        if not 0 <= args.port <= 65535:
+            print_line(f"local-lambdas: --port {args.port} is not a port (0-65535)")
+            return EXIT_USAGE
+        port = args.port
+    try:
+        cache_bytes, cache_entries = _cache_setting(os.environ.get("ENABLE_CACHE", ""))
+    except ValueError as exc:
+        print_line(f"local-lambdas: {exc}")
+        return EXIT_USAGE
     from local_lambdas import _compat, manifest
     from local_lambdas.config import Settings
     from local_lambdas.errors import CommandNotRun, ManifestError, NotAllReady, StartupError
@@ -555,24 +574,6 @@ def _main(argv: list[str]) -> int:
             print_line(f"local-lambdas: --only {name}: no such process; {hint}"
                        f"the processes are {', '.join(ids)}")  # fmt: skip
             return EXIT_USAGE
-    bind = args.bind if command != "check" else "127.0.0.1:0"
-    if command == "serve":
-        bind = bind or os.environ.get("BIND_ADDRESS") or DEFAULT_BIND
-    try:
-        host, port = split_bind(bind)
-    except ValueError as exc:
-        print_line(f"local-lambdas: {exc}")
-        return EXIT_USAGE
-    if getattr(args, "port", None) is not None:
-        if not 0 <= args.port <= 65535:
-            print_line(f"local-lambdas: --port {args.port} is not a port (0-65535)")
-            return EXIT_USAGE
-        port = args.port
-    try:
-        cache_bytes, cache_entries = _cache_setting(os.environ.get("ENABLE_CACHE", ""))
-    except ValueError as exc:
-        print_line(f"local-lambdas: {exc}")
-        return EXIT_USAGE
     settings = Settings(
         host=host,
         port=port,

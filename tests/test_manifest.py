@@ -474,6 +474,19 @@ def test_a_command_word_after_the_manifest_is_told_to_go_first(
     assert f"{word} comes first: local-lambdas {word} [options]" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("flags", "says"), [
+    (["--bind", "3000"], "--bind/BIND_ADDRESS '3000' must be HOST:PORT, e.g. 127.0.0.1:3000"),
+    (["--port", "70000"], "--port 70000 is not a port (0-65535)"),
+])  # fmt: skip
+def test_where_to_listen_is_a_usage_error_before_the_manifest_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], says: str
+) -> None:
+    """A bad --bind or --port is said alone, with status 2, not after the manifest's own
+    problems (and then the manifest's status 1)."""
+    assert cli.main([*flags, str(tmp_path / "missing.xml")]) == 2
+    assert capsys.readouterr().err == f"local-lambdas: {says}\n"
+
+
 def test_an_option_value_that_is_a_command_word_is_a_value(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
