@@ -21,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from local_lambdas import router
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
@@ -105,7 +107,9 @@ DEFAULT_CONCURRENCY = {Mode.PIPE: 16, Mode.PIPE_KEEPALIVE: 16, Mode.HTTP: 16, Mo
 
 
 def check_route(route: str) -> str:
-    """`route`; raises ValueError, with the fix, unless it is a pattern the router reads."""
+    """`route` as the router reads it: normalised as request paths are (a route written
+    as a URL spells it, `/caf%C3%A9/*`, matches `/café/x` and `/caf%C3%A9/x` alike); raises
+    ValueError, with the fix, unless it is a pattern the router reads."""
     if not route.startswith("/"):
         raise ValueError(f'must start with "/": write "/{route.lstrip("/")}"')
     star = route.find("*")
@@ -113,7 +117,13 @@ def check_route(route: str) -> str:
         raise ValueError("may only have '*' at its end, after a '/', as in /api/*")
     if "?" in route or "#" in route:
         raise ValueError("must be a path only: routes never match the query string")
-    return route
+    path = route.removesuffix("*")
+    if "%2f" in path.lower():  # a request's encoded slash is refused, so none would match
+        raise ValueError("holds an encoded slash (%2F): write the path with /")
+    try:
+        return router.normal_form(path) + route[len(path) :]
+    except router.BadTarget as exc:
+        raise ValueError(f"can match no request: {exc}") from exc
 
 
 # Each route checked on its own, so that a problem names the <route> it is in.

@@ -84,8 +84,11 @@ def strip_prefix(target: str, prefix: str | None, path: str) -> tuple[str, str |
         raw = rest.partition("?")[0].partition("#")[0]  # the path, as resolve reads it
         if already_normal(raw) or normal_path(raw or "/") == (path[len(stripped) :] or "/"):
             return (rest if rest.startswith("/") else "/" + rest), stripped
-    if path == stripped or path.startswith(stripped + "/"):
-        rest = quote(path[len(stripped) :], safe=_PATH_SAFE, errors="surrogateescape")
+    # The normalised path is compared with the prefix read the same way (one written as a
+    # URL spells it, `/caf%C3%A9`, begins `/café/x`); what was taken off is said as written.
+    normal = stripped if already_normal(stripped) else normal_path(stripped) or stripped
+    if path == normal or path.startswith(normal + "/"):
+        rest = quote(path[len(normal) :], safe=_PATH_SAFE, errors="surrogateescape")
         query = target.find("?")
         if query != -1:
             rest += target[query:]

@@ -122,9 +122,15 @@ def normal_path(raw: str) -> str | None:
     """`raw` (a path as sent, no query) as routes read it; None where it cannot be read (it
     climbs above `/`, a malformed escape)."""
     try:
-        return normalise(_decoded(raw).split("/"))
+        return normal_form(raw)
     except BadTarget:
         return None
+
+
+def normal_form(raw: str) -> str:
+    """`raw` (a path as sent, no query) as routes read it; raises BadTarget saying why it
+    cannot be read."""
+    return normalise(_decoded(raw).split("/"))
 
 
 def normalise(segments: list[str]) -> str:

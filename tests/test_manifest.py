@@ -178,6 +178,14 @@ CASES = {
         process("<id>a</id>", "<executable>python3</executable>", "<route>/a/*/b</route>"),
         [(5, "may only have '*' at its end")],
     ),
+    "a route above the root": (
+        process("<id>a</id>", "<executable>python3</executable>", "<route>/../a/*</route>"),
+        [(5, '<route> "/../a/*" can match no request: the path climbs above /')],
+    ),
+    "a route with an encoded slash": (  # a request's %2F is refused: it would match none
+        process("<id>a</id>", "<executable>python3</executable>", "<route>/a%2Fb/*</route>"),
+        [(5, "holds an encoded slash (%2F): write the path with /")],
+    ),
     "executable not on PATH": (
         process("<id>a</id>", "<executable>pyhton3</executable>", "<route>/a</route>"),
         [(4, '<executable> "pyhton3" not found on PATH')],

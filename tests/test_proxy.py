@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import Running, WriteManifest, process_xml, running
+from tests.helpers import Running, WriteManifest, connect, process_xml, read_answer, running
 
 MODES = ["pipe", "pipe-keepalive", "http"]
 
@@ -125,6 +125,24 @@ async def test_routing_precedence_ignores_manifest_order(
         for url, expected in cases.items():
             seen = await echo(run, "GET", url)
             assert seen["pid"] == pids[expected], url
+
+
+async def test_a_route_written_as_a_url_spells_it_matches_that_url(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """`<route>/caf%C3%A9/*</route>` takes /caf%C3%A9/x and the same path spelt otherwise
+    (lower-case escapes, a doubled slash): routes are read as request paths are. It matched
+    none of them before (a 404)."""
+    path = write_manifest(process_xml("cafe", "/caf%C3%A9/*"), process_xml("other", "/*"))
+    async with running(path, socket_dir) as run:
+        cafe = run.child("cafe").pid
+        for target in (b"/caf%C3%A9/x", b"/caf%c3%a9/x", b"//caf%C3%A9/x"):
+            reader, writer = await connect(run.url)
+            writer.write(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            answer = await read_answer(reader)
+            writer.close()
+            assert answer.startswith(b"HTTP/1.1 200 "), answer
+            assert json.loads(answer.partition(b"\r\n\r\n")[2])["pid"] == cafe, target
 
 
 async def test_no_route_is_404_with_json(write_manifest: WriteManifest, socket_dir: Path) -> None:

@@ -31,7 +31,7 @@ from local_lambdas import (
     tunnel,
 )
 from local_lambdas.backoff import RestartPolicy, Verdict
-from local_lambdas.config import Fate, Process, Restart, Settings
+from local_lambdas.config import Fate, Process, Restart, Settings, check_route
 from local_lambdas.deadlines import Deadlines
 from local_lambdas.envelope import Request, Response, decode_response, whole_json
 from local_lambdas.errors import BadResponse
@@ -59,6 +59,16 @@ ROUTING = {
 def test_most_specific_route_wins_whatever_the_order(order: list[str]) -> None:
     router = Router((r, r) for r in order)
     assert {path: router.match(path) for path in ROUTING} == ROUTING
+
+
+@pytest.mark.parametrize(("written", "read"), [
+    ("/api/*", "/api/*"), ("/", "/"), ("/*", "/*"), ("/dir/", "/dir/"), ("/exact", "/exact"),
+    # As request paths are read: a route written as a URL spells it matches that URL.
+    ("/caf%C3%A9/*", "/caf\u00e9/*"), ("/ex%61ct", "/exact"), ("/a%20b/", "/a b/"),
+    ("/a//b/*", "/a/b/*"), ("/a/./b", "/a/b"), ("/a/x/../b/", "/a/b/"),
+])  # fmt: skip
+def test_a_route_is_read_as_request_paths_are(written: str, read: str) -> None:
+    assert check_route(written) == read
 
 
 def test_catch_all() -> None:
@@ -1052,6 +1062,10 @@ def test_what_a_child_is_started_with(
     ("/api/%2e%2e/api/a", "/api", "/a", "/api"),
     ("/api/x/../../api/a", "/api", "/a", "/api"),
     ("/api/x/../a%7e", "/api", "/x/../a%7e", "/api"),  # the same path: as sent
+    # A prefix written as a URL spells it takes off the path it spells, however sent.
+    ("/caf%C3%A9/x?q", "/caf%C3%A9", "/x?q", "/caf%C3%A9"),
+    ("/caf\u00e9/x?q", "/caf%C3%A9", "/x?q", "/caf%C3%A9"),
+    ("/caf%c3%a9/x", "/caf%C3%A9", "/x", "/caf%C3%A9"),
 ])  # fmt: skip
 def test_the_target_a_pass_through_child_gets(
     target: str, prefix: str, child_gets: str, taken: str | None
