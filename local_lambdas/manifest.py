@@ -19,7 +19,7 @@ from lxml import etree
 from pydantic import ValidationError
 
 from local_lambdas._compat import IS_WINDOWS, MAX_UNIX_PATH, which
-from local_lambdas.config import Manifest, Mode, Process, Task
+from local_lambdas.config import Manifest, Mode, Process, Task, check_route
 from local_lambdas.errors import ManifestError, Problem
 from local_lambdas.variables import (
     HTTP_NAMES,
@@ -613,7 +613,8 @@ def _check_across(reader: _Reader, socket_dir: Path) -> None:
             continue
         routes = values.get("routes", ())
         for index, route in enumerate(routes if isinstance(routes, tuple) else ()):
-            claim("route", route, claims, index, "a route belongs to one process; remove one")
+            claim("route", _as_read(route), claims, index,
+                  "a route belongs to one process; remove one")  # fmt: skip
         if values.get("port"):
             claim("port", values["port"], claims, 0, "give each process its own <port>")
         mode = values.get("communication_mode", Mode.PIPE.value)
@@ -632,6 +633,16 @@ def _check_across(reader: _Reader, socket_dir: Path) -> None:
                     f"platform's {MAX_UNIX_PATH} (less {SOCKET_SUFFIX_ROOM} kept for instance "
                     "suffixes); use a shorter <pipe_name>, or a shorter --socket-dir",
                 )
+
+
+def _as_read(route: object) -> object:
+    """A route as the router reads it (config.check_route), so that two spellings of one
+    path (`/caf%C3%A9/*`, `/café/*`) are one route; as written where it cannot be read
+    (its own problem says why)."""
+    try:
+        return check_route(route) if isinstance(route, str) else route
+    except ValueError:
+        return route
 
 
 def _check_dependencies(reader: _Reader) -> None:

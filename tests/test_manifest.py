@@ -383,6 +383,22 @@ def test_problems_name_the_line_and_the_fix(tmp_path: Path, name: str) -> None:
     assert all(str(p).startswith(f"{tmp_path / 'manifest.xml'}:") for p in caught.value.problems)
 
 
+def test_two_spellings_of_one_route_are_one_route(tmp_path: Path) -> None:
+    """Routes are read as request paths are, so /caf%C3%A9/* and /café/* are the same route,
+    which one process only may have."""
+    text = dedent("""
+        <manifest>
+          <process><id>a</id><executable>python3</executable><route>/caf%C3%A9/*</route></process>
+          <process><id>b</id><executable>python3</executable><route>/café//*</route></process>
+        </manifest>
+    """)
+    with pytest.raises(ManifestError) as caught:
+        load(tmp_path, text)
+    assert [(p.line, p.message) for p in caught.value.problems] == [(3, (
+        '<process id="b">: <route> "/café/*" is already used by <process id="a"> (line 2); '
+        "a route belongs to one process; remove one"))]  # fmt: skip
+
+
 def test_every_problem_in_a_file_is_reported_at_once(tmp_path: Path) -> None:
     text = dedent("""
         <manifest>
