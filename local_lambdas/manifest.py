@@ -746,11 +746,12 @@ def _strips(prefix: str, route: str) -> bool:
 def _check_admin_prefix(reader: _Reader, prefix: str) -> None:
     for claims in reader.claims:
         routes = claims.values.get("routes", ())
-        for index, route in enumerate(routes if isinstance(routes, tuple) else ()):
+        for index, written in enumerate(routes if isinstance(routes, tuple) else ()):
+            route = _as_read(written)
             if isinstance(route, str) and (route + "/").startswith(prefix):
                 reader.problem(
                     claims.line("routes", index),
-                    f'{claims.label}: <route> "{route}" '
+                    f'{claims.label}: <route> "{written}" '
                     f"is inside {prefix}, where the proxy's own endpoints are (health, "
                     "ready, status, metrics); use another path, or move those with "
                     "--admin-prefix",

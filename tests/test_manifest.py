@@ -186,6 +186,10 @@ CASES = {
         process("<id>a</id>", "<executable>python3</executable>", "<route>/a%2Fb/*</route>"),
         [(5, "holds an encoded slash (%2F): write the path with /")],
     ),
+    "a route inside the admin prefix, spelt otherwise": (
+        process("<id>a</id>", "<executable>python3</executable>", "<route>/%5F/x/*</route>"),
+        [(5, '<route> "/%5F/x/*" is inside /_/, where the proxy\'s own endpoints are')],
+    ),
     "executable not on PATH": (
         process("<id>a</id>", "<executable>pyhton3</executable>", "<route>/a</route>"),
         [(4, '<executable> "pyhton3" not found on PATH')],
