@@ -2,9 +2,10 @@
 
 Env files (`.env`, --env-file, <env_file>) are read with python-dotenv; the proxy's own
 environment is never changed. In <executable>, <arg>, <env>, <working_dir>, <env_file> and
-<port>, `${NAME}` is NAME's value and `${NAME:-default}` the default when NAME is unset or
-empty; `$$` is a `$`; any other `$` is itself (`$HOME` reaches the child as written; the
-loader warns of such a `$NAME` where NAME has a value, see bare_names).
+<port>, `${NAME}` is NAME's value, `${NAME:-default}` the default when NAME is unset or
+empty and `${NAME-default}` when it is unset; `$$` is a `$`; any other `$` is itself
+(`$HOME` reaches the child as written; the loader warns of such a `$NAME` where NAME has a
+value, see bare_names).
 
 Some names have a value per instance, known only when it starts (INSTANCE_NAMES): the loader
 checks the references in <arg> and <env> and leaves them as written; the instance expands
@@ -27,8 +28,9 @@ from typing import Protocol
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
-_REFERENCE = re.compile(r"\$\$|\$\{([^}:]*)(?::-([^}]*))?\}")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_REFERENCE = re.compile(r"\$\$|\$\{([^}]*)\}")
+# What a `${...}` may hold: NAME, NAME:-default (unset or empty) or NAME-default (unset).
+_PARTS = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)(.*))?", re.DOTALL)
 # A shell's `$NAME`, which is left as written (after the `$$` and `${...}` it is not part of).
 _BARE = re.compile(r"\$\$|\$\{[^}]*\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -45,19 +47,27 @@ class UnknownVariable(ValueError):
 @dataclass(frozen=True)
 class Reference:
     name: str
-    default: str | None  # None: no `:-` part
+    default: str | None  # None: no default
+    if_empty: bool = True  # `:-`: the default stands in for an empty value too; `-`: unset only
 
 
 def references(text: str) -> Iterator[Reference]:
-    """The `${...}` references in `text`, `$$` left out. A malformed one (`${}`, `${1A}`)
-    raises UnknownVariable."""
+    """The `${...}` references in `text`, `$$` left out. A malformed one (`${}`, `${1A}`,
+    a shell form not read here, `${A:?}`) raises UnknownVariable."""
     for match in _REFERENCE.finditer(text):
-        if match.group(0) == "$$":
-            continue
-        name = match.group(1)
-        if not _NAME.fullmatch(name):
-            raise UnknownVariable(f"${{{name}}} is not a variable name; write e.g. ${{PORT}}")
-        yield Reference(name, match.group(2))
+        if match.group(0) != "$$":
+            yield _reference(match.group(1))
+
+
+def _reference(inside: str) -> Reference:
+    parts = _PARTS.fullmatch(inside)
+    if parts is None:
+        raise UnknownVariable(
+            f"${{{inside}}} is not read here: write ${{NAME}}, ${{NAME:-default}} (unset or "
+            "empty) or ${NAME-default} (unset), NAME a variable's name as in ${PORT}"
+        )
+    name, operator, default = parts.groups()
+    return Reference(name, default, if_empty=operator != "-")
 
 
 def bare_names(text: str) -> list[str]:
@@ -73,17 +83,17 @@ def expand(text: str, values: Mapping[str, str]) -> str:
     def replace(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
             return "$"
-        name, default = match.group(1), match.group(2)
-        value = values.get(name)
-        if value:
+        ref = _reference(match.group(1))
+        value = values.get(ref.name)
+        if value or (value is not None and not ref.if_empty):
             return value
-        if default is not None:
-            return default
+        if ref.default is not None:
+            return ref.default
         if value is not None:
             return value  # set, and empty
-        raise UnknownVariable(unknown(name, values))
+        raise UnknownVariable(unknown(ref.name, values))
 
-    for _ in references(text):  # checks the names first
+    for _ in references(text):  # checks every reference first
         pass
     return _REFERENCE.sub(replace, text)
 

@@ -68,12 +68,14 @@ async def test_env_files_in_order_of_precedence(
 async def test_variables_in_arguments_and_env(
     write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
 ) -> None:
-    (tmp_path / ".env").write_text("LL_GREETING=hello\n")
+    (tmp_path / ".env").write_text("LL_GREETING=hello\nLL_EMPTY=\n")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     args = ("${LL_GREETING}", "${LL_UNSET:-fallback}", "$$HOME", "$HOME",
-            "${LOCAL_LAMBDAS_ID}#${LOCAL_LAMBDAS_INSTANCE}", "${PORT}")  # fmt: skip
+            "${LOCAL_LAMBDAS_ID}#${LOCAL_LAMBDAS_INSTANCE}", "${PORT}",
+            # As shells and compose files read them: `:-` also for an empty value, `-` not.
+            "${LL_EMPTY:-instead}", "[${LL_EMPTY-unused}]", "${LL_UNSET-unset}")  # fmt: skip
     extra = (
         f'<env name="LL_URL">http://127.0.0.1:${{PORT}}/x</env><port>${{LL_FIXED:-{port}}}</port>'
     )
@@ -82,7 +84,8 @@ async def test_variables_in_arguments_and_env(
     )
     async with running(path, socket_dir, base=tmp_path) as run:
         got = await seen(run, "/s/x", "LL_URL", "PORT")
-    assert got["argv"] == ["hello", "fallback", "$HOME", "$HOME", "svc#1", str(port)]
+    assert got["argv"] == ["hello", "fallback", "$HOME", "$HOME", "svc#1", str(port),
+                           "instead", "[]", "unset"]  # fmt: skip
     assert got["env"] == {"LL_URL": f"http://127.0.0.1:{port}/x", "PORT": str(port)}
 
 
@@ -103,7 +106,9 @@ async def test_a_server_handed_its_port(
 
 @pytest.mark.parametrize(("element", "says"), [
     ("<arg>${PORTT}</arg>", "${PORTT} has no value: did you mean ${PORT}?"),
-    ("<arg>${}</arg>", "is not a variable name"),
+    ("<arg>${}</arg>", "${} is not read here: write ${NAME}, ${NAME:-default}"),
+    ("<arg>${1A}</arg>", "${1A} is not read here"),
+    ("<arg>${A:?say}</arg>", "${A:?say} is not read here"),  # a shell's form, not ours
     ('<env name="A">${NOPE_NOT_SET}</env>', "${NOPE_NOT_SET} has no value"),
     ("<env_file>missing.env</env_file>", "<env_file> "),
     ("<working_dir>${NOPE_NOT_SET}</working_dir>", "${NOPE_NOT_SET} has no value"),
