@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from local_lambdas._compat import IS_WINDOWS, MAX_UNIX_PATH, which
 from local_lambdas.config import Manifest, Mode, Process, Task, check_route
 from local_lambdas.errors import ManifestError, Problem
+from local_lambdas.router import normal_path
 from local_lambdas.variables import (
     HTTP_NAMES,
     PIPE_NAMES,
@@ -730,9 +731,14 @@ def _check_strip_prefix(reader: _Reader) -> None:
         reader.problem(claims.line("strip_prefix"), f"{claims.label}: <strip_prefix> {why}")
 
 
-def _strips(prefix: str, route: str) -> bool:
-    """Whether `prefix` begins some of the paths `route` matches (forwarding.strip_prefix)."""
+def _strips(prefix: str, written: str) -> bool:
+    """Whether `prefix` begins some of the paths route `written` matches, both read as
+    request paths are (forwarding.strip_prefix)."""
     stripped = prefix.rstrip("/")
+    stripped = stripped and (normal_path(stripped) or stripped)
+    route = _as_read(written)
+    if not isinstance(route, str):
+        return True  # (a route that cannot be read is a problem of its own)
     wildcard = route.endswith(("/*", "/"))
     base = route.removesuffix("*").rstrip("/")
     return (

@@ -387,6 +387,22 @@ def test_problems_name_the_line_and_the_fix(tmp_path: Path, name: str) -> None:
     assert all(str(p).startswith(f"{tmp_path / 'manifest.xml'}:") for p in caught.value.problems)
 
 
+@pytest.mark.parametrize(("route", "prefix"), [
+    ("/caf%C3%A9/*", "/caf\u00e9"), ("/caf\u00e9/*", "/caf%C3%A9"), ("/a//b/*", "/a/b"),
+])  # fmt: skip
+def test_a_prefix_spelt_otherwise_than_its_route_begins_it(
+    tmp_path: Path, route: str, prefix: str
+) -> None:
+    """Routes and prefixes are read as request paths are: no "begins none of its routes"
+    for two spellings of one path."""
+    loaded = load(tmp_path, dedent(f"""
+        <manifest><process><id>a</id><executable>python3</executable><route>{route}</route>
+          <communication_mode>passthrough</communication_mode>
+          <strip_prefix>{prefix}</strip_prefix></process></manifest>
+    """))  # fmt: skip
+    assert loaded.processes[0].strip_prefix == prefix
+
+
 def test_two_spellings_of_one_route_are_one_route(tmp_path: Path) -> None:
     """Routes are read as request paths are, so /caf%C3%A9/* and /café/* are the same route,
     which one process only may have."""
