@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 from typing import Any
+from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 import yaml
@@ -40,6 +41,7 @@ _READY = "/_/ready"
 _HEALTH = "/_/health"
 _K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _INGRESS_PATH = re.compile(r"/[A-Za-z0-9._~/@:!$&'()+,;=%-]*")
+_PRINTABLE = "".join(chr(code) for code in range(0x21, 0x7F) if chr(code) != "%")
 
 
 class ExportError(ValueError):
@@ -339,7 +341,10 @@ def _ingress_paths(export: Export, names: dict[str, str]) -> Iterator[dict[str, 
     for process in export.manifest.processes:
         if process.id not in names:
             continue
-        for route in process.routes:
+        for read in process.routes:
+            # Routes are kept decoded (config.check_route); an Ingress path is written as a
+            # URL spells it: /café/* as /caf%C3%A9/* (what else it cannot hold, refused).
+            route = quote(read, safe=_PRINTABLE, errors="surrogateescape")
             if not _INGRESS_PATH.fullmatch(route.removesuffix("*")):
                 export.problems.append(
                     f"{process.id}: route {route} has characters an Ingress path cannot hold"

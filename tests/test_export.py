@@ -142,6 +142,19 @@ def test_kubernetes_objects_carry_replicas_probes_and_exact_routes(project: Path
     assert paths == {("/db", "Prefix"), ("/api", "Prefix"), ("/health", "Exact")}
 
 
+def test_an_ingress_path_is_written_as_a_url_spells_it(tmp_path: Path) -> None:
+    """Routes are read decoded (/caf%C3%A9/* is /café/*): an Ingress path is escaped again."""
+    (tmp_path / "manifest.xml").write_text(
+        "<manifest><process><id>a</id><executable>python3</executable>"
+        "<route>/caf%C3%A9/*</route><route>/x%25y</route></process></manifest>"
+    )
+    objects = exported("kubernetes", "manifest.xml", "--image", "x", cwd=tmp_path)
+    valid_kubernetes(objects)
+    [ingress] = [o for o in objects if o["kind"] == "Ingress"]
+    paths = {(p["path"], p["pathType"]) for p in ingress["spec"]["rules"][0]["http"]["paths"]}
+    assert paths == {("/caf%C3%A9", "Prefix"), ("/x%25y", "Exact")}
+
+
 @pytest.mark.parametrize(("engine", "process", "args", "says"), [
     ("compose", "<executable>python3</executable><route>/a/*</route>", (),
      "a: no image to run it in; add <image>IMAGE</image> to it or pass --image a=IMAGE"),
