@@ -46,6 +46,10 @@ _TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _CONTROL: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 TOKEN_HEADER: Final = "X-Local-Lambdas-Token"  # the run's secret, on requests to HTTP children
 SHOWN_BYTES: Final = 200  # how much of an invalid answer the log shows
+# An answer whose head is larger is 502, in every mode, as nginx answers 'upstream sent too
+# big header' (past 4-8 KiB there; roomier here, for large cookies and tokens): clients
+# refuse such heads (curl past 100 KiB, browsers past 256 KiB, Node.js past 16 KiB).
+MAX_HEAD: Final = 64 * 1024
 
 
 class Request:
@@ -297,6 +301,7 @@ def _headers(data: dict[str, object], raw: bytes) -> list[tuple[str, str]]:
     else:
         raise BadResponse("headers must be an object or a list of [name, value] pairs", raw)
     result: list[tuple[str, str]] = []
+    size = 0  # of the head they make, as "Name: value\r\n" lines
     for pair in pairs:
         if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
             raise BadResponse(f"header {pair!r} is not a [name, value] pair", raw)
@@ -308,8 +313,14 @@ def _headers(data: dict[str, object], raw: bytes) -> list[tuple[str, str]]:
             text = _field(name, value, raw)
             if passed_on:
                 result.append((name, text))
+                size += len(name) + len(text) + 4
         elif passed_on:
-            result.extend((name, text) for text in _as_texts(name, value, raw))
+            texts = _as_texts(name, value, raw)
+            result.extend((name, text) for text in texts)
+            size += sum(len(name) + len(text) + 4 for text in texts)
+    if size > MAX_HEAD:
+        raise BadResponse(f"the answer's headers make a head of {size // 1024} KiB, over the "
+                          f"{MAX_HEAD // 1024} KiB clients take", raw)  # fmt: skip
     return result
 
 

@@ -198,6 +198,19 @@ def test_valid_responses(raw: str) -> None:
     assert whole_json(raw.encode())  # (its end taken without framing, one-shot or not)
 
 
+@pytest.mark.parametrize("headers", [
+    {"X-Big": "v" * 65_536},  # one header
+    [["X-A", "v" * 20]] * 3000,  # many
+    {"X-A": ["v" * 100] * 700},  # one, repeated from a list
+], ids=["one", "many", "repeated"])  # fmt: skip
+def test_an_answer_head_no_client_takes_is_refused(headers: object) -> None:
+    """Over 64 KiB of headers (curl refuses 100 KiB, browsers 256 KiB, Node.js 16 KiB):
+    a 502 naming its size, as nginx's 'upstream sent too big header'."""
+    with pytest.raises(BadResponse, match=r"headers make a head of \d+ KiB, over the 64 KiB"):
+        decode_response(json.dumps({"headers": headers}).encode())
+    decode_response(json.dumps({"headers": {"X-Big": "v" * 60_000}}).encode())  # under it
+
+
 @pytest.mark.parametrize("raw", BAD)
 def test_invalid_responses_name_the_cause(raw: str) -> None:
     with pytest.raises(BadResponse) as caught:

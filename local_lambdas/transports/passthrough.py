@@ -26,13 +26,13 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from local_lambdas.cors import Policy
-from local_lambdas.envelope import TOKEN_HEADER
+from local_lambdas.envelope import MAX_HEAD, TOKEN_HEADER
 from local_lambdas.errors import ChildUnreachable, UpgradeRefused
 from local_lambdas.forwarding import FROM_CLIENT_DROPPED, Pairs, end_to_end, own_address
 from local_lambdas.http1 import RETRYABLE
 from local_lambdas.relay import child_request, forwarded
 from local_lambdas.transports.aiohttp_side import RequestBody, Streamed
-from local_lambdas.transports.upstream import MAX_HEAD, Upstream
+from local_lambdas.transports.upstream import Upstream
 
 log = logging.getLogger("local_lambdas.passthrough")
 

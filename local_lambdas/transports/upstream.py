@@ -35,11 +35,9 @@ from typing import Final, Protocol
 import httptools
 
 from local_lambdas._compat import TCP_QUICKACK
+from local_lambdas.envelope import MAX_HEAD  # an answer's head, with any 1xx before it
 from local_lambdas.errors import BadResponse, ChildTimeout, ChildUnreachable
 
-# An answer whose head (with any 1xx before it) is larger is 502, as nginx answers 'upstream
-# sent too big header' (past 4-8 KiB there; roomier here, for large cookies and tokens).
-MAX_HEAD = 64 * 1024
 log = logging.getLogger("local_lambdas.upstream")
 
 _TCP: Final = socket.IPPROTO_TCP
