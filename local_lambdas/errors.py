@@ -20,6 +20,7 @@ the module that calls the foreign code, with `raise ... from exc`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 
 class LocalLambdasError(Exception):
@@ -93,6 +94,11 @@ class ClientTooSlow(ForwardError):
 
 class NotReady(ForwardError):
     status = 503
+
+
+# The cause of a ChildUnreachable when the child took the request and closed the connection
+# without a byte in answer (transports/upstream.py), as a child serving HTTPS does.
+UNANSWERED: Final = "the child closed the connection without answering"
 
 
 class ChildUnreachable(ForwardError):

@@ -73,3 +73,12 @@ def left_running(commands: dict[int, str], code: int | None) -> str:
         return told
     return (f"{told}: keep the server in the foreground (no '&', setsid or daemon mode; "
             "'exec' it from a wrapper script)")  # fmt: skip
+
+
+def serves_tls(process: Process, address: str) -> str:
+    """Why a child closes every connection unanswered: it serves HTTPS (readiness.speaks_tls)."""
+    return (
+        f"{process.id}: it serves HTTPS (TLS) at {address}, but local-lambdas speaks plain HTTP "
+        "to its children: have it serve plain HTTP there (the proxy serves HTTPS itself with "
+        "--tls-cert and --tls-key, or --tls self-signed)"
+    )

@@ -16,13 +16,14 @@ from typing import Any, Final, TypeVar
 
 from aiohttp import HttpVersion11, web
 
-from local_lambdas import _compat
+from local_lambdas import _compat, explain, readiness
 from local_lambdas.aioserver import close_at_once, error_body, paced
 from local_lambdas.config import Fate, Process
 from local_lambdas.cors import is_preflight
 from local_lambdas.deadlines import Deadlines
 from local_lambdas.envelope import Request, Response, shown
 from local_lambdas.errors import (
+    UNANSWERED,
     BadResponse,
     ChildTimeout,
     ChildUnreachable,
@@ -105,6 +106,8 @@ class Proxy:
         self._high = f"{self._prefix}000000"  # new_id's first six digits
         # One per <timeout> value: requests with the same limit end in the order they start.
         self._deadlines: dict[float, Deadlines] = {}
+        self._asked_tls: set[str] = set()  # child addresses asked whether they serve HTTPS
+        self._asking: set[asyncio.Task[None]] = set()  # (the loop keeps only weak references)
 
     def close(self) -> None:
         for deadlines in self._deadlines.values():
@@ -329,10 +332,27 @@ class Proxy:
 
     def failure(self, exc: ForwardError, process: Process, request_id: str) -> Response:
         _log_failure(exc, process, request_id)
+        if isinstance(exc, ChildUnreachable) and str(exc).startswith(UNANSWERED):
+            self._ask_tls(process)
         answer = error_response(exc.status, str(exc), process, request_id)
         if exc.retry_after is not None:
             answer.headers.append(("Retry-After", f"{exc.retry_after:.0f}"))
         return answer
+
+    def _ask_tls(self, process: Process) -> None:
+        """An HTTP child that closed a connection unanswered: once per address, ask whether
+        it serves HTTPS there, and say so if it does (the 502 alone does not tell why). A
+        plain server may log the handshake as a bad request, once."""
+        pool = self._supervisor.pools.get(process.id)
+        if pool is None or process.communication_mode.uses_pipe:
+            return
+        for child in pool.instances:
+            address = child.link.address
+            if address and address not in self._asked_tls:
+                self._asked_tls.add(address)
+                asking = asyncio.get_running_loop().create_task(_say_if_tls(process, address))
+                self._asking.add(asking)
+                asking.add_done_callback(self._asking.discard)
 
     async def _forward(
         self, pool: Pool, request: Request, path: str, task: asyncio.Task[Any] | None
@@ -489,6 +509,12 @@ def error_response(status: int, message: str, process: Process | None, request_i
     """The JSON error body of docs/protocol.md ("Errors"), as an answer."""
     body = error_body(message, request_id, process.id if process else None)
     return Response(status, [("Content-Type", _JSON)], body)
+
+
+async def _say_if_tls(process: Process, address: str) -> None:
+    if await readiness.speaks_tls(address):
+        log.warning("%s", explain.serves_tls(process, address),
+                    extra={"fields": {"event": "serves_tls", "process": process.id}})  # fmt: skip
 
 
 def _log_failure(exc: ForwardError, process: Process, request_id: str) -> None:

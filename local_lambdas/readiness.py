@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Iterable
 
 from tenacity import AsyncRetrying, retry_if_result, stop_after_delay, wait_exponential
@@ -130,3 +131,19 @@ async def _refused(host: str, port: int, path: str) -> str:
     if len(parts) >= 2 and parts[1].startswith(b"2"):
         return ""
     return f"answered {parts[1].decode(errors='replace')}" if len(parts) >= 2 else "got no answer"
+
+
+async def speaks_tls(address: str) -> bool:
+    """Whether a TLS handshake succeeds at HOST:PORT within a second: a child serving HTTPS
+    where plain HTTP is spoken to it. Only the protocol is asked; no certificate is checked."""
+    host, _, port = address.rpartition(":")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        opening = asyncio.open_connection(host.strip("[]"), int(port), ssl=context)
+        _, writer = await asyncio.wait_for(opening, 1.0)
+    except (OSError, asyncio.TimeoutError):  # (ssl.SSLError is an OSError)
+        return False
+    writer.close()
+    return True

@@ -43,6 +43,35 @@ def web_child() -> str:
 
 
 @LANES
+async def test_a_child_serving_https_is_said_to(
+    write_manifest: WriteManifest,
+    socket_dir: Path,
+    tmp_path: Path,
+    fast_lane: bool,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A pass-through child that serves HTTPS on its port (a dev server set up for it)
+    closes each plain-HTTP connection unanswered: a 502 that does not say why, so the log
+    says it, once, with the fix."""
+    cert = trustme.CA().issue_cert("127.0.0.1")
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    child = web_child().replace(
+        "</process>", f'<env name="WEB_CHILD_TLS">{tmp_path}/cert.pem:{tmp_path}/key.pem</env>'
+        "</process>")  # fmt: skip
+    path = write_manifest(child)
+    says = "web: it serves HTTPS (TLS) at 127.0.0.1:"
+    async with running(path, socket_dir, fast_lane=fast_lane) as run:
+        for _ in range(2):
+            async with run.http.get(run.url + "/web/echo") as reply:
+                assert reply.status == 502
+                assert "closed the connection without answering" in await reply.text()
+        assert await eventually(lambda: says in caplog.text)
+    told = [r.getMessage() for r in caplog.records if says in r.getMessage()]
+    assert len(told) == 1 and told[0].endswith("--tls-cert and --tls-key, or --tls self-signed)")
+
+
+@LANES
 async def test_https_with_a_given_certificate(
     write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path, fast_lane: bool
 ) -> None:

@@ -36,7 +36,7 @@ import httptools
 
 from local_lambdas._compat import TCP_QUICKACK
 from local_lambdas.envelope import MAX_HEAD  # an answer's head, with any 1xx before it
-from local_lambdas.errors import BadResponse, ChildTimeout, ChildUnreachable
+from local_lambdas.errors import UNANSWERED, BadResponse, ChildTimeout, ChildUnreachable
 
 log = logging.getLogger("local_lambdas.upstream")
 
@@ -404,7 +404,7 @@ class Bare(asyncio.Protocol):
                 " does so with an upload over 1 MiB sent without a length"
             ), "")  # fmt: skip
         elif self._got == 0 and not self._headed:
-            self._fail(_Stale(f"the child closed the connection without answering ({reason})"), "")
+            self._fail(_Stale(f"{UNANSWERED} ({reason})"), "")
         else:
             self._fail(None, f"the child's answer broke off: {reason}")
 

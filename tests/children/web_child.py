@@ -15,11 +15,14 @@ beyond $PORT.
               reason
 /healthz      200; /missing: 404
 /slow         counts its requests, then answers after 2 s
+
+With WEB_CHILD_TLS=CERT:KEY it serves HTTPS.
 """
 
 import asyncio
 import json
 import os
+import ssl
 import time
 
 from aiohttp import WSMsgType, web
@@ -129,4 +132,10 @@ app.router.add_post("/upload", upload)
 app.router.add_get("/ws", websocket)
 app.router.add_get("/healthz", healthz)
 app.router.add_get("/slow", slow)
-web.run_app(app, host="127.0.0.1", port=int(os.environ["PORT"]), print=None, access_log=None)
+# WEB_CHILD_TLS=CERT:KEY: HTTPS on $PORT, as a dev server configured for it serves.
+tls = None
+if "WEB_CHILD_TLS" in os.environ:
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(*os.environ["WEB_CHILD_TLS"].split(":"))
+web.run_app(app, host="127.0.0.1", port=int(os.environ["PORT"]), print=None, access_log=None,
+            ssl_context=tls)  # fmt: skip
