@@ -97,7 +97,8 @@ class NotReady(ForwardError):
 
 
 # The cause of a ChildUnreachable when the child took the request and closed the connection
-# without a byte in answer (transports/upstream.py), as a child serving HTTPS does.
+# without a byte in answer, in every transport (an HTTP child serving HTTPS does: proxy.py
+# then asks whether it does).
 UNANSWERED: Final = "the child closed the connection without answering"
 
 

@@ -13,7 +13,7 @@ from typing import Final
 from urllib.parse import quote
 
 from local_lambdas.envelope import HOP_BY_HOP, TOKEN_HEADER
-from local_lambdas.router import already_normal, normal_path
+from local_lambdas.router import already_normal, as_read, normal_path
 
 Pairs = Iterable[tuple[str, str]]
 _PATH_SAFE: Final = "/:@!$&'()*+,;=-._~"  # RFC 3986 pchar: left as they are when re-escaping
@@ -86,7 +86,7 @@ def strip_prefix(target: str, prefix: str | None, path: str) -> tuple[str, str |
             return (rest if rest.startswith("/") else "/" + rest), stripped
     # The normalised path is compared with the prefix read the same way (one written as a
     # URL spells it, `/caf%C3%A9`, begins `/café/x`); what was taken off is said as written.
-    normal = stripped if already_normal(stripped) else normal_path(stripped) or stripped
+    normal = as_read(stripped)
     if path == normal or path.startswith(normal + "/"):
         rest = quote(path[len(normal) :], safe=_PATH_SAFE, errors="surrogateescape")
         query = target.find("?")

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from local_lambdas._compat import IS_WINDOWS, MAX_UNIX_PATH, which
 from local_lambdas.config import Manifest, Mode, Process, Task, check_route
 from local_lambdas.errors import ManifestError, Problem
-from local_lambdas.router import normal_path
+from local_lambdas.router import as_read
 from local_lambdas.variables import (
     HTTP_NAMES,
     PIPE_NAMES,
@@ -614,8 +614,8 @@ def _check_across(reader: _Reader, socket_dir: Path) -> None:
             continue
         routes = values.get("routes", ())
         for index, route in enumerate(routes if isinstance(routes, tuple) else ()):
-            claim("route", _as_read(route), claims, index,
-                  "a route belongs to one process; remove one")  # fmt: skip
+            read = _route_as_read(route) if isinstance(route, str) else route
+            claim("route", read, claims, index, "a route belongs to one process; remove one")
         if values.get("port"):
             claim("port", values["port"], claims, 0, "give each process its own <port>")
         mode = values.get("communication_mode", Mode.PIPE.value)
@@ -636,12 +636,12 @@ def _check_across(reader: _Reader, socket_dir: Path) -> None:
                 )
 
 
-def _as_read(route: object) -> object:
+def _route_as_read(route: str) -> str:
     """A route as the router reads it (config.check_route), so that two spellings of one
     path (`/caf%C3%A9/*`, `/café/*`) are one route; as written where it cannot be read
     (its own problem says why)."""
     try:
-        return check_route(route) if isinstance(route, str) else route
+        return check_route(route)
     except ValueError:
         return route
 
@@ -734,11 +734,8 @@ def _check_strip_prefix(reader: _Reader) -> None:
 def _strips(prefix: str, written: str) -> bool:
     """Whether `prefix` begins some of the paths route `written` matches, both read as
     request paths are (forwarding.strip_prefix)."""
-    stripped = prefix.rstrip("/")
-    stripped = stripped and (normal_path(stripped) or stripped)
-    route = _as_read(written)
-    if not isinstance(route, str):
-        return True  # (a route that cannot be read is a problem of its own)
+    stripped = as_read(prefix.rstrip("/"))
+    route = _route_as_read(written)
     wildcard = route.endswith(("/*", "/"))
     base = route.removesuffix("*").rstrip("/")
     return (
@@ -753,8 +750,7 @@ def _check_admin_prefix(reader: _Reader, prefix: str) -> None:
     for claims in reader.claims:
         routes = claims.values.get("routes", ())
         for index, written in enumerate(routes if isinstance(routes, tuple) else ()):
-            route = _as_read(written)
-            if isinstance(route, str) and (route + "/").startswith(prefix):
+            if isinstance(written, str) and (_route_as_read(written) + "/").startswith(prefix):
                 reader.problem(
                     claims.line("routes", index),
                     f'{claims.label}: <route> "{written}" '

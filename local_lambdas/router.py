@@ -127,6 +127,12 @@ def normal_path(raw: str) -> str | None:
         return None
 
 
+def as_read(raw: str) -> str:
+    """`raw` (a path as written, no query) as routes read it; as it is where it cannot be
+    read. A <strip_prefix> is read so (forwarding.strip_prefix, the manifest's checks)."""
+    return raw if already_normal(raw) else normal_path(raw) or raw
+
+
 def normal_form(raw: str) -> str:
     """`raw` (a path as sent, no query) as routes read it; raises BadTarget saying why it
     cannot be read."""

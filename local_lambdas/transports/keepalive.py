@@ -31,7 +31,7 @@ from local_lambdas.envelope import (
     gather,
     whole_json,
 )
-from local_lambdas.errors import BadResponse, ChildUnreachable
+from local_lambdas.errors import UNANSWERED, BadResponse, ChildUnreachable
 
 log = logging.getLogger("local_lambdas.keepalive")
 
@@ -192,7 +192,7 @@ class _Connection(asyncio.Protocol):
             got = f"after {len(self._buffer)} bytes of answer"
             self._fail(ChildUnreachable(f"the child closed the connection {got}"))
         else:
-            self._fail(ChildUnreachable("the child closed the connection without answering"))
+            self._fail(ChildUnreachable(UNANSWERED))
 
     def _fail(self, error: Exception) -> None:
         answer, self._answer = self._answer, None

@@ -15,7 +15,7 @@ from typing import cast
 
 from local_lambdas import _compat
 from local_lambdas.envelope import Answers, Request, Response, gather, whole_json
-from local_lambdas.errors import BadResponse, ChildUnreachable
+from local_lambdas.errors import UNANSWERED, BadResponse, ChildUnreachable
 
 
 class PipeTransport:
@@ -45,7 +45,7 @@ class PipeTransport:
         finally:
             exchange.close()
         if not raw:
-            raise ChildUnreachable("the child closed the connection without answering")
+            raise ChildUnreachable(UNANSWERED)
         return self._answers.decode(raw)
 
     async def aclose(self) -> None:
