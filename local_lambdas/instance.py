@@ -8,14 +8,8 @@ state changes, and it logs the change in a line that can be grepped:
                       -> (too many quick exits)        -> FATAL
     any state -> STOPPING -> STOPPED  (on stop)
 
-Every child runs in its own process group (session); stopping signals the whole group, so a
-shell wrapper's own children go too, and on Linux every process descended from the child,
-found by the mark in its environment (`LOCAL_LAMBDAS_SPAWN`), even one that left the group
-with setsid. Every spawned process is reaped, even on cancellation.
-
-A child's exit is seen from the process itself (asyncio's `process_exited`, a wait on the
-process, not on its pipes): a descendant that keeps the child's stdout open, as `npm start`
-and `sh -c 'daemon & exec server'` leave, does not hide it.
+How a child is started and stopped with everything it started, and how its exit is seen even
+when a descendant keeps its output open: spawned.py (docs/protocol.md, "Stopping").
 """
 
 from __future__ import annotations
