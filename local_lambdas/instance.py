@@ -25,9 +25,9 @@ from typing import Literal
 from local_lambdas import _compat, explain, readiness
 from local_lambdas.backoff import RestartPolicy
 from local_lambdas.config import Process
+from local_lambdas.executables import interpreter_problem, resolve_executable
 from local_lambdas.launch import prepare
 from local_lambdas.link import Link
-from local_lambdas.manifest import interpreter_problem, resolve_executable
 from local_lambdas.output import Printer, line_text
 from local_lambdas.spawned import spawn
 from local_lambdas.watchdog import Watchdog

@@ -18,10 +18,10 @@ from pathlib import Path, PurePath
 from lxml import etree
 from pydantic import ValidationError
 
-from local_lambdas._compat import IS_WINDOWS, MAX_UNIX_PATH, which
-from local_lambdas.config import Manifest, Mode, Process, Task, check_route
+from local_lambdas.config import Manifest, Mode, Process, Task
 from local_lambdas.errors import ManifestError, Problem
-from local_lambdas.router import as_read
+from local_lambdas.executables import find_executable, interpreter_problem, not_runnable
+from local_lambdas.manifest_checks import Claims, across_processes
 from local_lambdas.variables import (
     HTTP_NAMES,
     PIPE_NAMES,
@@ -82,9 +82,6 @@ TASK_ELEMENTS = {
     for name in ("id", "executable", "arg", "working_dir", "env", "env_file", "depends_on",
                  "timeout")
 }  # fmt: skip
-# Room left in a socket path for the "-N" that tells apart two live sockets of one pipe_name
-# (instances, or a replacement starting beside the instance it replaces).
-SOCKET_SUFFIX_ROOM = 4
 _REQUIRED = ("id", "executable", "route")
 _FIELD_TO_ELEMENT = {spec.field: name for name, spec in ELEMENTS.items()}
 _ENV_NAME = re.compile(r"^[^=\0]+$")
@@ -135,11 +132,9 @@ def load(
         env_files = [folder / ".env"] if (folder / ".env").is_file() else []
     reader.read_global_env(env_files)
     processes, tasks = reader.read(root)
-    _check_across(reader, socket_dir)
-    _check_dependencies(reader)
-    _check_admin_prefix(reader, admin_prefix)
-    _check_cache(reader)
-    _check_strip_prefix(reader)
+    across_processes(
+        reader.claims, reader.problem, socket_dir=socket_dir, admin_prefix=admin_prefix
+    )
     if not reader.problems:
         _check_schema(root, shown, reader)
     if reader.problems:
@@ -190,21 +185,6 @@ def _parse(data: bytes, shown: str) -> etree._Element:
     return root
 
 
-@dataclass(frozen=True)
-class _Claims:
-    """What one <process> claims that no other may: read from the raw values, so that a
-    process with other problems still takes part in the duplicate checks."""
-
-    label: str
-    values: dict[str, object]
-    lines: dict[str, list[int]]
-    kind: str = "process"  # or "task"
-
-    def line(self, field_name: str, index: int = 0) -> int:
-        found = self.lines.get(field_name) or [int(str(self.values["line"]))]
-        return found[min(index, len(found) - 1)]
-
-
 @dataclass
 class _Reader:
     """Collects problems while turning <process> elements into Process models."""
@@ -216,7 +196,7 @@ class _Reader:
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     global_env: dict[str, str] = field(default_factory=dict)  # from --env-file or .env
-    claims: list[_Claims] = field(default_factory=list)
+    claims: list[Claims] = field(default_factory=list)
 
     def problem(self, line: int | None, message: str) -> None:
         self.problems.append(Problem(self.shown, line, message))
@@ -307,7 +287,7 @@ class _Reader:
                 element.sourceline,
                 f"{label}: missing <{name}>; add one, e.g. {ELEMENTS[name].example}",
             )
-        self.claims.append(_Claims(label, kwargs, lines, kind))
+        self.claims.append(Claims(label, kwargs, lines, kind))
         self._variables(kwargs, lines, label)
         working_dir = kwargs["working_dir"] = self.folder / str(kwargs.get("working_dir", "."))
         # The paths are checked whatever else is wrong, so that one pass reports it all.
@@ -410,7 +390,7 @@ class _Reader:
             where = (
                 "not found on PATH; install it or give its full path"
                 if bare
-                else _not_runnable(working_dir / executable) + self._beside(executable, working_dir)
+                else not_runnable(working_dir / executable) + self._beside(executable, working_dir)
             )
             self.problem(lines["executable"][0], f'{label}: <executable> "{executable}" {where}')
         elif found and (wrong := interpreter_problem(found)):
@@ -525,61 +505,6 @@ class _Reader:
             )
 
 
-def resolve_executable(process: Process) -> str | None:
-    """The absolute path the child will run, or None when there is nothing runnable there."""
-    return find_executable(process.executable, process.working_dir)
-
-
-def find_executable(exe: str, working_dir: Path) -> str | None:
-    """`exe` on PATH when it is a bare name, else under `working_dir`; None: not runnable."""
-    if os.sep not in exe and "/" not in exe:
-        return which(exe)
-    candidate = working_dir / exe
-    if candidate.is_file() and os.access(candidate, os.X_OK):
-        return str(candidate)
-    return None
-
-
-def _not_runnable(path: Path) -> str:
-    """Why a path given as <executable> cannot be run (find_executable found nothing)."""
-    if path.is_dir():
-        return "is a directory; name the program inside it"
-    if not path.exists():
-        return f"does not exist: there is no {path}; check the path"
-    if IS_WINDOWS:
-        return f"cannot be run: {path} is not a program"
-    return (
-        f"is not executable; chmod +x {path}, or name its interpreter in <executable> "
-        "and the script in <arg>"
-    )
-
-
-def interpreter_problem(path: str) -> str | None:
-    """Why a script's `#!` line cannot run it (POSIX), the kernel's bare ENOENT said in
-    words: a line ending in CR (the file saved with Windows line endings), or an
-    interpreter that is not there. None: no such problem seen."""
-    if IS_WINDOWS:
-        return None
-    try:
-        with open(path, "rb") as script:
-            first = script.readline(256)
-    except OSError:
-        return None
-    if not first.startswith(b"#!"):
-        return None
-    line = first.rstrip(b"\n")
-    shown = line.decode("utf-8", "replace").replace("\r", "\\r")
-    if line.endswith(b"\r"):
-        return (f'has Windows line endings: its first line, "{shown}", names an '
-                "interpreter whose name ends in a CR; convert the file to LF endings "
-                f"(dos2unix {path})")  # fmt: skip
-    interpreter = line[2:].split()[0] if line[2:].split() else b""
-    if interpreter.startswith(b"/") and not os.path.exists(interpreter):
-        return (f'starts with "{shown}", and {interpreter.decode(errors="replace")} is not '
-                "there; fix that line (#!/usr/bin/env python3, say)")  # fmt: skip
-    return None
-
-
 def _looks_like_a_file(arg: str) -> bool:
     """A relative path with a folder or a source file's suffix: app/main.py, ./run.sh."""
     if arg.startswith(("-", "/")) or "=" in arg or ":" in arg or "${" in arg:
@@ -587,177 +512,6 @@ def _looks_like_a_file(arg: str) -> bool:
     if any(c in _SHELL_SYNTAX for c in arg):
         return False  # a command line, a glob, a quoted string
     return "/" in arg or bool(_SOURCE_SUFFIX.search(arg))
-
-
-def _check_across(reader: _Reader, socket_dir: Path) -> None:
-    """Problems no single <process> shows: duplicates, and socket paths too long."""
-    firsts: dict[tuple[str, str], tuple[_Claims, int]] = {}
-
-    def claim(element: str, value: object, claims: _Claims, index: int, fix: str) -> None:
-        if not isinstance(value, str) or not value:
-            return
-        line = claims.line(ELEMENTS[element].field, index)
-        first, first_line = firsts.setdefault((element, value), (claims, line))
-        if (first, first_line) == (claims, line):
-            return
-        owner = "this process" if first is claims else first.label
-        reader.problem(
-            line,
-            f'{claims.label}: <{element}> "{value}" is already used by {owner}'
-            f" (line {first_line}); {fix}",
-        )
-
-    for claims in reader.claims:
-        values = claims.values
-        claim("id", values.get("id"), claims, 0, "give each process and task its own <id>")
-        if claims.kind == "task":
-            continue
-        routes = values.get("routes", ())
-        for index, route in enumerate(routes if isinstance(routes, tuple) else ()):
-            read = _route_as_read(route) if isinstance(route, str) else route
-            claim("route", read, claims, index, "a route belongs to one process; remove one")
-        if values.get("port"):
-            claim("port", values["port"], claims, 0, "give each process its own <port>")
-        mode = values.get("communication_mode", Mode.PIPE.value)
-        if mode not in (Mode.PIPE.value, Mode.PIPE_KEEPALIVE.value):
-            continue
-        pipe_name = values.get("pipe_name", values.get("id"))
-        if "pipe_name" in values:
-            claim("pipe_name", pipe_name, claims, 0, "give each process its own <pipe_name>")
-        if isinstance(pipe_name, str) and not IS_WINDOWS:
-            path = os.fsencode(socket_dir / pipe_name)
-            if len(path) + SOCKET_SUFFIX_ROOM > MAX_UNIX_PATH:
-                reader.problem(
-                    claims.line("pipe_name"),
-                    f"{claims.label}: socket path "
-                    f'"{os.fsdecode(path)}" is {len(path)} bytes, over this '
-                    f"platform's {MAX_UNIX_PATH} (less {SOCKET_SUFFIX_ROOM} kept for instance "
-                    "suffixes); use a shorter <pipe_name>, or a shorter --socket-dir",
-                )
-
-
-def _route_as_read(route: str) -> str:
-    """A route as the router reads it (config.check_route), so that two spellings of one
-    path (`/caf%C3%A9/*`, `/café/*`) are one route; as written where it cannot be read
-    (its own problem says why)."""
-    try:
-        return check_route(route)
-    except ValueError:
-        return route
-
-
-def _check_dependencies(reader: _Reader) -> None:
-    """Every <depends_on> names a process or task of the manifest, and none waits, however
-    indirectly, for itself."""
-    graph: dict[str, list[str]] = {}
-    for claims in reader.claims:
-        own = claims.values.get("id")
-        needs = claims.values.get("depends_on", ())
-        if not isinstance(own, str) or not isinstance(needs, tuple):
-            continue
-        graph[own] = [str(n) for n in needs]
-    for claims in reader.claims:
-        own = claims.values.get("id")
-        for index, need in enumerate(graph.get(str(own), [])):
-            if need not in graph:
-                close = difflib.get_close_matches(need, list(graph), n=1)
-                hint = f"did you mean {close[0]}? " if close else ""
-                reader.problem(
-                    claims.line("depends_on", index),
-                    f'{claims.label}: <depends_on> "{need}" is no process or task of this '
-                    f"manifest; {hint}the ids are {', '.join(graph)}",
-                )
-    reported: set[frozenset[str]] = set()
-    for start in graph:
-        cycle = _cycle_from(start, graph)
-        if cycle and frozenset(cycle) not in reported:
-            reported.add(frozenset(cycle))
-            claims = next(c for c in reader.claims if c.values.get("id") == start)
-            reader.problem(
-                claims.line("depends_on"),
-                f"{claims.label}: <depends_on> goes round in a circle: "
-                f"{' -> '.join([*cycle, cycle[0]])}; one of them must not wait for another",
-            )
-
-
-def _cycle_from(start: str, graph: dict[str, list[str]]) -> list[str]:
-    """The ids of a cycle through `start`, in order, or [] when there is none."""
-    path: list[str] = []
-
-    def visit(node: str) -> bool:
-        if node == start and path:
-            return True
-        if node in path or node not in graph:
-            return False
-        path.append(node)
-        if any(visit(need) for need in graph[node]):
-            return True
-        path.pop()
-        return False
-
-    return path if visit(start) else []
-
-
-def _check_cache(reader: _Reader) -> None:
-    for claims in reader.claims:
-        mode = claims.values.get("communication_mode")
-        if "cache" in claims.values and mode == Mode.PASSTHROUGH.value:
-            reader.problem(
-                claims.line("cache"),
-                f"{claims.label}: <cache> works for the envelope modes only; a passthrough "
-                "answer streams to the client and is not kept (let the web server or a CDN "
-                "cache it), so remove <cache>",
-            )
-
-
-def _check_strip_prefix(reader: _Reader) -> None:
-    """<strip_prefix> that would do nothing: in an envelope mode (the child gets the whole
-    uri), or beginning none of the process's routes."""
-    for claims in reader.claims:
-        prefix = claims.values.get("strip_prefix")
-        if not isinstance(prefix, str) or not prefix.startswith("/"):
-            continue  # absent, or refused already
-        listed = claims.values.get("routes", ())
-        routes = [r for r in listed if isinstance(r, str)] if isinstance(listed, tuple) else []
-        if claims.values.get("communication_mode", Mode.PIPE.value) != Mode.PASSTHROUGH.value:
-            why = ("works for passthrough only: an envelope child gets the request's whole "
-                   "uri, to read as it likes; remove <strip_prefix>")  # fmt: skip
-        elif routes and not any(_strips(prefix, route) for route in routes):
-            base = routes[0].removesuffix("*").rstrip("/") or "/"
-            why = (f'"{prefix}" begins none of its routes ({", ".join(routes)}), so nothing '
-                   f'would be taken off; write e.g. "{base}"')  # fmt: skip
-        else:
-            continue
-        reader.problem(claims.line("strip_prefix"), f"{claims.label}: <strip_prefix> {why}")
-
-
-def _strips(prefix: str, written: str) -> bool:
-    """Whether `prefix` begins some of the paths route `written` matches, both read as
-    request paths are (forwarding.strip_prefix)."""
-    stripped = as_read(prefix.rstrip("/"))
-    route = _route_as_read(written)
-    wildcard = route.endswith(("/*", "/"))
-    base = route.removesuffix("*").rstrip("/")
-    return (
-        not stripped
-        or base == stripped
-        or base.startswith(stripped + "/")
-        or (wildcard and stripped.startswith(base + "/"))
-    )
-
-
-def _check_admin_prefix(reader: _Reader, prefix: str) -> None:
-    for claims in reader.claims:
-        routes = claims.values.get("routes", ())
-        for index, written in enumerate(routes if isinstance(routes, tuple) else ()):
-            if isinstance(written, str) and (_route_as_read(written) + "/").startswith(prefix):
-                reader.problem(
-                    claims.line("routes", index),
-                    f'{claims.label}: <route> "{written}" '
-                    f"is inside {prefix}, where the proxy's own endpoints are (health, "
-                    "ready, status, metrics); use another path, or move those with "
-                    "--admin-prefix",
-                )
 
 
 def _check_schema(root: etree._Element, shown: str, reader: _Reader) -> None:

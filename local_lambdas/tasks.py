@@ -15,7 +15,7 @@ from typing import Literal
 
 from local_lambdas import _compat, variables
 from local_lambdas.config import Task
-from local_lambdas.manifest import find_executable
+from local_lambdas.executables import find_executable
 from local_lambdas.output import Printer, line_text
 from local_lambdas.spawned import spawn
 from local_lambdas.watchdog import Watchdog

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from local_lambdas import cli, manifest
+from local_lambdas import cli, executables, manifest
 from local_lambdas._compat import IS_WINDOWS
 from local_lambdas.config import Manifest, Mode
 from local_lambdas.errors import ManifestError
@@ -59,7 +59,7 @@ def test_earlier_tools_manifest_loads_unchanged(tmp_path: Path) -> None:
     assert api.pipe_name == "api_service_pipe"
     assert api.working_dir == tmp_path / "services/api"
     assert api.communication_mode is Mode.PIPE
-    assert manifest.resolve_executable(api) == str(exe)
+    assert executables.resolve_executable(api) == str(exe)
     assert web.communication_mode is Mode.HTTP
     assert web.pipe_name == "web"  # defaults to the id
     assert web.working_dir == tmp_path
