@@ -23,330 +23,19 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from local_lambdas import __version__, compiled
-from local_lambdas.ignored import WATCH_IGNORE
+from local_lambdas import options
 
 if TYPE_CHECKING:
     from local_lambdas.config import Manifest
     from local_lambdas.output import Printer
 
-# Only argparse and this module load before the arguments are read: --help, --version and a
-# usage error answer without loading pydantic, rich, lxml and asyncio (a third of a second
-# here). What a command needs is imported where it runs.
+# Only argparse, this module and options.py load before the arguments are read: --help,
+# --version and a usage error answer without loading pydantic, rich, lxml and asyncio (a
+# third of a second here). What a command needs is imported where it runs.
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_READY = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # Ctrl+C while loading, or a second one cutting a stop short
-DEFAULT_BIND = "127.0.0.1:3000"
-DEFAULT_CACHE = 64 * 1024**2  # ENABLE_CACHE=1: per process, for those without <cache>
 _VERBOSITY = {"quiet": logging.WARNING, "normal": logging.INFO, "verbose": logging.DEBUG}
-
-_DESCRIPTION = """\
-Run the child programs listed in a manifest and serve them all behind one HTTP port.
-Each request goes to the child whose <route> matches its path, over a named pipe (Unix
-socket) or HTTP; the child's answer goes back to the client. Ctrl+C stops everything.
-"""
-_EPILOG = """\
-commands:
-  local-lambdas [MANIFEST]                  run the proxy (MANIFEST defaults to manifest.xml)
-  local-lambdas check MANIFEST              only validate MANIFEST; list every problem
-  local-lambdas check --boot MANIFEST       also start each child, probe it once, stop
-  local-lambdas run MANIFEST -- CMD [ARG..] start everything on a free port, wait until
-                                            ready, run CMD with $LOCAL_LAMBDAS_URL set,
-                                            stop everything, exit with CMD's status
-  local-lambdas restart ID                  restart process ID of the proxy running at
-                                            $LOCAL_LAMBDAS_URL (else 127.0.0.1:3000)
-  local-lambdas export compose MANIFEST     a compose file running each process in a
-                                            container (or: export kubernetes)
-  local-lambdas completion bash             a completion script: eval "$(local-lambdas
-                                            completion bash)" in ~/.bashrc (or zsh)
-  (each command has its own --help)
-
-examples:
-  local-lambdas                          run ./manifest.xml on http://127.0.0.1:3000
-  local-lambdas services.xml --bind 0.0.0.0:8080 --watch
-  BIND_ADDRESS=127.0.0.1:4000 local-lambdas
-  ENABLE_CACHE=1 local-lambdas           cache GET answers the children mark cacheable
-  ENABLE_CACHE=5000 local-lambdas        the same, at most 5000 answers per process
-  local-lambdas run manifest.xml -- pytest tests/smoke
-
-the proxy's own endpoints: /_/health, /_/ready, /_/status, /_/metrics (see --admin-prefix)
-exit status: 0 after a clean stop or a valid check; 1 on any error; 2 on a usage error;
-3 when `run` gave up waiting for the children; for `run`, otherwise COMMAND's own status.
-"""
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--socket-dir",
-        metavar="DIR",
-        type=Path,
-        help="put pipe sockets in DIR as DIR/<pipe_name> (default: a private "
-        "directory made for this run; --socket-dir /tmp is the earlier "
-        "tool's layout)",
-    )
-    parser.add_argument(
-        "--admin-prefix",
-        metavar="PATH",
-        default="/_/",
-        help="where the proxy's own endpoints live (default: /_/)",
-    )
-    parser.add_argument(
-        "--env-file",
-        metavar="FILE",
-        action="append",
-        type=Path,
-        help="read environment variables for every child from FILE (repeatable; a later "
-        "file wins); without it, ./.env is read when there is one",
-    )
-    parser.add_argument(
-        "--no-env-file", action="store_true", help="read no env file, not even ./.env"
-    )
-    parser.add_argument(
-        "--tls-cert",
-        metavar="FILE",
-        type=Path,
-        help="serve HTTPS with this certificate (PEM; with --tls-key); children still speak "
-        "HTTP or pipes",
-    )
-    parser.add_argument("--tls-key", metavar="FILE", type=Path, help="the key of --tls-cert")
-    parser.add_argument(
-        "--tls",
-        choices=("self-signed",),
-        help="self-signed: serve HTTPS with a throwaway certificate for localhost, 127.0.0.1 "
-        "and ::1, made at start-up (its SHA-256 fingerprint is logged; browsers will warn)",
-    )
-    parser.add_argument(
-        "--cors",
-        metavar="ORIGIN",
-        type=_origin,
-        action="append",
-        default=[],
-        help="let a browser page from ORIGIN (repeatable; * for any) call every route whose "
-        "process has no <cors> of its own: the proxy answers preflights and adds the headers",
-    )
-    parser.add_argument(
-        "--only",
-        metavar="ID[,ID...]",
-        help="start only these processes (and what they depend on); the routes of the "
-        "others answer 503 saying so",
-    )
-    parser.add_argument(
-        "--no-deps",
-        action="store_true",
-        help="with --only, start none of the processes they depend on (tasks they need still "
-        "run): they run elsewhere, as in a container per process (see export)",
-    )
-    parser.add_argument(
-        "--instances",
-        metavar="N",
-        type=int,
-        help="run N instances of every process, whatever its <instances> says (a container "
-        "runs 1: the engine runs the replicas)",
-    )
-    parser.add_argument(
-        "--no-timeouts",
-        action="store_true",
-        help="turn off <timeout>, <startup_timeout> kills and <queue_timeout>, so that a "
-        "child can sit at a breakpoint (for debugging)",
-    )
-    parser.add_argument(
-        "--admin-public",
-        action="store_true",
-        help="answer every client on the admin endpoints; by default only loopback clients "
-        "get /_/status and /_/metrics (pids, addresses), while /_/health and /_/ready answer all",
-    )
-    parser.add_argument(
-        "--client-header-timeout",
-        metavar="SECONDS",
-        type=_seconds,
-        default=60.0,
-        help="a request head must arrive whole within this time (default: 60, as nginx); "
-        "else 408 and the connection closes",
-    )
-    parser.add_argument(
-        "--client-body-timeout",
-        metavar="SECONDS",
-        type=_seconds,
-        default=60.0,
-        help="longest wait for the next bytes of a request body (default: 60, as nginx); else 408",
-    )
-    parser.add_argument(
-        "--send-timeout",
-        metavar="SECONDS",
-        type=_seconds,
-        default=60.0,
-        help="longest wait for a client to take more of its answer (default: 60, as nginx); "
-        "else the connection closes",
-    )
-    parser.add_argument(
-        "--log-format",
-        choices=("text", "json"),
-        default="text",
-        help="text for people (default), json for one object per line",
-    )
-    parser.add_argument(
-        "--event-loop",
-        choices=("auto", "asyncio", "uvloop"),
-        default="auto",
-        help="auto (default): uvloop when installed (pip install 'local-lambdas[fast]'; "
-        "not on Windows), else asyncio's own",
-    )
-    parser.add_argument(
-        "--no-fast-lane",
-        dest="fast_lane",
-        action="store_false",
-        help="serve every request through aiohttp's server, not only pass-through and the "
-        "admin endpoints (slower: see PERFORMANCE.md)",
-    )
-    parser.add_argument(
-        "--inspector",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="keep the last 200 requests and answers for the dashboard at /_/ (default: on "
-        "while bound to loopback); --no-inspector records nothing",
-    )
-    parser.add_argument(
-        "--inspect-secrets",
-        action="store_true",
-        help="show and replay the values of Authorization, Cookie and Set-Cookie in the "
-        "inspector (hidden by default)",
-    )
-    loudness = parser.add_mutually_exclusive_group()
-    loudness.add_argument(
-        "-q",
-        "--quiet",
-        action="store_const",
-        dest="verbosity",
-        const="quiet",
-        default="normal",
-        help="only warnings and errors from the proxy, no access log "
-        "(children's output is still shown)",
-    )
-    loudness.add_argument(
-        "-v",
-        "--verbose",
-        action="store_const",
-        dest="verbosity",
-        const="verbose",
-        help="also debug lines",
-    )
-
-
-def _parsers() -> dict[str, argparse.ArgumentParser]:
-    fmt = argparse.RawDescriptionHelpFormatter
-    serve_p = argparse.ArgumentParser(
-        prog="local-lambdas", description=_DESCRIPTION, epilog=_EPILOG, formatter_class=fmt
-    )
-    serve_p.add_argument(
-        "manifest",
-        nargs="?",
-        default="manifest.xml",
-        metavar="MANIFEST",
-        help="the manifest file (default: manifest.xml)",
-    )
-    version = f"local-lambdas {__version__} ({compiled.STATE})"
-    serve_p.add_argument("--version", action="version", version=version)
-    serve_p.add_argument(
-        "--bind",
-        metavar="HOST:PORT",
-        help=f"where to listen (default: $BIND_ADDRESS, else {DEFAULT_BIND}; "
-        "port 0 picks a free one)",
-    )
-    _port_argument(serve_p)
-    serve_p.add_argument(
-        "--shutdown-timeout",
-        metavar="SECONDS",
-        type=_seconds,
-        default=10.0,
-        help="on stop, how long requests in flight may take (default: 10)",
-    )
-    serve_p.add_argument(
-        "--watch",
-        action="store_true",
-        help="reload when the manifest changes; restart a process when a "
-        "file in its working_dir changes (SIGHUP always reloads)",
-    )
-    serve_p.add_argument(
-        "--watch-include",
-        metavar="GLOB",
-        action="append",
-        default=[],
-        help="with --watch, only files matching GLOB (repeatable), e.g. '*.go', restart a "
-        "process (the manifest and env files are always followed)",
-    )
-    serve_p.add_argument(
-        "--watch-ignore",
-        metavar="GLOB",
-        action="append",
-        default=[],
-        help="with --watch, also ignore files matching GLOB (repeatable). Always ignored: "
-        ".git, __pycache__, node_modules, .venv and the like, the proxy's own output files, "
-        "temporary files renamed over others, and " + " ".join(WATCH_IGNORE),
-    )
-    _common(serve_p)
-
-    check_p = argparse.ArgumentParser(
-        prog="local-lambdas check",
-        description="Validate a manifest and list every problem (exit 1 if there is any). "
-        "With --boot, also start each child, send it one GET on its first route, report what "
-        "happened, and stop everything (exit 1 unless every child became ready and answered "
-        "without a 5xx).",
-    )
-    check_p.add_argument(
-        "manifest", nargs="?", default="manifest.xml", metavar="MANIFEST",
-        help="the manifest file (default: manifest.xml)",
-    )  # fmt: skip
-    check_p.add_argument("--boot", action="store_true", help="also start and probe each child")
-    check_p.add_argument(
-        "--ready-timeout",
-        metavar="SECONDS",
-        type=float,
-        default=30.0,
-        help="with --boot, how long the children may take (default: 30)",
-    )
-    _common(check_p)
-
-    run_p = argparse.ArgumentParser(
-        prog="local-lambdas run",
-        usage="local-lambdas run [options] [MANIFEST] -- COMMAND [ARGS...]",
-        description="For CI: start every child on a free port, wait until all are ready, "
-        "run COMMAND with LOCAL_LAMBDAS_URL=http://HOST:PORT in its environment, stop "
-        "everything, and exit with COMMAND's status. If the children do not become ready, "
-        "say which and why, and exit 3 without running COMMAND.",
-    )
-    run_p.add_argument(
-        "manifest", nargs="?", default="manifest.xml", metavar="MANIFEST",
-        help="the manifest file (default: manifest.xml)",
-    )  # fmt: skip
-    run_p.add_argument(
-        "--bind",
-        metavar="HOST:PORT",
-        default="127.0.0.1:0",
-        help="where to listen (default: a free port on 127.0.0.1)",
-    )
-    _port_argument(run_p)
-    run_p.add_argument(
-        "--ready-timeout",
-        metavar="SECONDS",
-        type=float,
-        default=60.0,
-        help="how long the children may take to be ready (default: 60)",
-    )
-    _common(run_p)
-    restart_p = argparse.ArgumentParser(
-        prog="local-lambdas restart",
-        description="Restart one process of a running proxy, as a reload would: its "
-        "replacement starts beside it and takes over once ready, so requests are not "
-        "failed. Exits 0 once it is ready, 1 if it is not.",
-    )
-    restart_p.add_argument("process", metavar="ID", help="the process's <id>")
-    restart_p.add_argument(
-        "--url",
-        default=os.environ.get("LOCAL_LAMBDAS_URL", "http://127.0.0.1:3000"),
-        help="the running proxy (default: $LOCAL_LAMBDAS_URL, else http://127.0.0.1:3000)",
-    )
-    restart_p.add_argument("--admin-prefix", metavar="PATH", default="/_/")
-    return {"serve": serve_p, "check": check_p, "run": run_p, "restart": restart_p}
 
 
 def print_line(text: str) -> None:
@@ -363,7 +52,7 @@ def _completion(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="local-lambdas completion")
     parser.add_argument("shell", choices=("bash", "zsh", "tcsh"))
     shell = parser.parse_args(argv).shell
-    parsers = _parsers()
+    parsers = options.parsers()
     # The bare command's options, but not its MANIFEST: a positional beside the commands
     # would hide them from the completion.
     top = argparse.ArgumentParser(prog="local-lambdas", add_help=False)
@@ -418,20 +107,6 @@ def _restart(url: str, prefix: str, process: str) -> int:
         return EXIT_FAILURE
     print_line(f"{process}: restarted, {state}")
     return EXIT_OK
-
-
-def _port_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "-p", "--port", type=int, metavar="PORT",
-        help="listen on this port (on the host of --bind or $BIND_ADDRESS, else 127.0.0.1)",
-    )  # fmt: skip
-
-
-def split_bind(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"--bind/BIND_ADDRESS {value!r} must be HOST:PORT, e.g. {DEFAULT_BIND}")
-    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 def _socket_dir(args: argparse.Namespace) -> tuple[Path, bool]:
@@ -490,7 +165,7 @@ def _main(argv: list[str]) -> int:
         if not to_run:
             print_line("local-lambdas run: no command after --")
             return EXIT_USAGE
-    parser = _parsers()[command]
+    parser = options.parsers()[command]
     args, extra = parser.parse_known_args(argv)
     if extra and command == "serve" and extra[0] in (*_COMMANDS, "export"):
         # `local-lambdas manifest.xml run -- pytest`: the command word goes first.
@@ -500,40 +175,13 @@ def _main(argv: list[str]) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if command == "restart":
         return _restart(args.url, args.admin_prefix, args.process)
-    prefix = args.admin_prefix
-    if not (prefix.startswith("/") and prefix.endswith("/") and len(prefix) > 2):
-        fix = "/" + prefix.strip("/") + "/" if prefix.strip("/") else "/_/"
-        print_line(f"local-lambdas: --admin-prefix {prefix!r} must be a path that begins and "
-                   f'ends with "/", like /_/ or /admin/: write "{fix}"')  # fmt: skip
-        return EXIT_USAGE
-    if (args.tls_cert is None) != (args.tls_key is None) or (args.tls and args.tls_cert):
-        print_line("local-lambdas: give --tls-cert and --tls-key together, or --tls self-signed")
-        return EXIT_USAGE
-    if args.no_deps and not args.only:
-        print_line("local-lambdas: --no-deps goes with --only ID[,ID...]")
-        return EXIT_USAGE
-    if args.instances is not None and not 1 <= args.instances <= 256:
-        print_line(f"local-lambdas: --instances {args.instances}: give a number from 1 to 256")
-        return EXIT_USAGE
-    # Where to listen: a usage error too, said before the manifest is read and warned of.
-    bind = args.bind if command != "check" else "127.0.0.1:0"
-    if command == "serve":
-        bind = bind or os.environ.get("BIND_ADDRESS") or DEFAULT_BIND
     try:
-        host, port = split_bind(bind)
+        usage = options.checked(args, command)
     except ValueError as exc:
         print_line(f"local-lambdas: {exc}")
         return EXIT_USAGE
-    if getattr(args, "port", None) is not None:
-        if not 0 <= args.port <= 65535:
-            print_line(f"local-lambdas: --port {args.port} is not a port (0-65535)")
-            return EXIT_USAGE
-        port = args.port
-    try:
-        cache_bytes, cache_entries = _cache_setting(os.environ.get("ENABLE_CACHE", ""))
-    except ValueError as exc:
-        print_line(f"local-lambdas: {exc}")
-        return EXIT_USAGE
+    prefix, host, port = usage.admin_prefix, usage.host, usage.port
+    cache_bytes, cache_entries = usage.cache_bytes, usage.cache_entries
     from local_lambdas import _compat, manifest
     from local_lambdas.config import Settings
     from local_lambdas.errors import CommandNotRun, ManifestError, NotAllReady, StartupError
@@ -680,48 +328,6 @@ def _without_timeouts(loaded: Manifest) -> Manifest:
     unbounded = {"timeout": NO_LIMIT, "startup_timeout": NO_LIMIT, "queue_timeout": NO_LIMIT}
     processes = tuple(p.model_copy(update=unbounded) for p in loaded.processes)
     return loaded.model_copy(update={"processes": processes})
-
-
-def _seconds(value: str) -> float:
-    """A time-out flag: seconds above 0, or a duration as the manifest writes one (500ms)."""
-    from local_lambdas.config import parse_duration
-
-    try:
-        seconds = float(str(parse_duration(value)))
-    except ValueError:
-        seconds = 0.0
-    if not seconds > 0 or seconds == float("inf"):
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not a time above 0; write e.g. 60, 30s or 500ms"
-        )
-    return seconds
-
-
-def _origin(value: str) -> str:
-    """--cors ORIGIN, spelt as browsers send it (else a usage error with the fix)."""
-    from local_lambdas.config import check_origin
-
-    try:
-        return check_origin(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{value!r} {exc}") from None
-
-
-def _cache_setting(value: str) -> tuple[int | None, int | None]:
-    """ENABLE_CACHE in the earlier tool's forms: true (1, yes, on), or a capacity, the number
-    of answers to keep; off when unset, empty, 0, false, no or off. Returns (bytes, entries)
-    for each process without its own <cache>."""
-    word = value.strip().lower()
-    if word in ("", "0", "false", "no", "off"):
-        return None, None
-    if word in ("1", "true", "yes", "on"):
-        return DEFAULT_CACHE, None
-    if word.isdigit():
-        return DEFAULT_CACHE, int(word)
-    raise ValueError(
-        f"ENABLE_CACHE={value!r} must be true, false, or how many answers to keep "
-        "(e.g. ENABLE_CACHE=5000)"
-    )
 
 
 def _event_loop(choice: str) -> Callable[[Coroutine[Any, Any, int]], int]:

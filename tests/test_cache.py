@@ -135,12 +135,12 @@ async def test_cache_end_to_end(write_manifest: WriteManifest, socket_dir: Path)
 
 
 def test_enable_cache_takes_the_earlier_tools_forms() -> None:
-    from local_lambdas.cli import DEFAULT_CACHE, _cache_setting
+    from local_lambdas.options import DEFAULT_CACHE, cache_setting
 
     for off in ("", "0", "false", "No", "off"):
-        assert _cache_setting(off) == (None, None), off
+        assert cache_setting(off) == (None, None), off
     for on in ("1", "true", "YES", "on"):
-        assert _cache_setting(on) == (DEFAULT_CACHE, None), on
-    assert _cache_setting("5000") == (DEFAULT_CACHE, 5000)
+        assert cache_setting(on) == (DEFAULT_CACHE, None), on
+    assert cache_setting("5000") == (DEFAULT_CACHE, 5000)
     with pytest.raises(ValueError, match="how many answers to keep"):
-        _cache_setting("lots")
+        cache_setting("lots")
