@@ -197,6 +197,7 @@ class _Connection(RequestHandler):
         self._parser = self._heads  # type: ignore[assignment]
         self._head_timer: asyncio.TimerHandle | None = None
         self._send_timeout = SendTimeout(manager.send_timeout, self._loop)
+        self._ended = False  # the client half-closed (eof_received)
 
     def pause_writing(self) -> None:
         super().pause_writing()
@@ -218,6 +219,26 @@ class _Connection(RequestHandler):
             self._head_timer = self._loop.call_later(
                 self._server.head_timeout, self._head_timed_out
             )
+
+    def eof_received(self) -> bool:  # type: ignore[override]  # (asyncio's contract: bool)
+        """The client half-closed: the requests that came whole are still answered, then the
+        connection closes (lane_connection.Connection.eof_received); with none, or a body
+        cut short, it closes now (aiohttp's own way: the request fails)."""
+        waiter = self._waiter
+        idle = self._task_handler is None or (waiter is not None and not waiter.done())
+        tls = self.transport is not None and self.transport.get_extra_info("sslcontext")
+        if idle or tls or self._upgraded or self._heads.body_to_come:
+            return False
+        self._ended = True  # (finish_response closes after the last)
+        return True
+
+    async def finish_response(
+        self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> tuple[web.StreamResponse, bool]:
+        finished = await super().finish_response(request, resp, start_time)
+        if self._ended and not self._messages:
+            self.close()  # (aiohttp's: no more requests; the transport closes after this)
+        return finished
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._stop_head_timer()
@@ -311,6 +332,11 @@ class _Parser:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._parser, name)
+
+    @property
+    def body_to_come(self) -> bool:
+        """Whether the last request's body has not come whole."""
+        return self._body is not None and not self._body.is_eof()
 
     def feed_data(self, data: bytes) -> tuple[Any, bool, bytes]:
         if self._failed:

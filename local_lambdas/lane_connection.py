@@ -68,6 +68,7 @@ class Connection(asyncio.Protocol):
         self.relaying = False  # a pass-through answer is being relayed
         self.scheme = "http"
         self.closing = False
+        self._ended = False  # the client half-closed: answer what came whole, then close
         self.upload: Upload | None = None  # a pass-through body streaming to the child
         self.forwarding = Forwarding()  # the client's headers as a pass-through child gets them
         self.answers = AnswerHeads()  # writes the heads of envelope modes' answers
@@ -107,6 +108,16 @@ class Connection(asyncio.Protocol):
             self._reading_paused = True
             assert self.transport is not None
             self.transport.pause_reading()
+
+    def eof_received(self) -> bool:
+        """The client half-closed (`printf ... | nc -N`, ncat): nothing more will come. A
+        request that came whole is still answered, with any whole ones pipelined after it,
+        then the connection closes, as Node.js, Go and nginx's own answers do; with none
+        (a head or a body cut short, or an idle connection), it closes now."""
+        if self.busy and self.upload is None and not self.closing and self.scheme == "http":
+            self._ended = True  # (TLS has no half-close: asyncio warns of keeping it open)
+            return True  # the transport stays open for the answer
+        return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
@@ -344,6 +355,9 @@ class Connection(asyncio.Protocol):
                 self.transport.resume_reading()
             found = self._next_request()
             if found is None:
+                if self._ended:
+                    self.close()
+                    return
                 if self.closing:
                     return
                 self._waiter = self._loop.create_future()
@@ -364,3 +378,6 @@ class Connection(asyncio.Protocol):
             transport.resume_reading()
         if data:
             handler.data_received(data)
+        told: asyncio.Protocol = handler  # (aiohttp types its eof_received as returning None)
+        if self._ended and not told.eof_received():  # aiohttp saw no end of its own
+            transport.close()

@@ -51,10 +51,15 @@ def front(tmp_path: Path, write_manifest: WriteManifest) -> Path:
     return write_manifest(process_xml("api", "/api/*"), static)
 
 
-async def exchange(url: str, raw: bytes, *, timeout: float = 5.0) -> bytes:
-    """Send `raw`, read until the proxy closes the connection or `timeout` passes."""
+async def exchange(
+    url: str, raw: bytes, *, timeout: float = 5.0, half_close: bool = False
+) -> bytes:
+    """Send `raw` (then shut the sending side: `half_close`), read until the proxy closes the
+    connection or `timeout` passes."""
     reader, writer = await connect(url)
     writer.write(raw)
+    if half_close:
+        writer.write_eof()
     received = b""
     try:
         async with _compat.timeout(timeout):
@@ -262,6 +267,37 @@ async def test_a_request_before_garbage_is_answered_first(
             second = answer.index(b"HTTP/1.", 5)
             assert answer[second:].split(b" ")[1] == b"400", (path, answer)
             assert not answer.endswith(b"<still open>")
+
+
+@LANES
+async def test_a_client_that_half_closes_is_answered_what_came_whole(
+    front: Path, socket_dir: Path, fast_lane: bool
+) -> None:
+    """`printf 'GET ...' | nc -N`: the client shuts its sending side after its requests. What
+    came whole is answered, pipelined requests too, whoever answers (a child of either kind,
+    the proxy itself, the 400 of garbage), then the connection closes; a head or a body cut
+    short closes it at once (not at the client timeouts, 30 s here)."""
+    pipelined = (b"GET /public/hello.txt HTTP/1.1\r\nHost: x\r\n\r\n"
+                 b"GET /api/y HTTP/1.1\r\nHost: x\r\n\r\n"
+                 b"POST /api/z HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")  # fmt: skip
+    cases = {
+        b"GET /api/x HTTP/1.1\r\nHost: x\r\n\r\n": [b"200"],
+        pipelined: [b"200", b"200", b"200"],
+        b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n": [b"404"],
+        b"GET /_/health HTTP/1.1\r\nHost: x\r\n\r\n": [b"200"],
+        b"GARBAGE\x01\r\n\r\n": [b"400"],
+        b"GET /api/x HTTP/1.1\r\nHost: x\r\n": [],
+        b"POST /api/x HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc": [],
+    }
+    async with running(front, socket_dir, fast_lane=fast_lane,
+                       client_header_timeout=30, client_body_timeout=30) as run:  # fmt: skip
+        loop = asyncio.get_running_loop()
+        for raw, statuses in cases.items():
+            started = loop.time()
+            answer = await exchange(run.url, raw, timeout=10, half_close=True)
+            took = loop.time() - started
+            assert re.findall(rb"HTTP/1\.[01] (\d{3}) ", answer) == statuses, (raw, answer)
+            assert not answer.endswith(b"<still open>") and took < 5, (raw, took)
 
 
 @LANES
