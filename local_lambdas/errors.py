@@ -29,7 +29,7 @@ class LocalLambdasError(Exception):
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong in a manifest, with where and how to fix it."""
+    """One thing wrong in a manifest, with where and how to fix it; said on one line."""
 
     file: str
     line: int | None
@@ -37,7 +37,16 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.message}"
+        return one_line(f"{where}: {self.message}")
+
+
+# Control characters as escapes: a value quoted from a manifest ("p\nython3") stays on its line.
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(32), 127) if c != 9} | {10: "\\n", 13: "\\r"}
+
+
+def one_line(text: str) -> str:
+    """`text` with its control characters but tab written as escapes."""
+    return text.translate(_CONTROLS)
 
 
 class ManifestError(LocalLambdasError):

@@ -155,7 +155,7 @@ def _parse(data: bytes, shown: str) -> etree._Element:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
         line = exc.lineno or None
-        message = str(exc.msg).split(", line ")[0]
+        message = " ".join(str(exc.msg).split(", line ")[0].split())  # (libxml2's hold newlines)
         fix = "fix the markup there"
         if "Double hyphen within comment" in message:
             fix = ("a comment may not hold --, as a commented-out <arg>--port</arg> does; "

@@ -23,6 +23,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from local_lambdas.errors import one_line
+
 _PALETTE = (
     "cyan",
     "magenta",
@@ -362,7 +364,7 @@ def print_warnings(warnings: Iterable[str], file: IO[str] | None = None) -> None
     """What `check` points out without refusing the manifest, one per line."""
     console = Console(file=file or sys.stderr, highlight=False, soft_wrap=True)
     for warning in warnings:
-        console.print(Text(f"warning: {warning}", style="yellow"))
+        console.print(Text(f"warning: {one_line(warning)}", style="yellow"))
 
 
 def print_line(message: str, file: IO[str] | None = None) -> None:

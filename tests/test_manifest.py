@@ -206,6 +206,14 @@ CASES = {
         "<manifest>\n  <process>\n</manifest>",
         [(3, "not well-formed XML")],
     ),
+    "a NUL byte": (
+        "<manifest>\n  <process>\x00</process>\n</manifest>",
+        [(2, "not well-formed XML: Invalid character: Char 0x0 out of allowed range; fix")],
+    ),
+    "a line break in a value": (
+        process("<id>svc</id>", "<executable>p&#10;ython3</executable>", "<route>/svc/*</route>"),
+        [(4, "not found on PATH")],
+    ),
     "wrong root": (
         "<processes/>",
         [(1, "the root element is <processes>; it must be <manifest>")],
@@ -385,6 +393,7 @@ def test_problems_name_the_line_and_the_fix(tmp_path: Path, name: str) -> None:
         assert any(line == got_line and fragment in msg for got_line, msg in found), found
     assert len(found) == len(expected), found  # each cause said once
     assert all(str(p).startswith(f"{tmp_path / 'manifest.xml'}:") for p in caught.value.problems)
+    assert all("\n" not in str(p) for p in caught.value.problems)  # one line each
 
 
 @pytest.mark.parametrize(("route", "prefix"), [
