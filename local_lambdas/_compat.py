@@ -60,12 +60,12 @@ def shell(command: str) -> tuple[str, tuple[str, ...]]:
     return "/bin/sh", ("-c", command)
 
 
-def which(name: str) -> str | None:
-    """`name` on PATH. On Windows a python.org install has `python` but no `python3`, which
-    manifests written on POSIX name: that one falls back to `python`."""
-    found = shutil.which(name)
+def which(name: str, path: str | None = None) -> str | None:
+    """`name` on `path` (default: PATH). On Windows a python.org install has `python` but no
+    `python3`, which manifests written on POSIX name: that one falls back to `python`."""
+    found = shutil.which(name, path=path)
     if found is None and IS_WINDOWS and name.lower() in ("python3", "python3.exe"):
-        found = shutil.which("python")
+        found = shutil.which("python", path=path)
     return found
 
 

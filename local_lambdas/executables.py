@@ -13,15 +13,21 @@ from local_lambdas._compat import IS_WINDOWS, which
 from local_lambdas.config import Process
 
 
-def resolve_executable(process: Process) -> str | None:
-    """The absolute path the child will run, or None when there is nothing runnable there."""
-    return find_executable(process.executable, process.working_dir)
+def resolve_executable(process: Process, path: str | None = None) -> str | None:
+    """The absolute path the child will run, or None when there is nothing runnable there;
+    `path`, the child's PATH (see find_executable)."""
+    return find_executable(process.executable, process.working_dir, path)
 
 
-def find_executable(exe: str, working_dir: Path) -> str | None:
-    """`exe` on PATH when it is a bare name, else under `working_dir`; None: not runnable."""
+def find_executable(exe: str, working_dir: Path, path: str | None = None) -> str | None:
+    """`exe` when it is a bare name, on `path`, the child's PATH (its <env> or env files may
+    put `.venv/bin` or `node_modules/.bin` first; None: the proxy's), its relative entries
+    read from `working_dir`, as the child's own lookups will; else `exe` under `working_dir`.
+    None: not runnable."""
     if os.sep not in exe and "/" not in exe:
-        return which(exe)
+        if path is not None:
+            path = os.pathsep.join(str(working_dir / entry) for entry in path.split(os.pathsep))
+        return which(exe, path)
     candidate = working_dir / exe
     if candidate.is_file() and os.access(candidate, os.X_OK):
         return str(candidate)

@@ -188,15 +188,14 @@ class Instance:
             run_mark=self._run_mark, token=self._token,
         )  # fmt: skip
         self._set_state(State.STARTING, "starting")
+        program = resolve_executable(self.process, env.get("PATH"))
         try:
             proc = await spawn(
-                self._output, self.mark,
-                resolve_executable(self.process) or self.process.executable, args,
+                self._output, self.mark, program or self.process.executable, args,
                 cwd=str(self.process.working_dir), env=env,
             )  # fmt: skip
         except OSError as exc:
-            script = resolve_executable(self.process)
-            why = (script and interpreter_problem(script)) or exc.strerror
+            why = (program and interpreter_problem(program)) or exc.strerror
             self._not_ready = f"cannot run {self.process.executable}: {why}"
             return None
         self.link.proc, self.link.address = proc, address

@@ -30,6 +30,7 @@ from local_lambdas.variables import (
     expand,
     read_env_file,
     references,
+    search_path,
     unknown,
 )
 
@@ -292,8 +293,13 @@ class _Reader:
         working_dir = kwargs["working_dir"] = self.folder / str(kwargs.get("working_dir", "."))
         # The paths are checked whatever else is wrong, so that one pass reports it all.
         if self.here:
+            env, environment = kwargs.get("env", ()), kwargs.get("environment", ())
+            path = search_path(
+                environment if isinstance(environment, tuple) else (),
+                env if isinstance(env, tuple) else (),
+            )
             self._check_paths(
-                str(kwargs.get("executable", "")), working_dir, lines, label,
+                str(kwargs.get("executable", "")), working_dir, path, lines, label,
                 element.sourceline or 0,
             )  # fmt: skip
         if "id" in kwargs and kind == "process":
@@ -372,8 +378,8 @@ class _Reader:
             self.problem(line, f'{label}: <{element}> "{shown}" {message}')
 
     def _check_paths(
-        self, executable: str, working_dir: Path, lines: dict[str, list[int]], label: str,
-        line: int,
+        self, executable: str, working_dir: Path, path: str | None,
+        lines: dict[str, list[int]], label: str, line: int,
     ) -> None:  # fmt: skip
         bare = os.sep not in executable and "/" not in executable
         if not working_dir.is_dir():
@@ -385,7 +391,7 @@ class _Reader:
             )
             if not bare:
                 return  # a path relative to it cannot be judged
-        found = find_executable(executable, working_dir) if executable else ""
+        found = find_executable(executable, working_dir, path) if executable else ""
         if found is None:
             where = (
                 "not found on PATH; install it or give its full path"

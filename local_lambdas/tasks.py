@@ -61,7 +61,8 @@ class TaskRun:
 
         log.info("%s: running (task)", task.id)
         started = time.monotonic()
-        executable = find_executable(task.executable, task.working_dir) or task.executable
+        found = find_executable(task.executable, task.working_dir, env.get("PATH"))
+        executable = found or task.executable
         try:
             proc = await spawn(output, mark, executable, args, cwd=str(task.working_dir), env=env)
         except OSError as exc:

@@ -20,7 +20,7 @@ import io
 import logging
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -131,6 +131,19 @@ def child_environment(spec: Launchable, own: Mapping[str, str]) -> tuple[dict[st
     env.update(own)  # the proxy's own values win over <env>
     values.update(own)
     return env, [expand(arg, values) for arg in spec.args]
+
+
+def search_path(
+    environment: Iterable[tuple[str, str]], env: Iterable[tuple[str, str]]
+) -> str | None:
+    """The PATH a child will have, as far as the manifest tells before it starts: its <env>
+    over its env files over the proxy's (child_environment's layers, without an instance's
+    own values, which a PATH does not name). None: none at all."""
+    values = {**os.environ, **dict(environment)}
+    for name, value in env:
+        with contextlib.suppress(UnknownVariable):  # (said by the loader)
+            values[name] = expand(value, values)
+    return values.get("PATH")
 
 
 @dataclass(frozen=True)

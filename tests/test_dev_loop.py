@@ -4,6 +4,7 @@ its ${PORT}), and --no-timeouts for a child at a breakpoint."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 from local_lambdas import manifest
 from local_lambdas.errors import ManifestError
 from tests.helpers import (
+    CHILDREN,
     PYTHON,
     Ran,
     Running,
@@ -63,6 +65,35 @@ async def test_env_files_in_order_of_precedence(
     async with running(path, socket_dir, base=tmp_path, env_files=[]) as run:
         got = (await seen(run, "/s/x", *names))["env"]
     assert got["LL_A"] is None and got["LL_B"] is None and got["LL_C"] == "proc"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the tools are sh scripts")
+async def test_a_bare_executable_is_looked_up_on_the_childs_path(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
+    """`<env name="PATH">.venv/bin:${PATH}</env>` (or node_modules/.bin), or an env file's
+    PATH: a bare <executable> is found where the child's own lookups would find it, relative
+    entries from its working directory; not only on the proxy's PATH."""
+    venv, tools = tmp_path / "app" / ".venv" / "bin", tmp_path / "tools"
+    venv.mkdir(parents=True)
+    tools.mkdir()
+    for script, line in ((venv / "serve-it", f"exec {PYTHON} -S {CHILDREN / 'behave.py'}"),
+                         (tools / "prep", "echo prepared > prepared.txt")):  # fmt: skip
+        script.write_text(f"#!/bin/sh\n{line}\n")
+        script.chmod(0o755)
+    (tmp_path / "tools.env").write_text(f"PATH={tools}{os.pathsep}{os.environ['PATH']}\n")
+    path = write_manifest(
+        "<task><id>prep</id><executable>prep</executable><working_dir>app</working_dir>"
+        "<env_file>tools.env</env_file></task>"
+        "<process><id>svc</id><executable>serve-it</executable><working_dir>app</working_dir>"
+        '<env name="PATH">.venv/bin:${PATH}</env><route>/s/*</route>'
+        "<depends_on>prep</depends_on></process>"
+    )
+    async with running(path, socket_dir, base=tmp_path) as run:
+        async with run.http.get(f"{run.url}/s/x") as reply:
+            assert reply.status == 200
+            assert (await reply.json())["uri"] == "/s/x"
+    assert (tmp_path / "app" / "prepared.txt").read_text() == "prepared\n"
 
 
 async def test_variables_in_arguments_and_env(
