@@ -21,9 +21,10 @@ from typing import Any, TypeVar
 
 from local_lambdas import sockdiag
 from local_lambdas.orphans import SPAWN_MARK as SPAWN_MARK
-from local_lambdas.orphans import group_running
+from local_lambdas.orphans import children, group_running, unmarked
 from local_lambdas.orphans import kill_marked as kill_marked
 from local_lambdas.orphans import marked as marked
+from local_lambdas.orphans import started_at as started_at
 
 if sys.version_info >= (3, 11):
     from asyncio import timeout as timeout
@@ -318,10 +319,68 @@ def spawn_options() -> dict[str, Any]:
     return {"start_new_session": True, "preexec_fn": _child_setup if needed else None}
 
 
+def started(pid: int) -> None:
+    """Right after this process starts one (a child, the watchdog, `run`'s command): the rest
+    of its children it adopted (`adopted`)."""
+    _ours.add(pid)
+
+
+def adopted(since: int | None) -> list[int]:
+    """Linux: the running processes this one adopted as subreaper (their parent went: a
+    daemon's double fork, `nginx` or `redis-server --daemonize yes`), started at `since` or
+    later (clock ticks after boot, as orphans.started_at); none elsewhere, or with `since`
+    None. Only those a daemon leaves: in another session (a daemon makes its own), without
+    a mark (a daemon may clear its environment; a marked one is its own child's), and not
+    started here (this process, a test's or an embedder's, may start others of its own)."""
+    if since is None or not IS_LINUX:
+        return []
+    own_session = os.getsid(0)
+    return [
+        pid for pid in children(os.getpid())
+        if pid not in _ours and (started_at(pid) or -1) >= since and _session(pid) != own_session
+        and unmarked(pid)
+    ]  # fmt: skip
+
+
+def _session(pid: int) -> int | None:
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return None
+
+
+def adopted_exited() -> list[int]:
+    """Linux: the processes this one adopted that have exited and wait to be reaped."""
+    if not IS_LINUX:
+        return []
+    return [pid for pid in children(os.getpid()) if pid not in _ours and started_at(pid) is None]
+
+
+def signal_strays(pids: list[int], *, hard: bool) -> list[int]:
+    """POSIX: SIGTERM (`hard`: SIGKILL) each of `pids` (`adopted`'s), and the whole group of
+    one that leads its own (a daemon's workers, which hold its port); those signalled."""
+    if IS_WINDOWS:
+        return []
+    sig = signal.SIGKILL if hard else signal.SIGTERM
+    sent = []
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            if os.getpgid(pid) == pid != os.getpgrp():
+                os.killpg(pid, sig)
+            else:
+                os.kill(pid, sig)
+            sent.append(pid)
+    return sent
+
+
+_ours: set[int] = set()  # the processes this one started, while they run
+
+
 def spawned(pid: int) -> None:
     """Right after a child starts. Windows has no process groups to kill and no parent-death
     signal: each child gets a job object of its own, which kills its whole tree when it is
     terminated or when its last handle closes, as it does when the proxy dies, however."""
+    started(pid)
     if sys.platform == "win32":
         import win32api
         import win32con
@@ -357,6 +416,7 @@ def _nt_resume() -> Callable[[int], int] | None:
 
 def reaped(pid: int) -> None:
     """After a child's group is gone: let go of what `spawned` kept for it."""
+    _ours.discard(pid)
     job = _jobs.pop(pid, None)
     if job is not None:
         job.Close()

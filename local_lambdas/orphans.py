@@ -45,8 +45,8 @@ def marked(mark: str) -> list[int]:
         if entry.name.isdigit() and int(entry.name) != own:
             _read_mark(int(entry.name), needle, found, blank)
     if blank:
-        since = _started(own) or 0
-        blank = [pid for pid in blank if (_started(pid) or 0) >= since]
+        since = started_at(own) or 0
+        blank = [pid for pid in blank if (started_at(pid) or 0) >= since]
     deadline = time.monotonic() + _EXEC_WAIT
     while blank and time.monotonic() < deadline:
         time.sleep(0.0005)
@@ -71,7 +71,7 @@ def _read_mark(pid: int, needle: bytes, found: list[int], blank: list[int]) -> N
             return
 
 
-def _started(pid: int) -> int | None:
+def started_at(pid: int) -> int | None:
     """When a process that runs a program started (clock ticks since boot); None for a
     zombie, a kernel thread or a process gone."""
     try:
@@ -82,6 +82,31 @@ def _started(pid: int) -> int | None:
     if fields[0] == b"Z" or int(fields[6]) & _PF_KTHREAD:
         return None
     return int(fields[19])
+
+
+def children(pid: int) -> list[int]:
+    """Linux: the processes whose parent is `pid` (its threads' /proc children lists)."""
+    found: list[int] = []
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for thread in threads:
+        try:
+            with open(f"/proc/{pid}/task/{thread}/children", "rb") as listed:
+                found += [int(child) for child in listed.read().split()]
+        except OSError:
+            continue  # a thread gone since
+    return found
+
+
+def unmarked(pid: int) -> bool:
+    """Linux: whether process `pid` carries no SPAWN_MARK (or cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as environ:
+            return f"{SPAWN_MARK}=".encode() not in environ.read()
+    except OSError:
+        return True
 
 
 def kill_marked(mark: str, sig: signal.Signals | None = None) -> list[int]:

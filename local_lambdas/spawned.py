@@ -44,6 +44,7 @@ async def spawn(
         **_compat.spawn_options(),
     )
     _compat.spawned(started.pid)
+    started.since = _compat.started_at(started.pid)
     return started
 
 
@@ -62,15 +63,25 @@ class Spawned(asyncio.SubprocessProtocol):
         self._open_pipes = 0
         self._pipes_closed: asyncio.Future[None] = loop.create_future()
         self._owned: set[int] = set()
+        self.since: int | None = None  # when it started (orphans.started_at), for `strays`
 
     @property
     def returncode(self) -> int | None:
         return self._transport.get_returncode() if self._transport is not None else None
 
     def owners(self) -> Iterator[int]:
-        """The pids that count as this child, for readiness: itself, then its descendants."""
+        """The pids that count as this child, for readiness: itself, then its descendants;
+        once it has exited, with what the proxy adopted since it started (`strays`)."""
         yield self.pid
         yield from _compat.descendants(self.pid, self.mark)
+        yield from self.strays()
+
+    def strays(self) -> list[int]:
+        """Once this process has exited: those the proxy adopted since it started, without
+        a mark (`_compat.adopted`), taken to be a daemon it forked off (nginx without
+        `daemon off;` clears its environment). None while it runs: another child's could
+        be among them."""
+        return _compat.adopted(self.since) if self.exited.done() else []
 
     def owns(self, pid: int) -> bool:
         """Whether `pid` is this child or one of its descendants (remembered once seen)."""
@@ -132,18 +143,19 @@ class Spawned(asyncio.SubprocessProtocol):
         # Descendants that left the group, signalled: adopted by us when their parent went,
         # they are ours to reap once they exit, or they stay zombies (marked() misses those).
         # Not the child itself, which carries the mark too: asyncio's watcher reaps it.
-        escaped: list[int] = []
+        escaped = _compat.signal_strays(self.strays(), hard=False)
         if grace > 0 and _compat.stop_group(pid):
-            escaped = [p for p in _compat.kill_marked(self.mark, signal.SIGTERM) if p != pid]
+            escaped += [p for p in _compat.kill_marked(self.mark, signal.SIGTERM) if p != pid]
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self.exited), grace)
             # A process group has no exit event to wait on: poll it, within the grace.
             while (  # noqa: ASYNC110
-                _compat.group_alive(pid) or _compat.marked(self.mark)
+                _compat.group_alive(pid) or _compat.marked(self.mark) or self.strays()
             ) and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
         _compat.kill_group(pid)
         escaped += [p for p in _compat.kill_marked(self.mark) if p != pid]
+        escaped += _compat.signal_strays(self.strays(), hard=True)
         deadline = time.monotonic() + _KILLED_WAIT
         try:
             await asyncio.wait_for(asyncio.shield(self.exited), _KILLED_WAIT)
@@ -153,3 +165,4 @@ class Spawned(asyncio.SubprocessProtocol):
         while _compat.group_alive(pid) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
         await _compat.reap_when_gone(escaped, max(0.0, deadline - time.monotonic()))
+        _compat.reap_adopted(_compat.adopted_exited())  # a stray daemon's workers, say

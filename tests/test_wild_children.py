@@ -152,6 +152,29 @@ async def test_a_wrapper_that_backgrounds_its_server_and_exits_is_told_so(
         assert not processes_running(mark)
 
 
+async def test_a_daemon_that_clears_its_environment_is_found_and_stopped(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """nginx without `daemon off;`, or redis-server --daemonize yes: the server forks itself
+    off into a session of its own, with workers, clears its environment (so no mark finds
+    it), and the process started exits 0. What the proxy adopted since is taken to be the
+    child's: named in the exit's reason, with the fix, and stopped with its workers."""
+    mark = f"{5000 + secrets.randbelow(500)}.{secrets.randbelow(10**6)}"
+    path = write_manifest(
+        wild("nginxish", "/n/*", "clears-env-daemon", mark, extra="<restart>on-failure</restart>")
+    )
+    async with running(path, socket_dir, wait=False) as run:
+        child = run.child("nginxish")
+        assert await run.pool("nginxish").wait_for(lambda: child.state.value == "EXITED", 10)
+        assert re.match(
+            r"exited with code 0; it left pid \d+ \(.+clears-env-daemon.+\) running, stopped "
+            r"with it: keep the server in the foreground",
+            child.reason,
+        ), child.reason
+        assert await eventually(lambda: not processes_running(mark))
+        assert await eventually(lambda: not adopted_zombies())
+
+
 def test_the_kernel_tells_who_listens_as_the_tables_do(tmp_path: Path) -> None:
     """Readiness asks the kernel over netlink (sockdiag) what the /proc tables would say,
     listeners alone: IPv4 and IPv6, wildcard and loopback, Unix paths; an accepted

@@ -42,6 +42,20 @@ elif what == "daemon":
     subprocess.Popen(["sleep", sys.argv[2]], start_new_session=True)
     here = os.path.dirname(os.path.abspath(__file__))
     os.execv(sys.executable, [sys.executable, os.path.join(here, "behave.py")])
+elif what == "clears-env-daemon":  # as nginx without `daemon off;` (ARGV: MARK)
+    if len(sys.argv) == 3:  # started: fork the daemon off with no environment, and exit 0
+        port = os.environ["PORT"]
+        if os.fork() == 0:
+            os.setsid()
+            os.execve(sys.executable, [sys.executable, "-S", __file__, what, sys.argv[2], port], {})
+        sys.exit(0)
+    server = socket.create_server(("127.0.0.1", int(sys.argv[3])))
+    if os.fork() == 0:  # a worker in the daemon's group, holding its port
+        while True:
+            conn, _ = server.accept()
+            conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            conn.close()
+    time.sleep(3600)
 elif what == "other-port":
     signal.signal(signal.SIGTERM, lambda *_: (print("got SIGTERM", flush=True), sys.exit(0)))
     print(f" * Running on http://127.0.0.1:{sys.argv[2]}", flush=True)
