@@ -214,13 +214,7 @@ def parsers() -> dict[str, argparse.ArgumentParser]:
     serve_p = argparse.ArgumentParser(
         prog="local-lambdas", description=_DESCRIPTION, epilog=_EPILOG, formatter_class=fmt
     )
-    serve_p.add_argument(
-        "manifest",
-        nargs="?",
-        default="manifest.xml",
-        metavar="MANIFEST",
-        help="the manifest file (default: manifest.xml)",
-    )
+    _manifest_argument(serve_p)
     version = f"local-lambdas {__version__} ({compiled.STATE})"
     serve_p.add_argument("--version", action="version", version=version)
     serve_p.add_argument(
@@ -269,10 +263,7 @@ def parsers() -> dict[str, argparse.ArgumentParser]:
         "happened, and stop everything (exit 1 unless every child became ready and answered "
         "without a 5xx).",
     )
-    check_p.add_argument(
-        "manifest", nargs="?", default="manifest.xml", metavar="MANIFEST",
-        help="the manifest file (default: manifest.xml)",
-    )  # fmt: skip
+    _manifest_argument(check_p)
     check_p.add_argument("--boot", action="store_true", help="also start and probe each child")
     check_p.add_argument(
         "--ready-timeout",
@@ -291,10 +282,7 @@ def parsers() -> dict[str, argparse.ArgumentParser]:
         "everything, and exit with COMMAND's status. If the children do not become ready, "
         "say which and why, and exit 3 without running COMMAND.",
     )
-    run_p.add_argument(
-        "manifest", nargs="?", default="manifest.xml", metavar="MANIFEST",
-        help="the manifest file (default: manifest.xml)",
-    )  # fmt: skip
+    _manifest_argument(run_p)
     run_p.add_argument(
         "--bind",
         metavar="HOST:PORT",
@@ -324,6 +312,13 @@ def parsers() -> dict[str, argparse.ArgumentParser]:
     )
     restart_p.add_argument("--admin-prefix", metavar="PATH", default="/_/")
     return {"serve": serve_p, "check": check_p, "run": run_p, "restart": restart_p}
+
+
+def _manifest_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "manifest", nargs="?", default="manifest.xml", metavar="MANIFEST",
+        help="the manifest file (default: manifest.xml)",
+    )  # fmt: skip
 
 
 def _port_argument(parser: argparse.ArgumentParser) -> None:
