@@ -350,10 +350,15 @@ def _session(pid: int) -> int | None:
 
 
 def adopted_exited() -> list[int]:
-    """Linux: the processes this one adopted that have exited and wait to be reaped."""
+    """Linux: the processes this one adopted in another session (as `adopted`) that have
+    exited and wait to be reaped."""
     if not IS_LINUX:
         return []
-    return [pid for pid in children(os.getpid()) if pid not in _ours and started_at(pid) is None]
+    own_session = os.getsid(0)
+    return [
+        pid for pid in children(os.getpid())
+        if pid not in _ours and started_at(pid) is None and _session(pid) != own_session
+    ]  # fmt: skip
 
 
 def signal_strays(pids: list[int], *, hard: bool) -> list[int]:
