@@ -15,7 +15,7 @@
   be written, loses its connection (nginx's send_timeout); over TLS a large answer body
   goes a piece at a time (`paced`), so that the proxy sees when the client stops reading.
 
-Body reads are bounded by their readers (proxy.py, transports/passthrough.py). `Site` is
+Body reads are bounded by their readers (aiohandler.py, transports/passthrough.py). `Site` is
 aiohttp's TCP site with the fast lane taking its connections first.
 """
 
@@ -29,7 +29,6 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any, cast
 
-import orjson
 from aiohttp import payload, web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http import HttpVersion11
@@ -39,7 +38,7 @@ from aiohttp.web_protocol import ERROR, RequestHandler, _ErrInfo
 
 from local_lambdas import _compat, tls
 from local_lambdas._compat import IS_WINDOWS
-from local_lambdas.envelope import valid_text
+from local_lambdas.envelope import error_body
 from local_lambdas.http1 import (
     EXTENSION_METHOD,
     LONGEST_METHOD,
@@ -62,17 +61,6 @@ BACKLOG = 2048
 # below them and report their own as empty: one large write never pauses the writer, so
 # --send-timeout would not see a client that stopped reading it.
 PIECE = 256 * 1024
-
-
-def error_body(message: str, request_id: str, process: str | None = None) -> bytes:
-    """The proxy's error body (docs/protocol.md, "Errors"). A message that quotes a path
-    whose escapes are not UTF-8 (`/caf%E9`) shows those bytes as U+FFFD."""
-    body = {"error": message, "process": process, "request_id": request_id}
-    try:
-        return orjson.dumps(body)
-    except TypeError:  # a lone surrogate, from surrogateescape
-        body["error"] = valid_text(message)
-        return orjson.dumps(body)
 
 
 def timed_out(message: str, new_id: Callable[[], str], peer: str | None) -> bytes:

@@ -4,7 +4,8 @@
 in between. Children stop on every way out: a signal, a failed bind, or an error. Reloads
 (SIGHUP, --watch) go through `Reloader`. Connections start in the fast lane (fastlane.py),
 which answers envelope-mode requests itself; every request aiohttp's server gets goes to one
-function: the admin endpoints (admin.py) under their prefix, the proxy (proxy.py) for the rest.
+function, aiohandler.py: the admin endpoints (admin.py) under their prefix, the proxy
+(proxy.py) for the rest.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from aiohttp import web
 
 from local_lambdas import tls
 from local_lambdas.admin import Admin, is_loopback
+from local_lambdas.aiohandler import AioHandler
 from local_lambdas.aioserver import Server, Site, refusal
 from local_lambdas.config import Manifest, Settings
 from local_lambdas.dashboard import Dashboard
@@ -109,7 +111,6 @@ async def started(
     proxy = Proxy(
         supervisor,
         access=printer.access if settings.verbosity != "quiet" else None,
-        admin=admin.handle,
         admin_prefix=admin.prefix,
         body_timeout=settings.client_body_timeout,
     )
@@ -128,7 +129,7 @@ async def started(
     # aiohttp's low-level server: the proxy does its own routing, and an Application's
     # dispatcher cost 8% of the instructions per request (PERFORMANCE.md).
     server = Server(
-        proxy.handle,
+        AioHandler(proxy, admin.handle).handle,
         new_id=proxy.new_id,
         head_timeout=settings.client_header_timeout,
         send_timeout=settings.send_timeout,

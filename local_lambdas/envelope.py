@@ -404,3 +404,14 @@ def shown(raw: bytes) -> str:
     """A short, printable copy of what a child sent, for the log."""
     text = repr(raw[:SHOWN_BYTES])
     return text + (f" ... ({len(raw)} bytes)" if len(raw) > SHOWN_BYTES else "")
+
+
+def error_body(message: str, request_id: str, process: str | None = None) -> bytes:
+    """The proxy's error body (docs/protocol.md, "Errors"). A message that quotes a path
+    whose escapes are not UTF-8 (`/caf%E9`) shows those bytes as U+FFFD."""
+    body = {"error": message, "process": process, "request_id": request_id}
+    try:
+        return orjson.dumps(body)
+    except TypeError:  # a lone surrogate, from surrogateescape
+        body["error"] = valid_text(message)
+        return orjson.dumps(body)

@@ -1,4 +1,7 @@
-"""The request handler: route, read the body, forward to the child, answer or explain.
+"""The request core both HTTP servers share: a request's plan (which child, or which
+refusal), its id, the envelope exchange with a child within its <timeout>, the retry, and
+the accounting (statistics, access log, inspector). It does not use aiohttp: aiohttp's side is
+aiohandler.py, the fast lane's is fastlane.py and its lane_* modules.
 
 Every failure becomes a short JSON body (`{"error", "process", "request_id"}`) with the
 status of docs/protocol.md ("Errors"), and a log line carrying the same request id.
@@ -14,14 +17,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
 
-from aiohttp import HttpVersion11, web
-
-from local_lambdas import _compat, explain, readiness
-from local_lambdas.aioserver import close_at_once, error_body, paced
+from local_lambdas import explain, readiness
 from local_lambdas.config import Fate, Process
 from local_lambdas.cors import is_preflight
 from local_lambdas.deadlines import Deadlines
-from local_lambdas.envelope import Request, Response, shown
+from local_lambdas.envelope import Request, Response, error_body, shown
 from local_lambdas.errors import (
     UNANSWERED,
     BadResponse,
@@ -32,14 +32,12 @@ from local_lambdas.errors import (
     NotReady,
     PayloadTooLarge,
 )
-from local_lambdas.forwarding import strip_prefix
 from local_lambdas.http1 import NO_BODY, RETRYABLE
-from local_lambdas.inspector import BODY, Inspector, Kept
+from local_lambdas.inspector import Inspector, Kept
 from local_lambdas.instance import Instance
 from local_lambdas.pool import Pool, PoolRetired
 from local_lambdas.router import BadTarget, origin_form, resolve
 from local_lambdas.supervisor import Supervisor
-from local_lambdas.transports.aiohttp_side import Relayed
 
 log = logging.getLogger("local_lambdas.proxy")
 
@@ -51,12 +49,6 @@ _now: Final = time.monotonic  # a C-level constant, not two lookups per call
 _LOW_DIGITS: Final = [f"{n:02x}" for n in range(256)]
 _JSON: Final = "application/json; charset=utf-8"
 BUFFERED: Final = 1024**2  # pass-through bodies up to this size are read before a child is chosen
-
-
-AdminHandler = Callable[[web.BaseRequest, str], Awaitable[web.StreamResponse]]
-# Statuses after which the connection is closed, as nginx does: the request may not have
-# been read to its end, so the next bytes cannot be trusted to start a request.
-CLOSING: Final = frozenset({400, 408, 413, 414, 431})
 
 
 class Plan:
@@ -76,12 +68,15 @@ class Plan:
 
 
 class Proxy:
-    """`handle` is the aiohttp handler for every request; the supervisor owns the routes.
+    """What both HTTP servers ask of every request (the fast lane, fastlane.py, and aiohttp's,
+    aiohandler.py): its plan, its id, the envelope exchange with a child and the retry, and
+    its accounting; the supervisor owns the routes.
 
     `access`, when given, is called once per request with (method, uri, process id or None,
-    status, seconds, request id): the access log. `admin` answers the requests whose path is
-    under `admin_prefix`. `body_timeout` bounds each wait for a client's body bytes.
-    `inspector`, when set, keeps each request and its answer (inspector.py).
+    status, seconds, request id): the access log. Paths under `admin_prefix`, when given,
+    are the proxy's own endpoints (an ADMIN plan). `body_timeout` bounds each wait for a
+    client's body bytes. `inspector`, when set, keeps each request and its answer
+    (inspector.py).
     """
 
     def __init__(
@@ -89,14 +84,12 @@ class Proxy:
         supervisor: Supervisor,
         *,
         access: AccessLog | None = None,
-        admin: AdminHandler | None = None,
-        admin_prefix: str = "/_/",
+        admin_prefix: str | None = None,
         body_timeout: float = 60.0,
     ) -> None:
-        self._supervisor = supervisor
+        self.supervisor = supervisor
         self.token = supervisor.token  # the run's, on every request to a child
         self._access = access
-        self._admin = admin
         self.admin_prefix = admin_prefix
         self.body_timeout = body_timeout
         self.inspector: Inspector | None = None
@@ -146,12 +139,12 @@ class Proxy:
         """A request's fate, decided from its head alone, the same for both servers (the
         fast lane serves the envelope and relay fates it can; aiohttp's side, everything)."""
         try:
-            path, pool = resolve(target, self._supervisor.router.match)
+            path, pool = resolve(target, self.supervisor.router.match)
             if target[:1] != "/":
                 target = origin_form(target)
         except BadTarget as exc:
             return Plan(Fate.BAD_TARGET, target, target, None, str(exc))
-        if path.startswith(self.admin_prefix) and self._admin is not None:
+        if self.admin_prefix is not None and path.startswith(self.admin_prefix):
             return Plan(Fate.ADMIN, path, target, pool)
         if pool is None:
             return Plan(Fate.NO_ROUTE, path, target, None, f"no route matches {path}")
@@ -206,99 +199,6 @@ class Proxy:
         if self.inspector is not None:
             self.inspector.record(rid, method, uri, process, status, seconds, sent, answered)
 
-    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        """aiohttp's way in: pass-through, the admin endpoints, and whatever the fast lane
-        hands over (fastlane.py)."""
-        started = time.monotonic()
-        # Names as the client spelt them (aiohttp's parsed headers respell the well-known ones).
-        headers = [
-            (name.decode("latin-1"), value.decode("utf-8", "surrogateescape"))
-            for name, value in request.raw_headers
-        ]
-        request_id = self.identify(request.headers.get("X-Request-Id"), headers)
-        method = request.method
-        answer: web.StreamResponse
-        body: bytes | None = None if request.body_exists else b""  # None: not read, or streamed
-        length = request.content_length
-        origin = request.headers.get("Origin")
-        plan = self.plan(
-            method, request.raw_path, length, origin,
-            request.headers.get("Access-Control-Request-Method"),
-        )  # fmt: skip
-        pool, uri, path, fate = plan.pool, plan.target, plan.path, plan.fate
-        response: Response | None = None
-        if fate is Fate.ADMIN:
-            await _continue(request)
-            assert self._admin is not None
-            return await self._admin(request, path)
-        if fate is Fate.PREFLIGHT:
-            preflight = self.preflight(
-                plan, origin, request.headers.get("Access-Control-Request-Method", ""),
-                request.headers.get("Access-Control-Request-Headers"),
-            )  # fmt: skip
-            allowed = [*preflight.headers, ("X-Request-Id", request_id)]
-            answer = web.Response(status=204, headers=allowed)
-            self.finish(pool, method, uri, 204, started, request_id, (headers, b""),
-                        (allowed, b""))  # fmt: skip
-            return answer
-        if fate is Fate.RELAY:
-            assert pool is not None
-            try:
-                # A small body is read whole before a child is chosen, as nginx buffers
-                # bodies, so a slow client never holds a child's slot, and a chunked one goes
-                # on with a Content-Length, as nginx sends it (many servers cannot read a
-                # chunked request: Python's http.server...). A large one streams, chunked as
-                # it came, from what was read of it.
-                read_so_far = b""
-                if request.body_exists and (length is None or length <= BUFFERED):
-                    read = await read_body(request, pool.process.max_body_size,
-                                           self.body_timeout, enough=BUFFERED)  # fmt: skip
-                    if len(read) > BUFFERED:
-                        read_so_far = read
-                    else:
-                        body = read
-                answer = await self._relay(
-                    pool, request, uri, path, headers, request_id, origin, body, read_so_far
-                )
-            except ForwardError as exc:
-                response = self.failure(exc, pool.process, request_id)
-            else:
-                if not answer.prepared:  # a streamed answer carries its id already
-                    answer.headers["X-Request-Id"] = request_id
-        elif fate is Fate.ENVELOPE:
-            assert pool is not None
-            try:
-                body = await read_body(request, pool.process.max_body_size, self.body_timeout)
-            except ForwardError as exc:
-                response = self.failure(exc, pool.process, request_id)
-            else:
-                response = await self.answer(
-                    pool, method, uri, path, headers, body, request.remote, request_id
-                )
-        else:
-            response = self.refusal(plan, request_id)
-        if response is not None:
-            answer_headers = [*response.headers, ("X-Request-Id", request_id)]
-            if pool is not None and pool.cors is not None:
-                answer_headers = pool.cors.answer(request.headers.get("Origin"), answer_headers)
-            answer = web.Response(
-                status=response.status, headers=answer_headers,
-                body=paced(request, response.body),
-            )  # fmt: skip
-            if response.status in CLOSING:
-                answer.force_close()
-                if response.status == 408 or (
-                    _waits_to_continue(request) and request.writer.output_size == 0
-                ):
-                    close_at_once(request)
-            self.finish(pool, method, uri, answer.status, started, request_id, (headers, body),
-                        (answer_headers, response.body))  # fmt: skip
-            return answer
-        kept = answer.kept if isinstance(answer, Relayed) else None
-        self.finish(pool, method, uri, answer.status, started, request_id, (headers, body),
-                    (answer.headers.items(), kept))  # fmt: skip
-        return answer
-
     async def answer(
         self,
         pool: Pool,
@@ -343,7 +243,7 @@ class Proxy:
         """An HTTP child that closed a connection unanswered: once per address, ask whether
         it serves HTTPS there, and say so if it does (the 502 alone does not tell why). A
         plain server may log the handshake as a bad request, once."""
-        pool = self._supervisor.pools.get(process.id)
+        pool = self.supervisor.pools.get(process.id)
         if pool is None or process.communication_mode.uses_pipe:
             return
         for child in pool.instances:
@@ -379,54 +279,6 @@ class Proxy:
 
         return await self.attempt(pool, request.method, request.uri, path, exchange)
 
-    async def _relay(
-        self,
-        pool: Pool,
-        request: web.BaseRequest,
-        uri: str,
-        path: str,
-        headers: list[tuple[str, str]],
-        request_id: str,
-        origin: str | None,
-        body: bytes | None,
-        read_so_far: bytes = b"",
-    ) -> web.StreamResponse:
-        """Pass-through: the answer streams, so <timeout> bounds each wait for the child's
-        next bytes rather than the whole exchange (an event stream may last for hours).
-        `body` is the request's, read already; None when it streams (after `read_so_far`)."""
-        process = pool.process
-        target, stripped = strip_prefix(uri, process.strip_prefix, path)
-        streams = body is None and request.body_exists
-        if streams:
-            await _continue(request)  # the body streams to the child: ask for it
-        tries = 0
-
-        async def exchange(child: Instance) -> web.StreamResponse:
-            nonlocal tries
-            relay = child.link.relay
-            if relay is None:  # (the pool leases READY instances: not seen)
-                raise ChildUnreachable(f"{child.name} stopped")
-            tries += 1
-            if streams and tries > 1:  # a retry: the body is gone
-                raise ChildUnreachable("the child dropped the connection during the upload")
-            return await relay.relay(
-                request,
-                target,
-                headers,
-                request_id,
-                body=body,
-                read_so_far=read_so_far,
-                timeout=process.timeout,
-                body_limit=process.max_body_size,
-                body_timeout=self.body_timeout,
-                token=self.token,
-                cors=None if pool.cors is None else (pool.cors, origin),
-                prefix=stripped,
-                keep=BODY if self.inspector is not None else 0,
-            )
-
-        return await self.attempt(pool, request.method, uri, path, exchange)
-
     async def attempt(
         self,
         pool: Pool,
@@ -440,7 +292,7 @@ class Proxy:
         requests back here, to be routed again."""
         avoid: tuple[Instance, int] | None = None
         while True:
-            if self._supervisor.stopping:
+            if self.supervisor.stopping:
                 raise NotReady("local-lambdas is shutting down", retry_after=1)
             try:
                 child = pool.try_acquire(avoid) or await pool.acquire(avoid)
@@ -450,7 +302,7 @@ class Proxy:
                 finally:
                     pool.release(child)
             except PoolRetired:
-                rerouted = self._supervisor.route(path)
+                rerouted = self.supervisor.route(path)
                 if rerouted is None:
                     raise NotReady(f"{pool.process.id} was removed by a reload") from None
                 pool = rerouted
@@ -462,47 +314,6 @@ class Proxy:
             # If that process is gone, wait for its restart rather than use it again. (After
             # the except block: compiled code must not wait inside one, see CONTRIBUTING.)
             avoid = (child, -1 if await child.link.still_serving() else generation)
-
-
-async def read_body(
-    request: web.BaseRequest, limit: int, timeout: float, *, enough: int | None = None
-) -> bytes:
-    """The whole request body: PayloadTooLarge past `limit` bytes, ClientTooSlow when no
-    byte comes for `timeout` seconds. Asks for it first if the client waits to be asked.
-    With `enough`, reading stops once more than that has come: a longer result is the
-    body's start, and the rest is still to be read."""
-    if not request.body_exists:
-        return b""
-    await _continue(request)
-    body = bytearray()
-    content = request.content
-    while True:
-        try:
-            async with _compat.timeout(timeout):
-                chunk = await content.readany()
-        except asyncio.TimeoutError:
-            raise ClientTooSlow(timeout) from None
-        if not chunk:
-            return bytes(body)
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(limit)
-        if enough is not None and len(body) > enough:
-            return bytes(body)
-
-
-def _waits_to_continue(request: web.BaseRequest) -> bool:
-    """Whether the client waits for 100 Continue before it sends its body."""
-    expect = request.headers.get("Expect")
-    return (
-        expect is not None and expect.lower() == "100-continue" and request.version >= HttpVersion11
-    )
-
-
-async def _continue(request: web.BaseRequest) -> None:
-    """Tell a client that waits for it (Expect: 100-continue) to send its body, once."""
-    if _waits_to_continue(request) and request.writer.output_size == 0:  # none sent yet
-        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
 
 def error_response(status: int, message: str, process: Process | None, request_id: str) -> Response:

@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 from aiohttp.http import SERVER_SOFTWARE
 
 from local_lambdas import (
@@ -1129,10 +1128,7 @@ def _proxy(tmp_path: Path) -> Proxy:
         (route, pool) for pool in supervisor.pools.values() for route in pool.process.routes
     )
 
-    async def admin(request: web.BaseRequest, request_id: str) -> web.StreamResponse:
-        return web.Response()
-
-    return Proxy(supervisor, admin=admin)
+    return Proxy(supervisor, admin_prefix="/_/")
 
 
 def _lane_requests(tmp_path: Path) -> lane_requests.Requests:

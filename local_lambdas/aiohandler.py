@@ -1,0 +1,223 @@
+"""aiohttp's way in: every request aiohttp's server takes (the admin endpoints, what the fast
+lane hands over, everything with --no-fast-lane), decided and answered through the same core
+as the fast lane's (proxy.py): the same plan, refusals, exchange and accounting; here only
+what is aiohttp's (its request object, reading the body, 100 Continue, its response).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+from aiohttp import HttpVersion11, web
+
+from local_lambdas import _compat
+from local_lambdas.aioserver import close_at_once, paced
+from local_lambdas.config import Fate
+from local_lambdas.envelope import Response
+from local_lambdas.errors import ChildUnreachable, ClientTooSlow, ForwardError, PayloadTooLarge
+from local_lambdas.forwarding import strip_prefix
+from local_lambdas.inspector import BODY
+from local_lambdas.instance import Instance
+from local_lambdas.pool import Pool
+from local_lambdas.proxy import BUFFERED, Proxy
+from local_lambdas.transports.aiohttp_side import Relayed
+
+AdminHandler = Callable[[web.BaseRequest, str], Awaitable[web.StreamResponse]]
+# Statuses after which the connection is closed, as nginx does: the request may not have
+# been read to its end, so the next bytes cannot be trusted to start a request.
+CLOSING: Final = frozenset({400, 408, 413, 414, 431})
+
+
+class AioHandler:
+    """`handle`, aiohttp's handler; `admin` answers the requests planned ADMIN."""
+
+    def __init__(self, proxy: Proxy, admin: AdminHandler | None = None) -> None:
+        self._proxy = proxy
+        self._admin = admin
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        """aiohttp's handler for every request it gets: pass-through, the admin endpoints,
+        and whatever the fast lane hands over (fastlane.py)."""
+        proxy = self._proxy
+        started = time.monotonic()
+        # Names as the client spelt them (aiohttp's parsed headers respell the well-known ones).
+        headers = [
+            (name.decode("latin-1"), value.decode("utf-8", "surrogateescape"))
+            for name, value in request.raw_headers
+        ]
+        request_id = proxy.identify(request.headers.get("X-Request-Id"), headers)
+        method = request.method
+        answer: web.StreamResponse
+        body: bytes | None = None if request.body_exists else b""  # None: not read, or streamed
+        length = request.content_length
+        origin = request.headers.get("Origin")
+        plan = proxy.plan(
+            method, request.raw_path, length, origin,
+            request.headers.get("Access-Control-Request-Method"),
+        )  # fmt: skip
+        pool, uri, path, fate = plan.pool, plan.target, plan.path, plan.fate
+        response: Response | None = None
+        if fate is Fate.ADMIN:
+            await _continue(request)
+            assert self._admin is not None
+            return await self._admin(request, path)
+        if fate is Fate.PREFLIGHT:
+            preflight = proxy.preflight(
+                plan, origin, request.headers.get("Access-Control-Request-Method", ""),
+                request.headers.get("Access-Control-Request-Headers"),
+            )  # fmt: skip
+            allowed = [*preflight.headers, ("X-Request-Id", request_id)]
+            answer = web.Response(status=204, headers=allowed)
+            proxy.finish(pool, method, uri, 204, started, request_id, (headers, b""),
+                        (allowed, b""))  # fmt: skip
+            return answer
+        if fate is Fate.RELAY:
+            assert pool is not None
+            try:
+                # A small body is read whole before a child is chosen, as nginx buffers
+                # bodies, so a slow client never holds a child's slot, and a chunked one goes
+                # on with a Content-Length, as nginx sends it (many servers cannot read a
+                # chunked request: Python's http.server...). A large one streams, chunked as
+                # it came, from what was read of it.
+                read_so_far = b""
+                if request.body_exists and (length is None or length <= BUFFERED):
+                    read = await read_body(request, pool.process.max_body_size,
+                                           proxy.body_timeout, enough=BUFFERED)  # fmt: skip
+                    if len(read) > BUFFERED:
+                        read_so_far = read
+                    else:
+                        body = read
+                answer = await self._relay(
+                    pool, request, uri, path, headers, request_id, origin, body, read_so_far
+                )
+            except ForwardError as exc:
+                response = proxy.failure(exc, pool.process, request_id)
+            else:
+                if not answer.prepared:  # a streamed answer carries its id already
+                    answer.headers["X-Request-Id"] = request_id
+        elif fate is Fate.ENVELOPE:
+            assert pool is not None
+            try:
+                body = await read_body(request, pool.process.max_body_size, proxy.body_timeout)
+            except ForwardError as exc:
+                response = proxy.failure(exc, pool.process, request_id)
+            else:
+                response = await proxy.answer(
+                    pool, method, uri, path, headers, body, request.remote, request_id
+                )
+        else:
+            response = proxy.refusal(plan, request_id)
+        if response is not None:
+            answer_headers = [*response.headers, ("X-Request-Id", request_id)]
+            if pool is not None and pool.cors is not None:
+                answer_headers = pool.cors.answer(request.headers.get("Origin"), answer_headers)
+            answer = web.Response(
+                status=response.status, headers=answer_headers,
+                body=paced(request, response.body),
+            )  # fmt: skip
+            if response.status in CLOSING:
+                answer.force_close()
+                if response.status == 408 or (
+                    _waits_to_continue(request) and request.writer.output_size == 0
+                ):
+                    close_at_once(request)
+            proxy.finish(pool, method, uri, answer.status, started, request_id, (headers, body),
+                        (answer_headers, response.body))  # fmt: skip
+            return answer
+        kept = answer.kept if isinstance(answer, Relayed) else None
+        proxy.finish(pool, method, uri, answer.status, started, request_id, (headers, body),
+                    (answer.headers.items(), kept))  # fmt: skip
+        return answer
+
+    async def _relay(
+        self,
+        pool: Pool,
+        request: web.BaseRequest,
+        uri: str,
+        path: str,
+        headers: list[tuple[str, str]],
+        request_id: str,
+        origin: str | None,
+        body: bytes | None,
+        read_so_far: bytes = b"",
+    ) -> web.StreamResponse:
+        """Pass-through: the answer streams, so <timeout> bounds each wait for the child's
+        next bytes rather than the whole exchange (an event stream may last for hours).
+        `body` is the request's, read already; None when it streams (after `read_so_far`)."""
+        proxy = self._proxy
+        process = pool.process
+        target, stripped = strip_prefix(uri, process.strip_prefix, path)
+        streams = body is None and request.body_exists
+        if streams:
+            await _continue(request)  # the body streams to the child: ask for it
+        tries = 0
+
+        async def exchange(child: Instance) -> web.StreamResponse:
+            nonlocal tries
+            relay = child.link.relay
+            if relay is None:  # (the pool leases READY instances: not seen)
+                raise ChildUnreachable(f"{child.name} stopped")
+            tries += 1
+            if streams and tries > 1:  # a retry: the body is gone
+                raise ChildUnreachable("the child dropped the connection during the upload")
+            return await relay.relay(
+                request,
+                target,
+                headers,
+                request_id,
+                body=body,
+                read_so_far=read_so_far,
+                timeout=process.timeout,
+                body_limit=process.max_body_size,
+                body_timeout=proxy.body_timeout,
+                token=proxy.token,
+                cors=None if pool.cors is None else (pool.cors, origin),
+                prefix=stripped,
+                keep=BODY if proxy.inspector is not None else 0,
+            )
+
+        return await proxy.attempt(pool, request.method, uri, path, exchange)
+
+
+async def read_body(
+    request: web.BaseRequest, limit: int, timeout: float, *, enough: int | None = None
+) -> bytes:
+    """The whole request body: PayloadTooLarge past `limit` bytes, ClientTooSlow when no
+    byte comes for `timeout` seconds. Asks for it first if the client waits to be asked.
+    With `enough`, reading stops once more than that has come: a longer result is the
+    body's start, and the rest is still to be read."""
+    if not request.body_exists:
+        return b""
+    await _continue(request)
+    body = bytearray()
+    content = request.content
+    while True:
+        try:
+            async with _compat.timeout(timeout):
+                chunk = await content.readany()
+        except asyncio.TimeoutError:
+            raise ClientTooSlow(timeout) from None
+        if not chunk:
+            return bytes(body)
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(limit)
+        if enough is not None and len(body) > enough:
+            return bytes(body)
+
+
+def _waits_to_continue(request: web.BaseRequest) -> bool:
+    """Whether the client waits for 100 Continue before it sends its body."""
+    expect = request.headers.get("Expect")
+    return (
+        expect is not None and expect.lower() == "100-continue" and request.version >= HttpVersion11
+    )
+
+
+async def _continue(request: web.BaseRequest) -> None:
+    """Tell a client that waits for it (Expect: 100-continue) to send its body, once."""
+    if _waits_to_continue(request) and request.writer.output_size == 0:  # none sent yet
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
