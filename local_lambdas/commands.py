@@ -108,7 +108,7 @@ async def run_command(
                 },
                 **_compat.command_options(),
             )
-            _compat.started(proc.pid)  # (not a stray of a child's: adopted)
+            _compat.started(proc.pid)  # (never taken for a daemon a child left: _compat.adopted)
         except FileNotFoundError as exc:
             raise CommandNotRun(f"{command[0]}: command not found", 127) from exc
         except OSError as exc:  # as a shell says it: found, but not runnable
