@@ -143,7 +143,8 @@ class Spawned(asyncio.SubprocessProtocol):
         # Descendants that left the group, signalled: adopted by us when their parent went,
         # they are ours to reap once they exit, or they stay zombies (marked() misses those).
         # Not the child itself, which carries the mark too: asyncio's watcher reaps it.
-        escaped = _compat.signal_strays(self.strays(), hard=False)
+        strays = _compat.signal_strays(self.strays(), hard=False)
+        escaped = list(strays)
         if grace > 0 and _compat.stop_group(pid):
             escaped += [p for p in _compat.kill_marked(self.mark, signal.SIGTERM) if p != pid]
             with contextlib.suppress(asyncio.TimeoutError):
@@ -155,14 +156,19 @@ class Spawned(asyncio.SubprocessProtocol):
                 await asyncio.sleep(0.02)
         _compat.kill_group(pid)
         escaped += [p for p in _compat.kill_marked(self.mark) if p != pid]
-        escaped += _compat.signal_strays(self.strays(), hard=True)
+        killed = _compat.signal_strays(self.strays(), hard=True)
+        strays += killed
+        escaped += killed
         deadline = time.monotonic() + _KILLED_WAIT
         try:
             await asyncio.wait_for(asyncio.shield(self.exited), _KILLED_WAIT)
         except asyncio.TimeoutError:
             log.error("pid %d did not exit %gs after SIGKILL", pid, _KILLED_WAIT)
-        # Until the group is gone: its adopted members are reaped as they die (group_alive).
-        while _compat.group_alive(pid) and time.monotonic() < deadline:  # noqa: ASYNC110
+        # Until the group is gone, and a stray daemon's: their adopted members are reaped as
+        # they die (group_alive), a daemon's workers after it.
+        while (  # noqa: ASYNC110
+            _compat.group_alive(pid) or any(_compat.group_alive(g) for g in strays)
+        ) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         await _compat.reap_when_gone(escaped, max(0.0, deadline - time.monotonic()))
-        _compat.reap_adopted(_compat.adopted_exited())  # a stray daemon's workers, say
+        _compat.reap_adopted(_compat.adopted_exited())  # any that died since
