@@ -30,11 +30,12 @@ _PF_KTHREAD = 0x00200000  # /proc/PID/stat's flag of a kernel thread
 def marked(mark: str) -> list[int]:
     """Linux: the processes (not this one) whose environment holds SPAWN_MARK=`mark`..., that
     is, descended from a child spawned with that mark, however far they went: a new session,
-    a double fork. A process that cleared its environment is not found. One in the middle of
-    an exec shows no environment for a moment (the new image's is not set up yet; up to
-    milliseconds on a busy machine): one started since this process, showing none, is read
-    again for up to 100 ms, as a kill that missed it would leave it running (a wrapper's
-    `setsid server &` as the wrapper exits)."""
+    a double fork. A process that cleared its environment is not found (_compat.adopted
+    finds a daemon's, once its child exits). One in the middle of an exec shows no
+    environment for a moment (the new image's is not set up yet; up to milliseconds on a
+    busy machine): one started since this process, showing none, is read again for up to
+    100 ms, as a kill that missed it would leave it running (a wrapper's `setsid server &`
+    as the wrapper exits)."""
     if not sys.platform.startswith("linux"):
         return []
     needle = f"{SPAWN_MARK}={mark}".encode()
