@@ -328,17 +328,30 @@ def started(pid: int) -> None:
 def adopted(since: int | None) -> list[int]:
     """Linux: the running processes this one adopted as subreaper (their parent went: a
     daemon's double fork, `nginx` or `redis-server --daemonize yes`), started at `since` or
-    later (clock ticks after boot, as orphans.started_at); none elsewhere, or with `since`
-    None. Only those a daemon leaves: in another session (a daemon makes its own), without
-    a mark (a daemon may clear its environment; a marked one is its own child's), and not
-    started here (this process, a test's or an embedder's, may start others of its own)."""
-    if since is None or not IS_LINUX:
+    later (clock ticks after boot, as orphans.started_at), without a mark (a daemon may
+    clear its environment; a marked one is its own child's); none elsewhere, or with
+    `since` None."""
+    if since is None:
+        return []
+    return [pid for pid, at in _foreign_children() if (at or -1) >= since and unmarked(pid)]
+
+
+def adopted_exited() -> list[int]:
+    """Linux: the processes this one adopted (as `adopted`) that have exited and wait to be
+    reaped."""
+    return [pid for pid, at in _foreign_children() if at is None]
+
+
+def _foreign_children() -> list[tuple[int, int | None]]:
+    """Linux: this process's children, each with its start (None: exited), that only a
+    daemon leaves: not started here (this process, a test's or an embedder's, may start
+    others of its own) and in another session (a daemon makes its own)."""
+    if not IS_LINUX:
         return []
     own_session = os.getsid(0)
     return [
-        pid for pid in children(os.getpid())
-        if pid not in _ours and (started_at(pid) or -1) >= since and _session(pid) != own_session
-        and unmarked(pid)
+        (pid, started_at(pid)) for pid in children(os.getpid())
+        if pid not in _ours and _session(pid) != own_session
     ]  # fmt: skip
 
 
@@ -347,18 +360,6 @@ def _session(pid: int) -> int | None:
         return os.getsid(pid)
     except OSError:
         return None
-
-
-def adopted_exited() -> list[int]:
-    """Linux: the processes this one adopted in another session (as `adopted`) that have
-    exited and wait to be reaped."""
-    if not IS_LINUX:
-        return []
-    own_session = os.getsid(0)
-    return [
-        pid for pid in children(os.getpid())
-        if pid not in _ours and started_at(pid) is None and _session(pid) != own_session
-    ]  # fmt: skip
 
 
 def signal_strays(pids: list[int], *, hard: bool) -> list[int]:
