@@ -182,7 +182,8 @@ def _main(argv: list[str]) -> int:
         return EXIT_USAGE
     prefix, host, port = usage.admin_prefix, usage.host, usage.port
     cache_bytes, cache_entries = usage.cache_bytes, usage.cache_entries
-    from local_lambdas import _compat, manifest
+    from local_lambdas import manifest
+    from local_lambdas._compat import limits
     from local_lambdas.config import Settings
     from local_lambdas.errors import CommandNotRun, ManifestError, NotAllReady, StartupError
     from local_lambdas.output import Printer, print_problems, print_warnings
@@ -280,7 +281,7 @@ def _main(argv: list[str]) -> int:
     # Only now: aiohttp and the rest load for a run, not for --help, --version or a check.
     from local_lambdas.commands import boot_check, run_command, serve
 
-    _compat.raise_open_files_limit()
+    limits.raise_open_files_limit()
 
     try:
         if command == "run":

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from local_lambdas import _compat
+from local_lambdas._compat import limits, processes
 from local_lambdas.app import Started, started
 from local_lambdas.cli import EXIT_INTERRUPTED
 from local_lambdas.config import Manifest, Process, Settings
@@ -104,11 +105,12 @@ async def run_command(
                 env={
                     **os.environ,
                     "LOCAL_LAMBDAS_URL": run.url,
-                    _compat.SPAWN_MARK: f"{run.supervisor.run_mark}.command.",
+                    processes.SPAWN_MARK: f"{run.supervisor.run_mark}.command.",
                 },
-                **_compat.command_options(),
+                **limits.command_options(),
             )
-            _compat.started(proc.pid)  # (never taken for a daemon a child left: _compat.adopted)
+            # (never taken for a daemon a child left: processes.adopted)
+            processes.started(proc.pid)
         except FileNotFoundError as exc:
             raise CommandNotRun(f"{command[0]}: command not found", 127) from exc
         except OSError as exc:  # as a shell says it: found, but not runnable

@@ -31,7 +31,7 @@ from typing import Final
 
 from aiohttp import web
 
-from local_lambdas import _compat
+from local_lambdas._compat import limits
 from local_lambdas.lane_connection import Connection
 from local_lambdas.proxy import Proxy
 from local_lambdas.tunnel import Tunnel
@@ -88,7 +88,7 @@ class FastLane:
     def _near_the_open_files_limit(self) -> None:
         """Say once when the process nears its limit of open files: past it the event loop
         refuses new clients by closing them unanswered, and nothing else says why."""
-        counted = _compat.open_files()
+        counted = limits.open_files()
         if counted is not None and counted[0] * 10 >= counted[1] * 9:
             self._told_full = True
             log.warning(

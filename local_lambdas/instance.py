@@ -22,7 +22,8 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Literal
 
-from local_lambdas import _compat, explain, readiness
+from local_lambdas import explain, readiness
+from local_lambdas._compat import listeners, processes
 from local_lambdas.backoff import RestartPolicy
 from local_lambdas.config import Process
 from local_lambdas.executables import interpreter_problem, resolve_executable
@@ -235,13 +236,13 @@ class Instance:
         code = proc.returncode
         # What the child left behind, in its group or anywhere below it, goes with it.
         left = {} if self._stopping else {
-            pid: _compat.command_line(pid) for pid in proc.owners() if pid != proc.pid
+            pid: processes.command_line(pid) for pid in proc.owners() if pid != proc.pid
         }  # fmt: skip
         await proc.terminate(0)
         self._left = explain.left_running(left, code) if left else ""
         if self._watchdog is not None:
             self._watchdog.forget(proc.pid)
-        _compat.reaped(proc.pid)
+        processes.reaped(proc.pid)
         # Let the last lines (a traceback, say) reach last_lines before the exit is reported.
         await proc.output_done(_LAST_OUTPUT_WAIT)
         return code
@@ -310,6 +311,6 @@ class Instance:
     def _remove_socket(self) -> None:
         if self.pipe is not None:
             try:
-                _compat.remove_stale(self.pipe)
+                listeners.remove_stale(self.pipe)
             except OSError as exc:  # not ours (another user's): left where it is
                 log.warning("%s: %s", self.name, exc.strerror)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from local_lambdas import _compat, readiness, variables
+from local_lambdas._compat import listeners, processes
 from local_lambdas.config import Mode, Process
 
 _SPAWNS = itertools.count(1)  # numbers each process spawned in this run, for its mark
@@ -32,11 +33,11 @@ def prepare(
     the pipe modes. A socket file left there by a crash is removed (one that belongs to
     another user is not ours to remove: OSError, said as the cause)."""
     own = {"LOCAL_LAMBDAS_ID": name, "LOCAL_LAMBDAS_INSTANCE": str(index)}
-    mark = own[_compat.SPAWN_MARK] = f"{run_mark}.{next(_SPAWNS)}."
+    mark = own[processes.SPAWN_MARK] = f"{run_mark}.{next(_SPAWNS)}."
     if token:
         own["LOCAL_LAMBDAS_TOKEN"] = token
     if pipe is not None:
-        _compat.remove_stale(pipe)
+        listeners.remove_stale(pipe)
         address = own["PIPE_ADDRESS"] = pipe
         keepalive = process.communication_mode is Mode.PIPE_KEEPALIVE
         own["PIPE_FRAMING"] = "lines" if keepalive else "oneshot"

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from local_lambdas import _compat, readiness
+from local_lambdas import readiness
+from local_lambdas._compat import processes
 from local_lambdas.config import Mode, Process
 from local_lambdas.spawned import Spawned
 from local_lambdas.transports import Transport, for_child
@@ -66,7 +67,7 @@ class Link:
         if proc is None or address is None:
             return False
         for _ in range(_SETTLE_CHECKS):
-            if proc.exited.done() or not _compat.process_running(proc.pid):
+            if proc.exited.done() or not processes.process_running(proc.pid):
                 return False
             await asyncio.sleep(_SETTLE_STEP)
         return bool(await readiness.listening(self.process, address, proc.owners))

@@ -18,7 +18,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from tenacity import AsyncRetrying, retry_if_result, stop_after_delay, wait_exponential
 
 from local_lambdas import _compat
-from local_lambdas._compat import Listener
+from local_lambdas._compat import listeners
+from local_lambdas._compat.listeners import Listener
 from local_lambdas.config import Process
 
 Owners = Callable[[], Iterable[int]]
@@ -52,13 +53,13 @@ async def wait_until_listening(
 async def listening(process: Process, address: str, owners: Owners) -> Listener:
     """Who listens at `address` for the child of `process` now."""
     if process.communication_mode.uses_pipe:
-        known = _compat.pipe_listening(address, owners)
+        known = listeners.pipe_listening(address, owners)
         if known is not None:
             return known
         opened = await _connects(_compat.connect_pipe(address, asyncio.Protocol))
         return Listener(address if opened else "")
     port = int(address.rpartition(":")[2])
-    found = _compat.tcp_listening(port, owners)
+    found = listeners.tcp_listening(port, owners)
     if found is None:  # no tables to read: connect, IPv4 first
         found = Listener("")
         loop = asyncio.get_running_loop()

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Literal, cast
 
-from local_lambdas import _compat
+from local_lambdas._compat import processes
 
 log = logging.getLogger("local_lambdas.spawned")
 
@@ -41,10 +41,10 @@ async def spawn(
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        **_compat.spawn_options(),
+        **processes.spawn_options(),
     )
-    _compat.spawned(started.pid)
-    started.since = _compat.started_at(started.pid)
+    processes.spawned(started.pid)
+    started.since = processes.started_at(started.pid)
     return started
 
 
@@ -73,15 +73,15 @@ class Spawned(asyncio.SubprocessProtocol):
         """The pids that count as this child, for readiness: itself, then its descendants;
         once it has exited, with what the proxy adopted since it started (`strays`)."""
         yield self.pid
-        yield from _compat.descendants(self.pid, self.mark)
+        yield from processes.descendants(self.pid, self.mark)
         yield from self.strays()
 
     def strays(self) -> list[int]:
         """Once this process has exited: those the proxy adopted since it started, without
-        a mark (`_compat.adopted`), taken to be a daemon it forked off (nginx without
+        a mark (`processes.adopted`), taken to be a daemon it forked off (nginx without
         `daemon off;` clears its environment). None while it runs: another child's could
         be among them."""
-        return _compat.adopted(self.since) if self.exited.done() else []
+        return processes.adopted(self.since) if self.exited.done() else []
 
     def owns(self, pid: int) -> bool:
         """Whether `pid` is this child or one of its descendants (remembered once seen)."""
@@ -143,20 +143,20 @@ class Spawned(asyncio.SubprocessProtocol):
         # Descendants that left the group, signalled: adopted by us when their parent went,
         # they are ours to reap once they exit, or they stay zombies (marked() misses those).
         # Not the child itself, which carries the mark too: asyncio's watcher reaps it.
-        strays = _compat.signal_strays(self.strays(), hard=False)
+        strays = processes.signal_strays(self.strays(), hard=False)
         escaped = list(strays)
-        if grace > 0 and _compat.stop_group(pid):
-            escaped += [p for p in _compat.kill_marked(self.mark, signal.SIGTERM) if p != pid]
+        if grace > 0 and processes.stop_group(pid):
+            escaped += [p for p in processes.kill_marked(self.mark, signal.SIGTERM) if p != pid]
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self.exited), grace)
             # A process group has no exit event to wait on: poll it, within the grace.
             while (  # noqa: ASYNC110
-                _compat.group_alive(pid) or _compat.marked(self.mark) or self.strays()
+                processes.group_alive(pid) or processes.marked(self.mark) or self.strays()
             ) and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
-        _compat.kill_group(pid)
-        escaped += [p for p in _compat.kill_marked(self.mark) if p != pid]
-        killed = _compat.signal_strays(self.strays(), hard=True)
+        processes.kill_group(pid)
+        escaped += [p for p in processes.kill_marked(self.mark) if p != pid]
+        killed = processes.signal_strays(self.strays(), hard=True)
         strays += killed
         escaped += killed
         deadline = time.monotonic() + _KILLED_WAIT
@@ -167,8 +167,8 @@ class Spawned(asyncio.SubprocessProtocol):
         # Until the group is gone, and a stray daemon's: their adopted members are reaped as
         # they die (group_alive), a daemon's workers after it.
         while (  # noqa: ASYNC110
-            _compat.group_alive(pid) or any(_compat.group_alive(g) for g in strays)
+            processes.group_alive(pid) or any(processes.group_alive(g) for g in strays)
         ) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
-        await _compat.reap_when_gone(escaped, max(0.0, deadline - time.monotonic()))
-        _compat.reap_adopted(_compat.adopted_exited())  # any that died since
+        await processes.reap_when_gone(escaped, max(0.0, deadline - time.monotonic()))
+        processes.reap_adopted(processes.adopted_exited())  # any that died since

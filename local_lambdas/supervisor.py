@@ -25,7 +25,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 
 from local_lambdas import _compat
-from local_lambdas._compat import IS_WINDOWS
+from local_lambdas._compat import IS_WINDOWS, processes
 from local_lambdas.config import NO_LIMIT, Manifest, Process, Settings, Task
 from local_lambdas.cors import policy_for
 from local_lambdas.errors import StartupError
@@ -95,7 +95,7 @@ class Supervisor:
         # watchdog starts waits for its child (as it would for a starting child), rather than
         # finding no route; /_/ready counts a pool without instances as starting.
         self._install({p.id: self._pool(p) for p in self.manifest.processes})
-        _compat.become_subreaper()
+        processes.become_subreaper()
         if self._watchdog is not None:
             await self._watchdog.start(
                 self.run_mark, str(directory) if self._settings.own_socket_dir else None
@@ -329,7 +329,7 @@ class Supervisor:
         for level in _levels(self.pools.values()):
             await asyncio.gather(*(pool.stop() for pool in level))
         # Anything descended from a child of this run that outlived its own child's stop.
-        await _compat.reap_when_gone(_compat.kill_marked(self.run_mark + "."), 1.0)
+        await processes.reap_when_gone(processes.kill_marked(self.run_mark + "."), 1.0)
         if self._watchdog is not None:
             await self._watchdog.close()
         if self._settings.own_socket_dir:

@@ -13,7 +13,8 @@ import logging
 import time
 from typing import Literal
 
-from local_lambdas import _compat, variables
+from local_lambdas import variables
+from local_lambdas._compat import processes
 from local_lambdas.config import Task
 from local_lambdas.executables import find_executable
 from local_lambdas.output import Printer, line_text
@@ -50,7 +51,7 @@ class TaskRun:
         task = self.task
         self.state = "RUNNING"
         printer.register(task.id)
-        own = {"LOCAL_LAMBDAS_ID": task.id, _compat.SPAWN_MARK: mark}
+        own = {"LOCAL_LAMBDAS_ID": task.id, processes.SPAWN_MARK: mark}
         if token:
             own["LOCAL_LAMBDAS_TOKEN"] = token
         env, args = variables.child_environment(task, own)
@@ -81,7 +82,7 @@ class TaskRun:
             await asyncio.shield(proc.terminate(0))
             if watchdog is not None:
                 watchdog.forget(proc.pid)
-            _compat.reaped(proc.pid)
+            processes.reaped(proc.pid)
             await proc.output_done(0.5)
         self.seconds = time.monotonic() - started
         code = proc.returncode

@@ -14,7 +14,8 @@ import asyncio
 import logging
 import sys
 
-from local_lambdas import _compat, orphans
+from local_lambdas import orphans
+from local_lambdas._compat import processes
 
 log = logging.getLogger("local_lambdas.watchdog")
 
@@ -33,7 +34,7 @@ class Watchdog:
             stdin=asyncio.subprocess.PIPE,
             start_new_session=True,
         )  # fmt: skip
-        _compat.started(self._proc.pid)
+        processes.started(self._proc.pid)
 
     def watch(self, pgid: int) -> None:
         self._send(f"+{pgid}\n")

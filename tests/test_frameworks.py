@@ -21,6 +21,7 @@ import aiohttp
 import pytest
 
 from local_lambdas import _compat
+from local_lambdas._compat import processes
 from tests.helpers import (
     CHILDREN,
     PYTHON,
@@ -170,7 +171,7 @@ async def test_a_frameworks_websocket_behind_pass_through(
             assert (await socket.receive(5)).data == "ping"
             child = run.child("app")
             assert child.pid is not None
-            _compat.kill_group(child.pid)  # npm start's node too
+            processes.kill_group(child.pid)  # npm start's node too
             ended = await socket.receive(10)
             assert ended.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
             assert socket.close_code == 1011, (ended, socket.close_code)

@@ -19,6 +19,7 @@ import pytest
 from aiohttp import web
 
 from local_lambdas import _compat, orphans
+from local_lambdas._compat import listeners
 from local_lambdas.app import started
 from local_lambdas.config import Settings
 from local_lambdas.manifest import load
@@ -336,7 +337,7 @@ async def test_a_request_while_the_proxy_starts_waits_for_its_child(
                 return reply.status, await reply.json()
 
         mine = {os.getpid()}  # the proxy runs in this process
-        assert await eventually(lambda: bool(_compat.tcp_listening(port, lambda: mine)))
+        assert await eventually(lambda: bool(listeners.tcp_listening(port, lambda: mine)))
         assert not up.is_set()
         ready = await get("/_/ready")
         assert ready == (503, {"ready": False, "not_ready": {"svc": "STARTING"}})

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from local_lambdas import _compat, orphans, sockdiag
+from local_lambdas._compat import listeners
 from tests.helpers import (
     CHILDREN,
     NEEDS_NODE,
@@ -201,7 +202,7 @@ def test_the_kernel_tells_who_listens_as_the_tables_do(tmp_path: Path) -> None:
             at = sock.getsockname()[1]
             told = sockdiag.tcp_listeners(at)
             assert told is not None and sorted(told) == sorted(
-                _compat._tcp_table_listeners(at) or []
+                listeners._tcp_table_listeners(at) or []
             )
         assert sorted(sockdiag.tcp_listeners(port) or []) == sorted(
             [("0100007F", os.fstat(v4.fileno()).st_ino),
@@ -214,7 +215,7 @@ def test_the_kernel_tells_who_listens_as_the_tables_do(tmp_path: Path) -> None:
         for name, expected in (("listens", [os.fstat(unix.fileno()).st_ino]), ("bound", [])):
             path = os.fsencode(tmp_path / name)
             assert sockdiag.unix_listeners(path) == expected
-            assert _compat._unix_table_listeners(path) == expected
+            assert listeners._unix_table_listeners(path) == expected
 
 
 async def test_a_server_on_another_port_is_told_about_it(
@@ -372,15 +373,15 @@ def test_the_helper_refuses_without_the_token_only_when_one_is_set() -> None:
 
 _LIMITS = """
 import asyncio, resource, sys
-from local_lambdas import _compat, orphans, sockdiag
+from local_lambdas._compat import limits, processes
 SHOW = "import resource; print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
 resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
-_compat.raise_open_files_limit()
+limits.raise_open_files_limit()
 print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 async def child():
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", SHOW,
-        stdout=asyncio.subprocess.PIPE, **_compat.spawn_options())
+        stdout=asyncio.subprocess.PIPE, **processes.spawn_options())
     print((await proc.communicate())[0].decode().strip())
 asyncio.run(child())
 """

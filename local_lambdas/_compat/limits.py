@@ -1,0 +1,71 @@
+"""This process's limit on open files: raised at start (each client takes a descriptor), and
+given back to the programs it starts, which expect the limit they would have had."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from local_lambdas._compat import IS_LINUX
+
+_OPEN_FILES_CAP = 65536
+_open_files: tuple[int, int] | None = None  # the limits before raise_open_files_limit
+
+
+def raise_open_files_limit() -> None:
+    """POSIX: raise this process's soft limit on open files to its hard limit (at most
+    65536), as Go programs do at start. Each client takes a descriptor, and one more for a
+    pass-through child: the soft limit of 1024 that many desktops set is some 450 clients at
+    once, after which new connections are refused. Children get the limit they would have
+    had (spawn_options): programs built on select() break past descriptor 1023."""
+    global _open_files
+    if sys.platform == "win32" or _open_files is not None:
+        return
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = _OPEN_FILES_CAP if hard == resource.RLIM_INFINITY else min(hard, _OPEN_FILES_CAP)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ValueError, OSError):
+        return  # macOS may refuse above OPEN_MAX: keep what there is
+    _open_files = (soft, hard)
+
+
+def open_files() -> tuple[int, int] | None:
+    """(descriptors open, the soft limit) of this process; None where it cannot be told
+    cheaply (not Linux, no limit)."""
+    if not IS_LINUX:
+        return None
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        return None
+    try:
+        return len(os.listdir("/proc/self/fd")), soft
+    except OSError:
+        return None
+
+
+def restore_open_files() -> None:
+    # Runs in a child between fork and exec: nothing is imported here (another thread may
+    # have held the import lock at the fork); raise_open_files_limit imported resource.
+    if _open_files is not None:
+        resource = sys.modules["resource"]
+        resource.setrlimit(resource.RLIMIT_NOFILE, _open_files)
+
+
+def command_options() -> dict[str, Any]:
+    """Keyword arguments for asyncio.create_subprocess_exec for the command `run` starts: it
+    is the user's, so it starts with the open-files limit it would have had (as Go restores
+    it for what it executes), in our session, to get the terminal's Ctrl+C."""
+    return {"preexec_fn": restore_open_files} if _open_files is not None else {}
+
+
+def raised() -> bool:
+    """Whether raise_open_files_limit changed the limit (children then get it back)."""
+    return _open_files is not None

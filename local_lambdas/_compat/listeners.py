@@ -1,0 +1,195 @@
+"""Who listens on a child's TCP port or pipe, told without connecting (a child written for
+the earlier tool may fail on an empty connection): Linux asks the kernel (sockdiag.py), else
+reads /proc/net, and finds the socket's holder in /proc/PID/fd; elsewhere the caller
+connects. And a stale socket file a crashed child left, removed unless someone listens."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import stat
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from local_lambdas import sockdiag
+from local_lambdas._compat import IS_LINUX, IS_WINDOWS
+from local_lambdas._compat.processes import command_line
+
+
+@dataclass(frozen=True)
+class Listener:
+    """What a readiness probe found: `address` to connect to ("" when nothing listens), and
+    whether the listening socket belongs to someone other than the child."""
+
+    address: str
+    foreign: bool = False
+    refused: str = ""  # what <ready_path> answered, when it was not a 2xx ("answered 404")
+
+    def __bool__(self) -> bool:
+        return bool(self.address) and not self.foreign
+
+
+# /proc/net/tcp{,6} spellings of the addresses a local child may listen on: 0.0.0.0,
+# 127.0.0.1, ::, ::1 and ::ffff:127.0.0.1.
+_V6_LOOPBACK = "0" * 24 + "01000000"
+_LOCAL_HOSTS = frozenset({"00000000", "0100007F", "0" * 32, _V6_LOOPBACK,
+                          "0000000000000000FFFF00000100007F"})  # fmt: skip
+
+
+def tcp_listening(port: int, owners: Callable[[], Iterable[int]]) -> Listener | None:
+    """Who listens on TCP `port` on this machine's loopback, without connecting to it: a
+    child written for the earlier tool may fail on an empty connection. IPv4 and IPv6,
+    wildcard and loopback (a Node.js server that is given no host listens on `::`). Linux
+    asks the kernel (sockdiag.py), else reads /proc/net/tcp and tcp6; elsewhere this
+    returns None and the caller connects."""
+    if not IS_LINUX:
+        return None
+    listeners = sockdiag.tcp_listeners(port)
+    if listeners is None:
+        listeners = _tcp_table_listeners(port)
+    if listeners is None:
+        return None
+    inodes: list[int] = []
+    takes_ipv4 = False  # whether 127.0.0.1 reaches a listener (else only [::1] does)
+    for host, inode in listeners:
+        if host in _LOCAL_HOSTS:
+            inodes.append(inode)
+            takes_ipv4 = takes_ipv4 or host != _V6_LOOPBACK
+    if not inodes:
+        return Listener("")
+    return _listener(inodes, f"{'127.0.0.1' if takes_ipv4 else '[::1]'}:{port}", owners)
+
+
+def _tcp_table_listeners(port: int) -> list[tuple[str, int]] | None:
+    """sockdiag.tcp_listeners read from /proc/net/tcp and tcp6, where netlink is refused."""
+    suffix = f":{port:04X}".encode()
+    found = []
+    try:
+        for table in ("tcp", "tcp6"):
+            with open(f"/proc/net/{table}", "rb") as rows:
+                next(rows)
+                for row in rows:
+                    fields = row.split()
+                    # sl local_address rem_address st ... inode; state 0A is LISTEN.
+                    if fields[3] == b"0A" and fields[1].endswith(suffix):
+                        found.append((fields[1][: -len(suffix)].decode(), int(fields[9])))
+    except (OSError, ValueError, IndexError):
+        return None
+    return found
+
+
+def _unix_listeners(path: bytes) -> list[int] | None:
+    """The inodes of the Unix sockets listening at `path` (Linux); None: unknown."""
+    if not IS_LINUX:
+        return None
+    found = sockdiag.unix_listeners(path)
+    return found if found is not None else _unix_table_listeners(path)
+
+
+def _unix_table_listeners(path: bytes) -> list[int] | None:
+    """sockdiag.unix_listeners read from /proc/net/unix, where netlink is refused."""
+    found = []
+    try:
+        with open("/proc/net/unix", "rb") as table:
+            next(table)
+            for row in table:
+                fields = row.split()
+                # Num RefCount Protocol Flags Type St Inode Path; flag 0x10000 is __SO_ACCEPTCON.
+                if len(fields) >= 8 and fields[7] == path and int(fields[3], 16) & 0x10000:
+                    found.append(int(fields[6]))
+    except (OSError, ValueError):
+        return None
+    return found
+
+
+def _listener(
+    inodes: list[int] | None, address: str, owners: Callable[[], Iterable[int]]
+) -> Listener | None:
+    if inodes is None:
+        return None
+    if not inodes:
+        return Listener("")
+    owned = _holder(inodes, owners()) is not None
+    return Listener(address) if owned else Listener(address, foreign=True)
+
+
+def _holder(inodes: list[int], pids: Iterable[int]) -> int | None:
+    """The first of `pids` (read as far as needed) holding one of the sockets `inodes`
+    (Linux, /proc/PID/fd); None: none of them."""
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue  # gone, or another user's
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in wanted:
+                    return pid
+            except OSError:
+                continue
+    return None
+
+
+def remove_stale(address: str) -> None:
+    """Remove a socket file a crashed child left (POSIX; Windows pipes go with their server).
+    Raises OSError when something else is at the path, or it belongs to another user: with
+    a shared --socket-dir, that user's program may be listening there."""
+    if IS_WINDOWS:
+        return
+    path = Path(address)
+    try:
+        status = path.lstat()
+    except FileNotFoundError:
+        return
+    if status.st_uid != os.getuid():
+        raise OSError(errno.EACCES, f"{address} belongs to another user (uid {status.st_uid}); "
+                      "choose another --socket-dir or <pipe_name>")  # fmt: skip
+    if not stat.S_ISSOCK(status.st_mode):
+        raise OSError(errno.EEXIST, f"{address} exists and is not a socket; move it away")
+    holders = _listening_at(address)
+    if holders is not None:
+        raise OSError(errno.EADDRINUSE, f"{address} is in use: {holders} listens there (another "
+                      "local-lambdas with the same --socket-dir?); stop it, or choose another "
+                      "--socket-dir or <pipe_name>")  # fmt: skip
+    path.unlink(missing_ok=True)
+
+
+def _listening_at(address: str) -> str | None:
+    """Who listens on the Unix socket at `address` ("pid 12 (its command)", or "a program"
+    where that cannot be told); None: nobody, the file is stale."""
+    inodes = _unix_listeners(os.fsencode(address))
+    if inodes is None:  # no tables to read: a listener accepts a connection
+        with socket.socket(socket.AF_UNIX) as probe:
+            try:
+                probe.connect(address)
+            except OSError:
+                return None
+        return "a program"
+    if not inodes:
+        return None
+    pid = _holder(inodes, (int(e.name) for e in os.scandir("/proc") if e.name.isdigit()))
+    if pid is None:
+        return "a program"
+    command = command_line(pid)
+    return f"pid {pid}" + (f" ({command[:80]})" if command else "")
+
+
+def pipe_listening(address: str, owners: Callable[[], Iterable[int]]) -> Listener | None:
+    """Who listens on a pipe-mode child's address, without connecting; None: unknown here.
+    `owners()` gives the pids that count as the child (its process, then its descendants),
+    read only as far as needed."""
+    if sys.platform == "win32":
+        import pywintypes
+        import win32pipe
+
+        try:
+            win32pipe.WaitNamedPipe(address, 1)
+        except pywintypes.error as exc:
+            # A timeout: the pipe exists, its instances are busy.
+            return Listener(address) if exc.winerror == 121 else Listener("")
+        return Listener(address)
+    return _listener(_unix_listeners(os.fsencode(address)), address, owners)
