@@ -47,6 +47,7 @@ HOT = [
     "local_lambdas/transports/pipe.py",
     "local_lambdas/transports/http.py",
     "local_lambdas/transports/upstream.py",
+    "local_lambdas/transports/exchange.py",
 ]
 
 

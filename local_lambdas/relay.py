@@ -31,7 +31,7 @@ from local_lambdas.forwarding import (
     under_prefix,
 )
 from local_lambdas.http1 import NO_BODY
-from local_lambdas.transports.upstream import Bare
+from local_lambdas.transports.exchange import Bare
 from local_lambdas.tunnel import Tunnel
 
 log = logging.getLogger("local_lambdas.relay")
@@ -289,7 +289,7 @@ _AHEAD: Final = 1024**2  # upload bytes held before the child takes them, before
 
 class Upload:
     """A pass-through request's body of `size` bytes, streamed to the child as the client
-    sends it (an upstream.Body): the lane `feed`s it, the exchange writes it. The client is
+    sends it (an exchange.Body): the lane `feed`s it, the exchange writes it. The client is
     not read while more than _AHEAD bytes wait for the exchange to start, or while the
     child cannot take more. Never sent twice: `started` says it went to a child once."""
 

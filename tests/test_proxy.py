@@ -344,7 +344,7 @@ while True:
 async def test_an_http_envelope_reply_ended_by_its_connection_is_whole_or_broken_off(
     write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
 ) -> None:
-    """The `http` envelope does not read the reply's headers as they come (upstream.Bare),
+    """The `http` envelope does not read the reply's headers as they come (exchange.Bare),
     yet still tells a reply without a length, which ends with the connection, from one
     that broke off short of its Content-Length."""
     child = tmp_path / "raw_envelope.py"

@@ -42,7 +42,7 @@ from local_lambdas.proxy import Proxy
 from local_lambdas.router import Router
 from local_lambdas.stats import BUCKETS, ProcessStats
 from local_lambdas.supervisor import Supervisor
-from local_lambdas.transports import upstream
+from local_lambdas.transports import exchange, upstream
 from tests.helpers import eventually
 
 ROUTES = ["/api/*", "/api/v2/*", "/exact", "/dir/", "/api/v2/special"]
@@ -776,7 +776,7 @@ def test_a_relayed_answer_is_written_once_a_read(
     headers: list[tuple[str, str]], reads: list[list[str]], writes: list[bytes]
 ) -> None:
     """relay.Answer holds what head, body and end give until the flush that ends each read
-    of the child (upstream.Exchange), or its end."""
+    of the child (exchange.Exchange), or its end."""
     client = _Writes()
     answer = relay.Answer(client, version="1.1", keep_alive=True, request_id="r1",
                           prefix=None, keep=0, method="GET")  # fmt: skip
@@ -855,7 +855,7 @@ _ANSWERS = {  # each with the head and body its sink must get
 
 
 async def test_an_answer_repeating_the_last_head_has_that_heads_headers() -> None:
-    """upstream.Exchange reads an answer that begins with the last one's head, byte for
+    """exchange.Exchange reads an answer that begins with the last one's head, byte for
     byte, without reading its headers again: over one kept connection, each answer's sink
     must still get the headers of its own head (never a trailer, never a 103's), whatever
     came before it."""
@@ -899,8 +899,8 @@ async def test_an_answer_repeating_the_last_head_has_that_heads_headers() -> Non
 def test_a_header_is_read_from_an_answers_raw_head(
     data: bytes, name: bytes, value: str | None
 ) -> None:
-    """upstream.raw_header: the head only, never the body after it."""
-    assert upstream.raw_header(data, name) == value
+    """exchange.raw_header: the head only, never the body after it."""
+    assert exchange.raw_header(data, name) == value
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
 """Pass-through's exchange (transports/upstream.py) on aiohttp's side, for the requests the
-fast lane hands over: the child's answer, handed on by upstream.py's connection as it comes
+fast lane hands over: the child's answer, handed on by exchange.py's connection as it comes
 (a Sink), written through an aiohttp response (`Streamed`), and a request body aiohttp reads
 streamed to the child (a Body: `RequestBody`). The lane writes both as bytes (relay.py).
 """
@@ -19,7 +19,7 @@ from local_lambdas.cors import Policy
 from local_lambdas.errors import ChildUnreachable, ClientTooSlow, ForwardError, PayloadTooLarge
 from local_lambdas.forwarding import as_utf8
 from local_lambdas.relay import answer_headers
-from local_lambdas.transports.upstream import Bare
+from local_lambdas.transports.exchange import Bare
 
 log = logging.getLogger("local_lambdas.passthrough")  # the same name: one module's log
 
@@ -47,7 +47,7 @@ _HIGH = 256 * 1024  # answer bytes held for a slow client before the child is no
 
 
 class Streamed:
-    """The child's answer as upstream.py hands it on (a Sink), held until `write_to` writes
+    """The child's answer as exchange.py hands it on (a Sink), held until `write_to` writes
     it through aiohttp's response: the sink's calls come from the child's connection, the
     writes are awaited by the request's handler."""
 
@@ -158,7 +158,7 @@ class Streamed:
 
 
 class RequestBody:
-    """A request body streamed to the child as aiohttp reads it (an upstream.Body), after
+    """A request body streamed to the child as aiohttp reads it (an exchange.Body), after
     `read_so_far`: chunked when the client gave no length, stopped past `limit` bytes
     (PayloadTooLarge) or when no byte comes for `timeout` seconds (ClientTooSlow)."""
 

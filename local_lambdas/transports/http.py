@@ -2,7 +2,7 @@
 the request object to http://HTTP_ADDRESS/ and read the response object from the reply's
 body (its status is not used). Spoken in raw HTTP/1.1 over pooled keep-alive connections
 (transports/upstream.py), as pass-through in the fast lane is: aiohttp's client cost half
-of this mode's instructions per request. The reply's headers are not read (upstream.Bare).
+of this mode's instructions per request. The reply's headers are not read (exchange.Bare).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from collections.abc import Callable
 from local_lambdas.envelope import TOKEN_HEADER, Answers, Request, Response, gather
 from local_lambdas.errors import BadResponse, ChildUnreachable
 from local_lambdas.http1 import RETRYABLE
-from local_lambdas.transports.upstream import Upstream, raw_header
+from local_lambdas.transports.exchange import raw_header
+from local_lambdas.transports.upstream import Upstream
 
 
 class HttpTransport:
@@ -63,7 +64,7 @@ class HttpTransport:
 
 
 class _Reply:
-    """The child's HTTP reply, gathered (an upstream.Sink); its body is the answer."""
+    """The child's HTTP reply, gathered (an exchange.Sink); its body is the answer."""
 
     def __init__(self, limit: int) -> None:
         self._limit = limit

@@ -129,7 +129,7 @@ class PassthroughTransport:
         `prefix` is what <strip_prefix> took off the target: the child is told it
         (X-Forwarded-Prefix), and the redirects it answers are put back under it. The
         answer's first `keep` bytes are kept (Relayed.kept).
-        Raises the transport errors of upstream.py before the answer's head; after it, a
+        Raises the transport errors of exchange.py before the answer's head; after it, a
         broken stream ends the client's connection abruptly, so the client sees an error
         rather than a short answer.
         """

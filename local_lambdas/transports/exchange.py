@@ -1,0 +1,496 @@
+"""One connection to a pass-through child in raw HTTP/1.1, carrying one exchange at a time
+for the pool (upstream.Upstream), the answer parsed by httptools (llhttp) and handed on to a
+`Sink` as it comes; a request body may stream to it (`Body`).
+
+The answer goes to the sink as its head (status, reason, headers as sent), its body in
+pieces, its end. Before the head, failures raise the transport errors (ChildUnreachable:
+nothing came back, safe to send again unless a body streamed, `Stale` when the connection
+was a kept one; ChildTimeout: no head within <timeout>, never sent again; BadResponse: not
+HTTP); once the head is out, the sink is told to break the client's connection instead.
+Back-pressure both ways: while the sink cannot take more, the child's connection stops being
+read; while the child cannot take more, the body is not fed. 1xx answers are skipped; the
+answer to a HEAD request ends with its head. An `upgrade` request answered 101 ends the
+exchange there: the connection is the sink's from then on (`Sink.upgraded`), never pooled
+again.
+
+A server that writes an answer's head and body in two small writes without TCP_NODELAY
+(Python's http.server in HTTP/1.1, the bundled web_server.py) holds the body back until its
+head is acknowledged, and on a kept connection Linux delays that ACK by 40 ms: every answer
+took 40 ms more. So a read that leaves the answer unfinished is followed by TCP_QUICKACK
+(acknowledge at once: the kernel sends the ACK it was holding), and our own writes go
+without Nagle's delay (TCP_NODELAY), as nginx's do. An answer read whole, as most servers
+write one, costs no such call. (Asked through a duplicate of the socket's descriptor, kept
+while the connection lasts: uvloop's socket object makes a Python socket for each option
+set, 8k instructions.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final, Protocol
+
+import httptools
+
+from local_lambdas._compat import TCP_QUICKACK
+from local_lambdas.envelope import MAX_HEAD  # an answer's head, with any 1xx before it
+from local_lambdas.errors import UNANSWERED, BadResponse, ChildTimeout, ChildUnreachable
+
+if TYPE_CHECKING:
+    from local_lambdas.transports.upstream import Upstream
+
+_TCP: Final = socket.IPPROTO_TCP
+_QUICKACK: Final = TCP_QUICKACK  # (a C-level constant here)
+
+
+class Sink(Protocol):
+    """Where an answer goes (the client's connection in the fast lane)."""
+
+    def head(self, status: int, reason: str, headers: list[tuple[str, str]]) -> None: ...
+
+    def body(self, data: bytes) -> None: ...
+
+    def end(self) -> None: ...
+
+    def flush(self) -> None:
+        """What head, body and end gave is written now: each read of the child's connection
+        ends with it, so that an answer read whole leaves in one write."""
+
+    def broken(self, why: str) -> None:
+        """The answer broke off after its head: the client must see an error, not an end."""
+
+    @property
+    def writable(self) -> bool:
+        """False while the client cannot take more (then the child is not read)."""
+
+    def when_writable(self, then: Callable[[], None]) -> None:
+        """Call `then` once the client can take more."""
+
+    def upgraded(
+        self, reason: str, headers: list[tuple[str, str]], child: asyncio.Transport, rest: bytes
+    ) -> None:
+        """The child switched protocols (101) for an `upgrade` request: `child` is its
+        connection, now the sink's, and `rest` what it sent after its head."""
+
+
+class Body(Protocol):
+    """A request body still arriving from the client (the fast lane's upload), written to
+    the child as it comes: `start` gives it the exchange to write to (`write_body`, and
+    `body_failed` when the client fails it); `pause` and `resume` follow the child's
+    connection; `complete` once every byte went on."""
+
+    def start(self, exchange: Bare) -> None: ...
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+    @property
+    def complete(self) -> bool: ...
+
+
+class Stale(ChildUnreachable):
+    """Nothing came back on a connection: the child may have closed it while it was idle."""
+
+
+class Bare(asyncio.Protocol):
+    """One connection to the child, carrying one exchange at a time; the answer's headers
+    are not read (its sink's `head` gets none). For the `http` envelope, which needs only
+    the answer's status and body: made without an `on_header` method, httptools calls
+    nothing per header (10k instructions a request, 11% of the mode's). What the headers
+    must still say is read from the head's bytes when needed (raw_header): whether a body
+    ends with the connection, what an answer that is not an envelope was.
+    """
+
+    def __init__(self, upstream: Upstream) -> None:
+        self._upstream = upstream
+        self.loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        # Lines ended by a bare LF, as a shell script's printf writes them: nginx and aiohttp's
+        # client read them, and the client never sees them (the lane writes its own head).
+        self._parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)
+        self._sink: Sink | None = None
+        self._headers: list[tuple[str, str]] = []
+        self._head_size = 0  # of the headers so far
+        self._coding = ""  # the answer's Transfer-Encoding, if it has one
+        self._head_only = False
+        self._upgrade = False  # the request asks to switch protocols
+        self._body: Body | None = None  # a request body still streaming to the child
+        self._got = 0  # bytes of the answer received
+        self.first = b""  # the answer's first bytes (Upstream.send)
+        self._headed = False  # its head went to the sink
+        self._done: asyncio.Future[None] | None = None
+        self.timeout: float | None = None
+        self._progress = 0.0  # when the child's last bytes came
+        self._lost = False
+        self._paused = False  # not read while the client cannot take more
+        self._reason = ""
+        self.reusable = False
+        self._socket: socket.socket | None = None  # a duplicate, for TCP_QUICKACK
+
+    @property
+    def usable(self) -> bool:
+        return not self._lost and self._transport is not None and not self._transport.is_closing()
+
+    async def run(
+        self, request: bytes, sink: Sink, timeout: float | None, head_only: bool, upgrade: bool,
+        body: Body | None,
+    ) -> None:  # fmt: skip
+        assert self._transport is not None
+        self._sink, self._head_only, self.timeout = sink, head_only, timeout
+        self._upgrade, self._body = upgrade, body
+        self._headers, self._got, self._headed, self.first = [], 0, False, b""
+        self.reusable = False
+        done = self._done = self.loop.create_future()
+        self._transport.write(request)
+        if body is not None:
+            body.start(self)
+        self._arm()
+        try:
+            await done
+        finally:
+            self._disarm()
+            self._done = None
+            self._sink = None
+            self._body = None
+
+    def write_body(self, data: bytes) -> None:
+        """The next bytes of a streaming body (Body)."""
+        if self._done is not None and self._transport is not None:
+            self._transport.write(data)
+
+    def body_failed(self, error: Exception) -> None:
+        """The client failed its body (it stopped sending): the exchange ends with `error`,
+        or, once the answer has begun, the client's connection breaks."""
+        self._fail(error, str(error))
+
+    def close(self) -> None:
+        self._forget_socket()
+        if self._transport is not None:
+            self._transport.close()
+
+    # -- the answer's time limit: <timeout> for each wait for the child's next bytes. The
+    # upstream's sweeper looks (check); bytes arriving just note the time.
+
+    def _arm(self) -> None:
+        self._progress = self.loop.time()
+        if self.timeout is not None:
+            self._upstream.watch(self)
+
+    def _disarm(self) -> None:
+        self._upstream.unwatch(self)
+
+    def check(self, now: float) -> None:
+        """From the sweeper: end the exchange if the child has been silent too long."""
+        assert self.timeout is not None
+        body = self._body
+        if self._paused or (body is not None and not body.complete):
+            # The client is slow to read, or still sending: the child's clock waits for it.
+            self._progress = now
+            return
+        if now - self._progress < self.timeout:
+            return
+        self._disarm()
+        if self._headed:
+            self._fail(None, f"the child sent nothing for {self.timeout:g}s (its <timeout>)")
+        else:
+            self._fail(ChildTimeout(
+                f"the child did not begin its answer within {self.timeout:g}s (its <timeout>)"
+            ), "")  # fmt: skip
+
+    def _fail(self, before: Exception | None, after: str) -> None:
+        """End the exchange: `before` the head went out (raised to the caller), else the
+        sink breaks the client's connection with `after`."""
+        self.reusable = False
+        self.close()
+        done = self._done
+        if done is None or done.done():
+            return
+        if self._headed:
+            assert self._sink is not None
+            self._sink.broken(after)
+            done.set_result(None)
+        else:
+            done.set_exception(before or ChildUnreachable(after))
+
+    # -- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(_TCP, socket.TCP_NODELAY, 1)
+            if _QUICKACK:
+                self._socket = socket.fromfd(sock.fileno(), sock.family, sock.type)
+
+    def _forget_socket(self) -> None:
+        own, self._socket = self._socket, None
+        if own is not None:
+            own.close()
+
+    def data_received(self, data: bytes) -> None:
+        if self._done is None:  # bytes nobody asked for: out of step for good
+            self._out_of_step()
+            return
+        if not self._got:
+            self.first = data
+        self._got += len(data)
+        self._progress = self.loop.time()
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            if self._upgrade and self._parser.get_status_code() == 101:
+                self._hand_over(data[upgrade.args[0] :])
+            else:
+                self._fail(self._bad("the child switched protocols unasked"),
+                           "the child switched protocols unasked")  # fmt: skip
+        except httptools.HttpParserError as exc:
+            what = " ".join(str(exc).split())
+            if self._done.done():
+                self._upstream.unasked()
+            self._fail(self._bad(f"the child's answer is not valid HTTP: {what}"),
+                       f"the child's answer broke HTTP mid-way: {what}")  # fmt: skip
+            return
+        if not self._headed and self._got > MAX_HEAD and not self._lost:  # a head without end
+            self._fail(self._bad(f"the child's answer head is over {MAX_HEAD // 1024} KiB"), "")
+            return
+        sink = self._sink
+        if sink is not None:
+            sink.flush()
+        done = self._done
+        if self._socket is not None and done is not None and not done.done():
+            # More of the answer to come: what came is acknowledged now (see the docstring).
+            self._socket.setsockopt(_TCP, _QUICKACK, 1)
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        self._forget_socket()
+        done = self._done
+        if done is None or done.done():
+            return
+        if self._headed and self._close_delimited():
+            self._finish()  # an answer without a length ends with the connection
+            return
+        reason = getattr(exc, "strerror", None) or exc or "closed"
+        body = self._body
+        if self._got == 0 and body is not None and not body.complete:
+            # (Not Stale: a body that began to stream is never sent again.)
+            self._fail(ChildUnreachable(
+                f"the child closed the connection before it had read the request body "
+                f"({reason}); a server that cannot read chunked bodies (Python's http.server)"
+                " does so with an upload over 1 MiB sent without a length"
+            ), "")  # fmt: skip
+        elif self._got == 0 and not self._headed:
+            self._fail(Stale(f"{UNANSWERED} ({reason})"), "")
+        else:
+            self._fail(None, f"the child's answer broke off: {reason}")
+
+    def pause_writing(self) -> None:
+        if self._body is not None:
+            self._body.pause()  # the child cannot take more of the body: the client waits
+
+    def resume_writing(self) -> None:
+        if self._body is not None:
+            self._body.resume()
+
+    def pause_reading(self) -> None:
+        self._paused = True
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._paused = False
+        self._progress = self.loop.time()
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.resume_reading()
+
+    # -- httptools callbacks
+
+    def on_message_begin(self) -> None:
+        done = self._done
+        if done is None or done.done():
+            # Another answer after the one asked for (more than its Content-Length, or a
+            # body after a 204): the connection is out of step, never to be used again, and
+            # nothing of this answer goes anywhere.
+            self._out_of_step()
+            return
+        self._headers = []
+        self._head_size = 0
+        self._coding = ""
+
+    def _out_of_step(self) -> None:
+        self._upstream.unasked()
+        self._lost, self.reusable, self._sink = True, False, None
+        self._headers = []  # the answer's, handed on, is not added to
+        self.close()
+
+    def _bad(self, why: str) -> BadResponse:
+        """An answer that is not HTTP, with its first bytes for the log."""
+        return BadResponse(why, self.first)
+
+    def on_status(self, status: bytes) -> None:
+        self._reason = status.decode("utf-8", "surrogateescape")
+
+    def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if 100 <= status < 200:
+            return  # informational (103 Early Hints): the final answer follows
+        if self._sink is None:
+            return  # out of step (on_message_begin)
+        if status < 100:  # llhttp reads three digits, 000 to 099 too: not an HTTP status
+            self._fail(self._bad(f"the child's answer has status {status:03d}"), "")
+            return
+        if self._head_size > MAX_HEAD:
+            self._fail(self._bad(f"the child's answer head is over {MAX_HEAD // 1024} KiB"), "")
+            return
+        if self._coding and self._coding.rpartition(",")[2].strip().lower() != "chunked":
+            # Read to the end of the connection, its body would go on undecoded and
+            # unmarked: nginx's 502 too.
+            coding = self._coding.strip(",")
+            self._fail(self._bad(f"the child's answer has Transfer-Encoding {coding!r}: "
+                                 "send it chunked, or with a Content-Length"), "")  # fmt: skip
+            return
+        self._headed = True
+        self._sink.head(status, self._reason, self._headers)
+        if self._head_only:
+            # A HEAD answer has no body whatever its Content-Length says; the parser
+            # cannot be told, so this connection is not used again.
+            self._finish(reusable=False)
+
+    def on_body(self, body: bytes) -> None:
+        sink = self._sink
+        if sink is None or self._done is None or self._done.done():
+            return
+        sink.body(body)
+        if not sink.writable:
+            self.pause_reading()
+            sink.when_writable(self.resume_reading)
+
+    def on_message_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if 100 <= status < 200:
+            return
+        if self._done is not None and not self._done.done():
+            self._finish(reusable=self._parser.should_keep_alive())
+
+    def _hand_over(self, rest: bytes) -> None:
+        """The 101 to an upgrade request: the connection goes to the sink, the exchange ends."""
+        done, sink, transport = self._done, self._sink, self._transport
+        if done is None or done.done() or sink is None or transport is None:
+            return
+        self._disarm()
+        self._forget_socket()
+        self._transport, self._lost, self.reusable = None, True, False  # no longer ours
+        sink.upgraded(self._reason, self._headers, transport, rest)
+        done.set_result(None)
+
+    def _close_delimited(self) -> bool:
+        """Whether the answer's body ends with the connection (no length, not chunked); not
+        when its head did not come whole in its first read (seen broken, then)."""
+        first = self.first
+        return (
+            b"\r\n\r\n" in first or b"\n\n" in first
+        ) and raw_header(first, b"content-length") is None and raw_header(
+            first, b"transfer-encoding"
+        ) is None  # fmt: skip
+
+    def _finish(self, *, reusable: bool = False) -> None:
+        done = self._done
+        if done is None or done.done():
+            return
+        assert self._sink is not None
+        self._sink.end()
+        self.reusable = reusable and not self._lost
+        if not self.reusable:
+            self.close()
+        done.set_result(None)
+
+
+class Exchange(Bare):
+    """A Bare exchange whose answer's headers are read, as sent, for the sink: pass-through
+    relays them. A child answers with the same head again and again (the same status and
+    headers; its Date changes once a second): an answer that begins with the last one's
+    head, byte for byte, is read by a second parser that calls nothing per header, and has
+    the last one's headers (10k instructions a request, 13% of the mode's)."""
+
+    def __init__(self, upstream: Upstream) -> None:
+        super().__init__(upstream)
+        self._reader = self._parser  # reads each header (on_header)
+        self._repeat = httptools.HttpResponseParser(_Repeated(self))
+        self._repeat.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)
+        self._last_head = b""  # the last answer's head, when it came whole in its first read
+        self._last: tuple[list[tuple[str, str]], str, str, int] = ([], "", "", 0)
+
+    def data_received(self, data: bytes) -> None:
+        if not self._got and self._done is not None:  # an answer's first bytes
+            head = self._last_head
+            self._parser = self._repeat if head and data.startswith(head) else self._reader
+        super().data_received(data)
+
+    def repeated(self) -> None:
+        """The head of an answer read by the second parser: the last one's."""
+        headers, self._reason, self._coding, self._head_size = self._last
+        self._headers = headers
+        self.on_headers_complete()
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        if self._headed and self._parser is self._reader:
+            first = self.first
+            end = first.find(b"\r\n\r\n") + 4
+            # Kept when the answer's first read began with its head whole (no 1xx before it).
+            if end > 4 and first[9:12] == b"%d" % self._parser.get_status_code():
+                self._last_head = first[:end]
+                self._last = (self._headers.copy(), self._reason, self._coding, self._head_size)
+            else:
+                self._last_head = b""
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value)
+        # Values as the child wrote them, UTF-8 or not: written out again, they are the
+        # same bytes (relay.Answer encodes with surrogateescape too).
+        text = value.decode("utf-8", "surrogateescape")
+        self._headers.append((name.decode("latin-1"), text))
+        if len(name) == 17 and name.lower() == b"transfer-encoding":
+            self._coding += f",{text}"
+
+    def _close_delimited(self) -> bool:
+        return not any(
+            k.lower() in ("content-length", "transfer-encoding") for k, _ in self._headers
+        )
+
+
+class _Repeated:
+    """The second parser's callbacks (Exchange): none per header, none for the status's
+    reason; the rest are the exchange's."""
+
+    def __init__(self, exchange: Exchange) -> None:
+        self._exchange = exchange
+
+    def on_message_begin(self) -> None:
+        self._exchange.on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        self._exchange.repeated()
+
+    def on_body(self, body: bytes) -> None:
+        self._exchange.on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._exchange.on_message_complete()
+
+
+def raw_header(data: bytes, name: bytes) -> str | None:
+    """The value of the first header `name` (lower-case) in the head at the start of
+    `data`, an answer's raw bytes; None if it has none (in the part of its head there)."""
+    head = data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    for line in head.split(b"\n")[1:]:
+        field, colon, value = line.partition(b":")
+        if colon and field.strip().lower() == name:
+            return value.strip().decode("latin-1")
+    return None
