@@ -1,12 +1,15 @@
 """Which program a child or task runs: an <executable> looked for as the manifest says (a bare
 name on PATH, a path under the working directory), and why one cannot be run, in words
-(a path that is no program, a `#!` line that names no interpreter). The manifest's reader
-reports these at load; instances and tasks use the same lookup to spawn.
+(a path that is no program, a `#!` line that names no interpreter); and the other files a
+process names on this machine (its working directory, an <arg> that looks like a file). The
+manifest's reader reports these at load; instances and tasks use the same lookup to spawn.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from local_lambdas._compat import IS_WINDOWS, which
@@ -72,3 +75,71 @@ def interpreter_problem(path: str) -> str | None:
         return (f'starts with "{shown}", and {interpreter.decode(errors="replace")} is not '
                 "there; fix that line (#!/usr/bin/env python3, say)")  # fmt: skip
     return None
+
+
+def path_problems(
+    executable: str, working_dir: Path, path: str | None, started_in: Path, beside: Path
+) -> list[tuple[str, str]]:
+    """What is wrong on this machine with a process's <working_dir> and <executable> (found
+    on `path`, its PATH), as (element, message) pairs; `started_in`, where relative working
+    directories start; `beside`, the manifest's folder, where a missing file may be."""
+    found_problems = []
+    bare = os.sep not in executable and "/" not in executable
+    if not working_dir.is_dir():
+        found_problems.append(("working_dir", (
+            f'<working_dir> "{working_dir}" is not a directory; create it or fix the path '
+            f"(relative paths start at the directory local-lambdas was started in, {started_in})"
+        )))  # fmt: skip
+        if not bare:
+            return found_problems  # a path relative to it cannot be judged
+    found = find_executable(executable, working_dir, path) if executable else ""
+    if found is None:
+        where = (
+            "not found on PATH; install it or give its full path"
+            if bare
+            else not_runnable(working_dir / executable) + _beside(executable, working_dir, beside)
+        )
+        found_problems.append(("executable", f'<executable> "{executable}" {where}'))
+    elif found and (wrong := interpreter_problem(found)):
+        found_problems.append(("executable", f'<executable> "{executable}" {wrong}'))
+    return found_problems
+
+
+def missing_files(args: Iterable[str], working_dir: Path, beside: Path) -> list[str]:
+    """A warning for each <arg> that names a relative file that is not there: the child would
+    most likely fail to open it (relative to its working directory, see the README)."""
+    args = tuple(args)
+    return [
+        f'<arg> "{arg}" looks like a file, but there is none at {working_dir / arg}; relative '
+        f"paths start at the child's working directory{_beside(arg, working_dir, beside)}"
+        for before, arg in zip(("", *args), args, strict=False)
+        # After `sh -c` or `node -e`: code, not a file name.
+        if before not in _CODE_FLAGS and _looks_like_a_file(arg)
+        and not (working_dir / arg).exists()
+    ]  # fmt: skip
+
+
+def _beside(relative: str, working_dir: Path, beside: Path) -> str:
+    """Where a relative path that is not in the child's working directory is, when it is
+    beside the manifest (local-lambdas started elsewhere), and the two ways to fix it."""
+    found = beside / relative
+    if beside == working_dir or not found.exists():
+        return ""
+    return (
+        f"; it is beside the manifest, at {found}: start local-lambdas in {beside}, "
+        f"or give the process <working_dir>{beside}</working_dir>"
+    )
+
+
+_SOURCE_SUFFIX = re.compile(r"\.(py|js|mjs|cjs|ts|rb|pl|php|sh|jar|lua|R)$")
+_CODE_FLAGS = frozenset({"-c", "-e", "--eval", "-Command", "/c", "/C"})
+_SHELL_SYNTAX = frozenset(";&|<>`'\"*?$\n")
+
+
+def _looks_like_a_file(arg: str) -> bool:
+    """A relative path with a folder or a source file's suffix: app/main.py, ./run.sh."""
+    if arg.startswith(("-", "/")) or "=" in arg or ":" in arg or "${" in arg:
+        return False  # an option, a URL, host:port/path, socat's EXEC:./run.sh
+    if any(c in _SHELL_SYNTAX for c in arg):
+        return False  # a command line, a glob, a quoted string
+    return "/" in arg or bool(_SOURCE_SUFFIX.search(arg))

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from local_lambdas.config import Manifest, Mode, Process, Task
 from local_lambdas.errors import ManifestError, Problem
-from local_lambdas.executables import find_executable, interpreter_problem, not_runnable
+from local_lambdas.executables import missing_files, path_problems
 from local_lambdas.manifest_checks import Claims, across_processes
 from local_lambdas.variables import (
     HTTP_NAMES,
@@ -87,9 +87,6 @@ _REQUIRED = ("id", "executable", "route")
 _FIELD_TO_ELEMENT = {spec.field: name for name, spec in ELEMENTS.items()}
 _ENV_NAME = re.compile(r"^[^=\0]+$")
 _XSI = "{http://www.w3.org/2001/XMLSchema-instance}"
-_SOURCE_SUFFIX = re.compile(r"\.(py|js|mjs|cjs|ts|rb|pl|php|sh|jar|lua|R)$")
-_CODE_FLAGS = frozenset({"-c", "-e", "--eval", "-Command", "/c", "/C"})
-_SHELL_SYNTAX = frozenset(";&|<>`'\"*?$\n")
 _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "fish", "busybox"})
 
 
@@ -298,10 +295,11 @@ class _Reader:
                 environment if isinstance(environment, tuple) else (),
                 env if isinstance(env, tuple) else (),
             )
-            self._check_paths(
-                str(kwargs.get("executable", "")), working_dir, path, lines, label,
-                element.sourceline or 0,
-            )  # fmt: skip
+            executable = str(kwargs.get("executable", ""))
+            for name, message in path_problems(
+                executable, working_dir, path, self.folder, self.beside
+            ):
+                self.problem(lines.get(name, [element.sourceline or 0])[0], f"{label}: {message}")
         if "id" in kwargs and kind == "process":
             kwargs.setdefault("pipe_name", kwargs["id"])
         try:
@@ -311,7 +309,8 @@ class _Reader:
             return None
         if missing:
             return None
-        self._check_args(process)
+        for warning in missing_files(process.args, process.working_dir, self.beside):
+            self.warnings.append(f"{self.shown}: {process.label}: {warning}")
         if self.here and isinstance(process, Process) and process.port and process.instances > 1:
             # (In containers, export's, each instance has a port of its own: no problem.)
             self.problem(
@@ -376,31 +375,6 @@ class _Reader:
             if error["type"] == "enum":
                 message = message.replace("should be", "must be one of:").replace("' or '", "', '")
             self.problem(line, f'{label}: <{element}> "{shown}" {message}')
-
-    def _check_paths(
-        self, executable: str, working_dir: Path, path: str | None,
-        lines: dict[str, list[int]], label: str, line: int,
-    ) -> None:  # fmt: skip
-        bare = os.sep not in executable and "/" not in executable
-        if not working_dir.is_dir():
-            self.problem(
-                lines.get("working_dir", [line])[0],
-                f'{label}: <working_dir> "{working_dir}" is not a '
-                "directory; create it or fix the path (relative paths start at the "
-                f"directory local-lambdas was started in, {self.folder})",
-            )
-            if not bare:
-                return  # a path relative to it cannot be judged
-        found = find_executable(executable, working_dir, path) if executable else ""
-        if found is None:
-            where = (
-                "not found on PATH; install it or give its full path"
-                if bare
-                else not_runnable(working_dir / executable) + self._beside(executable, working_dir)
-            )
-            self.problem(lines["executable"][0], f'{label}: <executable> "{executable}" {where}')
-        elif found and (wrong := interpreter_problem(found)):
-            self.problem(lines["executable"][0], f'{label}: <executable> "{executable}" {wrong}')
 
     def _variables(
         self, kwargs: dict[str, object], lines: dict[str, list[int]], label: str
@@ -468,30 +442,6 @@ class _Reader:
                 self.problem(lines[field_name][0], f'{label}: <{element}> "{raw}": {exc}')
                 del kwargs[field_name]  # said once: not judged again as it stands
 
-    def _check_args(self, process: Process | Task) -> None:
-        """Warn of an <arg> that names a relative file that is not there: the child would
-        most likely fail to open it (relative to its working directory, see the README)."""
-        for before, arg in zip(("", *process.args), process.args, strict=False):
-            if before in _CODE_FLAGS:
-                continue  # `sh -c LINE`, `node -e CODE`: code, not a file name
-            if _looks_like_a_file(arg) and not (process.working_dir / arg).exists():
-                self.warnings.append(
-                    f'{self.shown}: {process.label}: <arg> "{arg}" looks like a file, but '
-                    f"there is none at {process.working_dir / arg}; relative paths start at "
-                    f"the child's working directory{self._beside(arg, process.working_dir)}"
-                )
-
-    def _beside(self, relative: str, working_dir: Path) -> str:
-        """Where a relative path that is not in the child's working directory is, when it
-        is beside the manifest (local-lambdas started elsewhere), and the two ways to fix it."""
-        found = self.beside / relative
-        if self.beside == working_dir or not found.exists():
-            return ""
-        return (
-            f"; it is beside the manifest, at {found}: start local-lambdas in {self.beside}, "
-            f"or give the process <working_dir>{self.beside}</working_dir>"
-        )
-
     def _unknown(self, element: etree._Element, label: str, known: list[str]) -> list[str]:
         """Report an unknown element; the known one it was probably meant as, if any."""
         tag = str(element.tag)
@@ -509,15 +459,6 @@ class _Reader:
                 f'{label}: unknown attribute {name}="..."; '
                 "settings are written as elements, e.g. <timeout>30s</timeout>",
             )
-
-
-def _looks_like_a_file(arg: str) -> bool:
-    """A relative path with a folder or a source file's suffix: app/main.py, ./run.sh."""
-    if arg.startswith(("-", "/")) or "=" in arg or ":" in arg or "${" in arg:
-        return False  # an option, a URL, host:port/path, socat's EXEC:./run.sh
-    if any(c in _SHELL_SYNTAX for c in arg):
-        return False  # a command line, a glob, a quoted string
-    return "/" in arg or bool(_SOURCE_SUFFIX.search(arg))
 
 
 def _check_schema(root: etree._Element, shown: str, reader: _Reader) -> None:
