@@ -1,5 +1,5 @@
 """Pass-through in the fast lane (fastlane.py): the request as the child gets it, and the
-child's answer written to the client as it comes (the Sink of transports/upstream.py).
+child's answer written to the client as it comes (the Sink of transports/exchange.py).
 
 The rules are pass-through's (docs/protocol.md, "Pass-through"; transports/passthrough.py
 keeps them for aiohttp's side): the target as sent less <strip_prefix>, `Host` as sent,
