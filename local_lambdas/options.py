@@ -265,13 +265,7 @@ def parsers() -> dict[str, argparse.ArgumentParser]:
     )
     _manifest_argument(check_p)
     check_p.add_argument("--boot", action="store_true", help="also start and probe each child")
-    check_p.add_argument(
-        "--ready-timeout",
-        metavar="SECONDS",
-        type=float,
-        default=30.0,
-        help="with --boot, how long the children may take (default: 30)",
-    )
+    _ready_timeout_argument(check_p, 30.0, "with --boot, how long the children may take")
     _common(check_p)
 
     run_p = argparse.ArgumentParser(
@@ -290,13 +284,7 @@ def parsers() -> dict[str, argparse.ArgumentParser]:
         help="where to listen (default: a free port on 127.0.0.1)",
     )
     _port_argument(run_p)
-    run_p.add_argument(
-        "--ready-timeout",
-        metavar="SECONDS",
-        type=float,
-        default=60.0,
-        help="how long the children may take to be ready (default: 60)",
-    )
+    _ready_timeout_argument(run_p, 60.0, "how long the children may take to be ready")
     _common(run_p)
     restart_p = argparse.ArgumentParser(
         prog="local-lambdas restart",
@@ -318,6 +306,13 @@ def _manifest_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "manifest", nargs="?", default="manifest.xml", metavar="MANIFEST",
         help="the manifest file (default: manifest.xml)",
+    )  # fmt: skip
+
+
+def _ready_timeout_argument(parser: argparse.ArgumentParser, default: float, what: str) -> None:
+    parser.add_argument(
+        "--ready-timeout", metavar="SECONDS", type=seconds, default=default,
+        help=f"{what} (default: {default:g})",
     )  # fmt: skip
 
 

@@ -421,6 +421,21 @@ def test_a_flag_given_wrong_is_one_clear_line(
     assert "Traceback" not in ran.stderr
 
 
+@pytest.mark.parametrize(("argv", "value"), [
+    (["run", "--ready-timeout", "-5"], "-5"),
+    (["check", "--boot", "--ready-timeout", "nan"], "nan"),
+])  # fmt: skip
+def test_a_ready_timeout_given_wrong_is_one_clear_line(
+    write_manifest: WriteManifest, argv: list[str], value: str
+) -> None:
+    """`run` and `check --boot` take their --ready-timeout as the other time-outs are taken
+    (30s, 2m; test_observability runs with one): not a negative, NaN or infinite one."""
+    path = str(write_manifest(process_xml("svc", "/api/*")))
+    ran = run_main(*argv, path, *(["--", "true"] if argv[0] == "run" else []))
+    says = f"argument --ready-timeout: '{value}' is not a time above 0; write e.g. 60, 30s"
+    assert ran.returncode == 2 and says in ran.stderr, ran.stderr
+
+
 async def test_a_bind_to_a_name_that_does_not_resolve_is_one_clear_line(
     write_manifest: WriteManifest,
 ) -> None:

@@ -184,7 +184,7 @@ async def test_run_when_a_child_never_gets_ready(
 ) -> None:
     path = write_manifest(process_xml("good", "/good/*"), fatal_process(tmp_path))
     marker = tmp_path / "ran"
-    async with cli("run", str(path), "--ready-timeout", "20", "--", "touch", str(marker)) as run:
+    async with cli("run", str(path), "--ready-timeout", "20s", "--", "touch", str(marker)) as run:
         assert await run.finish() == 3
     text = "\n".join(run.lines)
     assert "broken is not ready: FATAL: gave up" in text  # at once, not "after 20s"
