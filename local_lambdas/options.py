@@ -393,6 +393,8 @@ def checked(args: argparse.Namespace, command: str) -> Checked:
                          f'with "/", like /_/ or /admin/: write "{fix}"')  # fmt: skip
     if (args.tls_cert is None) != (args.tls_key is None) or (args.tls and args.tls_cert):
         raise ValueError("give --tls-cert and --tls-key together, or --tls self-signed")
+    if args.only is not None and not args.only.strip(", "):
+        raise ValueError(f"--only {args.only!r} names no process; give ids, e.g. --only api,web")
     if args.no_deps and not args.only:
         raise ValueError("--no-deps goes with --only ID[,ID...]")
     if args.instances is not None and not 1 <= args.instances <= 256:
