@@ -21,7 +21,8 @@ import contextlib
 import logging
 import secrets
 import shutil
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from functools import partial
 from pathlib import Path
 
 from local_lambdas import _compat
@@ -103,7 +104,8 @@ class Supervisor:
         self.tasks = {task.id: TaskRun(task) for task in self.manifest.tasks}
         for run in self.tasks.values():
             if self._selected(run.task.id):
-                self._after(self._here(run.task.depends_on), run.task.id, self._run_task(run))
+                needs = self._here(run.task.depends_on)
+                self._after(needs, run.task.id, partial(self._run_task, run))
             else:
                 run.finish(True)  # left out by --only: nothing waits for it
         for pool in self.pools.values():
@@ -163,7 +165,7 @@ class Supervisor:
                 return
             pool.start()
 
-        self._after(self._here(pool.process.depends_on), pool.process.id, start(), pool=pool)
+        self._after(self._here(pool.process.depends_on), pool.process.id, start, pool=pool)
 
     async def _build(self, pool: Pool) -> bool:
         """Run the process's <build> (output as `ID build`); whether it succeeded. A failed
@@ -184,17 +186,16 @@ class Supervisor:
         return False
 
     def _after(
-        self, needs: tuple[str, ...], name: str, then: Coroutine[None, None, None],
+        self, needs: tuple[str, ...], name: str, then: Callable[[], Awaitable[None]],
         pool: Pool | None = None,
     ) -> None:  # fmt: skip
-        """Run `then` once everything `needs` names is there; if any of it fails, say so
-        and never run it."""
+        """Call `then` once everything `needs` names is there; if any of it fails, say so
+        and never call it (nor when the run stops first)."""
 
         async def wait_then() -> None:
             for need in needs:
                 reason = await self._wait_for(need)
                 if reason is not None:
-                    then.close()
                     failure = f"{name} was not started: {reason}"
                     log.error("%s", failure, extra={"fields": {"event": "not_started",
                                                                "process": name}})  # fmt: skip
@@ -205,7 +206,7 @@ class Supervisor:
                         self.tasks[name].finish(False, failure)
                     self.failed.set()
                     return
-            await then
+            await then()
 
         if pool is not None:
             pool.waiting_for = needs

@@ -3,6 +3,8 @@ that keep their dependents from starting, and --only with what it depends on."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,7 @@ import pytest
 
 from local_lambdas import manifest
 from local_lambdas.errors import ManifestError
-from tests.helpers import CHILDREN, PYTHON, WriteManifest, process_xml, running
+from tests.helpers import CHILDREN, PYTHON, WriteManifest, cli, process_xml, running
 
 BEHAVE = CHILDREN / "behave.py"
 
@@ -49,6 +51,27 @@ async def test_a_chain_starts_in_order(
         assert run.supervisor.tasks["migrate"].state == "DONE"
         assert run.child("api").restarts == 0  # it never started before the marker existed
         assert "migrated" in run.supervisor.tasks["migrate"].last_lines
+
+
+async def test_a_stop_while_a_task_runs_stops_it_and_says_nothing_more(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    """SIGTERM while a <task> runs and a process waits for it: the task's program is stopped
+    with the rest, the process never starts, and no Python warning follows the stop (the
+    waiting process's start was once left as a coroutine never awaited)."""
+    pid_file = tmp_path / "task.pid"
+    code = (f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
+            "print('migrating', flush=True); time.sleep(60)")  # fmt: skip
+    path = write_manifest(needing("api", "/api/*", "migrate"), task_xml("migrate", code))
+    async with cli(str(path)) as run:
+        await run.expect(r"migrate\s+\| migrating")
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
+    assert any(line.endswith("| stopped") for line in run.lines), run.lines
+    assert not any("Warning" in line or "never awaited" in line for line in run.lines), run.lines
+    assert not any("api: starting" in line for line in run.lines), run.lines
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid_file.read_text()), 0)
 
 
 async def test_a_diamond_and_held_requests(write_manifest: WriteManifest, socket_dir: Path) -> None:
