@@ -38,11 +38,11 @@ EXIT_INTERRUPTED = 130  # Ctrl+C while loading, or a second one cutting a stop s
 _VERBOSITY = {"quiet": logging.WARNING, "normal": logging.INFO, "verbose": logging.DEBUG}
 
 
-def print_line(text: str) -> None:
+def print_line(text: str, *, as_json: bool = False, level: str = "error") -> None:
     """output.print_line, loaded when a line is said."""
     from local_lambdas import output
 
-    output.print_line(text)
+    output.print_line(text, as_json=as_json, level=level)
 
 
 def _completion(argv: list[str]) -> int:
@@ -201,18 +201,21 @@ def _main(argv: list[str]) -> int:
             loaded = _with_instances(loaded, args.instances)
         return _without_timeouts(loaded) if args.no_timeouts else loaded
 
+    as_json = args.log_format == "json"  # the lines before and after the run's, too
     try:
         loaded = load()
     except ManifestError as exc:
-        print_problems([str(p) for p in exc.problems])
+        print_problems([str(p) for p in exc.problems], as_json=as_json)
         print_line(
             f"local-lambdas: {path} has {len(exc.problems)} problem(s)"
-            + ("" if command == "check" else "; nothing was started")
+            + ("" if command == "check" else "; nothing was started"),
+            as_json=as_json,
         )
         return EXIT_FAILURE
-    print_warnings(loaded.warnings)
+    print_warnings(loaded.warnings, as_json=as_json)
     if command == "check" and not args.boot:
-        print_line(f"{path}: OK, {len(loaded.processes)} process(es)")
+        print_line(f"{path}: OK, {len(loaded.processes)} process(es)", as_json=as_json,
+                   level="info")  # fmt: skip
         return EXIT_OK
     only = tuple(name.strip() for name in (args.only or "").split(",") if name.strip())
     ids = [p.id for p in loaded.processes]
@@ -221,7 +224,7 @@ def _main(argv: list[str]) -> int:
             close = difflib.get_close_matches(name, ids, n=1)
             hint = f"did you mean {close[0]}? " if close else ""
             print_line(f"local-lambdas: --only {name}: no such process; {hint}"
-                       f"the processes are {', '.join(ids)}")  # fmt: skip
+                       f"the processes are {', '.join(ids)}", as_json=as_json)  # fmt: skip
             return EXIT_USAGE
     settings = Settings(
         host=host,
@@ -291,15 +294,15 @@ def _main(argv: list[str]) -> int:
         return run(serve(loaded, settings, printer, load=load))
     except NotAllReady as exc:
         printer.flush()
-        print_line(f"local-lambdas: {exc}")
+        print_line(f"local-lambdas: {exc}", as_json=as_json)
         return EXIT_NOT_READY
     except CommandNotRun as exc:
         printer.flush()
-        print_line(f"local-lambdas run: {exc}")
+        print_line(f"local-lambdas run: {exc}", as_json=as_json)
         return exc.status
     except StartupError as exc:
         printer.flush()
-        print_line(f"local-lambdas: {exc}")
+        print_line(f"local-lambdas: {exc}", as_json=as_json)
         return EXIT_FAILURE
     finally:
         printer.flush()

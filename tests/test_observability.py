@@ -13,7 +13,7 @@ from aiohttp.test_utils import make_mocked_request
 from prometheus_client.parser import text_string_to_metric_families
 
 from local_lambdas.admin import Admin, is_loopback
-from tests.helpers import WriteManifest, cli, connect, process_xml, running
+from tests.helpers import WriteManifest, cli, connect, process_xml, run_main, running
 
 
 def fatal_process(tmp_path: Path, pid: str = "broken") -> str:
@@ -118,6 +118,30 @@ async def test_request_id_round_trip(
         async with run.http.get(run.url + "/api/garbage", headers={"X-Request-Id": "t-7"}) as reply:
             assert reply.status == 502 and (await reply.json())["request_id"] == "t-7"
     assert any("[t-7]" in r.getMessage() for r in caplog.records)
+
+
+def test_json_logs_carry_the_manifests_problems_and_warnings_too(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    """With --log-format json a log reader of standard output gets why nothing started (each
+    problem, then the line that ends the command) and the manifest's warnings as JSON lines,
+    not plain text beside them on standard error."""
+    broken = tmp_path / "broken.xml"
+    broken.write_text("<manifest><process><id>x</id></process></manifest>")
+    ran = run_main("--log-format", "json", str(broken))
+    events = [json.loads(line) for line in ran.stdout.splitlines()]
+    assert ran.returncode == 1 and ran.stderr == "", ran.stderr
+    assert [(e["event"], e["level"]) for e in events] == [("manifest", "error")] * 2 + [
+        ("exit", "error")
+    ]
+    assert "missing <executable>" in events[0]["message"]
+    assert events[-1]["message"].endswith("has 2 problem(s); nothing was started")
+    warned = write_manifest(process_xml("svc", "/api/*", args=("no/such/file.py",)))
+    ran = run_main("check", "--log-format", "json", str(warned))
+    events = [json.loads(line) for line in ran.stdout.splitlines()]
+    assert ran.returncode == 0 and ran.stderr == "", ran.stderr
+    assert [(e["event"], e["level"]) for e in events] == [("manifest", "warning"), ("exit", "info")]
+    assert '<arg> "no/such/file.py" looks like a file' in events[0]["message"]
 
 
 async def test_json_logs_are_one_object_per_line(write_manifest: WriteManifest) -> None:
