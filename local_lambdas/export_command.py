@@ -141,6 +141,12 @@ def export_command(argv: list[str]) -> int:
     if args.output is None:
         sys.stdout.write(text)
     else:
-        args.output.write_text(text)
+        try:
+            args.output.write_text(text)
+        except OSError as exc:
+            why = exc.strerror or exc
+            print_line(f"local-lambdas export: cannot write {args.output}: {why}; "
+                       "give -o a file in a folder that exists")  # fmt: skip
+            return EXIT_FAILURE
         print_line(f"local-lambdas export: wrote {args.output}")
     return EXIT_OK

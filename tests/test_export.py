@@ -196,6 +196,18 @@ def test_a_name_kubernetes_or_docker_would_refuse_is_refused_here(
     assert says in done.stderr, done.stderr
 
 
+@pytest.mark.parametrize(("where", "why"), [
+    ("no/such/folder/out.yml", "No such file or directory"), (".", "Is a directory"),
+])  # fmt: skip
+def test_an_output_that_cannot_be_written_is_one_clear_line(
+    tmp_path: Path, where: str, why: str
+) -> None:
+    out = tmp_path / where
+    done = export("compose", "manifest.xml", "--image", "x:1", "-o", str(out))
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"cannot write {out}: {why}; give -o a file in a folder that exists" in done.stderr
+
+
 def test_an_image_in_the_manifest_is_checked_at_load(tmp_path: Path) -> None:
     (tmp_path / "manifest.xml").write_text(
         "<manifest><process><id>a</id><executable>python3</executable><route>/a/*</route>"
