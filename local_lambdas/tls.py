@@ -33,12 +33,15 @@ def server_context(cert: Path, key: Path) -> ssl.SSLContext:
     context.set_alpn_protocols(["http/1.1"])
     for path, what in ((cert, "--tls-cert"), (key, "--tls-key")):
         if not path.is_file():
-            raise StartupError(f"{what} {path}: no such file")
+            found = "is a directory" if path.is_dir() else "no such file"
+            raise StartupError(f"{what} {path}: {found}; give a PEM file")
     try:
         context.load_cert_chain(cert, key)
     except ssl.SSLError as exc:
+        # OpenSSL names a mismatch (KEY_VALUES_MISMATCH); a file that is no PEM, nothing.
+        why = (exc.reason or "not PEM").replace("_", " ").lower()
         raise StartupError(
-            f"--tls-cert {cert} and --tls-key {key} cannot be used together ({exc.reason}): "
+            f"--tls-cert {cert} and --tls-key {key} cannot be used together ({why}): "
             "give a PEM certificate and the private key it was made for"
         ) from exc
     except OSError as exc:

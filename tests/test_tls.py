@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import signal
 import ssl
 import subprocess
@@ -197,10 +198,16 @@ def test_files_that_cannot_be_used_are_one_clear_line(tmp_path: Path) -> None:
     ca = trustme.CA()
     ca.issue_cert("localhost").cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
     ca.issue_cert("localhost").private_key_pem.write_to_path(str(tmp_path / "other-key.pem"))
-    with pytest.raises(StartupError, match="cannot be used together"):
+    with pytest.raises(StartupError, match=r"cannot be used together \(key values mismatch\)"):
         server_context(tmp_path / "cert.pem", tmp_path / "other-key.pem")
-    with pytest.raises(StartupError, match="no such file"):
+    (tmp_path / "notes.txt").write_text("not a certificate\n")
+    with pytest.raises(StartupError, match=r"cannot be used together \(not pem\)"):
+        server_context(tmp_path / "notes.txt", tmp_path / "notes.txt")
+    with pytest.raises(StartupError, match=r"missing\.pem: no such file; give a PEM file"):
         server_context(tmp_path / "missing.pem", tmp_path / "other-key.pem")
+    says = re.escape(f"{tmp_path}: is a directory; give a PEM file")
+    with pytest.raises(StartupError, match=says):
+        server_context(tmp_path / "cert.pem", tmp_path)
     done = subprocess.run(
         [sys.executable, "-m", "local_lambdas", "--tls-cert", "cert.pem"],
         cwd=tmp_path, capture_output=True, text=True, timeout=30,
