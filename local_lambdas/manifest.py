@@ -209,7 +209,8 @@ class _Reader:
         try:
             read = read_env_file(path)
         except OSError as exc:
-            problem = f"{named_by} {path}: {exc.strerror or exc}; create it or fix the path"
+            fix = "give a file of NAME=value" if path.is_dir() else "create it or fix the path"
+            problem = f"{named_by} {path}: {exc.strerror or exc}; {fix}"
             if line is None:
                 self.problems.append(Problem(str(path), None, problem))
             else:

@@ -171,6 +171,20 @@ def test_a_malformed_env_file_line_names_file_and_line(
     assert not caplog.records  # said once, by us: not again by python-dotenv's own logger
 
 
+@pytest.mark.parametrize(("name", "says"), [
+    ("missing.env", "No such file or directory; create it or fix the path"),
+    ("a-folder", "Is a directory; give a file of NAME=value"),
+])  # fmt: skip
+def test_an_env_file_that_cannot_be_read_says_why(tmp_path: Path, name: str, says: str) -> None:
+    (tmp_path / "a-folder").mkdir()
+    path = tmp_path / "manifest.xml"
+    path.write_text(f"<manifest>{process_xml('svc', '/s/*')}</manifest>")
+    with pytest.raises(ManifestError) as caught:
+        manifest.load(path, socket_dir=Path("/tmp/ll-x"), env_files=[tmp_path / name])
+    env_file = tmp_path / name
+    assert str(caught.value.problems[0]) == f"{env_file}: --env-file {env_file}: {says}"
+
+
 @pytest.mark.parametrize(("flags", "status"), [((), 1), (("--no-timeouts",), 0)])
 def test_no_timeouts_lets_a_slow_child_answer(
     tmp_path: Path, flags: tuple[str, ...], status: int
