@@ -186,6 +186,9 @@ class _Connection(RequestHandler):
         self._head_timer: asyncio.TimerHandle | None = None
         self._send_timeout = SendTimeout(manager.send_timeout, self._loop)
         self._ended = False  # the client half-closed (eof_received)
+        # Requests come whole and not yet answered (queued, or popped and being answered):
+        # aiohttp's own flags miss one popped from its queue and not yet begun.
+        self._unanswered = 0
 
     def pause_writing(self) -> None:
         super().pause_writing()
@@ -197,7 +200,9 @@ class _Connection(RequestHandler):
         super().resume_writing()
 
     def data_received(self, data: bytes) -> None:
+        queued = len(self._messages)
         super().data_received(data)
+        self._unanswered += len(self._messages) - queued
         if self._heads.body_awaited:  # the client may be waiting for our ACK to send the body
             self._heads.body_awaited = False
             _compat.acknowledge_now(self.transport)
@@ -212,8 +217,10 @@ class _Connection(RequestHandler):
         """The client half-closed: the requests that came whole are still answered, then the
         connection closes (lane_connection.Connection.eof_received); with none, or a body
         cut short, it closes now (aiohttp's own way: the request fails)."""
-        waiter = self._waiter
-        idle = self._task_handler is None or (waiter is not None and not waiter.done())
+        # Not `_request_in_progress` or a waiting `_waiter`: a client that closes as soon as
+        # it has read an answer, as curl does, comes under uvloop after the one and before
+        # the other, and its connection was kept open for aiohttp's keep-alive hour.
+        idle = self._unanswered <= 0
         tls = self.transport is not None and self.transport.get_extra_info("sslcontext")
         if idle or tls or self._upgraded or self._heads.body_to_come:
             return False
@@ -223,7 +230,9 @@ class _Connection(RequestHandler):
     async def finish_response(
         self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
     ) -> tuple[web.StreamResponse, bool]:
+        queued = len(self._messages)  # (the tail of a declined upgrade is read in there)
         finished = await super().finish_response(request, resp, start_time)
+        self._unanswered += len(self._messages) - queued - 1
         if self._ended and not self._messages:
             self.close()  # (aiohttp's: no more requests; the transport closes after this)
         return finished

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import json
 import os
 import re
 import shutil
+import signal
 import socket
 import time
 from pathlib import Path
@@ -23,6 +25,7 @@ from tests.helpers import (
     CHILDREN,
     PYTHON,
     WriteManifest,
+    cli,
     connect,
     eventually,
     process_xml,
@@ -298,6 +301,44 @@ async def test_a_client_that_half_closes_is_answered_what_came_whole(
             took = loop.time() - started
             assert re.findall(rb"HTTP/1\.[01] (\d{3}) ", answer) == statuses, (raw, answer)
             assert not answer.endswith(b"<still open>") and took < 5, (raw, took)
+
+
+def _waiting_to_close(port: int) -> int:
+    """The proxy's connections on `port` that the client has closed and it has not
+    (CLOSE-WAIT, state 08 in /proc/net/tcp)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as rows:
+            for row in list(rows)[1:]:
+                fields = row.split()
+                count += fields[1].endswith(f":{port:04X}") and fields[3] == "08"
+    return count
+
+
+@pytest.mark.skipif(shutil.which("curl") is None or not _compat.IS_LINUX,
+                    reason="needs curl, and /proc/net/tcp to see the connections")  # fmt: skip
+@pytest.mark.parametrize("lane", [(), ("--no-fast-lane",)], ids=["fast-lane", "aiohttp"])
+async def test_curl_closing_once_answered_is_let_go(front: Path, lane: tuple[str, ...]) -> None:
+    """curl reads the whole answer, then closes at once. The proxy closes its side too,
+    whoever answered: under uvloop a close that came between an answer of aiohttp's side and
+    its wait for the next request once left the connection open (CLOSE-WAIT, a descriptor
+    each, for aiohttp's keep-alive hour): most /_/status requests did, and a monitor
+    polling it ran the proxy out of descriptors."""
+    event_loop = ("--event-loop", "uvloop") if importlib.util.find_spec("uvloop") else ()
+    async with cli(str(front), "--bind", "127.0.0.1:0", *event_loop, *lane) as run:
+        url = (await run.expect(r"listening on (http://\S+)")).group(1)
+        await run.expect(r"^serving on ")  # every child ready
+        paths = ["/_/status", "/_/health", "/api/x", "/public/hello.txt", "/nowhere"]
+        loop = " ".join(f"curl -s -o /dev/null {url}{path};" for path in paths)
+        script = f"for i in 1 2 3 4 5; do {loop} done"
+        curl = await asyncio.create_subprocess_exec("sh", "-c", script)
+        assert await curl.wait() == 0
+        port = int(url.rsplit(":", 1)[1])
+        assert await eventually(lambda: _waiting_to_close(port) == 0, timeout=5), (
+            f"{_waiting_to_close(port)} connections left open"
+        )
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
 
 
 @LANES
