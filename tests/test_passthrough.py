@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 
 from local_lambdas import _compat
+from local_lambdas.transports import upstream
 from tests.helpers import (
     CHILDREN,
     NEEDS_NODE,
@@ -70,6 +71,41 @@ async def test_request_goes_on_as_it_came(write_manifest: WriteManifest, socket_
     assert ["X-Forwarded-Host", host] in got
     assert [v for k, v in got if k.lower() == "x-request-id"] == ["rid-1"]
     assert not any(k.lower() == "x-hop" for k, _ in got)  # named by Connection: hop-by-hop
+
+
+def _connections_to(port: int) -> int:
+    """Established TCP connections to `port` on this machine, seen from the connecting side
+    and the accepting one (/proc/net/tcp, state 01): two per connection."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as rows:
+            for row in list(rows)[1:]:
+                fields = row.split()
+                ends = (fields[1], fields[2])
+                count += fields[3] == "01" and any(end.endswith(f":{port:04X}") for end in ends)
+    return count
+
+
+@pytest.mark.skipif(not _compat.IS_LINUX, reason="reads /proc/net/tcp")
+async def test_a_burst_leaves_at_most_max_idle_connections_to_the_child(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """100 requests at once need 100 connections to the child; once answered, at most
+    upstream.MAX_IDLE stay open for the next (as nginx's `keepalive` bounds them), not 100
+    for good, each a thread in a threaded server."""
+    path = write_manifest(web_process(extra=STRIP))
+    async with running(path, socket_dir) as run:
+        port = int(run.child("web").address.rsplit(":", 1)[1].rstrip("/"))
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector) as http:
+
+            async def slow() -> int:
+                async with http.get(run.url + "/web/slow") as reply:
+                    return reply.status
+
+            assert await asyncio.gather(*(slow() for _ in range(100))) == [200] * 100
+        kept = _connections_to(port) // 2
+        assert 0 < kept <= 64 == upstream.MAX_IDLE, kept
 
 
 async def test_prefix_kept_without_strip_and_redirects_pass_through(

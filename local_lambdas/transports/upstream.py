@@ -5,19 +5,25 @@ bytes out, the answer to a `Sink` as it comes).
 `Upstream.send` takes an idle connection, or makes one within <timeout>, and keeps it again
 once its answer ended cleanly. A kept connection that gives nothing back was most likely
 closed by the child while idle: an idempotent request without a streamed body is sent again
-on another, anything else is ChildUnreachable (nginx's rule). The connections under a time
-limit are looked at by one timer per pool, a quarter of the limit apart.
+on another, anything else is ChildUnreachable (nginx's rule). At most MAX_IDLE are kept
+idle, as nginx's `keepalive` bounds them: a burst of clients would otherwise leave as many
+connections open to the child for good (a thread each in a threaded server). The
+connections under a time limit are looked at by one timer per pool, a quarter of the limit
+apart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Final
 
 from local_lambdas.errors import ChildTimeout, ChildUnreachable
 from local_lambdas.transports.exchange import Bare, Body, Exchange, Sink, Stale
 
 log = logging.getLogger("local_lambdas.upstream")
+
+MAX_IDLE: Final = 64  # idle connections kept per child (the benchmark's nginx: keepalive 64)
 
 
 class Upstream:
@@ -123,7 +129,7 @@ class Upstream:
         return exchange.first
 
     def _keep(self, exchange: Bare) -> None:
-        if exchange.reusable and not self._closed:
+        if exchange.reusable and not self._closed and len(self._idle) < MAX_IDLE:
             self._idle.append(exchange)
         else:
             exchange.close()
