@@ -144,6 +144,20 @@ async def running(
             yield Running(run.url, run, http)
 
 
+def tcp_sockets(port: int) -> list[tuple[str, str, str]]:
+    """(local address, remote address, state) of this machine's TCP sockets with `port` at
+    either end, read from /proc/net/tcp and tcp6 (Linux; state 01 is ESTABLISHED, 08
+    CLOSE-WAIT), addresses as written there (hex, `:PPPP` last)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as rows:
+            for row in list(rows)[1:]:
+                local, remote, state = row.split()[1:4]
+                if f":{port:04X}" in (local[-5:], remote[-5:]):
+                    found.append((local, remote, state))
+    return found
+
+
 async def eventually(
     predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0
 ) -> bool:

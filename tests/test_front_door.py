@@ -32,6 +32,7 @@ from tests.helpers import (
     read_answer,
     running,
     small_window,
+    tcp_sockets,
 )
 
 LANES = pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
@@ -304,15 +305,10 @@ async def test_a_client_that_half_closes_is_answered_what_came_whole(
 
 
 def _waiting_to_close(port: int) -> int:
-    """The proxy's connections on `port` that the client has closed and it has not
-    (CLOSE-WAIT, state 08 in /proc/net/tcp)."""
-    count = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with open(table) as rows:
-            for row in list(rows)[1:]:
-                fields = row.split()
-                count += fields[1].endswith(f":{port:04X}") and fields[3] == "08"
-    return count
+    """The proxy's connections on `port` that the client has closed and it has not."""
+    return sum(
+        local.endswith(f":{port:04X}") and state == "08" for local, _, state in tcp_sockets(port)
+    )
 
 
 @pytest.mark.skipif(shutil.which("curl") is None or not _compat.IS_LINUX,

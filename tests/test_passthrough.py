@@ -30,6 +30,7 @@ from tests.helpers import (
     process_xml,
     read_answer,
     running,
+    tcp_sockets,
     without_date,
 )
 
@@ -73,19 +74,6 @@ async def test_request_goes_on_as_it_came(write_manifest: WriteManifest, socket_
     assert not any(k.lower() == "x-hop" for k, _ in got)  # named by Connection: hop-by-hop
 
 
-def _connections_to(port: int) -> int:
-    """Established TCP connections to `port` on this machine, seen from the connecting side
-    and the accepting one (/proc/net/tcp, state 01): two per connection."""
-    count = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with open(table) as rows:
-            for row in list(rows)[1:]:
-                fields = row.split()
-                ends = (fields[1], fields[2])
-                count += fields[3] == "01" and any(end.endswith(f":{port:04X}") for end in ends)
-    return count
-
-
 @pytest.mark.skipif(not _compat.IS_LINUX, reason="reads /proc/net/tcp")
 async def test_a_burst_leaves_at_most_max_idle_connections_to_the_child(
     write_manifest: WriteManifest, socket_dir: Path
@@ -104,7 +92,8 @@ async def test_a_burst_leaves_at_most_max_idle_connections_to_the_child(
                     return reply.status
 
             assert await asyncio.gather(*(slow() for _ in range(100))) == [200] * 100
-        kept = _connections_to(port) // 2
+        # Established, seen from both ends: two sockets a connection.
+        kept = sum(state == "01" for *_, state in tcp_sockets(port)) // 2
         assert 0 < kept <= 64 == upstream.MAX_IDLE, kept
 
 
