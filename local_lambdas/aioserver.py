@@ -1,19 +1,15 @@
 """aiohttp's low-level HTTP server, held to the rules the fast lane keeps (fastlane.py):
 
+- requests are read by aioparser.HeadParser: requests that came whole before garbage are
+  answered first, methods llhttp lacks are taken, nginx's 414, 431, 501 and 505;
 - a malformed request gets the proxy's JSON 400 (`{"error", "process", "request_id"}`) in
   HTTP/1.1 and a closed connection, and one log line, never a traceback;
-- requests that arrived whole before the garbage in the same read are answered first, as
-  nginx and the fast lane do (aiohttp's parser drops them with the error);
-- an HTTP/1.0 request with a Transfer-Encoding closes its connection (RFC 9112 section 6.1);
-- a method llhttp was not built with (`BAN`) is taken, as nginx and the fast lane take it
-  (any upper-case token with `_` and `-`), where aiohttp's parser, llhttp, would refuse it;
-- a Transfer-Encoding other than `chunked` alone is 501, as nginx answers it; a target
-  over 8191 bytes 414, a header over 8190 bytes 431;
 - a head that does not arrive whole within `head_timeout` seconds of its first byte gets 408
   and a closed connection (nginx's client_header_timeout);
 - a client that takes nothing of its answer for `send_timeout` seconds, while more waits to
-  be written, loses its connection (nginx's send_timeout); over TLS a large answer body
-  goes a piece at a time (`paced`), so that the proxy sees when the client stops reading.
+  be written, loses its connection (client_limits.SendTimeout); over TLS a large answer body
+  goes a piece at a time (`paced`), so that the proxy sees when the client stops reading;
+- a client that half-closes has the requests that came whole answered, then is let go.
 
 Body reads are bounded by their readers (aiohandler.py, transports/passthrough.py). `Site` is
 aiohttp's TCP site with the fast lane taking its connections first.
@@ -23,105 +19,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import ssl
 from collections.abc import Callable
-from http import HTTPStatus
-from typing import Any, cast
+from typing import Any
 
 from aiohttp import payload, web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http import HttpVersion11
-from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
-from aiohttp.streams import EMPTY_PAYLOAD
-from aiohttp.web_protocol import ERROR, RequestHandler, _ErrInfo
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import ERROR, RequestHandler
 
 from local_lambdas import _compat, tls
 from local_lambdas._compat import IS_WINDOWS
+from local_lambdas.aioparser import MAX_FIELD, MAX_TARGET, HeadParser
+from local_lambdas.client_limits import JSON, PIECE, SendTimeout, timed_out
 from local_lambdas.envelope import error_body
-from local_lambdas.http1 import (
-    EXTENSION_METHOD,
-    LONGEST_METHOD,
-    request_line_fault,
-    valid_host,
-)
 
 log = logging.getLogger("local_lambdas.server")
 
-_JSON = "application/json; charset=utf-8"
-MAX_TARGET, MAX_FIELD = 8191, 8190  # bytes in a request's target; in a header's name or value
 # Connections the kernel completes and holds until they are accepted (capped by its
 # somaxconn). asyncio's default, 100, overflowed under 1000 clients connecting at once: the
 # kernel then drops a handshake's last ACK, and the client's first request waits for a
 # retransmission, 1 s or 3 s (p99 1.5 s, wrk timeouts). uvicorn's and gunicorn's figure.
 BACKLOG = 2048
-# Over TLS, an answer body larger than this is written this much at a time, each piece once
-# the client has taken enough of the last (`paced`, lane_connection.Connection.write_paced).
-# asyncio's and uvloop's TLS transports take a write whole, encrypted, into the TCP buffer
-# below them and report their own as empty: one large write never pauses the writer, so
-# --send-timeout would not see a client that stopped reading it.
-PIECE = 256 * 1024
-
-
-def timed_out(message: str, new_id: Callable[[], str], peer: str | None) -> bytes:
-    """The 408 answer, logged, for a client too slow to send its request (either server)."""
-    return refusal(408, message, new_id, peer)
-
-
-def refusal(status: int, message: str, new_id: Callable[[], str], peer: str | None) -> bytes:
-    """An error answer written whole, logged, before its connection closes: for a client too
-    slow to send its request, or one that speaks plain HTTP to the HTTPS port (tls.py)."""
-    request_id = new_id()
-    log.warning("%s from %s: %s [%s]", status, peer, message, request_id,
-                extra={"fields": {"event": "bad_request", "status": status,
-                                  "request_id": request_id}})  # fmt: skip
-    body = error_body(message, request_id)
-    return (
-        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nContent-Type: {_JSON}\r\n"
-        f"Content-Length: {len(body)}\r\nX-Request-Id: {request_id}\r\n"
-        "Connection: close\r\n\r\n"
-    ).encode() + body
-
-
-class SendTimeout:
-    """nginx's send_timeout for one client connection (either server). Armed when writing
-    pauses (the transport's buffer is full), disarmed when it resumes. When it fires, a
-    buffer smaller than when it was armed means the client took some (nothing more is
-    written while paused): it is armed again from there. Otherwise the client took nothing
-    for `seconds`, and its connection is cut, with a warning: without the cut an answer
-    waits for ever, holding its memory (an envelope answer) or the child's connection and
-    slot (a relayed one)."""
-
-    __slots__ = ("_loop", "_seconds", "_timer")
-
-    def __init__(self, seconds: float, loop: asyncio.AbstractEventLoop) -> None:
-        self._seconds = seconds
-        self._loop = loop
-        self._timer: asyncio.TimerHandle | None = None
-
-    def arm(self, transport: asyncio.BaseTransport, peer: str | None) -> None:
-        if self._timer is None:
-            self._start(cast(asyncio.Transport, transport), peer)
-
-    def disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _start(self, transport: asyncio.Transport, peer: str | None) -> None:
-        unsent = transport.get_write_buffer_size()
-        self._timer = self._loop.call_later(self._seconds, self._fired, transport, peer, unsent)
-
-    def _fired(self, transport: asyncio.Transport, peer: str | None, unsent: int) -> None:
-        self._timer = None
-        if transport.is_closing():
-            return
-        if transport.get_write_buffer_size() < unsent:
-            self._start(transport, peer)
-            return
-        log.warning("%s took nothing of its answer for %gs (--send-timeout): connection closed",
-                    peer, self._seconds, extra={"fields": {"event": "send_timeout"}})  # fmt: skip
-        transport.abort()
 
 
 class _Paced(payload.BytesPayload):
@@ -181,7 +101,7 @@ class _Connection(RequestHandler):
     def __init__(self, manager: Server, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._server = manager
-        self._heads = _Parser(self._parser)
+        self._heads = HeadParser(self._parser)
         self._parser = self._heads  # type: ignore[assignment]
         self._head_timer: asyncio.TimerHandle | None = None
         self._send_timeout = SendTimeout(manager.send_timeout, self._loop)
@@ -294,155 +214,10 @@ class _Connection(RequestHandler):
         response = web.Response(
             status=status,
             body=error_body(text, request_id),
-            headers={"Content-Type": _JSON, "X-Request-Id": request_id},
+            headers={"Content-Type": JSON, "X-Request-Id": request_id},
         )
         response.force_close()
         return response
-
-
-_SERVED = frozenset({(1, 0), (1, 1)})  # HTTP versions; others are 505, as nginx answers
-# A head's start that may be the beginning of a method: held until the method is whole.
-_METHOD_SO_FAR = re.compile(rb"(?:\r\n)?[A-Z_-]{0,%d}" % LONGEST_METHOD)
-
-# The HTTP methods aiohttp's llhttp is built with (each checked; httptools' llhttp takes
-# RTSP's too, PLAY or SETUP, which aiohttp's refuses): any other goes through as GET.
-_LLHTTP_METHODS = frozenset(
-    b"DELETE GET HEAD POST PUT CONNECT OPTIONS TRACE COPY LOCK MKCOL MOVE PROPFIND PROPPATCH "
-    b"SEARCH UNLOCK BIND REBIND UNBIND ACL REPORT MKACTIVITY CHECKOUT MERGE M-SEARCH NOTIFY "
-    b"SUBSCRIBE UNSUBSCRIBE PATCH PURGE MKCALENDAR LINK UNLINK SOURCE QUERY PRI".split()
-)
-
-
-class _Parser:
-    """aiohttp's request parser, fed a head at a time so that a parse error keeps the
-    requests completed before it; everything else is the parser's own."""
-
-    def __init__(self, parser: Any) -> None:
-        self._parser = parser
-        self._failed = False
-        self.body_awaited = False  # the last feed read a head whose body has not come whole
-        # What came of the next head, not yet whole; None while a body may come first.
-        self._head: bytes | None = b""
-        self._held = b""  # a head's first bytes, its method not yet whole (_stand_in)
-        self._body: Any = None  # the body of the last request, while it is still to come
-        self._method: str | None = None  # the next head's, if GET stands in for it
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._parser, name)
-
-    @property
-    def body_to_come(self) -> bool:
-        """Whether the last request's body has not come whole."""
-        return self._body is not None and not self._body.is_eof()
-
-    def feed_data(self, data: bytes) -> tuple[Any, bool, bytes]:
-        if self._failed:
-            return (), False, b""
-        if self._held:
-            data, self._held = self._held + data, b""
-        messages: list[Any] = []
-        start, size = 0, len(data)
-        upgraded, tail = False, b""
-        try:
-            while True:
-                # Up to the end of the next head: one parser call for the usual read.
-                end = data.find(b"\r\n\r\n", start)
-                end = size if end == -1 or end + 4 >= size else end + 4
-                piece = data if start == 0 and end == size else data[start:end]
-                if self._body is not None and self._body.is_eof():  # it came whole since
-                    self._head, self._body = b"", None
-                if self._head == b"":  # a head's start
-                    if _METHOD_SO_FAR.fullmatch(piece):
-                        self._held = piece  # the method may go on in the next read
-                        break
-                    piece, self._method = _stand_in(piece)
-                self._judge_request_line(piece)
-                found, upgraded, tail = self._parser.feed_data(piece)
-                if found:  # (a piece ends at its head's end: the next starts the next)
-                    body = found[-1][1]
-                    self._head, self._body = (b"", None) if body.is_eof() else (None, body)
-                    if self._method is not None:  # the head's own method, in place of GET
-                        found[0] = (found[0][0]._replace(method=self._method), found[0][1])
-                        self._method = None
-                for item in found:
-                    version = item[0].version
-                    if version not in _SERVED:  # llhttp takes HTTP/0.9 and 2.0 lines too
-                        raise HttpProcessingError(
-                            code=505,
-                            message=f"HTTP/{version[0]}.{version[1]} is not served here: "
-                            "send HTTP/1.1 or HTTP/1.0",
-                        )
-                    host = item[0].headers.get("Host")
-                    if host is not None and not valid_host(host):
-                        raise HttpProcessingError(
-                            code=400, message=f"the Host header {host[:100]!r} is not a host"
-                        )
-                    coding = item[0].headers.get("Transfer-Encoding")
-                    if coding is not None and coding.strip().lower() != "chunked":
-                        # Dechunked, a gzip-coded body would go on unmarked: nginx's 501.
-                        raise HttpProcessingError(
-                            code=501,
-                            message=f"Transfer-Encoding {coding[:100]!r} is not supported: "
-                            "send the body chunked alone, or with a Content-Length",
-                        )
-                    messages.append(_closing_if_needed(item) if version < (1, 1) else item)
-                    self.body_awaited = not item[1].is_eof()
-                if upgraded:
-                    tail += data[end:]
-                    break
-                start = end
-                if start >= size:
-                    break
-        except HttpProcessingError as exc:
-            # A message whose body was still arriving is broken too: it gets the 400, not
-            # a handler that would wait for the rest of its body for ever.
-            while messages and not messages[-1][1].is_eof():
-                messages.pop()
-            self._failed = True
-            status = exc.code if exc.code in (501, 505) else 400
-            message = exc.message
-            if isinstance(exc, LineTooLong):
-                status, message = (
-                    (414, f"the request target is over {MAX_TARGET} bytes")
-                    if exc.args[1] == MAX_TARGET
-                    else (431, f"a request header is over {MAX_FIELD} bytes")
-                )
-            messages.append((_ErrInfo(status=status, exc=exc, message=message), EMPTY_PAYLOAD))
-        return messages, upgraded, tail
-
-    def _judge_request_line(self, piece: bytes) -> None:
-        """Judge a head's request line once it is whole (http1.request_line_fault), before
-        its headers come: an HTTP/0.9 request is whole at its line's end, and nginx answers
-        another version or protocol at once, not after the header timeout. Only for what
-        follows a message without a body to come (else `piece` may hold some of it)."""
-        if self._head is not None and len(self._head) <= MAX_TARGET:
-            self._head += piece
-            fault = request_line_fault(self._head)
-            if fault is not None:
-                raise HttpProcessingError(code=fault[0], message=fault[1])
-            if b"\r\n" in self._head.lstrip(b"\r\n"):
-                self._head = None  # the line is whole, and served: the parser judges the rest
-
-
-def _stand_in(piece: bytes) -> tuple[bytes, str | None]:
-    """`piece`, a head's first bytes, with GET in place of an upper-case method llhttp was
-    not built with, and that method; `piece` and None for any other. The head is judged and
-    its body counted alike whatever the method (CONNECT, which differs, llhttp knows)."""
-    start = len(piece) - len(piece.lstrip(b"\r\n"))
-    space = piece.find(b" ", start)
-    method = bytes(piece[start:space])  # (Windows' proactor reads into a bytearray)
-    if space <= start or method in _LLHTTP_METHODS or not EXTENSION_METHOD.fullmatch(method):
-        return piece, None
-    return piece[:start] + b"GET" + piece[space:], method.decode("ascii")
-
-
-def _closing_if_needed(item: Any) -> Any:
-    """RFC 9112 section 6.1: an HTTP/1.0 message with a Transfer-Encoding closes its
-    connection after the answer."""
-    message, payload = item
-    if "Transfer-Encoding" in message.headers:
-        return message._replace(should_close=True), payload
-    return item
 
 
 def _first_line(exc: BaseException | None, message: str | None) -> str:

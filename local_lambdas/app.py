@@ -27,7 +27,8 @@ from aiohttp import web
 from local_lambdas import tls
 from local_lambdas.admin import Admin, is_loopback
 from local_lambdas.aiohandler import AioHandler
-from local_lambdas.aioserver import Server, Site, refusal
+from local_lambdas.aioserver import Server, Site
+from local_lambdas.client_limits import refusal
 from local_lambdas.config import Manifest, Settings
 from local_lambdas.dashboard import Dashboard
 from local_lambdas.errors import ManifestError, StartupError

@@ -11,7 +11,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Final
 
-from local_lambdas.aioserver import PIECE
+from local_lambdas.client_limits import PIECE
 from local_lambdas.cors import Policy
 from local_lambdas.envelope import Response
 from local_lambdas.errors import ChildUnreachable, ForwardError
@@ -159,7 +159,7 @@ def write(
 ) -> memoryview | None:  # fmt: skip
     """`response` to the client, as aiohttp's side writes it: with the request's id, and on
     a route with <cors> the proxy's CORS headers in place of the child's (around the id, as
-    cors.Policy.answer puts them). Over TLS a body larger than aioserver.PIECE is begun, and
+    cors.Policy.answer puts them). Over TLS a body larger than client_limits.PIECE is begun, and
     the rest returned, for Connection.write_paced."""
     transport = connection.transport
     if transport is None or transport.is_closing():

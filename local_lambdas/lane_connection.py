@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, cast
 
 from local_lambdas import _compat
-from local_lambdas.aioserver import PIECE, SendTimeout, timed_out
+from local_lambdas.client_limits import PIECE, SendTimeout, timed_out
 from local_lambdas.errors import ClientTooSlow
 from local_lambdas.forwarding import own_address
 from local_lambdas.http1 import AnswerHeads
@@ -153,7 +153,7 @@ class Connection(asyncio.Protocol):
 
     async def write_paced(self, data: memoryview) -> None:
         """`data`, PIECE bytes at a time, each once the client has taken enough of the last
-        (over TLS, where one large write would never pause writing: aioserver.PIECE); done
+        (over TLS, where one large write would never pause writing: client_limits.PIECE); done
         when all is written or the connection is gone."""
         while data:
             if self._writing_paused:

@@ -16,7 +16,7 @@ import pytest
 from aiohttp.http import SERVER_SOFTWARE
 
 from local_lambdas import (
-    aioserver,
+    aioparser,
     config,
     envelope,
     explain,
@@ -919,8 +919,8 @@ def test_a_header_is_read_from_an_answers_raw_head(
 def test_aiohttps_parser_judges_an_extension_method_as_get(
     head: bytes, fed: bytes, method: str | None
 ) -> None:
-    """aioserver._stand_in: what aiohttp's parser is fed, and the method given back."""
-    assert aioserver._stand_in(head) == (fed, method)
+    """aioparser._stand_in: what aiohttp's parser is fed, and the method given back."""
+    assert aioparser._stand_in(head) == (fed, method)
 
 
 def _frame(opcode: int, payload: bytes, *, masked: bool) -> bytes:

@@ -1,0 +1,170 @@
+"""aiohttp's request parser held to the rules the fast lane keeps (lane_requests.py), for
+aiohttp's server (aioserver.py): fed a head at a time so that requests that came whole before
+garbage in the same read are answered first; a method llhttp was not built with goes through
+(as GET, given back its own); HTTP versions other than 1.0 and 1.1 are 505, a Host that is no
+host 400, a Transfer-Encoding other than `chunked` alone 501, a target over MAX_TARGET bytes
+414 and a header over MAX_FIELD 431, a request line judged as soon as it is whole; an HTTP/1.0
+request with a Transfer-Encoding closes its connection (RFC 9112 section 6.1).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
+from aiohttp.streams import EMPTY_PAYLOAD
+from aiohttp.web_protocol import _ErrInfo
+
+from local_lambdas.http1 import (
+    EXTENSION_METHOD,
+    LONGEST_METHOD,
+    request_line_fault,
+    valid_host,
+)
+
+MAX_TARGET, MAX_FIELD = 8191, 8190  # bytes in a request's target; in a header's name or value
+
+_SERVED = frozenset({(1, 0), (1, 1)})  # HTTP versions; others are 505, as nginx answers
+# A head's start that may be the beginning of a method: held until the method is whole.
+_METHOD_SO_FAR = re.compile(rb"(?:\r\n)?[A-Z_-]{0,%d}" % LONGEST_METHOD)
+
+# The HTTP methods aiohttp's llhttp is built with (each checked; httptools' llhttp takes
+# RTSP's too, PLAY or SETUP, which aiohttp's refuses): any other goes through as GET.
+_LLHTTP_METHODS = frozenset(
+    b"DELETE GET HEAD POST PUT CONNECT OPTIONS TRACE COPY LOCK MKCOL MOVE PROPFIND PROPPATCH "
+    b"SEARCH UNLOCK BIND REBIND UNBIND ACL REPORT MKACTIVITY CHECKOUT MERGE M-SEARCH NOTIFY "
+    b"SUBSCRIBE UNSUBSCRIBE PATCH PURGE MKCALENDAR LINK UNLINK SOURCE QUERY PRI".split()
+)
+
+
+class HeadParser:
+    """aiohttp's request parser, fed a head at a time so that a parse error keeps the
+    requests completed before it; everything else is the parser's own."""
+
+    def __init__(self, parser: Any) -> None:
+        self._parser = parser
+        self._failed = False
+        self.body_awaited = False  # the last feed read a head whose body has not come whole
+        # What came of the next head, not yet whole; None while a body may come first.
+        self._head: bytes | None = b""
+        self._held = b""  # a head's first bytes, its method not yet whole (_stand_in)
+        self._body: Any = None  # the body of the last request, while it is still to come
+        self._method: str | None = None  # the next head's, if GET stands in for it
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._parser, name)
+
+    @property
+    def body_to_come(self) -> bool:
+        """Whether the last request's body has not come whole."""
+        return self._body is not None and not self._body.is_eof()
+
+    def feed_data(self, data: bytes) -> tuple[Any, bool, bytes]:
+        if self._failed:
+            return (), False, b""
+        if self._held:
+            data, self._held = self._held + data, b""
+        messages: list[Any] = []
+        start, size = 0, len(data)
+        upgraded, tail = False, b""
+        try:
+            while True:
+                # Up to the end of the next head: one parser call for the usual read.
+                end = data.find(b"\r\n\r\n", start)
+                end = size if end == -1 or end + 4 >= size else end + 4
+                piece = data if start == 0 and end == size else data[start:end]
+                if self._body is not None and self._body.is_eof():  # it came whole since
+                    self._head, self._body = b"", None
+                if self._head == b"":  # a head's start
+                    if _METHOD_SO_FAR.fullmatch(piece):
+                        self._held = piece  # the method may go on in the next read
+                        break
+                    piece, self._method = _stand_in(piece)
+                self._judge_request_line(piece)
+                found, upgraded, tail = self._parser.feed_data(piece)
+                if found:  # (a piece ends at its head's end: the next starts the next)
+                    body = found[-1][1]
+                    self._head, self._body = (b"", None) if body.is_eof() else (None, body)
+                    if self._method is not None:  # the head's own method, in place of GET
+                        found[0] = (found[0][0]._replace(method=self._method), found[0][1])
+                        self._method = None
+                for item in found:
+                    version = item[0].version
+                    if version not in _SERVED:  # llhttp takes HTTP/0.9 and 2.0 lines too
+                        raise HttpProcessingError(
+                            code=505,
+                            message=f"HTTP/{version[0]}.{version[1]} is not served here: "
+                            "send HTTP/1.1 or HTTP/1.0",
+                        )
+                    host = item[0].headers.get("Host")
+                    if host is not None and not valid_host(host):
+                        raise HttpProcessingError(
+                            code=400, message=f"the Host header {host[:100]!r} is not a host"
+                        )
+                    coding = item[0].headers.get("Transfer-Encoding")
+                    if coding is not None and coding.strip().lower() != "chunked":
+                        # Dechunked, a gzip-coded body would go on unmarked: nginx's 501.
+                        raise HttpProcessingError(
+                            code=501,
+                            message=f"Transfer-Encoding {coding[:100]!r} is not supported: "
+                            "send the body chunked alone, or with a Content-Length",
+                        )
+                    messages.append(_closing_if_needed(item) if version < (1, 1) else item)
+                    self.body_awaited = not item[1].is_eof()
+                if upgraded:
+                    tail += data[end:]
+                    break
+                start = end
+                if start >= size:
+                    break
+        except HttpProcessingError as exc:
+            # A message whose body was still arriving is broken too: it gets the 400, not
+            # a handler that would wait for the rest of its body for ever.
+            while messages and not messages[-1][1].is_eof():
+                messages.pop()
+            self._failed = True
+            status = exc.code if exc.code in (501, 505) else 400
+            message = exc.message
+            if isinstance(exc, LineTooLong):
+                status, message = (
+                    (414, f"the request target is over {MAX_TARGET} bytes")
+                    if exc.args[1] == MAX_TARGET
+                    else (431, f"a request header is over {MAX_FIELD} bytes")
+                )
+            messages.append((_ErrInfo(status=status, exc=exc, message=message), EMPTY_PAYLOAD))
+        return messages, upgraded, tail
+
+    def _judge_request_line(self, piece: bytes) -> None:
+        """Judge a head's request line once it is whole (http1.request_line_fault), before
+        its headers come: an HTTP/0.9 request is whole at its line's end, and nginx answers
+        another version or protocol at once, not after the header timeout. Only for what
+        follows a message without a body to come (else `piece` may hold some of it)."""
+        if self._head is not None and len(self._head) <= MAX_TARGET:
+            self._head += piece
+            fault = request_line_fault(self._head)
+            if fault is not None:
+                raise HttpProcessingError(code=fault[0], message=fault[1])
+            if b"\r\n" in self._head.lstrip(b"\r\n"):
+                self._head = None  # the line is whole, and served: the parser judges the rest
+
+
+def _stand_in(piece: bytes) -> tuple[bytes, str | None]:
+    """`piece`, a head's first bytes, with GET in place of an upper-case method llhttp was
+    not built with, and that method; `piece` and None for any other. The head is judged and
+    its body counted alike whatever the method (CONNECT, which differs, llhttp knows)."""
+    start = len(piece) - len(piece.lstrip(b"\r\n"))
+    space = piece.find(b" ", start)
+    method = bytes(piece[start:space])  # (Windows' proactor reads into a bytearray)
+    if space <= start or method in _LLHTTP_METHODS or not EXTENSION_METHOD.fullmatch(method):
+        return piece, None
+    return piece[:start] + b"GET" + piece[space:], method.decode("ascii")
+
+
+def _closing_if_needed(item: Any) -> Any:
+    """RFC 9112 section 6.1: an HTTP/1.0 message with a Transfer-Encoding closes its
+    connection after the answer."""
+    message, payload = item
+    if "Transfer-Encoding" in message.headers:
+        return message._replace(should_close=True), payload
+    return item
