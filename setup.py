@@ -41,6 +41,7 @@ HOT = [
     "local_lambdas/stats.py",
     "local_lambdas/inspector.py",
     "local_lambdas/relay.py",
+    "local_lambdas/relay_request.py",
     "local_lambdas/forwarding.py",
     "local_lambdas/tunnel.py",
     "local_lambdas/transports/keepalive.py",

@@ -4,18 +4,18 @@ response machinery was half of the proxy's time per request (PERFORMANCE.md).
 
 The lane serves exactly one kind of request: an origin-form HTTP/1.0 or 1.1 request with no
 body or a Content-Length one, routed to a process that takes its method and its size; a
-pass-through one goes to the child in raw HTTP/1.1 and its answer comes back as it is
-written (transports/upstream.py, relay.py); its body, over 1 MiB, streams on as it arrives
-(relay.Upload), and its Expect: 100-continue is answered here. Anything else (the admin
-endpoints, 404 and 405, a body over the limit, chunked uploads, Expect to an envelope mode,
-upgrades but a pass-through WebSocket's (joined to the child's connection after its 101,
-tunnel.py), a CORS request to an envelope mode (a pass-through one is the lane's),
-anything llhttp rejects or the lane's 8 KiB head
-bound, a head with a bare-LF line end, a second Host or Content-Length, a Host that is no
-host, a request line of another version or protocol (judged at its end, http1.request_line_fault),
-a path router.resolve refuses) is handed to aiohttp (aioserver.py), with its bytes, together with
-the rest of the connection: one parser judges each request, and the answers to malformed
-ones are the same JSON 400s in both. `--no-fast-lane` hands every connection over at once.
+pass-through one goes to the child in raw HTTP/1.1 (relay_request.py, transports/upstream.py)
+and its answer comes back as it is written (relay.py); its body, over 1 MiB, streams on as it
+arrives (relay_request.Upload), and its Expect: 100-continue is answered here. Anything else
+(the admin endpoints, 404 and 405, a body over the limit, chunked uploads, Expect to an
+envelope mode, upgrades but a pass-through WebSocket's (joined to the child's connection after
+its 101, tunnel.py), a CORS request to an envelope mode (a pass-through one is the lane's),
+anything llhttp rejects or the lane's 8 KiB head bound, a head with a bare-LF line end, a
+second Host or Content-Length, a Host that is no host, a request line of another version or
+protocol (judged at its end, http1.request_line_fault), a path router.resolve refuses) is
+handed to aiohttp (aioserver.py), with its bytes, together with the rest of the connection: one
+parser judges each request, and the answers to malformed ones are the same JSON 400s in both.
+`--no-fast-lane` hands every connection over at once.
 
 A connection is driven by lane_connection.py, its requests cut by lane_requests.py, and
 answered by lane_answers.py.

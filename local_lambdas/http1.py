@@ -88,7 +88,7 @@ class HeadReader:
 
     def __init__(self) -> None:
         # The last block read (from the request line's CRLF to the end): the same object
-        # while the connection repeats it, for what its reader derives from it (relay.py).
+        # while the connection repeats it, for what its reader derives from it (relay_request.py).
         self.block = ""
         # What was read from it: the headers, the noted ones, the body's length, and whether
         # the connection stays open after a request of that version.

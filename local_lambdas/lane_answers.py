@@ -22,7 +22,8 @@ from local_lambdas.instance import Instance
 from local_lambdas.lane_requests import Message
 from local_lambdas.pool import Pool
 from local_lambdas.proxy import error_response
-from local_lambdas.relay import Answer, child_request
+from local_lambdas.relay import Answer
+from local_lambdas.relay_request import child_request
 
 if TYPE_CHECKING:
     from local_lambdas.lane_connection import Connection

@@ -33,7 +33,8 @@ from local_lambdas.lane_requests import (
     Message,
     Requests,
 )
-from local_lambdas.relay import Forwarding, RelayedHeads, Upload
+from local_lambdas.relay import RelayedHeads
+from local_lambdas.relay_request import Forwarding, Upload
 
 if TYPE_CHECKING:
     from local_lambdas.fastlane import FastLane
@@ -145,7 +146,7 @@ class Connection(asyncio.Protocol):
         if not self.busy:
             self._advance()
 
-    # -- where a relayed answer goes (relay.Client)
+    # -- where a relayed answer goes (relay_request.Client)
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():

@@ -81,7 +81,7 @@ class Message:
         self.keep_alive = keep_alive
         self.upgrade = upgrade  # a WebSocket upgrade's Upgrade header (pass-through only)
         self.continues = continues  # the client waits for 100 Continue before its body
-        # A pass-through body too large to hold: it streams to the child (relay.Upload), and
+        # A pass-through body too large to hold: it streams to the child (relay_request.Upload), and
         # `next` gives the message at its head, its body left to `take`.
         self.streams = pool is not None and pool.relays and body_length > BUFFERED
         self.body = b""

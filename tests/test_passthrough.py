@@ -763,7 +763,7 @@ async def test_each_request_of_a_connection_reaches_the_child_with_its_own_heade
     write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
 ) -> None:
     """The lane reads a header block repeated on a connection once (http1.HeadReader,
-    relay.Forwarding): what the child sees must still be each request's own."""
+    relay_request.Forwarding): what the child sees must still be each request's own."""
     path = write_manifest(web_process(extra=STRIP))
     a = b"Host: a\r\nX-Forwarded-For: 203.0.113.1\r\nX-Tag: 1\r\n\r\n"
     b = b"Host: b\r\nX-Tag: 2\r\nX-Request-Id: mine\r\n\r\n"

@@ -26,6 +26,7 @@ from local_lambdas import (
     launch,
     manifest,
     relay,
+    relay_request,
     router,
     tunnel,
 )
@@ -556,9 +557,9 @@ def test_a_changed_header_block_reads_as_a_new_reader_reads_it() -> None:
 
 
 def test_a_changed_header_block_is_forwarded_as_a_new_block_is() -> None:
-    """relay.Forwarding keeps the lines of a changed block's unchanged headers: what a
+    """relay_request.Forwarding keeps the lines of a changed block's unchanged headers: what a
     pass-through child gets is what end_to_end's rules give for the block read anew."""
-    reader, kept = http1.HeadReader(), relay.Forwarding()
+    reader, kept = http1.HeadReader(), relay_request.Forwarding()
     for head in changing_heads(11, 3000):
         read = reader.read(head)
         if read is None:
@@ -731,7 +732,7 @@ def test_a_connection_s_answer_heads_are_each_its_own() -> None:
 
 
 class _Writes:
-    """A client connection (relay.Client) that records each write."""
+    """A client connection (relay_request.Client) that records each write."""
 
     def __init__(self) -> None:
         self.writes: list[bytes] = []

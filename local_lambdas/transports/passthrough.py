@@ -7,7 +7,7 @@ the client as they are flushed. Redirects go to the client, never followed; noth
 decompressed. Connections to the child are pooled.
 
 Both servers speak to the child through one exchange, `upstream` (transports/upstream.py,
-the request's bytes from relay.child_request): the fast lane writes the answer as bytes
+the request's bytes from relay_request.child_request): the fast lane writes the answer as bytes
 (relay.Answer); aiohttp's side, for the requests the lane hands it, through an aiohttp
 response (`relay`, with transports/aiohttp_side.py). Unlike the envelope transports, this
 one answers the client itself, so its seam is a sink for the answer, not an envelope. A
@@ -30,7 +30,7 @@ from local_lambdas.envelope import MAX_HEAD, TOKEN_HEADER
 from local_lambdas.errors import ChildUnreachable, UpgradeRefused
 from local_lambdas.forwarding import FROM_CLIENT_DROPPED, Pairs, end_to_end, own_address
 from local_lambdas.http1 import RETRYABLE
-from local_lambdas.relay import child_request, forwarded
+from local_lambdas.relay_request import child_request, forwarded
 from local_lambdas.transports.aiohttp_side import RequestBody, Streamed
 from local_lambdas.transports.upstream import Upstream
 
@@ -45,7 +45,7 @@ def to_child(
     address the client reached, when it sent none),
     X-Forwarded-For/-Proto/-Host from the connection (never the client's claims),
     X-Forwarded-Prefix when a prefix was stripped, the request's id and the run's token.
-    (relay.child_request writes the same rules straight as lines, for the fast lane.)"""
+    (relay_request.child_request writes the same rules straight as lines, for the fast lane.)"""
     out = []
     forwarded_for = ""
     hosted = False
