@@ -8,30 +8,22 @@ and is checked last, once the friendlier checks here have found nothing.
 from __future__ import annotations
 
 import difflib
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path, PurePath
+from pathlib import Path
 
 from lxml import etree
 from pydantic import ValidationError
 
-from local_lambdas.config import Manifest, Mode, Process, Task
+from local_lambdas.config import Manifest, Process, Task
 from local_lambdas.errors import ManifestError, Problem
 from local_lambdas.executables import missing_files, path_problems
 from local_lambdas.manifest_checks import Claims, across_processes
+from local_lambdas.manifest_env import Environment
 from local_lambdas.variables import (
-    HTTP_NAMES,
-    PIPE_NAMES,
-    UnknownVariable,
-    bare_names,
-    expand,
-    read_env_file,
-    references,
     search_path,
-    unknown,
 )
 
 
@@ -87,7 +79,6 @@ _REQUIRED = ("id", "executable", "route")
 _FIELD_TO_ELEMENT = {spec.field: name for name, spec in ELEMENTS.items()}
 _ENV_NAME = re.compile(r"^[^=\0]+$")
 _XSI = "{http://www.w3.org/2001/XMLSchema-instance}"
-_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "fish", "busybox"})
 
 
 def load(
@@ -128,7 +119,7 @@ def load(
     reader = _Reader(shown, folder, here, path.resolve().parent)
     if env_files is None:
         env_files = [folder / ".env"] if (folder / ".env").is_file() else []
-    reader.read_global_env(env_files)
+    reader.env.read_global(env_files)
     processes, tasks = reader.read(root)
     across_processes(
         reader.claims, reader.problem, socket_dir=socket_dir, admin_prefix=admin_prefix
@@ -193,32 +184,13 @@ class _Reader:
     beside: Path  # the manifest's folder, where a missing relative file may be
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    global_env: dict[str, str] = field(default_factory=dict)  # from --env-file or .env
     claims: list[Claims] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.env = Environment(self.shown, self.folder, self.problems, self.warnings)
 
     def problem(self, line: int | None, message: str) -> None:
         self.problems.append(Problem(self.shown, line, message))
-
-    def read_global_env(self, paths: Sequence[Path]) -> None:
-        for path in paths:
-            self.global_env.update(self._env_file(self.folder / path, None, "--env-file"))
-
-    def _env_file(self, path: Path, line: int | None, named_by: str) -> dict[str, str]:
-        """The values of one env file; its problems reported (against the manifest line
-        that names it, or against the file itself)."""
-        try:
-            read = read_env_file(path)
-        except OSError as exc:
-            fix = "give a file of NAME=value" if path.is_dir() else "create it or fix the path"
-            problem = f"{named_by} {path}: {exc.strerror or exc}; {fix}"
-            if line is None:
-                self.problems.append(Problem(str(path), None, problem))
-            else:
-                self.problem(line, problem)
-            return {}
-        for bad in read.bad_lines:
-            self.problems.append(Problem(str(path), bad, "not a NAME=value line; fix or remove it"))
-        return read.values
 
     def read(self, root: etree._Element) -> tuple[list[Process], list[Task]]:
         self._no_attributes(root, "<manifest>")
@@ -287,7 +259,7 @@ class _Reader:
                 f"{label}: missing <{name}>; add one, e.g. {ELEMENTS[name].example}",
             )
         self.claims.append(Claims(label, kwargs, lines, kind))
-        self._variables(kwargs, lines, label)
+        self.env.of_process(kwargs, lines, label)
         working_dir = kwargs["working_dir"] = self.folder / str(kwargs.get("working_dir", "."))
         # The paths are checked whatever else is wrong, so that one pass reports it all.
         if self.here:
@@ -376,72 +348,6 @@ class _Reader:
             if error["type"] == "enum":
                 message = message.replace("should be", "must be one of:").replace("' or '", "', '")
             self.problem(line, f'{label}: <{element}> "{shown}" {message}')
-
-    def _variables(
-        self, kwargs: dict[str, object], lines: dict[str, list[int]], label: str
-    ) -> None:
-        """Read the process's env files and check or expand its ${NAME}s, in place: those
-        of <arg> and <env> may name an instance's own values and are expanded as it starts
-        (instance.py); the others are expanded now."""
-        environment = dict(self.global_env)
-        merged = {**os.environ, **environment}
-        files = kwargs.pop("env_files", ())
-        for index, raw in enumerate(files if isinstance(files, tuple) else ()):
-            line = lines["env_files"][index]
-            try:
-                named = expand(str(raw), merged)
-            except UnknownVariable as exc:
-                self.problem(line, f'{label}: <env_file> "{raw}": {exc}')
-                continue
-            environment.update(self._env_file(self.folder / named, line, "<env_file>"))
-            merged.update(environment)
-        kwargs["environment"] = tuple(environment.items())
-        env = kwargs.get("env", ())
-        names = set(merged) | ({k for k, _ in env} if isinstance(env, tuple) else set())
-        mode = str(kwargs.get("communication_mode", Mode.PIPE.value))
-        own = {"LOCAL_LAMBDAS_ID", "LOCAL_LAMBDAS_INSTANCE"} | (
-            PIPE_NAMES if mode in (Mode.PIPE.value, Mode.PIPE_KEEPALIVE.value) else HTTP_NAMES
-        )
-        checks: list[tuple[str, int, str]] = []  # (element, line, text)
-        args = kwargs.get("args", ())
-        if isinstance(args, tuple):
-            checks += [("arg", lines["args"][i], str(arg)) for i, arg in enumerate(args)]
-        if isinstance(env, tuple):
-            checks += [("env", lines["env"][i], str(value)) for i, (_, value) in enumerate(env)]
-            for index, (name, value) in enumerate(env):
-                if name in own | {"LOCAL_LAMBDAS_TOKEN"} or (
-                    name == "PIPE_FRAMING" and "PIPE_ADDRESS" in own
-                ):
-                    fix = f"; to fix the port, write <port>{value}</port>" if name == "PORT" else ""
-                    self.warnings.append(
-                        f'{self.shown}:{lines["env"][index]}: {label}: <env name="{name}"> is '
-                        f"replaced by the value local-lambdas gives each instance{fix}"
-                    )
-        # A shell (`sh -c '... $PORT'`) expands its $NAMEs from the environment itself.
-        shell = PurePath(str(kwargs.get("executable", ""))).stem in _SHELLS
-        for element, line, text in checks:
-            try:
-                for ref in references(text):
-                    if ref.default is None and ref.name not in names | own:
-                        raise UnknownVariable(unknown(ref.name, frozenset(names | own)))
-            except UnknownVariable as exc:
-                self.problem(line, f'{label}: <{element}> "{text}": {exc}')
-            for name in bare_names(text) if element == "env" or not shell else ():
-                if name in names | own:
-                    self.warnings.append(
-                        f'{self.shown}:{line}: {label}: <{element}> "{text}" passes "${name}" '
-                        f"as written (no shell expands it here); write ${{{name}}} for its value"
-                    )
-        for field_name in ("executable", "working_dir", "port"):
-            raw = kwargs.get(field_name)
-            if not isinstance(raw, str) or "$" not in raw:
-                continue
-            try:
-                kwargs[field_name] = expand(raw, merged)
-            except UnknownVariable as exc:
-                element = _FIELD_TO_ELEMENT[field_name]
-                self.problem(lines[field_name][0], f'{label}: <{element}> "{raw}": {exc}')
-                del kwargs[field_name]  # said once: not judged again as it stands
 
     def _unknown(self, element: etree._Element, label: str, known: list[str]) -> list[str]:
         """Report an unknown element; the known one it was probably meant as, if any."""
