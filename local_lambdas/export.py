@@ -8,7 +8,8 @@ and, at /app, the directory export runs in (the manifest's relative paths start 
 they do on the laptop). <instances> become replicas; the engine orders containers by
 <depends_on>. Compose adds a front service: local-lambdas with a manifest of route-only
 processes (<upstream>) pointing at those services, on the port local-lambdas would bind.
-Kubernetes has an Ingress take each route to its process's Service instead.
+Kubernetes has an Ingress take each route to its process's Service instead
+(export_kubernetes.py).
 
 Environment: a container gets its process's env-file values (--env-file, .env, <env_file>)
 and the value, at export, of every `${NAME}` the manifest reads from the environment; it
@@ -20,28 +21,22 @@ output is the same for the same manifest, environment and options.
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 from typing import Any
-from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 import yaml
 
-from local_lambdas.config import DEFAULT_CONCURRENCY, Manifest, Process
+from local_lambdas.config import Manifest, Process
 from local_lambdas.variables import INSTANCE_NAMES, references
 
 APP = "/app"  # where the image holds the directory export ran in
 PORT = 8080  # where each process's local-lambdas listens in its container
 FRONT = "local-lambdas"  # the compose front service, and the Kubernetes objects' part-of
 _FRONT_MANIFEST = "/etc/local-lambdas/front.xml"
-_READY = "/_/ready"
-_HEALTH = "/_/health"
-_K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_INGRESS_PATH = re.compile(r"/[A-Za-z0-9._~/@:!$&'()+,;=%-]*")
-_PRINTABLE = "".join(chr(code) for code in range(0x21, 0x7F) if chr(code) != "%")
+READY = "/_/ready"
 
 
 class ExportError(ValueError):
@@ -91,7 +86,7 @@ class Export:
                     f"{', '.join(sorted(ids))}"
                 )
         chosen = {}
-        for process in _spawned(manifest):
+        for process in spawned(manifest):
             image = images.get(process.id) or process.image or images.get("")
             if not image:
                 problems.append(
@@ -130,8 +125,8 @@ class Export:
 
     def needs(self, process: Process) -> list[str]:
         """The processes `process` depends on (tasks run in its own container)."""
-        spawned = {p.id for p in _spawned(self.manifest)}
-        return [need for need in process.depends_on if need in spawned]
+        running = {p.id for p in spawned(self.manifest)}
+        return [need for need in process.depends_on if need in running]
 
     def raise_problems(self) -> None:
         if self.problems:
@@ -141,7 +136,7 @@ class Export:
 def compose(export: Export, *, bind: tuple[str, int], front_image: str | None) -> str:
     """A compose file: a service per process, and the front service on `bind`."""
     services: dict[str, Any] = {}
-    for process in _spawned(export.manifest):
+    for process in spawned(export.manifest):
         if process.id == FRONT:
             export.problems.append(f"{FRONT}: the front service has this name; rename the process")
         service: dict[str, Any] = {
@@ -158,11 +153,11 @@ def compose(export: Export, *, bind: tuple[str, int], front_image: str | None) -
                 "CMD",
                 "python3",
                 "-c",
-                f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{PORT}{_READY}')",
+                f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{PORT}{READY}')",
             ],
             "interval": "2s",
             "timeout": "2s",
-            "retries": _tries(process),
+            "retries": probe_tries(process),
         }
         if process.instances > 1:
             service["deploy"] = {"replicas": process.instances}
@@ -194,7 +189,7 @@ def compose(export: Export, *, bind: tuple[str, int], front_image: str | None) -
         ],
         "configs": [{"source": "front-manifest", "target": _FRONT_MANIFEST}],
         "ports": [f"{_host_part(host)}{port}:{port}"],
-        "depends_on": {p.id: {"condition": "service_started"} for p in _spawned(export.manifest)},
+        "depends_on": {p.id: {"condition": "service_started"} for p in spawned(export.manifest)},
     }
     if not services[FRONT]["depends_on"]:
         del services[FRONT]["depends_on"]
@@ -202,7 +197,7 @@ def compose(export: Export, *, bind: tuple[str, int], front_image: str | None) -
         "services": services,
         "configs": {"front-manifest": {"content": front_manifest(export.manifest)}},
     }
-    return _yaml([_literal_dollars(document)])
+    return as_yaml([_literal_dollars(document)])
 
 
 def _literal_dollars(value: Any) -> Any:
@@ -235,148 +230,15 @@ def front_manifest(manifest: Manifest) -> str:
     return "\n".join(lines) + "\n"
 
 
-def kubernetes(
-    export: Export, *, namespace: str | None, ingress_class: str | None, host: str | None
-) -> str:
-    """A Deployment and a Service per process, and one Ingress carrying every route."""
-    names: dict[str, str] = {}
-    for process in export.manifest.processes:
-        if process.upstream is not None:
-            export.problems.append(
-                f"{process.id}: route-only (<upstream>); an Ingress routes "
-                "to Services in the cluster only: run it there as a process "
-                "with an <image>, or leave it out"
-            )
-            continue
-        name = process.id.lower().replace("_", "-").replace(".", "-")[:63]
-        if not _K8S_NAME.fullmatch(name):
-            export.problems.append(
-                f"{process.id}: cannot be a Kubernetes name (lowercase "
-                "letters, digits and '-'); rename the process"
-            )
-        elif name in names.values():
-            export.problems.append(
-                f"{process.id}: its Kubernetes name {name} is taken by another process; rename one"
-            )
-        names[process.id] = name
-    paths = list(_ingress_paths(export, names))
-    export.raise_problems()
-    documents: list[dict[str, Any]] = []
-    for process in _spawned(export.manifest):
-        documents += _workload(export, process, names[process.id], namespace)
-    rule: dict[str, Any] = {"http": {"paths": paths}}
-    if host:
-        rule = {"host": host, **rule}
-    spec: dict[str, Any] = {"rules": [rule]}
-    if ingress_class:
-        spec = {"ingressClassName": ingress_class, **spec}
-    documents.append(
-        {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "Ingress",
-            "metadata": _metadata(FRONT, namespace),
-            "spec": spec,
-        }
-    )
-    return _yaml(documents)
-
-
-def _workload(
-    export: Export, process: Process, name: str, namespace: str | None
-) -> list[dict[str, Any]]:
-    labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": FRONT}
-    concurrency = process.concurrency or DEFAULT_CONCURRENCY[process.communication_mode]
-    # What the proxy may hold in memory for it: every request in flight with a body at
-    # <max_body_size>, over a base for the proxy itself; the child's own needs come on top.
-    memory = 64 + -(-concurrency * process.max_body_size // 1024**2)
-    probe = {"httpGet": {"path": _READY, "port": "http"}, "periodSeconds": 2}
-    container: dict[str, Any] = {
-        "name": name,
-        "image": export.images[process.id],
-        "workingDir": APP,
-        "command": export.container_command(process),
-        "ports": [{"name": "http", "containerPort": PORT}],
-    }
-    if environment := export.environment(process):
-        container["env"] = [{"name": k, "value": v} for k, v in environment.items()]
-    container |= {
-        "readinessProbe": {**probe, "failureThreshold": 3},
-        "livenessProbe": {
-            "httpGet": {"path": _HEALTH, "port": "http"},
-            "periodSeconds": 10,
-            "failureThreshold": 3,
-        },
-        "startupProbe": {
-            **probe,
-            "failureThreshold": max(
-                3, int(process.startup_timeout * (process.start_retries + 1) / 2)
-            ),
-        },
-        "resources": {"requests": {"cpu": "100m", "memory": f"{memory}Mi"}},
-    }
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": _metadata(name, namespace, labels),
-        "spec": {
-            "replicas": process.instances,
-            "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
-            "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
-        },
-    }
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": _metadata(name, namespace, labels),
-        "spec": {
-            "selector": {"app.kubernetes.io/name": name},
-            "ports": [{"name": "http", "port": PORT, "targetPort": "http"}],
-        },
-    }
-    return [deployment, service]
-
-
-def _ingress_paths(export: Export, names: dict[str, str]) -> Iterator[dict[str, Any]]:
-    """An Ingress path per route: `/api/*` as Prefix /api, an exact route as Exact."""
-    for process in export.manifest.processes:
-        if process.id not in names:
-            continue
-        for read in process.routes:
-            # Routes are kept decoded (config.check_route); an Ingress path is written as a
-            # URL spells it: /café/* as /caf%C3%A9/* (what else it cannot hold, refused).
-            route = quote(read, safe=_PRINTABLE, errors="surrogateescape")
-            if not _INGRESS_PATH.fullmatch(route.removesuffix("*")):
-                export.problems.append(
-                    f"{process.id}: route {route} has characters an Ingress path cannot hold"
-                )
-                continue
-            prefix = route.endswith("*")
-            path = (route.removesuffix("*").rstrip("/") or "/") if prefix else route
-            backend = {"service": {"name": names[process.id], "port": {"number": PORT}}}
-            kind = "Prefix" if prefix else "Exact"
-            yield {"path": path, "pathType": kind, "backend": backend}
-
-
-def _tries(process: Process) -> int:
+def probe_tries(process: Process) -> int:
     """Probes 2 s apart before a container counts as failed: as long as local-lambdas
     itself gives the child (<startup_timeout> for each of its start tries)."""
     return max(3, int(process.startup_timeout * (process.start_retries + 1) / 2))
 
 
-def _spawned(manifest: Manifest) -> list[Process]:
+def spawned(manifest: Manifest) -> list[Process]:
     """The processes that run in containers (not route-only ones)."""
     return [p for p in manifest.processes if p.upstream is None]
-
-
-def _metadata(
-    name: str, namespace: str | None, labels: dict[str, str] | None = None
-) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"name": name}
-    if namespace:
-        metadata["namespace"] = namespace
-    if labels:
-        metadata["labels"] = labels
-    return metadata
 
 
 def _windows_only(value: str) -> bool:
@@ -423,5 +285,5 @@ def _text(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
 _Dumper.add_representer(str, _text)
 
 
-def _yaml(documents: list[dict[str, Any]]) -> str:
+def as_yaml(documents: list[dict[str, Any]]) -> str:
     return yaml.dump_all(documents, Dumper=_Dumper, sort_keys=False, width=100)

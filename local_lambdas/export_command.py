@@ -97,8 +97,9 @@ def _checked(check: Callable[[str], str]) -> Callable[[str], str]:
 
 
 def export_command(argv: list[str]) -> int:
-    """Write a compose file or Kubernetes objects for the manifest (export.py)."""
-    from local_lambdas import export
+    """Write a compose file or Kubernetes objects for the manifest (export.py,
+    export_kubernetes.py)."""
+    from local_lambdas import export, export_kubernetes
 
     args = export_parser().parse_args(argv)
     images = {}
@@ -127,7 +128,7 @@ def export_command(argv: list[str]) -> int:
         if args.engine == "compose":
             text = export.compose(target, bind=bind, front_image=args.front_image)
         else:
-            text = export.kubernetes(target, namespace=args.namespace,
+            text = export_kubernetes.kubernetes(target, namespace=args.namespace,
                                      ingress_class=args.ingress_class, host=args.host)  # fmt: skip
     except ManifestError as exc:
         print_problems([str(p) for p in exc.problems])
