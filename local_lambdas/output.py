@@ -11,7 +11,6 @@ import asyncio
 import io
 import logging
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from local_lambdas.errors import one_line
+from local_lambdas.output_writer import Writer
 
 _PALETTE = (
     "cyan",
@@ -49,7 +49,6 @@ _ANSI = {"cyan": "36", "magenta": "35", "green": "32", "yellow": "33", "blue": "
          "bright_red": "91", "bright_cyan": "96", "bright_magenta": "95", "bright_green": "92",
          "bright_yellow": "93", "white": "37"}  # fmt: skip
 _LEVEL_ANSI = {logging.WARNING: "33", logging.ERROR: "1;31", logging.CRITICAL: "1;31"}
-BUDGET = 256 * 1024  # bytes of one source's lines waiting to be written, before lines drop
 # Bytes of one child's output shown per second, at most (in bursts of as much): what a person
 # or a log can use, while formatting a flood of lines would cost the proxy its requests.
 RATE = 4 * 1024 * 1024
@@ -59,9 +58,10 @@ class Printer:
     """Owns the output stream; one instance per run, shared by everything that prints.
 
     Lines are formatted on the event loop and written by a thread of their own, in order, so
-    that a slow terminal or a full pipe never holds the loop up. Each source (a child, or the
-    proxy) may have BUDGET bytes waiting, and a child may print RATE bytes a second; its lines
-    past either are dropped and counted, and a line says how many once it is shown again.
+    that a slow terminal or a full pipe never holds the loop up (output_writer.py). Each
+    source (a child, or the proxy) may have output_writer.BUDGET bytes waiting, and a child
+    may print RATE bytes a second; its lines past either are dropped and counted, and a line
+    says how many once it is shown again.
     """
 
     def __init__(
@@ -86,7 +86,7 @@ class Printer:
         self._pending: list[str] = []  # access lines not yet queued
         self._allowance: dict[str, tuple[float, float]] = {}  # child -> (bytes, when)
         self._width = len(PROXY)
-        self._writer = _Writer(self._file, self._dropped_note)
+        self._writer = Writer(self._file, self._dropped_note)
         # Hears every line shown, plain: (source, kind, text, colour); the dashboard's log.
         # kind: stdout or stderr for a child, a level name or "access" for the proxy.
         self.tap: Callable[[str, str, str, str], None] | None = None
@@ -242,7 +242,7 @@ class Printer:
                          droppable=False)  # fmt: skip
 
     def dropped(self, name: str) -> int:
-        """How many of `name`'s lines were dropped in all (see BUDGET)."""
+        """How many of `name`'s lines were dropped in all (see output_writer.BUDGET)."""
         return self._writer.dropped_total.get(name, 0)
 
     def flush(self, timeout: float = 2.0) -> None:
@@ -263,72 +263,6 @@ def line_text(line: bytes) -> str:
     if b"\r" in line:
         line = line.rpartition(b"\r")[2]
     return line.decode("utf-8", "replace")
-
-
-class _Writer:
-    """The thread that writes queued text to the stream, and each source's budget."""
-
-    def __init__(self, file: IO[str], note: Callable[[str, int], str]) -> None:
-        self._file = file
-        self._note = note
-        self._lock = threading.Lock()
-        self._queue: list[tuple[str, str]] = []
-        self._waiting: dict[str, int] = {}  # source -> bytes queued
-        self._dropped: dict[str, int] = {}  # source -> lines dropped, not yet reported
-        self.dropped_total: dict[str, int] = {}  # source -> lines dropped in all
-        self._wake = threading.Condition(self._lock)
-        self._idle = threading.Event()
-        self._idle.set()
-        self._thread: threading.Thread | None = None
-
-    def room(self, source: str) -> bool:
-        return self._waiting.get(source, 0) < BUDGET and not self._dropped.get(source)
-
-    def drop(self, source: str, lines: int) -> None:
-        with self._lock:
-            self._dropped[source] = self._dropped.get(source, 0) + lines
-            self.dropped_total[source] = self.dropped_total.get(source, 0) + lines
-
-    def put(self, source: str, text: str, *, droppable: bool = True) -> None:
-        with self._lock:
-            self._queue.append((source, text))
-            if droppable:
-                self._waiting[source] = self._waiting.get(source, 0) + len(text)
-            self._idle.clear()
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="local-lambdas output", daemon=True
-                )
-                self._thread.start()
-            self._wake.notify()
-
-    def flush(self, timeout: float) -> None:
-        if self._thread is not None:
-            self._idle.wait(timeout)
-
-    def _run(self) -> None:
-        while True:
-            with self._lock:
-                while not self._queue:
-                    # Drops are reported once the source's backlog is written.
-                    notes = [(s, n) for s, n in self._dropped.items() if not self._waiting.get(s)]
-                    for source, _ in notes:
-                        del self._dropped[source]
-                    if notes:
-                        self._queue.extend((s, self._note(s, n)) for s, n in notes)
-                        break
-                    self._idle.set()
-                    self._wake.wait()
-                batch, self._queue = self._queue, []
-            try:
-                self._file.write("".join(text for _, text in batch))
-                self._file.flush()
-            except (OSError, ValueError):
-                pass  # a closed or broken stream: nothing more can be shown
-            with self._lock:
-                for source, text in batch:
-                    if source in self._waiting:
-                        self._waiting[source] = max(0, self._waiting[source] - len(text))
 
 
 class _Handler(logging.Handler):
