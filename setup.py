@@ -36,6 +36,7 @@ HOT = [
     "local_lambdas/link.py",
     "local_lambdas/line.py",
     "local_lambdas/envelope.py",
+    "local_lambdas/envelope_answer.py",
     "local_lambdas/router.py",
     "local_lambdas/deadlines.py",
     "local_lambdas/stats.py",

@@ -18,7 +18,7 @@ from aiohttp.http import SERVER_SOFTWARE
 from local_lambdas import (
     aioparser,
     config,
-    envelope,
+    envelope_answer,
     explain,
     forwarding,
     http1,
@@ -33,7 +33,8 @@ from local_lambdas import (
 from local_lambdas.backoff import RestartPolicy, Verdict
 from local_lambdas.config import Fate, Process, Restart, Settings, check_route
 from local_lambdas.deadlines import Deadlines
-from local_lambdas.envelope import Request, Response, decode_response, whole_json
+from local_lambdas.envelope import Request, Response
+from local_lambdas.envelope_answer import decode_response, whole_json
 from local_lambdas.errors import BadResponse
 from local_lambdas.instance import State
 from local_lambdas.line import Line
@@ -174,7 +175,7 @@ _SERIES = [  # answers in turn to one child, each to be read as decode_response 
 
 
 def test_answers_repeating_the_last_ones_json_read_as_the_whole_is() -> None:
-    """envelope.Answers keeps the last answer's status and headers while the child repeats
+    """envelope_answer.Answers keeps the last answer's status and headers while the child repeats
     them around a new body: in turn, from bytes and from bytearrays, each answer reads as
     decode_response reads it on its own, or fails as it fails."""
 
@@ -186,7 +187,7 @@ def test_answers_repeating_the_last_ones_json_read_as_the_whole_is() -> None:
         return (answer.status, answer.headers, answer.body)
 
     for kind in (bytes, bytearray):
-        answers = envelope.Answers()
+        answers = envelope_answer.Answers()
         for raw in _SERIES + _SERIES[::-1]:
             assert read(answers.decode, kind(raw)) == read(decode_response, raw), raw
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from local_lambdas.envelope import TOKEN_HEADER, Answers, Request, Response, gather
+from local_lambdas.envelope import TOKEN_HEADER, Request, Response
+from local_lambdas.envelope_answer import Answers, gather
 from local_lambdas.errors import BadResponse, ChildUnreachable
 from local_lambdas.http1 import RETRYABLE
 from local_lambdas.transports.exchange import raw_header

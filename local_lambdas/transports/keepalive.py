@@ -23,14 +23,8 @@ from collections.abc import Callable
 from typing import cast
 
 from local_lambdas import _compat
-from local_lambdas.envelope import (
-    SHOWN_BYTES,
-    Answers,
-    Request,
-    Response,
-    gather,
-    whole_json,
-)
+from local_lambdas.envelope import SHOWN_BYTES, Request, Response
+from local_lambdas.envelope_answer import Answers, gather, whole_json
 from local_lambdas.errors import UNANSWERED, BadResponse, ChildUnreachable
 
 log = logging.getLogger("local_lambdas.keepalive")

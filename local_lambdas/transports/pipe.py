@@ -14,7 +14,8 @@ from collections.abc import Callable
 from typing import cast
 
 from local_lambdas import _compat
-from local_lambdas.envelope import Answers, Request, Response, gather, whole_json
+from local_lambdas.envelope import Request, Response
+from local_lambdas.envelope_answer import Answers, gather, whole_json
 from local_lambdas.errors import UNANSWERED, BadResponse, ChildUnreachable
 
 
@@ -61,7 +62,7 @@ class _OneShot(asyncio.Protocol):
 
     def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
         self._limit = limit
-        self._buffer: bytes | bytearray = b""  # the answer so far (see envelope.gather)
+        self._buffer: bytes | bytearray = b""  # the answer so far (see envelope_answer.gather)
         self._answer: asyncio.Future[bytes | bytearray] = loop.create_future()
         self._transport: asyncio.Transport | None = None
 
