@@ -16,7 +16,7 @@ from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.streams import EMPTY_PAYLOAD
 from aiohttp.web_protocol import _ErrInfo
 
-from local_lambdas.http1 import (
+from local_lambdas.head_rules import (
     EXTENSION_METHOD,
     LONGEST_METHOD,
     request_line_fault,
@@ -136,7 +136,7 @@ class HeadParser:
         return messages, upgraded, tail
 
     def _judge_request_line(self, piece: bytes) -> None:
-        """Judge a head's request line once it is whole (http1.request_line_fault), before
+        """Judge a head's request line once it is whole (head_rules.request_line_fault), before
         its headers come: an HTTP/0.9 request is whole at its line's end, and nginx answers
         another version or protocol at once, not after the header timeout. Only for what
         follows a message without a body to come (else `piece` may hold some of it)."""

@@ -15,9 +15,9 @@ from typing import Final
 
 import httptools
 
+from local_lambdas.head_rules import EXTENSION_METHOD
 from local_lambdas.http1 import (
     ENVELOPE,
-    EXTENSION_METHOD,
     HAND_OVER,
     RELAY,
     WAIT,

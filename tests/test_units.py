@@ -21,6 +21,7 @@ from local_lambdas import (
     envelope_answer,
     explain,
     forwarding,
+    head_rules,
     http1,
     lane_requests,
     launch,
@@ -582,7 +583,7 @@ def test_a_changed_header_block_is_forwarded_as_a_new_block_is() -> None:
     ("a\\b", False), ("a..b", False), ("..", False), ("a\x7f", False),
 ])  # fmt: skip
 def test_a_host_is_valid_as_nginx_judges_it(host: str, valid: bool) -> None:
-    assert http1.valid_host(host) is valid
+    assert head_rules.valid_host(host) is valid
     head = f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
     assert (http1.HeadReader().read(head) is not None) is valid
 
@@ -598,7 +599,7 @@ def test_a_host_is_valid_as_nginx_judges_it(host: str, valid: bool) -> None:
     (b"\x16\x03\x01 hello\r\n", None), (b"G\x00T /a\r\n", None),  # no method
 ])  # fmt: skip
 def test_a_request_line_not_served_is_judged_once_whole(start: bytes, status: int | None) -> None:
-    fault = http1.request_line_fault(start)
+    fault = head_rules.request_line_fault(start)
     assert (fault and fault[0]) == status
     if status is not None:  # and the lane leaves it to aiohttp's side, which answers it
         assert http1.head_end(start) == http1.HAND_OVER or b"\r\n\r\n" in start
@@ -611,7 +612,7 @@ def test_a_request_line_not_served_is_judged_once_whole(start: bytes, status: in
     (b"{\"json\": 1}", True), (b"GE\x00", True), (b"G" * 25, True), (b"GET\t/a", True),
 ])  # fmt: skip
 def test_a_head_that_can_never_be_a_request_is_judged_at_once(start: bytes, never: bool) -> None:
-    assert http1.never_a_request(start) is never
+    assert head_rules.never_a_request(start) is never
 
 
 @pytest.mark.parametrize(("received", "end"), [

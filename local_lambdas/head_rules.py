@@ -1,0 +1,80 @@
+"""What both servers judge of a request head before reading it, as nginx judges it (the fast
+lane, http1.head_end and lane_requests.py; aiohttp's side, aioparser.py): a line ended by a
+bare LF or a CR alone, a start that can never be a request (a TLS handshake on the plain
+port), a request line of another HTTP version or protocol (505 or 400, at the line's end), a
+method beyond llhttp's, a Host that is no host. Pure functions over bytes, table-tested.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+MAX_HEAD: Final = 8190  # aiohttp's own line limit: a longer head is aiohttp's to judge (or refuse)
+
+
+def bare_line_end(buffer: bytes | bytearray) -> bool:
+    """Whether a line in `buffer` ends in LF alone, or a CR stands without its LF (one at the
+    very end may still get its LF)."""
+    crlf = buffer.count(b"\r\n")
+    cr = buffer.count(b"\r") - (1 if buffer.endswith(b"\r") else 0)
+    return buffer.count(b"\n") != crlf or cr != crlf
+
+
+_TOKEN: Final = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# llhttp's longest method is 11 characters (UNSUBSCRIBE); aiohttp's Python parser, any token.
+LONGEST_METHOD: Final = 24
+# A method as nginx takes it: upper-case letters, "_" and "-" (RFC 9110 allows any token);
+# llhttp knows some of them, and both servers take the others too (lane_requests, aioparser).
+EXTENSION_METHOD: Final = re.compile(rb"[A-Z_-]+")
+
+
+def never_a_request(buffer: bytes | bytearray) -> bool:
+    """Whether the start of a head in `buffer` can never become a request: its method (after
+    any empty lines) holds other than token characters or runs longer than any method. A TLS
+    handshake or binary sent to the plain-HTTP port is then judged at once (aiohttp's parser
+    answers 400, as nginx does), not left to wait for a head's end until the header timeout."""
+    start = bytes(buffer[: LONGEST_METHOD + 8]).lstrip(b"\r\n")
+    method, space, _ = start.partition(b" ")
+    too_long = len(method) > LONGEST_METHOD or (not space and len(start) > LONGEST_METHOD)
+    return too_long or bool(method.translate(None, _TOKEN))
+
+
+def request_line_fault(buffer: bytes | bytearray) -> tuple[int, str] | None:
+    """Why the request line at the start of `buffer` (after any empty lines) is not served
+    here, judged once the line is whole, before any header, as nginx judges it: no version
+    (an HTTP/0.9 request, whole at its line's end) or an HTTP version other than 1.0 and
+    1.1, 505; another protocol, or HTTP/2's connection preface, 400. None while the line is
+    not whole, and for an HTTP/1.x line or one of another shape or without a method
+    (llhttp judges those)."""
+    start = 0
+    end = buffer.find(b"\r\n", 0, MAX_HEAD + 2)
+    while end == start:  # empty lines before a request, as llhttp takes them
+        start += 2
+        end = buffer.find(b"\r\n", start, MAX_HEAD + 2)
+    parts = bytes(buffer[start:end]).split(b" ") if end != -1 else []
+    if not parts or not parts[0] or parts[0].translate(None, _TOKEN):
+        return None  # no method: not a request line llhttp would read (its 400)
+    if len(parts) == 2 and parts[1]:
+        version = "0.9"
+    elif len(parts) == 3 and all(parts) and parts[2] not in (b"HTTP/1.1", b"HTTP/1.0"):
+        given = parts[2]
+        if parts[0] == b"PRI" and parts[1] == b"*":
+            return 400, "an HTTP/2 connection preface: this port speaks HTTP/1.1 (and 1.0)"
+        version = given[5:].decode("ascii", "backslashreplace")
+        if not (given.startswith(b"HTTP/") and _VERSION.fullmatch(version)):
+            shown = given[:20].decode("ascii", "backslashreplace")
+            return 400, f"the request line ends in {shown!r}, not HTTP/1.1 or HTTP/1.0"
+    else:
+        return None
+    return 505, f"HTTP/{version} is not served here: send HTTP/1.1 or HTTP/1.0"
+
+
+def valid_host(host: str) -> bool:
+    """Whether a Host header's value is one nginx takes (its ngx_http_validate_host): not
+    empty, no space or control character, no slash or backslash, no empty label ("..")."""
+    return bool(host) and _NOT_A_HOST.search(host) is None
+
+
+_NOT_A_HOST: Final = re.compile(r"[\x00-\x20\x7f/\\]|\.\.")
+_VERSION: Final = re.compile(r"[0-9]\.[0-9]")
