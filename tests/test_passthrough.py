@@ -593,6 +593,30 @@ async def test_each_answer_of_a_connection_has_its_own_head(
 
 
 @pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+async def test_an_answer_with_the_last_ones_head_has_its_own_body(
+    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """An answer that comes whole in one read with the last answer's head, byte for byte,
+    is taken without a parser (exchange.Exchange._whole): its body must still be its own,
+    and one read holding more than that head's length gives (a second answer unasked) must
+    still put the child's connection out of service, not be taken as the next answer."""
+    path = write_manifest(process_xml("raw", "/raw/*", mode="passthrough", script="raw_http.py"))
+    names = ["abc", "xyz", "xyz", "abc", "extra", "xyz", "abc", "ok", "abc"]
+    bodies = [b"abc", b"xyz", b"xyz", b"abc", b"abc", b"xyz", b"abc", b"ok", b"abc"]
+    async with running(path, socket_dir, fast_lane=fast_lane) as run:
+        reader, writer = await connect(run.url)
+        for name, body in zip(names, bodies, strict=True):
+            writer.write(f"GET /raw/{name} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            answer = await read_answer(reader)
+            assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), (name, answer)
+            assert answer.endswith(b"\r\n\r\n" + body), (name, answer)
+        writer.close()
+    said = [r.getMessage() for r in caplog.records if "after its answer ended" in r.getMessage()]
+    assert len(said) == 1, said  # "extra"'s second answer, and only that
+
+
+@pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
 async def test_expect_is_answered_by_the_proxy_not_the_child(
     write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
 ) -> None:

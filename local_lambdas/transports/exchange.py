@@ -36,6 +36,7 @@ import httptools
 from local_lambdas._compat import TCP_QUICKACK
 from local_lambdas.envelope import MAX_HEAD  # an answer's head, with any 1xx before it
 from local_lambdas.errors import UNANSWERED, BadResponse, ChildTimeout, ChildUnreachable
+from local_lambdas.http1 import NO_BODY
 
 if TYPE_CHECKING:
     from local_lambdas.transports.upstream import Upstream
@@ -337,7 +338,9 @@ class Bare(asyncio.Protocol):
         self._reason = status.decode("utf-8", "surrogateescape")
 
     def on_headers_complete(self) -> None:
-        status = self._parser.get_status_code()
+        self._headers_complete(self._parser.get_status_code())
+
+    def _headers_complete(self, status: int) -> None:
         if 100 <= status < 200:
             return  # informational (103 Early Hints): the final answer follows
         if self._sink is None:
@@ -416,7 +419,9 @@ class Exchange(Bare):
     relays them. A child answers with the same head again and again (the same status and
     headers; its Date changes once a second): an answer that begins with the last one's
     head, byte for byte, is read by a second parser that calls nothing per header, and has
-    the last one's headers (10k instructions a request, 13% of the mode's)."""
+    the last one's headers (10k instructions a request, 13% of the mode's). When such an
+    answer came whole in one read (the head, and exactly the Content-Length the head gives),
+    no parser reads it: the head is the last one's, the rest its body (`_whole`)."""
 
     def __init__(self, upstream: Upstream) -> None:
         super().__init__(upstream)
@@ -425,12 +430,37 @@ class Exchange(Bare):
         self._repeat.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)
         self._last_head = b""  # the last answer's head, when it came whole in its first read
         self._last: tuple[list[tuple[str, str]], str, str, int] = ([], "", "", 0)
+        self._last_status = 0
+        # The last head's answer length, head and body, when its body has a length and its
+        # connection is kept (else -1): an answer of just that size is that head and a body.
+        self._last_size = -1
 
     def data_received(self, data: bytes) -> None:
         if not self._got and self._done is not None:  # an answer's first bytes
             head = self._last_head
-            self._parser = self._repeat if head and data.startswith(head) else self._reader
+            if head and data.startswith(head):
+                if len(data) == self._last_size and not self._head_only and not self._upgrade:
+                    self._whole(data, len(head))
+                    return
+                self._parser = self._repeat
+            else:
+                self._parser = self._reader
         super().data_received(data)
+
+    def _whole(self, data: bytes, at: int) -> None:
+        """An answer that came whole in one read, with the last one's head: as the parsers
+        would hand it on, without them (both stay where an answer begins)."""
+        self.first = data
+        self._got = len(data)
+        self.on_message_begin()
+        self._headers, self._reason, self._coding, self._head_size = self._last
+        self._headers_complete(self._last_status)
+        if at < len(data):
+            self.on_body(data[at:])
+        self._finish(reusable=True)
+        sink = self._sink
+        if sink is not None:
+            sink.flush()
 
     def repeated(self) -> None:
         """The head of an answer read by the second parser: the last one's."""
@@ -443,10 +473,15 @@ class Exchange(Bare):
         if self._headed and self._parser is self._reader:
             first = self.first
             end = first.find(b"\r\n\r\n") + 4
+            status = self._parser.get_status_code()
             # Kept when the answer's first read began with its head whole (no 1xx before it).
-            if end > 4 and first[9:12] == b"%d" % self._parser.get_status_code():
+            if end > 4 and first[9:12] == b"%d" % status:
                 self._last_head = first[:end]
                 self._last = (self._headers.copy(), self._reason, self._coding, self._head_size)
+                self._last_status = status
+                length = _length(self._headers) if status not in NO_BODY else -1
+                kept = length >= 0 and not self._coding and self._parser.should_keep_alive()
+                self._last_size = end + length if kept and not self._head_only else -1
             else:
                 self._last_head = b""
 
@@ -463,6 +498,18 @@ class Exchange(Bare):
         return not any(
             k.lower() in ("content-length", "transfer-encoding") for k, _ in self._headers
         )
+
+
+def _length(headers: list[tuple[str, str]]) -> int:
+    """The body's length that the one Content-Length in `headers` gives; -1 when there is
+    none, more than one, or one that is not plain digits."""
+    found = -1
+    for name, value in headers:
+        if len(name) == 14 and name.lower() == "content-length":
+            if found >= 0 or not (value.isascii() and value.isdigit()):
+                return -1
+            found = int(value)
+    return found
 
 
 class _Repeated:

@@ -19,6 +19,8 @@ ANSWERS = {
     "dated": b"HTTP/1.1 200 OK\r\nDate: Mon, 01 Jan 2024 00:00:00 GMT\r\n"
     b"Content-Length: 2\r\n\r\nok",
     "lf-only": b"HTTP/1.1 200 OK\nContent-Length: 3\n\nabc",
+    "abc": b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+    "xyz": b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nxyz",  # abc's head, another body
     "early-hints": b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
     b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
     "extra": b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"
