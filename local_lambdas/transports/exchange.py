@@ -11,7 +11,8 @@ Back-pressure both ways: while the sink cannot take more, the child's connection
 read; while the child cannot take more, the body is not fed. 1xx answers are skipped; the
 answer to a HEAD request ends with its head. An `upgrade` request answered 101 ends the
 exchange there: the connection is the sink's from then on (`Sink.upgraded`), never pooled
-again.
+again. An answer that comes whole in one read with the last answer's head, byte for byte (a
+child repeats its head; the size its Content-Length gives), is taken without the parser.
 
 A server that writes an answer's head and body in two small writes without TCP_NODELAY
 (Python's http.server in HTTP/1.1, the bundled web_server.py) holds the body back until its
@@ -109,6 +110,9 @@ class Bare(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
+        # The parser of an answer whose head is the last one's (`_repeats`), and of any other:
+        # the same one here; Exchange has a second, which calls nothing per header.
+        self._repeat = self._reader = self._parser
         # Lines ended by a bare LF, as a shell script's printf writes them: nginx and aiohttp's
         # client read them, and the client never sees them (the lane writes its own head).
         self._parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)
@@ -130,6 +134,15 @@ class Bare(asyncio.Protocol):
         self._reason = ""
         self.reusable = False
         self._socket: socket.socket | None = None  # a duplicate, for TCP_QUICKACK
+        # The last answer's head, when it came whole at the start of its first read, with
+        # its status and reason; and the size of an answer with that head and the body its
+        # Content-Length gives, on a kept connection (else -1): a read of just that size
+        # beginning with that head is such an answer, taken without the parser (`_whole`).
+        self._last_head = b""
+        self._last_status = 0
+        self._last_reason = ""
+        self._last_size = -1
+        self._repeats = False  # this answer began with the last one's head
 
     @property
     def usable(self) -> bool:
@@ -236,7 +249,13 @@ class Bare(asyncio.Protocol):
             self._out_of_step()
             return
         if not self._got:
+            head = self._last_head
+            repeats = self._repeats = len(head) > 0 and data.startswith(head)
+            if repeats and len(data) == self._last_size and not (self._head_only or self._upgrade):
+                self._whole(data, len(head))
+                return
             self.first = data
+            self._parser = self._repeat if repeats else self._reader
         self._got += len(data)
         self._progress = self.loop.time()
         try:
@@ -359,11 +378,47 @@ class Bare(asyncio.Protocol):
                                  "send it chunked, or with a Content-Length"), "")  # fmt: skip
             return
         self._headed = True
+        if not self._repeats:
+            self._keep(status)
         self._sink.head(status, self._reason, self._headers)
         if self._head_only:
             # A HEAD answer has no body whatever its Content-Length says; the parser
             # cannot be told, so this connection is not used again.
             self._finish(reusable=False)
+
+    def _keep(self, status: int) -> None:
+        """Keep the head of an answer that came whole at the start of its first read (not
+        after a 1xx), and the size an answer with it has (see __init__)."""
+        first = self.first
+        end = first.find(b"\r\n\r\n") + 4
+        if end <= 4 or first[9:12] != b"%d" % status:
+            self._last_head, self._last_size = b"", -1
+            return
+        head = first[:end]
+        self._last_head, self._last_status, self._last_reason = head, status, self._reason
+        length = _length(head) if status not in NO_BODY and not self._head_only else -1
+        kept = length >= 0 and self._parser.should_keep_alive()
+        self._last_size = end + length if kept else -1
+
+    def _whole(self, data: bytes, at: int) -> None:
+        """An answer that came whole in one read with the last one's head (the first `at`
+        bytes): handed on as the parser would hand it, without it (it stays where an answer
+        begins)."""
+        self.first = data
+        self._got = len(data)
+        self.on_message_begin()
+        self._repeat_head()
+        self._headers_complete(self._last_status)
+        if at < len(data):
+            self.on_body(data[at:])
+        self._finish(reusable=True)
+        sink = self._sink
+        if sink is not None:
+            sink.flush()
+
+    def _repeat_head(self) -> None:
+        """What the last answer's head said, for one read without a parser."""
+        self._reason = self._last_reason
 
     def on_body(self, body: bytes) -> None:
         sink = self._sink
@@ -419,71 +474,28 @@ class Exchange(Bare):
     relays them. A child answers with the same head again and again (the same status and
     headers; its Date changes once a second): an answer that begins with the last one's
     head, byte for byte, is read by a second parser that calls nothing per header, and has
-    the last one's headers (10k instructions a request, 13% of the mode's). When such an
-    answer came whole in one read (the head, and exactly the Content-Length the head gives),
-    no parser reads it: the head is the last one's, the rest its body (`_whole`)."""
+    the last one's headers (10k instructions a request, 13% of the mode's); one that came
+    whole in one read is read by none (Bare._whole)."""
 
     def __init__(self, upstream: Upstream) -> None:
         super().__init__(upstream)
-        self._reader = self._parser  # reads each header (on_header)
-        self._repeat = httptools.HttpResponseParser(_Repeated(self))
+        self._repeat = httptools.HttpResponseParser(_Repeated(self))  # (_reader: on_header)
         self._repeat.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)
-        self._last_head = b""  # the last answer's head, when it came whole in its first read
-        self._last: tuple[list[tuple[str, str]], str, str, int] = ([], "", "", 0)
-        self._last_status = 0
-        # The last head's answer length, head and body, when its body has a length and its
-        # connection is kept (else -1): an answer of just that size is that head and a body.
-        self._last_size = -1
-
-    def data_received(self, data: bytes) -> None:
-        if not self._got and self._done is not None:  # an answer's first bytes
-            head = self._last_head
-            if head and data.startswith(head):
-                if len(data) == self._last_size and not self._head_only and not self._upgrade:
-                    self._whole(data, len(head))
-                    return
-                self._parser = self._repeat
-            else:
-                self._parser = self._reader
-        super().data_received(data)
-
-    def _whole(self, data: bytes, at: int) -> None:
-        """An answer that came whole in one read, with the last one's head: as the parsers
-        would hand it on, without them (both stay where an answer begins)."""
-        self.first = data
-        self._got = len(data)
-        self.on_message_begin()
-        self._headers, self._reason, self._coding, self._head_size = self._last
-        self._headers_complete(self._last_status)
-        if at < len(data):
-            self.on_body(data[at:])
-        self._finish(reusable=True)
-        sink = self._sink
-        if sink is not None:
-            sink.flush()
+        self._last: tuple[list[tuple[str, str]], str, int] = ([], "", 0)
 
     def repeated(self) -> None:
         """The head of an answer read by the second parser: the last one's."""
-        headers, self._reason, self._coding, self._head_size = self._last
-        self._headers = headers
+        self._repeat_head()
         self.on_headers_complete()
 
-    def on_headers_complete(self) -> None:
-        super().on_headers_complete()
-        if self._headed and self._parser is self._reader:
-            first = self.first
-            end = first.find(b"\r\n\r\n") + 4
-            status = self._parser.get_status_code()
-            # Kept when the answer's first read began with its head whole (no 1xx before it).
-            if end > 4 and first[9:12] == b"%d" % status:
-                self._last_head = first[:end]
-                self._last = (self._headers.copy(), self._reason, self._coding, self._head_size)
-                self._last_status = status
-                length = _length(self._headers) if status not in NO_BODY else -1
-                kept = length >= 0 and not self._coding and self._parser.should_keep_alive()
-                self._last_size = end + length if kept and not self._head_only else -1
-            else:
-                self._last_head = b""
+    def _repeat_head(self) -> None:
+        self._reason = self._last_reason
+        headers, self._coding, self._head_size = self._last
+        self._headers = headers
+
+    def _keep(self, status: int) -> None:
+        super()._keep(status)
+        self._last = (self._headers.copy(), self._coding, self._head_size)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._head_size += len(name) + len(value)
@@ -500,16 +512,17 @@ class Exchange(Bare):
         )
 
 
-def _length(headers: list[tuple[str, str]]) -> int:
-    """The body's length that the one Content-Length in `headers` gives; -1 when there is
-    none, more than one, or one that is not plain digits."""
-    found = -1
-    for name, value in headers:
-        if len(name) == 14 and name.lower() == "content-length":
-            if found >= 0 or not (value.isascii() and value.isdigit()):
-                return -1
-            found = int(value)
-    return found
+def _length(head: bytes) -> int:
+    """The body's length that a head's one Content-Length gives; -1 when it has none, more
+    than one, one that is not plain digits, or a Transfer-Encoding."""
+    lower = head.lower()
+    at = lower.find(b"\ncontent-length:")
+    if at < 0 or lower.find(b"\ncontent-length:", at + 16) >= 0:
+        return -1
+    if lower.find(b"\ntransfer-encoding:") >= 0:
+        return -1
+    value = lower[at + 16 : lower.find(b"\n", at + 16)].strip()
+    return int(value) if value.isdigit() else -1
 
 
 class _Repeated:
