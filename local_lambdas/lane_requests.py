@@ -104,6 +104,11 @@ class Requests:
         self._parser = httptools.HttpRequestParser(self)
         self._heads = HeadReader()
         self._message: Message | None = None  # a head whose body is still arriving
+        # The last head llhttp took whole, with no body and its connection kept: the same
+        # bytes again (a client repeating its request, as a poller, a smoke test or a
+        # benchmark does) would leave llhttp where a request begins, as they found it, so
+        # they are not fed to it again.
+        self._plain = b""
 
     def feed(self, data: bytes) -> None:
         buffer = self.buffer
@@ -174,22 +179,25 @@ class Requests:
         if not isinstance(data, bytes):  # (a bytearray: a body came in pieces before it)
             data = bytes(data)
         switching = False  # llhttp saw Connection: upgrade with an Upgrade header
-        try:
+        if data != self._plain:  # (see __init__)
+            self._plain = b""
             try:
-                self._parser.feed_data(data)
-            except httptools.HttpParserInvalidMethodError:
-                # llhttp knows the methods it was built with; nginx (and RFC 9110) takes any
-                # other, and so does the child. The head is judged, and its body counted,
-                # with a method llhttp knows in its place: neither depends on the method.
-                space = data.find(b" ")
-                if not EXTENSION_METHOD.fullmatch(data, 0, max(space, 0)):
-                    raise
-                self._parser = httptools.HttpRequestParser(self)
-                self._parser.feed_data(b"GET" + data[space:])
-        except httptools.HttpParserUpgrade:
-            switching = True
-        except httptools.HttpParserError:
-            return None
+                try:
+                    self._parser.feed_data(data)
+                except httptools.HttpParserInvalidMethodError:
+                    # llhttp knows the methods it was built with; nginx (and RFC 9110) takes
+                    # any other, and so does the child. The head is judged, and its body
+                    # counted, with a method llhttp knows in its place: neither depends on
+                    # the method.
+                    space = data.find(b" ")
+                    if not EXTENSION_METHOD.fullmatch(data, 0, max(space, 0)):
+                        raise
+                    self._parser = httptools.HttpRequestParser(self)
+                    self._parser.feed_data(b"GET" + data[space:])
+            except httptools.HttpParserUpgrade:
+                switching = True
+            except httptools.HttpParserError:
+                return None
         head = self._heads.read(data)
         if head is None:
             return None
@@ -205,6 +213,8 @@ class Requests:
             return None
         if "host" not in noted and pool is not None and pool.relays:
             headers.append(("Host", self._address()))
+        if length == 0 and keep_alive and not switching:
+            self._plain = data
         return Message(
             pool, method, target, plan.path, version, headers, self._heads.block,
             noted.get("x-request-id"), noted.get("origin"), head_length, length, keep_alive,

@@ -1148,6 +1148,7 @@ async def test_request_ids_count_in_hex_after_the_runs_prefix(tmp_path: Path) ->
 
 _GET = b"GET /api/a HTTP/1.1\r\nHost: h\r\n\r\n"
 _PUT = b"PUT /api/b HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"
+_CLOSE = b"GET /api/a HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
 _BIG = 1024**2 + 1  # a pass-through body over 1 MiB streams
 
 
@@ -1194,6 +1195,14 @@ def _said(requests: lane_requests.Requests) -> list[str]:
     ([b"GET /favicon.ico HTTP/1.1\r\nHost: h\r\n\r\n" + _GET],
      ["GET /favicon.ico refused", "GET /api/a api", "idle"]),
     ([b"POST /nowhere HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi"], ["elsewhere"]),
+    # A head repeated byte for byte (not fed to llhttp again): each time a request, and the
+    # connection's state kept (after Connection: close llhttp takes no more: aiohttp's 400).
+    ([_GET + _GET, _GET + _GET[:9], _GET[9:]],
+     [["GET /api/a api", "GET /api/a api", "idle"], ["GET /api/a api", "head"],
+      ["GET /api/a api", "idle"]]),
+    ([_CLOSE + _CLOSE], ["GET /api/a api", "elsewhere"]),
+    ([_GET + _PUT + _PUT + _GET], ["GET /api/a api", "PUT /api/b api hello",
+                                   "PUT /api/b api hello", "GET /api/a api", "idle"]),
 ])  # fmt: skip
 async def test_a_connections_bytes_cut_into_requests(
     tmp_path: Path, pieces: list[bytes], said: list[str] | list[list[str]]
