@@ -361,48 +361,14 @@ async def test_an_http_envelope_reply_ended_by_its_connection_is_whole_or_broken
             assert "the HTTP reply broke off" in (await reply.json())["error"]
 
 
-_KEPT_HTTP_ENVELOPE = """
-import base64, json, os, socket, threading
-def serve(conn):
-    data = b""
-    while True:
-        while b"\\r\\n\\r\\n" not in data:
-            more = conn.recv(65536)
-            if not more:
-                return
-            data += more
-        head, _, data = data.partition(b"\\r\\n\\r\\n")
-        length = int(next(line.split(b":")[1] for line in head.split(b"\\r\\n")
-                          if line.lower().startswith(b"content-length")))
-        while len(data) < length:
-            data += conn.recv(65536)
-        body, data = data[:length], data[length:]
-        word = json.loads(body)["uri"].rsplit("/", 1)[-1].encode()
-        reply = json.dumps({"body": base64.b64encode(word).decode()}).encode()
-        answer = b"HTTP/1.1 200 OK\\r\\nContent-Length: %d\\r\\n\\r\\n" % len(reply)
-        if word == b"two":  # the head, then the body: two reads
-            conn.sendall(answer)
-            conn.recv(0)
-        conn.sendall(answer + reply if word != b"two" else reply)
-server = socket.create_server(("127.0.0.1", int(os.environ["PORT"])))
-while True:
-    threading.Thread(target=serve, args=(server.accept()[0],), daemon=True).start()
-"""
-
-
 async def test_http_envelope_answers_with_one_head_each_have_their_own_body(
-    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+    write_manifest: WriteManifest, socket_dir: Path
 ) -> None:
     """Over one kept connection the child answers with the same head each time: an answer
     that comes whole in one read is taken without a parser (exchange.Bare._whole), and its
     body must be its own; one that comes in two reads is parsed, and the next is whole
     again."""
-    child = tmp_path / "kept_envelope.py"
-    child.write_text(_KEPT_HTTP_ENVELOPE)
-    path = write_manifest(
-        f"<process><id>kept</id><executable>{sys.executable}</executable><arg>{child}</arg>"
-        "<route>/api/*</route><communication_mode>http</communication_mode></process>"
-    )
+    path = write_manifest(process_xml("raw", "/api/*", mode="http", script="raw_http.py"))
     words = ["aaa", "bbb", "bbb", "aaa", "two", "ccc", "aaa"]
     async with running(path, socket_dir) as run:
         for word in words:  # one after another: one connection to the child, kept

@@ -4,12 +4,15 @@
 Listens on $PORT; the last path segment picks the answer (ANSWERS), written as it stands;
 `echo` reads the request's Content-Length body and answers the head and body it received
 (it never sends 100 Continue, as many small servers do not); `hangup` closes the connection
-at once, its body unread and unanswered.
+at once, its body unread and unanswered. A POST to `/` is an `http` envelope request: its
+answer is an envelope whose body is the last segment of the request's uri (`envelope`).
 Connections are kept alive, several requests in turn, so that an answer that leaves bytes
 behind (`extra`, `nocontent-body`) would show in the next request's answer if the proxy used
 the connection again. Standard library only.
 """
 
+import base64
+import json
 import os
 import socket
 import threading
@@ -51,9 +54,8 @@ ANSWERS = {
 CLOSE_AFTER = {"short", "garbage"}
 
 
-def echo(conn: socket.socket, head: bytes, buffer: bytes) -> bytes | None:
-    """Answer the head and Content-Length body received; what follows the body, or None
-    when the client left."""
+def body_of(conn: socket.socket, head: bytes, buffer: bytes) -> tuple[bytes, bytes] | None:
+    """The request's Content-Length body, and what follows it; None when the client left."""
     length = 0
     for line in head.split(b"\r\n")[1:]:
         key, _, value = line.partition(b":")
@@ -64,9 +66,26 @@ def echo(conn: socket.socket, head: bytes, buffer: bytes) -> bytes | None:
         if not data:
             return None
         buffer += data
-    said = head + b"\r\n\r\n" + buffer[:length]
+    return buffer[:length], buffer[length:]
+
+
+def echo(conn: socket.socket, head: bytes, body: bytes) -> None:
+    """Answer the head and body received."""
+    said = head + b"\r\n\r\n" + body
     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(said), said))
-    return buffer[length:]
+
+
+def envelope(conn: socket.socket, body: bytes) -> None:
+    """Answer an `http` envelope request (POST /) with the last segment of its uri as the
+    body, each answer's head the same for words of one length; `two`, in two writes."""
+    word = json.loads(body)["uri"].rsplit("/", 1)[-1].encode()
+    reply = json.dumps({"body": base64.b64encode(word).decode()}).encode()
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(reply)
+    if word == b"two":
+        conn.sendall(head)
+        conn.sendall(reply)
+    else:
+        conn.sendall(head + reply)
 
 
 def serve(conn: socket.socket) -> None:
@@ -83,11 +102,15 @@ def serve(conn: socket.socket) -> None:
             name = target.partition(b"?")[0].rsplit(b"/", 1)[-1].decode()
             if name == "hangup":
                 return  # closes unanswered, the body unread (the kernel resets the connection)
-            if name == "echo":
-                rest = echo(conn, head, buffer)
-                if rest is None:
+            if name == "echo" or target == b"/":  # (`http` envelope requests go to /)
+                read = body_of(conn, head, buffer)
+                if read is None:
                     return
-                buffer = rest
+                body, buffer = read
+                if name == "echo":
+                    echo(conn, head, body)
+                else:
+                    envelope(conn, body)
                 continue
             conn.sendall(ANSWERS.get(name, ANSWERS["ok"]))
             if name in CLOSE_AFTER:
