@@ -396,7 +396,7 @@ class Bare(asyncio.Protocol):
             return
         head = first[:end]
         self._last_head, self._last_status, self._last_reason = head, status, self._reason
-        length = _length(head) if status not in NO_BODY and not self._head_only else -1
+        length = _length(head) if status not in NO_BODY else -1
         kept = length >= 0 and self._parser.should_keep_alive()
         self._last_size = end + length if kept else -1
 
