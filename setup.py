@@ -51,6 +51,9 @@ HOT = [
     "local_lambdas/transports/http.py",
     "local_lambdas/transports/upstream.py",
     "local_lambdas/transports/exchange.py",
+    "local_lambdas/transports/exchange_headers.py",
+    "local_lambdas/transports/answer_head.py",
+    "local_lambdas/transports/sink.py",
 ]
 
 

@@ -598,7 +598,7 @@ async def test_an_answer_with_the_last_ones_head_has_its_own_body(
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
     """An answer that comes whole in one read with the last answer's head, byte for byte,
-    is taken without a parser (exchange.Exchange._whole): its body must still be its own,
+    is taken without a parser (exchange.Bare._whole): its body must still be its own,
     and one read holding more than that head's length gives (a second answer unasked) must
     still put the child's connection out of service, not be taken as the next answer."""
     path = write_manifest(process_xml("raw", "/raw/*", mode="passthrough", script="raw_http.py"))

@@ -45,7 +45,7 @@ from local_lambdas.proxy import Proxy
 from local_lambdas.router import Router
 from local_lambdas.stats import BUCKETS, ProcessStats
 from local_lambdas.supervisor import Supervisor
-from local_lambdas.transports import exchange, upstream
+from local_lambdas.transports import answer_head, upstream
 from tests.helpers import eventually
 
 ROUTES = ["/api/*", "/api/v2/*", "/exact", "/dir/", "/api/v2/special"]
@@ -779,7 +779,7 @@ def test_a_relayed_answer_is_written_once_a_read(
     headers: list[tuple[str, str]], reads: list[list[str]], writes: list[bytes]
 ) -> None:
     """relay.Answer holds what head, body and end give until the flush that ends each read
-    of the child (exchange.Exchange), or its end."""
+    of the child (exchange_headers.Exchange), or its end."""
     client = _Writes()
     answer = relay.Answer(client, version="1.1", keep_alive=True, request_id="r1",
                           prefix=None, keep=0, method="GET")  # fmt: skip
@@ -858,7 +858,7 @@ _ANSWERS = {  # each with the head and body its sink must get
 
 
 async def test_an_answer_repeating_the_last_head_has_that_heads_headers() -> None:
-    """exchange.Exchange reads an answer that begins with the last one's head, byte for
+    """exchange_headers.Exchange reads an answer that begins with the last one's head, byte for
     byte, without reading its headers again: over one kept connection, each answer's sink
     must still get the headers of its own head (never a trailer, never a 103's), whatever
     came before it."""
@@ -902,8 +902,42 @@ async def test_an_answer_repeating_the_last_head_has_that_heads_headers() -> Non
 def test_a_header_is_read_from_an_answers_raw_head(
     data: bytes, name: bytes, value: str | None
 ) -> None:
-    """exchange.raw_header: the head only, never the body after it."""
-    assert exchange.raw_header(data, name) == value
+    """answer_head.raw_header: the head only, never the body after it."""
+    assert answer_head.raw_header(data, name) == value
+
+
+_HEAD = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("first", "status", "keep_alive", "kept"),
+    [
+        (_HEAD + b"abc", 200, True, (_HEAD, len(_HEAD) + 3)),
+        (_HEAD + b"a", 200, True, (_HEAD, len(_HEAD) + 3)),  # the rest of its body to come
+        (_HEAD + b"abc", 200, False, (_HEAD, -1)),  # the connection ends with it
+        (_HEAD + b"abc", 404, True, (b"", -1)),  # another status: after a 1xx, say
+        (_HEAD[:-2], 200, True, (b"", -1)),  # the head is not whole in the read
+        (b"HTTP/1.1 204 No Content\r\nContent-Length: 3\r\n\r\n", 204, True,
+         (b"HTTP/1.1 204 No Content\r\nContent-Length: 3\r\n\r\n", -1)),  # no body by status
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n", 200, True,
+         (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n", -1)),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 200,
+         True, (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+                -1)),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\n", 200, True,
+         (b"HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\n", -1)),
+        (b"HTTP/1.1 200 OK\r\nX: 1\r\n\r\n", 200, True, (b"HTTP/1.1 200 OK\r\nX: 1\r\n\r\n", -1)),
+    ],
+    ids=["whole", "body-split", "close", "other-status", "cut", "204", "two-lengths", "chunked",
+         "signed", "no-length"],
+)  # fmt: skip
+def test_the_head_a_child_repeats_and_the_size_of_an_answer_with_it(
+    first: bytes, status: int, keep_alive: bool, kept: tuple[bytes, int]
+) -> None:
+    """answer_head.kept_head: a later read of exactly that size, beginning with that head,
+    is taken whole without a parser (exchange.Bare._whole), so the size is given only where
+    the head alone fixes where the answer ends."""
+    assert answer_head.kept_head(first, status, keep_alive) == kept
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """One connection to a pass-through child in raw HTTP/1.1, carrying one exchange at a time
 for the pool (upstream.Upstream), the answer parsed by httptools (llhttp) and handed on to a
-`Sink` as it comes; a request body may stream to it (`Body`).
+`Sink` as it comes; a request body may stream to it (`Body`; both in transports/sink.py).
 
 The answer goes to the sink as its head (status, reason, headers as sent), its body in
 pieces, its end. Before the head, failures raise the transport errors (ChildUnreachable:
@@ -29,67 +29,21 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final
 
 import httptools
 
 from local_lambdas._compat import TCP_QUICKACK
 from local_lambdas.envelope import MAX_HEAD  # an answer's head, with any 1xx before it
 from local_lambdas.errors import UNANSWERED, BadResponse, ChildTimeout, ChildUnreachable
-from local_lambdas.http1 import NO_BODY
+from local_lambdas.transports.answer_head import close_delimited, kept_head
 
 if TYPE_CHECKING:
+    from local_lambdas.transports.sink import Body, Sink
     from local_lambdas.transports.upstream import Upstream
 
 _TCP: Final = socket.IPPROTO_TCP
 _QUICKACK: Final = TCP_QUICKACK  # (a C-level constant here)
-
-
-class Sink(Protocol):
-    """Where an answer goes (the client's connection in the fast lane)."""
-
-    def head(self, status: int, reason: str, headers: list[tuple[str, str]]) -> None: ...
-
-    def body(self, data: bytes) -> None: ...
-
-    def end(self) -> None: ...
-
-    def flush(self) -> None:
-        """What head, body and end gave is written now: each read of the child's connection
-        ends with it, so that an answer read whole leaves in one write."""
-
-    def broken(self, why: str) -> None:
-        """The answer broke off after its head: the client must see an error, not an end."""
-
-    @property
-    def writable(self) -> bool:
-        """False while the client cannot take more (then the child is not read)."""
-
-    def when_writable(self, then: Callable[[], None]) -> None:
-        """Call `then` once the client can take more."""
-
-    def upgraded(
-        self, reason: str, headers: list[tuple[str, str]], child: asyncio.Transport, rest: bytes
-    ) -> None:
-        """The child switched protocols (101) for an `upgrade` request: `child` is its
-        connection, now the sink's, and `rest` what it sent after its head."""
-
-
-class Body(Protocol):
-    """A request body still arriving from the client (the fast lane's upload), written to
-    the child as it comes: `start` gives it the exchange to write to (`write_body`, and
-    `body_failed` when the client fails it); `pause` and `resume` follow the child's
-    connection; `complete` once every byte went on."""
-
-    def start(self, exchange: Bare) -> None: ...
-
-    def pause(self) -> None: ...
-
-    def resume(self) -> None: ...
-
-    @property
-    def complete(self) -> bool: ...
 
 
 class Stale(ChildUnreachable):
@@ -101,7 +55,7 @@ class Bare(asyncio.Protocol):
     are not read (its sink's `head` gets none). For the `http` envelope, which needs only
     the answer's status and body: made without an `on_header` method, httptools calls
     nothing per header (10k instructions a request, 11% of the mode's). What the headers
-    must still say is read from the head's bytes when needed (raw_header): whether a body
+    must still say is read from the head's bytes when needed (answer_head.py): whether a body
     ends with the connection, what an answer that is not an envelope was.
     """
 
@@ -111,7 +65,8 @@ class Bare(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         # The parser of an answer whose head is the last one's (`_repeats`), and of any other:
-        # the same one here; Exchange has a second, which calls nothing per header.
+        # the same one here; Exchange (exchange_headers.py) has a second, which calls nothing
+        # per header.
         self._repeat = self._reader = self._parser
         # Lines ended by a bare LF, as a shell script's printf writes them: nginx and aiohttp's
         # client read them, and the client never sees them (the lane writes its own head).
@@ -387,18 +342,12 @@ class Bare(asyncio.Protocol):
             self._finish(reusable=False)
 
     def _keep(self, status: int) -> None:
-        """Keep the head of an answer that came whole at the start of its first read (not
-        after a 1xx), and the size an answer with it has (see __init__)."""
-        first = self.first
-        end = first.find(b"\r\n\r\n") + 4
-        if end <= 4 or first[9:12] != b"%d" % status:
-            self._last_head, self._last_size = b"", -1
-            return
-        head = first[:end]
-        self._last_head, self._last_status, self._last_reason = head, status, self._reason
-        length = _length(head) if status not in NO_BODY else -1
-        kept = length >= 0 and self._parser.should_keep_alive()
-        self._last_size = end + length if kept else -1
+        """Keep the head of an answer that came whole at the start of its first read, and
+        the size an answer with it has (see __init__)."""
+        head, self._last_size = kept_head(self.first, status, self._parser.should_keep_alive())
+        self._last_head = head
+        if head:
+            self._last_status, self._last_reason = status, self._reason
 
     def _whole(self, data: bytes, at: int) -> None:
         """An answer that came whole in one read with the last one's head (the first `at`
@@ -448,14 +397,8 @@ class Bare(asyncio.Protocol):
         done.set_result(None)
 
     def _close_delimited(self) -> bool:
-        """Whether the answer's body ends with the connection (no length, not chunked); not
-        when its head did not come whole in its first read (seen broken, then)."""
-        first = self.first
-        return (
-            b"\r\n\r\n" in first or b"\n\n" in first
-        ) and raw_header(first, b"content-length") is None and raw_header(
-            first, b"transfer-encoding"
-        ) is None  # fmt: skip
+        """Whether the answer's body ends with the connection (answer_head.close_delimited)."""
+        return close_delimited(self.first)
 
     def _finish(self, *, reusable: bool = False) -> None:
         done = self._done
@@ -467,90 +410,3 @@ class Bare(asyncio.Protocol):
         if not self.reusable:
             self.close()
         done.set_result(None)
-
-
-class Exchange(Bare):
-    """A Bare exchange whose answer's headers are read, as sent, for the sink: pass-through
-    relays them. A child answers with the same head again and again (the same status and
-    headers; its Date changes once a second): an answer that begins with the last one's
-    head, byte for byte, is read by a second parser that calls nothing per header, and has
-    the last one's headers (10k instructions a request, 13% of the mode's); one that came
-    whole in one read is read by none (Bare._whole)."""
-
-    def __init__(self, upstream: Upstream) -> None:
-        super().__init__(upstream)
-        self._repeat = httptools.HttpResponseParser(_Repeated(self))  # (_reader: on_header)
-        self._repeat.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)
-        self._last: tuple[list[tuple[str, str]], str, int] = ([], "", 0)
-
-    def repeated(self) -> None:
-        """The head of an answer read by the second parser: the last one's."""
-        self._repeat_head()
-        self.on_headers_complete()
-
-    def _repeat_head(self) -> None:
-        self._reason = self._last_reason
-        headers, self._coding, self._head_size = self._last
-        self._headers = headers
-
-    def _keep(self, status: int) -> None:
-        super()._keep(status)
-        self._last = (self._headers.copy(), self._coding, self._head_size)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_size += len(name) + len(value)
-        # Values as the child wrote them, UTF-8 or not: written out again, they are the
-        # same bytes (relay.Answer encodes with surrogateescape too).
-        text = value.decode("utf-8", "surrogateescape")
-        self._headers.append((name.decode("latin-1"), text))
-        if len(name) == 17 and name.lower() == b"transfer-encoding":
-            self._coding += f",{text}"
-
-    def _close_delimited(self) -> bool:
-        return not any(
-            k.lower() in ("content-length", "transfer-encoding") for k, _ in self._headers
-        )
-
-
-def _length(head: bytes) -> int:
-    """The body's length that a head's one Content-Length gives; -1 when it has none, more
-    than one, one that is not plain digits, or a Transfer-Encoding."""
-    lower = head.lower()
-    at = lower.find(b"\ncontent-length:")
-    if at < 0 or lower.find(b"\ncontent-length:", at + 16) >= 0:
-        return -1
-    if lower.find(b"\ntransfer-encoding:") >= 0:
-        return -1
-    value = lower[at + 16 : lower.find(b"\n", at + 16)].strip()
-    return int(value) if value.isdigit() else -1
-
-
-class _Repeated:
-    """The second parser's callbacks (Exchange): none per header, none for the status's
-    reason; the rest are the exchange's."""
-
-    def __init__(self, exchange: Exchange) -> None:
-        self._exchange = exchange
-
-    def on_message_begin(self) -> None:
-        self._exchange.on_message_begin()
-
-    def on_headers_complete(self) -> None:
-        self._exchange.repeated()
-
-    def on_body(self, body: bytes) -> None:
-        self._exchange.on_body(body)
-
-    def on_message_complete(self) -> None:
-        self._exchange.on_message_complete()
-
-
-def raw_header(data: bytes, name: bytes) -> str | None:
-    """The value of the first header `name` (lower-case) in the head at the start of
-    `data`, an answer's raw bytes; None if it has none (in the part of its head there)."""
-    head = data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
-    for line in head.split(b"\n")[1:]:
-        field, colon, value = line.partition(b":")
-        if colon and field.strip().lower() == name:
-            return value.strip().decode("latin-1")
-    return None

@@ -14,7 +14,7 @@ from local_lambdas.envelope import TOKEN_HEADER, Request, Response
 from local_lambdas.envelope_answer import Answers, gather
 from local_lambdas.errors import BadResponse, ChildUnreachable
 from local_lambdas.http1 import RETRYABLE
-from local_lambdas.transports.exchange import raw_header
+from local_lambdas.transports.answer_head import raw_header
 from local_lambdas.transports.upstream import Upstream
 
 
@@ -65,7 +65,7 @@ class HttpTransport:
 
 
 class _Reply:
-    """The child's HTTP reply, gathered (an exchange.Sink); its body is the answer."""
+    """The child's HTTP reply, gathered (an transports/sink.py); its body is the answer."""
 
     def __init__(self, limit: int) -> None:
         self._limit = limit

@@ -19,7 +19,9 @@ import logging
 from typing import Final
 
 from local_lambdas.errors import ChildTimeout, ChildUnreachable
-from local_lambdas.transports.exchange import Bare, Body, Exchange, Sink, Stale
+from local_lambdas.transports.exchange import Bare, Stale
+from local_lambdas.transports.exchange_headers import Exchange
+from local_lambdas.transports.sink import Body, Sink
 
 log = logging.getLogger("local_lambdas.upstream")
 

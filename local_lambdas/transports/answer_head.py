@@ -1,0 +1,56 @@
+"""What a child's raw answer head says, read from its bytes without a parser: a header's
+value (`raw_header`), the body length its one Content-Length gives (`content_length`),
+whether its body ends with the connection (`close_delimited`), and the head a child repeats
+from answer to answer (`kept_head`, for transports/exchange.py's answers taken whole)."""
+
+from __future__ import annotations
+
+from local_lambdas.http1 import NO_BODY
+
+
+def kept_head(first: bytes, status: int, keep_alive: bool) -> tuple[bytes, int]:
+    """The head at the start of `first`, an answer's first read, when it came whole there
+    with `status` (not after a 1xx), and the size of an answer with that head and the body
+    its Content-Length gives on a kept connection (-1 if none: no length, no body by its
+    status, or the connection ends); (b"", -1) when the head is not whole there."""
+    end = first.find(b"\r\n\r\n") + 4
+    if end <= 4 or first[9:12] != b"%d" % status:
+        return b"", -1
+    head = first[:end]
+    length = content_length(head) if status not in NO_BODY else -1
+    return head, end + length if length >= 0 and keep_alive else -1
+
+
+def content_length(head: bytes) -> int:
+    """The body's length that a head's one Content-Length gives; -1 when it has none, more
+    than one, one that is not plain digits, or a Transfer-Encoding."""
+    lower = head.lower()
+    at = lower.find(b"\ncontent-length:")
+    if at < 0 or lower.find(b"\ncontent-length:", at + 16) >= 0:
+        return -1
+    if lower.find(b"\ntransfer-encoding:") >= 0:
+        return -1
+    value = lower[at + 16 : lower.find(b"\n", at + 16)].strip()
+    return int(value) if value.isdigit() else -1
+
+
+def close_delimited(first: bytes) -> bool:
+    """Whether the answer whose first bytes are `first` has a body that ends with the
+    connection (no length, not chunked); not when its head did not come whole in its first
+    read (seen broken, then)."""
+    return (
+        b"\r\n\r\n" in first or b"\n\n" in first
+    ) and raw_header(first, b"content-length") is None and raw_header(
+        first, b"transfer-encoding"
+    ) is None  # fmt: skip
+
+
+def raw_header(data: bytes, name: bytes) -> str | None:
+    """The value of the first header `name` (lower-case) in the head at the start of
+    `data`, an answer's raw bytes; None if it has none (in the part of its head there)."""
+    head = data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    for line in head.split(b"\n")[1:]:
+        field, colon, value = line.partition(b":")
+        if colon and field.strip().lower() == name:
+            return value.strip().decode("latin-1")
+    return None
