@@ -23,15 +23,15 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from local_lambdas import options
+from local_lambdas import option_values, options
 
 if TYPE_CHECKING:
     from local_lambdas.config import Manifest
     from local_lambdas.output import Printer
 
-# Only argparse, this module and options.py load before the arguments are read: --help,
-# --version and a usage error answer without loading pydantic, rich, lxml and asyncio (a
-# third of a second here). What a command needs is imported where it runs.
+# Only argparse, this module, options.py and option_values.py load before the arguments are
+# read: --help, --version and a usage error answer without loading pydantic, rich, lxml and
+# asyncio (a third of a second here). What a command needs is imported where it runs.
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_READY = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # Ctrl+C while loading, or a second one cutting a stop short
@@ -176,7 +176,7 @@ def _main(argv: list[str]) -> int:
     if command == "restart":
         return _restart(args.url, args.admin_prefix, args.process)
     try:
-        usage = options.checked(args, command)
+        usage = option_values.checked(args, command)
     except ValueError as exc:
         print_line(f"local-lambdas: {exc}")
         return EXIT_USAGE

@@ -1,0 +1,102 @@
+"""What a command line's values may be, one by one and together: the readers argparse calls
+(a duration, a CORS origin), HOST:PORT, ENABLE_CACHE, and the checks across options that no
+parser makes alone (`checked`), each failing with the fix. Loads nothing more than argparse
+until a value is read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import NamedTuple
+
+DEFAULT_BIND = "127.0.0.1:3000"
+DEFAULT_CACHE = 64 * 1024**2  # ENABLE_CACHE=1: per process, for those without <cache>
+
+
+def split_bind(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"--bind/BIND_ADDRESS {value!r} must be HOST:PORT, e.g. {DEFAULT_BIND}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def seconds(value: str) -> float:
+    """A time-out flag: seconds above 0, or a duration as the manifest writes one (500ms)."""
+    from local_lambdas.config import parse_duration
+
+    try:
+        found = float(str(parse_duration(value)))
+    except ValueError:
+        found = 0.0
+    if not found > 0 or found == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a time above 0; write e.g. 60, 30s or 500ms"
+        )
+    return found
+
+
+def origin(value: str) -> str:
+    """--cors ORIGIN, spelt as browsers send it (else a usage error with the fix)."""
+    from local_lambdas.config import check_origin
+
+    try:
+        return check_origin(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r} {exc}") from None
+
+
+def cache_setting(value: str) -> tuple[int | None, int | None]:
+    """ENABLE_CACHE in the earlier tool's forms: true (1, yes, on), or a capacity, the number
+    of answers to keep; off when unset, empty, 0, false, no or off. Returns (bytes, entries)
+    for each process without its own <cache>."""
+    word = value.strip().lower()
+    if word in ("", "0", "false", "no", "off"):
+        return None, None
+    if word in ("1", "true", "yes", "on"):
+        return DEFAULT_CACHE, None
+    if word.isdigit():
+        return DEFAULT_CACHE, int(word)
+    raise ValueError(
+        f"ENABLE_CACHE={value!r} must be true, false, or how many answers to keep "
+        "(e.g. ENABLE_CACHE=5000)"
+    )
+
+
+class Checked(NamedTuple):
+    """What a command line that parsed says beyond its options one by one."""
+
+    admin_prefix: str
+    host: str
+    port: int
+    cache_bytes: int | None  # ENABLE_CACHE, for each process without <cache>
+    cache_entries: int | None
+
+
+def checked(args: argparse.Namespace, command: str) -> Checked:
+    """What no parser checks alone (options that go together, where to listen, the
+    environment's ENABLE_CACHE), for a command other than `restart`; raises ValueError with
+    the fix, said before the manifest is read."""
+    prefix = args.admin_prefix
+    if not (prefix.startswith("/") and prefix.endswith("/") and len(prefix) > 2):
+        fix = "/" + prefix.strip("/") + "/" if prefix.strip("/") else "/_/"
+        raise ValueError(f"--admin-prefix {prefix!r} must be a path that begins and ends "
+                         f'with "/", like /_/ or /admin/: write "{fix}"')  # fmt: skip
+    if (args.tls_cert is None) != (args.tls_key is None) or (args.tls and args.tls_cert):
+        raise ValueError("give --tls-cert and --tls-key together, or --tls self-signed")
+    if args.only is not None and not args.only.strip(", "):
+        raise ValueError(f"--only {args.only!r} names no process; give ids, e.g. --only api,web")
+    if args.no_deps and not args.only:
+        raise ValueError("--no-deps goes with --only ID[,ID...]")
+    if args.instances is not None and not 1 <= args.instances <= 256:
+        raise ValueError(f"--instances {args.instances}: give a number from 1 to 256")
+    bind = args.bind if command != "check" else "127.0.0.1:0"
+    if command == "serve":
+        bind = bind or os.environ.get("BIND_ADDRESS") or DEFAULT_BIND
+    host, port = split_bind(bind)
+    if getattr(args, "port", None) is not None:
+        if not 0 <= args.port <= 65535:
+            raise ValueError(f"--port {args.port} is not a port (0-65535)")
+        port = args.port
+    cache_bytes, cache_entries = cache_setting(os.environ.get("ENABLE_CACHE", ""))
+    return Checked(prefix, host, port, cache_bytes, cache_entries)
