@@ -18,11 +18,11 @@ import aiohttp
 
 from local_lambdas import _compat
 from local_lambdas._compat import limits, processes
-from local_lambdas.app import Started, started
 from local_lambdas.cli import EXIT_INTERRUPTED
 from local_lambdas.config import Manifest, Process, Settings
 from local_lambdas.errors import CommandNotRun, NotAllReady
 from local_lambdas.instance import State
+from local_lambdas.lifecycle import Started, started
 from local_lambdas.output import Printer
 
 log = logging.getLogger("local_lambdas.commands")

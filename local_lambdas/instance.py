@@ -29,9 +29,9 @@ from local_lambdas.config import Process
 from local_lambdas.executables import interpreter_problem, resolve_executable
 from local_lambdas.launch import prepare
 from local_lambdas.link import Link
+from local_lambdas.orphan_watchdog import Watchdog
 from local_lambdas.output import Printer, line_text
 from local_lambdas.spawned import spawn
-from local_lambdas.watchdog import Watchdog
 
 log = logging.getLogger("local_lambdas.instance")
 

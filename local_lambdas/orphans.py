@@ -3,7 +3,7 @@ proxy is killed (POSIX); whether a process group still runs (`group_running`), z
 
 Every child is spawned with SPAWN_MARK=<run>.<spawn number>. in its environment, which its
 descendants inherit however far they go (a new session, a double fork): `marked` finds them on
-Linux by reading /proc. The watchdog process (the proxy's end is watchdog.Watchdog) reads
+Linux by reading /proc. The watchdog process (the proxy's end is orphan_watchdog.Watchdog) reads
 `+PGID` / `-PGID` lines on its stdin as the proxy's children come and go; end of input means the
 proxy is gone: it SIGTERMs every group still listed and every marked process, SIGKILLs what is
 left after a grace period, removes the socket directory, and exits.

@@ -20,10 +20,10 @@ from local_lambdas.cors import Policy
 from local_lambdas.errors import NotReady
 from local_lambdas.instance import Instance, State
 from local_lambdas.launch import SocketNames
+from local_lambdas.orphan_watchdog import Watchdog
 from local_lambdas.output import Printer
 from local_lambdas.roster import DOWN, Roster
 from local_lambdas.stats import ProcessStats
-from local_lambdas.watchdog import Watchdog
 
 _READY: Final = State.READY  # an Enum's member read from compiled code is slow: see http1
 

@@ -20,8 +20,8 @@ from local_lambdas.config import Process
 from local_lambdas.instance import Instance, State
 from local_lambdas.launch import SocketNames
 from local_lambdas.line import Line
+from local_lambdas.orphan_watchdog import Watchdog
 from local_lambdas.output import Printer
-from local_lambdas.watchdog import Watchdog
 
 log = logging.getLogger("local_lambdas.pool")  # pool.py's log: one object, one logger
 

@@ -32,12 +32,12 @@ from local_lambdas.cors import policy_for
 from local_lambdas.errors import StartupError
 from local_lambdas.instance import Instance, State
 from local_lambdas.launch import SocketNames
+from local_lambdas.orphan_watchdog import Watchdog
 from local_lambdas.output import Printer
 from local_lambdas.pool import Pool
 from local_lambdas.router import Router
 from local_lambdas.stats import ProcessStats
 from local_lambdas.tasks import TaskRun
-from local_lambdas.watchdog import Watchdog
 
 log = logging.getLogger("local_lambdas.supervisor")
 

@@ -17,9 +17,9 @@ from local_lambdas import variables
 from local_lambdas._compat import processes
 from local_lambdas.config import Task
 from local_lambdas.executables import find_executable
+from local_lambdas.orphan_watchdog import Watchdog
 from local_lambdas.output import Printer, line_text
 from local_lambdas.spawned import spawn
-from local_lambdas.watchdog import Watchdog
 
 log = logging.getLogger("local_lambdas.tasks")
 

@@ -117,7 +117,7 @@ async def listen(
             try:
                 sock.bind(address)
             except OSError as exc:
-                # The same message asyncio's create_server raises (app.py shows its errno).
+                # The same message asyncio's create_server raises (lifecycle.py shows its errno).
                 raise OSError(exc.errno, f"cannot bind {address}: {exc.strerror}") from None
             sock.listen(backlog)
             sock.setblocking(False)

@@ -29,10 +29,10 @@ import pytest
 
 from local_lambdas import _compat, manifest
 from local_lambdas import cli as command_line
-from local_lambdas.app import Started, started
 from local_lambdas.config import Manifest, Settings
 from local_lambdas.fastlane import FastLane
 from local_lambdas.instance import Instance
+from local_lambdas.lifecycle import Started, started
 from local_lambdas.output import Printer
 from local_lambdas.pool import Pool
 from local_lambdas.supervisor import Supervisor

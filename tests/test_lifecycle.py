@@ -20,12 +20,12 @@ from aiohttp import web
 
 from local_lambdas import _compat, orphans
 from local_lambdas._compat import listeners
-from local_lambdas.app import started
 from local_lambdas.config import Settings
+from local_lambdas.lifecycle import started
 from local_lambdas.manifest import load
+from local_lambdas.orphan_watchdog import Watchdog
 from local_lambdas.orphans import SPAWN_MARK
 from local_lambdas.output import Printer
-from local_lambdas.watchdog import Watchdog
 from tests.helpers import (
     CHILDREN,
     WAIT,

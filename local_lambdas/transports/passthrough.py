@@ -213,7 +213,7 @@ class PassthroughTransport:
 
     async def aclose(self) -> None:
         """The child is gone (or its route-only upstream is dropped). A WebSocket still open
-        is not closed here with 1001, as a stop closes them (app.py, before the children
+        is not closed here with 1001, as a stop closes them (lifecycle.py, before the children
         stop): its child's end is gone, which the pump reports as 1011, as the lane's tunnel
         does."""
         self._closed = True

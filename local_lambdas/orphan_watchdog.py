@@ -17,7 +17,7 @@ import sys
 from local_lambdas import orphans
 from local_lambdas._compat import processes
 
-log = logging.getLogger("local_lambdas.watchdog")
+log = logging.getLogger("local_lambdas.orphan_watchdog")
 
 
 class Watchdog:

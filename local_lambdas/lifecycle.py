@@ -38,7 +38,7 @@ from local_lambdas.output import Printer
 from local_lambdas.proxy import Proxy
 from local_lambdas.supervisor import Supervisor
 
-log = logging.getLogger("local_lambdas.app")
+log = logging.getLogger("local_lambdas.lifecycle")
 
 
 class Reloader:
