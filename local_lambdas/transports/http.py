@@ -65,7 +65,7 @@ class HttpTransport:
 
 
 class _Reply:
-    """The child's HTTP reply, gathered (an transports/sink.py); its body is the answer."""
+    """The child's HTTP reply, gathered (a Sink, transports/sink.py); its body is the answer."""
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
