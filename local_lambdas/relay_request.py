@@ -162,18 +162,18 @@ def child_request(
     lines, forwarded_for, host = headers
     client = client or ""
     forwarded_for = f"{forwarded_for}, {client}" if forwarded_for else client
-    head = (
+    more = ""  # (the usual request has none of these: one string is built, not three)
+    if prefix:
+        more = f"X-Forwarded-Prefix: {prefix}\r\n"
+    if upgrade:
+        more += f"Connection: Upgrade\r\nUpgrade: {upgrade}\r\n"
+    if chunked:
+        more += "Transfer-Encoding: chunked\r\n"
+    data = (
         f"{method} {target} HTTP/1.1\r\n{lines}X-Forwarded-For: {forwarded_for}\r\n"
         f"X-Forwarded-Proto: {scheme}\r\nX-Forwarded-Host: {host}\r\n"
-        f"X-Request-Id: {request_id}\r\n"
-    )
-    if prefix:
-        head += f"X-Forwarded-Prefix: {prefix}\r\n"
-    if upgrade:
-        head += f"Connection: Upgrade\r\nUpgrade: {upgrade}\r\n"
-    if chunked:
-        head += "Transfer-Encoding: chunked\r\n"
-    data = f"{head}{TOKEN_HEADER}: {token}\r\n\r\n".encode("utf-8", "surrogateescape")
+        f"X-Request-Id: {request_id}\r\n{more}{TOKEN_HEADER}: {token}\r\n\r\n"
+    ).encode("utf-8", "surrogateescape")
     return data + body if body else data
 
 
