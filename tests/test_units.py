@@ -857,11 +857,13 @@ _ANSWERS = {  # each with the head and body its sink must get
 }  # fmt: skip
 
 
-async def test_an_answer_repeating_the_last_head_has_that_heads_headers() -> None:
+@pytest.mark.parametrize("at_once", [1, 2], ids=["one-connection", "two-connections"])
+async def test_an_answer_repeating_the_last_head_has_that_heads_headers(at_once: int) -> None:
     """exchange_headers.Exchange reads an answer that begins with the last one's head, byte for
-    byte, without reading its headers again: over one kept connection, each answer's sink
-    must still get the headers of its own head (never a trailer, never a 103's), whatever
-    came before it."""
+    byte, without reading its headers again: over kept connections, each answer's sink must
+    still get the headers of its own head (never a trailer, never a 103's), whatever came
+    before it. With two connections asked at once, the second to read a head shares the
+    first's list of headers (Upstream.heads): one answer's trailers must reach neither."""
     order = ["ok", "ok", "other", "ok", "ok", "trailer", "trailer", "ok", "hints", "hints",
              "hints2", "ok", "lf", "lf", "ok", "longer", "ok", "ok"]  # fmt: skip
     connections = 0
@@ -877,14 +879,15 @@ async def test_an_answer_repeating_the_last_head_has_that_heads_headers() -> Non
     pool = upstream.Upstream("127.0.0.1", port)
     try:
         for name in order:
-            sink = _Heads()
+            sinks = [_Heads() for _ in range(at_once)]
             request = f"GET /{name} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
-            await pool.send(request, sink, timeout=5)
-            assert sink.got == [_ANSWERS[name][1]], name
+            await asyncio.gather(*(pool.send(request, sink, timeout=5) for sink in sinks))
+            for sink in sinks:
+                assert sink.got == [_ANSWERS[name][1]], name
     finally:
         pool.close()
         server.close()
-    assert connections == 1  # every answer came on the one kept connection
+    assert connections == at_once  # every answer came on the connections first opened
 
 
 @pytest.mark.parametrize(

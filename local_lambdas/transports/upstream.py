@@ -44,6 +44,9 @@ class Upstream:
         self._timed: set[Bare] = set()
         self._sweeper: asyncio.TimerHandle | None = None
         self._told_unasked = False
+        # The answer head its connections last kept (exchange_headers.Exchange), and its
+        # headers: connections that keep the same head share one list of the same tuples.
+        self.heads: tuple[bytes, list[tuple[str, str]]] = (b"", [])
 
     def unasked(self) -> None:
         """A connection got bytes after its answer ended: said once (nginx warns of it too);
