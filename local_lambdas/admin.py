@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from local_lambdas.binding import is_loopback
 from local_lambdas.dashboard import Dashboard
 from local_lambdas.pool import Pool
 from local_lambdas.supervisor import Supervisor
@@ -190,20 +191,6 @@ def _local_name(host: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def is_loopback(host: str | None) -> bool:
-    """Whether `host` (an address, or a name) is this machine's loopback."""
-    if host is None:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(host.strip("[]").partition("%")[0])
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)
-    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def _status(supervisor: Supervisor, pool: Pool) -> dict[str, object]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 from collections.abc import Callable
 from typing import Any
@@ -32,16 +33,11 @@ from aiohttp.web_protocol import ERROR, RequestHandler
 from local_lambdas import _compat, tls
 from local_lambdas._compat import IS_WINDOWS
 from local_lambdas.aioparser import MAX_FIELD, MAX_TARGET, HeadParser
+from local_lambdas.binding import BACKLOG
 from local_lambdas.client_limits import JSON, PIECE, SendTimeout, timed_out
 from local_lambdas.envelope import error_body
 
 log = logging.getLogger("local_lambdas.server")
-
-# Connections the kernel completes and holds until they are accepted (capped by its
-# somaxconn). asyncio's default, 100, overflowed under 1000 clients connecting at once: the
-# kernel then drops a handshake's last ACK, and the client's first request waits for a
-# retransmission, 1 s or 3 s (p99 1.5 s, wrk timeouts). uvicorn's and gunicorn's figure.
-BACKLOG = 2048
 
 
 class _Paced(payload.BytesPayload):
@@ -233,36 +229,38 @@ def _peer(transport: asyncio.BaseTransport) -> str:
     return str(peer[0]) if isinstance(peer, (list, tuple)) else str(peer)
 
 
-class Site(web.TCPSite):
-    """aiohttp's TCP site with the fast lane accepting its connections, so that aiohttp's
-    runner still starts and stops listening and waits for what was handed over."""
+class Site(web.BaseSite):
+    """aiohttp's site over one socket a run listens on (binding.py; one site each), with the
+    fast lane accepting its connections, so that aiohttp's runner still stops listening and
+    waits for what was handed over."""
 
-    __slots__ = ("_lane", "_plain_refused")
+    __slots__ = ("_lane", "_plain_refused", "_socket")
 
     def __init__(
         self,
         runner: web.BaseRunner,
-        host: str,
-        port: int,
+        sock: socket.socket,
         lane: Callable[[], asyncio.Protocol],
         ssl_context: ssl.SSLContext | None = None,
         plain_refused: Callable[[str], bytes] | None = None,
     ) -> None:
-        super().__init__(runner, host, port, ssl_context=ssl_context)
+        super().__init__(runner, ssl_context=ssl_context)
+        self._socket = sock
         self._lane = lane
         self._plain_refused = plain_refused
 
+    @property
+    def name(self) -> str:
+        return str(self._socket.getsockname())
+
     async def start(self) -> None:
-        await web.BaseSite.start(self)
+        await super().start()
         if self._ssl_context is not None and self._plain_refused is not None and not IS_WINDOWS:
             # (Windows' proactor loop cannot wait for a socket to be readable: TLS as it was.)
-            self._server = await tls.listen(
-                self._lane, self._host, self._port, self._ssl_context, self._plain_refused,
-                backlog=BACKLOG,
-            )  # fmt: skip
+            self._server = tls.Front([self._socket], self._lane, self._ssl_context,
+                                     self._plain_refused)  # fmt: skip
             return
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            self._lane, self._host, self._port, reuse_address=self._reuse_address,
-            ssl=self._ssl_context, backlog=BACKLOG,
-        )  # fmt: skip
+            self._lane, sock=self._socket, ssl=self._ssl_context, backlog=BACKLOG
+        )

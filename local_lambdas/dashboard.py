@@ -10,16 +10,14 @@ GET  /_/requests                the inspector's requests, newest first (summarie
 GET  /_/requests/ID             one request: headers and the first 64 KiB of each body
 POST /_/requests/ID/replay      send it through the proxy again; the new request's detail
 
-The log keeps the last LOG_LINES lines. A page that falls more than QUEUE events behind is
-disconnected; its EventSource connects again and starts from what is kept.
+The log keeps the console's last lines (console_log.py). A page that falls more than QUEUE
+events behind is disconnected; its EventSource connects again and starts from what is kept.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections import deque
 from collections.abc import Callable
 from importlib import resources
 from typing import Any
@@ -28,11 +26,11 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from local_lambdas.console_log import ConsoleLog, Entry
 from local_lambdas.envelope import valid_text
 from local_lambdas.inspector import BODY, Exchange, Inspector
 from local_lambdas.router import BadTarget, origin_form
 
-LOG_LINES = 1000
 QUEUE = 5000  # events waiting for one page
 _STATUS_EVERY = 0.5  # seconds between looks at the status
 _PING_EVERY = 15.0  # seconds of silence before a comment line, to find closed pages
@@ -44,11 +42,13 @@ _Event = tuple[str, bytes] | None  # (name, JSON data); None ends the stream
 class Dashboard:
     """The page's live state: the log, the event streams open, the inspector if recording."""
 
-    def __init__(self, status: Callable[[], dict[str, Any]], inspector: Inspector | None) -> None:
+    def __init__(
+        self, status: Callable[[], dict[str, Any]], inspector: Inspector | None, log: ConsoleLog
+    ) -> None:
         self._status = status
         self.inspector = inspector
-        # (time, source, kind, text, colour): a tuple per line, made a dict only when sent.
-        self.log: deque[tuple[float, str, str, str, str]] = deque(maxlen=LOG_LINES)
+        self.log = log.lines
+        log.listener = self._logged
         self.url = ""  # the proxy's own, for replays; set once it listens
         self._pages: set[asyncio.Queue[_Event]] = set()
         self._watching: asyncio.Task[None] | None = None
@@ -59,10 +59,8 @@ class Dashboard:
 
     # -- what the page hears of
 
-    def line(self, source: str, kind: str, text: str, color: str) -> None:
-        """A line the console shows (Printer.tap): a child's output, an event, an access line."""
-        entry = (time.time(), source, kind, text, color)
-        self.log.append(entry)
+    def _logged(self, entry: Entry) -> None:
+        """A line the console shows (console_log.py), kept there: the open pages get it."""
         if self._pages and _on_the_loop():  # a line logged by another thread waits in the log
             self._publish("log", _line(entry))
 
@@ -255,7 +253,7 @@ _CSP = (
 )
 
 
-def _line(entry: tuple[float, str, str, str, str]) -> dict[str, object]:
+def _line(entry: Entry) -> dict[str, object]:
     """A log line as the page takes it."""
     when, source, kind, text, color = entry
     return {"time": round(when, 3), "source": source, "kind": kind, "text": text, "color": color}

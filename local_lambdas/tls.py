@@ -96,38 +96,6 @@ _HANDSHAKE = 0x16  # the first byte of a TLS record that opens a handshake (a Cl
 _FIRST_BYTE_WITHIN = 60.0  # seconds a client may take to send anything (nginx's header timeout)
 
 
-async def listen(
-    factory: Callable[[], asyncio.Protocol], host: str | None, port: int,
-    context: ssl.SSLContext, plain_refused: Callable[[str], bytes], *, backlog: int,
-) -> Front:  # fmt: skip
-    """Listen for HTTPS on `host`:`port` (every address it names, as asyncio's create_server
-    binds them), each connection served by a protocol from `factory` once its TLS handshake
-    is done; a client that opens with anything but a handshake gets `plain_refused(peer)`."""
-    loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
-                                   flags=socket.AI_PASSIVE)  # fmt: skip
-    sockets: list[socket.socket] = []
-    try:
-        for family, kind, proto, _, address in dict.fromkeys(infos):
-            sock = socket.socket(family, kind, proto)
-            sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:  # as asyncio does: each family its own socket
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            try:
-                sock.bind(address)
-            except OSError as exc:
-                # The same message asyncio's create_server raises (lifecycle.py shows its errno).
-                raise OSError(exc.errno, f"cannot bind {address}: {exc.strerror}") from None
-            sock.listen(backlog)
-            sock.setblocking(False)
-    except BaseException:
-        for sock in sockets:
-            sock.close()
-        raise
-    return Front(sockets, factory, context, plain_refused)
-
-
 class Front(asyncio.AbstractServer):
     """The HTTPS listener: a connection's first byte is looked at (MSG_PEEK) before the TLS
     handshake, so that plain HTTP sent to the HTTPS port gets a 400 that says so, as nginx

@@ -12,7 +12,8 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 from prometheus_client.parser import text_string_to_metric_families
 
-from local_lambdas.admin import Admin, is_loopback
+from local_lambdas.admin import Admin
+from local_lambdas.binding import is_loopback
 from tests.helpers import WriteManifest, cli, connect, process_xml, run_main, running
 
 
