@@ -13,8 +13,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import aiohttp
+from typing import TYPE_CHECKING
 
 from local_lambdas import _compat
 from local_lambdas._compat import limits, processes
@@ -24,6 +23,9 @@ from local_lambdas.errors import CommandNotRun, NotAllReady
 from local_lambdas.instance import State
 from local_lambdas.lifecycle import Started, started
 from local_lambdas.output import Printer
+
+if TYPE_CHECKING:
+    import aiohttp
 
 log = logging.getLogger("local_lambdas.commands")
 
@@ -47,13 +49,17 @@ async def serve(
 
     run: Started | None = None
     hung_up = _compat.hangup_stops()
+    reload_when_started = False
 
     def reload() -> None:
+        nonlocal reload_when_started
         if hung_up():  # the terminal closed: left running, it would hold its port unseen
             log.warning("the terminal closed (SIGHUP): stopping")
             stop.set()
-        elif run is not None:  # (a SIGHUP while it starts: it reads the manifest just read)
+        elif run is not None:
             run.reload.request()
+        else:  # children may be ready and printing before it listens: once it does
+            reload_when_started = True
 
     # Installed before the first child starts, so that a stop asked while they start is an
     # orderly one, and until the stop is over, so that a second Ctrl+C can cut it short.
@@ -61,6 +67,8 @@ async def serve(
     code = 0
     try:
         async with started(manifest, settings, printer, load=load) as run:
+            if reload_when_started:
+                run.reload.request()
             if _compat.IS_WINDOWS:  # no SIGHUP there
                 log.info("Ctrl+C stops; --watch reloads %s when it changes", manifest.path.name)
             else:
@@ -137,6 +145,8 @@ async def boot_check(
     manifest: Manifest, settings: Settings, printer: Printer, timeout: float
 ) -> int:
     """0 when every process became ready and answered its probe without a 5xx."""
+    import aiohttp  # loaded by the run (lifecycle.py), not before its children start
+
     results: list[Probe] = []
     async with started(manifest, settings, printer) as run:
         run.supervisor.wake_all()

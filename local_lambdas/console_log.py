@@ -1,7 +1,8 @@
 """The console's last lines, kept for the dashboard's log from the run's first line.
 
 The run's Printer hands each line it shows here (Printer.tap): a child's output, an event,
-an access line; the dashboard (dashboard.py) shows them, and hears of each new one.
+an access line. The dashboard (dashboard.py) loads with aiohttp's side, while the children
+start (lifecycle.py), so the lines they print first wait here for it.
 """
 
 from __future__ import annotations

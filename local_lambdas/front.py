@@ -3,7 +3,9 @@ supervisor's children, with the admin endpoints, the dashboard and the request i
 
 Connections start in the fast lane (fastlane.py), which answers most requests itself; every
 request aiohttp's server gets goes to one function, aiohandler.py: the admin endpoints
-(admin.py) under their prefix, the proxy (proxy.py) for the rest.
+(admin.py) under their prefix, the proxy (proxy.py) for the rest. This module and what it
+imports (aiohttp above all) are most of the proxy's loading time: a run loads it while its
+children start (lifecycle.py).
 """
 
 from __future__ import annotations

@@ -15,8 +15,6 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any, Final
 
-from aiohttp.http import SERVER_SOFTWARE
-
 from local_lambdas.config import Fate
 from local_lambdas.head_rules import (
     MAX_HEAD,
@@ -53,7 +51,6 @@ _SPELT: Final = {
     for spelt in (lower, "-".join(part.capitalize() for part in lower.split("-")))
 }  # fmt: skip
 _REASONS: Final = {status.value: status.phrase for status in HTTPStatus}
-_SERVER: Final = f"Server: {SERVER_SOFTWARE}\r\n"
 NO_BODY: Final = frozenset({204, 304})  # statuses whose answers have no body
 # Methods that nginx retries on another attempt when nothing came back: safe to send twice.
 RETRYABLE: Final = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -278,6 +275,15 @@ class AnswerHeads:
         return (text + after if dated else text + date + after).encode("utf-8")
 
 
+def _server_line() -> str:
+    """The Server header aiohttp's side writes, for the lane's answers to match. Read when an
+    answer is first written, not at import: a run loads aiohttp while its children start
+    (lifecycle.py), and the supervisor's modules import this one."""
+    from aiohttp.http import SERVER_SOFTWARE
+
+    return f"Server: {SERVER_SOFTWARE}\r\n"
+
+
 def _fixed_lines(
     status: int, headers: list[tuple[str, str]], version: str, sent: bool, keep: bool
 ) -> tuple[str, bool, str, bool, str]:
@@ -292,7 +298,7 @@ def _fixed_lines(
         typed = typed or lower == "content-type"
         dated = dated or lower == "date"
         named = named or lower == "server"
-    after = "" if named else _SERVER
+    after = "" if named else _server_line()
     if not keep and version == "1.1":
         after += "Connection: close\r\n"
     elif keep and version == "1.0":

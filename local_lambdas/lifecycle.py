@@ -1,15 +1,17 @@
-"""The life cycle of one run: listening, children, stopping; and reloads.
+"""The life cycle of one run: listening, children, serving, stopping; and reloads.
 
 `started` is one run, from binding to the last child stopped; commands.py says what happens
-in between: it listens (binding.py), serves (front.py: aiohttp's server, the fast lane, the
-dashboard), then starts the children. Children stop on every way out: a signal, a failed
-bind, or an error. Reloads (SIGHUP, --watch) go through `Reloader`.
+in between. It listens first (binding.py), then the children start, and the serving
+side (front.py: aiohttp's server, the fast lane, the dashboard) loads while they do: loading
+it is most of the proxy's start. Children stop on every way out: a signal, a failed bind,
+or an error. Reloads (SIGHUP, --watch) go through `Reloader`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import socket
 import ssl
@@ -24,7 +26,6 @@ from local_lambdas import binding, tls
 from local_lambdas.config import Manifest, Settings
 from local_lambdas.console_log import ConsoleLog
 from local_lambdas.errors import ManifestError
-from local_lambdas.front import listening
 from local_lambdas.output import Printer
 from local_lambdas.supervisor import Supervisor
 
@@ -106,15 +107,21 @@ async def started(
         printer.tap = console.line
         teardown.callback(setattr, printer, "tap", None)
         teardown.push_async_callback(reload.finish)
+        # Before any child starts or <task> runs: the TLS files read, the port listening.
         context, fingerprint = _tls(settings)
         sockets = binding.listen(settings.host, settings.port)
         for sock in sockets:  # (the servers close them; until they have them, this does)
             teardown.callback(sock.close)
         url = _listening(settings, sockets[0], context is not None)
+        await supervisor.start()
+        # The serving side loads on another thread, while the children start on this one;
+        # a client that connects meanwhile waits in the backlog.
+        await asyncio.to_thread(importlib.import_module, "local_lambdas.front")
+        from local_lambdas.front import listening
+
         front = await teardown.enter_async_context(
             listening(supervisor, settings, printer, console, sockets, context, url)
         )
-        await supervisor.start()
         if fingerprint is not None:
             log.info(
                 "TLS: a self-signed certificate for localhost, 127.0.0.1 and ::1 "

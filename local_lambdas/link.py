@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from local_lambdas import readiness
 from local_lambdas._compat import processes
 from local_lambdas.config import Mode, Process
 from local_lambdas.spawned import Spawned
 from local_lambdas.transports import Transport, for_child
-from local_lambdas.transports.passthrough import PassthroughTransport
+
+if TYPE_CHECKING:  # loaded with aiohttp's side (lifecycle.py), by the time a child serves
+    from local_lambdas.transports.passthrough import PassthroughTransport
 
 MAX_RESPONSE = 256 * 1024**2  # what a child may answer to one request, base64 included
 _SETTLE_CHECKS, _SETTLE_STEP = 10, 0.005
@@ -42,6 +45,8 @@ class Link:
         the child's (the pipe modes check the peer of each connection)."""
         self.address = address
         if self.process.communication_mode is Mode.PASSTHROUGH:
+            from local_lambdas.transports.passthrough import PassthroughTransport
+
             self.relay = PassthroughTransport(address, max_response=MAX_RESPONSE)
         else:
             self.transport = for_child(

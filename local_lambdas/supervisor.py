@@ -92,9 +92,9 @@ class Supervisor:
                 f"cannot create the socket directory {directory}: {exc.strerror}; "
                 "pass another with --socket-dir"
             ) from exc
-        # Routes first: the proxy listens already, and a request that comes while the
-        # watchdog starts waits for its child (as it would for a starting child), rather than
-        # finding no route; /_/ready counts a pool without instances as starting.
+        # Routes first: a request that comes while the watchdog starts waits for its child
+        # (as it would for a starting child), rather than finding no route; /_/ready counts a
+        # pool without instances as starting.
         self._install({p.id: self._pool(p) for p in self.manifest.processes})
         processes.become_subreaper()
         if self._watchdog is not None:

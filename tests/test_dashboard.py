@@ -15,7 +15,15 @@ import pytest
 
 from local_lambdas import _compat
 from local_lambdas.inspector import BODY, HIDDEN, LIMIT
-from tests.helpers import CHILDREN, PYTHON, Running, WriteManifest, process_xml, running
+from tests.helpers import (
+    CHILDREN,
+    PYTHON,
+    Running,
+    WriteManifest,
+    cli,
+    process_xml,
+    running,
+)
 
 
 def web_xml(pid: str, route: str) -> str:
@@ -206,6 +214,23 @@ async def test_the_event_stream_carries_status_logs_and_requests(
             await run.started.drain()
             async with _compat.timeout(5):
                 await stream.content.read()
+
+
+async def test_the_log_starts_with_the_runs_first_line(write_manifest: WriteManifest) -> None:
+    """The children start while the dashboard loads (lifecycle.py): its log still has every
+    line the console showed from the first."""
+    path = write_manifest(process_xml("api", "/api/*"))
+    async with cli(str(path), "--bind", "127.0.0.1:0") as run:
+        url = (await run.expect(r"dashboard: (http://\S+)")).group(1)
+        async with aiohttp.ClientSession() as http, http.get(url + "events") as stream:
+            async with _compat.timeout(10):
+                while (await stream.content.readline()) != b"event: logs\n":
+                    pass
+                data = (await stream.content.readline()).decode()
+        kept = [entry["text"] for entry in json.loads(data.removeprefix("data: "))]
+        assert kept[0].startswith("listening on ") and "api: starting" in kept, kept
+        run.proc.terminate()
+        assert await run.finish() == 0
 
 
 async def test_the_dashboard_answers_loopback_clients_only(

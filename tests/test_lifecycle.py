@@ -19,15 +19,14 @@ import pytest
 from aiohttp import web
 
 from local_lambdas import _compat, orphans
-from local_lambdas._compat import listeners
 from local_lambdas.config import Settings
 from local_lambdas.lifecycle import started
 from local_lambdas.manifest import load
-from local_lambdas.orphan_watchdog import Watchdog
 from local_lambdas.orphans import SPAWN_MARK
 from local_lambdas.output import Printer
 from tests.helpers import (
     CHILDREN,
+    PYTHON,
     WAIT,
     Cli,
     WriteManifest,
@@ -303,44 +302,40 @@ def test_a_marked_process_is_found_even_in_the_middle_of_an_exec(tmp_path: Path)
     assert looks > 20 and missed == 0, (looks, missed)
 
 
+def test_what_starts_the_children_does_not_load_aiohttp() -> None:
+    """A run starts its children first, and loads aiohttp's side (front.py, most of the
+    proxy's import time) on a thread while they start: what comes before may not import it."""
+    probe = (
+        "import sys\n"
+        "import local_lambdas.cli, local_lambdas.commands, local_lambdas.manifest\n"
+        "print([m for m in ('aiohttp', 'local_lambdas.front') if m in sys.modules])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr
+
+
 async def test_a_request_while_the_proxy_starts_waits_for_its_child(
-    write_manifest: WriteManifest, socket_dir: Path, monkeypatch: pytest.MonkeyPatch
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
 ) -> None:
-    """The proxy listens before its children start: a request that comes meanwhile waits for
-    its child, and /_/ready says 503 until every child is ready."""
-    gate = asyncio.Event()  # holds the start between listening and the children starting
-    real_start = Watchdog.start
-
-    async def held_start(self: Watchdog, run_mark: str, directory: str | None) -> None:
-        await gate.wait()
-        await real_start(self, run_mark, directory)
-
-    monkeypatch.setattr(Watchdog, "start", held_start)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    path = write_manifest(process_xml("svc", "/api/*"))
-    settings = Settings(port=port, socket_dir=socket_dir, shutdown_timeout=5)
-    up, done = asyncio.Event(), asyncio.Event()
-
-    async def serve() -> None:
-        async with started(load(path, socket_dir=socket_dir), settings, Printer(color=False)):
-            up.set()
-            await done.wait()
-
-    server = asyncio.create_task(serve())
-    url = f"http://127.0.0.1:{port}"
-    async with aiohttp.ClientSession() as http:
+    """The proxy listens while its children start: a request that comes before its child is
+    ready waits for it, and /_/ready says 503 until every child is ready."""
+    gate = tmp_path / "gate"  # the child listens once the test opens this FIFO's other end
+    os.mkfifo(gate)
+    path = write_manifest(process_xml("svc", "/api/*", script="gated.py", args=(str(gate),)))
+    settings = Settings(port=0, socket_dir=socket_dir, shutdown_timeout=5)
+    async with (
+        started(load(path, socket_dir=socket_dir), settings, Printer(color=False)) as run,
+        aiohttp.ClientSession() as http,
+    ):
 
         async def get(path: str) -> tuple[int, Any]:
-            async with http.get(url + path) as reply:
+            async with http.get(run.url + path) as reply:
                 return reply.status, await reply.json()
 
-        mine = {os.getpid()}  # the proxy runs in this process
-        assert await eventually(lambda: bool(listeners.tcp_listening(port, lambda: mine)))
-        assert not up.is_set()
         ready = await get("/_/ready")
-        assert ready == (503, {"ready": False, "not_ready": {"svc": "STARTING"}})
+        assert ready == (503, {"ready": False, "not_ready": {"svc": "STARTING: starting"}})
         waiting = asyncio.create_task(get("/api/early"))
 
         async def queued() -> bool:  # the proxy holds the request, waiting for its child
@@ -349,13 +344,10 @@ async def test_a_request_while_the_proxy_starts_waits_for_its_child(
 
         assert await eventually(queued)
         assert not waiting.done()
-        gate.set()
+        os.close(await asyncio.to_thread(os.open, gate, os.O_WRONLY))
         status, body = await waiting
         assert status == 200 and body["uri"] == "/api/early"
-        await up.wait()
         assert (await get("/_/ready"))[0] == 200
-    done.set()
-    await server
 
 
 async def test_sighup_reloads_the_manifest(write_manifest: WriteManifest) -> None:
@@ -388,8 +380,13 @@ async def test_in_flight_requests_finish_during_stop(write_manifest: WriteManife
         assert any("stopping: finishing requests in flight" in line for line in run.lines)
 
 
-async def test_port_in_use_is_one_clear_line(write_manifest: WriteManifest) -> None:
-    path = write_manifest(process_xml("svc", "/api/*"))
+async def test_port_in_use_is_one_clear_line(write_manifest: WriteManifest, tmp_path: Path) -> None:
+    """A port in use ends the run with one line that says so, before a <task> has run or a
+    child has started (the children start while aiohttp's side loads, before it listens)."""
+    ran = tmp_path / "migrated"
+    task = (f"<task><id>migrate</id><executable>{PYTHON}</executable><arg>-c</arg>"
+            f"<arg>open({str(ran)!r}, 'w')</arg></task>")  # fmt: skip
+    path = write_manifest(task, process_xml("svc", "/api/*"))
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -402,6 +399,7 @@ async def test_port_in_use_is_one_clear_line(write_manifest: WriteManifest) -> N
         for line in run.lines
     ), run.lines
     assert not any("Traceback" in line for line in run.lines)
+    assert not any("svc: starting" in line for line in run.lines) and not ran.exists()
 
 
 @pytest.mark.parametrize(("flags", "says"), [
