@@ -188,7 +188,7 @@ class Instance:
             self.process, name=self.name, index=self.index, pipe=self.pipe,
             run_mark=self._run_mark, token=self._token,
         )  # fmt: skip
-        self._set_state(State.STARTING, "starting")
+        self._set_state(State.STARTING, f"starting; ready once it listens on {address}")
         program = resolve_executable(self.process, env.get("PATH"))
         try:
             proc = await spawn(

@@ -334,8 +334,10 @@ async def test_a_request_while_the_proxy_starts_waits_for_its_child(
             async with http.get(run.url + path) as reply:
                 return reply.status, await reply.json()
 
-        ready = await get("/_/ready")
-        assert ready == (503, {"ready": False, "not_ready": {"svc": "STARTING: starting"}})
+        status, body = await get("/_/ready")
+        pipe = socket_dir / "svc"  # what it waits for, said
+        assert (status, body) == (503, {"ready": False, "not_ready": {
+            "svc": f"STARTING: starting; ready once it listens on {pipe}"}}), body  # fmt: skip
         waiting = asyncio.create_task(get("/api/early"))
 
         async def queued() -> bool:  # the proxy holds the request, waiting for its child
