@@ -4,6 +4,7 @@ and hooks; test modules import these from here."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import inspect
@@ -15,6 +16,7 @@ import shutil
 import signal
 import socket
 import ssl
+import subprocess
 import sys
 import textwrap
 from collections import Counter
@@ -258,6 +260,16 @@ class Ran:
     returncode: int
     stdout: str
     stderr: str
+
+
+def loaded_by(code: str, names: tuple[str, ...]) -> list[str]:
+    """Which of the modules `names` a fresh Python has loaded once it has run `code`."""
+    probe = f"import sys\n{code}\nprint([name for name in {names!r} if name in sys.modules])"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return list(ast.literal_eval(result.stdout.strip().splitlines()[-1]))
 
 
 def run_main(*argv: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> Ran:

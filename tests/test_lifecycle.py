@@ -34,6 +34,7 @@ from tests.helpers import (
     cli,
     eventually,
     gone,
+    loaded_by,
     process_xml,
     run_main,
     running,
@@ -305,15 +306,8 @@ def test_a_marked_process_is_found_even_in_the_middle_of_an_exec(tmp_path: Path)
 def test_what_starts_the_children_does_not_load_aiohttp() -> None:
     """A run starts its children first, and loads aiohttp's side (front.py, most of the
     proxy's import time) on a thread while they start: what comes before may not import it."""
-    probe = (
-        "import sys\n"
-        "import local_lambdas.cli, local_lambdas.commands, local_lambdas.manifest\n"
-        "print([m for m in ('aiohttp', 'local_lambdas.front') if m in sys.modules])\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60
-    )
-    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr
+    code = "import local_lambdas.cli, local_lambdas.commands, local_lambdas.manifest"
+    assert loaded_by(code, ("aiohttp", "local_lambdas.front")) == []
 
 
 async def test_a_request_while_the_proxy_starts_waits_for_its_child(

@@ -14,7 +14,7 @@ from local_lambdas import cli, executables, manifest
 from local_lambdas._compat import IS_WINDOWS
 from local_lambdas.config import Manifest, Mode
 from local_lambdas.errors import ManifestError
-from tests.helpers import CHILDREN, dedent, run_main
+from tests.helpers import CHILDREN, dedent, loaded_by, run_main
 
 LEGACY = dedent("""
     <?xml version="1.0" encoding="UTF-8"?>
@@ -615,20 +615,8 @@ def test_the_earlier_tools_layout_runs_from_its_repository_root(tmp_path: Path) 
 def test_help_and_version_do_not_load_the_server(flag: str) -> None:
     """They answer at once: aiohttp (half the start-up), pydantic, rich, lxml and asyncio are
     imported only for what needs them."""
-    probe = (
-        "import sys\n"
-        "from local_lambdas.cli import main\n"
-        "try:\n"
-        f"    main([{flag!r}])\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "heavy = ('aiohttp', 'pydantic', 'rich', 'lxml', 'asyncio')\n"
-        "print([name for name in heavy if name in sys.modules])\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60
-    )
-    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr
+    code = f"from local_lambdas.cli import main\ntry: main([{flag!r}])\nexcept SystemExit: pass"
+    assert loaded_by(code, ("aiohttp", "pydantic", "rich", "lxml", "asyncio")) == []
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
