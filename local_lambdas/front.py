@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -34,8 +33,6 @@ from local_lambdas.inspector import Inspector
 from local_lambdas.output import Printer
 from local_lambdas.proxy import Proxy
 from local_lambdas.supervisor import Supervisor
-
-log = logging.getLogger("local_lambdas.front")
 
 
 @dataclass(frozen=True)
