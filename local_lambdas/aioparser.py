@@ -3,8 +3,9 @@ aiohttp's server (aioserver.py): fed a head at a time so that requests that came
 garbage in the same read are answered first; a method llhttp was not built with goes through
 (as GET, given back its own); HTTP versions other than 1.0 and 1.1 are 505, a Host that is no
 host 400, a Transfer-Encoding other than `chunked` alone 501, a target over MAX_TARGET bytes
-414 and a header over MAX_FIELD 431, a request line judged as soon as it is whole; an HTTP/1.0
-request with a Transfer-Encoding closes its connection (RFC 9112 section 6.1).
+414, a header over MAX_FIELD or more than MAX_HEADERS headers 431, a request line judged as soon
+as it is whole, and each refusal told in one line of words (llhttp's where they are clear); an
+HTTP/1.0 request with a Transfer-Encoding closes its connection (RFC 9112 section 6.1).
 """
 
 from __future__ import annotations
@@ -12,7 +13,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
+from aiohttp.http_exceptions import (
+    HttpProcessingError,
+    InvalidURLError,
+    LineTooLong,
+)
 from aiohttp.streams import EMPTY_PAYLOAD
 from aiohttp.web_protocol import _ErrInfo
 
@@ -22,6 +27,7 @@ from local_lambdas.head_rules import (
     request_line_fault,
     valid_host,
 )
+from local_lambdas.http1 import MAX_HEADERS
 
 MAX_TARGET, MAX_FIELD = 8191, 8190  # bytes in a request's target; in a header's name or value
 
@@ -67,7 +73,7 @@ class HeadParser:
             data, self._held = self._held + data, b""
         messages: list[Any] = []
         start, size = 0, len(data)
-        upgraded, tail = False, b""
+        upgraded, tail, piece = False, b"", data
         try:
             while True:
                 # Up to the end of the next head: one parser call for the usual read.
@@ -124,14 +130,7 @@ class HeadParser:
             while messages and not messages[-1][1].is_eof():
                 messages.pop()
             self._failed = True
-            status = exc.code if exc.code in (501, 505) else 400
-            message = exc.message
-            if isinstance(exc, LineTooLong):
-                status, message = (
-                    (414, f"the request target is over {MAX_TARGET} bytes")
-                    if exc.args[1] == MAX_TARGET
-                    else (431, f"a request header is over {MAX_FIELD} bytes")
-                )
+            status, message = _plainly(exc, piece)
             messages.append((_ErrInfo(status=status, exc=exc, message=message), EMPTY_PAYLOAD))
         return messages, upgraded, tail
 
@@ -147,6 +146,40 @@ class HeadParser:
                 raise HttpProcessingError(code=fault[0], message=fault[1])
             if b"\r\n" in self._head.lstrip(b"\r\n"):
                 self._head = None  # the line is whole, and served: the parser judges the rest
+
+
+def _plainly(exc: HttpProcessingError, head: bytes) -> tuple[int, str]:
+    """The status and the one line a client is told for a head aiohttp's parser refused
+    (`head`: the part of it read last), in words for it where llhttp's are not: its
+    own status for what is not served (501, 505), 414 or 431 for what is too long, else 400."""
+    said = exc.message
+    if isinstance(exc, LineTooLong):
+        if exc.args[1] == MAX_TARGET:
+            return 414, f"the request target is over {MAX_TARGET} bytes"
+        return 431, f"a request header is over {MAX_FIELD} bytes"
+    if said == "Too many headers received":
+        return 431, f"the request has more than {MAX_HEADERS} headers"
+    if isinstance(exc, InvalidURLError) and "\n" not in said:  # the target alone, as given
+        return 400, f"the request target {said[:100]!r} is not a path"
+    if said.startswith("Request has invalid `Transfer-Encoding`"):  # (llhttp shows b'')
+        coding = _TRANSFER_ENCODING.search(head)
+        named = repr(coding[1].strip().decode("latin-1")[:100]) if coding else "given"
+        return 400, f"the Transfer-Encoding {named} does not end in chunked: its body has no end"
+    if said.startswith("Bad status line"):  # (aiohttp's name for a request line too)
+        line = head.lstrip(b"\r\n").partition(b"\n")[0]
+        parts = line.removesuffix(b"\r").split(b" ")
+        if not line.endswith(b"\r"):
+            return 400, "the request line ends in a bare LF: end each line of a head with CRLF"
+        if len(parts) > 3 and b"" in parts:
+            return 400, "the request line has a space too many: one between method, target, version"
+        if len(parts) > 3:
+            return 400, "the request line has more than three parts: a space in a target is %20"
+        detail = (said.splitlines()[1:] or [said])[0].strip(" :")
+        return 400, f"bad request line: {detail[:1].lower()}{detail[1:]}"
+    return (exc.code if exc.code in (501, 505) else 400), said
+
+
+_TRANSFER_ENCODING = re.compile(rb"\r\ntransfer-encoding:([^\r\n]*)", re.IGNORECASE)
 
 
 def _stand_in(piece: bytes) -> tuple[bytes, str | None]:

@@ -71,9 +71,13 @@ def request_line_fault(buffer: bytes | bytearray) -> tuple[int, str] | None:
 
 
 def valid_host(host: str) -> bool:
-    """Whether a Host header's value is one nginx takes (its ngx_http_validate_host): not
-    empty, no space or control character, no slash or backslash, no empty label ("..")."""
-    return bool(host) and _NOT_A_HOST.search(host) is None
+    """Whether a Host header's value is one nginx takes (its ngx_http_validate_host): no
+    space or control character, no slash or backslash, no empty label (".."), and a name
+    before any port that is more than one trailing dot ("", ".", ":80" are not hosts)."""
+    if _NOT_A_HOST.search(host) is not None:
+        return False
+    name = host if host.startswith("[") else host.partition(":")[0]
+    return name.removesuffix(".") != ""
 
 
 _NOT_A_HOST: Final = re.compile(r"[\x00-\x20\x7f/\\]|\.\.")

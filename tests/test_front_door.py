@@ -182,6 +182,26 @@ UNSERVED = {
 }
 
 
+# Refusals told in words of ours where llhttp's would puzzle ("*", "b''", "Bad status line").
+SAID = {
+    "a target that is no path": (b"GET * HTTP/1.1\r\nHost: x\r\n\r\n", b"400",
+                                 "the request target '*' is not a path"),
+    "a coding not ending in chunked": (
+        b"POST /api/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nhi", b"400",
+        "the Transfer-Encoding 'gzip' does not end in chunked"),
+    "too many headers": (b"GET /api/x HTTP/1.1\r\nHost: x\r\n" + b"X-A: a\r\n" * 128 + b"\r\n",
+                         b"431", "the request has more than 128 headers"),
+    "a bare LF": (b"GET /api/x HTTP/1.1\nHost: x\n\n", b"400",
+                  "the request line ends in a bare LF: end each line of a head with CRLF"),
+    "a space in the target": (b"GET /api/a b HTTP/1.1\r\nHost: x\r\n\r\n", b"400",
+                              "a space in a target is %20"),
+    "a space after the version": (b"GET /api/x HTTP/1.1 \r\nHost: x\r\n\r\n", b"400",
+                                  "the request line has a space too many"),
+    "a Host of a dot": (b"GET /api/x HTTP/1.1\r\nHost: .\r\n\r\n", b"400",
+                        "the Host header '.' is not a host"),
+}  # fmt: skip
+
+
 async def test_malformed_requests_get_400_or_their_own_status_at_once_from_both_servers(
     front: Path, socket_dir: Path
 ) -> None:
@@ -189,10 +209,10 @@ async def test_malformed_requests_get_400_or_their_own_status_at_once_from_both_
     for fast_lane in (True, False):
         async with running(front, socket_dir, fast_lane=fast_lane) as run:
             answers[fast_lane] = []
-            cases = [(name, raw, b"400") for name, raw in MALFORMED.items()]
-            for name, (raw, status) in UNSERVED.items():
-                cases.append((name, raw, status))
-            for name, raw, status in cases:
+            cases = [(name, raw, b"400", "") for name, raw in MALFORMED.items()]
+            cases += [(name, raw, status, "") for name, (raw, status) in UNSERVED.items()]
+            cases += [(name, *case) for name, case in SAID.items()]
+            for name, raw, status, words in cases:
                 answer = await exchange(run.url, raw)
                 assert not answer.endswith(b"<still open>"), (name, answer)
                 # The last answer (one case has a request answered first).
@@ -202,6 +222,7 @@ async def test_malformed_requests_get_400_or_their_own_status_at_once_from_both_
                 assert head.split(b" ")[:2] == [b"HTTP/1.1", status], (name, answer)
                 error = json.loads(body)
                 assert error["error"] and error["request_id"], name
+                assert words in error["error"], (name, error)
                 answers[fast_lane].append(comparable(answer))
     assert answers[True] == answers[False]
 

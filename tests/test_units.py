@@ -581,6 +581,8 @@ def test_a_changed_header_block_is_forwarded_as_a_new_block_is() -> None:
     ("x", True), ("127.0.0.1:3000", True), ("[::1]:3000", True), ("Example.COM.", True),
     ("caf\u00e9.test", True), ("", False), ("a b", False), ("a\tb", False), ("a/b", False),
     ("a\\b", False), ("a..b", False), ("..", False), ("a\x7f", False),
+    # nginx strips one trailing dot from the name before the port, then wants one left.
+    (".", False), (":80", False), ("a.:80", True), ("[::1]", True),
 ])  # fmt: skip
 def test_a_host_is_valid_as_nginx_judges_it(host: str, valid: bool) -> None:
     assert head_rules.valid_host(host) is valid
