@@ -45,70 +45,6 @@ def print_line(text: str, *, as_json: bool = False, level: str = "error") -> Non
     output.print_line(text, as_json=as_json, level=level)
 
 
-def _completion(argv: list[str]) -> int:
-    """Print a completion script for every command and option (shtab reads the parsers)."""
-    import shtab
-
-    parser = argparse.ArgumentParser(prog="local-lambdas completion")
-    parser.add_argument("shell", choices=("bash", "zsh", "tcsh"))
-    shell = parser.parse_args(argv).shell
-    parsers = options.parsers()
-    # The bare command's options, but not its MANIFEST: a positional beside the commands
-    # would hide them from the completion.
-    top = argparse.ArgumentParser(prog="local-lambdas", add_help=False)
-    for action in parsers["serve"]._actions:
-        if action.option_strings:
-            top._add_action(action)
-    commands = top.add_subparsers(dest="command")
-    for name in ("check", "run", "restart"):
-        commands.add_parser(name, parents=[parsers[name]], add_help=False, help=name)
-    from local_lambdas.export_command import export_parser
-
-    commands.add_parser("export", parents=[export_parser()], add_help=False, help="export")
-    shells = commands.add_parser("completion", help="completion")
-    shells.add_argument("shell", choices=("bash", "zsh", "tcsh"))
-    sys.stdout.write(shtab.complete(top, shell=shell))
-    return EXIT_OK
-
-
-def _restart(url: str, prefix: str, process: str) -> int:
-    """POST the restart endpoint of the proxy at `url`; say what it answered."""
-    import json
-    import urllib.error
-    import urllib.parse
-    import urllib.request
-
-    if not url.startswith(("http://", "https://")):
-        print_line(f"local-lambdas restart: --url {url!r} must be the proxy's address, e.g. "
-                   "http://127.0.0.1:3000")  # fmt: skip
-        return EXIT_USAGE
-    name = urllib.parse.quote(process)
-    target = f"{url.rstrip('/')}/{prefix.strip('/')}/processes/{name}/restart"
-    try:
-        with urllib.request.urlopen(urllib.request.Request(target, method="POST")) as reply:
-            raw = reply.read()
-    except urllib.error.HTTPError as exc:
-        try:
-            error = json.load(exc)["error"]
-        except (ValueError, KeyError, TypeError):
-            error = (f"{url} answered {exc.code} {exc.reason}, not as local-lambdas does; "
-                     "pass the proxy's address with --url")  # fmt: skip
-        print_line(f"local-lambdas restart: {error}")
-        return EXIT_FAILURE
-    except (OSError, ValueError) as exc:  # refused, no such host, an address that is none
-        reason = getattr(exc, "reason", exc)
-        print_line(f"local-lambdas restart: no proxy at {url} ({reason}); pass --url")
-        return EXIT_FAILURE
-    try:
-        state = json.loads(raw)["state"]
-    except (ValueError, KeyError, TypeError):  # another server: JSON not ours, or none
-        print_line(f"local-lambdas restart: {url} answered, but not as local-lambdas does; "
-                   "pass the proxy's address with --url")  # fmt: skip
-        return EXIT_FAILURE
-    print_line(f"{process}: restarted, {state}")
-    return EXIT_OK
-
-
 def _socket_dir(args: argparse.Namespace) -> tuple[Path, bool]:
     if args.socket_dir is not None:
         return args.socket_dir.resolve(), False
@@ -143,7 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: list[str]) -> int:
     if argv and argv[0] == "completion":
-        return _completion(argv[1:])
+        from local_lambdas.completion import completion
+
+        return completion(argv[1:])
     if argv and argv[0] == "export":
         from local_lambdas.export_command import export_command
 
@@ -174,7 +112,9 @@ def _main(argv: list[str]) -> int:
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if command == "restart":
-        return _restart(args.url, args.admin_prefix, args.process)
+        from local_lambdas.restart_command import restart
+
+        return restart(args.url, args.admin_prefix, args.process)
     try:
         usage = option_values.checked(args, command)
     except ValueError as exc:

@@ -1,0 +1,36 @@
+"""The `completion` command: a shell's completion script for every command and option,
+made by shtab from the parsers options.py builds (and export's)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from local_lambdas import options
+from local_lambdas.cli import EXIT_OK
+
+
+def completion(argv: list[str]) -> int:
+    """Print a completion script for every command and option (shtab reads the parsers)."""
+    import shtab
+
+    parser = argparse.ArgumentParser(prog="local-lambdas completion")
+    parser.add_argument("shell", choices=("bash", "zsh", "tcsh"))
+    shell = parser.parse_args(argv).shell
+    parsers = options.parsers()
+    # The bare command's options, but not its MANIFEST: a positional beside the commands
+    # would hide them from the completion.
+    top = argparse.ArgumentParser(prog="local-lambdas", add_help=False)
+    for action in parsers["serve"]._actions:
+        if action.option_strings:
+            top._add_action(action)
+    commands = top.add_subparsers(dest="command")
+    for name in ("check", "run", "restart"):
+        commands.add_parser(name, parents=[parsers[name]], add_help=False, help=name)
+    from local_lambdas.export_command import export_parser
+
+    commands.add_parser("export", parents=[export_parser()], add_help=False, help="export")
+    shells = commands.add_parser("completion", help="completion")
+    shells.add_argument("shell", choices=("bash", "zsh", "tcsh"))
+    sys.stdout.write(shtab.complete(top, shell=shell))
+    return EXIT_OK
