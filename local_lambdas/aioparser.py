@@ -13,11 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from aiohttp.http_exceptions import (
-    HttpProcessingError,
-    InvalidURLError,
-    LineTooLong,
-)
+from aiohttp.http_exceptions import HttpProcessingError, InvalidURLError, LineTooLong
 from aiohttp.streams import EMPTY_PAYLOAD
 from aiohttp.web_protocol import _ErrInfo
 
