@@ -82,7 +82,10 @@ def checked(args: argparse.Namespace, command: str) -> Checked:
         fix = "/" + prefix.strip("/") + "/" if prefix.strip("/") else "/_/"
         raise ValueError(f"--admin-prefix {prefix!r} must be a path that begins and ends "
                          f'with "/", like /_/ or /admin/: write "{fix}"')  # fmt: skip
-    if (args.tls_cert is None) != (args.tls_key is None) or (args.tls and args.tls_cert):
+    if args.tls and (args.tls_cert or args.tls_key):
+        raise ValueError("--tls self-signed makes its own certificate: give it alone, or "
+                         "--tls-cert and --tls-key without it")  # fmt: skip
+    if (args.tls_cert is None) != (args.tls_key is None):
         raise ValueError("give --tls-cert and --tls-key together, or --tls self-signed")
     if args.only is not None and not args.only.strip(", "):
         raise ValueError(f"--only {args.only!r} names no process; give ids, e.g. --only api,web")

@@ -27,6 +27,7 @@ from tests.helpers import (
     cli,
     eventually,
     process_xml,
+    run_main,
     running,
     small_window,
 )
@@ -213,6 +214,10 @@ def test_files_that_cannot_be_used_are_one_clear_line(tmp_path: Path) -> None:
         cwd=tmp_path, capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert done.returncode == 2 and "--tls-cert and --tls-key together" in done.stderr
+    both = run_main("--tls", "self-signed", "--tls-cert", "cert.pem", "--tls-key", "key.pem",
+                    cwd=tmp_path)  # fmt: skip
+    assert both.returncode == 2, both
+    assert "--tls self-signed makes its own certificate: give it alone" in both.stderr, both
 
 
 @pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
