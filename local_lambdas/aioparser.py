@@ -52,6 +52,10 @@ class HeadParser:
         self._head: bytes | None = b""
         self._held = b""  # a head's first bytes, its method not yet whole (_stand_in)
         self._body: Any = None  # the body of the last request, while it is still to come
+        # Bytes of that body by its Content-Length still to come: a read that holds its end
+        # is cut there, so that what follows is judged as a head's start (a chunked body
+        # ends with its head's "\r\n\r\n", where a read is cut anyway).
+        self._left = 0
         self._method: str | None = None  # the next head's, if GET stands in for it
 
     def __getattr__(self, name: str) -> Any:
@@ -72,9 +76,12 @@ class HeadParser:
         upgraded, tail, piece = False, b"", data
         try:
             while True:
-                # Up to the end of the next head: one parser call for the usual read.
-                end = data.find(b"\r\n\r\n", start)
-                end = size if end == -1 or end + 4 >= size else end + 4
+                if self._left:  # up to the body's end, never past it
+                    end = min(start + self._left, size)
+                    self._left -= end - start
+                else:  # up to the end of the next head: one parser call for the usual read
+                    end = data.find(b"\r\n\r\n", start)
+                    end = size if end == -1 or end + 4 >= size else end + 4
                 piece = data if start == 0 and end == size else data[start:end]
                 if self._body is not None and self._body.is_eof():  # it came whole since
                     self._head, self._body = b"", None
@@ -86,8 +93,10 @@ class HeadParser:
                 self._judge_request_line(piece)
                 found, upgraded, tail = self._parser.feed_data(piece)
                 if found:  # (a piece ends at its head's end: the next starts the next)
-                    body = found[-1][1]
+                    message, body = found[-1]
                     self._head, self._body = (b"", None) if body.is_eof() else (None, body)
+                    if not body.is_eof() and "Transfer-Encoding" not in message.headers:
+                        self._left = int(message.headers.get("Content-Length") or 0)
                     if self._method is not None:  # the head's own method, in place of GET
                         found[0] = (found[0][0]._replace(method=self._method), found[0][1])
                         self._method = None

@@ -566,3 +566,36 @@ async def test_a_client_that_leaves_before_its_answer_is_not_a_failure_of_ours(
             assert reply.status == 200
     failures = [r.getMessage() for r in caplog.records if r.levelno >= 40]
     assert not failures, failures
+
+
+@LANES
+async def test_pipelined_requests_cut_anywhere_are_each_answered_in_order(
+    front: Path, socket_dir: Path, fast_lane: bool
+) -> None:
+    """Requests sent back to back in two reads, cut at any byte from a body's start to the
+    last head's end, are each answered, in order, by either server (and by aiohttp's side
+    after the fast lane handed it the connection at /_/health). aiohttp's side once took
+    what followed a body in the same read for a head's start: a head cut in its method
+    ("HE" | "AD ...") was refused as HEGET, one cut before its last CRLF waited for ever,
+    one cut in its target ("GET /" | "x HTTP/1.1") was judged an HTTP/0.9 request."""
+    requests = [
+        (b"POST /api/x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", b"200"),
+        (b"BAN /api/y HTTP/1.1\r\nHost: x\r\n\r\n", b"200"),  # a method llhttp does not know
+        (b"HEAD /api/z HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"200"),
+    ]
+    health = (b"GET /_/health HTTP/1.1\r\nHost: x\r\n\r\n", b"200")
+    async with running(front, socket_dir, fast_lane=fast_lane) as run:
+        for these in (requests, [health, *requests]):
+            sent = b"".join(raw for raw, _ in these)
+            for cut in range(sent.index(b"hello"), len(sent)):
+                reader, writer = await connect(run.url)
+                writer.write(sent[:cut])
+                await writer.drain()
+                await asyncio.sleep(0.005)  # (not a wait for readiness: two reads, not one)
+                writer.write(sent[cut:])
+                statuses = []
+                for raw, _ in these:
+                    answer = await read_answer(reader, head_only=raw.startswith(b"HEAD"))
+                    statuses.append(answer.split(b" ")[1])
+                writer.close()
+                assert statuses == [status for _, status in these], (cut, sent[:cut][-20:])
