@@ -27,6 +27,7 @@ from local_lambdas.http1 import MAX_HEADERS
 
 MAX_TARGET, MAX_FIELD = 8191, 8190  # bytes in a request's target; in a header's name or value
 
+_CRLF2 = b"\r\n\r\n"
 _SERVED = frozenset({(1, 0), (1, 1)})  # HTTP versions; others are 505, as nginx answers
 # A head's start that may be the beginning of a method: held until the method is whole.
 _METHOD_SO_FAR = re.compile(rb"(?:\r\n)?[A-Z_-]{0,%d}" % LONGEST_METHOD)
@@ -52,10 +53,12 @@ class HeadParser:
         self._head: bytes | None = b""
         self._held = b""  # a head's first bytes, its method not yet whole (_stand_in)
         self._body: Any = None  # the body of the last request, while it is still to come
-        # Bytes of that body by its Content-Length still to come: a read that holds its end
-        # is cut there, so that what follows is judged as a head's start (a chunked body
-        # ends with its head's "\r\n\r\n", where a read is cut anyway).
+        # Each read is cut where a message ends, so that what follows is judged as a head's
+        # start: at a Content-Length body's end (the bytes of it still to come), and at
+        # each CRLF CRLF, which ends a head and a chunked body, one begun in the last read
+        # (its last bytes, up to 3, while no cut ends it) included.
         self._left = 0
+        self._ending = b""
         self._method: str | None = None  # the next head's, if GET stands in for it
 
     def __getattr__(self, name: str) -> Any:
@@ -76,12 +79,7 @@ class HeadParser:
         upgraded, tail, piece = False, b"", data
         try:
             while True:
-                if self._left:  # up to the body's end, never past it
-                    end = min(start + self._left, size)
-                    self._left -= end - start
-                else:  # up to the end of the next head: one parser call for the usual read
-                    end = data.find(b"\r\n\r\n", start)
-                    end = size if end == -1 or end + 4 >= size else end + 4
+                end, cut = self._piece_end(data, start)
                 piece = data if start == 0 and end == size else data[start:end]
                 if self._body is not None and self._body.is_eof():  # it came whole since
                     self._head, self._body = b"", None
@@ -91,6 +89,7 @@ class HeadParser:
                         break
                     piece, self._method = _stand_in(piece)
                 self._judge_request_line(piece)
+                self._ending = b"" if cut else (self._ending + piece)[-3:]
                 found, upgraded, tail = self._parser.feed_data(piece)
                 if found:  # (a piece ends at its head's end: the next starts the next)
                     message, body = found[-1]
@@ -138,6 +137,23 @@ class HeadParser:
             status, message = _plainly(exc, piece)
             messages.append((_ErrInfo(status=status, exc=exc, message=message), EMPTY_PAYLOAD))
         return messages, upgraded, tail
+
+    def _piece_end(self, data: bytes, start: int) -> tuple[int, bool]:
+        """Where the next piece of `data` from `start` ends, and whether a message's end or a
+        CRLF CRLF is there (else the read's end): up to a Content-Length body's end, never
+        past it; else up to the next CRLF CRLF, one the last read began included (one
+        parser call for the usual read)."""
+        size = len(data)
+        if self._left:
+            end = min(start + self._left, size)
+            self._left -= end - start
+            return end, self._left == 0
+        if start == 0 and self._ending:
+            for begun in (3, 2, 1):
+                if self._ending.endswith(_CRLF2[:begun]) and data.startswith(_CRLF2[begun:]):
+                    return 4 - begun, True
+        end = data.find(_CRLF2, start)
+        return (size, False) if end == -1 else (end + 4, True)
 
     def _judge_request_line(self, piece: bytes) -> None:
         """Judge a head's request line once it is whole (head_rules.request_line_fault), before

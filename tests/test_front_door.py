@@ -572,22 +572,33 @@ async def test_a_client_that_leaves_before_its_answer_is_not_a_failure_of_ours(
 async def test_pipelined_requests_cut_anywhere_are_each_answered_in_order(
     front: Path, socket_dir: Path, fast_lane: bool
 ) -> None:
-    """Requests sent back to back in two reads, cut at any byte from a body's start to the
-    last head's end, are each answered, in order, by either server (and by aiohttp's side
+    """Requests sent back to back in two reads, cut at any byte near a message's end (a
+    body's, a head's), are each answered, in order, by either server (and by aiohttp's side
     after the fast lane handed it the connection at /_/health). aiohttp's side once took
     what followed a body in the same read for a head's start: a head cut in its method
     ("HE" | "AD ...") was refused as HEGET, one cut before its last CRLF waited for ever,
-    one cut in its target ("GET /" | "x HTTP/1.1") was judged an HTTP/0.9 request."""
+    one cut in its target ("GET /" | "x HTTP/1.1") was judged an HTTP/0.9 request; and a
+    head's CRLF CRLF cut ("\\r\\n\\r" | "\\nBAN ...") hid the next head's start (BAN refused)."""
     requests = [
         (b"POST /api/x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", b"200"),
+        (b"HEAD /api/z HTTP/1.1\r\nHost: x\r\n\r\n", b"200"),
         (b"BAN /api/y HTTP/1.1\r\nHost: x\r\n\r\n", b"200"),  # a method llhttp does not know
-        (b"HEAD /api/z HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"200"),
+        (
+            b"POST /api/c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3\r\nabc\r\n0\r\n\r\n",
+            b"200",
+        ),
+        (b"BAN /api/y HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"200"),
     ]
     health = (b"GET /_/health HTTP/1.1\r\nHost: x\r\n\r\n", b"200")
     async with running(front, socket_dir, fast_lane=fast_lane) as run:
         for these in (requests, [health, *requests]):
             sent = b"".join(raw for raw, _ in these)
-            for cut in range(sent.index(b"hello"), len(sent)):
+            # Where it matters: a few bytes either side of each message's end (a body's, a
+            # head's CRLF CRLF), which is the next one's method.
+            ends = [m.end() for m in re.finditer(rb"\r\n\r\n(?!\d)|hello", sent)]
+            cuts = sorted({at for end in ends for at in range(end - 3, end + 4)} - {len(sent)})
+            for cut in cuts:
                 reader, writer = await connect(run.url)
                 writer.write(sent[:cut])
                 await writer.drain()
