@@ -187,9 +187,9 @@ def _plainly(exc: HttpProcessingError, head: bytes) -> tuple[int, str]:
         named = repr(coding[1].strip().decode("latin-1")[:100]) if coding else "given"
         return 400, f"the Transfer-Encoding {named} does not end in chunked: its body has no end"
     if said.startswith("Bad status line"):  # (aiohttp's name for a request line too)
-        line = head.lstrip(b"\r\n").partition(b"\n")[0]
+        line, ended, _ = head.lstrip(b"\r\n").partition(b"\n")
         parts = line.removesuffix(b"\r").split(b" ")
-        if not line.endswith(b"\r"):
+        if ended and not line.endswith(b"\r"):
             return 400, "the request line ends in a bare LF: end each line of a head with CRLF"
         if len(parts) > 3 and b"" in parts:
             return 400, "the request line has a space too many: one between method, target, version"
