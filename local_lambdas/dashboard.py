@@ -161,6 +161,8 @@ class Dashboard:
             "X-Accel-Buffering": "no",
         })  # fmt: skip
         await answer.prepare(request)
+        if request.method == "HEAD":  # the head alone: no stream of events follows one
+            return answer
         page: asyncio.Queue[_Event] = asyncio.Queue(QUEUE)
         page.put_nowait(("status", orjson.dumps(self._status())))
         page.put_nowait(("logs", orjson.dumps([_line(entry) for entry in self.log])))

@@ -21,7 +21,9 @@ from tests.helpers import (
     Running,
     WriteManifest,
     cli,
+    connect,
     process_xml,
+    read_answer,
     running,
 )
 
@@ -208,6 +210,16 @@ async def test_the_event_stream_carries_status_logs_and_requests(
             assert request["id"] == rid and request["status"] == 200
             line = await until("log", lambda data: data["source"] == "api")
             assert line["text"] == f"handling request {rid}"
+        # HEAD: the stream's head alone, and the connection goes on to the next request.
+        reader, writer = await connect(run.url)
+        health = b"GET /_/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        writer.write(b"HEAD /_/events HTTP/1.1\r\nHost: localhost\r\n\r\n" + health)
+        head = await read_answer(reader, head_only=True)
+        assert head.startswith(b"HTTP/1.1 200 ") and b"text/event-stream" in head, head
+        answer = await read_answer(reader)
+        assert answer.startswith(b"HTTP/1.1 200 ") and b'"status": "ok"' in answer, answer
+        assert await reader.read() == b""
+        writer.close()
         # A stop ends open streams rather than waiting for them.
         async with run.http.get(run.url + "/_/events") as stream:
             await stream.content.readline()
