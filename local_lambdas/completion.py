@@ -6,14 +6,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+import shtab
+
 from local_lambdas import options
 from local_lambdas.cli import EXIT_OK
+from local_lambdas.export_command import export_parser
 
 
 def completion(argv: list[str]) -> int:
     """Print a completion script for every command and option (shtab reads the parsers)."""
-    import shtab
-
     parser = argparse.ArgumentParser(prog="local-lambdas completion")
     parser.add_argument("shell", choices=("bash", "zsh", "tcsh"))
     shell = parser.parse_args(argv).shell
@@ -27,8 +28,6 @@ def completion(argv: list[str]) -> int:
     commands = top.add_subparsers(dest="command")
     for name in ("check", "run", "restart"):
         commands.add_parser(name, parents=[parsers[name]], add_help=False, help=name)
-    from local_lambdas.export_command import export_parser
-
     commands.add_parser("export", parents=[export_parser()], add_help=False, help="export")
     shells = commands.add_parser("completion", help="completion")
     shells.add_argument("shell", choices=("bash", "zsh", "tcsh"))
