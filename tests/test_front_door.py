@@ -81,6 +81,15 @@ def comparable(answer: bytes) -> bytes:
     return re.sub(rb"[0-9a-f]{16}", b"ID", answer)
 
 
+async def _statuses(reader: asyncio.StreamReader, sent: list[tuple[bytes, bytes]]) -> list[bytes]:
+    """The statuses of the answers to the requests `sent`, read in turn."""
+    statuses = []
+    for raw, _ in sent:
+        answer = await read_answer(reader, head_only=raw.startswith(b"HEAD"))
+        statuses.append(answer.split(b" ")[1])
+    return statuses
+
+
 ESCAPES = [
     "/public/../secret.txt",
     "/public/%2e%2e/secret.txt",
@@ -610,12 +619,3 @@ async def test_pipelined_requests_cut_anywhere_are_each_answered_in_order(
                 statuses += await _statuses(reader, these[first:])
                 writer.close()
                 assert statuses == [status for _, status in these], (cut, sent[:cut][-20:])
-
-
-async def _statuses(reader: asyncio.StreamReader, sent: list[tuple[bytes, bytes]]) -> list[bytes]:
-    """The statuses of the answers to the requests `sent`, read in turn."""
-    statuses = []
-    for raw, _ in sent:
-        answer = await read_answer(reader, head_only=raw.startswith(b"HEAD"))
-        statuses.append(answer.split(b" ")[1])
-    return statuses
