@@ -378,7 +378,7 @@ async def test_in_flight_requests_finish_during_stop(write_manifest: WriteManife
 
 async def test_port_in_use_is_one_clear_line(write_manifest: WriteManifest, tmp_path: Path) -> None:
     """A port in use ends the run with one line that says so, before a <task> has run or a
-    child has started (the children start while aiohttp's side loads, before it listens)."""
+    child has started (the port listens first; the children start after it)."""
     ran = tmp_path / "migrated"
     task = (f"<task><id>migrate</id><executable>{PYTHON}</executable><arg>-c</arg>"
             f"<arg>open({str(ran)!r}, 'w')</arg></task>")  # fmt: skip
