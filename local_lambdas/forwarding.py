@@ -1,7 +1,8 @@
 """The pass-through rules both HTTP servers keep (docs/protocol.md, "Pass-through"), as nginx
 keeps them: which headers go on either way (`end_to_end`: not hop-by-hop, not named by a
 Connection header), the ones the proxy sets or answers itself (`NOT_FORWARDED`), the target
-under <strip_prefix>, redirects put back under it, and header text as aiohttp can write it.
+under <strip_prefix>, redirects to the child put back under the proxy, and header text as
+aiohttp can write it.
 Pure functions, compiled with the lane.
 """
 
@@ -99,18 +100,44 @@ def strip_prefix(target: str, prefix: str | None, path: str) -> tuple[str, str |
 REDIRECTS: Final = frozenset({"location", "content-location", "refresh"})
 
 
-def under_prefix(name: str, value: str, prefix: str) -> str:
-    """A redirect to a path of the child's (`Location: /sub/`, `Refresh: 0; url=/sub/`) put
-    back under the prefix the proxy stripped, as nginx's proxy_redirect does; `name` is one
-    of REDIRECTS, in lower case."""
+# Where a child listens, as its redirects name it: (host in lower case, port).
+Origin = tuple[str, int]
+# Names of this machine a child on one of them may give as its own (a server listening on
+# every address, 0.0.0.0, may name that).
+_LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "[::1]", "0.0.0.0"})
+
+
+def put_back(name: str, value: str, prefix: str | None, origin: Origin | None) -> str:
+    """A redirect of the child's as the client must get it, as nginx's default
+    proxy_redirect does: one to the child's own address (`http://127.0.0.1:PORT/sub/`, which
+    the client cannot reach, or not through the proxy) becomes the path it names (`/sub/`),
+    and a path of the child's (`Location: /sub/`, `Refresh: 0; url=/sub/`) goes back under
+    the prefix the proxy stripped. `name` is one of REDIRECTS, in lower case; `origin` is
+    the child's address."""
     if name == "refresh":
         delay, sep, url = value.partition("url=")
-        if sep and url.startswith("/") and not url.startswith("//"):
-            return f"{delay}{sep}{prefix}{url}"
-        return value
-    if value.startswith("/") and not value.startswith("//"):
-        return prefix + value
-    return value
+        return f"{delay}{sep}{_put_back(url, prefix, origin)}" if sep else value
+    return _put_back(value, prefix, origin)
+
+
+def _put_back(url: str, prefix: str | None, origin: Origin | None) -> str:
+    if origin is not None and url[:7].lower() == "http://":
+        rest = url[7:]
+        cut = len(rest)
+        for mark in "/?#":
+            at = rest.find(mark)
+            if at != -1 and at < cut:
+                cut = at
+        host, colon, port = rest[:cut].rpartition(":")
+        host = host.lower()
+        if (
+            colon and port == str(origin[1])
+            and (host == origin[0] or (host in _LOOPBACK and origin[0] in _LOOPBACK))
+        ):  # fmt: skip
+            url = rest[cut:] if rest[cut:].startswith("/") else "/" + rest[cut:]
+    if prefix and url.startswith("/") and not url.startswith("//"):
+        return prefix + url
+    return url
 
 
 def own_address(transport: asyncio.BaseTransport | None) -> str:

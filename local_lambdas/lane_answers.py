@@ -110,6 +110,7 @@ async def relay(
             raise ChildUnreachable(f"{child.name} stopped")
         if upload is not None and upload.started:  # a retry: the body is gone
             raise ChildUnreachable("the child dropped the connection during the upload")
+        relayed.origin = relay.upstream.origin
         await relay.upstream.send(
             request, relayed, timeout=process.timeout, head_only=head_only,
             idempotent=message.method in RETRYABLE, upgrade=message.upgrade is not None,

@@ -3,11 +3,11 @@ comes (the Sink of transports/exchange.py); relay_request.py makes the request.
 
 The rules are pass-through's (docs/protocol.md, "Pass-through"; transports/passthrough.py
 keeps them for aiohttp's side): the answer's headers as the child sent them (less hop-by-hop
-ones, redirects put back under the prefix) with the request's `X-Request-Id`, and nothing
-added but a `Date` when the child sent none (as RFC 9110 asks of a proxy) and, on a route
-with <cors>, the proxy's CORS headers in place of the child's (cors.py). Only the framing is
-the client's own: the child's length when it gave one, else chunks for HTTP/1.1 and the
-connection's end for HTTP/1.0.
+ones, redirects to the child put back under the proxy) with the request's `X-Request-Id`,
+and nothing added but a `Date` when the child sent none (as RFC 9110 asks of a proxy) and,
+on a route with <cors>, the proxy's CORS headers in place of the child's (cors.py). Only
+the framing is the client's own: the child's length when it gave one, else chunks for
+HTTP/1.1 and the connection's end for HTTP/1.0.
 """
 
 from __future__ import annotations
@@ -19,11 +19,7 @@ from typing import Final
 
 from local_lambdas.cors import Policy
 from local_lambdas.envelope import HOP_BY_HOP
-from local_lambdas.forwarding import (
-    REDIRECTS,
-    end_to_end,
-    under_prefix,
-)
+from local_lambdas.forwarding import REDIRECTS, Origin, end_to_end, put_back
 from local_lambdas.http1 import NO_BODY
 from local_lambdas.relay_request import Client, Headers, Upload
 from local_lambdas.tunnel import Tunnel
@@ -35,13 +31,13 @@ _FROM_CHILD_DROPPED: Final = HOP_BY_HOP | {"x-request-id"}
 
 
 def answer_headers(
-    headers: Headers, request_id: str, prefix: str | None,
+    headers: Headers, request_id: str, prefix: str | None, origin: Origin | None,
     cors: tuple[Policy, str | None] | None, date: str | None = None,
 ) -> tuple[Headers, bool]:  # fmt: skip
     """The child's answer headers as the client gets them (see the module's docstring), and
-    whether they give the body's length; the framing is the caller's. `date`, when given, is
-    the Date an answer without one gets (RFC 9110 6.6.1: a proxy adds it; aiohttp's server
-    does it itself)."""
+    whether they give the body's length; the framing is the caller's. `prefix` and `origin`
+    are forwarding.put_back's. `date`, when given, is the Date an answer without one gets
+    (RFC 9110 6.6.1: a proxy adds it; aiohttp's server does it itself)."""
     out: Headers = []
     length = False
     for lower, name, value in end_to_end(headers, _FROM_CHILD_DROPPED):
@@ -49,15 +45,15 @@ def answer_headers(
             length = True
         elif lower == "date":
             date = None
-        elif prefix and lower in REDIRECTS:
-            value = under_prefix(lower, value, prefix)
+        elif lower in REDIRECTS:
+            value = put_back(lower, value, prefix, origin)
         out.append((name, value))
     if date is not None:
         out.append(("Date", date))
     out.append(("X-Request-Id", request_id))
     if cors is not None:  # the proxy's CORS headers, not the child's
-        policy, origin = cors
-        out = policy.answer(origin, out)
+        policy, asked_from = cors
+        out = policy.answer(asked_from, out)
     return out, length
 
 
@@ -65,14 +61,15 @@ class RelayedHeads:
     """The last relayed answer's head on one client connection, kept while the child
     repeats it (http1.AnswerHeads' idea, for pass-through): an answer whose status, reason
     and headers equal the last one's, byte for byte, to a request like the last (the same
-    version, keep-alive, method kind, prefix and Date to add), is written from the kept text
+    version, keep-alive, method kind, prefix, child and Date to add), is written from the kept text
     with its own X-Request-Id. Reckoning the head cost 14k instructions of a pass-through
     request's 85k. A child that changes a header on every answer (a Content-Length that
     varies, a fresh cookie) pays the full reckoning and the keeping (about 1k), as does
     each connection's first answer after its Date changes, once a second."""
 
     __slots__ = ("_after", "_before", "_date", "_head_only", "_headers", "_keep", "_lines",
-                 "_prefix", "_reason", "_status", "_version", "at", "chunked", "keep_alive",
+                 "_origin", "_prefix", "_reason", "_status", "_version", "at", "chunked",
+                 "keep_alive",
                  "out")  # fmt: skip
 
     def __init__(self) -> None:
@@ -81,6 +78,7 @@ class RelayedHeads:
         self._headers: Headers = []
         self._keep = self._head_only = False
         self._prefix: str | None = None
+        self._origin: Origin | None = None
         self._date: str | None = None
         self.out: Headers = []  # the headers written, the request's id at `at`
         self.at = 0
@@ -90,14 +88,15 @@ class RelayedHeads:
 
     def fits(
         self, status: int, reason: str, headers: Headers, version: str, keep: bool,
-        head_only: bool, prefix: str | None, date: str | None,
+        head_only: bool, prefix: str | None, origin: Origin | None, date: str | None,
     ) -> bool:  # fmt: skip
         """Whether an answer is the kept one's twin (then `out`, `at`, `chunked` and
         `keep_alive` are its own, and `text` writes it)."""
         return (
             status == self._status and headers == self._headers and reason == self._reason
             and version == self._version and keep == self._keep
-            and head_only == self._head_only and prefix == self._prefix and date == self._date
+            and head_only == self._head_only and prefix == self._prefix
+            and origin == self._origin and date == self._date
         )  # fmt: skip
 
     def text(self, request_id: str) -> str:
@@ -110,7 +109,8 @@ class RelayedHeads:
 
     def keep(
         self, status: int, reason: str, headers: Headers, version: str, keep: bool,
-        head_only: bool, prefix: str | None, date: str | None, out: Headers, at: int,
+        head_only: bool, prefix: str | None, origin: Origin | None, date: str | None,
+        out: Headers, at: int,
         lines: list[str], chunked: bool, keep_alive: bool,
     ) -> None:  # fmt: skip
         """Keep an answer's head: what it was made from (`headers` a copy: trailers are
@@ -118,6 +118,7 @@ class RelayedHeads:
         `lines` and the framing chosen."""
         self._status, self._reason, self._headers, self._version = status, reason, headers, version
         self._keep, self._head_only, self._prefix, self._date = keep, head_only, prefix, date
+        self._origin = origin
         self.out, self.at, self._lines = out, at, lines
         self.chunked, self.keep_alive = chunked, keep_alive
 
@@ -139,6 +140,7 @@ class Answer:
         self.keep_alive = keep_alive
         self._request_id = request_id
         self._prefix = prefix
+        self.origin: Origin | None = None  # the child's address, once it is chosen
         self._room = keep
         self._kept: list[bytes] = []
         self._head_only = method == "HEAD"
@@ -169,8 +171,9 @@ class Answer:
             self.keep_alive = False  # answered before the whole body came: the rest is unread
         request_id, heads, keep = self._request_id, self._heads, self.keep_alive
         version, head_only, prefix, date = self._version, self._head_only, self._prefix, self._date
+        origin = self.origin
         if heads is not None and heads.fits(
-            status, reason, headers, version, keep, head_only, prefix, date
+            status, reason, headers, version, keep, head_only, prefix, origin, date
         ):
             out = heads.out.copy()
             out[heads.at] = ("X-Request-Id", request_id)
@@ -178,7 +181,7 @@ class Answer:
             self._chunked, self.keep_alive = heads.chunked, heads.keep_alive
             self._pending.append(heads.text(request_id).encode("utf-8", "surrogateescape"))
             return
-        out, length = answer_headers(headers, request_id, self._prefix, self._cors, self._date)
+        out, length = answer_headers(headers, request_id, prefix, origin, self._cors, date)
         if status == 204 and length:  # RFC 9110 8.6: never on a 204 (aiohttp's side drops it)
             out = [(name, value) for name, value in out if name.lower() != "content-length"]
         at = len(out) - 1  # X-Request-Id's place (when no CORS headers are added)
@@ -197,8 +200,8 @@ class Answer:
         lines.extend(f"{name}: {value}\r\n" for name, value in out)
         lines.append("\r\n")
         if heads is not None:
-            heads.keep(status, reason, headers.copy(), version, keep, head_only, prefix, date,
-                       out, at, lines, self._chunked, self.keep_alive)  # fmt: skip
+            heads.keep(status, reason, headers.copy(), version, keep, head_only, prefix,
+                       origin, date, out, at, lines, self._chunked, self.keep_alive)  # fmt: skip
         self._pending.append("".join(lines).encode("utf-8", "surrogateescape"))
 
     def body(self, data: bytes) -> None:

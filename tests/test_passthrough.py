@@ -845,6 +845,35 @@ async def test_a_stripped_prefix_is_told_and_redirects_put_back_under_it(
 
 
 @pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+async def test_a_redirect_to_the_childs_own_address_comes_back_through_the_proxy(
+    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+) -> None:
+    """A server that names itself in a redirect (nginx, a framework given its own base URL)
+    sends the browser to a port it cannot reach, or not through the proxy: the client gets
+    the path instead, under the stripped prefix, as nginx's proxy_redirect default gives."""
+    path = write_manifest(web_process(extra=STRIP))
+    async with running(path, socket_dir, fast_lane=fast_lane) as run:
+
+        async def location(to: str) -> str:
+            async with run.http.get(
+                run.url + "/web/redirect", params={"to": to}, allow_redirects=False
+            ) as reply:
+                assert reply.status == 302
+                return reply.headers["Location"]
+
+        assert await location("http://127.0.0.1:{port}/echo?x=1") == "/web/echo?x=1"
+        assert await location("http://127.0.0.1:{port}") == "/web/"
+        assert await location("http://localhost:{port}/echo#top") == "/web/echo#top"
+        to = {"to": "http://127.0.0.1:{port}/echo?from=own"}
+        async with run.http.get(run.url + "/web/redirect", params=to) as reply:  # followed
+            assert str(reply.url).startswith(run.url + "/web/echo?")
+            assert (await reply.json())["query"] == "from=own"
+        port = run.child("web").link.address.rpartition(":")[2]  # type: ignore[union-attr]
+        for elsewhere in (f"http://example.com:{port}/x", f"https://127.0.0.1:{port}/x", "//c/x"):
+            assert await location(elsewhere) == elsewhere
+
+
+@pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
 async def test_framing_is_the_clients_own_and_keep_alive_holds(
     write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
 ) -> None:

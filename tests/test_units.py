@@ -1128,6 +1128,43 @@ def test_the_target_a_pass_through_child_gets(
     assert forwarding.strip_prefix(target, prefix, path) == (child_gets, taken)
 
 
+@pytest.mark.parametrize(("name", "value", "prefix", "client_gets"), [
+    ("location", "/sub/?x=1", "/app", "/app/sub/?x=1"),
+    ("location", "/sub/", None, "/sub/"),
+    ("location", "//cdn.example/x", "/app", "//cdn.example/x"),  # another host's
+    ("location", "sub/", "/app", "sub/"),  # relative to the request: already under it
+    # The child's own address, which the client cannot reach, or not through the proxy:
+    # the path it names (nginx's proxy_redirect default), under the prefix.
+    ("location", "http://127.0.0.1:9002/sub/", "/app", "/app/sub/"),
+    ("location", "HTTP://127.0.0.1:9002/sub/", None, "/sub/"),
+    ("location", "http://127.0.0.1:9002", "/app", "/app/"),
+    ("location", "http://127.0.0.1:9002?q", None, "/?q"),
+    ("location", "http://localhost:9002/a#top", "/app", "/app/a#top"),  # its machine's names
+    ("location", "http://[::1]:9002/a", None, "/a"),
+    ("content-location", "http://0.0.0.0:9002/a", None, "/a"),
+    ("refresh", "0; url=http://127.0.0.1:9002/a", "/app", "0; url=/app/a"),
+    ("refresh", "5", "/app", "5"),
+    # Not the child: another port, another host, another scheme, or no port at all.
+    ("location", "http://127.0.0.1:9003/a", "/app", "http://127.0.0.1:9003/a"),
+    ("location", "http://example.com:9002/a", "/app", "http://example.com:9002/a"),
+    ("location", "https://127.0.0.1:9002/a", "/app", "https://127.0.0.1:9002/a"),
+    ("location", "http://127.0.0.1/a", "/app", "http://127.0.0.1/a"),
+    ("location", "http://user@127.0.0.1:9002x/a", None, "http://user@127.0.0.1:9002x/a"),
+])  # fmt: skip
+def test_a_redirect_to_the_child_is_put_back_under_the_proxy(
+    name: str, value: str, prefix: str | None, client_gets: str
+) -> None:
+    assert forwarding.put_back(name, value, prefix, ("127.0.0.1", 9002)) == client_gets
+
+
+def test_a_redirect_to_a_named_upstream_is_its_own_but_not_to_this_machine() -> None:
+    upstream = ("api.internal", 8000)  # a route-only <upstream>: localhost is not it
+    assert forwarding.put_back("location", "http://API.internal:8000/x", None, upstream) == "/x"
+    assert forwarding.put_back("location", "http://localhost:8000/x", None, upstream) == (
+        "http://localhost:8000/x"
+    )
+
+
 @pytest.mark.parametrize(("headers", "kept"), [
     ([("Host", "a"), ("Accept", "*/*"), ("Connection", "Keep-Alive")], ["Host", "Accept"]),
     ([("HOST", "a"), ("keep-alive", "timeout=5"), ("TE", "trailers")], ["HOST"]),

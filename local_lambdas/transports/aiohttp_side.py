@@ -17,7 +17,7 @@ from aiohttp import hdrs, web
 from local_lambdas import _compat
 from local_lambdas.cors import Policy
 from local_lambdas.errors import ChildUnreachable, ClientTooSlow, ForwardError, PayloadTooLarge
-from local_lambdas.forwarding import as_utf8
+from local_lambdas.forwarding import Origin, as_utf8
 from local_lambdas.relay import answer_headers
 from local_lambdas.transports.exchange import Bare
 
@@ -52,10 +52,10 @@ class Streamed:
     writes are awaited by the request's handler."""
 
     def __init__(
-        self, request_id: str, prefix: str | None, cors: tuple[Policy, str | None] | None,
-        keep: int,
+        self, request_id: str, prefix: str | None, origin: Origin,
+        cors: tuple[Policy, str | None] | None, keep: int,
     ) -> None:  # fmt: skip
-        self._request_id, self._prefix, self._cors = request_id, prefix, cors
+        self._request_id, self._prefix, self._origin, self._cors = request_id, prefix, origin, cors
         self._room = keep
         self._kept: list[bytes] = []
         self._pieces: deque[bytes] = deque()
@@ -69,7 +69,7 @@ class Streamed:
     # -- the Sink
 
     def head(self, status: int, reason: str, headers: list[tuple[str, str]]) -> None:
-        out, _ = answer_headers(headers, self._request_id, self._prefix, self._cors)
+        out, _ = answer_headers(headers, self._request_id, self._prefix, self._origin, self._cors)
         out = [(name, as_utf8(value)) for name, value in out]
         self._head = (status, as_utf8(reason), out)  # now: the list is the connection's to reuse
         self.wake()

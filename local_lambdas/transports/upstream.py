@@ -19,6 +19,7 @@ import logging
 from typing import Final
 
 from local_lambdas.errors import ChildTimeout, ChildUnreachable
+from local_lambdas.forwarding import Origin
 from local_lambdas.transports.exchange import Bare, Stale
 from local_lambdas.transports.exchange_headers import Exchange
 from local_lambdas.transports.sink import Body, Sink
@@ -36,6 +37,8 @@ class Upstream:
         it gets none: see Bare)."""
         self._host = host
         self._port = port
+        # Its address as its redirects name it (forwarding.put_back).
+        self.origin: Origin = ((f"[{host}]" if ":" in host else host).lower(), port)
         self._exchange: type[Bare] = Exchange if headers else Bare
         self._idle: list[Bare] = []
         self._closed = False

@@ -3,7 +3,7 @@
 beyond $PORT.
 
 /echo...      method, path, query, headers and body size as JSON
-/redirect     302 to /echo
+/redirect     302 to /echo; ?to=URL: to URL, "{port}" in it its own port
 /events       three Server-Sent Events, 300 ms apart (?gap=SECONDS), each stamped with its
               send time
 /forever      an event every 100 ms, until the connection or the process ends
@@ -56,7 +56,8 @@ async def slow(request: web.Request) -> web.Response:
 
 
 async def redirect(request: web.Request) -> web.Response:
-    raise web.HTTPFound("/echo?from=redirect")
+    to = request.query.get("to", "/echo?from=redirect").replace("{port}", os.environ["PORT"])
+    return web.Response(status=302, headers={"Location": to})
 
 
 async def events(request: web.Request) -> web.StreamResponse:
