@@ -24,6 +24,7 @@ from setuptools.command.build_ext import build_ext
 # The modules a request runs through, in the fast lane and in each transport's exchange.
 HOT = [
     "local_lambdas/http1.py",
+    "local_lambdas/answer_heads.py",
     "local_lambdas/head_rules.py",
     "local_lambdas/fastlane.py",
     "local_lambdas/lane_connection.py",

@@ -1,18 +1,16 @@
-"""HTTP/1.x heads as the fast lane reads and writes them (fastlane.py): functions and two
-small per-connection objects over strings and bytes, no I/O, table-tested
-(tests/test_units.py); the lane's Protocol only drives them.
+"""HTTP/1.x request heads as the fast lane reads them (fastlane.py): functions and a small
+per-connection object over strings and bytes, no I/O, table-tested (tests/test_units.py);
+the lane's Protocol only drives them.
 
 `head_end` finds a request head in what a connection received. `HeadReader` reads a head
 llhttp has already judged with one decode and a split, which costs a fifth of what a Python
-callback per header did, and says whether the lane can read it; `lane_takes`, whether the
-lane answers it once routed. `AnswerHeads` writes an answer's head with the headers aiohttp
-would add, in its order, so that the two servers' answers are the same (tests hold them
-equal). Both keep what they made for a connection's next head, which is usually the same.
+callback per header did, says whether the lane can read it, and keeps what it made for the
+connection's next head, which is usually the same; `lane_takes` says whether the lane
+answers it once routed. The heads of the lane's own answers are answer_heads.py's.
 """
 
 from __future__ import annotations
 
-from http import HTTPStatus
 from typing import Any, Final
 
 from local_lambdas.config import Fate
@@ -50,7 +48,6 @@ _SPELT: Final = {
                   "dnt", "priority", "x-forwarded-for", "x-requested-with", "keep-alive")
     for spelt in (lower, "-".join(part.capitalize() for part in lower.split("-")))
 }  # fmt: skip
-_REASONS: Final = {status.value: status.phrase for status in HTTPStatus}
 NO_BODY: Final = frozenset({204, 304})  # statuses whose answers have no body
 # Methods that nginx retries on another attempt when nothing came back: safe to send twice.
 RETRYABLE: Final = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -232,79 +229,6 @@ def _noted(headers: list[Any], lowers: list[str]) -> dict[str, str] | None:
     if host is not None and not valid_host(host):
         return None  # aiohttp's side answers it
     return noted
-
-
-class AnswerHeads:
-    """Writes the heads of one connection's answers: the given headers, then X-Request-Id
-    (unless the headers carry it) and what aiohttp would add (Content-Length, a Content-Type
-    for a body sent without one, Date, Server, Connection). A child answers with the same
-    status and headers request after request: the lines that do not change are kept for the
-    last ones written, and only the request's id, the body's length and the date are written
-    anew."""
-
-    __slots__ = ("_headers", "_keep", "_parts", "_sent", "_status", "_version")
-
-    def __init__(self) -> None:
-        self._status = 0
-        self._headers: list[tuple[str, str]] | None = None
-        self._version = ""
-        self._sent = self._keep = False
-        self._parts: tuple[str, bool, str, bool, str] = ("", False, "", False, "")
-
-    def head(
-        self, status: int, headers: list[tuple[str, str]], request_id: str | None, *,
-        version: str, length: int, sent: bool, keep: bool, date: str,
-    ) -> bytes:  # fmt: skip
-        """`request_id` None: the headers carry it; `length` is the body's (a HEAD answer
-        states it too); `sent`, whether it follows; `date`, the Date line an answer whose
-        headers have none gets."""
-        if (
-            status != self._status or version != self._version or sent != self._sent
-            or keep != self._keep or headers != self._headers
-        ):  # fmt: skip
-            self._parts = _fixed_lines(status, headers, version, sent, keep)
-            self._status, self._headers, self._version = status, headers, version
-            self._sent, self._keep = sent, keep
-        before, counted, typed, dated, after = self._parts
-        if request_id is None:  # (CORS's answers: among their headers)
-            text = f"{before}Content-Length: {length}\r\n{typed}" if counted else before + typed
-        elif counted:
-            text = f"{before}X-Request-Id: {request_id}\r\nContent-Length: {length}\r\n{typed}"
-        else:
-            text = f"{before}X-Request-Id: {request_id}\r\n{typed}"
-        return (text + after if dated else text + date + after).encode("utf-8")
-
-
-def _server_line() -> str:
-    """The Server header aiohttp's side writes, for the lane's answers to match. Read when an
-    answer is first written, not at import: a run loads aiohttp while its children start
-    (lifecycle.py), and the supervisor's modules import this one."""
-    from aiohttp.http import SERVER_SOFTWARE
-
-    return f"Server: {SERVER_SOFTWARE}\r\n"
-
-
-def _fixed_lines(
-    status: int, headers: list[tuple[str, str]], version: str, sent: bool, keep: bool
-) -> tuple[str, bool, str, bool, str]:
-    """An answer head's lines that the request does not change: the status line and the
-    headers; whether Content-Length is written; the Content-Type added after it; whether
-    the headers have a Date; the lines after the Date and the head's end."""
-    lines = [f"HTTP/{version} {status} {_REASONS.get(status, '')}\r\n"]
-    typed = dated = named = False
-    for name, value in headers:
-        lines.append(f"{name}: {value}\r\n")
-        lower = name.lower()
-        typed = typed or lower == "content-type"
-        dated = dated or lower == "date"
-        named = named or lower == "server"
-    after = "" if named else _server_line()
-    if not keep and version == "1.1":
-        after += "Connection: close\r\n"
-    elif keep and version == "1.0":
-        after += "Connection: keep-alive\r\n"
-    added = "Content-Type: application/octet-stream\r\n" if sent and not typed else ""
-    return "".join(lines), status not in NO_BODY, added, dated, after + "\r\n"
 
 
 # head_end's answers when no whole head is there to read:

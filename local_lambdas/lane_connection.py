@@ -20,10 +20,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, cast
 
 from local_lambdas import _compat
+from local_lambdas.answer_heads import AnswerHeads
 from local_lambdas.client_limits import PIECE, SendTimeout, timed_out
 from local_lambdas.errors import ClientTooSlow
 from local_lambdas.forwarding import own_address
-from local_lambdas.http1 import AnswerHeads
 from local_lambdas.lane_answers import answer
 from local_lambdas.lane_requests import (
     AWAIT_BODY,

@@ -59,7 +59,7 @@ def answer_headers(
 
 class RelayedHeads:
     """The last relayed answer's head on one client connection, kept while the child
-    repeats it (http1.AnswerHeads' idea, for pass-through): an answer whose status, reason
+    repeats it (answer_heads.AnswerHeads' idea, for pass-through): an answer whose status, reason
     and headers equal the last one's, byte for byte, to a request like the last (the same
     version, keep-alive, method kind, prefix, child and Date to add), is written from the kept text
     with its own X-Request-Id. Reckoning the head cost 14k instructions of a pass-through

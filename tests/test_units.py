@@ -17,6 +17,7 @@ from aiohttp.http import SERVER_SOFTWARE
 
 from local_lambdas import (
     aioparser,
+    answer_heads,
     config,
     envelope_answer,
     explain,
@@ -711,7 +712,7 @@ def test_answer_heads_as_aiohttp_writes_them(
     status: int, headers: list[tuple[str, str]], version: str, length: int, sent: bool,
     keep: bool, lines: list[str],
 ) -> None:  # fmt: skip
-    head = http1.AnswerHeads().head(status, headers, "r1", version=version, length=length,
+    head = answer_heads.AnswerHeads().head(status, headers, "r1", version=version, length=length,
                                     sent=sent, keep=keep, date=DATE)  # fmt: skip
     assert head == ("\r\n".join(lines) + "\r\n\r\n").encode()
 
@@ -719,7 +720,7 @@ def test_answer_heads_as_aiohttp_writes_them(
 def test_a_connection_s_answer_heads_are_each_its_own() -> None:
     """One connection's AnswerHeads keeps the fixed lines of the last head it wrote: every
     answer of the table above, one after the other, twice, must still be its own."""
-    heads = http1.AnswerHeads()
+    heads = answer_heads.AnswerHeads()
     for n, (status, headers, version, length, sent, keep, lines) in enumerate(ANSWER_HEADS * 2):
         given = [(name, value) for name, value in headers]  # an equal list, not the same one
         head = heads.head(status, given, f"r{n}", version=version, length=length, sent=sent,
