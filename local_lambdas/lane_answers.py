@@ -15,13 +15,13 @@ from local_lambdas.client_limits import PIECE
 from local_lambdas.cors import Policy
 from local_lambdas.envelope import Response
 from local_lambdas.errors import ChildUnreachable, ForwardError
+from local_lambdas.failures import error_response
 from local_lambdas.forwarding import strip_prefix
 from local_lambdas.http1 import NO_BODY, PREFLIGHT, RETRYABLE
 from local_lambdas.inspector import BODY
 from local_lambdas.instance import Instance
 from local_lambdas.lane_requests import Message
 from local_lambdas.pool import Pool
-from local_lambdas.proxy import error_response
 from local_lambdas.relay import Answer
 from local_lambdas.relay_request import child_request
 

@@ -4,7 +4,8 @@ the accounting (statistics, access log, inspector). It does not use aiohttp: aio
 aiohandler.py, the fast lane's is fastlane.py and its lane_* modules.
 
 Every failure becomes a short JSON body (`{"error", "process", "request_id"}`) with the
-status of docs/protocol.md ("Errors"), and a log line carrying the same request id.
+status of docs/protocol.md ("Errors"), and a log line carrying the same request id
+(failures.py).
 """
 
 from __future__ import annotations
@@ -17,21 +18,19 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
 
-from local_lambdas import explain, readiness
 from local_lambdas.config import Fate, Process
 from local_lambdas.cors import is_preflight
 from local_lambdas.deadlines import Deadlines
-from local_lambdas.envelope import Request, Response, error_body, shown
+from local_lambdas.envelope import Request, Response
 from local_lambdas.errors import (
     UNANSWERED,
-    BadResponse,
     ChildTimeout,
     ChildUnreachable,
-    ClientTooSlow,
     ForwardError,
     NotReady,
     PayloadTooLarge,
 )
+from local_lambdas.failures import TlsQuestion, error_response, failed
 from local_lambdas.http1 import NO_BODY, RETRYABLE
 from local_lambdas.inspector import Inspector, Kept
 from local_lambdas.instance import Instance
@@ -47,7 +46,6 @@ AccessLog = Callable[[str, str, "str | None", int, float, str], None]
 _CLIENT_ID: Final = re.compile(r"^[\x21-\x7e]{1,200}$")
 _now: Final = time.monotonic  # a C-level constant, not two lookups per call
 _LOW_DIGITS: Final = [f"{n:02x}" for n in range(256)]
-_JSON: Final = "application/json; charset=utf-8"
 BUFFERED: Final = 1024**2  # pass-through bodies up to this size are read before a child is chosen
 
 
@@ -99,8 +97,7 @@ class Proxy:
         self._high = f"{self._prefix}000000"  # new_id's first six digits
         # One per <timeout> value: requests with the same limit end in the order they start.
         self._deadlines: dict[float, Deadlines] = {}
-        self._asked_tls: set[str] = set()  # child addresses asked whether they serve HTTPS
-        self._asking: set[asyncio.Task[None]] = set()  # (the loop keeps only weak references)
+        self._tls = TlsQuestion()
 
     def close(self) -> None:
         for deadlines in self._deadlines.values():
@@ -231,28 +228,10 @@ class Proxy:
         return response  # the cache may hold it too: callers do not change it
 
     def failure(self, exc: ForwardError, process: Process, request_id: str) -> Response:
-        _log_failure(exc, process, request_id)
+        """What a failed request answers (failures.py), said in the log once."""
         if isinstance(exc, ChildUnreachable) and str(exc).startswith(UNANSWERED):
-            self._ask_tls(process)
-        answer = error_response(exc.status, str(exc), process, request_id)
-        if exc.retry_after is not None:
-            answer.headers.append(("Retry-After", f"{exc.retry_after:.0f}"))
-        return answer
-
-    def _ask_tls(self, process: Process) -> None:
-        """An HTTP child that closed a connection unanswered: once per address, ask whether
-        it serves HTTPS there, and say so if it does (the 502 alone does not tell why). A
-        plain server may log the handshake as a bad request, once."""
-        pool = self.supervisor.pools.get(process.id)
-        if pool is None or process.communication_mode.uses_pipe:
-            return
-        for child in pool.instances:
-            address = child.link.address
-            if address and address not in self._asked_tls:
-                self._asked_tls.add(address)
-                asking = asyncio.get_running_loop().create_task(_say_if_tls(process, address))
-                self._asking.add(asking)
-                asking.add_done_callback(self._asking.discard)
+            self._tls.ask(process, self.supervisor.pools.get(process.id))
+        return failed(exc, process, request_id)
 
     async def _forward(
         self, pool: Pool, request: Request, path: str, task: asyncio.Task[Any] | None
@@ -314,37 +293,3 @@ class Proxy:
             # If that process is gone, wait for its restart rather than use it again. (After
             # the except block: compiled code must not wait inside one, see CONTRIBUTING.)
             avoid = (child, -1 if await child.link.still_serving() else generation)
-
-
-def error_response(status: int, message: str, process: Process | None, request_id: str) -> Response:
-    """The JSON error body of docs/protocol.md ("Errors"), as an answer."""
-    body = error_body(message, request_id, process.id if process else None)
-    return Response(status, [("Content-Type", _JSON)], body)
-
-
-async def _say_if_tls(process: Process, address: str) -> None:
-    if await readiness.speaks_tls(address):
-        log.warning("%s", explain.serves_tls(process, address),
-                    extra={"fields": {"event": "serves_tls", "process": process.id}})  # fmt: skip
-
-
-def _log_failure(exc: ForwardError, process: Process, request_id: str) -> None:
-    fields = {
-        "event": "error",
-        "process": process.id,
-        "status": exc.status,
-        "request_id": request_id,
-    }
-    if isinstance(exc, BadResponse):
-        log.warning(
-            "%s: [%s] 502: %s; it sent: %s",
-            process.id,
-            request_id,
-            exc,
-            shown(exc.received),
-            extra={"fields": fields},
-        )
-    elif exc.status >= 500 or isinstance(exc, ClientTooSlow):
-        log.warning(
-            "%s: [%s] %d: %s", process.id, request_id, exc.status, exc, extra={"fields": fields}
-        )
