@@ -1,7 +1,7 @@
-"""A manifest's environment, read for manifest.py: the env files (--env-file or `.env` for every
-child, <env_file> for one), and each process's ${NAME}s, checked against what its environment
-will hold (an instance's own values, such as $PORT, included) and expanded where nothing but
-the manifest decides them; a bare $NAME that no shell will expand is warned of.
+"""A manifest's environment, read for manifest_reader.py: the env files (--env-file or `.env`
+for every child, <env_file> for one), and each process's ${NAME}s, checked against what its
+environment will hold (an instance's own values, such as $PORT, included) and expanded where
+nothing but the manifest decides them; a bare $NAME that no shell will expand is warned of.
 """
 
 from __future__ import annotations

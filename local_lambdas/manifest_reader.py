@@ -1,0 +1,272 @@
+"""The manifest's vocabulary, and its <process> and <task> elements read into models: every
+element a <process> may hold (the table below, which manifest.xsd describes the same way for
+editors), each element's text as its model field takes it, and every problem found, with
+its line, in words that say the fix (a pydantic error read back to the element that caused
+it, an unknown element with the name it was probably meant as). manifest.py parses the file
+and calls it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lxml import etree
+from pydantic import ValidationError
+
+from local_lambdas.config import Process, Task
+from local_lambdas.errors import Problem
+from local_lambdas.executables import missing_files, path_problems
+from local_lambdas.manifest_checks import Claims
+from local_lambdas.manifest_env import Environment
+from local_lambdas.variables import search_path
+
+
+@dataclass(frozen=True)
+class _Element:
+    field: str
+    repeatable: bool = False
+    example: str = ""
+
+
+# Every element a <process> may hold, in the order the README documents them.
+ELEMENTS: dict[str, _Element] = {
+    "id": _Element("id", example="<id>api-service</id>"),
+    "executable": _Element("executable", example="<executable>python3</executable>"),
+    "arg": _Element("args", repeatable=True),
+    "route": _Element("routes", repeatable=True, example="<route>/api/*</route>"),
+    "pipe_name": _Element("pipe_name"),
+    "working_dir": _Element("working_dir"),
+    "communication_mode": _Element("communication_mode"),
+    "env": _Element("env", repeatable=True),
+    "env_file": _Element("env_files", repeatable=True),
+    "depends_on": _Element("depends_on", repeatable=True),
+    "build": _Element("build"),
+    "cors": _Element("cors", repeatable=True),
+    "start": _Element("start"),
+    "upstream": _Element("upstream"),
+    "image": _Element("image"),
+    "idle_timeout": _Element("idle_timeout"),
+    "port": _Element("port"),
+    "methods": _Element("methods"),
+    "timeout": _Element("timeout"),
+    "startup_timeout": _Element("startup_timeout"),
+    "stop_timeout": _Element("stop_timeout"),
+    "max_body_size": _Element("max_body_size"),
+    "restart": _Element("restart"),
+    "start_retries": _Element("start_retries"),
+    "instances": _Element("instances"),
+    "concurrency": _Element("concurrency"),
+    "queue_timeout": _Element("queue_timeout"),
+    "max_queue": _Element("max_queue"),
+    "max_requests": _Element("max_requests"),
+    "cache": _Element("cache"),
+    "strip_prefix": _Element("strip_prefix"),
+    "ready_path": _Element("ready_path"),
+}
+# What a <task> may hold: a program to run, and what it waits for.
+TASK_ELEMENTS = {
+    name: ELEMENTS[name]
+    for name in ("id", "executable", "arg", "working_dir", "env", "env_file", "depends_on",
+                 "timeout")
+}  # fmt: skip
+_REQUIRED = ("id", "executable", "route")
+_FIELD_TO_ELEMENT = {spec.field: name for name, spec in ELEMENTS.items()}
+_ENV_NAME = re.compile(r"^[^=\0]+$")
+_XSI = "{http://www.w3.org/2001/XMLSchema-instance}"
+
+
+@dataclass
+class Reader:
+    """Collects problems while turning <process> elements into Process models."""
+
+    shown: str
+    folder: Path
+    here: bool  # the children run on this machine: their executables must be here
+    beside: Path  # the manifest's folder, where a missing relative file may be
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    claims: list[Claims] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.env = Environment(self.shown, self.folder, self.problems, self.warnings)
+
+    def problem(self, line: int | None, message: str) -> None:
+        self.problems.append(Problem(self.shown, line, message))
+
+    def read(self, root: etree._Element) -> tuple[list[Process], list[Task]]:
+        self._no_attributes(root, "<manifest>")
+        processes: list[Process] = []
+        tasks: list[Task] = []
+        for element in root:
+            if element.tag == "process":
+                process = self._process(element)
+                if isinstance(process, Process):
+                    processes.append(process)
+            elif element.tag == "task":
+                task = self._process(element, kind="task")
+                if isinstance(task, Task):
+                    tasks.append(task)
+            else:
+                self._unknown(element, "<manifest>", ["process", "task"])
+        return processes, tasks
+
+    def _process(self, element: etree._Element, kind: str = "process") -> Process | Task | None:
+        """A <process> (or, with `kind`, a <task>) as its model, or None and its problems."""
+        table = ELEMENTS if kind == "process" else TASK_ELEMENTS
+        required = _REQUIRED if kind == "process" else ("id", "executable")
+        values: dict[str, list[tuple[str, int, etree._Element]]] = {}
+        for child in element:
+            text = (child.text or "").strip()
+            values.setdefault(str(child.tag), []).append((text, child.sourceline or 0, child))
+        route_only = kind == "process" and "upstream" in values  # nothing to run
+        if route_only:
+            required = ("id", "route")
+        ids = values.get("id", [])
+        label = f'<{kind} id="{ids[0][0]}">' if ids and ids[0][0] else f"<{kind}>"
+        self._no_attributes(element, label)
+        count = len(self.problems)
+        kwargs: dict[str, object] = {"line": element.sourceline or 0}
+        lines: dict[str, list[int]] = {}
+        meant: set[str] = set()  # required elements an unknown one was probably meant as
+        for name, occurrences in values.items():
+            spec = table.get(name)
+            if spec is None:
+                for _, _, child in occurrences:
+                    meant.update(self._unknown(child, label, list(table)))
+                continue
+            if not spec.repeatable and len(occurrences) > 1:
+                self.problem(
+                    occurrences[1][1],
+                    f"{label}: <{name}> appears again (first on "
+                    f"line {occurrences[0][1]}); keep one",
+                )
+            for _, line, child in occurrences:
+                if len(child):
+                    self.problem(
+                        line, f"{label}: <{name}> must hold text only, not <{child[0].tag}>"
+                    )
+                if name != "env":
+                    self._no_attributes(child, f"{label}: <{name}>")
+            lines[spec.field] = [line for _, line, _ in occurrences]
+            kwargs[spec.field] = self._value(name, occurrences, label)
+        if route_only:
+            kwargs.setdefault("communication_mode", "passthrough")
+        missing = [name for name in required if not values.get(name)]
+        for name in missing:
+            if name in meant:
+                continue  # "did you mean <name>?" said it already: one message per cause
+            self.problem(
+                element.sourceline,
+                f"{label}: missing <{name}>; add one, e.g. {ELEMENTS[name].example}",
+            )
+        self.claims.append(Claims(label, kwargs, lines, kind))
+        self.env.of_process(kwargs, lines, label)
+        working_dir = kwargs["working_dir"] = self.folder / str(kwargs.get("working_dir", "."))
+        # The paths are checked whatever else is wrong, so that one pass reports it all.
+        if self.here:
+            env, environment = kwargs.get("env", ()), kwargs.get("environment", ())
+            path = search_path(
+                environment if isinstance(environment, tuple) else (),
+                env if isinstance(env, tuple) else (),
+            )
+            executable = str(kwargs.get("executable", ""))
+            for name, message in path_problems(
+                executable, working_dir, path, self.folder, self.beside
+            ):
+                self.problem(lines.get(name, [element.sourceline or 0])[0], f"{label}: {message}")
+        if "id" in kwargs and kind == "process":
+            kwargs.setdefault("pipe_name", kwargs["id"])
+        try:
+            process = (Process if kind == "process" else Task).model_validate(kwargs)
+        except ValidationError as exc:
+            self._pydantic(exc, kwargs, lines, label, element.sourceline)
+            return None
+        if missing:
+            return None
+        for warning in missing_files(process.args, process.working_dir, self.beside):
+            self.warnings.append(f"{self.shown}: {process.label}: {warning}")
+        if self.here and isinstance(process, Process) and process.port and process.instances > 1:
+            # (In containers, export's, each instance has a port of its own: no problem.)
+            self.problem(
+                lines["instances"][0],
+                f"{label}: <instances> {process.instances} with <port> {process.port}: every "
+                "instance would listen on that one port, and all but the first fail (address "
+                "in use); remove <port> (each instance gets its own $PORT), or keep one",
+            )
+        return process if len(self.problems) == count else None
+
+    def _value(
+        self, name: str, occurrences: list[tuple[str, int, etree._Element]], label: str
+    ) -> object:
+        if name == "env":
+            pairs = []
+            for text, line, child in occurrences:
+                extra = sorted(set(child.attrib) - {"name"})
+                if extra:
+                    self.problem(
+                        line,
+                        f'{label}: <env> takes only a name="..." attribute, not {", ".join(extra)}',
+                    )
+                key = child.get("name", "")
+                if not _ENV_NAME.match(key):
+                    what = f'name "{key}" cannot hold "=" or a NUL' if key else "needs a name"
+                    self.problem(line, f'{label}: <env> {what}, as in <env name="DEBUG">1</env>')
+                pairs.append((key, text))
+            return tuple(pairs)
+        if name == "methods":
+            return tuple(occurrences[0][0].replace(",", " ").split())
+        if ELEMENTS[name].repeatable:
+            return tuple(text for text, _, _ in occurrences)
+        return occurrences[0][0]
+
+    def _pydantic(
+        self,
+        exc: ValidationError,
+        kwargs: dict[str, object],
+        lines: dict[str, list[int]],
+        label: str,
+        process_line: int | None,
+    ) -> None:
+        errors = exc.errors()
+        with_items = {e["loc"][0] for e in errors if len(e["loc"]) > 1}
+        for error in errors:
+            if error["type"] == "missing":
+                continue  # said already, with an example of the element to add
+            if error["type"] == "too_short" and error["loc"][0] in with_items:
+                continue  # its items were refused: said for each
+            loc = error["loc"]
+            name = str(loc[0]) if loc else ""
+            index = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else 0
+            element = _FIELD_TO_ELEMENT.get(name, name)
+            field_lines = lines.get(name) or [process_line or 0]
+            line = field_lines[min(index, len(field_lines) - 1)]
+            value = kwargs.get(name)
+            if isinstance(value, tuple) and name != "methods":
+                value = value[index] if index < len(value) else ""
+            shown = " ".join(value) if isinstance(value, tuple) else value
+            message = str(error["msg"]).removeprefix("Value error, ")
+            message = message.replace("Input should be", "should be")
+            if error["type"] == "enum":
+                message = message.replace("should be", "must be one of:").replace("' or '", "', '")
+            self.problem(line, f'{label}: <{element}> "{shown}" {message}')
+
+    def _unknown(self, element: etree._Element, label: str, known: list[str]) -> list[str]:
+        """Report an unknown element; the known one it was probably meant as, if any."""
+        tag = str(element.tag)
+        close = difflib.get_close_matches(tag, known, n=1, cutoff=0.6)
+        hint = f"did you mean <{close[0]}>?" if close else f"known: {', '.join(known)}"
+        self.problem(element.sourceline, f"{label}: unknown element <{tag}>; {hint}")
+        return close
+
+    def _no_attributes(self, element: etree._Element, label: str) -> None:
+        for name in element.attrib:
+            if str(name).startswith(_XSI):
+                continue  # xsi:noNamespaceSchemaLocation and the like, the editors' hints
+            self.problem(
+                element.sourceline,
+                f'{label}: unknown attribute {name}="..."; '
+                "settings are written as elements, e.g. <timeout>30s</timeout>",
+            )
