@@ -127,7 +127,7 @@ def _ingress_paths(export: Export, names: dict[str, str]) -> Iterator[dict[str, 
         if process.id not in names:
             continue
         for read in process.routes:
-            # Routes are kept decoded (config.check_route); an Ingress path is written as a
+            # Routes are kept decoded (config_values.check_route); an Ingress path is written as a
             # URL spells it: /café/* as /caf%C3%A9/* (what else it cannot hold, refused).
             route = quote(read, safe=_PRINTABLE, errors="surrogateescape")
             if not _INGRESS_PATH.fullmatch(route.removesuffix("*")):

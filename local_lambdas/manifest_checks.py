@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from local_lambdas._compat import IS_WINDOWS, MAX_UNIX_PATH
-from local_lambdas.config import Mode, check_route
+from local_lambdas.config import Mode
+from local_lambdas.config_values import check_route
 from local_lambdas.router import as_read
 
 # Room left in a socket path for the "-N" that tells apart two live sockets of one pipe_name
@@ -98,7 +99,7 @@ def _check_across(everyone: Sequence[Claims], problem: Report, socket_dir: Path)
 
 
 def _route_as_read(route: str) -> str:
-    """A route as the router reads it (config.check_route), so that two spellings of one
+    """A route as the router reads it (config_values.check_route), so that two spellings of one
     path (`/caf%C3%A9/*`, `/café/*`) are one route; as written where it cannot be read
     (its own problem says why)."""
     try:

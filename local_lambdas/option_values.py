@@ -23,7 +23,7 @@ def split_bind(value: str) -> tuple[str, int]:
 
 def seconds(value: str) -> float:
     """A time-out flag: seconds above 0, or a duration as the manifest writes one (500ms)."""
-    from local_lambdas.config import parse_duration
+    from local_lambdas.config_values import parse_duration
 
     try:
         found = float(str(parse_duration(value)))
@@ -38,7 +38,7 @@ def seconds(value: str) -> float:
 
 def origin(value: str) -> str:
     """--cors ORIGIN, spelt as browsers send it (else a usage error with the fix)."""
-    from local_lambdas.config import check_origin
+    from local_lambdas.config_values import check_origin
 
     try:
         return check_origin(value)

@@ -18,7 +18,6 @@ from aiohttp.http import SERVER_SOFTWARE
 from local_lambdas import (
     aioparser,
     answer_heads,
-    config,
     envelope_answer,
     explain,
     forwarding,
@@ -33,7 +32,8 @@ from local_lambdas import (
     tunnel,
 )
 from local_lambdas.backoff import RestartPolicy, Verdict
-from local_lambdas.config import Fate, Process, Restart, Settings, check_route
+from local_lambdas.config import Fate, Process, Restart, Settings
+from local_lambdas.config_values import check_origin, check_route
 from local_lambdas.deadlines import Deadlines
 from local_lambdas.envelope import Request, Response
 from local_lambdas.envelope_answer import decode_response, whole_json
@@ -393,10 +393,10 @@ def test_a_ready_path_that_is_refused_is_named() -> None:
 def test_an_origin_is_spelt_as_browsers_send_it(written: str, fix: str | None) -> None:
     """A <cors> or --cors origin spelt otherwise would never match: refused, with the fix."""
     if fix is None:
-        assert config.check_origin(written) == written
+        assert check_origin(written) == written
     else:
         with pytest.raises(ValueError, match=f'write "{re.escape(fix)}"'):
-            config.check_origin(written)
+            check_origin(written)
 
 
 @pytest.mark.parametrize(("code", "says"), [

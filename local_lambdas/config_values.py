@@ -1,0 +1,101 @@
+"""The text values of the manifest and the command line read: durations, sizes, routes,
+CORS origins and image references. Plain functions that raise ValueError with the fix,
+without pydantic, so that the command line reads its flags with them before loading it;
+config.py's models take them as validators.
+"""
+
+from __future__ import annotations
+
+import re
+
+from local_lambdas import router
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {
+    None: 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2,
+    "gb": 1000**3, "gib": 1024**3,
+}  # fmt: skip
+
+
+def parse_duration(value: object) -> object:
+    """'30s', '500ms', '2m', '1h' or a bare number of seconds -> seconds as float."""
+    if not isinstance(value, str):
+        return value
+    match = _DURATION.match(value)
+    if match is None:
+        raise ValueError("is not a duration; write e.g. 30s, 500ms or 2m")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+def parse_size(value: object) -> object:
+    """'16MiB', '1MB', '512KiB' or a bare number of bytes -> bytes as int."""
+    if not isinstance(value, str):
+        return value
+    match = _SIZE.match(value)
+    if match is None:
+        raise ValueError("is not a size; write e.g. 16MiB, 512KiB or 1048576")
+    unit = match.group(2).lower() if match.group(2) else None
+    return int(match.group(1)) * _SIZE_UNITS[unit]
+
+
+def check_route(route: str) -> str:
+    """`route` as the router reads it: normalised as request paths are (a route written
+    as a URL spells it, `/caf%C3%A9/*`, matches `/café/x` and `/caf%C3%A9/x` alike); raises
+    ValueError, with the fix, unless it is a pattern the router reads."""
+    if not route.startswith("/"):
+        raise ValueError(f'must start with "/": write "/{route.lstrip("/")}"')
+    star = route.find("*")
+    if star != -1 and not (route.endswith("/*") and star == len(route) - 1):
+        raise ValueError("may only have '*' at its end, after a '/', as in /api/*")
+    if "?" in route or "#" in route:
+        raise ValueError("must be a path only: routes never match the query string")
+    path = route.removesuffix("*")
+    if "%2f" in path.lower():  # a request's encoded slash is refused, so none would match
+        raise ValueError("holds an encoded slash (%2F): write the path with /")
+    try:
+        return router.normal_form(path) + route[len(path) :]
+    except router.BadTarget as exc:
+        raise ValueError(f"can match no request: {exc}") from exc
+
+
+def check_origin(origin: str) -> str:
+    """`origin`; raises ValueError, with the fix, unless it is spelt as browsers send an
+    Origin (`scheme://host[:port]`, lower case, no path: `http://localhost:5173`), `*` or
+    `null` (a page opened from a file). Another spelling would never match one."""
+    if origin in ("*", "null"):
+        return origin
+    scheme, sep, rest = origin.strip().partition("://")
+    if not sep:
+        scheme, rest = "http", origin.strip()
+    scheme = scheme.lower()
+    authority = rest.split("/", 1)[0].split("?", 1)[0].lower()
+    default_port = {"http": ":80", "https": ":443"}.get(scheme)
+    if default_port and authority.endswith(default_port):  # browsers leave it out
+        authority = authority.removesuffix(default_port)
+    fixed = f"{scheme}://{authority}"
+    if not authority:
+        raise ValueError("is not an origin: write scheme://host[:port], e.g. http://localhost:5173")
+    if fixed != origin:
+        raise ValueError(f'is not an origin as browsers send it: write "{fixed}" (scheme, host '
+                         "and port, lower case, no path)")  # fmt: skip
+    return origin
+
+
+# A container image reference as docker and Kubernetes take it: [host[:port]/]path[:tag]
+# [@digest], the path in lower case (the tag may not be).
+_IMAGE = re.compile(
+    r"(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@[a-z0-9]+:[a-fA-F0-9]{32,})?"
+)
+
+
+def check_image(image: str) -> str:
+    """`image`; raises ValueError unless docker would take it as an image reference."""
+    if not _IMAGE.fullmatch(image):
+        raise ValueError(
+            "is not an image reference: write NAME[:TAG] in lower case, e.g. "
+            "python:3.12-slim or ghcr.io/acme/api:1.4"
+        )
+    return image
