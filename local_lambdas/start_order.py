@@ -1,0 +1,181 @@
+"""A run's start order (supervisor.py's): what has no <depends_on> starts at once; the rest
+once every process it names is READY and every task it names has exited 0. A process
+waiting so has its routes already, and its requests wait as for a starting one. When a
+dependency fails (a task that fails, a process given up on, a <build> that fails) what
+depends on it is not started: its routes answer 503 with the reason, `failures` says it, and
+`failed` is set. --only and --no-deps decide what is started at all. The <task>s and
+<build>s run from here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
+
+from local_lambdas import _compat
+from local_lambdas.config import NO_LIMIT, Manifest, Settings, Task
+from local_lambdas.instance import State
+from local_lambdas.orphan_watchdog import Watchdog
+from local_lambdas.output import Printer
+from local_lambdas.pool import Pool
+from local_lambdas.tasks import TaskRun
+
+log = logging.getLogger("local_lambdas.start_order")
+
+
+class StartOrder:
+    """Starts a run's pools and tasks in their order; `manifest` and `pools` give the
+    run's current ones (a reload replaces them)."""
+
+    def __init__(
+        self, settings: Settings, printer: Printer, *, manifest: Callable[[], Manifest],
+        pools: Callable[[], dict[str, Pool]], run_mark: str, token: str,
+        watchdog: Watchdog | None,
+    ) -> None:  # fmt: skip
+        self._settings = settings
+        self._printer = printer
+        self._manifest = manifest
+        self._pools = pools
+        self._run_mark = run_mark
+        self._token = token
+        self._watchdog = watchdog
+        self.tasks: dict[str, TaskRun] = {}  # by task id
+        self.failures: list[str] = []  # tasks that failed, and what did not start for them
+        self.failed = asyncio.Event()
+        self._waiters: set[asyncio.Task[None]] = set()
+
+    def run_tasks(self) -> None:
+        """Run the manifest's <task>s, each once what it depends on is there."""
+        self.tasks = {task.id: TaskRun(task) for task in self._manifest().tasks}
+        for run in self.tasks.values():
+            if self._selected(run.task.id):
+                needs = self._here(run.task.depends_on)
+                self._after(needs, run.task.id, partial(self._run_task, run))
+            else:
+                run.finish(True)  # left out by --only: nothing waits for it
+
+    async def cancel(self) -> None:
+        """The run stops: the tasks running and the starts waiting end here."""
+        for waiter in self._waiters:
+            waiter.cancel()
+        await asyncio.gather(*self._waiters, return_exceptions=True)
+
+    def _selected(self, name: str) -> bool:
+        """Whether --only (if given) takes `name`, itself or as something a taken one needs
+        (with --no-deps, only the tasks: the processes needed run elsewhere)."""
+        only = self._settings.only
+        if not only:
+            return True
+        needs = {p.id: self._here(p.depends_on) for p in self._manifest().processes}
+        needs.update({t.id: self._here(t.depends_on) for t in self._manifest().tasks})
+        taken, todo = set(), list(only)
+        while todo:
+            item = todo.pop()
+            if item not in taken:
+                taken.add(item)
+                todo.extend(needs.get(item, ()))
+        return name in taken
+
+    def _here(self, needs: tuple[str, ...]) -> tuple[str, ...]:
+        """What of `needs` this proxy starts and waits for: everything, except with --no-deps
+        the processes (a container per process, as `export` writes, where the engine
+        starts them in order)."""
+        if not self._settings.no_deps:
+            return needs
+        return tuple(need for need in needs if need in self.tasks)
+
+    def start(self, pool: Pool) -> None:
+        """Start `pool` once what it depends on is there, unless --only leaves it out (then
+        its routes say why: 503)."""
+        if not self._selected(pool.process.id):
+            pool.disabled = (
+                f"{pool.process.id} was not started: local-lambdas runs with "
+                f"--only {','.join(self._settings.only)}"
+            )
+            return
+        if pool.process.start == "on-request" and not pool.process.depends_on:
+            pool.sleep()  # its first request starts it (Pool.wake)
+            return
+        if not pool.process.depends_on and pool.process.build is None:
+            pool.start()
+            return
+
+        async def start() -> None:
+            if pool.process.build is not None and not await self._build(pool):
+                return
+            if pool.process.start == "on-request":
+                pool.sleep()  # what it needs is there: now its first request starts it
+                return
+            pool.start()
+
+        self._after(self._here(pool.process.depends_on), pool.process.id, start, pool=pool)
+
+    async def _build(self, pool: Pool) -> bool:
+        """Run the process's <build> (output as `ID build`); whether it succeeded. A failed
+        one blocks the pool: at start-up its routes answer 503 with the reason; on a
+        restart the running pool stays (reload)."""
+        process = pool.process
+        executable, args = _compat.shell(process.build or "")
+        build = Task(
+            id=f"{process.id} build", executable=executable, args=args,
+            working_dir=process.working_dir, env=process.env, environment=process.environment,
+        )  # fmt: skip
+        run = TaskRun(build)
+        await run.run(self._printer, mark=f"{self._run_mark}.{process.id}-build.",
+                      token=self._token, watchdog=self._watchdog)  # fmt: skip
+        if run.state == "DONE":
+            return True
+        pool.block(f"{process.id} was not started: its <build> failed: {run.cause}")
+        return False
+
+    def _after(
+        self, needs: tuple[str, ...], name: str, then: Callable[[], Awaitable[None]],
+        pool: Pool | None = None,
+    ) -> None:  # fmt: skip
+        """Call `then` once everything `needs` names is there; if any of it fails, say so
+        and never call it (nor when the run stops first)."""
+
+        async def wait_then() -> None:
+            for need in needs:
+                reason = await self._wait_for(need)
+                if reason is not None:
+                    failure = f"{name} was not started: {reason}"
+                    log.error("%s", failure, extra={"fields": {"event": "not_started",
+                                                               "process": name}})  # fmt: skip
+                    self.failures.append(failure)
+                    if pool is not None:
+                        pool.block(failure)
+                    if name in self.tasks:
+                        self.tasks[name].finish(False, failure)
+                    self.failed.set()
+                    return
+            await then()
+
+        if pool is not None:
+            pool.waiting_for = needs
+        task = asyncio.create_task(wait_then(), name=f"start {name}")
+        self._waiters.add(task)
+        task.add_done_callback(self._waiters.discard)
+
+    async def _wait_for(self, need: str) -> str | None:
+        """Wait until process or task `need` is there; None, or why it never will be."""
+        run = self.tasks.get(need)
+        if run is not None:
+            return None if await run.done else run.reason
+        pool = self._pools()[need]
+        while True:
+            if pool.blocked is not None or pool.disabled is not None:
+                return pool.blocked or pool.disabled
+            if await pool.wait_ready(NO_LIMIT):
+                return None
+            if any(c.state in (State.FATAL, State.EXITED) for c in pool.instances):
+                return f"{need} is down ({pool.instances[0].reason})"
+
+    async def _run_task(self, run: TaskRun) -> None:
+        await run.run(self._printer, mark=f"{self._run_mark}.{run.task.id}.", token=self._token,
+                      watchdog=self._watchdog)  # fmt: skip
+        if run.state == "FAILED":
+            self.failures.append(run.reason)
+            self.failed.set()
