@@ -134,6 +134,7 @@ class HeadParser:
             while messages and not messages[-1][1].is_eof():
                 messages.pop()
             self._failed = True
+            self._body = None  # nothing more comes for it: a half-closed client is answered
             status, message = _plainly(exc, piece)
             messages.append((_ErrInfo(status=status, exc=exc, message=message), EMPTY_PAYLOAD))
         return messages, upgraded, tail

@@ -44,9 +44,9 @@ def request_line_fault(buffer: bytes | bytearray) -> tuple[int, str] | None:
     """Why the request line at the start of `buffer` (after any empty lines) is not served
     here, judged once the line is whole, before any header, as nginx judges it: no version
     (an HTTP/0.9 request, whole at its line's end) or an HTTP version other than 1.0 and
-    1.1, 505; another protocol, or HTTP/2's connection preface, 400. None while the line is
-    not whole, and for an HTTP/1.x line or one of another shape or without a method
-    (llhttp judges those)."""
+    1.1, 505; another protocol, or HTTP/2's connection preface, 400; a target that is not a
+    path nor a URL (CONNECT's), 400. None while the line is not whole, and for an HTTP/1.x
+    line with a path or one of another shape or without a method (llhttp judges those)."""
     start = 0
     end = buffer.find(b"\r\n", 0, MAX_HEAD + 2)
     while end == start:  # empty lines before a request, as llhttp takes them
@@ -65,9 +65,24 @@ def request_line_fault(buffer: bytes | bytearray) -> tuple[int, str] | None:
         if not (given.startswith(b"HTTP/") and _VERSION.fullmatch(version)):
             shown = given[:20].decode("ascii", "backslashreplace")
             return 400, f"the request line ends in {shown!r}, not HTTP/1.1 or HTTP/1.0"
+    elif len(parts) == 3 and all(parts):
+        return _target_fault(parts[1])
     else:
         return None
     return 505, f"HTTP/{version} is not served here: send HTTP/1.1 or HTTP/1.0"
+
+
+def _target_fault(target: bytes) -> tuple[int, str] | None:
+    """400 for a target that is neither a path, nor `*` (llhttp's to judge), nor an http or
+    https URL: CONNECT's `host:port`, which llhttp would take as an upgrade, the client then
+    waiting for a tunnel (a half-closed one getting no answer at all), as nginx 1.22 says."""
+    if target[:1] in (b"/", b"*"):
+        return None
+    scheme, sep, _ = target.partition(b"://")
+    if sep and scheme.lower() in (b"http", b"https"):
+        return None
+    shown = target[:100].decode("ascii", "backslashreplace")
+    return 400, f"the request target {shown!r} is not a path"
 
 
 def valid_host(host: str) -> bool:

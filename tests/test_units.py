@@ -596,6 +596,9 @@ def test_a_host_is_valid_as_nginx_judges_it(host: str, valid: bool) -> None:
     (b"GET /a HTTP/1.2\r\nHost: x\r\n", 505), (b"GET /a HTTX/1.1\r\n", 400),
     (b"GET /a HTTP/1.1x\r\n", 400), (b"GET /a HTTP/x.1\r\n", 400),
     (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400),
+    (b"CONNECT example.com:443 HTTP/1.1\r\n", 400), (b"GET ftp://a/b HTTP/1.1\r\n", 400),
+    (b"GET a/b HTTP/1.0\r\n", 400),  # not a path, nor an http(s) URL
+    (b"GET HTTP://a/b HTTP/1.1\r\n", None), (b"OPTIONS * HTTP/1.1\r\n", None),
     (b"GET /a HTTP/1.1\r\n", None), (b"GET /a HTTP/1.0\r\nHost", None),  # llhttp's to judge
     (b"GET /a", None), (b"GET /a HTTP/2.0", None),  # not whole yet
     (b"GET  /a HTTP/1.1\r\n", None), (b"GET /a b HTTP/1.1\r\n", None),  # other shapes
