@@ -5,7 +5,8 @@ garbage in the same read are answered first; a method llhttp was not built with 
 host 400, a Transfer-Encoding other than `chunked` alone 501, a target over MAX_TARGET bytes
 414, a header over MAX_FIELD or more than MAX_HEADERS headers 431, a request line judged as soon
 as it is whole, and each refusal told in one line of words (llhttp's where they are clear); an
-HTTP/1.0 request with a Transfer-Encoding closes its connection (RFC 9112 section 6.1).
+HTTP/1.0 request with a Transfer-Encoding is 400 (RFC 9112 section 6.1: faulty framing), as
+nginx answers it.
 """
 
 from __future__ import annotations
@@ -113,6 +114,13 @@ class HeadParser:
                             code=400, message=f"the Host header {host[:100]!r} is not a host"
                         )
                     coding = item[0].headers.get("Transfer-Encoding")
+                    if coding is not None and version < (1, 1):
+                        # RFC 9112 6.1: its framing is faulty (a smuggler's way): nginx's 400.
+                        raise HttpProcessingError(
+                            code=400,
+                            message="Transfer-Encoding in an HTTP/1.0 request, which has "
+                            "none: send HTTP/1.1, or the body with a Content-Length",
+                        )
                     if coding is not None and coding.strip().lower() != "chunked":
                         # Dechunked, a gzip-coded body would go on unmarked: nginx's 501.
                         raise HttpProcessingError(
@@ -120,7 +128,7 @@ class HeadParser:
                             message=f"Transfer-Encoding {coding[:100]!r} is not supported: "
                             "send the body chunked alone, or with a Content-Length",
                         )
-                    messages.append(_closing_if_needed(item) if version < (1, 1) else item)
+                    messages.append(item)
                     self.body_awaited = not item[1].is_eof()
                 if upgraded:
                     tail += data[end:]
@@ -214,12 +222,3 @@ def _stand_in(piece: bytes) -> tuple[bytes, str | None]:
     if space <= start or method in _LLHTTP_METHODS or not EXTENSION_METHOD.fullmatch(method):
         return piece, None
     return piece[:start] + b"GET" + piece[space:], method.decode("ascii")
-
-
-def _closing_if_needed(item: Any) -> Any:
-    """RFC 9112 section 6.1: an HTTP/1.0 message with a Transfer-Encoding closes its
-    connection after the answer."""
-    message, payload = item
-    if "Transfer-Encoding" in message.headers:
-        return message._replace(should_close=True), payload
-    return item

@@ -208,6 +208,9 @@ SAID = {
                                   "the request line has a space too many"),
     "a Host of a dot": (b"GET /api/x HTTP/1.1\r\nHost: .\r\n\r\n", b"400",
                         "the Host header '.' is not a host"),
+    "chunks in HTTP/1.0": (  # RFC 9112 6.1: faulty framing, as nginx refuses it
+        b"POST /api/x HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+        b"400", "Transfer-Encoding in an HTTP/1.0 request"),
 }  # fmt: skip
 
 
@@ -282,11 +285,7 @@ async def test_header_lines_are_read_as_one_list(
                                 b"Connection: close\r\n\r\n")  # fmt: skip
         seen = json.loads(answer.partition(b"\r\n\r\n")[2])
         assert ["X-A", "v"] in seen["headers"]
-        # HTTP/1.0 with a Transfer-Encoding: answered, then closed (RFC 9112 section 6.1).
-        http10 = (b"POST /api/x HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n"
-                  b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")  # fmt: skip
-        answer = await exchange(run.url, http10)
-        assert answer.startswith(b"HTTP/1.0 200 ") and not answer.endswith(b"<still open>")
+        # (HTTP/1.0 with a Transfer-Encoding, refused, is in SAID.)
 
 
 @LANES
