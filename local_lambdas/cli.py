@@ -23,7 +23,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from local_lambdas import option_values, options
+from local_lambdas import EXIT_INTERRUPTED, STOPPED, option_values, options
 
 if TYPE_CHECKING:
     from local_lambdas.config import Manifest
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 # asyncio (a third of a second here). What a command needs is imported where it runs.
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_READY = 0, 1, 2, 3
-EXIT_INTERRUPTED = 130  # Ctrl+C while loading, or a second one cutting a stop short
 _VERBOSITY = {"quiet": logging.WARNING, "normal": logging.INFO, "verbose": logging.DEBUG}
 
 
@@ -60,21 +59,35 @@ _COMMANDS = ("check", "run", "restart")  # and export, which has its own parser
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # A script's background job (`local-lambdas manifest.xml &`) starts with SIGINT ignored.
-    # The proxy takes Ctrl+C once its loop runs whatever it inherited; taken from the start,
-    # one sent while it loads stops it rather than being lost while it goes on to serve.
-    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        with contextlib.suppress(ValueError):  # not the main thread (a test's run in-process)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+    # Ctrl+C is taken from the start, whatever was inherited: a script's background job
+    # (`local-lambdas manifest.xml &`) starts with SIGINT ignored, and one sent while the
+    # proxy loads would be lost while it went on to serve. The proxy's loop takes it over.
+    interrupted: list[int] = []
+
+    def ctrl_c(signum: int, frame: object) -> None:
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.getsignal(signal.SIGINT)
+    with contextlib.suppress(ValueError):  # not the main thread (a test's run in-process)
+        signal.signal(signal.SIGINT, ctrl_c)
     try:
         return _main(argv)
-    except KeyboardInterrupt:
+    except BaseException as exc:
         # Ctrl+C before the loop took it (while loading; for `run` and `check`, before they
         # are up): what was started is stopped on the way out; one line, not a traceback.
+        # An extension whose import it cut short may raise its own error for it (pydantic
+        # core's PanicException: "failed to import datetime"): the cause is still Ctrl+C.
         # (Python itself may end with SIGINT after one that passed through an extension's
         # import, whatever is returned: 130 is what the shell sees either way.)
-        sys.stderr.write("local-lambdas: stopped by Ctrl+C\n")
+        if not (isinstance(exc, KeyboardInterrupt) or interrupted):
+            raise
+        sys.stderr.write(STOPPED + "\n")
         return EXIT_INTERRUPTED
+    finally:
+        if signal.getsignal(signal.SIGINT) is ctrl_c:
+            with contextlib.suppress(ValueError):
+                signal.signal(signal.SIGINT, previous)
 
 
 def _main(argv: list[str]) -> int:
@@ -302,8 +315,3 @@ def _configure_logging(printer: Printer, level: int) -> None:
         logger.handlers[:] = [handler]
         logger.setLevel(at)
         logger.propagate = False
-
-
-def entry_point() -> None:
-    """The `local-lambdas` console script."""
-    sys.exit(main())

@@ -15,9 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from local_lambdas import _compat
+from local_lambdas import EXIT_INTERRUPTED, _compat
 from local_lambdas._compat import limits, processes
-from local_lambdas.cli import EXIT_INTERRUPTED
 from local_lambdas.config import Manifest, Process, Settings
 from local_lambdas.errors import CommandNotRun, NotAllReady
 from local_lambdas.instance import State

@@ -96,6 +96,37 @@ async def test_ctrl_c_while_loading_stops_it_in_one_line(
     assert run.lines == ["local-lambdas: stopped by Ctrl+C"]
 
 
+# A stand-in for pydantic-core's import: cut short by Ctrl+C, it raises an error of its own
+# (pyo3's PanicException, "failed to import `datetime` C API"), not KeyboardInterrupt. (The
+# panic cannot be provoked on demand; the stand-in raises as pyo3 does.)
+_LOADING_CUT_SHORT = """
+import os, signal, sys
+from local_lambdas import cli
+def loading(argv):
+    if "ctrl-c" in argv:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+        except KeyboardInterrupt:
+            pass
+    raise BaseException("failed to import `datetime` C API")
+cli._main = loading
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.skipif(_compat.IS_WINDOWS, reason="os.kill(SIGINT) ends a Windows process")
+def test_ctrl_c_that_an_import_turns_into_its_own_error_says_one_line_too() -> None:
+    def load(*argv: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-c", _LOADING_CUT_SHORT, *argv]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+    after_ctrl_c = load("ctrl-c")
+    assert after_ctrl_c.returncode == 130
+    assert after_ctrl_c.stderr == "local-lambdas: stopped by Ctrl+C\n"
+    alone = load()  # the same error with no Ctrl+C is not said to be one
+    assert alone.returncode == 1 and "failed to import" in alone.stderr
+
+
 # The proxy in a terminal of its own (pty.fork: it leads the terminal's session), its output
 # relayed to this launcher's stdout, the terminal's pid first.
 IN_A_TERMINAL = """
