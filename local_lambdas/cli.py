@@ -57,6 +57,21 @@ def _socket_dir(args: argparse.Namespace) -> tuple[Path, bool]:
 _COMMANDS = ("check", "run", "restart")  # and export, which has its own parser
 
 
+_hangups: list[int] = []  # SIGHUPs that came while the run loaded (main)
+
+
+def _note_hangup(signum: int, frame: object) -> None:
+    _hangups.append(signum)
+
+
+def held_hangup() -> bool:
+    """Whether a SIGHUP came while the run loaded, before its loop took the signal; asked
+    once, by `serve`."""
+    came = bool(_hangups)
+    _hangups.clear()
+    return came
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Ctrl+C is taken from the start, whatever was inherited: a script's background job
@@ -71,6 +86,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.getsignal(signal.SIGINT)
     with contextlib.suppress(ValueError):  # not the main thread (a test's run in-process)
         signal.signal(signal.SIGINT, ctrl_c)
+    # A `kill -HUP` while it loads would end it silently (SIGHUP's default): noted instead,
+    # for `serve` to reload once it serves (held_hangup). Under nohup (SIGHUP ignored) and
+    # on Windows (none), nothing changes.
+    hangup = getattr(signal, "SIGHUP", None)
+    if hangup is not None and signal.getsignal(hangup) is signal.SIG_DFL:
+        with contextlib.suppress(ValueError):
+            signal.signal(hangup, _note_hangup)
     try:
         return _main(argv)
     except BaseException as exc:
@@ -85,6 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(STOPPED + "\n")
         return EXIT_INTERRUPTED
     finally:
+        if hangup is not None and signal.getsignal(hangup) is _note_hangup:
+            with contextlib.suppress(ValueError):
+                signal.signal(hangup, signal.SIG_DFL)
         if signal.getsignal(signal.SIGINT) is ctrl_c:
             with contextlib.suppress(ValueError):
                 signal.signal(signal.SIGINT, previous)

@@ -63,6 +63,10 @@ async def serve(
     # Installed before the first child starts, so that a stop asked while they start is an
     # orderly one, and until the stop is over, so that a second Ctrl+C can cut it short.
     undo = _compat.on_signals(asyncio.get_running_loop(), stop_or_force, reload)
+    from local_lambdas.cli import held_hangup
+
+    if held_hangup():  # a `kill -HUP` while it loaded
+        reload()
     code = 0
     try:
         async with started(manifest, settings, printer, load=load) as run:

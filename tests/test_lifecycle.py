@@ -96,6 +96,45 @@ async def test_ctrl_c_while_loading_stops_it_in_one_line(
     assert run.lines == ["local-lambdas: stopped by Ctrl+C"]
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="waits on /proc/PID/wchan")
+async def test_a_hangup_while_loading_is_a_reload_once_it_serves(tmp_path: Path) -> None:
+    """`kill -HUP` in a run's first moments, while it loads, ended it silently (SIGHUP's
+    default action, before its loop took the signal): now it is a reload once it serves.
+    The manifest is a FIFO, so that the run is held in its read of it."""
+    manifest = tmp_path / "manifest.xml"
+    os.mkfifo(manifest)
+    text = f"<manifest>{process_xml('api', '/api/*', mode='pipe-keepalive')}</manifest>"
+
+    async def blocked_reading(run: Cli) -> None:  # the read waits for a writer
+        wchan = Path(f"/proc/{run.proc.pid}/wchan")
+        assert await eventually(lambda: wchan.read_text() == "wait_for_partner")  # open()
+
+    async def write() -> None:  # once the run's read has the FIFO open (else ENXIO)
+        def opened() -> bool:
+            try:
+                writers.append(os.open(manifest, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                return False
+            return True
+
+        assert await eventually(opened), "the run is not reading the manifest"
+        os.write(writers[-1], text.encode())
+        os.close(writers.pop())
+
+    writers: list[int] = []
+
+    async with cli(str(manifest), "--bind", "127.0.0.1:0") as run:
+        await blocked_reading(run)
+        run.proc.send_signal(signal.SIGHUP)
+        await write()
+        await run.expect(r"reloading ")  # serving, it reads the manifest again
+        await write()
+        await run.expect(r"reloaded: 0 started, 1 kept, 0 stopped")
+        assert run.proc.returncode is None
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
+
+
 # A stand-in for pydantic-core's import: cut short by Ctrl+C, it raises an error of its own
 # (pyo3's PanicException, "failed to import `datetime` C API"), not KeyboardInterrupt. (The
 # panic cannot be provoked on demand; the stand-in raises as pyo3 does.)
