@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from local_lambdas import EXIT_INTERRUPTED, _compat
 from local_lambdas._compat import limits, processes
+from local_lambdas.cli import held_hangup
 from local_lambdas.config import Manifest, Process, Settings
 from local_lambdas.errors import CommandNotRun, NotAllReady
 from local_lambdas.instance import State
@@ -63,8 +64,6 @@ async def serve(
     # Installed before the first child starts, so that a stop asked while they start is an
     # orderly one, and until the stop is over, so that a second Ctrl+C can cut it short.
     undo = _compat.on_signals(asyncio.get_running_loop(), stop_or_force, reload)
-    from local_lambdas.cli import held_hangup
-
     if held_hangup():  # a `kill -HUP` while it loaded
         reload()
     code = 0
