@@ -93,6 +93,9 @@ def checked(args: argparse.Namespace, command: str) -> Checked:
         raise ValueError("--no-deps goes with --only ID[,ID...]")
     if args.instances is not None and not 1 <= args.instances <= 256:
         raise ValueError(f"--instances {args.instances}: give a number from 1 to 256")
+    if args.socket_dir is not None and args.socket_dir.exists() and not args.socket_dir.is_dir():
+        raise ValueError(f"--socket-dir {args.socket_dir}: a file, not a directory; give a "
+                         "directory, or a path for one to be made")  # fmt: skip
     bind = args.bind if command != "check" else "127.0.0.1:0"
     if command == "serve":
         bind = bind or os.environ.get("BIND_ADDRESS") or DEFAULT_BIND

@@ -530,6 +530,9 @@ def test_a_command_word_after_the_manifest_is_told_to_go_first(
 @pytest.mark.parametrize(("flags", "says"), [
     (["--bind", "3000"], "--bind/BIND_ADDRESS '3000' must be HOST:PORT, e.g. 127.0.0.1:3000"),
     (["--port", "70000"], "--port 70000 is not a port (0-65535)"),
+    # Said once it had listened, as the socket directory was made: "File exists".
+    (["--socket-dir", __file__], f"--socket-dir {__file__}: a file, not a directory; give a "
+                                 "directory, or a path for one to be made"),
 ])  # fmt: skip
 def test_where_to_listen_is_a_usage_error_before_the_manifest_is_read(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], says: str
