@@ -142,8 +142,15 @@ class HeadParser:
             while messages and not messages[-1][1].is_eof():
                 messages.pop()
             self._failed = True
-            self._body = None  # nothing more comes for it: a half-closed client is answered
             status, message = _plainly(exc, piece)
+            body, self._body = self._body, None  # nothing more comes for it
+            if (
+                body is not None
+                and not body.is_eof()
+                and not any(payload is body for _, payload in messages)
+            ):  # a body begun in an earlier read: its handler, reading it, gets the 400 now
+                body.set_exception(HttpProcessingError(code=status, message=message))
+                body.feed_eof()  # and nothing is read of it after the answer (aiohttp's linger)
             messages.append((_ErrInfo(status=status, exc=exc, message=message), EMPTY_PAYLOAD))
         return messages, upgraded, tail
 

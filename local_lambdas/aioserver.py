@@ -193,6 +193,9 @@ class _Connection(RequestHandler):
             # nginx's 499. Nobody to answer, nothing of ours failed; aiohttp drops it quietly.
             log.debug("%s: the client left before its answer", request.remote)
             raise ConnectionError("the client left before its answer")
+        if isinstance(exc, HttpProcessingError) and status == 500 and 400 <= exc.code < 500:
+            # A body that broke while its handler read it (aioparser.py): the client's 400.
+            status, message = exc.code, message or exc.message
         request_id = self._server.new_id()
         if status >= 500 and not isinstance(exc, HttpProcessingError):  # 505 is the client's
             text = "local-lambdas failed while answering; its log has the details"

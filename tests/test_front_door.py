@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -334,6 +335,49 @@ async def test_a_client_that_half_closes_is_answered_what_came_whole(
             took = loop.time() - started
             assert re.findall(rb"HTTP/1\.[01] (\d{3}) ", answer) == statuses, (raw, answer)
             assert not answer.endswith(b"<still open>") and took < 5, (raw, took)
+
+
+def _all_read(writer: asyncio.StreamWriter) -> bool:
+    """Whether the proxy has read all this client sent (the rx_queue of its end of the
+    connection, in /proc/net/tcp, is empty)."""
+    here = writer.get_extra_info("sockname")[1]
+    there = writer.get_extra_info("peername")[1]
+    with open("/proc/net/tcp") as rows:
+        for row in list(rows)[1:]:
+            fields = row.split()
+            if fields[1].endswith(f":{there:04X}") and fields[2].endswith(f":{here:04X}"):
+                return int(fields[4].split(":")[1], 16) == 0
+    raise AssertionError("no such connection")
+
+
+@LANES
+@pytest.mark.skipif(not _compat.IS_LINUX, reason="reads /proc/net/tcp")
+async def test_a_chunked_body_that_breaks_in_a_later_read_is_400_at_once(
+    front: Path, socket_dir: Path, fast_lane: bool
+) -> None:
+    """A chunk size that is not hex, in a read after the head and a first chunk: the
+    request, already handed to its handler, gets the 400 at once with the parser's words,
+    and the connection closes. It waited for --client-body-timeout (30 s here), and a
+    client that half-closed then got nothing."""
+    loop = asyncio.get_running_loop()
+    async with running(front, socket_dir, fast_lane=fast_lane, client_body_timeout=30) as run:
+        for path in (b"/api/x", b"/public/hello.txt"):
+            for half_close in (False, True):
+                reader, writer = await connect(run.url)
+                writer.write(b"POST " + path + b" HTTP/1.1\r\nHost: x\r\n"
+                             b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")  # fmt: skip
+                await writer.drain()
+                assert await eventually(partial(_all_read, writer))  # read: in its handler
+                writer.write(b"zz\r\nhello\r\n0\r\n\r\n")
+                if half_close:
+                    writer.write_eof()
+                started = loop.time()
+                async with _compat.timeout(10):
+                    answer = await reader.read()  # to the connection's end
+                writer.close()
+                assert answer.startswith(b"HTTP/1.1 400 "), (path, half_close, answer)
+                assert b"Invalid character in chunk size" in answer, answer
+                assert loop.time() - started < 5, (path, half_close)
 
 
 def _waiting_to_close(port: int) -> int:
