@@ -166,6 +166,17 @@ class _Connection(RequestHandler):
             self._task_handler.cancel()
         await super().shutdown(timeout)
 
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        exc = kw.get("exc_info")
+        if isinstance(exc, HttpProcessingError) and 400 <= exc.code < 500:
+            # A body that broke after its answer went (aioparser.py), met where aiohttp
+            # reads what is left of it: the client's fault, said in one line, not a trace.
+            peer = _peer(self.transport) if self.transport is not None else "a client"
+            log.warning("%s: its request body broke after the answer: %s; the connection "
+                        "closes", peer, _first_line(exc, exc.message))  # fmt: skip
+            return
+        super().log_exception(*args, **kw)
+
     def _stop_head_timer(self) -> None:
         if self._head_timer is not None:
             self._head_timer.cancel()

@@ -146,6 +146,19 @@ async def running(
             yield Running(run.url, run, http)
 
 
+def all_read(writer: asyncio.StreamWriter) -> bool:
+    """Whether the proxy has read all this client sent (the rx_queue of its end of the
+    connection, in /proc/net/tcp, is empty)."""
+    here = writer.get_extra_info("sockname")[1]
+    there = writer.get_extra_info("peername")[1]
+    with open("/proc/net/tcp") as rows:
+        for row in list(rows)[1:]:
+            fields = row.split()
+            if fields[1].endswith(f":{there:04X}") and fields[2].endswith(f":{here:04X}"):
+                return int(fields[4].split(":")[1], 16) == 0
+    raise AssertionError("no such connection")
+
+
 def tcp_sockets(port: int) -> list[tuple[str, str, str]]:
     """(local address, remote address, state) of this machine's TCP sockets with `port` at
     either end, read from /proc/net/tcp and tcp6 (Linux; state 01 is ESTABLISHED, 08

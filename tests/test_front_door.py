@@ -26,6 +26,7 @@ from tests.helpers import (
     CHILDREN,
     PYTHON,
     WriteManifest,
+    all_read,
     cli,
     connect,
     eventually,
@@ -337,19 +338,6 @@ async def test_a_client_that_half_closes_is_answered_what_came_whole(
             assert not answer.endswith(b"<still open>") and took < 5, (raw, took)
 
 
-def _all_read(writer: asyncio.StreamWriter) -> bool:
-    """Whether the proxy has read all this client sent (the rx_queue of its end of the
-    connection, in /proc/net/tcp, is empty)."""
-    here = writer.get_extra_info("sockname")[1]
-    there = writer.get_extra_info("peername")[1]
-    with open("/proc/net/tcp") as rows:
-        for row in list(rows)[1:]:
-            fields = row.split()
-            if fields[1].endswith(f":{there:04X}") and fields[2].endswith(f":{here:04X}"):
-                return int(fields[4].split(":")[1], 16) == 0
-    raise AssertionError("no such connection")
-
-
 @LANES
 @pytest.mark.skipif(not _compat.IS_LINUX, reason="reads /proc/net/tcp")
 async def test_a_chunked_body_that_breaks_in_a_later_read_is_400_at_once(
@@ -367,7 +355,7 @@ async def test_a_chunked_body_that_breaks_in_a_later_read_is_400_at_once(
                 writer.write(b"POST " + path + b" HTTP/1.1\r\nHost: x\r\n"
                              b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")  # fmt: skip
                 await writer.drain()
-                assert await eventually(partial(_all_read, writer))  # read: in its handler
+                assert await eventually(partial(all_read, writer))  # read: in its handler
                 writer.write(b"zz\r\nhello\r\n0\r\n\r\n")
                 if half_close:
                     writer.write_eof()

@@ -845,6 +845,29 @@ async def test_a_stripped_prefix_is_told_and_redirects_put_back_under_it(
 
 
 @pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+async def test_an_upload_that_breaks_after_its_answer_is_said_in_one_line(
+    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """A chunked upload over 1 MiB streams; a child that answers before reading it (raw
+    `ok`) has the client answered, and a chunk size that is not hex after that is the
+    client's fault, said in a warning of one line: aiohttp's side, reading what was left of
+    the body, logged it as an unhandled exception with its traceback."""
+    path = write_manifest(process_xml("raw", "/raw/*", mode="passthrough", script="raw_http.py"))
+    chunk = b"10000\r\n" + b"x" * 0x10000 + b"\r\n"
+    async with running(path, socket_dir, fast_lane=fast_lane) as run:
+        reader, writer = await connect(run.url)
+        writer.write(b"POST /raw/ok HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        writer.write(chunk * 20)
+        assert (await read_answer(reader)).startswith(b"HTTP/1.1 200 ")
+        writer.write(b"zz\r\n")
+        said = "its request body broke after the answer: Invalid character in chunk size"
+        assert await eventually(lambda: said in caplog.text), caplog.text
+        writer.close()
+    assert "Unhandled exception" not in caplog.text and "Traceback" not in caplog.text
+
+
+@pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
 async def test_a_redirect_to_the_childs_own_address_comes_back_through_the_proxy(
     write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
 ) -> None:
