@@ -11,19 +11,18 @@ local-lambdas completion bash|zsh|tcsh           a shell completion script (shta
 from __future__ import annotations
 
 import argparse
-import contextlib
 import difflib
 import gc
 import logging
 import os
 import secrets
-import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from local_lambdas import EXIT_INTERRUPTED, STOPPED, option_values, options
+from local_lambdas.loading_signals import while_loading
 
 if TYPE_CHECKING:
     from local_lambdas.config import Manifest
@@ -57,62 +56,21 @@ def _socket_dir(args: argparse.Namespace) -> tuple[Path, bool]:
 _COMMANDS = ("check", "run", "restart")  # and export, which has its own parser
 
 
-_hangups: list[int] = []  # SIGHUPs that came while the run loaded (main)
-
-
-def _note_hangup(signum: int, frame: object) -> None:
-    _hangups.append(signum)
-
-
-def held_hangup() -> bool:
-    """Whether a SIGHUP came while the run loaded, before its loop took the signal; asked
-    once, by `serve`."""
-    came = bool(_hangups)
-    _hangups.clear()
-    return came
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # Ctrl+C is taken from the start, whatever was inherited: a script's background job
-    # (`local-lambdas manifest.xml &`) starts with SIGINT ignored, and one sent while the
-    # proxy loads would be lost while it went on to serve. The proxy's loop takes it over.
-    interrupted: list[int] = []
-
-    def ctrl_c(signum: int, frame: object) -> None:
-        interrupted.append(signum)
-        raise KeyboardInterrupt
-
-    previous = signal.getsignal(signal.SIGINT)
-    with contextlib.suppress(ValueError):  # not the main thread (a test's run in-process)
-        signal.signal(signal.SIGINT, ctrl_c)
-    # A `kill -HUP` while it loads would end it silently (SIGHUP's default): noted instead,
-    # for `serve` to reload once it serves (held_hangup). Under nohup (SIGHUP ignored) and
-    # on Windows (none), nothing changes.
-    hangup = getattr(signal, "SIGHUP", None)
-    if hangup is not None and signal.getsignal(hangup) is signal.SIG_DFL:
-        with contextlib.suppress(ValueError):
-            signal.signal(hangup, _note_hangup)
-    try:
-        return _main(argv)
-    except BaseException as exc:
-        # Ctrl+C before the loop took it (while loading; for `run` and `check`, before they
-        # are up): what was started is stopped on the way out; one line, not a traceback.
-        # An extension whose import it cut short may raise its own error for it (pydantic
-        # core's PanicException: "failed to import datetime"): the cause is still Ctrl+C.
-        # (Python itself may end with SIGINT after one that passed through an extension's
-        # import, whatever is returned: 130 is what the shell sees either way.)
-        if not (isinstance(exc, KeyboardInterrupt) or interrupted):
-            raise
-        sys.stderr.write(STOPPED + "\n")
-        return EXIT_INTERRUPTED
-    finally:
-        if hangup is not None and signal.getsignal(hangup) is _note_hangup:
-            with contextlib.suppress(ValueError):
-                signal.signal(hangup, signal.SIG_DFL)
-        if signal.getsignal(signal.SIGINT) is ctrl_c:
-            with contextlib.suppress(ValueError):
-                signal.signal(signal.SIGINT, previous)
+    with while_loading() as loading:  # Ctrl+C and SIGHUP until the run's loop takes them
+        try:
+            return _main(argv)
+        except BaseException as exc:
+            # Ctrl+C before the loop took it (while loading; for `run` and `check`, before
+            # they are up): what was started is stopped on the way out; one line, not a
+            # traceback, whatever error an import it cut short raised for it. (Python
+            # itself may end with SIGINT after one that passed through an extension's
+            # import, whatever is returned: 130 is what the shell sees either way.)
+            if not (isinstance(exc, KeyboardInterrupt) or loading.interrupted):
+                raise
+            sys.stderr.write(STOPPED + "\n")
+            return EXIT_INTERRUPTED
 
 
 def _main(argv: list[str]) -> int:

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 
 from local_lambdas import EXIT_INTERRUPTED, _compat
 from local_lambdas._compat import limits, processes
-from local_lambdas.cli import held_hangup
 from local_lambdas.config import Manifest, Process, Settings
 from local_lambdas.errors import CommandNotRun, NotAllReady
 from local_lambdas.instance import State
 from local_lambdas.lifecycle import Started, started
+from local_lambdas.loading_signals import held_hangup
 from local_lambdas.output import Printer
 
 if TYPE_CHECKING:
