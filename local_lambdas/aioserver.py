@@ -138,10 +138,18 @@ class _Connection(RequestHandler):
         # the other, and its connection was kept open for aiohttp's keep-alive hour.
         idle = self._unanswered <= 0
         tls = self.transport is not None and self.transport.get_extra_info("sslcontext")
-        if idle or tls or self._upgraded or self._heads.body_to_come:
+        # (A WebSocket's reader set: its client has left. An upgrade asked for but not yet
+        # answered, which an envelope route answers as any request, is still answered.)
+        websocket = self._payload_parser is not None
+        if idle or tls or websocket or self._heads.body_to_come:
             return False
         self._ended = True  # (finish_response closes after the last)
         return True
+
+    def set_parser(self, parser: Any, data_received_cb: Any = None) -> None:
+        super().set_parser(parser, data_received_cb)
+        if self._ended:  # a WebSocket opened for a client that has half-closed: it ends
+            parser.feed_eof()
 
     async def finish_response(
         self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None

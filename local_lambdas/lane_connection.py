@@ -178,11 +178,12 @@ class Connection(asyncio.Protocol):
     def when_writable(self, then: Callable[[], None]) -> None:
         self._when_writable.append(then)
 
-    def adopt(self) -> tuple[asyncio.Transport, bytes] | None:
+    def adopt(self) -> tuple[asyncio.Transport, bytes, bool] | None:
         transport = self.transport
         if transport is None or transport.is_closing():
             return None
-        return self._leave()
+        transport, rest = self._leave()
+        return transport, rest, self._ended
 
     def _leave(self) -> tuple[asyncio.Transport, bytes]:
         """The connection leaves the lane (for aiohttp's server, or a tunnel): its transport,

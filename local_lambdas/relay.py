@@ -235,14 +235,14 @@ class Answer:
         if client is None:
             child.close()
             return
-        transport, early = client
+        transport, early, half_closed = client
         self.status, self.headers = 101, [*headers, ("X-Request-Id", self._request_id)]
         lines = [f"HTTP/1.1 101 {reason}\r\n"]
         lines.extend(f"{name}: {value}\r\n" for name, value in self.headers)
         lines.append("\r\n")
         transport.write("".join(lines).encode("utf-8", "surrogateescape"))
         self.tunnel = Tunnel(transport, child)
-        self.tunnel.start(early, rest)
+        self.tunnel.start(early, rest, client_done=half_closed)
 
     def broken(self, why: str) -> None:
         log.warning("[%s] %s", self._request_id, why)

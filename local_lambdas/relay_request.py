@@ -34,9 +34,10 @@ class Client(Protocol):
 
     def when_writable(self, then: Callable[[], None]) -> None: ...
 
-    def adopt(self) -> tuple[asyncio.Transport, bytes] | None:
+    def adopt(self) -> tuple[asyncio.Transport, bytes, bool] | None:
         """The client's connection, for a tunnel, with what the client sent after its
-        request; None when the client has left."""
+        request and whether it has half-closed (nothing more will come); None when the
+        client has left."""
 
     def hold_reading(self, held: bool) -> None:
         """Stop (True) or go on (False) reading the client: an upload waits for the child."""

@@ -135,8 +135,10 @@ class Tunnel:
         self._client.other, self._child.other = self._child, self._client
         self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-    def start(self, from_client: bytes, from_child: bytes) -> None:
-        """Take both connections over; the bytes each side sent after the head go on."""
+    def start(self, from_client: bytes, from_child: bytes, *, client_done: bool = False) -> None:
+        """Take both connections over; the bytes each side sent after the head go on.
+        `client_done`: the client half-closed before the 101, so the tunnel ends as for
+        any half-close of it, once those bytes went."""
         self._client.transport.set_protocol(self._client)
         self._child.transport.set_protocol(self._child)
         for transport in (self._client.transport, self._child.transport):
@@ -146,6 +148,8 @@ class Tunnel:
             self._child.data_received(from_child)
         if from_client:
             self._client.data_received(from_client)
+        if client_done:
+            self._client.close()  # connection_lost follows: the child is told, as in `lost`
 
     def lost(self, end: _End) -> None:
         """One side's connection ended: the other is told in WebSocket's terms and closed."""

@@ -322,6 +322,10 @@ async def test_a_client_that_half_closes_is_answered_what_came_whole(
         b"GET /_/health HTTP/1.1\r\nHost: x\r\n\r\n": [b"200"],
         b"GARBAGE\x01\r\n\r\n": [b"400"],
         b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n": [b"400"],
+        # An upgrade asked of an envelope route, which answers it as any request.
+        b"GET /api/x HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n": [
+            b"200"
+        ],
         b"POST /api/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nab\r\n"
         b"0\r\n\r\n": [b"400"],  # a broken body, whole: its 400
         b"GET /api/x HTTP/1.1\r\nHost: x\r\n": [],

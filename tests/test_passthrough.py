@@ -844,6 +844,27 @@ async def test_a_stripped_prefix_is_told_and_redirects_put_back_under_it(
             assert reply.status == 200 and (await reply.json())["query"] == "from=redirect"
 
 
+@pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "tunnel"])
+async def test_a_websocket_asked_for_by_a_client_that_half_closed_ends_with_it(
+    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+) -> None:
+    """`printf 'GET /ws ...' | nc -N`: the handshake is answered (101), then the WebSocket
+    ends, since nothing more can come from the client, rather than being kept open for a
+    client that has gone (aiohttp's side kept it until the child or a stop ended it)."""
+    path = write_manifest(web_process(extra=STRIP))
+    handshake = (b"GET /web/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                 b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                 b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")  # fmt: skip
+    async with running(path, socket_dir, fast_lane=fast_lane) as run:
+        reader, writer = await connect(run.url)
+        writer.write(handshake)
+        writer.write_eof()
+        async with _compat.timeout(5):
+            answer = await reader.read()  # to the connection's end
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 101 "), answer
+
+
 @pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
 async def test_an_upload_that_breaks_after_its_answer_is_said_in_one_line(
     write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool,

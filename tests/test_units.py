@@ -759,7 +759,7 @@ class _Writes:
     def when_writable(self, then: Callable[[], None]) -> None:
         then()
 
-    def adopt(self) -> tuple[asyncio.Transport, bytes] | None:
+    def adopt(self) -> tuple[asyncio.Transport, bytes, bool] | None:
         return None
 
     def hold_reading(self, held: bool) -> None:
