@@ -251,21 +251,31 @@ class Cli:
             if found := compiled.search(line):
                 return found
         assert self.proc.stdout is not None
-        async with _compat.timeout(WAIT):
-            while True:
-                raw = await self.proc.stdout.readline()
-                assert raw, f"exited before {pattern!r}:\n" + "\n".join(self.lines)
-                line = raw.decode().rstrip("\n")
-                self.lines.append(line)
-                if found := compiled.search(line):
-                    return found
+        try:
+            async with _compat.timeout(WAIT):
+                while True:
+                    raw = await self.proc.stdout.readline()
+                    assert raw, f"exited before {pattern!r}:\n" + "\n".join(self.lines)
+                    line = raw.decode().rstrip("\n")
+                    self.lines.append(line)
+                    if found := compiled.search(line):
+                        return found
+        except asyncio.TimeoutError:  # (what it said, rather than a bare TimeoutError)
+            raise AssertionError(
+                f"no {pattern!r} within {WAIT} s; it said:\n" + "\n".join(self.lines)
+            ) from None
 
     async def finish(self) -> int:
         assert self.proc.stdout is not None
-        async with _compat.timeout(WAIT):
-            rest = await self.proc.stdout.read()
-            self.lines.extend(rest.decode().splitlines())
-            return await self.proc.wait()
+        try:
+            async with _compat.timeout(WAIT):
+                rest = await self.proc.stdout.read()
+                self.lines.extend(rest.decode().splitlines())
+                return await self.proc.wait()
+        except asyncio.TimeoutError:
+            raise AssertionError(
+                f"still running after {WAIT} s; it said:\n" + "\n".join(self.lines)
+            ) from None
 
 
 @dataclass

@@ -24,6 +24,7 @@ from local_lambdas.lifecycle import started
 from local_lambdas.manifest import load
 from local_lambdas.orphans import SPAWN_MARK
 from local_lambdas.output import Printer
+from tests import helpers
 from tests.helpers import (
     CHILDREN,
     PYTHON,
@@ -131,6 +132,24 @@ async def test_a_hangup_while_loading_is_a_reload_once_it_serves(tmp_path: Path)
         await write()
         await run.expect(r"reloaded: 0 started, 1 kept, 0 stopped")
         assert run.proc.returncode is None
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
+
+
+async def test_a_line_never_said_fails_with_what_the_run_said(
+    write_manifest: WriteManifest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The `cli` helper's failures show the proxy's output: a line that never comes was a
+    bare TimeoutError, the lines read dropped."""
+    path = write_manifest(process_xml("api", "/api/*", mode="pipe-keepalive"))
+    async with cli(str(path), "--bind", "127.0.0.1:0") as run:
+        await run.expect(r"^serving on ")
+        monkeypatch.setattr(helpers, "WAIT", 1)  # (once it serves: the rest is quiet)
+        with pytest.raises(AssertionError) as failed:
+            await run.expect(r"a line no run says")
+        assert "no 'a line no run says' within 1 s; it said:" in str(failed.value)
+        assert "listening on http://127.0.0.1:" in str(failed.value)
+        monkeypatch.setattr(helpers, "WAIT", WAIT)
         run.proc.send_signal(signal.SIGTERM)
         assert await run.finish() == 0
 
