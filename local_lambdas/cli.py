@@ -28,10 +28,12 @@ if TYPE_CHECKING:
     from local_lambdas.config import Manifest
     from local_lambdas.output import Printer
 
-# Only argparse, this module, options.py and option_values.py load before the arguments are
-# read: --help, --version and a usage error answer without loading pydantic, rich, lxml and
-# asyncio (a third of a second here). What a command needs is imported where it runs.
+# Only argparse, this module, options.py, option_values.py and loading_signals.py load
+# before the arguments are read: --help, --version and a usage error answer without loading
+# pydantic, rich, lxml and asyncio (a third of a second here). What a command needs is
+# imported where it runs.
 
+# (EXIT_INTERRUPTED, 130, is the package's: its console script says a Ctrl+C too.)
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_READY = 0, 1, 2, 3
 _VERBOSITY = {"quiet": logging.WARNING, "normal": logging.INFO, "verbose": logging.DEBUG}
 
