@@ -39,6 +39,7 @@ HOT = [
     "local_lambdas/line.py",
     "local_lambdas/envelope.py",
     "local_lambdas/envelope_answer.py",
+    "local_lambdas/envelope_fields.py",
     "local_lambdas/router.py",
     "local_lambdas/deadlines.py",
     "local_lambdas/stats.py",
