@@ -39,10 +39,10 @@ _VERBOSITY = {"quiet": logging.WARNING, "normal": logging.INFO, "verbose": loggi
 
 
 def print_line(text: str, *, as_json: bool = False, level: str = "error") -> None:
-    """output.print_line, loaded when a line is said."""
-    from local_lambdas import output
+    """notices.print_line, loaded when a line is said."""
+    from local_lambdas import notices
 
-    output.print_line(text, as_json=as_json, level=level)
+    notices.print_line(text, as_json=as_json, level=level)
 
 
 def _socket_dir(args: argparse.Namespace) -> tuple[Path, bool]:
@@ -124,7 +124,8 @@ def _main(argv: list[str]) -> int:
     from local_lambdas._compat import limits
     from local_lambdas.config import Settings
     from local_lambdas.errors import CommandNotRun, ManifestError, NotAllReady, StartupError
-    from local_lambdas.output import Printer, print_problems, print_warnings
+    from local_lambdas.notices import print_problems, print_warnings
+    from local_lambdas.output import Printer
 
     socket_dir, own = _socket_dir(args)
     path = Path(args.manifest)
