@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -47,6 +49,11 @@ def shell(command: str) -> tuple[str, tuple[str, ...]]:
     if IS_WINDOWS:
         return os.environ.get("COMSPEC", "cmd.exe"), ("/c", command)
     return "/bin/sh", ("-c", command)
+
+
+def command_line(argv: Sequence[str]) -> str:
+    """`argv` as it would be typed in the platform's shell (quoted where a word needs it)."""
+    return subprocess.list2cmdline(argv) if IS_WINDOWS else shlex.join(argv)
 
 
 def which(name: str, path: str | None = None) -> str | None:
