@@ -17,6 +17,7 @@ import pybase64
 
 from local_lambdas.envelope import HOP_BY_HOP, MAX_HEAD
 from local_lambdas.errors import BadResponse
+from local_lambdas.forwarding import has_control
 
 _b64decode: Final = pybase64.b64decode  # read on every answer from compiled code
 
@@ -25,9 +26,6 @@ _b64decode: Final = pybase64.b64decode  # read on every answer from compiled cod
 _NOT_FROM_CHILD: Final = HOP_BY_HOP | {"content-length", "x-request-id"}
 # Used with fullmatch: no "$" before a "\n".
 _TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# A field value may hold visible characters, spaces and tabs (RFC 9110 5.5); any other
-# control character (CR, LF, NUL, the rest of C0, DEL) could split or smuggle a header.
-_CONTROL: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def json_kind(value: object) -> str:
@@ -92,7 +90,7 @@ def checked_headers(data: dict[str, object], raw: bytes) -> list[tuple[str, str]
 
 def _field(name: str, value: str, raw: bytes) -> str:
     """`value`, unless a control character in it could split or smuggle a header."""
-    if not value.isprintable() and _CONTROL.search(value):  # (a printable text has none)
+    if has_control(value):
         raise BadResponse(f"header {name!r} has a control character in its value", raw)
     return value
 

@@ -2,13 +2,14 @@
 keeps them: which headers go on either way (`end_to_end`: not hop-by-hop, not named by a
 Connection header), the ones the proxy sets or answers itself (`NOT_FORWARDED`), the target
 under <strip_prefix>, redirects to the child put back under the proxy, and header text as
-aiohttp can write it.
+aiohttp can write it (and whether it can be written at all).
 Pure functions, compiled with the lane.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterable
 from typing import Final
 from urllib.parse import quote
@@ -148,6 +149,16 @@ def own_address(transport: asyncio.BaseTransport | None) -> str:
         return "localhost"
     host, port = sockname[0], sockname[1]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+# What no head may carry: control characters but HTAB (RFC 9110 5.5, RFC 9112 4). A CR or an
+# LF could split a line, and aiohttp refuses to write any of them.
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def has_control(text: str) -> bool:
+    """Whether `text`, for a head (a header value, a reason phrase), has a control character."""
+    return not text.isprintable() and _CONTROL.search(text) is not None  # (printable: none)
 
 
 def as_utf8(text: str) -> str:

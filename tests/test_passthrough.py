@@ -470,7 +470,8 @@ async def test_a_server_writing_head_and_body_apart_is_not_held_40_ms_each(
 
 
 BROKEN_ANSWERS = ["garbage", "length-and-chunked", "two-lengths", "negative-length", "no-colon",
-                  "two-digit-status", "status-below-100", "huge-head", "gzip-coding"]  # fmt: skip
+                  "two-digit-status", "status-below-100", "huge-head", "gzip-coding",
+                  "control-reason"]  # fmt: skip
 
 
 @pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
@@ -523,6 +524,12 @@ async def test_answers_right_and_wrong_from_a_raw_server(
         # An answer shorter than its Content-Length: the client's read fails, not ends.
         with pytest.raises(aiohttp.ClientPayloadError):
             await get("short")
+        # A status line that spans reads keeps its whole reason, byte for byte.
+        reader, writer = await connect(run.url)
+        writer.write(b"GET /raw/split-reason HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = await read_answer(reader)
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 404 Caf\xc3\xa9 Not Found\r\n"), answer
 
 
 @pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])

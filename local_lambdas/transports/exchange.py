@@ -36,6 +36,7 @@ import httptools
 from local_lambdas._compat import TCP_QUICKACK
 from local_lambdas.envelope import MAX_HEAD  # an answer's head, with any 1xx before it
 from local_lambdas.errors import UNANSWERED, BadResponse, ChildTimeout, ChildUnreachable
+from local_lambdas.forwarding import has_control
 from local_lambdas.transports.answer_head import close_delimited, kept_head
 
 if TYPE_CHECKING:
@@ -87,6 +88,7 @@ class Bare(asyncio.Protocol):
         self._lost = False
         self._paused = False  # not read while the client cannot take more
         self._reason = ""
+        self._status_line = b""  # the reason phrase as read so far
         self.reusable = False
         self._socket: socket.socket | None = None  # a duplicate, for TCP_QUICKACK
         # The last answer's head, when it came whole at the start of its first read, with
@@ -297,6 +299,7 @@ class Bare(asyncio.Protocol):
         self._headers = []
         self._head_size = 0
         self._coding = ""
+        self._status_line = b""
 
     def _out_of_step(self) -> None:
         self._upstream.unasked()
@@ -309,9 +312,19 @@ class Bare(asyncio.Protocol):
         return BadResponse(why, self.first)
 
     def on_status(self, status: bytes) -> None:
-        self._reason = status.decode("utf-8", "surrogateescape")
+        # In pieces when the status line spans reads (a child writing its head in parts).
+        self._status_line += status
 
     def on_headers_complete(self) -> None:
+        # The reason as sent, UTF-8 or not (written out again, the same bytes), unless a
+        # control character in it would break the client's head: aiohttp refuses to write
+        # one, and nginx's parser takes them.
+        reason = self._status_line.decode("utf-8", "surrogateescape")
+        if has_control(reason):
+            self._fail(self._bad("the child's answer has a control character in its status "
+                                 "line's reason"), "")  # fmt: skip
+            return
+        self._reason = reason
         self._headers_complete(self._parser.get_status_code())
 
     def _headers_complete(self, status: int) -> None:

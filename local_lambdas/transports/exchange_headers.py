@@ -30,7 +30,7 @@ class Exchange(Bare):
     def repeated(self) -> None:
         """The head of an answer read by the second parser: the last one's."""
         self._repeat_head()
-        self.on_headers_complete()
+        self._headers_complete(self._last_status)
 
     def _repeat_head(self) -> None:
         self._reason = self._last_reason

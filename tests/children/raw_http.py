@@ -2,13 +2,13 @@
 """A web server that answers in raw bytes, right or wrong, for pass-through's tests.
 
 Listens on $PORT; the last path segment picks the answer (ANSWERS), written as it stands;
-`echo` reads the request's Content-Length body and answers the head and body it received
-(it never sends 100 Continue, as many small servers do not); `hangup` closes the connection
-at once, its body unread and unanswered. A POST to `/` is an `http` envelope request: its
-answer is an envelope whose body is the last segment of the request's uri (`envelope`).
-Connections are kept alive, several requests in turn, so that an answer that leaves bytes
-behind (`extra`, `nocontent-body`) would show in the next request's answer if the proxy used
-the connection again. Standard library only.
+an answer of IN_PARTS is written in parts; `echo` reads the request's Content-Length body and
+answers the head and body it received (it never sends 100 Continue, as many small servers do
+not); `hangup` closes the connection at once, its body unread and unanswered. A POST to `/`
+is an `http` envelope request: its answer is an envelope whose body is the last segment of
+the request's uri (`envelope`). Connections are kept alive, several requests in turn, so that
+an answer that leaves bytes behind (`extra`, `nocontent-body`) would show in the next
+request's answer if the proxy used the connection again. Standard library only.
 """
 
 import base64
@@ -16,6 +16,7 @@ import json
 import os
 import socket
 import threading
+import time
 
 ANSWERS = {
     "ok": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
@@ -47,11 +48,22 @@ ANSWERS = {
     "no-colon": b"HTTP/1.1 200 OK\r\nBroken header\r\nContent-Length: 3\r\n\r\nabc",
     "two-digit-status": b"HTTP/1.1 20 OK\r\nContent-Length: 3\r\n\r\nabc",
     "status-below-100": b"HTTP/1.1 099 Odd\r\nContent-Length: 3\r\n\r\nabc",
+    "control-reason": b"HTTP/1.1 200 O\x01K\r\nContent-Length: 3\r\n\r\nabc",
     "huge-head": b"HTTP/1.1 200 OK\r\nX-Big: "
     + b"a" * 100_000
     + b"\r\nContent-Length: 3\r\n\r\nabc",
 }
 CLOSE_AFTER = {"short", "garbage"}
+# Written in parts, a pause after each: the status line spans reads, split inside its reason
+# and inside a UTF-8 character of it.
+IN_PARTS = {
+    "split-reason": [
+        b"HTTP/1.1 404 Caf\xc3",
+        b"\xa9 Not ",
+        b"Found\r\nContent-Length: 3\r\n\r\n",
+        b"abc",
+    ],
+}
 
 
 def body_of(conn: socket.socket, head: bytes, buffer: bytes) -> tuple[bytes, bytes] | None:
@@ -111,6 +123,12 @@ def serve(conn: socket.socket) -> None:
                     echo(conn, head, body)
                 else:
                     envelope(conn, body)
+                continue
+            if name in IN_PARTS:
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                for part in IN_PARTS[name]:
+                    conn.sendall(part)
+                    time.sleep(0.05)
                 continue
             conn.sendall(ANSWERS.get(name, ANSWERS["ok"]))
             if name in CLOSE_AFTER:
