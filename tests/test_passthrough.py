@@ -184,6 +184,26 @@ async def test_what_is_not_a_websocket_handshake_goes_on_as_a_request(
 
 
 @WS_LANES
+async def test_a_handshake_answer_that_breaks_off_is_said_to(
+    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+) -> None:
+    """A child that closes in the middle of its 101's head: a 502 whose error says that, in
+    words (aiohttp's client error is the half-read answer's repr)."""
+    path = write_manifest(process_xml("raw", "/raw/*", mode="passthrough", script="raw_http.py"))
+    async with running(path, socket_dir, fast_lane=fast_lane) as run:
+        handshake = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                     "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}  # fmt: skip
+        async with run.http.get(run.url + "/raw/half-head", headers=handshake) as reply:
+            assert reply.status == 502
+            error = (await reply.json())["error"]
+        assert error in (
+            "the child's answer broke off: closed",
+            "cannot open a WebSocket to "
+            "the child: it closed the connection before its answer's end",
+        ), error
+
+
+@WS_LANES
 async def test_websocket_closes_cross_both_ways_and_host_is_kept(
     write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
 ) -> None:

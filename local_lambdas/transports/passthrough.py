@@ -188,6 +188,9 @@ class PassthroughTransport:
             )  # fmt: skip
         except aiohttp.WSServerHandshakeError as exc:
             raise UpgradeRefused(exc.status) from exc
+        except aiohttp.ServerDisconnectedError as exc:  # (its text: the answer's repr)
+            raise ChildUnreachable("cannot open a WebSocket to the child: it closed the "
+                                   "connection before its answer's end") from exc  # fmt: skip
         except aiohttp.ClientError as exc:
             raise ChildUnreachable(f"cannot open a WebSocket to the child: {exc}") from exc
         client = web.WebSocketResponse(

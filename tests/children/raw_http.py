@@ -48,12 +48,13 @@ ANSWERS = {
     "no-colon": b"HTTP/1.1 200 OK\r\nBroken header\r\nContent-Length: 3\r\n\r\nabc",
     "two-digit-status": b"HTTP/1.1 20 OK\r\nContent-Length: 3\r\n\r\nabc",
     "status-below-100": b"HTTP/1.1 099 Odd\r\nContent-Length: 3\r\n\r\nabc",
+    "half-head": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websock",
     "control-reason": b"HTTP/1.1 200 O\x01K\r\nContent-Length: 3\r\n\r\nabc",
     "huge-head": b"HTTP/1.1 200 OK\r\nX-Big: "
     + b"a" * 100_000
     + b"\r\nContent-Length: 3\r\n\r\nabc",
 }
-CLOSE_AFTER = {"short", "garbage"}
+CLOSE_AFTER = {"short", "garbage", "half-head"}
 # Written in parts, a pause after each: the status line spans reads, split inside its reason
 # and inside a UTF-8 character of it.
 IN_PARTS = {
