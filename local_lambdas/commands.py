@@ -108,7 +108,7 @@ async def run_command(
     loop = asyncio.get_running_loop()
     async with started(manifest, settings, printer) as run:
         await _all_ready(run, timeout)
-        log.info("all ready; running %s", _compat.command_line(command))
+        log.info("all ready; running %s", _compat.quoted(command))
         try:
             proc = await asyncio.create_subprocess_exec(
                 *command,

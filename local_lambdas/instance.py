@@ -235,9 +235,9 @@ class Instance:
             raise ended
         code = proc.returncode
         # What the child left behind, in its group or anywhere below it, goes with it.
-        left = {} if self._stopping else {
-            pid: processes.command_line(pid) for pid in proc.owners() if pid != proc.pid
-        }  # fmt: skip
+        left = {} if self._stopping else await processes.command_lines(
+            pid for pid in proc.owners() if pid != proc.pid
+        )  # fmt: skip
         await proc.terminate(0)
         self._left = explain.left_running(left, code) if left else ""
         if self._watchdog is not None:

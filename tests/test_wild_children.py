@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from local_lambdas import _compat, orphans, sockdiag
-from local_lambdas._compat import listeners
+from local_lambdas._compat import listeners, processes
 from tests.helpers import (
     CHILDREN,
     NEEDS_NODE,
@@ -453,6 +453,22 @@ def test_the_watchdog_counts_a_zombie_group_as_gone() -> None:
         running.wait()
         ended.wait()
     assert not orphans.group_running(running.pid)
+
+
+@pytest.mark.skipif(not _compat.IS_LINUX, reason="reads /proc")
+def test_what_a_child_left_running_is_named_by_its_command_zombies_apart() -> None:
+    """What an exit's reason lists as left running (processes.command_lines): each process
+    with its command line; one that has exited (a zombie) or is gone runs no longer."""
+    running = subprocess.Popen(["sleep", "30"])
+    ended = subprocess.Popen(["true"])
+    try:
+        os.waitid(os.P_PID, ended.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped: a zombie
+        found = asyncio.run(processes.command_lines([running.pid, ended.pid, 2**22 + 1]))
+        assert found == {running.pid: "sleep 30"}
+    finally:
+        running.kill()
+        running.wait()
+        ended.wait()
 
 
 @pytest.mark.skipif(shutil.which("perl") is None, reason="perl is not installed")

@@ -51,7 +51,7 @@ def shell(command: str) -> tuple[str, tuple[str, ...]]:
     return "/bin/sh", ("-c", command)
 
 
-def command_line(argv: Sequence[str]) -> str:
+def quoted(argv: Sequence[str]) -> str:
     """`argv` as it would be typed in the platform's shell (quoted where a word needs it)."""
     return subprocess.list2cmdline(argv) if IS_WINDOWS else shlex.join(argv)
 

@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from local_lambdas._compat import IS_LINUX, IS_WINDOWS, limits
@@ -267,6 +267,29 @@ def command_line(pid: int) -> str:
             return raw.read().rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+async def command_lines(pids: Iterable[int]) -> dict[int, str]:
+    """The command lines of `pids` that still run (command_line). One in the middle of an
+    exec shows none for a moment (a wrapper's `setsid server &` as the wrapper exits): it is
+    read again for up to 100 ms. A process gone or a zombie is left out (Linux; elsewhere,
+    each with no command line)."""
+    found = {pid: command_line(pid) for pid in pids}
+    if not IS_LINUX:
+        return found
+    deadline = time.monotonic() + _EXEC_WAIT
+    while True:
+        for pid in [pid for pid, line in found.items() if not line]:
+            if started_at(pid) is None:
+                del found[pid]  # gone: it runs no longer
+            else:
+                found[pid] = command_line(pid)
+        if all(found.values()) or time.monotonic() > deadline:
+            return found
+        await asyncio.sleep(0.005)
+
+
+_EXEC_WAIT = 0.1
 
 
 def reap_adopted(pids: list[int]) -> list[int]:
