@@ -88,7 +88,7 @@ class Bare(asyncio.Protocol):
         self._lost = False
         self._paused = False  # not read while the client cannot take more
         self._reason = ""
-        self._status_line = b""  # the reason phrase as read so far
+        self._reason_bytes = b""  # the reason phrase as read so far
         self.reusable = False
         self._socket: socket.socket | None = None  # a duplicate, for TCP_QUICKACK
         # The last answer's head, when it came whole at the start of its first read, with
@@ -299,7 +299,7 @@ class Bare(asyncio.Protocol):
         self._headers = []
         self._head_size = 0
         self._coding = ""
-        self._status_line = b""
+        self._reason_bytes = b""
 
     def _out_of_step(self) -> None:
         self._upstream.unasked()
@@ -313,13 +313,13 @@ class Bare(asyncio.Protocol):
 
     def on_status(self, status: bytes) -> None:
         # In pieces when the status line spans reads (a child writing its head in parts).
-        self._status_line += status
+        self._reason_bytes += status
 
     def on_headers_complete(self) -> None:
         # The reason as sent, UTF-8 or not (written out again, the same bytes), unless a
         # control character in it would break the client's head: aiohttp refuses to write
         # one, and nginx's parser takes them.
-        reason = self._status_line.decode("utf-8", "surrogateescape")
+        reason = self._reason_bytes.decode("utf-8", "surrogateescape")
         if has_control(reason):
             self._fail(self._bad("the child's answer has a control character in its status "
                                  "line's reason"), "")  # fmt: skip
