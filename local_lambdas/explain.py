@@ -14,6 +14,22 @@ from local_lambdas.config import Process
 # "Uvicorn running on http://0.0.0.0:8000", "listening on port 8080".
 _PRINTED_PORT = re.compile(r"https?://[^\s/]*:(\d{2,5})\b|\bport\s+(\d{2,5})\b", re.IGNORECASE)
 
+# A line that says what went wrong, as runtimes and servers print it: "Error: listen
+# EADDRINUSE" (Node.js), "OSError: [Errno 98]" (Python), "java.net.BindException: ...",
+# "Exception in thread", "thread 'main' panicked at" (Rust), "panic:" (Go), "fatal:",
+# "error[E0425]:", a log's ERROR or FATAL (uvicorn, gunicorn), "... (RuntimeError)" (Ruby).
+_TELLING = re.compile(
+    r"^\s*(?:[\w.$]*(?:Error|Exception):|Exception in thread\b|thread '.*panicked at\b|"
+    r"(?:[Pp]anic|[Ff]atal(?: error)?|[Ee]rror(?:\[\w+\])?)\s*:)"
+    r"|\b(?:ERROR|FATAL|CRITICAL)\b|\(\w*(?:Error|Exception)\)$"
+)
+# What follows the telling line and tells nothing: a stack frame, a runtime's sign-off, a
+# wrapper's own account of the exit (npm's, `go run`'s).
+_NOISE = re.compile(
+    r"^\s+(?:at|from)\s|^\s*File \"|^\t|^\s*[~^]+\s*$|^Node\.js v\d|^note: |^exit status \d+$"
+    r"|^npm (?:ERR!|error)\s",
+)
+
 
 def where(process: Process, address: str) -> str:
     """An address as people read it: a socket path, or an http:// URL."""
@@ -45,6 +61,20 @@ def not_ready_in_time(
 def printed_ports(lines: Iterable[str]) -> set[str]:
     """The ports a child's output names."""
     return {m.group(1) or m.group(2) for line in lines for m in _PRINTED_PORT.finditer(line)}
+
+
+def telling(lines: Iterable[str]) -> str:
+    """The line of a child's last output that says why it ended: the last one that names an
+    error, with the line it introduces ("panicked at m.rs:1:2:" and the message); else the
+    last line that is not a stack frame or a sign-off; "" when it printed nothing."""
+    shown = [line.strip() for line in lines if line.strip() and not _NOISE.search(line)]
+    for at in range(len(shown) - 1, -1, -1):
+        line = shown[at]
+        if _TELLING.search(line):
+            if line.endswith(":") and at + 1 < len(shown):
+                return f"{line} {shown[at + 1]}"
+            return line
+    return shown[-1] if shown else ""
 
 
 def ended(code: int | None) -> str:

@@ -90,6 +90,7 @@ class Instance:
         self.address = ""  # where it listens, as people read it
         self.mark = ""  # SPAWN_MARK of its current process (see orphans.marked)
         self.last_lines: collections.deque[str] = collections.deque(maxlen=_LAST_LINES)
+        self._own_lines = 0  # how many of last_lines its current (or last) process printed
         self._printer = printer
         self._policy = RestartPolicy(process.restart, max_quick_failures=process.start_retries)
         self._on_change = on_change
@@ -184,6 +185,7 @@ class Instance:
             await self._route_only()
             return None
         self._not_ready, self._left = "it exited before it listened", ""
+        self._own_lines = 0
         address, env, args, self.mark = prepare(
             self.process, name=self.name, index=self.index, pipe=self.pipe,
             run_mark=self._run_mark, token=self._token,
@@ -271,16 +273,17 @@ class Instance:
 
     def _output(self, stream: Literal["stdout", "stderr"], lines: list[bytes]) -> None:
         self.last_lines.extend(map(line_text, lines[-_LAST_LINES:]))
+        self._own_lines = min(self._own_lines + len(lines), _LAST_LINES)
         self._printer.child_lines(self.name, stream, lines)
 
     def _set_state(self, state: State, message: str = "", level: int = logging.INFO) -> None:
         self.state = state
         self.reason = "" if state is State.READY else message
         if message:
-            last = next((line for line in reversed(self.last_lines) if line.strip()), "")
             shown = message
-            if last and state in (State.BACKOFF, State.EXITED, State.FATAL):
-                shown += f"; its last output: {last.strip()[:200]}"
+            if state in (State.BACKOFF, State.EXITED, State.FATAL) and self._own_lines:
+                said = explain.telling(list(self.last_lines)[-self._own_lines :])
+                shown += f"; its last output: {said[:200]}" if said else ""
             log.log(
                 level,
                 "%s: %s",

@@ -409,6 +409,63 @@ def test_how_a_child_ended(code: int | None, says: str) -> None:
     assert explain.ended(code) == says
 
 
+_NODE_CRASH = """node:events:502
+      throw er; // Unhandled 'error' event
+      ^
+
+Error: listen EADDRINUSE: address already in use 127.0.0.1:3400
+    at Server.setupListenHandle [as _listen2] (node:net:1908:16)
+    at process.processTicksAndRejections (node:internal/process/task_queues:83:21)
+Emitted 'error' event on Server instance at:
+    at emitErrorNT (node:net:1944:8) {
+  code: 'EADDRINUSE',
+  port: 3400
+}
+
+Node.js v20.20.2"""
+
+
+# What real programs print as they die (captured from each, their port taken), and the line
+# that says why.
+@pytest.mark.parametrize(("output", "says"), [
+    (_NODE_CRASH, "Error: listen EADDRINUSE: address already in use 127.0.0.1:3400"),
+    ("INFO:     Application startup complete.\nERROR:    [Errno 98] error while attempting to "
+     "bind on address ('127.0.0.1', 3400): address already in use\nINFO:     Waiting for "
+     "application shutdown.\nINFO:     Application shutdown complete.",  # uvicorn
+     "ERROR:    [Errno 98] error while attempting to bind on address ('127.0.0.1', 3400): "
+     "address already in use"),
+    ('Traceback (most recent call last):\n  File "x.py", line 1, in <module>\n    '
+     "sock.bind(binding)\n    ^^^^^^^^^^^^^^^^^^\nOSError: [Errno 98] Address already in use",
+     "OSError: [Errno 98] Address already in use"),
+    ("Run 'python manage.py migrate' to apply them.\nError: That port is already in use.",
+     "Error: That port is already in use."),  # Django
+    ("[ERROR] Connection in use: ('127.0.0.1', 3400)\n[ERROR] Can't connect to "
+     "('127.0.0.1', 3400)", "[ERROR] Can't connect to ('127.0.0.1', 3400)"),  # gunicorn
+    ("\nthread 'main' (21170) panicked at m.rs:1:72:\ncould not bind: address in use\nnote: "
+     "run with `RUST_BACKTRACE=1` environment variable to display a backtrace",
+     "thread 'main' (21170) panicked at m.rs:1:72: could not bind: address in use"),
+    ('Exception in thread "main" java.net.BindException: Address already in use\n\tat '
+     "java.base/sun.nio.ch.Net.bind0(Native Method)",
+     'Exception in thread "main" java.net.BindException: Address already in use'),
+    ("panic: listen tcp :3400: bind: address already in use\n\ngoroutine 1 [running]:\n"
+     "main.main()\n\t/src/main.go:9 +0x65\nexit status 2",
+     "panic: listen tcp :3400: bind: address already in use"),
+    ("2026/12/01 08:00:00 listen tcp 127.0.0.1:3400: bind: address already in use\n"
+     "exit status 1", "2026/12/01 08:00:00 listen tcp 127.0.0.1:3400: bind: address already "
+     "in use"),  # Go's log.Fatal under `go run`
+    ("app.rb:3:in 'listen': boom (RuntimeError)\n\tfrom app.rb:7:in '<main>'",
+     "app.rb:3:in 'listen': boom (RuntimeError)"),
+    ("Address already in use\nPort 3400 is in use by another program. Either identify and "
+     "stop that program, or start the server with a different port.",  # Flask
+     "Port 3400 is in use by another program. Either identify and stop that program, or "
+     "start the server with a different port."),
+    ("cannot start: missing config\n", "cannot start: missing config"),
+    ("", ""), ("\n  \n", ""),
+])  # fmt: skip
+def test_the_line_that_says_why_a_child_ended(output: str, says: str) -> None:
+    assert explain.telling(output.split("\n")) == says
+
+
 @pytest.mark.parametrize(("commands", "says"), [
     ({7: "node server.js"}, "it left pid 7 (node server.js) running"),
     ({7: ""}, "it left pid 7 running"),  # gone before its command was read
