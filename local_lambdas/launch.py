@@ -31,7 +31,8 @@ def prepare(
 ) -> Launch:
     """The next process of instance `index` (`name`) of `process`; `pipe`, its address in
     the pipe modes. A socket file left there by a crash is removed (one that belongs to
-    another user is not ours to remove: OSError, said as the cause)."""
+    another user is not ours to remove: OSError, said as the cause); a fixed <port> that
+    another program listens on is an OSError naming it."""
     own = {"LOCAL_LAMBDAS_ID": name, "LOCAL_LAMBDAS_INSTANCE": str(index)}
     mark = own[processes.SPAWN_MARK] = f"{run_mark}.{next(_SPAWNS)}."
     if token:
@@ -42,6 +43,8 @@ def prepare(
         keepalive = process.communication_mode is Mode.PIPE_KEEPALIVE
         own["PIPE_FRAMING"] = "lines" if keepalive else "oneshot"
     else:
+        if process.port:
+            listeners.check_port_free(process.port)
         port = process.port or readiness.free_port()
         address = own["HTTP_ADDRESS"] = f"127.0.0.1:{port}"
         own["PORT"] = str(port)

@@ -159,7 +159,13 @@ class Pool(Roster):
         if limit is not None and child.requests >= limit and not child.retiring:
             child.retiring = True  # now, not in the task: one replacement per instance
             self._spawn(self._recycle(child))
-        if self._line and child.state is _READY and child.link.open and self._line.pass_turn(child):
+        if (
+            self._line
+            and child.state is _READY
+            and child.link.open
+            and child in self.instances  # not taken out of service (Roster._remove)
+            and self._line.pass_turn(child)
+        ):
             child.requests += 1  # still in flight: now the first waiting request's
         else:
             child.in_flight -= 1

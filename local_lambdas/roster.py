@@ -185,6 +185,10 @@ class Roster:
 
     async def _recycle(self, old: Instance) -> None:
         log.info("%s: recycling after %d requests (<max_requests>)", old.name, old.requests)
+        if self.process.port:  # room for one process (see Supervisor.reload): in its place
+            await self._remove(old, drain=True)
+            self._add(old.index).start()
+            return
         new = self._add(old.index)
         new.start()
         await self.wait_for(

@@ -167,18 +167,34 @@ class Supervisor:
                     or any(c.state in (State.FATAL, State.EXITED) for c in current.instances)
                 ):
                     fresh[process.id] = self._pool(process)
+            # A fixed <port> has room for one process: the running one finishes its requests
+            # and stops before its replacement starts; requests wait for the replacement.
+            in_place = {
+                id for id, pool in fresh.items()
+                if id in old and old[id].process.port and old[id].process.port == pool.process.port
+            }  # fmt: skip
+            if in_place:
+                self._install({**old, **{id: fresh[id] for id in in_place}})
+                await asyncio.gather(*(old[id].retire() for id in in_place))
             for pool in fresh.values():
                 self.order.start(pool)
             ready = await asyncio.gather(*(_started_and_ready(pool) for pool in fresh.values()))
             failed = [pool for pool, ok in zip(fresh.values(), ready, strict=True) if not ok]
             for pool in failed:
-                kept = "the running one stays" if pool.process.id in old else "it is not started"
+                if pool.process.id in in_place:
+                    kept = "the one it replaced is stopped (its <port> has room for one)"
+                elif pool.process.id in old:
+                    kept = "the running one stays"
+                else:
+                    kept = "it is not started"
                 log.error(
                     "reload: %s did not become ready (%s); %s",
                     pool.process.id,
                     pool.why_not_ready(),
                     kept,
                 )
+            failed = [pool for pool in failed if pool.process.id not in in_place]
+            for pool in failed:
                 del fresh[pool.process.id]
             await asyncio.gather(*(pool.stop() for pool in failed))
             pools = {}
@@ -196,11 +212,12 @@ class Supervisor:
                 len(pools) - len(fresh),
                 len(retired),
             )
-            await asyncio.gather(*(pool.retire() for pool in retired))
+            await asyncio.gather(*(pool.retire() for pool in retired if not pool.retired))
 
     async def restart(self, process_id: str) -> bool:
         """Restart one process as a reload would (its replacement starts beside it and takes
-        over once ready); whether the replacement became ready."""
+        over once ready; with a fixed <port>, in its place); whether the replacement became
+        ready."""
         before = self.pools.get(process_id)
         await self.reload(self.manifest, restart=[process_id])
         pool = self.pools.get(process_id)

@@ -7,12 +7,14 @@ import functools
 import json
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
 import pytest
 
-from local_lambdas import manifest
+from local_lambdas import _compat, manifest
+from local_lambdas.readiness import free_port
 from tests.helpers import (
     CHILDREN,
     PYTHON,
@@ -113,6 +115,48 @@ async def test_max_requests_rotates_pids_without_errors(
     assert result.failures == []
     served = list(result.pids.values())  # in the order the pids first answered
     assert all(count >= 25 for count in served[:-1]), served  # none retired before its limit
+
+
+async def test_a_fixed_port_is_handed_on_in_place(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """A process with a fixed <port> has room for one server: a restart, a reload and
+    recycling each stop the running one before its replacement starts, and the requests
+    that come meanwhile wait for the replacement instead of failing."""
+    port = free_port()
+    extra = f"<port>{port}</port><max_requests>60</max_requests>"
+    path = write_manifest(process_xml("svc", "/api/*", mode="http", extra=extra))
+    async with running(path, socket_dir) as run:
+        first = run.child("svc").pid
+        async with load(run, "/api/x") as result:
+            await some(result, 20)
+            assert await run.supervisor.restart("svc")
+            restarted = run.child("svc").pid
+            await some(result, 20)
+            write_manifest(process_xml("svc", ["/api/*", "/v2/*"], mode="http", extra=extra))
+            await run.started.reload(True, [])
+            reloaded = run.child("svc").pid
+            await some(result, 100)  # past <max_requests>: recycled at least once
+        async with run.http.get(run.url + "/v2/x") as reply:
+            assert reply.status == 200
+    assert result.failures == []
+    assert len({first, restarted, reloaded}) == 3
+    assert len(result.pids) >= 4, result.pids
+
+
+@pytest.mark.skipif(not _compat.IS_LINUX, reason="names the holder from /proc")
+async def test_a_fixed_port_another_program_listens_on_is_said_to_be_taken(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        extra = f"<port>{port}</port><start_retries>1</start_retries>"
+        path = write_manifest(process_xml("svc", "/api/*", mode="http", extra=extra))
+        async with running(path, socket_dir, wait=False) as run:
+            pool = run.pool("svc")
+            assert await pool.wait_for(lambda: pool.state.value == "FATAL", 10)
+            assert (f"could not be started: its <port> {port} is in use: pid {os.getpid()} ("
+                    in pool.why_not_ready())  # fmt: skip
 
 
 @pytest.mark.parametrize(

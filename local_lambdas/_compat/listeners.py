@@ -169,13 +169,29 @@ def _listening_at(address: str) -> str | None:
             except OSError:
                 return None
         return "a program"
-    if not inodes:
-        return None
+    return _holder_named(inodes) if inodes else None
+
+
+def _holder_named(inodes: list[int]) -> str:
+    """Who holds one of the sockets `inodes`: "pid 12 (its command)", else "a program"."""
     pid = _holder(inodes, (int(e.name) for e in os.scandir("/proc") if e.name.isdigit()))
     if pid is None:
         return "a program"
     command = command_line(pid)
     return f"pid {pid}" + (f" ({command[:80]})" if command else "")
+
+
+def check_port_free(port: int) -> None:
+    """Before a child is started on a fixed <port>: OSError naming who listens there
+    already, so that the user reads that, not the child's own failure to listen (Linux;
+    elsewhere the child's output says it)."""
+    listeners = sockdiag.tcp_listeners(port) if IS_LINUX else None
+    if IS_LINUX and listeners is None:
+        listeners = _tcp_table_listeners(port)
+    inodes = [inode for host, inode in listeners or () if host in _LOCAL_HOSTS]
+    if inodes:
+        raise OSError(errno.EADDRINUSE, f"its <port> {port} is in use: {_holder_named(inodes)} "
+                      "listens there; stop it, or choose another <port>")  # fmt: skip
 
 
 def pipe_listening(address: str, owners: Callable[[], Iterable[int]]) -> Listener | None:
