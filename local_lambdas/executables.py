@@ -51,10 +51,16 @@ def not_runnable(path: Path) -> str:
     )
 
 
+# The interpreter a script without a "#!" line was meant for, by its suffix.
+_BY_SUFFIX = {".py": "python3", ".js": "node", ".mjs": "node", ".cjs": "node", ".rb": "ruby",
+              ".pl": "perl", ".php": "php", ".lua": "lua"}  # fmt: skip
+
+
 def interpreter_problem(path: str) -> str | None:
     """Why a script's `#!` line cannot run it (POSIX), the kernel's bare ENOENT said in
     words: a line ending in CR (the file saved with Windows line endings), or an
-    interpreter that is not there. None: no such problem seen."""
+    interpreter that is not there; or a script of another language with no such line,
+    which would run as a shell script. None: no such problem seen."""
     if IS_WINDOWS:
         return None
     try:
@@ -63,7 +69,12 @@ def interpreter_problem(path: str) -> str | None:
     except OSError:
         return None
     if not first.startswith(b"#!"):
-        return None
+        meant = _BY_SUFFIX.get(Path(path).suffix.lower())
+        if meant is None or first.startswith(b"\x7fELF"):
+            return None
+        return (f'has no "#!" line, so it would run as a shell script; make its first line '
+                f'"#!/usr/bin/env {meant}", or name {meant} in <executable> and the script '
+                "in <arg>")  # fmt: skip
     line = first.rstrip(b"\n")
     shown = line.decode("utf-8", "replace").replace("\r", "\\r")
     if line.endswith(b"\r"):

@@ -254,10 +254,12 @@ CASES = {
 def test_a_script_whose_first_line_cannot_run_it_is_named(tmp_path: Path) -> None:
     """The kernel says only "No such file or directory" of a script that is there: a #!
     line ending in CR (saved with Windows line endings) or naming an interpreter that is
-    not there is said at load, with the fix."""
+    not there is said at load, with the fix; so is a Python script with no #! line, which
+    the shell would run and fail on with a syntax error."""
     scripts = {"crlf.sh": b"#!/bin/sh\r\necho hi\r\n", "gone.py": b"#!/opt/no/python9 -u\n",
                "ok.sh": b"#!/bin/sh\necho hi\n", "env.py": b"#!/usr/bin/env python3\n",
-               "plain.sh": b"echo hi\n"}  # fmt: skip
+               "plain.sh": b"echo hi\n", "bare.py": b"print('hi')\n",
+               "elf.py": b"\x7fELF\x02\x01"}  # fmt: skip
     for name, text in scripts.items():
         (tmp_path / name).write_bytes(text)
         (tmp_path / name).chmod(0o755)
@@ -272,6 +274,9 @@ def test_a_script_whose_first_line_cannot_run_it_is_named(tmp_path: Path) -> Non
         f"to LF endings (dos2unix {tmp_path / 'crlf.sh'})",
         '<process id="gone-py">: <executable> "./gone.py" starts with "#!/opt/no/python9 -u", '
         "and /opt/no/python9 is not there; fix that line (#!/usr/bin/env python3, say)",
+        '<process id="bare-py">: <executable> "./bare.py" has no "#!" line, so it would run '
+        'as a shell script; make its first line "#!/usr/bin/env python3", or name python3 in '
+        "<executable> and the script in <arg>",
     ]
 
 
