@@ -9,6 +9,7 @@ the kernel's backlog rather than being refused; the servers then take these sock
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import socket
@@ -49,9 +50,14 @@ def listen(host: str, port: int) -> list[socket.socket]:
 
 
 def _cannot_listen(host: str, port: int, exc: OSError) -> StartupError:
-    why = os.strerror(exc.errno).lower() if exc.errno else exc.strerror
+    why = os.strerror(exc.errno).lower() if exc.errno else f"{exc.strerror}"
     if isinstance(exc, socket.gaierror) or (exc.errno or 0) < 0:  # the name's lookup
         why = f"{host} is not a name of this machine ({exc.strerror})"
+    elif exc.errno == errno.EADDRINUSE:  # most often an earlier run, still running
+        from local_lambdas._compat.listeners import port_holder
+
+        holder = port_holder(port)
+        why += f": {holder} listens there" if holder else ""
     return StartupError(
         f"cannot listen on {host}:{port}: {why}; "
         "choose another with --port PORT or --bind HOST:PORT"

@@ -177,21 +177,33 @@ def _holder_named(inodes: list[int]) -> str:
     pid = _holder(inodes, (int(e.name) for e in os.scandir("/proc") if e.name.isdigit()))
     if pid is None:
         return "a program"
-    command = command_line(pid)
+    # As people say it: the program, and the script an interpreter runs, without folders
+    # ("python3 local-lambdas manifest.xml", not "/root/.pyenv/versions/3.11.7/bin/...").
+    words = command_line(pid).split(" ")
+    command = " ".join(os.path.basename(w) if n < 2 and w.startswith("/") else w
+                       for n, w in enumerate(words))  # fmt: skip
     return f"pid {pid}" + (f" ({command[:80]})" if command else "")
+
+
+def port_holder(port: int, *, local: bool = False) -> str | None:
+    """Who listens on TCP `port` ("pid 12 (its command)", or "a program"), on any address,
+    or with `local` on one a child's 127.0.0.1 would clash with; None: nobody, or it cannot
+    be told here (Linux only)."""
+    listeners = sockdiag.tcp_listeners(port) if IS_LINUX else None
+    if IS_LINUX and listeners is None:
+        listeners = _tcp_table_listeners(port)
+    inodes = [inode for host, inode in listeners or () if not local or host in _LOCAL_HOSTS]
+    return _holder_named(inodes) if inodes else None
 
 
 def check_port_free(port: int) -> None:
     """Before a child is started on a fixed <port>: OSError naming who listens there
     already, so that the user reads that, not the child's own failure to listen (Linux;
     elsewhere the child's output says it)."""
-    listeners = sockdiag.tcp_listeners(port) if IS_LINUX else None
-    if IS_LINUX and listeners is None:
-        listeners = _tcp_table_listeners(port)
-    inodes = [inode for host, inode in listeners or () if host in _LOCAL_HOSTS]
-    if inodes:
-        raise OSError(errno.EADDRINUSE, f"its <port> {port} is in use: {_holder_named(inodes)} "
-                      "listens there; stop it, or choose another <port>")  # fmt: skip
+    holder = port_holder(port, local=True)
+    if holder is not None:
+        raise OSError(errno.EADDRINUSE, f"its <port> {port} is in use: {holder} listens "
+                      "there; stop it, or choose another <port>")  # fmt: skip
 
 
 def pipe_listening(address: str, owners: Callable[[], Iterable[int]]) -> Listener | None:
