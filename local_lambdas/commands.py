@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from local_lambdas import EXIT_INTERRUPTED, _compat
+from local_lambdas import EXIT_INTERRUPTED, _compat, explain
 from local_lambdas._compat import limits, processes
 from local_lambdas.config import Manifest, Process, Settings
 from local_lambdas.errors import CommandNotRun, NotAllReady
@@ -131,8 +131,12 @@ async def run_command(
             code = await proc.wait()
         finally:
             undo()
-        log.info("%s exited with status %d", command[0], code if code >= 0 else 128 - code)
-    return code if code >= 0 else 128 - code
+        status = code if code >= 0 else 128 - code  # as a shell gives it: 128 + the signal
+        if code >= 0:
+            log.info("%s exited with status %d", command[0], status)
+        else:
+            log.info("%s %s (status %d)", command[0], explain.ended(code), status)
+    return status
 
 
 @dataclass(frozen=True)

@@ -187,7 +187,7 @@ async def test_json_logs_are_one_object_per_line(write_manifest: WriteManifest) 
     assert all("time" in e for e in events)
 
 
-@pytest.mark.parametrize("status", [0, 1, 7])
+@pytest.mark.parametrize("status", [0, 7, -15])  # -15: it kills itself with SIGTERM
 async def test_run_exits_with_the_commands_status(
     write_manifest: WriteManifest, status: int
 ) -> None:
@@ -196,13 +196,16 @@ async def test_run_exits_with_the_commands_status(
         "import os, sys, urllib.request\n"
         "url = os.environ['LOCAL_LAMBDAS_URL']\n"
         "assert urllib.request.urlopen(url + '/api/smoke').status == 200\n"
-        f"sys.exit({status})\n"
+        + (f"sys.exit({status})\n" if status >= 0 else f"os.kill(os.getpid(), {-status})\n")
     )
     async with cli("run", str(path), "--", sys.executable, "-c", check) as run:
-        assert await run.finish() == status
+        # As a shell gives it: 128 + the signal's number for a command a signal killed.
+        assert await run.finish() == (status if status >= 0 else 128 - status)
     # The command as a shell takes it: its code quoted (one line, as every line is).
     ran = f"all ready; running {sys.executable} -c 'import os, sys, urllib.request url = "
     assert any(ran in line for line in run.lines), run.lines
+    said = f"exited with status {status}" if status >= 0 else "was killed by SIGTERM (status 143)"
+    assert any(f"{Path(sys.executable).name} {said}" in line for line in run.lines), run.lines
     assert run.lines[-1].endswith("stopped")
 
 
