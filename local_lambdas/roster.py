@@ -69,6 +69,10 @@ class Roster:
         self._line: Line[Instance] = Line(self._loop, give_back)
         self._waiting = 0  # of those, requests waiting for an instance
         self._tasks: set[asyncio.Task[None]] = set()
+        # Instances taken out of service whose stop is still to come (draining): a stop of
+        # the whole roster that cancels their removal stops them too, or they would run on.
+        self._leaving: set[Instance] = set()
+        self._ending = False  # stopping or retiring: no instance is to be started any more
 
     # -- changes, and waits on them -------------------------------------------------------
 
@@ -184,10 +188,13 @@ class Roster:
         return self.started and all(c.state is State.READY for c in self.instances)
 
     async def _recycle(self, old: Instance) -> None:
+        if self._ending:  # a request that ends as the roster stops: nothing to replace
+            return
         log.info("%s: recycling after %d requests (<max_requests>)", old.name, old.requests)
         if self.process.port:  # room for one process (see Supervisor.reload): in its place
             await self._remove(old, drain=True)
-            self._add(old.index).start()
+            if not self._ending:
+                self._add(old.index).start()
             return
         new = self._add(old.index)
         new.start()
@@ -207,10 +214,12 @@ class Roster:
         """Take `child` out of service; with `drain`, let its requests finish (bounded)."""
         if child in self.instances:
             self.instances.remove(child)
+        self._leaving.add(child)
         self._notify()
         if drain:
             await self.wait_for(lambda: child.in_flight == 0, self.process.timeout)
         await child.stop()
+        self._leaving.discard(child)
         if child.pipe is not None:
             self._names.give_back(child.pipe)
 
@@ -231,7 +240,9 @@ class Roster:
         await self._stop(drain=False)
 
     async def _stop(self, *, drain: bool) -> None:
+        self._ending = True
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await asyncio.gather(*(self._remove(c, drain=drain) for c in list(self.instances)))
+        leaving = [*self.instances, *self._leaving]
+        await asyncio.gather(*(self._remove(c, drain=drain) for c in leaving))

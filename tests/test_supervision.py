@@ -21,6 +21,7 @@ from tests.helpers import (
     Load,
     WriteManifest,
     eventually,
+    gone,
     load,
     process_xml,
     running,
@@ -124,24 +125,64 @@ async def test_a_fixed_port_is_handed_on_in_place(
     recycling each stop the running one before its replacement starts, and the requests
     that come meanwhile wait for the replacement instead of failing."""
     port = free_port()
-    extra = f"<port>{port}</port><max_requests>60</max_requests>"
+    extra = f"<port>{port}</port><max_requests>30</max_requests>"
     path = write_manifest(process_xml("svc", "/api/*", mode="http", extra=extra))
     async with running(path, socket_dir) as run:
         first = run.child("svc").pid
         async with load(run, "/api/x") as result:
-            await some(result, 20)
+            await some(result, 10)
             assert await run.supervisor.restart("svc")
             restarted = run.child("svc").pid
-            await some(result, 20)
+            await some(result, 10)
             write_manifest(process_xml("svc", ["/api/*", "/v2/*"], mode="http", extra=extra))
             await run.started.reload(True, [])
             reloaded = run.child("svc").pid
-            await some(result, 100)  # past <max_requests>: recycled at least once
+            await some(result, 50)  # past <max_requests>: recycled at least once
         async with run.http.get(run.url + "/v2/x") as reply:
             assert reply.status == 200
     assert result.failures == []
     assert len({first, restarted, reloaded}) == 3
     assert len(result.pids) >= 4, result.pids
+
+
+async def test_a_restart_while_an_instance_drains_for_recycling_stops_it_too(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """An instance past <max_requests> is taken out of service and drains its requests; a
+    restart (or reload, or stop) of the process in the meantime stops it as well, once its
+    requests are answered, rather than leaving it running, out of every list."""
+    path = write_manifest(process_xml("svc", "/api/*", extra="<max_requests>2</max_requests>"))
+    async with running(path, socket_dir) as run:
+        pool, old = run.pool("svc"), run.child("svc")
+        slow = asyncio.ensure_future(run.http.get(run.url + "/api/slow"))  # 1 s
+        assert await eventually(lambda: old.in_flight == 1)
+        async with run.http.get(run.url + "/api/x") as reply:  # its second: recycled
+            assert reply.status == 200
+        assert await eventually(lambda: old not in pool.instances)  # draining the slow one
+        assert old.in_flight == 1
+        assert await run.supervisor.restart("svc")
+        async with await slow as reply:
+            assert reply.status == 200
+        assert old.pid is not None and await gone(old.pid)
+
+
+async def test_a_request_that_ends_while_its_process_is_replaced_starts_nothing(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """The request that reaches <max_requests> ends while a restart drains the process: no
+    replacement is started for a process that is being stopped (it ran on, in no list)."""
+    path = write_manifest(process_xml("svc", "/api/*", extra="<max_requests>2</max_requests>"))
+    async with running(path, socket_dir) as run:
+        before, old = run.pool("svc"), run.child("svc")
+        async with run.http.get(run.url + "/api/x") as reply:  # its first
+            assert reply.status == 200
+        slow = asyncio.ensure_future(run.http.get(run.url + "/api/slow"))  # its second, 1 s
+        assert await eventually(lambda: old.in_flight == 1)
+        assert await run.supervisor.restart("svc")
+        async with await slow as reply:
+            assert reply.status == 200
+        assert old.pid is not None and await gone(old.pid)
+        assert before.instances == []
 
 
 @pytest.mark.skipif(not _compat.IS_LINUX, reason="names the holder from /proc")
