@@ -167,21 +167,21 @@ class Supervisor:
                     or any(c.state in (State.FATAL, State.EXITED) for c in current.instances)
                 ):
                     fresh[process.id] = self._pool(process)
-            # A fixed <port> has room for one process: the running one finishes its requests
-            # and stops before its replacement starts; requests wait for the replacement.
-            in_place = {
-                id for id, pool in fresh.items()
-                if id in old and old[id].process.port and old[id].process.port == pool.process.port
-            }  # fmt: skip
-            if in_place:
-                self._install({**old, **{id: fresh[id] for id in in_place}})
-                await asyncio.gather(*(old[id].retire() for id in in_place))
+            # Those in the way finish their requests and stop first; requests for them wait
+            # for their replacements meanwhile.
+            first = _in_the_way(old, fresh, {process.id for process in manifest.processes})
+            if first:
+                self._install({
+                    id: fresh[id] if id in first else pool
+                    for id, pool in old.items() if id in fresh or id not in first
+                })  # fmt: skip
+                await asyncio.gather(*(old[id].retire() for id in first))
             for pool in fresh.values():
                 self.order.start(pool)
             ready = await asyncio.gather(*(_started_and_ready(pool) for pool in fresh.values()))
             failed = [pool for pool, ok in zip(fresh.values(), ready, strict=True) if not ok]
             for pool in failed:
-                if pool.process.id in in_place:
+                if pool.process.id in first:
                     kept = "the one it replaced is stopped (its <port> has room for one)"
                 elif pool.process.id in old:
                     kept = "the running one stays"
@@ -193,7 +193,7 @@ class Supervisor:
                     pool.why_not_ready(),
                     kept,
                 )
-            failed = [pool for pool in failed if pool.process.id not in in_place]
+            failed = [pool for pool in failed if pool.process.id not in first]
             for pool in failed:
                 del fresh[pool.process.id]
             await asyncio.gather(*(pool.stop() for pool in failed))
@@ -249,6 +249,15 @@ def _missing(directory: Path) -> list[Path]:
         missing.append(directory)
         directory = directory.parent
     return missing[::-1]
+
+
+def _in_the_way(old: dict[str, Pool], fresh: dict[str, Pool], ids: set[str]) -> set[str]:
+    """The running processes a reload must stop before it starts `fresh`: a fixed <port>
+    has room for one process, so one that goes (replaced, or not in the manifest's `ids`)
+    while a new one wants its port cannot wait for that one to be ready."""
+    wanted = {pool.process.port for pool in fresh.values() if pool.process.port}
+    return {id for id, pool in old.items()
+            if pool.process.port in wanted and (id in fresh or id not in ids)}  # fmt: skip
 
 
 async def _started_and_ready(pool: Pool) -> bool:

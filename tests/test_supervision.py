@@ -145,6 +145,28 @@ async def test_a_fixed_port_is_handed_on_in_place(
     assert len(result.pids) >= 4, result.pids
 
 
+async def test_processes_that_swap_fixed_ports_are_both_replaced(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """Each wants the port the other holds: both stop first, then both start."""
+    ports = free_port(), free_port()
+
+    def both(first: int, second: int) -> Path:
+        return write_manifest(*(
+            process_xml(name, f"/{name}/*", mode="http", extra=f"<port>{port}</port>")
+            for name, port in (("a", first), ("b", second))
+        ))  # fmt: skip
+
+    path = both(*ports)
+    async with running(path, socket_dir) as run:
+        both(*reversed(ports))
+        await run.started.reload(True, [])
+        for name, port in (("a", ports[1]), ("b", ports[0])):
+            assert run.child(name).address == f"http://127.0.0.1:{port}"
+            async with run.http.get(f"{run.url}/{name}/x") as reply:
+                assert reply.status == 200
+
+
 async def test_a_restart_while_an_instance_drains_for_recycling_stops_it_too(
     write_manifest: WriteManifest, socket_dir: Path
 ) -> None:
