@@ -119,10 +119,12 @@ async def relay(
         tunnel = relayed.tunnel
         if tunnel is not None:  # a WebSocket: its instance stays in use while it lasts
             connection.lane.tunnels.add(tunnel)
+            relay.tunnels.add(tunnel)
             try:
                 await tunnel.ended
             finally:
                 connection.lane.tunnels.discard(tunnel)
+                relay.tunnels.discard(tunnel)
 
     connection.relaying = True
     try:

@@ -211,12 +211,16 @@ class Roster:
         old.requests = 0
 
     async def _remove(self, child: Instance, *, drain: bool) -> None:
-        """Take `child` out of service; with `drain`, let its requests finish (bounded)."""
+        """Take `child` out of service; with `drain`, let its requests finish (bounded),
+        its WebSockets closed at once with 1012 (service restart): clients reconnect."""
         if child in self.instances:
             self.instances.remove(child)
         self._leaving.add(child)
         self._notify()
         if drain:
+            relay = child.link.relay
+            if relay is not None:  # a WebSocket would hold the drain up to <timeout>
+                await relay.close_websockets(restart=True)
             await self.wait_for(lambda: child.in_flight == 0, self.process.timeout)
         await child.stop()
         self._leaving.discard(child)

@@ -7,7 +7,8 @@ more, the other is not read.
 What a byte relay cannot carry is said in WebSocket's own terms, between two frames (each
 direction's frame boundaries are followed, `FrameEdges`): a child whose connection ends
 without a close frame is a 1011 close to the client; a client that leaves without one is a
-1001 close to the child (masked, as a client's frames are); a stop is 1001 both ways.
+1001 close to the child (masked, as a client's frames are); a stop is 1001 both ways, the
+replacement of the child (a reload, a restart, recycling) 1012.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import asyncio
 import os
 
 _CLOSE = 0x8  # the close frame's opcode
-INTERNAL_ERROR, GOING_AWAY = 1011, 1001
+INTERNAL_ERROR, GOING_AWAY, SERVICE_RESTART = 1011, 1001, 1012
 
 
 class FrameEdges:
@@ -160,10 +161,13 @@ class Tunnel:
         if not self.ended.done():
             self.ended.set_result(None)
 
-    def stop(self) -> None:
-        """The proxy is stopping: 1001 to both sides, then both closed."""
+    def stop(self, code: int = GOING_AWAY) -> None:
+        """The proxy is stopping (1001), or the child is being replaced (1012): that close
+        to both sides, then both closed; once."""
+        if self.ended.done():
+            return
         for end in (self._client, self._child):
-            end.say_close(GOING_AWAY, end.other)
+            end.say_close(code, end.other)
             end.close()
         if not self.ended.done():
             self.ended.set_result(None)

@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 
 from local_lambdas import _compat
+from local_lambdas.readiness import free_port
 from local_lambdas.transports import upstream
 from tests.helpers import (
     CHILDREN,
@@ -413,6 +414,27 @@ async def test_stop_closes_websockets_cleanly(write_manifest: WriteManifest) -> 
                 assert ws.close_code == aiohttp.WSCloseCode.GOING_AWAY
         assert await run.finish() == 0
         assert time.monotonic() - started < 5  # not held up for the 10 s shutdown grace
+
+
+@pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+async def test_a_restart_closes_websockets_at_once_with_service_restart(
+    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+) -> None:
+    """A dev server's page keeps a WebSocket open (hot reload): a restart closes it with
+    1012 at once, so the page reconnects, instead of holding the drain up to <timeout> (with
+    a fixed <port>, while every request waits for the replacement)."""
+    path = write_manifest(web_process(extra=STRIP + f"<port>{free_port()}</port>"))
+    async with running(path, socket_dir, fast_lane=fast_lane) as run:
+        async with run.http.ws_connect(run.url + "/web/ws") as ws:
+            await ws.send_str("hi")
+            assert (await ws.receive()).data == "echo: hi"
+            restart = asyncio.ensure_future(run.supervisor.restart("web"))
+            closing = await asyncio.wait_for(ws.receive(), 5)  # <timeout> is 30 s
+            assert (closing.type, closing.data) == (aiohttp.WSMsgType.CLOSE, 1012)
+        assert await restart
+        async with run.http.ws_connect(run.url + "/web/ws") as ws:  # to the replacement
+            await ws.send_str("again")
+            assert (await ws.receive()).data == "echo: again"
 
 
 async def test_body_limit_applies_to_streamed_uploads(

@@ -33,6 +33,7 @@ from local_lambdas.http1 import RETRYABLE
 from local_lambdas.relay_request import child_request, forwarded
 from local_lambdas.transports.aiohttp_side import RequestBody, Streamed
 from local_lambdas.transports.upstream import Upstream
+from local_lambdas.tunnel import Tunnel
 
 log = logging.getLogger("local_lambdas.passthrough")
 
@@ -79,6 +80,7 @@ class PassthroughTransport:
         self._sockets: set[tuple[web.WebSocketResponse, aiohttp.ClientWebSocketResponse[bool]]] = (
             set()
         )
+        self.tunnels: set[Tunnel] = set()  # the fast lane's, added by lane_answers.py
         self._closed = False
 
     def _client(self) -> aiohttp.ClientSession:
@@ -206,12 +208,17 @@ class PassthroughTransport:
             await child.close()
         return client
 
-    async def close_websockets(self) -> None:
-        """Close every relayed WebSocket, both ends, with 1001 (going away), as on a stop."""
+    async def close_websockets(self, *, restart: bool = False) -> None:
+        """Close every WebSocket relayed to this child, both ends, each lane's: with 1001
+        (going away) on a stop, 1012 (service restart) when the child is being replaced,
+        so that a client reconnects (to its replacement) rather than hold the drain up."""
+        code = WSCloseCode.SERVICE_RESTART if restart else WSCloseCode.GOING_AWAY
+        for tunnel in list(self.tunnels):
+            tunnel.stop(code)
         for client, child in list(self._sockets):
             await asyncio.gather(
-                client.close(code=WSCloseCode.GOING_AWAY, message=b"stopping"),
-                child.close(code=WSCloseCode.GOING_AWAY, message=b"stopping"),
+                client.close(code=code, message=b"stopping"),
+                child.close(code=code, message=b"stopping"),
             )
 
     async def aclose(self) -> None:
