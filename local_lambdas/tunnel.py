@@ -17,7 +17,7 @@ import asyncio
 import os
 
 _CLOSE = 0x8  # the close frame's opcode
-INTERNAL_ERROR, GOING_AWAY, SERVICE_RESTART = 1011, 1001, 1012
+INTERNAL_ERROR, GOING_AWAY = 1011, 1001
 
 
 class FrameEdges:
@@ -169,5 +169,5 @@ class Tunnel:
         for end in (self._client, self._child):
             end.say_close(code, end.other)
             end.close()
-        if not self.ended.done():
+        if not self.ended.done():  # (a close may report the loss at once)
             self.ended.set_result(None)

@@ -213,12 +213,12 @@ class PassthroughTransport:
         (going away) on a stop, 1012 (service restart) when the child is being replaced,
         so that a client reconnects (to its replacement) rather than hold the drain up."""
         code = WSCloseCode.SERVICE_RESTART if restart else WSCloseCode.GOING_AWAY
+        why = b"restarting" if restart else b"stopping"
         for tunnel in list(self.tunnels):
             tunnel.stop(code)
         for client, child in list(self._sockets):
             await asyncio.gather(
-                client.close(code=code, message=b"stopping"),
-                child.close(code=code, message=b"stopping"),
+                client.close(code=code, message=why), child.close(code=code, message=why)
             )
 
     async def aclose(self) -> None:
