@@ -66,11 +66,12 @@ async def listening(
     async def drain() -> None:
         supervisor.stopping = True
         await dashboard.close()  # open pages' event streams end
-        # Open WebSockets close (1001, going away) instead of holding the stop up.
+        # Open WebSockets close (1001, going away), event streams end, instead of holding
+        # the stop up.
         for child in supervisor.children:
             relay = child.link.relay
             if relay is not None:
-                await relay.close_websockets()
+                await relay.end_streams()
 
     # aiohttp's low-level server: the proxy does its own routing, and an Application's
     # dispatcher cost 8% of the instructions per request (PERFORMANCE.md).

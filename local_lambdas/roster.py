@@ -212,15 +212,16 @@ class Roster:
 
     async def _remove(self, child: Instance, *, drain: bool) -> None:
         """Take `child` out of service; with `drain`, let its requests finish (bounded),
-        its WebSockets closed at once with 1012 (service restart): clients reconnect."""
+        its WebSockets and event streams ended at once (PassthroughTransport.end_streams):
+        clients reconnect."""
         if child in self.instances:
             self.instances.remove(child)
         self._leaving.add(child)
         self._notify()
         if drain:
             relay = child.link.relay
-            if relay is not None:  # a WebSocket would hold the drain up to <timeout>
-                await relay.close_websockets(restart=True)
+            if relay is not None:  # a stream would hold the drain up to <timeout>
+                await relay.end_streams(restart=True)
             await self.wait_for(lambda: child.in_flight == 0, self.process.timeout)
         await child.stop()
         self._leaving.discard(child)

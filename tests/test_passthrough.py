@@ -398,6 +398,22 @@ def _peak_rss_kib(pid: int) -> int:
         return int(next(line.split()[1] for line in status if line.startswith("VmHWM")))
 
 
+async def test_stop_ends_event_streams_at_once(write_manifest: WriteManifest) -> None:
+    """Ctrl+C with a page's event stream open: the stream ends, the proxy does not wait for
+    it through the shutdown grace."""
+    path = write_manifest(web_process(extra=STRIP))
+    async with cli(str(path), "--bind", "127.0.0.1:0") as run:
+        url = (await run.expect(r"listening on (http://\S+)")).group(1)
+        await run.expect(r"web: ready")
+        async with aiohttp.ClientSession() as http, http.get(url + "/web/forever") as stream:
+            assert await stream.content.readline() == b"data: tick\n"
+            started = time.monotonic()
+            run.proc.send_signal(signal.SIGINT)
+            await asyncio.wait_for(stream.read(), 5)  # ended, not broken: no error raised
+        assert await run.finish() == 0
+        assert time.monotonic() - started < 3  # not held up for the 10 s shutdown grace
+
+
 async def test_stop_closes_websockets_cleanly(write_manifest: WriteManifest) -> None:
     path = write_manifest(web_process(extra=STRIP))
     async with cli(str(path), "--bind", "127.0.0.1:0") as run:
@@ -435,6 +451,27 @@ async def test_a_restart_closes_websockets_at_once_with_service_restart(
         async with run.http.ws_connect(run.url + "/web/ws") as ws:  # to the replacement
             await ws.send_str("again")
             assert (await ws.receive()).data == "echo: again"
+
+
+@pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+async def test_a_restart_ends_event_streams_at_once(
+    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+) -> None:
+    """A page's EventSource (a dev server's reload events) is ended as the child would end
+    it when the child is replaced, so that the browser reconnects to the replacement, instead
+    of holding the drain up to <timeout> (with a fixed <port>, while every request waits)."""
+    path = write_manifest(web_process(extra=STRIP + f"<port>{free_port()}</port>"))
+    async with running(path, socket_dir, fast_lane=fast_lane) as run:
+        async with run.http.get(run.url + "/web/forever") as stream:
+            assert await stream.content.readline() == b"data: tick\n"
+            restart = asyncio.ensure_future(run.supervisor.restart("web"))
+            rest = await asyncio.wait_for(stream.read(), 5)  # <timeout> is 30 s
+            assert (b"data: tick\n" + rest).endswith(b"\n\n")  # whole events, a clean end
+        assert await asyncio.wait_for(restart, 5)
+        async with run.http.get(run.url + "/web/forever") as stream:  # to the replacement
+            assert await stream.content.readline() == b"data: tick\n"
+        async with run.http.get(run.url + "/web/download/5") as reply:  # other answers finish
+            assert await reply.read() == b"xxxxx"
 
 
 async def test_body_limit_applies_to_streamed_uploads(

@@ -171,6 +171,17 @@ class Bare(asyncio.Protocol):
                 f"the child did not begin its answer within {self.timeout:g}s (its <timeout>)"
             ), "")  # fmt: skip
 
+    def end_event_stream(self) -> None:
+        """End the answer here, as if the child had ended it, if it is a Server-Sent Events
+        stream (its head relayed, `Content-Type: text/event-stream`): the child is being
+        replaced or the proxy stops, and the client's EventSource reconnects on its own."""
+        done = self._done
+        if self._headed and done is not None and not done.done() and any(
+            name.lower() == "content-type" and value.lower().startswith("text/event-stream")
+            for name, value in self._headers
+        ):  # fmt: skip
+            self._finish(reusable=False)
+
     def _fail(self, before: Exception | None, after: str) -> None:
         """End the exchange: `before` the head went out (raised to the caller), else the
         sink breaks the client's connection with `after`."""

@@ -208,10 +208,13 @@ class PassthroughTransport:
             await child.close()
         return client
 
-    async def close_websockets(self, *, restart: bool = False) -> None:
-        """Close every WebSocket relayed to this child, both ends, each lane's: with 1001
-        (going away) on a stop, 1012 (service restart) when the child is being replaced,
-        so that a client reconnects (to its replacement) rather than hold the drain up."""
+    async def end_streams(self, *, restart: bool = False) -> None:
+        """End what would hold a stop or a replacement of this child up to <timeout>, so that
+        its clients reconnect (to its replacement) at once: every WebSocket relayed to it,
+        both ends, each lane's, closed with 1001 (going away) on a stop, 1012 (service
+        restart) when the child is being replaced; every Server-Sent Events answer ended as
+        the child would end it (an EventSource reconnects by itself). Other answers finish."""
+        self.upstream.end_event_streams()
         code = WSCloseCode.SERVICE_RESTART if restart else WSCloseCode.GOING_AWAY
         why = b"restarting" if restart else b"stopping"
         for tunnel in list(self.tunnels):

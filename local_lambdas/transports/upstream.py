@@ -74,6 +74,13 @@ class Upstream:
     def unwatch(self, exchange: Bare) -> None:
         self._timed.discard(exchange)
 
+    def end_event_streams(self) -> None:
+        """End every Server-Sent Events answer in flight (Bare.end_event_stream). Every
+        pass-through exchange has a time limit (--no-timeouts makes it NO_LIMIT), so those
+        in flight are the watched ones."""
+        for exchange in list(self._timed):
+            exchange.end_event_stream()
+
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         self._sweeper = None
         now = loop.time()
