@@ -114,7 +114,8 @@ class Instance:
         self._stopping = True
         proc = self.link.proc
         if proc is not None and not proc.exited.done():
-            self._set_state(State.STOPPING, "stopping")
+            if self.state is not State.STOPPING:  # (said once when two stops meet)
+                self._set_state(State.STOPPING, "stopping")
             await proc.terminate(self.process.stop_timeout)
         if self._task is not None:
             self._task.cancel()

@@ -72,7 +72,7 @@ class Roster:
         # Instances taken out of service whose stop is still to come (draining): a stop of
         # the whole roster that cancels their removal stops them too, or they would run on.
         self._leaving: set[Instance] = set()
-        self._ending = False  # stopping or retiring: no instance is to be started any more
+        self.ending = False  # stopping or retiring: no instance is to be started any more
 
     # -- changes, and waits on them -------------------------------------------------------
 
@@ -105,6 +105,8 @@ class Roster:
     # -- life cycle ----------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.ending:  # stopped (for good), or retired, before its start came
+            return
         self.started = True
         self.sleeping = False
         self.last_request = self._clock()
@@ -179,7 +181,7 @@ class Roster:
         if self.disabled is not None or self.sleeping:
             return True
         await self.wait_for(
-            lambda: self.blocked is not None or (self.started and (
+            lambda: self.blocked is not None or self.ending or (self.started and (
                 all(c.state is State.READY for c in self.instances)
                 or any(c.state in DOWN for c in self.instances)
             )),
@@ -188,12 +190,12 @@ class Roster:
         return self.started and all(c.state is State.READY for c in self.instances)
 
     async def _recycle(self, old: Instance) -> None:
-        if self._ending:  # a request that ends as the roster stops: nothing to replace
+        if self.ending:  # a request that ends as the roster stops: nothing to replace
             return
         log.info("%s: recycling after %d requests (<max_requests>)", old.name, old.requests)
         if self.process.port:  # room for one process (see Supervisor.reload): in its place
             await self._remove(old, drain=True)
-            if not self._ending:
+            if not self.ending:
                 self._add(old.index).start()
             return
         new = self._add(old.index)
@@ -245,7 +247,7 @@ class Roster:
         await self._stop(drain=False)
 
     async def _stop(self, *, drain: bool) -> None:
-        self._ending = True
+        self.ending = True
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -57,6 +57,9 @@ class Supervisor:
         self.token = secrets.token_urlsafe(24)
         self._watchdog = None if IS_WINDOWS else Watchdog()
         self._reloading = asyncio.Lock()
+        # The pools a reload in progress started or is stopping, not (or no longer) in
+        # `pools`: a stop that comes meanwhile stops them too.
+        self._in_reload: list[Pool] = []
         self.order = StartOrder(
             settings, printer, manifest=lambda: self.manifest, pools=lambda: self.pools,
             run_mark=self.run_mark, token=self.token, watchdog=self._watchdog,
@@ -170,49 +173,63 @@ class Supervisor:
             # Those in the way finish their requests and stop first; requests for them wait
             # for their replacements meanwhile.
             first = _in_the_way(old, fresh, {process.id for process in manifest.processes})
-            if first:
-                self._install({
-                    id: fresh[id] if id in first else pool
-                    for id, pool in old.items() if id in fresh or id not in first
-                })  # fmt: skip
-                await asyncio.gather(*(old[id].retire() for id in first))
-            for pool in fresh.values():
-                self.order.start(pool)
-            ready = await asyncio.gather(*(_started_and_ready(pool) for pool in fresh.values()))
-            failed = [pool for pool, ok in zip(fresh.values(), ready, strict=True) if not ok]
-            for pool in failed:
-                if pool.process.id in first:
-                    kept = "the one it replaced is stopped (its <port> has room for one)"
-                elif pool.process.id in old:
-                    kept = "the running one stays"
-                else:
-                    kept = "it is not started"
-                log.error(
-                    "reload: %s did not become ready (%s); %s",
-                    pool.process.id,
-                    pool.why_not_ready(),
-                    kept,
-                )
-            failed = [pool for pool in failed if pool.process.id not in first]
-            for pool in failed:
-                del fresh[pool.process.id]
-            await asyncio.gather(*(pool.stop() for pool in failed))
-            pools = {}
-            for process in manifest.processes:
-                if process.id in fresh:
-                    pools[process.id] = fresh[process.id]
-                elif process.id in old:
-                    pools[process.id] = old[process.id]
-            self.manifest = manifest
-            self._install(pools)
-            retired = [pool for pool in old.values() if pools.get(pool.process.id) is not pool]
-            log.info(
-                "reloaded: %d started, %d kept, %d stopped",
-                len(fresh),
-                len(pools) - len(fresh),
-                len(retired),
+            self._in_reload = [*fresh.values(), *(old[id] for id in first)]
+            try:
+                await self._replace(manifest, old, fresh, first)
+            finally:
+                self._in_reload = []
+
+    async def _replace(
+        self, manifest: Manifest, old: dict[str, Pool], fresh: dict[str, Pool], first: set[str]
+    ) -> None:
+        """A reload's work (see reload): `first` the ids of the old pools to stop before
+        their replacements in `fresh` start."""
+        if first:
+            self._install({
+                id: fresh[id] if id in first else pool
+                for id, pool in old.items() if id in fresh or id not in first
+            })  # fmt: skip
+            await asyncio.gather(*(old[id].retire() for id in first))
+        for pool in fresh.values():
+            self.order.start(pool)
+        ready = await asyncio.gather(*(_started_and_ready(pool) for pool in fresh.values()))
+        if self.stopping:  # the stop has stopped every pool, these too
+            return
+        failed = [pool for pool, ok in zip(fresh.values(), ready, strict=True) if not ok]
+        for pool in failed:
+            if pool.process.id in first:
+                kept = "the one it replaced is stopped (its <port> has room for one)"
+            elif pool.process.id in old:
+                kept = "the running one stays"
+            else:
+                kept = "it is not started"
+            log.error(
+                "reload: %s did not become ready (%s); %s",
+                pool.process.id,
+                pool.why_not_ready(),
+                kept,
             )
-            await asyncio.gather(*(pool.retire() for pool in retired if not pool.retired))
+        failed = [pool for pool in failed if pool.process.id not in first]
+        for pool in failed:
+            del fresh[pool.process.id]
+        await asyncio.gather(*(pool.stop() for pool in failed))
+        pools = {}
+        for process in manifest.processes:
+            if process.id in fresh:
+                pools[process.id] = fresh[process.id]
+            elif process.id in old:
+                pools[process.id] = old[process.id]
+        self.manifest = manifest
+        self._install(pools)
+        retired = [pool for pool in old.values() if pools.get(pool.process.id) is not pool]
+        self._in_reload += retired
+        log.info(
+            "reloaded: %d started, %d kept, %d stopped",
+            len(fresh),
+            len(pools) - len(fresh),
+            len(retired),
+        )
+        await asyncio.gather(*(pool.retire() for pool in retired if not pool.retired))
 
     async def restart(self, process_id: str) -> bool:
         """Restart one process as a reload would (its replacement starts beside it and takes
@@ -221,7 +238,7 @@ class Supervisor:
         before = self.pools.get(process_id)
         await self.reload(self.manifest, restart=[process_id])
         pool = self.pools.get(process_id)
-        if pool is None or pool is before:  # it is gone, or its old self kept serving
+        if pool is None or pool is before or self.stopping:  # gone, kept, or not to be
             return False
         return all(c.state is State.READY for c in pool.instances)
 
@@ -231,6 +248,8 @@ class Supervisor:
         # What depends on others stops first, as it may still be using them.
         for level in _levels(self.pools.values()):
             await asyncio.gather(*(pool.stop() for pool in level))
+        # A reload's, started beside them or draining: each stops now (Roster: for good).
+        await asyncio.gather(*(pool.stop() for pool in self._in_reload))
         # Anything descended from a child of this run that outlived its own child's stop.
         await processes.reap_when_gone(processes.kill_marked(self.run_mark + "."), 1.0)
         if self._watchdog is not None:
@@ -264,8 +283,9 @@ async def _started_and_ready(pool: Pool) -> bool:
     """A reload's wait for a new pool: its <build> (bounded by its own timeout) and what it
     depends on first, then its <startup_timeout>: a long build is not a slow start."""
     await pool.wait_for(
-        lambda: pool.started or pool.blocked is not None or pool.disabled is not None, NO_LIMIT
-    )
+        lambda: pool.started or pool.ending or pool.blocked is not None
+        or pool.disabled is not None, NO_LIMIT,
+    )  # fmt: skip
     return await pool.wait_ready(pool.process.startup_timeout + 1)
 
 

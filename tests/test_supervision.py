@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import os
 import signal
 import socket
@@ -143,6 +144,40 @@ async def test_a_fixed_port_is_handed_on_in_place(
     assert result.failures == []
     assert len({first, restarted, reloaded}) == 3
     assert len(result.pids) >= 4, result.pids
+
+
+@pytest.mark.parametrize("when", ["as the old one stops", "as the replacement starts"])
+async def test_a_stop_during_a_restart_starts_nothing_after_it(
+    write_manifest: WriteManifest, socket_dir: Path, caplog: pytest.LogCaptureFixture, when: str
+) -> None:
+    """Ctrl+C while a restart (--watch, `local-lambdas restart`) replaces a fixed-port
+    process: the replacement is stopped too and nothing starts once the stop began; the
+    restart ends (False) rather than waiting for a replacement that will never be ready."""
+    path = write_manifest(process_xml("svc", "/api/*", mode="http",
+                                      extra=f"<port>{free_port()}</port>"))  # fmt: skip
+    async with running(path, socket_dir) as run:
+        before = run.supervisor.pools["svc"]
+        restart = asyncio.ensure_future(run.supervisor.restart("svc"))
+        replacement: list[int] = []
+        if when == "as the replacement starts":
+
+            def starting() -> bool:
+                pool = run.supervisor.pools["svc"]
+                procs = [c.link.proc for c in pool.instances if pool is not before]
+                replacement[:] = [proc.pid for proc in procs if proc is not None]
+                return bool(replacement)
+
+            assert await eventually(starting)
+        else:
+            await asyncio.sleep(0)  # the restart begins (one turn of the loop), no more
+        said = len(caplog.records)
+        await run.supervisor.stop()
+        assert await asyncio.wait_for(restart, 5) is False
+        after = [r.getMessage() for r in caplog.records[said:]]
+        assert not [m for m in after if "starting" in m or "restarting" in m], after
+        assert all(r.levelno < logging.WARNING for r in caplog.records[said:]), after
+        for pid in replacement:
+            assert await gone(pid)
 
 
 async def test_processes_that_swap_fixed_ports_are_both_replaced(
