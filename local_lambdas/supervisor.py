@@ -158,6 +158,8 @@ class Supervisor:
     async def reload(self, manifest: Manifest, *, restart: Iterable[str] = ()) -> None:
         """Run `manifest` instead, restarting only what changed (and the ids in `restart`)."""
         async with self._reloading:
+            if self.stopping:  # (a change seen, or a restart asked, as the proxy stops)
+                return
             forced = set(restart)
             old = self.pools
             fresh: dict[str, Pool] = {}

@@ -146,33 +146,43 @@ async def test_a_fixed_port_is_handed_on_in_place(
     assert len(result.pids) >= 4, result.pids
 
 
-@pytest.mark.parametrize("when", ["as the old one stops", "as the replacement starts"])
+@pytest.mark.parametrize(
+    "when", ["as the old one stops", "as the replacement starts", "after the stop"]
+)
 async def test_a_stop_during_a_restart_starts_nothing_after_it(
     write_manifest: WriteManifest, socket_dir: Path, caplog: pytest.LogCaptureFixture, when: str
 ) -> None:
     """Ctrl+C while a restart (--watch, `local-lambdas restart`) replaces a fixed-port
-    process: the replacement is stopped too and nothing starts once the stop began; the
-    restart ends (False) rather than waiting for a replacement that will never be ready."""
+    process, or a restart asked once it stopped: the replacement is stopped too and
+    nothing starts once the stop began; the restart ends (False) rather than waiting for a
+    replacement that will never be ready."""
     path = write_manifest(process_xml("svc", "/api/*", mode="http",
                                       extra=f"<port>{free_port()}</port>"))  # fmt: skip
     async with running(path, socket_dir) as run:
         before = run.supervisor.pools["svc"]
-        restart = asyncio.ensure_future(run.supervisor.restart("svc"))
         replacement: list[int] = []
-        if when == "as the replacement starts":
 
-            def starting() -> bool:
-                pool = run.supervisor.pools["svc"]
-                procs = [c.link.proc for c in pool.instances if pool is not before]
-                replacement[:] = [proc.pid for proc in procs if proc is not None]
-                return bool(replacement)
+        def starting() -> bool:
+            pool = run.supervisor.pools["svc"]
+            procs = [c.link.proc for c in pool.instances if pool is not before]
+            replacement[:] = [proc.pid for proc in procs if proc is not None]
+            return bool(replacement)
 
-            assert await eventually(starting)
-        else:
-            await asyncio.sleep(0)  # the restart begins (one turn of the loop), no more
         said = len(caplog.records)
-        await run.supervisor.stop()
+        if when == "after the stop":  # (a change seen as the proxy stops, say)
+            stop = asyncio.ensure_future(run.supervisor.stop())
+            await stop
+        restart = asyncio.ensure_future(run.supervisor.restart("svc"))
+        if when == "as the old one stops":
+            await asyncio.sleep(0)  # the restart begins
+        elif when == "as the replacement starts":
+            assert await eventually(starting)
+            said = len(caplog.records)
+        if when != "after the stop":
+            stop = asyncio.ensure_future(run.supervisor.stop())
+        await stop
         assert await asyncio.wait_for(restart, 5) is False
+        assert run.supervisor.children == []
         after = [r.getMessage() for r in caplog.records[said:]]
         assert not [m for m in after if "starting" in m or "restarting" in m], after
         assert all(r.levelno < logging.WARNING for r in caplog.records[said:]), after
