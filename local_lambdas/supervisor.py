@@ -283,9 +283,10 @@ def _in_the_way(old: dict[str, Pool], fresh: dict[str, Pool], ids: set[str]) -> 
 
 async def _started_and_ready(pool: Pool) -> bool:
     """A reload's wait for a new pool: its <build> (bounded by its own timeout) and what it
-    depends on first, then its <startup_timeout>: a long build is not a slow start."""
+    depends on first, then its <startup_timeout>: a long build is not a slow start. One that
+    starts on request is ready asleep."""
     await pool.wait_for(
-        lambda: pool.started or pool.ending or pool.blocked is not None
+        lambda: pool.started or pool.sleeping or pool.ending or pool.blocked is not None
         or pool.disabled is not None, NO_LIMIT,
     )  # fmt: skip
     return await pool.wait_ready(pool.process.startup_timeout + 1)

@@ -3,6 +3,7 @@ with requests held across every stop and start, none failed."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,29 @@ async def test_started_by_its_first_request(
         async with run.http.get(run.url + "/_/status") as reply:
             assert (await reply.json())["processes"]["lazy"]["state"] == "IDLE"
         async with run.http.get(run.url + "/lazy/pid") as reply:  # held while it starts
+            assert reply.status == 200
+            assert int(await reply.text()) == run.child("lazy").pid
+
+
+async def test_a_restart_or_reload_leaves_it_asleep_and_returns(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """Restarting a process that starts on request (`local-lambdas restart`, a file --watch
+    saw change), asleep or awake, gives a new one that sleeps until its next request; the
+    restart answers at once rather than waiting for a start no request has asked for (it
+    held every later reload up for good)."""
+    path = write_manifest(process_xml("lazy", "/lazy/*", extra="<start>on-request</start>"))
+    async with running(path, socket_dir) as run:
+        for awake in (False, True):
+            if awake:
+                async with run.http.get(run.url + "/lazy/pid") as reply:
+                    assert reply.status == 200
+            assert await asyncio.wait_for(run.supervisor.restart("lazy"), 5)
+            pool = run.pool("lazy")
+            assert pool.instances == [] and pool.sleeping
+        write_manifest(process_xml("lazy", ["/lazy/*", "/v2/*"], extra="<start>on-request</start>"))
+        await asyncio.wait_for(run.started.reload(True, []), 5)
+        async with run.http.get(run.url + "/v2/pid") as reply:  # its first request starts it
             assert reply.status == 200
             assert int(await reply.text()) == run.child("lazy").pid
 
