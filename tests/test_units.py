@@ -972,6 +972,31 @@ def test_a_header_is_read_from_an_answers_raw_head(
     assert answer_head.raw_header(data, name) == value
 
 
+@pytest.mark.parametrize(
+    ("status", "size", "coding", "problem"),
+    [
+        (200, 100, "", None),
+        (200, 100, ",chunked", None),
+        (200, 100, ",gzip,chunked", None),  # chunked last: the body's end is known
+        (200, 100, ", gzip , Chunked ", None),
+        (99, 100, "", "has status 099"),  # three digits llhttp reads, no HTTP status
+        (0, 100, "", "has status 000"),
+        (200, 64 * 1024 + 1, "", "head is over 64 KiB"),
+        (200, 64 * 1024, "", None),
+        (200, 100, ",gzip", "Transfer-Encoding 'gzip': send it chunked"),
+        (200, 100, ",chunked,gzip", "Transfer-Encoding 'chunked,gzip'"),
+        (200, 100, ",", "Transfer-Encoding ''"),  # an empty value: no coding known
+    ],
+)  # fmt: skip
+def test_an_answer_head_the_proxy_cannot_relay(
+    status: int, size: int, coding: str, problem: str | None
+) -> None:
+    """answer_head.head_problem: the 502s for an answer's head (docs/protocol.md)."""
+    found = answer_head.head_problem(status, size, coding)
+    assert (found is None) == (problem is None), found
+    assert problem is None or (found is not None and problem in found)
+
+
 _HEAD = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n"
 
 

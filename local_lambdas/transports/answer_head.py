@@ -1,11 +1,29 @@
-"""What a child's raw answer head says, read from its bytes without a parser: a header's
-value (`raw_header`), the body length its one Content-Length gives (`content_length`),
-whether its body ends with the connection (`close_delimited`), and the head a child repeats
-from answer to answer (`kept_head`, for transports/exchange.py's answers taken whole)."""
+"""What a child's answer head says: what makes one the proxy refuses (`head_problem`), and,
+read from its bytes without a parser, a header's value (`raw_header`), the body length its
+one Content-Length gives (`content_length`), whether its body ends with the connection
+(`close_delimited`), and the head a child repeats from answer to answer (`kept_head`, for
+transports/exchange.py's answers taken whole)."""
 
 from __future__ import annotations
 
+from local_lambdas.envelope import MAX_HEAD
 from local_lambdas.http1 import NO_BODY
+
+
+def head_problem(status: int, size: int, coding: str) -> str | None:
+    """Why a final answer's head (`status`; `size`, its headers' bytes; `coding`, its
+    Transfer-Encoding values joined, each after a comma) cannot be relayed, or None.
+    llhttp reads any three digits as a status, 000 to 099 too; a body coded otherwise than
+    chunked at the end would go on, read to the connection's end, undecoded and unmarked
+    (nginx's 502 too)."""
+    if status < 100:
+        return f"the child's answer has status {status:03d}"
+    if size > MAX_HEAD:
+        return f"the child's answer head is over {MAX_HEAD // 1024} KiB"
+    if coding and coding.rpartition(",")[2].strip().lower() != "chunked":
+        return (f"the child's answer has Transfer-Encoding {coding.strip(',')!r}: send it "
+                "chunked, or with a Content-Length")  # fmt: skip
+    return None
 
 
 def kept_head(first: bytes, status: int, keep_alive: bool) -> tuple[bytes, int]:

@@ -13,45 +13,34 @@ answer to a HEAD request ends with its head. An `upgrade` request answered 101 e
 exchange there: the connection is the sink's from then on (`Sink.upgraded`), never pooled
 again. An answer that comes whole in one read with the last answer's head, byte for byte (a
 child repeats its head; the size its Content-Length gives), is taken without the parser.
-
-A server that writes an answer's head and body in two small writes without TCP_NODELAY
-(Python's http.server in HTTP/1.1, the bundled web_server.py) holds the body back until its
-head is acknowledged, and on a kept connection Linux delays that ACK by 40 ms: every answer
-took 40 ms more. So a read that leaves the answer unfinished is followed by TCP_QUICKACK
-(acknowledge at once: the kernel sends the ACK it was holding), and our own writes go
-without Nagle's delay (TCP_NODELAY), as nginx's do. An answer read whole, as most servers
-write one, costs no such call. (Asked through a duplicate of the socket's descriptor, kept
-while the connection lasts: uvloop's socket object makes a Python socket for each option
-set, 8k instructions.)
+The connection itself (its socket's options, reading paused and resumed) is
+child_connection.py's; the rules an answer's head must keep, answer_head.py's.
 """
 
 from __future__ import annotations
 
-import asyncio
-import socket
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 import httptools
 
-from local_lambdas._compat import TCP_QUICKACK
 from local_lambdas.envelope import MAX_HEAD  # an answer's head, with any 1xx before it
 from local_lambdas.errors import UNANSWERED, BadResponse, ChildTimeout, ChildUnreachable
 from local_lambdas.forwarding import has_control
-from local_lambdas.transports.answer_head import close_delimited, kept_head
+from local_lambdas.transports.answer_head import close_delimited, head_problem, kept_head
+from local_lambdas.transports.child_connection import ChildConnection
 
 if TYPE_CHECKING:
+    import asyncio
+
     from local_lambdas.transports.sink import Body, Sink
     from local_lambdas.transports.upstream import Upstream
-
-_TCP: Final = socket.IPPROTO_TCP
-_QUICKACK: Final = TCP_QUICKACK  # (a C-level constant here)
 
 
 class Stale(ChildUnreachable):
     """Nothing came back on a connection: the child may have closed it while it was idle."""
 
 
-class Bare(asyncio.Protocol):
+class Bare(ChildConnection):
     """One connection to the child, carrying one exchange at a time; the answer's headers
     are not read (its sink's `head` gets none). For the `http` envelope, which needs only
     the answer's status and body: made without an `on_header` method, httptools calls
@@ -61,9 +50,8 @@ class Bare(asyncio.Protocol):
     """
 
     def __init__(self, upstream: Upstream) -> None:
+        super().__init__()
         self._upstream = upstream
-        self.loop = asyncio.get_running_loop()
-        self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         # The parser of an answer whose head is the last one's (`_repeats`), and of any other:
         # the same one here; Exchange (exchange_headers.py) has a second, which calls nothing
@@ -84,13 +72,9 @@ class Bare(asyncio.Protocol):
         self._headed = False  # its head went to the sink
         self._done: asyncio.Future[None] | None = None
         self.timeout: float | None = None
-        self._progress = 0.0  # when the child's last bytes came
-        self._lost = False
-        self._paused = False  # not read while the client cannot take more
         self._reason = ""
         self._reason_bytes = b""  # the reason phrase as read so far
         self.reusable = False
-        self._socket: socket.socket | None = None  # a duplicate, for TCP_QUICKACK
         # The last answer's head, when it came whole at the start of its first read, with
         # its status and reason; and the size of an answer with that head and the body its
         # Content-Length gives, on a kept connection (else -1): a read of just that size
@@ -100,10 +84,6 @@ class Bare(asyncio.Protocol):
         self._last_reason = ""
         self._last_size = -1
         self._repeats = False  # this answer began with the last one's head
-
-    @property
-    def usable(self) -> bool:
-        return not self._lost and self._transport is not None and not self._transport.is_closing()
 
     async def run(
         self, request: bytes, sink: Sink, timeout: float | None, head_only: bool, upgrade: bool,
@@ -136,11 +116,6 @@ class Bare(asyncio.Protocol):
         """The client failed its body (it stopped sending): the exchange ends with `error`,
         or, once the answer has begun, the client's connection breaks."""
         self._fail(error, str(error))
-
-    def close(self) -> None:
-        self._forget_socket()
-        if self._transport is not None:
-            self._transport.close()
 
     # -- the answer's time limit: <timeout> for each wait for the child's next bytes. The
     # upstream's sweeper looks (check); bytes arriving just note the time.
@@ -199,19 +174,6 @@ class Bare(asyncio.Protocol):
 
     # -- asyncio.Protocol
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(_TCP, socket.TCP_NODELAY, 1)
-            if _QUICKACK:
-                self._socket = socket.fromfd(sock.fileno(), sock.family, sock.type)
-
-    def _forget_socket(self) -> None:
-        own, self._socket = self._socket, None
-        if own is not None:
-            own.close()
-
     def data_received(self, data: bytes) -> None:
         if self._done is None:  # bytes nobody asked for: out of step for good
             self._out_of_step()
@@ -249,11 +211,7 @@ class Bare(asyncio.Protocol):
             sink.flush()
         done = self._done
         if self._socket is not None and done is not None and not done.done():
-            # More of the answer to come: what came is acknowledged now (see the docstring).
-            self._socket.setsockopt(_TCP, _QUICKACK, 1)
-
-    def eof_received(self) -> bool:
-        return False
+            self.acknowledge()  # more of the answer to come: what came is, now
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
@@ -285,17 +243,6 @@ class Bare(asyncio.Protocol):
     def resume_writing(self) -> None:
         if self._body is not None:
             self._body.resume()
-
-    def pause_reading(self) -> None:
-        self._paused = True
-        if self._transport is not None:
-            self._transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        self._paused = False
-        self._progress = self.loop.time()
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.resume_reading()
 
     # -- httptools callbacks
 
@@ -343,18 +290,9 @@ class Bare(asyncio.Protocol):
             return  # informational (103 Early Hints): the final answer follows
         if self._sink is None:
             return  # out of step (on_message_begin)
-        if status < 100:  # llhttp reads three digits, 000 to 099 too: not an HTTP status
-            self._fail(self._bad(f"the child's answer has status {status:03d}"), "")
-            return
-        if self._head_size > MAX_HEAD:
-            self._fail(self._bad(f"the child's answer head is over {MAX_HEAD // 1024} KiB"), "")
-            return
-        if self._coding and self._coding.rpartition(",")[2].strip().lower() != "chunked":
-            # Read to the end of the connection, its body would go on undecoded and
-            # unmarked: nginx's 502 too.
-            coding = self._coding.strip(",")
-            self._fail(self._bad(f"the child's answer has Transfer-Encoding {coding!r}: "
-                                 "send it chunked, or with a Content-Length"), "")  # fmt: skip
+        problem = head_problem(status, self._head_size, self._coding)
+        if problem is not None:
+            self._fail(self._bad(problem), "")
             return
         self._headed = True
         if not self._repeats:
