@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from local_lambdas._compat import IS_WINDOWS, which
@@ -56,11 +56,13 @@ _BY_SUFFIX = {".py": "python3", ".js": "node", ".mjs": "node", ".cjs": "node", "
               ".pl": "perl", ".php": "php", ".lua": "lua"}  # fmt: skip
 
 
-def interpreter_problem(path: str) -> str | None:
+def interpreter_problem(path: str, find: Callable[[str], str | None] | None = None) -> str | None:
     """Why a script's `#!` line cannot run it (POSIX), the kernel's bare ENOENT said in
     words: a line ending in CR (the file saved with Windows line endings), or an
     interpreter that is not there; or a script of another language with no such line,
-    which would run as a shell script. None: no such problem seen."""
+    which would run as a shell script. With `find` (the child's lookup of a program by
+    name), also a program `#!/usr/bin/env` would not find, which env says only once the
+    child runs, exiting 127. None: no such problem seen."""
     if IS_WINDOWS:
         return None
     try:
@@ -81,11 +83,29 @@ def interpreter_problem(path: str) -> str | None:
         return (f'has Windows line endings: its first line, "{shown}", names an '
                 "interpreter whose name ends in a CR; convert the file to LF endings "
                 f"(dos2unix {path})")  # fmt: skip
-    interpreter = line[2:].split()[0] if line[2:].split() else b""
+    words = line[2:].split()
+    interpreter = words[0] if words else b""
     if interpreter.startswith(b"/") and not os.path.exists(interpreter):
         return (f'starts with "{shown}", and {interpreter.decode(errors="replace")} is not '
                 "there; fix that line (#!/usr/bin/env python3, say)")  # fmt: skip
+    program = _env_program(words) if find is not None else None
+    if program is not None and find is not None and find(program) is None:
+        return (f'starts with "{shown}", and {program} is not found on its PATH; install it, '
+                "put its folder on PATH (<env>), or fix that line")  # fmt: skip
     return None
+
+
+def _env_program(words: list[bytes]) -> str | None:
+    """The program a `#!/usr/bin/env [-S] [NAME=VALUE...] PROGRAM` line runs; None for
+    another line, or env options other than -S (not judged)."""
+    if not words or not words[0].endswith(b"/env"):
+        return None
+    rest = words[2:] if words[1:2] == [b"-S"] else words[1:]
+    while rest and b"=" in rest[0] and not rest[0].startswith(b"-"):
+        rest = rest[1:]  # variables set for the program
+    if not rest or rest[0].startswith(b"-"):
+        return None
+    return rest[0].decode("utf-8", "replace")
 
 
 def path_problems(
@@ -111,7 +131,9 @@ def path_problems(
             else not_runnable(working_dir / executable) + _beside(executable, working_dir, beside)
         )
         found_problems.append(("executable", f'<executable> "{executable}" {where}'))
-    elif found and (wrong := interpreter_problem(found)):
+    elif found and (
+        wrong := interpreter_problem(found, lambda name: find_executable(name, working_dir, path))
+    ):
         found_problems.append(("executable", f'<executable> "{executable}" {wrong}'))
     return found_problems
 

@@ -254,12 +254,16 @@ CASES = {
 def test_a_script_whose_first_line_cannot_run_it_is_named(tmp_path: Path) -> None:
     """The kernel says only "No such file or directory" of a script that is there: a #!
     line ending in CR (saved with Windows line endings) or naming an interpreter that is
-    not there is said at load, with the fix; so is a Python script with no #! line, which
-    the shell would run and fail on with a syntax error."""
+    not there is said at load, with the fix, and so is a program `#!/usr/bin/env` would not
+    find on the child's PATH (env says it only as the child exits 127); so is a Python
+    script with no #! line, which the shell would run and fail on with a syntax error."""
     scripts = {"crlf.sh": b"#!/bin/sh\r\necho hi\r\n", "gone.py": b"#!/opt/no/python9 -u\n",
                "ok.sh": b"#!/bin/sh\necho hi\n", "env.py": b"#!/usr/bin/env python3\n",
                "plain.sh": b"echo hi\n", "bare.py": b"print('hi')\n",
-               "elf.py": b"\x7fELF\x02\x01"}  # fmt: skip
+               "elf.py": b"\x7fELF\x02\x01", "nowhere.py": b"#!/usr/bin/env python9\n",
+               "envs.py": b"#!/usr/bin/env -S PYTHONUNBUFFERED=1 python3 -u\n",
+               "envs-gone.js": b"#!/usr/bin/env -S X=1 nodejs9 --flag\n",
+               "envi.py": b"#!/usr/bin/env -i python9\n"}  # fmt: skip
     for name, text in scripts.items():
         (tmp_path / name).write_bytes(text)
         (tmp_path / name).chmod(0o755)
@@ -277,7 +281,13 @@ def test_a_script_whose_first_line_cannot_run_it_is_named(tmp_path: Path) -> Non
         '<process id="bare-py">: <executable> "./bare.py" has no "#!" line, so it would run '
         'as a shell script; make its first line "#!/usr/bin/env python3", or name python3 in '
         "<executable> and the script in <arg>",
-    ]
+        '<process id="nowhere-py">: <executable> "./nowhere.py" starts with "#!/usr/bin/env '
+        'python9", and python9 is not found on its PATH; install it, put its folder on PATH '
+        "(<env>), or fix that line",
+        '<process id="envs-gone-js">: <executable> "./envs-gone.js" starts with "#!/usr/bin/env '
+        '-S X=1 nodejs9 --flag", and nodejs9 is not found on its PATH; install it, put its '
+        "folder on PATH (<env>), or fix that line",
+    ]  # (env -i and its like are not judged)
 
 
 def test_one_pass_reports_every_problem_once_per_cause(tmp_path: Path) -> None:
