@@ -179,7 +179,8 @@ class Supervisor:
             try:
                 await self._replace(manifest, old, fresh, first)
             finally:
-                self._in_reload = []
+                if not self.stopping:  # (else they are the stop's to stop, if not yet)
+                    self._in_reload = []
 
     async def _replace(
         self, manifest: Manifest, old: dict[str, Pool], fresh: dict[str, Pool], first: set[str]

@@ -156,6 +156,7 @@ async def test_a_stop_during_a_restart_starts_nothing_after_it(
     process, or a restart asked once it stopped: the replacement is stopped too and
     nothing starts once the stop began; the restart ends (False) rather than waiting for a
     replacement that will never be ready."""
+    caplog.set_level(logging.INFO, logger="local_lambdas")
     path = write_manifest(process_xml("svc", "/api/*", mode="http",
                                       extra=f"<port>{free_port()}</port>"))  # fmt: skip
     async with running(path, socket_dir) as run:
@@ -188,6 +189,35 @@ async def test_a_stop_during_a_restart_starts_nothing_after_it(
         assert all(r.levelno < logging.WARNING for r in caplog.records[said:]), after
         for pid in replacement:
             assert await gone(pid)
+
+
+async def test_a_stop_during_a_restart_leaves_no_process_and_no_socket(
+    write_manifest: WriteManifest, socket_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Ctrl+C while a restart's replacement starts beside the running process (a file
+    --watch saw change): the stop's first step (new requests refused) ends the restart,
+    and the stop that follows stops the replacement with the rest. (It was left to the
+    run's last sweep: 'svc: was killed by SIGKILL; restarting', its socket left in
+    --socket-dir.)"""
+    caplog.set_level(logging.INFO, logger="local_lambdas")
+    path = write_manifest(process_xml("svc", "/api/*"))
+    async with running(path, socket_dir, own_socket_dir=False) as run:
+        restart = asyncio.ensure_future(run.supervisor.restart("svc"))
+        assert await eventually(
+            lambda: sum("svc: starting" in r.getMessage() for r in caplog.records) >= 2
+        )
+        await run.started.drain()  # as the stop begins: then the children's own stop
+        assert await asyncio.wait_for(restart, 5) is False
+        said = len(caplog.records)
+    after = [r.getMessage() for r in caplog.records[said:]]
+    assert all(r.levelno < logging.WARNING for r in caplog.records[said:]), after
+    assert not [m for m in after if "restarting" in m], after
+    assert _left_in(socket_dir) == []
+
+
+def _left_in(folder: Path) -> list[str]:
+    """What is in `folder`; nothing if it is gone (a run removes the folders it made)."""
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
 
 
 async def test_processes_that_swap_fixed_ports_are_both_replaced(
