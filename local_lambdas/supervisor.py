@@ -193,10 +193,12 @@ class Supervisor:
                 for id, pool in old.items() if id in fresh or id not in first
             })  # fmt: skip
             await asyncio.gather(*(old[id].retire() for id in first))
+        if self.stopping:  # nothing is started once a stop began; it stops these pools
+            return
         for pool in fresh.values():
             self.order.start(pool)
         ready = await asyncio.gather(*(_started_and_ready(pool) for pool in fresh.values()))
-        if self.stopping:  # the stop has stopped every pool, these too
+        if self.stopping:  # as above
             return
         failed = [pool for pool, ok in zip(fresh.values(), ready, strict=True) if not ok]
         for pool in failed:
