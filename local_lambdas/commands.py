@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from local_lambdas import EXIT_INTERRUPTED, _compat, explain
-from local_lambdas._compat import limits, processes
+from local_lambdas._compat import adoption, limits, processes
 from local_lambdas.config import Manifest, Process, Settings
 from local_lambdas.errors import CommandNotRun, NotAllReady
 from local_lambdas.instance import State
@@ -119,8 +119,8 @@ async def run_command(
                 },
                 **limits.command_options(),
             )
-            # (never taken for a daemon a child left: processes.adopted)
-            processes.started(proc.pid)
+            # (never taken for a daemon a child left: adoption.adopted)
+            adoption.started(proc.pid)
         except FileNotFoundError as exc:
             raise CommandNotRun(f"{command[0]}: command not found", 127) from exc
         except OSError as exc:  # as a shell says it: found, but not runnable

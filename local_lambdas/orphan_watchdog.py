@@ -15,7 +15,7 @@ import logging
 import sys
 
 from local_lambdas import orphans
-from local_lambdas._compat import processes
+from local_lambdas._compat import adoption
 
 log = logging.getLogger("local_lambdas.orphan_watchdog")
 
@@ -34,7 +34,7 @@ class Watchdog:
             stdin=asyncio.subprocess.PIPE,
             start_new_session=True,
         )  # fmt: skip
-        processes.started(self._proc.pid)
+        adoption.started(self._proc.pid)
 
     def watch(self, pgid: int) -> None:
         self._send(f"+{pgid}\n")

@@ -30,7 +30,7 @@ _PF_KTHREAD = 0x00200000  # /proc/PID/stat's flag of a kernel thread
 def marked(mark: str) -> list[int]:
     """Linux: the processes (not this one) whose environment holds SPAWN_MARK=`mark`..., that
     is, descended from a child spawned with that mark, however far they went: a new session,
-    a double fork. A process that cleared its environment is not found (_compat.processes.adopted
+    a double fork. A process that cleared its environment is not found (_compat.adoption.adopted
     finds a daemon's, once its child exits). One in the middle of an exec shows no
     environment for a moment (the new image's is not set up yet; up to milliseconds on a
     busy machine): one started since this process, showing none, is read again for up to
@@ -112,7 +112,7 @@ def unmarked(pid: int) -> bool:
 
 def kill_marked(mark: str, sig: signal.Signals | None = None) -> list[int]:
     """Signal every process `marked(mark)` finds (SIGKILL unless `sig` says); the pids
-    signalled. Pass those to _compat.processes.reap_when_gone, since adopted ones that exit
+    signalled. Pass those to _compat.adoption.reap_when_gone, since adopted ones that exit
     are ours to reap (none on Windows)."""
     pids = marked(mark)  # none on Windows, which has no SIGKILL
     for pid in pids:

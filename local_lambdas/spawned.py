@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Literal, cast
 
-from local_lambdas._compat import processes
+from local_lambdas._compat import adoption, processes
 
 log = logging.getLogger("local_lambdas.spawned")
 
@@ -78,10 +78,10 @@ class Spawned(asyncio.SubprocessProtocol):
 
     def strays(self) -> list[int]:
         """Once this process has exited: those the proxy adopted since it started, without
-        a mark (`processes.adopted`), taken to be a daemon it forked off (nginx without
+        a mark (`adoption.adopted`), taken to be a daemon it forked off (nginx without
         `daemon off;` clears its environment). None while it runs: another child's could
         be among them."""
-        return processes.adopted(self.since) if self.exited.done() else []
+        return adoption.adopted(self.since) if self.exited.done() else []
 
     def owns(self, pid: int) -> bool:
         """Whether `pid` is this child or one of its descendants (remembered once seen)."""
@@ -143,7 +143,7 @@ class Spawned(asyncio.SubprocessProtocol):
         # Descendants that left the group, signalled: adopted by us when their parent went,
         # they are ours to reap once they exit, or they stay zombies (marked() misses those).
         # Not the child itself, which carries the mark too: asyncio's watcher reaps it.
-        strays = processes.signal_strays(self.strays(), hard=False)
+        strays = adoption.signal_strays(self.strays(), hard=False)
         escaped = list(strays)
         if grace > 0 and processes.stop_group(pid):
             escaped += [p for p in processes.kill_marked(self.mark, signal.SIGTERM) if p != pid]
@@ -156,7 +156,7 @@ class Spawned(asyncio.SubprocessProtocol):
                 await asyncio.sleep(0.02)
         processes.kill_group(pid)
         escaped += [p for p in processes.kill_marked(self.mark) if p != pid]
-        killed = processes.signal_strays(self.strays(), hard=True)
+        killed = adoption.signal_strays(self.strays(), hard=True)
         strays += killed
         escaped += killed
         deadline = time.monotonic() + _KILLED_WAIT
@@ -170,5 +170,5 @@ class Spawned(asyncio.SubprocessProtocol):
             processes.group_alive(pid) or any(processes.group_alive(g) for g in strays)
         ) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
-        await processes.reap_when_gone(escaped, max(0.0, deadline - time.monotonic()))
-        processes.reap_adopted(processes.adopted_exited())  # any that died since
+        await adoption.reap_when_gone(escaped, max(0.0, deadline - time.monotonic()))
+        adoption.reap_adopted(adoption.adopted_exited())  # any that died since

@@ -21,7 +21,7 @@ import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from local_lambdas._compat import IS_WINDOWS, processes
+from local_lambdas._compat import IS_WINDOWS, adoption, processes
 from local_lambdas.config import NO_LIMIT, Manifest, Process, Settings
 from local_lambdas.cors import policy_for
 from local_lambdas.errors import StartupError
@@ -256,7 +256,7 @@ class Supervisor:
         # A reload's, started beside them or draining: each stops now (Roster: for good).
         await asyncio.gather(*(pool.stop() for pool in self._in_reload))
         # Anything descended from a child of this run that outlived its own child's stop.
-        await processes.reap_when_gone(processes.kill_marked(self.run_mark + "."), 1.0)
+        await adoption.reap_when_gone(processes.kill_marked(self.run_mark + "."), 1.0)
         if self._watchdog is not None:
             await self._watchdog.close()
         if self._settings.own_socket_dir:

@@ -1,12 +1,11 @@
 """How a child's process tree is handled on each platform: started in a group of its own
 (POSIX; a job object on Windows) that dies with the proxy, signalled and killed as a group,
-its descendants found (by their mark, orphans.py) and reaped, the daemons it leaves behind
-adopted and stopped."""
+its descendants found (by their mark, orphans.py); the daemons it leaves behind are
+adoption.py's."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ctypes
 import os
 import signal
@@ -15,9 +14,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from local_lambdas._compat import IS_LINUX, IS_WINDOWS, limits
+from local_lambdas._compat import IS_LINUX, adoption, limits
 from local_lambdas.orphans import SPAWN_MARK as SPAWN_MARK
-from local_lambdas.orphans import children, group_running, unmarked
+from local_lambdas.orphans import group_running
 from local_lambdas.orphans import kill_marked as kill_marked
 from local_lambdas.orphans import marked as marked
 from local_lambdas.orphans import started_at as started_at
@@ -57,74 +56,11 @@ def spawn_options() -> dict[str, Any]:
     return {"start_new_session": True, "preexec_fn": _child_setup if needed else None}
 
 
-def started(pid: int) -> None:
-    """Right after this process starts one (a child, the watchdog, `run`'s command): the rest
-    of its children it adopted (`adopted`)."""
-    _ours.add(pid)
-
-
-def adopted(since: int | None) -> list[int]:
-    """Linux: the running processes this one adopted as subreaper (their parent went: a
-    daemon's double fork, `nginx` or `redis-server --daemonize yes`), started at `since` or
-    later (clock ticks after boot, as orphans.started_at), without a mark (a daemon may
-    clear its environment; a marked one is its own child's); none elsewhere, or with
-    `since` None."""
-    if since is None:
-        return []
-    return [pid for pid, at in _foreign_children() if (at or -1) >= since and unmarked(pid)]
-
-
-def adopted_exited() -> list[int]:
-    """Linux: the processes this one adopted (as `adopted`) that have exited and wait to be
-    reaped."""
-    return [pid for pid, at in _foreign_children() if at is None]
-
-
-def _foreign_children() -> list[tuple[int, int | None]]:
-    """Linux: this process's children, each with its start (None: exited), that only a
-    daemon leaves: not started here (this process, a test's or an embedder's, may start
-    others of its own) and in another session (a daemon makes its own)."""
-    if not IS_LINUX:
-        return []
-    own_session = os.getsid(0)
-    return [
-        (pid, started_at(pid)) for pid in children(os.getpid())
-        if pid not in _ours and _session(pid) != own_session
-    ]  # fmt: skip
-
-
-def _session(pid: int) -> int | None:
-    try:
-        return os.getsid(pid)
-    except OSError:
-        return None
-
-
-def signal_strays(pids: list[int], *, hard: bool) -> list[int]:
-    """POSIX: SIGTERM (`hard`: SIGKILL) each of `pids` (`adopted`'s), and the whole group of
-    one that leads its own (a daemon's workers, which hold its port); those signalled."""
-    if IS_WINDOWS:
-        return []
-    sig = signal.SIGKILL if hard else signal.SIGTERM
-    sent = []
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            if os.getpgid(pid) == pid != os.getpgrp():
-                os.killpg(pid, sig)
-            else:
-                os.kill(pid, sig)
-            sent.append(pid)
-    return sent
-
-
-_ours: set[int] = set()  # the processes this one started, while they run
-
-
 def spawned(pid: int) -> None:
     """Right after a child starts. Windows has no process groups to kill and no parent-death
     signal: each child gets a job object of its own, which kills its whole tree when it is
     terminated or when its last handle closes, as it does when the proxy dies, however."""
-    started(pid)
+    adoption.started(pid)
     if sys.platform == "win32":
         import win32api
         import win32con
@@ -160,7 +96,7 @@ def _nt_resume() -> Callable[[int], int] | None:
 
 def reaped(pid: int) -> None:
     """After a child's group is gone: let go of what `spawned` kept for it."""
-    _ours.discard(pid)
+    adoption.forget(pid)
     job = _jobs.pop(pid, None)
     if job is not None:
         job.Close()
@@ -290,28 +226,3 @@ async def command_lines(pids: Iterable[int]) -> dict[int, str]:
 
 
 _EXEC_WAIT = 0.1
-
-
-def reap_adopted(pids: list[int]) -> list[int]:
-    """Reap those of `pids` that are this process's children by adoption and have exited;
-    the ones still running, to be reaped later. Never pass a pid asyncio spawned: its own
-    watcher reaps it."""
-    running = []
-    for pid in pids:
-        try:
-            if os.waitpid(pid, os.WNOHANG)[0] == 0:
-                running.append(pid)
-        except ChildProcessError:
-            continue  # not ours to reap (its parent is alive), or reaped already
-    return running
-
-
-async def reap_when_gone(pids: list[int], timeout: float) -> None:
-    """Reap `pids` (signalled processes that may be this process's by adoption) as they
-    exit, for up to `timeout` seconds: one reaped before it has died would be a zombie for
-    the rest of the run."""
-    deadline = time.monotonic() + timeout
-    while pids := reap_adopted(pids):
-        if time.monotonic() >= deadline:
-            return
-        await asyncio.sleep(0.02)  # an adopted process's exit has no event to wait on

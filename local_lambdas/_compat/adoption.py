@@ -1,0 +1,110 @@
+"""Linux: the daemons a child leaves behind (a double fork: `nginx`, `redis-server
+--daemonize yes`, a wrapper's `setsid server &`). The proxy is their subreaper
+(processes.become_subreaper), so they become its children when their parent goes: found
+among them (`adopted`: not one it started, `started` tells it which, and in a session of
+their own), signalled with their groups (`signal_strays`), and reaped as they exit
+(`reap_adopted`, `reap_when_gone`), or they would stay zombies. Elsewhere there are none to
+find."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+
+from local_lambdas._compat import IS_LINUX, IS_WINDOWS
+from local_lambdas.orphans import children, started_at, unmarked
+
+_ours: set[int] = set()  # the processes this one started, while they run
+
+
+def started(pid: int) -> None:
+    """Right after this process starts one (a child, the watchdog, `run`'s command): the rest
+    of its children it adopted (`adopted`)."""
+    _ours.add(pid)
+
+
+def adopted(since: int | None) -> list[int]:
+    """Linux: the running processes this one adopted as subreaper (their parent went: a
+    daemon's double fork, `nginx` or `redis-server --daemonize yes`), started at `since` or
+    later (clock ticks after boot, as orphans.started_at), without a mark (a daemon may
+    clear its environment; a marked one is its own child's); none elsewhere, or with
+    `since` None."""
+    if since is None:
+        return []
+    return [pid for pid, at in _foreign_children() if (at or -1) >= since and unmarked(pid)]
+
+
+def adopted_exited() -> list[int]:
+    """Linux: the processes this one adopted (as `adopted`) that have exited and wait to be
+    reaped."""
+    return [pid for pid, at in _foreign_children() if at is None]
+
+
+def _foreign_children() -> list[tuple[int, int | None]]:
+    """Linux: this process's children, each with its start (None: exited), that only a
+    daemon leaves: not started here (this process, a test's or an embedder's, may start
+    others of its own) and in another session (a daemon makes its own)."""
+    if not IS_LINUX:
+        return []
+    own_session = os.getsid(0)
+    return [
+        (pid, started_at(pid)) for pid in children(os.getpid())
+        if pid not in _ours and _session(pid) != own_session
+    ]  # fmt: skip
+
+
+def _session(pid: int) -> int | None:
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return None
+
+
+def signal_strays(pids: list[int], *, hard: bool) -> list[int]:
+    """POSIX: SIGTERM (`hard`: SIGKILL) each of `pids` (`adopted`'s), and the whole group of
+    one that leads its own (a daemon's workers, which hold its port); those signalled."""
+    if IS_WINDOWS:
+        return []
+    sig = signal.SIGKILL if hard else signal.SIGTERM
+    sent = []
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            if os.getpgid(pid) == pid != os.getpgrp():
+                os.killpg(pid, sig)
+            else:
+                os.kill(pid, sig)
+            sent.append(pid)
+    return sent
+
+
+def forget(pid: int) -> None:
+    """A process `started` is gone (reaped)."""
+    _ours.discard(pid)
+
+
+def reap_adopted(pids: list[int]) -> list[int]:
+    """Reap those of `pids` that are this process's children by adoption and have exited;
+    the ones still running, to be reaped later. Never pass a pid asyncio spawned: its own
+    watcher reaps it."""
+    running = []
+    for pid in pids:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                running.append(pid)
+        except ChildProcessError:
+            continue  # not ours to reap (its parent is alive), or reaped already
+    return running
+
+
+async def reap_when_gone(pids: list[int], timeout: float) -> None:
+    """Reap `pids` (signalled processes that may be this process's by adoption) as they
+    exit, for up to `timeout` seconds: one reaped before it has died would be a zombie for
+    the rest of the run."""
+    deadline = time.monotonic() + timeout
+    while pids := reap_adopted(pids):
+        if time.monotonic() >= deadline:
+            return
+        await asyncio.sleep(0.02)  # an adopted process's exit has no event to wait on
