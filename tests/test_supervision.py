@@ -171,17 +171,15 @@ async def test_a_stop_during_a_restart_starts_nothing_after_it(
 
         said = len(caplog.records)
         if when == "after the stop":  # (a change seen as the proxy stops, say)
-            stop = asyncio.ensure_future(run.supervisor.stop())
-            await stop
+            await run.supervisor.stop()
         restart = asyncio.ensure_future(run.supervisor.restart("svc"))
         if when == "as the old one stops":
-            await asyncio.sleep(0)  # the restart begins
+            await asyncio.sleep(0)  # the restart begins (one turn of the loop), no more
         elif when == "as the replacement starts":
             assert await eventually(starting)
             said = len(caplog.records)
         if when != "after the stop":
-            stop = asyncio.ensure_future(run.supervisor.stop())
-        await stop
+            await run.supervisor.stop()
         assert await asyncio.wait_for(restart, 5) is False
         assert run.supervisor.children == []
         after = [r.getMessage() for r in caplog.records[said:]]
