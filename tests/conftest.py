@@ -6,16 +6,17 @@ import os
 import secrets
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from local_lambdas import compiled
 
 # The helpers' asserts say what they compared when they fail, as the tests' own do.
 pytest.register_assert_rewrite("tests.helpers")
-from tests.helpers import WriteManifest  # noqa: E402 (after the registration above)
+from tests.helpers import SharedProxies, WriteManifest, manifest_text  # noqa: E402 (after the registration above)
 
 # The suite starts hundreds of Python processes (proxies, children, watchdogs) and pytest
 # rewrites every test module: where the environment says not to keep bytecode
@@ -33,6 +34,24 @@ def pytest_xdist_auto_num_workers() -> int:
     return 2 * (os.cpu_count() or 1)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under xdist, the tests that share a module's proxies (the `shared` fixture) run on one
+    worker, so that each shared proxy boots once, not once a worker: `--dist loadgroup` is
+    `--dist load` (what `-n` gives) for every test without a group. A worker parses the
+    command line again, without `-n`'s choice, so it is told too (xdist/remote.py)."""
+    if getattr(config.option, "dist", None) == "load":  # the controller
+        config.option.dist = "loadgroup"
+    if hasattr(config, "workerinput"):  # a worker: name its tests by their group
+        config.option.loadgroup = True
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "shared" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+
+
 def pytest_report_header() -> str:
     """Which form of the hot modules the suite runs (local_lambdas/compiled.py)."""
     return f"local-lambdas: {compiled.STATE}"
@@ -42,11 +61,22 @@ def pytest_report_header() -> str:
 def write_manifest(tmp_path: Path) -> WriteManifest:
     def write(*processes: str, name: str = "manifest.xml") -> Path:
         path = tmp_path / name
-        body = "\n".join(processes)
-        path.write_text(f'<?xml version="1.0"?>\n<manifest>\n{body}\n</manifest>\n')
+        path.write_text(manifest_text(*processes))
         return path
 
     return write
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def shared() -> AsyncIterator[SharedProxies]:
+    """The module's shared proxies (helpers.SharedProxies); its tests are ON_SHARED_LOOP."""
+    folder = Path("/tmp") / f"llt-{secrets.token_hex(3)}"
+    proxies = SharedProxies(folder)
+    try:
+        yield proxies
+    finally:
+        await proxies.aclose()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

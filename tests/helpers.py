@@ -88,6 +88,12 @@ def node_server_xml(pid: str, route: str) -> str:
 WriteManifest = Callable[..., Path]  # write_manifest(*process_xml, name="manifest.xml")
 
 
+def manifest_text(*processes: str) -> str:
+    """A manifest of these <process> (or <task>) elements."""
+    body = "\n".join(processes)
+    return f'<?xml version="1.0"?>\n<manifest>\n{body}\n</manifest>\n'
+
+
 @dataclass
 class Running:
     url: str
@@ -144,6 +150,41 @@ async def running(
             assert not not_ready, [(c.process.id, c.state, c.reason) for c in not_ready]
         async with aiohttp.ClientSession(auto_decompress=False) as http:
             yield Running(run.url, run, http)
+
+
+# The mark of a test that takes its proxy from the `shared` fixture: it runs on the module's
+# event loop, where the shared proxies live.
+ON_SHARED_LOOP = pytest.mark.asyncio(loop_scope="module")
+
+
+class SharedProxies:
+    """The proxies a test module's tests share (the `shared` fixture), one per manifest and
+    settings: started for the first test that asks, stopped with the module. Booting a proxy
+    boots its children (an aiohttp child is 0.4 s of CPU), so a suite that boots one for each
+    test spends its time there. Only for tests that leave what they share as they found it:
+    no stop, restart or kill, no count of requests, connections or log lines that another
+    test's requests would change."""
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self._stack = contextlib.AsyncExitStack()
+        self._runs: dict[tuple[object, ...], Running] = {}
+
+    async def get(self, *processes: str, **settings: object) -> Running:
+        """The proxy of these processes with these `running` settings."""
+        settings.setdefault("fast_lane", True)  # `running`'s default, spelt out or not
+        key = (processes, tuple(sorted(settings.items())))
+        if key not in self._runs:
+            here = self._folder / str(len(self._runs))
+            here.mkdir(parents=True)
+            path = here / "manifest.xml"
+            path.write_text(manifest_text(*processes))
+            run = running(path, here / "sockets", **settings)  # type: ignore[arg-type]
+            self._runs[key] = await self._stack.enter_async_context(run)
+        return self._runs[key]
+
+    async def aclose(self) -> None:
+        await self._stack.aclose()
 
 
 def all_read(writer: asyncio.StreamWriter) -> bool:

@@ -23,6 +23,8 @@ from local_lambdas.transports import upstream
 from tests.helpers import (
     CHILDREN,
     NEEDS_NODE,
+    ON_SHARED_LOOP,
+    SharedProxies,
     WriteManifest,
     cli,
     connect,
@@ -45,24 +47,33 @@ def web_process(pid: str = "web", route: str = "/web/*", extra: str = "") -> str
 
 
 STRIP = "<strip_prefix>/web</strip_prefix>"
+# tests/children/raw_http.py, which writes each answer as bytes
+RAW = process_xml("raw", "/raw/*", mode="passthrough", script="raw_http.py")
+RAW_STRIPPED = process_xml(
+    "raw",
+    "/raw/*",
+    mode="passthrough",
+    script="raw_http.py",
+    extra="<strip_prefix>/raw</strip_prefix>",
+)
 
 
-async def test_request_goes_on_as_it_came(write_manifest: WriteManifest, socket_dir: Path) -> None:
-    path = write_manifest(web_process(extra=STRIP))
-    async with running(path, socket_dir) as run:
-        headers = [
-            ("X-Tag", "a"),
-            ("X-Tag", "b"),
-            ("Connection", "keep-alive, X-Hop"),
-            ("X-Hop", "dropped"),
-            ("X-Request-Id", "rid-1"),
-        ]
-        async with run.http.patch(
-            run.url + "/web/echo/x?a=1&a=2", data=b"z" * 1000, headers=headers
-        ) as reply:
-            assert reply.status == 200
-            assert reply.headers["X-Request-Id"] == "rid-1"
-            seen = await reply.json()
+@ON_SHARED_LOOP
+async def test_request_goes_on_as_it_came(shared: SharedProxies) -> None:
+    run = await shared.get(web_process(extra=STRIP))
+    headers = [
+        ("X-Tag", "a"),
+        ("X-Tag", "b"),
+        ("Connection", "keep-alive, X-Hop"),
+        ("X-Hop", "dropped"),
+        ("X-Request-Id", "rid-1"),
+    ]
+    async with run.http.patch(
+        run.url + "/web/echo/x?a=1&a=2", data=b"z" * 1000, headers=headers
+    ) as reply:
+        assert reply.status == 200
+        assert reply.headers["X-Request-Id"] == "rid-1"
+        seen = await reply.json()
     got = seen["headers"]
     assert seen["method"] == "PATCH" and seen["path"] == "/echo/x" and seen["query"] == "a=1&a=2"
     assert seen["body_bytes"] == 1000
@@ -111,17 +122,15 @@ async def test_prefix_kept_without_strip_and_redirects_pass_through(
             assert reply.headers["Location"] == "/echo?from=redirect"  # nothing was stripped
 
 
-async def test_server_sent_events_arrive_as_sent(
-    write_manifest: WriteManifest, socket_dir: Path
-) -> None:
-    path = write_manifest(web_process(extra=STRIP))
-    async with running(path, socket_dir) as run:
-        arrivals = []
-        async with run.http.get(run.url + "/web/events") as reply:
-            assert reply.headers["Content-Type"] == "text/event-stream"
-            async for line in reply.content:
-                if line.startswith(b"data: "):
-                    arrivals.append((json.loads(line[6:]), time.time()))
+@ON_SHARED_LOOP
+async def test_server_sent_events_arrive_as_sent(shared: SharedProxies) -> None:
+    run = await shared.get(web_process(extra=STRIP))
+    arrivals = []
+    async with run.http.get(run.url + "/web/events") as reply:
+        assert reply.headers["Content-Type"] == "text/event-stream"
+        async for line in reply.content:
+            if line.startswith(b"data: "):
+                arrivals.append((json.loads(line[6:]), time.time()))
     assert [event["i"] for event, _ in arrivals] == [0, 1, 2]
     for (_, arrived), (following, _) in itertools.pairwise(arrivals):
         assert arrived < following["sent"]  # each arrived before the next was sent
@@ -133,75 +142,72 @@ WS_LANES = pytest.mark.parametrize("fast_lane", [True, False], ids=["tunnel", "a
 
 
 @WS_LANES
-async def test_websocket_echo_binary_and_close_code(
-    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
-) -> None:
-    path = write_manifest(web_process(extra=STRIP))
-    async with running(path, socket_dir, fast_lane=fast_lane) as run:
-        async with run.http.ws_connect(run.url + "/web/ws", protocols=["echo.v1"]) as ws:
-            assert ws.protocol == "echo.v1"
-            await ws.send_str("hello")
-            assert (await ws.receive()).data == "echo: hello"
-            await ws.send_bytes(bytes(range(256)))
-            assert (await ws.receive()).data == bytes(range(256))[::-1]
-            await ws.ping(b"p")
-            await ws.send_str("bye")
-            closing = await ws.receive()
-            assert closing.type == aiohttp.WSMsgType.CLOSE
-            assert (ws.close_code, closing.extra) == (4001, "bye")  # code and reason crossed
+@ON_SHARED_LOOP
+async def test_websocket_echo_binary_and_close_code(shared: SharedProxies, fast_lane: bool) -> None:
+    run = await shared.get(web_process(extra=STRIP), fast_lane=fast_lane)
+    async with run.http.ws_connect(run.url + "/web/ws", protocols=["echo.v1"]) as ws:
+        assert ws.protocol == "echo.v1"
+        await ws.send_str("hello")
+        assert (await ws.receive()).data == "echo: hello"
+        await ws.send_bytes(bytes(range(256)))
+        assert (await ws.receive()).data == bytes(range(256))[::-1]
+        await ws.ping(b"p")
+        await ws.send_str("bye")
+        closing = await ws.receive()
+        assert closing.type == aiohttp.WSMsgType.CLOSE
+        assert (ws.close_code, closing.extra) == (4001, "bye")  # code and reason crossed
 
 
 @WS_LANES
+@ON_SHARED_LOOP
 async def test_what_is_not_a_websocket_handshake_goes_on_as_a_request(
-    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+    shared: SharedProxies, fast_lane: bool
 ) -> None:
     """`Upgrade` without `Connection: upgrade` asks for nothing (RFC 9110 7.8): the request
     goes on without it, as nginx sends it. A handshake the child does not take (a 404, or a
     200 from an endpoint that is no WebSocket's) is the lane's answer as the child wrote it;
     aiohttp's side, which cannot relay it, says so in JSON: the child's refusal, or a 502."""
-    path = write_manifest(web_process(extra=STRIP))
-    async with running(path, socket_dir, fast_lane=fast_lane) as run:
-        reader, writer = await connect(run.url)
-        writer.write(b"GET /web/echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n")
-        head, _, body = (await read_answer(reader)).partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 200"), head
-        assert "upgrade" not in [k.lower() for k, _ in json.loads(body)["headers"]]
-        writer.close()
-        handshake = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
-                     "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}  # fmt: skip
-        async with run.http.get(run.url + "/web/nowhere", headers=handshake) as reply:
-            assert reply.status == 404
-            said = await reply.text()
-            if fast_lane:
-                assert said == "404: Not Found"
-            else:
-                assert "with 404" in json.loads(said)["error"]
-        async with run.http.get(run.url + "/web/echo", headers=handshake) as reply:
-            if fast_lane:
-                assert reply.status == 200 and (await reply.json())["path"] == "/echo"
-            else:
-                assert reply.status == 502
-                assert "with 200, not 101" in (await reply.json())["error"]
+    run = await shared.get(web_process(extra=STRIP), fast_lane=fast_lane)
+    reader, writer = await connect(run.url)
+    writer.write(b"GET /web/echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n")
+    head, _, body = (await read_answer(reader)).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    assert "upgrade" not in [k.lower() for k, _ in json.loads(body)["headers"]]
+    writer.close()
+    handshake = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                 "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}  # fmt: skip
+    async with run.http.get(run.url + "/web/nowhere", headers=handshake) as reply:
+        assert reply.status == 404
+        said = await reply.text()
+        if fast_lane:
+            assert said == "404: Not Found"
+        else:
+            assert "with 404" in json.loads(said)["error"]
+    async with run.http.get(run.url + "/web/echo", headers=handshake) as reply:
+        if fast_lane:
+            assert reply.status == 200 and (await reply.json())["path"] == "/echo"
+        else:
+            assert reply.status == 502
+            assert "with 200, not 101" in (await reply.json())["error"]
 
 
 @WS_LANES
+@ON_SHARED_LOOP
 async def test_a_handshake_answer_that_breaks_off_is_said_to(
-    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+    shared: SharedProxies, fast_lane: bool
 ) -> None:
     """A child that closes in the middle of its 101's head: a 502 whose error says that, in
     words (aiohttp's client error is the half-read answer's repr)."""
-    path = write_manifest(process_xml("raw", "/raw/*", mode="passthrough", script="raw_http.py"))
-    async with running(path, socket_dir, fast_lane=fast_lane) as run:
-        handshake = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
-                     "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}  # fmt: skip
-        async with run.http.get(run.url + "/raw/half-head", headers=handshake) as reply:
-            assert reply.status == 502
-            error = (await reply.json())["error"]
-        assert error in (
-            "the child's answer broke off: closed",
-            "cannot open a WebSocket to "
-            "the child: it closed the connection before its answer's end",
-        ), error
+    run = await shared.get(RAW, fast_lane=fast_lane)
+    handshake = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                 "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}  # fmt: skip
+    async with run.http.get(run.url + "/raw/half-head", headers=handshake) as reply:
+        assert reply.status == 502
+        error = (await reply.json())["error"]
+    assert error in (
+        "the child's answer broke off: closed",
+        "cannot open a WebSocket to the child: it closed the connection before its answer's end",
+    ), error
 
 
 @WS_LANES
@@ -559,7 +565,7 @@ async def test_answers_right_and_wrong_from_a_raw_server(
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
     """tests/children/raw_http.py writes each answer as bytes, on kept-alive connections."""
-    path = write_manifest(process_xml("raw", "/raw/*", mode="passthrough", script="raw_http.py"))
+    path = write_manifest(RAW)
     async with running(path, socket_dir, fast_lane=fast_lane) as run:
 
         async def get(name: str) -> tuple[int, bytes, str]:
@@ -619,7 +625,7 @@ async def test_a_child_that_hangs_up_on_an_upload_is_said_to(
     cannot read a chunked upload): 502 saying that, not that it never answered. The client,
     still sending, is not a request in flight for a stop to wait for (shutdown_timeout, 5 s
     here: the stop took that long while aiohttp read the rest of the body)."""
-    path = write_manifest(process_xml("raw", "/raw/*", mode="passthrough", script="raw_http.py"))
+    path = write_manifest(RAW)
     async with running(path, socket_dir, fast_lane=fast_lane) as run:
         reader, writer = await connect(run.url)
         writer.write(b"POST /raw/hangup HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
@@ -636,14 +642,14 @@ async def test_a_child_that_hangs_up_on_an_upload_is_said_to(
 
 
 @pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+@ON_SHARED_LOOP
 async def test_each_answer_of_a_connection_has_its_own_head(
-    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+    shared: SharedProxies, fast_lane: bool
 ) -> None:
     """The lane keeps a connection's last relayed answer head while the child repeats it
     (relay.RelayedHeads): over one connection, answers repeated, changed, to a HEAD, to an
     HTTP/1.0 request and to a last request that closes must each have the head a fresh
     connection gets for the same request, with the request's own id."""
-    path = write_manifest(process_xml("raw", "/raw/*", mode="passthrough", script="raw_http.py"))
     names = ["ok", "ok", "dated", "dated", "ok", "HEAD ok", "utf8-header", "utf8-header",
              "chunked", "chunked", "HEAD chunked", "chunked", "nocontent-body", "ok", "1.0 ok",
              "1.0 ok", "ok", "close ok"]  # fmt: skip
@@ -663,19 +669,19 @@ async def test_each_answer_of_a_connection_has_its_own_head(
             answer += await asyncio.wait_for(reader.readuntil(b"\r\n0\r\n\r\n"), 10)
         return without_date(answer.replace(b"X-Request-Id: r", b"X-Request-Id: #"))
 
-    async with running(path, socket_dir, fast_lane=fast_lane) as run:
-        reader, writer = await connect(run.url)
-        for n, name in enumerate(names):
-            writer.write(request(n, name))
-            answer = await read(reader, name)
-            fresh_reader, fresh_writer = await connect(run.url)
-            fresh_writer.write(request(n, name))
-            assert answer == await read(fresh_reader, name), name
-            fresh_writer.close()
-            assert f"X-Request-Id: #{n}\r\n".encode() in answer, (name, answer)
-        assert b"Connection: close" in answer
-        assert await asyncio.wait_for(reader.read(), 10) == b""  # and the connection closed
-        writer.close()
+    run = await shared.get(RAW, fast_lane=fast_lane)
+    reader, writer = await connect(run.url)
+    for n, name in enumerate(names):
+        writer.write(request(n, name))
+        answer = await read(reader, name)
+        fresh_reader, fresh_writer = await connect(run.url)
+        fresh_writer.write(request(n, name))
+        assert answer == await read(fresh_reader, name), name
+        fresh_writer.close()
+        assert f"X-Request-Id: #{n}\r\n".encode() in answer, (name, answer)
+    assert b"Connection: close" in answer
+    assert await asyncio.wait_for(reader.read(), 10) == b""  # and the connection closed
+    writer.close()
 
 
 @pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
@@ -687,7 +693,7 @@ async def test_an_answer_with_the_last_ones_head_has_its_own_body(
     is taken without a parser (exchange.Bare._whole): its body must still be its own,
     and one read holding more than that head's length gives (a second answer unasked) must
     still put the child's connection out of service, not be taken as the next answer."""
-    path = write_manifest(process_xml("raw", "/raw/*", mode="passthrough", script="raw_http.py"))
+    path = write_manifest(RAW)
     names = ["abc", "xyz", "xyz", "abc", "extra", "xyz", "abc", "ok", "abc"]
     bodies = [b"abc", b"xyz", b"xyz", b"abc", b"abc", b"xyz", b"abc", b"ok", b"abc"]
     async with running(path, socket_dir, fast_lane=fast_lane) as run:
@@ -703,132 +709,129 @@ async def test_an_answer_with_the_last_ones_head_has_its_own_body(
 
 
 @pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+@ON_SHARED_LOOP
 async def test_expect_is_answered_by_the_proxy_not_the_child(
-    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+    shared: SharedProxies, fast_lane: bool
 ) -> None:
     """curl asks 'Expect: 100-continue' for these uploads; the proxy answers it and never
     passes it on, as nginx clears it: raw_http.py's echo, like many small servers, sends no
     100 Continue, and a proxy that forwarded the header would wait for one."""
-    path = write_manifest(process_xml("raw", "/raw/*", mode="passthrough", script="raw_http.py"))
-    async with running(path, socket_dir, fast_lane=fast_lane) as run:
-        for how in (["--data-binary", "@-"], ["-T", "-"]):  # a Content-Length, then chunked
-            body = b"x" * 5000
-            curl = await asyncio.create_subprocess_exec(
-                "curl", "-sS", "--max-time", "10", *how, "-H", "Expect: 100-continue",
-                run.url + "/raw/echo", stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            )  # fmt: skip
-            out, err = await curl.communicate(body)
-            assert curl.returncode == 0, (how, err)
-            head, _, received = out.partition(b"\r\n\r\n")
-            assert received == body, (how, out[:300])
-            assert b"content-length: 5000" in head.lower(), head  # chunked goes on with a length
-            assert b"expect:" not in head.lower(), head
+    run = await shared.get(RAW, fast_lane=fast_lane)
+    for how in (["--data-binary", "@-"], ["-T", "-"]):  # a Content-Length, then chunked
+        body = b"x" * 5000
+        curl = await asyncio.create_subprocess_exec(
+            "curl", "-sS", "--max-time", "10", *how, "-H", "Expect: 100-continue",
+            run.url + "/raw/echo", stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await curl.communicate(body)
+        assert curl.returncode == 0, (how, err)
+        head, _, received = out.partition(b"\r\n\r\n")
+        assert received == body, (how, out[:300])
+        assert b"content-length: 5000" in head.lower(), head  # chunked goes on with a length
+        assert b"expect:" not in head.lower(), head
 
 
 @pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+@ON_SHARED_LOOP
 async def test_odd_but_valid_targets_and_heads_reach_the_child_as_nginx_sends_them(
-    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+    shared: SharedProxies, fast_lane: bool
 ) -> None:
     """A target under <strip_prefix> only once normalised, as the route matched it, goes on
     less the prefix; an HTTP/1.0 request without Host reaches the child (spoken to in
     HTTP/1.1, which needs one) with the address the client reached."""
-    path = write_manifest(process_xml("raw", "/raw/*", mode="passthrough", script="raw_http.py",
-                                      extra="<strip_prefix>/raw</strip_prefix>"))  # fmt: skip
-    async with running(path, socket_dir, fast_lane=fast_lane) as run:
-        host, port = run.url.removeprefix("http://").split(":")
+    run = await shared.get(RAW_STRIPPED, fast_lane=fast_lane)
+    host, port = run.url.removeprefix("http://").split(":")
 
-        async def child_head(request: bytes) -> list[bytes]:
-            reader, writer = await asyncio.open_connection(host, int(port))
-            writer.write(request)
-            answer = await asyncio.wait_for(reader.read(), 10)  # each asks to close
-            writer.close()
-            assert answer.startswith(b"HTTP/1.") and b" 200 " in answer[:13], answer[:300]
-            return answer.partition(b"\r\n\r\n")[2].split(b"\r\n")
+    async def child_head(request: bytes) -> list[bytes]:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(request)
+        answer = await asyncio.wait_for(reader.read(), 10)  # each asks to close
+        writer.close()
+        assert answer.startswith(b"HTTP/1.") and b" 200 " in answer[:13], answer[:300]
+        return answer.partition(b"\r\n\r\n")[2].split(b"\r\n")
 
-        for target in (b"//raw/echo?q=1", b"/./raw/echo?q=1", b"/%72aw/echo?q=1"):
-            seen = await child_head(b"GET %s HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
-                                    % target)  # fmt: skip
-            assert seen[0] == b"GET /echo?q=1 HTTP/1.1", (target, seen)
-            assert b"X-Forwarded-Prefix: /raw" in seen
-        # A bare '?' is part of the target as sent (aiohttp's client used to drop it).
-        seen = await child_head(b"GET /raw/echo? HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
-        assert seen[0] == b"GET /echo? HTTP/1.1", seen
-        seen = await child_head(b"GET /raw/echo HTTP/1.0\r\n\r\n")
-        assert f"Host: {host}:{port}".encode() in seen, seen
-        assert f"X-Forwarded-Host: {host}:{port}".encode() in seen, seen
+    for target in (b"//raw/echo?q=1", b"/./raw/echo?q=1", b"/%72aw/echo?q=1"):
+        seen = await child_head(b"GET %s HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+                                % target)  # fmt: skip
+        assert seen[0] == b"GET /echo?q=1 HTTP/1.1", (target, seen)
+        assert b"X-Forwarded-Prefix: /raw" in seen
+    # A bare '?' is part of the target as sent (aiohttp's client used to drop it).
+    seen = await child_head(b"GET /raw/echo? HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    assert seen[0] == b"GET /echo? HTTP/1.1", seen
+    seen = await child_head(b"GET /raw/echo HTTP/1.0\r\n\r\n")
+    assert f"Host: {host}:{port}".encode() in seen, seen
+    assert f"X-Forwarded-Host: {host}:{port}".encode() in seen, seen
 
 
 @pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+@ON_SHARED_LOOP
 async def test_an_extension_method_goes_on_as_nginx_passes_it(
-    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+    shared: SharedProxies, fast_lane: bool
 ) -> None:
     """A method llhttp does not know reaches the child with its body, as nginx sends it on
     (upper-case letters, "_" and "-"), through either server (aiohttp's parser is llhttp
     too: its heads are judged with GET in the method's place), sent whole, after another
     request, or a few bytes at a time. One nginx refuses gets 400 naming it in both, and
     no child."""
-    path = write_manifest(process_xml("raw", "/raw/*", mode="passthrough", script="raw_http.py"))
-    async with running(path, socket_dir, fast_lane=fast_lane) as run:
+    run = await shared.get(RAW, fast_lane=fast_lane)
+    reader, writer = await connect(run.url)
+    for method in (b"BAN", b"GETX", b"MKREDIRECTREF", b"X_Y-Z"):  # GETX: GET's prefix
+        request = b"%s /raw/echo HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi" % method
+        if method == b"X_Y-Z":  # a slow client: the method itself split between reads
+            for at in range(0, len(request), 2):
+                writer.write(request[at : at + 2])
+                await asyncio.sleep(0.02)
+        else:
+            writer.write(request)
+        answer = await asyncio.wait_for(read_answer(reader), 10)
+        assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
+        body = answer.partition(b"\r\n\r\n")[2]
+        assert body.startswith(b"%s /raw/echo HTTP/1.1\r\n" % method), body[:200]
+        assert body.endswith(b"\r\n\r\nhi"), body[-50:]
+    writer.close()
+    for bad in (b"ban", b"B.AN"):
         reader, writer = await connect(run.url)
-        for method in (b"BAN", b"GETX", b"MKREDIRECTREF", b"X_Y-Z"):  # GETX: GET's prefix
-            request = b"%s /raw/echo HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi" % method
-            if method == b"X_Y-Z":  # a slow client: the method itself split between reads
-                for at in range(0, len(request), 2):
-                    writer.write(request[at : at + 2])
-                    await asyncio.sleep(0.02)
-            else:
-                writer.write(request)
-            answer = await asyncio.wait_for(read_answer(reader), 10)
-            assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
-            body = answer.partition(b"\r\n\r\n")[2]
-            assert body.startswith(b"%s /raw/echo HTTP/1.1\r\n" % method), body[:200]
-            assert body.endswith(b"\r\n\r\nhi"), body[-50:]
+        writer.write(b"%s /raw/echo HTTP/1.1\r\nHost: h\r\n\r\n" % bad)
+        answer = await asyncio.wait_for(reader.read(), 10)
         writer.close()
-        for bad in (b"ban", b"B.AN"):
-            reader, writer = await connect(run.url)
-            writer.write(b"%s /raw/echo HTTP/1.1\r\nHost: h\r\n\r\n" % bad)
-            answer = await asyncio.wait_for(reader.read(), 10)
-            writer.close()
-            assert answer.startswith(b"HTTP/1.1 400 ") and bad in answer, answer[:300]
+        assert answer.startswith(b"HTTP/1.1 400 ") and bad in answer, answer[:300]
 
 
 @pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+@ON_SHARED_LOOP
 async def test_header_values_beyond_ascii_cross_as_bytes(
-    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+    shared: SharedProxies, fast_lane: bool
 ) -> None:
     """A child's header values as servers write them, UTF-8 (Go) or Latin-1 (Node, Werkzeug),
     reach the client as the same bytes from the lane; aiohttp's side, which writes heads in
     UTF-8 only, passes UTF-8 on as it came. A client's non-UTF-8 header does not break the
     inspector, nor its replay."""
-    path = write_manifest(process_xml("raw", "/raw/*", mode="passthrough", script="raw_http.py"))
-    async with running(path, socket_dir, fast_lane=fast_lane) as run:
-        host, port = run.url.removeprefix("http://").split(":")
+    run = await shared.get(RAW, fast_lane=fast_lane)
+    host, port = run.url.removeprefix("http://").split(":")
 
-        async def answer(request: bytes) -> bytes:
-            reader, writer = await asyncio.open_connection(host, int(port))
-            writer.write(request)
-            got = await asyncio.wait_for(reader.read(), 10)
-            writer.close()
-            return got
+    async def answer(request: bytes) -> bytes:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(request)
+        got = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        return got
 
-        utf8 = await answer(
-            b"GET /raw/utf8-header HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
-        )
-        assert b'filename="caf\xc3\xa9"\r\n' in utf8, utf8
-        latin1 = await answer(
-            b"GET /raw/latin1-header HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
-        )
-        assert (b'filename="caf\xe9"\r\n' if fast_lane else b'filename="caf\xc3\xa9"\r\n') in latin1
-        sent = await answer(b"GET /raw/ok HTTP/1.1\r\nHost: h\r\nX-Name: caf\xe9\r\n"
-                            b"Connection: close\r\n\r\n")  # fmt: skip
-        request_id = sent.split(b"X-Request-Id: ")[1].split(b"\r\n")[0].decode()
-        async with run.http.get(f"{run.url}/_/requests/{request_id}") as reply:
-            assert reply.status == 200, await reply.text()
-            shown = await reply.json()
-        assert ["X-Name", "caf\ufffd"] in shown["request"]["headers"]
-        async with run.http.post(f"{run.url}/_/requests/{request_id}/replay") as reply:
-            assert reply.status == 200, await reply.text()
+    utf8 = await answer(b"GET /raw/utf8-header HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    assert b'filename="caf\xc3\xa9"\r\n' in utf8, utf8
+    latin1 = await answer(
+        b"GET /raw/latin1-header HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+    )
+    assert (b'filename="caf\xe9"\r\n' if fast_lane else b'filename="caf\xc3\xa9"\r\n') in latin1
+    sent = await answer(b"GET /raw/ok HTTP/1.1\r\nHost: h\r\nX-Name: caf\xe9\r\n"
+                        b"Connection: close\r\n\r\n")  # fmt: skip
+    request_id = sent.split(b"X-Request-Id: ")[1].split(b"\r\n")[0].decode()
+    async with run.http.get(f"{run.url}/_/requests/{request_id}") as reply:
+        assert reply.status == 200, await reply.text()
+        shown = await reply.json()
+    assert ["X-Name", "caf\ufffd"] in shown["request"]["headers"]
+    async with run.http.post(f"{run.url}/_/requests/{request_id}/replay") as reply:
+        assert reply.status == 200, await reply.text()
 
 
 async def test_the_websocket_example(write_manifest: WriteManifest, socket_dir: Path) -> None:
@@ -856,25 +859,23 @@ async def test_a_slow_child_is_504_at_its_timeout_and_never_asked_twice(
         assert not any("slow request 2" in line for line in run.child("web").last_lines)
 
 
-async def test_forwarded_headers_come_from_the_connection(
-    write_manifest: WriteManifest, socket_dir: Path
-) -> None:
-    path = write_manifest(web_process(extra=STRIP))
-    async with running(path, socket_dir) as run:
-        claims = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"}
-        async with run.http.get(run.url + "/web/echo", headers=claims) as reply:
-            got = (await reply.json())["headers"]
+@ON_SHARED_LOOP
+async def test_forwarded_headers_come_from_the_connection(shared: SharedProxies) -> None:
+    run = await shared.get(web_process(extra=STRIP))
+    claims = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"}
+    async with run.http.get(run.url + "/web/echo", headers=claims) as reply:
+        got = (await reply.json())["headers"]
     assert ["X-Forwarded-Proto", "http"] in got
     assert ["X-Forwarded-Host", run.url.removeprefix("http://")] in got
 
 
 @pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+@ON_SHARED_LOOP
 async def test_each_request_of_a_connection_reaches_the_child_with_its_own_headers(
-    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+    shared: SharedProxies, fast_lane: bool
 ) -> None:
     """The lane reads a header block repeated on a connection once (http1.HeadReader,
     relay_request.Forwarding): what the child sees must still be each request's own."""
-    path = write_manifest(web_process(extra=STRIP))
     a = b"Host: a\r\nX-Forwarded-For: 203.0.113.1\r\nX-Tag: 1\r\n\r\n"
     b = b"Host: b\r\nX-Tag: 2\r\nX-Request-Id: mine\r\n\r\n"
     sent = [
@@ -885,23 +886,23 @@ async def test_each_request_of_a_connection_reaches_the_child_with_its_own_heade
         (b"GET /web/echo/5 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", None, "127.0.0.1", None),
         (b"GET /web/echo/6 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", None, "127.0.0.1", None),
     ]
-    async with running(path, socket_dir, fast_lane=fast_lane) as run:
-        reader, writer = await connect(run.url)
-        ids = []
-        for n, (request, host, forwarded_for, tag) in enumerate(sent, 1):
-            writer.write(request)
-            head, _, body = (await read_answer(reader)).partition(b"\r\n\r\n")
-            seen = json.loads(body)
-            got = dict((k.lower(), v) for k, v in seen["headers"])
-            assert seen["path"] == f"/echo/{n}"
-            assert got["host"] == (host or run.url.removeprefix("http://"))
-            assert got["x-forwarded-host"] == got["host"]
-            assert got["x-forwarded-for"] == forwarded_for
-            assert got.get("x-tag") == tag
-            request_id = got["x-request-id"]
-            assert f"X-Request-Id: {request_id}\r\n".encode() in head + b"\r\n"
-            ids.append(request_id)
-        writer.close()
+    run = await shared.get(web_process(extra=STRIP), fast_lane=fast_lane)
+    reader, writer = await connect(run.url)
+    ids = []
+    for n, (request, host, forwarded_for, tag) in enumerate(sent, 1):
+        writer.write(request)
+        head, _, body = (await read_answer(reader)).partition(b"\r\n\r\n")
+        seen = json.loads(body)
+        got = dict((k.lower(), v) for k, v in seen["headers"])
+        assert seen["path"] == f"/echo/{n}"
+        assert got["host"] == (host or run.url.removeprefix("http://"))
+        assert got["x-forwarded-host"] == got["host"]
+        assert got["x-forwarded-for"] == forwarded_for
+        assert got.get("x-tag") == tag
+        request_id = got["x-request-id"]
+        assert f"X-Request-Id: {request_id}\r\n".encode() in head + b"\r\n"
+        ids.append(request_id)
+    writer.close()
     assert ids[2] == "mine" and len(set(ids)) == len(ids)  # the others new, each its own
 
 
@@ -916,120 +917,119 @@ async def test_an_answer_without_content_type_stays_without(
             assert "Content-Type" not in reply.headers
 
 
+@ON_SHARED_LOOP
 async def test_a_stripped_prefix_is_told_and_redirects_put_back_under_it(
-    write_manifest: WriteManifest, socket_dir: Path
+    shared: SharedProxies,
 ) -> None:
-    path = write_manifest(web_process(extra=STRIP))
-    async with running(path, socket_dir) as run:
-        async with run.http.get(run.url + "/web/echo", headers={"X-Forwarded-Prefix": "/x"}) as r:
-            got = (await r.json())["headers"]
-        assert [v for k, v in got if k == "X-Forwarded-Prefix"] == ["/web"]
-        async with run.http.get(run.url + "/web/redirect", allow_redirects=False) as reply:
-            assert reply.headers["Location"] == "/web/echo?from=redirect"
-        async with run.http.get(run.url + "/web/redirect") as reply:  # followed, it lands
-            assert reply.status == 200 and (await reply.json())["query"] == "from=redirect"
+    run = await shared.get(web_process(extra=STRIP))
+    async with run.http.get(run.url + "/web/echo", headers={"X-Forwarded-Prefix": "/x"}) as r:
+        got = (await r.json())["headers"]
+    assert [v for k, v in got if k == "X-Forwarded-Prefix"] == ["/web"]
+    async with run.http.get(run.url + "/web/redirect", allow_redirects=False) as reply:
+        assert reply.headers["Location"] == "/web/echo?from=redirect"
+    async with run.http.get(run.url + "/web/redirect") as reply:  # followed, it lands
+        assert reply.status == 200 and (await reply.json())["query"] == "from=redirect"
 
 
 @pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "tunnel"])
+@ON_SHARED_LOOP
 async def test_a_websocket_asked_for_by_a_client_that_half_closed_ends_with_it(
-    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+    shared: SharedProxies, fast_lane: bool
 ) -> None:
     """`printf 'GET /ws ...' | nc -N`: the handshake is answered (101), then the WebSocket
     ends, since nothing more can come from the client, rather than being kept open for a
     client that has gone (aiohttp's side kept it until the child or a stop ended it)."""
-    path = write_manifest(web_process(extra=STRIP))
     handshake = (b"GET /web/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
                  b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")  # fmt: skip
-    async with running(path, socket_dir, fast_lane=fast_lane) as run:
-        reader, writer = await connect(run.url)
-        writer.write(handshake)
-        writer.write_eof()
-        async with _compat.timeout(5):
-            answer = await reader.read()  # to the connection's end
-        writer.close()
-        assert answer.startswith(b"HTTP/1.1 101 "), answer
+    run = await shared.get(web_process(extra=STRIP), fast_lane=fast_lane)
+    reader, writer = await connect(run.url)
+    writer.write(handshake)
+    writer.write_eof()
+    async with _compat.timeout(5):
+        answer = await reader.read()  # to the connection's end
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 101 "), answer
 
 
 @pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+@ON_SHARED_LOOP
 async def test_an_upload_that_breaks_after_its_answer_is_said_in_one_line(
-    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool,
-    caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
+    shared: SharedProxies, fast_lane: bool, caplog: pytest.LogCaptureFixture
+) -> None:
     """A chunked upload over 1 MiB streams; a child that answers before reading it (raw
     `ok`) has the client answered, and a chunk size that is not hex after that is the
     client's fault, said in a warning of one line: aiohttp's side, reading what was left of
     the body, logged it as an unhandled exception with its traceback."""
-    path = write_manifest(process_xml("raw", "/raw/*", mode="passthrough", script="raw_http.py"))
     chunk = b"10000\r\n" + b"x" * 0x10000 + b"\r\n"
-    async with running(path, socket_dir, fast_lane=fast_lane) as run:
-        reader, writer = await connect(run.url)
-        writer.write(b"POST /raw/ok HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
-        writer.write(chunk * 20)
-        assert (await read_answer(reader)).startswith(b"HTTP/1.1 200 ")
-        writer.write(b"zz\r\n")
-        said = "its request body broke after the answer: Invalid character in chunk size"
-        assert await eventually(lambda: said in caplog.text), caplog.text
-        writer.close()
+    run = await shared.get(RAW, fast_lane=fast_lane)
+    reader, writer = await connect(run.url)
+    writer.write(b"POST /raw/ok HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    writer.write(chunk * 20)
+    assert (await read_answer(reader)).startswith(b"HTTP/1.1 200 ")
+    writer.write(b"zz\r\n")
+    said = "its request body broke after the answer: Invalid character in chunk size"
+    assert await eventually(lambda: said in caplog.text), caplog.text
+    writer.close()
     assert "Unhandled exception" not in caplog.text and "Traceback" not in caplog.text
 
 
 @pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+@ON_SHARED_LOOP
 async def test_a_redirect_to_the_childs_own_address_comes_back_through_the_proxy(
-    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+    shared: SharedProxies, fast_lane: bool
 ) -> None:
     """A server that names itself in a redirect (nginx, a framework given its own base URL)
     sends the browser to a port it cannot reach, or not through the proxy: the client gets
     the path instead, under the stripped prefix, as nginx's proxy_redirect default gives."""
-    path = write_manifest(web_process(extra=STRIP))
-    async with running(path, socket_dir, fast_lane=fast_lane) as run:
+    run = await shared.get(web_process(extra=STRIP), fast_lane=fast_lane)
 
-        async def location(to: str) -> str:
-            async with run.http.get(
-                run.url + "/web/redirect", params={"to": to}, allow_redirects=False
-            ) as reply:
-                assert reply.status == 302
-                return reply.headers["Location"]
+    async def location(to: str) -> str:
+        async with run.http.get(
+            run.url + "/web/redirect", params={"to": to}, allow_redirects=False
+        ) as reply:
+            assert reply.status == 302
+            return reply.headers["Location"]
 
-        assert await location("http://127.0.0.1:{port}/echo?x=1") == "/web/echo?x=1"
-        assert await location("http://127.0.0.1:{port}") == "/web/"
-        assert await location("http://localhost:{port}/echo#top") == "/web/echo#top"
-        to = {"to": "http://127.0.0.1:{port}/echo?from=own"}
-        async with run.http.get(run.url + "/web/redirect", params=to) as reply:  # followed
-            assert str(reply.url).startswith(run.url + "/web/echo?")
-            assert (await reply.json())["query"] == "from=own"
-        port = run.child("web").link.address.rpartition(":")[2]  # type: ignore[union-attr]
-        for elsewhere in (f"http://example.com:{port}/x", f"https://127.0.0.1:{port}/x", "//c/x"):
-            assert await location(elsewhere) == elsewhere
+    assert await location("http://127.0.0.1:{port}/echo?x=1") == "/web/echo?x=1"
+    assert await location("http://127.0.0.1:{port}") == "/web/"
+    assert await location("http://localhost:{port}/echo#top") == "/web/echo#top"
+    to = {"to": "http://127.0.0.1:{port}/echo?from=own"}
+    async with run.http.get(run.url + "/web/redirect", params=to) as reply:  # followed
+        assert str(reply.url).startswith(run.url + "/web/echo?")
+        assert (await reply.json())["query"] == "from=own"
+    port = run.child("web").link.address.rpartition(":")[2]  # type: ignore[union-attr]
+    for elsewhere in (f"http://example.com:{port}/x", f"https://127.0.0.1:{port}/x", "//c/x"):
+        assert await location(elsewhere) == elsewhere
 
 
 @pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+@ON_SHARED_LOOP
 async def test_framing_is_the_clients_own_and_keep_alive_holds(
-    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+    shared: SharedProxies, fast_lane: bool
 ) -> None:
     """Over one raw connection: a HEAD answer without a body, then a length-less answer in
     chunks for HTTP/1.1, then the same for an HTTP/1.0 client, which the end of the
     connection ends."""
-    path = write_manifest(web_process(extra=STRIP))
-    async with running(path, socket_dir, fast_lane=fast_lane) as run:
-        reader, writer = await connect(run.url)
-        writer.write(b"HEAD /web/echo HTTP/1.1\r\nHost: x\r\n\r\n")
-        head = await read_answer(reader, head_only=True)
-        assert head.startswith(b"HTTP/1.1 200") and b"Content-Length:" in head
-        writer.write(b"GET /web/events?gap=0 HTTP/1.1\r\nHost: x\r\n\r\n")  # same connection
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-        assert b"Transfer-Encoding: chunked" in head and head.count(b"Transfer-Encoding") == 1
-        assert b"X-Request-Id: " in head
-        body = await asyncio.wait_for(reader.readuntil(b"\r\n0\r\n\r\n"), 10)
-        assert body.count(b"data: ") == 3
-        writer.close()
-        reader, writer = await connect(run.url)
-        writer.write(b"GET /web/events?gap=0 HTTP/1.0\r\nHost: x\r\n\r\n")
-        answer = await asyncio.wait_for(reader.read(), 10)  # to the connection's end
-        head, _, body = answer.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.0 200") and b"chunked" not in head
-        assert body.count(b"data: ") == 3 and b"\r\n0\r\n" not in body
-        writer.close()
+    run = await shared.get(web_process(extra=STRIP), fast_lane=fast_lane)
+    reader, writer = await connect(run.url)
+    writer.write(b"HEAD /web/echo HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = await read_answer(reader, head_only=True)
+    assert head.startswith(b"HTTP/1.1 200") and b"Content-Length:" in head
+    writer.write(b"GET /web/events?gap=0 HTTP/1.1\r\nHost: x\r\n\r\n")  # same connection
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert b"Transfer-Encoding: chunked" in head and head.count(b"Transfer-Encoding") == 1
+    assert b"X-Request-Id: " in head
+    body = await asyncio.wait_for(reader.readuntil(b"\r\n0\r\n\r\n"), 10)
+    assert body.count(b"data: ") == 3
+    writer.close()
+    reader, writer = await connect(run.url)
+    writer.write(b"GET /web/events?gap=0 HTTP/1.0\r\nHost: x\r\n\r\n")
+    answer = await asyncio.wait_for(reader.read(), 10)  # to the connection's end
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200") and b"chunked" not in head
+    assert body.count(b"data: ") == 3 and b"\r\n0\r\n" not in body
+    writer.close()
 
 
 async def test_a_slow_client_is_not_the_childs_timeout(
