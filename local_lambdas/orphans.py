@@ -24,6 +24,7 @@ import time
 SPAWN_MARK = "LOCAL_LAMBDAS_SPAWN"  # in every child's environment: <run>.<spawn number>.
 _GRACE = 2.0
 _EXEC_WAIT = 0.1  # how long a process showing no environment (mid-exec) is read again
+_SCANS = 5  # kill_marked's scans at most: each after the last one's signals
 _PF_KTHREAD = 0x00200000  # /proc/PID/stat's flag of a kernel thread
 
 
@@ -113,14 +114,21 @@ def unmarked(pid: int) -> bool:
 def kill_marked(mark: str, sig: signal.Signals | None = None) -> list[int]:
     """Signal every process `marked(mark)` finds (SIGKILL unless `sig` says); the pids
     signalled. Pass those to _compat.adoption.reap_when_gone, since adopted ones that exit
-    are ours to reap (none on Windows)."""
-    pids = marked(mark)  # none on Windows, which has no SIGKILL
-    for pid in pids:
-        try:
-            os.kill(pid, sig or signal.SIGKILL)
-        except OSError:
-            continue
-    return pids
+    are ours to reap (none on Windows).
+
+    A process that forks between the scan that finds it and its signal leaves a child no
+    scan saw (a daemon starting its workers as its wrapper exits): the scan is made again
+    until it finds no process it has not signalled, within _SCANS (none on Windows)."""
+    signalled: list[int] = []
+    for _ in range(_SCANS):
+        new = [pid for pid in marked(mark) if pid not in signalled]
+        if not new:
+            break
+        for pid in new:
+            with contextlib.suppress(OSError):
+                os.kill(pid, sig or signal.SIGKILL)
+        signalled += new
+    return signalled
 
 
 def _group_members(pgid: int) -> list[tuple[int, bytes, int]]:

@@ -118,6 +118,22 @@ async def test_a_setsid_descendant_does_not_outlive_a_stop(
     assert await eventually(lambda: not processes_running(mark))
 
 
+async def test_descendants_started_while_their_parent_is_killed_are_killed_too(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """A wrapper that exits leaving a daemon that keeps starting processes in sessions of
+    their own: one started between the scan that finds the daemon and the daemon's SIGKILL
+    is found by the next scan, not left running."""
+    mark = f"{30 + secrets.randbelow(10)}.{secrets.randbelow(10**6)}"  # seconds a sleep lasts
+    path = write_manifest(wild("forker", "/f/*", "forking", mark,
+                               extra="<restart>on-failure</restart>"))  # fmt: skip
+    async with running(path, socket_dir, wait=False) as run:
+        child = run.child("forker")
+        assert await run.pool("forker").wait_for(lambda: child.state.value == "EXITED", 10)
+        assert "running, stopped with it" in child.reason, child.reason
+        assert processes_running(mark) == []
+
+
 async def test_a_setsid_descendant_does_not_outlive_a_killed_proxy(
     write_manifest: WriteManifest,
 ) -> None:

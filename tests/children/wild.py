@@ -4,6 +4,9 @@
 ipv6-loopback   a web server on [::1]:$PORT only
 daemon MARK     starts `sleep MARK` in a session of its own (as setsid or a daemon would),
                 then serves one-shot pipe requests like behave.py
+forking MARK    forks off a daemon (a session of its own, SIGTERM ignored) that starts
+                `sleep MARK` in sessions of their own every 2 ms, up to 300, and exits 0
+                once it has started ten: a wrapper leaving a daemon that starts workers
 other-port PORT prints "Running on http://127.0.0.1:PORT" as dev servers do, listens there
                 (not on $PORT), and says when it gets SIGTERM
 sleep           prints a line and sleeps (listens nowhere)
@@ -56,6 +59,17 @@ elif what == "clears-env-daemon":  # as nginx without `daemon off;` (ARGV: MARK)
             conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
             conn.close()
     time.sleep(3600)
+elif what == "forking":
+    started, starting = os.pipe()
+    if os.fork() == 0:
+        os.setsid()
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for n in range(300):
+            os.posix_spawn("/bin/sleep", ["sleep", sys.argv[2]], os.environ, setsid=True)
+            if n == 10:
+                os.write(starting, b"!")
+            time.sleep(0.002)
+    os.read(started, 1)
 elif what == "other-port":
     signal.signal(signal.SIGTERM, lambda *_: (print("got SIGTERM", flush=True), sys.exit(0)))
     print(f" * Running on http://127.0.0.1:{sys.argv[2]}", flush=True)
