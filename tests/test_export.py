@@ -267,8 +267,11 @@ async def test_the_exported_layout_runs_here(tmp_path: Path, socket_dir: Path) -
                     # A relayed answer is counted once streamed out, just after the client
                     # has it: looked at until then.
                     async with http.get(url + "/_/status") as reply:
-                        status = await reply.json()
-                    return status["processes"][name]["requests"] == 1  # type: ignore[no-any-return]
+                        said = await reply.text()
+                    assert reply.status == 200, (name, reply.status, said)
+                    seen = json.loads(said)["processes"].get(name)
+                    assert seen is not None, (name, said)
+                    return seen["requests"] == 1  # type: ignore[no-any-return]
 
                 for name, url in addresses.items():
                     assert await eventually(functools.partial(served, name, url), 5), name
