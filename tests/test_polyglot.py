@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -25,9 +26,11 @@ SEEN_URI = {"c": "/c/x?y=1&y=2", "node": "/node/x?y=1&y=2", "perl": "/perl/x?y=1
 def built() -> None:
     if shutil.which("cc") is None:
         return
-    subprocess.run(
-        ["cc", "-O2", "-Wall", "-o", str(POLYGLOT / "echo-c"), str(POLYGLOT / "echo.c")], check=True
-    )
+    # Built aside and renamed into place: each xdist worker builds it, and another's test may
+    # be loading the manifest, which checks the executable, while this one writes it.
+    aside = POLYGLOT / f"echo-c.{os.getpid()}"
+    subprocess.run(["cc", "-O2", "-Wall", "-o", str(aside), str(POLYGLOT / "echo.c")], check=True)
+    os.replace(aside, POLYGLOT / "echo-c")
 
 
 def one_process_manifest(language: str, tmp_path: Path) -> Path:
