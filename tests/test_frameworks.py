@@ -53,9 +53,9 @@ def express(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     workdir = tmp_path_factory.mktemp("express")
     for name in ("express_app.js", "package.json"):
         shutil.copy(APPS / name, workdir / name)
-    try:
+    try:  # --prefer-offline: what npm's cache holds is not asked for again (7 s -> 2 s here)
         done = subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund", "--loglevel=error"],
+            [npm, "install", "--no-audit", "--no-fund", "--loglevel=error", "--prefer-offline"],
             cwd=workdir, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
     except subprocess.TimeoutExpired:
