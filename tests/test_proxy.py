@@ -11,7 +11,16 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import Running, WriteManifest, connect, process_xml, read_answer, running
+from tests.helpers import (
+    ON_SHARED_LOOP,
+    Running,
+    SharedProxies,
+    WriteManifest,
+    connect,
+    process_xml,
+    read_answer,
+    running,
+)
 
 MODES = ["pipe", "pipe-keepalive", "http"]
 
@@ -28,17 +37,17 @@ async def echo(run: Running, method: str, path: str, **kwargs: Any) -> dict[str,
         return seen
 
 
-async def test_request_fidelity(write_manifest: WriteManifest, socket_dir: Path, mode: str) -> None:
-    path = write_manifest(process_xml("svc", "/api/*", mode=mode))
+@ON_SHARED_LOOP
+async def test_request_fidelity(shared: SharedProxies, mode: str) -> None:
     body = bytes(range(256)) * 100
-    async with running(path, socket_dir) as run:
-        seen = await echo(
-            run,
-            "POST",
-            "/api/items/7?limit=5&tag=a&tag=b",
-            data=body,
-            headers=[("X-Tag", "one"), ("X-Tag", "two"), ("Content-Type", "application/x-bin")],
-        )
+    run = await shared.get(process_xml("svc", "/api/*", mode=mode))
+    seen = await echo(
+        run,
+        "POST",
+        "/api/items/7?limit=5&tag=a&tag=b",
+        data=body,
+        headers=[("X-Tag", "one"), ("X-Tag", "two"), ("Content-Type", "application/x-bin")],
+    )
     assert seen["method"] == "POST"
     assert seen["uri"] == "/api/items/7?limit=5&tag=a&tag=b"
     assert [v for k, v in seen["headers"] if k == "X-Tag"] == ["one", "two"]
@@ -46,26 +55,20 @@ async def test_request_fidelity(write_manifest: WriteManifest, socket_dir: Path,
     assert seen["request_id"]
 
 
-async def test_every_method_reaches_the_child(
-    write_manifest: WriteManifest, socket_dir: Path
-) -> None:
+@ON_SHARED_LOOP
+async def test_every_method_reaches_the_child(shared: SharedProxies) -> None:
     """Registered methods and extension ones (llhttp knows no BAN), as nginx passes them."""
-    path = write_manifest(process_xml("svc", "/api/*"))
-    async with running(path, socket_dir) as run:
-        for method in ("GET", "PATCH", "OPTIONS", "DELETE", "PURGE", "BAN", "X_Y-Z"):
-            seen = await echo(run, method, "/api/x", data=b"abc")
-            assert (seen["method"], base64.b64decode(seen["body"])) == (method, b"abc")
+    run = await shared.get(process_xml("svc", "/api/*"))
+    for method in ("GET", "PATCH", "OPTIONS", "DELETE", "PURGE", "BAN", "X_Y-Z"):
+        seen = await echo(run, method, "/api/x", data=b"abc")
+        assert (seen["method"], base64.b64decode(seen["body"])) == (method, b"abc")
 
 
-async def test_a_client_expecting_100_continue_is_told_to_send(
-    write_manifest: WriteManifest, socket_dir: Path
-) -> None:
-    path = write_manifest(process_xml("svc", "/api/*"))
-    async with running(path, socket_dir) as run:
-        # aiohttp's client holds the body back until the 100 Continue arrives.
-        seen = await asyncio.wait_for(
-            echo(run, "POST", "/api/x", data=b"held back", expect100=True), 5
-        )
+@ON_SHARED_LOOP
+async def test_a_client_expecting_100_continue_is_told_to_send(shared: SharedProxies) -> None:
+    run = await shared.get(process_xml("svc", "/api/*"))
+    # aiohttp's client holds the body back until the 100 Continue arrives.
+    seen = await asyncio.wait_for(echo(run, "POST", "/api/x", data=b"held back", expect100=True), 5)
     assert base64.b64decode(seen["body"]) == b"held back"
 
 
@@ -90,20 +93,18 @@ async def test_child_reading_to_eof(write_manifest: WriteManifest, socket_dir: P
     assert len(base64.b64decode(seen["body"])) == 300_000
 
 
-async def test_response_headers_as_pairs_keep_repeats(
-    write_manifest: WriteManifest, socket_dir: Path, mode: str
-) -> None:
-    path = write_manifest(process_xml("svc", "/api/*", mode=mode))
-    async with running(path, socket_dir) as run:
-        async with run.http.get(run.url + "/api/cookies") as reply:
-            assert reply.status == 201
-            assert reply.headers.getall("Set-Cookie") == ["a=1", "b=2"]
-            assert await reply.read() == b"two cookies"
-        async with run.http.get(run.url + "/api/binary") as reply:
-            assert await reply.read() == bytes(range(256)) * 4
-        async with run.http.get(run.url + "/api/empty") as reply:
-            assert reply.status == 200
-            assert await reply.read() == b""
+@ON_SHARED_LOOP
+async def test_response_headers_as_pairs_keep_repeats(shared: SharedProxies, mode: str) -> None:
+    run = await shared.get(process_xml("svc", "/api/*", mode=mode))
+    async with run.http.get(run.url + "/api/cookies") as reply:
+        assert reply.status == 201
+        assert reply.headers.getall("Set-Cookie") == ["a=1", "b=2"]
+        assert await reply.read() == b"two cookies"
+    async with run.http.get(run.url + "/api/binary") as reply:
+        assert await reply.read() == bytes(range(256)) * 4
+    async with run.http.get(run.url + "/api/empty") as reply:
+        assert reply.status == 200
+        assert await reply.read() == b""
 
 
 async def test_routing_precedence_ignores_manifest_order(
@@ -145,12 +146,12 @@ async def test_a_route_written_as_a_url_spells_it_matches_that_url(
             assert json.loads(answer.partition(b"\r\n\r\n")[2])["pid"] == cafe, target
 
 
-async def test_no_route_is_404_with_json(write_manifest: WriteManifest, socket_dir: Path) -> None:
-    path = write_manifest(process_xml("svc", "/api/*"))
-    async with running(path, socket_dir) as run:
-        async with run.http.get(run.url + "/apiary", headers={"X-Request-Id": "abc-1"}) as reply:
-            assert reply.status == 404
-            error = await reply.json()
+@ON_SHARED_LOOP
+async def test_no_route_is_404_with_json(shared: SharedProxies) -> None:
+    run = await shared.get(process_xml("svc", "/api/*"))
+    async with run.http.get(run.url + "/apiary", headers={"X-Request-Id": "abc-1"}) as reply:
+        assert reply.status == 404
+        error = await reply.json()
     assert error == {"error": "no route matches /apiary", "process": None, "request_id": "abc-1"}
 
 
@@ -166,33 +167,32 @@ async def test_no_route_is_404_with_json(write_manifest: WriteManifest, socket_d
         ("hang", 504, "did not answer within 1s"),
     ],
 )
+@ON_SHARED_LOOP
 async def test_invalid_answers_are_never_passed_through(
-    write_manifest: WriteManifest,
-    socket_dir: Path,
+    shared: SharedProxies,
     mode: str,
     action: str,
     status: int,
     says: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    path = write_manifest(
+    run = await shared.get(
         process_xml("bad", "/bad/*", mode=mode, extra="<timeout>1s</timeout>"),
         process_xml("good", "/good/*", mode=mode),
     )
-    async with running(path, socket_dir) as run:
-        async with run.http.post(run.url + f"/bad/{action}") as reply:
-            assert reply.status == status
-            error = await reply.json()
-        assert says in error["error"]
-        assert error["process"] == "bad"
-        assert error["request_id"] == reply.headers["X-Request-Id"]
-        if status == 502 and action != "close":
-            assert any(
-                error["request_id"] in r.getMessage() and "it sent:" in r.getMessage()
-                for r in caplog.records
-            )
-        # The other route is untouched.
-        assert (await echo(run, "GET", "/good/x"))["uri"] == "/good/x"
+    async with run.http.post(run.url + f"/bad/{action}") as reply:
+        assert reply.status == status
+        error = await reply.json()
+    assert says in error["error"]
+    assert error["process"] == "bad"
+    assert error["request_id"] == reply.headers["X-Request-Id"]
+    if status == 502 and action != "close":
+        assert any(
+            error["request_id"] in r.getMessage() and "it sent:" in r.getMessage()
+            for r in caplog.records
+        )
+    # The other route is untouched.
+    assert (await echo(run, "GET", "/good/x"))["uri"] == "/good/x"
 
 
 async def test_crash_mid_request_is_502_then_child_restarts(
