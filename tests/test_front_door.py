@@ -24,7 +24,9 @@ from local_lambdas import _compat
 from local_lambdas.router import BadTarget, Router, resolve
 from tests.helpers import (
     CHILDREN,
+    ON_SHARED_LOOP,
     PYTHON,
+    SharedProxies,
     WriteManifest,
     all_read,
     cli,
@@ -40,21 +42,35 @@ from tests.helpers import (
 LANES = pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
 
 
-@pytest.fixture
-def front(tmp_path: Path, write_manifest: WriteManifest) -> Path:
-    """A manifest: /api/* to a pipe child, /public/* to a file server whose root also holds
-    secret.txt, outside the route."""
-    root = tmp_path / "site"
+def make_site(root: Path) -> Path:
+    """A file server's root: public/hello.txt, public/sub/, and secret.txt outside public/."""
     (root / "public" / "sub").mkdir(parents=True)
     (root / "public" / "hello.txt").write_text("hello\n")
     (root / "secret.txt").write_text("SECRET\n")
+    return root
+
+
+def front_processes(root: Path) -> tuple[str, str]:
+    """/api/* to a pipe child, /public/* to a file server of `root` (make_site)."""
     static = (
         f"<process><id>static</id><executable>{PYTHON}</executable>"
         f"<arg>{CHILDREN / 'static_files.py'}</arg><arg>{root}</arg>"
         "<route>/public/*</route><communication_mode>passthrough</communication_mode>"
         "<concurrency>1</concurrency></process>"
     )
-    return write_manifest(process_xml("api", "/api/*"), static)
+    return process_xml("api", "/api/*"), static
+
+
+@pytest.fixture
+def front(tmp_path: Path, write_manifest: WriteManifest) -> Path:
+    """A manifest of front_processes, for a test of its own."""
+    return write_manifest(*front_processes(make_site(tmp_path / "site")))
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site of the module's shared proxies."""
+    return make_site(tmp_path_factory.mktemp("site"))
 
 
 async def exchange(
@@ -111,22 +127,23 @@ ESCAPES = [
 
 
 @LANES
-async def test_no_path_leaves_its_route(front: Path, socket_dir: Path, fast_lane: bool) -> None:
-    async with running(front, socket_dir, fast_lane=fast_lane) as run:
-        for target in ESCAPES:
-            raw = f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-            answer = await exchange(run.url, raw.encode())
-            status = answer.split(b" ", 2)[1]
-            assert status in (b"400", b"404"), (target, answer)
-            assert b"SECRET" not in answer, target
-        # Inside the route, normalising changes nothing for the child: it gets its file.
-        for target in ("/public/hello.txt", "/public/./hello.txt", "/public/sub/../hello.txt",
-                       "/public/%68ello.txt", "http://x/public/hello.txt"):  # fmt: skip
-            answer = await exchange(
-                run.url, f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
-            )
-            assert answer.startswith(b"HTTP/1.1 200 "), (target, answer)
-            assert answer.endswith(b"\r\n\r\nhello\n"), target
+@ON_SHARED_LOOP
+async def test_no_path_leaves_its_route(shared: SharedProxies, site: Path, fast_lane: bool) -> None:
+    run = await shared.get(*front_processes(site), fast_lane=fast_lane)
+    for target in ESCAPES:
+        raw = f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        answer = await exchange(run.url, raw.encode())
+        status = answer.split(b" ", 2)[1]
+        assert status in (b"400", b"404"), (target, answer)
+        assert b"SECRET" not in answer, target
+    # Inside the route, normalising changes nothing for the child: it gets its file.
+    for target in ("/public/hello.txt", "/public/./hello.txt", "/public/sub/../hello.txt",
+                   "/public/%68ello.txt", "http://x/public/hello.txt"):  # fmt: skip
+        answer = await exchange(
+            run.url, f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+        )
+        assert answer.startswith(b"HTTP/1.1 200 "), (target, answer)
+        assert answer.endswith(b"\r\n\r\nhello\n"), target
 
 
 MALFORMED = {
@@ -216,92 +233,94 @@ SAID = {
 }  # fmt: skip
 
 
+@ON_SHARED_LOOP
 async def test_malformed_requests_get_400_or_their_own_status_at_once_from_both_servers(
-    front: Path, socket_dir: Path
+    shared: SharedProxies, site: Path
 ) -> None:
     answers: dict[bool, list[bytes]] = {}
     for fast_lane in (True, False):
-        async with running(front, socket_dir, fast_lane=fast_lane) as run:
-            answers[fast_lane] = []
-            cases = [(name, raw, b"400", "") for name, raw in MALFORMED.items()]
-            cases += [(name, raw, status, "") for name, (raw, status) in UNSERVED.items()]
-            cases += [(name, *case) for name, case in SAID.items()]
-            for name, raw, status, words in cases:
-                answer = await exchange(run.url, raw)
-                assert not answer.endswith(b"<still open>"), (name, answer)
-                # The last answer (one case has a request answered first).
-                last = re.split(rb"(?=HTTP/1\.1 \d{3} )", answer)[-1]
-                head, _, body = last.partition(b"\r\n\r\n")
-                # HTTP/1.1 as nginx answers, also where no request line could be read.
-                assert head.split(b" ")[:2] == [b"HTTP/1.1", status], (name, answer)
-                error = json.loads(body)
-                assert error["error"] and error["request_id"], name
-                assert words in error["error"], (name, error)
-                answers[fast_lane].append(comparable(answer))
+        run = await shared.get(*front_processes(site), fast_lane=fast_lane)
+        answers[fast_lane] = []
+        cases = [(name, raw, b"400", "") for name, raw in MALFORMED.items()]
+        cases += [(name, raw, status, "") for name, (raw, status) in UNSERVED.items()]
+        cases += [(name, *case) for name, case in SAID.items()]
+        for name, raw, status, words in cases:
+            answer = await exchange(run.url, raw)
+            assert not answer.endswith(b"<still open>"), (name, answer)
+            # The last answer (one case has a request answered first).
+            last = re.split(rb"(?=HTTP/1\.1 \d{3} )", answer)[-1]
+            head, _, body = last.partition(b"\r\n\r\n")
+            # HTTP/1.1 as nginx answers, also where no request line could be read.
+            assert head.split(b" ")[:2] == [b"HTTP/1.1", status], (name, answer)
+            error = json.loads(body)
+            assert error["error"] and error["request_id"], name
+            assert words in error["error"], (name, error)
+            answers[fast_lane].append(comparable(answer))
     assert answers[True] == answers[False]
 
 
 @LANES
 @pytest.mark.skipif(not hasattr(socket, "TCP_QUICKACK"), reason="TCP_QUICKACK is Linux's")
+@ON_SHARED_LOOP
 async def test_a_body_sent_apart_from_its_head_is_not_held_40_ms(
-    front: Path, socket_dir: Path, fast_lane: bool
+    shared: SharedProxies, site: Path, fast_lane: bool
 ) -> None:
     """A client that writes a head, then its body, without TCP_NODELAY (as Nagle leaves
     most sockets) holds the body until the head is acknowledged, which Linux delays by
     40 ms on a connection that has carried a request: 20 requests took 0.8 s at least. Not
     a speed target: a bound at half that stall tells it is gone."""
-    async with running(front, socket_dir, fast_lane=fast_lane) as run:
-        reader, writer = await connect(run.url)
-        sock = writer.transport.get_extra_info("socket")
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)  # asyncio sets it
+    run = await shared.get(*front_processes(site), fast_lane=fast_lane)
+    reader, writer = await connect(run.url)
+    sock = writer.transport.get_extra_info("socket")
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)  # asyncio sets it
 
-        async def post(n: int) -> None:
-            body = b'{"n": %d}' % n
-            writer.write(
-                b"POST /api/x HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
-            )
-            await writer.drain()
-            writer.write(body)
-            answer = await read_answer(reader)
-            assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+    async def post(n: int) -> None:
+        body = b'{"n": %d}' % n
+        writer.write(b"POST /api/x HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
+        await writer.drain()
+        writer.write(body)
+        answer = await read_answer(reader)
+        assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
 
-        await post(0)  # the stall comes on a connection that has carried a request
-        started = time.monotonic()
-        for n in range(1, 21):
-            await post(n)
-        assert time.monotonic() - started < 20 * 0.040 / 2
-        writer.close()
+    await post(0)  # the stall comes on a connection that has carried a request
+    started = time.monotonic()
+    for n in range(1, 21):
+        await post(n)
+    assert time.monotonic() - started < 20 * 0.040 / 2
+    writer.close()
 
 
 @LANES
+@ON_SHARED_LOOP
 async def test_header_lines_are_read_as_one_list(
-    front: Path, socket_dir: Path, fast_lane: bool
+    shared: SharedProxies, site: Path, fast_lane: bool
 ) -> None:
-    async with running(front, socket_dir, fast_lane=fast_lane) as run:
-        # Every Connection line counts: the second says close.
-        answer = await exchange(run.url, b"GET /api/x HTTP/1.1\r\nHost: x\r\n"
-                                b"Connection: keep-alive\r\nConnection: close\r\n\r\n")  # fmt: skip
-        assert answer.startswith(b"HTTP/1.1 200 ") and not answer.endswith(b"<still open>")
-        # Values reach the child without the whitespace around them.
-        answer = await exchange(run.url, b"GET /api/x HTTP/1.1\r\nHost: x\r\nX-A: \t v \t\r\n"
-                                b"Connection: close\r\n\r\n")  # fmt: skip
-        seen = json.loads(answer.partition(b"\r\n\r\n")[2])
-        assert ["X-A", "v"] in seen["headers"]
-        # (HTTP/1.0 with a Transfer-Encoding, refused, is in SAID.)
+    run = await shared.get(*front_processes(site), fast_lane=fast_lane)
+    # Every Connection line counts: the second says close.
+    answer = await exchange(run.url, b"GET /api/x HTTP/1.1\r\nHost: x\r\n"
+                            b"Connection: keep-alive\r\nConnection: close\r\n\r\n")  # fmt: skip
+    assert answer.startswith(b"HTTP/1.1 200 ") and not answer.endswith(b"<still open>")
+    # Values reach the child without the whitespace around them.
+    answer = await exchange(run.url, b"GET /api/x HTTP/1.1\r\nHost: x\r\nX-A: \t v \t\r\n"
+                            b"Connection: close\r\n\r\n")  # fmt: skip
+    seen = json.loads(answer.partition(b"\r\n\r\n")[2])
+    assert ["X-A", "v"] in seen["headers"]
+    # (HTTP/1.0 with a Transfer-Encoding, refused, is in SAID.)
 
 
 @LANES
+@ON_SHARED_LOOP
 async def test_a_request_before_garbage_is_answered_first(
-    front: Path, socket_dir: Path, fast_lane: bool
+    shared: SharedProxies, site: Path, fast_lane: bool
 ) -> None:
-    async with running(front, socket_dir, fast_lane=fast_lane) as run:
-        for path in ("/api/x", "/public/hello.txt"):
-            raw = f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\nGARBAGE\x01\r\n\r\n".encode()
-            answer = await exchange(run.url, raw)
-            assert answer.startswith(b"HTTP/1.1 200 "), (path, answer)
-            second = answer.index(b"HTTP/1.", 5)
-            assert answer[second:].split(b" ")[1] == b"400", (path, answer)
-            assert not answer.endswith(b"<still open>")
+    run = await shared.get(*front_processes(site), fast_lane=fast_lane)
+    for path in ("/api/x", "/public/hello.txt"):
+        raw = f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\nGARBAGE\x01\r\n\r\n".encode()
+        answer = await exchange(run.url, raw)
+        assert answer.startswith(b"HTTP/1.1 200 "), (path, answer)
+        second = answer.index(b"HTTP/1.", 5)
+        assert answer[second:].split(b" ")[1] == b"400", (path, answer)
+        assert not answer.endswith(b"<still open>")
 
 
 @LANES
@@ -499,45 +518,47 @@ async def test_the_listener_holds_a_crowd_of_connections_until_accepted(
 
 
 @LANES
+@ON_SHARED_LOOP
 async def test_a_body_known_too_large_is_refused_before_100_continue(
-    front: Path, socket_dir: Path, fast_lane: bool
+    shared: SharedProxies, site: Path, fast_lane: bool
 ) -> None:
-    async with running(front, socket_dir, fast_lane=fast_lane) as run:
-        for path in ("/api/x", "/public/hello.txt"):
-            raw = (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n"
-                   "Expect: 100-continue\r\n\r\n").encode()  # fmt: skip
-            reader, writer = await connect(run.url)
-            writer.write(raw)
-            answer = await read_answer(reader)
-            writer.close()
-            assert answer.startswith(b"HTTP/1.1 413 "), answer
-            assert b"Connection: close" in answer
-            assert await asyncio.wait_for(reader.read(), 5) == b""  # closed, not lingering
-        # Within the limit, the client is asked for its body and the child gets it.
+    run = await shared.get(*front_processes(site), fast_lane=fast_lane)
+    for path in ("/api/x", "/public/hello.txt"):
+        raw = (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n"
+               "Expect: 100-continue\r\n\r\n").encode()  # fmt: skip
         reader, writer = await connect(run.url)
-        writer.write(b"POST /api/x HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
-                     b"Expect: 100-continue\r\n\r\n")  # fmt: skip
-        assert await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5) == (
-            b"HTTP/1.1 100 Continue\r\n\r\n"
-        )
-        writer.write(b"abc")
+        writer.write(raw)
         answer = await read_answer(reader)
         writer.close()
-        assert json.loads(answer.partition(b"\r\n\r\n")[2])["body"] == "YWJj"
+        assert answer.startswith(b"HTTP/1.1 413 "), answer
+        assert b"Connection: close" in answer
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed, not lingering
+    # Within the limit, the client is asked for its body and the child gets it.
+    reader, writer = await connect(run.url)
+    writer.write(b"POST /api/x HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+                 b"Expect: 100-continue\r\n\r\n")  # fmt: skip
+    assert await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5) == (
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+    )
+    writer.write(b"abc")
+    answer = await read_answer(reader)
+    writer.close()
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["body"] == "YWJj"
 
 
 @LANES
+@ON_SHARED_LOOP
 async def test_an_unusable_request_id_is_replaced_everywhere(
-    front: Path, socket_dir: Path, fast_lane: bool
+    shared: SharedProxies, site: Path, fast_lane: bool
 ) -> None:
-    async with running(front, socket_dir, fast_lane=fast_lane) as run:
-        for given in ("a b", "x" * 201):
-            async with run.http.get(run.url + "/api/x", headers={"X-Request-Id": given}) as reply:
-                seen = await reply.json()
-                used = reply.headers["X-Request-Id"]
-            assert used != given and seen["request_id"] == used
-            ids = [v for k, v in seen["headers"] if k.lower() == "x-request-id"]
-            assert ids == [used]
+    run = await shared.get(*front_processes(site), fast_lane=fast_lane)
+    for given in ("a b", "x" * 201):
+        async with run.http.get(run.url + "/api/x", headers={"X-Request-Id": given}) as reply:
+            seen = await reply.json()
+            used = reply.headers["X-Request-Id"]
+        assert used != given and seen["request_id"] == used
+        ids = [v for k, v in seen["headers"] if k.lower() == "x-request-id"]
+        assert ids == [used]
 
 
 def test_routing_table() -> None:
@@ -566,31 +587,33 @@ def test_routing_table() -> None:
 
 
 @LANES
+@ON_SHARED_LOOP
 async def test_a_path_whose_escapes_are_not_utf8_is_routed_and_refused_in_json(
-    front: Path, socket_dir: Path, fast_lane: bool
+    shared: SharedProxies, site: Path, fast_lane: bool
 ) -> None:
     """`%E9` is Latin-1's é: decoded, not UTF-8. It is routed as any path is, and where no
     route matches, the 404 quotes it with U+FFFD (it made the error body fail: no answer)."""
-    async with running(front, socket_dir, fast_lane=fast_lane) as run:
-        answer = await exchange(
-            run.url, b"GET /api/caf%E9 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        assert answer.startswith(b"HTTP/1.1 200 "), answer
-        assert json.loads(answer.partition(b"\r\n\r\n")[2])["uri"] == "/api/caf%E9"
-        for target in (b"/caf%E9", b"/caf%C3%A9%E9/x"):
-            raw = b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-            answer = await exchange(run.url, raw)
-            assert answer.startswith(b"HTTP/1.1 404 "), answer
-            error = json.loads(answer.partition(b"\r\n\r\n")[2])["error"]
-            assert error.startswith("no route matches /caf") and "\ufffd" in error, error
-        # The dashboard's own errors, which quote what was asked for, too.
-        async with run.http.get(run.url + "/_/requests/%E9") as reply:
-            assert reply.status == 404 and "\ufffd" in (await reply.json())["error"]
+    run = await shared.get(*front_processes(site), fast_lane=fast_lane)
+    answer = await exchange(
+        run.url, b"GET /api/caf%E9 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    assert answer.startswith(b"HTTP/1.1 200 "), answer
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["uri"] == "/api/caf%E9"
+    for target in (b"/caf%E9", b"/caf%C3%A9%E9/x"):
+        raw = b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        answer = await exchange(run.url, raw)
+        assert answer.startswith(b"HTTP/1.1 404 "), answer
+        error = json.loads(answer.partition(b"\r\n\r\n")[2])["error"]
+        assert error.startswith("no route matches /caf") and "\ufffd" in error, error
+    # The dashboard's own errors, which quote what was asked for, too.
+    async with run.http.get(run.url + "/_/requests/%E9") as reply:
+        assert reply.status == 404 and "\ufffd" in (await reply.json())["error"]
 
 
 @LANES
+@ON_SHARED_LOOP
 async def test_a_client_that_leaves_before_its_answer_is_not_a_failure_of_ours(
-    front: Path, socket_dir: Path, fast_lane: bool, caplog: pytest.LogCaptureFixture
+    shared: SharedProxies, site: Path, fast_lane: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A client that sends its request and closes its side (`nc -N`, a script's socket)
     gets no answer, as from nginx (its 499): nothing is logged as an error, the rest go on."""
@@ -602,22 +625,23 @@ async def test_a_client_that_leaves_before_its_answer_is_not_a_failure_of_ours(
         b"3\r\nabc\r\n0\r\n\r\n",
         b"POST /public/x HTTP/1.1\r\n" + expecting,
     ]
-    async with running(front, socket_dir, fast_lane=fast_lane) as run:
-        for raw in leaving:
-            reader, writer = await connect(run.url)
-            writer.write(raw)
-            writer.write_eof()
-            await asyncio.wait_for(reader.read(), 5)  # the proxy ends the connection
-            writer.close()
-        async with run.http.get(run.url + "/api/x") as reply:
-            assert reply.status == 200
+    run = await shared.get(*front_processes(site), fast_lane=fast_lane)
+    for raw in leaving:
+        reader, writer = await connect(run.url)
+        writer.write(raw)
+        writer.write_eof()
+        await asyncio.wait_for(reader.read(), 5)  # the proxy ends the connection
+        writer.close()
+    async with run.http.get(run.url + "/api/x") as reply:
+        assert reply.status == 200
     failures = [r.getMessage() for r in caplog.records if r.levelno >= 40]
     assert not failures, failures
 
 
 @LANES
+@ON_SHARED_LOOP
 async def test_pipelined_requests_cut_anywhere_are_each_answered_in_order(
-    front: Path, socket_dir: Path, fast_lane: bool
+    shared: SharedProxies, site: Path, fast_lane: bool
 ) -> None:
     """Requests sent back to back in two reads, cut at any byte near a message's end (a
     body's, a head's), are each answered, in order, by either server (and by aiohttp's side
@@ -638,22 +662,22 @@ async def test_pipelined_requests_cut_anywhere_are_each_answered_in_order(
         (b"BAN /api/y HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"200"),
     ]
     health = (b"GET /_/health HTTP/1.1\r\nHost: x\r\n\r\n", b"200")
-    async with running(front, socket_dir, fast_lane=fast_lane) as run:
-        for these in (requests, [health, *requests]):
-            sent = b"".join(raw for raw, _ in these)
-            # Where it matters: a few bytes either side of each message's end (a body's, a
-            # head's CRLF CRLF), which is the next one's method.
-            ends = [m.end() for m in re.finditer(rb"\r\n\r\n(?!\d)|hello", sent)]
-            cuts = sorted({at for end in ends for at in range(end - 3, end + 4)} - {len(sent)})
-            whole = [sum(len(raw) for raw, _ in these[: n + 1]) for n in range(len(these))]
-            for cut in cuts:
-                reader, writer = await connect(run.url)
-                # The first part, then the answers to what it held whole: it was read (in
-                # one read, written in one piece) before the rest is sent.
-                writer.write(sent[:cut])
-                first = sum(1 for end in whole if end <= cut)
-                statuses = await _statuses(reader, these[:first])
-                writer.write(sent[cut:])
-                statuses += await _statuses(reader, these[first:])
-                writer.close()
-                assert statuses == [status for _, status in these], (cut, sent[:cut][-20:])
+    run = await shared.get(*front_processes(site), fast_lane=fast_lane)
+    for these in (requests, [health, *requests]):
+        sent = b"".join(raw for raw, _ in these)
+        # Where it matters: a few bytes either side of each message's end (a body's, a
+        # head's CRLF CRLF), which is the next one's method.
+        ends = [m.end() for m in re.finditer(rb"\r\n\r\n(?!\d)|hello", sent)]
+        cuts = sorted({at for end in ends for at in range(end - 3, end + 4)} - {len(sent)})
+        whole = [sum(len(raw) for raw, _ in these[: n + 1]) for n in range(len(these))]
+        for cut in cuts:
+            reader, writer = await connect(run.url)
+            # The first part, then the answers to what it held whole: it was read (in
+            # one read, written in one piece) before the rest is sent.
+            writer.write(sent[:cut])
+            first = sum(1 for end in whole if end <= cut)
+            statuses = await _statuses(reader, these[:first])
+            writer.write(sent[cut:])
+            statuses += await _statuses(reader, these[first:])
+            writer.close()
+            assert statuses == [status for _, status in these], (cut, sent[:cut][-20:])
