@@ -16,7 +16,11 @@ from local_lambdas import compiled
 
 # The helpers' asserts say what they compared when they fail, as the tests' own do.
 pytest.register_assert_rewrite("tests.helpers")
-from tests.helpers import SharedProxies, WriteManifest, manifest_text  # noqa: E402 (after the registration above)
+from tests.helpers import (  # noqa: E402 (after the registration above)
+    SharedProxies,
+    WriteManifest,
+    manifest_text,
+)
 
 # The suite starts hundreds of Python processes (proxies, children, watchdogs) and pytest
 # rewrites every test module: where the environment says not to keep bytecode
