@@ -71,10 +71,16 @@ def write_manifest(tmp_path: Path) -> WriteManifest:
     return write
 
 
+def _short_dir() -> Path:
+    """A new folder's path in /tmp: short and private, well under the 107-byte socket path
+    limit for the sockets made in it."""
+    return Path("/tmp") / f"llt-{secrets.token_hex(3)}"
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def shared() -> AsyncIterator[SharedProxies]:
     """The module's shared proxies (helpers.SharedProxies); its tests are ON_SHARED_LOOP."""
-    folder = Path("/tmp") / f"llt-{secrets.token_hex(3)}"
+    folder = _short_dir()
     proxies = SharedProxies(folder)
     try:
         yield proxies
@@ -85,7 +91,6 @@ async def shared() -> AsyncIterator[SharedProxies]:
 
 @pytest.fixture
 def socket_dir() -> Iterator[Path]:
-    # Short and private, well under the 107-byte socket path limit.
-    path = Path("/tmp") / f"llt-{secrets.token_hex(3)}"
+    path = _short_dir()
     yield path
     shutil.rmtree(path, ignore_errors=True)

@@ -69,6 +69,8 @@ elif what == "forking":
             if n == 10:
                 os.write(starting, b"!")
             time.sleep(0.002)
+        os._exit(0)
+    os.close(starting)  # so that a daemon gone early is an end of input, not a wait for ever
     os.read(started, 1)
 elif what == "other-port":
     signal.signal(signal.SIGTERM, lambda *_: (print("got SIGTERM", flush=True), sys.exit(0)))
