@@ -29,7 +29,6 @@ import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 __all__ = ["Request", "Response", "serve"]
@@ -212,6 +211,10 @@ def _serve_windows_pipe(address: str, handler: Handler) -> None:
 
 
 def _serve_http(host: str, port: int, handler: Handler) -> None:
+    # Here, not at the top: http.server (with email, http.client and ssl) is a third of the
+    # helper's import, and the pipe modes do without it.
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
     class Exchange(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep connections open between requests
         disable_nagle_algorithm = True  # headers and body go out in two writes

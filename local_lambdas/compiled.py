@@ -12,26 +12,25 @@ runs, and why.
 
 from __future__ import annotations
 
-import importlib.abc
+# Only what the interpreter has loaded already: every start imports this module first, a
+# helper child's too (pathlib, importlib.util and importlib.abc cost 25-30 ms of CPU there).
 import importlib.machinery
-import importlib.util
 import os
 import sys
 from collections.abc import Sequence
 from importlib.machinery import ModuleSpec
-from pathlib import Path
 from types import ModuleType
 
-_PACKAGE = Path(__file__).parent
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _built() -> tuple[dict[str, Path], Path | None]:
+def _built() -> tuple[dict[str, str], str | None]:
     """Each compiled module's name with its source, and the library that holds their code
     (the modules' own files only lead to it)."""
-    found: dict[str, Path] = {}
+    found: dict[str, str] = {}
     for directory, package in (
         (_PACKAGE, __package__),
-        (_PACKAGE / "transports", f"{__package__}.transports"),
+        (os.path.join(_PACKAGE, "transports"), f"{__package__}.transports"),
     ):
         for entry in os.scandir(directory):
             suffix = next(
@@ -40,25 +39,34 @@ def _built() -> tuple[dict[str, Path], Path | None]:
             if suffix is None:
                 continue
             stem = entry.name[: -len(suffix)]
-            source = directory / f"{stem}.py"
-            if source.is_file():
+            source = os.path.join(directory, f"{stem}.py")
+            if os.path.isfile(source):
                 found[f"{package}.{stem}"] = source
+    top = os.path.dirname(_PACKAGE)
     names = (f"{__package__}__mypyc{suffix}" for suffix in importlib.machinery.EXTENSION_SUFFIXES)
-    library = next((_PACKAGE.parent / n for n in names if (_PACKAGE.parent / n).is_file()), None)
+    library = next((os.path.join(top, n) for n in names if os.path.isfile(os.path.join(top, n))),
+                   None)  # fmt: skip
     return found, library
 
 
-class _Sources(importlib.abc.MetaPathFinder):
-    """Finds the compiled modules' sources before the import system finds their compiled form."""
+class _Sources:
+    """Finds the compiled modules' sources before the import system finds their compiled form
+    (a meta path finder, as importlib.abc.MetaPathFinder describes one)."""
 
-    def __init__(self, sources: dict[str, Path]) -> None:
+    def __init__(self, sources: dict[str, str]) -> None:
         self._sources = sources
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
         source = self._sources.get(fullname)
-        return None if source is None else importlib.util.spec_from_file_location(fullname, source)
+        if source is None:
+            return None
+        # What importlib.util.spec_from_file_location makes for a module's source.
+        loader = importlib.machinery.SourceFileLoader(fullname, source)
+        spec = ModuleSpec(fullname, loader, origin=source)
+        spec.has_location = True
+        return spec
 
 
 def _choose() -> str:
@@ -70,9 +78,11 @@ def _choose() -> str:
         why = f"{__package__}__mypyc, the compiled modules' library, is missing"
     elif os.environ.get("LOCAL_LAMBDAS_PURE") == "1":
         why = "LOCAL_LAMBDAS_PURE=1"
-    elif (_PACKAGE.parent / "setup.py").is_file():
-        built_at = library.stat().st_mtime  # setup.py dates every build's files
-        newer = sorted(s.name for s in sources.values() if s.stat().st_mtime > built_at)
+    elif os.path.isfile(os.path.join(os.path.dirname(_PACKAGE), "setup.py")):
+        built_at = os.stat(library).st_mtime  # setup.py dates every build's files
+        newer = sorted(
+            os.path.basename(s) for s in sources.values() if os.stat(s).st_mtime > built_at
+        )
         if newer:
             why = f"{', '.join(newer)} changed since compiled; pip install -e . compiles again"
     if not why:
