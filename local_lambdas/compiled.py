@@ -12,7 +12,7 @@ runs, and why.
 
 from __future__ import annotations
 
-# Only what the interpreter has loaded already: every start imports this module first, a
+# Only modules the interpreter loads at its start: every start imports this one first, a
 # helper child's too (pathlib, importlib.util and importlib.abc cost 25-30 ms of CPU there).
 import importlib.machinery
 import os
@@ -22,6 +22,7 @@ from importlib.machinery import ModuleSpec
 from types import ModuleType
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
+_TOP = os.path.dirname(_PACKAGE)  # where the package is, and setup.py in a checkout
 
 
 def _built() -> tuple[dict[str, str], str | None]:
@@ -42,10 +43,9 @@ def _built() -> tuple[dict[str, str], str | None]:
             source = os.path.join(directory, f"{stem}.py")
             if os.path.isfile(source):
                 found[f"{package}.{stem}"] = source
-    top = os.path.dirname(_PACKAGE)
     names = (f"{__package__}__mypyc{suffix}" for suffix in importlib.machinery.EXTENSION_SUFFIXES)
-    library = next((os.path.join(top, n) for n in names if os.path.isfile(os.path.join(top, n))),
-                   None)  # fmt: skip
+    libraries = (os.path.join(_TOP, name) for name in names)
+    library = next((path for path in libraries if os.path.isfile(path)), None)
     return found, library
 
 
@@ -78,7 +78,7 @@ def _choose() -> str:
         why = f"{__package__}__mypyc, the compiled modules' library, is missing"
     elif os.environ.get("LOCAL_LAMBDAS_PURE") == "1":
         why = "LOCAL_LAMBDAS_PURE=1"
-    elif os.path.isfile(os.path.join(os.path.dirname(_PACKAGE), "setup.py")):
+    elif os.path.isfile(os.path.join(_TOP, "setup.py")):
         built_at = os.stat(library).st_mtime  # setup.py dates every build's files
         newer = sorted(
             os.path.basename(s) for s in sources.values() if os.stat(s).st_mtime > built_at
