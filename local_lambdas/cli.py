@@ -11,7 +11,6 @@ local-lambdas completion bash|zsh|tcsh           a shell completion script (shta
 from __future__ import annotations
 
 import argparse
-import difflib
 import gc
 import logging
 import os
@@ -88,19 +87,11 @@ def _main(argv: list[str]) -> int:
     if command != "serve":
         argv = argv[1:]
     to_run: list[str] = []
-    if command == "run" and not {"-h", "--help"} & set(argv[: argv.index("--")] if "--" in argv
-                                                           else argv):  # fmt: skip
-        if "--" not in argv:
-            print_line(
-                "local-lambdas run: give the command after --, e.g. "
-                "local-lambdas run manifest.xml -- pytest tests/smoke"
-            )
+    if command == "run":
+        split = _command_to_run(argv)
+        if split is None:
             return EXIT_USAGE
-        at = argv.index("--")
-        argv, to_run = argv[:at], argv[at + 1 :]
-        if not to_run:
-            print_line("local-lambdas run: no command after --")
-            return EXIT_USAGE
+        argv, to_run = split
     parser = options.parsers()[command]
     args, extra = parser.parse_known_args(argv)
     if extra and command == "serve" and extra[0] in (*_COMMANDS, "export"):
@@ -118,11 +109,9 @@ def _main(argv: list[str]) -> int:
     except ValueError as exc:
         print_line(f"local-lambdas: {exc}")
         return EXIT_USAGE
-    prefix, host, port = usage.admin_prefix, usage.host, usage.port
-    cache_bytes, cache_entries = usage.cache_bytes, usage.cache_entries
-    from local_lambdas import manifest
+    prefix, cache_bytes, cache_entries = usage.admin_prefix, usage.cache_bytes, usage.cache_entries
+    from local_lambdas import manifest, manifest_flags
     from local_lambdas._compat import limits
-    from local_lambdas.config import Settings
     from local_lambdas.errors import CommandNotRun, ManifestError, NotAllReady, StartupError
     from local_lambdas.notices import print_problems, print_warnings
     from local_lambdas.output import Printer
@@ -137,8 +126,8 @@ def _main(argv: list[str]) -> int:
             path, socket_dir=socket_dir, admin_prefix=prefix, env_files=env_files
         )
         if args.instances is not None:
-            loaded = _with_instances(loaded, args.instances)
-        return _without_timeouts(loaded) if args.no_timeouts else loaded
+            loaded = manifest_flags.with_instances(loaded, args.instances)
+        return manifest_flags.without_timeouts(loaded) if args.no_timeouts else loaded
 
     as_json = args.log_format == "json"  # the lines before and after the run's, too
     try:
@@ -156,59 +145,15 @@ def _main(argv: list[str]) -> int:
         print_line(f"{path}: OK, {len(loaded.processes)} process(es)", as_json=as_json,
                    level="info")  # fmt: skip
         return EXIT_OK
-    only = tuple(name.strip() for name in (args.only or "").split(",") if name.strip())
-    ids = [p.id for p in loaded.processes]
-    for name in only:
-        if name not in ids:
-            close = difflib.get_close_matches(name, ids, n=1)
-            hint = f"did you mean {close[0]}? " if close else ""
-            print_line(f"local-lambdas: --only {name}: no such process; {hint}"
-                       f"the processes are {', '.join(ids)}", as_json=as_json)  # fmt: skip
-            return EXIT_USAGE
-    settings = Settings(
-        host=host,
-        port=port,
-        socket_dir=socket_dir,
-        own_socket_dir=own,
-        shutdown_timeout=getattr(args, "shutdown_timeout", 10.0),
-        log_format=args.log_format,
-        admin_prefix=prefix,
-        admin_public=args.admin_public,
-        client_header_timeout=args.client_header_timeout,
-        client_body_timeout=args.client_body_timeout,
-        send_timeout=args.send_timeout,
-        verbosity=args.verbosity,
-        watch=getattr(args, "watch", False),
-        only=only,
-        no_deps=args.no_deps,
-        cors=tuple(args.cors),
-        tls_cert=args.tls_cert.resolve() if args.tls_cert else None,
-        tls_key=args.tls_key.resolve() if args.tls_key else None,
-        tls_self_signed=args.tls == "self-signed",
-        watch_ignore=tuple(getattr(args, "watch_ignore", ())),
-        watch_include=tuple(getattr(args, "watch_include", ())),
-        default_cache=cache_bytes,
-        default_cache_entries=cache_entries,
-        fast_lane=args.fast_lane,
-        inspector=args.inspector,
-        inspect_secrets=args.inspect_secrets,
-    )
+    try:
+        only = option_values.only_ids(args.only, [p.id for p in loaded.processes])
+    except ValueError as exc:
+        print_line(f"local-lambdas: {exc}", as_json=as_json)
+        return EXIT_USAGE
+    settings = option_values.settings(args, usage, socket_dir, own, only)
     printer = Printer(log_format=settings.log_format)
     _configure_logging(printer, _VERBOSITY[settings.verbosity])
-    if args.no_timeouts:
-        logging.getLogger("local_lambdas.cli").warning(
-            "--no-timeouts: <timeout>, <startup_timeout> and <queue_timeout> are off; a "
-            "request waits for its child as long as it takes",
-            extra={"fields": {"event": "no_timeouts"}},
-        )
-    if cache_bytes is not None:
-        kept = f"up to {cache_entries} answers and " if cache_entries else ""
-        logging.getLogger("local_lambdas.cli").info(
-            "cache on (ENABLE_CACHE=%s): %s%d MiB for each process without <cache>; "
-            "hits and misses in /_/status and /_/metrics",
-            os.environ["ENABLE_CACHE"], kept, cache_bytes // 1024**2,
-            extra={"fields": {"event": "cache", "bytes": cache_bytes, "entries": cache_entries}},
-        )  # fmt: skip
+    _said_before_the_run(args.no_timeouts, cache_bytes, cache_entries)
     # Each request makes a few dozen short-lived containers: collecting the youngest
     # generation every 700 of them (the default) cost 4% of the proxy's instructions.
     gc.set_threshold(10_000, 10, 10)
@@ -247,30 +192,41 @@ def _main(argv: list[str]) -> int:
         printer.flush()
 
 
-def _with_instances(loaded: Manifest, instances: int) -> Manifest:
-    """--instances N: N instances of every process but those with a fixed <port>, which
-    only one instance can listen on (said in a warning)."""
-    fixed = {p.id: p.port for p in loaded.processes if p.port and instances > 1}
-    processes = tuple(
-        p if p.id in fixed else p.model_copy(update={"instances": instances})
-        for p in loaded.processes
-    )
-    said = tuple(
-        f'<process id="{pid}">: --instances {instances} does not apply: one instance only can '
-        f"listen on its <port> {port}"
-        for pid, port in fixed.items()
-    )
-    return loaded.model_copy(update={"processes": processes, "warnings": loaded.warnings + said})
+def _command_to_run(argv: list[str]) -> tuple[list[str], list[str]] | None:
+    """`run`'s arguments and the command after `--`; None, said, when there is none (and
+    its arguments as they are for --help)."""
+    if {"-h", "--help"} & set(argv[: argv.index("--")] if "--" in argv else argv):
+        return argv, []
+    if "--" not in argv:
+        print_line(
+            "local-lambdas run: give the command after --, e.g. "
+            "local-lambdas run manifest.xml -- pytest tests/smoke"
+        )
+        return None
+    at = argv.index("--")
+    if not argv[at + 1 :]:
+        print_line("local-lambdas run: no command after --")
+        return None
+    return argv[:at], argv[at + 1 :]
 
 
-def _without_timeouts(loaded: Manifest) -> Manifest:
-    """--no-timeouts: a request waits for its child, and a child for its first listen, as
-    long as it takes (a breakpoint)."""
-    from local_lambdas.config import NO_LIMIT
-
-    unbounded = {"timeout": NO_LIMIT, "startup_timeout": NO_LIMIT, "queue_timeout": NO_LIMIT}
-    processes = tuple(p.model_copy(update=unbounded) for p in loaded.processes)
-    return loaded.model_copy(update={"processes": processes})
+def _said_before_the_run(no_timeouts: bool, cache_bytes: int | None, cache_entries: int | None
+                         ) -> None:  # fmt: skip
+    """What the run's flags change that its log should say first."""
+    if no_timeouts:
+        logging.getLogger("local_lambdas.cli").warning(
+            "--no-timeouts: <timeout>, <startup_timeout> and <queue_timeout> are off; a "
+            "request waits for its child as long as it takes",
+            extra={"fields": {"event": "no_timeouts"}},
+        )
+    if cache_bytes is not None:
+        kept = f"up to {cache_entries} answers and " if cache_entries else ""
+        logging.getLogger("local_lambdas.cli").info(
+            "cache on (ENABLE_CACHE=%s): %s%d MiB for each process without <cache>; "
+            "hits and misses in /_/status and /_/metrics",
+            os.environ["ENABLE_CACHE"], kept, cache_bytes // 1024**2,
+            extra={"fields": {"event": "cache", "bytes": cache_bytes, "entries": cache_entries}},
+        )  # fmt: skip
 
 
 def _event_loop(choice: str) -> Callable[[Coroutine[Any, Any, int]], int]:

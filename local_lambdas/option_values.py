@@ -1,14 +1,21 @@
 """What a command line's values may be, one by one and together: the readers argparse calls
-(a duration, a CORS origin), HOST:PORT, ENABLE_CACHE, and the checks across options that no
-parser makes alone (`checked`), each failing with the fix. Loads nothing more than argparse
-until a value is read.
+(a duration, a CORS origin), HOST:PORT, ENABLE_CACHE, the checks across options that no
+parser makes alone (`checked`) and against the manifest (`only_ids`), each failing with the fix,
+and the run's Settings they make (`settings`). Loads nothing more than argparse until a
+value is read.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from local_lambdas.config import Settings
 
 DEFAULT_BIND = "127.0.0.1:3000"
 DEFAULT_CACHE = 64 * 1024**2  # ENABLE_CACHE=1: per process, for those without <cache>
@@ -106,3 +113,54 @@ def checked(args: argparse.Namespace, command: str) -> Checked:
         port = args.port
     cache_bytes, cache_entries = cache_setting(os.environ.get("ENABLE_CACHE", ""))
     return Checked(prefix, host, port, cache_bytes, cache_entries)
+
+
+def only_ids(given: str | None, ids: list[str]) -> tuple[str, ...]:
+    """--only's process ids, each one of `ids` (the manifest's); raises ValueError with the
+    fix for one that is not."""
+    chosen = tuple(name.strip() for name in (given or "").split(",") if name.strip())
+    for name in chosen:
+        if name not in ids:
+            close = difflib.get_close_matches(name, ids, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise ValueError(
+                f"--only {name}: no such process; {hint}the processes are {', '.join(ids)}"
+            )
+    return chosen
+
+
+def settings(
+    args: argparse.Namespace, usage: Checked, socket_dir: Path, own: bool,
+    only: tuple[str, ...],
+) -> Settings:  # fmt: skip
+    """The run's settings from its checked arguments."""
+    from local_lambdas.config import Settings
+
+    return Settings(
+        host=usage.host,
+        port=usage.port,
+        socket_dir=socket_dir,
+        own_socket_dir=own,
+        shutdown_timeout=getattr(args, "shutdown_timeout", 10.0),
+        log_format=args.log_format,
+        admin_prefix=usage.admin_prefix,
+        admin_public=args.admin_public,
+        client_header_timeout=args.client_header_timeout,
+        client_body_timeout=args.client_body_timeout,
+        send_timeout=args.send_timeout,
+        verbosity=args.verbosity,
+        watch=getattr(args, "watch", False),
+        only=only,
+        no_deps=args.no_deps,
+        cors=tuple(args.cors),
+        tls_cert=args.tls_cert.resolve() if args.tls_cert else None,
+        tls_key=args.tls_key.resolve() if args.tls_key else None,
+        tls_self_signed=args.tls == "self-signed",
+        watch_ignore=tuple(getattr(args, "watch_ignore", ())),
+        watch_include=tuple(getattr(args, "watch_include", ())),
+        default_cache=usage.cache_bytes,
+        default_cache_entries=usage.cache_entries,
+        fast_lane=args.fast_lane,
+        inspector=args.inspector,
+        inspect_secrets=args.inspect_secrets,
+    )
