@@ -1,17 +1,17 @@
 """A run's start order (supervisor.py's): what has no <depends_on> starts at once; the rest
-once every process it names is READY and every task it names has exited 0. A process
-waiting so has its routes already, and its requests wait as for a starting one. When a
-dependency fails (a task that fails, a process given up on, a <build> that fails) what
-depends on it is not started: its routes answer 503 with the reason, `failures` says it, and
-`failed` is set. --only and --no-deps decide what is started at all. The <task>s and
-<build>s run from here.
+once every process it names is READY and every task it names has exited 0 (a stop goes the
+other way: `stopping_order`). A process waiting so has its routes already, and its requests
+wait as for a starting one. When a dependency fails (a task that fails, a process given up
+on, a <build> that fails) what depends on it is not started: its routes answer 503 with the
+reason, `failures` says it, and `failed` is set. --only and --no-deps decide what is started
+at all. The <task>s and <build>s run from here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 
 from local_lambdas import _compat
@@ -179,3 +179,16 @@ class StartOrder:
         if run.state == "FAILED":
             self.failures.append(run.reason)
             self.failed.set()
+
+
+def stopping_order(pools: Iterable[Pool]) -> list[list[Pool]]:
+    """`pools` in stopping order: each level depends on nothing in the levels after it."""
+    left = {pool.process.id: pool for pool in pools}
+    levels = []
+    while left:
+        needed = {need for pool in left.values() for need in pool.process.depends_on}
+        level = [pool for name, pool in left.items() if name not in needed] or list(left.values())
+        levels.append(level)
+        for pool in level:
+            del left[pool.process.id]
+    return levels

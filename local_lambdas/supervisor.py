@@ -31,7 +31,7 @@ from local_lambdas.orphan_watchdog import Watchdog
 from local_lambdas.output import Printer
 from local_lambdas.pool import Pool
 from local_lambdas.router import Router
-from local_lambdas.start_order import StartOrder
+from local_lambdas.start_order import StartOrder, stopping_order
 from local_lambdas.stats import ProcessStats
 from local_lambdas.tasks import TaskRun
 
@@ -251,7 +251,7 @@ class Supervisor:
         self.stopping = True
         await self.order.cancel()
         # What depends on others stops first, as it may still be using them.
-        for level in _levels(self.pools.values()):
+        for level in stopping_order(self.pools.values()):
             await asyncio.gather(*(pool.stop() for pool in level))
         # A reload's, started beside them or draining: each stops now (Roster: for good).
         await asyncio.gather(*(pool.stop() for pool in self._in_reload))
@@ -293,16 +293,3 @@ async def _started_and_ready(pool: Pool) -> bool:
         or pool.disabled is not None, NO_LIMIT,
     )  # fmt: skip
     return await pool.wait_ready(pool.process.startup_timeout + 1)
-
-
-def _levels(pools: Iterable[Pool]) -> list[list[Pool]]:
-    """`pools` in stopping order: each level depends on nothing in the levels after it."""
-    left = {pool.process.id: pool for pool in pools}
-    levels = []
-    while left:
-        needed = {need for pool in left.values() for need in pool.process.depends_on}
-        level = [pool for name, pool in left.items() if name not in needed] or list(left.values())
-        levels.append(level)
-        for pool in level:
-            del left[pool.process.id]
-    return levels
