@@ -1,7 +1,7 @@
 """What a command line's values may be, one by one and together: the readers argparse calls
 (a duration, a CORS origin), HOST:PORT, ENABLE_CACHE, the checks across options that no
-parser makes alone (`checked`) and against the manifest (`only_ids`), each failing with the fix,
-and the run's Settings they make (`settings`). Loads nothing more than argparse until a
+parser makes alone (`checked`) and against the manifest (`only_ids`), each failing with the
+fix, and the run's Settings they make (`settings`). Loads nothing more than argparse until a
 value is read.
 """
 
