@@ -210,8 +210,9 @@ def _command_to_run(argv: list[str]) -> tuple[list[str], list[str]] | None:
     return argv[:at], argv[at + 1 :]
 
 
-def _said_before_the_run(no_timeouts: bool, cache_bytes: int | None, cache_entries: int | None
-                         ) -> None:  # fmt: skip
+def _said_before_the_run(
+    no_timeouts: bool, cache_bytes: int | None, cache_entries: int | None
+) -> None:
     """What the run's flags change that its log should say first."""
     if no_timeouts:
         logging.getLogger("local_lambdas.cli").warning(

@@ -8,7 +8,6 @@ value is read.
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -121,6 +120,8 @@ def only_ids(given: str | None, ids: list[str]) -> tuple[str, ...]:
     chosen = tuple(name.strip() for name in (given or "").split(",") if name.strip())
     for name in chosen:
         if name not in ids:
+            import difflib  # only for the mistake: --help and --version load nothing more
+
             close = difflib.get_close_matches(name, ids, n=1)
             hint = f"did you mean {close[0]}? " if close else ""
             raise ValueError(
