@@ -19,6 +19,7 @@ the module that calls the foreign code, with `raise ... from exc`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -47,6 +48,22 @@ _CONTROLS = {c: f"\\x{c:02x}" for c in (*range(32), 127) if c != 9} | {10: "\\n"
 def one_line(text: str) -> str:
     """`text` with its control characters but tab written as escapes."""
     return text.translate(_CONTROLS)
+
+
+def closest(word: str, known: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The one of `known` a mistyped `word` was most likely meant as, if any is close enough.
+    (difflib is loaded here, on the error path only: --help and a clean start never need it.)"""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
+def did_you_mean(word: str, known: Iterable[str], shown: str = "{}", cutoff: float = 0.6) -> str:
+    """Every error's hint for a mistyped name: "did you mean X? " with X written as `shown`
+    writes it ("<{}>", "${{{}}}"), or "" when no known name is close."""
+    close = closest(word, known, cutoff)
+    return f"did you mean {shown.format(close)}? " if close else ""
 
 
 class ManifestError(LocalLambdasError):

@@ -7,7 +7,6 @@ its own still takes part, and report through the reader's `problem(line, text)`.
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 from local_lambdas._compat import IS_WINDOWS, MAX_UNIX_PATH
 from local_lambdas.config import Mode
 from local_lambdas.config_values import check_route
+from local_lambdas.errors import did_you_mean
 from local_lambdas.router import as_read
 
 # Room left in a socket path for the "-N" that tells apart two live sockets of one pipe_name
@@ -122,8 +122,7 @@ def _check_dependencies(everyone: Sequence[Claims], problem: Report) -> None:
         own = claims.values.get("id")
         for index, need in enumerate(graph.get(str(own), [])):
             if need not in graph:
-                close = difflib.get_close_matches(need, list(graph), n=1)
-                hint = f"did you mean {close[0]}? " if close else ""
+                hint = did_you_mean(need, graph)
                 problem(
                     claims.line("depends_on", index),
                     f'{claims.label}: <depends_on> "{need}" is no process or task of this '

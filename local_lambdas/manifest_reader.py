@@ -8,7 +8,6 @@ and calls it.
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from lxml import etree
 from pydantic import ValidationError
 
 from local_lambdas.config import Process, Task
-from local_lambdas.errors import Problem
+from local_lambdas.errors import Problem, closest
 from local_lambdas.executables import missing_files, path_problems
 from local_lambdas.manifest_checks import Claims
 from local_lambdas.manifest_env import Environment
@@ -256,10 +255,10 @@ class Reader:
     def _unknown(self, element: etree._Element, label: str, known: list[str]) -> list[str]:
         """Report an unknown element; the known one it was probably meant as, if any."""
         tag = str(element.tag)
-        close = difflib.get_close_matches(tag, known, n=1, cutoff=0.6)
-        hint = f"did you mean <{close[0]}>?" if close else f"known: {', '.join(known)}"
+        close = closest(tag, known)
+        hint = f"did you mean <{close}>?" if close else f"known: {', '.join(known)}"
         self.problem(element.sourceline, f"{label}: unknown element <{tag}>; {hint}")
-        return close
+        return [close] if close else []
 
     def _no_attributes(self, element: etree._Element, label: str) -> None:
         for name in element.attrib:

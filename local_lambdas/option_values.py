@@ -120,12 +120,11 @@ def only_ids(given: str | None, ids: list[str]) -> tuple[str, ...]:
     chosen = tuple(name.strip() for name in (given or "").split(",") if name.strip())
     for name in chosen:
         if name not in ids:
-            import difflib  # only for the mistake: --help and --version load nothing more
+            from local_lambdas.errors import did_you_mean  # --help, --version: argparse only
 
-            close = difflib.get_close_matches(name, ids, n=1)
-            hint = f"did you mean {close[0]}? " if close else ""
             raise ValueError(
-                f"--only {name}: no such process; {hint}the processes are {', '.join(ids)}"
+                f"--only {name}: no such process; {did_you_mean(name, ids)}"
+                f"the processes are {', '.join(ids)}"
             )
     return chosen
 

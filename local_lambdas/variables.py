@@ -15,7 +15,6 @@ them as it starts. <executable>, <working_dir>, <env_file> and <port> are expand
 from __future__ import annotations
 
 import contextlib
-import difflib
 import io
 import logging
 import os
@@ -27,6 +26,8 @@ from typing import Protocol
 
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
+
+from local_lambdas.errors import did_you_mean
 
 _REFERENCE = re.compile(r"\$\$|\$\{([^}]*)\}")
 # What a `${...}` may hold: NAME, NAME:-default (unset or empty) or NAME-default (unset).
@@ -99,8 +100,7 @@ def expand(text: str, values: Mapping[str, str]) -> str:
 
 
 def unknown(name: str, known: Mapping[str, str] | frozenset[str]) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
-    hint = f"did you mean ${{{close[0]}}}? " if close else ""
+    hint = did_you_mean(name, known, "${{{}}}", cutoff=0.75)
     return (
         f"${{{name}}} has no value: {hint}set {name} in the environment or an env file, "
         f"or give a default, ${{{name}:-...}}"
