@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import cast
+from typing import Final, cast
 
 from local_lambdas import _compat
 from local_lambdas.envelope import Request, Response
@@ -51,6 +51,10 @@ class PipeTransport:
 
     async def aclose(self) -> None:
         """Nothing is kept open between requests in one-shot mode."""
+
+
+# How a child that closed without reading all of the request shows, after its answer.
+_CLOSED_FIRST: Final = (BrokenPipeError, ConnectionResetError)
 
 
 class _OneShot(asyncio.Protocol):
@@ -108,13 +112,15 @@ class _OneShot(asyncio.Protocol):
         if self._answer.done():
             return
         # Windows: a child that disconnects its pipe instance ends its answer that way. And a
-        # child may answer (say, an error) without reading all of a large request, so that
-        # our write fails: what it sent is still its answer.
+        # child may answer (say, an error) without reading all of the request, and close:
+        # our write fails (EPIPE) or, the request written, the read after its answer is a
+        # reset (a Unix socket closed with bytes unread). What it sent is still its answer,
+        # judged as at a plain close.
         size = len(self._buffer)
         ended = exc is None or (
             size > 0
             and isinstance(exc, OSError)
-            and (_compat.is_end_of_pipe(exc) or isinstance(exc, BrokenPipeError))
+            and (isinstance(exc, _CLOSED_FIRST) or _compat.is_end_of_pipe(exc))
         )
         if ended:
             self._finish()
