@@ -1,7 +1,8 @@
 """A child's envelope answer read (docs/protocol.md, "The response object"): framed by the
-transport (`gather`, `whole_json`), then parsed and checked strictly (`decode_response`;
-`Answers` while a child repeats its status and headers) before any of it reaches a client,
-each field as envelope_fields.py checks it. What is wrong is a BadResponse naming it.
+transport (`gather`, `whole_json`, `CLOSED_FIRST`), then parsed and checked strictly
+(`decode_response`; `Answers` while a child repeats its status and headers) before any of
+it reaches a client, each field as envelope_fields.py checks it. What is wrong is a
+BadResponse naming it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,12 @@ import pybase64
 from local_lambdas.envelope import SHOWN_BYTES, Response
 from local_lambdas.envelope_fields import checked_body, checked_headers, checked_status, json_kind
 from local_lambdas.errors import BadResponse
+
+# How a child that answered and closed without reading all of the request shows to a
+# transport reading its answer: our write fails (EPIPE), or, the request written, the read
+# after the answer is a reset (a Unix socket closed with bytes unread). What it sent is
+# still its answer, judged as at a plain close.
+CLOSED_FIRST: Final = (BrokenPipeError, ConnectionResetError)
 
 # Read on every answer from compiled code (see envelope.py).
 _loads: Final = orjson.loads

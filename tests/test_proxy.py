@@ -72,22 +72,24 @@ async def test_a_client_expecting_100_continue_is_told_to_send(shared: SharedPro
     assert base64.b64decode(seen["body"]) == b"held back"
 
 
-@pytest.mark.parametrize("size", [1_000, 100_000, 8_000_000])
+@pytest.mark.parametrize("mode", ["pipe", "pipe-keepalive"])
 async def test_an_answer_before_the_whole_request_was_read_is_the_answer(
-    write_manifest: WriteManifest, socket_dir: Path, size: int
+    write_manifest: WriteManifest, socket_dir: Path, mode: str
 ) -> None:
-    """The child reads a request's first bytes, answers and closes. 8 MB is more than the
-    socket buffers hold, so our write fails; a smaller request was all written, and the
-    kernel tells the child's close as a reset after its answer: either way, its answer."""
+    """The child reads a request's first bytes, answers and closes (a one-shot child, also
+    where it is run as a keep-alive one). 8 MB is more than the socket buffers hold, so our
+    write fails; a smaller request was all written, and the kernel tells the child's close
+    as a reset after its answer: either way, its answer."""
     path = write_manifest(
         process_xml(
-            "svc", "/api/*", script="early_answer.py", extra="<max_body_size>64MiB</max_body_size>"
+            "svc", "/api/*", script="early_answer.py", mode=mode,
+            extra="<max_body_size>64MiB</max_body_size>",
         )
-    )
+    )  # fmt: skip
     async with running(path, socket_dir) as run:
-        for _ in range(3):
+        for size in (1_000, 100_000, 8_000_000, 1_000, 8_000_000):
             async with run.http.post(run.url + "/api/up", data=b"x" * size) as reply:
-                assert reply.status == 413, await reply.text()
+                assert reply.status == 413, f"{size}: {await reply.text()}"
 
 
 async def test_child_reading_to_eof(write_manifest: WriteManifest, socket_dir: Path) -> None:

@@ -24,7 +24,7 @@ from typing import cast
 
 from local_lambdas import _compat
 from local_lambdas.envelope import SHOWN_BYTES, Request, Response
-from local_lambdas.envelope_answer import Answers, gather, whole_json
+from local_lambdas.envelope_answer import CLOSED_FIRST, Answers, gather, whole_json
 from local_lambdas.errors import UNANSWERED, BadResponse, ChildUnreachable
 
 log = logging.getLogger("local_lambdas.keepalive")
@@ -169,7 +169,14 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
-        if exc is not None and not (isinstance(exc, OSError) and _compat.is_end_of_pipe(exc)):
+        closed = exc is None or (
+            isinstance(exc, OSError)
+            and (
+                _compat.is_end_of_pipe(exc)
+                or (isinstance(exc, CLOSED_FIRST) and len(self._buffer) > 0)
+            )
+        )  # (an answer, then a close with the request unread: envelope_answer.CLOSED_FIRST)
+        if not closed:
             reason = getattr(exc, "strerror", None) or exc
             self._fail(ChildUnreachable(f"the connection broke: {reason}"))
         elif (

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Final, cast
+from typing import cast
 
 from local_lambdas import _compat
 from local_lambdas.envelope import Request, Response
-from local_lambdas.envelope_answer import Answers, gather, whole_json
+from local_lambdas.envelope_answer import CLOSED_FIRST, Answers, gather, whole_json
 from local_lambdas.errors import UNANSWERED, BadResponse, ChildUnreachable
 
 
@@ -51,10 +51,6 @@ class PipeTransport:
 
     async def aclose(self) -> None:
         """Nothing is kept open between requests in one-shot mode."""
-
-
-# How a child that closed without reading all of the request shows, after its answer.
-_CLOSED_FIRST: Final = (BrokenPipeError, ConnectionResetError)
 
 
 class _OneShot(asyncio.Protocol):
@@ -112,15 +108,13 @@ class _OneShot(asyncio.Protocol):
         if self._answer.done():
             return
         # Windows: a child that disconnects its pipe instance ends its answer that way. And a
-        # child may answer (say, an error) without reading all of the request, and close:
-        # our write fails (EPIPE) or, the request written, the read after its answer is a
-        # reset (a Unix socket closed with bytes unread). What it sent is still its answer,
-        # judged as at a plain close.
+        # child may answer (say, an error) without reading all of the request, and close
+        # (envelope_answer.CLOSED_FIRST).
         size = len(self._buffer)
         ended = exc is None or (
             size > 0
             and isinstance(exc, OSError)
-            and (isinstance(exc, _CLOSED_FIRST) or _compat.is_end_of_pipe(exc))
+            and (isinstance(exc, CLOSED_FIRST) or _compat.is_end_of_pipe(exc))
         )
         if ended:
             self._finish()
