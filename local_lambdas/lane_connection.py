@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("local_lambdas.fastlane")
 
 _PAUSE_AT: Final = 1024**2  # pipelined bytes held while an answer is pending, before reading stops
+# How long a client still sending a body its answer went out without is read, and what it
+# sends dropped, before its connection closes (nginx's lingering close; _linger).
+_LINGER: Final = 5.0
 
 
 class Connection(asyncio.Protocol):
@@ -70,6 +73,7 @@ class Connection(asyncio.Protocol):
         self.scheme = "http"
         self.closing = False
         self._ended = False  # the client half-closed: answer what came whole, then close
+        self._lingering = False  # answered, closing: what the client still sends is dropped
         self.upload: Upload | None = None  # a pass-through body streaming to the child
         self.forwarding = Forwarding()  # the client's headers as a pass-through child gets them
         self.answers = AnswerHeads()  # writes the heads of envelope modes' answers
@@ -98,6 +102,8 @@ class Connection(asyncio.Protocol):
             self._hand_over()  # aiohttp answers 503 during a stop, then closes
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return
         if self._timer is not None:
             self._progress = self._loop.time()
         self._requests.feed(data)
@@ -115,6 +121,8 @@ class Connection(asyncio.Protocol):
         request that came whole is still answered, with any whole ones pipelined after it,
         then the connection closes, as Node.js, Go and nginx's own answers do; with none
         (a head or a body cut short, or an idle connection), it closes now."""
+        if self._lingering:
+            return False  # the client is done: the connection closes
         if self.busy and self.upload is None and not self.closing and self.scheme == "http":
             self._ended = True  # (TLS has no half-close: asyncio warns of keeping it open)
             return True  # the transport stays open for the answer
@@ -208,6 +216,25 @@ class Connection(asyncio.Protocol):
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
+
+    def _linger(self) -> None:
+        """Close a connection whose client is still sending the body its answer went out
+        without (a child that answered, or failed, before reading all of an upload), as
+        nginx's lingering close does: the answer's end is marked by a half-close, and what
+        comes after it is read and dropped until the client closes, for _LINGER seconds at
+        most. Closed at once, the connection would reset the client's, whose system may
+        then drop the answer before the client reads it."""
+        transport = self.transport
+        self.closing = self._lingering = True
+        self.upload = None
+        self._stop_timer()
+        if transport is None or transport.is_closing():
+            return
+        if transport.can_write_eof():  # (TLS has none: the client's close, or the time)
+            transport.write_eof()
+        self._timer = self._loop.call_later(_LINGER, self.close)
+        self._held = self._reading_paused = False
+        transport.resume_reading()
 
     def _advance(self) -> None:
         """Hand the next request in the buffer, if the whole of it has arrived, to the
@@ -350,7 +377,10 @@ class Connection(asyncio.Protocol):
             self.busy = False
             self.idle_since = self._loop.time()
             if not keep_alive:
-                self.close_when_idle()
+                if self.upload is not None:
+                    self._linger()
+                else:
+                    self.close_when_idle()
                 return
             if self._reading_paused and self.transport is not None:
                 self._reading_paused = False

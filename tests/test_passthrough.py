@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import itertools
 import json
@@ -639,6 +640,35 @@ async def test_a_child_that_hangs_up_on_an_upload_is_said_to(
     assert error.startswith("the child closed the connection before it had read the "
                             "request body"), error  # fmt: skip
     assert stopped < 3, stopped
+
+
+@pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+async def test_an_upload_still_coming_when_the_child_hung_up_gets_the_502(
+    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """A Content-Length upload that streams (16 MiB) to a child that hangs up at its head:
+    the client's bytes that come after the child's connection closed go nowhere, and the
+    client gets the 502 saying why, not a connection broken by the proxy's own write to the
+    closed one (uvloop raises on it: the client got no answer at all)."""
+    path = write_manifest(RAW)
+    async with running(path, socket_dir, fast_lane=fast_lane) as run:
+        reader, writer = await connect(run.url)
+        size = 16 * 1024 * 1024
+        writer.write(b"POST /raw/hangup HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size)
+        answer = asyncio.create_task(read_answer(reader))
+        piece = b"x" * 65536
+        for _ in range(size // len(piece)):  # on until the answer or the proxy stops reading
+            if answer.done():
+                break
+            writer.write(piece)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(writer.drain(), 0.5)
+        head, _, body = (await answer).partition(b"\r\n\r\n")
+        writer.close()
+    assert head.startswith(b"HTTP/1.1 502 "), head
+    assert json.loads(body)["error"].startswith("the child closed the connection"), body
+    assert "Fatal error" not in caplog.text and "Traceback" not in caplog.text, caplog.text
 
 
 @pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
