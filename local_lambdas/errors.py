@@ -60,8 +60,8 @@ def closest(word: str, known: Iterable[str], cutoff: float = 0.6) -> str | None:
 
 
 def did_you_mean(word: str, known: Iterable[str], shown: str = "{}", cutoff: float = 0.6) -> str:
-    """Every error's hint for a mistyped name: "did you mean X? " with X written as `shown`
-    writes it ("<{}>", "${{{}}}"), or "" when no known name is close."""
+    """Every error's hint for a mistyped name: "did you mean X? ", X the closest known name
+    in the form `shown` gives it ("<{}>", "${{{}}}"); "" when no known name is close."""
     close = closest(word, known, cutoff)
     return f"did you mean {shown.format(close)}? " if close else ""
 
