@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import importlib.util
 import itertools
 import json
 import logging
@@ -642,33 +643,58 @@ async def test_a_child_that_hangs_up_on_an_upload_is_said_to(
     assert stopped < 3, stopped
 
 
+async def _upload_to_a_child_that_hangs_up(url: str) -> tuple[bytes, bytes]:
+    """A Content-Length upload that streams (16 MiB) to raw_http.py's `hangup`, sent on
+    until the answer comes (or the proxy stops reading); that answer's head and body."""
+    reader, writer = await connect(url)
+    size = 16 * 1024 * 1024
+    writer.write(b"POST /raw/hangup HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size)
+    answer = asyncio.create_task(read_answer(reader))
+    piece = b"x" * 65536
+    for _ in range(size // len(piece)):
+        if answer.done():
+            break
+        writer.write(piece)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(writer.drain(), 0.5)
+    head, _, body = (await answer).partition(b"\r\n\r\n")
+    writer.close()
+    return head, body
+
+
 @pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
 async def test_an_upload_still_coming_when_the_child_hung_up_gets_the_502(
     write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool,
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
-    """A Content-Length upload that streams (16 MiB) to a child that hangs up at its head:
-    the client's bytes that come after the child's connection closed go nowhere, and the
-    client gets the 502 saying why, not a connection broken by the proxy's own write to the
-    closed one (uvloop raises on it: the client got no answer at all)."""
-    path = write_manifest(RAW)
-    async with running(path, socket_dir, fast_lane=fast_lane) as run:
-        reader, writer = await connect(run.url)
-        size = 16 * 1024 * 1024
-        writer.write(b"POST /raw/hangup HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size)
-        answer = asyncio.create_task(read_answer(reader))
-        piece = b"x" * 65536
-        for _ in range(size // len(piece)):  # on until the answer or the proxy stops reading
-            if answer.done():
-                break
-            writer.write(piece)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(writer.drain(), 0.5)
-        head, _, body = (await answer).partition(b"\r\n\r\n")
-        writer.close()
+    """The client's bytes that come after the child's connection closed go nowhere, and
+    the client gets the 502 saying why: the connection closes as nginx's lingering close
+    does, so that the client's system does not drop the answer for a reset."""
+    async with running(write_manifest(RAW), socket_dir, fast_lane=fast_lane) as run:
+        head, body = await _upload_to_a_child_that_hangs_up(run.url)
     assert head.startswith(b"HTTP/1.1 502 "), head
     assert json.loads(body)["error"].startswith("the child closed the connection"), body
     assert "Fatal error" not in caplog.text and "Traceback" not in caplog.text, caplog.text
+
+
+@pytest.mark.skipif(importlib.util.find_spec("uvloop") is None, reason="uvloop is not installed")
+async def test_an_upload_still_coming_when_the_child_hung_up_gets_the_502_on_uvloop(
+    write_manifest: WriteManifest,
+) -> None:
+    """The same on uvloop (the default with [fast]), which raises on a write to a closed
+    transport: the lane's write of the client's further bytes to the child's connection
+    aborted the client's ('Fatal error on transport'), which got no status at all."""
+    path = write_manifest(RAW)
+    async with cli(str(path), "--bind", "127.0.0.1:0", "--event-loop", "uvloop") as run:
+        url = (await run.expect(r"listening on (http://\S+) \(event loop: uvloop\)")).group(1)
+        await run.expect(r"^serving on ")
+        head, body = await _upload_to_a_child_that_hangs_up(url)
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
+    said = "\n".join(run.lines)
+    assert head.startswith(b"HTTP/1.1 502 "), head
+    assert json.loads(body)["error"].startswith("the child closed the connection"), body
+    assert "Fatal error" not in said and "Traceback" not in said, said
 
 
 @pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
