@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email.utils
 import importlib.util
 import itertools
@@ -655,8 +654,12 @@ async def _upload_to_a_child_that_hangs_up(url: str) -> tuple[bytes, bytes]:
         if answer.done():
             break
         writer.write(piece)
-        with contextlib.suppress(TimeoutError):
+        try:
             await asyncio.wait_for(writer.drain(), 0.5)
+        except TimeoutError:  # the proxy reads no more: what comes next is the answer
+            break
+        except ConnectionError:  # it closed (the code before lingering: a reset, no answer)
+            break
     head, _, body = (await answer).partition(b"\r\n\r\n")
     writer.close()
     return head, body
