@@ -21,16 +21,15 @@ _dumps: Final = orjson.dumps
 _NEWLINE: Final = orjson.OPT_APPEND_NEWLINE
 _b64encode: Final = pybase64.b64encode
 
-# Headers that describe one connection, not the message (RFC 9110 7.6.1, and the old
-# Proxy-Connection): never passed on between the client and a child, in either direction.
-# (Trailer, which announces trailer fields, is end-to-end: RFC 9110 6.6.2; nginx passes it.
-# The fields themselves do not cross: a relayed body is framed anew, as nginx frames it.)
+# Headers that describe one connection, not the message (RFC 9110 7.6.1's list): never
+# passed on between the client and a child, in either direction. (Trailer, which announces
+# trailer fields, is end-to-end: RFC 9110 6.6.2; the fields themselves do not cross, a
+# relayed body being framed anew, as nginx frames it. So are Proxy-Authenticate and
+# Proxy-Authorization, hop-by-hop in RFC 2616 only: nginx passes both, and a child that
+# answers 407 gets its credentials.)
 HOP_BY_HOP: Final = frozenset(
-    {
-        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-        "proxy-connection", "te", "trailers", "transfer-encoding", "upgrade",
-    }
-)  # fmt: skip
+    {"connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade"}
+)
 TOKEN_HEADER: Final = "X-Local-Lambdas-Token"  # the run's secret, on requests to HTTP children
 SHOWN_BYTES: Final = 200  # how much of an invalid answer the log shows
 # An answer whose head is larger is 502, in every mode, as nginx answers 'upstream sent too

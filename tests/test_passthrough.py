@@ -68,6 +68,10 @@ async def test_request_goes_on_as_it_came(shared: SharedProxies) -> None:
         ("Connection", "keep-alive, X-Hop"),
         ("X-Hop", "dropped"),
         ("X-Request-Id", "rid-1"),
+        ("Keep-Alive", "timeout=5"),
+        ("Proxy-Connection", "keep-alive"),
+        ("TE", "trailers"),
+        ("Proxy-Authorization", "Basic eA=="),  # end-to-end in RFC 9110, as nginx passes it
     ]
     async with run.http.patch(
         run.url + "/web/echo/x?a=1&a=2", data=b"z" * 1000, headers=headers
@@ -84,7 +88,9 @@ async def test_request_goes_on_as_it_came(shared: SharedProxies) -> None:
     assert ["X-Forwarded-For", "127.0.0.1"] in got and ["X-Forwarded-Proto", "http"] in got
     assert ["X-Forwarded-Host", host] in got
     assert [v for k, v in got if k.lower() == "x-request-id"] == ["rid-1"]
-    assert not any(k.lower() == "x-hop" for k, _ in got)  # named by Connection: hop-by-hop
+    hop = {"x-hop", "keep-alive", "proxy-connection", "te"}  # x-hop: named by Connection
+    assert not [k for k, _ in got if k.lower() in hop], got
+    assert ["Proxy-Authorization", "Basic eA=="] in got
 
 
 @pytest.mark.skipif(not _compat.IS_LINUX, reason="reads /proc/net/tcp")
@@ -587,6 +593,12 @@ async def test_answers_right_and_wrong_from_a_raw_server(
             assert "Server" not in reply.headers and "Content-Type" not in reply.headers
         async with run.http.get(f"{run.url}/raw/dated") as reply:
             assert reply.headers.getall("Date") == ["Mon, 01 Jan 2024 00:00:00 GMT"]
+        # A connection's own fields stay on it; Proxy-Authenticate is the client's (as nginx).
+        async with run.http.get(f"{run.url}/raw/hop-headers") as reply:
+            assert reply.status == 407 and await reply.read() == b"no"
+            assert reply.headers["Proxy-Authenticate"] == 'Basic realm="r"'
+            for name in ("X-Secret", "Keep-Alive", "Upgrade"):
+                assert name not in reply.headers, name
         # An answer that breaks HTTP is a 502 that says so, never passed on.
         for name in BROKEN_ANSWERS:
             status, body, request_id = await get(name)

@@ -39,6 +39,10 @@ ANSWERS = {
     b"Content-Length: 2\r\n\r\nok",
     "latin1-header": b'HTTP/1.1 200 OK\r\nContent-Disposition: attachment; filename="caf\xe9"\r\n'
     b"Content-Length: 2\r\n\r\nok",
+    # Connection-specific fields among end-to-end ones (RFC 9110 7.6.1), a 407 among them.
+    "hop-headers": b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+    b"Connection: keep-alive, X-Secret\r\nX-Secret: s\r\nKeep-Alive: timeout=5\r\n"
+    b'Upgrade: h2c\r\nProxy-Authenticate: Basic realm="r"\r\nContent-Length: 2\r\n\r\nno',
     "garbage": b"hello there\r\n\r\n",
     "length-and-chunked": b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
     b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
