@@ -28,6 +28,8 @@ HOT = [
     "local_lambdas/head_rules.py",
     "local_lambdas/fastlane.py",
     "local_lambdas/lane_connection.py",
+    "local_lambdas/lane_writing.py",
+    "local_lambdas/lane_timeouts.py",
     "local_lambdas/lane_answers.py",
     "local_lambdas/lane_requests.py",
     "local_lambdas/proxy.py",

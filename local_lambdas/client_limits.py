@@ -21,7 +21,7 @@ JSON = "application/json; charset=utf-8"  # an error answer's Content-Type
 
 # Over TLS, an answer body larger than this is written this much at a time, each piece once
 # the client has taken enough of the last (aioserver.paced,
-# lane_connection.Connection.write_paced).
+# lane_writing.ClientWriter.write_paced).
 # asyncio's and uvloop's TLS transports take a write whole, encrypted, into the TCP buffer
 # below them and report their own as empty: one large write never pauses the writer, so
 # --send-timeout would not see a client that stopped reading it.

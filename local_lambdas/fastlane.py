@@ -17,8 +17,8 @@ handed to aiohttp (aioserver.py), with its bytes, together with the rest of the 
 parser judges each request, and the answers to malformed ones are the same JSON 400s in both.
 `--no-fast-lane` hands every connection over at once.
 
-A connection is driven by lane_connection.py, its requests cut by lane_requests.py, and
-answered by lane_answers.py.
+A connection is driven by lane_connection.py (writing: lane_writing.py; client timeouts:
+lane_timeouts.py), its requests cut by lane_requests.py, and answered by lane_answers.py.
 """
 
 from __future__ import annotations
@@ -110,6 +110,24 @@ class FastLane:
                 connection.close_when_idle()
         if self.connections and not self.stopping:
             self._sweeper = loop.call_later(_SWEEP_EVERY, self.sweep)
+
+    def hand_over(
+        self, transport: asyncio.Transport, data: bytes, paused: bool, ended: bool
+    ) -> None:
+        """aiohttp's server takes a connection that leaves the lane, from the request `data`
+        begins with; `paused`: the lane had stopped reading it; `ended`: its client
+        half-closed."""
+        self.handed_over += 1
+        handler = self.aiohttp_server()
+        transport.set_protocol(handler)
+        handler.connection_made(transport)
+        if paused:
+            transport.resume_reading()
+        if data:
+            handler.data_received(data)
+        told: asyncio.Protocol = handler  # (aiohttp types its eof_received as returning None)
+        if ended and not told.eof_received():  # aiohttp saw no end of its own
+            transport.close()
 
     def forget(self, connection: Connection) -> None:
         self.connections.discard(connection)

@@ -164,7 +164,7 @@ def write(
     """`response` to the client, as aiohttp's side writes it: with the request's id, and on
     a route with <cors> the proxy's CORS headers in place of the child's (around the id, as
     cors.Policy.answer puts them). Over TLS a body larger than client_limits.PIECE is begun, and
-    the rest returned, for Connection.write_paced."""
+    the rest returned, for ClientWriter.write_paced (lane_writing.py)."""
     transport = connection.transport
     if transport is None or transport.is_closing():
         return None  # the client left; its answer goes nowhere, as with aiohttp

@@ -1,7 +1,9 @@
 """A client connection in the fast lane: the asyncio Protocol that drives it. Which bytes
 make a request and whether the lane takes it is lane_requests.py's (pure, with http1.py);
-what is sent for it, lane_answers.py's; this module holds the timers, the connection's task,
-writing, and hand-overs to aiohttp's server or a tunnel.
+what is sent for it, lane_answers.py's; how it is written to a client that takes it slowly,
+lane_writing.py's (the class Connection is built on); when a client is too slow to send
+it, lane_timeouts.py's. This module holds the connection's task, reading, and hand-overs to
+aiohttp's server (FastLane.hand_over) or a tunnel.
 
 A connection carries one request at a time, answered by the connection's one task (a task
 per request cost 2% of the lane's instructions): pipelined bytes wait, unparsed, until the
@@ -16,13 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, cast
 
 from local_lambdas import _compat
 from local_lambdas.answer_heads import AnswerHeads
-from local_lambdas.client_limits import PIECE, SendTimeout, timed_out
-from local_lambdas.errors import ClientTooSlow
 from local_lambdas.forwarding import own_address
 from local_lambdas.lane_answers import answer
 from local_lambdas.lane_requests import (
@@ -33,6 +32,8 @@ from local_lambdas.lane_requests import (
     Message,
     Requests,
 )
+from local_lambdas.lane_timeouts import ClientClock
+from local_lambdas.lane_writing import ClientWriter
 from local_lambdas.relay import RelayedHeads
 from local_lambdas.relay_request import Forwarding, Upload
 
@@ -47,15 +48,13 @@ _PAUSE_AT: Final = 1024**2  # pipelined bytes held while an answer is pending, b
 _LINGER: Final = 5.0
 
 
-class Connection(asyncio.Protocol):
+class Connection(ClientWriter):
     """One client connection while the lane has it (see the module's docstring)."""
 
     def __init__(self, lane: FastLane) -> None:
         # (lane, transport, peer, scheme, closing, upload, relaying, forwarding, answers, relayed:
         # lane_answers.py's too)
-        self.lane = lane
-        self.transport: asyncio.Transport | None = None
-        self.peer: str | None = None
+        super().__init__(lane)
         # Received, not yet handled, cut into requests.
         self._requests = Requests(lane.proxy, self._own_address)
         self.busy = False  # a request is being answered
@@ -63,15 +62,10 @@ class Connection(asyncio.Protocol):
         # not per request (PERFORMANCE.md). Between requests it waits on _waiter.
         self.task: asyncio.Task[None] | None = None
         self._waiter: asyncio.Future[Message | None] | None = None
-        # Kept: asyncio.get_running_loop() makes a getpid() system call each time on 3.11.
-        self._loop = asyncio.get_running_loop()
         self.idle_since = self._loop.time()  # when the last answer was sent
         self._reading_paused = False
-        self._writing_paused = False
-        self._when_writable: list[Callable[[], None]] = []  # a relayed answer, waiting
         self.relaying = False  # a pass-through answer is being relayed
         self.scheme = "http"
-        self.closing = False
         self._ended = False  # the client half-closed: answer what came whole, then close
         self._lingering = False  # answered, closing: what the client still sends is dropped
         self.upload: Upload | None = None  # a pass-through body streaming to the child
@@ -79,12 +73,8 @@ class Connection(asyncio.Protocol):
         self.answers = AnswerHeads()  # writes the heads of envelope modes' answers
         self.relayed = RelayedHeads()  # and of pass-through's
         self._held = False  # not read: an upload waits for the child (hold_reading)
-        # A request that has begun to arrive but is not whole: the client timeouts' timer,
-        # and when its last bytes came (the body's clock restarts with every read).
-        self._timer: asyncio.TimerHandle | None = None
-        self._progress = 0.0
-        self._send_timeout: SendTimeout | None = None  # made when writing first pauses
-        self._writable: asyncio.Future[None] | None = None  # write_paced, waiting to go on
+        # Times a request that has begun to arrive but is not whole (lane_timeouts.py).
+        self._clock = ClientClock(self, self._loop)
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
@@ -104,8 +94,7 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._lingering:
             return
-        if self._timer is not None:
-            self._progress = self._loop.time()
+        self._clock.heard()
         self._requests.feed(data)
         if self.upload is not None:
             self._take_upload()
@@ -130,61 +119,18 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
-        self._stop_timer()
+        self._clock.stop()
         self._stop_send_timeout()
         self.lane.forget(self)
         self._stop_waiting()
         if self.relaying and self.task is not None:
             self.task.cancel()  # nobody is left to relay to: the child's answer is dropped
 
-    def pause_writing(self) -> None:
-        self._writing_paused = True
-        if self.transport is not None:
-            if self._send_timeout is None:
-                self._send_timeout = SendTimeout(self.lane.send_timeout, self._loop)
-            self._send_timeout.arm(self.transport, self.peer)
-
-    def resume_writing(self) -> None:
-        self._writing_paused = False
-        self._stop_send_timeout()
-        self._wake_writer()
-        waiting, self._when_writable = self._when_writable, []
-        for then in waiting:
-            then()
+    def writing_resumed(self) -> None:
         if not self.busy:
             self._advance()
 
-    # -- where a relayed answer goes (relay_request.Client)
-
-    def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
-
-    async def write_paced(self, data: memoryview) -> None:
-        """`data`, PIECE bytes at a time, each once the client has taken enough of the last
-        (over TLS, where one large write would never pause writing: client_limits.PIECE); done
-        when all is written or the connection is gone."""
-        while data:
-            if self._writing_paused:
-                self._writable = self._loop.create_future()
-                await self._writable
-            transport = self.transport
-            if transport is None or transport.is_closing():
-                return
-            transport.write(data[:PIECE])
-            data = data[PIECE:]
-
-    def close(self) -> None:
-        self.closing = True
-        if self.transport is not None:
-            self.transport.close()
-
-    @property
-    def writable(self) -> bool:
-        return not self._writing_paused
-
-    def when_writable(self, then: Callable[[], None]) -> None:
-        self._when_writable.append(then)
+    # -- leaving the lane
 
     def adopt(self) -> tuple[asyncio.Transport, bytes, bool] | None:
         transport = self.transport
@@ -199,7 +145,7 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         assert transport is not None
         self.closing = True
-        self._stop_timer()
+        self._clock.stop()
         self._stop_send_timeout()
         self._stop_waiting()
         self.lane.forget(self)
@@ -213,10 +159,6 @@ class Connection(asyncio.Protocol):
         if not self.busy and self.transport is not None:
             self.transport.close()
 
-    def abort(self) -> None:
-        if self.transport is not None:
-            self.transport.abort()
-
     def _linger(self) -> None:
         """Close a connection whose client is still sending the body its answer went out
         without (a child that answered, or failed, before reading all of an upload), as
@@ -227,12 +169,12 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         self.closing = self._lingering = True
         self.upload = None
-        self._stop_timer()
+        self._clock.stop()
         if transport is None or transport.is_closing():
             return
         if transport.can_write_eof():  # (TLS has none: the client's close, or the time)
             transport.write_eof()
-        self._timer = self._loop.call_later(_LINGER, self.close)
+        self._clock.after(_LINGER, self.close)
         self._held = self._reading_paused = False
         transport.resume_reading()
 
@@ -258,11 +200,6 @@ class Connection(asyncio.Protocol):
             waiter.set_result(None)
         self._wake_writer()
 
-    def _wake_writer(self) -> None:
-        writable, self._writable = self._writable, None
-        if writable is not None and not writable.done():
-            writable.set_result(None)
-
     def _next_request(self) -> Message | None:
         """The next whole request received, if it is the lane's to answer now; a request
         that is not the lane's hands the connection to aiohttp."""
@@ -277,16 +214,15 @@ class Connection(asyncio.Protocol):
                 message = requests.next()
                 continue
             if waiting == AWAIT_HEAD:
-                self._start_timer(self.lane.head_timeout)
+                self._clock.start(self.lane.head_timeout)
             elif waiting == AWAIT_BODY:
-                if self._timer is None:  # the head is here, its body not: the client may be
-                    _compat.acknowledge_now(self.transport)  # waiting for our ACK to send it
-                self._start_timer(self.lane.body_timeout)
+                if not self._clock.running:  # the head is here, its body not: the client may
+                    _compat.acknowledge_now(self.transport)  # be waiting for our ACK to send it
+                self._clock.start(self.lane.body_timeout)
             elif waiting == ELSEWHERE:
                 self._hand_over()
             return None
-        if self._timer is not None:
-            self._stop_timer()
+        self._clock.stop()
         if message.streams:  # the head alone: the body goes on as it comes
             self.upload = Upload(message.body_length, self)
             self._take_upload()
@@ -302,9 +238,14 @@ class Connection(asyncio.Protocol):
             upload.feed(piece)
         if upload.complete:
             self.upload = None
-            self._stop_timer()
+            self._clock.stop()
         else:
-            self._start_timer(self.lane.body_timeout)
+            self._clock.start(self.lane.body_timeout)
+
+    @property
+    def awaiting_head(self) -> bool:
+        """Part of a head has come, not all of it."""
+        return self._requests.waiting == AWAIT_HEAD
 
     def _own_address(self) -> str:
         return own_address(self.transport)
@@ -318,48 +259,6 @@ class Connection(asyncio.Protocol):
             transport.pause_reading()
         elif not self._reading_paused:
             transport.resume_reading()
-
-    def _start_timer(self, seconds: float) -> None:
-        if self._timer is None:
-            self._progress = self._loop.time()
-            self._timer = self._loop.call_later(seconds, self._timed_out)
-
-    def _stop_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _stop_send_timeout(self) -> None:
-        if self._send_timeout is not None:
-            self._send_timeout.disarm()
-
-    def _timed_out(self) -> None:
-        """A client timeout: the head did not arrive whole in time, or the body stopped
-        coming. The client gets 408 and the connection closes (aiohttp's server does the
-        same, aioserver.py)."""
-        self._timer = None
-        upload = self.upload
-        if upload is not None and not self.closing:  # a streaming body stopped coming
-            left = self._progress + self.lane.body_timeout - self._loop.time()
-            if left > 0:
-                self._timer = self._loop.call_later(left, self._timed_out)
-            else:  # (it stays: the connection is out of step, and closes after the 408)
-                upload.fail(ClientTooSlow(self.lane.body_timeout))
-            return
-        if self.closing or self.busy or self.transport is None:
-            return
-        head = self._requests.waiting == AWAIT_HEAD
-        seconds = self.lane.head_timeout if head else self.lane.body_timeout
-        if not head:  # the body's clock counts from its last bytes
-            left = self._progress + seconds - self._loop.time()
-            if left > 0:
-                self._timer = self._loop.call_later(left, self._timed_out)
-                return
-        what = "the request head did not arrive" if head else "no byte of the request body came"
-        message = f"{what} within {seconds:g}s"
-        self.transport.write(timed_out(message, self.lane.proxy.new_id, self.peer))
-        self.closing = True
-        self.transport.close()
 
     async def _serve(self, message: Message) -> None:
         """The connection's task: answer its requests one after another, until it closes or
@@ -402,14 +301,4 @@ class Connection(asyncio.Protocol):
     def _hand_over(self) -> None:
         """aiohttp's server takes this connection from the buffered request on."""
         transport, data = self._leave()
-        self.lane.handed_over += 1
-        handler = self.lane.aiohttp_server()
-        transport.set_protocol(handler)
-        handler.connection_made(transport)
-        if self._reading_paused:
-            transport.resume_reading()
-        if data:
-            handler.data_received(data)
-        told: asyncio.Protocol = handler  # (aiohttp types its eof_received as returning None)
-        if self._ended and not told.eof_received():  # aiohttp saw no end of its own
-            transport.close()
+        self.lane.hand_over(transport, data, self._reading_paused, self._ended)
