@@ -21,6 +21,7 @@ from aiohttp.web_protocol import _ErrInfo
 from local_lambdas.head_rules import (
     EXTENSION_METHOD,
     LONGEST_METHOD,
+    as_http11,
     request_line_fault,
     valid_host,
 )
@@ -89,7 +90,7 @@ class HeadParser:
                         self._held = piece  # the method may go on in the next read
                         break
                     piece, self._method = _stand_in(piece)
-                self._judge_request_line(piece)
+                piece = self._judge_request_line(piece)
                 self._ending = b"" if cut else (self._ending + piece)[-3:]
                 found, upgraded, tail = self._parser.feed_data(piece)
                 if found:  # (a piece ends at its head's end: the next starts the next)
@@ -171,18 +172,21 @@ class HeadParser:
         end = data.find(_CRLF2, start)
         return (size, False) if end == -1 else (end + 4, True)
 
-    def _judge_request_line(self, piece: bytes) -> None:
+    def _judge_request_line(self, piece: bytes) -> bytes:
         """Judge a head's request line once it is whole (head_rules.request_line_fault), before
         its headers come: an HTTP/0.9 request is whole at its line's end, and nginx answers
         another version or protocol at once, not after the header timeout. Only for what
-        follows a message without a body to come (else `piece` may hold some of it)."""
+        follows a message without a body to come (else `piece` may hold some of it). `piece`
+        is returned as the parser is to read it: a later HTTP/1 version as 1.1 (as_http11)."""
         if self._head is not None and len(self._head) <= MAX_TARGET:
+            piece = as_http11(piece, self._head + piece)
             self._head += piece
             fault = request_line_fault(self._head)
             if fault is not None:
                 raise HttpProcessingError(code=fault[0], message=fault[1])
             if b"\r\n" in self._head.lstrip(b"\r\n"):
                 self._head = None  # the line is whole, and served: the parser judges the rest
+        return piece
 
 
 def _plainly(exc: HttpProcessingError, head: bytes) -> tuple[int, str]:

@@ -2,7 +2,8 @@
 lane, http1.head_end and lane_requests.py; aiohttp's side, aioparser.py): a line ended by a
 bare LF or a CR alone, a start that can never be a request (a TLS handshake on the plain
 port), a request line of another HTTP version or protocol (505 or 400, at the line's end), a
-method beyond llhttp's, a Host that is no host. Pure functions over bytes, table-tested.
+method beyond llhttp's, a Host that is no host, a later HTTP/1 minor version (read as 1.1).
+Pure functions over bytes, table-tested.
 """
 
 from __future__ import annotations
@@ -40,13 +41,37 @@ def never_a_request(buffer: bytes | bytearray) -> bool:
     return too_long or bool(method.translate(None, _TOKEN))
 
 
+# A request line's end with a later minor version of HTTP/1 than 1.1 (RFC 9112's versions are
+# one digit each), before its CR, or at the end of what came so far of the line.
+_LATER_MINOR: Final = re.compile(rb" HTTP/1\.[2-9]\r?$")
+
+
+def later_minor(head: bytes | bytearray) -> int:
+    """Where the minor version's digit is in the request line that starts `head` (whole or
+    not, after any empty lines) when it names HTTP/1.2 to 1.9, else -1. RFC 9110 2.5 has such
+    a request read as the highest minor version served, HTTP/1.1, and nginx reads it so;
+    llhttp refuses it: both servers put 1 in its place before llhttp reads it."""
+    start = len(head) - len(bytes(head[:MAX_HEAD]).lstrip(b"\r\n"))
+    end = head.find(b"\n", start)
+    found = _LATER_MINOR.search(head, start, len(head) if end == -1 else end)
+    return -1 if found is None else found.start() + 8
+
+
+def as_http11(piece: bytes, head: bytes | bytearray) -> bytes:
+    """`piece`, the last bytes of `head` so far, with 1 in place of a later HTTP/1 minor
+    version's digit in it (later_minor)."""
+    at = later_minor(head) - (len(head) - len(piece))
+    return piece if at < 0 else piece[:at] + b"1" + piece[at + 1 :]
+
+
 def request_line_fault(buffer: bytes | bytearray) -> tuple[int, str] | None:
     """Why the request line at the start of `buffer` (after any empty lines) is not served
     here, judged once the line is whole, before any header, as nginx judges it: no version
     (an HTTP/0.9 request, whole at its line's end) or an HTTP version other than 1.0 and
-    1.1, 505; another protocol, or HTTP/2's connection preface, 400; a target that is not a
-    path nor a URL (CONNECT's), 400. None while the line is not whole, and for an HTTP/1.x
-    line with a path or one of another shape or without a method (llhttp judges those)."""
+    1.1 (a later HTTP/1 one is read as 1.1 before: as_http11), 505; another protocol, or
+    HTTP/2's connection preface, 400; a target that is not a path nor a URL (CONNECT's), 400.
+    None while the line is not whole, and for an HTTP/1.x line with a path or one of another
+    shape or without a method (llhttp judges those)."""
     start = 0
     end = buffer.find(b"\r\n", 0, MAX_HEAD + 2)
     while end == start:  # empty lines before a request, as llhttp takes them

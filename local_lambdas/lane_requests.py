@@ -15,7 +15,7 @@ from typing import Final
 
 import httptools
 
-from local_lambdas.head_rules import EXTENSION_METHOD
+from local_lambdas.head_rules import EXTENSION_METHOD, as_http11
 from local_lambdas.http1 import (
     ENVELOPE,
     HAND_OVER,
@@ -181,6 +181,9 @@ class Requests:
         switching = False  # llhttp saw Connection: upgrade with an Upgrade header
         if data != self._plain:  # (see __init__)
             self._plain = b""
+            line_end = data.find(b"\r\n")
+            if line_end > 0 and data[line_end - 1] > 49:  # not HTTP/1.0 nor 1.1: 1.2 to 1.9?
+                data = as_http11(data, data)
             try:
                 try:
                     self._parser.feed_data(data)

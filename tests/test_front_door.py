@@ -259,6 +259,23 @@ async def test_malformed_requests_get_400_or_their_own_status_at_once_from_both_
     assert answers[True] == answers[False]
 
 
+@ON_SHARED_LOOP
+async def test_a_later_http1_version_is_served_as_http_1_1_by_both_servers(
+    shared: SharedProxies, site: Path
+) -> None:
+    """RFC 9110 2.5: a request of HTTP/1.2 to 1.9 is read as the highest 1.x served, as nginx
+    reads it (llhttp refuses it), in each mode and on aiohttp's side after a hand-over."""
+    for fast_lane in (True, False):
+        run = await shared.get(*front_processes(site), fast_lane=fast_lane)
+        for target, body in (("/api/x", b'"/api/x"'), ("/public/hello.txt", b"hello\n")):
+            for before in (b"", b"GET /_/health HTTP/1.1\r\nHost: x\r\n\r\n"):
+                line = f"GET {target} HTTP/1.2\r\nHost: x\r\nConnection: close\r\n\r\n"
+                answer = await exchange(run.url, before + line.encode())
+                last = re.split(rb"(?=HTTP/1\.1 \d{3} )", answer)[-1]
+                assert last.startswith(b"HTTP/1.1 200 "), (fast_lane, target, answer)
+                assert body in last, (fast_lane, target, answer)
+
+
 @LANES
 @pytest.mark.skipif(not hasattr(socket, "TCP_QUICKACK"), reason="TCP_QUICKACK is Linux's")
 @ON_SHARED_LOOP

@@ -648,9 +648,24 @@ def test_a_host_is_valid_as_nginx_judges_it(host: str, valid: bool) -> None:
     assert (http1.HeadReader().read(head) is not None) is valid
 
 
+@pytest.mark.parametrize("version", [b"1.2", b"1.9"])
+def test_a_later_http1_version_is_read_as_1_1_wherever_a_read_ends(version: bytes) -> None:
+    """As aioparser.HeadParser feeds a head in the pieces it came in: each piece is put
+    right in view of the request line so far."""
+    head = b"\r\nGET /a HTTP/" + version + b"\r\nHost: x\r\nX-V: HTTP/1.2\r\n\r\n"
+    for cut in range(1, len(head)):
+        first = head_rules.as_http11(head[:cut], head[:cut])
+        rest = head_rules.as_http11(head[cut:], first + head[cut:])
+        assert first + rest == head.replace(b"HTTP/" + version, b"HTTP/1.1", 1), cut
+    for other in (b"GET /a HTTP/1.1\r\n", b"GET /HTTP/1.2 HTTP/1.0\r\n", b"GET /a HTTP/1.22"):
+        assert head_rules.as_http11(other, other) == other
+
+
 @pytest.mark.parametrize(("start", "status"), [
     (b"GET /a\r\n", 505), (b"\r\nGET /a\r\n", 505), (b"GET /a HTTP/2.0\r\n", 505),
-    (b"GET /a HTTP/1.2\r\nHost: x\r\n", 505), (b"GET /a HTTX/1.1\r\n", 400),
+    (b"GET /a HTTP/3.0\r\nHost: x\r\n", 505), (b"GET /a HTTX/1.1\r\n", 400),
+    (b"GET /a HTTP/1.2\r\nHost: x\r\n", None), (b"GET /a HTTP/1.9\r\n", None),  # read as 1.1
+    (b"GET /a HTTP/1.10\r\n", 400),  # (versions are one digit each: RFC 9112 2.3)
     (b"GET /a HTTP/1.1x\r\n", 400), (b"GET /a HTTP/x.1\r\n", 400),
     (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400),
     (b"CONNECT example.com:443 HTTP/1.1\r\n", 400), (b"GET ftp://a/b HTTP/1.1\r\n", 400),
@@ -662,7 +677,7 @@ def test_a_host_is_valid_as_nginx_judges_it(host: str, valid: bool) -> None:
     (b"\x16\x03\x01 hello\r\n", None), (b"G\x00T /a\r\n", None),  # no method
 ])  # fmt: skip
 def test_a_request_line_not_served_is_judged_once_whole(start: bytes, status: int | None) -> None:
-    fault = head_rules.request_line_fault(start)
+    fault = head_rules.request_line_fault(head_rules.as_http11(start, start))
     assert (fault and fault[0]) == status
     if status is not None:  # and the lane leaves it to aiohttp's side, which answers it
         assert http1.head_end(start) == http1.HAND_OVER or b"\r\n\r\n" in start
