@@ -10,6 +10,7 @@ it gets 503 with Retry-After. A FATAL or EXITED process answers 503 at once, wit
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Final
@@ -109,7 +110,8 @@ class Pool(Roster):
                 f"{self.process.id}: {self._waiting} requests are already waiting (<max_queue>)",
                 retry_after=1,
             )
-        deadline = self._clock() + self._queue_timeout
+        now = self._loop.time()
+        due = now + self._queue_timeout
         while True:
             if self.retired:
                 raise PoolRetired(f"{self.process.id} was reloaded")
@@ -120,8 +122,7 @@ class Pool(Roster):
             down = self._all_down()
             if down is not None:
                 raise NotReady(down.reason or f"{self.process.id} is down", retry_after=1)
-            remaining = deadline - self._clock()
-            if remaining <= 0:
+            if now >= due:
                 raise NotReady(
                     f"{self.process.id}: {self._why_busy()}; waited "
                     f"{self.process.queue_timeout:g}s (<queue_timeout>)",
@@ -130,13 +131,19 @@ class Pool(Roster):
             self._waiting += 1
             try:
                 if avoid is None:
-                    handed = await self._line.wait(self._loop.time() + remaining)
+                    turn = self._line.join(due)
+                    try:
+                        handed = await turn
+                    except asyncio.CancelledError:
+                        self._line.leave(turn)
+                        raise
                     if handed is not None:
                         return handed  # the slot a finished request passed on
                 else:  # a retry waits for the failed process's replacement: any change
-                    await self._changed_within(remaining)
+                    await self._changed_within(due - now)
             finally:
                 self._waiting -= 1
+            now = self._loop.time()
             child = self.try_acquire(avoid)
             if child is not None:
                 return child

@@ -1112,6 +1112,16 @@ def test_a_close_frame_says_its_code(masked: bool) -> None:
     assert int.from_bytes(payload, "big") == 1011
 
 
+async def _wait(line: Line[str], due: float) -> str | None:
+    """Wait in `line` as Pool.acquire does."""
+    turn = line.join(due)
+    try:
+        return await turn
+    except asyncio.CancelledError:
+        line.leave(turn)
+        raise
+
+
 async def test_the_line_hands_slots_in_order_and_wakes_each_at_its_time() -> None:
     """line.Line: a released slot goes to the first still waiting; a waiter whose time is
     up wakes alone, with none; one cancelled after it was handed a slot gives it back; a
@@ -1120,9 +1130,9 @@ async def test_the_line_hands_slots_in_order_and_wakes_each_at_its_time() -> Non
     given_back: list[str] = []
     line: Line[str] = Line(loop, given_back.append)
     far = loop.time() + 60
-    waiters = [asyncio.create_task(line.wait(far)) for _ in range(3)]
+    waiters = [asyncio.create_task(_wait(line, far)) for _ in range(3)]
     # Its own time, soon: nobody hands it a slot (and the others are in line by then).
-    assert await asyncio.wait_for(line.wait(loop.time() + 0.05), 5) is None
+    assert await asyncio.wait_for(_wait(line, loop.time() + 0.05), 5) is None
     assert not any(w.done() for w in waiters)
     assert line.pass_turn("a")
     assert await asyncio.wait_for(waiters[0], 5) == "a"
@@ -1135,8 +1145,8 @@ async def test_the_line_hands_slots_in_order_and_wakes_each_at_its_time() -> Non
     assert line.pass_turn("c")
     assert await asyncio.wait_for(waiters[2], 5) == "c"
     assert not line.pass_turn("d")  # nobody waits: the caller frees it
-    last = [asyncio.create_task(line.wait(far)) for _ in range(2)]
-    await asyncio.wait_for(line.wait(loop.time() + 0.05), 5)  # they are in line by then
+    last = [asyncio.create_task(_wait(line, far)) for _ in range(2)]
+    await asyncio.wait_for(_wait(line, loop.time() + 0.05), 5)  # they are in line by then
     assert line
     line.wake_all()
     assert await asyncio.wait_for(asyncio.gather(*last), 5) == [None, None]
