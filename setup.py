@@ -37,6 +37,7 @@ HOT = [
     "local_lambdas/pool.py",
     "local_lambdas/roster.py",
     "local_lambdas/instance.py",
+    "local_lambdas/route_only.py",
     "local_lambdas/link.py",
     "local_lambdas/line.py",
     "local_lambdas/envelope.py",

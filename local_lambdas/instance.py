@@ -9,7 +9,8 @@ state changes, and it logs the change in a line that can be grepped:
     any state -> STOPPING -> STOPPED  (on stop)
 
 How a child is started and stopped with everything it started, and how its exit is seen even
-when a descendant keeps its output open: spawned.py (docs/protocol.md, "Stopping").
+when a descendant keeps its output open: spawned.py (docs/protocol.md, "Stopping"). A
+route-only process, which is not started, is route_only.py's kind of instance.
 """
 
 from __future__ import annotations
@@ -182,9 +183,6 @@ class Instance:
     async def _run_once(self) -> int | None:
         """Spawn, wait for readiness, wait for the exit; the exit code, None if never spawned.
         Leaves `_not_ready` None if the process became READY, else why it did not."""
-        if self.process.upstream is not None:
-            await self._route_only()
-            return None
         self._not_ready, self._left = "it exited before it listened", ""
         self._own_lines = 0
         address, env, args, self.mark = prepare(
@@ -249,28 +247,6 @@ class Instance:
         # Let the last lines (a traceback, say) reach last_lines before the exit is reported.
         await proc.output_done(_LAST_OUTPUT_WAIT)
         return code
-
-    async def _route_only(self) -> None:
-        """A process with <upstream>: nothing to spawn; READY once the address accepts a
-        connection, then serving until stopped."""
-        upstream = self.process.upstream
-        self._not_ready = None
-        self._set_state(State.STARTING, f"waiting for {upstream} to accept connections")
-        address = self.process.upstream_address
-        if not await readiness.wait_until_accepting(address, given_up=lambda: self._stopping):
-            return
-        self.link.connect(address, lambda pid: False)
-        self.generation += 1
-        self.address = str(upstream)
-        self._set_state(State.READY, f"ready: requests go to {upstream} (<upstream>)")
-        stopped: BaseException | None = None  # (no wait in a finally block: see _run)
-        try:
-            await asyncio.Event().wait()  # until the stop cancels this task
-        except BaseException as cancelled:
-            stopped = cancelled
-        await self.link.close()
-        if stopped is not None:
-            raise stopped
 
     def _output(self, stream: Literal["stdout", "stderr"], lines: list[bytes]) -> None:
         self.last_lines.extend(map(line_text, lines[-_LAST_LINES:]))

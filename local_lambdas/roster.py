@@ -22,6 +22,7 @@ from local_lambdas.launch import SocketNames
 from local_lambdas.line import Line
 from local_lambdas.orphan_watchdog import Watchdog
 from local_lambdas.output import Printer
+from local_lambdas.route_only import RouteOnly
 
 log = logging.getLogger("local_lambdas.pool")  # pool.py's log: one object, one logger
 
@@ -151,7 +152,8 @@ class Roster:
         pipe = None
         if self.process.communication_mode.uses_pipe:
             pipe = self._names.take(self.process.pipe_name)
-        child = Instance(
+        kind = Instance if self.process.upstream is None else RouteOnly
+        child = kind(
             self.process,
             self._printer,
             index=index,
