@@ -202,7 +202,8 @@ def _plainly(exc: HttpProcessingError, head: bytes) -> tuple[int, str]:
         return 431, f"the request has more than {MAX_HEADERS} headers"
     if isinstance(exc, InvalidURLError) and "\n" not in said:  # the target alone, as given
         return 400, f"the request target {said[:100]!r} is not a path"
-    if said.startswith("Request has invalid `Transfer-Encoding`"):  # (llhttp shows b'')
+    # llhttp's words for a coding alone (with b''), and for one after chunked (with the line)
+    if said.startswith(("Request has invalid `Transfer-Encoding`", "Invalid `Transfer-Encoding`")):
         coding = _TRANSFER_ENCODING.search(head)
         named = repr(coding[1].strip().decode("latin-1")[:100]) if coding else "given"
         return 400, f"the Transfer-Encoding {named} does not end in chunked: its body has no end"
