@@ -51,7 +51,8 @@ def later_minor(head: bytes | bytearray) -> int:
     not, after any empty lines) when it names HTTP/1.2 to 1.9, else -1. RFC 9110 2.5 has such
     a request read as the highest minor version served, HTTP/1.1, and nginx reads it so;
     llhttp refuses it: both servers put 1 in its place before llhttp reads it."""
-    start = len(head) - len(bytes(head[:MAX_HEAD]).lstrip(b"\r\n"))
+    lead = bytes(head[:MAX_HEAD])
+    start = len(lead) - len(lead.lstrip(b"\r\n"))  # (empty lines before it)
     end = head.find(b"\n", start)
     found = _LATER_MINOR.search(head, start, len(head) if end == -1 else end)
     return -1 if found is None else found.start() + 8

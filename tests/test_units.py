@@ -653,6 +653,8 @@ def test_a_later_http1_version_is_read_as_1_1_wherever_a_read_ends(version: byte
     """As aioparser.HeadParser feeds a head in the pieces it came in: each piece is put
     right in view of the request line so far."""
     head = b"\r\nGET /a HTTP/" + version + b"\r\nHost: x\r\nX-V: HTTP/1.2\r\n\r\n"
+    padded = head[:-2] + b"X-Pad: " + b"p" * 70_000 + b"\r\n\r\n"  # a read longer than a head
+    assert head_rules.as_http11(padded, padded).startswith(b"\r\nGET /a HTTP/1.1\r\n")
     for cut in range(1, len(head)):
         first = head_rules.as_http11(head[:cut], head[:cut])
         rest = head_rules.as_http11(head[cut:], first + head[cut:])
