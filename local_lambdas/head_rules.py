@@ -46,7 +46,7 @@ def never_a_request(buffer: bytes | bytearray) -> bool:
 _LATER_MINOR: Final = re.compile(rb" HTTP/1\.[2-9]\r?$")
 
 
-def later_minor(head: bytes | bytearray) -> int:
+def _later_minor(head: bytes | bytearray) -> int:
     """Where the minor version's digit is in the request line that starts `head` (whole or
     not, after any empty lines) when it names HTTP/1.2 to 1.9, else -1. RFC 9110 2.5 has such
     a request read as the highest minor version served, HTTP/1.1, and nginx reads it so;
@@ -60,8 +60,8 @@ def later_minor(head: bytes | bytearray) -> int:
 
 def as_http11(piece: bytes, head: bytes | bytearray) -> bytes:
     """`piece`, the last bytes of `head` so far, with 1 in place of a later HTTP/1 minor
-    version's digit in it (later_minor)."""
-    at = later_minor(head) - (len(head) - len(piece))
+    version's digit in it (_later_minor)."""
+    at = _later_minor(head) - (len(head) - len(piece))
     return piece if at < 0 else piece[:at] + b"1" + piece[at + 1 :]
 
 

@@ -182,7 +182,7 @@ class Requests:
         if data != self._plain:  # (see __init__)
             self._plain = b""
             line_end = data.find(b"\r\n")
-            if line_end > 0 and data[line_end - 1] > 49:  # not HTTP/1.0 nor 1.1: 1.2 to 1.9?
+            if line_end > 0 and data[line_end - 1] > ord("1"):  # not 1.0 nor 1.1: 1.2 to 1.9?
                 data = as_http11(data, data)
             try:
                 try:
