@@ -191,6 +191,7 @@ class Instance:
         )  # fmt: skip
         self._set_state(State.STARTING, f"starting; ready once it listens on {address}")
         program = resolve_executable(self.process, env.get("PATH"))
+        started = self._clock()  # (before the spawn, which may take as long as the child)
         try:
             proc = await spawn(
                 self._output, self.mark, program or self.process.executable, args,
@@ -206,7 +207,6 @@ class Instance:
             self._watchdog.watch(proc.pid)
         ended: BaseException | None = None  # (no wait in a finally block: see _run)
         try:
-            started = self._clock()
             found = await readiness.wait_until_listening(
                 self.process, address, proc.owners,
                 given_up=lambda: proc.exited.done() or self._stopping,
