@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import signal
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from local_lambdas.config import Process
 
@@ -38,9 +38,10 @@ def where(process: Process, address: str) -> str:
 
 def not_ready_in_time(
     process: Process, address: str, *, foreign: bool, last_lines: Iterable[str],
-    refused: str = "",
+    refused: str = "", elsewhere: Sequence[str] = (),
 ) -> str:  # fmt: skip
-    """Why a child that runs is not ready after <startup_timeout>, with the likely fix."""
+    """Why a child that runs is not ready after <startup_timeout>, with the likely fix.
+    `elsewhere`: where it listens instead, as the kernel tells (TCP host:port, socket paths)."""
     shown = where(process, address)
     late = f"not ready within {process.startup_timeout:g}s (<startup_timeout>)"
     if foreign:
@@ -48,6 +49,8 @@ def not_ready_in_time(
     if refused:
         return f"{late}: it listens on {shown}, but its <ready_path>: {refused} (a 2xx is wanted)"
     message = f"{late}: nothing listened on {shown}"
+    if elsewhere:
+        return f"{message}; {_listens_instead(process, address, elsewhere)}"
     if not process.communication_mode.uses_pipe:
         port = address.rpartition(":")[2]
         printed = printed_ports(last_lines) - {port}
@@ -56,6 +59,34 @@ def not_ready_in_time(
             message += (f"; it printed port {other}, which is not its $PORT ({port}): "
                         f"set <port>{other}</port>, or pass it ${{PORT}}")  # fmt: skip
     return message
+
+
+def _listens_instead(process: Process, address: str, elsewhere: Sequence[str]) -> str:
+    """What to do about a child listening at `elsewhere` rather than at `address`."""
+    there = ", ".join(elsewhere[:3]) + (" ..." if len(elsewhere) > 3 else "")
+    ports = [at for at in elsewhere if not at.startswith("/")]
+    if process.communication_mode.uses_pipe:
+        if ports:
+            return (
+                f"it listens on {there} instead: a server on a port goes under "
+                "<communication_mode>passthrough</communication_mode> (or http, if it "
+                "answers the JSON envelope); a pipe child listens at $PIPE_ADDRESS"
+            )
+        return f"it listens on {there} instead: a pipe child listens at $PIPE_ADDRESS"
+    if not ports:
+        return (
+            f"it listens on {there} instead: a child on a socket file goes under "
+            "<communication_mode>pipe</communication_mode> and listens at $PIPE_ADDRESS"
+        )
+    port = address.rpartition(":")[2]
+    if any(at.rpartition(":")[2] == port for at in ports):
+        return (
+            f"it listens on {there}, where 127.0.0.1 does not reach it: have it "
+            "listen on 127.0.0.1 or on every address (0.0.0.0)"
+        )
+    others = sorted({at.rpartition(":")[2] for at in ports}, key=int)
+    fix = f"set <port>{others[0]}</port>" if len(others) == 1 else "set <port> to its HTTP port"
+    return f"it listens on {there} instead: {fix}, or have it listen on $PORT ({port})"
 
 
 def printed_ports(lines: Iterable[str]) -> set[str]:

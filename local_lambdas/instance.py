@@ -224,7 +224,7 @@ class Instance:
             elif not proc.exited.done() and not self._stopping:
                 self._not_ready = explain.not_ready_in_time(
                     self.process, address, foreign=found.foreign, last_lines=self.last_lines,
-                    refused=found.refused,
+                    refused=found.refused, elsewhere=listeners.held_listeners(proc.owners()),
                 )  # fmt: skip
                 log.warning("%s: %s; stopping it", self.name, self._not_ready)
                 await proc.terminate(self.process.stop_timeout)

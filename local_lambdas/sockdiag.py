@@ -28,6 +28,13 @@ _ATTRIBUTE = struct.Struct("=HH")  # rtattr: length, type
 def tcp_listeners(port: int) -> list[tuple[str, int]] | None:
     """The TCP sockets listening on `port`, IPv4 and IPv6: (address as /proc/net/tcp spells
     it, socket inode) each."""
+    every = every_tcp_listener()
+    return None if every is None else [(host, inode) for host, at, inode in every if at == port]
+
+
+def every_tcp_listener() -> list[tuple[str, int, int]] | None:
+    """Every listening TCP socket, IPv4 and IPv6: (address as /proc/net/tcp spells it, port,
+    socket inode) each."""
     found = []
     for family in (socket.AF_INET, socket.AF_INET6):
         # inet_diag_req_v2: family, protocol, extensions, pad, states; a zero inet_diag_sockid.
@@ -38,14 +45,21 @@ def tcp_listeners(port: int) -> list[tuple[str, int]] | None:
         for answer in answers or ():  # (no IPv6 in this kernel: no IPv6 listener)
             # inet_diag_msg: 4 bytes, then the sockid (source port big-endian at 4, source
             # address at 8), then expires, queues, uid and the inode at 68.
-            if len(answer) >= 72 and int.from_bytes(answer[4:6], "big") == port:
+            if len(answer) >= 72:
                 size = 4 if family == socket.AF_INET else 16
-                found.append((_proc_spelling(answer[8 : 8 + size]), _u32(answer, 68)))
+                port = int.from_bytes(answer[4:6], "big")
+                found.append((_proc_spelling(answer[8 : 8 + size]), port, _u32(answer, 68)))
     return found
 
 
 def unix_listeners(path: bytes) -> list[int] | None:
     """The inodes of the Unix sockets listening at `path`."""
+    every = every_unix_listener()
+    return None if every is None else [inode for name, inode in every if name == path]
+
+
+def every_unix_listener() -> list[tuple[bytes, int]] | None:
+    """Every listening Unix socket that has a name: (path, inode) each."""
     # unix_diag_req: family, protocol, pad, states, inode, what to show, cookie.
     request = struct.pack("=BBHIII8x", socket.AF_UNIX, 0, 0, _LISTEN_STATE, 0, _UDIAG_SHOW_NAME)
     answers = _dump(request)
@@ -60,9 +74,9 @@ def unix_listeners(path: bytes) -> list[int] | None:
             if length < 4:
                 break
             # A path's name ends at its NUL (bound with it, as the kernel keeps it).
-            name = answer[offset + 4 : offset + length]
-            if kind == _UNIX_DIAG_NAME and name.split(b"\0", 1)[0] == path:
-                found.append(_u32(answer, 4))
+            name = answer[offset + 4 : offset + length].split(b"\0", 1)[0]
+            if kind == _UNIX_DIAG_NAME and name:
+                found.append((name, _u32(answer, 4)))
             offset += (length + 3) & ~3
     return found
 

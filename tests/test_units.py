@@ -374,6 +374,36 @@ def test_why_a_child_is_not_ready(
     assert ("printed port" in told) == ("printed port" in says)
 
 
+@pytest.mark.parametrize(("mode", "address", "elsewhere", "says"), [
+    ("http", "127.0.0.1:4000", ["0.0.0.0:8080"],
+     "it listens on 0.0.0.0:8080 instead: set <port>8080</port>, or have it listen on "
+     "$PORT (4000)"),
+    ("http", "127.0.0.1:4000", ["[::]:8080", "[::]:9229"],
+     "it listens on [::]:8080, [::]:9229 instead: set <port> to its HTTP port, or have it "
+     "listen on $PORT (4000)"),
+    ("http", "127.0.0.1:4000", ["10.0.0.5:4000"],
+     "it listens on 10.0.0.5:4000, where 127.0.0.1 does not reach it: have it listen on "
+     "127.0.0.1 or on every address (0.0.0.0)"),
+    ("http", "127.0.0.1:4000", ["/tmp/app.sock"],
+     "it listens on /tmp/app.sock instead: a child on a socket file goes under "
+     "<communication_mode>pipe</communication_mode>"),
+    ("pipe", "/run/x/api", ["127.0.0.1:5000"],
+     "it listens on 127.0.0.1:5000 instead: a server on a port goes under "
+     "<communication_mode>passthrough</communication_mode>"),
+    ("pipe", "/run/x/api", ["/tmp/app.sock"],
+     "it listens on /tmp/app.sock instead: a pipe child listens at $PIPE_ADDRESS"),
+    ("pipe", "/run/x/api", ["/a", "/b", "/c", "/d"], "it listens on /a, /b, /c ... instead"),
+])  # fmt: skip
+def test_where_a_child_listens_instead_is_named(
+    mode: str, address: str, elsewhere: list[str], says: str
+) -> None:
+    """What the kernel tells of the child's listening sockets outweighs the ports it printed."""
+    told = explain.not_ready_in_time(_process(mode), address, foreign=False,
+                                     last_lines=["port 7000"], elsewhere=elsewhere)  # fmt: skip
+    assert told.startswith("not ready within 10s (<startup_timeout>): nothing listened on ")
+    assert says in told and "printed port" not in told
+
+
 def test_a_ready_path_that_is_refused_is_named() -> None:
     told = explain.not_ready_in_time(_process(), "127.0.0.1:4000", foreign=False, last_lines=[],
                                      refused="GET /healthz answered 503")  # fmt: skip

@@ -197,7 +197,8 @@ async def test_a_daemon_that_clears_its_environment_is_found_and_stopped(
 def test_the_kernel_tells_who_listens_as_the_tables_do(tmp_path: Path) -> None:
     """Readiness asks the kernel over netlink (sockdiag) what the /proc tables would say,
     listeners alone: IPv4 and IPv6, wildcard and loopback, Unix paths; an accepted
-    connection on the same port, or a Unix socket bound but not listening, is none."""
+    connection on the same port, or a Unix socket bound but not listening, is none. And
+    where a process listens (held_listeners), as a child's not-ready reason names it."""
     with contextlib.ExitStack() as opened:
 
         def listening(family: int, address: tuple[str, int]) -> socket.socket:
@@ -217,9 +218,9 @@ def test_the_kernel_tells_who_listens_as_the_tables_do(tmp_path: Path) -> None:
         for sock in (v4, *also):
             at = sock.getsockname()[1]
             told = sockdiag.tcp_listeners(at)
-            assert told is not None and sorted(told) == sorted(
-                listeners._tcp_table_listeners(at) or []
-            )
+            table = [(host, inode) for host, port, inode in listeners._tcp_table_listeners() or []
+                     if port == at]  # fmt: skip
+            assert told is not None and sorted(told) == sorted(table)
         assert sorted(sockdiag.tcp_listeners(port) or []) == sorted(
             [("0100007F", os.fstat(v4.fileno()).st_ino),
              ("0" * 24 + "01000000", os.fstat(also[0].fileno()).st_ino)]
@@ -231,24 +232,37 @@ def test_the_kernel_tells_who_listens_as_the_tables_do(tmp_path: Path) -> None:
         for name, expected in (("listens", [os.fstat(unix.fileno()).st_ino]), ("bound", [])):
             path = os.fsencode(tmp_path / name)
             assert sockdiag.unix_listeners(path) == expected
-            assert listeners._unix_table_listeners(path) == expected
+            named = listeners._unix_table_listeners() or []
+            assert [inode for name, inode in named if name == path] == expected
+        # Where this process listens, as the reason for a child that is not ready says it.
+        held = listeners.held_listeners([os.getpid()])
+        v6_any = also[1].getsockname()[1]
+        assert {f"127.0.0.1:{port}", f"[::1]:{port}", f"[::]:{v6_any}",
+                str(tmp_path / "listens")} <= set(held)  # fmt: skip
+        assert str(tmp_path / "bound") not in held
 
 
+@pytest.mark.parametrize("mode", ["passthrough", "pipe"])
 async def test_a_server_on_another_port_is_told_about_it(
-    write_manifest: WriteManifest, socket_dir: Path
+    write_manifest: WriteManifest, socket_dir: Path, mode: str
 ) -> None:
+    """A dev server that ignores $PORT, or a web server put in a pipe mode: the reason says
+    where the kernel finds it listening, and what to change."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         other = probe.getsockname()[1]
     extra = "<startup_timeout>1s</startup_timeout><start_retries>1</start_retries>"
-    path = write_manifest(wild("dev", "/dev/*", "other-port", str(other), extra=extra))
+    path = write_manifest(wild("dev", "/dev/*", "other-port", str(other), mode=mode, extra=extra))
     async with running(path, socket_dir, wait=False) as run:
         pool = run.pool("dev")
         assert await pool.wait_for(lambda: pool.instances[0].state.value == "FATAL", 20)
         reason = pool.instances[0].reason
         assert "too many start retries" in reason and "<startup_timeout>" in reason
-        assert f"it printed port {other}, which is not its $PORT" in reason
-        assert f"<port>{other}</port>" in reason
+        assert f"it listens on 127.0.0.1:{other} instead: " in reason
+        if mode == "pipe":
+            assert "<communication_mode>passthrough</communication_mode>" in reason
+        else:
+            assert f"set <port>{other}</port>, or have it listen on $PORT" in reason
         # Stopped with SIGTERM first, as any stop: the child said so.
         assert "got SIGTERM" in pool.instances[0].last_lines
 

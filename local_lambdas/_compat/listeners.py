@@ -45,11 +45,7 @@ def tcp_listening(port: int, owners: Callable[[], Iterable[int]]) -> Listener | 
     wildcard and loopback (a Node.js server that is given no host listens on `::`). Linux
     asks the kernel (sockdiag.py), else reads /proc/net/tcp and tcp6; elsewhere this
     returns None and the caller connects."""
-    if not IS_LINUX:
-        return None
-    listeners = sockdiag.tcp_listeners(port)
-    if listeners is None:
-        listeners = _tcp_table_listeners(port)
+    listeners = _tcp_listeners(port)
     if listeners is None:
         return None
     inodes: list[int] = []
@@ -63,9 +59,23 @@ def tcp_listening(port: int, owners: Callable[[], Iterable[int]]) -> Listener | 
     return _listener(inodes, f"{'127.0.0.1' if takes_ipv4 else '[::1]'}:{port}", owners)
 
 
-def _tcp_table_listeners(port: int) -> list[tuple[str, int]] | None:
-    """sockdiag.tcp_listeners read from /proc/net/tcp and tcp6, where netlink is refused."""
-    suffix = f":{port:04X}".encode()
+def _tcp_listeners(port: int) -> list[tuple[str, int]] | None:
+    """The TCP sockets listening on `port` (sockdiag.tcp_listeners); None: unknown here."""
+    every = _every_tcp_listener()
+    return None if every is None else [(host, inode) for host, at, inode in every if at == port]
+
+
+def _every_tcp_listener() -> list[tuple[str, int, int]] | None:
+    """sockdiag.every_tcp_listener, read from /proc/net/tcp and tcp6 where netlink is
+    refused; None off Linux."""
+    if not IS_LINUX:
+        return None
+    every = sockdiag.every_tcp_listener()
+    return every if every is not None else _tcp_table_listeners()
+
+
+def _tcp_table_listeners() -> list[tuple[str, int, int]] | None:
+    """sockdiag.every_tcp_listener read from /proc/net/tcp and tcp6."""
     found = []
     try:
         for table in ("tcp", "tcp6"):
@@ -74,8 +84,9 @@ def _tcp_table_listeners(port: int) -> list[tuple[str, int]] | None:
                 for row in rows:
                     fields = row.split()
                     # sl local_address rem_address st ... inode; state 0A is LISTEN.
-                    if fields[3] == b"0A" and fields[1].endswith(suffix):
-                        found.append((fields[1][: -len(suffix)].decode(), int(fields[9])))
+                    if fields[3] == b"0A":
+                        host, _, port = fields[1].decode().partition(":")
+                        found.append((host, int(port, 16), int(fields[9])))
     except (OSError, ValueError, IndexError):
         return None
     return found
@@ -83,14 +94,21 @@ def _tcp_table_listeners(port: int) -> list[tuple[str, int]] | None:
 
 def _unix_listeners(path: bytes) -> list[int] | None:
     """The inodes of the Unix sockets listening at `path` (Linux); None: unknown."""
+    every = _every_unix_listener()
+    return None if every is None else [inode for name, inode in every if name == path]
+
+
+def _every_unix_listener() -> list[tuple[bytes, int]] | None:
+    """sockdiag.every_unix_listener, read from /proc/net/unix where netlink is refused; None
+    off Linux."""
     if not IS_LINUX:
         return None
-    found = sockdiag.unix_listeners(path)
-    return found if found is not None else _unix_table_listeners(path)
+    every = sockdiag.every_unix_listener()
+    return every if every is not None else _unix_table_listeners()
 
 
-def _unix_table_listeners(path: bytes) -> list[int] | None:
-    """sockdiag.unix_listeners read from /proc/net/unix, where netlink is refused."""
+def _unix_table_listeners() -> list[tuple[bytes, int]] | None:
+    """sockdiag.every_unix_listener read from /proc/net/unix."""
     found = []
     try:
         with open("/proc/net/unix", "rb") as table:
@@ -98,11 +116,37 @@ def _unix_table_listeners(path: bytes) -> list[int] | None:
             for row in table:
                 fields = row.split()
                 # Num RefCount Protocol Flags Type St Inode Path; flag 0x10000 is __SO_ACCEPTCON.
-                if len(fields) >= 8 and fields[7] == path and int(fields[3], 16) & 0x10000:
-                    found.append(int(fields[6]))
+                if len(fields) >= 8 and int(fields[3], 16) & 0x10000 and fields[7][:1] != b"@":
+                    found.append((fields[7], int(fields[6])))
     except (OSError, ValueError):
         return None
     return found
+
+
+def held_listeners(pids: Iterable[int]) -> list[str]:
+    """Where the processes `pids` listen, as people write it ("127.0.0.1:5000", "[::]:8080",
+    a socket file's path), told by the kernel's tables (Linux); [] elsewhere. For the reason
+    a child is not ready: what it listens on instead of its address."""
+    held: set[str] = set()
+    for pid in pids:
+        held |= _sockets_of(pid)
+    if not held:
+        return []
+    found = [_host_port(host, port) for host, port, inode in _every_tcp_listener() or ()
+             if f"socket:[{inode}]" in held]  # fmt: skip
+    found += [os.fsdecode(path) for path, inode in _every_unix_listener() or ()
+              if f"socket:[{inode}]" in held]  # fmt: skip
+    return sorted(set(found), key=found.index)
+
+
+def _host_port(spelling: str, port: int) -> str:
+    """A /proc/net/tcp address spelling and a port as people write them: 127.0.0.1:80,
+    [::1]:80."""
+    raw = b"".join(int(spelling[i : i + 8], 16).to_bytes(4, sys.byteorder)
+                   for i in range(0, len(spelling), 8))  # fmt: skip
+    if len(raw) == 4:
+        return f"{socket.inet_ntop(socket.AF_INET, raw)}:{port}"
+    return f"[{socket.inet_ntop(socket.AF_INET6, raw)}]:{port}"
 
 
 def _listener(
@@ -120,18 +164,25 @@ def _holder(inodes: list[int], pids: Iterable[int]) -> int | None:
     """The first of `pids` (read as far as needed) holding one of the sockets `inodes`
     (Linux, /proc/PID/fd); None: none of them."""
     wanted = {f"socket:[{inode}]" for inode in inodes}
-    for pid in pids:
+    return next((pid for pid in pids if not wanted.isdisjoint(_sockets_of(pid))), None)
+
+
+def _sockets_of(pid: int) -> set[str]:
+    """The sockets process `pid` holds, as its /proc/PID/fd links say them ("socket:[12]");
+    none when it is gone or another user's."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return set()
+    held = set()
+    for fd in fds:
         try:
-            fds = os.listdir(f"/proc/{pid}/fd")
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
         except OSError:
-            continue  # gone, or another user's
-        for fd in fds:
-            try:
-                if os.readlink(f"/proc/{pid}/fd/{fd}") in wanted:
-                    return pid
-            except OSError:
-                continue
-    return None
+            continue
+        if link.startswith("socket:"):
+            held.add(link)
+    return held
 
 
 def remove_stale(address: str) -> None:
@@ -189,9 +240,7 @@ def port_holder(port: int, *, local: bool = False) -> str | None:
     """Who listens on TCP `port` ("pid 12 (its command)", or "a program"), on any address,
     or with `local` on one a child's 127.0.0.1 would clash with; None: nobody, or it cannot
     be told here (Linux only)."""
-    listeners = sockdiag.tcp_listeners(port) if IS_LINUX else None
-    if IS_LINUX and listeners is None:
-        listeners = _tcp_table_listeners(port)
+    listeners = _tcp_listeners(port)
     inodes = [inode for host, inode in listeners or () if not local or host in _LOCAL_HOSTS]
     return _holder_named(inodes) if inodes else None
 
