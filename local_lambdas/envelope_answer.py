@@ -28,6 +28,9 @@ CLOSED_FIRST: Final = (BrokenPipeError, ConnectionResetError)
 _loads: Final = orjson.loads
 _b64decode: Final = pybase64.b64decode
 
+# The start of an HTTP answer: a web server on the pipe (named, version and status alone).
+_STATUS_LINE: Final = re.compile(rb"HTTP/\d\.\d \d{3}")
+
 
 def decode_response(raw: bytes | bytearray) -> Response:
     """Parse and validate a child's response object; raise BadResponse naming what is wrong.
@@ -127,6 +130,15 @@ def _without_bom(raw: bytes | bytearray, exc: orjson.JSONDecodeError) -> object:
             return _loads(raw[3:])
         except orjson.JSONDecodeError as again:
             exc = again
+    if raw.startswith(b"HTTP/"):  # a web server on the pipe (gunicorn --bind unix:...)
+        # Its version and status only: an error body never quotes what a child wrote.
+        status = bytes(raw[:12])
+        shown = f" ({status.decode()})" if _STATUS_LINE.fullmatch(status) else ""
+        raise BadResponse(
+            f"the child answered in HTTP{shown}, not with a response object: a web server "
+            "goes behind <communication_mode>passthrough</communication_mode>, on $PORT",
+            bytes(raw),
+        ) from exc
     what = "nothing" if not raw.strip() else "something that is not JSON"
     raise BadResponse(f"the child answered {what} ({exc})", bytes(raw)) from exc
 

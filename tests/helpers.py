@@ -75,13 +75,14 @@ def process_xml(
 NEEDS_NODE = pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
 
 
-def node_server_xml(pid: str, route: str) -> str:
+def node_server_xml(pid: str, route: str, mode: str = "passthrough") -> str:
     """A Node.js web server started as most are, listen($PORT) with no host (so on `::`),
-    behind a pass-through route (children/any_address.js)."""
+    behind a pass-through route (children/any_address.js); under a pipe `mode`, on the
+    pipe."""
     return (
         f"<process><id>{pid}</id><executable>node</executable>"
         f"<arg>{CHILDREN / 'any_address.js'}</arg><route>{route}</route>"
-        "<communication_mode>passthrough</communication_mode></process>"
+        f"<communication_mode>{mode}</communication_mode></process>"
     )
 
 

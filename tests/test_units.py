@@ -119,6 +119,12 @@ GOOD = {
 BAD = {
     "": "answered nothing",
     "nope": "not JSON",
+    # A web server on the pipe (gunicorn --bind unix:$PIPE_ADDRESS): its status line named.
+    "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n": (
+        "answered in HTTP (HTTP/1.1 400), not with a response object: a web "
+        "server goes behind <communication_mode>passthrough</communication_mode>"
+    ),
+    "HTTP/x secret\r\n": "answered in HTTP, not with a response object",  # not quoted
     "[1]": "answered an array, not a JSON object",  # in JSON's words, not Python's
     "null": "answered null, not a JSON object",
     '\ufeff"x"': "answered a string, not a JSON object",

@@ -73,6 +73,26 @@ async def test_servers_that_listen_on_any_address_are_ready(
         assert run.child("v6").address.startswith("http://[::1]:")
 
 
+@NEEDS_NODE
+@pytest.mark.parametrize("mode", ["pipe", "pipe-keepalive"])
+async def test_a_web_server_on_the_pipe_is_sent_to_passthrough(
+    write_manifest: WriteManifest, socket_dir: Path, mode: str
+) -> None:
+    """A web server that listens at $PIPE_ADDRESS (gunicorn --bind unix:, Node's
+    listen(path)) answers the envelope with an HTTP 400: the 502 names its version and
+    status, and the mode it wants."""
+    path = write_manifest(node_server_xml("node", "/node/*", mode=mode))
+    async with running(path, socket_dir) as run:
+        async with run.http.get(run.url + "/node/x") as reply:
+            assert reply.status == 502
+            error = (await reply.json())["error"]
+        assert error == (
+            "the child answered in HTTP (HTTP/1.1 400), not with a response "
+            "object: a web server goes behind <communication_mode>passthrough"
+            "</communication_mode>, on $PORT"
+        )
+
+
 async def test_an_exit_is_seen_though_a_descendant_holds_the_output(
     write_manifest: WriteManifest, socket_dir: Path
 ) -> None:
