@@ -13,12 +13,17 @@
         ├── BadResponse        502: the child answered something that is not a valid response
         └── ChildTimeout       504: no complete answer within the route's timeout
 
+An envelope transport cancelled while its child had sent a whole answer it did not end as
+its framing asks raises `Unended` (a CancelledError, so cancelling still cancels): its text
+goes into the 504's reason.
+
 Foreign errors (OSError, aiohttp's ClientError, json's ValueError) are translated once, in
 the module that calls the foreign code, with `raise ... from exc`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
@@ -155,3 +160,8 @@ class UpgradeRefused(ForwardError):
 
 class ChildTimeout(ForwardError):
     status = 504
+
+
+class Unended(asyncio.CancelledError):
+    """An exchange cancelled (its <timeout>, or its client gone) after the child had sent a
+    whole answer without ending it as the framing asks; the text says so."""

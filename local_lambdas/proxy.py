@@ -29,6 +29,7 @@ from local_lambdas.errors import (
     ForwardError,
     NotReady,
     PayloadTooLarge,
+    Unended,
 )
 from local_lambdas.failures import TlsQuestion, error_response, failed
 from local_lambdas.http1 import NO_BODY, RETRYABLE
@@ -247,10 +248,12 @@ class Proxy:
             limited = deadlines.start(task)
             try:
                 return await transport.forward(request)
-            except asyncio.CancelledError:
+            except asyncio.CancelledError as cancelled:
                 if deadlines.stop(limited):
+                    told = f"; {cancelled}" if isinstance(cancelled, Unended) else ""
                     raise ChildTimeout(
-                        f"{child.name} did not answer within {deadlines.seconds:g}s (its <timeout>)"
+                        f"{child.name} did not answer within {deadlines.seconds:g}s "
+                        f"(its <timeout>){told}"
                     ) from None
                 raise
             finally:

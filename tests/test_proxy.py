@@ -201,6 +201,28 @@ async def test_invalid_answers_are_never_passed_through(
     assert (await echo(run, "GET", "/good/x"))["uri"] == "/good/x"
 
 
+@pytest.mark.parametrize(("mode", "says"), [
+    ("pipe", "and kept the connection open: a one-shot child closes it after its answer"),
+    ("pipe-keepalive", "without the newline that ends each answer in pipe-keepalive"),
+])  # fmt: skip
+@ON_SHARED_LOOP
+async def test_an_answer_never_ended_is_504_saying_so(
+    shared: SharedProxies, mode: str, says: str
+) -> None:
+    """A child that sends a whole answer but does not end it as its framing asks is held to
+    its <timeout>, as any: the 504 says what it sent and what it left out."""
+    run = await shared.get(process_xml("bad", "/bad/*", mode=mode, extra="<timeout>1s</timeout>"))
+    async with run.http.get(run.url + "/bad/unended") as reply:
+        assert reply.status == 504
+        error = (await reply.json())["error"]
+    assert (
+        error
+        == f"bad did not answer within 1s (its <timeout>); it sent a whole answer (24 bytes) {says}"
+    )
+    async with run.http.get(run.url + "/bad/x") as reply:  # the next is answered
+        assert reply.status == 200
+
+
 async def test_crash_mid_request_is_502_then_child_restarts(
     write_manifest: WriteManifest, socket_dir: Path, mode: str
 ) -> None:

@@ -24,7 +24,7 @@ from typing import cast
 
 from local_lambdas import _compat
 from local_lambdas.envelope import SHOWN_BYTES, Request, Response
-from local_lambdas.envelope_answer import CLOSED_FIRST, Answers, gather, whole_json
+from local_lambdas.envelope_answer import CLOSED_FIRST, Answers, gather, unended, whole_json
 from local_lambdas.errors import UNANSWERED, BadResponse, ChildUnreachable
 
 log = logging.getLogger("local_lambdas.keepalive")
@@ -57,6 +57,11 @@ class KeepAlivePipeTransport:
                     "<communication_mode>pipe</communication_mode>)",
                     self._path,
                 )
+        except asyncio.CancelledError:
+            told = unended(connection.held, lines=True)
+            if told is None:
+                raise
+            raise told from None
         finally:
             if reusable and not self._closed:
                 self._idle.append(connection)
@@ -121,6 +126,11 @@ class _Connection(asyncio.Protocol):
     def usable(self) -> bool:
         """Open and in step: nothing arrived that no request asked for."""
         return not self._lost and not self._buffer and self._transport is not None
+
+    @property
+    def held(self) -> bytes | bytearray:
+        """The answer so far, before its newline."""
+        return self._buffer
 
     @property
     def unasked(self) -> bytes:

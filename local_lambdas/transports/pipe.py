@@ -15,7 +15,7 @@ from typing import cast
 
 from local_lambdas import _compat
 from local_lambdas.envelope import Request, Response
-from local_lambdas.envelope_answer import CLOSED_FIRST, Answers, gather, whole_json
+from local_lambdas.envelope_answer import CLOSED_FIRST, Answers, gather, unended, whole_json
 from local_lambdas.errors import UNANSWERED, BadResponse, ChildUnreachable
 
 
@@ -43,6 +43,11 @@ class PipeTransport:
             raise ChildUnreachable(f"cannot connect to {self._path}: {exc.strerror}") from exc
         try:
             raw = await exchange.send(request.encode())
+        except asyncio.CancelledError:
+            told = unended(exchange.held, lines=False)
+            if told is None:
+                raise
+            raise told from None
         finally:
             exchange.close()
         if not raw:
@@ -75,6 +80,11 @@ class _OneShot(asyncio.Protocol):
         if self._transport.can_write_eof():
             self._transport.write_eof()
         return self._answer
+
+    @property
+    def held(self) -> bytes | bytearray:
+        """The answer so far, not yet ended."""
+        return self._buffer
 
     def close(self) -> None:
         if self._transport is not None:

@@ -14,7 +14,7 @@ The last path segment picks the answer: echo (default), garbage, crash, crashonc
 badbase64, status999, status100, crlf, cookies, binary, cached, cachederror, close, slow (1 s,
 then echo), late (answers after 1.5 s), pid, empty, log (prints a line with the request id,
 then echo), twice (keep-alive: the echo's line sent twice), pretty (indented JSON), big (a
-16 MiB body).
+16 MiB body), unended (a whole answer with no newline, its connection then held open).
 """
 
 import base64
@@ -89,6 +89,8 @@ def answer(request: dict[str, Any]) -> bytes | None:
         return json.dumps({}).encode()
     if action == "big":
         return json.dumps({"body": b64(b"x" * (16 << 20))}).encode()
+    if action == "unended":
+        return json.dumps({"body": b64(b"unended")}).encode()
     if action == "pretty":  # one answer over several lines: fine for one-shot, not for lines
         return json.dumps({"status": 200, "body": b64(b"pretty")}, indent=2).encode()
     echoed = {
@@ -135,9 +137,12 @@ def serve_connection(conn: socket.socket) -> None:
         if os.environ.get("PIPE_FRAMING") == "lines" or LINES:
             serve_lines(conn)
             return
-        reply = answer(read_request(conn))
+        request = read_request(conn)
+        reply = answer(request)
         if reply is not None:
             conn.sendall(reply)
+            if request["uri"].split("?")[0].endswith("/unended"):
+                threading.Event().wait(60)  # held open, with no newline (past any <timeout>)
 
 
 def serve_lines(conn: socket.socket) -> None:
@@ -149,7 +154,11 @@ def serve_lines(conn: socket.socket) -> None:
             reply = answer(request)
             if reply is None:
                 return
-            twice = request["uri"].split("?")[0].endswith("/twice")  # one line too many
+            target = request["uri"].split("?")[0]
+            if target.endswith("/unended"):
+                conn.sendall(reply)  # no newline
+                continue
+            twice = target.endswith("/twice")  # one line too many
             conn.sendall((reply + b"\n") * (2 if twice else 1))
     if LINES:
         threading.Event().wait()  # the connection held open after its end of input, for good
