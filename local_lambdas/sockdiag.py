@@ -25,13 +25,6 @@ _HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, po
 _ATTRIBUTE = struct.Struct("=HH")  # rtattr: length, type
 
 
-def tcp_listeners(port: int) -> list[tuple[str, int]] | None:
-    """The TCP sockets listening on `port`, IPv4 and IPv6: (address as /proc/net/tcp spells
-    it, socket inode) each."""
-    every = every_tcp_listener()
-    return None if every is None else [(host, inode) for host, at, inode in every if at == port]
-
-
 def every_tcp_listener() -> list[tuple[str, int, int]] | None:
     """Every listening TCP socket, IPv4 and IPv6: (address as /proc/net/tcp spells it, port,
     socket inode) each."""
@@ -50,12 +43,6 @@ def every_tcp_listener() -> list[tuple[str, int, int]] | None:
                 port = int.from_bytes(answer[4:6], "big")
                 found.append((_proc_spelling(answer[8 : 8 + size]), port, _u32(answer, 68)))
     return found
-
-
-def unix_listeners(path: bytes) -> list[int] | None:
-    """The inodes of the Unix sockets listening at `path`."""
-    every = every_unix_listener()
-    return None if every is None else [inode for name, inode in every if name == path]
 
 
 def every_unix_listener() -> list[tuple[bytes, int]] | None:

@@ -235,13 +235,17 @@ def test_the_kernel_tells_who_listens_as_the_tables_do(tmp_path: Path) -> None:
         client = opened.enter_context(socket.create_connection(("127.0.0.1", port)))
         accepted = opened.enter_context(v4.accept()[0])
         assert client and accepted
+
+        def on_port(
+            every: list[tuple[str, int, int]] | None, at: int
+        ) -> list[tuple[str, int]] | None:
+            return None if every is None else sorted((h, i) for h, p, i in every if p == at)
+
         for sock in (v4, *also):
             at = sock.getsockname()[1]
-            told = sockdiag.tcp_listeners(at)
-            table = [(host, inode) for host, port, inode in listeners._tcp_table_listeners() or []
-                     if port == at]  # fmt: skip
-            assert told is not None and sorted(told) == sorted(table)
-        assert sorted(sockdiag.tcp_listeners(port) or []) == sorted(
+            told = on_port(sockdiag.every_tcp_listener(), at)
+            assert told is not None and told == on_port(listeners._tcp_table_listeners(), at)
+        assert on_port(sockdiag.every_tcp_listener(), port) == sorted(
             [("0100007F", os.fstat(v4.fileno()).st_ino),
              ("0" * 24 + "01000000", os.fstat(also[0].fileno()).st_ino)]
         )  # fmt: skip
@@ -251,9 +255,8 @@ def test_the_kernel_tells_who_listens_as_the_tables_do(tmp_path: Path) -> None:
         opened.enter_context(socket.socket(socket.AF_UNIX)).bind(str(tmp_path / "bound"))
         for name, expected in (("listens", [os.fstat(unix.fileno()).st_ino]), ("bound", [])):
             path = os.fsencode(tmp_path / name)
-            assert sockdiag.unix_listeners(path) == expected
-            named = listeners._unix_table_listeners() or []
-            assert [inode for name, inode in named if name == path] == expected
+            for named in (sockdiag.every_unix_listener(), listeners._unix_table_listeners()):
+                assert [inode for at, inode in named or [] if at == path] == expected
         # Where this process listens, as the reason for a child that is not ready says it.
         held = listeners.held_listeners([os.getpid()])
         v6_any = also[1].getsockname()[1]

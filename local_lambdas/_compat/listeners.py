@@ -60,7 +60,8 @@ def tcp_listening(port: int, owners: Callable[[], Iterable[int]]) -> Listener | 
 
 
 def _tcp_listeners(port: int) -> list[tuple[str, int]] | None:
-    """The TCP sockets listening on `port` (sockdiag.tcp_listeners); None: unknown here."""
+    """The TCP sockets listening on `port`, IPv4 and IPv6: (address as /proc/net/tcp spells
+    it, socket inode) each; None: unknown here."""
     every = _every_tcp_listener()
     return None if every is None else [(host, inode) for host, at, inode in every if at == port]
 
