@@ -167,10 +167,12 @@ class Instance:
                 )
                 return
             if verdict.action == "give-up":
+                failed = self._policy.quick_failures
+                runs = f"{failed} failed starts in a row" if failed > 1 else "a failed start"
+                limit = self._policy.max_quick_failures
                 self._set_state(
                     State.FATAL,
-                    f"gave up: {self.name} entered FATAL "
-                    f"state, too many start retries too quickly ({what})",
+                    f"gave up after {runs} (<start_retries>: {limit}): {what}",
                     logging.ERROR,
                 )
                 return

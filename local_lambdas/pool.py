@@ -121,7 +121,7 @@ class Pool(Roster):
                 self.wake()
             down = self._all_down()
             if down is not None:
-                raise NotReady(down.reason or f"{self.process.id} is down", retry_after=1)
+                raise NotReady(down.account(), retry_after=1)  # "FATAL: gave up after ..."
             if now >= due:
                 raise NotReady(
                     f"{self.process.id}: {self._why_busy()}; waited "
