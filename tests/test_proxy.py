@@ -215,10 +215,8 @@ async def test_an_answer_never_ended_is_504_saying_so(
     async with run.http.get(run.url + "/bad/unended") as reply:
         assert reply.status == 504
         error = (await reply.json())["error"]
-    assert (
-        error
-        == f"bad did not answer within 1s (its <timeout>); it sent a whole answer (24 bytes) {says}"
-    )
+    told = "bad did not answer within 1s (its <timeout>); it sent a whole answer (24 bytes)"
+    assert error == f"{told} {says}"
     async with run.http.get(run.url + "/bad/x") as reply:  # the next is answered
         assert reply.status == 200
 
