@@ -118,9 +118,9 @@ def _check_dependencies(everyone: Sequence[Claims], problem: Report) -> None:
         if not isinstance(own, str) or not isinstance(needs, tuple):
             continue
         graph[own] = [str(n) for n in needs]
-    for claims in everyone:
-        own = claims.values.get("id")
-        for index, need in enumerate(graph.get(str(own), [])):
+    for claims in everyone:  # (each its own <depends_on>: two may share an id by mistake)
+        needs = claims.values.get("depends_on", ())
+        for index, need in enumerate(map(str, needs if isinstance(needs, tuple) else ())):
             if need not in graph:
                 hint = did_you_mean(need, graph)
                 problem(

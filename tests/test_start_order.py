@@ -170,6 +170,19 @@ def test_dependency_mistakes_are_manifest_errors(tmp_path: Path, body: str, says
     assert any(says in p.message for p in caught.value.problems), caught.value.problems
 
 
+def test_a_missing_dependency_is_told_of_the_process_that_names_it(tmp_path: Path) -> None:
+    """Two processes that share an id by mistake: the <depends_on> of the second is the
+    second's problem, told once, at its line; not the first's too."""
+    path = tmp_path / "manifest.xml"
+    path.write_text("<manifest>\n" + process_xml("b", "/b/*") + "\n"
+                    + needing("b", "/d/*", "zzz") + "\n</manifest>")  # fmt: skip
+    with pytest.raises(ManifestError) as caught:
+        manifest.load(path, socket_dir=Path("/tmp/ll-x"), base=tmp_path, env_files=[])
+    missing = [p for p in caught.value.problems if '"zzz" is no process' in p.message]
+    assert [p.line for p in missing] == [3]
+    assert any('<id> "b" is already used' in p.message for p in caught.value.problems)
+
+
 async def test_a_build_runs_before_the_first_start(
     write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
 ) -> None:
