@@ -248,8 +248,11 @@ class Reader:
             shown = " ".join(value) if isinstance(value, tuple) else value
             message = str(error["msg"]).removeprefix("Value error, ")
             message = message.replace("Input should be", "should be")
-            if error["type"] == "enum":
-                message = message.replace("should be", "must be one of:").replace("' or '", "', '")
+            if error["type"] == "enum":  # the choices, and the one it was probably meant as
+                choices = re.findall(r"'([^']*)'", message)
+                message = "must be one of: " + ", ".join(f"'{c}'" for c in choices)
+                close = closest(str(shown), choices)
+                message += f"; did you mean '{close}'?" if close else ""
             self.problem(line, f'{label}: <{element}> "{shown}" {message}')
 
     def _unknown(self, element: etree._Element, label: str, known: list[str]) -> list[str]:

@@ -170,6 +170,20 @@ CASES = {
         process(*OK, "<communication_mode>pipes</communication_mode>"),
         [(6, "<communication_mode> \"pipes\" must be one of: 'pipe', 'pipe-keepalive', 'http'")],
     ),
+    "mode mistyped": (
+        process(*OK, "<communication_mode>passthru</communication_mode>"),
+        [(6, "'passthrough'; did you mean 'passthrough'?")],
+    ),
+    "mode unlike any": (
+        process(*OK, "<communication_mode>grpc</communication_mode>"),
+        [
+            (
+                6,
+                "<communication_mode> \"grpc\" must be one of: 'pipe', 'pipe-keepalive', 'http', "
+                "'passthrough'",
+            )
+        ],
+    ),
     "bad timeout": (
         process(*OK, "<timeout>soon</timeout>"),
         [(6, '<timeout> "soon" is not a duration; write e.g. 30s')],
