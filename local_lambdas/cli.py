@@ -29,8 +29,9 @@ if TYPE_CHECKING:
 
 # Only argparse, this module, options.py, option_values.py and loading_signals.py load
 # before the arguments are read: --help, --version and a usage error answer without loading
-# pydantic, rich, lxml and asyncio (a third of a second here). What a command needs is
-# imported where it runs.
+# pydantic, rich, lxml and asyncio (a third of a second here; a mistyped word loads
+# errors.py, and asyncio with it, for its suggestion). What a command needs is imported
+# where it runs.
 
 # (EXIT_INTERRUPTED, 130, is the package's: its console script says a Ctrl+C too.)
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_READY = 0, 1, 2, 3
@@ -98,8 +99,8 @@ def _main(argv: list[str]) -> int:
         # `local-lambdas manifest.xml run -- pytest`: the command word goes first.
         print_line(f"local-lambdas: {extra[0]} comes first: local-lambdas {extra[0]} [options] ...")
         return EXIT_USAGE
-    if extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    words = (*_COMMANDS, "export", "completion") if command == "serve" else ()
+    parser.refuse_strays(extra, getattr(args, "manifest", ""), words)
     if command == "restart":
         from local_lambdas.restart_command import restart
 

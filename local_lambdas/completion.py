@@ -15,7 +15,7 @@ from local_lambdas.export_command import export_parser
 
 def completion(argv: list[str]) -> int:
     """Print a completion script for every command and option (shtab reads the parsers)."""
-    parser = argparse.ArgumentParser(prog="local-lambdas completion")
+    parser = options.Parser(prog="local-lambdas completion")
     parser.add_argument("shell", choices=("bash", "zsh", "tcsh"))
     shell = parser.parse_args(argv).shell
     parsers = options.parsers()

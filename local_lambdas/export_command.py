@@ -15,10 +15,11 @@ from local_lambdas.config_values import check_image
 from local_lambdas.errors import ManifestError
 from local_lambdas.notices import print_line, print_problems
 from local_lambdas.option_values import DEFAULT_BIND, split_bind
+from local_lambdas.options import Parser
 
 
-def export_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def export_parser() -> Parser:
+    parser = Parser(
         prog="local-lambdas export",
         description="Write the manifest for a container engine: each process in a container "
         "of its own (its <image>, or --image) where local-lambdas serves exactly it, and the "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import NoReturn
 
 from local_lambdas import __version__, compiled
 from local_lambdas.ignored import WATCH_IGNORE
@@ -206,9 +207,39 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def parsers() -> dict[str, argparse.ArgumentParser]:
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, a usage error said in one line with the way to the help, rather
+    than after the whole usage (twenty lines here, above the one that matters)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+    def refuse_strays(self, extra: list[str], manifest: str, commands: tuple[str, ...]) -> None:
+        """A usage error for words it does not take (a mistyped option gets the one it was
+        probably meant as), and for a mistyped command word in `commands` that was taken
+        for a manifest that does not exist (`local-lambdas chek`); else nothing."""
+        named = not commands or Path(manifest).exists()  # (not a mistyped command word)
+        if not extra and named:
+            return
+        from local_lambdas.errors import closest  # (with asyncio: loaded for a mistake only)
+
+        if extra and extra[0].startswith("-"):
+            known = [name for action in self._actions for name in action.option_strings]
+            close = closest(extra[0].partition("=")[0], known)
+            self.error(f"unknown option {extra[0]}" + (f"; did you mean {close}?" if close else ""))
+        command = None if named else closest(manifest, commands)
+        if command is not None:
+            shown = " ".join([command, *extra])
+            self.error(f"no command {manifest}; did you mean local-lambdas {shown}?")
+        if extra:
+            self.error(
+                f"unexpected {' '.join(extra)}" + (": one MANIFEST at a time" if manifest else "")
+            )
+
+
+def parsers() -> dict[str, Parser]:
     fmt = argparse.RawDescriptionHelpFormatter
-    serve_p = argparse.ArgumentParser(
+    serve_p = Parser(
         prog="local-lambdas", description=_DESCRIPTION, epilog=_EPILOG, formatter_class=fmt
     )
     _manifest_argument(serve_p)
@@ -253,7 +284,7 @@ def parsers() -> dict[str, argparse.ArgumentParser]:
     )
     _common(serve_p)
 
-    check_p = argparse.ArgumentParser(
+    check_p = Parser(
         prog="local-lambdas check",
         description="Validate a manifest and list every problem (exit 1 if there is any). "
         "With --boot, also start each child, send it one GET on its first route, report what "
@@ -265,7 +296,7 @@ def parsers() -> dict[str, argparse.ArgumentParser]:
     _ready_timeout_argument(check_p, 30.0, "with --boot, how long the children may take")
     _common(check_p)
 
-    run_p = argparse.ArgumentParser(
+    run_p = Parser(
         prog="local-lambdas run",
         usage="local-lambdas run [options] [MANIFEST] -- COMMAND [ARGS...]",
         description="For CI: start every child on a free port, wait until all are ready, "
@@ -283,7 +314,7 @@ def parsers() -> dict[str, argparse.ArgumentParser]:
     _port_argument(run_p)
     _ready_timeout_argument(run_p, 60.0, "how long the children may take to be ready")
     _common(run_p)
-    restart_p = argparse.ArgumentParser(
+    restart_p = Parser(
         prog="local-lambdas restart",
         description="Restart one process of a running proxy, as a reload would: its "
         "replacement starts beside it and takes over once ready, so requests are not "

@@ -545,6 +545,30 @@ def test_every_command_has_its_own_help() -> None:
         assert f"usage: local-lambdas {command}" in result.stdout
 
 
+@pytest.mark.parametrize(("argv", "says"), [
+    (["m.xml", "--wach"], "local-lambdas: unknown option --wach; did you mean --watch?"),
+    (["--frobnicate"], "local-lambdas: unknown option --frobnicate (see"),
+    (["chek"], "local-lambdas: no command chek; did you mean local-lambdas check?"),
+    (["chek", "m.xml"], "local-lambdas: no command chek; did you mean local-lambdas check m.xml?"),
+    (["exprot", "compose"], "local-lambdas: no command exprot; did you mean local-lambdas export"),
+    (["a.xml", "b.xml"], "local-lambdas: unexpected b.xml: one MANIFEST at a time (see"),
+    (["--port", "abc"], "local-lambdas: argument -p/--port: invalid int value: 'abc' (see"),
+    (["check", "--bot"], "local-lambdas check: unknown option --bot; did you mean --boot? "
+                         "(see local-lambdas check --help)"),
+    (["restart", "a", "b"], "local-lambdas restart: unexpected b (see local-lambdas restart"),
+    (["export", "compos"], "local-lambdas export: argument engine: invalid choice: 'compos'"),
+])  # fmt: skip
+def test_a_usage_error_is_one_line_with_the_likely_fix(
+    argv: list[str], says: str, tmp_path: Path
+) -> None:
+    """Not argparse's whole usage (twenty lines) above the one that matters: the line, the
+    option or command it was probably meant as, and where the help is."""
+    result = run_main(*argv, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(says) and result.stderr.count("\n") == 1, result.stderr
+    assert "usage:" not in result.stdout + result.stderr
+
+
 @pytest.mark.parametrize("argv", [
     ["manifest.xml", "run", "--", "pytest"], ["--bind", "127.0.0.1:0", "manifest.xml", "check"],
 ])  # fmt: skip
