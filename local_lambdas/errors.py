@@ -14,8 +14,8 @@
         └── ChildTimeout       504: no complete answer within the route's timeout
 
 An envelope transport cancelled while its child had sent a whole answer it did not end as
-its framing asks raises `Unended` (a CancelledError, so cancelling still cancels): its text
-goes into the 504's reason.
+its framing asks adds a note saying so to the CancelledError (PEP 678, `add_note`), which
+goes on as it came: the 504's reason carries the note.
 
 Foreign errors (OSError, aiohttp's ClientError, json's ValueError) are translated once, in
 the module that calls the foreign code, with `raise ... from exc`.
@@ -23,7 +23,6 @@ the module that calls the foreign code, with `raise ... from exc`.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
@@ -162,6 +161,15 @@ class ChildTimeout(ForwardError):
     status = 504
 
 
-class Unended(asyncio.CancelledError):
-    """An exchange cancelled (its <timeout>, or its client gone) after the child had sent a
-    whole answer without ending it as the framing asks; the text says so."""
+def add_note(exc: BaseException, note: str) -> None:
+    """`exc.add_note(note)` (Python 3.11), on 3.10 too."""
+    notes = getattr(exc, "__notes__", None)
+    if notes is None:
+        setattr(exc, "__notes__", [note])  # noqa: B010 (3.10's BaseException has no field)
+    else:
+        notes.append(note)
+
+
+def notes(exc: BaseException) -> str:
+    """The notes added to `exc`, "; " before each (for a message); "" when none."""
+    return "".join(f"; {note}" for note in getattr(exc, "__notes__", ()))

@@ -29,7 +29,7 @@ from local_lambdas.errors import (
     ForwardError,
     NotReady,
     PayloadTooLarge,
-    Unended,
+    notes,
 )
 from local_lambdas.failures import TlsQuestion, error_response, failed
 from local_lambdas.http1 import NO_BODY, RETRYABLE
@@ -250,10 +250,9 @@ class Proxy:
                 return await transport.forward(request)
             except asyncio.CancelledError as cancelled:
                 if deadlines.stop(limited):
-                    told = f"; {cancelled}" if isinstance(cancelled, Unended) else ""
                     raise ChildTimeout(
                         f"{child.name} did not answer within {deadlines.seconds:g}s "
-                        f"(its <timeout>){told}"
+                        f"(its <timeout>){notes(cancelled)}"
                     ) from None
                 raise
             finally:

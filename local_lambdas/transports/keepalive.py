@@ -25,7 +25,7 @@ from typing import cast
 from local_lambdas import _compat
 from local_lambdas.envelope import SHOWN_BYTES, Request, Response
 from local_lambdas.envelope_answer import CLOSED_FIRST, Answers, gather, unended, whole_json
-from local_lambdas.errors import UNANSWERED, BadResponse, ChildUnreachable
+from local_lambdas.errors import UNANSWERED, BadResponse, ChildUnreachable, add_note
 
 log = logging.getLogger("local_lambdas.keepalive")
 
@@ -57,11 +57,11 @@ class KeepAlivePipeTransport:
                     "<communication_mode>pipe</communication_mode>)",
                     self._path,
                 )
-        except asyncio.CancelledError:
-            told = unended(connection.held, lines=True)
-            if told is None:
-                raise
-            raise told from None
+        except asyncio.CancelledError as cancelled:
+            note = unended(connection.held, lines=True)
+            if note is not None:
+                add_note(cancelled, note)  # (for the 504's reason)
+            raise
         finally:
             if reusable and not self._closed:
                 self._idle.append(connection)

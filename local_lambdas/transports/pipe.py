@@ -16,7 +16,7 @@ from typing import cast
 from local_lambdas import _compat
 from local_lambdas.envelope import Request, Response
 from local_lambdas.envelope_answer import CLOSED_FIRST, Answers, gather, unended, whole_json
-from local_lambdas.errors import UNANSWERED, BadResponse, ChildUnreachable
+from local_lambdas.errors import UNANSWERED, BadResponse, ChildUnreachable, add_note
 
 
 class PipeTransport:
@@ -43,11 +43,11 @@ class PipeTransport:
             raise ChildUnreachable(f"cannot connect to {self._path}: {exc.strerror}") from exc
         try:
             raw = await exchange.send(request.encode())
-        except asyncio.CancelledError:
-            told = unended(exchange.held, lines=False)
-            if told is None:
-                raise
-            raise told from None
+        except asyncio.CancelledError as cancelled:
+            note = unended(exchange.held, lines=False)
+            if note is not None:
+                add_note(cancelled, note)  # (for the 504's reason)
+            raise
         finally:
             exchange.close()
         if not raw:
