@@ -11,11 +11,12 @@ import shtab
 from local_lambdas import options
 from local_lambdas.cli import EXIT_OK
 from local_lambdas.export_command import export_parser
+from local_lambdas.usage import Parser
 
 
 def completion(argv: list[str]) -> int:
     """Print a completion script for every command and option (shtab reads the parsers)."""
-    parser = options.Parser(prog="local-lambdas completion")
+    parser = Parser(prog="local-lambdas completion")
     parser.add_argument("shell", choices=("bash", "zsh", "tcsh"))
     shell = parser.parse_args(argv).shell
     parsers = options.parsers()

@@ -15,7 +15,7 @@ from local_lambdas.config_values import check_image
 from local_lambdas.errors import ManifestError
 from local_lambdas.notices import print_line, print_problems
 from local_lambdas.option_values import DEFAULT_BIND, split_bind
-from local_lambdas.options import Parser
+from local_lambdas.usage import Parser
 
 
 def export_parser() -> Parser:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import NoReturn
 
 from local_lambdas import __version__, compiled
 from local_lambdas.ignored import WATCH_IGNORE
 from local_lambdas.option_values import DEFAULT_BIND, origin, seconds
+from local_lambdas.usage import Parser
 
 _DESCRIPTION = """\
 Run the child programs listed in a manifest and serve them all behind one HTTP port.
@@ -205,36 +205,6 @@ def _common(parser: argparse.ArgumentParser) -> None:
         const="verbose",
         help="also debug lines",
     )
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse's parser, a usage error said in one line with the way to the help, rather
-    than after the whole usage (twenty lines here, above the one that matters)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
-
-    def refuse_strays(self, extra: list[str], manifest: str, commands: tuple[str, ...]) -> None:
-        """A usage error for words it does not take (a mistyped option gets the one it was
-        probably meant as), and for a mistyped command word in `commands` that was taken
-        for a manifest that does not exist (`local-lambdas chek`); else nothing."""
-        named = not commands or Path(manifest).exists()  # (not a mistyped command word)
-        if not extra and named:
-            return
-        from local_lambdas.errors import closest  # (with asyncio: loaded for a mistake only)
-
-        if extra and extra[0].startswith("-"):
-            known = [name for action in self._actions for name in action.option_strings]
-            close = closest(extra[0].partition("=")[0], known)
-            self.error(f"unknown option {extra[0]}" + (f"; did you mean {close}?" if close else ""))
-        command = None if named else closest(manifest, commands)
-        if command is not None:
-            shown = " ".join([command, *extra])
-            self.error(f"no command {manifest}; did you mean local-lambdas {shown}?")
-        if extra:
-            self.error(
-                f"unexpected {' '.join(extra)}" + (": one MANIFEST at a time" if manifest else "")
-            )
 
 
 def parsers() -> dict[str, Parser]:
