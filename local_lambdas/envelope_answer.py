@@ -16,7 +16,7 @@ import pybase64
 
 from local_lambdas.envelope import SHOWN_BYTES, Response
 from local_lambdas.envelope_fields import checked_body, checked_headers, checked_status, json_kind
-from local_lambdas.errors import BadResponse
+from local_lambdas.errors import BadResponse, add_note
 
 # How a child that answered and closed without reading all of the request shows to a
 # transport reading its answer: our write fails (EPIPE), or, the request written, the read
@@ -154,15 +154,17 @@ def whole_json(data: bytes | bytearray) -> bool:
     return True
 
 
-def unended(held: bytes | bytearray, *, lines: bool) -> str | None:
-    """The note for a cancelled exchange (its <timeout>) when the child had sent `held`, a
-    whole answer, without ending it: a one-shot child that kept the connection open with
-    no newline, a keep-alive child (`lines`) that wrote no newline; else None."""
-    if not held or not whole_json(held):
-        return None
-    end = ("without the newline that ends each answer in pipe-keepalive" if lines else
-           "and kept the connection open: a one-shot child closes it after its answer")  # fmt: skip
-    return f"it sent a whole answer ({len(held)} bytes) {end}"
+def note_unended(cancelled: BaseException, held: bytes | bytearray, *, lines: bool) -> None:
+    """When an exchange is cancelled (its <timeout>) and the child had sent `held`, a whole
+    answer, without ending it (one-shot: no close and no newline; keep-alive, `lines`: no
+    newline), say so in a note on the cancellation, for the 504's reason."""
+    if held and whole_json(held):
+        end = (
+            "without the newline that ends each answer in pipe-keepalive"
+            if lines
+            else "and kept the connection open: a one-shot child closes it after its answer"
+        )
+        add_note(cancelled, f"it sent a whole answer ({len(held)} bytes) {end}")
 
 
 def gather(buffer: bytes | bytearray, data: bytes) -> bytes | bytearray:

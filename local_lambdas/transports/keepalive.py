@@ -24,8 +24,8 @@ from typing import cast
 
 from local_lambdas import _compat
 from local_lambdas.envelope import SHOWN_BYTES, Request, Response
-from local_lambdas.envelope_answer import CLOSED_FIRST, Answers, gather, unended, whole_json
-from local_lambdas.errors import UNANSWERED, BadResponse, ChildUnreachable, add_note
+from local_lambdas.envelope_answer import CLOSED_FIRST, Answers, gather, note_unended, whole_json
+from local_lambdas.errors import UNANSWERED, BadResponse, ChildUnreachable
 
 log = logging.getLogger("local_lambdas.keepalive")
 
@@ -58,9 +58,7 @@ class KeepAlivePipeTransport:
                     self._path,
                 )
         except asyncio.CancelledError as cancelled:
-            note = unended(connection.held, lines=True)
-            if note is not None:
-                add_note(cancelled, note)  # (for the 504's reason)
+            note_unended(cancelled, connection.held, lines=True)
             raise
         finally:
             if reusable and not self._closed:

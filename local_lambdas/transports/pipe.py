@@ -15,8 +15,8 @@ from typing import cast
 
 from local_lambdas import _compat
 from local_lambdas.envelope import Request, Response
-from local_lambdas.envelope_answer import CLOSED_FIRST, Answers, gather, unended, whole_json
-from local_lambdas.errors import UNANSWERED, BadResponse, ChildUnreachable, add_note
+from local_lambdas.envelope_answer import CLOSED_FIRST, Answers, gather, note_unended, whole_json
+from local_lambdas.errors import UNANSWERED, BadResponse, ChildUnreachable
 
 
 class PipeTransport:
@@ -44,9 +44,7 @@ class PipeTransport:
         try:
             raw = await exchange.send(request.encode())
         except asyncio.CancelledError as cancelled:
-            note = unended(exchange.held, lines=False)
-            if note is not None:
-                add_note(cancelled, note)  # (for the 504's reason)
+            note_unended(cancelled, exchange.held, lines=False)
             raise
         finally:
             exchange.close()
