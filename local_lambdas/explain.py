@@ -27,8 +27,16 @@ _TELLING = re.compile(
 # wrapper's own account of the exit (npm's, `go run`'s).
 _NOISE = re.compile(
     r"^\s+(?:at|from)\s|^\s*File \"|^\t|^\s*[~^]+\s*$|^Node\.js v\d|^note: |^exit status \d+$"
-    r"|^npm (?:ERR!|error)\s",
+    r"|^npm (?:ERR!|error)(?:\s|$)",
 )
+# npm's own failure (no such script, no package.json), as against its account of a script
+# that failed ("Lifecycle script `start` failed", "command failed", "code 1"): its first line
+# that says something, past the fields (code, syscall, path, errno...).
+_NPM_OWN = re.compile(
+    r"^npm (?:ERR!|error) (?!(?:code|syscall|path|errno|workspace|location|command|signal|"
+    r"Lifecycle script|A complete log|\s*$)\b)\S"
+)
+_NPM_SCRIPT_FAILED = re.compile(r"^npm (?:ERR!|error) (?:Lifecycle script|command failed)")
 
 
 def where(process: Process, address: str) -> str:
@@ -97,7 +105,12 @@ def printed_ports(lines: Iterable[str]) -> set[str]:
 def telling(lines: Iterable[str]) -> str:
     """The line of a child's last output that says why it ended: the last one that names an
     error, with the line it introduces ("panicked at m.rs:1:2:" and the message); else the
-    last line that is not a stack frame or a sign-off; "" when it printed nothing."""
+    last line that is not a stack frame or a sign-off; npm's own error when npm could not
+    start the script at all; "" when it printed nothing."""
+    lines = list(lines)
+    npm = [line.strip() for line in lines if _NPM_OWN.search(line)]
+    if npm and not any(_NPM_SCRIPT_FAILED.search(line) for line in lines):
+        return npm[0]  # npm could not start the script: no output of its is to be had
     shown = [line.strip() for line in lines if line.strip() and not _NOISE.search(line)]
     for at in range(len(shown) - 1, -1, -1):
         line = shown[at]

@@ -496,6 +496,20 @@ Node.js v20.20.2"""
      "Port 3400 is in use by another program. Either identify and stop that program, or "
      "start the server with a different port."),
     ("cannot start: missing config\n", "cannot start: missing config"),
+    # npm itself failing (npm 10): its first line that says something, not a blank "npm error"
+    ('npm error Missing script: "start"\nnpm error\nnpm error Did you mean one of these?\n'
+     "npm error   npm star # Mark your favorite packages\nnpm error A complete log of this "
+     "run can be found in: /root/.npm/_logs/x.log", 'npm error Missing script: "start"'),
+    ("npm error code ENOENT\nnpm error syscall open\nnpm error path /a/package.json\n"
+     "npm error errno -2\nnpm error enoent Could not read package.json: Error: ENOENT: no "
+     "such file or directory, open '/a/package.json'\nnpm error enoent This is related to "
+     "npm not being able to find a file.",
+     "npm error enoent Could not read package.json: Error: ENOENT: no such file or "
+     "directory, open '/a/package.json'"),
+    # A script npm ran that failed: the script's own line, not npm's account of the failure.
+    ("> x@1.0.0 start\n> node server.js\n\nError: Cannot find module 'express'\n"
+     "npm ERR! code 1\nnpm ERR! path /a\nnpm ERR! command failed\nnpm ERR! command sh -c "
+     "node server.js", "Error: Cannot find module 'express'"),
     ("", ""), ("\n  \n", ""),
 ])  # fmt: skip
 def test_the_line_that_says_why_a_child_ended(output: str, says: str) -> None:

@@ -93,6 +93,26 @@ async def test_a_web_server_on_the_pipe_is_sent_to_passthrough(
         )
 
 
+@pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not installed")
+async def test_npm_start_without_a_start_script_says_so(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """npm that cannot start the script at all: its own error is the line that says why,
+    not the bare "npm error" its account ends with."""
+    (tmp_path / "package.json").write_text('{"name": "x", "version": "1.0.0"}')
+    path = write_manifest(
+        "<process><id>web</id><executable>npm</executable><arg>start</arg>"
+        f"<working_dir>{tmp_path}</working_dir><route>/*</route>"
+        "<communication_mode>passthrough</communication_mode>"
+        "<start_retries>0</start_retries></process>"
+    )
+    async with running(path, socket_dir, wait=False) as run:
+        pool = run.pool("web")
+        assert await pool.wait_for(lambda: pool.instances[0].state.value == "FATAL", 30)
+    assert 'its last output: npm error Missing script: "start"' in caplog.text
+
+
 async def test_an_exit_is_seen_though_a_descendant_holds_the_output(
     write_manifest: WriteManifest, socket_dir: Path
 ) -> None:
