@@ -178,7 +178,7 @@ async def _probe(run: Started, http: aiohttp.ClientSession, process: Process) ->
         why = pool.blocked or pool.disabled or "not started in time"
         return Probe(process.id, pool.disabled is not None, why, "not sent")
     if pool.state is not State.READY:
-        return Probe(process.id, False, pool.why_not_ready(), "not sent")
+        return Probe(process.id, False, pool.why_not_ready(said=True), "not sent")
     ready = f"ready in {max(i.ready_seconds or 0 for i in pool.instances):.2f}s"
     path = example_path(process.routes[0])
     started_at = time.monotonic()

@@ -78,6 +78,7 @@ class Instance:
         self.pipe = pipe  # pipe modes: the address it listens on
         self.state = State.STOPPED
         self.reason = ""  # why the child is not READY, for 503 bodies
+        self.said = ""  # the line of its output that says why it ended, for the log and check
         self.pid: int | None = None
         self.link = Link(process)  # the way to its process while it is READY
         self.restarts = 0
@@ -258,11 +259,11 @@ class Instance:
     def _set_state(self, state: State, message: str = "", level: int = logging.INFO) -> None:
         self.state = state
         self.reason = "" if state is State.READY else message
+        ended = state in (State.BACKOFF, State.EXITED, State.FATAL) and self._own_lines
+        own = list(self.last_lines)[-self._own_lines :] if ended else []
+        self.said = explain.telling(own)[:200]
         if message:
-            shown = message
-            if state in (State.BACKOFF, State.EXITED, State.FATAL) and self._own_lines:
-                said = explain.telling(list(self.last_lines)[-self._own_lines :])
-                shown += f"; its last output: {said[:200]}" if said else ""
+            shown = message + (f"; its last output: {self.said}" if self.said else "")
             log.log(
                 level,
                 "%s: %s",
@@ -279,10 +280,12 @@ class Instance:
             )
         self._on_change()
 
-    def account(self) -> str:
+    def account(self, *, said: bool = False) -> str:
         """Its state and why, for the user: "BACKOFF: <reason>" (the reason of an exit says
-        its code)."""
-        return f"{self.state.value}: {self.reason}" if self.reason else self.state.value
+        its code); with `said`, and the line of its output that says why it ended (never
+        for clients: a child's output may hold secrets)."""
+        told = f"{self.state.value}: {self.reason}" if self.reason else self.state.value
+        return told + (f"; its last output: {self.said}" if said and self.said else "")
 
     def _describe_exit(self, code: int | None) -> str:
         """Why the last process is gone: why it never got ready, else how it ended."""

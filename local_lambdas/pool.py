@@ -218,8 +218,9 @@ class Pool(Roster):
         """Whether nothing is to be waited for: READY, IDLE (starts on request) or left out."""
         return self.disabled is not None or self.state in (State.READY, State.IDLE)
 
-    def why_not_ready(self) -> str:
-        """The state, and why: what it waits for, or its least ready instance's account."""
+    def why_not_ready(self, *, said: bool = False) -> str:
+        """The state, and why: what it waits for, or its least ready instance's account
+        (with `said`, and what its output said: Instance.account)."""
         if self.blocked is not None:
             return f"FATAL: {self.blocked}"
         if self.disabled is not None:
@@ -227,7 +228,7 @@ class Pool(Roster):
         if not self.started and self.waiting_for:
             return f"STARTING: waiting for {', '.join(self.waiting_for)}"
         least = self._least_ready()
-        return least.account() if least is not None else self.state.value
+        return least.account(said=said) if least is not None else self.state.value
 
     def _least_ready(self) -> Instance | None:
         """The first instance that is not READY, if any: it speaks for the process."""
