@@ -259,9 +259,8 @@ class Instance:
     def _set_state(self, state: State, message: str = "", level: int = logging.INFO) -> None:
         self.state = state
         self.reason = "" if state is State.READY else message
-        ended = state in (State.BACKOFF, State.EXITED, State.FATAL) and self._own_lines
-        own = list(self.last_lines)[-self._own_lines :] if ended else []
-        self.said = explain.telling(own)[:200]
+        ended = state in (State.BACKOFF, State.EXITED, State.FATAL)
+        self.said = explain.telling(self.last_run_lines())[:200] if ended else ""
         if message:
             shown = message + (f"; its last output: {self.said}" if self.said else "")
             log.log(
@@ -279,6 +278,11 @@ class Instance:
                 },
             )
         self._on_change()
+
+    def last_run_lines(self) -> list[str]:
+        """The lines its current (or last) process printed: last_lines holds earlier runs'
+        too."""
+        return list(self.last_lines)[-self._own_lines :] if self._own_lines else []
 
     def account(self, *, said: bool = False) -> str:
         """Its state and why, for the user: "BACKOFF: <reason>" (the reason of an exit says
