@@ -147,6 +147,7 @@ def _main(argv: list[str]) -> int:
                    level="info")  # fmt: skip
         return EXIT_OK
     try:
+        option_values.port_clash(usage, {p.id: p.port for p in loaded.processes})
         only = option_values.only_ids(args.only, [p.id for p in loaded.processes])
     except ValueError as exc:
         print_line(f"local-lambdas: {exc}", as_json=as_json)

@@ -1,8 +1,8 @@
 """What a command line's values may be, one by one and together: the readers argparse calls
 (a duration, a CORS origin), HOST:PORT, ENABLE_CACHE, the checks across options that no
-parser makes alone (`checked`) and against the manifest (`only_ids`), each failing with the
-fix, and the run's Settings they make (`settings`). Loads nothing more than argparse until a
-value is read.
+parser makes alone (`checked`) and against the manifest (`only_ids`, `port_clash`), each
+failing with the fix, and the run's Settings they make (`settings`). Loads nothing more
+than argparse until a value is read.
 """
 
 from __future__ import annotations
@@ -127,6 +127,21 @@ def only_ids(given: str | None, ids: list[str]) -> tuple[str, ...]:
                 f"the processes are {', '.join(ids)}"
             )
     return chosen
+
+
+def port_clash(usage: Checked, ports: dict[str, int | None]) -> None:
+    """A process whose <port> (`ports`, by id) is where the proxy itself listens: raises
+    ValueError naming both, before either starts (else the child fails, again and again,
+    to listen where the proxy does)."""
+    if usage.port == 0 or usage.host not in ("127.0.0.1", "0.0.0.0", "::", "::1", "localhost"):
+        return
+    for name, port in ports.items():
+        if port == usage.port:
+            raise ValueError(
+                f'<process id="{name}"> has <port>{port}</port>, where the proxy itself '
+                f"listens ({usage.host}:{port}): give the child another <port>, or the proxy "
+                "another --port"
+            )
 
 
 def settings(

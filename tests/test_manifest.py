@@ -596,6 +596,30 @@ def test_where_to_listen_is_a_usage_error_before_the_manifest_is_read(
     assert capsys.readouterr().err == f"local-lambdas: {says}\n"
 
 
+@pytest.mark.parametrize(("flags", "clash"), [
+    (["--port", "3999"], True), (["--bind", "0.0.0.0:3999"], True),
+    (["--port", "4000"], False), (["--bind", "192.0.2.7:3999"], False),
+])  # fmt: skip
+def test_a_childs_port_where_the_proxy_listens_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], clash: bool
+) -> None:
+    """A child given the proxy's own port would fail to listen at every start: said once,
+    before anything starts (a proxy on another address of the machine leaves it alone)."""
+    path = tmp_path / "manifest.xml"
+    path.write_text(
+        f"<manifest><process><id>web</id><executable>{sys.executable}</executable>"
+        "<route>/w/*</route><communication_mode>passthrough</communication_mode>"
+        "<port>3999</port></process></manifest>"
+    )
+    # --only a process that is not there: a usage error after the clash's check, no run.
+    status = cli.main([*flags, "--only", "nothing", str(path)])
+    err = capsys.readouterr().err
+    assert status == 2
+    said = ('local-lambdas: <process id="web"> has <port>3999</port>, where the proxy '
+            "itself listens")  # fmt: skip
+    assert (said in err) == clash, err
+
+
 def test_an_option_value_that_is_a_command_word_is_a_value(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
