@@ -262,7 +262,8 @@ class Instance:
         ended = state in (State.BACKOFF, State.EXITED, State.FATAL)
         self.said = explain.telling(self.last_run_lines())[:200] if ended else ""
         if message:
-            shown = message + (f"; its last output: {self.said}" if self.said else "")
+            shown = f"FATAL: {message}" if state is State.FATAL else message  # (as /_/ready)
+            shown += f"; its last output: {self.said}" if self.said else ""
             log.log(
                 level,
                 "%s: %s",

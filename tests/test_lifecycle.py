@@ -569,7 +569,9 @@ async def test_crash_looping_child_goes_fatal_and_others_serve(
             r"broken: exited with code 3; restarting in 0.1s; its last output: cannot start: "
             r"missing config"
         )
-        await run.expect(r"gave up after \d+ failed starts in a row \(<start_retries>: \d+\)")
+        await run.expect(
+            r"broken: FATAL: gave up after \d+ failed starts in a row \(<start_retries>: \d+\)"
+        )
         async with aiohttp.ClientSession() as http:
             async with http.get(url + "/broken/x") as reply:
                 assert reply.status == 503
