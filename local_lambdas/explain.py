@@ -57,15 +57,16 @@ def not_ready_in_time(
     if refused:
         return f"{late}: it listens on {shown}, but its <ready_path>: {refused} (a 2xx is wanted)"
     message = f"{late}: nothing listened on {shown}"
-    if elsewhere:
+    port = address.rpartition(":")[2]
+    printed = set() if process.communication_mode.uses_pipe else printed_ports(last_lines)
+    printed -= {port}
+    listened = {at.rpartition(":")[2] for at in elsewhere if not at.startswith("/")}
+    if elsewhere and not printed & listened:  # (where it listens, when it did not say so)
         return f"{message}; {_listens_instead(process, address, elsewhere)}"
-    if not process.communication_mode.uses_pipe:
-        port = address.rpartition(":")[2]
-        printed = printed_ports(last_lines) - {port}
-        if printed:
-            other = sorted(printed)[-1]
-            message += (f"; it printed port {other}, which is not its $PORT ({port}): "
-                        f"set <port>{other}</port>, or pass it ${{PORT}}")  # fmt: skip
+    if printed:
+        other = sorted(printed & listened or printed)[-1]
+        message += (f"; it printed port {other}, which is not its $PORT ({port}): "
+                    f"set <port>{other}</port>, or pass it ${{PORT}}")  # fmt: skip
     return message
 
 

@@ -410,6 +410,19 @@ def test_where_a_child_listens_instead_is_named(
     assert says in told and "printed port" not in told
 
 
+def test_a_port_it_printed_and_listens_on_is_said_as_printed() -> None:
+    """The port a dev server printed, found listening too: said as the line it printed
+    (the one the user sees), the other ports it holds aside."""
+    told = explain.not_ready_in_time(
+        _process(), "127.0.0.1:4000", foreign=False,
+        last_lines=[" * Running on http://127.0.0.1:5000", " * Debugger PIN: 145-831-020"],
+        elsewhere=["127.0.0.1:5000", "127.0.0.1:9229"],
+    )  # fmt: skip
+    assert told.endswith("nothing listened on http://127.0.0.1:4000; it printed port 5000, "
+                         "which is not its $PORT (4000): set <port>5000</port>, or pass it "
+                         "${PORT}")  # fmt: skip
+
+
 def test_a_ready_path_that_is_refused_is_named() -> None:
     told = explain.not_ready_in_time(_process(), "127.0.0.1:4000", foreign=False, last_lines=[],
                                      refused="GET /healthz answered 503")  # fmt: skip
