@@ -78,7 +78,6 @@ class Instance:
         self.pipe = pipe  # pipe modes: the address it listens on
         self.state = State.STOPPED
         self.reason = ""  # why the child is not READY, for 503 bodies
-        self.said = ""  # the line of its output that says why it ended, for the log and check
         self.pid: int | None = None
         self.link = Link(process)  # the way to its process while it is READY
         self.restarts = 0
@@ -259,11 +258,10 @@ class Instance:
     def _set_state(self, state: State, message: str = "", level: int = logging.INFO) -> None:
         self.state = state
         self.reason = "" if state is State.READY else message
-        ended = state in (State.BACKOFF, State.EXITED, State.FATAL)
-        self.said = explain.telling(self.last_run_lines())[:200] if ended else ""
         if message:
             shown = f"FATAL: {message}" if state is State.FATAL else message  # (as /_/ready)
-            shown += f"; its last output: {self.said}" if self.said else ""
+            said = self._said()
+            shown += f"; its last output: {said}" if said else ""
             log.log(
                 level,
                 "%s: %s",
@@ -290,7 +288,15 @@ class Instance:
         its code); with `said`, and the line of its output that says why it ended (never
         for clients: a child's output may hold secrets)."""
         told = f"{self.state.value}: {self.reason}" if self.reason else self.state.value
-        return told + (f"; its last output: {self.said}" if said and self.said else "")
+        output = self._said() if said else ""
+        return told + (f"; its last output: {output}" if output else "")
+
+    def _said(self) -> str:
+        """Once its process has ended (BACKOFF, EXITED, FATAL): the line of that run's output
+        that says why (explain.telling); else ""."""
+        if self.state not in (State.BACKOFF, State.EXITED, State.FATAL):
+            return ""
+        return explain.telling(self.last_run_lines())[:200]
 
     def _describe_exit(self, code: int | None) -> str:
         """Why the last process is gone: why it never got ready, else how it ended."""

@@ -137,7 +137,7 @@ def held_listeners(pids: Iterable[int]) -> list[str]:
              if f"socket:[{inode}]" in held]  # fmt: skip
     found += [os.fsdecode(path) for path, inode in _every_unix_listener() or ()
               if f"socket:[{inode}]" in held]  # fmt: skip
-    return sorted(set(found), key=found.index)
+    return list(dict.fromkeys(found))  # (each once, in the order found)
 
 
 def _host_port(spelling: str, port: int) -> str:
