@@ -139,6 +139,11 @@ class ChildUnreachable(ForwardError):
     status = 502
 
 
+class NotConnected(ChildUnreachable):
+    """The connection to the child could not be made: the request never reached it, so any
+    method may be sent again (as nginx sends it to the next upstream)."""
+
+
 class BadResponse(ForwardError):
     status = 502
 

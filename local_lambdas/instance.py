@@ -6,7 +6,12 @@ state changes, and it logs the change in a line that can be grepped:
     STARTING -> READY -> (exit) -> BACKOFF -> STARTING ...
                       -> (exit, policy says stay down) -> EXITED
                       -> (too many quick exits)        -> FATAL
+                      -> (runs, stopped listening)     -> STARTING -> READY ...
     any state -> STOPPING -> STOPPED  (on stop)
+
+A process that runs on but stops listening (a dev server that reloads itself: Django's
+runserver, nodemon; seen when a request to it fails) is STARTING again, with no time limit,
+until it listens again or exits: it is waiting for a change of its code, not failing.
 
 How a child is started and stopped with everything it started, and how its exit is seen even
 when a descendant keeps its output open: spawned.py (docs/protocol.md, "Stopping"). A
@@ -32,7 +37,7 @@ from local_lambdas.launch import prepare
 from local_lambdas.link import Link
 from local_lambdas.orphan_watchdog import Watchdog
 from local_lambdas.output import Printer, line_text
-from local_lambdas.spawned import spawn
+from local_lambdas.spawned import Spawned, spawn
 
 log = logging.getLogger("local_lambdas.instance")
 
@@ -103,6 +108,8 @@ class Instance:
         self._left = ""  # what the last process left running when it exited (explain.py)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        # Resolved when its READY process is seen to run on but no longer listen.
+        self._unheard: asyncio.Future[None] | None = None
         printer.register(self.name)
 
     # -- life cycle ----------------------------------------------------------------------
@@ -210,19 +217,12 @@ class Instance:
         ended: BaseException | None = None  # (no wait in a finally block: see _run)
         try:
             found = await readiness.wait_until_listening(
-                self.process, address, proc.owners,
+                self.process, address, proc.owners, seconds=self.process.startup_timeout,
                 given_up=lambda: proc.exited.done() or self._stopping,
             )  # fmt: skip
             if found:
-                self.link.connect(found.address, proc.owns)
-                self.generation += 1
-                self._not_ready = None
                 self.ready_seconds = self._clock() - started
-                self.address = explain.where(self.process, found.address)
-                self._set_state(
-                    State.READY,
-                    f"ready in {self.ready_seconds:.2f}s (pid {proc.pid}, {self.address})",
-                )
+                await self._serve_while_running(proc, address, found.address)
             elif not proc.exited.done() and not self._stopping:
                 self._not_ready = explain.not_ready_in_time(
                     self.process, address, foreign=found.foreign, last_lines=self.last_lines,
@@ -249,6 +249,63 @@ class Instance:
         # Let the last lines (a traceback, say) reach last_lines before the exit is reported.
         await proc.output_done(_LAST_OUTPUT_WAIT)
         return code
+
+    async def _serve_while_running(self, proc: Spawned, address: str, listening: str) -> None:
+        """READY while its process runs and listens at `listening`; STARTING again, for as
+        long as it takes, while it runs on without listening (see the module's docstring).
+        Returns once it exits, or as it is stopped."""
+        how = f"ready in {self.ready_seconds:.2f}s"
+        while True:
+            self.link.connect(listening, proc.owns)
+            self.generation += 1
+            self._not_ready = None
+            self.address = explain.where(self.process, listening)
+            self._set_state(State.READY, f"{how} (pid {proc.pid}, {self.address})")
+            if not await self._until_exit_or_unheard(proc):
+                return
+            await self.link.close()
+            since = self._clock()
+            self._set_state(
+                State.STARTING,
+                f"its process (pid {proc.pid}) runs but stopped listening on {self.address}; "
+                "waiting for it to listen again",
+                logging.WARNING,
+            )
+            found = await readiness.wait_until_listening(
+                self.process, address, proc.owners, seconds=None,
+                given_up=lambda: proc.exited.done() or self._stopping,
+            )  # fmt: skip
+            if not found:
+                return
+            listening, how = found.address, f"listening again after {self._clock() - since:.2f}s"
+
+    async def _until_exit_or_unheard(self, proc: Spawned) -> bool:
+        """Wait while its process serves: False once it exits, True if it is seen to run on
+        without listening (`still_serving`)."""
+        unheard = self._unheard = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait((proc.exited, unheard), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._unheard = None
+            unheard.cancel()
+        return not proc.exited.done()
+
+    async def still_serving(self, generation: int) -> bool:
+        """After an exchange with process `generation` failed: whether that process still
+        runs and listens. One that runs on without listening is READY no longer (it is
+        waited for to listen again: see the module's docstring)."""
+        serving = await self.link.still_serving()
+        unheard = self._unheard
+        if (
+            not serving
+            and unheard is not None
+            and not unheard.done()
+            and generation == self.generation
+            and self.link.proc is not None
+            and processes.process_running(self.link.proc.pid)
+        ):
+            unheard.set_result(None)
+        return serving
 
     def _output(self, stream: Literal["stdout", "stderr"], lines: list[bytes]) -> None:
         self.last_lines.extend(map(line_text, lines[-_LAST_LINES:]))
@@ -292,9 +349,11 @@ class Instance:
         return told + (f"; its last output: {output}" if output else "")
 
     def _said(self) -> str:
-        """Once its process has ended (BACKOFF, EXITED, FATAL): the line of that run's output
-        that says why (explain.telling); else ""."""
-        if self.state not in (State.BACKOFF, State.EXITED, State.FATAL):
+        """Once its process has ended (BACKOFF, EXITED, FATAL), or stopped listening (STARTING
+        after READY: `_not_ready` is None), the line of that run's output that says why
+        (explain.telling); else ""."""
+        unheard = self.state is State.STARTING and self._not_ready is None
+        if not unheard and self.state not in (State.BACKOFF, State.EXITED, State.FATAL):
             return ""
         return explain.telling(self.last_run_lines())[:200]
 

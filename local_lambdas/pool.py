@@ -235,7 +235,10 @@ class Pool(Roster):
         return next((i for i in self.instances if i.state is not State.READY), None)
 
     def _why_busy(self) -> str:
-        if any(c.state is State.READY for c in self.instances):
-            return f"every instance has {self.process.slots} requests in flight (<concurrency>)"
-        states = sorted({c.state.value.lower() for c in self.instances})
-        return f"not ready ({', '.join(states)})"
+        """Why a request waited out its <queue_timeout>, as its 503 says."""
+        least = self._least_ready()
+        if least is not None:
+            return least.account()  # "STARTING: ..."
+        if all(child.in_flight >= self._slots for child in self.instances):
+            return f"every instance has {self._slots} requests in flight (<concurrency>)"
+        return "the process that failed this request did not restart nor listen again"

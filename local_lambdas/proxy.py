@@ -27,6 +27,7 @@ from local_lambdas.errors import (
     ChildTimeout,
     ChildUnreachable,
     ForwardError,
+    NotConnected,
     NotReady,
     PayloadTooLarge,
     notes,
@@ -289,9 +290,11 @@ class Proxy:
                 pool = rerouted
                 continue
             except ChildUnreachable as exc:
-                if avoid is not None or method not in RETRYABLE:
+                # A request that never reached the child may be sent again whatever its method.
+                if avoid is not None or not (method in RETRYABLE or isinstance(exc, NotConnected)):
                     raise
                 log.info("%s: %s; retrying %s %s once", child.name, exc, method, uri)
-            # If that process is gone, wait for its restart rather than use it again. (After
-            # the except block: compiled code must not wait inside one, see CONTRIBUTING.)
-            avoid = (child, -1 if await child.link.still_serving() else generation)
+            # If that process is gone, or no longer listens, wait for its restart, or for it to
+            # listen again, rather than use it again. (After the except block: compiled code
+            # must not wait inside one, see CONTRIBUTING.)
+            avoid = (child, -1 if await child.still_serving(generation) else generation)

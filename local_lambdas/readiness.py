@@ -15,7 +15,13 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterable
 
-from tenacity import AsyncRetrying, retry_if_result, stop_after_delay, wait_exponential
+from tenacity import (
+    AsyncRetrying,
+    retry_if_result,
+    stop_after_delay,
+    stop_never,
+    wait_exponential,
+)
 
 from local_lambdas import _compat
 from local_lambdas._compat import listeners
@@ -26,11 +32,17 @@ Owners = Callable[[], Iterable[int]]
 
 
 async def wait_until_listening(
-    process: Process, address: str, owners: Owners, *, given_up: Callable[[], bool]
+    process: Process,
+    address: str,
+    owners: Owners,
+    *,
+    seconds: float | None,
+    given_up: Callable[[], bool],
 ) -> Listener:
     """Poll (tenacity, backing off to 100 ms) until the child listens at `address`, within
-    the process's <startup_timeout>. The Listener found (true when ready: its address is the
-    one to connect to); else the last one seen, false, as soon as `given_up()` or on time out."""
+    `seconds` (None: for as long as it takes). The Listener
+    found (true when ready: its address is the one to connect to); else the last one seen,
+    false, as soon as `given_up()` or on time out."""
     last = Listener("")
 
     async def probe() -> Listener | None:
@@ -41,7 +53,7 @@ async def wait_until_listening(
         return last
 
     retrying = AsyncRetrying(
-        stop=stop_after_delay(process.startup_timeout),
+        stop=stop_never if seconds is None else stop_after_delay(seconds),
         wait=wait_exponential(multiplier=0.002, max=0.1),
         retry=retry_if_result(lambda found: found is not None and not found),
         retry_error_callback=lambda _: None,

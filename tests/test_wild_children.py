@@ -312,6 +312,36 @@ async def test_a_server_on_another_port_is_told_about_it(
         assert "got SIGTERM" in pool.instances[0].last_lines
 
 
+async def test_a_server_that_stops_listening_while_it_runs_is_waited_for(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
+    """A dev server reloading itself (Django's runserver, nodemon) closes its port while its
+    process runs on: a request then, a POST too (it never reached the server), waits for it
+    to listen again, and is answered; meanwhile /_/ready says why, with no restart."""
+    flag = tmp_path / "listen-again"
+    path = write_manifest(wild("dev", "/dev/*", "reloading", str(flag)))
+    async with running(path, socket_dir) as run:
+        pool, child = run.pool("dev"), run.child("dev")
+        async with run.http.get(run.url + "/dev/reload") as reply:
+            assert reply.status == 200
+        assert await pool.wait_for(lambda: "reloading" in child.last_lines, 10)
+        post = asyncio.create_task(run.http.post(run.url + "/dev/echo", data=b"kept"))
+        assert await pool.wait_for(lambda: child.state.value == "STARTING", 10)
+        async with run.http.get(run.url + "/_/ready") as reply:
+            assert reply.status == 503
+            reason = (await reply.json())["not_ready"]["dev"]
+        assert reason.startswith(f"STARTING: its process (pid {child.pid}) runs but stopped ")
+        assert reason.endswith(f"listening on http://{child.link.address}; waiting for it to "
+                               "listen again")  # fmt: skip
+        assert not post.done()
+        flag.touch()
+        async with await post as reply:
+            assert (reply.status, await reply.read()) == (200, b"kept")
+        assert (child.state.value, child.generation, child.restarts) == ("READY", 2, 0)
+        async with run.http.get(run.url + "/dev/x") as reply:
+            assert reply.status == 200
+
+
 async def test_another_programs_listener_is_not_the_child(
     write_manifest: WriteManifest, socket_dir: Path
 ) -> None:

@@ -25,7 +25,7 @@ from typing import cast
 from local_lambdas import _compat
 from local_lambdas.envelope import SHOWN_BYTES, Request, Response
 from local_lambdas.envelope_answer import CLOSED_FIRST, Answers, gather, note_unended, whole_json
-from local_lambdas.errors import UNANSWERED, BadResponse, ChildUnreachable
+from local_lambdas.errors import UNANSWERED, BadResponse, ChildUnreachable, NotConnected
 
 log = logging.getLogger("local_lambdas.keepalive")
 
@@ -97,7 +97,7 @@ class KeepAlivePipeTransport:
                 self._path, lambda: _Connection(limit), self._owned
             )
         except OSError as exc:
-            raise ChildUnreachable(f"cannot connect to {self._path}: {exc.strerror}") from exc
+            raise NotConnected(f"cannot connect to {self._path}: {exc.strerror}") from exc
         return connection
 
     async def aclose(self) -> None:

@@ -16,7 +16,7 @@ from typing import cast
 from local_lambdas import _compat
 from local_lambdas.envelope import Request, Response
 from local_lambdas.envelope_answer import CLOSED_FIRST, Answers, gather, note_unended, whole_json
-from local_lambdas.errors import UNANSWERED, BadResponse, ChildUnreachable
+from local_lambdas.errors import UNANSWERED, BadResponse, ChildUnreachable, NotConnected
 
 
 class PipeTransport:
@@ -40,7 +40,7 @@ class PipeTransport:
                 self._path, lambda: _OneShot(limit, loop), self._owned, loop
             )
         except OSError as exc:
-            raise ChildUnreachable(f"cannot connect to {self._path}: {exc.strerror}") from exc
+            raise NotConnected(f"cannot connect to {self._path}: {exc.strerror}") from exc
         try:
             raw = await exchange.send(request.encode())
         except asyncio.CancelledError as cancelled:

@@ -18,7 +18,7 @@ import asyncio
 import logging
 from typing import Final
 
-from local_lambdas.errors import ChildTimeout, ChildUnreachable
+from local_lambdas.errors import ChildTimeout, ChildUnreachable, NotConnected
 from local_lambdas.forwarding import Origin
 from local_lambdas.transports.exchange import Bare, Stale
 from local_lambdas.transports.exchange_headers import Exchange
@@ -130,7 +130,7 @@ class Upstream:
                 f"the child did not accept a connection within {timeout:g}s (its <timeout>)"
             ) from None
         except OSError as exc:
-            raise ChildUnreachable(
+            raise NotConnected(
                 f"cannot connect to {self._host}:{self._port}: {exc.strerror or exc}"
             ) from exc
         try:

@@ -13,6 +13,10 @@ sleep           prints a line and sleeps (listens nowhere)
 stuck           listens on $PORT with a backlog of one and never accepts, as a server
                 stopped at a breakpoint
 flood           prints numbered lines as fast as it can, for ever
+reloading FLAG  a web server on $PORT that, as a dev server reloading itself (Django's
+                runserver, nodemon), closes its port after answering GET .../reload, prints
+                "reloading", and listens again once the file FLAG exists (then removed);
+                echoes a POST's body
 """
 
 import os
@@ -26,9 +30,22 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 what = sys.argv[1]
 
 
+class Reloading(HTTPServer):
+    reload = False  # set by a GET of .../reload: the port is closed once it is answered
+
+
 class Answer(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         body = f'{{"pid": {os.getpid()}}}'.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        if isinstance(self.server, Reloading):
+            self.server.reload = self.path.endswith("/reload")
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -80,6 +97,17 @@ elif what == "stuck":
     server = socket.create_server(("127.0.0.1", int(os.environ["PORT"])), backlog=1)
     print("listening, never accepting", flush=True)
     time.sleep(3600)
+elif what == "reloading":
+    flag = sys.argv[2]
+    while True:
+        web = Reloading(("127.0.0.1", int(os.environ["PORT"])), Answer)
+        while not web.reload:
+            web.handle_request()
+        web.server_close()
+        print("reloading", flush=True)
+        while not os.path.exists(flag):
+            time.sleep(0.01)
+        os.unlink(flag)
 elif what == "sleep":
     print("up, listening nowhere", flush=True)
     time.sleep(3600)
