@@ -342,6 +342,24 @@ async def test_a_one_shot_child_in_keep_alive_mode_still_answers(
     assert len(told) == 1 and "<communication_mode>pipe</communication_mode>" in told[0]
 
 
+async def test_a_child_whose_listen_queue_is_full_is_waited_for(
+    write_manifest: WriteManifest, socket_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A single-threaded child with a listen queue of one: where the kernel refuses a Unix
+    socket's connect at once (EAGAIN), every request waits for room, as a blocking or TCP
+    connect would; the log says so once."""
+    xml = process_xml("svc", "/api/*", args=("--serial",))
+    async with running(write_manifest(xml), socket_dir) as run:
+        replies = await asyncio.gather(
+            *(echo(run, "POST", f"/api/{n}", data=str(n).encode()) for n in range(32))
+        )
+    assert [base64.b64decode(seen["body"]) for seen in replies] == [
+        str(n).encode() for n in range(32)
+    ]
+    told = [r.getMessage() for r in caplog.records if "listen queue is full" in r.getMessage()]
+    assert len(told) == 1 and "a larger listen() backlog" in told[0]
+
+
 _RAW_HTTP_ENVELOPE = """
 import json, os, socket
 ENVELOPE = json.dumps({"status": 200, "body": "Y2xvc2Vk"}).encode()  # "closed"

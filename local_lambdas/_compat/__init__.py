@@ -84,7 +84,28 @@ def connect_pipe(
         from local_lambdas.transports.winpipe import connect_pipe as connect_named_pipe
 
         return connect_named_pipe(address, protocol, owned)
-    return (loop or asyncio.get_running_loop()).create_unix_connection(protocol, address)
+    loop = loop or asyncio.get_running_loop()
+    if isinstance(loop, asyncio.BaseEventLoop):  # the standard library's loop, not uvloop's
+        return _connect_unix(loop, protocol, address)
+    return loop.create_unix_connection(protocol, address)
+
+
+async def _connect_unix(
+    loop: asyncio.AbstractEventLoop, protocol: Callable[[], P], address: str
+) -> tuple[asyncio.Transport, P]:
+    """The standard library's loop takes a Unix socket connect that failed with EAGAIN (the
+    child's listen queue full) for one in progress, and then for connected once the socket is
+    writable: the request is lost to ENOTCONN. A Unix socket's connect is never in progress,
+    so it is made here, at once, and a full queue raises BlockingIOError as uvloop raises it
+    (transports/pipe_connect.py waits for room)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        sock.connect(address)
+    except BaseException:
+        sock.close()
+        raise
+    return await loop.create_unix_connection(protocol, sock=sock)
 
 
 # Linux's "acknowledge at once" socket option; 0 where there is none.

@@ -25,7 +25,8 @@ from typing import cast
 from local_lambdas import _compat
 from local_lambdas.envelope import SHOWN_BYTES, Request, Response
 from local_lambdas.envelope_answer import CLOSED_FIRST, Answers, gather, note_unended, whole_json
-from local_lambdas.errors import UNANSWERED, BadResponse, ChildUnreachable, NotConnected
+from local_lambdas.errors import UNANSWERED, BadResponse, ChildUnreachable
+from local_lambdas.transports.pipe_connect import connect_again
 
 log = logging.getLogger("local_lambdas.keepalive")
 
@@ -92,12 +93,17 @@ class KeepAlivePipeTransport:
         if self._closed:
             raise ChildUnreachable("the child exited before the request was sent")
         limit = self._max_response
+        failed: OSError | None = None
         try:
             _, connection = await _compat.connect_pipe(
                 self._path, lambda: _Connection(limit), self._owned
             )
         except OSError as exc:
-            raise NotConnected(f"cannot connect to {self._path}: {exc.strerror}") from exc
+            failed = exc  # (waited on below: compiled code must not wait in an except block)
+        if failed is not None:
+            _, connection = await connect_again(
+                failed, self._path, lambda: _Connection(limit), self._owned
+            )
         return connection
 
     async def aclose(self) -> None:

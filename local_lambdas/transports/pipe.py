@@ -16,7 +16,8 @@ from typing import cast
 from local_lambdas import _compat
 from local_lambdas.envelope import Request, Response
 from local_lambdas.envelope_answer import CLOSED_FIRST, Answers, gather, note_unended, whole_json
-from local_lambdas.errors import UNANSWERED, BadResponse, ChildUnreachable, NotConnected
+from local_lambdas.errors import UNANSWERED, BadResponse, ChildUnreachable
+from local_lambdas.transports.pipe_connect import connect_again
 
 
 class PipeTransport:
@@ -35,12 +36,17 @@ class PipeTransport:
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
+        failed: OSError | None = None
         try:
             _, exchange = await _compat.connect_pipe(
                 self._path, lambda: _OneShot(limit, loop), self._owned, loop
             )
         except OSError as exc:
-            raise NotConnected(f"cannot connect to {self._path}: {exc.strerror}") from exc
+            failed = exc  # (waited on below: compiled code must not wait in an except block)
+        if failed is not None:
+            _, exchange = await connect_again(
+                failed, self._path, lambda: _OneShot(limit, loop), self._owned, loop
+            )
         try:
             raw = await exchange.send(request.encode())
         except asyncio.CancelledError as cancelled:

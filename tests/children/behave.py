@@ -6,9 +6,10 @@ With --read-to-eof it reads each pipe request until end-of-file; without, it sto
 soon as the JSON parses (never waiting for EOF), as the earlier tool's examples did. With
 --lines it serves the keep-alive framing whatever the mode, and holds each connection open
 after its end of input until the child ends (one written for that framing alone, not
-closing on EOF). When $PIPE_FRAMING is "lines" (pipe-keepalive mode) it serves many
-requests per connection, one JSON line each, and echoes which connection (`conn`) and
-request on it (`seq`) it was.
+closing on EOF). With --serial it listens with a backlog of one and serves one connection at
+a time, as a single-threaded server with a small listen queue does. When $PIPE_FRAMING is
+"lines" (pipe-keepalive mode) it serves many requests per connection, one JSON line each,
+and echoes which connection (`conn`) and request on it (`seq`) it was.
 
 The last path segment picks the answer: echo (default), garbage, crash, crashonce, hang,
 badbase64, status999, status100, crlf, cookies, binary, cached, cachederror, close, slow (1 s,
@@ -28,6 +29,7 @@ from typing import Any
 
 READ_TO_EOF = "--read-to-eof" in sys.argv
 LINES = "--lines" in sys.argv  # the keep-alive framing whatever PIPE_FRAMING says
+SERIAL = "--serial" in sys.argv  # listen(1), one connection at a time
 COUNTER = iter(range(1, 1 << 30))
 
 
@@ -167,10 +169,13 @@ def serve_lines(conn: socket.socket) -> None:
 def serve_pipe(path: str) -> None:
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(path)
-    server.listen(128)
+    server.listen(1 if SERIAL else 128)
     while True:
         conn, _ = server.accept()
-        threading.Thread(target=serve_connection, args=(conn,), daemon=True).start()
+        if SERIAL:
+            serve_connection(conn)
+        else:
+            threading.Thread(target=serve_connection, args=(conn,), daemon=True).start()
 
 
 def serve_http(address: str) -> None:
