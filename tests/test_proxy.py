@@ -360,6 +360,24 @@ async def test_a_child_whose_listen_queue_is_full_is_waited_for(
     assert len(told) == 1 and "a larger listen() backlog" in told[0]
 
 
+async def test_a_keep_alive_child_serving_one_connection_at_a_time_is_told_of(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """A pipe-keepalive child that serves one connection until it closes: a request on a
+    second connection is never answered; its 504 says why and what to set."""
+    xml = process_xml("svc", "/api/*", args=("--serial",), mode="pipe-keepalive",
+                      extra="<timeout>1s</timeout>")  # fmt: skip
+    async with running(write_manifest(xml), socket_dir) as run:
+        replies = await asyncio.gather(*(run.http.get(f"{run.url}/api/{n}") for n in range(2)))
+        statuses = sorted(reply.status for reply in replies)
+        errors = [await reply.text() for reply in replies if reply.status != 200]
+        for reply in replies:
+            reply.release()
+    assert statuses == [200, 504], errors
+    assert "it seems to serve one connection at a time" in errors[0]
+    assert "<concurrency>1</concurrency>" in errors[0]
+
+
 _RAW_HTTP_ENVELOPE = """
 import json, os, socket
 ENVELOPE = json.dumps({"status": 200, "body": "Y2xvc2Vk"}).encode()  # "closed"

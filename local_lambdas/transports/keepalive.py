@@ -25,10 +25,18 @@ from typing import cast
 from local_lambdas import _compat
 from local_lambdas.envelope import SHOWN_BYTES, Request, Response
 from local_lambdas.envelope_answer import CLOSED_FIRST, Answers, gather, note_unended, whole_json
-from local_lambdas.errors import UNANSWERED, BadResponse, ChildUnreachable
+from local_lambdas.errors import UNANSWERED, BadResponse, ChildUnreachable, add_note
 from local_lambdas.transports.pipe_connect import connect_again
 
 log = logging.getLogger("local_lambdas.keepalive")
+
+# A 504's note when a new connection's first request timed out while the child answered on
+# others: a child that serves one connection at a time, until it closes.
+_ONE_AT_A_TIME = (
+    "the child answered on other connections meanwhile but never on this new one: it seems "
+    "to serve one connection at a time; a pipe-keepalive child must serve each connection "
+    "the proxy opens (up to <concurrency>), or set <concurrency>1</concurrency>"
+)
 
 
 class KeepAlivePipeTransport:
@@ -43,13 +51,17 @@ class KeepAlivePipeTransport:
         self._answers = Answers()
         self._told = False  # that the child closes its connections after each answer
         self._told_unasked = False  # that it sent what no request asked for
+        self._answered = 0  # answers taken, on any connection (a 504 on a new one reads it)
 
     async def forward(self, request: Request) -> Response:
         connection = self._idle_connection() or await self._connect()
         reusable = False
+        answered = self._answered
         try:
             line = await connection.exchange(request.encode(line=True))
             reusable = True
+            connection.answered = True
+            self._answered = answered + 1
             if connection.ended_by_child and not self._told:
                 self._told = True
                 log.warning(
@@ -60,6 +72,8 @@ class KeepAlivePipeTransport:
                 )
         except asyncio.CancelledError as cancelled:
             note_unended(cancelled, connection.held, lines=True)
+            if not connection.answered and self._answered > answered:
+                add_note(cancelled, _ONE_AT_A_TIME)
             raise
         finally:
             if reusable and not self._closed:
@@ -123,6 +137,7 @@ class _Connection(asyncio.Protocol):
         self._answer: asyncio.Future[bytes | bytearray] | None = None
         self._lost = False
         self.ended_by_child = False  # an answer ended by the child closing the connection
+        self.answered = False  # whether a request on it was ever answered
         self._unasked = b""  # the start of a line that came with no request waiting
         self._loop = asyncio.get_running_loop()  # once: each call is a getpid() on 3.11
 
