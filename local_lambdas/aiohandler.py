@@ -23,7 +23,7 @@ from local_lambdas.inspector import BODY
 from local_lambdas.instance import Instance
 from local_lambdas.pool import Pool
 from local_lambdas.proxy import BUFFERED, Proxy
-from local_lambdas.transports.aiohttp_side import Relayed
+from local_lambdas.transports.aiohttp_side import UPLOAD_STARTED, Relayed
 
 AdminHandler = Callable[[web.BaseRequest, str], Awaitable[web.StreamResponse]]
 # Statuses after which the connection is closed, as nginx does: the request may not have
@@ -153,15 +153,12 @@ class AioHandler:
         streams = body is None and request.body_exists
         if streams:
             await _continue(request)  # the body streams to the child: ask for it
-        tries = 0
 
         async def exchange(child: Instance) -> web.StreamResponse:
-            nonlocal tries
             relay = child.link.relay
             if relay is None:  # (the pool leases READY instances: not seen)
                 raise ChildUnreachable(f"{child.name} stopped")
-            tries += 1
-            if streams and tries > 1:  # a retry: the body is gone
+            if streams and request.get(UPLOAD_STARTED):  # a retry: the body is gone
                 raise ChildUnreachable("the child dropped the connection during the upload")
             return await relay.relay(
                 request,

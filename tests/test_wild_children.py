@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -338,8 +339,21 @@ async def test_a_server_that_stops_listening_while_it_runs_is_waited_for(
         async with await post as reply:
             assert (reply.status, await reply.read()) == (200, b"kept")
         assert (child.state.value, child.generation, child.restarts) == ("READY", 2, 0)
-        async with run.http.get(run.url + "/dev/x") as reply:
+        # Again, with a body that streams as it comes (chunked, over 1 MiB: aiohttp's side).
+        async with run.http.get(run.url + "/dev/reload") as reply:
             assert reply.status == 200
+        assert await pool.wait_for(lambda: list(child.last_lines).count("reloading") == 2, 10)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(4):
+                yield b"x" * 512 * 1024
+
+        post = asyncio.create_task(run.http.post(run.url + "/dev/echo", data=chunks()))
+        assert await pool.wait_for(lambda: child.state.value == "STARTING", 10)
+        flag.touch()
+        async with await post as reply:
+            assert (reply.status, len(await reply.read())) == (200, 2 << 20)
+        assert (child.generation, child.restarts) == (3, 0)
 
 
 async def test_another_programs_listener_is_not_the_child(

@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
+from typing import Final
 
 import aiohttp
 from aiohttp import hdrs, web
@@ -157,6 +158,10 @@ class Streamed:
         return response
 
 
+# Set on a request (aiohttp's requests are mappings) once its body began to stream to a child.
+UPLOAD_STARTED: Final = "local_lambdas.upload_started"
+
+
 class RequestBody:
     """A request body streamed to the child as aiohttp reads it (an exchange.Body), after
     `read_so_far`: chunked when the client gave no length, stopped past `limit` bytes
@@ -166,6 +171,7 @@ class RequestBody:
         self, request: web.BaseRequest, read_so_far: bytes, *, chunked: bool, limit: int,
         timeout: float,
     ) -> None:  # fmt: skip
+        self._request = request
         self._content = request.content
         self._read_so_far = read_so_far
         self._chunked, self._limit, self._timeout = chunked, limit, timeout
@@ -175,6 +181,7 @@ class RequestBody:
         self.complete = False
 
     def start(self, exchange: Bare) -> None:
+        self._request[UPLOAD_STARTED] = True  # a retry could not send the body again
         self._task = asyncio.ensure_future(self._pump(exchange))
 
     def pause(self) -> None:

@@ -16,7 +16,7 @@ flood           prints numbered lines as fast as it can, for ever
 reloading FLAG  a web server on $PORT that, as a dev server reloading itself (Django's
                 runserver, nodemon), closes its port after answering GET .../reload, prints
                 "reloading", and listens again once the file FLAG exists (then removed);
-                echoes a POST's body
+                echoes a POST's body (chunked or not)
 """
 
 import os
@@ -45,7 +45,14 @@ class Answer(BaseHTTPRequestHandler):
             self.server.reload = self.path.endswith("/reload")
 
     def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
+        body = b""
+        if self.headers.get("Transfer-Encoding") == "chunked":
+            while size := int(self.rfile.readline(), 16):
+                body += self.rfile.read(size)
+                self.rfile.readline()
+            self.rfile.readline()
+        else:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
