@@ -17,6 +17,7 @@ from tests.helpers import (
     SharedProxies,
     WriteManifest,
     connect,
+    eventually,
     process_xml,
     read_answer,
     running,
@@ -358,6 +359,20 @@ async def test_a_child_whose_listen_queue_is_full_is_waited_for(
     ]
     told = [r.getMessage() for r in caplog.records if "listen queue is full" in r.getMessage()]
     assert len(told) == 1 and "a larger listen() backlog" in told[0]
+
+
+async def test_a_request_that_never_got_into_a_full_listen_queue_is_504_saying_so(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    xml = process_xml("svc", "/api/*", args=("--serial",), extra="<timeout>1s</timeout>")
+    async with running(write_manifest(xml), socket_dir) as run:
+        hung = asyncio.create_task(run.http.get(run.url + "/api/hang"))  # holds the child
+        assert await eventually(lambda: run.child("svc").in_flight == 1)
+        replies = await asyncio.gather(*(run.http.get(run.url + "/api/x") for _ in range(4)))
+        errors = [(reply.status, (await reply.json())["error"]) for reply in replies]
+        (await hung).release()
+    assert {status for status, _ in errors} == {504}
+    assert any("listen queue stayed full: this connection never got in" in e for _, e in errors)
 
 
 async def test_a_keep_alive_child_serving_one_connection_at_a_time_is_told_of(

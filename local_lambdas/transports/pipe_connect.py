@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from local_lambdas import _compat
-from local_lambdas.errors import NotConnected
+from local_lambdas.errors import NotConnected, add_note
 
 log = logging.getLogger("local_lambdas.pipe")
 
@@ -43,10 +43,15 @@ async def connect_again(
                 "or a lower <concurrency>, spares them the wait",
                 path,
             )
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.02)
         try:
+            await asyncio.sleep(delay)
             return await _compat.connect_pipe(path, protocol, owned, loop)
         except OSError as exc:
             failed = exc
+        except asyncio.CancelledError as cancelled:  # (its <timeout>: the 504 says why)
+            add_note(
+                cancelled, "the child's listen queue stayed full: this connection never got in"
+            )
+            raise
+        delay = min(delay * 2, 0.02)
     raise NotConnected(f"cannot connect to {path}: {failed.strerror}") from failed
