@@ -108,8 +108,6 @@ class Instance:
         self._left = ""  # what the last process left running when it exited (explain.py)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        # Resolved when its READY process is seen to run on but no longer listen.
-        self._unheard: asyncio.Future[None] | None = None
         printer.register(self.name)
 
     # -- life cycle ----------------------------------------------------------------------
@@ -281,31 +279,14 @@ class Instance:
 
     async def _until_exit_or_unheard(self, proc: Spawned) -> bool:
         """Wait while its process serves: False once it exits, True if it is seen to run on
-        without listening (`still_serving`)."""
-        unheard = self._unheard = asyncio.get_running_loop().create_future()
+        without listening (Link.still_serving)."""
+        unheard = self.link.unheard = asyncio.get_running_loop().create_future()
         try:
             await asyncio.wait((proc.exited, unheard), return_when=asyncio.FIRST_COMPLETED)
         finally:
-            self._unheard = None
+            self.link.unheard = None
             unheard.cancel()
         return not proc.exited.done()
-
-    async def still_serving(self, generation: int) -> bool:
-        """After an exchange with process `generation` failed: whether that process still
-        runs and listens. One that runs on without listening is READY no longer (it is
-        waited for to listen again: see the module's docstring)."""
-        serving = await self.link.still_serving()
-        unheard = self._unheard
-        if (
-            not serving
-            and unheard is not None
-            and not unheard.done()
-            and generation == self.generation
-            and self.link.proc is not None
-            and processes.process_running(self.link.proc.pid)
-        ):
-            unheard.set_result(None)
-        return serving
 
     def _output(self, stream: Literal["stdout", "stderr"], lines: list[bytes]) -> None:
         self.last_lines.extend(map(line_text, lines[-_LAST_LINES:]))

@@ -35,6 +35,9 @@ class Link:
         self.relay: PassthroughTransport | None = None
         self.proc: Spawned | None = None  # the process (None for an <upstream>)
         self.address: str | None = None  # where it listens, as connected to
+        # While it serves (Instance): resolved when its process is seen to run on but no
+        # longer listen (a dev server reloading itself), by still_serving.
+        self.unheard: asyncio.Future[None] | None = None
 
     @property
     def open(self) -> bool:
@@ -61,7 +64,8 @@ class Link:
             await relay.aclose()
 
     async def still_serving(self) -> bool:
-        """After a failed exchange: whether this process still runs and listens.
+        """After a failed exchange: whether this process still runs and listens. One that
+        runs on without listening resolves `unheard`: its instance is READY no longer.
 
         A dying process closes its sockets a moment before it can be seen to have exited, so
         this gives it a few milliseconds to be seen going (on the failure path only).
@@ -75,4 +79,8 @@ class Link:
             if proc.exited.done() or not processes.process_running(proc.pid):
                 return False
             await asyncio.sleep(_SETTLE_STEP)
-        return bool(await readiness.listening(self.process, address, proc.owners))
+        listening = bool(await readiness.listening(self.process, address, proc.owners))
+        unheard = self.unheard
+        if not listening and unheard is not None and not unheard.done():
+            unheard.set_result(None)
+        return listening

@@ -297,4 +297,4 @@ class Proxy:
             # If that process is gone, or no longer listens, wait for its restart, or for it to
             # listen again, rather than use it again. (After the except block: compiled code
             # must not wait inside one, see CONTRIBUTING.)
-            avoid = (child, -1 if await child.still_serving(generation) else generation)
+            avoid = (child, -1 if await child.link.still_serving() else generation)
