@@ -176,6 +176,7 @@ def target(name: str, body: int, work: Path) -> Iterator[tuple[str, dict[str, in
         plain = '<env name="BENCH_PLAIN">1</env>' if mode == "passthrough" else ""
         manifest.write_text(MANIFEST.format(child=CHILD, mode=mode, body=body, plain=plain))
         port = free_port()
+        BUILDS.add(build())
         cmd = [sys.executable, "-m", "local_lambdas", str(manifest)]
         cmd += ["--bind", f"127.0.0.1:{port}", *PROXY_FLAGS]
         # The proxy's output goes to a file: a pipe nobody reads would block it.
@@ -184,6 +185,19 @@ def target(name: str, body: int, work: Path) -> Iterator[tuple[str, dict[str, in
             status = wait_ready(f"http://127.0.0.1:{port}")
             child = status["processes"]["bench"]["instances"][0]["pid"]
             yield f"http://127.0.0.1:{port}/", {"child": child, "proxy": proxy.pid}, proxy.pid
+
+
+# What each proxy target ran (see build): more than one, and the rows do not compare.
+BUILDS: set[str] = set()
+
+
+def build() -> str:
+    """What the proxy runs, as `local-lambdas --version` says: the compiled hot path, or the
+    Python sources and why (a hot module edited since the build falls back to them all)."""
+    said = subprocess.run(
+        [sys.executable, "-m", "local_lambdas", "--version"], capture_output=True, text=True
+    ).stdout.strip()
+    return said.partition("(")[2].removesuffix(")") or said
 
 
 def event_loop() -> str:
@@ -280,7 +294,11 @@ def main() -> int:
                             f"  {name:<18} {body:>8} B  c={connections:<3} {rps:>9.0f} req/s",
                             file=sys.stderr,
                         )
-    print(f"local-lambdas ran on {event_loop()}.\n")
+    ran = "; ".join(sorted(BUILDS))
+    changed = (
+        " (THE BUILD CHANGED DURING THE RUN: its rows do not compare)" if len(BUILDS) > 1 else ""
+    )
+    print(f"local-lambdas ran on {event_loop()}, {ran}{changed}.\n")
     print(table(rows))
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in rows], indent=1))
