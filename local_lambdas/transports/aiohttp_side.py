@@ -158,8 +158,9 @@ class Streamed:
         return response
 
 
-# Set on a request (aiohttp's requests are mappings) once its body began to stream to a child.
-UPLOAD_STARTED: Final = "local_lambdas.upload_started"
+# Set on a request (aiohttp's requests are mappings) once its body began to stream to a child:
+# a web.RequestKey from aiohttp 3.14 on (a plain string key warns there), a string before.
+UPLOAD_STARTED: Final = getattr(web, "RequestKey", lambda name, _: name)("upload_started", bool)
 
 
 class RequestBody:
