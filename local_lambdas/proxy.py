@@ -214,13 +214,34 @@ class Proxy:
         send (without its X-Request-Id): the path both HTTP cores share. `task`, the one
         running this (the lane knows it; asyncio.current_task is interpreted on 3.11)."""
         forwarded = Request(method, uri, headers, body, request_id, client, self.token)
+
+        async def exchange(child: Instance) -> Response:
+            """The whole exchange with `child` within its <timeout> (its own: a reload may
+            have rerouted the request)."""
+            transport = child.link.transport
+            if transport is None:  # (the pool leases READY instances: not seen)
+                raise ChildUnreachable(f"{child.name} stopped")
+            deadlines = self._limit(child.timeout)
+            limited = deadlines.start(task)
+            try:
+                return await transport.forward(forwarded)
+            except asyncio.CancelledError as cancelled:
+                if deadlines.stop(limited):
+                    raise ChildTimeout(
+                        f"{child.name} did not answer within {deadlines.seconds:g}s "
+                        f"(its <timeout>){notes(cancelled)}"
+                    ) from None
+                raise
+            finally:
+                deadlines.stop(limited)
+
         try:
             cache = pool.cache
             hit = cache.lookup(forwarded) if cache is not None else None
             if hit is not None:
                 response = hit
             else:
-                response = await self._forward(pool, forwarded, path, task)
+                response = await self.attempt(pool, method, uri, path, exchange)
                 if cache is not None:
                     cache.store(forwarded, response)
         except ForwardError as exc:
@@ -234,32 +255,6 @@ class Proxy:
         if isinstance(exc, ChildUnreachable) and str(exc).startswith(UNANSWERED):
             self._tls.ask(process, self.supervisor.pools.get(process.id))
         return failed(exc, process, request_id)
-
-    async def _forward(
-        self, pool: Pool, request: Request, path: str, task: asyncio.Task[Any] | None
-    ) -> Response:
-        """The envelope modes: the whole exchange within the route's <timeout>."""
-
-        async def exchange(child: Instance) -> Response:
-            transport = child.link.transport
-            if transport is None:  # (the pool leases READY instances: not seen)
-                raise ChildUnreachable(f"{child.name} stopped")
-            # The instance's own <timeout>: a reload may have rerouted the request.
-            deadlines = self._limit(child.timeout)
-            limited = deadlines.start(task)
-            try:
-                return await transport.forward(request)
-            except asyncio.CancelledError as cancelled:
-                if deadlines.stop(limited):
-                    raise ChildTimeout(
-                        f"{child.name} did not answer within {deadlines.seconds:g}s "
-                        f"(its <timeout>){notes(cancelled)}"
-                    ) from None
-                raise
-            finally:
-                deadlines.stop(limited)
-
-        return await self.attempt(pool, request.method, request.uri, path, exchange)
 
     async def attempt(
         self,
