@@ -40,9 +40,9 @@ async def wait_until_listening(
     given_up: Callable[[], bool],
 ) -> Listener:
     """Poll (tenacity, backing off to 100 ms) until the child listens at `address`, within
-    `seconds` (None: for as long as it takes). The Listener
-    found (true when ready: its address is the one to connect to); else the last one seen,
-    false, as soon as `given_up()` or on time out."""
+    `seconds` (None: for as long as it takes). The Listener found (true when ready: its
+    address is the one to connect to); else the last one seen, false, as soon as `given_up()`
+    or on time out."""
     last = Listener("")
 
     async def probe() -> Listener | None:

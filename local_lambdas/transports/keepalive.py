@@ -61,7 +61,7 @@ class KeepAlivePipeTransport:
             line = await connection.exchange(request.encode(line=True))
             reusable = True
             connection.answered = True
-            self._answered = answered + 1
+            self._answered += 1
             if connection.ended_by_child and not self._told:
                 self._told = True
                 log.warning(
