@@ -325,7 +325,7 @@ async def test_a_server_that_stops_listening_while_it_runs_is_waited_for(
         pool, child = run.pool("dev"), run.child("dev")
         async with run.http.get(run.url + "/dev/reload") as reply:
             assert reply.status == 200
-        assert await pool.wait_for(lambda: "reloading" in child.last_lines, 10)
+        assert await eventually(lambda: "reloading" in child.last_lines)  # (output: polled)
         post = asyncio.create_task(run.http.post(run.url + "/dev/echo", data=b"kept"))
         assert await pool.wait_for(lambda: child.state.value == "STARTING", 10)
         async with run.http.get(run.url + "/_/ready") as reply:
@@ -342,7 +342,7 @@ async def test_a_server_that_stops_listening_while_it_runs_is_waited_for(
         # Again, with a body that streams as it comes (chunked, over 1 MiB: aiohttp's side).
         async with run.http.get(run.url + "/dev/reload") as reply:
             assert reply.status == 200
-        assert await pool.wait_for(lambda: list(child.last_lines).count("reloading") == 2, 10)
+        assert await eventually(lambda: list(child.last_lines).count("reloading") == 2)
 
         async def chunks() -> AsyncIterator[bytes]:
             for _ in range(4):
