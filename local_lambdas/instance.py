@@ -93,6 +93,7 @@ class Instance:
         self.last_exit: int | None = None  # exit code of the last process to exit
         self.last_exit_time: float | None = None  # and when (wall clock)
         self.ready_seconds: float | None = None  # how long the current process took to listen
+        self.unheard_since: float | None = None  # when its running process stopped listening
         self.address = ""  # where it listens, as people read it
         self.mark = ""  # SPAWN_MARK of its current process (see orphans.marked)
         self.last_lines: collections.deque[str] = collections.deque(maxlen=_LAST_LINES)
@@ -256,13 +257,13 @@ class Instance:
         while True:
             self.link.connect(listening, proc.owns)
             self.generation += 1
-            self._not_ready = None
+            self._not_ready = self.unheard_since = None
             self.address = explain.where(self.process, listening)
             self._set_state(State.READY, f"{how} (pid {proc.pid}, {self.address})")
             if not await self._until_exit_or_unheard(proc):
                 return
             await self.link.close()
-            since = self._clock()
+            since = self.unheard_since = self._clock()
             self._set_state(
                 State.STARTING,
                 f"its process (pid {proc.pid}) runs but stopped listening on {self.address}; "
@@ -273,6 +274,7 @@ class Instance:
                 self.process, address, proc.owners, seconds=None,
                 given_up=lambda: proc.exited.done() or self._stopping,
             )  # fmt: skip
+            self.unheard_since = None
             if not found:
                 return
             listening, how = found.address, f"listening again after {self._clock() - since:.2f}s"

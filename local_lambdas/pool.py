@@ -119,15 +119,15 @@ class Pool(Roster):
                 raise NotReady(self.blocked, retry_after=1)
             if self.sleeping:  # it went to sleep as this request came: wake it again
                 self.wake()
-            down = self._all_down()
-            if down is not None:
-                raise NotReady(down.account(), retry_after=1)  # "FATAL: gave up after ..."
-            if now >= due:
+            if now >= due:  # (first: a request that waited it out says so)
                 raise NotReady(
                     f"{self.process.id}: {self._why_busy()}; waited "
                     f"{self.process.queue_timeout:g}s (<queue_timeout>)",
                     retry_after=1,
                 )
+            down = self._all_down()
+            if down is not None:
+                raise NotReady(down.account(), retry_after=1)  # "FATAL: gave up after ..."
             self._waiting += 1
             try:
                 if avoid is None:
@@ -149,10 +149,15 @@ class Pool(Roster):
                 return child
 
     def _all_down(self) -> Instance | None:
-        """The first instance, when every one is down (FATAL or EXITED); else None."""
+        """The first instance, when every one is down: FATAL or EXITED, or its process not
+        listening for longer than <queue_timeout> (a reloader waiting for a broken file's
+        fix: a request would wait it out in vain); else None."""
         first = None
+        now = self._clock()
         for child in self.instances:
-            if child.state not in DOWN:
+            unheard = child.unheard_since
+            quiet = unheard is not None and now - unheard > self._queue_timeout
+            if child.state not in DOWN and not quiet:
                 return None
             first = first or child
         return first

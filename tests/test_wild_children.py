@@ -356,6 +356,29 @@ async def test_a_server_that_stops_listening_while_it_runs_is_waited_for(
         assert (child.generation, child.restarts) == (3, 0)
 
 
+async def test_a_server_not_listening_past_the_queue_timeout_is_answered_at_once(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
+    """A reloader waiting for a broken file's fix may not listen for minutes: once it has not
+    for longer than <queue_timeout>, a request gets its 503 at once, not after waiting."""
+    extra = "<queue_timeout>0.5s</queue_timeout>"
+    path = write_manifest(wild("dev", "/dev/*", "reloading", str(tmp_path / "flag"), extra=extra))
+    async with running(path, socket_dir) as run:
+        child = run.child("dev")
+        async with run.http.get(run.url + "/dev/reload") as reply:
+            assert reply.status == 200
+        assert await eventually(lambda: "reloading" in child.last_lines)
+        errors = []
+        for _ in range(2):  # the first finds it out, and waits; the second comes after
+            async with run.http.get(run.url + "/dev/x") as reply:
+                errors.append((reply.status, (await reply.json())["error"]))
+        assert child.state.value == "STARTING" and child.restarts == 0
+    (first_status, first), (second_status, second) = errors
+    assert first_status == second_status == 503
+    assert first.endswith("waiting for it to listen again; waited 0.5s (<queue_timeout>)")
+    assert second.endswith("waiting for it to listen again"), second
+
+
 async def test_another_programs_listener_is_not_the_child(
     write_manifest: WriteManifest, socket_dir: Path
 ) -> None:
