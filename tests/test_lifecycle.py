@@ -714,6 +714,9 @@ async def test_the_bundled_manifest_runs() -> None:
                 assert (await reply.json())["greeting"] == "Hello, you!"
             async with http.get(url + "/web/") as reply:
                 assert (await reply.json())["added"]["X-Forwarded-Proto"] == "http"
+                length = reply.headers["Content-Length"]
+            async with http.head(url + "/web/") as reply:  # as `curl -I` asks
+                assert (reply.status, reply.headers["Content-Length"]) == (200, length)
         run.proc.send_signal(signal.SIGINT)
         assert await run.finish() == 0
 

@@ -5,6 +5,7 @@
     GET /            a greeting, with the headers the proxy added
     GET /events      Server-Sent Events: a tick a second, five of them, each flushed at once
     POST /echo       the request body back
+    HEAD             a GET's head, as `curl -I` asks
 
 No WebSocket route: the standard library has no WebSocket server. The pass-through mode
 relays WebSockets all the same; see the README for one with aiohttp.
@@ -25,6 +26,9 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
+            if self.command == "HEAD":
+                self.close_connection = True
+                return
             for tick in range(5):
                 self.wfile.write(f"data: {json.dumps({'tick': tick})}\n\n".encode())
                 self.wfile.flush()
@@ -33,6 +37,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         seen = {k: v for k, v in self.headers.items() if k.lower().startswith("x-")}
         self._send(200, {"hello": "from a plain web server", "path": self.path, "added": seen})
+
+    do_HEAD = do_GET  # _send and the stream leave the body out
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -44,7 +50,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
-        self.wfile.write(payload)
+        if self.command != "HEAD":
+            self.wfile.write(payload)
 
     def log_message(self, format: str, *args: object) -> None:
         pass
