@@ -332,11 +332,10 @@ class Instance:
         return told + (f"; its last output: {output}" if output else "")
 
     def _said(self) -> str:
-        """Once its process has ended (BACKOFF, EXITED, FATAL), or stopped listening (STARTING
-        after READY: `_not_ready` is None), the line of that run's output that says why
-        (explain.telling); else ""."""
-        unheard = self.state is State.STARTING and self._not_ready is None
-        if not unheard and self.state not in (State.BACKOFF, State.EXITED, State.FATAL):
+        """Once its process has ended (BACKOFF, EXITED, FATAL), or stopped listening, the line
+        of that run's output that says why (explain.telling); else ""."""
+        ended = self.state in (State.BACKOFF, State.EXITED, State.FATAL)
+        if not ended and self.unheard_since is None:
             return ""
         return explain.telling(self.last_run_lines())[:200]
 

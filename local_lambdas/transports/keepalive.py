@@ -107,17 +107,14 @@ class KeepAlivePipeTransport:
         if self._closed:
             raise ChildUnreachable("the child exited before the request was sent")
         limit = self._max_response
+        protocol = lambda: _Connection(limit)  # noqa: E731 (one closure, for both calls)
         failed: OSError | None = None
         try:
-            _, connection = await _compat.connect_pipe(
-                self._path, lambda: _Connection(limit), self._owned
-            )
+            _, connection = await _compat.connect_pipe(self._path, protocol, self._owned)
         except OSError as exc:
             failed = exc  # (waited on below: compiled code must not wait in an except block)
         if failed is not None:
-            _, connection = await connect_again(
-                failed, self._path, lambda: _Connection(limit), self._owned
-            )
+            _, connection = await connect_again(failed, self._path, protocol, self._owned)
         return connection
 
     async def aclose(self) -> None:

@@ -36,17 +36,14 @@ class PipeTransport:
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
+        protocol = lambda: _OneShot(limit, loop)  # noqa: E731 (one closure, for both calls)
         failed: OSError | None = None
         try:
-            _, exchange = await _compat.connect_pipe(
-                self._path, lambda: _OneShot(limit, loop), self._owned, loop
-            )
+            _, exchange = await _compat.connect_pipe(self._path, protocol, self._owned, loop)
         except OSError as exc:
             failed = exc  # (waited on below: compiled code must not wait in an except block)
         if failed is not None:
-            _, exchange = await connect_again(
-                failed, self._path, lambda: _OneShot(limit, loop), self._owned, loop
-            )
+            _, exchange = await connect_again(failed, self._path, protocol, self._owned, loop)
         try:
             raw = await exchange.send(request.encode())
         except asyncio.CancelledError as cancelled:
