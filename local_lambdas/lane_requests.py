@@ -86,6 +86,15 @@ class Message:
         self.streams = pool is not None and pool.relays and body_length > BUFFERED
         self.body = b""
 
+    def again(self, headers: list[tuple[str, str]]) -> Message:
+        """The same request once more, with `headers` (a head repeated byte for byte; its
+        body is empty)."""
+        return Message(
+            self.pool, self.method, self.target, self.path, self.version, headers, self.block,
+            self.request_id, self.origin, self.head_length, 0, self.keep_alive, self.upgrade,
+            self.continues, self.refusal,
+        )  # fmt: skip
+
 
 class Requests:
     """What one connection received and the lane has not taken, from a request's first byte.
@@ -109,6 +118,14 @@ class Requests:
         # benchmark does) would leave llhttp where a request begins, as they found it, so
         # they are not fed to it again.
         self._plain = b""
+        # The request read from `_plain` once it came twice, its header list as read (the
+        # one handed out is the caller's to extend), and the routes it was planned by: the
+        # same head again, routed by the same routes, is the same request (Proxy.plan
+        # depends on nothing else; a reload installs new routes), so it is not read nor
+        # planned again.
+        self._last: Message | None = None
+        self._last_headers: tuple[tuple[str, str], ...] = ()
+        self._router: object = None
 
     def feed(self, data: bytes) -> None:
         buffer = self.buffer
@@ -179,8 +196,15 @@ class Requests:
         if not isinstance(data, bytes):  # (a bytearray: a body came in pieces before it)
             data = bytes(data)
         switching = False  # llhttp saw Connection: upgrade with an Upgrade header
-        if data != self._plain:  # (see __init__)
+        router: object = None  # the routes that plan a head seen before (see __init__)
+        if data == self._plain:  # (see __init__)
+            router = self._proxy.supervisor.router
+            last = self._last
+            if last is not None and router is self._router:
+                return last.again(list(self._last_headers))
+        else:
             self._plain = b""
+            self._last = None
             line_end = data.find(b"\r\n")
             if line_end > 0 and data[line_end - 1] > ord("1"):  # not 1.0 nor 1.1: 1.2 to 1.9?
                 data = as_http11(data, data)
@@ -216,11 +240,14 @@ class Requests:
             return None
         if "host" not in noted and pool is not None and pool.relays:
             headers.append(("Host", self._address()))
-        if length == 0 and keep_alive and not switching:
-            self._plain = data
-        return Message(
+        message = Message(
             pool, method, target, plan.path, version, headers, self._heads.block,
             noted.get("x-request-id"), noted.get("origin"), head_length, length, keep_alive,
             noted.get("upgrade"), "expect" in noted,
             None if fate is RELAY or fate is ENVELOPE else plan,
         )  # fmt: skip
+        if length == 0 and keep_alive and not switching:
+            if router is not None:  # kept from its second time: a head that repeats
+                self._last, self._last_headers, self._router = message, tuple(headers), router
+            self._plain = data
+        return message

@@ -1512,6 +1512,36 @@ async def test_an_http10_pass_through_request_without_host_gets_the_proxys(
     assert api.headers == []  # an envelope carries the headers as they came
 
 
+async def test_a_repeated_head_is_the_same_request_until_the_routes_change(
+    tmp_path: Path,
+) -> None:
+    requests = _lane_requests(tmp_path)
+    head = b"GET /web/a HTTP/1.0\r\nConnection: keep-alive\r\nX-Request-Id: r1\r\n\r\n"
+    seen = []
+    for _ in range(3):  # kept from the second time on
+        requests.feed(head)
+        message = requests.next()
+        assert message is not None and message.pool is not None
+        message.headers.append(("X-Request-Id", "added by the proxy"))  # as Proxy.identify
+        seen.append(message)
+    first, _, again = seen
+    assert again is not seen[1] and again.request_id == "r1"
+    # Its own header list, as read (with the Host the proxy gives an HTTP/1.0 request), and
+    # one header added to it alone.
+    assert again.headers == [
+        ("Connection", "keep-alive"), ("X-Request-Id", "r1"), ("Host", "127.0.0.1:3000"),
+        ("X-Request-Id", "added by the proxy"),
+    ]  # fmt: skip
+    assert (again.pool, again.path, again.request_id) == (first.pool, "/web/a", "r1")
+    # A reload installs new routes: the same head is planned by them.
+    supervisor = requests._proxy.supervisor
+    supervisor.router = Router([("/web/*", supervisor.pools["api"])])
+    requests.feed(head)
+    moved = requests.next()
+    assert moved is not None and moved.pool is supervisor.pools["api"]
+    assert moved.headers == [("Connection", "keep-alive"), ("X-Request-Id", "r1")]
+
+
 def test_process_stats_count_by_status_and_bucket_as_bisect_does() -> None:
     stats = ProcessStats()
     latencies = [0.0, 0.0005, 0.0007, 0.001, 0.3, 10.0, 10.5, 99.0]
