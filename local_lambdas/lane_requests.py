@@ -145,11 +145,16 @@ class Requests:
             return None
         message = self._message
         if message is None:
-            end = head_end(buffer)
-            if end <= WAIT:
-                self.waiting = ELSEWHERE if end == HAND_OVER else AWAIT_HEAD
-                return None
-            message = self._read(end)
+            plain = self._plain
+            if plain and buffer[: len(plain)] == plain:  # the last head again (see __init__)
+                message = self._read(plain)  # (a whole head: its first empty line ends it)
+            else:
+                end = head_end(buffer)
+                if end <= WAIT:
+                    self.waiting = ELSEWHERE if end == HAND_OVER else AWAIT_HEAD
+                    return None
+                head = buffer[:end]
+                message = self._read(head if isinstance(head, bytes) else bytes(head))
             if message is None:
                 self.waiting = ELSEWHERE
                 return None
@@ -190,11 +195,10 @@ class Requests:
     def _cut(self, end: int) -> None:
         self.buffer = self.buffer[end:] if len(self.buffer) > end else b""
 
-    def _read(self, head_length: int) -> Message | None:
-        """The head's request, if the lane takes it; None leaves it to aiohttp's server."""
-        data = self.buffer[:head_length]
-        if not isinstance(data, bytes):  # (a bytearray: a body came in pieces before it)
-            data = bytes(data)
+    def _read(self, data: bytes) -> Message | None:
+        """The request of the head `data`, at the buffer's start, if the lane takes it; None
+        leaves it to aiohttp's server."""
+        head_length = len(data)
         switching = False  # llhttp saw Connection: upgrade with an Upgrade header
         router: object = None  # the routes that plan a head seen before (see __init__)
         if data == self._plain:  # (see __init__)
