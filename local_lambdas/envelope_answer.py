@@ -83,15 +83,18 @@ class Answers:
 
     def decode(self, raw: bytes | bytearray) -> Response:
         prefix, suffix = self._prefix, self._suffix
-        if prefix and raw.startswith(prefix) and raw.endswith(suffix):
-            end = len(raw) - len(suffix)
-            if end > len(prefix):
-                try:  # (a quote or an escape in it is no base64: the JSON is another)
-                    body = _b64decode(raw[len(prefix) : end], None, True)
-                except (binascii.Error, ValueError):
-                    pass  # read whole below, which says what is wrong or takes it
-                else:
-                    return Response(self._status, self._headers, body)
+        # (Slices of bytes compared, not startswith and endswith: a third of the cost.)
+        start, end = len(prefix), len(raw) - len(suffix)
+        if (
+            start and end > start and isinstance(raw, bytes) and raw[:start] == prefix
+            and raw[end:] == suffix
+        ):  # fmt: skip
+            try:  # (a quote or an escape in it is no base64: the JSON is another)
+                body = _b64decode(raw[start:end], None, True)
+            except (binascii.Error, ValueError):
+                pass  # read whole below, which says what is wrong or takes it
+            else:
+                return Response(self._status, self._headers, body)
         kept = bytes(raw) if len(raw) < self.KEEP_BELOW else b""  # (a bytearray is emptied)
         response = decode_response(raw)
         self._keep(kept, response)

@@ -173,15 +173,17 @@ class _Connection(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        end = data.find(b"\n")
-        if end == -1:
+        # (One partition, not a find and two slices: a third of the cost. Without a newline
+        # it gives `data` itself, not a copy.)
+        head, newline, rest = data.partition(b"\n")
+        if not newline:
             self._buffer = gather(self._buffer, data)
             if len(self._buffer) > self._limit:
                 self._buffer = b""
                 self._fail(BadResponse(f"the answer is over {self._limit} bytes"))
             return
-        line = gather(self._buffer, data[:end]) if self._buffer else data[:end]
-        self._buffer = data[end + 1 :]
+        line = gather(self._buffer, head) if self._buffer else head
+        self._buffer = rest
         answer, self._answer = self._answer, None
         if answer is None or answer.done():
             # A line nobody asked for (or for a request that gave up): out of step for good.
