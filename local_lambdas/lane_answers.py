@@ -59,7 +59,7 @@ async def answer(connection: Connection, message: Message) -> bool:
         try:
             response = await proxy.answer(
                 pool, message.method, message.target, message.path, message.headers,
-                message.body, connection.peer, request_id, connection.task,
+                message.body, connection.peer, request_id, connection.task, message.repeats,
             )  # fmt: skip
         except Exception:
             log.exception("%s %s: failed inside local-lambdas", message.method, message.target)

@@ -15,6 +15,7 @@ from typing import Final
 
 import httptools
 
+from local_lambdas.envelope import Repeats
 from local_lambdas.head_rules import EXTENSION_METHOD, as_http11
 from local_lambdas.http1 import (
     ENVELOPE,
@@ -53,6 +54,7 @@ class Message:
         "path",
         "pool",
         "refusal",
+        "repeats",
         "request_id",
         "streams",
         "target",
@@ -65,6 +67,7 @@ class Message:
         headers: list[tuple[str, str]], block: str, request_id: str | None,
         origin: str | None, head_length: int, body_length: int, keep_alive: bool,
         upgrade: str | None = None, continues: bool = False, refusal: Plan | None = None,
+        repeats: Repeats | None = None,
     ) -> None:  # fmt: skip
         self.pool = pool  # None for a request no route takes (its `refusal` says so)
         self.refusal = refusal  # the plan of one the proxy answers itself (404, 405, preflight)
@@ -81,18 +84,19 @@ class Message:
         self.keep_alive = keep_alive
         self.upgrade = upgrade  # a WebSocket upgrade's Upgrade header (pass-through only)
         self.continues = continues  # the client waits for 100 Continue before its body
+        self.repeats = repeats  # for the envelope's JSON of a head that repeats the last one
         # A pass-through body too large to hold: it streams to the child (relay_request.Upload), and
         # `next` gives the message at its head, its body left to `take`.
         self.streams = pool is not None and pool.relays and body_length > BUFFERED
         self.body = b""
 
-    def again(self, headers: list[tuple[str, str]]) -> Message:
+    def again(self, headers: list[tuple[str, str]], repeats: Repeats) -> Message:
         """The same request once more, with `headers` (a head repeated byte for byte; its
         body is empty)."""
         return Message(
             self.pool, self.method, self.target, self.path, self.version, headers, self.block,
             self.request_id, self.origin, self.head_length, 0, self.keep_alive, self.upgrade,
-            self.continues, self.refusal,
+            self.continues, self.refusal, repeats,
         )  # fmt: skip
 
 
@@ -126,6 +130,7 @@ class Requests:
         self._last: Message | None = None
         self._last_headers: tuple[tuple[str, str], ...] = ()
         self._router: object = None
+        self._repeats: Repeats | None = None  # made when a head first repeats
 
     def feed(self, data: bytes) -> None:
         buffer = self.buffer
@@ -204,8 +209,9 @@ class Requests:
         if data == self._plain:  # (see __init__)
             router = self._proxy.supervisor.router
             last = self._last
-            if last is not None and router is self._router:
-                return last.again(list(self._last_headers))
+            repeats = self._repeats
+            if last is not None and router is self._router and repeats is not None:
+                return last.again(list(self._last_headers), repeats)
         else:
             self._plain = b""
             self._last = None
@@ -253,5 +259,7 @@ class Requests:
         if length == 0 and keep_alive and not switching:
             if router is not None:  # kept from its second time: a head that repeats
                 self._last, self._last_headers, self._router = message, tuple(headers), router
+                if self._repeats is None:
+                    self._repeats = Repeats()
             self._plain = data
         return message

@@ -21,7 +21,7 @@ from typing import Any, Final, TypeVar
 from local_lambdas.config import Fate, Process
 from local_lambdas.cors import is_preflight
 from local_lambdas.deadlines import Deadlines
-from local_lambdas.envelope import Request, Response
+from local_lambdas.envelope import Repeats, Request, Response
 from local_lambdas.errors import (
     UNANSWERED,
     ChildTimeout,
@@ -209,11 +209,13 @@ class Proxy:
         client: str | None,
         request_id: str,
         task: asyncio.Task[Any] | None = None,
+        repeats: Repeats | None = None,
     ) -> Response:
         """An envelope mode's exchange with the child, or why it failed, as the answer to
         send (without its X-Request-Id): the path both HTTP cores share. `task`, the one
-        running this (the lane knows it; asyncio.current_task is interpreted on 3.11)."""
-        forwarded = Request(method, uri, headers, body, request_id, client, self.token)
+        running this (the lane knows it; asyncio.current_task is interpreted on 3.11);
+        `repeats`, its connection's, where the lane saw its head repeat the last one."""
+        forwarded = Request(method, uri, headers, body, request_id, client, self.token, repeats)
 
         async def exchange(child: Instance) -> Response:
             """The whole exchange with `child` within its <timeout> (its own: a reload may

@@ -35,7 +35,7 @@ from local_lambdas.backoff import RestartPolicy, Verdict
 from local_lambdas.config import Fate, Process, Restart, Settings
 from local_lambdas.config_values import check_origin, check_route
 from local_lambdas.deadlines import Deadlines
-from local_lambdas.envelope import Request, Response
+from local_lambdas.envelope import Repeats, Request, Response
 from local_lambdas.envelope_answer import decode_response, whole_json
 from local_lambdas.errors import BadResponse
 from local_lambdas.instance import State
@@ -89,6 +89,45 @@ def test_request_encoding_is_the_documented_object() -> None:
         "method": "POST", "uri": "/a?b=1", "headers": [["X", "1"], ["X", "2"]],
         "body": "AP8=", "request_id": "rid", "client": "1.2.3.4", "token": "",
     }  # fmt: skip
+
+
+@pytest.mark.parametrize("line", [False, True])
+@pytest.mark.parametrize(("uri", "headers", "ids"), [
+    ("/a?b=1", [("Host", "h"), ("Accept", "*/*")], ["LL00000001", "LL00000002", "LL00000003"]),
+    # A client's own ids, some written escaped: each as orjson writes it.
+    ("/a", [("Host", "h")], ["abc", 'a"b', "a\\b", "caf\u00e9", "tab\there", "x\x7f", "abd"]),
+    # The mark that stands for the id, sent by the client: never cut there.
+    ("/\ue000", [("Host", "h")], ["id1", "id2", "id3"]),
+    ("/a", [("X", "\ue000")], ["id1", "id2", "id3"]),
+    ("/caf\udce9", [("X", "\udcff")], ["id1", "id2", "id3"]),  # bytes not UTF-8: U+FFFD
+])  # fmt: skip
+def test_a_request_repeated_but_for_its_id_is_encoded_as_anew(
+    uri: str, headers: list[tuple[str, str]], ids: list[str], line: bool
+) -> None:
+    repeats = Repeats()  # one connection's
+    for name in ("X-Request-Id", "x-request-id"):  # the proxy's, or the client's last
+        for rid in ids:
+            for _ in range(2):
+                request = Request(
+                    "GET", uri, [*headers, (name, rid)], b"", rid, "1.2.3.4", "t", repeats
+                )  # fmt: skip
+                assert request.encode(line=line) == request._dumps(line), (rid, name)
+    assert repeats.parts is not None  # the JSON cut where the id goes (not new each time)
+    # One thing other than the id, after the same twice: its own JSON.
+    same = [*headers, ("X-Request-Id", "y")]
+    for other in (
+        Request("HEAD", uri, [*headers, ("X-Request-Id", "z")], b"", "z", "1.2.3.4", "t"),
+        Request("GET", uri, [*headers, ("X-Request-Id", "z")], b"", "z", "1.2.3.5", "t"),
+        Request("GET", uri, [*headers, ("X-Request-Id", "z")], b"", "z", "1.2.3.4", "u"),
+        Request("GET", uri, [("Y", "1"), ("X-Request-Id", "z")], b"", "z", "1.2.3.4", "t"),
+        Request("GET", uri, [("Host", "h"), ("X-Request-Id", "z")], b"", "z", "1.2.3.4", "t"),
+        Request("GET", uri + "x", [*headers, ("X-Request-Id", "z")], b"", "z", "1.2.3.4", "t"),
+        Request("GET", uri, [*headers, ("X-Request-Id", "z")], b"body", "z", "1.2.3.4", "t"),
+    ):
+        for _ in range(2):
+            Request("GET", uri, same, b"", "y", "1.2.3.4", "t", repeats).encode(line=line)
+        other.repeats = repeats
+        assert other.encode(line=line) == other._dumps(line), json.loads(other._dumps(line))
 
 
 GOOD = {
