@@ -90,13 +90,13 @@ class Message:
         self.streams = pool is not None and pool.relays and body_length > BUFFERED
         self.body = b""
 
-    def again(self, headers: list[tuple[str, str]], repeats: Repeats) -> Message:
+    def again(self, headers: list[tuple[str, str]]) -> Message:
         """The same request once more, with `headers` (a head repeated byte for byte; its
         body is empty)."""
         return Message(
             self.pool, self.method, self.target, self.path, self.version, headers, self.block,
             self.request_id, self.origin, self.head_length, 0, self.keep_alive, self.upgrade,
-            self.continues, self.refusal, repeats,
+            self.continues, self.refusal, self.repeats,
         )  # fmt: skip
 
 
@@ -130,7 +130,6 @@ class Requests:
         self._last: Message | None = None
         self._last_headers: tuple[tuple[str, str], ...] = ()
         self._router: object = None
-        self._repeats: Repeats | None = None  # made when a head first repeats
 
     def feed(self, data: bytes) -> None:
         buffer = self.buffer
@@ -209,9 +208,8 @@ class Requests:
         if data == self._plain:  # (see __init__)
             router = self._proxy.supervisor.router
             last = self._last
-            repeats = self._repeats
-            if last is not None and router is self._router and repeats is not None:
-                return last.again(list(self._last_headers), repeats)
+            if last is not None and router is self._router:
+                return last.again(list(self._last_headers))
         else:
             self._plain = b""
             self._last = None
@@ -259,7 +257,6 @@ class Requests:
         if length == 0 and keep_alive and not switching:
             if router is not None:  # kept from its second time: a head that repeats
                 self._last, self._last_headers, self._router = message, tuple(headers), router
-                if self._repeats is None:
-                    self._repeats = Repeats()
+                message.repeats = Repeats()  # (its JSON's, for it and those `again`)
             self._plain = data
         return message
