@@ -142,7 +142,7 @@ class Admin:
         processes = {pid: _status(self._supervisor, pool) for pid, pool in pools.items()}
         tasks = {
             name: {"state": run.state, "reason": run.reason or None, "seconds": run.seconds,
-                   "last_output": list(run.last_lines)[-5:]}
+                   "last_output": list(run.output.lines)[-5:]}
             for name, run in self._supervisor.tasks.items()
         }  # fmt: skip
         return {"processes": processes, "tasks": tasks}
@@ -214,7 +214,7 @@ def _status(supervisor: Supervisor, pool: Pool) -> dict[str, object]:
                 "last_exit_time": i.last_exit_time,
                 "in_flight": i.in_flight,
                 "requests": i.requests,
-                "last_output": list(i.last_lines)[-5:],
+                "last_output": list(i.output.lines)[-5:],
                 "output_dropped": supervisor.printer.dropped(i.name),
             }
             for i in pool.instances

@@ -208,7 +208,7 @@ async def _all_ready(run: Started, timeout: float) -> None:
         # Given up on (FATAL) or kept down (EXITED) before the time-out: no "after 60s".
         waited = "" if instance.state in (State.FATAL, State.EXITED) else f" after {timeout:g}s"
         log.error("%s is not ready%s: %s", instance.name, waited, instance.account())
-        lines = [line for line in instance.last_run_lines() if line.strip()][-_LAST_LINES_SHOWN:]
+        lines = [line for line in instance.output.this_run() if line.strip()][-_LAST_LINES_SHOWN:]
         for line in lines:
             log.error("  %s | %s", instance.name, line)
     names = ", ".join(i.name for i in not_ready)

@@ -21,12 +21,10 @@ route-only process, which is not started, is route_only.py's kind of instance.
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import time
 from collections.abc import Callable
 from enum import Enum
-from typing import Literal
 
 from local_lambdas import explain, readiness
 from local_lambdas._compat import listeners, processes
@@ -36,7 +34,8 @@ from local_lambdas.executables import interpreter_problem, resolve_executable
 from local_lambdas.launch import prepare
 from local_lambdas.link import Link
 from local_lambdas.orphan_watchdog import Watchdog
-from local_lambdas.output import Printer, line_text
+from local_lambdas.output import Printer
+from local_lambdas.output_tail import OutputTail
 from local_lambdas.spawned import Spawned, spawn
 
 log = logging.getLogger("local_lambdas.instance")
@@ -96,9 +95,7 @@ class Instance:
         self.unheard_since: float | None = None  # when its running process stopped listening
         self.address = ""  # where it listens, as people read it
         self.mark = ""  # SPAWN_MARK of its current process (see orphans.marked)
-        self.last_lines: collections.deque[str] = collections.deque(maxlen=_LAST_LINES)
-        self._own_lines = 0  # how many of last_lines its current (or last) process printed
-        self._printer = printer
+        self.output = OutputTail(printer, self.name, _LAST_LINES)  # what it printed last
         self._policy = RestartPolicy(process.restart, max_quick_failures=process.start_retries)
         self._on_change = on_change
         self._watchdog = watchdog
@@ -109,7 +106,6 @@ class Instance:
         self._left = ""  # what the last process left running when it exited (explain.py)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        printer.register(self.name)
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -192,7 +188,7 @@ class Instance:
         """Spawn, wait for readiness, wait for the exit; the exit code, None if never spawned.
         Leaves `_not_ready` None if the process became READY, else why it did not."""
         self._not_ready, self._left = "it exited before it listened", ""
-        self._own_lines = 0
+        self.output.new_run()
         address, env, args, self.mark = prepare(
             self.process, name=self.name, index=self.index, pipe=self.pipe,
             run_mark=self._run_mark, token=self._token,
@@ -202,7 +198,7 @@ class Instance:
         started = self._clock()  # (before the spawn, which may take as long as the child)
         try:
             proc = await spawn(
-                self._output, self.mark, program or self.process.executable, args,
+                self.output, self.mark, program or self.process.executable, args,
                 cwd=str(self.process.working_dir), env=env,
             )  # fmt: skip
         except OSError as exc:
@@ -224,7 +220,7 @@ class Instance:
                 await self._serve_while_running(proc, address, found.address)
             elif not proc.exited.done() and not self._stopping:
                 self._not_ready = explain.not_ready_in_time(
-                    self.process, address, foreign=found.foreign, last_lines=self.last_lines,
+                    self.process, address, foreign=found.foreign, last_lines=self.output.lines,
                     refused=found.refused, elsewhere=listeners.held_listeners(proc.owners()),
                 )  # fmt: skip
                 log.warning("%s: %s; stopping it", self.name, self._not_ready)
@@ -245,7 +241,7 @@ class Instance:
         if self._watchdog is not None:
             self._watchdog.forget(proc.pid)
         processes.reaped(proc.pid)
-        # Let the last lines (a traceback, say) reach last_lines before the exit is reported.
+        # Let the last lines (a traceback, say) reach its output tail before the exit is reported.
         await proc.output_done(_LAST_OUTPUT_WAIT)
         return code
 
@@ -290,11 +286,6 @@ class Instance:
             unheard.cancel()
         return not proc.exited.done()
 
-    def _output(self, stream: Literal["stdout", "stderr"], lines: list[bytes]) -> None:
-        self.last_lines.extend(map(line_text, lines[-_LAST_LINES:]))
-        self._own_lines = min(self._own_lines + len(lines), _LAST_LINES)
-        self._printer.child_lines(self.name, stream, lines)
-
     def _set_state(self, state: State, message: str = "", level: int = logging.INFO) -> None:
         self.state = state
         self.reason = "" if state is State.READY else message
@@ -318,11 +309,6 @@ class Instance:
             )
         self._on_change()
 
-    def last_run_lines(self) -> list[str]:
-        """The lines its current (or last) process printed: last_lines holds earlier runs'
-        too."""
-        return list(self.last_lines)[-self._own_lines :] if self._own_lines else []
-
     def account(self, *, said: bool = False) -> str:
         """Its state and why, for the user: "BACKOFF: <reason>" (the reason of an exit says
         its code); with `said`, and the line of its output that says why it ended (never
@@ -333,11 +319,11 @@ class Instance:
 
     def _said(self) -> str:
         """Once its process has ended (BACKOFF, EXITED, FATAL), or stopped listening, the line
-        of that run's output that says why (explain.telling); else ""."""
+        of that run's output that says why (OutputTail.telling); else ""."""
         ended = self.state in (State.BACKOFF, State.EXITED, State.FATAL)
         if not ended and self.unheard_since is None:
             return ""
-        return explain.telling(self.last_run_lines())[:200]
+        return self.output.telling()
 
     def _describe_exit(self, code: int | None) -> str:
         """Why the last process is gone: why it never got ready, else how it ended."""

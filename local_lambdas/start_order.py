@@ -48,7 +48,7 @@ class StartOrder:
 
     def run_tasks(self) -> None:
         """Run the manifest's <task>s, each once what it depends on is there."""
-        self.tasks = {task.id: TaskRun(task) for task in self._manifest().tasks}
+        self.tasks = {task.id: TaskRun(task, self._printer) for task in self._manifest().tasks}
         for run in self.tasks.values():
             if self._selected(run.task.id):
                 needs = self._here(run.task.depends_on)
@@ -122,8 +122,8 @@ class StartOrder:
             id=f"{process.id} build", executable=executable, args=args,
             working_dir=process.working_dir, env=process.env, environment=process.environment,
         )  # fmt: skip
-        run = TaskRun(build)
-        await run.run(self._printer, mark=f"{self._run_mark}.{process.id}-build.",
+        run = TaskRun(build, self._printer)
+        await run.run(mark=f"{self._run_mark}.{process.id}-build.",
                       token=self._token, watchdog=self._watchdog)  # fmt: skip
         if run.state == "DONE":
             return True
@@ -174,7 +174,7 @@ class StartOrder:
                 return f"{need} is down ({pool.instances[0].reason})"
 
     async def _run_task(self, run: TaskRun) -> None:
-        await run.run(self._printer, mark=f"{self._run_mark}.{run.task.id}.", token=self._token,
+        await run.run(mark=f"{self._run_mark}.{run.task.id}.", token=self._token,
                       watchdog=self._watchdog)  # fmt: skip
         if run.state == "FAILED":
             self.failures.append(run.reason)

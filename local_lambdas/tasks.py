@@ -8,7 +8,6 @@ depends on it is not started (supervisor.py).
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import time
 from typing import Literal
@@ -18,7 +17,8 @@ from local_lambdas._compat import processes
 from local_lambdas.config import Task
 from local_lambdas.executables import find_executable
 from local_lambdas.orphan_watchdog import Watchdog
-from local_lambdas.output import Printer, line_text
+from local_lambdas.output import Printer
+from local_lambdas.output_tail import OutputTail
 from local_lambdas.spawned import spawn
 
 log = logging.getLogger("local_lambdas.tasks")
@@ -30,13 +30,13 @@ _STOP_GRACE = 5.0  # a task over its <timeout>: SIGTERM, then SIGKILL after this
 class TaskRun:
     """One run of a task: WAITING for what it depends on, RUNNING, DONE or FAILED."""
 
-    def __init__(self, task: Task) -> None:
+    def __init__(self, task: Task, printer: Printer) -> None:
         self.task = task
         self.state: Literal["WAITING", "RUNNING", "DONE", "FAILED"] = "WAITING"
         self.reason = ""  # why it failed, as said of what depends on it
         self.cause = ""  # the same without the task's name: "exited with code 2"
         self.seconds: float | None = None  # how long it ran
-        self.last_lines: collections.deque[str] = collections.deque(maxlen=_LAST_LINES)
+        self.output = OutputTail(printer, task.id, _LAST_LINES)
         self.done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
     def finish(self, ok: bool, reason: str = "") -> None:
@@ -44,28 +44,23 @@ class TaskRun:
         if not self.done.done():
             self.done.set_result(ok)
 
-    async def run(
-        self, printer: Printer, *, mark: str, token: str, watchdog: Watchdog | None
-    ) -> None:
+    async def run(self, *, mark: str, token: str, watchdog: Watchdog | None) -> None:
         """Run the task once, to its end; the outcome in `state`, `reason` and `done`."""
         task = self.task
         self.state = "RUNNING"
-        printer.register(task.id)
         own = {"LOCAL_LAMBDAS_ID": task.id, processes.SPAWN_MARK: mark}
         if token:
             own["LOCAL_LAMBDAS_TOKEN"] = token
         env, args = variables.child_environment(task, own)
-
-        def output(stream: Literal["stdout", "stderr"], lines: list[bytes]) -> None:
-            self.last_lines.extend(map(line_text, lines[-_LAST_LINES:]))
-            printer.child_lines(task.id, stream, lines)
 
         log.info("%s: running (task)", task.id)
         started = time.monotonic()
         found = find_executable(task.executable, task.working_dir, env.get("PATH"))
         executable = found or task.executable
         try:
-            proc = await spawn(output, mark, executable, args, cwd=str(task.working_dir), env=env)
+            proc = await spawn(
+                self.output, mark, executable, args, cwd=str(task.working_dir), env=env
+            )
         except OSError as exc:
             self._failed(f"cannot run {task.executable}: {exc.strerror}")
             return
@@ -93,7 +88,7 @@ class TaskRun:
             self._failed(f"exited with code {code}")
 
     def _failed(self, reason: str) -> None:
-        last = " / ".join(line.strip() for line in self.last_lines if line.strip())
+        last = " / ".join(line.strip() for line in self.output.lines if line.strip())
         shown = f"; its last output: {last}" if last else ""
         log.error(
             "%s: task failed: %s%s", self.task.id, reason, shown,

@@ -233,7 +233,7 @@ async def test_websocket_closes_cross_both_ways_and_host_is_kept(
             await ws.close(code=4002, message=b"done here")
         assert ws.close_code == 1000  # the child's own answer (aiohttp's servers answer 1000)
         assert await eventually(
-            lambda: "ws closed by the client: 4002 done here" in run.child("web").last_lines
+            lambda: "ws closed by the client: 4002 done here" in run.child("web").output.lines
         )
         async with run.http.ws_connect(run.url + "/web/ws") as ws:
             await ws.send_str("die")
@@ -266,7 +266,7 @@ async def test_a_websocket_crosses_the_lane_as_bytes_after_the_childs_101(
         assert "\r\nX-Request-Id: " in head
         # That client left without a close frame: the child is told 1001, as a close frame.
         told = "ws closed by the client: 1001"
-        assert await eventually(lambda: any(told in line for line in run.child("web").last_lines))
+        assert await eventually(lambda: any(told in line for line in run.child("web").output.lines))
         big = os.urandom(1 << 20)
         async with run.http.ws_connect(run.url + "/web/ws", compress=15, max_msg_size=0) as ws:
             assert ws.compress == 15
@@ -925,8 +925,8 @@ async def test_a_slow_child_is_504_at_its_timeout_and_never_asked_twice(
             assert reply.status == 504
             assert "did not begin its answer within 0.5s" in (await reply.json())["error"]
         assert asyncio.get_running_loop().time() - started < 1.5  # not twice the timeout
-        assert list(run.child("web").last_lines).count("slow request 1") == 1
-        assert not any("slow request 2" in line for line in run.child("web").last_lines)
+        assert list(run.child("web").output.lines).count("slow request 1") == 1
+        assert not any("slow request 2" in line for line in run.child("web").output.lines)
 
 
 @ON_SHARED_LOOP

@@ -50,7 +50,7 @@ async def test_a_chain_starts_in_order(
             assert reply.status == 200
         assert run.supervisor.tasks["migrate"].state == "DONE"
         assert run.child("api").restarts == 0  # it never started before the marker existed
-        assert "migrated" in run.supervisor.tasks["migrate"].last_lines
+        assert "migrated" in run.supervisor.tasks["migrate"].output.lines
 
 
 async def test_a_stop_while_a_task_runs_stops_it_and_says_nothing_more(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import bisect
+import io
 import json
 import re
 import sys
@@ -41,6 +42,7 @@ from local_lambdas.errors import BadResponse
 from local_lambdas.instance import State
 from local_lambdas.line import Line
 from local_lambdas.output import Printer, line_text
+from local_lambdas.output_tail import OutputTail
 from local_lambdas.pool import Pool
 from local_lambdas.proxy import Proxy
 from local_lambdas.router import Router
@@ -566,6 +568,22 @@ Node.js v20.20.2"""
 ])  # fmt: skip
 def test_the_line_that_says_why_a_child_ended(output: str, says: str) -> None:
     assert explain.telling(output.split("\n")) == says
+
+
+def test_an_output_tail_tells_from_its_current_runs_lines_only() -> None:
+    printer = Printer(color=False, file=io.StringIO())
+    shown: list[tuple[str, str, str]] = []
+    printer.tap = lambda name, stream, text, color: shown.append((name, stream, text))
+    tail = OutputTail(printer, "api", keep=3)
+    tail("stderr", [b"Error: first run failed"])
+    assert shown == [("api", "stderr", "Error: first run failed")]  # shown as it came
+    tail.new_run()
+    assert tail.this_run() == [] and tail.telling() == ""  # (the earlier run's line)
+    tail("stdout", [b"one", b"two"])
+    tail("stderr", [b"three", b"Error: boom", b"\tat main"])
+    assert list(tail.lines) == ["three", "Error: boom", "\tat main"]  # the last `keep` lines
+    assert tail.this_run() == ["three", "Error: boom", "\tat main"]
+    assert tail.telling() == "Error: boom"
 
 
 @pytest.mark.parametrize(("commands", "says"), [

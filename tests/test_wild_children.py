@@ -310,7 +310,7 @@ async def test_a_server_on_another_port_is_told_about_it(
             assert f"it printed port {other}, which is not its $PORT" in reason
             assert f"<port>{other}</port>" in reason
         # Stopped with SIGTERM first, as any stop: the child said so.
-        assert "got SIGTERM" in pool.instances[0].last_lines
+        assert "got SIGTERM" in pool.instances[0].output.lines
 
 
 async def test_a_server_that_stops_listening_while_it_runs_is_waited_for(
@@ -325,7 +325,7 @@ async def test_a_server_that_stops_listening_while_it_runs_is_waited_for(
         pool, child = run.pool("dev"), run.child("dev")
         async with run.http.get(run.url + "/dev/reload") as reply:
             assert reply.status == 200
-        assert await eventually(lambda: "reloading" in child.last_lines)  # (output: polled)
+        assert await eventually(lambda: "reloading" in child.output.lines)  # (output: polled)
         post = asyncio.create_task(run.http.post(run.url + "/dev/echo", data=b"kept"))
         assert await pool.wait_for(lambda: child.state.value == "STARTING", 10)
         async with run.http.get(run.url + "/_/ready") as reply:
@@ -342,7 +342,7 @@ async def test_a_server_that_stops_listening_while_it_runs_is_waited_for(
         # Again, with a body that streams as it comes (chunked, over 1 MiB: aiohttp's side).
         async with run.http.get(run.url + "/dev/reload") as reply:
             assert reply.status == 200
-        assert await eventually(lambda: list(child.last_lines).count("reloading") == 2)
+        assert await eventually(lambda: list(child.output.lines).count("reloading") == 2)
 
         async def chunks() -> AsyncIterator[bytes]:
             for _ in range(4):
@@ -367,7 +367,7 @@ async def test_a_server_not_listening_past_the_queue_timeout_is_answered_at_once
         child = run.child("dev")
         async with run.http.get(run.url + "/dev/reload") as reply:
             assert reply.status == 200
-        assert await eventually(lambda: "reloading" in child.last_lines)
+        assert await eventually(lambda: "reloading" in child.output.lines)
         errors = []
         for _ in range(2):  # the first finds it out, and waits; the second comes after
             async with run.http.get(run.url + "/dev/x") as reply:

@@ -242,7 +242,8 @@ async def test_an_exit_is_seen_though_a_grandchild_holds_the_output(
         assert first is not None
 
         def sleepers() -> list[int]:
-            return [int(line.split()[1]) for line in child.last_lines if line.startswith("sleeper")]
+            lines = child.output.lines
+            return [int(line.split()[1]) for line in lines if line.startswith("sleeper")]
 
         assert await eventually(lambda: len(sleepers()) == 1)
         old_sleeper = sleepers()[0]
