@@ -19,10 +19,10 @@ from local_lambdas import EXIT_INTERRUPTED, _compat, explain
 from local_lambdas._compat import adoption, limits, processes
 from local_lambdas.config import Manifest, Process, Settings
 from local_lambdas.errors import CommandNotRun, NotAllReady
-from local_lambdas.instance import State
 from local_lambdas.lifecycle import Started, started
 from local_lambdas.loading_signals import held_hangup
 from local_lambdas.output import Printer
+from local_lambdas.states import State
 
 if TYPE_CHECKING:
     import aiohttp

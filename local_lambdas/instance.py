@@ -1,17 +1,7 @@
 """One child process's life cycle: spawn, readiness, output, restart with backoff, stop.
 
-Each child runs one task that walks the states below; `Instance._set_state` is the only place a
-state changes, and it logs the change in a line that can be grepped:
-
-    STARTING -> READY -> (exit) -> BACKOFF -> STARTING ...
-                      -> (exit, policy says stay down) -> EXITED
-                      -> (too many quick exits)        -> FATAL
-                      -> (runs, stopped listening)     -> STARTING -> READY ...
-    any state -> STOPPING -> STOPPED  (on stop)
-
-A process that runs on but stops listening (a dev server that reloads itself: Django's
-runserver, nodemon; seen when a request to it fails) is STARTING again, with no time limit,
-until it listens again or exits: it is waiting for a change of its code, not failing.
+Each child runs one task that walks the states of states.py; `Instance._set_state` is the
+only place a state changes, and it logs the change in a line that can be grepped.
 
 How a child is started and stopped with everything it started, and how its exit is seen even
 when a descendant keeps its output open: spawned.py (docs/protocol.md, "Stopping"). A
@@ -24,7 +14,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from enum import Enum
 
 from local_lambdas import explain, readiness
 from local_lambdas._compat import listeners, processes
@@ -37,22 +26,12 @@ from local_lambdas.orphan_watchdog import Watchdog
 from local_lambdas.output import Printer
 from local_lambdas.output_tail import OutputTail
 from local_lambdas.spawned import Spawned, spawn
+from local_lambdas.states import State
 
 log = logging.getLogger("local_lambdas.instance")
 
 _LAST_LINES = 20
 _LAST_OUTPUT_WAIT = 0.5  # after an exit, how long its last lines may take to arrive
-
-
-class State(str, Enum):
-    STOPPED = "STOPPED"
-    STARTING = "STARTING"
-    READY = "READY"
-    BACKOFF = "BACKOFF"
-    EXITED = "EXITED"
-    FATAL = "FATAL"
-    STOPPING = "STOPPING"
-    IDLE = "IDLE"  # a process's, not an instance's: stopped until its next request
 
 
 class Instance:
@@ -199,7 +178,7 @@ class Instance:
         try:
             proc = await spawn(
                 self.output, self.mark, program or self.process.executable, args,
-                cwd=str(self.process.working_dir), env=env,
+                cwd=str(self.process.working_dir), env=env, watchdog=self._watchdog,
             )  # fmt: skip
         except OSError as exc:
             why = (program and interpreter_problem(program)) or exc.strerror
@@ -207,8 +186,6 @@ class Instance:
             return None
         self.link.proc, self.link.address = proc, address
         self.pid, self.requests = proc.pid, 0
-        if self._watchdog is not None:
-            self._watchdog.watch(proc.pid)
         ended: BaseException | None = None  # (no wait in a finally block: see _run)
         try:
             found = await readiness.wait_until_listening(
@@ -236,13 +213,9 @@ class Instance:
         left = {} if self._stopping else await processes.command_lines(
             pid for pid in proc.owners() if pid != proc.pid
         )  # fmt: skip
-        await proc.terminate(0)
         self._left = explain.left_running(left, code) if left else ""
-        if self._watchdog is not None:
-            self._watchdog.forget(proc.pid)
-        processes.reaped(proc.pid)
-        # Let the last lines (a traceback, say) reach its output tail before the exit is reported.
-        await proc.output_done(_LAST_OUTPUT_WAIT)
+        # (Its last lines reach its output tail before the exit is reported.)
+        await proc.release(_LAST_OUTPUT_WAIT)
         return code
 
     async def _serve_while_running(self, proc: Spawned, address: str, listening: str) -> None:

@@ -15,8 +15,8 @@ from prometheus_client.core import (
 )
 
 from local_lambdas.cache import Cache
-from local_lambdas.instance import State
 from local_lambdas.pool import Pool
+from local_lambdas.states import State
 from local_lambdas.stats import BUCKETS
 from local_lambdas.supervisor import Supervisor
 

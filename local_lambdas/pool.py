@@ -19,11 +19,12 @@ from local_lambdas.cache import Cache
 from local_lambdas.config import Fate, Mode, Process
 from local_lambdas.cors import Policy
 from local_lambdas.errors import NotReady
-from local_lambdas.instance import Instance, State
+from local_lambdas.instance import Instance
 from local_lambdas.launch import SocketNames
 from local_lambdas.orphan_watchdog import Watchdog
 from local_lambdas.output import Printer
 from local_lambdas.roster import DOWN, Roster
+from local_lambdas.states import State
 from local_lambdas.stats import ProcessStats
 
 _READY: Final = State.READY  # an Enum's member read from compiled code is slow: see http1

@@ -17,12 +17,13 @@ from typing import Final
 
 from local_lambdas import _compat
 from local_lambdas.config import Process
-from local_lambdas.instance import Instance, State
+from local_lambdas.instance import Instance
 from local_lambdas.launch import SocketNames
 from local_lambdas.line import Line
 from local_lambdas.orphan_watchdog import Watchdog
 from local_lambdas.output import Printer
 from local_lambdas.route_only import RouteOnly
+from local_lambdas.states import State
 
 log = logging.getLogger("local_lambdas.pool")  # pool.py's log: one object, one logger
 

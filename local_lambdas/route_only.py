@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 
 from local_lambdas import readiness
-from local_lambdas.instance import Instance, State
+from local_lambdas.instance import Instance
+from local_lambdas.states import State
 
 
 class RouteOnly(Instance):

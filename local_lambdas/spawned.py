@@ -13,9 +13,12 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Iterator
-from typing import Literal, cast
+from typing import TYPE_CHECKING, Literal, cast
 
 from local_lambdas._compat import adoption, processes
+
+if TYPE_CHECKING:
+    from local_lambdas.orphan_watchdog import Watchdog
 
 log = logging.getLogger("local_lambdas.spawned")
 
@@ -27,13 +30,14 @@ Output = Callable[[Literal["stdout", "stderr"], list[bytes]], None]
 
 
 async def spawn(
-    output: Output, mark: str, executable: str, args: list[str], *, cwd: str, env: dict[str, str]
-) -> Spawned:
-    """Start `executable` in a process group of its own, its output to `output`; raises
-    OSError when it cannot be started."""
+    output: Output, mark: str, executable: str, args: list[str], *, cwd: str,
+    env: dict[str, str], watchdog: Watchdog | None,
+) -> Spawned:  # fmt: skip
+    """Start `executable` in a process group of its own, its output to `output`, the group
+    watched by `watchdog` until `release`; raises OSError when it cannot be started."""
     loop = asyncio.get_running_loop()
     _, started = await loop.subprocess_exec(
-        lambda: Spawned(output, mark),
+        lambda: Spawned(output, mark, watchdog),
         executable,
         *args,
         cwd=cwd,
@@ -45,6 +49,8 @@ async def spawn(
     )
     processes.spawned(started.pid)
     started.since = processes.started_at(started.pid)
+    if watchdog is not None:
+        watchdog.watch(started.pid)
     return started
 
 
@@ -52,13 +58,14 @@ class Spawned(asyncio.SubprocessProtocol):
     """One started process: its output, split into lines, and its exit, seen from the
     process (not its pipes). `terminate` stops it and everything descended from it."""
 
-    def __init__(self, output: Output, mark: str) -> None:
+    def __init__(self, output: Output, mark: str, watchdog: Watchdog | None) -> None:
         loop = asyncio.get_running_loop()
         self.exited: asyncio.Future[None] = loop.create_future()
         self.pid = 0
         self.mark = mark
         self._transport: asyncio.SubprocessTransport | None = None
         self._output = output
+        self._watchdog = watchdog
         self._partial = {1: b"", 2: b""}
         self._open_pipes = 0
         self._pipes_closed: asyncio.Future[None] = loop.create_future()
@@ -130,6 +137,15 @@ class Spawned(asyncio.SubprocessProtocol):
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._pipes_closed), timeout)
         self.close()
+
+    async def release(self, output_wait: float) -> None:
+        """Once it has exited: stop what it left in its group, tell the watchdog it is
+        gone, and wait up to `output_wait` for its last lines (a traceback, say)."""
+        await self.terminate(0)
+        if self._watchdog is not None:
+            self._watchdog.forget(self.pid)
+        processes.reaped(self.pid)
+        await self.output_done(output_wait)
 
     def close(self) -> None:
         """Let go of the output pipes (the process has exited)."""

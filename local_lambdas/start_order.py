@@ -16,10 +16,10 @@ from functools import partial
 
 from local_lambdas import _compat
 from local_lambdas.config import NO_LIMIT, Manifest, Settings, Task
-from local_lambdas.instance import State
 from local_lambdas.orphan_watchdog import Watchdog
 from local_lambdas.output import Printer
 from local_lambdas.pool import Pool
+from local_lambdas.states import State
 from local_lambdas.tasks import TaskRun
 
 log = logging.getLogger("local_lambdas.start_order")

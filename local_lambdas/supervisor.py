@@ -25,13 +25,14 @@ from local_lambdas._compat import IS_WINDOWS, adoption, processes
 from local_lambdas.config import NO_LIMIT, Manifest, Process, Settings
 from local_lambdas.cors import policy_for
 from local_lambdas.errors import StartupError
-from local_lambdas.instance import Instance, State
+from local_lambdas.instance import Instance
 from local_lambdas.launch import SocketNames
 from local_lambdas.orphan_watchdog import Watchdog
 from local_lambdas.output import Printer
 from local_lambdas.pool import Pool
 from local_lambdas.router import Router
 from local_lambdas.start_order import StartOrder, stopping_order
+from local_lambdas.states import State
 from local_lambdas.stats import ProcessStats
 from local_lambdas.tasks import TaskRun
 

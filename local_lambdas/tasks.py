@@ -59,13 +59,12 @@ class TaskRun:
         executable = found or task.executable
         try:
             proc = await spawn(
-                self.output, mark, executable, args, cwd=str(task.working_dir), env=env
-            )
+                self.output, mark, executable, args, cwd=str(task.working_dir), env=env,
+                watchdog=watchdog,
+            )  # fmt: skip
         except OSError as exc:
             self._failed(f"cannot run {task.executable}: {exc.strerror}")
             return
-        if watchdog is not None:
-            watchdog.watch(proc.pid)
         try:
             await asyncio.wait_for(asyncio.shield(proc.exited), task.timeout)
         except asyncio.TimeoutError:
@@ -74,11 +73,7 @@ class TaskRun:
             return
         finally:
             # A stop (cancellation) or a time-out: nothing it started stays behind.
-            await asyncio.shield(proc.terminate(0))
-            if watchdog is not None:
-                watchdog.forget(proc.pid)
-            processes.reaped(proc.pid)
-            await proc.output_done(0.5)
+            await asyncio.shield(proc.release(0.5))
         self.seconds = time.monotonic() - started
         code = proc.returncode
         if code == 0:

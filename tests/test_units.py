@@ -39,13 +39,13 @@ from local_lambdas.deadlines import Deadlines
 from local_lambdas.envelope import Repeats, Request, Response
 from local_lambdas.envelope_answer import decode_response, whole_json
 from local_lambdas.errors import BadResponse
-from local_lambdas.instance import State
 from local_lambdas.line import Line
 from local_lambdas.output import Printer, line_text
 from local_lambdas.output_tail import OutputTail
 from local_lambdas.pool import Pool
 from local_lambdas.proxy import Proxy
 from local_lambdas.router import Router
+from local_lambdas.states import State
 from local_lambdas.stats import BUCKETS, ProcessStats
 from local_lambdas.supervisor import Supervisor
 from local_lambdas.transports import answer_head, upstream
