@@ -932,6 +932,20 @@ def test_a_connection_s_answer_heads_are_each_its_own() -> None:
     assert b"A: 1\r\n" in first and b"A: 2\r\n" in again and b"A: 1" not in again
     assert b"Content-Length: 12\r\n" in again and b"Date: two\r\n" in again
 
+    # The same head but for the length, then the date, then the id carried by the headers
+    # (CORS's answers): each line as it should be.
+    def split(rid: str | None, length: int, date: str) -> list[bytes]:
+        head = heads.head(200, [("A", "2")], rid, version="1.1", length=length, sent=True,
+                          keep=True, date=date)  # fmt: skip
+        return head.split(b"\r\n")
+
+    before = again.split(b"\r\n")  # status, A, id, length, type, date, server, end
+    longer = split("y", 3, "Date: two\r\n")
+    assert longer == [*before[:2], b"X-Request-Id: y", b"Content-Length: 3", *before[4:]]
+    later = split("z", 3, "Date: three\r\n")
+    assert later == [*longer[:2], b"X-Request-Id: z", *longer[3:5], b"Date: three", *longer[6:]]
+    assert split(None, 3, "Date: three\r\n") == [*later[:2], *later[3:]]
+
 
 class _Writes:
     """A client connection (relay_request.Client) that records each write."""
