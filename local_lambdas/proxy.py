@@ -216,33 +216,13 @@ class Proxy:
         running this (the lane knows it; asyncio.current_task is interpreted on 3.11);
         `repeats`, its connection's, where the lane saw its head repeat the last one."""
         forwarded = Request(method, uri, headers, body, request_id, client, self.token, repeats)
-
-        async def exchange(child: Instance) -> Response:
-            """The whole exchange with `child` within its <timeout> (its own: a reload may
-            have rerouted the request)."""
-            transport = child.link.transport
-            if transport is None:  # (the pool leases READY instances: not seen)
-                raise ChildUnreachable(f"{child.name} stopped")
-            deadlines = self._limit(child.timeout)
-            limited = deadlines.start(task)
-            try:
-                return await transport.forward(forwarded)
-            except asyncio.CancelledError as cancelled:
-                if deadlines.stop(limited):
-                    raise ChildTimeout(
-                        f"{child.name} did not answer within {deadlines.seconds:g}s "
-                        f"(its <timeout>){notes(cancelled)}"
-                    ) from None
-                raise
-            finally:
-                deadlines.stop(limited)
-
         try:
             cache = pool.cache
             hit = cache.lookup(forwarded) if cache is not None else None
             if hit is not None:
                 response = hit
             else:
+                exchange = _Exchange(self, forwarded, task)  # with the child attempt chooses
                 response = await self.attempt(pool, method, uri, path, exchange)
                 if cache is not None:
                     cache.store(forwarded, response)
@@ -295,3 +275,31 @@ class Proxy:
             # listen again, rather than use it again. (After the except block: compiled code
             # must not wait inside one, see CONTRIBUTING.)
             avoid = (child, -1 if await child.link.still_serving() else generation)
+
+
+class _Exchange:
+    """Proxy.answer's exchange with the child `attempt` chose (an object rather than a
+    closure: compiled, 600 instructions less a request)."""
+
+    def __init__(self, proxy: Proxy, forwarded: Request, task: asyncio.Task[Any] | None) -> None:
+        self.proxy, self.forwarded, self.task = proxy, forwarded, task
+
+    async def __call__(self, child: Instance) -> Response:
+        """The whole exchange with `child` within its <timeout> (its own: a reload may
+        have rerouted the request)."""
+        transport = child.link.transport
+        if transport is None:  # (the pool leases READY instances: not seen)
+            raise ChildUnreachable(f"{child.name} stopped")
+        deadlines = self.proxy._limit(child.timeout)
+        limited = deadlines.start(self.task)
+        try:
+            return await transport.forward(self.forwarded)
+        except asyncio.CancelledError as cancelled:
+            if deadlines.stop(limited):
+                raise ChildTimeout(
+                    f"{child.name} did not answer within {deadlines.seconds:g}s "
+                    f"(its <timeout>){notes(cancelled)}"
+                ) from None
+            raise
+        finally:
+            deadlines.stop(limited)
