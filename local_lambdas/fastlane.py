@@ -39,6 +39,7 @@ from local_lambdas.tunnel import Tunnel
 log = logging.getLogger("local_lambdas.fastlane")
 
 _SWEEP_EVERY: Final = 60.0  # seconds between looks for idle connections
+_time: Final = time.time  # called, not looked up in the module, each request
 
 
 class FastLane:
@@ -68,7 +69,8 @@ class FastLane:
         self._all_closed = asyncio.Event()
         self._all_closed.set()
         self._told_full = False  # that the open files near their limit
-        self._date = (0, "", "")
+        self._date = self._date_line = ""  # the Date header's value and line, until:
+        self._date_until = 0.0
 
     def __call__(self) -> asyncio.Protocol:
         return Connection(self)
@@ -136,16 +138,23 @@ class FastLane:
 
     def date(self) -> str:
         """The Date header's value, made once a second."""
-        now = int(time.time())
-        if self._date[0] != now:
-            value = formatdate(now, usegmt=True)
-            self._date = (now, value, f"Date: {value}\r\n")
-        return self._date[1]
+        now = _time()
+        if now >= self._date_until:
+            self._new_date(now)
+        return self._date
 
     def date_line(self) -> str:
         """The Date header's line (see `date`)."""
-        self.date()
-        return self._date[2]
+        now = _time()
+        if now >= self._date_until:
+            self._new_date(now)
+        return self._date_line
+
+    def _new_date(self, now: float) -> None:
+        second = int(now)
+        self._date = formatdate(second, usegmt=True)
+        self._date_line = f"Date: {self._date}\r\n"
+        self._date_until = second + 1.0
 
     async def shutdown(self, timeout: float) -> None:
         """Close idle connections now, the others once their answer is written; after

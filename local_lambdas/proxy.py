@@ -99,6 +99,7 @@ class Proxy:
         self._high = f"{self._prefix}000000"  # new_id's first six digits
         # One per <timeout> value: requests with the same limit end in the order they start.
         self._deadlines: dict[float, Deadlines] = {}
+        self._last_limit = Deadlines(-1.0)  # the last one asked for (none yet)
         self._tls = TlsQuestion()
 
     def close(self) -> None:
@@ -106,9 +107,13 @@ class Proxy:
             deadlines.close()
 
     def _limit(self, seconds: float) -> Deadlines:
+        last = self._last_limit
+        if last.seconds == seconds:  # (most requests: a float's dict lookup boxes it, 450)
+            return last
         deadlines = self._deadlines.get(seconds)
         if deadlines is None:
             deadlines = self._deadlines[seconds] = Deadlines(seconds)
+        self._last_limit = deadlines
         return deadlines
 
     def new_id(self) -> str:

@@ -8,7 +8,7 @@ someone asks.
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import Counter
 from typing import Final
 
 # Latency histogram buckets, in seconds (Prometheus convention: each bucket counts <= bound).
@@ -28,20 +28,32 @@ class ProcessStats:
         self._other: Counter[int] = Counter()  # any status outside it (not seen)
         self.bucket_counts = [0] * (len(BUCKETS) + 1)  # the last is +Inf
         self.latency_sum = 0.0
-        self._recent: deque[float] = deque(maxlen=_RECENT)
+        # The last _RECENT latencies, the oldest at _next once it is full (a deque's append
+        # is a method call: 250 instructions more).
+        self._recent: list[float] = []
+        self._next = 0
 
     def record(self, status: int, seconds: float) -> None:
+        # (`counts[i] = counts[i] + 1`: compiled, an int's addition, where `+=` on an item
+        # is the generic one.)
         index = status - _LOWEST
         if 0 <= index < _STATUSES:
-            self._by_status[index] += 1
+            by_status = self._by_status
+            by_status[index] = by_status[index] + 1
         else:
             self._other[status] += 1
         bucket = 0  # the first bound at or above `seconds` (bisect_left), found in a few steps
         while bucket < _BUCKET_COUNT and BUCKETS[bucket] < seconds:
             bucket += 1
-        self.bucket_counts[bucket] += 1
+        counts = self.bucket_counts
+        counts[bucket] = counts[bucket] + 1
         self.latency_sum += seconds
-        self._recent.append(seconds)
+        recent = self._recent
+        if len(recent) < _RECENT:
+            recent.append(seconds)
+        else:
+            recent[self._next] = seconds
+            self._next = (self._next + 1) % _RECENT
 
     @property
     def by_status(self) -> dict[int, int]:

@@ -1627,6 +1627,20 @@ def test_process_stats_count_by_status_and_bucket_as_bisect_does() -> None:
     assert stats.bucket_counts[-1] == 2  # +Inf: above the last bound
 
 
+def test_process_stats_percentiles_are_of_the_last_2048_requests() -> None:
+    stats = ProcessStats()
+    assert stats.percentile_ms(0.5) is None
+    for _ in range(2048):
+        stats.record(200, 1.0)  # 1 s each: all of them pushed out by what follows
+    for n in range(3000):
+        stats.record(200, n / 1000)  # n ms
+    # The last 2048: 952 to 2999 ms.
+    assert stats.percentile_ms(0.0) == 952.0
+    assert stats.percentile_ms(0.5) == 952.0 + 1024
+    assert stats.percentile_ms(1.0) == 2999.0
+    assert stats.requests == 5048
+
+
 @pytest.mark.parametrize(("printed", "shown"), [
     (b"plain", "plain"), (b"windows line\r", "windows line"),
     (b"\rbuilding 0%\rbuilding 50%\rbuilding 100%", "building 100%"),  # a progress bar
