@@ -63,7 +63,10 @@ class AioHandler:
         if fate is Fate.ADMIN:
             await _continue(request)
             assert self._admin is not None
-            return await self._admin(request, path)
+            answer = await self._admin(request, path)
+            if not answer.prepared:  # (the dashboard's event stream is sent as it goes)
+                answer.headers["X-Request-Id"] = request_id
+            return answer
         if fate is Fate.PREFLIGHT:
             preflight = proxy.preflight(
                 plan, origin, request.headers.get("Access-Control-Request-Method", ""),

@@ -321,14 +321,17 @@ async def test_another_sites_page_can_neither_act_nor_read(
                 async with run.http.post(run.url + action, headers=headers) as reply:
                     assert reply.status == 403, (action, headers)
                     assert "refuses" in (await reply.json())["error"]
+                    assert reply.headers["X-Request-Id"]  # as every answer of the proxy's
         assert run.child("api").pid == pid  # not restarted
         for name in ("", "status", "metrics", "requests", f"requests/{rid}"):
             async with run.http.get(f"{run.url}/_/{name}",
                                     headers={"Host": "rebound.example:80"}) as reply:  # fmt: skip
                 assert reply.status == 403, name
                 assert "--admin-public" in (await reply.json())["error"]
-        async with run.http.get(run.url + "/_/health", headers={"Host": "lb.example"}) as reply:
+        probe = {"Host": "lb.example", "X-Request-Id": "probe-1"}
+        async with run.http.get(run.url + "/_/health", headers=probe) as reply:
             assert reply.status == 200  # probes from anywhere, as before
+            assert reply.headers["X-Request-Id"] == "probe-1"  # the client's own, back
         # Local names and addresses read; the page's own requests act.
         for name in (host, f"localhost:{run.url.rsplit(':', 1)[1]}", "app.localhost", "[::1]:80"):
             async with run.http.get(run.url + "/_/status", headers={"Host": name}) as reply:
