@@ -138,20 +138,18 @@ class FastLane:
 
     def date(self) -> str:
         """The Date header's value, made once a second."""
-        now = _time()
-        if now >= self._date_until:
-            self._new_date(now)
+        if _time() >= self._date_until:
+            self._new_date()
         return self._date
 
     def date_line(self) -> str:
         """The Date header's line (see `date`)."""
-        now = _time()
-        if now >= self._date_until:
-            self._new_date(now)
+        if _time() >= self._date_until:
+            self._new_date()
         return self._date_line
 
-    def _new_date(self, now: float) -> None:
-        second = int(now)
+    def _new_date(self) -> None:
+        second = int(_time())
         self._date = formatdate(second, usegmt=True)
         self._date_line = f"Date: {self._date}\r\n"
         self._date_until = second + 1.0
