@@ -490,8 +490,10 @@ async def test_a_client_that_stops_reading_is_cut_off_and_frees_its_slot(
         reader = await reading(b"/api/big")
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
         assert b"Content-Length: 16777216\r\n" in head, head
-        for _ in range(8):  # 2 MiB, then 0.3 s of taking nothing (a slow client, not a wait)
-            await asyncio.wait_for(reader.readexactly(2 << 20), 10)
+        # 4 MiB, then 0.3 s of taking nothing (a slow client, not a wait): 1.2 s in all,
+        # past the timeout, none of the waits as long.
+        for _ in range(4):
+            await asyncio.wait_for(reader.readexactly(4 << 20), 10)
             await asyncio.sleep(0.3)
         assert "took nothing of its answer" not in caplog.text
         for target, size in ((b"/public/big.bin", 256 << 20), (b"/api/big", 16 << 20)):
