@@ -8,8 +8,11 @@ import base64
 import bisect
 import io
 import json
+import os
 import re
+import socket
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -32,6 +35,7 @@ from local_lambdas import (
     router,
     tunnel,
 )
+from local_lambdas._compat import listeners
 from local_lambdas.backoff import RestartPolicy, Verdict
 from local_lambdas.config import Fate, Process, Restart, Settings
 from local_lambdas.config_values import check_origin, check_route
@@ -1648,3 +1652,17 @@ def test_process_stats_percentiles_are_of_the_last_2048_requests() -> None:
 ])  # fmt: skip
 def test_a_childs_line_is_shown_as_a_terminal_leaves_it(printed: bytes, shown: str) -> None:
     assert line_text(printed) == shown
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc tells who listens")
+def test_who_holds_a_port_is_told_without_leaving_proc_open() -> None:
+    """listeners.port_holder names the process listening on a port, this one here, and
+    closes its walk of /proc though it stops at the first holder."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            holder = listeners.port_holder(server.getsockname()[1])
+    assert holder is not None and holder.startswith(f"pid {os.getpid()} ("), holder
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []

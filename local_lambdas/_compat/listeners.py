@@ -226,7 +226,8 @@ def _listening_at(address: str) -> str | None:
 
 def _holder_named(inodes: list[int]) -> str:
     """Who holds one of the sockets `inodes`: "pid 12 (its command)", else "a program"."""
-    pid = _holder(inodes, (int(e.name) for e in os.scandir("/proc") if e.name.isdigit()))
+    with os.scandir("/proc") as entries:  # (closed when the holder is found before the end)
+        pid = _holder(inodes, (int(e.name) for e in entries if e.name.isdigit()))
     if pid is None:
         return "a program"
     # As people say it: the program, and the script an interpreter runs, without folders
