@@ -40,8 +40,18 @@ from local_lambdas.envelope import error_body
 log = logging.getLogger("local_lambdas.server")
 
 
-class _Paced(payload.BytesPayload):
-    """An answer body written PIECE bytes at a time, each after the writer has drained."""
+class _Paced(payload.Payload):
+    """An answer body written PIECE bytes at a time, each after the writer has drained.
+    (Not a BytesPayload, which warns of a large body written at once: this one is not.)"""
+
+    _value: bytes
+
+    def __init__(self, value: bytes) -> None:
+        super().__init__(value, content_type="application/octet-stream")
+        self._size = len(value)
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return self._value.decode(encoding, errors)
 
     async def write(self, writer: AbstractStreamWriter) -> None:
         view = memoryview(self._value)
@@ -55,7 +65,7 @@ def paced(request: web.BaseRequest, body: bytes) -> bytes | payload.Payload:
     when larger than PIECE (see PIECE), whole otherwise."""
     if len(body) <= PIECE or not request.secure:
         return body
-    return _Paced(body, content_type="application/octet-stream")
+    return _Paced(body)
 
 
 def close_at_once(request: web.BaseRequest) -> None:
