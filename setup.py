@@ -46,6 +46,7 @@ HOT = [
     "local_lambdas/router.py",
     "local_lambdas/deadlines.py",
     "local_lambdas/stats.py",
+    "local_lambdas/access_log.py",
     "local_lambdas/inspector.py",
     "local_lambdas/relay.py",
     "local_lambdas/relay_request.py",

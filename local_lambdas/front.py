@@ -57,7 +57,7 @@ async def listening(
     supervisor.on_state = dashboard.state_changed
     proxy = Proxy(
         supervisor,
-        access=printer.access if settings.verbosity != "quiet" else None,
+        access=printer.access_log.line if settings.verbosity != "quiet" else None,
         admin_prefix=admin.prefix,
         body_timeout=settings.client_body_timeout,
     )

@@ -8,7 +8,6 @@ Procfile runners do. The proxy's own events arrive through `logging` and are pri
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 import sys
@@ -22,6 +21,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from local_lambdas.access_log import AccessLog
 from local_lambdas.output_writer import Writer
 
 _PALETTE = (
@@ -38,9 +38,6 @@ _PALETTE = (
 )
 _LEVEL_STYLE = {logging.WARNING: "yellow", logging.ERROR: "bold red", logging.CRITICAL: "bold red"}
 PROXY = "local-lambdas"
-# ANSI colours of an access line by status class: 1xx-2xx green, 3xx cyan, 4xx yellow, 5xx red.
-_STATUS_ANSI = ("\x1b[32m", "\x1b[32m", "\x1b[32m", "\x1b[36m", "\x1b[33m", "\x1b[31m")
-_STATUS_COLOR = ("green", "green", "green", "cyan", "yellow", "red")
 
 
 # Rich's names of the palette above, as ANSI codes: child lines are printed without rich.
@@ -82,13 +79,25 @@ class Printer:
         self._ansi = self._console.color_system is not None
         self._colors: dict[str, str] = {}
         self._prefixes: dict[str, str] = {}
-        self._pending: list[str] = []  # access lines not yet queued
         self._allowance: dict[str, tuple[float, float]] = {}  # child -> (bytes, when)
         self._width = len(PROXY)
         self._writer = Writer(self._file, self._dropped_note)
-        # Hears every line shown, plain: (source, kind, text, colour); the dashboard's log.
-        # kind: stdout or stderr for a child, a level name or "access" for the proxy.
-        self.tap: Callable[[str, str, str, str], None] | None = None
+        # One line for each request answered (Proxy.finish's), compiled.
+        self.access_log = AccessLog(
+            lambda text: self._writer.put(PROXY, text), source=PROXY,
+            json=log_format == "json", ansi=self._ansi,
+        )  # fmt: skip
+        self._tap: Callable[[str, str, str, str], None] | None = None
+
+    @property
+    def tap(self) -> Callable[[str, str, str, str], None] | None:
+        """Hears every line shown, plain: (source, kind, text, colour); the dashboard's log.
+        kind: stdout or stderr for a child, a level name or "access" for the proxy."""
+        return self._tap
+
+    @tap.setter
+    def tap(self, tap: Callable[[str, str, str, str], None] | None) -> None:
+        self._tap = self.access_log.tap = tap
 
     def register(self, name: str) -> None:
         """Give `name` its colour and widen the name column to fit it."""
@@ -96,6 +105,7 @@ class Printer:
         if len(name) > self._width or name not in self._prefixes:
             self._width = max(self._width, len(name))
             self._prefixes = {n: self._prefix(n) for n in self._colors}
+            self.access_log.widen(self._width)
 
     def _prefix(self, name: str) -> str:
         if not self._ansi:
@@ -161,36 +171,8 @@ class Printer:
             )
         else:
             text = f"{name} | {message}"
-        self._flush_access()
+        self.access_log.flush()
         self._writer.put(PROXY, text + "\n", droppable=False)
-
-    def access(
-        self, method: str, uri: str, process: str | None, status: int, seconds: float, rid: str
-    ) -> None:
-        """One access-log line. It runs for every request, so it skips rich, and lines are
-        gathered and queued once per turn of the event loop rather than one at a time."""
-        ms = seconds * 1000
-        plain = f"{status} {method} {uri} -> {process or '-'} {ms:.1f} ms [{rid}]"
-        if self.tap is not None:
-            self.tap(PROXY, "access", plain, _STATUS_COLOR[min(status // 100, 5)])
-        if self.log_format == "json":
-            record = {"time": round(time.time(), 3), "event": "access", "method": method,
-                      "uri": uri, "process": process, "status": status, "ms": round(ms, 3),
-                      "request_id": rid}  # fmt: skip
-            line = orjson.dumps(record).decode()
-        elif self._ansi:
-            color = _STATUS_ANSI[min(status // 100, 5)]
-            line = f"\x1b[1m{PROXY:<{self._width}}\x1b[0m | {color}{plain}\x1b[0m"
-        else:
-            line = f"{PROXY:<{self._width}} | {plain}"
-        if not self._pending:
-            asyncio.get_running_loop().call_soon(self._flush_access)
-        self._pending.append(line)
-
-    def _flush_access(self) -> None:
-        if self._pending:
-            lines, self._pending = self._pending, []
-            self._writer.put(PROXY, "\n".join(lines) + "\n")
 
     @contextmanager
     def progress(self) -> Iterator[Callable[[str], None]]:
@@ -236,7 +218,7 @@ class Printer:
 
     def _json(self, record: dict[str, object]) -> None:
         stamped = {"time": round(time.time(), 3)} | record
-        self._flush_access()
+        self.access_log.flush()
         self._writer.put(PROXY, orjson.dumps(stamped, default=str).decode() + "\n",
                          droppable=False)  # fmt: skip
 
@@ -246,7 +228,7 @@ class Printer:
 
     def flush(self, timeout: float = 2.0) -> None:
         """Wait (up to `timeout`) until every line so far is written."""
-        self._flush_access()
+        self.access_log.flush()
         self._writer.flush(timeout)
 
     def handler(self, level: int = logging.INFO) -> logging.Handler:

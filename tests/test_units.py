@@ -36,6 +36,7 @@ from local_lambdas import (
     tunnel,
 )
 from local_lambdas._compat import listeners
+from local_lambdas.access_log import AccessLog
 from local_lambdas.backoff import RestartPolicy, Verdict
 from local_lambdas.config import Fate, Process, Restart, Settings
 from local_lambdas.config_values import check_origin, check_route
@@ -1671,3 +1672,40 @@ def test_who_holds_a_port_is_told_without_leaving_proc_open() -> None:
             holder = listeners.port_holder(server.getsockname()[1])
     assert holder is not None and holder.startswith(f"pid {os.getpid()} ("), holder
     assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+async def test_access_lines_as_each_log_format_writes_them() -> None:
+    """One line for each request, in the order answered, handed on together once the event
+    loop turns: plain (the name column as wide as the Printer says), in colour by status
+    class, or one JSON object; the dashboard's tap hears each plain."""
+    written: list[str] = []
+    tapped: list[tuple[str, str, str, str]] = []
+    plain = AccessLog(written.append, source="local-lambdas", json=False, ansi=False)
+    plain.tap = lambda *line: tapped.append(line)
+    plain.line("GET", "/api/x?y=1", "api", 200, 0.00125, "r1")
+    plain.widen(15)
+    plain.line("POST", "/nope", None, 404, 2.5, "r2")
+    assert written == []  # (not yet: once per turn of the loop)
+    await asyncio.sleep(0)
+    assert written == [
+        "local-lambdas | 200 GET /api/x?y=1 -> api 1.3 ms [r1]\n"
+        "local-lambdas   | 404 POST /nope -> - 2500.0 ms [r2]\n"
+    ]
+    assert tapped == [
+        ("local-lambdas", "access", "200 GET /api/x?y=1 -> api 1.3 ms [r1]", "green"),
+        ("local-lambdas", "access", "404 POST /nope -> - 2500.0 ms [r2]", "yellow"),
+    ]
+    coloured: list[str] = []
+    AccessLog(coloured.append, source="ll", json=False, ansi=True).line(
+        "GET", "/", "web", 502, 0.0, "r3"
+    )
+    machine: list[str] = []
+    AccessLog(machine.append, source="ll", json=True, ansi=False).line(
+        "GET", "/a", "api", 301, 0.0123456, "r4"
+    )
+    await asyncio.sleep(0)
+    assert coloured == ["\x1b[1mll\x1b[0m | \x1b[31m502 GET / -> web 0.0 ms [r3]\x1b[0m\n"]
+    record = json.loads(machine[0])
+    assert record.pop("time") > 0
+    assert record == {"event": "access", "method": "GET", "uri": "/a", "process": "api",
+                      "status": 301, "ms": 12.346, "request_id": "r4"}  # fmt: skip
