@@ -133,6 +133,7 @@ class Printer:
         else:
             prefix = self._prefixes.get(name) or self._prefix(name)
             text = "".join(f"{prefix}{line_text(line)}\n" for line in lines)
+        self.access_log.flush()  # (the requests answered before these lines, first)
         self._writer.put(name, text)
 
     def _within_rate(self, name: str, lines: list[bytes]) -> bool:

@@ -8,6 +8,7 @@ import base64
 import bisect
 import io
 import json
+import logging
 import os
 import re
 import socket
@@ -1675,9 +1676,10 @@ def test_who_holds_a_port_is_told_without_leaving_proc_open() -> None:
 
 
 async def test_access_lines_as_each_log_format_writes_them() -> None:
-    """One line for each request, in the order answered, handed on together once the event
-    loop turns: plain (the name column as wide as the Printer says), in colour by status
-    class, or one JSON object; the dashboard's tap hears each plain."""
+    """One line for each request, in the order answered, handed on together a moment later
+    (access_log._GATHER) or as soon as anything else is printed: plain (the name column as
+    wide as the Printer says), in colour by status class, or one JSON object; the dashboard's
+    tap hears each at once."""
     written: list[str] = []
     tapped: list[tuple[str, str, str, str]] = []
     plain = AccessLog(written.append, source="local-lambdas", json=False, ansi=False)
@@ -1685,8 +1687,8 @@ async def test_access_lines_as_each_log_format_writes_them() -> None:
     plain.line("GET", "/api/x?y=1", "api", 200, 0.00125, "r1")
     plain.widen(15)
     plain.line("POST", "/nope", None, 404, 2.5, "r2")
-    assert written == []  # (not yet: once per turn of the loop)
-    await asyncio.sleep(0)
+    assert written == [] and len(tapped) == 2  # (the output thread is not woken for each)
+    assert await eventually(lambda: bool(written), 5)
     assert written == [
         "local-lambdas | 200 GET /api/x?y=1 -> api 1.3 ms [r1]\n"
         "local-lambdas   | 404 POST /nope -> - 2500.0 ms [r2]\n"
@@ -1703,9 +1705,28 @@ async def test_access_lines_as_each_log_format_writes_them() -> None:
     AccessLog(machine.append, source="ll", json=True, ansi=False).line(
         "GET", "/a", "api", 301, 0.0123456, "r4"
     )
-    await asyncio.sleep(0)
+    assert await eventually(lambda: bool(coloured and machine), 5)
     assert coloured == ["\x1b[1mll\x1b[0m | \x1b[31m502 GET / -> web 0.0 ms [r3]\x1b[0m\n"]
     record = json.loads(machine[0])
     assert record.pop("time") > 0
     assert record == {"event": "access", "method": "GET", "uri": "/a", "process": "api",
                       "status": 301, "ms": 12.346, "request_id": "r4"}  # fmt: skip
+
+
+async def test_access_lines_keep_their_place_among_the_other_lines() -> None:
+    """The access lines gathered go out before any line printed after them: a child's, an
+    event, and at a flush."""
+    shown = io.StringIO()
+    printer = Printer(file=shown, color=False)
+    printer.register("api")
+    printer.access_log.line("GET", "/a", "api", 200, 0.001, "r1")
+    printer.child_lines("api", "stdout", [b"after r1"])
+    printer.access_log.line("GET", "/b", "api", 200, 0.001, "r2")
+    printer.event(logging.WARNING, "after r2")
+    printer.access_log.line("GET", "/c", "api", 200, 0.001, "r3")
+    printer.flush()
+    lines = shown.getvalue().splitlines()
+    assert [line.split(" | ")[1] for line in lines] == [
+        "200 GET /a -> api 1.0 ms [r1]", "after r1", "200 GET /b -> api 1.0 ms [r2]",
+        "after r2", "200 GET /c -> api 1.0 ms [r3]",
+    ]  # fmt: skip
