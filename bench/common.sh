@@ -12,7 +12,8 @@
 # BENCH_CONCURRENCY sets the child's <concurrency> (default 64, as many as ab's connections:
 # no request waits for a slot; 16, the default of the envelope modes, makes 48 wait).
 # BENCH_CLIENT=browser sends a browser's dozen headers, one changing on every request
-# (bench/browser_load.py), rather than ab's four, always the same.
+# (bench/browser_load.py), rather than ab's four, always the same. BENCH_CONNECTIONS sets
+# ab's connections (default 64; 1: each request a turn of the proxy's event loop of its own).
 
 bench_args() {
   local default=$1
@@ -53,6 +54,7 @@ bench_load() {
   if [ "${BENCH_CLIENT:-ab}" = browser ]; then
     python3 "$PWD/bench/browser_load.py" "$port" "$1" 64
   else
-    ab -q -k -n "$1" -c 64 "http://127.0.0.1:$port/" | awk '/^Failed requests/ {print $3}'
+    ab -q -k -n "$1" -c "${BENCH_CONNECTIONS:-64}" "http://127.0.0.1:$port/" \
+      | awk '/^Failed requests/ {print $3}'
   fi
 }
