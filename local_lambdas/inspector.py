@@ -55,9 +55,11 @@ class Exchange:
         self.response_size = response_size
 
     def summary(self) -> dict[str, object]:
+        # (ms to three places by integers: round(x, 3) cost 3k instructions, for each request
+        # while a dashboard page is open.)
         return {"id": self.id, "time": self.time, "method": self.method,
                 "target": self.target, "process": self.process, "status": self.status,
-                "ms": round(self.ms, 3)}  # fmt: skip
+                "ms": int(self.ms * 1000 + 0.5) / 1000}  # fmt: skip
 
 
 class Inspector:
