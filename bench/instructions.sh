@@ -11,6 +11,7 @@
 # MODE: pipe, pipe-keepalive (default), http or passthrough. BENCH_ACCESS_LOG=1: with the
 # access log (and the dashboard's log of it), written to a file. Installs valgrind and ab
 # (apache2-utils) from Debian packages when missing. User-space only: bench/costs.sh gives the kernel's side.
+# BENCH_DASHBOARD=1: with a dashboard page open (curl reading /_/events) all along.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/common.sh
@@ -24,9 +25,18 @@ valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/out" \
   >"$work/proxy.log" 2>&1 &
 proxy=$!
 bench_ready
+if [ "${BENCH_DASHBOARD:-}" = 1 ]; then  # a dashboard page open, reading every event
+  curl -sN "http://127.0.0.1:$port/_/events" >"$work/events" &
+  page=$!
+  until grep -q "^event: requests" "$work/events" 2>/dev/null; do sleep 0.1; done
+fi
 callgrind_control -i on $proxy >/dev/null 2>&1
 failed=$(bench_load "$requests")
 callgrind_control -i off $proxy >/dev/null 2>&1
 callgrind_control -d $proxy >/dev/null 2>&1
 total=$(awk '/^totals:/ {print $2}' "$work/out".*)
 echo "mode=$mode requests=$requests failed=$failed flags='${flags[*]}' instructions_per_request=$((total / requests))"
+if [ -n "${page:-}" ]; then
+  kill "$page"
+  echo "dashboard page: $(grep -c '^event: request$' "$work/events") request events"
+fi
