@@ -51,9 +51,10 @@ class AccessLog:
         if self.tap is not None:
             self.tap(self.source, "access", plain, _STATUS_COLOR[kind])
         if self._json:
-            record = {"time": round(time.time(), 3), "event": "access", "method": method,
-                      "uri": uri, "process": process, "status": status,
-                      "ms": round(seconds * 1000, 3), "request_id": rid}  # fmt: skip
+            # (To three places by integers: round(x, 3) costs 1.5-3k instructions.)
+            record = {"time": int(time.time() * 1000) / 1000, "event": "access",
+                      "method": method, "uri": uri, "process": process, "status": status,
+                      "ms": int(seconds * 1_000_000 + 0.5) / 1000, "request_id": rid}  # fmt: skip
             text = orjson.dumps(record).decode()
         elif self._ansi:
             text = f"{self._bold_bar}{_STATUS_ANSI[kind]}{plain}\x1b[0m"
