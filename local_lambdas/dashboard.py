@@ -50,8 +50,8 @@ class _Page:
 
     def send(self, event: bytes) -> bool:
         """Queue `event`; False, and the page ended, once QUEUE are waiting (too far behind:
-        it reconnects and starts afresh)."""
-        if len(self.events) >= QUEUE:
+        it reconnects and starts afresh), or once it ended."""
+        if self.ended or len(self.events) >= QUEUE:
             self.end()
             return False
         self.events.append(event)

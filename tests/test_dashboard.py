@@ -356,3 +356,4 @@ async def test_a_page_too_far_behind_is_ended_after_what_waits() -> None:
         assert page.send(b"%d" % n)
     assert not page.send(b"one too many") and page.ended
     assert await page.wait(5) and len(page.take()) == dashboard.QUEUE
+    assert not page.send(b"after the end") and page.take() == []
