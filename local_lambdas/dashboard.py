@@ -30,6 +30,7 @@ from local_lambdas.console_log import ConsoleLog, Entry
 from local_lambdas.envelope import valid_text
 from local_lambdas.inspector import BODY, Exchange, Inspector
 from local_lambdas.router import BadTarget, origin_form
+from local_lambdas.stats import thousandths
 
 QUEUE = 5000  # events waiting for one page
 _STATUS_EVERY = 0.5  # seconds between looks at the status
@@ -304,10 +305,9 @@ def _sse(name: str, data: bytes) -> bytes:
 
 
 def _line(entry: Entry) -> dict[str, object]:
-    """A log line as the page takes it (its time to the millisecond by integers: round(x, 3)
-    costs more than the rest, and there is a line for each request while a page is open)."""
+    """A log line as the page takes it."""
     when, source, kind, text, color = entry
-    return {"time": int(when * 1000) / 1000, "source": source, "kind": kind, "text": text,
+    return {"time": thousandths(when), "source": source, "kind": kind, "text": text,
             "color": color}  # fmt: skip
 
 

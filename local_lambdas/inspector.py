@@ -18,6 +18,7 @@ from typing import Final
 
 from local_lambdas.envelope import valid_text
 from local_lambdas.forwarding import as_utf8
+from local_lambdas.stats import thousandths
 
 LIMIT: Final = 200  # requests kept
 BODY: Final = 64 * 1024  # bytes kept of each body
@@ -55,11 +56,9 @@ class Exchange:
         self.response_size = response_size
 
     def summary(self) -> dict[str, object]:
-        # (ms to three places by integers: round(x, 3) cost 3k instructions, for each request
-        # while a dashboard page is open.)
         return {"id": self.id, "time": self.time, "method": self.method,
                 "target": self.target, "process": self.process, "status": self.status,
-                "ms": int(self.ms * 1000 + 0.5) / 1000}  # fmt: skip
+                "ms": thousandths(self.ms)}  # fmt: skip
 
 
 class Inspector:
