@@ -127,7 +127,10 @@ class Dashboard:
             self._publish("request", exchange.summary())
 
     def _publish(self, name: str, data: object) -> None:
-        event = _sse(name, orjson.dumps(data))
+        self._send(_sse(name, orjson.dumps(data)))
+
+    def _send(self, event: bytes) -> None:
+        """`event` to every open page; one too far behind is let go (it connects again)."""
         for page in list(self._pages):
             if not page.send(event):
                 self._pages.discard(page)
@@ -145,8 +148,7 @@ class Dashboard:
         body = orjson.dumps(self._status())
         if body != self._last_status:
             self._last_status = body
-            for page in self._pages:
-                page.send(_sse("status", body))
+            self._send(_sse("status", body))
 
     async def _watch_status(self) -> None:
         """Counters change without a line to say so: look twice a second while pages are open."""
