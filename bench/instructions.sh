@@ -28,7 +28,11 @@ bench_ready
 if [ "${BENCH_DASHBOARD:-}" = 1 ]; then  # a dashboard page open, reading every event
   curl -sN "http://127.0.0.1:$port/_/events" >"$work/events" &
   page=$!
-  until grep -q "^event: requests" "$work/events" 2>/dev/null; do sleep 0.1; done
+  for _ in $(seq 100); do  # its first events sent: the page is open (10 s at most)
+    grep -q "^event: requests" "$work/events" 2>/dev/null && break
+    sleep 0.1
+  done
+  grep -q "^event: requests" "$work/events" || { echo "no dashboard page opened" >&2; exit 1; }
 fi
 callgrind_control -i on $proxy >/dev/null 2>&1
 failed=$(bench_load "$requests")
@@ -37,6 +41,10 @@ callgrind_control -d $proxy >/dev/null 2>&1
 total=$(awk '/^totals:/ {print $2}' "$work/out".*)
 echo "mode=$mode requests=$requests failed=$failed flags='${flags[*]}' instructions_per_request=$((total / requests))"
 if [ -n "${page:-}" ]; then
+  for _ in $(seq 20); do  # the last events, gathered for 50 ms, reach the page (2 s at most)
+    [ "$(grep -c '^event: request$' "$work/events")" -ge "$requests" ] && break
+    sleep 0.1
+  done
   kill "$page"
   echo "dashboard page: $(grep -c '^event: request$' "$work/events") request events"
 fi
