@@ -87,17 +87,17 @@ class Printer:
             lambda text: self._writer.put(PROXY, text), source=PROXY,
             json=log_format == "json", ansi=self._ansi,
         )  # fmt: skip
-        self._tap: Callable[[str, str, str, str], None] | None = None
 
     @property
     def tap(self) -> Callable[[str, str, str, str], None] | None:
         """Hears every line shown, plain: (source, kind, text, colour); the dashboard's log.
-        kind: stdout or stderr for a child, a level name or "access" for the proxy."""
-        return self._tap
+        kind: stdout or stderr for a child, a level name or "access" for the proxy. (Held by
+        the access log, which hears each of its lines.)"""
+        return self.access_log.tap
 
     @tap.setter
     def tap(self, tap: Callable[[str, str, str, str], None] | None) -> None:
-        self._tap = self.access_log.tap = tap
+        self.access_log.tap = tap
 
     def register(self, name: str) -> None:
         """Give `name` its colour and widen the name column to fit it."""
