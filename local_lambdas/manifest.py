@@ -69,7 +69,7 @@ def load(
     if reader.problems:
         raise ManifestError(reader.problems)
     return Manifest(
-        path=path.resolve(),
+        path=path.absolute(),  # as named, a symbolic link too: each reload follows it anew
         processes=tuple(processes),
         tasks=tuple(tasks),
         warnings=tuple(reader.warnings),

@@ -3,7 +3,9 @@
 Watched: the manifest file, and each process's working_dir (recursively); a changed file
 restarts the process(es) with the deepest working_dir holding it. The manifest is followed by
 its content: a save that changes nothing, or a rename over it (sed -i, editors' atomic
-saves), reloads only when the text differs, and a reload keeps unchanged processes.
+saves), reloads only when the text differs, and a reload keeps unchanged processes. A
+manifest that is a symbolic link is followed both ways: the link pointed elsewhere
+(`ln -sfn dev.xml manifest.xml`) and the file it points to edited.
 
 Ignored: what watchfiles ignores by default (.git, __pycache__, node_modules, .venv, editor
 swap and backup files...), ignored.WATCH_IGNORE (logs, editors' temporary files), a
@@ -41,7 +43,7 @@ class _Filter(DefaultFilter):
         super().__init__(ignore_paths=[str(socket_dir)])
         self._globs = [*WATCH_IGNORE, *ignore]
         self._include = list(include)
-        self._manifest = str(manifest)
+        self._manifest = manifest
         self._own = _own_output()
 
     def __call__(self, change: Change, path: str) -> bool:
@@ -50,7 +52,7 @@ class _Filter(DefaultFilter):
             return False
         if (
             self._include
-            and path != self._manifest
+            and Path(path) not in _names(self._manifest)
             and not _is_env_file(Path(path))
             and not any(fnmatch.fnmatch(name, g) or fnmatch.fnmatch(path, g) for g in self._include)
         ):
@@ -89,6 +91,11 @@ def lasting(changes: set[tuple[Change, str]]) -> set[Path]:
     return {Path(path) for _, path in changes if path not in added & deleted}
 
 
+def _names(manifest: Path) -> set[Path]:
+    """The paths whose change is the manifest's: its own, and the file it is a link to."""
+    return {manifest, manifest.resolve()}
+
+
 def affected(changed: set[Path], manifest: Path, dirs: dict[str, Path]) -> tuple[bool, list[str]]:
     """Whether the manifest changed, and which process ids own a changed file.
 
@@ -96,12 +103,13 @@ def affected(changed: set[Path], manifest: Path, dirs: dict[str, Path]) -> tuple
     in ./api and another in the manifest's folder, a change in ./api restarts only the first.
     """
     owners: set[str] = set()
-    for path in changed - {manifest}:
+    names = _names(manifest)
+    for path in changed - names:
         holding = [(len(d.parts), pid) for pid, d in dirs.items() if path.is_relative_to(d)]
         if holding:
             deepest = max(depth for depth, _ in holding)
             owners.update(pid for depth, pid in holding if depth == deepest)
-    return manifest in changed, sorted(owners)
+    return not names.isdisjoint(changed), sorted(owners)
 
 
 async def watch(
@@ -121,9 +129,7 @@ async def watch(
     text = _read(manifest)
     while not stop.is_set():
         current = dirs()
-        # The manifest's folder, not the file: editors often save by writing a new file and
-        # renaming it over the old, which a watch on the old file would miss.
-        paths = sorted({manifest.parent, *current.values()})
+        paths = _watched(manifest, current)
         log.info("watching %s", ", ".join(str(p) for p in paths))
         async for changes in awatch(
             *paths, watch_filter=watch_filter, debounce=debounce_ms, stop_event=stop
@@ -137,8 +143,16 @@ async def watch(
                 reload_manifest, text = now != text or env_changed, now  # by content
             if reload_manifest or ids:
                 await react(reload_manifest, ids)
-            if dirs() != current:
+            current = dirs()
+            if _watched(manifest, current) != paths:
                 break  # the reload changed what to watch
+
+
+def _watched(manifest: Path, dirs: dict[str, Path]) -> list[Path]:
+    """The folders to watch: the manifest's, the folder of the file it links to, and the
+    working directories. Folders, not the manifest file: editors often save by writing a new
+    file and renaming it over the old, which a watch on the old file would miss."""
+    return sorted({manifest.parent, manifest.resolve().parent, *dirs.values()})
 
 
 def _is_env_file(path: Path) -> bool:

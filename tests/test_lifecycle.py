@@ -626,6 +626,35 @@ async def test_watch_follows_the_manifest_by_its_content(
     assert not any("files changed" in line for line in run.lines), run.lines
 
 
+async def test_watch_follows_a_manifest_link_and_the_file_it_points_to(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    """`ln -sfn dev.xml manifest.xml` switches manifests; the proxy reads the link's new
+    target, then follows that file's edits, none of which restarts a child for its files."""
+    first = write_manifest(process_xml("a", "/a/*"), name="first.xml")
+    second = write_manifest(process_xml("b", "/b/*"), name="second.xml")
+    link = tmp_path / "manifest.xml"
+    link.symlink_to(first.name)
+    async with cli(link.name, "--bind", "127.0.0.1:0", "--watch", cwd=tmp_path) as run:
+        url = (await run.expect(r"listening on (http://\S+)")).group(1)
+        await run.expect(rf"kill -HUP {run.proc.pid} reloads manifest\.xml")
+        await run.expect(r"watching ")
+        swap = await asyncio.create_subprocess_exec("ln", "-sfn", second.name, str(link))
+        assert await swap.wait() == 0
+        await run.expect(r"reloaded: 1 started, 0 kept, 1 stopped")
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url + "/b/x") as reply:
+                assert reply.status == 200
+            async with http.get(url + "/a/x") as reply:
+                assert reply.status == 404
+        write_manifest(process_xml("b", "/b/*"), process_xml("c", "/c/*"), name="second.xml")
+        await run.expect(r"reloaded: 1 started, 1 kept, 0 stopped")
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
+    assert len([line for line in run.lines if "reloading" in line]) == 2, run.lines
+    assert not any("files changed" in line for line in run.lines), run.lines
+
+
 async def test_watch_never_reacts_to_the_proxys_own_output(
     write_manifest: WriteManifest, tmp_path: Path
 ) -> None:

@@ -314,6 +314,17 @@ def test_watched_change_restarts_the_deepest_owner() -> None:
     assert affected({Path("/elsewhere")}, root / "m.xml", dirs) == (False, [])
 
 
+def test_a_manifest_links_target_is_the_manifest(tmp_path: Path) -> None:
+    """Editing the file a manifest link points to reloads, and restarts nobody for it."""
+    from local_lambdas.watch import affected
+
+    (tmp_path / "dev.xml").write_text("<manifest/>")
+    (tmp_path / "manifest.xml").symlink_to("dev.xml")
+    dirs = {"root": tmp_path}
+    assert affected({tmp_path / "dev.xml"}, tmp_path / "manifest.xml", dirs) == (True, [])
+    assert affected({tmp_path / "prod.xml"}, tmp_path / "manifest.xml", dirs) == (False, ["root"])
+
+
 def test_watch_filter_ignores_globs_caches_and_the_socket_dir() -> None:
     from pathlib import Path
 
