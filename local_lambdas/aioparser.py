@@ -3,10 +3,10 @@ aiohttp's server (aioserver.py): fed a head at a time so that requests that came
 garbage in the same read are answered first; a method llhttp was not built with goes through
 (as GET, given back its own); HTTP versions other than 1.0 and 1.1 are 505, a Host that is no
 host 400, a Transfer-Encoding other than `chunked` alone 501, a target over MAX_TARGET bytes
-414, a header over MAX_FIELD or more than MAX_HEADERS headers 431, a request line judged as soon
-as it is whole, and each refusal told in one line of words (llhttp's where they are clear); an
-HTTP/1.0 request with a Transfer-Encoding is 400 (RFC 9112 section 6.1: faulty framing), as
-nginx answers it.
+414, a header over MAX_FIELD or more than MAX_HEADERS headers 431, a target's raw UTF-8
+percent-encoded, a request line judged as soon as it is whole, and each refusal told in one
+line of words (llhttp's where they are clear); an HTTP/1.0 request with a Transfer-Encoding
+is 400 (RFC 9112 section 6.1: faulty framing), as nginx answers it.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from local_lambdas.head_rules import (
     as_http11,
     request_line_fault,
     valid_host,
+    with_target_escaped,
 )
 from local_lambdas.http1 import MAX_HEADERS
 
@@ -177,9 +178,11 @@ class HeadParser:
         its headers come: an HTTP/0.9 request is whole at its line's end, and nginx answers
         another version or protocol at once, not after the header timeout. Only for what
         follows a message without a body to come (else `piece` may hold some of it). `piece`
-        is returned as the parser is to read it: a later HTTP/1 version as 1.1 (as_http11)."""
+        is returned as the parser is to read it: a later HTTP/1 version as 1.1 (as_http11),
+        a target's bytes over 0x7f percent-encoded (with_target_escaped)."""
         if self._head is not None and len(self._head) <= MAX_TARGET:
             piece = as_http11(piece, self._head + piece)
+            piece = with_target_escaped(piece, self._head + piece)
             self._head += piece
             fault = request_line_fault(self._head)
             if fault is not None:

@@ -2,7 +2,8 @@
 lane, http1.head_end and lane_requests.py; aiohttp's side, aioparser.py): a line ended by a
 bare LF or a CR alone, a start that can never be a request (a TLS handshake on the plain
 port), a request line of another HTTP version or protocol (505 or 400, at the line's end), a
-method beyond llhttp's, a Host that is no host, a later HTTP/1 minor version (read as 1.1).
+method beyond llhttp's, a Host that is no host, a later HTTP/1 minor version (read as 1.1),
+a target's bytes over 0x7f (percent-encoded).
 Pure functions over bytes, table-tested.
 """
 
@@ -63,6 +64,26 @@ def as_http11(piece: bytes, head: bytes | bytearray) -> bytes:
     version's digit in it (_later_minor)."""
     at = _later_minor(head) - (len(head) - len(piece))
     return piece if at < 0 else piece[:at] + b"1" + piece[at + 1 :]
+
+
+_HIGH_BYTE: Final = re.compile(rb"[\x80-\xff]")
+
+
+def with_target_escaped(piece: bytes, head: bytes | bytearray) -> bytes:
+    """`piece`, the last bytes of `head` so far, with each byte over 0x7f of the request line
+    in it percent-encoded (`é` as %C3%A9), as a browser sends it. curl sends a query's UTF-8 as
+    typed (`curl 'localhost:3000/search?q=café'`) and nginx takes it; llhttp refuses it. The
+    encoded target means the same to the child; the headers' bytes are left alone."""
+    if piece.isascii():
+        return piece
+    lead = bytes(head[:MAX_HEAD])
+    start = len(lead) - len(lead.lstrip(b"\r\n"))  # (empty lines before it)
+    end = head.find(b"\n", start)
+    line_part = (len(head) if end == -1 else end) - (len(head) - len(piece))  # piece's share
+    if line_part <= 0:
+        return piece
+    escaped = _HIGH_BYTE.sub(lambda byte: b"%%%02X" % byte[0][0], piece[:line_part])
+    return escaped + piece[line_part:]
 
 
 def request_line_fault(buffer: bytes | bytearray) -> tuple[int, str] | None:

@@ -634,6 +634,28 @@ async def test_a_path_whose_escapes_are_not_utf8_is_routed_and_refused_in_json(
 
 @LANES
 @ON_SHARED_LOOP
+async def test_a_targets_raw_utf8_reaches_the_child_percent_encoded(
+    shared: SharedProxies, site: Path, fast_lane: bool
+) -> None:
+    """`curl 'http://localhost:3000/api/search?q=café'` sends the query's UTF-8 raw (curl
+    8 encodes the path only); nginx takes it, llhttp refused it with a 400. The child gets
+    the target as a browser would send it; header values keep their bytes."""
+    run = await shared.get(*front_processes(site), fast_lane=fast_lane)
+    raw = "GET /api/caf\u00e9?q=\u00fc HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    answer = await exchange(run.url, raw.encode())
+    assert answer.startswith(b"HTTP/1.1 200 "), answer
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["uri"] == "/api/caf%C3%A9?q=%C3%BC"
+    if shutil.which("curl"):
+        curl = await asyncio.create_subprocess_exec(
+            "curl", "-sS", "--max-time", "10", f"{run.url}/api/search?q=caf\u00e9",
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, _ = await curl.communicate()
+        assert json.loads(out)["uri"] == "/api/search?q=caf%C3%A9", out
+
+
+@LANES
+@ON_SHARED_LOOP
 async def test_a_client_that_leaves_before_its_answer_is_not_a_failure_of_ours(
     shared: SharedProxies, site: Path, fast_lane: bool, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -800,6 +800,20 @@ def test_a_later_http1_version_is_read_as_1_1_wherever_a_read_ends(version: byte
         assert head_rules.as_http11(other, other) == other
 
 
+def test_a_targets_raw_utf8_is_percent_encoded_wherever_a_read_ends() -> None:
+    """curl sends a query's UTF-8 as typed; the target's bytes over 0x7f are encoded, the
+    headers' left alone, whichever piece of the head they come in."""
+    head = "\r\nGET /caf\u00e9?q=\u00fc HTTP/1.1\r\nX-Name: Jos\u00e9\r\n\r\n".encode()
+    want = head.replace(b"/caf\xc3\xa9?q=\xc3\xbc", b"/caf%C3%A9?q=%C3%BC")
+    assert head_rules.with_target_escaped(head, head) == want
+    for cut in range(1, len(head)):
+        first = head_rules.with_target_escaped(head[:cut], head[:cut])
+        rest = head_rules.with_target_escaped(head[cut:], first + head[cut:])
+        assert first + rest == want, cut
+    plain = b"GET /a HTTP/1.1\r\nX-Name: Jos\xc3\xa9\r\n\r\n"
+    assert head_rules.with_target_escaped(plain, plain) == plain
+
+
 @pytest.mark.parametrize(("start", "status"), [
     (b"GET /a\r\n", 505), (b"\r\nGET /a\r\n", 505), (b"GET /a HTTP/2.0\r\n", 505),
     (b"GET /a HTTP/3.0\r\nHost: x\r\n", 505), (b"GET /a HTTX/1.1\r\n", 400),
