@@ -1164,8 +1164,10 @@ def test_a_header_is_read_from_an_answers_raw_head(
     [
         (200, 100, "", None),
         (200, 100, ",chunked", None),
-        (200, 100, ",gzip,chunked", None),  # chunked last: the body's end is known
-        (200, 100, ", gzip , Chunked ", None),
+        (200, 100, ", Chunked ", None),
+        # chunked last: the body's end is known, but dechunked it is still gzip's, unmarked
+        (200, 100, ",gzip,chunked", "Transfer-Encoding 'gzip,chunked'"),
+        (200, 100, ",chunked,chunked", "Transfer-Encoding 'chunked,chunked'"),
         (99, 100, "", "has status 099"),  # three digits llhttp reads, no HTTP status
         (0, 100, "", "has status 000"),
         (200, 64 * 1024 + 1, "", "head is over 64 KiB"),

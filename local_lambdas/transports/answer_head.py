@@ -14,13 +14,13 @@ def head_problem(status: int, size: int, coding: str) -> str | None:
     """Why a final answer's head (`status`; `size`, its headers' bytes; `coding`, its
     Transfer-Encoding values joined, each after a comma) cannot be relayed, or None.
     llhttp reads any three digits as a status, 000 to 099 too; a body coded otherwise than
-    chunked at the end would go on, read to the connection's end, undecoded and unmarked
-    (nginx's 502 too)."""
+    chunked alone would go on undecoded and unmarked, read to the connection's end or, as
+    `gzip, chunked`, dechunked but still gzip's (nginx's 502 too)."""
     if status < 100:
         return f"the child's answer has status {status:03d}"
     if size > MAX_HEAD:
         return f"the child's answer head is over {MAX_HEAD // 1024} KiB"
-    if coding and coding.rpartition(",")[2].strip().lower() != "chunked":
+    if coding and coding.strip(", \t").lower() != "chunked":
         return (f"the child's answer has Transfer-Encoding {coding.strip(',')!r}: send it "
                 "chunked, or with a Content-Length")  # fmt: skip
     return None

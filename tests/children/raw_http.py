@@ -47,6 +47,8 @@ ANSWERS = {
     "length-and-chunked": b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
     b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
     "gzip-coding": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nnot really gzip",
+    "gzip-chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+    b"f\r\nnot really gzip\r\n0\r\n\r\n",
     "two-lengths": b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
     "negative-length": b"HTTP/1.1 200 OK\r\nContent-Length: -3\r\n\r\nabc",
     "no-colon": b"HTTP/1.1 200 OK\r\nBroken header\r\nContent-Length: 3\r\n\r\nabc",
