@@ -314,7 +314,7 @@ def test_watched_change_restarts_the_deepest_owner() -> None:
     assert affected({Path("/elsewhere")}, root / "m.xml", dirs) == (False, [])
 
 
-def test_a_manifest_links_target_is_the_manifest(tmp_path: Path) -> None:
+def test_a_watched_manifest_links_target_is_the_manifest(tmp_path: Path) -> None:
     """Editing the file a manifest link points to reloads, and restarts nobody for it."""
     from local_lambdas.watch import affected
 
