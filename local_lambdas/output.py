@@ -2,14 +2,19 @@
 out of here (what is said before it starts or once it has stopped: notices.py).
 
 Children's output is shown line by line as `id | line`, the id in the child's own colour, as
-Procfile runners do. The proxy's own events arrive through `logging` and are printed by
-`Printer.handler()`, so library code only ever calls `logging.getLogger(...)`.
+Procfile runners do. A child's colours (SGR escapes) are kept in text; its other escapes
+and control characters (clearing the screen, moving the cursor, a window title, the bell)
+are dropped, so that no child can wipe or garble the others' lines; the dashboard shows the
+text without colours, and --log-format json gives each line as the child wrote it. The
+proxy's own events arrive through `logging` and are printed by `Printer.handler()`, so
+library code only ever calls `logging.getLogger(...)`.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -38,6 +43,26 @@ _PALETTE = (
 )
 _LEVEL_STYLE = {logging.WARNING: "yellow", logging.ERROR: "bold red", logging.CRITICAL: "bold red"}
 PROXY = "local-lambdas"
+# What a child's line may not pass on to a terminal: an escape sequence that is not a colour
+# (SGR: a CSI ending in `m`), whole or cut short, or a control character but TAB and LF.
+_NOT_COLOUR = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-ln-~]"  # CSI: the cursor moved, the screen cleared...
+    r"|\x1b\[(?![0-?]*[ -/]*[@-~])"  # a CSI cut short
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC: a window title, the clipboard...
+    r"|\x1b(?![\[\]])[ -~]?"  # a two-byte escape, or ESC alone
+    r"|[\x00-\x08\x0b-\x1a\x1c-\x1f\x7f-\x9f]"  # C0 and C1 controls, DEL
+)
+_ANY_ESCAPE = re.compile(_NOT_COLOUR.pattern + r"|\x1b\[[0-?]*[ -/]*m")
+
+
+def for_terminal(text: str) -> str:
+    """`text` without what `_NOT_COLOUR` finds: its colours kept."""
+    return text if text.isprintable() else _NOT_COLOUR.sub("", text)  # (most lines: no regex)
+
+
+def plain(text: str) -> str:
+    """`text` without any escape sequence or control character but TAB and LF."""
+    return text if text.isprintable() else _ANY_ESCAPE.sub("", text)
 
 
 # Rich's names of the palette above, as ANSI codes: child lines are printed without rich.
@@ -122,7 +147,7 @@ class Printer:
         if self.tap is not None:
             color = self._colors.get(name, "white")
             for line in lines:
-                self.tap(name, stream, line_text(line), color)
+                self.tap(name, stream, plain(line_text(line)), color)
         if self.log_format == "json":
             now = round(time.time(), 3)
             text = "".join(
@@ -132,7 +157,7 @@ class Printer:
             )  # fmt: skip
         else:
             prefix = self._prefixes.get(name) or self._prefix(name)
-            text = "".join(f"{prefix}{line_text(line)}\n" for line in lines)
+            text = "".join(f"{prefix}{for_terminal(line_text(line))}\n" for line in lines)
         self.access_log.flush()  # (the requests answered before these lines, first)
         self._writer.put(name, text)
 

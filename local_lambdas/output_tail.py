@@ -1,5 +1,6 @@
 """The last lines a child printed (a process's instance, a task), kept to say why it failed
-or ended, with each line passed on to the console (output.Printer) as it comes.
+or ended, with each line passed on to the console (output.Printer) as it comes. Kept plain
+(output.plain): a reason quotes a red `Error:` as its words.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ import collections
 from typing import Literal
 
 from local_lambdas import explain
-from local_lambdas.output import Printer, line_text
+from local_lambdas.output import Printer, line_text, plain
 
 
 class OutputTail:
@@ -25,7 +26,7 @@ class OutputTail:
         printer.register(name)
 
     def __call__(self, stream: Literal["stdout", "stderr"], lines: list[bytes]) -> None:
-        self.lines.extend(map(line_text, lines[-self._keep :]))
+        self.lines.extend(plain(line_text(line)) for line in lines[-self._keep :])
         self._own = min(self._own + len(lines), self._keep)
         self._printer.child_lines(self._name, stream, lines)
 

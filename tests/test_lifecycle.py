@@ -549,6 +549,35 @@ async def test_port_is_the_short_way_to_choose_where_to_listen(
     assert any("--port 70000 is not a port" in line for line in run.lines), run.lines
 
 
+async def test_a_childs_screen_clearing_never_reaches_the_proxys_output(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    """A dev server that clears the screen as it starts (Vite's, FORCE_COLOR) would wipe the
+    other children's lines and the routes table: its colours go on, nothing else does, and
+    the reason its exit is told with quotes its words, not its escapes."""
+    child = tmp_path / "clearing.py"
+    child.write_text(
+        "print('\\x1b[2J\\x1b[3J\\x1b[H\\x1b]0;dev\\x07', end='')\n"
+        "print('\\x1b[32mstarting\\x1b[0m\\x07', flush=True)\n"
+        "print('\\x1b[1;31mError\\x1b[0m: no config', flush=True)\n"
+        "raise SystemExit(3)\n"
+    )
+    path = write_manifest(
+        f"<process><id>vite</id><executable>{sys.executable}</executable><arg>{child}</arg>"
+        "<route>/v/*</route><start_retries>0</start_retries></process>",
+        process_xml("good", "/good/*"),
+    )
+    async with cli(str(path), "--bind", "127.0.0.1:0") as run:
+        await run.expect(r"vite: FATAL: .*Error: no config")
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
+    printed = "\n".join(run.lines)
+    assert "vite          | \x1b[32mstarting\x1b[0m\n" in printed, printed
+    assert "vite          | \x1b[1;31mError\x1b[0m: no config\n" in printed, printed
+    for escape in ("\x1b[2J", "\x1b[H", "\x1b]0;", "\x07"):
+        assert escape not in printed, (escape, printed)
+
+
 async def test_crash_looping_child_goes_fatal_and_others_serve(
     write_manifest: WriteManifest, tmp_path: Path
 ) -> None:

@@ -31,6 +31,7 @@ from local_lambdas import (
     lane_requests,
     launch,
     manifest,
+    output,
     relay,
     relay_request,
     router,
@@ -1686,6 +1687,22 @@ def test_process_stats_percentiles_are_of_the_last_2048_requests() -> None:
 ])  # fmt: skip
 def test_a_childs_line_is_shown_as_a_terminal_leaves_it(printed: bytes, shown: str) -> None:
     assert line_text(printed) == shown
+
+
+@pytest.mark.parametrize(("printed", "in_text", "plain"), [
+    ("\x1b[2J\x1b[3J\x1b[H\x1b[32mready\x1b[0m", "\x1b[32mready\x1b[0m", "ready"),  # Vite's start
+    ("\x1b[1;31mError\x1b[m: no", "\x1b[1;31mError\x1b[m: no", "Error: no"),
+    ("\x07bell \x1b]0;a title\x07done", "bell done", "bell done"),  # BEL, OSC ended by BEL
+    ("\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\", "link", "link"),  # OSC 8, ended by ST
+    ("up\x1b[1A\x1b[2Kover", "upover", "upover"), ("cut \x1b[12", "cut 12", "cut 12"),
+    ("reset\x1bc", "reset", "reset"), ("a\tb\x00\x7f\u009b", "a\tb", "a\tb"),
+    ("caf\u00e9 \u2713", "caf\u00e9 \u2713", "caf\u00e9 \u2713"),
+])  # fmt: skip
+def test_a_childs_escapes_are_colours_or_nothing(printed: str, in_text: str, plain: str) -> None:
+    """No child can clear the screen, move the cursor or retitle the window of the terminal
+    the proxy prints to; its colours stay in text, and go from the dashboard's lines."""
+    assert output.for_terminal(printed) == in_text
+    assert output.plain(printed) == plain
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc tells who listens")
