@@ -58,6 +58,11 @@ class Environment:
             else:
                 self.problem(line, problem)
             return {}
+        except UnicodeDecodeError as exc:
+            at = exc.object[: exc.start].count(b"\n") + 1
+            problem = f"byte {exc.object[exc.start]:#04x} is not UTF-8 text; save the file as UTF-8"
+            self.problems.append(Problem(str(path), at, problem))
+            return {}
         for bad in read.bad_lines:
             self.problems.append(Problem(str(path), bad, "not a NAME=value line; fix or remove it"))
         return read.values

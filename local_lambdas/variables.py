@@ -14,6 +14,7 @@ them as it starts. <executable>, <working_dir>, <env_file> and <port> are expand
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import io
 import logging
@@ -156,8 +157,12 @@ class EnvFile:
 
 
 def read_env_file(path: Path) -> EnvFile:
-    """Read `path` (raises OSError when it cannot be read)."""
-    text = path.read_text(encoding="utf-8")
+    """Read `path`: UTF-8, or UTF-16 with its BOM, as Windows PowerShell 5 writes
+    `"A=1" > .env` (raises OSError when it cannot be read, UnicodeDecodeError when it is
+    neither)."""
+    data = path.read_bytes()
+    utf16 = data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+    text = data.decode("utf-16" if utf16 else "utf-8-sig")  # (a UTF-8 BOM skipped too)
     bad = [b.original.line for b in parse_stream(io.StringIO(text)) if b.error]
     with _quiet_dotenv():  # a line it cannot read is said once, by the loader, with its fix
         values = {k: v or "" for k, v in dotenv_values(stream=io.StringIO(text)).items()}

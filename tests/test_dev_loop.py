@@ -16,6 +16,7 @@ import pytest
 
 from local_lambdas import manifest
 from local_lambdas.errors import ManifestError
+from local_lambdas.variables import child_environment
 from tests.helpers import (
     CHILDREN,
     PYTHON,
@@ -169,6 +170,31 @@ def test_a_malformed_env_file_line_names_file_and_line(
         manifest.load(path, socket_dir=Path("/tmp/ll-x"), base=tmp_path)
     assert str(caught.value.problems[0]).startswith(f"{tmp_path / '.env'}:2: not a NAME=value")
     assert not caplog.records  # said once, by us: not again by python-dotenv's own logger
+
+
+@pytest.mark.parametrize(("encoding", "bom"), [
+    ("utf-8", b"\xef\xbb\xbf"),  # as some Windows editors save it
+    ("utf-16", b""),  # PowerShell 5's `"A=1" > .env`: UTF-16 with its own BOM
+])  # fmt: skip
+def test_an_env_file_with_a_bom_is_read(tmp_path: Path, encoding: str, bom: bytes) -> None:
+    (tmp_path / ".env").write_bytes(bom + "A=1\r\nB=caf\u00e9\r\n".encode(encoding))
+    path = tmp_path / "manifest.xml"
+    env = '<env name="C">${A}</env>'
+    path.write_text(f"<manifest>{process_xml('svc', '/s/*', extra=env)}</manifest>")
+    loaded = manifest.load(path, socket_dir=Path("/tmp/ll-x"), base=tmp_path)
+    given, _ = child_environment(loaded.processes[0], {})
+    assert (given["A"], given["B"], given["C"]) == ("1", "caf\u00e9", "1")
+
+
+def test_an_env_file_not_in_utf8_names_its_line(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_bytes(b"A=1\nB=caf\xe9\n")  # Latin-1
+    path = tmp_path / "manifest.xml"
+    path.write_text(f"<manifest>{process_xml('svc', '/s/*')}</manifest>")
+    with pytest.raises(ManifestError) as caught:
+        manifest.load(path, socket_dir=Path("/tmp/ll-x"), base=tmp_path)
+    assert str(caught.value.problems[0]) == (
+        f"{tmp_path / '.env'}:2: byte 0xe9 is not UTF-8 text; save the file as UTF-8"
+    )
 
 
 @pytest.mark.parametrize(("name", "says"), [
