@@ -176,8 +176,8 @@ class Reader:
                 executable, working_dir, path, self.folder, self.beside
             ):
                 self.problem(lines.get(name, [element.sourceline or 0])[0], f"{label}: {message}")
-        if "id" in kwargs and kind == "process":
-            kwargs.setdefault("pipe_name", kwargs["id"])
+        if "id" in kwargs and kind == "process" and "pipe_name" not in kwargs:
+            kwargs["pipe_name"] = self._pipe_named_by_id(kwargs, lines, label)
         try:
             process = (Process if kind == "process" else Task).model_validate(kwargs)
         except ValidationError as exc:
@@ -220,6 +220,23 @@ class Reader:
         if ELEMENTS[name].repeatable:
             return tuple(text for text, _, _ in occurrences)
         return occurrences[0][0]
+
+    def _pipe_named_by_id(
+        self, kwargs: dict[str, object], lines: dict[str, list[int]], label: str
+    ) -> str:
+        """The pipe's name a process without <pipe_name> gets: its id, which in a pipe mode
+        must then be a file's name (said as the id's problem); in the others no pipe is
+        made, and any id goes, as in the earlier tool."""
+        ident = str(kwargs["id"])
+        if ident not in {"", ".", ".."} and not any(c in ident for c in "/\\\0"):
+            return ident
+        if str(kwargs.get("communication_mode", "pipe")).strip() in ("pipe", "pipe-keepalive"):
+            self.problem(
+                lines.get("id", [0])[0],
+                f'{label}: <id> "{ident}" names its pipe, which cannot hold / or \\: add a '
+                "<pipe_name>, e.g. api_pipe",
+            )
+        return "_"  # (never made)
 
     def _pydantic(
         self,

@@ -80,6 +80,20 @@ LAUGHS = '<!ENTITY a "aaaaaaaaaa">' + "".join(
 
 # (manifest text, [(line, text the message must contain)])
 CASES = {
+    "an id that cannot name the pipe it names": (  # said of the id, once
+        process("<id>api/v2</id>", "<executable>python3</executable>", "<route>/a/*</route>"),
+        [
+            (
+                3,
+                '<process id="api/v2">: <id> "api/v2" names its pipe, which cannot hold / or \\: '
+                "add a <pipe_name>, e.g. api_pipe",
+            )
+        ],
+    ),
+    "an id that is a folder's name": (
+        process("<id>..</id>", "<executable>python3</executable>", "<route>/a/*</route>"),
+        [(3, '<process id="..">: <id> ".." names its pipe')],
+    ),
     "route without slash": (
         process("<id>auth</id>", "<executable>python3</executable>", "<route>api/*</route>"),
         [(5, '<process id="auth">: <route> "api/*" must start with "/": write "/api/*"')],
