@@ -14,7 +14,9 @@ files the proxy itself writes to (`local-lambdas --watch > dev.log` beside the m
 socket directory, and every --watch-ignore glob (matched against the file's name and its
 path). With --watch-include globs, only files matching one of them restart anything (the
 manifest and env files are always followed). Changes are gathered for `debounce`
-milliseconds, so saving ten files restarts once.
+milliseconds, so saving ten files restarts once. Folders past the system's limit of watched
+ones (Linux's fs.inotify.max_user_watches: a working_dir of a whole home, say) are said once,
+with the fix, and the manifest's folder alone is followed from then on.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import asyncio
 import fnmatch
 import logging
 import os
+import re
 import stat
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -127,32 +130,61 @@ async def watch(
     stop = stop or asyncio.Event()
     watch_filter = _Filter(ignore, socket_dir, include, manifest)
     text = _read(manifest)
+    narrow = False  # too many folders to watch: the manifest's alone, from then on
     while not stop.is_set():
-        current = dirs()
+        current = {} if narrow else dirs()
         paths = _watched(manifest, current)
         log.info("watching %s", ", ".join(str(p) for p in paths))
-        async for changes in awatch(
-            *paths, watch_filter=watch_filter, debounce=debounce_ms, stop_event=stop
-        ):
-            changed = lasting(changes)
-            reload_manifest, ids = affected(changed, manifest, current)
-            # An env file changes what the manifest gives its children: read it again too.
-            env_changed = any(_is_env_file(path) for path in changed)
-            if reload_manifest or env_changed:
-                now = _read(manifest)
-                reload_manifest, text = now != text or env_changed, now  # by content
-            if reload_manifest or ids:
-                await react(reload_manifest, ids)
-            current = dirs()
-            if _watched(manifest, current) != paths:
-                break  # the reload changed what to watch
+        try:
+            async for changes in awatch(
+                *paths, watch_filter=watch_filter, debounce=debounce_ms, stop_event=stop,
+                recursive=not narrow,
+            ):  # fmt: skip
+                changed = lasting(changes)
+                reload_manifest, ids = affected(changed, manifest, current)
+                # An env file changes what the manifest gives its children: read it again too.
+                env_changed = any(_is_env_file(path) for path in changed)
+                if reload_manifest or env_changed:
+                    now = _read(manifest)
+                    reload_manifest, text = now != text or env_changed, now  # by content
+                if reload_manifest or ids:
+                    await react(reload_manifest, ids)
+                current = {} if narrow else dirs()
+                if _watched(manifest, current) != paths:
+                    break  # the reload changed what to watch
+        except OSError as exc:  # watchfiles' error when the folders cannot all be watched
+            if narrow:
+                log.error("--watch: cannot watch %s (%s); --watch is off", paths[0], exc)
+                return
+            log.error("%s", _cannot_watch(exc, paths))
+            narrow = True
+
+
+def _cannot_watch(exc: OSError, paths: list[Path]) -> str:
+    """The line that says why the folders could not all be watched, and what to do."""
+    named = ", ".join(map(str, paths))
+    where = re.search(r'\["([^"]+)"', str(exc))  # (the folder watchfiles stopped at)
+    inside = [p for p in paths if where and Path(where[1]).is_relative_to(p)]
+    if inside:
+        named = str(max(inside, key=lambda p: len(p.parts)))
+    what = "files there no longer restart anything; the manifest is still followed"
+    if "limit" not in str(exc):
+        return f"--watch: cannot watch {named} ({exc}): {what}"
+    limit = _read(Path("/proc/sys/fs/inotify/max_user_watches"))
+    given = f" = {int(limit)}" if limit and limit.strip().isdigit() else ""
+    return (
+        f"--watch: {named} holds more folders than the system lets one watch "
+        f"(fs.inotify.max_user_watches{given}): {what}. Raise the limit (sudo sysctl "
+        "fs.inotify.max_user_watches=524288) or give the process a narrower <working_dir>"
+    )
 
 
 def _watched(manifest: Path, dirs: dict[str, Path]) -> list[Path]:
     """The folders to watch: the manifest's, the folder of the file it links to, and the
     working directories. Folders, not the manifest file: editors often save by writing a new
     file and renaming it over the old, which a watch on the old file would miss."""
-    return sorted({manifest.parent, manifest.resolve().parent, *dirs.values()})
+    present = {folder for folder in dirs.values() if folder.is_dir()}  # (one may be deleted)
+    return sorted({manifest.parent, manifest.resolve().parent, *present})
 
 
 def _is_env_file(path: Path) -> bool:

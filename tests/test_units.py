@@ -14,7 +14,7 @@ import re
 import socket
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -313,6 +313,44 @@ def test_watched_change_restarts_the_deepest_owner() -> None:
     assert affected({Path("/p/web/y.js")}, root / "m.xml", dirs) == (False, ["root"])
     assert affected({root / "m.xml"}, root / "m.xml", dirs) == (True, [])
     assert affected({Path("/elsewhere")}, root / "m.xml", dirs) == (False, [])
+
+
+async def test_watch_past_the_systems_limit_says_so_and_follows_the_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stand-in for watchfiles: the system's limit of watched folders is global (a sysctl),
+    not one a test may lower. It fails as watchfiles does past the limit, then, watching the
+    manifest's folder alone, reports the manifest changed."""
+    from watchfiles import Change
+
+    from local_lambdas import watch
+
+    big, manifest = tmp_path / "home", tmp_path / "manifest.xml"
+    (big / "deep").mkdir(parents=True)
+    manifest.write_text("<manifest/>")
+    stop, calls, reacted = asyncio.Event(), [], []
+
+    async def awatch(
+        *paths: Path, recursive: bool = True, **_: object
+    ) -> AsyncIterator[set[tuple[Change, str]]]:
+        calls.append((paths, recursive))
+        if recursive:
+            raise OSError(f'OS file watch limit reached. about ["{big / "deep"}"]')
+        manifest.write_text("<manifest><!-- changed --></manifest>")
+        yield {(Change.modified, str(manifest))}
+
+    async def react(reload: bool, ids: list[str]) -> None:
+        reacted.append((reload, ids))
+        stop.set()
+
+    monkeypatch.setattr(watch, "awatch", awatch)
+    dirs = {"svc": big}
+    await watch.watch(manifest, lambda: dirs, react, socket_dir=tmp_path / "s", stop=stop)
+    assert calls == [((tmp_path, big), True), ((tmp_path,), False)]
+    assert reacted == [(True, [])]
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(said) == 1 and said[0].startswith(f"--watch: {big} holds more folders than"), said
+    assert "fs.inotify.max_user_watches" in said[0] and "the manifest is still followed" in said[0]
 
 
 def test_a_watched_manifest_links_target_is_the_manifest(tmp_path: Path) -> None:
