@@ -10,8 +10,8 @@ GET  /_/requests                the inspector's requests, newest first (summarie
 GET  /_/requests/ID             one request: headers and the first 64 KiB of each body
 POST /_/requests/ID/replay      send it through the proxy again; the new request's detail
 
-The log keeps the console's last lines (console_log.py). A page that falls more than QUEUE
-events behind is disconnected; its EventSource connects again and starts from what is kept.
+The log keeps the console's last lines (console_log.py); each open page's stream is an
+event_stream.Page.
 """
 
 from __future__ import annotations
@@ -28,61 +28,13 @@ from aiohttp import web
 
 from local_lambdas.console_log import ConsoleLog, Entry
 from local_lambdas.envelope import valid_text
+from local_lambdas.event_stream import Page, sse
 from local_lambdas.inspector import BODY, Exchange, Inspector
 from local_lambdas.router import BadTarget, origin_form
 from local_lambdas.stats import thousandths
 
-QUEUE = 5000  # events waiting for one page
 _STATUS_EVERY = 0.5  # seconds between looks at the status
-_PING_EVERY = 15.0  # seconds of silence before a comment line, to find closed pages
-_GATHER = 0.05  # seconds of events gathered for one write to a page
 _REPLAY_TIMEOUT = 30.0
-
-
-class _Page:
-    """One open event stream: the events waiting for it (each as the stream carries it,
-    `_sse`), and its wake-up. A list and a future, not an asyncio.Queue, whose put cost a
-    request served 9k instructions while a page was open."""
-
-    def __init__(self) -> None:
-        self.events: list[bytes] = []
-        self.ended = False
-        self._woken: asyncio.Future[None] | None = None
-
-    def send(self, event: bytes) -> bool:
-        """Queue `event`; False, and the page ended, once QUEUE are waiting (too far behind:
-        it reconnects and starts afresh), or once it ended."""
-        if self.ended or len(self.events) >= QUEUE:
-            self.end()
-            return False
-        self.events.append(event)
-        self._wake()
-        return True
-
-    def end(self) -> None:
-        """The stream ends once what is waiting is sent."""
-        self.ended = True
-        self._wake()
-
-    async def wait(self, timeout: float) -> bool:
-        """Whether an event (or the end) came within `timeout` seconds."""
-        if not self.events and not self.ended:
-            self._woken = asyncio.get_running_loop().create_future()
-            try:
-                await asyncio.wait_for(self._woken, timeout)
-            except asyncio.TimeoutError:
-                return False
-            finally:
-                self._woken = None
-        return True
-
-    def take(self) -> list[bytes]:
-        events, self.events = self.events, []
-        return events
-
-    def _wake(self) -> None:
-        if self._woken is not None and not self._woken.done():
-            self._woken.set_result(None)
 
 
 class Dashboard:
@@ -96,7 +48,7 @@ class Dashboard:
         self.log = log.lines
         log.listener = self._logged
         self.url = ""  # the proxy's own, for replays; set once it listens
-        self._pages: set[_Page] = set()
+        self._pages: set[Page] = set()
         self._thread = 0  # the event loop's, once a page opens: lines from others wait
         self._watching: asyncio.Task[None] | None = None
         self._waiting: dict[str, asyncio.Future[Exchange]] = {}
@@ -127,7 +79,7 @@ class Dashboard:
             self._publish("request", exchange.summary())
 
     def _publish(self, name: str, data: object) -> None:
-        self._send(_sse(name, orjson.dumps(data)))
+        self._send(sse(name, orjson.dumps(data)))
 
     def _send(self, event: bytes) -> None:
         """`event` to every open page; one too far behind is let go (it connects again)."""
@@ -148,7 +100,7 @@ class Dashboard:
         body = orjson.dumps(self._status())
         if body != self._last_status:
             self._last_status = body
-            self._send(_sse("status", body))
+            self._send(sse("status", body))
 
     async def _watch_status(self) -> None:
         """Counters change without a line to say so: look twice a second while pages are open."""
@@ -205,33 +157,19 @@ class Dashboard:
         await answer.prepare(request)
         if request.method == "HEAD":  # the head alone: no stream of events follows one
             return answer
-        page = _Page()
+        page = Page()
         self._thread = threading.get_ident()
-        page.send(_sse("status", orjson.dumps(self._status())))
-        page.send(_sse("logs", orjson.dumps([_line(entry) for entry in self.log])))
+        page.send(sse("status", orjson.dumps(self._status())))
+        page.send(sse("logs", orjson.dumps([_line(entry) for entry in self.log])))
         recording = self.inspector is not None
         kept = [e.summary() for e in self.inspector.newest_first()] if self.inspector else []
-        page.send(_sse("requests", orjson.dumps({"recording": recording, "requests": kept})))
+        page.send(sse("requests", orjson.dumps({"recording": recording, "requests": kept})))
         self._pages.add(page)
         self._listen()
         if self._watching is None:
             self._watching = asyncio.create_task(self._watch_status())
         try:
-            while True:
-                if not await page.wait(_PING_EVERY):
-                    await answer.write(b": ping\n\n")
-                    continue
-                # What comes meanwhile goes in the same write: under load a page hears of
-                # every request twice, and a write (and a wait) for each event cost a
-                # request served more than the request itself.
-                await asyncio.sleep(_GATHER)
-                events = page.take()
-                if events:
-                    await answer.write(b"".join(events))
-                if page.ended:
-                    break
-        except ConnectionResetError:
-            pass  # the page closed
+            await page.write_to(answer)
         finally:
             self._pages.discard(page)
             self._listen()
@@ -299,11 +237,6 @@ _CSP = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
     "connect-src 'self'; img-src data:"
 )
-
-
-def _sse(name: str, data: bytes) -> bytes:
-    """An event as the stream carries it (Server-Sent Events)."""
-    return b"event: " + name.encode() + b"\ndata: " + data + b"\n\n"
 
 
 def _line(entry: Entry) -> dict[str, object]:

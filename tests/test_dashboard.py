@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from local_lambdas import _compat, dashboard
+from local_lambdas import _compat, event_stream
 from local_lambdas.inspector import BODY, HIDDEN, LIMIT
 from tests.helpers import (
     CHILDREN,
@@ -348,12 +348,12 @@ async def test_a_page_too_far_behind_is_ended_after_what_waits() -> None:
     """A page's events wait in a list: it wakes at the first, takes them all at once, and is
     ended (to reconnect and start afresh) when QUEUE are waiting, its stream ending after
     them; one that hears nothing waits `timeout` (a ping is then due)."""
-    page = dashboard._Page()
+    page = event_stream.Page()
     assert not await page.wait(0.01) and not page.ended
     assert page.send(b"a") and page.send(b"b")
     assert await page.wait(5) and page.take() == [b"a", b"b"] and page.take() == []
-    for n in range(dashboard.QUEUE):
+    for n in range(event_stream.QUEUE):
         assert page.send(b"%d" % n)
     assert not page.send(b"one too many") and page.ended
-    assert await page.wait(5) and len(page.take()) == dashboard.QUEUE
+    assert await page.wait(5) and len(page.take()) == event_stream.QUEUE
     assert not page.send(b"after the end") and page.take() == []
