@@ -4,6 +4,7 @@ process, and say in one line what it answered (or why no proxy did)."""
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -19,12 +20,21 @@ def restart(url: str, prefix: str, process: str) -> int:
         return EXIT_USAGE
     name = urllib.parse.quote(process)
     target = f"{url.rstrip('/')}/{prefix.strip('/')}/processes/{name}/restart"
+    # The endpoint answers loopback clients only, so the proxy asked is this machine's own:
+    # its certificate is not checked there (--tls self-signed makes one nobody trusts).
+    context = None
+    if urllib.parse.urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1"):
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     try:
-        with urllib.request.urlopen(urllib.request.Request(target, method="POST")) as reply:
+        request = urllib.request.Request(target, method="POST")
+        with urllib.request.urlopen(request, context=context) as reply:
             raw = reply.read()
     except urllib.error.HTTPError as exc:
         try:
             error = json.load(exc)["error"]
+            if exc.code == 404 and error.startswith("no route matches"):
+                error += "; if the proxy runs with --admin-prefix, pass the same"
         except (ValueError, KeyError, TypeError):
             error = (f"{url} answered {exc.code} {exc.reason}, not as local-lambdas does; "
                      "pass the proxy's address with --url")  # fmt: skip

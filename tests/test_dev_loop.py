@@ -271,6 +271,16 @@ async def test_restart_one_process_under_load(
             assert (
                 reply.status == 404 and "the processes are: a, b" in (await reply.json())["error"]
             )
+        # Asked under another prefix than the proxy's: the likely cause is said.
+        elsewhere = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "local_lambdas", "restart", "a", "--url", run.url,
+            "--admin-prefix", "/admin/", stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        said = (await elsewhere.communicate())[1].decode()
+        assert elsewhere.returncode == 1 and said.strip() == (
+            "local-lambdas restart: no route matches /admin/processes/a/restart; if the proxy "
+            "runs with --admin-prefix, pass the same"
+        )
 
 
 def test_restart_without_a_proxy_says_so() -> None:

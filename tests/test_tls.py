@@ -140,6 +140,14 @@ async def test_a_self_signed_certificate_and_its_fingerprint(
         host, port = run.url.removeprefix("https://").rsplit(":", 1)
         pem = await asyncio.to_thread(ssl.get_server_certificate, (host, int(port)))
         assert fingerprint(ssl.PEM_cert_to_DER_cert(pem)) == run.started.fingerprint
+        # `local-lambdas restart` asks its own proxy on this machine: the throwaway
+        # certificate, which nobody trusts, is no reason to say there is no proxy.
+        restart = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "local_lambdas", "restart", "api", "--url", run.url,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        said = (await asyncio.wait_for(restart.communicate(), 60))[0].decode()
+        assert restart.returncode == 0 and "api: restarted, READY" in said, said
 
 
 @LANES
