@@ -52,6 +52,10 @@ def load(
         raise ManifestError(
             [Problem(shown, None, "no such file; pass the path of your manifest.xml")]
         ) from None
+    except IsADirectoryError:
+        inside = path / "manifest.xml"
+        fix = f"pass {inside}" if inside.is_file() else "pass the manifest file in it"
+        raise ManifestError([Problem(shown, None, f"is a folder; {fix}")]) from None
     except OSError as exc:
         raise ManifestError([Problem(shown, None, f"cannot be read: {exc.strerror}")]) from exc
     root = _parse(data, shown)

@@ -663,6 +663,10 @@ def test_missing_manifest_exits_1_with_one_clear_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "manifest.xml: no such file" in result.stderr
     assert "Traceback" not in result.stderr
+    (tmp_path / "manifest.xml").write_text("<manifest/>")
+    result = run_cli("check", str(tmp_path))  # a folder: the manifest in it is named
+    assert result.returncode == 1
+    assert f"{tmp_path}: is a folder; pass {tmp_path / 'manifest.xml'}" in result.stderr
 
 
 def test_help_and_version() -> None:
