@@ -144,20 +144,21 @@ class Printer:
         if not self._writer.room(name) or not self._within_rate(name, lines):
             self._writer.drop(name, len(lines))
             return
+        texts = [line_text(line) for line in lines]
         if self.tap is not None:
             color = self._colors.get(name, "white")
-            for line in lines:
-                self.tap(name, stream, plain(line_text(line)), color)
+            for line in texts:
+                self.tap(name, stream, plain(line), color)
         if self.log_format == "json":
             now = round(time.time(), 3)
             text = "".join(
                 orjson.dumps({"time": now, "event": "output", "process": name, "stream": stream,
-                              "line": line_text(line)}).decode() + "\n"
-                for line in lines
+                              "line": line}).decode() + "\n"
+                for line in texts
             )  # fmt: skip
         else:
             prefix = self._prefixes.get(name) or self._prefix(name)
-            text = "".join(f"{prefix}{for_terminal(line_text(line))}\n" for line in lines)
+            text = "".join(f"{prefix}{for_terminal(line)}\n" for line in texts)
         self.access_log.flush()  # (the requests answered before these lines, first)
         self._writer.put(name, text)
 
