@@ -26,6 +26,7 @@ from local_lambdas.config_values import (
     check_image,
     check_origin,
     check_route,
+    is_file_name,
     parse_duration,
     parse_size,
 )
@@ -145,7 +146,7 @@ class Process(BaseModel):
     @field_validator("pipe_name")
     @classmethod
     def _pipe_name_is_a_file_name(cls, value: str) -> str:
-        if not value or value in {".", ".."} or any(c in value for c in "/\\\0"):
+        if not is_file_name(value):
             raise ValueError("must be a plain name without / or \\, e.g. api_pipe")
         return value
 

@@ -1,7 +1,7 @@
 """The text values of the manifest and the command line read: durations, sizes, routes,
-CORS origins and image references. Plain functions that raise ValueError with the fix,
-without pydantic, so that the command line reads its flags with them before loading it;
-config.py's models take them as validators.
+CORS origins, image references and file names. Plain functions that raise ValueError with
+the fix (or say whether a value will do), without pydantic, so that the command line reads
+its flags with them before loading it; config.py's models take them as validators.
 """
 
 from __future__ import annotations
@@ -99,3 +99,9 @@ def check_image(image: str) -> str:
             "python:3.12-slim or ghcr.io/acme/api:1.4"
         )
     return image
+
+
+def is_file_name(value: str) -> bool:
+    """Whether `value` can name a file in a folder (a pipe's socket): not empty, not . or ..,
+    without / \\ or NUL."""
+    return value not in {"", ".", ".."} and not any(c in value for c in "/\\\0")

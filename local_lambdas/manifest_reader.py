@@ -16,6 +16,7 @@ from lxml import etree
 from pydantic import ValidationError
 
 from local_lambdas.config import Process, Task
+from local_lambdas.config_values import is_file_name
 from local_lambdas.errors import Problem, closest
 from local_lambdas.executables import missing_files, path_problems
 from local_lambdas.manifest_checks import Claims
@@ -228,7 +229,7 @@ class Reader:
         must then be a file's name (said as the id's problem); in the others no pipe is
         made, and any id goes, as in the earlier tool."""
         ident = str(kwargs["id"])
-        if ident not in {"", ".", ".."} and not any(c in ident for c in "/\\\0"):
+        if is_file_name(ident):
             return ident
         if str(kwargs.get("communication_mode", "pipe")).strip() in ("pipe", "pipe-keepalive"):
             self.problem(
