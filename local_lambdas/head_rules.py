@@ -52,11 +52,18 @@ def _later_minor(head: bytes | bytearray) -> int:
     not, after any empty lines) when it names HTTP/1.2 to 1.9, else -1. RFC 9110 2.5 has such
     a request read as the highest minor version served, HTTP/1.1, and nginx reads it so;
     llhttp refuses it: both servers put 1 in its place before llhttp reads it."""
-    lead = bytes(head[:MAX_HEAD])
-    start = len(lead) - len(lead.lstrip(b"\r\n"))  # (empty lines before it)
-    end = head.find(b"\n", start)
-    found = _LATER_MINOR.search(head, start, len(head) if end == -1 else end)
+    start, end = _request_line(head)
+    found = _LATER_MINOR.search(head, start, end)
     return -1 if found is None else found.start() + 8
+
+
+def _request_line(head: bytes | bytearray) -> tuple[int, int]:
+    """Where the request line that starts `head` (after any empty lines) begins, and where
+    it ends: its LF, or the end of what came so far."""
+    lead = bytes(head[:MAX_HEAD])
+    start = len(lead) - len(lead.lstrip(b"\r\n"))
+    end = head.find(b"\n", start)
+    return start, len(head) if end == -1 else end
 
 
 def as_http11(piece: bytes, head: bytes | bytearray) -> bytes:
@@ -76,10 +83,7 @@ def with_target_escaped(piece: bytes, head: bytes | bytearray) -> bytes:
     encoded target means the same to the child; the headers' bytes are left alone."""
     if piece.isascii():
         return piece
-    lead = bytes(head[:MAX_HEAD])
-    start = len(lead) - len(lead.lstrip(b"\r\n"))  # (empty lines before it)
-    end = head.find(b"\n", start)
-    line_part = (len(head) if end == -1 else end) - (len(head) - len(piece))  # piece's share
+    line_part = _request_line(head)[1] - (len(head) - len(piece))  # the piece's share of it
     if line_part <= 0:
         return piece
     escaped = _HIGH_BYTE.sub(lambda byte: b"%%%02X" % byte[0][0], piece[:line_part])
