@@ -631,6 +631,32 @@ async def test_answers_right_and_wrong_from_a_raw_server(
         assert answer.startswith(b"HTTP/1.1 404 Caf\xc3\xa9 Not Found\r\n"), answer
 
 
+async def test_a_kept_connection_is_let_go_before_the_child_closes_it_for_idleness(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """A server closes a kept connection left idle for its keep-alive time (Node.js,
+    uvicorn and hypercorn 5 s, gunicorn 2 s); a POST sent on it just then meets the close
+    unanswered and cannot be sent again: a 502 (nginx's too, behind Node.js). The proxy
+    lets go of a connection idle for 1.5 s unless the child says it keeps one longer
+    (`Keep-Alive: timeout=N`, a second less). raw_http.py's `quiet` closes a request that
+    comes after 1.6 s idle unanswered; its answers count the requests their connection
+    carried. Both lanes share the exchange (transports/upstream.py): the fast lane here."""
+    async with running(write_manifest(RAW), socket_dir) as run:
+
+        async def post(name: str) -> tuple[int, bytes]:
+            async with run.http.post(f"{run.url}/raw/{name}", data=b"x") as reply:
+                return reply.status, await reply.read()
+
+        assert await post("quiet") == (200, b"1")
+        assert await post("quiet") == (200, b"2")  # kept, within its time
+        await asyncio.sleep(1.7)  # idle past its time: the condition under test
+        assert await post("quiet") == (200, b"1")  # a connection of its own: answered
+        # A child that says it keeps one a second: not kept at all.
+        assert await post("keeps-1s") == (200, b"2")
+        assert await post("keeps-1s") == (200, b"1")
+        assert await post("keeps-1s") == (200, b"1")
+
+
 @pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
 async def test_a_child_that_hangs_up_on_an_upload_is_said_to(
     write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool

@@ -1199,6 +1199,26 @@ def test_a_header_is_read_from_an_answers_raw_head(
 
 
 @pytest.mark.parametrize(
+    ("first", "limit"),
+    [
+        (b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\n\r\n", 4.0),  # Node.js, Apache
+        (b"HTTP/1.1 200 OK\r\nkeep-alive: max=100, Timeout = 15\r\n\r\n", 14.0),
+        (b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=1\r\n\r\n", 0.0),  # never kept
+        (b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=0\r\n\r\n", 0.0),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx", 1.5),  # uvicorn: says nothing
+        (b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=-5\r\n\r\n", 1.5),
+        (b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=\xb2\r\n\r\n", 1.5),  # a digit, not ASCII
+        (b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=" + b"9" * 5000 + b"\r\n\r\n", 1.5),
+        (b"HTTP/1.1 200 OK\r\n\r\nKeep-Alive: timeout=9\r\n", 1.5),  # in the body
+    ],
+)  # fmt: skip
+def test_how_long_a_kept_connection_may_wait_idle(first: bytes, limit: float) -> None:
+    """answer_head.idle_limit: what the child says, a second less, else IDLE_LIMIT."""
+    assert answer_head.idle_limit(first) == limit
+    assert answer_head.IDLE_LIMIT == 1.5
+
+
+@pytest.mark.parametrize(
     ("status", "size", "coding", "problem"),
     [
         (200, 100, "", None),

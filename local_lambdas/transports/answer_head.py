@@ -1,13 +1,21 @@
 """What a child's answer head says: what makes one the proxy refuses (`head_problem`), and,
 read from its bytes without a parser, a header's value (`raw_header`), the body length its
 one Content-Length gives (`content_length`), whether its body ends with the connection
-(`close_delimited`), and the head a child repeats from answer to answer (`kept_head`, for
-transports/exchange.py's answers taken whole)."""
+(`close_delimited`), the head a child repeats from answer to answer (`kept_head`, for
+transports/exchange.py's answers taken whole), and how long the connection may then wait
+idle for the next request (`idle_limit`)."""
 
 from __future__ import annotations
 
+from typing import Final
+
 from local_lambdas.envelope import MAX_HEAD
 from local_lambdas.http1 import NO_BODY
+
+# How long a kept connection to a child may wait idle for the next request when its answers
+# do not say how long the child keeps one: under the shortest common server's (gunicorn's
+# 2 s; uvicorn, hypercorn and Node.js keep one 5 s).
+IDLE_LIMIT: Final = 1.5
 
 
 def head_problem(status: int, size: int, coding: str) -> str | None:
@@ -37,6 +45,24 @@ def kept_head(first: bytes, status: int, keep_alive: bool) -> tuple[bytes, int]:
     head = first[:end]
     length = content_length(head) if status not in NO_BODY else -1
     return head, end + length if length >= 0 and keep_alive else -1
+
+
+def idle_limit(first: bytes) -> float:
+    """How long the connection an answer came on (`first`, its first bytes) may wait idle
+    and still carry the next request: a second less than the child says it keeps one
+    (`Keep-Alive: timeout=N`, as Node.js and Apache say), else IDLE_LIMIT. A server closes
+    a connection left idle that long; a request sent on it just then meets the close
+    unanswered, and one that is not idempotent (a POST) cannot be sent again: a 502 (nginx's
+    rule, and its 502s behind Node.js). So the proxy lets go of the connection first."""
+    if b"\nkeep-alive" not in first.lower():  # (most answers: no such header to read)
+        return IDLE_LIMIT
+    value = raw_header(first, b"keep-alive")
+    for param in (value or "").split(","):
+        name, _, seconds = param.partition("=")
+        seconds = seconds.strip()
+        if name.strip().lower() == "timeout" and seconds.isdecimal() and len(seconds) < 10:
+            return max(int(seconds) - 1.0, 0.0)
+    return IDLE_LIMIT
 
 
 def content_length(head: bytes) -> int:

@@ -34,7 +34,8 @@ class ChildConnection(asyncio.Protocol):
         self._socket: socket.socket | None = None  # a duplicate, for TCP_QUICKACK
         self._lost = False
         self._paused = False  # not read while the client cannot take more
-        self._progress = 0.0  # when the child's last bytes came (or reading resumed)
+        # When the child's last bytes came, reading resumed, or the request went out.
+        self._progress = 0.0
 
     @property
     def usable(self) -> bool:
@@ -52,6 +53,7 @@ class ChildConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
+        self._progress = self.loop.time()  # (its first request goes out at once)
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(_TCP, socket.TCP_NODELAY, 1)

@@ -13,6 +13,8 @@ answer to a HEAD request ends with its head. An `upgrade` request answered 101 e
 exchange there: the connection is the sink's from then on (`Sink.upgraded`), never pooled
 again. An answer that comes whole in one read with the last answer's head, byte for byte (a
 child repeats its head; the size its Content-Length gives), is taken without the parser.
+A kept connection carries the next request only while the child would still keep it
+(`fresh`: answer_head.idle_limit).
 The connection itself (its socket's options, reading paused and resumed) is
 child_connection.py's; the rules an answer's head must keep, answer_head.py's.
 """
@@ -26,7 +28,13 @@ import httptools
 from local_lambdas.envelope import MAX_HEAD  # an answer's head, with any 1xx before it
 from local_lambdas.errors import UNANSWERED, BadResponse, ChildTimeout, ChildUnreachable
 from local_lambdas.forwarding import has_control
-from local_lambdas.transports.answer_head import close_delimited, head_problem, kept_head
+from local_lambdas.transports.answer_head import (
+    IDLE_LIMIT,
+    close_delimited,
+    head_problem,
+    idle_limit,
+    kept_head,
+)
 from local_lambdas.transports.child_connection import ChildConnection
 
 if TYPE_CHECKING:
@@ -84,6 +92,7 @@ class Bare(ChildConnection):
         self._last_reason = ""
         self._last_size = -1
         self._repeats = False  # this answer began with the last one's head
+        self._idle_limit = IDLE_LIMIT  # how long it may wait for the next request (`fresh`)
 
     async def run(
         self, request: bytes, sink: Sink, timeout: float | None, head_only: bool, upgrade: bool,
@@ -107,6 +116,18 @@ class Bare(ChildConnection):
             self._sink = None
             self._body = None
 
+    def fresh(self) -> bool:
+        """Whether this kept connection may carry the next request, which goes out now: it
+        has not waited idle for as long as the child keeps one (answer_head.idle_limit), so
+        the child is not closing it just as the request goes out. (Counted from the last
+        bytes of the child's answer, or, for one taken whole (`_whole`), from when its
+        request went out: never short. If fresh, the request's wait begins now.)"""
+        now = self.loop.time()
+        if now - self._progress >= self._idle_limit:
+            return False
+        self._progress = now
+        return True
+
     def write_body(self, data: bytes) -> None:
         """The next bytes of a streaming body (Body): dropped once the connection is closing
         (the exchange has failed and says why; uvloop raises on a write to it)."""
@@ -119,11 +140,11 @@ class Bare(ChildConnection):
         or, once the answer has begun, the client's connection breaks."""
         self._fail(error, str(error))
 
-    # -- the answer's time limit: <timeout> for each wait for the child's next bytes. The
+    # -- the answer's time limit: <timeout> for each wait for the child's next bytes, the
+    # first from when the request goes out (the connection made, or found `fresh`). The
     # upstream's sweeper looks (check); bytes arriving just note the time.
 
     def _arm(self) -> None:
-        self._progress = self.loop.time()
         if self.timeout is not None:
             self._upstream.watch(self)
 
@@ -310,6 +331,7 @@ class Bare(ChildConnection):
         the size an answer with it has (see __init__)."""
         head, self._last_size = kept_head(self.first, status, self._parser.should_keep_alive())
         self._last_head = head
+        self._idle_limit = idle_limit(self.first)
         if head:
             self._last_status, self._last_reason = status, self._reason
 

@@ -3,9 +3,10 @@ keep-alive connections pooled, one exchange at a time on each (exchange.py: the 
 bytes out, the answer to a `Sink` as it comes).
 
 `Upstream.send` takes an idle connection, or makes one within <timeout>, and keeps it again
-once its answer ended cleanly. A kept connection that gives nothing back was most likely
-closed by the child while idle: an idempotent request without a streamed body is sent again
-on another, anything else is ChildUnreachable (nginx's rule). At most MAX_IDLE are kept
+once its answer ended cleanly, for as long as the child would keep it idle (Bare.fresh). A
+kept connection that gives nothing back was most likely closed by the child while idle: an
+idempotent request without a streamed body is sent again on another, anything else is
+ChildUnreachable (nginx's rule). At most MAX_IDLE are kept
 idle, as nginx's `keepalive` bounds them: a burst of clients would otherwise leave as many
 connections open to the child for good (a thread each in a threaded server). The
 connections under a time limit are looked at by one timer per pool, a quarter of the limit
@@ -102,18 +103,22 @@ class Upstream:
         answer's first bytes as they came (its head, whole as a rule: see raw_header)."""
         while self._idle:
             exchange = self._idle.pop()
-            if exchange.usable:
-                try:
-                    await exchange.run(request, sink, timeout, head_only, upgrade, body)
-                except Stale as stale:
-                    if idempotent and body is None:
-                        continue
-                    raise ChildUnreachable(str(stale)) from None
-                except BaseException:
-                    exchange.close()  # cancelled mid-answer, say: never used again
-                    raise
-                self._keep(exchange)
-                return exchange.first
+            if not exchange.usable:
+                continue
+            if not exchange.fresh():
+                exchange.close()  # idle too long: the child may be closing it this moment
+                continue
+            try:
+                await exchange.run(request, sink, timeout, head_only, upgrade, body)
+            except Stale as stale:
+                if idempotent and body is None:
+                    continue
+                raise ChildUnreachable(str(stale)) from None
+            except BaseException:
+                exchange.close()  # cancelled mid-answer, say: never used again
+                raise
+            self._keep(exchange)
+            return exchange.first
         # Asked for only here: get_running_loop() is a getpid() system call on Python 3.11.
         loop = asyncio.get_running_loop()
         make = self._exchange

@@ -8,7 +8,10 @@ not); `hangup` closes the connection at once, its body unread and unanswered. A 
 is an `http` envelope request: its answer is an envelope whose body is the last segment of
 the request's uri (`envelope`). Connections are kept alive, several requests in turn, so that
 an answer that leaves bytes behind (`extra`, `nocontent-body`) would show in the next
-request's answer if the proxy used the connection again. Standard library only.
+request's answer if the proxy used the connection again. `quiet` and `keeps-1s` answer how
+many requests their connection has carried, `keeps-1s` saying `Keep-Alive: timeout=1`; a
+connection whose last answer was `quiet` closes unanswered a request that comes after 1.6 s
+idle: a server closing it for idleness just as the request came. Standard library only.
 """
 
 import base64
@@ -107,20 +110,39 @@ def envelope(conn: socket.socket, body: bytes) -> None:
         conn.sendall(head + reply)
 
 
+QUIET_IDLE = 1.6  # after a `quiet` answer, how long the connection may wait idle
+
+
 def serve(conn: socket.socket) -> None:
     buffer = b""
+    carried = 0  # requests this connection has carried
+    closes_after = None  # idle seconds after which a request is not answered
     with conn:
         while True:
+            idle = time.monotonic()
             while b"\r\n\r\n" not in buffer:
                 data = conn.recv(65536)
                 if not data:
                     return
                 buffer += data
+            if closes_after is not None and time.monotonic() - idle >= closes_after:
+                return  # closing for idleness as the request comes: it goes unanswered
+            carried += 1
             head, _, buffer = buffer.partition(b"\r\n\r\n")
             target = head.split(b"\r\n", 1)[0].split(b" ")[1]
             name = target.partition(b"?")[0].rsplit(b"/", 1)[-1].decode()
             if name == "hangup":
                 return  # closes unanswered, the body unread (the kernel resets the connection)
+            if name in ("quiet", "keeps-1s"):
+                read = body_of(conn, head, buffer)
+                if read is None:
+                    return
+                buffer = read[1]
+                said = b"\r\nKeep-Alive: timeout=1" if name == "keeps-1s" else b""
+                conn.sendall(b"HTTP/1.1 200 OK%s\r\nContent-Length: %d\r\n\r\n%d"
+                             % (said, len(str(carried)), carried))  # fmt: skip
+                closes_after = QUIET_IDLE if name == "quiet" else None
+                continue
             if name == "echo" or target == b"/":  # (`http` envelope requests go to /)
                 read = body_of(conn, head, buffer)
                 if read is None:
