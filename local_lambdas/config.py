@@ -248,6 +248,9 @@ class Settings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(default=3000, ge=0, le=65535)
+    # The host not chosen (127.0.0.1 by default): [::1] at the same port too, where it can
+    # be, so that `localhost` reaches the proxy whichever address a client takes it for.
+    also_ipv6: bool = False
     socket_dir: Path
     own_socket_dir: bool = True  # made (mode 0700) for this run and removed at exit
     shutdown_timeout: Duration = 10.0

@@ -109,7 +109,7 @@ async def started(
         teardown.push_async_callback(reload.finish)
         # Before any child starts or <task> runs: the TLS files read, the port listening.
         context, fingerprint = _tls(settings)
-        sockets = binding.listen(settings.host, settings.port)
+        sockets = binding.listen(settings.host, settings.port, also_ipv6=settings.also_ipv6)
         for sock in sockets:  # (the servers close them; until they have them, this does)
             teardown.callback(sock.close)
         url = _listening(settings, sockets[0], context is not None)

@@ -77,6 +77,7 @@ class Checked(NamedTuple):
     port: int
     cache_bytes: int | None  # ENABLE_CACHE, for each process without <cache>
     cache_entries: int | None
+    also_ipv6: bool = False  # the host is the default one: [::1] too (Settings.also_ipv6)
 
 
 def checked(args: argparse.Namespace, command: str) -> Checked:
@@ -103,7 +104,9 @@ def checked(args: argparse.Namespace, command: str) -> Checked:
         raise ValueError(f"--socket-dir {args.socket_dir}: a file, not a directory; give a "
                          "directory, or a path for one to be made")  # fmt: skip
     bind = args.bind if command != "check" else "127.0.0.1:0"
+    defaulted = False
     if command == "serve":
+        defaulted = not (bind or os.environ.get("BIND_ADDRESS"))
         bind = bind or os.environ.get("BIND_ADDRESS") or DEFAULT_BIND
     host, port = split_bind(bind)
     if getattr(args, "port", None) is not None:
@@ -111,7 +114,7 @@ def checked(args: argparse.Namespace, command: str) -> Checked:
             raise ValueError(f"--port {args.port} is not a port (0-65535)")
         port = args.port
     cache_bytes, cache_entries = cache_setting(os.environ.get("ENABLE_CACHE", ""))
-    return Checked(prefix, host, port, cache_bytes, cache_entries)
+    return Checked(prefix, host, port, cache_bytes, cache_entries, also_ipv6=defaulted)
 
 
 def only_ids(given: str | None, ids: list[str]) -> tuple[str, ...]:
@@ -154,6 +157,7 @@ def settings(
     return Settings(
         host=usage.host,
         port=usage.port,
+        also_ipv6=usage.also_ipv6,
         socket_dir=socket_dir,
         own_socket_dir=own,
         shutdown_timeout=getattr(args, "shutdown_timeout", 10.0),

@@ -218,8 +218,8 @@ def parsers() -> dict[str, Parser]:
     serve_p.add_argument(
         "--bind",
         metavar="HOST:PORT",
-        help=f"where to listen (default: $BIND_ADDRESS, else {DEFAULT_BIND}; "
-        "port 0 picks a free one)",
+        help=f"where to listen (default: $BIND_ADDRESS, else {DEFAULT_BIND}, and [::1] at "
+        "that port too, so that localhost reaches it as IPv6; port 0 picks a free one)",
     )
     _port_argument(serve_p)
     serve_p.add_argument(

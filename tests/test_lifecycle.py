@@ -549,6 +549,56 @@ async def test_port_is_the_short_way_to_choose_where_to_listen(
     assert any("--port 70000 is not a port" in line for line in run.lines), run.lines
 
 
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="this machine has no IPv6 loopback (::1)")
+async def test_localhost_reaches_the_proxy_as_ipv6_too_unless_the_host_is_chosen(
+    write_manifest: WriteManifest,
+) -> None:
+    """On the default host the proxy listens on [::1] too: Node.js 18's fetch (Debian 12's,
+    and a Vite dev server's proxy on it) and ApacheBench take `localhost` for ::1 and try
+    no other address, so they were refused. Another program on [::1] is said, and the
+    proxy serves on 127.0.0.1 all the same; a host chosen with --bind is the only one."""
+    path = write_manifest(process_xml("svc", "/api/*"))
+
+    async def get(url: str) -> int:
+        async with aiohttp.ClientSession() as http, http.get(url) as reply:
+            return reply.status
+
+    async with cli(str(path), "-p", "0", env={"BIND_ADDRESS": ""}) as run:
+        port = int((await run.expect(r"listening on http://127\.0\.0\.1:(\d+)")).group(1))
+        await run.expect(r"svc: ready")
+        assert await get(f"http://[::1]:{port}/api/x") == 200
+        assert await get(f"http://127.0.0.1:{port}/api/x") == 200
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
+    with socket.socket(socket.AF_INET6) as other:  # a dev server on localhost as ::1
+        other.bind(("::1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        async with cli(str(path), "-p", str(port), env={"BIND_ADDRESS": ""}) as run:
+            await run.expect(rf"\[::1\]:{port} is taken \(pid {os.getpid()} .*\): a client "
+                             "that takes localhost for ::1")  # fmt: skip
+            await run.expect(r"svc: ready")
+            assert await get(f"http://127.0.0.1:{port}/api/x") == 200
+            run.proc.send_signal(signal.SIGTERM)
+            assert await run.finish() == 0
+    async with cli(str(path), "--bind", "127.0.0.1:0") as run:
+        port = int((await run.expect(r"listening on http://127\.0\.0\.1:(\d+)")).group(1))
+        await run.expect(r"svc: ready")
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await get(f"http://[::1]:{port}/api/x")
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
+
+
 async def test_a_childs_screen_clearing_never_reaches_the_proxys_output(
     write_manifest: WriteManifest, tmp_path: Path
 ) -> None:

@@ -37,6 +37,7 @@ class Listener:
 _V6_LOOPBACK = "0" * 24 + "01000000"
 _LOCAL_HOSTS = frozenset({"00000000", "0100007F", "0" * 32, _V6_LOOPBACK,
                           "0000000000000000FFFF00000100007F"})  # fmt: skip
+_IPV6_HOSTS = frozenset({_V6_LOOPBACK, "0" * 32})  # ::1 and ::
 
 
 def tcp_listening(port: int, owners: Callable[[], Iterable[int]]) -> Listener | None:
@@ -238,12 +239,13 @@ def _holder_named(inodes: list[int]) -> str:
     return f"pid {pid}" + (f" ({command[:80]})" if command else "")
 
 
-def port_holder(port: int, *, local: bool = False) -> str | None:
+def port_holder(port: int, *, local: bool = False, ipv6: bool = False) -> str | None:
     """Who listens on TCP `port` ("pid 12 (its command)", or "a program"), on any address,
-    or with `local` on one a child's 127.0.0.1 would clash with; None: nobody, or it cannot
-    be told here (Linux only)."""
+    or with `local` on one a child's 127.0.0.1 would clash with, or with `ipv6` on [::1] or
+    [::]; None: nobody, or it cannot be told here (Linux only)."""
+    hosts = _IPV6_HOSTS if ipv6 else _LOCAL_HOSTS if local else None
     listeners = _tcp_listeners(port)
-    inodes = [inode for host, inode in listeners or () if not local or host in _LOCAL_HOSTS]
+    inodes = [inode for host, inode in listeners or () if hosts is None or host in hosts]
     return _holder_named(inodes) if inodes else None
 
 
