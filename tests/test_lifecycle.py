@@ -549,6 +549,35 @@ async def test_port_is_the_short_way_to_choose_where_to_listen(
     assert any("--port 70000 is not a port" in line for line in run.lines), run.lines
 
 
+@pytest.mark.skipif(_compat.IS_WINDOWS, reason="closes descriptors as a POSIX shell does")
+async def test_a_proxy_started_with_its_standard_streams_closed_runs_its_children(
+    write_manifest: WriteManifest,
+) -> None:
+    """`local-lambdas ... <&- >&- 2>&-`, as a script or a service manager may start it: on
+    uvloop every child was killed by SIGABRT before it ran (libuv asserts that a descriptor
+    it closes in the new process is none of 0-2), so every route was a 503 for good."""
+    path = write_manifest(process_xml("svc", "/api/*", mode="pipe-keepalive"))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = f"exec {sys.executable} -m local_lambdas {path} --bind 127.0.0.1:{port} <&- >&- 2>&-"
+    proc = await asyncio.create_subprocess_exec("sh", "-c", command)
+    try:
+
+        async def answered() -> bool:
+            try:
+                async with aiohttp.ClientSession() as http:
+                    async with http.get(f"http://127.0.0.1:{port}/api/x") as reply:
+                        return reply.status == 200
+            except aiohttp.ClientConnectionError:
+                return False
+
+        assert await eventually(answered, timeout=15)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 15) == 0
+
+
 def _ipv6_loopback() -> bool:
     try:
         with socket.socket(socket.AF_INET6) as probe:
