@@ -20,15 +20,16 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from local_lambdas import EXIT_INTERRUPTED, STOPPED, option_values, options
+from local_lambdas import EXIT_INTERRUPTED, STOPPED, inherited, option_values, options
 from local_lambdas.loading_signals import while_loading
 
 if TYPE_CHECKING:
     from local_lambdas.config import Manifest
     from local_lambdas.output import Printer
 
-# Only argparse, this module, options.py, option_values.py and loading_signals.py load
-# before the arguments are read: --help, --version and a usage error answer without loading
+# Only argparse, this module, options.py, option_values.py, inherited.py and
+# loading_signals.py load before the arguments are read: --help, --version and a usage
+# error answer without loading
 # pydantic, rich, lxml and asyncio (a third of a second here; a mistyped word loads
 # errors.py, and asyncio with it, for its suggestion). What a command needs is imported
 # where it runs.
@@ -60,7 +61,7 @@ _COMMANDS = ("check", "run", "restart")  # and export, which has its own parser
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    _standard_streams_open()
+    inherited.put_right()
     with while_loading() as loading:  # Ctrl+C and SIGHUP until the run's loop takes them
         try:
             return _main(argv)
@@ -74,23 +75,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise
             sys.stderr.write(STOPPED + "\n")
             return EXIT_INTERRUPTED
-
-
-def _standard_streams_open() -> None:
-    """Standard input, output and error open, on the null device where one was closed
-    (`local-lambdas ... <&- >&- 2>&-`, as a script or a service manager may start it): with
-    uvloop every child was killed before it ran (libuv's spawn asserts that the descriptor
-    it closes is none of 0-2: SIGABRT), and the proxy's first socket or pipe would have
-    taken the closed descriptor's number, so that a write meant for the terminal went
-    there. (Python makes sys.stdout None for a closed descriptor: writes then go nowhere.)"""
-    for fd in (0, 1, 2):
-        try:
-            os.fstat(fd)
-        except OSError:
-            opened = os.open(os.devnull, os.O_RDWR)  # the lowest free descriptor: this one
-            if opened != fd:
-                os.dup2(opened, fd)
-                os.close(opened)
 
 
 def _main(argv: list[str]) -> int:
