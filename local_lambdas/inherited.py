@@ -1,17 +1,20 @@
 """What a run inherits from whatever started it and would break it, put right before
-anything else (cli.main): a standard stream closed. A script or a service manager may leave
-one so; the proxy then looked fine and was not. Standard library only: this runs before
-anything is loaded.
+anything else (cli.main): a standard stream closed, signals blocked, SIGCHLD ignored. A
+script, a service manager or another program's spawn may leave any of them so; the proxy
+then looked fine and was not. Standard library only: this runs before anything is loaded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 
 
 def put_right() -> None:
-    """The standard streams open, as a terminal's shell leaves them."""
+    """The standard streams open and signals delivered, as a terminal's shell leaves them."""
     _standard_streams_open()
+    _signals_delivered()
 
 
 def _standard_streams_open() -> None:
@@ -29,3 +32,17 @@ def _standard_streams_open() -> None:
             if opened != fd:
                 os.dup2(opened, fd)
                 os.close(opened)
+
+
+def _signals_delivered() -> None:
+    """No signal blocked, and SIGCHLD not ignored (POSIX). A blocked mask is inherited
+    across exec: with SIGTERM and SIGINT blocked the proxy could not be stopped but by
+    SIGKILL. With SIGCHLD ignored the kernel reaps exited children itself, so the standard
+    library's loop could not read their exit status ("Unknown child process pid", every
+    exit code 255). The children's own start clears both for them already."""
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_SETMASK, ())
+    child = getattr(signal, "SIGCHLD", None)
+    if child is not None and signal.getsignal(child) is signal.SIG_IGN:
+        with contextlib.suppress(ValueError):  # (not the main thread: a test's run)
+            signal.signal(child, signal.SIG_DFL)

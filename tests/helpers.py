@@ -362,9 +362,13 @@ async def cli(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
     sigint_ignored: bool = False,
+    preexec: Callable[[], object] | None = None,
 ) -> AsyncIterator[Cli]:
     """`local-lambdas ARGS` as a process; `sigint_ignored`: started as a script's background
-    job is, with SIGINT ignored (POSIX)."""
+    job is, with SIGINT ignored (POSIX); `preexec`: what else it inherits, done before it
+    runs (POSIX)."""
+    if sigint_ignored:
+        preexec = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -374,9 +378,8 @@ async def cli(
         stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "COLUMNS": "200", **(env or {})},
         cwd=cwd,
-        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored
-        else None,
-    )  # fmt: skip
+        preexec_fn=preexec,
+    )
     try:
         yield Cli(proc)
     finally:

@@ -578,6 +578,31 @@ async def test_a_proxy_started_with_its_standard_streams_closed_runs_its_childre
         assert await asyncio.wait_for(proc.wait(), 15) == 0
 
 
+def _signals_blocked_and_sigchld_ignored() -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+
+
+@pytest.mark.skipif(_compat.IS_WINDOWS, reason="POSIX signals")
+async def test_a_proxy_started_with_signals_blocked_stops_and_reads_its_childrens_exits(
+    write_manifest: WriteManifest,
+) -> None:
+    """A program that starts the proxy with signals blocked (a mask is inherited across
+    exec): SIGTERM did nothing, only SIGKILL stopped it. With SIGCHLD ignored the kernel
+    reaped the children itself, and the standard library's loop told every exit as code
+    255 ("Unknown child process pid")."""
+    path = write_manifest(
+        "<process><id>crash</id><executable>sh</executable><arg>-c</arg><arg>exit 3</arg>"
+        "<route>/c/*</route><communication_mode>passthrough</communication_mode></process>"
+    )
+    async with cli(str(path), "--bind", "127.0.0.1:0", "--event-loop", "asyncio",
+                   preexec=_signals_blocked_and_sigchld_ignored) as run:  # fmt: skip
+        await run.expect(r"crash: exited with code 3;")
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
+    assert not any("Unknown child process" in line for line in run.lines), run.lines
+
+
 def _ipv6_loopback() -> bool:
     try:
         with socket.socket(socket.AF_INET6) as probe:
