@@ -1,7 +1,8 @@
 """What a run inherits from whatever started it and would break it, put right before
-anything else (cli.main): a standard stream closed, signals blocked, SIGCHLD ignored. A
-script, a service manager or another program's spawn may leave any of them so; the proxy
-then looked fine and was not. Standard library only: this runs before anything is loaded.
+anything else (cli.main): a standard stream closed, signals blocked, SIGCHLD ignored, other
+descriptors open. A script, a service manager or another program's spawn may leave any of
+them so; the proxy then looked fine and was not, or passed them on. Standard library only:
+this runs before anything is loaded.
 """
 
 from __future__ import annotations
@@ -9,12 +10,15 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 
 
 def put_right() -> None:
-    """The standard streams open and signals delivered, as a terminal's shell leaves them."""
+    """The standard streams open, signals delivered and no other descriptor passed on to
+    the children, as a terminal's shell leaves a program."""
     _standard_streams_open()
     _signals_delivered()
+    _descriptors_kept()
 
 
 def _standard_streams_open() -> None:
@@ -46,3 +50,21 @@ def _signals_delivered() -> None:
     if child is not None and signal.getsignal(child) is signal.SIG_IGN:
         with contextlib.suppress(ValueError):  # (not the main thread: a test's run)
             signal.signal(child, signal.SIG_DFL)
+
+
+def _descriptors_kept() -> None:
+    """Descriptors beyond 0-2 that the proxy was started with (a shell's `3>file`, a
+    runner's pipes, a make's jobserver) not passed on to its children: uvloop's spawn
+    (libuv) passed each inheritable one, where the standard library's loop closes them
+    (close_fds); now both alike. Each stays open here, close-on-exec (POSIX)."""
+    if sys.platform == "win32":
+        return
+    folder = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if name.isdigit() and int(name) > 2:
+            with contextlib.suppress(OSError):  # (the listing's own, closed by now)
+                os.set_inheritable(int(name), False)

@@ -363,10 +363,11 @@ async def cli(
     cwd: Path | None = None,
     sigint_ignored: bool = False,
     preexec: Callable[[], object] | None = None,
+    pass_fds: tuple[int, ...] = (),
 ) -> AsyncIterator[Cli]:
     """`local-lambdas ARGS` as a process; `sigint_ignored`: started as a script's background
     job is, with SIGINT ignored (POSIX); `preexec`: what else it inherits, done before it
-    runs (POSIX)."""
+    runs, and `pass_fds`, descriptors it inherits (POSIX)."""
     if sigint_ignored:
         preexec = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731
     proc = await asyncio.create_subprocess_exec(
@@ -379,6 +380,7 @@ async def cli(
         env={**os.environ, "COLUMNS": "200", **(env or {})},
         cwd=cwd,
         preexec_fn=preexec,
+        pass_fds=pass_fds,
     )
     try:
         yield Cli(proc)

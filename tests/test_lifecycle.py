@@ -603,6 +603,35 @@ async def test_a_proxy_started_with_signals_blocked_stops_and_reads_its_children
     assert not any("Unknown child process" in line for line in run.lines), run.lines
 
 
+@pytest.mark.skipif(not _compat.IS_LINUX, reason="the child lists /proc/self/fd")
+async def test_descriptors_the_proxy_inherits_are_not_passed_on_to_its_children(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    """A descriptor the proxy was started with (a shell's `3>file`, a runner's pipe) reached
+    every child on uvloop (libuv's spawn passes each inheritable one; the standard library's
+    loop closes them), holding the starter's pipe open as long as any child ran."""
+    lister = tmp_path / "fds.sh"
+    lister.write_text('for f in /proc/$$/fd/*; do printf "%s " "${f##*/}"; done; echo\n'
+                      "exec sleep 30\n")  # fmt: skip
+    path = write_manifest(
+        f"<process><id>fds</id><executable>sh</executable><arg>{lister}</arg>"
+        "<route>/c/*</route><communication_mode>passthrough</communication_mode></process>"
+    )
+    import fcntl  # (POSIX)
+
+    read, write = os.pipe()
+    passed = fcntl.fcntl(write, fcntl.F_DUPFD, 200)  # a free number, inheritable
+    try:
+        async with cli(str(path), "--bind", "127.0.0.1:0", pass_fds=(passed,)) as run:
+            listed = (await run.expect(r"fds +\| (0 1 .*)")).group(1).split()
+            run.proc.send_signal(signal.SIGTERM)
+            assert await run.finish() == 0
+    finally:
+        for fd in (read, write, passed):
+            os.close(fd)
+    assert "2" in listed and str(passed) not in listed, (passed, listed)
+
+
 def _ipv6_loopback() -> bool:
     try:
         with socket.socket(socket.AF_INET6) as probe:
