@@ -1,22 +1,25 @@
 """What a run inherits from whatever started it and would break it, put right before
-anything else (cli.main): a standard stream closed, signals blocked, SIGCHLD ignored, other
-descriptors open. A script, a service manager or another program's spawn may leave any of
-them so; the proxy then looked fine and was not, or passed them on. Standard library only:
-this runs before anything is loaded.
+anything else (cli.main): a standard stream closed or in an encoding short of Unicode,
+signals blocked, SIGCHLD ignored, other descriptors open. A script, a service manager or
+another program's spawn may leave any of them so; the proxy then looked fine and was not,
+or passed them on. Standard library only: this runs before anything is loaded.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
+import io
 import os
 import signal
 import sys
 
 
 def put_right() -> None:
-    """The standard streams open, signals delivered and no other descriptor passed on to
-    the children, as a terminal's shell leaves a program."""
+    """The standard streams open and able to say any text, signals delivered and no other
+    descriptor passed on to the children, as a terminal's shell leaves a program."""
     _standard_streams_open()
+    _standard_streams_say_all()
     _signals_delivered()
     _descriptors_kept()
 
@@ -36,6 +39,31 @@ def _standard_streams_open() -> None:
             if opened != fd:
                 os.dup2(opened, fd)
                 os.close(opened)
+
+
+def _standard_streams_say_all() -> None:
+    """Standard output and error write a character their encoding has not as a JSON escape
+    (`caf\\u00e9`), not an error. On an ASCII or Latin-1 stream (PYTHONIOENCODING=ascii,
+    LC_ALL=C without UTF-8 mode, a Windows pipe in cp1252) a child's `café` or `日本`, or
+    an id's, failed the write, and every line written with it was dropped without a word.
+    A JSON escape keeps a --log-format json line JSON; a text line stays readable."""
+    codecs.register_error(_ESCAPE, _escaped)
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            with contextlib.suppress(ValueError):  # (closed: a test's stream)
+                stream.reconfigure(errors=_ESCAPE)
+
+
+_ESCAPE = "local_lambdas.escape"
+
+
+def _escaped(error: UnicodeError) -> tuple[str, int]:
+    """The codec error handler of _standard_streams_say_all: `\\uXXXX` per UTF-16 unit."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    units = error.object[error.start : error.end].encode("utf-16-be", "surrogatepass")
+    escaped = "".join(f"\\u{units[i]:02x}{units[i + 1]:02x}" for i in range(0, len(units), 2))
+    return escaped, error.end
 
 
 def _signals_delivered() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import secrets
@@ -630,6 +631,38 @@ async def test_descriptors_the_proxy_inherits_are_not_passed_on_to_its_children(
         for fd in (read, write, passed):
             os.close(fd)
     assert "2" in listed and str(passed) not in listed, (passed, listed)
+
+
+async def test_text_the_proxys_output_cannot_encode_is_escaped_not_dropped(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    """Output in an encoding short of Unicode (PYTHONIOENCODING=ascii here; LC_ALL=C
+    without UTF-8 mode, a Windows pipe in cp1252): a line with a child's `café` or an id's
+    `é` failed the write, and the lines written with it were dropped without a word. Now
+    such characters are JSON escapes, so that a --log-format json line stays JSON."""
+    child = tmp_path / "says.py"
+    child.write_text("import sys, time\n"
+                     "sys.stdout.buffer.write('café 日本 😀\\n'.encode()); sys.stdout.flush()\n"
+                     "time.sleep(30)\n")  # fmt: skip
+    path = write_manifest(
+        f"<process><id>caf\u00e9</id><executable>{sys.executable}</executable>"
+        f"<arg>{child}</arg><route>/c/*</route>"
+        "<communication_mode>passthrough</communication_mode></process>"
+    )
+    ascii_only = {"PYTHONIOENCODING": "ascii"}
+    async with cli(str(path), "--bind", "127.0.0.1:0", env=ascii_only) as run:
+        await run.expect(r"^caf\\u00e9 +\| caf\\u00e9 \\u65e5\\u672c \\ud83d\\ude00$")
+        await run.expect(r"caf\\u00e9: starting")
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
+    async with cli(str(path), "--bind", "127.0.0.1:0", "--log-format", "json",
+                   env=ascii_only) as run:  # fmt: skip
+        await run.expect(r'"event":"output"')
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
+    records = [json.loads(line) for line in run.lines]
+    said = [r["line"] for r in records if r.get("event") == "output"]
+    assert said == ["café 日本 😀"], records
 
 
 def _ipv6_loopback() -> bool:
