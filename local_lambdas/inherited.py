@@ -29,9 +29,10 @@ def _standard_streams_open() -> None:
     (`local-lambdas ... <&- >&- 2>&-`): with uvloop every child was killed before it ran
     (libuv's spawn asserts that the descriptor it closes is none of 0-2: SIGABRT), and the
     proxy's first socket or pipe would have taken the closed descriptor's number, so that
-    a write meant for the terminal went there. (Python makes sys.stdout None for a closed
-    descriptor: writes then go nowhere.)"""
-    for fd in (0, 1, 2):
+    a write meant for the terminal went there. Python made the stream None (sys.stdout):
+    it is the null device's too, or the output thread failed on it, and a stop waited for
+    that thread to finish writing (2 s)."""
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
         try:
             os.fstat(fd)
         except OSError:
@@ -39,6 +40,8 @@ def _standard_streams_open() -> None:
             if opened != fd:
                 os.dup2(opened, fd)
                 os.close(opened)
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(fd, mode, closefd=False))  # noqa: SIM115
 
 
 def _standard_streams_say_all() -> None:

@@ -551,18 +551,20 @@ async def test_port_is_the_short_way_to_choose_where_to_listen(
 
 
 @pytest.mark.skipif(_compat.IS_WINDOWS, reason="closes descriptors as a POSIX shell does")
+@pytest.mark.parametrize("closed", ["<&- >&- 2>&-", ">&-"], ids=["all", "stdout"])
 async def test_a_proxy_started_with_its_standard_streams_closed_runs_its_children(
-    write_manifest: WriteManifest,
+    write_manifest: WriteManifest, closed: str
 ) -> None:
     """`local-lambdas ... <&- >&- 2>&-`, as a script or a service manager may start it: on
     uvloop every child was killed by SIGABRT before it ran (libuv asserts that a descriptor
-    it closes in the new process is none of 0-2), so every route was a 503 for good."""
+    it closes in the new process is none of 0-2), so every route was a 503 for good; and
+    the output thread failed on the closed stream (a traceback on stderr, when open)."""
     path = write_manifest(process_xml("svc", "/api/*", mode="pipe-keepalive"))
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = f"exec {sys.executable} -m local_lambdas {path} --bind 127.0.0.1:{port} <&- >&- 2>&-"
-    proc = await asyncio.create_subprocess_exec("sh", "-c", command)
+    command = f"exec {sys.executable} -m local_lambdas {path} --bind 127.0.0.1:{port} {closed}"
+    proc = await asyncio.create_subprocess_exec("sh", "-c", command, stderr=asyncio.subprocess.PIPE)
     try:
 
         async def answered() -> bool:
@@ -576,7 +578,9 @@ async def test_a_proxy_started_with_its_standard_streams_closed_runs_its_childre
         assert await eventually(answered, timeout=15)
     finally:
         proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), 15) == 0
+        _, said = await asyncio.wait_for(proc.communicate(), 15)
+    assert proc.returncode == 0
+    assert said == b"", said.decode()
 
 
 def _signals_blocked_and_sigchld_ignored() -> None:
