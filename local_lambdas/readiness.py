@@ -11,6 +11,7 @@ directory or a fixed port, another program could be listening at the child's add
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterable
@@ -69,22 +70,38 @@ async def listening(process: Process, address: str, owners: Owners) -> Listener:
         if known is not None:
             return known
         opened = await _connects(_compat.connect_pipe(address, asyncio.Protocol))
-        return Listener(address if opened else "")
+        return _UNKNOWN if opened is None else Listener(address if opened else "")
     port = int(address.rpartition(":")[2])
     found = listeners.tcp_listening(port, owners)
     if found is None:  # no tables to read: connect, IPv4 first
         found = Listener("")
         loop = asyncio.get_running_loop()
         for host in ("127.0.0.1", "::1"):
-            if await _connects(loop.create_connection(asyncio.Protocol, host, port)):
+            opened = await _connects(loop.create_connection(asyncio.Protocol, host, port))
+            if opened is None:
+                return _UNKNOWN
+            if opened:
                 found = Listener(f"{host}:{port}" if ":" not in host else f"[{host}]:{port}")
                 break
     if found and process.ready_path is not None:
         host = found.address.rpartition(":")[0].strip("[]")
-        refused = await _refused(host, port, process.ready_path)
+        try:
+            refused = await _refused(host, port, process.ready_path)
+        except _CannotLook:
+            return _UNKNOWN
         if refused:
             return Listener("", refused=f"GET {process.ready_path} {refused}")
     return found
+
+
+# The proxy's own open files at their limit: a connect that fails so says nothing of the
+# child (Listener.unknown). (Linux's tables, asked first, cannot be read then either.)
+_OUT_OF_FILES = frozenset({errno.EMFILE, errno.ENFILE})
+_UNKNOWN = Listener("", unknown=True)
+
+
+class _CannotLook(Exception):
+    """The proxy could not open a connection of its own (_OUT_OF_FILES)."""
 
 
 async def wait_until_accepting(address: str, *, given_up: Callable[[], bool]) -> bool:
@@ -96,8 +113,9 @@ async def wait_until_accepting(address: str, *, given_up: Callable[[], bool]) ->
             return None
         host, _, port = address.rpartition(":")
         loop = asyncio.get_running_loop()
-        return await _connects(loop.create_connection(asyncio.Protocol, host.strip("[]"),
-                                                      int(port)))  # fmt: skip
+        opened = await _connects(loop.create_connection(asyncio.Protocol, host.strip("[]"),
+                                                        int(port)))  # fmt: skip
+        return opened is True  # (None, out of open files: not yet)
 
     retrying = AsyncRetrying(
         wait=wait_exponential(multiplier=0.01, max=1.0),
@@ -114,12 +132,15 @@ def free_port() -> int:
         return port
 
 
-async def _connects(opening: Awaitable[tuple[asyncio.BaseTransport, asyncio.Protocol]]) -> bool:
-    """Whether the connection opens; closed at once, nothing sent."""
+async def _connects(
+    opening: Awaitable[tuple[asyncio.BaseTransport, asyncio.Protocol]],
+) -> bool | None:
+    """Whether the connection opens, closed at once, nothing sent; None: the proxy could
+    not open one at all (out of open files)."""
     try:
         transport, _ = await opening
-    except OSError:
-        return False
+    except OSError as exc:
+        return None if exc.errno in _OUT_OF_FILES else False
     transport.close()
     return True
 
@@ -129,6 +150,8 @@ async def _refused(host: str, port: int, path: str) -> str:
     try:
         reader, writer = await asyncio.open_connection(host, port)
     except OSError as exc:
+        if exc.errno in _OUT_OF_FILES:
+            raise _CannotLook from exc
         return f"could not connect ({exc.strerror or exc})"
     authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:

@@ -669,6 +669,54 @@ async def test_text_the_proxys_output_cannot_encode_is_escaped_not_dropped(
     assert said == ["café 日本 😀"], records
 
 
+def _few_open_files() -> None:
+    import resource  # (POSIX)
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+
+@pytest.mark.skipif(not _compat.IS_LINUX, reason="sets RLIMIT_NOFILE; the open files are Linux's")
+async def test_a_proxy_out_of_open_files_says_so_and_keeps_its_children_ready(
+    write_manifest: WriteManifest,
+) -> None:
+    """With its open files at their limit the proxy cannot open a connection to a child,
+    nor look whether the child listens: it took that for the child having stopped
+    listening, set the process STARTING ("runs but stopped listening") and held each
+    request up to <queue_timeout> for a 503 that said so. Now the request gets its 502 at
+    once with the cause, and the process stays READY."""
+    path = write_manifest(process_xml("svc", "/api/*"))
+    async with cli(str(path), "--bind", "127.0.0.1:0", preexec=_few_open_files) as run:
+        url = (await run.expect(r"listening on (http://\S+)")).group(1)
+        await run.expect(r"svc: ready")
+        port = int(url.rpartition(":")[2])
+        first = await asyncio.open_connection("127.0.0.1", port)
+        others = [await asyncio.open_connection("127.0.0.1", port) for _ in range(80)]
+        files = f"/proc/{run.proc.pid}/fd"  # all 64 taken (less the one libuv keeps free)
+        assert await eventually(lambda: len(os.listdir(files)) >= 63), os.listdir(files)
+        reader, writer = first
+        writer.write(b"GET /api/x HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        length = int(re.search(rb"Content-Length: (\d+)", head).group(1))  # type: ignore[union-attr]
+        body = await reader.readexactly(length)
+        for _, other in [first, *others]:
+            other.close()
+        assert head.startswith(b"HTTP/1.1 502 "), head
+        assert b"Too many open files" in body, body
+        async with aiohttp.ClientSession() as http:
+
+            async def served() -> bool:
+                try:
+                    async with http.get(f"{url}/api/x") as reply:
+                        return reply.status == 200
+                except aiohttp.ClientConnectionError:
+                    return False
+
+            assert await eventually(served)
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
+    assert not any("stopped listening" in line for line in run.lines), run.lines
+
+
 def _ipv6_loopback() -> bool:
     try:
         with socket.socket(socket.AF_INET6) as probe:

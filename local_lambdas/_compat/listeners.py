@@ -27,6 +27,9 @@ class Listener:
     address: str
     foreign: bool = False
     refused: str = ""  # what <ready_path> answered, when it was not a 2xx ("answered 404")
+    # The proxy could not look: its own open files at their limit (readiness.py). Says
+    # nothing of the child, which counts as not yet listening, or as still listening.
+    unknown: bool = False
 
     def __bool__(self) -> bool:
         return bool(self.address) and not self.foreign
