@@ -96,10 +96,11 @@ class Export:
                 )
             else:
                 chosen[process.id] = image
-            if _windows_only(process.executable) or any(_windows_only(a) for a in process.args):
+            windows = [process.executable] if _windows_only(process.executable) else []
+            windows += [arg for arg in process.args if _windows_only(arg, argument=True)]
+            if windows:
                 problems.append(
-                    f"{process.id}: {process.executable} is a Windows path; the "
-                    "containers run Linux"
+                    f"{process.id}: {windows[0]} is a Windows path; the containers run Linux"
                 )
         names = sorted({ref.name for ref in references(text)} - INSTANCE_NAMES)
         variables = {name: os.environ[name] for name in names if name in os.environ}
@@ -241,20 +242,19 @@ def spawned(manifest: Manifest) -> list[Process]:
     return [p for p in manifest.processes if p.upstream is None]
 
 
-def _windows_only(value: str) -> bool:
-    """A drive letter, a UNC path, backslashes, or a .exe/.cmd/.bat program."""
+def _windows_only(value: str, *, argument: bool = False) -> bool:
+    """A drive letter, a UNC path, a .exe/.cmd/.bat/.ps1 program, or, in the executable,
+    backslashes. Not an argument's backslash alone: Python's `-c` code, a regular
+    expression or JSON has them; nor a `//host/...` one (a protocol-relative URL)."""
     windows = PureWindowsPath(value)
-    return (
-        bool(windows.drive)
-        or "\\" in value
-        or windows.suffix.lower()
-        in (
-            ".exe",
-            ".cmd",
-            ".bat",
-            ".ps1",
-        )
-    )
+    if argument:
+        drive = (value[1:3] in (":\\", ":/") and value[:1].isalpha()) or value.startswith("\\\\")
+    else:
+        drive = bool(windows.drive) or "\\" in value
+    return drive or (" " not in value and windows.suffix.lower() in _WINDOWS_PROGRAMS)
+
+
+_WINDOWS_PROGRAMS = (".exe", ".cmd", ".bat", ".ps1")
 
 
 def _loopback(upstream: str) -> bool:

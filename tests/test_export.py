@@ -155,6 +155,26 @@ def test_an_ingress_path_is_written_as_a_url_spells_it(tmp_path: Path) -> None:
     assert paths == {("/caf%C3%A9", "Prefix"), ("/x%25y", "Exact")}
 
 
+def test_an_argument_with_backslashes_is_not_taken_for_a_windows_path(tmp_path: Path) -> None:
+    """Python's `-c` code, a regular expression, a protocol-relative URL: all exported (the
+    backslash alone made an argument a Windows path, and the message named the executable);
+    a Windows path among the arguments is refused by its own name."""
+    args = ['print("a\\nb")', r"\d+\.json", "//cdn.example.com/lib", "--out=a.b"]
+    (tmp_path / "manifest.xml").write_text(
+        "<manifest><process><id>a</id><executable>python3</executable>"
+        + "".join(f"<arg>{arg}</arg>" for arg in args)
+        + "<route>/a/*</route></process></manifest>"
+    )
+    exported("compose", "manifest.xml", "--image", "x", cwd=tmp_path)
+    (tmp_path / "manifest.xml").write_text(
+        "<manifest><process><id>a</id><executable>python3</executable>"
+        "<arg>-u</arg><arg>C:\\app\\serve.py</arg><route>/a/*</route></process></manifest>"
+    )
+    done = export("compose", "manifest.xml", "--image", "x", cwd=tmp_path)
+    assert done.returncode == 1, done.stdout
+    assert "a: C:\\app\\serve.py is a Windows path" in done.stderr, done.stderr
+
+
 @pytest.mark.parametrize(("engine", "process", "args", "says"), [
     ("compose", "<executable>python3</executable><route>/a/*</route>", (),
      "a: no image to run it in; add <image>IMAGE</image> to it or pass --image a=IMAGE"),
