@@ -1,6 +1,6 @@
 """One connection to a child in raw HTTP/1.1, as the exchanges of transports/exchange.py
 build on it: its transport, its socket's options, its reading paused and resumed (while the
-client cannot take more) and whether it can carry another exchange.
+client cannot take more) and whether it can carry another exchange (`usable`, `fresh`).
 
 A server that writes an answer's head and body in two small writes without TCP_NODELAY
 (Python's http.server in HTTP/1.1, the bundled web_server.py) holds the body back until its
@@ -20,6 +20,7 @@ import socket
 from typing import Final
 
 from local_lambdas._compat import TCP_QUICKACK
+from local_lambdas.transports.answer_head import IDLE_LIMIT
 
 _TCP: Final = socket.IPPROTO_TCP
 _QUICKACK: Final = TCP_QUICKACK  # (a C-level constant here)
@@ -36,10 +37,23 @@ class ChildConnection(asyncio.Protocol):
         self._paused = False  # not read while the client cannot take more
         # When the child's last bytes came, reading resumed, or the request went out.
         self._progress = 0.0
+        self._idle_limit = IDLE_LIMIT  # how long it may wait for the next request (`fresh`)
 
     @property
     def usable(self) -> bool:
         return not self._lost and self._transport is not None and not self._transport.is_closing()
+
+    def fresh(self) -> bool:
+        """Whether this kept connection may carry the next request, which goes out now: it
+        has not waited idle for as long as the child keeps one (answer_head.idle_limit), so
+        the child is not closing it just as the request goes out. (Counted from the last
+        bytes of the child's answer, or, for one taken whole (exchange.Bare._whole), from when its
+        request went out: never short. If fresh, the request's wait begins now.)"""
+        now = self.loop.time()
+        if now - self._progress >= self._idle_limit:
+            return False
+        self._progress = now
+        return True
 
     def close(self) -> None:
         self._forget_socket()

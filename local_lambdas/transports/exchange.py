@@ -14,7 +14,7 @@ exchange there: the connection is the sink's from then on (`Sink.upgraded`), nev
 again. An answer that comes whole in one read with the last answer's head, byte for byte (a
 child repeats its head; the size its Content-Length gives), is taken without the parser.
 A kept connection carries the next request only while the child would still keep it
-(`fresh`: answer_head.idle_limit).
+(ChildConnection.fresh, the limit from answer_head.idle_limit).
 The connection itself (its socket's options, reading paused and resumed) is
 child_connection.py's; the rules an answer's head must keep, answer_head.py's.
 """
@@ -29,7 +29,6 @@ from local_lambdas.envelope import MAX_HEAD  # an answer's head, with any 1xx be
 from local_lambdas.errors import UNANSWERED, BadResponse, ChildTimeout, ChildUnreachable
 from local_lambdas.forwarding import has_control
 from local_lambdas.transports.answer_head import (
-    IDLE_LIMIT,
     close_delimited,
     head_problem,
     idle_limit,
@@ -92,7 +91,6 @@ class Bare(ChildConnection):
         self._last_reason = ""
         self._last_size = -1
         self._repeats = False  # this answer began with the last one's head
-        self._idle_limit = IDLE_LIMIT  # how long it may wait for the next request (`fresh`)
 
     async def run(
         self, request: bytes, sink: Sink, timeout: float | None, head_only: bool, upgrade: bool,
@@ -115,18 +113,6 @@ class Bare(ChildConnection):
             self._done = None
             self._sink = None
             self._body = None
-
-    def fresh(self) -> bool:
-        """Whether this kept connection may carry the next request, which goes out now: it
-        has not waited idle for as long as the child keeps one (answer_head.idle_limit), so
-        the child is not closing it just as the request goes out. (Counted from the last
-        bytes of the child's answer, or, for one taken whole (`_whole`), from when its
-        request went out: never short. If fresh, the request's wait begins now.)"""
-        now = self.loop.time()
-        if now - self._progress >= self._idle_limit:
-            return False
-        self._progress = now
-        return True
 
     def write_body(self, data: bytes) -> None:
         """The next bytes of a streaming body (Body): dropped once the connection is closing
