@@ -47,8 +47,8 @@ class ChildConnection(asyncio.Protocol):
         """Whether this kept connection may carry the next request, which goes out now: it
         has not waited idle for as long as the child keeps one (answer_head.idle_limit), so
         the child is not closing it just as the request goes out. (Counted from the last
-        bytes of the child's answer, or, for one taken whole (exchange.Bare._whole), from when its
-        request went out: never short. If fresh, the request's wait begins now.)"""
+        bytes of the child's answer, or, for one taken whole (exchange.Bare._whole), from
+        when its request went out: never short. If fresh, the request's wait begins now.)"""
         now = self.loop.time()
         if now - self._progress >= self._idle_limit:
             return False
