@@ -6,6 +6,7 @@ its flags with them before loading it; config.py's models take them as validator
 
 from __future__ import annotations
 
+import os
 import re
 
 from local_lambdas import router
@@ -99,6 +100,13 @@ def check_image(image: str) -> str:
             "python:3.12-slim or ghcr.io/acme/api:1.4"
         )
     return image
+
+
+def at_home(path: str) -> str:
+    """A manifest's path with a leading `~` (`~/proj`, `~user/proj`) read as a shell reads
+    it, the home directory (<working_dir>, a path <executable>, <env_file>; <arg>s go to the
+    child as they are). Unchanged when that home is unknown."""
+    return os.path.expanduser(path) if path.startswith("~") else path
 
 
 def is_file_name(value: str) -> bool:

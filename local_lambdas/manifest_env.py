@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
 from local_lambdas.config import Mode
+from local_lambdas.config_values import at_home
 from local_lambdas.errors import Problem
 from local_lambdas.variables import (
     HTTP_NAMES,
@@ -83,7 +84,7 @@ class Environment:
             except UnknownVariable as exc:
                 self.problem(line, f'{label}: <env_file> "{raw}": {exc}')
                 continue
-            environment.update(self.env_file(self.folder / named, line, "<env_file>"))
+            environment.update(self.env_file(self.folder / at_home(named), line, "<env_file>"))
             merged.update(environment)
         kwargs["environment"] = tuple(environment.items())
         env = kwargs.get("env", ())

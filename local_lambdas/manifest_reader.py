@@ -16,7 +16,7 @@ from lxml import etree
 from pydantic import ValidationError
 
 from local_lambdas.config import Process, Task
-from local_lambdas.config_values import is_file_name
+from local_lambdas.config_values import at_home, is_file_name
 from local_lambdas.errors import Problem, closest
 from local_lambdas.executables import missing_files, path_problems
 from local_lambdas.manifest_checks import Claims
@@ -164,7 +164,11 @@ class Reader:
             )
         self.claims.append(Claims(label, kwargs, lines, kind))
         self.env.of_process(kwargs, lines, label)
-        working_dir = kwargs["working_dir"] = self.folder / str(kwargs.get("working_dir", "."))
+        working_dir = kwargs["working_dir"] = self.folder / at_home(
+            str(kwargs.get("working_dir", "."))
+        )
+        if isinstance(kwargs.get("executable"), str):
+            kwargs["executable"] = at_home(str(kwargs["executable"]))
         # The paths are checked whatever else is wrong, so that one pass reports it all.
         if self.here:
             env, environment = kwargs.get("env", ()), kwargs.get("environment", ())

@@ -65,6 +65,32 @@ def test_earlier_tools_manifest_loads_unchanged(tmp_path: Path) -> None:
     assert web.working_dir == tmp_path
 
 
+@pytest.mark.skipif(IS_WINDOWS, reason="a #! script as the executable; HOME is POSIX's")
+def test_a_leading_tilde_is_the_home_directory_as_in_a_shell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`~/proj` in <working_dir>, a path <executable> and <env_file> is the home directory's
+    (it was a folder named `~` under the start directory, "not a directory"); an <arg> goes
+    to the child as it is."""
+    home = tmp_path / "home"
+    tool = home / "proj/bin/tool"
+    tool.parent.mkdir(parents=True)
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    (home / "proj/app.env").write_text("FROM_HOME=yes\n")
+    monkeypatch.setenv("HOME", str(home))
+    loaded = load(tmp_path, process(
+        "<id>h</id>", "<executable>~/proj/bin/tool</executable>", "<arg>~/literal</arg>",
+        "<working_dir>~/proj</working_dir>", "<env_file>~/proj/app.env</env_file>",
+        "<route>/h/*</route>",
+    ))  # fmt: skip
+    [h] = loaded.processes
+    assert h.working_dir == home / "proj"
+    assert h.executable == str(tool)
+    assert h.args == ("~/literal",)
+    assert ("FROM_HOME", "yes") in h.environment
+
+
 def process(*elements: str) -> str:
     body = "\n".join(f"    {e}" for e in elements)
     return f"<manifest>\n  <process>\n{body}\n  </process>\n</manifest>\n"
