@@ -14,6 +14,7 @@ from pathlib import Path
 
 from local_lambdas._compat import IS_WINDOWS, which
 from local_lambdas.config import Process
+from local_lambdas.variables import unexpanded
 
 
 def resolve_executable(process: Process, path: str | None = None) -> str | None:
@@ -120,6 +121,7 @@ def path_problems(
         found_problems.append(("working_dir", (
             f'<working_dir> "{working_dir}" is not a directory; create it or fix the path '
             f"(relative paths start at the directory local-lambdas was started in, {started_in})"
+            + unexpanded(str(working_dir))
         )))  # fmt: skip
         if not bare:
             return found_problems  # a path relative to it cannot be judged
@@ -130,7 +132,9 @@ def path_problems(
             if bare
             else not_runnable(working_dir / executable) + _beside(executable, working_dir, beside)
         )
-        found_problems.append(("executable", f'<executable> "{executable}" {where}'))
+        found_problems.append(
+            ("executable", f'<executable> "{executable}" {where}{unexpanded(executable)}')
+        )
     elif found and (
         wrong := interpreter_problem(found, lambda name: find_executable(name, working_dir, path))
     ):

@@ -22,6 +22,7 @@ from local_lambdas.variables import (
     expand,
     read_env_file,
     references,
+    unexpanded,
     unknown,
 )
 
@@ -53,7 +54,7 @@ class Environment:
             read = read_env_file(path)
         except OSError as exc:
             fix = "give a file of NAME=value" if path.is_dir() else "create it or fix the path"
-            problem = f"{named_by} {path}: {exc.strerror or exc}; {fix}"
+            problem = f"{named_by} {path}: {exc.strerror or exc}; {fix}{unexpanded(str(path))}"
             if line is None:
                 self.problems.append(Problem(str(path), None, problem))
             else:

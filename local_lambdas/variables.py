@@ -77,6 +77,14 @@ def bare_names(text: str) -> list[str]:
     return [match.group(1) for match in _BARE.finditer(text) if match.group(1)]
 
 
+def unexpanded(path: str) -> str:
+    """For a path that was not found: the shell-style `$NAME` in it, which nothing expands
+    in a path (no shell reads <working_dir>, <executable> or <env_file>), and what to write
+    instead; "" when it has none."""
+    names = bare_names(path)
+    return f"; ${names[0]} is not expanded here: write ${{{names[0]}}}" if names else ""
+
+
 def expand(text: str, values: Mapping[str, str]) -> str:
     """`text` with its references replaced from `values`. Raises UnknownVariable."""
     if "$" not in text:

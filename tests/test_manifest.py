@@ -284,6 +284,21 @@ CASES = {
         process(*OK, "<working_dir>nowhere</working_dir>"),
         [(6, "is not a directory")],
     ),
+    "a shell's $HOME in a path": (  # no shell reads a path: ${HOME} is the variable's value
+        process(
+            *OK,
+            "<working_dir>$HOME/nowhere</working_dir>",
+            "<env_file>$HOME/nowhere.env</env_file>",
+        ),
+        [
+            (6, "); $HOME is not expanded here: write ${HOME}"),  # after "is not a directory"
+            (
+                7,
+                "No such file or directory; create it or fix the path; $HOME is not expanded "
+                "here: write ${HOME}",
+            ),
+        ],
+    ),
     "cache on pass-through": (
         process(*OK, "<communication_mode>passthrough</communication_mode>", "<cache>1MiB</cache>"),
         [(7, "<cache> works for the envelope modes only")],
