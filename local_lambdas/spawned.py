@@ -36,18 +36,19 @@ async def spawn(
     """Start `executable` in a process group of its own, its output to `output`, the group
     watched by `watchdog` until `release`; raises OSError when it cannot be started."""
     loop = asyncio.get_running_loop()
-    _, started = await loop.subprocess_exec(
-        lambda: Spawned(output, mark, watchdog),
-        executable,
-        *args,
-        cwd=cwd,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        **processes.spawn_options(),
-    )
-    processes.spawned(started.pid)
+    with adoption.starting():
+        _, started = await loop.subprocess_exec(
+            lambda: Spawned(output, mark, watchdog),
+            executable,
+            *args,
+            cwd=cwd,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            **processes.spawn_options(),
+        )
+        processes.spawned(started.pid)
     started.since = processes.started_at(started.pid)
     if watchdog is not None:
         watchdog.watch(started.pid)

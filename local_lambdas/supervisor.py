@@ -21,7 +21,7 @@ import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from local_lambdas._compat import IS_WINDOWS, adoption, processes
+from local_lambdas._compat import IS_LINUX, IS_WINDOWS, adoption, processes
 from local_lambdas.config import NO_LIMIT, Manifest, Process, Settings
 from local_lambdas.cors import policy_for
 from local_lambdas.errors import StartupError
@@ -38,6 +38,8 @@ from local_lambdas.tasks import TaskRun
 
 log = logging.getLogger("local_lambdas.supervisor")
 
+_REAP_EVERY = 2.0  # seconds between looks for what the children's sessions left (Linux)
+
 
 class Supervisor:
     def __init__(self, manifest: Manifest, settings: Settings, printer: Printer) -> None:
@@ -50,6 +52,7 @@ class Supervisor:
         self.printer = printer
         self._names = SocketNames(settings.socket_dir, plain=not settings.own_socket_dir)
         self._made: list[Path] = []  # the folders of a --socket-dir made for it, outermost first
+        self._reaping: asyncio.TimerHandle | None = None  # (_reap_orphans)
         # In every child's environment, and so in every process descended from one: what
         # finds them all at the end, wherever they went (orphans.marked).
         self.run_mark = secrets.token_hex(6)
@@ -112,6 +115,7 @@ class Supervisor:
         # pool without instances as starting.
         self._install({p.id: self._pool(p) for p in self.manifest.processes})
         processes.become_subreaper()
+        self._reap_orphans()
         if self._watchdog is not None:
             await self._watchdog.start(
                 self.run_mark, str(directory) if self._settings.own_socket_dir else None
@@ -248,8 +252,18 @@ class Supervisor:
             return False
         return all(c.state is State.READY for c in pool.instances)
 
+    def _reap_orphans(self) -> None:
+        """What the children's sessions leave to this process, reaped every few seconds
+        while it runs (adoption.reap_orphans)."""
+        adoption.reap_orphans()
+        if not self.stopping and IS_LINUX:
+            loop = asyncio.get_running_loop()
+            self._reaping = loop.call_later(_REAP_EVERY, self._reap_orphans)
+
     async def stop(self) -> None:
         self.stopping = True
+        if self._reaping is not None:
+            self._reaping.cancel()
         await self.order.cancel()
         # What depends on others stops first, as it may still be using them.
         for level in stopping_order(self.pools.values()):

@@ -235,6 +235,25 @@ async def test_a_daemon_that_clears_its_environment_is_found_and_stopped(
         assert await eventually(lambda: not adopted_zombies(daemon))
 
 
+async def test_what_a_child_orphans_as_it_runs_is_reaped_as_it_runs(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
+    """A child that leaves short-lived processes behind as it runs (a script's `(cmd &)`, a
+    wrapper's job, a browser's crash handler): the proxy, their subreaper, reaps each as it
+    exits. They stayed zombies for the rest of the run (65 in 7 s from a loop of them),
+    counted against the user's process limit."""
+    done = tmp_path / "orphaned"
+    script = f"for i in $(seq 20); do (sleep 0.01 &amp;); done; touch {done}; exec sleep 60"
+    path = write_manifest(
+        "<process><id>orph</id><executable>sh</executable><arg>-c</arg>"
+        f"<arg>{script}</arg><route>/o/*</route></process>"
+    )
+    async with running(path, socket_dir, wait=False) as run:
+        assert await eventually(done.exists)
+        group = run.child("orph").pid  # (its own group: the orphans are in it)
+        assert await eventually(lambda: not adopted_zombies(group)), adopted_zombies(group)
+
+
 def test_the_kernel_tells_who_listens_as_the_tables_do(tmp_path: Path) -> None:
     """Readiness asks the kernel over netlink (sockdiag) what the /proc tables would say,
     listeners alone: IPv4 and IPv6, wildcard and loopback, Unix paths; an accepted
