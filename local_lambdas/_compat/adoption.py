@@ -51,12 +51,8 @@ def reap_orphans() -> None:
     rest of the run (65 in 7 s from a script that runs `(sleep 0.05 &)` in a loop), counted
     against the user's process limit. A daemon in a session of its own is its child's to
     answer for (`signal_strays` at that child's stop)."""
-    if _starting or not IS_LINUX:
-        return
-    for pid in children(os.getpid()):
-        if pid not in _ours and started_at(pid) is None and _session(pid) in _sessions:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
+    if not _starting:
+        reap_adopted([pid for pid in adopted_exited() if _session(pid) in _sessions])
 
 
 def adopted(since: int | None) -> list[int]:
