@@ -106,8 +106,9 @@ def checked(args: argparse.Namespace, command: str) -> Checked:
     bind = args.bind if command != "check" else "127.0.0.1:0"
     defaulted = False
     if command == "serve":
-        defaulted = not (bind or os.environ.get("BIND_ADDRESS"))
-        bind = bind or os.environ.get("BIND_ADDRESS") or DEFAULT_BIND
+        bind = bind or os.environ.get("BIND_ADDRESS")
+        defaulted = not bind
+        bind = bind or DEFAULT_BIND
     host, port = split_bind(bind)
     if getattr(args, "port", None) is not None:
         if not 0 <= args.port <= 65535:
