@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -106,6 +107,7 @@ async def run_command(
     run's spawn mark, as the children do (orphans.py): if the proxy is killed with SIGKILL,
     the watchdog stops it and whatever it started, as it stops theirs."""
     loop = asyncio.get_running_loop()
+    _found_or_said(command[0])
     async with started(manifest, settings, printer) as run:
         await _all_ready(run, timeout)
         log.info("all ready; running %s", _compat.quoted(command))
@@ -137,6 +139,17 @@ async def run_command(
         else:
             log.info("%s %s (status %d)", command[0], explain.ended(code), status)
     return status
+
+
+def _found_or_said(program: str) -> None:
+    """CommandNotRun, as a shell says it, for a program that is not there: told before any
+    child starts, not once they all are ready. (What is there but cannot run is told as the
+    command starts.)"""
+    if os.sep in program or (os.altsep is not None and os.altsep in program):
+        if not os.path.exists(program):
+            raise CommandNotRun(f"{program}: No such file or directory", 127)
+    elif shutil.which(program) is None:
+        raise CommandNotRun(f"{program}: command not found", 127)
 
 
 @dataclass(frozen=True)

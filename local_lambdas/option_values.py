@@ -22,8 +22,10 @@ DEFAULT_CACHE = 64 * 1024**2  # ENABLE_CACHE=1: per process, for those without <
 
 def split_bind(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
+    if not sep or not port.isdigit():
         raise ValueError(f"--bind/BIND_ADDRESS {value!r} must be HOST:PORT, e.g. {DEFAULT_BIND}")
+    if int(port) > 65535:
+        raise ValueError(f"--bind/BIND_ADDRESS {value!r}: {port} is not a port (0-65535)")
     return host.strip("[]") or "127.0.0.1", int(port)
 
 

@@ -638,6 +638,7 @@ def test_a_command_word_after_the_manifest_is_told_to_go_first(
 @pytest.mark.parametrize(("flags", "says"), [
     (["--bind", "3000"], "--bind/BIND_ADDRESS '3000' must be HOST:PORT, e.g. 127.0.0.1:3000"),
     (["--port", "70000"], "--port 70000 is not a port (0-65535)"),
+    (["--bind", "[::1]:99999"], "--bind/BIND_ADDRESS '[::1]:99999': 99999 is not a port (0-65535)"),
     # Said once it had listened, as the socket directory was made: "File exists".
     (["--socket-dir", __file__], f"--socket-dir {__file__}: a file, not a directory; give a "
                                  "directory, or a path for one to be made"),
@@ -683,13 +684,16 @@ def test_an_option_value_that_is_a_command_word_is_a_value(
     assert "comes first" not in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("command", "status", "says"), [
-    ("no-such-command-here", 127, "no-such-command-here: command not found"),
-    (__file__, 126, "Permission denied"),  # a file that is not executable
+@pytest.mark.parametrize(("command", "status", "says", "first"), [
+    ("no-such-command-here", 127, "no-such-command-here: command not found", True),
+    ("./no-such-script.sh", 127, "./no-such-script.sh: No such file or directory", True),
+    (__file__, 126, "Permission denied", False),  # a file that is not executable
 ])  # fmt: skip
 def test_run_exits_like_a_shell_when_its_command_cannot_run(
-    tmp_path: Path, command: str, status: int, says: str
+    tmp_path: Path, command: str, status: int, says: str, first: bool
 ) -> None:
+    """A command that is not there is told before any child starts (`first`), not once the
+    whole backend is up."""
     (tmp_path / "manifest.xml").write_text(
         f"<manifest><process><id>svc</id><executable>{sys.executable}</executable>"
         f"<arg>{CHILDREN / 'behave.py'}</arg><route>/api/*</route></process></manifest>"
@@ -697,6 +701,7 @@ def test_run_exits_like_a_shell_when_its_command_cannot_run(
     result = run_cli("run", "--", command, cwd=tmp_path)
     assert result.returncode == status, result.stderr
     assert says in result.stderr
+    assert ("svc: starting" in result.stdout + result.stderr) != first
 
 
 def test_missing_manifest_exits_1_with_one_clear_line(tmp_path: Path) -> None:
