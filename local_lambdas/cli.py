@@ -254,7 +254,7 @@ def _event_loop(choice: str) -> Callable[[Coroutine[Any, Any, int]], int]:
 def _configure_logging(printer: Printer, level: int) -> None:
     """Every logger that can print, ours and the libraries', through the printer: one line
     per record, JSON ones with --log-format json."""
-    handler = printer.handler()
+    handler = printer.handler(level)
     for name, at in (("local_lambdas", level), ("aiohttp", max(level, logging.WARNING)),
                      ("asyncio", max(level, logging.WARNING))):  # fmt: skip
         logger = logging.getLogger(name)

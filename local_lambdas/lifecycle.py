@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import platform
 import socket
 import ssl
 import tempfile
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from local_lambdas import binding, tls
+from local_lambdas import __version__, binding, compiled, tls
 from local_lambdas.config import Manifest, Settings
 from local_lambdas.console_log import ConsoleLog
 from local_lambdas.errors import ManifestError
@@ -161,6 +162,8 @@ def _listening(settings: Settings, sock: socket.socket, tls: bool) -> str:
     loop = type(asyncio.get_running_loop()).__module__.split(".")[0]  # asyncio or uvloop
     fields = {"event": "listening", "url": url, "event_loop": loop}
     log.info("listening on %s (event loop: %s)", url, loop, extra={"fields": fields})
+    log.debug("local-lambdas %s on Python %s, %s", __version__, platform.python_version(),
+              compiled.STATE)  # fmt: skip
     if not binding.is_loopback(settings.host):
         prefix = settings.admin_prefix
         opened = "open to every client (--admin-public)" if settings.admin_public else (

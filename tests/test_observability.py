@@ -12,6 +12,7 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 from prometheus_client.parser import text_string_to_metric_families
 
+from local_lambdas import __version__
 from local_lambdas.admin import Admin
 from local_lambdas.binding import is_loopback
 from tests.helpers import WriteManifest, cli, connect, process_xml, run_main, running
@@ -207,6 +208,26 @@ async def test_run_exits_with_the_commands_status(
     said = f"exited with status {status}" if status >= 0 else "was killed by SIGTERM (status 143)"
     assert any(f"{Path(sys.executable).name} {said}" in line for line in run.lines), run.lines
     assert run.lines[-1].endswith("stopped")
+
+
+@pytest.mark.parametrize(("flag", "info", "debug"), [("--quiet", False, False),
+                                                      ("--verbose", True, True)])  # fmt: skip
+async def test_quiet_says_less_and_verbose_more(
+    write_manifest: WriteManifest, flag: str, info: bool, debug: bool
+) -> None:
+    """--quiet: the proxy's warnings and errors alone (no access line), the children's
+    output still; --verbose: its debug lines too (which build runs), said by none before."""
+    path = write_manifest(process_xml("svc", "/api/*"))
+    call = (
+        "import os, urllib.request\n"
+        "urllib.request.urlopen(os.environ['LOCAL_LAMBDAS_URL'] + '/api/log').read()"
+    )
+    async with cli("run", flag, str(path), "--", sys.executable, "-c", call) as run:
+        assert await run.finish() == 0
+    said = "\n".join(run.lines)
+    assert "handling request" in said  # the child's line, either way
+    assert ("listening on" in said) == ("200 GET /api/log -> svc" in said) == info, said
+    assert (f"local-lambdas {__version__} on Python" in said) == debug, said
 
 
 async def test_run_when_a_child_never_gets_ready(
