@@ -42,6 +42,12 @@ class Watchdog:
     def forget(self, pgid: int) -> None:
         self._send(f"-{pgid}\n")
 
+    def stray(self, pid: int, start: int) -> None:
+        """A process below the proxy with no mark (adoption.unmarked_descendants), as it
+        started (orphans.started_at): stopped with its group unless gone or its pid reused."""
+        log.debug("pid %d, below the proxy with no mark, is the watchdog's too", pid)
+        self._send(f"@{pid} {start}\n")
+
     def _send(self, line: str) -> None:
         if self._proc is None or self._proc.stdin is None or self._proc.stdin.is_closing():
             return

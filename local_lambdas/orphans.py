@@ -4,9 +4,11 @@ proxy is killed (POSIX); whether a process group still runs (`group_running`), z
 Every child is spawned with SPAWN_MARK=<run>.<spawn number>. in its environment, which its
 descendants inherit however far they go (a new session, a double fork): `marked` finds them on
 Linux by reading /proc. The watchdog process (the proxy's end is orphan_watchdog.Watchdog) reads
-`+PGID` / `-PGID` lines on its stdin as the proxy's children come and go; end of input means the
-proxy is gone: it SIGTERMs every group still listed and every marked process, SIGKILLs what is
-left after a grace period, removes the socket directory, and exits.
+`+PGID` / `-PGID` lines on its stdin as the proxy's children come and go, and `@PID START` for
+each process below the proxy with no mark (a helper started with a cleared environment, a daemon
+that cleared its own); end of input means the proxy is gone: it SIGTERMs every group still
+listed, every marked process and those, SIGKILLs what is left after a grace period, removes the
+socket directory, and exits.
 
 Standard library only, no asyncio: the proxy runs this file by path with `python -I -S`, so the
 watchdog starts in a few milliseconds instead of paying for site-packages and the package
@@ -170,27 +172,60 @@ def group_running(pgid: int) -> bool:
     return running
 
 
+def descendants(pids: list[int]) -> dict[int, int]:
+    """Linux: every process descended from `pids`, each with its start (`started_at`)."""
+    found: dict[int, int] = {}
+    waiting = list(pids)
+    while waiting:
+        for child in children(waiting.pop()):
+            start = started_at(child)
+            if start is not None and child not in found:
+                found[child] = start
+                waiting.append(child)
+    return found
+
+
+def _signal_all(groups: set[int], strays: dict[int, int], sig: signal.Signals) -> None:
+    """Signal the running `groups` and `strays` (pid: start; a pid whose start differs was
+    reused: left alone), each stray's group when it leads one."""
+    for pgid in groups:
+        if group_running(pgid):
+            os.killpg(pgid, sig)
+    for pid, start in strays.items():
+        if started_at(pid) == start:
+            with contextlib.suppress(OSError):
+                if os.getpgid(pid) == pid:
+                    os.killpg(pid, sig)
+                else:
+                    os.kill(pid, sig)
+
+
 def main(argv: list[str]) -> int:
-    """`orphans.py RUN_MARK [SOCKET_DIR]`: the watchdog process."""
+    """`orphans.py RUN_MARK [SOCKET_DIR]`: the watchdog process. Its input: `+PGID` and
+    `-PGID` as the children's groups come and go; `@PID START` for a process below the proxy
+    with no mark."""
     # Ctrl+C in the terminal goes to the proxy, which stops cleanly and then closes our input.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     groups: set[int] = set()
+    strays: dict[int, int] = {}
     for line in sys.stdin.buffer:
         sign, number = line[:1], line[1:].strip()
         if number.isdigit():
             (groups.add if sign == b"+" else groups.discard)(int(number))
+        elif sign == b"@" and number.replace(b" ", b"").isdigit():
+            pid, start = number.split()
+            strays[int(pid)] = int(start)
     run_mark = argv[0] + "."
-    for pgid in groups:
-        if group_running(pgid):
-            os.killpg(pgid, signal.SIGTERM)
+    _signal_all(groups, strays, signal.SIGTERM)
     escaped = kill_marked(run_mark, signal.SIGTERM)
     deadline = time.monotonic() + _GRACE
-    while (any(group_running(g) for g in groups) or escaped) and time.monotonic() < deadline:
+    while time.monotonic() < deadline and (
+        any(group_running(g) for g in groups) or escaped
+        or any(started_at(pid) == start for pid, start in strays.items())
+    ):  # fmt: skip
         time.sleep(0.05)  # nothing to wait on: other processes' exits give no event here
         escaped = marked(run_mark)
-    for pgid in groups:
-        if group_running(pgid):
-            os.killpg(pgid, signal.SIGKILL)
+    _signal_all(groups, strays, signal.SIGKILL)
     kill_marked(run_mark)
     if len(argv) > 1 and os.path.isdir(argv[1]):  # after a clean stop, already gone
         import shutil  # here, not at start: its imports cost more than the rest of ours

@@ -53,6 +53,7 @@ class Supervisor:
         self._names = SocketNames(settings.socket_dir, plain=not settings.own_socket_dir)
         self._made: list[Path] = []  # the folders of a --socket-dir made for it, outermost first
         self._reaping: asyncio.TimerHandle | None = None  # (_reap_orphans)
+        self._strays_told: set[tuple[int, int]] = set()  # (_reap_orphans)
         # In every child's environment, and so in every process descended from one: what
         # finds them all at the end, wherever they went (orphans.marked).
         self.run_mark = secrets.token_hex(6)
@@ -254,8 +255,14 @@ class Supervisor:
 
     def _reap_orphans(self) -> None:
         """What the children's sessions leave to this process, reaped every few seconds
-        while it runs (adoption.reap_orphans)."""
+        while it runs (adoption.reap_orphans); what runs below it with no mark told to the
+        watchdog, which could not find it if this process were killed."""
         adoption.reap_orphans()
+        if self._watchdog is not None:
+            running = set(adoption.unmarked_descendants())
+            for pid, start in running - self._strays_told:
+                self._watchdog.stray(pid, start)
+            self._strays_told = running
         if not self.stopping and IS_LINUX:
             loop = asyncio.get_running_loop()
             self._reaping = loop.call_later(_REAP_EVERY, self._reap_orphans)

@@ -188,6 +188,23 @@ async def test_a_setsid_descendant_does_not_outlive_a_killed_proxy(
         assert await eventually(lambda: not processes_running(mark), timeout=10)
 
 
+async def test_helpers_with_no_environment_do_not_outlive_a_killed_proxy(
+    write_manifest: WriteManifest,
+) -> None:
+    """A child's helpers started with a cleared environment in sessions of their own, one
+    still the child's own, one a double fork's (adopted by the proxy): neither a mark nor
+    the child's group finds them, yet a SIGKILLed proxy's watchdog stops both."""
+    mark = f"{6000 + secrets.randbelow(500)}.{secrets.randbelow(10**6)}"
+    path = write_manifest(wild("helped", "/h/*", "helpers", mark, mode="pipe"))
+    async with cli(str(path), "--bind", "127.0.0.1:0", "--verbose") as run:
+        await run.expect(r"helped: ready in")
+        assert await eventually(lambda: len(processes_running(mark)) == 2)
+        await run.expect(r"pid \d+, below the proxy with no mark, is the watchdog's too")
+        run.proc.kill()  # SIGKILL: only the watchdog is left to clean up
+        await run.proc.wait()
+        assert await eventually(lambda: not processes_running(mark), timeout=10)
+
+
 async def test_a_wrapper_that_backgrounds_its_server_and_exits_is_told_so(
     write_manifest: WriteManifest, socket_dir: Path
 ) -> None:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 
 from local_lambdas._compat import IS_LINUX, IS_WINDOWS
-from local_lambdas.orphans import children, started_at, unmarked
+from local_lambdas.orphans import children, descendants, started_at, unmarked
 
 _ours: set[int] = set()  # the processes this one started, while they run
 # The sessions of those it started (each child leads its own: processes.spawn_options): its
@@ -64,6 +64,18 @@ def adopted(since: int | None) -> list[int]:
     if since is None:
         return []
     return [pid for pid, at in _foreign_children() if (at or -1) >= since and unmarked(pid)]
+
+
+def unmarked_descendants() -> list[tuple[int, int]]:
+    """Linux: the running processes below this one (in its children's trees, or daemons it
+    adopted) that carry no mark, each with its start: a helper started with a cleared
+    environment, a daemon that cleared its own. Once this process is gone neither a mark
+    nor a child's group finds them (the parent-death signal ends a child before anything
+    can look below it): the watchdog is told of them (orphan_watchdog.Watchdog.stray)."""
+    if not IS_LINUX:
+        return []
+    below = descendants([os.getpid()])
+    return [(pid, at) for pid, at in below.items() if pid not in _ours and unmarked(pid)]
 
 
 def adopted_exited() -> list[int]:

@@ -4,6 +4,8 @@
 ipv6-loopback   a web server on [::1]:$PORT only
 daemon MARK     starts `sleep MARK` in a session of its own (as setsid or a daemon would),
                 then serves one-shot pipe requests like behave.py
+helpers MARK    starts `sleep MARK` twice with no environment, in sessions of their own:
+                one its child, one a double fork's (its parent gone); then as daemon
 forking MARK    forks off a daemon (a session of its own, SIGTERM ignored) that starts
                 `sleep MARK` in sessions of their own every 2 ms, up to 300, and exits 0
                 once it has started ten: a wrapper leaving a daemon that starts workers
@@ -67,6 +69,17 @@ if what == "ipv6-loopback":
     V6(("::1", int(os.environ["PORT"])), Answer).serve_forever()
 elif what == "daemon":
     subprocess.Popen(["sleep", sys.argv[2]], start_new_session=True)
+    here = os.path.dirname(os.path.abspath(__file__))
+    os.execv(sys.executable, [sys.executable, os.path.join(here, "behave.py")])
+elif what == "helpers":  # (ARGV: MARK) helpers with no environment, then serves as "daemon"
+    subprocess.Popen(["/bin/sleep", sys.argv[2]], env={}, start_new_session=True)  # its child
+    middle = os.fork()
+    if middle == 0:  # a double fork: the helper's parent goes, and the proxy adopts it
+        os.setsid()
+        if os.fork() == 0:
+            os.execve("/bin/sleep", ["sleep", sys.argv[2]], {})
+        os._exit(0)
+    os.waitpid(middle, 0)
     here = os.path.dirname(os.path.abspath(__file__))
     os.execv(sys.executable, [sys.executable, os.path.join(here, "behave.py")])
 elif what == "clears-env-daemon":  # as nginx without `daemon off;` (ARGV: MARK)
