@@ -36,7 +36,12 @@ def server_context(cert: Path, key: Path) -> ssl.SSLContext:
             found = "is a directory" if path.is_dir() else "no such file"
             raise StartupError(f"{what} {path}: {found}; give a PEM file")
     try:
-        context.load_cert_chain(cert, key)
+        context.load_cert_chain(cert, key, password=_no_passphrase)
+    except _Encrypted:
+        raise StartupError(
+            f"--tls-key {key} is encrypted with a passphrase, which the proxy does not ask "
+            f"for: give the key unencrypted (openssl pkey -in {key} -out key.pem)"
+        ) from None
     except ssl.SSLError as exc:
         # OpenSSL names a mismatch (KEY_VALUES_MISMATCH); a file that is no PEM, nothing.
         why = (exc.reason or "not PEM").replace("_", " ").lower()
@@ -47,6 +52,16 @@ def server_context(cert: Path, key: Path) -> ssl.SSLContext:
     except OSError as exc:
         raise StartupError(f"--tls-cert/--tls-key: {exc.strerror or exc}") from exc
     return context
+
+
+class _Encrypted(Exception):
+    """The key asks for a passphrase (_no_passphrase)."""
+
+
+def _no_passphrase() -> str:
+    """OpenSSL's ask for an encrypted key's passphrase: without it, it prompts on the
+    terminal (once per context), and without one fails with "Invalid argument"."""
+    raise _Encrypted
 
 
 def self_signed(directory: Path) -> tuple[Path, Path, str]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 import trustme
+from cryptography.hazmat.primitives import serialization
 
 from local_lambdas import _compat
 from local_lambdas.errors import StartupError
@@ -216,6 +217,16 @@ def test_files_that_cannot_be_used_are_one_clear_line(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("not a certificate\n")
     with pytest.raises(StartupError, match=r"cannot be used together \(not pem\)"):
         server_context(tmp_path / "notes.txt", tmp_path / "notes.txt")
+    # An encrypted key: said, not asked for on the terminal (twice) nor "Invalid argument".
+    key = serialization.load_pem_private_key(ca.issue_cert("localhost").private_key_pem.bytes(),
+                                             password=None)  # fmt: skip
+    (tmp_path / "locked.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"secret"),
+    ))  # fmt: skip
+    said = f"--tls-key {tmp_path / 'locked.pem'} is encrypted with a passphrase, which the proxy"
+    with pytest.raises(StartupError, match=re.escape(said)):
+        server_context(tmp_path / "cert.pem", tmp_path / "locked.pem")
     with pytest.raises(StartupError, match=r"missing\.pem: no such file; give a PEM file"):
         server_context(tmp_path / "missing.pem", tmp_path / "other-key.pem")
     says = re.escape(f"{tmp_path}: is a directory; give a PEM file")
