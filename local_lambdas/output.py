@@ -23,6 +23,7 @@ from typing import IO, Literal
 
 import orjson
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 
@@ -127,15 +128,17 @@ class Printer:
     def register(self, name: str) -> None:
         """Give `name` its colour and widen the name column to fit it."""
         self._colors.setdefault(name, _PALETTE[len(self._colors) % len(_PALETTE)])
-        if len(name) > self._width or name not in self._prefixes:
-            self._width = max(self._width, len(name))
+        if cell_len(name) > self._width or name not in self._prefixes:
+            self._width = max(self._width, cell_len(name))
             self._prefixes = {n: self._prefix(n) for n in self._colors}
             self.access_log.widen(self._width)
 
     def _prefix(self, name: str) -> str:
+        """`name` padded to the column's width as a terminal shows it (日本 takes four)."""
+        padded = name + " " * (self._width - cell_len(name))
         if not self._ansi:
-            return f"{name:<{self._width}} | "
-        return f"\x1b[{_ANSI[self._colors.get(name, 'white')]}m{name:<{self._width}} | \x1b[0m"
+            return f"{padded} | "
+        return f"\x1b[{_ANSI[self._colors.get(name, 'white')]}m{padded} | \x1b[0m"
 
     def child_lines(
         self, name: str, stream: Literal["stdout", "stderr"], lines: list[bytes]

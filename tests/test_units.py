@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp.http import SERVER_SOFTWARE
+from rich.cells import cell_len
 
 from local_lambdas import (
     aioparser,
@@ -1813,6 +1814,19 @@ async def test_access_lines_as_each_log_format_writes_them() -> None:
     assert record.pop("time") > 0
     assert record == {"event": "access", "method": "GET", "uri": "/a", "process": "api",
                       "status": 301, "ms": 12.346, "request_id": "r4"}  # fmt: skip
+
+
+def test_names_line_up_as_a_terminal_shows_them() -> None:
+    """A name of wide characters (CJK: two columns each) pads to the same column as the
+    others: the bars line up."""
+    shown = io.StringIO()
+    printer = Printer(file=shown, color=False)
+    for name in ("日本", "api", "a-long-name"):
+        printer.register(name)
+        printer.child_lines(name, "stdout", [b"up"])
+    printer.flush()
+    bars = [cell_len(line.partition(" | ")[0]) for line in shown.getvalue().splitlines()]
+    assert len(bars) == 3 and len(set(bars)) == 1, shown.getvalue()
 
 
 async def test_access_lines_keep_their_place_among_the_other_lines() -> None:
