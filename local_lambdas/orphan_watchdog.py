@@ -61,6 +61,7 @@ class Watchdog:
         if self._proc is None:
             return
         assert self._proc.stdin is not None
+        self._send(".\n")  # a clean stop: what it was told of is stopped, or not the run's
         self._proc.stdin.close()
         try:
             await asyncio.wait_for(self._proc.wait(), 5)

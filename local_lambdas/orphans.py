@@ -6,9 +6,9 @@ descendants inherit however far they go (a new session, a double fork): `marked`
 Linux by reading /proc. The watchdog process (the proxy's end is orphan_watchdog.Watchdog) reads
 `+PGID` / `-PGID` lines on its stdin as the proxy's children come and go, and `@PID START` for
 each process below the proxy with no mark (a helper started with a cleared environment, a daemon
-that cleared its own); end of input means the proxy is gone: it SIGTERMs every group still
-listed, every marked process and those, SIGKILLs what is left after a grace period, removes the
-socket directory, and exits.
+that cleared its own), forgotten at a clean stop (`.`); end of input means the proxy is gone:
+it SIGTERMs every group still listed, every marked process and those, SIGKILLs what is left
+after a grace period, removes the socket directory, and exits.
 
 Standard library only, no asyncio: the proxy runs this file by path with `python -I -S`, so the
 watchdog starts in a few milliseconds instead of paying for site-packages and the package
@@ -203,7 +203,7 @@ def _signal_all(groups: set[int], strays: dict[int, int], sig: signal.Signals) -
 def main(argv: list[str]) -> int:
     """`orphans.py RUN_MARK [SOCKET_DIR]`: the watchdog process. Its input: `+PGID` and
     `-PGID` as the children's groups come and go; `@PID START` for a process below the proxy
-    with no mark."""
+    with no mark; `.` after a clean stop, which leaves those alone."""
     # Ctrl+C in the terminal goes to the proxy, which stops cleanly and then closes our input.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     groups: set[int] = set()
@@ -215,6 +215,8 @@ def main(argv: list[str]) -> int:
         elif sign == b"@" and number.replace(b" ", b"").isdigit():
             pid, start = number.split()
             strays[int(pid)] = int(start)
+        elif sign == b".":  # the proxy's clean stop, which stopped them (or they went)
+            strays.clear()
     run_mark = argv[0] + "."
     _signal_all(groups, strays, signal.SIGTERM)
     escaped = kill_marked(run_mark, signal.SIGTERM)

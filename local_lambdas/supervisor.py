@@ -116,11 +116,11 @@ class Supervisor:
         # pool without instances as starting.
         self._install({p.id: self._pool(p) for p in self.manifest.processes})
         processes.become_subreaper()
-        self._reap_orphans()
         if self._watchdog is not None:
             await self._watchdog.start(
                 self.run_mark, str(directory) if self._settings.own_socket_dir else None
             )
+        self._reap_orphans()  # (once the watchdog can be told)
         self.order.run_tasks()
         for pool in self.pools.values():
             self.order.start(pool)

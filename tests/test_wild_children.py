@@ -8,6 +8,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import logging
 import os
 import re
 import resource
@@ -30,6 +31,7 @@ from tests.helpers import (
     PYTHON,
     Cli,
     WriteManifest,
+    alive,
     cli,
     eventually,
     node_server_xml,
@@ -203,6 +205,36 @@ async def test_helpers_with_no_environment_do_not_outlive_a_killed_proxy(
         run.proc.kill()  # SIGKILL: only the watchdog is left to clean up
         await run.proc.wait()
         assert await eventually(lambda: not processes_running(mark), timeout=10)
+
+
+async def test_a_clean_stop_leaves_what_the_watchdog_was_told_of_to_the_proxy(
+    write_manifest: WriteManifest, socket_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The watchdog kills what it was told of only if the proxy dies: after a clean stop
+    (which stopped the run's own), it leaves alone what it cannot tell from a daemon the
+    proxy adopted. Run in-process (by a test, an embedder), that is a process of the
+    embedder's own, with no mark in a session of its own: it outlives the proxy."""
+    caplog.set_level(logging.DEBUG, logger="local_lambdas.orphan_watchdog")
+    mark = f"{6500 + secrets.randbelow(500)}.{secrets.randbelow(10**6)}"
+    own = await asyncio.create_subprocess_exec("/bin/sleep", "60", env={},
+                                               start_new_session=True)  # fmt: skip
+    try:
+        async with running(write_manifest(wild("helped", "/h/*", "helpers", mark, mode="pipe")),
+                           socket_dir) as run:  # fmt: skip
+            helpers = await eventually(lambda: len(processes_running(mark)) == 2)
+            assert helpers
+            told = re.compile(r"pid (\d+), below the proxy with no mark")
+
+            def told_of() -> set[int]:
+                return {int(m[1]) for r in caplog.records if (m := told.match(r.getMessage()))}
+
+            assert await eventually(lambda: told_of() >= {own.pid, *processes_running(mark)}, 10)
+            assert run.child("helped").pid not in told_of()  # (marked)
+        assert await eventually(lambda: not processes_running(mark))
+        assert own.returncode is None and alive(own.pid)  # the embedder's own, still running
+    finally:
+        own.kill()
+        await own.wait()
 
 
 async def test_a_wrapper_that_backgrounds_its_server_and_exits_is_told_so(

@@ -67,14 +67,17 @@ def adopted(since: int | None) -> list[int]:
 
 
 def unmarked_descendants() -> list[tuple[int, int]]:
-    """Linux: the running processes below this one (in its children's trees, or daemons it
-    adopted) that carry no mark, each with its start: a helper started with a cleared
-    environment, a daemon that cleared its own. Once this process is gone neither a mark
-    nor a child's group finds them (the parent-death signal ends a child before anything
-    can look below it): the watchdog is told of them (orphan_watchdog.Watchdog.stray)."""
+    """Linux: the running processes below this one (in the trees of the children it
+    started, or daemons it adopted) that carry no mark, each with its start: a helper
+    started with a cleared environment, a daemon that cleared its own. Once this process is
+    gone neither a mark nor a child's group finds them (the parent-death signal ends a child
+    before anything can look below it): the watchdog is told of them
+    (orphan_watchdog.Watchdog.stray)."""
     if not IS_LINUX:
         return []
-    below = descendants([os.getpid()])
+    adopted = {pid: at for pid, at in _foreign_children() if at is not None}
+    # From what it started, not from itself: an embedder's (a test's) own are not the run's.
+    below = descendants([*_ours, *adopted]) | adopted
     return [(pid, at) for pid, at in below.items() if pid not in _ours and unmarked(pid)]
 
 
