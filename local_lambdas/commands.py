@@ -107,7 +107,7 @@ async def run_command(
     run's spawn mark, as the children do (orphans.py): if the proxy is killed with SIGKILL,
     the watchdog stops it and whatever it started, as it stops theirs."""
     loop = asyncio.get_running_loop()
-    _found_or_said(command[0])
+    _refuse_missing(command[0])
     async with started(manifest, settings, printer) as run:
         await _all_ready(run, timeout)
         log.info("all ready; running %s", _compat.quoted(command))
@@ -141,7 +141,7 @@ async def run_command(
     return status
 
 
-def _found_or_said(program: str) -> None:
+def _refuse_missing(program: str) -> None:
     """CommandNotRun, as a shell says it, for a program that is not there: told before any
     child starts, not once they all are ready. (What is there but cannot run is told as the
     command starts.)"""
