@@ -120,7 +120,8 @@ class Admin:
         pool = self._supervisor.pools[process]
         body = {"process": process, "restarted": ready, "state": pool.state.value}
         if not ready:
-            body["error"] = f"its replacement did not become ready ({pool.why_not_ready()})"
+            why = self._supervisor.failed_replacements.get(process) or pool.why_not_ready()
+            body["error"] = f"its replacement did not become ready ({why})"
         return web.json_response(body, status=200 if ready else 503)
 
     def _health(self) -> web.Response:

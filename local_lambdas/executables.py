@@ -57,6 +57,16 @@ _BY_SUFFIX = {".py": "python3", ".js": "node", ".mjs": "node", ".cjs": "node", "
               ".pl": "perl", ".php": "php", ".lua": "lua"}  # fmt: skip
 
 
+def not_started(working_dir: Path, program: str | None, error: OSError) -> str:
+    """Why a process or task could not be started in `working_dir` (`program`: its
+    executable as found): that directory gone since the manifest was read, a script's `#!`
+    line, else the error."""
+    if not working_dir.is_dir():
+        return (f'its <working_dir> "{working_dir}" is not a directory (any more); create it '
+                "or fix the path")  # fmt: skip
+    return (program and interpreter_problem(program)) or error.strerror or str(error)
+
+
 def interpreter_problem(path: str, find: Callable[[str], str | None] | None = None) -> str | None:
     """Why a script's `#!` line cannot run it (POSIX), the kernel's bare ENOENT said in
     words: a line ending in CR (the file saved with Windows line endings), or an

@@ -19,7 +19,7 @@ from local_lambdas import explain, readiness
 from local_lambdas._compat import listeners, processes
 from local_lambdas.backoff import RestartPolicy
 from local_lambdas.config import Process
-from local_lambdas.executables import interpreter_problem, resolve_executable
+from local_lambdas.executables import not_started, resolve_executable
 from local_lambdas.launch import prepare
 from local_lambdas.link import Link
 from local_lambdas.orphan_watchdog import Watchdog
@@ -181,7 +181,7 @@ class Instance:
                 cwd=str(self.process.working_dir), env=env, watchdog=self._watchdog,
             )  # fmt: skip
         except OSError as exc:
-            why = (program and interpreter_problem(program)) or exc.strerror
+            why = not_started(self.process.working_dir, program, exc)
             self._not_ready = f"cannot run {self.process.executable}: {why}"
             return None
         self.link.proc, self.link.address = proc, address

@@ -65,6 +65,8 @@ class Supervisor:
         # The pools a reload in progress started or is stopping, not (or no longer) in
         # `pools`: a stop that comes meanwhile stops them too.
         self._in_reload: list[Pool] = []
+        # Why each process the last reload started did not become ready (a restart's answer).
+        self.failed_replacements: dict[str, str] = {}
         self.order = StartOrder(
             settings, printer, manifest=lambda: self.manifest, pools=lambda: self.pools,
             run_mark=self.run_mark, token=self.token, watchdog=self._watchdog,
@@ -207,6 +209,7 @@ class Supervisor:
         if self.stopping:  # as above
             return
         failed = [pool for pool, ok in zip(fresh.values(), ready, strict=True) if not ok]
+        self.failed_replacements = {pool.process.id: pool.why_not_ready() for pool in failed}
         for pool in failed:
             if pool.process.id in first:
                 kept = "the one it replaced is stopped (its <port> has room for one)"
@@ -217,7 +220,7 @@ class Supervisor:
             log.error(
                 "reload: %s did not become ready (%s); %s",
                 pool.process.id,
-                pool.why_not_ready(),
+                self.failed_replacements[pool.process.id],
                 kept,
             )
         failed = [pool for pool in failed if pool.process.id not in first]

@@ -15,7 +15,7 @@ from typing import Literal
 from local_lambdas import variables
 from local_lambdas._compat import processes
 from local_lambdas.config import Task
-from local_lambdas.executables import find_executable
+from local_lambdas.executables import find_executable, not_started
 from local_lambdas.orphan_watchdog import Watchdog
 from local_lambdas.output import Printer
 from local_lambdas.output_tail import OutputTail
@@ -63,7 +63,9 @@ class TaskRun:
                 watchdog=watchdog,
             )  # fmt: skip
         except OSError as exc:
-            self._failed(f"cannot run {task.executable}: {exc.strerror}")
+            self._failed(
+                f"cannot run {task.executable}: {not_started(task.working_dir, found, exc)}"
+            )
             return
         try:
             await asyncio.wait_for(asyncio.shield(proc.exited), task.timeout)

@@ -280,6 +280,27 @@ async def test_a_request_that_ends_while_its_process_is_replaced_starts_nothing(
         assert before.instances == []
 
 
+async def test_a_restart_once_the_working_dir_is_gone_says_so(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
+    """The <working_dir> removed while the process runs (a branch switched, a clean build):
+    its restart's answer says so, not "cannot run python3: No such file or directory", nor
+    the running one's state; the running one serves on."""
+    work = tmp_path / "work"
+    work.mkdir()
+    extra = f"<working_dir>{work}</working_dir><start_retries>1</start_retries>"
+    path = write_manifest(process_xml("svc", "/api/*", extra=extra))
+    async with running(path, socket_dir) as run:
+        work.rmdir()
+        async with run.http.post(run.url + "/_/processes/svc/restart") as reply:
+            assert reply.status == 503
+            said = (await reply.json())["error"]
+        assert said.startswith("its replacement did not become ready (FATAL: "), said
+        assert f'its <working_dir> "{work}" is not a directory (any more)' in said, said
+        async with run.http.get(run.url + "/api/x") as reply:
+            assert reply.status == 200
+
+
 @pytest.mark.skipif(not _compat.IS_LINUX, reason="names the holder from /proc")
 async def test_a_fixed_port_another_program_listens_on_is_said_to_be_taken(
     write_manifest: WriteManifest, socket_dir: Path
