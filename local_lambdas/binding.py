@@ -97,6 +97,11 @@ def _cannot_listen(host: str, port: int, exc: OSError) -> StartupError:
 
         holder = port_holder(port)
         why += f": {holder} listens there" if holder else ""
+    elif exc.errno == errno.EACCES and IS_WINDOWS:  # Hyper-V, WSL and Docker reserve ranges
+        why += (" (Windows keeps some ports for itself: netsh interface ipv4 show "
+                "excludedportrange protocol=tcp lists them)")  # fmt: skip
+    elif exc.errno == errno.EACCES and port < 1024:
+        why += " (ports below 1024 are for root here)"
     return StartupError(
         f"cannot listen on {host}:{port}: {why}; "
         "choose another with --port PORT or --bind HOST:PORT"

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -530,6 +531,25 @@ async def test_a_bind_to_a_name_that_does_not_resolve_is_one_clear_line(
     says = "cannot listen on no-such-host.invalid:0: no-such-host.invalid is not a name of this"
     assert any(says in line for line in run.lines), run.lines
     assert not any("Traceback" in line for line in run.lines), run.lines
+
+
+@pytest.mark.skipif(
+    shutil.which("setpriv") is None or os.geteuid() != 0,
+    reason="needs root and util-linux's setpriv to take away low ports",
+)
+def test_a_port_the_user_may_not_take_is_said_to_be_privileged(
+    write_manifest: WriteManifest,
+) -> None:
+    """Linux keeps ports below 1024 for root (CAP_NET_BIND_SERVICE, here taken away)."""
+    path = write_manifest(process_xml("svc", "/api/*"))
+    ran = subprocess.run(
+        ["setpriv", "--bounding-set=-net_bind_service", sys.executable, "-m", "local_lambdas",
+         str(path), "--port", "81"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    says = ("cannot listen on 127.0.0.1:81: permission denied (ports below 1024 are for root "
+            "here); choose another with --port PORT")  # fmt: skip
+    assert ran.returncode == 1 and says in ran.stdout + ran.stderr, ran.stdout + ran.stderr
 
 
 async def test_port_is_the_short_way_to_choose_where_to_listen(

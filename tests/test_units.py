@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import bisect
+import errno
 import io
 import json
 import logging
@@ -24,6 +25,7 @@ from rich.cells import cell_len
 from local_lambdas import (
     aioparser,
     answer_heads,
+    binding,
     envelope_answer,
     explain,
     forwarding,
@@ -1814,6 +1816,21 @@ async def test_access_lines_as_each_log_format_writes_them() -> None:
     assert record.pop("time") > 0
     assert record == {"event": "access", "method": "GET", "uri": "/a", "process": "api",
                       "status": 301, "ms": 12.346, "request_id": "r4"}  # fmt: skip
+
+
+def test_a_port_windows_keeps_for_itself_is_said_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows refuses ports in the ranges Hyper-V, WSL or Docker reserved with WSAEACCES
+    (errno 13), 3000 among them on some machines. The platform is patched: neither this
+    machine nor Wine reserves ports, so the refusal cannot be made real here."""
+    monkeypatch.setattr(binding, "IS_WINDOWS", True)
+    refused = OSError(errno.EACCES, "An attempt was made to access a socket in a way "
+                      "forbidden by its access permissions")  # fmt: skip
+    said = str(binding._cannot_listen("127.0.0.1", 3000, refused))
+    assert said.startswith(
+        "cannot listen on 127.0.0.1:3000: permission denied (Windows keeps "
+        "some ports for itself: netsh interface ipv4 show excludedportrange "
+        "protocol=tcp lists them); choose another with --port PORT"
+    ), said
 
 
 def test_names_line_up_as_a_terminal_shows_them() -> None:
