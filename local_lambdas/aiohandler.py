@@ -19,6 +19,7 @@ from local_lambdas.config import Fate
 from local_lambdas.envelope import Response
 from local_lambdas.errors import ChildUnreachable, ClientTooSlow, ForwardError, PayloadTooLarge
 from local_lambdas.forwarding import strip_prefix
+from local_lambdas.http1 import CLIENT_CLOSED
 from local_lambdas.inspector import BODY
 from local_lambdas.instance import Instance
 from local_lambdas.pool import Pool
@@ -127,11 +128,15 @@ class AioHandler:
                     _waits_to_continue(request) and request.writer.output_size == 0
                 ):
                     close_at_once(request)
-            proxy.finish(pool, method, uri, answer.status, started, request_id, (headers, body),
+            status = answer.status if _still_there(request) else CLIENT_CLOSED
+            proxy.finish(pool, method, uri, status, started, request_id, (headers, body),
                         (answer_headers, response.body))  # fmt: skip
             return answer
         kept = answer.kept if isinstance(answer, Relayed) else None
-        proxy.finish(pool, method, uri, answer.status, started, request_id, (headers, body),
+        # (A relayed head that reached the client: its status stands, however much followed.)
+        reached = answer.reached if isinstance(answer, Relayed) else True
+        status = answer.status if reached else CLIENT_CLOSED
+        proxy.finish(pool, method, uri, status, started, request_id, (headers, body),
                     (answer.headers.items(), kept))  # fmt: skip
         return answer
 
@@ -207,6 +212,13 @@ async def read_body(
             raise PayloadTooLarge(limit)
         if enough is not None and len(body) > enough:
             return bytes(body)
+
+
+def _still_there(request: web.BaseRequest) -> bool:
+    """Whether the client's connection is still open (it may have left, or reset it, while
+    its answer was on its way: http1.CLIENT_CLOSED)."""
+    transport = request.transport
+    return transport is not None and not transport.is_closing()
 
 
 def _waits_to_continue(request: web.BaseRequest) -> bool:

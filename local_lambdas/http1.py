@@ -49,6 +49,9 @@ _SPELT: Final = {
     for spelt in (lower, "-".join(part.capitalize() for part in lower.split("-")))
 }  # fmt: skip
 NO_BODY: Final = frozenset({204, 304})  # statuses whose answers have no body
+# What the access log, the statistics and the inspector give a request whose client left
+# before its answer went out: nginx's "client closed request".
+CLIENT_CLOSED: Final = 499
 # Methods that nginx retries on another attempt when nothing came back: safe to send twice.
 RETRYABLE: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 

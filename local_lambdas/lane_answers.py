@@ -17,7 +17,7 @@ from local_lambdas.envelope import Response
 from local_lambdas.errors import ChildUnreachable, ForwardError
 from local_lambdas.failures import error_response
 from local_lambdas.forwarding import strip_prefix
-from local_lambdas.http1 import NO_BODY, PREFLIGHT, RETRYABLE
+from local_lambdas.http1 import CLIENT_CLOSED, NO_BODY, PREFLIGHT, RETRYABLE
 from local_lambdas.inspector import BODY
 from local_lambdas.instance import Instance
 from local_lambdas.lane_requests import Message
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("local_lambdas.fastlane")
 
 _now: Final = time.monotonic  # a C-level constant, not two lookups per call
+GONE: Final = memoryview(b"")  # write's answer when the client has left
 
 
 async def answer(connection: Connection, message: Message) -> bool:
@@ -70,8 +71,11 @@ async def answer(connection: Connection, message: Message) -> bool:
     # (A preflight's headers are CORS's own; every other answer on a <cors> route gets them.)
     cors = pool.cors if pool is not None and not preflight else None
     rest = write(connection, response, message, request_id, keep_alive, cors)
+    status = response.status
+    if rest is not None and rest is GONE:
+        status, rest = CLIENT_CLOSED, None
     proxy.finish(
-        pool, message.method, message.target, response.status, started, request_id,
+        pool, message.method, message.target, status, started, request_id,
         (message.headers, message.body), (response.headers, response.body),
     )  # fmt: skip
     connection.lane.served += 1
@@ -133,17 +137,18 @@ async def relay(
         if connection.closing:  # the client left (connection_lost): not an error
             log.debug("[%s] the client left before its answer was sent", request_id)
             proxy.finish(
-                pool, message.method, message.target, relayed.status, started, request_id,
-                sent, (relayed.headers, relayed.kept),
+                pool, message.method, message.target, relayed.status or CLIENT_CLOSED,
+                started, request_id, sent, (relayed.headers, relayed.kept),
             )  # fmt: skip
         raise
     except ForwardError as exc:
         # A body not read to its end leaves the connection out of step: it closes.
         keep_alive = keep_alive and connection.upload is None
         response = proxy.failure(exc, process, request_id)
-        write(connection, response, message, request_id, keep_alive, pool.cors)  # (small)
+        rest = write(connection, response, message, request_id, keep_alive, pool.cors)
+        status = CLIENT_CLOSED if rest is GONE else response.status  # (small: whole)
         proxy.finish(
-            pool, message.method, message.target, response.status, started, request_id,
+            pool, message.method, message.target, status, started, request_id,
             sent, (response.headers, response.body),
         )  # fmt: skip
         return keep_alive
@@ -164,10 +169,11 @@ def write(
     """`response` to the client, as aiohttp's side writes it: with the request's id, and on
     a route with <cors> the proxy's CORS headers in place of the child's (around the id, as
     cors.Policy.answer puts them). Over TLS a body larger than client_limits.PIECE is begun, and
-    the rest returned, for ClientWriter.write_paced (lane_writing.py)."""
+    the rest returned, for ClientWriter.write_paced (lane_writing.py). GONE, with nothing
+    written, when the client has left."""
     transport = connection.transport
     if transport is None or transport.is_closing():
-        return None  # the client left; its answer goes nowhere, as with aiohttp
+        return GONE  # its answer goes nowhere, as with aiohttp
     status = response.status
     sent = response.body if message.method != "HEAD" and status not in NO_BODY else b""
     headers = response.headers

@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import time
 from functools import partial
 from pathlib import Path
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from local_lambdas import _compat
+from local_lambdas.pool import Pool
 from local_lambdas.router import BadTarget, Router, resolve
 from tests.helpers import (
     CHILDREN,
@@ -462,6 +464,34 @@ async def test_slow_clients_time_out_and_free_their_slot(
             took = asyncio.get_running_loop().time() - started
             assert answer.startswith(b"HTTP/1.1 408 "), (raw, answer)
             assert b'"request_id"' in answer and took < 5, (raw, took)
+
+
+@LANES
+async def test_a_client_that_resets_before_its_answer_is_counted_as_nginx_does(
+    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+) -> None:
+    """A client that goes before its answer (a reset: a tab closed, a fetch aborted) is
+    counted 499, nginx's "client closed request", for an envelope child and a pass-through
+    one, by either server: not the child's 200, nor 0."""
+    path = write_manifest(
+        process_xml("svc", "/api/*"),
+        process_xml("web", "/web/*", mode="passthrough", script="raw_http.py"),
+    )  # fmt: skip
+    async with running(path, socket_dir, fast_lane=fast_lane) as run:
+
+        async def reset_before_answer(target: bytes, pool: Pool) -> None:
+            _, writer = await connect(run.url)
+            writer.write(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            await writer.drain()
+            assert await eventually(lambda: sum(i.in_flight for i in pool.instances) == 1)
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.close()  # a reset
+            assert await eventually(lambda: pool.stats.requests == 1, 10)
+            assert pool.stats.by_status == {499: 1}, (target, pool.stats.by_status)
+
+        await reset_before_answer(b"/api/slow", run.pool("svc"))  # answered after 1 s
+        await reset_before_answer(b"/web/late", run.pool("web"))  # after 0.5 s
 
 
 @LANES

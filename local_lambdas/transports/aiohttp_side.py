@@ -30,12 +30,14 @@ _CHUNK = 64 * 1024
 class Relayed(web.StreamResponse):
     """A child's answer as it came: aiohttp would add a Content-Type to a body without one
     and a Server of its own, which the lane does not either (a Date it may: RFC 9110 6.6.1).
-    `kept` is what the inspector keeps of its body."""
+    `kept` is what the inspector keeps of its body; `reached`, whether the client was still
+    there when its head went out (else it counts as http1.CLIENT_CLOSED)."""
 
     def __init__(self, *, status: int, reason: str | None, sent: frozenset[str]) -> None:
         super().__init__(status=status, reason=reason)
         self._sent = sent  # the names of the headers the child sent, lower-case
         self.kept = b""
+        self.reached = True
 
     async def _prepare_headers(self) -> None:
         await super()._prepare_headers()
@@ -128,6 +130,8 @@ class Streamed:
         sent = frozenset(name.lower() for name, _ in out)
         response = Relayed(status=status, reason=reason, sent=sent)
         response.headers.extend(out)
+        transport = request.transport
+        response.reached = transport is not None and not transport.is_closing()
         try:
             await response.prepare(request)
             while True:

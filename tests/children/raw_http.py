@@ -11,7 +11,8 @@ an answer that leaves bytes behind (`extra`, `nocontent-body`) would show in the
 request's answer if the proxy used the connection again. `quiet` and `keeps-1s` answer how
 many requests their connection has carried, `keeps-1s` saying `Keep-Alive: timeout=1`; a
 connection whose last answer was `quiet` closes unanswered a request that comes after 1.6 s
-idle: a server closing it for idleness just as the request came. Standard library only.
+idle: a server closing it for idleness just as the request came. `late` answers `ok` after
+0.5 s. Standard library only.
 """
 
 import base64
@@ -133,6 +134,8 @@ def serve(conn: socket.socket) -> None:
             name = target.partition(b"?")[0].rsplit(b"/", 1)[-1].decode()
             if name == "hangup":
                 return  # closes unanswered, the body unread (the kernel resets the connection)
+            if name == "late":
+                time.sleep(0.5)  # then `ok`
             if name in ("quiet", "keeps-1s"):
                 read = body_of(conn, head, buffer)
                 if read is None:
