@@ -6,6 +6,9 @@ daemon MARK     starts `sleep MARK` in a session of its own (as setsid or a daem
                 then serves one-shot pipe requests like behave.py
 helpers MARK    starts `sleep MARK` twice with no environment, in sessions of their own:
                 one its child, one a double fork's (its parent gone); then as daemon
+listens-for S   a daemon that, for each port number sent to its Unix socket S, serves HTTP
+                there (as dockerd's docker-proxy does for `docker run -p`)
+asks S          sends its $PORT to that daemon, then sleeps (as `docker run` stays attached)
 forking MARK    forks off a daemon (a session of its own, SIGTERM ignored) that starts
                 `sleep MARK` in sessions of their own every 2 ms, up to 300, and exits 0
                 once it has started ten: a wrapper leaving a daemon that starts workers
@@ -26,6 +29,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -82,6 +86,23 @@ elif what == "helpers":  # (ARGV: MARK) helpers with no environment, then serves
     os.waitpid(middle, 0)
     here = os.path.dirname(os.path.abspath(__file__))
     os.execv(sys.executable, [sys.executable, os.path.join(here, "behave.py")])
+elif what == "listens-for":  # (ARGV: SOCKET) a daemon that listens for whoever asks
+    control = socket.socket(socket.AF_UNIX)
+    control.bind(sys.argv[2])
+    control.listen()
+    while True:
+        conn, _ = control.accept()
+        asked = int(conn.recv(16))
+        web = HTTPServer(("127.0.0.1", asked), Answer)  # its pid in each answer
+        threading.Thread(target=web.serve_forever, daemon=True).start()
+        conn.sendall(b"listening")
+        conn.close()
+elif what == "asks":  # (ARGV: SOCKET) as `docker run -p $PORT:80`: asks the daemon to listen
+    control = socket.socket(socket.AF_UNIX)
+    control.connect(sys.argv[2])
+    control.sendall(os.environ["PORT"].encode())
+    print("asked:", control.recv(16).decode(), flush=True)
+    time.sleep(3600)
 elif what == "clears-env-daemon":  # as nginx without `daemon off;` (ARGV: MARK)
     if len(sys.argv) == 3:  # started: fork the daemon off with no environment, and exit 0
         port = os.environ["PORT"]
