@@ -63,9 +63,9 @@ def tcp_listening(port: int, owners: Callable[[], Iterable[int]]) -> Listener | 
         return Listener("")
     address = f"{'127.0.0.1' if takes_ipv4 else '[::1]'}:{port}"
     found = _listener(inodes, address, owners)
-    if found is not None and found.foreign and not _another_runs(inodes):
+    if found is not None and found.foreign and not _held_by_a_run(inodes):
         # The port was free as the child started (chosen free, or a fixed <port> checked:
-        # check_port_free), so a listener since that no other run started is the child's
+        # check_port_free), so a listener since that no run's child holds is the child's
         # doing, though not its descendant: `docker run -p ${PORT}:80`'s docker-proxy.
         return Listener(address)
     return found
@@ -173,10 +173,10 @@ def _listener(
     return Listener(address) if owned else Listener(address, foreign=True)
 
 
-def _another_runs(inodes: list[int]) -> bool:
-    """Whether a process of another run (carrying its mark: orphans.unmarked) holds one of
-    the sockets `inodes`: a parallel run's child on the same port. A holder this user cannot
-    read (root's docker-proxy) is no run's."""
+def _held_by_a_run(inodes: list[int]) -> bool:
+    """Whether a process carrying a run's mark (orphans.unmarked) holds one of the sockets
+    `inodes`: a parallel run's child on the same port, or another child of this run. A
+    holder this user cannot read (root's docker-proxy) is no run's."""
     with os.scandir("/proc") as entries:
         pid = _holder(inodes, (int(e.name) for e in entries if e.name.isdigit()))
     return pid is not None and not unmarked(pid)
