@@ -17,7 +17,6 @@ from pathlib import Path
 from local_lambdas import sockdiag
 from local_lambdas._compat import IS_LINUX, IS_WINDOWS
 from local_lambdas._compat.processes import command_line
-from local_lambdas.orphans import unmarked
 
 
 @dataclass(frozen=True)
@@ -61,14 +60,7 @@ def tcp_listening(port: int, owners: Callable[[], Iterable[int]]) -> Listener | 
             takes_ipv4 = takes_ipv4 or host != _V6_LOOPBACK
     if not inodes:
         return Listener("")
-    address = f"{'127.0.0.1' if takes_ipv4 else '[::1]'}:{port}"
-    found = _listener(inodes, address, owners)
-    if found is not None and found.foreign and not _held_by_a_run(inodes):
-        # The port was free as the child started (chosen free, or a fixed <port> checked:
-        # check_port_free), so a listener since that no run's child holds is the child's
-        # doing, though not its descendant: `docker run -p ${PORT}:80`'s docker-proxy.
-        return Listener(address)
-    return found
+    return _listener(inodes, f"{'127.0.0.1' if takes_ipv4 else '[::1]'}:{port}", owners)
 
 
 def _tcp_listeners(port: int) -> list[tuple[str, int]] | None:
@@ -171,15 +163,6 @@ def _listener(
         return Listener("")
     owned = _holder(inodes, owners()) is not None
     return Listener(address) if owned else Listener(address, foreign=True)
-
-
-def _held_by_a_run(inodes: list[int]) -> bool:
-    """Whether a process carrying a run's mark (orphans.unmarked) holds one of the sockets
-    `inodes`: a parallel run's child on the same port, or another child of this run. A
-    holder this user cannot read (root's docker-proxy) is no run's."""
-    with os.scandir("/proc") as entries:
-        pid = _holder(inodes, (int(e.name) for e in entries if e.name.isdigit()))
-    return pid is not None and not unmarked(pid)
 
 
 def _holder(inodes: list[int], pids: Iterable[int]) -> int | None:
