@@ -107,7 +107,8 @@ async def run_command(
     run's spawn mark, as the children do (orphans.py): if the proxy is killed with SIGKILL,
     the watchdog stops it and whatever it started, as it stops theirs."""
     loop = asyncio.get_running_loop()
-    _refuse_missing(command[0])
+    if not manifest.tasks:  # (a <task> may make it: a build of the test runner)
+        _refuse_missing(command[0])
     async with started(manifest, settings, printer) as run:
         await _all_ready(run, timeout)
         log.info("all ready; running %s", _compat.quoted(command))

@@ -704,6 +704,20 @@ def test_run_exits_like_a_shell_when_its_command_cannot_run(
     assert ("svc: starting" in result.stdout + result.stderr) != first
 
 
+@pytest.mark.skipif(IS_WINDOWS, reason="the task writes a shell script")
+def test_run_takes_a_command_its_task_makes(tmp_path: Path) -> None:
+    """With a <task> (a build of the test runner, say), a command not there yet is looked
+    for only once the task has run, not refused before anything starts."""
+    (tmp_path / "manifest.xml").write_text(
+        "<manifest><task><id>build</id><executable>sh</executable><arg>-c</arg>"
+        "<arg>printf '#!/bin/sh\\nexit 7\\n' &gt; made.sh &amp;&amp; chmod +x made.sh</arg>"
+        f"</task><process><id>svc</id><executable>{sys.executable}</executable>"
+        f"<arg>{CHILDREN / 'behave.py'}</arg><route>/api/*</route></process></manifest>"
+    )
+    result = run_cli("run", "--", "./made.sh", cwd=tmp_path)
+    assert result.returncode == 7, result.stdout + result.stderr
+
+
 def test_missing_manifest_exits_1_with_one_clear_line(tmp_path: Path) -> None:
     result = run_cli(cwd=tmp_path)
     assert result.returncode == 1
