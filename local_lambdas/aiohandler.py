@@ -14,7 +14,7 @@ from typing import Final
 from aiohttp import HttpVersion11, web
 
 from local_lambdas import _compat
-from local_lambdas.aioserver import close_at_once, paced
+from local_lambdas.aioserver import close_at_once, paced, still_there
 from local_lambdas.config import Fate
 from local_lambdas.envelope import Response
 from local_lambdas.errors import ChildUnreachable, ClientTooSlow, ForwardError, PayloadTooLarge
@@ -128,7 +128,7 @@ class AioHandler:
                     _waits_to_continue(request) and request.writer.output_size == 0
                 ):
                     close_at_once(request)
-            status = answer.status if _still_there(request) else CLIENT_CLOSED
+            status = answer.status if still_there(request) else CLIENT_CLOSED
             proxy.finish(pool, method, uri, status, started, request_id, (headers, body),
                         (answer_headers, response.body))  # fmt: skip
             return answer
@@ -212,13 +212,6 @@ async def read_body(
             raise PayloadTooLarge(limit)
         if enough is not None and len(body) > enough:
             return bytes(body)
-
-
-def _still_there(request: web.BaseRequest) -> bool:
-    """Whether the client's connection is still open (it may have left, or reset it, while
-    its answer was on its way: http1.CLIENT_CLOSED)."""
-    transport = request.transport
-    return transport is not None and not transport.is_closing()
 
 
 def _waits_to_continue(request: web.BaseRequest) -> bool:

@@ -68,6 +68,13 @@ def paced(request: web.BaseRequest, body: bytes) -> bytes | payload.Payload:
     return _Paced(body)
 
 
+def still_there(request: web.BaseRequest) -> bool:
+    """Whether the client's connection is still open: it may have left, or reset it, while
+    its answer was on its way (counted as http1.CLIENT_CLOSED)."""
+    transport = request.transport
+    return transport is not None and not transport.is_closing()
+
+
 def close_at_once(request: web.BaseRequest) -> None:
     """Close the connection right after the answer, rather than read what is left of the
     body first (aiohttp lingers up to 10 s): for a client that will not send it, as after a

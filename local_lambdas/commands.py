@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -149,7 +148,7 @@ def _refuse_missing(program: str) -> None:
     if os.sep in program or (os.altsep is not None and os.altsep in program):
         if not os.path.exists(program):
             raise CommandNotRun(f"{program}: No such file or directory", 127)
-    elif shutil.which(program) is None:
+    elif _compat.which(program) is None:
         raise CommandNotRun(f"{program}: command not found", 127)
 
 

@@ -72,7 +72,7 @@ async def answer(connection: Connection, message: Message) -> bool:
     cors = pool.cors if pool is not None and not preflight else None
     rest = write(connection, response, message, request_id, keep_alive, cors)
     status = response.status
-    if rest is not None and rest is GONE:
+    if rest is GONE:
         status, rest = CLIENT_CLOSED, None
     proxy.finish(
         pool, message.method, message.target, status, started, request_id,

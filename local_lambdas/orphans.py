@@ -185,19 +185,28 @@ def descendants(pids: list[int]) -> dict[int, int]:
     return found
 
 
+def signal_with_group(pid: int, sig: signal.Signals) -> bool:
+    """Signal process `pid`, and the whole group it leads if it leads one (a daemon's
+    workers, which hold its port) other than this process's; whether it was there."""
+    try:
+        if os.getpgid(pid) == pid != os.getpgrp():
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except OSError:
+        return False
+    return True
+
+
 def _signal_all(groups: set[int], strays: dict[int, int], sig: signal.Signals) -> None:
     """Signal the running `groups` and `strays` (pid: start; a pid whose start differs was
-    reused: left alone), each stray's group when it leads one."""
+    reused: left alone), each stray with its group."""
     for pgid in groups:
         if group_running(pgid):
             os.killpg(pgid, sig)
     for pid, start in strays.items():
         if started_at(pid) == start:
-            with contextlib.suppress(OSError):
-                if os.getpgid(pid) == pid:
-                    os.killpg(pid, sig)
-                else:
-                    os.kill(pid, sig)
+            signal_with_group(pid, sig)
 
 
 def main(argv: list[str]) -> int:
@@ -212,9 +221,8 @@ def main(argv: list[str]) -> int:
         sign, number = line[:1], line[1:].strip()
         if number.isdigit():
             (groups.add if sign == b"+" else groups.discard)(int(number))
-        elif sign == b"@" and number.replace(b" ", b"").isdigit():
-            pid, start = number.split()
-            strays[int(pid)] = int(start)
+        elif sign == b"@" and (told := number.split()) and all(n.isdigit() for n in told):
+            strays[int(told[0])] = int(told[-1])
         elif sign == b".":  # the proxy's clean stop, which stopped them (or they went)
             strays.clear()
     run_mark = argv[0] + "."

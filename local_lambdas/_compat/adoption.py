@@ -16,7 +16,13 @@ import time
 from collections.abc import Iterator
 
 from local_lambdas._compat import IS_LINUX, IS_WINDOWS
-from local_lambdas.orphans import children, descendants, started_at, unmarked
+from local_lambdas.orphans import (
+    children,
+    descendants,
+    signal_with_group,
+    started_at,
+    unmarked,
+)
 
 _ours: set[int] = set()  # the processes this one started, while they run
 # The sessions of those it started (each child leads its own: processes.spawn_options): its
@@ -113,15 +119,7 @@ def signal_strays(pids: list[int], *, hard: bool) -> list[int]:
     if IS_WINDOWS:
         return []
     sig = signal.SIGKILL if hard else signal.SIGTERM
-    sent = []
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            if os.getpgid(pid) == pid != os.getpgrp():
-                os.killpg(pid, sig)
-            else:
-                os.kill(pid, sig)
-            sent.append(pid)
-    return sent
+    return [pid for pid in pids if signal_with_group(pid, sig)]
 
 
 def forget(pid: int) -> None:

@@ -16,6 +16,7 @@ import aiohttp
 from aiohttp import hdrs, web
 
 from local_lambdas import _compat
+from local_lambdas.aioserver import still_there
 from local_lambdas.cors import Policy
 from local_lambdas.errors import ChildUnreachable, ClientTooSlow, ForwardError, PayloadTooLarge
 from local_lambdas.forwarding import Origin, as_utf8
@@ -130,8 +131,7 @@ class Streamed:
         sent = frozenset(name.lower() for name, _ in out)
         response = Relayed(status=status, reason=reason, sent=sent)
         response.headers.extend(out)
-        transport = request.transport
-        response.reached = transport is not None and not transport.is_closing()
+        response.reached = still_there(request)
         try:
             await response.prepare(request)
             while True:
