@@ -67,6 +67,9 @@ class Instance:
         self.generation = 0  # counts the times a process of this child became READY
         self.in_flight = 0  # requests leased to this child now
         self.requests = 0  # requests leased to its current process
+        # A request it did not answer within <timeout>: until then, new requests go to the
+        # other instances while one can take them (Pool.timed_out); a new process clears it.
+        self.passed_over_until = 0.0
         self.retiring = False  # a replacement is starting; see Pool
         self.last_exit: int | None = None  # exit code of the last process to exit
         self.last_exit_time: float | None = None  # and when (wall clock)
@@ -227,6 +230,7 @@ class Instance:
             self.link.connect(listening, proc.owns)
             self.generation += 1
             self._not_ready = self.unheard_since = None
+            self.passed_over_until = 0.0
             self.address = explain.where(self.process, listening)
             self._set_state(State.READY, f"{how} (pid {proc.pid}, {self.address})")
             if not await self._until_exit_or_unheard(proc):

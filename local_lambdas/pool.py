@@ -3,9 +3,12 @@ the process's state, as /_/status, /_/ready, run, check and reloads tell it. Sta
 sleeping, recycling and stopping the instances is roster.py's (Pool builds on Roster).
 
 A request leases one READY instance with a free slot (fewest in flight first, ties taken in
-turn). When none has one (every instance starting, restarting, recycling or busy) the request
-waits, up to the process's <queue_timeout>, with at most <max_queue> others; past either bound
-it gets 503 with Retry-After. A FATAL or EXITED process answers 503 at once, with the reason.
+turn; one that let a request time out is passed over for PASS_OVER seconds while another can
+take the request, as nginx's `max_fails=1 fail_timeout=10s`: a hung instance does not get
+every other request). When none has one (every instance starting, restarting, recycling or
+busy) the request waits, up to the process's <queue_timeout>, with at most <max_queue>
+others; past either bound it gets 503 with Retry-After. A FATAL or EXITED process answers 503
+at once, with the reason.
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ from local_lambdas.instance import Instance
 from local_lambdas.launch import SocketNames
 from local_lambdas.orphan_watchdog import Watchdog
 from local_lambdas.output import Printer
-from local_lambdas.roster import DOWN, Roster
+from local_lambdas.roster import DOWN, Roster, log
 from local_lambdas.states import State
 from local_lambdas.stats import ProcessStats
 
 _READY: Final = State.READY  # an Enum's member read from compiled code is slow: see http1
+PASS_OVER: Final = 10.0  # seconds an instance that let a request time out is passed over
 
 
 class PoolRetired(NotReady):
@@ -75,6 +79,7 @@ class Pool(Roster):
             else None
         )
         self._turn = 0
+        self.pass_over = PASS_OVER  # (a test shortens it)
 
     @property
     def waiting(self) -> int:
@@ -185,8 +190,21 @@ class Pool(Roster):
         if self._listeners:
             self._changed_set()
 
+    def timed_out(self, child: Instance) -> None:
+        """`child` did not answer a request within its <timeout> (hung, or at a breakpoint):
+        new requests go to the other instances for `pass_over` seconds, while one can take
+        them."""
+        child.passed_over_until = self._clock() + self.pass_over
+        if len(self.instances) > 1:
+            log.warning(
+                "%s: did not answer within its <timeout>; new requests go to the other "
+                "instances for %gs", child.name, self.pass_over,
+            )  # fmt: skip
+
     def _pick(self, avoid: tuple[Instance, int] | None) -> Instance | None:
         best: Instance | None = None
+        passed_over: Instance | None = None  # the one to take if all others are passed over
+        now = 0.0  # read once, and only if an instance was passed over
         count = len(self.instances)
         for offset in range(count):
             child = self.instances[(self._turn + offset) % count]
@@ -197,8 +215,16 @@ class Pool(Roster):
                 or (avoid is not None and (child, child.generation) == avoid)
             ):
                 continue
+            if child.passed_over_until:
+                now = now or self._clock()
+                if child.passed_over_until > now:
+                    if passed_over is None or child.in_flight < passed_over.in_flight:
+                        passed_over = child
+                    continue
+                child.passed_over_until = 0.0
             if best is None or child.in_flight < best.in_flight:
                 best = child
+        best = best or passed_over
         if best is not None:
             self._turn += 1
         return best

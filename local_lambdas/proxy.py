@@ -265,6 +265,9 @@ class Proxy:
                     return await exchange(child)
                 finally:
                     pool.release(child)
+            except ChildTimeout:
+                pool.timed_out(child)
+                raise
             except PoolRetired:
                 rerouted = self.supervisor.route(path)
                 if rerouted is None:
