@@ -67,8 +67,9 @@ class Instance:
         self.generation = 0  # counts the times a process of this child became READY
         self.in_flight = 0  # requests leased to this child now
         self.requests = 0  # requests leased to its current process
-        # A request it did not answer within <timeout>: until then, new requests go to the
-        # other instances while one can take them (Pool.timed_out); a new process clears it.
+        # A request it did not answer in time, or answered wrong: until then, new requests go
+        # to the other instances while one can take them (Pool.pass_over); a new process
+        # clears it.
         self.passed_over_until = 0.0
         self.retiring = False  # a replacement is starting; see Pool
         self.last_exit: int | None = None  # exit code of the last process to exit

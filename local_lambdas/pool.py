@@ -3,12 +3,12 @@ the process's state, as /_/status, /_/ready, run, check and reloads tell it. Sta
 sleeping, recycling and stopping the instances is roster.py's (Pool builds on Roster).
 
 A request leases one READY instance with a free slot (fewest in flight first, ties taken in
-turn; one that let a request time out is passed over for PASS_OVER seconds while another can
-take the request, as nginx's `max_fails=1 fail_timeout=10s`: a hung instance does not get
-every other request). When none has one (every instance starting, restarting, recycling or
-busy) the request waits, up to the process's <queue_timeout>, with at most <max_queue>
-others; past either bound it gets 503 with Retry-After. A FATAL or EXITED process answers 503
-at once, with the reason.
+turn; one that let a request time out or gave an invalid answer is passed over for PASS_OVER
+seconds while another can take the request, as nginx's `max_fails=1 fail_timeout=10s`: a
+hung instance does not get every other request). When none has one (every instance
+starting, restarting, recycling or busy) the request waits, up to the process's
+<queue_timeout>, with at most <max_queue> others; past either bound it gets 503 with
+Retry-After. A FATAL or EXITED process answers 503 at once, with the reason.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class Pool(Roster):
             else None
         )
         self._turn = 0
-        self.pass_over = PASS_OVER  # (a test shortens it)
+        self.pass_over_seconds = PASS_OVER  # (a test shortens it)
 
     @property
     def waiting(self) -> int:
@@ -190,15 +190,15 @@ class Pool(Roster):
         if self._listeners:
             self._changed_set()
 
-    def timed_out(self, child: Instance) -> None:
-        """`child` did not answer a request within its <timeout> (hung, or at a breakpoint):
-        new requests go to the other instances for `pass_over` seconds, while one can take
-        them."""
-        child.passed_over_until = self._clock() + self.pass_over
+    def pass_over(self, child: Instance, why: str) -> None:
+        """`child` let a request down as nginx counts a failed attempt (no answer within its
+        <timeout>: hung, or at a breakpoint; an answer that is not one): new requests go to
+        the other instances for `pass_over_seconds`, while one can take them."""
+        child.passed_over_until = self._clock() + self.pass_over_seconds
         if len(self.instances) > 1:
             log.warning(
-                "%s: did not answer within its <timeout>; new requests go to the other "
-                "instances for %gs", child.name, self.pass_over,
+                "%s: %s; new requests go to the other instances for %gs",
+                child.name, why, self.pass_over_seconds,
             )  # fmt: skip
 
     def _pick(self, avoid: tuple[Instance, int] | None) -> Instance | None:

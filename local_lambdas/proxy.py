@@ -24,6 +24,7 @@ from local_lambdas.deadlines import Deadlines
 from local_lambdas.envelope import Repeats, Request, Response
 from local_lambdas.errors import (
     UNANSWERED,
+    BadResponse,
     ChildTimeout,
     ChildUnreachable,
     ForwardError,
@@ -266,7 +267,10 @@ class Proxy:
                 finally:
                     pool.release(child)
             except ChildTimeout:
-                pool.timed_out(child)
+                pool.pass_over(child, "did not answer within its <timeout>")
+                raise
+            except BadResponse:
+                pool.pass_over(child, "answered something that is not a valid answer")
                 raise
             except PoolRetired:
                 rerouted = self.supervisor.route(path)

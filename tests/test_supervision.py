@@ -105,38 +105,44 @@ async def test_instances_share_the_load_least_busy_first(
     assert set(result.pids) == {one.pid, two.pid}
 
 
-@pytest.mark.parametrize("mode", ["pipe-keepalive", "http"])
-async def test_a_hung_instance_is_passed_over_while_another_answers(
-    write_manifest: WriteManifest, socket_dir: Path, mode: str
+@pytest.mark.parametrize(("mode", "fault"), [("pipe-keepalive", "hang"), ("http", "hang"),
+                                             ("pipe", "garbage")])  # fmt: skip
+async def test_a_failing_instance_is_passed_over_while_another_answers(
+    write_manifest: WriteManifest, socket_dir: Path, mode: str, fault: str
 ) -> None:
     """An instance stopped in its tracks (SIGSTOP: a deadlock, a breakpoint) lets one request
-    time out; the next ones go to the other instance, as nginx's fail_timeout does, instead
-    of every other one waiting out its <timeout> too. Once the time is up it is tried again."""
+    time out, one that answers nonsense fails one; the next ones go to the other instance,
+    as nginx's fail_timeout does, rather than every other one failing too. Once the time is
+    up it is tried again."""
     extra = "<instances>2</instances><timeout>1s</timeout>"
     path = write_manifest(process_xml("svc", "/api/*", mode=mode, extra=extra))
+    failed = 504 if fault == "hang" else 502
+    target = "/api/x" if fault == "hang" else "/api/garbage2"
     async with running(path, socket_dir) as run:
         pool = run.pool("svc")
-        hung, other = pool.instances
-        assert hung.pid is not None
-        os.kill(hung.pid, signal.SIGSTOP)
+        bad, good = sorted(pool.instances, key=lambda instance: instance.index, reverse=True)
+        assert bad.pid is not None
+        if fault == "hang":
+            os.kill(bad.pid, signal.SIGSTOP)
         try:
             statuses, pids = [], set()
             for _ in range(8):
-                async with run.http.get(run.url + "/api/x") as reply:
+                async with run.http.get(run.url + target) as reply:
                     statuses.append(reply.status)
                     if reply.status == 200:
                         pids.add(json.loads(await reply.read())["pid"])
-            assert statuses.count(504) == 1, statuses  # without it: four 504s of eight
-            assert pids == {other.pid}
-            assert hung.passed_over_until > 0
-            pool.pass_over = 0.0  # the time is up: it gets its turn again
-            hung.passed_over_until = 0.001
-            async with run.http.get(run.url + "/api/x") as reply:
+            assert statuses.count(failed) == 1, statuses  # without it: four of eight
+            assert pids == {good.pid}
+            assert bad.passed_over_until > 0
+            pool.pass_over_seconds = 0.0  # the time is up: it gets its turn again
+            bad.passed_over_until = 0.001
+            async with run.http.get(run.url + target) as reply:
                 first = reply.status
-            async with run.http.get(run.url + "/api/x") as reply:
-                assert sorted([first, reply.status]) == [200, 504]
+            async with run.http.get(run.url + target) as reply:
+                assert sorted([first, reply.status]) == [200, failed]
         finally:
-            os.kill(hung.pid, signal.SIGCONT)
+            if fault == "hang":
+                os.kill(bad.pid, signal.SIGCONT)
 
 
 async def test_max_requests_rotates_pids_without_errors(

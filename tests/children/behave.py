@@ -11,11 +11,12 @@ a time, as a single-threaded server with a small listen queue does. When $PIPE_F
 "lines" (pipe-keepalive mode) it serves many requests per connection, one JSON line each,
 and echoes which connection (`conn`) and request on it (`seq`) it was.
 
-The last path segment picks the answer: echo (default), garbage, crash, crashonce, hang,
-badbase64, status999, status100, crlf, cookies, binary, cached, cachederror, close, slow (1 s,
-then echo), late (answers after 1.5 s), pid, empty, log (prints a line with the request id,
-then echo), twice (keep-alive: the echo's line sent twice), pretty (indented JSON), big (a
-16 MiB body), unended (a whole answer with no newline, its connection then held open).
+The last path segment picks the answer: echo (default), garbage, garbage2 (garbage from
+instance 2, the echo from the others), crash, crashonce, hang, badbase64, status999,
+status100, crlf, cookies, binary, cached, cachederror, close, slow (1 s, then echo), late
+(answers after 1.5 s), pid, empty, log (prints a line with the request id, then echo), twice
+(keep-alive: the echo's line sent twice), pretty (indented JSON), big (a 16 MiB body),
+unended (a whole answer with no newline, its connection then held open).
 """
 
 import base64
@@ -42,7 +43,9 @@ def answer(request: dict[str, Any]) -> bytes | None:
     path = request["uri"].split("?")[0]
     action = path.rstrip("/").rsplit("/", 1)[-1]
     body = base64.b64decode(request.get("body") or "")
-    if action == "garbage":
+    if action == "garbage" or (
+        action == "garbage2" and os.environ["LOCAL_LAMBDAS_INSTANCE"] == "2"
+    ):
         return b"this is not json"
     if action == "crash":
         os._exit(17)
