@@ -182,6 +182,7 @@ class Pool(Roster):
             and child.state is _READY
             and child.link.open
             and child in self.instances  # not taken out of service (Roster._remove)
+            and not (child.passed_over_until and self._another_takes(child))
             and self._line.pass_turn(child)
         ):
             child.requests += 1  # still in flight: now the first waiting request's
@@ -200,6 +201,16 @@ class Pool(Roster):
                 "%s: %s; new requests go to the other instances for %gs",
                 child.name, why, self.pass_over_seconds,
             )  # fmt: skip
+
+    def _another_takes(self, child: Instance) -> bool:
+        """Whether another instance takes requests (READY, not passed over): the slot of one
+        passed over is not handed to a request waiting in line then."""
+        now = self._clock()
+        return any(
+            other is not child and other.state is _READY and other.link.open
+            and other.passed_over_until <= now
+            for other in self.instances
+        )  # fmt: skip
 
     def _pick(self, avoid: tuple[Instance, int] | None) -> Instance | None:
         best: Instance | None = None

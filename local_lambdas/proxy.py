@@ -264,14 +264,14 @@ class Proxy:
                 generation = child.generation
                 try:
                     return await exchange(child)
+                except ChildTimeout:  # (before its slot goes to a request waiting in line)
+                    pool.pass_over(child, "did not answer within its <timeout>")
+                    raise
+                except BadResponse:
+                    pool.pass_over(child, "answered something that is not a valid answer")
+                    raise
                 finally:
                     pool.release(child)
-            except ChildTimeout:
-                pool.pass_over(child, "did not answer within its <timeout>")
-                raise
-            except BadResponse:
-                pool.pass_over(child, "answered something that is not a valid answer")
-                raise
             except PoolRetired:
                 rerouted = self.supervisor.route(path)
                 if rerouted is None:

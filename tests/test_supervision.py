@@ -145,6 +145,37 @@ async def test_a_failing_instance_is_passed_over_while_another_answers(
                 os.kill(bad.pid, signal.SIGCONT)
 
 
+async def test_a_request_waiting_in_line_is_not_handed_to_an_instance_passed_over(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """Both instances busy (<concurrency>1), a request waits in line; the slot of the one
+    passed over (its request timed out) goes free rather than to the waiting request, which
+    the other instance takes once it is done. Alone, a passed-over instance still takes it."""
+    extra = "<instances>2</instances><concurrency>1</concurrency>"
+    path = write_manifest(process_xml("svc", "/api/*", extra=extra))
+    async with running(path, socket_dir) as run:
+        pool = run.pool("svc")
+        hung, other = pool.try_acquire(), pool.try_acquire()
+        assert hung is not None and other is not None and hung is not other
+        waiting = asyncio.ensure_future(pool.acquire())
+        assert await eventually(lambda: pool.waiting == 1)
+        pool.pass_over(hung, "did not answer within its <timeout>")
+        pool.release(hung)  # without the fix, the waiting request gets the hung one
+        assert hung.in_flight == 0 and not waiting.done()
+        pool.release(other)
+        assert await waiting is other
+        # Every other instance passed over too: the line is served by what there is.
+        pool.pass_over(other, "did not answer within its <timeout>")
+        assert pool.try_acquire() is hung
+        waiting = asyncio.ensure_future(pool.acquire())
+        assert await eventually(lambda: pool.waiting == 1)
+        pool.release(hung)
+        assert await waiting is hung
+        pool.release(hung)
+        pool.release(other)
+        assert hung.in_flight == other.in_flight == 0
+
+
 async def test_max_requests_rotates_pids_without_errors(
     write_manifest: WriteManifest, socket_dir: Path
 ) -> None:
