@@ -194,6 +194,12 @@ def _local_name(host: str) -> bool:
     return True
 
 
+def _left(until: float) -> float | None:
+    """The seconds until a time.monotonic() `until` that is still to come, else None."""
+    left = until - time.monotonic()
+    return round(left, 3) if left > 0 else None
+
+
 def _status(supervisor: Supervisor, pool: Pool) -> dict[str, object]:
     stats = supervisor.stats[pool.process.id]
     return {
@@ -215,6 +221,7 @@ def _status(supervisor: Supervisor, pool: Pool) -> dict[str, object]:
                 "last_exit_time": i.last_exit_time,
                 "in_flight": i.in_flight,
                 "requests": i.requests,
+                "passed_over_s": _left(i.passed_over_until),
                 "last_output": list(i.output.lines)[-5:],
                 "output_dropped": supervisor.printer.dropped(i.name),
             }

@@ -133,7 +133,10 @@ async def test_a_failing_instance_is_passed_over_while_another_answers(
                         pids.add(json.loads(await reply.read())["pid"])
             assert statuses.count(failed) == 1, statuses  # without it: four of eight
             assert pids == {good.pid}
-            assert bad.passed_over_until > 0
+            async with run.http.get(run.url + "/_/status") as reply:
+                said = (await reply.json())["processes"]["svc"]["instances"]
+            left = {instance["name"]: instance["passed_over_s"] for instance in said}
+            assert left[good.name] is None and 0 < left[bad.name] <= 10, left
             pool.pass_over_seconds = 0.0  # the time is up: it gets its turn again
             bad.passed_over_until = 0.001
             async with run.http.get(run.url + target) as reply:
