@@ -227,6 +227,7 @@ def main(argv: list[str]) -> int:
             strays.clear()
     run_mark = argv[0] + "."
     _signal_all(groups, strays, signal.SIGTERM)
+    _signal_all(groups, strays, signal.SIGCONT)  # a stopped one ends on its SIGTERM too
     escaped = kill_marked(run_mark, signal.SIGTERM)
     deadline = time.monotonic() + _GRACE
     while time.monotonic() < deadline and (

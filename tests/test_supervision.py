@@ -179,6 +179,21 @@ async def test_a_request_waiting_in_line_is_not_handed_to_an_instance_passed_ove
         assert hung.in_flight == other.in_flight == 0
 
 
+async def test_a_stopped_child_ends_on_its_sigterm(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """A child stopped (SIGSTOP; Ctrl+Z in a shell of its own) is sent SIGCONT after its
+    SIGTERM, as systemd does: it ends on the SIGTERM, not on the SIGKILL after <stop_timeout>."""
+    path = write_manifest(process_xml("svc", "/api/*", extra="<stop_timeout>3s</stop_timeout>"))
+    async with running(path, socket_dir) as run:
+        old = run.child("svc").link.proc
+        assert old is not None
+        os.kill(old.pid, signal.SIGSTOP)
+        assert await run.supervisor.restart("svc")
+        await asyncio.wait_for(asyncio.shield(old.exited), 10)
+        assert old.returncode == -signal.SIGTERM  # without SIGCONT: -SIGKILL, 3 s later
+
+
 async def test_max_requests_rotates_pids_without_errors(
     write_manifest: WriteManifest, socket_dir: Path
 ) -> None:

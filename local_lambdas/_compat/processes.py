@@ -106,8 +106,10 @@ _jobs: dict[int, Any] = {}  # Windows: child pid -> its job object handle
 
 
 def stop_group(pid: int) -> bool:
-    """Ask the process group led by `pid` to stop (SIGTERM; Windows: CTRL_BREAK_EVENT to the
-    child's console process group). False when no such group is left."""
+    """Ask the process group led by `pid` to stop (SIGTERM, then SIGCONT as systemd sends it,
+    so that a stopped process (SIGSTOP, Ctrl+Z in a shell of its own) ends on it rather than
+    on the SIGKILL <stop_timeout> later; Windows: CTRL_BREAK_EVENT to the child's console
+    process group). False when no such group is left."""
     if sys.platform == "win32":
         try:
             os.kill(pid, signal.CTRL_BREAK_EVENT)
@@ -116,7 +118,7 @@ def stop_group(pid: int) -> bool:
             # Ctrl+Break to send: the caller goes on to kill_group.
             return False
         return True
-    return _killpg(pid, signal.SIGTERM)
+    return _killpg(pid, signal.SIGTERM) and _killpg(pid, signal.SIGCONT)
 
 
 def kill_group(pid: int) -> bool:
