@@ -195,8 +195,10 @@ class Pool(Roster):
         """`child` let a request down as nginx counts a failed attempt (no answer within its
         <timeout>: hung, or at a breakpoint; an answer that is not one): new requests go to
         the other instances for `pass_over_seconds`, while one can take them."""
-        child.passed_over_until = self._clock() + self.pass_over_seconds
-        if len(self.instances) > 1:
+        now = self._clock()
+        already = child.passed_over_until > now  # (said once, not for every failure)
+        child.passed_over_until = now + self.pass_over_seconds
+        if len(self.instances) > 1 and not already:
             log.warning(
                 "%s: %s; new requests go to the other instances for %gs",
                 child.name, why, self.pass_over_seconds,

@@ -149,7 +149,7 @@ async def test_a_failing_instance_is_passed_over_while_another_answers(
 
 
 async def test_a_request_waiting_in_line_is_not_handed_to_an_instance_passed_over(
-    write_manifest: WriteManifest, socket_dir: Path
+    write_manifest: WriteManifest, socket_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Both instances busy (<concurrency>1), a request waits in line; the slot of the one
     passed over (its request timed out) goes free rather than to the waiting request, which
@@ -162,7 +162,11 @@ async def test_a_request_waiting_in_line_is_not_handed_to_an_instance_passed_ove
         assert hung is not None and other is not None and hung is not other
         waiting = asyncio.ensure_future(pool.acquire())
         assert await eventually(lambda: pool.waiting == 1)
-        pool.pass_over(hung, "did not answer within its <timeout>")
+        for _ in range(2):  # said once
+            pool.pass_over(hung, "did not answer within its <timeout>")
+        said = [r.message for r in caplog.records if "new requests go to" in r.message]
+        assert said == [f"{hung.name}: did not answer within its <timeout>; new requests go "
+                        "to the other instances for 10s"], said  # fmt: skip
         pool.release(hung)  # without the fix, the waiting request gets the hung one
         assert hung.in_flight == 0 and not waiting.done()
         pool.release(other)
