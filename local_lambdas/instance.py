@@ -219,7 +219,7 @@ class Instance:
         )  # fmt: skip
         self._left = explain.left_running(left, code) if left else ""
         # (Its last lines reach its output tail before the exit is reported.)
-        await proc.release(_LAST_OUTPUT_WAIT)
+        await proc.release(_LAST_OUTPUT_WAIT, kill_left=not self._stopping)
         return code
 
     async def _serve_while_running(self, proc: Spawned, address: str, listening: str) -> None:

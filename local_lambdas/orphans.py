@@ -113,10 +113,14 @@ def unmarked(pid: int) -> bool:
         return True
 
 
-def kill_marked(mark: str, sig: signal.Signals | None = None) -> list[int]:
-    """Signal every process `marked(mark)` finds (SIGKILL unless `sig` says); the pids
-    signalled. Pass those to _compat.adoption.reap_when_gone, since adopted ones that exit
-    are ours to reap (none on Windows).
+def kill_marked(
+    mark: str, sig: signal.Signals | None = None, spared: set[int] | None = None
+) -> list[int]:
+    """Signal every process `marked(mark)` finds (SIGKILL unless `sig` says), but those in
+    a group of `spared`, which had the signal with their group (a second SIGTERM is "stop
+    now" to many servers, local-lambdas among them); the pids found. Pass those to
+    _compat.adoption.reap_when_gone, since adopted ones that exit are ours to reap (none on
+    Windows).
 
     A process that forks between the scan that finds it and its signal leaves a child no
     scan saw (a daemon starting its workers as its wrapper exits): the scan is made again
@@ -128,7 +132,8 @@ def kill_marked(mark: str, sig: signal.Signals | None = None) -> list[int]:
             break
         for pid in new:
             with contextlib.suppress(OSError):
-                os.kill(pid, sig or signal.SIGKILL)
+                if not spared or os.getpgid(pid) not in spared:
+                    os.kill(pid, sig or signal.SIGKILL)
         signalled += new
     return signalled
 
@@ -185,12 +190,19 @@ def descendants(pids: list[int]) -> dict[int, int]:
     return found
 
 
-def signal_with_group(pid: int, sig: signal.Signals) -> bool:
+def signal_with_group(pid: int, sig: signal.Signals, spared: set[int] | None = None) -> bool:
     """Signal process `pid`, and the whole group it leads if it leads one (a daemon's
-    workers, which hold its port) other than this process's; whether it was there."""
+    workers, which hold its port) other than this process's; whether it was there. `spared`:
+    the groups signalled already, whose processes are not signalled again (a server may take
+    a second SIGTERM as "stop now"); a group signalled here is added to it."""
     try:
-        if os.getpgid(pid) == pid != os.getpgrp():
+        group = os.getpgid(pid)
+        if spared is not None and group in spared:
+            return True
+        if group == pid != os.getpgrp():
             os.killpg(pid, sig)
+            if spared is not None:
+                spared.add(pid)
         else:
             os.kill(pid, sig)
     except OSError:
@@ -198,15 +210,20 @@ def signal_with_group(pid: int, sig: signal.Signals) -> bool:
     return True
 
 
-def _signal_all(groups: set[int], strays: dict[int, int], sig: signal.Signals) -> None:
+def _signal_all(
+    groups: set[int], strays: dict[int, int], sig: signal.Signals, spared: set[int] | None = None
+) -> None:
     """Signal the running `groups` and `strays` (pid: start; a pid whose start differs was
-    reused: left alone), each stray with its group."""
+    reused: left alone), each stray with its group; `spared` as signal_with_group's, given
+    the groups signalled here too."""
     for pgid in groups:
         if group_running(pgid):
             os.killpg(pgid, sig)
+            if spared is not None:
+                spared.add(pgid)
     for pid, start in strays.items():
         if started_at(pid) == start:
-            signal_with_group(pid, sig)
+            signal_with_group(pid, sig, spared)
 
 
 def main(argv: list[str]) -> int:
@@ -226,9 +243,10 @@ def main(argv: list[str]) -> int:
         elif sign == b".":  # the proxy's clean stop, which stopped them (or they went)
             strays.clear()
     run_mark = argv[0] + "."
-    _signal_all(groups, strays, signal.SIGTERM)
+    spared: set[int] = set()  # each process gets one SIGTERM: its group's, or its own
+    _signal_all(groups, strays, signal.SIGTERM, spared)
     _signal_all(groups, strays, signal.SIGCONT)  # a stopped one ends on its SIGTERM too
-    escaped = kill_marked(run_mark, signal.SIGTERM)
+    escaped = kill_marked(run_mark, signal.SIGTERM, spared)
     deadline = time.monotonic() + _GRACE
     while time.monotonic() < deadline and (
         any(group_running(g) for g in groups) or escaped

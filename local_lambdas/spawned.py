@@ -139,10 +139,13 @@ class Spawned(asyncio.SubprocessProtocol):
                 await asyncio.wait_for(asyncio.shield(self._pipes_closed), timeout)
         self.close()
 
-    async def release(self, output_wait: float) -> None:
-        """Once it has exited: stop what it left in its group, tell the watchdog it is
+    async def release(self, output_wait: float, *, kill_left: bool = True) -> None:
+        """Once it has exited: stop what it left in its group (not with `kill_left` False:
+        a stop's `terminate` under way gives them its grace; a wrapper that dies on its
+        SIGTERM must not cut its server's graceful stop short), tell the watchdog it is
         gone, and wait up to `output_wait` for its last lines (a traceback, say)."""
-        await self.terminate(0)
+        if kill_left:
+            await self.terminate(0)
         if self._watchdog is not None:
             self._watchdog.forget(self.pid)
         processes.reaped(self.pid)
@@ -157,13 +160,19 @@ class Spawned(asyncio.SubprocessProtocol):
         """SIGTERM the group and the marked descendants, wait up to `grace` for them to go,
         SIGKILL what is left, and see the process exit (reaped by asyncio's watcher)."""
         pid, deadline = self.pid, time.monotonic() + grace
+        grouped = grace > 0 and processes.stop_group(pid)
+        # Each process gets one SIGTERM, its group's or its own: a second one is "stop now"
+        # to many servers (Go's and Node.js's idiom, local-lambdas itself).
+        spared = {pid} if grouped else set()
         # Descendants that left the group, signalled: adopted by us when their parent went,
         # they are ours to reap once they exit, or they stay zombies (marked() misses those).
         # Not the child itself, which carries the mark too: asyncio's watcher reaps it.
-        strays = adoption.signal_strays(self.strays(), hard=False)
+        strays = adoption.signal_strays(self.strays(), hard=False, spared=spared)
         escaped = list(strays)
-        if grace > 0 and processes.stop_group(pid):
-            escaped += [p for p in processes.kill_marked(self.mark, signal.SIGTERM) if p != pid]
+        if grouped:
+            escaped += [
+                p for p in processes.kill_marked(self.mark, signal.SIGTERM, spared) if p != pid
+            ]
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self.exited), grace)
             # A process group has no exit event to wait on: poll it, within the grace.

@@ -21,6 +21,7 @@ from tests.helpers import (
     PYTHON,
     Load,
     WriteManifest,
+    cli,
     eventually,
     gone,
     load,
@@ -196,6 +197,73 @@ async def test_a_stopped_child_ends_on_its_sigterm(
         assert await run.supervisor.restart("svc")
         await asyncio.wait_for(asyncio.shield(old.exited), 10)
         assert old.returncode == -signal.SIGTERM  # without SIGCONT: -SIGKILL, 3 s later
+
+
+_COUNTS_SIGTERMS = """
+import http.server, os, signal, sys, threading, time
+count = 0
+def on_term(number, frame):
+    global count
+    count += 1
+signal.signal(signal.SIGTERM, on_term)
+address = ("127.0.0.1", int(os.environ["PORT"]))
+server = http.server.HTTPServer(address, http.server.BaseHTTPRequestHandler)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+while not count:
+    time.sleep(0.01)
+time.sleep(0.5)  # for a second one to come
+with open(sys.argv[1], "a") as said:
+    said.write(f"{count}\\n")
+"""
+
+
+@pytest.mark.parametrize("wrapped", [False, True], ids=["alone", "under-sh"])
+async def test_each_process_of_a_child_gets_one_sigterm(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path, wrapped: bool
+) -> None:
+    """A stop sends SIGTERM to the child's group, and to its marked descendants outside it,
+    each process once: Go servers, Node.js ones and local-lambdas itself take a second
+    SIGTERM as "stop now" and skip their graceful stop. Under a shell that dies on its
+    SIGTERM, the server still has its grace (it was SIGKILLed as the shell exited)."""
+    script, counts = tmp_path / "counts.py", tmp_path / "counts.txt"
+    script.write_text(_COUNTS_SIGTERMS)
+    command = f"{PYTHON} -S {script} {counts}"
+    program = (
+        f"<executable>sh</executable><arg>-c</arg><arg>{command}; exit $?</arg>"
+        if wrapped
+        else f"<executable>{PYTHON}</executable><arg>-S</arg><arg>{script}</arg><arg>{counts}</arg>"
+    )
+    path = write_manifest(
+        f"<process><id>svc</id>{program}<route>/api/*</route>"
+        "<communication_mode>passthrough</communication_mode></process>"
+    )
+    async with running(path, socket_dir) as run:
+        old = run.child("svc").link.proc
+        assert old is not None
+        assert await run.supervisor.restart("svc")
+        await asyncio.wait_for(asyncio.shield(old.exited), 10)
+    assert counts.read_text().split() == ["1", "1"]  # the restarted one, then its replacement
+
+
+async def test_a_killed_proxys_watchdog_sends_each_process_one_sigterm(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    """The watchdog of a SIGKILLed proxy SIGTERMs the children's groups and the marked
+    processes outside them: each process once, as a clean stop does. (The child itself, a
+    shell here, has had SIGKILL, the parent-death signal: its server is what is left.)"""
+    script, counts = tmp_path / "counts.py", tmp_path / "counts.txt"
+    script.write_text(_COUNTS_SIGTERMS)
+    command = f"{PYTHON} -S {script} {counts}; exit $?"
+    path = write_manifest(
+        f"<process><id>svc</id><executable>sh</executable><arg>-c</arg><arg>{command}</arg>"
+        "<route>/api/*</route><communication_mode>passthrough</communication_mode></process>"
+    )
+    async with cli(str(path), "--bind", "127.0.0.1:0") as run:
+        await run.expect(r"svc: ready in")
+        run.proc.kill()  # SIGKILL: only the watchdog is left to stop the server
+        await run.proc.wait()
+        assert await eventually(lambda: counts.exists() and bool(counts.read_text()), 10)
+    assert counts.read_text().split() == ["1"]
 
 
 async def test_max_requests_rotates_pids_without_errors(

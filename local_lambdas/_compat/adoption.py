@@ -113,13 +113,14 @@ def _session(pid: int) -> int | None:
         return None
 
 
-def signal_strays(pids: list[int], *, hard: bool) -> list[int]:
+def signal_strays(pids: list[int], *, hard: bool, spared: set[int] | None = None) -> list[int]:
     """POSIX: SIGTERM (`hard`: SIGKILL) each of `pids` (`adopted`'s), and the whole group of
-    one that leads its own (a daemon's workers, which hold its port); those signalled."""
+    one that leads its own (a daemon's workers, which hold its port); those signalled.
+    `spared`: as orphans.signal_with_group's."""
     if IS_WINDOWS:
         return []
     sig = signal.SIGKILL if hard else signal.SIGTERM
-    return [pid for pid in pids if signal_with_group(pid, sig)]
+    return [pid for pid in pids if signal_with_group(pid, sig, spared)]
 
 
 def forget(pid: int) -> None:
