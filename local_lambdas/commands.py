@@ -8,8 +8,10 @@ boot_check   start everything, probe each process once, report, stop
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,7 +39,7 @@ async def serve(
 ) -> int:
     stop = asyncio.Event()
 
-    def stop_or_force() -> None:
+    def stop_or_force(_signal: int) -> None:
         if not stop.is_set():
             stop.set()
             return
@@ -127,8 +129,7 @@ async def run_command(
             raise CommandNotRun(f"{command[0]}: command not found", 127) from exc
         except OSError as exc:  # as a shell says it: found, but not runnable
             raise CommandNotRun(f"{command[0]}: {exc.strerror}", 126) from exc
-        # Ctrl+C reaches the command too (same terminal); a stop asked of us is passed on.
-        undo = _compat.on_signals(loop, proc.terminate, lambda: None)
+        undo = _compat.on_signals(loop, _passed_on(proc), lambda: None)  # (SIGHUP ignored)
         try:
             code = await proc.wait()
         finally:
@@ -139,6 +140,23 @@ async def run_command(
         else:
             log.info("%s %s (status %d)", command[0], explain.ended(code), status)
     return status
+
+
+def _passed_on(proc: asyncio.subprocess.Process) -> Callable[[int], None]:
+    """What a stop asked of the proxy while the command runs does: passed on to it once,
+    SIGTERM as SIGTERM, Ctrl+C as SIGINT, but not a Ctrl+C typed in the terminal, which
+    reaches the command itself (it runs in the proxy's process group, the terminal's
+    foreground one): pytest given a SIGTERM after its SIGINT died without its summary.
+    (Windows: Ctrl+C and Ctrl+Break end it.)"""
+
+    def pass_on(number: int) -> None:
+        if _compat.IS_WINDOWS:
+            proc.terminate()
+        elif number != signal.SIGINT or not _compat.in_foreground():
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(number)
+
+    return pass_on
 
 
 def _refuse_missing(program: str) -> None:

@@ -188,13 +188,15 @@ def test_ctrl_c_that_an_import_turns_into_its_own_error_says_one_line_too() -> N
 
 
 # The proxy in a terminal of its own (pty.fork: it leads the terminal's session), its output
-# relayed to this launcher's stdout, the terminal's pid first.
+# relayed to this launcher's stdout, the terminal's pid first; Ctrl+C typed once the output
+# shows $CTRL_C_AFTER.
 IN_A_TERMINAL = """
 import os, pty, sys
 pid, fd = pty.fork()
 if pid == 0:
     os.execv(sys.executable, [sys.executable, "-m", "local_lambdas", *sys.argv[1:]])
 print(f"terminal pid={pid}", flush=True)
+ctrl_c_after, seen = os.environ.get("CTRL_C_AFTER", "").encode(), b""
 while True:
     try:
         data = os.read(fd, 65536)
@@ -204,6 +206,10 @@ while True:
         break
     sys.stdout.buffer.write(data.replace(b"\\r\\n", b"\\n"))
     sys.stdout.flush()
+    seen += data
+    if ctrl_c_after and ctrl_c_after in seen:
+        os.write(fd, b"\\x03")
+        ctrl_c_after = b""
 """
 
 
@@ -235,6 +241,65 @@ async def test_closing_its_terminal_stops_it_and_a_hup_from_elsewhere_reloads(
         if launcher.returncode is None:
             launcher.kill()
             await launcher.wait()
+
+
+INTERRUPTED = """
+import signal, sys, time
+got = []
+for number in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(number, lambda number, _: got.append(signal.Signals(number).name))
+print("command ready", flush=True)
+while not got:
+    time.sleep(0.01)
+time.sleep(0.5)  # for another to come
+print(f"command got {got}", flush=True)
+sys.exit(3)
+"""
+
+
+@pytest.mark.skipif(_compat.IS_WINDOWS, reason="a terminal's process groups are POSIX's")
+async def test_ctrl_c_in_the_terminal_reaches_runs_command_once(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    """Ctrl+C typed in the terminal goes to its foreground process group: the proxy and the
+    command `run` started, at once. The proxy does not send it a SIGTERM besides (pytest,
+    given both, died without its summary), and stops once the command is done."""
+    script = tmp_path / "interrupted.py"
+    script.write_text(INTERRUPTED)
+    path = write_manifest(process_xml("svc", "/api/*"))
+    launcher = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", IN_A_TERMINAL, "run", str(path), "--bind", "127.0.0.1:0", "--",
+        sys.executable, str(script),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "COLUMNS": "200", "CTRL_C_AFTER": "command ready"},
+    )  # fmt: skip
+    run = Cli(launcher)
+    try:
+        await run.expect(r"command got \['SIGINT'\]")  # without the fix: SIGINT, SIGTERM
+        await run.expect(r"exited with status 3")
+        await run.expect(r"stopped")
+    finally:
+        if launcher.returncode is None:
+            launcher.kill()
+        await launcher.wait()
+
+
+@pytest.mark.skipif(_compat.IS_WINDOWS, reason="POSIX signals")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+async def test_a_stop_asked_of_run_is_passed_on_to_its_command_as_it_came(
+    write_manifest: WriteManifest, tmp_path: Path, sig: signal.Signals
+) -> None:
+    """Without a terminal (CI cancelling a job, `kill -INT`), the signal the proxy got is
+    what its command gets, once; the proxy stops when the command is done."""
+    script = tmp_path / "interrupted.py"
+    script.write_text(INTERRUPTED)
+    path = write_manifest(process_xml("svc", "/api/*"))
+    async with cli("run", str(path), "--bind", "127.0.0.1:0", "--", sys.executable, str(script),
+                   preexec=os.setsid) as run:  # no terminal, wherever the tests run  # fmt: skip
+        await run.expect(r"command ready")
+        run.proc.send_signal(sig)
+        await run.expect(rf"command got \['{sig.name}'\]")
+        assert await run.finish() == 3
 
 
 @pytest.mark.parametrize("loop", ["asyncio", UVLOOP])

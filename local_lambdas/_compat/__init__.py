@@ -133,14 +133,15 @@ def is_end_of_pipe(exc: OSError) -> bool:
 
 
 def on_signals(
-    loop: asyncio.AbstractEventLoop, stop: Callable[[], None], reload: Callable[[], None]
+    loop: asyncio.AbstractEventLoop, stop: Callable[[int], None], reload: Callable[[], None]
 ) -> Callable[[], None]:
-    """Call `stop` on Ctrl+C or SIGTERM and `reload` on SIGHUP; returns the undo.
-    Windows has no SIGHUP and no loop signal handlers: Ctrl+C and Ctrl+Break stop there."""
+    """Call `stop` with the signal on Ctrl+C or SIGTERM and `reload` on SIGHUP; returns the
+    undo. Windows has no SIGHUP and no loop signal handlers: Ctrl+C and Ctrl+Break stop
+    there."""
     if sys.platform == "win32":
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGBREAK)}
         for sig in previous:
-            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop))
+            signal.signal(sig, lambda number, _: loop.call_soon_threadsafe(stop, number))
 
         def undo_windows() -> None:
             for sig, handler in previous.items():
@@ -148,7 +149,7 @@ def on_signals(
 
         return undo_windows
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop)
+        loop.add_signal_handler(sig, stop, sig)
     loop.add_signal_handler(signal.SIGHUP, reload)
 
     def undo() -> None:
@@ -167,6 +168,21 @@ def hangup_stops() -> Callable[[], bool]:
     if IS_WINDOWS or signal.getsignal(signal.SIGHUP) is signal.SIG_IGN or not _terminal():
         return lambda: False
     return lambda: not _terminal()
+
+
+def in_foreground() -> bool:
+    """Whether this process's group is the foreground one of the terminal it runs in: the
+    group the terminal sends a typed Ctrl+C to, every process in it at once."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:  # no terminal (CI, a service), or it hung up
+        return False
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _terminal() -> bool:
