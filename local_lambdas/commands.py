@@ -146,15 +146,15 @@ def _passed_on(proc: asyncio.subprocess.Process) -> Callable[[int], None]:
     """What a stop asked of the proxy while the command runs does: passed on to it once,
     SIGTERM as SIGTERM, Ctrl+C as SIGINT, but not a Ctrl+C typed in the terminal, which
     reaches the command itself (it runs in the proxy's process group, the terminal's
-    foreground one): pytest given a SIGTERM after its SIGINT died without its summary.
-    (Windows: Ctrl+C and Ctrl+Break end it.)"""
+    foreground one): pytest given a SIGTERM after its SIGINT died without its summary. On
+    Windows the only ones are the console's Ctrl+C and Ctrl+Break, which reach every process
+    of the console, the command among them: nothing is passed on (as `uv run` does)."""
 
     def pass_on(number: int) -> None:
-        if _compat.IS_WINDOWS:
-            proc.terminate()
-        elif number != signal.SIGINT or not _compat.in_foreground():
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(number)
+        if _compat.IS_WINDOWS or (number == signal.SIGINT and _compat.in_foreground()):
+            return  # the terminal or the console sent it to the command too
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(number)
 
     return pass_on
 

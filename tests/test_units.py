@@ -1863,3 +1863,33 @@ async def test_access_lines_keep_their_place_among_the_other_lines() -> None:
         "200 GET /a -> api 1.0 ms [r1]", "after r1", "200 GET /b -> api 1.0 ms [r2]",
         "after r2", "200 GET /c -> api 1.0 ms [r3]",
     ]  # fmt: skip
+
+
+def test_run_passes_no_console_event_on_to_its_command_on_windows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On Windows the console's Ctrl+C and Ctrl+Break reach the command itself, which shares
+    the console. (Faked: no console to type in here, nor under the Wine lane; the POSIX
+    cases run for real in test_lifecycle.py.)"""
+    import signal
+    from typing import cast
+
+    from local_lambdas import _compat, commands
+
+    class Command:
+        def __init__(self) -> None:
+            self.sent: list[int] = []
+
+        def send_signal(self, number: int) -> None:
+            self.sent.append(number)
+
+    command = Command()
+    monkeypatch.setattr(_compat, "IS_WINDOWS", True)
+    pass_on = commands._passed_on(cast("asyncio.subprocess.Process", command))
+    pass_on(signal.SIGINT)
+    pass_on(signal.SIGTERM)
+    assert command.sent == []
+    monkeypatch.setattr(_compat, "IS_WINDOWS", False)
+    monkeypatch.setattr(_compat, "in_foreground", lambda: False)
+    pass_on(signal.SIGINT)
+    assert command.sent == [signal.SIGINT]
