@@ -216,7 +216,8 @@ class Pool(Roster):
 
     def _pick(self, avoid: tuple[Instance, int] | None) -> Instance | None:
         best: Instance | None = None
-        passed_over: Instance | None = None  # the one to take if all others are passed over
+        passed_over: Instance | None = None  # the one to take if no other takes requests
+        healthy = False  # another takes requests, if busy now: better to wait for it
         now = 0.0  # read once, and only if an instance was passed over
         count = len(self.instances)
         for offset in range(count):
@@ -224,20 +225,25 @@ class Pool(Roster):
             if (
                 child.state is not _READY
                 or not child.link.open
-                or child.in_flight >= self._slots
                 or (avoid is not None and (child, child.generation) == avoid)
             ):
                 continue
             if child.passed_over_until:
                 now = now or self._clock()
                 if child.passed_over_until > now:
-                    if passed_over is None or child.in_flight < passed_over.in_flight:
+                    if child.in_flight < self._slots and (
+                        passed_over is None or child.in_flight < passed_over.in_flight
+                    ):
                         passed_over = child
                     continue
                 child.passed_over_until = 0.0
+            healthy = True
+            if child.in_flight >= self._slots:
+                continue
             if best is None or child.in_flight < best.in_flight:
                 best = child
-        best = best or passed_over
+        if best is None and not healthy:
+            best = passed_over
         if best is not None:
             self._turn += 1
         return best

@@ -154,7 +154,10 @@ async def test_a_request_waiting_in_line_is_not_handed_to_an_instance_passed_ove
 ) -> None:
     """Both instances busy (<concurrency>1), a request waits in line; the slot of the one
     passed over (its request timed out) goes free rather than to the waiting request, which
-    the other instance takes once it is done. Alone, a passed-over instance still takes it."""
+    the other instance takes once it is done, as does a new request: while the other takes
+    requests, busy or not, the one passed over gets none (under load, a hung instance got
+    one request a slot each time its slots freed). With every other instance passed over
+    too, it still takes them."""
     extra = "<instances>2</instances><concurrency>1</concurrency>"
     path = write_manifest(process_xml("svc", "/api/*", extra=extra))
     async with running(path, socket_dir) as run:
@@ -170,6 +173,7 @@ async def test_a_request_waiting_in_line_is_not_handed_to_an_instance_passed_ove
                         "to the other instances for 10s"], said  # fmt: skip
         pool.release(hung)  # without the fix, the waiting request gets the hung one
         assert hung.in_flight == 0 and not waiting.done()
+        assert pool.try_acquire() is None  # the other one is busy: wait for it, not the hung
         pool.release(other)
         assert await waiting is other
         # Every other instance passed over too: the line is served by what there is.
