@@ -229,6 +229,8 @@ class Instance:
         how = f"ready in {self.ready_seconds:.2f}s"
         while True:
             self.link.connect(listening, proc.owns)
+            if self.pipe is not None and self._watchdog is not None:
+                self._watchdog.socket(listening)  # removed by it if the proxy is killed
             self.generation += 1
             self._not_ready = self.unheard_since = None
             self.passed_over_until = 0.0

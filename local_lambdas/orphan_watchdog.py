@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 
 from local_lambdas import orphans
@@ -47,6 +48,16 @@ class Watchdog:
         started (orphans.started_at): stopped with its group unless gone or its pid reused."""
         log.debug("pid %d, below the proxy with no mark, is the watchdog's too", pid)
         self._send(f"@{pid} {start}\n")
+
+    def socket(self, path: str) -> None:
+        """A socket a child listens on (pipe modes): removed if the proxy is killed, unless
+        another replaced it since (a shared --socket-dir; the run's own folder goes whole)."""
+        try:
+            inode = os.stat(path).st_ino
+        except OSError:
+            return
+        if "\n" not in path:
+            self._send(f"={inode} {path}\n")
 
     def _send(self, line: str) -> None:
         if self._proc is None or self._proc.stdin is None or self._proc.stdin.is_closing():

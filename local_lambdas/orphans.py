@@ -6,9 +6,11 @@ descendants inherit however far they go (a new session, a double fork): `marked`
 Linux by reading /proc. The watchdog process (the proxy's end is orphan_watchdog.Watchdog) reads
 `+PGID` / `-PGID` lines on its stdin as the proxy's children come and go, and `@PID START` for
 each process below the proxy with no mark (a helper started with a cleared environment, a daemon
-that cleared its own), forgotten at a clean stop (`.`); end of input means the proxy is gone:
-it SIGTERMs every group still listed, every marked process and those, SIGKILLs what is left
-after a grace period, removes the socket directory, and exits.
+that cleared its own), forgotten at a clean stop (`.`), and `=INODE PATH` for each socket a
+child listens on; end of input means the proxy is gone: it SIGTERMs every group still listed,
+every marked process and those, SIGKILLs what is left after a grace period, removes those
+sockets (in a shared --socket-dir: unless another run's replaced one since) and the socket
+directory, and exits.
 
 Standard library only, no asyncio: the proxy runs this file by path with `python -I -S`, so the
 watchdog starts in a few milliseconds instead of paying for site-packages and the package
@@ -229,19 +231,24 @@ def _signal_all(
 def main(argv: list[str]) -> int:
     """`orphans.py RUN_MARK [SOCKET_DIR]`: the watchdog process. Its input: `+PGID` and
     `-PGID` as the children's groups come and go; `@PID START` for a process below the proxy
-    with no mark; `.` after a clean stop, which leaves those alone."""
+    with no mark; `=INODE PATH` for a socket a child listens on; `.` after a clean stop,
+    which leaves those alone."""
     # Ctrl+C in the terminal goes to the proxy, which stops cleanly and then closes our input.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     groups: set[int] = set()
     strays: dict[int, int] = {}
+    sockets: dict[bytes, int] = {}  # path: inode
     for line in sys.stdin.buffer:
         sign, number = line[:1], line[1:].strip()
         if number.isdigit():
             (groups.add if sign == b"+" else groups.discard)(int(number))
         elif sign == b"@" and (told := number.split()) and all(n.isdigit() for n in told):
             strays[int(told[0])] = int(told[-1])
+        elif sign == b"=" and (told := line[1:].rstrip(b"\n").split(b" ", 1))[0].isdigit():
+            sockets[told[-1]] = int(told[0])
         elif sign == b".":  # the proxy's clean stop, which stopped them (or they went)
             strays.clear()
+            sockets.clear()
     run_mark = argv[0] + "."
     spared: set[int] = set()  # each process gets one SIGTERM: its group's, or its own
     _signal_all(groups, strays, signal.SIGTERM, spared)
@@ -256,6 +263,10 @@ def main(argv: list[str]) -> int:
         escaped = marked(run_mark)
     _signal_all(groups, strays, signal.SIGKILL)
     kill_marked(run_mark)
+    for path, inode in sockets.items():  # a shared --socket-dir's (the run's own goes whole)
+        with contextlib.suppress(OSError):
+            if os.lstat(path).st_ino == inode:  # not another run's since
+                os.unlink(path)
     if len(argv) > 1 and os.path.isdir(argv[1]):  # after a clean stop, already gone
         import shutil  # here, not at start: its imports cost more than the rest of ours
 

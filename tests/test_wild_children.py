@@ -207,6 +207,26 @@ async def test_helpers_with_no_environment_do_not_outlive_a_killed_proxy(
         assert await eventually(lambda: not processes_running(mark), timeout=10)
 
 
+async def test_a_killed_proxys_sockets_in_a_shared_folder_are_removed(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    """With --socket-dir (the earlier tool's /tmp layout), a SIGKILLed proxy's children's
+    sockets are removed by its watchdog, as its own folder is without it; a file another
+    run has put at such a path since is left alone."""
+    shared = tmp_path / "shared"
+    path = write_manifest(process_xml("a", "/a/*", mode="pipe-keepalive"), process_xml("b", "/b/*"))
+    async with cli(str(path), "--bind", "127.0.0.1:0", "--socket-dir", str(shared)) as run:
+        await run.expect(r"a: ready in")
+        await run.expect(r"b: ready in")
+        assert sorted(p.name for p in shared.iterdir()) == ["a", "b"]
+        (shared / "b").unlink()  # another run's, at the same path
+        (shared / "b").write_text("another run's")
+        run.proc.kill()  # SIGKILL: only the watchdog is left to clean up
+        await run.proc.wait()
+        assert await eventually(lambda: not (shared / "a").exists(), timeout=10)
+    assert (shared / "b").read_text() == "another run's"
+
+
 async def test_a_clean_stop_leaves_what_the_watchdog_was_told_of_to_the_proxy(
     write_manifest: WriteManifest, socket_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
