@@ -31,11 +31,14 @@ class Watchdog:
         self._proc = await asyncio.create_subprocess_exec(
             # -I -S: no site-packages, no package, no asyncio (see orphans.py).
             sys.executable, "-I", "-S", orphans.__file__, run_mark,
-            *([socket_dir] if socket_dir else []),
             stdin=asyncio.subprocess.PIPE,
             start_new_session=True,
         )  # fmt: skip
         adoption.started(self._proc.pid)
+        # On its input, not its command line: `pkill -9 -f local-lambdas`, aimed at the
+        # proxy, would match the folder's name (/tmp/local-lambdas-...) and take it too.
+        if socket_dir and "\n" not in socket_dir:
+            self._send(f"#{socket_dir}\n")
 
     def watch(self, pgid: int) -> None:
         self._send(f"+{pgid}\n")

@@ -229,15 +229,16 @@ def _signal_all(
 
 
 def main(argv: list[str]) -> int:
-    """`orphans.py RUN_MARK [SOCKET_DIR]`: the watchdog process. Its input: `+PGID` and
-    `-PGID` as the children's groups come and go; `@PID START` for a process below the proxy
-    with no mark; `=INODE PATH` for a socket a child listens on; `.` after a clean stop,
-    which leaves those alone."""
+    """`orphans.py RUN_MARK`: the watchdog process. Its input: `#SOCKET_DIR` when the run
+    made its own; `+PGID` and `-PGID` as the children's groups come and go; `@PID START` for
+    a process below the proxy with no mark; `=INODE PATH` for a socket a child listens on;
+    `.` after a clean stop, which leaves those alone."""
     # Ctrl+C in the terminal goes to the proxy, which stops cleanly and then closes our input.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     groups: set[int] = set()
     strays: dict[int, int] = {}
     sockets: dict[bytes, int] = {}  # path: inode
+    own_dir = b""
     for line in sys.stdin.buffer:
         sign, number = line[:1], line[1:].strip()
         if number.isdigit():
@@ -246,6 +247,8 @@ def main(argv: list[str]) -> int:
             strays[int(told[0])] = int(told[-1])
         elif sign == b"=" and (told := line[1:].rstrip(b"\n").split(b" ", 1))[0].isdigit():
             sockets[told[-1]] = int(told[0])
+        elif sign == b"#":
+            own_dir = line[1:].rstrip(b"\n")
         elif sign == b".":  # the proxy's clean stop, which stopped them (or they went)
             strays.clear()
             sockets.clear()
@@ -267,10 +270,10 @@ def main(argv: list[str]) -> int:
         with contextlib.suppress(OSError):
             if os.lstat(path).st_ino == inode:  # not another run's since
                 os.unlink(path)
-    if len(argv) > 1 and os.path.isdir(argv[1]):  # after a clean stop, already gone
+    if own_dir and os.path.isdir(own_dir):  # after a clean stop, already gone
         import shutil  # here, not at start: its imports cost more than the rest of ours
 
-        shutil.rmtree(argv[1], ignore_errors=True)
+        shutil.rmtree(own_dir, ignore_errors=True)
     return 0
 
 

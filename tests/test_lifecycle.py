@@ -392,6 +392,11 @@ def test_uvloop_asked_for_but_missing_is_a_usage_error(write_manifest: WriteMani
     assert "uvloop is not installed; pip install 'local-lambdas[fast]'" in done.stderr
 
 
+def _command_lines(parent: int) -> list[bytes]:
+    """Linux: the command lines of `parent`'s children."""
+    return [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in orphans.children(parent)]
+
+
 async def test_sigkilled_proxy_leaves_no_child_nor_grandchild(
     write_manifest: WriteManifest, tmp_path: Path
 ) -> None:
@@ -405,6 +410,9 @@ async def test_sigkilled_proxy_leaves_no_child_nor_grandchild(
         async with aiohttp.ClientSession() as http, http.get(url + "/w/x") as reply:
             assert reply.status == 200
         grandchild = int(pid_file.read_text())
+        if sys.platform.startswith("linux"):  # `pkill -9 -f local-lambdas` misses the watchdog
+            watchdogs = [line for line in _command_lines(run.proc.pid) if b"orphans.py" in line]
+            assert len(watchdogs) == 1 and b"local-lambdas" not in watchdogs[0], watchdogs
         run.proc.kill()
         await run.proc.wait()
     for pid in (plain_pid, wrapper_pid, grandchild):
