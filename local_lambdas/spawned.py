@@ -175,10 +175,15 @@ class Spawned(asyncio.SubprocessProtocol):
             ]
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self.exited), grace)
-            # A process group has no exit event to wait on: poll it, within the grace.
-            while (  # noqa: ASYNC110
-                processes.group_alive(pid) or processes.marked(self.mark) or self.strays()
-            ) and time.monotonic() < deadline:
+            # A process group has no exit event to wait on: poll it, within the grace. What
+            # the child leaves to us as it exits (a helper in a session of its own) gets its
+            # SIGTERM then, and the rest of the grace.
+            while time.monotonic() < deadline:
+                left = self.strays()
+                if fresh := [p for p in left if p not in strays]:
+                    strays += adoption.signal_strays(fresh, hard=False, spared=spared)
+                if not (processes.group_alive(pid) or processes.marked(self.mark) or left):
+                    break
                 await asyncio.sleep(0.02)
         processes.kill_group(pid)
         escaped += [p for p in processes.kill_marked(self.mark) if p != pid]
