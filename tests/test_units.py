@@ -1893,3 +1893,26 @@ def test_run_passes_no_console_event_on_to_its_command_on_windows(
     monkeypatch.setattr(_compat, "in_foreground", lambda: False)
     pass_on(signal.SIGINT)
     assert command.sent == [signal.SIGINT]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="process groups are POSIX's")
+def test_a_group_the_sigterm_ended_still_counts_as_asked_to_stop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """stop_group sends SIGTERM, then SIGCONT: a group that the SIGTERM ended (reaped at
+    once, before the SIGCONT) was asked to stop all the same; taken for none, the stop
+    skipped its graceful wait, and what the child left behind (a helper in a session of
+    its own) outlived a clean stop. (The reap between the two signals is a race: faked.)"""
+    import signal
+
+    from local_lambdas._compat import processes
+
+    sent: list[int] = []
+
+    def killpg(pid: int, sig: int) -> bool:
+        sent.append(sig)
+        return sig == signal.SIGTERM  # gone by the SIGCONT
+
+    monkeypatch.setattr(processes, "_killpg", killpg)
+    assert processes.stop_group(12345)
+    assert sent == [signal.SIGTERM, signal.SIGCONT]

@@ -118,7 +118,10 @@ def stop_group(pid: int) -> bool:
             # Ctrl+Break to send: the caller goes on to kill_group.
             return False
         return True
-    return _killpg(pid, signal.SIGTERM) and _killpg(pid, signal.SIGCONT)
+    if not _killpg(pid, signal.SIGTERM):
+        return False
+    _killpg(pid, signal.SIGCONT)  # (the group may be gone already: the SIGTERM ended it)
+    return True
 
 
 def kill_group(pid: int) -> bool:
