@@ -187,14 +187,16 @@ class Spawned(asyncio.SubprocessProtocol):
                 await asyncio.sleep(0.02)
         processes.kill_group(pid)
         escaped += [p for p in processes.kill_marked(self.mark) if p != pid]
-        killed = adoption.signal_strays(self.strays(), hard=True)
-        strays += killed
-        escaped += killed
         deadline = time.monotonic() + _KILLED_WAIT
         try:
             await asyncio.wait_for(asyncio.shield(self.exited), _KILLED_WAIT)
         except asyncio.TimeoutError:
             log.error("pid %d did not exit %gs after SIGKILL", pid, _KILLED_WAIT)
+        # Once its exit is seen, what it left to us: a child that died as the stop began
+        # (its group gone, its exit not yet told) has strays only now.
+        killed = adoption.signal_strays(self.strays(), hard=True)
+        strays += killed
+        escaped += killed
         # Until the group is gone, and a stray daemon's: their adopted members are reaped as
         # they die (group_alive), a daemon's workers after it.
         while (  # noqa: ASYNC110
