@@ -134,6 +134,7 @@ async def run_command(
             code = await proc.wait()
         finally:
             undo()
+            adoption.forget(proc.pid)
         status = code if code >= 0 else 128 - code  # as a shell gives it: 128 + the signal
         if code >= 0:
             log.info("%s exited with status %d", command[0], status)

@@ -82,3 +82,4 @@ class Watchdog:
         except asyncio.TimeoutError:
             self._proc.kill()
             await self._proc.wait()
+        adoption.forget(self._proc.pid)  # (its pid, reused, is no longer ours)

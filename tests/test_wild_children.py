@@ -18,13 +18,14 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from local_lambdas import _compat, orphans, sockdiag
-from local_lambdas._compat import listeners, processes
+from local_lambdas._compat import adoption, listeners, processes
 from tests.helpers import (
     CHILDREN,
     NEEDS_NODE,
@@ -238,6 +239,11 @@ async def test_a_clean_stop_leaves_what_the_watchdog_was_told_of_to_the_proxy(
     mark = f"{6500 + secrets.randbelow(500)}.{secrets.randbelow(10**6)}"
     own = await asyncio.create_subprocess_exec("/bin/sleep", "60", env={},
                                                start_new_session=True)  # fmt: skip
+    # Started in an earlier clock tick than the child (start times are in ticks, 10 ms): one
+    # started in the same tick would count as the child's (adoption.adopted).
+    tick = os.sysconf("SC_CLK_TCK")
+    started = orphans.started_at(own.pid) or 0
+    assert await eventually(lambda: time.clock_gettime(time.CLOCK_BOOTTIME) * tick > started + 1)
     try:
         async with running(write_manifest(wild("helped", "/h/*", "helpers", mark, mode="pipe")),
                            socket_dir) as run:  # fmt: skip
@@ -252,6 +258,9 @@ async def test_a_clean_stop_leaves_what_the_watchdog_was_told_of_to_the_proxy(
             assert run.child("helped").pid not in told_of()  # (marked)
         assert await eventually(lambda: not processes_running(mark))
         assert own.returncode is None and alive(own.pid)  # the embedder's own, still running
+        # Nothing the run started is still counted as its own (the watchdog was): a pid
+        # reused later by a daemon of another run would be taken for one (flaky before).
+        assert not adoption._ours, adoption._ours
     finally:
         own.kill()
         await own.wait()

@@ -24,7 +24,9 @@ from local_lambdas.orphans import (
     unmarked,
 )
 
-_ours: set[int] = set()  # the processes this one started, while they run
+# The processes this one started, while they run, each with its start (orphans.started_at):
+# a pid reused by another process (pids wrap at 32768 on many systems) is not taken for ours.
+_ours: dict[int, int | None] = {}
 # The sessions of those it started (each child leads its own: processes.spawn_options): its
 # descendants' unless they make their own (`reap_orphans`).
 _sessions: set[int] = set()
@@ -34,7 +36,7 @@ _starting = 0  # starts under way (`starting`)
 def started(pid: int) -> None:
     """Right after this process starts one (a child, the watchdog, `run`'s command): the rest
     of its children it adopted (`adopted`)."""
-    _ours.add(pid)
+    _ours[pid] = started_at(pid)
     _sessions.add(pid)
 
 
@@ -84,7 +86,7 @@ def unmarked_descendants() -> list[tuple[int, int]]:
     adopted = {pid: at for pid, at in _foreign_children() if at is not None}
     # From what it started, not from itself: an embedder's (a test's) own are not the run's.
     below = descendants([*_ours, *adopted]) | adopted
-    return [(pid, at) for pid, at in below.items() if pid not in _ours and unmarked(pid)]
+    return [(pid, at) for pid, at in below.items() if not _is_ours(pid, at) and unmarked(pid)]
 
 
 def adopted_exited() -> list[int]:
@@ -101,9 +103,15 @@ def _foreign_children() -> list[tuple[int, int | None]]:
         return []
     own_session = os.getsid(0)
     return [
-        (pid, started_at(pid)) for pid in children(os.getpid())
-        if pid not in _ours and _session(pid) != own_session
+        (pid, at) for pid in children(os.getpid())
+        if not _is_ours(pid, at := started_at(pid)) and _session(pid) != own_session
     ]  # fmt: skip
+
+
+def _is_ours(pid: int, start: int | None) -> bool:
+    """Whether `pid`, started at `start` (None: it has exited), is one this process started:
+    an exited one by its pid alone (asyncio's watcher reaps it, never `reap_adopted`)."""
+    return pid in _ours and (start is None or _ours[pid] == start)
 
 
 def _session(pid: int) -> int | None:
@@ -124,8 +132,9 @@ def signal_strays(pids: list[int], *, hard: bool, spared: set[int] | None = None
 
 
 def forget(pid: int) -> None:
-    """A process `started` is gone (reaped)."""
-    _ours.discard(pid)
+    """A process `started` is gone (reaped): its pid, once reused, is a stranger's (kept, a
+    daemon taking it would be taken for ours, and left running at the stop)."""
+    _ours.pop(pid, None)
 
 
 def reap_adopted(pids: list[int]) -> list[int]:
