@@ -181,7 +181,9 @@ class Spawned(asyncio.SubprocessProtocol):
             while time.monotonic() < deadline:
                 left = self.strays()
                 if fresh := [p for p in left if p not in strays]:
-                    strays += adoption.signal_strays(fresh, hard=False, spared=spared)
+                    signalled = adoption.signal_strays(fresh, hard=False, spared=spared)
+                    strays += signalled
+                    escaped += signalled  # (adopted: ours to reap once they exit)
                 if not (processes.group_alive(pid) or processes.marked(self.mark) or left):
                     break
                 await asyncio.sleep(0.02)
