@@ -256,11 +256,13 @@ async def test_a_clean_stop_leaves_what_the_watchdog_was_told_of_to_the_proxy(
 
             assert await eventually(lambda: told_of() >= {own.pid, *processes_running(mark)}, 10)
             assert run.child("helped").pid not in told_of()  # (marked)
+            watchdog = run.supervisor._watchdog
+            assert watchdog is not None and watchdog._proc is not None
         assert await eventually(lambda: not processes_running(mark))
         assert own.returncode is None and alive(own.pid)  # the embedder's own, still running
-        # Nothing the run started is still counted as its own (the watchdog was): a pid
-        # reused later by a daemon of another run would be taken for one (flaky before).
-        assert not adoption._ours, adoption._ours
+        # The watchdog, gone, is no longer counted as one the run started: its pid, reused
+        # later by a daemon, would have been taken for one (and the daemon left running).
+        assert watchdog._proc.pid not in adoption._ours
     finally:
         own.kill()
         await own.wait()
