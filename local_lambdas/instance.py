@@ -123,6 +123,7 @@ class Instance:
         if proc is not None:
             if not proc.exited.done():
                 await asyncio.shield(proc.terminate(0))
+            proc.let_go()  # (stopped before its release: as the release would)
             proc.close()
         if stopped is not None:
             raise stopped

@@ -146,10 +146,16 @@ class Spawned(asyncio.SubprocessProtocol):
         gone, and wait up to `output_wait` for its last lines (a traceback, say)."""
         if kill_left:
             await self.terminate(0)
+        self.let_go()
+        await self.output_done(output_wait)
+
+    def let_go(self) -> None:
+        """Once it has exited and its group is stopped: the watchdog no longer watches its
+        group (a pgid reused by another program's would be killed with the proxy), nor is its
+        pid counted as one the proxy started. Said twice, the same."""
         if self._watchdog is not None:
             self._watchdog.forget(self.pid)
         processes.reaped(self.pid)
-        await self.output_done(output_wait)
 
     def close(self) -> None:
         """Let go of the output pipes (the process has exited)."""

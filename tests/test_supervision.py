@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from local_lambdas import _compat, manifest
+from local_lambdas._compat import adoption
 from local_lambdas.readiness import free_port
 from tests.helpers import (
     CHILDREN,
@@ -268,6 +269,22 @@ async def test_a_killed_proxys_watchdog_sends_each_process_one_sigterm(
         await run.proc.wait()
         assert await eventually(lambda: counts.exists() and bool(counts.read_text()), 10)
     assert counts.read_text().split() == ["1"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="adoption is Linux's")
+async def test_a_child_stopped_while_it_starts_is_let_go_of(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """A child stopped before it ever listened is let go of as one that ran: its pid no
+    longer counted as one the proxy started (reused, a stranger's daemon would have been
+    taken for it) nor its group watched (the watchdog would kill a reused one's)."""
+    path = write_manifest(process_xml("slow", "/slow/*", script="slow_start.py"))
+    async with running(path, socket_dir, wait=False) as run:
+        child = run.child("slow")
+        assert await eventually(lambda: child.pid is not None)
+        pid = child.pid
+        assert pid in adoption._ours
+    assert pid not in adoption._ours
 
 
 async def test_max_requests_rotates_pids_without_errors(
