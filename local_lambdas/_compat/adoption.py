@@ -85,7 +85,8 @@ def unmarked_descendants() -> list[tuple[int, int]]:
         return []
     adopted = {pid: at for pid, at in _foreign_children() if at is not None}
     # From what it started, not from itself: an embedder's (a test's) own are not the run's.
-    below = descendants([*_ours, *adopted]) | adopted
+    ours = [pid for pid, at in _ours.items() if started_at(pid) == at]  # (not a reused pid)
+    below = descendants([*ours, *adopted]) | adopted
     return [(pid, at) for pid, at in below.items() if not _is_ours(pid, at) and unmarked(pid)]
 
 
