@@ -8,15 +8,17 @@ manifest that is a symbolic link is followed both ways: the link pointed elsewhe
 (`ln -sfn dev.xml manifest.xml`) and the file it points to edited.
 
 Ignored: what watchfiles ignores by default (.git, __pycache__, node_modules, .venv, editor
-swap and backup files...), ignored.WATCH_IGNORE (logs, editors' temporary files), a
-file that appeared and went within one batch (a temporary file renamed over another), the
-files the proxy itself writes to (`local-lambdas --watch > dev.log` beside the manifest), the
-socket directory, and every --watch-ignore glob (matched against the file's name and its
-path). With --watch-include globs, only files matching one of them restart anything (the
-manifest and env files are always followed). Changes are gathered for `debounce`
-milliseconds, so saving ten files restarts once. Folders past the system's limit of watched
-ones (Linux's fs.inotify.max_user_watches: a working_dir of a whole home, say) are said once,
-with the fix, and the manifest's folder alone is followed from then on.
+swap and backup files...), ignored.WATCH_IGNORE (logs, editors' temporary files, databases,
+pid files), a file that appeared and went within one batch (a temporary file renamed over
+another), the files the proxy itself writes to (`local-lambdas --watch > dev.log` beside the
+manifest), files git ignores (git_ignored), what changed while a restart --watch set off, or
+the proxy's start, was under way (a <build>'s output, the files a starting child writes:
+_Doings), the socket directory, and every --watch-ignore glob (matched against the file's
+name and its path). With --watch-include globs, only files matching one of them restart
+anything (the manifest and env files are always followed). Changes are gathered for
+`debounce` milliseconds, so saving ten files restarts once. Folders past the system's limit
+of watched ones (Linux's fs.inotify.max_user_watches: a working_dir of a whole home, say) are
+said once, with the fix, and the manifest's folder alone is followed from then on.
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import logging
+import math
 import os
 import re
 import stat
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 from watchfiles import Change, DefaultFilter, awatch  # only --watch imports this module
@@ -94,6 +98,57 @@ def lasting(changes: set[tuple[Change, str]]) -> set[Path]:
     return {Path(path) for _, path in changes if path not in added & deleted}
 
 
+class _Doings:
+    """What --watch's own restarts wrote.
+
+    A file that changed while one was under way is its doing, not an edit: the output of a
+    <build> in the folder it builds (`go build -o server .`), a database or pid file the
+    starting child writes. Each would otherwise restart its process again, for ever. A file
+    whose edit set off a restart is an edit when saved again during it, unless it changed
+    during two restarts in a row: then it is one the process writes as it starts. Told by the
+    file's modification time, so a file deleted meanwhile counts as an edit: a deletion
+    cannot repeat itself.
+    """
+
+    SLACK = 0.05  # s: the kernel stamps files with a clock that lags time.time() a tick
+
+    def __init__(self) -> None:
+        self._began: float = 0.0  # (none yet)
+        self._ended: float | None = 0.0
+        self._edited: set[Path] = set()
+        self._made_before: set[Path] = set()  # what changed during the restart before
+        self._own: set[Path] = set()  # once edited, then found to change as it starts
+
+    def begin(self, edited: set[Path]) -> None:
+        self._edited |= edited - self._own
+        self._began, self._ended = time.time(), None
+
+    def end(self) -> None:
+        self._ended = time.time()
+
+    def edits(self, changed: set[Path]) -> set[Path]:
+        """The changed files less those the last restart made."""
+        made = {path for path in changed if self._made(path)}
+        again = made & self._made_before & self._edited
+        for path in sorted(again):
+            log.warning(
+                "--watch: %s changes as its process starts; from now on it restarts nothing "
+                "(--watch-ignore %s says so from the start)", path, path.name,
+            )  # fmt: skip
+        self._edited -= again
+        self._own |= again
+        self._made_before = made
+        return changed - (made - self._edited)
+
+    def _made(self, path: Path) -> bool:
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            return False
+        ended = math.inf if self._ended is None else self._ended + self.SLACK
+        return self._began - self.SLACK <= mtime <= ended
+
+
 def _names(manifest: Path) -> set[Path]:
     """The paths whose change is the manifest's: its own, and the file it is a link to."""
     return {manifest, manifest.resolve()}
@@ -125,30 +180,42 @@ async def watch(
     include: Sequence[str] = (),
     debounce_ms: int = 300,
     stop: asyncio.Event | None = None,
+    settling: Awaitable[object] | None = None,
 ) -> None:
-    """Watch until `stop` is set; `dirs()` gives the current working_dir of each process id."""
+    """Watch until `stop` is set; `dirs()` gives the current working_dir of each process id.
+    Watching begins once `settling` is done (the children ready, or given up on): what
+    changes while they start is theirs."""
     stop = stop or asyncio.Event()
-    watch_filter = _Filter(ignore, socket_dir, include, manifest)
+    if settling is not None:
+        await settling  # what changes while the children start is theirs: not watched yet
     text = _read(manifest)
+    watch_filter = _Filter(ignore, socket_dir, include, manifest)
+    doings = _Doings()
     narrow = False  # too many folders to watch: the manifest's alone, from then on
     while not stop.is_set():
         current = {} if narrow else dirs()
         paths = _watched(manifest, current)
-        log.info("watching %s", ", ".join(str(p) for p in paths))
         try:
-            async for changes in awatch(
+            async for changes in _announced(awatch(
                 *paths, watch_filter=watch_filter, debounce=debounce_ms, stop_event=stop,
                 recursive=not narrow,
-            ):  # fmt: skip
+            ), paths):  # fmt: skip
                 changed = lasting(changes)
-                reload_manifest, ids = affected(changed, manifest, current)
+                followed = {p for p in changed if p in _names(manifest) or _is_env_file(p)}
+                changed -= await git_ignored(changed - followed, paths)
+                edits = doings.edits(changed) | followed
+                reload_manifest, ids = affected(edits, manifest, current)
                 # An env file changes what the manifest gives its children: read it again too.
                 env_changed = any(_is_env_file(path) for path in changed)
                 if reload_manifest or env_changed:
                     now = _read(manifest)
                     reload_manifest, text = now != text or env_changed, now  # by content
                 if reload_manifest or ids:
-                    await react(reload_manifest, ids)
+                    doings.begin(edits)
+                    try:
+                        await react(reload_manifest, ids)
+                    finally:
+                        doings.end()
                 current = {} if narrow else dirs()
                 if _watched(manifest, current) != paths:
                     break  # the reload changed what to watch
@@ -158,6 +225,62 @@ async def watch(
                 return
             log.error("%s", _cannot_watch(exc, paths))
             narrow = True
+
+
+async def _announced(
+    batches: AsyncIterator[set[tuple[Change, str]]], paths: list[Path]
+) -> AsyncIterator[set[tuple[Change, str]]]:
+    """The batches, saying "watching" once the folders are watched, so that a change made
+    after the line is seen (a script that waits for it, then edits): awatch sets its watches
+    up in its first step, before its first wait."""
+    first = asyncio.ensure_future(anext(batches))
+    await asyncio.sleep(0)  # (that first step)
+    if not first.done():  # (done already: it could not watch, and raises below)
+        log.info("watching %s", ", ".join(str(p) for p in paths))
+    try:
+        yield await first
+    except StopAsyncIteration:
+        return
+    async for changes in batches:
+        yield changes
+
+
+async def git_ignored(changed: set[Path], roots: list[Path]) -> set[Path]:
+    """Those of the changed files that git ignores (.gitignore files, .git/info/exclude, the
+    user's excludes file): build output, data, uploads, caches, what nobody edits. Asked of
+    git itself, once per watched folder with changes: none without git or outside a work
+    tree, and a file git tracks is never ignored."""
+    under: dict[Path, list[Path]] = {}
+    for path in changed:
+        holding = [root for root in roots if path.is_relative_to(root)]
+        if holding:
+            under.setdefault(max(holding, key=lambda r: len(r.parts)), []).append(path)
+    ignored: set[Path] = set()
+    for root, paths in under.items():
+        ignored |= await _check_ignore(root, paths)
+    return ignored
+
+
+async def _check_ignore(root: Path, paths: list[Path]) -> set[Path]:
+    ignored: set[Path] = set()
+    for at in range(0, len(paths), 256):  # (on the command line: no pipe to break)
+        try:
+            git = await asyncio.create_subprocess_exec(
+                "git", "-C", str(root), "-c", "core.quotePath=false", "check-ignore", "--",
+                *paths[at : at + 256],
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+        except OSError:
+            return ignored  # no git
+        try:
+            out, _ = await asyncio.wait_for(git.communicate(), 5)
+        except TimeoutError:
+            git.kill()
+            await git.wait()
+            return ignored
+        # One a line, as given (a name with a newline or a quote comes quoted: not ignored).
+        ignored.update(Path(os.fsdecode(name)) for name in out.splitlines() if name)
+    return ignored
 
 
 def _cannot_watch(exc: OSError, paths: list[Path]) -> str:

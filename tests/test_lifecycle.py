@@ -1058,6 +1058,34 @@ async def test_watch_builds_before_a_restart_and_keeps_serving_when_it_fails(
     assert len([line for line in run.lines if "files changed" in line]) == 2, run.lines
 
 
+async def test_watch_is_not_set_off_by_what_its_own_restart_writes(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    # A <build> that writes into the folder watched, as `go build -o server .` does, and a
+    # child's database beside its code.
+    build = "cat main.src > server.out; date > built.txt"
+    path = write_manifest(process_xml("svc", "/api/*", extra=f"<build>{build}</build>"))
+    (tmp_path / "main.src").write_text("1")
+    async with cli(path.name, "--bind", "127.0.0.1:0", "--watch", cwd=tmp_path) as run:
+        first = int((await run.expect(r"svc: ready .*\(pid (\d+)")).group(1))
+        await run.expect(r"watching ")
+        (tmp_path / "db.sqlite3").write_text("rows")
+        (tmp_path / "main.src").write_text("2")
+        await run.expect(r"files changed: restarting svc")
+        second = (await run.expect(rf"svc: ready .*\(pid (?!{first},)(\d+)")).group(1)
+        # Its build's output sets nothing off: no restart within several debounce periods
+        # (the old code restarted about five times a second here, for ever).
+        assert not await eventually(
+            lambda: sum("files changed" in line for line in run.lines) > 1, 2
+        )
+        (tmp_path / "main.src").write_text("3")  # and the next edit restarts it again
+        await run.expect(rf"svc: ready .*\(pid (?!{first},|{second},)(\d+)")
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
+    assert (tmp_path / "server.out").read_text() == "3"
+    assert sum("files changed" in line for line in run.lines) == 2, run.lines
+
+
 async def test_a_manifest_without_processes_says_so(tmp_path: Path) -> None:
     path = tmp_path / "manifest.xml"
     path.write_text("<manifest></manifest>")

@@ -12,7 +12,9 @@ import json
 import logging
 import os
 import re
+import shutil
 import socket
+import subprocess
 import sys
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -318,6 +320,68 @@ def test_watched_change_restarts_the_deepest_owner() -> None:
     assert affected({Path("/elsewhere")}, root / "m.xml", dirs) == (False, [])
 
 
+def test_what_a_restart_writes_meanwhile_is_no_edit(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from local_lambdas.watch import _Doings
+
+    before, built, source = tmp_path / "before", tmp_path / "server", tmp_path / "main.go"
+    before.write_text("")
+    os.utime(before, (1.0, 1.0))  # (long before any restart)
+    doings = _Doings()
+    assert doings.edits({before, built}) == {before, built}  # (no restart yet)
+    doings.begin({before})
+    built.write_text("1")
+    doings.end()
+    gone = tmp_path / "gone"  # deleted meanwhile: a deletion cannot repeat itself
+    assert doings.edits({before, built, gone}) == {before, gone}
+    # The file whose edit set off a restart is an edit when saved again during it ...
+    doings.begin({source})
+    source.write_text("2")
+    built.write_text("2")
+    doings.end()
+    assert doings.edits({source, built}) == {source}
+    # ... unless it changes during the next one too: the process writes it as it starts.
+    doings.begin({source})
+    source.write_text("3")
+    doings.end()
+    with caplog.at_level(logging.WARNING):
+        assert doings.edits({source}) == set()
+    assert f"{source} changes as its process starts" in caplog.text
+    doings.begin({source})  # (and is no edit from then on)
+    source.write_text("4")
+    doings.end()
+    assert doings.edits({source}) == set()
+
+
+@pytest.mark.skipif(not shutil.which("git"), reason="git is not installed")
+async def test_watch_leaves_out_what_git_ignores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from local_lambdas.watch import git_ignored
+
+    repo, elsewhere = tmp_path / "repo", tmp_path / "elsewhere"
+    (repo / "uploads").mkdir(parents=True)
+    elsewhere.mkdir()
+    _git(repo, "init", "-q")
+    (repo / ".gitignore").write_text("uploads/\n*.out\n")
+    source, upload, built, kept = (
+        repo / "app.py", repo / "uploads" / "a.png", repo / "server.out", repo / "kept.out"
+    )  # fmt: skip
+    for path in (source, upload, built, kept):
+        path.write_text("x")
+    _git(repo, "add", "-f", "kept.out")  # tracked: never ignored
+    outside = elsewhere / "server.out"  # not in a work tree: git ignores nothing there
+    changed = {source, upload, built, kept, outside}
+    assert await git_ignored(changed, [repo, elsewhere]) == {upload, built}
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    assert await git_ignored(changed, [repo, elsewhere]) == set()
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+
 async def test_watch_past_the_systems_limit_says_so_and_follows_the_manifest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -381,6 +445,8 @@ def test_watch_filter_ignores_globs_caches_and_the_socket_dir() -> None:
     assert not keep(Change.modified, "/p/api/__pycache__/h.pyc")
     assert not keep(Change.modified, "/p/node_modules/x/index.js")
     assert not keep(Change.added, "/run/ll-1/api")
+    for written in ("db.sqlite3", "db.sqlite3-journal", "instance/app.sqlite", "server.pid"):
+        assert not keep(Change.modified, f"/p/{written}")  # what a running child writes
 
 
 async def _limited(
