@@ -148,6 +148,7 @@ async def started(
                     ),
                 )
             )
+            watcher.add_done_callback(_watch_ended)
             teardown.push_async_callback(_stop_watching, watcher, stop_watching)
         teardown.push_async_callback(front.drain)
         yield Started(
@@ -192,6 +193,16 @@ def _tls(settings: Settings) -> tuple[ssl.SSLContext | None, str | None]:
     if settings.tls_cert is not None and settings.tls_key is not None:
         return tls.server_context(settings.tls_cert, settings.tls_key), None
     return None, None
+
+
+def _watch_ended(watcher: asyncio.Task[None]) -> None:
+    """Says so when --watch ends on an error, rather than leaving edits to go unseen."""
+    if not watcher.cancelled() and (exc := watcher.exception()) is not None:
+        log.error(
+            "--watch stopped on an error (%s: %s); restart local-lambdas to watch again",
+            type(exc).__name__,
+            exc,
+        )
 
 
 async def _stop_watching(watcher: asyncio.Task[None], stop: asyncio.Event) -> None:

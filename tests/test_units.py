@@ -378,6 +378,19 @@ async def test_watch_leaves_out_what_git_ignores(
     assert await git_ignored(changed, [repo, elsewhere]) == set()
 
 
+async def test_a_watch_that_fails_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    from local_lambdas.lifecycle import _watch_ended
+
+    async def failing() -> None:
+        raise RuntimeError("the handler is closed")
+
+    watcher = asyncio.create_task(failing())
+    watcher.add_done_callback(_watch_ended)
+    with caplog.at_level(logging.ERROR):
+        await asyncio.gather(watcher, return_exceptions=True)
+    assert "--watch stopped on an error (RuntimeError: the handler is closed)" in caplog.text
+
+
 def _git(repo: Path, *args: str) -> None:
     subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
 
