@@ -50,7 +50,8 @@ class Reloader:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def __call__(self, reread: bool, restart: list[str]) -> None:
+    async def __call__(self, reread: bool, restart: list[str], changed: str = "") -> None:
+        """Reload (`reread` the manifest), restarting `restart`, set off by `changed`."""
         manifest = self._supervisor.manifest
         if reread:
             log.info("reloading %s", manifest.path)
@@ -65,7 +66,8 @@ class Reloader:
                 )
                 return
         if restart:
-            log.info("files changed: restarting %s", ", ".join(restart))
+            named = f" ({changed})" if changed else ""
+            log.info("files changed: restarting %s%s", ", ".join(restart), named)
         await self._supervisor.reload(manifest, restart=restart)
 
     async def finish(self) -> None:

@@ -40,7 +40,8 @@ from local_lambdas.ignored import WATCH_IGNORE
 
 log = logging.getLogger("local_lambdas.watch")
 
-Reaction = Callable[[bool, list[str]], Awaitable[None]]  # (manifest changed, ids to restart)
+# (manifest changed, ids to restart, the files that restart them: "main.go", "+2 more")
+Reaction = Callable[[bool, list[str], str], Awaitable[None]]
 
 
 class _Filter(DefaultFilter):
@@ -213,7 +214,7 @@ async def watch(
                 if reload_manifest or ids:
                     doings.begin(edits)
                     try:
-                        await react(reload_manifest, ids)
+                        await react(reload_manifest, ids, _named(edits - followed, current))
                     finally:
                         doings.end()
                 current = {} if narrow else dirs()
@@ -225,6 +226,16 @@ async def watch(
                 return
             log.error("%s", _cannot_watch(exc, paths))
             narrow = True
+
+
+def _named(changed: set[Path], dirs: dict[str, Path]) -> str:
+    """The changed files, for the log: the first (in its working_dir), and how many more."""
+    if not changed:
+        return ""
+    first = min(changed)
+    holding = [d for d in dirs.values() if first.is_relative_to(d)]
+    name = str(first.relative_to(max(holding, key=lambda d: len(d.parts)))) if holding else first
+    return f"{name} +{len(changed) - 1} more" if len(changed) > 1 else str(name)
 
 
 async def _announced(

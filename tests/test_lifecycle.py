@@ -1071,7 +1071,7 @@ async def test_watch_is_not_set_off_by_what_its_own_restart_writes(
         await run.expect(r"watching ")
         (tmp_path / "db.sqlite3").write_text("rows")
         (tmp_path / "main.src").write_text("2")
-        await run.expect(r"files changed: restarting svc")
+        await run.expect(r"files changed: restarting svc \(main.src\)$")
         second = (await run.expect(rf"svc: ready .*\(pid (?!{first},)(\d+)")).group(1)
         # Its build's output sets nothing off: no restart within several debounce periods
         # (the old code restarted about five times a second here, for ever).

@@ -310,7 +310,7 @@ def test_backoff_is_capped() -> None:
 def test_watched_change_restarts_the_deepest_owner() -> None:
     from pathlib import Path
 
-    from local_lambdas.watch import affected
+    from local_lambdas.watch import _named, affected
 
     root, api = Path("/p"), Path("/p/api")
     dirs = {"root": root, "api": api, "also-api": api}
@@ -318,6 +318,9 @@ def test_watched_change_restarts_the_deepest_owner() -> None:
     assert affected({Path("/p/web/y.js")}, root / "m.xml", dirs) == (False, ["root"])
     assert affected({root / "m.xml"}, root / "m.xml", dirs) == (True, [])
     assert affected({Path("/elsewhere")}, root / "m.xml", dirs) == (False, [])
+    named = {"root": root, "api": api}
+    assert _named({Path("/p/api/x.py")}, named) == "x.py"  # in the deepest working dir
+    assert _named({Path("/p/web/y.js"), Path("/p/api/x.py")}, named) == "x.py +1 more"
 
 
 def test_what_a_restart_writes_meanwhile_is_no_edit(
@@ -419,7 +422,7 @@ async def test_watch_past_the_systems_limit_says_so_and_follows_the_manifest(
         manifest.write_text("<manifest><!-- changed --></manifest>")
         yield {(Change.modified, str(manifest))}
 
-    async def react(reload: bool, ids: list[str]) -> None:
+    async def react(reload: bool, ids: list[str], changed: str) -> None:
         reacted.append((reload, ids))
         stop.set()
 
