@@ -144,10 +144,6 @@ async def started(
                     ignore=settings.watch_ignore,
                     include=settings.watch_include,
                     stop=stop_watching,
-                    # What changes while the children start is theirs (see watch._Doings).
-                    settling=supervisor.wait_ready(
-                        max((p.startup_timeout for p in manifest.processes), default=0) + 1
-                    ),
                 )
             )
             watcher.add_done_callback(_watch_ended)

@@ -11,14 +11,14 @@ Ignored: what watchfiles ignores by default (.git, __pycache__, node_modules, .v
 swap and backup files...), ignored.WATCH_IGNORE (logs, editors' temporary files, databases,
 pid files), a file that appeared and went within one batch (a temporary file renamed over
 another), the files the proxy itself writes to (`local-lambdas --watch > dev.log` beside the
-manifest), files git ignores (git_ignored), what changed while a restart --watch set off, or
-the proxy's start, was under way (a <build>'s output, the files a starting child writes:
-_Doings), the socket directory, and every --watch-ignore glob (matched against the file's
-name and its path). With --watch-include globs, only files matching one of them restart
-anything (the manifest and env files are always followed). Changes are gathered for
-`debounce` milliseconds, so saving ten files restarts once. Folders past the system's limit
-of watched ones (Linux's fs.inotify.max_user_watches: a working_dir of a whole home, say) are
-said once, with the fix, and the manifest's folder alone is followed from then on.
+manifest), files git ignores (git_ignored), what changed while a restart --watch set off
+was under way (a <build>'s output, the files a starting child writes: _Doings), the socket
+directory, and every --watch-ignore glob (matched against the file's name and its path).
+With --watch-include globs, only files matching one of them restart anything (the manifest
+and env files are always followed). Changes are gathered for `debounce` milliseconds, so
+saving ten files restarts once. Folders past the system's limit of watched ones (Linux's
+fs.inotify.max_user_watches: a working_dir of a whole home, say) are said once, with the
+fix, and the manifest's folder alone is followed from then on.
 """
 
 from __future__ import annotations
@@ -181,16 +181,11 @@ async def watch(
     include: Sequence[str] = (),
     debounce_ms: int = 300,
     stop: asyncio.Event | None = None,
-    settling: Awaitable[object] | None = None,
 ) -> None:
-    """Watch until `stop` is set; `dirs()` gives the current working_dir of each process id.
-    Watching begins once `settling` is done (the children ready, or given up on): what
-    changes while they start is theirs."""
+    """Watch until `stop` is set; `dirs()` gives the current working_dir of each process id."""
     stop = stop or asyncio.Event()
-    if settling is not None:
-        await settling  # what changes while the children start is theirs: not watched yet
-    text = _read(manifest)
     watch_filter = _Filter(ignore, socket_dir, include, manifest)
+    text = _read(manifest)
     doings = _Doings()
     narrow = False  # too many folders to watch: the manifest's alone, from then on
     while not stop.is_set():
