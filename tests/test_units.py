@@ -326,12 +326,12 @@ def test_watched_change_restarts_the_deepest_owner() -> None:
 def test_what_a_restart_writes_meanwhile_is_no_edit(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from local_lambdas.watch import _Doings
+    from local_lambdas.watch_edits import Doings
 
     before, built, source = tmp_path / "before", tmp_path / "server", tmp_path / "main.go"
     before.write_text("")
     os.utime(before, (1.0, 1.0))  # (long before any restart)
-    doings = _Doings()
+    doings = Doings()
     assert doings.edits({before, built}) == {before, built}  # (no restart yet)
     doings.begin({before})
     built.write_text("1")
@@ -361,7 +361,7 @@ def test_what_a_restart_writes_meanwhile_is_no_edit(
 async def test_watch_leaves_out_what_git_ignores(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from local_lambdas.watch import git_ignored
+    from local_lambdas.watch_edits import git_ignored
 
     repo, elsewhere = tmp_path / "repo", tmp_path / "elsewhere"
     (repo / "uploads").mkdir(parents=True)

@@ -1,0 +1,102 @@
+"""Which of the files --watch saw change are edits, beyond its filters (watch.py): not what
+a restart it set off wrote meanwhile (Doings), nor what git ignores (git_ignored)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import time
+from pathlib import Path
+
+log = logging.getLogger("local_lambdas.watch")
+
+
+class Doings:
+    """What --watch's own restarts wrote.
+
+    A file that changed while one was under way is its doing, not an edit: the output of a
+    <build> in the folder it builds (`go build -o server .`), a database or pid file the
+    starting child writes. Each would otherwise restart its process again, for ever. A file
+    whose edit set off a restart is an edit when saved again during it, unless it changed
+    during two restarts in a row: then it is one the process writes as it starts. Told by the
+    file's modification time, so a file deleted meanwhile counts as an edit: a deletion
+    cannot repeat itself.
+    """
+
+    SLACK = 0.05  # s: the kernel stamps files with a clock that lags time.time() a tick
+
+    def __init__(self) -> None:
+        self._began: float = 0.0  # (none yet)
+        self._ended: float | None = 0.0
+        self._edited: set[Path] = set()
+        self._made_before: set[Path] = set()  # what changed during the restart before
+        self._own: set[Path] = set()  # once edited, then found to change as it starts
+
+    def begin(self, edited: set[Path]) -> None:
+        self._edited |= edited - self._own
+        self._began, self._ended = time.time(), None
+
+    def end(self) -> None:
+        self._ended = time.time()
+
+    def edits(self, changed: set[Path]) -> set[Path]:
+        """The changed files less those the last restart made."""
+        made = {path for path in changed if self._made(path)}
+        again = made & self._made_before & self._edited
+        for path in sorted(again):
+            log.warning(
+                "--watch: %s changes as its process starts; from now on it restarts nothing "
+                "(--watch-ignore %s says so from the start)", path, path.name,
+            )  # fmt: skip
+        self._edited -= again
+        self._own |= again
+        self._made_before = made
+        return changed - (made - self._edited)
+
+    def _made(self, path: Path) -> bool:
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            return False
+        ended = math.inf if self._ended is None else self._ended + self.SLACK
+        return self._began - self.SLACK <= mtime <= ended
+
+
+async def git_ignored(changed: set[Path], roots: list[Path]) -> set[Path]:
+    """Those of the changed files that git ignores (.gitignore files, .git/info/exclude, the
+    user's excludes file): build output, data, uploads, caches, what nobody edits. Asked of
+    git itself, once per watched folder with changes: none without git or outside a work
+    tree, and a file git tracks is never ignored."""
+    under: dict[Path, list[Path]] = {}
+    for path in changed:
+        holding = [root for root in roots if path.is_relative_to(root)]
+        if holding:
+            under.setdefault(max(holding, key=lambda r: len(r.parts)), []).append(path)
+    ignored: set[Path] = set()
+    for root, paths in under.items():
+        ignored |= await _check_ignore(root, paths)
+    return ignored
+
+
+async def _check_ignore(root: Path, paths: list[Path]) -> set[Path]:
+    ignored: set[Path] = set()
+    for at in range(0, len(paths), 256):  # (on the command line: no pipe to break)
+        try:
+            git = await asyncio.create_subprocess_exec(
+                "git", "-C", str(root), "-c", "core.quotePath=false", "check-ignore", "--",
+                *paths[at : at + 256],
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+        except OSError:
+            return ignored  # no git
+        try:
+            out, _ = await asyncio.wait_for(git.communicate(), 5)
+        except TimeoutError:
+            git.kill()
+            await git.wait()
+            return ignored
+        # One a line, as given (a name with a newline or a quote comes quoted: not ignored).
+        ignored.update(Path(os.fsdecode(name)) for name in out.splitlines() if name)
+    return ignored
