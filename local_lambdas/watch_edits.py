@@ -20,9 +20,11 @@ class Doings:
     <build> in the folder it builds (`go build -o server .`), a database or pid file the
     starting child writes. Each would otherwise restart its process again, for ever. A file
     whose edit set off a restart is an edit when saved again during it, unless it changed
-    during two restarts in a row: then it is one the process writes as it starts. Told by the
-    file's modification time, so a file deleted meanwhile counts as an edit: a deletion
-    cannot repeat itself.
+    during two restarts in a row: then it is taken for one the process writes as it starts,
+    and its changes during a restart are the restart's from then on (a change at any other
+    time is still an edit: an editor saving as one types, through two slow builds, loses at
+    most the save that lands in the third). Told by the file's modification time, so a file
+    deleted meanwhile counts as an edit: a deletion cannot repeat itself.
     """
 
     SLACK = 0.05  # s: the kernel stamps files with a clock that lags time.time() a tick
@@ -47,8 +49,9 @@ class Doings:
         again = made & self._made_before & self._edited
         for path in sorted(again):
             log.warning(
-                "--watch: %s changes as its process starts; from now on it restarts nothing "
-                "(--watch-ignore %s says so from the start)", path, path.name,
+                "--watch: %s changed during two restarts in a row, as if its process wrote "
+                "it as it starts: its changes during a restart no longer restart it again "
+                "(--watch-ignore %s ignores it altogether)", path, path.name,
             )  # fmt: skip
         self._edited -= again
         self._own |= again
