@@ -96,7 +96,7 @@ async def _check_ignore(root: Path, paths: list[Path]) -> set[Path]:
             return ignored  # no git
         try:
             out, _ = await asyncio.wait_for(git.communicate(), 5)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # (3.10: not the builtin one)
             git.kill()
             await git.wait()
             return ignored
