@@ -204,5 +204,8 @@ def _watch_ended(watcher: asyncio.Task[None]) -> None:
 
 
 async def _stop_watching(watcher: asyncio.Task[None], stop: asyncio.Event) -> None:
+    """Ends the watcher, and a restart it set off: its <build> is stopped, not waited for,
+    and what it started is stopped (supervisor.reload), as for a SIGHUP's reload."""
     stop.set()
+    watcher.cancel()
     await asyncio.gather(watcher, return_exceptions=True)

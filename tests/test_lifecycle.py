@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from tests.helpers import (
     gone,
     loaded_by,
     process_xml,
+    processes_running,
     run_main,
     running,
 )
@@ -1084,6 +1086,28 @@ async def test_watch_is_not_set_off_by_what_its_own_restart_writes(
         assert await run.finish() == 0
     assert (tmp_path / "server.out").read_text() == "3"
     assert sum("files changed" in line for line in run.lines) == 2, run.lines
+
+
+async def test_a_stop_during_a_rebuild_stops_the_build_and_starts_nothing(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    # The rebuild a change sets off is a long one; the comment names its shell's process.
+    marker = f"build-{os.getpid()}-{time.monotonic_ns()}"
+    build = f"test ! -f SLOW || {{ echo slow build; sleep 60; }} # {marker}"
+    path = write_manifest(process_xml("svc", "/api/*", extra=f"<build>{build}</build>"))
+    async with cli(path.name, "--bind", "127.0.0.1:0", "--watch", cwd=tmp_path) as run:
+        await run.expect(r"svc: ready")
+        await run.expect(r"watching ")
+        (tmp_path / "SLOW").write_text("")
+        await run.expect(r"svc build +\| slow build")
+        assert processes_running(marker)
+        run.proc.send_signal(signal.SIGINT)
+        # Within WAIT (20 s), not after the build's 60 s (the old code waited for it, then
+        # started the new instance, then stopped it).
+        assert await run.finish() == 0
+    stopping = next(i for i, line in enumerate(run.lines) if "stopping:" in line)
+    assert not any("svc: starting" in line for line in run.lines[stopping:]), run.lines
+    assert not processes_running(marker)
 
 
 async def test_a_manifest_without_processes_says_so(tmp_path: Path) -> None:
