@@ -121,7 +121,11 @@ class Admin:
         body = {"process": process, "restarted": ready, "state": pool.state.value}
         if not ready:
             why = self._supervisor.failed_replacements.get(process) or pool.why_not_ready()
-            body["error"] = f"its replacement did not become ready ({why})"
+            body["error"] = (
+                "the proxy is stopping"
+                if self._supervisor.stopping
+                else f"its replacement did not become ready ({why})"
+            )
         return web.json_response(body, status=200 if ready else 503)
 
     def _health(self) -> web.Response:

@@ -64,7 +64,7 @@ async def listening(
     proxy.inspector = inspector
 
     async def drain() -> None:
-        supervisor.stopping = True
+        supervisor.begin_stop()
         await dashboard.close()  # open pages' event streams end
         # Open WebSockets close (1001, going away), event streams end, instead of holding
         # the stop up.

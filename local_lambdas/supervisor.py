@@ -65,6 +65,7 @@ class Supervisor:
         # The pools a reload in progress started or is stopping, not (or no longer) in
         # `pools`: a stop that comes meanwhile stops them too.
         self._in_reload: list[Pool] = []
+        self._reloads: set[asyncio.Future[None]] = set()  # under way (begin_stop ends them)
         # Why each process the last reload started did not become ready (a restart's answer).
         self.failed_replacements: dict[str, str] = {}
         self.order = StartOrder(
@@ -164,11 +165,26 @@ class Supervisor:
         return [c for c in self.children if c.state is not State.READY]
 
     async def reload(self, manifest: Manifest, *, restart: Iterable[str] = ()) -> None:
-        """Run `manifest` instead, restarting only what changed (and the ids in `restart`)."""
+        """Run `manifest` instead, restarting only what changed (and the ids in `restart`).
+        A stop ends it where it is (begin_stop); its caller then gets CancelledError."""
+        work = asyncio.ensure_future(self._reload(manifest, set(restart)))
+        self._reloads.add(work)
+        work.add_done_callback(self._reloads.discard)
+        await work
+
+    def begin_stop(self) -> None:
+        """A stop's first step, before the requests in flight finish: nothing starts from now
+        on, and a reload under way (a --watch change's <build>, an admin restart's wait for
+        its replacement) ends now, not when it would have; what it started is the stop's to
+        stop."""
+        self.stopping = True
+        for work in self._reloads:
+            work.cancel()
+
+    async def _reload(self, manifest: Manifest, forced: set[str]) -> None:
         async with self._reloading:
             if self.stopping:  # (a change seen, or a restart asked, as the proxy stops)
                 return
-            forced = set(restart)
             old = self.pools
             fresh: dict[str, Pool] = {}
             for process in manifest.processes:
@@ -250,7 +266,12 @@ class Supervisor:
         over once ready; with a fixed <port>, in its place); whether the replacement became
         ready."""
         before = self.pools.get(process_id)
-        await self.reload(self.manifest, restart=[process_id])
+        try:
+            await self.reload(self.manifest, restart=[process_id])
+        except asyncio.CancelledError:
+            if not self.stopping:
+                raise
+            return False  # the proxy stops: not to be
         pool = self.pools.get(process_id)
         if pool is None or pool is before or self.stopping:  # gone, kept, or not to be
             return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -20,9 +21,11 @@ from local_lambdas.variables import child_environment
 from tests.helpers import (
     CHILDREN,
     PYTHON,
+    WAIT,
     Ran,
     Running,
     WriteManifest,
+    cli,
     load,
     process_xml,
     run_main,
@@ -281,6 +284,37 @@ async def test_restart_one_process_under_load(
             "local-lambdas restart: no route matches /admin/processes/a/restart; if the proxy "
             "runs with --admin-prefix, pass the same"
         )
+
+
+async def test_a_stop_during_a_restart_answers_it_and_does_not_wait_for_it(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    """Ctrl+C while `local-lambdas restart` waits for a replacement that is slow to start:
+    the stop neither waits for it (nor for the restart's request, in flight) and the
+    command says why it ended."""
+    once = tmp_path / "started-once"
+    command = (
+        f"if [ -f {once} ]; then exec {PYTHON} -S {CHILDREN / 'slow_start.py'}; fi; "
+        f"touch {once}; exec {PYTHON} -S {CHILDREN / 'behave.py'}"
+    )
+    path = write_manifest(
+        "<process><id>svc</id><executable>sh</executable><arg>-c</arg>"
+        f"<arg>{command}</arg><route>/api/*</route></process>"
+    )
+    # A shutdown timeout past WAIT: the old stop waited that long for the restart's request.
+    args = (path.name, "--bind", "127.0.0.1:0", "--shutdown-timeout", "60")
+    async with cli(*args, cwd=tmp_path) as run:
+        url = (await run.expect(r"listening on (http://\S+)")).group(1)
+        await run.expect(r"svc: ready")
+        restart = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "local_lambdas", "restart", "svc", "--url", url,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        await run.expect(r"svc +\| starting slowly")
+        run.proc.send_signal(signal.SIGINT)
+        assert await run.finish() == 0
+        said = (await asyncio.wait_for(restart.communicate(), WAIT))[0].decode()
+    assert restart.returncode == 1 and "the proxy is stopping" in said, said
 
 
 def test_restart_without_a_proxy_says_so() -> None:
