@@ -204,8 +204,8 @@ def _watch_ended(watcher: asyncio.Task[None]) -> None:
 
 
 async def _stop_watching(watcher: asyncio.Task[None], stop: asyncio.Event) -> None:
-    """Ends the watcher, and a restart it set off: its <build> is stopped, not waited for,
-    and what it started is stopped (supervisor.reload), as for a SIGHUP's reload."""
+    """Ends the watcher where it is (a restart it set off was ended by the stop's first
+    step, Supervisor.begin_stop; a git it runs is not waited for)."""
     stop.set()
     watcher.cancel()
     await asyncio.gather(watcher, return_exceptions=True)
