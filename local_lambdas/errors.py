@@ -130,6 +130,7 @@ class NotReady(ForwardError):
 # without a byte in answer, in every transport (an HTTP child serving HTTPS does: proxy.py
 # then asks whether it does).
 UNANSWERED: Final = "the child closed the connection without answering"
+SHUTTING_DOWN: Final = "local-lambdas is shutting down"  # a 503's reason once a stop has begun
 
 
 class ChildUnreachable(ForwardError):

@@ -121,8 +121,9 @@ class Pool(Roster):
         while True:
             if self.retired:
                 raise PoolRetired(f"{self.process.id} was reloaded")
-            if self.blocked is not None:
-                raise NotReady(self.blocked, retry_after=1)
+            refused = self.blocked or self.turned_away
+            if refused is not None:
+                raise NotReady(refused, retry_after=1)
             if self.sleeping:  # it went to sleep as this request came: wake it again
                 self.wake()
             if now >= due:  # (first: a request that waited it out says so)

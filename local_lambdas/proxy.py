@@ -23,6 +23,7 @@ from local_lambdas.cors import is_preflight
 from local_lambdas.deadlines import Deadlines
 from local_lambdas.envelope import Repeats, Request, Response
 from local_lambdas.errors import (
+    SHUTTING_DOWN,
     UNANSWERED,
     BadResponse,
     ChildTimeout,
@@ -258,7 +259,7 @@ class Proxy:
         avoid: tuple[Instance, int] | None = None
         while True:
             if self.supervisor.stopping:
-                raise NotReady("local-lambdas is shutting down", retry_after=1)
+                raise NotReady(SHUTTING_DOWN, retry_after=1)
             try:
                 child = pool.try_acquire(avoid) or await pool.acquire(avoid)
                 generation = child.generation

@@ -52,6 +52,7 @@ class Roster:
         self.retired = False
         self.disabled: str | None = None  # why it was not started (--only), if it was not
         self.blocked: str | None = None  # why it never will be (a dependency failed)
+        self.turned_away: str | None = None  # why requests waiting get 503 (turn_away)
         self.waiting_for: tuple[str, ...] = ()  # what it waits for before it starts
         self.started = False
         # <start>on-request</start> and <idle_timeout>: asleep until a request comes.
@@ -143,6 +144,13 @@ class Roster:
             self.started = False
             await asyncio.gather(*(self._remove(c, drain=True) for c in list(self.instances)))
             self.sleep()
+
+    def turn_away(self, reason: str) -> None:
+        """The proxy stops: the requests waiting for an instance (to start, or to be free)
+        get 503 with `reason` at once, rather than hold the stop up; those an instance
+        serves finish."""
+        self.turned_away = reason
+        self._notify()
 
     def block(self, reason: str) -> None:
         """It will not be started: what it depends on failed. Waiting requests get 503."""

@@ -24,7 +24,7 @@ from pathlib import Path
 from local_lambdas._compat import IS_LINUX, IS_WINDOWS, adoption, processes
 from local_lambdas.config import NO_LIMIT, Manifest, Process, Settings
 from local_lambdas.cors import policy_for
-from local_lambdas.errors import StartupError
+from local_lambdas.errors import SHUTTING_DOWN, StartupError
 from local_lambdas.instance import Instance
 from local_lambdas.launch import SocketNames
 from local_lambdas.orphan_watchdog import Watchdog
@@ -174,12 +174,14 @@ class Supervisor:
 
     def begin_stop(self) -> None:
         """A stop's first step, before the requests in flight finish: nothing starts from now
-        on, and a reload under way (a --watch change's <build>, an admin restart's wait for
-        its replacement) ends now, not when it would have; what it started is the stop's to
-        stop."""
+        on, a reload under way (a --watch change's <build>, an admin restart's wait for its
+        replacement) ends now, not when it would have (what it started is the stop's to
+        stop), and a request waiting for an instance gets 503."""
         self.stopping = True
         for work in self._reloads:
             work.cancel()
+        for pool in {*self.pools.values(), *self._in_reload}:
+            pool.turn_away(SHUTTING_DOWN)
 
     async def _reload(self, manifest: Manifest, forced: set[str]) -> None:
         async with self._reloading:

@@ -1110,6 +1110,49 @@ async def test_a_stop_during_a_rebuild_stops_the_build_and_starts_nothing(
     assert not processes_running(marker)
 
 
+async def test_a_stop_answers_the_requests_no_child_has_yet(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    """Ctrl+C while one request waits for its process to start (on request, slowly) and
+    another waits in line behind a busy instance: both get 503 at once, rather than hold the
+    stop up for --shutdown-timeout; the request the child has finishes."""
+    slow = "<start>on-request</start><startup_timeout>60s</startup_timeout>"
+    path = write_manifest(
+        process_xml("lazy", "/lazy/*", script="slow_start.py", extra=slow),
+        process_xml("busy", "/busy/*", extra="<concurrency>1</concurrency>"),
+    )
+    args = (path.name, "--bind", "127.0.0.1:0", "--shutdown-timeout", "60")
+    async with cli(*args, cwd=tmp_path) as run, aiohttp.ClientSession() as http:
+        url = (await run.expect(r"listening on (http://\S+)")).group(1)
+        await run.expect(r"busy: ready")
+        answers = [
+            asyncio.ensure_future(_answer(http, url + path))
+            for path in ("/lazy/x", "/busy/slow", "/busy/x")
+        ]
+        await run.expect(r"lazy +\| starting slowly")
+        await run.expect(r"busy +\| slow request received")
+
+        async def both_wait() -> bool:
+            async with http.get(url + "/_/status") as reply:
+                processes = (await reply.json())["processes"]
+            return bool(processes["lazy"]["queue"] == processes["busy"]["queue"] == 1)
+
+        assert await eventually(both_wait)
+        run.proc.send_signal(signal.SIGINT)
+        lazy, slow_one, queued = await asyncio.wait_for(asyncio.gather(*answers), WAIT)
+        assert await run.finish() == 0
+    assert lazy == queued == (503, "local-lambdas is shutting down")
+    assert slow_one[0] == 200
+
+
+async def _answer(http: aiohttp.ClientSession, url: str) -> tuple[int, str]:
+    async with http.get(url) as reply:
+        body = await reply.read()
+        if reply.content_type == "application/json" and reply.status >= 400:
+            return reply.status, json.loads(body)["error"]
+        return reply.status, ""
+
+
 async def test_a_manifest_without_processes_says_so(tmp_path: Path) -> None:
     path = tmp_path / "manifest.xml"
     path.write_text("<manifest></manifest>")
