@@ -16,25 +16,32 @@ log = logging.getLogger("local_lambdas.watch")
 class Doings:
     """What --watch's own restarts wrote.
 
-    A file that changed while one was under way is its doing, not an edit: the output of a
-    <build> in the folder it builds (`go build -o server .`), a database or pid file the
-    starting child writes. Each would otherwise restart its process again, for ever. A file
-    whose edit set off a restart is an edit when saved again during it, unless it changed
-    during two restarts in a row: then it is taken for one the process writes as it starts,
-    and its changes during a restart are the restart's from then on (a change at any other
-    time is still an edit: an editor saving as one types, through two slow builds, loses at
-    most the save that lands in the third). Told by the file's modification time, so a file
-    deleted meanwhile counts as an edit: a deletion cannot repeat itself.
+    A file that changed while one was under way (from the change that set it off until its
+    replacement is ready and the old instance stopped) is its doing, not an edit: the output
+    of a <build> in the folder it builds (`go build -o server .`), a database or pid file
+    the starting child writes, state the old one saves as it stops. Each would otherwise
+    restart its process again, for ever. A file whose edit set off a restart is an edit when
+    saved again during it, unless it changed during IN_A_ROW restarts in a row: then it is
+    taken for one the process writes as it starts or stops (and at other times, or it would
+    not have set a restart off), and its changes during a restart are the restart's from
+    then on; a change at any other time is still an edit. Told by the file's modification
+    time, so a file deleted meanwhile counts as an edit: a deletion cannot repeat itself.
     """
 
-    SLACK = 0.05  # s: the kernel stamps files with a clock that lags time.time() a tick
+    # s: the kernel stamps a file with a clock that may lag time.time() a tick (1-10 ms), so
+    # a write just after begin() may seem to come before it.
+    SLACK = 0.02
+    # Restarts in a row a once edited file must change during to be taken for the process's
+    # own: an editor saving as one types through slow builds, or a script that edits as soon
+    # as it reads a restart's line, lands in two.
+    IN_A_ROW = 3
 
     def __init__(self) -> None:
         self._began: float = 0.0  # (none yet)
         self._ended: float | None = 0.0
         self._edited: set[Path] = set()
-        self._made_before: set[Path] = set()  # what changed during the restart before
-        self._own: set[Path] = set()  # once edited, then found to change as it starts
+        self._streak: dict[Path, int] = {}  # edited files changed during the last restarts
+        self._own: set[Path] = set()  # once edited, then found to change in every restart
 
     def begin(self, edited: set[Path]) -> None:
         self._edited |= edited - self._own
@@ -46,16 +53,17 @@ class Doings:
     def edits(self, changed: set[Path]) -> set[Path]:
         """The changed files less those the last restart made."""
         made = {path for path in changed if self._made(path)}
-        again = made & self._made_before & self._edited
+        self._streak = {path: self._streak.get(path, 0) + 1 for path in made & self._edited}
+        again = {path for path, streak in self._streak.items() if streak >= self.IN_A_ROW}
         for path in sorted(again):
             log.warning(
-                "--watch: %s changed during two restarts in a row, as if its process wrote "
-                "it as it starts: its changes during a restart no longer restart it again "
-                "(--watch-ignore %s ignores it altogether)", path, path.name,
+                "--watch: %s changed during %d restarts in a row, as if its process wrote it "
+                "as it starts or stops: its changes during a restart no longer restart it "
+                "again (--watch-ignore %s ignores it altogether)",
+                path, self.IN_A_ROW, path.name,
             )  # fmt: skip
         self._edited -= again
         self._own |= again
-        self._made_before = made
         return changed - (made - self._edited)
 
     def _made(self, path: Path) -> bool:
@@ -63,7 +71,7 @@ class Doings:
             mtime = path.stat().st_mtime
         except OSError:
             return False
-        ended = math.inf if self._ended is None else self._ended + self.SLACK
+        ended = math.inf if self._ended is None else self._ended
         return self._began - self.SLACK <= mtime <= ended
 
 
