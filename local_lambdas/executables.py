@@ -120,11 +120,19 @@ def _env_program(words: list[bytes]) -> str | None:
 
 
 def path_problems(
-    executable: str, working_dir: Path, path: str | None, started_in: Path, beside: Path
+    executable: str,
+    working_dir: Path,
+    path: str | None,
+    started_in: Path,
+    beside: Path,
+    *,
+    built: bool = False,
 ) -> list[tuple[str, str]]:
     """What is wrong on this machine with a process's <working_dir> and <executable> (found
     on `path`, its PATH), as (element, message) pairs; `started_in`, where relative working
-    directories start; `beside`, the manifest's folder, where a missing file may be."""
+    directories start; `beside`, the manifest's folder, where a missing file may be. `built`:
+    the process has a <build>, which may be what makes its executable (`go build -o server`
+    on a fresh checkout): a path not there yet is left to it."""
     found_problems = []
     bare = os.sep not in executable and "/" not in executable
     if not working_dir.is_dir():
@@ -136,6 +144,8 @@ def path_problems(
         if not bare:
             return found_problems  # a path relative to it cannot be judged
     found = find_executable(executable, working_dir, path) if executable else ""
+    if found is None and built and not bare and not (working_dir / executable).exists():
+        return found_problems  # its <build> is to make it; if it does not, the start says so
     if found is None:
         where = (
             "not found on PATH; install it or give its full path"

@@ -178,8 +178,9 @@ class Reader:
             )
             executable = str(kwargs.get("executable", ""))
             for name, message in path_problems(
-                executable, working_dir, path, self.folder, self.beside
-            ):
+                executable, working_dir, path, self.folder, self.beside,
+                built=bool(kwargs.get("build")),
+            ):  # fmt: skip
                 self.problem(lines.get(name, [element.sourceline or 0])[0], f"{label}: {message}")
         if "id" in kwargs and kind == "process" and "pipe_name" not in kwargs:
             kwargs["pipe_name"] = self._pipe_named_by_id(kwargs, lines, label)

@@ -407,6 +407,26 @@ def test_an_executable_path_that_cannot_run_says_why(tmp_path: Path) -> None:
     ]
 
 
+def test_an_executable_its_build_makes_may_be_missing_at_load(tmp_path: Path) -> None:
+    """A fresh checkout of a compiled child (`go build -o server .`): ./server is the
+    build's to make; without a <build>, or named bare (looked for on PATH), it is missing."""
+
+    def process(n: int, exe: str, build: str) -> str:
+        return (f"<process><id>p{n}</id><executable>{exe}</executable><route>/p{n}/*</route>"
+                f"{build}</process>")  # fmt: skip
+
+    build = "<build>cc -o server server.c</build>"
+    loaded = load(tmp_path, f"<manifest>{process(0, './server', build)}</manifest>")
+    assert loaded.processes[0].build == "cc -o server server.c"
+    with pytest.raises(ManifestError) as caught:
+        load(tmp_path, "<manifest>" + process(1, "./server", "") + process(2, "server", build)
+             + "</manifest>")  # fmt: skip
+    assert [p.message.partition("> ")[2] for p in caught.value.problems] == [
+        f'"./server" does not exist: there is no {tmp_path / "server"}; check the path',
+        '"server" not found on PATH; install it or give its full path',
+    ]
+
+
 def test_editor_schema_hints_are_accepted(tmp_path: Path) -> None:
     text = (
         '<manifest xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
