@@ -89,6 +89,8 @@ class Reader:
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     claims: list[Claims] = field(default_factory=list)
+    # The <task> ids: a task one depends on may make a missing executable (as a <build> may).
+    tasks: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.env = Environment(self.shown, self.folder, self.problems, self.warnings)
@@ -100,6 +102,7 @@ class Reader:
         self._no_attributes(root, "<manifest>")
         processes: list[Process] = []
         tasks: list[Task] = []
+        self.tasks = {(task.findtext("id") or "").strip() for task in root.iter("task")}
         for element in root:
             if element.tag == "process":
                 process = self._process(element)
@@ -179,7 +182,7 @@ class Reader:
             executable = str(kwargs.get("executable", ""))
             for name, message in path_problems(
                 executable, working_dir, path, self.folder, self.beside,
-                built=bool(kwargs.get("build")),
+                built=bool(kwargs.get("build")) or _depends_on_a_task(kwargs, self.tasks),
             ):  # fmt: skip
                 self.problem(lines.get(name, [element.sourceline or 0])[0], f"{label}: {message}")
         if "id" in kwargs and kind == "process" and "pipe_name" not in kwargs:
@@ -295,3 +298,8 @@ class Reader:
                 f'{label}: unknown attribute {name}="..."; '
                 "settings are written as elements, e.g. <timeout>30s</timeout>",
             )
+
+
+def _depends_on_a_task(kwargs: dict[str, object], tasks: set[str]) -> bool:
+    needs = kwargs.get("depends_on")
+    return isinstance(needs, tuple) and not tasks.isdisjoint(needs)

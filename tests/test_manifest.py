@@ -409,7 +409,8 @@ def test_an_executable_path_that_cannot_run_says_why(tmp_path: Path) -> None:
 
 def test_an_executable_its_build_makes_may_be_missing_at_load(tmp_path: Path) -> None:
     """A fresh checkout of a compiled child (`go build -o server .`): ./server is the
-    build's to make; without a <build>, or named bare (looked for on PATH), it is missing."""
+    build's (or a task's) to make; without either, or named bare (looked for on PATH), it
+    is missing."""
 
     def process(n: int, exe: str, build: str) -> str:
         return (f"<process><id>p{n}</id><executable>{exe}</executable><route>/p{n}/*</route>"
@@ -418,6 +419,11 @@ def test_an_executable_its_build_makes_may_be_missing_at_load(tmp_path: Path) ->
     build = "<build>cc -o server server.c</build>"
     loaded = load(tmp_path, f"<manifest>{process(0, './server', build)}</manifest>")
     assert loaded.processes[0].build == "cc -o server server.c"
+    # Likewise one a <task> it depends on makes.
+    task = "<task><id>make</id><executable>sh</executable></task>"
+    needs = "<depends_on>make</depends_on>"
+    loaded = load(tmp_path, f"<manifest>{process(0, './bin/server', needs)}{task}</manifest>")
+    assert loaded.processes[0].depends_on == ("make",)
     with pytest.raises(ManifestError) as caught:
         load(tmp_path, "<manifest>" + process(1, "./server", "") + process(2, "server", build)
              + "</manifest>")  # fmt: skip
