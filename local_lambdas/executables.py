@@ -131,8 +131,8 @@ def path_problems(
     """What is wrong on this machine with a process's <working_dir> and <executable> (found
     on `path`, its PATH), as (element, message) pairs; `started_in`, where relative working
     directories start; `beside`, the manifest's folder, where a missing file may be. `built`:
-    the process has a <build>, which may be what makes its executable (`go build -o server`
-    on a fresh checkout): a path not there yet is left to it."""
+    its <build>, or a <task> it depends on, runs first and may be what makes its executable
+    (`go build -o server` on a fresh checkout): a path not there yet is left to it."""
     found_problems = []
     bare = os.sep not in executable and "/" not in executable
     if not working_dir.is_dir():
@@ -145,7 +145,7 @@ def path_problems(
             return found_problems  # a path relative to it cannot be judged
     found = find_executable(executable, working_dir, path) if executable else ""
     if found is None and built and not bare and not (working_dir / executable).exists():
-        return found_problems  # its <build> is to make it; if it does not, the start says so
+        return found_problems  # the build's to make; if it does not, the start says so
     if found is None:
         where = (
             "not found on PATH; install it or give its full path"
