@@ -116,6 +116,17 @@ class Reader:
                 self._unknown(element, "<manifest>", ["process", "task"])
         return processes, tasks
 
+    def _maker(self, kwargs: dict[str, object]) -> str:
+        """What runs before a process or task and may make the files it names (a fresh
+        checkout's `./server`, `dist/server.js`): "its <build>", "a <task> it depends on",
+        or ""."""
+        if kwargs.get("build"):
+            return "its <build>"
+        needs = kwargs.get("depends_on")
+        if isinstance(needs, tuple) and not self.tasks.isdisjoint(needs):
+            return "a <task> it depends on"
+        return ""
+
     def _process(self, element: etree._Element, kind: str = "process") -> Process | Task | None:
         """A <process> (or, with `kind`, a <task>) as its model, or None and its problems."""
         table = ELEMENTS if kind == "process" else TASK_ELEMENTS
@@ -182,7 +193,7 @@ class Reader:
             executable = str(kwargs.get("executable", ""))
             for name, message in path_problems(
                 executable, working_dir, path, self.folder, self.beside,
-                built=bool(kwargs.get("build")) or _depends_on_a_task(kwargs, self.tasks),
+                built=bool(self._maker(kwargs)),
             ):  # fmt: skip
                 self.problem(lines.get(name, [element.sourceline or 0])[0], f"{label}: {message}")
         if "id" in kwargs and kind == "process" and "pipe_name" not in kwargs:
@@ -194,8 +205,10 @@ class Reader:
             return None
         if missing:
             return None
+        maker = self._maker(kwargs)
+        unless = f", unless {maker} makes it" if maker else ""
         for warning in missing_files(process.args, process.working_dir, self.beside):
-            self.warnings.append(f"{self.shown}: {process.label}: {warning}")
+            self.warnings.append(f"{self.shown}: {process.label}: {warning}{unless}")
         if self.here and isinstance(process, Process) and process.port and process.instances > 1:
             # (In containers, export's, each instance has a port of its own: no problem.)
             self.problem(
@@ -298,8 +311,3 @@ class Reader:
                 f'{label}: unknown attribute {name}="..."; '
                 "settings are written as elements, e.g. <timeout>30s</timeout>",
             )
-
-
-def _depends_on_a_task(kwargs: dict[str, object], tasks: set[str]) -> bool:
-    needs = kwargs.get("depends_on")
-    return isinstance(needs, tuple) and not tasks.isdisjoint(needs)

@@ -424,6 +424,12 @@ def test_an_executable_its_build_makes_may_be_missing_at_load(tmp_path: Path) ->
     needs = "<depends_on>make</depends_on>"
     loaded = load(tmp_path, f"<manifest>{process(0, './bin/server', needs)}{task}</manifest>")
     assert loaded.processes[0].depends_on == ("make",)
+    # A file it names in an <arg> is still warned of, saying what may make it.
+    args = "<arg>dist/server.js</arg>"
+    loaded = load(tmp_path, f"<manifest>{process(3, 'sh', args + build)}</manifest>")
+    assert [warning.rpartition("; ")[2] for warning in loaded.warnings] == [
+        "relative paths start at the child's working directory, unless its <build> makes it"
+    ]
     with pytest.raises(ManifestError) as caught:
         load(tmp_path, "<manifest>" + process(1, "./server", "") + process(2, "server", build)
              + "</manifest>")  # fmt: skip
