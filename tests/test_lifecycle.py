@@ -1126,8 +1126,8 @@ async def test_a_stop_answers_the_requests_no_child_has_yet(
         url = (await run.expect(r"listening on (http://\S+)")).group(1)
         await run.expect(r"busy: ready")
         answers = [
-            asyncio.ensure_future(_answer(http, url + path))
-            for path in ("/lazy/x", "/busy/slow", "/busy/x")
+            asyncio.ensure_future(_answer(http, url + target))
+            for target in ("/lazy/x", "/busy/slow", "/busy/x")
         ]
         await run.expect(r"lazy +\| starting slowly")
         await run.expect(r"busy +\| slow request received")
