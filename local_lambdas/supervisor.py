@@ -1,14 +1,11 @@
-"""Everything one manifest runs: a pool per <process>, its <task>s, the routing table, reloads,
-the watchdog.
+"""Everything one manifest runs: a pool per <process>, its <task>s, the routing table, the
+watchdog, the stop.
 
 The start order is start_order.py's (what has no <depends_on> first, the rest once what
 they name is there); stopping goes in the reverse order.
 
-A reload (SIGHUP, --watch) compares the new manifest with the running one by process id:
-unchanged processes keep running; changed, new, FATAL or EXITED ones get a new pool, started
-beside the old; once the new pools are READY the routing table is swapped in one step, and
-the old pools drain and stop. A new pool that cannot start is stopped, and the old one, if
-any, stays in service. The routing table and the pools are only ever replaced whole.
+Reloads and restarts are reloads.py's; the routing table and the pools are only ever
+replaced whole.
 """
 
 from __future__ import annotations
@@ -18,11 +15,11 @@ import contextlib
 import logging
 import secrets
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
 from local_lambdas._compat import IS_LINUX, IS_WINDOWS, adoption, processes
-from local_lambdas.config import NO_LIMIT, Manifest, Process, Settings
+from local_lambdas.config import Manifest, Process, Settings
 from local_lambdas.cors import policy_for
 from local_lambdas.errors import SHUTTING_DOWN, StartupError
 from local_lambdas.instance import Instance
@@ -30,6 +27,7 @@ from local_lambdas.launch import SocketNames
 from local_lambdas.orphan_watchdog import Watchdog
 from local_lambdas.output import Printer
 from local_lambdas.pool import Pool
+from local_lambdas.reloads import Reloads
 from local_lambdas.router import Router
 from local_lambdas.start_order import StartOrder, stopping_order
 from local_lambdas.states import State
@@ -41,8 +39,9 @@ log = logging.getLogger("local_lambdas.supervisor")
 _REAP_EVERY = 2.0  # seconds between looks for what the children's sessions left (Linux)
 
 
-class Supervisor:
+class Supervisor(Reloads):
     def __init__(self, manifest: Manifest, settings: Settings, printer: Printer) -> None:
+        super().__init__()
         self.manifest = manifest
         self.pools: dict[str, Pool] = {}
         self.router: Router[Pool] = Router([])
@@ -61,13 +60,6 @@ class Supervisor:
         # the proxy from any other local program that found its port or socket.
         self.token = secrets.token_urlsafe(24)
         self._watchdog = None if IS_WINDOWS else Watchdog()
-        self._reloading = asyncio.Lock()
-        # The pools a reload in progress started or is stopping, not (or no longer) in
-        # `pools`: a stop that comes meanwhile stops them too.
-        self._in_reload: list[Pool] = []
-        self._reloads: set[asyncio.Future[None]] = set()  # under way (begin_stop ends them)
-        # Why each process the last reload started did not become ready (a restart's answer).
-        self.failed_replacements: dict[str, str] = {}
         self.order = StartOrder(
             settings, printer, manifest=lambda: self.manifest, pools=lambda: self.pools,
             run_mark=self.run_mark, token=self.token, watchdog=self._watchdog,
@@ -164,14 +156,6 @@ class Supervisor:
         )  # fmt: skip
         return [c for c in self.children if c.state is not State.READY]
 
-    async def reload(self, manifest: Manifest, *, restart: Iterable[str] = ()) -> None:
-        """Run `manifest` instead, restarting only what changed (and the ids in `restart`).
-        A stop ends it where it is (begin_stop); its caller then gets CancelledError."""
-        work = asyncio.ensure_future(self._reload(manifest, set(restart)))
-        self._reloads.add(work)
-        work.add_done_callback(self._reloads.discard)
-        await work
-
     def begin_stop(self) -> None:
         """A stop's first step, before the requests in flight finish: nothing starts from now
         on, a reload under way (a --watch change's <build>, an admin restart's wait for its
@@ -182,102 +166,6 @@ class Supervisor:
             work.cancel()
         for pool in {*self.pools.values(), *self._in_reload}:
             pool.turn_away(SHUTTING_DOWN)
-
-    async def _reload(self, manifest: Manifest, forced: set[str]) -> None:
-        async with self._reloading:
-            if self.stopping:  # (a change seen, or a restart asked, as the proxy stops)
-                return
-            old = self.pools
-            fresh: dict[str, Pool] = {}
-            for process in manifest.processes:
-                current = old.get(process.id)
-                if (
-                    current is None
-                    or process.id in forced
-                    or not current.process.same_as(process)
-                    or any(c.state in (State.FATAL, State.EXITED) for c in current.instances)
-                ):
-                    fresh[process.id] = self._pool(process)
-            # Those in the way finish their requests and stop first; requests for them wait
-            # for their replacements meanwhile.
-            first = _in_the_way(old, fresh, {process.id for process in manifest.processes})
-            self._in_reload = [*fresh.values(), *(old[id] for id in first)]
-            try:
-                await self._replace(manifest, old, fresh, first)
-            finally:
-                if not self.stopping:  # (else they are the stop's to stop, if not yet)
-                    self._in_reload = []
-
-    async def _replace(
-        self, manifest: Manifest, old: dict[str, Pool], fresh: dict[str, Pool], first: set[str]
-    ) -> None:
-        """A reload's work (see reload): `first` the ids of the old pools to stop before
-        their replacements in `fresh` start."""
-        if first:
-            self._install({
-                id: fresh[id] if id in first else pool
-                for id, pool in old.items() if id in fresh or id not in first
-            })  # fmt: skip
-            await asyncio.gather(*(old[id].retire() for id in first))
-        if self.stopping:  # nothing is started once a stop began; it stops these pools
-            return
-        for pool in fresh.values():
-            self.order.start(pool)
-        ready = await asyncio.gather(*(_started_and_ready(pool) for pool in fresh.values()))
-        if self.stopping:  # as above
-            return
-        failed = [pool for pool, ok in zip(fresh.values(), ready, strict=True) if not ok]
-        self.failed_replacements = {pool.process.id: pool.why_not_ready() for pool in failed}
-        for pool in failed:
-            if pool.process.id in first:
-                kept = "the one it replaced is stopped (its <port> has room for one)"
-            elif pool.process.id in old:
-                kept = "the running one stays"
-            else:
-                kept = "it is not started"
-            log.error(
-                "reload: %s did not become ready (%s); %s",
-                pool.process.id,
-                self.failed_replacements[pool.process.id],
-                kept,
-            )
-        failed = [pool for pool in failed if pool.process.id not in first]
-        for pool in failed:
-            del fresh[pool.process.id]
-        await asyncio.gather(*(pool.stop() for pool in failed))
-        pools = {}
-        for process in manifest.processes:
-            if process.id in fresh:
-                pools[process.id] = fresh[process.id]
-            elif process.id in old:
-                pools[process.id] = old[process.id]
-        self.manifest = manifest
-        self._install(pools)
-        retired = [pool for pool in old.values() if pools.get(pool.process.id) is not pool]
-        self._in_reload += retired
-        log.info(
-            "reloaded: %d started, %d kept, %d stopped",
-            len(fresh),
-            len(pools) - len(fresh),
-            len(retired),
-        )
-        await asyncio.gather(*(pool.retire() for pool in retired if not pool.retired))
-
-    async def restart(self, process_id: str) -> bool:
-        """Restart one process as a reload would (its replacement starts beside it and takes
-        over once ready; with a fixed <port>, in its place); whether the replacement became
-        ready."""
-        before = self.pools.get(process_id)
-        try:
-            await self.reload(self.manifest, restart=[process_id])
-        except asyncio.CancelledError:
-            if not self.stopping:
-                raise
-            return False  # the proxy stops: not to be
-        pool = self.pools.get(process_id)
-        if pool is None or pool is before or self.stopping:  # gone, kept, or not to be
-            return False
-        return all(c.state is State.READY for c in pool.instances)
 
     def _reap_orphans(self) -> None:
         """What the children's sessions leave to this process, reaped every few seconds
@@ -321,23 +209,3 @@ def _missing(directory: Path) -> list[Path]:
         missing.append(directory)
         directory = directory.parent
     return missing[::-1]
-
-
-def _in_the_way(old: dict[str, Pool], fresh: dict[str, Pool], ids: set[str]) -> set[str]:
-    """The running processes a reload must stop before it starts `fresh`: a fixed <port>
-    has room for one process, so one that goes (replaced, or not in the manifest's `ids`)
-    while a new one wants its port cannot wait for that one to be ready."""
-    wanted = {pool.process.port for pool in fresh.values() if pool.process.port}
-    return {id for id, pool in old.items()
-            if pool.process.port in wanted and (id in fresh or id not in ids)}  # fmt: skip
-
-
-async def _started_and_ready(pool: Pool) -> bool:
-    """A reload's wait for a new pool: its <build> (bounded by its own timeout) and what it
-    depends on first, then its <startup_timeout>: a long build is not a slow start. One that
-    starts on request is ready asleep."""
-    await pool.wait_for(
-        lambda: pool.started or pool.sleeping or pool.ending or pool.blocked is not None
-        or pool.disabled is not None, NO_LIMIT,
-    )  # fmt: skip
-    return await pool.wait_ready(pool.process.startup_timeout + 1)

@@ -1,0 +1,171 @@
+"""Reloads (SIGHUP, --watch, `local-lambdas restart`): the Supervisor's, kept apart.
+
+A reload compares the new manifest with the running one by process id: unchanged processes
+keep running; changed, new, FATAL or EXITED ones (and those a restart names) get a new pool,
+started beside the old; once the new pools are READY the routing table is swapped in one
+step, and the old pools drain and stop. A new pool that cannot start is stopped, and the old
+one, if any, stays in service. A fixed <port> has room for one process: its old pool stops
+first. A stop ends a reload where it is (Supervisor.begin_stop); the pools it started are the
+stop's to stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+from local_lambdas.config import NO_LIMIT, Manifest, Process
+from local_lambdas.pool import Pool
+from local_lambdas.start_order import StartOrder
+from local_lambdas.states import State
+
+log = logging.getLogger("local_lambdas.supervisor")
+
+
+class Reloads:
+    """The reloading half of the Supervisor, which sets what is declared here."""
+
+    manifest: Manifest
+    pools: dict[str, Pool]
+    stopping: bool
+    order: StartOrder
+
+    def __init__(self) -> None:
+        self._reloading = asyncio.Lock()
+        # The pools a reload in progress started or is stopping, not (or no longer) in
+        # `pools`: a stop that comes meanwhile stops them too.
+        self._in_reload: list[Pool] = []
+        self._reloads: set[asyncio.Future[None]] = set()  # under way (begin_stop ends them)
+        # Why each process the last reload started did not become ready (a restart's answer).
+        self.failed_replacements: dict[str, str] = {}
+
+    def _pool(self, process: Process) -> Pool:
+        raise NotImplementedError  # (the Supervisor's)
+
+    def _install(self, pools: dict[str, Pool]) -> None:
+        raise NotImplementedError  # (the Supervisor's)
+
+    async def reload(self, manifest: Manifest, *, restart: Iterable[str] = ()) -> None:
+        """Run `manifest` instead, restarting only what changed (and the ids in `restart`).
+        A stop ends it where it is (begin_stop); its caller then gets CancelledError."""
+        work = asyncio.ensure_future(self._reload(manifest, set(restart)))
+        self._reloads.add(work)
+        work.add_done_callback(self._reloads.discard)
+        await work
+
+    async def _reload(self, manifest: Manifest, forced: set[str]) -> None:
+        async with self._reloading:
+            if self.stopping:  # (a change seen, or a restart asked, as the proxy stops)
+                return
+            old = self.pools
+            fresh: dict[str, Pool] = {}
+            for process in manifest.processes:
+                current = old.get(process.id)
+                if (
+                    current is None
+                    or process.id in forced
+                    or not current.process.same_as(process)
+                    or any(c.state in (State.FATAL, State.EXITED) for c in current.instances)
+                ):
+                    fresh[process.id] = self._pool(process)
+            # Those in the way finish their requests and stop first; requests for them wait
+            # for their replacements meanwhile.
+            first = _in_the_way(old, fresh, {process.id for process in manifest.processes})
+            self._in_reload = [*fresh.values(), *(old[id] for id in first)]
+            try:
+                await self._replace(manifest, old, fresh, first)
+            finally:
+                if not self.stopping:  # (else they are the stop's to stop, if not yet)
+                    self._in_reload = []
+
+    async def _replace(
+        self, manifest: Manifest, old: dict[str, Pool], fresh: dict[str, Pool], first: set[str]
+    ) -> None:
+        """A reload's work (see reload): `first` the ids of the old pools to stop before
+        their replacements in `fresh` start."""
+        if first:
+            self._install({
+                id: fresh[id] if id in first else pool
+                for id, pool in old.items() if id in fresh or id not in first
+            })  # fmt: skip
+            await asyncio.gather(*(old[id].retire() for id in first))
+        if self.stopping:  # nothing is started once a stop began; it stops these pools
+            return
+        for pool in fresh.values():
+            self.order.start(pool)
+        ready = await asyncio.gather(*(_started_and_ready(pool) for pool in fresh.values()))
+        if self.stopping:  # as above
+            return
+        failed = [pool for pool, ok in zip(fresh.values(), ready, strict=True) if not ok]
+        self.failed_replacements = {pool.process.id: pool.why_not_ready() for pool in failed}
+        for pool in failed:
+            if pool.process.id in first:
+                kept = "the one it replaced is stopped (its <port> has room for one)"
+            elif pool.process.id in old:
+                kept = "the running one stays"
+            else:
+                kept = "it is not started"
+            log.error(
+                "reload: %s did not become ready (%s); %s",
+                pool.process.id,
+                self.failed_replacements[pool.process.id],
+                kept,
+            )
+        failed = [pool for pool in failed if pool.process.id not in first]
+        for pool in failed:
+            del fresh[pool.process.id]
+        await asyncio.gather(*(pool.stop() for pool in failed))
+        pools = {}
+        for process in manifest.processes:
+            if process.id in fresh:
+                pools[process.id] = fresh[process.id]
+            elif process.id in old:
+                pools[process.id] = old[process.id]
+        self.manifest = manifest
+        self._install(pools)
+        retired = [pool for pool in old.values() if pools.get(pool.process.id) is not pool]
+        self._in_reload += retired
+        log.info(
+            "reloaded: %d started, %d kept, %d stopped",
+            len(fresh),
+            len(pools) - len(fresh),
+            len(retired),
+        )
+        await asyncio.gather(*(pool.retire() for pool in retired if not pool.retired))
+
+    async def restart(self, process_id: str) -> bool:
+        """Restart one process as a reload would (its replacement starts beside it and takes
+        over once ready; with a fixed <port>, in its place); whether the replacement became
+        ready."""
+        before = self.pools.get(process_id)
+        try:
+            await self.reload(self.manifest, restart=[process_id])
+        except asyncio.CancelledError:
+            if not self.stopping:
+                raise
+            return False  # the proxy stops: not to be
+        pool = self.pools.get(process_id)
+        if pool is None or pool is before or self.stopping:  # gone, kept, or not to be
+            return False
+        return all(c.state is State.READY for c in pool.instances)
+
+
+def _in_the_way(old: dict[str, Pool], fresh: dict[str, Pool], ids: set[str]) -> set[str]:
+    """The running processes a reload must stop before it starts `fresh`: a fixed <port>
+    has room for one process, so one that goes (replaced, or not in the manifest's `ids`)
+    while a new one wants its port cannot wait for that one to be ready."""
+    wanted = {pool.process.port for pool in fresh.values() if pool.process.port}
+    return {id for id, pool in old.items()
+            if pool.process.port in wanted and (id in fresh or id not in ids)}  # fmt: skip
+
+
+async def _started_and_ready(pool: Pool) -> bool:
+    """A reload's wait for a new pool: its <build> (bounded by its own timeout) and what it
+    depends on first, then its <startup_timeout>: a long build is not a slow start. One that
+    starts on request is ready asleep."""
+    await pool.wait_for(
+        lambda: pool.started or pool.sleeping or pool.ending or pool.blocked is not None
+        or pool.disabled is not None, NO_LIMIT,
+    )  # fmt: skip
+    return await pool.wait_ready(pool.process.startup_timeout + 1)
