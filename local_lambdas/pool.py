@@ -121,7 +121,7 @@ class Pool(Roster):
         while True:
             if self.retired:
                 raise PoolRetired(f"{self.process.id} was reloaded")
-            refused = self.blocked or self.turned_away
+            refused = self.blocked or (None if self._serving() else self.turned_away)
             if refused is not None:
                 raise NotReady(refused, retry_after=1)
             if self.sleeping:  # it went to sleep as this request came: wake it again
@@ -154,6 +154,11 @@ class Pool(Roster):
             child = self.try_acquire(avoid)
             if child is not None:
                 return child
+
+    def _serving(self) -> bool:
+        """Whether an instance is READY: a request waiting for it to be free is served soon
+        (a stop lets it), unlike one waiting for a start."""
+        return any(child.state is State.READY for child in self.instances)
 
     def _all_down(self) -> Instance | None:
         """The first instance, when every one is down: FATAL or EXITED, or its process not

@@ -146,9 +146,9 @@ class Roster:
             self.sleep()
 
     def turn_away(self, reason: str) -> None:
-        """The proxy stops: the requests waiting for an instance (to start, or to be free)
-        get 503 with `reason` at once, rather than hold the stop up; those an instance
-        serves finish."""
+        """The proxy stops: the requests waiting for an instance to start (none READY) get
+        503 with `reason` at once, rather than hold the stop up for a start that may take
+        minutes; those an instance serves, or waits to be free for, finish."""
         self.turned_away = reason
         self._notify()
 

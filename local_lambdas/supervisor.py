@@ -160,7 +160,7 @@ class Supervisor(Reloads):
         """A stop's first step, before the requests in flight finish: nothing starts from now
         on, a reload under way (a --watch change's <build>, an admin restart's wait for its
         replacement) ends now, not when it would have (what it started is the stop's to
-        stop), and a request waiting for an instance gets 503."""
+        stop), and a request waiting for an instance to start gets 503."""
         self.stopping = True
         for work in self._reloads:
             work.cancel()

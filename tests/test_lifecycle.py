@@ -1113,9 +1113,10 @@ async def test_a_stop_during_a_rebuild_stops_the_build_and_starts_nothing(
 async def test_a_stop_answers_the_requests_no_child_has_yet(
     write_manifest: WriteManifest, tmp_path: Path
 ) -> None:
-    """Ctrl+C while one request waits for its process to start (on request, slowly) and
-    another waits in line behind a busy instance: both get 503 at once, rather than hold the
-    stop up for --shutdown-timeout; the request the child has finishes."""
+    """Ctrl+C while one request waits for its process to start (on request, slowly): it
+    gets 503 at once, rather than hold the stop up for --shutdown-timeout; the request a
+    child has finishes, and so does one waiting in line behind it (in flight, as issue 3
+    has it: served once the slot is free)."""
     slow = "<start>on-request</start><startup_timeout>60s</startup_timeout>"
     path = write_manifest(
         process_xml("lazy", "/lazy/*", script="slow_start.py", extra=slow),
@@ -1141,8 +1142,8 @@ async def test_a_stop_answers_the_requests_no_child_has_yet(
         run.proc.send_signal(signal.SIGINT)
         lazy, slow_one, queued = await asyncio.wait_for(asyncio.gather(*answers), WAIT)
         assert await run.finish() == 0
-    assert lazy == queued == (503, "local-lambdas is shutting down")
-    assert slow_one[0] == 200
+    assert lazy == (503, "local-lambdas is shutting down")
+    assert slow_one[0] == queued[0] == 200
 
 
 async def _answer(http: aiohttp.ClientSession, url: str) -> tuple[int, str]:
