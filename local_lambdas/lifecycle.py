@@ -51,7 +51,12 @@ class Reloader:
         task.add_done_callback(self._tasks.discard)
 
     async def __call__(self, reread: bool, restart: list[str], changed: str = "") -> None:
-        """Reload (`reread` the manifest), restarting `restart`, set off by `changed`."""
+        """Reload (`reread` the manifest), restarting `restart`, set off by `changed`. A
+        process not started (--only) is not restarted: its files changing is nothing."""
+        pools = self._supervisor.pools
+        restart = [id for id in restart if id not in pools or pools[id].disabled is None]
+        if not (reread or restart):
+            return
         manifest = self._supervisor.manifest
         if reread:
             log.info("reloading %s", manifest.path)

@@ -1088,6 +1088,30 @@ async def test_watch_is_not_set_off_by_what_its_own_restart_writes(
     assert sum("files changed" in line for line in run.lines) == 2, run.lines
 
 
+async def test_watch_leaves_a_process_not_started_alone(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    """With --only, a change in the folder of a process not started restarts nothing (it
+    said "restarting b" and counted b's new, unstarted pool as started)."""
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+    path = write_manifest(
+        process_xml("a", "/a/*", extra="<working_dir>a</working_dir>"),
+        process_xml("b", "/b/*", extra="<working_dir>b</working_dir>"),
+    )
+    args = (path.name, "--bind", "127.0.0.1:0", "--watch", "--only", "a")
+    async with cli(*args, cwd=tmp_path) as run:
+        await run.expect(r"a: ready")
+        await run.expect(r"watching ")
+        (tmp_path / "b" / "b.txt").write_text("x")  # first: seen in the same batch, or before
+        (tmp_path / "a" / "a.txt").write_text("x")
+        await run.expect(r"files changed: restarting a \(")
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
+    restarts = [line for line in run.lines if "files changed" in line]
+    assert len(restarts) == 1 and "restarting a (" in restarts[0], restarts
+
+
 async def test_a_stop_during_a_rebuild_stops_the_build_and_starts_nothing(
     write_manifest: WriteManifest, tmp_path: Path
 ) -> None:
