@@ -116,6 +116,9 @@ class Admin:
             return web.json_response(
                 {"error": f"no process {process!r}; the processes are: {known}"}, status=404
             )
+        disabled = self._supervisor.pools[process].disabled
+        if disabled is not None:  # (--only): there is nothing to restart
+            return web.json_response({"process": process, "error": disabled}, status=409)
         ready = await self._supervisor.restart(process)
         pool = self._supervisor.pools[process]
         body = {"process": process, "restarted": ready, "state": pool.state.value}

@@ -317,6 +317,23 @@ async def test_a_stop_during_a_restart_answers_it_and_does_not_wait_for_it(
     assert restart.returncode == 1 and "the proxy is stopping" in said, said
 
 
+async def test_restart_of_a_process_only_left_out_says_so(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """With --only a, `restart b` has nothing to restart: it said "b: restarted, STOPPED"
+    and exited 0."""
+    path = write_manifest(process_xml("a", "/a/*"), process_xml("b", "/b/*"))
+    async with running(path, socket_dir, only=("a",)) as run:
+        restart = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "local_lambdas", "restart", "b", "--url", run.url,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        said = (await restart.communicate())[1].decode().strip()
+        assert restart.returncode == 1
+        assert said == "local-lambdas restart: b was not started: local-lambdas runs with --only a"
+        assert run.pool("b").instances == []
+
+
 def test_restart_without_a_proxy_says_so() -> None:
     def restart(url: str) -> Ran:
         return run_main("restart", "a", "--url", url)
