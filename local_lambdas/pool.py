@@ -158,7 +158,7 @@ class Pool(Roster):
     def _serving(self) -> bool:
         """Whether an instance is READY: a request waiting for it to be free is served soon
         (a stop lets it), unlike one waiting for a start."""
-        return any(child.state is State.READY for child in self.instances)
+        return any(child.state is _READY for child in self.instances)
 
     def _all_down(self) -> Instance | None:
         """The first instance, when every one is down: FATAL or EXITED, or its process not

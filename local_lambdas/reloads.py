@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from local_lambdas.config import NO_LIMIT, Manifest, Process
 from local_lambdas.pool import Pool
@@ -30,6 +30,8 @@ class Reloads:
     pools: dict[str, Pool]
     stopping: bool
     order: StartOrder
+    _pool: Callable[[Process], Pool]  # a new pool for a process
+    _install: Callable[[dict[str, Pool]], None]  # the pools and their routes, in one step
 
     def __init__(self) -> None:
         self._reloading = asyncio.Lock()
@@ -39,12 +41,6 @@ class Reloads:
         self._reloads: set[asyncio.Future[None]] = set()  # under way (begin_stop ends them)
         # Why each process the last reload started did not become ready (a restart's answer).
         self.failed_replacements: dict[str, str] = {}
-
-    def _pool(self, process: Process) -> Pool:
-        raise NotImplementedError  # (the Supervisor's)
-
-    def _install(self, pools: dict[str, Pool]) -> None:
-        raise NotImplementedError  # (the Supervisor's)
 
     async def reload(self, manifest: Manifest, *, restart: Iterable[str] = ()) -> None:
         """Run `manifest` instead, restarting only what changed (and the ids in `restart`).

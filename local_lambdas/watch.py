@@ -145,7 +145,8 @@ async def watch(
                 recursive=not narrow,
             ), paths):  # fmt: skip
                 changed = lasting(changes)
-                followed = {p for p in changed if p in _names(manifest) or _is_env_file(p)}
+                names = _names(manifest)  # (anew: the link may point elsewhere now)
+                followed = {p for p in changed if p in names or _is_env_file(p)}
                 changed -= await git_ignored(changed - followed, paths)
                 edits = doings.edits(changed) | followed
                 reload_manifest, ids = affected(edits, manifest, current)
