@@ -3,6 +3,12 @@ itself (asyncio's `process_exited`, a wait on the process, not on its pipes): a 
 that keeps the pipes open, as `npm start` and `sh -c 'daemon & exec server'` leave, does not
 hide the exit. `terminate` stops it and everything descended from it (docs/protocol.md,
 "Stopping"). Instances (instance.py) and tasks (tasks.py) are started this way.
+
+A server's standard input is a pipe the proxy holds open and never writes, as a terminal no
+one types into: servers that stop when their input ends (esbuild's --serve, Tailwind's
+--watch, a `Console.ReadLine()` keeping a .NET program up) keep serving, and stop by
+themselves should the proxy be killed. A task's or build's is /dev/null, so that a prompt
+(apt-get's "Do you want to continue?") ends it instead of waiting for ever.
 """
 
 from __future__ import annotations
@@ -31,10 +37,11 @@ Output = Callable[[Literal["stdout", "stderr"], list[bytes]], None]
 
 async def spawn(
     output: Output, mark: str, executable: str, args: list[str], *, cwd: str,
-    env: dict[str, str], watchdog: Watchdog | None,
+    env: dict[str, str], watchdog: Watchdog | None, serving: bool = True,
 ) -> Spawned:  # fmt: skip
     """Start `executable` in a process group of its own, its output to `output`, the group
-    watched by `watchdog` until `release`; raises OSError when it cannot be started."""
+    watched by `watchdog` until `release`; raises OSError when it cannot be started. Its
+    input: a pipe kept open while `serving`, else /dev/null (a task)."""
     loop = asyncio.get_running_loop()
     with adoption.starting():
         _, started = await loop.subprocess_exec(
@@ -43,7 +50,7 @@ async def spawn(
             *args,
             cwd=cwd,
             env=env,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.PIPE if serving else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             **processes.spawn_options(),
@@ -118,6 +125,8 @@ class Spawned(asyncio.SubprocessProtocol):
             self._output("stderr" if fd == 2 else "stdout", lines)
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd == 0:  # its input, closed by the process (or its exit): no output ends
+            return
         rest, self._partial[fd] = self._partial.get(fd, b""), b""
         if rest:
             self._output("stderr" if fd == 2 else "stdout", [rest])
@@ -158,7 +167,7 @@ class Spawned(asyncio.SubprocessProtocol):
         processes.reaped(self.pid)
 
     def close(self) -> None:
-        """Let go of the output pipes (the process has exited)."""
+        """Let go of the pipes (the process has exited)."""
         if self._transport is not None:
             self._transport.close()
 

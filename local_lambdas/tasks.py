@@ -60,7 +60,7 @@ class TaskRun:
         try:
             proc = await spawn(
                 self.output, mark, executable, args, cwd=str(task.working_dir), env=env,
-                watchdog=watchdog,
+                watchdog=watchdog, serving=False,
             )  # fmt: skip
         except OSError as exc:
             self._failed(

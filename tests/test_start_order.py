@@ -53,6 +53,21 @@ async def test_a_chain_starts_in_order(
         assert "migrated" in run.supervisor.tasks["migrate"].output.lines
 
 
+async def test_a_task_that_reads_its_input_sees_it_end(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """A <task> (or <build>) that asks (apt-get without -y, "are you sure?") reads the end of
+    its input and goes on, rather than waiting for ever for what no one will type; a
+    process's input, by contrast, stays open (tests/test_wild_children.py)."""
+    code = "import sys; print('read', repr(sys.stdin.read()))"
+    path = write_manifest(
+        task_xml("ask", code, extra="<timeout>10s</timeout>"), needing("api", "/api/*", "ask")
+    )
+    async with running(path, socket_dir) as run:
+        assert run.supervisor.tasks["ask"].state == "DONE"
+        assert "read ''" in run.supervisor.tasks["ask"].output.lines
+
+
 async def test_a_stop_while_a_task_runs_stops_it_and_says_nothing_more(
     write_manifest: WriteManifest, tmp_path: Path
 ) -> None:

@@ -77,6 +77,23 @@ async def test_servers_that_listen_on_any_address_are_ready(
         assert run.child("v6").address.startswith("http://[::1]:")
 
 
+async def test_a_server_that_stops_when_its_input_ends_serves_on(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """esbuild's --serve, Tailwind's --watch, a .NET program held up by Console.ReadLine()
+    stop when their standard input ends: a child's input is held open, as a terminal no one
+    types into (a <task>'s is not: tests/test_start_order.py)."""
+    path = write_manifest(wild("esb", "/esb/*", "stdin-bound"))
+    async with running(path, socket_dir) as run:
+        pid = run.child("esb").pid
+        for _ in range(3):
+            async with run.http.get(run.url + "/esb/x") as reply:
+                assert reply.status == 200
+                assert json.loads(await reply.text())["pid"] == pid
+        assert run.child("esb").restarts == 0
+        assert "stopped automatically" not in "\n".join(run.child("esb").output.lines)
+
+
 @NEEDS_NODE
 @pytest.mark.parametrize("mode", ["pipe", "pipe-keepalive"])
 async def test_a_web_server_on_the_pipe_is_sent_to_passthrough(
