@@ -34,9 +34,15 @@ class Handler(BaseHTTPRequestHandler):
         pass  # the proxy logs requests; keep the console for what matters
 
 
+class Server(ThreadingHTTPServer):
+    # A listen queue of 128: past socketserver's 5, the kernel drops a connection and the
+    # client's TCP tries again a second later.
+    request_queue_size = 128
+
+
 def main() -> None:
     host, port = os.environ["HTTP_ADDRESS"].rsplit(":", 1)
-    server = ThreadingHTTPServer((host, int(port)), Handler)
+    server = Server((host, int(port)), Handler)
     print(f"hello_http listening on {host}:{port}")
     server.serve_forever()
 

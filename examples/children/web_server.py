@@ -57,5 +57,11 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+class Server(ThreadingHTTPServer):
+    # A listen queue of 128: past socketserver's 5, the kernel drops a connection and the
+    # client's TCP tries again a second later.
+    request_queue_size = 128
+
+
 if __name__ == "__main__":
-    ThreadingHTTPServer(("127.0.0.1", int(os.environ.get("PORT", "8000"))), Handler).serve_forever()
+    Server(("127.0.0.1", int(os.environ.get("PORT", "8000"))), Handler).serve_forever()

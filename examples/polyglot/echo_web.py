@@ -42,5 +42,11 @@ class Echo(BaseHTTPRequestHandler):
         pass
 
 
+class Server(ThreadingHTTPServer):
+    # A listen queue of 128: past socketserver's 5, the kernel drops a connection and the
+    # client's TCP tries again a second later.
+    request_queue_size = 128
+
+
 if __name__ == "__main__":
-    ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Echo).serve_forever()
+    Server(("127.0.0.1", int(os.environ["PORT"])), Echo).serve_forever()
