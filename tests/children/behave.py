@@ -201,6 +201,9 @@ def serve_http(address: str) -> None:
             pass
 
     host, port = address.rsplit(":", 1)
+    # A listen queue of 128, not socketserver's 5: past it, the kernel drops a connection and
+    # the proxy's connect is tried again a second later (TCP's first retransmission).
+    ThreadingHTTPServer.request_queue_size = 128
     ThreadingHTTPServer((host, int(port)), Handler).serve_forever()
 
 

@@ -36,6 +36,9 @@ import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 what = sys.argv[1]
+# A listen queue of 128, not socketserver's 5: past it, the kernel drops a connection and the
+# proxy's connect is tried again a second later (TCP's first retransmission).
+HTTPServer.request_queue_size = 128
 
 
 class Reloading(HTTPServer):
