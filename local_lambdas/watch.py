@@ -9,14 +9,15 @@ manifest that is a symbolic link is followed both ways: the link pointed elsewhe
 
 Ignored: what watchfiles ignores by default (.git, __pycache__, node_modules, .venv, editor
 swap and backup files...), ignored.WATCH_IGNORE (logs, editors' temporary files, databases,
-pid files), a file that appeared and went within one batch (a temporary file renamed over
-another), the files the proxy itself writes to (`local-lambdas --watch > dev.log` beside the
-manifest), files git ignores and what changed while a restart --watch set off was under way
-(a <build>'s output, the files a starting child writes: both in watch_edits), the socket
-directory, and every --watch-ignore glob (matched against the file's name and its path).
-With --watch-include globs, only files matching one of them restart anything (the manifest
-and env files are always followed). Changes are gathered for `debounce` milliseconds, so
-saving ten files restarts once. Folders past the system's limit of watched ones (Linux's
+pid files), what lies in a hidden folder (.next/, .vscode/: `hidden`), a file that appeared
+and went within one batch (a temporary file renamed over another), the files the proxy
+itself writes to (`local-lambdas --watch > dev.log` beside the manifest), files git ignores
+and what changed while a restart --watch set off was under way (a <build>'s output, the
+files a starting child writes: both in watch_edits), the socket directory, and every
+--watch-ignore glob (matched against the file's name and its path). With --watch-include
+globs, only files matching one of them restart anything (the manifest and env files are
+always followed). Changes are gathered for `debounce` milliseconds, so saving ten files
+restarts once. Folders past the system's limit of watched ones (Linux's
 fs.inotify.max_user_watches: a working_dir of a whole home, say) are said once, with the
 fix, and the manifest's folder alone is followed from then on.
 """
@@ -147,6 +148,7 @@ async def watch(
                 changed = lasting(changes)
                 names = _names(manifest)  # (anew: the link may point elsewhere now)
                 followed = {p for p in changed if p in names or _is_env_file(p)}
+                changed = {p for p in changed if p in followed or not hidden(p, paths)}
                 changed -= await git_ignored(changed - followed, paths)
                 edits = doings.edits(changed) | followed
                 reload_manifest, ids = affected(edits, manifest, current)
@@ -170,6 +172,23 @@ async def watch(
                 return
             log.error("%s", _cannot_watch(exc, paths))
             narrow = True
+
+
+def hidden(path: Path, roots: Sequence[Path]) -> bool:
+    """Whether `path` lies in a hidden folder below the watched folder holding it: tools
+    keep their caches and settings there (.next, .nuxt, .svelte-kit, .vite, .angular,
+    .cache, .vscode...), not the program's code; Next.js's dev server writes .next/ as it
+    compiles a page, long after it started. (A hidden file, .flaskenv say, is watched.)"""
+    holding = [root for root in roots if path.is_relative_to(root)]
+    below = (
+        path.relative_to(max(holding, key=lambda root: len(root.parts))).parts if holding else ()
+    )
+    if not below:
+        return False
+    *folders, name = below
+    return any(part.startswith(".") for part in folders) or (
+        name.startswith(".") and path.is_dir()  # the folder itself, made (.next, at a start)
+    )
 
 
 def _named(changed: set[Path], dirs: dict[str, Path]) -> str:

@@ -1088,6 +1088,28 @@ async def test_watch_is_not_set_off_by_what_its_own_restart_writes(
     assert sum("files changed" in line for line in run.lines) == 2, run.lines
 
 
+async def test_watch_is_not_set_off_by_what_tools_write_in_hidden_folders(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    """Next.js's dev server writes .next/ as it compiles a page, long after it started (it
+    restarted for ever, outside a git repository); an editor writes .vscode/. A hidden
+    file beside the code (.flaskenv) is the program's and restarts it."""
+    path = write_manifest(process_xml("svc", "/api/*"))
+    for folder in (".next/server", ".vscode"):
+        (tmp_path / folder).mkdir(parents=True)
+    async with cli(path.name, "--bind", "127.0.0.1:0", "--watch", cwd=tmp_path) as run:
+        first = int((await run.expect(r"svc: ready .*\(pid (\d+)")).group(1))
+        await run.expect(r"watching ")
+        (tmp_path / ".next/server/pages-manifest.json").write_text("{}")
+        (tmp_path / ".vscode/settings.json").write_text("{}")
+        (tmp_path / ".flaskenv").write_text("FLASK_DEBUG=1")
+        await run.expect(r"files changed: restarting svc \(\.flaskenv\)$")
+        await run.expect(rf"svc: ready .*\(pid (?!{first},)")
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
+    assert sum("files changed" in line for line in run.lines) == 1, run.lines
+
+
 async def test_watch_leaves_a_process_not_started_alone(
     write_manifest: WriteManifest, tmp_path: Path
 ) -> None:

@@ -469,6 +469,31 @@ def test_watch_filter_ignores_globs_caches_and_the_socket_dir() -> None:
         assert not keep(Change.modified, f"/p/{name}")  # what a running child writes
 
 
+@pytest.mark.parametrize(
+    ("path", "hidden"),
+    [
+        ("/p/.next/server/app.js", True),  # Next.js's dev server writes it as it compiles
+        ("/p/web/.svelte-kit/output/x.js", True),
+        ("/p/.vscode/settings.json", True),
+        ("/p/.flaskenv", False),  # a hidden file, read as the child starts
+        ("/p/web/.eslintrc.json", False),
+        ("/p/src/app.py", False),
+        ("/home/u/.projects/p/app.py", False),  # hidden above the watched folder: watched
+        ("/p/.hidden-app/main.py", False),  # a working_dir of its own, hidden by name
+        ("/elsewhere/.x/y", False),
+        ("/p", False),
+        ("/p/.cache", True),  # the hidden folder itself (made as the tool starts)
+    ],
+)
+def test_watch_leaves_hidden_folders_alone(path: str, hidden: bool, tmp_path: Path) -> None:
+    from local_lambdas.watch import hidden as in_hidden_folder
+
+    (tmp_path / "p/.cache").mkdir(parents=True)
+    roots = [Path("/p"), Path("/home/u/.projects/p"), Path("/p/.hidden-app")]
+    moved = [tmp_path / root.relative_to("/") for root in roots]
+    assert in_hidden_folder(tmp_path / path.lstrip("/"), moved) == hidden
+
+
 async def _limited(
     deadlines: Deadlines, seconds: float, started: asyncio.Event | None = None
 ) -> str:
