@@ -9,17 +9,18 @@ manifest that is a symbolic link is followed both ways: the link pointed elsewhe
 
 Ignored: what watchfiles ignores by default (.git, __pycache__, node_modules, .venv, editor
 swap and backup files...), ignored.WATCH_IGNORE (logs, editors' temporary files, databases,
-pid files), what lies in a hidden folder (.next/, .vscode/: `hidden`), a file that appeared
-and went within one batch (a temporary file renamed over another), the files the proxy
-itself writes to (`local-lambdas --watch > dev.log` beside the manifest), files git ignores
-and what changed while a restart --watch set off was under way (a <build>'s output, the
-files a starting child writes: both in watch_edits), the socket directory, and every
---watch-ignore glob (matched against the file's name and its path). With --watch-include
-globs, only files matching one of them restart anything (the manifest and env files are
-always followed). Changes are gathered for `debounce` milliseconds, so saving ten files
-restarts once. Folders past the system's limit of watched ones (Linux's
-fs.inotify.max_user_watches: a working_dir of a whole home, say) are said once, with the
-fix, and the manifest's folder alone is followed from then on.
+pid files), what lies in a hidden folder (.next/, .vscode/: `hidden`), a file written again
+with the bytes it held (watch_edits.Contents), a file that appeared and went within one
+batch (a temporary file renamed over another), the files the proxy itself writes to
+(`local-lambdas --watch > dev.log` beside the manifest), files git ignores and what changed
+while a restart --watch set off was under way (a <build>'s output, the files a starting
+child writes: both in watch_edits), the socket directory, and every --watch-ignore glob
+(matched against the file's name and its path). With --watch-include globs, only files
+matching one of them restart anything (the manifest and env files are always followed).
+Changes are gathered for `debounce` milliseconds, so saving ten files restarts once. Folders
+past the system's limit of watched ones (Linux's fs.inotify.max_user_watches: a working_dir
+of a whole home, say) are said once, with the fix, and the manifest's folder alone is
+followed from then on.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from pathlib import Path
 from watchfiles import Change, DefaultFilter, awatch  # only --watch imports this module
 
 from local_lambdas.ignored import WATCH_IGNORE
-from local_lambdas.watch_edits import Doings, git_ignored
+from local_lambdas.watch_edits import Contents, Doings, git_ignored
 
 log = logging.getLogger("local_lambdas.watch")
 
@@ -135,43 +136,61 @@ async def watch(
     stop = stop or asyncio.Event()
     watch_filter = _Filter(ignore, socket_dir, include, manifest)
     text = _read(manifest)
-    doings = Doings()
+    doings, contents = Doings(), Contents()
     narrow = False  # too many folders to watch: the manifest's alone, from then on
-    while not stop.is_set():
-        current = {} if narrow else dirs()
-        paths = _watched(manifest, current)
-        try:
-            async for changes in _announced(awatch(
-                *paths, watch_filter=watch_filter, debounce=debounce_ms, stop_event=stop,
-                recursive=not narrow,
-            ), paths):  # fmt: skip
-                changed = lasting(changes)
-                names = _names(manifest)  # (anew: the link may point elsewhere now)
-                followed = {p for p in changed if p in names or _is_env_file(p)}
-                changed = {p for p in changed if p in followed or not hidden(p, paths)}
-                changed -= await git_ignored(changed - followed, paths)
-                edits = doings.edits(changed) | followed
-                reload_manifest, ids = affected(edits, manifest, current)
-                # An env file changes what the manifest gives its children: read it again too.
-                env_changed = any(_is_env_file(path) for path in changed)
-                if reload_manifest or env_changed:
-                    now = _read(manifest)
-                    reload_manifest, text = now != text or env_changed, now  # by content
-                if reload_manifest or ids:
-                    doings.begin(edits)
-                    try:
-                        await react(reload_manifest, ids, _named(edits - followed, current))
-                    finally:
-                        doings.end()
-                current = {} if narrow else dirs()
-                if _watched(manifest, current) != paths:
-                    break  # the reload changed what to watch
-        except OSError as exc:  # watchfiles' error when the folders cannot all be watched
-            if narrow:
-                log.error("--watch: cannot watch %s (%s); --watch is off", paths[0], exc)
-                return
-            log.error("%s", _cannot_watch(exc, paths))
-            narrow = True
+    try:
+        while not stop.is_set():
+            current = {} if narrow else dirs()
+            paths = _watched(manifest, current)
+            contents.take(_outermost(paths), _keep_folder)
+            try:
+                async for changes in _announced(awatch(
+                    *paths, watch_filter=watch_filter, debounce=debounce_ms, stop_event=stop,
+                    recursive=not narrow,
+                ), paths):  # fmt: skip
+                    changed = lasting(changes)
+                    names = _names(manifest)  # (anew: the link may point elsewhere now)
+                    followed = {p for p in changed if p in names or _is_env_file(p)}
+                    changed = {
+                        p for p in changed
+                        if p in followed or (not hidden(p, paths) and contents.changed(p))
+                    }  # fmt: skip
+                    changed -= await git_ignored(changed - followed, paths)
+                    edits = doings.edits(changed) | followed
+                    reload_manifest, ids = affected(edits, manifest, current)
+                    # An env file changes what the manifest gives its children: read it too.
+                    env_changed = any(_is_env_file(path) for path in changed)
+                    if reload_manifest or env_changed:
+                        now = _read(manifest)
+                        reload_manifest, text = now != text or env_changed, now  # by content
+                    if reload_manifest or ids:
+                        doings.begin(edits)
+                        try:
+                            await react(reload_manifest, ids, _named(edits - followed, current))
+                        finally:
+                            doings.end()
+                    current = {} if narrow else dirs()
+                    if _watched(manifest, current) != paths:
+                        break  # the reload changed what to watch
+            except OSError as exc:  # watchfiles' error when the folders cannot all be watched
+                if narrow:
+                    log.error("--watch: cannot watch %s (%s); --watch is off", paths[0], exc)
+                    return
+                log.error("%s", _cannot_watch(exc, paths))
+                narrow = True
+    finally:
+        contents.stop()
+
+
+def _keep_folder(name: str) -> bool:
+    """Whether Contents looks into a folder of this name: not one watchfiles ignores (.git,
+    node_modules...) nor a hidden one (`hidden`)."""
+    return not name.startswith(".") and name not in DefaultFilter.ignore_dirs
+
+
+def _outermost(paths: list[Path]) -> list[Path]:
+    """The folders not inside another of `paths`."""
+    return [p for p in paths if not any(p != other and p.is_relative_to(other) for other in paths)]
 
 
 def hidden(path: Path, roots: Sequence[Path]) -> bool:

@@ -1,16 +1,112 @@
-"""Which of the files --watch saw change are edits, beyond its filters (watch.py): not what
-a restart it set off wrote meanwhile (Doings), nor what git ignores (git_ignored)."""
+"""Which of the files --watch saw change are edits, beyond its filters (watch.py): not a
+file written again with the bytes it held (Contents), what a restart it set off wrote
+meanwhile (Doings), nor what git ignores (git_ignored)."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import math
 import os
+import stat
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger("local_lambdas.watch")
+
+
+class Contents:
+    """What the watched files held: a file written again with the same bytes is no edit.
+
+    `tsc -w` beside `node --watch dist/index.js` writes its whole output as it starts,
+    seconds after its server is ready: each start's rewrite of dist/ restarted the process
+    again, for ever. A formatter, or an editor saving a file it did not change, rewrites
+    one as well. Digests are taken of the files in the watched folders as watching begins
+    (`take`, in a thread: up to MAX_FILES files of up to MAX_SIZE, outside the folders
+    watch.py ignores), and of each changed file as it changes; a file without one (new,
+    larger, or changed since watching began) counts as changed, as a deleted one does.
+    """
+
+    MAX_SIZE = 1 << 20
+    MAX_FILES = 20_000
+    MAX_SECONDS = 2.0
+
+    def __init__(self) -> None:
+        self._digests: dict[Path, bytes] = {}
+        self._taken: set[Path] = set()  # the folders whose files were (or are being) read
+        self._stopped = threading.Event()
+
+    def take(self, roots: list[Path], keep_folder: Callable[[str], bool]) -> None:
+        """Read the files below the `roots` not read before, but in the folders not kept,
+        in a thread: their digests count once read (until then a change there counts as
+        one). Every file: those watch.py ignores never come to `changed`, and its filter
+        would cost four times the reading."""
+        roots = [root for root in roots if root not in self._taken]
+        if not roots:
+            return
+        self._taken.update(roots)
+        since = time.time() - Doings.SLACK  # (what a save then wrote is not what it held)
+        taking = asyncio.ensure_future(asyncio.to_thread(self._read, roots, since, keep_folder))
+        taking.add_done_callback(self._read_done)
+
+    def stop(self) -> None:
+        """Stop the reading under way: a thread cannot be cancelled, and the proxy's stop
+        waits for it."""
+        self._stopped.set()
+
+    def changed(self, path: Path) -> bool:
+        """Whether `path` holds other bytes than when last seen (and remember these)."""
+        digest = _digest(path)
+        before = self._digests.pop(path, None)
+        if digest is not None:
+            self._digests[path] = digest
+        return digest is None or digest != before
+
+    def _read_done(self, taking: asyncio.Future[dict[Path, bytes]]) -> None:
+        if not taking.cancelled() and taking.exception() is None:
+            # A file seen to change meanwhile keeps its later digest.
+            self._digests = {**taking.result(), **self._digests}
+
+    def _read(
+        self, roots: list[Path], since: float, keep_folder: Callable[[str], bool]
+    ) -> dict[Path, bytes]:
+        """The digests of the files below `roots` not modified since `since`, in the
+        folders kept; as many as MAX_FILES and MAX_SECONDS allow."""
+        found: dict[Path, bytes] = {}
+        deadline = time.monotonic() + self.MAX_SECONDS
+        for root in roots:
+            for folder, folders, files in os.walk(root):
+                folders[:] = [name for name in folders if keep_folder(name)]
+                for name in files:
+                    path = Path(folder, name)
+                    if (digest := _digest(path, since)) is not None:
+                        found[path] = digest
+                    if (
+                        len(found) >= self.MAX_FILES
+                        or time.monotonic() > deadline
+                        or self._stopped.is_set()
+                    ):
+                        return found
+        return found
+
+
+def _digest(path: Path, since: float = math.inf) -> bytes | None:
+    """A regular file's digest, None for one that is not, is larger than Contents.MAX_SIZE,
+    cannot be read or was modified since `since`."""
+    try:
+        status = path.stat()
+        if (
+            not stat.S_ISREG(status.st_mode)
+            or status.st_size > Contents.MAX_SIZE
+            or status.st_mtime >= since
+        ):
+            return None
+        return hashlib.blake2b(path.read_bytes(), digest_size=16).digest()
+    except OSError:
+        return None
 
 
 class Doings:

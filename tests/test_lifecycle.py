@@ -1110,6 +1110,38 @@ async def test_watch_is_not_set_off_by_what_tools_write_in_hidden_folders(
     assert sum("files changed" in line for line in run.lines) == 1, run.lines
 
 
+async def test_watch_is_not_set_off_by_a_file_written_again_as_it_was(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    """`tsc -w` beside `node --watch dist/index.js` writes its output as it starts, after its
+    server is ready: each start's rewrite restarted it, for ever. A file written again with
+    the bytes it held is no edit; written with others, it is one (once)."""
+    # As tsc -w: the output written again a moment after the server listens.
+    serve = f"{PYTHON} {CHILDREN / 'behave.py'}"
+    compile_ = f"(sleep 0.3; cp main.src built.out; echo compiled) &amp; exec {serve}"
+    path = write_manifest(
+        "<process><id>svc</id><executable>sh</executable><arg>-c</arg>"
+        f"<arg>{compile_}</arg><route>/api/*</route></process>"
+    )
+    for name in ("main.src", "built.out"):
+        (tmp_path / name).write_text("1")
+    async with cli(path.name, "--bind", "127.0.0.1:0", "--watch", cwd=tmp_path) as run:
+        first = int((await run.expect(r"svc: ready .*\(pid (\d+)")).group(1))
+        await run.expect(r"watching ")
+        await run.expect(r"svc +\| compiled")  # the same bytes: no restart
+        (tmp_path / "main.src").write_text("2")
+        await run.expect(r"files changed: restarting svc \(main.src\)$")
+        await run.expect(rf"svc: ready .*\(pid (?!{first},)")
+        # Its next start compiles "2" anew: one restart for it, then none.
+        await run.expect(r"files changed: restarting svc \(built.out\)$")
+        assert not await eventually(
+            lambda: sum("files changed" in line for line in run.lines) > 2, 2
+        )
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
+    assert sum("files changed" in line for line in run.lines) == 2, run.lines
+
+
 async def test_watch_leaves_a_process_not_started_alone(
     write_manifest: WriteManifest, tmp_path: Path
 ) -> None:
