@@ -151,10 +151,8 @@ async def watch(
                     changed = lasting(changes)
                     names = _names(manifest)  # (anew: the link may point elsewhere now)
                     followed = {p for p in changed if p in names or _is_env_file(p)}
-                    changed = {
-                        p for p in changed
-                        if p in followed or (not hidden(p, paths) and contents.changed(p))
-                    }  # fmt: skip
+                    kept = {p for p in changed - followed if not hidden(p, paths)}
+                    changed = followed | await contents.changed_among(kept)
                     changed -= await git_ignored(changed - followed, paths)
                     edits = doings.edits(changed) | followed
                     reload_manifest, ids = affected(edits, manifest, current)

@@ -26,11 +26,12 @@ class Contents:
     again, for ever. A formatter, or an editor saving a file it did not change, rewrites
     one as well. Digests are taken of the files in the watched folders as watching begins
     (`take`, in a thread: up to MAX_FILES files of up to MAX_SIZE, outside the folders
-    watch.py ignores), and of each changed file as it changes; a file without one (new,
-    larger, or changed since watching began) counts as changed, as a deleted one does.
+    watch.py ignores), and of each changed file as it changes (in a thread too: a
+    webpack --watch bundle of several MiB is read whole); a file without one (new, larger,
+    or changed since watching began) counts as changed, as a deleted one does.
     """
 
-    MAX_SIZE = 1 << 20
+    MAX_SIZE = 16 << 20
     MAX_FILES = 20_000
     MAX_SECONDS = 2.0
 
@@ -38,6 +39,7 @@ class Contents:
         self._digests: dict[Path, bytes] = {}
         self._taken: set[Path] = set()  # the folders whose files were (or are being) read
         self._stopped = threading.Event()
+        self._lock = threading.Lock()  # (the digests: read in threads, merged on the loop)
 
     def take(self, roots: list[Path], keep_folder: Callable[[str], bool]) -> None:
         """Read the files below the `roots` not read before, but in the folders not kept,
@@ -57,18 +59,25 @@ class Contents:
         waits for it."""
         self._stopped.set()
 
+    async def changed_among(self, paths: set[Path]) -> set[Path]:
+        """Those of `paths` that hold other bytes than when last seen (`changed`)."""
+        if not paths:
+            return paths
+        return await asyncio.to_thread(lambda: {path for path in paths if self.changed(path)})
+
     def changed(self, path: Path) -> bool:
         """Whether `path` holds other bytes than when last seen (and remember these)."""
         digest = _digest(path)
-        before = self._digests.pop(path, None)
-        if digest is not None:
-            self._digests[path] = digest
+        with self._lock:
+            before = self._digests.pop(path, None)
+            if digest is not None:
+                self._digests[path] = digest
         return digest is None or digest != before
 
     def _read_done(self, taking: asyncio.Future[dict[Path, bytes]]) -> None:
         if not taking.cancelled() and taking.exception() is None:
-            # A file seen to change meanwhile keeps its later digest.
-            self._digests = {**taking.result(), **self._digests}
+            with self._lock:  # a file seen to change meanwhile keeps its later digest
+                self._digests = {**taking.result(), **self._digests}
 
     def _read(
         self, roots: list[Path], since: float, keep_folder: Callable[[str], bool]

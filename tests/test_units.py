@@ -327,16 +327,18 @@ def test_watched_change_restarts_the_deepest_owner() -> None:
 async def test_a_file_written_again_as_it_was_is_no_edit(tmp_path: Path) -> None:
     from local_lambdas.watch_edits import Contents
 
-    names = ("same", "other", "gone", "big", "hidden/x", "late")
+    names = ("same", "other", "gone", "big", "hidden/x", "late", "bundle")
+    sizes = {"big": Contents.MAX_SIZE + 1, "bundle": 4 << 20}  # (a webpack bundle in dev)
     for name in names:
         (tmp_path / name).parent.mkdir(exist_ok=True)
-        (tmp_path / name).write_bytes(b"1" * (Contents.MAX_SIZE + 1 if name == "big" else 1))
+        (tmp_path / name).write_bytes(b"1" * sizes.get(name, 1))
         os.utime(tmp_path / name, (time.time() - 10,) * 2)  # written before watching began
     contents = Contents()
     contents.changed(tmp_path / "late")  # seen changing before the reading is done: kept
     contents.take([tmp_path], lambda name: name != "hidden")
     assert await eventually(lambda: bool(contents._digests.keys() - {tmp_path / "late"}))
     (tmp_path / "same").write_bytes(b"1")
+    (tmp_path / "bundle").write_bytes(b"1" * sizes["bundle"])
     (tmp_path / "other").write_bytes(b"2")
     (tmp_path / "gone").unlink()
     (tmp_path / "hidden/x").write_bytes(b"1")  # in a folder not read: unknown
@@ -344,8 +346,9 @@ async def test_a_file_written_again_as_it_was_is_no_edit(tmp_path: Path) -> None
     verdicts = {name: contents.changed(tmp_path / name) for name in (*names, "new")}
     assert verdicts == {
         "same": False, "other": True, "gone": True, "big": True, "hidden/x": True,
-        "late": False, "new": True,
+        "late": False, "bundle": False, "new": True,
     }  # fmt: skip
+    assert await contents.changed_among({tmp_path / "same", tmp_path / "new"}) == set()
     assert not contents.changed(tmp_path / "other")  # its new bytes, now known
     contents.stop()
 
