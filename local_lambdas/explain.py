@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import signal
 from collections.abc import Iterable, Sequence
+from pathlib import PurePath
 
 from local_lambdas.config import Process
 
@@ -81,7 +82,12 @@ def _listens_instead(process: Process, address: str, elsewhere: Sequence[str]) -
                 "<communication_mode>passthrough</communication_mode> (or http, if it "
                 "answers the JSON envelope); a pipe child listens at $PIPE_ADDRESS"
             )
-        return f"it listens on {there} instead: a pipe child listens at $PIPE_ADDRESS"
+        said = f"it listens on {there} instead: a pipe child listens at $PIPE_ADDRESS"
+        name = PurePath(address).name
+        fixed = [PurePath(at).parent for at in elsewhere if PurePath(at).name == name]
+        if fixed:  # a path written into the child, as children of the earlier tool may have
+            said += f", or run the proxy with --socket-dir {fixed[0]} to put it there"
+        return said
     if not ports:
         return (
             f"it listens on {there} instead: a child on a socket file goes under "

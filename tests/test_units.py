@@ -640,6 +640,10 @@ def test_why_a_child_is_not_ready(
     ("pipe", "/run/x/api", ["/tmp/app.sock"],
      "it listens on /tmp/app.sock instead: a pipe child listens at $PIPE_ADDRESS"),
     ("pipe", "/run/x/api", ["/a", "/b", "/c", "/d"], "it listens on /a, /b, /c ... instead"),
+    # The earlier tool's /tmp/<pipe_name>, written into the child: --socket-dir puts it there.
+    ("pipe", "/run/x/api", ["/tmp/api"],
+     "it listens on /tmp/api instead: a pipe child listens at $PIPE_ADDRESS, or run the "
+     "proxy with --socket-dir /tmp to put it there"),
 ])  # fmt: skip
 def test_where_a_child_listens_instead_is_named(
     mode: str, address: str, elsewhere: list[str], says: str
