@@ -497,6 +497,10 @@ def test_watch_filter_ignores_globs_caches_and_the_socket_dir() -> None:
     assert not keep(Change.added, "/run/ll-1/api")
     for name in ("db.sqlite3", "db.sqlite3-journal", "instance/a.sqlite", "a.pid", "a.log.1"):
         assert not keep(Change.modified, f"/p/{name}")  # what a running child writes
+    # What an editor writes as one types, before any save: Kate's swap file, LibreOffice's
+    # lock (a CSV the child reads, say), Emacs's lock, Vim's swap.
+    for name in (".app.py.kate-swp", ".~lock.rates.csv#", ".#app.py", ".app.py.swp"):
+        assert not keep(Change.added, f"/p/{name}")
 
 
 @pytest.mark.parametrize(
