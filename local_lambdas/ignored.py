@@ -11,5 +11,6 @@ from __future__ import annotations
 WATCH_IGNORE = (
     "*.log", "*.log.*", "*.tmp", "*.temp", "*.bak", "*.orig", "*.swp", "*.swx", "*~", ".#*",
     "#*#", "4913", "sed??????", ".goutputstream-*", "*___jb_tmp___", "*___jb_old___",
-    "*.kate-swp", ".~lock.*#", ".DS_Store", "*.db", "*.sqlite", "*.sqlite3", "*-journal", "*-wal", "*-shm", "*.pid",
+    "*.kate-swp", ".~lock.*#", ".DS_Store", "*.db", "*.sqlite", "*.sqlite3", "*-journal",
+    "*-wal", "*-shm", "*.pid",
 )  # fmt: skip
