@@ -250,9 +250,8 @@ def parsers() -> dict[str, Parser]:
         default=[],
         help="with --watch, also ignore files matching GLOB (repeatable). Always ignored: "
         ".git, __pycache__, node_modules, .venv and the like, hidden folders (.next, .vscode), "
-        "files git ignores, the proxy's "
-        "own output files, temporary files renamed over others, files written again with the "
-        "bytes they held, what a process's build and "
+        "files git ignores, the proxy's own output files, temporary files renamed over "
+        "others, files written again with the bytes they held, what a process's build and "
         "start write while --watch restarts it, and " + " ".join(WATCH_IGNORE),
     )
     _common(serve_p)

@@ -42,10 +42,10 @@ class Contents:
         self._lock = threading.Lock()  # (the digests: read in threads, merged on the loop)
 
     def take(self, roots: list[Path], keep_folder: Callable[[str], bool]) -> None:
-        """Read the files below the `roots` not read before, but in the folders not kept,
-        in a thread: their digests count once read (until then a change there counts as
-        one). Every file: those watch.py ignores never come to `changed`, and its filter
-        would cost four times the reading."""
+        """Read, in a thread, the files below those of `roots` not read before (not in the
+        folders `keep_folder` refuses): their digests count once read, and until then a
+        change there counts as one. Every file, filtered or not: those watch.py filters out
+        never come to `changed`, and its filter would cost four times the reading."""
         roots = [root for root in roots if root not in self._taken]
         if not roots:
             return
