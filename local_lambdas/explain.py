@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import signal
 from collections.abc import Iterable, Sequence
-from pathlib import PurePath
+from pathlib import PurePosixPath
 
 from local_lambdas.config import Process
 
@@ -47,12 +47,13 @@ def where(process: Process, address: str) -> str:
 
 def not_ready_in_time(
     process: Process, address: str, *, foreign: bool, last_lines: Iterable[str],
-    refused: str = "", elsewhere: Sequence[str] = (),
+    refused: str = "", elsewhere: Sequence[str] = (), late: str = "",
 ) -> str:  # fmt: skip
     """Why a child that runs is not ready after <startup_timeout>, with the likely fix.
-    `elsewhere`: where it listens instead, as the kernel tells (TCP host:port, socket paths)."""
+    `elsewhere`: where it listens instead, as the kernel tells (TCP host:port, socket paths);
+    `late`: how long it was waited for, when longer (readiness.Busy.worked)."""
     shown = where(process, address)
-    late = f"not ready within {process.startup_timeout:g}s (<startup_timeout>)"
+    late = late or f"not ready within {process.startup_timeout:g}s (<startup_timeout>)"
     if foreign:
         return f"{late}: another program listens on {shown}; stop it, or use another address"
     if refused:
@@ -83,8 +84,8 @@ def _listens_instead(process: Process, address: str, elsewhere: Sequence[str]) -
                 "answers the JSON envelope); a pipe child listens at $PIPE_ADDRESS"
             )
         said = f"it listens on {there} instead: a pipe child listens at $PIPE_ADDRESS"
-        name = PurePath(address).name
-        fixed = [PurePath(at).parent for at in elsewhere if PurePath(at).name == name]
+        name = PurePosixPath(address).name
+        fixed = [PurePosixPath(at).parent for at in elsewhere if PurePosixPath(at).name == name]
         if fixed:  # a path written into the child, as children of the earlier tool may have
             said += f", or run the proxy with --socket-dir {fixed[0]} to put it there"
         return said
