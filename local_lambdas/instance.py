@@ -193,9 +193,10 @@ class Instance:
         self.pid, self.requests = proc.pid, 0
         ended: BaseException | None = None  # (no wait in a finally block: see _run)
         try:
+            busy = readiness.Busy(proc.owners)
             found = await readiness.wait_until_listening(
                 self.process, address, proc.owners, seconds=self.process.startup_timeout,
-                given_up=lambda: proc.exited.done() or self._stopping,
+                given_up=lambda: proc.exited.done() or self._stopping, busy=busy,
             )  # fmt: skip
             if found:
                 self.ready_seconds = self._clock() - started
@@ -204,6 +205,7 @@ class Instance:
                 self._not_ready = explain.not_ready_in_time(
                     self.process, address, foreign=found.foreign, last_lines=self.output.lines,
                     refused=found.refused, elsewhere=listeners.held_listeners(proc.owners()),
+                    late=busy.worked(self.process.startup_timeout or 0),
                 )  # fmt: skip
                 log.warning("%s: %s; stopping it", self.name, self._not_ready)
                 await proc.terminate(self.process.stop_timeout)

@@ -1,7 +1,8 @@
 """Whether a child listens yet: the probes behind READY (docs/protocol.md, "Readiness").
 
 A child is ready when its pipe or port accepts connections, or, with <ready_path>, when that
-path answers 2xx. Where the platform can tell without connecting (Linux's sock_diag,
+path answers 2xx. One that works as it starts (Linux: compiles, installs) is waited for
+beyond <startup_timeout> (Busy). Where the platform can tell without connecting (Linux's sock_diag,
 Windows' WaitNamedPipe) nothing is sent to the child: children written for the earlier tool
 may take any connection for a request and fail on an empty one. There (Linux), a listening
 socket counts only when it belongs to the child or its descendants: with a shared socket
@@ -12,12 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import socket
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Iterable
 
 from tenacity import (
     AsyncRetrying,
+    RetryCallState,
     retry_if_result,
     stop_after_delay,
     stop_never,
@@ -25,11 +29,64 @@ from tenacity import (
 )
 
 from local_lambdas import _compat
-from local_lambdas._compat import listeners
+from local_lambdas._compat import listeners, processes
 from local_lambdas._compat.listeners import Listener
 from local_lambdas.config import Process
 
 Owners = Callable[[], Iterable[int]]
+
+
+class Busy:
+    """Whether a starting child works rather than waits: `cargo run` or `go run .` compiling
+    for a minute before it listens, `npm ci && npm start`, a JVM loading a framework. Each
+    second from its first on (the first, an interpreter's own start, is not counted), the
+    CPU its processes used (Linux, processes.cpu_ticks): a tenth of a core or more is work,
+    and <startup_timeout> counts only the time since the last such second, up to LIMIT
+    times <startup_timeout> in all. Elsewhere it is never busy."""
+
+    SHARE = 0.1  # of a core
+    LIMIT = 30  # times <startup_timeout>: 5 minutes by default
+
+    def __init__(self, owners: Owners, clock: Callable[[], float] = time.monotonic) -> None:
+        self._owners = owners
+        self._clock = clock
+        self.began = self._checked = self.idle_since = clock()
+        self._measured = processes.cpu_ticks(()) is not None
+        self._ticks: int | None = None  # (none yet: the first second sets it)
+
+    def idle_for(self) -> float:
+        """Seconds since it last worked (since it began, if it never did)."""
+        now = self._clock()
+        if self._measured and now - self._checked >= 1.0:
+            ticks = processes.cpu_ticks(self._owners())
+            if (
+                self._ticks is not None
+                and ticks is not None
+                and ticks - self._ticks >= self.SHARE * _HZ * (now - self._checked)
+            ):
+                self.idle_since = now
+            self._ticks, self._checked = ticks, now
+        return now - self.idle_since
+
+    def out_of_time(self, seconds: float) -> bool:
+        """Whether it has been idle for `seconds`, or worked for LIMIT times as long."""
+        return self.idle_for() >= seconds or self._clock() - self.began >= seconds * self.LIMIT
+
+    def worked(self, seconds: float) -> str:
+        """How its wait ended, for the reason (`explain.not_ready_in_time`): "" if within
+        `seconds` of its start, as when it never worked."""
+        waited = self._clock() - self.began
+        if waited < seconds + 1.0:
+            return ""
+        if waited >= seconds * self.LIMIT:
+            return f"not ready after {waited:.0f}s of work ({self.LIMIT} times <startup_timeout>)"
+        return (
+            f"not ready after {waited:.0f}s, the last {seconds:g}s of them without work "
+            "(<startup_timeout>)"
+        )
+
+
+_HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 async def wait_until_listening(
@@ -39,11 +96,12 @@ async def wait_until_listening(
     *,
     seconds: float | None,
     given_up: Callable[[], bool],
+    busy: Busy | None = None,
 ) -> Listener:
     """Poll (tenacity, backing off to 100 ms) until the child listens at `address`, within
-    `seconds` (None: for as long as it takes). The Listener found (true when ready: its
-    address is the one to connect to); else the last one seen, false, as soon as `given_up()`
-    or on time out."""
+    `seconds` (None: for as long as it takes), not counting what `busy` finds it working.
+    The Listener found (true when ready: its address is the one to connect to); else the
+    last one seen, false, as soon as `given_up()` or on time out."""
     last = Listener("")
 
     async def probe() -> Listener | None:
@@ -53,8 +111,15 @@ async def wait_until_listening(
         last = await listening(process, address, owners)
         return last
 
+    if seconds is None:
+        stop: Callable[[RetryCallState], bool] = stop_never
+    elif busy is None:
+        stop = stop_after_delay(seconds)
+    else:
+        limit = seconds
+        stop = lambda _: busy.out_of_time(limit)  # noqa: E731
     retrying = AsyncRetrying(
-        stop=stop_never if seconds is None else stop_after_delay(seconds),
+        stop=stop,
         wait=wait_exponential(multiplier=0.002, max=0.1),
         retry=retry_if_result(lambda found: found is not None and not found),
         retry_error_callback=lambda _: None,

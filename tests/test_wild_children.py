@@ -312,6 +312,31 @@ async def test_a_listener_another_program_opens_for_the_child_is_not_the_childs(
             os.unlink(control)
 
 
+async def test_a_child_that_compiles_before_it_listens_is_waited_for(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """`cargo run`, `go run .`: a compiler works, silently, for longer than <startup_timeout>
+    before the server listens. Working (a tenth of a core or more, its descendants' CPU
+    counted) is not waiting: it is not stopped as stuck, while one that idles as long is."""
+    compile_ = (
+        f"{PYTHON} -S -c 'import time\nt = time.time()\nwhile time.time() - t &lt; 3.5: pass'"
+    )
+    serve = f"{PYTHON} -S {CHILDREN / 'behave.py'}"
+    extra = "<startup_timeout>2s</startup_timeout><start_retries>0</start_retries>"
+    path = write_manifest(
+        f"<process><id>built</id><executable>sh</executable><arg>-c</arg>"
+        f"<arg>{compile_} &amp;&amp; exec {serve}</arg><route>/b/*</route>{extra}</process>",
+        f"<process><id>idle</id><executable>sh</executable><arg>-c</arg>"
+        f"<arg>sleep 3.5 &amp;&amp; exec {serve}</arg><route>/i/*</route>{extra}</process>",
+    )
+    async with running(path, socket_dir, wait=False) as run:
+        built, idle = run.pool("built"), run.pool("idle")
+        assert await built.wait_for(lambda: built.state.value == "READY", 15), built.why_not_ready()
+        assert run.child("built").restarts == 0 and (run.child("built").ready_seconds or 0) > 3
+        assert idle.state.value == "FATAL"
+        assert "not ready within 2s (<startup_timeout>)" in idle.why_not_ready()
+
+
 async def test_a_wrapper_that_backgrounds_its_server_and_exits_is_told_so(
     write_manifest: WriteManifest, socket_dir: Path
 ) -> None:

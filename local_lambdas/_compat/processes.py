@@ -201,6 +201,22 @@ def descendants(pid: int, mark: str) -> list[int]:
     return marked(mark)
 
 
+def cpu_ticks(pids: Iterable[int]) -> int | None:
+    """Linux: the CPU time these processes used, with that of the children they waited for
+    (a compiler's, under cargo or make), in clock ticks; None elsewhere."""
+    if not IS_LINUX:
+        return None
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as stat:
+                fields = stat.read().rpartition(b")")[2].split()
+        except OSError:
+            continue  # gone
+        total += sum(int(field) for field in fields[11:15])  # utime stime cutime cstime
+    return total
+
+
 def command_line(pid: int) -> str:
     """A process's command line, as ps shows it (Linux; elsewhere, and once it is gone, "")."""
     try:
