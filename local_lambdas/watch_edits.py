@@ -36,7 +36,7 @@ class Contents:
     MAX_SECONDS = 2.0
 
     def __init__(self) -> None:
-        self._digests: dict[Path, bytes] = {}
+        self._digests: dict[str, bytes] = {}  # (by path as text: 20,000 Paths weigh 10 MB)
         self._taken: set[Path] = set()  # the folders whose files were (or are being) read
         self._stopped = threading.Event()
         self._lock = threading.Lock()  # (the digests: read in threads, merged on the loop)
@@ -69,28 +69,28 @@ class Contents:
         """Whether `path` holds other bytes than when last seen (and remember these)."""
         digest = _digest(path)
         with self._lock:
-            before = self._digests.pop(path, None)
+            before = self._digests.pop(str(path), None)
             if digest is not None:
-                self._digests[path] = digest
+                self._digests[str(path)] = digest
         return digest is None or digest != before
 
-    def _read_done(self, taking: asyncio.Future[dict[Path, bytes]]) -> None:
+    def _read_done(self, taking: asyncio.Future[dict[str, bytes]]) -> None:
         if not taking.cancelled() and taking.exception() is None:
             with self._lock:  # a file seen to change meanwhile keeps its later digest
                 self._digests = {**taking.result(), **self._digests}
 
     def _read(
         self, roots: list[Path], since: float, keep_folder: Callable[[str], bool]
-    ) -> dict[Path, bytes]:
+    ) -> dict[str, bytes]:
         """The digests of the files below `roots` not modified since `since`, in the
         folders kept; as many as MAX_FILES and MAX_SECONDS allow."""
-        found: dict[Path, bytes] = {}
+        found: dict[str, bytes] = {}
         deadline = time.monotonic() + self.MAX_SECONDS
         for root in roots:
             for folder, folders, files in os.walk(root):
                 folders[:] = [name for name in folders if keep_folder(name)]
                 for name in files:
-                    path = Path(folder, name)
+                    path = os.path.join(folder, name)
                     if (digest := _digest(path, since)) is not None:
                         found[path] = digest
                     if (
@@ -102,18 +102,19 @@ class Contents:
         return found
 
 
-def _digest(path: Path, since: float = math.inf) -> bytes | None:
+def _digest(path: Path | str, since: float = math.inf) -> bytes | None:
     """A regular file's digest, None for one that is not, is larger than Contents.MAX_SIZE,
     cannot be read or was modified since `since`."""
     try:
-        status = path.stat()
+        status = os.stat(path)
         if (
             not stat.S_ISREG(status.st_mode)
             or status.st_size > Contents.MAX_SIZE
             or status.st_mtime >= since
         ):
             return None
-        return hashlib.blake2b(path.read_bytes(), digest_size=16).digest()
+        with open(path, "rb") as file:
+            return hashlib.blake2b(file.read(), digest_size=16).digest()
     except OSError:
         return None
 

@@ -365,7 +365,7 @@ async def test_a_file_written_again_as_it_was_is_no_edit(tmp_path: Path) -> None
     contents = Contents()
     contents.changed(tmp_path / "late")  # seen changing before the reading is done: kept
     contents.take([tmp_path], lambda name: name != "hidden")
-    assert await eventually(lambda: bool(contents._digests.keys() - {tmp_path / "late"}))
+    assert await eventually(lambda: bool(contents._digests.keys() - {str(tmp_path / "late")}))
     (tmp_path / "same").write_bytes(b"1")
     (tmp_path / "bundle").write_bytes(b"1" * sizes["bundle"])
     (tmp_path / "other").write_bytes(b"2")
