@@ -8,6 +8,8 @@ the prefix, HEAD, an event stream as it is flushed, a client that leaves a strea
 that leaves no process behind. The servers that speak WebSocket (uvicorn with the websockets
 package, Express with ws) get a WebSocket's questions too: the subprotocol they choose, text
 and a 1 MiB binary message, close codes and reasons both ways, and their death mid-connection.
+esbuild's development server (installed with Express) serves on, though it stops when its
+standard input ends.
 """
 
 from __future__ import annotations
@@ -175,3 +177,28 @@ async def test_a_frameworks_websocket_behind_pass_through(
             ended = await socket.receive(10)
             assert ended.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
             assert socket.close_code == 1011, (ended, socket.close_code)
+
+
+async def test_esbuilds_dev_server_serves_on(
+    express: Path, write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """esbuild's --serve stops as soon as its standard input ends ("[serve] stopped
+    automatically because stdin was closed"): a child's input is held open (spawned.py)."""
+    esbuild = express / "node_modules" / ".bin" / "esbuild"
+    if not esbuild.exists():
+        pytest.skip("npm installed no esbuild (its platform package is missing)")
+    (express / "in.js").write_text("console.log('bundled')")
+    args = ["in.js", "--bundle", "--outdir=out", "--servedir=.", "--serve=127.0.0.1:${PORT}"]
+    path = write_manifest(
+        f"<process><id>esb</id><executable>{esbuild}</executable>"
+        + "".join(f"<arg>{arg}</arg>" for arg in args)
+        + f"<working_dir>{express}</working_dir><route>/esb/*</route>"
+        "<strip_prefix>/esb</strip_prefix><communication_mode>passthrough</communication_mode>"
+        "</process>"
+    )
+    async with running(path, socket_dir) as run:
+        pid = run.child("esb").pid
+        for _ in range(3):
+            async with run.http.get(run.url + "/esb/out/in.js") as reply:
+                assert reply.status == 200 and "bundled" in await reply.text()
+        assert run.child("esb").pid == pid and run.child("esb").restarts == 0
