@@ -2,11 +2,12 @@
 
 A child is ready when its pipe or port accepts connections, or, with <ready_path>, when that
 path answers 2xx. One that works as it starts (Linux: compiles, installs) is waited for
-beyond <startup_timeout> (Busy). Where the platform can tell without connecting (Linux's sock_diag,
-Windows' WaitNamedPipe) nothing is sent to the child: children written for the earlier tool
-may take any connection for a request and fail on an empty one. There (Linux), a listening
-socket counts only when it belongs to the child or its descendants: with a shared socket
-directory or a fixed port, another program could be listening at the child's address.
+beyond <startup_timeout> (Busy). Where the platform can tell without connecting (Linux's
+sock_diag, Windows' WaitNamedPipe) nothing is sent to the child: children written for the
+earlier tool may take any connection for a request and fail on an empty one. There (Linux),
+a listening socket counts only when it belongs to the child or its descendants: with a
+shared socket directory or a fixed port, another program could be listening at the child's
+address.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ async def wait_until_listening(
     elif busy is None:
         stop = stop_after_delay(seconds)
     else:
-        limit = seconds
+        limit = seconds  # (a float, for the closure)
         stop = lambda _: busy.out_of_time(limit)  # noqa: E731
     retrying = AsyncRetrying(
         stop=stop,
