@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -13,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -1029,17 +1031,27 @@ async def test_watch_never_reacts_to_the_proxys_own_output(
     assert len(restarts) == 1, restarts
 
 
+@contextlib.asynccontextmanager
+async def watching(path: Path, cwd: Path, *more: str) -> AsyncIterator[tuple[Cli, int]]:
+    """`local-lambdas --watch` on `path`, run from `cwd`, once its process `svc` is ready (its
+    pid given) and the files are watched; stopped at the block's end with SIGTERM, which
+    must end it cleanly."""
+    async with cli(path.name, "--bind", "127.0.0.1:0", "--watch", *more, cwd=cwd) as run:
+        first = int((await run.expect(r"svc: ready .*\(pid (\d+)")).group(1))
+        await run.expect(r"watching ")
+        yield run, first
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
+
+
 async def test_watch_builds_before_a_restart_and_keeps_serving_when_it_fails(
     write_manifest: WriteManifest, tmp_path: Path
 ) -> None:
     (tmp_path / "BUILD_OK").write_text("")
     build = "echo building; test -f BUILD_OK"
     path = write_manifest(process_xml("svc", "/api/*", extra=f"<build>{build}</build>"))
-    args = (path.name, "--bind", "127.0.0.1:0", "--watch", "--watch-include", "*.go")
-    async with cli(*args, cwd=tmp_path) as run:
+    async with watching(path, tmp_path, "--watch-include", "*.go") as (run, first):
         url = (await run.expect(r"listening on (http://\S+)")).group(1)
-        first = int((await run.expect(r"svc: ready .*\(pid (\d+)")).group(1))
-        await run.expect(r"watching ")
         assert any(line.startswith("svc build") and "building" in line for line in run.lines)
         # Not *.go: not watched, so no restart within several debounce periods.
         (tmp_path / "notes.txt").write_text("x")
@@ -1055,8 +1067,6 @@ async def test_watch_builds_before_a_restart_and_keeps_serving_when_it_fails(
         async with aiohttp.ClientSession() as http:
             async with http.get(url + "/api/pid") as reply:
                 assert reply.status == 200 and int(await reply.text()) == second
-        run.proc.send_signal(signal.SIGTERM)
-        assert await run.finish() == 0
     assert len([line for line in run.lines if "files changed" in line]) == 2, run.lines
 
 
@@ -1068,9 +1078,7 @@ async def test_watch_is_not_set_off_by_what_its_own_restart_writes(
     build = "cat main.src > server.out; date > built.txt"
     path = write_manifest(process_xml("svc", "/api/*", extra=f"<build>{build}</build>"))
     (tmp_path / "main.src").write_text("1")
-    async with cli(path.name, "--bind", "127.0.0.1:0", "--watch", cwd=tmp_path) as run:
-        first = int((await run.expect(r"svc: ready .*\(pid (\d+)")).group(1))
-        await run.expect(r"watching ")
+    async with watching(path, tmp_path) as (run, first):
         (tmp_path / "db.sqlite3").write_text("rows")
         (tmp_path / "main.src").write_text("2")
         await run.expect(r"files changed: restarting svc \(main.src\)$")
@@ -1082,8 +1090,6 @@ async def test_watch_is_not_set_off_by_what_its_own_restart_writes(
         )
         (tmp_path / "main.src").write_text("3")  # and the next edit restarts it again
         await run.expect(rf"svc: ready .*\(pid (?!{first},|{second},)(\d+)")
-        run.proc.send_signal(signal.SIGTERM)
-        assert await run.finish() == 0
     assert (tmp_path / "server.out").read_text() == "3"
     assert sum("files changed" in line for line in run.lines) == 2, run.lines
 
@@ -1097,16 +1103,12 @@ async def test_watch_is_not_set_off_by_what_tools_write_in_hidden_folders(
     path = write_manifest(process_xml("svc", "/api/*"))
     for folder in (".next/server", ".vscode"):
         (tmp_path / folder).mkdir(parents=True)
-    async with cli(path.name, "--bind", "127.0.0.1:0", "--watch", cwd=tmp_path) as run:
-        first = int((await run.expect(r"svc: ready .*\(pid (\d+)")).group(1))
-        await run.expect(r"watching ")
+    async with watching(path, tmp_path) as (run, first):
         (tmp_path / ".next/server/pages-manifest.json").write_text("{}")
         (tmp_path / ".vscode/settings.json").write_text("{}")
         (tmp_path / ".flaskenv").write_text("FLASK_DEBUG=1")
         await run.expect(r"files changed: restarting svc \(\.flaskenv\)$")
         await run.expect(rf"svc: ready .*\(pid (?!{first},)")
-        run.proc.send_signal(signal.SIGTERM)
-        assert await run.finish() == 0
     assert sum("files changed" in line for line in run.lines) == 1, run.lines
 
 
@@ -1125,9 +1127,7 @@ async def test_watch_is_not_set_off_by_a_file_written_again_as_it_was(
     )
     for name in ("main.src", "built.out"):
         (tmp_path / name).write_text("1")
-    async with cli(path.name, "--bind", "127.0.0.1:0", "--watch", cwd=tmp_path) as run:
-        first = int((await run.expect(r"svc: ready .*\(pid (\d+)")).group(1))
-        await run.expect(r"watching ")
+    async with watching(path, tmp_path) as (run, first):
         await run.expect(r"svc +\| compiled")  # the same bytes: no restart
         (tmp_path / "main.src").write_text("2")
         await run.expect(r"files changed: restarting svc \(main.src\)$")
@@ -1137,8 +1137,6 @@ async def test_watch_is_not_set_off_by_a_file_written_again_as_it_was(
         assert not await eventually(
             lambda: sum("files changed" in line for line in run.lines) > 2, 2
         )
-        run.proc.send_signal(signal.SIGTERM)
-        assert await run.finish() == 0
     assert sum("files changed" in line for line in run.lines) == 2, run.lines
 
 
