@@ -39,11 +39,12 @@ Owners = Callable[[], Iterable[int]]
 
 class Busy:
     """Whether a starting child works rather than waits: `cargo run` or `go run .` compiling
-    for a minute before it listens, `npm ci && npm start`, a JVM loading a framework. Each
-    second from its first on (the first, an interpreter's own start, is not counted), the
-    CPU its processes used (Linux, processes.cpu_ticks): a tenth of a core or more is work,
-    and <startup_timeout> counts only the time since the last such second, up to LIMIT
-    times <startup_timeout> in all. Elsewhere it is never busy."""
+    for a minute before it listens, `npm ci && npm start`, a JVM loading a framework. About
+    each second from its first on (the first, an interpreter's own start, is not counted),
+    and before it is given up on, the CPU its processes used (Linux, processes.cpu_ticks):
+    a tenth of a core or more is work, and <startup_timeout> counts only the time since it
+    was last seen working, up to LIMIT times <startup_timeout> in all. Elsewhere it is never
+    busy."""
 
     SHARE = 0.1  # of a core
     LIMIT = 30  # times <startup_timeout>: 5 minutes by default
@@ -55,23 +56,28 @@ class Busy:
         self._measured = processes.cpu_ticks(()) is not None
         self._ticks: int | None = None  # (none yet: the first second sets it)
 
-    def idle_for(self) -> float:
-        """Seconds since it last worked (since it began, if it never did)."""
-        now = self._clock()
-        if self._measured and now - self._checked >= 1.0:
-            ticks = processes.cpu_ticks(self._owners())
-            if (
-                self._ticks is not None
-                and ticks is not None
-                and ticks - self._ticks >= self.SHARE * _HZ * (now - self._checked)
-            ):
-                self.idle_since = now
-            self._ticks, self._checked = ticks, now
-        return now - self.idle_since
-
     def out_of_time(self, seconds: float) -> bool:
-        """Whether it has been idle for `seconds`, or worked for LIMIT times as long."""
-        return self.idle_for() >= seconds or self._clock() - self.began >= seconds * self.LIMIT
+        """Whether it has been idle for `seconds` (looked at again first, if it seems so:
+        a second's work just ended counts), or worked for LIMIT times as long."""
+        now = self._clock()
+        if now - self._checked >= 1.0 or (
+            now - self.idle_since >= seconds and now - self._checked >= 0.25
+        ):
+            self._look(now)
+        return now - self.idle_since >= seconds or now - self.began >= seconds * self.LIMIT
+
+    def _look(self, now: float) -> None:
+        """Whether it worked since it was last looked at (the first look sets where from)."""
+        if not self._measured:
+            return
+        ticks = processes.cpu_ticks(self._owners())
+        if (
+            self._ticks is not None
+            and ticks is not None
+            and ticks - self._ticks >= self.SHARE * _HZ * (now - self._checked)
+        ):
+            self.idle_since = now
+        self._ticks, self._checked = ticks, now
 
     def worked(self, seconds: float) -> str:
         """How its wait ended, for the reason (`explain.not_ready_in_time`): "" if within
