@@ -82,16 +82,16 @@ async def test_a_server_that_stops_when_its_input_ends_serves_on(
 ) -> None:
     """esbuild's --serve, Tailwind's --watch, a .NET program held up by Console.ReadLine()
     stop when their standard input ends: a child's input is held open, as a terminal no one
-    types into (a <task>'s is not: tests/test_start_order.py)."""
-    path = write_manifest(wild("esb", "/esb/*", "stdin-bound"))
+    types into (a <task>'s is not: tests/test_start_order.py; Windows: test_windows.py; the
+    real esbuild: test_frameworks.py)."""
+    path = write_manifest(process_xml("in", "/in/*", script="input_bound.py"))
     async with running(path, socket_dir) as run:
-        pid = run.child("esb").pid
+        pid = run.child("in").pid
         for _ in range(3):
-            async with run.http.get(run.url + "/esb/x") as reply:
-                assert reply.status == 200
-                assert json.loads(await reply.text())["pid"] == pid
-        assert run.child("esb").restarts == 0
-        assert "stopped automatically" not in "\n".join(run.child("esb").output.lines)
+            async with run.http.get(run.url + "/in/x") as reply:
+                assert reply.status == 200 and await reply.text() == "still here"
+        assert run.child("in").pid == pid and run.child("in").restarts == 0
+        assert "my input ended" not in "\n".join(run.child("in").output.lines)
 
 
 @NEEDS_NODE

@@ -256,3 +256,21 @@ async def test_an_exit_is_seen_though_a_grandchild_holds_the_output(
         async with run.http.post(run.url + "/w/x", data=b"hi") as reply:
             assert reply.status == 201
         assert await gone(old_sleeper)  # the first start's job object took it
+
+
+async def test_a_child_that_stops_when_its_input_ends_serves_on(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """A Windows child's standard input is a pipe held open too (spawned.py): one held up by
+    Console.ReadLine(), or input() here, serves on."""
+    path = write_manifest(
+        f"<process><id>in</id><executable>{PYTHON}</executable>"
+        f"<arg>{CHILDREN / 'input_bound.py'}</arg><route>/in/*</route>"
+        "<communication_mode>pipe-keepalive</communication_mode></process>"
+    )
+    async with running(path, socket_dir) as run:
+        pid = run.child("in").pid
+        for _ in range(3):
+            async with run.http.get(run.url + "/in/x") as reply:
+                assert reply.status == 200 and await reply.text() == "still here"
+        assert run.child("in").pid == pid and run.child("in").restarts == 0

@@ -18,8 +18,6 @@ sleep           prints a line and sleeps (listens nowhere)
 stuck           listens on $PORT with a backlog of one and never accepts, as a server
                 stopped at a breakpoint
 flood           prints numbered lines as fast as it can, for ever
-stdin-bound     a web server on $PORT that stops when its standard input ends, as esbuild's
-                --serve ("stopped automatically because stdin was closed")
 reloading FLAG  a web server on $PORT that, as a dev server reloading itself (Django's
                 runserver, nodemon), closes its port after answering GET .../reload, prints
                 "reloading", and listens again once the file FLAG exists (then removed);
@@ -154,11 +152,6 @@ elif what == "reloading":
         while not os.path.exists(flag):
             time.sleep(0.01)
         os.unlink(flag)
-elif what == "stdin-bound":
-    web = HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Answer)
-    threading.Thread(target=web.serve_forever, daemon=True).start()
-    sys.stdin.read()
-    print("stopped automatically because stdin was closed", flush=True)
 elif what == "sleep":
     print("up, listening nowhere", flush=True)
     time.sleep(3600)
