@@ -16,7 +16,14 @@ from typing import Any
 import pytest
 
 from local_lambdas import _compat
-from tests.helpers import CHILDREN, PYTHON, WriteManifest, eventually, running
+from tests.helpers import (
+    CHILDREN,
+    PYTHON,
+    WriteManifest,
+    eventually,
+    running,
+    serves_with_its_input_held,
+)
 
 pytestmark = pytest.mark.skipif(sys.platform != "win32", reason="Windows only")
 
@@ -263,14 +270,4 @@ async def test_a_child_that_stops_when_its_input_ends_serves_on(
 ) -> None:
     """A Windows child's standard input is a pipe held open too (spawned.py): one held up by
     Console.ReadLine(), or input() here, serves on."""
-    path = write_manifest(
-        f"<process><id>in</id><executable>{PYTHON}</executable>"
-        f"<arg>{CHILDREN / 'input_bound.py'}</arg><route>/in/*</route>"
-        "<communication_mode>pipe-keepalive</communication_mode></process>"
-    )
-    async with running(path, socket_dir) as run:
-        pid = run.child("in").pid
-        for _ in range(3):
-            async with run.http.get(run.url + "/in/x") as reply:
-                assert reply.status == 200 and await reply.text() == "still here"
-        assert run.child("in").pid == pid and run.child("in").restarts == 0
+    await serves_with_its_input_held(write_manifest, socket_dir, "pipe-keepalive")
