@@ -4,11 +4,13 @@ that keeps the pipes open, as `npm start` and `sh -c 'daemon & exec server'` lea
 hide the exit. `terminate` stops it and everything descended from it (docs/protocol.md,
 "Stopping"). Instances (instance.py) and tasks (tasks.py) are started this way.
 
-A server's standard input is a pipe the proxy holds open and never writes, as a terminal no
-one types into: servers that stop when their input ends (esbuild's --serve, Tailwind's
---watch, a `Console.ReadLine()` keeping a .NET program up) keep serving, and stop by
-themselves should the proxy be killed. A task's or build's is /dev/null, so that a prompt
-(apt-get's "Do you want to continue?") ends it instead of waiting for ever.
+A server's standard input is a pipe the proxy holds open and never writes (POSIX), as a
+terminal no one types into: servers that stop when their input ends (esbuild's --serve,
+Tailwind's --watch) keep serving, and stop by themselves should the proxy be killed. A
+task's or build's is /dev/null, so that a prompt (apt-get's "Do you want to continue?")
+ends it instead of waiting for ever. On Windows every input is NUL: under Wine, the Proactor
+loop's watch on such a pipe failed at a child's stop (WinError 12, left set as a
+SystemError), and no real Windows was at hand to tell whether it is Wine's alone.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Literal, cast
 
-from local_lambdas._compat import adoption, processes
+from local_lambdas._compat import IS_WINDOWS, adoption, processes
 
 if TYPE_CHECKING:
     from local_lambdas.orphan_watchdog import Watchdog
@@ -41,7 +43,7 @@ async def spawn(
 ) -> Spawned:  # fmt: skip
     """Start `executable` in a process group of its own, its output to `output`, the group
     watched by `watchdog` until `release`; raises OSError when it cannot be started. Its
-    input: a pipe kept open while `serving`, else /dev/null (a task)."""
+    input: a pipe kept open while `serving` (POSIX), else /dev/null (a task; Windows)."""
     loop = asyncio.get_running_loop()
     with adoption.starting():
         _, started = await loop.subprocess_exec(
@@ -50,7 +52,9 @@ async def spawn(
             *args,
             cwd=cwd,
             env=env,
-            stdin=asyncio.subprocess.PIPE if serving else asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.PIPE
+            if serving and not IS_WINDOWS
+            else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             **processes.spawn_options(),
