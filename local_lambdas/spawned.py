@@ -35,6 +35,8 @@ log = logging.getLogger("local_lambdas.spawned")
 _MAX_LINE = 64 * 1024
 _KILLED_WAIT = 5.0  # after SIGKILL, the longest wait for the exit to be seen
 Output = Callable[[Literal["stdout", "stderr"], list[bytes]], None]
+# A server's input (see above): a pipe held open, but on Windows.
+_SERVERS_INPUT = asyncio.subprocess.DEVNULL if IS_WINDOWS else asyncio.subprocess.PIPE
 
 
 async def spawn(
@@ -52,9 +54,7 @@ async def spawn(
             *args,
             cwd=cwd,
             env=env,
-            stdin=asyncio.subprocess.PIPE
-            if serving and not IS_WINDOWS
-            else asyncio.subprocess.DEVNULL,
+            stdin=_SERVERS_INPUT if serving else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             **processes.spawn_options(),
