@@ -37,7 +37,7 @@ from pathlib import Path
 from watchfiles import Change, DefaultFilter, awatch  # only --watch imports this module
 
 from local_lambdas.ignored import WATCH_IGNORE
-from local_lambdas.watch_edits import Contents, Doings, git_ignored
+from local_lambdas.watch_edits import Contents, Doings, deepest, git_ignored
 
 log = logging.getLogger("local_lambdas.watch")
 
@@ -196,10 +196,8 @@ def hidden(path: Path, roots: Sequence[Path]) -> bool:
     keep their caches and settings there (.next, .nuxt, .svelte-kit, .vite, .angular,
     .cache, .vscode...), not the program's code; Next.js's dev server writes .next/ as it
     compiles a page, long after it started. (A hidden file, .flaskenv say, is watched.)"""
-    holding = [root for root in roots if path.is_relative_to(root)]
-    below = (
-        path.relative_to(max(holding, key=lambda root: len(root.parts))).parts if holding else ()
-    )
+    root = deepest(path, roots)
+    below = path.relative_to(root).parts if root is not None else ()
     if not below:
         return False
     *folders, name = below
@@ -213,8 +211,8 @@ def _named(changed: set[Path], dirs: dict[str, Path]) -> str:
     if not changed:
         return ""
     first = min(changed)
-    holding = [d for d in dirs.values() if first.is_relative_to(d)]
-    name = str(first.relative_to(max(holding, key=lambda d: len(d.parts)))) if holding else first
+    root = deepest(first, dirs.values())
+    name = first.relative_to(root) if root is not None else first
     return f"{name} +{len(changed) - 1} more" if len(changed) > 1 else str(name)
 
 

@@ -12,7 +12,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 log = logging.getLogger("local_lambdas.watch")
@@ -181,6 +181,12 @@ class Doings:
         return self._began - self.SLACK <= mtime <= ended
 
 
+def deepest(path: Path, roots: Iterable[Path]) -> Path | None:
+    """The deepest of `roots` holding `path` (the folder it counts as in), None if none does."""
+    holding = [root for root in roots if path.is_relative_to(root)]
+    return max(holding, key=lambda root: len(root.parts)) if holding else None
+
+
 async def git_ignored(changed: set[Path], roots: list[Path]) -> set[Path]:
     """Those of the changed files that git ignores (.gitignore files, .git/info/exclude, the
     user's excludes file): build output, data, uploads, caches, what nobody edits. Asked of
@@ -188,9 +194,8 @@ async def git_ignored(changed: set[Path], roots: list[Path]) -> set[Path]:
     tree, and a file git tracks is never ignored."""
     under: dict[Path, list[Path]] = {}
     for path in changed:
-        holding = [root for root in roots if path.is_relative_to(root)]
-        if holding:
-            under.setdefault(max(holding, key=lambda r: len(r.parts)), []).append(path)
+        if (root := deepest(path, roots)) is not None:
+            under.setdefault(root, []).append(path)
     ignored: set[Path] = set()
     for root, paths in under.items():
         ignored |= await _check_ignore(root, paths)
