@@ -4,13 +4,11 @@ that keeps the pipes open, as `npm start` and `sh -c 'daemon & exec server'` lea
 hide the exit. `terminate` stops it and everything descended from it (docs/protocol.md,
 "Stopping"). Instances (instance.py) and tasks (tasks.py) are started this way.
 
-A server's standard input is a pipe the proxy holds open and never writes (POSIX), as a
-terminal no one types into: servers that stop when their input ends (esbuild's --serve,
-Tailwind's --watch) keep serving, and stop by themselves should the proxy be killed. A
-task's or build's is /dev/null, so that a prompt (apt-get's "Do you want to continue?")
-ends it instead of waiting for ever. On Windows every input is NUL: under Wine, the Proactor
-loop's watch on such a pipe failed at a child's stop (WinError 12, left set as a
-SystemError), and no real Windows was at hand to tell whether it is Wine's alone.
+A server's standard input is a pipe the proxy holds open and never writes, as a terminal no
+one types into: servers that stop when their input ends (esbuild's --serve, Tailwind's
+--watch) keep serving, and stop by themselves should the proxy be killed. A task's or
+build's is /dev/null (NUL), so that a prompt (apt-get's "Do you want to continue?") ends it
+instead of waiting for ever.
 """
 
 from __future__ import annotations
@@ -23,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Literal, cast
 
-from local_lambdas._compat import IS_WINDOWS, adoption, processes
+from local_lambdas._compat import adoption, processes
 
 if TYPE_CHECKING:
     from local_lambdas.orphan_watchdog import Watchdog
@@ -35,8 +33,6 @@ log = logging.getLogger("local_lambdas.spawned")
 _MAX_LINE = 64 * 1024
 _KILLED_WAIT = 5.0  # after SIGKILL, the longest wait for the exit to be seen
 Output = Callable[[Literal["stdout", "stderr"], list[bytes]], None]
-# A server's input (see above): a pipe held open, but on Windows.
-_SERVERS_INPUT = asyncio.subprocess.DEVNULL if IS_WINDOWS else asyncio.subprocess.PIPE
 
 
 async def spawn(
@@ -45,7 +41,7 @@ async def spawn(
 ) -> Spawned:  # fmt: skip
     """Start `executable` in a process group of its own, its output to `output`, the group
     watched by `watchdog` until `release`; raises OSError when it cannot be started. Its
-    input: a pipe kept open while `serving` (POSIX), else /dev/null (a task; Windows)."""
+    input: a pipe kept open while `serving`, else /dev/null (a task, a build)."""
     loop = asyncio.get_running_loop()
     with adoption.starting():
         _, started = await loop.subprocess_exec(
@@ -54,7 +50,7 @@ async def spawn(
             *args,
             cwd=cwd,
             env=env,
-            stdin=_SERVERS_INPUT if serving else asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.PIPE if serving else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             **processes.spawn_options(),

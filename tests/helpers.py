@@ -153,6 +153,20 @@ async def running(
             yield Running(run.url, run, http)
 
 
+async def serves_with_its_input_held(
+    write_manifest: WriteManifest, socket_dir: Path, mode: str
+) -> None:
+    """input_bound.py, a child that stops when its standard input ends, serves request after
+    request from one process, never restarted: a child's input is held open (spawned.py)."""
+    path = write_manifest(process_xml("in", "/in/*", mode=mode, script="input_bound.py"))
+    async with running(path, socket_dir) as run:
+        pid = run.child("in").pid
+        for _ in range(3):
+            async with run.http.get(run.url + "/in/x") as reply:
+                assert reply.status == 200 and await reply.text() == "still here"
+        assert run.child("in").pid == pid and run.child("in").restarts == 0
+
+
 # The mark of a test that takes its proxy from the `shared` fixture: it runs on the module's
 # event loop, where the shared proxies live.
 ON_SHARED_LOOP = pytest.mark.asyncio(loop_scope="module")

@@ -39,6 +39,7 @@ from tests.helpers import (
     process_xml,
     processes_running,
     running,
+    serves_with_its_input_held,
 )
 
 pytestmark = pytest.mark.skipif(not _compat.IS_LINUX, reason="Linux process tables and signals")
@@ -82,15 +83,9 @@ async def test_a_server_that_stops_when_its_input_ends_serves_on(
 ) -> None:
     """esbuild's --serve, Tailwind's --watch, a .NET program held up by Console.ReadLine()
     stop when their standard input ends: a child's input is held open, as a terminal no one
-    types into (a <task>'s is not: tests/test_start_order.py; the real esbuild:
-    test_frameworks.py). POSIX only: see spawned.py on Windows."""
-    path = write_manifest(process_xml("in", "/in/*", script="input_bound.py"))
-    async with running(path, socket_dir) as run:
-        pid = run.child("in").pid
-        for _ in range(3):
-            async with run.http.get(run.url + "/in/x") as reply:
-                assert reply.status == 200 and await reply.text() == "still here"
-        assert run.child("in").pid == pid and run.child("in").restarts == 0
+    types into (a <task>'s is not: tests/test_start_order.py; Windows: test_windows.py; the
+    real esbuild: test_frameworks.py)."""
+    await serves_with_its_input_held(write_manifest, socket_dir, "pipe")
 
 
 @NEEDS_NODE

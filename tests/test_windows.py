@@ -22,6 +22,7 @@ from tests.helpers import (
     WriteManifest,
     eventually,
     running,
+    serves_with_its_input_held,
 )
 
 pytestmark = pytest.mark.skipif(sys.platform != "win32", reason="Windows only")
@@ -262,3 +263,11 @@ async def test_an_exit_is_seen_though_a_grandchild_holds_the_output(
         async with run.http.post(run.url + "/w/x", data=b"hi") as reply:
             assert reply.status == 201
         assert await gone(old_sleeper)  # the first start's job object took it
+
+
+async def test_a_child_that_stops_when_its_input_ends_serves_on(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """A Windows child's standard input is a pipe held open too (spawned.py): one held up by
+    Console.ReadLine(), or input() here, serves on."""
+    await serves_with_its_input_held(write_manifest, socket_dir, "pipe-keepalive")

@@ -111,13 +111,12 @@ def stop_group(pid: int) -> bool:
     on the SIGKILL <stop_timeout> later; Windows: CTRL_BREAK_EVENT to the child's console
     process group). False when no such group is left."""
     if sys.platform == "win32":
-        try:
-            os.kill(pid, signal.CTRL_BREAK_EVENT)
-        except (OSError, SystemError):
-            # Without a console shared with the child (a service, CI, Wine) there is no
-            # Ctrl+Break to send: the caller goes on to kill_group.
-            return False
-        return True
+        # Not os.kill(pid, CTRL_BREAK_EVENT): where the event cannot be sent (no console
+        # shared with the child: a service, CI, Wine) CPython 3.11's os.kill goes on to
+        # TerminateProcess, which kills the child at once, and returns with the error still
+        # set, raised later as a SystemError by whatever runs next (a stop failed so). Then
+        # there is no Ctrl+Break to send: the caller goes on to kill_group.
+        return bool(ctypes.windll.kernel32.GenerateConsoleCtrlEvent(signal.CTRL_BREAK_EVENT, pid))
     if not _killpg(pid, signal.SIGTERM):
         return False
     _killpg(pid, signal.SIGCONT)  # (the group may be gone already: the SIGTERM ended it)
