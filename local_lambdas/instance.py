@@ -193,22 +193,7 @@ class Instance:
         self.pid, self.requests = proc.pid, 0
         ended: BaseException | None = None  # (no wait in a finally block: see _run)
         try:
-            busy = readiness.Busy(proc.owners)
-            found = await readiness.wait_until_listening(
-                self.process, address, proc.owners, seconds=self.process.startup_timeout,
-                given_up=lambda: proc.exited.done() or self._stopping, busy=busy,
-            )  # fmt: skip
-            if found:
-                self.ready_seconds = self._clock() - started
-                await self._serve_while_running(proc, address, found.address)
-            elif not proc.exited.done() and not self._stopping:
-                self._not_ready = explain.not_ready_in_time(
-                    self.process, address, foreign=found.foreign, last_lines=self.output.lines,
-                    refused=found.refused, elsewhere=listeners.held_listeners(proc.owners()),
-                    late=busy.worked(self.process.startup_timeout or 0),
-                )  # fmt: skip
-                log.warning("%s: %s; stopping it", self.name, self._not_ready)
-                await proc.terminate(self.process.stop_timeout)
+            await self._serve_once_listening(proc, address, started)
             await proc.exited
         except BaseException as ending:
             ended = ending
@@ -224,6 +209,27 @@ class Instance:
         # (Its last lines reach its output tail before the exit is reported.)
         await proc.release(_LAST_OUTPUT_WAIT, kill_left=not self._stopping)
         return code
+
+    async def _serve_once_listening(self, proc: Spawned, address: str, started: float) -> None:
+        """READY once its process listens at `address` (within <startup_timeout>, judged as
+        readiness.Busy says), serving until it exits; else `_not_ready` says why, and the
+        process is stopped."""
+        busy = readiness.Busy(proc.owners)
+        found = await readiness.wait_until_listening(
+            self.process, address, proc.owners, seconds=self.process.startup_timeout,
+            given_up=lambda: proc.exited.done() or self._stopping, busy=busy,
+        )  # fmt: skip
+        if found:
+            self.ready_seconds = self._clock() - started
+            await self._serve_while_running(proc, address, found.address)
+        elif not proc.exited.done() and not self._stopping:
+            self._not_ready = explain.not_ready_in_time(
+                self.process, address, foreign=found.foreign, last_lines=self.output.lines,
+                refused=found.refused, elsewhere=listeners.held_listeners(proc.owners()),
+                late=busy.worked(self.process.startup_timeout or 0),
+            )  # fmt: skip
+            log.warning("%s: %s; stopping it", self.name, self._not_ready)
+            await proc.terminate(self.process.stop_timeout)
 
     async def _serve_while_running(self, proc: Spawned, address: str, listening: str) -> None:
         """READY while its process runs and listens at `listening`; STARTING again, for as
