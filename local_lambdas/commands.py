@@ -212,6 +212,8 @@ async def _probe(run: Started, http: aiohttp.ClientSession, process: Process) ->
     if pool.state is not State.READY:
         return Probe(process.id, False, pool.why_not_ready(said=True), "not sent")
     ready = f"ready in {max(i.ready_seconds or 0 for i in pool.instances):.2f}s"
+    if not process.routes:  # <communication_mode> none
+        return Probe(process.id, True, ready, "none: nothing is routed to it")
     path = example_path(process.routes[0])
     started_at = time.monotonic()
     try:
@@ -267,7 +269,7 @@ async def _table_when_ready(run: Started, printer: Printer, manifest: Manifest) 
             ready = f"{instance.ready_seconds:.2f}s" if instance.state is State.READY else "-"
             rows.append(
                 [
-                    " ".join(pool.process.routes),
+                    " ".join(pool.process.routes) or "-",
                     instance.name,
                     pool.process.communication_mode.value,
                     instance.address or "-",

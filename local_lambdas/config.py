@@ -49,6 +49,7 @@ class Mode(str, Enum):
     PIPE_KEEPALIVE = "pipe-keepalive"  # one JSON line per message on persistent connections
     HTTP = "http"
     PASSTHROUGH = "passthrough"  # the child is an ordinary web server; requests go on as they came
+    NONE = "none"  # nothing is routed to it (a worker, a watcher): started and kept running
 
     @property
     def uses_pipe(self) -> bool:
@@ -83,7 +84,9 @@ class Restart(str, Enum):
 # proxy keeps open to each instance.
 # Pass-through requests may be long-lived (Server-Sent Events, WebSockets) and each holds its
 # slot for as long as it lasts, so that mode allows many more.
-DEFAULT_CONCURRENCY = {Mode.PIPE: 16, Mode.PIPE_KEEPALIVE: 16, Mode.HTTP: 16, Mode.PASSTHROUGH: 256}
+DEFAULT_CONCURRENCY = {
+    Mode.PIPE: 16, Mode.PIPE_KEEPALIVE: 16, Mode.HTTP: 16, Mode.PASSTHROUGH: 256, Mode.NONE: 1
+}  # fmt: skip
 
 
 # Each route checked on its own, so that a problem names the <route> it is in.
@@ -102,7 +105,7 @@ class Process(BaseModel):
     id: str
     executable: str = ""  # empty only for a route-only process (<upstream>)
     args: tuple[str, ...] = ()
-    routes: tuple[Route, ...] = Field(min_length=1)
+    routes: tuple[Route, ...] = ()  # none only in Mode.NONE (manifest_reader.py)
     pipe_name: str
     working_dir: Path
     communication_mode: Mode = Mode.PIPE

@@ -217,6 +217,8 @@ def front_manifest(manifest: Manifest) -> str:
     own <upstream>), with its routes and <methods>."""
     lines = ["<manifest>"]
     for process in manifest.processes:
+        if not process.routes:
+            continue  # <communication_mode> none: nothing to route to its service
         upstream = process.upstream or f"http://{process.id}:{PORT}"
         lines += [
             "  <process>",

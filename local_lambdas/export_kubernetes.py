@@ -118,7 +118,7 @@ def _workload(
             "ports": [{"name": "http", "port": PORT, "targetPort": "http"}],
         },
     }
-    return [deployment, service]
+    return [deployment, service] if process.routes else [deployment]  # (mode none: no Service)
 
 
 def _ingress_paths(export: Export, names: dict[str, str]) -> Iterator[dict[str, Any]]:

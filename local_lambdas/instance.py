@@ -177,7 +177,8 @@ class Instance:
             self.process, name=self.name, index=self.index, pipe=self.pipe,
             run_mark=self._run_mark, token=self._token,
         )  # fmt: skip
-        self._set_state(State.STARTING, f"starting; ready once it listens on {address}")
+        awaited = f"; ready once it listens on {address}" if address else ""  # (mode none)
+        self._set_state(State.STARTING, f"starting{awaited}")
         program = resolve_executable(self.process, env.get("PATH"))
         started = self._clock()  # (before the spawn, which may take as long as the child)
         try:
@@ -193,7 +194,12 @@ class Instance:
         self.pid, self.requests = proc.pid, 0
         ended: BaseException | None = None  # (no wait in a finally block: see _run)
         try:
-            await self._serve_once_listening(proc, address, started)
+            if address:
+                await self._serve_once_listening(proc, address, started)
+            else:  # <communication_mode> none: ready as it runs; nothing is routed to it
+                self.ready_seconds, self._not_ready = self._clock() - started, None
+                self.generation += 1
+                self._set_state(State.READY, f"running (pid {proc.pid}); nothing is routed to it")
             await proc.exited
         except BaseException as ending:
             ended = ending

@@ -2,8 +2,8 @@
 manifest's and the env files', then ours) and its arguments, ${NAME}s expanded
 (variables.py). Ours, in docs/protocol.md's words: LOCAL_LAMBDAS_ID and _INSTANCE, the run's
 LOCAL_LAMBDAS_TOKEN, PIPE_ADDRESS and PIPE_FRAMING in the pipe modes, HTTP_ADDRESS and PORT
-in the HTTP ones, and the spawn mark that finds its descendants (orphans.SPAWN_MARK).
-SocketNames hands out the pipe addresses.
+in the HTTP ones (neither in mode none), and the spawn mark that finds its descendants
+(orphans.SPAWN_MARK). SocketNames hands out the pipe addresses.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ _SPAWNS = itertools.count(1)  # numbers each process spawned in this run, for it
 
 
 class Launch(NamedTuple):
-    address: str  # where the child must listen: a pipe's address, or 127.0.0.1:PORT
+    address: str  # where the child must listen: a pipe's address, 127.0.0.1:PORT, or "" (none)
     env: dict[str, str]
     args: list[str]
     mark: str  # the spawn mark of this process, unique in the run
@@ -42,6 +42,8 @@ def prepare(
         address = own["PIPE_ADDRESS"] = pipe
         keepalive = process.communication_mode is Mode.PIPE_KEEPALIVE
         own["PIPE_FRAMING"] = "lines" if keepalive else "oneshot"
+    elif process.communication_mode is Mode.NONE:
+        address = ""  # nothing is routed to it: it listens nowhere the proxy knows of
     else:
         if process.port:
             listeners.check_port_free(process.port)

@@ -92,8 +92,10 @@ class Environment:
         names = set(merged) | ({k for k, _ in env} if isinstance(env, tuple) else set())
         mode = str(kwargs.get("communication_mode", Mode.PIPE.value))
         own = {"LOCAL_LAMBDAS_ID", "LOCAL_LAMBDAS_INSTANCE"} | (
-            PIPE_NAMES if mode in (Mode.PIPE.value, Mode.PIPE_KEEPALIVE.value) else HTTP_NAMES
-        )
+            PIPE_NAMES if mode in (Mode.PIPE.value, Mode.PIPE_KEEPALIVE.value)
+            else frozenset() if mode == Mode.NONE.value
+            else HTTP_NAMES
+        )  # fmt: skip
         checks: list[tuple[str, int, str]] = []  # (element, line, text)
         args = kwargs.get("args", ())
         if isinstance(args, tuple):

@@ -15,7 +15,7 @@ from pathlib import Path
 from lxml import etree
 from pydantic import ValidationError
 
-from local_lambdas.config import Process, Task
+from local_lambdas.config import Mode, Process, Task
 from local_lambdas.config_values import at_home, is_file_name
 from local_lambdas.errors import Problem, closest
 from local_lambdas.executables import missing_files, path_problems
@@ -73,6 +73,13 @@ TASK_ELEMENTS = {
                  "timeout")
 }  # fmt: skip
 _REQUIRED = ("id", "executable", "route")
+# What only a process that requests go to may hold: refused in <communication_mode> none.
+_FOR_REQUESTS = frozenset({
+    "route", "pipe_name", "cors", "start", "upstream", "idle_timeout", "port", "methods",
+    "timeout", "startup_timeout", "max_body_size", "concurrency", "queue_timeout", "max_queue",
+    "max_requests", "cache", "strip_prefix", "ready_path",
+})  # fmt: skip
+_WORKER_HINT = " (or, if nothing is routed to it, <communication_mode>none</communication_mode>)"
 _FIELD_TO_ELEMENT = {spec.field: name for name, spec in ELEMENTS.items()}
 _ENV_NAME = re.compile(r"^[^=\0]+$")
 _XSI = "{http://www.w3.org/2001/XMLSchema-instance}"
@@ -138,6 +145,10 @@ class Reader:
         route_only = kind == "process" and "upstream" in values  # nothing to run
         if route_only:
             required = ("id", "route")
+        modes = values.get("communication_mode", [])
+        worker = kind == "process" and bool(modes) and modes[0][0] == Mode.NONE.value
+        if worker:  # nothing is routed to it
+            required = ("id", "executable")
         ids = values.get("id", [])
         label = f'<{kind} id="{ids[0][0]}">' if ids and ids[0][0] else f"<{kind}>"
         self._no_attributes(element, label)
@@ -150,6 +161,14 @@ class Reader:
             if spec is None:
                 for _, _, child in occurrences:
                     meant.update(self._unknown(child, label, list(table)))
+                continue
+            if worker and name in _FOR_REQUESTS:
+                self.problem(
+                    occurrences[0][1],
+                    f"{label}: <{name}> is for a process requests go to, and none go to one "
+                    "whose <communication_mode> is none; remove it, or choose the mode its "
+                    "requests come by",
+                )
                 continue
             if not spec.repeatable and len(occurrences) > 1:
                 self.problem(
@@ -174,7 +193,8 @@ class Reader:
                 continue  # "did you mean <name>?" said it already: one message per cause
             self.problem(
                 element.sourceline,
-                f"{label}: missing <{name}>; add one, e.g. {ELEMENTS[name].example}",
+                f"{label}: missing <{name}>; add one, e.g. {ELEMENTS[name].example}"
+                + (_WORKER_HINT if name == "route" and not route_only else ""),
             )
         self.claims.append(Claims(label, kwargs, lines, kind))
         self.env.of_process(kwargs, lines, label)

@@ -80,6 +80,8 @@ def project(tmp_path: Path) -> Path:
         <instances>3</instances><env_file>app.env</env_file>
         <depends_on>db</depends_on><depends_on>migrate</depends_on>
         <image>registry.example/api:1</image></process>
+      <process><id>queue</id><executable>{PYTHON}</executable><arg>worker.py</arg>
+        <communication_mode>none</communication_mode><image>worker:1</image></process>
     </manifest>""")
     return tmp_path
 
@@ -102,6 +104,9 @@ def test_compose_for_a_project_with_instances_env_files_and_dependencies(project
     assert front["ports"] == ["8000:8000"]
     content = compose["configs"]["front-manifest"]["content"]
     assert "<upstream>http://api:8080</upstream>" in content and "<route>/health</route>" in content
+    # A worker runs in a service of its own; nothing in front routes to it.
+    assert compose["services"]["queue"]["command"][2:4] == ["--only", "queue"]
+    assert "queue" not in content
 
 
 @pytest.mark.parametrize("manifest", [ROOT / "manifest.xml", POLYGLOT / "manifest.xml"])
@@ -140,6 +145,9 @@ def test_kubernetes_objects_carry_replicas_probes_and_exact_routes(project: Path
     [ingress] = [o for o in objects if o["kind"] == "Ingress"]
     paths = {(p["path"], p["pathType"]) for p in ingress["spec"]["rules"][0]["http"]["paths"]}
     assert paths == {("/db", "Prefix"), ("/api", "Prefix"), ("/health", "Exact")}
+    # A worker: its Deployment, no Service (nothing is routed to it).
+    named = {(o["kind"], o["metadata"]["name"]) for o in objects}
+    assert ("Deployment", "queue") in named and ("Service", "queue") not in named
 
 
 def test_an_ingress_path_is_written_as_a_url_spells_it(tmp_path: Path) -> None:

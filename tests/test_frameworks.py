@@ -29,6 +29,7 @@ from tests.helpers import (
     PYTHON,
     WriteManifest,
     eventually,
+    process_xml,
     processes_running,
     running,
 )
@@ -177,6 +178,39 @@ async def test_a_frameworks_websocket_behind_pass_through(
             ended = await socket.receive(10)
             assert ended.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
             assert socket.close_code == 1011, (ended, socket.close_code)
+
+
+async def test_esbuild_watching_as_a_worker_beside_the_server_of_its_output(
+    express: Path, write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """A Procfile's `esbuild --watch` beside a web server: nothing is routed to the watcher
+    (<communication_mode>none</communication_mode>); it runs on (its input held open, as
+    `--watch` stops at its end) and rebuilds what the server serves as the source changes."""
+    esbuild = express / "node_modules" / ".bin" / "esbuild"
+    if not esbuild.exists():
+        pytest.skip("npm installed no esbuild (its platform package is missing)")
+    site = express / "watched"
+    (site / "out").mkdir(parents=True)
+    (site / "in.js").write_text("console.log('first')")
+    path = write_manifest(
+        f"<process><id>bundle</id><executable>{esbuild}</executable><arg>in.js</arg>"
+        "<arg>--bundle</arg><arg>--outdir=out</arg><arg>--watch</arg>"
+        f"<working_dir>{site}</working_dir><communication_mode>none</communication_mode>"
+        "</process>",
+        process_xml("web", "/web/*", mode="passthrough", script="static_files.py",
+                    args=(str(site / "out"),), extra="<strip_prefix>/web</strip_prefix>"),
+    )  # fmt: skip
+
+    async def serves(text: str) -> bool:
+        async with run.http.get(run.url + "/web/in.js") as reply:
+            return reply.status == 200 and text in await reply.text()
+
+    async with running(path, socket_dir) as run:
+        watcher = run.child("bundle").pid
+        assert await eventually(lambda: serves("first"), 20)
+        (site / "in.js").write_text("console.log('second')")
+        assert await eventually(lambda: serves("second"), 20)
+        assert run.child("bundle").pid == watcher and run.child("bundle").restarts == 0
 
 
 async def test_esbuilds_dev_server_serves_on(

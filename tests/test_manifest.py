@@ -206,13 +206,34 @@ CASES = {
         process("<executable>python3</executable>"),
         [(2, "missing <id>"), (2, "missing <route>")],
     ),
+    "a route in mode none": (  # nothing is routed to a worker: its routes would 503 for ever
+        process(*OK, "<communication_mode>none</communication_mode>", "<timeout>5s</timeout>"),
+        [
+            (
+                5,
+                '<process id="svc">: <route> is for a process requests go to, and none go to '
+                "one whose <communication_mode> is none; remove it",
+            ),
+            (7, '<process id="svc">: <timeout> is for a process requests go to'),
+        ],
+    ),
+    "missing route, a worker's way told": (
+        process("<id>w</id>", "<executable>python3</executable>"),
+        [
+            (
+                2,
+                "missing <route>; add one, e.g. <route>/api/*</route> (or, if nothing is "
+                "routed to it, <communication_mode>none</communication_mode>)",
+            )
+        ],
+    ),
     "bad mode": (
         process(*OK, "<communication_mode>pipes</communication_mode>"),
         [(6, "<communication_mode> \"pipes\" must be one of: 'pipe', 'pipe-keepalive', 'http'")],
     ),
     "mode mistyped": (
         process(*OK, "<communication_mode>passthru</communication_mode>"),
-        [(6, "'passthrough'; did you mean 'passthrough'?")],
+        [(6, "'passthrough', 'none'; did you mean 'passthrough'?")],
     ),
     "mode unlike any": (
         process(*OK, "<communication_mode>grpc</communication_mode>"),
@@ -593,7 +614,8 @@ def test_schema_knows_exactly_the_loaders_elements() -> None:
 def test_bundled_manifest_is_valid() -> None:
     root = Path(__file__).parents[1]
     loaded = manifest.load(root / "manifest.xml", socket_dir=Path("/tmp/ll-x"))
-    assert {p.communication_mode for p in loaded.processes} == set(Mode)
+    # One child per way of talking to it (a worker, mode none, is the README's example).
+    assert {p.communication_mode for p in loaded.processes} == set(Mode) - {Mode.NONE}
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -265,6 +265,24 @@ async def test_an_exit_is_seen_though_a_grandchild_holds_the_output(
         assert await gone(old_sleeper)  # the first start's job object took it
 
 
+async def test_a_worker_runs_with_no_address_and_stops_with_the_proxy(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
+    said = tmp_path / "worker.json"
+    path = write_manifest(
+        f"<process><id>queue</id><executable>{PYTHON}</executable>"
+        f"<arg>{CHILDREN / 'worker.py'}</arg><arg>{said}</arg>"
+        "<communication_mode>none</communication_mode></process>",
+    )
+    async with running(path, socket_dir) as run:
+        assert await eventually(said.exists, 15)
+        facts = json.loads(said.read_text())
+        assert facts["env"]["PIPE_ADDRESS"] is facts["env"]["PORT"] is None, facts
+        worker = facts["pid"]
+        assert run.child("queue").pid == worker and alive(worker)
+    assert await gone(worker)
+
+
 async def test_a_child_that_stops_when_its_input_ends_serves_on(
     write_manifest: WriteManifest, socket_dir: Path
 ) -> None:

@@ -1,0 +1,76 @@
+"""Processes nothing is routed to (<communication_mode>none</communication_mode>): a queue
+worker, a watcher, beside the routed children, started, restarted and stopped as they are."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from local_lambdas.states import State
+from tests.helpers import CHILDREN, PYTHON, WriteManifest, eventually, gone, process_xml, running
+
+
+def worker_xml(pid: str, *args: str, extra: str = "") -> str:
+    return (
+        f"<process><id>{pid}</id><executable>{PYTHON}</executable><arg>-S</arg>"
+        + "".join(f"<arg>{arg}</arg>" for arg in args)
+        + f"<communication_mode>none</communication_mode>{extra}</process>"
+    )
+
+
+async def test_a_worker_runs_beside_the_routes_and_stops_with_them(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
+    said = tmp_path / "worker.json"
+    path = write_manifest(
+        process_xml("svc", "/api/*"),
+        worker_xml(
+            "queue", str(CHILDREN / "worker.py"), str(said), extra="<instances>2</instances>"
+        ),
+    )
+    async with running(path, socket_dir) as run:
+        workers = run.pool("queue").instances
+        assert [w.state for w in workers] == [State.READY, State.READY]
+        assert await eventually(said.exists, 10)
+        facts = json.loads(said.read_text())
+        assert facts["pid"] in {w.pid for w in workers}
+        # Told who it is, and no address: it is to listen nowhere.
+        env = facts["env"]
+        assert env["LOCAL_LAMBDAS_ID"] in ("queue#1", "queue#2"), env
+        assert env["PORT"] is env["HTTP_ADDRESS"] is env["PIPE_ADDRESS"] is None, env
+        # It works on while the routes serve.
+        jobs = Path(f"{said}.jobs")
+        assert await eventually(lambda: jobs.exists() and len(jobs.read_text().split()) >= 3, 10)
+        async with run.http.get(run.url + "/api/x") as reply:
+            assert reply.status == 200
+        async with run.http.get(run.url + "/_/status") as reply:
+            status = (await reply.json())["processes"]["queue"]
+        assert status["mode"] == "none" and status["routes"] == [], status
+        assert [i["state"] for i in status["instances"]] == ["READY", "READY"], status
+        assert [i["address"] for i in status["instances"]] == [None, None], status
+        pids = [w.pid for w in workers]
+    for pid in pids:
+        assert pid is not None and await gone(pid)
+
+
+async def test_a_worker_that_keeps_failing_is_given_up_on_and_the_routes_serve(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    failing = "import sys; print('no queue at redis://127.0.0.1:6379'); sys.exit(3)"
+    path = write_manifest(
+        process_xml("svc", "/api/*"),
+        worker_xml("queue", "-c", failing, extra="<start_retries>1</start_retries>"),
+    )
+    async with running(path, socket_dir, wait=False) as run:
+        worker = run.child("queue")
+        assert await eventually(lambda: worker.state is State.FATAL, 10), worker.account()
+        assert worker.restarts == 1
+        assert worker.account(said=True) == (
+            "FATAL: gave up after 2 failed starts in a row (<start_retries>: 1): exited with "
+            "code 3; its last output: no queue at redis://127.0.0.1:6379"
+        )
+        assert await eventually(lambda: run.child("svc").state is State.READY, 10)
+        async with run.http.get(run.url + "/api/x") as reply:
+            assert reply.status == 200
+        async with run.http.get(run.url + "/_/ready") as reply:  # the run is not all ready
+            assert reply.status == 503
