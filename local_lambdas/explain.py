@@ -142,6 +142,13 @@ def ended(code: int | None) -> str:
     return f"exited with code {code}"
 
 
+# A worker (mode none) given up on after quick exits with code 0: the fix.
+ENDS_BY_ITSELF = (
+    "a program that ends by itself (a migration, a build) is a <task>, run once before "
+    "what depends on it; a worker that may finish takes <restart>on-failure</restart>"
+)
+
+
 def left_running(commands: dict[int, str], code: int | None) -> str:
     """What a child that exited with `code` left running (stopped since, with it). After an
     exit with 0, the fix too: a wrapper that starts its server in the background (`&`,

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from local_lambdas import explain, readiness
 from local_lambdas._compat import listeners, processes
 from local_lambdas.backoff import RestartPolicy
-from local_lambdas.config import Process
+from local_lambdas.config import Mode, Process
 from local_lambdas.executables import not_started, resolve_executable
 from local_lambdas.launch import prepare
 from local_lambdas.link import Link
@@ -156,6 +156,8 @@ class Instance:
                 failed = self._policy.quick_failures
                 runs = f"{failed} failed starts in a row" if failed > 1 else "a failed start"
                 limit = self._policy.max_quick_failures
+                if code == 0 and not self._left and self.process.communication_mode is Mode.NONE:
+                    what += f"; {explain.ENDS_BY_ITSELF}"  # (a worker done: a task, probably)
                 self._set_state(
                     State.FATAL,
                     f"gave up after {runs} (<start_retries>: {limit}): {what}",

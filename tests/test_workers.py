@@ -74,3 +74,21 @@ async def test_a_worker_that_keeps_failing_is_given_up_on_and_the_routes_serve(
             assert reply.status == 200
         async with run.http.get(run.url + "/_/ready") as reply:  # the run is not all ready
             assert reply.status == 503
+
+
+async def test_a_worker_that_keeps_ending_by_itself_is_told_it_is_a_task(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """A one-off job written as a worker exits 0 again and again: once given up on, the
+    reason says where such a program goes."""
+    path = write_manifest(
+        worker_xml("migrate", "-c", "print('migrated')", extra="<start_retries>1</start_retries>")
+    )
+    async with running(path, socket_dir, wait=False) as run:
+        job = run.child("migrate")
+        assert await eventually(lambda: job.state is State.FATAL, 10), job.account()
+        assert job.reason == (
+            "gave up after 2 failed starts in a row (<start_retries>: 1): exited with code 0; "
+            "a program that ends by itself (a migration, a build) is a <task>, run once before "
+            "what depends on it; a worker that may finish takes <restart>on-failure</restart>"
+        )
