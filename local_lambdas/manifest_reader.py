@@ -1,9 +1,8 @@
-"""The manifest's vocabulary, and its <process> and <task> elements read into models: every
-element a <process> may hold (the table below, which manifest.xsd describes the same way for
-editors), each element's text as its model field takes it, and every problem found, with
-its line, in words that say the fix (a pydantic error read back to the element that caused
-it, an unknown element with the name it was probably meant as). manifest.py parses the file
-and calls it.
+"""The manifest's <process> and <task> elements read into models: each element's text as
+its model field takes it (the elements a process may hold: manifest_elements.py), and every
+problem found, with its line, in words that say the fix (a pydantic error read back to the
+element that caused it, an unknown element with the name it was probably meant as).
+manifest.py parses the file and calls it.
 """
 
 from __future__ import annotations
@@ -20,67 +19,17 @@ from local_lambdas.config_values import at_home, is_file_name
 from local_lambdas.errors import Problem, closest
 from local_lambdas.executables import missing_files, path_problems
 from local_lambdas.manifest_checks import Claims
+from local_lambdas.manifest_elements import (
+    ELEMENTS,
+    FIELD_TO_ELEMENT,
+    FOR_REQUESTS,
+    REQUIRED,
+    TASK_ELEMENTS,
+)
 from local_lambdas.manifest_env import Environment
 from local_lambdas.variables import search_path
 
-
-@dataclass(frozen=True)
-class _Element:
-    field: str
-    repeatable: bool = False
-    example: str = ""
-
-
-# Every element a <process> may hold, in the order the README documents them.
-ELEMENTS: dict[str, _Element] = {
-    "id": _Element("id", example="<id>api-service</id>"),
-    "executable": _Element("executable", example="<executable>python3</executable>"),
-    "arg": _Element("args", repeatable=True),
-    "route": _Element("routes", repeatable=True, example="<route>/api/*</route>"),
-    "pipe_name": _Element("pipe_name"),
-    "working_dir": _Element("working_dir"),
-    "communication_mode": _Element("communication_mode"),
-    "env": _Element("env", repeatable=True),
-    "env_file": _Element("env_files", repeatable=True),
-    "depends_on": _Element("depends_on", repeatable=True),
-    "build": _Element("build"),
-    "cors": _Element("cors", repeatable=True),
-    "start": _Element("start"),
-    "upstream": _Element("upstream"),
-    "image": _Element("image"),
-    "idle_timeout": _Element("idle_timeout"),
-    "port": _Element("port"),
-    "methods": _Element("methods"),
-    "timeout": _Element("timeout"),
-    "startup_timeout": _Element("startup_timeout"),
-    "stop_timeout": _Element("stop_timeout"),
-    "max_body_size": _Element("max_body_size"),
-    "restart": _Element("restart"),
-    "start_retries": _Element("start_retries"),
-    "instances": _Element("instances"),
-    "concurrency": _Element("concurrency"),
-    "queue_timeout": _Element("queue_timeout"),
-    "max_queue": _Element("max_queue"),
-    "max_requests": _Element("max_requests"),
-    "cache": _Element("cache"),
-    "strip_prefix": _Element("strip_prefix"),
-    "ready_path": _Element("ready_path"),
-}
-# What a <task> may hold: a program to run, and what it waits for.
-TASK_ELEMENTS = {
-    name: ELEMENTS[name]
-    for name in ("id", "executable", "arg", "working_dir", "env", "env_file", "depends_on",
-                 "timeout")
-}  # fmt: skip
-_REQUIRED = ("id", "executable", "route")
-# What only a process that requests go to may hold: refused in <communication_mode> none.
-_FOR_REQUESTS = frozenset({
-    "route", "pipe_name", "cors", "start", "upstream", "idle_timeout", "port", "methods",
-    "timeout", "startup_timeout", "max_body_size", "concurrency", "queue_timeout", "max_queue",
-    "max_requests", "cache", "strip_prefix", "ready_path",
-})  # fmt: skip
 _WORKER_HINT = " (or, if nothing is routed to it, <communication_mode>none</communication_mode>)"
-_FIELD_TO_ELEMENT = {spec.field: name for name, spec in ELEMENTS.items()}
 _ENV_NAME = re.compile(r"^[^=\0]+$")
 _XSI = "{http://www.w3.org/2001/XMLSchema-instance}"
 
@@ -137,7 +86,7 @@ class Reader:
     def _process(self, element: etree._Element, kind: str = "process") -> Process | Task | None:
         """A <process> (or, with `kind`, a <task>) as its model, or None and its problems."""
         table = ELEMENTS if kind == "process" else TASK_ELEMENTS
-        required = _REQUIRED if kind == "process" else ("id", "executable")
+        required = REQUIRED if kind == "process" else ("id", "executable")
         values: dict[str, list[tuple[str, int, etree._Element]]] = {}
         for child in element:
             text = (child.text or "").strip()
@@ -162,7 +111,7 @@ class Reader:
                 for _, _, child in occurrences:
                     meant.update(self._unknown(child, label, list(table)))
                 continue
-            if worker and name in _FOR_REQUESTS:
+            if worker and name in FOR_REQUESTS:
                 self.problem(
                     occurrences[0][1],
                     f"{label}: <{name}> is for a process requests go to, and none go to one "
@@ -298,7 +247,7 @@ class Reader:
             loc = error["loc"]
             name = str(loc[0]) if loc else ""
             index = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else 0
-            element = _FIELD_TO_ELEMENT.get(name, name)
+            element = FIELD_TO_ELEMENT.get(name, name)
             field_lines = lines.get(name) or [process_line or 0]
             line = field_lines[min(index, len(field_lines) - 1)]
             value = kwargs.get(name)

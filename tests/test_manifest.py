@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from local_lambdas import cli, executables, manifest, manifest_reader
+from local_lambdas import cli, executables, manifest, manifest_elements
 from local_lambdas._compat import IS_WINDOWS
 from local_lambdas.config import Manifest, Mode
 from local_lambdas.errors import ManifestError
@@ -606,9 +606,9 @@ def test_schema_knows_exactly_the_loaders_elements() -> None:
     names = tree.xpath(
         "//xs:complexType[@name='Process']/xs:choice/xs:element/@name", namespaces=ns
     )
-    assert set(names) == set(manifest_reader.ELEMENTS)
+    assert set(names) == set(manifest_elements.ELEMENTS)
     task = tree.xpath("//xs:complexType[@name='Task']/xs:choice/xs:element/@name", namespaces=ns)
-    assert set(task) == set(manifest_reader.TASK_ELEMENTS)
+    assert set(task) == set(manifest_elements.TASK_ELEMENTS)
 
 
 def test_bundled_manifest_is_valid() -> None:
