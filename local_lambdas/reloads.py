@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 
-from local_lambdas.config import NO_LIMIT, Manifest, Process
+from local_lambdas.config import NO_LIMIT, Manifest, Mode, Process
 from local_lambdas.pool import Pool
 from local_lambdas.start_order import StartOrder
 from local_lambdas.states import State
@@ -97,7 +97,8 @@ class Reloads:
         self.failed_replacements = {pool.process.id: pool.why_not_ready() for pool in failed}
         for pool in failed:
             if pool.process.id in first:
-                kept = "the one it replaced is stopped (its <port> has room for one)"
+                why = "its <port> has room for one" if pool.process.port else "a worker"
+                kept = f"the one it replaced is stopped ({why})"
             elif pool.process.id in old:
                 kept = "the running one stays"
             else:
@@ -132,8 +133,8 @@ class Reloads:
 
     async def restart(self, process_id: str) -> bool:
         """Restart one process as a reload would (its replacement starts beside it and takes
-        over once ready; with a fixed <port>, in its place); whether the replacement became
-        ready."""
+        over once ready; with a fixed <port>, or a worker, in its place); whether the
+        replacement became ready."""
         before = self.pools.get(process_id)
         try:
             await self.reload(self.manifest, restart=[process_id])
@@ -150,10 +151,13 @@ class Reloads:
 def _in_the_way(old: dict[str, Pool], fresh: dict[str, Pool], ids: set[str]) -> set[str]:
     """The running processes a reload must stop before it starts `fresh`: a fixed <port>
     has room for one process, so one that goes (replaced, or not in the manifest's `ids`)
-    while a new one wants its port cannot wait for that one to be ready."""
+    while a new one wants its port cannot wait for that one to be ready. A worker (mode
+    none) has no requests to go on serving meanwhile, and two copies side by side would do
+    its work twice (a scheduler firing, a watcher writing the same files): it stops first."""
     wanted = {pool.process.port for pool in fresh.values() if pool.process.port}
     return {id for id, pool in old.items()
-            if pool.process.port in wanted and (id in fresh or id not in ids)}  # fmt: skip
+            if (id in fresh and pool.process.communication_mode is Mode.NONE)
+            or (pool.process.port in wanted and (id in fresh or id not in ids))}  # fmt: skip
 
 
 async def _started_and_ready(pool: Pool) -> bool:

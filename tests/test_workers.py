@@ -92,3 +92,22 @@ async def test_a_worker_that_keeps_ending_by_itself_is_told_it_is_a_task(
             "a program that ends by itself (a migration, a build) is a <task>, run once before "
             "what depends on it; a worker that may finish takes <restart>on-failure</restart>"
         )
+
+
+async def test_a_worker_is_replaced_in_its_place_never_beside_itself(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
+    """A restart (a reload, --watch) stops the running copy before the new one starts: two
+    copies of a scheduler would both fire. The worker finds out by the lock it takes."""
+    said = tmp_path / "worker.json"
+    path = write_manifest(worker_xml("beat", str(CHILDREN / "worker.py"), str(said)))
+    async with running(path, socket_dir) as run:
+        assert await eventually(said.exists, 10)
+        first = json.loads(said.read_text())
+        assert first["alone"] is True
+        said.unlink()
+        assert await run.supervisor.restart("beat")
+        assert await eventually(said.exists, 10)
+        second = json.loads(said.read_text())
+        assert second["pid"] != first["pid"] and second["alone"] is True, second
+        assert await gone(first["pid"])
