@@ -32,6 +32,10 @@ log = logging.getLogger("local_lambdas.instance")
 
 _LAST_LINES = 20
 _LAST_OUTPUT_WAIT = 0.5  # after an exit, how long its last lines may take to arrive
+# A worker (mode none), which listens nowhere, is READY once it has run this long (s), as
+# supervisord's startsecs: an exit before is a failed start, and what it writes as it starts
+# (a generator's output, a scheduler's state) falls within a --watch restart (watch_edits).
+_WORKER_SETTLE = 1.0
 
 
 class Instance:
@@ -179,8 +183,8 @@ class Instance:
             self.process, name=self.name, index=self.index, pipe=self.pipe,
             run_mark=self._run_mark, token=self._token,
         )  # fmt: skip
-        awaited = f"; ready once it listens on {address}" if address else ""  # (mode none)
-        self._set_state(State.STARTING, f"starting{awaited}")
+        awaited = f"listens on {address}" if address else f"has run {_WORKER_SETTLE:g}s"
+        self._set_state(State.STARTING, f"starting; ready once it {awaited}")
         program = resolve_executable(self.process, env.get("PATH"))
         started = self._clock()  # (before the spawn, which may take as long as the child)
         try:
@@ -198,10 +202,16 @@ class Instance:
         try:
             if address:
                 await self._serve_once_listening(proc, address, started)
-            else:  # <communication_mode> none: ready as it runs; nothing is routed to it
-                self.ready_seconds, self._not_ready = self._clock() - started, None
-                self.generation += 1
-                self._set_state(State.READY, f"running (pid {proc.pid}); nothing is routed to it")
+            else:  # <communication_mode> none: nothing to listen on (see _WORKER_SETTLE)
+                settled, _ = await asyncio.wait((proc.exited,), timeout=_WORKER_SETTLE)
+                if not settled and not self._stopping:
+                    self.ready_seconds, self._not_ready = self._clock() - started, None
+                    self.generation += 1
+                    self._set_state(
+                        State.READY,
+                        f"ready in {self.ready_seconds:.2f}s (pid {proc.pid}; nothing is routed "
+                        "to it)",
+                    )
             await proc.exited
         except BaseException as ending:
             ended = ending

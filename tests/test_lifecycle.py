@@ -1094,6 +1094,37 @@ async def test_watch_is_not_set_off_by_what_its_own_restart_writes(
     assert sum("files changed" in line for line in run.lines) == 2, run.lines
 
 
+async def test_watch_is_not_set_off_by_what_a_starting_worker_writes(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    """A worker (mode none) that writes as it starts (a generator's output, a scheduler's
+    state: here a stamp, new bytes each time) wrote after it was READY, which a worker was
+    as soon as it ran: each restart's write set off the next, for ever (22 restarts in 7 s).
+    It is READY once it has run a moment, so the write is its restart's doing."""
+    generate = (
+        "import os, sys, time\n"
+        "time.sleep(0.2)\n"
+        "if os.path.exists('go'):\n"
+        "    open('out.txt', 'w').write(str(time.time()))\n"
+        "print('generated', flush=True)\n"
+        "while True: time.sleep(1)\n"
+    )
+    (tmp_path / "gen.py").write_text(generate)
+    path = write_manifest(
+        f"<process><id>svc</id><executable>{PYTHON}</executable><arg>-S</arg>"
+        "<arg>gen.py</arg><communication_mode>none</communication_mode></process>"
+    )
+    async with watching(path, tmp_path) as (run, first):
+        (tmp_path / "go").write_text("")  # an edit: the next start writes its output
+        await run.expect(r"files changed: restarting svc \(go\)$")
+        await run.expect(rf"svc: ready .*\(pid (?!{first};)(\d+)")
+        assert await eventually((tmp_path / "out.txt").exists, 5)
+        # Its output sets nothing off: no restart within several debounce periods.
+        assert not await eventually(
+            lambda: sum("files changed" in line for line in run.lines) > 1, 2
+        ), run.lines
+
+
 async def test_watch_is_not_set_off_by_what_tools_write_in_hidden_folders(
     write_manifest: WriteManifest, tmp_path: Path
 ) -> None:
