@@ -5,7 +5,8 @@ only place a state changes, and it logs the change in a line that can be grepped
 
 How a child is started and stopped with everything it started, and how its exit is seen even
 when a descendant keeps its output open: spawned.py (docs/protocol.md, "Stopping"). A
-route-only process, which is not started, is route_only.py's kind of instance.
+worker (mode none), which listens nowhere, is READY once it has run a moment. A route-only
+process, which is not started, is route_only.py's kind of instance.
 """
 
 from __future__ import annotations
@@ -202,16 +203,8 @@ class Instance:
         try:
             if address:
                 await self._serve_once_listening(proc, address, started)
-            else:  # <communication_mode> none: nothing to listen on (see _WORKER_SETTLE)
-                settled, _ = await asyncio.wait((proc.exited,), timeout=_WORKER_SETTLE)
-                if not settled and not self._stopping:
-                    self.ready_seconds, self._not_ready = self._clock() - started, None
-                    self.generation += 1
-                    self._set_state(
-                        State.READY,
-                        f"ready in {self.ready_seconds:.2f}s (pid {proc.pid}; nothing is routed "
-                        "to it)",
-                    )
+            else:  # <communication_mode> none: nothing to listen on
+                await self._settle(proc, started)
             await proc.exited
         except BaseException as ending:
             ended = ending
@@ -248,6 +241,15 @@ class Instance:
             )  # fmt: skip
             log.warning("%s: %s; stopping it", self.name, self._not_ready)
             await proc.terminate(self.process.stop_timeout)
+
+    async def _settle(self, proc: Spawned, started: float) -> None:
+        """A worker's process (mode none): READY once it has run _WORKER_SETTLE seconds."""
+        settled, _ = await asyncio.wait((proc.exited,), timeout=_WORKER_SETTLE)
+        if not settled and not self._stopping:
+            self.ready_seconds, self._not_ready = self._clock() - started, None
+            self.generation += 1
+            how = f"ready in {self.ready_seconds:.2f}s"
+            self._set_state(State.READY, f"{how} (pid {proc.pid}; nothing is routed to it)")
 
     async def _serve_while_running(self, proc: Spawned, address: str, listening: str) -> None:
         """READY while its process runs and listens at `listening`; STARTING again, for as
