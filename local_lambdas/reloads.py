@@ -97,7 +97,11 @@ class Reloads:
         self.failed_replacements = {pool.process.id: pool.why_not_ready() for pool in failed}
         for pool in failed:
             if pool.process.id in first:
-                why = "its <port> has room for one" if pool.process.port else "a worker"
+                why = (
+                    "its <port> has room for one"
+                    if pool.process.port
+                    else "a worker's copies never run side by side"
+                )
                 kept = f"the one it replaced is stopped ({why})"
             elif pool.process.id in old:
                 kept = "the running one stays"
@@ -145,7 +149,9 @@ class Reloads:
         pool = self.pools.get(process_id)
         if pool is None or pool is before or self.stopping:  # gone, kept, or not to be
             return False
-        return all(c.state is State.READY for c in pool.instances)
+        if pool.blocked is not None:  # its <build> failed (in its place: it has no instance)
+            return False
+        return all(c.state is State.READY for c in pool.instances)  # (asleep: none, ready)
 
 
 def _in_the_way(old: dict[str, Pool], fresh: dict[str, Pool], ids: set[str]) -> set[str]:

@@ -111,3 +111,23 @@ async def test_a_worker_is_replaced_in_its_place_never_beside_itself(
         second = json.loads(said.read_text())
         assert second["pid"] != first["pid"] and second["alone"] is True, second
         assert await gone(first["pid"])
+
+
+async def test_a_worker_whose_build_fails_at_a_restart_is_left_stopped_saying_so(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
+    """Replaced in its place, a worker is stopped before its <build> runs: a build that
+    fails leaves it stopped (never two copies side by side), and the next restart that
+    builds starts it again."""
+    build = f"<build>test ! -f {tmp_path / 'BROKEN'}</build>"
+    path = write_manifest(worker_xml("w", "-c", "import time; time.sleep(60)", extra=build))
+    async with running(path, socket_dir) as run:
+        first = run.child("w").pid
+        assert first is not None
+        (tmp_path / "BROKEN").write_text("")
+        assert not await run.supervisor.restart("w")
+        assert "its <build> failed: exited with code 1" in run.supervisor.failed_replacements["w"]
+        assert await gone(first) and run.pool("w").blocked is not None
+        (tmp_path / "BROKEN").unlink()
+        assert await run.supervisor.restart("w")
+        assert run.child("w").state is State.READY and run.child("w").pid != first
