@@ -72,6 +72,16 @@ def process_xml(
     return "<process>" + "".join(lines) + "</process>"
 
 
+def worker_xml(pid: str, *args: str, extra: str = "") -> str:
+    """One <process> nothing is routed to (mode none): the current Python, stdlib only
+    (-S), with `args`."""
+    return (
+        f"<process><id>{pid}</id><executable>{PYTHON}</executable><arg>-S</arg>"
+        + "".join(f"<arg>{arg}</arg>" for arg in args)
+        + f"<communication_mode>none</communication_mode>{extra}</process>"
+    )
+
+
 NEEDS_NODE = pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
 
 

@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 
 from local_lambdas.readiness import free_port
-from tests.helpers import PYTHON, WriteManifest, process_xml, running
+from tests.helpers import WriteManifest, process_xml, running, worker_xml
 
 CHROMIUM = shutil.which("chromium")
 playwright = pytest.importorskip("playwright.async_api", reason="Playwright is not installed")
@@ -133,11 +133,8 @@ async def test_the_dashboard_live(write_manifest: WriteManifest, socket_dir: Pat
     """The dashboard at /_/ in Chromium: process rows as /_/status says, a request made with
     curl listed within a second and opened, Replay, a killed child's restart, a child's log
     line, and the Restart button."""
-    worker = (  # nothing is routed to it: its row says so
-        f"<process><id>queue</id><executable>{PYTHON}</executable><arg>-S</arg><arg>-c</arg>"
-        "<arg>import time; time.sleep(60)</arg><communication_mode>none</communication_mode>"
-        "</process>"
-    )
+    # A worker: nothing is routed to it: its row says so.
+    worker = worker_xml("queue", "-c", "import time; time.sleep(60)")
     path = write_manifest(process_xml("api", "/api/*"), process_xml("other", "/other/*"), worker)
     async with running(path, socket_dir) as run, playwright.async_playwright() as driver:
         browser = await driver.chromium.launch(executable_path=CHROMIUM, args=ARGS)

@@ -45,6 +45,7 @@ from tests.helpers import (
     processes_running,
     run_main,
     running,
+    worker_xml,
 )
 
 # uvloop comes with the test extra; without it (or on Windows) its tests say so and skip.
@@ -1110,10 +1111,7 @@ async def test_watch_is_not_set_off_by_what_a_starting_worker_writes(
         "while True: time.sleep(1)\n"
     )
     (tmp_path / "gen.py").write_text(generate)
-    path = write_manifest(
-        f"<process><id>svc</id><executable>{PYTHON}</executable><arg>-S</arg>"
-        "<arg>gen.py</arg><communication_mode>none</communication_mode></process>"
-    )
+    path = write_manifest(worker_xml("svc", "gen.py"))
     async with watching(path, tmp_path) as (run, first):
         (tmp_path / "go").write_text("")  # an edit: the next start writes its output
         await run.expect(r"files changed: restarting svc \(go\)$")

@@ -15,7 +15,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from local_lambdas import __version__
 from local_lambdas.admin import Admin
 from local_lambdas.binding import is_loopback
-from tests.helpers import PYTHON, WriteManifest, cli, connect, process_xml, run_main, running
+from tests.helpers import (
+    WriteManifest,
+    cli,
+    connect,
+    process_xml,
+    run_main,
+    running,
+    worker_xml,
+)
 
 
 def fatal_process(tmp_path: Path, pid: str = "broken") -> str:
@@ -267,11 +275,8 @@ async def test_two_runs_in_parallel_do_not_collide(write_manifest: WriteManifest
 async def test_check_boot_reports_each_process(
     write_manifest: WriteManifest, tmp_path: Path
 ) -> None:
-    worker = (  # nothing is routed to it: ready as it runs, and no probe sent
-        f"<process><id>queue</id><executable>{PYTHON}</executable><arg>-S</arg><arg>-c</arg>"
-        "<arg>import time; time.sleep(60)</arg><communication_mode>none</communication_mode>"
-        "</process>"
-    )
+    # A worker: nothing is routed to it: ready as it runs, and no probe sent.
+    worker = worker_xml("queue", "-c", "import time; time.sleep(60)")
     path = write_manifest(process_xml("good", "/good/*"), fatal_process(tmp_path), worker)
     async with cli("check", "--boot", str(path)) as run:
         assert await run.finish() == 1

@@ -23,6 +23,7 @@ from tests.helpers import (
     eventually,
     running,
     serves_with_its_input_held,
+    worker_xml,
 )
 
 pytestmark = pytest.mark.skipif(sys.platform != "win32", reason="Windows only")
@@ -270,9 +271,7 @@ async def test_a_worker_runs_with_no_address_and_stops_with_the_proxy(
 ) -> None:
     said = tmp_path / "worker.json"
     path = write_manifest(
-        f"<process><id>queue</id><executable>{PYTHON}</executable>"
-        f"<arg>{CHILDREN / 'worker.py'}</arg><arg>{said}</arg>"
-        "<communication_mode>none</communication_mode></process>",
+        worker_xml("queue", str(CHILDREN / "worker.py"), str(said)),
     )
     async with running(path, socket_dir) as run:
         assert await eventually(said.exists, 15)

@@ -7,15 +7,15 @@ import json
 from pathlib import Path
 
 from local_lambdas.states import State
-from tests.helpers import CHILDREN, PYTHON, WriteManifest, eventually, gone, process_xml, running
-
-
-def worker_xml(pid: str, *args: str, extra: str = "") -> str:
-    return (
-        f"<process><id>{pid}</id><executable>{PYTHON}</executable><arg>-S</arg>"
-        + "".join(f"<arg>{arg}</arg>" for arg in args)
-        + f"<communication_mode>none</communication_mode>{extra}</process>"
-    )
+from tests.helpers import (
+    CHILDREN,
+    WriteManifest,
+    eventually,
+    gone,
+    process_xml,
+    running,
+    worker_xml,
+)
 
 
 async def test_a_worker_runs_beside_the_routes_and_stops_with_them(
