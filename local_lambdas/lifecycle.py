@@ -149,6 +149,7 @@ async def started(
                     ignore=settings.watch_ignore,
                     include=settings.watch_include,
                     stop=stop_watching,
+                    first_start=supervisor.order.settled(),
                 )
             )
             watcher.add_done_callback(_watch_ended)

@@ -62,6 +62,12 @@ class StartOrder:
             waiter.cancel()
         await asyncio.gather(*self._waiters, return_exceptions=True)
 
+    async def settled(self) -> None:
+        """Wait until the starts and tasks begun so far are past their waits, <build>s and
+        <task>s (their children may still be starting); they are not cancelled with it."""
+        if self._waiters:
+            await asyncio.wait(set(self._waiters))
+
     def _selected(self, name: str) -> bool:
         """Whether --only (if given) takes `name`, itself or as something a taken one needs
         (with --no-deps, only the tasks: the processes needed run elsewhere)."""

@@ -1095,6 +1095,27 @@ async def test_watch_is_not_set_off_by_what_its_own_restart_writes(
     assert sum("files changed" in line for line in run.lines) == 2, run.lines
 
 
+async def test_watch_is_not_set_off_by_what_the_first_build_writes(
+    write_manifest: WriteManifest, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The run's first <build> writes into the folder watched once watching has begun (a
+    slow `go build -o server .`): that restarted the process once as it first started."""
+    gate = tmp_path_factory.mktemp("gate") / "go"  # (outside the folder watched)
+    build = f"until [ -e {gate} ]; do sleep 0.05; done; date > built.txt"
+    path = write_manifest(process_xml("svc", "/api/*", extra=f"<build>{build}</build>"))
+    async with cli(path.name, "--bind", "127.0.0.1:0", "--watch", cwd=tmp_path) as run:
+        await run.expect(r"watching ")
+        gate.write_text("")
+        first = (await run.expect(r"svc: ready .*\(pid (\d+)")).group(1)
+        assert (tmp_path / "built.txt").exists()
+        (tmp_path / "main.src").write_text("an edit")  # the first change it acts on
+        assert (await run.expect(r"files changed: .*")).group(0).endswith("svc (main.src)")
+        await run.expect(rf"svc: ready .*\(pid (?!{first},)(\d+)")
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
+    assert sum("files changed" in line for line in run.lines) == 1, run.lines
+
+
 async def test_watch_is_not_set_off_by_what_a_starting_worker_writes(
     write_manifest: WriteManifest, tmp_path: Path
 ) -> None:
