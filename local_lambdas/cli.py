@@ -114,7 +114,13 @@ def _main(argv: list[str]) -> int:
     prefix, cache_bytes, cache_entries = usage.admin_prefix, usage.cache_bytes, usage.cache_entries
     from local_lambdas import manifest, manifest_flags
     from local_lambdas._compat import limits
-    from local_lambdas.errors import CommandNotRun, ManifestError, NotAllReady, StartupError
+    from local_lambdas.errors import (
+        CommandNotRun,
+        ManifestError,
+        NotAllReady,
+        StartupError,
+        Stopped,
+    )
     from local_lambdas.notices import print_problems, print_warnings
     from local_lambdas.output import Printer
 
@@ -191,6 +197,10 @@ def _main(argv: list[str]) -> int:
         printer.flush()
         print_line(f"local-lambdas: {exc}", as_json=as_json)
         return EXIT_FAILURE
+    except Stopped as exc:
+        printer.flush()
+        print_line(f"local-lambdas: {exc}", as_json=as_json)
+        return exc.status
     finally:
         printer.flush()
 

@@ -13,14 +13,14 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from local_lambdas import EXIT_INTERRUPTED, _compat, explain
 from local_lambdas._compat import adoption, limits, processes
 from local_lambdas.config import Manifest, Process, Settings
-from local_lambdas.errors import CommandNotRun, NotAllReady
+from local_lambdas.errors import CommandNotRun, NotAllReady, Stopped
 from local_lambdas.lifecycle import Started, started
 from local_lambdas.loading_signals import held_hangup
 from local_lambdas.output import Printer
@@ -107,33 +107,17 @@ async def run_command(
     """The command's exit status (128+N if a signal N ended it). The command carries the
     run's spawn mark, as the children do (orphans.py): if the proxy is killed with SIGKILL,
     the watchdog stops it and whatever it started, as it stops theirs."""
-    loop = asyncio.get_running_loop()
     if not manifest.tasks:  # (a <task> may make it: a build of the test runner)
         _refuse_missing(command[0])
-    async with started(manifest, settings, printer) as run:
+    async with _stoppable() as stops, started(manifest, settings, printer) as run:
         await _all_ready(run, timeout)
         log.info("all ready; running %s", _compat.quoted(command))
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *command,
-                env={
-                    **os.environ,
-                    "LOCAL_LAMBDAS_URL": run.url,
-                    processes.SPAWN_MARK: f"{run.supervisor.run_mark}.command.",
-                },
-                **limits.command_options(),
-            )
-            # (never taken for a daemon a child left: adoption.adopted)
-            adoption.started(proc.pid)
-        except FileNotFoundError as exc:
-            raise CommandNotRun(f"{command[0]}: command not found", 127) from exc
-        except OSError as exc:  # as a shell says it: found, but not runnable
-            raise CommandNotRun(f"{command[0]}: {exc.strerror}", 126) from exc
-        undo = _compat.on_signals(loop, _passed_on(proc), lambda: None)  # (SIGHUP ignored)
+        stops.starting_command()
+        proc = await _started_command(command, run)
+        stops.started(proc)
         try:
             code = await proc.wait()
         finally:
-            undo()
             adoption.forget(proc.pid)
         status = code if code >= 0 else 128 - code  # as a shell gives it: 128 + the signal
         if code >= 0:
@@ -143,21 +127,80 @@ async def run_command(
     return status
 
 
-def _passed_on(proc: asyncio.subprocess.Process) -> Callable[[int], None]:
-    """What a stop asked of the proxy while the command runs does: passed on to it once,
-    SIGTERM as SIGTERM, Ctrl+C as SIGINT, but not a Ctrl+C typed in the terminal, which
-    reaches the command itself (it runs in the proxy's process group, the terminal's
+async def _started_command(command: list[str], run: Started) -> asyncio.subprocess.Process:
+    """The command started against the run; CommandNotRun, as a shell says it, if not."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *command,
+            env={
+                **os.environ,
+                "LOCAL_LAMBDAS_URL": run.url,
+                processes.SPAWN_MARK: f"{run.supervisor.run_mark}.command.",
+            },
+            **limits.command_options(),
+        )
+    except FileNotFoundError as exc:
+        raise CommandNotRun(f"{command[0]}: command not found", 127) from exc
+    except OSError as exc:  # found, but not runnable
+        raise CommandNotRun(f"{command[0]}: {exc.strerror}", 126) from exc
+    adoption.started(proc.pid)  # (never taken for a daemon a child left: adoption.adopted)
+    return proc
+
+
+class _Stops:
+    """What a stop (Ctrl+C, SIGTERM) asked of `run` or `check` does. Before the command
+    starts, it stops the run, the children in order (`Stopped`: without it, a SIGTERM while
+    they started ended the proxy at once, without a word). Once the command is being started,
+    it is the command's: passed on to it once (one that comes while it starts is held until
+    it has), SIGTERM as SIGTERM, Ctrl+C as SIGINT, but not a Ctrl+C typed in the terminal,
+    which reaches the command itself (it runs in the proxy's process group, the terminal's
     foreground one): pytest given a SIGTERM after its SIGINT died without its summary. On
     Windows the only ones are the console's Ctrl+C and Ctrl+Break, which reach every process
     of the console, the command among them: nothing is passed on (as `uv run` does)."""
 
-    def pass_on(number: int) -> None:
-        if _compat.IS_WINDOWS or (number == signal.SIGINT and _compat.in_foreground()):
-            return  # the terminal or the console sent it to the command too
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(number)
+    def __init__(self, task: asyncio.Task[object] | None) -> None:
+        self._task = task
+        self.stopped_by: int | None = None
+        self._command = False  # the command is being started, or runs
+        self._proc: asyncio.subprocess.Process | None = None
+        self._held: list[int] = []
 
-    return pass_on
+    def __call__(self, number: int) -> None:
+        if not self._command:
+            if self.stopped_by is None and self._task is not None:
+                self.stopped_by = number
+                self._task.cancel()
+        elif _compat.IS_WINDOWS or (number == signal.SIGINT and _compat.in_foreground()):
+            return  # the terminal or the console sent it to the command too
+        elif self._proc is None:
+            self._held.append(number)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.send_signal(number)
+
+    def starting_command(self) -> None:
+        self._command = True
+
+    def started(self, proc: asyncio.subprocess.Process) -> None:
+        self._proc = proc
+        for number in self._held:
+            self(number)
+
+
+@contextlib.asynccontextmanager
+async def _stoppable() -> AsyncIterator[_Stops]:
+    """The block, stopped (cancelled, then `Stopped` raised) by a stop signal, or its
+    command's (_Stops); SIGHUP is ignored meanwhile."""
+    stops = _Stops(asyncio.current_task())
+    undo = _compat.on_signals(asyncio.get_running_loop(), stops, lambda: None)
+    try:
+        yield stops
+    except asyncio.CancelledError:
+        if stops.stopped_by is None:
+            raise
+        raise Stopped(stops.stopped_by) from None
+    finally:
+        undo()
 
 
 def _refuse_missing(program: str) -> None:
@@ -186,7 +229,7 @@ async def boot_check(
     import aiohttp  # loaded by the run (lifecycle.py), not before its children start
 
     results: list[Probe] = []
-    async with started(manifest, settings, printer) as run:
+    async with _stoppable(), started(manifest, settings, printer) as run:
         run.supervisor.wake_all()
         await run.supervisor.wait_ready(timeout)
         # Our own proxy, maybe with a throwaway certificate (--tls self-signed): not verified.

@@ -5,6 +5,7 @@
     ├── StartupError           the proxy cannot start (port in use, socket dir not creatable)
     │   ├── NotAllReady        `run`: some children did not become ready in time
     │   └── CommandNotRun      `run`: its command cannot be run (127 not found, 126 not runnable)
+    ├── Stopped                `run`, `check`: a stop signal came as they started (128 + N)
     └── ForwardError           one request could not be answered by its child; maps to a status
         ├── PayloadTooLarge    413: the request body is over the route's <max_body_size>
         ├── ClientTooSlow      408: the client's body did not come on (--client-body-timeout)
@@ -23,6 +24,7 @@ the module that calls the foreign code, with `raise ... from exc`.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
@@ -92,6 +94,16 @@ class CommandNotRun(StartupError):
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
+
+
+class Stopped(LocalLambdasError):
+    """A stop signal came while `run` or `check` started: what had started was stopped in
+    order; `status` is 128 + the signal, as a shell gives it."""
+
+    def __init__(self, number: int) -> None:
+        name = "Ctrl+C" if number == signal.SIGINT else signal.Signals(number).name
+        super().__init__(f"stopped by {name}")
+        self.status = 128 + number
 
 
 class ForwardError(LocalLambdasError):

@@ -307,6 +307,54 @@ async def test_a_stop_asked_of_run_is_passed_on_to_its_command_as_it_came(
         assert await run.finish() == 3
 
 
+@pytest.mark.skipif(_compat.IS_WINDOWS, reason="POSIX signals")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+async def test_a_stop_asked_as_runs_command_starts_is_the_commands(
+    write_manifest: WriteManifest, tmp_path: Path, sig: signal.Signals
+) -> None:
+    """A stop that comes while the command is being started (CI cancelling the job at that
+    moment) reaches the command, and the proxy ends with it: it was lost, or ended the proxy
+    at once (SIGTERM's default) before the command's own was set up."""
+    path = write_manifest(process_xml("svc", "/api/*"))
+    async with cli("run", str(path), "--bind", "127.0.0.1:0", "--", "sh", "-c",
+                   "trap 'exit 3' INT TERM; while :; do sleep 0.05; done",
+                   preexec=os.setsid) as run:  # fmt: skip
+        await run.expect(r"all ready; running")
+        run.proc.send_signal(sig)
+        # Caught by the shell's trap, or the shell ended by it before it set the trap.
+        said = await run.expect(rf"sh (exited with status 3|was killed by {sig.name})")
+        assert await run.finish() == (3 if "exited" in said[0] else 128 + sig)
+
+
+@pytest.mark.skipif(_compat.IS_WINDOWS, reason="POSIX signals")
+@pytest.mark.parametrize(
+    "command", [["run", "--bind", "127.0.0.1:0", "--", "true"], ["check", "--boot"]]
+)
+async def test_a_stop_while_run_or_check_starts_stops_the_children_in_order(
+    write_manifest: WriteManifest, tmp_path: Path, command: list[str]
+) -> None:
+    """SIGTERM while `run` or `check --boot` waits for its children (CI cancelling the job)
+    ended the proxy at once without a word, SIGTERM's default, leaving the children to the
+    watchdog: now they are stopped in order, and it says so with 143, as a shell would."""
+    pid_file = tmp_path / "child.pid"
+    never_ready = (
+        f"<process><id>slow</id><executable>{PYTHON}</executable><arg>-S</arg><arg>-c</arg>"
+        f"<arg>import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
+        "time.sleep(60)</arg><route>/api/*</route>"
+        "<communication_mode>http</communication_mode></process>"
+    )
+    path = write_manifest(never_ready)
+    word, *rest = command
+    async with cli(word, str(path), *rest) as run:
+        await run.expect(r"slow: starting")
+        assert await eventually(lambda: pid_file.exists() and pid_file.read_text() != "")
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 143
+    assert "slow: stopping" in run.lines[-2], run.lines
+    assert run.lines[-1] == "local-lambdas: stopped by SIGTERM"
+    assert await gone(int(pid_file.read_text()))
+
+
 @pytest.mark.parametrize("loop", ["asyncio", UVLOOP])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 async def test_stop_leaves_nothing_behind(

@@ -2063,7 +2063,9 @@ def test_run_passes_no_console_event_on_to_its_command_on_windows(
 
     command = Command()
     monkeypatch.setattr(_compat, "IS_WINDOWS", True)
-    pass_on = commands._passed_on(cast("asyncio.subprocess.Process", command))
+    pass_on = commands._Stops(None)
+    pass_on.starting_command()
+    pass_on.started(cast("asyncio.subprocess.Process", command))
     pass_on(signal.SIGINT)
     pass_on(signal.SIGTERM)
     assert command.sent == []
