@@ -38,6 +38,7 @@ from local_lambdas.lifecycle import Started, started
 from local_lambdas.output import Printer
 from local_lambdas.pool import Pool
 from local_lambdas.supervisor import Supervisor
+from tests import forked
 
 CHILDREN = Path(__file__).parent / "children"
 PYTHON = sys.executable
@@ -306,7 +307,7 @@ WAIT = 20  # seconds any one expected line may take
 
 @dataclass
 class Cli:
-    proc: asyncio.subprocess.Process
+    proc: asyncio.subprocess.Process | forked.Forked
     lines: list[str] = field(default_factory=list)
     url: str = ""
 
@@ -394,18 +395,23 @@ async def cli(
     runs, and `pass_fds`, descriptors it inherits (POSIX)."""
     if sigint_ignored:
         preexec = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "local_lambdas",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "COLUMNS": "200", **(env or {})},
-        cwd=cwd,
-        preexec_fn=preexec,
-        pass_fds=pass_fds,
-    )
+    added = {"COLUMNS": "200", **(env or {})}
+    proc: asyncio.subprocess.Process | forked.Forked
+    if preexec is None and not pass_fds and forked.forkable(added):
+        proc = await forked.start(list(args), {**os.environ, **added}, cwd)
+    else:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "local_lambdas",
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, **added},
+            cwd=cwd,
+            preexec_fn=preexec,
+            pass_fds=pass_fds,
+        )
     try:
         yield Cli(proc)
     finally:
