@@ -175,7 +175,8 @@ def _main(argv: list[str]) -> int:
         )
         return EXIT_USAGE
     # Only now: aiohttp and the rest load for a run, not for --help, --version or a check.
-    from local_lambdas.commands import boot_check, run_command, serve
+    from local_lambdas.commands import boot_check, serve
+    from local_lambdas.run_command import run_command
 
     limits.raise_open_files_limit()
 
