@@ -16,12 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from local_lambdas import EXIT_INTERRUPTED, _compat
+from local_lambdas import _compat
 from local_lambdas.config import Manifest, Process, Settings
 from local_lambdas.lifecycle import Started, started
 from local_lambdas.loading_signals import held_hangup
 from local_lambdas.output import Printer
-from local_lambdas.run_command import stoppable
+from local_lambdas.run_command import exit_at_once, stoppable
 from local_lambdas.states import State
 
 if TYPE_CHECKING:
@@ -39,11 +39,7 @@ async def serve(
         if not stop.is_set():
             stop.set()
             return
-        # A second Ctrl+C: stop now. The orphan watchdog (POSIX) or the job objects
-        # (Windows) kill every child and remove the sockets once this process is gone.
-        log.warning("second stop signal: exiting at once; the children are killed")
-        printer.flush(1.0)
-        os._exit(EXIT_INTERRUPTED)
+        exit_at_once(printer)
 
     run: Started | None = None
     hung_up = _compat.hangup_stops()
@@ -112,7 +108,7 @@ async def boot_check(
     import aiohttp  # loaded by the run (lifecycle.py), not before its children start
 
     results: list[Probe] = []
-    async with stoppable(), started(manifest, settings, printer) as run:
+    async with stoppable(printer), started(manifest, settings, printer) as run:
         run.supervisor.wake_all()
         await run.supervisor.wait_ready(timeout)
         # Our own proxy, maybe with a throwaway certificate (--tls self-signed): not verified.

@@ -10,9 +10,10 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import NoReturn
 
-from local_lambdas import _compat, explain
+from local_lambdas import EXIT_INTERRUPTED, _compat, explain
 from local_lambdas._compat import adoption, limits, processes
 from local_lambdas.config import Manifest, Settings
 from local_lambdas.errors import CommandNotRun, NotAllReady, Stopped
@@ -20,7 +21,7 @@ from local_lambdas.lifecycle import Started, started
 from local_lambdas.output import Printer
 from local_lambdas.states import State
 
-log = logging.getLogger("local_lambdas.commands")
+log = logging.getLogger("local_lambdas.run_command")
 
 _LAST_LINES_SHOWN = 10
 
@@ -33,7 +34,7 @@ async def run_command(
     the watchdog stops it and whatever it started, as it stops theirs."""
     if not manifest.tasks:  # (a <task> may make it: a build of the test runner)
         _refuse_missing(command[0])
-    async with stoppable() as stops, started(manifest, settings, printer) as run:
+    async with stoppable(printer) as stops, started(manifest, settings, printer) as run:
         await _all_ready(run, timeout)
         log.info("all ready; running %s", _compat.quoted(command))
         stops.starting_command()
@@ -74,16 +75,18 @@ async def _started_command(command: list[str], run: Started) -> asyncio.subproce
 class Stops:
     """What a stop (Ctrl+C, SIGTERM) asked of `run` or `check` does. Before the command
     starts, it stops the run, the children in order (`Stopped`: without it, a SIGTERM while
-    they started ended the proxy at once, without a word). Once the command is being started,
-    it is the command's: passed on to it once (one that comes while it starts is held until
-    it has), SIGTERM as SIGTERM, Ctrl+C as SIGINT, but not a Ctrl+C typed in the terminal,
-    which reaches the command itself (it runs in the proxy's process group, the terminal's
-    foreground one): pytest given a SIGTERM after its SIGINT died without its summary. On
-    Windows the only ones are the console's Ctrl+C and Ctrl+Break, which reach every process
-    of the console, the command among them: nothing is passed on (as `uv run` does)."""
+    they started ended the proxy at once, without a word), and a second one exits at once,
+    as `serve`'s does. Once the command is being started, it is the command's: passed on to
+    it once (one that comes while it starts is held until it has), SIGTERM as SIGTERM,
+    Ctrl+C as SIGINT, but not a Ctrl+C typed in the terminal, which reaches the command
+    itself (it runs in the proxy's process group, the terminal's foreground one): pytest
+    given a SIGTERM after its SIGINT died without its summary. On Windows the only ones are
+    the console's Ctrl+C and Ctrl+Break, which reach every process of the console, the
+    command among them: nothing is passed on (as `uv run` does)."""
 
-    def __init__(self, task: asyncio.Task[object] | None) -> None:
+    def __init__(self, task: asyncio.Task[object] | None, force: Callable[[], None]) -> None:
         self._task = task
+        self._force = force
         self.stopped_by: int | None = None
         self._command = False  # the command is being started, or runs
         self._proc: asyncio.subprocess.Process | None = None
@@ -91,7 +94,9 @@ class Stops:
 
     def __call__(self, number: int) -> None:
         if not self._command:
-            if self.stopped_by is None and self._task is not None:
+            if self.stopped_by is not None:
+                self._force()
+            elif self._task is not None:
                 self.stopped_by = number
                 self._task.cancel()
         elif _compat.IS_WINDOWS or (number == signal.SIGINT and _compat.in_foreground()):
@@ -112,10 +117,10 @@ class Stops:
 
 
 @contextlib.asynccontextmanager
-async def stoppable() -> AsyncIterator[Stops]:
+async def stoppable(printer: Printer) -> AsyncIterator[Stops]:
     """The block, stopped (cancelled, then `Stopped` raised) by a stop signal, or its
     command's (Stops); SIGHUP is ignored meanwhile."""
-    stops = Stops(asyncio.current_task())
+    stops = Stops(asyncio.current_task(), lambda: exit_at_once(printer))
     undo = _compat.on_signals(asyncio.get_running_loop(), stops, lambda: None)
     try:
         yield stops
@@ -125,6 +130,15 @@ async def stoppable() -> AsyncIterator[Stops]:
         raise Stopped(stops.stopped_by) from None
     finally:
         undo()
+
+
+def exit_at_once(printer: Printer) -> NoReturn:
+    """A second stop signal while a stop is under way: exit now. The orphan watchdog (POSIX)
+    or the job objects (Windows) kill every child and remove the sockets once this process
+    is gone."""
+    log.warning("second stop signal: exiting at once; the children are killed")
+    printer.flush(1.0)
+    os._exit(EXIT_INTERRUPTED)
 
 
 def _refuse_missing(program: str) -> None:

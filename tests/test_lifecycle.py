@@ -355,6 +355,32 @@ async def test_a_stop_while_run_or_check_starts_stops_the_children_in_order(
     assert await gone(int(pid_file.read_text()))
 
 
+@pytest.mark.skipif(_compat.IS_WINDOWS, reason="POSIX signals")
+async def test_a_second_stop_while_run_starts_exits_at_once(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    """As with `serve`: a second stop while the first waits on a child that ignores its
+    SIGTERM (a 60 s <stop_timeout>) exits at once, and the watchdog kills the child."""
+    pid_file = tmp_path / "child.pid"
+    stubborn = (
+        "import os, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        f"open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    )
+    path = write_manifest(
+        f"<process><id>slow</id><executable>{PYTHON}</executable><arg>-S</arg><arg>-c</arg>"
+        f"<arg>{stubborn}</arg><route>/api/*</route><stop_timeout>60s</stop_timeout>"
+        "<communication_mode>http</communication_mode></process>"
+    )
+    async with cli("run", str(path), "--bind", "127.0.0.1:0", "--", "true") as run:
+        assert await eventually(lambda: pid_file.exists() and pid_file.read_text() != "")
+        run.proc.send_signal(signal.SIGTERM)
+        await run.expect(r"slow: stopping")
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 130
+    assert any("second stop signal" in line for line in run.lines)
+    assert await gone(int(pid_file.read_text()))
+
+
 @pytest.mark.parametrize("loop", ["asyncio", UVLOOP])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 async def test_stop_leaves_nothing_behind(
