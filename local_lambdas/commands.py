@@ -154,17 +154,26 @@ def example_path(route: str) -> str:
 
 async def _table_when_ready(run: Started, printer: Printer, manifest: Manifest) -> None:
     """While children start, a live line of who is ready (on a terminal); then one table of
-    what serves what."""
+    what serves what, once each process has started (a <build> or a <depends_on> first) and
+    is ready, or its <startup_timeout> has passed."""
     longest = max((p.startup_timeout for p in manifest.processes), default=10.0)
     deadline = time.monotonic() + longest + 1
     with printer.progress() as show:
         while time.monotonic() < deadline:
             children = run.supervisor.children
+            unstarted = [  # (no instance yet: building, or waiting for what it depends on)
+                pool.process.id for pool in run.supervisor.pools.values()
+                if not pool.instances and pool.state is State.STARTING
+            ]  # fmt: skip
+            if unstarted:
+                deadline = time.monotonic() + longest + 1
             waiting = [c.name for c in children if c.state not in (State.READY, State.FATAL)]
+            waiting += unstarted
             if not waiting:
                 break
             count = sum(c.state is State.READY for c in children)
-            show(f"starting: {count}/{len(children)} ready; waiting for {', '.join(waiting)}")
+            total = len(children) + len(unstarted)
+            show(f"starting: {count}/{total} ready; waiting for {', '.join(waiting)}")
             await asyncio.sleep(0.1)  # a display refresh, not a wait for readiness
     rows = []
     for pool in run.supervisor.pools.values():

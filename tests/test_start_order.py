@@ -238,3 +238,23 @@ def test_check_boot_reports_a_failed_task(tmp_path: Path) -> None:
     assert "Traceback" not in done.stdout + done.stderr
     assert "task migrate failed: exited with code 2" in done.stdout
     assert "other" in done.stdout and "GET /other -> 200" in done.stdout
+
+
+async def test_the_serving_table_waits_for_what_starts_after_a_build_or_its_needs(
+    write_manifest: WriteManifest, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The table of what serves what comes once every process is ready: with a <build>, or
+    a <depends_on>, it came at once, empty or without them, and never again."""
+    gate = tmp_path_factory.mktemp("gate") / "go"
+    build = f"<build>until [ -e {gate} ]; do sleep 0.05; done</build>"
+    path = write_manifest(process_xml("a", "/a/*", extra=build), needing("b", "/b/*", "a"))
+    async with cli(str(path), "--bind", "127.0.0.1:0") as run:
+        await run.expect(r"a build: running")
+        gate.write_text("")
+        await run.expect(r"b: ready")
+        await run.expect(r"^serving on ")
+        for pid in "ab":  # their rows, in the manifest's order
+            await run.expect(rf"^\s+/{pid}/\*\s+{pid}\s.*READY")
+        run.proc.send_signal(signal.SIGINT)
+        assert await run.finish() == 0
+    assert sum(line.startswith("serving on ") for line in run.lines) == 1, run.lines
