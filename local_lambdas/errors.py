@@ -101,7 +101,8 @@ class Stopped(LocalLambdasError):
     order; `status` is 128 + the signal, as a shell gives it."""
 
     def __init__(self, number: int) -> None:
-        name = "Ctrl+C" if number == signal.SIGINT else signal.Signals(number).name
+        keys = {signal.SIGINT: "Ctrl+C", getattr(signal, "SIGBREAK", -1): "Ctrl+Break"}
+        name = keys.get(number) or signal.Signals(number).name
         super().__init__(f"stopped by {name}")
         self.status = 128 + number
 

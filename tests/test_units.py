@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -2096,3 +2097,15 @@ def test_a_group_the_sigterm_ended_still_counts_as_asked_to_stop(
     monkeypatch.setattr(processes, "_killpg", killpg)
     assert processes.stop_group(12345)
     assert sent == [signal.SIGTERM, signal.SIGCONT]
+
+
+@pytest.mark.parametrize(
+    ("number", "said", "status"),
+    [(signal.SIGINT, "stopped by Ctrl+C", 130), (signal.SIGTERM, "stopped by SIGTERM", 143)],
+)
+def test_a_stop_as_run_starts_is_said_with_its_keys_or_signal(
+    number: int, said: str, status: int
+) -> None:
+    from local_lambdas.errors import Stopped
+
+    assert (str(Stopped(number)), Stopped(number).status) == (said, status)
