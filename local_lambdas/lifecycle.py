@@ -150,7 +150,7 @@ async def started(
                     ignore=settings.watch_ignore,
                     include=settings.watch_include,
                     stop=stop_watching,
-                    first_start=supervisor.order.settled(),
+                    building=supervisor.order.ran_at,
                 )
             )
             watcher.add_done_callback(_watch_ended)

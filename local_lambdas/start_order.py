@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 
@@ -23,6 +26,8 @@ from local_lambdas.states import State
 from local_lambdas.tasks import TaskRun
 
 log = logging.getLogger("local_lambdas.start_order")
+
+_RUNS_KEPT = 64  # the last <build>s and <task>s whose times `ran_at` knows
 
 
 class StartOrder:
@@ -45,6 +50,7 @@ class StartOrder:
         self.failures: list[str] = []  # tasks that failed, and what did not start for them
         self.failed = asyncio.Event()
         self._waiters: set[asyncio.Task[None]] = set()
+        self._ran: deque[list[float]] = deque(maxlen=_RUNS_KEPT)  # [began, ended] each
 
     def run_tasks(self) -> None:
         """Run the manifest's <task>s, each once what it depends on is there."""
@@ -62,11 +68,20 @@ class StartOrder:
             waiter.cancel()
         await asyncio.gather(*self._waiters, return_exceptions=True)
 
-    async def settled(self) -> None:
-        """Wait until the starts and tasks begun so far are past their waits, <build>s and
-        <task>s (their children may still be starting); they are not cancelled with it."""
-        if self._waiters:
-            await asyncio.wait(set(self._waiters))
+    def ran_at(self, when: float, slack: float) -> bool:
+        """Whether one of the run's <build>s or <task>s was running at `when` (time.time(),
+        as files' modification times are; `slack` seconds early counts): what they write
+        is not an edit for --watch (watch_edits.Doings)."""
+        return any(began - slack <= when <= ended for began, ended in self._ran)
+
+    async def _timed(self, run: TaskRun, mark: str) -> None:
+        """Run a <build> or <task>, noting when it ran (`ran_at`)."""
+        window = [time.time(), math.inf]
+        self._ran.append(window)
+        try:
+            await run.run(mark=mark, token=self._token, watchdog=self._watchdog)
+        finally:
+            window[1] = time.time()
 
     def _selected(self, name: str) -> bool:
         """Whether --only (if given) takes `name`, itself or as something a taken one needs
@@ -129,8 +144,7 @@ class StartOrder:
             working_dir=process.working_dir, env=process.env, environment=process.environment,
         )  # fmt: skip
         run = TaskRun(build, self._printer)
-        await run.run(mark=f"{self._run_mark}.{process.id}-build.",
-                      token=self._token, watchdog=self._watchdog)  # fmt: skip
+        await self._timed(run, f"{self._run_mark}.{process.id}-build.")
         if run.state == "DONE":
             return True
         pool.block(f"{process.id} was not started: its <build> failed: {run.cause}")
@@ -180,8 +194,7 @@ class StartOrder:
                 return f"{need} is down ({pool.instances[0].reason})"
 
     async def _run_task(self, run: TaskRun) -> None:
-        await run.run(mark=f"{self._run_mark}.{run.task.id}.", token=self._token,
-                      watchdog=self._watchdog)  # fmt: skip
+        await self._timed(run, f"{self._run_mark}.{run.task.id}.")
         if run.state == "FAILED":
             self.failures.append(run.reason)
             self.failed.set()

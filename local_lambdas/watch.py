@@ -14,10 +14,10 @@ with the bytes it held (watch_edits.Contents), a file that appeared and went wit
 batch (a temporary file renamed over another), the files the proxy itself writes to
 (`local-lambdas --watch > dev.log` beside the manifest), files git ignores and what changed
 while a restart --watch set off was under way (a <build>'s output, the files a starting
-child writes: both in watch_edits) or while the run's first start ran its builds and tasks,
-the socket directory, and every --watch-ignore glob (matched against the file's name and its
-path). With --watch-include globs, only files matching one of them restart anything (the
-manifest and env files are always followed).
+child writes: both in watch_edits) or while a <build> or <task> of the run ran (the first
+start's too), the socket directory, and every --watch-ignore glob (matched against the
+file's name and its path). With --watch-include globs, only files matching one of them
+restart anything (the manifest and env files are always followed).
 Changes are gathered for `debounce` milliseconds, so saving ten files restarts once. Folders
 past the system's limit of watched ones (Linux's fs.inotify.max_user_watches: a working_dir
 of a whole home, say) are said once, with the fix, and the manifest's folder alone is
@@ -132,17 +132,15 @@ async def watch(
     include: Sequence[str] = (),
     debounce_ms: int = 300,
     stop: asyncio.Event | None = None,
-    first_start: Awaitable[None] | None = None,
+    building: Callable[[float, float], bool] | None = None,
 ) -> None:
     """Watch until `stop` is set; `dirs()` gives the current working_dir of each process id;
-    what changes until `first_start` is done (the run's builds and tasks) is its doing."""
+    what changes while `building` says a <build> or <task> ran (StartOrder.ran_at) is
+    theirs."""
     stop = stop or asyncio.Event()
     watch_filter = _Filter(ignore, socket_dir, include, manifest)
     text = _read(manifest)
-    doings, contents = Doings(), Contents()
-    starting = asyncio.ensure_future(first_start or asyncio.sleep(0))
-    doings.begin(set())  # (a restart set off by no edit)
-    starting.add_done_callback(lambda _: doings.end())
+    doings, contents = Doings(building) if building else Doings(), Contents()
     narrow = False  # too many folders to watch: the manifest's alone, from then on
     try:
         while not stop.is_set():
@@ -183,7 +181,6 @@ async def watch(
                 log.error("%s", _cannot_watch(exc, paths))
                 narrow = True
     finally:
-        starting.cancel()
         contents.stop()
 
 

@@ -142,7 +142,10 @@ class Doings:
     # as it reads a restart's line, lands in two.
     IN_A_ROW = 3
 
-    def __init__(self) -> None:
+    def __init__(self, also: Callable[[float, float], bool] = lambda when, slack: False) -> None:
+        # Whether something else of the run's, at a time and give or take a slack, was
+        # writing: a <build> or <task> (StartOrder.ran_at), the first start's among them.
+        self._also = also
         self._began: float = 0.0  # (none yet)
         self._ended: float | None = 0.0
         self._edited: set[Path] = set()
@@ -178,7 +181,7 @@ class Doings:
         except OSError:
             return False
         ended = math.inf if self._ended is None else self._ended
-        return self._began - self.SLACK <= mtime <= ended
+        return self._began - self.SLACK <= mtime <= ended or self._also(mtime, self.SLACK)
 
 
 def deepest(path: Path, roots: Iterable[Path]) -> Path | None:

@@ -1191,6 +1191,30 @@ async def test_watch_is_not_set_off_by_what_the_first_build_writes(
     assert sum("files changed" in line for line in run.lines) == 1, run.lines
 
 
+async def test_watch_sees_an_edit_while_a_child_hangs_as_its_dependent_waits(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    """An edit while the run's first start is held up (a child that never listens, which
+    another depends on) restarts it: the fix saved meanwhile was lost when everything until
+    the first start was over counted as its own doing."""
+    hangs = (
+        f"<process><id>hangs</id><executable>{PYTHON}</executable><arg>-S</arg><arg>-c</arg>"
+        "<arg>import time; time.sleep(60)</arg><route>/h/*</route>"
+        "<communication_mode>http</communication_mode>"
+        "<startup_timeout>60s</startup_timeout></process>"
+    )
+    path = write_manifest(
+        hangs, process_xml("after", "/a/*", extra="<depends_on>hangs</depends_on>")
+    )
+    async with cli(path.name, "--bind", "127.0.0.1:0", "--watch", cwd=tmp_path) as run:
+        await run.expect(r"watching ")
+        await run.expect(r"hangs: starting")
+        (tmp_path / "fix.src").write_text("the fix")
+        assert (await run.expect(r"files changed: .*")).group(0).endswith("hangs (fix.src)")
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
+
+
 async def test_watch_is_not_set_off_by_what_a_starting_worker_writes(
     write_manifest: WriteManifest, tmp_path: Path
 ) -> None:
