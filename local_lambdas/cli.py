@@ -15,6 +15,7 @@ import gc
 import logging
 import os
 import secrets
+import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
@@ -65,15 +66,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return _main(argv)
         except BaseException as exc:
-            # Ctrl+C before the loop took it (while loading; for `run` and `check`, before
-            # they are up): what was started is stopped on the way out; one line, not a
+            # Ctrl+C or SIGTERM before the loop took it (while loading, or before `run` and
+            # `check` take it): what was started is stopped on the way out; one line, not a
             # traceback, whatever error an import it cut short raised for it. (Python
             # itself may end with SIGINT after one that passed through an extension's
             # import, whatever is returned: 130 is what the shell sees either way.)
             if not (isinstance(exc, KeyboardInterrupt) or loading.interrupted):
                 raise
-            sys.stderr.write(STOPPED + "\n")
-            return EXIT_INTERRUPTED
+            if loading.stopped_by == signal.SIGINT:
+                sys.stderr.write(STOPPED + "\n")
+                return EXIT_INTERRUPTED
+            name = signal.Signals(loading.stopped_by).name
+            sys.stderr.write(f"local-lambdas: stopped by {name}\n")
+            return 128 + loading.stopped_by
 
 
 def _main(argv: list[str]) -> int:

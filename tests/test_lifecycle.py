@@ -70,14 +70,23 @@ def wrapped_manifest(write_manifest: WriteManifest, pid_file: Path) -> Path:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="waits on /proc/PID/wchan")
-@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["terminal", "background-job"])
+@pytest.mark.parametrize(
+    ("sigint_ignored", "sig", "said"),
+    [
+        (False, signal.SIGINT, "Ctrl+C"),
+        (True, signal.SIGINT, "Ctrl+C"),
+        (False, signal.SIGTERM, "SIGTERM"),
+    ],
+    ids=["terminal", "background-job", "sigterm"],
+)
 async def test_ctrl_c_while_loading_stops_it_in_one_line(
-    tmp_path: Path, sigint_ignored: bool
+    tmp_path: Path, sigint_ignored: bool, sig: signal.Signals, said: str
 ) -> None:
     """Ctrl+C while the proxy still loads (here: reading a manifest that is a FIFO nobody
     has written to yet) ends it with one line and 130, not a traceback; and so does SIGINT
     sent to a script's background job (`local-lambdas manifest.xml &`), which starts with
-    SIGINT ignored: that one was lost, and the proxy went on to serve."""
+    SIGINT ignored: that one was lost, and the proxy went on to serve. A SIGTERM says so
+    too, with 143: it ended the proxy without a word (its default action)."""
     manifest = tmp_path / "manifest.xml"
     os.mkfifo(manifest)
     writers: list[int] = []
@@ -96,12 +105,12 @@ async def test_ctrl_c_while_loading_stops_it_in_one_line(
         try:
             assert await eventually(opened)
             assert await eventually(lambda: "pipe_read" in wchan.read_text())
-            run.proc.send_signal(signal.SIGINT)
-            assert await run.finish() == 130
+            run.proc.send_signal(sig)
+            assert await run.finish() == 128 + sig
         finally:
             for fd in writers:
                 os.close(fd)
-    assert run.lines == ["local-lambdas: stopped by Ctrl+C"]
+    assert run.lines == [f"local-lambdas: stopped by {said}"]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="waits on /proc/PID/wchan")
