@@ -2053,7 +2053,7 @@ def test_run_passes_no_console_event_on_to_its_command_on_windows(
     import signal
     from typing import cast
 
-    from local_lambdas import _compat, run_command
+    from local_lambdas import _compat, run_signals
 
     class Command:
         def __init__(self) -> None:
@@ -2064,7 +2064,7 @@ def test_run_passes_no_console_event_on_to_its_command_on_windows(
 
     command = Command()
     monkeypatch.setattr(_compat, "IS_WINDOWS", True)
-    pass_on = run_command.Stops(None, lambda: None)
+    pass_on = run_signals.Stops(None, lambda: None)
     pass_on.starting_command()
     pass_on.started(cast("asyncio.subprocess.Process", command))
     pass_on(signal.SIGINT)
