@@ -21,7 +21,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from local_lambdas import EXIT_INTERRUPTED, STOPPED, inherited, option_values, options
+from local_lambdas import inherited, option_values, options
 from local_lambdas.loading_signals import while_loading
 
 if TYPE_CHECKING:
@@ -71,14 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             # traceback, whatever error an import it cut short raised for it. (Python
             # itself may end with SIGINT after one that passed through an extension's
             # import, whatever is returned: 130 is what the shell sees either way.)
-            if not (isinstance(exc, KeyboardInterrupt) or loading.interrupted):
+            if not (isinstance(exc, KeyboardInterrupt) or loading.stopped_by is not None):
                 raise
-            if loading.stopped_by == signal.SIGINT:
-                sys.stderr.write(STOPPED + "\n")
-                return EXIT_INTERRUPTED
-            name = signal.Signals(loading.stopped_by).name
-            sys.stderr.write(f"local-lambdas: stopped by {name}\n")
-            return 128 + loading.stopped_by
+            from local_lambdas.errors import Stopped
+
+            stopped = Stopped(loading.stopped_by or signal.SIGINT)
+            sys.stderr.write(f"local-lambdas: {stopped}\n")
+            return stopped.status
 
 
 def _main(argv: list[str]) -> int:

@@ -24,15 +24,13 @@ _hangups: list[int] = []  # SIGHUPs that came while the run loaded
 
 
 class Loading:
-    """What came while the run loaded: `interrupted`, whether Ctrl+C or SIGTERM did, and
-    `stopped_by`, which."""
+    """What came while the run loaded: `stopped_by`, the Ctrl+C or SIGTERM, if one did."""
 
     def __init__(self) -> None:
-        self.interrupted = False
-        self.stopped_by: int = signal.SIGINT
+        self.stopped_by: int | None = None
 
     def ctrl_c(self, signum: int, frame: object) -> None:
-        self.interrupted, self.stopped_by = True, signum
+        self.stopped_by = signum
         raise KeyboardInterrupt
 
 

@@ -140,7 +140,7 @@ async def watch(
     stop = stop or asyncio.Event()
     watch_filter = _Filter(ignore, socket_dir, include, manifest)
     text = _read(manifest)
-    doings, contents = Doings(building) if building else Doings(), Contents()
+    doings, contents = Doings(building), Contents()
     narrow = False  # too many folders to watch: the manifest's alone, from then on
     try:
         while not stop.is_set():

@@ -142,7 +142,7 @@ class Doings:
     # as it reads a restart's line, lands in two.
     IN_A_ROW = 3
 
-    def __init__(self, also: Callable[[float, float], bool] = lambda when, slack: False) -> None:
+    def __init__(self, also: Callable[[float, float], bool] | None = None) -> None:
         # Whether something else of the run's, at a time and give or take a slack, was
         # writing: a <build> or <task> (StartOrder.ran_at), the first start's among them.
         self._also = also
@@ -181,7 +181,9 @@ class Doings:
         except OSError:
             return False
         ended = math.inf if self._ended is None else self._ended
-        return self._began - self.SLACK <= mtime <= ended or self._also(mtime, self.SLACK)
+        if self._began - self.SLACK <= mtime <= ended:
+            return True
+        return self._also is not None and self._also(mtime, self.SLACK)
 
 
 def deepest(path: Path, roots: Iterable[Path]) -> Path | None:
