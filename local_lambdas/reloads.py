@@ -65,22 +65,28 @@ class Reloads:
                     or any(c.state in (State.FATAL, State.EXITED) for c in current.instances)
                 ):
                     fresh[process.id] = self._pool(process)
-            # Those in the way finish their requests and stop first; requests for them wait
-            # for their replacements meanwhile.
-            first = _in_the_way(old, fresh, {process.id for process in manifest.processes})
-            self._in_reload = [*fresh.values(), *(old[id] for id in first)]
+            self._in_reload = list(fresh.values())
             try:
-                await self._replace(manifest, old, fresh, first)
+                await self._replace(manifest, old, fresh)
             finally:
                 if not self.stopping:  # (else they are the stop's to stop, if not yet)
                     self._in_reload = []
 
     async def _replace(
-        self, manifest: Manifest, old: dict[str, Pool], fresh: dict[str, Pool], first: set[str]
+        self, manifest: Manifest, old: dict[str, Pool], fresh: dict[str, Pool]
     ) -> None:
-        """A reload's work (see reload): `first` the ids of the old pools to stop before
-        their replacements in `fresh` start."""
+        """A reload's work (see reload): start the pools in `fresh` in place of those in
+        `old`. Those in the way (`first`) finish their requests and stop before their
+        replacements start, once these are built: a <build> that fails leaves the running
+        one in service, as for any other process. Requests for them wait meanwhile."""
+        ids = {process.id for process in manifest.processes}
+        first = _in_the_way(old, fresh, ids)
+        built = {id for id in first if id in fresh and fresh[id].process.build is not None}
+        await asyncio.gather(*(self.order.build_ahead(fresh[id]) for id in built))
+        if built:
+            first = _in_the_way(old, {i: p for i, p in fresh.items() if p.blocked is None}, ids)
         if first:
+            self._in_reload += [old[id] for id in first]
             self._install({
                 id: fresh[id] if id in first else pool
                 for id, pool in old.items() if id in fresh or id not in first
@@ -89,7 +95,8 @@ class Reloads:
         if self.stopping:  # nothing is started once a stop began; it stops these pools
             return
         for pool in fresh.values():
-            self.order.start(pool)
+            if pool.blocked is None:
+                self.order.start(pool, built=pool.process.id in built)
         ready = await asyncio.gather(*(_started_and_ready(pool) for pool in fresh.values()))
         if self.stopping:  # as above
             return

@@ -107,9 +107,9 @@ class StartOrder:
             return needs
         return tuple(need for need in needs if need in self.tasks)
 
-    def start(self, pool: Pool) -> None:
+    def start(self, pool: Pool, *, built: bool = False) -> None:
         """Start `pool` once what it depends on is there, unless --only leaves it out (then
-        its routes say why: 503)."""
+        its routes say why: 503); its <build> first, unless `built` (build_ahead ran it)."""
         if not self._selected(pool.process.id):
             pool.disabled = (
                 f"{pool.process.id} was not started: local-lambdas runs with "
@@ -119,12 +119,13 @@ class StartOrder:
         if pool.process.start == "on-request" and not pool.process.depends_on:
             pool.sleep()  # its first request starts it (Pool.wake)
             return
-        if not pool.process.depends_on and pool.process.build is None:
+        build = pool.process.build is not None and not built
+        if not pool.process.depends_on and not build:
             pool.start()
             return
 
         async def start() -> None:
-            if pool.process.build is not None and not await self._build(pool):
+            if build and not await self.build_ahead(pool):
                 return
             if pool.process.start == "on-request":
                 pool.sleep()  # what it needs is there: now its first request starts it
@@ -133,10 +134,11 @@ class StartOrder:
 
         self._after(self._here(pool.process.depends_on), pool.process.id, start, pool=pool)
 
-    async def _build(self, pool: Pool) -> bool:
+    async def build_ahead(self, pool: Pool) -> bool:
         """Run the process's <build> (output as `ID build`); whether it succeeded. A failed
         one blocks the pool: at start-up its routes answer 503 with the reason; on a
-        restart the running pool stays (reload)."""
+        restart the running pool stays (reload, which runs it ahead, before the running
+        one stops, for a process replaced in its place)."""
         process = pool.process
         executable, args = _compat.shell(process.build or "")
         build = Task(

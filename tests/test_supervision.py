@@ -17,6 +17,7 @@ import pytest
 from local_lambdas import _compat, manifest
 from local_lambdas._compat import adoption
 from local_lambdas.readiness import free_port
+from local_lambdas.states import State
 from tests.helpers import (
     CHILDREN,
     PYTHON,
@@ -326,6 +327,30 @@ async def test_a_fixed_port_is_handed_on_in_place(
     assert result.failures == []
     assert len({first, restarted, reloaded}) == 3
     assert len(result.pids) >= 4, result.pids
+
+
+async def test_a_fixed_port_process_whose_build_fails_at_a_restart_serves_on(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
+    """Replaced in its place, a fixed-<port> process is built before the running one
+    stops: a <build> that fails leaves it serving, as any other process's running one,
+    rather than leaving its routes without a server until the next edit."""
+    build = f"<build>test ! -f {tmp_path / 'BROKEN'}</build>"
+    extra = f"<port>{free_port()}</port>{build}"
+    path = write_manifest(process_xml("svc", "/api/*", mode="http", extra=extra))
+    async with running(path, socket_dir) as run:
+        first = run.child("svc").pid
+        (tmp_path / "BROKEN").write_text("")
+        async with load(run, "/api/x") as result:
+            await some(result, 10)
+            assert not await run.supervisor.restart("svc")
+            await some(result, 10)
+        assert "its <build> failed" in run.supervisor.failed_replacements["svc"]
+        assert result.failures == [] and set(result.pids) == {first}, result.pids
+        assert run.pool("svc").blocked is None and run.child("svc").state is State.READY
+        (tmp_path / "BROKEN").unlink()
+        assert await run.supervisor.restart("svc")
+        assert run.child("svc").pid != first
 
 
 @pytest.mark.parametrize(

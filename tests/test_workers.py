@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from local_lambdas.states import State
 from tests.helpers import (
     CHILDREN,
@@ -113,12 +115,15 @@ async def test_a_worker_is_replaced_in_its_place_never_beside_itself(
         assert await gone(first["pid"])
 
 
-async def test_a_worker_whose_build_fails_at_a_restart_is_left_stopped_saying_so(
-    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+async def test_a_worker_whose_build_fails_at_a_restart_runs_on_saying_so(
+    write_manifest: WriteManifest,
+    socket_dir: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Replaced in its place, a worker is stopped before its <build> runs: a build that
-    fails leaves it stopped (never two copies side by side), and the next restart that
-    builds starts it again."""
+    """Replaced in its place, a worker's <build> runs before the running copy stops: one
+    that fails leaves that copy working (as a routed process's running instance serves
+    on), and the next restart that builds replaces it, never two copies side by side."""
     build = f"<build>test ! -f {tmp_path / 'BROKEN'}</build>"
     path = write_manifest(worker_xml("w", "-c", "import time; time.sleep(60)", extra=build))
     async with running(path, socket_dir) as run:
@@ -127,7 +132,11 @@ async def test_a_worker_whose_build_fails_at_a_restart_is_left_stopped_saying_so
         (tmp_path / "BROKEN").write_text("")
         assert not await run.supervisor.restart("w")
         assert "its <build> failed: exited with code 1" in run.supervisor.failed_replacements["w"]
-        assert await gone(first) and run.pool("w").blocked is not None
+        assert "w did not become ready" in caplog.text, caplog.text
+        assert "; the running one stays" in caplog.text, caplog.text
+        assert run.pool("w").blocked is None and run.child("w").pid == first
+        assert run.child("w").state is State.READY
         (tmp_path / "BROKEN").unlink()
         assert await run.supervisor.restart("w")
         assert run.child("w").state is State.READY and run.child("w").pid != first
+        assert await gone(first)
