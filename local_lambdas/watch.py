@@ -38,7 +38,7 @@ from pathlib import Path
 from watchfiles import Change, DefaultFilter, awatch  # only --watch imports this module
 
 from local_lambdas.ignored import WATCH_IGNORE
-from local_lambdas.watch_edits import Contents, Doings, deepest, git_ignored
+from local_lambdas.watch_edits import Contents, Doings, deepest, git_ignored, git_tracked
 
 log = logging.getLogger("local_lambdas.watch")
 
@@ -158,7 +158,8 @@ async def watch(
                     kept = {p for p in changed - followed if not hidden(p, paths)}
                     changed = followed | await contents.changed_among(kept)
                     changed -= await git_ignored(changed - followed, paths)
-                    edits = doings.edits(changed) | followed
+                    tracked = await git_tracked(doings.made(changed - followed), paths)
+                    edits = doings.edits(changed, tracked) | followed
                     reload_manifest, ids = affected(edits, manifest, current)
                     # An env file changes what the manifest gives its children: read it too.
                     env_changed = any(_is_env_file(path) for path in changed)

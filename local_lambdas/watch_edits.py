@@ -1,6 +1,6 @@
 """Which of the files --watch saw change are edits, beyond its filters (watch.py): not a
 file written again with the bytes it held (Contents), what a restart it set off wrote
-meanwhile (Doings), nor what git ignores (git_ignored)."""
+meanwhile (Doings: unless git tracks it, git_tracked), nor what git ignores (git_ignored)."""
 
 from __future__ import annotations
 
@@ -130,8 +130,12 @@ class Doings:
     saved again during it, unless it changed during IN_A_ROW restarts in a row: then it is
     taken for one the process writes as it starts or stops (and at other times, or it would
     not have set a restart off), and its changes during a restart are the restart's from
-    then on; a change at any other time is still an edit. Told by the file's modification
-    time, so a file deleted meanwhile counts as an edit: a deletion cannot repeat itself.
+    then on; a change at any other time is still an edit. A file git tracks is held to be
+    code in the same way, from its first change: a build or a starting child writes its
+    output where git ignores it (or in a folder without git), so a second file saved while
+    a slow build of the first runs is an edit, not the build's. Told by the file's
+    modification time, so a file deleted meanwhile counts as an edit: a deletion cannot
+    repeat itself.
     """
 
     # s: the kernel stamps a file with a clock that may lag time.time() a tick (1-10 ms), so
@@ -159,9 +163,15 @@ class Doings:
     def end(self) -> None:
         self._ended = time.time()
 
-    def edits(self, changed: set[Path]) -> set[Path]:
-        """The changed files less those the last restart made."""
-        made = {path for path in changed if self._made(path)}
+    def made(self, changed: set[Path]) -> set[Path]:
+        """Those of the changed files written while a restart (or a <build>, a <task>) ran."""
+        return {path for path in changed if self._made(path)}
+
+    def edits(self, changed: set[Path], tracked: set[Path] | None = None) -> set[Path]:
+        """The changed files less those the last restart made, `tracked` (those git tracks,
+        of the ones it made: git_tracked) held to be edits as edited files are."""
+        made = self.made(changed)
+        self._edited |= (tracked or set()) - self._own
         self._streak = {path: self._streak.get(path, 0) + 1 for path in made & self._edited}
         again = {path for path, streak in self._streak.items() if streak >= self.IN_A_ROW}
         for path in sorted(again):
@@ -197,33 +207,51 @@ async def git_ignored(changed: set[Path], roots: list[Path]) -> set[Path]:
     user's excludes file): build output, data, uploads, caches, what nobody edits. Asked of
     git itself, once per watched folder with changes: none without git or outside a work
     tree, and a file git tracks is never ignored."""
+    # One a line, as given (a name with a newline or a quote comes quoted: not ignored).
+    return await _asked(changed, roots, ("-c", "core.quotePath=false", "check-ignore"), b"\n")
+
+
+async def git_tracked(changed: set[Path], roots: list[Path]) -> set[Path]:
+    """Those of the changed files that git tracks (in its index): code, as Doings holds.
+    None without git or outside a work tree."""
+    # From where it runs, NUL after each; the names given are names, never patterns.
+    return await _asked(changed, roots, ("--literal-pathspecs", "ls-files", "-z"), b"\0")
+
+
+async def _asked(
+    changed: set[Path], roots: list[Path], command: tuple[str, ...], sep: bytes
+) -> set[Path]:
+    """Those of the changed files `git -C ROOT command -- FILES` prints (`sep` after each),
+    asked in each watched folder (ROOT, of `roots`) holding some."""
     under: dict[Path, list[Path]] = {}
     for path in changed:
         if (root := deepest(path, roots)) is not None:
             under.setdefault(root, []).append(path)
-    ignored: set[Path] = set()
+    named: set[Path] = set()
     for root, paths in under.items():
-        ignored |= await _check_ignore(root, paths)
-    return ignored
+        for at in range(0, len(paths), 256):  # (on the command line: no pipe to break)
+            out = await _git(root, *command, "--", *map(str, paths[at : at + 256]))
+            if out is None:
+                break  # no git, or not a work tree
+            named.update(root / os.fsdecode(name) for name in out.split(sep) if name)
+    return named & changed
 
 
-async def _check_ignore(root: Path, paths: list[Path]) -> set[Path]:
-    ignored: set[Path] = set()
-    for at in range(0, len(paths), 256):  # (on the command line: no pipe to break)
-        try:
-            git = await asyncio.create_subprocess_exec(
-                "git", "-C", str(root), "-c", "core.quotePath=false", "check-ignore", "--",
-                *paths[at : at + 256],
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-            )  # fmt: skip
-        except OSError:
-            return ignored  # no git
-        try:
-            out, _ = await asyncio.wait_for(git.communicate(), 5)
-        except asyncio.TimeoutError:  # (3.10: not the builtin one)
-            git.kill()
-            await git.wait()
-            return ignored
-        # One a line, as given (a name with a newline or a quote comes quoted: not ignored).
-        ignored.update(Path(os.fsdecode(name)) for name in out.splitlines() if name)
-    return ignored
+async def _git(root: Path, *args: str) -> bytes | None:
+    """What `git -C root args` printed; None if it failed, took over 5 s, or there is no
+    git (nor, then, any work tree)."""
+    try:
+        git = await asyncio.create_subprocess_exec(
+            "git", "-C", str(root), *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+    except OSError:
+        return None
+    try:
+        out, _ = await asyncio.wait_for(git.communicate(), 5)
+    except asyncio.TimeoutError:  # (3.10: not the builtin one)
+        git.kill()
+        await git.wait()
+        return None
+    return out if git.returncode in (0, 1) else None  # (check-ignore: 1 when none is)

@@ -420,6 +420,11 @@ async def cli(
             await proc.wait()
 
 
+def git(repo: Path, *args: str) -> None:
+    """Run `git -C repo args` (a work tree for --watch's git questions), failing on error."""
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

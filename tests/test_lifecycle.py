@@ -39,6 +39,7 @@ from tests.helpers import (
     alive,
     cli,
     eventually,
+    git,
     gone,
     loaded_by,
     process_xml,
@@ -1198,6 +1199,40 @@ async def test_watch_is_not_set_off_by_what_the_first_build_writes(
         run.proc.send_signal(signal.SIGTERM)
         assert await run.finish() == 0
     assert sum("files changed" in line for line in run.lines) == 1, run.lines
+
+
+@pytest.mark.skipif(not shutil.which("git"), reason="git is not installed")
+async def test_watch_sees_a_second_edit_saved_while_the_first_ones_build_runs(
+    write_manifest: WriteManifest, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A second file saved while the <build> the first set off runs (a slow `go build`) is
+    an edit when git tracks it: it was taken for the build's output, and the server ran
+    without it until the next save. What the build writes (untracked) still restarts
+    nothing."""
+    gate = tmp_path_factory.mktemp("gate")  # (outside the folder watched)
+    build = (
+        f"touch {gate}/building; until [ ! -e {gate}/hold ]; do sleep 0.05; done; "
+        "cat main.src handler.src > server.out"
+    )
+    path = write_manifest(process_xml("svc", "/api/*", extra=f"<build>{build}</build>"))
+    for name in ("main.src", "handler.src"):
+        (tmp_path / name).write_text("1")
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "main.src", "handler.src")
+    async with watching(path, tmp_path) as (run, first):
+        (gate / "hold").write_text("")
+        (gate / "building").unlink()
+        (tmp_path / "main.src").write_text("2")
+        await run.expect(r"files changed: restarting svc \(main.src\)$")
+        assert await eventually((gate / "building").exists, WAIT)
+        (tmp_path / "handler.src").write_text("2")  # while the build runs
+        (gate / "hold").unlink()
+        await run.expect(r"files changed: restarting svc \(handler.src\)$")
+        await run.expect(rf"svc: ready .*\(pid (?!{first},)(\d+)")
+        assert not await eventually(
+            lambda: sum("files changed" in line for line in run.lines) > 2, 2
+        )
+    assert (tmp_path / "server.out").read_text() == "22"
 
 
 async def test_watch_sees_an_edit_while_a_child_hangs_as_its_dependent_waits(

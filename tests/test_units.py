@@ -15,7 +15,6 @@ import re
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 import warnings
@@ -63,7 +62,7 @@ from local_lambdas.states import State
 from local_lambdas.stats import BUCKETS, ProcessStats
 from local_lambdas.supervisor import Supervisor
 from local_lambdas.transports import answer_head, upstream
-from tests.helpers import eventually
+from tests.helpers import eventually, git
 
 ROUTES = ["/api/*", "/api/v2/*", "/exact", "/dir/", "/api/v2/special"]
 ROUTING = {
@@ -419,30 +418,45 @@ def test_what_a_restart_writes_meanwhile_is_no_edit(
     assert doings.edits({source}) == set()
     os.utime(source, (2.0, 2.0))  # a change at another time is still an edit
     assert doings.edits({source}) == {source}
+    # A file git tracks is code from its first change: saved while a restart (a slow
+    # build of another file's edit) runs, it is an edit, as an edited file is.
+    handler = tmp_path / "handler.go"
+    doings.begin({tmp_path / "other.go"})
+    handler.write_text("1")
+    built.write_text("again")
+    doings.end()
+    assert doings.edits({handler, built}, tracked={handler}) == {handler}
 
 
 @pytest.mark.skipif(not shutil.which("git"), reason="git is not installed")
-async def test_watch_leaves_out_what_git_ignores(
+async def test_watch_leaves_out_what_git_ignores_and_knows_what_it_tracks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from local_lambdas.watch_edits import git_ignored
+    from local_lambdas.watch_edits import git_ignored, git_tracked
 
     repo, elsewhere = tmp_path / "repo", tmp_path / "elsewhere"
     (repo / "uploads").mkdir(parents=True)
     elsewhere.mkdir()
-    _git(repo, "init", "-q")
+    git(repo, "init", "-q")
     (repo / ".gitignore").write_text("uploads/\n*.out\n")
     source, upload, built, kept = (
         repo / "app.py", repo / "uploads" / "a.png", repo / "server.out", repo / "kept.out"
     )  # fmt: skip
     for path in (source, upload, built, kept):
         path.write_text("x")
-    _git(repo, "add", "-f", "kept.out")  # tracked: never ignored
+    git(repo, "add", "-f", "kept.out")  # tracked: never ignored
     outside = elsewhere / "server.out"  # not in a work tree: git ignores nothing there
     changed = {source, upload, built, kept, outside}
     assert await git_ignored(changed, [repo, elsewhere]) == {upload, built}
+    # What git tracks (kept.out, added; the other files are not): code, to Doings.
+    (repo / "odd\nname.py").write_text("x")  # (printed quoted without -z)
+    git(repo, "add", "app.py", "odd\nname.py")
+    odd = repo / "odd\nname.py"
+    assert await git_tracked(changed | {odd}, [repo, elsewhere]) == {source, kept, odd}
+    assert await git_tracked({repo / "uploads" / "a.png"}, [repo / "uploads"]) == set()
     monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
     assert await git_ignored(changed, [repo, elsewhere]) == set()
+    assert await git_tracked(changed, [repo, elsewhere]) == set()
 
 
 async def test_a_watch_that_fails_says_so(caplog: pytest.LogCaptureFixture) -> None:
@@ -456,10 +470,6 @@ async def test_a_watch_that_fails_says_so(caplog: pytest.LogCaptureFixture) -> N
     with caplog.at_level(logging.ERROR):
         await asyncio.gather(watcher, return_exceptions=True)
     assert "--watch stopped on an error (RuntimeError: the handler is closed)" in caplog.text
-
-
-def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
 
 
 async def test_watch_past_the_systems_limit_says_so_and_follows_the_manifest(
