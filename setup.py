@@ -36,6 +36,7 @@ HOT = [
     "local_lambdas/aiohandler.py",
     "local_lambdas/pool.py",
     "local_lambdas/roster.py",
+    "local_lambdas/child_run.py",
     "local_lambdas/instance.py",
     "local_lambdas/route_only.py",
     "local_lambdas/link.py",

@@ -1,12 +1,9 @@
-"""One child process's life cycle: spawn, readiness, output, restart with backoff, stop.
+"""One child process's life cycle: its runs (child_run.py: spawn, readiness, output and
+state), restarted with backoff as its restart policy says, and its stop.
 
-Each child runs one task that walks the states of states.py; `Instance._set_state` is the
-only place a state changes, and it logs the change in a line that can be grepped.
-
-How a child is started and stopped with everything it started, and how its exit is seen even
-when a descendant keeps its output open: spawned.py (docs/protocol.md, "Stopping"). A
-worker (mode none), which listens nowhere, is READY once it has run a moment. A route-only
-process, which is not started, is route_only.py's kind of instance.
+Each child runs one task that walks the states of states.py (ChildRun._set_state is the
+only place a state changes). A route-only process, which is not started, is route_only.py's
+kind of instance.
 """
 
 from __future__ import annotations
@@ -14,86 +11,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 
-from local_lambdas import explain, readiness
-from local_lambdas._compat import listeners, processes
+from local_lambdas import explain
+from local_lambdas._compat import listeners
 from local_lambdas.backoff import RestartPolicy
-from local_lambdas.config import Mode, Process
-from local_lambdas.executables import not_started, resolve_executable
-from local_lambdas.launch import prepare
-from local_lambdas.link import Link
-from local_lambdas.orphan_watchdog import Watchdog
-from local_lambdas.output import Printer
-from local_lambdas.output_tail import OutputTail
-from local_lambdas.spawned import Spawned, spawn
+from local_lambdas.child_run import ChildRun
+from local_lambdas.config import Mode
 from local_lambdas.states import State
 
 log = logging.getLogger("local_lambdas.instance")
 
-_LAST_LINES = 20
-_LAST_OUTPUT_WAIT = 0.5  # after an exit, how long its last lines may take to arrive
-# A worker (mode none), which listens nowhere, is READY once it has run this long (s), as
-# supervisord's startsecs: an exit before is a failed start, and what it writes as it starts
-# (a generator's output, a scheduler's state) falls within a --watch restart (watch_edits).
-_WORKER_SETTLE = 1.0
 
+class Instance(ChildRun):
+    """One supervised child process: instance `index` of a manifest <process> (made as a
+    ChildRun). The pool that owns it also reads `in_flight`, and sets `retiring`."""
 
-class Instance:
-    """One supervised child process: instance `index` of a manifest <process>.
-
-    The pool that owns it reads `state`, `link` (the way to the child while it serves),
-    `in_flight` and `requests`, and is told of every state change through `on_change`.
-    """
-
-    def __init__(
-        self,
-        process: Process,
-        printer: Printer,
-        *,
-        index: int = 1,
-        pipe: str | None = None,
-        on_change: Callable[[], None] = lambda: None,
-        watchdog: Watchdog | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        run_mark: str = "",
-        token: str = "",
-    ) -> None:
-        self.process = process
-        self.index = index
-        self.name = process.id if process.instances == 1 else f"{process.id}#{index}"
-        self.timeout = process.timeout  # read per request: a pydantic attribute is slow
-        self.pipe = pipe  # pipe modes: the address it listens on
-        self.state = State.STOPPED
-        self.reason = ""  # why the child is not READY, for 503 bodies
-        self.pid: int | None = None
-        self.link = Link(process)  # the way to its process while it is READY
-        self.restarts = 0
-        self.generation = 0  # counts the times a process of this child became READY
-        self.in_flight = 0  # requests leased to this child now
-        self.requests = 0  # requests leased to its current process
-        # A request it did not answer in time, or answered wrong: until then, new requests go
-        # to the other instances while one can take them (Pool.pass_over); a new process
-        # clears it.
-        self.passed_over_until = 0.0
-        self.retiring = False  # a replacement is starting; see Pool
-        self.last_exit: int | None = None  # exit code of the last process to exit
-        self.last_exit_time: float | None = None  # and when (wall clock)
-        self.ready_seconds: float | None = None  # how long the current process took to listen
-        self.unheard_since: float | None = None  # when its running process stopped listening
-        self.address = ""  # where it listens, as people read it
-        self.mark = ""  # SPAWN_MARK of its current process (see orphans.marked)
-        self.output = OutputTail(printer, self.name, _LAST_LINES)  # what it printed last
-        self._policy = RestartPolicy(process.restart, max_quick_failures=process.start_retries)
-        self._on_change = on_change
-        self._watchdog = watchdog
-        self._clock = clock
-        self._run_mark = run_mark  # this run's part of every SPAWN_MARK
-        self._token = token
-        self._not_ready: str | None = None  # why the last process never became READY
-        self._left = ""  # what the last process left running when it exited (explain.py)
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
+    restarts: int = 0
+    in_flight: int = 0  # requests leased to this child now
+    retiring: bool = False  # a replacement is starting; see Pool
+    last_exit: int | None = None  # exit code of the last process to exit
+    last_exit_time: float | None = None  # and when (wall clock)
+    _task: asyncio.Task[None] | None = None
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -115,7 +53,7 @@ class Instance:
         self._remove_socket()
 
     async def _run(self) -> None:
-        # (No wait inside a finally or except block: instance.py is compiled, see CONTRIBUTING.)
+        # (No wait inside a finally or except block: this module is compiled, see CONTRIBUTING.)
         stopped: BaseException | None = None  # the stop's cancellation, raised again after
         try:
             await self._supervise()
@@ -135,6 +73,7 @@ class Instance:
 
     async def _supervise(self) -> None:
         """Run the child, and again after each exit as the restart policy says."""
+        policy = RestartPolicy(self.process.restart, max_quick_failures=self.process.start_retries)
         while not self._stopping:
             started = self._clock()
             try:
@@ -147,7 +86,7 @@ class Instance:
             if self._stopping:
                 return
             ready = self._not_ready is None
-            verdict = self._policy.after_exit(code, self._clock() - started, ready=ready)
+            verdict = policy.after_exit(code, self._clock() - started, ready=ready)
             self.last_exit, self.last_exit_time = code, time.time()
             what = self._describe_exit(code)
             if verdict.action == "stay-down":
@@ -158,9 +97,9 @@ class Instance:
                 )
                 return
             if verdict.action == "give-up":
-                failed = self._policy.quick_failures
+                failed = policy.quick_failures
                 runs = f"{failed} failed starts in a row" if failed > 1 else "a failed start"
-                limit = self._policy.max_quick_failures
+                limit = policy.max_quick_failures
                 if code == 0 and not self._left and self.process.communication_mode is Mode.NONE:
                     what += f"; {explain.ENDS_BY_ITSELF}"  # (a worker done: a task, probably)
                 self._set_state(
@@ -174,165 +113,6 @@ class Instance:
                 State.BACKOFF, f"{what}; restarting in {verdict.delay:.1f}s", logging.WARNING
             )
             await asyncio.sleep(verdict.delay)
-
-    async def _run_once(self) -> int | None:
-        """Spawn, wait for readiness, wait for the exit; the exit code, None if never spawned.
-        Leaves `_not_ready` None if the process became READY, else why it did not."""
-        self._not_ready, self._left = "it exited before it listened", ""
-        self.output.new_run()
-        address, env, args, self.mark = prepare(
-            self.process, name=self.name, index=self.index, pipe=self.pipe,
-            run_mark=self._run_mark, token=self._token,
-        )  # fmt: skip
-        awaited = f"listens on {address}" if address else f"has run {_WORKER_SETTLE:g}s"
-        self._set_state(State.STARTING, f"starting; ready once it {awaited}")
-        program = resolve_executable(self.process, env.get("PATH"))
-        started = self._clock()  # (before the spawn, which may take as long as the child)
-        try:
-            proc = await spawn(
-                self.output, self.mark, program or self.process.executable, args,
-                cwd=str(self.process.working_dir), env=env, watchdog=self._watchdog,
-            )  # fmt: skip
-        except OSError as exc:
-            why = not_started(self.process.working_dir, program, exc)
-            self._not_ready = f"cannot run {self.process.executable}: {why}"
-            return None
-        self.link.proc, self.link.address = proc, address
-        self.pid, self.requests = proc.pid, 0
-        ended: BaseException | None = None  # (no wait in a finally block: see _run)
-        try:
-            if address:
-                await self._serve_once_listening(proc, address, started)
-            else:  # <communication_mode> none: nothing to listen on
-                await self._settle(proc, started)
-            await proc.exited
-        except BaseException as ending:
-            ended = ending
-        await self.link.close()
-        if ended is not None:
-            raise ended
-        code = proc.returncode
-        # What the child left behind, in its group or anywhere below it, goes with it.
-        left = {} if self._stopping else await processes.command_lines(
-            pid for pid in proc.owners() if pid != proc.pid
-        )  # fmt: skip
-        self._left = explain.left_running(left, code) if left else ""
-        # (Its last lines reach its output tail before the exit is reported.)
-        await proc.release(_LAST_OUTPUT_WAIT, kill_left=not self._stopping)
-        return code
-
-    async def _serve_once_listening(self, proc: Spawned, address: str, started: float) -> None:
-        """READY once its process listens at `address` (within <startup_timeout>, judged as
-        readiness.Busy says), serving until it exits; else `_not_ready` says why, and the
-        process is stopped."""
-        busy = readiness.Busy(proc.owners)
-        found = await readiness.wait_until_listening(
-            self.process, address, proc.owners, seconds=self.process.startup_timeout,
-            given_up=lambda: proc.exited.done() or self._stopping, busy=busy,
-        )  # fmt: skip
-        if found:
-            self.ready_seconds = self._clock() - started
-            await self._serve_while_running(proc, address, found.address)
-        elif not proc.exited.done() and not self._stopping:
-            self._not_ready = explain.not_ready_in_time(
-                self.process, address, foreign=found.foreign, last_lines=self.output.lines,
-                refused=found.refused, elsewhere=listeners.held_listeners(proc.owners()),
-                late=busy.worked(self.process.startup_timeout or 0),
-            )  # fmt: skip
-            log.warning("%s: %s; stopping it", self.name, self._not_ready)
-            await proc.terminate(self.process.stop_timeout)
-
-    async def _settle(self, proc: Spawned, started: float) -> None:
-        """A worker's process (mode none): READY once it has run _WORKER_SETTLE seconds."""
-        settled, _ = await asyncio.wait((proc.exited,), timeout=_WORKER_SETTLE)
-        if not settled and not self._stopping:
-            self.ready_seconds, self._not_ready = self._clock() - started, None
-            self.generation += 1
-            how = f"ready in {self.ready_seconds:.2f}s"
-            self._set_state(State.READY, f"{how} (pid {proc.pid}; nothing is routed to it)")
-
-    async def _serve_while_running(self, proc: Spawned, address: str, listening: str) -> None:
-        """READY while its process runs and listens at `listening`; STARTING again, for as
-        long as it takes, while it runs on without listening (see the module's docstring).
-        Returns once it exits, or as it is stopped."""
-        how = f"ready in {self.ready_seconds:.2f}s"
-        while True:
-            self.link.connect(listening, proc.owns)
-            if self.pipe is not None and self._watchdog is not None:
-                self._watchdog.socket(listening)  # removed by it if the proxy is killed
-            self.generation += 1
-            self._not_ready = self.unheard_since = None
-            self.passed_over_until = 0.0
-            self.address = explain.where(self.process, listening)
-            self._set_state(State.READY, f"{how} (pid {proc.pid}, {self.address})")
-            if not await self._until_exit_or_unheard(proc):
-                return
-            await self.link.close()
-            since = self.unheard_since = self._clock()
-            self._set_state(
-                State.STARTING,
-                f"its process (pid {proc.pid}) runs but stopped listening on {self.address}; "
-                "waiting for it to listen again",
-                logging.WARNING,
-            )
-            found = await readiness.wait_until_listening(
-                self.process, address, proc.owners, seconds=None,
-                given_up=lambda: proc.exited.done() or self._stopping,
-            )  # fmt: skip
-            self.unheard_since = None
-            if not found:
-                return
-            listening, how = found.address, f"listening again after {self._clock() - since:.2f}s"
-
-    async def _until_exit_or_unheard(self, proc: Spawned) -> bool:
-        """Wait while its process serves: False once it exits, True if it is seen to run on
-        without listening (Link.still_serving)."""
-        unheard = self.link.unheard = asyncio.get_running_loop().create_future()
-        try:
-            await asyncio.wait((proc.exited, unheard), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            self.link.unheard = None
-            unheard.cancel()
-        return not proc.exited.done()
-
-    def _set_state(self, state: State, message: str = "", level: int = logging.INFO) -> None:
-        self.state = state
-        self.reason = "" if state is State.READY else message
-        if message:
-            shown = f"FATAL: {message}" if state is State.FATAL else message  # (as /_/ready)
-            said = self._said()
-            shown += f"; its last output: {said}" if said else ""
-            log.log(
-                level,
-                "%s: %s",
-                self.name,
-                shown,
-                extra={
-                    "fields": {
-                        "event": "state",
-                        "process": self.process.id,
-                        "state": state.value,
-                        "pid": self.pid,
-                    }
-                },
-            )
-        self._on_change()
-
-    def account(self, *, said: bool = False) -> str:
-        """Its state and why, for the user: "BACKOFF: <reason>" (the reason of an exit says
-        its code); with `said`, and the line of its output that says why it ended (never
-        for clients: a child's output may hold secrets)."""
-        told = f"{self.state.value}: {self.reason}" if self.reason else self.state.value
-        output = self._said() if said else ""
-        return told + (f"; its last output: {output}" if output else "")
-
-    def _said(self) -> str:
-        """Once its process has ended (BACKOFF, EXITED, FATAL), or stopped listening, the line
-        of that run's output that says why (OutputTail.telling); else ""."""
-        ended = self.state in (State.BACKOFF, State.EXITED, State.FATAL)
-        if not ended and self.unheard_since is None:
-            return ""
-        return self.output.telling()
 
     def _describe_exit(self, code: int | None) -> str:
         """Why the last process is gone: why it never got ready, else how it ended."""

@@ -27,7 +27,7 @@ class RouteOnly(Instance):
         self.generation += 1
         self.address = str(upstream)
         self._set_state(State.READY, f"ready: requests go to {upstream} (<upstream>)")
-        stopped: BaseException | None = None  # (no wait in a finally block: see instance.py)
+        stopped: BaseException | None = None  # (no wait in a finally block: see Instance._run)
         try:
             await asyncio.Event().wait()  # until the stop cancels this task
         except BaseException as cancelled:
