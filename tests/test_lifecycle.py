@@ -1357,26 +1357,35 @@ async def test_watch_leaves_a_process_not_started_alone(
     assert len(restarts) == 1 and "restarting a (" in restarts[0], restarts
 
 
+@pytest.mark.parametrize("kind", ["routed", "worker"])
 async def test_a_stop_during_a_rebuild_stops_the_build_and_starts_nothing(
-    write_manifest: WriteManifest, tmp_path: Path
+    write_manifest: WriteManifest, tmp_path: Path, kind: str
 ) -> None:
+    """A worker's rebuild runs while its running copy works on (reloads.py: built ahead of
+    the stop that makes room for its replacement); a stop ends it the same way."""
     # The rebuild a change sets off is a long one; the comment names its shell's process.
     marker = f"build-{os.getpid()}-{time.monotonic_ns()}"
-    build = f"test ! -f SLOW || {{ echo slow build; sleep 60; }} # {marker}"
-    path = write_manifest(process_xml("svc", "/api/*", extra=f"<build>{build}</build>"))
+    build = f"<build>test ! -f SLOW || {{ echo slow build; sleep 60; }} # {marker}</build>"
+    sleeps = ("-c", "import time; time.sleep(60)")
+    process = (
+        process_xml("svc", "/api/*", extra=build)
+        if kind == "routed"
+        else worker_xml("svc", *sleeps, extra=build)
+    )
+    path = write_manifest(process)
     async with cli(path.name, "--bind", "127.0.0.1:0", "--watch", cwd=tmp_path) as run:
-        await run.expect(r"svc: ready")
+        running = int((await run.expect(r"svc: ready .*\(pid (\d+)")).group(1))
         await run.expect(r"watching ")
         (tmp_path / "SLOW").write_text("")
         await run.expect(r"svc build +\| slow build")
-        assert processes_running(marker)
+        assert processes_running(marker) and alive(running)  # (a worker too works on)
         run.proc.send_signal(signal.SIGINT)
         # Within WAIT (20 s), not after the build's 60 s (the old code waited for it, then
         # started the new instance, then stopped it).
         assert await run.finish() == 0
     stopping = next(i for i, line in enumerate(run.lines) if "stopping:" in line)
     assert not any("svc: starting" in line for line in run.lines[stopping:]), run.lines
-    assert not processes_running(marker)
+    assert not processes_running(marker) and await gone(running)
 
 
 async def test_a_stop_answers_the_requests_no_child_has_yet(
