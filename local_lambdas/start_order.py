@@ -116,19 +116,19 @@ class StartOrder:
                 f"--only {','.join(self._settings.only)}"
             )
             return
-        if pool.process.start == "on-request" and not pool.process.depends_on:
-            pool.sleep()  # its first request starts it (Pool.wake)
-            return
         build = pool.process.build is not None and not built
         if not pool.process.depends_on and not build:
-            pool.start()
+            if pool.process.start == "on-request":
+                pool.sleep()  # its first request starts it (Pool.wake)
+            else:
+                pool.start()
             return
 
         async def start() -> None:
             if build and not await self.build_ahead(pool):
                 return
             if pool.process.start == "on-request":
-                pool.sleep()  # what it needs is there: now its first request starts it
+                pool.sleep()  # what it needs is there, built: its first request starts it
                 return
             pool.start()
 

@@ -53,6 +53,32 @@ async def test_a_restart_or_reload_leaves_it_asleep_and_returns(
             assert int(await reply.text()) == run.child("lazy").pid
 
 
+async def test_its_build_runs_at_launch_and_it_sleeps_until_asked(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
+    """A process that starts on request is built as the run starts, as any process is, then
+    sleeps: its <build> never ran (its first request started it unbuilt), and a build that
+    fails makes it FATAL with the reason, not a request's surprise."""
+    built = tmp_path / "built"
+    extra = f"<start>on-request</start><build>echo built >> {built}</build>"
+    failing = "<start>on-request</start><build>exit 3</build>"
+    path = write_manifest(
+        process_xml("lazy", "/lazy/*", extra=extra), process_xml("broken", "/b/*", extra=failing)
+    )
+    async with running(path, socket_dir, wait=False) as run:
+        pool = run.pool("lazy")
+        assert await eventually(lambda: pool.sleeping, 10)
+        assert built.read_text() == "built\n" and pool.instances == []
+        async with run.http.get(run.url + "/lazy/pid") as reply:  # its first request starts it
+            assert reply.status == 200
+            assert int(await reply.text()) == run.child("lazy").pid
+        assert built.read_text() == "built\n"  # (built once: not again as it wakes)
+        assert await eventually(lambda: run.pool("broken").blocked is not None, 10)
+        async with run.http.get(run.url + "/b/x") as reply:
+            assert reply.status == 503
+            assert "its <build> failed: exited with code 3" in (await reply.json())["error"]
+
+
 async def test_asleep_when_idle_awake_on_demand(
     write_manifest: WriteManifest, socket_dir: Path
 ) -> None:
