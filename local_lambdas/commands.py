@@ -177,6 +177,10 @@ async def _table_when_ready(run: Started, printer: Printer, manifest: Manifest) 
             await asyncio.sleep(0.1)  # a display refresh, not a wait for readiness
     rows = []
     for pool in run.supervisor.pools.values():
+        if not pool.instances:  # asleep until its first request, left out, or never built
+            rows.append([" ".join(pool.process.routes) or "-", pool.process.id,
+                         pool.process.communication_mode.value, "-", "-", pool.state.value,
+                         "-"])  # fmt: skip
         for instance in pool.instances:
             ready = f"{instance.ready_seconds:.2f}s" if instance.state is State.READY else "-"
             rows.append(

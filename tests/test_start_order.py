@@ -244,17 +244,23 @@ async def test_the_serving_table_waits_for_what_starts_after_a_build_or_its_need
     write_manifest: WriteManifest, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """The table of what serves what comes once every process is ready: with a <build>, or
-    a <depends_on>, it came at once, empty or without them, and never again."""
+    a <depends_on>, it came at once, empty or without them, and never again. It lists
+    every process: one asleep until its first request, or whose build failed, was left
+    out."""
     gate = tmp_path_factory.mktemp("gate") / "go"
     build = f"<build>until [ -e {gate} ]; do sleep 0.05; done</build>"
-    path = write_manifest(process_xml("a", "/a/*", extra=build), needing("b", "/b/*", "a"))
+    path = write_manifest(
+        process_xml("a", "/a/*", extra=build), needing("b", "/b/*", "a"),
+        process_xml("c", "/c/*", extra="<start>on-request</start>"),
+        process_xml("d", "/d/*", extra="<build>exit 3</build>"),
+    )  # fmt: skip
     async with cli(str(path), "--bind", "127.0.0.1:0") as run:
         await run.expect(r"a build: running")
         gate.write_text("")
         await run.expect(r"b: ready")
         await run.expect(r"^serving on ")
-        for pid in "ab":  # their rows, in the manifest's order
-            await run.expect(rf"^\s+/{pid}/\*\s+{pid}\s.*READY")
+        for pid, state in ("a", "READY"), ("b", "READY"), ("c", "IDLE"), ("d", "FATAL"):
+            await run.expect(rf"^\s+/{pid}/\*\s+{pid}\s.*{state}")  # in the manifest's order
         run.proc.send_signal(signal.SIGINT)
         assert await run.finish() == 0
     assert sum(line.startswith("serving on ") for line in run.lines) == 1, run.lines
