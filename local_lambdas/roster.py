@@ -57,6 +57,7 @@ class Roster:
         self.started = False
         # <start>on-request</start> and <idle_timeout>: asleep until a request comes.
         self.sleeping = False
+        self._woken = False  # woken before it first slept (its <build> or needs under way)
         self.last_request = clock()
         self._idle_timeout = process.idle_timeout
         self._idle_watch: asyncio.Task[None] | None = None
@@ -120,15 +121,24 @@ class Roster:
         self._notify()
 
     def sleep(self) -> None:
-        """Not started until a request comes (<start>on-request</start>)."""
+        """Not started until a request comes (<start>on-request</start>); started now if
+        woken before it could sleep."""
+        if self._woken:
+            self._woken = False
+            self.start()
+            return
         self.sleeping = True
         self._notify()
 
     def wake(self) -> None:
-        """Start a sleeping process: a request came (or `run` proves it works)."""
+        """Start a sleeping process: a request came (or `run` proves it works). One not
+        started yet (its <build> or what it depends on under way) starts then, rather than
+        sleep: `run` and `check --boot` wake every process once, as they begin."""
         if self.sleeping:
             log.info("%s: starting on request", self.process.id)
             self.start()
+        elif not self.started:
+            self._woken = True
 
     async def _sleep_when_idle(self, idle: float) -> None:
         """Stop the instances, gracefully, once no request has come for `idle` seconds; the

@@ -4,9 +4,12 @@ with requests held across every stop and start, none failed."""
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.helpers import WriteManifest, eventually, gone, load, process_xml, running
 
@@ -102,19 +105,35 @@ async def test_asleep_when_idle_awake_on_demand(
         assert len(set(pids)) == 3  # each burst woke a new process
 
 
-def test_run_starts_an_on_request_process_once_to_prove_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["run", "check --boot"])
+def test_run_and_check_boot_start_on_request_processes_once_to_prove_them(
+    tmp_path: Path, command: str
+) -> None:
+    """Each process that starts on request is started once, and proved: one built first,
+    or waiting for what it depends on, too (woken before it could sleep, it slept, and the
+    command waited for it for good)."""
+    on_request = "<start>on-request</start>"
     (tmp_path / "manifest.xml").write_text(
-        "<manifest>" + process_xml("lazy", "/lazy/*", extra="<start>on-request</start>")
+        "<manifest>"
+        + process_xml("lazy", "/lazy/*", extra=on_request)
+        + process_xml("built", "/built/*", extra=f"{on_request}<build>sleep 0.2</build>")
+        + process_xml("after", "/after/*", extra=f"{on_request}<depends_on>eager</depends_on>")
+        + process_xml("eager", "/eager/*")
         + "</manifest>"
     )  # fmt: skip
     check = (
         "import json, os, urllib.request\n"
         "url = os.environ['LOCAL_LAMBDAS_URL'] + '/_/status'\n"
-        "state = json.load(urllib.request.urlopen(url))['processes']['lazy']['state']\n"
-        "assert state == 'READY', state\n"
+        "processes = json.load(urllib.request.urlopen(url))['processes']\n"
+        "states = {name: process['state'] for name, process in processes.items()}\n"
+        "assert set(states.values()) == {'READY'}, states\n"
     )
+    argv = ["run", "--", sys.executable, "-c", check] if command == "run" else ["check", "--boot"]
     done = subprocess.run(
-        [sys.executable, "-m", "local_lambdas", "run", "--", sys.executable, "-c", check],
+        [sys.executable, "-m", "local_lambdas", *argv],
         cwd=tmp_path, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
+    if command == "check --boot":
+        for name in ("lazy", "built", "after", "eager"):
+            assert re.search(rf"{name} .*GET /{name} -> 200", done.stdout), done.stdout
