@@ -1,8 +1,9 @@
 """The manifest's checks across processes: what no single <process> shows (an id, route, port
 or pipe name claimed twice; a socket path too long; <depends_on> naming nothing or going round
-in a circle; a route inside the admin prefix; <cache> or <strip_prefix> where they would do
-nothing). They read each process's raw values (`Claims`), so that a process with problems of
-its own still takes part, and report through the reader's `problem(line, text)`.
+in a circle; a route inside the admin prefix; <cache>, <port>, <ready_path> or <strip_prefix>
+where they would do nothing). They read each process's raw values (`Claims`), so that a
+process with problems of its own still takes part, and report through the reader's
+`problem(line, text)`.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def across_processes(
     _check_across(everyone, problem, socket_dir)
     _check_dependencies(everyone, problem)
     _check_admin_prefix(everyone, problem, admin_prefix)
-    _check_cache(everyone, problem)
+    _check_idle_elements(everyone, problem)
     _check_strip_prefix(everyone, problem)
 
 
@@ -159,16 +160,26 @@ def _cycle_from(start: str, graph: dict[str, list[str]]) -> list[str]:
     return path if visit(start) else []
 
 
-def _check_cache(everyone: Sequence[Claims], problem: Report) -> None:
+_PIPES = frozenset({Mode.PIPE.value, Mode.PIPE_KEEPALIVE.value})
+_FOR_HTTP = ("is for the HTTP modes (http, passthrough): a pipe child listens on its socket "
+             "($PIPE_ADDRESS) and is ready once it does")  # fmt: skip
+# Elements that would do nothing in some modes: those modes, and why (with the fix).
+_IDLE_IN: dict[str, tuple[frozenset[str], str]] = {
+    "cache": (frozenset({Mode.PASSTHROUGH.value}),
+              "works for the envelope modes only; a passthrough answer streams to the client "
+              "and is not kept (let the web server or a CDN cache it), so remove <cache>"),
+    "port": (_PIPES, f"{_FOR_HTTP}; remove <port>, or choose the mode it serves by"),
+    "ready_path": (_PIPES, f"{_FOR_HTTP}; remove <ready_path>, or choose the mode it serves by"),
+}  # fmt: skip
+
+
+def _check_idle_elements(everyone: Sequence[Claims], problem: Report) -> None:
+    """Elements that would do nothing in the process's mode (_IDLE_IN)."""
     for claims in everyone:
-        mode = claims.values.get("communication_mode")
-        if "cache" in claims.values and mode == Mode.PASSTHROUGH.value:
-            problem(
-                claims.line("cache"),
-                f"{claims.label}: <cache> works for the envelope modes only; a passthrough "
-                "answer streams to the client and is not kept (let the web server or a CDN "
-                "cache it), so remove <cache>",
-            )
+        mode = claims.values.get("communication_mode", Mode.PIPE.value)
+        for name, (modes, why) in _IDLE_IN.items():
+            if name in claims.values and mode in modes:
+                problem(claims.line(name), f"{claims.label}: <{name}> {why}")
 
 
 def _check_strip_prefix(everyone: Sequence[Claims], problem: Report) -> None:

@@ -1,7 +1,8 @@
 """The manifest's vocabulary: every element a <process> and a <task> may hold (manifest.xsd
 describes the same for editors), the model field each fills, the ones a process must have,
-and the ones only a process that requests go to may hold (not a worker, in
-<communication_mode>none</communication_mode>). manifest_reader.py reads by it.
+the ones only a process that requests go to may hold (not a worker, in
+<communication_mode>none</communication_mode>), and those only a process that is started may
+hold (not a route-only one, with <upstream>). manifest_reader.py reads by it.
 """
 
 from __future__ import annotations
@@ -65,5 +66,12 @@ FOR_REQUESTS = frozenset({
     "route", "pipe_name", "cors", "start", "upstream", "idle_timeout", "port", "methods",
     "timeout", "startup_timeout", "max_body_size", "concurrency", "queue_timeout", "max_queue",
     "max_requests", "cache", "strip_prefix", "ready_path",
+})  # fmt: skip
+# What only a process local-lambdas starts may hold: refused with <upstream> (a route-only
+# process starts nothing). Its <depends_on> still holds its routes until what it names is there.
+FOR_STARTED = frozenset({
+    "arg", "pipe_name", "working_dir", "env", "env_file", "build", "start", "idle_timeout",
+    "port", "startup_timeout", "stop_timeout", "restart", "start_retries", "instances",
+    "max_requests", "ready_path",
 })  # fmt: skip
 FIELD_TO_ELEMENT = {spec.field: name for name, spec in ELEMENTS.items()}  # (for messages)

@@ -23,6 +23,7 @@ from local_lambdas.manifest_elements import (
     ELEMENTS,
     FIELD_TO_ELEMENT,
     FOR_REQUESTS,
+    FOR_STARTED,
     REQUIRED,
     TASK_ELEMENTS,
 )
@@ -110,6 +111,13 @@ class Reader:
             if spec is None:
                 for _, _, child in occurrences:
                     meant.update(self._unknown(child, label, list(table)))
+                continue
+            if route_only and name in FOR_STARTED:
+                self.problem(
+                    occurrences[0][1],
+                    f"{label}: <{name}> is for a process local-lambdas starts, and a route-only "
+                    "one (<upstream>) starts nothing: remove it",
+                )
                 continue
             if worker and name in FOR_REQUESTS:
                 self.problem(

@@ -217,6 +217,36 @@ CASES = {
             (7, '<process id="svc">: <timeout> is for a process requests go to'),
         ],
     ),
+    "a port or ready path on a pipe child": (  # it listens on a socket: they do nothing
+        process(*OK, "<port>5055</port>", "<ready_path>/healthz</ready_path>"),
+        [
+            (
+                6,
+                '<process id="svc">: <port> is for the HTTP modes (http, passthrough): a pipe '
+                "child listens on its socket ($PIPE_ADDRESS) and is ready once it does; remove "
+                "<port>, or choose the mode it serves by",
+            ),
+            (7, '<process id="svc">: <ready_path> is for the HTTP modes (http, passthrough)'),
+        ],
+    ),
+    "what a started process holds, on a route-only one": (  # nothing is started
+        process(
+            "<id>svc</id>",
+            "<upstream>http://127.0.0.1:8081</upstream>",
+            "<route>/svc/*</route>",
+            "<instances>2</instances>",
+            "<build>make</build>",
+            "<concurrency>4</concurrency>",
+        ),
+        [
+            (
+                6,
+                '<process id="svc">: <instances> is for a process local-lambdas starts, and a '
+                "route-only one (<upstream>) starts nothing: remove it",
+            ),
+            (7, '<process id="svc">: <build> is for a process local-lambdas starts'),
+        ],
+    ),
     "missing route, a worker's way told": (
         process("<id>w</id>", "<executable>python3</executable>"),
         [
