@@ -111,6 +111,11 @@ class Admin:
             answer.headers["Allow"] = "POST"
             return answer
         process = parts[1]
+        if process in self._supervisor.tasks:  # (run once: what a restart is, it has not)
+            return web.json_response({"process": process, "error": (
+                f"{process!r} is a <task>: it runs once, as the proxy starts, before what "
+                "depends on it; restart local-lambdas to run it again"
+            )}, status=409)  # fmt: skip
         if process not in self._supervisor.pools:
             known = ", ".join(self._supervisor.pools) or "none"
             return web.json_response(

@@ -290,8 +290,8 @@ def parsers() -> dict[str, Parser]:
         prog="local-lambdas restart",
         description="Restart one process of a running proxy, as a reload would: its "
         "replacement starts beside it and takes over once ready, so requests are not "
-        "failed (one with a fixed <port>, or a worker, stops first; requests wait for its "
-        "replacement). "
+        "failed (one with a fixed <port>, or a worker, stops first, once its <build> has "
+        "run; requests wait for its replacement). "
         "Exits 0 once it is ready, 1 if it is not.",
     )
     restart_p.add_argument("process", metavar="ID", help="the process's <id>")

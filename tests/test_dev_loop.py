@@ -257,7 +257,8 @@ async def test_only_starts_the_named_processes(
 async def test_restart_one_process_under_load(
     write_manifest: WriteManifest, socket_dir: Path
 ) -> None:
-    path = write_manifest(process_xml("a", "/a/*"), process_xml("b", "/b/*"))
+    seed = f"<task><id>seed</id><executable>{PYTHON}</executable><arg>-c</arg><arg></arg></task>"
+    path = write_manifest(process_xml("a", "/a/*"), process_xml("b", "/b/*"), seed)
     async with running(path, socket_dir) as run:
         a_pid, b_pid = run.child("a").pid, run.child("b").pid
         async with load(run, "/a/x", clients=8) as result:
@@ -273,6 +274,11 @@ async def test_restart_one_process_under_load(
         async with run.http.post(run.url + "/_/processes/nope/restart") as reply:
             assert (
                 reply.status == 404 and "the processes are: a, b" in (await reply.json())["error"]
+            )
+        async with run.http.post(run.url + "/_/processes/seed/restart") as reply:  # a task
+            assert reply.status == 409 and (await reply.json())["error"] == (
+                "'seed' is a <task>: it runs once, as the proxy starts, before what depends "
+                "on it; restart local-lambdas to run it again"
             )
         # Asked under another prefix than the proxy's: the likely cause is said.
         elsewhere = await asyncio.create_subprocess_exec(
