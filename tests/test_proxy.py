@@ -194,12 +194,31 @@ async def test_invalid_answers_are_never_passed_through(
     assert error["process"] == "bad"
     assert error["request_id"] == reply.headers["X-Request-Id"]
     if status == 502 and action != "close":
+        sent = 'it sent: b\'{"status": 200' if action == "flood" else "it sent:"
         assert any(
-            error["request_id"] in r.getMessage() and "it sent:" in r.getMessage()
-            for r in caplog.records
+            error["request_id"] in r.getMessage() and sent in r.getMessage() for r in caplog.records
         )
     # The other route is untouched.
     assert (await echo(run, "GET", "/good/x"))["uri"] == "/good/x"
+
+
+async def test_an_answer_that_never_ends_is_502_at_the_limit(
+    write_manifest: WriteManifest, socket_dir: Path, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An envelope answer is read whole, up to 256 MiB: a child that writes for ever is
+    502 once past it, at once (the `http` envelope's read on, dropping it, until its
+    <timeout>), its first bytes in the log, and the next request is answered."""
+    path = write_manifest(process_xml("bad", "/bad/*", mode=mode, extra="<timeout>60s</timeout>"))
+    async with running(path, socket_dir) as run:
+        async with run.http.get(run.url + "/bad/flood") as reply:
+            assert reply.status == 502
+            error = await reply.json()
+        assert error["error"] == "the answer is over 268435456 bytes", error
+        assert any(
+            error["request_id"] in r.getMessage() and 'it sent: b\'{"status": 200' in r.getMessage()
+            for r in caplog.records
+        ), caplog.text
+        assert (await echo(run, "GET", "/bad/x"))["uri"] == "/bad/x"
 
 
 @pytest.mark.parametrize(("mode", "says"), [

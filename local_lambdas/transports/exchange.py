@@ -215,6 +215,10 @@ class Bare(ChildConnection):
         if not self._headed and self._got > MAX_HEAD and not self._lost:  # a head without end
             self._fail(self._bad(f"the child's answer head is over {MAX_HEAD // 1024} KiB"), "")
             return
+        if self._got > self._upstream.most:  # (never read on past: one that never ends)
+            self._fail(self._bad(f"the answer is over {self._upstream.most} bytes"),
+                       f"the answer is over {self._upstream.most} bytes")  # fmt: skip
+            return
         sink = self._sink
         if sink is not None:
             sink.flush()

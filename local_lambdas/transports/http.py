@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from local_lambdas.envelope import TOKEN_HEADER, Request, Response
+from local_lambdas.envelope import MAX_HEAD, TOKEN_HEADER, Request, Response
 from local_lambdas.envelope_answer import Answers, gather
 from local_lambdas.errors import BadResponse, ChildUnreachable
 from local_lambdas.http1 import RETRYABLE
@@ -22,7 +22,9 @@ class HttpTransport:
     def __init__(self, address: str, *, max_response: int) -> None:
         host, _, port = address.rpartition(":")
         self._host = address
-        self._upstream = Upstream(host.strip("[]"), int(port), headers=False)
+        # (Its reply's body is the answer, kept whole: the connection is not read past it.)
+        most = max_response + MAX_HEAD
+        self._upstream = Upstream(host.strip("[]"), int(port), headers=False, most=most)
         self._max_response = max_response
         self._answers = Answers()
         self._closed = False
@@ -78,7 +80,7 @@ class _Reply:
 
     def body(self, data: bytes) -> None:
         if self.error is not None:
-            return  # over the limit: the rest is read and dropped
+            return  # over the limit (the exchange stops reading once past its head's room)
         self.answer = gather(self.answer, data) if self.answer else data
         if len(self.answer) > self._limit:
             sample = bytes(self.answer[:1024])
@@ -92,7 +94,8 @@ class _Reply:
         pass
 
     def broken(self, why: str) -> None:
-        self.error = ChildUnreachable(f"the HTTP reply broke off: {why}")
+        if self.error is None:  # (over the limit: that is why it was broken off)
+            self.error = ChildUnreachable(f"the HTTP reply broke off: {why}")
 
     def upgraded(
         self, reason: str, headers: list[tuple[str, str]], child: asyncio.Transport, rest: bytes

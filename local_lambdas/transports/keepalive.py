@@ -179,8 +179,9 @@ class _Connection(asyncio.Protocol):
         if not newline:
             self._buffer = gather(self._buffer, data)
             if len(self._buffer) > self._limit:
+                sample = bytes(self._buffer[:SHOWN_BYTES])
                 self._buffer = b""
-                self._fail(BadResponse(f"the answer is over {self._limit} bytes"))
+                self._fail(BadResponse(f"the answer is over {self._limit} bytes", sample))
             return
         line = gather(self._buffer, head) if self._buffer else head
         self._buffer = rest

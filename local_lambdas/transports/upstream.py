@@ -33,9 +33,12 @@ MAX_IDLE: Final = 64  # idle connections kept per child (the benchmark's nginx: 
 class Upstream:
     """The connections to one child at HOST:PORT; idle ones are kept for the next request."""
 
-    def __init__(self, host: str, port: int, *, headers: bool = True) -> None:
+    def __init__(self, host: str, port: int, *, headers: bool = True, most: int = 1 << 62) -> None:
         """`headers`: whether the answers' headers are read and given to the sink (else
-        it gets none: see Bare)."""
+        it gets none: see Bare); `most`: the bytes an answer may take, head included, past
+        which its connection is closed (a sink that keeps it whole: the `http` envelope's;
+        a streamed one has none)."""
+        self.most = most
         self._host = host
         self._port = port
         # Its address as its redirects name it (forwarding.put_back).

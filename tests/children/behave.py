@@ -16,7 +16,8 @@ instance 2, the echo from the others), crash, crashonce, hang, badbase64, status
 status100, crlf, cookies, binary, cached, cachederror, close, slow (1 s, then echo), late
 (answers after 1.5 s), pid, empty, log (prints a line with the request id, then echo), twice
 (keep-alive: the echo's line sent twice), pretty (indented JSON), big (a 16 MiB body),
-unended (a whole answer with no newline, its connection then held open).
+unended (a whole answer with no newline, its connection then held open), flood (an answer
+that never ends, written until the proxy goes).
 """
 
 import base64
@@ -26,6 +27,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 READ_TO_EOF = "--read-to-eof" in sys.argv
@@ -92,6 +94,8 @@ def answer(request: dict[str, Any]) -> bytes | None:
         ).encode()
     if action == "empty":
         return json.dumps({}).encode()
+    if action == "flood":
+        return FLOOD
     if action == "big":
         return json.dumps({"body": b64(b"x" * (16 << 20))}).encode()
     if action == "unended":
@@ -116,6 +120,20 @@ def answer(request: dict[str, Any]) -> bytes | None:
             "body": b64(json.dumps(echoed).encode()),
         }
     ).encode()
+
+
+FLOOD = b"(flood)"  # answer's answer for /flood: told apart by identity
+
+
+def flood(write: Callable[[bytes], object]) -> None:
+    """An answer that never ends: the start of its JSON, then "x"s until the reader goes."""
+    chunk = b"x" * (1 << 20)
+    try:
+        write(b'{"status": 200, "body": "')
+        while True:
+            write(chunk)
+    except OSError:
+        pass
 
 
 def read_request(conn: socket.socket) -> dict[str, Any]:
@@ -144,7 +162,9 @@ def serve_connection(conn: socket.socket) -> None:
             return
         request = read_request(conn)
         reply = answer(request)
-        if reply is not None:
+        if reply is FLOOD:
+            flood(conn.sendall)
+        elif reply is not None:
             conn.sendall(reply)
             if request["uri"].split("?")[0].endswith("/unended"):
                 threading.Event().wait(60)  # held open, with no newline (past any <timeout>)
@@ -158,6 +178,9 @@ def serve_lines(conn: socket.socket) -> None:
             request["_conn"], request["_seq"] = number, seq
             reply = answer(request)
             if reply is None:
+                return
+            if reply is FLOOD:
+                flood(conn.sendall)
                 return
             target = request["uri"].split("?")[0]
             if target.endswith("/unended"):
@@ -189,8 +212,14 @@ def serve_http(address: str) -> None:
         def do_POST(self) -> None:
             request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             reply = answer(request)
-            if reply is None:
+            if reply is None or reply is FLOOD:
                 self.close_connection = True
+            if reply is FLOOD:
+                self.send_response(200)
+                self.send_header("Content-Length", str(1 << 40))
+                self.end_headers()
+                flood(self.wfile.write)
+            if reply is None or reply is FLOOD:
                 return
             self.send_response(200)
             self.send_header("Content-Length", str(len(reply)))
