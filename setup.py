@@ -58,6 +58,7 @@ HOT = [
     "local_lambdas/transports/http.py",
     "local_lambdas/transports/upstream.py",
     "local_lambdas/transports/child_connection.py",
+    "local_lambdas/transports/exchanging.py",
     "local_lambdas/transports/exchange.py",
     "local_lambdas/transports/exchange_headers.py",
     "local_lambdas/transports/answer_head.py",

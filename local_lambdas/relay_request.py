@@ -17,7 +17,7 @@ from typing import Any, Final, Protocol
 
 from local_lambdas.envelope import TOKEN_HEADER
 from local_lambdas.forwarding import FROM_CLIENT_DROPPED, lowered, named_by
-from local_lambdas.transports.exchange import Bare
+from local_lambdas.transports.exchanging import Exchanging
 
 Headers = list[tuple[str, str]]
 
@@ -192,7 +192,7 @@ class Upload:
         self._client = client
         self._early: list[bytes] = []  # before an exchange took it
         self._early_size = 0
-        self._to: Bare | None = None
+        self._to: Exchanging | None = None
         self.failure: Exception | None = None  # the client stopped sending
 
     @property
@@ -213,7 +213,7 @@ class Upload:
         if self._early_size > _AHEAD:
             self._client.hold_reading(True)
 
-    def start(self, exchange: Bare) -> None:
+    def start(self, exchange: Exchanging) -> None:
         self._to = exchange
         early, self._early, self._early_size = self._early, [], 0
         for data in early:

@@ -21,7 +21,7 @@ from local_lambdas.cors import Policy
 from local_lambdas.errors import ChildUnreachable, ClientTooSlow, ForwardError, PayloadTooLarge
 from local_lambdas.forwarding import Origin, as_utf8
 from local_lambdas.relay import answer_headers
-from local_lambdas.transports.exchange import Bare
+from local_lambdas.transports.exchanging import Exchanging
 
 log = logging.getLogger("local_lambdas.passthrough")  # the same name: one module's log
 
@@ -185,7 +185,7 @@ class RequestBody:
         self._task: asyncio.Task[None] | None = None
         self.complete = False
 
-    def start(self, exchange: Bare) -> None:
+    def start(self, exchange: Exchanging) -> None:
         self._request[UPLOAD_STARTED] = True  # a retry could not send the body again
         self._task = asyncio.ensure_future(self._pump(exchange))
 
@@ -199,10 +199,10 @@ class RequestBody:
         if self._task is not None and not self._task.done():
             self._task.cancel()
 
-    def _write(self, exchange: Bare, data: bytes) -> None:
+    def _write(self, exchange: Exchanging, data: bytes) -> None:
         exchange.write_body(b"%x\r\n%s\r\n" % (len(data), data) if self._chunked else data)
 
-    async def _pump(self, exchange: Bare) -> None:
+    async def _pump(self, exchange: Exchanging) -> None:
         seen = len(self._read_so_far)
         try:
             if self._read_so_far:

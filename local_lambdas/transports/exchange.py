@@ -1,22 +1,22 @@
 """One connection to a pass-through child in raw HTTP/1.1, carrying one exchange at a time
-for the pool (upstream.Upstream), the answer parsed by httptools (llhttp) and handed on to a
-`Sink` as it comes; a request body may stream to it (`Body`; both in transports/sink.py).
+for the pool (upstream.Upstream): the answer read, parsed by httptools (llhttp), and handed
+on to a `Sink` as it comes (transports/sink.py); the exchange's course (the request out, a
+streaming body, the time limit, its end) is exchanging.py's.
 
 The answer goes to the sink as its head (status, reason, headers as sent), its body in
 pieces, its end. Before the head, failures raise the transport errors (ChildUnreachable:
 nothing came back, safe to send again unless a body streamed, `Stale` when the connection
 was a kept one; ChildTimeout: no head within <timeout>, never sent again; BadResponse: not
-HTTP); once the head is out, the sink is told to break the client's connection instead.
-Back-pressure both ways: while the sink cannot take more, the child's connection stops being
-read; while the child cannot take more, the body is not fed. 1xx answers are skipped; the
-answer to a HEAD request ends with its head. An `upgrade` request answered 101 ends the
-exchange there: the connection is the sink's from then on (`Sink.upgraded`), never pooled
-again. An answer that comes whole in one read with the last answer's head, byte for byte (a
-child repeats its head; the size its Content-Length gives), is taken without the parser.
-A kept connection carries the next request only while the child would still keep it
-(ChildConnection.fresh, the limit from answer_head.idle_limit).
-The connection itself (its socket's options, reading paused and resumed) is
-child_connection.py's; the rules an answer's head must keep, answer_head.py's.
+HTTP, or more than the upstream takes); once the head is out, the sink is told to break the
+client's connection instead. While the sink cannot take more, the child's connection stops
+being read. 1xx answers are skipped; the answer to a HEAD request ends with its head. An
+`upgrade` request answered 101 ends the exchange there: the connection is the sink's from
+then on (`Sink.upgraded`), never pooled again. An answer that comes whole in one read with
+the last answer's head, byte for byte (a child repeats its head; the size its
+Content-Length gives), is taken without the parser. A kept connection carries the next
+request only while the child would still keep it (ChildConnection.fresh, the limit from
+answer_head.idle_limit). The connection itself (its socket's options, reading paused and
+resumed) is child_connection.py's; the rules an answer's head must keep, answer_head.py's.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import httptools
 
 from local_lambdas.envelope import MAX_HEAD  # an answer's head, with any 1xx before it
-from local_lambdas.errors import UNANSWERED, BadResponse, ChildTimeout, ChildUnreachable
+from local_lambdas.errors import UNANSWERED, BadResponse, ChildUnreachable
 from local_lambdas.forwarding import has_control
 from local_lambdas.transports.answer_head import (
     close_delimited,
@@ -34,12 +34,9 @@ from local_lambdas.transports.answer_head import (
     idle_limit,
     kept_head,
 )
-from local_lambdas.transports.child_connection import ChildConnection
+from local_lambdas.transports.exchanging import Exchanging
 
 if TYPE_CHECKING:
-    import asyncio
-
-    from local_lambdas.transports.sink import Body, Sink
     from local_lambdas.transports.upstream import Upstream
 
 
@@ -47,7 +44,7 @@ class Stale(ChildUnreachable):
     """Nothing came back on a connection: the child may have closed it while it was idle."""
 
 
-class Bare(ChildConnection):
+class Bare(Exchanging):
     """One connection to the child, carrying one exchange at a time; the answer's headers
     are not read (its sink's `head` gets none). For the `http` envelope, which needs only
     the answer's status and body: made without an `on_header` method, httptools calls
@@ -57,8 +54,7 @@ class Bare(ChildConnection):
     """
 
     def __init__(self, upstream: Upstream) -> None:
-        super().__init__()
-        self._upstream = upstream
+        super().__init__(upstream)
         self._parser = httptools.HttpResponseParser(self)
         # The parser of an answer whose head is the last one's (`_repeats`), and of any other:
         # the same one here; Exchange (exchange_headers.py) has a second, which calls nothing
@@ -67,21 +63,9 @@ class Bare(ChildConnection):
         # Lines ended by a bare LF, as a shell script's printf writes them: nginx and aiohttp's
         # client read them, and the client never sees them (the lane writes its own head).
         self._parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)
-        self._sink: Sink | None = None
-        self._headers: list[tuple[str, str]] = []
         self._head_size = 0  # of the headers so far
         self._coding = ""  # the answer's Transfer-Encoding, if it has one
-        self._head_only = False
-        self._upgrade = False  # the request asks to switch protocols
-        self._body: Body | None = None  # a request body still streaming to the child
-        self._got = 0  # bytes of the answer received
-        self.first = b""  # the answer's first bytes (Upstream.send)
-        self._headed = False  # its head went to the sink
-        self._done: asyncio.Future[None] | None = None
-        self.timeout: float | None = None
-        self._reason = ""
         self._reason_bytes = b""  # the reason phrase as read so far
-        self.reusable = False
         # The last answer's head, when it came whole at the start of its first read, with
         # its status and reason; and the size of an answer with that head and the body its
         # Content-Length gives, on a kept connection (else -1): a read of just that size
@@ -91,95 +75,6 @@ class Bare(ChildConnection):
         self._last_reason = ""
         self._last_size = -1
         self._repeats = False  # this answer began with the last one's head
-
-    async def run(
-        self, request: bytes, sink: Sink, timeout: float | None, head_only: bool, upgrade: bool,
-        body: Body | None,
-    ) -> None:  # fmt: skip
-        assert self._transport is not None
-        self._sink, self._head_only, self.timeout = sink, head_only, timeout
-        self._upgrade, self._body = upgrade, body
-        self._headers, self._got, self._headed, self.first = [], 0, False, b""
-        self.reusable = False
-        done = self._done = self.loop.create_future()
-        self._transport.write(request)
-        if body is not None:
-            body.start(self)
-        self._arm()
-        try:
-            await done
-        finally:
-            self._disarm()
-            self._done = None
-            self._sink = None
-            self._body = None
-
-    def write_body(self, data: bytes) -> None:
-        """The next bytes of a streaming body (Body): dropped once the connection is closing
-        (the exchange has failed and says why; uvloop raises on a write to it)."""
-        transport = self._transport
-        if self._done is not None and transport is not None and not transport.is_closing():
-            transport.write(data)
-
-    def body_failed(self, error: Exception) -> None:
-        """The client failed its body (it stopped sending): the exchange ends with `error`,
-        or, once the answer has begun, the client's connection breaks."""
-        self._fail(error, str(error))
-
-    # -- the answer's time limit: <timeout> for each wait for the child's next bytes, the
-    # first from when the request goes out (the connection made, or found `fresh`). The
-    # upstream's sweeper looks (check); bytes arriving just note the time.
-
-    def _arm(self) -> None:
-        if self.timeout is not None:
-            self._upstream.watch(self)
-
-    def _disarm(self) -> None:
-        self._upstream.unwatch(self)
-
-    def check(self, now: float) -> None:
-        """From the sweeper: end the exchange if the child has been silent too long."""
-        assert self.timeout is not None
-        body = self._body
-        if self._paused or (body is not None and not body.complete):
-            # The client is slow to read, or still sending: the child's clock waits for it.
-            self._progress = now
-            return
-        if now - self._progress < self.timeout:
-            return
-        self._disarm()
-        if self._headed:
-            self._fail(None, f"the child sent nothing for {self.timeout:g}s (its <timeout>)")
-        else:
-            self._fail(ChildTimeout(
-                f"the child did not begin its answer within {self.timeout:g}s (its <timeout>)"
-            ), "")  # fmt: skip
-
-    def end_event_stream(self) -> None:
-        """End the answer here, as if the child had ended it, if it is a Server-Sent Events
-        stream (its head relayed, `Content-Type: text/event-stream`): the child is being
-        replaced or the proxy stops, and the client's EventSource reconnects on its own."""
-        done = self._done
-        if self._headed and done is not None and not done.done() and any(
-            name.lower() == "content-type" and value.lower().startswith("text/event-stream")
-            for name, value in self._headers
-        ):  # fmt: skip
-            self._finish(reusable=False)
-
-    def _fail(self, before: Exception | None, after: str) -> None:
-        """End the exchange: `before` the head went out (raised to the caller), else the
-        sink breaks the client's connection with `after`."""
-        self.reusable = False
-        self.close()
-        done = self._done
-        if done is None or done.done():
-            return
-        if self._headed:
-            assert self._sink is not None
-            self._sink.broken(after)
-            done.set_result(None)
-        else:
-            done.set_exception(before or ChildUnreachable(after))
 
     # -- asyncio.Protocol
 
@@ -248,14 +143,6 @@ class Bare(ChildConnection):
             self._fail(Stale(f"{UNANSWERED} ({reason})"), "")
         else:
             self._fail(None, f"the child's answer broke off: {reason}")
-
-    def pause_writing(self) -> None:
-        if self._body is not None:
-            self._body.pause()  # the child cannot take more of the body: the client waits
-
-    def resume_writing(self) -> None:
-        if self._body is not None:
-            self._body.resume()
 
     # -- httptools callbacks
 
@@ -361,28 +248,6 @@ class Bare(ChildConnection):
         if self._done is not None and not self._done.done():
             self._finish(reusable=self._parser.should_keep_alive())
 
-    def _hand_over(self, rest: bytes) -> None:
-        """The 101 to an upgrade request: the connection goes to the sink, the exchange ends."""
-        done, sink, transport = self._done, self._sink, self._transport
-        if done is None or done.done() or sink is None or transport is None:
-            return
-        self._disarm()
-        self._forget_socket()
-        self._transport, self._lost, self.reusable = None, True, False  # no longer ours
-        sink.upgraded(self._reason, self._headers, transport, rest)
-        done.set_result(None)
-
     def _close_delimited(self) -> bool:
         """Whether the answer's body ends with the connection (answer_head.close_delimited)."""
         return close_delimited(self.first)
-
-    def _finish(self, *, reusable: bool = False) -> None:
-        done = self._done
-        if done is None or done.done():
-            return
-        assert self._sink is not None
-        self._sink.end()
-        self.reusable = reusable and not self._lost
-        if not self.reusable:
-            self.close()
-        done.set_result(None)

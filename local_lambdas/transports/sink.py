@@ -1,4 +1,4 @@
-"""The two ends of an exchange with a child besides the child (transports/exchange.py):
+"""The two ends of an exchange with a child besides the child (transports/exchanging.py):
 where its answer goes as it comes (`Sink`: the client's connection in the fast lane) and a
 request body still arriving from the client (`Body`)."""
 
@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from local_lambdas.transports.exchange import Bare
+    from local_lambdas.transports.exchanging import Exchanging
 
 
 class Sink(Protocol):
@@ -48,7 +48,7 @@ class Body(Protocol):
     `body_failed` when the client fails it); `pause` and `resume` follow the child's
     connection; `complete` once every byte went on."""
 
-    def start(self, exchange: Bare) -> None: ...
+    def start(self, exchange: Exchanging) -> None: ...
 
     def pause(self) -> None: ...
 

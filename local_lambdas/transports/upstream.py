@@ -1,13 +1,13 @@
 """A pass-through child spoken to in raw HTTP/1.1, for the fast lane (fastlane.py): its
-keep-alive connections pooled, one exchange at a time on each (exchange.py: the request's
-bytes out, the answer to a `Sink` as it comes).
+keep-alive connections pooled, one exchange at a time on each (exchanging.py and
+exchange.py: the request's bytes out, the answer to a `Sink` as it comes).
 
 `Upstream.send` takes an idle connection, or makes one within <timeout>, and keeps it again
-once its answer ended cleanly, for as long as the child would keep it idle (Bare.fresh). A
-kept connection that gives nothing back was most likely closed by the child while idle: an
-idempotent request without a streamed body is sent again on another, anything else is
-ChildUnreachable (nginx's rule). At most MAX_IDLE are kept
-idle, as nginx's `keepalive` bounds them: a burst of clients would otherwise leave as many
+once its answer ended cleanly, for as long as the child would keep it idle
+(ChildConnection.fresh). A kept connection that gives nothing back was most likely closed
+by the child while idle: an idempotent request without a streamed body is sent again on
+another, anything else is ChildUnreachable (nginx's rule). At most MAX_IDLE are kept idle,
+as nginx's `keepalive` bounds them: a burst of clients would otherwise leave as many
 connections open to the child for good (a thread each in a threaded server). The
 connections under a time limit are looked at by one timer per pool, a quarter of the limit
 apart.
@@ -23,6 +23,7 @@ from local_lambdas.errors import ChildTimeout, ChildUnreachable, NotConnected
 from local_lambdas.forwarding import Origin
 from local_lambdas.transports.exchange import Bare, Stale
 from local_lambdas.transports.exchange_headers import Exchange
+from local_lambdas.transports.exchanging import Exchanging
 from local_lambdas.transports.sink import Body, Sink
 
 log = logging.getLogger("local_lambdas.upstream")
@@ -48,7 +49,7 @@ class Upstream:
         self._closed = False
         # The exchanges under a time limit, and one timer that looks at them all, a quarter
         # of a limit apart (not a timer per request: a heap push and a cancel each).
-        self._timed: set[Bare] = set()
+        self._timed: set[Exchanging] = set()
         self._sweeper: asyncio.TimerHandle | None = None
         self._told_unasked = False
         # The answer head its connections last kept (exchange_headers.Exchange), and its
@@ -67,7 +68,7 @@ class Upstream:
                 self._host, self._port,
             )  # fmt: skip
 
-    def watch(self, exchange: Bare) -> None:
+    def watch(self, exchange: Exchanging) -> None:
         self._timed.add(exchange)
         if self._sweeper is None:
             assert exchange.timeout is not None
@@ -75,11 +76,11 @@ class Upstream:
             loop = exchange.loop
             self._sweeper = loop.call_at(loop.time() + self._sweep_every, self._sweep, loop)
 
-    def unwatch(self, exchange: Bare) -> None:
+    def unwatch(self, exchange: Exchanging) -> None:
         self._timed.discard(exchange)
 
     def end_event_streams(self) -> None:
-        """End every Server-Sent Events answer in flight (Bare.end_event_stream). Every
+        """End every Server-Sent Events answer in flight (Exchanging.end_event_stream). Every
         pass-through exchange has a time limit (--no-timeouts makes it NO_LIMIT), so those
         in flight are the watched ones."""
         for exchange in list(self._timed):
