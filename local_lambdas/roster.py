@@ -112,7 +112,7 @@ class Roster:
         if self.ending:  # stopped (for good), or retired, before its start came
             return
         self.started = True
-        self.sleeping = False
+        self.sleeping = self._woken = False  # (a wake that came before is answered)
         self.last_request = self._clock()
         for index in range(1, self.process.instances + 1):
             self._add(index).start()

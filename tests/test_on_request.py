@@ -4,6 +4,7 @@ with requests held across every stop and start, none failed."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import subprocess
 import sys
@@ -80,6 +81,26 @@ async def test_its_build_runs_at_launch_and_it_sleeps_until_asked(
         async with run.http.get(run.url + "/b/x") as reply:
             assert reply.status == 503
             assert "its <build> failed: exited with code 3" in (await reply.json())["error"]
+
+
+async def test_a_wake_while_it_builds_is_answered_by_its_start_not_later(
+    write_manifest: WriteManifest, socket_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`run` and `check --boot` wake every process as they begin: one started at launch
+    that was still building took that wake for later, and started again at once each time
+    its <idle_timeout> put it to sleep."""
+    extra = "<build>sleep 0.2</build><idle_timeout>0.3s</idle_timeout>"
+    path = write_manifest(process_xml("svc", "/svc/*", extra=extra))
+    caplog.set_level(logging.INFO, logger="local_lambdas")
+    async with running(path, socket_dir, wait=False) as run:
+        pool = run.pool("svc")
+        assert not pool.started  # (building)
+        run.supervisor.wake_all()
+        assert await eventually(lambda: pool.started, 10)
+        assert await eventually(lambda: pool.sleeping, 10)  # idle: asleep
+        assert pool.instances == [] and not pool.started
+    starts = [r for r in caplog.records if r.getMessage().startswith("svc: starting;")]
+    assert len(starts) == 1, caplog.text  # (not started again as it went to sleep)
 
 
 async def test_asleep_when_idle_awake_on_demand(
