@@ -83,7 +83,11 @@ def _refuse_missing(program: str) -> None:
 async def _all_ready(run: Started, timeout: float) -> None:
     run.supervisor.wake_all()
     not_ready = await run.supervisor.wait_ready(timeout)
-    failures = run.supervisor.failures  # each said in the log as it happened
+    # Each said in the log as it happened: a task failed (and what it kept from starting),
+    # or a process never started (its <build> failed), so has no instance to be not ready.
+    failures = run.supervisor.failures or [
+        pool.blocked for pool in run.supervisor.pools.values() if pool.blocked is not None
+    ]
     if failures:
         raise NotAllReady(f"{failures[0]}; nothing was run")
     if not not_ready:

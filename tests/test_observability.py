@@ -254,6 +254,22 @@ async def test_run_when_a_child_never_gets_ready(
     assert not marker.exists()
 
 
+async def test_run_when_a_build_fails(write_manifest: WriteManifest, tmp_path: Path) -> None:
+    """A process whose <build> fails never starts, so has no instance that is not ready:
+    `run` ran its command against its 503s, and exited with the command's 0."""
+    lazy = "<start>on-request</start>"
+    path = write_manifest(
+        process_xml("good", "/good/*"),
+        process_xml("svc", "/svc/*", extra=f"{lazy}<build>echo broken; exit 3</build>"),
+    )
+    marker = tmp_path / "ran"
+    async with cli("run", str(path), "--", "touch", str(marker)) as run:
+        assert await run.finish() == 3
+    text = "\n".join(run.lines)
+    assert "svc was not started: its <build> failed: exited with code 3; nothing was run" in text
+    assert not marker.exists()
+
+
 async def test_two_runs_in_parallel_do_not_collide(write_manifest: WriteManifest) -> None:
     path = write_manifest(process_xml("svc", "/api/*"), process_xml("web", "/web/*", mode="http"))
     check = (
