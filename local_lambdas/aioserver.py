@@ -11,16 +11,14 @@
   goes a piece at a time (`paced`), so that the proxy sees when the client stops reading;
 - a client that half-closes has the requests that came whole answered, then is let go.
 
-Body reads are bounded by their readers (aiohandler.py, transports/passthrough.py). `Site` is
-aiohttp's TCP site with the fast lane taking its connections first.
+Body reads are bounded by their readers (aiohandler.py, transports/passthrough.py). The
+sites it serves on, with the fast lane taking their connections first, are aiosite.py's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import socket
-import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -30,10 +28,8 @@ from aiohttp.http import HttpVersion11
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import ERROR, RequestHandler
 
-from local_lambdas import _compat, tls
-from local_lambdas._compat import IS_WINDOWS
+from local_lambdas import _compat
 from local_lambdas.aioparser import MAX_FIELD, MAX_TARGET, HeadParser
-from local_lambdas.binding import BACKLOG
 from local_lambdas.client_limits import JSON, PIECE, SendTimeout, timed_out
 from local_lambdas.envelope import error_body
 
@@ -266,40 +262,3 @@ def _first_line(exc: BaseException | None, message: str | None) -> str:
 def _peer(transport: asyncio.BaseTransport) -> str:
     peer = transport.get_extra_info("peername")
     return str(peer[0]) if isinstance(peer, (list, tuple)) else str(peer)
-
-
-class Site(web.BaseSite):
-    """aiohttp's site over one socket a run listens on (binding.py; one site each), with the
-    fast lane accepting its connections, so that aiohttp's runner still stops listening and
-    waits for what was handed over."""
-
-    __slots__ = ("_lane", "_plain_refused", "_socket")
-
-    def __init__(
-        self,
-        runner: web.BaseRunner,
-        sock: socket.socket,
-        lane: Callable[[], asyncio.Protocol],
-        ssl_context: ssl.SSLContext | None = None,
-        plain_refused: Callable[[str], bytes] | None = None,
-    ) -> None:
-        super().__init__(runner, ssl_context=ssl_context)
-        self._socket = sock
-        self._lane = lane
-        self._plain_refused = plain_refused
-
-    @property
-    def name(self) -> str:
-        return str(self._socket.getsockname())
-
-    async def start(self) -> None:
-        await super().start()
-        if self._ssl_context is not None and self._plain_refused is not None and not IS_WINDOWS:
-            # (Windows' proactor loop cannot wait for a socket to be readable: TLS as it was.)
-            self._server = tls.Front([self._socket], self._lane, self._ssl_context,
-                                     self._plain_refused)  # fmt: skip
-            return
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            self._lane, sock=self._socket, ssl=self._ssl_context, backlog=BACKLOG
-        )

@@ -22,7 +22,8 @@ from aiohttp import web
 
 from local_lambdas.admin import Admin
 from local_lambdas.aiohandler import AioHandler
-from local_lambdas.aioserver import Server, Site
+from local_lambdas.aioserver import Server
+from local_lambdas.aiosite import Site
 from local_lambdas.binding import is_loopback
 from local_lambdas.client_limits import refusal
 from local_lambdas.config import Settings
