@@ -212,9 +212,17 @@ def _literal_dollars(value: Any) -> Any:
     return value
 
 
+# Seconds a front's <timeout> leaves past its service's, so that the service's own 504, which
+# says why, comes first.
+_FRONT_ROOM = 5.0
+
+
 def front_manifest(manifest: Manifest) -> str:
     """The front's manifest: every process as a route-only one, at its service (or at its
-    own <upstream>), with its routes and <methods>."""
+    own <upstream>), with its routes and what bounds a request at the front as it did
+    locally: <methods>, <max_body_size>, <timeout> (a service's with _FRONT_ROOM more),
+    <concurrency> (every replica's slots), <queue_timeout>, <max_queue>; and a route-only
+    process's own <cors> and <strip_prefix>, which no service applies behind it."""
     lines = ["<manifest>"]
     for process in manifest.processes:
         if not process.routes:
@@ -228,9 +236,27 @@ def front_manifest(manifest: Manifest) -> str:
         lines += [f"    <route>{escape(route)}</route>" for route in process.routes]
         if process.methods:
             lines.append(f"    <methods>{' '.join(process.methods)}</methods>")
+        own = process.upstream is not None  # (else its service applies the rest itself)
+        timeout = process.timeout + (0.0 if own else _FRONT_ROOM)
+        lines += [
+            f"    <timeout>{_seconds(timeout)}</timeout>",
+            f"    <max_body_size>{process.max_body_size}</max_body_size>",
+            f"    <concurrency>{process.slots * process.instances}</concurrency>",
+            f"    <queue_timeout>{_seconds(process.queue_timeout)}</queue_timeout>",
+            f"    <max_queue>{process.max_queue}</max_queue>",
+        ]
+        if own:
+            lines += [f"    <cors>{escape(origin)}</cors>" for origin in process.cors]
+            if process.strip_prefix is not None:
+                lines.append(f"    <strip_prefix>{escape(process.strip_prefix)}</strip_prefix>")
         lines.append("  </process>")
     lines.append("</manifest>")
     return "\n".join(lines) + "\n"
+
+
+def _seconds(value: float) -> str:
+    """A duration as the manifest reads one, to the millisecond (never in e-notation)."""
+    return f"{value:.3f}".rstrip("0").rstrip(".") + "s"
 
 
 def probe_tries(process: Process) -> int:

@@ -106,7 +106,40 @@ def test_compose_for_a_project_with_instances_env_files_and_dependencies(project
     assert "<upstream>http://api:8080</upstream>" in content and "<route>/health</route>" in content
     # A worker runs in a service of its own; nothing in front routes to it.
     assert compose["services"]["queue"]["command"][2:4] == ["--only", "queue"]
-    assert "queue" not in content
+    assert "<id>queue</id>" not in content
+
+
+def test_the_front_bounds_a_request_as_the_proxy_did_locally(tmp_path: Path) -> None:
+    """The front took each process's routes and <methods> only: a 5m <timeout> was 30 s
+    there, a 100 MiB <max_body_size> 16 MiB, three replicas' requests went 16 or 256 at a
+    time, and a route-only process lost its <strip_prefix> and <cors>, which nothing
+    behind the front applies. (A service applies its own; the front waits 5 s longer, so
+    that the service's 504 says why.)"""
+    (tmp_path / "manifest.xml").write_text(f"""<manifest>
+      <process><id>api</id><executable>{PYTHON}</executable><route>/api/*</route>
+        <communication_mode>http</communication_mode><timeout>5m</timeout>
+        <max_body_size>100MiB</max_body_size><instances>3</instances><concurrency>4</concurrency>
+        <queue_timeout>2.5s</queue_timeout><max_queue>7</max_queue>
+        <cors>http://localhost:5173</cors></process>
+      <process><id>ext</id><upstream>http://db.internal:9000</upstream><route>/ext/*</route>
+        <strip_prefix>/ext</strip_prefix><cors>http://localhost:5173</cors></process>
+    </manifest>""")
+    [compose] = exported("compose", "manifest.xml", "--image", "api=py:1", cwd=tmp_path)
+    content = compose["configs"]["front-manifest"]["content"]
+    api, ext = content.split("</process>")[:2]
+    for element in ("<timeout>305s</timeout>", "<max_body_size>104857600</max_body_size>",
+                    "<concurrency>12</concurrency>", "<queue_timeout>2.5s</queue_timeout>",
+                    "<max_queue>7</max_queue>"):  # fmt: skip
+        assert element in api, api
+    assert "<cors>" not in api and "<strip_prefix>" not in api  # (the service's own)
+    assert "<timeout>30s</timeout>" in ext and "<concurrency>256</concurrency>" in ext, ext
+    assert (
+        "<strip_prefix>/ext</strip_prefix>" in ext and "<cors>http://localhost:5173</cors>" in ext
+    )
+    front = tmp_path / "front.xml"
+    front.write_text(content)
+    done = run_main("check", str(front))
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 @pytest.mark.parametrize("manifest", [ROOT / "manifest.xml", POLYGLOT / "manifest.xml"])
