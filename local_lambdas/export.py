@@ -255,8 +255,8 @@ def front_manifest(manifest: Manifest) -> str:
 
 
 def _seconds(value: float) -> str:
-    """A duration as the manifest reads one, to the millisecond (never in e-notation)."""
-    return f"{value:.3f}".rstrip("0").rstrip(".") + "s"
+    """A duration as the manifest reads one, to the microsecond (never in e-notation)."""
+    return f"{value:.6f}".rstrip("0").rstrip(".") + "s"
 
 
 def probe_tries(process: Process) -> int:
