@@ -2,7 +2,8 @@
 
 A reload compares the new manifest with the running one by process id: unchanged processes
 keep running; changed, new, FATAL or EXITED ones (and those a restart names) get a new pool,
-started beside the old; once the new pools are READY the routing table is swapped in one
+started beside the old (in their order: one may depend on another it adds), and a <task> it
+adds runs once; once the new pools are READY the routing table is swapped in one
 step, and the old pools drain and stop. A new pool that cannot start is stopped, and the old
 one, if any, stays in service. A fixed <port> has room for one process: its old pool stops
 first. A stop ends a reload where it is (Supervisor.begin_stop); the pools it started are the
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterable
 
 from local_lambdas.config import NO_LIMIT, Manifest, Mode, Process
 from local_lambdas.pool import Pool
-from local_lambdas.start_order import StartOrder
+from local_lambdas.start_order import Reloading, StartOrder
 from local_lambdas.states import State
 
 log = logging.getLogger("local_lambdas.supervisor")
@@ -94,9 +95,11 @@ class Reloads:
             await asyncio.gather(*(old[id].retire() for id in first))
         if self.stopping:  # nothing is started once a stop began; it stops these pools
             return
+        reloading = Reloading(manifest, dict(fresh))  # (what they may wait for: all of them)
+        self.order.run_tasks(reloading)  # those it adds
         for pool in fresh.values():
             if pool.blocked is None:
-                self.order.start(pool, built=pool.process.id in built)
+                self.order.start(pool, built=pool.process.id in built, reloading=reloading)
         ready = await asyncio.gather(*(_started_and_ready(pool) for pool in fresh.values()))
         if self.stopping:  # as above
             return

@@ -4,7 +4,9 @@ other way: `stopping_order`). A process waiting so has its routes already, and i
 wait as for a starting one. When a dependency fails (a task that fails, a process given up
 on, a <build> that fails) what depends on it is not started: its routes answer 503 with the
 reason, `failures` says it, and `failed` is set. --only and --no-deps decide what is started
-at all. The <task>s and <build>s run from here.
+at all. The <task>s and <build>s run from here. A reload starts its new pools here too
+(`Reloading`): what they depend on is looked for among them first, a <task> it adds runs
+then, once, and a failure leaves what depends on it unstarted without ending the run.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from functools import partial
 
 from local_lambdas import _compat
@@ -28,6 +31,14 @@ from local_lambdas.tasks import TaskRun
 log = logging.getLogger("local_lambdas.start_order")
 
 _RUNS_KEPT = 64  # the last <build>s and <task>s whose times `ran_at` knows
+
+
+@dataclass(frozen=True)
+class Reloading:
+    """A reload's start (reloads.py): its manifest, and the pools it starts."""
+
+    manifest: Manifest
+    fresh: dict[str, Pool]
 
 
 class StartOrder:
@@ -52,13 +63,18 @@ class StartOrder:
         self._waiters: set[asyncio.Task[None]] = set()
         self._ran: deque[list[float]] = deque(maxlen=_RUNS_KEPT)  # [began, ended] each
 
-    def run_tasks(self) -> None:
-        """Run the manifest's <task>s, each once what it depends on is there."""
-        self.tasks = {task.id: TaskRun(task, self._printer) for task in self._manifest().tasks}
-        for run in self.tasks.values():
-            if self._selected(run.task.id):
+    def run_tasks(self, reloading: Reloading | None = None) -> None:
+        """Run the manifest's <task>s, each once what it depends on is there; a reload's,
+        those it adds (the others ran, or failed, once: a reload runs none again)."""
+        manifest = reloading.manifest if reloading is not None else self._manifest()
+        runs = [TaskRun(task, self._printer) for task in manifest.tasks
+                if task.id not in self.tasks]  # fmt: skip
+        self.tasks.update((run.task.id, run) for run in runs)  # (all known before any waits)
+        for run in runs:
+            if self._selected(run.task.id, manifest):
                 needs = self._here(run.task.depends_on)
-                self._after(needs, run.task.id, partial(self._run_task, run))
+                task = partial(self._run_task, run, fatal=reloading is None)
+                self._after(needs, run.task.id, task, reloading=reloading)
             else:
                 run.finish(True)  # left out by --only: nothing waits for it
 
@@ -83,14 +99,14 @@ class StartOrder:
         finally:
             window[1] = time.time()
 
-    def _selected(self, name: str) -> bool:
+    def _selected(self, name: str, manifest: Manifest) -> bool:
         """Whether --only (if given) takes `name`, itself or as something a taken one needs
-        (with --no-deps, only the tasks: the processes needed run elsewhere)."""
+        in `manifest` (with --no-deps, only the tasks: the processes needed run elsewhere)."""
         only = self._settings.only
         if not only:
             return True
-        needs = {p.id: self._here(p.depends_on) for p in self._manifest().processes}
-        needs.update({t.id: self._here(t.depends_on) for t in self._manifest().tasks})
+        needs = {p.id: self._here(p.depends_on) for p in manifest.processes}
+        needs.update({t.id: self._here(t.depends_on) for t in manifest.tasks})
         taken, todo = set(), list(only)
         while todo:
             item = todo.pop()
@@ -107,10 +123,11 @@ class StartOrder:
             return needs
         return tuple(need for need in needs if need in self.tasks)
 
-    def start(self, pool: Pool, *, built: bool = False) -> None:
+    def start(self, pool: Pool, *, built: bool = False, reloading: Reloading | None = None) -> None:
         """Start `pool` once what it depends on is there, unless --only leaves it out (then
         its routes say why: 503); its <build> first, unless `built` (build_ahead ran it)."""
-        if not self._selected(pool.process.id):
+        manifest = reloading.manifest if reloading is not None else self._manifest()
+        if not self._selected(pool.process.id, manifest):
             pool.disabled = (
                 f"{pool.process.id} was not started: local-lambdas runs with "
                 f"--only {','.join(self._settings.only)}"
@@ -132,7 +149,8 @@ class StartOrder:
                 return
             pool.start()
 
-        self._after(self._here(pool.process.depends_on), pool.process.id, start, pool=pool)
+        needs = self._here(pool.process.depends_on)
+        self._after(needs, pool.process.id, start, pool=pool, reloading=reloading)
 
     async def build_ahead(self, pool: Pool) -> bool:
         """Run the process's <build> (output as `ID build`); whether it succeeded. A failed
@@ -154,24 +172,26 @@ class StartOrder:
 
     def _after(
         self, needs: tuple[str, ...], name: str, then: Callable[[], Awaitable[None]],
-        pool: Pool | None = None,
+        pool: Pool | None = None, reloading: Reloading | None = None,
     ) -> None:  # fmt: skip
         """Call `then` once everything `needs` names is there; if any of it fails, say so
-        and never call it (nor when the run stops first)."""
+        and never call it (nor when the run stops first). At start-up that fails the run;
+        in a reload (`reloading`), what it would have replaced stays."""
 
         async def wait_then() -> None:
             for need in needs:
-                reason = await self._wait_for(need)
+                reason = await self._wait_for(need, reloading)
                 if reason is not None:
                     failure = f"{name} was not started: {reason}"
                     log.error("%s", failure, extra={"fields": {"event": "not_started",
                                                                "process": name}})  # fmt: skip
-                    self.failures.append(failure)
                     if pool is not None:
                         pool.block(failure)
                     if name in self.tasks:
                         self.tasks[name].finish(False, failure)
-                    self.failed.set()
+                    if reloading is None:
+                        self.failures.append(failure)
+                        self.failed.set()
                     return
             await then()
 
@@ -181,12 +201,14 @@ class StartOrder:
         self._waiters.add(task)
         task.add_done_callback(self._waiters.discard)
 
-    async def _wait_for(self, need: str) -> str | None:
-        """Wait until process or task `need` is there; None, or why it never will be."""
+    async def _wait_for(self, need: str, reloading: Reloading | None) -> str | None:
+        """Wait until process or task `need` is there (a reload's new pool for it, if it
+        starts one); None, or why it never will be."""
         run = self.tasks.get(need)
         if run is not None:
             return None if await run.done else run.reason
-        pool = self._pools()[need]
+        fresh = reloading.fresh.get(need) if reloading is not None else None
+        pool = fresh or self._pools()[need]
         while True:
             if pool.blocked is not None or pool.disabled is not None:
                 return pool.blocked or pool.disabled
@@ -194,10 +216,13 @@ class StartOrder:
                 return None
             if any(c.state in (State.FATAL, State.EXITED) for c in pool.instances):
                 return f"{need} is down ({pool.instances[0].reason})"
+            if pool.ending:  # (stopped, or replaced: never to be ready, nor waited on)
+                return f"{need} was stopped"
 
-    async def _run_task(self, run: TaskRun) -> None:
+    async def _run_task(self, run: TaskRun, *, fatal: bool) -> None:
+        """Run a <task>; one that fails at start-up fails the run (`fatal`)."""
         await self._timed(run, f"{self._run_mark}.{run.task.id}.")
-        if run.state == "FAILED":
+        if run.state == "FAILED" and fatal:
             self.failures.append(run.reason)
             self.failed.set()
 

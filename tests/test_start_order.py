@@ -3,6 +3,7 @@ that keep their dependents from starting, and --only with what it depends on."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 
 from local_lambdas import manifest
 from local_lambdas.errors import ManifestError
+from local_lambdas.states import State
 from tests.helpers import CHILDREN, PYTHON, WriteManifest, cli, process_xml, running
 
 BEHAVE = CHILDREN / "behave.py"
@@ -223,6 +225,41 @@ async def test_a_failed_build_at_start_up_is_fatal(
         async with run.http.get(run.url + "/s/x") as reply:
             assert reply.status == 503
             assert "its <build> failed: exited with code 3" in (await reply.json())["error"]
+
+
+async def test_a_reload_starts_what_it_adds_in_order_and_runs_the_tasks_it_adds(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
+    """A reload (SIGHUP, a --watch edit of the manifest) that adds a process and one that
+    depends on it, or a <task> and one that needs it: the dependent's wait looked for what
+    it needs among the running pools only, and died on a KeyError, and the reload waited
+    for it for good (holding every later reload and restart). Now each starts in its order,
+    the task runs once, and a task that fails leaves its dependent unstarted without ending
+    the run."""
+    seeded = tmp_path / "seeded"
+    path = write_manifest(process_xml("a", "/a/*"))
+    async with running(path, socket_dir) as run:
+        write_manifest(
+            process_xml("a", "/a/*"),
+            process_xml("c", "/c/*"), needing("d", "/d/*", "c"),
+            task_xml("seed", f"open({str(seeded)!r}, 'w').close()"),
+            needing("e", "/e/*", "seed", marker=seeded),
+            task_xml("broken", "raise SystemExit(4)"), needing("f", "/f/*", "broken"),
+        )  # fmt: skip
+        await asyncio.wait_for(run.started.reload(True, []), 30)
+        for name in "acde":
+            assert run.pool(name).state is State.READY, (name, run.pool(name).why_not_ready())
+        assert run.child("e").restarts == 0  # (started once the task had run)
+        assert run.supervisor.tasks["seed"].state == "DONE" and seeded.exists()
+        # A new process that is not started is not added, as in any reload, saying why.
+        said = run.supervisor.failed_replacements["f"]
+        assert said == "FATAL: f was not started: task broken failed: exited with code 4", said
+        assert "f" not in run.supervisor.pools and not run.supervisor.failed.is_set()
+        # The next reload is not held up, and runs no task again.
+        seeded.unlink()
+        write_manifest(process_xml("a", ["/a/*", "/a2/*"]), process_xml("c", "/c/*"))
+        await asyncio.wait_for(run.started.reload(True, []), 30)
+        assert run.pool("a").state is State.READY and not seeded.exists()
 
 
 def test_check_boot_reports_a_failed_task(tmp_path: Path) -> None:
