@@ -216,8 +216,11 @@ class StartOrder:
                 return None
             if any(c.state in (State.FATAL, State.EXITED) for c in pool.instances):
                 return f"{need} is down ({pool.instances[0].reason})"
-            if pool.ending:  # (stopped, or replaced: never to be ready, nor waited on)
-                return f"{need} was stopped"
+            if pool.ending:  # stopped, or replaced (reloads.py): wait for what replaced it
+                now = self._pools().get(need)
+                if now is None or now is pool or now.ending:
+                    return f"{need} was stopped"
+                pool = now
 
     async def _run_task(self, run: TaskRun, *, fatal: bool) -> None:
         """Run a <task>; one that fails at start-up fails the run (`fatal`)."""

@@ -15,7 +15,15 @@ import pytest
 from local_lambdas import manifest
 from local_lambdas.errors import ManifestError
 from local_lambdas.states import State
-from tests.helpers import CHILDREN, PYTHON, WriteManifest, cli, process_xml, running
+from tests.helpers import (
+    CHILDREN,
+    PYTHON,
+    WriteManifest,
+    cli,
+    eventually,
+    process_xml,
+    running,
+)
 
 BEHAVE = CHILDREN / "behave.py"
 
@@ -260,6 +268,25 @@ async def test_a_reload_starts_what_it_adds_in_order_and_runs_the_tasks_it_adds(
         write_manifest(process_xml("a", ["/a/*", "/a2/*"]), process_xml("c", "/c/*"))
         await asyncio.wait_for(run.started.reload(True, []), 30)
         assert run.pool("a").state is State.READY and not seeded.exists()
+
+
+async def test_a_dependent_waits_for_what_replaced_the_process_it_waited_for(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
+    """d waits for c, which is slow to start; a reload replaces c (its fix saved, say) while
+    d still waits: d goes on to wait for the new c, and starts once it is ready, rather
+    than be given up on (or wait on the old one, which never will be)."""
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)  # (never opened for writing: the first c never listens)
+    slow = "<startup_timeout>60s</startup_timeout>"
+    gated = process_xml("c", "/c/*", script="gated.py", args=(str(gate),), extra=slow)
+    path = write_manifest(gated, needing("d", "/d/*", "c"))
+    async with running(path, socket_dir, wait=False) as run:
+        assert await eventually(lambda: bool(run.pool("c").instances), 10)
+        write_manifest(process_xml("c", "/c/*"), needing("d", "/d/*", "c"))
+        await asyncio.wait_for(run.started.reload(True, []), 30)
+        assert await run.pool("d").wait_ready(20), run.pool("d").why_not_ready()
+        assert not run.supervisor.failed.is_set() and run.pool("c").state is State.READY
 
 
 def test_check_boot_reports_a_failed_task(tmp_path: Path) -> None:
