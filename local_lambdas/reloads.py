@@ -115,6 +115,8 @@ class Reloads:
                 kept = f"the one it replaced is stopped ({why})"
             elif pool.process.id in old:
                 kept = "the running one stays"
+            elif pool.blocked is not None:
+                kept = "its routes answer 503 saying so"
             else:
                 kept = "it is not started"
             log.error(
@@ -123,7 +125,11 @@ class Reloads:
                 self.failed_replacements[pool.process.id],
                 kept,
             )
-        failed = [pool for pool in failed if pool.process.id not in first]
+        # Kept: those in the way (down now, saying why), and a new one never started (its
+        # build, or what it needs, failed): its routes answer 503 with the reason, as at
+        # start-up, rather than 404.
+        failed = [pool for pool in failed if pool.process.id not in first
+                  and (pool.process.id in old or pool.blocked is None)]  # fmt: skip
         for pool in failed:
             del fresh[pool.process.id]
         await asyncio.gather(*(pool.stop() for pool in failed))

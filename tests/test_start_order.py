@@ -259,10 +259,13 @@ async def test_a_reload_starts_what_it_adds_in_order_and_runs_the_tasks_it_adds(
             assert run.pool(name).state is State.READY, (name, run.pool(name).why_not_ready())
         assert run.child("e").restarts == 0  # (started once the task had run)
         assert run.supervisor.tasks["seed"].state == "DONE" and seeded.exists()
-        # A new process that is not started is not added, as in any reload, saying why.
+        # A new process never started answers 503 saying why, as at start-up (not 404).
         said = run.supervisor.failed_replacements["f"]
         assert said == "FATAL: f was not started: task broken failed: exited with code 4", said
-        assert "f" not in run.supervisor.pools and not run.supervisor.failed.is_set()
+        async with run.http.get(run.url + "/f/x") as reply:
+            assert reply.status == 503
+            assert "task broken failed: exited with code 4" in (await reply.json())["error"]
+        assert not run.supervisor.failed.is_set()  # (the run goes on)
         # The next reload is not held up, and runs no task again.
         seeded.unlink()
         write_manifest(process_xml("a", ["/a/*", "/a2/*"]), process_xml("c", "/c/*"))
