@@ -1,13 +1,13 @@
 """Reloads (SIGHUP, --watch, `local-lambdas restart`): the Supervisor's, kept apart.
 
 A reload compares the new manifest with the running one by process id: unchanged processes
-keep running; changed, new, FATAL or EXITED ones (and those a restart names) get a new pool,
-started beside the old (in their order: one may depend on another it adds), and a <task> it
-adds runs once; once the new pools are READY the routing table is swapped in one
-step, and the old pools drain and stop. A new pool that cannot start is stopped, and the old
-one, if any, stays in service. A fixed <port> has room for one process: its old pool stops
-first. A stop ends a reload where it is (Supervisor.begin_stop); the pools it started are the
-stop's to stop.
+keep running; changed, new, FATAL, EXITED or never started ones (and those a restart names)
+get a new pool, started beside the old (in their order: one may depend on another it adds),
+and a <task> it adds, or one that failed, runs once; once the new pools are READY the
+routing table is swapped in one step, and the old pools drain and stop. A new pool that
+cannot start is stopped, and the old one, if any, stays in service. A fixed <port> has room
+for one process: its old pool stops first. A stop ends a reload where it is
+(Supervisor.begin_stop); the pools it started are the stop's to stop.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ class Reloads:
                     current is None
                     or process.id in forced
                     or not current.process.same_as(process)
+                    or current.blocked is not None  # (what it needs, or its build, failed)
                     or any(c.state in (State.FATAL, State.EXITED) for c in current.instances)
                 ):
                     fresh[process.id] = self._pool(process)

@@ -65,10 +65,11 @@ class StartOrder:
 
     def run_tasks(self, reloading: Reloading | None = None) -> None:
         """Run the manifest's <task>s, each once what it depends on is there; a reload's,
-        those it adds (the others ran, or failed, once: a reload runs none again)."""
+        those it adds, and those that failed (one that ran stays done: a reload runs none
+        again)."""
         manifest = reloading.manifest if reloading is not None else self._manifest()
         runs = [TaskRun(task, self._printer) for task in manifest.tasks
-                if task.id not in self.tasks]  # fmt: skip
+                if task.id not in self.tasks or self.tasks[task.id].state == "FAILED"]  # fmt: skip
         self.tasks.update((run.task.id, run) for run in runs)  # (all known before any waits)
         for run in runs:
             if self._selected(run.task.id, manifest):

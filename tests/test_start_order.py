@@ -243,7 +243,7 @@ async def test_a_reload_starts_what_it_adds_in_order_and_runs_the_tasks_it_adds(
     it needs among the running pools only, and died on a KeyError, and the reload waited
     for it for good (holding every later reload and restart). Now each starts in its order,
     the task runs once, and a task that fails leaves its dependent unstarted without ending
-    the run."""
+    the run, until a reload runs it again."""
     seeded = tmp_path / "seeded"
     path = write_manifest(process_xml("a", "/a/*"))
     async with running(path, socket_dir) as run:
@@ -266,11 +266,18 @@ async def test_a_reload_starts_what_it_adds_in_order_and_runs_the_tasks_it_adds(
             assert reply.status == 503
             assert "task broken failed: exited with code 4" in (await reply.json())["error"]
         assert not run.supervisor.failed.is_set()  # (the run goes on)
-        # The next reload is not held up, and runs no task again.
+        # The next reload is not held up, runs no task that ran again, and gives the one
+        # that failed, fixed, another go: what needs it starts then.
         seeded.unlink()
-        write_manifest(process_xml("a", ["/a/*", "/a2/*"]), process_xml("c", "/c/*"))
+        write_manifest(
+            process_xml("a", ["/a/*", "/a2/*"]), process_xml("c", "/c/*"),
+            task_xml("seed", f"open({str(seeded)!r}, 'w').close()"),
+            task_xml("broken", "pass"), needing("f", "/f/*", "broken"),
+        )  # fmt: skip
         await asyncio.wait_for(run.started.reload(True, []), 30)
         assert run.pool("a").state is State.READY and not seeded.exists()
+        assert run.supervisor.tasks["broken"].state == "DONE"
+        assert run.pool("f").state is State.READY, run.pool("f").why_not_ready()
 
 
 async def test_a_dependent_waits_for_what_replaced_the_process_it_waited_for(
