@@ -97,7 +97,7 @@ class Reloads:
         if self.stopping:  # nothing is started once a stop began; it stops these pools
             return
         reloading = Reloading(manifest, dict(fresh))  # (what they may wait for: all of them)
-        self.order.run_tasks(reloading)  # those it adds
+        self.order.run_tasks(reloading)  # those it adds, and those that failed
         for pool in fresh.values():
             if pool.blocked is None:
                 self.order.start(pool, built=pool.process.id in built, reloading=reloading)
