@@ -4,8 +4,9 @@ A reload compares the new manifest with the running one by process id: unchanged
 keep running; changed, new, FATAL, EXITED or never started ones (and those a restart names)
 get a new pool, started beside the old (in their order: one may depend on another it adds),
 and a <task> it adds, or one that failed, runs once; once the new pools are READY the
-routing table is swapped in one step, and the old pools drain and stop. A new pool that
-cannot start is stopped, and the old one, if any, stays in service. A fixed <port> has room
+routing table is swapped in one step, and the old pools drain and stop. A replacement that
+cannot start is stopped, and the old one stays in service; a process new altogether is
+added whatever became of it, as at start-up. A fixed <port> has room
 for one process: its old pool stops first. A stop ends a reload where it is
 (Supervisor.begin_stop); the pools it started are the stop's to stop.
 """
@@ -116,21 +117,20 @@ class Reloads:
                 kept = f"the one it replaced is stopped ({why})"
             elif pool.process.id in old:
                 kept = "the running one stays"
-            elif pool.blocked is not None:
-                kept = "its routes answer 503 saying so"
             else:
-                kept = "it is not started"
+                kept = "its routes answer 503 saying why, as at start-up"
             log.error(
                 "reload: %s did not become ready (%s); %s",
                 pool.process.id,
                 self.failed_replacements[pool.process.id],
                 kept,
             )
-        # Kept: those in the way (down now, saying why), and a new one never started (its
-        # build, or what it needs, failed): its routes answer 503 with the reason, as at
-        # start-up, rather than 404.
-        failed = [pool for pool in failed if pool.process.id not in first
-                  and (pool.process.id in old or pool.blocked is None)]  # fmt: skip
+        # Kept: those in the way (down now, saying why), and a new one, as at start-up: its
+        # routes answer 503 with the reason (its build, what it needs, its exits), rather
+        # than 404, and it goes on under its restart policy (an edit restarts it).
+        failed = [
+            pool for pool in failed if pool.process.id in old and pool.process.id not in first
+        ]
         for pool in failed:
             del fresh[pool.process.id]
         await asyncio.gather(*(pool.stop() for pool in failed))

@@ -641,6 +641,38 @@ async def test_reload_restarts_a_fatal_process(
             assert reply.status == 200
 
 
+async def test_a_process_a_reload_adds_that_crashes_answers_503_saying_why(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
+    """A process added to a running manifest (as with --watch) that crashes as it starts
+    was left out of the routes: its route said "no route matches" (404), and only the log
+    said why. It is added as at start-up: 503 saying why, then served once fixed."""
+    flag = tmp_path / "broken"
+    flag.touch()
+    script = tmp_path / "maybe.py"
+    script.write_text(
+        "import os, runpy, sys\n"
+        f"if os.path.exists({str(flag)!r}): sys.exit('a typo in maybe.py')\n"
+        f"runpy.run_path({str(CHILDREN / 'behave.py')!r}, run_name='__main__')\n"
+    )
+    added = (
+        f"<process><id>m</id><executable>{PYTHON}</executable><arg>{script}</arg>"
+        "<route>/m/*</route><start_retries>1</start_retries></process>"
+    )
+    path = write_manifest(process_xml("a", "/a/*"))
+    async with running(path, socket_dir) as run:
+        write_manifest(process_xml("a", "/a/*"), added)
+        await run.started.reload(True, [])
+        async with run.http.get(run.url + "/m/x") as reply:
+            assert reply.status == 503
+            said = (await reply.json())["error"]
+        assert said.startswith("FATAL: gave up after 2 failed starts") and "code 1" in said, said
+        flag.unlink()
+        await run.started.reload(True, [])  # (as an edit with --watch restarts it)
+        async with run.http.get(run.url + "/m/x") as reply:
+            assert reply.status == 200
+
+
 async def test_watch_restarts_a_process_when_its_files_change(
     write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
 ) -> None:
