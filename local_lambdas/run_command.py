@@ -70,12 +70,17 @@ async def _started_command(command: list[str], run: Started) -> asyncio.subproce
 
 
 def _refuse_missing(program: str) -> None:
-    """CommandNotRun, as a shell says it, for a program that is not there: told before any
-    child starts, not once they all are ready. (What is there but cannot run is told as the
-    command starts.)"""
+    """CommandNotRun, as a shell says it, for a program that is not there, or a path that is
+    a folder or not executable: told before any child starts, not once they all are ready.
+    (What the system still refuses to run, a script whose interpreter is missing, say, is
+    told as the command starts.)"""
     if os.sep in program or (os.altsep is not None and os.altsep in program):
         if not os.path.exists(program):
             raise CommandNotRun(f"{program}: No such file or directory", 127)
+        if os.path.isdir(program):
+            raise CommandNotRun(f"{program}: Is a directory", 126)
+        if not os.access(program, os.X_OK):
+            raise CommandNotRun(f"{program}: Permission denied", 126)
     elif _compat.which(program) is None:
         raise CommandNotRun(f"{program}: command not found", 127)
 

@@ -771,13 +771,14 @@ def test_an_option_value_that_is_a_command_word_is_a_value(
 @pytest.mark.parametrize(("command", "status", "says", "first"), [
     ("no-such-command-here", 127, "no-such-command-here: command not found", True),
     ("./no-such-script.sh", 127, "./no-such-script.sh: No such file or directory", True),
-    (__file__, 126, "Permission denied", False),  # a file that is not executable
+    (__file__, 126, f"{__file__}: Permission denied", True),  # a file that is not executable
+    (str(CHILDREN), 126, f"{CHILDREN}: Is a directory", True),
 ])  # fmt: skip
 def test_run_exits_like_a_shell_when_its_command_cannot_run(
     tmp_path: Path, command: str, status: int, says: str, first: bool
 ) -> None:
-    """A command that is not there is told before any child starts (`first`), not once the
-    whole backend is up."""
+    """A command that is not there, or cannot run, is told before any child starts (`first`),
+    not once the whole backend is up."""
     (tmp_path / "manifest.xml").write_text(
         f"<manifest><process><id>svc</id><executable>{sys.executable}</executable>"
         f"<arg>{CHILDREN / 'behave.py'}</arg><route>/api/*</route></process></manifest>"
