@@ -150,7 +150,7 @@ class Roster:
             if self.sleeping or busy or quiet < idle or not self.instances:
                 continue
             log.info("%s: no request for %gs (<idle_timeout>): stopping until the next one",
-                     self.process.id, quiet)  # fmt: skip
+                     self.process.id, idle)  # fmt: skip
             self.started = False
             await asyncio.gather(*(self._remove(c, drain=True) for c in list(self.instances)))
             self.sleep()

@@ -104,12 +104,13 @@ async def test_a_wake_while_it_builds_is_answered_by_its_start_not_later(
 
 
 async def test_asleep_when_idle_awake_on_demand(
-    write_manifest: WriteManifest, socket_dir: Path
+    write_manifest: WriteManifest, socket_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     extra = (
         "<start>on-request</start><idle_timeout>0.3s</idle_timeout><stop_timeout>2s</stop_timeout>"
     )
     path = write_manifest(process_xml("lazy", "/lazy/*", extra=extra))
+    caplog.set_level(logging.INFO, logger="local_lambdas")
     async with running(path, socket_dir) as run:
         pool = run.pool("lazy")
         pids = []
@@ -124,6 +125,8 @@ async def test_asleep_when_idle_awake_on_demand(
             assert await eventually(lambda: pool.sleeping, 10)
             assert await gone(pid)
         assert len(set(pids)) == 3  # each burst woke a new process
+    # Said with its <idle_timeout>, not the microseconds the check happened to come at.
+    assert "lazy: no request for 0.3s (<idle_timeout>): stopping" in caplog.text, caplog.text
 
 
 @pytest.mark.parametrize("command", ["run", "check --boot"])
