@@ -10,7 +10,8 @@
 `serve` listens where local-lambdas says ($PIPE_ADDRESS or $HTTP_ADDRESS) and speaks whichever
 protocol the manifest chose: one-shot pipe, keep-alive pipe, or the `http` envelope. Each
 connection is served on a thread of its own, so a slow request does not hold up the others.
-An exception in the handler is printed to stderr and answered with a 500. A request without
+An exception in the handler, or what it returns that is not a Response (None, a dict, a
+body that is neither bytes nor str), is printed to stderr and answered with a 500. A request without
 the run's token ($LOCAL_LAMBDAS_TOKEN, which local-lambdas sends in every request object) is
 answered with a 403 and never reaches the handler: another local program that finds the
 child's socket or port cannot use it.
@@ -98,18 +99,26 @@ def _answer(handler: Handler, raw: bytes) -> bytes:
             request_id=data.get("request_id") or "",
             client=data.get("client"),
         )
-        response = handler(request)
-        body = response.body.encode() if isinstance(response.body, str) else response.body
-        headers = (
-            list(response.headers.items())
-            if isinstance(response.headers, dict)
-            else list(response.headers)
-        )
-        status = response.status
+        return _encoded(*_checked(handler(request)))
     except Exception:  # the child must go on serving; the traceback goes to its stderr
         traceback.print_exc()
-        status, headers, body = 500, [("Content-Type", "text/plain")], b"handler failed\n"
-    return _encoded(status, headers, body)
+        return _encoded(500, [("Content-Type", "text/plain")], b"handler failed\n")
+
+
+def _checked(response: object) -> tuple[int, list[tuple[str, str]], bytes]:
+    """What the handler returned as status, header pairs and body; TypeError saying what is
+    wrong with it, so that the 500 it becomes is explained in the child's output."""
+    if not isinstance(response, Response):
+        raise TypeError(f"the handler returned {response!r:.80}, not a Response")
+    status, headers, body = response.status, response.headers, response.body
+    if not isinstance(status, int) or isinstance(status, bool):
+        raise TypeError(f"Response status {status!r:.80} is not an int")
+    if isinstance(body, str):
+        body = body.encode()
+    elif not isinstance(body, (bytes, bytearray, memoryview)):
+        raise TypeError(f"Response body {body!r:.80} is not bytes or str")
+    pairs = list(headers.items()) if isinstance(headers, dict) else list(headers)
+    return status, pairs, bytes(body)
 
 
 def _encoded(status: int, headers: list[tuple[str, str]], body: bytes) -> bytes:

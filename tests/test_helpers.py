@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import CHILDREN, WriteManifest, running
+from tests.helpers import CHILDREN, WriteManifest, eventually, running
 
 MODES = ["pipe", "pipe-keepalive", "http"]
 NODE = shutil.which("node")
@@ -54,6 +54,37 @@ async def test_helper_serves_every_mode(
             assert seen["request_id"] == reply.headers["X-Request-Id"]
         async with run.http.get(run.url + "/h/boom") as reply:
             assert reply.status == 500
+        async with run.http.get(run.url + "/h/after") as reply:
+            assert reply.status == 201  # the child went on serving
+
+
+@pytest.mark.parametrize("language", ["python", "node"])
+async def test_what_a_handler_returns_that_is_not_an_answer_is_500_saying_what(
+    write_manifest: WriteManifest,
+    socket_dir: Path,
+    language: str,
+) -> None:
+    """A handler that returns nothing, a string, a status "200" or a body that is a number:
+    the Node.js helper answered 200 with an empty body (a string) or with "handler failed"
+    (a number), the Python one closed the connection (a 502 blaming the child). Each is a
+    500, and the child's output says what the handler returned."""
+    path = write_manifest(helper_process(language, "pipe-keepalive"))
+    said = {
+        "none": "returned None" if language == "python" else "returned undefined",
+        "str": "returned 'a string', not a Response" if language == "python"
+        else 'returned "a string", not {status, headers, body}',
+        "status": "status '200' is not an int" if language == "python"
+        else 'status "200" is not an integer',
+        "body": "body 5 is not bytes or str" if language == "python"
+        else "body 5 is not a string or a Buffer",
+    }  # fmt: skip
+    async with running(path, socket_dir) as run:
+        lines = run.child("h").output.lines  # (the last few, as they come)
+        for wrong, words in said.items():
+            async with run.http.get(f"{run.url}/h/{wrong}") as reply:
+                assert (reply.status, await reply.text()) == (500, "handler failed\n"), wrong
+            printed = lambda words=words: any(words in line for line in lines)  # noqa: E731
+            assert await eventually(printed), (wrong, list(lines))
         async with run.http.get(run.url + "/h/after") as reply:
             assert reply.status == 201  # the child went on serving
 

@@ -10,8 +10,9 @@
 // request: { method, uri, path, query (URLSearchParams), headers ([name, value] pairs),
 //            header(name), body (Buffer), requestId, client }
 // The handler returns (or resolves to) { status, headers, body }: headers an object or a list
-// of [name, value] pairs, body a Buffer or a string (sent as UTF-8). A thrown error is logged
-// and answered with a 500. A request without the run's token ($LOCAL_LAMBDAS_TOKEN, which
+// of [name, value] pairs, body a Buffer or a string (sent as UTF-8); a missing status is 200.
+// A thrown error, or what is not such an answer (undefined, a string, a status "200", a body
+// that is a number), is logged and answered with a 500. A request without the run's token ($LOCAL_LAMBDAS_TOKEN, which
 // local-lambdas sends in every request object) gets a 403 and never reaches the handler.
 "use strict";
 
@@ -40,24 +41,39 @@ function toRequest(data) {
 
 // One request object (a string of JSON) in, one response object (a string of JSON) out.
 async function answer(handler, raw) {
-  let status = 500;
-  let headers = [["Content-Type", "text/plain"]];
-  let body = Buffer.from("handler failed\n");
   try {
     const data = JSON.parse(raw);
     const token = process.env.LOCAL_LAMBDAS_TOKEN;
     if (token && data.token !== token) {
-      return JSON.stringify({ status: 403, headers: { "Content-Type": "text/plain" },
-                              body: Buffer.from("not from local-lambdas\n").toString("base64") });
+      return encoded(403, { "Content-Type": "text/plain" }, "not from local-lambdas\n");
     }
     const response = await handler(toRequest(data));
-    status = response.status === undefined ? 200 : response.status;
-    headers = response.headers || {};
-    body = Buffer.isBuffer(response.body) ? response.body : Buffer.from(response.body || "");
+    return encoded(...checked(response));
   } catch (error) {
     console.error(error);
+    return encoded(500, [["Content-Type", "text/plain"]], "handler failed\n");
   }
-  return JSON.stringify({ status, headers, body: body.toString("base64") });
+}
+
+// What the handler returned as status, headers and body; a TypeError saying what is wrong
+// with it, so that the 500 it becomes is explained in the child's output.
+function checked(response) {
+  const shown = (value) => String(JSON.stringify(value) ?? value).slice(0, 80);
+  if (response === null || typeof response !== "object" || Buffer.isBuffer(response)) {
+    throw new TypeError(`the handler returned ${shown(response)}, not {status, headers, body}`);
+  }
+  const status = response.status ?? 200;
+  const headers = response.headers ?? {};
+  const body = response.body ?? "";
+  if (!Number.isInteger(status)) throw new TypeError(`status ${shown(status)} is not an integer`);
+  if (typeof body !== "string" && !(body instanceof Uint8Array)) {
+    throw new TypeError(`body ${shown(body)} is not a string or a Buffer`);
+  }
+  return [status, headers, body];
+}
+
+function encoded(status, headers, body) {
+  return JSON.stringify({ status, headers, body: Buffer.from(body).toString("base64") });
 }
 
 function servePipe(path, handler) {

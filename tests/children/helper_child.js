@@ -3,8 +3,17 @@
 const path = require("path");
 const { serve } = require(path.join(__dirname, "..", "..", "examples", "children", "local_lambdas"));
 
+// What handlers get wrong: each answered 500, the child saying what it was.
+const WRONG = {
+  "/h/none": undefined,
+  "/h/str": "a string",
+  "/h/status": { status: "200", body: "x" },
+  "/h/body": { status: 200, body: 5 },
+};
+
 serve(async (request) => {
   if (request.path.endsWith("/boom")) throw new Error("boom");
+  if (request.path in WRONG) return WRONG[request.path];
   const query = {};
   for (const [key, value] of request.query) (query[key] = query[key] || []).push(value);
   return {

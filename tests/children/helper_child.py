@@ -6,10 +6,20 @@ import os
 
 from local_lambdas.child import Request, Response, serve
 
+# What handlers get wrong: each answered 500, the child saying what it was.
+WRONG: dict[str, object] = {
+    "/h/none": None,
+    "/h/str": "a string",
+    "/h/status": Response("200", {}, "x"),  # type: ignore[arg-type]
+    "/h/body": Response(200, {}, 5),  # type: ignore[arg-type]
+}
+
 
 def handle(request: Request) -> Response:
     if request.path.endswith("/boom"):
         raise RuntimeError("boom")
+    if request.path in WRONG:
+        return WRONG[request.path]  # type: ignore[return-value]
     echoed = {
         "method": request.method,
         "uri": request.uri,
