@@ -7,6 +7,8 @@
 
     serve(handle)
 
+`handle` may be an `async def` function too.
+
 `serve` listens where local-lambdas says ($PIPE_ADDRESS or $HTTP_ADDRESS) and speaks whichever
 protocol the manifest chose: one-shot pipe, keep-alive pipe, or the `http` envelope. Each
 connection is served on a thread of its own, so a slow request does not hold up the others.
@@ -28,7 +30,7 @@ import os
 import socketserver
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
@@ -68,7 +70,9 @@ class Response:
     body: bytes | str = b""  # str is sent as UTF-8
 
 
-Handler = Callable[[Request], Response]
+# A function, or an `async def` one: each request then runs it to completion on its
+# connection's thread (asyncio.run), so it may await what it calls.
+Handler = Callable[[Request], "Response | Awaitable[Response]"]
 
 
 def serve(handler: Handler) -> None:
@@ -99,7 +103,12 @@ def _answer(handler: Handler, raw: bytes) -> bytes:
             request_id=data.get("request_id") or "",
             client=data.get("client"),
         )
-        return _encoded(*_checked(handler(request)))
+        response = handler(request)
+        if isinstance(response, Coroutine):
+            import asyncio  # (only for an async handler: a child of plain ones loads faster)
+
+            response = asyncio.run(response)
+        return _encoded(*_checked(response))
     except Exception:  # the child must go on serving; the traceback goes to its stderr
         traceback.print_exc()
         return _encoded(500, [("Content-Type", "text/plain")], b"handler failed\n")

@@ -89,6 +89,30 @@ async def test_what_a_handler_returns_that_is_not_an_answer_is_500_saying_what(
             assert reply.status == 201  # the child went on serving
 
 
+async def test_an_async_python_handler_is_awaited(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
+    """`async def handle(...)`, as FastAPI's users write: it was sent back as a coroutine
+    (a 500). Each request runs it to completion, so it may await."""
+    script = tmp_path / "async_child.py"
+    script.write_text(
+        "import asyncio\n"
+        "from local_lambdas.child import Request, Response, serve\n"
+        "async def handle(request: Request) -> Response:\n"
+        "    await asyncio.sleep(0.01)\n"
+        "    return Response(200, {}, 'awaited ' + request.path)\n"
+        "serve(handle)\n"
+    )
+    path = write_manifest(
+        f"<process><id>h</id><executable>{sys.executable}</executable><arg>{script}</arg>"
+        "<route>/h/*</route><communication_mode>pipe-keepalive</communication_mode></process>"
+    )
+    async with running(path, socket_dir) as run:
+        for _ in range(2):
+            async with run.http.get(run.url + "/h/x") as reply:
+                assert (reply.status, await reply.text()) == (200, "awaited /h/x")
+
+
 def test_python_helper_imports_without_aiohttp() -> None:
     code = (
         "import sys, local_lambdas.child; "
