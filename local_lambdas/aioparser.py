@@ -207,8 +207,10 @@ def _plainly(exc: HttpProcessingError, head: bytes) -> tuple[int, str]:
         return 400, f"the request target {said[:100]!r} is not a path"
     # llhttp's words for a coding alone (with b''), and for one after chunked (with the line)
     if said.startswith(("Request has invalid `Transfer-Encoding`", "Invalid `Transfer-Encoding`")):
-        coding = _TRANSFER_ENCODING.search(head)
-        named = repr(coding[1].strip().decode("latin-1")[:100]) if coding else "given"
+        codings = [m[1].strip().decode("latin-1") for m in _TRANSFER_ENCODING.finditer(head)]
+        named = repr(", ".join(codings)[:100]) if codings else "given"
+        if [c.strip().lower() for c in ",".join(codings).split(",")].count("chunked") > 1:
+            return 400, f"the Transfer-Encoding {named} applies chunked more than once"
         return 400, f"the Transfer-Encoding {named} does not end in chunked: its body has no end"
     if said.startswith("Bad status line"):  # (aiohttp's name for a request line too)
         line, ended, _ = head.lstrip(b"\r\n").partition(b"\n")

@@ -222,6 +222,10 @@ SAID = {
     "chunked before another coding": (
         b"POST /api/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n",
         b"400", "the Transfer-Encoding 'chunked, gzip' does not end in chunked"),
+    "chunked twice, in two headers": (  # (named as the second one alone: 'chunked' does not end...)
+        b"POST /api/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"400", "the Transfer-Encoding 'chunked, chunked' applies chunked more than once"),
     "too many headers": (b"GET /api/x HTTP/1.1\r\nHost: x\r\n" + b"X-A: a\r\n" * 128 + b"\r\n",
                          b"431", "the request has more than 128 headers"),
     "a bare LF": (b"GET /api/x HTTP/1.1\nHost: x\n\n", b"400",
