@@ -95,10 +95,13 @@ def _identity(path: str) -> tuple[int, int] | None:
 
 def lasting(changes: set[tuple[Change, str]]) -> set[Path]:
     """The changed paths, less those that appeared and went in the same batch: a temporary
-    file written and renamed over another (the other is reported changed itself)."""
+    file written and renamed over another (the other is reported changed itself). One
+    that went and came back (`git checkout`, `git pull`, a tool that deletes a file and
+    writes it anew) is there at the end: it changed."""
     added = {path for change, path in changes if change == Change.added}
     deleted = {path for change, path in changes if change == Change.deleted}
-    return {Path(path) for _, path in changes if path not in added & deleted}
+    came_and_went = {path for path in added & deleted if not os.path.lexists(path)}
+    return {Path(path) for _, path in changes if path not in came_and_went}
 
 
 def _names(manifest: Path) -> set[Path]:

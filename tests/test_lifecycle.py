@@ -1235,6 +1235,37 @@ async def test_watch_sees_a_second_edit_saved_while_the_first_ones_build_runs(
     assert (tmp_path / "server.out").read_text() == "22"
 
 
+@pytest.mark.skipif(not shutil.which("git"), reason="git is not installed")
+async def test_watch_follows_a_git_checkout_of_the_code_and_the_manifest(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    """`git checkout` (or `git pull`) deletes each file it changes and writes it anew: in
+    one batch of changes, the file went and came back, which was taken for a temporary
+    file written and renamed: a branch switch that changed the code and the manifest was
+    not seen at all. It restarts the process and reloads the manifest, once."""
+    code = tmp_path / "handler.src"
+    code.write_text("1")
+    path = write_manifest(process_xml("svc", "/api/*"))
+    git(tmp_path, "init", "-q", "-b", "main")
+    git(tmp_path, "add", "-A")
+    who = ("-c", "user.name=t", "-c", "user.email=t@example.com")  # (CI may have none)
+    git(tmp_path, *who, "commit", "-qm", "one")
+    git(tmp_path, "checkout", "-qb", "two")
+    code.write_text("2")
+    write_manifest(process_xml("svc", ["/api/*", "/v2/*"]))
+    git(tmp_path, *who, "commit", "-qam", "two")
+    git(tmp_path, "checkout", "-q", "main")
+    async with watching(path, tmp_path) as (run, first):
+        url = (await run.expect(r"listening on (http://\S+)")).group(1)
+        git(tmp_path, "checkout", "-q", "two")
+        await run.expect(r"reloading ")
+        await run.expect(rf"svc: ready .*\(pid (?!{first},)(\d+)")
+        await run.expect(r"reloaded: 1 started")
+        async with aiohttp.ClientSession() as http, http.get(url + "/v2/x") as reply:
+            assert reply.status == 200
+        assert not await eventually(lambda: sum("reloading" in line for line in run.lines) > 1, 1)
+
+
 async def test_watch_sees_an_edit_while_a_child_hangs_as_its_dependent_waits(
     write_manifest: WriteManifest, tmp_path: Path
 ) -> None:
