@@ -31,6 +31,7 @@ class Instance(ChildRun):
     retiring: bool = False  # a replacement is starting; see Pool
     last_exit: int | None = None  # exit code of the last process to exit
     last_exit_time: float | None = None  # and when (wall clock)
+    last_failure: str | None = None  # why its last run ended, or never got ready
     _task: asyncio.Task[None] | None = None
 
     # -- life cycle ----------------------------------------------------------------------
@@ -88,7 +89,7 @@ class Instance(ChildRun):
             ready = self._not_ready is None
             verdict = policy.after_exit(code, self._clock() - started, ready=ready)
             self.last_exit, self.last_exit_time = code, time.time()
-            what = self._describe_exit(code)
+            what = self.last_failure = self._describe_exit(code)
             if verdict.action == "stay-down":
                 self._set_state(
                     State.EXITED,

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 
 from local_lambdas.config import NO_LIMIT, Manifest, Mode, Process
 from local_lambdas.pool import Pool
+from local_lambdas.readiness import Busy
 from local_lambdas.start_order import Reloading, StartOrder
 from local_lambdas.states import State
 
@@ -106,7 +107,15 @@ class Reloads:
         if self.stopping:  # as above
             return
         failed = [pool for pool, ok in zip(fresh.values(), ready, strict=True) if not ok]
-        self.failed_replacements = {pool.process.id: pool.why_not_ready() for pool in failed}
+        # Kept: those in the way (down now, saying why), and a new one, as at start-up: its
+        # routes answer 503 with the reason (its build, what it needs, its exits), rather
+        # than 404, and it goes on under its restart policy (an edit restarts it). The
+        # others are stopped, the running one serving on.
+        stopped = [p for p in failed if p.process.id in old and p.process.id not in first]
+        self.failed_replacements = {
+            pool.process.id: _failed_start(pool) if pool in stopped else pool.why_not_ready()
+            for pool in failed
+        }
         for pool in failed:
             if pool.process.id in first:
                 why = (
@@ -125,15 +134,9 @@ class Reloads:
                 self.failed_replacements[pool.process.id],
                 kept,
             )
-        # Kept: those in the way (down now, saying why), and a new one, as at start-up: its
-        # routes answer 503 with the reason (its build, what it needs, its exits), rather
-        # than 404, and it goes on under its restart policy (an edit restarts it).
-        failed = [
-            pool for pool in failed if pool.process.id in old and pool.process.id not in first
-        ]
-        for pool in failed:
+        for pool in stopped:
             del fresh[pool.process.id]
-        await asyncio.gather(*(pool.stop() for pool in failed))
+        await asyncio.gather(*(pool.stop() for pool in stopped))
         pools = {}
         for process in manifest.processes:
             if process.id in fresh:
@@ -183,12 +186,23 @@ def _in_the_way(old: dict[str, Pool], fresh: dict[str, Pool], ids: set[str]) -> 
             or (pool.process.port in wanted and (id in fresh or id not in ids))}  # fmt: skip
 
 
+def _failed_start(pool: Pool) -> str:
+    """Why a replacement the reload stops did not become ready: a failed start as it failed
+    (not "restarting in 0.1s": it is not to be), else its state and why."""
+    failing = next((c for c in pool.instances if c.state is State.BACKOFF), None)
+    if failing is not None and failing.last_failure:
+        return f"its start failed: {failing.last_failure}"
+    return pool.why_not_ready()
+
+
 async def _started_and_ready(pool: Pool) -> bool:
     """A reload's wait for a new pool: its <build> (bounded by its own timeout) and what it
-    depends on first, then its <startup_timeout>: a long build is not a slow start. One that
-    starts on request is ready asleep."""
+    depends on first, then one start of its instances, judged as any start is (child_run):
+    up to its <startup_timeout> of waiting, but as long as it works (compiling, as `cargo
+    run` does after an edit: up to Busy.LIMIT times as long). A start that fails ends it,
+    not the retries after. One that starts on request is ready asleep."""
     await pool.wait_for(
         lambda: pool.started or pool.sleeping or pool.ending or pool.blocked is not None
         or pool.disabled is not None, NO_LIMIT,
     )  # fmt: skip
-    return await pool.wait_ready(pool.process.startup_timeout + 1)
+    return await pool.wait_ready(pool.process.startup_timeout * Busy.LIMIT + 1, retries=False)

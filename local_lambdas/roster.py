@@ -196,15 +196,17 @@ class Roster:
             await self._changed_within(remaining)
         return True
 
-    async def wait_ready(self, timeout: float) -> bool:
-        """Wait until every instance is READY (True), or one is down or time is up (False).
-        A process that is not to be started (disabled) is ready as it is."""
+    async def wait_ready(self, timeout: float, *, retries: bool = True) -> bool:
+        """Wait until every instance is READY (True), or one is down or time is up (False);
+        without `retries`, one that failed a start (BACKOFF) is down too. A process that is
+        not to be started (disabled) is ready as it is."""
         if self.disabled is not None or self.sleeping:
             return True
+        down = DOWN if retries else (*DOWN, State.BACKOFF)
         await self.wait_for(
             lambda: self.blocked is not None or self.ending or (self.started and (
                 all(c.state is State.READY for c in self.instances)
-                or any(c.state in DOWN for c in self.instances)
+                or any(c.state in down for c in self.instances)
             )),
             timeout,
         )  # fmt: skip

@@ -502,7 +502,9 @@ async def test_a_restart_once_the_working_dir_is_gone_says_so(
         async with run.http.post(run.url + "/_/processes/svc/restart") as reply:
             assert reply.status == 503
             said = (await reply.json())["error"]
-        assert said.startswith("its replacement did not become ready (FATAL: "), said
+        # (Its first start failed: the replacement is stopped, not restarted meanwhile.)
+        assert said.startswith("its replacement did not become ready (its start failed: "), said
+        assert "restarting" not in said, said
         assert f'its <working_dir> "{work}" is not a directory (any more)' in said, said
         async with run.http.get(run.url + "/api/x") as reply:
             assert reply.status == 200
@@ -671,6 +673,37 @@ async def test_a_process_a_reload_adds_that_crashes_answers_503_saying_why(
         await run.started.reload(True, [])  # (as an edit with --watch restarts it)
         async with run.http.get(run.url + "/m/x") as reply:
             assert reply.status == 200
+
+
+@pytest.mark.skipif(not _compat.IS_LINUX, reason="work is measured from /proc")
+async def test_a_replacement_that_compiles_as_it_starts_is_waited_for(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
+    """`cargo run` after an edit compiles before it listens: at start-up that work does not
+    count against <startup_timeout>, but a reload or a restart gave the replacement its
+    <startup_timeout> and a second, then stopped it, the running one serving on: with
+    --watch, an edit to a compiled program never took effect. Its start is judged as any
+    start is."""
+    started = tmp_path / "started"
+    script = tmp_path / "compiles.py"
+    script.write_text(
+        "import os, runpy, time\n"
+        f"if os.path.exists({str(started)!r}):  # a restart: compile first, 3.5 s of work\n"
+        "    end = time.monotonic() + 3.5\n"
+        "    while time.monotonic() < end: pass\n"
+        f"open({str(started)!r}, 'w').close()\n"
+        f"runpy.run_path({str(CHILDREN / 'behave.py')!r}, run_name='__main__')\n"
+    )
+    path = write_manifest(
+        f"<process><id>svc</id><executable>{PYTHON}</executable><arg>-S</arg><arg>{script}"
+        "</arg><route>/api/*</route><startup_timeout>2s</startup_timeout></process>"
+    )
+    async with running(path, socket_dir) as run:
+        first = run.child("svc").pid
+        assert await run.supervisor.restart("svc"), run.supervisor.failed_replacements
+        assert run.child("svc").pid != first
+        async with run.http.get(run.url + "/api/x") as reply:
+            assert json.loads(await reply.read())["pid"] == run.child("svc").pid
 
 
 async def test_watch_restarts_a_process_when_its_files_change(
