@@ -99,10 +99,18 @@ async def _all_ready(run: Started, timeout: float) -> None:
         return
     for instance in not_ready:
         # Given up on (FATAL) or kept down (EXITED) before the time-out: no "after 60s".
-        waited = "" if instance.state in (State.FATAL, State.EXITED) else f" after {timeout:g}s"
+        waited = (
+            "" if instance.state in (State.FATAL, State.EXITED)
+            else f" after {timeout:g}s (--ready-timeout)"
+        )  # fmt: skip
         log.error("%s is not ready%s: %s", instance.name, waited, instance.account())
         lines = [line for line in instance.output.this_run() if line.strip()][-_LAST_LINES_SHOWN:]
         for line in lines:
             log.error("  %s | %s", instance.name, line)
+    if any(instance.state is State.STARTING for instance in not_ready):
+        log.error(
+            "a process still starting (compiling, installing) may need longer than %gs: "
+            "give it more with --ready-timeout SECONDS", timeout,
+        )  # fmt: skip
     names = ", ".join(i.name for i in not_ready)
     raise NotAllReady(f"not ready: {names}; nothing was run")

@@ -238,6 +238,24 @@ async def test_quiet_says_less_and_verbose_more(
     assert (f"local-lambdas {__version__} on Python" in said) == debug, said
 
 
+async def test_run_names_its_ready_timeout_when_a_child_is_still_starting(
+    write_manifest: WriteManifest,
+) -> None:
+    """A child still starting when --ready-timeout (60 s by default) is up, as one compiling
+    can be: the run says which limit it hit and how to give it more, not just "after 60s"."""
+    slow = (
+        f"<process><id>slow</id><executable>{sys.executable}</executable><arg>-S</arg>"
+        "<arg>-c</arg><arg>import time; time.sleep(30)</arg><route>/s/*</route>"
+        "<communication_mode>http</communication_mode></process>"
+    )
+    path = write_manifest(slow)
+    async with cli("run", str(path), "--ready-timeout", "0.5s", "--", "true") as run:
+        assert await run.finish() == 3
+    text = "\n".join(run.lines)
+    assert "slow is not ready after 0.5s (--ready-timeout): STARTING" in text, text
+    assert "give it more with --ready-timeout SECONDS" in text, text
+
+
 async def test_run_when_a_child_never_gets_ready(
     write_manifest: WriteManifest, tmp_path: Path
 ) -> None:
