@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 
 from local_lambdas.config import NO_LIMIT, Manifest, Mode, Process
 from local_lambdas.pool import Pool
-from local_lambdas.readiness import Busy
+from local_lambdas.roster import start_allowance
 from local_lambdas.start_order import Reloading, StartOrder
 from local_lambdas.states import State
 
@@ -205,4 +205,4 @@ async def _started_and_ready(pool: Pool) -> bool:
         lambda: pool.started or pool.sleeping or pool.ending or pool.blocked is not None
         or pool.disabled is not None, NO_LIMIT,
     )  # fmt: skip
-    return await pool.wait_ready(pool.process.startup_timeout * Busy.LIMIT + 1, retries=False)
+    return await pool.wait_ready(start_allowance(pool.process), retries=False)

@@ -22,12 +22,21 @@ from local_lambdas.launch import SocketNames
 from local_lambdas.line import Line
 from local_lambdas.orphan_watchdog import Watchdog
 from local_lambdas.output import Printer
+from local_lambdas.readiness import Busy
 from local_lambdas.route_only import RouteOnly
 from local_lambdas.states import State
 
 log = logging.getLogger("local_lambdas.pool")  # pool.py's log: one object, one logger
 
 DOWN: Final = (State.FATAL, State.EXITED)
+FAILED_START: Final = (*DOWN, State.BACKOFF)  # down, or a start that failed
+
+
+def start_allowance(process: Process) -> float:
+    """The longest one start of `process` may take, as child_run judges a start: its
+    <startup_timeout> of waiting, up to Busy.LIMIT times as long while it works (a JVM
+    loading, `cargo run` compiling), and a second for that judgement to be made."""
+    return process.startup_timeout * Busy.LIMIT + 1
 
 
 class Roster:
@@ -202,7 +211,7 @@ class Roster:
         not to be started (disabled) is ready as it is."""
         if self.disabled is not None or self.sleeping:
             return True
-        down = DOWN if retries else (*DOWN, State.BACKOFF)
+        down = DOWN if retries else FAILED_START
         await self.wait_for(
             lambda: self.blocked is not None or self.ending or (self.started and (
                 all(c.state is State.READY for c in self.instances)
@@ -224,8 +233,8 @@ class Roster:
         new = self._add(old.index)
         new.start()
         await self.wait_for(
-            lambda: new.state is State.READY or new.state in DOWN,
-            self.process.startup_timeout + 1,
+            lambda: new.state is State.READY or new.state in FAILED_START,
+            start_allowance(self.process),
         )
         if new.state is State.READY:
             await self._remove(old, drain=True)

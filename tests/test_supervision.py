@@ -675,6 +675,25 @@ async def test_a_process_a_reload_adds_that_crashes_answers_503_saying_why(
             assert reply.status == 200
 
 
+def compiles_again(tmp_path: Path, extra: str = "") -> str:
+    """A process whose every start but the first works 3.5 s before it listens (compiles,
+    as `cargo run` after an edit, or loads, as a JVM), with a <startup_timeout> of 2 s."""
+    started = tmp_path / "started"
+    script = tmp_path / "compiles.py"
+    script.write_text(
+        "import os, runpy, time\n"
+        f"if os.path.exists({str(started)!r}):  # not the first start: 3.5 s of work\n"
+        "    end = time.monotonic() + 3.5\n"
+        "    while time.monotonic() < end: pass\n"
+        f"open({str(started)!r}, 'w').close()\n"
+        f"runpy.run_path({str(CHILDREN / 'behave.py')!r}, run_name='__main__')\n"
+    )
+    return (
+        f"<process><id>svc</id><executable>{PYTHON}</executable><arg>-S</arg><arg>{script}"
+        f"</arg><route>/api/*</route><startup_timeout>2s</startup_timeout>{extra}</process>"
+    )
+
+
 @pytest.mark.skipif(not _compat.IS_LINUX, reason="work is measured from /proc")
 async def test_a_replacement_that_compiles_as_it_starts_is_waited_for(
     write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
@@ -684,26 +703,31 @@ async def test_a_replacement_that_compiles_as_it_starts_is_waited_for(
     <startup_timeout> and a second, then stopped it, the running one serving on: with
     --watch, an edit to a compiled program never took effect. Its start is judged as any
     start is."""
-    started = tmp_path / "started"
-    script = tmp_path / "compiles.py"
-    script.write_text(
-        "import os, runpy, time\n"
-        f"if os.path.exists({str(started)!r}):  # a restart: compile first, 3.5 s of work\n"
-        "    end = time.monotonic() + 3.5\n"
-        "    while time.monotonic() < end: pass\n"
-        f"open({str(started)!r}, 'w').close()\n"
-        f"runpy.run_path({str(CHILDREN / 'behave.py')!r}, run_name='__main__')\n"
-    )
-    path = write_manifest(
-        f"<process><id>svc</id><executable>{PYTHON}</executable><arg>-S</arg><arg>{script}"
-        "</arg><route>/api/*</route><startup_timeout>2s</startup_timeout></process>"
-    )
+    path = write_manifest(compiles_again(tmp_path))
     async with running(path, socket_dir) as run:
         first = run.child("svc").pid
         assert await run.supervisor.restart("svc"), run.supervisor.failed_replacements
         assert run.child("svc").pid != first
         async with run.http.get(run.url + "/api/x") as reply:
             assert json.loads(await reply.read())["pid"] == run.child("svc").pid
+
+
+@pytest.mark.skipif(not _compat.IS_LINUX, reason="work is measured from /proc")
+async def test_recycling_waits_for_a_replacement_that_loads_as_it_starts(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
+    """Past <max_requests>, the replacement of a process that loads for longer than its
+    <startup_timeout> (a JVM) was given up on ("its replacement did not start"), so it was
+    never recycled. Its start is judged as any start is."""
+    path = write_manifest(compiles_again(tmp_path, "<max_requests>2</max_requests>"))
+    async with running(path, socket_dir) as run:
+        first = run.child("svc").pid
+        for _ in range(2):
+            async with run.http.get(run.url + "/api/x") as reply:
+                assert json.loads(await reply.read())["pid"] == first
+        assert await eventually(lambda: run.child("svc").pid != first, 10)
+        async with run.http.get(run.url + "/api/x") as reply:
+            assert json.loads(await reply.read())["pid"] != first
 
 
 async def test_watch_restarts_a_process_when_its_files_change(
