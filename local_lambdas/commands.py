@@ -114,7 +114,7 @@ async def boot_check(
         # Our own proxy, maybe with a throwaway certificate (--tls self-signed): not verified.
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as http:
             for process in manifest.processes:
-                results.append(await _probe(run, http, process))
+                results.append(await _probe(run, http, process, timeout))
         for task in run.supervisor.tasks.values():  # done by now, unless still held up
             done = task.state == "DONE"
             detail = f"done in {task.seconds:.2f}s" if done and task.seconds else task.reason
@@ -126,11 +126,16 @@ async def boot_check(
     return 0 if all(r.ready and " -> 5" not in r.probe for r in results) else 1
 
 
-async def _probe(run: Started, http: aiohttp.ClientSession, process: Process) -> Probe:
+async def _probe(
+    run: Started, http: aiohttp.ClientSession, process: Process, timeout: float
+) -> Probe:
     pool = run.supervisor.pools[process.id]
+    late = f"not ready within {timeout:g}s (--ready-timeout: give it longer if it compiles)"
     if pool.blocked or pool.disabled or not pool.instances:
-        why = pool.blocked or pool.disabled or "not started in time"
+        why = pool.blocked or pool.disabled or late
         return Probe(process.id, pool.disabled is not None, why, "not sent")
+    if pool.state is State.STARTING:  # still starting when the time was up
+        return Probe(process.id, False, f"{late}; {pool.why_not_ready(said=True)}", "not sent")
     if pool.state is not State.READY:
         return Probe(process.id, False, pool.why_not_ready(said=True), "not sent")
     ready = f"ready in {max(i.ready_seconds or 0 for i in pool.instances):.2f}s"

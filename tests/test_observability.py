@@ -238,7 +238,7 @@ async def test_quiet_says_less_and_verbose_more(
     assert (f"local-lambdas {__version__} on Python" in said) == debug, said
 
 
-async def test_run_names_its_ready_timeout_when_a_child_is_still_starting(
+async def test_run_and_check_boot_name_their_ready_timeout_when_a_child_is_still_starting(
     write_manifest: WriteManifest,
 ) -> None:
     """A child still starting when --ready-timeout (60 s by default) is up, as one compiling
@@ -254,6 +254,10 @@ async def test_run_names_its_ready_timeout_when_a_child_is_still_starting(
     text = "\n".join(run.lines)
     assert "slow is not ready after 0.5s (--ready-timeout): STARTING" in text, text
     assert "give it more with --ready-timeout SECONDS" in text, text
+    async with cli("check", "--boot", "--ready-timeout", "0.5s", str(path)) as run:
+        assert await run.finish() == 1
+    said = "\n".join(run.lines)
+    assert "not ready within 0.5s (--ready-timeout: give it longer if it compiles)" in said
 
 
 async def test_run_when_a_child_never_gets_ready(
