@@ -73,7 +73,8 @@ function checked(response) {
 }
 
 function encoded(status, headers, body) {
-  return JSON.stringify({ status, headers, body: Buffer.from(body).toString("base64") });
+  const bytes = Buffer.isBuffer(body) ? body : Buffer.from(body); // (a Buffer is not copied)
+  return JSON.stringify({ status, headers, body: bytes.toString("base64") });
 }
 
 function servePipe(path, handler) {
