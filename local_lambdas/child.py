@@ -13,10 +13,10 @@
 protocol the manifest chose: one-shot pipe, keep-alive pipe, or the `http` envelope. Each
 connection is served on a thread of its own, so a slow request does not hold up the others.
 An exception in the handler, or what it returns that is not a Response (None, a dict, a
-body that is neither bytes nor str), is printed to stderr and answered with a 500. A request without
-the run's token ($LOCAL_LAMBDAS_TOKEN, which local-lambdas sends in every request object) is
-answered with a 403 and never reaches the handler: another local program that finds the
-child's socket or port cannot use it.
+body that is neither bytes nor str), is printed to stderr and answered with a 500. A request
+without the run's token ($LOCAL_LAMBDAS_TOKEN, which local-lambdas sends in every request
+object) is answered with a 403 and never reaches the handler: another local program that
+finds the child's socket or port cannot use it.
 
 This module imports nothing outside the standard library (not aiohttp), so it loads fast, and
 a child in another environment can use a copy of this one file.

@@ -6,9 +6,9 @@ get a new pool, started beside the old (in their order: one may depend on anothe
 and a <task> it adds, or one that failed, runs once; once the new pools are READY the
 routing table is swapped in one step, and the old pools drain and stop. A replacement that
 cannot start is stopped, and the old one stays in service; a process new altogether is
-added whatever became of it, as at start-up. A fixed <port> has room
-for one process: its old pool stops first. A stop ends a reload where it is
-(Supervisor.begin_stop); the pools it started are the stop's to stop.
+added whatever became of it, as at start-up. A fixed <port> has room for one process: its
+old pool stops first. A stop ends a reload where it is (Supervisor.begin_stop); the pools
+it started are the stop's to stop.
 """
 
 from __future__ import annotations
