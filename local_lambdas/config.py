@@ -115,6 +115,8 @@ class Process(BaseModel):
     environment: tuple[tuple[str, str], ...] = ()
     depends_on: tuple[str, ...] = ()  # processes to be READY and tasks done before it starts
     build: str | None = None  # a shell command run before each start of a new pool
+    # off: --watch restarts it for no file (it reloads itself: Vite, nodemon, uvicorn --reload)
+    watch: Literal["on", "off"] = "on"
     cors: tuple[Origin, ...] = ()  # origins allowed to call its routes from a browser (cors.py)
     start: Literal["at-launch", "on-request"] = "at-launch"  # on-request: at its first request
     # Route-only: requests pass through to this address; nothing is started or supervised.
@@ -209,8 +211,11 @@ class Process(BaseModel):
         return self.concurrency or DEFAULT_CONCURRENCY[self.communication_mode]
 
     def same_as(self, other: Process) -> bool:
-        """Whether `other` runs the same way (where it stands in the file does not count)."""
-        return self.model_dump(exclude={"line"}) == other.model_dump(exclude={"line"})
+        """Whether `other` runs the same way: where it stands in the file does not count, nor
+        what the running process never reads (<watch>, read from the manifest at each change;
+        <image>, export's)."""
+        ignored = {"line", "watch", "image"}
+        return self.model_dump(exclude=ignored) == other.model_dump(exclude=ignored)
 
 
 class Task(BaseModel):

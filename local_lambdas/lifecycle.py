@@ -151,6 +151,9 @@ async def started(
                     include=settings.watch_include,
                     stop=stop_watching,
                     building=supervisor.order.ran_at,
+                    unwatched=lambda: {
+                        p.id for p in supervisor.manifest.processes if p.watch == "off"
+                    },
                 )
             )
             watcher.add_done_callback(_watch_ended)

@@ -32,6 +32,7 @@ ELEMENTS: dict[str, Element] = {
     "env_file": Element("env_files", repeatable=True),
     "depends_on": Element("depends_on", repeatable=True),
     "build": Element("build"),
+    "watch": Element("watch"),
     "cors": Element("cors", repeatable=True),
     "start": Element("start"),
     "upstream": Element("upstream"),
@@ -70,8 +71,8 @@ FOR_REQUESTS = frozenset({
 # What only a process local-lambdas starts may hold: refused with <upstream> (a route-only
 # process starts nothing). Its <depends_on> still holds its routes until what it names is there.
 FOR_STARTED = frozenset({
-    "arg", "pipe_name", "working_dir", "env", "env_file", "build", "start", "idle_timeout",
-    "port", "startup_timeout", "stop_timeout", "restart", "start_retries", "instances",
-    "max_requests", "ready_path",
+    "arg", "pipe_name", "working_dir", "env", "env_file", "build", "watch", "start",
+    "idle_timeout", "port", "startup_timeout", "stop_timeout", "restart", "start_retries",
+    "instances", "max_requests", "ready_path",
 })  # fmt: skip
 FIELD_TO_ELEMENT = {spec.field: name for name, spec in ELEMENTS.items()}  # (for messages)

@@ -32,7 +32,7 @@ import logging
 import os
 import re
 import stat
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence, Set
 from pathlib import Path
 
 from watchfiles import Change, DefaultFilter, awatch  # only --watch imports this module
@@ -109,11 +109,16 @@ def _names(manifest: Path) -> set[Path]:
     return {manifest, manifest.resolve()}
 
 
-def affected(changed: set[Path], manifest: Path, dirs: dict[str, Path]) -> tuple[bool, list[str]]:
+def affected(
+    changed: set[Path], manifest: Path, dirs: dict[str, Path], unwatched: Set[str] = frozenset()
+) -> tuple[bool, list[str]]:
     """Whether the manifest changed, and which process ids own a changed file.
 
     A file belongs to the processes with the deepest working_dir holding it: with one process
     in ./api and another in the manifest's folder, a change in ./api restarts only the first.
+    Those `unwatched` (<watch>off</watch>: they reload themselves) own their files still, but
+    are not restarted for them: a Vite dev server's in ./web restart neither it nor the
+    process in the manifest's folder.
     """
     owners: set[str] = set()
     names = _names(manifest)
@@ -122,7 +127,7 @@ def affected(changed: set[Path], manifest: Path, dirs: dict[str, Path]) -> tuple
         if holding:
             deepest = max(depth for depth, _ in holding)
             owners.update(pid for depth, pid in holding if depth == deepest)
-    return not names.isdisjoint(changed), sorted(owners)
+    return not names.isdisjoint(changed), sorted(owners - unwatched)
 
 
 async def watch(
@@ -136,10 +141,11 @@ async def watch(
     debounce_ms: int = 300,
     stop: asyncio.Event | None = None,
     building: Callable[[float, float], bool] | None = None,
+    unwatched: Callable[[], Set[str]] = frozenset,
 ) -> None:
-    """Watch until `stop` is set; `dirs()` gives the current working_dir of each process id;
-    what changes while `building` says a <build> or <task> ran (StartOrder.ran_at) is
-    theirs."""
+    """Watch until `stop` is set; `dirs()` gives the current working_dir of each process id,
+    `unwatched()` the ids no file restarts (<watch>off</watch>); what changes while
+    `building` says a <build> or <task> ran (StartOrder.ran_at) is theirs."""
     stop = stop or asyncio.Event()
     watch_filter = _Filter(ignore, socket_dir, include, manifest)
     text = _read(manifest)
@@ -163,7 +169,12 @@ async def watch(
                     changed -= await git_ignored(changed - followed, paths)
                     tracked = await git_tracked(doings.made(changed - followed), paths)
                     edits = doings.edits(changed, tracked) | followed
-                    reload_manifest, ids = affected(edits, manifest, current)
+                    off = unwatched()
+                    reload_manifest, ids = affected(edits, manifest, current, off)
+                    # The files that restart something, to name (not a Vite server's own).
+                    restarting = {
+                        e for e in edits - followed if affected({e}, manifest, current, off)[1]
+                    }
                     # An env file changes what the manifest gives its children: read it too.
                     env_changed = any(_is_env_file(path) for path in changed)
                     if reload_manifest or env_changed:
@@ -172,7 +183,7 @@ async def watch(
                     if reload_manifest or ids:
                         doings.begin(edits)
                         try:
-                            await react(reload_manifest, ids, _named(edits - followed, current))
+                            await react(reload_manifest, ids, _named(restarting, current))
                         finally:
                             doings.end()
                     current = {} if narrow else dirs()

@@ -1235,6 +1235,29 @@ async def test_watch_sees_a_second_edit_saved_while_the_first_ones_build_runs(
     assert (tmp_path / "server.out").read_text() == "22"
 
 
+async def test_watch_leaves_a_process_that_reloads_itself_alone(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    """A Vite dev server (or nodemon, uvicorn --reload) reloads itself as its files change:
+    --watch restarted it too, for every save, so the page lost its hot update and the
+    server was down while it started again. <watch>off</watch> leaves it alone, and its
+    files restart no other process; a change to the manifest's other processes still does."""
+    web = tmp_path / "web"
+    web.mkdir()
+    path = write_manifest(
+        process_xml("svc", "/api/*"),
+        process_xml("web", "/web/*", extra=f"<working_dir>{web}</working_dir><watch>off</watch>"),
+    )
+    async with watching(path, tmp_path) as (run, first):
+        (web / "main.js").write_text("console.log('saved')\n")  # the dev server's own file
+        (tmp_path / "handler.src").write_text("changed")
+        await run.expect(r"files changed: restarting svc \(handler.src\)$")
+        await run.expect(rf"svc: ready .*\(pid (?!{first},)(\d+)")
+        assert not await eventually(
+            lambda: any("restarting web" in line for line in run.lines), 1
+        ), run.lines
+
+
 @pytest.mark.skipif(not shutil.which("git"), reason="git is not installed")
 async def test_watch_follows_a_git_checkout_of_the_code_and_the_manifest(
     write_manifest: WriteManifest, tmp_path: Path

@@ -348,6 +348,10 @@ def test_watched_change_restarts_the_deepest_owner() -> None:
     assert affected({Path("/p/web/y.js")}, root / "m.xml", dirs) == (False, ["root"])
     assert affected({root / "m.xml"}, root / "m.xml", dirs) == (True, [])
     assert affected({Path("/elsewhere")}, root / "m.xml", dirs) == (False, [])
+    # <watch>off</watch>: its files are its own still, and restart nobody.
+    web = {"root": root, "web": Path("/p/web")}
+    assert affected({Path("/p/web/y.js")}, root / "m.xml", web, {"web"}) == (False, [])
+    assert affected({Path("/p/x.py")}, root / "m.xml", web, {"web"}) == (False, ["root"])
     named = {"root": root, "api": api}
     assert _named({Path("/p/api/x.py")}, named) == "x.py"  # in the deepest working dir
     assert _named({Path("/p/web/y.js"), Path("/p/api/x.py")}, named) == "x.py +1 more"
