@@ -31,6 +31,9 @@ from local_lambdas.tasks import TaskRun
 log = logging.getLogger("local_lambdas.start_order")
 
 _RUNS_KEPT = 64  # the last <build>s and <task>s whose times `ran_at` knows
+# s: the longest a <build> may run (a cold `cargo build` of a large project takes minutes):
+# a build still running then is stopped, and counts as failed.
+BUILD_TIMEOUT = 30 * 60.0
 
 
 @dataclass(frozen=True)
@@ -163,8 +166,9 @@ class StartOrder:
         build = Task(
             id=f"{process.id} build", executable=executable, args=args,
             working_dir=process.working_dir, env=process.env, environment=process.environment,
+            timeout=BUILD_TIMEOUT,
         )  # fmt: skip
-        run = TaskRun(build, self._printer)
+        run = TaskRun(build, self._printer, limit="the longest a <build> may run")
         await self._timed(run, f"{self._run_mark}.{process.id}-build.")
         if run.state == "DONE":
             return True

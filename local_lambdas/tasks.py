@@ -30,8 +30,9 @@ _STOP_GRACE = 5.0  # a task over its <timeout>: SIGTERM, then SIGKILL after this
 class TaskRun:
     """One run of a task: WAITING for what it depends on, RUNNING, DONE or FAILED."""
 
-    def __init__(self, task: Task, printer: Printer) -> None:
+    def __init__(self, task: Task, printer: Printer, *, limit: str = "its <timeout>") -> None:
         self.task = task
+        self._limit = limit  # what `task.timeout` is, as its failure names it
         self.state: Literal["WAITING", "RUNNING", "DONE", "FAILED"] = "WAITING"
         self.reason = ""  # why it failed, as said of what depends on it
         self.cause = ""  # the same without the task's name: "exited with code 2"
@@ -71,7 +72,7 @@ class TaskRun:
             await asyncio.wait_for(asyncio.shield(proc.exited), task.timeout)
         except asyncio.TimeoutError:
             await proc.terminate(_STOP_GRACE)
-            self._failed(f"still running after {task.timeout:g}s (its <timeout>); stopped")
+            self._failed(f"still running after {task.timeout:g}s ({self._limit}); stopped")
             return
         finally:
             # A stop (cancellation) or a time-out: nothing it started stays behind.

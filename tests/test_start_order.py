@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from local_lambdas import manifest
+from local_lambdas import manifest, start_order
 from local_lambdas.errors import ManifestError
 from local_lambdas.states import State
 from tests.helpers import (
@@ -233,6 +233,22 @@ async def test_a_failed_build_at_start_up_is_fatal(
         async with run.http.get(run.url + "/s/x") as reply:
             assert reply.status == 503
             assert "its <build> failed: exited with code 3" in (await reply.json())["error"]
+
+
+async def test_a_build_past_its_limit_is_stopped_saying_which_limit(
+    write_manifest: WriteManifest, socket_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A <build> was stopped after the 5 minutes a <task> has by default, saying "(its
+    <timeout>)": a cold build of a large project failed, and the message sent its user to
+    the process's <timeout>, which bounds requests, not builds. A build has 30 minutes
+    (here made short, as waiting them out cannot be), and its failure says which limit."""
+    monkeypatch.setattr(start_order, "BUILD_TIMEOUT", 0.5)
+    path = write_manifest(process_xml("svc", "/s/*", extra="<build>sleep 30</build>"))
+    async with running(path, socket_dir, wait=False) as run:
+        pool = run.pool("svc")
+        assert await pool.wait_for(lambda: pool.blocked is not None, 20)
+        said = "its <build> failed: still running after 0.5s (the longest a <build> may run)"
+        assert said in (pool.blocked or ""), pool.blocked
 
 
 async def test_a_reload_starts_what_it_adds_in_order_and_runs_the_tasks_it_adds(
