@@ -95,8 +95,18 @@ async def _all_ready(run: Started, timeout: float) -> None:
     ]
     if failures:
         raise NotAllReady(f"{failures[0]}; nothing was run")
-    if not not_ready:
+    # Not started at the time-out (its <build> still running, or what it depends on not
+    # ready): it has no instance to be not ready, and was taken for ready.
+    unstarted = [p for p in run.supervisor.pools.values() if not p.instances and not p.ready]
+    undone = [t for t in run.supervisor.tasks.values() if t.state in ("WAITING", "RUNNING")]
+    if not not_ready and not unstarted and not undone:
         return
+    for task in undone:  # (the command may need what it makes: a database seeded)
+        log.error("task %s is not done after %gs (--ready-timeout): %s",
+                  task.task.id, timeout, task.state)  # fmt: skip
+    for pool in unstarted:
+        log.error("%s is not ready after %gs (--ready-timeout): %s",
+                  pool.process.id, timeout, pool.why_not_ready())  # fmt: skip
     for instance in not_ready:
         # Given up on (FATAL) or kept down (EXITED) before the time-out: no "after 60s".
         waited = (
@@ -107,10 +117,14 @@ async def _all_ready(run: Started, timeout: float) -> None:
         lines = [line for line in instance.output.this_run() if line.strip()][-_LAST_LINES_SHOWN:]
         for line in lines:
             log.error("  %s | %s", instance.name, line)
-    if any(instance.state is State.STARTING for instance in not_ready):
+    if undone or unstarted or any(i.state is State.STARTING for i in not_ready):
         log.error(
-            "a process still starting (compiling, installing) may need longer than %gs: "
-            "give it more with --ready-timeout SECONDS", timeout,
+            "what is still starting or running (compiling, installing, a task) may need "
+            "longer than %gs: give it more with --ready-timeout SECONDS", timeout,
         )  # fmt: skip
-    names = ", ".join(i.name for i in not_ready)
+    names = ", ".join(
+        [t.task.id for t in undone]
+        + [p.process.id for p in unstarted]
+        + [i.name for i in not_ready]
+    )
     raise NotAllReady(f"not ready: {names}; nothing was run")

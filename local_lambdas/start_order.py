@@ -169,6 +169,7 @@ class StartOrder:
             timeout=BUILD_TIMEOUT,
         )  # fmt: skip
         run = TaskRun(build, self._printer, limit="the longest a <build> may run")
+        pool.waiting_for = ("its <build>",)  # (what its status says meanwhile)
         await self._timed(run, f"{self._run_mark}.{process.id}-build.")
         if run.state == "DONE":
             return True

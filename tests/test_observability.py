@@ -260,6 +260,30 @@ async def test_run_and_check_boot_name_their_ready_timeout_when_a_child_is_still
     assert "not ready within 0.5s (--ready-timeout: give it longer if it compiles)" in said
 
 
+SEED = "<task><id>seed</id><executable>sleep</executable><arg>30</arg></task>"
+
+
+@pytest.mark.parametrize(("task", "extra"), [
+    (SEED, ""),  # a task alone, still running
+    ("", "<build>sleep 30</build>"),  # a build still running
+    (SEED, "<depends_on>seed</depends_on>"),  # a process waiting for a task
+])  # fmt: skip
+async def test_run_never_runs_its_command_before_the_tasks_and_builds_are_done(
+    write_manifest: WriteManifest, tmp_path: Path, task: str, extra: str
+) -> None:
+    """At --ready-timeout, a <task> still running (a database seeded), or a process whose
+    <build> still ran or that waited for a task had no instance that was not ready, so
+    `run` said "all ready" and ran the command against a backend that was not there."""
+    path = write_manifest(task + process_xml("svc", "/api/*", extra=extra))
+    marker = tmp_path / "ran"
+    args = ("--ready-timeout", "0.5s", "--", "touch", str(marker))
+    async with cli("run", str(path), *args) as run:
+        assert await run.finish() == 3
+    said = "\n".join(run.lines)
+    assert "(--ready-timeout)" in said and "nothing was run" in said, said
+    assert not marker.exists()
+
+
 async def test_run_when_a_child_never_gets_ready(
     write_manifest: WriteManifest, tmp_path: Path
 ) -> None:
