@@ -19,6 +19,7 @@ from tests.helpers import (
     WriteManifest,
     cli,
     connect,
+    eventually,
     process_xml,
     run_main,
     running,
@@ -258,6 +259,30 @@ async def test_run_and_check_boot_name_their_ready_timeout_when_a_child_is_still
         assert await run.finish() == 1
     said = "\n".join(run.lines)
     assert "not ready within 0.5s (--ready-timeout: give it longer if it compiles)" in said
+
+
+async def test_ready_waits_for_the_tasks(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
+    """/_/ready said 200 while a <task> no process waits for still ran: a CI job that
+    polls it before its tests (as a compose healthcheck does) tested a database not yet
+    seeded. A task still to run is not ready, as for `run`."""
+    gate = tmp_path / "gate"
+    gate.write_text("")
+    seed = (
+        "<task><id>seed</id><executable>sh</executable><arg>-c</arg>"
+        f"<arg>while [ -e {gate} ]; do sleep 0.05; done</arg></task>"
+    )
+    path = write_manifest(seed + process_xml("svc", "/api/*"))
+    async with running(path, socket_dir, wait=False) as run:
+        assert await run.pool("svc").wait_ready(10)
+        async with run.http.get(run.url + "/_/ready") as reply:
+            assert reply.status == 503
+            assert (await reply.json())["not_ready"] == {"seed": "RUNNING (task)"}
+        gate.unlink()
+        assert await eventually(lambda: run.supervisor.tasks["seed"].state == "DONE")
+        async with run.http.get(run.url + "/_/ready") as reply:
+            assert reply.status == 200
 
 
 SEED = "<task><id>seed</id><executable>sleep</executable><arg>30</arg></task>"
