@@ -231,8 +231,10 @@ def _named(changed: set[Path], dirs: dict[str, Path]) -> str:
         return ""
     first = min(changed)
     root = deepest(first, dirs.values())
-    name = first.relative_to(root) if root is not None else first
-    return f"{name} +{len(changed) - 1} more" if len(changed) > 1 else str(name)
+    name = str(first.relative_to(root)) if root is not None else str(first)
+    if name == ".":  # the working_dir itself (removed, or made again: a branch switched)
+        name = f"{first.name}/"
+    return f"{name} +{len(changed) - 1} more" if len(changed) > 1 else name
 
 
 async def _announced(

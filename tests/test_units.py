@@ -354,6 +354,7 @@ def test_watched_change_restarts_the_deepest_owner() -> None:
     assert affected({Path("/p/x.py")}, root / "m.xml", web, {"web"}) == (False, ["root"])
     named = {"root": root, "api": api}
     assert _named({Path("/p/api/x.py")}, named) == "x.py"  # in the deepest working dir
+    assert _named({api}, named) == "api/"  # the working dir itself (gone, or back), not "."
     assert _named({Path("/p/web/y.js"), Path("/p/api/x.py")}, named) == "x.py +1 more"
 
 
