@@ -154,6 +154,7 @@ async def started(
                     unwatched=lambda: {
                         p.id for p in supervisor.manifest.processes if p.watch == "off"
                     },
+                    supersede=supervisor.supersede,
                 )
             )
             watcher.add_done_callback(_watch_ended)

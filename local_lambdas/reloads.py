@@ -42,6 +42,7 @@ class Reloads:
         # `pools`: a stop that comes meanwhile stops them too.
         self._in_reload: list[Pool] = []
         self._reloads: set[asyncio.Future[None]] = set()  # under way (begin_stop ends them)
+        self._fresh: dict[str, Pool] = {}  # the pools the reload under way starts
         # Why each process the last reload started did not become ready (a restart's answer).
         self.failed_replacements: dict[str, str] = {}
 
@@ -70,11 +71,24 @@ class Reloads:
                 ):
                     fresh[process.id] = self._pool(process)
             self._in_reload = list(fresh.values())
+            self._fresh = dict(fresh)
             try:
                 await self._replace(manifest, old, fresh)
             finally:
+                self._fresh = {}
                 if not self.stopping:  # (else they are the stop's to stop, if not yet)
                     self._in_reload = []
+
+    def supersede(self, ids: Iterable[str]) -> None:
+        """A file that set off the reload under way was saved again (a typo fixed while a
+        slow build compiles the first save): its replacements in `ids` that are still
+        starting stop being waited for, as if they had failed (the running ones serve on),
+        so that the reload that comes next starts them anew from the newer file, now, not
+        once a start of the older one is over."""
+        for id in ids:
+            pool = self._fresh.get(id)
+            if pool is not None and pool.started and not pool.ready:
+                pool.cut_short()
 
     async def _replace(
         self, manifest: Manifest, old: dict[str, Pool], fresh: dict[str, Pool]
@@ -117,6 +131,9 @@ class Reloads:
             for pool in failed
         }
         for pool in failed:
+            if pool.superseded:  # (not a failure: the next reload starts it anew)
+                log.info("reload: %s: %s", pool.process.id, _failed_start(pool))
+                continue
             if pool.process.id in first:
                 why = (
                     "its <port> has room for one"
@@ -189,6 +206,8 @@ def _in_the_way(old: dict[str, Pool], fresh: dict[str, Pool], ids: set[str]) -> 
 def _failed_start(pool: Pool) -> str:
     """Why a replacement the reload stops did not become ready: a failed start as it failed
     (not "restarting in 0.1s": it is not to be), else its state and why."""
+    if pool.superseded:
+        return "its file was saved again as it started; the newer one starts instead"
     failing = next((c for c in pool.instances if c.state is State.BACKOFF), None)
     if failing is not None and failing.last_failure:
         return f"its start failed: {failing.last_failure}"

@@ -86,6 +86,8 @@ class Roster:
         # the whole roster that cancels their removal stops them too, or they would run on.
         self._leaving: set[Instance] = set()
         self.ending = False  # stopping or retiring: no instance is to be started any more
+        # A reload's replacement whose file was saved again as it started (cut_short).
+        self.superseded = False
 
     # -- changes, and waits on them -------------------------------------------------------
 
@@ -207,8 +209,9 @@ class Roster:
 
     async def wait_ready(self, timeout: float, *, retries: bool = True) -> bool:
         """Wait until every instance is READY (True), or one is down or time is up (False);
-        without `retries`, one that failed a start (BACKOFF) is down too. A process that is
-        not to be started (disabled) is ready as it is."""
+        without `retries`, one that failed a start (BACKOFF) is down too, and one cut short
+        (superseded) ends the wait. A process that is not to be started (disabled) is
+        ready as it is."""
         if self.disabled is not None or self.sleeping:
             return True
         down = DOWN if retries else FAILED_START
@@ -216,10 +219,17 @@ class Roster:
             lambda: self.blocked is not None or self.ending or (self.started and (
                 all(c.state is State.READY for c in self.instances)
                 or any(c.state in down for c in self.instances)
+                or (self.superseded and not retries)
             )),
             timeout,
         )  # fmt: skip
         return self.started and all(c.state is State.READY for c in self.instances)
+
+    def cut_short(self) -> None:
+        """A reload's wait for this replacement to start ends: its file was saved again, and
+        a newer replacement is to start instead (Reloads.supersede)."""
+        self.superseded = True
+        self._notify()
 
     async def _recycle(self, old: Instance) -> None:
         if self.ending:  # a request that ends as the roster stops: nothing to replace

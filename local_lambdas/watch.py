@@ -142,10 +142,12 @@ async def watch(
     stop: asyncio.Event | None = None,
     building: Callable[[float, float], bool] | None = None,
     unwatched: Callable[[], Set[str]] = frozenset,
+    supersede: Callable[[set[str]], None] = lambda ids: None,
 ) -> None:
     """Watch until `stop` is set; `dirs()` gives the current working_dir of each process id,
     `unwatched()` the ids no file restarts (<watch>off</watch>); what changes while
-    `building` says a <build> or <task> ran (StartOrder.ran_at) is theirs."""
+    `building` says a <build> or <task> ran (StartOrder.ran_at) is theirs; `supersede(ids)`
+    ends the wait for replacements whose file was saved again (Reloads.supersede)."""
     stop = stop or asyncio.Event()
     watch_filter = _Filter(ignore, socket_dir, include, manifest)
     text = _read(manifest)
@@ -156,11 +158,19 @@ async def watch(
             current = {} if narrow else dirs()
             paths = _watched(manifest, current)
             contents.take(_outermost(paths), _keep_folder)
+            batches = _announced(awatch(
+                *paths, watch_filter=watch_filter, debounce=debounce_ms, stop_event=stop,
+                recursive=not narrow,
+            ), paths)  # fmt: skip
+            upcoming: asyncio.Future[set[tuple[Change, str]]] | None = None
             try:
-                async for changes in _announced(awatch(
-                    *paths, watch_filter=watch_filter, debounce=debounce_ms, stop_event=stop,
-                    recursive=not narrow,
-                ), paths):  # fmt: skip
+                while True:
+                    upcoming = upcoming or asyncio.ensure_future(anext(batches))
+                    try:
+                        changes = await upcoming
+                    except StopAsyncIteration:
+                        break
+                    upcoming = None
                     changed = lasting(changes)
                     names = _names(manifest)  # (anew: the link may point elsewhere now)
                     followed = {p for p in changed if p in names or _is_env_file(p)}
@@ -183,7 +193,10 @@ async def watch(
                     if reload_manifest or ids:
                         doings.begin(edits)
                         try:
-                            await react(reload_manifest, ids, _named(restarting, current))
+                            reaction = react(reload_manifest, ids, _named(restarting, current))
+                            upcoming = await _reacted(
+                                reaction, batches, restarting, supersede, manifest, current
+                            )
                         finally:
                             doings.end()
                     current = {} if narrow else dirs()
@@ -195,8 +208,39 @@ async def watch(
                     return
                 log.error("%s", _cannot_watch(exc, paths))
                 narrow = True
+            finally:
+                if upcoming is not None and not upcoming.done():
+                    upcoming.cancel()  # (the batches of a watch given up)
     finally:
         contents.stop()
+
+
+async def _reacted(
+    reaction: Awaitable[None],
+    batches: AsyncIterator[set[tuple[Change, str]]],
+    edited: set[Path],
+    supersede: Callable[[set[str]], None],
+    manifest: Path,
+    dirs: dict[str, Path],
+) -> asyncio.Future[set[tuple[Change, str]]]:
+    """Run a reaction (a reload) to its end while the next batch of changes is awaited: one
+    that saves a file this reaction restarts for again (a typo fixed while the first save's
+    replacement compiles) cuts short the wait for those replacements (`supersede`), so that
+    the next reaction starts them from the newer file at once. The batch, for its turn."""
+    work = asyncio.ensure_future(reaction)
+    upcoming = asyncio.ensure_future(anext(batches))
+    try:
+        await asyncio.wait((work, upcoming), return_when=asyncio.FIRST_COMPLETED)
+        if upcoming.done() and not work.done() and upcoming.exception() is None:
+            again = {Path(path) for _, path in upcoming.result()} & edited
+            if again:
+                supersede(set(affected(again, manifest, dirs)[1]))
+        await work
+    except BaseException:  # (a stop: the reaction cancelled, and the watch with it)
+        upcoming.cancel()
+        work.cancel()
+        raise
+    return upcoming
 
 
 def _keep_folder(name: str) -> bool:

@@ -529,3 +529,27 @@ async def in_both_lanes(
             lane = run.started.lane  # None without the fast lane
             assert lane is None or (lane.served, lane.handed_over) == (len(requests), 0)
     return answers
+
+
+def compiles_again(folder: Path, extra: str = "") -> str:
+    """A process whose every start but the first works 3.5 s before it listens (compiles,
+    as `cargo run` after an edit, or loads, as a JVM), with a <startup_timeout> of 2 s: at
+    a third of a core, which is work (readiness.Busy.SHARE, a tenth), for less CPU. Its
+    script and its mark of a first start are kept in `folder`."""
+    started = folder / "started"
+    script = folder / "compiles.py"
+    script.write_text(
+        "import os, runpy, time\n"
+        f"if os.path.exists({str(started)!r}):  # not the first start: 3.5 s of work\n"
+        "    end = time.monotonic() + 3.5\n"
+        "    while time.monotonic() < end:\n"
+        "        busy = time.monotonic() + 0.03\n"
+        "        while time.monotonic() < busy: pass\n"
+        "        time.sleep(0.06)\n"
+        f"open({str(started)!r}, 'w').close()\n"
+        f"runpy.run_path({str(CHILDREN / 'behave.py')!r}, run_name='__main__')\n"
+    )
+    return (
+        f"<process><id>svc</id><executable>{PYTHON}</executable><arg>-S</arg><arg>{script}"
+        f"</arg><route>/api/*</route><startup_timeout>2s</startup_timeout>{extra}</process>"
+    )

@@ -38,6 +38,7 @@ from tests.helpers import (
     WriteManifest,
     alive,
     cli,
+    compiles_again,
     eventually,
     git,
     gone,
@@ -1233,6 +1234,30 @@ async def test_watch_sees_a_second_edit_saved_while_the_first_ones_build_runs(
             lambda: sum("files changed" in line for line in run.lines) > 2, 2
         )
     assert (tmp_path / "server.out").read_text() == "22"
+
+
+@pytest.mark.skipif(not _compat.IS_LINUX, reason="work is measured from /proc")
+async def test_watch_starts_anew_when_a_file_is_saved_again_while_its_replacement_compiles(
+    write_manifest: WriteManifest, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A typo fixed while the first save's replacement compiles: the reload waited for that
+    replacement (3.5 s here, minutes for a large `cargo run`), then restarted for the second
+    save and compiled again. The wait for the older one is cut short, and the newer starts
+    at once; the running one serves meanwhile."""
+    path = write_manifest(compiles_again(tmp_path_factory.mktemp("compiler")))
+    code = tmp_path / "main.src"
+    code.write_text("1")
+    async with watching(path, tmp_path) as (run, first):
+        code.write_text("2")
+        await run.expect(r"files changed: restarting svc \(main.src\)$")
+        await run.expect(r"svc: starting; ready once")  # its replacement compiles
+        code.write_text("3")
+        said = "its file was saved again as it started; the newer one starts instead"
+        await run.expect(rf"reload: svc: {said}")
+        await run.expect(r"files changed: restarting svc \(main.src\)$")
+        await run.expect(rf"svc: ready .*\(pid (?!{first},)(\d+)")
+    starts = [line for line in run.lines if "svc: starting" in line]
+    assert len(starts) == 3, run.lines  # the first, the one cut short, the newer one
 
 
 async def test_watch_leaves_a_process_that_reloads_itself_alone(

@@ -24,6 +24,7 @@ from tests.helpers import (
     Load,
     WriteManifest,
     cli,
+    compiles_again,
     eventually,
     gone,
     load,
@@ -673,29 +674,6 @@ async def test_a_process_a_reload_adds_that_crashes_answers_503_saying_why(
         await run.started.reload(True, [])  # (as an edit with --watch restarts it)
         async with run.http.get(run.url + "/m/x") as reply:
             assert reply.status == 200
-
-
-def compiles_again(tmp_path: Path, extra: str = "") -> str:
-    """A process whose every start but the first works 3.5 s before it listens (compiles,
-    as `cargo run` after an edit, or loads, as a JVM), with a <startup_timeout> of 2 s: at
-    a third of a core, which is work (readiness.Busy.SHARE, a tenth), for less CPU."""
-    started = tmp_path / "started"
-    script = tmp_path / "compiles.py"
-    script.write_text(
-        "import os, runpy, time\n"
-        f"if os.path.exists({str(started)!r}):  # not the first start: 3.5 s of work\n"
-        "    end = time.monotonic() + 3.5\n"
-        "    while time.monotonic() < end:\n"
-        "        busy = time.monotonic() + 0.03\n"
-        "        while time.monotonic() < busy: pass\n"
-        "        time.sleep(0.06)\n"
-        f"open({str(started)!r}, 'w').close()\n"
-        f"runpy.run_path({str(CHILDREN / 'behave.py')!r}, run_name='__main__')\n"
-    )
-    return (
-        f"<process><id>svc</id><executable>{PYTHON}</executable><arg>-S</arg><arg>{script}"
-        f"</arg><route>/api/*</route><startup_timeout>2s</startup_timeout>{extra}</process>"
-    )
 
 
 @pytest.mark.skipif(not _compat.IS_LINUX, reason="work is measured from /proc")
