@@ -542,6 +542,10 @@ def test_watch_filter_ignores_globs_caches_and_the_socket_dir() -> None:
     assert not keep(Change.added, "/run/ll-1/api")
     for name in ("db.sqlite3", "db.sqlite3-journal", "instance/a.sqlite", "a.pid", "a.log.1"):
         assert not keep(Change.modified, f"/p/{name}")  # what a running child writes
+    # What `pytest --cov` in another terminal writes beside the code (outside git, which
+    # would say it ignores them): coverage.py's data and its reports.
+    for name in (".coverage", ".coverage.host.1234.XyZ", "coverage.xml", "htmlcov/index.html"):
+        assert not keep(Change.modified, f"/p/{name}")
     # What an editor writes as one types, before any save: Kate's swap file, LibreOffice's
     # lock (a CSV the child reads, say), Emacs's lock, Vim's swap.
     for name in (".app.py.kate-swp", ".~lock.rates.csv#", ".#app.py", ".app.py.swp"):
