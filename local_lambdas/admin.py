@@ -141,14 +141,7 @@ class Admin:
         return web.json_response({"status": "ok", "uptime_s": uptime})
 
     def _ready(self) -> web.Response:
-        """Ready once every process is and every <task> is done (a CI job that polls this
-        before its tests needs the database a task seeds, as `run` waits for it)."""
-        pools = self._supervisor.pools
-        waiting = {pid: pool.why_not_ready() for pid, pool in pools.items() if not pool.ready}
-        waiting |= {
-            name: f"{run.state} (task)" + (f": {run.cause}" if run.cause else "")
-            for name, run in self._supervisor.tasks.items() if run.state != "DONE"
-        }  # fmt: skip
+        waiting = self._supervisor.not_ready()  # (what `run` waits for, too)
         body = {"ready": not waiting, "not_ready": waiting}
         return web.json_response(body, status=503 if waiting else 200)
 

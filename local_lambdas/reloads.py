@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from local_lambdas.config import NO_LIMIT, Manifest, Mode, Process
 from local_lambdas.pool import Pool
@@ -42,7 +42,6 @@ class Reloads:
         # `pools`: a stop that comes meanwhile stops them too.
         self._in_reload: list[Pool] = []
         self._reloads: set[asyncio.Future[None]] = set()  # under way (begin_stop ends them)
-        self._fresh: dict[str, Pool] = {}  # the pools the reload under way starts
         # Why each process the last reload started did not become ready (a restart's answer).
         self.failed_replacements: dict[str, str] = {}
 
@@ -71,23 +70,20 @@ class Reloads:
                 ):
                     fresh[process.id] = self._pool(process)
             self._in_reload = list(fresh.values())
-            self._fresh = dict(fresh)
             try:
                 await self._replace(manifest, old, fresh)
             finally:
-                self._fresh = {}
                 if not self.stopping:  # (else they are the stop's to stop, if not yet)
                     self._in_reload = []
 
-    def supersede(self, ids: Iterable[str]) -> None:
+    def supersede(self, ids: Collection[str]) -> None:
         """A file that set off the reload under way was saved again (a typo fixed while a
         slow build compiles the first save): its replacements in `ids` that are still
         starting stop being waited for, as if they had failed (the running ones serve on),
         so that the reload that comes next starts them anew from the newer file, now, not
         once a start of the older one is over."""
-        for id in ids:
-            pool = self._fresh.get(id)
-            if pool is not None and pool.started and not pool.ready:
+        for pool in self._in_reload:  # (a running one it replaces is ready, or ending)
+            if pool.process.id in ids and pool.started and not pool.ready and not pool.ending:
                 pool.cut_short()
 
     async def _replace(

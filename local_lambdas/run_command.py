@@ -87,7 +87,7 @@ def _refuse_missing(program: str) -> None:
 
 async def _all_ready(run: Started, timeout: float) -> None:
     run.supervisor.wake_all()
-    not_ready = await run.supervisor.wait_ready(timeout)
+    await run.supervisor.wait_ready(timeout)
     # Each said in the log as it happened: a task failed (and what it kept from starting),
     # or a process never started (its <build> failed), so has no instance to be not ready.
     failures = run.supervisor.failures or [
@@ -95,36 +95,30 @@ async def _all_ready(run: Started, timeout: float) -> None:
     ]
     if failures:
         raise NotAllReady(f"{failures[0]}; nothing was run")
-    # Not started at the time-out (its <build> still running, or what it depends on not
-    # ready): it has no instance to be not ready, and was taken for ready.
-    unstarted = [p for p in run.supervisor.pools.values() if not p.instances and not p.ready]
-    undone = [t for t in run.supervisor.tasks.values() if t.state in ("WAITING", "RUNNING")]
-    if not not_ready and not unstarted and not undone:
+    waiting = run.supervisor.not_ready()  # (tasks still running, processes not started too)
+    if not waiting:
         return
-    for task in undone:  # (the command may need what it makes: a database seeded)
-        log.error("task %s is not done after %gs (--ready-timeout): %s",
-                  task.task.id, timeout, task.state)  # fmt: skip
-    for pool in unstarted:
-        log.error("%s is not ready after %gs (--ready-timeout): %s",
-                  pool.process.id, timeout, pool.why_not_ready())  # fmt: skip
-    for instance in not_ready:
-        # Given up on (FATAL) or kept down (EXITED) before the time-out: no "after 60s".
-        waited = (
-            "" if instance.state in (State.FATAL, State.EXITED)
-            else f" after {timeout:g}s (--ready-timeout)"
-        )  # fmt: skip
-        log.error("%s is not ready%s: %s", instance.name, waited, instance.account())
-        lines = [line for line in instance.output.this_run() if line.strip()][-_LAST_LINES_SHOWN:]
-        for line in lines:
-            log.error("  %s | %s", instance.name, line)
-    if undone or unstarted or any(i.state is State.STARTING for i in not_ready):
+    names, still = [], False  # (still: starting or running, rather than down)
+    for name, why in waiting.items():
+        pool = run.supervisor.pools.get(name)
+        late = [c for c in pool.instances if c.state is not State.READY] if pool else []
+        if not late:  # a <task> still running, or a process not started (its <build>, needs)
+            log.error("%s is not ready after %gs (--ready-timeout): %s", name, timeout, why)
+            names.append(name)
+            still = True
+        for instance in late:
+            # Given up on (FATAL) or kept down (EXITED) before the time-out: no "after 60s".
+            down = instance.state in (State.FATAL, State.EXITED)
+            waited = "" if down else f" after {timeout:g}s (--ready-timeout)"
+            log.error("%s is not ready%s: %s", instance.name, waited, instance.account())
+            lines = [line for line in instance.output.this_run() if line.strip()]
+            for line in lines[-_LAST_LINES_SHOWN:]:
+                log.error("  %s | %s", instance.name, line)
+            names.append(instance.name)
+            still = still or instance.state is State.STARTING
+    if still:
         log.error(
             "what is still starting or running (compiling, installing, a task) may need "
             "longer than %gs: give it more with --ready-timeout SECONDS", timeout,
         )  # fmt: skip
-    names = ", ".join(
-        [t.task.id for t in undone]
-        + [p.process.id for p in unstarted]
-        + [i.name for i in not_ready]
-    )
-    raise NotAllReady(f"not ready: {names}; nothing was run")
+    raise NotAllReady(f"not ready: {', '.join(names)}; nothing was run")
