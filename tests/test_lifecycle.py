@@ -1618,13 +1618,13 @@ async def test_children_stop_even_when_an_earlier_teardown_step_fails(
 def test_what_watch_include_lets_through(tmp_path: Path) -> None:
     from watchfiles import Change
 
-    from local_lambdas.watch import _Filter
+    from local_lambdas.watch_paths import Filter
 
     manifest = tmp_path / "manifest.xml"
-    only_go = _Filter((), tmp_path / "sockets", ["*.go"], manifest)
+    only_go = Filter((), tmp_path / "sockets", ["*.go"], manifest)
     for path, passed in ((tmp_path / "main.go", True), (tmp_path / "notes.txt", False),
                          (manifest, True), (tmp_path / ".env", True),
                          (tmp_path / "server.log", False)):  # fmt: skip
         assert only_go(Change.modified, str(path)) is passed, path
-    everything = _Filter((), tmp_path / "sockets", [], manifest)
+    everything = Filter((), tmp_path / "sockets", [], manifest)
     assert everything(Change.modified, str(tmp_path / "notes.txt"))

@@ -340,7 +340,8 @@ def test_backoff_is_capped() -> None:
 def test_watched_change_restarts_the_deepest_owner() -> None:
     from pathlib import Path
 
-    from local_lambdas.watch import _named, affected
+    from local_lambdas.watch_paths import affected
+    from local_lambdas.watch_paths import named as logged
 
     root, api = Path("/p"), Path("/p/api")
     dirs = {"root": root, "api": api, "also-api": api}
@@ -353,9 +354,9 @@ def test_watched_change_restarts_the_deepest_owner() -> None:
     assert affected({Path("/p/web/y.js")}, root / "m.xml", web, {"web"}) == (False, [])
     assert affected({Path("/p/x.py")}, root / "m.xml", web, {"web"}) == (False, ["root"])
     named = {"root": root, "api": api}
-    assert _named({Path("/p/api/x.py")}, named) == "x.py"  # in the deepest working dir
-    assert _named({api}, named) == "api/"  # the working dir itself (gone, or back), not "."
-    assert _named({Path("/p/web/y.js"), Path("/p/api/x.py")}, named) == "x.py +1 more"
+    assert logged({Path("/p/api/x.py")}, named) == "x.py"  # in the deepest working dir
+    assert logged({api}, named) == "api/"  # the working dir itself (gone, or back), not "."
+    assert logged({Path("/p/web/y.js"), Path("/p/api/x.py")}, named) == "x.py +1 more"
 
 
 async def test_a_file_written_again_as_it_was_is_no_edit(tmp_path: Path) -> None:
@@ -517,7 +518,7 @@ async def test_watch_past_the_systems_limit_says_so_and_follows_the_manifest(
 
 def test_a_watched_manifest_links_target_is_the_manifest(tmp_path: Path) -> None:
     """Editing the file a manifest link points to reloads, and restarts nobody for it."""
-    from local_lambdas.watch import affected
+    from local_lambdas.watch_paths import affected
 
     (tmp_path / "dev.xml").write_text("<manifest/>")
     (tmp_path / "manifest.xml").symlink_to("dev.xml")
@@ -531,9 +532,9 @@ def test_watch_filter_ignores_globs_caches_and_the_socket_dir() -> None:
 
     from watchfiles import Change
 
-    from local_lambdas.watch import _Filter
+    from local_lambdas.watch_paths import Filter
 
-    keep = _Filter(["*.log", "*/tmp/*"], Path("/run/ll-1"), [], Path("/p/manifest.xml"))
+    keep = Filter(["*.log", "*/tmp/*"], Path("/run/ll-1"), [], Path("/p/manifest.xml"))
     assert keep(Change.modified, "/p/api/handler.py")
     assert not keep(Change.modified, "/p/api/server.log")
     assert not keep(Change.modified, "/p/tmp/x.py")
@@ -569,7 +570,7 @@ def test_watch_filter_ignores_globs_caches_and_the_socket_dir() -> None:
     ],
 )
 def test_watch_leaves_hidden_folders_alone(path: str, hidden: bool, tmp_path: Path) -> None:
-    from local_lambdas.watch import hidden as in_hidden_folder
+    from local_lambdas.watch_paths import hidden as in_hidden_folder
 
     (tmp_path / "p/.cache").mkdir(parents=True)
     roots = [Path("/p"), Path("/home/u/.projects/p"), Path("/p/.hidden-app")]
