@@ -28,11 +28,11 @@ if TYPE_CHECKING:
     from local_lambdas.config import Manifest
     from local_lambdas.output import Printer
 
-# Only argparse, this module, options.py, option_values.py, inherited.py and
-# loading_signals.py load before the arguments are read: --help, --version and a usage
-# error answer without loading pydantic, rich, lxml and asyncio (a third of a second here;
-# a mistyped word loads errors.py, and asyncio with it, for its suggestion). What a command
-# needs is imported where it runs.
+# Only argparse, this module, options.py (with common_options.py), option_values.py,
+# inherited.py and loading_signals.py load before the arguments are read: --help, --version
+# and a usage error answer without loading pydantic, rich, lxml and asyncio (a third of a
+# second here; a mistyped word loads errors.py, and asyncio with it, for its suggestion).
+# What a command needs is imported where it runs.
 
 # (EXIT_INTERRUPTED, 130, is the package's: its console script says a Ctrl+C too.)
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_READY = 0, 1, 2, 3

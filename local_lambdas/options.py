@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 from local_lambdas import __version__, compiled
+from local_lambdas.common_options import add_common
 from local_lambdas.ignored import WATCH_IGNORE
-from local_lambdas.option_values import DEFAULT_BIND, origin, seconds
+from local_lambdas.option_values import DEFAULT_BIND, seconds
 from local_lambdas.usage import Parser
 
 _DESCRIPTION = """\
@@ -48,163 +48,6 @@ the proxy's own endpoints: /_/health, /_/ready, /_/status, /_/metrics (see --adm
 exit status: 0 after a clean stop or a valid check; 1 on any error; 2 on a usage error;
 3 when `run` gave up waiting for the children; for `run`, otherwise COMMAND's own status.
 """
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--socket-dir",
-        metavar="DIR",
-        type=Path,
-        help="put pipe sockets in DIR as DIR/<pipe_name> (default: a private "
-        "directory made for this run; --socket-dir /tmp is the earlier "
-        "tool's layout)",
-    )
-    parser.add_argument(
-        "--admin-prefix",
-        metavar="PATH",
-        default="/_/",
-        help="where the proxy's own endpoints live (default: /_/)",
-    )
-    parser.add_argument(
-        "--env-file",
-        metavar="FILE",
-        action="append",
-        type=Path,
-        help="read environment variables for every child from FILE (repeatable; a later "
-        "file wins); without it, ./.env is read when there is one",
-    )
-    parser.add_argument(
-        "--no-env-file", action="store_true", help="read no env file, not even ./.env"
-    )
-    parser.add_argument(
-        "--tls-cert",
-        metavar="FILE",
-        type=Path,
-        help="serve HTTPS with this certificate (PEM; with --tls-key); children still speak "
-        "HTTP or pipes",
-    )
-    parser.add_argument("--tls-key", metavar="FILE", type=Path, help="the key of --tls-cert")
-    parser.add_argument(
-        "--tls",
-        choices=("self-signed",),
-        help="self-signed: serve HTTPS with a throwaway certificate for localhost, 127.0.0.1 "
-        "and ::1, made at start-up (its SHA-256 fingerprint is logged; browsers will warn)",
-    )
-    parser.add_argument(
-        "--cors",
-        metavar="ORIGIN",
-        type=origin,
-        action="append",
-        default=[],
-        help="let a browser page from ORIGIN (repeatable; * for any) call every route whose "
-        "process has no <cors> of its own: the proxy answers preflights and adds the headers",
-    )
-    parser.add_argument(
-        "--only",
-        metavar="ID[,ID...]",
-        help="start only these processes (and what they depend on); the routes of the "
-        "others answer 503 saying so",
-    )
-    parser.add_argument(
-        "--no-deps",
-        action="store_true",
-        help="with --only, start none of the processes they depend on (tasks they need still "
-        "run): they run elsewhere, as in a container per process (see export)",
-    )
-    parser.add_argument(
-        "--instances",
-        metavar="N",
-        type=int,
-        help="run N instances of every process, whatever its <instances> says (a container "
-        "runs 1: the engine runs the replicas)",
-    )
-    parser.add_argument(
-        "--no-timeouts",
-        action="store_true",
-        help="turn off <timeout>, <startup_timeout> kills and <queue_timeout>, so that a "
-        "child can sit at a breakpoint (for debugging)",
-    )
-    parser.add_argument(
-        "--admin-public",
-        action="store_true",
-        help="answer every client on the admin endpoints; by default only loopback clients "
-        "get /_/status and /_/metrics (pids, addresses), while /_/health and /_/ready answer all",
-    )
-    parser.add_argument(
-        "--client-header-timeout",
-        metavar="SECONDS",
-        type=seconds,
-        default=60.0,
-        help="a request head must arrive whole within this time (default: 60, as nginx); "
-        "else 408 and the connection closes",
-    )
-    parser.add_argument(
-        "--client-body-timeout",
-        metavar="SECONDS",
-        type=seconds,
-        default=60.0,
-        help="longest wait for the next bytes of a request body (default: 60, as nginx); else 408",
-    )
-    parser.add_argument(
-        "--send-timeout",
-        metavar="SECONDS",
-        type=seconds,
-        default=60.0,
-        help="longest wait for a client to take more of its answer (default: 60, as nginx); "
-        "else the connection closes",
-    )
-    parser.add_argument(
-        "--log-format",
-        choices=("text", "json"),
-        default="text",
-        help="text for people (default), json for one object per line",
-    )
-    parser.add_argument(
-        "--event-loop",
-        choices=("auto", "asyncio", "uvloop"),
-        default="auto",
-        help="auto (default): uvloop when installed (pip install 'local-lambdas[fast]'; "
-        "not on Windows), else asyncio's own",
-    )
-    parser.add_argument(
-        "--no-fast-lane",
-        dest="fast_lane",
-        action="store_false",
-        help="serve every request through aiohttp's server, not only pass-through and the "
-        "admin endpoints (slower: see PERFORMANCE.md)",
-    )
-    parser.add_argument(
-        "--inspector",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="keep the last 200 requests and answers for the dashboard at /_/ (default: on "
-        "while bound to loopback); --no-inspector records nothing",
-    )
-    parser.add_argument(
-        "--inspect-secrets",
-        action="store_true",
-        help="show and replay the values of Authorization, Cookie and Set-Cookie in the "
-        "inspector (hidden by default)",
-    )
-    loudness = parser.add_mutually_exclusive_group()
-    loudness.add_argument(
-        "-q",
-        "--quiet",
-        action="store_const",
-        dest="verbosity",
-        const="quiet",
-        default="normal",
-        help="only warnings and errors from the proxy, no access log "
-        "(children's output is still shown)",
-    )
-    loudness.add_argument(
-        "-v",
-        "--verbose",
-        action="store_const",
-        dest="verbosity",
-        const="verbose",
-        help="also debug lines",
-    )
 
 
 def parsers() -> dict[str, Parser]:
@@ -254,7 +97,7 @@ def parsers() -> dict[str, Parser]:
         "others, files written again with the bytes they held, what a process's build and "
         "start write while --watch restarts it, and " + " ".join(WATCH_IGNORE),
     )
-    _common(serve_p)
+    add_common(serve_p)
 
     check_p = Parser(
         prog="local-lambdas check",
@@ -266,7 +109,7 @@ def parsers() -> dict[str, Parser]:
     _manifest_argument(check_p)
     check_p.add_argument("--boot", action="store_true", help="also start and probe each child")
     _ready_timeout_argument(check_p, 30.0, "with --boot, how long the children may take")
-    _common(check_p)
+    add_common(check_p)
 
     run_p = Parser(
         prog="local-lambdas run",
@@ -285,7 +128,7 @@ def parsers() -> dict[str, Parser]:
     )
     _port_argument(run_p)
     _ready_timeout_argument(run_p, 60.0, "how long the children may take to be ready")
-    _common(run_p)
+    add_common(run_p)
     restart_p = Parser(
         prog="local-lambdas restart",
         description="Restart one process of a running proxy, as a reload would: its "
