@@ -437,6 +437,23 @@ async def test_a_socket_dir_made_for_the_run_goes_with_it(
     assert there.is_dir() and not any(there.iterdir())
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="no socket directory for named pipes")
+async def test_a_long_temp_dir_does_not_make_socket_paths_too_long(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    """A $TMPDIR too long to hold a socket path (macOS's /var/folders/xx/.../T/, a CI
+    runner's) is passed over for /tmp: the run starts, not refused for a path it chose."""
+    path = write_manifest(process_xml("svc", "/api/*"))
+    long_temp = tmp_path / ("t" * (110 - len(os.fsencode(tmp_path))))
+    long_temp.mkdir()
+    call = "import os, urllib.request as u; u.urlopen(os.environ['LOCAL_LAMBDAS_URL'] + '/api/x')"
+    added = {"TMPDIR": str(long_temp), "XDG_RUNTIME_DIR": ""}
+    async with cli("run", str(path), "--", sys.executable, "-c", call, env=added) as run:
+        assert await run.finish() == 0, "\n".join(run.lines)
+    said = "ready once it listens on /tmp/local-lambdas-"
+    assert any(said in line for line in run.lines), run.lines
+
+
 @NEEDS_UVLOOP
 @pytest.mark.parametrize("lane", [(), ("--no-fast-lane",)], ids=["fast-lane", "aiohttp"])
 async def test_every_mode_serves_on_uvloop(

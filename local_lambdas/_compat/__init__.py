@@ -195,9 +195,22 @@ def _terminal() -> bool:
     return True
 
 
+# The longest base under which a run's folder (/local-lambdas-0123abcd/) leaves a socket's
+# name 32 bytes, and its instance suffix 4, within MAX_UNIX_PATH: 47 on Linux, 43 elsewhere.
+SHORT_BASE = MAX_UNIX_PATH - len("/local-lambdas-0123abcd/") - 32 - 4
+
+
 def socket_base_dir() -> Path:
-    """Where per-run socket directories are made: the user's runtime dir, else the temp dir."""
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and os.path.isdir(runtime) and os.access(runtime, os.W_OK | os.X_OK):
-        return Path(runtime)
-    return Path(tempfile.gettempdir())
+    """Where per-run socket directories are made: the user's runtime dir, else the temp dir;
+    on POSIX, the first of those and /tmp that is short enough (SHORT_BASE) to leave room for
+    a socket's name: macOS's $TMPDIR (/var/folders/xx/.../T/, 49 bytes) or a CI runner's
+    long one would make every socket path too long for sun_path."""
+    found = [
+        folder
+        for folder in (os.environ.get("XDG_RUNTIME_DIR"), tempfile.gettempdir(), "/tmp")
+        if folder and os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK)
+    ]
+    if not IS_WINDOWS:
+        short = [folder for folder in found if len(os.fsencode(folder)) <= SHORT_BASE]
+        found = short or found
+    return Path(found[0] if found else tempfile.gettempdir())
