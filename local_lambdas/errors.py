@@ -61,7 +61,11 @@ def closest(word: str, known: Iterable[str], cutoff: float = 0.6) -> str | None:
     (difflib is loaded here, on the error path only: --help and a clean start never need it.)"""
     import difflib
 
-    close = difflib.get_close_matches(word, list(known), n=1, cutoff=cutoff)
+    known = list(known)
+    same = [name for name in known if name.casefold() == word.casefold()]
+    if same:  # (HTTP for http: difflib compares characters, and finds none alike)
+        return same[0]
+    close = difflib.get_close_matches(word, known, n=1, cutoff=cutoff)
     return close[0] if close else None
 
 

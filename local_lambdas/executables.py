@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 from local_lambdas._compat import IS_WINDOWS, which
 from local_lambdas.config import Process
@@ -146,7 +148,9 @@ def path_problems(
     found = find_executable(executable, working_dir, path) if executable else ""
     if found is None and built and not bare and not (working_dir / executable).exists():
         return found_problems  # the build's to make; if it does not, the start says so
-    if found is None:
+    if found is None and (split := _with_arguments(executable, working_dir, path)):
+        found_problems.append(("executable", split))
+    elif found is None:
         where = (
             "not found on PATH; install it or give its full path"
             if bare
@@ -160,6 +164,23 @@ def path_problems(
     ):
         found_problems.append(("executable", f'<executable> "{executable}" {wrong}'))
     return found_problems
+
+
+def _with_arguments(executable: str, working_dir: Path, path: str | None) -> str | None:
+    """The problem of an <executable> that is a command line (`python3 app.py`, `npm run
+    dev`) whose first word is a program: the fix, spelled out; None for another."""
+    try:
+        words = shlex.split(executable, posix=not IS_WINDOWS)
+    except ValueError:  # (an unclosed quote)
+        words = executable.split()
+    if len(words) < 2 or find_executable(words[0], working_dir, path) is None:
+        return None
+    args = "".join(f"<arg>{escape(word)}</arg>" for word in words[1:])
+    return (
+        f'<executable> "{executable}" is a command line: <executable> names the program '
+        f"alone, and each argument goes in an <arg> of its own: "
+        f"<executable>{escape(words[0])}</executable>{args}"
+    )
 
 
 def missing_files(args: Iterable[str], working_dir: Path, beside: Path) -> list[str]:

@@ -265,6 +265,10 @@ CASES = {
         process(*OK, "<communication_mode>passthru</communication_mode>"),
         [(6, "'passthrough', 'none'; did you mean 'passthrough'?")],
     ),
+    "mode in capitals": (
+        process(*OK, "<communication_mode>HTTP</communication_mode>"),
+        [(6, "'passthrough', 'none'; did you mean 'http'?")],
+    ),
     "mode unlike any": (
         process(*OK, "<communication_mode>grpc</communication_mode>"),
         [
@@ -298,6 +302,19 @@ CASES = {
     "executable not on PATH": (
         process("<id>a</id>", "<executable>pyhton3</executable>", "<route>/a</route>"),
         [(4, '<executable> "pyhton3" not found on PATH')],
+    ),
+    "a command line as the executable": (
+        process(
+            "<id>a</id>", "<executable>sh run.sh --name 'a b'</executable>", "<route>/a</route>"
+        ),
+        [
+            (
+                4,
+                "<executable> \"sh run.sh --name 'a b'\" is a command line: <executable> names the "
+                "program alone, and each argument goes in an <arg> of its own: <executable>sh"
+                "</executable><arg>run.sh</arg><arg>--name</arg><arg>a b</arg>",
+            )
+        ],
     ),
     "twice the same element": (
         process(*OK, "<pipe_name>a</pipe_name>", "<pipe_name>b</pipe_name>"),
