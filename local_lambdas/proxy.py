@@ -153,7 +153,7 @@ class Proxy:
         if self.admin_prefix is not None and path.startswith(self.admin_prefix):
             return Plan(Fate.ADMIN, path, target, pool)
         if pool is None:
-            return Plan(Fate.NO_ROUTE, path, target, None, f"no route matches {path}")
+            return Plan(Fate.NO_ROUTE, path, target, None, self.supervisor.router.unmatched(path))
         if pool.cors is not None and is_preflight(method, origin, preflight_method):
             # The proxy's to answer, before <methods>, which a preflight is not held to.
             return Plan(Fate.PREFLIGHT, path, target, pool)

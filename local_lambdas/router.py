@@ -59,6 +59,16 @@ class Router(Generic[T]):
                 return candidate
         return None
 
+    def unmatched(self, path: str) -> str:
+        """Why `path` matches no route, for its 404: with the exact route it lies below, if
+        any (`/files` for /files/a.txt), the pattern that would have taken it."""
+        said = f"no route matches {path}"
+        above = [p for p in self._exact if p != "/" and path.startswith(p + "/")]
+        if not above:
+            return said
+        route = max(above, key=len)
+        return f"{said}; the route {route} matches {route} alone, {route}/* what is below it too"
+
 
 def resolve(target: str, match: Callable[[str], T | None]) -> tuple[str, T | None]:
     """The normalised path of a request target and what `match` routes it to.

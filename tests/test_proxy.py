@@ -24,6 +24,7 @@ from tests.helpers import (
 )
 
 MODES = ["pipe", "pipe-keepalive", "http"]
+API_AND_FILES = ["/api/*", "/files"]  # one proxy per mode for the tests that share it
 
 
 @pytest.fixture(params=MODES)
@@ -41,7 +42,7 @@ async def echo(run: Running, method: str, path: str, **kwargs: Any) -> dict[str,
 @ON_SHARED_LOOP
 async def test_request_fidelity(shared: SharedProxies, mode: str) -> None:
     body = bytes(range(256)) * 100
-    run = await shared.get(process_xml("svc", "/api/*", mode=mode))
+    run = await shared.get(process_xml("svc", API_AND_FILES, mode=mode))
     seen = await echo(
         run,
         "POST",
@@ -59,7 +60,7 @@ async def test_request_fidelity(shared: SharedProxies, mode: str) -> None:
 @ON_SHARED_LOOP
 async def test_every_method_reaches_the_child(shared: SharedProxies) -> None:
     """Registered methods and extension ones (llhttp knows no BAN), as nginx passes them."""
-    run = await shared.get(process_xml("svc", "/api/*"))
+    run = await shared.get(process_xml("svc", API_AND_FILES))
     for method in ("GET", "PATCH", "OPTIONS", "DELETE", "PURGE", "BAN", "X_Y-Z"):
         seen = await echo(run, method, "/api/x", data=b"abc")
         assert (seen["method"], base64.b64decode(seen["body"])) == (method, b"abc")
@@ -67,7 +68,7 @@ async def test_every_method_reaches_the_child(shared: SharedProxies) -> None:
 
 @ON_SHARED_LOOP
 async def test_a_client_expecting_100_continue_is_told_to_send(shared: SharedProxies) -> None:
-    run = await shared.get(process_xml("svc", "/api/*"))
+    run = await shared.get(process_xml("svc", API_AND_FILES))
     # aiohttp's client holds the body back until the 100 Continue arrives.
     seen = await asyncio.wait_for(echo(run, "POST", "/api/x", data=b"held back", expect100=True), 5)
     assert base64.b64decode(seen["body"]) == b"held back"
@@ -102,7 +103,7 @@ async def test_child_reading_to_eof(write_manifest: WriteManifest, socket_dir: P
 
 @ON_SHARED_LOOP
 async def test_response_headers_as_pairs_keep_repeats(shared: SharedProxies, mode: str) -> None:
-    run = await shared.get(process_xml("svc", "/api/*", mode=mode))
+    run = await shared.get(process_xml("svc", API_AND_FILES, mode=mode))
     async with run.http.get(run.url + "/api/cookies") as reply:
         assert reply.status == 201
         assert reply.headers.getall("Set-Cookie") == ["a=1", "b=2"]
@@ -155,11 +156,16 @@ async def test_a_route_written_as_a_url_spells_it_matches_that_url(
 
 @ON_SHARED_LOOP
 async def test_no_route_is_404_with_json(shared: SharedProxies) -> None:
-    run = await shared.get(process_xml("svc", "/api/*"))
+    run = await shared.get(process_xml("svc", API_AND_FILES))
     async with run.http.get(run.url + "/apiary", headers={"X-Request-Id": "abc-1"}) as reply:
         assert reply.status == 404
         error = await reply.json()
     assert error == {"error": "no route matches /apiary", "process": None, "request_id": "abc-1"}
+    # Below an exact route: which pattern would have taken it (a route without * is exact).
+    async with run.http.get(run.url + "/files/a.txt") as reply:
+        assert reply.status == 404
+        said = (await reply.json())["error"]
+    assert said.endswith("; the route /files matches /files alone, /files/* what is below it too")
 
 
 @pytest.mark.parametrize(

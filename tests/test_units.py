@@ -89,6 +89,14 @@ def test_a_route_is_read_as_request_paths_are(written: str, read: str) -> None:
     assert check_route(written) == read
 
 
+def test_a_404_below_an_exact_route_names_the_pattern_that_would_take_it() -> None:
+    router = Router((r, r) for r in ROUTES)
+    hint = "; the route /exact matches /exact alone, /exact/* what is below it too"
+    assert router.unmatched("/exact/a.txt") == "no route matches /exact/a.txt" + hint
+    assert router.unmatched("/exactly") == "no route matches /exactly"  # (not below it)
+    assert router.unmatched("/") == "no route matches /"
+
+
 def test_catch_all() -> None:
     router = Router([("/*", "all"), ("/a/*", "a")])
     assert [router.match(p) for p in ("/", "/x", "/a/b", "/ab")] == ["all", "all", "a", "all"]
