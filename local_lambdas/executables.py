@@ -138,9 +138,16 @@ def path_problems(
     found_problems = []
     bare = os.sep not in executable and "/" not in executable
     if not working_dir.is_dir():
+        there = (
+            beside / working_dir.relative_to(started_in)
+            if beside != started_in and working_dir.is_relative_to(started_in)
+            else None
+        )
         found_problems.append(("working_dir", (
             f'<working_dir> "{working_dir}" is not a directory; create it or fix the path '
             f"(relative paths start at the directory local-lambdas was started in, {started_in})"
+            + (f"; it is beside the manifest, at {there}: start local-lambdas in {beside}"
+               if there is not None and there.is_dir() else "")
             + unexpanded(str(working_dir))
         )))  # fmt: skip
         if not bare:

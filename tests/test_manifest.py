@@ -546,6 +546,15 @@ def test_check_warns_of_an_argument_naming_a_missing_file(tmp_path: Path) -> Non
     with pytest.raises(ManifestError) as caught:
         manifest.load(path, socket_dir=Path("/tmp/ll-x"), base=elsewhere)
     assert f"it is beside the manifest, at {tmp_path / 'serve.sh'}" in str(caught.value)
+    # And a <working_dir>, relative to where local-lambdas started, found beside it instead.
+    path.write_text(process(*OK, "<working_dir>app</working_dir>"))
+    with pytest.raises(ManifestError) as caught:
+        manifest.load(path, socket_dir=Path("/tmp/ll-x"), base=elsewhere)
+    assert (
+        f'<working_dir> "{elsewhere / "app"}" is not a directory; create it or fix the path '
+        f"(relative paths start at the directory local-lambdas was started in, {elsewhere}); "
+        f"it is beside the manifest, at {tmp_path / 'app'}: start local-lambdas in {tmp_path}"
+    ) in str(caught.value)
 
 
 def test_check_warns_of_a_shell_variable_no_shell_expands(tmp_path: Path) -> None:
