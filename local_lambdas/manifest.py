@@ -87,6 +87,13 @@ def _parse(data: bytes, shown: str) -> etree._Element:
     try:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
+        start = data.lstrip(b"\xef\xbb\xbf \t\r\n")  # (a UTF-8 BOM, blank lines)
+        if start and not start.startswith((b"<", b"\xff\xfe", b"\xfe\xff", b"\x00")):
+            first = start.splitlines()[0][:40].decode("utf-8", "replace")
+            raise ManifestError([Problem(shown, None, (
+                f'is not a manifest: it starts with "{first}", and a manifest is XML whose '
+                "root is <manifest> (the README's \"The manifest\")"
+            ))]) from exc  # fmt: skip
         line = exc.lineno or None
         message = " ".join(str(exc.msg).split(", line ")[0].split())  # (libxml2's hold newlines)
         fix = "fix the markup there"

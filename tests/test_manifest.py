@@ -105,7 +105,7 @@ LAUGHS = '<!ENTITY a "aaaaaaaaaa">' + "".join(
 )
 
 # (manifest text, [(line, text the message must contain)])
-CASES = {
+CASES: dict[str, tuple[str, list[tuple[int | None, str]]]] = {
     "an id that cannot name the pipe it names": (  # said of the id, once
         process("<id>api/v2</id>", "<executable>python3</executable>", "<route>/a/*</route>"),
         [
@@ -327,6 +327,10 @@ CASES = {
     "not xml": (
         "<manifest>\n  <process>\n</manifest>",
         [(3, "not well-formed XML")],
+    ),
+    "not a manifest at all": (  # a script, package.json or a YAML file passed by mistake
+        "\ufeff\nprocesses:\n  - id: api\n",
+        [(None, 'is not a manifest: it starts with "processes:", and a manifest is XML whose')],
     ),
     "a NUL byte": (
         "<manifest>\n  <process>\x00</process>\n</manifest>",
