@@ -99,8 +99,8 @@ def _checked(check: Callable[[str], str]) -> Callable[[str], str]:
 
 def export_command(argv: list[str]) -> int:
     """Write a compose file or Kubernetes objects for the manifest (export.py,
-    export_kubernetes.py)."""
-    from local_lambdas import export, export_kubernetes
+    export_compose.py, export_kubernetes.py)."""
+    from local_lambdas import export, export_compose, export_kubernetes
 
     args = export_parser().parse_args(argv)
     images = {}
@@ -127,7 +127,7 @@ def export_command(argv: list[str]) -> int:
         )  # fmt: skip
         target = export.Export.of(loaded, path, path.read_text(), images, Path.cwd())
         if args.engine == "compose":
-            text = export.compose(target, bind=bind, front_image=args.front_image)
+            text = export_compose.compose(target, bind=bind, front_image=args.front_image)
         else:
             text = export_kubernetes.kubernetes(target, namespace=args.namespace,
                                      ingress_class=args.ingress_class, host=args.host)  # fmt: skip
