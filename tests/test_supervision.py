@@ -358,16 +358,27 @@ async def test_a_fixed_port_process_whose_build_fails_at_a_restart_serves_on(
     "when", ["as the old one stops", "as the replacement starts", "after the stop"]
 )
 async def test_a_stop_during_a_restart_starts_nothing_after_it(
-    write_manifest: WriteManifest, socket_dir: Path, caplog: pytest.LogCaptureFixture, when: str
+    write_manifest: WriteManifest,
+    socket_dir: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    when: str,
 ) -> None:
     """Ctrl+C while a restart (--watch, `local-lambdas restart`) replaces a fixed-port
     process, or a restart asked once it stopped: the replacement is stopped too and
     nothing starts once the stop began; the restart ends (False) rather than waiting for a
     replacement that will never be ready."""
     caplog.set_level(logging.INFO, logger="local_lambdas")
-    path = write_manifest(process_xml("svc", "/api/*", mode="http",
+    # Each start listens once the test opens this FIFO: the first does, a replacement never
+    # (ready within a poll of `starting`, it once ended the restart before the stop).
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    path = write_manifest(process_xml("svc", "/api/*", mode="http", script="gated.py",
+                                      args=(str(gate),),
                                       extra=f"<port>{free_port()}</port>"))  # fmt: skip
+    let_through = asyncio.ensure_future(asyncio.to_thread(os.open, gate, os.O_WRONLY))
     async with running(path, socket_dir) as run:
+        os.close(await let_through)
         before = run.supervisor.pools["svc"]
         replacement: list[int] = []
 
