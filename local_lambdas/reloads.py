@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection, Iterable
 
 from local_lambdas.config import NO_LIMIT, Manifest, Mode, Process
 from local_lambdas.pool import Pool
-from local_lambdas.roster import start_allowance
+from local_lambdas.roster import DOWN, start_allowance
 from local_lambdas.start_order import Reloading, StartOrder
 from local_lambdas.states import State
 
@@ -66,7 +66,7 @@ class Reloads:
                     or process.id in forced
                     or not current.process.same_as(process)
                     or current.blocked is not None  # (what it needs, or its build, failed)
-                    or any(c.state in (State.FATAL, State.EXITED) for c in current.instances)
+                    or any(c.state in DOWN for c in current.instances)
                 ):
                     fresh[process.id] = self._pool(process)
             self._in_reload = list(fresh.values())

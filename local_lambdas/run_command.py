@@ -15,6 +15,7 @@ from local_lambdas.config import Manifest, Settings
 from local_lambdas.errors import CommandNotRun, NotAllReady
 from local_lambdas.lifecycle import Started, started
 from local_lambdas.output import Printer
+from local_lambdas.roster import DOWN
 from local_lambdas.run_signals import stoppable
 from local_lambdas.states import State
 
@@ -108,7 +109,7 @@ async def _all_ready(run: Started, timeout: float) -> None:
             still = True
         for instance in late:
             # Given up on (FATAL) or kept down (EXITED) before the time-out: no "after 60s".
-            down = instance.state in (State.FATAL, State.EXITED)
+            down = instance.state in DOWN
             waited = "" if down else f" after {timeout:g}s (--ready-timeout)"
             log.error("%s is not ready%s: %s", instance.name, waited, instance.account())
             lines = [line for line in instance.output.this_run() if line.strip()]

@@ -25,7 +25,7 @@ from local_lambdas.config import NO_LIMIT, Manifest, Settings, Task
 from local_lambdas.orphan_watchdog import Watchdog
 from local_lambdas.output import Printer
 from local_lambdas.pool import Pool
-from local_lambdas.states import State
+from local_lambdas.roster import DOWN
 from local_lambdas.tasks import TaskRun
 
 log = logging.getLogger("local_lambdas.start_order")
@@ -220,7 +220,7 @@ class StartOrder:
                 return pool.blocked or pool.disabled
             if await pool.wait_ready(NO_LIMIT):
                 return None
-            if any(c.state in (State.FATAL, State.EXITED) for c in pool.instances):
+            if any(c.state in DOWN for c in pool.instances):
                 return f"{need} is down ({pool.instances[0].reason})"
             if pool.ending:  # stopped, or replaced (reloads.py): wait for what replaced it
                 now = self._pools().get(need)

@@ -12,8 +12,9 @@
 // The handler returns (or resolves to) { status, headers, body }: headers an object or a list
 // of [name, value] pairs, body a Buffer or a string (sent as UTF-8); a missing status is 200.
 // A thrown error, or what is not such an answer (undefined, a string, a status "200", a body
-// that is a number), is logged and answered with a 500. A request without the run's token ($LOCAL_LAMBDAS_TOKEN, which
-// local-lambdas sends in every request object) gets a 403 and never reaches the handler.
+// that is a number), is logged and answered with a 500. A request without the run's token
+// ($LOCAL_LAMBDAS_TOKEN, which local-lambdas sends in every request object) gets a 403 and
+// never reaches the handler.
 "use strict";
 
 const fs = require("fs");
