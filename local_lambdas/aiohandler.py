@@ -24,6 +24,7 @@ from local_lambdas.inspector import BODY
 from local_lambdas.instance import Instance
 from local_lambdas.pool import Pool
 from local_lambdas.proxy import BUFFERED, Proxy
+from local_lambdas.router import authority
 from local_lambdas.transports.aiohttp_side import UPLOAD_STARTED, Relayed
 
 AdminHandler = Callable[[web.BaseRequest, str], Awaitable[web.StreamResponse]]
@@ -60,6 +61,11 @@ class AioHandler:
             request.headers.get("Access-Control-Request-Method"),
         )  # fmt: skip
         pool, uri, path, fate = plan.pool, plan.target, plan.path, plan.fate
+        if request.raw_path[:1] != "/" and fate is not Fate.BAD_TARGET:
+            # An absolute-form target: its host is the request's, whatever Host says (RFC 9112
+            # 3.2.2), as nginx reads it; children are told that host.
+            headers[:] = [("Host", authority(request.raw_path)),
+                          *((k, v) for k, v in headers if k.lower() != "host")]  # fmt: skip
         response: Response | None = None
         if fate is Fate.ADMIN:
             await _continue(request)

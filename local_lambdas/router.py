@@ -109,6 +109,14 @@ def origin_form(target: str) -> str:
     return path if path.startswith("/") else "/" + path
 
 
+def authority(target: str) -> str:
+    """The host (and port) an absolute-form target names (`http://h:81/a` gives `h:81`): what
+    RFC 9112 (3.2.2) has a proxy send as the Host header in place of the client's."""
+    rest = target.partition("://")[2]
+    end = min((at for at in (rest.find("/"), rest.find("?")) if at != -1), default=len(rest))
+    return rest[:end].rpartition("@")[2]  # (less any userinfo: RFC 9110 4.2.4)
+
+
 def target_path(target: str) -> str:
     """The path of an origin-form (`/a?b`) or absolute-form (`http://h/a?b`) target, as sent."""
     target = origin_form(target)

@@ -977,8 +977,10 @@ async def test_each_request_of_a_connection_reaches_the_child_with_its_own_heade
     shared: SharedProxies, fast_lane: bool
 ) -> None:
     """The lane reads a header block repeated on a connection once (http1.HeadReader,
-    relay_request.Forwarding): what the child sees must still be each request's own."""
+    relay_request.Forwarding): what the child sees must still be each request's own, the
+    host an absolute-form target names too."""
     a = b"Host: a\r\nX-Forwarded-For: 203.0.113.1\r\nX-Tag: 1\r\n\r\n"
+    fwd = "203.0.113.1, 127.0.0.1"
     b = b"Host: b\r\nX-Tag: 2\r\nX-Request-Id: mine\r\n\r\n"
     sent = [
         (b"GET /web/echo/1 HTTP/1.1\r\n" + a, "a", "203.0.113.1, 127.0.0.1", "1"),
@@ -987,6 +989,8 @@ async def test_each_request_of_a_connection_reaches_the_child_with_its_own_heade
         (b"GET /web/echo/4 HTTP/1.1\r\n" + a, "a", "203.0.113.1, 127.0.0.1", "1"),
         (b"GET /web/echo/5 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", None, "127.0.0.1", None),
         (b"GET /web/echo/6 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", None, "127.0.0.1", None),
+        # An absolute-form target's host is the request's, not Host's (RFC 9112 3.2.2).
+        (b"GET http://c.example:81/web/echo/7 HTTP/1.1\r\n" + a, "c.example:81", fwd, "1"),
     ]
     run = await shared.get(web_process(extra=STRIP), fast_lane=fast_lane)
     reader, writer = await connect(run.url)

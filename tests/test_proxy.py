@@ -74,6 +74,21 @@ async def test_a_client_expecting_100_continue_is_told_to_send(shared: SharedPro
     assert base64.b64decode(seen["body"]) == b"held back"
 
 
+@ON_SHARED_LOOP
+async def test_an_absolute_form_targets_host_is_the_requests(shared: SharedProxies) -> None:
+    """`GET http://host/...`: the child is sent the origin form and, as Host, the host the
+    target names, whatever the Host header said (RFC 9112 3.2.2), as nginx reads it."""
+    run = await shared.get(process_xml("svc", API_AND_FILES))
+    reader, writer = await connect(run.url)
+    writer.write(b"GET http://user@api.example:81/api/x?a=1 HTTP/1.1\r\nHost: other.example\r\n"
+                 b"X-Tag: t\r\nConnection: close\r\n\r\n")  # fmt: skip
+    seen = json.loads((await read_answer(reader)).partition(b"\r\n\r\n")[2])
+    writer.close()
+    assert seen["uri"] == "/api/x?a=1"
+    told = [(k, v) for k, v in seen["headers"] if k.lower() in ("host", "x-tag")]
+    assert told == [("Host", "api.example:81"), ("X-Tag", "t")]
+
+
 @pytest.mark.parametrize("mode", ["pipe", "pipe-keepalive"])
 async def test_an_answer_before_the_whole_request_was_read_is_the_answer(
     write_manifest: WriteManifest, socket_dir: Path, mode: str
