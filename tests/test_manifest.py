@@ -652,6 +652,18 @@ def test_every_problem_in_a_file_is_reported_at_once(tmp_path: Path) -> None:
     assert '<pipe_name> "a" is already used' in messages[3][1]
 
 
+def test_a_process_written_twice_on_one_line_is_reported(tmp_path: Path) -> None:
+    """A manifest written on one line (generated, minified) that repeats a process: the two
+    are alike to the last value, their line included, yet two."""
+    block = "<process><id>a</id><executable>python3</executable><route>/a/*</route></process>"
+    with pytest.raises(ManifestError) as caught:
+        load(tmp_path, f"<manifest>{block}{block}</manifest>")
+    assert [p.message.partition(";")[0] for p in caught.value.problems] == [
+        '<process id="a">: <id> "a" is already used by <process id="a"> (line 1)',
+        '<process id="a">: <route> "/a/*" is already used by <process id="a"> (line 1)',
+    ]
+
+
 def test_socket_path_too_long_is_a_load_error(tmp_path: Path) -> None:
     path = tmp_path / "manifest.xml"
     path.write_text(process(*OK, f"<pipe_name>{'p' * 120}</pipe_name>"))
