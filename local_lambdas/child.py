@@ -32,6 +32,7 @@ import sys
 import traceback
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 __all__ = ["Request", "Response", "serve"]
@@ -88,10 +89,11 @@ def serve(handler: Handler) -> None:
         sys.exit("neither PIPE_ADDRESS nor HTTP_ADDRESS is set: run this under local-lambdas")
 
 
-def _answer(handler: Handler, raw: bytes) -> bytes:
-    """One request object in, one response object out (compact JSON, no newline)."""
+def _answer(handler: Handler, raw: bytes | dict[str, Any]) -> bytes:
+    """One request object (its JSON, or what that parsed to) in, one response object out
+    (compact JSON, no newline)."""
     try:
-        data = json.loads(raw)
+        data = json.loads(raw) if isinstance(raw, bytes) else raw
         token = os.environ.get("LOCAL_LAMBDAS_TOKEN")
         if token and data.get("token") != token:
             return _encoded(403, [("Content-Type", "text/plain")], b"not from local-lambdas\n")
@@ -199,10 +201,10 @@ def _serve_windows_pipe(address: str, handler: Handler) -> None:
                 if not chunk.rstrip().endswith(b"}"):
                     continue
                 try:
-                    json.loads(buffer)
+                    request = json.loads(buffer)  # (parsed once: the answer is made from it)
                 except ValueError:
                     continue  # not all of it yet
-                win32file.WriteFile(pipe, _answer(handler, bytes(buffer)))
+                win32file.WriteFile(pipe, _answer(handler, request))
                 win32file.FlushFileBuffers(pipe)
                 return
         finally:

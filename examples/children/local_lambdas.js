@@ -40,10 +40,11 @@ function toRequest(data) {
   };
 }
 
-// One request object (a string of JSON) in, one response object (a string of JSON) out.
-async function answer(handler, raw) {
+// One request object (a string of JSON, or what it parsed to) in, one response object (a
+// string of JSON) out.
+async function answer(handler, request) {
   try {
-    const data = JSON.parse(raw);
+    const data = typeof request === "string" ? JSON.parse(request) : request;
     const token = process.env.LOCAL_LAMBDAS_TOKEN;
     if (token && data.token !== token) {
       return encoded(403, { "Content-Type": "text/plain" }, "not from local-lambdas\n");
@@ -98,9 +99,9 @@ function servePipe(path, handler) {
         // the end of the request may never be signalled. Only a chunk that ends the object
         // is worth a parse: a large body arrives in many.
         if (chunk[chunk.length - 1] !== 0x7d) return;
-        const request = joined();
+        let request;
         try {
-          JSON.parse(request);
+          request = JSON.parse(joined()); // (parsed once: the answer is made from it)
         } catch {
           return;
         }
