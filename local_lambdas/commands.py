@@ -21,7 +21,7 @@ from local_lambdas.config import Manifest, Process, Settings
 from local_lambdas.lifecycle import Started, started
 from local_lambdas.loading_signals import held_hangup
 from local_lambdas.output import Printer
-from local_lambdas.run_signals import exit_at_once, stoppable
+from local_lambdas.run_signals import Echoes, exit_at_once, stoppable
 from local_lambdas.states import State
 
 if TYPE_CHECKING:
@@ -34,8 +34,11 @@ async def serve(
     manifest: Manifest, settings: Settings, printer: Printer, *, load: Callable[[], Manifest]
 ) -> int:
     stop = asyncio.Event()
+    echo = Echoes()
 
     def stop_or_force(_signal: int) -> None:
+        if echo():
+            return
         if not stop.is_set():
             stop.set()
             return

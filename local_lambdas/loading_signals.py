@@ -30,6 +30,8 @@ class Loading:
         self.stopped_by: int | None = None
 
     def ctrl_c(self, signum: int, frame: object) -> None:
+        if self.stopped_by is not None:
+            return  # the run is ending already; raised again, it cut short its one line
         self.stopped_by = signum
         raise KeyboardInterrupt
 

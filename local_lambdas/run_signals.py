@@ -1,6 +1,7 @@
 """Stop signals (Ctrl+C, SIGTERM) while a run is up, once its loop takes them from
 loading_signals.py: `stoppable` for `run` and `check` (`Stops` says what each does in each
-phase), `exit_at_once` for a second one while a stop is under way (`serve`'s too).
+phase), `exit_at_once` for a second one while a stop is under way (`serve`'s too), `Echoes`
+for what is not a second one.
 """
 
 from __future__ import annotations
@@ -10,14 +11,36 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from collections.abc import AsyncIterator, Callable
-from typing import NoReturn
+from typing import Final, NoReturn
 
 from local_lambdas import EXIT_INTERRUPTED, _compat
 from local_lambdas.errors import Stopped
 from local_lambdas.output import Printer
 
 log = logging.getLogger("local_lambdas.run_signals")
+
+# A stop signal this soon after the first is that stop delivered twice, not a second one:
+# `timeout` sends its SIGTERM to the program, then to the program's process group, and a
+# wrapper (a shell script, make, a process manager) may pass on the Ctrl+C the terminal sent
+# the whole group. Taken for a second one, it killed the children with no graceful stop.
+ECHO_SECONDS: Final = 0.5
+
+
+class Echoes:
+    """Tells a stop signal that echoes the first (ECHO_SECONDS) from a new one."""
+
+    def __init__(self) -> None:
+        self._first: float | None = None
+
+    def __call__(self) -> bool:
+        """Whether a stop signal now echoes the first; the first, if none came before."""
+        now = time.monotonic()
+        if self._first is None:
+            self._first = now
+            return False
+        return now - self._first < ECHO_SECONDS
 
 
 class Stops:
@@ -30,7 +53,9 @@ class Stops:
     itself (it runs in the proxy's process group, the terminal's foreground one): pytest
     given a SIGTERM after its SIGINT died without its summary. On Windows the only ones are
     the console's Ctrl+C and Ctrl+Break, which reach every process of the console, the
-    command among them: nothing is passed on (as `uv run` does)."""
+    command among them: nothing is passed on (as `uv run` does). The first one's echo
+    (Echoes) does nothing in any phase: a command under `timeout` got its SIGTERM already.
+    """
 
     def __init__(self, task: asyncio.Task[object] | None, force: Callable[[], None]) -> None:
         self._task = task
@@ -39,8 +64,13 @@ class Stops:
         self._command = False  # the command is being started, or runs
         self._proc: asyncio.subprocess.Process | None = None
         self._held: list[int] = []
+        self._echo = Echoes()
 
     def __call__(self, number: int) -> None:
+        if not self._echo():
+            self._take(number)
+
+    def _take(self, number: int) -> None:
         if not self._command:
             if self.stopped_by is not None:
                 self._force()
@@ -61,7 +91,7 @@ class Stops:
     def started(self, proc: asyncio.subprocess.Process) -> None:
         self._proc = proc
         for number in self._held:
-            self(number)
+            self._take(number)
 
 
 @contextlib.asynccontextmanager

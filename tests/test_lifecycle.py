@@ -29,6 +29,7 @@ from local_lambdas.lifecycle import started
 from local_lambdas.manifest import load
 from local_lambdas.orphans import SPAWN_MARK
 from local_lambdas.output import Printer
+from local_lambdas.run_signals import ECHO_SECONDS
 from tests import helpers
 from tests.helpers import (
     CHILDREN,
@@ -386,6 +387,7 @@ async def test_a_second_stop_while_run_starts_exits_at_once(
         assert await eventually(lambda: pid_file.exists() and pid_file.read_text() != "")
         run.proc.send_signal(signal.SIGTERM)
         await run.expect(r"slow: stopping")
+        await asyncio.sleep(ECHO_SECONDS)  # (sooner, it is the first one's echo)
         run.proc.send_signal(signal.SIGTERM)
         assert await run.finish() == 130
     assert any("second stop signal" in line for line in run.lines)
@@ -1600,11 +1602,71 @@ async def test_second_ctrl_c_stops_at_once_and_leaves_nothing(
         pid, socket_dir = int(found.group(1)), Path(found.group(2)).parent
         run.proc.send_signal(signal.SIGINT)
         await run.expect(r"stubborn: stopping")
+        await asyncio.sleep(ECHO_SECONDS)  # (sooner, it is the first one's echo)
         run.proc.send_signal(signal.SIGINT)
         assert await run.finish() == 130
     assert any("second stop signal" in line for line in run.lines)
     assert await gone(pid)
     assert await eventually(lambda: not socket_dir.exists())
+
+
+@pytest.mark.skipif(_compat.IS_WINDOWS, reason="POSIX signals")
+async def test_a_stop_signal_sent_twice_at_once_is_one_stop(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    """`timeout` sends its SIGTERM to the program, then to the program's process group, and
+    a wrapper may pass on a Ctrl+C the terminal sent the whole group: one stop delivered
+    twice, not a second one, which would kill the children with no graceful stop."""
+    graceful = tmp_path / "graceful.py"
+    graceful.write_text(
+        "import runpy, signal, sys, time\n"
+        "def stop(*_):\n"
+        "    time.sleep(0.3)  # a graceful stop's work\n"
+        "    print('cleaned up', flush=True)\n"
+        "    sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        f"sys.argv = [{str(CHILDREN / 'behave.py')!r}]\n"
+        f"runpy.run_path({str(CHILDREN / 'behave.py')!r}, run_name='__main__')\n"
+    )
+    path = write_manifest(
+        f"<process><id>graceful</id><executable>{sys.executable}</executable>"
+        f"<arg>{graceful}</arg><route>/g/*</route></process>"
+    )
+    async with cli(str(path), "--bind", "127.0.0.1:0") as run:
+        await run.expect(r"graceful: ready")
+        run.proc.send_signal(signal.SIGTERM)
+        await run.expect(r"graceful: stopping")
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
+    assert not any("second stop signal" in line for line in run.lines), run.lines
+    assert any("cleaned up" in line for line in run.lines), run.lines
+
+
+@pytest.mark.skipif(_compat.IS_WINDOWS, reason="POSIX signals")
+async def test_runs_command_is_passed_a_stop_sent_twice_at_once_once(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    """The same for `run`'s command: a command under `timeout` got the SIGTERM already."""
+    counts = tmp_path / "counts.py"
+    counts.write_text(
+        "import signal, sys, time\n"
+        "got = []\n"
+        "signal.signal(signal.SIGTERM, lambda *_: got.append(print('got it', flush=True)))\n"
+        "print('armed', flush=True)\n"
+        "while not got:\n"
+        "    time.sleep(0.01)\n"
+        f"time.sleep({ECHO_SECONDS} + 0.5)  # time for an echo to come\n"
+        "print(f'SIGTERMs: {len(got)}', flush=True)\n"
+    )
+    path = write_manifest(process_xml("svc", "/api/*"))
+    async with cli("run", str(path), "--bind", "127.0.0.1:0", "--", sys.executable, "-S",
+                   str(counts)) as run:  # fmt: skip
+        await run.expect(r"armed")
+        run.proc.send_signal(signal.SIGTERM)
+        await run.expect(r"got it")
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
+    assert "SIGTERMs: 1" in run.lines, run.lines
 
 
 async def test_the_table_is_whole_off_a_terminal(write_manifest: WriteManifest) -> None:
