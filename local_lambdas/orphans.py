@@ -77,6 +77,15 @@ def _read_mark(pid: int, needle: bytes, found: list[int], blank: list[int]) -> N
             return
 
 
+def ticks_now() -> int | None:
+    """Linux: now, as `started_at` counts (clock ticks since boot, the kernel's boot-time
+    clock), so that a process started after this call has a start at least this; None
+    elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * os.sysconf("SC_CLK_TCK"))
+
+
 def started_at(pid: int) -> int | None:
     """When a process that runs a program started (clock ticks since boot); None for a
     zombie, a kernel thread or a process gone."""

@@ -43,6 +43,9 @@ async def spawn(
     watched by `watchdog` until `release`; raises OSError when it cannot be started. Its
     input: a pipe kept open while `serving`, else /dev/null (a task, a build)."""
     loop = asyncio.get_running_loop()
+    # Read before the start: a daemon's first process (nginx's) may have exited, its start
+    # unreadable, by the time the start returns, and what it forked off was then not found.
+    since = processes.ticks_now()
     with adoption.starting():
         _, started = await loop.subprocess_exec(
             lambda: Spawned(output, mark, watchdog),
@@ -56,7 +59,7 @@ async def spawn(
             **processes.spawn_options(),
         )
         processes.spawned(started.pid)
-    started.since = processes.started_at(started.pid)
+    started.since = since
     if watchdog is not None:
         watchdog.watch(started.pid)
     return started

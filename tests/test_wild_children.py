@@ -26,6 +26,7 @@ import pytest
 
 from local_lambdas import _compat, orphans, sockdiag
 from local_lambdas._compat import adoption, listeners, processes
+from local_lambdas.readiness import free_port
 from tests.helpers import (
     CHILDREN,
     NEEDS_NODE,
@@ -35,6 +36,7 @@ from tests.helpers import (
     alive,
     cli,
     eventually,
+    gone,
     node_server_xml,
     process_xml,
     processes_running,
@@ -376,6 +378,49 @@ async def test_a_daemon_that_clears_its_environment_is_found_and_stopped(
         assert await eventually(lambda: not processes_running(mark))
         daemon = int(said[1])  # its group: itself and its worker, reaped
         assert await eventually(lambda: not adopted_zombies(daemon))
+
+
+@pytest.mark.skipif(
+    shutil.which("nginx") is None, reason="nginx is not installed (apt-get install nginx)"
+)
+async def test_nginx_in_its_daemon_mode_is_named_and_stopped(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
+    """Real nginx without `daemon off;`: its first process forks the master off and exits
+    within a millisecond, before the proxy had read when it started, and what it forked off
+    was then not found: restarted with no word of it, the master left running after the
+    proxy stopped."""
+    port = free_port()
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        f"pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log; events {{}}\n"
+        f"http {{ access_log off; client_body_temp_path {tmp_path}/body; "
+        f"proxy_temp_path {tmp_path}/proxy; fastcgi_temp_path {tmp_path}/fcgi; "
+        f"uwsgi_temp_path {tmp_path}/uwsgi; scgi_temp_path {tmp_path}/scgi;\n"
+        f"  server {{ listen 127.0.0.1:{port}; location / {{ return 200 ok; }} }} }}\n"
+    )
+    path = write_manifest(
+        "<process><id>ng</id><executable>nginx</executable>"
+        f"<arg>-e</arg><arg>{tmp_path}/error.log</arg><arg>-p</arg><arg>{tmp_path}</arg>"
+        f"<arg>-c</arg><arg>{conf}</arg><route>/*</route><port>{port}</port>"
+        "<communication_mode>passthrough</communication_mode><restart>on-failure</restart>"
+        "</process>"
+    )
+    try:
+        async with running(path, socket_dir, wait=False) as run:
+            child = run.child("ng")
+            assert await run.pool("ng").wait_for(lambda: child.state.value == "EXITED", 10)
+            said = re.match(
+                r"exited with code 0; it left pid (\d+) \(nginx: master process[^)]*\) "
+                r"running, stopped with it: keep the server in the foreground",
+                child.reason,
+            )
+            assert said, child.reason
+            master = int(said[1])
+        assert await gone(master)
+    finally:  # what a failure left behind
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int((tmp_path / "nginx.pid").read_text()), signal.SIGKILL)
 
 
 async def test_what_a_child_orphans_as_it_runs_is_reaped_as_it_runs(

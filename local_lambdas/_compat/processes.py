@@ -20,6 +20,7 @@ from local_lambdas.orphans import group_running
 from local_lambdas.orphans import kill_marked as kill_marked
 from local_lambdas.orphans import marked as marked
 from local_lambdas.orphans import started_at as started_at
+from local_lambdas.orphans import ticks_now as ticks_now
 
 _PR_SET_PDEATHSIG = 1
 # Loaded now, not in the forked child, where only async-signal-safe work should happen.
