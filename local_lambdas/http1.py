@@ -111,7 +111,7 @@ class HeadReader:
         text = head.decode("utf-8", "surrogateescape")
         line_end = text.find("\r\n")
         request_line = text[:line_end].split(" ")
-        if len(request_line) != 3:
+        if len(request_line) != 3 or text[0] == "\n":  # (an empty line first: LF alone)
             return None
         method, target, version = request_line
         # (llhttp also takes RTSP/1.0 and HTTP/2.0; the absolute form is aiohttp's.)

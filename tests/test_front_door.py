@@ -336,6 +336,27 @@ async def test_header_lines_are_read_as_one_list(
 
 @LANES
 @ON_SHARED_LOOP
+async def test_empty_lines_before_a_request_are_skipped(
+    shared: SharedProxies, site: Path, fast_lane: bool
+) -> None:
+    """RFC 9112 2.2: empty lines before a request line are skipped (a client may send a CRLF
+    after a body), LF alone too, as nginx and llhttp skip them. The fast lane took `\nGET`
+    for the method: an envelope child was sent it, a pass-through server hung up (502)."""
+    run = await shared.get(*front_processes(site), fast_lane=fast_lane)
+    for lead in (b"\n", b"\r\n", b"\n\n", b"\r\n\n"):
+        reader, writer = await connect(run.url)
+        writer.write(b"POST /api/x HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc" + lead
+                     + b"GET /api/y HTTP/1.1\r\nHost: x\r\n\r\n" + lead
+                     + b"GET /public/hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")  # fmt: skip
+        answers = [await read_answer(reader) for _ in range(3)]
+        writer.close()
+        assert [a.split(b" ")[1] for a in answers] == [b"200"] * 3, (lead, answers)
+        seen = json.loads(answers[1].partition(b"\r\n\r\n")[2])
+        assert (seen["method"], seen["uri"]) == ("GET", "/api/y"), lead
+
+
+@LANES
+@ON_SHARED_LOOP
 async def test_a_request_before_garbage_is_answered_first(
     shared: SharedProxies, site: Path, fast_lane: bool
 ) -> None:

@@ -886,6 +886,11 @@ LANE_HEADS = [  # a head, and what the lane reads of it (None: aiohttp's side re
     (b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n", ("GET", "/ws", "1.1", True, 0)),
     (b"GET http://x/a HTTP/1.1\r\nHost: x\r\n\r\n", None),  # absolute form: aiohttp's
     (b"GET  /a HTTP/1.1\r\nHost: x\r\n\r\n", None),  # a run of spaces
+    # Empty lines first (RFC 9112 2.2: a client's CRLF after a body), LF alone in them too:
+    # read whole, the method was "\nGET" (a child saw it; a pass-through server hung up).
+    (b"\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n", None),
+    (b"\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n", None),
+    (b"\n\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n", None),
     # Names in any case: the usual spellings from a table, others lower-cased.
     (b"POST /a HTTP/1.1\r\nHOST: x\r\nCONTENT-LENGTH: 3\r\n\r\n", ("POST", "/a", "1.1", True, 3)),
     (b"GET /a HTTP/1.1\r\nhost: x\r\nconnection: keep-alive\r\nCONNECTION: close\r\n\r\n",
