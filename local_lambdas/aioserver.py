@@ -115,6 +115,7 @@ class _Connection(RequestHandler):
         self._head_timer: asyncio.TimerHandle | None = None
         self._send_timeout = SendTimeout(manager.send_timeout, self._loop)
         self._ended = False  # the client half-closed (eof_received)
+        self._cut_short = False  # and the last request it sent will never come whole
         # Requests come whole and not yet answered (queued, or popped and being answered):
         # aiohttp's own flags miss one popped from its queue and not yet begun.
         self._unanswered = 0
@@ -144,8 +145,9 @@ class _Connection(RequestHandler):
 
     def eof_received(self) -> bool:  # type: ignore[override]  # (asyncio's contract: bool)
         """The client half-closed: the requests that came whole are still answered, then the
-        connection closes (lane_connection.Connection.eof_received); with none, or a body
-        cut short, it closes now (aiohttp's own way: the request fails)."""
+        connection closes (lane_connection.Connection.eof_received), the last one unanswered
+        if its body was cut short; with none that came whole, it closes now (aiohttp's own
+        way: the request fails)."""
         # Not `_request_in_progress` or a waiting `_waiter`: a client that closes as soon as
         # it has read an answer, as curl does, comes under uvloop after the one and before
         # the other, and its connection was kept open for aiohttp's keep-alive hour.
@@ -154,8 +156,12 @@ class _Connection(RequestHandler):
         # (A WebSocket's reader set: its client has left. An upgrade asked for but not yet
         # answered, which an envelope route answers as any request, is still answered.)
         websocket = self._payload_parser is not None
-        if idle or tls or websocket or self._heads.body_to_come:
+        if idle or tls or websocket:
             return False
+        if self._heads.body_to_come:
+            if self._unanswered <= 1:  # that request alone
+                return False
+            self._cut_short = True
         self._ended = True  # (finish_response closes after the last)
         return True
 
@@ -170,7 +176,7 @@ class _Connection(RequestHandler):
         queued = len(self._messages)  # (the tail of a declined upgrade is read in there)
         finished = await super().finish_response(request, resp, start_time)
         self._unanswered += len(self._messages) - queued - 1
-        if self._ended and not self._messages:
+        if self._ended and len(self._messages) <= (1 if self._cut_short else 0):
             self.close()  # (aiohttp's: no more requests; the transport closes after this)
         return finished
 

@@ -396,6 +396,11 @@ async def test_a_client_that_half_closes_is_answered_what_came_whole(
         b"0\r\n\r\n": [b"400"],  # a broken body, whole: its 400
         b"GET /api/x HTTP/1.1\r\nHost: x\r\n": [],
         b"POST /api/x HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc": [],
+        # Those before a request cut short are still answered (aiohttp's side: none was).
+        b"GET /api/x HTTP/1.1\r\nHost: x\r\n\r\nPOST /api/x HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Length: 10\r\n\r\nabc": [b"200"],
+        b"HEAD /public/hello.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /api/y HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"POST /api/x HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n": [b"200", b"200"],
     }
     async with running(front, socket_dir, fast_lane=fast_lane,
                        client_header_timeout=30, client_body_timeout=30) as run:  # fmt: skip
