@@ -29,17 +29,20 @@ LONGEST_METHOD: Final = 24
 # A method as nginx takes it: upper-case letters, "_" and "-" (RFC 9110 allows any token);
 # llhttp knows some of them, and both servers take the others too (lane_requests, aioparser).
 EXTENSION_METHOD: Final = re.compile(rb"[A-Z_-]+")
+_METHOD_CHARACTERS: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ_-"
 
 
 def never_a_request(buffer: bytes | bytearray) -> bool:
     """Whether the start of a head in `buffer` can never become a request: its method (after
-    any empty lines) holds other than token characters or runs longer than any method. A TLS
-    handshake or binary sent to the plain-HTTP port is then judged at once (aiohttp's parser
-    answers 400, as nginx does), not left to wait for a head's end until the header timeout."""
+    any empty lines) holds other than what a method served here may (EXTENSION_METHOD's
+    characters: `get`, `hello` or `M1` never is, by either server) or runs longer than any
+    method. A TLS handshake, binary or text sent to the plain-HTTP port is then judged at
+    once (aiohttp's parser answers 400, as nginx does), not left to wait for a head's end
+    until the header timeout."""
     start = bytes(buffer[: LONGEST_METHOD + 8]).lstrip(b"\r\n")
     method, space, _ = start.partition(b" ")
     too_long = len(method) > LONGEST_METHOD or (not space and len(start) > LONGEST_METHOD)
-    return too_long or bool(method.translate(None, _TOKEN))
+    return too_long or bool(method.translate(None, _METHOD_CHARACTERS))
 
 
 # A request line's end with a later minor version of HTTP/1 than 1.1 (RFC 9112's versions are

@@ -181,6 +181,9 @@ MALFORMED = {
     "a method too long to be one": b"GETGETGETGETGETGETGETGETGETGET",
     # (A method llhttp does not know is the lane's to pass on: test_passthrough.py.)
     "a lower-case method": b"foo /api/x HTTP/1.1\r\nHost: x\r\n\r\n",
+    # At once too, its head not yet whole (the lane waited for its end until the timeout).
+    "a lower-case method, its line alone": b"get /api/x HTTP/1.1\r\n",
+    "words": b"hello",
 }
 # Requests llhttp reads that are not served, with nginx's status: not HTTP/1.x, 505; a
 # transfer coding other than chunked alone, 501 (dechunked, a gzip-coded body would go on

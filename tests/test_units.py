@@ -1095,6 +1095,9 @@ def test_a_request_line_not_served_is_judged_once_whole(start: bytes, status: in
     (b"M-SEARCH * HTTP/1.1", False), (b"", False), (b"\r\n", False),
     (b"\x16\x03\x01\x00\xa5", True),  # a TLS client hello on the plain port
     (b"{\"json\": 1}", True), (b"GE\x00", True), (b"G" * 25, True), (b"GET\t/a", True),
+    # Nor a method served by either server (nginx's 400 at once): the lane waited the
+    # header timeout for the head's end.
+    (b"hello", True), (b"get / HTTP/1.1\r\n", True), (b"M1", True), (b"X_Y-Z", False),
 ])  # fmt: skip
 def test_a_head_that_can_never_be_a_request_is_judged_at_once(start: bytes, never: bool) -> None:
     assert head_rules.never_a_request(start) is never
