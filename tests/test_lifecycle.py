@@ -1583,15 +1583,23 @@ async def test_the_bundled_example_runs_whatever_python3_is(tmp_path: Path) -> N
         assert await run.finish() == 0
 
 
+def behave_after(path: Path, prelude: str) -> Path:
+    """`path`, written as a child that runs `prelude` (signal, sys and time imported), then
+    is tests/children/behave.py."""
+    behave = str(CHILDREN / "behave.py")
+    path.write_text(
+        f"import runpy, signal, sys, time\n{prelude}sys.argv = [{behave!r}]\n"
+        f"runpy.run_path({behave!r}, run_name='__main__')\n"
+    )
+    return path
+
+
 async def test_second_ctrl_c_stops_at_once_and_leaves_nothing(
     write_manifest: WriteManifest, tmp_path: Path
 ) -> None:
-    stubborn = tmp_path / "stubborn.py"
-    stubborn.write_text(
-        "import runpy, signal, sys\n"
-        "signal.signal(signal.SIGTERM, signal.SIG_IGN)  # makes the stop wait its full grace\n"
-        f"sys.argv = [{str(CHILDREN / 'behave.py')!r}]\n"
-        f"runpy.run_path({str(CHILDREN / 'behave.py')!r}, run_name='__main__')\n"
+    stubborn = behave_after(
+        tmp_path / "stubborn.py",
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)  # makes the stop wait its full grace\n",
     )
     path = write_manifest(
         f"<process><id>stubborn</id><executable>{sys.executable}</executable>"
@@ -1617,16 +1625,13 @@ async def test_a_stop_signal_sent_twice_at_once_is_one_stop(
     """`timeout` sends its SIGTERM to the program, then to the program's process group, and
     a wrapper may pass on a Ctrl+C the terminal sent the whole group: one stop delivered
     twice, not a second one, which would kill the children with no graceful stop."""
-    graceful = tmp_path / "graceful.py"
-    graceful.write_text(
-        "import runpy, signal, sys, time\n"
+    graceful = behave_after(
+        tmp_path / "graceful.py",
         "def stop(*_):\n"
         "    time.sleep(0.3)  # a graceful stop's work\n"
         "    print('cleaned up', flush=True)\n"
         "    sys.exit(0)\n"
-        "signal.signal(signal.SIGTERM, stop)\n"
-        f"sys.argv = [{str(CHILDREN / 'behave.py')!r}]\n"
-        f"runpy.run_path({str(CHILDREN / 'behave.py')!r}, run_name='__main__')\n"
+        "signal.signal(signal.SIGTERM, stop)\n",
     )
     path = write_manifest(
         f"<process><id>graceful</id><executable>{sys.executable}</executable>"

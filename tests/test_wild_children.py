@@ -32,6 +32,7 @@ from tests.helpers import (
     NEEDS_NODE,
     PYTHON,
     Cli,
+    Running,
     WriteManifest,
     alive,
     cli,
@@ -50,6 +51,20 @@ WILD = CHILDREN / "wild.py"
 
 def wild(pid: str, route: str, *args: str, mode: str = "passthrough", extra: str = "") -> str:
     return process_xml(pid, route, script="wild.py", args=args, mode=mode, extra=extra)
+
+
+async def daemon_named(run: Running, name: str, command: str) -> int:
+    """The pid of the daemon that child `name` left running as it exited 0, which its exit's
+    reason names, the command line matching `command` (a pattern), with the fix."""
+    child = run.child(name)
+    assert await run.pool(name).wait_for(lambda: child.state.value == "EXITED", 10)
+    said = re.match(
+        rf"exited with code 0; it left pid (\d+) \({command}[^)]*\) running, stopped with it: "
+        r"keep the server in the foreground",
+        child.reason,
+    )
+    assert said, child.reason
+    return int(said[1])
 
 
 def adopted_zombies(group: int | None = None) -> list[int]:
@@ -367,16 +382,9 @@ async def test_a_daemon_that_clears_its_environment_is_found_and_stopped(
         wild("nginxish", "/n/*", "clears-env-daemon", mark, extra="<restart>on-failure</restart>")
     )
     async with running(path, socket_dir, wait=False) as run:
-        child = run.child("nginxish")
-        assert await run.pool("nginxish").wait_for(lambda: child.state.value == "EXITED", 10)
-        said = re.match(
-            r"exited with code 0; it left pid (\d+) \(.+clears-env-daemon.+\) running, stopped "
-            r"with it: keep the server in the foreground",
-            child.reason,
-        )
-        assert said, child.reason
+        daemon = await daemon_named(run, "nginxish", r".+clears-env-daemon")
         assert await eventually(lambda: not processes_running(mark))
-        daemon = int(said[1])  # its group: itself and its worker, reaped
+        # Its group, itself and its worker, reaped.
         assert await eventually(lambda: not adopted_zombies(daemon))
 
 
@@ -408,15 +416,7 @@ async def test_nginx_in_its_daemon_mode_is_named_and_stopped(
     )
     try:
         async with running(path, socket_dir, wait=False) as run:
-            child = run.child("ng")
-            assert await run.pool("ng").wait_for(lambda: child.state.value == "EXITED", 10)
-            said = re.match(
-                r"exited with code 0; it left pid (\d+) \(nginx: master process[^)]*\) "
-                r"running, stopped with it: keep the server in the foreground",
-                child.reason,
-            )
-            assert said, child.reason
-            master = int(said[1])
+            master = await daemon_named(run, "ng", "nginx: master process")
         assert await gone(master)
     finally:  # what a failure left behind
         with contextlib.suppress(OSError, ValueError):
