@@ -104,8 +104,7 @@ def origin_form(target: str) -> str:
     scheme, sep, rest = target.partition("://")
     if not sep or scheme.lower() not in ("http", "https"):
         raise BadTarget(f"the request target {target[:100]!r} is not a path")
-    start = min((at for at in (rest.find("/"), rest.find("?")) if at != -1), default=len(rest))
-    path = rest[start:]
+    path = rest[_authority_end(rest) :]
     return path if path.startswith("/") else "/" + path
 
 
@@ -113,8 +112,13 @@ def authority(target: str) -> str:
     """The host (and port) an absolute-form target names (`http://h:81/a` gives `h:81`): what
     RFC 9112 (3.2.2) has a proxy send as the Host header in place of the client's."""
     rest = target.partition("://")[2]
-    end = min((at for at in (rest.find("/"), rest.find("?")) if at != -1), default=len(rest))
-    return rest[:end].rpartition("@")[2]  # (less any userinfo: RFC 9110 4.2.4)
+    return rest[: _authority_end(rest)].rpartition("@")[2]  # (less any userinfo: RFC 9110 4.2.4)
+
+
+def _authority_end(rest: str) -> int:
+    """Where the authority that starts `rest` (a URL less its scheme) ends: at its path or
+    its query."""
+    return min((at for at in (rest.find("/"), rest.find("?")) if at != -1), default=len(rest))
 
 
 def target_path(target: str) -> str:
