@@ -34,15 +34,16 @@ _METHOD_CHARACTERS: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ_-"
 
 def never_a_request(buffer: bytes | bytearray) -> bool:
     """Whether the start of a head in `buffer` can never become a request: its method (after
-    any empty lines) holds other than what a method served here may (EXTENSION_METHOD's
-    characters: `get`, `hello` or `M1` never is, by either server) or runs longer than any
-    method. A TLS handshake, binary or text sent to the plain-HTTP port is then judged at
-    once (aiohttp's parser answers 400, as nginx does), not left to wait for a head's end
-    until the header timeout."""
+    any empty lines) is empty, holds other than what a method served here may
+    (EXTENSION_METHOD's characters: `get`, `hello` or `M1` never is, by either server) or
+    runs longer than any method. A TLS handshake, binary or text sent to the plain-HTTP
+    port is then judged at once (aiohttp's parser answers 400, as nginx does), not left to
+    wait for a head's end until the header timeout."""
     start = bytes(buffer[: LONGEST_METHOD + 8]).lstrip(b"\r\n")
     method, space, _ = start.partition(b" ")
     too_long = len(method) > LONGEST_METHOD or (not space and len(start) > LONGEST_METHOD)
-    return too_long or bool(method.translate(None, _METHOD_CHARACTERS))
+    no_method = bool(space) and not method  # (a space first)
+    return too_long or no_method or bool(method.translate(None, _METHOD_CHARACTERS))
 
 
 # A request line's end with a later minor version of HTTP/1 than 1.1 (RFC 9112's versions are
@@ -67,6 +68,32 @@ def _request_line(head: bytes | bytearray) -> tuple[int, int]:
     start = len(lead) - len(lead.lstrip(b"\r\n"))
     end = head.find(b"\n", start)
     return start, len(head) if end == -1 else end
+
+
+def odd_request_line(head: bytes | bytearray) -> bool:
+    """Whether the request line that starts `head` (after any empty lines) is whole and not
+    method, target and version between single spaces (runs of spaces, a space in the
+    target): aiohttp's parser judges it at once, 400 at the line's end as nginx answers
+    most of them (runs of spaces it takes, and waits for the rest of the head)."""
+    start, end = _request_line(head)
+    if end == len(head):  # not whole yet
+        return False
+    parts = bytes(head[start:end]).removesuffix(b"\r").split(b" ")
+    return len(parts) != 3 or not all(parts)
+
+
+# A header line as llhttp takes it: a token, a colon, then a value without control characters
+# but tabs (obs-text, bytes over 0x7f, allowed).
+_HEADER_LINE: Final = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+:[^\x00-\x08\x0a-\x1f\x7f]*")
+
+
+def bad_header_line(head: bytes | bytearray) -> bool:
+    """Whether a header line of `head` that came whole (its CRLF here) is not one llhttp
+    takes (no colon, a name that is no token, a control character): aiohttp's parser then
+    judges the head at once, 400 at that line's end as nginx answers, the rest not awaited."""
+    _, end = _request_line(head)
+    lines = bytes(head[end + 1 :]).split(b"\r\n")[:-1]  # (the last: not whole yet)
+    return any(not _HEADER_LINE.fullmatch(line) for line in lines)
 
 
 def as_http11(piece: bytes, head: bytes | bytearray) -> bytes:

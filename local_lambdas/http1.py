@@ -16,8 +16,10 @@ from typing import Any, Final
 from local_lambdas.config import Fate
 from local_lambdas.head_rules import (
     MAX_HEAD,
+    bad_header_line,
     bare_line_end,
     never_a_request,
+    odd_request_line,
     request_line_fault,
     valid_host,
 )
@@ -242,14 +244,16 @@ HAND_OVER: Final = -1
 def head_end(buffer: bytes | bytearray) -> int:
     """Where the head at the start of `buffer` ends (after its empty line); WAIT while more
     may complete it; HAND_OVER when the lane must not wait for it: longer than MAX_HEAD, a
-    line ended by a bare LF (or a CR alone), which would never end it here, or a start that
-    can never be a request (aiohttp's parser judges these at once)."""
+    line ended by a bare LF (or a CR alone), which would never end it here, a start that
+    can never be a request, a request line refused or of an odd shape, or a header line
+    llhttp refuses, whole (aiohttp's parser judges these at once)."""
     end = buffer.find(b"\r\n\r\n", 0, MAX_HEAD + 4)
     if end != -1:
         return end + 4
     if (
         len(buffer) > MAX_HEAD or bare_line_end(buffer) or never_a_request(buffer)
-        or request_line_fault(buffer) is not None
+        or request_line_fault(buffer) is not None or odd_request_line(buffer)
+        or bad_header_line(buffer)
     ):  # fmt: skip
         return HAND_OVER
     return WAIT

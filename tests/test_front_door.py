@@ -184,6 +184,8 @@ MALFORMED = {
     # At once too, its head not yet whole (the lane waited for its end until the timeout).
     "a lower-case method, its line alone": b"get /api/x HTTP/1.1\r\n",
     "words": b"hello",
+    "a space in the target, its line alone": b"GET /api/x b HTTP/1.1\r\n",
+    "a header line with no colon, the head not whole": b"GET /api/x HTTP/1.1\r\nHost: x\r\nX\r\n",
 }
 # Requests llhttp reads that are not served, with nginx's status: not HTTP/1.x, 505; a
 # transfer coding other than chunked alone, 501 (dechunked, a gzip-coded body would go on

@@ -1098,9 +1098,38 @@ def test_a_request_line_not_served_is_judged_once_whole(start: bytes, status: in
     # Nor a method served by either server (nginx's 400 at once): the lane waited the
     # header timeout for the head's end.
     (b"hello", True), (b"get / HTTP/1.1\r\n", True), (b"M1", True), (b"X_Y-Z", False),
+    (b" l", True), (b"\r\n /a", True),  # a space first
 ])  # fmt: skip
 def test_a_head_that_can_never_be_a_request_is_judged_at_once(start: bytes, never: bool) -> None:
     assert head_rules.never_a_request(start) is never
+
+
+@pytest.mark.parametrize(("start", "bad"), [
+    (b"GET /a HTTP/1.1\r\nHost: x\r\nno colon\r\n", True),
+    (b"GET /a HTTP/1.1\r\nHo\xacst: x\r\n", True), (b"GET /a HTTP/1.1\r\nX: a\x01b\r\n", True),
+    (b"GET /a HTTP/1.1\r\nHost: x\r\n folded\r\n", True),  # obs-fold, which llhttp refuses
+    (b"GET /a HTTP/1.1\r\nHost: x\r\nX: \xff\t1\r\n", False),  # obs-text and a tab: values
+    (b"GET /a HTTP/1.1\r\nHost: x\r\nno colon", False),  # not whole yet
+    (b"GET /a HTTP/1.1\r\n", False), (b"GET /a HT", False),
+])  # fmt: skip
+def test_a_header_line_llhttp_refuses_is_handed_over_once_whole(start: bytes, bad: bool) -> None:
+    """aiohttp's parser says 400 at such a line's end, as nginx does: the lane waited for the
+    head's end, until the header timeout."""
+    assert head_rules.bad_header_line(start) is bad
+    assert (http1.head_end(start) == http1.HAND_OVER) is bad
+
+
+@pytest.mark.parametrize(("start", "odd"), [
+    (b"GET /a b HTTP/1.1\r\n", True), (b"GET  /a HTTP/1.1\r\n", True),  # aiohttp's to judge
+    (b"GET /a HTTP/1.1 x\r\nHost", True), (b"\r\nGET /a  HTTP/1.1\r\n", True),
+    (b"GET /a HTTP/1.1\r\n", False), (b"\r\nGET /a HTTP/1.1\r\nHost: x", False),
+    (b"GET /a b HTTP/1.1", False),  # not whole yet
+])  # fmt: skip
+def test_a_request_line_of_an_odd_shape_is_handed_over_once_whole(start: bytes, odd: bool) -> None:
+    """aiohttp's parser says 400 at such a line's end, as nginx does (runs of spaces it
+    takes): the lane waited for the head's end, until the header timeout."""
+    assert head_rules.odd_request_line(start) is odd
+    assert (http1.head_end(start) == http1.HAND_OVER) is odd
 
 
 @pytest.mark.parametrize(("received", "end"), [
