@@ -71,17 +71,21 @@ def _request_line(head: bytes | bytearray) -> tuple[int, int]:
 
 
 def odd_request_line(head: bytes | bytearray) -> bool:
-    """Whether the request line that starts `head` (after any empty lines) is whole and not
-    method, target and version between single spaces (runs of spaces, a space in the
-    target): aiohttp's parser judges it at once, 400 at the line's end as nginx answers
-    most of them (runs of spaces it takes, and waits for the rest of the head)."""
+    """Whether the request line that starts `head` (after any empty lines) holds a control
+    character, or is whole and not method, target and version between single spaces (runs
+    of spaces, a space in the target): aiohttp's parser judges it at once, 400 as nginx
+    answers most of them (runs of spaces it takes, and waits for the rest of the head)."""
     start, end = _request_line(head)
+    line = bytes(head[start:end]).removesuffix(b"\r")
+    if _CONTROL.search(line):
+        return True
     if end == len(head):  # not whole yet
         return False
-    parts = bytes(head[start:end]).removesuffix(b"\r").split(b" ")
+    parts = line.split(b" ")
     return len(parts) != 3 or not all(parts)
 
 
+_CONTROL: Final = re.compile(rb"[\x00-\x1f\x7f]")
 # A header line as llhttp takes it: a token, a colon, then a value without control characters
 # but tabs (obs-text, bytes over 0x7f, allowed).
 _HEADER_LINE: Final = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+:[^\x00-\x08\x0a-\x1f\x7f]*")

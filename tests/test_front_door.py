@@ -186,6 +186,7 @@ MALFORMED = {
     "words": b"hello",
     "a space in the target, its line alone": b"GET /api/x b HTTP/1.1\r\n",
     "a header line with no colon, the head not whole": b"GET /api/x HTTP/1.1\r\nHost: x\r\nX\r\n",
+    "a control character in the target, the line not whole": b"GET /api/a\x1fb HT",
 }
 # Requests llhttp reads that are not served, with nginx's status: not HTTP/1.x, 505; a
 # transfer coding other than chunked alone, 501 (dechunked, a gzip-coded body would go on

@@ -1124,6 +1124,7 @@ def test_a_header_line_llhttp_refuses_is_handed_over_once_whole(start: bytes, ba
     (b"GET /a HTTP/1.1 x\r\nHost", True), (b"\r\nGET /a  HTTP/1.1\r\n", True),
     (b"GET /a HTTP/1.1\r\n", False), (b"\r\nGET /a HTTP/1.1\r\nHost: x", False),
     (b"GET /a b HTTP/1.1", False),  # not whole yet
+    (b"HEAD /a\x1f/b HT", True), (b"GET /a\tb", True),  # a control character, at once
 ])  # fmt: skip
 def test_a_request_line_of_an_odd_shape_is_handed_over_once_whole(start: bytes, odd: bool) -> None:
     """aiohttp's parser says 400 at such a line's end, as nginx does (runs of spaces it
