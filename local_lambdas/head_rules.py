@@ -2,7 +2,8 @@
 lane, http1.head_end and lane_requests.py; aiohttp's side, aioparser.py): a line ended by a
 bare LF or a CR alone, a start that can never be a request (a TLS handshake on the plain
 port), a request line of another HTTP version or protocol (505 or 400, at the line's end), a
-method beyond llhttp's, a Host that is no host, a later HTTP/1 minor version (read as 1.1),
+request line or a header line llhttp refuses (handed to aiohttp's parser as soon as it has
+come), a method beyond llhttp's, a Host that is no host, a later HTTP/1 minor version (read as 1.1),
 a target's bytes over 0x7f (percent-encoded).
 Pure functions over bytes, table-tested.
 """
@@ -70,6 +71,9 @@ def _request_line(head: bytes | bytearray) -> tuple[int, int]:
     return start, len(head) if end == -1 else end
 
 
+_CONTROL: Final = re.compile(rb"[\x00-\x1f\x7f]")
+
+
 def odd_request_line(head: bytes | bytearray) -> bool:
     """Whether the request line that starts `head` (after any empty lines) holds a control
     character, or is whole and not method, target and version between single spaces (runs
@@ -85,7 +89,6 @@ def odd_request_line(head: bytes | bytearray) -> bool:
     return len(parts) != 3 or not all(parts)
 
 
-_CONTROL: Final = re.compile(rb"[\x00-\x1f\x7f]")
 # A header line as llhttp takes it: a token, a colon, then a value without control characters
 # but tabs (obs-text, bytes over 0x7f, allowed).
 _HEADER_LINE: Final = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+:[^\x00-\x08\x0a-\x1f\x7f]*")
