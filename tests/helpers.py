@@ -332,6 +332,18 @@ class Cli:
                 f"no {pattern!r} within {WAIT} s; it said:\n" + "\n".join(self.lines)
             ) from None
 
+    async def stop_at_once(self, signum: int) -> int:
+        """Send `signum` again and again until the run exits, within WAIT seconds, as a user
+        presses Ctrl+C again: those within run_signals.ECHO_SECONDS of the first stop are its
+        echo, the next one the second stop. Its status, as `finish` says it."""
+        ended = asyncio.ensure_future(self.proc.wait())
+        deadline = asyncio.get_running_loop().time() + WAIT
+        while not ended.done() and asyncio.get_running_loop().time() < deadline:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signum)
+            await asyncio.wait((ended,), timeout=0.1)
+        return await self.finish()
+
     async def finish(self) -> int:
         assert self.proc.stdout is not None
         try:

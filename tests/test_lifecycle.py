@@ -29,7 +29,6 @@ from local_lambdas.lifecycle import started
 from local_lambdas.manifest import load
 from local_lambdas.orphans import SPAWN_MARK
 from local_lambdas.output import Printer
-from local_lambdas.run_signals import ECHO_SECONDS
 from tests import helpers
 from tests.helpers import (
     CHILDREN,
@@ -387,9 +386,7 @@ async def test_a_second_stop_while_run_starts_exits_at_once(
         assert await eventually(lambda: pid_file.exists() and pid_file.read_text() != "")
         run.proc.send_signal(signal.SIGTERM)
         await run.expect(r"slow: stopping")
-        await asyncio.sleep(ECHO_SECONDS)  # (sooner, it is the first one's echo)
-        run.proc.send_signal(signal.SIGTERM)
-        assert await run.finish() == 130
+        assert await run.stop_at_once(signal.SIGTERM) == 130
     assert any("second stop signal" in line for line in run.lines)
     assert await gone(int(pid_file.read_text()))
 
@@ -1610,9 +1607,7 @@ async def test_second_ctrl_c_stops_at_once_and_leaves_nothing(
         pid, socket_dir = int(found.group(1)), Path(found.group(2)).parent
         run.proc.send_signal(signal.SIGINT)
         await run.expect(r"stubborn: stopping")
-        await asyncio.sleep(ECHO_SECONDS)  # (sooner, it is the first one's echo)
-        run.proc.send_signal(signal.SIGINT)
-        assert await run.finish() == 130
+        assert await run.stop_at_once(signal.SIGINT) == 130
     assert any("second stop signal" in line for line in run.lines)
     assert await gone(pid)
     assert await eventually(lambda: not socket_dir.exists())
@@ -1652,24 +1647,29 @@ async def test_runs_command_is_passed_a_stop_sent_twice_at_once_once(
     write_manifest: WriteManifest, tmp_path: Path
 ) -> None:
     """The same for `run`'s command: a command under `timeout` got the SIGTERM already."""
-    counts = tmp_path / "counts.py"
+    counts, told = tmp_path / "counts.py", tmp_path / "told"
     counts.write_text(
-        "import signal, sys, time\n"
+        "import os, signal, sys, time\n"
         "got = []\n"
         "signal.signal(signal.SIGTERM, lambda *_: got.append(print('got it', flush=True)))\n"
         "print('armed', flush=True)\n"
-        "while not got:\n"
+        "deadline = time.monotonic() + 20\n"
+        f"while not os.path.exists({str(told)!r}) and time.monotonic() < deadline:\n"
         "    time.sleep(0.01)\n"
-        f"time.sleep({ECHO_SECONDS} + 0.5)  # time for an echo to come\n"
         "print(f'SIGTERMs: {len(got)}', flush=True)\n"
     )
     path = write_manifest(process_xml("svc", "/api/*"))
     async with cli("run", str(path), "--bind", "127.0.0.1:0", "--", sys.executable, "-S",
                    str(counts)) as run:  # fmt: skip
+        url = (await run.expect(r"listening on (\S+)"))[1]
         await run.expect(r"armed")
         run.proc.send_signal(signal.SIGTERM)
         await run.expect(r"got it")
         run.proc.send_signal(signal.SIGTERM)
+        # Answered, the proxy has taken the second signal (and passed it on, or not).
+        async with aiohttp.ClientSession() as http, http.get(url + "/_/health") as reply:
+            assert reply.status == 200
+        told.touch()
         assert await run.finish() == 0
     assert "SIGTERMs: 1" in run.lines, run.lines
 
