@@ -113,8 +113,8 @@ def put_back(name: str, value: str, prefix: str | None, origin: Origin | None) -
     proxy_redirect does: one to the child's own address (`http://127.0.0.1:PORT/sub/`, which
     the client cannot reach, or not through the proxy) becomes the path it names (`/sub/`),
     and a path of the child's (`Location: /sub/`, `Refresh: 0; url=/sub/`) goes back under
-    the prefix the proxy stripped. `name` is one of REDIRECTS, in lower case; `origin` is
-    the child's address."""
+    the prefix the proxy stripped, unless it is under it already. `name` is one of
+    REDIRECTS, in lower case; `origin` is the child's address."""
     if name == "refresh":
         delay, sep, url = value.partition("url=")
         return f"{delay}{sep}{_put_back(url, prefix, origin)}" if sep else value
@@ -136,9 +136,16 @@ def _put_back(url: str, prefix: str | None, origin: Origin | None) -> str:
             and (host == origin[0] or (host in _LOOPBACK and origin[0] in _LOOPBACK))
         ):  # fmt: skip
             url = rest[cut:] if rest[cut:].startswith("/") else "/" + rest[cut:]
-    if prefix and url.startswith("/") and not url.startswith("//"):
+    if prefix and url.startswith("/") and not url.startswith("//") and not _under(url, prefix):
         return prefix + url
     return url
+
+
+def _under(url: str, prefix: str) -> bool:
+    """Whether a child's path is under the prefix already: a child told it in
+    X-Forwarded-Prefix (Flask behind werkzeug's ProxyFix, Spring's forwarded headers) writes
+    its redirects there, and must not get the prefix twice."""
+    return url.startswith(prefix) and url[len(prefix) : len(prefix) + 1] in ("", "/", "?", "#")
 
 
 def own_address(transport: asyncio.BaseTransport | None) -> str:

@@ -108,6 +108,8 @@ async def test_a_framework_behind_pass_through(
         async with run.http.get(app + "/redirect", allow_redirects=False) as reply:
             assert reply.status == 302
             assert reply.headers["Location"] == "/app/echo?from=redirect"
+        async with run.http.get(app + "/login", allow_redirects=False) as reply:  # told
+            assert reply.headers["Location"] == "/app/echo?from=login"  # never put back twice
         async with run.http.head(app + "/echo") as reply:
             assert reply.status in (200, 405) and await reply.read() == b""
 

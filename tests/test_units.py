@@ -1725,6 +1725,14 @@ def test_the_target_a_pass_through_child_gets(
     ("location", "/sub/", None, "/sub/"),
     ("location", "//cdn.example/x", "/app", "//cdn.example/x"),  # another host's
     ("location", "sub/", "/app", "sub/"),  # relative to the request: already under it
+    # A child told the prefix (X-Forwarded-Prefix: Flask's ProxyFix, Spring) writes paths
+    # under it already: never twice.
+    ("location", "/app/sub/", "/app", "/app/sub/"),
+    ("location", "/app", "/app", "/app"),
+    ("location", "/app?x=1", "/app", "/app?x=1"),
+    ("location", "/apple/", "/app", "/app/apple/"),  # another path that begins the same
+    ("location", "http://127.0.0.1:9002/app/sub", "/app", "/app/sub"),
+    ("refresh", "0; url=/app/a", "/app", "0; url=/app/a"),
     # The child's own address, which the client cannot reach, or not through the proxy:
     # the path it names (nginx's proxy_redirect default), under the prefix.
     ("location", "http://127.0.0.1:9002/sub/", "/app", "/app/sub/"),

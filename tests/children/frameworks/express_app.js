@@ -18,6 +18,8 @@ app.all("/echo", (req, res) => {
   });
 });
 app.get("/redirect", (req, res) => res.redirect(302, "/echo?from=redirect"));
+app.get("/login", (req, res) =>
+  res.redirect(302, (req.get("X-Forwarded-Prefix") || "") + "/echo?from=login"));
 app.get("/stream", (req, res) => {
   res.set("Content-Type", "text/event-stream");
   let i = 0;

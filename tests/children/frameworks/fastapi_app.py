@@ -30,6 +30,12 @@ async def to_echo() -> RedirectResponse:
     return RedirectResponse("/echo?from=redirect", status_code=302)
 
 
+@app.get("/login")
+async def login(request: Request) -> RedirectResponse:
+    prefix = request.headers.get("x-forwarded-prefix", "")
+    return RedirectResponse(prefix + "/echo?from=login", status_code=302)
+
+
 @app.get("/stream")
 async def stream() -> StreamingResponse:
     async def events() -> AsyncIterator[str]:

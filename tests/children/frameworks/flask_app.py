@@ -1,16 +1,22 @@
 """A Flask application on its development server (werkzeug), started as its docs say:
 app.run(port=...), here on $PORT. Routes the framework tests use: /echo, /redirect,
-/stream (three events, flushed one by one), /forever (events until the client leaves)."""
+/login (a redirect under X-Forwarded-Prefix, written the framework's way), /stream (three
+events, flushed one by one), /forever (events until the client leaves)."""
 
 import json
 import os
 import time
 from collections.abc import Iterator
+from typing import Any
 
-from flask import Flask, Response, redirect, request, stream_with_context
+from flask import Flask, Response, redirect, request, stream_with_context, url_for
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response as BaseResponse
 
 app = Flask(__name__)
+# As Flask's docs have an app behind a proxy do: X-Forwarded-Prefix becomes its root, so
+# url_for writes paths under the prefix.
+app.wsgi_app = ProxyFix(app.wsgi_app, x_prefix=1)  # type: ignore[method-assign]
 
 
 @app.route("/echo", methods=["GET", "POST", "PUT"])
@@ -33,6 +39,12 @@ def echo() -> Response:
 @app.route("/redirect")
 def to_echo() -> BaseResponse:
     return redirect("/echo?from=redirect")
+
+
+@app.route("/login")
+def login() -> BaseResponse:
+    query: dict[str, Any] = {"from": "login"}  # a keyword Python reserves
+    return redirect(url_for("echo", **query))
 
 
 @app.route("/stream")
