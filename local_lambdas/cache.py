@@ -6,8 +6,8 @@ A shared cache in the sense of RFC 9111, kept simple and safe:
 - only when the child says so: `Cache-Control: max-age=N` (or `s-maxage=N`, which wins), and
   never with `no-store`, `no-cache` or `private`; never `Vary: *`; never an error (status 400
   or more); never for a request with `Authorization`, nor a `Set-Cookie` answer;
-- a client's `Cache-Control: no-cache` or `no-store` skips the lookup (the answer may still
-  refresh the entry);
+- a client's `Cache-Control: no-cache` or `no-store` skips the lookup, and its `max-age=N`
+  takes no stored answer older than N seconds (the answer may still refresh the entry);
 - bounded in bytes (and, with ENABLE_CACHE=N, in entries); the least recently used go first.
 """
 
@@ -54,11 +54,17 @@ class Cache:
 
     def lookup(self, request: Request) -> Response | None:
         """A fresh stored answer for this GET or HEAD, with its `Age`; None on a miss."""
-        if request.method not in ("GET", "HEAD") or not _may_use(request):
+        if request.method not in ("GET", "HEAD"):
+            return None
+        oldest = _oldest_taken(request)
+        if oldest is None:
             return None
         entry = self._entries.get(request.uri)
         now = self._clock()
-        if entry is None or now >= entry.expires or _values(request, entry.vary) != entry.varied:
+        if (
+            entry is None or now >= entry.expires or now - entry.stored > oldest
+            or _values(request, entry.vary) != entry.varied
+        ):  # fmt: skip
             self.misses += 1
             return None
         self._entries.move_to_end(request.uri)
@@ -109,11 +115,17 @@ class Cache:
             self._size -= entry.size
 
 
-def _may_use(request: Request) -> bool:
+def _oldest_taken(request: Request) -> float | None:
+    """The oldest stored answer, in seconds, the request may be served (its `Cache-Control:
+    max-age=N`: a browser's reload sends `max-age=0`, to see the child's answer now); None
+    when it may be served none (`no-cache`, `no-store`, `Authorization`)."""
     if _header(request.headers, "authorization") is not None:
-        return False
+        return None
     directives = _directives(_all(request.headers, "cache-control"))
-    return not ({"no-cache", "no-store"} & directives.keys())
+    if {"no-cache", "no-store"} & directives.keys():
+        return None
+    limit = directives.get("max-age")
+    return float("inf") if limit is None else float(limit)
 
 
 def _lifetime(response: Response) -> float | None:

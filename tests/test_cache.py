@@ -74,6 +74,20 @@ def test_client_no_cache_skips_the_lookup() -> None:
     assert cache.lookup(get("/a?x=1", ("Cache-Control", "no-cache"))) is None
 
 
+def test_a_clients_max_age_takes_no_older_answer() -> None:
+    """A browser's reload (F5) sends `Cache-Control: max-age=0`: it gets the child's answer
+    of now, not the one stored a moment ago."""
+    clock = Clock()
+    cache = Cache(1 << 20, clock=clock)
+    cache.store(get(), answer(MAX_AGE))
+    clock.now += 0.5
+    assert cache.lookup(get("/a?x=1", ("Cache-Control", "max-age=0"))) is None
+    clock.now += 9.5
+    assert cache.lookup(get("/a?x=1", ("cache-control", "max-age=10"))) is not None
+    assert cache.lookup(get("/a?x=1", ("Cache-Control", "max-age=9"))) is None
+    assert cache.lookup(get()) is not None
+
+
 def test_vary_keys_on_the_named_request_headers() -> None:
     cache = Cache(1 << 20, clock=Clock())
     cache.store(get("/v", ("Accept", "text/html")), answer(MAX_AGE, ("Vary", "Accept")))
