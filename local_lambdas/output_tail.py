@@ -11,6 +11,9 @@ from typing import Literal
 from local_lambdas import explain
 from local_lambdas.output import Printer, line_text, plain
 
+# Of each line kept: a reason quotes 200 characters at most; the console has the whole line.
+_KEPT_CHARS = 1000
+
 
 class OutputTail:
     """The last `keep` lines a child printed over all its runs, and how many of them its
@@ -26,7 +29,7 @@ class OutputTail:
         printer.register(name)
 
     def __call__(self, stream: Literal["stdout", "stderr"], lines: list[bytes]) -> None:
-        self.lines.extend(plain(line_text(line)) for line in lines[-self._keep :])
+        self.lines.extend(plain(line_text(line))[:_KEPT_CHARS] for line in lines[-self._keep :])
         self._own = min(self._own + len(lines), self._keep)
         self._printer.child_lines(self._name, stream, lines)
 

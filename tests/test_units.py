@@ -850,6 +850,8 @@ def test_an_output_tail_tells_from_its_current_runs_lines_only() -> None:
     assert list(tail.lines) == ["three", "Error: boom", "\tat main"]  # the last `keep` lines
     assert tail.this_run() == ["three", "Error: boom", "\tat main"]
     assert tail.telling() == "Error: boom"
+    tail("stdout", [b"x" * 65536])  # a line that never ended, in its 64 KiB pieces
+    assert len(tail.lines[-1]) == 1000  # kept to tell from, not whole: the console had it
 
 
 @pytest.mark.parametrize(("commands", "says"), [

@@ -145,6 +145,31 @@ async def test_npm_start_without_a_start_script_says_so(
     assert 'its last output: npm error Missing script: "start"' in caplog.text
 
 
+@NEEDS_NODE
+async def test_a_node_server_whose_port_is_taken_is_told_by_its_error_line(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """Node.js's crash on a taken port (the port of the proxy, written into the server) is
+    26 lines: its error, ten stack frames, the error's fields and its version. The reason
+    quotes the error, not the "}" that closes its fields."""
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = tmp_path / "fixed.js"
+        server.write_text(f'require("http").createServer((q, s) => s.end()).listen({port});\n')
+        path = write_manifest(
+            f"<process><id>web</id><executable>node</executable><arg>{server}</arg>"
+            "<route>/*</route><communication_mode>passthrough</communication_mode>"
+            "<start_retries>0</start_retries></process>"
+        )
+        async with running(path, socket_dir, wait=False) as run:
+            pool = run.pool("web")
+            assert await pool.wait_for(lambda: pool.instances[0].state.value == "FATAL", 30)
+    assert "its last output: Error: listen EADDRINUSE: address already in use " in caplog.text
+
+
 async def test_an_exit_is_seen_though_a_descendant_holds_the_output(
     write_manifest: WriteManifest, socket_dir: Path
 ) -> None:
