@@ -35,13 +35,28 @@ def find_executable(exe: str, working_dir: Path, path: str | None = None) -> str
             path = os.pathsep.join(str(working_dir / entry) for entry in path.split(os.pathsep))
         return which(exe, path)
     candidate = working_dir / exe
-    if candidate.is_file() and os.access(candidate, os.X_OK):
+    if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
         return str(candidate)
+    return None
+
+
+def unusable(path: Path) -> str | None:
+    """Why `path` cannot be looked at, in the system's words (a folder above it this user may
+    not enter: "Permission denied"; a name too long; a loop of links); None when it can be,
+    there or not. (pathlib's is_dir() and exists() raise for these.)"""
+    try:
+        path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
     return None
 
 
 def not_runnable(path: Path) -> str:
     """Why a path given as <executable> cannot be run (find_executable found nothing)."""
+    if why := unusable(path):
+        return f"cannot be used: {why}"
     if path.is_dir():
         return "is a directory; name the program inside it"
     if not path.exists():
@@ -63,7 +78,7 @@ def not_started(working_dir: Path, program: str | None, error: OSError) -> str:
     """Why a process or task could not be started in `working_dir` (`program`: its
     executable as found): that directory gone since the manifest was read, a script's `#!`
     line, else the error."""
-    if not working_dir.is_dir():
+    if not os.path.isdir(working_dir):
         return (f'its <working_dir> "{working_dir}" is not a directory (any more); create it '
                 "or fix the path")  # fmt: skip
     return (program and interpreter_problem(program)) or error.strerror or str(error)
@@ -137,7 +152,12 @@ def path_problems(
     (`go build -o server` on a fresh checkout): a path not there yet is left to it."""
     found_problems = []
     bare = os.sep not in executable and "/" not in executable
-    if not working_dir.is_dir():
+    if why := unusable(working_dir):
+        said = f'<working_dir> "{working_dir}" cannot be used: {why}'
+        found_problems.append(("working_dir", said))
+        if not bare:
+            return found_problems
+    elif not working_dir.is_dir():
         there = (
             beside / working_dir.relative_to(started_in)
             if beside != started_in and working_dir.is_relative_to(started_in)
@@ -147,13 +167,13 @@ def path_problems(
             f'<working_dir> "{working_dir}" is not a directory; create it or fix the path '
             f"(relative paths start at the directory local-lambdas was started in, {started_in})"
             + (f"; it is beside the manifest, at {there}: start local-lambdas in {beside}"
-               if there is not None and there.is_dir() else "")
+               if there is not None and os.path.isdir(there) else "")
             + unexpanded(str(working_dir))
         )))  # fmt: skip
         if not bare:
             return found_problems  # a path relative to it cannot be judged
     found = find_executable(executable, working_dir, path) if executable else ""
-    if found is None and built and not bare and not (working_dir / executable).exists():
+    if found is None and built and not bare and not os.path.exists(working_dir / executable):
         return found_problems  # the build's to make; if it does not, the start says so
     if found is None and (split := _with_arguments(executable, working_dir, path)):
         found_problems.append(("executable", split))
@@ -200,7 +220,7 @@ def missing_files(args: Iterable[str], working_dir: Path, beside: Path) -> list[
         for before, arg in zip(("", *args), args, strict=False)
         # After `sh -c` or `node -e`: code, not a file name.
         if before not in _CODE_FLAGS and _looks_like_a_file(arg)
-        and not (working_dir / arg).exists()
+        and not os.path.exists(working_dir / arg)
     ]  # fmt: skip
 
 
@@ -208,7 +228,7 @@ def _beside(relative: str, working_dir: Path, beside: Path) -> str:
     """Where a relative path that is not in the child's working directory is, when it is
     beside the manifest (local-lambdas started elsewhere), and the two ways to fix it."""
     found = beside / relative
-    if beside == working_dir or not found.exists():
+    if beside == working_dir or not os.path.exists(found):
         return ""
     return (
         f"; it is beside the manifest, at {found}: start local-lambdas in {beside}, "

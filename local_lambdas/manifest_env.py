@@ -53,7 +53,9 @@ class Environment:
         try:
             read = read_env_file(path)
         except OSError as exc:
-            fix = "give a file of NAME=value" if path.is_dir() else "create it or fix the path"
+            fix = "create it or fix the path"
+            if os.path.isdir(path):
+                fix = "give a file of NAME=value"
             problem = f"{named_by} {path}: {exc.strerror or exc}; {fix}{unexpanded(str(path))}"
             if line is None:
                 self.problems.append(Problem(str(path), None, problem))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 import subprocess
 import sys
@@ -476,6 +478,25 @@ def test_an_executable_path_that_cannot_run_says_why(tmp_path: Path) -> None:
         "interpreter in <executable> and the script in <arg>",
         '"./bin" is a directory; name the program inside it',
         f'"./gone" does not exist: there is no {tmp_path / "gone"}; check the path',
+    ]
+
+
+def test_paths_the_system_cannot_look_at_are_said_not_raised(tmp_path: Path) -> None:
+    """A <working_dir>, <executable> or <env_file> in a folder this user may not enter
+    (another user's home: "Permission denied"), or with a name too long: the system's
+    reason, not a traceback. (As root, only the long name can be had.)"""
+    long = "x" * 300  # over the 255 bytes a file name may have
+    too_long = os.strerror(errno.ENAMETOOLONG)
+    with pytest.raises(ManifestError) as caught:
+        load(tmp_path, "<manifest>"
+             "<process><id>a</id><executable>python3</executable><route>/a/*</route>"
+             f"<working_dir>{long}</working_dir><env_file>{long}.env</env_file></process>"
+             f"<process><id>b</id><executable>./{long}</executable><route>/b/*</route>"
+             f"<arg>{long}/app.py</arg></process></manifest>")  # fmt: skip
+    assert [p.message.partition("> ")[2] for p in caught.value.problems] == [
+        f"{tmp_path / long}.env: {too_long}; create it or fix the path",
+        f'"{tmp_path / long}" cannot be used: {too_long}',
+        f'"./{long}" cannot be used: {too_long}',
     ]
 
 
