@@ -19,6 +19,7 @@ import asyncio
 import logging
 from typing import Final
 
+from local_lambdas import _compat
 from local_lambdas.errors import ChildTimeout, ChildUnreachable, NotConnected
 from local_lambdas.forwarding import Origin
 from local_lambdas.transports.exchange import Bare, Stale
@@ -126,15 +127,24 @@ class Upstream:
         # Asked for only here: get_running_loop() is a getpid() system call on Python 3.11.
         loop = asyncio.get_running_loop()
         make = self._exchange
-        connecting = loop.create_connection(lambda: make(self), self._host, self._port)
+        # The connect is never cancelled midway: one cancelled as the child accepts it (the
+        # request's client gone) could leave the socket open on uvloop, and the child
+        # waiting on it. A request that stops waiting (its client gone, its <timeout>)
+        # leaves the connection to be closed once made. (Nor with wait_for, which on Python
+        # 3.11 returns a connection made as the request is cancelled, dropping the cancel.)
+        connecting = asyncio.ensure_future(
+            loop.create_connection(lambda: make(self), self._host, self._port)
+        )
         try:
             # A child that does not accept (stopped at a breakpoint, its backlog full) leaves
             # the connect waiting for the kernel's retries, two minutes: <timeout> bounds it.
             if timeout is None:
-                _, exchange = await connecting
+                _, exchange = await asyncio.shield(connecting)
             else:
-                _, exchange = await asyncio.wait_for(connecting, timeout)
+                async with _compat.timeout(timeout):
+                    _, exchange = await asyncio.shield(connecting)
         except asyncio.TimeoutError:  # (before OSError: on 3.11 it is the builtin one)
+            connecting.add_done_callback(_close_unused)
             raise ChildTimeout(
                 f"the child did not accept a connection within {timeout:g}s (its <timeout>)"
             ) from None
@@ -142,6 +152,9 @@ class Upstream:
             raise NotConnected(
                 f"cannot connect to {self._host}:{self._port}: {exc.strerror or exc}"
             ) from exc
+        except BaseException:
+            connecting.add_done_callback(_close_unused)
+            raise
         try:
             await exchange.run(request, sink, timeout, head_only, upgrade, body)
         except Stale as stale:  # (one name per exception type: mypyc holds it to one type)
@@ -166,3 +179,9 @@ class Upstream:
         idle, self._idle = self._idle, []
         for exchange in idle:
             exchange.close()
+
+
+def _close_unused(connecting: asyncio.Future[tuple[asyncio.Transport, Bare]]) -> None:
+    """A connect no request waits for any more: its connection, once made, closed."""
+    if not connecting.cancelled() and connecting.exception() is None:
+        connecting.result()[0].close()
