@@ -133,16 +133,22 @@ async def test_npm_start_without_a_start_script_says_so(
     """npm that cannot start the script at all: its own error is the line that says why,
     not the bare "npm error" its account ends with."""
     (tmp_path / "package.json").write_text('{"name": "x", "version": "1.0.0"}')
+    command = f"<executable>npm</executable><arg>start</arg><working_dir>{tmp_path}</working_dir>"
+    await _given_up_on(command, write_manifest, socket_dir)
+    assert 'its last output: npm error Missing script: "start"' in caplog.text
+
+
+async def _given_up_on(command: str, write_manifest: WriteManifest, socket_dir: Path) -> None:
+    """Run a pass-through process of `command` (its <executable>, <arg>s...) that fails at
+    its first start, until it is given up on (FATAL)."""
     path = write_manifest(
-        "<process><id>web</id><executable>npm</executable><arg>start</arg>"
-        f"<working_dir>{tmp_path}</working_dir><route>/*</route>"
+        f"<process><id>web</id>{command}<route>/*</route>"
         "<communication_mode>passthrough</communication_mode>"
         "<start_retries>0</start_retries></process>"
     )
     async with running(path, socket_dir, wait=False) as run:
         pool = run.pool("web")
         assert await pool.wait_for(lambda: pool.instances[0].state.value == "FATAL", 30)
-    assert 'its last output: npm error Missing script: "start"' in caplog.text
 
 
 @NEEDS_NODE
@@ -159,14 +165,8 @@ async def test_a_node_server_whose_port_is_taken_is_told_by_its_error_line(
         port = taken.getsockname()[1]
         server = tmp_path / "fixed.js"
         server.write_text(f'require("http").createServer((q, s) => s.end()).listen({port});\n')
-        path = write_manifest(
-            f"<process><id>web</id><executable>node</executable><arg>{server}</arg>"
-            "<route>/*</route><communication_mode>passthrough</communication_mode>"
-            "<start_retries>0</start_retries></process>"
-        )
-        async with running(path, socket_dir, wait=False) as run:
-            pool = run.pool("web")
-            assert await pool.wait_for(lambda: pool.instances[0].state.value == "FATAL", 30)
+        command = f"<executable>node</executable><arg>{server}</arg>"
+        await _given_up_on(command, write_manifest, socket_dir)
     assert "its last output: Error: listen EADDRINUSE: address already in use " in caplog.text
 
 
