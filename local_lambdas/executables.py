@@ -152,24 +152,8 @@ def path_problems(
     (`go build -o server` on a fresh checkout): a path not there yet is left to it."""
     found_problems = []
     bare = os.sep not in executable and "/" not in executable
-    if why := unusable(working_dir):
-        said = f'<working_dir> "{working_dir}" cannot be used: {why}'
+    if (said := _working_dir_problem(working_dir, started_in, beside)) is not None:
         found_problems.append(("working_dir", said))
-        if not bare:
-            return found_problems
-    elif not working_dir.is_dir():
-        there = (
-            beside / working_dir.relative_to(started_in)
-            if beside != started_in and working_dir.is_relative_to(started_in)
-            else None
-        )
-        found_problems.append(("working_dir", (
-            f'<working_dir> "{working_dir}" is not a directory; create it or fix the path '
-            f"(relative paths start at the directory local-lambdas was started in, {started_in})"
-            + (f"; it is beside the manifest, at {there}: start local-lambdas in {beside}"
-               if there is not None and os.path.isdir(there) else "")
-            + unexpanded(str(working_dir))
-        )))  # fmt: skip
         if not bare:
             return found_problems  # a path relative to it cannot be judged
     found = find_executable(executable, working_dir, path) if executable else ""
@@ -191,6 +175,27 @@ def path_problems(
     ):
         found_problems.append(("executable", f'<executable> "{executable}" {wrong}'))
     return found_problems
+
+
+def _working_dir_problem(working_dir: Path, started_in: Path, beside: Path) -> str | None:
+    """What is wrong with a <working_dir> on this machine (see path_problems); None when it
+    is a directory."""
+    if why := unusable(working_dir):
+        return f'<working_dir> "{working_dir}" cannot be used: {why}'
+    if working_dir.is_dir():
+        return None
+    there = (
+        beside / working_dir.relative_to(started_in)
+        if beside != started_in and working_dir.is_relative_to(started_in)
+        else None
+    )
+    return (
+        f'<working_dir> "{working_dir}" is not a directory; create it or fix the path '
+        f"(relative paths start at the directory local-lambdas was started in, {started_in})"
+        + (f"; it is beside the manifest, at {there}: start local-lambdas in {beside}"
+           if there is not None and os.path.isdir(there) else "")
+        + unexpanded(str(working_dir))
+    )  # fmt: skip
 
 
 def _with_arguments(executable: str, working_dir: Path, path: str | None) -> str | None:
