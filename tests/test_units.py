@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import sys
 import time
 import warnings
@@ -43,7 +44,7 @@ from local_lambdas import (
     router,
     tunnel,
 )
-from local_lambdas._compat import listeners
+from local_lambdas._compat import listeners, timeout
 from local_lambdas.access_log import AccessLog
 from local_lambdas.backoff import RestartPolicy, Verdict
 from local_lambdas.config import Fate, Process, Restart, Settings
@@ -51,7 +52,7 @@ from local_lambdas.config_values import check_origin, check_route
 from local_lambdas.deadlines import Deadlines
 from local_lambdas.envelope import Repeats, Request, Response
 from local_lambdas.envelope_answer import decode_response, whole_json
-from local_lambdas.errors import BadResponse
+from local_lambdas.errors import BadResponse, NotConnected
 from local_lambdas.line import Line
 from local_lambdas.output import Printer, line_text
 from local_lambdas.output_tail import OutputTail
@@ -61,7 +62,7 @@ from local_lambdas.router import Router
 from local_lambdas.states import State
 from local_lambdas.stats import BUCKETS, ProcessStats
 from local_lambdas.supervisor import Supervisor
-from local_lambdas.transports import answer_head, upstream
+from local_lambdas.transports import answer_head, exchange, upstream
 from tests.helpers import eventually, git
 
 ROUTES = ["/api/*", "/api/v2/*", "/exact", "/dir/", "/api/v2/special"]
@@ -1427,6 +1428,27 @@ async def test_an_answer_repeating_the_last_head_has_that_heads_headers(at_once:
         pool.close()
         server.close()
     assert connections == at_once  # every answer came on the connections first opened
+
+
+async def test_a_connection_the_child_closed_as_it_was_made_fails_at_once() -> None:
+    """A new connection the child closes before the request goes out (the child killed with
+    it in its listen queue, say) is NotConnected when its exchange runs, so the request may
+    go again elsewhere: it waited for its whole <timeout> before (none, for the `http`
+    envelope, which the proxy bounds as a whole), and the client got a 504."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        pool = upstream.Upstream("127.0.0.1", port)
+        _, connection = await asyncio.get_running_loop().create_connection(
+            lambda: exchange.Bare(pool), "127.0.0.1", port
+        )
+        accepted, _ = listener.accept()
+        accepted.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        accepted.close()  # a reset, as the connections in a killed process's queue get
+        assert await eventually(lambda: not connection.usable, 5)
+        with pytest.raises(NotConnected, match="before the request went out"):
+            async with timeout(5):
+                await connection.run(b"GET / HTTP/1.1\r\n\r\n", _Heads(), None, False, False, None)
+        pool.close()
 
 
 @pytest.mark.parametrize(

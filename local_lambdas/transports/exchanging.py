@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from local_lambdas.errors import ChildTimeout, ChildUnreachable
+from local_lambdas.errors import ChildTimeout, ChildUnreachable, NotConnected
 from local_lambdas.transports.child_connection import ChildConnection
 
 if TYPE_CHECKING:
@@ -45,6 +45,10 @@ class Exchanging(ChildConnection):
         self, request: bytes, sink: Sink, timeout: float | None, head_only: bool, upgrade: bool,
         body: Body | None,
     ) -> None:  # fmt: skip
+        if not self.usable:
+            # Closed as it was made (the child killed with it in its listen queue, say):
+            # the request never went out, so any request may go again elsewhere.
+            raise NotConnected("the child closed the connection before the request went out")
         assert self._transport is not None
         self._sink, self._head_only, self.timeout = sink, head_only, timeout
         self._upgrade, self._body = upgrade, body
