@@ -11,6 +11,8 @@ import logging
 import os
 import re
 import signal
+import socket
+import struct
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -1163,3 +1165,67 @@ async def test_a_slow_client_is_not_the_childs_timeout(
             got += len(chunk)
         writer.close()
     assert got == size
+
+
+_ONE_AT_A_TIME = """
+import os
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        left = int(self.headers["Content-Length"])
+        while left:
+            got = self.rfile.read(min(left, 65536))
+            if not got:
+                return
+            left -= len(got)
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a reset by SO_LINGER is POSIX's here")
+async def test_uploads_reset_as_they_begin_leave_no_connection_to_the_child(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    """Clients that reset an upload (a tab closed mid-upload) as the proxy connects to the
+    child: no connection made for them may stay open, since a server that serves one
+    connection at a time (http.server's HTTPServer) waits on it, and every later request
+    got 504. (A connect cancelled midway left its socket open on uvloop; Python 3.11's
+    wait_for returned a connection made as the request was cancelled, and the exchange
+    then waited for ever for the gone client's body.)"""
+    script = tmp_path / "one_at_a_time.py"
+    script.write_text(_ONE_AT_A_TIME)
+    path = write_manifest(
+        f"<process><id>one</id><executable>{sys.executable}</executable><arg>{script}</arg>"
+        "<route>/one/*</route><communication_mode>passthrough</communication_mode>"
+        "<timeout>5s</timeout></process>"
+    )
+    async with cli(str(path), "--bind", "127.0.0.1:0") as run:  # uvloop, as users run it
+        url = (await run.expect(r"listening on (http://\S+)")).group(1)
+        await run.expect(r"one: ready")
+        host, port = url.removeprefix("http://").split(":")
+
+        def reset_uploads() -> None:
+            for _ in range(10):
+                with socket.create_connection((host, int(port))) as sock:
+                    sock.sendall(  # more than is held before the child is asked
+                        b"POST /one/up HTTP/1.1\r\nHost: x\r\nContent-Length: 3000000\r\n\r\n"
+                        + b"a" * 2_000_000
+                    )
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+        await asyncio.to_thread(reset_uploads)  # (a reset as each closes)
+        async with aiohttp.ClientSession() as http, http.post(url + "/one/up", data=b"hi") as reply:
+            assert (reply.status, await reply.text()) == (200, "ok")
+        run.proc.send_signal(signal.SIGINT)
+        assert await run.finish() == 0

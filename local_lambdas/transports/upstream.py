@@ -127,19 +127,26 @@ class Upstream:
         # Asked for only here: get_running_loop() is a getpid() system call on Python 3.11.
         loop = asyncio.get_running_loop()
         make = self._exchange
-        connecting = loop.create_connection(lambda: make(self), self._host, self._port)
+        # The connect runs on its own, never cancelled midway: one cancelled as the child
+        # accepts it (the request's client gone) could leave its socket open on uvloop, and
+        # a child that serves one connection at a time waiting on it for good. A request
+        # that stops waiting (its client gone, its <timeout>) leaves the connection to be
+        # closed once made (_close_unused).
+        connecting = asyncio.ensure_future(
+            loop.create_connection(lambda: make(self), self._host, self._port)
+        )
         try:
             # A child that does not accept (stopped at a breakpoint, its backlog full) leaves
             # the connect waiting for the kernel's retries, two minutes: <timeout> bounds it.
             # Not with wait_for, which on Python 3.11 returns a connection made as the
-            # request is cancelled (its client gone) and drops the cancel: the exchange
-            # then waited for ever for that client's body, holding the connection open.
+            # request is cancelled and drops the cancel.
             if timeout is None:
-                _, exchange = await connecting
+                _, exchange = await asyncio.shield(connecting)
             else:
                 async with _compat.timeout(timeout):
-                    _, exchange = await connecting
+                    _, exchange = await asyncio.shield(connecting)
         except asyncio.TimeoutError:  # (before OSError: on 3.11 it is the builtin one)
+            connecting.add_done_callback(_close_unused)
             raise ChildTimeout(
                 f"the child did not accept a connection within {timeout:g}s (its <timeout>)"
             ) from None
@@ -147,6 +154,9 @@ class Upstream:
             raise NotConnected(
                 f"cannot connect to {self._host}:{self._port}: {exc.strerror or exc}"
             ) from exc
+        except BaseException:
+            connecting.add_done_callback(_close_unused)
+            raise
         try:
             await exchange.run(request, sink, timeout, head_only, upgrade, body)
         except Stale as stale:  # (one name per exception type: mypyc holds it to one type)
@@ -171,3 +181,9 @@ class Upstream:
         idle, self._idle = self._idle, []
         for exchange in idle:
             exchange.close()
+
+
+def _close_unused(connecting: asyncio.Future[tuple[asyncio.Transport, Bare]]) -> None:
+    """A connect no request waits for any more: its connection, once made, closed."""
+    if not connecting.cancelled() and connecting.exception() is None:
+        connecting.result()[0].close()
