@@ -636,6 +636,10 @@ async def test_answers_right_and_wrong_from_a_raw_server(
         # An answer shorter than its Content-Length: the client's read fails, not ends.
         with pytest.raises(aiohttp.ClientPayloadError):
             await get("short")
+        # and the log says why, in the same words in both lanes.
+        said_short = "] the child's answer broke off: closed"
+        assert await eventually(lambda: said_short in caplog.text), caplog.text
+        assert "broke off: the child" not in caplog.text
         # A status line that spans reads keeps its whole reason, byte for byte.
         reader, writer = await connect(run.url)
         writer.write(b"GET /raw/split-reason HTTP/1.1\r\nHost: x\r\n\r\n")

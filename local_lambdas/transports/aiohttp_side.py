@@ -147,8 +147,8 @@ class Streamed:
                     await response.write_eof()
                     break
                 elif self._broken is not None or sending.done():
-                    why = self._broken or "its connection ended"
-                    log.warning("[%s] the child's answer broke off: %s", self._request_id, why)
+                    why = self._broken or "the child's answer broke off: its connection ended"
+                    log.warning("[%s] %s", self._request_id, why)  # (as relay.py says it)
                     if request.transport is not None:
                         request.transport.close()  # the client must see an error, not an end
                     break
