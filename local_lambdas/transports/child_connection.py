@@ -50,10 +50,15 @@ class ChildConnection(asyncio.Protocol):
         bytes of the child's answer, or, for one taken whole (exchange.Bare._whole), from
         when its request went out: never short. If fresh, the request's wait begins now.)"""
         now = self.loop.time()
-        if now - self._progress >= self._idle_limit:
+        if self.stale(now):
             return False
         self._progress = now
         return True
+
+    def stale(self, now: float) -> bool:
+        """Whether this kept connection has waited idle, at `now`, for as long as the child
+        keeps one: it will carry no request again (`fresh`)."""
+        return now - self._progress >= self._idle_limit
 
     def close(self) -> None:
         self._forget_socket()

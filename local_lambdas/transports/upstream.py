@@ -4,13 +4,14 @@ exchange.py: the request's bytes out, the answer to a `Sink` as it comes).
 
 `Upstream.send` takes an idle connection, or makes one within <timeout>, and keeps it again
 once its answer ended cleanly, for as long as the child would keep it idle
-(ChildConnection.fresh). A kept connection that gives nothing back was most likely closed
-by the child while idle: an idempotent request without a streamed body is sent again on
-another, anything else is ChildUnreachable (nginx's rule). At most MAX_IDLE are kept idle,
-as nginx's `keepalive` bounds them: a burst of clients would otherwise leave as many
-connections open to the child for good (a thread each in a threaded server). The
-connections under a time limit are looked at by one timer per pool, a quarter of the limit
-apart.
+(ChildConnection.fresh); one idle past that is closed within a second, as nginx closes its
+idle ones after `keepalive_timeout` (a thread-per-connection server holds a thread for each,
+and one that serves one connection at a time waits on it). A kept connection that gives
+nothing back was most likely closed by the child while idle: an idempotent request without
+a streamed body is sent again on another, anything else is ChildUnreachable (nginx's rule).
+At most MAX_IDLE are kept idle, as nginx's `keepalive` bounds them. The exchanges under a
+time limit are looked at by one timer per pool, a quarter of the limit apart; the idle
+connections by another, while there are any.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from local_lambdas.transports.sink import Body, Sink
 log = logging.getLogger("local_lambdas.upstream")
 
 MAX_IDLE: Final = 64  # idle connections kept per child (the benchmark's nginx: keepalive 64)
+IDLE_SWEEP: Final = 1.0  # seconds between looks for idle connections past their time
 
 
 class Upstream:
@@ -52,6 +54,7 @@ class Upstream:
         # of a limit apart (not a timer per request: a heap push and a cancel each).
         self._timed: set[Exchanging] = set()
         self._sweeper: asyncio.TimerHandle | None = None
+        self._idle_sweeper: asyncio.TimerHandle | None = None  # while any are kept idle
         self._told_unasked = False
         # The answer head its connections last kept (exchange_headers.Exchange), and its
         # headers: connections that keep the same head share one list of the same tuples.
@@ -170,14 +173,34 @@ class Upstream:
     def _keep(self, exchange: Bare) -> None:
         if exchange.reusable and not self._closed and len(self._idle) < MAX_IDLE:
             self._idle.append(exchange)
+            if self._idle_sweeper is None:
+                loop = exchange.loop
+                self._idle_sweeper = loop.call_at(loop.time() + IDLE_SWEEP, self._let_go, loop)
         else:
             exchange.close()
+
+    def _let_go(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Close the idle connections past their time (see the module's docstring)."""
+        self._idle_sweeper = None
+        now = loop.time()
+        kept: list[Bare] = []
+        for exchange in self._idle:
+            if exchange.usable and not exchange.stale(now):
+                kept.append(exchange)
+            else:
+                exchange.close()
+        self._idle = kept
+        if kept:
+            self._idle_sweeper = loop.call_at(now + IDLE_SWEEP, self._let_go, loop)
 
     def close(self) -> None:
         self._closed = True
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
+        if self._idle_sweeper is not None:
+            self._idle_sweeper.cancel()
+            self._idle_sweeper = None
         idle, self._idle = self._idle, []
         for exchange in idle:
             exchange.close()
