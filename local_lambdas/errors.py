@@ -9,6 +9,7 @@
     └── ForwardError           one request could not be answered by its child; maps to a status
         ├── PayloadTooLarge    413: the request body is over the route's <max_body_size>
         ├── ClientTooSlow      408: the client's body did not come on (--client-body-timeout)
+        ├── ClientGone         499: the client left during its upload (nobody reads the answer)
         ├── NotReady           503: the child is starting, backing off, or FATAL
         ├── ChildUnreachable   502: refused, reset, or closed before a whole answer came back
         ├── BadResponse        502: the child answered something that is not a valid response
@@ -137,6 +138,13 @@ class ClientTooSlow(ForwardError):
         super().__init__(
             f"no byte of the request body came for {seconds:g}s (--client-body-timeout)"
         )
+
+
+class ClientGone(ForwardError):
+    """The client left during its upload: its own doing, not the child's, so not said as a
+    failure; counted 499, as nginx counts a client that closed its connection."""
+
+    status = 499
 
 
 class NotReady(ForwardError):

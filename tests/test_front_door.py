@@ -531,6 +531,30 @@ async def test_a_client_that_resets_before_its_answer_is_counted_as_nginx_does(
 
 
 @LANES
+async def test_a_client_that_resets_during_its_upload_is_499_not_the_childs_502(
+    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """A client that resets its connection in the middle of an upload streaming to a
+    pass-through child (a tab closed mid-upload) is counted 499 and said nowhere as the
+    child's failure: aiohttp's side logged a 502 warning for it."""
+    path = write_manifest(process_xml("web", "/web/*", mode="passthrough", script="raw_http.py"))
+    async with running(path, socket_dir, fast_lane=fast_lane) as run:
+        pool = run.pool("web")
+        _, writer = await connect(run.url)
+        writer.write(b"POST /web/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3000000\r\n\r\n")
+        writer.write(b"a" * 2_000_000)  # over the 1 MiB held before the child is asked
+        await writer.drain()
+        assert await eventually(lambda: sum(i.in_flight for i in pool.instances) == 1)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.close()  # a reset
+        assert await eventually(lambda: pool.stats.requests == 1, 10)
+        assert pool.stats.by_status == {499: 1}, pool.stats.by_status
+    assert " 502: " not in caplog.text, caplog.text
+
+
+@LANES
 async def test_a_client_that_stops_reading_is_cut_off_and_frees_its_slot(
     front: Path,
     socket_dir: Path,

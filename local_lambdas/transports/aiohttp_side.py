@@ -18,7 +18,13 @@ from aiohttp import hdrs, web
 from local_lambdas import _compat
 from local_lambdas.aioserver import still_there
 from local_lambdas.cors import Policy
-from local_lambdas.errors import ChildUnreachable, ClientTooSlow, ForwardError, PayloadTooLarge
+from local_lambdas.errors import (
+    ChildUnreachable,
+    ClientGone,
+    ClientTooSlow,
+    ForwardError,
+    PayloadTooLarge,
+)
 from local_lambdas.forwarding import Origin, as_utf8
 from local_lambdas.relay import answer_headers
 from local_lambdas.transports.exchanging import Exchanging
@@ -224,7 +230,7 @@ class RequestBody:
             exchange.body_failed(exc)
             return
         except (OSError, aiohttp.ClientError) as exc:  # the client left mid-upload
-            exchange.body_failed(ForwardError(f"the client left during its upload: {exc}"))
+            exchange.body_failed(ClientGone(f"the client left during its upload: {exc}"))
             return
         if self._chunked:
             exchange.write_body(b"0\r\n\r\n")
