@@ -12,6 +12,8 @@
         ├── ClientGone         499: the client left during its upload (nobody reads the answer)
         ├── NotReady           503: the child is starting, backing off, or FATAL
         ├── ChildUnreachable   502: refused, reset, or closed before a whole answer came back
+        │   ├── NotConnected   the request never reached the child: any method may go again
+        │   └── Stale          a kept connection gave nothing back: an idempotent one may
         ├── BadResponse        502: the child answered something that is not a valid response
         └── ChildTimeout       504: no complete answer within the route's timeout
 
@@ -168,6 +170,11 @@ class ChildUnreachable(ForwardError):
 class NotConnected(ChildUnreachable):
     """The connection to the child could not be made: the request never reached it, so any
     method may be sent again (as nginx sends it to the next upstream)."""
+
+
+class Stale(ChildUnreachable):
+    """Nothing came back on a kept connection: the child may have closed it while it was
+    idle, before the request reached it, so an idempotent request may go again on another."""
 
 
 class BadResponse(ForwardError):

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import httptools
 
 from local_lambdas.envelope import MAX_HEAD  # an answer's head, with any 1xx before it
-from local_lambdas.errors import UNANSWERED, BadResponse, ChildUnreachable
+from local_lambdas.errors import UNANSWERED, BadResponse, ChildUnreachable, Stale
 from local_lambdas.forwarding import has_control
 from local_lambdas.transports.answer_head import (
     close_delimited,
@@ -38,10 +38,6 @@ from local_lambdas.transports.exchanging import Exchanging
 
 if TYPE_CHECKING:
     from local_lambdas.transports.upstream import Upstream
-
-
-class Stale(ChildUnreachable):
-    """Nothing came back on a connection: the child may have closed it while it was idle."""
 
 
 class Bare(Exchanging):

@@ -21,9 +21,9 @@ import logging
 from typing import Final
 
 from local_lambdas import _compat
-from local_lambdas.errors import ChildTimeout, ChildUnreachable, NotConnected
+from local_lambdas.errors import ChildTimeout, ChildUnreachable, NotConnected, Stale
 from local_lambdas.forwarding import Origin
-from local_lambdas.transports.exchange import Bare, Stale
+from local_lambdas.transports.exchange import Bare
 from local_lambdas.transports.exchange_headers import Exchange
 from local_lambdas.transports.exchanging import Exchanging
 from local_lambdas.transports.sink import Body, Sink
