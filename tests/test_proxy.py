@@ -383,6 +383,51 @@ async def test_a_one_shot_child_in_keep_alive_mode_still_answers(
     assert len(told) == 1 and "<communication_mode>pipe</communication_mode>" in told[0]
 
 
+_LINE_THEN_CLOSE = """
+import base64, json, os, socket, threading
+server = socket.socket(socket.AF_UNIX)
+server.bind(os.environ["PIPE_ADDRESS"])
+server.listen(64)
+def answer(conn):
+    with conn, conn.makefile("rb") as lines:
+        request = json.loads(lines.readline())
+        body = base64.b64encode(request["uri"].encode()).decode()
+        conn.sendall(json.dumps({"status": 200, "body": body}).encode() + b"\\n")
+while True:  # (a line, then the connection closed: Go's json.Encoder writes such a line)
+    threading.Thread(target=answer, args=(server.accept()[0],)).start()
+"""
+
+
+async def test_kept_connections_the_child_closes_after_each_line_lose_no_request(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """A pipe-keepalive child that ends each answer with its newline and then closes the
+    connection: a request sent on a kept connection as the child closes it gets nothing
+    back, and a GET is sent again on another, then on a new one, not answered 502 (1 in 40
+    under load were, the proxy's one retry meeting another closed connection). Once three
+    were closed after one answer each, every request opens its own: a POST, which is not
+    sent twice, failed one time in two; and the log says so once."""
+    script = tmp_path / "line_then_close.py"
+    script.write_text(_LINE_THEN_CLOSE)
+    path = write_manifest(
+        f"<process><id>svc</id><executable>{sys.executable}</executable><arg>{script}</arg>"
+        "<route>/api/*</route><communication_mode>pipe-keepalive</communication_mode></process>"
+    )
+    async with running(path, socket_dir) as run:
+
+        async def ask(method: str, n: int) -> tuple[int, bytes]:
+            async with run.http.request(method, f"{run.url}/api/{n}", data=b"x") as reply:
+                return reply.status, await reply.read()
+
+        for method in ("GET", "POST"):
+            for start in range(0, 600, 50):
+                got = await asyncio.gather(*(ask(method, n) for n in range(start, start + 50)))
+                assert got == [(200, f"/api/{n}".encode()) for n in range(start, start + 50)]
+    told = [r.getMessage() for r in caplog.records if "closes each connection" in r.getMessage()]
+    assert len(told) == 1 and "every request now opens a new one" in told[0], told
+
+
 async def test_a_child_whose_listen_queue_is_full_is_waited_for(
     write_manifest: WriteManifest, socket_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

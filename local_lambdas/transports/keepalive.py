@@ -8,7 +8,10 @@ request at a time. One that fails, breaks or is cancelled mid-exchange (a timeou
 never reused; an invalid but whole answer leaves the framing intact, so its connection stays.
 An answer ended by the child closing the connection rather than by a newline is taken when it
 is whole JSON, as a child reads a request (a one-shot child put in this mode still works,
-one connection per request, and the log says so once).
+one connection per request, and the log says so once). A kept connection the child closed
+as a request went out gave nothing back: the request goes again on another, if idempotent
+(Stale), or whatever it is if the child had closed it before (NotConnected); a child that
+closes every connection after its answer line gets a connection per request too (_dropped).
 
 Each connection is an asyncio Protocol rather than a stream pair: the answer's line is cut out
 of the chunks as they arrive (one copy, newline searched in new bytes only) and handed to the
@@ -25,7 +28,15 @@ from typing import cast
 from local_lambdas import _compat
 from local_lambdas.envelope import SHOWN_BYTES, Request, Response
 from local_lambdas.envelope_answer import CLOSED_FIRST, Answers, gather, note_unended, whole_json
-from local_lambdas.errors import UNANSWERED, BadResponse, ChildUnreachable, add_note
+from local_lambdas.errors import (
+    UNANSWERED,
+    BadResponse,
+    ChildUnreachable,
+    NotConnected,
+    Stale,
+    add_note,
+)
+from local_lambdas.http1 import RETRYABLE
 from local_lambdas.transports.pipe_connect import connect_again
 
 log = logging.getLogger("local_lambdas.keepalive")
@@ -39,6 +50,14 @@ _ONE_AT_A_TIME = (
 )
 
 
+# A Stale's cause: a child should keep its connections open in this mode.
+_KEPT = (
+    "on a kept connection, which the child may have closed as the request went out: a "
+    "request that is not idempotent is not sent twice; a pipe-keepalive child keeps its "
+    "connections open"
+)
+
+
 class KeepAlivePipeTransport:
     def __init__(
         self, address: str, *, max_response: int, owned: Callable[[int], bool] | None = None
@@ -49,37 +68,58 @@ class KeepAlivePipeTransport:
         self._idle: list[_Connection] = []
         self._closed = False
         self._answers = Answers()
-        self._told = False  # that the child closes its connections after each answer
         self._told_unasked = False  # that it sent what no request asked for
         self._answered = 0  # answers taken, on any connection (a 504 on a new one reads it)
+        # Whether the child keeps its connections: one carried a second answer; or not: it
+        # closed three after their first, and each request now opens its own (_dropped).
+        self._kept_on = False
+        self._closed_after_one = 0
+        self._one_each = False
 
     async def forward(self, request: Request) -> Response:
-        connection = self._idle_connection() or await self._connect()
-        reusable = False
-        answered = self._answered
-        try:
-            line = await connection.exchange(request.encode(line=True))
-            reusable = True
-            connection.answered = True
-            self._answered += 1
-            if connection.ended_by_child and not self._told:
-                self._told = True
-                log.warning(
-                    "%s: the child ends each answer by closing the connection, not with a "
-                    "newline: every request opens a new one (a one-shot child? its mode is "
-                    "<communication_mode>pipe</communication_mode>)",
-                    self._path,
-                )
-        except asyncio.CancelledError as cancelled:
-            note_unended(cancelled, connection.held, lines=True)
-            if not connection.answered and self._answered > answered:
-                add_note(cancelled, _ONE_AT_A_TIME)
-            raise
-        finally:
-            if reusable and not self._closed:
-                self._idle.append(connection)
-            else:
-                connection.close()
+        message = request.encode(line=True)
+        while True:
+            connection = self._idle_connection() or await self._connect()
+            reusable = again = False
+            answered = self._answered
+            try:
+                line = await connection.exchange(message)
+                connection.answers += 1
+                if connection.answers == 2:
+                    self._kept_on = True
+                self._answered += 1
+                if connection.ended_by_child and not self._one_each:
+                    self._one_each = True  # (as _dropped would find, but said otherwise)
+                    log.warning(
+                        "%s: the child ends each answer by closing the connection, not with "
+                        "a newline: every request opens a new one (a one-shot child? its "
+                        "mode is <communication_mode>pipe</communication_mode>)",
+                        self._path,
+                    )
+                reusable = not self._one_each
+            except NotConnected:
+                again = True  # a kept connection the child had closed: the request never went
+                self._dropped(connection)
+            except Stale:
+                # One it closed as the request went out: sent again on another if it may
+                # be, as Upstream.send does (a retry at the proxy's level could meet
+                # another such connection).
+                self._dropped(connection)
+                if request.method not in RETRYABLE:
+                    raise
+                again = True
+            except asyncio.CancelledError as cancelled:
+                note_unended(cancelled, connection.held, lines=True)
+                if not connection.answers and self._answered > answered:
+                    add_note(cancelled, _ONE_AT_A_TIME)
+                raise
+            finally:
+                if reusable and not self._closed:
+                    self._idle.append(connection)
+                else:
+                    connection.close()
+            if not again:
+                break
         try:
             return self._answers.decode(line)
         except BadResponse as exc:
@@ -92,7 +132,9 @@ class KeepAlivePipeTransport:
             if connection.usable:
                 return connection
             unasked = connection.unasked
-            if unasked and not self._told_unasked:
+            if not unasked:
+                self._dropped(connection)
+            elif not self._told_unasked:
                 self._told_unasked = True
                 log.warning(
                     "%s: the child sent %r, which no request asked for (two answer lines to "
@@ -102,6 +144,23 @@ class KeepAlivePipeTransport:
                 )  # fmt: skip
             connection.close()
         return None
+
+    def _dropped(self, connection: _Connection) -> None:
+        """A kept connection the child closed. After three that it closed once they carried
+        one answer, from a child that never answered twice on one, each request gets a
+        connection of its own, as in pipe mode (said once): a request sent on a kept one
+        as the child closes it gets nothing back, and a POST is not sent twice."""
+        if connection.answers != 1 or self._kept_on or self._one_each:
+            return
+        self._closed_after_one += 1
+        if self._closed_after_one == 3:
+            self._one_each = True
+            log.warning(
+                "%s: the child closes each connection after its answer: every request now "
+                "opens a new one (a pipe-keepalive child keeps its connections open; a "
+                "one-shot child's mode is <communication_mode>pipe</communication_mode>)",
+                self._path,
+            )
 
     async def _connect(self) -> _Connection:
         if self._closed:
@@ -134,7 +193,7 @@ class _Connection(asyncio.Protocol):
         self._answer: asyncio.Future[bytes | bytearray] | None = None
         self._lost = False
         self.ended_by_child = False  # an answer ended by the child closing the connection
-        self.answered = False  # whether a request on it was ever answered
+        self.answers = 0  # answers taken on it
         self._unasked = b""  # the start of a line that came with no request waiting
         self._loop = asyncio.get_running_loop()  # once: each call is a getpid() on 3.11
 
@@ -205,7 +264,14 @@ class _Connection(asyncio.Protocol):
                 or (isinstance(exc, CLOSED_FIRST) and len(self._buffer) > 0)
             )
         )  # (an answer, then a close with the request unread: envelope_answer.CLOSED_FIRST)
-        if not closed:
+        if self.answers and not self._buffer:
+            # A kept connection that gave nothing back: the child closed it after its last
+            # answer, as this request went out (Stale); before it, if the write failed.
+            if isinstance(exc, BrokenPipeError):
+                self._fail(NotConnected("the child had closed this kept connection"))
+            else:
+                self._fail(Stale(f"{UNANSWERED} ({_KEPT})"))
+        elif not closed:
             reason = getattr(exc, "strerror", None) or exc
             self._fail(ChildUnreachable(f"the connection broke: {reason}"))
         elif (
