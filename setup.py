@@ -57,6 +57,7 @@ HOT = [
     "local_lambdas/transports/pipe.py",
     "local_lambdas/transports/http.py",
     "local_lambdas/transports/upstream.py",
+    "local_lambdas/transports/closes.py",
     "local_lambdas/transports/child_connection.py",
     "local_lambdas/transports/exchanging.py",
     "local_lambdas/transports/exchange.py",

@@ -1171,6 +1171,53 @@ async def test_a_slow_client_is_not_the_childs_timeout(
     assert got == size
 
 
+_ANSWER_THEN_HANG_UP = """
+import os, socket, threading
+server = socket.create_server(("127.0.0.1", int(os.environ["PORT"])), backlog=128)
+def answer(conn):
+    with conn, conn.makefile("rb") as reader:
+        length = 0
+        while (line := reader.readline()) not in (b"\\r\\n", b""):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        reader.read(length)
+        conn.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok")
+while True:  # (answered, then hung up without Connection: close, as a hand-made server does)
+    threading.Thread(target=answer, args=(server.accept()[0],)).start()
+"""
+
+
+async def test_a_child_that_hangs_up_after_each_answer_loses_no_post(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """An HTTP child that closes each connection after its answer without saying so: a
+    request sent on a kept connection as it hangs up gets nothing back; a GET goes again on
+    another, but a POST cannot (1 in 4 were 502 under load; nginx loses more). Once three
+    connections were closed after one answer each, every request opens its own, and the
+    log says so once."""
+    script = tmp_path / "hang_up.py"
+    script.write_text(_ANSWER_THEN_HANG_UP)
+    path = write_manifest(
+        f"<process><id>naive</id><executable>{sys.executable}</executable><arg>{script}</arg>"
+        "<route>/naive/*</route><communication_mode>passthrough</communication_mode></process>"
+    )
+    async with running(path, socket_dir) as run:
+
+        async def client(method: str) -> list[tuple[int, bytes]]:
+            got = []  # one request after another, as a load test's client sends them
+            for _ in range(30):
+                async with run.http.request(method, f"{run.url}/naive/x", data=b"hi") as reply:
+                    got.append((reply.status, await reply.read()))
+            return got
+
+        for method in ("GET", "POST"):
+            for got in await asyncio.gather(*(client(method) for _ in range(16))):
+                assert got == [(200, b"ok")] * 30, (method, got)
+    told = [r.getMessage() for r in caplog.records if "closes each connection" in r.getMessage()]
+    assert len(told) == 1 and "every request now opens a new one" in told[0], told
+
+
 _ONE_AT_A_TIME = """
 import os
 from http.server import BaseHTTPRequestHandler, HTTPServer

@@ -38,6 +38,7 @@ class ChildConnection(asyncio.Protocol):
         # When the child's last bytes came, reading resumed, or the request went out.
         self._progress = 0.0
         self._idle_limit = IDLE_LIMIT  # how long it may wait for the next request (`fresh`)
+        self.answers = 0  # exchanges ended on it (Upstream._keep counts them)
 
     @property
     def usable(self) -> bool:

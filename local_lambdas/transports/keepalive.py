@@ -11,7 +11,7 @@ is whole JSON, as a child reads a request (a one-shot child put in this mode sti
 one connection per request, and the log says so once). A kept connection the child closed
 as a request went out gave nothing back: the request goes again on another, if idempotent
 (Stale), or whatever it is if the child had closed it before (NotConnected); a child that
-closes every connection after its answer line gets a connection per request too (_dropped).
+closes every connection after its answer line gets a connection per request too (closes.py).
 
 Each connection is an asyncio Protocol rather than a stream pair: the answer's line is cut out
 of the chunks as they arrive (one copy, newline searched in new bytes only) and handed to the
@@ -37,6 +37,7 @@ from local_lambdas.errors import (
     add_note,
 )
 from local_lambdas.http1 import RETRYABLE
+from local_lambdas.transports.closes import Closes
 from local_lambdas.transports.pipe_connect import connect_again
 
 log = logging.getLogger("local_lambdas.keepalive")
@@ -70,41 +71,42 @@ class KeepAlivePipeTransport:
         self._answers = Answers()
         self._told_unasked = False  # that it sent what no request asked for
         self._answered = 0  # answers taken, on any connection (a 504 on a new one reads it)
-        # Whether the child keeps its connections: one carried a second answer; or not: it
-        # closed three after their first, and each request now opens its own (_dropped).
-        self._kept_on = False
-        self._closed_after_one = 0
-        self._one_each = False
+        self._closes = Closes(
+            f"{address}: the child closes each connection after its answer: every request "
+            "now opens a new one (a pipe-keepalive child keeps its connections open; a "
+            "one-shot child's mode is <communication_mode>pipe</communication_mode>)"
+        )
 
     async def forward(self, request: Request) -> Response:
         message = request.encode(line=True)
         while True:
             connection = self._idle_connection() or await self._connect()
+            closes = self._closes
             reusable = again = False
             answered = self._answered
             try:
                 line = await connection.exchange(message)
                 connection.answers += 1
                 if connection.answers == 2:
-                    self._kept_on = True
+                    closes.kept_on = True
                 self._answered += 1
-                if connection.ended_by_child and not self._one_each:
-                    self._one_each = True  # (as _dropped would find, but said otherwise)
+                if connection.ended_by_child and not closes.one_each:
+                    closes.one_each = True  # (as Closes.dropped would find, said otherwise)
                     log.warning(
                         "%s: the child ends each answer by closing the connection, not with "
                         "a newline: every request opens a new one (a one-shot child? its "
                         "mode is <communication_mode>pipe</communication_mode>)",
                         self._path,
                     )
-                reusable = not self._one_each
+                reusable = not closes.one_each
             except NotConnected:
                 again = True  # a kept connection the child had closed: the request never went
-                self._dropped(connection)
+                closes.dropped(connection.answers)
             except Stale:
                 # One it closed as the request went out: sent again on another if it may
                 # be, as Upstream.send does (a retry at the proxy's level could meet
                 # another such connection).
-                self._dropped(connection)
+                closes.dropped(connection.answers)
                 if request.method not in RETRYABLE:
                     raise
                 again = True
@@ -133,7 +135,7 @@ class KeepAlivePipeTransport:
                 return connection
             unasked = connection.unasked
             if not unasked:
-                self._dropped(connection)
+                self._closes.dropped(connection.answers)
             elif not self._told_unasked:
                 self._told_unasked = True
                 log.warning(
@@ -144,23 +146,6 @@ class KeepAlivePipeTransport:
                 )  # fmt: skip
             connection.close()
         return None
-
-    def _dropped(self, connection: _Connection) -> None:
-        """A kept connection the child closed. After three that it closed once they carried
-        one answer, from a child that never answered twice on one, each request gets a
-        connection of its own, as in pipe mode (said once): a request sent on a kept one
-        as the child closes it gets nothing back, and a POST is not sent twice."""
-        if connection.answers != 1 or self._kept_on or self._one_each:
-            return
-        self._closed_after_one += 1
-        if self._closed_after_one == 3:
-            self._one_each = True
-            log.warning(
-                "%s: the child closes each connection after its answer: every request now "
-                "opens a new one (a pipe-keepalive child keeps its connections open; a "
-                "one-shot child's mode is <communication_mode>pipe</communication_mode>)",
-                self._path,
-            )
 
     async def _connect(self) -> _Connection:
         if self._closed:

@@ -9,9 +9,10 @@ idle ones after `keepalive_timeout` (a thread-per-connection server holds a thre
 and one that serves one connection at a time waits on it). A kept connection that gives
 nothing back was most likely closed by the child while idle: an idempotent request without
 a streamed body is sent again on another, anything else is ChildUnreachable (nginx's rule).
-At most MAX_IDLE are kept idle, as nginx's `keepalive` bounds them. The exchanges under a
-time limit are looked at by one timer per pool, a quarter of the limit apart; the idle
-connections by another, while there are any.
+A child that closes each connection after one answer without saying so gets a connection
+per request (closes.py). At most MAX_IDLE are kept idle, as nginx's `keepalive` bounds them.
+The exchanges under a time limit are looked at by one timer per pool, a quarter of the limit
+apart; the idle connections by another, while there are any.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Final
 from local_lambdas import _compat
 from local_lambdas.errors import ChildTimeout, ChildUnreachable, NotConnected, Stale
 from local_lambdas.forwarding import Origin
+from local_lambdas.transports.closes import Closes
 from local_lambdas.transports.exchange import Bare
 from local_lambdas.transports.exchange_headers import Exchange
 from local_lambdas.transports.exchanging import Exchanging
@@ -56,6 +58,12 @@ class Upstream:
         self._sweeper: asyncio.TimerHandle | None = None
         self._idle_sweeper: asyncio.TimerHandle | None = None  # while any are kept idle
         self._told_unasked = False
+        self._closes = Closes(
+            f"{host}:{port}: the child closes each connection after its answer without "
+            "saying so (Connection: close): every request now opens a new one, since one "
+            "sent on a kept connection as the child closed it got nothing back, and a POST "
+            "cannot be sent twice"
+        )
         # The answer head its connections last kept (exchange_headers.Exchange), and its
         # headers: connections that keep the same head share one list of the same tuples.
         self.heads: tuple[bytes, list[tuple[str, str]]] = (b"", [])
@@ -112,6 +120,7 @@ class Upstream:
         while self._idle:
             exchange = self._idle.pop()
             if not exchange.usable:
+                self._closes.dropped(exchange.answers)
                 continue
             if not exchange.fresh():
                 exchange.close()  # idle too long: the child may be closing it this moment
@@ -119,6 +128,7 @@ class Upstream:
             try:
                 await exchange.run(request, sink, timeout, head_only, upgrade, body)
             except Stale as stale:
+                self._closes.dropped(exchange.answers)
                 if idempotent and body is None:
                     continue
                 raise ChildUnreachable(str(stale)) from None
@@ -171,7 +181,16 @@ class Upstream:
         return exchange.first
 
     def _keep(self, exchange: Bare) -> None:
-        if exchange.reusable and not self._closed and len(self._idle) < MAX_IDLE:
+        exchange.answers += 1
+        closes = self._closes
+        if exchange.answers == 2:
+            closes.kept_on = True
+        if (
+            exchange.reusable
+            and not self._closed
+            and len(self._idle) < MAX_IDLE
+            and not closes.one_each
+        ):
             self._idle.append(exchange)
             if self._idle_sweeper is None:
                 loop = exchange.loop
@@ -188,6 +207,8 @@ class Upstream:
             if exchange.usable and not exchange.stale(now):
                 kept.append(exchange)
             else:
+                if not exchange.usable:
+                    self._closes.dropped(exchange.answers)
                 exchange.close()
         self._idle = kept
         if kept:
