@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import textwrap
@@ -493,6 +494,14 @@ def without_date(answer: bytes) -> bytes:
 async def connect(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     host, port = url.removeprefix("http://").split(":")
     return await asyncio.open_connection(host, int(port))
+
+
+def reset(writer: asyncio.StreamWriter) -> None:
+    """Close the connection with a reset (SO_LINGER 0), as a killed client's or a closed
+    tab's is, rather than with a FIN."""
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.close()
 
 
 async def small_window(

@@ -14,7 +14,6 @@ import re
 import shutil
 import signal
 import socket
-import struct
 import time
 from functools import partial
 from pathlib import Path
@@ -36,6 +35,7 @@ from tests.helpers import (
     eventually,
     process_xml,
     read_answer,
+    reset,
     running,
     small_window,
     tcp_sockets,
@@ -520,9 +520,7 @@ async def test_a_client_that_resets_before_its_answer_is_counted_as_nginx_does(
             writer.write(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
             await writer.drain()
             assert await eventually(lambda: sum(i.in_flight for i in pool.instances) == 1)
-            sock = writer.get_extra_info("socket")
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            writer.close()  # a reset
+            reset(writer)
             assert await eventually(lambda: pool.stats.requests == 1, 10)
             assert pool.stats.by_status == {499: 1}, (target, pool.stats.by_status)
 
@@ -546,9 +544,7 @@ async def test_a_client_that_resets_during_its_upload_is_499_not_the_childs_502(
         writer.write(b"a" * 2_000_000)  # over the 1 MiB held before the child is asked
         await writer.drain()
         assert await eventually(lambda: sum(i.in_flight for i in pool.instances) == 1)
-        sock = writer.get_extra_info("socket")
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        writer.close()  # a reset
+        reset(writer)
         assert await eventually(lambda: pool.stats.requests == 1, 10)
         assert pool.stats.by_status == {499: 1}, pool.stats.by_status
     assert " 502: " not in caplog.text, caplog.text

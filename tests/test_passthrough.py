@@ -1198,10 +1198,7 @@ async def test_a_child_that_hangs_up_after_each_answer_loses_no_post(
     log says so once."""
     script = tmp_path / "hang_up.py"
     script.write_text(_ANSWER_THEN_HANG_UP)
-    path = write_manifest(
-        f"<process><id>naive</id><executable>{sys.executable}</executable><arg>{script}</arg>"
-        "<route>/naive/*</route><communication_mode>passthrough</communication_mode></process>"
-    )
+    path = write_manifest(process_xml("naive", "/naive/*", mode="passthrough", script=str(script)))
     async with running(path, socket_dir) as run:
 
         async def client(method: str) -> list[tuple[int, bytes]]:

@@ -410,10 +410,7 @@ async def test_kept_connections_the_child_closes_after_each_line_lose_no_request
     sent twice, failed one time in two; and the log says so once."""
     script = tmp_path / "line_then_close.py"
     script.write_text(_LINE_THEN_CLOSE)
-    path = write_manifest(
-        f"<process><id>svc</id><executable>{sys.executable}</executable><arg>{script}</arg>"
-        "<route>/api/*</route><communication_mode>pipe-keepalive</communication_mode></process>"
-    )
+    path = write_manifest(process_xml("svc", "/api/*", mode="pipe-keepalive", script=str(script)))
     async with running(path, socket_dir) as run:
 
         async def ask(method: str, n: int) -> tuple[int, bytes]:
