@@ -207,8 +207,6 @@ class Upstream:
             if exchange.usable and not exchange.stale(now):
                 kept.append(exchange)
             else:
-                if not exchange.usable:
-                    self._closes.dropped(exchange.answers)
                 exchange.close()
         self._idle = kept
         if kept:
