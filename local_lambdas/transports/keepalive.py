@@ -251,8 +251,9 @@ class _Connection(asyncio.Protocol):
         )  # (an answer, then a close with the request unread: envelope_answer.CLOSED_FIRST)
         if self.answers and not self._buffer:
             # A kept connection that gave nothing back: the child closed it after its last
-            # answer, as this request went out (Stale); before it, if the write failed.
-            if isinstance(exc, BrokenPipeError):
+            # answer, as this request went out (Stale); before it, if the write failed
+            # (EPIPE; on Windows a broken pipe is also how a read sees the child's close).
+            if isinstance(exc, BrokenPipeError) and not _compat.is_end_of_pipe(exc):
                 self._fail(NotConnected("the child had closed this kept connection"))
             else:
                 self._fail(Stale(f"{UNANSWERED} ({_KEPT})"))
