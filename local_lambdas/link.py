@@ -17,6 +17,7 @@ from local_lambdas._compat import processes
 from local_lambdas.config import Mode, Process
 from local_lambdas.spawned import Spawned
 from local_lambdas.transports import Transport, for_child
+from local_lambdas.transports.closes import Closes
 
 if TYPE_CHECKING:  # loaded with aiohttp's side (lifecycle.py), by the time a child serves
     from local_lambdas.transports.passthrough import PassthroughTransport
@@ -38,6 +39,9 @@ class Link:
         # While it serves (Instance): resolved when its process is seen to run on but no
         # longer listen (a dev server reloading itself), by still_serving.
         self.unheard: asyncio.Future[None] | None = None
+        # Whether the child keeps the connections it answers on, learnt once for all its
+        # restarts (transports/closes.py).
+        self.closes = Closes(process.id)
 
     @property
     def open(self) -> bool:
@@ -50,11 +54,14 @@ class Link:
         if self.process.communication_mode is Mode.PASSTHROUGH:
             from local_lambdas.transports.passthrough import PassthroughTransport
 
-            self.relay = PassthroughTransport(address, max_response=MAX_RESPONSE)
+            self.relay = PassthroughTransport(
+                address, max_response=MAX_RESPONSE, closes=self.closes
+            )
         else:
             self.transport = for_child(
-                self.process.communication_mode, address, max_response=MAX_RESPONSE, owned=owned
-            )
+                self.process.communication_mode, address, max_response=MAX_RESPONSE,
+                owned=owned, closes=self.closes,
+            )  # fmt: skip
 
     async def close(self) -> None:
         transport, relay, self.transport, self.relay = self.transport, self.relay, None, None

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from local_lambdas.config import Mode
 from local_lambdas.envelope import Request, Response
+from local_lambdas.transports.closes import Closes
 from local_lambdas.transports.http import HttpTransport
 from local_lambdas.transports.keepalive import KeepAlivePipeTransport
 from local_lambdas.transports.pipe import PipeTransport
@@ -31,17 +32,21 @@ class Transport(Protocol):
 
 
 def for_child(
-    mode: Mode, address: str, *, max_response: int, owned: Callable[[int], bool]
-) -> Transport:
+    mode: Mode, address: str, *, max_response: int, owned: Callable[[int], bool],
+    closes: Closes,
+) -> Transport:  # fmt: skip
     """The envelope transport to a ready child at `address`. `owned(pid)` says whether a
     process is the child or one of its descendants: where the platform can only tell who
     serves a pipe once connected (Windows), the pipe transports ask it of every new
-    connection's server.
+    connection's server. `closes`: whether the child keeps connections (closes.py), for
+    the modes that keep them.
     Pass-through has none: it streams, so it answers the client itself (Link.relay)."""
     if mode is Mode.PIPE:
         return PipeTransport(address, max_response=max_response, owned=owned)
     if mode is Mode.PIPE_KEEPALIVE:
-        return KeepAlivePipeTransport(address, max_response=max_response, owned=owned)
+        return KeepAlivePipeTransport(
+            address, max_response=max_response, owned=owned, closes=closes
+        )
     if mode is Mode.HTTP:
-        return HttpTransport(address, max_response=max_response)
+        return HttpTransport(address, max_response=max_response, closes=closes)
     raise ValueError(f"{mode.value} has no envelope transport")

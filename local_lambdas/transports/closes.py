@@ -7,7 +7,8 @@ and hangs up) leaves a request sent on a kept connection as it closes it without
 an idempotent one goes again on another (Stale), but one that is not cannot (1 POST in 4,
 behind such a server; nginx loses more). So after three connections closed once they
 carried one answer each, from a child that never answered twice on one, every request gets
-a connection of its own, and the log says so once.
+a connection of its own, and the log says so once: learnt once per instance, whatever
+its restarts.
 """
 
 from __future__ import annotations
@@ -18,20 +19,22 @@ log = logging.getLogger("local_lambdas.closes")
 
 
 class Closes:
-    """One child's: `kept_on` once a connection carried a second answer (the transport sets
-    it), `one_each` once it is seen to close each after one (`dropped`)."""
+    """One child instance's, kept across its restarts (link.Link owns it): `kept_on` once a
+    connection carried a second answer (the transport sets it), `one_each` once the child
+    is seen to close each after one (`dropped`)."""
 
-    def __init__(self, told: str) -> None:
+    def __init__(self, name: str) -> None:
         self.kept_on = False
         self.one_each = False
         self._after_one = 0
-        self._told = told  # what the log says when `one_each` turns on
+        self._name = name  # the process, as the log names it
 
-    def dropped(self, answers: int) -> None:
-        """A kept connection the child closed, after `answers` answers."""
+    def dropped(self, answers: int, told: str) -> None:
+        """A kept connection the child closed, after `answers` answers; `told` is what the
+        log says (after the process's name) when each request begins to get its own."""
         if answers != 1 or self.kept_on or self.one_each:
             return
         self._after_one += 1
         if self._after_one == 3:
             self.one_each = True
-            log.warning("%s", self._told)
+            log.warning("%s: %s", self._name, told)

@@ -15,16 +15,19 @@ from local_lambdas.envelope_answer import Answers, gather
 from local_lambdas.errors import BadResponse, ChildUnreachable
 from local_lambdas.http1 import RETRYABLE
 from local_lambdas.transports.answer_head import raw_header
+from local_lambdas.transports.closes import Closes
 from local_lambdas.transports.upstream import Upstream
 
 
 class HttpTransport:
-    def __init__(self, address: str, *, max_response: int) -> None:
+    def __init__(self, address: str, *, max_response: int, closes: Closes | None = None) -> None:
         host, _, port = address.rpartition(":")
         self._host = address
         # (Its reply's body is the answer, kept whole: the connection is not read past it.)
         most = max_response + MAX_HEAD
-        self._upstream = Upstream(host.strip("[]"), int(port), headers=False, most=most)
+        self._upstream = Upstream(
+            host.strip("[]"), int(port), headers=False, most=most, closes=closes
+        )
         self._max_response = max_response
         self._answers = Answers()
         self._closed = False

@@ -51,6 +51,13 @@ _ONE_AT_A_TIME = (
 )
 
 
+# What the log says of a child that closes each connection after one answer (closes.py).
+_ONE_EACH = (
+    "the child closes each connection after its answer: every request now opens a new one "
+    "(a pipe-keepalive child keeps its connections open; a one-shot child's mode is "
+    "<communication_mode>pipe</communication_mode>)"
+)
+
 # A Stale's cause: a child should keep its connections open in this mode.
 _KEPT = (
     "on a kept connection, which the child may have closed as the request went out: a "
@@ -61,8 +68,9 @@ _KEPT = (
 
 class KeepAlivePipeTransport:
     def __init__(
-        self, address: str, *, max_response: int, owned: Callable[[int], bool] | None = None
-    ) -> None:
+        self, address: str, *, max_response: int, owned: Callable[[int], bool] | None = None,
+        closes: Closes | None = None,
+    ) -> None:  # fmt: skip
         self._path = address
         self._max_response = max_response
         self._owned = owned
@@ -71,11 +79,7 @@ class KeepAlivePipeTransport:
         self._answers = Answers()
         self._told_unasked = False  # that it sent what no request asked for
         self._answered = 0  # answers taken, on any connection (a 504 on a new one reads it)
-        self._closes = Closes(
-            f"{address}: the child closes each connection after its answer: every request "
-            "now opens a new one (a pipe-keepalive child keeps its connections open; a "
-            "one-shot child's mode is <communication_mode>pipe</communication_mode>)"
-        )
+        self._closes = closes or Closes(address)
 
     async def forward(self, request: Request) -> Response:
         message = request.encode(line=True)
@@ -101,12 +105,12 @@ class KeepAlivePipeTransport:
                 reusable = not closes.one_each
             except NotConnected:
                 again = True  # a kept connection the child had closed: the request never went
-                closes.dropped(connection.answers)
+                closes.dropped(connection.answers, _ONE_EACH)
             except Stale:
                 # One it closed as the request went out: sent again on another if it may
                 # be, as Upstream.send does (a retry at the proxy's level could meet
                 # another such connection).
-                closes.dropped(connection.answers)
+                closes.dropped(connection.answers, _ONE_EACH)
                 if request.method not in RETRYABLE:
                     raise
                 again = True
@@ -135,7 +139,7 @@ class KeepAlivePipeTransport:
                 return connection
             unasked = connection.unasked
             if not unasked:
-                self._closes.dropped(connection.answers)
+                self._closes.dropped(connection.answers, _ONE_EACH)
             elif not self._told_unasked:
                 self._told_unasked = True
                 log.warning(

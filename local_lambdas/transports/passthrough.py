@@ -32,6 +32,7 @@ from local_lambdas.forwarding import FROM_CLIENT_DROPPED, Pairs, end_to_end, own
 from local_lambdas.http1 import RETRYABLE
 from local_lambdas.relay_request import child_request, forwarded
 from local_lambdas.transports.aiohttp_side import RequestBody, Streamed
+from local_lambdas.transports.closes import Closes
 from local_lambdas.transports.upstream import Upstream
 from local_lambdas.tunnel import Tunnel
 
@@ -70,11 +71,11 @@ def to_child(
 
 
 class PassthroughTransport:
-    def __init__(self, address: str, *, max_response: int) -> None:
+    def __init__(self, address: str, *, max_response: int, closes: Closes | None = None) -> None:
         self._base = f"http://{address}"
         host, _, port = address.rpartition(":")
         # The fast lane's way to the child: raw HTTP/1.1 (transports/upstream.py).
-        self.upstream = Upstream(host.strip("[]"), int(port))
+        self.upstream = Upstream(host.strip("[]"), int(port), closes=closes)
         self._session: aiohttp.ClientSession | None = None
         # Each relayed WebSocket: the client's end and the child's.
         self._sockets: set[tuple[web.WebSocketResponse, aiohttp.ClientWebSocketResponse[bool]]] = (

@@ -34,12 +34,21 @@ log = logging.getLogger("local_lambdas.upstream")
 
 MAX_IDLE: Final = 64  # idle connections kept per child (the benchmark's nginx: keepalive 64)
 IDLE_SWEEP: Final = 1.0  # seconds between looks for idle connections past their time
+# What the log says of a child that closes each connection after one answer (closes.py).
+_ONE_EACH: Final = (
+    "the child closes each connection after its answer without saying so (Connection: "
+    "close): every request now opens a new one, since one sent on a kept connection as the "
+    "child closed it got nothing back, and a POST cannot be sent twice"
+)
 
 
 class Upstream:
     """The connections to one child at HOST:PORT; idle ones are kept for the next request."""
 
-    def __init__(self, host: str, port: int, *, headers: bool = True, most: int = 1 << 62) -> None:
+    def __init__(
+        self, host: str, port: int, *, headers: bool = True, most: int = 1 << 62,
+        closes: Closes | None = None,
+    ) -> None:  # fmt: skip
         """`headers`: whether the answers' headers are read and given to the sink (else
         it gets none: see Bare); `most`: the bytes an answer may take, head included, past
         which its connection is closed (a sink that keeps it whole: the `http` envelope's;
@@ -58,12 +67,7 @@ class Upstream:
         self._sweeper: asyncio.TimerHandle | None = None
         self._idle_sweeper: asyncio.TimerHandle | None = None  # while any are kept idle
         self._told_unasked = False
-        self._closes = Closes(
-            f"{host}:{port}: the child closes each connection after its answer without "
-            "saying so (Connection: close): every request now opens a new one, since one "
-            "sent on a kept connection as the child closed it got nothing back, and a POST "
-            "cannot be sent twice"
-        )
+        self._closes = closes or Closes(f"{host}:{port}")
         # The answer head its connections last kept (exchange_headers.Exchange), and its
         # headers: connections that keep the same head share one list of the same tuples.
         self.heads: tuple[bytes, list[tuple[str, str]]] = (b"", [])
@@ -120,7 +124,7 @@ class Upstream:
         while self._idle:
             exchange = self._idle.pop()
             if not exchange.usable:
-                self._closes.dropped(exchange.answers)
+                self._closes.dropped(exchange.answers, _ONE_EACH)
                 continue
             if not exchange.fresh():
                 exchange.close()  # idle too long: the child may be closing it this moment
@@ -128,7 +132,7 @@ class Upstream:
             try:
                 await exchange.run(request, sink, timeout, head_only, upgrade, body)
             except Stale as stale:
-                self._closes.dropped(exchange.answers)
+                self._closes.dropped(exchange.answers, _ONE_EACH)
                 if idempotent and body is None:
                     continue
                 raise ChildUnreachable(str(stale)) from None
