@@ -13,7 +13,7 @@
         ├── NotReady           503: the child is starting, backing off, or FATAL
         ├── ChildUnreachable   502: refused, reset, or closed before a whole answer came back
         │   ├── NotConnected   the request never reached the child: any method may go again
-        │   └── Stale          a kept connection gave nothing back: an idempotent one may
+        │   └── Stale          a kept connection gave nothing back: an idempotent request may go
         ├── BadResponse        502: the child answered something that is not a valid response
         └── ChildTimeout       504: no complete answer within the route's timeout
 

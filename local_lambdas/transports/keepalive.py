@@ -83,9 +83,9 @@ class KeepAlivePipeTransport:
 
     async def forward(self, request: Request) -> Response:
         message = request.encode(line=True)
+        closes = self._closes
         while True:
             connection = self._idle_connection() or await self._connect()
-            closes = self._closes
             reusable = again = False
             answered = self._answered
             try:
