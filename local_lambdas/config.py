@@ -185,6 +185,8 @@ class Process(BaseModel):
     @field_validator("strip_prefix", "ready_path")
     @classmethod
     def _is_a_path(cls, value: str | None) -> str | None:
+        if value == "":
+            raise ValueError("is empty: remove it, or write a path such as /api")
         if value is not None and not value.startswith("/"):
             raise ValueError(f'must start with "/": write "/{value.lstrip("/")}"')
         return value

@@ -45,6 +45,8 @@ def check_route(route: str) -> str:
     """`route` as the router reads it: normalised as request paths are (a route written
     as a URL spells it, `/caf%C3%A9/*`, matches `/café/x` and `/caf%C3%A9/x` alike); raises
     ValueError, with the fix, unless it is a pattern the router reads."""
+    if not route:
+        raise ValueError("is empty: remove it, or write a path such as /api/*")
     if not route.startswith("/"):
         raise ValueError(f'must start with "/": write "/{route.lstrip("/")}"')
     star = route.find("*")

@@ -106,11 +106,19 @@ class Reader:
         kwargs: dict[str, object] = {"line": element.sourceline or 0}
         lines: dict[str, list[int]] = {}
         meant: set[str] = set()  # required elements an unknown one was probably meant as
+        # Required elements written with nothing in them (`<executable></executable>`, an
+        # editor's `<executable/>`): missing, said so, and not judged as values.
+        empty = {name for name in required if values.get(name) and not any(
+            text for text, _, _ in values[name])}  # fmt: skip
         for name, occurrences in values.items():
             spec = table.get(name)
             if spec is None:
                 for _, _, child in occurrences:
                     meant.update(self._unknown(child, label, list(table)))
+                continue
+            if name in empty:
+                self.problem(occurrences[0][1], f"{label}: <{name}> is empty; write e.g. "
+                             f"{table[name].example}")  # fmt: skip
                 continue
             if route_only and name in FOR_STARTED:
                 self.problem(
@@ -144,9 +152,9 @@ class Reader:
             kwargs[spec.field] = self._value(name, occurrences, label)
         if route_only:
             kwargs.setdefault("communication_mode", "passthrough")
-        missing = [name for name in required if not values.get(name)]
+        missing = [name for name in required if not values.get(name) or name in empty]
         for name in missing:
-            if name in meant:
+            if name in meant or name in empty:
                 continue  # "did you mean <name>?" said it already: one message per cause
             self.problem(
                 element.sourceline,

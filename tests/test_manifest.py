@@ -208,6 +208,29 @@ CASES: dict[str, tuple[str, list[tuple[int | None, str]]]] = {
         process("<executable>python3</executable>"),
         [(2, "missing <id>"), (2, "missing <route>")],
     ),
+    "required elements written empty": (  # an editor's <executable/>: it ran "" for ever
+        process("<id/>", "<executable> </executable>", "<route></route>").replace(
+            "</manifest>", "  <task><id>t</id><executable/></task>\n</manifest>"
+        ),
+        [
+            (3, "<process>: <id> is empty; write e.g. <id>api-service</id>"),
+            (4, "<process>: <executable> is empty; write e.g. <executable>python3</executable>"),
+            (5, "<process>: <route> is empty; write e.g. <route>/api/*</route>"),
+            (7, '<task id="t">: <executable> is empty; write e.g. <executable>python3'),
+        ],
+    ),
+    "an empty route beside another, and an empty path": (
+        process(
+            *OK,
+            "<route/>",
+            "<communication_mode>passthrough</communication_mode>",
+            "<strip_prefix></strip_prefix>",
+        ),
+        [
+            (6, '<route> "" is empty: remove it, or write a path such as /api/*'),
+            (8, '<strip_prefix> "" is empty: remove it, or write a path such as /api'),
+        ],
+    ),
     "a route in mode none": (  # nothing is routed to a worker: its routes would 503 for ever
         process(*OK, "<communication_mode>none</communication_mode>", "<timeout>5s</timeout>"),
         [
