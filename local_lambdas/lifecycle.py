@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from local_lambdas import __version__, binding, compiled, tls
+from local_lambdas import __version__, binding, compiled, self_reload, tls
 from local_lambdas.config import Manifest, Settings
 from local_lambdas.console_log import ConsoleLog
 from local_lambdas.errors import ManifestError
@@ -140,6 +140,8 @@ async def started(
         if settings.watch:
             from local_lambdas import watch  # watchfiles loads only when asked for
 
+            for line in self_reload.advice(supervisor.manifest.processes):
+                log.warning(line)
             stop_watching = asyncio.Event()
             watcher = asyncio.create_task(
                 watch.watch(

@@ -1282,14 +1282,24 @@ async def test_watch_leaves_a_process_that_reloads_itself_alone(
     """A Vite dev server (or nodemon, uvicorn --reload) reloads itself as its files change:
     --watch restarted it too, for every save, so the page lost its hot update and the
     server was down while it started again. <watch>off</watch> leaves it alone, and its
-    files restart no other process; a change to the manifest's other processes still does."""
+    files restart no other process; a change to the manifest's other processes still does.
+    One whose command says it reloads itself (here a --reload the child ignores) but whose
+    <watch> is on is named at the start, with the fix."""
     web = tmp_path / "web"
     web.mkdir()
     path = write_manifest(
-        process_xml("svc", "/api/*"),
-        process_xml("web", "/web/*", extra=f"<working_dir>{web}</working_dir><watch>off</watch>"),
-    )
+        process_xml("svc", "/api/*", args=("--reload",)),
+        process_xml("web", "/web/*", args=("--reload",),
+                    extra=f"<working_dir>{web}</working_dir><watch>off</watch>"),
+    )  # fmt: skip
     async with watching(path, tmp_path) as (run, first):
+        advised = [line for line in run.lines if "reloads it as its files change" in line]
+        assert len(advised) == 1 and advised[0].startswith("local-lambdas | svc: `"), run.lines
+        assert advised[0].endswith(
+            "behave.py --reload` reloads it as its files change, and --watch would restart it "
+            "too, cutting that reload short; add <watch>off</watch> to its <process> to leave "
+            "its reloading to it"
+        )
         (web / "main.js").write_text("console.log('saved')\n")  # the dev server's own file
         (tmp_path / "handler.src").write_text("changed")
         await run.expect(r"files changed: restarting svc \(handler.src\)$")

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -42,6 +43,7 @@ from local_lambdas import (
     relay,
     relay_request,
     router,
+    self_reload,
     tunnel,
 )
 from local_lambdas._compat import listeners, timeout
@@ -2251,3 +2253,49 @@ def test_a_stop_as_run_starts_is_said_with_its_keys_or_signal(
     from local_lambdas.errors import Stopped
 
     assert (str(Stopped(number)), Stopped(number).status) == (said, status)
+
+
+# (command line, the words that say it reloads itself, or None)
+SELF_RELOADING = [
+    ("uvicorn app:app --reload", "uvicorn app:app --reload"),
+    (
+        "/venv/bin/python -m hypercorn app:app --reload=true",
+        "python -m hypercorn app:app --reload=true",
+    ),
+    ("gunicorn app:app --reload", "gunicorn app:app --reload"),
+    ("node --watch server.js", "node --watch"),
+    ("node --watch-path=src/api server.js", "node --watch-path=src/api"),
+    ("bun --hot server.ts", "bun --hot"),
+    ("deno run --watch -A main.ts", "deno run --watch"),
+    ("esbuild in.js --bundle --watch", "esbuild in.js --bundle --watch"),
+    ("nodemon server.js", "nodemon"),
+    ("npx nodemon server.js", "npx nodemon"),
+    ("./node_modules/.bin/vite", "vite"),
+    ("npx vite --port 5173", "npx vite"),
+    ("npx vite dev", "npx vite dev"),
+    ("npx next dev", "npx next dev"),
+    ("npx tsx watch src/index.ts", "npx tsx watch"),
+    ("python manage.py runserver 8000", "python manage.py runserver"),
+    ("flask --app app --debug run", "flask --app app --debug"),
+    ("flask run --debug", "flask run --debug"),
+    ("air", "air"),
+    ("cargo watch -x run", "cargo watch"),
+    # Not: a build, a production server, a script, a shell's string, a reload turned off.
+    ("npx vite build", None),
+    ("npx next start", None),
+    ("flask run", None),
+    ("python app.py --debug", None),
+    ("python manage.py runserver --noreload", None),
+    ("npm run dev", None),
+    ("sh -c 'uvicorn app:app --reload'", None),
+    ("go run .", None),
+    ("cargo run", None),
+]
+
+
+@pytest.mark.parametrize(("command", "said"), SELF_RELOADING)
+def test_a_command_that_reloads_itself_is_known_by_its_words(
+    command: str, said: str | None
+) -> None:
+    executable, *args = shlex.split(command)
+    assert self_reload.reloads_itself(executable, args) == said
