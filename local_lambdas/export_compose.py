@@ -4,6 +4,7 @@ pointing at those services (front_manifest), on the port local-lambdas would bin
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -11,6 +12,7 @@ from local_lambdas.config import Manifest
 from local_lambdas.export import APP, FRONT, PORT, READY, Export, as_yaml, probe_tries, spawned
 
 _FRONT_MANIFEST = "/etc/local-lambdas/front.xml"
+_SERVICE_NAME = re.compile(r"[a-zA-Z0-9._-]+")  # the compose specification's
 
 
 def compose(export: Export, *, bind: tuple[str, int], front_image: str | None) -> str:
@@ -19,6 +21,11 @@ def compose(export: Export, *, bind: tuple[str, int], front_image: str | None) -
     for process in spawned(export.manifest):
         if process.id == FRONT:
             export.problems.append(f"{FRONT}: the front service has this name; rename the process")
+        elif not _SERVICE_NAME.fullmatch(process.id):
+            export.problems.append(
+                f"{process.id}: cannot be a compose service name (letters, digits, '.', '_' "
+                "and '-'); rename the process"
+            )
         service: dict[str, Any] = {
             "image": export.images.get(process.id, ""),
             "working_dir": APP,

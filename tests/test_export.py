@@ -241,6 +241,19 @@ def test_what_cannot_be_expressed_is_refused_with_the_reason(
     assert "cannot be exported as it is" in done.stderr
 
 
+def test_a_process_id_no_engine_can_name_is_refused_by_each(tmp_path: Path) -> None:
+    """An id the manifest takes (any printable word) that a compose service or a Kubernetes
+    object cannot be named: the engine would refuse the file, so export does, saying why."""
+    (tmp_path / "manifest.xml").write_text(
+        "<manifest><process><id>a&amp;b</id><executable>python3</executable>"
+        "<route>/a/*</route></process></manifest>"
+    )
+    for engine, says in (("compose", "a&b: cannot be a compose service name"),
+                         ("kubernetes", "a&b: cannot be a Kubernetes name")):  # fmt: skip
+        done = export(engine, "manifest.xml", "--image", "a&b=x", cwd=tmp_path)
+        assert done.returncode == 1 and says in done.stderr, done.stderr
+
+
 @pytest.mark.parametrize(("args", "says"), [
     (("--namespace", "Demo_NS"), "argument --namespace: 'Demo_NS' is not a Kubernetes name"),
     (("--ingress-class", "Nginx"), "argument --ingress-class: 'Nginx' is not a Kubernetes name"),
