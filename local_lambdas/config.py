@@ -152,7 +152,7 @@ class Process(BaseModel):
     @classmethod
     def _pipe_name_is_a_file_name(cls, value: str) -> str:
         if not is_file_name(value):
-            raise ValueError("must be a plain name without / or \\, e.g. api_pipe")
+            raise ValueError("must be a plain name, not . or .., without / or \\, e.g. api_pipe")
         return value
 
     @field_validator("upstream")

@@ -240,8 +240,8 @@ class Reader:
         if str(kwargs.get("communication_mode", "pipe")).strip() in ("pipe", "pipe-keepalive"):
             self.problem(
                 lines.get("id", [0])[0],
-                f'{label}: <id> "{ident}" names its pipe, which cannot hold / or \\: add a '
-                "<pipe_name>, e.g. api_pipe",
+                f'{label}: <id> "{ident}" names its pipe, which cannot be . or .. nor hold / '
+                "or \\: add a <pipe_name>, e.g. api_pipe",
             )
         return "_"  # (never made)
 

@@ -113,14 +113,14 @@ CASES: dict[str, tuple[str, list[tuple[int | None, str]]]] = {
         [
             (
                 3,
-                '<process id="api/v2">: <id> "api/v2" names its pipe, which cannot hold / or \\: '
-                "add a <pipe_name>, e.g. api_pipe",
+                '<process id="api/v2">: <id> "api/v2" names its pipe, which cannot be . or .. '
+                "nor hold / or \\: add a <pipe_name>, e.g. api_pipe",
             )
         ],
     ),
     "an id that is a folder's name": (
         process("<id>..</id>", "<executable>python3</executable>", "<route>/a/*</route>"),
-        [(3, '<process id="..">: <id> ".." names its pipe')],
+        [(3, '<process id="..">: <id> ".." names its pipe, which cannot be . or ..')],
     ),
     "route without slash": (
         process("<id>auth</id>", "<executable>python3</executable>", "<route>api/*</route>"),
