@@ -23,9 +23,23 @@ DEFAULT_CACHE = 64 * 1024**2  # ENABLE_CACHE=1: per process, for those without <
 def split_bind(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit():
-        raise ValueError(f"--bind/BIND_ADDRESS {value!r} must be HOST:PORT, e.g. {DEFAULT_BIND}")
+        # A port alone is shown after the default host; a host alone (localhost, [::1])
+        # with the default port after it.
+        if value.isdigit():
+            example = f"127.0.0.1:{value}"
+        elif value and (":" not in value or value.endswith("]")):
+            example = f"{value}:3000"
+        else:
+            example = DEFAULT_BIND
+        raise ValueError(f"--bind/BIND_ADDRESS {value!r} must be HOST:PORT, e.g. {example}")
     if int(port) > 65535:
         raise ValueError(f"--bind/BIND_ADDRESS {value!r}: {port} is not a port (0-65535)")
+    if ":" in host and not (host.startswith("[") and host.endswith("]")):
+        # ::1 was read as the host ":" and port 1; an address's last group is no port.
+        raise ValueError(
+            f"--bind/BIND_ADDRESS {value!r}: an IPv6 address goes in brackets, the port after "
+            "them, e.g. [::1]:3000"
+        )
     return host.strip("[]") or "127.0.0.1", int(port)
 
 

@@ -806,7 +806,14 @@ def test_a_command_word_after_the_manifest_is_told_to_go_first(
 
 
 @pytest.mark.parametrize(("flags", "says"), [
-    (["--bind", "3000"], "--bind/BIND_ADDRESS '3000' must be HOST:PORT, e.g. 127.0.0.1:3000"),
+    (["--bind", "8080"], "--bind/BIND_ADDRESS '8080' must be HOST:PORT, e.g. 127.0.0.1:8080"),
+    (["--bind", "localhost"], "--bind/BIND_ADDRESS 'localhost' must be HOST:PORT, e.g. "
+                              "localhost:3000"),
+    (["--bind", "[::1]"], "--bind/BIND_ADDRESS '[::1]' must be HOST:PORT, e.g. [::1]:3000"),
+    (["--bind", "::"], "--bind/BIND_ADDRESS '::' must be HOST:PORT, e.g. 127.0.0.1:3000"),
+    # Read as the host ":" and port 1, it was "cannot listen on ::1: : is not a name".
+    (["--bind", "::1"], "--bind/BIND_ADDRESS '::1': an IPv6 address goes in brackets, the "
+                        "port after them, e.g. [::1]:3000"),
     (["--port", "70000"], "--port 70000 is not a port (0-65535)"),
     (["--bind", "[::1]:99999"], "--bind/BIND_ADDRESS '[::1]:99999': 99999 is not a port (0-65535)"),
     # Said once it had listened, as the socket directory was made: "File exists".
