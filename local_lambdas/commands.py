@@ -134,6 +134,8 @@ async def _probe(
 ) -> Probe:
     pool = run.supervisor.pools[process.id]
     late = f"not ready within {timeout:g}s (--ready-timeout: give it longer if it compiles)"
+    if process.upstream is not None:  # nothing here starts what it routes to
+        late = f"not ready within {timeout:g}s: route-only, so start what serves it first"
     if pool.blocked or pool.disabled or not pool.instances:
         why = pool.blocked or pool.disabled or late
         return Probe(process.id, pool.disabled is not None, why, "not sent")

@@ -100,6 +100,7 @@ async def _all_ready(run: Started, timeout: float) -> None:
     if not waiting:
         return
     names, still = [], False  # (still: starting or running, rather than down)
+    elsewhere = []  # route-only processes whose upstream nobody here starts
     for name, why in waiting.items():
         pool = run.supervisor.pools.get(name)
         late = [c for c in pool.instances if c.state is not State.READY] if pool else []
@@ -116,7 +117,15 @@ async def _all_ready(run: Started, timeout: float) -> None:
             for line in lines[-_LAST_LINES_SHOWN:]:
                 log.error("  %s | %s", instance.name, line)
             names.append(instance.name)
-            still = still or instance.state is State.STARTING
+            if instance.state is State.STARTING and pool and pool.process.upstream is not None:
+                elsewhere.append(pool.process)
+            else:
+                still = still or instance.state is State.STARTING
+    for process in elsewhere:
+        log.error(
+            "%s is route-only: local-lambdas starts nothing for it; start what serves %s "
+            "before run, or leave %s out with --only", process.id, process.upstream, process.id,
+        )  # fmt: skip
     if still:
         log.error(
             "what is still starting or running (compiling, installing, a task) may need "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import sys
 from pathlib import Path
 from unittest import mock
@@ -259,6 +260,29 @@ async def test_run_and_check_boot_name_their_ready_timeout_when_a_child_is_still
         assert await run.finish() == 1
     said = "\n".join(run.lines)
     assert "not ready within 0.5s (--ready-timeout: give it longer if it compiles)" in said
+
+
+async def test_run_and_check_boot_say_a_route_only_process_is_not_theirs_to_start(
+    write_manifest: WriteManifest,
+) -> None:
+    """A route-only process whose <upstream> nothing serves: the run was told it "may need
+    longer (compiling, installing)", but nothing here starts it. Both say what to do."""
+    with socket.socket() as held:  # bound, never listening: its port refuses connections
+        held.bind(("127.0.0.1", 0))
+        upstream = f"http://127.0.0.1:{held.getsockname()[1]}"
+        path = write_manifest(
+            f"<process><id>db</id><upstream>{upstream}</upstream><route>/db/*</route></process>"
+        )
+        async with cli("run", str(path), "--ready-timeout", "0.5s", "--", "true") as run:
+            assert await run.finish() == 3
+        text = "\n".join(run.lines)
+        assert f"db is route-only: local-lambdas starts nothing for it; start what serves " \
+            f"{upstream} before run, or leave db out with --only" in text, text  # fmt: skip
+        assert "--ready-timeout SECONDS" not in text, text
+        async with cli("check", "--boot", "--ready-timeout", "0.5s", str(path)) as run:
+            assert await run.finish() == 1
+        said = "\n".join(run.lines)
+        assert "not ready within 0.5s: route-only, so start what serves it first" in said
 
 
 async def test_ready_waits_for_the_tasks(
