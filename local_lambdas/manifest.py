@@ -9,6 +9,7 @@ editors).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -69,7 +70,7 @@ def load(
         reader.claims, reader.problem, socket_dir=socket_dir, admin_prefix=admin_prefix
     )
     if not reader.problems:
-        _check_schema(root, shown, reader)
+        _check_schema(root, data, reader)
     if reader.problems:
         raise ManifestError(reader.problems)
     return Manifest(
@@ -125,8 +126,43 @@ def _parse(data: bytes, shown: str) -> etree._Element:
     return root
 
 
-def _check_schema(root: etree._Element, shown: str, reader: Reader) -> None:
+def _check_schema(root: etree._Element, data: bytes, reader: Reader) -> None:
     schema = etree.XMLSchema(etree.parse(str(resources.files("local_lambdas") / "manifest.xsd")))
     if not schema.validate(root):
+        stray = _stray_text(root, data)
+        for line, where, text in stray:
+            reader.problem(line, f'{where} holds text outside its elements, "{text}": remove '
+                           "it, or make it a comment, <!-- like this -->")  # fmt: skip
         for entry in schema.error_log:
+            if stray and "Character content other than whitespace" in entry.message:
+                continue  # said above, with the text
             reader.problem(entry.line or None, f"schema: {entry.message}")
+
+
+def _stray_text(root: etree._Element, data: bytes) -> list[tuple[int | None, str, str]]:
+    """Text in <manifest>, <process> or <task> that is in none of their elements (a word
+    typed between two of them): its line in `data`, the element it is in, and the text."""
+    bom = data[:2] in (b"\xff\xfe", b"\xfe\xff")  # (lxml's docinfo says UTF-8 then)
+    encoding = "utf-16" if bom else root.getroottree().docinfo.encoding or "utf-8"
+    # Each line's text outside its tags, where a stray word is looked for.
+    source = [re.sub(r"<[^>]*>", " ", n) for n in data.decode(encoding, "replace").splitlines()]
+    found: list[tuple[int | None, str, str]] = []
+    for element in (root, *root.iterchildren("process", "task")):
+        children = list(element)
+        pieces = [(element.text, element.sourceline, children[0] if children else None)]
+        pieces += [
+            (child.tail, child.sourceline, children[at + 1] if at + 1 < len(children) else None)
+            for at, child in enumerate(children)
+        ]
+        for text, before, after in pieces:
+            if not text or not text.strip():
+                continue
+            words = text.strip()
+            if after is not None and after.sourceline:  # counted back from what follows
+                line = after.sourceline - text[text.index(words) :].count("\n")
+            else:  # (last in its element, whose end has no line) found after what it follows
+                first = words.splitlines()[0]
+                line = next((n for n in range(before or 1, len(source) + 1)
+                             if first in source[n - 1]), before)  # fmt: skip
+            found.append((line, f"<{element.tag}>", " ".join(words.split())[:60]))
+    return found

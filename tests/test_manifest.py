@@ -196,6 +196,22 @@ CASES: dict[str, tuple[str, list[tuple[int | None, str]]]] = {
             )
         ],
     ),
+    # A word typed between elements: it was libxml2's "schema: Element 'manifest': Character
+    # content other than whitespace is not allowed because the content type is ...".
+    "text outside the elements": (
+        process(*OK[:2], "x", OK[2])
+        .replace("</manifest>", "stray words\n</manifest>")
+        .replace("<process>", "<process>\n    <!-- a comment -->\n    lead", 1),
+        [
+            (
+                4,
+                '<process> holds text outside its elements, "lead": remove it, or make it a '
+                "comment, <!-- like this -->",
+            ),
+            (7, '<process> holds text outside its elements, "x"'),
+            (10, '<manifest> holds text outside its elements, "stray words"'),
+        ],
+    ),
     "misspelt element": (
         process(*OK, "<rout>/x</rout>"),
         [(6, "unknown element <rout>; did you mean <route>?")],
