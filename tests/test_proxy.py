@@ -381,6 +381,7 @@ async def test_a_one_shot_child_in_keep_alive_mode_still_answers(
             assert seen["uri"] == f"/api/{n}" and seen["body_text"] == "once"
     told = [r.getMessage() for r in caplog.records if "closing the connection" in r.getMessage()]
     assert len(told) == 1 and "<communication_mode>pipe</communication_mode>" in told[0]
+    assert told[0].startswith("svc: the child ends each answer"), told  # named as elsewhere
 
 
 _LINE_THEN_CLOSE = """

@@ -27,7 +27,7 @@ class Closes:
         self.kept_on = False
         self.one_each = False
         self._after_one = 0
-        self._name = name  # the process, as the log names it
+        self.name = name  # the process, as the log names it (the address, for one alone)
 
     def dropped(self, answers: int, told: str) -> None:
         """A kept connection the child closed, after `answers` answers; `told` is what the
@@ -37,4 +37,4 @@ class Closes:
         self._after_one += 1
         if self._after_one == 3:
             self.one_each = True
-            log.warning("%s: %s", self._name, told)
+            log.warning("%s: %s", self.name, told)

@@ -100,7 +100,7 @@ class KeepAlivePipeTransport:
                         "%s: the child ends each answer by closing the connection, not with "
                         "a newline: every request opens a new one (a one-shot child? its "
                         "mode is <communication_mode>pipe</communication_mode>)",
-                        self._path,
+                        closes.name,
                     )
                 reusable = not closes.one_each
             except NotConnected:
@@ -146,7 +146,7 @@ class KeepAlivePipeTransport:
                     "%s: the child sent %r, which no request asked for (two answer lines to "
                     "one request?); such a connection is closed, not reused: answer each "
                     "request line with exactly one line",
-                    self._path, unasked,
+                    self._closes.name, unasked,
                 )  # fmt: skip
             connection.close()
         return None
