@@ -17,13 +17,24 @@ _WATCHERS = frozenset(
 # is one of these: `vite` alone is Vite's dev server, `next dev` Next.js's.
 _DEV_SERVERS: dict[str, set[str | None]] = {
     "vite": {None, "dev", "serve"},
+    "parcel": {None, "serve", "watch"},
     "next": {"dev"},
     "nuxt": {"dev"},
     "nuxi": {"dev"},
     "astro": {"dev"},
-    "tsx": {"watch"},
+    "remix": {"dev"},
+    "gatsby": {"develop"},
+    "react-scripts": {"start"},
+    "ng": {"serve"},
+    "vue-cli-service": {"serve"},
     "webpack": {"serve"},
+    "rspack": {"dev", "serve"},
+    "rsbuild": {"dev"},
+    "tsx": {"watch"},
     "cargo": {"watch"},
+    "hugo": {"server", "serve"},
+    "mkdocs": {"serve"},
+    "jekyll": {"serve", "s"},
 }
 # Options that have a program reload itself: uvicorn's, hypercorn's and gunicorn's
 # --reload, node's, deno's and bun's --watch (node's --watch-path, bun's --hot), esbuild's
