@@ -33,6 +33,7 @@ HOT = [
     "local_lambdas/lane_answers.py",
     "local_lambdas/lane_requests.py",
     "local_lambdas/proxy.py",
+    "local_lambdas/request_ids.py",
     "local_lambdas/aiohandler.py",
     "local_lambdas/pool.py",
     "local_lambdas/roster.py",

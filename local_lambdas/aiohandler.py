@@ -50,7 +50,7 @@ class AioHandler:
             (name.decode("latin-1"), value.decode("utf-8", "surrogateescape"))
             for name, value in request.raw_headers
         ]
-        request_id = proxy.identify(request.headers.get("X-Request-Id"), headers)
+        request_id = proxy.ids.identify(request.headers.get("X-Request-Id"), headers)
         method = request.method
         answer: web.StreamResponse
         body: bytes | None = None if request.body_exists else b""  # None: not read, or streamed

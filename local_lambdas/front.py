@@ -78,7 +78,7 @@ async def listening(
     # dispatcher cost 8% of the instructions per request (PERFORMANCE.md).
     server = Server(
         AioHandler(proxy, admin.handle).handle,
-        new_id=proxy.new_id,
+        new_id=proxy.ids.new_id,
         head_timeout=settings.client_header_timeout,
         send_timeout=settings.send_timeout,
         access_log=None,
@@ -94,7 +94,7 @@ async def listening(
         for sock in sockets:  # (several for a name with several addresses, as localhost)
             site = Site(
                 runner, sock, lane if settings.fast_lane else server,
-                ssl_context=context, plain_refused=_plain_refused(proxy.new_id),
+                ssl_context=context, plain_refused=_plain_refused(proxy.ids.new_id),
             )  # fmt: skip
             await site.start()
         dashboard.url = url  # (for replays)

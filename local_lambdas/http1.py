@@ -5,8 +5,8 @@ the lane's Protocol only drives them.
 `head_end` finds a request head in what a connection received. `HeadReader` reads a head
 llhttp has already judged with one decode and a split, which costs a fifth of what a Python
 callback per header did, says whether the lane can read it, and keeps what it made for the
-connection's next head, which is usually the same; `lane_takes` says whether the lane
-answers it once routed. The heads of the lane's own answers are answer_heads.py's.
+connection's next head, which is usually the same (lane_requests.lane_takes says whether
+the lane answers it once routed). The heads of the lane's own answers are answer_heads.py's.
 """
 
 from __future__ import annotations
@@ -257,38 +257,6 @@ def head_end(buffer: bytes | bytearray) -> int:
     ):  # fmt: skip
         return HAND_OVER
     return WAIT
-
-
-def lane_takes(
-    fate: Fate, method: str, version: str, length: int, noted: dict[str, str],
-    switching: bool,
-) -> bool:  # fmt: skip
-    """Whether the fast lane answers a request read by a HeadReader, routed to `fate`
-    (`switching`: llhttp saw Connection: upgrade with an Upgrade). The admin endpoints are
-    aiohttp's side's, and the refusals but a 404 or 405 without a body and a CORS preflight
-    (a browser's /favicon.ico, or the preflight before its fetches: answered by aiohttp's
-    side, their connection would stay there, every later fetch at three times the cost); so
-    are Expect but a pass-through request's 100-continue, and upgrades but a pass-through
-    WebSocket's."""
-    # (An Enum's hash is a Python call: `is`, not a set, on this path.)
-    relay = fate is RELAY
-    if not (relay or fate is ENVELOPE):
-        refused = fate is NO_ROUTE or fate is NOT_ALLOWED or fate is PREFLIGHT
-        return (
-            refused and length == 0 and not switching and "expect" not in noted
-            and "upgrade" not in noted
-        )  # fmt: skip
-    relayed = relay and version == "1.1"  # Expect and upgrades need both
-    expect = noted.get("expect")
-    if expect is not None and not (relayed and expect.lower() == "100-continue"):
-        return False
-    upgrade = noted.get("upgrade")
-    if upgrade is not None or switching:  # a pass-through WebSocket's is the lane's (tunnel.py)
-        return (
-            relayed and switching and method == "GET" and length == 0
-            and upgrade is not None and upgrade.lower() == "websocket"
-        )  # fmt: skip
-    return True
 
 
 def keep_alive(version: str, connection: str | None) -> bool:

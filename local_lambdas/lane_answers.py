@@ -39,7 +39,7 @@ async def answer(connection: Connection, message: Message) -> bool:
     one in `relay`); whether the connection stays open."""
     started = _now()
     proxy = connection.lane.proxy
-    request_id = proxy.identify(message.request_id, message.headers)
+    request_id = proxy.ids.identify(message.request_id, message.headers)
     keep_alive = message.keep_alive
     pool, refusal = message.pool, message.refusal
     preflight = refusal is not None and refusal.fate is PREFLIGHT

@@ -4,7 +4,7 @@ it and acts on what it says (a timer while a head or a body is awaited, 100 Cont
 connection to aiohttp's server), and tests drive it with tables (tests/test_units.py).
 
 llhttp (httptools) judges every head and counts every body byte, so that it is ready for the
-request after; http1.HeadReader reads the head, Proxy.plan routes it, http1.lane_takes says
+request after; http1.HeadReader reads the head, Proxy.plan routes it, `lane_takes` says
 whether the lane answers it.
 """
 
@@ -15,16 +15,19 @@ from typing import Final
 
 import httptools
 
+from local_lambdas.config import Fate
 from local_lambdas.envelope import Repeats
 from local_lambdas.head_rules import EXTENSION_METHOD, as_http11
 from local_lambdas.http1 import (
     ENVELOPE,
     HAND_OVER,
+    NO_ROUTE,
+    NOT_ALLOWED,
+    PREFLIGHT,
     RELAY,
     WAIT,
     HeadReader,
     head_end,
-    lane_takes,
 )
 from local_lambdas.pool import Pool
 from local_lambdas.proxy import BUFFERED, Plan, Proxy
@@ -260,3 +263,35 @@ class Requests:
                 message.repeats = Repeats()  # (its JSON's, for it and those `again`)
             self._plain = data
         return message
+
+
+def lane_takes(
+    fate: Fate, method: str, version: str, length: int, noted: dict[str, str],
+    switching: bool,
+) -> bool:  # fmt: skip
+    """Whether the fast lane answers a request read by a HeadReader, routed to `fate`
+    (`switching`: llhttp saw Connection: upgrade with an Upgrade). The admin endpoints are
+    aiohttp's side's, and the refusals but a 404 or 405 without a body and a CORS preflight
+    (a browser's /favicon.ico, or the preflight before its fetches: answered by aiohttp's
+    side, their connection would stay there, every later fetch at three times the cost); so
+    are Expect but a pass-through request's 100-continue, and upgrades but a pass-through
+    WebSocket's."""
+    # (An Enum's hash is a Python call: `is`, not a set, on this path.)
+    relay = fate is RELAY
+    if not (relay or fate is ENVELOPE):
+        refused = fate is NO_ROUTE or fate is NOT_ALLOWED or fate is PREFLIGHT
+        return (
+            refused and length == 0 and not switching and "expect" not in noted
+            and "upgrade" not in noted
+        )  # fmt: skip
+    relayed = relay and version == "1.1"  # Expect and upgrades need both
+    expect = noted.get("expect")
+    if expect is not None and not (relayed and expect.lower() == "100-continue"):
+        return False
+    upgrade = noted.get("upgrade")
+    if upgrade is not None or switching:  # a pass-through WebSocket's is the lane's (tunnel.py)
+        return (
+            relayed and switching and method == "GET" and length == 0
+            and upgrade is not None and upgrade.lower() == "websocket"
+        )  # fmt: skip
+    return True

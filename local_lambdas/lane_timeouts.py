@@ -83,6 +83,6 @@ class ClientClock:
             return
         what = "the request head did not arrive" if head else "no byte of the request body came"
         message = f"{what} within {seconds:g}s"
-        transport.write(timed_out(message, lane.proxy.new_id, connection.peer))
+        transport.write(timed_out(message, lane.proxy.ids.new_id, connection.peer))
         connection.closing = True
         transport.close()

@@ -1,7 +1,7 @@
 """The request core both HTTP servers share: a request's plan (which child, or which
-refusal), its id, the envelope exchange with a child within its <timeout>, the retry, and
-the accounting (statistics, access log, inspector). It does not use aiohttp: aiohttp's side is
-aiohandler.py, the fast lane's is fastlane.py and its lane_* modules.
+refusal), its id (request_ids.py), the envelope exchange with a child within its <timeout>,
+the retry, and the accounting (statistics, access log, inspector). It does not use aiohttp:
+aiohttp's side is aiohandler.py, the fast lane's is fastlane.py and its lane_* modules.
 
 Every failure becomes a short JSON body (`{"error", "process", "request_id"}`) with the
 status of docs/protocol.md ("Errors"), and a log line carrying the same request id
@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
@@ -39,6 +37,7 @@ from local_lambdas.http1 import NO_BODY, RETRYABLE
 from local_lambdas.inspector import Inspector, Kept
 from local_lambdas.instance import Instance
 from local_lambdas.pool import Pool, PoolRetired
+from local_lambdas.request_ids import RequestIds
 from local_lambdas.router import BadTarget, origin_form, resolve
 from local_lambdas.supervisor import Supervisor
 
@@ -47,9 +46,7 @@ log = logging.getLogger("local_lambdas.proxy")
 T = TypeVar("T")
 AccessLog = Callable[[str, str, "str | None", int, float, str], None]
 
-_CLIENT_ID: Final = re.compile(r"^[\x21-\x7e]{1,200}$")
 _now: Final = time.monotonic  # a C-level constant, not two lookups per call
-_LOW_DIGITS: Final = [f"{n:02x}" for n in range(256)]
 BUFFERED: Final = 1024**2  # pass-through bodies up to this size are read before a child is chosen
 
 
@@ -71,8 +68,8 @@ class Plan:
 
 class Proxy:
     """What both HTTP servers ask of every request (the fast lane, fastlane.py, and aiohttp's,
-    aiohandler.py): its plan, its id, the envelope exchange with a child and the retry, and
-    its accounting; the supervisor owns the routes.
+    aiohandler.py): its plan, its id (`ids`), the envelope exchange with a child and the
+    retry, and its accounting; the supervisor owns the routes.
 
     `access`, when given, is called once per request with (method, uri, process id or None,
     status, seconds, request id): the access log. Paths under `admin_prefix`, when given,
@@ -95,10 +92,7 @@ class Proxy:
         self.admin_prefix = admin_prefix
         self.body_timeout = body_timeout
         self.inspector: Inspector | None = None
-        # Unique within the run and cheap: a random prefix per run, then a counter.
-        self._prefix = secrets.token_hex(4)
-        self._count = 0
-        self._high = f"{self._prefix}000000"  # new_id's first six digits
+        self.ids = RequestIds()
         # One per <timeout> value: requests with the same limit end in the order they start.
         self._deadlines: dict[float, Deadlines] = {}
         self._last_limit = Deadlines(-1.0)  # the last one asked for (none yet)
@@ -117,26 +111,6 @@ class Proxy:
             deadlines = self._deadlines[seconds] = Deadlines(seconds)
         self._last_limit = deadlines
         return deadlines
-
-    def new_id(self) -> str:
-        """The run's prefix and a count in hex. Formatting an int cost 4k instructions per
-        request; only its last two digits change each time, from a table."""
-        count = self._count = self._count + 1
-        low = count & 0xFF
-        if low == 0:
-            self._high = f"{self._prefix}{count >> 8:06x}"
-        return self._high + _LOW_DIGITS[low]
-
-    def identify(self, given: str | None, headers: list[tuple[str, str]]) -> str:
-        """The request's id: the client's X-Request-Id when it is usable, else a new one,
-        which replaces the client's in the headers the child will see."""
-        if given is not None and _CLIENT_ID.match(given):
-            return given
-        request_id = self.new_id()
-        if given is not None:
-            headers[:] = [(k, v) for k, v in headers if k.lower() != "x-request-id"]
-        headers.append(("X-Request-Id", request_id))
-        return request_id
 
     def plan(
         self, method: str, target: str, length: int | None, origin: str | None = None,

@@ -1192,7 +1192,7 @@ def test_which_routed_requests_the_lane_answers(
     fate: Fate, method: str, version: str, length: int, noted: dict[str, str], switching: bool,
     takes: bool,
 ) -> None:  # fmt: skip
-    assert http1.lane_takes(fate, method, version, length, noted, switching) is takes
+    assert lane_requests.lane_takes(fate, method, version, length, noted, switching) is takes
 
 
 @pytest.mark.parametrize(("version", "connection", "kept"), [
@@ -1873,7 +1873,7 @@ def _lane_requests(tmp_path: Path) -> lane_requests.Requests:
 
 async def test_request_ids_count_in_hex_after_the_runs_prefix(tmp_path: Path) -> None:
     proxy = _proxy(tmp_path)
-    ids = [proxy.new_id() for _ in range(600)]
+    ids = [proxy.ids.new_id() for _ in range(600)]
     prefix = ids[0][:8]
     assert ids == [f"{prefix}{n:08x}" for n in range(1, 601)]
 
