@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Final
 
-from aiohttp import HttpVersion11, web
+from aiohttp import HttpVersion11, StreamReader, web
 
 from local_lambdas import _compat
 from local_lambdas.aioserver import close_at_once, paced, still_there
@@ -25,6 +25,7 @@ from local_lambdas.instance import Instance
 from local_lambdas.pool import Pool
 from local_lambdas.proxy import BUFFERED, Proxy
 from local_lambdas.router import authority
+from local_lambdas.spool import Spool
 from local_lambdas.transports.aiohttp_side import UPLOAD_STARTED, Relayed
 
 AdminHandler = Callable[[web.BaseRequest, str], Awaitable[web.StreamResponse]]
@@ -111,13 +112,20 @@ class AioHandler:
         elif fate is Fate.ENVELOPE:
             assert pool is not None
             try:
-                body = await read_body(request, pool.process.max_body_size, proxy.body_timeout)
+                # A body past BUFFERED waits for its child in a temporary file (spool.py).
+                read = await read_body(request, pool.process.max_body_size,
+                                       proxy.body_timeout, enough=BUFFERED)  # fmt: skip
+                spooled = None if len(read) <= BUFFERED else await spool_body(
+                    request, read, pool.process.max_body_size, proxy.body_timeout
+                )  # fmt: skip
             except ForwardError as exc:
                 response = proxy.failure(exc, pool.process, request_id)
             else:
+                body = read if spooled is None else None  # (a spooled one is not kept)
                 response = await proxy.answer(
-                    pool, method, uri, path, headers, body, request.remote, request_id
-                )
+                    pool, method, uri, path, headers, read if spooled is None else b"",
+                    request.remote, request_id, spooled=spooled,
+                )  # fmt: skip
         else:
             response = proxy.refusal(plan, request_id)
         if response is not None:
@@ -206,11 +214,7 @@ async def read_body(
     body = bytearray()
     content = request.content
     while True:
-        try:
-            async with _compat.timeout(timeout):
-                chunk = await content.readany()
-        except asyncio.TimeoutError:
-            raise ClientTooSlow(timeout) from None
+        chunk = await _piece(content, timeout)
         if not chunk:
             return bytes(body)
         body += chunk
@@ -218,6 +222,36 @@ async def read_body(
             raise PayloadTooLarge(limit)
         if enough is not None and len(body) > enough:
             return bytes(body)
+
+
+async def spool_body(request: web.BaseRequest, start: bytes, limit: int, timeout: float) -> Spool:
+    """The rest of a body `read_body` read the `start` of, with `start`, in a Spool: the
+    same limit and timeout."""
+    spool = Spool(start)
+    size = len(start)
+    content = request.content
+    try:
+        while True:
+            piece = await _piece(content, timeout)
+            if not piece:
+                return spool
+            size += len(piece)
+            if size > limit:
+                raise PayloadTooLarge(limit)
+            spool.write(piece)
+    except BaseException:
+        spool.close()
+        raise
+
+
+async def _piece(content: StreamReader, timeout: float) -> bytes:
+    """The next bytes of a body as they come (b"": its end); ClientTooSlow when none come
+    for `timeout` seconds."""
+    try:
+        async with _compat.timeout(timeout):
+            return await content.readany()
+    except asyncio.TimeoutError:
+        raise ClientTooSlow(timeout) from None
 
 
 def _waits_to_continue(request: web.BaseRequest) -> bool:

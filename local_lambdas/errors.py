@@ -10,6 +10,7 @@
         ├── PayloadTooLarge    413: the request body is over the route's <max_body_size>
         ├── ClientTooSlow      408: the client's body did not come on (--client-body-timeout)
         ├── ClientGone         499: the client left during its upload (nobody reads the answer)
+        ├── BodyNotKept        500: a large body could not wait in a temporary file (spool.py)
         ├── NotReady           503: the child is starting, backing off, or FATAL
         ├── ChildUnreachable   502: refused, reset, or closed before a whole answer came back
         │   ├── NotConnected   the request never reached the child: any method may go again
@@ -147,6 +148,17 @@ class ClientGone(ForwardError):
     failure; counted 499, as nginx counts a client that closed its connection."""
 
     status = 499
+
+
+class BodyNotKept(ForwardError):
+    """A request body past BUFFERED could not be written to, or read back from, its
+    temporary file (a full disk under TMPDIR): 500, as nginx answers when it cannot keep a
+    body in its client_body_temp."""
+
+    status = 500
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"the request body could not be kept in a temporary file: {why}")
 
 
 class NotReady(ForwardError):

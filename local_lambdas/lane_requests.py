@@ -274,8 +274,8 @@ def lane_takes(
     aiohttp's side's, and the refusals but a 404 or 405 without a body and a CORS preflight
     (a browser's /favicon.ico, or the preflight before its fetches: answered by aiohttp's
     side, their connection would stay there, every later fetch at three times the cost); so
-    are Expect but a pass-through request's 100-continue, and upgrades but a pass-through
-    WebSocket's."""
+    are Expect but a pass-through request's 100-continue, upgrades but a pass-through
+    WebSocket's, and an envelope-mode body past BUFFERED."""
     # (An Enum's hash is a Python call: `is`, not a set, on this path.)
     relay = fate is RELAY
     if not (relay or fate is ENVELOPE):
@@ -284,6 +284,8 @@ def lane_takes(
             refused and length == 0 and not switching and "expect" not in noted
             and "upgrade" not in noted
         )  # fmt: skip
+    if not relay and length > BUFFERED:  # a body to wait on disk (spool.py): aiohttp's side's
+        return False
     relayed = relay and version == "1.1"  # Expect and upgrades need both
     expect = noted.get("expect")
     if expect is not None and not (relayed and expect.lower() == "100-continue"):

@@ -39,6 +39,7 @@ from local_lambdas.instance import Instance
 from local_lambdas.pool import Pool, PoolRetired
 from local_lambdas.request_ids import RequestIds
 from local_lambdas.router import BadTarget, origin_form, resolve
+from local_lambdas.spool import Spool
 from local_lambdas.supervisor import Supervisor
 
 log = logging.getLogger("local_lambdas.proxy")
@@ -191,11 +192,13 @@ class Proxy:
         request_id: str,
         task: asyncio.Task[Any] | None = None,
         repeats: Repeats | None = None,
+        spooled: Spool | None = None,
     ) -> Response:
         """An envelope mode's exchange with the child, or why it failed, as the answer to
         send (without its X-Request-Id): the path both HTTP cores share. `task`, the one
         running this (the lane knows it; asyncio.current_task is interpreted on 3.11);
-        `repeats`, its connection's, where the lane saw its head repeat the last one."""
+        `repeats`, its connection's, where the lane saw its head repeat the last one;
+        `spooled`, the body in its place, until a child takes the request (spool.py)."""
         forwarded = Request(method, uri, headers, body, request_id, client, self.token, repeats)
         try:
             cache = pool.cache
@@ -203,12 +206,16 @@ class Proxy:
             if hit is not None:
                 response = hit
             else:
-                exchange = _Exchange(self, forwarded, task)  # with the child attempt chooses
+                # With the child `attempt` chooses:
+                exchange = _Exchange(self, forwarded, task, spooled)
                 response = await self.attempt(pool, method, uri, path, exchange)
                 if cache is not None:
                     cache.store(forwarded, response)
         except ForwardError as exc:
             return self.failure(exc, pool.process, request_id)
+        finally:
+            if spooled is not None:  # (read already, unless no child took the request)
+                spooled.close()
         if response.status in NO_BODY:
             return Response(response.status, response.headers, b"")
         return response  # the cache may hold it too: callers do not change it
@@ -268,8 +275,11 @@ class _Exchange:
     """Proxy.answer's exchange with the child `attempt` chose (an object rather than a
     closure: compiled, 600 instructions less a request)."""
 
-    def __init__(self, proxy: Proxy, forwarded: Request, task: asyncio.Task[Any] | None) -> None:
-        self.proxy, self.forwarded, self.task = proxy, forwarded, task
+    def __init__(
+        self, proxy: Proxy, forwarded: Request, task: asyncio.Task[Any] | None,
+        spooled: Spool | None,
+    ) -> None:  # fmt: skip
+        self.proxy, self.forwarded, self.task, self.spooled = proxy, forwarded, task, spooled
 
     async def __call__(self, child: Instance) -> Response:
         """The whole exchange with `child` within its <timeout> (its own: a reload may
@@ -277,6 +287,10 @@ class _Exchange:
         transport = child.link.transport
         if transport is None:  # (the pool leases READY instances: not seen)
             raise ChildUnreachable(f"{child.name} stopped")
+        spooled = self.spooled
+        if spooled is not None:  # the body waited on disk for this child (spool.py)
+            self.spooled = None
+            self.forwarded.body = spooled.read()
         deadlines = self.proxy._limit(child.timeout)
         limited = deadlines.start(self.task)
         try:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import sys
+import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +117,71 @@ async def test_child_reading_to_eof(write_manifest: WriteManifest, socket_dir: P
     async with running(path, socket_dir) as run:
         seen = await echo(run, "PUT", "/api/x", data=b"x" * 300_000)
     assert len(base64.b64decode(seen["body"])) == 300_000
+
+
+def _spooled(folder: Path) -> list[str]:
+    """This process's open files in `folder` (the proxy runs in it): unlinked ones too."""
+    links = (os.readlink(fd) for fd in Path("/proc/self/fd").iterdir() if fd.is_symlink())
+    return [link for link in links if link.startswith(str(folder))]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads /proc (Linux)")
+@pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+async def test_a_large_upload_waits_for_its_child_on_disk(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, fast_lane: bool,
+) -> None:  # fmt: skip
+    """An envelope body past 1 MiB that must wait for a slot waits in an unlinked temporary
+    file (spool.py), as nginx keeps it in its client_body_temp, not in memory: the child
+    then gets it whole, and the file goes with the request."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))  # (TMPDIR, as tempfile read it)
+    gate = tmp_path / "open"
+    path = write_manifest(process_xml(
+        "svc", "/api/*", extra="<concurrency>1</concurrency><max_body_size>8MiB</max_body_size>"
+    ))  # fmt: skip
+    body = os.urandom(3 * 1024**2)
+    async with running(path, socket_dir, fast_lane=fast_lane) as run:
+        held = asyncio.ensure_future(echo(run, "GET", f"/api/gate?until={gate}"))
+        assert await eventually(lambda: run.child("svc").in_flight == 1)
+        upload = asyncio.ensure_future(echo(run, "POST", "/api/up", data=body))
+        assert await eventually(lambda: len(_spooled(folder)) == 1), "no body on disk"
+        assert not upload.done() and run.pool("svc").waiting == 1
+        gate.touch()
+        assert (await held)["method"] == "GET"
+        assert base64.b64decode((await upload)["body"]) == body
+        assert _spooled(folder) == []
+        assert list(folder.iterdir()) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads /proc (Linux)")
+async def test_a_large_upload_that_cannot_wait_on_disk_is_refused_saying_why(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Past <max_body_size> as it comes (chunked: no Content-Length to refuse it by), 413,
+    its file gone at once; with no temporary folder to keep it in, 500 saying so, as nginx
+    answers when it cannot write its client_body_temp."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    path = write_manifest(process_xml("svc", "/api/*", extra="<max_body_size>2MiB</max_body_size>"))
+
+    async def chunked(size: int) -> AsyncIterator[bytes]:
+        for _ in range(size // 65536):
+            yield b"x" * 65536
+
+    async with running(path, socket_dir) as run:
+        async with run.http.post(run.url + "/api/up", data=chunked(3 * 1024**2)) as reply:
+            assert reply.status == 413, await reply.text()
+        assert _spooled(folder) == []
+        folder.rmdir()
+        async with run.http.post(run.url + "/api/up", data=b"x" * (3 * 1024**2 // 2)) as reply:
+            assert reply.status == 500
+            error = (await reply.json())["error"]
+        assert error.startswith("the request body could not be kept in a temporary file: ")
+        assert f"(TMPDIR: {folder})" in error and "No such file or directory" in error
 
 
 @ON_SHARED_LOOP

@@ -1187,6 +1187,10 @@ _WS = {"upgrade": "websocket", "connection": "Upgrade"}
     (Fate.RELAY, "POST", "1.1", 3, _WS, True, False),
     (Fate.RELAY, "GET", "1.0", 0, _WS, True, False),
     (Fate.ENVELOPE, "GET", "1.1", 0, _WS, True, False),
+    # An envelope-mode body past 1 MiB waits for its child on disk: aiohttp's side's.
+    (Fate.ENVELOPE, "POST", "1.1", 1024**2, {}, False, True),
+    (Fate.ENVELOPE, "POST", "1.1", 1024**2 + 1, {}, False, False),
+    (Fate.RELAY, "POST", "1.1", 1024**2 + 1, {}, False, True),
 ])  # fmt: skip
 def test_which_routed_requests_the_lane_answers(
     fate: Fate, method: str, version: str, length: int, noted: dict[str, str], switching: bool,

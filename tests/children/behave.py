@@ -17,7 +17,8 @@ status100, crlf, cookies, binary, cached, cachederror, close, slow (1 s, then ec
 (answers after 1.5 s), pid, empty, log (prints a line with the request id, then echo), twice
 (keep-alive: the echo's line sent twice), pretty (indented JSON), big (a 16 MiB body),
 unended (a whole answer with no newline, its connection then held open), flood (an answer
-that never ends, written until the proxy goes).
+that never ends, written until the proxy goes), gate (the echo once the file ?until= names
+exists).
 """
 
 import base64
@@ -65,6 +66,11 @@ def answer(request: dict[str, Any]) -> bytes | None:
     if action == "slow":
         print("slow request received", flush=True)
         time.sleep(1)
+    if action == "gate":  # holds its slot until the file ?until= names exists (30 s at most)
+        until = request["uri"].partition("?until=")[2]
+        deadline = time.monotonic() + 30
+        while not os.path.exists(until) and time.monotonic() < deadline:
+            time.sleep(0.01)
     if action == "late":
         time.sleep(1.5)
         return json.dumps({"body": b64(b"late answer")}).encode()

@@ -1,0 +1,45 @@
+"""An envelope-mode request body past BUFFERED bytes, kept on disk while its request waits
+for a child's slot, as nginx keeps a body past its client_body_buffer_size in a temporary
+file: a hundred queued uploads then cost the proxy a hundred files, not their size in
+memory. The file is unlinked from the start (tempfile.TemporaryFile, under TMPDIR), so
+nothing is left behind, even by a killed proxy. The body is read back into memory once a
+child takes the request (proxy._Exchange), as the envelope carries it whole.
+"""
+
+from __future__ import annotations
+
+import tempfile
+
+from local_lambdas.errors import BodyNotKept
+
+
+class Spool:
+    """One request body: its first bytes, then each piece as it comes, then read back once."""
+
+    def __init__(self, start: bytes) -> None:
+        try:
+            # (Open as long as the Spool is: closed by read or close.)
+            self._file = tempfile.TemporaryFile(prefix="local-lambdas-body-")  # noqa: SIM115
+        except OSError as exc:
+            raise BodyNotKept(f"{exc} (TMPDIR: {tempfile.gettempdir()})") from exc
+        self.write(start)
+
+    def write(self, piece: bytes) -> None:
+        try:
+            self._file.write(piece)
+        except OSError as exc:
+            self.close()
+            raise BodyNotKept(f"{exc} (TMPDIR: {tempfile.gettempdir()})") from exc
+
+    def read(self) -> bytes:
+        """The whole body; the file is closed (and gone)."""
+        try:
+            self._file.seek(0)
+            return self._file.read()
+        except OSError as exc:
+            raise BodyNotKept(f"{exc} (TMPDIR: {tempfile.gettempdir()})") from exc
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._file.close()
