@@ -100,8 +100,9 @@ async def relay(
     keep_alive = message.keep_alive and not connection.lane.stopping
     upload = connection.upload if message.streams else None
     relayed = Answer(
-        connection, version=message.version, keep_alive=keep_alive, request_id=request_id,
-        prefix=prefix, method=message.method, keep=BODY if proxy.inspector is not None else 0,
+        connection, process=pool.id, version=message.version, keep_alive=keep_alive,
+        request_id=request_id, prefix=prefix, method=message.method,
+        keep=BODY if proxy.inspector is not None else 0,
         cors=None if pool.cors is None else (pool.cors, message.origin), upload=upload,
         date=connection.lane.date(), heads=connection.relayed,
     )  # fmt: skip

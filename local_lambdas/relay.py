@@ -129,7 +129,7 @@ class Answer:
     body, for the inspector) and `keep_alive` (whether the client's connection can go on)."""
 
     def __init__(
-        self, client: Client, *, version: str, keep_alive: bool, request_id: str,
+        self, client: Client, *, process: str, version: str, keep_alive: bool, request_id: str,
         prefix: str | None, keep: int, method: str, cors: tuple[Policy, str | None] | None = None,
         upload: Upload | None = None, date: str | None = None, heads: RelayedHeads | None = None,
     ) -> None:  # fmt: skip
@@ -139,6 +139,7 @@ class Answer:
         self._version = version
         self.keep_alive = keep_alive
         self._request_id = request_id
+        self._process = process  # as the log names it
         self._prefix = prefix
         self.origin: Origin | None = None  # the child's address, once it is chosen
         self._room = keep
@@ -245,7 +246,7 @@ class Answer:
         self.tunnel.start(early, rest, client_done=half_closed)
 
     def broken(self, why: str) -> None:
-        log.warning("[%s] %s", self._request_id, why)
+        log.warning("%s: [%s] %s", self._process, self._request_id, why)
         self.keep_alive = False
         self.flush()  # what came first
         self._client.close()  # the client sees a short answer, an error, not an end

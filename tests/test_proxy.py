@@ -510,6 +510,7 @@ async def test_a_child_whose_listen_queue_is_full_is_waited_for(
     ]
     told = [r.getMessage() for r in caplog.records if "listen queue is full" in r.getMessage()]
     assert len(told) == 1 and "a larger listen() backlog" in told[0]
+    assert told[0].startswith("svc: the child's listen queue is full"), told  # the process
 
 
 async def test_a_request_that_never_got_into_a_full_listen_queue_is_504_saying_so(

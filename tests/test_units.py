@@ -1322,7 +1322,7 @@ def test_a_relayed_answer_is_written_once_a_read(
     """relay.Answer holds what head, body and end give until the flush that ends each read
     of the child (exchange_headers.Exchange), or its end."""
     client = _Writes()
-    answer = relay.Answer(client, version="1.1", keep_alive=True, request_id="r1",
+    answer = relay.Answer(client, process="svc", version="1.1", keep_alive=True, request_id="r1",
                           prefix=None, keep=0, method="GET")  # fmt: skip
     for read in reads:
         for step in read:

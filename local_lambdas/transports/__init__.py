@@ -42,7 +42,7 @@ def for_child(
     the modes that keep them.
     Pass-through has none: it streams, so it answers the client itself (Link.relay)."""
     if mode is Mode.PIPE:
-        return PipeTransport(address, max_response=max_response, owned=owned)
+        return PipeTransport(address, max_response=max_response, owned=owned, name=closes.name)
     if mode is Mode.PIPE_KEEPALIVE:
         return KeepAlivePipeTransport(
             address, max_response=max_response, owned=owned, closes=closes

@@ -63,9 +63,10 @@ class Streamed:
 
     def __init__(
         self, request_id: str, prefix: str | None, origin: Origin,
-        cors: tuple[Policy, str | None] | None, keep: int,
+        cors: tuple[Policy, str | None] | None, keep: int, name: str,
     ) -> None:  # fmt: skip
         self._request_id, self._prefix, self._origin, self._cors = request_id, prefix, origin, cors
+        self._name = name  # the process, as the log names it
         self._room = keep
         self._kept: list[bytes] = []
         self._pieces: deque[bytes] = deque()
@@ -154,7 +155,7 @@ class Streamed:
                     break
                 elif self._broken is not None or sending.done():
                     why = self._broken or "the child's answer broke off: its connection ended"
-                    log.warning("[%s] %s", self._request_id, why)  # (as relay.py says it)
+                    log.warning("%s: [%s] %s", self._name, self._request_id, why)  # (as relay.py)
                     if request.transport is not None:
                         request.transport.close()  # the client must see an error, not an end
                     break

@@ -162,7 +162,9 @@ class KeepAlivePipeTransport:
         except OSError as exc:
             failed = exc  # (waited on below: compiled code must not wait in an except block)
         if failed is not None:
-            _, connection = await connect_again(failed, self._path, protocol, self._owned)
+            _, connection = await connect_again(
+                failed, self._path, protocol, self._owned, name=self._closes.name
+            )
         return connection
 
     async def aclose(self) -> None:

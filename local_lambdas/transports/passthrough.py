@@ -157,7 +157,7 @@ class PassthroughTransport:
             scheme=request.scheme, token=token, request_id=request_id, prefix=prefix,
             chunked=chunked,
         )  # fmt: skip
-        answer = Streamed(request_id, prefix, self.upstream.origin, cors, keep)
+        answer = Streamed(request_id, prefix, self.upstream.origin, cors, keep, self.upstream.name)
         sending = asyncio.ensure_future(self.upstream.send(
             sent, answer, timeout=timeout, head_only=request.method == "HEAD",
             idempotent=request.method in RETRYABLE, body=streamed,

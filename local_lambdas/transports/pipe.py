@@ -22,9 +22,11 @@ from local_lambdas.transports.pipe_connect import connect_again
 
 class PipeTransport:
     def __init__(
-        self, address: str, *, max_response: int, owned: Callable[[int], bool] | None = None
-    ) -> None:
+        self, address: str, *, max_response: int, owned: Callable[[int], bool] | None = None,
+        name: str = "",
+    ) -> None:  # fmt: skip
         self._path = address
+        self._name = name  # the process, as the log names it
         self._max_response = max_response
         self._owned = owned
         self._answers = Answers()
@@ -43,7 +45,9 @@ class PipeTransport:
         except OSError as exc:
             failed = exc  # (waited on below: compiled code must not wait in an except block)
         if failed is not None:
-            _, exchange = await connect_again(failed, self._path, protocol, self._owned, loop)
+            _, exchange = await connect_again(
+                failed, self._path, protocol, self._owned, loop, self._name
+            )
         try:
             raw = await exchange.send(request.encode())
         except asyncio.CancelledError as cancelled:

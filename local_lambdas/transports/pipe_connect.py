@@ -30,17 +30,20 @@ async def connect_again(
     protocol: Callable[[], P],
     owned: Callable[[int], bool] | None,
     loop: asyncio.AbstractEventLoop | None = None,
+    name: str = "",
 ) -> tuple[asyncio.Transport, P]:
     """After `_compat.connect_pipe(path, ...)` raised `failed`: the connection once there is
-    room in the child's listen queue, else NotConnected."""
+    room in the child's listen queue, else NotConnected. `name`: the process, as the log
+    names it."""
     delay = 0.001
     while isinstance(failed, BlockingIOError):
         if path not in _told:
             _told.add(path)
             log.warning(
-                "%s: the child's listen queue is full (it accepts connections more slowly "
-                "than requests come): requests wait for room; a larger listen() backlog, "
-                "or a lower <concurrency>, spares them the wait",
+                "%s: the child's listen queue is full (it accepts connections on %s more "
+                "slowly than requests come): requests wait for room; a larger listen() "
+                "backlog, or a lower <concurrency>, spares them the wait",
+                name or path,
                 path,
             )
         try:

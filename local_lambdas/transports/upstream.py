@@ -68,6 +68,7 @@ class Upstream:
         self._idle_sweeper: asyncio.TimerHandle | None = None  # while any are kept idle
         self._told_unasked = False
         self._closes = closes or Closes(f"{host}:{port}")
+        self.name = self._closes.name  # the process, as the log names it
         # The answer head its connections last kept (exchange_headers.Exchange), and its
         # headers: connections that keep the same head share one list of the same tuples.
         self.heads: tuple[bytes, list[tuple[str, str]]] = (b"", [])
@@ -78,10 +79,10 @@ class Upstream:
         if not self._told_unasked:
             self._told_unasked = True
             log.warning(
-                "%s:%d: the child sent bytes after its answer ended: that connection is "
+                "%s: the child sent bytes after its answer ended: that connection is "
                 "closed, not reused; an answer's body must be as long as its Content-Length "
                 "says, and a 204, a 304 or an answer to HEAD has none",
-                self._host, self._port,
+                self.name,
             )  # fmt: skip
 
     def watch(self, exchange: Exchanging) -> None:
