@@ -17,7 +17,13 @@ from local_lambdas import _compat
 from local_lambdas.aioserver import close_at_once, paced, still_there
 from local_lambdas.config import Fate
 from local_lambdas.envelope import Response
-from local_lambdas.errors import ChildUnreachable, ClientTooSlow, ForwardError, PayloadTooLarge
+from local_lambdas.errors import (
+    ChildUnreachable,
+    ClientGone,
+    ClientTooSlow,
+    ForwardError,
+    PayloadTooLarge,
+)
 from local_lambdas.forwarding import strip_prefix
 from local_lambdas.http1 import CLIENT_CLOSED
 from local_lambdas.inspector import BODY
@@ -246,12 +252,15 @@ async def spool_body(request: web.BaseRequest, start: bytes, limit: int, timeout
 
 async def _piece(content: StreamReader, timeout: float) -> bytes:
     """The next bytes of a body as they come (b"": its end); ClientTooSlow when none come
-    for `timeout` seconds."""
+    for `timeout` seconds, ClientGone when the client leaves first (a reset, or a close:
+    aiohttp says either as ConnectionResetError)."""
     try:
         async with _compat.timeout(timeout):
             return await content.readany()
     except asyncio.TimeoutError:
         raise ClientTooSlow(timeout) from None
+    except ConnectionResetError:
+        raise ClientGone("the client left before its request body had all come") from None
 
 
 def _waits_to_continue(request: web.BaseRequest) -> bool:

@@ -163,6 +163,25 @@ async def relay(
     return relayed.keep_alive and connection.upload is None
 
 
+def unfinished(
+    connection: Connection, message: Message, error: ForwardError, started: float
+) -> None:
+    """A request the lane took whose body never all came (it stopped for
+    --client-body-timeout: 408; the client left: 499), answered and counted as aiohttp's
+    side answers and counts it (aiohandler.read_body); `started`: when its body began to
+    be awaited."""
+    pool = message.pool
+    assert pool is not None  # (a request awaiting its body is routed)
+    proxy = connection.lane.proxy
+    request_id = proxy.ids.identify(message.request_id, message.headers)
+    response = proxy.failure(error, pool.process, request_id)
+    rest = write(connection, response, message, request_id, False, pool.cors)
+    proxy.finish(
+        pool, message.method, message.target, CLIENT_CLOSED if rest is GONE else error.status,
+        started, request_id, (message.headers, None), (response.headers, response.body),
+    )  # fmt: skip
+
+
 def write(
     connection: Connection, response: Response, message: Message, request_id: str, keep: bool,
     cors: Policy | None = None,

@@ -18,12 +18,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from typing import TYPE_CHECKING, Final, cast
 
 from local_lambdas import _compat
 from local_lambdas.answer_heads import AnswerHeads
+from local_lambdas.errors import ClientGone, ForwardError
 from local_lambdas.forwarding import own_address
-from local_lambdas.lane_answers import answer
+from local_lambdas.lane_answers import answer, unfinished
 from local_lambdas.lane_requests import (
     AWAIT_BODY,
     AWAIT_HEAD,
@@ -75,6 +77,7 @@ class Connection(ClientWriter):
         self._held = False  # not read: an upload waits for the child (hold_reading)
         # Times a request that has begun to arrive but is not whole (lane_timeouts.py).
         self._clock = ClientClock(self, self._loop)
+        self._body_awaited = 0.0  # when the body of the request at hand began to be awaited
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
@@ -123,6 +126,7 @@ class Connection(ClientWriter):
         self._stop_send_timeout()
         self.lane.forget(self)
         self._stop_waiting()
+        self.give_up(ClientGone("the client left before its request body had all come"))
         if self.relaying and self.task is not None:
             self.task.cancel()  # nobody is left to relay to: the child's answer is dropped
 
@@ -218,15 +222,25 @@ class Connection(ClientWriter):
             elif waiting == AWAIT_BODY:
                 if not self._clock.running:  # the head is here, its body not: the client may
                     _compat.acknowledge_now(self.transport)  # be waiting for our ACK to send it
+                self._body_awaited = self._body_awaited or time.monotonic()
                 self._clock.start(self.lane.body_timeout)
             elif waiting == ELSEWHERE:
                 self._hand_over()
             return None
         self._clock.stop()
+        self._body_awaited = 0.0
         if message.streams:  # the head alone: the body goes on as it comes
             self.upload = Upload(message.body_length, self)
             self._take_upload()
         return message
+
+    def give_up(self, error: ForwardError) -> bool:
+        """Answer and count the request whose body is still awaited, if any, with `error`
+        (lane_answers.unfinished); whether there was one."""
+        message = self._requests.abandon()
+        if message is not None:
+            unfinished(self, message, error, self._body_awaited)
+        return message is not None
 
     def _take_upload(self) -> None:
         """The streaming body's bytes received go on; what follows them waits."""

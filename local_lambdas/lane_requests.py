@@ -184,6 +184,12 @@ class Requests:
         self._message = None
         return message
 
+    def abandon(self) -> Message | None:
+        """The request whose body is still awaited, if any, forgotten: it will not come."""
+        message = self._message if self.waiting == AWAIT_BODY else None
+        self._message = None
+        return message
+
     def take(self, most: int) -> bytes:
         """Up to `most` bytes of a streaming body, as far as they have come."""
         buffer = self.buffer

@@ -81,8 +81,11 @@ class ClientClock:
         seconds = lane.head_timeout if head else lane.body_timeout
         if not head and self._rearmed(seconds):  # the body's clock counts from its last bytes
             return
-        what = "the request head did not arrive" if head else "no byte of the request body came"
-        message = f"{what} within {seconds:g}s"
-        transport.write(timed_out(message, lane.proxy.ids.new_id, connection.peer))
+        # A body's request is routed: answered and counted as the route's (as aiohttp's side
+        # does); a head's is not yet.
+        if head or not connection.give_up(ClientTooSlow(seconds)):
+            what = "the request head did not arrive" if head else "no byte of the request body came"
+            message = f"{what} within {seconds:g}s"
+            transport.write(timed_out(message, lane.proxy.ids.new_id, connection.peer))
         connection.closing = True
         transport.close()

@@ -23,6 +23,7 @@ import pytest
 from local_lambdas import _compat
 from local_lambdas.pool import Pool
 from local_lambdas.router import BadTarget, Router, resolve
+from local_lambdas.stats import ProcessStats
 from tests.helpers import (
     CHILDREN,
     ON_SHARED_LOOP,
@@ -548,6 +549,43 @@ async def test_a_client_that_resets_during_its_upload_is_499_not_the_childs_502(
         assert await eventually(lambda: pool.stats.requests == 1, 10)
         assert pool.stats.by_status == {499: 1}, pool.stats.by_status
     assert " 502: " not in caplog.text, caplog.text
+
+
+def _counted(stats: ProcessStats, requests: int) -> bool:
+    return stats.requests == requests
+
+
+@LANES
+async def test_a_request_whose_body_never_all_comes_is_answered_and_counted_alike(
+    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """A routed request whose body stops (408 at --client-body-timeout) or whose client
+    leaves mid-body (499: a tab closed mid-upload, a reset or a close) is the route's: in
+    its statistics and its log line, in the same words from either server, whether its
+    body would have been held in memory or on disk; the lane had counted neither."""
+    path = write_manifest(process_xml("svc", "/api/*"))
+    async with running(path, socket_dir, fast_lane=fast_lane, client_body_timeout=0.5) as run:
+        stats = run.pool("svc").stats
+        for length in (100, 3 * 1024**2):  # a body the lane holds; one to wait on disk
+            head = f"POST /api/x HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n"
+            answer = await exchange(run.url, head.encode() + b"abc", timeout=10)
+            assert answer.startswith(b"HTTP/1.1 408 "), answer
+            for leave in (reset, lambda writer: writer.close()):
+                counted = stats.requests + 1
+                _, writer = await connect(run.url)
+                writer.write(head.encode() + b"abc")
+                await writer.drain()
+                assert await eventually(partial(all_read, writer))  # (then it leaves)
+                leave(writer)
+                assert await eventually(partial(_counted, stats, counted)), length
+        assert stats.by_status == {408: 2, 499: 4}, stats.by_status
+    said = [r.getMessage() for r in caplog.records if " 408: " in r.getMessage()]
+    assert len(said) == 2, said
+    assert all(
+        re.fullmatch(r"svc: \[\w+\] 408: no byte of the request body came for 0.5s "
+                     r"\(--client-body-timeout\)", line) for line in said
+    ), said  # fmt: skip
 
 
 @LANES
