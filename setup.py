@@ -32,6 +32,7 @@ HOT = [
     "local_lambdas/lane_timeouts.py",
     "local_lambdas/lane_answers.py",
     "local_lambdas/lane_requests.py",
+    "local_lambdas/lane_message.py",
     "local_lambdas/proxy.py",
     "local_lambdas/request_ids.py",
     "local_lambdas/aiohandler.py",

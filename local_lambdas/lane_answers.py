@@ -20,7 +20,7 @@ from local_lambdas.forwarding import strip_prefix
 from local_lambdas.http1 import CLIENT_CLOSED, NO_BODY, PREFLIGHT, RETRYABLE
 from local_lambdas.inspector import BODY
 from local_lambdas.instance import Instance
-from local_lambdas.lane_requests import Message
+from local_lambdas.lane_message import Message
 from local_lambdas.pool import Pool
 from local_lambdas.relay import Answer
 from local_lambdas.relay_request import child_request
@@ -164,12 +164,14 @@ async def relay(
 
 
 def unfinished(
-    connection: Connection, message: Message, error: ForwardError, started: float
-) -> None:
+    connection: Connection, message: Message | None, error: ForwardError, started: float
+) -> bool:
     """A request the lane took whose body never all came (it stopped for
     --client-body-timeout: 408; the client left: 499), answered and counted as aiohttp's
-    side answers and counts it (aiohandler.read_body); `started`: when its body began to
-    be awaited."""
+    side answers and counts it (aiohandler.read_body); `started`: when it began to
+    arrive. Whether there was one."""
+    if message is None:
+        return False
     pool = message.pool
     assert pool is not None  # (a request awaiting its body is routed)
     proxy = connection.lane.proxy
@@ -180,6 +182,7 @@ def unfinished(
         pool, message.method, message.target, CLIENT_CLOSED if rest is GONE else error.status,
         started, request_id, (message.headers, None), (response.headers, response.body),
     )  # fmt: skip
+    return True
 
 
 def write(

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import time
 from typing import TYPE_CHECKING, Final, cast
 
 from local_lambdas import _compat
@@ -26,14 +25,8 @@ from local_lambdas.answer_heads import AnswerHeads
 from local_lambdas.errors import ClientGone, ForwardError
 from local_lambdas.forwarding import own_address
 from local_lambdas.lane_answers import answer, unfinished
-from local_lambdas.lane_requests import (
-    AWAIT_BODY,
-    AWAIT_HEAD,
-    CONTINUE,
-    ELSEWHERE,
-    Message,
-    Requests,
-)
+from local_lambdas.lane_message import Message
+from local_lambdas.lane_requests import AWAIT_BODY, AWAIT_HEAD, CONTINUE, ELSEWHERE, Requests
 from local_lambdas.lane_timeouts import ClientClock
 from local_lambdas.lane_writing import ClientWriter
 from local_lambdas.relay import RelayedHeads
@@ -77,7 +70,6 @@ class Connection(ClientWriter):
         self._held = False  # not read: an upload waits for the child (hold_reading)
         # Times a request that has begun to arrive but is not whole (lane_timeouts.py).
         self._clock = ClientClock(self, self._loop)
-        self._body_awaited = 0.0  # when the body of the request at hand began to be awaited
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
@@ -222,13 +214,11 @@ class Connection(ClientWriter):
             elif waiting == AWAIT_BODY:
                 if not self._clock.running:  # the head is here, its body not: the client may
                     _compat.acknowledge_now(self.transport)  # be waiting for our ACK to send it
-                self._body_awaited = self._body_awaited or time.monotonic()
                 self._clock.start(self.lane.body_timeout)
             elif waiting == ELSEWHERE:
                 self._hand_over()
             return None
         self._clock.stop()
-        self._body_awaited = 0.0
         if message.streams:  # the head alone: the body goes on as it comes
             self.upload = Upload(message.body_length, self)
             self._take_upload()
@@ -237,10 +227,7 @@ class Connection(ClientWriter):
     def give_up(self, error: ForwardError) -> bool:
         """Answer and count the request whose body is still awaited, if any, with `error`
         (lane_answers.unfinished); whether there was one."""
-        message = self._requests.abandon()
-        if message is not None:
-            unfinished(self, message, error, self._body_awaited)
-        return message is not None
+        return unfinished(self, self._requests.abandon(), error, self._clock.began)
 
     def _take_upload(self) -> None:
         """The streaming body's bytes received go on; what follows them waits."""

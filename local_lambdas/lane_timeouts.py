@@ -10,6 +10,7 @@ fails its upload, which answers the client. The same clock ends a lingering clos
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,7 @@ class ClientClock:
         self._loop = loop
         self._timer: asyncio.TimerHandle | None = None
         self._progress = 0.0  # a body's clock restarts with every read
+        self.began = 0.0  # when the request timed last began to arrive (time.monotonic)
 
     @property
     def running(self) -> bool:
@@ -37,6 +39,7 @@ class ClientClock:
         """Time the request arriving, unless it is timed already."""
         if self._timer is None:
             self._progress = self._loop.time()
+            self.began = time.monotonic()
             self._timer = self._loop.call_later(seconds, self._expired)
 
     def heard(self) -> None:

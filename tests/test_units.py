@@ -36,6 +36,7 @@ from local_lambdas import (
     forwarding,
     head_rules,
     http1,
+    lane_message,
     lane_requests,
     launch,
     manifest,
@@ -1196,7 +1197,7 @@ def test_which_routed_requests_the_lane_answers(
     fate: Fate, method: str, version: str, length: int, noted: dict[str, str], switching: bool,
     takes: bool,
 ) -> None:  # fmt: skip
-    assert lane_requests.lane_takes(fate, method, version, length, noted, switching) is takes
+    assert lane_message.lane_takes(fate, method, version, length, noted, switching) is takes
 
 
 @pytest.mark.parametrize(("version", "connection", "kept"), [
