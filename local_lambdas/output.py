@@ -98,11 +98,13 @@ class Printer:
         self._console = Console(
             file=self._file,
             force_terminal=color,
-            no_color=color is False,
+            no_color=True if color is False else None,  # None: rich reads NO_COLOR
             highlight=False,
             soft_wrap=True,
         )
-        self._ansi = self._console.color_system is not None
+        # The colours the proxy adds (ids, its own lines, the table): on a terminal, or with
+        # FORCE_COLOR; never with NO_COLOR (no-color.org). A child's own go on as it wrote them.
+        self._ansi = self._console.color_system is not None and not self._console.no_color
         self._colors: dict[str, str] = {}
         self._prefixes: dict[str, str] = {}
         self._allowance: dict[str, tuple[float, float]] = {}  # child -> (bytes, when)

@@ -998,6 +998,26 @@ async def test_a_childs_screen_clearing_never_reaches_the_proxys_output(
         assert escape not in printed, (escape, printed)
 
 
+@pytest.mark.parametrize(("env", "coloured"), [
+    ({"FORCE_COLOR": "1"}, True),
+    ({"FORCE_COLOR": "1", "NO_COLOR": "1"}, False),
+])  # fmt: skip
+async def test_no_color_turns_the_proxys_colours_off(
+    write_manifest: WriteManifest, env: dict[str, str], coloured: bool
+) -> None:
+    """NO_COLOR (no-color.org) turns off the colours the proxy adds, its ids' and its own
+    lines', even where FORCE_COLOR (a CI log) would turn them on; it had left the ids
+    coloured. A child's own colours are its own: it gets NO_COLOR too."""
+    path = write_manifest(process_xml("svc", "/api/*"))
+    async with cli(str(path), "--bind", "127.0.0.1:0", env=env) as run:
+        await run.expect(r"svc: ready")
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
+    ours = [line for line in run.lines if "local-lambdas" in line]
+    sgr = re.compile(r"\x1b\[[0-9;]*m")  # a colour or weight (a cursor's move is no colour)
+    assert ours and all((sgr.search(line) is not None) is coloured for line in ours), ours
+
+
 async def test_crash_looping_child_goes_fatal_and_others_serve(
     write_manifest: WriteManifest, tmp_path: Path
 ) -> None:
