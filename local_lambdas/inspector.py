@@ -117,7 +117,7 @@ class Inspector:
     def replayable(self, exchange: Exchange) -> str | None:
         """Why `exchange` cannot be sent again as it was; None when it can."""
         if exchange.request_body is None:
-            return "its body streamed to the child and was not kept"
+            return "its body was not kept (over 1 MiB: it streamed to the child, or waited on disk)"
         if exchange.request_size > len(exchange.request_body):
             return f"its body was larger than the {BODY // 1024} KiB the inspector keeps"
         return None

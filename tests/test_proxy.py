@@ -150,9 +150,15 @@ async def test_a_large_upload_waits_for_its_child_on_disk(
         assert not upload.done() and run.pool("svc").waiting == 1
         gate.touch()
         assert (await held)["method"] == "GET"
-        assert base64.b64decode((await upload)["body"]) == body
+        uploaded = await upload
+        assert base64.b64decode(uploaded["body"]) == body
         assert _spooled(folder) == []
         assert list(folder.iterdir()) == []
+        # Not kept by the inspector, which says why it cannot send it again.
+        replay = f"{run.url}/_/requests/{uploaded['request_id']}/replay"
+        async with run.http.post(replay) as reply:
+            assert reply.status == 409
+            assert "waited on disk" in (await reply.json())["error"]
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads /proc (Linux)")
