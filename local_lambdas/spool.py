@@ -21,7 +21,7 @@ class Spool:
             # (Open as long as the Spool is: closed by read or close.)
             self._file = tempfile.TemporaryFile(prefix="local-lambdas-body-")  # noqa: SIM115
         except OSError as exc:
-            raise BodyNotKept(f"{exc} (TMPDIR: {tempfile.gettempdir()})") from exc
+            raise _not_kept(exc) from exc
         self.write(start)
 
     def write(self, piece: bytes) -> None:
@@ -29,7 +29,7 @@ class Spool:
             self._file.write(piece)
         except OSError as exc:
             self.close()
-            raise BodyNotKept(f"{exc} (TMPDIR: {tempfile.gettempdir()})") from exc
+            raise _not_kept(exc) from exc
 
     def read(self) -> bytes:
         """The whole body; the file is closed (and gone)."""
@@ -37,9 +37,14 @@ class Spool:
             self._file.seek(0)
             return self._file.read()
         except OSError as exc:
-            raise BodyNotKept(f"{exc} (TMPDIR: {tempfile.gettempdir()})") from exc
+            raise _not_kept(exc) from exc
         finally:
             self.close()
 
     def close(self) -> None:
         self._file.close()
+
+
+def _not_kept(exc: OSError) -> BodyNotKept:
+    """The file's failure (a full disk, a TMPDIR that is no folder), with where it was."""
+    return BodyNotKept(f"{exc} (TMPDIR: {tempfile.gettempdir()})")
