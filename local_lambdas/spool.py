@@ -46,5 +46,5 @@ class Spool:
 
 
 def _not_kept(exc: OSError) -> BodyNotKept:
-    """The file's failure (a full disk, a TMPDIR that is no folder), with where it was."""
+    """The file's failure (a full disk, no writable temporary folder), with where it was."""
     return BodyNotKept(f"{exc} (TMPDIR: {tempfile.gettempdir()})")
