@@ -129,8 +129,8 @@ class AioHandler:
             else:
                 body = read if spooled is None else None  # (a spooled one is not kept)
                 response = await proxy.answer(
-                    pool, method, uri, path, headers, read if spooled is None else b"",
-                    request.remote, request_id, spooled=spooled,
+                    pool, method, uri, path, headers, body or b"", request.remote, request_id,
+                    spooled=spooled,
                 )  # fmt: skip
         else:
             response = proxy.refusal(plan, request_id)

@@ -163,7 +163,7 @@ class KeepAlivePipeTransport:
             failed = exc  # (waited on below: compiled code must not wait in an except block)
         if failed is not None:
             _, connection = await connect_again(
-                failed, self._path, protocol, self._owned, name=self._closes.name
+                failed, self._path, protocol, self._owned, self._closes.name
             )
         return connection
 

@@ -22,8 +22,8 @@ from local_lambdas.transports.pipe_connect import connect_again
 
 class PipeTransport:
     def __init__(
-        self, address: str, *, max_response: int, owned: Callable[[int], bool] | None = None,
-        name: str = "",
+        self, address: str, *, max_response: int, name: str,
+        owned: Callable[[int], bool] | None = None,
     ) -> None:  # fmt: skip
         self._path = address
         self._name = name  # the process, as the log names it
@@ -46,7 +46,7 @@ class PipeTransport:
             failed = exc  # (waited on below: compiled code must not wait in an except block)
         if failed is not None:
             _, exchange = await connect_again(
-                failed, self._path, protocol, self._owned, loop, self._name
+                failed, self._path, protocol, self._owned, self._name, loop
             )
         try:
             raw = await exchange.send(request.encode())

@@ -29,8 +29,8 @@ async def connect_again(
     path: str,
     protocol: Callable[[], P],
     owned: Callable[[int], bool] | None,
+    name: str,
     loop: asyncio.AbstractEventLoop | None = None,
-    name: str = "",
 ) -> tuple[asyncio.Transport, P]:
     """After `_compat.connect_pipe(path, ...)` raised `failed`: the connection once there is
     room in the child's listen queue, else NotConnected. `name`: the process, as the log
@@ -43,7 +43,7 @@ async def connect_again(
                 "%s: the child's listen queue is full (it accepts connections on %s more "
                 "slowly than requests come): requests wait for room; a larger listen() "
                 "backlog, or a lower <concurrency>, spares them the wait",
-                name or path,
+                name,
                 path,
             )
         try:
