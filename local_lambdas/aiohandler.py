@@ -95,21 +95,26 @@ class AioHandler:
             assert pool is not None
             try:
                 # A small body is read whole before a child is chosen, as nginx buffers
-                # bodies, so a slow client never holds a child's slot, and a chunked one goes
-                # on with a Content-Length, as nginx sends it (many servers cannot read a
-                # chunked request: Python's http.server...). A large one streams, chunked as
-                # it came, from what was read of it.
-                read_so_far = b""
+                # bodies, so a slow client never holds a child's slot; a chunked one goes on
+                # with a Content-Length, as nginx sends it (many servers cannot read a
+                # chunked request: Python's http.server...), from a temporary file past
+                # BUFFERED (spool.py). A large one with a Content-Length streams.
+                spooled = None
                 if request.body_exists and (length is None or length <= BUFFERED):
                     read = await read_body(request, pool.process.max_body_size,
                                            proxy.body_timeout, enough=BUFFERED)  # fmt: skip
-                    if len(read) > BUFFERED:
-                        read_so_far = read
-                    else:
+                    if len(read) <= BUFFERED:
                         body = read
-                answer = await self._relay(
-                    pool, request, uri, path, headers, request_id, origin, body, read_so_far
-                )
+                    else:
+                        spooled = await spool_body(request, read, pool.process.max_body_size,
+                                                   proxy.body_timeout)  # fmt: skip
+                try:
+                    answer = await self._relay(
+                        pool, request, uri, path, headers, request_id, origin, body, spooled
+                    )
+                finally:
+                    if spooled is not None:
+                        spooled.close()
             except ForwardError as exc:
                 response = proxy.failure(exc, pool.process, request_id)
             else:
@@ -170,15 +175,16 @@ class AioHandler:
         request_id: str,
         origin: str | None,
         body: bytes | None,
-        read_so_far: bytes = b"",
+        spooled: Spool | None,
     ) -> web.StreamResponse:
         """Pass-through: the answer streams, so <timeout> bounds each wait for the child's
         next bytes rather than the whole exchange (an event stream may last for hours).
-        `body` is the request's, read already; None when it streams (after `read_so_far`)."""
+        `body` is the request's, read already, or `spooled` in a file; neither when it
+        streams."""
         proxy = self._proxy
         process = pool.process
         target, stripped = strip_prefix(uri, process.strip_prefix, path)
-        streams = body is None and request.body_exists
+        streams = body is None and spooled is None and request.body_exists
         if streams:
             await _continue(request)  # the body streams to the child: ask for it
 
@@ -194,7 +200,7 @@ class AioHandler:
                 headers,
                 request_id,
                 body=body,
-                read_so_far=read_so_far,
+                spooled=spooled,
                 timeout=process.timeout,
                 body_limit=process.max_body_size,
                 body_timeout=proxy.body_timeout,

@@ -152,12 +152,10 @@ _READ_WHOLE: Final = frozenset({"host", "x-forwarded-for", "connection"})
 def child_request(
     method: str, target: str, headers: Forwarded, body: bytes, *, client: str | None,
     scheme: str, token: str, request_id: str, prefix: str | None, upgrade: str | None = None,
-    chunked: bool = False,
 ) -> bytes:  # fmt: skip
     """The request's bytes for the child (HTTP/1.1, its connection kept alive); `headers`,
     the client's, `forwarded`; `upgrade`, the protocol the client asks to switch to
-    (Upgrade and Connection are hop-by-hop: they are the proxy's to send again); `chunked`,
-    a body that follows in chunks (the head only is returned, with its Transfer-Encoding)."""
+    (Upgrade and Connection are hop-by-hop: they are the proxy's to send again)."""
     # The rules of passthrough.to_child, written out as lines: the lane's hot path makes
     # no list of pairs to join afterwards (6k instructions per request).
     lines, forwarded_for, host = headers
@@ -168,8 +166,6 @@ def child_request(
         more = f"X-Forwarded-Prefix: {prefix}\r\n"
     if upgrade:
         more += f"Connection: Upgrade\r\nUpgrade: {upgrade}\r\n"
-    if chunked:
-        more += "Transfer-Encoding: chunked\r\n"
     data = (
         f"{method} {target} HTTP/1.1\r\n{lines}X-Forwarded-For: {forwarded_for}\r\n"
         f"X-Forwarded-Proto: {scheme}\r\nX-Forwarded-Host: {host}\r\n"

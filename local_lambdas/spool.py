@@ -1,20 +1,24 @@
-"""An envelope-mode request body past BUFFERED bytes, kept on disk while its request waits
-for a child's slot, as nginx keeps a body past its client_body_buffer_size in a temporary
-file: a hundred queued uploads then cost the proxy a hundred files, not their size in
-memory. The file is unlinked from the start (tempfile.TemporaryFile, under TMPDIR), so
-nothing is left behind, even by a killed proxy. The body is read back into memory once a
-child takes the request (proxy._Exchange), as the envelope carries it whole.
+"""A request body past BUFFERED bytes kept on disk, as nginx keeps a body past its
+client_body_buffer_size in a temporary file: an envelope-mode body while its request waits
+for a child's slot (read back into memory once a child takes it, proxy._Exchange, as the
+envelope carries it whole), and a chunked pass-through upload, sent on from the file with a
+Content-Length as nginx sends uploads (transports/aiohttp_side.SpooledBody). A hundred
+queued uploads then cost the proxy a hundred files, not their size in memory. The file is
+unlinked from the start (tempfile.TemporaryFile, under TMPDIR), so nothing is left behind,
+even by a killed proxy.
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 
 from local_lambdas.errors import BodyNotKept
 
 
 class Spool:
-    """One request body: its first bytes, then each piece as it comes, then read back once."""
+    """One request body: its first bytes, then each piece as it comes, then read back (whole,
+    once; or in pieces, from its start each time)."""
 
     def __init__(self, start: bytes) -> None:
         try:
@@ -22,6 +26,7 @@ class Spool:
             self._file = tempfile.TemporaryFile(prefix="local-lambdas-body-")  # noqa: SIM115
         except OSError as exc:
             raise _not_kept(exc) from exc
+        self.size = 0
         self.write(start)
 
     def write(self, piece: bytes) -> None:
@@ -30,6 +35,7 @@ class Spool:
         except OSError as exc:
             self.close()
             raise _not_kept(exc) from exc
+        self.size += len(piece)
 
     def read(self) -> bytes:
         """The whole body; the file is closed (and gone)."""
@@ -40,6 +46,15 @@ class Spool:
             raise _not_kept(exc) from exc
         finally:
             self.close()
+
+    def pieces(self, most: int) -> Iterator[bytes]:
+        """The body from its start, `most` bytes at a time; the file stays open."""
+        try:
+            self._file.seek(0)
+            while piece := self._file.read(most):
+                yield piece
+        except OSError as exc:
+            raise _not_kept(exc) from exc
 
     def close(self) -> None:
         self._file.close()

@@ -227,6 +227,13 @@ def all_read(writer: asyncio.StreamWriter) -> bool:
     raise AssertionError("no such connection")
 
 
+def open_files_in(folder: Path) -> list[str]:
+    """This process's open files in `folder` (an in-process proxy's, say), unlinked ones
+    too (Linux: /proc)."""
+    links = (os.readlink(fd) for fd in Path("/proc/self/fd").iterdir() if fd.is_symlink())
+    return [link for link in links if link.startswith(str(folder))]
+
+
 def tcp_sockets(port: int) -> list[tuple[str, str, str]]:
     """(local address, remote address, state) of this machine's TCP sockets with `port` at
     either end, read from /proc/net/tcp and tcp6 (Linux; state 01 is ESTABLISHED, 08

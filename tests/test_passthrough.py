@@ -14,6 +14,7 @@ import signal
 import socket
 import struct
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -34,6 +35,7 @@ from tests.helpers import (
     connect,
     eventually,
     node_server_xml,
+    open_files_in,
     process_xml,
     read_answer,
     running,
@@ -520,10 +522,15 @@ async def test_body_limit_applies_to_streamed_uploads(
 
 
 async def test_a_chunked_upload_reaches_a_server_that_reads_content_length_only(
-    write_manifest: WriteManifest, socket_dir: Path
-) -> None:
-    """As nginx buffers an upload and sends it with a Content-Length, a chunked one of up to
-    1 MiB goes on with one: Python's http.server (the bundled example) reads no other."""
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """As nginx buffers an upload and sends it with a Content-Length, a chunked one goes on
+    with one: Python's http.server (the bundled example) reads no other. Past 1 MiB it waits
+    in a temporary file (spool.py), gone once the request is."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))  # (TMPDIR, as tempfile read it)
     example = CHILDREN.parents[1] / "examples" / "children" / "web_server.py"
     path = write_manifest(
         f"<process><id>web</id><executable>{sys.executable}</executable><arg>{example}</arg>"
@@ -539,6 +546,23 @@ async def test_a_chunked_upload_reaches_a_server_that_reads_content_length_only(
         async with run.http.post(run.url + "/web/x?q", data=chunked()) as reply:
             assert reply.status == 200
             assert await reply.json() == {"echo": "hello, world"}
+
+        gate = asyncio.Event()
+
+        async def large() -> AsyncIterator[bytes]:
+            for at in range(48):
+                if at == 24:
+                    await gate.wait()
+                yield b"x" * 65536
+
+        upload = asyncio.ensure_future(run.http.post(run.url + "/web/x", data=large()))
+        assert await eventually(lambda: len(open_files_in(folder)) == 1), "no body on disk"
+        gate.set()
+        async with await upload as reply:
+            assert reply.status == 200
+            assert await reply.json() == {"echo": "x" * 48 * 65536}
+        assert open_files_in(folder) == []
+        assert list(folder.iterdir()) == []
         # A GET may carry a body: the example reads it, so that the request after it on the
         # same kept connection is read from its own first byte.
         for sent in (
@@ -691,15 +715,17 @@ async def test_a_kept_connection_is_let_go_before_the_child_closes_it_for_idlene
 async def test_a_child_that_hangs_up_on_an_upload_is_said_to(
     write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
 ) -> None:
-    """A child that closes the connection with the request's body unread (a server that
-    cannot read a chunked upload): 502 saying that, not that it never answered. The client,
-    still sending, is not a request in flight for a stop to wait for (shutdown_timeout, 5 s
-    here: the stop took that long while aiohttp read the rest of the body)."""
+    """A child that closes the connection with the request's body unread (here a chunked
+    upload past 1 MiB, sent on from its temporary file with a length): 502 saying that,
+    not that it never answered. The client is then not a request in flight for a stop to
+    wait for (shutdown_timeout, 5 s here)."""
     path = write_manifest(RAW)
     async with running(path, socket_dir, fast_lane=fast_lane) as run:
         reader, writer = await connect(run.url)
         writer.write(b"POST /raw/hangup HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
-        writer.writelines([b"10000\r\n" + b"x" * 65536 + b"\r\n"] * 32)  # 2 MiB, no end
+        # 8 MiB: more than the sockets hold, so the child cannot have been sent it all.
+        writer.writelines([b"10000\r\n" + b"x" * 65536 + b"\r\n"] * 128)
+        writer.write(b"0\r\n\r\n")
         head, _, body = (await read_answer(reader)).partition(b"\r\n\r\n")
         stopping = time.monotonic()
     stopped = time.monotonic() - stopping
@@ -1087,18 +1113,18 @@ async def test_a_websocket_asked_for_by_a_client_that_half_closed_ends_with_it(
 async def test_an_upload_that_breaks_after_its_answer_is_said_in_one_line(
     shared: SharedProxies, fast_lane: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A chunked upload over 1 MiB streams; a child that answers before reading it (raw
-    `ok`) has the client answered, and a chunk size that is not hex after that is the
-    client's fault, said in a warning of one line: aiohttp's side, reading what was left of
-    the body, logged it as an unhandled exception with its traceback."""
+    """A chunked upload answered before its body was read (a path no route takes: 404 at
+    once), then a chunk size that is not hex: the client's fault, said in a warning of one
+    line. aiohttp's side, reading what was left of the body, logged it as an unhandled
+    exception with its traceback."""
     chunk = b"10000\r\n" + b"x" * 0x10000 + b"\r\n"
     run = await shared.get(RAW, fast_lane=fast_lane)
     reader, writer = await connect(run.url)
-    writer.write(b"POST /raw/ok HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    writer.write(b"POST /nowhere HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
     writer.write(chunk * 20)
-    assert (await read_answer(reader)).startswith(b"HTTP/1.1 200 ")
+    assert (await read_answer(reader)).startswith(b"HTTP/1.1 404 ")
     writer.write(b"zz\r\n")
-    said = "its request body broke after the answer: Invalid character in chunk size"
+    said = "Invalid character in chunk size"
     assert await eventually(lambda: said in caplog.text), caplog.text
     writer.close()
     assert "Unhandled exception" not in caplog.text and "Traceback" not in caplog.text

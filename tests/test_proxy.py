@@ -21,6 +21,7 @@ from tests.helpers import (
     WriteManifest,
     connect,
     eventually,
+    open_files_in,
     process_xml,
     read_answer,
     running,
@@ -119,12 +120,6 @@ async def test_child_reading_to_eof(write_manifest: WriteManifest, socket_dir: P
     assert len(base64.b64decode(seen["body"])) == 300_000
 
 
-def _spooled(folder: Path) -> list[str]:
-    """This process's open files in `folder` (the proxy runs in it): unlinked ones too."""
-    links = (os.readlink(fd) for fd in Path("/proc/self/fd").iterdir() if fd.is_symlink())
-    return [link for link in links if link.startswith(str(folder))]
-
-
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads /proc (Linux)")
 @pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
 async def test_a_large_upload_waits_for_its_child_on_disk(
@@ -148,13 +143,13 @@ async def test_a_large_upload_waits_for_its_child_on_disk(
         upload = asyncio.ensure_future(echo(run, "POST", "/api/up", data=body))
         # The file is there as the body comes in; the request queues once it is all read.
         assert await eventually(lambda: run.pool("svc").waiting == 1), "not queued"
-        assert len(_spooled(folder)) == 1, "no body on disk"
+        assert len(open_files_in(folder)) == 1, "no body on disk"
         assert not upload.done()
         gate.touch()
         assert (await held)["method"] == "GET"
         uploaded = await upload
         assert base64.b64decode(uploaded["body"]) == body
-        assert _spooled(folder) == []
+        assert open_files_in(folder) == []
         assert list(folder.iterdir()) == []
         # Not kept by the inspector, which says why it cannot send it again.
         replay = f"{run.url}/_/requests/{uploaded['request_id']}/replay"
@@ -183,7 +178,7 @@ async def test_a_large_upload_that_cannot_wait_on_disk_is_refused_saying_why(
     async with running(path, socket_dir) as run:
         async with run.http.post(run.url + "/api/up", data=chunked(3 * 1024**2)) as reply:
             assert reply.status == 413, await reply.text()
-        assert _spooled(folder) == []
+        assert open_files_in(folder) == []
         folder.rmdir()
         async with run.http.post(run.url + "/api/up", data=b"x" * (3 * 1024**2 // 2)) as reply:
             assert reply.status == 500

@@ -1,7 +1,8 @@
 """Pass-through's exchange (transports/upstream.py) on aiohttp's side, for the requests the
 fast lane hands over: the child's answer, handed on by exchange.py's connection as it comes
 (a Sink), written through an aiohttp response (`Streamed`), and a request body aiohttp reads
-streamed to the child (a Body: `RequestBody`). The lane writes both as bytes (relay.py).
+streamed to the child (a Body: `RequestBody`, or `SpooledBody` from a temporary file). The
+lane writes both as bytes (relay.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from local_lambdas import _compat
 from local_lambdas.aioserver import still_there
 from local_lambdas.cors import Policy
 from local_lambdas.errors import (
+    BodyNotKept,
     ChildUnreachable,
     ClientGone,
     ClientTooSlow,
@@ -27,6 +29,7 @@ from local_lambdas.errors import (
 )
 from local_lambdas.forwarding import Origin, as_utf8
 from local_lambdas.relay import answer_headers
+from local_lambdas.spool import Spool
 from local_lambdas.transports.exchanging import Exchanging
 
 log = logging.getLogger("local_lambdas.passthrough")  # the same name: one module's log
@@ -174,26 +177,17 @@ class Streamed:
 UPLOAD_STARTED: Final = getattr(web, "RequestKey", lambda name, _: name)("upload_started", bool)
 
 
-class RequestBody:
-    """A request body streamed to the child as aiohttp reads it (an exchange.Body), after
-    `read_so_far`: chunked when the client gave no length, stopped past `limit` bytes
-    (PayloadTooLarge) or when no byte comes for `timeout` seconds (ClientTooSlow)."""
+class _Pumped:
+    """A request body written to the child by a task of its own (an exchange.Body), which
+    waits while the child's connection cannot take more."""
 
-    def __init__(
-        self, request: web.BaseRequest, read_so_far: bytes, *, chunked: bool, limit: int,
-        timeout: float,
-    ) -> None:  # fmt: skip
-        self._request = request
-        self._content = request.content
-        self._read_so_far = read_so_far
-        self._chunked, self._limit, self._timeout = chunked, limit, timeout
+    def __init__(self) -> None:
         self._go = asyncio.Event()
         self._go.set()
         self._task: asyncio.Task[None] | None = None
         self.complete = False
 
     def start(self, exchange: Exchanging) -> None:
-        self._request[UPLOAD_STARTED] = True  # a retry could not send the body again
         self._task = asyncio.ensure_future(self._pump(exchange))
 
     def pause(self) -> None:
@@ -206,14 +200,28 @@ class RequestBody:
         if self._task is not None and not self._task.done():
             self._task.cancel()
 
-    def _write(self, exchange: Exchanging, data: bytes) -> None:
-        exchange.write_body(b"%x\r\n%s\r\n" % (len(data), data) if self._chunked else data)
+    async def _pump(self, exchange: Exchanging) -> None:
+        raise NotImplementedError
+
+
+class RequestBody(_Pumped):
+    """A request body streamed to the child as aiohttp reads it, with the Content-Length
+    the client gave, stopped past `limit` bytes (PayloadTooLarge) or when no byte comes for
+    `timeout` seconds (ClientTooSlow). Sent once: a retry could not send it again."""
+
+    def __init__(self, request: web.BaseRequest, *, limit: int, timeout: float) -> None:
+        super().__init__()
+        self._request = request
+        self._content = request.content
+        self._limit, self._timeout = limit, timeout
+
+    def start(self, exchange: Exchanging) -> None:
+        self._request[UPLOAD_STARTED] = True
+        super().start(exchange)
 
     async def _pump(self, exchange: Exchanging) -> None:
-        seen = len(self._read_so_far)
+        seen = 0
         try:
-            if self._read_so_far:
-                self._write(exchange, self._read_so_far)
             while True:
                 await self._go.wait()
                 try:
@@ -226,13 +234,33 @@ class RequestBody:
                 seen += len(chunk)
                 if seen > self._limit:
                     raise PayloadTooLarge(self._limit)
-                self._write(exchange, chunk)
+                exchange.write_body(chunk)
         except ForwardError as exc:
             exchange.body_failed(exc)
             return
         except (OSError, aiohttp.ClientError) as exc:  # the client left mid-upload
             exchange.body_failed(ClientGone(f"the client left during its upload: {exc}"))
             return
-        if self._chunked:
-            exchange.write_body(b"0\r\n\r\n")
+        self.complete = True
+
+
+class SpooledBody(_Pumped):
+    """A chunked upload past BUFFERED, read whole into a temporary file (spool.py) before a
+    child was chosen, sent from it with its Content-Length, as nginx sends uploads: servers
+    that read no chunked body (Python's http.server) get it all. Sent from its start again
+    if the request is retried."""
+
+    def __init__(self, spool: Spool) -> None:
+        super().__init__()
+        self._spool = spool
+
+    async def _pump(self, exchange: Exchanging) -> None:
+        try:
+            for piece in self._spool.pieces(_CHUNK):
+                await self._go.wait()
+                if not exchange.write_body(piece):
+                    return  # the connection closed: the exchange says why
+        except BodyNotKept as exc:
+            exchange.body_failed(exc)
+            return
         self.complete = True

@@ -131,9 +131,7 @@ class Bare(Exchanging):
         if self._got == 0 and body is not None and not body.complete:
             # (Not Stale: a body that began to stream is never sent again.)
             self._fail(ChildUnreachable(
-                f"the child closed the connection before it had read the request body "
-                f"({reason}); a server that cannot read chunked bodies (Python's http.server)"
-                " does so with an upload over 1 MiB sent without a length"
+                f"the child closed the connection before it had read the request body ({reason})"
             ), "")  # fmt: skip
         elif self._got == 0 and not self._headed:
             self._fail(Stale(f"{UNANSWERED} ({reason})"), "")

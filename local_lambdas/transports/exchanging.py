@@ -67,12 +67,14 @@ class Exchanging(ChildConnection):
             self._sink = None
             self._body = None
 
-    def write_body(self, data: bytes) -> None:
-        """The next bytes of a streaming body (Body): dropped once the connection is closing
-        (the exchange has failed and says why; uvloop raises on a write to it)."""
+    def write_body(self, data: bytes) -> bool:
+        """The next bytes of a streaming body (Body); False, and dropped, once the connection
+        is closing (the exchange has failed and says why; uvloop raises on a write to it)."""
         transport = self._transport
         if self._done is not None and transport is not None and not transport.is_closing():
             transport.write(data)
+            return True
+        return False
 
     def body_failed(self, error: Exception) -> None:
         """The client failed its body (it stopped sending): the exchange ends with `error`,

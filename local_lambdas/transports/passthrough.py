@@ -31,7 +31,8 @@ from local_lambdas.errors import ChildUnreachable, UpgradeRefused
 from local_lambdas.forwarding import FROM_CLIENT_DROPPED, Pairs, end_to_end, own_address
 from local_lambdas.http1 import RETRYABLE
 from local_lambdas.relay_request import child_request, forwarded
-from local_lambdas.transports.aiohttp_side import RequestBody, Streamed
+from local_lambdas.spool import Spool
+from local_lambdas.transports.aiohttp_side import RequestBody, SpooledBody, Streamed
 from local_lambdas.transports.closes import Closes
 from local_lambdas.transports.upstream import Upstream
 from local_lambdas.tunnel import Tunnel
@@ -113,7 +114,7 @@ class PassthroughTransport:
         request_id: str,
         *,
         body: bytes | None,
-        read_so_far: bytes = b"",
+        spooled: Spool | None = None,
         timeout: float,
         body_limit: int,
         body_timeout: float,
@@ -126,9 +127,9 @@ class PassthroughTransport:
         (path and query) and stream its answer: the fast lane's exchange (upstream.py), its
         answer written through aiohttp's response rather than as bytes.
 
-        `body` is the request's body when the caller has read it already (it goes on with a
-        Content-Length); else it streams, after `read_so_far` (what the caller read of it),
-        chunked unless the client gave its length.
+        `body` is the request's body when the caller has read it already, or `spooled`
+        when the caller kept it in a temporary file (either goes on with a Content-Length);
+        else it streams, with the Content-Length the client gave.
         `prefix` is what <strip_prefix> took off the target: the child is told it
         (X-Forwarded-Prefix), and the redirects it answers are put back under it. The
         answer's first `keep` bytes are kept (Relayed.kept).
@@ -140,22 +141,20 @@ class PassthroughTransport:
             raise ChildUnreachable("the child exited before the request was sent")
         if _asks_websocket(request):
             return await self._websocket(request, target, request_id, token)
-        streamed: RequestBody | None = None
-        chunked = False
-        if body is not None:
-            if request.body_exists:  # read whole: its length is known now, chunked or not
-                headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
-                headers.append(("Content-Length", str(len(body))))
-        elif request.body_exists:
-            chunked = request.content_length is None
-            streamed = RequestBody(request, read_so_far, chunked=chunked, limit=body_limit,
-                                    timeout=body_timeout)  # fmt: skip
+        streamed: RequestBody | SpooledBody | None = None
+        size = None if body is None else len(body)
+        if spooled is not None:
+            streamed, size = SpooledBody(spooled), spooled.size
+        elif body is None and request.body_exists:
+            streamed = RequestBody(request, limit=body_limit, timeout=body_timeout)
+        if size is not None and request.body_exists:  # read whole: its length is known now
+            headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
+            headers.append(("Content-Length", str(size)))
         if "Host" not in request.headers:  # HTTP/1.0 may omit it; the child must get one
             headers = [("Host", own_address(request.transport)), *headers]
         sent = child_request(
             request.method, target, forwarded(headers), body or b"", client=request.remote,
             scheme=request.scheme, token=token, request_id=request_id, prefix=prefix,
-            chunked=chunked,
         )  # fmt: skip
         answer = Streamed(request_id, prefix, self.upstream.origin, cors, keep, self.upstream.name)
         sending = asyncio.ensure_future(self.upstream.send(
