@@ -14,7 +14,7 @@ from typing import Final
 from aiohttp import HttpVersion11, StreamReader, web
 
 from local_lambdas import _compat
-from local_lambdas.aioserver import close_at_once, paced, still_there
+from local_lambdas.aioserver import awaiting_body, close_at_once, paced, still_there
 from local_lambdas.config import Fate
 from local_lambdas.envelope import Response
 from local_lambdas.errors import (
@@ -225,15 +225,16 @@ async def read_body(
     await _continue(request)
     body = bytearray()
     content = request.content
-    while True:
-        chunk = await _piece(content, timeout)
-        if not chunk:
-            return bytes(body)
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(limit)
-        if enough is not None and len(body) > enough:
-            return bytes(body)
+    with awaiting_body(request):
+        while True:
+            chunk = await _piece(content, timeout)
+            if not chunk:
+                return bytes(body)
+            body += chunk
+            if len(body) > limit:
+                raise PayloadTooLarge(limit)
+            if enough is not None and len(body) > enough:
+                return bytes(body)
 
 
 async def spool_body(request: web.BaseRequest, start: bytes, limit: int, timeout: float) -> Spool:
@@ -243,14 +244,15 @@ async def spool_body(request: web.BaseRequest, start: bytes, limit: int, timeout
     size = len(start)
     content = request.content
     try:
-        while True:
-            piece = await _piece(content, timeout)
-            if not piece:
-                return spool
-            size += len(piece)
-            if size > limit:
-                raise PayloadTooLarge(limit)
-            spool.write(piece)
+        with awaiting_body(request):
+            while True:
+                piece = await _piece(content, timeout)
+                if not piece:
+                    return spool
+                size += len(piece)
+                if size > limit:
+                    raise PayloadTooLarge(limit)
+                spool.write(piece)
     except BaseException:
         spool.close()
         raise

@@ -18,11 +18,12 @@ sites it serves on, with the fast lane taking their connections first, are aiosi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from aiohttp import payload, web
+from aiohttp import StreamReader, payload, web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http import HttpVersion11
 from aiohttp.http_exceptions import HttpProcessingError
@@ -119,6 +120,8 @@ class _Connection(RequestHandler):
         # Requests come whole and not yet answered (queued, or popped and being answered):
         # aiohttp's own flags miss one popped from its queue and not yet begun.
         self._unanswered = 0
+        # The body its request waits for, before any child has the request.
+        self.awaiting_body: StreamReader | None = None
 
     def pause_writing(self) -> None:
         super().pause_writing()
@@ -186,7 +189,13 @@ class _Connection(RequestHandler):
         super().connection_lost(exc)
 
     async def shutdown(self, timeout: float | None = 15.0) -> None:
-        if not (self._request_in_progress or self._messages) and self._task_handler is not None:
+        if self.awaiting_body is not None:
+            # A body no child has yet: not waited for, its request ended as if the client
+            # had left (499), as the fast lane ends it.
+            self.awaiting_body.set_exception(ConnectionResetError("the proxy is stopping"))
+            if self.transport is not None:
+                self.transport.close()
+        elif not (self._request_in_progress or self._messages) and self._task_handler:
             # Nothing in flight: the connection waits for a request, or reads the rest of
             # a body its answer went out without (aiohttp's lingering, up to 10 s, which a
             # stop would wait for): ended now.
@@ -255,6 +264,21 @@ class _Connection(RequestHandler):
         )
         response.force_close()
         return response
+
+
+@contextlib.contextmanager
+def awaiting_body(request: web.BaseRequest) -> Iterator[None]:
+    """While a request's body is read before any child has the request: a stop then does
+    not wait for the client to send the rest."""
+    connection = request.protocol
+    if not isinstance(connection, _Connection):
+        yield
+        return
+    connection.awaiting_body = request.content
+    try:
+        yield
+    finally:
+        connection.awaiting_body = None
 
 
 def _first_line(exc: BaseException | None, message: str | None) -> str:

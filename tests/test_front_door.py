@@ -589,6 +589,43 @@ async def test_a_request_whose_body_never_all_comes_is_answered_and_counted_alik
 
 
 @LANES
+async def test_a_stop_does_not_wait_for_a_body_no_child_has_yet(
+    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+) -> None:
+    """A client still sending a body no child has yet (one the lane holds, a chunked one and
+    an envelope one to wait on disk) is not a request in flight for a stop to wait for
+    (shutdown_timeout, 5 s here): its connection closes unanswered and it is counted 499,
+    as the fast lane ended it. aiohttp's side waited the 5 s."""
+    path = write_manifest(
+        process_xml("svc", "/api/*"),
+        process_xml("raw", "/raw/*", mode="passthrough", script="raw_http.py"),
+    )
+    heads = [
+        "POST /raw/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n",
+        "POST /raw/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n",
+        f"POST /api/x HTTP/1.1\r\nHost: x\r\nContent-Length: {3 * 1024**2}\r\n",
+    ]
+    readers = []
+    async with running(path, socket_dir, fast_lane=fast_lane) as run:
+        counted = {"svc": run.pool("svc").stats, "raw": run.pool("raw").stats}
+        for head in heads:
+            reader, writer = await connect(run.url)
+            writer.write(f"{head}Expect: 100-continue\r\n\r\n".encode())
+            # Asked for its body: the proxy has the request, and reads its body.
+            continued = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            assert continued == b"HTTP/1.1 100 Continue\r\n\r\n", continued
+            writer.write(b"abc" if "chunked" not in head else b"3\r\nabc\r\n")
+            readers.append((reader, writer))
+        stopping = time.monotonic()
+    stopped = time.monotonic() - stopping
+    assert stopped < 3, stopped
+    for reader, writer in readers:
+        assert await asyncio.wait_for(reader.read(), 10) == b""
+        writer.close()
+    assert (counted["raw"].requests, counted["svc"].requests) == (2, 1)
+
+
+@LANES
 async def test_a_client_that_stops_reading_is_cut_off_and_frees_its_slot(
     front: Path,
     socket_dir: Path,
