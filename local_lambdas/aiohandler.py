@@ -133,10 +133,14 @@ class AioHandler:
                 response = proxy.failure(exc, pool.process, request_id)
             else:
                 body = read if spooled is None else None  # (a spooled one is not kept)
-                response = await proxy.answer(
-                    pool, method, uri, path, headers, body or b"", request.remote, request_id,
-                    spooled=spooled,
-                )  # fmt: skip
+                try:
+                    response = await proxy.answer(
+                        pool, method, uri, path, headers, body or b"", request.remote,
+                        request_id, spooled=spooled,
+                    )  # fmt: skip
+                finally:
+                    if spooled is not None:  # (read already, unless no child took it)
+                        spooled.close()
         else:
             response = proxy.refusal(plan, request_id)
         if response is not None:

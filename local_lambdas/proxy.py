@@ -198,7 +198,8 @@ class Proxy:
         send (without its X-Request-Id): the path both HTTP cores share. `task`, the one
         running this (the lane knows it; asyncio.current_task is interpreted on 3.11);
         `repeats`, its connection's, where the lane saw its head repeat the last one;
-        `spooled`, the body in its place, until a child takes the request (spool.py)."""
+        `spooled`, the body in its place, until a child takes the request (spool.py; the
+        caller's to close)."""
         forwarded = Request(method, uri, headers, body, request_id, client, self.token, repeats)
         try:
             cache = pool.cache
@@ -213,9 +214,6 @@ class Proxy:
                     cache.store(forwarded, response)
         except ForwardError as exc:
             return self.failure(exc, pool.process, request_id)
-        finally:
-            if spooled is not None:  # (read already, unless no child took the request)
-                spooled.close()
         if response.status in NO_BODY:
             return Response(response.status, response.headers, b"")
         return response  # the cache may hold it too: callers do not change it

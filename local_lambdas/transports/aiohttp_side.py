@@ -7,6 +7,7 @@ lane writes both as bytes (relay.py).
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 from collections import deque
@@ -177,7 +178,7 @@ class Streamed:
 UPLOAD_STARTED: Final = getattr(web, "RequestKey", lambda name, _: name)("upload_started", bool)
 
 
-class _Pumped:
+class _Pumped(abc.ABC):
     """A request body written to the child by a task of its own (an exchange.Body), which
     waits while the child's connection cannot take more."""
 
@@ -200,8 +201,10 @@ class _Pumped:
         if self._task is not None and not self._task.done():
             self._task.cancel()
 
+    @abc.abstractmethod
     async def _pump(self, exchange: Exchanging) -> None:
-        raise NotImplementedError
+        """Write the body with `exchange.write_body`, awaiting `self._go` before each piece;
+        `complete` once all went."""
 
 
 class RequestBody(_Pumped):
