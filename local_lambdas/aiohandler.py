@@ -101,13 +101,12 @@ class AioHandler:
                 # BUFFERED (spool.py). A large one with a Content-Length streams.
                 spooled = None
                 if request.body_exists and (length is None or length <= BUFFERED):
-                    read = await read_body(request, pool.process.max_body_size,
-                                           proxy.body_timeout, enough=BUFFERED)  # fmt: skip
-                    if len(read) <= BUFFERED:
-                        body = read
+                    whole = await keep_body(request, pool.process.max_body_size,
+                                            proxy.body_timeout)  # fmt: skip
+                    if isinstance(whole, Spool):
+                        spooled = whole
                     else:
-                        spooled = await spool_body(request, read, pool.process.max_body_size,
-                                                   proxy.body_timeout)  # fmt: skip
+                        body = whole
                 try:
                     answer = await self._relay(
                         pool, request, uri, path, headers, request_id, origin, body, spooled
@@ -124,15 +123,12 @@ class AioHandler:
             assert pool is not None
             try:
                 # A body past BUFFERED waits for its child in a temporary file (spool.py).
-                read = await read_body(request, pool.process.max_body_size,
-                                       proxy.body_timeout, enough=BUFFERED)  # fmt: skip
-                spooled = None if len(read) <= BUFFERED else await spool_body(
-                    request, read, pool.process.max_body_size, proxy.body_timeout
-                )  # fmt: skip
+                whole = await keep_body(request, pool.process.max_body_size, proxy.body_timeout)
             except ForwardError as exc:
                 response = proxy.failure(exc, pool.process, request_id)
             else:
-                body = read if spooled is None else None  # (a spooled one is not kept)
+                spooled = whole if isinstance(whole, Spool) else None
+                body = None if isinstance(whole, Spool) else whole  # (a spooled one: not kept)
                 try:
                     response = await proxy.answer(
                         pool, method, uri, path, headers, body or b"", request.remote,
@@ -241,9 +237,12 @@ async def read_body(
                 return bytes(body)
 
 
-async def spool_body(request: web.BaseRequest, start: bytes, limit: int, timeout: float) -> Spool:
-    """The rest of a body `read_body` read the `start` of, with `start`, in a Spool: the
-    same limit and timeout."""
+async def keep_body(request: web.BaseRequest, limit: int, timeout: float) -> bytes | Spool:
+    """The whole body, as `read_body` reads it: in memory up to BUFFERED bytes, past that in
+    a Spool (a temporary file: the caller's to close)."""
+    start = await read_body(request, limit, timeout, enough=BUFFERED)
+    if len(start) <= BUFFERED:
+        return start
     spool = Spool(start)
     size = len(start)
     content = request.content
