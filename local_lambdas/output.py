@@ -44,6 +44,11 @@ _PALETTE = (
 )
 _LEVEL_STYLE = {logging.WARNING: "yellow", logging.ERROR: "bold red", logging.CRITICAL: "bold red"}
 PROXY = "local-lambdas"
+# The table's box (rich's SIMPLE_HEAD: a rule under the header), its rule drawn with "-" for
+# an output that cannot encode "─" (a Windows pipe in cp1252, as on a CI runner; ASCII):
+# rich, rendering into a string, would not know, and each "─" would come out escaped.
+_HEAD_RULE = box.SIMPLE_HEAD
+_ASCII_HEAD_RULE = box.Box("    \n    \n -- \n    \n    \n    \n    \n    \n", ascii=True)
 # What a child's line may not pass on to a terminal: an escape sequence that is not a colour
 # (SGR: a CSI ending in `m`), whole or cut short, or a control character but TAB and LF.
 _NOT_COLOUR = re.compile(
@@ -228,7 +233,12 @@ class Printer:
                 }
             )
             return
-        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+        try:
+            "\u2500".encode(self._console.encoding)
+            rule = _HEAD_RULE
+        except (UnicodeEncodeError, LookupError):
+            rule = _ASCII_HEAD_RULE
+        table = Table(title=title, title_justify="left", box=rule)
         for column in columns:
             table.add_column(column)
         for row in rows:

@@ -845,10 +845,13 @@ async def test_text_the_proxys_output_cannot_encode_is_escaped_not_dropped(
     """Output in an encoding short of Unicode (PYTHONIOENCODING=ascii here; LC_ALL=C
     without UTF-8 mode, a Windows pipe in cp1252): a line with a child's `café` or an id's
     `é` failed the write, and the lines written with it were dropped without a word. Now
-    such characters are JSON escapes, so that a --log-format json line stays JSON."""
+    such characters are JSON escapes, so that a --log-format json line stays JSON. The
+    table's rule, which such an output cannot encode either, is drawn with "-", not written
+    as a line of escapes."""
     child = tmp_path / "says.py"
-    child.write_text("import sys, time\n"
+    child.write_text("import os, socket, sys, time\n"
                      "sys.stdout.buffer.write('café 日本 😀\\n'.encode()); sys.stdout.flush()\n"
+                     "s = socket.create_server(('127.0.0.1', int(os.environ['PORT'])))\n"
                      "time.sleep(30)\n")  # fmt: skip
     path = write_manifest(
         f"<process><id>caf\u00e9</id><executable>{sys.executable}</executable>"
@@ -859,6 +862,8 @@ async def test_text_the_proxys_output_cannot_encode_is_escaped_not_dropped(
     async with cli(str(path), "--bind", "127.0.0.1:0", env=ascii_only) as run:
         await run.expect(r"^caf\\u00e9 +\| caf\\u00e9 \\u65e5\\u672c \\ud83d\\ude00$")
         await run.expect(r"caf\\u00e9: starting")
+        await run.expect(r"^ +routes +process +mode")
+        await run.expect(r"^ +-{60,}$")
         run.proc.send_signal(signal.SIGTERM)
         assert await run.finish() == 0
     async with cli(str(path), "--bind", "127.0.0.1:0", "--log-format", "json",
