@@ -24,6 +24,11 @@ if (process.env.BENCH_PLAIN) {
   });
   server.keepAliveTimeout = 60000;
   server.listen(Number(port), host);
+} else if (process.env.BENCH_CHANGING) {
+  // An answer whose JSON changes around the body every time: a header with a counter in it,
+  // as a child that stamps its answers (a time, an id) writes them.
+  let n = 0;
+  serve(async () => ({ status: 200, headers: { "Content-Type": "application/json", "X-Answer": String(n++) }, body: body() }));
 } else {
   serve(async () => ({ status: 200, headers: { "Content-Type": "application/json" }, body: body() }));
 }

@@ -14,6 +14,8 @@
 # BENCH_CLIENT=browser sends a browser's dozen headers, one changing on every request
 # (bench/browser_load.py), rather than ab's four, always the same. BENCH_CONNECTIONS sets
 # ab's connections (default 64; 1: each request a turn of the proxy's event loop of its own).
+# BENCH_CHANGING=1 has the child's envelope answers change around the body every time (a
+# header with a counter), as a child that stamps its answers writes them.
 
 bench_args() {
   local default=$1
@@ -29,6 +31,7 @@ bench_setup() {
     command -v "${tool%%:*}" >/dev/null || { apt-get update -qq && apt-get install -y -qq "${tool#*:}"; }
   done
   [ "$mode" = passthrough ] && plain='<env name="BENCH_PLAIN">1</env>'  # as in bench/run.py
+  [ -n "${BENCH_CHANGING:-}" ] && plain+='<env name="BENCH_CHANGING">1</env>'  # envelope modes
   work=$(mktemp -d /tmp/ll-bench-XXXXXX)
   proxy=""
   trap 'kill $proxy 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
