@@ -52,12 +52,14 @@ class AnswerHeads:
             status != self._status or version != self._version or sent != self._sent
             or keep != self._keep or headers != self._headers
         ):  # fmt: skip
-            self._parts = _fixed_lines(status, headers, version, sent, keep)
+            parts, last = _fixed_lines(status, headers, version, sent, keep), self._parts
+            if parts[1:] != last[1:]:  # (else only the headers changed: the tail stays)
+                self._length = -1
+            self._parts = parts
             self._status, self._headers, self._version = status, headers, version
             self._sent, self._keep = sent, keep
-            self._fixed = self._parts[0].encode("utf-8")
+            self._fixed = parts[0].encode("utf-8")
             self._to_id = self._fixed + b"X-Request-Id: "
-            self._length = -1
         if length != self._length or date is not self._date:
             _, counted, typed, dated, after = self._parts
             counted_line = f"Content-Length: {length}\r\n" if counted else ""
@@ -69,13 +71,19 @@ class AnswerHeads:
         return b"".join((self._to_id, request_id.encode("utf-8"), self._tail))
 
 
+_server: list[str] = []  # the line, once made
+
+
 def _server_line() -> str:
     """The Server header aiohttp's side writes, for the lane's answers to match. Read when an
     answer is first written, not at import: a run loads aiohttp while its children start
-    (lifecycle.py), and the supervisor's modules import this one."""
-    from aiohttp.http import SERVER_SOFTWARE
+    (lifecycle.py), and the supervisor's modules import this one. Made once: an import
+    statement run for every answer whose headers change was a third of writing its head."""
+    if not _server:
+        from aiohttp.http import SERVER_SOFTWARE
 
-    return f"Server: {SERVER_SOFTWARE}\r\n"
+        _server.append(f"Server: {SERVER_SOFTWARE}\r\n")
+    return _server[0]
 
 
 def _fixed_lines(

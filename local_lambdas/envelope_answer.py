@@ -64,7 +64,10 @@ class Answers:
     kept while the child repeats them: an answer whose JSON is the last one's byte for byte
     but for its body's base64 has only its body decoded, and the same status and header
     list. A child answers with the same status and headers request after request; parsing
-    and checking them again was 10k instructions of a keep-alive request's 68k.
+    and checking them again was 10k instructions of a keep-alive request's 68k. Keeping one
+    costs about as much (9.5k): a child whose JSON changes around the body with every
+    answer (a time, an id it echoes) is tried again only every RETRY-th answer once TRIES
+    answers in a row have not fit.
 
     An answer is kept when its one `"body"` key has a base64 string (no escape: strict base64
     has no quote nor backslash) that decodes to the answer's body, not empty (so it is the
@@ -72,14 +75,17 @@ class Answers:
     Callers never change an answer's header list (the cache holds answers too), so the kept
     one is shared."""
 
-    __slots__ = ("_headers", "_prefix", "_status", "_suffix")
+    __slots__ = ("_headers", "_misses", "_prefix", "_status", "_suffix")
 
     KEEP_BELOW: Final = 64 * 1024
+    TRIES: Final = 4
+    RETRY: Final = 64
 
     def __init__(self) -> None:
         self._prefix = self._suffix = b""
         self._status = 200
         self._headers: list[tuple[str, str]] = []
+        self._misses = 0  # answers in a row read whole
 
     def decode(self, raw: bytes | bytearray) -> Response:
         prefix, suffix = self._prefix, self._suffix
@@ -94,16 +100,21 @@ class Answers:
             except (binascii.Error, ValueError):
                 pass  # read whole below, which says what is wrong or takes it
             else:
+                self._misses = 0
                 return Response(self._status, self._headers, body)
         kept = bytes(raw) if len(raw) < self.KEEP_BELOW else b""  # (a bytearray is emptied)
         response = decode_response(raw)
-        self._keep(kept, response)
+        misses = self._misses = self._misses + 1
+        if misses <= self.TRIES or misses % self.RETRY == 0:
+            self._keep(kept, response)
         return response
 
     def _keep(self, raw: bytes, response: Response) -> None:
         self._prefix = b""
+        if not response.body:
+            return
         key = raw.find(b'"body"')
-        if key < 0 or not response.body or raw.find(b'"body"', key + 6) >= 0:
+        if key < 0 or raw.find(b'"body"', key + 6) >= 0:
             return
         found = _BODY_KEY.match(raw, key)
         if found is None:

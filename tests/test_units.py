@@ -250,7 +250,8 @@ _SERIES = [  # answers in turn to one child, each to be read as decode_response 
 
 def test_answers_repeating_the_last_ones_json_read_as_the_whole_is() -> None:
     """envelope_answer.Answers keeps the last answer's status and headers while the child repeats
-    them around a new body: in turn, from bytes and from bytearrays, each answer reads as
+    them around a new body: after any other answer, and in a long run of answers whose JSON
+    changes around the body, from bytes and from bytearrays, each answer reads as
     decode_response reads it on its own, or fails as it fails."""
 
     def read(decode: Callable[[bytes | bytearray], Response], raw: bytes | bytearray) -> object:
@@ -261,8 +262,16 @@ def test_answers_repeating_the_last_ones_json_read_as_the_whole_is() -> None:
         return (answer.status, answer.headers, answer.body)
 
     for kind in (bytes, bytearray):
+        for first in _SERIES:  # each answer after each other one
+            for then in _SERIES:
+                answers = envelope_answer.Answers()
+                read(answers.decode, kind(first))
+                assert read(answers.decode, kind(then)) == read(decode_response, then), then
+        # A child whose JSON changes around the body with every answer (kept only now and
+        # then), and then repeats it: read alike all along.
         answers = envelope_answer.Answers()
-        for raw in _SERIES + _SERIES[::-1]:
+        changing = [b'{"headers":{"X-Time":"%d"},"body":"aGk="}' % n for n in range(300)]
+        for raw in changing + _SERIES[:2] * 3:
             assert read(answers.decode, kind(raw)) == read(decode_response, raw), raw
 
 
@@ -1259,6 +1268,13 @@ def test_a_connection_s_answer_heads_are_each_its_own() -> None:
                        date="Date: two\r\n")  # fmt: skip
     assert b"A: 1\r\n" in first and b"A: 2\r\n" in again and b"A: 1" not in again
     assert b"Content-Length: 12\r\n" in again and b"Date: two\r\n" in again
+    # A value changed but not the length nor the date: the lines after the headers stay.
+    third = heads.head(200, [("A", "3")], "x", version="1.1", length=12, sent=True, keep=True,
+                       date="Date: two\r\n")  # fmt: skip
+    assert third == again.replace(b"A: 2", b"A: 3")
+    typed = heads.head(200, [("A", "3"), ("Content-Type", "t")], "x", version="1.1", length=12,
+                       sent=True, keep=True, date="Date: two\r\n")  # fmt: skip
+    assert typed.count(b"Content-Type") == 1 and b"Content-Type: t\r\n" in typed
 
     # The same head but for the length, then the date, then the id carried by the headers
     # (CORS's answers): each line as it should be.
