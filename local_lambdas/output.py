@@ -30,24 +30,13 @@ from rich.table import Table
 from local_lambdas.access_log import AccessLog
 from local_lambdas.output_writer import Writer
 
-_PALETTE = (
-    "cyan",
-    "magenta",
-    "green",
-    "yellow",
-    "blue",
-    "bright_red",
-    "bright_cyan",
-    "bright_magenta",
-    "bright_green",
-    "bright_yellow",
-)
+_PALETTE = ("cyan", "magenta", "green", "yellow", "blue", "bright_red", "bright_cyan",
+            "bright_magenta", "bright_green", "bright_yellow")  # fmt: skip
 _LEVEL_STYLE = {logging.WARNING: "yellow", logging.ERROR: "bold red", logging.CRITICAL: "bold red"}
 PROXY = "local-lambdas"
-# The table's box (rich's SIMPLE_HEAD: a rule under the header), its rule drawn with "-" for
-# an output that cannot encode "─" (a Windows pipe in cp1252, as on a CI runner; ASCII):
-# rich, rendering into a string, would not know, and each "─" would come out escaped.
-_HEAD_RULE = box.SIMPLE_HEAD
+# The table's box, rich's SIMPLE_HEAD with its rule drawn with "-", for an output that cannot
+# encode "─" (a Windows pipe in cp1252, as on a CI runner): rich, rendering into a string,
+# would not know, and each "─" would come out escaped.
 _ASCII_HEAD_RULE = box.Box("    \n    \n -- \n    \n    \n    \n    \n    \n", ascii=True)
 # What a child's line may not pass on to a terminal: an escape sequence that is not a colour
 # (SGR: a CSI ending in `m`), whole or cut short, or a control character but TAB and LF.
@@ -233,11 +222,8 @@ class Printer:
                 }
             )
             return
-        try:
-            "\u2500".encode(self._console.encoding)
-            rule = _HEAD_RULE
-        except (UnicodeEncodeError, LookupError):
-            rule = _ASCII_HEAD_RULE
+        unicode = "\u2500".encode(self._console.encoding, "replace") != b"?"
+        rule = box.SIMPLE_HEAD if unicode else _ASCII_HEAD_RULE
         table = Table(title=title, title_justify="left", box=rule)
         for column in columns:
             table.add_column(column)
