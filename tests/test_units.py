@@ -211,6 +211,7 @@ BAD = {
     '{"headers": {"a": "x\\u0000y"}}': "control character",
     '{"headers": {"a": "x\\u0001y"}}': "control character",
     '{"headers": {"a": "x\\u007fy"}}': "control character",
+    '{"headers": {"a": "x\x7fy"}}': "control character",  # DEL, which JSON need not escape
     '{"headers": {"a": "trailing\\n"}}': "control character",
     '{"headers": {"Set-Cookie\\n": "v"}}': "not a valid HTTP token",
     '{"headers": [["X-A\\r", "v"]]}': "not a valid HTTP token",
