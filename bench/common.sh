@@ -26,12 +26,12 @@ bench_args() {
 }
 
 bench_setup() {
-  local tool plain=""
+  local tool env=""
   for tool in ab:apache2-utils node:nodejs "$@"; do
     command -v "${tool%%:*}" >/dev/null || { apt-get update -qq && apt-get install -y -qq "${tool#*:}"; }
   done
-  [ "$mode" = passthrough ] && plain='<env name="BENCH_PLAIN">1</env>'  # as in bench/run.py
-  [ -n "${BENCH_CHANGING:-}" ] && plain+='<env name="BENCH_CHANGING">1</env>'  # envelope modes
+  [ "$mode" = passthrough ] && env='<env name="BENCH_PLAIN">1</env>'  # as in bench/run.py
+  [ -n "${BENCH_CHANGING:-}" ] && env+='<env name="BENCH_CHANGING">1</env>'  # envelope modes
   work=$(mktemp -d /tmp/ll-bench-XXXXXX)
   proxy=""
   trap 'kill $proxy 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
@@ -40,7 +40,7 @@ bench_setup() {
 <manifest><process>
   <id>bench</id><executable>node</executable><arg>$PWD/bench/bench_child.js</arg>
   <route>/*</route><communication_mode>$mode</communication_mode>
-  <env name="BODY_SIZE">100</env><concurrency>${BENCH_CONCURRENCY:-64}</concurrency>$plain
+  <env name="BODY_SIZE">100</env><concurrency>${BENCH_CONCURRENCY:-64}</concurrency>$env
 </process></manifest>
 XML
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -244,7 +244,6 @@ async def keep_body(request: web.BaseRequest, limit: int, timeout: float) -> byt
     if len(start) <= BUFFERED:
         return start
     spool = Spool(start)
-    size = len(start)
     content = request.content
     try:
         with awaiting_body(request):
@@ -252,8 +251,7 @@ async def keep_body(request: web.BaseRequest, limit: int, timeout: float) -> byt
                 piece = await _piece(content, timeout)
                 if not piece:
                     return spool
-                size += len(piece)
-                if size > limit:
+                if spool.size + len(piece) > limit:
                     raise PayloadTooLarge(limit)
                 spool.write(piece)
     except BaseException:
