@@ -2,7 +2,7 @@
 transport (`gather`, `whole_json`, `CLOSED_FIRST`), then parsed and checked strictly
 (`decode_response`; `Answers` while a child repeats its status and headers) before any of
 it reaches a client, each field as envelope_fields.py checks it. What is wrong is a
-BadResponse naming it.
+BadResponse naming it (`cut_line`: and what likely caused it).
 """
 
 from __future__ import annotations
@@ -223,3 +223,27 @@ def _split_body(raw: bytearray) -> tuple[dict[str, object], bytes] | None:
             return data, pybase64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         return None
+
+
+def cut_line(exc: BadResponse) -> BadResponse:
+    """A refused keep-alive answer, with the likely cause when its line is the start of a
+    JSON object that the newline cut off (a child that pretty-prints its answers)."""
+    sent = exc.received
+    if sent.startswith(b"{") and len(sent) < SHOWN_BYTES and _ran_out(sent):
+        return BadResponse(
+            f"{exc}: its answer line ended inside the JSON; in pipe-keepalive each answer is "
+            "one line (compact JSON with no newline inside: json.dumps without indent)",
+            sent,
+        )
+    return exc
+
+
+def _ran_out(sent: bytes) -> bool:
+    """Whether parsing `sent` fails at its end (more could have completed it), not at
+    something wrong inside it. Parsed again here rather than read from the exception's
+    cause, which compiled code does not keep."""
+    try:
+        _loads(sent)
+    except orjson.JSONDecodeError as exc:
+        return exc.pos >= len(sent.decode("utf-8", "replace").rstrip())
+    return False

@@ -106,6 +106,18 @@ async def test_an_answer_spread_over_lines_is_named_as_such(
         in error["raw"]  # fmt: skip
 
 
+async def test_a_line_with_more_after_its_json_is_not_taken_for_a_cut_one(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """Only a line the parser ran out of gets the "spread over lines" hint."""
+    path = write_manifest(keepalive())
+    async with running(path, socket_dir) as run:
+        status, error = await get(run, "/api/trailing")
+    assert status == 502
+    assert b"unexpected content after document" in error["raw"]
+    assert b"ended inside the JSON" not in error["raw"]
+
+
 async def test_a_keep_alive_child_in_one_shot_mode_answers_at_once(
     write_manifest: WriteManifest, socket_dir: Path
 ) -> None:

@@ -27,7 +27,14 @@ from typing import cast
 
 from local_lambdas import _compat
 from local_lambdas.envelope import SHOWN_BYTES, Request, Response
-from local_lambdas.envelope_answer import CLOSED_FIRST, Answers, gather, note_unended, whole_json
+from local_lambdas.envelope_answer import (
+    CLOSED_FIRST,
+    Answers,
+    cut_line,
+    gather,
+    note_unended,
+    whole_json,
+)
 from local_lambdas.errors import (
     UNANSWERED,
     BadResponse,
@@ -129,7 +136,7 @@ class KeepAlivePipeTransport:
         try:
             return self._answers.decode(line)
         except BadResponse as exc:
-            raise _one_line(exc) from None
+            raise cut_line(exc) from None
 
     def _idle_connection(self) -> _Connection | None:
         while self._idle and not self._closed:
@@ -287,16 +294,3 @@ class _Connection(asyncio.Protocol):
         if answer is not None and not answer.done():
             answer.set_exception(error)
         self.close()
-
-
-def _one_line(exc: BadResponse) -> BadResponse:
-    """A refused answer, with the likely cause when its line is the start of a JSON object
-    that the newline cut off (a child that pretty-prints its answers)."""
-    sent = exc.received
-    if sent.startswith(b"{") and len(sent) < SHOWN_BYTES and not sent.rstrip().endswith(b"}"):
-        return BadResponse(
-            f"{exc}: its answer line ended inside the JSON; in pipe-keepalive each answer is "
-            "one line (compact JSON with no newline inside: json.dumps without indent)",
-            sent,
-        )
-    return exc

@@ -15,10 +15,10 @@ The last path segment picks the answer: echo (default), garbage, garbage2 (garba
 instance 2, the echo from the others), crash, crashonce, hang, badbase64, status999,
 status100, crlf, cookies, binary, cached, cachederror, close, slow (1 s, then echo), late
 (answers after 1.5 s), pid, empty, log (prints a line with the request id, then echo), twice
-(keep-alive: the echo's line sent twice), pretty (indented JSON), big (a 16 MiB body),
-unended (a whole answer with no newline, its connection then held open), flood (an answer
-that never ends, written until the proxy goes), gate (the echo once the file ?until= names
-exists).
+(keep-alive: the echo's line sent twice), pretty (indented JSON), trailing (a whole object,
+then more on its line), big (a 16 MiB body), unended (a whole answer with no newline, its
+connection then held open), flood (an answer that never ends, written until the proxy
+goes), gate (the echo once the file ?until= names exists).
 """
 
 import base64
@@ -106,6 +106,8 @@ def answer(request: dict[str, Any]) -> bytes | None:
         return json.dumps({"body": b64(b"x" * (16 << 20))}).encode()
     if action == "unended":
         return json.dumps({"body": b64(b"unended")}).encode()
+    if action == "trailing":  # a whole object, then more on its line
+        return b'{"status": 200} and more'
     if action == "pretty":  # one answer over several lines: fine for one-shot, not for lines
         return json.dumps({"status": 200, "body": b64(b"pretty")}, indent=2).encode()
     echoed = {
