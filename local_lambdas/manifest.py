@@ -112,6 +112,13 @@ def _parse(data: bytes, shown: str) -> etree._Element:
                     "write the text in place")
             for node in entities
         ])  # fmt: skip
+    namespace = etree.QName(root).namespace
+    if namespace is not None:
+        # <manifest xmlns="...">, for an editor's schema: read by the elements' local names,
+        # as the earlier tool read it. Elements of another namespace stay unknown elements.
+        for element in root.iter(f"{{{namespace}}}*"):
+            element.tag = etree.QName(element).localname
+        etree.cleanup_namespaces(root)
     if root.tag != "manifest":
         raise ManifestError(
             [

@@ -281,6 +281,14 @@ class Reader:
 
     def _unknown(self, element: etree._Element, label: str, known: list[str]) -> list[str]:
         """Report an unknown element; the known one it was probably meant as, if any."""
+        name = etree.QName(element)
+        if name.namespace is not None:  # (the manifest's own was read away: manifest._parse)
+            shown = f"{element.prefix}:{name.localname}" if element.prefix else name.localname
+            self.problem(element.sourceline, (
+                f'{label}: <{shown}> is of namespace "{name.namespace}", not the manifest\'s; '
+                "remove it, or write it without a namespace"
+            ))  # fmt: skip
+            return []
         tag = str(element.tag)
         close = closest(tag, known)
         hint = f"did you mean <{close}>?" if close else f"known: {', '.join(known)}"

@@ -581,6 +581,26 @@ def test_editor_schema_hints_are_accepted(tmp_path: Path) -> None:
     assert [p.id for p in load(tmp_path, text).processes] == ["svc"]
 
 
+@pytest.mark.parametrize(
+    ("root", "tag"),
+    [("manifest xmlns='urn:example:services'", ""), ("m:manifest xmlns:m='urn:m'", "m:")],
+)
+def test_a_manifest_in_a_namespace_is_read_by_its_elements_names(
+    tmp_path: Path, root: str, tag: str
+) -> None:
+    """The earlier tool matched elements by their local names: a namespace declared for an
+    editor's schema changes nothing; an element of another namespace is still unknown."""
+    body = "\n".join(line.replace("<", f"<{tag}").replace(f"<{tag}/", f"</{tag}") for line in OK)
+    text = f"<{root}>\n  <{tag}process>\n{body}\n  </{tag}process>\n</{tag}manifest>\n"
+    manifest = load(tmp_path, text)
+    assert [(p.id, p.routes) for p in manifest.processes] == [("svc", ("/svc/*",))]
+    stray = text.replace(
+        f"</{tag}process>", "<x:port xmlns:x='urn:x'>1</x:port></" + tag + "process>"
+    )
+    with pytest.raises(ManifestError, match='<x:port> is of namespace "urn:x", not the'):
+        load(tmp_path, stray)
+
+
 def test_check_warns_of_an_argument_naming_a_missing_file(tmp_path: Path) -> None:
     (tmp_path / "app").mkdir()
     (tmp_path / "app" / "main.py").write_text("")
