@@ -838,13 +838,18 @@ def test_what_a_child_left_running_is_named_by_its_command_zombies_apart() -> No
     with its command line; one that has exited (a zombie) or is gone runs no longer."""
     running = subprocess.Popen(["sleep", "30"])
     ended = subprocess.Popen(["true"])
+    # Quoted in one-line messages: the arguments' line breaks and escapes are spaces there.
+    script = subprocess.Popen([sys.executable, "-c", "import time\n\x1b[2J\ttime.sleep(30)"])
     try:
         os.waitid(os.P_PID, ended.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped: a zombie
         found = asyncio.run(processes.command_lines([running.pid, ended.pid, 2**22 + 1]))
         assert found == {running.pid: "sleep 30"}
+        lines = asyncio.run(processes.command_lines([script.pid]))
+        assert lines == {script.pid: f"{sys.executable} -c import time [2J time.sleep(30)"}
     finally:
-        running.kill()
-        running.wait()
+        for process in (running, script):
+            process.kill()
+            process.wait()
         ended.wait()
 
 

@@ -239,7 +239,9 @@ def _holder_named(inodes: list[int]) -> str:
     words = command_line(pid).split(" ")
     command = " ".join(os.path.basename(w) if n < 2 and w.startswith("/") else w
                        for n, w in enumerate(words))  # fmt: skip
-    return f"pid {pid}" + (f" ({command[:80]})" if command else "")
+    if len(command) > 80:
+        command = command[:77] + "..."
+    return f"pid {pid}" + (f" ({command})" if command else "")
 
 
 def port_holder(port: int, *, local: bool = False, ipv6: bool = False) -> str | None:

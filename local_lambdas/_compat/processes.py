@@ -218,12 +218,15 @@ def cpu_ticks(pids: Iterable[int]) -> int | None:
 
 
 def command_line(pid: int) -> str:
-    """A process's command line, as ps shows it (Linux; elsewhere, and once it is gone, "")."""
+    """A process's command line, as ps shows it, on one line whatever its arguments hold (a
+    `python -c` script's newlines, a terminal's escapes): a message quoting it stays one
+    line (Linux; elsewhere, and once it is gone, "")."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as raw:
-            return raw.read().rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+            text = raw.read().decode(errors="replace")
     except OSError:
         return ""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
 
 
 async def command_lines(pids: Iterable[int]) -> dict[int, str]:
