@@ -94,28 +94,24 @@ async def test_a_line_no_request_asked_for_is_said_and_never_taken_as_an_answer(
     assert said[0].endswith("answer each request line with exactly one line")
 
 
+@pytest.mark.parametrize(
+    ("action", "said", "hinted"),
+    [
+        ("pretty", b"unexpected end of data", True),  # json.dumps(indent=2) in a keep-alive child
+        ("trailing", b"unexpected content after document", False),  # a whole object, then more
+    ],
+)
 async def test_an_answer_spread_over_lines_is_named_as_such(
-    write_manifest: WriteManifest, socket_dir: Path
+    write_manifest: WriteManifest, socket_dir: Path, action: str, said: bytes, hinted: bool
 ) -> None:
-    """json.dumps(indent=2) in a keep-alive child: the 502 says why, not only "not JSON"."""
+    """A line the parser ran out of inside its JSON: the 502 says why, not only "not JSON".
+    A line with more after its JSON is not taken for a cut one."""
     path = write_manifest(keepalive())
     async with running(path, socket_dir) as run:
-        status, error = await get(run, "/api/pretty")
-    assert status == 502
-    assert b"its answer line ended inside the JSON; in pipe-keepalive each answer is one line" \
-        in error["raw"]  # fmt: skip
-
-
-async def test_a_line_with_more_after_its_json_is_not_taken_for_a_cut_one(
-    write_manifest: WriteManifest, socket_dir: Path
-) -> None:
-    """Only a line the parser ran out of gets the "spread over lines" hint."""
-    path = write_manifest(keepalive())
-    async with running(path, socket_dir) as run:
-        status, error = await get(run, "/api/trailing")
-    assert status == 502
-    assert b"unexpected content after document" in error["raw"]
-    assert b"ended inside the JSON" not in error["raw"]
+        status, error = await get(run, f"/api/{action}")
+    assert status == 502 and said in error["raw"]
+    hint = b"its answer line ended inside the JSON; in pipe-keepalive each answer is one line"
+    assert (hint in error["raw"]) is hinted
 
 
 async def test_a_keep_alive_child_in_one_shot_mode_answers_at_once(
