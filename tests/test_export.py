@@ -21,7 +21,6 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from local_lambdas.readiness import free_port
 from tests.helpers import PYTHON, Ran, WriteManifest, cli, eventually, run_main, running
 
 ROOT = Path(__file__).parents[1]
@@ -304,14 +303,16 @@ async def test_the_exported_layout_runs_here(tmp_path: Path, socket_dir: Path) -
             for name, service in compose["services"].items():
                 if name == "local-lambdas":
                     continue
-                port = free_port()
+                # Port 0, the port read from its output: a port found free and then given
+                # to it may be taken meanwhile by another worker's child.
                 command = [part.replace("/app/", f"{ROOT}/").replace("0.0.0.0:8080",
-                                                                        f"127.0.0.1:{port}")
+                                                                        "127.0.0.1:0")
                            for part in service["command"][1:]]  # fmt: skip
                 container = cli(*command, cwd=ROOT)
                 containers.append(container)
-                await container.__aenter__()
-                addresses[name] = f"http://127.0.0.1:{port}"
+                proxy = await container.__aenter__()
+                found = await proxy.expect(r"listening on (http://127\.0\.0\.1:\d+)")
+                addresses[name] = found.group(1)
 
             async def ready(url: str) -> bool:
                 try:
