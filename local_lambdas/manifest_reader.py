@@ -61,14 +61,12 @@ class Reader:
         tasks: list[Task] = []
         self.tasks = {(task.findtext("id") or "").strip() for task in root.iter("task")}
         for element in root:
-            if element.tag == "process":
-                process = self._process(element)
-                if isinstance(process, Process):
-                    processes.append(process)
-            elif element.tag == "task":
-                task = self._process(element, kind="task")
-                if isinstance(task, Task):
-                    tasks.append(task)
+            if element.tag in ("process", "task"):
+                made = self._process(element, kind=str(element.tag))
+                if isinstance(made, Process):
+                    processes.append(made)
+                elif isinstance(made, Task):
+                    tasks.append(made)
             else:
                 self._unknown(element, "<manifest>", ["process", "task"])
         return processes, tasks
@@ -93,12 +91,10 @@ class Reader:
             text = (child.text or "").strip()
             values.setdefault(str(child.tag), []).append((text, child.sourceline or 0, child))
         route_only = kind == "process" and "upstream" in values  # nothing to run
-        if route_only:
-            required = ("id", "route")
         modes = values.get("communication_mode", [])
         worker = kind == "process" and bool(modes) and modes[0][0] == Mode.NONE.value
-        if worker:  # nothing is routed to it
-            required = ("id", "executable")
+        if route_only or worker:  # nothing to run, or nothing is routed to it
+            required = ("id", "executable") if worker else ("id", "route")
         ids = values.get("id", [])
         label = f'<{kind} id="{ids[0][0]}">' if ids and ids[0][0] else f"<{kind}>"
         self._no_attributes(element, label)
@@ -212,10 +208,8 @@ class Reader:
             for text, line, child in occurrences:
                 extra = sorted(set(child.attrib) - {"name"})
                 if extra:
-                    self.problem(
-                        line,
-                        f'{label}: <env> takes only a name="..." attribute, not {", ".join(extra)}',
-                    )
+                    self.problem(line, f'{label}: <env> takes only a name="..." attribute, '
+                                 f'not {", ".join(extra)}')  # fmt: skip
                 key = child.get("name", "")
                 if not _ENV_NAME.match(key):
                     what = f'name "{key}" cannot hold "=" or a NUL' if key else "needs a name"
@@ -283,11 +277,10 @@ class Reader:
         """Report an unknown element; the known one it was probably meant as, if any."""
         name = etree.QName(element)
         if name.namespace is not None:  # (the manifest's own was read away: manifest._parse)
-            shown = f"{element.prefix}:{name.localname}" if element.prefix else name.localname
-            self.problem(element.sourceline, (
-                f'{label}: <{shown}> is of namespace "{name.namespace}", not the manifest\'s; '
-                "remove it, or write it without a namespace"
-            ))  # fmt: skip
+            shown = f"{element.prefix or ''}:{name.localname}".lstrip(":")
+            self.problem(element.sourceline, f'{label}: <{shown}> is of namespace '
+                         f'"{name.namespace}", not the manifest\'s; remove it, or write it '
+                         "without a namespace")  # fmt: skip
             return []
         tag = str(element.tag)
         close = closest(tag, known)
