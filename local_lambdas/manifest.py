@@ -81,6 +81,18 @@ def load(
     )
 
 
+def _encoding_fix(data: bytes) -> str:
+    """What to do about bytes the manifest's encoding cannot read: a file saved in a legacy
+    encoding (Latin-1, Windows-1252) with no declaration is read as UTF-8, which it is not."""
+    declared = re.match(rb"""\s*<\?xml[^>]*encoding=["']([A-Za-z0-9._-]+)""", data)
+    if declared:
+        name = declared[1].decode()
+        return (f"the file is not the {name} its first line declares; save it as {name}, "
+                "or declare the encoding it is in")  # fmt: skip
+    return ("the file is not UTF-8: save it as UTF-8, or declare its encoding in its first "
+            'line, as <?xml version="1.0" encoding="ISO-8859-1"?>')  # fmt: skip
+
+
 def _parse(data: bytes, shown: str) -> etree._Element:
     parser = etree.XMLParser(
         remove_comments=True, remove_pis=True, resolve_entities=False, no_network=True
@@ -101,6 +113,8 @@ def _parse(data: bytes, shown: str) -> etree._Element:
         if "Double hyphen within comment" in message:
             fix = ("a comment may not hold --, as a commented-out <arg>--port</arg> does; "
                    "delete that line, or write the comment without --")  # fmt: skip
+        elif "Invalid bytes in character encoding" in message:
+            fix = _encoding_fix(data)
         raise ManifestError(
             [Problem(shown, line, f"not well-formed XML: {message}; {fix}")]
         ) from exc

@@ -41,10 +41,11 @@ LEGACY = dedent("""
 """)
 
 
-def load(tmp_path: Path, text: str) -> Manifest:
-    """Load `text` as a manifest, started from `tmp_path` (relative paths start there)."""
+def load(tmp_path: Path, text: str | bytes) -> Manifest:
+    """Load `text` (bytes: as they are) as a manifest, started from `tmp_path` (relative
+    paths start there)."""
     path = tmp_path / "manifest.xml"
-    path.write_text(text)
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
     return manifest.load(path, socket_dir=Path("/tmp/ll-x"), base=tmp_path)
 
 
@@ -107,7 +108,7 @@ LAUGHS = '<!ENTITY a "aaaaaaaaaa">' + "".join(
 )
 
 # (manifest text, [(line, text the message must contain)])
-CASES: dict[str, tuple[str, list[tuple[int | None, str]]]] = {
+CASES: dict[str, tuple[str | bytes, list[tuple[int | None, str]]]] = {
     "an id that cannot name the pipe it names": (  # said of the id, once
         process("<id>api/v2</id>", "<executable>python3</executable>", "<route>/a/*</route>"),
         [
@@ -380,6 +381,14 @@ CASES: dict[str, tuple[str, list[tuple[int | None, str]]]] = {
     "a line break in a value": (
         process("<id>svc</id>", "<executable>p&#10;ython3</executable>", "<route>/svc/*</route>"),
         [(4, "not found on PATH")],
+    ),
+    "saved as Latin-1, read as UTF-8": (  # an editor's legacy encoding: say which way out
+        "<manifest>\n  <process><id>caf\u00e9</id></process>\n</manifest>".encode("latin-1"),
+        [(2, "encoding; the file is not UTF-8: save it as UTF-8, or declare its encoding in")],
+    ),
+    "saved as Latin-1, declared UTF-8": (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<manifest><process><id>caf\xe9</id>',
+        [(2, "the file is not the UTF-8 its first line declares; save it as UTF-8, or")],
     ),
     "wrong root": (
         "<processes/>",
