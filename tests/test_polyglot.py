@@ -1,5 +1,6 @@
 """The polyglot example: children in C, Node.js, Perl and Python, one mode each, each driven
-through the real proxy. A child whose runtime is missing is skipped, saying which."""
+through the real proxy; and the shell-script example, a script socat runs per request. A
+child whose runtime is missing is skipped, saying which."""
 
 from __future__ import annotations
 
@@ -8,14 +9,17 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from lxml import etree
+from yarl import URL
 
 from tests.helpers import running
 
 POLYGLOT = Path(__file__).parents[1] / "examples" / "polyglot"
+SHELL = Path(__file__).parents[1] / "examples" / "shell"
 NEEDS = {"c": "cc", "node": "node", "perl": "perl", "python": "python3"}
 # What each child sees of the path: the passthrough child gets it less <strip_prefix>.
 SEEN_URI = {"c": "/c/x?y=1&y=2", "node": "/node/x?y=1&y=2", "perl": "/perl/x?y=1&y=2",
@@ -76,3 +80,28 @@ def test_the_polyglot_manifest_is_valid(built: None) -> None:
     loaded = manifest.load(POLYGLOT / "manifest.xml", socket_dir=Path("/tmp/ll-x"), base=POLYGLOT)
     assert {p.communication_mode.value for p in loaded.processes} == {
         "pipe", "pipe-keepalive", "http", "passthrough"}  # fmt: skip
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="socat listens on a Unix socket")
+async def test_a_shell_script_behind_socat(tmp_path: Path, socket_dir: Path) -> None:
+    """examples/shell/ as it is: socat on the pipe runs handler.sh per request; the body is
+    counted in bytes (binary, NULs included), the target given back as sent (never run by
+    the shell), and /teapot is 418."""
+    missing = [tool for tool in ("socat", "jq") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)} (.ci/run installs them with apt-get)")
+    root = etree.parse(str(SHELL / "manifest.xml")).getroot()
+    etree.SubElement(root[0], "working_dir").text = str(SHELL)
+    path = tmp_path / "shell.xml"
+    path.write_bytes(etree.tostring(root))
+    async with running(path, socket_dir) as run:
+        body = bytes(range(256)) * 4
+        async with run.http.post(run.url + "/sh/x?y=1&y=2", data=body) as reply:
+            assert reply.status == 200, await reply.text()
+            assert await reply.text() == "POST /sh/x?y=1&y=2: 1024 bytes, from sh\n"
+        target = "/sh/a%22b'c$(id)`id`;*"
+        async with run.http.get(URL(run.url + target, encoded=True)) as reply:  # as it is
+            assert await reply.text() == f"GET {target}: 0 bytes, from sh\n"
+        async with run.http.get(run.url + "/sh/teapot?x=1") as reply:
+            assert reply.status == 418
+            assert await reply.text() == "I am a teapot\n"
