@@ -14,5 +14,5 @@ method=$(field .method)
 uri=$(field .uri)
 case "${uri%%\?*}" in
   */teapot) answer 418 "I am a teapot" ;;
-  *) answer 200 "$method $uri: $(field .body | base64 -d | wc -c) bytes, from sh" ;;
+  *) answer 200 "$method $uri: $(($(field .body | base64 -d | wc -c))) bytes, from sh" ;;
 esac
