@@ -124,6 +124,16 @@ def unmarked(pid: int) -> bool:
         return True
 
 
+def environment_blank(pid: int) -> bool:
+    """Linux: whether process `pid` shows no environment: inside an execve (for a moment),
+    one that cleared its own whole, or gone."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as environ:
+            return not environ.read(1)
+    except OSError:
+        return True
+
+
 def kill_marked(
     mark: str, sig: signal.Signals | None = None, spared: set[int] | None = None
 ) -> list[int]:

@@ -46,7 +46,7 @@ async def spawn(
     # Read before the start: a daemon's first process (nginx's) may have exited, its start
     # unreadable, by the time the start returns, and what it forked off was then not found.
     since = processes.ticks_now()
-    with adoption.starting():
+    with adoption.starting(since):
         _, started = await loop.subprocess_exec(
             lambda: Spawned(output, mark, watchdog),
             executable,

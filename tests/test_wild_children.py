@@ -468,6 +468,37 @@ async def test_what_a_child_orphans_as_it_runs_is_reaped_as_it_runs(
         assert await eventually(lambda: not adopted_zombies(group)), adopted_zombies(group)
 
 
+@pytest.mark.skipif(not _compat.IS_LINUX, reason="adoption finds daemons in /proc")
+async def test_a_process_still_starting_is_never_taken_for_a_siblings_stray() -> None:
+    """A stopping child takes the unmarked processes adopted since it started for daemons it
+    left (adoption.adopted). asyncio hands over a new process that may still be inside its
+    execve, its environment, so its mark, not yet readable: a sibling stopping then killed
+    it and reaped it, and a reload's new process "exited with code 255" (seen under -n 12).
+    Now what began since a start under way, showing no environment, is left out until the
+    start has its process; what began before it, or shows an environment without the mark
+    (a daemon's), is still found. (Here the test's own processes, unmarked in sessions of
+    their own, stand for each: the window inside an execve cannot be held open.)"""
+    since = processes.ticks_now()
+    spawn = ("/bin/sleep", "60")
+    before = await asyncio.create_subprocess_exec(*spawn, env={}, start_new_session=True)
+    began = orphans.started_at(before.pid) or 0
+    assert await eventually(lambda: (processes.ticks_now() or 0) > began)  # a later tick
+    started: list[asyncio.subprocess.Process] = [before]
+    try:
+        with adoption.starting(processes.ticks_now()):
+            for env in ({}, {"TZ": "UTC"}):  # as one looks inside its execve; a daemon
+                started.append(
+                    await asyncio.create_subprocess_exec(*spawn, env=env, start_new_session=True)
+                )
+            assert sorted(adoption.adopted(since)) == sorted([before.pid, started[2].pid])
+        # Its start over (unmarked and never `started`: taken for a stray, as it should be).
+        assert sorted(adoption.adopted(since)) == sorted(p.pid for p in started)
+    finally:
+        for proc in started:
+            proc.kill()
+            await proc.wait()
+
+
 def test_the_kernel_tells_who_listens_as_the_tables_do(tmp_path: Path) -> None:
     """Readiness asks the kernel over netlink (sockdiag) what the /proc tables would say,
     listeners alone: IPv4 and IPv6, wildcard and loopback, Unix paths; an accepted

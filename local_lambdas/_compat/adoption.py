@@ -19,6 +19,7 @@ from local_lambdas._compat import IS_LINUX, IS_WINDOWS
 from local_lambdas.orphans import (
     children,
     descendants,
+    environment_blank,
     signal_with_group,
     started_at,
     unmarked,
@@ -30,7 +31,7 @@ _ours: dict[int, int | None] = {}
 # The sessions of those it started (each child leads its own: processes.spawn_options): its
 # descendants' unless they make their own (`reap_orphans`).
 _sessions: set[int] = set()
-_starting = 0  # starts under way (`starting`)
+_starts: list[int] = []  # when each start under way began, as ticks_now (`starting`)
 
 
 def started(pid: int) -> None:
@@ -41,15 +42,19 @@ def started(pid: int) -> None:
 
 
 @contextlib.contextmanager
-def starting() -> Iterator[None]:
-    """Around a start, until `started` has its process: meanwhile `reap_orphans` waits (a
-    process that exits at once would look adopted, and its exit status be lost)."""
-    global _starting
-    _starting += 1
+def starting(since: int | None) -> Iterator[None]:
+    """Around a start that began at `since` (orphans.ticks_now), until `started` has its
+    process. Meanwhile `reap_orphans` waits (a process that exits at once would look
+    adopted, and its exit status be lost), and `adopted` takes no process that began since
+    and shows no environment yet: asyncio may hand the process over while it is still
+    inside its execve, its environment, so its mark, not yet readable, and a sibling
+    stopping then took it for a daemon it had left, killed it and reaped it (a reload's
+    new process "exited with code 255", on a loaded machine)."""
+    _starts.append(since or 0)
     try:
         yield
     finally:
-        _starting -= 1
+        _starts.remove(since or 0)
 
 
 def reap_orphans() -> None:
@@ -59,7 +64,7 @@ def reap_orphans() -> None:
     rest of the run (65 in 7 s from a script that runs `(sleep 0.05 &)` in a loop), counted
     against the user's process limit. A daemon in a session of its own is its child's to
     answer for (`signal_strays` at that child's stop)."""
-    if not _starting:
+    if not _starts:
         reap_adopted([pid for pid in adopted_exited() if _session(pid) in _sessions])
 
 
@@ -71,7 +76,17 @@ def adopted(since: int | None) -> list[int]:
     `since` None."""
     if since is None:
         return []
-    return [pid for pid, at in _foreign_children() if (at or -1) >= since and unmarked(pid)]
+    return [
+        pid for pid, at in _foreign_children()
+        if at is not None and since <= at and unmarked(pid) and not _may_be_starting(pid, at)
+    ]  # fmt: skip
+
+
+def _may_be_starting(pid: int, at: int) -> bool:
+    """Whether `pid`, begun at `at`, may be the process of a start under way (`starting`):
+    begun since that start did, with no environment to read yet (inside its execve). A
+    daemon's environment shows, unless it cleared it whole."""
+    return bool(_starts) and at >= min(_starts) and environment_blank(pid)
 
 
 def unmarked_descendants() -> list[tuple[int, int]]:
