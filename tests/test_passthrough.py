@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import socket
+import statistics
 import struct
 import sys
 import tempfile
@@ -594,11 +595,15 @@ async def test_a_server_writing_head_and_body_apart_is_not_held_40_ms_each(
     async with running(path, socket_dir, fast_lane=fast_lane) as run:
         async with run.http.get(run.url + "/web/") as reply:  # the child's connection made
             assert reply.status == 200
-        started = time.monotonic()
+        took = []
         for _ in range(20):
+            started = time.monotonic()
             async with run.http.get(run.url + "/web/") as reply:
                 assert reply.status == 200 and b"plain web server" in await reply.read()
-        assert time.monotonic() - started < 20 * 0.040 / 2
+            took.append(time.monotonic() - started)
+        # The median, not the sum: a loaded machine slows a few answers, the stall was in
+        # each (but those Linux acknowledges at once as a connection starts).
+        assert statistics.median(took) < 0.040 / 2, took
         # Pipelined, where answers read whole and split alternate on the child's connection
         # (TCP_QUICKACK is asked after a read that leaves an answer unfinished).
         reader, writer = await connect(run.url)
