@@ -44,10 +44,16 @@ class Forked:
     its output, its signals, its exit status (negative for a signal, as asyncio says)."""
 
     def __init__(
-        self, pid: int, stdout: asyncio.StreamReader, status: socket.socket, said: bytes
+        self,
+        pid: int,
+        stdout: asyncio.StreamReader,
+        pipe: asyncio.BaseTransport,
+        status: socket.socket,
+        said: bytes,
     ) -> None:
         self.pid = pid
         self.stdout = stdout
+        self._pipe = pipe  # stdout's
         self.returncode: int | None = None
         self._ended = asyncio.ensure_future(self._status(status, said))
 
@@ -64,6 +70,11 @@ class Forked:
 
     async def wait(self) -> int:
         return await asyncio.shield(self._ended)
+
+    def close(self) -> None:
+        """Let go of its output, read or not (the test is over): left to the garbage
+        collector, the pipe was an "unclosed file" warning in a later test."""
+        self._pipe.close()
 
     def send_signal(self, signum: int) -> None:
         if self.returncode is None:
@@ -121,10 +132,10 @@ async def start(args: list[str], env: dict[str, str], cwd: Path | None) -> Forke
         raise OSError(errno, os.strerror(errno), request["cwd"])
     stdout = asyncio.StreamReader()
     loop = asyncio.get_running_loop()
-    await loop.connect_read_pipe(
+    pipe, _ = await loop.connect_read_pipe(
         lambda: asyncio.StreamReaderProtocol(stdout), os.fdopen(read, "rb", buffering=0)
     )
-    return Forked(int(said), stdout, ours, more)
+    return Forked(int(said), stdout, pipe, ours, more)
 
 
 # The server.

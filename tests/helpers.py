@@ -438,6 +438,8 @@ async def cli(
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+        if isinstance(proc, forked.Forked):
+            proc.close()
 
 
 def git(repo: Path, *args: str) -> None:
