@@ -12,7 +12,6 @@ import os
 import re
 import signal
 import socket
-import statistics
 import struct
 import sys
 import tempfile
@@ -601,9 +600,10 @@ async def test_a_server_writing_head_and_body_apart_is_not_held_40_ms_each(
             async with run.http.get(run.url + "/web/") as reply:
                 assert reply.status == 200 and b"plain web server" in await reply.read()
             took.append(time.monotonic() - started)
-        # The median, not the sum: a loaded machine slows a few answers, the stall was in
-        # each (but those Linux acknowledges at once as a connection starts).
-        assert statistics.median(took) < 0.040 / 2, took
+        # Not the sum: a loaded machine slows answers (to a median of 21 ms under -n 16).
+        # The stall, at least Linux's shortest delayed ACK (40 ms), was in each but those
+        # acknowledged at once as a connection starts: a quarter of them come in under 35.
+        assert sorted(took)[len(took) // 4] < 0.035, took
         # Pipelined, where answers read whole and split alternate on the child's connection
         # (TCP_QUICKACK is asked after a read that leaves an answer unfinished).
         reader, writer = await connect(run.url)
