@@ -440,7 +440,8 @@ async def test_stop_ends_event_streams_at_once(write_manifest: WriteManifest) ->
             run.proc.send_signal(signal.SIGINT)
             await asyncio.wait_for(stream.read(), 5)  # ended, not broken: no error raised
         assert await run.finish() == 0
-        assert time.monotonic() - started < 3  # not held up for the 10 s shutdown grace
+        # Not held up for the 10 s shutdown grace (3.3 s under -n 16, under 1 s otherwise).
+        assert time.monotonic() - started < 6
 
 
 async def test_stop_closes_websockets_cleanly(write_manifest: WriteManifest) -> None:
