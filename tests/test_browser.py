@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from local_lambdas.readiness import free_port
-from tests.helpers import WriteManifest, process_xml, running, worker_xml
+from tests.helpers import WriteManifest, eventually, process_xml, running, worker_xml
 
 CHROMIUM = shutil.which("chromium")
 playwright = pytest.importorskip("playwright.async_api", reason="Playwright is not installed")
@@ -53,10 +52,9 @@ async def page_server(html: str, at: str = "/") -> AsyncIterator[str]:
     app.router.add_get(at, page)
     runner = web.AppRunner(app)
     await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()  # (a port of its own choosing)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
     finally:
         await runner.cleanup()
 
@@ -220,14 +218,24 @@ async def test_the_dashboard_in_firefox(
     marionette = pytest.importorskip("marionette_driver.marionette", reason="no marionette_driver")
     from marionette_driver import By, Wait
 
-    port = free_port()
-    (tmp_path / "user.js").write_text(f'user_pref("marionette.port", {port});\n')
+    # Port 0: Firefox listens where it can and writes the port in the profile (a port found
+    # free beforehand could be another worker's by the time Firefox bound it).
+    (tmp_path / "user.js").write_text('user_pref("marionette.port", 0);\n')
     firefox = await asyncio.create_subprocess_exec(
         FIREFOX, "--headless", "--marionette", "--no-remote", "--profile", str(tmp_path),
         "about:blank", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     path = write_manifest(process_xml("api", "/api/*"))
+    active = tmp_path / "MarionetteActivePort"
+
+    def listening() -> bool:  # (or gone)
+        done = active.exists() and active.read_text().strip().isdigit()
+        return done or firefox.returncode is not None
+
     try:
+        assert await eventually(listening, 60)
+        assert firefox.returncode is None, f"Firefox exited ({firefox.returncode}) as it started"
+        port = int(active.read_text())
         async with running(path, socket_dir) as run:
             driver = marionette.Marionette(host="127.0.0.1", port=port, startup_timeout=60)
             await asyncio.to_thread(driver.start_session)
@@ -265,5 +273,6 @@ async def test_the_dashboard_in_firefox(
             finally:
                 await asyncio.to_thread(driver.delete_session)
     finally:
-        firefox.kill()
+        with contextlib.suppress(ProcessLookupError):  # (it may have gone: said above)
+            firefox.kill()
         await firefox.wait()
