@@ -62,11 +62,19 @@ def marked(mark: str) -> list[int]:
     return found
 
 
-def _read_mark(pid: int, needle: bytes, found: list[int], blank: list[int]) -> None:
+def _environ(pid: int) -> bytes | None:
+    """Linux: process `pid`'s environment as /proc shows it (empty inside an execve, for a
+    moment); None once it is gone, or if it is another user's."""
     try:
         with open(f"/proc/{pid}/environ", "rb") as environ:
-            data = environ.read()
+            return environ.read()
     except OSError:
+        return None
+
+
+def _read_mark(pid: int, needle: bytes, found: list[int], blank: list[int]) -> None:
+    data = _environ(pid)
+    if data is None:
         return  # gone, or another user's
     if not data:
         blank.append(pid)
@@ -117,21 +125,13 @@ def children(pid: int) -> list[int]:
 
 def unmarked(pid: int) -> bool:
     """Linux: whether process `pid` carries no SPAWN_MARK (or cannot be read)."""
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as environ:
-            return f"{SPAWN_MARK}=".encode() not in environ.read()
-    except OSError:
-        return True
+    return f"{SPAWN_MARK}=".encode() not in (_environ(pid) or b"")
 
 
 def environment_blank(pid: int) -> bool:
     """Linux: whether process `pid` shows no environment: inside an execve (for a moment),
     one that cleared its own whole, or gone."""
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as environ:
-            return not environ.read(1)
-    except OSError:
-        return True
+    return not _environ(pid)
 
 
 def kill_marked(
