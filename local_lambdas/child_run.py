@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from local_lambdas import explain, readiness
 from local_lambdas._compat import listeners, processes
 from local_lambdas.config import Process
 from local_lambdas.executables import not_started, resolve_executable
-from local_lambdas.launch import prepare
+from local_lambdas.launch import NO_RUN_ENV, prepare
 from local_lambdas.link import Link
 from local_lambdas.orphan_watchdog import Watchdog
 from local_lambdas.output import Printer
@@ -58,7 +58,7 @@ class ChildRun:
         watchdog: Watchdog | None = None,
         clock: Callable[[], float] = time.monotonic,
         run_mark: str = "",
-        token: str = "",
+        run_env: Mapping[str, str] = NO_RUN_ENV,
     ) -> None:
         self.process = process
         self.index = index
@@ -84,7 +84,7 @@ class ChildRun:
         self._watchdog = watchdog
         self._clock = clock
         self._run_mark = run_mark  # this run's part of every SPAWN_MARK
-        self._token = token
+        self._run_env = run_env  # what every process of the run gets (launch.prepare)
         self._not_ready: str | None = None  # why the last process never became READY
         self._left = ""  # what the last process left running when it exited (explain.py)
         self._stopping = False  # (a run under way ends, and none follows)
@@ -96,7 +96,7 @@ class ChildRun:
         self.output.new_run()
         address, env, args, self.mark = prepare(
             self.process, name=self.name, index=self.index, pipe=self.pipe,
-            run_mark=self._run_mark, token=self._token,
+            run_mark=self._run_mark, run_env=self._run_env,
         )  # fmt: skip
         awaited = f"listens on {address}" if address else f"has run {_WORKER_SETTLE:g}s"
         self._set_state(State.STARTING, f"starting; ready once it {awaited}")

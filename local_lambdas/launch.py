@@ -9,13 +9,18 @@ in the HTTP ones (neither in mode none), and the spawn mark that finds its desce
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import NamedTuple
 
 from local_lambdas import _compat, readiness, variables
 from local_lambdas._compat import listeners, processes
 from local_lambdas.config import Mode, Process
 
+# What every child and task of a run is given besides its own values: the run's token
+# (Supervisor.run_env); none where a test starts processes without a run.
+NO_RUN_ENV: Mapping[str, str] = MappingProxyType({})
 _SPAWNS = itertools.count(1)  # numbers each process spawned in this run, for its mark
 
 
@@ -27,16 +32,20 @@ class Launch(NamedTuple):
 
 
 def prepare(
-    process: Process, *, name: str, index: int, pipe: str | None, run_mark: str, token: str
+    process: Process,
+    *,
+    name: str,
+    index: int,
+    pipe: str | None,
+    run_mark: str,
+    run_env: Mapping[str, str],
 ) -> Launch:
     """The next process of instance `index` (`name`) of `process`; `pipe`, its address in
     the pipe modes. A socket file left there by a crash is removed (one that belongs to
     another user is not ours to remove: OSError, said as the cause); a fixed <port> that
     another program listens on is an OSError naming it."""
-    own = {"LOCAL_LAMBDAS_ID": name, "LOCAL_LAMBDAS_INSTANCE": str(index)}
+    own = {"LOCAL_LAMBDAS_ID": name, "LOCAL_LAMBDAS_INSTANCE": str(index), **run_env}
     mark = own[processes.SPAWN_MARK] = f"{run_mark}.{next(_SPAWNS)}."
-    if token:
-        own["LOCAL_LAMBDAS_TOKEN"] = token
     if pipe is not None:
         listeners.remove_stale(pipe)
         address = own["PIPE_ADDRESS"] = pipe

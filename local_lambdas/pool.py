@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Final
 
 from local_lambdas.cache import Cache
@@ -23,7 +23,7 @@ from local_lambdas.config import Fate, Mode, Process
 from local_lambdas.cors import Policy
 from local_lambdas.errors import NotReady
 from local_lambdas.instance import Instance
-from local_lambdas.launch import SocketNames
+from local_lambdas.launch import NO_RUN_ENV, SocketNames
 from local_lambdas.orphan_watchdog import Watchdog
 from local_lambdas.output import Printer
 from local_lambdas.roster import DOWN, Roster, log
@@ -51,13 +51,13 @@ class Pool(Roster):
         stats: ProcessStats | None = None,
         clock: Callable[[], float] = time.monotonic,
         run_mark: str = "",
-        token: str = "",
+        run_env: Mapping[str, str] = NO_RUN_ENV,
         cors: Policy | None = None,
         on_state: Callable[[], None] = lambda: None,
     ) -> None:
         super().__init__(
             process, printer, names, watchdog=watchdog, clock=clock, run_mark=run_mark,
-            token=token, on_state=on_state, give_back=self.release,
+            run_env=run_env, on_state=on_state, give_back=self.release,
         )  # fmt: skip
         self.cors = cors  # None: CORS is off for its routes
         # Read on every request: plain attributes, not pydantic ones (a class with

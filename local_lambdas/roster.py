@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Final
 
 from local_lambdas import _compat
@@ -49,14 +49,14 @@ class Roster:
         watchdog: Watchdog | None,
         clock: Callable[[], float],
         run_mark: str,
-        token: str,
+        run_env: Mapping[str, str],
         on_state: Callable[[], None],
         give_back: Callable[[Instance], None],
     ) -> None:
         self.process = process
         self._on_state = on_state  # told of every instance's change of state
         self._run_mark = run_mark
-        self._token = token
+        self._run_env = run_env  # (launch.prepare)
         self.instances: list[Instance] = []
         self.retired = False
         self.disabled: str | None = None  # why it was not started (--only), if it was not
@@ -192,7 +192,7 @@ class Roster:
             watchdog=self._watchdog,
             clock=self._clock,
             run_mark=self._run_mark,
-            token=self._token,
+            run_env=self._run_env,
         )
         self.instances.append(child)
         return child

@@ -16,7 +16,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 
@@ -50,7 +50,7 @@ class StartOrder:
 
     def __init__(
         self, settings: Settings, printer: Printer, *, manifest: Callable[[], Manifest],
-        pools: Callable[[], dict[str, Pool]], run_mark: str, token: str,
+        pools: Callable[[], dict[str, Pool]], run_mark: str, run_env: Mapping[str, str],
         watchdog: Watchdog | None,
     ) -> None:  # fmt: skip
         self._settings = settings
@@ -58,7 +58,7 @@ class StartOrder:
         self._manifest = manifest
         self._pools = pools
         self._run_mark = run_mark
-        self._token = token
+        self._run_env = run_env
         self._watchdog = watchdog
         self.tasks: dict[str, TaskRun] = {}  # by task id
         self.failures: list[str] = []  # tasks that failed, and what did not start for them
@@ -99,7 +99,7 @@ class StartOrder:
         window = [time.time(), math.inf]
         self._ran.append(window)
         try:
-            await run.run(mark=mark, token=self._token, watchdog=self._watchdog)
+            await run.run(mark=mark, run_env=self._run_env, watchdog=self._watchdog)
         finally:
             window[1] = time.time()
 

@@ -59,10 +59,12 @@ class Supervisor(Reloads):
         # Sent with every request (docs/protocol.md, "The run's token"): a child can tell
         # the proxy from any other local program that found its port or socket.
         self.token = secrets.token_urlsafe(24)
+        # What every child and task of the run finds in its environment besides its own.
+        self.run_env = {"LOCAL_LAMBDAS_TOKEN": self.token}
         self._watchdog = None if IS_WINDOWS else Watchdog()
         self.order = StartOrder(
             settings, printer, manifest=lambda: self.manifest, pools=lambda: self.pools,
-            run_mark=self.run_mark, token=self.token, watchdog=self._watchdog,
+            run_mark=self.run_mark, run_env=self.run_env, watchdog=self._watchdog,
         )  # fmt: skip
         # Called at every change of an instance's state (the dashboard shows it at once).
         self.on_state: Callable[[], None] = lambda: None
@@ -136,7 +138,7 @@ class Supervisor(Reloads):
             cache_entries=None if process.cache else self._settings.default_cache_entries,
             stats=self.stats.setdefault(process.id, ProcessStats()),
             run_mark=self.run_mark,
-            token=self.token,
+            run_env=self.run_env,
             cors=policy_for(process.cors, self._settings.cors),
             on_state=lambda: self.on_state(),
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from typing import Literal
 
 from local_lambdas import variables
@@ -45,13 +46,13 @@ class TaskRun:
         if not self.done.done():
             self.done.set_result(ok)
 
-    async def run(self, *, mark: str, token: str, watchdog: Watchdog | None) -> None:
+    async def run(
+        self, *, mark: str, run_env: Mapping[str, str], watchdog: Watchdog | None
+    ) -> None:
         """Run the task once, to its end; the outcome in `state`, `reason` and `done`."""
         task = self.task
         self.state = "RUNNING"
-        own = {"LOCAL_LAMBDAS_ID": task.id, processes.SPAWN_MARK: mark}
-        if token:
-            own["LOCAL_LAMBDAS_TOKEN"] = token
+        own = {"LOCAL_LAMBDAS_ID": task.id, processes.SPAWN_MARK: mark, **run_env}
         env, args = variables.child_environment(task, own)
 
         log.info("%s: running (task)", task.id)

@@ -1749,9 +1749,9 @@ def test_what_a_child_is_started_with(
 ) -> None:
     """launch.prepare: docs/protocol.md's environment for each mode, a new mark each time."""
     first = launch.prepare(_process(mode), name="api#2", index=2, pipe=pipe, run_mark="run",
-                           token=token)  # fmt: skip
+                           run_env={"LOCAL_LAMBDAS_TOKEN": token} if token else {})  # fmt: skip
     second = launch.prepare(_process(mode), name="api#2", index=2, pipe=pipe, run_mark="run",
-                            token=token)  # fmt: skip
+                            run_env={"LOCAL_LAMBDAS_TOKEN": token} if token else {})  # fmt: skip
     env = first.env
     assert (env["LOCAL_LAMBDAS_ID"], env["LOCAL_LAMBDAS_INSTANCE"]) == ("api#2", "2")
     assert first.mark.startswith("run.") and first.mark != second.mark
