@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from local_lambdas.option_values import origin, seconds
+from local_lambdas.option_values import child_url, origin, seconds
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +50,14 @@ def add_common(parser: argparse.ArgumentParser) -> None:
         choices=("self-signed",),
         help="self-signed: serve HTTPS with a throwaway certificate for localhost, 127.0.0.1 "
         "and ::1, made at start-up (its SHA-256 fingerprint is logged; browsers will warn)",
+    )
+    parser.add_argument(
+        "--child-url",
+        metavar="URL",
+        type=child_url,
+        help="the URL children and tasks find in $LOCAL_LAMBDAS_URL, to call the other "
+        "routes by (default: where this proxy listens); for a proxy they reach at another "
+        "address, as an export's containers do",
     )
     parser.add_argument(
         "--cors",

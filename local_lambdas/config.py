@@ -274,6 +274,7 @@ class Settings(BaseModel):
     admin_public: bool = False  # admin endpoints beyond health and ready for non-loopback clients
     fast_lane: bool = True  # envelope-mode requests answered outside aiohttp (fastlane.py)
     inspector: bool | None = None  # record requests for /_/ (None: while bound to loopback)
+    child_url: str | None = None  # --child-url: the children's LOCAL_LAMBDAS_URL (None: ours)
     inspect_secrets: bool = False  # show and replay Authorization, Cookie, Set-Cookie values
     verbosity: Literal["quiet", "normal", "verbose"] = "normal"
     only: tuple[str, ...] = ()  # --only: the processes to start (empty: all)

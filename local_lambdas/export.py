@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from local_lambdas.config import Manifest, Process
-from local_lambdas.variables import INSTANCE_NAMES, references
+from local_lambdas.variables import INSTANCE_NAMES, RUN_NAMES, references
 
 APP = "/app"  # where the image holds the directory export ran in
 PORT = 8080  # where each process's local-lambdas listens in its container
@@ -100,12 +100,13 @@ class Export:
                 problems.append(
                     f"{process.id}: {windows[0]} is a Windows path; the containers run Linux"
                 )
-        names = sorted({ref.name for ref in references(text)} - INSTANCE_NAMES)
+        names = sorted({ref.name for ref in references(text)} - INSTANCE_NAMES - RUN_NAMES)
         variables = {name: os.environ[name] for name in names if name in os.environ}
         return cls(manifest, inside, chosen, variables, problems)
 
-    def container_command(self, process: Process) -> list[str]:
-        """The command of `process`'s container: local-lambdas serving exactly it."""
+    def container_command(self, process: Process, child_url: str | None = None) -> list[str]:
+        """The command of `process`'s container: local-lambdas serving exactly it; its
+        children's LOCAL_LAMBDAS_URL `child_url` (the front), else that container's own."""
         return [
             "local-lambdas",
             f"{APP}/{self.manifest_path}",
@@ -117,6 +118,7 @@ class Export:
             "--bind",
             f"0.0.0.0:{PORT}",
             "--no-env-file",
+            *(["--child-url", child_url] if child_url else []),
         ]
 
     def environment(self, process: Process) -> dict[str, str]:

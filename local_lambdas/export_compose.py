@@ -29,7 +29,8 @@ def compose(export: Export, *, bind: tuple[str, int], front_image: str | None) -
         service: dict[str, Any] = {
             "image": export.images.get(process.id, ""),
             "working_dir": APP,
-            "command": export.container_command(process),
+            # A child calls the other routes as on the laptop: at the front, by its name.
+            "command": export.container_command(process, f"http://{FRONT}:{bind[1]}"),
         }
         if environment := export.environment(process):
             service["environment"] = environment

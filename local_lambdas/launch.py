@@ -1,9 +1,9 @@
 """What a child process is started with: the address it must listen on, its environment (the
 manifest's and the env files', then ours) and its arguments, ${NAME}s expanded
 (variables.py). Ours, in docs/protocol.md's words: LOCAL_LAMBDAS_ID and _INSTANCE, the run's
-LOCAL_LAMBDAS_TOKEN, PIPE_ADDRESS and PIPE_FRAMING in the pipe modes, HTTP_ADDRESS and PORT
-in the HTTP ones (neither in mode none), and the spawn mark that finds its descendants
-(orphans.SPAWN_MARK). SocketNames hands out the pipe addresses.
+LOCAL_LAMBDAS_TOKEN and LOCAL_LAMBDAS_URL, PIPE_ADDRESS and PIPE_FRAMING in the pipe modes,
+HTTP_ADDRESS and PORT in the HTTP ones (neither in mode none), and the spawn mark that finds
+its descendants (orphans.SPAWN_MARK). SocketNames hands out the pipe addresses.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from local_lambdas._compat import listeners, processes
 from local_lambdas.config import Mode, Process
 
 # What every child and task of a run is given besides its own values: the run's token
-# (Supervisor.run_env); none where a test starts processes without a run.
+# and URL (Supervisor.run_env); none where a test starts processes without a run.
 NO_RUN_ENV: Mapping[str, str] = MappingProxyType({})
 _SPAWNS = itertools.count(1)  # numbers each process spawned in this run, for its mark
 

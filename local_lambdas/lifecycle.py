@@ -122,6 +122,7 @@ async def started(
         for sock in sockets:  # (the servers close them; until they have them, this does)
             teardown.callback(sock.close)
         url = _listening(settings, sockets[0], context is not None)
+        supervisor.run_env["LOCAL_LAMBDAS_URL"] = settings.child_url or url
         await supervisor.start()
         # The serving side loads on another thread, while the children start on this one;
         # a client that connects meanwhile waits in the backlog.

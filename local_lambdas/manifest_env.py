@@ -17,6 +17,7 @@ from local_lambdas.errors import Problem
 from local_lambdas.variables import (
     HTTP_NAMES,
     PIPE_NAMES,
+    RUN_NAMES,
     UnknownVariable,
     bare_names,
     expand,
@@ -93,7 +94,7 @@ class Environment:
         env = kwargs.get("env", ())
         names = set(merged) | ({k for k, _ in env} if isinstance(env, tuple) else set())
         mode = str(kwargs.get("communication_mode", Mode.PIPE.value))
-        own = {"LOCAL_LAMBDAS_ID", "LOCAL_LAMBDAS_INSTANCE"} | (
+        own = {"LOCAL_LAMBDAS_ID", "LOCAL_LAMBDAS_INSTANCE"} | RUN_NAMES | (
             PIPE_NAMES if mode in (Mode.PIPE.value, Mode.PIPE_KEEPALIVE.value)
             else frozenset() if mode == Mode.NONE.value
             else HTTP_NAMES
@@ -108,7 +109,12 @@ class Environment:
                 if name in own | {"LOCAL_LAMBDAS_TOKEN"} or (
                     name == "PIPE_FRAMING" and "PIPE_ADDRESS" in own
                 ):
-                    fix = f"; to fix the port, write <port>{value}</port>" if name == "PORT" else ""
+                    fix = (
+                        f"; to fix the port, write <port>{value}</port>" if name == "PORT"
+                        else "; to give the children another, start local-lambdas with "
+                        f"--child-url {value}" if name in RUN_NAMES
+                        else ""
+                    )  # fmt: skip
                     self.warnings.append(
                         f'{self.shown}:{lines["env"][index]}: {label}: <env name="{name}"> is '
                         f"replaced by the value local-lambdas gives each instance{fix}"

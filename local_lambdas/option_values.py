@@ -68,6 +68,24 @@ def origin(value: str) -> str:
         raise argparse.ArgumentTypeError(f"{value!r} {exc}") from None
 
 
+def child_url(value: str) -> str:
+    """--child-url URL: http:// or https://, a host, perhaps a port and a path (no query);
+    given without its trailing "/", so that "$LOCAL_LAMBDAS_URL/api" is right."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a port that is not one, a bracket not closed
+        ok = False
+    if not ok or parts.query or parts.fragment or "#" in value:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an http:// or https:// URL with a host (and no query), "
+            "e.g. http://api.local:3000"
+        )
+    return value.rstrip("/")
+
+
 def cache_setting(value: str) -> tuple[int | None, int | None]:
     """ENABLE_CACHE in the earlier tool's forms: true (1, yes, on), or a capacity, the number
     of answers to keep; off when unset, empty, 0, false, no or off. Returns (bytes, entries)
@@ -197,6 +215,7 @@ def settings(
         default_cache=usage.cache_bytes,
         default_cache_entries=usage.cache_entries,
         fast_lane=args.fast_lane,
+        child_url=args.child_url,
         inspector=args.inspector,
         inspect_secrets=args.inspect_secrets,
     )

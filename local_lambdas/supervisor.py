@@ -59,7 +59,8 @@ class Supervisor(Reloads):
         # Sent with every request (docs/protocol.md, "The run's token"): a child can tell
         # the proxy from any other local program that found its port or socket.
         self.token = secrets.token_urlsafe(24)
-        # What every child and task of the run finds in its environment besides its own.
+        # What every child and task of the run finds in its environment besides its own;
+        # LOCAL_LAMBDAS_URL once the proxy listens (lifecycle.started).
         self.run_env = {"LOCAL_LAMBDAS_TOKEN": self.token}
         self._watchdog = None if IS_WINDOWS else Watchdog()
         self.order = StartOrder(

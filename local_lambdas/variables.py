@@ -7,9 +7,10 @@ empty and `${NAME-default}` when it is unset; `$$` is a `$`; any other `$` is it
 (`$HOME` reaches the child as written; the loader warns of such a `$NAME` where NAME has a
 value, see bare_names).
 
-Some names have a value per instance, known only when it starts (INSTANCE_NAMES): the loader
-checks the references in <arg> and <env> and leaves them as written; the instance expands
-them as it starts. <executable>, <working_dir>, <env_file> and <port> are expanded at load.
+Some names have a value per instance or run, known only when it starts (INSTANCE_NAMES,
+RUN_NAMES): the loader checks the references in <arg> and <env> and leaves them as written;
+the instance expands them as it starts. <executable>, <working_dir>, <env_file> and <port>
+are expanded at load.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ _BARE = re.compile(r"\$\$|\$\{[^}]*\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 PIPE_NAMES = frozenset({"PIPE_ADDRESS"})
 HTTP_NAMES = frozenset({"PORT", "HTTP_ADDRESS"})
 INSTANCE_NAMES = PIPE_NAMES | HTTP_NAMES | {"LOCAL_LAMBDAS_ID", "LOCAL_LAMBDAS_INSTANCE"}
+# The run's values that every child and task has (Supervisor.run_env), known once the proxy
+# listens; its token is not among them: a secret is not for command lines.
+RUN_NAMES = frozenset({"LOCAL_LAMBDAS_URL"})
 
 
 class UnknownVariable(ValueError):

@@ -124,6 +124,40 @@ async def test_variables_in_arguments_and_env(
     assert got["env"] == {"LL_URL": f"http://127.0.0.1:{port}/x", "PORT": str(port)}
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="the task is an sh script")
+async def test_children_and_tasks_find_the_proxy_at_local_lambdas_url(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A child calls another's route at $LOCAL_LAMBDAS_URL, as a browser would, and may name
+    it in an <arg>; a <task> has it too; one the proxy's environment has is not theirs. With
+    --child-url (Settings.child_url), they are given that instead."""
+    path = write_manifest(
+        "<task><id>seed</id><executable>/bin/sh</executable><arg>-c</arg>"
+        '<arg>echo "$LOCAL_LAMBDAS_URL" > url.txt</arg></task>',
+        env_child("front", "/front/*", "${LOCAL_LAMBDAS_URL}/back",
+                  extra="<depends_on>seed</depends_on>"),
+        process_xml("back", "/back/*"),
+    )  # fmt: skip
+    monkeypatch.setenv("LOCAL_LAMBDAS_URL", "http://127.0.0.1:1")  # (an outer run's, say)
+    async with running(path, socket_dir, base=tmp_path) as run:
+        async with run.http.get(
+            f"{run.url}/front/x", params={"call": "/back/y?q=1", "names": "LOCAL_LAMBDAS_URL"}
+        ) as reply:
+            assert reply.status == 200, await reply.text()
+            got = await reply.json()
+    assert got["env"] == {"LOCAL_LAMBDAS_URL": run.url} and got["argv"] == [f"{run.url}/back"]
+    status, answer = got["called"]
+    assert status == 200 and answer["uri"] == "/back/y?q=1"
+    assert (tmp_path / "url.txt").read_text() == f"{run.url}\n"
+
+    async with running(path, socket_dir, base=tmp_path, child_url="http://api.test") as run:
+        other = await seen(run, "/front/x", "LOCAL_LAMBDAS_URL")
+    assert (tmp_path / "url.txt").read_text() == "http://api.test\n"
+    assert other["env"] == {"LOCAL_LAMBDAS_URL": "http://api.test"}
+    assert other["argv"] == ["http://api.test/back"]
+
+
 async def test_a_server_handed_its_port(
     write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
 ) -> None:

@@ -92,9 +92,19 @@ def test_compose_for_a_project_with_instances_env_files_and_dependencies(project
     api, db, front = (compose["services"][n] for n in ("api", "db", "local-lambdas"))
     assert api["image"] == "registry.example/api:1" and db["image"] == "db:2"
     assert api["command"] == [
-        "local-lambdas", "/app/manifest.xml", "--only", "api", "--no-deps", "--instances", "1",
-        "--bind", "0.0.0.0:8080", "--no-env-file",
-    ]  # fmt: skip
+        "local-lambdas",
+        "/app/manifest.xml",
+        "--only",
+        "api",
+        "--no-deps",
+        "--instances",
+        "1",
+        "--bind",
+        "0.0.0.0:8080",
+        "--no-env-file",
+        "--child-url",
+        "http://local-lambdas:8000",
+    ]  # fmt: skip  (its children call the other routes at the front, as they do at home)
     assert api["deploy"] == {"replicas": 3} and "deploy" not in db
     # The env file's values, `$` kept literal for compose; the variable the manifest reads.
     assert api["environment"] == {"API_FLAG": "on", "GREETING": "hi there", "PRICE": "$$5"}

@@ -680,6 +680,9 @@ async def test_port_in_use_is_one_clear_line(write_manifest: WriteManifest, tmp_
     (["--only", " , "], "--only ' , ' names no process; give ids, e.g. --only api,web"),
     (["--admin-prefix", "/x"], "--admin-prefix '/x' must be a path that begins and ends "
      'with "/", like /_/ or /admin/: write "/x/"'),
+    (["--child-url", "localhost:3000"], "argument --child-url: 'localhost:3000' is not an "
+     "http:// or https:// URL with a host (and no query), e.g. http://api.local:3000"),
+    (["--child-url", "http://api:99999"], "'http://api:99999' is not an http:// or https://"),
 ])  # fmt: skip
 def test_a_flag_given_wrong_is_one_clear_line(
     write_manifest: WriteManifest, flags: list[str], says: str

@@ -1049,7 +1049,11 @@ def test_an_env_that_local_lambdas_sets_itself_is_warned_of(tmp_path: Path) -> N
         '<env name="PORT"> is replaced by the value local-lambdas gives each instance; to fix '
         "the port, write <port>5000</port>"
     ]
-    pipe = process(*OK, '<env name="PORT">5000</env>', '<env name="PIPE_ADDRESS">/x</env>')
+    pipe = process(*OK, '<env name="PORT">5000</env>', '<env name="PIPE_ADDRESS">/x</env>',
+                   '<env name="LOCAL_LAMBDAS_URL">http://api.test</env>')  # fmt: skip
     assert [w.split(": ", 2)[2] for w in load(tmp_path, pipe).warnings] == [
-        '<env name="PIPE_ADDRESS"> is replaced by the value local-lambdas gives each instance'
+        '<env name="PIPE_ADDRESS"> is replaced by the value local-lambdas gives each instance',
+        '<env name="LOCAL_LAMBDAS_URL"> is replaced by the value local-lambdas gives each '
+        "instance; to give the children another, start local-lambdas with --child-url "
+        "http://api.test",
     ]
