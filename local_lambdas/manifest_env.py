@@ -16,6 +16,7 @@ from local_lambdas.config_values import at_home
 from local_lambdas.errors import Problem
 from local_lambdas.variables import (
     HTTP_NAMES,
+    INSTANCE_NAMES,
     PIPE_NAMES,
     RUN_NAMES,
     UnknownVariable,
@@ -73,11 +74,13 @@ class Environment:
         return read.values
 
     def of_process(
-        self, kwargs: dict[str, object], lines: dict[str, list[int]], label: str
-    ) -> None:
-        """Read the process's env files and check or expand its ${NAME}s, in place: those
-        of <arg> and <env> may name an instance's own values and are expanded as it starts
-        (instance.py); the others are expanded now."""
+        self, kwargs: dict[str, object], lines: dict[str, list[int]], label: str,
+        *, task: bool = False,
+    ) -> None:  # fmt: skip
+        """Read the process's (or `task`'s) env files and check or expand its ${NAME}s, in
+        place: those of <arg> and <env> may name an instance's own values (a task's: its id
+        and the run's) and are expanded as it starts (launch.py); the others are expanded
+        now."""
         environment = dict(self.global_env)
         merged = {**os.environ, **environment}
         files = kwargs.pop("env_files", ())
@@ -94,10 +97,12 @@ class Environment:
         env = kwargs.get("env", ())
         names = set(merged) | ({k for k, _ in env} if isinstance(env, tuple) else set())
         mode = str(kwargs.get("communication_mode", Mode.PIPE.value))
-        own = {"LOCAL_LAMBDAS_ID", "LOCAL_LAMBDAS_INSTANCE"} | RUN_NAMES | (
-            PIPE_NAMES if mode in (Mode.PIPE.value, Mode.PIPE_KEEPALIVE.value)
-            else frozenset() if mode == Mode.NONE.value
-            else HTTP_NAMES
+        own = {"LOCAL_LAMBDAS_ID"} | RUN_NAMES | (
+            frozenset() if task  # (no instance, nowhere to listen)
+            else {"LOCAL_LAMBDAS_INSTANCE"} | PIPE_NAMES
+            if mode in (Mode.PIPE.value, Mode.PIPE_KEEPALIVE.value)
+            else {"LOCAL_LAMBDAS_INSTANCE"} if mode == Mode.NONE.value
+            else {"LOCAL_LAMBDAS_INSTANCE"} | HTTP_NAMES
         )  # fmt: skip
         checks: list[tuple[str, int, str]] = []  # (element, line, text)
         args = kwargs.get("args", ())
@@ -125,6 +130,11 @@ class Environment:
             try:
                 for ref in references(text):
                     if ref.default is None and ref.name not in names | own:
+                        if task and ref.name in INSTANCE_NAMES:
+                            raise UnknownVariable(
+                                f"${{{ref.name}}} is each process instance's own value, "
+                                "and a <task> has none"
+                            )
                         raise UnknownVariable(unknown(ref.name, frozenset(names | own)))
             except UnknownVariable as exc:
                 self.problem(line, f'{label}: <{element}> "{text}": {exc}')

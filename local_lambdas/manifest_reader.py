@@ -158,7 +158,7 @@ class Reader:
                 + (_WORKER_HINT if name == "route" and not route_only else ""),
             )
         self.claims.append(Claims(label, kwargs, lines, kind))
-        self.env.of_process(kwargs, lines, label)
+        self.env.of_process(kwargs, lines, label, task=kind == "task")
         working_dir = kwargs["working_dir"] = self.folder / at_home(
             str(kwargs.get("working_dir", "."))
         )

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 
-from local_lambdas import _compat
+from local_lambdas import _compat, variables
 from local_lambdas.config import NO_LIMIT, Manifest, Settings, Task
 from local_lambdas.orphan_watchdog import Watchdog
 from local_lambdas.output import Printer
@@ -164,9 +164,10 @@ class StartOrder:
         process = pool.process
         executable, args = _compat.shell(process.build or "")
         build = Task(
-            id=f"{process.id} build", executable=executable, args=args,
-            working_dir=process.working_dir, env=process.env, environment=process.environment,
-            timeout=BUILD_TIMEOUT,
+            id=f"{process.id} build", executable=executable,
+            args=tuple(arg.replace("$", "$$") for arg in args),  # (the shell's $s, as written)
+            working_dir=process.working_dir, env=variables.before_start(process.env),
+            environment=process.environment, timeout=BUILD_TIMEOUT,
         )  # fmt: skip
         run = TaskRun(build, self._printer, limit="the longest a <build> may run")
         pool.waiting_for = ("its <build>",)  # (what its status says meanwhile)

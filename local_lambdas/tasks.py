@@ -53,7 +53,11 @@ class TaskRun:
         task = self.task
         self.state = "RUNNING"
         own = {"LOCAL_LAMBDAS_ID": task.id, processes.SPAWN_MARK: mark, **run_env}
-        env, args = variables.child_environment(task, own)
+        try:
+            env, args = variables.child_environment(task, own)
+        except variables.UnknownVariable as exc:  # (the loader checks; what needs it must not hang)
+            self._failed(str(exc))
+            return
 
         log.info("%s: running (task)", task.id)
         started = time.monotonic()

@@ -46,6 +46,19 @@ INSTANCE_NAMES = PIPE_NAMES | HTTP_NAMES | {"LOCAL_LAMBDAS_ID", "LOCAL_LAMBDAS_I
 RUN_NAMES = frozenset({"LOCAL_LAMBDAS_URL"})
 
 
+def before_start(env: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """A process's <env> as its <build> gets it, run before any instance: less the values
+    that name an instance's own (${PORT}...), which none has yet, or such a value."""
+    unknown = set(INSTANCE_NAMES)
+    kept = []
+    for name, value in env:
+        if any(ref.name in unknown for ref in references(value)):
+            unknown.add(name)
+        else:
+            kept.append((name, value))
+    return tuple(kept)
+
+
 class UnknownVariable(ValueError):
     """A `${NAME}` with no value and no default; the message has a fix."""
 

@@ -178,6 +178,26 @@ CASES: dict[str, tuple[str | bytes, list[tuple[int | None, str]]]] = {
         ),
         [(7, '<process id="svc">: <port> "${NO_SUCH_PORT}": ${NO_SUCH_PORT} has no value')],
     ),
+    "a process's own variables in a task": (  # it ran, failed unhandled, and hung its needers
+        process(*OK).replace(
+            "</manifest>",
+            "  <task><id>t</id><executable>sh</executable><arg>${PORT}</arg>"
+            '<env name="A">${LOCAL_LAMBDAS_ID}:${LOCAL_LAMBDAS_URL}:${PIPE_ADDRESS}</env></task>\n'
+            "</manifest>",
+        ),
+        [
+            (
+                7,
+                '<task id="t">: <arg> "${PORT}": ${PORT} is each process instance\'s own '
+                "value, and a <task> has none",
+            ),
+            (
+                7,
+                '<task id="t">: <env> "${LOCAL_LAMBDAS_ID}:${LOCAL_LAMBDAS_URL}:${PIPE_ADDRESS}": '
+                "${PIPE_ADDRESS} is each process instance's own value",
+            ),
+        ],
+    ),
     "an env name with =": (
         process(*OK, '<env name="A=B">v</env>'),
         [(6, '<process id="svc">: <env> name "A=B" cannot hold "=" or a NUL')],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -211,16 +212,23 @@ def test_a_missing_dependency_is_told_of_the_process_that_names_it(tmp_path: Pat
 async def test_a_build_runs_before_the_first_start(
     write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
 ) -> None:
+    """It runs before the process's address is chosen: its line is the shell's to expand
+    (never ours), and the process's <env>s that name an instance's values are not its own
+    (they once had it, and so the process, wait for ever)."""
     marker = tmp_path / "built"
-    build = f"sleep 0.3 &amp;&amp; echo compiled &amp;&amp; touch {marker}"
+    build = (f'sleep 0.3 &amp;&amp; echo "[$AT] [${{BEYOND-none}}] [$KEPT] $$" > {marker}'
+             " &amp;&amp; echo compiled")  # fmt: skip
+    env = ('<env name="AT">${PIPE_ADDRESS}</env><env name="BEYOND">${AT}.x</env>'
+           '<env name="KEPT">kept</env>')  # fmt: skip
     svc = needing("svc", "/s/*", marker=marker).replace(
-        "</process>", f"<build>{build}</build></process>"
+        "</process>", f"{env}<build>{build}</build></process>"
     )
     path = write_manifest(svc)
     async with running(path, socket_dir) as run:
         async with run.http.get(run.url + "/s/x") as reply:
             assert reply.status == 200
         assert run.child("svc").restarts == 0  # it started after the build, not before
+    assert re.fullmatch(r"\[\] \[none\] \[kept\] \d+\n", marker.read_text()), marker.read_text()
 
 
 async def test_a_failed_build_at_start_up_is_fatal(
