@@ -185,22 +185,28 @@ class StartOrder:
         and never call it (nor when the run stops first). At start-up that fails the run;
         in a reload (`reloading`), what it would have replaced stays."""
 
+        def fail(reason: str) -> None:
+            failure = f"{name} was not started: {reason}"
+            log.error("%s", failure, extra={"fields": {"event": "not_started",
+                                                       "process": name}})  # fmt: skip
+            if pool is not None:
+                pool.block(failure)
+            if name in self.tasks:
+                self.tasks[name].finish(False, failure)
+            if reloading is None:
+                self.failures.append(failure)
+                self.failed.set()
+
         async def wait_then() -> None:
             for need in needs:
                 reason = await self._wait_for(need, reloading)
                 if reason is not None:
-                    failure = f"{name} was not started: {reason}"
-                    log.error("%s", failure, extra={"fields": {"event": "not_started",
-                                                               "process": name}})  # fmt: skip
-                    if pool is not None:
-                        pool.block(failure)
-                    if name in self.tasks:
-                        self.tasks[name].finish(False, failure)
-                    if reloading is None:
-                        self.failures.append(failure)
-                        self.failed.set()
-                    return
-            await then()
+                    return fail(reason)
+            try:
+                await then()
+            except Exception as exc:  # a defect: said, and what waits for it is not left to
+                log.exception("%s: could not be started", name)
+                fail(f"{type(exc).__name__}: {exc}")
 
         if pool is not None:
             pool.waiting_for = needs

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from local_lambdas import manifest, start_order
+from local_lambdas import manifest, start_order, tasks
 from local_lambdas.errors import ManifestError
 from local_lambdas.states import State
 from tests.helpers import (
@@ -229,6 +229,28 @@ async def test_a_build_runs_before_the_first_start(
             assert reply.status == 200
         assert run.child("svc").restarts == 0  # it started after the build, not before
     assert re.fullmatch(r"\[\] \[none\] \[kept\] \d+\n", marker.read_text()), marker.read_text()
+
+
+async def test_a_start_that_raises_is_a_failure_not_a_wait(
+    write_manifest: WriteManifest, socket_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever goes wrong starting a process (here a <build> whose run raises: a defect,
+    made by hand, as none is known) fails it, saying so: its requests are not held until
+    their queue timeout by a start that ended unseen."""
+
+    async def raises(*_: object, **__: object) -> None:
+        raise RuntimeError("made to fail")
+
+    monkeypatch.setattr(tasks.TaskRun, "run", raises)
+    path = write_manifest(process_xml("svc", "/s/*", extra="<build>true</build>"))
+    async with running(path, socket_dir, wait=False) as run:
+        pool = run.pool("svc")
+        assert await pool.wait_for(lambda: pool.blocked is not None, 5)
+        async with run.http.get(run.url + "/s/x") as reply:
+            assert reply.status == 503
+            said = (await reply.json())["error"]
+        assert "svc was not started: RuntimeError: made to fail" in said
+        assert run.supervisor.failed.is_set()
 
 
 async def test_a_failed_build_at_start_up_is_fatal(
