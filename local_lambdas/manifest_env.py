@@ -10,6 +10,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
+from xml.sax.saxutils import escape
 
 from local_lambdas.config import Mode
 from local_lambdas.config_values import at_home
@@ -71,6 +72,12 @@ class Environment:
             return {}
         for bad in read.bad_lines:
             self.problems.append(Problem(str(path), bad, "not a NAME=value line; fix or remove it"))
+        for early in read.too_early:
+            self.warnings.append(
+                f"{path}:{early.line}: {early.name}: ${{{early.named}}} is read with the file, "
+                "before local-lambdas gives each process its own; to have it, write "
+                f'<env name="{early.name}">{escape(early.raw)}</env> in its <process>'
+            )
         return read.values
 
     def of_process(

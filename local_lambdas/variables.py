@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
@@ -172,13 +172,26 @@ def search_path(
     return values.get("PATH")
 
 
+class Early(NamedTuple):
+    """A line of an env file naming an instance's or the run's own value (${PORT}...),
+    which python-dotenv's interpolation, done as the file is read, takes from the proxy's
+    environment (so, most often, empty)."""
+
+    line: int
+    name: str  # the variable the line sets
+    named: str  # the one it names
+    raw: str  # its value as written
+
+
 @dataclass(frozen=True)
 class EnvFile:
-    """One env file's values, in file order, and its lines that could not be read."""
+    """One env file's values, in file order, its lines that could not be read, and its
+    lines that name a value no process has while the file is read (`too_early`)."""
 
     path: Path
     values: dict[str, str]
     bad_lines: list[int]
+    too_early: list[Early]
 
 
 def read_env_file(path: Path) -> EnvFile:
@@ -188,10 +201,29 @@ def read_env_file(path: Path) -> EnvFile:
     data = path.read_bytes()
     utf16 = data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
     text = data.decode("utf-16" if utf16 else "utf-8-sig")  # (a UTF-8 BOM skipped too)
-    bad = [b.original.line for b in parse_stream(io.StringIO(text)) if b.error]
+    bad: list[int] = []
+    early: list[Early] = []
+    seen: set[str] = set()  # the names set above, which dotenv reads a ${NAME} from first
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            bad.append(binding.original.line)
+        elif binding.key is not None:
+            raw = binding.value or ""
+            for ref in _references_or_none(raw):
+                if ref.default is None and ref.name in (INSTANCE_NAMES | RUN_NAMES) - seen:
+                    early.append(Early(binding.original.line, binding.key, ref.name, raw))
+            seen.add(binding.key)
     with _quiet_dotenv():  # a line it cannot read is said once, by the loader, with its fix
         values = {k: v or "" for k, v in dotenv_values(stream=io.StringIO(text)).items()}
-    return EnvFile(path, values, bad)
+    return EnvFile(path, values, bad, early)
+
+
+def _references_or_none(text: str) -> list[Reference]:
+    """The `${...}` in `text`, none where one is malformed (python-dotenv reads it its way)."""
+    try:
+        return list(references(text))
+    except UnknownVariable:
+        return []
 
 
 @contextlib.contextmanager

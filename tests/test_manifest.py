@@ -1060,6 +1060,27 @@ def test_instances_from_the_command_line_leave_a_fixed_port_to_one(tmp_path: Pat
         "its <port> 5055" in ran.stderr  # fmt: skip
 
 
+def test_an_env_file_naming_a_processs_own_value_is_warned_of(tmp_path: Path) -> None:
+    """python-dotenv expands an env file's ${NAME}s as it reads the file, before any process
+    has a port: `API=http://127.0.0.1:${PORT}` silently became `http://127.0.0.1:`. Said,
+    with the <env> that does what was meant; a name the file sets above, or with a default,
+    is dotenv's to read as it does."""
+    (tmp_path / ".env").write_text(
+        "SELF=http://127.0.0.1:${PORT}/x\nPORT=1\nAGAIN=${PORT}\nDEF=${PIPE_ADDRESS:-/p}\n"
+        "CALL='${LOCAL_LAMBDAS_URL}/api?a=1&b=2'\n"
+    )
+    warnings = load(tmp_path, process(*OK)).warnings
+    env_file = str(tmp_path / ".env")
+    assert list(warnings) == [
+        f"{env_file}:1: SELF: ${{PORT}} is read with the file, before local-lambdas gives each "
+        'process its own; to have it, write <env name="SELF">http://127.0.0.1:${PORT}/x</env> '
+        "in its <process>",
+        f"{env_file}:5: CALL: ${{LOCAL_LAMBDAS_URL}} is read with the file, before local-lambdas "
+        'gives each process its own; to have it, write <env name="CALL">${LOCAL_LAMBDAS_URL}'
+        "/api?a=1&amp;b=2</env> in its <process>",
+    ]
+
+
 def test_an_env_that_local_lambdas_sets_itself_is_warned_of(tmp_path: Path) -> None:
     """<env name="PORT"> on an HTTP child is replaced by the instance's own port (said, with
     <port> as the fix); on a pipe child PORT is the child's own to use."""
