@@ -17,7 +17,6 @@ from local_lambdas.config_values import at_home
 from local_lambdas.errors import Problem
 from local_lambdas.variables import (
     HTTP_NAMES,
-    INSTANCE_NAMES,
     PIPE_NAMES,
     RUN_NAMES,
     UnknownVariable,
@@ -137,11 +136,6 @@ class Environment:
             try:
                 for ref in references(text):
                     if ref.default is None and ref.name not in names | own:
-                        if task and ref.name in INSTANCE_NAMES:
-                            raise UnknownVariable(
-                                f"${{{ref.name}}} is each process instance's own value, "
-                                "and a <task> has none"
-                            )
                         raise UnknownVariable(unknown(ref.name, frozenset(names | own)))
             except UnknownVariable as exc:
                 self.problem(line, f'{label}: <{element}> "{text}": {exc}')

@@ -126,6 +126,11 @@ def expand(text: str, values: Mapping[str, str]) -> str:
 
 
 def unknown(name: str, known: Mapping[str, str] | frozenset[str]) -> str:
+    if name in INSTANCE_NAMES | RUN_NAMES:  # (where none is known: a <task>, a <port>...)
+        return (
+            f"${{{name}}} is each process's own value, given as it starts: only a "
+            "<process>'s <arg> and <env> can name it"
+        )
     hint = did_you_mean(name, known, "${{{}}}", cutoff=0.75)
     return (
         f"${{{name}}} has no value: {hint}set {name} in the environment or an env file, "

@@ -188,13 +188,13 @@ CASES: dict[str, tuple[str | bytes, list[tuple[int | None, str]]]] = {
         [
             (
                 7,
-                '<task id="t">: <arg> "${PORT}": ${PORT} is each process instance\'s own '
-                "value, and a <task> has none",
+                '<task id="t">: <arg> "${PORT}": ${PORT} is each process\'s own value, given '
+                "as it starts: only a <process>'s <arg> and <env> can name it",
             ),
             (
                 7,
                 '<task id="t">: <env> "${LOCAL_LAMBDAS_ID}:${LOCAL_LAMBDAS_URL}:${PIPE_ADDRESS}": '
-                "${PIPE_ADDRESS} is each process instance's own value",
+                "${PIPE_ADDRESS} is each process's own value",
             ),
         ],
     ),
