@@ -203,6 +203,31 @@ async def test_an_exit_is_seen_though_a_descendant_holds_the_output(
     assert not processes_running(mark) and not adopted_zombies(second)
 
 
+def test_a_proxy_that_is_its_containers_first_process_starts_its_children(
+    write_manifest: WriteManifest,
+) -> None:
+    """In a container the proxy is process 1 (export's command, `docker run` without
+    --init), and so its children's parent is 1: each of them once took that for the sign
+    that the proxy had died before it could be told, and exited, code 1, not a word said.
+    Run here in a PID namespace of its own, as an engine runs it."""
+    unshare = shutil.which("unshare")
+    made = unshare and subprocess.run([unshare, "-fp", "--mount-proc", "true"],
+                                      capture_output=True, timeout=30)  # fmt: skip
+    if not made or made.returncode != 0:
+        pytest.skip("cannot make a PID namespace here (unshare -fp needs root)")
+    assert unshare is not None
+    path = write_manifest(process_xml("pipe", "/p/*"), process_xml("web", "/w/*", mode="http"))
+    call = ("import os, urllib.request as u; print(*(u.urlopen(os.environ['LOCAL_LAMBDAS_URL']"
+            " + r).status for r in ('/p/x', '/w/x')), os.getppid())")  # fmt: skip
+    ran = subprocess.run(
+        [unshare, "-fp", "--mount-proc", PYTHON, "-m", "local_lambdas", "run", str(path), "--",
+         PYTHON, "-c", call],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "200 200 1\n" in ran.stdout  # both answered; the command's parent: process 1
+
+
 async def test_a_setsid_descendant_does_not_outlive_a_stop(
     write_manifest: WriteManifest, socket_dir: Path
 ) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import os
 import signal
 import sys
@@ -27,18 +28,20 @@ _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True) if IS_LINUX else None
 
 
-def _child_setup() -> None:
+def _child_setup(proxy: int) -> None:
     limits.restore_open_files()
     if IS_LINUX:
-        _die_with_parent()
+        _die_with_parent(proxy)
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(proxy: int) -> None:
     # If the proxy dies, even by SIGKILL, the kernel sends the child SIGKILL. Grandchildren
     # are reached through the process group at stop.
     assert _libc is not None
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() == 1:  # the proxy died before prctl took effect
+    # The proxy died before prctl took effect: the child has another parent now. (Not
+    # "parent is 1": a container's proxy is its first process, pid 1, parent of them all.)
+    if os.getppid() != proxy:
         os._exit(1)
 
 
@@ -54,7 +57,8 @@ def spawn_options() -> dict[str, Any]:
             flags |= _CREATE_SUSPENDED
         return {"creationflags": flags}
     needed = IS_LINUX or limits.raised()
-    return {"start_new_session": True, "preexec_fn": _child_setup if needed else None}
+    setup = functools.partial(_child_setup, os.getpid()) if needed else None
+    return {"start_new_session": True, "preexec_fn": setup}
 
 
 def spawned(pid: int) -> None:
