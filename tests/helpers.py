@@ -480,6 +480,22 @@ async def gone(pid: int) -> bool:
     return await eventually(lambda: not alive(pid))
 
 
+async def signal_twice_at_once(pid: int, number: int) -> None:
+    """Send `number` to `pid` twice, as `timeout` or a wrapper delivers one stop twice: the
+    second once the kernel has handed the first over (else it merges the two into one), and
+    at once after it, whatever the machine's load (Linux: /proc says what is pending)."""
+    os.kill(pid, number)
+
+    def handed_over() -> bool:
+        with open(f"/proc/{pid}/status") as status:
+            pending = [int(line.split()[1], 16) for line in status
+                       if line.startswith(("SigPnd:", "ShdPnd:"))]  # fmt: skip
+        return not any(mask & (1 << (number - 1)) for mask in pending)
+
+    assert await eventually(handed_over), f"pid {pid} never took signal {number}"
+    os.kill(pid, number)
+
+
 # Raw HTTP/1.1 over a socket: what goes over the wire is what the tests see.
 
 

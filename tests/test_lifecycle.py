@@ -47,6 +47,7 @@ from tests.helpers import (
     processes_running,
     run_main,
     running,
+    signal_twice_at_once,
     worker_xml,
 )
 
@@ -1674,9 +1675,7 @@ async def test_a_stop_signal_sent_twice_at_once_is_one_stop(
     )
     async with cli(str(path), "--bind", "127.0.0.1:0") as run:
         await run.expect(r"graceful: ready")
-        run.proc.send_signal(signal.SIGTERM)
-        await run.expect(r"graceful: stopping")
-        run.proc.send_signal(signal.SIGTERM)
+        await signal_twice_at_once(run.proc.pid, signal.SIGTERM)
         assert await run.finish() == 0
     assert not any("second stop signal" in line for line in run.lines), run.lines
     assert any("cleaned up" in line for line in run.lines), run.lines
@@ -1703,9 +1702,8 @@ async def test_runs_command_is_passed_a_stop_sent_twice_at_once_once(
                    str(counts)) as run:  # fmt: skip
         url = (await run.expect(r"listening on (\S+)"))[1]
         await run.expect(r"armed")
-        run.proc.send_signal(signal.SIGTERM)
+        await signal_twice_at_once(run.proc.pid, signal.SIGTERM)
         await run.expect(r"got it")
-        run.proc.send_signal(signal.SIGTERM)
         # Answered, the proxy has taken the second signal (and passed it on, or not).
         async with aiohttp.ClientSession() as http, http.get(url + "/_/health") as reply:
             assert reply.status == 200

@@ -443,7 +443,8 @@ async def test_a_daemon_that_clears_its_environment_is_found_and_stopped(
 
 
 @pytest.mark.skipif(
-    shutil.which("nginx") is None, reason="nginx is not installed (apt-get install nginx)"
+    shutil.which("nginx") is None,
+    reason="nginx is not on PATH (apt-get install nginx; Debian puts it in /usr/sbin)",
 )
 async def test_nginx_in_its_daemon_mode_is_named_and_stopped(
     write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
@@ -692,6 +693,7 @@ async def test_another_programs_listener_is_not_the_child(
             assert f"its <port> {port} is in use: pid {os.getpid()} (" in reason
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="makes a socket another user's: needs root")
 async def test_a_socket_path_of_another_user_is_refused(
     write_manifest: WriteManifest, tmp_path: Path
 ) -> None:
