@@ -116,6 +116,9 @@ def export_command(argv: list[str]) -> int:
             return EXIT_USAGE
     try:
         bind = split_bind(args.bind or os.environ.get("BIND_ADDRESS") or DEFAULT_BIND)
+        if bind[1] == 0 and args.engine == "compose":  # (a port picked at start: none here)
+            raise ValueError(f"--bind/BIND_ADDRESS: the front needs a port to publish, not 0: "
+                             f"write e.g. {bind[0]}:3000")  # fmt: skip
     except ValueError as exc:
         print_line(f"local-lambdas export: {exc}")
         return EXIT_USAGE

@@ -269,12 +269,15 @@ def test_a_process_id_no_engine_can_name_is_refused_by_each(tmp_path: Path) -> N
     (("--host", "demo test"), "argument --host: 'demo test' is not a host name"),
     (("--image", "echo=My Image"), "--image 'echo=My Image': 'My Image' is not an image "
      "reference: write NAME[:TAG] in lower case"),
+    (("compose", "--bind", "127.0.0.1:0"), "--bind/BIND_ADDRESS: the front needs a port to "
+     "publish, not 0: write e.g. 127.0.0.1:3000"),  # (it wrote 127.0.0.1:0:0)
 ])  # fmt: skip
 def test_a_name_kubernetes_or_docker_would_refuse_is_refused_here(
     args: tuple[str, ...], says: str
 ) -> None:
     """Said by export, with the spelling to use, not later by kubectl or docker."""
-    done = export("kubernetes", "manifest.xml", "--image", "x:1", *args)
+    engine, args = (args[0], args[1:]) if args[0] == "compose" else ("kubernetes", args)
+    done = export(engine, "manifest.xml", "--image", "x:1", *args)
     assert done.returncode == 2 and done.stdout == ""
     assert says in done.stderr, done.stderr
 
