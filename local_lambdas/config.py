@@ -11,6 +11,7 @@ import re
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -161,11 +162,19 @@ class Process(BaseModel):
         if value is None:
             return None
         scheme, sep, rest = value.partition("://")
-        host, colon, port = rest.rstrip("/").rpartition(":")
-        if scheme != "http" or not sep or not colon or not host or not port.isdigit():
-            raise ValueError("must be http://HOST:PORT, e.g. http://127.0.0.1:8080")
         if "/" in rest.rstrip("/"):
             raise ValueError("must be http://HOST:PORT with no path; requests keep theirs")
+        try:  # (an IPv6 address in brackets, closed; a port from 1 to 65535; no user@)
+            parts = urlsplit(f"http://{rest.rstrip('/')}")
+            ok = (
+                bool(parts.hostname and parts.port)
+                and "@" not in rest
+                and not (parts.query or parts.fragment or "#" in rest)
+            )
+        except ValueError:
+            ok = False
+        if scheme != "http" or not sep or not ok:
+            raise ValueError("must be http://HOST:PORT, e.g. http://127.0.0.1:8080")
         return value.rstrip("/")
 
     @model_validator(mode="after")

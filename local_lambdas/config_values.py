@@ -63,6 +63,10 @@ def check_route(route: str) -> str:
         raise ValueError(f"can match no request: {exc}") from exc
 
 
+# An origin's host[:port], as a browser sends it: a name or an address (IPv6 in brackets).
+_AUTHORITY = re.compile(r"(\[[0-9a-f:.]+\]|[^\s:/\[\]@?#]+)(:[0-9]{1,5})?")
+
+
 def check_origin(origin: str) -> str:
     """`origin`; raises ValueError, with the fix, unless it is spelt as browsers send an
     Origin (`scheme://host[:port]`, lower case, no path: `http://localhost:5173`), `*` or
@@ -78,7 +82,7 @@ def check_origin(origin: str) -> str:
     if default_port and authority.endswith(default_port):  # browsers leave it out
         authority = authority.removesuffix(default_port)
     fixed = f"{scheme}://{authority}"
-    if not authority:
+    if not _AUTHORITY.fullmatch(authority):  # (none, or a space, a bad port: never sent)
         raise ValueError("is not an origin: write scheme://host[:port], e.g. http://localhost:5173")
     if fixed != origin:
         raise ValueError(f'is not an origin as browsers send it: write "{fixed}" (scheme, host '

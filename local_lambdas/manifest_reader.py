@@ -255,7 +255,11 @@ class Reader:
             if error["type"] == "too_short" and error["loc"][0] in with_items:
                 continue  # its items were refused: said for each
             loc = error["loc"]
-            name = str(loc[0]) if loc else ""
+            message = str(error["msg"]).removeprefix("Value error, ")
+            if not loc:  # the process's as a whole (config.Process's model validators)
+                self.problem(process_line or 0, f"{label}: {message}")
+                continue
+            name = str(loc[0])
             index = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else 0
             element = FIELD_TO_ELEMENT.get(name, name)
             field_lines = lines.get(name) or [process_line or 0]
@@ -264,7 +268,6 @@ class Reader:
             if isinstance(value, tuple) and name != "methods":
                 value = value[index] if index < len(value) else ""
             shown = " ".join(value) if isinstance(value, tuple) else value
-            message = str(error["msg"]).removeprefix("Value error, ")
             message = message.replace("Input should be", "should be")
             if error["type"] == "enum":  # the choices, and the one it was probably meant as
                 choices = re.findall(r"'([^']*)'", message)

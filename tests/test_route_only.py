@@ -66,8 +66,12 @@ async def test_requests_go_to_the_upstream_once_it_accepts(
 ])  # fmt: skip
 def test_upstream_forms(tmp_path: Path, extra: str, says: str | None) -> None:
     path = tmp_path / "manifest.xml"
-    for upstream, ok in (("http://127.0.0.1:8080", True), ("127.0.0.1:8080", False),
-                         ("http://host", False), ("http://h:1/path", False)):  # fmt: skip
+    for upstream, ok in (("http://127.0.0.1:8080", True), ("http://[::1]:8080/", True),
+                         ("127.0.0.1:8080", False), ("http://host", False),
+                         ("http://h:1/path", False), ("http://[::1:8080", False),
+                         ("http://h:0", False), ("http://h:99999", False),
+                         ("http://u@h:1", False), ("http://h:1?q", False),
+                         ("http://h:1#", False)):  # fmt: skip
         path.write_text(f"<manifest><process><id>r</id><upstream>{upstream}</upstream>"
                         f"<route>/r/*</route>{extra}</process></manifest>")  # fmt: skip
         try:
@@ -75,6 +79,7 @@ def test_upstream_forms(tmp_path: Path, extra: str, says: str | None) -> None:
         except ManifestError as exc:
             messages = " ".join(p.message for p in exc.problems)
             assert not ok or (says is not None and says in messages), messages
+            assert '<> "None"' not in messages, messages  # (a whole process's fault)
         else:
             assert ok and says is None, upstream
             assert loaded.processes[0].communication_mode.value == "passthrough"

@@ -759,13 +759,17 @@ def test_a_ready_path_that_is_refused_is_named() -> None:
     ("http://LocalHost:5173", "http://localhost:5173"), ("HTTPS://a.test", "https://a.test"),
     ("http://a.test/app?x=1", "http://a.test"), ("http://a.test:80", "http://a.test"),
     ("https://a.test:443", "https://a.test"), ("https://a.test:80", None),
+    # No browser sends these, whatever the spelling: no host, a space, a port not a number.
+    ("http://", "scheme://host[:port]"), ("http://a b", "scheme://host[:port]"),
+    ("http://a.test:x", "scheme://host[:port]"), ("http://[::1", "scheme://host[:port]"),
 ])  # fmt: skip
 def test_an_origin_is_spelt_as_browsers_send_it(written: str, fix: str | None) -> None:
     """A <cors> or --cors origin spelt otherwise would never match: refused, with the fix."""
     if fix is None:
         assert check_origin(written) == written
     else:
-        with pytest.raises(ValueError, match=f'write "{re.escape(fix)}"'):
+        shown = fix if fix.startswith("scheme") else f'"{fix}"'
+        with pytest.raises(ValueError, match=f"write {re.escape(shown)}"):
             check_origin(written)
 
 
