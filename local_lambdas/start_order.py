@@ -204,7 +204,7 @@ class StartOrder:
                     return fail(reason)
             try:
                 await then()
-            except Exception as exc:  # a defect: said, and what waits for it is not left to
+            except Exception as exc:  # a defect: said; what waits for it fails, never waits
                 log.exception("%s: could not be started", name)
                 fail(f"{type(exc).__name__}: {exc}")
 
