@@ -316,10 +316,14 @@ async def test_a_body_sent_apart_from_its_head_is_not_held_40_ms(
         assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
 
     await post(0)  # the stall comes on a connection that has carried a request
-    started = time.monotonic()
+    took = []
     for n in range(1, 21):
+        started = time.monotonic()
         await post(n)
-    assert time.monotonic() - started < 20 * 0.040 / 2
+        took.append(time.monotonic() - started)
+    # Told by the quickest quarter, which a loaded machine does not push past 35 ms as it
+    # did the sum past its bound (-n 16): with the stall each one takes 40 ms or more.
+    assert sorted(took)[4] < 0.035, took
     writer.close()
 
 

@@ -563,9 +563,10 @@ async def test_past_the_queue_bound_is_503_with_retry_after(
 
 
 async def test_waiting_requests_are_served_in_the_order_they_came(
-    write_manifest: WriteManifest, socket_dir: Path
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
 ) -> None:
-    """One slot, taken: each request that comes waits in line and gets the slot in turn."""
+    """One slot, taken: each request that comes waits in line and gets the slot in turn.
+    The first holds it until the four are in line (a 1 s request once ended first, loaded)."""
     path = write_manifest(process_xml("svc", "/api/*", extra="<concurrency>1</concurrency>"))
     async with running(path, socket_dir) as run:
         pool = run.pool("svc")
@@ -576,11 +577,13 @@ async def test_waiting_requests_are_served_in_the_order_they_came(
                 assert reply.status == 200
             done.append(n)
 
-        tasks = [asyncio.ensure_future(get(0, "slow"))]
+        gate = tmp_path / "gate"
+        tasks = [asyncio.ensure_future(get(0, f"gate?until={gate}"))]
         assert await eventually(lambda: run.child("svc").in_flight == 1)
         for n in range(1, 5):
             tasks.append(asyncio.ensure_future(get(n)))
             assert await eventually(functools.partial(lambda n: pool.waiting == n, n))
+        gate.touch()
         await asyncio.gather(*tasks)
         assert done == [0, 1, 2, 3, 4]
 
