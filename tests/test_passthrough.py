@@ -607,12 +607,13 @@ async def test_a_server_writing_head_and_body_apart_is_not_held_40_ms_each(
         assert sorted(took)[len(took) // 4] < 0.035, took
         # Pipelined, where answers read whole and split alternate on the child's connection
         # (TCP_QUICKACK is asked after a read that leaves an answer unfinished): the best of
-        # up to three bursts, as a loaded machine makes one slow (2.15 s under -n 16), while
-        # the stall was in every burst.
+        # up to three bursts, as a loaded machine makes one slow (2.1-3.2 s under -n 16),
+        # under three quarters of the stall (4.04 s at least), which was in every burst.
         burst = b"GET /web/ HTTP/1.1\r\nHost: x\r\n\r\n" * 100
         burst += b"GET /web/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         bursts: list[float] = []
-        while len(bursts) < 3 and not any(seconds < 101 * 0.040 / 2 for seconds in bursts):
+        bound = 101 * 0.040 * 3 / 4
+        while len(bursts) < 3 and not any(seconds < bound for seconds in bursts):
             reader, writer = await connect(run.url)
             started = time.monotonic()
             writer.write(burst)
@@ -620,7 +621,7 @@ async def test_a_server_writing_head_and_body_apart_is_not_held_40_ms_each(
             bursts.append(time.monotonic() - started)
             writer.close()
             assert answers.count(b"HTTP/1.1 200 ") == 101
-        assert min(bursts) < 101 * 0.040 / 2, bursts
+        assert min(bursts) < bound, bursts
 
 
 BROKEN_ANSWERS = ["garbage", "length-and-chunked", "two-lengths", "negative-length", "no-colon",
