@@ -729,11 +729,14 @@ async def test_recycling_waits_for_a_replacement_that_loads_as_it_starts(
 async def test_watch_restarts_a_process_when_its_files_change(
     write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
 ) -> None:
-    workdir = tmp_path / "svc"
+    workdir, elsewhere = tmp_path / "svc", tmp_path / "other"
     workdir.mkdir()
+    elsewhere.mkdir()
     path = write_manifest(
         process_xml("svc", "/api/*", extra=f"<working_dir>{workdir}</working_dir>"),
-        process_xml("other", "/other/*"),
+        # Not the default, the test's working directory, this checkout: other tests write
+        # there (test_polyglot builds its C child), and --watch restarted it for them.
+        process_xml("other", "/other/*", extra=f"<working_dir>{elsewhere}</working_dir>"),
     )
     loaded = manifest.load(path, socket_dir=socket_dir)
     async with running(path, socket_dir, watch=True) as run:
