@@ -103,13 +103,13 @@ class Environment:
         env = kwargs.get("env", ())
         names = set(merged) | ({k for k, _ in env} if isinstance(env, tuple) else set())
         mode = str(kwargs.get("communication_mode", Mode.PIPE.value))
-        own = {"LOCAL_LAMBDAS_ID"} | RUN_NAMES | (
-            frozenset() if task  # (no instance, nowhere to listen)
-            else {"LOCAL_LAMBDAS_INSTANCE"} | PIPE_NAMES
-            if mode in (Mode.PIPE.value, Mode.PIPE_KEEPALIVE.value)
-            else {"LOCAL_LAMBDAS_INSTANCE"} if mode == Mode.NONE.value
-            else {"LOCAL_LAMBDAS_INSTANCE"} | HTTP_NAMES
-        )  # fmt: skip
+        own = {"LOCAL_LAMBDAS_ID"} | RUN_NAMES
+        if not task:  # (a task has no instance, and listens nowhere)
+            own |= {"LOCAL_LAMBDAS_INSTANCE"} | (
+                PIPE_NAMES if mode in (Mode.PIPE.value, Mode.PIPE_KEEPALIVE.value)
+                else frozenset() if mode == Mode.NONE.value
+                else HTTP_NAMES
+            )  # fmt: skip
         checks: list[tuple[str, int, str]] = []  # (element, line, text)
         args = kwargs.get("args", ())
         if isinstance(args, tuple):
