@@ -2,10 +2,10 @@
 lane, http1.head_end and lane_requests.py; aiohttp's side, aioparser.py): a line ended by a
 bare LF or a CR alone, a start that can never be a request (a TLS handshake on the plain
 port), a request line of another HTTP version or protocol (505 or 400, at the line's end), a
-request line or a header line llhttp refuses (handed to aiohttp's parser as soon as it has
-come), a method beyond llhttp's, a Host that is no host, a later HTTP/1 minor version (read as 1.1),
-a target's bytes over 0x7f (percent-encoded).
-Pure functions over bytes, table-tested.
+request line or a header line llhttp refuses (handed to aiohttp's parser as soon as what came
+of it tells), a second Host or Content-Length, a method beyond llhttp's, a Host that is no
+host, a later HTTP/1 minor version (read as 1.1), a target's bytes over 0x7f
+(percent-encoded). Pure functions over bytes, table-tested.
 """
 
 from __future__ import annotations
@@ -76,17 +76,40 @@ _CONTROL: Final = re.compile(rb"[\x00-\x1f\x7f]")
 
 def odd_request_line(head: bytes | bytearray) -> bool:
     """Whether the request line that starts `head` (after any empty lines) holds a control
-    character, or is whole and not method, target and version between single spaces (runs
-    of spaces, a space in the target): aiohttp's parser judges it at once, 400 as nginx
-    answers most of them (runs of spaces it takes, and waits for the rest of the head)."""
+    character, is whole and not method, target and version between single spaces (runs
+    of spaces, a space in the target), or is not whole and can no longer become such a line
+    with a target and a version served here (_may_become): aiohttp's parser judges it at
+    once, 400 as nginx answers most of them (runs of spaces it takes, and waits for the rest
+    of the head; a target or a version it cannot read, it refuses as its byte comes)."""
     start, end = _request_line(head)
     line = bytes(head[start:end]).removesuffix(b"\r")
     if _CONTROL.search(line):
         return True
-    if end == len(head):  # not whole yet
-        return False
     parts = line.split(b" ")
+    if end == len(head):  # not whole yet
+        return not _may_become(parts)
     return len(parts) != 3 or not all(parts)
+
+
+_VERSION_SHAPE: Final = re.compile(rb"HTTP/[0-9]\.[0-9]")  # (505 or served: request_line_fault)
+_URLS: Final = (b"http://", b"https://")
+
+
+def _may_become(parts: list[bytes]) -> bool:
+    """Whether the fields of a request line not yet whole, split at its spaces, may still
+    become method, target and version between single spaces, the target a path, `*` or an
+    http(s) URL, the version HTTP/ and two digits (what is not is 400 once whole:
+    request_line_fault, odd_request_line). The method is never_a_request's to judge."""
+    if len(parts) > 3 or not all(parts[:-1]):
+        return False  # a space too many, or a run of them
+    target = parts[1][:8].lower() if len(parts) > 1 else b""
+    if target[:1] not in b"/*" and not any(
+        url.startswith(target) or target.startswith(url) for url in _URLS
+    ):
+        return False  # (an empty target so far is every URL's start)
+    # The version so far, its rest as HTTP/0.0's: "HTTP/1." may become one, "HTT/" never.
+    version = parts[2] if len(parts) > 2 else b""
+    return _VERSION_SHAPE.fullmatch(version + b"HTTP/0.0"[len(version) :]) is not None
 
 
 # A header line as llhttp takes it: a token, a colon, then a value without control characters
@@ -95,12 +118,20 @@ _HEADER_LINE: Final = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+:[^\x00-\x08\x0a-
 
 
 def bad_header_line(head: bytes | bytearray) -> bool:
-    """Whether a header line of `head` that came whole (its CRLF here) is not one llhttp
-    takes (no colon, a name that is no token, a control character): aiohttp's parser then
-    judges the head at once, 400 at that line's end as nginx answers, the rest not awaited."""
+    """Whether a header line of `head` is not one llhttp takes (no colon, a name that is no
+    token, a control character), whole (its CRLF here) or as far as it came, or is a second
+    Host or Content-Length: aiohttp's parser then judges the head at once, 400 as nginx
+    answers at that line's end (one it cannot read, nginx passes over), the rest not
+    awaited."""
     _, end = _request_line(head)
-    lines = bytes(head[end + 1 :]).split(b"\r\n")[:-1]  # (the last: not whole yet)
-    return any(not _HEADER_LINE.fullmatch(line) for line in lines)
+    *lines, coming = bytes(head[end + 1 :]).split(b"\r\n")
+    if any(not _HEADER_LINE.fullmatch(line) for line in lines):
+        return True
+    names = [line.partition(b":")[0].lower() for line in lines]
+    if names.count(b"host") > 1 or names.count(b"content-length") > 1:
+        return True
+    so_far = coming.removesuffix(b"\r")  # (what may yet end the head)
+    return bool(so_far) and not _HEADER_LINE.fullmatch(so_far if b":" in so_far else so_far + b":")
 
 
 def as_http11(piece: bytes, head: bytes | bytearray) -> bytes:

@@ -246,7 +246,7 @@ def head_end(buffer: bytes | bytearray) -> int:
     may complete it; HAND_OVER when the lane must not wait for it: longer than MAX_HEAD, a
     line ended by a bare LF (or a CR alone), which would never end it here, a start that
     can never be a request, a request line refused or of an odd shape, or a header line
-    llhttp refuses, whole (aiohttp's parser judges these at once)."""
+    llhttp refuses, whole or as far as it came (aiohttp's parser judges these at once)."""
     end = buffer.find(b"\r\n\r\n", 0, MAX_HEAD + 4)
     if end != -1:
         return end + 4

@@ -188,6 +188,15 @@ MALFORMED = {
     "a space in the target, its line alone": b"GET /api/x b HTTP/1.1\r\n",
     "a header line with no colon, the head not whole": b"GET /api/x HTTP/1.1\r\nHost: x\r\nX\r\n",
     "a control character in the target, the line not whole": b"GET /api/a\x1fb HT",
+    # Neither judged at the head's end nor after the header timeout, as nginx refuses them
+    # at the byte or line that tells.
+    "a target no path, the line not whole": b"GET \xfapi/x HTTP",
+    "a target no URL, the line not whole": b"POST api/x HTTP/1.",
+    "a version no HTTP's, the line not whole": b"GET /api/x HTT/",
+    "a name no token, the line not whole": b"GET /api/x HTTP/1.1\r\nHost: x\r\nX-\x06A",
+    "a second Host, the head not whole": b"GET /api/x HTTP/1.1\r\nHost: a\r\nHost: a\r\nX",
+    "a second length, the head not whole": b"POST /api/x HTTP/1.1\r\nHost: x\r\n"
+    b"Content-Length: 1\r\nContent-Length: 1\r\n",
 }
 # Requests llhttp reads that are not served, with nginx's status: not HTTP/1.x, 505; a
 # transfer coding other than chunked alone, 501 (dechunked, a gzip-coded body would go on

@@ -1129,8 +1129,16 @@ def test_a_head_that_can_never_be_a_request_is_judged_at_once(start: bytes, neve
     (b"GET /a HTTP/1.1\r\nHo\xacst: x\r\n", True), (b"GET /a HTTP/1.1\r\nX: a\x01b\r\n", True),
     (b"GET /a HTTP/1.1\r\nHost: x\r\n folded\r\n", True),  # obs-fold, which llhttp refuses
     (b"GET /a HTTP/1.1\r\nHost: x\r\nX: \xff\t1\r\n", False),  # obs-text and a tab: values
-    (b"GET /a HTTP/1.1\r\nHost: x\r\nno colon", False),  # not whole yet
-    (b"GET /a HTTP/1.1\r\n", False), (b"GET /a HT", False),
+    (b"GET /a HTTP/1.1\r\nHost: x\r\nno", False), (b"GET /a HTTP/1.1\r\nX: a\tb", False),
+    (b"GET /a HTTP/1.1\r\n", False), (b"GET /a HT", False), (b"GET / HTTP/1.1\r\nA: b\r", False),
+    # Not whole, and it can never be one: judged as the byte that tells comes.
+    (b"GET /a HTTP/1.1\r\nHost: x\r\nno colon", True), (b"GET / HTTP/1.1\r\nHo\x06st", True),
+    (b"GET /a HTTP/1.1\r\nX: a\x01", True), (b"GET /a HTTP/1.1\r\n folded", True),
+    # A second Host or length, which aiohttp's parser and nginx refuse at its line's end.
+    (b"GET /a HTTP/1.1\r\nHost: x\r\nhost: x\r\n", True),
+    (b"GET /a HTTP/1.1\r\nContent-Length: 1\r\nContent-length: 1\r\nX", True),
+    (b"GET /a HTTP/1.1\r\nHost: x\r\nHost: x", False),  # (not whole yet)
+    (b"GET /a HTTP/1.1\r\nX-A: 1\r\nX-A: 2\r\n", False),  # a list, passed on
 ])  # fmt: skip
 def test_a_header_line_llhttp_refuses_is_handed_over_once_whole(start: bytes, bad: bool) -> None:
     """aiohttp's parser says 400 at such a line's end, as nginx does: the lane waited for the
@@ -1143,8 +1151,14 @@ def test_a_header_line_llhttp_refuses_is_handed_over_once_whole(start: bytes, ba
     (b"GET /a b HTTP/1.1\r\n", True), (b"GET  /a HTTP/1.1\r\n", True),  # aiohttp's to judge
     (b"GET /a HTTP/1.1 x\r\nHost", True), (b"\r\nGET /a  HTTP/1.1\r\n", True),
     (b"GET /a HTTP/1.1\r\n", False), (b"\r\nGET /a HTTP/1.1\r\nHost: x", False),
-    (b"GET /a b HTTP/1.1", False),  # not whole yet
+    (b"GET /a HTTP/1.", False), (b"GET http", False), (b"OPTIONS * H", False),  # not whole yet
+    (b"GET /a ", False), (b"GET ", False), (b"GET /a HTTP/1.1\r", False),
     (b"HEAD /a\x1f/b HT", True), (b"GET /a\tb", True),  # a control character, at once
+    # Not whole, and it can never be served: judged as the byte that tells comes, as nginx
+    # judges a target or a version it cannot read (the lane waited for the line's end).
+    (b"GET /a b", True), (b"GET  /a", True), (b"GET /a HTTP/1.1 ", True),  # spaces
+    (b"GET \xfat/d", True), (b"GET pt/b", True), (b"GET httpx:", True),  # no path nor URL
+    (b"GET /a HTT/", True), (b"GET /a XTTP", True), (b"GET /a HTTP/1.10", True),  # version
 ])  # fmt: skip
 def test_a_request_line_of_an_odd_shape_is_handed_over_once_whole(start: bytes, odd: bool) -> None:
     """aiohttp's parser says 400 at such a line's end, as nginx does (runs of spaces it
