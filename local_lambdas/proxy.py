@@ -256,6 +256,8 @@ class Proxy:
                 rerouted = self.supervisor.route(path)
                 if rerouted is None:
                     raise NotReady(f"{pool.process.id} was removed by a reload") from None
+                if rerouted.relays is not pool.relays:  # (its exchange is of the other kind)
+                    raise NotReady(_another_kind(pool, rerouted), retry_after=1) from None
                 pool = rerouted
                 continue
             except ChildUnreachable as exc:
@@ -267,6 +269,17 @@ class Proxy:
             # listen again, rather than use it again. (After the except block: compiled code
             # must not wait inside one, see CONTRIBUTING.)
             avoid = (child, -1 if await child.link.still_serving() else generation)
+
+
+def _another_kind(pool: Pool, rerouted: Pool) -> str:
+    """Why a request waiting for `pool` is not sent on to `rerouted`, which a reload gave its
+    route: the request was read for one kind of exchange (an envelope, or pass-through's
+    relay) and the new process speaks the other."""
+    kind = "a pass-through server" if rerouted.relays else "an envelope child"
+    return (
+        f"{pool.process.id} was replaced by a reload as this request waited; {rerouted.id}, "
+        f"{kind}, takes its route now: send the request again"
+    )
 
 
 class _Exchange:

@@ -617,6 +617,40 @@ async def test_reload_under_load_changes_routes_without_errors(
     assert old_b in on_b.pids and len(on_b.pids) == 2
 
 
+@pytest.mark.parametrize(("mode", "script"), [("http", "behave.py"),
+                                             ("passthrough", "web_child.py")])  # fmt: skip
+async def test_a_request_waiting_as_a_reload_gives_its_route_away_goes_on_if_it_can(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path, mode: str, script: str
+) -> None:
+    """A request waiting for a process that a reload replaces goes on to the process that
+    takes its route: one of the same kind (an envelope mode for another) serves it; a
+    pass-through server, for a request read as an envelope's, cannot, and was sent it all
+    the same, failing 502 "e stopped" as if the new process had died. It is 503, saying why
+    and to send it again."""
+    gate = tmp_path / "gate"  # d listens once the test opens this FIFO's other end: never
+    os.mkfifo(gate)
+    path = write_manifest(process_xml("d", "/y/*", script="gated.py", args=(str(gate),)))
+    async with running(path, socket_dir, wait=False) as run:
+
+        async def get() -> tuple[int, str | None, dict[str, object]]:
+            async with run.http.get(run.url + "/y/echo") as reply:
+                return reply.status, reply.headers.get("Retry-After"), await reply.json()
+
+        waiting = asyncio.create_task(get())
+        assert await eventually(lambda: run.pool("d").waiting == 1)
+        write_manifest(process_xml("e", "/y/*", mode=mode, script=script))
+        await run.started.reload(True, [])
+        status, retry_after, body = await asyncio.wait_for(waiting, 10)
+    if mode == "http":
+        assert status == 200 and body["uri"] == "/y/echo", body
+    else:
+        assert (status, retry_after) == (503, "1"), body
+        assert body["error"] == (
+            "d was replaced by a reload as this request waited; e, a pass-through server, "
+            "takes its route now: send the request again"
+        )
+
+
 async def test_reload_with_errors_keeps_the_running_manifest(
     write_manifest: WriteManifest, socket_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
