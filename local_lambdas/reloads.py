@@ -4,11 +4,12 @@ A reload compares the new manifest with the running one by process id: unchanged
 keep running; changed, new, FATAL, EXITED or never started ones (and those a restart names)
 get a new pool, started beside the old (in their order: one may depend on another it adds),
 and a <task> it adds, or one that failed, runs once; once the new pools are READY the
-routing table is swapped in one step, and the old pools drain and stop. A replacement that
-cannot start is stopped, and the old one stays in service; a process new altogether is
-added whatever became of it, as at start-up. A fixed <port> has room for one process: its
-old pool stops first. A stop ends a reload where it is (Supervisor.begin_stop); the pools
-it started are the stop's to stop.
+routing table is swapped in one step, and the old pools drain and stop, the next reload
+not waiting for them (but for one holding a <port> it wants, or a worker's old copy). A
+replacement that cannot start is stopped, and the old one stays in service; a process new
+altogether is added whatever became of it, as at start-up. A fixed <port> has room for one
+process: its old pool stops first. A stop ends a reload where it is
+(Supervisor.begin_stop); the pools it started, or retires, are the stop's to stop.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ class Reloads:
         # `pools`: a stop that comes meanwhile stops them too.
         self._in_reload: list[Pool] = []
         self._reloads: set[asyncio.Future[None]] = set()  # under way (begin_stop ends them)
+        # Pools replaced or removed, draining and stopping after their reload's lock is let
+        # go (so that the next reload need not wait for them), until they have stopped: a
+        # stop that comes meanwhile stops them at once.
+        self.retiring: dict[Pool, asyncio.Task[None]] = {}
         # Why each process the last reload started did not become ready (a restart's answer).
         self.failed_replacements: dict[str, str] = {}
 
@@ -55,26 +60,36 @@ class Reloads:
 
     async def _reload(self, manifest: Manifest, forced: set[str]) -> None:
         async with self._reloading:
-            if self.stopping:  # (a change seen, or a restart asked, as the proxy stops)
-                return
-            old = self.pools
-            fresh: dict[str, Pool] = {}
-            for process in manifest.processes:
-                current = old.get(process.id)
-                if (
-                    current is None
-                    or process.id in forced
-                    or not current.process.same_as(process)
-                    or current.blocked is not None  # (what it needs, or its build, failed)
-                    or any(c.state in DOWN for c in current.instances)
-                ):
-                    fresh[process.id] = self._pool(process)
-            self._in_reload = list(fresh.values())
-            try:
-                await self._replace(manifest, old, fresh)
-            finally:
-                if not self.stopping:  # (else they are the stop's to stop, if not yet)
-                    self._in_reload = []
+            retiring = await self._one_at_a_time(manifest, forced)
+        # The pools it replaced drain (up to their <timeout>) and stop (up to their
+        # <stop_timeout>) with the lock let go: a reload that comes meanwhile (an edit saved
+        # again) goes ahead rather than wait for them.
+        await asyncio.gather(*retiring)
+
+    async def _one_at_a_time(
+        self, manifest: Manifest, forced: set[str]
+    ) -> list[asyncio.Task[None]]:
+        """A reload but for the wait for the pools it replaced to stop: their retirements."""
+        if self.stopping:  # (a change seen, or a restart asked, as the proxy stops)
+            return []
+        old = self.pools
+        fresh: dict[str, Pool] = {}
+        for process in manifest.processes:
+            current = old.get(process.id)
+            if (
+                current is None
+                or process.id in forced
+                or not current.process.same_as(process)
+                or current.blocked is not None  # (what it needs, or its build, failed)
+                or any(c.state in DOWN for c in current.instances)
+            ):
+                fresh[process.id] = self._pool(process)
+        self._in_reload = list(fresh.values())
+        try:
+            return await self._replace(manifest, old, fresh)
+        finally:
+            if not self.stopping:  # (else they are the stop's to stop, if not yet)
+                self._in_reload = []
 
     def supersede(self, ids: Collection[str]) -> None:
         """A file that set off the reload under way was saved again (a typo fixed while a
@@ -88,17 +103,20 @@ class Reloads:
 
     async def _replace(
         self, manifest: Manifest, old: dict[str, Pool], fresh: dict[str, Pool]
-    ) -> None:
+    ) -> list[asyncio.Task[None]]:
         """A reload's work (see reload): start the pools in `fresh` in place of those in
-        `old`. Those in the way (`first`) finish their requests and stop before their
-        replacements start, once these are built: a <build> that fails leaves the running
-        one in service, as for any other process. Requests for them wait meanwhile."""
+        `old`; the retirements it begins of those it replaced. Those in the way (`first`),
+        and those an earlier reload retires that still are, finish their requests and stop
+        before their replacements start, once these are built: a <build> that fails leaves
+        the running one in service, as for any other process. Requests for them wait
+        meanwhile."""
         ids = {process.id for process in manifest.processes}
-        first = _in_the_way(old, fresh, ids)
+        first = {pool.id for pool in _in_the_way(old.values(), fresh, ids)}
         built = {id for id in first if id in fresh and fresh[id].process.build is not None}
         await asyncio.gather(*(self.order.build_ahead(fresh[id]) for id in built))
+        startable = {i: p for i, p in fresh.items() if p.blocked is None}
         if built:
-            first = _in_the_way(old, {i: p for i, p in fresh.items() if p.blocked is None}, ids)
+            first = {pool.id for pool in _in_the_way(old.values(), startable, ids)}
         if first:
             self._in_reload += [old[id] for id in first]
             self._install({
@@ -106,8 +124,10 @@ class Reloads:
                 for id, pool in old.items() if id in fresh or id not in first
             })  # fmt: skip
             await asyncio.gather(*(old[id].retire() for id in first))
+        lingering = _in_the_way(self.retiring, startable, ids=set())  # (all gone)
+        await asyncio.gather(*(self.retiring[pool] for pool in lingering))
         if self.stopping:  # nothing is started once a stop began; it stops these pools
-            return
+            return []
         reloading = Reloading(manifest, dict(fresh))  # (what they may wait for: all of them)
         self.order.run_tasks(reloading)  # those it adds, and those that failed
         for pool in fresh.values():
@@ -115,7 +135,7 @@ class Reloads:
                 self.order.start(pool, built=pool.process.id in built, reloading=reloading)
         ready = await asyncio.gather(*(_started_and_ready(pool) for pool in fresh.values()))
         if self.stopping:  # as above
-            return
+            return []
         failed = [pool for pool, ok in zip(fresh.values(), ready, strict=True) if not ok]
         # Kept: those in the way (down now, saying why), and a new one, as at start-up: its
         # routes answer 503 with the reason (its build, what it needs, its exits), rather
@@ -159,14 +179,26 @@ class Reloads:
         self.manifest = manifest
         self._install(pools)
         retired = [pool for pool in old.values() if pools.get(pool.process.id) is not pool]
-        self._in_reload += retired
         log.info(
             "reloaded: %d started, %d kept, %d stopped",
             len(fresh),
             len(pools) - len(fresh),
             len(retired),
         )
-        await asyncio.gather(*(pool.retire() for pool in retired if not pool.retired))
+        return [self._retire(pool) for pool in retired if not pool.retired]
+
+    def _retire(self, pool: Pool) -> asyncio.Task[None]:
+        """`pool`'s retirement, begun, and in `retiring` until it is over (one a stop cuts
+        short stays: the stop stops the pool)."""
+        task = asyncio.ensure_future(pool.retire())
+        self.retiring[pool] = task
+
+        def over(task: asyncio.Task[None]) -> None:
+            if not task.cancelled() and task.exception() is None:
+                self.retiring.pop(pool, None)
+
+        task.add_done_callback(over)
+        return task
 
     async def restart(self, process_id: str) -> bool:
         """Restart one process as a reload would (its replacement starts beside it and takes
@@ -187,16 +219,18 @@ class Reloads:
         return all(c.state is State.READY for c in pool.instances)  # (asleep: none, ready)
 
 
-def _in_the_way(old: dict[str, Pool], fresh: dict[str, Pool], ids: set[str]) -> set[str]:
-    """The running processes a reload must stop before it starts `fresh`: a fixed <port>
+def _in_the_way(old: Iterable[Pool], fresh: dict[str, Pool], ids: set[str]) -> list[Pool]:
+    """The pools of `old` a reload must see stopped before it starts `fresh`: a fixed <port>
     has room for one process, so one that goes (replaced, or not in the manifest's `ids`)
     while a new one wants its port cannot wait for that one to be ready. A worker (mode
     none) has no requests to go on serving meanwhile, and two copies side by side would do
     its work twice (a scheduler firing, a watcher writing the same files): it stops first."""
     wanted = {pool.process.port for pool in fresh.values() if pool.process.port}
-    return {id for id, pool in old.items()
-            if (id in fresh and pool.process.communication_mode is Mode.NONE)
-            or (pool.process.port in wanted and (id in fresh or id not in ids))}  # fmt: skip
+    return [
+        pool for pool in old
+        if (pool.id in fresh and pool.process.communication_mode is Mode.NONE)
+        or (pool.process.port in wanted and (pool.id in fresh or pool.id not in ids))
+    ]  # fmt: skip
 
 
 def _failed_start(pool: Pool) -> str:

@@ -178,7 +178,7 @@ class Supervisor(Reloads):
         self.stopping = True
         for work in self._reloads:
             work.cancel()
-        for pool in {*self.pools.values(), *self._in_reload}:
+        for pool in {*self.pools.values(), *self._in_reload, *self.retiring}:
             pool.turn_away(SHUTTING_DOWN)
 
     def _reap_orphans(self) -> None:
@@ -204,7 +204,7 @@ class Supervisor(Reloads):
         for level in stopping_order(self.pools.values()):
             await asyncio.gather(*(pool.stop() for pool in level))
         # A reload's, started beside them or draining: each stops now (Roster: for good).
-        await asyncio.gather(*(pool.stop() for pool in self._in_reload))
+        await asyncio.gather(*(pool.stop() for pool in {*self._in_reload, *self.retiring}))
         # Anything descended from a child of this run that outlived its own child's stop.
         await adoption.reap_when_gone(processes.kill_marked(self.run_mark + "."), 1.0)
         if self._watchdog is not None:

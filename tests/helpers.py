@@ -382,6 +382,17 @@ def loaded_by(code: str, names: tuple[str, ...]) -> list[str]:
     return list(ast.literal_eval(result.stdout.strip().splitlines()[-1]))
 
 
+def behave_after(path: Path, prelude: str) -> Path:
+    """`path`, written as a child that runs `prelude` (signal, sys and time imported), then
+    is tests/children/behave.py."""
+    behave = str(CHILDREN / "behave.py")
+    path.write_text(
+        f"import runpy, signal, sys, time\n{prelude}sys.argv = [{behave!r}]\n"
+        f"runpy.run_path({behave!r}, run_name='__main__')\n"
+    )
+    return path
+
+
 def run_main(*argv: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> Ran:
     """`local-lambdas ARGV` run in this process: the console script's main(), its output
     caught, in `cwd` with `env` added. For commands that end without serving (export,

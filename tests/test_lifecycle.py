@@ -37,6 +37,7 @@ from tests.helpers import (
     Cli,
     WriteManifest,
     alive,
+    behave_after,
     cli,
     compiles_again,
     eventually,
@@ -1619,17 +1620,6 @@ async def test_the_bundled_example_runs_whatever_python3_is(tmp_path: Path) -> N
                 assert (await reply.json())["greeting"] == "Hello, pipx!"
         run.proc.send_signal(signal.SIGINT)
         assert await run.finish() == 0
-
-
-def behave_after(path: Path, prelude: str) -> Path:
-    """`path`, written as a child that runs `prelude` (signal, sys and time imported), then
-    is tests/children/behave.py."""
-    behave = str(CHILDREN / "behave.py")
-    path.write_text(
-        f"import runpy, signal, sys, time\n{prelude}sys.argv = [{behave!r}]\n"
-        f"runpy.run_path({behave!r}, run_name='__main__')\n"
-    )
-    return path
 
 
 async def test_second_ctrl_c_stops_at_once_and_leaves_nothing(

@@ -23,6 +23,8 @@ from tests.helpers import (
     PYTHON,
     Load,
     WriteManifest,
+    alive,
+    behave_after,
     cli,
     compiles_again,
     eventually,
@@ -649,6 +651,37 @@ async def test_a_request_waiting_as_a_reload_gives_its_route_away_goes_on_if_it_
             "d was replaced by a reload as this request waited; e, a pass-through server, "
             "takes its route now: send the request again"
         )
+
+
+async def test_a_reload_does_not_wait_for_the_one_before_it_to_stop_what_it_replaced(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
+    """A replaced process drains and stops once its reload is over, but a reload held its
+    lock until then: a second one (an edit saved again, a `local-lambdas restart`) waited
+    up to the first one's <stop_timeout> for a child slow to stop (or its <timeout> for a
+    long poll), its new routes 404 meanwhile. It goes ahead now; the slow one keeps its
+    grace."""
+    stubborn = behave_after(
+        tmp_path / "stubborn.py", "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    )
+    path = write_manifest(
+        f"<process><id>s</id><executable>{PYTHON}</executable><arg>{stubborn}</arg>"
+        "<route>/s/*</route><stop_timeout>30s</stop_timeout></process>"
+    )
+    async with running(path, socket_dir) as run:
+        slow = run.child("s").pid
+        assert slow is not None
+        write_manifest(process_xml("a", "/a/*"))  # s goes, and takes 30 s to
+        first = asyncio.create_task(run.started.reload(True, []))
+        assert await eventually(lambda: run.supervisor.route("/s/x") is None)  # (retiring)
+        write_manifest(process_xml("a", "/a/*"), process_xml("b", "/b/*"))
+        await asyncio.wait_for(run.started.reload(True, []), 20)
+        async with run.http.get(run.url + "/b/x") as reply:
+            assert reply.status == 200
+        assert not first.done() and alive(slow)  # (still in its grace)
+        os.kill(slow, signal.SIGKILL)
+        await asyncio.wait_for(first, 10)
+    assert not run.supervisor.retiring
 
 
 async def test_reload_with_errors_keeps_the_running_manifest(
