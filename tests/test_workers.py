@@ -3,6 +3,7 @@ worker, a watcher, beside the routed children, started, restarted and stopped as
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -113,6 +114,30 @@ async def test_a_worker_is_replaced_in_its_place_never_beside_itself(
         second = json.loads(said.read_text())
         assert second["pid"] != first["pid"] and second["alone"] is True, second
         assert await gone(first["pid"])
+
+
+async def test_a_worker_a_reload_puts_back_as_it_stops_waits_for_its_old_copy(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
+    """A worker one reload removes stops after that reload is over (its job at hand, half a
+    second); another reload that puts it back (an edit undone and saved again) starts the
+    new copy once the old one has stopped, never beside it."""
+    said = tmp_path / "worker.json"
+    worker = worker_xml("beat", str(CHILDREN / "worker.py"), str(said))
+    path = write_manifest(worker)
+    async with running(path, socket_dir) as run:
+        assert await eventually(said.exists, 10)
+        first = json.loads(said.read_text())
+        said.unlink()
+        write_manifest(worker_xml("other", "-c", "import time; time.sleep(60)"))
+        removing = asyncio.create_task(run.started.reload(True, []))
+        assert await eventually(lambda: any(p.id == "beat" for p in run.supervisor.retiring))
+        write_manifest(worker)
+        await asyncio.wait_for(run.started.reload(True, []), 20)
+        assert await eventually(said.exists, 10)
+        second = json.loads(said.read_text())
+        assert second["pid"] != first["pid"] and second["alone"] is True, second
+        await asyncio.wait_for(removing, 10)
 
 
 async def test_a_worker_whose_build_fails_at_a_restart_runs_on_saying_so(
