@@ -102,11 +102,11 @@ def _may_become(parts: list[bytes]) -> bool:
     request_line_fault, odd_request_line). The method is never_a_request's to judge."""
     if len(parts) > 3 or not all(parts[:-1]):
         return False  # a space too many, or a run of them
-    target = parts[1][:8].lower() if len(parts) > 1 else b""
+    target = parts[1][:8].lower() if len(parts) > 1 else b""  # ("" so far: any one's start)
     if target[:1] not in b"/*" and not any(
         url.startswith(target) or target.startswith(url) for url in _URLS
     ):
-        return False  # (an empty target so far is every URL's start)
+        return False
     # The version so far, its rest as HTTP/0.0's: "HTTP/1." may become one, "HTT/" never.
     version = parts[2] if len(parts) > 2 else b""
     return _VERSION_SHAPE.fullmatch(version + b"HTTP/0.0"[len(version) :]) is not None

@@ -277,7 +277,7 @@ def _another_kind(pool: Pool, rerouted: Pool) -> str:
     relay) and the new process speaks the other."""
     kind = "a pass-through server" if rerouted.relays else "an envelope child"
     return (
-        f"{pool.process.id} was replaced by a reload as this request waited; {rerouted.id}, "
+        f"{pool.id} was replaced by a reload as this request waited; {rerouted.id}, "
         f"{kind}, takes its route now: send the request again"
     )
 
