@@ -1140,9 +1140,10 @@ def test_a_head_that_can_never_be_a_request_is_judged_at_once(start: bytes, neve
     (b"GET /a HTTP/1.1\r\nHost: x\r\nHost: x", False),  # (not whole yet)
     (b"GET /a HTTP/1.1\r\nX-A: 1\r\nX-A: 2\r\n", False),  # a list, passed on
 ])  # fmt: skip
-def test_a_header_line_llhttp_refuses_is_handed_over_once_whole(start: bytes, bad: bool) -> None:
-    """aiohttp's parser says 400 at such a line's end, as nginx does: the lane waited for the
-    head's end, until the header timeout."""
+def test_a_header_line_llhttp_refuses_is_handed_over_once_it_tells(start: bytes, bad: bool) -> None:
+    """aiohttp's parser says 400 as soon as such a line tells, as nginx does at its end (one
+    it cannot read, nginx passes over): the lane waited for the head's end, until the header
+    timeout."""
     assert head_rules.bad_header_line(start) is bad
     assert (http1.head_end(start) == http1.HAND_OVER) is bad
 
@@ -1160,9 +1161,10 @@ def test_a_header_line_llhttp_refuses_is_handed_over_once_whole(start: bytes, ba
     (b"GET \xfat/d", True), (b"GET pt/b", True), (b"GET httpx:", True),  # no path nor URL
     (b"GET /a HTT/", True), (b"GET /a XTTP", True), (b"GET /a HTTP/1.10", True),  # version
 ])  # fmt: skip
-def test_a_request_line_of_an_odd_shape_is_handed_over_once_whole(start: bytes, odd: bool) -> None:
-    """aiohttp's parser says 400 at such a line's end, as nginx does (runs of spaces it
-    takes): the lane waited for the head's end, until the header timeout."""
+def test_an_odd_request_line_is_handed_over_once_it_tells(start: bytes, odd: bool) -> None:
+    """aiohttp's parser says 400 as soon as such a line tells, as nginx does (runs of spaces
+    it takes, a space in the target it reads as part of it): the lane waited for the head's
+    end, until the header timeout."""
     assert head_rules.odd_request_line(start) is odd
     assert (http1.head_end(start) == http1.HAND_OVER) is odd
 
