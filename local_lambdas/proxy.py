@@ -256,8 +256,9 @@ class Proxy:
                 rerouted = self.supervisor.route(path)
                 if rerouted is None:
                     raise NotReady(f"{pool.process.id} was removed by a reload") from None
-                if rerouted.relays is not pool.relays:  # (its exchange is of the other kind)
-                    raise NotReady(_another_kind(pool, rerouted), retry_after=1) from None
+                refused = _not_rerouted(pool, rerouted)
+                if refused is not None:
+                    raise NotReady(refused, retry_after=1) from None
                 pool = rerouted
                 continue
             except ChildUnreachable as exc:
@@ -271,15 +272,19 @@ class Proxy:
             avoid = (child, -1 if await child.link.still_serving() else generation)
 
 
-def _another_kind(pool: Pool, rerouted: Pool) -> str:
+def _not_rerouted(pool: Pool, rerouted: Pool) -> str | None:
     """Why a request waiting for `pool` is not sent on to `rerouted`, which a reload gave its
-    route: the request was read for one kind of exchange (an envelope, or pass-through's
-    relay) and the new process speaks the other."""
-    kind = "a pass-through server" if rerouted.relays else "an envelope child"
-    return (
-        f"{pool.id} was replaced by a reload as this request waited; {rerouted.id}, "
-        f"{kind}, takes its route now: send the request again"
-    )
+    route, if it is not: the request was read for one kind of exchange (an envelope, or
+    pass-through's relay) and the new process takes the other, or its target was cut for
+    another <strip_prefix>."""
+    if rerouted.relays is not pool.relays:
+        kind = "a pass-through server" if rerouted.relays else "an envelope child"
+        why = f"{rerouted.id}, {kind}, takes its route now"
+    elif rerouted.process.strip_prefix != pool.process.strip_prefix:
+        why = f"{rerouted.id} takes its route now, with another <strip_prefix>"
+    else:
+        return None
+    return f"{pool.id} was replaced by a reload as this request waited; {why}: send it again"
 
 
 class _Exchange:

@@ -649,8 +649,52 @@ async def test_a_request_waiting_as_a_reload_gives_its_route_away_goes_on_if_it_
         assert (status, retry_after) == (503, "1"), body
         assert body["error"] == (
             "d was replaced by a reload as this request waited; e, a pass-through server, "
-            "takes its route now: send the request again"
+            "takes its route now: send it again"
         )
+
+
+@pytest.mark.parametrize("prefix", ["/y", ""])
+async def test_a_request_a_reload_reroutes_goes_on_only_if_cut_for_the_same_prefix(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path, prefix: str
+) -> None:
+    """A pass-through request's target is cut for its process's <strip_prefix> before it
+    waits: one waiting as a reload gives its route to a process with another prefix would
+    reach that child cut for the old one (`/echo` where it expects `/y/echo`). It is 503,
+    saying so; with the same prefix it goes on."""
+    gate = tmp_path / "gate"  # d listens once the test opens this FIFO's other end: never
+    os.mkfifo(gate)
+    gated = tmp_path / "gated_web.py"
+    web = str(CHILDREN / "web_child.py")
+    gated.write_text(
+        f"import runpy, sys\nopen({str(gate)!r}, 'rb').close()\nsys.argv = [{web!r}]\n"
+        f"runpy.run_path({web!r}, run_name='__main__')\n"
+    )
+    strip = "<strip_prefix>/y</strip_prefix>"
+    path = write_manifest(
+        f"<process><id>d</id><executable>{PYTHON}</executable><arg>{gated}</arg>"
+        f"<route>/y/*</route><communication_mode>passthrough</communication_mode>{strip}"
+        "</process>"
+    )
+    async with running(path, socket_dir, wait=False) as run:
+
+        async def get() -> tuple[int, dict[str, object]]:
+            async with run.http.get(run.url + "/y/echo") as reply:
+                return reply.status, await reply.json()
+
+        waiting = asyncio.create_task(get())
+        assert await eventually(lambda: run.pool("d").waiting == 1)
+        extra = f"<strip_prefix>{prefix}</strip_prefix>" if prefix else ""
+        write_manifest(process_xml("e", "/y/*", mode="passthrough", script="web_child.py",
+                                   extra=extra))  # fmt: skip
+        await run.started.reload(True, [])
+        status, body = await asyncio.wait_for(waiting, 10)
+    if prefix:
+        assert status == 200 and body["path"] == "/echo", body
+    else:
+        assert status == 503 and body["error"] == (
+            "d was replaced by a reload as this request waited; e takes its route now, with "
+            "another <strip_prefix>: send it again"
+        ), body
 
 
 async def test_a_reload_does_not_wait_for_the_one_before_it_to_stop_what_it_replaced(
