@@ -663,18 +663,9 @@ async def test_a_request_a_reload_reroutes_goes_on_only_if_cut_for_the_same_pref
     saying so; with the same prefix it goes on."""
     gate = tmp_path / "gate"  # d listens once the test opens this FIFO's other end: never
     os.mkfifo(gate)
-    gated = tmp_path / "gated_web.py"
-    web = str(CHILDREN / "web_child.py")
-    gated.write_text(
-        f"import runpy, sys\nopen({str(gate)!r}, 'rb').close()\nsys.argv = [{web!r}]\n"
-        f"runpy.run_path({web!r}, run_name='__main__')\n"
-    )
     strip = "<strip_prefix>/y</strip_prefix>"
-    path = write_manifest(
-        f"<process><id>d</id><executable>{PYTHON}</executable><arg>{gated}</arg>"
-        f"<route>/y/*</route><communication_mode>passthrough</communication_mode>{strip}"
-        "</process>"
-    )
+    path = write_manifest(process_xml("d", "/y/*", mode="passthrough", script="gated.py",
+                                      args=(str(gate), "--web"), extra=strip))  # fmt: skip
     async with running(path, socket_dir, wait=False) as run:
 
         async def get() -> tuple[int, dict[str, object]]:
