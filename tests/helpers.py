@@ -11,6 +11,7 @@ import inspect
 import io
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -225,6 +226,21 @@ def all_read(writer: asyncio.StreamWriter) -> bool:
             if fields[1].endswith(f":{there:04X}") and fields[2].endswith(f":{here:04X}"):
                 return int(fields[4].split(":")[1], 16) == 0
     raise AssertionError("no such connection")
+
+
+def fixed_port() -> int:
+    """A TCP port on 127.0.0.1, free now, for a manifest's fixed <port> (or a server the
+    test starts itself): below the ephemeral range (32768 up on Linux, 49152 up on Windows)
+    that `bind(0)` picks from, so that no other test's proxy, child or server is given it
+    while its own process restarts and the port is free for a moment."""
+    while True:
+        port = random.randrange(20000, 32768)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
 
 
 def open_files_in(folder: Path) -> list[str]:

@@ -26,6 +26,7 @@ from tests.helpers import (
     Running,
     WriteManifest,
     cli,
+    fixed_port,
     load,
     process_xml,
     run_main,
@@ -104,9 +105,7 @@ async def test_variables_in_arguments_and_env(
     write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
 ) -> None:
     (tmp_path / ".env").write_text("LL_GREETING=hello\nLL_EMPTY=\n")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = fixed_port()
     args = ("${LL_GREETING}", "${LL_UNSET:-fallback}", "$$HOME", "$HOME",
             "${LOCAL_LAMBDAS_ID}#${LOCAL_LAMBDAS_INSTANCE}", "${PORT}",
             # As shells and compose files read them: `:-` also for an empty value, `-` not.

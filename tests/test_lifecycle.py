@@ -41,6 +41,7 @@ from tests.helpers import (
     cli,
     compiles_again,
     eventually,
+    fixed_port,
     git,
     gone,
     loaded_by,
@@ -745,9 +746,7 @@ async def test_port_is_the_short_way_to_choose_where_to_listen(
     """`-p PORT` as dev servers take it, on the host of --bind or $BIND_ADDRESS; a number
     that is no port is a usage error."""
     path = write_manifest(process_xml("svc", "/api/*"))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = fixed_port()
     async with cli(str(path), "-p", str(port), env={"BIND_ADDRESS": "127.0.0.1:9"}) as run:
         await run.expect(rf"listening on http://127\.0\.0\.1:{port}\b")
         run.proc.send_signal(signal.SIGTERM)
@@ -767,9 +766,7 @@ async def test_a_proxy_started_with_its_standard_streams_closed_runs_its_childre
     it closes in the new process is none of 0-2), so every route was a 503 for good; and
     the output thread failed on the closed stream (a traceback on stderr, when open)."""
     path = write_manifest(process_xml("svc", "/api/*", mode="pipe-keepalive"))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = fixed_port()
     command = f"exec {sys.executable} -m local_lambdas {path} --bind 127.0.0.1:{port} {closed}"
     proc = await asyncio.create_subprocess_exec("sh", "-c", command, stderr=asyncio.subprocess.PIPE)
     try:

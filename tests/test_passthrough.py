@@ -23,7 +23,6 @@ import aiohttp
 import pytest
 
 from local_lambdas import _compat
-from local_lambdas.readiness import free_port
 from local_lambdas.transports import upstream
 from tests.helpers import (
     CHILDREN,
@@ -34,6 +33,7 @@ from tests.helpers import (
     cli,
     connect,
     eventually,
+    fixed_port,
     node_server_xml,
     open_files_in,
     process_xml,
@@ -469,7 +469,7 @@ async def test_a_restart_closes_websockets_at_once_with_service_restart(
     """A dev server's page keeps a WebSocket open (hot reload): a restart closes it with
     1012 at once, so the page reconnects, instead of holding the drain up to <timeout> (with
     a fixed <port>, while every request waits for the replacement)."""
-    path = write_manifest(web_process(extra=STRIP + f"<port>{free_port()}</port>"))
+    path = write_manifest(web_process(extra=STRIP + f"<port>{fixed_port()}</port>"))
     async with running(path, socket_dir, fast_lane=fast_lane) as run:
         async with run.http.ws_connect(run.url + "/web/ws") as ws:
             await ws.send_str("hi")
@@ -490,7 +490,7 @@ async def test_a_restart_ends_event_streams_at_once(
     """A page's EventSource (a dev server's reload events) is ended as the child would end
     it when the child is replaced, so that the browser reconnects to the replacement, instead
     of holding the drain up to <timeout> (with a fixed <port>, while every request waits)."""
-    path = write_manifest(web_process(extra=STRIP + f"<port>{free_port()}</port>"))
+    path = write_manifest(web_process(extra=STRIP + f"<port>{fixed_port()}</port>"))
     async with running(path, socket_dir, fast_lane=fast_lane) as run:
         async with run.http.get(run.url + "/web/forever") as stream:
             assert await stream.content.readline() == b"data: tick\n"

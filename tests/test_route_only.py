@@ -15,8 +15,15 @@ from aiohttp import web
 
 from local_lambdas import manifest
 from local_lambdas.errors import ManifestError
-from local_lambdas.readiness import free_port
-from tests.helpers import CHILDREN, PYTHON, WriteManifest, eventually, process_xml, running
+from tests.helpers import (
+    CHILDREN,
+    PYTHON,
+    WriteManifest,
+    eventually,
+    fixed_port,
+    process_xml,
+    running,
+)
 
 
 async def serve_elsewhere(port: int) -> web.AppRunner:
@@ -36,7 +43,7 @@ async def serve_elsewhere(port: int) -> web.AppRunner:
 async def test_requests_go_to_the_upstream_once_it_accepts(
     write_manifest: WriteManifest, socket_dir: Path
 ) -> None:
-    port = free_port()
+    port = fixed_port()
     path = write_manifest(
         f"<process><id>remote</id><upstream>http://127.0.0.1:{port}</upstream>"
         "<route>/remote/*</route></process>",
@@ -90,7 +97,7 @@ async def test_streams_and_websockets_pass_through_to_the_upstream(
 ) -> None:
     """A real web server the proxy does not run: its event stream arrives event by event,
     and a WebSocket is relayed both ways with its close code."""
-    port = free_port()
+    port = fixed_port()
     server = await asyncio.create_subprocess_exec(
         PYTHON, str(CHILDREN / "web_child.py"), env={**os.environ, "PORT": str(port)}
     )

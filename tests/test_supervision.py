@@ -16,7 +16,6 @@ import pytest
 
 from local_lambdas import _compat, manifest
 from local_lambdas._compat import adoption
-from local_lambdas.readiness import free_port
 from local_lambdas.states import State
 from tests.helpers import (
     CHILDREN,
@@ -28,6 +27,7 @@ from tests.helpers import (
     cli,
     compiles_again,
     eventually,
+    fixed_port,
     gone,
     load,
     process_xml,
@@ -311,7 +311,7 @@ async def test_a_fixed_port_is_handed_on_in_place(
     """A process with a fixed <port> has room for one server: a restart, a reload and
     recycling each stop the running one before its replacement starts, and the requests
     that come meanwhile wait for the replacement instead of failing."""
-    port = free_port()
+    port = fixed_port()
     extra = f"<port>{port}</port><max_requests>30</max_requests>"
     path = write_manifest(process_xml("svc", "/api/*", mode="http", extra=extra))
     async with running(path, socket_dir) as run:
@@ -339,7 +339,7 @@ async def test_a_fixed_port_process_whose_build_fails_at_a_restart_serves_on(
     stops: a <build> that fails leaves it serving, as any other process's running one,
     rather than leaving its routes without a server until the next edit."""
     build = f"<build>test ! -f {tmp_path / 'BROKEN'}</build>"
-    extra = f"<port>{free_port()}</port>{build}"
+    extra = f"<port>{fixed_port()}</port>{build}"
     path = write_manifest(process_xml("svc", "/api/*", mode="http", extra=extra))
     async with running(path, socket_dir) as run:
         first = run.child("svc").pid
@@ -377,7 +377,7 @@ async def test_a_stop_during_a_restart_starts_nothing_after_it(
     os.mkfifo(gate)
     path = write_manifest(process_xml("svc", "/api/*", mode="http", script="gated.py",
                                       args=(str(gate),),
-                                      extra=f"<port>{free_port()}</port>"))  # fmt: skip
+                                      extra=f"<port>{fixed_port()}</port>"))  # fmt: skip
     let_through = asyncio.ensure_future(asyncio.to_thread(os.open, gate, os.O_WRONLY))
     async with running(path, socket_dir) as run:
         os.close(await let_through)
@@ -443,7 +443,7 @@ async def test_processes_that_swap_fixed_ports_are_both_replaced(
     write_manifest: WriteManifest, socket_dir: Path
 ) -> None:
     """Each wants the port the other holds: both stop first, then both start."""
-    ports = free_port(), free_port()
+    ports = fixed_port(), fixed_port()
 
     def both(first: int, second: int) -> Path:
         return write_manifest(*(

@@ -26,7 +26,6 @@ import pytest
 
 from local_lambdas import _compat, orphans, sockdiag
 from local_lambdas._compat import adoption, listeners, processes
-from local_lambdas.readiness import free_port
 from tests.helpers import (
     CHILDREN,
     NEEDS_NODE,
@@ -37,6 +36,7 @@ from tests.helpers import (
     alive,
     cli,
     eventually,
+    fixed_port,
     gone,
     node_server_xml,
     process_xml,
@@ -454,7 +454,7 @@ async def test_nginx_in_its_daemon_mode_is_named_and_stopped(
     within a millisecond, before the proxy had read when it started, and what it forked off
     was then not found: restarted with no word of it, the master left running after the
     proxy stopped."""
-    port = free_port()
+    port = fixed_port()
     conf = tmp_path / "nginx.conf"
     conf.write_text(
         f"pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log; events {{}}\n"
