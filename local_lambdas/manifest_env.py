@@ -103,6 +103,7 @@ class Environment:
         env = kwargs.get("env", ())
         names = set(merged) | ({k for k, _ in env} if isinstance(env, tuple) else set())
         mode = str(kwargs.get("communication_mode", Mode.PIPE.value))
+        said = None if task else mode if "communication_mode" in kwargs else f"{mode} (the default)"
         own = {"LOCAL_LAMBDAS_ID"} | RUN_NAMES
         if not task:  # (a task has no instance, and listens nowhere)
             own |= {"LOCAL_LAMBDAS_INSTANCE"} | (
@@ -136,7 +137,7 @@ class Environment:
             try:
                 for ref in references(text):
                     if ref.default is None and ref.name not in names | own:
-                        raise UnknownVariable(unknown(ref.name, frozenset(names | own)))
+                        raise UnknownVariable(unknown(ref.name, frozenset(names | own), mode=said))
             except UnknownVariable as exc:
                 self.problem(line, f'{label}: <{element}> "{text}": {exc}')
             for name in bare_names(text) if element == "env" or not shell else ():

@@ -125,7 +125,23 @@ def expand(text: str, values: Mapping[str, str]) -> str:
     return _REFERENCE.sub(replace, text)
 
 
-def unknown(name: str, known: Mapping[str, str] | frozenset[str]) -> str:
+def unknown(
+    name: str, known: Mapping[str, str] | frozenset[str], *, mode: str | None = None
+) -> str:
+    """Why `${name}` has no value where `known` are known: as a <process>'s in a
+    communication `mode` (as the manifest says it) that does not give it, as a <task>'s,
+    or as a name nothing sets."""
+    if mode is not None and name in PIPE_NAMES | HTTP_NAMES:
+        given = (
+            "${PIPE_ADDRESS}, the socket it listens on" if mode.startswith("pipe")
+            else "neither: nothing is routed to it" if mode.startswith("none")
+            else "${PORT} and ${HTTP_ADDRESS}, where it listens"
+        )  # fmt: skip
+        modes = "pipe modes" if name in PIPE_NAMES else "http and passthrough modes"
+        return (
+            f"${{{name}}} is given in the {modes} only; this process's <communication_mode>, "
+            f"{mode}, gives {given}"
+        )
     if name in INSTANCE_NAMES | RUN_NAMES:  # (where none is known: a <task>, a <port>...)
         return (
             f"${{{name}}} is each process's own value, given as it starts: only a "

@@ -198,6 +198,33 @@ CASES: dict[str, tuple[str | bytes, list[tuple[int | None, str]]]] = {
             ),
         ],
     ),
+    "an instance's value its mode does not give": (  # ("only <arg> and <env>" it was)
+        process(
+            *OK,
+            "<communication_mode>passthrough</communication_mode>",
+            "<arg>--bind</arg>",
+            "<arg>unix:${PIPE_ADDRESS}</arg>",
+        ),
+        [
+            (
+                8,
+                '<process id="svc">: <arg> "unix:${PIPE_ADDRESS}": ${PIPE_ADDRESS} is given in '
+                "the pipe modes only; this process's <communication_mode>, passthrough, gives "
+                "${PORT} and ${HTTP_ADDRESS}, where it listens",
+            )
+        ],
+    ),
+    "a port in the default mode": (
+        process(*OK, '<env name="URL">http://127.0.0.1:${PORT}</env>'),
+        [
+            (
+                6,
+                '<process id="svc">: <env> "http://127.0.0.1:${PORT}": ${PORT} is given in the '
+                "http and passthrough modes only; this process's <communication_mode>, pipe "
+                "(the default), gives ${PIPE_ADDRESS}, the socket it listens on",
+            )
+        ],
+    ),
     "an env name with =": (
         process(*OK, '<env name="A=B">v</env>'),
         [(6, '<process id="svc">: <env> name "A=B" cannot hold "=" or a NUL')],
