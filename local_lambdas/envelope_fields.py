@@ -2,7 +2,8 @@
 object"), for envelope_answer.decode_response: the status an integer in 200-599, header names
 tokens and values without control characters (a number, a boolean or a list taken as Node's
 setHeader takes them), hop-by-hop headers, Content-Length and X-Request-Id dropped, the body
-strict base64 or as tools wrap or unpad it. What is wrong is a BadResponse naming it.
+strict base64 or as tools wrap or unpad it; an answer in AWS Lambda's shape is refused. What
+is wrong is a BadResponse naming it.
 """
 
 from __future__ import annotations
@@ -41,9 +42,23 @@ def json_kind(value: object) -> str:
     return "an array" if isinstance(value, list) else "an object"
 
 
+# A child written for AWS Lambda's proxy integration answers in its shape; taken as ours,
+# its status would be lost (200) and its text decoded as base64.
+_LAMBDA_STATUS: Final = (
+    "the answer has \"statusCode\", AWS Lambda's name for the status; this protocol's is "
+    '"status" (docs/protocol.md)'
+)
+_LAMBDA_TEXT: Final = (
+    'the answer says "isBase64Encoded": false, AWS Lambda\'s way to send a plain-text body; '
+    'here "body" is always base64 (docs/protocol.md)'
+)
+
+
 def checked_status(data: dict[str, object], raw: bytes) -> int:
-    status = data.get("status", 200)
+    status = data.get("status")
     if status is None:
+        if "statusCode" in data:
+            raise BadResponse(_LAMBDA_STATUS, raw)
         return 200
     if isinstance(status, bool) or not isinstance(status, int):
         shown = orjson.dumps(status).decode()[:50]
@@ -135,6 +150,8 @@ def checked_body(data: dict[str, object], raw: bytes) -> bytes:
         return b""
     if not isinstance(body, str):
         raise BadResponse(f"body is {json_kind(body)}; it must be a base64 string", raw)
+    if data.get("isBase64Encoded") is False:
+        raise BadResponse(_LAMBDA_TEXT, raw)
     try:
         return _b64decode(body, None, True)  # validate; positionally (a keyword costs 40%)
     except (binascii.Error, ValueError) as exc:

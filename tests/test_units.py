@@ -180,6 +180,10 @@ GOOD = {
     '{"body": "aGVsbG8"}': (200, [], b"hello"),
     # After a UTF-8 byte order mark, as .NET's StreamWriter with Encoding.UTF8 begins.
     '\ufeff{"status": 201}': (201, [], b""),
+    # AWS Lambda's keys beside ours: ours are read.
+    '{"status": 201, "statusCode": 404, "body": "aGk=", "isBase64Encoded": true}': (
+        201, [], b"hi"),
+    '{"isBase64Encoded": false}': (200, [], b""),  # (nothing to misread)
 }  # fmt: skip
 
 BAD = {
@@ -219,6 +223,13 @@ BAD = {
     '{"body": "a"}': "not valid base64",
     '{"body": "aGVs!bG8="}': "not valid base64",
     '{"body": "aGVsbG8=-_"}': "not valid base64",  # URL-safe alphabet: not what was asked
+    # AWS Lambda's answer, which would be a 200 with its text read as base64 ("hi": 0x86).
+    '{"statusCode": 404, "body": ""}': '"statusCode", AWS Lambda\'s name for the status; '
+    'this protocol\'s is "status"',
+    '{"status": 200, "body": "hi", "isBase64Encoded": false}': (
+        '"isBase64Encoded": false, AWS Lambda\'s way to send a plain-text body; here "body" '
+        "is always base64"
+    ),
 }
 
 
