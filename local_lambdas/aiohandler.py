@@ -141,6 +141,8 @@ class AioHandler:
             response = proxy.refusal(plan, request_id)
         if response is not None:
             answer_headers = [*response.headers, ("X-Request-Id", request_id)]
+            if not response.body and method == "HEAD":  # (aiohttp leaves it out; the lane
+                answer_headers.append(("Content-Length", "0"))  # and GET say it: 0)
             if pool is not None and pool.cors is not None:
                 answer_headers = pool.cors.answer(request.headers.get("Origin"), answer_headers)
             answer = web.Response(

@@ -29,6 +29,7 @@ ALIKE = [
     b"GET /api/cookies HTTP/1.1\r\nHost: x\r\nX-Request-Id: r1\r\n\r\n",
     b"HEAD /api/cookies HTTP/1.1\r\nHost: x\r\nX-Request-Id: r2\r\n\r\n",
     b"GET /api/empty HTTP/1.1\r\nHost: x\r\nX-Request-Id: r3\r\n\r\n",
+    b"HEAD /api/empty HTTP/1.1\r\nHost: x\r\nX-Request-Id: r3h\r\n\r\n",  # Length: 0 too
     b"GET /api/binary HTTP/1.1\r\nHost: x\r\nX-Request-Id: r4\r\n\r\n",  # no Content-Type
     b"GET /api/status999 HTTP/1.1\r\nHost: x\r\nX-Request-Id: r5\r\n\r\n",  # 502
     b"GET /api/cookies HTTP/1.0\r\nX-Request-Id: r6\r\nConnection: keep-alive\r\n\r\n",
@@ -49,7 +50,7 @@ async def test_both_lanes_answer_alike(write_manifest: WriteManifest, socket_dir
     answers = await in_both_lanes(path, socket_dir, ALIKE, ends=True)  # HTTP/1.0 ends it
     assert answers[True] == answers[False]
     assert answers[True][0].startswith(b"HTTP/1.1 201 Created\r\nSet-Cookie: a=1\r\n")
-    assert b"\r\nConnection: keep-alive\r\n" in answers[True][5]  # HTTP/1.0, kept alive
+    assert b"\r\nConnection: keep-alive\r\n" in answers[True][6]  # HTTP/1.0, kept alive
 
 
 async def test_pipelined_requests_keep_their_order_across_a_hand_over(
