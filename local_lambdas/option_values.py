@@ -132,6 +132,9 @@ def checked(args: argparse.Namespace, command: str) -> Checked:
         raise ValueError(f"--only {args.only!r} names no process; give ids, e.g. --only api,web")
     if args.no_deps and not args.only:
         raise ValueError("--no-deps goes with --only ID[,ID...]")
+    for flag in ("watch_include", "watch_ignore"):
+        if getattr(args, flag, None) and not args.watch:  # (nothing would be watched)
+            raise ValueError(f"--{flag.replace('_', '-')} goes with --watch: add --watch")
     if args.instances is not None and not 1 <= args.instances <= 256:
         raise ValueError(f"--instances {args.instances}: give a number from 1 to 256")
     if args.socket_dir is not None and args.socket_dir.exists() and not args.socket_dir.is_dir():

@@ -686,6 +686,8 @@ async def test_port_in_use_is_one_clear_line(write_manifest: WriteManifest, tmp_
     (["--child-url", "localhost:3000"], "argument --child-url: 'localhost:3000' is not an "
      "http:// or https:// URL with a host (and no query), e.g. http://api.local:3000"),
     (["--child-url", "http://api:99999"], "'http://api:99999' is not an http:// or https://"),
+    (["--watch-include", "*.go"], "--watch-include goes with --watch: add --watch"),
+    (["--watch-ignore", "*.log"], "--watch-ignore goes with --watch: add --watch"),
 ])  # fmt: skip
 def test_a_flag_given_wrong_is_one_clear_line(
     write_manifest: WriteManifest, flags: list[str], says: str
