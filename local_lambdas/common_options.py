@@ -26,7 +26,8 @@ def add_common(parser: argparse.ArgumentParser) -> None:
         default="/_/",
         help="where the proxy's own endpoints live (default: /_/)",
     )
-    parser.add_argument(
+    env_files = parser.add_mutually_exclusive_group()
+    env_files.add_argument(
         "--env-file",
         metavar="FILE",
         action="append",
@@ -34,7 +35,7 @@ def add_common(parser: argparse.ArgumentParser) -> None:
         help="read environment variables for every child from FILE (repeatable; a later "
         "file wins); without it, ./.env is read when there is one",
     )
-    parser.add_argument(
+    env_files.add_argument(
         "--no-env-file", action="store_true", help="read no env file, not even ./.env"
     )
     parser.add_argument(

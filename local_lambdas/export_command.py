@@ -51,9 +51,10 @@ def export_parser() -> Parser:
     parser.add_argument("--ingress-class", metavar="NAME", type=_checked(_subdomain),
                         help="kubernetes: ingressClassName")  # fmt: skip
     parser.add_argument("--host", type=_checked(_host), help="kubernetes: the Ingress rule's host")
-    parser.add_argument("--env-file", metavar="FILE", action="append", type=Path,
-                        help="as for the proxy: values for every child (repeatable)")  # fmt: skip
-    parser.add_argument("--no-env-file", action="store_true", help="read no env file")
+    env_files = parser.add_mutually_exclusive_group()
+    env_files.add_argument("--env-file", metavar="FILE", action="append", type=Path,
+                           help="as for the proxy: values for each child (repeatable)")  # fmt: skip
+    env_files.add_argument("--no-env-file", action="store_true", help="read no env file")
     return parser
 
 

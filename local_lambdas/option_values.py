@@ -132,6 +132,8 @@ def checked(args: argparse.Namespace, command: str) -> Checked:
         raise ValueError(f"--only {args.only!r} names no process; give ids, e.g. --only api,web")
     if args.no_deps and not args.only:
         raise ValueError("--no-deps goes with --only ID[,ID...]")
+    if args.inspect_secrets and args.inspector is False:
+        raise ValueError("--inspect-secrets shows what the inspector keeps: drop --no-inspector")
     for flag in ("watch_include", "watch_ignore"):
         if getattr(args, flag, None) and not args.watch:  # (nothing would be watched)
             raise ValueError(f"--{flag.replace('_', '-')} goes with --watch: add --watch")

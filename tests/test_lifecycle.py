@@ -688,6 +688,10 @@ async def test_port_in_use_is_one_clear_line(write_manifest: WriteManifest, tmp_
     (["--child-url", "http://api:99999"], "'http://api:99999' is not an http:// or https://"),
     (["--watch-include", "*.go"], "--watch-include goes with --watch: add --watch"),
     (["--watch-ignore", "*.log"], "--watch-ignore goes with --watch: add --watch"),
+    (["--inspect-secrets", "--no-inspector"], "--inspect-secrets shows what the inspector "
+     "keeps: drop --no-inspector"),
+    (["--env-file", "a.env", "--no-env-file"],
+     "argument --no-env-file: not allowed with argument --env-file"),
 ])  # fmt: skip
 def test_a_flag_given_wrong_is_one_clear_line(
     write_manifest: WriteManifest, flags: list[str], says: str
