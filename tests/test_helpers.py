@@ -64,10 +64,11 @@ async def test_what_a_handler_returns_that_is_not_an_answer_is_500_saying_what(
     socket_dir: Path,
     language: str,
 ) -> None:
-    """A handler that returns nothing, a string, a status "200" or a body that is a number:
-    the Node.js helper answered 200 with an empty body (a string) or with "handler failed"
-    (a number), the Python one closed the connection (a 502 blaming the child). Each is a
-    500, and the child's output says what the handler returned."""
+    """A handler that returns nothing, a string, a status "200", a body that is a number or
+    AWS Lambda's {statusCode, body}: the Node.js helper answered 200 with an empty body (a
+    string), with "handler failed" (a number) or as a 200 (Lambda's), the Python one closed
+    the connection (a 502 blaming the child). Each is a 500, and the child's output says
+    what the handler returned."""
     path = write_manifest(helper_process(language, "pipe-keepalive"))
     said = {
         "none": "returned None" if language == "python" else "returned undefined",
@@ -77,6 +78,10 @@ async def test_what_a_handler_returns_that_is_not_an_answer_is_500_saying_what(
         else 'status "200" is not an integer',
         "body": "body 5 is not bytes or str" if language == "python"
         else "body 5 is not a string or a Buffer",
+        # AWS Lambda's shape (which the Node.js helper took as a 200)
+        "lambda": "returned {'statusCode': 404, 'body': 'x'}, not a Response"
+        if language == "python"
+        else "returned statusCode 404, AWS Lambda's name for it: return {status, headers, body}",
     }  # fmt: skip
     async with running(path, socket_dir) as run:
         lines = run.child("h").output.lines  # (the last few, as they come)

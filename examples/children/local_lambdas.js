@@ -64,6 +64,11 @@ function checked(response) {
   if (response === null || typeof response !== "object" || Buffer.isBuffer(response)) {
     throw new TypeError(`the handler returned ${shown(response)}, not {status, headers, body}`);
   }
+  if (response.status === undefined && response.statusCode !== undefined) {
+    // (AWS Lambda's shape: taken as ours, its status would be lost, a 200.)
+    throw new TypeError(`the handler returned statusCode ${shown(response.statusCode)}, ` +
+      "AWS Lambda's name for it: return {status, headers, body}");
+  }
   const status = response.status ?? 200;
   const headers = response.headers ?? {};
   const body = response.body ?? "";

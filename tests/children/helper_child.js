@@ -9,6 +9,7 @@ const WRONG = {
   "/h/str": "a string",
   "/h/status": { status: "200", body: "x" },
   "/h/body": { status: 200, body: 5 },
+  "/h/lambda": { statusCode: 404, body: "x" },
 };
 
 serve(async (request) => {

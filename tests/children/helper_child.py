@@ -12,6 +12,7 @@ WRONG: dict[str, object] = {
     "/h/str": "a string",
     "/h/status": Response("200", {}, "x"),  # type: ignore[arg-type]
     "/h/body": Response(200, {}, 5),  # type: ignore[arg-type]
+    "/h/lambda": {"statusCode": 404, "body": "x"},
 }
 
 
