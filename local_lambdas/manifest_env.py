@@ -29,6 +29,7 @@ from local_lambdas.variables import (
 )
 
 _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "fish", "busybox"})
+_MODES = frozenset(mode.value for mode in Mode)
 
 
 @dataclass
@@ -103,13 +104,15 @@ class Environment:
         env = kwargs.get("env", ())
         names = set(merged) | ({k for k, _ in env} if isinstance(env, tuple) else set())
         mode = str(kwargs.get("communication_mode", Mode.PIPE.value))
-        said = None if task else mode if "communication_mode" in kwargs else f"{mode} (the default)"
+        # How the mode is named where a variable it does not give is refused.
+        said = mode if "communication_mode" in kwargs else f"{mode} (the default)"
         own = {"LOCAL_LAMBDAS_ID"} | RUN_NAMES
         if not task:  # (a task has no instance, and listens nowhere)
             own |= {"LOCAL_LAMBDAS_INSTANCE"} | (
                 PIPE_NAMES if mode in (Mode.PIPE.value, Mode.PIPE_KEEPALIVE.value)
                 else frozenset() if mode == Mode.NONE.value
-                else HTTP_NAMES
+                else HTTP_NAMES if mode in _MODES
+                else PIPE_NAMES | HTTP_NAMES  # (no such mode: that alone is said)
             )  # fmt: skip
         checks: list[tuple[str, int, str]] = []  # (element, line, text)
         args = kwargs.get("args", ())
@@ -137,7 +140,9 @@ class Environment:
             try:
                 for ref in references(text):
                     if ref.default is None and ref.name not in names | own:
-                        raise UnknownVariable(unknown(ref.name, frozenset(names | own), mode=said))
+                        raise UnknownVariable(
+                            unknown(ref.name, frozenset(names | own), mode=None if task else said)
+                        )
             except UnknownVariable as exc:
                 self.problem(line, f'{label}: <{element}> "{text}": {exc}')
             for name in bare_names(text) if element == "env" or not shell else ():

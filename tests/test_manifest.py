@@ -358,6 +358,10 @@ CASES: dict[str, tuple[str | bytes, list[tuple[int | None, str]]]] = {
         process(*OK, "<communication_mode>HTTP</communication_mode>"),
         [(6, "'passthrough', 'none'; did you mean 'http'?")],
     ),
+    "no such mode, and a variable a mode gives": (  # the mode alone is said
+        process(*OK, "<communication_mode>HTTP</communication_mode>", "<arg>${PIPE_ADDRESS}</arg>"),
+        [(6, "'passthrough', 'none'; did you mean 'http'?")],
+    ),
     "mode unlike any": (
         process(*OK, "<communication_mode>grpc</communication_mode>"),
         [
