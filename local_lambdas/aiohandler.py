@@ -203,7 +203,7 @@ class AioHandler:
                 request_id,
                 body=body,
                 spooled=spooled,
-                timeout=process.timeout,
+                timeout=child.timeout,  # (its own: a reload may have rerouted the request)
                 body_limit=process.max_body_size,
                 body_timeout=proxy.body_timeout,
                 token=proxy.token,

@@ -116,8 +116,9 @@ async def relay(
         if upload is not None and upload.started:  # a retry: the body is gone
             raise ChildUnreachable("the child dropped the connection during the upload")
         relayed.origin = relay.upstream.origin
+        # Within the child's own <timeout>: a reload may have rerouted the request.
         await relay.upstream.send(
-            request, relayed, timeout=process.timeout, head_only=head_only,
+            request, relayed, timeout=child.timeout, head_only=head_only,
             idempotent=message.method in RETRYABLE, upgrade=message.upgrade is not None,
             body=upload,
         )  # fmt: skip

@@ -688,6 +688,33 @@ async def test_a_request_a_reload_reroutes_goes_on_only_if_cut_for_the_same_pref
         ), body
 
 
+@pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+async def test_a_request_a_reload_reroutes_has_the_new_processes_timeout(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path, fast_lane: bool
+) -> None:
+    """A pass-through request that waited for a process a reload replaced goes on to the
+    new one under the new one's <timeout>, as an envelope request does: it was held to the
+    old process's (a slow answer cut off at the 1 s the reload had just raised)."""
+    gate = tmp_path / "gate"  # d listens once the test opens this FIFO's other end: never
+    os.mkfifo(gate)
+    strip = "<strip_prefix>/y</strip_prefix>"
+    path = write_manifest(process_xml("d", "/y/*", mode="passthrough", script="gated.py",
+                                      args=(str(gate), "--web"),
+                                      extra=strip + "<timeout>1s</timeout>"))  # fmt: skip
+    async with running(path, socket_dir, wait=False, fast_lane=fast_lane) as run:
+
+        async def get() -> tuple[int, str]:
+            async with run.http.get(run.url + "/y/slow") as reply:  # answered after 2 s
+                return reply.status, await reply.text()
+
+        waiting = asyncio.create_task(get())
+        assert await eventually(lambda: run.pool("d").waiting == 1)
+        write_manifest(process_xml("e", "/y/*", mode="passthrough", script="web_child.py",
+                                   extra=strip + "<timeout>10s</timeout>"))  # fmt: skip
+        await run.started.reload(True, [])
+        assert await asyncio.wait_for(waiting, 15) == (200, "late\n")
+
+
 async def test_a_reload_does_not_wait_for_the_one_before_it_to_stop_what_it_replaced(
     write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
 ) -> None:
