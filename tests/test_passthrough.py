@@ -1024,6 +1024,32 @@ async def test_a_slow_child_is_504_at_its_timeout_and_never_asked_twice(
         assert not any("slow request 2" in line for line in run.child("web").output.lines)
 
 
+@pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+async def test_a_child_that_takes_no_more_of_an_upload_is_504_at_its_timeout(
+    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+) -> None:
+    """A child that stops reading an upload (its buffers full, then ours) held the client
+    for as long as the client would wait: the child's clock waited while the body was still
+    coming, as for a slow client. It runs while the child takes nothing, as nginx's
+    proxy_send_timeout: 504 at its <timeout>."""
+    extra = "<timeout>1s</timeout><max_body_size>100MB</max_body_size>"
+    path = write_manifest(process_xml("raw", "/raw/*", mode="passthrough",
+                                      script="raw_http.py", extra=extra))  # fmt: skip
+    size = 64 << 20  # far more than the sockets between client, proxy and child hold
+    async with running(path, socket_dir, fast_lane=fast_lane) as run:
+        reader, writer = await connect(run.url)
+        started = asyncio.get_running_loop().time()
+        writer.write(b"POST /raw/stall HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size)
+        writer.write(bytes(size))  # (buffered here: what the proxy does not read waits)
+        head, _, body = (await asyncio.wait_for(read_answer(reader), 10)).partition(b"\r\n\r\n")
+        writer.transport.abort()
+    assert head.startswith(b"HTTP/1.1 504 "), head
+    assert json.loads(body)["error"] == (
+        "the child took no more of the request body for 1s (its <timeout>)"
+    )
+    assert asyncio.get_running_loop().time() - started < 5
+
+
 @ON_SHARED_LOOP
 async def test_forwarded_headers_come_from_the_connection(shared: SharedProxies) -> None:
     run = await shared.get(web_process(extra=STRIP))

@@ -37,6 +37,7 @@ class Exchanging(ChildConnection):
         self.first = b""  # the answer's first bytes (Upstream.send)
         self._headed = False  # its head went to the sink
         self._done: asyncio.Future[None] | None = None
+        self._stalled = False  # the child takes no more of a streaming body for now
         self.timeout: float | None = None
         self._reason = ""  # the answer's reason phrase
         self.reusable = False
@@ -51,7 +52,7 @@ class Exchanging(ChildConnection):
             raise NotConnected("the child closed the connection before the request went out")
         assert self._transport is not None
         self._sink, self._head_only, self.timeout = sink, head_only, timeout
-        self._upgrade, self._body = upgrade, body
+        self._upgrade, self._body, self._stalled = upgrade, body, False
         self._headers, self._got, self._headed, self.first = [], 0, False, b""
         self.reusable = False
         done = self._done = self.loop.create_future()
@@ -82,7 +83,8 @@ class Exchanging(ChildConnection):
         self._fail(error, str(error))
 
     # -- the answer's time limit: <timeout> for each wait for the child's next bytes, the
-    # first from when the request goes out (the connection made, or found `fresh`). The
+    # first from when the request goes out (the connection made, or found `fresh`), and for
+    # each wait for it to take more of a streaming body (nginx's proxy_send_timeout). The
     # upstream's sweeper looks (check); bytes arriving just note the time.
 
     def _arm(self) -> None:
@@ -96,7 +98,8 @@ class Exchanging(ChildConnection):
         """From the sweeper: end the exchange if the child has been silent too long."""
         assert self.timeout is not None
         body = self._body
-        if self._paused or (body is not None and not body.complete):
+        sending = body is not None and not body.complete
+        if self._paused or (sending and not self._stalled):
             # The client is slow to read, or still sending: the child's clock waits for it.
             self._progress = now
             return
@@ -105,6 +108,11 @@ class Exchanging(ChildConnection):
         self._disarm()
         if self._headed:
             self._fail(None, f"the child sent nothing for {self.timeout:g}s (its <timeout>)")
+        elif sending:
+            self._fail(ChildTimeout(
+                f"the child took no more of the request body for {self.timeout:g}s (its "
+                "<timeout>)"
+            ), "")  # fmt: skip
         else:
             self._fail(ChildTimeout(
                 f"the child did not begin its answer within {self.timeout:g}s (its <timeout>)"
@@ -159,9 +167,12 @@ class Exchanging(ChildConnection):
         done.set_result(None)
 
     def pause_writing(self) -> None:
+        self._stalled = True
         if self._body is not None:
             self._body.pause()  # the child cannot take more of the body: the client waits
 
     def resume_writing(self) -> None:
+        self._stalled = False
+        self._progress = self.loop.time()
         if self._body is not None:
             self._body.resume()

@@ -1,18 +1,19 @@
 #!/usr/bin/env python3
 """A web server that answers in raw bytes, right or wrong, for pass-through's tests.
 
-Listens on $PORT; the last path segment picks the answer (ANSWERS), written as it stands;
-an answer of IN_PARTS is written in parts; `echo` reads the request's Content-Length body and
+Listens on $PORT; the last path segment picks the answer (ANSWERS), written as it stands; an
+answer of IN_PARTS is written in parts; `echo` reads the request's Content-Length body and
 answers the head and body it received (it never sends 100 Continue, as many small servers do
-not); `hangup` closes the connection at once, its body unread and unanswered. A POST to `/`
-is an `http` envelope request: its answer is an envelope whose body is the last segment of
-the request's uri (`envelope`). Connections are kept alive, several requests in turn, so that
-an answer that leaves bytes behind (`extra`, `nocontent-body`) would show in the next
-request's answer if the proxy used the connection again. `quiet` and `keeps-1s` answer how
-many requests their connection has carried, `keeps-1s` saying `Keep-Alive: timeout=1`; a
-connection whose last answer was `quiet` closes unanswered a request that comes after 1.6 s
-idle: a server closing it for idleness just as the request came. `late` answers `ok` after
-0.5 s. Standard library only.
+not); `hangup` closes the connection at once, its body unread and unanswered; `stall` reads
+nothing more and answers nothing. A POST to `/` is an `http` envelope request: its answer is
+an envelope whose body is the last segment of the request's uri (`envelope`). Connections
+are kept alive, several requests in turn, so that an answer that leaves bytes behind
+(`extra`, `nocontent-body`) would show in the next request's answer if the proxy used the
+connection again. `quiet` and `keeps-1s` answer how many requests their connection has
+carried, `keeps-1s` saying `Keep-Alive: timeout=1`; a connection whose last answer was
+`quiet` closes unanswered a request that comes after 1.6 s idle: a server closing it for
+idleness just as the request came. `late` answers `ok` after 0.5 s. Standard library
+only.
 """
 
 import base64
@@ -134,6 +135,9 @@ def serve(conn: socket.socket) -> None:
             name = target.partition(b"?")[0].rsplit(b"/", 1)[-1].decode()
             if name == "hangup":
                 return  # closes unanswered, the body unread (the kernel resets the connection)
+            if name == "stall":
+                time.sleep(600)  # reads nothing more, answers nothing (the process is stopped)
+                return
             if name == "late":
                 time.sleep(0.5)  # then `ok`
             if name in ("quiet", "keeps-1s"):
