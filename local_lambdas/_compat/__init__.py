@@ -125,6 +125,23 @@ def acknowledge_now(transport: asyncio.BaseTransport | None) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, TCP_QUICKACK, 1)
 
 
+def unsent(sock: socket.socket | None) -> int:
+    """How many bytes written to `sock` the peer has not yet received (Linux's SIOCOUTQ, the
+    socket's send queue); 0 where that cannot be told."""
+    if sock is None or not IS_LINUX:
+        return 0
+    import fcntl
+    import struct
+    import termios  # (TIOCOUTQ is SIOCOUTQ)
+
+    try:
+        queued = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+    except OSError:  # the connection closed meanwhile
+        return 0
+    count: int = struct.unpack("i", queued)[0]
+    return count
+
+
 def is_end_of_pipe(exc: OSError) -> bool:
     """Whether a read error only means the child closed its end of the pipe. Windows: a child
     that disconnects its pipe instance (DisconnectNamedPipe) gives ERROR_PIPE_NOT_CONNECTED,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from local_lambdas._compat import unsent
 from local_lambdas.errors import ChildTimeout, ChildUnreachable, NotConnected
 from local_lambdas.transports.child_connection import ChildConnection
 
@@ -37,7 +38,8 @@ class Exchanging(ChildConnection):
         self.first = b""  # the answer's first bytes (Upstream.send)
         self._headed = False  # its head went to the sink
         self._done: asyncio.Future[None] | None = None
-        self._stalled = False  # the child takes no more of a streaming body for now
+        self._stalled = False  # our writes of a streaming body wait for the child
+        self._unsent = 0  # how many bytes waited for it at the last look (check)
         self.timeout: float | None = None
         self._reason = ""  # the answer's reason phrase
         self.reusable = False
@@ -99,8 +101,9 @@ class Exchanging(ChildConnection):
         assert self.timeout is not None
         body = self._body
         sending = body is not None and not body.complete
-        if self._paused or (sending and not self._stalled):
-            # The client is slow to read, or still sending: the child's clock waits for it.
+        if self._paused or (sending and self._taking()):
+            # The client is slow to read, or still sending and the child takes it: the
+            # child's clock waits.
             self._progress = now
             return
         if now - self._progress < self.timeout:
@@ -117,6 +120,21 @@ class Exchanging(ChildConnection):
             self._fail(ChildTimeout(
                 f"the child did not begin its answer within {self.timeout:g}s (its <timeout>)"
             ), "")  # fmt: skip
+
+    def _taking(self) -> bool:
+        """Whether the child takes the streaming body: our writes do not wait for it, or
+        fewer bytes wait for it than at the last look, in our buffer and the kernel's (a
+        slow reader drains the kernel's first, long before our writes resume)."""
+        if not self._stalled:
+            return True
+        unsent, before = self._waiting_bytes(), self._unsent
+        self._unsent = unsent
+        return unsent < before
+
+    def _waiting_bytes(self) -> int:
+        transport = self._transport
+        buffered = transport.get_write_buffer_size() if transport is not None else 0
+        return buffered + unsent(self._socket)
 
     def end_event_stream(self) -> None:
         """End the answer here, as if the child had ended it, if it is a Server-Sent Events
@@ -168,6 +186,7 @@ class Exchanging(ChildConnection):
 
     def pause_writing(self) -> None:
         self._stalled = True
+        self._unsent = self._waiting_bytes()
         if self._body is not None:
             self._body.pause()  # the child cannot take more of the body: the client waits
 
