@@ -1050,6 +1050,22 @@ async def test_a_child_that_takes_no_more_of_an_upload_is_504_at_its_timeout(
     assert asyncio.get_running_loop().time() - started < 5
 
 
+async def test_a_child_that_reads_an_upload_slowly_is_waited_for(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """A child that reads an upload slowly but steadily is taking it, though our writes
+    resume only once the kernel's buffer has drained a third: it is not cut off at its
+    <timeout>, nor once the last bytes are written and it still reads what the kernel
+    holds; its answer comes."""
+    extra = "<timeout>0.4s</timeout><max_body_size>100MB</max_body_size>"
+    path = write_manifest(process_xml("raw", "/raw/*", mode="passthrough",
+                                      script="raw_http.py", extra=extra))  # fmt: skip
+    size = 3 << 20  # 5 s at 64 KiB a tenth of a second
+    async with running(path, socket_dir) as run:
+        async with run.http.post(run.url + "/raw/sip", data=bytes(size)) as reply:
+            assert (reply.status, await reply.text()) == (200, str(size))
+
+
 @ON_SHARED_LOOP
 async def test_forwarded_headers_come_from_the_connection(shared: SharedProxies) -> None:
     run = await shared.get(web_process(extra=STRIP))

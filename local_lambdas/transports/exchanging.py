@@ -54,7 +54,7 @@ class Exchanging(ChildConnection):
             raise NotConnected("the child closed the connection before the request went out")
         assert self._transport is not None
         self._sink, self._head_only, self.timeout = sink, head_only, timeout
-        self._upgrade, self._body, self._stalled = upgrade, body, False
+        self._upgrade, self._body, self._stalled, self._unsent = upgrade, body, False, 0
         self._headers, self._got, self._headed, self.first = [], 0, False, b""
         self.reusable = False
         done = self._done = self.loop.create_future()
@@ -100,10 +100,9 @@ class Exchanging(ChildConnection):
         """From the sweeper: end the exchange if the child has been silent too long."""
         assert self.timeout is not None
         body = self._body
-        sending = body is not None and not body.complete
-        if self._paused or (sending and self._taking()):
-            # The client is slow to read, or still sending and the child takes it: the
-            # child's clock waits.
+        if self._paused or (body is not None and self._taking(body)):
+            # The client is slow to read, or the body is still on its way to the child, who
+            # takes it: the child's clock waits.
             self._progress = now
             return
         if now - self._progress < self.timeout:
@@ -111,7 +110,7 @@ class Exchanging(ChildConnection):
         self._disarm()
         if self._headed:
             self._fail(None, f"the child sent nothing for {self.timeout:g}s (its <timeout>)")
-        elif sending:
+        elif body is not None and (not body.complete or self._unsent):
             self._fail(ChildTimeout(
                 f"the child took no more of the request body for {self.timeout:g}s (its "
                 "<timeout>)"
@@ -121,11 +120,13 @@ class Exchanging(ChildConnection):
                 f"the child did not begin its answer within {self.timeout:g}s (its <timeout>)"
             ), "")  # fmt: skip
 
-    def _taking(self) -> bool:
-        """Whether the child takes the streaming body: our writes do not wait for it, or
-        fewer bytes wait for it than at the last look, in our buffer and the kernel's (a
-        slow reader drains the kernel's first, long before our writes resume)."""
-        if not self._stalled:
+    def _taking(self, body: Body) -> bool:
+        """Whether the child's clock waits for a streaming body: the client still sends it
+        and our writes do not wait for the child, or fewer of its bytes wait for the child
+        than at the last look, in our buffer and the kernel's (a slow reader drains the
+        kernel's first, long before our writes resume, and goes on after the last is
+        written)."""
+        if not body.complete and not self._stalled:
             return True
         unsent, before = self._waiting_bytes(), self._unsent
         self._unsent = unsent

@@ -5,15 +5,15 @@ Listens on $PORT; the last path segment picks the answer (ANSWERS), written as i
 answer of IN_PARTS is written in parts; `echo` reads the request's Content-Length body and
 answers the head and body it received (it never sends 100 Continue, as many small servers do
 not); `hangup` closes the connection at once, its body unread and unanswered; `stall` reads
-nothing more and answers nothing. A POST to `/` is an `http` envelope request: its answer is
-an envelope whose body is the last segment of the request's uri (`envelope`). Connections
-are kept alive, several requests in turn, so that an answer that leaves bytes behind
-(`extra`, `nocontent-body`) would show in the next request's answer if the proxy used the
-connection again. `quiet` and `keeps-1s` answer how many requests their connection has
-carried, `keeps-1s` saying `Keep-Alive: timeout=1`; a connection whose last answer was
-`quiet` closes unanswered a request that comes after 1.6 s idle: a server closing it for
-idleness just as the request came. `late` answers `ok` after 0.5 s. Standard library
-only.
+nothing more and answers nothing; `sip` reads the body 64 KiB a tenth of a second and
+answers its size. A POST to `/` is an `http` envelope request: its answer is an envelope
+whose body is the last segment of the request's uri (`envelope`). Connections are kept
+alive, several requests in turn, so that an answer that leaves bytes behind (`extra`,
+`nocontent-body`) would show in the next request's answer if the proxy used the connection
+again. `quiet` and `keeps-1s` answer how many requests their connection has carried,
+`keeps-1s` saying `Keep-Alive: timeout=1`; a connection whose last answer was `quiet` closes
+unanswered a request that comes after 1.6 s idle: a server closing it for idleness just as
+the request came. `late` answers `ok` after 0.5 s. Standard library only.
 """
 
 import base64
@@ -138,6 +138,17 @@ def serve(conn: socket.socket) -> None:
             if name == "stall":
                 time.sleep(600)  # reads nothing more, answers nothing (the process is stopped)
                 return
+            if name == "sip":  # reads the body slowly but steadily, then answers its size
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+                got = len(buffer)
+                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                while got < length:
+                    time.sleep(0.1)
+                    got += len(conn.recv(65536))
+                said = b"%d" % got
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(said), said))
+                buffer = b""
+                continue
             if name == "late":
                 time.sleep(0.5)  # then `ok`
             if name in ("quiet", "keeps-1s"):
