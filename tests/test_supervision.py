@@ -21,6 +21,7 @@ from tests.helpers import (
     CHILDREN,
     PYTHON,
     Load,
+    Running,
     WriteManifest,
     alive,
     behave_after,
@@ -619,6 +620,23 @@ async def test_reload_under_load_changes_routes_without_errors(
     assert old_b in on_b.pids and len(on_b.pids) == 2
 
 
+async def _across_a_reload(
+    run: Running, target: str, write_manifest: WriteManifest, replacement: str
+) -> tuple[int, str | None, str]:
+    """GET `target` as it waits for process d (not started: gated.py), then a reload gives
+    its route to `replacement`: the answer's status, Retry-After and text."""
+
+    async def get() -> tuple[int, str | None, str]:
+        async with run.http.get(run.url + target) as reply:
+            return reply.status, reply.headers.get("Retry-After"), await reply.text()
+
+    waiting = asyncio.create_task(get())
+    assert await eventually(lambda: run.pool("d").waiting == 1)
+    write_manifest(replacement)
+    await run.started.reload(True, [])
+    return await asyncio.wait_for(waiting, 15)
+
+
 @pytest.mark.parametrize(("mode", "script"), [("http", "behave.py"),
                                              ("passthrough", "web_child.py")])  # fmt: skip
 async def test_a_request_waiting_as_a_reload_gives_its_route_away_goes_on_if_it_can(
@@ -633,16 +651,10 @@ async def test_a_request_waiting_as_a_reload_gives_its_route_away_goes_on_if_it_
     os.mkfifo(gate)
     path = write_manifest(process_xml("d", "/y/*", script="gated.py", args=(str(gate),)))
     async with running(path, socket_dir, wait=False) as run:
-
-        async def get() -> tuple[int, str | None, dict[str, object]]:
-            async with run.http.get(run.url + "/y/echo") as reply:
-                return reply.status, reply.headers.get("Retry-After"), await reply.json()
-
-        waiting = asyncio.create_task(get())
-        assert await eventually(lambda: run.pool("d").waiting == 1)
-        write_manifest(process_xml("e", "/y/*", mode=mode, script=script))
-        await run.started.reload(True, [])
-        status, retry_after, body = await asyncio.wait_for(waiting, 10)
+        replacement = process_xml("e", "/y/*", mode=mode, script=script)
+        status, retry_after, text = await _across_a_reload(run, "/y/echo", write_manifest,
+                                                           replacement)  # fmt: skip
+    body = json.loads(text)
     if mode == "http":
         assert status == 200 and body["uri"] == "/y/echo", body
     else:
@@ -667,18 +679,11 @@ async def test_a_request_a_reload_reroutes_goes_on_only_if_cut_for_the_same_pref
     path = write_manifest(process_xml("d", "/y/*", mode="passthrough", script="gated.py",
                                       args=(str(gate), "--web"), extra=strip))  # fmt: skip
     async with running(path, socket_dir, wait=False) as run:
-
-        async def get() -> tuple[int, dict[str, object]]:
-            async with run.http.get(run.url + "/y/echo") as reply:
-                return reply.status, await reply.json()
-
-        waiting = asyncio.create_task(get())
-        assert await eventually(lambda: run.pool("d").waiting == 1)
         extra = f"<strip_prefix>{prefix}</strip_prefix>" if prefix else ""
-        write_manifest(process_xml("e", "/y/*", mode="passthrough", script="web_child.py",
-                                   extra=extra))  # fmt: skip
-        await run.started.reload(True, [])
-        status, body = await asyncio.wait_for(waiting, 10)
+        replacement = process_xml("e", "/y/*", mode="passthrough", script="web_child.py",
+                                  extra=extra)  # fmt: skip
+        status, _, text = await _across_a_reload(run, "/y/echo", write_manifest, replacement)
+    body = json.loads(text)
     if prefix:
         assert status == 200 and body["path"] == "/echo", body
     else:
@@ -702,17 +707,10 @@ async def test_a_request_a_reload_reroutes_has_the_new_processes_timeout(
                                       args=(str(gate), "--web"),
                                       extra=strip + "<timeout>1s</timeout>"))  # fmt: skip
     async with running(path, socket_dir, wait=False, fast_lane=fast_lane) as run:
-
-        async def get() -> tuple[int, str]:
-            async with run.http.get(run.url + "/y/slow") as reply:  # answered after 2 s
-                return reply.status, await reply.text()
-
-        waiting = asyncio.create_task(get())
-        assert await eventually(lambda: run.pool("d").waiting == 1)
-        write_manifest(process_xml("e", "/y/*", mode="passthrough", script="web_child.py",
-                                   extra=strip + "<timeout>10s</timeout>"))  # fmt: skip
-        await run.started.reload(True, [])
-        assert await asyncio.wait_for(waiting, 15) == (200, "late\n")
+        replacement = process_xml("e", "/y/*", mode="passthrough", script="web_child.py",
+                                  extra=strip + "<timeout>10s</timeout>")  # fmt: skip
+        status, _, text = await _across_a_reload(run, "/y/slow", write_manifest, replacement)
+        assert (status, text) == (200, "late\n")  # (/slow answers after 2 s)
 
 
 async def test_a_reload_does_not_wait_for_the_one_before_it_to_stop_what_it_replaced(
