@@ -19,6 +19,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -33,6 +34,8 @@ from local_lambdas.config_values import (
 )
 
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+# What a path element is given by a user who takes it for a switch (<strip_prefix>true).
+_SWITCH_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "1", "0"})
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
@@ -193,9 +196,15 @@ class Process(BaseModel):
 
     @field_validator("strip_prefix", "ready_path")
     @classmethod
-    def _is_a_path(cls, value: str | None) -> str | None:
+    def _is_a_path(cls, value: str | None, info: ValidationInfo) -> str | None:
+        stripping = info.field_name == "strip_prefix"
         if value == "":
-            raise ValueError("is empty: remove it, or write a path such as /api")
+            raise ValueError(f"is empty: remove it, or write a path such as "
+                             f"{'/api' if stripping else '/health'}")  # fmt: skip
+        if value is not None and value.lower() in _SWITCH_WORDS:
+            raise ValueError("is not a switch: write " + (
+                "the prefix to take off the path, such as /api for the route /api/*"
+                if stripping else "the path to ask, such as /health"))  # fmt: skip
         if value is not None and not value.startswith("/"):
             raise ValueError(f'must start with "/": write "/{value.lstrip("/")}"')
         return value

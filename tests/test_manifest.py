@@ -295,6 +295,22 @@ CASES: dict[str, tuple[str | bytes, list[tuple[int | None, str]]]] = {
             (8, '<strip_prefix> "" is empty: remove it, or write a path such as /api'),
         ],
     ),
+    "a path element taken for a switch": (  # as other proxies' strip-prefix options read
+        process(
+            *OK,
+            "<communication_mode>passthrough</communication_mode>",
+            "<strip_prefix>true</strip_prefix>",
+            "<ready_path>Yes</ready_path>",
+        ),
+        [
+            (
+                7,
+                '<strip_prefix> "true" is not a switch: write the prefix to take off the '
+                "path, such as /api for the route /api/*",
+            ),
+            (8, '<ready_path> "Yes" is not a switch: write the path to ask, such as /health'),
+        ],
+    ),
     "a route in mode none": (  # nothing is routed to a worker: its routes would 503 for ever
         process(*OK, "<communication_mode>none</communication_mode>", "<timeout>5s</timeout>"),
         [
