@@ -7,9 +7,11 @@ manifest's reader reports these at load; instances and tasks use the same lookup
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -95,9 +97,12 @@ def interpreter_problem(path: str, find: Callable[[str], str | None] | None = No
         return None
     try:
         with open(path, "rb") as script:
-            first = script.readline(256)
+            head = script.read(256)
     except OSError:
         return None
+    if foreign := foreign_program(head):
+        return foreign
+    first = head.partition(b"\n")[0]
     if not first.startswith(b"#!"):
         meant = _BY_SUFFIX.get(Path(path).suffix.lower())
         if meant is None or first.startswith(b"\x7fELF"):
@@ -121,6 +126,62 @@ def interpreter_problem(path: str, find: Callable[[str], str | None] | None = No
         return (f'starts with "{shown}", and {program} is not found on its PATH; install it, '
                 "put its folder on PATH (<env>), or fix that line")  # fmt: skip
     return None
+
+
+# ELF's e_machine numbers, as people name the processors.
+_MACHINES = {3: "x86 (32-bit)", 8: "MIPS", 20: "PowerPC", 21: "PowerPC64", 22: "IBM Z",
+             40: "ARM (32-bit)", 62: "x86-64", 183: "ARM64 (aarch64)", 243: "RISC-V"}  # fmt: skip
+_MACH_O = (b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe", b"\xca\xfe\xba\xbe")
+
+
+def foreign_program(head: bytes) -> str | None:
+    """Why a file that begins with `head` (its first 20 bytes or more) is a program for
+    another system or processor, which this one cannot run (a shell that an exec falls back
+    to would read it as a script: "ELF: not found", exit 127); None for any other file, and
+    on Windows (whose own error says it)."""
+    if IS_WINDOWS:
+        return None
+    here = "macOS" if sys.platform == "darwin" else "Linux" if sys.platform == "linux" else ""
+    if head.startswith(b"\x7fELF") and len(head) >= 20:
+        if sys.platform == "darwin":
+            return "is a Linux program (ELF); build or download it for macOS"
+        theirs, ours = _elf_machine(head), _this_machine()
+        if ours is None or theirs == ours or (theirs, ours) == (3, 62):
+            return None  # (x86's 32-bit programs run on x86-64)
+        name = _MACHINES.get(ours, f"machine {ours}")
+        return (f"is a program for {_MACHINES.get(theirs, f'machine {theirs}')} processors, "
+                f"and this machine's are {name}; build or download it for {name}")  # fmt: skip
+    if head.startswith(_MACH_O) and sys.platform != "darwin":
+        return f"is a macOS program (Mach-O); build or download it for {here or sys.platform}"
+    if head.startswith(b"MZ"):
+        return (f"is a Windows program; build or download it for {here or sys.platform}, "
+                "or run it with Wine (<executable>wine</executable>, it in an <arg>)")  # fmt: skip
+    return None
+
+
+def foreign_file(path: str) -> str | None:
+    """foreign_program of the file at `path`; None when it cannot be read."""
+    try:
+        with open(path, "rb") as program:
+            return foreign_program(program.read(20))
+    except OSError:
+        return None
+
+
+def _elf_machine(head: bytes) -> int:
+    """An ELF header's e_machine, in the byte order its EI_DATA gives."""
+    return int.from_bytes(head[18:20], "big" if head[5] == 2 else "little")
+
+
+@functools.cache
+def _this_machine() -> int | None:
+    """This machine's e_machine, read from the running Python; None if it cannot be."""
+    try:
+        with open(sys.executable, "rb") as program:
+            head = program.read(20)
+    except OSError:
+        return None
+    return _elf_machine(head) if head.startswith(b"\x7fELF") and len(head) == 20 else None
 
 
 def _env_program(words: list[bytes]) -> str | None:

@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Literal, cast
 
 from local_lambdas._compat import adoption, processes
+from local_lambdas.executables import foreign_file
 
 if TYPE_CHECKING:
     from local_lambdas.orphan_watchdog import Watchdog
@@ -42,6 +45,8 @@ async def spawn(
     """Start `executable` in a process group of its own, its output to `output`, the group
     watched by `watchdog` until `release`; raises OSError when it cannot be started. Its
     input: a pipe kept open while `serving`, else /dev/null (a task, a build)."""
+    if foreign_file(executable):  # (uvloop's exec would run it as a shell script)
+        raise OSError(errno.ENOEXEC, os.strerror(errno.ENOEXEC), executable)
     loop = asyncio.get_running_loop()
     # Read before the start: a daemon's first process (nginx's) may have exited, its start
     # unreadable, by the time the start returns, and what it forked off was then not found.

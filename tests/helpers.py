@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
+import importlib.util
 import inspect
 import io
 import json
@@ -49,6 +50,11 @@ PYTHON = sys.executable
 # hundreds of them.
 _STDLIB_ONLY = frozenset({"behave.py", "early_answer.py", "gated.py", "raw_http.py",
                           "slow_start.py", "static_files.py", "strict.py", "wild.py"})  # fmt: skip
+# uvloop comes with the test extra; without it (or on Windows) its tests say so and skip.
+NEEDS_UVLOOP = pytest.mark.skipif(
+    importlib.util.find_spec("uvloop") is None, reason="uvloop is not installed"
+)
+UVLOOP = pytest.param("uvloop", marks=NEEDS_UVLOOP)
 
 
 def process_xml(

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,9 @@ from local_lambdas.output import Printer
 from tests import helpers
 from tests.helpers import (
     CHILDREN,
+    NEEDS_UVLOOP,
     PYTHON,
+    UVLOOP,
     WAIT,
     Cli,
     WriteManifest,
@@ -52,10 +53,6 @@ from tests.helpers import (
     signal_twice_at_once,
     worker_xml,
 )
-
-# uvloop comes with the test extra; without it (or on Windows) its tests say so and skip.
-NEEDS_UVLOOP = pytest.mark.skipif(find_spec("uvloop") is None, reason="uvloop is not installed")
-UVLOOP = pytest.param("uvloop", marks=NEEDS_UVLOOP)
 
 
 def wrapped_manifest(write_manifest: WriteManifest, pid_file: Path) -> Path:

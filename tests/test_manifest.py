@@ -548,6 +548,44 @@ def test_a_script_whose_first_line_cannot_run_it_is_named(tmp_path: Path) -> Non
     ]  # (env -i and its like are not judged)
 
 
+def _elf(machine: int) -> bytes:
+    """The first bytes of a 64-bit little-endian ELF executable for `machine`."""
+    return b"\x7fELF\x02\x01\x01" + bytes(9) + b"\x02\x00" + machine.to_bytes(2, "little")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="ELF programs are Linux's")
+def test_a_program_for_another_system_or_processor_is_named(tmp_path: Path) -> None:
+    """A program this machine cannot run, which the kernel refuses and uvloop's exec then
+    hands to the shell ("ELF: not found", exit 127): a build for another processor, for
+    macOS, for Windows, said at load with what to do. One for this machine is not, nor
+    x86's 32-bit programs, which x86-64 runs."""
+    with open(sys.executable, "rb") as python:
+        ours = python.read(20)
+    programs = {"riscv": _elf(243), "mac": b"\xcf\xfa\xed\xfe\x07\x00\x00\x01",
+                "app.exe": b"MZ\x90\x00\x03", "native": ours, "i386": _elf(3)}  # fmt: skip
+    for name, head in programs.items():
+        (tmp_path / name).write_bytes(head + bytes(64))
+        (tmp_path / name).chmod(0o755)
+    with pytest.raises(ManifestError) as caught:
+        load(tmp_path, "<manifest>" + "".join(
+            f"<process><id>{name.replace('.', '-')}</id><executable>./{name}</executable>"
+            f"<route>/{name}/*</route></process>" for name in programs
+        ) + "</manifest>")  # fmt: skip
+    said = [p.message for p in caught.value.problems]
+    assert len(said) == 3, said
+    assert said[0].startswith(
+        '<process id="riscv">: <executable> "./riscv" is a program for RISC-V processors, '
+        "and this machine's are "
+    ), said[0]
+    assert said[1:] == [
+        '<process id="mac">: <executable> "./mac" is a macOS program (Mach-O); build or '
+        "download it for Linux",
+        '<process id="app-exe">: <executable> "./app.exe" is a Windows program; build or '
+        "download it for Linux, or run it with Wine (<executable>wine</executable>, it in an "
+        "<arg>)",
+    ]
+
+
 def test_one_pass_reports_every_problem_once_per_cause(tmp_path: Path) -> None:
     """A process with a misspelt element, a bad value, a missing working directory and an
     executable that is not there: all four, and no "missing <route>" beside "<rout>"."""

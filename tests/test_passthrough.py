@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import importlib.util
 import itertools
 import json
 import logging
@@ -27,6 +26,7 @@ from local_lambdas.transports import upstream
 from tests.helpers import (
     CHILDREN,
     NEEDS_NODE,
+    NEEDS_UVLOOP,
     ON_SHARED_LOOP,
     SharedProxies,
     WriteManifest,
@@ -786,7 +786,7 @@ async def test_an_upload_still_coming_when_the_child_hung_up_gets_the_502(
     assert "Fatal error" not in caplog.text and "Traceback" not in caplog.text, caplog.text
 
 
-@pytest.mark.skipif(importlib.util.find_spec("uvloop") is None, reason="uvloop is not installed")
+@NEEDS_UVLOOP
 async def test_an_upload_still_coming_when_the_child_hung_up_gets_the_502_on_uvloop(
     write_manifest: WriteManifest,
 ) -> None:

@@ -20,6 +20,7 @@ from local_lambdas.states import State
 from tests.helpers import (
     CHILDREN,
     PYTHON,
+    UVLOOP,
     Load,
     Running,
     WriteManifest,
@@ -915,3 +916,27 @@ async def test_a_script_saved_with_crlf_after_the_start_is_named_at_its_restart(
         os.kill(child.pid or 0, signal.SIGKILL)
         assert await run.pool("svc").wait_for(lambda: child.state.value == "FATAL", 10)
         assert "cannot run" in child.reason and "has Windows line endings" in child.reason
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="ELF programs are Linux's")
+@pytest.mark.parametrize("loop", ["asyncio", UVLOOP])
+async def test_a_program_rebuilt_for_another_processor_is_named_at_its_restart(
+    write_manifest: WriteManifest, tmp_path: Path, loop: str
+) -> None:
+    """A child's program rebuilt for the wrong processor while it runs (GOARCH=riscv64):
+    its restart says so, under asyncio (whose exec fails, ENOEXEC) and under uvloop (whose
+    exec hands the file to the shell, leaving "ELF: not found" and exit 127 to read)."""
+    program = tmp_path / "server"
+    program.write_bytes(f"#!/bin/sh\nexec {PYTHON} -S {CHILDREN / 'behave.py'}\n".encode())
+    program.chmod(0o755)
+    path = write_manifest(
+        f"<process><id>svc</id><executable>{program}</executable><route>/api/*</route>"
+        "<start_retries>1</start_retries></process>"
+    )
+    async with cli(str(path), "--bind", "127.0.0.1:0", "--event-loop", loop) as run:
+        pid = int((await run.expect(r"svc: ready .*\(pid (\d+),")).group(1))
+        riscv = b"\x7fELF\x02\x01\x01" + bytes(9) + b"\x02\x00\xf3\x00" + bytes(64)
+        program.write_bytes(riscv)
+        os.kill(pid, signal.SIGKILL)
+        said = (await run.expect(r"svc: FATAL: .*")).group(0)
+        assert "cannot run" in said and "is a program for RISC-V processors" in said, said
