@@ -13,6 +13,7 @@ from local_lambdas import _compat, explain
 from local_lambdas._compat import adoption, limits, processes
 from local_lambdas.config import Manifest, Settings
 from local_lambdas.errors import CommandNotRun, NotAllReady
+from local_lambdas.executables import foreign_file
 from local_lambdas.lifecycle import Started, started
 from local_lambdas.output import Printer
 from local_lambdas.roster import DOWN
@@ -52,6 +53,7 @@ async def run_command(
 
 async def _started_command(command: list[str], run: Started) -> asyncio.subprocess.Process:
     """The command started against the run; CommandNotRun, as a shell says it, if not."""
+    _refuse_missing(command[0])  # (again: a <task> may have made it, or changed it)
     try:
         proc = await asyncio.create_subprocess_exec(
             *command,
@@ -72,9 +74,11 @@ async def _started_command(command: list[str], run: Started) -> asyncio.subproce
 
 def _refuse_missing(program: str) -> None:
     """CommandNotRun, as a shell says it, for a program that is not there, or a path that is
-    a folder or not executable: told before any child starts, not once they all are ready.
+    a folder or not executable, or a program for another processor or system
+    (executables.foreign_program): told before any child starts, not once they all are ready.
     (What the system still refuses to run, a script whose interpreter is missing, say, is
     told as the command starts.)"""
+    found = program
     if os.sep in program or (os.altsep is not None and os.altsep in program):
         if not os.path.exists(program):
             raise CommandNotRun(f"{program}: No such file or directory", 127)
@@ -82,8 +86,12 @@ def _refuse_missing(program: str) -> None:
             raise CommandNotRun(f"{program}: Is a directory", 126)
         if not os.access(program, os.X_OK):
             raise CommandNotRun(f"{program}: Permission denied", 126)
-    elif _compat.which(program) is None:
+    elif (on_path := _compat.which(program)) is None:
         raise CommandNotRun(f"{program}: command not found", 127)
+    else:
+        found = on_path
+    if foreign := foreign_file(found):  # (uvloop's exec would hand it to the shell)
+        raise CommandNotRun(f"{program}: {foreign}", 126)
 
 
 async def _all_ready(run: Started, timeout: float) -> None:

@@ -1016,12 +1016,17 @@ def test_an_option_value_that_is_a_command_word_is_a_value(
     ("./no-such-script.sh", 127, "./no-such-script.sh: No such file or directory", True),
     (__file__, 126, f"{__file__}: Permission denied", True),  # a file that is not executable
     (str(CHILDREN), 126, f"{CHILDREN}: Is a directory", True),
+    pytest.param("./riscv", 126, "./riscv: is a program for RISC-V processors", True,
+                 marks=pytest.mark.skipif(sys.platform != "linux", reason="ELF is Linux's")),
 ])  # fmt: skip
 def test_run_exits_like_a_shell_when_its_command_cannot_run(
     tmp_path: Path, command: str, status: int, says: str, first: bool
 ) -> None:
     """A command that is not there, or cannot run, is told before any child starts (`first`),
-    not once the whole backend is up."""
+    not once the whole backend is up: a build for another processor too, which uvloop's
+    exec would hand to the shell ("ELF: not found")."""
+    (tmp_path / "riscv").write_bytes(_elf(243) + bytes(64))
+    (tmp_path / "riscv").chmod(0o755)
     (tmp_path / "manifest.xml").write_text(
         f"<manifest><process><id>svc</id><executable>{sys.executable}</executable>"
         f"<arg>{CHILDREN / 'behave.py'}</arg><route>/api/*</route></process></manifest>"
