@@ -7,12 +7,13 @@ manifest's reader reports these at load; instances and tasks use the same lookup
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import re
 import shlex
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -166,6 +167,15 @@ def foreign_file(path: str) -> str | None:
             return foreign_program(program.read(20))
     except OSError:
         return None
+
+
+def as_shell_script(refused: OSError, command: Sequence[str]) -> list[str] | None:
+    """`command` run through /bin/sh when its exec was `refused` as no program (ENOEXEC): a
+    file with no #! line is a shell script, as execvp, the shells and uvloop's exec take it
+    (asyncio's exec refuses it). None for another refusal, and on Windows."""
+    if refused.errno != errno.ENOEXEC or IS_WINDOWS:
+        return None
+    return ["/bin/sh", which(command[0]) or command[0], *command[1:]]
 
 
 def _elf_machine(head: bytes) -> int:

@@ -13,7 +13,7 @@ from local_lambdas import _compat, explain
 from local_lambdas._compat import adoption, limits, processes
 from local_lambdas.config import Manifest, Settings
 from local_lambdas.errors import CommandNotRun, NotAllReady
-from local_lambdas.executables import foreign_file
+from local_lambdas.executables import as_shell_script, foreign_file
 from local_lambdas.lifecycle import Started, started
 from local_lambdas.output import Printer
 from local_lambdas.roster import DOWN
@@ -54,16 +54,22 @@ async def run_command(
 async def _started_command(command: list[str], run: Started) -> asyncio.subprocess.Process:
     """The command started against the run; CommandNotRun, as a shell says it, if not."""
     _refuse_missing(command[0])  # (again: a <task> may have made it, or changed it)
+    env = {
+        **os.environ,
+        "LOCAL_LAMBDAS_URL": run.url,
+        processes.SPAWN_MARK: f"{run.supervisor.run_mark}.command.",
+    }
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *command,
-            env={
-                **os.environ,
-                "LOCAL_LAMBDAS_URL": run.url,
-                processes.SPAWN_MARK: f"{run.supervisor.run_mark}.command.",
-            },
-            **limits.command_options(),
-        )
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *command, env=env, **limits.command_options()
+            )
+        except OSError as exc:
+            if (script := as_shell_script(exc, command)) is None:
+                raise
+            proc = await asyncio.create_subprocess_exec(
+                *script, env=env, **limits.command_options()
+            )
     except FileNotFoundError as exc:
         raise CommandNotRun(f"{command[0]}: command not found", 127) from exc
     except OSError as exc:  # found, but not runnable

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Literal, cast
 
 from local_lambdas._compat import adoption, processes
-from local_lambdas.executables import foreign_file
+from local_lambdas.executables import as_shell_script, foreign_file
 
 if TYPE_CHECKING:
     from local_lambdas.orphan_watchdog import Watchdog
@@ -51,11 +51,11 @@ async def spawn(
     # Read before the start: a daemon's first process (nginx's) may have exited, its start
     # unreadable, by the time the start returns, and what it forked off was then not found.
     since = processes.ticks_now()
-    with adoption.starting(since):
+
+    async def started_as(*command: str) -> Spawned:
         _, started = await loop.subprocess_exec(
             lambda: Spawned(output, mark, watchdog),
-            executable,
-            *args,
+            *command,
             cwd=cwd,
             env=env,
             stdin=asyncio.subprocess.PIPE if serving else asyncio.subprocess.DEVNULL,
@@ -63,6 +63,15 @@ async def spawn(
             stderr=asyncio.subprocess.PIPE,
             **processes.spawn_options(),
         )
+        return started
+
+    with adoption.starting(since):
+        try:
+            started = await started_as(executable, *args)
+        except OSError as exc:
+            if (script := as_shell_script(exc, [executable, *args])) is None:
+                raise
+            started = await started_as(*script)
         processes.spawned(started.pid)
     started.since = since
     if watchdog is not None:

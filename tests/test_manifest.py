@@ -16,7 +16,7 @@ from local_lambdas import cli, executables, manifest, manifest_elements
 from local_lambdas._compat import IS_WINDOWS
 from local_lambdas.config import Manifest, Mode
 from local_lambdas.errors import ManifestError
-from tests.helpers import CHILDREN, dedent, loaded_by, run_main
+from tests.helpers import CHILDREN, UVLOOP, dedent, loaded_by, run_main
 
 LEGACY = dedent("""
     <?xml version="1.0" encoding="UTF-8"?>
@@ -1048,6 +1048,27 @@ def test_run_takes_a_command_its_task_makes(tmp_path: Path) -> None:
         f"<arg>{CHILDREN / 'behave.py'}</arg><route>/api/*</route></process></manifest>"
     )
     result = run_cli("run", "--", "./made.sh", cwd=tmp_path)
+    assert result.returncode == 7, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(IS_WINDOWS, reason="no shell scripts on Windows")
+@pytest.mark.parametrize("loop", ["asyncio", UVLOOP])
+def test_scripts_with_no_shebang_run_through_the_shell_under_either_loop(
+    tmp_path: Path, loop: str
+) -> None:
+    """A shell script with no #! line, as a child or as run's command, runs through /bin/sh
+    as a shell runs it (and execvp, and uvloop's exec): asyncio's exec refused it, so that
+    whether it ran hung on the event loop."""
+    (tmp_path / "serve").write_text(f"exec {sys.executable} -S {CHILDREN / 'behave.py'}\n")
+    fetch = "import os, urllib.request as u; u.urlopen(os.environ['LOCAL_LAMBDAS_URL'] + '/api/x')"
+    (tmp_path / "smoke").write_text(f'{sys.executable} -c "{fetch}" && exit 7\n')
+    for name in ("serve", "smoke"):
+        (tmp_path / name).chmod(0o755)
+    (tmp_path / "manifest.xml").write_text(
+        "<manifest><process><id>svc</id><executable>./serve</executable>"
+        "<route>/api/*</route></process></manifest>"
+    )
+    result = run_cli("run", "--event-loop", loop, "--", "./smoke", cwd=tmp_path)
     assert result.returncode == 7, result.stdout + result.stderr
 
 
