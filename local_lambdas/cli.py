@@ -276,3 +276,20 @@ def _configure_logging(printer: Printer, level: int) -> None:
         logger.handlers[:] = [handler]
         logger.setLevel(at)
         logger.propagate = False
+    logging.getLogger("asyncio").addFilter(_unaccepted_said_once)
+
+
+def _unaccepted_said_once(record: logging.LogRecord) -> bool:
+    """asyncio's "socket.accept() out of system resource", which its loop logs for each
+    refused accept (thousands a second while the proxy is out of descriptors), as one line
+    that says what it means, once a minute at most."""
+    if not str(record.msg).startswith("socket.accept() out of system resource"):
+        return True
+    from local_lambdas._compat import limits
+
+    said = limits.unaccepted_clients()
+    if said is None:
+        return False
+    record.msg, record.args, record.exc_info, record.exc_text = said, (), None, None
+    record.levelno, record.levelname = logging.WARNING, "WARNING"
+    return True

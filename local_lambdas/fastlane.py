@@ -88,14 +88,15 @@ class FastLane:
             self._sweeper = loop.call_later(_SWEEP_EVERY, self.sweep)
 
     def _near_the_open_files_limit(self) -> None:
-        """Say once when the process nears its limit of open files: past it the event loop
-        refuses new clients by closing them unanswered, and nothing else says why."""
+        """Say once when the process nears its limit of open files: past it uvloop closes
+        new clients unanswered, and says nothing (asyncio's loop leaves them waiting, and
+        cli._unaccepted_said_once says so)."""
         counted = limits.open_files()
         if counted is not None and counted[0] * 10 >= counted[1] * 9:
             self._told_full = True
             log.warning(
                 "%d of the %d files this process may open are open (%d clients connected): "
-                "past the limit new clients are closed unanswered; raise it (ulimit -n, or "
+                "past the limit new clients are closed unanswered or wait; raise it (ulimit -n, or "
                 "a container's nofile limit)",
                 counted[0], counted[1], len(self.connections),
             )  # fmt: skip

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import errno
 import hashlib
 import ipaddress
 import logging
@@ -21,6 +22,7 @@ import ssl
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 
+from local_lambdas._compat import limits
 from local_lambdas.errors import StartupError
 
 log = logging.getLogger("local_lambdas.tls")
@@ -164,6 +166,11 @@ class Front(asyncio.AbstractServer):
             try:
                 connection, _ = await self._loop.sock_accept(listening)
             except OSError as exc:  # out of file descriptors, a connection reset at once...
+                if exc.errno in (errno.EMFILE, errno.ENFILE):
+                    if said := limits.unaccepted_clients():
+                        log.warning("%s", said)
+                    await asyncio.sleep(1.0)  # (as asyncio's own accept waits)
+                    continue
                 log.warning("HTTPS: cannot accept a connection: %s", exc.strerror or exc)
                 await asyncio.sleep(0.1)
                 continue

@@ -18,6 +18,7 @@ import time
 from functools import partial
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from local_lambdas import _compat
@@ -712,6 +713,41 @@ async def test_the_listener_holds_a_crowd_of_connections_until_accepted(
     cap = _somaxconn()
     backlogs = [int(line.split()[2]) for line in listed.splitlines()]  # Send-Q, for a listener
     assert backlogs and all(b == min(2048, cap) for b in backlogs), listed
+
+
+@pytest.mark.skipif(_compat.IS_WINDOWS, reason="POSIX's limit on open files")
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+async def test_clients_past_the_open_files_limit_wait_and_it_is_said_once(
+    write_manifest: WriteManifest, tls: bool
+) -> None:
+    """Out of descriptors (ulimit -n 64 here, clients holding connections open), a new
+    client waits to be accepted, and the proxy says why in one line: asyncio's loop logged
+    its "socket.accept() out of system resource" for each refused accept, thousands of
+    lines a second (CPython gh-151615), and the HTTPS listener ten a second. Once the
+    connections close, the next client is served."""
+    import resource
+
+    path = write_manifest(process_xml("svc", "/api/*"))
+    limited = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))  # noqa: E731
+    flags = ("--tls", "self-signed") if tls else ()
+    said = "cannot accept new clients: out of open files"
+    held: list[socket.socket] = []
+    async with cli(str(path), "--bind", "127.0.0.1:0", "--event-loop", "asyncio", *flags,
+                   preexec=limited) as run:  # fmt: skip
+        url = (await run.expect(r"listening on (https?://\S+)")).group(1)
+        await run.expect(r"svc: ready")
+        port = int(url.rsplit(":", 1)[1])
+        for _ in range(80):  # more than the proxy may open: the last wait in its backlog
+            held.append(socket.create_connection(("127.0.0.1", port)))
+        await run.expect(said)
+        for sock in held:
+            sock.close()
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url + "/api/x", ssl=False) as reply:  # (waits its turn)
+                assert reply.status == 200
+        await run.expect(r"200 GET /api/x ")  # (its output read up to that request's end)
+        # A second passed (the retry of the refused accept): unsaid again meanwhile.
+        assert sum(said in line for line in run.lines) == 1, run.lines[-20:]
 
 
 @LANES

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import Any
 
 from local_lambdas._compat import IS_LINUX
@@ -49,6 +50,27 @@ def open_files() -> tuple[int, int] | None:
         return len(os.listdir("/proc/self/fd")), soft
     except OSError:
         return None
+
+
+# How often at most the proxy says that it cannot accept new clients for want of descriptors:
+# each refused accept would say it again (asyncio's loop up to its backlog, 2048 times, for
+# each time the listener is readable: CPython gh-151615).
+_UNACCEPTED_EVERY = 60.0
+_unaccepted_said = float("-inf")
+
+
+def unaccepted_clients() -> str | None:
+    """What to say when a client cannot be accepted for want of descriptors (EMFILE); None
+    when it was said within the last minute."""
+    global _unaccepted_said
+    now = time.monotonic()
+    if now - _unaccepted_said < _UNACCEPTED_EVERY:
+        return None
+    _unaccepted_said = now
+    counted = open_files()
+    how_many = f" ({counted[0]} open, the limit {counted[1]})" if counted else ""
+    return (f"cannot accept new clients: out of open files{how_many}; they wait until "
+            "connections close; raise the limit (ulimit -n, a container's nofile)")  # fmt: skip
 
 
 def restore_open_files() -> None:
