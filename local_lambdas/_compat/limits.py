@@ -67,8 +67,12 @@ def unaccepted_clients() -> str | None:
     if now - _unaccepted_said < _UNACCEPTED_EVERY:
         return None
     _unaccepted_said = now
-    counted = open_files()
-    how_many = f" ({counted[0]} open, the limit {counted[1]})" if counted else ""
+    how_many = ""
+    if sys.platform != "win32":
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        how_many = f" (its limit: {limit})" if limit != resource.RLIM_INFINITY else ""
     return (f"cannot accept new clients: out of open files{how_many}; they wait until "
             "connections close; raise the limit (ulimit -n, a container's nofile)")  # fmt: skip
 
