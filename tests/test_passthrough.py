@@ -1096,6 +1096,13 @@ async def test_each_request_of_a_connection_reaches_the_child_with_its_own_heade
         (b"GET /web/echo/6 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", None, "127.0.0.1", None),
         # An absolute-form target's host is the request's, not Host's (RFC 9112 3.2.2).
         (b"GET http://c.example:81/web/echo/7 HTTP/1.1\r\n" + a, "c.example:81", fwd, "1"),
+        # ...and it is the one Host the child gets where the client sent none (HTTP/1.0).
+        (
+            b"GET http://d.example/web/echo/8 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+            "d.example",
+            "127.0.0.1",
+            None,
+        ),
     ]
     run = await shared.get(web_process(extra=STRIP), fast_lane=fast_lane)
     reader, writer = await connect(run.url)
@@ -1105,6 +1112,7 @@ async def test_each_request_of_a_connection_reaches_the_child_with_its_own_heade
         head, _, body = (await read_answer(reader)).partition(b"\r\n\r\n")
         seen = json.loads(body)
         got = dict((k.lower(), v) for k, v in seen["headers"])
+        assert [k.lower() for k, _ in seen["headers"]].count("host") == 1, seen["headers"]
         assert seen["path"] == f"/echo/{n}"
         assert got["host"] == (host or run.url.removeprefix("http://"))
         assert got["x-forwarded-host"] == got["host"]

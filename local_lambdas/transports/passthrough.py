@@ -150,7 +150,9 @@ class PassthroughTransport:
         if size is not None and request.body_exists:  # read whole: its length is known now
             headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
             headers.append(("Content-Length", str(size)))
-        if "Host" not in request.headers:  # HTTP/1.0 may omit it; the child must get one
+        if not any(name.lower() == "host" for name, _ in headers):
+            # HTTP/1.0 may omit it (and an absolute-form target's host is in `headers`
+            # already); the child, sent HTTP/1.1, must get one.
             headers = [("Host", own_address(request.transport)), *headers]
         sent = child_request(
             request.method, target, forwarded(headers), body or b"", client=request.remote,
