@@ -153,8 +153,24 @@ def _without_bom(raw: bytes | bytearray, exc: orjson.JSONDecodeError) -> object:
             "goes behind <communication_mode>passthrough</communication_mode>, on $PORT",
             bytes(raw),
         ) from exc
+    if (why := _not_utf8(raw)) is not None:
+        raise BadResponse(f"the child answered {why}: JSON is UTF-8", bytes(raw))
     what = "nothing" if not raw.strip() else "something that is not JSON"
     raise BadResponse(f"the child answered {what} ({exc})", bytes(raw)) from exc
+
+
+def _not_utf8(raw: bytes | bytearray) -> str | None:
+    """How an answer that did not parse is not UTF-8, where the JSON parser's own words
+    mislead ("surrogates not allowed"): UTF-16 (a byte order mark, or NULs between ASCII
+    characters: PowerShell 5's Out-File, .NET's Encoding.Unicode), or a byte that is no
+    UTF-8 (Latin-1's é, 0xe9); None for UTF-8."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in raw[:2]:
+        return "in UTF-16"
+    try:
+        bytes(raw).decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return f"bytes that are not UTF-8 (0x{raw[bad.start]:02x} at byte {bad.start})"
+    return None
 
 
 def whole_json(data: bytes | bytearray) -> bool:

@@ -315,6 +315,24 @@ def test_invalid_responses_name_the_cause(raw: str) -> None:
     assert caught.value.received == raw.encode()
 
 
+# Answers in another encoding than JSON's, which the parser's own words misnamed
+# ("str is not valid UTF-8: surrogates not allowed").
+BAD_ENCODINGS = {
+    '{"status": 200}'.encode("utf-16"): "answered in UTF-16: JSON is UTF-8",  # PowerShell 5
+    '{"status": 200}'.encode("utf-16-le"): "answered in UTF-16",  # .NET's Encoding.Unicode
+    '{"headers": {"X-A": "caf\u00e9"}}'.encode("latin-1"): (
+        "answered bytes that are not UTF-8 (0xe9 at byte 24): JSON is UTF-8"
+    ),
+}
+
+
+@pytest.mark.parametrize("raw", BAD_ENCODINGS)
+def test_an_answer_in_another_encoding_is_named_so(raw: bytes) -> None:
+    with pytest.raises(BadResponse) as caught:
+        decode_response(raw)
+    assert BAD_ENCODINGS[raw] in str(caught.value)
+
+
 # (policy, [(exit code, uptime)] -> expected verdicts)
 POLICY = [
     (Restart.ALWAYS, [(1, 0.1), (1, 0.1), (0, 0.1)],
