@@ -57,6 +57,14 @@ NEEDS_UVLOOP = pytest.mark.skipif(
 UVLOOP = pytest.param("uvloop", marks=NEEDS_UVLOOP)
 
 
+def elf_program(machine: int) -> bytes:
+    """The start of a 64-bit little-endian ELF executable for ELF machine `machine` (243:
+    RISC-V), padded: a program for another processor, to be refused."""
+    return (
+        b"\x7fELF\x02\x01\x01" + bytes(9) + b"\x02\x00" + machine.to_bytes(2, "little") + bytes(64)
+    )
+
+
 def process_xml(
     pid: str,
     route: str | list[str],

@@ -16,7 +16,7 @@ from local_lambdas import cli, executables, manifest, manifest_elements
 from local_lambdas._compat import IS_WINDOWS
 from local_lambdas.config import Manifest, Mode
 from local_lambdas.errors import ManifestError
-from tests.helpers import CHILDREN, UVLOOP, dedent, loaded_by, run_main
+from tests.helpers import CHILDREN, UVLOOP, dedent, elf_program, loaded_by, run_main
 
 LEGACY = dedent("""
     <?xml version="1.0" encoding="UTF-8"?>
@@ -508,6 +508,20 @@ CASES: dict[str, tuple[str | bytes, list[tuple[int | None, str]]]] = {
 }
 
 
+def _problems_of_executables(folder: Path, files: dict[str, bytes]) -> list[str]:
+    """The load's problems with a manifest of one process for each of `files`, written into
+    `folder` as executables (name: content), each its own <executable>."""
+    for name, text in files.items():
+        (folder / name).write_bytes(text)
+        (folder / name).chmod(0o755)
+    with pytest.raises(ManifestError) as caught:
+        load(folder, "<manifest>" + "".join(
+            f"<process><id>{name.replace('.', '-')}</id><executable>./{name}</executable>"
+            f"<route>/{name}/*</route></process>" for name in files
+        ) + "</manifest>")  # fmt: skip
+    return [p.message for p in caught.value.problems]
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="no #! lines on Windows")
 def test_a_script_whose_first_line_cannot_run_it_is_named(tmp_path: Path) -> None:
     """The kernel says only "No such file or directory" of a script that is there: a #!
@@ -522,15 +536,7 @@ def test_a_script_whose_first_line_cannot_run_it_is_named(tmp_path: Path) -> Non
                "envs.py": b"#!/usr/bin/env -S PYTHONUNBUFFERED=1 python3 -u\n",
                "envs-gone.js": b"#!/usr/bin/env -S X=1 nodejs9 --flag\n",
                "envi.py": b"#!/usr/bin/env -i python9\n"}  # fmt: skip
-    for name, text in scripts.items():
-        (tmp_path / name).write_bytes(text)
-        (tmp_path / name).chmod(0o755)
-    with pytest.raises(ManifestError) as caught:
-        load(tmp_path, "<manifest>" + "".join(
-            f"<process><id>{name.replace('.', '-')}</id><executable>./{name}</executable>"
-            f"<route>/{name}/*</route></process>" for name in scripts
-        ) + "</manifest>")  # fmt: skip
-    assert [p.message for p in caught.value.problems] == [
+    assert _problems_of_executables(tmp_path, scripts) == [
         '<process id="crlf-sh">: <executable> "./crlf.sh" has Windows line endings: its first '
         'line, "#!/bin/sh\\r", names an interpreter whose name ends in a CR; convert the file '
         f"to LF endings (dos2unix {tmp_path / 'crlf.sh'})",
@@ -548,11 +554,6 @@ def test_a_script_whose_first_line_cannot_run_it_is_named(tmp_path: Path) -> Non
     ]  # (env -i and its like are not judged)
 
 
-def _elf(machine: int) -> bytes:
-    """The first bytes of a 64-bit little-endian ELF executable for `machine`."""
-    return b"\x7fELF\x02\x01\x01" + bytes(9) + b"\x02\x00" + machine.to_bytes(2, "little")
-
-
 @pytest.mark.skipif(sys.platform != "linux", reason="ELF programs are Linux's")
 def test_a_program_for_another_system_or_processor_is_named(tmp_path: Path) -> None:
     """A program this machine cannot run, which the kernel refuses and uvloop's exec then
@@ -561,17 +562,10 @@ def test_a_program_for_another_system_or_processor_is_named(tmp_path: Path) -> N
     x86's 32-bit programs, which x86-64 runs."""
     with open(sys.executable, "rb") as python:
         ours = python.read(20)
-    programs = {"riscv": _elf(243), "mac": b"\xcf\xfa\xed\xfe\x07\x00\x00\x01",
-                "app.exe": b"MZ\x90\x00\x03", "native": ours, "i386": _elf(3)}  # fmt: skip
-    for name, head in programs.items():
-        (tmp_path / name).write_bytes(head + bytes(64))
-        (tmp_path / name).chmod(0o755)
-    with pytest.raises(ManifestError) as caught:
-        load(tmp_path, "<manifest>" + "".join(
-            f"<process><id>{name.replace('.', '-')}</id><executable>./{name}</executable>"
-            f"<route>/{name}/*</route></process>" for name in programs
-        ) + "</manifest>")  # fmt: skip
-    said = [p.message for p in caught.value.problems]
+    programs = {"riscv": elf_program(243), "mac": b"\xcf\xfa\xed\xfe\x07\x00\x00\x01",
+                "app.exe": b"MZ\x90\x00\x03", "native": ours + bytes(64),
+                "i386": elf_program(3)}  # fmt: skip
+    said = _problems_of_executables(tmp_path, programs)
     assert len(said) == 3, said
     assert said[0].startswith(
         '<process id="riscv">: <executable> "./riscv" is a program for RISC-V processors, '
@@ -1025,7 +1019,7 @@ def test_run_exits_like_a_shell_when_its_command_cannot_run(
     """A command that is not there, or cannot run, is told before any child starts (`first`),
     not once the whole backend is up: a build for another processor too, which uvloop's
     exec would hand to the shell ("ELF: not found")."""
-    (tmp_path / "riscv").write_bytes(_elf(243) + bytes(64))
+    (tmp_path / "riscv").write_bytes(elf_program(243))
     (tmp_path / "riscv").chmod(0o755)
     (tmp_path / "manifest.xml").write_text(
         f"<manifest><process><id>svc</id><executable>{sys.executable}</executable>"

@@ -28,6 +28,7 @@ from tests.helpers import (
     behave_after,
     cli,
     compiles_again,
+    elf_program,
     eventually,
     fixed_port,
     gone,
@@ -897,19 +898,26 @@ async def test_requests_arriving_while_stopping_get_503(
             assert reply.status == 200  # what was in flight finishes
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="no #! lines on Windows")
-async def test_a_script_saved_with_crlf_after_the_start_is_named_at_its_restart(
-    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
-) -> None:
-    """A checkout that turns a child's script to Windows line endings while it runs: the
-    restart's failure says so, not the kernel's bare "No such file or directory"."""
-    script = tmp_path / "child.sh"
+def _script_child(write_manifest: WriteManifest, folder: Path) -> tuple[Path, Path]:
+    """A shell script in `folder` that runs behave.py, and a manifest of it as process svc
+    on /api/* (one retry of its start): (the script, the manifest)."""
+    script = folder / "child.sh"
     script.write_bytes(f"#!/bin/sh\nexec {PYTHON} -S {CHILDREN / 'behave.py'}\n".encode())
     script.chmod(0o755)
     path = write_manifest(
         f"<process><id>svc</id><executable>{script}</executable><route>/api/*</route>"
         "<start_retries>1</start_retries></process>"
     )
+    return script, path
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no #! lines on Windows")
+async def test_a_script_saved_with_crlf_after_the_start_is_named_at_its_restart(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
+    """A checkout that turns a child's script to Windows line endings while it runs: the
+    restart's failure says so, not the kernel's bare "No such file or directory"."""
+    script, path = _script_child(write_manifest, tmp_path)
     async with running(path, socket_dir) as run:
         child = run.child("svc")
         script.write_bytes(script.read_bytes().replace(b"\n", b"\r\n"))
@@ -926,17 +934,10 @@ async def test_a_program_rebuilt_for_another_processor_is_named_at_its_restart(
     """A child's program rebuilt for the wrong processor while it runs (GOARCH=riscv64):
     its restart says so, under asyncio (whose exec fails, ENOEXEC) and under uvloop (whose
     exec hands the file to the shell, leaving "ELF: not found" and exit 127 to read)."""
-    program = tmp_path / "server"
-    program.write_bytes(f"#!/bin/sh\nexec {PYTHON} -S {CHILDREN / 'behave.py'}\n".encode())
-    program.chmod(0o755)
-    path = write_manifest(
-        f"<process><id>svc</id><executable>{program}</executable><route>/api/*</route>"
-        "<start_retries>1</start_retries></process>"
-    )
+    program, path = _script_child(write_manifest, tmp_path)
     async with cli(str(path), "--bind", "127.0.0.1:0", "--event-loop", loop) as run:
         pid = int((await run.expect(r"svc: ready .*\(pid (\d+),")).group(1))
-        riscv = b"\x7fELF\x02\x01\x01" + bytes(9) + b"\x02\x00\xf3\x00" + bytes(64)
-        program.write_bytes(riscv)
+        program.write_bytes(elf_program(243))  # RISC-V
         os.kill(pid, signal.SIGKILL)
         said = (await run.expect(r"svc: FATAL: .*")).group(0)
         assert "cannot run" in said and "is a program for RISC-V processors" in said, said
