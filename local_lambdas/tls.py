@@ -45,6 +45,8 @@ def server_context(cert: Path, key: Path) -> ssl.SSLContext:
             f"for: give the key unencrypted (openssl pkey -in {key} -out key.pem)"
         ) from None
     except ssl.SSLError as exc:
+        if problem := _files_problem(cert, key):
+            raise StartupError(problem) from exc
         # OpenSSL names a mismatch (KEY_VALUES_MISMATCH); a file that is no PEM, nothing.
         why = (exc.reason or "not PEM").replace("_", " ").lower()
         raise StartupError(
@@ -54,6 +56,41 @@ def server_context(cert: Path, key: Path) -> ssl.SSLContext:
     except OSError as exc:
         raise StartupError(f"--tls-cert/--tls-key: {exc.strerror or exc}") from exc
     return context
+
+
+_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
+_KEY = b"PRIVATE KEY-----"  # (PKCS#8's BEGIN PRIVATE KEY, or RSA's, EC's, ENCRYPTED...)
+
+
+def _files_problem(cert: Path, key: Path) -> str | None:
+    """Which of the two files holds what it should not, once OpenSSL refused them: one in
+    DER (binary, as Windows and Java tools export them), the two the other way round, or
+    one without the PEM block it needs (a PKCS#12 bundle, mkcert's -pkcs12 and Windows'
+    export); None when each holds its kind."""
+    try:
+        held = {cert: cert.read_bytes(), key: key.read_bytes()}
+    except OSError:
+        return None
+    if _KEY in held[cert] and _CERTIFICATE not in held[cert] and _CERTIFICATE in held[key]:
+        return f"--tls-cert {cert} holds a private key and --tls-key {key} a certificate: swap them"
+    for path, flag, block, kind, convert, out in (
+        (cert, "--tls-cert", _CERTIFICATE, "certificate", "x509", "cert.pem"),
+        (key, "--tls-key", _KEY, "private key", "pkey", "key.pem"),
+    ):
+        if block in held[path]:
+            continue
+        if path.suffix.lower() in (".p12", ".pfx"):
+            return (
+                f"{flag} {path} is a PKCS#12 bundle, not PEM: openssl pkcs12 -in {path} "
+                "-nodes -out both.pem, then give both.pem as --tls-cert and --tls-key"
+            )
+        if held[path][:1] == b"\x30":  # an ASN.1 SEQUENCE: DER
+            return (
+                f"{flag} {path} is binary (DER), not PEM: convert it with "
+                f"openssl {convert} -inform DER -in {path} -out {out}"
+            )
+        return f"{flag} {path} holds no PEM {kind} (a -----BEGIN {kind.upper()}----- block)"
+    return None
 
 
 class _Encrypted(Exception):

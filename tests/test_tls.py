@@ -16,7 +16,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 import trustme
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
 
 from local_lambdas import _compat
 from local_lambdas.errors import StartupError
@@ -217,9 +220,30 @@ def test_files_that_cannot_be_used_are_one_clear_line(tmp_path: Path) -> None:
     ca.issue_cert("localhost").private_key_pem.write_to_path(str(tmp_path / "other-key.pem"))
     with pytest.raises(StartupError, match=r"cannot be used together \(key values mismatch\)"):
         server_context(tmp_path / "cert.pem", tmp_path / "other-key.pem")
+    issued = ca.issue_cert("localhost")
+    issued.cert_chain_pems[0].write_to_path(str(tmp_path / "c.pem"))
+    issued.private_key_pem.write_to_path(str(tmp_path / "k.pem"))
     (tmp_path / "notes.txt").write_text("not a certificate\n")
-    with pytest.raises(StartupError, match=r"cannot be used together \(not pem\)"):
-        server_context(tmp_path / "notes.txt", tmp_path / "notes.txt")
+    der = x509.load_pem_x509_certificate(issued.cert_chain_pems[0].bytes())
+    (tmp_path / "c.der").write_bytes(der.public_bytes(serialization.Encoding.DER))
+    private = serialization.load_pem_private_key(issued.private_key_pem.bytes(), None)
+    assert isinstance(private, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey)
+    (tmp_path / "c.p12").write_bytes(pkcs12.serialize_key_and_certificates(
+        b"c", private, der, None, serialization.NoEncryption()
+    ))  # fmt: skip
+    for given_cert, given_key, said in (
+        ("notes.txt", "k.pem", "--tls-cert {}/notes.txt holds no PEM certificate"),
+        ("c.pem", "c.pem", "--tls-key {}/c.pem holds no PEM private key"),
+        ("k.pem", "c.pem", "--tls-cert {0}/k.pem holds a private key and --tls-key {0}/c.pem "
+                           "a certificate: swap them"),
+        ("c.der", "k.pem", "--tls-cert {0}/c.der is binary (DER), not PEM: convert it with "
+                           "openssl x509 -inform DER -in {0}/c.der -out cert.pem"),
+        ("c.p12", "c.p12", "--tls-cert {0}/c.p12 is a PKCS#12 bundle, not PEM: openssl pkcs12 "
+                           "-in {0}/c.p12 -nodes -out both.pem"),
+    ):  # fmt: skip
+        with pytest.raises(StartupError, match=re.escape(said.format(tmp_path))):
+            server_context(tmp_path / given_cert, tmp_path / given_key)
+    server_context(tmp_path / "c.pem", tmp_path / "k.pem")  # (the same two, each its kind)
     # An encrypted key: said, not asked for on the terminal (twice) nor "Invalid argument".
     key = serialization.load_pem_private_key(ca.issue_cert("localhost").private_key_pem.bytes(),
                                              password=None)  # fmt: skip
