@@ -55,7 +55,31 @@ def server_context(cert: Path, key: Path) -> ssl.SSLContext:
         ) from exc
     except OSError as exc:
         raise StartupError(f"--tls-cert/--tls-key: {exc.strerror or exc}") from exc
+    if out_of_date := _out_of_date(cert):
+        log.warning(
+            "--tls-cert %s %s: clients will refuse it; make a new one (mkcert, or --tls "
+            "self-signed)",
+            cert,
+            out_of_date,
+        )
     return context
+
+
+def _out_of_date(cert: Path) -> str | None:
+    """'expired on DATE' or 'is not valid before DATE' for the first certificate of `cert`
+    (which OpenSSL has loaded: it does not look at dates), else None."""
+    from cryptography import x509
+
+    try:
+        first = x509.load_pem_x509_certificate(cert.read_bytes())
+    except (OSError, ValueError):
+        return None
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if now > first.not_valid_after_utc:
+        return f"expired on {first.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
+    if now < first.not_valid_before_utc:
+        return f"is not valid before {first.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
+    return None
 
 
 _CERTIFICATE = b"-----BEGIN CERTIFICATE-----"

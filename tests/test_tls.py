@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import re
 import signal
 import ssl
@@ -17,7 +18,7 @@ import aiohttp
 import pytest
 import trustme
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
@@ -292,3 +293,35 @@ async def test_plain_http_on_the_https_port_is_told_on_either_event_loop(
         run.proc.send_signal(signal.SIGTERM)
         assert await run.finish() == 0
     assert any("400 from 127.0.0.1: the plain HTTP request" in line for line in run.lines)
+
+
+@pytest.mark.parametrize(
+    ("days", "said"),
+    [(-30, "expired on 20"), (30, "is not valid before 20"), (0, None)],
+)
+def test_a_certificate_out_of_its_dates_is_warned_of(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, days: int, said: str | None
+) -> None:
+    """OpenSSL loads a certificate whatever its dates; clients then refuse it with no word
+    from the proxy. The start says so (and still serves: a client may not check)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "localhost")])
+    start = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=days)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(1)
+        .not_valid_before(start - datetime.timedelta(days=1))
+        .not_valid_after(start + datetime.timedelta(days=1)).sign(key, hashes.SHA256())
+    )  # fmt: skip
+    (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "k.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ))  # fmt: skip
+    server_context(tmp_path / "c.pem", tmp_path / "k.pem")
+    warned = [r.getMessage() for r in caplog.records if r.name == "local_lambdas.tls"]
+    if said is None:
+        assert warned == []
+    else:
+        assert len(warned) == 1 and f"c.pem {said}" in warned[0], warned
+        assert "clients will refuse it; make a new one (mkcert, or --tls self-signed)" in warned[0]
