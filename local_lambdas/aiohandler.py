@@ -138,7 +138,7 @@ class AioHandler:
                     if spooled is not None:  # (read already, unless no child took it)
                         spooled.close()
         else:
-            response = proxy.refusal(plan, request_id)
+            response = proxy.refusal(plan, request_id, method)
         if response is not None:
             answer_headers = [*response.headers, ("X-Request-Id", request_id)]
             if not response.body and method == "HEAD":  # (aiohttp leaves it out; the lane

@@ -66,6 +66,7 @@ class Fate(Enum):
     BAD_TARGET = "400"
     ADMIN = "admin"
     NO_ROUTE = "404"
+    MOVED = "301"  # /dir for the route /dir/: to /dir/, as nginx redirects it
     PREFLIGHT = "preflight"
     NOT_ALLOWED = "405"
     TOO_LARGE = "413"

@@ -30,6 +30,7 @@ from local_lambdas.head_rules import (
 RELAY: Final = Fate.RELAY
 ENVELOPE: Final = Fate.ENVELOPE
 NO_ROUTE: Final = Fate.NO_ROUTE
+MOVED: Final = Fate.MOVED
 NOT_ALLOWED: Final = Fate.NOT_ALLOWED
 PREFLIGHT: Final = Fate.PREFLIGHT
 MAX_HEADERS: Final = 128  # aiohttp's default

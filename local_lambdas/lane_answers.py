@@ -51,8 +51,8 @@ async def answer(connection: Connection, message: Message) -> bool:
             refusal, message.origin, asked.get("access-control-request-method", ""),
             asked.get("access-control-request-headers"),
         )  # fmt: skip
-    elif refusal is not None:  # a 404 or 405, the proxy's own (as aiohttp's side answers it)
-        response = proxy.refusal(refusal, request_id)
+    elif refusal is not None:  # a 404, 405 or 301, the proxy's own (as aiohttp's side's)
+        response = proxy.refusal(refusal, request_id, message.method)
     else:
         assert pool is not None
         if pool.relays:

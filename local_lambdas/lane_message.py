@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from local_lambdas.config import Fate
 from local_lambdas.envelope import Repeats
-from local_lambdas.http1 import ENVELOPE, NO_ROUTE, NOT_ALLOWED, PREFLIGHT, RELAY
+from local_lambdas.http1 import ENVELOPE, MOVED, NO_ROUTE, NOT_ALLOWED, PREFLIGHT, RELAY
 from local_lambdas.pool import Pool
 from local_lambdas.proxy import BUFFERED, Plan
 
@@ -89,7 +89,7 @@ def lane_takes(
     # (An Enum's hash is a Python call: `is`, not a set, on this path.)
     relay = fate is RELAY
     if not (relay or fate is ENVELOPE):
-        refused = fate is NO_ROUTE or fate is NOT_ALLOWED or fate is PREFLIGHT
+        refused = fate is NO_ROUTE or fate is NOT_ALLOWED or fate is PREFLIGHT or fate is MOVED
         return (
             refused and length == 0 and not switching and "expect" not in noted
             and "upgrade" not in noted

@@ -128,7 +128,16 @@ class Proxy:
         if self.admin_prefix is not None and path.startswith(self.admin_prefix):
             return Plan(Fate.ADMIN, path, target, pool)
         if pool is None:
-            return Plan(Fate.NO_ROUTE, path, target, None, self.supervisor.router.unmatched(path))
+            router = self.supervisor.router
+            if router.folder(path) or (path + "/" == self.admin_prefix):
+                return Plan(
+                    Fate.MOVED,
+                    path,
+                    target,
+                    None,
+                    f"{path}/ is the route; {path} is below no route",
+                )
+            return Plan(Fate.NO_ROUTE, path, target, None, router.unmatched(path))
         if pool.cors is not None and is_preflight(method, origin, preflight_method):
             # The proxy's to answer, before <methods>, which a preflight is not held to.
             return Plan(Fate.PREFLIGHT, path, target, pool)
@@ -141,14 +150,21 @@ class Proxy:
             return Plan(Fate.TOO_LARGE, path, target, pool)
         return Plan(pool.fate, path, target, pool)
 
-    def refusal(self, plan: Plan, request_id: str) -> Response:
-        """The answer to a request whose plan refuses it (400, 404, 405, 413), before its
-        body is read."""
+    def refusal(self, plan: Plan, request_id: str, method: str) -> Response:
+        """The answer to a request whose plan refuses it (400, 404, 405, 413) or sends it
+        on (301, 308), before its body is read."""
         pool = plan.pool
         process = pool.process if pool is not None else None
         if plan.fate is Fate.TOO_LARGE:
             assert process is not None
             return self.failure(PayloadTooLarge(process.max_body_size), process, request_id)
+        if plan.fate is Fate.MOVED:
+            # (308 keeps a POST's method and body, where a browser follows a 301 with a GET.)
+            status = 301 if method in ("GET", "HEAD") else 308
+            answer = error_response(status, plan.problem, None, request_id)
+            query = plan.target.partition("?")
+            answer.headers.append(("Location", plan.path + "/" + query[1] + query[2]))
+            return answer
         status = {Fate.BAD_TARGET: 400, Fate.NO_ROUTE: 404, Fate.NOT_ALLOWED: 405}[plan.fate]
         answer = error_response(status, plan.problem, process, request_id)
         if plan.fate is Fate.NOT_ALLOWED and process is not None and process.methods:

@@ -1,8 +1,9 @@
 """Matching a request to the process that serves it (docs/protocol.md, "Routing"). No aiohttp.
 
-Patterns: `/exact` matches only itself; `/dir/` matches everything under `/dir/`; `/api/*`
-matches `/api` and everything under `/api/`, never `/apiary`. The most specific pattern wins
-whatever the manifest's order: exact before prefix, longer prefix before shorter.
+Patterns: `/exact` matches only itself; `/dir/` matches everything under `/dir/` (and `/dir`
+is redirected there: `folder`); `/api/*` matches `/api` and everything under `/api/`, never
+`/apiary`. The most specific pattern wins whatever the manifest's order: exact before
+prefix, longer prefix before shorter.
 
 Routes are matched on the normalised path, as nginx matches its locations: percent-escapes
 decoded, runs of slashes merged, `.` and `..` segments removed (RFC 3986 section 5.2.4); a
@@ -48,6 +49,7 @@ class Router(Generic[T]):
         # Longer prefix first; for the same prefix "/api/*" before "/api/" (it is longer).
         prefixes.sort(key=lambda p: (len(p[0]), len(p[1])), reverse=True)
         self._prefixes = [(prefix, target) for prefix, _, target in prefixes]
+        self._folders = frozenset(pattern for _, pattern, _ in prefixes if pattern[-1] == "/")
 
     def match(self, path: str) -> T | None:
         """The target whose pattern fits `path` (normalised, no query) most specifically."""
@@ -58,6 +60,11 @@ class Router(Generic[T]):
             if path.startswith(prefix):
                 return candidate
         return None
+
+    def folder(self, path: str) -> bool:
+        """Whether `path`, matched by no route, is a `/dir/` route's folder without its
+        slash (`/dir`): nginx redirects it to `/dir/`, where relative links resolve."""
+        return path + "/" in self._folders
 
     def unmatched(self, path: str) -> str:
         """Why `path` matches no route, for its 404: with the exact route it lies below, if

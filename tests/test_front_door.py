@@ -150,6 +150,38 @@ async def test_no_path_leaves_its_route(shared: SharedProxies, site: Path, fast_
         assert answer.endswith(b"\r\n\r\nhello\n"), target
 
 
+@LANES
+@ON_SHARED_LOOP
+async def test_a_folder_route_without_its_slash_is_redirected_to_it(
+    shared: SharedProxies, fast_lane: bool
+) -> None:
+    """`/docs` for the route `/docs/`: a 301 to `/docs/` (its query kept), as nginx answers
+    it, where relative links resolve; 308 for a method a browser would turn into a GET. It
+    was a 404."""
+    run = await shared.get(process_xml("docs", "/docs/"), fast_lane=fast_lane)
+    for head, status, location in (
+        ("GET /docs", b"301", b"/docs/"),
+        ("HEAD /docs?a=1&b", b"301", b"/docs/?a=1&b"),
+        ("GET /%64ocs", b"301", b"/docs/"),
+        ("GET /_", b"301", b"/_/"),  # (the dashboard's prefix too)
+        ("POST /docs", b"308", b"/docs/"),
+        ("PUT /docs?x", b"308", b"/docs/?x"),
+    ):
+        for body in (b"", b"hi"):  # (a body: aiohttp's side of the fast lane's proxy)
+            if body and head.startswith(("GET", "HEAD")):
+                continue
+            raw = f"{head} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+            answer = await exchange(run.url, raw.encode() + b"Connection: close\r\n\r\n" + body)
+            assert answer.split(b" ", 2)[1] == status, (head, answer)
+            assert b"\r\nLocation: " + location + b"\r\n" in answer, (head, answer)
+    for target in ("/docsx", "/doc", "/docs/.."):
+        raw = f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        answer = await exchange(run.url, raw.encode())
+        assert answer.startswith(b"HTTP/1.1 404 "), (target, answer)
+    answer = await exchange(run.url, b"GET /docs/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200 "), answer
+
+
 MALFORMED = {
     "bare LF": b"GET /api/x HTTP/1.1\nHost: x\n\n",
     "bare LF, admin": b"GET /_/health HTTP/1.1\nHost: x\n\n",

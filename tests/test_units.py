@@ -93,6 +93,14 @@ def test_a_route_is_read_as_request_paths_are(written: str, read: str) -> None:
     assert check_route(written) == read
 
 
+def test_only_a_folder_routes_path_without_its_slash_is_a_folder() -> None:
+    router = Router((r, r) for r in ROUTES)
+    folders = [
+        p for p in ("/dir", "/dir/", "/di", "/api", "/api/v2", "/exact", "/") if router.folder(p)
+    ]
+    assert folders == ["/dir"]
+
+
 def test_a_404_below_an_exact_route_names_the_pattern_that_would_take_it() -> None:
     router = Router((r, r) for r in ROUTES)
     hint = "; the route /exact matches /exact alone, /exact/* what is below it too"
@@ -1225,7 +1233,7 @@ _WS = {"upgrade": "websocket", "connection": "Upgrade"}
     # lane's, so that the connection stays in the lane; with a body, an Expect or an
     # upgrade, aiohttp's.
     *[(fate, method, version, 0, {}, False, True)
-      for fate in (Fate.NO_ROUTE, Fate.NOT_ALLOWED, Fate.PREFLIGHT)
+      for fate in (Fate.NO_ROUTE, Fate.NOT_ALLOWED, Fate.PREFLIGHT, Fate.MOVED)
       for method in ("GET", "HEAD", "OPTIONS") for version in ("1.1", "1.0")],
     (Fate.NO_ROUTE, "POST", "1.1", 2, {}, False, False),
     (Fate.PREFLIGHT, "OPTIONS", "1.1", 3, {"origin": "http://a"}, False, False),
