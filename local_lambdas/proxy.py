@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
+from urllib.parse import quote
 
 from local_lambdas.config import Fate, Process
 from local_lambdas.cors import is_preflight
@@ -129,7 +130,7 @@ class Proxy:
             return Plan(Fate.ADMIN, path, target, pool)
         if pool is None:
             router = self.supervisor.router
-            if router.folder(path) or (path + "/" == self.admin_prefix):
+            if router.folder(path) or path + "/" == self.admin_prefix:
                 return Plan(
                     Fate.MOVED,
                     path,
@@ -162,8 +163,10 @@ class Proxy:
             # (308 keeps a POST's method and body, where a browser follows a 301 with a GET.)
             status = 301 if method in ("GET", "HEAD") else 308
             answer = error_response(status, plan.problem, None, request_id)
-            query = plan.target.partition("?")
-            answer.headers.append(("Location", plan.path + "/" + query[1] + query[2]))
+            # The path as routes read it (decoded), escaped again: `/a b` goes to `/a%20b/`.
+            _, mark, query = plan.target.partition("?")
+            folder = quote(plan.path + "/", errors="surrogateescape")
+            answer.headers.append(("Location", folder + mark + query))
             return answer
         status = {Fate.BAD_TARGET: 400, Fate.NO_ROUTE: 404, Fate.NOT_ALLOWED: 405}[plan.fate]
         answer = error_response(status, plan.problem, process, request_id)

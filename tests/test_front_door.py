@@ -158,8 +158,11 @@ async def test_a_folder_route_without_its_slash_is_redirected_to_it(
     """`/docs` for the route `/docs/`: a 301 to `/docs/` (its query kept), as nginx answers
     it, where relative links resolve; 308 for a method a browser would turn into a GET. It
     was a 404."""
-    run = await shared.get(process_xml("docs", "/docs/"), fast_lane=fast_lane)
+    run = await shared.get(
+        process_xml("docs", "/docs/"), process_xml("cafe", "/caf%C3%A9 menu/"), fast_lane=fast_lane
+    )
     for head, status, location in (
+        ("GET /caf%c3%a9%20menu", b"301", b"/caf%C3%A9%20menu/"),  # (escaped, as a URI is)
         ("GET /docs", b"301", b"/docs/"),
         ("HEAD /docs?a=1&b", b"301", b"/docs/?a=1&b"),
         ("GET /%64ocs", b"301", b"/docs/"),
