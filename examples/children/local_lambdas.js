@@ -114,7 +114,9 @@ function servePipe(path, handler) {
         chunks = [];
         // Written, then closed: the request is read to its end, so no half-close is needed
         // (a system call and a stream's shutdown fewer a request).
-        queue = queue.then(async () => socket.write(await answer(handler, request), () => socket.destroy()));
+        queue = queue.then(async () => {
+          socket.write(await answer(handler, request), () => socket.destroy());
+        });
         return;
       }
       let start = 0;
