@@ -82,10 +82,7 @@ class AioHandler:
                 answer.headers["X-Request-Id"] = request_id
             return answer
         if fate is Fate.PREFLIGHT:
-            preflight = proxy.preflight(
-                plan, origin, request.headers.get("Access-Control-Request-Method", ""),
-                request.headers.get("Access-Control-Request-Headers"),
-            )  # fmt: skip
+            preflight = proxy.preflight(plan, origin, request.headers.items())
             allowed = [*preflight.headers, ("X-Request-Id", request_id)]
             answer = web.Response(status=204, headers=allowed)
             proxy.finish(pool, method, uri, 204, started, request_id, (headers, b""),

@@ -5,7 +5,9 @@ For a route whose process has CORS on (its own <cors> list, else the --cors list
 preflight (OPTIONS with Origin and Access-Control-Request-Method) is answered by the proxy,
 204, and never reaches the child; actual answers get Access-Control-Allow-Origin (and
 -Credentials unless the list is `*`) and expose X-Request-Id besides the headers the child
-exposes. An origin not in the list
+exposes. A preflight asking for Private Network Access (Chromium's, from a page on a public
+address to one on this machine) is allowed with it for an allowed origin. An origin not in
+the list
 gets no CORS header at all, so the browser refuses, as it should. Where CORS is off, a
 child's own CORS headers are left alone; where it is on, the proxy's replace them.
 Pure functions over header lists: both HTTP servers use them.
@@ -18,7 +20,8 @@ from dataclasses import dataclass
 MAX_AGE = "600"  # seconds a browser may keep a preflight's answer
 _OWN = frozenset({"access-control-allow-origin", "access-control-allow-credentials",
                   "access-control-expose-headers", "access-control-allow-methods",
-                  "access-control-allow-headers", "access-control-max-age"})  # fmt: skip
+                  "access-control-allow-headers", "access-control-max-age",
+                  "access-control-allow-private-network"})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -40,15 +43,19 @@ class Policy:
         method: str,
         requested_headers: str | None,
         methods: tuple[str, ...] | None,
+        private_network: str | None = None,
     ) -> list[tuple[str, str]]:
         """The headers of the 204 answer to a preflight (none of CORS's when the origin, or
-        the method the route does not take, is refused)."""
+        the method the route does not take, is refused); `private_network` is its
+        Access-Control-Request-Private-Network header."""
         vary = [("Vary", "Origin, Access-Control-Request-Method, Access-Control-Request-Headers")]
         if not self.allows(origin) or (methods is not None and method not in methods):
             return vary
         headers = [*self._origin(origin), ("Access-Control-Allow-Methods", method)]
         if requested_headers:
             headers.append(("Access-Control-Allow-Headers", requested_headers))
+        if private_network is not None and private_network.strip().lower() == "true":
+            headers.append(("Access-Control-Allow-Private-Network", "true"))
         return [*headers, ("Access-Control-Max-Age", MAX_AGE), *vary]
 
     def answer(self, origin: str | None, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:

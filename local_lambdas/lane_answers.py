@@ -44,13 +44,7 @@ async def answer(connection: Connection, message: Message) -> bool:
     pool, refusal = message.pool, message.refusal
     preflight = refusal is not None and refusal.fate is PREFLIGHT
     if refusal is not None and preflight:  # as aiohttp's side answers it
-        asked: dict[str, str] = {}  # (the first of each, as aiohttp's side reads them)
-        for name, value in message.headers:
-            asked.setdefault(name.lower(), value)
-        response = proxy.preflight(
-            refusal, message.origin, asked.get("access-control-request-method", ""),
-            asked.get("access-control-request-headers"),
-        )  # fmt: skip
+        response = proxy.preflight(refusal, message.origin, message.headers)
     elif refusal is not None:  # a 404, 405 or 301, the proxy's own (as aiohttp's side's)
         response = proxy.refusal(refusal, request_id, message.method)
     else:

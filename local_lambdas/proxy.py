@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
@@ -175,12 +175,19 @@ class Proxy:
         return answer
 
     def preflight(
-        self, plan: Plan, origin: str | None, method: str, requested_headers: str | None
+        self, plan: Plan, origin: str | None, headers: Iterable[tuple[str, str]]
     ) -> Response:
         """The 204 answer to a CORS preflight (a PREFLIGHT plan), but its X-Request-Id."""
         pool = plan.pool
         assert pool is not None and pool.cors is not None
-        allowed = pool.cors.preflight(origin, method, requested_headers, pool.process.methods)
+        asked: dict[str, str] = {}  # the first of each header, as aiohttp's side reads them
+        for name, value in headers:
+            asked.setdefault(name.lower(), value)
+        allowed = pool.cors.preflight(
+            origin, asked.get("access-control-request-method", ""),
+            asked.get("access-control-request-headers"), pool.process.methods,
+            asked.get("access-control-request-private-network"),
+        )  # fmt: skip
         return Response(204, allowed, b"")
 
     def finish(

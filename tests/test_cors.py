@@ -74,6 +74,19 @@ async def test_preflights_and_answers(
         other = {"Origin": "https://other.example"}
         async with run.http.get(run.url + "/own/x", headers=other) as reply:
             assert reply.headers["Access-Control-Allow-Origin"] == "https://other.example"
+        # Private Network Access (Chromium's preflight from a page on a public address to
+        # this machine): allowed for an allowed origin, not for another, never unasked.
+        private = {**preflight, "Access-Control-Request-Private-Network": "true"}
+        async with run.http.options(run.url + "/keep/x", headers=private) as reply:
+            assert reply.status == 204
+            assert reply.headers["Access-Control-Allow-Private-Network"] == "true"
+            assert reply.headers["Access-Control-Allow-Origin"] == APP
+        async with run.http.options(run.url + "/keep/x", headers=preflight) as reply:
+            assert "Access-Control-Allow-Private-Network" not in reply.headers
+        evil_private = {**private, **evil}
+        async with run.http.options(run.url + "/keep/x", headers=evil_private) as reply:
+            assert reply.status == 204
+            assert "Access-Control-Allow-Private-Network" not in reply.headers
         # A method the route does not take is not allowed by the preflight either.
         refused = {"Origin": APP, "Access-Control-Request-Method": "DELETE"}
         async with run.http.options(run.url + "/pipe/x", headers=refused) as reply:
@@ -144,6 +157,8 @@ def test_a_childs_own_cors_headers_are_replaced_where_cors_is_on() -> None:
     assert ("Access-Control-Allow-Origin", APP) in policy.answer(APP, child)
     assert ("Access-Control-Allow-Origin", "*") not in policy.answer(APP, child)
     assert not [h for h in policy.answer("http://x", child) if h[0].startswith("Access-")]
+    own_network = [("Access-Control-Allow-Private-Network", "true")]  # a preflight's alone
+    assert not [h for h in policy.answer(APP, own_network) if "Private" in h[0]]
     # What the child exposes to scripts stays exposed, with the request's id.
     paged = [("X-Total-Count", "40"), ("access-control-expose-headers", "X-Total-Count, Link")]
     assert ("Access-Control-Expose-Headers", "X-Total-Count, Link, X-Request-Id") in policy.answer(
