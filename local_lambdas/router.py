@@ -9,8 +9,9 @@ Routes are matched on the normalised path, as nginx matches its locations: perce
 decoded, runs of slashes merged, `.` and `..` segments removed (RFC 3986 section 5.2.4); a
 path that climbs above `/` is refused. The target itself goes to the child as the client sent
 it, so a child that resolves the path its own way must still land inside its route: where the
-path holds what servers read differently (an encoded slash, a backslash, `;` parameters), each
-reading is routed too, and a path whose readings land on different processes is refused.
+path holds what servers read differently (an encoded slash, a backslash, `;` parameters, a
+`#`), each reading is routed too, and a path whose readings land on different processes is
+refused.
 """
 
 from __future__ import annotations
@@ -93,13 +94,15 @@ def resolve(target: str, match: Callable[[str], T | None]) -> tuple[str, T | Non
     chosen = match(path)
     if chosen is None:
         return path, None  # nobody gets it, however it is read
-    for reading in _other_readings(raw):
+    unfragmented = origin_form(target).partition("?")[0]
+    for reading in _other_readings(raw, unfragmented):
         try:
             other: str | None = normalise(reading)
         except BadTarget:
             other = None
         if other != path and (other is None or match(other) is not chosen):
-            raise BadTarget(f"the path {raw[:100]!r} is ambiguous: servers read it differently")
+            said = unfragmented[:100]
+            raise BadTarget(f"the path {said!r} is ambiguous: servers read it differently")
     return path, chosen
 
 
@@ -196,8 +199,18 @@ def _decoded(raw: str) -> str:
     return text
 
 
-def _other_readings(raw: str) -> Iterable[list[str]]:
-    """The path as servers other than nginx may split it, where that can differ."""
+def _other_readings(raw: str, unfragmented: str) -> Iterable[list[str]]:
+    """The path as servers other than nginx may split it, where that can differ;
+    `unfragmented` is the target's path with what follows a `#` still in it."""
+    if unfragmented != raw:  # a `#` read as part of the path, not a fragment's start: no
+        # fragment is sent in a request, and Go's net/http and hypercorn keep it
+        yield _decoded(unfragmented).split("/")
+        yield from _split_readings(unfragmented)
+    yield from _split_readings(raw)
+
+
+def _split_readings(raw: str) -> Iterable[list[str]]:
+    """`raw` as servers that split its segments otherwise than nginx read it."""
     if _ENCODED_SLASH.search(raw):  # an encoded slash kept inside its segment
         yield [_decoded(s).replace("/", "%2F") for s in raw.split("/")]
     decoded = _decoded(raw)

@@ -127,6 +127,10 @@ ESCAPES = [
     "/../secret.txt",
     "/public/../../secret.txt",
     "http://x/public/../secret.txt",
+    "/public#/../secret.txt",  # (a server that keeps the `#` in its path reads /secret.txt)
+    "/public/sub#/../../secret.txt",
+    "/public#/%2e%2e/secret.txt",
+    "/public/x#/..%5csecret.txt",
 ]
 
 
@@ -142,7 +146,8 @@ async def test_no_path_leaves_its_route(shared: SharedProxies, site: Path, fast_
         assert b"SECRET" not in answer, target
     # Inside the route, normalising changes nothing for the child: it gets its file.
     for target in ("/public/hello.txt", "/public/./hello.txt", "/public/sub/../hello.txt",
-                   "/public/%68ello.txt", "http://x/public/hello.txt"):  # fmt: skip
+                   "/public/%68ello.txt", "http://x/public/hello.txt",
+                   "/public/sub#/../hello.txt"):  # fmt: skip
         answer = await exchange(
             run.url, f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
         )
