@@ -10,8 +10,8 @@ decoded, runs of slashes merged, `.` and `..` segments removed (RFC 3986 section
 path that climbs above `/` is refused. The target itself goes to the child as the client sent
 it, so a child that resolves the path its own way must still land inside its route: where the
 path holds what servers read differently (an encoded slash, a backslash, `;` parameters, a
-`#`), each reading is routed too, and a path whose readings land on different processes is
-refused.
+`#`, an escape escaped again), each reading is routed too, and a path whose readings land on
+different processes is refused.
 """
 
 from __future__ import annotations
@@ -218,3 +218,5 @@ def _split_readings(raw: str) -> Iterable[list[str]]:
         yield decoded.replace("\\", "/").split("/")
     if ";" in decoded:  # path parameters dropped (Java servlet containers: /a/..;/b)
         yield [s.partition(";")[0] for s in decoded.split("/")]
+    if "%" in decoded and not _BAD_ESCAPE.search(decoded):  # decoded twice (an app that
+        yield _decoded(decoded).split("/")  # unquotes the path its server unquoted: %252e)

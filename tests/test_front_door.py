@@ -850,11 +850,18 @@ def test_routing_table() -> None:
         "/public/../index.html": ("/index.html", "I"),
         "/apiary": ("/apiary", None),
         "/a%2fb": ("/a/b", None),  # nobody takes it, however it is read
+        "/public/a#b": ("/public/a", "P"),  # (a `#` read as the path's end or kept in it)
+        "/public/sub#/../a": ("/public/sub", "P"),
+        "/public/100%25": ("/public/100%", "P"),  # an escaped escape that stays inside
+        "/public/%25zz": ("/public/%zz", "P"),
+        "/public/a%252fb": ("/public/a%2fb", "P"),
     }
     for target, expected in cases.items():
         assert resolve(target, router.match) == expected, target
     for target in ("/..", "/a/../..", "/%zz", "/%0", "/a%00", "*", "h:1", "ftp://h/x",
-                   "/public/a%2fb/../../api", "/public/..%5capi", "/public/..;/api"):  # fmt: skip
+                   "/public/a%2fb/../../api", "/public/..%5capi", "/public/..;/api",
+                   "/public#/../api", "/public/%252e%252e/api", "/public/x%252f..%252f..%252fapi",
+                   ):  # fmt: skip
         with pytest.raises(BadTarget):
             resolve(target, router.match)
 
