@@ -750,12 +750,16 @@ async def test_a_child_that_hangs_up_on_an_upload_is_said_to(
     assert stopped < 3, stopped
 
 
-async def _upload_to_a_child_that_hangs_up(url: str) -> tuple[bytes, bytes]:
-    """A Content-Length upload that streams (16 MiB) to raw_http.py's `hangup`, sent on
-    until the answer comes (or the proxy stops reading); that answer's head and body."""
+async def _upload_to_a_child_that_hangs_up(
+    url: str, answer_name: bytes = b"hangup"
+) -> tuple[bytes, bytes]:
+    """A Content-Length upload that streams (16 MiB) to raw_http.py's `hangup` (or another
+    of its answers), sent on until the answer comes (or the proxy stops reading); that
+    answer's head and body."""
     reader, writer = await connect(url)
     size = 16 * 1024 * 1024
-    writer.write(b"POST /raw/hangup HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size)
+    writer.write(b"POST /raw/%s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                 % (answer_name, size))  # fmt: skip
     answer = asyncio.create_task(read_answer(reader))
     piece = b"x" * 65536
     for _ in range(size // len(piece)):
@@ -784,6 +788,20 @@ async def test_an_upload_still_coming_when_the_child_hung_up_gets_the_502(
     assert head.startswith(b"HTTP/1.1 502 "), head
     assert json.loads(body)["error"].startswith("the child closed the connection"), body
     assert "Fatal error" not in caplog.text and "Traceback" not in caplog.text, caplog.text
+
+
+@pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+async def test_an_upload_the_child_answers_unread_gets_its_answer(
+    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+) -> None:
+    """A server that answers an upload before reading it (a 413, a 401) and closes: the
+    rest of the body meets the child's reset, yet its answer came before and is the
+    client's, not a 502 saying the child never answered (curl reads it so too)."""
+    async with running(write_manifest(RAW), socket_dir, fast_lane=fast_lane) as run:
+        for _ in range(3):  # (the reset and the answer race: each way, more than once)
+            head, body = await _upload_to_a_child_that_hangs_up(run.url, b"refuse")
+            assert head.startswith(b"HTTP/1.1 413 "), (head, body)
+            assert body == b"too big\n"
 
 
 @NEEDS_UVLOOP

@@ -119,8 +119,10 @@ class Bare(Exchanging):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
-        self._forget_socket()
         done = self._done
+        if done is not None and not done.done() and self._got == 0 and self._body is not None:
+            self._answered_early()
+        self._forget_socket()
         if done is None or done.done():
             return
         if self._headed and self._close_delimited():
@@ -137,6 +139,23 @@ class Bare(Exchanging):
             self._fail(Stale(f"{UNANSWERED} ({reason})"), "")
         else:
             self._fail(None, f"the child's answer broke off: {reason}")
+
+    def _answered_early(self) -> None:
+        """Read what the child answered before it hung up on a body it had not read (a 413
+        or a 401 to an upload, the body left unread): writing the rest of the body met its
+        reset before the loop read the answer, which the kernel still holds. Read through
+        the socket's duplicate (child_connection.py), as curl reads it after a failed send."""
+        sock, self._socket = self._socket, None  # (no TCP_QUICKACK on it as it is read)
+        try:
+            while sock is not None and self._done is not None and not self._done.done():
+                data = sock.recv(65536)
+                if not data:
+                    break
+                self.data_received(data)
+        except OSError:  # nothing more: EAGAIN, or the reset itself
+            pass
+        finally:
+            self._socket = sock
 
     # -- httptools callbacks
 

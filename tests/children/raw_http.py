@@ -4,7 +4,8 @@
 Listens on $PORT; the last path segment picks the answer (ANSWERS), written as it stands; an
 answer of IN_PARTS is written in parts; `echo` reads the request's Content-Length body and
 answers the head and body it received (it never sends 100 Continue, as many small servers do
-not); `hangup` closes the connection at once, its body unread and unanswered; `stall` reads
+not); `hangup` closes the connection at once, its body unread and unanswered; `refuse`
+answers 413 at once and closes, its body unread, as a server refusing an upload; `stall` reads
 nothing more and answers nothing; `sip` reads the body 64 KiB a tenth of a second and
 answers its size. A POST to `/` is an `http` envelope request: its answer is an envelope
 whose body is the last segment of the request's uri (`envelope`). Connections are kept
@@ -135,6 +136,10 @@ def serve(conn: socket.socket) -> None:
             name = target.partition(b"?")[0].rsplit(b"/", 1)[-1].decode()
             if name == "hangup":
                 return  # closes unanswered, the body unread (the kernel resets the connection)
+            if name == "refuse":  # answers at once, the body unread, and closes: a 413
+                conn.sendall(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\n"
+                             b"Connection: close\r\n\r\ntoo big\n")  # fmt: skip
+                return
             if name == "stall":
                 time.sleep(600)  # reads nothing more, answers nothing (the process is stopped)
                 return
