@@ -7,9 +7,8 @@ preflight (OPTIONS with Origin and Access-Control-Request-Method) is answered by
 -Credentials unless the list is `*`) and expose X-Request-Id besides the headers the child
 exposes. A preflight asking for Private Network Access (Chromium's, from a page on a public
 address to one on this machine) is allowed with it for an allowed origin. An origin not in
-the list
-gets no CORS header at all, so the browser refuses, as it should. Where CORS is off, a
-child's own CORS headers are left alone; where it is on, the proxy's replace them.
+the list gets no CORS header at all, so the browser refuses, as it should. Where CORS is
+off, a child's own CORS headers are left alone; where it is on, the proxy's replace them.
 Pure functions over header lists: both HTTP servers use them.
 """
 
