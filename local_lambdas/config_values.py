@@ -52,8 +52,10 @@ def check_route(route: str) -> str:
     star = route.find("*")
     if star != -1 and not (route.endswith("/*") and star == len(route) - 1):
         raise ValueError("may only have '*' at its end, after a '/', as in /api/*")
-    if "?" in route or "#" in route:
+    if "?" in route:
         raise ValueError("must be a path only: routes never match the query string")
+    if "#" in route:  # (write %23 for a path that holds one)
+        raise ValueError("must be a path only: a '#' starts a fragment, which no request sends")
     path = route.removesuffix("*")
     if "%2f" in path.lower():  # a request's encoded slash is refused, so none would match
         raise ValueError("holds an encoded slash (%2F): write the path with /")

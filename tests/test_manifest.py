@@ -404,6 +404,14 @@ CASES: dict[str, tuple[str | bytes, list[tuple[int | None, str]]]] = {
         process("<id>a</id>", "<executable>python3</executable>", "<route>/a%2Fb/*</route>"),
         [(5, "holds an encoded slash (%2F): write the path with /")],
     ),
+    "a route with a query": (
+        process("<id>a</id>", "<executable>python3</executable>", "<route>/a?x=1</route>"),
+        [(5, "must be a path only: routes never match the query string")],
+    ),
+    "a route with a fragment": (
+        process("<id>a</id>", "<executable>python3</executable>", "<route>/a#b/*</route>"),
+        [(5, "must be a path only: a '#' starts a fragment, which no request sends")],
+    ),
     "a route inside the admin prefix, spelt otherwise": (
         process("<id>a</id>", "<executable>python3</executable>", "<route>/%5F/x/*</route>"),
         [(5, '<route> "/%5F/x/*" is inside /_/, where the proxy\'s own endpoints are')],
