@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Final, NoReturn
 
 from local_lambdas import EXIT_INTERRUPTED, _compat
+from local_lambdas._compat import processes
 from local_lambdas.errors import Stopped
 from local_lambdas.output import Printer
 
@@ -110,10 +111,24 @@ async def stoppable(printer: Printer) -> AsyncIterator[Stops]:
         undo()
 
 
+# The runs of this process (their marks, Supervisor.run_mark) whose children a forced exit
+# kills before it exits, as `atexit` holds what a normal exit runs.
+_RUNS: list[str] = []
+
+
+def killed_at_forced_exit(run_mark: str) -> None:
+    """Have `exit_at_once` kill the processes of the run marked `run_mark` first."""
+    _RUNS.append(run_mark)
+
+
 def exit_at_once(printer: Printer) -> NoReturn:
-    """A second stop signal while a stop is under way: exit now. The orphan watchdog (POSIX)
-    or the job objects (Windows) kill every child and remove the sockets once this process
-    is gone."""
+    """A second stop signal while a stop is under way: exit now, the children killed first
+    (Linux: every process of the run, found by its mark, SIGKILLed), so that none holds its
+    port a moment longer; the orphan watchdog (POSIX) stops what could not be found so (a
+    process that cleared its environment) and removes the sockets once this process is
+    gone, as the job objects do on Windows."""
     log.warning("second stop signal: exiting at once; the children are killed")
+    for mark in _RUNS:
+        processes.kill_marked(mark + ".")
     printer.flush(1.0)
     os._exit(EXIT_INTERRUPTED)

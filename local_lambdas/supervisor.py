@@ -29,6 +29,7 @@ from local_lambdas.output import Printer
 from local_lambdas.pool import Pool
 from local_lambdas.reloads import Reloads
 from local_lambdas.router import Router
+from local_lambdas.run_signals import killed_at_forced_exit
 from local_lambdas.start_order import StartOrder, stopping_order
 from local_lambdas.states import State
 from local_lambdas.stats import ProcessStats
@@ -56,6 +57,7 @@ class Supervisor(Reloads):
         # In every child's environment, and so in every process descended from one: what
         # finds them all at the end, wherever they went (orphans.marked).
         self.run_mark = secrets.token_hex(6)
+        killed_at_forced_exit(self.run_mark)
         # Sent with every request (docs/protocol.md, "The run's token"): a child can tell
         # the proxy from any other local program that found its port or socket.
         self.token = secrets.token_urlsafe(24)

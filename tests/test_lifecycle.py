@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -1625,9 +1625,17 @@ async def test_the_bundled_example_runs_whatever_python3_is(tmp_path: Path) -> N
 async def test_second_ctrl_c_stops_at_once_and_leaves_nothing(
     write_manifest: WriteManifest, tmp_path: Path
 ) -> None:
+    """The child, and a process it started that ignores SIGTERM (which no parent-death
+    signal reaches), are gone as the proxy exits, not after the watchdog's grace."""
+    helper_pid = tmp_path / "helper.pid"
+    helper_code = (
+        "import os, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        f"open({str(helper_pid)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    )
     stubborn = behave_after(
         tmp_path / "stubborn.py",
-        "signal.signal(signal.SIGTERM, signal.SIG_IGN)  # makes the stop wait its full grace\n",
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)  # makes the stop wait its full grace\n"
+        f"import subprocess; subprocess.Popen([sys.executable, '-S', '-c', {helper_code!r}])\n",
     )
     path = write_manifest(
         f"<process><id>stubborn</id><executable>{sys.executable}</executable>"
@@ -1636,11 +1644,26 @@ async def test_second_ctrl_c_stops_at_once_and_leaves_nothing(
     async with cli(str(path), "--bind", "127.0.0.1:0") as run:
         found = await run.expect(r"stubborn: ready .*\(pid (\d+), (\S+)\)")
         pid, socket_dir = int(found.group(1)), Path(found.group(2)).parent
+        assert await eventually(lambda: helper_pid.exists() and helper_pid.read_text() != "")
+        helper = int(helper_pid.read_text())
         run.proc.send_signal(signal.SIGINT)
         await run.expect(r"stubborn: stopping")
+        when: dict[str, float] = {}
+
+        async def note(name: str, event: Awaitable[object]) -> None:
+            await event
+            when[name] = time.monotonic()
+
+        noted = [asyncio.ensure_future(note("proxy", run.proc.wait())),
+                 asyncio.ensure_future(note("helper", gone(helper)))]  # fmt: skip
         assert await run.stop_at_once(signal.SIGINT) == 130
+        await asyncio.gather(*noted)
     assert any("second stop signal" in line for line in run.lines)
     assert await gone(pid)
+    # Killed by the proxy as it exits, not by the watchdog after its grace (2 s for one that
+    # ignores SIGTERM): nothing of the run holds a port once the proxy is gone.
+    if _compat.IS_LINUX:
+        assert when["helper"] - when["proxy"] < 0.5, when
     assert await eventually(lambda: not socket_dir.exists())
 
 
