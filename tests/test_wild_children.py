@@ -521,6 +521,10 @@ async def test_a_process_still_starting_is_never_taken_for_a_siblings_stray() ->
                 started.append(
                     await asyncio.create_subprocess_exec(*spawn, env=env, start_new_session=True)
                 )
+            # The daemon's environment readable, as a daemon's is once its exec is over (on a
+            # busy machine it may not be yet as asyncio hands the process over).
+            daemon = Path(f"/proc/{started[2].pid}/environ")
+            assert await eventually(lambda: daemon.read_bytes() != b"")
             assert sorted(adoption.adopted(since)) == sorted([before.pid, started[2].pid])
         # Its start over (unmarked and never `started`: taken for a stray, as it should be).
         assert sorted(adoption.adopted(since)) == sorted(p.pid for p in started)
