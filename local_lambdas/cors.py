@@ -42,7 +42,7 @@ class Policy:
         method: str,
         requested_headers: str | None,
         methods: tuple[str, ...] | None,
-        private_network: str | None = None,
+        private_network: str | None,
     ) -> list[tuple[str, str]]:
         """The headers of the 204 answer to a preflight (none of CORS's when the origin, or
         the method the route does not take, is refused); `private_network` is its
