@@ -21,6 +21,13 @@ DEFAULT_CACHE = 64 * 1024**2  # ENABLE_CACHE=1: per process, for those without <
 
 
 def split_bind(value: str) -> tuple[str, int]:
+    scheme, sep, rest = value.partition("://")
+    if sep and scheme.isalpha():
+        # A URL pasted in (http://127.0.0.1:3000/): its address is shown as HOST:PORT.
+        example = rest.partition("/")[0].rpartition("@")[2] or "127.0.0.1"
+        if not example.rpartition(":")[2].isdigit():
+            example += ":3000"
+        raise ValueError(f"--bind/BIND_ADDRESS {value!r} is a URL; give HOST:PORT, e.g. {example}")
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit():
         # A port alone is shown after the default host; a host alone (localhost, [::1])

@@ -966,6 +966,11 @@ def test_a_command_word_after_the_manifest_is_told_to_go_first(
     # Read as the host ":" and port 1, it was "cannot listen on ::1: : is not a name".
     (["--bind", "::1"], "--bind/BIND_ADDRESS '::1': an IPv6 address goes in brackets, the "
                         "port after them, e.g. [::1]:3000"),
+    # Read as the host "http" and a port "//127.0.0.1:3000", it was told about IPv6.
+    (["--bind", "http://127.0.0.1:3000/"], "--bind/BIND_ADDRESS 'http://127.0.0.1:3000/' is a "
+                                           "URL; give HOST:PORT, e.g. 127.0.0.1:3000"),
+    (["--bind", "https://localhost"], "--bind/BIND_ADDRESS 'https://localhost' is a URL; give "
+                                      "HOST:PORT, e.g. localhost:3000"),
     (["--port", "70000"], "--port 70000 is not a port (0-65535)"),
     (["--bind", "[::1]:99999"], "--bind/BIND_ADDRESS '[::1]:99999': 99999 is not a port (0-65535)"),
     # Said once it had listened, as the socket directory was made: "File exists".
