@@ -213,7 +213,12 @@ class Reader:
                 key = child.get("name", "")
                 if not _ENV_NAME.match(key):
                     what = f'name "{key}" cannot hold "=" or a NUL' if key else "needs a name"
-                    self.problem(line, f'{label}: <env> {what}, as in <env name="DEBUG">1</env>')
+                    # <env>DEBUG=1</env>, as compose files write it: shown in this form.
+                    named, eq, value = text.partition("=")
+                    if key or not eq or not _ENV_NAME.match(named):
+                        named, value = "DEBUG", "1"
+                    self.problem(line, f'{label}: <env> {what}, as in <env name="{named}">'
+                                 f"{value}</env>")  # fmt: skip
                 pairs.append((key, text))
             return tuple(pairs)
         if name == "methods":

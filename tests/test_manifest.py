@@ -473,6 +473,10 @@ CASES: dict[str, tuple[str | bytes, list[tuple[int | None, str]]]] = {
         process(*OK, "<env>1</env>"),
         [(6, '<env> needs a name, as in <env name="DEBUG">1</env>')],
     ),
+    "env as compose writes it": (
+        process(*OK, "<env>API_URL=http://127.0.0.1:9000/?a=b</env>"),
+        [(6, '<env> needs a name, as in <env name="API_URL">http://127.0.0.1:9000/?a=b</env>')],
+    ),
     "bad port": (
         process(*OK, "<communication_mode>http</communication_mode>", "<port>70000</port>"),
         [(7, '<port> "70000" should be less than or equal to 65535')],
