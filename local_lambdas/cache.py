@@ -8,6 +8,9 @@ A shared cache in the sense of RFC 9111, kept simple and safe:
   or more); never for a request with `Authorization`, nor a `Set-Cookie` answer;
 - a client's `Cache-Control: no-cache` or `no-store` skips the lookup, and its `max-age=N`
   takes no stored answer older than N seconds (the answer may still refresh the entry);
+- an unsafe method's answer below 400 (a POST, PUT, DELETE or PATCH that changed what the
+  URI names) drops what is stored for the URI and for the paths its `Location` and
+  `Content-Location` give, as RFC 9111 4.4 asks: the next GET asks the child;
 - bounded in bytes (and, with ENABLE_CACHE=N, in entries); the least recently used go first.
 """
 
@@ -24,6 +27,7 @@ from local_lambdas.envelope import Request, Response
 _DIRECTIVE = re.compile(r"([a-zA-Z-]+)\s*(?:=\s*\"?(\d+)\"?)?")
 _NEVER = frozenset({"no-store", "no-cache", "private"})
 _CACHEABLE_STATUS = frozenset({200, 203, 204, 300, 301, 308})
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,12 @@ class Cache:
         return Response(answer.status, [*answer.headers, ("Age", age)], answer.body)
 
     def store(self, request: Request, response: Response) -> None:
+        """Keeps `response` when it may serve `request`'s URI again; after an unsafe
+        method's success, drops what it changed."""
+        if request.method not in _SAFE:
+            if response.status < 400:
+                self._invalidate(request, response)
+            return
         if request.method != "GET" or _header(request.headers, "authorization") is not None:
             return
         lifetime = _lifetime(response)
@@ -109,10 +119,33 @@ class Cache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def _invalidate(self, request: Request, response: Response) -> None:
+        self._drop(request.uri)
+        host = _header(request.headers, "host")
+        for name in ("location", "content-location"):
+            for value in _all(response.headers, name):
+                uri = _local_uri(value.strip(), host)
+                if uri is not None:
+                    self._drop(uri)
+
     def _drop(self, uri: str) -> None:
         entry = self._entries.pop(uri, None)
         if entry is not None:
             self._size -= entry.size
+
+
+def _local_uri(value: str, host: str | None) -> str | None:
+    """A `Location`'s path and query where it names this proxy's origin: a path (`/a?b`), or
+    an absolute URL with the request's host; None for another origin or a relative one."""
+    if value.startswith("/") and not value.startswith("//"):
+        return value.partition("#")[0]
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or host is None:
+        return None
+    authority, slash, path = rest.partition("/")
+    if authority.lower() != host.lower():
+        return None
+    return "/" + path.partition("#")[0] if slash else "/"
 
 
 def _oldest_taken(request: Request) -> float | None:
