@@ -655,6 +655,28 @@ async def test_a_server_that_stops_listening_while_it_runs_is_waited_for(
         assert (child.generation, child.restarts) == (3, 0)
 
 
+async def test_a_pipe_whose_socket_file_was_removed_says_so_and_the_way_out(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """A child listens on, but its socket file was removed (a temp cleaner, a script's
+    `rm -rf` of the folder): no new connection can reach it there, so a request's 502 says
+    what happened and how to have the child listen anew, not only the kernel's 'No such
+    file' (kept-alive connections serve on while they last)."""
+    path = write_manifest(process_xml("svc", "/svc/*"))
+    async with running(path, socket_dir) as run:
+        async with run.http.get(run.url + "/svc/a") as reply:
+            assert reply.status == 200
+        (socket_dir / "svc").unlink()
+        async with run.http.get(run.url + "/svc/b", headers={"Connection": "close"}) as reply:
+            assert reply.status == 502
+            error = (await reply.json())["error"]
+    assert error == (
+        f"cannot connect to {socket_dir / 'svc'}: its socket file is gone (removed while the "
+        "child ran: it listens where nothing can reach it); `local-lambdas restart svc` "
+        "starts it anew"
+    )
+
+
 async def test_a_server_not_listening_past_the_queue_timeout_is_answered_at_once(
     write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
 ) -> None:

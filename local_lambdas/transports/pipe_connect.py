@@ -1,5 +1,6 @@
 """A pipe transport's connect that failed (both pipe modes), off the request path: a child
-that is not listening is NotConnected; one whose listen queue is full is waited for.
+that is not listening is NotConnected (one whose socket file was removed, with the way
+out); one whose listen queue is full is waited for.
 
 A child that accepts more slowly than requests come, with a small backlog (a single-threaded
 server's listen(5), Python socketserver's default), has the kernel refuse a Unix socket's
@@ -57,4 +58,12 @@ async def connect_again(
             )
             raise
         delay = min(delay * 2, 0.02)
-    raise NotConnected(f"cannot connect to {path}: {failed.strerror}") from failed
+    why = failed.strerror
+    if isinstance(failed, FileNotFoundError) and not _compat.IS_WINDOWS:
+        # (It was there when the child became ready. A Windows pipe with no instance left
+        # is one whose server stopped listening: no file to remove there.)
+        why = (
+            "its socket file is gone (removed while the child ran: it listens where nothing "
+            f"can reach it); `local-lambdas restart {name.partition('#')[0]}` starts it anew"
+        )
+    raise NotConnected(f"cannot connect to {path}: {why}") from failed
