@@ -42,11 +42,16 @@ def prepare(
 ) -> Launch:
     """The next process of instance `index` (`name`) of `process`; `pipe`, its address in
     the pipe modes. A socket file left there by a crash is removed (one that belongs to
-    another user is not ours to remove: OSError, said as the cause); a fixed <port> that
-    another program listens on is an OSError naming it."""
+    another user is not ours to remove: OSError, said as the cause), and a folder removed
+    since the run began is made again; a fixed <port> that another program listens on is
+    an OSError naming it."""
     own = {"LOCAL_LAMBDAS_ID": name, "LOCAL_LAMBDAS_INSTANCE": str(index), **run_env}
     mark = own[processes.SPAWN_MARK] = f"{run_mark}.{next(_SPAWNS)}."
     if pipe is not None:
+        if not _compat.IS_WINDOWS:
+            # Its folder, removed while the run went on (a temp cleaner, an rm of the run's
+            # folder), is made again, private as at the start: else no restart could listen.
+            Path(pipe).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         listeners.remove_stale(pipe)
         address = own["PIPE_ADDRESS"] = pipe
         keepalive = process.communication_mode is Mode.PIPE_KEEPALIVE

@@ -661,15 +661,21 @@ async def test_a_pipe_whose_socket_file_was_removed_says_so_and_the_way_out(
     """A child listens on, but its socket file was removed (a temp cleaner, a script's
     `rm -rf` of the folder): no new connection can reach it there, so a request's 502 says
     what happened and how to have the child listen anew, not only the kernel's 'No such
-    file' (kept-alive connections serve on while they last)."""
+    file' (kept-alive connections serve on while they last). The restart works even with
+    the whole folder gone: it is made again, private as at the start."""
     path = write_manifest(process_xml("svc", "/svc/*"))
     async with running(path, socket_dir) as run:
         async with run.http.get(run.url + "/svc/a") as reply:
             assert reply.status == 200
-        (socket_dir / "svc").unlink()
+        shutil.rmtree(socket_dir)
         async with run.http.get(run.url + "/svc/b", headers={"Connection": "close"}) as reply:
             assert reply.status == 502
             error = (await reply.json())["error"]
+        async with run.http.post(run.url + "/_/processes/svc/restart") as reply:
+            assert reply.status == 200, await reply.text()
+        async with run.http.get(run.url + "/svc/c") as reply:
+            assert reply.status == 200
+        assert os.stat(socket_dir).st_mode & 0o777 == 0o700
     assert error == (
         f"cannot connect to {socket_dir / 'svc'}: its socket file is gone (removed while the "
         "child ran: it listens where nothing can reach it); `local-lambdas restart svc` "
