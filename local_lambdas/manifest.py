@@ -115,6 +115,8 @@ def _parse(data: bytes, shown: str) -> etree._Element:
                    "delete that line, or write the comment without --")  # fmt: skip
         elif "Invalid bytes in character encoding" in message:
             fix = _encoding_fix(data)
+        elif b"\x00" in data[:2]:  # NULs between ASCII characters, and no byte-order mark
+            fix = "the file is UTF-16 without a byte-order mark, which XML needs; save it as UTF-8"
         raise ManifestError(
             [Problem(shown, line, f"not well-formed XML: {message}; {fix}")]
         ) from exc

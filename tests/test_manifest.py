@@ -465,6 +465,15 @@ CASES: dict[str, tuple[str | bytes, list[tuple[int | None, str]]]] = {
         b'<?xml version="1.0" encoding="UTF-8"?>\n<manifest><process><id>caf\xe9</id>',
         [(2, "the file is not the UTF-8 its first line declares; save it as UTF-8, or")],
     ),
+    # (As an editor or `iconv -t UTF-16LE` saves it: with its BOM it is read.)
+    "saved as UTF-16 without its byte-order mark": (
+        "<manifest>\n  <process>".encode("utf-16-le"),
+        [(1, "Char 0x0 out of allowed range; the file is UTF-16 without a byte-order mark")],
+    ),
+    "saved as UTF-16, big-endian, without its byte-order mark": (
+        "<manifest>\n  <process>".encode("utf-16-be"),
+        [(1, "Document is empty; the file is UTF-16 without a byte-order mark, which XML")],
+    ),
     "wrong root": (
         "<processes/>",
         [(1, "the root element is <processes>; it must be <manifest>")],
