@@ -68,6 +68,9 @@ class Environment:
         except UnicodeDecodeError as exc:
             at = exc.object[: exc.start].count(b"\n") + 1
             problem = f"byte {exc.object[exc.start]:#04x} is not UTF-8 text; save the file as UTF-8"
+            if exc.object[exc.start] == 0:
+                problem = ("byte 0x00: the file is UTF-16 without a byte-order mark, or not "
+                           "text; save it as UTF-8")  # fmt: skip
             self.problems.append(Problem(str(path), at, problem))
             return {}
         for bad in read.bad_lines:

@@ -218,10 +218,13 @@ class EnvFile:
 def read_env_file(path: Path) -> EnvFile:
     """Read `path`: UTF-8, or UTF-16 with its BOM, as Windows PowerShell 5 writes
     `"A=1" > .env` (raises OSError when it cannot be read, UnicodeDecodeError when it is
-    neither)."""
+    neither, or holds a NUL)."""
     data = path.read_bytes()
     utf16 = data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
     text = data.decode("utf-16" if utf16 else "utf-8-sig")  # (a UTF-8 BOM skipped too)
+    nul = -1 if utf16 else data.find(b"\0")
+    if nul != -1:  # UTF-16 without its byte-order mark (NULs between ASCII), or no text
+        raise UnicodeDecodeError("utf-8", data, nul, nul + 1, "a NUL is no text")
     bad: list[int] = []
     early: list[Early] = []
     seen: set[str] = set()  # the names set above, which dotenv reads a ${NAME} from first

@@ -222,15 +222,20 @@ def test_an_env_file_with_a_bom_is_read(tmp_path: Path, encoding: str, bom: byte
     assert (given["A"], given["B"], given["C"]) == ("1", "caf\u00e9", "1")
 
 
-def test_an_env_file_not_in_utf8_names_its_line(tmp_path: Path) -> None:
-    (tmp_path / ".env").write_bytes(b"A=1\nB=caf\xe9\n")  # Latin-1
+@pytest.mark.parametrize(("data", "says"), [
+    (b"A=1\nB=caf\xe9\n", "2: byte 0xe9 is not UTF-8 text; save the file as UTF-8"),  # Latin-1
+    # UTF-16 without its BOM (`iconv -t UTF-16LE`): its NULs were read as UTF-8, the
+    # variable's name garbled and never given.
+    ("A=1\r\n".encode("utf-16-le"), "1: byte 0x00: the file is UTF-16 without a byte-order "
+                                     "mark, or not text; save it as UTF-8"),
+])  # fmt: skip
+def test_an_env_file_not_in_utf8_names_its_line(tmp_path: Path, data: bytes, says: str) -> None:
+    (tmp_path / ".env").write_bytes(data)
     path = tmp_path / "manifest.xml"
     path.write_text(f"<manifest>{process_xml('svc', '/s/*')}</manifest>")
     with pytest.raises(ManifestError) as caught:
         manifest.load(path, socket_dir=Path("/tmp/ll-x"), base=tmp_path)
-    assert str(caught.value.problems[0]) == (
-        f"{tmp_path / '.env'}:2: byte 0xe9 is not UTF-8 text; save the file as UTF-8"
-    )
+    assert str(caught.value.problems[0]) == f"{tmp_path / '.env'}:{says}"
 
 
 @pytest.mark.parametrize(("name", "says"), [
