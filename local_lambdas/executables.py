@@ -238,9 +238,11 @@ def path_problems(
             if bare
             else not_runnable(working_dir / executable) + _beside(executable, working_dir, beside)
         )
-        found_problems.append(
-            ("executable", f'<executable> "{executable}" {where}{unexpanded(executable)}')
-        )
+        found_problems.append((
+            "executable",
+            f'<executable> "{executable}" {where}{unexpanded(executable)}'
+            f"{_windows_spelled(executable)}",
+        ))  # fmt: skip
     elif found and (
         wrong := interpreter_problem(found, lambda name: find_executable(name, working_dir, path))
     ):
@@ -265,8 +267,24 @@ def _working_dir_problem(working_dir: Path, started_in: Path, beside: Path) -> s
         f"(relative paths start at the directory local-lambdas was started in, {started_in})"
         + (f"; it is beside the manifest, at {there}: start local-lambdas in {beside}"
            if there is not None and os.path.isdir(there) else "")
-        + unexpanded(str(working_dir))
+        + unexpanded(str(working_dir)) + _windows_spelled(str(working_dir))
     )  # fmt: skip
+
+
+_DRIVE = re.compile(r"(?:^|/)[A-Za-z]:[\\/]")  # (a relative <working_dir> is joined to a folder)
+
+
+def _windows_spelled(path: str) -> str:
+    """For a path not found on POSIX: that it is written as Windows writes paths (a
+    manifest from a Windows machine), and how to write it for both; "" for another."""
+    if IS_WINDOWS:
+        return ""
+    if _DRIVE.search(path):
+        return "; that is a Windows path (a drive letter): give one of this system"
+    if "\\" in path:
+        slashed = path.replace("\\", "/")
+        return f'; "\\" divides folders on Windows only: write "/", read there too ({slashed})'
+    return ""
 
 
 def _with_arguments(executable: str, working_dir: Path, path: str | None) -> str | None:

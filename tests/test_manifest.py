@@ -770,6 +770,32 @@ def test_check_warns_of_an_argument_naming_a_missing_file(tmp_path: Path) -> Non
     ) in str(caught.value)
 
 
+@pytest.mark.skipif(IS_WINDOWS, reason="such a path is Windows' own there")
+@pytest.mark.parametrize(("element", "says"), [
+    ("<working_dir>.\\services\\api</working_dir><executable>python3</executable>",
+     '"\\" divides folders on Windows only: write "/", read there too ({tmp}/./services/api)'),
+    ("<executable>.\\server.exe</executable>",
+     '"\\" divides folders on Windows only: write "/", read there too (./server.exe)'),
+    ("<executable>C:\\Python311\\python.exe</executable>",
+     "not found on PATH; install it or give its full path; that is a Windows path (a drive "
+     "letter): give one of this system"),
+    ("<working_dir>C:\\srv</working_dir><executable>python3</executable>",
+     "that is a Windows path (a drive letter): give one of this system"),
+])  # fmt: skip
+def test_a_path_written_as_windows_writes_it_says_so(
+    tmp_path: Path, element: str, says: str
+) -> None:
+    """A manifest from a Windows machine: `\\` in a path, or a drive letter, is named as such
+    with the way to write it, not only "not found"."""
+    path = tmp_path / "manifest.xml"
+    path.write_text(
+        f"<manifest><process><id>p</id>{element}<route>/p/*</route></process></manifest>"
+    )
+    with pytest.raises(ManifestError) as caught:
+        manifest.load(path, socket_dir=Path("/tmp/ll-x"), base=tmp_path)
+    assert str(caught.value.problems[0]).endswith(says.format(tmp=tmp_path))
+
+
 def test_check_warns_of_a_shell_variable_no_shell_expands(tmp_path: Path) -> None:
     """`$PORT` (a Procfile's spelling) reaches the child as written: said at load, with the
     fix; a `$word` that names nothing, `$$` and `${NAME}` are not, nor a shell's -c line."""
