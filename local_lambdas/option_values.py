@@ -50,6 +50,13 @@ def split_bind(value: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def port_number(value: str) -> int:
+    """--port PORT: a number from 0 to 65535 (else a usage error saying so)."""
+    if not value.isdigit() or int(value) > 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port (0-65535)")
+    return int(value)
+
+
 def seconds(value: str) -> float:
     """A time-out flag: seconds above 0, or a duration as the manifest writes one (500ms)."""
     from local_lambdas.config_values import parse_duration
@@ -157,8 +164,6 @@ def checked(args: argparse.Namespace, command: str) -> Checked:
         bind = bind or DEFAULT_BIND
     host, port = split_bind(bind)
     if getattr(args, "port", None) is not None:
-        if not 0 <= args.port <= 65535:
-            raise ValueError(f"--port {args.port} is not a port (0-65535)")
         port = args.port
     cache_bytes, cache_entries = cache_setting(os.environ.get("ENABLE_CACHE", ""))
     return Checked(prefix, host, port, cache_bytes, cache_entries, also_ipv6=defaulted)

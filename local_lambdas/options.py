@@ -12,7 +12,7 @@ import os
 from local_lambdas import __version__, compiled
 from local_lambdas.common_options import add_common
 from local_lambdas.ignored import WATCH_IGNORE
-from local_lambdas.option_values import DEFAULT_BIND, seconds
+from local_lambdas.option_values import DEFAULT_BIND, port_number, seconds
 from local_lambdas.usage import Parser
 
 _DESCRIPTION = """\
@@ -163,6 +163,6 @@ def _ready_timeout_argument(parser: argparse.ArgumentParser, default: float, wha
 
 def _port_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "-p", "--port", type=int, metavar="PORT",
+        "-p", "--port", type=port_number, metavar="PORT",
         help="listen on this port (on the host of --bind or $BIND_ADDRESS, else 127.0.0.1)",
     )  # fmt: skip

@@ -968,7 +968,9 @@ def test_every_command_has_its_own_help() -> None:
     (["chek", "m.xml"], "local-lambdas: no command chek; did you mean local-lambdas check m.xml?"),
     (["exprot", "compose"], "local-lambdas: no command exprot; did you mean local-lambdas export"),
     (["a.xml", "b.xml"], "local-lambdas: unexpected b.xml: one MANIFEST at a time (see"),
-    (["--port", "abc"], "local-lambdas: argument -p/--port: invalid int value: 'abc' (see"),
+    # It was argparse's "invalid int value: 'abc'"; a port out of range was said apart.
+    (["--port", "abc"], "local-lambdas: argument -p/--port: 'abc' is not a port (0-65535) (see"),
+    (["--port", "70000"], "local-lambdas: argument -p/--port: '70000' is not a port (0-65535)"),
     (["check", "--bot"], "local-lambdas check: unknown option --bot; did you mean --boot? "
                          "(see local-lambdas check --help)"),
     (["restart", "a", "b"], "local-lambdas restart: unexpected b (see local-lambdas restart"),
@@ -1010,7 +1012,6 @@ def test_a_command_word_after_the_manifest_is_told_to_go_first(
                                            "URL; give HOST:PORT, e.g. 127.0.0.1:3000"),
     (["--bind", "https://localhost"], "--bind/BIND_ADDRESS 'https://localhost' is a URL; give "
                                       "HOST:PORT, e.g. localhost:3000"),
-    (["--port", "70000"], "--port 70000 is not a port (0-65535)"),
     (["--bind", "[::1]:99999"], "--bind/BIND_ADDRESS '[::1]:99999': 99999 is not a port (0-65535)"),
     # Said once it had listened, as the socket directory was made: "File exists".
     (["--socket-dir", __file__], f"--socket-dir {__file__}: a file, not a directory; give a "
@@ -1019,7 +1020,7 @@ def test_a_command_word_after_the_manifest_is_told_to_go_first(
 def test_where_to_listen_is_a_usage_error_before_the_manifest_is_read(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], says: str
 ) -> None:
-    """A bad --bind or --port is said alone, with status 2, not after the manifest's own
+    """A bad --bind or --socket-dir is said alone, with status 2, not after the manifest's own
     problems (and then the manifest's status 1)."""
     assert cli.main([*flags, str(tmp_path / "missing.xml")]) == 2
     assert capsys.readouterr().err == f"local-lambdas: {says}\n"
