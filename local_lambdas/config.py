@@ -220,7 +220,13 @@ class Process(BaseModel):
         for method in value:
             if not _TOKEN.match(method):
                 raise ValueError(f"has {method!r}, which is not an HTTP method name")
-        return tuple(m.upper() for m in value)
+        methods = tuple(m.upper() for m in value)
+        if "GET" in methods and "HEAD" not in methods:
+            # A HEAD is a GET without its body (RFC 9110 9.3.2): nginx's `limit_except GET`
+            # lets it in too, and `curl -I` and link checkers send one.
+            at = methods.index("GET") + 1
+            methods = (*methods[:at], "HEAD", *methods[at:])
+        return methods
 
     @property
     def label(self) -> str:

@@ -135,7 +135,7 @@ async def test_cors_traffic_is_answered_alike_and_keeps_the_connection_in_the_la
     assert b"Access-Control-Allow-Origin" not in refused + plain
     assert all(b"Vary: Origin" in answer for answer in (cookies, refused, plain))
     assert failed.startswith(b"HTTP/1.1 502") and b"Access-Control-Allow-Origin" in failed
-    assert not_allowed.startswith(b"HTTP/1.1 405") and b"Allow: GET, POST" in not_allowed
+    assert not_allowed.startswith(b"HTTP/1.1 405") and b"Allow: GET, HEAD, POST" in not_allowed
 
 
 async def test_any_origin_and_cors_off(write_manifest: WriteManifest, socket_dir: Path) -> None:

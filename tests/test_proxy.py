@@ -402,7 +402,10 @@ async def test_method_restriction(write_manifest: WriteManifest, socket_dir: Pat
         assert (await echo(run, "POST", "/api/x"))["method"] == "POST"
         async with run.http.delete(run.url + "/api/x") as reply:
             assert reply.status == 405
-            assert reply.headers["Allow"] == "GET, POST"
+            assert reply.headers["Allow"] == "GET, HEAD, POST"
+        # GET lets HEAD in, as nginx's limit_except: `curl -I` was 405.
+        async with run.http.head(run.url + "/api/x") as reply:
+            assert reply.status == 200 and reply.headers["Content-Length"] != "0"
 
 
 async def test_header_bytes_that_are_not_utf8_do_not_break_the_envelope(
