@@ -756,7 +756,7 @@ async def test_port_is_the_short_way_to_choose_where_to_listen(
         assert await run.finish() == 0
     async with cli(str(path), "--port", "70000") as run:
         assert await run.finish() == 2
-    assert any("--port 70000 is not a port" in line for line in run.lines), run.lines
+    assert any("--port: '70000' is not a port (0-65535)" in line for line in run.lines), run.lines
 
 
 @pytest.mark.skipif(_compat.IS_WINDOWS, reason="closes descriptors as a POSIX shell does")
