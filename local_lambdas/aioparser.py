@@ -200,7 +200,7 @@ def _plainly(exc: HttpProcessingError, head: bytes) -> tuple[int, str]:
     if isinstance(exc, LineTooLong):
         if exc.args[1] == MAX_TARGET:
             return 414, f"the request target is over {MAX_TARGET} bytes"
-        return 431, f"a request header is over {MAX_FIELD} bytes"
+        return 431, _long_header(head)
     if said == "Too many headers received":
         return 431, f"the request has more than {MAX_HEADERS} headers"
     if isinstance(exc, InvalidURLError) and "\n" not in said:  # the target alone, as given
@@ -227,6 +227,23 @@ def _plainly(exc: HttpProcessingError, head: bytes) -> tuple[int, str]:
 
 
 _TRANSFER_ENCODING = re.compile(rb"\r\ntransfer-encoding:([^\r\n]*)", re.IGNORECASE)
+_NAMED_LINE = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):")
+
+
+def _long_header(head: bytes) -> str:
+    """The 431's words for a header line over MAX_FIELD bytes in `head` (the part of the
+    head read last): its name where the part holds it; a Cookie header's with its likely
+    cause, since every local app's cookies for localhost go to each of them."""
+    for line in head.split(b"\n"):
+        named = _NAMED_LINE.match(line) if len(line) > MAX_FIELD else None
+        if named is not None:
+            name, size = named[1].decode("ascii"), len(line.rstrip(b"\r"))
+            said = f"the {name} header is {size:,} bytes, over the limit of {MAX_FIELD:,}"
+            if name.lower() == "cookie":
+                said += (": the browser holds too many cookies for this host (each app on "
+                         "localhost adds its own); clear them")  # fmt: skip
+            return said
+    return f"a request header is over {MAX_FIELD} bytes"
 
 
 def _stand_in(piece: bytes) -> tuple[bytes, str | None]:

@@ -285,6 +285,14 @@ SAID = {
         b"400", "the Transfer-Encoding 'chunked, chunked' applies chunked more than once"),
     "too many headers": (b"GET /api/x HTTP/1.1\r\nHost: x\r\n" + b"X-A: a\r\n" * 128 + b"\r\n",
                          b"431", "the request has more than 128 headers"),
+    # Named, with the likely cause for cookies (each app on localhost sets its own).
+    "a cookie header too long": (
+        b"GET /api/x HTTP/1.1\r\nHost: x\r\nCookie: " + b"a" * 9000 + b"\r\n\r\n", b"431",
+        "the Cookie header is 9,008 bytes, over the limit of 8,190: the browser holds too "
+        "many cookies for this host"),
+    "another header too long": (
+        b"GET /api/x HTTP/1.1\r\nHost: x\r\nX-Trace: " + b"a" * 9000 + b"\r\n\r\n", b"431",
+        "the X-Trace header is 9,009 bytes, over the limit of 8,190"),
     "a bare LF": (b"GET /api/x HTTP/1.1\nHost: x\n\n", b"400",
                   "the request line ends in a bare LF: end each line of a head with CRLF"),
     "a space in the target": (b"GET /api/a b HTTP/1.1\r\nHost: x\r\n\r\n", b"400",
