@@ -94,6 +94,23 @@ async def test_a_line_no_request_asked_for_is_said_and_never_taken_as_an_answer(
     assert said[0].endswith("answer each request line with exactly one line")
 
 
+async def test_blank_lines_between_answers_are_no_answers_and_keep_the_connection(
+    write_manifest: WriteManifest, socket_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A child that prints each answer with a newline of its own (Python's
+    `print(json.dumps(answer) + "\\n")`) sends a blank line after each: skipped, the
+    connection kept and in step (each had cost a new connection, and a warning)."""
+    path = write_manifest(keepalive())
+    async with running(path, socket_dir) as run:
+        first = await get(run, "/api/blank")
+        second = await get(run, "/api/blank")
+        third = await get(run, "/api/x")
+    assert [status for status, _ in (first, second, third)] == [200, 200, 200]
+    assert [seen["uri"] for _, seen in (first, second, third)] == ["/api/blank"] * 2 + ["/api/x"]
+    assert {seen["conn"] for _, seen in (first, second, third)} == {first[1]["conn"]}
+    assert "no request asked for" not in caplog.text
+
+
 @pytest.mark.parametrize(
     ("action", "said", "hinted"),
     [

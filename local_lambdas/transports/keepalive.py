@@ -241,6 +241,15 @@ class _Connection(asyncio.Protocol):
                 self._fail(BadResponse(f"the answer is over {self._limit} bytes", sample))
             return
         line = gather(self._buffer, head) if self._buffer else head
+        if len(line) <= 2 and not line.strip():
+            # A blank line (an answer printed with a newline of its own, print(json + "\n")):
+            # no answer, and nothing out of step.
+            self._buffer = b""
+            if rest:
+                self.data_received(rest)
+            return
+        if rest and len(rest) <= 2 and not rest.strip():
+            rest = b""  # (a blank line's start)
         self._buffer = rest
         answer, self._answer = self._answer, None
         if answer is None or answer.done():

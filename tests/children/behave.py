@@ -15,7 +15,9 @@ The last path segment picks the answer: echo (default), garbage, garbage2 (garba
 instance 2, the echo from the others), crash, crashonce, hang, badbase64, status999,
 status100, crlf, cookies, binary, cached, cachederror, close, slow (1 s, then echo), late
 (answers after 1.5 s), pid, empty, log (prints a line with the request id, then echo), twice
-(keep-alive: the echo's line sent twice), pretty (indented JSON), trailing (a whole object,
+(keep-alive: the echo's line sent twice), blank (keep-alive: the echo's line, then a blank
+line, as print(json + "\n") writes it, then another sent apart), pretty (indented JSON),
+trailing (a whole object,
 then more on its line), big (a 16 MiB body), unended (a whole answer with no newline, its
 connection then held open), flood (an answer that never ends, written until the proxy
 goes), gate (the echo once the file ?until= names exists).
@@ -196,6 +198,10 @@ def serve_lines(conn: socket.socket) -> None:
                 continue
             twice = target.endswith("/twice")  # one line too many
             conn.sendall((reply + b"\n") * (2 if twice else 1))
+            if target.endswith("/blank"):  # blank lines, with the answer and apart from it
+                conn.sendall(b"\n")  # (the answer above went on its own)
+                time.sleep(0.05)
+                conn.sendall(b"\r\n")
     if LINES:
         threading.Event().wait()  # the connection held open after its end of input, for good
 
