@@ -626,3 +626,20 @@ async def test_a_plain_web_server_in_http_mode_is_told_to_use_pass_through(
             error = (await reply.json())["error"]
     assert "not JSON" in error and "its HTTP reply was a 501 of text/html" in error
     assert "<communication_mode>passthrough</communication_mode>" in error
+
+
+async def test_a_rest_api_in_http_mode_is_told_its_json_is_no_response_object(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """A web server answering its own JSON ({"message": ...}) went out as an empty 200."""
+    path = write_manifest(process_xml("raw", "/api/*", mode="http", script="raw_http.py"))
+    async with running(path, socket_dir) as run:
+        async with run.http.get(run.url + "/api/rest") as reply:
+            assert reply.status == 502
+            error = (await reply.json())["error"]
+    assert error.startswith(
+        "the answer has none of the response object's keys (status, headers, body), only "
+        '"message", "items": the child answered JSON of its own, not the object '
+        "docs/protocol.md describes; its HTTP reply was a 200 of application/json"
+    ), error
+    assert error.endswith("<communication_mode>passthrough</communication_mode>")

@@ -238,6 +238,11 @@ BAD = {
         '"isBase64Encoded": false, AWS Lambda\'s way to send a plain-text body; here "body" '
         "is always base64"
     ),
+    # A web server's own JSON (an `http` child that is a REST API): it was an empty 200.
+    '{"message": "hello", "items": [1, 2]}': (
+        "the answer has none of the response object's keys (status, headers, body), only "
+        '"message", "items": the child answered JSON of its own'
+    ),
 }
 
 

@@ -102,10 +102,15 @@ def echo(conn: socket.socket, head: bytes, body: bytes) -> None:
 
 def envelope(conn: socket.socket, body: bytes) -> None:
     """Answer an `http` envelope request (POST /) with the last segment of its uri as the
-    body, each answer's head the same for words of one length; `two`, in two writes."""
+    body, each answer's head the same for words of one length; `two`, in two writes; `rest`,
+    with JSON of its own (a REST API's), not a response object."""
     word = json.loads(body)["uri"].rsplit("/", 1)[-1].encode()
     reply = json.dumps({"body": base64.b64encode(word).decode()}).encode()
-    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(reply)
+    if word == b"rest":
+        reply = b'{"message": "hello", "items": [1, 2]}'
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(
+        reply
+    )
     if word == b"two":
         conn.sendall(head)
         conn.sendall(reply)
