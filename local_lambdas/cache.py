@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from local_lambdas.envelope import Request, Response
+from local_lambdas.router import authority, origin_form
 
 _DIRECTIVE = re.compile(r"([a-zA-Z-]+)\s*(?:=\s*\"?(\d+)\"?)?")
 _NEVER = frozenset({"no-store", "no-cache", "private"})
@@ -139,13 +140,11 @@ def _local_uri(value: str, host: str | None) -> str | None:
     an absolute URL with the request's host; None for another origin or a relative one."""
     if value.startswith("/") and not value.startswith("//"):
         return value.partition("#")[0]
-    scheme, sep, rest = value.partition("://")
-    if not sep or scheme.lower() not in ("http", "https") or host is None:
+    if host is None or not value.lower().startswith(("http://", "https://")):
         return None
-    authority, slash, path = rest.partition("/")
-    if authority.lower() != host.lower():
+    if authority(value).lower() != host.lower():
         return None
-    return "/" + path.partition("#")[0] if slash else "/"
+    return origin_form(value).partition("#")[0]
 
 
 def _oldest_taken(request: Request) -> float | None:
