@@ -17,7 +17,7 @@ import orjson
 import pybase64
 
 from local_lambdas.envelope import HOP_BY_HOP, MAX_HEAD
-from local_lambdas.errors import BadResponse
+from local_lambdas.errors import BadResponse, NotAnAnswer
 from local_lambdas.forwarding import has_control
 
 _b64decode: Final = pybase64.b64decode  # read on every answer from compiled code
@@ -57,7 +57,6 @@ _LAMBDA_TEXT: Final = (
 # A child's own JSON (a web server's REST answer, {"message": ...}) taken for the response
 # object would go out as an empty 200: an object with none of its keys (nor Lambda's) is
 # refused. `{}` is an empty 200.
-NOT_AN_ANSWER: Final = "the answer has none of the response object's keys (status, headers, body)"
 _ANSWER_KEYS: Final = frozenset(
     {"status", "headers", "body", "statusCode", "isBase64Encoded", "multiValueHeaders", "cookies"}
 )
@@ -70,8 +69,12 @@ def checked_status(data: dict[str, object], raw: bytes) -> int:
             raise BadResponse(_LAMBDA_STATUS, raw)
         if data and _ANSWER_KEYS.isdisjoint(data):
             keys = ", ".join(orjson.dumps(key).decode() for key in list(data)[:5])
-            raise BadResponse(f"{NOT_AN_ANSWER}, only {keys}: the child answered JSON of its "
-                              "own, not the object docs/protocol.md describes", raw)  # fmt: skip
+            raise NotAnAnswer(
+                "the answer has none of the response object's keys (status, headers, body), "
+                f"only {keys}: the child answered JSON of its own, not the object "
+                "docs/protocol.md describes",
+                raw,
+            )
         return 200
     if isinstance(status, bool) or not isinstance(status, int):
         shown = orjson.dumps(status).decode()[:50]

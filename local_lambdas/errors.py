@@ -16,6 +16,7 @@
         │   ├── NotConnected   the request never reached the child: any method may go again
         │   └── Stale          a kept connection gave nothing back: an idempotent request may go
         ├── BadResponse        502: the child answered something that is not a valid response
+        │   └── NotAnAnswer    JSON of its own, none of the response object's keys in it
         └── ChildTimeout       504: no complete answer within the route's timeout
 
 An envelope transport cancelled while its child had sent a whole answer it did not end as
@@ -195,6 +196,11 @@ class BadResponse(ForwardError):
     def __init__(self, message: str, received: bytes = b"") -> None:
         super().__init__(message)
         self.received = received
+
+
+class NotAnAnswer(BadResponse):
+    """A JSON object with none of the response object's keys (a web server's own JSON): in
+    `http` mode, a sign of a web server that wants pass-through, whatever its Content-Type."""
 
 
 class UpgradeRefused(ForwardError):

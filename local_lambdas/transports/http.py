@@ -12,8 +12,7 @@ from collections.abc import Callable
 
 from local_lambdas.envelope import MAX_HEAD, TOKEN_HEADER, Request, Response
 from local_lambdas.envelope_answer import Answers, gather
-from local_lambdas.envelope_fields import NOT_AN_ANSWER
-from local_lambdas.errors import BadResponse, ChildUnreachable
+from local_lambdas.errors import BadResponse, ChildUnreachable, NotAnAnswer
 from local_lambdas.http1 import RETRYABLE
 from local_lambdas.transports.answer_head import raw_header
 from local_lambdas.transports.closes import Closes
@@ -54,7 +53,7 @@ class HttpTransport:
             return self._answers.decode(reply.answer)
         except BadResponse as exc:
             content_type = (raw_header(first, b"content-type") or "").lower()
-            if "json" in content_type and not str(exc).startswith(NOT_AN_ANSWER):
+            if "json" in content_type and not isinstance(exc, NotAnAnswer):
                 raise
             # An ordinary web server behind `http`: say what it answered, and the mode it wants.
             typed = f" of {content_type}" if content_type else ""
