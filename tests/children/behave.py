@@ -16,11 +16,11 @@ instance 2, the echo from the others), crash, crashonce, hang, badbase64, status
 status100, crlf, cookies, binary, cached, cachederror, close, slow (1 s, then echo), late
 (answers after 1.5 s), pid, empty, log (prints a line with the request id, then echo), twice
 (keep-alive: the echo's line sent twice), blank (keep-alive: the echo's line, then a blank
-line, as print(json + "\n") writes it, then another sent apart), pretty (indented JSON),
-trailing (a whole object,
-then more on its line), big (a 16 MiB body), unended (a whole answer with no newline, its
-connection then held open), flood (an answer that never ends, written until the proxy
-goes), gate (the echo once the file ?until= names exists).
+line, as print(json + "\n") writes it, and another as the next request comes), pretty
+(indented JSON), trailing (a whole object, then more on its line), big (a 16 MiB body),
+unended (a whole answer with no newline, its connection then held open), flood (an answer
+that never ends, written until the proxy goes), gate (the echo once the file ?until= names
+exists).
 """
 
 import base64
@@ -182,8 +182,12 @@ def serve_connection(conn: socket.socket) -> None:
 
 def serve_lines(conn: socket.socket) -> None:
     number = next(CONNECTIONS)
+    blank_before_next = False  # after a `blank` answer: one more, as the next request came
     with conn.makefile("rb") as lines:
         for seq, line in enumerate(lines, 1):
+            if blank_before_next:  # (the proxy holds a request in flight as it comes)
+                conn.sendall(b"\r\n")
+                blank_before_next = False
             request = json.loads(line)
             request["_conn"], request["_seq"] = number, seq
             reply = answer(request)
@@ -198,10 +202,9 @@ def serve_lines(conn: socket.socket) -> None:
                 continue
             twice = target.endswith("/twice")  # one line too many
             conn.sendall((reply + b"\n") * (2 if twice else 1))
-            if target.endswith("/blank"):  # blank lines, with the answer and apart from it
+            if target.endswith("/blank"):  # blank lines, after the answer and before the next
                 conn.sendall(b"\n")  # (the answer above went on its own)
-                time.sleep(0.05)
-                conn.sendall(b"\r\n")
+                blank_before_next = True
     if LINES:
         threading.Event().wait()  # the connection held open after its end of input, for good
 
