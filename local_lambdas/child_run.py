@@ -154,7 +154,12 @@ class ChildRun:
                 late=busy.worked(self.process.startup_timeout or 0),
             )  # fmt: skip
             log.warning("%s: %s; stopping it", self.name, self._not_ready)
-            await proc.terminate(self.process.stop_timeout)
+            await self._terminate(proc)
+
+    async def _terminate(self, proc: Spawned) -> None:
+        """Stop `proc` within the <stop_timeout>, saying so if it had to be killed."""
+        if await proc.terminate(self.process.stop_timeout):
+            log.warning("%s: %s", self.name, explain.killed_at(self.process.stop_timeout))
 
     async def _settle(self, proc: Spawned, started: float) -> None:
         """A worker's process (mode none): READY once it has run _WORKER_SETTLE seconds."""

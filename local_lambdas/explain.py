@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import signal
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import PurePosixPath
 
@@ -140,6 +141,14 @@ def ended(code: int | None) -> str:
         except ValueError:  # a number this platform has no name for
             return f"was killed by signal {-code}"
     return f"exited with code {code}"
+
+
+def killed_at(grace: float) -> str:
+    """A child still running at the end of its <stop_timeout>, killed (a stop that took the
+    whole grace, said rather than left a mystery)."""
+    if sys.platform == "win32":
+        return f"still running {grace:g}s after its Ctrl+Break (<stop_timeout>); terminated"
+    return f"still running {grace:g}s after its SIGTERM (<stop_timeout>); killed with SIGKILL"
 
 
 # A worker (mode none) given up on after quick exits with code 0: the fix.

@@ -46,7 +46,7 @@ class Instance(ChildRun):
         if proc is not None and not proc.exited.done():
             if self.state is not State.STOPPING:  # (said once when two stops meet)
                 self._set_state(State.STOPPING, "stopping")
-            await proc.terminate(self.process.stop_timeout)
+            await self._terminate(proc)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

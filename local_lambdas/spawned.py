@@ -188,9 +188,10 @@ class Spawned(asyncio.SubprocessProtocol):
         if self._transport is not None:
             self._transport.close()
 
-    async def terminate(self, grace: float) -> None:
+    async def terminate(self, grace: float) -> bool:
         """SIGTERM the group and the marked descendants, wait up to `grace` for them to go,
-        SIGKILL what is left, and see the process exit (reaped by asyncio's watcher)."""
+        SIGKILL what is left, and see the process exit (reaped by asyncio's watcher). True
+        when something was still running at the end of a grace, and was killed."""
         pid, deadline = self.pid, time.monotonic() + grace
         grouped = grace > 0 and processes.stop_group(pid)
         # Each process gets one SIGTERM, its group's or its own: a second one is "stop now"
@@ -219,6 +220,11 @@ class Spawned(asyncio.SubprocessProtocol):
                 if not (processes.group_alive(pid) or processes.marked(self.mark) or left):
                     break
                 await asyncio.sleep(0.02)
+        lingered = grouped and (
+            not self.exited.done()
+            or processes.group_alive(pid)
+            or bool(processes.marked(self.mark))
+        )
         processes.kill_group(pid)
         escaped += [p for p in processes.kill_marked(self.mark) if p != pid]
         deadline = time.monotonic() + _KILLED_WAIT
@@ -239,3 +245,4 @@ class Spawned(asyncio.SubprocessProtocol):
             await asyncio.sleep(0.02)
         await adoption.reap_when_gone(escaped, max(0.0, deadline - time.monotonic()))
         adoption.reap_adopted(adoption.adopted_exited())  # any that died since
+        return lingered

@@ -257,6 +257,44 @@ async def test_each_process_of_a_child_gets_one_sigterm(
     assert counts.read_text().split() == ["1", "1"]  # the restarted one, then its replacement
 
 
+_IGNORES_SIGTERM = """
+import http.server, os, signal
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+address = ("127.0.0.1", int(os.environ["PORT"]))
+http.server.HTTPServer(address, http.server.BaseHTTPRequestHandler).serve_forever()
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM is POSIX's")
+@pytest.mark.parametrize("ignores", [True, False], ids=["ignores-sigterm", "ends-on-it"])
+async def test_a_child_killed_at_its_stop_timeout_is_said_to_be(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture, ignores: bool,
+) -> None:  # fmt: skip
+    """A child still running at the end of its <stop_timeout> is SIGKILLed, and the log says
+    so, with the setting to raise: otherwise a stop that took the whole grace is a mystery.
+    One that ends on its SIGTERM is not said to be killed."""
+    script = tmp_path / "stubborn.py"
+    script.write_text(
+        _IGNORES_SIGTERM if ignores else _IGNORES_SIGTERM.replace("SIG_IGN", "SIG_DFL")
+    )
+    path = write_manifest(
+        f"<process><id>svc</id><executable>{PYTHON}</executable><arg>-S</arg><arg>{script}</arg>"
+        "<route>/api/*</route><communication_mode>passthrough</communication_mode>"
+        "<stop_timeout>0.3s</stop_timeout></process>"
+    )
+    caplog.set_level(logging.INFO, logger="local_lambdas")
+    async with running(path, socket_dir) as run:
+        old = run.child("svc").link.proc
+        assert old is not None
+        assert await run.supervisor.restart("svc")
+        await asyncio.wait_for(asyncio.shield(old.exited), 10)
+        assert old.returncode == (-signal.SIGKILL if ignores else -signal.SIGTERM)
+        said = [r.getMessage() for r in caplog.records if "SIGKILL" in r.getMessage()]
+        expected = "svc: still running 0.3s after its SIGTERM (<stop_timeout>); killed with SIGKILL"
+        assert said == ([expected] if ignores else [])
+
+
 async def test_a_killed_proxys_watchdog_sends_each_process_one_sigterm(
     write_manifest: WriteManifest, tmp_path: Path
 ) -> None:
