@@ -174,6 +174,8 @@ def checked_body(data: dict[str, object], raw: bytes) -> bytes:
         lenient = _lenient_base64(body)
         if lenient is not None:
             return lenient
+        if "statusCode" in data:  # AWS Lambda's answer, its text not base64: the cause
+            raise BadResponse(_LAMBDA_STATUS, raw) from exc
         raise BadResponse(f"body is not valid base64 ({exc})", raw) from exc
 
 

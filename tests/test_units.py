@@ -234,6 +234,10 @@ BAD = {
     # AWS Lambda's answer, which would be a 200 with its text read as base64 ("hi": 0x86).
     '{"statusCode": 404, "body": ""}': '"statusCode", AWS Lambda\'s name for the status; '
     'this protocol\'s is "status"',
+    # ... whose plain-text body is not base64: the status's name is still the cause.
+    '{"statusCode": 200, "multiValueHeaders": {"Set-Cookie": ["a=1"]}, "body": "m!"}': (
+        '"statusCode", AWS Lambda\'s name for the status'
+    ),
     '{"status": 200, "body": "hi", "isBase64Encoded": false}': (
         '"isBase64Encoded": false, AWS Lambda\'s way to send a plain-text body; here "body" '
         "is always base64"
