@@ -1028,6 +1028,32 @@ async def test_the_websocket_example(write_manifest: WriteManifest, socket_dir: 
         assert (await ws.receive()).data == b"cba"
 
 
+@pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+async def test_an_event_stream_may_be_silent_longer_than_the_timeout(
+    write_manifest: WriteManifest, socket_dir: Path, caplog: pytest.LogCaptureFixture,
+    fast_lane: bool,
+) -> None:  # fmt: skip
+    """Silence is an event stream's nature (an event when something happens): one quiet for
+    longer than <timeout> after its head is not cut, as it was (a truncated answer, the
+    page's EventSource failing and reconnecting every <timeout>). Any other answer still
+    is, at its <timeout> of silence."""
+    extra = "<timeout>0.5s</timeout>"
+    path = write_manifest(
+        process_xml("raw", "/raw/*", mode="passthrough", script="raw_http.py", extra=extra)
+    )
+    async with running(path, socket_dir, fast_lane=fast_lane) as run:
+        for method in ("GET", "POST"):  # (a POST too: a chat API streams its answer so)
+            async with run.http.request(method, run.url + "/raw/events-slow") as reply:
+                assert reply.status == 200
+                assert await reply.read() == b"data: 1\n\ndata: 2\n\n"
+        async with run.http.get(run.url + "/raw/chunks-slow") as reply:
+            assert reply.status == 200
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await reply.read()
+        said = "the child sent nothing for 0.5s (its <timeout>)"
+        assert await eventually(lambda: said in caplog.text), caplog.text
+
+
 async def test_a_slow_child_is_504_at_its_timeout_and_never_asked_twice(
     write_manifest: WriteManifest, socket_dir: Path
 ) -> None:

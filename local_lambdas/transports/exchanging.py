@@ -107,6 +107,11 @@ class Exchanging(ChildConnection):
             return
         if now - self._progress < self.timeout:
             return
+        if self._headed and (body is None or body.complete) and self._event_stream():
+            # Silence is an event stream's nature (an event when something happens): it
+            # lasts until the client leaves, the child ends it, or a stop or replacement.
+            self._progress = now
+            return
         self._disarm()
         if self._headed:
             self._fail(None, f"the child sent nothing for {self.timeout:g}s (its <timeout>)")
@@ -137,15 +142,19 @@ class Exchanging(ChildConnection):
         buffered = transport.get_write_buffer_size() if transport is not None else 0
         return buffered + unsent(self._socket)
 
-    def end_event_stream(self) -> None:
-        """End the answer here, as if the child had ended it, if it is a Server-Sent Events
-        stream (its head relayed, `Content-Type: text/event-stream`): the child is being
-        replaced or the proxy stops, and the client's EventSource reconnects on its own."""
-        done = self._done
-        if self._headed and done is not None and not done.done() and any(
+    def _event_stream(self) -> bool:
+        """Whether the answer whose head went out is a Server-Sent Events stream."""
+        return any(
             name.lower() == "content-type" and value.lower().startswith("text/event-stream")
             for name, value in self._headers
-        ):  # fmt: skip
+        )
+
+    def end_event_stream(self) -> None:
+        """End the answer here, as if the child had ended it, if it is a Server-Sent Events
+        stream (its head relayed): the child is being replaced or the proxy stops, and the
+        client's EventSource reconnects on its own."""
+        done = self._done
+        if self._headed and done is not None and not done.done() and self._event_stream():
             self._finish(reusable=False)
 
     def _fail(self, before: Exception | None, after: str) -> None:

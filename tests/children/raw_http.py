@@ -14,7 +14,9 @@ alive, several requests in turn, so that an answer that leaves bytes behind (`ex
 again. `quiet` and `keeps-1s` answer how many requests their connection has carried,
 `keeps-1s` saying `Keep-Alive: timeout=1`; a connection whose last answer was `quiet` closes
 unanswered a request that comes after 1.6 s idle: a server closing it for idleness just as
-the request came. `late` answers `ok` after 0.5 s. Standard library only.
+the request came. `late` answers `ok` after 0.5 s. `events-slow` and `chunks-slow` are
+chunked answers (an event stream, plain text) whose two chunks come 0.8 s apart. Standard
+library only.
 """
 
 import base64
@@ -67,15 +69,25 @@ ANSWERS = {
     + b"\r\nContent-Length: 3\r\n\r\nabc",
 }
 CLOSE_AFTER = {"short", "garbage", "half-head"}
+
+
+def _slow_stream(kind: bytes) -> list[bytes | float]:
+    """A chunked answer of `kind` whose two chunks come 0.8 s apart (a number: a pause)."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n\r\n" % kind
+    return [head, b"9\r\ndata: 1\n\n\r\n", 0.8, b"9\r\ndata: 2\n\n\r\n", 0.8, b"0\r\n\r\n"]
+
+
 # Written in parts, a pause after each: the status line spans reads, split inside its reason
-# and inside a UTF-8 character of it.
-IN_PARTS = {
+# and inside a UTF-8 character of it. `events-slow` and `chunks-slow`: see _slow_stream.
+IN_PARTS: dict[str, list[bytes | float]] = {
     "split-reason": [
         b"HTTP/1.1 404 Caf\xc3",
         b"\xa9 Not ",
         b"Found\r\nContent-Length: 3\r\n\r\n",
         b"abc",
     ],
+    "events-slow": _slow_stream(b"text/event-stream"),
+    "chunks-slow": _slow_stream(b"text/plain"),
 }
 
 
@@ -184,6 +196,9 @@ def serve(conn: socket.socket) -> None:
             if name in IN_PARTS:
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 for part in IN_PARTS[name]:
+                    if isinstance(part, float):
+                        time.sleep(part)
+                        continue
                     conn.sendall(part)
                     time.sleep(0.05)
                 continue
