@@ -141,6 +141,23 @@ def _put_back(url: str, prefix: str | None, origin: Origin | None) -> str:
     return url
 
 
+_COOKIE_PATH: Final = re.compile(r"(;\s*path\s*=\s*)(/[^;]*)", re.IGNORECASE)
+
+
+def cookie_put_back(value: str, prefix: str) -> str:
+    """A Set-Cookie of the child's as the client must get it: its `Path` of the child's
+    (`Path=/auth/refresh`) under the prefix the proxy stripped, as its redirects are
+    (nginx's proxy_cookie_path, written out), or the browser never sends it back. `Path=/`
+    (every path) and a path under the prefix already are left as they are."""
+    found = _COOKIE_PATH.search(value)
+    if found is None:
+        return value
+    path = found.group(2).rstrip()
+    if path == "/" or _under(path, prefix):
+        return value
+    return f"{value[: found.start(2)]}{prefix}{value[found.start(2) :]}"
+
+
 def _under(url: str, prefix: str) -> bool:
     """Whether a child's path is under the prefix already: a child told it in
     X-Forwarded-Prefix (Flask behind werkzeug's ProxyFix, Spring's forwarded headers) writes

@@ -19,7 +19,7 @@ from typing import Final
 
 from local_lambdas.cors import Policy
 from local_lambdas.envelope import HOP_BY_HOP
-from local_lambdas.forwarding import REDIRECTS, Origin, end_to_end, put_back
+from local_lambdas.forwarding import REDIRECTS, Origin, cookie_put_back, end_to_end, put_back
 from local_lambdas.http1 import NO_BODY
 from local_lambdas.relay_request import Client, Headers, Upload
 from local_lambdas.tunnel import Tunnel
@@ -47,6 +47,8 @@ def answer_headers(
             date = None
         elif lower in REDIRECTS:
             value = put_back(lower, value, prefix, origin)
+        elif prefix and lower == "set-cookie":
+            value = cookie_put_back(value, prefix)
         out.append((name, value))
     if date is not None:
         out.append(("Date", date))

@@ -1194,6 +1194,24 @@ async def test_a_stripped_prefix_is_told_and_redirects_put_back_under_it(
         assert reply.status == 200 and (await reply.json())["query"] == "from=redirect"
 
 
+@pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+@ON_SHARED_LOOP
+async def test_a_cookies_path_is_put_back_under_a_stripped_prefix(
+    shared: SharedProxies, fast_lane: bool
+) -> None:
+    """A cookie a child scopes to one of its paths (a refresh token's `Path=/auth/refresh`)
+    is scoped to that path under the prefix, as its redirects are (nginx's proxy_cookie_path,
+    written out): else the browser never sends it back, since it calls /raw/auth/refresh.
+    `Path=/` (every path), a path under the prefix already and a cookie without a path are
+    left as they are."""
+    run = await shared.get(RAW_STRIPPED, fast_lane=fast_lane)
+    async with run.http.get(run.url + "/raw/cookie-paths") as reply:
+        assert reply.headers.getall("Set-Cookie") == [
+            "refresh=1; Path=/raw/auth/refresh; HttpOnly", "all=2; path=/",
+            "under=3; Secure; Path=/raw/x", "none=4",
+        ]  # fmt: skip
+
+
 @pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "tunnel"])
 @ON_SHARED_LOOP
 async def test_a_websocket_asked_for_by_a_client_that_half_closed_ends_with_it(

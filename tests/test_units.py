@@ -1901,6 +1901,21 @@ def test_a_redirect_to_the_child_is_put_back_under_the_proxy(
     assert forwarding.put_back(name, value, prefix, ("127.0.0.1", 9002)) == client_gets
 
 
+@pytest.mark.parametrize(("value", "client_gets"), [
+    ("t=1; Path=/auth/refresh; HttpOnly", "t=1; Path=/app/auth/refresh; HttpOnly"),
+    ("t=1; HttpOnly; path = /auth", "t=1; HttpOnly; path = /app/auth"),  # any case, spaces
+    ("t=1; Path=/apple", "t=1; Path=/app/apple"),  # another path that begins the same
+    ("t=1; Path=/", "t=1; Path=/"),  # every path: it reaches the prefix's too
+    ("t=1; Path=/app", "t=1; Path=/app"),  # under the prefix already (X-Forwarded-Prefix)
+    ("t=1; Path=/app/x", "t=1; Path=/app/x"),
+    ("t=1", "t=1"),  # the request's own path, which is the client's
+    ("t=1; Path=x", "t=1; Path=x"),  # not a path: the browser ignores it
+    ("path=/x; Max-Age=5", "path=/x; Max-Age=5"),  # a cookie named path, not the attribute
+])  # fmt: skip
+def test_a_cookies_path_is_put_back_under_the_prefix(value: str, client_gets: str) -> None:
+    assert forwarding.cookie_put_back(value, "/app") == client_gets
+
+
 def test_a_redirect_to_a_named_upstream_is_its_own_but_not_to_this_machine() -> None:
     upstream = ("api.internal", 8000)  # a route-only <upstream>: localhost is not it
     assert forwarding.put_back("location", "http://API.internal:8000/x", None, upstream) == "/x"

@@ -38,6 +38,12 @@ ANSWERS = {
     "extra": b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"
     b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nxyz",
     "chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    "cookie-paths": b"HTTP/1.1 200 OK\r\n"
+    b"Set-Cookie: refresh=1; Path=/auth/refresh; HttpOnly\r\n"  # a path of the child's
+    b"Set-Cookie: all=2; path=/\r\n"  # every path
+    b"Set-Cookie: under=3; Secure; Path=/raw/x\r\n"  # under the prefix already
+    b"Set-Cookie: none=4\r\n"  # the request's own
+    b"Content-Length: 2\r\n\r\nok",
     "trailer": b"HTTP/1.1 200 OK\r\nTrailer: X-Sum\r\nTransfer-Encoding: chunked\r\n\r\n"
     b"3\r\nabc\r\n0\r\nX-Sum: 1\r\n\r\n",
     "nocontent-body": b"HTTP/1.1 204 No Content\r\nContent-Length: 3\r\n\r\nxyz",
