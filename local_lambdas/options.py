@@ -92,7 +92,7 @@ def parsers() -> dict[str, Parser]:
         action="append",
         default=[],
         help="with --watch, also ignore files matching GLOB (repeatable). Always ignored: "
-        ".git, __pycache__, node_modules, .venv and the like, hidden folders (.next, .vscode), "
+        ".git, __pycache__, node_modules, virtualenvs (any name), hidden folders (.next, .vscode), "
         "files git ignores, the proxy's own output files, temporary files renamed over "
         "others, files written again with the bytes they held, what a process's build and "
         "start write while --watch restarts it, and " + " ".join(WATCH_IGNORE),

@@ -9,7 +9,8 @@ manifest that is a symbolic link is followed both ways: the link pointed elsewhe
 
 Ignored: what watchfiles ignores by default (.git, __pycache__, node_modules, .venv, editor
 swap and backup files...), ignored.WATCH_IGNORE (logs, editors' temporary files, databases,
-pid files), what lies in a hidden folder (.next/, .vscode/: `hidden`), a file written again
+pid files), what lies in a hidden folder (.next/, .vscode/: `hidden`) or a virtualenv
+(a folder holding pyvenv.cfg, whatever its name: `in_virtualenv`), a file written again
 with the bytes it held (watch_edits.Contents), a file that appeared and went within one
 batch (a temporary file renamed over another), the files the proxy itself writes to
 (`local-lambdas --watch > dev.log` beside the manifest), files git ignores and what changed
@@ -39,6 +40,7 @@ from local_lambdas.watch_paths import (
     Filter,
     affected,
     hidden,
+    in_virtualenv,
     is_env_file,
     keep_folder,
     lasting,
@@ -97,7 +99,10 @@ async def watch(
                     changed = lasting(changes)
                     names = manifest_names(manifest)  # (anew: the link may point elsewhere now)
                     followed = {p for p in changed if p in names or is_env_file(p)}
-                    kept = {p for p in changed - followed if not hidden(p, paths)}
+                    kept = {
+                        p for p in changed - followed
+                        if not hidden(p, paths) and not in_virtualenv(p, paths)
+                    }  # fmt: skip
                     changed = followed | await contents.changed_among(kept)
                     changed -= await git_ignored(changed - followed, paths)
                     tracked = await git_tracked(doings.made(changed - followed), paths)

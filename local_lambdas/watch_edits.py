@@ -41,7 +41,7 @@ class Contents:
         self._stopped = threading.Event()
         self._lock = threading.Lock()  # (the digests: read in threads, merged on the loop)
 
-    def take(self, roots: list[Path], keep_folder: Callable[[str], bool]) -> None:
+    def take(self, roots: list[Path], keep_folder: Callable[[str, str], bool]) -> None:
         """Read, in a thread, the files below those of `roots` not read before (not in the
         folders `keep_folder` refuses): their digests count once read, and until then a
         change there counts as one. Every file, filtered or not: those watch.py filters out
@@ -80,7 +80,7 @@ class Contents:
                 self._digests = {**taking.result(), **self._digests}
 
     def _read(
-        self, roots: list[Path], since: float, keep_folder: Callable[[str], bool]
+        self, roots: list[Path], since: float, keep_folder: Callable[[str, str], bool]
     ) -> dict[str, bytes]:
         """The digests of the files below `roots` not modified since `since`, in the
         folders kept; as many as MAX_FILES and MAX_SECONDS allow."""
@@ -88,7 +88,7 @@ class Contents:
         deadline = time.monotonic() + self.MAX_SECONDS
         for root in roots:
             for folder, folders, files in os.walk(root):
-                folders[:] = [name for name in folders if keep_folder(name)]
+                folders[:] = [name for name in folders if keep_folder(folder, name)]
                 for name in files:
                     path = os.path.join(folder, name)
                     if (digest := _digest(path, since)) is not None:

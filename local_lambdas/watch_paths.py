@@ -1,6 +1,7 @@
 """Which paths --watch follows and whom a change restarts (watch.py runs the watch): its
 filter (Filter), the changes that lasted a batch (lasting), the processes owning a changed
-file (affected), what lies in a hidden folder (hidden), and the names it logs (named)."""
+file (affected), what lies in a hidden folder (hidden) or a virtualenv (in_virtualenv), and
+the names it logs (named)."""
 
 from __future__ import annotations
 
@@ -104,10 +105,14 @@ def affected(
     return not names.isdisjoint(changed), sorted(owners - unwatched)
 
 
-def keep_folder(name: str) -> bool:
-    """Whether Contents looks into a folder of this name: not one watchfiles ignores (.git,
-    node_modules...) nor a hidden one (`hidden`)."""
-    return not name.startswith(".") and name not in DefaultFilter.ignore_dirs
+def keep_folder(parent: str, name: str) -> bool:
+    """Whether Contents looks into the folder `name` of `parent`: not one watchfiles ignores
+    (.git, node_modules...), a hidden one (`hidden`) nor a virtualenv (`in_virtualenv`)."""
+    return (
+        not name.startswith(".")
+        and name not in DefaultFilter.ignore_dirs
+        and not os.path.isfile(os.path.join(parent, name, _VIRTUALENV_MARK))
+    )
 
 
 def outermost(paths: list[Path]) -> list[Path]:
@@ -128,6 +133,31 @@ def hidden(path: Path, roots: Sequence[Path]) -> bool:
     return any(part.startswith(".") for part in folders) or (
         name.startswith(".") and path.is_dir()  # the folder itself, made (.next, at a start)
     )
+
+
+# A Python virtualenv's root holds this file (PEP 405), whatever the folder's name.
+_VIRTUALENV_MARK = "pyvenv.cfg"
+# The virtualenvs seen: one removed (`rm -rf venv`, its pyvenv.cfg gone first) is still one.
+_virtualenvs: set[Path] = set()
+
+
+def in_virtualenv(path: Path, roots: Sequence[Path]) -> bool:
+    """Whether `path` is, or lies in, a Python virtualenv below the watched folder holding
+    it: a folder with a pyvenv.cfg, whatever its name (`python -m venv venv`, the Python
+    documentation's, which watchfiles' `.venv` misses; `env`, `myenv`). `pip install`
+    writes thousands of files there, none of them the program's code."""
+    root = deepest(path, roots)
+    if root is None:
+        return False
+    folder = root
+    for part in path.relative_to(root).parts:
+        folder = folder / part
+        if folder in _virtualenvs:
+            return True
+        if (folder / _VIRTUALENV_MARK).is_file():
+            _virtualenvs.add(folder)
+            return True
+    return False
 
 
 def named(changed: set[Path], dirs: dict[str, Path]) -> str:

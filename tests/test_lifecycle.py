@@ -1440,6 +1440,26 @@ async def test_watch_is_not_set_off_by_what_tools_write_in_hidden_folders(
     assert sum("files changed" in line for line in run.lines) == 1, run.lines
 
 
+async def test_watch_is_not_set_off_by_a_virtualenv_whatever_its_name(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    """`python -m venv venv` (the Python documentation's name; watchfiles knows `.venv`) or
+    any other name in the working_dir, then `pip install` into it, restarted the child at
+    each batch of files written: a folder holding a pyvenv.cfg is a virtualenv, whatever its
+    name, and the program's code is not there."""
+    path = write_manifest(process_xml("svc", "/api/*"))
+    async with watching(path, tmp_path) as (run, first):
+        for name in ("venv", "my-env"):
+            venv = tmp_path / name
+            made = await asyncio.create_subprocess_exec(PYTHON, "-m", "venv", "--without-pip", venv)
+            assert await made.wait() == 0
+            (venv / "lib" / "installed.py").write_text("x = 1")  # as pip install writes
+        (tmp_path / "main.py").write_text("print()")
+        await run.expect(r"files changed: restarting svc \(main.py\)$")
+        await run.expect(rf"svc: ready .*\(pid (?!{first},)")
+    assert sum("files changed" in line for line in run.lines) == 1, run.lines
+
+
 async def test_watch_is_not_set_off_by_a_file_written_again_as_it_was(
     write_manifest: WriteManifest, tmp_path: Path
 ) -> None:

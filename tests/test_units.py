@@ -438,7 +438,7 @@ async def test_a_file_written_again_as_it_was_is_no_edit(tmp_path: Path) -> None
         os.utime(tmp_path / name, (time.time() - 10,) * 2)  # written before watching began
     contents = Contents()
     contents.changed(tmp_path / "late")  # seen changing before the reading is done: kept
-    contents.take([tmp_path], lambda name: name != "hidden")
+    contents.take([tmp_path], lambda parent, name: name != "hidden")
     assert await eventually(lambda: bool(contents._digests.keys() - {str(tmp_path / "late")}))
     (tmp_path / "same").write_bytes(b"1")
     (tmp_path / "bundle").write_bytes(b"1" * sizes["bundle"])
@@ -644,6 +644,24 @@ def test_watch_leaves_hidden_folders_alone(path: str, hidden: bool, tmp_path: Pa
     roots = [Path("/p"), Path("/home/u/.projects/p"), Path("/p/.hidden-app")]
     moved = [tmp_path / root.relative_to("/") for root in roots]
     assert in_hidden_folder(tmp_path / path.lstrip("/"), moved) == hidden
+
+
+def test_watch_leaves_virtualenvs_alone_even_once_removed(tmp_path: Path) -> None:
+    from local_lambdas.watch_paths import in_virtualenv, keep_folder
+
+    root = tmp_path / "app"
+    (root / "venv/lib").mkdir(parents=True)
+    (root / "venv/pyvenv.cfg").write_text("home = /usr/bin\n")
+    (root / "src").mkdir()
+    assert in_virtualenv(root / "venv", [root])  # the folder itself, as it is made
+    assert in_virtualenv(root / "venv/lib/site.py", [root])
+    assert not in_virtualenv(root / "src/main.py", [root])
+    assert not keep_folder(str(root), "venv") and keep_folder(str(root), "src")
+    # The project in a folder that is itself a virtualenv (`virtualenv proj; cd proj`):
+    # below the watched folder only, or nothing would ever restart.
+    assert not in_virtualenv(root / "venv/src/main.py", [root / "venv"])
+    (root / "venv/pyvenv.cfg").unlink()  # `rm -rf venv`: its pyvenv.cfg gone first
+    assert in_virtualenv(root / "venv/lib/site.py", [root])
 
 
 async def _limited(
