@@ -38,6 +38,8 @@ _LAST_OUTPUT_WAIT = 0.5  # after an exit, how long its last lines may take to ar
 # supervisord's startsecs: an exit before is a failed start, and what it writes as it starts
 # (a generator's output, a scheduler's state) falls within a --watch restart (watch_edits).
 _WORKER_SETTLE = 1.0
+# How long a child may take to listen before it is looked for elsewhere (_hint_elsewhere).
+_HINT_AFTER = 2.0
 
 
 class ChildRun:
@@ -140,10 +142,16 @@ class ChildRun:
         readiness.Busy says), serving until it exits; else `_not_ready` says why, and the
         process is stopped."""
         busy = readiness.Busy(proc.owners)
-        found = await readiness.wait_until_listening(
-            self.process, address, proc.owners, seconds=self.process.startup_timeout,
-            given_up=lambda: proc.exited.done() or self._stopping, busy=busy,
-        )  # fmt: skip
+        hint = asyncio.get_running_loop().call_later(
+            _HINT_AFTER, self._hint_elsewhere, proc, address
+        )
+        try:
+            found = await readiness.wait_until_listening(
+                self.process, address, proc.owners, seconds=self.process.startup_timeout,
+                given_up=lambda: proc.exited.done() or self._stopping, busy=busy,
+            )  # fmt: skip
+        finally:
+            hint.cancel()
         if found:
             self.ready_seconds = self._clock() - started
             await self._serve_while_running(proc, address, found.address)
@@ -155,6 +163,22 @@ class ChildRun:
             )  # fmt: skip
             log.warning("%s: %s; stopping it", self.name, self._not_ready)
             await self._terminate(proc)
+
+    def _hint_elsewhere(self, proc: Spawned, address: str) -> None:
+        """Say at once, not at the <startup_timeout>, that a child still starting listens
+        where it surely should not (explain.surely_elsewhere), with the fix; it is still
+        waited for."""
+        if proc.exited.done() or self._stopping:
+            return
+        elsewhere = listeners.held_listeners(proc.owners())
+        if not elsewhere:
+            return
+        why = explain.surely_elsewhere(
+            self.process, address, last_lines=self.output.lines, elsewhere=elsewhere
+        )
+        if why:
+            shown = explain.where(self.process, address)
+            log.warning("%s: nothing listens on %s yet; %s", self.name, shown, why)
 
     async def _terminate(self, proc: Spawned) -> None:
         """Stop `proc` within the <stop_timeout>, saying so if it had to be killed."""

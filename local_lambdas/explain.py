@@ -67,10 +67,33 @@ def not_ready_in_time(
     if elsewhere and not printed & listened:  # (where it listens, when it did not say so)
         return f"{message}; {_listens_instead(process, address, elsewhere)}"
     if printed:
-        other = sorted(printed & listened or printed)[-1]
-        message += (f"; it printed port {other}, which is not its $PORT ({port}): "
-                    f"set <port>{other}</port>, or pass it ${{PORT}}")  # fmt: skip
+        message += f"; {_printed_port(sorted(printed & listened or printed)[-1], port)}"
     return message
+
+
+def _printed_port(other: str, port: str) -> str:
+    """The fix for a server listening at the port it printed, not at its $PORT."""
+    return (f"it printed port {other}, which is not its $PORT ({port}): "
+            f"set <port>{other}</port>, or pass it ${{PORT}}")  # fmt: skip
+
+
+def surely_elsewhere(
+    process: Process, address: str, *, last_lines: Iterable[str], elsewhere: Sequence[str]
+) -> str | None:
+    """Where a child still starting listens instead of `address`, and the fix, when that
+    cannot be a step on its way to `address`: a pipe child at another folder's socket of its
+    pipe's name (the earlier tool's /tmp/<pipe_name>, written into it), a server at the port
+    it printed (a dev server's default, $PORT ignored). None otherwise: a server may open
+    another port (an inspector's, gRPC's) before its own."""
+    if process.communication_mode.uses_pipe:
+        name = PurePosixPath(address).name
+        if any(at.startswith("/") and PurePosixPath(at).name == name for at in elsewhere):
+            return _listens_instead(process, address, elsewhere)
+        return None
+    port = address.rpartition(":")[2]
+    listened = {at.rpartition(":")[2] for at in elsewhere if not at.startswith("/")}
+    both = (printed_ports(last_lines) - {port}) & listened
+    return _printed_port(sorted(both)[-1], port) if both else None
 
 
 def _listens_instead(process: Process, address: str, elsewhere: Sequence[str]) -> str:

@@ -795,6 +795,29 @@ def test_where_a_child_listens_instead_is_named(
     assert says in told and "printed port" not in told
 
 
+@pytest.mark.parametrize(("mode", "lines", "elsewhere", "says"), [
+    # Sure: where it will stay. A pipe child at its pipe's name in another folder...
+    ("pipe", [], ["/tmp/api"], "it listens on /tmp/api instead: a pipe child listens at "
+     "$PIPE_ADDRESS, or run the proxy with --socket-dir /tmp to put it there"),
+    # ... a server at the port it printed.
+    ("http", [" * Running on http://127.0.0.1:5000"], ["127.0.0.1:5000"],
+     "it printed port 5000, which is not its $PORT (4000): set <port>5000</port>"),
+    # Unsure: another socket, a port it did not print (an inspector's, gRPC's), a printed
+    # port it does not hold: it may listen at its address next.
+    ("pipe", [], ["/tmp/admin.sock"], None),
+    ("pipe", [], ["127.0.0.1:5000"], None),
+    ("http", [], ["127.0.0.1:9229"], None),
+    ("http", ["gRPC on port 50051"], ["127.0.0.1:9229"], None),
+    ("http", ["listening on port 4000"], ["127.0.0.1:4000"], None),  # its own
+])  # fmt: skip
+def test_where_a_starting_child_surely_listens_instead(
+    mode: str, lines: list[str], elsewhere: list[str], says: str | None
+) -> None:
+    address = "/run/x/api" if mode == "pipe" else "127.0.0.1:4000"
+    told = explain.surely_elsewhere(_process(mode), address, last_lines=lines, elsewhere=elsewhere)
+    assert told == says if says is None else told is not None and says in told
+
+
 def test_a_port_it_printed_and_listens_on_is_said_as_printed() -> None:
     """The port a dev server printed, found listening too: said as the line it printed
     (the one the user sees), the other ports it holds aside."""

@@ -612,6 +612,34 @@ async def test_a_server_on_another_port_is_told_about_it(
         assert "got SIGTERM" in pool.instances[0].output.lines
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="the kernel's tables of listeners: Linux")
+@pytest.mark.parametrize("mode", ["passthrough", "pipe"])
+async def test_a_server_surely_elsewhere_is_told_about_while_it_starts(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture, mode: str,
+) -> None:  # fmt: skip
+    """A dev server at the port it printed, or a pipe child at a socket of its pipe's name in
+    a folder written into it (the earlier tool's /tmp/<pipe_name>), will not move: said with
+    the fix while it is still waited for, not only at its <startup_timeout> (10 s, then again
+    at each restart)."""
+    if mode == "pipe":
+        where = str(tmp_path / "dev")  # the pipe's name (its id), in another folder
+        says = f"it listens on {where} instead: a pipe child listens at $PIPE_ADDRESS, or run "
+        says += f"the proxy with --socket-dir {tmp_path} to put it there"
+        child = wild("dev", "/dev/*", "fixed-socket", where, mode=mode)
+    else:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            where = str(probe.getsockname()[1])
+        says = f"it printed port {where}, which is not its $PORT"
+        child = wild("dev", "/dev/*", "other-port", where, mode=mode)
+    caplog.set_level(logging.WARNING, logger="local_lambdas")
+    async with running(write_manifest(child), socket_dir, wait=False) as run:
+        assert await eventually(lambda: says in caplog.text, 8), caplog.text
+        assert run.child("dev").state.value == "STARTING"  # (its <startup_timeout>: 10 s)
+        assert "nothing listens on " in caplog.text
+
+
 async def test_a_server_that_stops_listening_while_it_runs_is_waited_for(
     write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
 ) -> None:

@@ -14,6 +14,8 @@ forking MARK    forks off a daemon (a session of its own, SIGTERM ignored) that 
                 once it has started ten: a wrapper leaving a daemon that starts workers
 other-port PORT prints "Running on http://127.0.0.1:PORT" as dev servers do, listens there
                 (not on $PORT), and says when it gets SIGTERM
+fixed-socket P  listens on the Unix socket P, not on $PIPE_ADDRESS (a path written into it,
+                as the earlier tool's /tmp/<pipe_name>), and never accepts
 sleep           prints a line and sleeps (listens nowhere)
 stuck           listens on $PORT with a backlog of one and never accepts, as a server
                 stopped at a breakpoint
@@ -137,6 +139,12 @@ elif what == "other-port":
     signal.signal(signal.SIGTERM, lambda *_: (print("got SIGTERM", flush=True), sys.exit(0)))
     print(f" * Running on http://127.0.0.1:{sys.argv[2]}", flush=True)
     HTTPServer(("127.0.0.1", int(sys.argv[2])), Answer).serve_forever()
+elif what == "fixed-socket":
+    fixed = socket.socket(socket.AF_UNIX)
+    fixed.bind(sys.argv[2])
+    fixed.listen()
+    print(f"listening on {sys.argv[2]}", flush=True)
+    time.sleep(3600)
 elif what == "stuck":
     server = socket.create_server(("127.0.0.1", int(os.environ["PORT"])), backlog=1)
     print("listening, never accepting", flush=True)
