@@ -139,13 +139,17 @@ class Proxy:
                     f"{path}/ is the route; {path} is below no route",
                 )
             return Plan(Fate.NO_ROUTE, path, target, None, router.unmatched(path))
-        if pool.cors is not None and is_preflight(method, origin, preflight_method):
-            # The proxy's to answer, before <methods>, which a preflight is not held to.
-            return Plan(Fate.PREFLIGHT, path, target, pool)
+        asked = method
+        if preflight_method is not None and is_preflight(method, origin, preflight_method):
+            if pool.cors is not None:
+                # The proxy's to answer, before <methods>, which a preflight is not held to.
+                return Plan(Fate.PREFLIGHT, path, target, pool)
+            # The child's to answer (CORS off): judged by the method it asks about.
+            asked = preflight_method
         methods = pool.methods
-        if methods is not None and method not in methods:
+        if methods is not None and asked not in methods:
             return Plan(Fate.NOT_ALLOWED, path, target, pool,
-                        f"{method} is not allowed on this route")  # fmt: skip
+                        f"{asked} is not allowed on this route")  # fmt: skip
         if length is not None and length > pool.max_body_size:
             # Before any 100 Continue: the client need not send what would be refused.
             return Plan(Fate.TOO_LARGE, path, target, pool)

@@ -151,6 +151,26 @@ async def test_any_origin_and_cors_off(write_manifest: WriteManifest, socket_dir
             assert "Access-Control-Allow-Origin" not in reply.headers
 
 
+@LANES
+async def test_with_cors_off_a_preflight_is_held_to_the_method_it_asks_for(
+    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+) -> None:
+    """CORS left to the child (Express's cors(), Flask-CORS) on a route of <methods>GET
+    POST</methods>: the browser's preflight for a POST reached no child, a 405 for its
+    OPTIONS, and every cross-origin POST failed. It is the POST it asks about that
+    <methods> judges; any other OPTIONS is still an OPTIONS."""
+    path = write_manifest(*manifest_body())
+    async with running(path, socket_dir, fast_lane=fast_lane) as run:
+        for asked, status in (("POST", 200), ("DELETE", 405)):
+            preflight = {"Origin": APP, "Access-Control-Request-Method": asked}
+            async with run.http.options(run.url + "/pipe/echo", headers=preflight) as reply:
+                assert reply.status == status, asked
+                if status == 200:  # the child's
+                    assert json.loads(await reply.read())["method"] == "OPTIONS"
+        async with run.http.options(run.url + "/pipe/echo", headers={"Origin": APP}) as reply:
+            assert reply.status == 405 and reply.headers["Allow"] == "GET, HEAD, POST"
+
+
 def test_a_childs_own_cors_headers_are_replaced_where_cors_is_on() -> None:
     child = [("Content-Type", "text/plain"), ("Access-Control-Allow-Origin", "*")]
     policy = Policy(frozenset({APP}))
