@@ -624,9 +624,9 @@ async def test_a_server_writing_head_and_body_apart_is_not_held_40_ms_each(
         assert min(bursts) < bound, bursts
 
 
-BROKEN_ANSWERS = ["garbage", "length-and-chunked", "two-lengths", "negative-length", "no-colon",
-                  "two-digit-status", "status-below-100", "huge-head", "gzip-coding",
-                  "gzip-chunked", "control-reason"]  # fmt: skip
+BROKEN_ANSWERS = ["garbage", "http2", "length-and-chunked", "two-lengths", "negative-length",
+                  "no-colon", "two-digit-status", "status-below-100", "huge-head",
+                  "gzip-coding", "gzip-chunked", "control-reason"]  # fmt: skip
 
 
 @pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
@@ -668,6 +668,14 @@ async def test_answers_right_and_wrong_from_a_raw_server(
             error = json.loads(body)
             assert status == 502 and error["request_id"] == request_id, (name, body)
             assert error["error"].startswith("the child"), (name, error)
+        # Said as what it is, not as llhttp's "Expected HTTP/, RTSP/ or ICE/".
+        assert json.loads((await get("garbage"))[1])["error"] == (
+            "the child's answer is not HTTP: it begins b'hello there\\r\\n\\r\\n'"
+        )
+        assert json.loads((await get("http2"))[1])["error"].startswith(
+            "the child answered in HTTP/2, as an HTTP/2-only server does (gRPC, Node.js's "
+            "http2.createServer): local-lambdas speaks HTTP/1.1 to children; "
+        )
         # Bytes after the answer asked for: the connection is never used again, so the next
         # request gets its own answer, not what was left.
         for name in ("extra", "nocontent-body"):

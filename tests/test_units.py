@@ -311,6 +311,20 @@ def test_valid_responses(raw: str) -> None:
     assert whole_json(raw.encode())  # (its end taken without framing, one-shot or not)
 
 
+@pytest.mark.parametrize(("first", "says"), [
+    (b"\x00\x00\x06\x04\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x64",
+     "the child answered in HTTP/2, as an HTTP/2-only server does"),  # SETTINGS
+    (b"\x00\x00\x08\x07\x00\x00\x00\x00\x00" + bytes(8),
+     "the child answered in HTTP/2"),  # GOAWAY
+    (b"hello\r\n", "the child's answer is not HTTP: it begins b'hello\\r\\n'"),
+    (b"http/1.1 200 OK\r\n", "the child's answer is not HTTP: it begins b'http/1.1 200 OK"),
+    (b"HTTP/1.1 200 OK\r\nX A: b\r\n", "the child's answer is not valid HTTP: llhttp's"),
+    (b"HTT", "the child's answer is not valid HTTP: llhttp's"),  # a start cut short
+])  # fmt: skip
+def test_an_answer_llhttp_refuses_is_said_as_what_it_is(first: bytes, says: str) -> None:
+    assert answer_head.not_http(first, "llhttp's words").startswith(says)
+
+
 @pytest.mark.parametrize("headers", [
     {"X-Big": "v" * 65_536},  # one header
     [["X-A", "v" * 20]] * 3000,  # many

@@ -1,4 +1,5 @@
-"""What a child's answer head says: what makes one the proxy refuses (`head_problem`), and,
+"""What a child's answer head says: what makes one the proxy refuses (`head_problem`, and
+`not_http` for one llhttp cannot read), and,
 read from its bytes without a parser, a header's value (`raw_header`), the body length its
 one Content-Length gives (`content_length`), whether its body ends with the connection
 (`close_delimited`), the head a child repeats from answer to answer (`kept_head`, for
@@ -32,6 +33,25 @@ def head_problem(status: int, size: int, coding: str) -> str | None:
         return (f"the child's answer has Transfer-Encoding {coding.strip(',')!r}: send it "
                 "chunked, or with a Content-Length")  # fmt: skip
     return None
+
+
+# HTTP/2 frame types a server sends first: SETTINGS, then GOAWAY for what it cannot read.
+_HTTP2_FIRST: Final = (0x04, 0x07)
+
+
+def not_http(first: bytes, parser_said: str) -> str:
+    """Why an answer's head that llhttp refuses is not relayed, in words to act on: an
+    HTTP/2 frame (an HTTP/2-only server), bytes that are no status line at all, else what
+    llhttp said. `first`: the answer's first bytes."""
+    if len(first) >= 9 and first[3] in _HTTP2_FIRST and first[5:9] == b"\0\0\0\0":
+        return (
+            "the child answered in HTTP/2, as an HTTP/2-only server does (gRPC, Node.js's "
+            "http2.createServer): local-lambdas speaks HTTP/1.1 to children; have it serve "
+            "HTTP/1.1 too (Node.js: allowHTTP1)"
+        )
+    if not first.startswith(b"HTTP/"[: len(first)]):
+        return f"the child's answer is not HTTP: it begins {first[:40]!r}"
+    return f"the child's answer is not valid HTTP: {parser_said}"
 
 
 def kept_head(first: bytes, status: int, keep_alive: bool) -> tuple[bytes, int]:

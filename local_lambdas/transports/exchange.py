@@ -33,6 +33,7 @@ from local_lambdas.transports.answer_head import (
     head_problem,
     idle_limit,
     kept_head,
+    not_http,
 )
 from local_lambdas.transports.exchanging import Exchanging
 
@@ -100,7 +101,7 @@ class Bare(Exchanging):
             what = " ".join(str(exc).split())
             if self._done.done():
                 self._upstream.unasked()
-            self._fail(self._bad(f"the child's answer is not valid HTTP: {what}"),
+            self._fail(self._bad(not_http(self.first, what)),
                        f"the child's answer broke HTTP mid-way: {what}")  # fmt: skip
             return
         if not self._headed and self._got > MAX_HEAD and not self._lost:  # a head without end

@@ -58,6 +58,9 @@ ANSWERS = {
     b"Connection: keep-alive, X-Secret\r\nX-Secret: s\r\nKeep-Alive: timeout=5\r\n"
     b'Upgrade: h2c\r\nProxy-Authenticate: Basic realm="r"\r\nContent-Length: 2\r\n\r\nno',
     "garbage": b"hello there\r\n\r\n",
+    # An HTTP/2-only server's first frame (SETTINGS, stream 0), as gRPC's and Node.js's
+    # http2.createServer send it whatever came.
+    "http2": b"\x00\x00\x06\x04\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x64",
     "length-and-chunked": b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
     b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
     "gzip-coding": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nnot really gzip",
@@ -74,7 +77,7 @@ ANSWERS = {
     + b"a" * 100_000
     + b"\r\nContent-Length: 3\r\n\r\nabc",
 }
-CLOSE_AFTER = {"short", "garbage", "half-head"}
+CLOSE_AFTER = {"short", "garbage", "half-head", "http2"}
 
 
 def _slow_stream(kind: bytes) -> list[bytes | float]:
