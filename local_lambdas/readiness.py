@@ -33,6 +33,7 @@ from local_lambdas import _compat
 from local_lambdas._compat import listeners, processes
 from local_lambdas._compat.listeners import Listener
 from local_lambdas.config import Process
+from local_lambdas.transports.answer_head import http2_frame
 
 Owners = Callable[[], Iterable[int]]
 
@@ -238,6 +239,8 @@ async def _refused(host: str, port: int, path: str) -> str:
     parts = status_line.split()
     if len(parts) >= 2 and parts[1].startswith(b"2"):
         return ""
+    if http2_frame(status_line):
+        return "was answered in HTTP/2: local-lambdas speaks HTTP/1.1 to children"
     return f"answered {parts[1].decode(errors='replace')}" if len(parts) >= 2 else "got no answer"
 
 

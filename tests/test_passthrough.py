@@ -393,6 +393,25 @@ async def test_readiness_path_must_answer_2xx(
         assert "but its <ready_path>: GET /missing answered 404 (a 2xx is wanted)" in reason
 
 
+async def test_a_readiness_path_answered_in_http2_is_said_so(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """An HTTP/2-only server (gRPC's) asked its <ready_path>: the reason names HTTP/2, not
+    'got no answer'."""
+    extra = "<ready_path>/http2</ready_path><startup_timeout>3s</startup_timeout>"
+    path = write_manifest(process_xml(
+        "h2", "/h2/*", mode="passthrough", script="raw_http.py",
+        extra=extra + "<start_retries>0</start_retries>",
+    ))  # fmt: skip
+    async with running(path, socket_dir, wait=False) as run:
+        pool = run.pool("h2")
+        assert await pool.wait_for(lambda: pool.instances[0].state.value == "FATAL", 15)
+        assert (
+            "but its <ready_path>: GET /http2 was answered in HTTP/2: local-lambdas speaks "
+            "HTTP/1.1 to children" in pool.instances[0].reason
+        )
+
+
 async def test_large_bodies_stream_with_flat_memory(write_manifest: WriteManifest) -> None:
     size = 200 * 1024 * 1024
     path = write_manifest(web_process(extra=STRIP + "<max_body_size>1GiB</max_body_size>"))

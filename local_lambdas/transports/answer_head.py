@@ -39,11 +39,16 @@ def head_problem(status: int, size: int, coding: str) -> str | None:
 _HTTP2_FIRST: Final = (0x04, 0x07)
 
 
+def http2_frame(first: bytes) -> bool:
+    """Whether an answer begins with the frame an HTTP/2 server sends first."""
+    return len(first) >= 9 and first[3] in _HTTP2_FIRST and first[5:9] == b"\0\0\0\0"
+
+
 def not_http(first: bytes, parser_said: str) -> str:
     """Why an answer's head that llhttp refuses is not relayed, in words to act on: an
     HTTP/2 frame (an HTTP/2-only server), bytes that are no status line at all, else what
     llhttp said. `first`: the answer's first bytes."""
-    if len(first) >= 9 and first[3] in _HTTP2_FIRST and first[5:9] == b"\0\0\0\0":
+    if http2_frame(first):
         return (
             "the child answered in HTTP/2, as an HTTP/2-only server does (gRPC, Node.js's "
             "http2.createServer): local-lambdas speaks HTTP/1.1 to children; have it serve "
