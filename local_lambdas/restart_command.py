@@ -4,12 +4,18 @@ process, and say in one line what it answered (or why no proxy did)."""
 from __future__ import annotations
 
 import json
+import os
 import ssl
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 
+from local_lambdas._compat import listeners
 from local_lambdas.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, print_line
+
+# The commands that serve nothing: a process running one of them is no proxy to ask.
+_SERVE_NOTHING = frozenset({"restart", "check", "export", "completion"})
 
 
 def restart(url: str, prefix: str, process: str) -> int:
@@ -42,7 +48,14 @@ def restart(url: str, prefix: str, process: str) -> int:
         return EXIT_FAILURE
     except (OSError, ValueError) as exc:  # refused, no such host, an address that is none
         reason = getattr(exc, "reason", exc)
-        print_line(f"local-lambdas restart: no proxy at {url} ({reason}); pass --url")
+        running = [at for at in running_proxies() if at != url.rstrip("/")]
+        if len(running) == 1:
+            fix = f"one runs at {running[0]}: pass --url {running[0]}"
+        elif running:
+            fix = f"local-lambdas runs at {', '.join(running)}: pass --url with one of them"
+        else:
+            fix = "pass --url"
+        print_line(f"local-lambdas restart: no proxy at {url} ({reason}); {fix}")
         return EXIT_FAILURE
     try:
         state = json.loads(raw)["state"]
@@ -52,3 +65,40 @@ def restart(url: str, prefix: str, process: str) -> int:
         return EXIT_FAILURE
     print_line(f"{process}: restarted, {state}")
     return EXIT_OK
+
+
+def running_proxies() -> list[str]:
+    """Where the proxies running on this machine listen (Linux, from /proc: those of this
+    user), as URLs for --url: a process whose command line is `local-lambdas ...` or
+    `python -m local_lambdas ...`, but for the commands that serve nothing; [] elsewhere."""
+    if sys.platform != "linux":
+        return []
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as raw:
+                argv = raw.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        args = _proxy_args(argv)
+        if args is None or (args[:1] and args[0] in _SERVE_NOTHING):
+            continue
+        ports = [at for at in listeners.held_listeners([int(entry)]) if not at.startswith("/")]
+        if ports:  # (127.0.0.1 before [::1], as the proxy opens them)
+            host, _, port = sorted(ports, key=lambda at: at.startswith("["))[0].rpartition(":")
+            host = "127.0.0.1" if host in ("0.0.0.0", "[::]") else host
+            scheme = "https" if any(arg.startswith("--tls") for arg in args) else "http"
+            found.append(f"{scheme}://{host}:{port}")
+    return found
+
+
+def _proxy_args(argv: list[str]) -> list[str] | None:
+    """The arguments given to local-lambdas in a command line, None if it is not one."""
+    for at, arg in enumerate(argv[:3]):
+        if os.path.basename(arg) == "local-lambdas":
+            return argv[at + 1 :]
+        if arg == "-m" and argv[at + 1 : at + 2] == ["local_lambdas"]:
+            return argv[at + 2 :]
+    return None

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from local_lambdas import manifest
+from local_lambdas import _compat, manifest
 from local_lambdas.errors import ManifestError
 from local_lambdas.variables import child_environment
 from tests.helpers import (
@@ -376,6 +376,33 @@ async def test_restart_of_a_process_only_left_out_says_so(
         assert restart.returncode == 1
         assert said == "local-lambdas restart: b was not started: local-lambdas runs with --only a"
         assert run.pool("b").instances == []
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="proxies are found in /proc: Linux")
+async def test_restart_where_no_proxy_is_names_one_that_runs(
+    write_manifest: WriteManifest,
+) -> None:
+    """A proxy on another port than 3000 (--port 8080, a `run`'s free port), restarted
+    without --url: the error names where one runs, as --url wants it."""
+    path = write_manifest(process_xml("a", "/a/*"))
+    proxy = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "local_lambdas", path, "--bind", "127.0.0.1:0",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    assert proxy.stdout is not None
+    try:
+        async with _compat.timeout(20):
+            while b"listening on " not in (line := await proxy.stdout.readline()):
+                assert line, "the proxy ended"
+        url = line.decode().split("listening on ")[1].split()[0]
+        done = run_main("restart", "a", "--url", "http://127.0.0.1:9")
+        assert done.returncode == 1 and done.stderr.startswith(
+            "local-lambdas restart: no proxy at http://127.0.0.1:9 ("
+        )
+        assert url in done.stderr and "pass --url" in done.stderr, done.stderr
+    finally:
+        proxy.send_signal(signal.SIGINT)
+        await proxy.wait()
 
 
 def test_restart_without_a_proxy_says_so() -> None:
