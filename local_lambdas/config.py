@@ -29,6 +29,7 @@ from local_lambdas.config_values import (
     check_origin,
     check_route,
     is_file_name,
+    not_a_path,
     parse_duration,
     parse_size,
 )
@@ -207,7 +208,7 @@ class Process(BaseModel):
                 "the prefix to take off the path, such as /api for the route /api/*"
                 if stripping else "the path to ask, such as /health"))  # fmt: skip
         if value is not None and not value.startswith("/"):
-            raise ValueError(f'must start with "/": write "/{value.lstrip("/")}"')
+            raise ValueError(not_a_path(value))
         return value
 
     @field_validator("methods")

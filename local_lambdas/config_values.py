@@ -41,6 +41,17 @@ def parse_size(value: object) -> object:
     return int(match.group(1)) * _SIZE_UNITS[unit]
 
 
+def not_a_path(value: str) -> str:
+    """Why `value`, which does not start with "/", is not the path asked for, with the path
+    to write: a URL's own path (`http://localhost:3000/api/*` gives `/api/*`), else the
+    value after a "/"."""
+    scheme, sep, rest = value.partition("://")
+    if sep and scheme.isalpha():
+        path = "/" + rest.partition("/")[2]
+        return f'is a URL; write its path alone: "{path}"'
+    return f'must start with "/": write "/{value.lstrip("/")}"'
+
+
 def check_route(route: str) -> str:
     """`route` as the router reads it: normalised as request paths are (a route written
     as a URL spells it, `/caf%C3%A9/*`, matches `/café/x` and `/caf%C3%A9/x` alike); raises
@@ -48,7 +59,7 @@ def check_route(route: str) -> str:
     if not route:
         raise ValueError("is empty: remove it, or write a path such as /api/*")
     if not route.startswith("/"):
-        raise ValueError(f'must start with "/": write "/{route.lstrip("/")}"')
+        raise ValueError(not_a_path(route))
     star = route.find("*")
     if star != -1 and not (route.endswith("/*") and star == len(route) - 1):
         raise ValueError("may only have '*' at its end, after a '/', as in /api/*")

@@ -127,6 +127,23 @@ CASES: dict[str, tuple[str | bytes, list[tuple[int | None, str]]]] = {
         process("<id>auth</id>", "<executable>python3</executable>", "<route>api/*</route>"),
         [(5, '<process id="auth">: <route> "api/*" must start with "/": write "/api/*"')],
     ),
+    "a route written as a URL": (  # its path is the fix, not "/http://..."
+        process(
+            "<id>api</id>",
+            "<executable>python3</executable>",
+            "<route>http://localhost:3000/api/*</route>",
+            "<communication_mode>passthrough</communication_mode>",
+            "<ready_path>http://127.0.0.1:8000/healthz</ready_path>",
+        ),
+        [
+            (5, '<route> "http://localhost:3000/api/*" is a URL; write its path alone: "/api/*"'),
+            (
+                7,
+                '<ready_path> "http://127.0.0.1:8000/healthz" is a URL; write its path alone: '
+                '"/healthz"',
+            ),
+        ],
+    ),
     "the second route wrong": (  # named by its own line and value, not the first route's
         process(
             "<id>auth</id>",
