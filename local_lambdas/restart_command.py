@@ -88,7 +88,7 @@ def running_proxies() -> list[str]:
         ports = [at for at in listeners.held_listeners([int(entry)]) if not at.startswith("/")]
         if ports:  # (127.0.0.1 before [::1], as the proxy opens them)
             host, _, port = sorted(ports, key=lambda at: at.startswith("["))[0].rpartition(":")
-            host = "127.0.0.1" if host in ("0.0.0.0", "[::]") else host
+            host = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]"}.get(host, host)  # (any: loopback)
             scheme = "https" if any(arg.startswith("--tls") for arg in args) else "http"
             found.append(f"{scheme}://{host}:{port}")
     return found
