@@ -57,6 +57,8 @@ def _socket_dir(args: argparse.Namespace) -> tuple[Path, bool]:
 
 
 _COMMANDS = ("check", "run", "restart")  # and export, which has its own parser
+# Every command word; `run` alone of them serves (restart_command.running_proxies).
+ALL_COMMANDS = (*_COMMANDS, "export", "completion")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -104,7 +106,7 @@ def _main(argv: list[str]) -> int:
         # `local-lambdas manifest.xml run -- pytest`: the command word goes first.
         print_line(f"local-lambdas: {extra[0]} comes first: local-lambdas {extra[0]} [options] ...")
         return EXIT_USAGE
-    words = (*_COMMANDS, "export", "completion") if command == "serve" else ()
+    words = ALL_COMMANDS if command == "serve" else ()
     parser.refuse_strays(extra, getattr(args, "manifest", ""), words)
     if command == "restart":
         from local_lambdas.restart_command import restart

@@ -41,15 +41,30 @@ def parse_size(value: object) -> object:
     return int(match.group(1)) * _SIZE_UNITS[unit]
 
 
+def after_scheme(value: str) -> str | None:
+    """What follows `scheme://` in `value` when it is a URL (one pasted where an address or
+    a path is asked for), else None."""
+    scheme, sep, rest = value.partition("://")
+    return rest if sep and scheme.isalpha() else None
+
+
 def not_a_path(value: str) -> str:
     """Why `value`, which does not start with "/", is not the path asked for, with the path
     to write: a URL's own path (`http://localhost:3000/api/*` gives `/api/*`), else the
     value after a "/"."""
-    scheme, sep, rest = value.partition("://")
-    if sep and scheme.isalpha():
-        path = "/" + rest.partition("/")[2]
-        return f'is a URL; write its path alone: "{path}"'
+    rest = after_scheme(value)
+    if rest is not None:
+        return f'is a URL; write its path alone: "/{rest.partition("/")[2]}"'
     return f'must start with "/": write "/{value.lstrip("/")}"'
+
+
+def shown_size(count: int) -> str:
+    """A number of bytes as a manifest writes it (parse_size's reverse): 16 MiB where it is
+    whole, else bytes."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if count >= 1 << shift and count % (1 << shift) == 0:
+            return f"{count >> shift} {unit}"
+    return f"{count} bytes"
 
 
 def check_route(route: str) -> str:

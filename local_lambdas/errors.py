@@ -34,6 +34,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from local_lambdas.config_values import shown_size
+
 
 class LocalLambdasError(Exception):
     """Base of every error local-lambdas raises on purpose."""
@@ -131,16 +133,8 @@ class PayloadTooLarge(ForwardError):
 
     def __init__(self, limit: int) -> None:
         super().__init__(
-            f"the request body is over the route's limit of {_size(limit)} (<max_body_size>)"
+            f"the request body is over the route's limit of {shown_size(limit)} (<max_body_size>)"
         )
-
-
-def _size(count: int) -> str:
-    """A number of bytes as a manifest writes it: 16 MiB where it is whole, else bytes."""
-    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if count >= 1 << shift and count % (1 << shift) == 0:
-            return f"{count >> shift} {unit}"
-    return f"{count} bytes"
 
 
 class ClientTooSlow(ForwardError):

@@ -21,8 +21,10 @@ DEFAULT_CACHE = 64 * 1024**2  # ENABLE_CACHE=1: per process, for those without <
 
 
 def split_bind(value: str) -> tuple[str, int]:
-    scheme, sep, rest = value.partition("://")
-    if sep and scheme.isalpha():
+    from local_lambdas.config_values import after_scheme
+
+    rest = after_scheme(value)
+    if rest is not None:
         # A URL pasted in (http://127.0.0.1:3000/): its address is shown as HOST:PORT.
         example = rest.partition("/")[0].rpartition("@")[2] or "127.0.0.1"
         if not example.rpartition(":")[2].isdigit():

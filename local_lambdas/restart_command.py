@@ -12,10 +12,10 @@ import urllib.parse
 import urllib.request
 
 from local_lambdas._compat import listeners
-from local_lambdas.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, print_line
+from local_lambdas.cli import ALL_COMMANDS, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, print_line
 
 # The commands that serve nothing: a process running one of them is no proxy to ask.
-_SERVE_NOTHING = frozenset({"restart", "check", "export", "completion"})
+_SERVE_NOTHING = frozenset(ALL_COMMANDS) - {"run"}
 
 
 def restart(url: str, prefix: str, process: str) -> int:
