@@ -84,6 +84,8 @@ function encoded(status, headers, body) {
   return JSON.stringify({ status, headers, body: bytes.toString("base64") });
 }
 
+const close = (socket) => socket.destroy();
+
 function servePipe(path, handler) {
   const oneShot = process.env.PIPE_FRAMING === "oneshot";
   if (process.platform !== "win32" && fs.existsSync(path)) fs.unlinkSync(path);
@@ -113,9 +115,11 @@ function servePipe(path, handler) {
         answered = true;
         chunks = [];
         // Written, then closed: the request is read to its end, so no half-close is needed
-        // (a system call and a stream's shutdown fewer a request).
+        // (a system call and a stream's shutdown fewer a request). Closed on the next tick:
+        // a socket destroyed inside its write callback makes Node build (and throw away) an
+        // ERR_STREAM_DESTROYED with its stack, a sixth of the child's time a request.
         queue = queue.then(async () => {
-          socket.write(await answer(handler, request), () => socket.destroy());
+          socket.write(await answer(handler, request), () => process.nextTick(close, socket));
         });
         return;
       }
