@@ -90,7 +90,8 @@ def not_started(working_dir: Path, program: str | None, error: OSError) -> str:
 def interpreter_problem(path: str, find: Callable[[str], str | None] | None = None) -> str | None:
     """Why a script's `#!` line cannot run it (POSIX), the kernel's bare ENOENT said in
     words: a line ending in CR (the file saved with Windows line endings), or an
-    interpreter that is not there; or a script of another language with no such line,
+    interpreter that is not there; a line after a byte order mark, which the kernel does not
+    see; or a script of another language with no such line,
     which would run as a shell script. With `find` (the child's lookup of a program by
     name), also a program `#!/usr/bin/env` would not find, which env says only once the
     child runs, exiting 127. None: no such problem seen."""
@@ -104,6 +105,11 @@ def interpreter_problem(path: str, find: Callable[[str], str | None] | None = No
     if foreign := foreign_program(head):
         return foreign
     first = head.partition(b"\n")[0]
+    if first.startswith(b"\xef\xbb\xbf#!"):
+        return ('begins with a byte order mark before its "#!" line (saved as UTF-8 with '
+                "BOM), so the system does not read that line and would run it as a shell "
+                "script; save it as UTF-8 without the BOM "
+                f"(sed -i '1s/^\\xEF\\xBB\\xBF//' {path})")  # fmt: skip
     if not first.startswith(b"#!"):
         meant = _BY_SUFFIX.get(Path(path).suffix.lower())
         if meant is None or first.startswith(b"\x7fELF"):

@@ -566,14 +566,16 @@ def test_a_script_whose_first_line_cannot_run_it_is_named(tmp_path: Path) -> Non
     line ending in CR (saved with Windows line endings) or naming an interpreter that is
     not there is said at load, with the fix, and so is a program `#!/usr/bin/env` would not
     find on the child's PATH (env says it only as the child exits 127); so is a Python
-    script with no #! line, which the shell would run and fail on with a syntax error."""
+    script with no #! line, which the shell would run and fail on with a syntax error, and
+    one whose #! line follows a byte order mark, which the kernel does not see."""
     scripts = {"crlf.sh": b"#!/bin/sh\r\necho hi\r\n", "gone.py": b"#!/opt/no/python9 -u\n",
                "ok.sh": b"#!/bin/sh\necho hi\n", "env.py": b"#!/usr/bin/env python3\n",
                "plain.sh": b"echo hi\n", "bare.py": b"print('hi')\n",
                "elf.py": b"\x7fELF\x02\x01", "nowhere.py": b"#!/usr/bin/env python9\n",
                "envs.py": b"#!/usr/bin/env -S PYTHONUNBUFFERED=1 python3 -u\n",
                "envs-gone.js": b"#!/usr/bin/env -S X=1 nodejs9 --flag\n",
-               "envi.py": b"#!/usr/bin/env -i python9\n"}  # fmt: skip
+               "envi.py": b"#!/usr/bin/env -i python9\n",
+               "bom.py": b"\xef\xbb\xbf#!/usr/bin/env python3\nprint('hi')\n"}  # fmt: skip
     assert _problems_of_executables(tmp_path, scripts) == [
         '<process id="crlf-sh">: <executable> "./crlf.sh" has Windows line endings: its first '
         'line, "#!/bin/sh\\r", names an interpreter whose name ends in a CR; convert the file '
@@ -589,6 +591,10 @@ def test_a_script_whose_first_line_cannot_run_it_is_named(tmp_path: Path) -> Non
         '<process id="envs-gone-js">: <executable> "./envs-gone.js" starts with "#!/usr/bin/env '
         '-S X=1 nodejs9 --flag", and nodejs9 is not found on its PATH; install it, put its '
         "folder on PATH (<env>), or fix that line",
+        '<process id="bom-py">: <executable> "./bom.py" begins with a byte order mark before '
+        'its "#!" line (saved as UTF-8 with BOM), so the system does not read that line and '
+        "would run it as a shell script; save it as UTF-8 without the BOM "
+        f"(sed -i '1s/^\\xEF\\xBB\\xBF//' {tmp_path / 'bom.py'})",
     ]  # (env -i and its like are not judged)
 
 
