@@ -148,14 +148,18 @@ def cookie_put_back(value: str, prefix: str) -> str:
     """A Set-Cookie of the child's as the client must get it: its `Path` of the child's
     (`Path=/auth/refresh`) under the prefix the proxy stripped, as its redirects are
     (nginx's proxy_cookie_path, written out), or the browser never sends it back. `Path=/`
-    (every path) and a path under the prefix already are left as they are."""
-    found = _COOKIE_PATH.search(value)
-    if found is None:
+    (every path) and a path under the prefix already are left as they are. Each `Path` of
+    a cookie that has several (browsers take the last)."""
+    if _COOKIE_PATH.search(value) is None:
         return value
-    path = found.group(2).rstrip()
-    if path == "/" or _under(path, prefix):
-        return value
-    return f"{value[: found.start(2)]}{prefix}{value[found.start(2) :]}"
+
+    def under_prefix(found: re.Match[str]) -> str:
+        path = found.group(2).rstrip()
+        if path == "/" or _under(path, prefix):
+            return found.group(0)
+        return f"{found.group(1)}{prefix}{found.group(2)}"
+
+    return _COOKIE_PATH.sub(under_prefix, value)
 
 
 def _under(url: str, prefix: str) -> bool:

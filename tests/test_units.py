@@ -1966,6 +1966,7 @@ def test_a_redirect_to_the_child_is_put_back_under_the_proxy(
     ("t=1", "t=1"),  # the request's own path, which is the client's
     ("t=1; Path=x", "t=1; Path=x"),  # not a path: the browser ignores it
     ("path=/x; Max-Age=5", "path=/x; Max-Age=5"),  # a cookie named path, not the attribute
+    ("t=1; Path=/a; Path=/b", "t=1; Path=/app/a; Path=/app/b"),  # the browser takes the last
 ])  # fmt: skip
 def test_a_cookies_path_is_put_back_under_the_prefix(value: str, client_gets: str) -> None:
     assert forwarding.cookie_put_back(value, "/app") == client_gets
