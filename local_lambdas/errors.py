@@ -54,13 +54,15 @@ class Problem:
         return one_line(f"{where}: {self.message}")
 
 
-# Control characters as escapes: a value quoted from a manifest ("p\nython3") stays on its line.
-_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(32), 127) if c != 9} | {10: "\\n", 13: "\\r"}
-
-
 def one_line(text: str) -> str:
-    """`text` with its control characters but tab written as escapes."""
-    return text.translate(_CONTROLS)
+    """`text` with what would not show as itself written as escapes: control characters but
+    tab (a value quoted from a manifest, "p\\nython3", stays on its line), and the invisible
+    ones (a no-break or zero-width space or a byte order mark pasted with a value), which
+    would have a quoted value look like the one it was meant to be."""
+    if text.isprintable():
+        return text
+    # (ascii() of one character: \n, \x7f, \xa0, \u200b, as Python writes them.)
+    return "".join(ch if ch.isprintable() or ch == "\t" else ascii(ch)[1:-1] for ch in text)
 
 
 def closest(word: str, known: Iterable[str], cutoff: float = 0.6) -> str | None:

@@ -560,6 +560,27 @@ def _problems_of_executables(folder: Path, files: dict[str, bytes]) -> list[str]
     return [p.message for p in caught.value.problems]
 
 
+def test_a_value_with_an_invisible_character_pasted_in_shows_it(tmp_path: Path) -> None:
+    """A zero-width space or a no-break space copied with a value from a web page, a byte
+    order mark before an id: the value quoted in the problem looked like the right one
+    ("/api/*" may only have '*' at its end). Each is written as an escape, and a no-break
+    space in a duration is said as such rather than by the schema's pattern."""
+    with pytest.raises(ManifestError) as caught:
+        load(tmp_path, "<manifest><process><id>\ufeffa</id><executable>python3</executable>"
+             "<route>/api/*\u200b</route><timeout>5\u00a0s</timeout><communication_mode>"
+             "pipe\u2060</communication_mode></process></manifest>")  # fmt: skip
+    said = [str(problem).partition(": ")[2] for problem in caught.value.problems]
+    assert said == [
+        '<process id="\\ufeffa">: <id> "\\ufeffa" must be a name without spaces, e.g. api-service',
+        '<process id="\\ufeffa">: <route> "/api/*\\u200b" may only have \'*\' at its end, after '
+        "a '/', as in /api/*",
+        '<process id="\\ufeffa">: <communication_mode> "pipe\\u2060" must be one of: \'pipe\', '
+        "'pipe-keepalive', 'http', 'passthrough', 'none'; did you mean 'pipe'?",
+        '<process id="\\ufeffa">: <timeout> "5\\xa0s" is not a duration; write e.g. 30s, 500ms '
+        "or 2m",
+    ], said
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="no #! lines on Windows")
 def test_a_script_whose_first_line_cannot_run_it_is_named(tmp_path: Path) -> None:
     """The kernel says only "No such file or directory" of a script that is there: a #!
