@@ -81,7 +81,7 @@ def _check_across(everyone: Sequence[Claims], problem: Report, socket_dir: Path)
         for index, route in enumerate(routes if isinstance(routes, tuple) else ()):
             read = _route_as_read(route) if isinstance(route, str) else route
             claim("route", read, claims, index, "a route belongs to one process; remove one")
-        if values.get("port"):
+        if _a_port(values.get("port")):  # (one out of range has its own problem)
             claim("port", values["port"], claims, 0, "give each process its own <port>")
         mode = values.get("communication_mode", Mode.PIPE.value)
         if mode not in (Mode.PIPE.value, Mode.PIPE_KEEPALIVE.value):
@@ -99,6 +99,10 @@ def _check_across(everyone: Sequence[Claims], problem: Report, socket_dir: Path)
                     f"platform's {MAX_UNIX_PATH} (less {SOCKET_SUFFIX_ROOM} kept for instance "
                     "suffixes); use a shorter <pipe_name>, or a shorter --socket-dir",
                 )
+
+
+def _a_port(value: object) -> bool:
+    return isinstance(value, str) and value.strip().isdigit() and 0 < int(value) < 65536
 
 
 def _route_as_read(route: str) -> str:
@@ -192,7 +196,8 @@ def _check_strip_prefix(everyone: Sequence[Claims], problem: Report) -> None:
         if not isinstance(prefix, str) or not prefix.startswith("/"):
             continue  # absent, or refused already
         listed = claims.values.get("routes", ())
-        routes = [r for r in listed if isinstance(r, str)] if isinstance(listed, tuple) else []
+        # (A route that cannot be read has a problem of its own, and is no example to give.)
+        routes = [r for r in listed if _readable(r)] if isinstance(listed, tuple) else []
         if claims.values.get("communication_mode", Mode.PIPE.value) != Mode.PASSTHROUGH.value:
             why = ("works for passthrough only: an envelope child gets the request's whole "
                    "uri, to read as it likes; remove <strip_prefix>")  # fmt: skip
@@ -203,6 +208,13 @@ def _check_strip_prefix(everyone: Sequence[Claims], problem: Report) -> None:
         else:
             continue
         problem(claims.line("strip_prefix"), f"{claims.label}: <strip_prefix> {why}")
+
+
+def _readable(route: object) -> bool:
+    try:
+        return isinstance(route, str) and bool(check_route(route))
+    except ValueError:
+        return False
 
 
 def _strips(prefix: str, written: str) -> bool:

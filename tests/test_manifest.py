@@ -904,6 +904,27 @@ def test_two_spellings_of_one_route_are_one_route(tmp_path: Path) -> None:
         "a route belongs to one process; remove one"))]  # fmt: skip
 
 
+def test_a_value_already_refused_sets_off_no_second_problem(tmp_path: Path) -> None:
+    """A route or a port refused on its own is no example for <strip_prefix> to give
+    ('write e.g. "0"') nor a port for two processes to share: its one problem is said."""
+    text = dedent("""
+        <manifest>
+          <process><id>a</id><executable>python3</executable><route>0</route>
+            <communication_mode>passthrough</communication_mode><port>0</port>
+            <strip_prefix>/a</strip_prefix></process>
+          <process><id>b</id><executable>python3</executable><route>/b/*</route>
+            <communication_mode>passthrough</communication_mode><port>0</port></process>
+        </manifest>
+    """)
+    with pytest.raises(ManifestError) as caught:
+        load(tmp_path, text)
+    assert [p.message for p in caught.value.problems] == [
+        '<process id="a">: <route> "0" must start with "/": write "/0"',
+        '<process id="a">: <port> "0" should be greater than or equal to 1',
+        '<process id="b">: <port> "0" should be greater than or equal to 1',
+    ]
+
+
 def test_every_problem_in_a_file_is_reported_at_once(tmp_path: Path) -> None:
     text = dedent("""
         <manifest>
