@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
+from local_lambdas import entry_point
 
-from local_lambdas.cli import main
-
-sys.exit(main(sys.argv[1:]))
+entry_point()

@@ -190,6 +190,39 @@ sys.exit(cli.main(sys.argv[1:]))
 """
 
 
+# The console script's start in a background job (SIGINT ignored), with a SIGINT sent as it
+# imports its command line: in a run's first tens of milliseconds.
+_BACKGROUND_JOB_INTERRUPTED = """
+import importlib.abc, os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+class Interrupting(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "local_lambdas.cli":
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, Interrupting())
+sys.argv = ["local-lambdas", "--version"]
+import local_lambdas
+local_lambdas.entry_point()
+"""
+
+
+@pytest.mark.skipif(_compat.IS_WINDOWS, reason="no SIGINT to ignore there")
+def test_a_background_job_takes_ctrl_c_from_its_first_moments() -> None:
+    """SIGINT sent to a script's background job before its command line had loaded was
+    lost (ignored, as the shell started it), and the proxy went on to serve: here
+    `--version` would have been printed. It stops with its one line instead."""
+    done = subprocess.run([sys.executable, "-c", _BACKGROUND_JOB_INTERRUPTED],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert (done.returncode, done.stdout, done.stderr) == (
+        130,
+        "",
+        "local-lambdas: stopped by Ctrl+C\n",
+    )
+
+
 @pytest.mark.skipif(_compat.IS_WINDOWS, reason="os.kill(SIGINT) ends a Windows process")
 def test_ctrl_c_that_an_import_turns_into_its_own_error_says_one_line_too() -> None:
     def load(*argv: str) -> subprocess.CompletedProcess[str]:
