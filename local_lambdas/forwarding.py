@@ -150,8 +150,6 @@ def cookie_put_back(value: str, prefix: str) -> str:
     (nginx's proxy_cookie_path, written out), or the browser never sends it back. `Path=/`
     (every path) and a path under the prefix already are left as they are. Each `Path` of
     a cookie that has several (browsers take the last)."""
-    if _COOKIE_PATH.search(value) is None:
-        return value
 
     def under_prefix(found: re.Match[str]) -> str:
         path = found.group(2).rstrip()
