@@ -2458,6 +2458,44 @@ SELF_RELOADING = [
 ]
 
 
+_SCRIPTS = {"dev": "vite", "start": "node server.js", "serve": "cross-env PORT=1 nodemon src",
+            "broken": "vite 'unclosed", "odd": 5}  # fmt: skip
+
+
+@pytest.mark.parametrize(("command", "said"), [
+    ("npm run dev -- --port 3000", "`vite` (package.json's 'dev')"),
+    ("npm --silent run-script dev", "`vite` (package.json's 'dev')"),
+    ("yarn dev", "`vite` (package.json's 'dev')"),
+    ("pnpm run serve", "`cross-env PORT=1 nodemon` (package.json's 'serve')"),
+    ("bun run dev", "`vite` (package.json's 'dev')"),
+    ("sh -c 'exec uvicorn app:app --reload'", "`exec uvicorn app:app --reload` (its -c string)"),
+    # Not: a script that does not reload itself, none by that name, one that cannot be read,
+    # npm's own commands, a command with no wrapper.
+    ("npm start", None),
+    ("npm run missing", None),
+    ("npm run broken", None),
+    ("npm run odd", None),
+    ("npm install", None),
+    ("npm dev", None),  # (npm runs no script without `run`, but for start)
+    ("sh -c 'python app.py'", None),
+    ("node server.js", None),
+])  # fmt: skip
+def test_a_wrappers_command_that_reloads_itself_is_found_inside_it(
+    tmp_path: Path, command: str, said: str | None
+) -> None:
+    """`npm run dev` (Vite's and Next.js's way in) said nothing of the `vite` its script
+    runs: --watch restarted the dev server on every save, cutting its hot update short."""
+    (tmp_path / "package.json").write_text(json.dumps({"scripts": _SCRIPTS}))
+    executable, *args = shlex.split(command)
+    process = _process().model_copy(
+        update={"executable": executable, "args": tuple(args), "working_dir": tmp_path}
+    )
+    lines = self_reload.advice([process])
+    assert [line.partition(" reloads it")[0] for line in lines] == (
+        [f"api: {said}"] if said else []
+    ), lines
+
+
 @pytest.mark.parametrize(("command", "said"), SELF_RELOADING)
 def test_a_command_that_reloads_itself_is_known_by_its_words(
     command: str, said: str | None
