@@ -40,7 +40,10 @@ def restart(url: str, prefix: str, process: str) -> int:
         try:
             error = json.load(exc)["error"]
             if exc.code == 404 and error.startswith("no route matches"):
-                error += "; if the proxy runs with --admin-prefix, pass the same"
+                same = [p for at, p in running_proxies() if at == url.rstrip("/") and p]
+                runs = f"it runs with --admin-prefix {same[0]}:" if same else (
+                    "if the proxy runs with --admin-prefix,")  # fmt: skip
+                error += f"; {runs} pass the same"
         except (ValueError, KeyError, TypeError):
             error = (f"{url} answered {exc.code} {exc.reason}, not as local-lambdas does; "
                      "pass the proxy's address with --url")  # fmt: skip
@@ -48,11 +51,14 @@ def restart(url: str, prefix: str, process: str) -> int:
         return EXIT_FAILURE
     except (OSError, ValueError) as exc:  # refused, no such host, an address that is none
         reason = getattr(exc, "reason", exc)
-        running = [at for at in running_proxies() if at != url.rstrip("/")]
+        running = [(at, p) for at, p in running_proxies() if at != url.rstrip("/")]
         if len(running) == 1:
-            fix = f"one runs at {running[0]}: pass --url {running[0]}"
+            ((at, theirs),) = running
+            fix = f"one runs at {at}: pass --url {at}"
+            fix += f" --admin-prefix {theirs}" if theirs else ""
         elif running:
-            fix = f"local-lambdas runs at {', '.join(running)}: pass --url with one of them"
+            at = ", ".join(at for at, _ in running)
+            fix = f"local-lambdas runs at {at}: pass --url with one of them"
         else:
             fix = "pass --url"
         print_line(f"local-lambdas restart: no proxy at {url} ({reason}); {fix}")
@@ -67,10 +73,11 @@ def restart(url: str, prefix: str, process: str) -> int:
     return EXIT_OK
 
 
-def running_proxies() -> list[str]:
+def running_proxies() -> list[tuple[str, str | None]]:
     """Where the proxies running on this machine listen (Linux, from /proc: those of this
-    user), as URLs for --url: a process whose command line is `local-lambdas ...` or
-    `python -m local_lambdas ...`, but for the commands that serve nothing; [] elsewhere."""
+    user), as URLs for --url, each with the --admin-prefix it was given, if any: a process
+    whose command line is `local-lambdas ...` or `python -m local_lambdas ...`, but for the
+    commands that serve nothing; [] elsewhere."""
     if sys.platform != "linux":
         return []
     found = []
@@ -90,8 +97,18 @@ def running_proxies() -> list[str]:
             host, _, port = sorted(ports, key=lambda at: at.startswith("["))[0].rpartition(":")
             host = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]"}.get(host, host)  # (any: loopback)
             scheme = "https" if any(arg.startswith("--tls") for arg in args) else "http"
-            found.append(f"{scheme}://{host}:{port}")
+            found.append((f"{scheme}://{host}:{port}", _admin_prefix(args)))
     return found
+
+
+def _admin_prefix(args: list[str]) -> str | None:
+    """The --admin-prefix in a proxy's arguments, if it was given one."""
+    for at, arg in enumerate(args):
+        if arg == "--admin-prefix" and at + 1 < len(args):
+            return args[at + 1]
+        if arg.startswith("--admin-prefix="):
+            return arg.partition("=")[2]
+    return None
 
 
 def _proxy_args(argv: list[str]) -> list[str] | None:

@@ -383,10 +383,12 @@ async def test_restart_where_no_proxy_is_names_one_that_runs(
     write_manifest: WriteManifest,
 ) -> None:
     """A proxy on another port than 3000 (--port 8080, a `run`'s free port), restarted
-    without --url: the error names where one runs, as --url wants it."""
+    without --url: the error names where one runs, as --url wants it, with the
+    --admin-prefix it runs with; asked there without that prefix, it names the prefix."""
     path = write_manifest(process_xml("a", "/a/*"))
     proxy = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "local_lambdas", path, "--bind", "127.0.0.1:0",
+        "--admin-prefix", "/admin/",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     assert proxy.stdout is not None
@@ -399,7 +401,13 @@ async def test_restart_where_no_proxy_is_names_one_that_runs(
         assert done.returncode == 1 and done.stderr.startswith(
             "local-lambdas restart: no proxy at http://127.0.0.1:9 ("
         )
-        assert url in done.stderr and "pass --url" in done.stderr, done.stderr
+        assert done.stderr.endswith(f"pass --url {url} --admin-prefix /admin/\n"), done.stderr
+        there = run_main("restart", "a", "--url", url)
+        assert there.returncode == 1 and there.stderr == (
+            "local-lambdas restart: no route matches /_/processes/a/restart; it runs with "
+            "--admin-prefix /admin/: pass the same\n"
+        ), there.stderr
+        assert run_main("restart", "a", "--url", url, "--admin-prefix", "/admin/").returncode == 0
     finally:
         proxy.send_signal(signal.SIGINT)
         await proxy.wait()
