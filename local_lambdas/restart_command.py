@@ -57,7 +57,7 @@ def restart(url: str, prefix: str, process: str) -> int:
             fix = f"one runs at {at}: pass --url {at}"
             fix += f" --admin-prefix {theirs}" if theirs else ""
         elif running:
-            at = ", ".join(at for at, _ in running)
+            at = ", ".join(f"{at} (--admin-prefix {p})" if p else at for at, p in running)
             fix = f"local-lambdas runs at {at}: pass --url with one of them"
         else:
             fix = "pass --url"
