@@ -104,8 +104,9 @@ def advice(processes: Iterable[Process]) -> list[str]:
             continue
         how = reloads_itself(process.executable, process.args)
         said = f"`{how}`" if how is not None else None
-        inner = wrapped(process.executable, process.args, process.working_dir)
-        if said is None and inner is not None:
+        # (A package.json read only where the command's own words did not tell.)
+        inner = wrapped(process.executable, process.args, process.working_dir) if not said else None
+        if inner is not None:
             try:
                 words = shlex.split(inner[1])
             except ValueError:  # (unbalanced quotes: the shell will say so)
