@@ -24,6 +24,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator
 
 SPAWN_MARK = "LOCAL_LAMBDAS_SPAWN"  # in every child's environment: <run>.<spawn number>.
 _GRACE = 2.0
@@ -32,7 +33,7 @@ _SCANS = 5  # kill_marked's scans at most: each after the last one's signals
 _PF_KTHREAD = 0x00200000  # /proc/PID/stat's flag of a kernel thread
 
 
-def marked(mark: str) -> list[int]:
+def marked(mark: str, among: Callable[[], Iterable[int]] | None = None) -> list[int]:
     """Linux: the processes (not this one) whose environment holds SPAWN_MARK=`mark`..., that
     is, descended from a child spawned with that mark, however far they went: a new session,
     a double fork. A process that cleared its environment is not found (_compat.adoption.adopted
@@ -40,16 +41,19 @@ def marked(mark: str) -> list[int]:
     environment for a moment (the new image's is not set up yet; up to milliseconds on a
     busy machine): one started since this process, showing none, is read again for up to
     100 ms, as a kill that missed it would leave it running (a wrapper's `setsid server &`
-    as the wrapper exits)."""
+    as the wrapper exits). `among`: the processes to read, asked anew at each call, rather
+    than every process on the machine (the proxy, their subreaper, has them all below it:
+    _compat.processes.marked); the watchdog, left with no tree to walk, reads them all."""
     if not sys.platform.startswith("linux"):
         return []
     needle = f"{SPAWN_MARK}={mark}".encode()
     own = os.getpid()
     found: list[int] = []
     blank: list[int] = []  # no environment to read now
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit() and int(entry.name) != own:
-            _read_mark(int(entry.name), needle, found, blank)
+    pids = among() if among is not None else _every_process()
+    for pid in pids:
+        if pid != own:
+            _read_mark(pid, needle, found, blank)
     if blank:
         since = started_at(own) or 0
         blank = [pid for pid in blank if (started_at(pid) or 0) >= since]
@@ -60,6 +64,10 @@ def marked(mark: str) -> list[int]:
         for pid in again:
             _read_mark(pid, needle, found, blank)
     return found
+
+
+def _every_process() -> Iterator[int]:
+    return (int(entry.name) for entry in os.scandir("/proc") if entry.name.isdigit())
 
 
 def _environ(pid: int) -> bytes | None:
@@ -135,9 +143,12 @@ def environment_blank(pid: int) -> bool:
 
 
 def kill_marked(
-    mark: str, sig: signal.Signals | None = None, spared: set[int] | None = None
+    mark: str,
+    sig: signal.Signals | None = None,
+    spared: set[int] | None = None,
+    among: Callable[[], Iterable[int]] | None = None,
 ) -> list[int]:
-    """Signal every process `marked(mark)` finds (SIGKILL unless `sig` says), but those in
+    """Signal every process `marked(mark, among)` finds (SIGKILL unless `sig` says), but those in
     a group of `spared`, which had the signal with their group (a second SIGTERM is "stop
     now" to many servers, local-lambdas among them); the pids found. Pass those to
     _compat.adoption.reap_when_gone, since adopted ones that exit are ours to reap (none on
@@ -148,7 +159,7 @@ def kill_marked(
     until it finds no process it has not signalled, within _SCANS (none on Windows)."""
     signalled: list[int] = []
     for _ in range(_SCANS):
-        new = [pid for pid in marked(mark) if pid not in signalled]
+        new = [pid for pid in marked(mark, among) if pid not in signalled]
         if not new:
             break
         for pid in new:

@@ -204,7 +204,7 @@ class Spawned(asyncio.SubprocessProtocol):
         escaped = list(strays)
         if grouped:
             escaped += [
-                p for p in processes.kill_marked(self.mark, signal.SIGTERM, spared) if p != pid
+                p for p in processes.kill_marked(self.mark, signal.SIGTERM, spared, pid) if p != pid
             ]
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self.exited), grace)
@@ -217,16 +217,16 @@ class Spawned(asyncio.SubprocessProtocol):
                     signalled = adoption.signal_strays(fresh, hard=False, spared=spared)
                     strays += signalled
                     escaped += signalled  # (adopted: ours to reap once they exit)
-                if not (processes.group_alive(pid) or processes.marked(self.mark) or left):
+                if not (processes.group_alive(pid) or processes.marked(self.mark, pid) or left):
                     break
                 await asyncio.sleep(0.02)
         lingered = grouped and (
             not self.exited.done()
             or processes.group_alive(pid)
-            or bool(processes.marked(self.mark))
+            or bool(processes.marked(self.mark, pid))
         )
         processes.kill_group(pid)
-        escaped += [p for p in processes.kill_marked(self.mark) if p != pid]
+        escaped += [p for p in processes.kill_marked(self.mark, root=pid) if p != pid]
         deadline = time.monotonic() + _KILLED_WAIT
         try:
             await asyncio.wait_for(asyncio.shield(self.exited), _KILLED_WAIT)

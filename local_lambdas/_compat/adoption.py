@@ -105,6 +105,25 @@ def unmarked_descendants() -> list[tuple[int, int]]:
     return [(pid, at) for pid, at in below.items() if not _is_ours(pid, at) and unmarked(pid)]
 
 
+def below(root: int | None) -> set[int]:
+    """Linux, for this process as its children's subreaper (processes.become_subreaper): where
+    the marks of the child `root` can be, its tree and what this process adopted with theirs
+    (a daemon's double fork lands here, marked or not); with `root` None, every process below
+    this one. This process's own children are read last, and again until they hold no news:
+    one re-parented here while the walk went on (its parent exited) is not missed."""
+    own = os.getpid()
+    found = set() if root is None else {root, *descendants([root])}
+    while True:
+        new = [
+            pid for pid in children(own)
+            if pid not in found and (root is None or pid not in _ours)
+        ]  # fmt: skip
+        if not new:
+            return found
+        found.update(new)
+        found.update(descendants(new))
+
+
 def adopted_exited() -> list[int]:
     """Linux: the processes this one adopted (as `adopted`) that have exited and wait to be
     reaped."""

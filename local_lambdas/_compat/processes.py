@@ -15,11 +15,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from local_lambdas import orphans
 from local_lambdas._compat import IS_LINUX, adoption, limits
 from local_lambdas.orphans import SPAWN_MARK as SPAWN_MARK
 from local_lambdas.orphans import group_running
-from local_lambdas.orphans import kill_marked as kill_marked
-from local_lambdas.orphans import marked as marked
 from local_lambdas.orphans import started_at as started_at
 from local_lambdas.orphans import ticks_now as ticks_now
 
@@ -184,11 +183,38 @@ def process_running(pid: int) -> bool:
 _PR_SET_CHILD_SUBREAPER = 36
 
 
+_subreaper = False  # whether become_subreaper took
+
+
 def become_subreaper() -> None:
     """Linux: descendants whose parent exits (a daemon's double fork, `setsid cmd &`) are
     re-parented to this process instead of to init, so they stay in its tree."""
+    global _subreaper
     if _libc is not None:
-        _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        _subreaper = _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+
+
+def marked(mark: str, root: int | None = None) -> list[int]:
+    """Linux: the processes carrying `mark` (orphans.marked): those of the child `root`, or
+    with None those of the run (`mark` is then the run's, which begins every child's). As
+    the subreaper of its children's trees this process has them all below it, so only
+    those trees are read (adoption.below), not every process on the machine: reading all
+    of /proc some five times a child took 83% of the CPU of stopping 150 children."""
+    return orphans.marked(mark, _where(root))
+
+
+def kill_marked(
+    mark: str,
+    sig: signal.Signals | None = None,
+    spared: set[int] | None = None,
+    root: int | None = None,
+) -> list[int]:
+    """orphans.kill_marked, reading only where `marked` reads."""
+    return orphans.kill_marked(mark, sig, spared, _where(root))
+
+
+def _where(root: int | None) -> Callable[[], Iterable[int]] | None:
+    return functools.partial(adoption.below, root) if _subreaper else None
 
 
 def descendants(pid: int, mark: str) -> list[int]:
@@ -202,7 +228,7 @@ def descendants(pid: int, mark: str) -> list[int]:
 
         members = win32job.QueryInformationJobObject(job, win32job.JobObjectBasicProcessIdList)
         return [member for member in members if member != pid]
-    return marked(mark)
+    return marked(mark, pid)
 
 
 def cpu_ticks(pids: Iterable[int]) -> int | None:
