@@ -170,29 +170,30 @@ def kill_marked(
     return signalled
 
 
-def _group_members(pgid: int) -> list[tuple[int, bytes, int]]:
-    """Linux: the processes of group `pgid`, each as (pid, state, parent pid); a state of
-    b"Z" is a zombie, exited and waiting for its parent to reap it."""
+def _group_members(
+    pgid: int, among: Callable[[], Iterable[int]] | None
+) -> list[tuple[int, bytes, int]]:
+    """Linux: the processes of group `pgid` (among those `among` gives, as `marked`), each as
+    (pid, state, parent pid); a state of b"Z" is a zombie, exited and waiting for its parent
+    to reap it."""
     members = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+    for pid in among() if among is not None else _every_process():
         try:
-            with open(f"/proc/{entry.name}/stat", "rb") as stat:
+            with open(f"/proc/{pid}/stat", "rb") as stat:
                 fields = stat.read().rpartition(b")")[2].split()  # state, ppid, pgrp...
         except OSError:
             continue  # gone since
         if len(fields) >= 3 and int(fields[2]) == pgid:
-            members.append((int(entry.name), fields[0], int(fields[1])))
+            members.append((pid, fields[0], int(fields[1])))
     return members
 
 
-def group_running(pgid: int) -> bool:
+def group_running(pgid: int, among: Callable[[], Iterable[int]] | None = None) -> bool:
     """Whether a process of group `pgid` still runs. A zombie does not: killpg(0) still finds
     one until its parent reaps it, which init may do lazily (a container's or a VM's first
     process), and which nobody else does for one this process adopted (a wrapper's background
     job whose parent died, under the proxy as subreaper): this process reaps those here, as
-    it looks (the group's leader is asyncio's to reap)."""
+    it looks (the group's leader is asyncio's to reap). `among`: as `marked`'s."""
     try:
         os.killpg(pgid, 0)
     except (ProcessLookupError, PermissionError):
@@ -200,7 +201,7 @@ def group_running(pgid: int) -> bool:
     if not sys.platform.startswith("linux"):
         return True
     own, running = os.getpid(), False
-    for member, state, parent in _group_members(pgid):
+    for member, state, parent in _group_members(pgid, among):
         if state != b"Z":
             running = True
         elif parent == own and member != pgid:

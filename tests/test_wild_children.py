@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -34,6 +34,7 @@ from tests.helpers import (
     Running,
     WriteManifest,
     alive,
+    behave_after,
     cli,
     eventually,
     fixed_port,
@@ -240,29 +241,46 @@ async def test_a_setsid_descendant_does_not_outlive_a_stop(
     assert await eventually(lambda: not processes_running(mark))
 
 
-async def test_a_stop_looks_for_marks_below_the_proxy_only(
-    write_manifest: WriteManifest, socket_dir: Path, monkeypatch: pytest.MonkeyPatch
+async def test_a_stop_looks_below_the_proxy_only(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The proxy is the subreaper of its children's trees, so what carries a child's mark is
-    below it: a stop reads those processes' environments, not every process's on the machine
-    (with 670 processes running, stopping 150 children took 7.5 s of CPU). The setsid
-    descendant is found all the same."""
+    """The proxy is the subreaper of its children's trees, so what carries a child's mark or
+    is in its process group is below it: a stop reads those processes, not every process on
+    the machine (with 670 processes running, stopping 150 children took 7.5 s of CPU),
+    through the whole of a grace (a process ignoring its SIGTERM, polled until it is killed).
+    The setsid descendant is found all the same."""
     read: set[int] = set()
-    environ = orphans._environ
+    scans: list[int] = []
+    environ, scandir = orphans._environ, os.scandir
 
     def reading(pid: int) -> bytes | None:
         read.add(pid)
         return environ(pid)
 
+    def scanning(path: str) -> Iterator[os.DirEntry[str]]:
+        scans.extend([1] if path == "/proc" else [])
+        return scandir(path)
+
     mark = f"{3500 + secrets.randbelow(500)}.{secrets.randbelow(10**6)}"
-    path = write_manifest(wild("daemonic", "/d/*", "daemon", mark, mode="pipe"))
-    async with running(path, socket_dir):
+    # It ends on its SIGTERM; the shell it started, in its group, outlives it to the end.
+    prelude = "import subprocess\nsubprocess.Popen(['sh', '-c', 'trap \"\" TERM; sleep 30'])\n"
+    stubborn = behave_after(tmp_path / "stubborn.py", prelude)
+    path = write_manifest(
+        wild("daemonic", "/d/*", "daemon", mark, mode="pipe"),
+        f"<process><id>s</id><executable>{PYTHON}</executable><arg>{stubborn}</arg>"
+        "<route>/s/*</route><stop_timeout>300ms</stop_timeout></process>",
+    )
+    async with running(path, socket_dir) as run:
         assert await eventually(lambda: bool(processes_running(mark)))
         (escaped,) = processes_running(mark)
+        slow = run.child("s").pid
         monkeypatch.setattr(orphans, "_environ", reading)
+        monkeypatch.setattr(os, "scandir", scanning)
     assert await eventually(lambda: not processes_running(mark))
+    assert slow is not None and not alive(slow) and not processes.group_alive(slow)
     outside = {1, os.getppid()}  # init, and the process that started this one
     assert escaped in read and not read & outside, read & outside
+    assert not scans, f"{len(scans)} scans of every process"
 
 
 async def test_descendants_started_while_their_parent_is_killed_are_killed_too(

@@ -165,7 +165,7 @@ def group_alive(pid: int) -> bool:
             job, win32job.JobObjectBasicAccountingInformation
         )
         return bool(accounting["ActiveProcesses"])
-    return group_running(pid)
+    return group_running(pid, _where(pid))
 
 
 def process_running(pid: int) -> bool:
