@@ -15,7 +15,10 @@
 # (bench/browser_load.py), rather than ab's four, always the same. BENCH_CONNECTIONS sets
 # ab's connections (default 64; 1: each request a turn of the proxy's event loop of its own).
 # BENCH_CHANGING=1 has the child's envelope answers change around the body every time (a
-# header with a counter), as a child that stamps its answers writes them.
+# header with a counter), as a child that stamps its answers writes them. BENCH_ROUTES=N
+# gives the child N routes more (/fn1/* ...), as a manifest of many functions has; the
+# requests still go to /, the last route tried (with ab's repeated head the lane routes the
+# first request only: BENCH_CLIENT=browser routes every one).
 
 bench_args() {
   local default=$1
@@ -32,6 +35,7 @@ bench_setup() {
   done
   [ "$mode" = passthrough ] && env='<env name="BENCH_PLAIN">1</env>'  # as in bench/run.py
   [ -n "${BENCH_CHANGING:-}" ] && env+='<env name="BENCH_CHANGING">1</env>'  # envelope modes
+  for n in $(seq "${BENCH_ROUTES:-0}"); do env+="<route>/fn$n/*</route>"; done
   work=$(mktemp -d /tmp/ll-bench-XXXXXX)
   proxy=""
   trap 'kill $proxy 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT

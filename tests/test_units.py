@@ -110,8 +110,11 @@ def test_a_404_below_an_exact_route_names_the_pattern_that_would_take_it() -> No
 
 
 def test_catch_all() -> None:
-    router = Router([("/*", "all"), ("/a/*", "a")])
-    assert [router.match(p) for p in ("/", "/x", "/a/b", "/ab")] == ["all", "all", "a", "all"]
+    router = Router([("/*", "all"), ("/a/*", "a"), ("/a/b/", "ab"), ("/b/", "b")])
+    paths = ("/", "/x", "/a/b", "/ab", "/a/b/c", "/a/bc", "/b", "/b/x", "/bb/x")
+    assert [router.match(p) for p in paths] == [
+        "all", "all", "a", "all", "ab", "a", "all", "b", "all"
+    ]  # fmt: skip
 
 
 def b64(data: bytes) -> str:
