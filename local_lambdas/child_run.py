@@ -110,7 +110,7 @@ class ChildRun:
                 cwd=str(self.process.working_dir), env=env, watchdog=self._watchdog,
             )  # fmt: skip
         except OSError as exc:
-            why = not_started(self.process.working_dir, program, exc)
+            why = not_started(self.process.working_dir, program, exc, args, env)
             self._not_ready = f"cannot run {self.process.executable}: {why}"
             return None
         self.link.proc, self.link.address = proc, address

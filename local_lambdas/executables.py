@@ -13,7 +13,7 @@ import os
 import re
 import shlex
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -77,14 +77,52 @@ _BY_SUFFIX = {".py": "python3", ".js": "node", ".mjs": "node", ".cjs": "node", "
               ".pl": "perl", ".php": "php", ".lua": "lua"}  # fmt: skip
 
 
-def not_started(working_dir: Path, program: str | None, error: OSError) -> str:
+def not_started(
+    working_dir: Path,
+    program: str | None,
+    error: OSError,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> str:
     """Why a process or task could not be started in `working_dir` (`program`: its
-    executable as found): that directory gone since the manifest was read, a script's `#!`
-    line, else the error."""
+    executable as found, `args` and `env` what it was given): that directory gone since the
+    manifest was read, a script's `#!` line, arguments and environment too large for the
+    system, else the error."""
     if not os.path.isdir(working_dir):
         return (f'its <working_dir> "{working_dir}" is not a directory (any more); create it '
                 "or fix the path")  # fmt: skip
+    if error.errno == errno.E2BIG and (large := too_large(args, (env or {}).items())):
+        return f"{error.strerror}: {large[0][2]}"
     return (program and interpreter_problem(program)) or error.strerror or str(error)
+
+
+# Linux's MAX_ARG_STRLEN: the most one argument or NAME=value may hold, its NUL included.
+_ONE_STRING = 32 * 4096
+_TOO_LARGE_FIX = "write it to a file and pass the file's name"
+
+
+def too_large(args: Sequence[str], env: Iterable[tuple[str, str]]) -> list[tuple[str, int, str]]:
+    """Why the system would refuse to start a program given `args` and `env` for their size
+    (E2BIG, "Argument list too long"), each as (element, its index among that element's,
+    why): Linux takes at most 128 KiB in one argument or NAME=value ("arg", "env"), and
+    every system at most ARG_MAX in all ("", 0). Empty when they fit."""
+    sizes = [("arg", n, len(os.fsencode(arg)) + 1, f"<arg> {n + 1}")
+             for n, arg in enumerate(args)]  # fmt: skip
+    sizes += [("env", n, len(os.fsencode(f"{name}={value}")) + 1, f"the variable {name}")
+              for n, (name, value) in enumerate(env)]  # fmt: skip
+    found = [
+        (element, n, f"{what} is {size - 1:,} bytes, and Linux takes at most "
+         f"{_ONE_STRING - 1:,} in one; {_TOO_LARGE_FIX}")
+        for element, n, size, what in sizes
+        if size > _ONE_STRING and sys.platform.startswith("linux")
+    ]  # fmt: skip
+    limit = os.sysconf("SC_ARG_MAX") if hasattr(os, "sysconf") else -1
+    total = sum(size + 8 for _, _, size, _ in sizes)  # each string with its pointer
+    if not found and 0 < limit < total:
+        found.append(("", 0, f"the arguments and environment come to {total:,} bytes, and "
+                      f"the system takes at most {limit:,} in all (getconf ARG_MAX); write "
+                      "the largest to files and pass their names"))  # fmt: skip
+    return found
 
 
 def interpreter_problem(path: str, find: Callable[[str], str | None] | None = None) -> str | None:

@@ -7,6 +7,7 @@ manifest.py parses the file and calls it.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from pydantic import ValidationError
 from local_lambdas.config import Mode, Process, Task
 from local_lambdas.config_values import at_home, is_file_name
 from local_lambdas.errors import Problem, closest
-from local_lambdas.executables import missing_files, path_problems
+from local_lambdas.executables import missing_files, path_problems, too_large
 from local_lambdas.manifest_checks import Claims
 from local_lambdas.manifest_elements import (
     ELEMENTS,
@@ -177,6 +178,7 @@ class Reader:
                 built=bool(self._maker(kwargs)),
             ):  # fmt: skip
                 self.problem(lines.get(name, [element.sourceline or 0])[0], f"{label}: {message}")
+            self._check_sizes(kwargs, lines, label, element.sourceline or 0)
         if "id" in kwargs and kind == "process" and "pipe_name" not in kwargs:
             kwargs["pipe_name"] = self._pipe_named_by_id(kwargs, lines, label)
         try:
@@ -199,6 +201,28 @@ class Reader:
                 "in use); remove <port> (each instance gets its own $PORT), or keep one",
             )
         return process if len(self.problems) == count else None
+
+    def _check_sizes(
+        self, kwargs: dict[str, object], lines: dict[str, list[int]], label: str, line: int
+    ) -> None:
+        """Arguments and an environment the system would refuse to start the program with
+        (executables.too_large), its environment as it will get it here: the proxy's, then
+        the env files', then its <env>s."""
+        args, env = kwargs.get("args", ()), kwargs.get("env", ())
+        environment = kwargs.get("environment", ())
+        if not (isinstance(args, tuple) and isinstance(env, tuple)):
+            return
+        given = dict(env)
+        merged = {**os.environ, **dict(environment if isinstance(environment, tuple) else ()),
+                  **given}  # fmt: skip
+        names = list(merged)
+        for element, n, why in too_large([str(arg) for arg in args], merged.items()):
+            at = line
+            if element == "arg":
+                at = lines["args"][n]
+            elif element == "env" and names[n] in given:
+                at = lines["env"][[key for key, _ in env].index(names[n])]
+            self.problem(at, f"{label}: {why}")
 
     def _value(
         self, name: str, occurrences: list[tuple[str, int, etree._Element]], label: str

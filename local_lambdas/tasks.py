@@ -70,7 +70,8 @@ class TaskRun:
             )  # fmt: skip
         except OSError as exc:
             self._failed(
-                f"cannot run {task.executable}: {not_started(task.working_dir, found, exc)}"
+                f"cannot run {task.executable}: "
+                f"{not_started(task.working_dir, found, exc, args, env)}"
             )
             return
         try:

@@ -581,6 +581,54 @@ def test_a_value_with_an_invisible_character_pasted_in_shows_it(tmp_path: Path) 
     ], said
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="Linux's limits on a program's arguments")
+def test_arguments_the_system_would_refuse_for_their_size_are_said_at_load(
+    tmp_path: Path,
+) -> None:
+    """An <arg> or <env> over 128 KiB, or all of a process's over ARG_MAX, which the kernel
+    refuses at every start (E2BIG): `check` passed such a manifest, and each start failed
+    with "Argument list too long" until the process went FATAL. Said at load: which value,
+    how large, the limit and the fix."""
+    limit = os.sysconf("SC_ARG_MAX")
+    if limit > 16 * 2**20:
+        pytest.skip(f"ARG_MAX is {limit:,} here (an unlimited stack): too much to fill")
+    big, part = "x" * 200_000, "y" * 120_000
+    many = "".join(f'<env name="E{n}">{part}</env>' for n in range(limit // 120_000 + 1))
+    worker = "<executable>python3</executable><communication_mode>none</communication_mode>"
+    with pytest.raises(ManifestError) as caught:
+        load(tmp_path, f"""<manifest>
+            <process><id>arg</id>{worker}<arg>-c</arg><arg>pass # {big}</arg></process>
+            <process><id>env</id>{worker}<env name="A">1</env><env name="B">{big}</env></process>
+            <process><id>all</id>{worker}{many}</process>
+            <process><id>fits</id>{worker}<arg>{part}</arg><env name="C">{part}</env></process>
+        </manifest>""")  # fmt: skip
+    fix = "Linux takes at most 131,071 in one; write it to a file and pass the file's name"
+    said = [(p.line, p.message) for p in caught.value.problems]
+    assert said[:2] == [
+        (2, f'<process id="arg">: <arg> 2 is 200,007 bytes, and {fix}'),
+        (3, f'<process id="env">: the variable B is 200,002 bytes, and {fix}'),
+    ], said
+    assert len(said) == 3 and said[2][0] == 4, said
+    assert said[2][1].startswith('<process id="all">: the arguments and environment come to ')
+    assert said[2][1].endswith(
+        f" bytes, and the system takes at most {limit:,} in all (getconf ARG_MAX); write the "
+        "largest to files and pass their names"
+    ), said[2]
+
+
+def test_a_start_refused_for_its_size_says_which_value() -> None:
+    """What the load could not see (a value made by a variable), said when the start fails."""
+    refused = OSError(errno.E2BIG, "Argument list too long")
+    said = executables.not_started(Path.cwd(), None, refused, ["-c"], {"BIG": "z" * 200_000})
+    if sys.platform.startswith("linux"):
+        assert said == (
+            "Argument list too long: the variable BIG is 200,004 bytes, and Linux takes at "
+            "most 131,071 in one; write it to a file and pass the file's name"
+        )
+    else:
+        assert said.startswith("Argument list too long")
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="no #! lines on Windows")
 def test_a_script_whose_first_line_cannot_run_it_is_named(tmp_path: Path) -> None:
     """The kernel says only "No such file or directory" of a script that is there: a #!
