@@ -222,27 +222,38 @@ class Printer:
                 }
             )
             return
+        # Off a terminal rich would squeeze the table into 80 columns and cut the addresses:
+        # there it gets all the width it needs (a CI log or a file has no edge). A terminal
+        # narrower than the table (a split pane, an editor's panel) gets a line a row, which
+        # it wraps: rich would cut the addresses and routes, the values asked for.
+        lines = self._table_lines(title, columns, rows, 1000, ansi=False)
+        if self._console.is_terminal and max(map(cell_len, lines)) > self._console.width:
+            lines = [title] + [
+                f"  {row[0]}: "
+                + ", ".join(f"{c} {v}" for c, v in zip(columns[1:], row[1:], strict=True))
+                for row in rows
+            ]
+        elif self._ansi:
+            width = self._console.width if self._console.is_terminal else 1000
+            lines = self._table_lines(title, columns, rows, width, ansi=True)
+        self._writer.put(PROXY, "\n".join(lines) + "\n", droppable=False)
+
+    def _table_lines(
+        self, title: str, columns: list[str], rows: list[list[str]], width: int, ansi: bool
+    ) -> list[str]:
         unicode = "\u2500".encode(self._console.encoding, "replace") != b"?"
-        rule = box.SIMPLE_HEAD if unicode else _ASCII_HEAD_RULE
-        table = Table(title=title, title_justify="left", box=rule)
+        table = Table(
+            title=title, title_justify="left", box=box.SIMPLE_HEAD if unicode else _ASCII_HEAD_RULE
+        )
         for column in columns:
             table.add_column(column)
         for row in rows:
             table.add_row(*row)
-        # Off a terminal rich would squeeze the table into 80 columns and cut the addresses:
-        # there it gets all the width it needs (a CI log or a file has no edge).
         rendered = io.StringIO()
-        wide = Console(
-            file=rendered,
-            width=self._console.width if self._console.is_terminal else 1000,
-            force_terminal=self._ansi,
-            no_color=not self._ansi,
-            highlight=False,
-        )
-        wide.print(table)
-        text = rendered.getvalue()
-        lines = [line.rstrip() for line in text.splitlines()]
-        self._writer.put(PROXY, "\n".join(lines) + "\n", droppable=False)
+        Console(
+            file=rendered, width=width, force_terminal=ansi, no_color=not ansi, highlight=False
+        ).print(table)
+        return [line.rstrip() for line in rendered.getvalue().splitlines()]
 
     def _json(self, record: dict[str, object]) -> None:
         stamped = {"time": round(time.time(), 3)} | record

@@ -958,6 +958,26 @@ def test_the_line_that_says_why_a_child_ended(output: str, says: str) -> None:
     assert explain.telling(output.split("\n")) == says
 
 
+@pytest.mark.parametrize(("columns", "row"), [
+    ("200", "  /api/*   api       /tmp/local-lambdas-0123abcd/api"),
+    # A terminal narrower than the table (a split pane): a line a row, the values whole,
+    # where rich cut them ("/tmp/local-lam…").
+    ("40", "  /api/*: process api, address /tmp/local-lambdas-0123abcd/api"),
+])  # fmt: skip
+def test_a_table_wider_than_its_terminal_cuts_no_value(
+    columns: str, row: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", columns)
+    monkeypatch.setenv("NO_COLOR", "1")  # a terminal, without colours to strip
+    out = io.StringIO()
+    printer = Printer(color=True, file=out)
+    printer.table("serving on http://x", ["routes", "process", "address"],
+                  [["/api/*", "api", "/tmp/local-lambdas-0123abcd/api"]])  # fmt: skip
+    printer.flush()
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "serving on http://x" and row in lines, lines
+
+
 def test_an_output_tail_tells_from_its_current_runs_lines_only() -> None:
     printer = Printer(color=False, file=io.StringIO())
     shown: list[tuple[str, str, str]] = []
