@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from local_lambdas._compat import IS_WINDOWS, which
+from local_lambdas._compat import IS_WINDOWS, limits, which
 from local_lambdas.config import Process
 from local_lambdas.variables import unexpanded
 
@@ -87,12 +87,14 @@ def not_started(
     """Why a process or task could not be started in `working_dir` (`program`: its
     executable as found, `args` and `env` what it was given): that directory gone since the
     manifest was read, a script's `#!` line, arguments and environment too large for the
-    system, else the error."""
+    system, the proxy out of open files, else the error."""
     if not os.path.isdir(working_dir):
         return (f'its <working_dir> "{working_dir}" is not a directory (any more); create it '
                 "or fix the path")  # fmt: skip
     if error.errno == errno.E2BIG and (large := too_large(args, (env or {}).items())):
         return f"{error.strerror}: {large[0][2]}"
+    if files := limits.out_of_files(error):
+        return files
     return (program and interpreter_problem(program)) or error.strerror or str(error)
 
 

@@ -964,6 +964,35 @@ def test_the_command_run_starts_keeps_its_open_files_limit(write_manifest: Write
     assert "limit 256" in done.stdout, done.stdout
 
 
+async def test_a_start_out_of_open_files_says_so(write_manifest: WriteManifest) -> None:
+    """A proxy at its limit on open files (a hard limit it cannot raise: each child takes
+    three, each client one) cannot start one more child: uvloop said "Unknown error -1" of
+    it. The start says the limit and the fix; the children it could start serve on, and
+    all stop with it."""
+    mark = f"{40 + secrets.randbelow(20)}.{secrets.randbelow(10**6)}"  # (seconds: a sleep's)
+    workers = "".join(
+        f"<process><id>w{n}</id><executable>sleep</executable><arg>{mark}</arg>"
+        "<communication_mode>none</communication_mode></process>"
+        for n in range(24)
+    )
+    path = write_manifest(workers)
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    async with cli(str(path), "--bind", "127.0.0.1:0", preexec=limited) as run:
+        said = await run.expect(r"w\d+: cannot run sleep: (.*); restarting in")
+        assert re.fullmatch(
+            r"out of open files: the proxy holds \d+ of its limit of 64 \(three a child, one "
+            r"a client\); raise the limit \(ulimit -n, a container's nofile\)",
+            said.group(1),
+        ), said.group(1)
+        assert processes_running(mark)  # those it could start
+        run.proc.send_signal(signal.SIGTERM)
+        await run.finish()
+    assert await eventually(lambda: not processes_running(mark))
+
+
 @pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
 async def test_a_child_that_never_accepts_is_504_at_its_timeout(
     write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool

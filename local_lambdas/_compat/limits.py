@@ -3,6 +3,7 @@ given back to the programs it starts, which expect the limit they would have had
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import time
@@ -52,6 +53,35 @@ def open_files() -> tuple[int, int] | None:
         return None
 
 
+_RAISE = "raise the limit (ulimit -n, a container's nofile)"
+
+
+def out_of_files(error: OSError) -> str | None:
+    """Linux: why this process could not start a program (`error`, the start's) when it is
+    at its limit on open files (each child keeps three, for its input and output), in words
+    with the fix; None when it is not (or cannot tell)."""
+    if not IS_LINUX:
+        return None
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    try:
+        held = len(os.listdir("/proc/self/fd"))
+    except OSError as exc:  # (itself a descriptor: none left for it)
+        held = soft if exc.errno == errno.EMFILE else 0
+    told = error.errno == errno.EMFILE  # (uvloop's says "Unknown error -1": counted then)
+    if soft == resource.RLIM_INFINITY or not (told or (error.errno or 0) <= 0):
+        return None
+    if not told and held < soft - _A_START:
+        return None
+    return (f"out of open files: the proxy holds {held} of its limit of {soft} (three a child, "
+            f"one a client); {_RAISE}")  # fmt: skip
+
+
+_A_START = 8  # descriptors a start takes at once: both ends of its three pipes, and of the
+# one that tells of its exec
+
+
 # How often at most the proxy says that it cannot accept new clients for want of descriptors:
 # each refused accept would say it again (asyncio's loop up to its backlog, 2048 times, for
 # each time the listener is readable: CPython gh-151615).
@@ -74,7 +104,7 @@ def unaccepted_clients() -> str | None:
         limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         how_many = f" (its limit: {limit})" if limit != resource.RLIM_INFINITY else ""
     return (f"cannot accept new clients: out of open files{how_many}; they wait until "
-            "connections close; raise the limit (ulimit -n, a container's nofile)")  # fmt: skip
+            f"connections close; {_RAISE}")  # fmt: skip
 
 
 def restore_open_files() -> None:
