@@ -253,19 +253,36 @@ def _said_before_the_run(
 def _event_loop(choice: str) -> Callable[[Coroutine[Any, Any, int]], int]:
     """How to run the proxy: asyncio.run, or uvloop.run (20% fewer instructions per request,
     PERFORMANCE.md). Raises ImportError when uvloop is asked for and missing."""
-    import asyncio
 
     from local_lambdas import _compat
 
     if choice == "asyncio" or (choice == "auto" and _compat.IS_WINDOWS):
-        return asyncio.run
+        return _asyncio_run
     try:
         import uvloop
     except ImportError:
         if choice == "uvloop":
             raise
-        return asyncio.run
+        return _asyncio_run
     return uvloop.run
+
+
+def _asyncio_run(main: Coroutine[Any, Any, int]) -> int:
+    """asyncio.run, its children's exits told by a pidfd each where Linux has them, as
+    Python 3.12 does by itself: 3.10 and 3.11 wait for each in a thread of its own, which
+    a manifest of 150 children makes 150 threads, and which a limit on processes (ulimit
+    -u, a container's pids.max: threads count too) refuses once it is reached, after the
+    child has started, so that it ran unwatched."""
+    import asyncio
+
+    if sys.version_info < (3, 12) and hasattr(os, "pidfd_open"):
+        try:
+            os.close(os.pidfd_open(os.getpid()))
+        except OSError:
+            pass  # a kernel older than 5.3: the threads
+        else:
+            asyncio.set_child_watcher(asyncio.PidfdChildWatcher())
+    return asyncio.run(main)
 
 
 def _configure_logging(printer: Printer, level: int) -> None:

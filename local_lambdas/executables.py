@@ -95,6 +95,8 @@ def not_started(
         return f"{error.strerror}: {large[0][2]}"
     if files := limits.out_of_files(error):
         return files
+    if error.errno == errno.EAGAIN:  # (a fork refused)
+        return limits.out_of_processes()
     return (program and interpreter_problem(program)) or error.strerror or str(error)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import IO
 
 BUDGET = 256 * 1024  # bytes of one source's lines waiting to be written, before lines drop
+_NAME = "local-lambdas output"
 
 
 class Writer:
@@ -45,10 +46,16 @@ class Writer:
                 self._waiting[source] = self._waiting.get(source, 0) + len(text)
             self._idle.clear()
             if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="local-lambdas output", daemon=True
-                )
-                self._thread.start()
+                thread = threading.Thread(target=self._run, name=_NAME, daemon=True)
+                try:
+                    thread.start()
+                except RuntimeError:  # no thread to be had (the system's limit on processes)
+                    batch, self._queue = self._queue, []
+                    self._write(batch)  # here, then, as it comes; a thread next time
+                    self._written(batch)
+                    self._idle.set()
+                    return
+                self._thread = thread
             self._wake.notify()
 
     def flush(self, timeout: float) -> None:
@@ -69,12 +76,18 @@ class Writer:
                     self._idle.set()
                     self._wake.wait()
                 batch, self._queue = self._queue, []
-            try:
-                self._file.write("".join(text for _, text in batch))
-                self._file.flush()
-            except (OSError, ValueError):
-                pass  # a closed or broken stream: nothing more can be shown
+            self._write(batch)
             with self._lock:
-                for source, text in batch:
-                    if source in self._waiting:
-                        self._waiting[source] = max(0, self._waiting[source] - len(text))
+                self._written(batch)
+
+    def _write(self, batch: list[tuple[str, str]]) -> None:
+        try:
+            self._file.write("".join(text for _, text in batch))
+            self._file.flush()
+        except (OSError, ValueError):
+            pass  # a closed or broken stream: nothing more can be shown
+
+    def _written(self, batch: list[tuple[str, str]]) -> None:
+        for source, text in batch:
+            if source in self._waiting:
+                self._waiting[source] = max(0, self._waiting[source] - len(text))

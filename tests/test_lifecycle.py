@@ -424,6 +424,23 @@ async def test_a_second_stop_while_run_starts_exits_at_once(
     assert await gone(int(pid_file.read_text()))
 
 
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="no pidfds on this system")
+async def test_children_take_no_thread_each_under_asyncio(write_manifest: WriteManifest) -> None:
+    """On Python 3.10 and 3.11 asyncio waits for each child's exit in a thread of its own:
+    threads that a limit on processes counts (ulimit -u, a container's pids.max), refused
+    once it is reached, after the child has started, which then ran unwatched. A pidfd
+    each tells of their exits, as Python 3.12's asyncio does by itself."""
+    path = write_manifest(*(worker_xml(f"w{n}", "-c", "import time; time.sleep(60)")
+                            for n in range(8)))  # fmt: skip
+    async with cli(str(path), "--bind", "127.0.0.1:0", "--event-loop", "asyncio") as run:
+        for _ in range(8):
+            await run.expect(r"w\d: ready in")
+        threads = len(os.listdir(f"/proc/{run.proc.pid}/task"))
+        assert threads < 8, threads
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
+
+
 @pytest.mark.parametrize("loop", ["asyncio", UVLOOP])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 async def test_stop_leaves_nothing_behind(

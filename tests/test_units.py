@@ -32,6 +32,7 @@ from local_lambdas import (
     answer_heads,
     binding,
     envelope_answer,
+    executables,
     explain,
     forwarding,
     head_rules,
@@ -976,6 +977,37 @@ def test_a_table_wider_than_its_terminal_cuts_no_value(
     printer.flush()
     lines = out.getvalue().splitlines()
     assert lines[0] == "serving on http://x" and row in lines, lines
+
+
+def test_output_is_written_where_no_thread_can_be_started(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At the system's limit on processes (ulimit -u, a container's pids.max) no thread
+    starts: the proxy's output went nowhere, with a "--- Logging error ---" traceback for
+    each line. It is written as it comes, and by the thread once one starts."""
+    import threading
+
+    start = threading.Thread.start
+
+    def refused(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    out = io.StringIO()
+    printer = Printer(color=False, file=out)
+    monkeypatch.setattr(threading.Thread, "start", refused)
+    printer.table("one", ["column"], [["1"]])
+    assert out.getvalue().startswith("one\n"), out.getvalue()
+    monkeypatch.setattr(threading.Thread, "start", start)
+    printer.table("two", ["column"], [["2"]])
+    printer.flush()
+    assert "\ntwo\n" in out.getvalue(), out.getvalue()
+
+
+def test_a_start_the_system_refused_for_the_limit_on_processes_says_so() -> None:
+    refused = BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+    said = executables.not_started(Path.cwd(), None, refused)
+    assert said.startswith("the system refused a new process: "), said
+    assert said.endswith(" limit on processes and threads is reached; raise it, or run fewer")
 
 
 def test_an_output_tail_tells_from_its_current_runs_lines_only() -> None:

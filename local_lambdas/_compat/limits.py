@@ -82,6 +82,46 @@ _A_START = 8  # descriptors a start takes at once: both ends of its three pipes,
 # one that tells of its exec
 
 
+def out_of_processes() -> str:
+    """Why the system refused this process a new process (a fork's EAGAIN): the limits that
+    count them (this user's, `ulimit -u`, which root passes; its control group's, a
+    container's or a service's pids.max; threads count in both), with the fix."""
+    limits = []
+    if sys.platform != "win32" and os.geteuid() != 0:
+        import resource
+
+        user = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+        if user != resource.RLIM_INFINITY:
+            limits.append(f"this user's (ulimit -u: {user})")
+    if (group := _pids_max()) is not None:
+        limits.append(f"its control group's (pids.max: {group}, a container's or a service's)")
+    which = " or ".join(limits) or "the system's"
+    return (f"the system refused a new process: {which} limit on processes and threads is "
+            "reached; raise it, or run fewer")  # fmt: skip
+
+
+def _pids_max() -> int | None:
+    """Linux: the pids.max of this process's control group (v2, or v1's pids controller);
+    None where there is none, or no limit."""
+    try:
+        with open("/proc/self/cgroup") as groups:
+            lines = groups.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        folder = "" if controllers == "" else "pids" if "pids" in controllers.split(",") else None
+        if folder is None:
+            continue
+        try:
+            with open(os.path.join("/sys/fs/cgroup", folder, path.lstrip("/"), "pids.max")) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        return int(text) if text.isdigit() else None
+    return None
+
+
 # How often at most the proxy says that it cannot accept new clients for want of descriptors:
 # each refused accept would say it again (asyncio's loop up to its backlog, 2048 times, for
 # each time the listener is readable: CPython gh-151615).
