@@ -87,7 +87,7 @@ def not_started(
     """Why a process or task could not be started in `working_dir` (`program`: its
     executable as found, `args` and `env` what it was given): that directory gone since the
     manifest was read, a script's `#!` line, arguments and environment too large for the
-    system, the proxy out of open files, else the error."""
+    system, the proxy out of open files, the system's limit on processes, else the error."""
     if not os.path.isdir(working_dir):
         return (f'its <working_dir> "{working_dir}" is not a directory (any more); create it '
                 "or fix the path")  # fmt: skip

@@ -54,6 +54,8 @@ def open_files() -> tuple[int, int] | None:
 
 
 _RAISE = "raise the limit (ulimit -n, a container's nofile)"
+_A_START = 8  # descriptors a start takes at once: both ends of its three pipes, and of the
+# one that tells of its exec
 
 
 def out_of_files(error: OSError) -> str | None:
@@ -76,10 +78,6 @@ def out_of_files(error: OSError) -> str | None:
         return None
     return (f"out of open files: the proxy holds {held} of its limit of {soft} (three a child, "
             f"one a client); {_RAISE}")  # fmt: skip
-
-
-_A_START = 8  # descriptors a start takes at once: both ends of its three pipes, and of the
-# one that tells of its exec
 
 
 def out_of_processes() -> str:
