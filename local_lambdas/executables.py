@@ -12,6 +12,7 @@ import functools
 import os
 import re
 import shlex
+import subprocess
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -103,13 +104,28 @@ def not_started(
 # Linux's MAX_ARG_STRLEN: the most one argument or NAME=value may hold, its NUL included.
 _ONE_STRING = 32 * 4096
 _TOO_LARGE_FIX = "write it to a file and pass the file's name"
+_WINDOWS_LINE = 32_766  # CreateProcess's command line, its NUL apart
 
 
-def too_large(args: Sequence[str], env: Iterable[tuple[str, str]]) -> list[tuple[str, int, str]]:
-    """Why the system would refuse to start a program given `args` and `env` for their size
-    (E2BIG, "Argument list too long"), each as (element, its index among that element's,
-    why): Linux takes at most 128 KiB in one argument or NAME=value ("arg", "env"), and
-    every system at most ARG_MAX in all ("", 0). Empty when they fit."""
+def too_large(
+    args: Sequence[str],
+    env: Iterable[tuple[str, str]],
+    executable: str = "",
+    *,
+    windows: bool = IS_WINDOWS,
+) -> list[tuple[str, int, str]]:
+    """Why the system would refuse to start `executable` given `args` and `env` for their
+    size (E2BIG, "Argument list too long"), each as (element, its index among that
+    element's, why): Linux takes at most 128 KiB in one argument or NAME=value ("arg",
+    "env"), POSIX systems at most ARG_MAX in all ("", 0), and Windows a command line of at
+    most 32,766 characters ("", 0: "The filename or extension is too long"). Empty when
+    they fit."""
+    if windows:
+        line = len(subprocess.list2cmdline([executable, *args]))
+        return [] if line <= _WINDOWS_LINE else [("", 0, (
+            f"the command line comes to {line:,} characters, and Windows takes at most "
+            f"{_WINDOWS_LINE:,}; write the largest <arg> to a file and pass its name"
+        ))]  # fmt: skip
     sizes = [("arg", n, len(os.fsencode(arg)) + 1, f"<arg> {n + 1}")
              for n, arg in enumerate(args)]  # fmt: skip
     sizes += [("env", n, len(os.fsencode(f"{name}={value}")) + 1, f"the variable {name}")

@@ -216,7 +216,8 @@ class Reader:
         merged = {**os.environ, **dict(environment if isinstance(environment, tuple) else ()),
                   **given}  # fmt: skip
         names = list(merged)
-        for element, n, why in too_large([str(arg) for arg in args], merged.items()):
+        executable = str(kwargs.get("executable", ""))
+        for element, n, why in too_large([str(arg) for arg in args], merged.items(), executable):
             at = line
             if element == "arg":
                 at = lines["args"][n]

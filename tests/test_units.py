@@ -1003,6 +1003,17 @@ def test_output_is_written_where_no_thread_can_be_started(
     assert "\ntwo\n" in out.getvalue(), out.getvalue()
 
 
+def test_a_windows_command_line_too_long_is_said() -> None:
+    """CreateProcess takes a command line of 32,766 characters at most ("The filename or
+    extension is too long"), whatever Linux would take."""
+    fits, over = ["-c", "x" * 32_000], ["-c", "x" * 33_000]
+    assert executables.too_large(fits, [], "python", windows=True) == []
+    assert executables.too_large(over, [], "python", windows=True) == [(
+        "", 0, "the command line comes to 33,010 characters, and Windows takes at most "
+        "32,766; write the largest <arg> to a file and pass its name",
+    )]  # fmt: skip
+
+
 def test_a_start_the_system_refused_for_the_limit_on_processes_says_so() -> None:
     refused = BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
     said = executables.not_started(Path.cwd(), None, refused)
