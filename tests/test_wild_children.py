@@ -276,6 +276,7 @@ async def test_a_stop_looks_below_the_proxy_only(
         slow = run.child("s").pid
         monkeypatch.setattr(orphans, "_environ", reading)
         monkeypatch.setattr(os, "scandir", scanning)
+    monkeypatch.undo()  # what the stop read, not what this test reads (pathlib's scandir)
     assert await eventually(lambda: not processes_running(mark))
     assert slow is not None and not alive(slow) and not processes.group_alive(slow)
     outside = {1, os.getppid()}  # init, and the process that started this one
