@@ -98,26 +98,28 @@ def wrapped(executable: str, args: Sequence[str], working_dir: Path) -> tuple[st
 
 def advice(processes: Iterable[Process]) -> list[str]:
     """A line for each process --watch would restart although it reloads itself."""
-    lines = []
-    for process in processes:
-        if process.watch != "on":
-            continue
-        how = reloads_itself(process.executable, process.args)
-        said = f"`{how}`" if how is not None else None
-        # (A package.json read only where the command's own words did not tell.)
-        inner = wrapped(process.executable, process.args, process.working_dir) if not said else None
-        if inner is not None:
-            try:
-                words = shlex.split(inner[1])
-            except ValueError:  # (unbalanced quotes: the shell will say so)
-                words = []
-            how = reloads_itself(words[0], words[1:]) if words else None
-            where = "its -c string" if inner[0] == "-c" else f"package.json's {inner[0]!r}"
-            said = f"`{how}` ({where})" if how is not None else None
-        if said is not None:
-            lines.append(
-                f"{process.id}: {said} reloads it as its files change, and --watch would "
-                "restart it too, cutting that reload short; add <watch>off</watch> to its "
-                "<process> to leave its reloading to it"
-            )
-    return lines
+    return [
+        f"{process.id}: {said} reloads it as its files change, and --watch would restart it "
+        "too, cutting that reload short; add <watch>off</watch> to its <process> to leave its "
+        "reloading to it"
+        for process in processes
+        if process.watch == "on" and (said := _how_it_reloads(process)) is not None
+    ]
+
+
+def _how_it_reloads(process: Process) -> str | None:
+    """The words by which `process` reloads itself, quoted, with where a wrapper holds them;
+    None when it does not. A package.json is read only where the command's own words do not
+    tell."""
+    if (how := reloads_itself(process.executable, process.args)) is not None:
+        return f"`{how}`"
+    inner = wrapped(process.executable, process.args, process.working_dir)
+    if inner is None:
+        return None
+    try:
+        words = shlex.split(inner[1])
+    except ValueError:  # (unbalanced quotes: the shell will say so)
+        return None
+    how = reloads_itself(words[0], words[1:]) if words else None
+    where = "its -c string" if inner[0] == "-c" else f"package.json's {inner[0]!r}"
+    return f"`{how}` ({where})" if how is not None else None

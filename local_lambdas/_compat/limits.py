@@ -62,18 +62,16 @@ def out_of_files(error: OSError) -> str | None:
     """Linux: why this process could not start a program (`error`, the start's) when it is
     at its limit on open files (each child keeps three, for its input and output), in words
     with the fix; None when it is not (or cannot tell)."""
-    if not IS_LINUX:
-        return None
+    told = error.errno == errno.EMFILE
+    if not IS_LINUX or not (told or (error.errno or 0) <= 0):
+        return None  # another error (uvloop says "Unknown error -1" of this one: counted)
     import resource
 
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    try:
-        held = len(os.listdir("/proc/self/fd"))
-    except OSError as exc:  # (itself a descriptor: none left for it)
-        held = soft if exc.errno == errno.EMFILE else 0
-    told = error.errno == errno.EMFILE  # (uvloop's says "Unknown error -1": counted then)
-    if soft == resource.RLIM_INFINITY or not (told or (error.errno or 0) <= 0):
+    if soft == resource.RLIM_INFINITY:
         return None
+    counted = open_files()
+    held = counted[0] if counted else soft  # (None: no descriptor left even to count them)
     if not told and held < soft - _A_START:
         return None
     return (f"out of open files: the proxy holds {held} of its limit of {soft} (three a child, "
