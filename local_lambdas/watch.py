@@ -85,7 +85,7 @@ async def watch(
             contents.take(outermost(paths), keep_folder)
             batches = _announced(awatch(
                 *paths, watch_filter=watch_filter, debounce=debounce_ms, stop_event=stop,
-                recursive=not narrow,
+                recursive=not narrow, ignore_permission_denied=True,
             ), paths)  # fmt: skip
             upcoming: asyncio.Future[set[tuple[Change, str]]] | None = None
             try:

@@ -1133,6 +1133,46 @@ async def test_watch_restarts_the_process_whose_files_changed(
     assert len(restarts) == 1, restarts  # two writes, one restart
 
 
+def _without_dac_override() -> None:
+    """In the child before it runs the proxy: root as a user is, without the capabilities
+    that read any folder (dropped from the bounding set, which root's next program's
+    capabilities come from)."""
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "PR_CAPBSET_DROP")
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or os.geteuid() != 0,
+    reason="needs Linux and root, to be a user another user's folder is closed to",
+)
+async def test_watch_goes_on_past_a_folder_it_may_not_read(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    """A database's folder inside the project (a container's bind mount, owned by its user
+    with mode 0700) made --watch give up on the whole working_dir: "Permission denied":
+    files there no longer restart anything. The folder is left out; the rest is watched."""
+    workdir = tmp_path / "svc"
+    (workdir / "pgdata" / "base").mkdir(parents=True)
+    os.chown(workdir / "pgdata", 999, 999)  # (postgres's uid in its image)
+    (workdir / "pgdata").chmod(0o700)
+    path = write_manifest(
+        process_xml("svc", "/api/*", extra=f"<working_dir>{workdir}</working_dir>")
+    )
+    flags = ("--bind", "127.0.0.1:0", "--watch")
+    async with cli(str(path), *flags, preexec=_without_dac_override) as run:
+        await run.expect(r"svc: ready")
+        await run.expect(r"watching ")
+        (workdir / "handler.py").write_text("# changed\n")
+        await run.expect(r"files changed: restarting svc")
+        run.proc.send_signal(signal.SIGTERM)
+        assert await run.finish() == 0
+    assert not any("cannot watch" in line for line in run.lines), run.lines
+
+
 async def test_watch_follows_the_manifest_by_its_content(
     write_manifest: WriteManifest, tmp_path: Path
 ) -> None:
