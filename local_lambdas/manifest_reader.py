@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from local_lambdas.config import Mode, Process, Task
 from local_lambdas.config_values import at_home, is_file_name
 from local_lambdas.errors import Problem, closest
-from local_lambdas.executables import missing_files, path_problems, too_large
+from local_lambdas.executables import too_large
 from local_lambdas.manifest_checks import Claims
 from local_lambdas.manifest_elements import (
     ELEMENTS,
@@ -29,6 +29,7 @@ from local_lambdas.manifest_elements import (
     TASK_ELEMENTS,
 )
 from local_lambdas.manifest_env import Environment
+from local_lambdas.manifest_paths import missing_files, path_problems
 from local_lambdas.variables import search_path
 
 _WORKER_HINT = " (or, if nothing is routed to it, <communication_mode>none</communication_mode>)"
