@@ -9,7 +9,7 @@ import sys
 import shtab
 
 from local_lambdas import options
-from local_lambdas.cli import EXIT_OK
+from local_lambdas.cli import ALL_COMMANDS, EXIT_OK
 from local_lambdas.export_command import export_parser
 from local_lambdas.usage import Parser
 
@@ -32,5 +32,7 @@ def completion(argv: list[str]) -> int:
     commands.add_parser("export", parents=[export_parser()], add_help=False, help="export")
     shells = commands.add_parser("completion", help="completion")
     shells.add_argument("shell", choices=("bash", "zsh", "tcsh"))
+    topics = commands.add_parser("help", help="help")
+    topics.add_argument("topic", nargs="?", choices=ALL_COMMANDS)
     sys.stdout.write(shtab.complete(top, shell=shell))
     return EXIT_OK

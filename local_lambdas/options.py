@@ -34,7 +34,7 @@ commands:
                                             container (or: export kubernetes)
   local-lambdas completion bash             a completion script: eval "$(local-lambdas
                                             completion bash)" in ~/.bashrc (or zsh)
-  (each command has its own --help)
+  (each command has its own --help: local-lambdas help COMMAND)
 
 examples:
   local-lambdas                          run ./manifest.xml on http://127.0.0.1:3000

@@ -1074,6 +1074,19 @@ def test_every_command_has_its_own_help() -> None:
         assert f"usage: local-lambdas {command}" in result.stdout
 
 
+def test_help_is_a_word_as_git_and_pip_take_it(tmp_path: Path) -> None:
+    """`local-lambdas help` was read as a manifest named help: "help: no such file"."""
+    for argv, usage in ((["help"], "usage: local-lambdas [-h]"),
+                        (["help", "run"], "usage: local-lambdas run "),
+                        (["help", "export"], "usage: local-lambdas export ")):  # fmt: skip
+        result = run_main(*argv, cwd=tmp_path)
+        assert result.returncode == 0 and result.stdout.startswith(usage), result
+    # A manifest of that name is still run (here: read, and refused for what it holds).
+    (tmp_path / "help").write_text("<manifest><bogus/></manifest>")
+    result = run_main("help", cwd=tmp_path)
+    assert result.returncode == 1 and "usage:" not in result.stdout, result
+
+
 @pytest.mark.parametrize(("argv", "says"), [
     (["m.xml", "--wach"], "local-lambdas: unknown option --wach; did you mean --watch?"),
     (["--frobnicate"], "local-lambdas: unknown option --frobnicate (see"),
