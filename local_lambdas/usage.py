@@ -8,6 +8,21 @@ import argparse
 from pathlib import Path
 from typing import NoReturn
 
+_RUN = "a manifest runs with no command word: local-lambdas {args}"
+_STOP = "Ctrl+C stops the proxy and its children (or SIGTERM to its pid)"
+_STATUS = "a running proxy tells its processes' states at /_/status, and shows them at /_/"
+# The command words of other process runners (honcho, foreman, docker compose, pm2,
+# process-compose) a user may bring, and what does their job here: `start` and `status`
+# were taken for mistyped `restart`s.
+_THEIRS = {
+    "start": _RUN, "up": _RUN, "serve": _RUN,
+    "stop": _STOP, "down": _STOP, "kill": _STOP,
+    "status": _STATUS, "ps": _STATUS, "list": _STATUS, "ls": _STATUS,
+    "validate": "local-lambdas check MANIFEST validates a manifest",
+    "version": "local-lambdas --version says which version this is",
+    "logs": "the proxy prints its children's output, each line after its process's id",
+}  # fmt: skip
+
 
 class Parser(argparse.ArgumentParser):
     """argparse's parser, a usage error said in one line with the way to the help, rather
@@ -29,6 +44,9 @@ class Parser(argparse.ArgumentParser):
             known = [name for action in self._actions for name in action.option_strings]
             close = closest(extra[0].partition("=")[0], known)
             self.error(f"unknown option {extra[0]}" + (f"; did you mean {close}?" if close else ""))
+        if not named and manifest in _THEIRS:
+            args = " ".join(extra) or "[MANIFEST]"
+            self.error(f"no command {manifest}: {_THEIRS[manifest].format(args=args)}")
         command = None if named else closest(manifest, commands)
         if command is not None:
             shown = " ".join([command, *extra])

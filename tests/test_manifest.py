@@ -1093,6 +1093,13 @@ def test_help_is_a_word_as_git_and_pip_take_it(tmp_path: Path) -> None:
     (["chek"], "local-lambdas: no command chek; did you mean local-lambdas check?"),
     (["chek", "m.xml"], "local-lambdas: no command chek; did you mean local-lambdas check m.xml?"),
     (["exprot", "compose"], "local-lambdas: no command exprot; did you mean local-lambdas export"),
+    # Other runners' words (honcho's start, compose's up, pm2's status): `start` and
+    # `status` were told "did you mean local-lambdas restart?".
+    (["start", "dev.xml"], "local-lambdas: no command start: a manifest runs with no command "
+                           "word: local-lambdas dev.xml (see"),
+    (["status"], "local-lambdas: no command status: a running proxy tells its processes' "
+                 "states at /_/status"),
+    (["validate"], "local-lambdas: no command validate: local-lambdas check MANIFEST"),
     (["a.xml", "b.xml"], "local-lambdas: unexpected b.xml: one MANIFEST at a time (see"),
     # It was argparse's "invalid int value: 'abc'"; a port out of range was said apart.
     (["--port", "abc"], "local-lambdas: argument -p/--port: 'abc' is not a port (0-65535) (see"),
