@@ -76,3 +76,20 @@ FOR_STARTED = frozenset({
     "instances", "max_requests", "ready_path",
 })  # fmt: skip
 FIELD_TO_ELEMENT = {spec.field: name for name, spec in ELEMENTS.items()}  # (for messages)
+# What other process runners (docker compose, process-compose, supervisor, pm2) name what a
+# <process> holds here: an unknown element of these names is told the element that does its
+# job, not the one spelled most like it (<name> was told <pipe_name>, <cwd> every element).
+OTHER_NAMES = {
+    "command": "executable", "cmd": "executable", "program": "executable",
+    "exec": "executable", "script": "executable",
+    "args": "arg", "argument": "arg", "arguments": "arg",
+    "cwd": "working_dir", "dir": "working_dir", "directory": "working_dir",
+    "workdir": "working_dir", "working_directory": "working_dir",
+    "environment": "env", "name": "id",
+    "mode": "communication_mode", "protocol": "communication_mode",
+    "healthcheck": "ready_path", "health_check": "ready_path", "readiness": "ready_path",
+    "readiness_probe": "ready_path", "health": "ready_path",
+    "path": "route", "url": "route", "location": "route",
+    "depends": "depends_on", "needs": "depends_on",
+    "replicas": "instances", "workers": "instances", "scale": "instances",
+}  # fmt: skip

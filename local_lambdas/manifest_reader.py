@@ -7,10 +7,13 @@ manifest.py parses the file and calls it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 from lxml import etree
 from pydantic import ValidationError
@@ -25,6 +28,7 @@ from local_lambdas.manifest_elements import (
     FIELD_TO_ELEMENT,
     FOR_REQUESTS,
     FOR_STARTED,
+    OTHER_NAMES,
     REQUIRED,
     TASK_ELEMENTS,
 )
@@ -317,8 +321,12 @@ class Reader:
                          "without a namespace")  # fmt: skip
             return []
         tag = str(element.tag)
-        close = closest(tag, known)
-        hint = f"did you mean <{close}>?" if close else f"known: {', '.join(known)}"
+        close = OTHER_NAMES.get(tag.lower())
+        if close in known:
+            hint = f"here that is <{close}>" + _spelled_out(close, element.text or "")
+        else:
+            close = closest(tag, known)
+            hint = f"did you mean <{close}>?" if close else f"known: {', '.join(known)}"
         self.problem(element.sourceline, f"{label}: unknown element <{tag}>; {hint}")
         return [close] if close else []
 
@@ -331,3 +339,20 @@ class Reader:
                 f'{label}: unknown attribute {name}="..."; '
                 "settings are written as elements, e.g. <timeout>30s</timeout>",
             )
+
+
+def _spelled_out(element: str, text: str) -> str:
+    """The fix for another runner's element holding a command line (`<command>python3
+    app.py</command>`), a list (`<args>-m http.server</args>`) or variables
+    (`<environment>DEBUG=1</environment>`), written out: the program in <executable>, each
+    argument in an <arg> and each variable in an <env> of its own; "" for another."""
+    words = text.split()
+    if element == "env" and words and all("=" in word[1:] for word in words):
+        pairs = (word.partition("=") for word in words)
+        return ": " + "".join(f'<env name="{escape(n)}">{escape(v)}</env>' for n, _, v in pairs)
+    if element not in ("executable", "arg") or not words:
+        return ""
+    with contextlib.suppress(ValueError):  # (an unclosed quote: split on spaces)
+        words = shlex.split(text)
+    head = f"<executable>{escape(words.pop(0))}</executable>" if element == "executable" else ""
+    return ": " + head + "".join(f"<arg>{escape(word)}</arg>" for word in words)

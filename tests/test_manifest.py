@@ -281,6 +281,30 @@ CASES: dict[str, tuple[str | bytes, list[tuple[int | None, str]]]] = {
         process(*OK, "<rout>/x</rout>"),
         [(6, "unknown element <rout>; did you mean <route>?")],
     ),
+    # Other runners' names: <name> was told <pipe_name>, <cwd> the list of every element.
+    "another runner's elements": (
+        process(
+            "<name>svc</name>",
+            "<command>node server.js --port ${PORT}</command>",
+            "<route>/x/*</route>",
+            "<cwd>api</cwd>",
+            "<environment>DEBUG=1 MODE=dev</environment>",
+        ),
+        [
+            (3, "unknown element <name>; here that is <id>"),
+            (
+                4,
+                "unknown element <command>; here that is <executable>: <executable>node"
+                "</executable><arg>server.js</arg><arg>--port</arg><arg>${PORT}</arg>",
+            ),
+            (6, "unknown element <cwd>; here that is <working_dir>"),
+            (
+                7,
+                'unknown element <environment>; here that is <env>: <env name="DEBUG">1</env>'
+                '<env name="MODE">dev</env>',
+            ),
+        ],
+    ),
     "misspelt process": (
         "<manifest>\n  <proccess/>\n</manifest>",
         [(2, "unknown element <proccess>; did you mean <process>?")],
