@@ -93,3 +93,19 @@ OTHER_NAMES = {
     "depends": "depends_on", "needs": "depends_on",
     "replicas": "instances", "workers": "instances", "scale": "instances",
 }  # fmt: skip
+_WEB = "the child is any web server, WebSockets and streams included"
+_PIPE = "the child listens on a named pipe (a Unix socket), PIPE_ADDRESS"
+# Words for a <communication_mode> from elsewhere, and the mode that does what they mean:
+# `https` was told "did you mean 'http'?", the JSON envelope, for a web server.
+OTHER_MODES = {
+    "https": ("passthrough", "children speak plain HTTP; the proxy serves HTTPS itself (--tls)"),
+    "web": ("passthrough", _WEB), "proxy": ("passthrough", _WEB),
+    "reverse-proxy": ("passthrough", _WEB), "reverse_proxy": ("passthrough", _WEB),
+    "server": ("passthrough", _WEB), "tcp": ("passthrough", _WEB),
+    "websocket": ("passthrough", _WEB), "websockets": ("passthrough", _WEB),
+    "ws": ("passthrough", _WEB), "sse": ("passthrough", _WEB),
+    "socket": ("pipe", _PIPE), "unix": ("pipe", _PIPE), "uds": ("pipe", _PIPE),
+    "named_pipe": ("pipe", _PIPE), "named-pipe": ("pipe", _PIPE),
+    "worker": ("none", "nothing is routed to it"),
+    "background": ("none", "nothing is routed to it"),
+}  # fmt: skip

@@ -411,6 +411,21 @@ CASES: dict[str, tuple[str | bytes, list[tuple[int | None, str]]]] = {
         process(*OK, "<communication_mode>passthru</communication_mode>"),
         [(6, "'passthrough', 'none'; did you mean 'passthrough'?")],
     ),
+    # A web server's scheme was told "did you mean 'http'?", the JSON envelope.
+    "mode named for what the child serves": (
+        process(*OK, "<communication_mode>https</communication_mode>"),
+        [
+            (
+                6,
+                "'none'; for that, 'passthrough': children speak plain HTTP; the proxy serves "
+                "HTTPS itself (--tls)",
+            )
+        ],
+    ),
+    "mode named for the socket": (
+        process(*OK, "<communication_mode>unix</communication_mode>"),
+        [(6, "'none'; for that, 'pipe': the child listens on a named pipe (a Unix socket)")],
+    ),
     "mode in capitals": (
         process(*OK, "<communication_mode>HTTP</communication_mode>"),
         [(6, "'passthrough', 'none'; did you mean 'http'?")],
