@@ -95,17 +95,27 @@ OTHER_NAMES = {
 }  # fmt: skip
 _WEB = "the child is any web server, WebSockets and streams included"
 _PIPE = "the child listens on a named pipe (a Unix socket), PIPE_ADDRESS"
-# Words for a <communication_mode> from elsewhere, and the mode that does what they mean:
-# `https` was told "did you mean 'http'?", the JSON envelope, for a web server.
-OTHER_MODES = {
-    "https": ("passthrough", "children speak plain HTTP; the proxy serves HTTPS itself (--tls)"),
-    "web": ("passthrough", _WEB), "proxy": ("passthrough", _WEB),
-    "reverse-proxy": ("passthrough", _WEB), "reverse_proxy": ("passthrough", _WEB),
-    "server": ("passthrough", _WEB), "tcp": ("passthrough", _WEB),
-    "websocket": ("passthrough", _WEB), "websockets": ("passthrough", _WEB),
-    "ws": ("passthrough", _WEB), "sse": ("passthrough", _WEB),
-    "socket": ("pipe", _PIPE), "unix": ("pipe", _PIPE), "uds": ("pipe", _PIPE),
-    "named_pipe": ("pipe", _PIPE), "named-pipe": ("pipe", _PIPE),
-    "worker": ("none", "nothing is routed to it"),
-    "background": ("none", "nothing is routed to it"),
+# Values from elsewhere, and ours that do what they mean: a <communication_mode> named for
+# what the child serves (`https` was told "did you mean 'http'?", the JSON envelope, for a
+# web server), and docker compose's <restart> policies.
+_ALWAYS = ("always", "it starts again whenever it exits, until local-lambdas stops")
+_NEVER = ("never", "it is not started again once it exits")
+OTHER_VALUES: dict[str, dict[str, tuple[str, str]]] = {
+    "communication_mode": {
+        "https": ("passthrough", "children speak plain HTTP; the proxy serves HTTPS itself "
+                  "(--tls)"),
+        "web": ("passthrough", _WEB), "proxy": ("passthrough", _WEB),
+        "reverse-proxy": ("passthrough", _WEB), "reverse_proxy": ("passthrough", _WEB),
+        "server": ("passthrough", _WEB), "tcp": ("passthrough", _WEB),
+        "websocket": ("passthrough", _WEB), "websockets": ("passthrough", _WEB),
+        "ws": ("passthrough", _WEB), "sse": ("passthrough", _WEB),
+        "socket": ("pipe", _PIPE), "unix": ("pipe", _PIPE), "uds": ("pipe", _PIPE),
+        "named_pipe": ("pipe", _PIPE), "named-pipe": ("pipe", _PIPE),
+        "worker": ("none", "nothing is routed to it"),
+        "background": ("none", "nothing is routed to it"),
+    },
+    "restart": {
+        "unless-stopped": _ALWAYS,
+        "no": _NEVER, "false": _NEVER, "true": _ALWAYS, "yes": _ALWAYS,
+    },
 }  # fmt: skip

@@ -28,8 +28,8 @@ from local_lambdas.manifest_elements import (
     FIELD_TO_ELEMENT,
     FOR_REQUESTS,
     FOR_STARTED,
-    OTHER_MODES,
     OTHER_NAMES,
+    OTHER_VALUES,
     REQUIRED,
     TASK_ELEMENTS,
 )
@@ -308,14 +308,14 @@ class Reader:
             if error["type"] == "enum":  # the choices, and the one it was probably meant as
                 choices = re.findall(r"'([^']*)'", message)
                 message = "must be one of: " + ", ".join(f"'{c}'" for c in choices)
-                other = (
-                    OTHER_MODES.get(str(shown).lower()) if name == "communication_mode" else None
-                )
+                other = OTHER_VALUES.get(name, {}).get(str(shown).lower())
                 close = closest(str(shown), choices)
                 if other is not None:
                     message += f"; for that, '{other[0]}': {other[1]}"
                 elif close:
                     message += f"; did you mean '{close}'?"
+            if error["type"] == "int_parsing":  # (pydantic's "unable to parse string as...")
+                message = "should be a whole number"
             self.problem(line, f'{label}: <{element}> "{shown}" {message}')
 
     def _unknown(self, element: etree._Element, label: str, known: list[str]) -> list[str]:

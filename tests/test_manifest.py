@@ -426,6 +426,21 @@ CASES: dict[str, tuple[str | bytes, list[tuple[int | None, str]]]] = {
         process(*OK, "<communication_mode>unix</communication_mode>"),
         [(6, "'none'; for that, 'pipe': the child listens on a named pipe (a Unix socket)")],
     ),
+    "docker compose's restart policy": (
+        process(*OK, "<restart>unless-stopped</restart>"),
+        [
+            (
+                6,
+                "'never'; for that, 'always': it starts again whenever it exits, until "
+                "local-lambdas stops",
+            )
+        ],
+    ),
+    # It was pydantic's "should be a valid integer, unable to parse string as an integer".
+    "a count that is no whole number": (
+        process(*OK, "<instances>2.5</instances>"),
+        [(6, '<process id="svc">: <instances> "2.5" should be a whole number')],
+    ),
     "mode in capitals": (
         process(*OK, "<communication_mode>HTTP</communication_mode>"),
         [(6, "'passthrough', 'none'; did you mean 'http'?")],
