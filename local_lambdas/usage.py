@@ -24,6 +24,27 @@ _THEIRS = {
 }  # fmt: skip
 
 
+_MANIFEST = "the manifest is named without an option: local-lambdas MANIFEST [options]"
+_BIND = "--bind HOST:PORT, e.g. --bind 0.0.0.0:3000 (or --port PORT)"
+_COLOR = "colour is for terminals only; NO_COLOR=1 turns it off, FORCE_COLOR=1 on"
+_DEBUG = "-v (--verbose) adds the proxy's debug lines"
+# Other servers' options (uvicorn's --host and --reload, compose's -f, a daemon's -d) and
+# what does their job here: `--host` was told "did you mean --port?", `--json` --version.
+_THEIR_OPTIONS = {
+    "--host": _BIND, "--listen": _BIND, "--addr": _BIND, "--address": _BIND,
+    "-f": _MANIFEST, "-c": _MANIFEST, "--config": _MANIFEST, "--manifest": _MANIFEST,
+    "--file": _MANIFEST,
+    "--reload": "--watch restarts a process when its files change",
+    "--workers": "--instances N, or <instances> in the manifest",
+    "--json": "--log-format json",
+    "--debug": _DEBUG, "--log-level": _DEBUG, "--verbose-requests": _DEBUG,
+    "--no-color": _COLOR, "--color": _COLOR, "--colour": _COLOR,
+    "-d": "it runs in the foreground; start it with & or under a service manager",
+    "--daemon": "it runs in the foreground; start it with & or under a service manager",
+    "--detach": "it runs in the foreground; start it with & or under a service manager",
+}  # fmt: skip
+
+
 class Parser(argparse.ArgumentParser):
     """argparse's parser, a usage error said in one line with the way to the help, rather
     than after the whole usage (twenty lines here, above the one that matters)."""
@@ -41,8 +62,11 @@ class Parser(argparse.ArgumentParser):
         from local_lambdas.errors import closest  # (with asyncio: loaded for a mistake only)
 
         if extra and extra[0].startswith("-"):
+            option = extra[0].partition("=")[0]
+            if option in _THEIR_OPTIONS:
+                self.error(f"unknown option {extra[0]}: {_THEIR_OPTIONS[option]}")
             known = [name for action in self._actions for name in action.option_strings]
-            close = closest(extra[0].partition("=")[0], known)
+            close = closest(option, known)
             self.error(f"unknown option {extra[0]}" + (f"; did you mean {close}?" if close else ""))
         if not named and manifest in _THEIRS:
             args = " ".join(extra) or "[MANIFEST]"

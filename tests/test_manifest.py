@@ -1154,6 +1154,13 @@ def test_help_is_a_word_as_git_and_pip_take_it(tmp_path: Path) -> None:
     (["status"], "local-lambdas: no command status: a running proxy tells its processes' "
                  "states at /_/status"),
     (["validate"], "local-lambdas: no command validate: local-lambdas check MANIFEST"),
+    # Other servers' options: --host was told "did you mean --port?", --json --version.
+    (["--host", "0.0.0.0"], "local-lambdas: unknown option --host: --bind HOST:PORT, e.g. "
+                            "--bind 0.0.0.0:3000 (or --port PORT) (see"),
+    (["-f", "dev.xml"], "local-lambdas: unknown option -f: the manifest is named without an "
+                        "option: local-lambdas MANIFEST [options] (see"),
+    (["run", "--json", "--", "true"], "local-lambdas run: unknown option --json: --log-format "
+                                      "json (see local-lambdas run --help)"),
     (["a.xml", "b.xml"], "local-lambdas: unexpected b.xml: one MANIFEST at a time (see"),
     # It was argparse's "invalid int value: 'abc'"; a port out of range was said apart.
     (["--port", "abc"], "local-lambdas: argument -p/--port: 'abc' is not a port (0-65535) (see"),
