@@ -7,6 +7,7 @@ nothing but the manifest decides them; a bare $NAME that no shell will expand is
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -59,6 +60,11 @@ class Environment:
             fix = "create it or fix the path"
             if os.path.isdir(path):
                 fix = "give a file of NAME=value"
+            elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", path.name):  # `--env DEBUG=1`
+                fix = (
+                    f"it names a file of NAME=value lines: to give every child "
+                    f"{path.name}, write that line in one (.env), or an <env> per process"
+                )
             problem = f"{named_by} {path}: {exc.strerror or exc}; {fix}{unexpanded(str(path))}"
             if line is None:
                 self.problems.append(Problem(str(path), None, problem))

@@ -68,6 +68,8 @@ class Parser(argparse.ArgumentParser):
             known = [name for action in self._actions for name in action.option_strings]
             close = closest(option, known)
             self.error(f"unknown option {extra[0]}" + (f"; did you mean {close}?" if close else ""))
+        if not named and manifest in commands:  # `local-lambdas --port 4000 run -- pytest`
+            self.error(f"{manifest} comes first: local-lambdas {manifest} [options] ...")
         if not named and manifest in _THEIRS:
             args = " ".join(extra) or "[MANIFEST]"
             self.error(f"no command {manifest}: {_THEIRS[manifest].format(args=args)}")

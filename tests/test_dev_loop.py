@@ -241,6 +241,9 @@ def test_an_env_file_not_in_utf8_names_its_line(tmp_path: Path, data: bytes, say
 @pytest.mark.parametrize(("name", "says"), [
     ("missing.env", "No such file or directory; create it or fix the path"),
     ("a-folder", "Is a directory; give a file of NAME=value"),
+    # `--env DEBUG=1`, which argparse reads as --env-file, as a user of docker run writes it.
+    ("DEBUG=1", "No such file or directory; it names a file of NAME=value lines: to give "
+                "every child DEBUG=1, write that line in one (.env), or an <env> per process"),
 ])  # fmt: skip
 def test_an_env_file_that_cannot_be_read_says_why(tmp_path: Path, name: str, says: str) -> None:
     (tmp_path / "a-folder").mkdir()

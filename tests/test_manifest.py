@@ -1181,6 +1181,14 @@ def test_a_usage_error_is_one_line_with_the_likely_fix(
     assert "usage:" not in result.stdout + result.stderr
 
 
+def test_a_command_word_after_an_option_is_told_to_go_first(tmp_path: Path) -> None:
+    """`local-lambdas --port 4000 run -- pytest` took `run` for the manifest: "no command
+    run; did you mean local-lambdas run?"."""
+    result = run_main("--port", "4000", "check", cwd=tmp_path)
+    assert result.returncode == 2, result
+    assert result.stderr.startswith("local-lambdas: check comes first: local-lambdas check ")
+
+
 @pytest.mark.parametrize("argv", [
     ["manifest.xml", "run", "--", "pytest"], ["--bind", "127.0.0.1:0", "manifest.xml", "check"],
 ])  # fmt: skip
