@@ -27,6 +27,7 @@ from aiohttp import web
 
 from local_lambdas.binding import is_loopback
 from local_lambdas.dashboard import Dashboard
+from local_lambdas.errors import did_you_mean
 from local_lambdas.pool import Pool
 from local_lambdas.supervisor import Supervisor
 
@@ -118,8 +119,10 @@ class Admin:
             )}, status=409)  # fmt: skip
         if process not in self._supervisor.pools:
             known = ", ".join(self._supervisor.pools) or "none"
+            meant = did_you_mean(process, self._supervisor.pools)
             return web.json_response(
-                {"error": f"no process {process!r}; the processes are: {known}"}, status=404
+                {"error": f"no process {process!r}; {meant}the processes are: {known}"},
+                status=404,
             )
         disabled = self._supervisor.pools[process].disabled
         if disabled is not None:  # (--only): there is nothing to restart

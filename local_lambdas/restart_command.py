@@ -21,9 +21,13 @@ _SERVE_NOTHING = frozenset(ALL_COMMANDS) - {"run"}
 def restart(url: str, prefix: str, process: str) -> int:
     """POST the restart endpoint of the proxy at `url`; say what it answered."""
     if not url.startswith(("http://", "https://")):
+        example = f"http://{url}" if url and "/" not in url else "http://127.0.0.1:3000"
         print_line(f"local-lambdas restart: --url {url!r} must be the proxy's address, e.g. "
-                   "http://127.0.0.1:3000")  # fmt: skip
+                   f"{example}")  # fmt: skip
         return EXIT_USAGE
+    parts = urllib.parse.urlsplit(url)
+    if parts.path.strip("/") and f"{parts.path.rstrip('/')}/".startswith(prefix):
+        url = f"{parts.scheme}://{parts.netloc}"  # (its dashboard's address: /_/)
     name = urllib.parse.quote(process)
     target = f"{url.rstrip('/')}/{prefix.strip('/')}/processes/{name}/restart"
     # The endpoint answers loopback clients only, so the proxy asked is this machine's own:

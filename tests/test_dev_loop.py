@@ -312,10 +312,17 @@ async def test_restart_one_process_under_load(
             assert "a: restarted, READY" in said
         assert result.failures == [] and result.total > 0
         assert run.child("a").pid != a_pid and run.child("b").pid == b_pid
-        async with run.http.post(run.url + "/_/processes/nope/restart") as reply:
-            assert (
-                reply.status == 404 and "the processes are: a, b" in (await reply.json())["error"]
+        async with run.http.post(run.url + "/_/processes/bb/restart") as reply:
+            assert reply.status == 404 and (await reply.json())["error"] == (
+                "no process 'bb'; did you mean b? the processes are: a, b"
             )
+        # The dashboard's address, as a browser shows it, is the proxy's too.
+        restart = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "local_lambdas", "restart", "b", "--url", run.url + "/_/",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        said = (await restart.communicate())[0].decode()
+        assert restart.returncode == 0 and "b: restarted, READY" in said, said
         async with run.http.post(run.url + "/_/processes/seed/restart") as reply:  # a task
             assert reply.status == 409 and (await reply.json())["error"] == (
                 "'seed' is a <task>: it runs once, as the proxy starts, before what depends "
@@ -424,11 +431,11 @@ def test_restart_without_a_proxy_says_so() -> None:
 
     done = restart("http://127.0.0.1:9")
     assert done.returncode == 1 and "no proxy at http://127.0.0.1:9" in done.stderr
-    done = restart("127.0.0.1:3000")  # no scheme: one line, no traceback
+    done = restart("localhost:4000")  # no scheme: one line, no traceback, the fix
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip() == (
-        "local-lambdas restart: --url '127.0.0.1:3000' must be the proxy's address, e.g. "
-        "http://127.0.0.1:3000"
+        "local-lambdas restart: --url 'localhost:4000' must be the proxy's address, e.g. "
+        "http://localhost:4000"
     )
     # Another server there: said as such, whatever it answers.
     with socket.socket() as listening:
