@@ -1,6 +1,7 @@
 """The command line's parser: argparse's, its usage errors said in one line with the likely
-fix (the option or command a mistyped word was probably meant as) and the way to the help,
-rather than after the whole usage. Each command's words are options.py's."""
+fix (the option or command a mistyped word was probably meant as, or what does the job of
+another tool's word) and the way to the help, rather than after the whole usage. Each
+command's words are options.py's."""
 
 from __future__ import annotations
 
@@ -23,11 +24,11 @@ _THEIRS = {
     "logs": "the proxy prints its children's output, each line after its process's id",
 }  # fmt: skip
 
-
 _MANIFEST = "the manifest is named without an option: local-lambdas MANIFEST [options]"
 _BIND = "--bind HOST:PORT, e.g. --bind 0.0.0.0:3000 (or --port PORT)"
 _COLOR = "colour is for terminals only; NO_COLOR=1 turns it off, FORCE_COLOR=1 on"
 _DEBUG = "-v (--verbose) adds the proxy's debug lines"
+_FOREGROUND = "it runs in the foreground; start it with & or under a service manager"
 # Other servers' options (uvicorn's --host and --reload, compose's -f, a daemon's -d) and
 # what does their job here: `--host` was told "did you mean --port?", `--json` --version.
 _THEIR_OPTIONS = {
@@ -37,11 +38,9 @@ _THEIR_OPTIONS = {
     "--reload": "--watch restarts a process when its files change",
     "--workers": "--instances N, or <instances> in the manifest",
     "--json": "--log-format json",
-    "--debug": _DEBUG, "--log-level": _DEBUG, "--verbose-requests": _DEBUG,
+    "--debug": _DEBUG, "--log-level": _DEBUG,
     "--no-color": _COLOR, "--color": _COLOR, "--colour": _COLOR,
-    "-d": "it runs in the foreground; start it with & or under a service manager",
-    "--daemon": "it runs in the foreground; start it with & or under a service manager",
-    "--detach": "it runs in the foreground; start it with & or under a service manager",
+    "-d": _FOREGROUND, "--daemon": _FOREGROUND, "--detach": _FOREGROUND,
 }  # fmt: skip
 
 
