@@ -198,6 +198,17 @@ class Reader:
         unless = f", unless {maker} makes it" if maker else ""
         for warning in missing_files(process.args, process.working_dir, self.beside):
             self.warnings.append(f"{self.shown}: {process.label}: {warning}{unless}")
+        if (
+            kind == "process"
+            and "pipe_name" in lines
+            and isinstance(process, Process)
+            and (process.communication_mode in (Mode.HTTP, Mode.PASSTHROUGH))
+        ):  # (a warning: the earlier tool's manifests may name one for any mode)
+            self.warnings.append(
+                f"{self.shown}:{lines['pipe_name'][0]}: {process.label}: <pipe_name> names a "
+                f"pipe mode's socket; in mode {process.communication_mode.value} the child "
+                "listens on TCP ($PORT) and no pipe is made: remove it, or choose a pipe mode"
+            )
         if self.here and isinstance(process, Process) and process.port and process.instances > 1:
             # (In containers, export's, each instance has a port of its own: no problem.)
             self.problem(

@@ -876,6 +876,26 @@ def test_a_manifest_in_a_namespace_is_read_by_its_elements_names(
         load(tmp_path, stray)
 
 
+def test_a_pipe_name_on_an_http_mode_is_warned_of_not_refused(tmp_path: Path) -> None:
+    """It named nothing and was taken in silence; refused, it would break a manifest of the
+    earlier tool's that names one for any mode. Two such alike are no clash either."""
+    text = process(*OK, "<pipe_name>svc_pipe</pipe_name>",
+                   "<communication_mode>passthrough</communication_mode>").replace(
+        "</manifest>",
+        "<process><id>b</id><executable>python3</executable><route>/b/*</route><pipe_name>"
+        "svc_pipe</pipe_name><communication_mode>http</communication_mode></process></manifest>",
+    )  # fmt: skip
+    loaded = load(tmp_path, text)
+    assert [w.split(": ", 1)[1] for w in loaded.warnings] == [
+        '<process id="svc">: <pipe_name> names a pipe mode\'s socket; in mode passthrough the '
+        "child listens on TCP ($PORT) and no pipe is made: remove it, or choose a pipe mode",
+        '<process id="b">: <pipe_name> names a pipe mode\'s socket; in mode http the child '
+        "listens on TCP ($PORT) and no pipe is made: remove it, or choose a pipe mode",
+    ]
+    assert loaded.warnings[0].split(": ")[0].endswith(":6")  # its line
+    assert load(tmp_path, process(*OK, "<pipe_name>p</pipe_name>")).warnings == ()
+
+
 def test_check_warns_of_an_argument_naming_a_missing_file(tmp_path: Path) -> None:
     (tmp_path / "app").mkdir()
     (tmp_path / "app" / "main.py").write_text("")
