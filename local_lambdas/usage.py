@@ -62,9 +62,11 @@ class Parser(argparse.ArgumentParser):
 
         if extra and extra[0].startswith("-"):
             option = extra[0].partition("=")[0]
-            if option in _THEIR_OPTIONS:
-                self.error(f"unknown option {extra[0]}: {_THEIR_OPTIONS[option]}")
             known = [name for action in self._actions for name in action.option_strings]
+            advice = _THEIR_OPTIONS.get(option)
+            if advice is not None:  # its advice where this command takes what it names
+                fits = not advice.startswith("-") or advice.split()[0] in known
+                self.error(f"unknown option {extra[0]}" + (f": {advice}" if fits else ""))
             close = closest(option, known)
             self.error(f"unknown option {extra[0]}" + (f"; did you mean {close}?" if close else ""))
         if not named and manifest in commands:  # `local-lambdas --port 4000 run -- pytest`

@@ -1181,6 +1181,8 @@ def test_help_is_a_word_as_git_and_pip_take_it(tmp_path: Path) -> None:
                         "option: local-lambdas MANIFEST [options] (see"),
     (["run", "--json", "--", "true"], "local-lambdas run: unknown option --json: --log-format "
                                       "json (see local-lambdas run --help)"),
+    # ...told only where the command takes what it names: check listens nowhere.
+    (["check", "--host", "x", "m.xml"], "local-lambdas check: unknown option --host (see "),
     (["a.xml", "b.xml"], "local-lambdas: unexpected b.xml: one MANIFEST at a time (see"),
     # It was argparse's "invalid int value: 'abc'"; a port out of range was said apart.
     (["--port", "abc"], "local-lambdas: argument -p/--port: 'abc' is not a port (0-65535) (see"),
