@@ -7,17 +7,15 @@ manifest.py parses the file and calls it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 from lxml import etree
 from pydantic import ValidationError
 
+from local_lambdas import other_tools
 from local_lambdas.config import Mode, Process, Task
 from local_lambdas.config_values import at_home, is_file_name
 from local_lambdas.errors import Problem, closest
@@ -28,8 +26,6 @@ from local_lambdas.manifest_elements import (
     FIELD_TO_ELEMENT,
     FOR_REQUESTS,
     FOR_STARTED,
-    OTHER_NAMES,
-    OTHER_VALUES,
     REQUIRED,
     TASK_ELEMENTS,
 )
@@ -319,7 +315,7 @@ class Reader:
             if error["type"] == "enum":  # the choices, and the one it was probably meant as
                 choices = re.findall(r"'([^']*)'", message)
                 message = "must be one of: " + ", ".join(f"'{c}'" for c in choices)
-                other = OTHER_VALUES.get(name, {}).get(str(shown).lower())
+                other = other_tools.VALUES.get(name, {}).get(str(shown).lower())
                 close = closest(str(shown), choices)
                 if other is not None:
                     message += f"; for that, '{other[0]}': {other[1]}"
@@ -339,9 +335,9 @@ class Reader:
                          "without a namespace")  # fmt: skip
             return []
         tag = str(element.tag)
-        close = OTHER_NAMES.get(tag.lower())
+        close = other_tools.ELEMENTS.get(tag.lower())
         if close in known:
-            hint = f"here that is <{close}>" + _spelled_out(close, element.text or "")
+            hint = f"here that is <{close}>" + other_tools.spelled_out(close, element.text or "")
         else:
             close = closest(tag, known)
             hint = f"did you mean <{close}>?" if close else f"known: {', '.join(known)}"
@@ -357,20 +353,3 @@ class Reader:
                 f'{label}: unknown attribute {name}="..."; '
                 "settings are written as elements, e.g. <timeout>30s</timeout>",
             )
-
-
-def _spelled_out(element: str, text: str) -> str:
-    """The fix for another runner's element holding a command line (`<command>python3
-    app.py</command>`), a list (`<args>-m http.server</args>`) or variables
-    (`<environment>DEBUG=1</environment>`), written out: the program in <executable>, each
-    argument in an <arg> and each variable in an <env> of its own; "" for another."""
-    words = text.split()
-    if element == "env" and words and all("=" in word[1:] for word in words):
-        pairs = (word.partition("=") for word in words)
-        return ": " + "".join(f'<env name="{escape(n)}">{escape(v)}</env>' for n, _, v in pairs)
-    if element not in ("executable", "arg") or not words:
-        return ""
-    with contextlib.suppress(ValueError):  # (an unclosed quote: split on spaces)
-        words = shlex.split(text)
-    head = f"<executable>{escape(words.pop(0))}</executable>" if element == "executable" else ""
-    return ": " + head + "".join(f"<arg>{escape(word)}</arg>" for word in words)

@@ -9,39 +9,7 @@ import argparse
 from pathlib import Path
 from typing import NoReturn
 
-_RUN = "a manifest runs with no command word: local-lambdas {args}"
-_STOP = "Ctrl+C stops the proxy and its children (or SIGTERM to its pid)"
-_STATUS = "a running proxy tells its processes' states at /_/status, and shows them at /_/"
-# The command words of other process runners (honcho, foreman, docker compose, pm2,
-# process-compose) a user may bring, and what does their job here: `start` and `status`
-# were taken for mistyped `restart`s.
-_THEIRS = {
-    "start": _RUN, "up": _RUN, "serve": _RUN,
-    "stop": _STOP, "down": _STOP, "kill": _STOP,
-    "status": _STATUS, "ps": _STATUS, "list": _STATUS, "ls": _STATUS,
-    "validate": "local-lambdas check MANIFEST validates a manifest",
-    "version": "local-lambdas --version says which version this is",
-    "logs": "the proxy prints its children's output, each line after its process's id",
-}  # fmt: skip
-
-_MANIFEST = "the manifest is named without an option: local-lambdas MANIFEST [options]"
-_BIND = "--bind HOST:PORT, e.g. --bind 0.0.0.0:3000 (or --port PORT)"
-_COLOR = "colour is for terminals only; NO_COLOR=1 turns it off, FORCE_COLOR=1 on"
-_DEBUG = "-v (--verbose) adds the proxy's debug lines"
-_FOREGROUND = "it runs in the foreground; start it with & or under a service manager"
-# Other servers' options (uvicorn's --host and --reload, compose's -f, a daemon's -d) and
-# what does their job here: `--host` was told "did you mean --port?", `--json` --version.
-_THEIR_OPTIONS = {
-    "--host": _BIND, "--listen": _BIND, "--addr": _BIND, "--address": _BIND,
-    "-f": _MANIFEST, "-c": _MANIFEST, "--config": _MANIFEST, "--manifest": _MANIFEST,
-    "--file": _MANIFEST,
-    "--reload": "--watch restarts a process when its files change",
-    "--workers": "--instances N, or <instances> in the manifest",
-    "--json": "--log-format json",
-    "--debug": _DEBUG, "--log-level": _DEBUG,
-    "--no-color": _COLOR, "--color": _COLOR, "--colour": _COLOR,
-    "-d": _FOREGROUND, "--daemon": _FOREGROUND, "--detach": _FOREGROUND,
-}  # fmt: skip
+from local_lambdas.other_tools import COMMANDS, OPTIONS
 
 
 class Parser(argparse.ArgumentParser):
@@ -63,7 +31,7 @@ class Parser(argparse.ArgumentParser):
         if extra and extra[0].startswith("-"):
             option = extra[0].partition("=")[0]
             known = [name for action in self._actions for name in action.option_strings]
-            advice = _THEIR_OPTIONS.get(option)
+            advice = OPTIONS.get(option)
             if advice is not None:  # its advice where this command takes what it names
                 fits = not advice.startswith("-") or advice.split()[0] in known
                 self.error(f"unknown option {extra[0]}" + (f": {advice}" if fits else ""))
@@ -71,9 +39,9 @@ class Parser(argparse.ArgumentParser):
             self.error(f"unknown option {extra[0]}" + (f"; did you mean {close}?" if close else ""))
         if not named and manifest in commands:  # `local-lambdas --port 4000 run -- pytest`
             self.error(f"{manifest} comes first: local-lambdas {manifest} [options] ...")
-        if not named and manifest in _THEIRS:
+        if not named and manifest in COMMANDS:
             args = " ".join(extra) or "[MANIFEST]"
-            self.error(f"no command {manifest}: {_THEIRS[manifest].format(args=args)}")
+            self.error(f"no command {manifest}: {COMMANDS[manifest].format(args=args)}")
         command = None if named else closest(manifest, commands)
         if command is not None:
             shown = " ".join([command, *extra])
