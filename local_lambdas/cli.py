@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    if argv and argv[0] == "help" and not os.path.exists("help"):
+    if argv and argv[0] == "help" and not os.path.isfile("help"):
         # `local-lambdas help [COMMAND]`, as git, pip and npm take it (not a manifest).
         argv = [*argv[1:2], "--help"]
     if argv and argv[0] == "completion":

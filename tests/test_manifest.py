@@ -1155,7 +1155,11 @@ def test_help_is_a_word_as_git_and_pip_take_it(tmp_path: Path) -> None:
                         (["help", "export"], "usage: local-lambdas export ")):  # fmt: skip
         result = run_main(*argv, cwd=tmp_path)
         assert result.returncode == 0 and result.stdout.startswith(usage), result
+    (tmp_path / "help").mkdir()  # a folder of that name (docs, say) is no manifest
+    result = run_main("help", cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.startswith("usage: local-lambdas"), result
     # A manifest of that name is still run (here: read, and refused for what it holds).
+    (tmp_path / "help").rmdir()
     (tmp_path / "help").write_text("<manifest><bogus/></manifest>")
     result = run_main("help", cwd=tmp_path)
     assert result.returncode == 1 and "usage:" not in result.stdout, result
