@@ -256,7 +256,6 @@ def _said_before_the_run(
 def _event_loop(choice: str) -> Callable[[Coroutine[Any, Any, int]], int]:
     """How to run the proxy: asyncio.run, or uvloop.run (20% fewer instructions per request,
     PERFORMANCE.md). Raises ImportError when uvloop is asked for and missing."""
-
     from local_lambdas import _compat
 
     if choice == "asyncio" or (choice == "auto" and _compat.IS_WINDOWS):
