@@ -9,7 +9,8 @@
 - a client that takes nothing of its answer for `send_timeout` seconds, while more waits to
   be written, loses its connection (client_limits.SendTimeout); over TLS a large answer body
   goes a piece at a time (`paced`), so that the proxy sees when the client stops reading;
-- a client that half-closes has the requests that came whole answered, then is let go.
+- a client that half-closes has the requests that came whole answered, then is let go;
+- a body is read as it came: a gzip upload stays gzip (its Content-Encoding is the child's).
 
 Body reads are bounded by their readers (aiohandler.py, transports/passthrough.py). The
 sites it serves on, with the fast lane taking their connections first, are aiosite.py's.
@@ -98,6 +99,9 @@ class Server(web.Server):
         # was passed: the target (414, as nginx answers) or a header (431).
         kwargs.setdefault("max_line_size", MAX_TARGET)
         kwargs.setdefault("max_field_size", MAX_FIELD)
+        # A body goes to the child as the client sent it, Content-Encoding and all, as nginx
+        # passes it: aiohttp would gunzip it, leaving the header to say gzip of plain bytes.
+        kwargs.setdefault("auto_decompress", False)
         super().__init__(handler, **kwargs)
         self.new_id = new_id
         self.head_timeout = head_timeout

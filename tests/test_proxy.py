@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import json
 import os
 import sys
@@ -76,6 +77,36 @@ async def test_a_client_expecting_100_continue_is_told_to_send(shared: SharedPro
     # aiohttp's client holds the body back until the 100 Continue arrives.
     seen = await asyncio.wait_for(echo(run, "POST", "/api/x", data=b"held back", expect100=True), 5)
     assert base64.b64decode(seen["body"]) == b"held back"
+
+
+@ON_SHARED_LOOP
+@pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+@pytest.mark.parametrize("mode", [*MODES, "passthrough"])
+async def test_a_compressed_upload_reaches_the_child_as_sent(
+    shared: SharedProxies, mode: str, fast_lane: bool
+) -> None:
+    """A body the client sent gzipped (Content-Encoding: gzip), or that only says so, reaches
+    the child as it came, with its header, as nginx passes it: the child's to decode."""
+    gzipped = gzip.compress(b"abc" * 100)
+    if mode == "passthrough":  # raw_http.py's `echo` answers the head and body it read
+        run = await shared.get(
+            process_xml("raw", "/api/*", mode=mode, script="raw_http.py"), fast_lane=fast_lane
+        )
+    else:
+        run = await shared.get(process_xml("svc", API_AND_FILES, mode=mode), fast_lane=fast_lane)
+    for body in (gzipped, b"not gzip at all"):
+        headers = {"Content-Encoding": "gzip", "Content-Type": "text/plain"}
+        async with run.http.post(run.url + "/api/echo", data=body, headers=headers) as reply:
+            assert reply.status == 200, await reply.text()
+            answer = await reply.read()
+        if mode == "passthrough":
+            head, _, got = answer.partition(b"\r\n\r\n")
+            assert b"\r\ncontent-encoding: gzip" in head.lower()
+        else:
+            seen = json.loads(answer)
+            got = base64.b64decode(seen["body"])
+            assert ["Content-Encoding", "gzip"] in seen["headers"]
+        assert got == body
 
 
 @ON_SHARED_LOOP
