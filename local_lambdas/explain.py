@@ -17,14 +17,20 @@ from local_lambdas.config import Process
 _PRINTED_PORT = re.compile(r"https?://[^\s/]*:(\d{2,5})\b|\bport\s+(\d{2,5})\b", re.IGNORECASE)
 
 # A line that says what went wrong, as runtimes and servers print it: "Error: listen
-# EADDRINUSE" (Node.js), "OSError: [Errno 98]" (Python), "java.net.BindException: ...",
+# EADDRINUSE" and "Error [ERR_MODULE_NOT_FOUND]: Cannot find package" (Node.js, its code in
+# brackets), "OSError: [Errno 98]" (Python), "java.net.BindException: ...",
 # "Exception in thread", "thread 'main' panicked at" (Rust), "panic:" (Go), "fatal:",
 # "error[E0425]:", a log's ERROR or FATAL (uvicorn, gunicorn), "... (RuntimeError)" (Ruby).
 _TELLING = re.compile(
-    r"^\s*(?:[\w.$]*(?:Error|Exception):|Exception in thread\b|thread '.*panicked at\b|"
+    r"^\s*(?:[\w.$]*(?:Error|Exception)(?: \[\w+\])?:|Exception in thread\b|"
+    r"thread '.*panicked at\b|"
     r"(?:[Pp]anic|[Ff]atal(?: error)?|[Ee]rror(?:\[\w+\])?)\s*:)"
     r"|\b(?:ERROR|FATAL|CRITICAL)\b|\(\w*(?:Error|Exception)\)$"
 )
+# The tag a runner that starts several programs puts before each of their lines:
+# concurrently's "[api] ", nodemon's "[nodemon] ", "api-1  | " (docker compose), "12:00:00
+# web.1  | " (honcho, foreman, overmind). A line is judged without it, and quoted with it.
+_TAG = re.compile(r"^(?:\[[^\]\s]{1,40}\] |(?:\d\d:\d\d:\d\d )?[\w.@/-]{1,40} *\| )")
 # What follows the telling line and tells nothing: a stack frame, a runtime's sign-off, a
 # wrapper's own account of the exit (npm's, `go run`'s).
 _NOISE = re.compile(
@@ -143,14 +149,16 @@ def telling(lines: Iterable[str]) -> str:
     npm = [line.strip() for line in lines if _NPM_OWN.search(line)]
     if npm and not any(_NPM_SCRIPT_FAILED.search(line) for line in lines):
         return npm[0]  # npm could not start the script: no output of its is to be had
-    shown = [line.strip() for line in lines if line.strip() and not _NOISE.search(line)]
+    untagged = [(line, _TAG.sub("", line, count=1)) for line in lines]
+    shown = [(line.strip(), bare) for line, bare in untagged
+             if bare.strip() and not _NOISE.search(bare)]  # fmt: skip
     for at in range(len(shown) - 1, -1, -1):
-        line = shown[at]
-        if _TELLING.search(line):
+        line, bare = shown[at]
+        if _TELLING.search(bare) or _TELLING.search(line):  # ("[ERROR] ..." is no tag)
             if line.endswith(":") and at + 1 < len(shown):
-                return f"{line} {shown[at + 1]}"
+                return f"{line} {shown[at + 1][0]}"
             return line
-    return shown[-1] if shown else ""
+    return shown[-1][0] if shown else ""
 
 
 def ended(code: int | None) -> str:

@@ -904,10 +904,57 @@ Emitted 'error' event on Server instance at:
 Node.js v20.20.2"""
 
 
+_NODE_ESM = """node:internal/modules/esm/resolve:854
+  throw new ERR_MODULE_NOT_FOUND(packageName, fileURLToPath(base), null);
+        ^
+
+Error [ERR_MODULE_NOT_FOUND]: Cannot find package 'express' imported from /app/server.mjs
+    at packageResolve (node:internal/modules/esm/resolve:854:9)
+    at defaultResolve (node:internal/modules/esm/resolve:1157:11) {
+  code: 'ERR_MODULE_NOT_FOUND'
+}
+
+Node.js v20.20.2"""
+
+# Express 5 refusing Express 4's `app.get("*")`, under nodemon under concurrently (`npm run
+# dev`: "concurrently 'nodemon server.js' 'node side.js'"), each line tagged by concurrently.
+_CONCURRENTLY = "\n".join(
+    [
+        "> x@1.0.0 dev",
+        '> concurrently -n api,side "nodemon server.js" "node side.js"',
+        "",
+        "[side] side worker 14330",
+        "[api] [nodemon] starting `node server.js`",
+        "[api] /app/node_modules/path-to-regexp/dist/index.js:108",
+        "[api]                     throw new PathError(`Missing parameter name`, str);",
+        "[api]                     ^",
+        "[api] ",
+        "[api] PathError [TypeError]: Missing parameter name at index 1: *; visit "
+        "https://git.new/pathToRegexpError for info",
+        "[api]     at consumeUntil (/app/node_modules/path-to-regexp/dist/index.js:108:27)",
+        "[api]     at app.<computed> [as get] (/app/node_modules/express/lib/app.js:478:22) {",
+        "[api]   originalPath: '*'",
+        "[api] }",
+        "[api] ",
+        "[api] Node.js v20.20.2",
+        "[api] [nodemon] app crashed - waiting for file changes before starting...",
+    ]
+)
+
+
 # What real programs print as they die (captured from each, their port taken), and the line
 # that says why.
 @pytest.mark.parametrize(("output", "says"), [
     (_NODE_CRASH, "Error: listen EADDRINUSE: address already in use 127.0.0.1:3400"),
+    (_NODE_ESM, "Error [ERR_MODULE_NOT_FOUND]: Cannot find package 'express' imported from "
+     "/app/server.mjs"),
+    (_CONCURRENTLY, "[api] PathError [TypeError]: Missing parameter name at index 1: *; visit "
+     "https://git.new/pathToRegexpError for info"),
+    ("api-1  | Traceback (most recent call last):\napi-1  |   File \"app.py\", line 1, in "
+     "<module>\napi-1  | ModuleNotFoundError: No module named 'flask'\napi-1 exited with code 1",
+     "api-1  | ModuleNotFoundError: No module named 'flask'"),  # docker compose's tags
+    ("12:00:00 web.1  | Error: That port is already in use.\n12:00:00 system | sending "
+     "SIGTERMs", "12:00:00 web.1  | Error: That port is already in use."),  # honcho's
     ("INFO:     Application startup complete.\nERROR:    [Errno 98] error while attempting to "
      "bind on address ('127.0.0.1', 3400): address already in use\nINFO:     Waiting for "
      "application shutdown.\nINFO:     Application shutdown complete.",  # uvicorn
