@@ -162,6 +162,7 @@ class ChildRun:
                 late=busy.worked(self.process.startup_timeout or 0),
             )  # fmt: skip
             log.warning("%s: %s; stopping it", self.name, self._not_ready)
+            self.output.stopped_by_the_proxy()
             await self._terminate(proc)
 
     def _hint_elsewhere(self, proc: Spawned, address: str) -> None:

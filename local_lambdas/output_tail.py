@@ -23,6 +23,7 @@ class OutputTail:
     def __init__(self, printer: Printer, name: str, keep: int) -> None:
         self.lines: collections.deque[str] = collections.deque(maxlen=keep)
         self._own = 0
+        self._told: str | None = None  # what telling() says since the proxy stopped the run
         self._keep = keep
         self._printer = printer
         self._name = name
@@ -36,6 +37,13 @@ class OutputTail:
     def new_run(self) -> None:
         """A new process of the child begins: the lines so far were earlier runs'."""
         self._own = 0
+        self._told = None
+
+    def stopped_by_the_proxy(self) -> None:
+        """The proxy stops the current run for failing (not ready in time): what it prints
+        from now is its way out ("exited with code SIGTERM", "shutting down"), so the line
+        that says why is the one it said before."""
+        self._told = self.telling()
 
     def this_run(self) -> list[str]:
         """The lines its current (or last) process printed."""
@@ -44,4 +52,6 @@ class OutputTail:
     def telling(self) -> str:
         """The line of its current (or last) process's output that says why it ended
         (explain.telling), at most 200 characters; "" if none does."""
+        if self._told is not None:
+            return self._told
         return explain.telling(self.this_run())[:200]

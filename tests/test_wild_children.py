@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import pytest
 
@@ -445,6 +446,35 @@ async def test_a_child_that_compiles_before_it_listens_is_waited_for(
         # Given up on at 2 s; its stop, under load, may still be under way.
         assert await idle.wait_for(lambda: idle.state.value == "FATAL", 10), idle.state
         assert "not ready within 2s (<startup_timeout>)" in idle.why_not_ready()
+
+
+async def test_a_child_stopped_for_not_listening_is_told_by_what_it_said_before(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """A child that waits instead of serving (nodemon's "app crashed - waiting for file
+    changes", under concurrently) is stopped at its <startup_timeout>; the line quoted is the
+    last it said before that stop, not what the stop made it print on its way out."""
+    script = (
+        "import signal, sys, time\n"
+        "def bye(*_):\n"
+        "    print('[api] nodemon server.js exited with code SIGTERM', flush=True)\n"
+        "    sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, bye)\n"
+        "print('[api] [nodemon] app crashed - waiting for file changes', flush=True)\n"
+        "time.sleep(60)"
+    )
+    path = write_manifest(
+        f"<process><id>stuck</id><executable>{PYTHON}</executable><arg>-S</arg><arg>-c</arg>"
+        f"<arg>{escape(script)}</arg><route>/s/*</route>"
+        "<startup_timeout>1s</startup_timeout><start_retries>0</start_retries></process>"
+    )
+    async with running(path, socket_dir, wait=False) as run:
+        pool = run.pool("stuck")
+        assert await pool.wait_for(lambda: pool.state.value == "FATAL", 15), pool.state
+        said = pool.why_not_ready(said=True)
+    assert said.endswith(
+        "; its last output: [api] [nodemon] app crashed - waiting for file changes"
+    ), said
 
 
 async def test_a_wrapper_that_backgrounds_its_server_and_exits_is_told_so(
