@@ -20,12 +20,15 @@ _PRINTED_PORT = re.compile(r"https?://[^\s/]*:(\d{2,5})\b|\bport\s+(\d{2,5})\b",
 # EADDRINUSE" and "Error [ERR_MODULE_NOT_FOUND]: Cannot find package" (Node.js, its code in
 # brackets), "OSError: [Errno 98]" (Python), "java.net.BindException: ...",
 # "Exception in thread", "thread 'main' panicked at" (Rust), "panic:" (Go), "fatal:",
-# "error[E0425]:", a log's ERROR or FATAL (uvicorn, gunicorn), "... (RuntimeError)" (Ruby).
+# "error[E0425]:", a log's ERROR or FATAL (uvicorn, gunicorn), "... (RuntimeError)" (Ruby),
+# "[UnhandledPromiseRejection: ...]" (Node.js). A Python traceback's last line tells too,
+# whatever its exception is called ("ImproperlyConfigured: ..."): see telling().
 _TELLING = re.compile(
     r"^\s*(?:[\w.$]*(?:Error|Exception)(?: \[\w+\])?:|Exception in thread\b|"
     r"thread '.*panicked at\b|"
     r"(?:[Pp]anic|[Ff]atal(?: error)?|[Ee]rror(?:\[\w+\])?)\s*:)"
     r"|\b(?:ERROR|FATAL|CRITICAL)\b|\(\w*(?:Error|Exception)\)$"
+    r"|^\[\w*(?:Error|Exception|Rejection): "  # what Node.js prints of a non-Error thrown
 )
 # The tag a runner that starts several programs puts before each of their lines:
 # concurrently's "[api] ", nodemon's "[nodemon] ", "api-1  | " (docker compose), "12:00:00
@@ -35,8 +38,17 @@ _TAG = re.compile(r"^(?:\[[^\]\s]{1,40}\] |(?:\d\d:\d\d:\d\d )?[\w.@/-]{1,40} *\
 # wrapper's own account of the exit (npm's, `go run`'s).
 _NOISE = re.compile(
     r"^\s+(?:at|from)\s|^\s*File \"|^\t|^\s*[~^]+\s*$|^Node\.js v\d|^note: |^exit status \d+$"
-    r"|^npm (?:ERR!|error)(?:\s|$)",
+    r"|^npm (?:ERR!|error)(?:\s|$)"
+    r"|^\s*\}\s*$|^\s*[*=#-]{3,}\s*$"  # the end of Node's dump of an error; a banner's rule
+    r"|^error: (?:could not compile|aborting due to)",  # cargo's count after rustc's error
 )
+# Node.js's account of a promise rejected with what is not an Error: a long preamble, then
+# the reason, which a quote cut at 200 characters would lose.
+_REJECTED = re.compile(
+    r"\[UnhandledPromiseRejection: .*(The promise rejected with the reason .*?)\]"
+)
+# Spring Boot's account of a failed start: the line after "Description:" says why.
+_SPRING_FAILED = "APPLICATION FAILED TO START"
 # npm's own failure (no such script, no package.json), as against its account of a script
 # that failed ("Lifecycle script `start` failed", "command failed", "code 1"): its first line
 # that says something, past the fields (code, syscall, path, errno...).
@@ -142,9 +154,11 @@ def printed_ports(lines: Iterable[str]) -> set[str]:
 
 def telling(lines: Iterable[str]) -> str:
     """The line of a child's last output that says why it ended: the last one that names an
-    error, with the line it introduces ("panicked at m.rs:1:2:" and the message); else the
-    last line that is not a stack frame or a sign-off; npm's own error when npm could not
-    start the script at all; "" when it printed nothing."""
+    error (or a Python traceback's exception), with the line it introduces ("panicked at
+    m.rs:1:2:" and the message); else the last line that is not a stack frame or a sign-off;
+    npm's own error when npm could not start the script at all; Spring Boot's description
+    of a failed start; "" when it printed nothing. A runner's tag on a line (_TAG) is kept
+    in the quote but not judged."""
     lines = list(lines)
     npm = [line.strip() for line in lines if _NPM_OWN.search(line)]
     if npm and not any(_NPM_SCRIPT_FAILED.search(line) for line in lines):
@@ -152,13 +166,36 @@ def telling(lines: Iterable[str]) -> str:
     untagged = [(line, _TAG.sub("", line, count=1)) for line in lines]
     shown = [(line.strip(), bare) for line, bare in untagged
              if bare.strip() and not _NOISE.search(bare)]  # fmt: skip
+    bares = [bare.strip() for _, bare in shown]
+    if _SPRING_FAILED in bares and "Description:" in bares[bares.index(_SPRING_FAILED) :]:
+        at = bares.index("Description:", bares.index(_SPRING_FAILED)) + 1
+        if at < len(shown):
+            return shown[at][0]
+    raised = _raised(bare for _, bare in shown)
     for at in range(len(shown) - 1, -1, -1):
         line, bare = shown[at]
-        if _TELLING.search(bare) or _TELLING.search(line):  # ("[ERROR] ..." is no tag)
+        if at in raised or _TELLING.search(bare) or _TELLING.search(line):  # ([ERROR]: no tag)
+            rejected = _REJECTED.search(line)
+            if rejected:
+                return f"{line[: rejected.start()]}UnhandledPromiseRejection: {rejected[1]}"
             if line.endswith(":") and at + 1 < len(shown):
                 return f"{line} {shown[at + 1][0]}"
             return line
     return shown[-1][0] if shown else ""
+
+
+def _raised(lines: Iterable[str]) -> set[int]:
+    """Where the exception of each Python traceback among `lines` is: the first line after
+    "Traceback (most recent call last):" that its frames do not indent."""
+    found: set[int] = set()
+    in_traceback = False
+    for at, line in enumerate(lines):
+        if line.strip() == "Traceback (most recent call last):":
+            in_traceback = True
+        elif in_traceback and not line[:1].isspace():
+            found.add(at)
+            in_traceback = False
+    return found
 
 
 def ended(code: int | None) -> str:

@@ -942,10 +942,57 @@ _CONCURRENTLY = "\n".join(
 )
 
 
+# Spring Boot's failed start (its log line's ":" introduces a banner, not the reason).
+_SPRING = "\n".join([
+    "2026-12-07T05:00:01.000Z ERROR 1234 --- [           main] o.s.b.d.LoggingFailureAnaly"
+    "sisReporter   : ",
+    "", "***************************", "APPLICATION FAILED TO START",
+    "***************************", "", "Description:", "",
+    "Web server failed to start. Port 8080 was already in use.", "", "Action:", "",
+    "Identify and stop the process that's listening on port 8080 or configure this "
+    "application to listen on another port.",
+])  # fmt: skip
+_CARGO = "\n".join([
+    "   Compiling x v0.1.0 (/app)", "error[E0425]: cannot find value `y` in this scope",
+    " --> src/main.rs:2:20", "  |", '2 |     println!("{}", y);',
+    "  |                    ^ not found in this scope", "",
+    "For more information about this error, try `rustc --explain E0425`.",
+    'error: could not compile `x` (bin "x") due to 1 previous error',
+])  # fmt: skip
+# `python manage.py runserver` whose settings are wrong: an exception not named *Error.
+_DJANGO = "\n".join([
+    "Watching for file changes with StatReloader", "Exception in thread django-main-thread:",
+    "Traceback (most recent call last):",
+    '  File "/usr/lib/python3.11/threading.py", line 1045, in _bootstrap_inner',
+    "    self.run()",
+    "django.core.exceptions.ImproperlyConfigured: The SECRET_KEY setting must not be empty.",
+])  # fmt: skip
+# A promise rejected with a string (Node.js 20): the reason is past the quote's 200 characters.
+_REJECTION = "\n".join([
+    "node:internal/process/promises:289", "            triggerUncaughtException(err, true);",
+    "            ^", "",
+    "[UnhandledPromiseRejection: This error originated either by throwing inside of an async "
+    "function without a catch block, or by rejecting a promise which was not handled with "
+    '.catch(). The promise rejected with the reason "connect ECONNREFUSED 127.0.0.1:5432".] {',
+    "  code: 'ERR_UNHANDLED_REJECTION'", "}", "", "Node.js v20.20.2",
+])  # fmt: skip
+
+
 # What real programs print as they die (captured from each, their port taken), and the line
 # that says why.
 @pytest.mark.parametrize(("output", "says"), [
     (_NODE_CRASH, "Error: listen EADDRINUSE: address already in use 127.0.0.1:3400"),
+    (_SPRING, "Web server failed to start. Port 8080 was already in use."),
+    (_CARGO, "error[E0425]: cannot find value `y` in this scope"),
+    (_DJANGO, "django.core.exceptions.ImproperlyConfigured: The SECRET_KEY setting must not "
+     "be empty."),
+    (_REJECTION, 'UnhandledPromiseRejection: The promise rejected with the reason "connect '
+     'ECONNREFUSED 127.0.0.1:5432".'),
+    ('Traceback (most recent call last):\n  File "a.py", line 2, in <module>\n    import yaml\n'
+     "ModuleNotFoundError: No module named 'yaml'\n\nDuring handling of the above exception, "
+     'another exception occurred:\n\nTraceback (most recent call last):\n  File "a.py", line '
+     '4, in <module>\n    raise SystemExit("install pyyaml")\nSystemExit: install pyyaml',
+     "SystemExit: install pyyaml"),  # the last of chained exceptions
     (_NODE_ESM, "Error [ERR_MODULE_NOT_FOUND]: Cannot find package 'express' imported from "
      "/app/server.mjs"),
     (_CONCURRENTLY, "[api] PathError [TypeError]: Missing parameter name at index 1: *; visit "
