@@ -967,6 +967,20 @@ _DJANGO = "\n".join([
     "    self.run()",
     "django.core.exceptions.ImproperlyConfigured: The SECRET_KEY setting must not be empty.",
 ])  # fmt: skip
+# gunicorn 23 given an app it cannot import: its own account of the failure comes last.
+_GUNICORN = "\n".join([
+    "[2026-12-07 05:21:29 +0000] [23253] [ERROR] Exception in worker process",
+    "Traceback (most recent call last):",
+    '  File "/venv/lib/python3.11/site-packages/gunicorn/util.py", line 420, in import_app',
+    "    mod = importlib.import_module(module)",
+    "          ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^",
+    "ModuleNotFoundError: No module named 'nomod'",
+    "No module named 'nomod'",
+    "[2026-12-07 05:21:29 +0000] [23253] [INFO] Worker exiting (pid: 23253)",
+    "[2026-12-07 05:21:30 +0000] [23249] [ERROR] Worker (pid:23253) exited with code 3.",
+    "[2026-12-07 05:21:30 +0000] [23249] [ERROR] Shutting down: Master",
+    "[2026-12-07 05:21:30 +0000] [23249] [ERROR] Reason: Worker failed to boot.",
+])  # fmt: skip
 # A promise rejected with a string (Node.js 20): the reason is past the quote's 200 characters.
 _REJECTION = "\n".join([
     "node:internal/process/promises:289", "            triggerUncaughtException(err, true);",
@@ -982,6 +996,7 @@ _REJECTION = "\n".join([
 # that says why.
 @pytest.mark.parametrize(("output", "says"), [
     (_NODE_CRASH, "Error: listen EADDRINUSE: address already in use 127.0.0.1:3400"),
+    (_GUNICORN, "ModuleNotFoundError: No module named 'nomod'"),
     (_SPRING, "Web server failed to start. Port 8080 was already in use."),
     (_CARGO, "error[E0425]: cannot find value `y` in this scope"),
     (_DJANGO, "django.core.exceptions.ImproperlyConfigured: The SECRET_KEY setting must not "
