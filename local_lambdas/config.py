@@ -144,7 +144,7 @@ class Process(BaseModel):
     max_requests: int | None = Field(default=None, ge=1)
     cache: Size | None = None  # bytes of GET answers to keep; see cache.py
     strip_prefix: str | None = None  # passthrough: removed from the path before it goes on
-    ready_path: str | None = None  # passthrough: must answer 2xx before the child is READY
+    ready_path: str | None = None  # passthrough: must answer 2xx or 3xx before the child is READY
     line: int = 0  # where the <process> element starts, for messages
 
     @field_validator("id")

@@ -79,7 +79,8 @@ def not_ready_in_time(
     if foreign:
         return f"{late}: another program listens on {shown}; stop it, or use another address"
     if refused:
-        return f"{late}: it listens on {shown}, but its <ready_path>: {refused} (a 2xx is wanted)"
+        wanted = "a 2xx or 3xx is wanted"
+        return f"{late}: it listens on {shown}, but its <ready_path>: {refused} ({wanted})"
     message = f"{late}: nothing listened on {shown}"
     port = address.rpartition(":")[2]
     printed = set() if process.communication_mode.uses_pipe else printed_ports(last_lines)

@@ -1,13 +1,14 @@
 """Whether a child listens yet: the probes behind READY (docs/protocol.md, "Readiness").
 
 A child is ready when its pipe or port accepts connections, or, with <ready_path>, when that
-path answers 2xx. One that works as it starts (Linux: compiles, installs) is waited for
-beyond <startup_timeout> (Busy). Where the platform can tell without connecting (Linux's
-sock_diag, Windows' WaitNamedPipe) nothing is sent to the child: children written for the
-earlier tool may take any connection for a request and fail on an empty one. There (Linux),
-a listening socket counts only when it belongs to the child or its descendants: with a
-shared socket directory or a fixed port, another program could be listening at the child's
-address.
+path answers 2xx or 3xx (as a Kubernetes httpGet probe, or `curl -f`, judges it: an app
+whose page redirects to its login page is up). One that works as it starts (Linux: compiles,
+installs) is waited for beyond <startup_timeout> (Busy). Where the platform can tell without
+connecting (Linux's sock_diag, Windows' WaitNamedPipe) nothing is sent to the child:
+children written for the earlier tool may take any connection for a request and fail on an
+empty one. There (Linux), a listening socket counts only when it belongs to the child or its
+descendants: with a shared socket directory or a fixed port, another program could be
+listening at the child's address.
 """
 
 from __future__ import annotations
@@ -219,7 +220,8 @@ async def _connects(
 
 
 async def _refused(host: str, port: int, path: str) -> str:
-    """How GET `path` failed to answer a 2xx ("answered 404", "got no answer"); "": it did."""
+    """How GET `path` failed to answer a 2xx or 3xx ("answered 404", "got no answer"); "": it
+    did."""
     try:
         reader, writer = await asyncio.open_connection(host, port)
     except OSError as exc:
@@ -237,7 +239,7 @@ async def _refused(host: str, port: int, path: str) -> str:
     finally:
         writer.close()
     parts = status_line.split()
-    if len(parts) >= 2 and parts[1].startswith(b"2"):
+    if len(parts) >= 2 and parts[1][:1] in (b"2", b"3") and len(parts[1]) == 3:
         return ""
     if http2_frame(status_line):
         return "was answered in HTTP/2: local-lambdas speaks HTTP/1.1 to children"

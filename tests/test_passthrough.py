@@ -364,11 +364,14 @@ async def test_a_client_leaving_mid_stream_is_not_an_error(
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
-async def test_readiness_path_must_answer_2xx(
+async def test_readiness_path_must_answer_2xx_or_3xx(
     write_manifest: WriteManifest, socket_dir: Path
 ) -> None:
+    """A 2xx or a 3xx (a page that redirects to its login page) is ready, as a Kubernetes
+    httpGet probe or `curl -f` judges it; a 404 is not."""
     path = write_manifest(
         web_process("good", "/good/*", "<ready_path>/healthz</ready_path>"),
+        web_process("moved", "/moved/*", "<ready_path>/redirect</ready_path>"),  # a 302
         web_process(
             "bad",
             "/bad/*",
@@ -380,6 +383,7 @@ async def test_readiness_path_must_answer_2xx(
     )
     async with running(path, socket_dir, wait=False) as run:
         assert await run.pool("good").wait_ready(15)
+        assert await run.pool("moved").wait_ready(15), run.pool("moved").why_not_ready()
         bad = run.pool("bad")
         assert await bad.wait_for(lambda: bad.instances[0].state.value == "FATAL", 15)
         reason = bad.instances[0].reason  # it listened: the ready path was what failed
@@ -390,7 +394,7 @@ async def test_readiness_path_must_answer_2xx(
             reason,
         ), reason
         assert "it listens on http://" in reason
-        assert "but its <ready_path>: GET /missing answered 404 (a 2xx is wanted)" in reason
+        assert "but its <ready_path>: GET /missing answered 404 (a 2xx or 3xx is wanted)" in reason
 
 
 async def test_a_readiness_path_answered_in_http2_is_said_so(

@@ -854,7 +854,7 @@ def test_a_ready_path_that_is_refused_is_named() -> None:
                                      refused="GET /healthz answered 503")  # fmt: skip
     assert told == ("not ready within 10s (<startup_timeout>): it listens on "
                     "http://127.0.0.1:4000, but its <ready_path>: GET /healthz answered 503 (a "
-                    "2xx is wanted)")  # fmt: skip
+                    "2xx or 3xx is wanted)")  # fmt: skip
 
 
 @pytest.mark.parametrize(("written", "fix"), [
