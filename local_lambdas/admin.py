@@ -214,11 +214,19 @@ def _left(until: float) -> float | None:
     return round(left, 3) if left > 0 else None
 
 
+def _reason(pool: Pool) -> str | None:
+    """Why a process is not ready, as /_/ready says it less the state ("gave up after 6 failed
+    starts..." of a FATAL one), or why it is left out (--only); None while it is ready."""
+    if pool.disabled is not None or pool.ready:
+        return pool.disabled
+    return pool.why_not_ready().partition(": ")[2] or None
+
+
 def _status(supervisor: Supervisor, pool: Pool) -> dict[str, object]:
     stats = supervisor.stats[pool.process.id]
     return {
         "state": pool.state.value,
-        "reason": pool.disabled or pool.blocked,
+        "reason": _reason(pool),
         "idle_s": round(time.monotonic() - pool.last_request, 3) if pool.sleeping else None,
         "depends_on": list(pool.process.depends_on),
         "mode": pool.process.communication_mode.value,

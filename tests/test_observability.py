@@ -67,6 +67,9 @@ async def test_endpoints_report_known_states(
         assert good["instances"][0]["pid"] == run.child("good").pid
         assert good["latency_ms"]["p50"] > 0 and good["mode"] == "pipe"
         assert bad["state"] == "FATAL" and bad["requests"] == 1 and bad["errors"] == 1
+        # The process says why, as /_/ready does, less the state; a ready one says nothing.
+        assert bad["reason"] == ready["not_ready"]["broken"].removeprefix("FATAL: ")
+        assert good["reason"] is None
         assert bad["instances"][0]["last_exit_code"] == 9
         assert bad["instances"][0]["restarts"] == 1
 
