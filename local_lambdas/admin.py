@@ -217,8 +217,10 @@ def _left(until: float) -> float | None:
 def _reason(pool: Pool) -> str | None:
     """Why a process is not ready, as /_/ready says it less the state ("gave up after 6 failed
     starts..." of a FATAL one), or why it is left out (--only); None while it is ready."""
-    if pool.disabled is not None or pool.ready:
+    if pool.disabled is not None:
         return pool.disabled
+    if pool.ready:
+        return None
     return pool.why_not_ready().partition(": ")[2] or None
 
 
