@@ -1062,6 +1062,12 @@ _REJECTION = "\n".join([
     ("> x@1.0.0 start\n> node server.js\n\nError: Cannot find module 'express'\n"
      "npm ERR! code 1\nnpm ERR! path /a\nnpm ERR! command failed\nnpm ERR! command sh -c "
      "node server.js", "Error: Cannot find module 'express'"),
+    # yarn 1's account of a script that failed, or of no such script, after what it said.
+    ("yarn run v1.22.22\n$ vite --port $PORT\n/bin/sh: 1: vite: not found\nerror Command "
+     "failed with exit code 127.\ninfo Visit https://yarnpkg.com/en/docs/cli/run for "
+     "documentation about this command.", "/bin/sh: 1: vite: not found"),
+    ('yarn run v1.22.22\nerror Command "nosuch" not found.\ninfo Visit https://yarnpkg.com/en/'
+     "docs/cli/run for documentation about this command.", 'error Command "nosuch" not found.'),
     ("", ""), ("\n  \n", ""),
 ])  # fmt: skip
 def test_the_line_that_says_why_a_child_ended(output: str, says: str) -> None:
