@@ -35,11 +35,12 @@ _TELLING = re.compile(
 # web.1  | " (honcho, foreman, overmind). A line is judged without it, and quoted with it.
 _TAG = re.compile(r"^(?:\[[^\]\s]{1,40}\] |(?:\d\d:\d\d:\d\d )?[\w.@/-]{1,40} *\| )")
 # What follows the telling line and tells nothing: a stack frame, a runtime's sign-off, a
-# wrapper's own account of the exit (npm's, yarn's, `go run`'s, cargo's, gunicorn's).
+# wrapper's own account of the exit (npm's, yarn's, make's, `go run`'s, cargo's, gunicorn's).
 _NOISE = re.compile(
     r"^\s+(?:at|from)\s|^\s*File \"|^\t|^\s*[~^]+\s*$|^Node\.js v\d|^note: |^exit status \d+$"
     r"|^npm (?:ERR!|error)(?:\s|$)"
     r"|^error Command failed with exit code \d+\.$|^info Visit https://yarnpkg\.com/"  # yarn 1's
+    r"|^make(?:\[\d+\])?: \*\*\* \[.*\] (?:Error \d+|Interrupt)"  # make's
     r"|^\s*\}\s*$|^\s*[*=#-]{3,}\s*$"  # the end of Node's dump of an error; a banner's rule
     r"|^error: (?:could not compile|aborting due to)"  # cargo's count after rustc's error
     # gunicorn's account of a worker that failed (its traceback came before)

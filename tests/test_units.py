@@ -1068,6 +1068,8 @@ _REJECTION = "\n".join([
      "documentation about this command.", "/bin/sh: 1: vite: not found"),
     ('yarn run v1.22.22\nerror Command "nosuch" not found.\ninfo Visit https://yarnpkg.com/en/'
      "docs/cli/run for documentation about this command.", 'error Command "nosuch" not found.'),
+    ("./nope.sh\nmake: ./nope.sh: No such file or directory\nmake: *** [Makefile:2: run] Error "
+     "127", "make: ./nope.sh: No such file or directory"),  # make's account of its recipe
     ("", ""), ("\n  \n", ""),
 ])  # fmt: skip
 def test_the_line_that_says_why_a_child_ended(output: str, says: str) -> None:
