@@ -34,6 +34,9 @@ _TELLING = re.compile(
 # concurrently's "[api] ", nodemon's "[nodemon] ", "api-1  | " (docker compose), "12:00:00
 # web.1  | " (honcho, foreman, overmind). A line is judged without it, and quoted with it.
 _TAG = re.compile(r"^(?:\[[^\]\s]{1,40}\] |(?:\d\d:\d\d:\d\d )?[\w.@/-]{1,40} *\| )")
+# The gutter of an exception group's traceback (Python 3.11+: asyncio.TaskGroup, anyio,
+# trio): its nested lines start "    | ", its first "  + "; judged and quoted without it.
+_GUTTER = re.compile(r"^\s*[|+] ")
 # What follows the telling line and tells nothing: a stack frame, a runtime's sign-off, a
 # wrapper's own account of the exit (npm's, yarn's, make's, `go run`'s, cargo's, gunicorn's).
 _NOISE = re.compile(
@@ -43,6 +46,8 @@ _NOISE = re.compile(
     r"|^make(?:\[\d+\])?: \*\*\* \[.*\] (?:Error \d+|Interrupt)"  # make's
     r"|^\s*\}\s*$|^\s*[*=#-]{3,}\s*$"  # the end of Node's dump of an error; a banner's rule
     r"|^error: (?:could not compile|aborting due to)"  # cargo's count after rustc's error
+    r"|^\s*\+[-+ \d.]*$"  # an exception group's rules ("+-+------ 1 ------")
+    r"|^ERROR:\s+Application startup failed\. Exiting\.$"  # uvicorn's account of its lifespan
     # gunicorn's account of a worker that failed (its traceback came before)
     r"|\] (?:Reason: (?:Worker|App) failed to (?:boot|load)\.|Shutting down: Master"
     r"|Worker \(pid:\d+\) exited with code \d+)",
@@ -169,6 +174,7 @@ def telling(lines: Iterable[str]) -> str:
     npm = [line.strip() for line in lines if _NPM_OWN.search(line)]
     if npm and not any(_NPM_SCRIPT_FAILED.search(line) for line in lines):
         return npm[0]  # npm could not start the script: no output of its is to be had
+    lines = [_GUTTER.sub("", line, count=1) for line in lines]
     untagged = [(line, _TAG.sub("", line, count=1)) for line in lines]
     shown = [(line.strip(), bare) for line, bare in untagged
              if bare.strip() and not _NOISE.search(bare)]  # fmt: skip
@@ -196,7 +202,7 @@ def _raised(lines: Iterable[str]) -> set[int]:
     found: set[int] = set()
     in_traceback = False
     for at, line in enumerate(lines):
-        if line.strip() == "Traceback (most recent call last):":
+        if line.strip().endswith("Traceback (most recent call last):"):  # ("Exception Group")
             in_traceback = True
         elif in_traceback and not line[:1].isspace():
             found.add(at)

@@ -981,6 +981,25 @@ _GUNICORN = "\n".join([
     "[2026-12-07 05:21:30 +0000] [23249] [ERROR] Shutting down: Master",
     "[2026-12-07 05:21:30 +0000] [23249] [ERROR] Reason: Worker failed to boot.",
 ])  # fmt: skip
+# A FastAPI lifespan's asyncio.TaskGroup failing under uvicorn (Python 3.11): an exception
+# group's traceback, its lines in a gutter, then uvicorn's account.
+_EXCEPTION_GROUP = "\n".join([
+    "INFO:     Waiting for application startup.",
+    "ERROR:    Traceback (most recent call last):",
+    '  File "/venv/lib/python3.11/site-packages/starlette/routing.py", line 694, in lifespan',
+    "    async with self.lifespan_context(app) as maybe_state:",
+    "  + Exception Group Traceback (most recent call last):",
+    '  |   File "/app/fa.py", line 6, in lifespan',
+    "  |     async with asyncio.TaskGroup() as tg:",
+    "  | ExceptionGroup: unhandled errors in a TaskGroup (1 sub-exception)",
+    "  +-+---------------- 1 ----------------",
+    "    | Traceback (most recent call last):",
+    '    |   File "uvloop/loop.pyx", line 2017, in uvloop.loop.Loop.create_connection',
+    "    | ConnectionRefusedError: [Errno 111] Connection refused",
+    "    +------------------------------------",
+    "",
+    "ERROR:    Application startup failed. Exiting.",
+])  # fmt: skip
 # A promise rejected with a string (Node.js 20): the reason is past the quote's 200 characters.
 _REJECTION = "\n".join([
     "node:internal/process/promises:289", "            triggerUncaughtException(err, true);",
@@ -996,6 +1015,10 @@ _REJECTION = "\n".join([
 # that says why.
 @pytest.mark.parametrize(("output", "says"), [
     (_NODE_CRASH, "Error: listen EADDRINUSE: address already in use 127.0.0.1:3400"),
+    (_EXCEPTION_GROUP, "ConnectionRefusedError: [Errno 111] Connection refused"),
+    ("INFO:     Waiting for application startup.\nERROR:    [Errno 111] Connection refused\n"
+     "ERROR:    Application startup failed. Exiting.", "ERROR:    [Errno 111] Connection "
+     "refused"),  # uvicorn, a lifespan that said why it failed
     (_GUNICORN, "ModuleNotFoundError: No module named 'nomod'"),
     (_SPRING, "Web server failed to start. Port 8080 was already in use."),
     (_CARGO, "error[E0425]: cannot find value `y` in this scope"),
