@@ -34,6 +34,10 @@ log = logging.getLogger("local_lambdas.spawned")
 # A line without its end held longer than this is shown as it stands (in pieces as long as
 # the reads that bring it), so that a line that never ends is not held whole.
 _MAX_LINE = 64 * 1024
+# A line left without its end for this long is shown as it stands: a prompt waiting for an
+# answer ("Seed the database? [y/N] "), which a terminal would show at once. (A progress bar
+# redrawn with \r writes more often, and is shown as it stands once it stops.)
+_UNENDED_WAIT = 0.5
 _KILLED_WAIT = 5.0  # after SIGKILL, the longest wait for the exit to be seen
 Output = Callable[[Literal["stdout", "stderr"], list[bytes]], None]
 
@@ -92,6 +96,7 @@ class Spawned(asyncio.SubprocessProtocol):
         self._output = output
         self._watchdog = watchdog
         self._partial = {1: b"", 2: b""}
+        self._unended: dict[int, asyncio.TimerHandle] = {}  # by fd: the wait to show it
         self._open_pipes = 0
         self._pipes_closed: asyncio.Future[None] = loop.create_future()
         self._owned: set[int] = set()
@@ -140,13 +145,28 @@ class Spawned(asyncio.SubprocessProtocol):
         self._partial[fd] = rest
         if lines:
             self._output("stderr" if fd == 2 else "stdout", lines)
+        waiting = self._unended.pop(fd, None)
+        if waiting is not None:
+            waiting.cancel()
+        if rest:
+            loop = asyncio.get_running_loop()
+            self._unended[fd] = loop.call_later(_UNENDED_WAIT, self._show_unended, fd)
+
+    def _show_unended(self, fd: int) -> None:
+        """Show what `fd` wrote after its last line's end: the whole of a line that may
+        never end, or not soon (a prompt)."""
+        self._unended.pop(fd, None)
+        rest, self._partial[fd] = self._partial.get(fd, b""), b""
+        if rest:
+            self._output("stderr" if fd == 2 else "stdout", [rest])
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
         if fd == 0:  # its input, closed by the process (or its exit): no output ends
             return
-        rest, self._partial[fd] = self._partial.get(fd, b""), b""
-        if rest:
-            self._output("stderr" if fd == 2 else "stdout", [rest])
+        waiting = self._unended.pop(fd, None)
+        if waiting is not None:
+            waiting.cancel()
+        self._show_unended(fd)
         self._open_pipes -= 1
         if self._open_pipes <= 0 and not self._pipes_closed.done():
             self._pipes_closed.set_result(None)

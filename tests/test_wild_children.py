@@ -477,6 +477,34 @@ async def test_a_child_stopped_for_not_listening_is_told_by_what_it_said_before(
     ), said
 
 
+async def test_a_child_waiting_on_a_prompt_is_shown_and_told_by_it(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """A prompt ends no line ("Seed it now? [y/N] "): it is shown once the child has
+    written nothing more for a moment, as a terminal shows it, and so is the line that says
+    why the child never listened."""
+    script = (
+        "import sys\n"
+        "sys.stdout.write('The database is empty. Seed it now? [y/N] ')\n"
+        "sys.stdout.flush()\n"
+        "sys.stdin.readline()"  # (the proxy holds a child's input open, unwritten)
+    )
+    path = write_manifest(
+        f"<process><id>asks</id><executable>{PYTHON}</executable><arg>-S</arg><arg>-c</arg>"
+        f"<arg>{escape(script)}</arg><route>/a/*</route>"
+        "<startup_timeout>1s</startup_timeout><start_retries>0</start_retries></process>"
+    )
+    async with running(path, socket_dir, wait=False) as run:
+        pool = run.pool("asks")
+        asked = "The database is empty. Seed it now? [y/N]"
+        lines = run.child("asks").output.lines
+        assert await eventually(lambda: any(line.strip() == asked for line in lines), 10)
+        assert pool.state.value == "STARTING"  # shown while it waits, not once it ended
+        assert await pool.wait_for(lambda: pool.state.value == "FATAL", 15), pool.state
+        said = pool.why_not_ready(said=True)
+    assert said.endswith(f"; its last output: {asked}"), said
+
+
 async def test_a_wrapper_that_backgrounds_its_server_and_exits_is_told_so(
     write_manifest: WriteManifest, socket_dir: Path
 ) -> None:
