@@ -38,12 +38,15 @@ _TAG = re.compile(r"^(?:\[[^\]\s]{1,40}\] |(?:\d\d:\d\d:\d\d )?[\w.@/-]{1,40} *\
 # trio): its nested lines start "    | ", its first "  + "; judged and quoted without it.
 _GUTTER = re.compile(r"^\s*[|+] ")
 # What follows the telling line and tells nothing: a stack frame, a runtime's sign-off, a
-# wrapper's own account of the exit (npm's, yarn's, make's, `go run`'s, cargo's, gunicorn's).
+# wrapper's or runtime's own account of the exit (npm's, yarn's, make's, `go run`'s,
+# cargo's, gunicorn's, Perl's).
 _NOISE = re.compile(
     r"^\s+(?:at|from)\s|^\s*File \"|^\t|^\s*[~^]+\s*$|^Node\.js v\d|^note: |^exit status \d+$"
     r"|^npm (?:ERR!|error)(?:\s|$)"
     r"|^error Command failed with exit code \d+\.$|^info Visit https://yarnpkg\.com/"  # yarn 1's
     r"|^make(?:\[\d+\])?: \*\*\* \[.*\] (?:Error \d+|Interrupt)"  # make's
+    r"|^BEGIN failed--compilation aborted at |^Execution of .* aborted due to compilation "
+    r"errors\.$"  # Perl's, after the error that aborted it
     r"|^\s*\}\s*$|^\s*[*=#-]{3,}\s*$"  # the end of Node's dump of an error; a banner's rule
     r"|^error: (?:could not compile|aborting due to)"  # cargo's count after rustc's error
     r"|^\s*\+[-+ \d.]*$"  # an exception group's rules ("+-+------ 1 ------")

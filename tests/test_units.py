@@ -1093,6 +1093,10 @@ _REJECTION = "\n".join([
      "docs/cli/run for documentation about this command.", 'error Command "nosuch" not found.'),
     ("./nope.sh\nmake: ./nope.sh: No such file or directory\nmake: *** [Makefile:2: run] Error "
      "127", "make: ./nope.sh: No such file or directory"),  # make's account of its recipe
+    ("Can't locate Mojolicious/Lite.pm in @INC (you may need to install the Mojolicious::Lite "
+     "module) (@INC contains: /etc/perl) at app.pl line 1.\nBEGIN failed--compilation aborted "
+     "at app.pl line 1.", "Can't locate Mojolicious/Lite.pm in @INC (you may need to install "
+     "the Mojolicious::Lite module) (@INC contains: /etc/perl) at app.pl line 1."),  # Perl
     ("", ""), ("\n  \n", ""),
 ])  # fmt: skip
 def test_the_line_that_says_why_a_child_ended(output: str, says: str) -> None:
