@@ -60,7 +60,8 @@ _NOISE = re.compile(
 _REJECTED = re.compile(
     r"\[UnhandledPromiseRejection: .*(The promise rejected with the reason .*?)\]"
 )
-# Spring Boot's account of a failed start: the line after "Description:" says why.
+# Spring Boot's account of a failed start: the line after "Description:" says why
+# (_described).
 _SPRING_FAILED = "APPLICATION FAILED TO START"
 # npm's own failure (no such script, no package.json), as against its account of a script
 # that failed ("Lifecycle script `start` failed", "command failed", "code 1"): its first line
@@ -181,11 +182,9 @@ def telling(lines: Iterable[str]) -> str:
     untagged = [(line, _TAG.sub("", line, count=1)) for line in lines]
     shown = [(line.strip(), bare) for line, bare in untagged
              if bare.strip() and not _NOISE.search(bare)]  # fmt: skip
-    bares = [bare.strip() for _, bare in shown]
-    if _SPRING_FAILED in bares and "Description:" in bares[bares.index(_SPRING_FAILED) :]:
-        at = bares.index("Description:", bares.index(_SPRING_FAILED)) + 1
-        if at < len(shown):
-            return shown[at][0]
+    described = _described([bare.strip() for _, bare in shown])
+    if described is not None:
+        return shown[described][0]
     raised = _raised(bare for _, bare in shown)
     for at in range(len(shown) - 1, -1, -1):
         line, bare = shown[at]
@@ -197,6 +196,17 @@ def telling(lines: Iterable[str]) -> str:
                 return f"{line} {shown[at + 1][0]}"
             return line
     return shown[-1][0] if shown else ""
+
+
+def _described(lines: list[str]) -> int | None:
+    """Where Spring Boot's account of a failed start says why: the line after the
+    "Description:" that follows its "APPLICATION FAILED TO START"; None without one."""
+    if _SPRING_FAILED not in lines:
+        return None
+    after = lines.index(_SPRING_FAILED)
+    if "Description:" not in lines[after:-1]:
+        return None
+    return lines.index("Description:", after) + 1
 
 
 def _raised(lines: Iterable[str]) -> set[int]:
