@@ -4,11 +4,12 @@ place and table tests can hold it (tests/test_units.py)."""
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import sys
 from collections.abc import Iterable, Sequence
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from local_lambdas.config import Process
 
@@ -234,6 +235,34 @@ def ended(code: int | None) -> str:
         except ValueError:  # a number this platform has no name for
             return f"was killed by signal {-code}"
     return f"exited with code {code}"
+
+
+# The lock file that says which package manager installs a folder's node_modules.
+_INSTALLERS = (("pnpm-lock.yaml", "pnpm"), ("yarn.lock", "yarn"), ("bun.lockb", "bun"),
+               ("bun.lock", "bun"))  # fmt: skip
+
+
+def uninstalled(folder: Path) -> str:
+    """Why a child in `folder` may have failed before it listened: its package.json names
+    dependencies, and no node_modules is installed there or above (a fresh clone before
+    `npm install`: "sh: 1: vite: not found", "Cannot find package 'express'"); "" when
+    that is not so (Yarn's Plug'n'Play installs none: its .pnp.cjs counts)."""
+    try:
+        named = json.loads((folder / "package.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    if not isinstance(named, dict) or not (
+        named.get("dependencies") or named.get("devDependencies")
+    ):
+        return ""
+    if any((at / "node_modules").is_dir() or (at / ".pnp.cjs").is_file()
+           for at in (folder, *folder.parents)):  # fmt: skip
+        return ""
+    tool = next((tool for lock, tool in _INSTALLERS if (folder / lock).is_file()), "npm")
+    return (
+        f"its package.json names dependencies that are not installed (no node_modules): run "
+        f"{tool} install in {folder}, or give it <build>{tool} install</build>"
+    )
 
 
 def killed_at(grace: float) -> str:

@@ -119,7 +119,9 @@ class Instance(ChildRun):
         """Why the last process is gone: why it never got ready, else how it ended."""
         if self._not_ready is not None and self._not_ready != "it exited before it listened":
             return self._not_ready
-        return explain.ended(code) + (f"; {self._left}" if self._left else "")
+        told = explain.ended(code) + (f"; {self._left}" if self._left else "")
+        missing = explain.uninstalled(self.process.working_dir) if self._not_ready else ""
+        return told + (f"; {missing}" if missing else "")
 
     def _remove_socket(self) -> None:
         if self.pipe is not None:

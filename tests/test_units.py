@@ -888,6 +888,30 @@ def test_how_a_child_ended(code: int | None, says: str) -> None:
     assert explain.ended(code) == says
 
 
+def test_a_node_project_not_installed_is_named_with_its_installer(tmp_path: Path) -> None:
+    """A fresh clone before `npm install`: package.json names dependencies, no node_modules
+    here or above. The lock file says which tool installs it; Plug'n'Play needs none."""
+    project = tmp_path / "web"
+    project.mkdir()
+    assert explain.uninstalled(project) == ""  # no package.json
+    (project / "package.json").write_text('{"scripts": {"dev": "vite"}}')
+    assert explain.uninstalled(project) == ""  # nothing to install
+    (project / "package.json").write_text('{"devDependencies": {"vite": "^5.0.0"}}')
+    assert explain.uninstalled(project) == (
+        "its package.json names dependencies that are not installed (no node_modules): run "
+        f"npm install in {project}, or give it <build>npm install</build>"
+    )
+    (project / "yarn.lock").write_text("")
+    assert "run yarn install in " in explain.uninstalled(project)
+    (project / ".pnp.cjs").write_text("")  # Yarn's Plug'n'Play
+    assert explain.uninstalled(project) == ""
+    (project / ".pnp.cjs").unlink()
+    (tmp_path / "node_modules").mkdir()  # a workspace's, above it: Node.js looks up there
+    assert explain.uninstalled(project) == ""
+    (project / "package.json").write_text("{not json")
+    assert explain.uninstalled(project) == ""
+
+
 _NODE_CRASH = """node:events:502
       throw er; // Unhandled 'error' event
       ^

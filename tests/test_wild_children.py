@@ -505,6 +505,33 @@ async def test_a_child_waiting_on_a_prompt_is_shown_and_told_by_it(
     assert said.endswith(f"; its last output: {asked}"), said
 
 
+async def test_a_child_of_a_project_not_installed_is_told_to_install_it(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
+    """`npm run dev` in a fresh clone ("sh: 1: vite: not found", exit 127): the reason names
+    the missing install and the command that makes it."""
+    project = tmp_path / "web"
+    project.mkdir()
+    (project / "package.json").write_text('{"devDependencies": {"vite": "^5.0.0"}}')
+    (project / "pnpm-lock.yaml").write_text("lockfileVersion: '9.0'\n")
+    script = "import sys\nprint('sh: 1: vite: not found', flush=True)\nsys.exit(127)"
+    path = write_manifest(
+        f"<process><id>web</id><executable>{PYTHON}</executable><arg>-S</arg><arg>-c</arg>"
+        f"<arg>{escape(script)}</arg><route>/w/*</route><working_dir>{project}</working_dir>"
+        "<start_retries>0</start_retries><communication_mode>passthrough</communication_mode>"
+        "</process>"
+    )
+    async with running(path, socket_dir, wait=False) as run:
+        pool = run.pool("web")
+        assert await pool.wait_for(lambda: pool.state.value == "FATAL", 15), pool.state
+        said = pool.why_not_ready(said=True)
+    assert (
+        "exited with code 127; its package.json names dependencies that are not installed "
+        f"(no node_modules): run pnpm install in {project}, or give it <build>pnpm "
+        "install</build>; its last output: sh: 1: vite: not found"
+    ) in said, said
+
+
 async def test_a_wrapper_that_backgrounds_its_server_and_exits_is_told_so(
     write_manifest: WriteManifest, socket_dir: Path
 ) -> None:
