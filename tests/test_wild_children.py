@@ -448,6 +448,15 @@ async def test_a_child_that_compiles_before_it_listens_is_waited_for(
         assert "not ready within 2s (<startup_timeout>)" in idle.why_not_ready()
 
 
+def one_start_of_a_second(pid: str, script: str, extra: str = "") -> str:
+    """A <process> running `script` (`python -S -c`), given one start of one second."""
+    return (
+        f"<process><id>{pid}</id><executable>{PYTHON}</executable><arg>-S</arg><arg>-c</arg>"
+        f"<arg>{escape(script)}</arg><route>/{pid}/*</route><startup_timeout>1s"
+        f"</startup_timeout><start_retries>0</start_retries>{extra}</process>"
+    )
+
+
 async def test_a_child_stopped_for_not_listening_is_told_by_what_it_said_before(
     write_manifest: WriteManifest, socket_dir: Path
 ) -> None:
@@ -463,11 +472,7 @@ async def test_a_child_stopped_for_not_listening_is_told_by_what_it_said_before(
         "print('[api] [nodemon] app crashed - waiting for file changes', flush=True)\n"
         "time.sleep(60)"
     )
-    path = write_manifest(
-        f"<process><id>stuck</id><executable>{PYTHON}</executable><arg>-S</arg><arg>-c</arg>"
-        f"<arg>{escape(script)}</arg><route>/s/*</route>"
-        "<startup_timeout>1s</startup_timeout><start_retries>0</start_retries></process>"
-    )
+    path = write_manifest(one_start_of_a_second("stuck", script))
     async with running(path, socket_dir, wait=False) as run:
         pool = run.pool("stuck")
         assert await pool.wait_for(lambda: pool.state.value == "FATAL", 15), pool.state
@@ -489,11 +494,7 @@ async def test_a_child_waiting_on_a_prompt_is_shown_and_told_by_it(
         "sys.stdout.flush()\n"
         "sys.stdin.readline()"  # (the proxy holds a child's input open, unwritten)
     )
-    path = write_manifest(
-        f"<process><id>asks</id><executable>{PYTHON}</executable><arg>-S</arg><arg>-c</arg>"
-        f"<arg>{escape(script)}</arg><route>/a/*</route>"
-        "<startup_timeout>1s</startup_timeout><start_retries>0</start_retries></process>"
-    )
+    path = write_manifest(one_start_of_a_second("asks", script))
     async with running(path, socket_dir, wait=False) as run:
         pool = run.pool("asks")
         asked = "The database is empty. Seed it now? [y/N]"
@@ -516,10 +517,12 @@ async def test_a_child_of_a_project_not_installed_is_told_to_install_it(
     (project / "pnpm-lock.yaml").write_text("lockfileVersion: '9.0'\n")
     script = "import sys\nprint('sh: 1: vite: not found', flush=True)\nsys.exit(127)"
     path = write_manifest(
-        f"<process><id>web</id><executable>{PYTHON}</executable><arg>-S</arg><arg>-c</arg>"
-        f"<arg>{escape(script)}</arg><route>/w/*</route><working_dir>{project}</working_dir>"
-        "<start_retries>0</start_retries><communication_mode>passthrough</communication_mode>"
-        "</process>"
+        one_start_of_a_second(
+            "web",
+            script,
+            f"<working_dir>{project}</working_dir>"
+            "<communication_mode>passthrough</communication_mode>",
+        )
     )
     async with running(path, socket_dir, wait=False) as run:
         pool = run.pool("web")
