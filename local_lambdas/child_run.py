@@ -30,7 +30,7 @@ from local_lambdas.states import State
 
 log = logging.getLogger("local_lambdas.instance")
 
-# Lines kept to find the one that says why it ended (explain.telling) and the ports it
+# Lines kept to find the one that says why it ended (failure_line.telling) and the ports it
 # printed: Node.js's crash on a taken port is 26 lines, its error line the fifth.
 _LAST_LINES = 100
 _LAST_OUTPUT_WAIT = 0.5  # after an exit, how long its last lines may take to arrive

@@ -8,7 +8,7 @@ from __future__ import annotations
 import collections
 from typing import Literal
 
-from local_lambdas import explain
+from local_lambdas import failure_line
 from local_lambdas.output import Printer, line_text, plain
 
 # Of each line kept: a reason quotes 200 characters at most; the console has the whole line.
@@ -51,7 +51,7 @@ class OutputTail:
 
     def telling(self) -> str:
         """The line of its current (or last) process's output that says why it ended
-        (explain.telling), at most 200 characters; "" if none does."""
+        (failure_line.telling), at most 200 characters; "" if none does."""
         if self._told is not None:
             return self._told
-        return explain.telling(self.this_run())[:200]
+        return failure_line.telling(self.this_run())[:200]

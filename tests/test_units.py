@@ -34,6 +34,7 @@ from local_lambdas import (
     envelope_answer,
     executables,
     explain,
+    failure_line,
     forwarding,
     head_rules,
     http1,
@@ -1124,7 +1125,7 @@ _REJECTION = "\n".join([
     ("", ""), ("\n  \n", ""),
 ])  # fmt: skip
 def test_the_line_that_says_why_a_child_ended(output: str, says: str) -> None:
-    assert explain.telling(output.split("\n")) == says
+    assert failure_line.telling(output.split("\n")) == says
 
 
 @pytest.mark.parametrize(("columns", "row"), [
