@@ -90,6 +90,7 @@ class ChildRun:
         self._not_ready: str | None = None  # why the last process never became READY
         self._left = ""  # what the last process left running when it exited (explain.py)
         self._stopping = False  # (a run under way ends, and none follows)
+        self.chosen_port = ""  # the free port the proxy chose for its last run, if it did
 
     async def _run_once(self) -> int | None:
         """Spawn, wait for readiness, wait for the exit; the exit code, None if never spawned.
@@ -101,6 +102,9 @@ class ChildRun:
             run_mark=self._run_mark, run_env=self._run_env,
         )  # fmt: skip
         awaited = f"listens on {address}" if address else f"has run {_WORKER_SETTLE:g}s"
+        # The port the proxy chose for it, if it did: another program may bind it first.
+        chosen = self.process.port is None and self.pipe is None and bool(address)
+        self.chosen_port = address.rpartition(":")[2] if chosen else ""
         self._set_state(State.STARTING, f"starting; ready once it {awaited}")
         program = resolve_executable(self.process, env.get("PATH"))
         started = self._clock()  # (before the spawn, which may take as long as the child)

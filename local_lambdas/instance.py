@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 
-from local_lambdas import explain
+from local_lambdas import explain, readiness
 from local_lambdas._compat import listeners
 from local_lambdas.backoff import RestartPolicy
 from local_lambdas.child_run import ChildRun
@@ -20,6 +20,9 @@ from local_lambdas.config import Mode
 from local_lambdas.states import State
 
 log = logging.getLogger("local_lambdas.instance")
+
+# Starts in a row whose free port another program took first, each started again at once.
+_COLLISIONS = 3
 
 
 class Instance(ChildRun):
@@ -75,6 +78,7 @@ class Instance(ChildRun):
     async def _supervise(self) -> None:
         """Run the child, and again after each exit as the restart policy says."""
         policy = RestartPolicy(self.process.restart, max_quick_failures=self.process.start_retries)
+        collisions = 0
         while not self._stopping:
             started = self._clock()
             try:
@@ -86,6 +90,16 @@ class Instance(ChildRun):
                 code = None
             if self._stopping:
                 return
+            if self._not_ready is not None and collisions < _COLLISIONS and self._port_taken():
+                # Another program bound the free port it was given before it did: no fault
+                # of the child's (nor a failed start of a replacement, which gets one).
+                collisions += 1
+                log.warning(
+                    "%s: another program took port %s as it started; starting it again on "
+                    "another", self.name, self.chosen_port,
+                )  # fmt: skip
+                continue
+            collisions = 0
             ready = self._not_ready is None
             verdict = policy.after_exit(code, self._clock() - started, ready=ready)
             self.last_exit, self.last_exit_time = code, time.time()
@@ -114,6 +128,11 @@ class Instance(ChildRun):
                 State.BACKOFF, f"{what}; restarting in {verdict.delay:.1f}s", logging.WARNING
             )
             await asyncio.sleep(verdict.delay)
+
+    def _port_taken(self) -> bool:
+        """Whether the free port the proxy chose for the run that never listened is held by
+        another program now (readiness.taken)."""
+        return bool(self.chosen_port) and readiness.taken(f"127.0.0.1:{self.chosen_port}")
 
     def _describe_exit(self, code: int | None) -> str:
         """Why the last process is gone: why it never got ready, else how it ended."""

@@ -206,6 +206,19 @@ def free_port() -> int:
         return port
 
 
+def taken(address: str) -> bool:
+    """Whether another program holds HOST:PORT now: a port free_port found free may be
+    bound by any other program before the child binds it (the child then fails with
+    "address already in use")."""
+    host, _, port = address.rpartition(":")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, int(port)))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
 async def _connects(
     opening: Awaitable[tuple[asyncio.BaseTransport, asyncio.Protocol]],
 ) -> bool | None:

@@ -257,6 +257,49 @@ async def test_each_process_of_a_child_gets_one_sigterm(
     assert counts.read_text().split() == ["1", "1"]  # the restarted one, then its replacement
 
 
+_BEATEN_TO_ITS_PORT = """
+import http.server, os, sys, time
+runs, told, go = sys.argv[1:]
+with open(runs, "a") as file:
+    file.write("x")
+if os.path.getsize(runs) == 2:  # the replacement's first start: its port, then a wait
+    with open(told + ".part", "w") as file:
+        file.write(os.environ["PORT"])
+    os.replace(told + ".part", told)
+    while not os.path.exists(go):
+        time.sleep(0.01)
+address = ("127.0.0.1", int(os.environ["PORT"]))
+http.server.HTTPServer(address, http.server.BaseHTTPRequestHandler).serve_forever()
+"""
+
+
+async def test_a_free_port_another_program_takes_first_is_no_failed_start(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
+    """The free port the proxy hands a child may be bound by any other program before the
+    child binds it ("address already in use"): that start is made again at once on another
+    port, not counted as the child's failure, so that a restart's replacement, which gets
+    one start, still takes over."""
+    script, runs = tmp_path / "beaten.py", tmp_path / "runs"
+    told, go = tmp_path / "port", tmp_path / "go"
+    script.write_text(_BEATEN_TO_ITS_PORT)
+    path = write_manifest(
+        f"<process><id>svc</id><executable>{PYTHON}</executable><arg>-S</arg>"
+        f"<arg>{script}</arg><arg>{runs}</arg><arg>{told}</arg><arg>{go}</arg>"
+        "<route>/api/*</route><communication_mode>passthrough</communication_mode></process>"
+    )
+    async with running(path, socket_dir) as run:
+        restart = asyncio.ensure_future(run.supervisor.restart("svc"))
+        assert await eventually(told.exists, 10)
+        with socket.socket() as other:  # another program, on the port the child was given
+            other.bind(("127.0.0.1", int(told.read_text())))
+            other.listen()
+            go.touch()
+            assert await asyncio.wait_for(restart, 20), run.supervisor.failed_replacements
+        assert runs.read_text() == "xxx"  # at launch; beaten to its port; on another port
+        assert run.child("svc").restarts == 0 and run.child("svc").state is State.READY
+
+
 _IGNORES_SIGTERM = """
 import http.server, os, signal
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
