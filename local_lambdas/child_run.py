@@ -90,7 +90,7 @@ class ChildRun:
         self._not_ready: str | None = None  # why the last process never became READY
         self._left = ""  # what the last process left running when it exited (explain.py)
         self._stopping = False  # (a run under way ends, and none follows)
-        self.chosen_port = ""  # the free port the proxy chose for its last run, if it did
+        self.chosen_address = ""  # HOST:PORT with the free port the proxy chose, if it did
 
     async def _run_once(self) -> int | None:
         """Spawn, wait for readiness, wait for the exit; the exit code, None if never spawned.
@@ -103,8 +103,8 @@ class ChildRun:
         )  # fmt: skip
         awaited = f"listens on {address}" if address else f"has run {_WORKER_SETTLE:g}s"
         # The port the proxy chose for it, if it did: another program may bind it first.
-        chosen = self.process.port is None and self.pipe is None and bool(address)
-        self.chosen_port = address.rpartition(":")[2] if chosen else ""
+        chosen = self.process.port is None and self.pipe is None
+        self.chosen_address = address if chosen else ""
         self._set_state(State.STARTING, f"starting; ready once it {awaited}")
         program = resolve_executable(self.process, env.get("PATH"))
         started = self._clock()  # (before the spawn, which may take as long as the child)

@@ -95,8 +95,8 @@ class Instance(ChildRun):
                 # of the child's (nor a failed start of a replacement, which gets one).
                 collisions += 1
                 log.warning(
-                    "%s: another program took port %s as it started; starting it again on "
-                    "another", self.name, self.chosen_port,
+                    "%s: another program took %s as it started; starting it again on another "
+                    "port", self.name, self.chosen_address,
                 )  # fmt: skip
                 continue
             collisions = 0
@@ -132,7 +132,7 @@ class Instance(ChildRun):
     def _port_taken(self) -> bool:
         """Whether the free port the proxy chose for the run that never listened is held by
         another program now (readiness.taken)."""
-        return bool(self.chosen_port) and readiness.taken(f"127.0.0.1:{self.chosen_port}")
+        return bool(self.chosen_address) and readiness.taken(self.chosen_address)
 
     def _describe_exit(self, code: int | None) -> str:
         """Why the last process is gone: why it never got ready, else how it ended."""

@@ -195,10 +195,9 @@ class Reader:
         for warning in missing_files(process.args, process.working_dir, self.beside):
             self.warnings.append(f"{self.shown}: {process.label}: {warning}{unless}")
         if (
-            kind == "process"
+            isinstance(process, Process)
             and "pipe_name" in lines
-            and isinstance(process, Process)
-            and (process.communication_mode in (Mode.HTTP, Mode.PASSTHROUGH))
+            and process.communication_mode in (Mode.HTTP, Mode.PASSTHROUGH)
         ):  # (a warning: the earlier tool's manifests may name one for any mode)
             self.warnings.append(
                 f"{self.shown}:{lines['pipe_name'][0]}: {process.label}: <pipe_name> names a "

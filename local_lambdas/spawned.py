@@ -97,6 +97,7 @@ class Spawned(asyncio.SubprocessProtocol):
         self._watchdog = watchdog
         self._partial = {1: b"", 2: b""}
         self._unended: dict[int, asyncio.TimerHandle] = {}  # by fd: the wait to show it
+        self._loop = loop
         self._open_pipes = 0
         self._pipes_closed: asyncio.Future[None] = loop.create_future()
         self._owned: set[int] = set()
@@ -145,17 +146,20 @@ class Spawned(asyncio.SubprocessProtocol):
         self._partial[fd] = rest
         if lines:
             self._output("stderr" if fd == 2 else "stdout", lines)
+        self._stop_waiting(fd)
+        if rest:
+            self._unended[fd] = self._loop.call_later(_UNENDED_WAIT, self._show_unended, fd)
+
+    def _stop_waiting(self, fd: int) -> None:
+        """No longer wait to show what `fd` wrote after its last line's end."""
         waiting = self._unended.pop(fd, None)
         if waiting is not None:
             waiting.cancel()
-        if rest:
-            loop = asyncio.get_running_loop()
-            self._unended[fd] = loop.call_later(_UNENDED_WAIT, self._show_unended, fd)
 
     def _show_unended(self, fd: int) -> None:
         """Show what `fd` wrote after its last line's end: the whole of a line that may
         never end, or not soon (a prompt)."""
-        self._unended.pop(fd, None)
+        self._stop_waiting(fd)
         rest, self._partial[fd] = self._partial.get(fd, b""), b""
         if rest:
             self._output("stderr" if fd == 2 else "stdout", [rest])
@@ -163,9 +167,6 @@ class Spawned(asyncio.SubprocessProtocol):
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
         if fd == 0:  # its input, closed by the process (or its exit): no output ends
             return
-        waiting = self._unended.pop(fd, None)
-        if waiting is not None:
-            waiting.cancel()
         self._show_unended(fd)
         self._open_pipes -= 1
         if self._open_pipes <= 0 and not self._pipes_closed.done():
