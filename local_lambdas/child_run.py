@@ -42,6 +42,10 @@ _WORKER_SETTLE = 1.0
 _HINT_AFTER = 2.0
 
 
+# The `_not_ready` of a run whose process ended by itself before it listened (nor was stopped).
+EXITED_UNLISTENING = "it exited before it listened"
+
+
 class ChildRun:
     """A child's runs and state: instance `index` of a manifest <process>.
 
@@ -95,7 +99,7 @@ class ChildRun:
     async def _run_once(self) -> int | None:
         """Spawn, wait for readiness, wait for the exit; the exit code, None if never spawned.
         Leaves `_not_ready` None if the process became READY, else why it did not."""
-        self._not_ready, self._left = "it exited before it listened", ""
+        self._not_ready, self._left = EXITED_UNLISTENING, ""
         self.output.new_run()
         address, env, args, self.mark = prepare(
             self.process, name=self.name, index=self.index, pipe=self.pipe,

@@ -15,7 +15,7 @@ import time
 from local_lambdas import explain, readiness
 from local_lambdas._compat import listeners
 from local_lambdas.backoff import RestartPolicy
-from local_lambdas.child_run import ChildRun
+from local_lambdas.child_run import EXITED_UNLISTENING, ChildRun
 from local_lambdas.config import Mode
 from local_lambdas.states import State
 
@@ -90,7 +90,7 @@ class Instance(ChildRun):
                 code = None
             if self._stopping:
                 return
-            if self._not_ready is not None and collisions < _COLLISIONS and self._port_taken():
+            if collisions < _COLLISIONS and self._port_taken():
                 # Another program bound the free port it was given before it did: no fault
                 # of the child's (nor a failed start of a replacement, which gets one).
                 collisions += 1
@@ -130,13 +130,18 @@ class Instance(ChildRun):
             await asyncio.sleep(verdict.delay)
 
     def _port_taken(self) -> bool:
-        """Whether the free port the proxy chose for the run that never listened is held by
-        another program now (readiness.taken)."""
-        return bool(self.chosen_address) and readiness.taken(self.chosen_address)
+        """Whether the run ended by itself before it listened, at a free port the proxy chose
+        that another program holds now (readiness.taken). Not one the proxy stopped: a child
+        that listened and was stopped for its <ready_path> left its own port in use."""
+        return (
+            self._not_ready == EXITED_UNLISTENING
+            and bool(self.chosen_address)
+            and readiness.taken(self.chosen_address)
+        )
 
     def _describe_exit(self, code: int | None) -> str:
         """Why the last process is gone: why it never got ready, else how it ended."""
-        if self._not_ready is not None and self._not_ready != "it exited before it listened":
+        if self._not_ready is not None and self._not_ready != EXITED_UNLISTENING:
             return self._not_ready
         told = explain.ended(code) + (f"; {self._left}" if self._left else "")
         missing = explain.uninstalled(self.process.working_dir) if self._not_ready else ""

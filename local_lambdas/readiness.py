@@ -209,9 +209,13 @@ def free_port() -> int:
 def taken(address: str) -> bool:
     """Whether another program holds HOST:PORT now: a port free_port found free may be
     bound by any other program before the child binds it (the child then fails with
-    "address already in use")."""
+    "address already in use"). Bound as POSIX servers bind (SO_REUSEADDR), so that what a
+    closed connection leaves (TIME_WAIT) is not taken for another program's listener;
+    Windows' TIME_WAIT never stops a bind, and its SO_REUSEADDR would let this one steal."""
     host, _, port = address.rpartition(":")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        if os.name != "nt":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, int(port)))
         except OSError as exc:

@@ -365,10 +365,11 @@ async def test_a_client_leaving_mid_stream_is_not_an_error(
 
 
 async def test_readiness_path_must_answer_2xx_or_3xx(
-    write_manifest: WriteManifest, socket_dir: Path
+    write_manifest: WriteManifest, socket_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A 2xx or a 3xx (a page that redirects to its login page) is ready, as a Kubernetes
-    httpGet probe or `curl -f` judges it; a 404 is not."""
+    httpGet probe or `curl -f` judges it; a 404 is not, and its one start is given up on
+    (the port it listened on is not taken for another program's, _BEATEN)."""
     path = write_manifest(
         web_process("good", "/good/*", "<ready_path>/healthz</ready_path>"),
         web_process("moved", "/moved/*", "<ready_path>/redirect</ready_path>"),  # a 302
@@ -395,10 +396,15 @@ async def test_readiness_path_must_answer_2xx_or_3xx(
         ), reason
         assert "it listens on http://" in reason
         assert "but its <ready_path>: GET /missing answered 404 (a 2xx or 3xx is wanted)" in reason
+    assert _BEATEN not in caplog.text
+
+
+# What the log says of a start whose free port another program bound first (instance.py).
+_BEATEN = "another program took"
 
 
 async def test_a_readiness_path_answered_in_http2_is_said_so(
-    write_manifest: WriteManifest, socket_dir: Path
+    write_manifest: WriteManifest, socket_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An HTTP/2-only server (gRPC's) asked its <ready_path>: the reason names HTTP/2, not
     'got no answer'."""
@@ -414,6 +420,7 @@ async def test_a_readiness_path_answered_in_http2_is_said_so(
             "but its <ready_path>: GET /http2 was answered in HTTP/2: local-lambdas speaks "
             "HTTP/1.1 to children" in pool.instances[0].reason
         )
+    assert _BEATEN not in caplog.text
 
 
 async def test_large_bodies_stream_with_flat_memory(write_manifest: WriteManifest) -> None:
