@@ -96,6 +96,7 @@ class Spawned(asyncio.SubprocessProtocol):
         self._output = output
         self._watchdog = watchdog
         self._partial = {1: b"", 2: b""}
+        self._shown = {1: False, 2: False}  # whether its last line was shown before its end
         self._unended: dict[int, asyncio.TimerHandle] = {}  # by fd: the wait to show it
         self._loop = loop
         self._open_pipes = 0
@@ -140,7 +141,10 @@ class Spawned(asyncio.SubprocessProtocol):
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         lines = (self._partial[fd] + data).split(b"\n")
         rest = lines.pop()
-        if len(rest) > _MAX_LINE:  # a line that never ends: shown in pieces
+        if self._shown[fd] and lines and lines[0] in (b"", b"\r"):
+            del lines[0]  # the end of the line already shown: no empty line after it
+        self._shown[fd] = len(rest) > _MAX_LINE
+        if self._shown[fd]:  # a line that never ends: shown in pieces
             lines.append(rest)
             rest = b""
         self._partial[fd] = rest
@@ -162,6 +166,7 @@ class Spawned(asyncio.SubprocessProtocol):
         self._stop_waiting(fd)
         rest, self._partial[fd] = self._partial.get(fd, b""), b""
         if rest:
+            self._shown[fd] = True
             self._output("stderr" if fd == 2 else "stdout", [rest])
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:

@@ -535,6 +535,35 @@ async def test_a_child_of_a_project_not_installed_is_told_to_install_it(
     ) in said, said
 
 
+async def test_a_prompt_shown_as_it_waits_is_not_followed_by_an_empty_line(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
+    """A line shown before its end (a prompt, a progress bar's last state) is ended by what
+    comes next, as in a terminal: no empty line is shown for that end."""
+    go = tmp_path / "go"
+    script = (
+        "import os, sys, time\n"
+        "sys.stdout.write('\\rSeed it now? [y/N] ')\n"
+        "sys.stdout.flush()\n"
+        f"while not os.path.exists({str(go)!r}): time.sleep(0.01)\n"
+        "sys.stdout.write('\\r\\nseeded\\n')\n"
+        "sys.stdout.flush()\n"
+        "sys.stdin.readline()"
+    )
+    path = write_manifest(
+        f"<process><id>asks</id><executable>{PYTHON}</executable><arg>-S</arg><arg>-c</arg>"
+        f"<arg>{escape(script)}</arg><route>/a/*</route><startup_timeout>60s</startup_timeout>"
+        "</process>"
+    )
+    async with running(path, socket_dir, wait=False) as run:
+        lines = run.child("asks").output.lines
+        assert await eventually(lambda: any("Seed it now?" in line for line in lines), 10)
+        go.touch()
+        assert await eventually(lambda: any("seeded" in line for line in lines), 10)
+        shown = [line.strip() for line in lines]
+    assert shown[-2:] == ["Seed it now? [y/N]", "seeded"], shown
+
+
 async def test_a_wrapper_that_backgrounds_its_server_and_exits_is_told_so(
     write_manifest: WriteManifest, socket_dir: Path
 ) -> None:
