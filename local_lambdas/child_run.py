@@ -73,7 +73,7 @@ class ChildRun:
         self.pipe = pipe  # pipe modes: the address it listens on
         self.state = State.STOPPED
         self.reason = ""  # why the child is not READY, for 503 bodies
-        self.pid: int | None = None
+        self.pid: int | None = None  # its process's while that runs
         self.link = Link(process)  # the way to its process while it is READY
         self.generation = 0  # counts the times a process of this child became READY
         self.requests = 0  # requests leased to its current process
@@ -143,6 +143,7 @@ class ChildRun:
         self._left = explain.left_running(left, code) if left else ""
         # (Its last lines reach its output tail before the exit is reported.)
         await proc.release(_LAST_OUTPUT_WAIT, kill_left=not self._stopping)
+        self.pid = None  # (not shown once gone: the system may give its number to another)
         return code
 
     async def _serve_once_listening(self, proc: Spawned, address: str, started: float) -> None:
@@ -264,7 +265,8 @@ class ChildRun:
                         "event": "state",
                         "process": self.process.id,
                         "state": state.value,
-                        "pid": self.pid,
+                        # (an exit's: the process that ended, link.proc)
+                        "pid": self.link.proc.pid if self.link.proc is not None else None,
                     }
                 },
             )

@@ -72,6 +72,7 @@ class Instance(ChildRun):
                 await asyncio.shield(proc.terminate(0))
             proc.let_go()  # (stopped before its release: as the release would)
             proc.close()
+            self.pid = None
         if stopped is not None:
             raise stopped
 
