@@ -265,12 +265,18 @@ class ChildRun:
                         "event": "state",
                         "process": self.process.id,
                         "state": state.value,
-                        # (an exit's: the process that ended, link.proc)
-                        "pid": self.link.proc.pid if self.link.proc is not None else None,
+                        "pid": self._pid_of(state),
                     }
                 },
             )
         self._on_change()
+
+    def _pid_of(self, state: State) -> int | None:
+        """The pid a state change is about: its running process's, or, for an exit, the
+        process that ended (None as a new one starts)."""
+        if self.pid is not None or state is State.STARTING or self.link.proc is None:
+            return self.pid
+        return self.link.proc.pid
 
     def account(self, *, said: bool = False) -> str:
         """Its state and why, for the user: "BACKOFF: <reason>" (the reason of an exit says

@@ -160,6 +160,24 @@ def test_json_logs_carry_the_manifests_problems_and_warnings_too(
     assert '<arg> "no/such/file.py" looks like a file' in events[0]["message"]
 
 
+async def test_json_state_events_name_the_process_they_are_about(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    """A start names no pid yet (the last one's is gone); an exit names the process that
+    ended, each run its own."""
+    path = write_manifest(fatal_process(tmp_path))
+    async with cli(str(path), "--bind", "127.0.0.1:0", "--log-format", "json") as run:
+        await run.expect(r'"state":"FATAL"')
+        run.proc.send_signal(2)
+        assert await run.finish() == 0
+    states = [(e["state"], e["pid"]) for e in map(json.loads, run.lines)
+              if e.get("event") == "state"]  # fmt: skip
+    assert [state for state, _ in states] == ["STARTING", "BACKOFF", "STARTING", "FATAL"]
+    assert states[0][1] is None and states[2][1] is None, states
+    assert isinstance(states[1][1], int) and isinstance(states[3][1], int), states
+    assert states[1][1] != states[3][1], states
+
+
 async def test_json_logs_are_one_object_per_line(write_manifest: WriteManifest) -> None:
     path = write_manifest(process_xml("svc", "/api/*"))
     async with cli(str(path), "--bind", "127.0.0.1:0", "--log-format", "json") as run:
