@@ -8,6 +8,9 @@ A shared cache in the sense of RFC 9111, kept simple and safe:
   or more); never for a request with `Authorization`, nor a `Set-Cookie` answer;
 - a client's `Cache-Control: no-cache` or `no-store` skips the lookup, and its `max-age=N`
   takes no stored answer older than N seconds (the answer may still refresh the entry);
+- a client that holds the stored answer already (its `If-None-Match` names the answer's
+  `ETag`, or, without one, its `If-Modified-Since` is no earlier than `Last-Modified`) is
+  answered 304, as nginx answers from its cache (RFC 9110 13.1.2, 13.1.3, 15.4.5);
 - an unsafe method's answer below 400 (a POST, PUT, DELETE or PATCH that changed what the
   URI names) drops what is stored for the URI and for the paths its `Location` and
   `Content-Location` give, as RFC 9111 4.4 asks: the next GET asks the child;
@@ -21,6 +24,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 
 from local_lambdas.envelope import Request, Response
 from local_lambdas.router import authority, origin_form
@@ -29,6 +33,11 @@ _DIRECTIVE = re.compile(r"([a-zA-Z-]+)\s*(?:=\s*\"?(\d+)\"?)?")
 _NEVER = frozenset({"no-store", "no-cache", "private"})
 _CACHEABLE_STATUS = frozenset({200, 203, 204, 300, 301, 308})
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+_ENTITY_TAG = re.compile(r'(?:W/)?"[^"]*"')
+# What a 304 keeps of the 200 it stands for (RFC 9110 15.4.5).
+_NOT_MODIFIED_KEEPS = frozenset(
+    {"cache-control", "content-location", "date", "etag", "expires", "last-modified", "vary"}
+)
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,9 @@ class Cache:
         self.hits += 1
         age = str(int(now - entry.stored))
         answer = entry.response
+        if _not_modified(request, answer):
+            kept = [(k, v) for k, v in answer.headers if k.lower() in _NOT_MODIFIED_KEEPS]
+            return Response(304, [*kept, ("Age", age)], b"")
         return Response(answer.status, [*answer.headers, ("Age", age)], answer.body)
 
     def store(self, request: Request, response: Response) -> None:
@@ -145,6 +157,33 @@ def _local_uri(value: str, host: str | None) -> str | None:
     if authority(value).lower() != host.lower():
         return None
     return origin_form(value).partition("#")[0]
+
+
+def _not_modified(request: Request, answer: Response) -> bool:
+    """Whether the client holds `answer` already: its `If-None-Match` names the answer's
+    `ETag` (compared weakly, `*` naming any), or, sent without one, its `If-Modified-Since`
+    is no earlier than the answer's `Last-Modified`."""
+    if answer.status != 200:
+        return False
+    tags = _all(request.headers, "if-none-match")
+    if tags:
+        etag = _header(answer.headers, "etag")
+        if any(value.strip() == "*" for value in tags):
+            return True
+        if etag is None:
+            return False
+        weak = etag.strip().removeprefix("W/")
+        return any(
+            tag.removeprefix("W/") == weak for value in tags for tag in _ENTITY_TAG.findall(value)
+        )
+    since = _header(request.headers, "if-modified-since")
+    modified = _header(answer.headers, "last-modified")
+    if since is None or modified is None:
+        return False
+    try:
+        return parsedate_to_datetime(modified) <= parsedate_to_datetime(since)
+    except (TypeError, ValueError):  # a date that is not one: no validator
+        return False
 
 
 def _oldest_taken(request: Request) -> float | None:

@@ -99,6 +99,54 @@ def test_fresh_for_max_age_with_age_header() -> None:
     assert cache.lookup(get()) is None
 
 
+TAGGED = (MAX_AGE, ("ETag", '"v1"'), ("Last-Modified", "Mon, 07 Dec 2026 08:00:00 GMT"),
+          ("Content-Type", "text/plain"))  # fmt: skip
+# The client's validators -> answered 304 from the cache?
+CONDITIONAL = {
+    "its etag": (("If-None-Match", '"v1"'), True),
+    "its etag, weak": (("If-None-Match", 'W/"v1"'), True),
+    "among others": (("If-None-Match", '"v0", "v1"'), True),
+    "any": (("If-None-Match", "*"), True),
+    "another etag": (("If-None-Match", '"v2"'), False),
+    "a bare tag": (("If-None-Match", "v1"), False),
+    "since then": (("If-Modified-Since", "Mon, 07 Dec 2026 08:00:00 GMT"), True),
+    "since later": (("If-Modified-Since", "Tue, 08 Dec 2026 08:00:00 GMT"), True),
+    "since before": (("If-Modified-Since", "Sun, 06 Dec 2026 08:00:00 GMT"), False),
+    "not a date": (("If-Modified-Since", "yesterday"), False),
+    # If-None-Match decides when both are sent (RFC 9110 13.2.2).
+    "etag over date": (("If-None-Match", '"v2"'), False),
+}
+
+
+@pytest.mark.parametrize("case", CONDITIONAL)
+def test_a_client_holding_the_stored_answer_gets_304(case: str) -> None:
+    header, unchanged = CONDITIONAL[case]
+    cache = Cache(1 << 20, clock=Clock())
+    cache.store(get(), answer(*TAGGED))
+    headers = [header]
+    if case == "etag over date":
+        headers.append(("If-Modified-Since", "Tue, 08 Dec 2026 08:00:00 GMT"))
+    hit = cache.lookup(get("/a?x=1", *headers))
+    assert hit is not None
+    if unchanged:
+        assert (hit.status, hit.body) == (304, b"")
+        names = [name for name, _ in hit.headers]  # what a 304 keeps of the 200, and Age
+        assert names == ["Cache-Control", "ETag", "Last-Modified", "Age"], names
+    else:
+        assert (hit.status, hit.body) == (200, b"hi")
+
+
+def test_no_304_without_a_validator_to_compare() -> None:
+    cache = Cache(1 << 20, clock=Clock())
+    cache.store(get(), answer(MAX_AGE))  # neither ETag nor Last-Modified
+    for header in (
+        ("If-None-Match", '"v1"'),
+        ("If-Modified-Since", "Tue, 08 Dec 2026 08:00:00 GMT"),
+    ):
+        hit = cache.lookup(get("/a?x=1", header))
+        assert hit is not None and hit.status == 200
+
+
 def test_client_no_cache_skips_the_lookup() -> None:
     cache = Cache(1 << 20, clock=Clock())
     cache.store(get(), answer(MAX_AGE))
@@ -167,13 +215,17 @@ async def test_cache_end_to_end(write_manifest: WriteManifest, socket_dir: Path)
         first = await fetch("/api/cached")
         assert first[2] is None
         assert await fetch("/api/cached") == (200, first[1], "0")  # served from the cache
+        # A client holding it (its ETag) is told so from the cache, with no body.
+        tag = f'"v{first[1].decode()}"'
+        async with run.http.get(run.url + "/api/cached", headers={"If-None-Match": tag}) as r:
+            assert (r.status, await r.read(), r.headers.get("ETag")) == (304, b"", tag)
         assert (await fetch("/api/cached", "HEAD"))[0] == 200
         assert (await fetch("/api/cached?other"))[1] != first[1]
         async with run.http.get(run.url + "/_/status") as reply:
             stats = (await reply.json())["processes"]["svc"]["cache"]
-        assert (stats["hits"], stats["entries"]) == (2, 2) and stats["bytes"] > 0
+        assert (stats["hits"], stats["entries"]) == (3, 2) and stats["bytes"] > 0
         async with run.http.get(run.url + "/_/metrics") as reply:
-            assert 'local_lambdas_cache_hits_total{process="svc"} 2.0' in await reply.text()
+            assert 'local_lambdas_cache_hits_total{process="svc"} 3.0' in await reply.text()
         errors = [await fetch("/api/cachederror") for _ in range(2)]
         assert errors[0][1] != errors[1][1]  # never cached
         assert (await fetch("/api/cached", "POST"))[1] != first[1]  # only GET and HEAD

@@ -97,9 +97,8 @@ def answer(request: dict[str, Any]) -> bytes | None:
         # A counter, so that a test can tell a cached answer from a fresh one.
         status = 500 if action == "cachederror" else 200
         count = str(next(COUNTER)).encode()
-        return json.dumps(
-            {"status": status, "headers": [["Cache-Control", "max-age=60"]], "body": b64(count)}
-        ).encode()
+        headers = [["Cache-Control", "max-age=60"], ["ETag", f'"v{count.decode()}"']]
+        return json.dumps({"status": status, "headers": headers, "body": b64(count)}).encode()
     if action == "empty":
         return json.dumps({}).encode()
     if action == "flood":
