@@ -141,10 +141,12 @@ class Spawned(asyncio.SubprocessProtocol):
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         lines = (self._partial[fd] + data).split(b"\n")
         rest = lines.pop()
-        if self._shown[fd] and lines and lines[0] in (b"", b"\r"):
+        shown = self._shown[fd]
+        if shown and lines and lines[0] in (b"", b"\r"):
             del lines[0]  # the end of the line already shown: no empty line after it
-        self._shown[fd] = len(rest) > _MAX_LINE
-        if self._shown[fd]:  # a line that never ends: shown in pieces
+        # (Still so while only the CR of its CRLF has come.)
+        self._shown[fd] = len(rest) > _MAX_LINE or (shown and not lines and rest == b"\r")
+        if len(rest) > _MAX_LINE:  # a line that never ends: shown in pieces
             lines.append(rest)
             rest = b""
         self._partial[fd] = rest

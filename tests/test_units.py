@@ -47,6 +47,7 @@ from local_lambdas import (
     relay_request,
     router,
     self_reload,
+    spawned,
     tunnel,
 )
 from local_lambdas._compat import listeners, timeout
@@ -1126,6 +1127,37 @@ _REJECTION = "\n".join([
 ])  # fmt: skip
 def test_the_line_that_says_why_a_child_ended(output: str, says: str) -> None:
     assert failure_line.telling(output.split("\n")) == says
+
+
+# What a child writes, read by read ("" between reads: a quiet longer than the wait to show an
+# unended line) -> the lines shown.
+SHOWN_AS_WRITTEN = {
+    "lines": (["a\nb\n"], ["a", "b"]),
+    "a prompt, answered": (["Seed? [y/N] ", "", "y\n"], ["Seed? [y/N] ", "y"]),
+    "a progress bar ended": (
+        ["\rDone 50%", "", "\rDone 100%", "", "\nnext\n"],
+        ["\rDone 50%", "\rDone 100%", "next"],
+    ),
+    "its CRLF split": (["ask ", "", "\r", "\nnext\r\n"], ["ask ", "next\r"]),
+    "a line ended at once": (["ask ", "\n"], ["ask "]),
+    "an empty line after": (["ask ", "", "\n\nnext\n"], ["ask ", "", "next"]),
+}
+
+
+@pytest.mark.parametrize("case", SHOWN_AS_WRITTEN)
+async def test_a_line_shown_before_its_end_is_ended_by_what_follows(case: str) -> None:
+    """A line shown before its end (spawned.py: a prompt, a progress bar's last state) is not
+    followed by an empty line when its end comes, as in a terminal."""
+    reads, expected = SHOWN_AS_WRITTEN[case]
+    shown: list[bytes] = []
+    protocol = spawned.Spawned(lambda _, lines: shown.extend(lines), "mark", None)
+    for data in reads:
+        if data:
+            protocol.pipe_data_received(1, data.encode())
+        else:
+            protocol._show_unended(1)  # (what its timer does after a quiet)
+    protocol._stop_waiting(1)
+    assert [line.decode() for line in shown] == expected
 
 
 @pytest.mark.parametrize(("columns", "row"), [
