@@ -271,6 +271,11 @@ class ChildRun:
             )
         self._on_change()
 
+    def retarget(self, process: Process) -> None:
+        """Take `process`, which differs from its own in config.ROUTING_ONLY alone."""
+        self.process = self.link.process = process
+        self.timeout = process.timeout
+
     def _pid_of(self, state: State) -> int | None:
         """The pid a state change is about: its running process's, or, for an exit, the
         process that ended (None as a new one starts)."""

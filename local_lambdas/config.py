@@ -242,8 +242,19 @@ class Process(BaseModel):
         """Whether `other` runs the same way: where it stands in the file does not count, nor
         what the running process never reads (<watch>, read from the manifest at each change;
         <image>, export's)."""
+        return not self.differences(other)
+
+    def differences(self, other: Process) -> set[str]:
+        """The fields `other` sets otherwise, but those `same_as` does not count."""
         ignored = {"line", "watch", "image"}
-        return self.model_dump(exclude=ignored) == other.model_dump(exclude=ignored)
+        mine, theirs = self.model_dump(exclude=ignored), other.model_dump(exclude=ignored)
+        return {name for name, value in mine.items() if theirs[name] != value}
+
+
+# What a reload changes in a running process's pool without restarting its process
+# (Pool.retarget): how the proxy routes, bounds and answers its requests, which the
+# process never reads.
+ROUTING_ONLY = frozenset({"routes", "timeout", "methods", "max_body_size", "strip_prefix", "cors"})
 
 
 class Task(BaseModel):

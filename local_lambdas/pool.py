@@ -81,6 +81,17 @@ class Pool(Roster):
         self._turn = 0
         self.pass_over_seconds = PASS_OVER  # (a test shortens it)
 
+    def retarget(self, process: Process, cors: Policy | None) -> None:
+        """Take `process`, which differs from its own in config.ROUTING_ONLY alone (a
+        reload): its requests routed, bounded and answered as that one says, its processes
+        running on."""
+        self.process = process
+        self.cors = cors
+        self.methods = process.methods
+        self.max_body_size = process.max_body_size
+        for child in self.instances:
+            child.retarget(process)
+
     @property
     def waiting(self) -> int:
         """Requests waiting for an instance now (the queue)."""

@@ -1,9 +1,12 @@
 """Reloads (SIGHUP, --watch, `local-lambdas restart`): the Supervisor's, kept apart.
 
 A reload compares the new manifest with the running one by process id: unchanged processes
-keep running; changed, new, FATAL, EXITED or never started ones (and those a restart names)
-get a new pool, started beside the old (in their order: one may depend on another it adds),
-and a <task> it adds, or one that failed, runs once; once the new pools are READY the
+keep running, and so do those changed only in how the proxy routes, bounds and answers their
+requests (config.ROUTING_ONLY: <route>, <timeout>, <methods>...), which take the new ones
+as the routes are swapped; changed, new, FATAL, EXITED or never started ones (and those a
+restart names) get a new pool, started beside the old (in their order: one may depend on
+another it adds), and a <task> it adds, or one that failed, runs once; once the new pools
+are READY the
 routing table is swapped in one step, and the old pools drain and stop, the next reload
 not waiting for them (but for one holding a <port> it wants, or a worker's old copy). A
 replacement that cannot start is stopped, and the old one stays in service; a process new
@@ -18,7 +21,8 @@ import asyncio
 import logging
 from collections.abc import Callable, Collection, Iterable
 
-from local_lambdas.config import NO_LIMIT, Manifest, Mode, Process
+from local_lambdas.config import NO_LIMIT, ROUTING_ONLY, Manifest, Mode, Process
+from local_lambdas.cors import Policy
 from local_lambdas.pool import Pool
 from local_lambdas.roster import DOWN, start_allowance
 from local_lambdas.start_order import Reloading, StartOrder
@@ -35,6 +39,7 @@ class Reloads:
     stopping: bool
     order: StartOrder
     _pool: Callable[[Process], Pool]  # a new pool for a process
+    _policy: Callable[[Process], Policy | None]  # a process's CORS policy
     _install: Callable[[dict[str, Pool]], None]  # the pools and their routes, in one step
 
     def __init__(self) -> None:
@@ -74,19 +79,23 @@ class Reloads:
             return []
         old = self.pools
         fresh: dict[str, Pool] = {}
+        retargeted: list[tuple[Pool, Process]] = []  # changed in ROUTING_ONLY alone: kept
         for process in manifest.processes:
             current = old.get(process.id)
+            changed = set() if current is None else current.process.differences(process)
             if (
                 current is None
                 or process.id in forced
-                or not current.process.same_as(process)
+                or not changed <= ROUTING_ONLY
                 or current.blocked is not None  # (what it needs, or its build, failed)
                 or any(c.state in DOWN for c in current.instances)
             ):
                 fresh[process.id] = self._pool(process)
+            elif changed:
+                retargeted.append((current, process))
         self._in_reload = list(fresh.values())
         try:
-            return await self._replace(manifest, old, fresh)
+            return await self._replace(manifest, old, fresh, retargeted)
         finally:
             if not self.stopping:  # (else they are the stop's to stop, if not yet)
                 self._in_reload = []
@@ -102,10 +111,12 @@ class Reloads:
                 pool.cut_short()
 
     async def _replace(
-        self, manifest: Manifest, old: dict[str, Pool], fresh: dict[str, Pool]
-    ) -> list[asyncio.Task[None]]:
+        self, manifest: Manifest, old: dict[str, Pool], fresh: dict[str, Pool],
+        retargeted: list[tuple[Pool, Process]],
+    ) -> list[asyncio.Task[None]]:  # fmt: skip
         """A reload's work (see reload): start the pools in `fresh` in place of those in
-        `old`; the retirements it begins of those it replaced. Those in the way (`first`),
+        `old`, and give those `retargeted` their new routes and limits as the new routes
+        are installed; the retirements it begins of those it replaced. Those in the way (`first`),
         and those an earlier reload retires that still are, finish their requests and stop
         before their replacements start, once these are built: a <build> that fails leaves
         the running one in service, as for any other process. Requests for them wait
@@ -176,6 +187,11 @@ class Reloads:
                 pools[process.id] = fresh[process.id]
             elif process.id in old:
                 pools[process.id] = old[process.id]
+        for pool, process in retargeted:
+            changed = ", ".join(f"<{_ELEMENT.get(name, name)}>" for name in
+                                sorted(pool.process.differences(process)))  # fmt: skip
+            log.info("reload: %s: %s changed; its process runs on", pool.id, changed)
+            pool.retarget(process, self._policy(process))
         self.manifest = manifest
         self._install(pools)
         retired = [pool for pool in old.values() if pools.get(pool.process.id) is not pool]
@@ -217,6 +233,10 @@ class Reloads:
         if pool.blocked is not None:  # its <build> failed (in its place: it has no instance)
             return False
         return all(c.state is State.READY for c in pool.instances)  # (asleep: none, ready)
+
+
+# The element of a Process field whose name is not the element's.
+_ELEMENT = {"routes": "route"}
 
 
 def _in_the_way(old: Iterable[Pool], fresh: dict[str, Pool], ids: set[str]) -> list[Pool]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from local_lambdas._compat import IS_LINUX, IS_WINDOWS, adoption, processes
 from local_lambdas.config import Manifest, Process, Settings
-from local_lambdas.cors import policy_for
+from local_lambdas.cors import Policy, policy_for
 from local_lambdas.errors import SHUTTING_DOWN, StartupError
 from local_lambdas.instance import Instance
 from local_lambdas.launch import SocketNames
@@ -142,9 +142,12 @@ class Supervisor(Reloads):
             stats=self.stats.setdefault(process.id, ProcessStats()),
             run_mark=self.run_mark,
             run_env=self.run_env,
-            cors=policy_for(process.cors, self._settings.cors),
+            cors=self._policy(process),
             on_state=lambda: self.on_state(),
         )
+
+    def _policy(self, process: Process) -> Policy | None:
+        return policy_for(process.cors, self._settings.cors)
 
     def _install(self, pools: dict[str, Pool]) -> None:
         self.pools = pools

@@ -1179,13 +1179,13 @@ async def test_watch_follows_the_manifest_by_its_content(
     """Saved as sed -i and editors save (a new file renamed over the old one), in the folder
     that is also the children's working directory."""
     path = write_manifest(
-        process_xml("a", "/a/*"), process_xml("b", "/b/*", extra="<timeout>30s</timeout>")
+        process_xml("a", "/a/*"), process_xml("b", "/b/*", extra="<stop_timeout>3s</stop_timeout>")
     )
     async with cli(path.name, "--bind", "127.0.0.1:0", "--watch", cwd=tmp_path) as run:
         await run.expect(r"a: ready .*\(pid (\d+)")
         await run.expect(r"b: ready")
         await run.expect(r"watching ")
-        for edit in ("s/x/x/", "s#<timeout>30s#<timeout>31s#"):  # the same text, then b's
+        for edit in ("s/x/x/", "s#<stop_timeout>3s#<stop_timeout>4s#"):  # the same text, then b's
             sed = await asyncio.create_subprocess_exec("sed", "-i", edit, str(path))
             assert await sed.wait() == 0
         await run.expect(r"reloaded: 1 started, 1 kept, 1 stopped")

@@ -407,7 +407,8 @@ async def test_a_fixed_port_is_handed_on_in_place(
             assert await run.supervisor.restart("svc")
             restarted = run.child("svc").pid
             await some(result, 10)
-            write_manifest(process_xml("svc", ["/api/*", "/v2/*"], mode="http", extra=extra))
+            changed = extra + '<env name="V">2</env>'  # (not its routes alone: kept then)
+            write_manifest(process_xml("svc", ["/api/*", "/v2/*"], mode="http", extra=changed))
             await run.started.reload(True, [])
             reloaded = run.child("svc").pid
             await some(result, 50)  # past <max_requests>: recycled at least once
@@ -689,23 +690,61 @@ async def test_requests_wait_for_a_starting_child(
             assert reply.status == 200
 
 
+@pytest.mark.parametrize("what", ["routes", "env"])
 async def test_reload_under_load_changes_routes_without_errors(
-    write_manifest: WriteManifest, socket_dir: Path
+    write_manifest: WriteManifest, socket_dir: Path, what: str
 ) -> None:
+    """A reload under load loses no request: a process whose routes alone changed runs on
+    (nginx's reload leaves its upstreams alone), one whose environment changed is replaced
+    beside the running one."""
     path = write_manifest(process_xml("a", "/a/*"), process_xml("b", "/b/*"))
     async with running(path, socket_dir) as run:
         kept = run.child("a").pid
         old_b = run.child("b").pid
         async with load(run, "/a/x") as on_a, load(run, "/b/x") as on_b:
             await some(on_b, 30)
-            write_manifest(process_xml("a", "/a/*"), process_xml("b", ["/b/*", "/c/*"]))
+            extra = '<env name="V">2</env>' if what == "env" else ""
+            write_manifest(process_xml("a", "/a/*"),
+                           process_xml("b", ["/b/*", "/c/*"], extra=extra))  # fmt: skip
             await run.started.reload(True, [])
             await some(on_b, 30)
         async with run.http.get(run.url + "/c/x") as reply:
             assert reply.status == 200
     assert on_a.failures == [] and on_b.failures == []
     assert set(on_a.pids) == {kept}
-    assert old_b in on_b.pids and len(on_b.pids) == 2
+    if what == "env":
+        assert old_b in on_b.pids and len(on_b.pids) == 2
+    else:
+        assert set(on_b.pids) == {old_b}
+
+
+async def test_a_reload_gives_a_running_process_its_new_routes_and_limits(
+    write_manifest: WriteManifest, socket_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """<route>, <timeout>, <methods>, <max_body_size> changed alone: the process runs on,
+    and its requests are routed and bounded as the new manifest says from the swap on."""
+    caplog.set_level(logging.INFO, "local_lambdas.supervisor")
+    path = write_manifest(process_xml("b", "/b/*"))
+    async with running(path, socket_dir) as run:
+        pid = run.child("b").pid
+        async with run.http.get(run.url + "/b/slow") as reply:  # (1 s)
+            assert reply.status == 200
+        limits = "<timeout>0.3s</timeout><methods>GET</methods><max_body_size>4</max_body_size>"
+        write_manifest(process_xml("b", "/c/*", extra=limits))
+        await run.started.reload(True, [])
+        assert run.child("b").pid == pid and run.child("b").restarts == 0
+        async with run.http.get(run.url + "/b/x") as reply:
+            assert reply.status == 404
+        async with run.http.get(run.url + "/c/x") as reply:
+            assert reply.status == 200
+        async with run.http.get(run.url + "/c/slow") as reply:
+            assert reply.status == 504
+        async with run.http.post(run.url + "/c/x") as reply:
+            assert reply.status == 405
+        async with run.http.get(run.url + "/c/x", data=b"12345") as reply:
+            assert reply.status == 413
+    said = "reload: b: <max_body_size>, <methods>, <route>, <timeout> changed; its process runs on"
+    assert said in caplog.text
 
 
 async def _across_a_reload(
