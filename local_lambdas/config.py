@@ -253,8 +253,9 @@ class Process(BaseModel):
 
 # What a reload changes in a running process's pool without restarting its process
 # (Pool.retarget): how the proxy routes, bounds and answers its requests, which the
-# process never reads.
-ROUTING_ONLY = frozenset({"routes", "timeout", "methods", "max_body_size", "strip_prefix", "cors"})
+# process never reads. (Not <strip_prefix>: a request waiting for the process as it changes
+# has its target cut already; a new pool takes it, and the reload's reroute tells it so.)
+ROUTING_ONLY = frozenset({"routes", "timeout", "methods", "max_body_size", "cors"})
 
 
 class Task(BaseModel):
