@@ -204,9 +204,12 @@ def test_bounded_in_bytes_least_recently_used_first() -> None:
 @pytest.mark.skipif(
     sys.platform == "win32", reason="its test child (behave.py) serves Unix sockets only"
 )
-async def test_cache_end_to_end(write_manifest: WriteManifest, socket_dir: Path) -> None:
+@pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
+async def test_cache_end_to_end(
+    write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool
+) -> None:
     path = write_manifest(process_xml("svc", "/api/*", extra="<cache>1MiB</cache>"))
-    async with running(path, socket_dir) as run:
+    async with running(path, socket_dir, fast_lane=fast_lane) as run:
 
         async def fetch(url: str, method: str = "GET") -> tuple[int, bytes, str | None]:
             async with run.http.request(method, run.url + url) as reply:
