@@ -95,6 +95,7 @@ class ChildRun:
         self._left = ""  # what the last process left running when it exited (explain.py)
         self._stopping = False  # (a run under way ends, and none follows)
         self.chosen_address = ""  # HOST:PORT with the free port the proxy chose, if it did
+        self.program = ""  # the last run's executable, as its PATH found it
 
     async def _run_once(self) -> int | None:
         """Spawn, wait for readiness, wait for the exit; the exit code, None if never spawned.
@@ -111,6 +112,7 @@ class ChildRun:
         self.chosen_address = address if chosen else ""
         self._set_state(State.STARTING, f"starting; ready once it {awaited}")
         program = resolve_executable(self.process, env.get("PATH"))
+        self.program = program or self.process.executable
         started = self._clock()  # (before the spawn, which may take as long as the child)
         try:
             proc = await spawn(

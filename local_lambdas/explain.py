@@ -153,6 +153,34 @@ def uninstalled(folder: Path) -> str:
     )
 
 
+# A Python child's account of a package it cannot import.
+_NO_MODULE = re.compile(r"\b(?:ModuleNotFoundError|ImportError): No module named ")
+# Where a project keeps its virtual environment, by custom (`python -m venv .venv`, uv's,
+# Poetry's in-project one).
+_VENVS = (".venv", "venv", "env")
+
+
+def outside_venv(folder: Path, program: str, said: str) -> str:
+    """Why a Python child in `folder` may have failed before it listened: it said it cannot
+    import a module (`said`, its telling line), and `program`, as PATH found it (`python3`,
+    `uvicorn`), is not that of the project's virtual environment, in `folder` or above (a
+    local-lambdas from pipx, or a shell or CI step where it was not activated); "" when
+    that is not so. Named without the child's output, which a client may be shown."""
+    if not _NO_MODULE.search(said):
+        return ""
+    venv = next((at / name for at in (folder, *folder.parents) for name in _VENVS
+                 if (at / name / "pyvenv.cfg").is_file()), None)  # fmt: skip
+    if venv is None or Path(program).is_relative_to(venv):
+        return ""
+    own = venv / ("Scripts" if sys.platform == "win32" else "bin") / Path(program).name
+    if not own.exists():
+        return f"it does not run in the virtual environment {venv}: start it from there"
+    return (
+        f"it does not run in the virtual environment {venv}, which may hold what it imports: "
+        f"give <executable>{own}</executable>, or start local-lambdas with it activated"
+    )
+
+
 def killed_at(grace: float) -> str:
     """A child still running at the end of its <stop_timeout>, killed (a stop that took the
     whole grace, said rather than left a mystery)."""

@@ -914,6 +914,35 @@ def test_a_node_project_not_installed_is_named_with_its_installer(tmp_path: Path
     assert explain.uninstalled(project) == ""
 
 
+def test_a_python_child_outside_its_projects_virtualenv_is_named_with_it(
+    tmp_path: Path,
+) -> None:
+    """A Python child that cannot import a module, run by an interpreter (or a console
+    script) other than its project's virtual environment's, here or above: that one named."""
+    project = tmp_path / "api"
+    (project / "src").mkdir(parents=True)
+    missing = "ModuleNotFoundError: No module named 'flask'"
+    bin_dir = "Scripts" if sys.platform == "win32" else "bin"
+    assert explain.outside_venv(project / "src", "/usr/bin/python3", missing) == ""  # none
+    venv = project / "venv"
+    (venv / bin_dir).mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    assert explain.outside_venv(project / "src", "/usr/bin/python3", missing) == (
+        f"it does not run in the virtual environment {venv}: start it from there"
+    )  # (no python3 of its own to name)
+    (venv / bin_dir / "python3").write_text("")
+    assert explain.outside_venv(project / "src", "/usr/bin/python3", missing) == (
+        f"it does not run in the virtual environment {venv}, which may hold what it imports: "
+        f"give <executable>{venv / bin_dir / 'python3'}</executable>, or start local-lambdas "
+        "with it activated"
+    )
+    own = str(venv / bin_dir / "python3")
+    assert explain.outside_venv(project / "src", own, missing) == ""  # it runs there
+    assert explain.outside_venv(project / "src", "/usr/bin/python3", "Error: boom") == ""
+    old = "ImportError: No module named yaml"  # (Python 2's words, still printed by some)
+    assert explain.outside_venv(project, "/usr/bin/python3", old) != ""
+
+
 _NODE_CRASH = """node:events:502
       throw er; // Unhandled 'error' event
       ^

@@ -535,6 +535,37 @@ async def test_a_child_of_a_project_not_installed_is_told_to_install_it(
     ) in said, said
 
 
+async def test_a_python_child_outside_its_projects_virtualenv_is_told_so(
+    write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
+) -> None:
+    """A Flask app whose packages are in its project's .venv, run by the python3 that PATH
+    finds (local-lambdas from pipx, a shell where the venv was not activated): "No module
+    named 'flask'". The reason names the virtual environment and the executable to give."""
+    project = tmp_path / "api"
+    project.mkdir()
+    made = await asyncio.create_subprocess_exec(
+        PYTHON, "-m", "venv", "--without-pip", str(project / ".venv")
+    )
+    assert await made.wait() == 0
+    script = "import flask_that_is_not_installed"
+    path = write_manifest(
+        one_start_of_a_second("api", script, f"<working_dir>{project}</working_dir>")
+    )
+    async with running(path, socket_dir, wait=False) as run:
+        pool = run.pool("api")
+        assert await pool.wait_for(lambda: pool.state.value == "FATAL", 15), pool.state
+        said = pool.why_not_ready(said=True)
+        told = pool.why_not_ready()  # (as a client is told: the child's output is not in it)
+    own = project / ".venv" / "bin" / Path(PYTHON).name
+    fix = (
+        f"it does not run in the virtual environment {project / '.venv'}, which may hold what "
+        f"it imports: give <executable>{own}</executable>, or start local-lambdas with it "
+        "activated"
+    )
+    assert f"exited with code 1; {fix}; its last output: ModuleNotFoundError" in said, said
+    assert told.endswith(fix), told
+
+
 async def test_a_prompt_shown_as_it_waits_is_not_followed_by_an_empty_line(
     write_manifest: WriteManifest, socket_dir: Path, tmp_path: Path
 ) -> None:
