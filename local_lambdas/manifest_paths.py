@@ -51,7 +51,8 @@ def path_problems(
         found_problems.append(("executable", split))
     elif found is None:
         where = (
-            "not found on PATH; install it or give its full path"
+            "not found on PATH; "
+            + (_project_tool(executable, working_dir) or "install it or give its full path")
             if bare
             else not_runnable(working_dir / executable) + _beside(executable, working_dir, beside)
         )
@@ -65,6 +66,36 @@ def path_problems(
     ):
         found_problems.append(("executable", f'<executable> "{executable}" {wrong}'))
     return found_problems
+
+
+# Where a project keeps the programs it installs for itself: its virtual environment's
+# scripts, npm's node_modules/.bin.
+_TOOLS = (
+    (".venv/Scripts", "venv/Scripts", "env/Scripts") if IS_WINDOWS
+    else (".venv/bin", "venv/bin", "env/bin")
+) + ("node_modules/.bin",)  # fmt: skip
+
+
+def _project_tool(executable: str, working_dir: Path) -> str:
+    """The fix for a bare <executable> PATH lacks that its project installed for itself (in
+    its working directory or above: `uvicorn` in .venv/bin, `vite` in node_modules/.bin),
+    the shell it works in having that folder on PATH; "" when it did not."""
+    for at in (working_dir, *working_dir.parents):
+        for tools in _TOOLS:
+            found = find_executable(executable, working_dir, str(at / tools))
+            if found:
+                folder = os.path.dirname(found)
+                on_path = (
+                    os.path.relpath(folder, working_dir)
+                    if Path(folder).is_relative_to(working_dir)
+                    else folder
+                )
+                return (
+                    f"its project has one, {found}: give <executable>{escape(found)}"
+                    f'</executable>, or <env name="PATH">{escape(on_path)}{os.pathsep}${{PATH}}'
+                    "</env>"
+                )
+    return ""
 
 
 def _working_dir_problem(working_dir: Path, started_in: Path, beside: Path) -> str | None:

@@ -846,6 +846,35 @@ def test_an_executable_its_build_makes_may_be_missing_at_load(tmp_path: Path) ->
     ]
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="the tools are sh scripts")
+def test_a_bare_executable_its_project_installed_for_itself_is_named(tmp_path: Path) -> None:
+    """`uvicorn` in the project's .venv, `vite` in node_modules/.bin: on the PATH of the
+    shell the developer works in (the venv activated, `npm run`), not on the proxy's. The
+    problem names the one found and the two ways to give it."""
+    app = tmp_path / "web" / "app"
+    for tool in (app / ".venv" / "bin" / "serve-it", tmp_path / "web/node_modules/.bin/vite"):
+        tool.parent.mkdir(parents=True, exist_ok=True)
+        tool.write_text("#!/bin/sh\n")
+        tool.chmod(0o755)
+    (app / ".venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+
+    def process(n: int, exe: str) -> str:
+        return (f"<process><id>p{n}</id><executable>{exe}</executable><route>/p{n}/*</route>"
+                "<working_dir>web/app</working_dir></process>")  # fmt: skip
+
+    with pytest.raises(ManifestError) as caught:
+        load(tmp_path, f"<manifest>{process(1, 'serve-it')}{process(2, 'vite')}</manifest>")
+    venv, modules = app / ".venv" / "bin", tmp_path / "web" / "node_modules" / ".bin"
+    assert [p.message.partition("> ")[2] for p in caught.value.problems] == [
+        f'"serve-it" not found on PATH; its project has one, {venv / "serve-it"}: give '
+        f'<executable>{venv / "serve-it"}</executable>, or <env name="PATH">.venv/bin:${{PATH}}'
+        "</env>",
+        f'"vite" not found on PATH; its project has one, {modules / "vite"}: give '
+        f'<executable>{modules / "vite"}</executable>, or <env name="PATH">{modules}:${{PATH}}'
+        "</env>",
+    ]
+
+
 def test_editor_schema_hints_are_accepted(tmp_path: Path) -> None:
     text = (
         '<manifest xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
