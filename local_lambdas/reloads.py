@@ -6,12 +6,11 @@ requests (config.ROUTING_ONLY: <route>, <timeout>, <methods>...), which take the
 as the routes are swapped; changed, new, FATAL, EXITED or never started ones (and those a
 restart names) get a new pool, started beside the old (in their order: one may depend on
 another it adds), and a <task> it adds, or one that failed, runs once; once the new pools
-are READY the
-routing table is swapped in one step, and the old pools drain and stop, the next reload
-not waiting for them (but for one holding a <port> it wants, or a worker's old copy). A
-replacement that cannot start is stopped, and the old one stays in service; a process new
-altogether is added whatever became of it, as at start-up. A fixed <port> has room for one
-process: its old pool stops first. A stop ends a reload where it is
+are READY the routing table is swapped in one step, and the old pools drain and stop, the
+next reload not waiting for them (but for one holding a <port> it wants, or a worker's old
+copy). A replacement that cannot start is stopped, and the old one stays in service; a
+process new altogether is added whatever became of it, as at start-up. A fixed <port> has
+room for one process: its old pool stops first. A stop ends a reload where it is
 (Supervisor.begin_stop); the pools it started, or retires, are the stop's to stop.
 """
 
@@ -79,7 +78,7 @@ class Reloads:
             return []
         old = self.pools
         fresh: dict[str, Pool] = {}
-        retargeted: list[tuple[Pool, Process]] = []  # changed in ROUTING_ONLY alone: kept
+        retargeted: list[tuple[Pool, Process, set[str]]] = []  # kept: ROUTING_ONLY changed
         for process in manifest.processes:
             current = old.get(process.id)
             changed = set() if current is None else current.process.differences(process)
@@ -92,7 +91,7 @@ class Reloads:
             ):
                 fresh[process.id] = self._pool(process)
             elif changed:
-                retargeted.append((current, process))
+                retargeted.append((current, process, changed))
         self._in_reload = list(fresh.values())
         try:
             return await self._replace(manifest, old, fresh, retargeted)
@@ -112,7 +111,7 @@ class Reloads:
 
     async def _replace(
         self, manifest: Manifest, old: dict[str, Pool], fresh: dict[str, Pool],
-        retargeted: list[tuple[Pool, Process]],
+        retargeted: list[tuple[Pool, Process, set[str]]],
     ) -> list[asyncio.Task[None]]:  # fmt: skip
         """A reload's work (see reload): start the pools in `fresh` in place of those in
         `old`, and give those `retargeted` their new routes and limits as the new routes
@@ -187,10 +186,9 @@ class Reloads:
                 pools[process.id] = fresh[process.id]
             elif process.id in old:
                 pools[process.id] = old[process.id]
-        for pool, process in retargeted:
-            changed = ", ".join(f"<{_ELEMENT.get(name, name)}>" for name in
-                                sorted(pool.process.differences(process)))  # fmt: skip
-            log.info("reload: %s: %s changed; its process runs on", pool.id, changed)
+        for pool, process, changed in retargeted:
+            said = ", ".join(f"<{_ELEMENT.get(name, name)}>" for name in sorted(changed))
+            log.info("reload: %s: %s changed; its process runs on", pool.id, said)
             pool.retarget(process, self._policy(process))
         self.manifest = manifest
         self._install(pools)
