@@ -18,6 +18,11 @@ from pathlib import Path
 from local_lambdas._compat import IS_WINDOWS, limits, which
 from local_lambdas.config import Process
 
+# Where a project keeps its virtual environment, by custom (`python -m venv .venv`, uv's,
+# Poetry's in-project one), and the folder of its programs in it.
+VENVS = (".venv", "venv", "env")
+VENV_PROGRAMS = "Scripts" if IS_WINDOWS else "bin"
+
 
 def resolve_executable(process: Process, path: str | None = None) -> str | None:
     """The absolute path the child will run, or None when there is nothing runnable there;

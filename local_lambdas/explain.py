@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
 from local_lambdas.config import Process
+from local_lambdas.executables import VENV_PROGRAMS, VENVS
 
 # Addresses a dev server prints when it ignores $PORT: "Running on http://127.0.0.1:5000",
 # "Uvicorn running on http://0.0.0.0:8000", "listening on port 8080".
@@ -155,9 +156,6 @@ def uninstalled(folder: Path) -> str:
 
 # A Python child's account of a package it cannot import.
 _NO_MODULE = re.compile(r"\b(?:ModuleNotFoundError|ImportError): No module named ")
-# Where a project keeps its virtual environment, by custom (`python -m venv .venv`, uv's,
-# Poetry's in-project one).
-_VENVS = (".venv", "venv", "env")
 
 
 def outside_venv(folder: Path, program: str, said: str) -> str:
@@ -168,11 +166,11 @@ def outside_venv(folder: Path, program: str, said: str) -> str:
     that is not so. Named without the child's output, which a client may be shown."""
     if not _NO_MODULE.search(said):
         return ""
-    venv = next((at / name for at in (folder, *folder.parents) for name in _VENVS
+    venv = next((at / name for at in (folder, *folder.parents) for name in VENVS
                  if (at / name / "pyvenv.cfg").is_file()), None)  # fmt: skip
     if venv is None or Path(program).is_relative_to(venv):
         return ""
-    own = venv / ("Scripts" if sys.platform == "win32" else "bin") / Path(program).name
+    own = venv / VENV_PROGRAMS / Path(program).name
     if not own.exists():
         return f"it does not run in the virtual environment {venv}: start it from there"
     return (

@@ -145,14 +145,13 @@ class Instance(ChildRun):
         if self._not_ready is not None and self._not_ready != EXITED_UNLISTENING:
             return self._not_ready
         told = explain.ended(code) + (f"; {self._left}" if self._left else "")
-        folder = self.process.working_dir
-        missing = (
-            explain.uninstalled(folder)
-            or explain.outside_venv(folder, self.program, self.output.telling())
-            if self._not_ready
-            else ""
-        )
-        return told + (f"; {missing}" if missing else "")
+        if self._not_ready is not None:  # (it ended before it listened: what it may lack)
+            folder = self.process.working_dir
+            missing = explain.uninstalled(folder) or explain.outside_venv(
+                folder, self.program, self.output.telling()
+            )
+            told += f"; {missing}" if missing else ""
+        return told
 
     def _remove_socket(self) -> None:
         if self.pipe is not None:

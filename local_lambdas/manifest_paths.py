@@ -16,6 +16,8 @@ from xml.sax.saxutils import escape
 
 from local_lambdas._compat import IS_WINDOWS
 from local_lambdas.executables import (
+    VENV_PROGRAMS,
+    VENVS,
     find_executable,
     interpreter_problem,
     not_runnable,
@@ -70,10 +72,7 @@ def path_problems(
 
 # Where a project keeps the programs it installs for itself: its virtual environment's
 # scripts, npm's node_modules/.bin.
-_TOOLS = (
-    (".venv/Scripts", "venv/Scripts", "env/Scripts") if IS_WINDOWS
-    else (".venv/bin", "venv/bin", "env/bin")
-) + ("node_modules/.bin",)  # fmt: skip
+_TOOLS = (*(f"{venv}/{VENV_PROGRAMS}" for venv in VENVS), "node_modules/.bin")
 
 
 def _project_tool(executable: str, working_dir: Path) -> str:

@@ -214,7 +214,7 @@ def taken(address: str) -> bool:
     Windows' TIME_WAIT never stops a bind, and its SO_REUSEADDR would let this one steal."""
     host, _, port = address.rpartition(":")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        if os.name != "nt":
+        if not _compat.IS_WINDOWS:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, int(port)))
