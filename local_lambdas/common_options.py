@@ -124,6 +124,14 @@ def add_common(parser: argparse.ArgumentParser) -> None:
         "else the connection closes",
     )
     parser.add_argument(
+        "--keepalive-timeout",
+        metavar="SECONDS",
+        type=seconds,
+        default=75.0,
+        help="a client connection with no request for this long closes (default: 75, as "
+        "nginx's keepalive_timeout)",
+    )
+    parser.add_argument(
         "--log-format",
         choices=("text", "json"),
         default="text",

@@ -305,6 +305,7 @@ class Settings(BaseModel):
     client_header_timeout: Duration = 60.0  # nginx's client_header_timeout
     client_body_timeout: Duration = 60.0  # nginx's client_body_timeout: each wait for bytes
     send_timeout: Duration = 60.0  # nginx's send_timeout: each wait for a client to read on
+    keepalive_timeout: Duration = 75.0  # nginx's keepalive_timeout: an idle client connection
     log_format: Literal["text", "json"] = "text"
     default_cache: int | None = None  # ENABLE_CACHE: bytes of cache for each process without one
     default_cache_entries: int | None = None  # ENABLE_CACHE=N: at most N answers in each

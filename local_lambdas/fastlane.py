@@ -38,7 +38,7 @@ from local_lambdas.tunnel import Tunnel
 
 log = logging.getLogger("local_lambdas.fastlane")
 
-_SWEEP_EVERY: Final = 60.0  # seconds between looks for idle connections
+_SWEEP_EVERY: Final = 60.0  # the most seconds between looks for idle connections
 _time: Final = time.time  # called, not looked up in the module, each request
 
 
@@ -52,6 +52,7 @@ class FastLane:
         aiohttp_server: web.Server,
         head_timeout: float = 60.0,
         send_timeout: float = 60.0,
+        idle_timeout: float = 75.0,
     ) -> None:
         self.proxy = proxy
         self.aiohttp_server = aiohttp_server
@@ -63,8 +64,11 @@ class FastLane:
         self.handed_over = 0  # connections given to aiohttp
         self.connections: set[Connection] = set()
         self.tunnels: set[Tunnel] = set()  # pass-through WebSockets, after their 101
-        # aiohttp's keep-alive timeout, so that a connection lasts as long in either lane.
-        self.idle_timeout = 3630.0
+        # --keepalive-timeout, as aiohttp's server is given it: a connection lasts as long
+        # in either lane. Looked for by a sweep, not a timer per request: closed within a
+        # fifth of it past it (a minute at most).
+        self.idle_timeout = idle_timeout
+        self._sweep_every = min(_SWEEP_EVERY, idle_timeout / 5)
         self._sweeper: asyncio.TimerHandle | None = None
         self._all_closed = asyncio.Event()
         self._all_closed.set()
@@ -85,7 +89,7 @@ class FastLane:
             self._near_the_open_files_limit()
         if self._sweeper is None:
             loop = asyncio.get_running_loop()
-            self._sweeper = loop.call_later(_SWEEP_EVERY, self.sweep)
+            self._sweeper = loop.call_later(self._sweep_every, self.sweep)
 
     def _near_the_open_files_limit(self) -> None:
         """Say once when the process nears its limit of open files: past it uvloop closes
@@ -112,7 +116,7 @@ class FastLane:
             if not connection.busy and connection.idle_since <= before:
                 connection.close_when_idle()
         if self.connections and not self.stopping:
-            self._sweeper = loop.call_later(_SWEEP_EVERY, self.sweep)
+            self._sweeper = loop.call_later(self._sweep_every, self.sweep)
 
     def hand_over(
         self, transport: asyncio.Transport, data: bytes, paused: bool, ended: bool

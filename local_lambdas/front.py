@@ -81,12 +81,16 @@ async def listening(
         new_id=proxy.ids.new_id,
         head_timeout=settings.client_header_timeout,
         send_timeout=settings.send_timeout,
+        keepalive_timeout=settings.keepalive_timeout,
         access_log=None,
     )
     runner = web.ServerRunner(
         server, handle_signals=False, shutdown_timeout=settings.shutdown_timeout
     )
-    lane = FastLane(proxy, server, settings.client_header_timeout, settings.send_timeout)
+    lane = FastLane(
+        proxy, server, settings.client_header_timeout, settings.send_timeout,
+        settings.keepalive_timeout,
+    )  # fmt: skip
     async with contextlib.AsyncExitStack() as teardown:
         teardown.callback(proxy.close)
         await runner.setup()

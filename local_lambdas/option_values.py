@@ -221,6 +221,7 @@ def settings(
         client_header_timeout=args.client_header_timeout,
         client_body_timeout=args.client_body_timeout,
         send_timeout=args.send_timeout,
+        keepalive_timeout=args.keepalive_timeout,
         verbosity=args.verbosity,
         watch=getattr(args, "watch", False),
         only=only,

@@ -159,7 +159,7 @@ async def test_idle_connections_are_closed(write_manifest: WriteManifest, socket
         reader, writer = await connect(run.url)
         writer.write(b"GET /api/x HTTP/1.1\r\nHost: x\r\n\r\n")
         assert (await read_answer(reader)).startswith(b"HTTP/1.1 200")
-        lane.sweep()  # within the idle timeout (aiohttp's, an hour): kept
+        lane.sweep()  # within the idle timeout (--keepalive-timeout, 75 s): kept
         assert len(lane.connections) == 1
         lane.idle_timeout = 0
         lane.sweep()

@@ -740,6 +740,25 @@ async def test_a_client_that_stops_reading_is_cut_off_and_frees_its_slot(
         writer.close()
 
 
+@LANES
+async def test_an_idle_client_connection_closes_after_the_keepalive_timeout(
+    front: Path, socket_dir: Path, fast_lane: bool
+) -> None:
+    """As nginx's keepalive_timeout (75 s; aiohttp's own is an hour): a kept-alive connection
+    with no request for --keepalive-timeout closes, one that goes on asking stays open."""
+    async with running(front, socket_dir, fast_lane=fast_lane, keepalive_timeout=1.0) as run:
+        reader, writer = await connect(run.url)
+        # 2.4 s of requests, past the timeout, never idle for as long:
+        for wait in (0.6, 0.6, 0.6, 0.6, 0):
+            writer.write(b"GET /api/again HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert (await asyncio.wait_for(read_answer(reader), 10)).startswith(b"HTTP/1.1 200")
+            answered = time.monotonic()
+            await asyncio.sleep(wait)
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # closed by the proxy
+        assert 1.0 <= time.monotonic() - answered < 5
+        writer.close()
+
+
 def _somaxconn() -> int:
     """The kernel's cap on a listener's backlog."""
     return int(Path("/proc/sys/net/core/somaxconn").read_text())

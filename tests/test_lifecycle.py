@@ -727,6 +727,7 @@ async def test_port_in_use_is_one_clear_line(write_manifest: WriteManifest, tmp_
     (["--client-body-timeout", "2m", "--shutdown-timeout", "-1"],
      "argument --shutdown-timeout: '-1' is not a time above 0"),
     (["--send-timeout", "soon"], "argument --send-timeout: 'soon' is not a time"),
+    (["--keepalive-timeout", "0"], "argument --keepalive-timeout: '0' is not a time above 0"),
     (["--only", " , "], "--only ' , ' names no process; give ids, e.g. --only api,web"),
     (["--admin-prefix", "/x"], "--admin-prefix '/x' must be a path that begins and ends "
      'with "/", like /_/ or /admin/: write "/x/"'),
