@@ -1106,6 +1106,33 @@ async def test_a_slow_child_is_504_at_its_timeout_and_never_asked_twice(
         assert not any("slow request 2" in line for line in run.child("web").output.lines)
 
 
+async def test_requests_to_a_silent_child_are_each_504_at_their_own_timeout(
+    write_manifest: WriteManifest, socket_dir: Path
+) -> None:
+    """Requests that came at different times, to a child that answers none, are each 504
+    close to <timeout> after they came (the limits are looked at often enough), not up to a
+    quarter of it later."""
+    extra = "<timeout>4s</timeout>"
+    path = write_manifest(
+        process_xml("raw", "/raw/*", mode="passthrough", script="raw_http.py", extra=extra)
+    )
+    loop = asyncio.get_running_loop()
+
+    async def late_by(delay: float) -> float:
+        await asyncio.sleep(delay)
+        started = loop.time()
+        async with run.http.get(run.url + "/raw/stall") as reply:
+            assert reply.status == 504
+        return loop.time() - started - 4.0
+
+    async with running(path, socket_dir) as run:
+        # Ten requests over a second: one look a second would find some 0.9 s late.
+        lateness = await asyncio.gather(*(late_by(n * 0.1) for n in range(10)))
+    assert min(lateness) >= 0, lateness
+    # Each at most a tenth of the limit late (0.4 s), with room for a busy machine's stalls.
+    assert max(lateness) < 0.7, lateness
+
+
 @pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
 async def test_a_child_that_takes_no_more_of_an_upload_is_504_at_its_timeout(
     write_manifest: WriteManifest, socket_dir: Path, fast_lane: bool

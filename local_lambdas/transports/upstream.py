@@ -89,7 +89,9 @@ class Upstream:
         self._timed.add(exchange)
         if self._sweeper is None:
             assert exchange.timeout is not None
-            self._sweep_every = min(1.0, max(0.05, exchange.timeout / 4))
+            # A tenth of the limit (a second at most): a 504 within 10% of <timeout>, not
+            # the 25% that a quarter left (a 2 s limit answered at 2.5 s).
+            self._sweep_every = min(1.0, max(0.05, exchange.timeout / 10))
             loop = exchange.loop
             self._sweeper = loop.call_at(loop.time() + self._sweep_every, self._sweep, loop)
 
