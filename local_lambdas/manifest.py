@@ -115,6 +115,11 @@ def _parse(data: bytes, shown: str) -> etree._Element:
                    "delete that line, or write the comment without --")  # fmt: skip
         elif "Invalid bytes in character encoding" in message:
             fix = _encoding_fix(data)
+        elif "Unsupported encoding" in message:  # (a name Python knows, libxml2 not: latin-1)
+            fix = (
+                'declare it by a name XML parsers know, as encoding="ISO-8859-1" or '
+                '"windows-1252", or save the file as UTF-8 and drop the declaration'
+            )
         elif b"\x00" in data[:2]:  # NULs between ASCII characters, and no byte-order mark
             fix = "the file is UTF-16 without a byte-order mark, which XML needs; save it as UTF-8"
         raise ManifestError(

@@ -536,6 +536,10 @@ CASES: dict[str, tuple[str | bytes, list[tuple[int | None, str]]]] = {
         b'<?xml version="1.0" encoding="UTF-8"?>\n<manifest><process><id>caf\xe9</id>',
         [(2, "the file is not the UTF-8 its first line declares; save it as UTF-8, or")],
     ),
+    "an encoding declared by a name XML parsers do not know": (
+        b'<?xml version="1.0" encoding="latin-1"?>\n<manifest><process><id>caf\xe9</id>',
+        [(1, "Unsupported encoding: latin-1; declare it by a name XML parsers know, as enco")],
+    ),
     # (As an editor or `iconv -t UTF-16LE` saves it: with its BOM it is read.)
     "saved as UTF-16 without its byte-order mark": (
         "<manifest>\n  <process>".encode("utf-16-le"),
