@@ -879,6 +879,20 @@ def test_a_bare_executable_its_project_installed_for_itself_is_named(tmp_path: P
     ]
 
 
+def test_values_on_lines_of_their_own_are_read_without_their_blanks(tmp_path: Path) -> None:
+    """A manifest an editor or a formatter laid out, each value on a line of its own: the
+    blanks around a value are no part of it, for the words the schema lists too."""
+    values = {"communication_mode": "pipe-keepalive", "restart": "on-failure",
+              "start": "on-request", "watch": "off", "timeout": "5s"}  # fmt: skip
+    laid_out = "".join(f"<{k}>\n      {v}\n    </{k}>\n" for k, v in values.items())
+    text = "<manifest><process>" + "".join(OK) + laid_out + "</process></manifest>"
+    (process,) = load(tmp_path, text).processes
+    assert process.communication_mode.value == "pipe-keepalive"
+    assert (process.restart.value, process.start, process.timeout) == (
+        "on-failure", "on-request", 5.0
+    )  # fmt: skip
+
+
 def test_editor_schema_hints_are_accepted(tmp_path: Path) -> None:
     text = (
         '<manifest xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
