@@ -51,10 +51,15 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.loadgroup = True
 
 
+# Module-scoped fixtures costly to start: the tests that use one run on one worker, so that
+# it starts once (`shared`: the module's proxies; test_browser's `chromium`).
+SHARED_FIXTURES = frozenset({"shared", "chromium"})
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "shared" in getattr(item, "fixturenames", ()):
+        if SHARED_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.xdist_group(item.path.stem))
 
 

@@ -13,11 +13,23 @@ import shutil
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+import pytest_asyncio
 from aiohttp import web
 
-from tests.helpers import WriteManifest, eventually, process_xml, running, worker_xml
+from tests.helpers import (
+    ON_SHARED_LOOP,
+    WriteManifest,
+    eventually,
+    process_xml,
+    running,
+    worker_xml,
+)
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, Page
 
 CHROMIUM = shutil.which("chromium")
 playwright = pytest.importorskip("playwright.async_api", reason="Playwright is not installed")
@@ -41,6 +53,28 @@ ARGS = [
 ]  # fmt: skip
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def chromium() -> AsyncIterator[Browser]:
+    """One Chromium for the module's tests (a launch is 3-4 s of CPU, the suite's costliest
+    start); each test opens a context of its own (cookies, storage), closed with it."""
+    async with playwright.async_playwright() as driver:
+        browser = await driver.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@contextlib.asynccontextmanager
+async def own_page(browser: Browser) -> AsyncIterator[Page]:
+    """A page in a browser context of its own, closed after."""
+    context = await browser.new_context()
+    try:
+        yield await context.new_page()
+    finally:
+        await context.close()
+
+
 @contextlib.asynccontextmanager
 async def page_server(html: str, at: str = "/") -> AsyncIterator[str]:
     """A web server of the test's own serving `html` at `at`; its origin."""
@@ -59,29 +93,24 @@ async def page_server(html: str, at: str = "/") -> AsyncIterator[str]:
         await runner.cleanup()
 
 
+@ON_SHARED_LOOP
 async def test_a_page_on_another_origin_calls_a_route(
-    write_manifest: WriteManifest, socket_dir: Path
+    write_manifest: WriteManifest, socket_dir: Path, chromium: Browser
 ) -> None:
     path = write_manifest(process_xml("api", "/api/*", mode="pipe-keepalive"))
     async with page_server(PAGE) as origin:
-        async with running(path, socket_dir, cors=(origin,)) as run, \
-                playwright.async_playwright() as driver:  # fmt: skip
-            browser = await driver.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            try:
-                page = await browser.new_page()
-                await page.goto(origin + "/")
-                allowed = await page.evaluate("url => call(url)", run.url + "/api/x")
-                assert allowed["status"] == 200, allowed
-                assert allowed["id"], "X-Request-Id is exposed to the page"
-                assert allowed["body"]["method"] == "POST"
-                assert ["Origin", origin] in allowed["body"]["headers"]
-                # The same page, another proxy whose list does not name it: refused.
-                async with running(path, socket_dir.with_name(socket_dir.name + "b"),
+        async with running(path, socket_dir, cors=(origin,)) as run, own_page(chromium) as page:
+            await page.goto(origin + "/")
+            allowed = await page.evaluate("url => call(url)", run.url + "/api/x")
+            assert allowed["status"] == 200, allowed
+            assert allowed["id"], "X-Request-Id is exposed to the page"
+            assert allowed["body"]["method"] == "POST"
+            assert ["Origin", origin] in allowed["body"]["headers"]
+            # The same page, another proxy whose list does not name it: refused.
+            async with running(path, socket_dir.with_name(socket_dir.name + "b"),
                                    cors=("http://elsewhere.example",)) as other:  # fmt: skip
-                    refused = await page.evaluate("url => call(url)", other.url + "/api/x")
-                assert "error" in refused and "Failed to fetch" in refused["error"], refused
-            finally:
-                await browser.close()
+                refused = await page.evaluate("url => call(url)", other.url + "/api/x")
+            assert "error" in refused and "Failed to fetch" in refused["error"], refused
 
 
 # A page whose fetches each carry a new cookie: the browser repeats its other headers on a
@@ -103,8 +132,9 @@ async function calls(paths, count) {
 </script>"""
 
 
+@ON_SHARED_LOOP
 async def test_each_fetch_of_a_page_reaches_its_route_with_its_own_cookie(
-    write_manifest: WriteManifest, socket_dir: Path
+    write_manifest: WriteManifest, socket_dir: Path, chromium: Browser
 ) -> None:
     web_child = process_xml("web", "/web/*", mode="passthrough", script="web_child.py",
                             extra="<strip_prefix>/web</strip_prefix>")  # fmt: skip
@@ -113,95 +143,85 @@ async def test_each_fetch_of_a_page_reaches_its_route_with_its_own_cookie(
                      "<communication_mode>passthrough</communication_mode></process>")  # fmt: skip
         path = write_manifest(process_xml("api", "/api/*", mode="pipe-keepalive"), web_child,
                               app_route)  # fmt: skip
-        async with running(path, socket_dir) as run, \
-                playwright.async_playwright() as driver:  # fmt: skip
-            browser = await driver.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            try:
-                page = await browser.new_page()
-                await page.goto(run.url + "/app/")
-                seen = await page.evaluate("() => calls(['/api/x', '/web/echo'], 20)")
-            finally:
-                await browser.close()
+        async with running(path, socket_dir) as run, own_page(chromium) as page:
+            await page.goto(run.url + "/app/")
+            seen = await page.evaluate("() => calls(['/api/x', '/web/echo'], 20)")
     assert len(seen) == 40
     for route, n, status, cookie in seen:
         assert (status, cookie) == (200, f"n={n}"), (route, n, seen)
 
 
-async def test_the_dashboard_live(write_manifest: WriteManifest, socket_dir: Path) -> None:
+@ON_SHARED_LOOP
+async def test_the_dashboard_live(
+    write_manifest: WriteManifest, socket_dir: Path, chromium: Browser
+) -> None:
     """The dashboard at /_/ in Chromium: process rows as /_/status says, a request made with
     curl listed within a second and opened, Replay, a killed child's restart, a child's log
     line, and the Restart button."""
     # A worker: nothing is routed to it: its row says so.
     worker = worker_xml("queue", "-c", "import time; time.sleep(60)")
     path = write_manifest(process_xml("api", "/api/*"), process_xml("other", "/other/*"), worker)
-    async with running(path, socket_dir) as run, playwright.async_playwright() as driver:
-        browser = await driver.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = await browser.new_page()
-            await page.goto(run.url + "/_/")
-            await page.wait_for_selector('[data-process="api"][data-state="READY"]')
-            async with run.http.get(run.url + "/_/status") as reply:
-                status = await reply.json()
-            for name, process in status["processes"].items():
-                row = page.locator(f'[data-process="{name}"]')
-                assert await row.get_attribute("data-state") == process["state"]
-                pid = str(process["instances"][0]["pid"])
-                assert pid in await row.inner_text()
-            queue = await page.locator('[data-process="queue"]').inner_text()
-            assert re.search(r"\bnone\s+-\s+READY\b", queue), queue
-            # Every change of a row's state, as the page saw it.
-            await page.evaluate("""() => { window.states = [];
-                new MutationObserver((changes) => { for (const c of changes)
-                  if (c.attributeName === "data-state")
-                    window.states.push(c.target.getAttribute("data-process") + " " +
-                                       c.target.getAttribute("data-state")); })
-                .observe(document.getElementById("process-rows"),
-                         {subtree: true, attributes: true, childList: true}); }""")
+    async with running(path, socket_dir) as run, own_page(chromium) as page:
+        await page.goto(run.url + "/_/")
+        await page.wait_for_selector('[data-process="api"][data-state="READY"]')
+        async with run.http.get(run.url + "/_/status") as reply:
+            status = await reply.json()
+        for name, process in status["processes"].items():
+            row = page.locator(f'[data-process="{name}"]')
+            assert await row.get_attribute("data-state") == process["state"]
+            pid = str(process["instances"][0]["pid"])
+            assert pid in await row.inner_text()
+        queue = await page.locator('[data-process="queue"]').inner_text()
+        assert re.search(r"\bnone\s+-\s+READY\b", queue), queue
+        # Every change of a row's state, as the page saw it.
+        await page.evaluate("""() => { window.states = [];
+            new MutationObserver((changes) => { for (const c of changes)
+              if (c.attributeName === "data-state")
+                window.states.push(c.target.getAttribute("data-process") + " " +
+                                   c.target.getAttribute("data-state")); })
+            .observe(document.getElementById("process-rows"),
+                     {subtree: true, attributes: true, childList: true}); }""")
 
-            curl = await asyncio.create_subprocess_exec(
-                "curl", "-sS", "-D", "-", "-o", "/dev/null", "-H", "X-Tag: from-curl",
-                "--data-binary", "hello from curl", run.url + "/api/log?x=1",
-                stdout=asyncio.subprocess.PIPE,
-            )  # fmt: skip
-            head, _ = await curl.communicate()
-            rid = re.search(rb"X-Request-Id: (\w+)", head).group(1).decode()  # type: ignore[union-attr]
-            row = page.locator(f'[data-request-id="{rid}"]')
-            await row.wait_for(timeout=1000)  # within a second
-            await row.click()
-            detail = page.locator("#detail")
-            await detail.get_by_role("cell", name="from-curl").wait_for()  # a request header
-            await detail.get_by_text("hello from curl", exact=True).wait_for()  # its body
-            await detail.get_by_text(f"handling request {rid}").first.wait_for()  # its log line
+        curl = await asyncio.create_subprocess_exec(
+            "curl", "-sS", "-D", "-", "-o", "/dev/null", "-H", "X-Tag: from-curl",
+            "--data-binary", "hello from curl", run.url + "/api/log?x=1",
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        head, _ = await curl.communicate()
+        rid = re.search(rb"X-Request-Id: (\w+)", head).group(1).decode()  # type: ignore[union-attr]
+        row = page.locator(f'[data-request-id="{rid}"]')
+        await row.wait_for(timeout=1000)  # within a second
+        await row.click()
+        detail = page.locator("#detail")
+        await detail.get_by_role("cell", name="from-curl").wait_for()  # a request header
+        await detail.get_by_text("hello from curl", exact=True).wait_for()  # its body
+        await detail.get_by_text(f"handling request {rid}").first.wait_for()  # its log line
 
-            await detail.get_by_role("button", name="Replay").click()
-            replay = detail.get_by_role("heading", name="Replay")
-            await replay.wait_for()
-            replayed = await detail.locator(".answers > div").nth(1).inner_text()
-            new = re.search(r"([0-9a-f]{16})", replayed).group(1)  # type: ignore[union-attr]
-            assert new != rid and "200" in replayed
-            await page.locator(f'[data-request-id="{new}"]').wait_for(timeout=1000)
+        await detail.get_by_role("button", name="Replay").click()
+        replay = detail.get_by_role("heading", name="Replay")
+        await replay.wait_for()
+        replayed = await detail.locator(".answers > div").nth(1).inner_text()
+        new = re.search(r"([0-9a-f]{16})", replayed).group(1)  # type: ignore[union-attr]
+        assert new != rid and "200" in replayed
+        await page.locator(f'[data-request-id="{new}"]').wait_for(timeout=1000)
 
-            await page.locator("#log-lines").get_by_text(f"handling request {new}").wait_for()
+        await page.locator("#log-lines").get_by_text(f"handling request {new}").wait_for()
 
-            old = run.child("api").pid
-            assert old is not None
-            os.kill(old, signal.SIGKILL)
-            await page.wait_for_function(
-                """([old]) => { const row = document.querySelector('[data-process="api"]');
-                     return row.dataset.state === "READY" && !row.innerText.includes(old); }""",
-                arg=[str(old)],
-            )  # fmt: skip
-            seen = await page.evaluate("window.states")
-            assert any(s.startswith("api ") and s != "api READY" for s in seen), seen
+        old = run.child("api").pid
+        assert old is not None
+        os.kill(old, signal.SIGKILL)
+        await page.wait_for_function(
+            """([old]) => { const row = document.querySelector('[data-process="api"]');
+                 return row.dataset.state === "READY" && !row.innerText.includes(old); }""",
+            arg=[str(old)],
+        )  # fmt: skip
+        seen = await page.evaluate("window.states")
+        assert any(s.startswith("api ") and s != "api READY" for s in seen), seen
 
-            other = run.child("other").pid
-            await (
-                page.locator('[data-process="other"]').get_by_role("button", name="Restart").click()
-            )
-            await page.get_by_text("other: restarted, READY").wait_for()
-            assert run.child("other").pid != other
-        finally:
-            await browser.close()
+        other = run.child("other").pid
+        await page.locator('[data-process="other"]').get_by_role("button", name="Restart").click()
+        await page.get_by_text("other: restarted, READY").wait_for()
+        assert run.child("other").pid != other
 
 
 FIREFOX = shutil.which("firefox-esr") or shutil.which("firefox")
