@@ -66,9 +66,9 @@ class FastLane:
         self.tunnels: set[Tunnel] = set()  # pass-through WebSockets, after their 101
         # --keepalive-timeout, as aiohttp's server is given it: a connection lasts as long
         # in either lane. Looked for by a sweep, not a timer per request: closed within a
-        # fifth of it past it (a minute at most).
+        # fifth of it past it (a minute at most; 50 ms at least, however short it is).
         self.idle_timeout = idle_timeout
-        self._sweep_every = min(_SWEEP_EVERY, idle_timeout / 5)
+        self._sweep_every = min(_SWEEP_EVERY, max(0.05, idle_timeout / 5))
         self._sweeper: asyncio.TimerHandle | None = None
         self._all_closed = asyncio.Event()
         self._all_closed.set()
