@@ -88,9 +88,12 @@ async def listening(
         server, handle_signals=False, shutdown_timeout=settings.shutdown_timeout
     )
     lane = FastLane(
-        proxy, server, settings.client_header_timeout, settings.send_timeout,
-        settings.keepalive_timeout,
-    )  # fmt: skip
+        proxy,
+        server,
+        head_timeout=settings.client_header_timeout,
+        send_timeout=settings.send_timeout,
+        idle_timeout=settings.keepalive_timeout,
+    )
     async with contextlib.AsyncExitStack() as teardown:
         teardown.callback(proxy.close)
         await runner.setup()
