@@ -37,8 +37,11 @@ class HttpTransport:
             # The child exited between this request's lease and its send.
             raise ChildUnreachable("the child exited before the request was sent")
         body = request.encode()
+        # Accept-Encoding: identity: without it any coding is acceptable (RFC 9110 12.5.3),
+        # and a server's compression would be taken for a body that is not JSON.
         head = (
             f"POST / HTTP/1.1\r\nHost: {self._host}\r\nContent-Type: application/json\r\n"
+            "Accept-Encoding: identity\r\n"
             f"X-Request-Id: {request.request_id}\r\n{TOKEN_HEADER}: {request.token}\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode("latin-1")
@@ -52,6 +55,14 @@ class HttpTransport:
         try:
             return self._answers.decode(reply.answer)
         except BadResponse as exc:
+            coding = raw_header(first, b"content-encoding")
+            if coding and coding.lower() != "identity":
+                raise BadResponse(
+                    f"{exc}; its HTTP reply was compressed (Content-Encoding: {coding}) though "
+                    "the request asked for none (Accept-Encoding: identity): send the JSON "
+                    "envelope uncompressed",
+                    exc.received,
+                ) from exc
             content_type = (raw_header(first, b"content-type") or "").lower()
             if "json" in content_type and not isinstance(exc, NotAnAnswer):
                 raise

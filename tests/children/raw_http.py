@@ -20,6 +20,7 @@ library only.
 """
 
 import base64
+import gzip
 import json
 import os
 import socket
@@ -121,16 +122,25 @@ def echo(conn: socket.socket, head: bytes, body: bytes) -> None:
     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(said), said))
 
 
-def envelope(conn: socket.socket, body: bytes) -> None:
+def envelope(conn: socket.socket, request_head: bytes, body: bytes) -> None:
     """Answer an `http` envelope request (POST /) with the last segment of its uri as the
     body, each answer's head the same for words of one length; `two`, in two writes; `rest`,
-    with JSON of its own (a REST API's), not a response object."""
+    with JSON of its own (a REST API's), not a response object; `codings`, with the request's
+    Accept-Encoding as the body; `gzipped`, gzipped whatever that said."""
     word = json.loads(body)["uri"].rsplit("/", 1)[-1].encode()
+    if word == b"codings":
+        lines = request_head.lower().split(b"\r\n")
+        word = b",".join(line.split(b":", 1)[1].strip() for line in lines
+                         if line.startswith(b"accept-encoding:"))  # fmt: skip
     reply = json.dumps({"body": base64.b64encode(word).decode()}).encode()
     if word == b"rest":
         reply = b'{"message": "hello", "items": [1, 2]}'
-    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(
-        reply
+    coded = b""
+    if word == b"gzipped":
+        reply, coded = gzip.compress(reply), b"Content-Encoding: gzip\r\n"
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n" % (
+        coded,
+        len(reply),
     )
     if word == b"two":
         conn.sendall(head)
@@ -200,7 +210,7 @@ def serve(conn: socket.socket) -> None:
                 if name == "echo":
                     echo(conn, head, body)
                 else:
-                    envelope(conn, body)
+                    envelope(conn, head, body)
                 continue
             if name in IN_PARTS:
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
