@@ -661,34 +661,39 @@ async def test_a_plain_web_server_in_http_mode_is_told_to_use_pass_through(
     assert "<communication_mode>passthrough</communication_mode>" in error
 
 
-async def test_an_http_child_is_asked_for_its_envelope_uncompressed(
-    write_manifest: WriteManifest, socket_dir: Path
-) -> None:
+# A raw web server behind the `http` envelope: its answers, right or wrong, by path.
+RAW_ENVELOPE = process_xml("raw", "/api/*", mode="http", script="raw_http.py")
+
+
+async def _error_of(shared: SharedProxies, path: str) -> str:
+    """The 502's error for `path` from the RAW_ENVELOPE child."""
+    run = await shared.get(RAW_ENVELOPE)
+    async with run.http.get(run.url + path) as reply:
+        assert reply.status == 502
+        return str((await reply.json())["error"])
+
+
+@ON_SHARED_LOOP
+async def test_an_http_child_is_asked_for_its_envelope_uncompressed(shared: SharedProxies) -> None:
     """With no Accept-Encoding any coding is acceptable (RFC 9110), so a server's compression
     would make the envelope unreadable: the request asks for identity, and a reply
     compressed all the same is a 502 that says so."""
-    path = write_manifest(process_xml("raw", "/api/*", mode="http", script="raw_http.py"))
-    async with running(path, socket_dir) as run:
-        async with run.http.get(run.url + "/api/codings") as reply:
-            assert (reply.status, await reply.text()) == (200, "identity")
-        async with run.http.get(run.url + "/api/gzipped") as reply:
-            assert reply.status == 502
-            error = (await reply.json())["error"]
+    run = await shared.get(RAW_ENVELOPE)
+    async with run.http.get(run.url + "/api/codings") as reply:
+        assert (reply.status, await reply.text()) == (200, "identity")
+    error = await _error_of(shared, "/api/gzipped")
     assert error.endswith(
         "its HTTP reply was compressed (Content-Encoding: gzip) though the request asked for "
         "none (Accept-Encoding: identity): send the JSON envelope uncompressed"
     ), error
 
 
+@ON_SHARED_LOOP
 async def test_a_rest_api_in_http_mode_is_told_its_json_is_no_response_object(
-    write_manifest: WriteManifest, socket_dir: Path
+    shared: SharedProxies,
 ) -> None:
     """A web server answering its own JSON ({"message": ...}) went out as an empty 200."""
-    path = write_manifest(process_xml("raw", "/api/*", mode="http", script="raw_http.py"))
-    async with running(path, socket_dir) as run:
-        async with run.http.get(run.url + "/api/rest") as reply:
-            assert reply.status == 502
-            error = (await reply.json())["error"]
+    error = await _error_of(shared, "/api/rest")
     assert error.startswith(
         "the answer has none of the response object's keys (status, headers, body), only "
         '"message", "items": the child answered JSON of its own, not the object '
