@@ -7,6 +7,7 @@ what is aiohttp's (its request object, reading the body, 100 Continue, its respo
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Final
@@ -34,6 +35,8 @@ from local_lambdas.router import authority
 from local_lambdas.spool import Spool
 from local_lambdas.transports.aiohttp_side import UPLOAD_STARTED, Relayed
 
+log = logging.getLogger("local_lambdas.aiohandler")
+
 AdminHandler = Callable[[web.BaseRequest, str], Awaitable[web.StreamResponse]]
 # Statuses after which the connection is closed, as nginx does: the request may not have
 # been read to its end, so the next bytes cannot be trusted to start a request.
@@ -46,6 +49,22 @@ class AioHandler:
     def __init__(self, proxy: Proxy, admin: AdminHandler | None = None) -> None:
         self._proxy = proxy
         self._admin = admin
+        self._told_no_websockets: set[str] = set()  # the processes _no_websockets named
+
+    def _no_websockets(self, pool: Pool, method: str, path: str) -> None:
+        """Say, once a process, that a WebSocket handshake came to an envelope-mode process:
+        it is answered as a plain request (as a server without WebSockets answers it, and as
+        nginx passes it on), and the browser's WebSocket fails with no word of why."""
+        process = pool.process
+        if process.id in self._told_no_websockets:
+            return
+        self._told_no_websockets.add(process.id)
+        log.warning(
+            "%s: a WebSocket handshake (%s %s) came to this process, whose mode (%s) has no "
+            "WebSockets: it was answered as a plain request; a WebSocket server goes behind "
+            "<communication_mode>passthrough</communication_mode>",
+            process.id, method, path, process.communication_mode.value,
+        )  # fmt: skip
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """aiohttp's handler for every request it gets: pass-through, the admin endpoints,
@@ -118,6 +137,8 @@ class AioHandler:
                     answer.headers["X-Request-Id"] = request_id
         elif fate is Fate.ENVELOPE:
             assert pool is not None
+            if request.headers.get("Upgrade", "").lower() == "websocket":
+                self._no_websockets(pool, method, path)
             try:
                 # A body past BUFFERED waits for its child in a temporary file (spool.py).
                 whole = await keep_body(request, pool.process.max_body_size, proxy.body_timeout)

@@ -759,6 +759,31 @@ async def test_an_idle_client_connection_closes_after_the_keepalive_timeout(
         writer.close()
 
 
+@LANES
+async def test_a_websocket_handshake_to_an_envelope_process_is_answered_and_explained(
+    front: Path, socket_dir: Path, fast_lane: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A pipe child has no WebSockets: the handshake is answered as a plain request (as a
+    server without them answers it), and the log says why the browser's WebSocket failed,
+    once."""
+    handshake = (
+        b"GET /api/live HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    async with running(front, socket_dir, fast_lane=fast_lane) as run:
+        for _ in range(2):
+            reader, writer = await connect(run.url)
+            writer.write(handshake)
+            assert (await asyncio.wait_for(read_answer(reader), 10)).startswith(b"HTTP/1.1 200")
+            writer.close()
+    said = [r.getMessage() for r in caplog.records if "WebSocket handshake" in r.getMessage()]
+    assert said == [
+        "api: a WebSocket handshake (GET /api/live) came to this process, whose mode (pipe) "
+        "has no WebSockets: it was answered as a plain request; a WebSocket server goes "
+        "behind <communication_mode>passthrough</communication_mode>"
+    ], said
+
+
 def _somaxconn() -> int:
     """The kernel's cap on a listener's backlog."""
     return int(Path("/proc/sys/net/core/somaxconn").read_text())
