@@ -50,10 +50,13 @@ class FastLane:
         self,
         proxy: Proxy,
         aiohttp_server: web.Server,
-        head_timeout: float = 60.0,
-        send_timeout: float = 60.0,
-        idle_timeout: float = 75.0,
+        *,
+        head_timeout: float,
+        send_timeout: float,
+        idle_timeout: float,
     ) -> None:
+        """The three client timeouts are the run's Settings (--client-header-timeout,
+        --send-timeout, --keepalive-timeout), whose defaults are the only ones."""
         self.proxy = proxy
         self.aiohttp_server = aiohttp_server
         self.head_timeout = head_timeout
