@@ -49,7 +49,9 @@ class Admin:
         self.dashboard = dashboard
         self._supervisor = supervisor
         self._started = time.time()
-        self._endpoints: dict[str, Callable[[], web.Response]] = {
+        # Each given whether the client may read the children's output (the line of it that
+        # says why one is not ready): a loopback client, or any under --admin-public.
+        self._endpoints: dict[str, Callable[[bool], web.Response]] = {
             "health": self._health,
             "ready": self._ready,
             "status": self._status,
@@ -89,7 +91,7 @@ class Admin:
             )
             answer.headers["Allow"] = "GET, HEAD"
             return answer
-        return endpoint()
+        return endpoint(self.public or is_loopback(request.remote))
 
     async def _process_action(
         self, request: web.BaseRequest, path: str, parts: list[str]
@@ -131,7 +133,7 @@ class Admin:
         pool = self._supervisor.pools[process]
         body = {"process": process, "restarted": ready, "state": pool.state.value}
         if not ready:
-            why = self._supervisor.failed_replacements.get(process) or pool.why_not_ready()
+            why = self._supervisor.failed_replacements.get(process) or pool.why_not_ready(said=True)
             body["error"] = (
                 "the proxy is stopping"
                 if self._supervisor.stopping
@@ -139,20 +141,21 @@ class Admin:
             )
         return web.json_response(body, status=200 if ready else 503)
 
-    def _health(self) -> web.Response:
+    def _health(self, told: bool) -> web.Response:
         uptime = round(time.time() - self._started, 3)
         return web.json_response({"status": "ok", "uptime_s": uptime})
 
-    def _ready(self) -> web.Response:
-        waiting = self._supervisor.not_ready()  # (what `run` waits for, too)
+    def _ready(self, told: bool) -> web.Response:
+        waiting = self._supervisor.not_ready(said=told)  # (what `run` waits for, too)
         body = {"ready": not waiting, "not_ready": waiting}
         return web.json_response(body, status=503 if waiting else 200)
 
-    def _status(self) -> web.Response:
+    def _status(self, told: bool) -> web.Response:
         return web.json_response(self.status())
 
     def status(self) -> dict[str, object]:
-        """What /_/status answers (and the dashboard shows)."""
+        """What /_/status answers (and the dashboard shows): for loopback clients, or any
+        under --admin-public, as its children's last lines are."""
         pools = self._supervisor.pools
         processes = {pid: _status(self._supervisor, pool) for pid, pool in pools.items()}
         tasks = {
@@ -162,7 +165,7 @@ class Admin:
         }  # fmt: skip
         return {"processes": processes, "tasks": tasks}
 
-    def _metrics(self) -> web.Response:
+    def _metrics(self, told: bool) -> web.Response:
         from local_lambdas import metrics  # prometheus_client: a tenth of the start, if here
 
         body = metrics.exposition(self._supervisor)
@@ -215,13 +218,14 @@ def _left(until: float) -> float | None:
 
 
 def _reason(pool: Pool) -> str | None:
-    """Why a process is not ready, as /_/ready says it less the state ("gave up after 6 failed
-    starts..." of a FATAL one), or why it is left out (--only); None while it is ready."""
+    """Why a process is not ready, as /_/ready says it to a loopback client less the state
+    ("gave up after 6 failed starts...; its last output: ..." of a FATAL one), or why it is
+    left out (--only); None while it is ready."""
     if pool.disabled is not None:
         return pool.disabled
     if pool.ready:
         return None
-    return pool.why_not_ready().partition(": ")[2] or None
+    return pool.why_not_ready(said=True).partition(": ")[2] or None
 
 
 def _status(supervisor: Supervisor, pool: Pool) -> dict[str, object]:

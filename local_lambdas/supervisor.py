@@ -164,11 +164,14 @@ class Supervisor(Reloads):
         )  # fmt: skip
         return [c for c in self.children if c.state is not State.READY]
 
-    def not_ready(self) -> dict[str, str]:
+    def not_ready(self, *, said: bool = False) -> dict[str, str]:
         """What is not ready yet, by id, and why: each process not READY (IDLE, asleep until
         a request, counts as ready; one not started yet, as its <build> runs, does not) and
-        each <task> not done (a CI job's tests may need what it makes: a database seeded)."""
-        waiting = {pid: pool.why_not_ready() for pid, pool in self.pools.items() if not pool.ready}
+        each <task> not done (a CI job's tests may need what it makes: a database seeded).
+        With `said`, the line of a process's output that says why (Instance.account)."""
+        waiting = {
+            pid: pool.why_not_ready(said=said) for pid, pool in self.pools.items() if not pool.ready
+        }
         waiting |= {
             name: f"{run.state} (task)" + (f": {run.cause}" if run.cause else "")
             for name, run in self.tasks.items() if run.state != "DONE"

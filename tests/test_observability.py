@@ -7,9 +7,11 @@ import json
 import socket
 import sys
 from pathlib import Path
+from typing import cast
 from unittest import mock
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -59,6 +61,18 @@ async def test_endpoints_report_known_states(
             ready = await reply.json()
         assert ready["ready"] is False and list(ready["not_ready"]) == ["broken"]
         assert ready["not_ready"]["broken"].startswith("FATAL: gave up")
+        # A loopback client (a CI job's probe) is told the line that says why; a client from
+        # another host, which /_/ready answers too, is not: a child's output may hold secrets.
+        # (Mocked, as no other host can be reached here: the peer address such a client has.)
+        assert ready["not_ready"]["broken"].endswith("; its last output: missing API_KEY")
+        transport = mock.Mock()
+        transport.get_extra_info.side_effect = lambda key, default=None: (
+            ("192.0.2.7", 40000) if key == "peername" else default
+        )
+        remote = make_mocked_request("GET", "/_/ready", transport=transport)
+        answer = await Admin(run.supervisor, "/_/").handle(remote, "/_/ready")
+        told = json.loads(cast(web.Response, answer).text or "")["not_ready"]["broken"]
+        assert told == ready["not_ready"]["broken"].partition("; its last output")[0]
 
         async with run.http.get(run.url + "/_/status") as reply:
             status = (await reply.json())["processes"]

@@ -852,7 +852,7 @@ async def test_a_server_that_stops_listening_while_it_runs_is_waited_for(
             reason = (await reply.json())["not_ready"]["dev"]
         assert reason.startswith(f"STARTING: its process (pid {child.pid}) runs but stopped ")
         assert reason.endswith(f"listening on http://{child.link.address}; waiting for it to "
-                               "listen again")  # fmt: skip
+                               "listen again; its last output: reloading")  # fmt: skip
         assert not post.done()
         flag.touch()
         async with await post as reply:
