@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import selectors
@@ -47,13 +48,15 @@ class Forked:
         self,
         pid: int,
         stdout: asyncio.StreamReader,
-        pipe: asyncio.BaseTransport,
+        pipes: list[asyncio.BaseTransport],
         status: socket.socket,
         said: bytes,
+        stderr: asyncio.StreamReader | None = None,
     ) -> None:
         self.pid = pid
         self.stdout = stdout
-        self._pipe = pipe  # stdout's
+        self.stderr = stderr  # None: its errors are in `stdout`
+        self._pipes = pipes  # stdout's, and stderr's when apart
         self.returncode: int | None = None
         self._ended = asyncio.ensure_future(self._status(status, said))
 
@@ -74,7 +77,8 @@ class Forked:
     def close(self) -> None:
         """Let go of its output, read or not (the test is over): left to the garbage
         collector, the pipe was an "unclosed file" warning in a later test."""
-        self._pipe.close()
+        for pipe in self._pipes:
+            pipe.close()
 
     def send_signal(self, signum: int) -> None:
         if self.returncode is None:
@@ -107,17 +111,24 @@ def _server() -> socket.socket:
     return _server_started[0]
 
 
-async def start(args: list[str], env: dict[str, str], cwd: Path | None) -> Forked:
+async def start(
+    args: list[str], env: dict[str, str], cwd: Path | None, *, apart: bool = False
+) -> Forked:
     """`python -m local_lambdas ARGS` forked, in `cwd` (else this process's) with exactly
-    `env`, its output and errors into one pipe read as `stdout`."""
-    read, write = os.pipe()
+    `env`, its output and errors into one pipe read as `stdout`, or, `apart`, its errors
+    into another read as `stderr`."""
+    streams = [os.pipe() for _ in range(2 if apart else 1)]  # (read, write) each
     ours, theirs = socket.socketpair()
     request = {"args": args, "env": env, "cwd": str(cwd or os.getcwd())}
     try:
-        socket.send_fds(_server(), [json.dumps(request).encode()], [theirs.fileno(), write])
+        socket.send_fds(
+            _server(), [json.dumps(request).encode()],
+            [theirs.fileno(), *(write for _, write in streams)],
+        )  # fmt: skip
     finally:
         theirs.close()
-        os.close(write)
+        for _, write in streams:
+            os.close(write)
     said = b""
     ours.settimeout(20)
     while b"\n" not in said:
@@ -127,15 +138,21 @@ async def start(args: list[str], env: dict[str, str], cwd: Path | None) -> Forke
     said, _, more = said.partition(b"\n")  # its pid, then perhaps already its exit status
     if said.startswith(b"!"):  # it could not go into `cwd`, as an exec would have failed
         ours.close()
-        os.close(read)
+        for read, _ in streams:
+            os.close(read)
         errno = int(said[1:])
         raise OSError(errno, os.strerror(errno), request["cwd"])
-    stdout = asyncio.StreamReader()
-    loop = asyncio.get_running_loop()
-    pipe, _ = await loop.connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(stdout), os.fdopen(read, "rb", buffering=0)
-    )
-    return Forked(int(said), stdout, pipe, ours, more)
+    readers: list[asyncio.StreamReader] = []
+    pipes: list[asyncio.BaseTransport] = []
+    for read, _ in streams:
+        reader = asyncio.StreamReader()
+        pipe, _ = await asyncio.get_running_loop().connect_read_pipe(
+            functools.partial(asyncio.StreamReaderProtocol, reader),
+            os.fdopen(read, "rb", buffering=0),
+        )
+        readers.append(reader)
+        pipes.append(pipe)
+    return Forked(int(said), readers[0], pipes, ours, more, *readers[1:])
 
 
 # The server.
@@ -159,10 +176,10 @@ def _serve(control: socket.socket) -> tuple[dict[str, object], socket.socket] | 
                 os.read(woken_read, 4096)
                 _reap(waiting)
                 continue
-            message, fds, _, _ = socket.recv_fds(control, 1 << 20, 2)
+            message, fds, _, _ = socket.recv_fds(control, 1 << 20, 3)
             if not message:
                 return None
-            requester, output = socket.socket(fileno=fds[0]), fds[1]
+            requester, output, errors = socket.socket(fileno=fds[0]), fds[1], fds[-1]
             pid = os.fork()
             if pid == 0:
                 signal.set_wakeup_fd(-1)
@@ -173,10 +190,12 @@ def _serve(control: socket.socket) -> tuple[dict[str, object], socket.socket] | 
                 os.close(woken_read)
                 os.close(woken_write)
                 os.dup2(output, 1)
-                os.dup2(output, 2)
-                os.close(output)
+                os.dup2(errors, 2)
+                for fd in {output, errors}:
+                    os.close(fd)
                 return json.loads(message), requester
-            os.close(output)
+            for fd in {output, errors}:
+                os.close(fd)
             waiting[pid] = requester
 
 

@@ -483,6 +483,47 @@ async def cli(
             proc.close()
 
 
+async def command(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """`local-lambdas ARGS` as a process run to its end (forked where `cli` forks it: an
+    exec'd Python spends a second of CPU on a slow machine importing what the fork server
+    holds), its output and its errors apart, as subprocess.run(capture_output=True,
+    text=True) gives them. For a command that reaches a proxy in this process (`restart`),
+    or one tested as the process a user starts."""
+    added = env or {}
+    proc: asyncio.subprocess.Process | forked.Forked
+    if forked.forkable(added):
+        proc = await forked.start(list(args), {**os.environ, **added}, cwd, apart=True)
+    else:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "local_lambdas", *args,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, **added}, cwd=cwd,
+        )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        async with _compat.timeout(timeout):
+            out, err = await asyncio.gather(proc.stdout.read(), proc.stderr.read())
+            code = await proc.wait()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        if isinstance(proc, forked.Forked):
+            proc.close()
+    return subprocess.CompletedProcess(
+        ["local-lambdas", *args], code, out.decode(errors="replace"), err.decode(errors="replace")
+    )
+
+
+def run_command(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """`command` from a test that is not a coroutine."""
+    return asyncio.run(command(*args, cwd=cwd, env=env, timeout=timeout))
+
+
 def git(repo: Path, *args: str) -> None:
     """Run `git -C repo args` (a work tree for --watch's git questions), failing on error."""
     subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)

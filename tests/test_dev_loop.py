@@ -7,7 +7,6 @@ import asyncio
 import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -26,9 +25,11 @@ from tests.helpers import (
     Running,
     WriteManifest,
     cli,
+    command,
     fixed_port,
     load,
     process_xml,
+    run_command,
     run_main,
     running,
 )
@@ -269,10 +270,7 @@ def test_no_timeouts_lets_a_slow_child_answer(
         "except urllib.error.HTTPError as exc:\n"
         "    sys.exit(f'got {exc.code}')\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "local_lambdas", "run", *flags, "--", sys.executable, "-c", smoke],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    done = run_command("run", *flags, "--", sys.executable, "-c", smoke, cwd=tmp_path)
     assert done.returncode == status, done.stdout + done.stderr
     if status:
         assert "got 504" in done.stderr
@@ -303,13 +301,9 @@ async def test_restart_one_process_under_load(
     async with running(path, socket_dir) as run:
         a_pid, b_pid = run.child("a").pid, run.child("b").pid
         async with load(run, "/a/x", clients=8) as result:
-            restart = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "local_lambdas", "restart", "a", "--url", run.url,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            )  # fmt: skip
-            said = (await restart.communicate())[0].decode()
-            assert restart.returncode == 0, said
-            assert "a: restarted, READY" in said
+            done = await command("restart", "a", "--url", run.url)
+            assert done.returncode == 0, done
+            assert "a: restarted, READY" in done.stderr
         assert result.failures == [] and result.total > 0
         assert run.child("a").pid != a_pid and run.child("b").pid == b_pid
         async with run.http.post(run.url + "/_/processes/bb/restart") as reply:
@@ -317,24 +311,16 @@ async def test_restart_one_process_under_load(
                 "no process 'bb'; did you mean b? the processes are: a, b"
             )
         # The dashboard's address, as a browser shows it, is the proxy's too.
-        restart = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "local_lambdas", "restart", "b", "--url", run.url + "/_/",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        said = (await restart.communicate())[0].decode()
-        assert restart.returncode == 0 and "b: restarted, READY" in said, said
+        done = await command("restart", "b", "--url", run.url + "/_/")
+        assert done.returncode == 0 and "b: restarted, READY" in done.stderr, done
         async with run.http.post(run.url + "/_/processes/seed/restart") as reply:  # a task
             assert reply.status == 409 and (await reply.json())["error"] == (
                 "'seed' is a <task>: it runs once, as the proxy starts, before what depends "
                 "on it; restart local-lambdas to run it again"
             )
         # Asked under another prefix than the proxy's: the likely cause is said.
-        elsewhere = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "local_lambdas", "restart", "a", "--url", run.url,
-            "--admin-prefix", "/admin/", stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        said = (await elsewhere.communicate())[1].decode()
-        assert elsewhere.returncode == 1 and said.strip() == (
+        elsewhere = await command("restart", "a", "--url", run.url, "--admin-prefix", "/admin/")
+        assert elsewhere.returncode == 1 and elsewhere.stderr.strip() == (
             "local-lambdas restart: no route matches /admin/processes/a/restart; if the proxy "
             "runs with --admin-prefix, pass the same"
         )
@@ -347,28 +333,25 @@ async def test_a_stop_during_a_restart_answers_it_and_does_not_wait_for_it(
     the stop neither waits for it (nor for the restart's request, in flight) and the
     command says why it ended."""
     once = tmp_path / "started-once"
-    command = (
+    script = (
         f"if [ -f {once} ]; then exec {PYTHON} -S {CHILDREN / 'slow_start.py'}; fi; "
         f"touch {once}; exec {PYTHON} -S {CHILDREN / 'behave.py'}"
     )
     path = write_manifest(
         "<process><id>svc</id><executable>sh</executable><arg>-c</arg>"
-        f"<arg>{command}</arg><route>/api/*</route></process>"
+        f"<arg>{script}</arg><route>/api/*</route></process>"
     )
     # A shutdown timeout past WAIT: the old stop waited that long for the restart's request.
     args = (path.name, "--bind", "127.0.0.1:0", "--shutdown-timeout", "60")
     async with cli(*args, cwd=tmp_path) as run:
         url = (await run.expect(r"listening on (http://\S+)")).group(1)
         await run.expect(r"svc: ready")
-        restart = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "local_lambdas", "restart", "svc", "--url", url,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
+        restart = asyncio.ensure_future(command("restart", "svc", "--url", url, timeout=WAIT))
         await run.expect(r"svc +\| starting slowly")
         run.proc.send_signal(signal.SIGINT)
         assert await run.finish() == 0
-        said = (await asyncio.wait_for(restart.communicate(), WAIT))[0].decode()
-    assert restart.returncode == 1 and "the proxy is stopping" in said, said
+        done = await restart
+    assert done.returncode == 1 and "the proxy is stopping" in done.stderr, done
 
 
 async def test_restart_of_a_process_only_left_out_says_so(
@@ -378,13 +361,11 @@ async def test_restart_of_a_process_only_left_out_says_so(
     and exited 0."""
     path = write_manifest(process_xml("a", "/a/*"), process_xml("b", "/b/*"))
     async with running(path, socket_dir, only=("a",)) as run:
-        restart = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "local_lambdas", "restart", "b", "--url", run.url,
-            stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        said = (await restart.communicate())[1].decode().strip()
-        assert restart.returncode == 1
-        assert said == "local-lambdas restart: b was not started: local-lambdas runs with --only a"
+        done = await command("restart", "b", "--url", run.url)
+        assert done.returncode == 1
+        assert done.stderr.strip() == (
+            "local-lambdas restart: b was not started: local-lambdas runs with --only a"
+        )
         assert run.pool("b").instances == []
 
 

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from tests import forked
-from tests.helpers import cli, manifest_text, process_xml
+from tests.helpers import cli, command, manifest_text, process_xml
 
 pytestmark = pytest.mark.skipif(
     not forked.forkable({}), reason="no fork here (Windows): every command is exec'd"
@@ -29,10 +29,13 @@ def _alike(lines: list[str]) -> list[str]:
     return sorted(re.sub(r"(─|\s)\1+", r"\1", line) for line in alike)
 
 
-async def _observed(tmp_path: Path) -> tuple[str, list[str], int, object, list[str], int]:
+async def _observed(
+    tmp_path: Path,
+) -> tuple[str, list[str], int, object, list[str], int, list[tuple[int, str, str]]]:
     """A run that serves, answers one request and stops on SIGINT, then one whose manifest
     is missing: which way it was started, and what each said and ended with. (One in a
-    folder that is not there is not started at all.)"""
+    folder that is not there is not started at all.) Then `check` of each, its output and
+    its errors read apart."""
     async with cli("manifest.xml", "--bind", "127.0.0.1:0", cwd=tmp_path,
                    env={"GREETING": "hello"}) as run:  # fmt: skip
         way = type(run.proc).__name__
@@ -51,7 +54,12 @@ async def _observed(tmp_path: Path) -> tuple[str, list[str], int, object, list[s
     with pytest.raises(FileNotFoundError):  # a folder that is not there
         async with cli("manifest.xml", cwd=tmp_path / "gone"):
             pass
-    return way, _alike(run.lines), code, seen, _alike(failed.lines), failed_code
+    checked = [
+        await command("check", name, cwd=tmp_path, env={"GREETING": "hello"})
+        for name in ("manifest.xml", "gone.xml")
+    ]
+    apart = [(done.returncode, done.stdout, done.stderr) for done in checked]
+    return way, _alike(run.lines), code, seen, _alike(failed.lines), failed_code, apart
 
 
 async def test_a_forked_command_is_an_execd_one(
@@ -68,3 +76,5 @@ async def test_a_forked_command_is_an_execd_one(
     assert by_fork[1:] == by_exec[1:]
     assert by_fork[3] == {"argv": ["hello"], "env": {"GREETING": "hello"}}
     assert by_fork[5] != 0 and "missing.xml" in by_fork[4][0]
+    (ok, _, _), (failed, said, why) = by_fork[6]  # (errors, and only they, on stderr)
+    assert (ok, failed) == (0, 1) and "gone.xml" in why and "gone.xml" not in said

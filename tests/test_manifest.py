@@ -16,7 +16,7 @@ from local_lambdas import cli, executables, manifest, manifest_elements
 from local_lambdas._compat import IS_WINDOWS
 from local_lambdas.config import Manifest, Mode
 from local_lambdas.errors import ManifestError
-from tests.helpers import CHILDREN, UVLOOP, dedent, elf_program, loaded_by, run_main
+from tests.helpers import CHILDREN, UVLOOP, dedent, elf_program, loaded_by, run_command, run_main
 
 LEGACY = dedent("""
     <?xml version="1.0" encoding="UTF-8"?>
@@ -1159,20 +1159,10 @@ def test_bundled_manifest_is_valid() -> None:
     assert {p.communication_mode for p in loaded.processes} == set(Mode) - {Mode.NONE}
 
 
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "local_lambdas", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def test_check_lists_every_problem_and_exits_1(tmp_path: Path) -> None:
     path = tmp_path / "bad.xml"
     path.write_text(process("<id>a b</id>", "<executable>python3</executable>", "<route>x</route>"))
-    result = run_cli("check", str(path))
+    result = run_command("check", str(path))
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 3, result.stderr
@@ -1353,7 +1343,7 @@ def test_run_exits_like_a_shell_when_its_command_cannot_run(
         f"<manifest><process><id>svc</id><executable>{sys.executable}</executable>"
         f"<arg>{CHILDREN / 'behave.py'}</arg><route>/api/*</route></process></manifest>"
     )
-    result = run_cli("run", "--", command, cwd=tmp_path)
+    result = run_command("run", "--", command, cwd=tmp_path)
     assert result.returncode == status, result.stderr
     assert says in result.stderr
     assert ("svc: starting" in result.stdout + result.stderr) != first
@@ -1369,7 +1359,7 @@ def test_run_takes_a_command_its_task_makes(tmp_path: Path) -> None:
         f"</task><process><id>svc</id><executable>{sys.executable}</executable>"
         f"<arg>{CHILDREN / 'behave.py'}</arg><route>/api/*</route></process></manifest>"
     )
-    result = run_cli("run", "--", "./made.sh", cwd=tmp_path)
+    result = run_command("run", "--", "./made.sh", cwd=tmp_path)
     assert result.returncode == 7, result.stdout + result.stderr
 
 
@@ -1390,26 +1380,26 @@ def test_scripts_with_no_shebang_run_through_the_shell_under_either_loop(
         "<manifest><process><id>svc</id><executable>./serve</executable>"
         "<route>/api/*</route></process></manifest>"
     )
-    result = run_cli("run", "--event-loop", loop, "--", "./smoke", cwd=tmp_path)
+    result = run_command("run", "--event-loop", loop, "--", "./smoke", cwd=tmp_path)
     assert result.returncode == 7, result.stdout + result.stderr
 
 
 def test_missing_manifest_exits_1_with_one_clear_line(tmp_path: Path) -> None:
-    result = run_cli(cwd=tmp_path)
+    result = run_command(cwd=tmp_path)
     assert result.returncode == 1
     assert "manifest.xml: no such file" in result.stderr
     assert "Traceback" not in result.stderr
     (tmp_path / "manifest.xml").write_text("<manifest/>")
-    result = run_cli("check", str(tmp_path))  # a folder: the manifest in it is named
+    result = run_command("check", str(tmp_path))  # a folder: the manifest in it is named
     assert result.returncode == 1
     assert f"{tmp_path}: is a folder; pass {tmp_path / 'manifest.xml'}" in result.stderr
 
 
 def test_help_and_version() -> None:
-    result = run_cli("--help")
+    result = run_command("--help")
     assert result.returncode == 0
     assert "local-lambdas check MANIFEST" in result.stdout and "--bind" in result.stdout
-    assert run_cli("--version").stdout.startswith("local-lambdas ")
+    assert run_command("--version").stdout.startswith("local-lambdas ")
 
 
 def test_the_earlier_tools_layout_runs_from_its_repository_root(tmp_path: Path) -> None:
@@ -1437,11 +1427,8 @@ def test_the_earlier_tools_layout_runs_from_its_repository_root(tmp_path: Path) 
         "url = os.environ['LOCAL_LAMBDAS_URL'] + '/echo/hi'\n"
         "assert urllib.request.urlopen(url).status == 200\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "local_lambdas", "run", "examples/echo-service/manifest.xml",
-         "--", sys.executable, "-c", smoke],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    done = run_command("run", "examples/echo-service/manifest.xml", "--", sys.executable, "-c",
+                       smoke, cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -1455,7 +1442,7 @@ def test_help_and_version_do_not_load_the_server(flag: str) -> None:
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
 def test_bash_completion_knows_the_commands_and_their_options(tmp_path: Path) -> None:
-    script = run_cli("completion", "bash")
+    script = run_command("completion", "bash")
     assert script.returncode == 0, script.stderr
     (tmp_path / "complete.bash").write_text(script.stdout)
     probe = (

@@ -6,13 +6,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import WriteManifest, eventually, gone, load, process_xml, running
+from tests.helpers import WriteManifest, eventually, gone, load, process_xml, run_command, running
 
 
 async def test_started_by_its_first_request(
@@ -153,10 +152,7 @@ def test_run_and_check_boot_start_on_request_processes_once_to_prove_them(
         "assert set(states.values()) == {'READY'}, states\n"
     )
     argv = ["run", "--", sys.executable, "-c", check] if command == "run" else ["check", "--boot"]
-    done = subprocess.run(
-        [sys.executable, "-m", "local_lambdas", *argv],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    done = run_command(*argv, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     if command == "check --boot":
         for name in ("lazy", "built", "after", "eager"):

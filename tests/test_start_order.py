@@ -7,7 +7,6 @@ import asyncio
 import os
 import re
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from tests.helpers import (
     cli,
     eventually,
     process_xml,
+    run_command,
     running,
 )
 
@@ -172,11 +172,7 @@ def test_a_failed_task_ends_the_command(
         "<manifest>" + task_xml("migrate", "raise SystemExit(2)")
         + needing("api", "/api/*", "migrate") + "</manifest>"
     )  # fmt: skip
-    done = subprocess.run(
-        [sys.executable, "-m", "local_lambdas", *command, "--bind", "127.0.0.1:0"]
-        if not command else [sys.executable, "-m", "local_lambdas", *command],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    done = run_command(*(command or ["--bind", "127.0.0.1:0"]), cwd=tmp_path)
     assert done.returncode == status, done.stdout + done.stderr
     assert says in done.stdout + done.stderr
     assert "ran" not in done.stdout.splitlines()
@@ -341,10 +337,7 @@ def test_check_boot_reports_a_failed_task(tmp_path: Path) -> None:
         "<manifest>" + task_xml("migrate", "raise SystemExit(2)")
         + needing("api", "/api/*", "migrate") + process_xml("other", "/other/*") + "</manifest>"
     )  # fmt: skip
-    done = subprocess.run(
-        [sys.executable, "-m", "local_lambdas", "check", "--boot", "--ready-timeout", "20"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    done = run_command("check", "--boot", "--ready-timeout", "20", cwd=tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     assert "task migrate failed: exited with code 2" in done.stdout

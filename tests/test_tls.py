@@ -10,7 +10,6 @@ import re
 import signal
 import ssl
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -30,8 +29,10 @@ from tests.helpers import (
     PYTHON,
     WriteManifest,
     cli,
+    command,
     eventually,
     process_xml,
+    run_command,
     run_main,
     running,
     small_window,
@@ -147,12 +148,8 @@ async def test_a_self_signed_certificate_and_its_fingerprint(
         assert fingerprint(ssl.PEM_cert_to_DER_cert(pem)) == run.started.fingerprint
         # `local-lambdas restart` asks its own proxy on this machine: the throwaway
         # certificate, which nobody trusts, is no reason to say there is no proxy.
-        restart = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "local_lambdas", "restart", "api", "--url", run.url,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        said = (await asyncio.wait_for(restart.communicate(), 60))[0].decode()
-        assert restart.returncode == 0 and "api: restarted, READY" in said, said
+        done = await command("restart", "api", "--url", run.url)
+        assert done.returncode == 0 and "api: restarted, READY" in done.stderr, done
 
 
 @LANES
@@ -260,10 +257,7 @@ def test_files_that_cannot_be_used_are_one_clear_line(tmp_path: Path) -> None:
     says = re.escape(f"{tmp_path}: is a directory; give a PEM file")
     with pytest.raises(StartupError, match=says):
         server_context(tmp_path / "cert.pem", tmp_path)
-    done = subprocess.run(
-        [sys.executable, "-m", "local_lambdas", "--tls-cert", "cert.pem"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+    done = run_command("--tls-cert", "cert.pem", cwd=tmp_path, timeout=30)
     assert done.returncode == 2 and "--tls-cert and --tls-key together" in done.stderr
     both = run_main("--tls", "self-signed", "--tls-cert", "cert.pem", "--tls-key", "key.pem",
                     cwd=tmp_path)  # fmt: skip
