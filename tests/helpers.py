@@ -457,30 +457,8 @@ async def cli(
     if sigint_ignored:
         preexec = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731
     added = {"COLUMNS": "200", **(env or {})}
-    proc: asyncio.subprocess.Process | forked.Forked
-    if preexec is None and not pass_fds and forked.forkable(added):
-        proc = await forked.start(list(args), {**os.environ, **added}, cwd)
-    else:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "local_lambdas",
-            *args,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            env={**os.environ, **added},
-            cwd=cwd,
-            preexec_fn=preexec,
-            pass_fds=pass_fds,
-        )
-    try:
+    async with _process(args, added, cwd, apart=False, preexec=preexec, pass_fds=pass_fds) as proc:
         yield Cli(proc)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        if isinstance(proc, forked.Forked):
-            proc.close()
 
 
 async def command(
@@ -491,30 +469,42 @@ async def command(
     holds), its output and its errors apart, as subprocess.run(capture_output=True,
     text=True) gives them. For a command that reaches a proxy in this process (`restart`),
     or one tested as the process a user starts."""
-    added = env or {}
-    proc: asyncio.subprocess.Process | forked.Forked
-    if forked.forkable(added):
-        proc = await forked.start(list(args), {**os.environ, **added}, cwd, apart=True)
-    else:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "local_lambdas", *args,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, **added}, cwd=cwd,
-        )  # fmt: skip
-    assert proc.stdout is not None and proc.stderr is not None
-    try:
+    async with _process(args, env or {}, cwd, apart=True) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
         async with _compat.timeout(timeout):
             out, err = await asyncio.gather(proc.stdout.read(), proc.stderr.read())
             code = await proc.wait()
+    return subprocess.CompletedProcess(
+        ["local-lambdas", *args], code, out.decode(errors="replace"), err.decode(errors="replace")
+    )
+
+
+@asynccontextmanager
+async def _process(
+    args: tuple[str, ...], added: dict[str, str], cwd: Path | None, *, apart: bool,
+    preexec: Callable[[], object] | None = None, pass_fds: tuple[int, ...] = (),
+) -> AsyncIterator[asyncio.subprocess.Process | forked.Forked]:  # fmt: skip
+    """`python -m local_lambdas ARGS`, this process's environment with `added`: forked
+    (tests/forked.py) unless what it inherits needs an exec; its errors in its output, or,
+    `apart`, read on their own. Killed if it still runs at the end."""
+    proc: asyncio.subprocess.Process | forked.Forked
+    if preexec is None and not pass_fds and forked.forkable(added):
+        proc = await forked.start(list(args), {**os.environ, **added}, cwd, apart=apart)
+    else:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "local_lambdas", *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE if apart else asyncio.subprocess.STDOUT,
+            env={**os.environ, **added}, cwd=cwd, preexec_fn=preexec, pass_fds=pass_fds,
+        )  # fmt: skip
+    try:
+        yield proc
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
         if isinstance(proc, forked.Forked):
             proc.close()
-    return subprocess.CompletedProcess(
-        ["local-lambdas", *args], code, out.decode(errors="replace"), err.decode(errors="replace")
-    )
 
 
 def run_command(
