@@ -13,10 +13,12 @@ from collections.abc import Iterable
 # brackets), "OSError: [Errno 98]" (Python), "java.net.BindException: ...",
 # "Exception in thread", "thread 'main' panicked at" (Rust), "panic:" (Go), "fatal:",
 # "error[E0425]:", a log's ERROR or FATAL (uvicorn, gunicorn), "... (RuntimeError)" (Ruby),
-# "[UnhandledPromiseRejection: ...]" (Node.js). A Python traceback's last line tells too,
-# whatever its exception is called ("ImproperlyConfigured: ..."): see telling().
+# "[UnhandledPromiseRejection: ...]" (Node.js), "Unhandled exception. System.X: ..." (.NET).
+# A Python traceback's last line tells too, whatever its exception is called
+# ("ImproperlyConfigured: ..."): see telling().
 _TELLING = re.compile(
     r"^\s*(?:[\w.$]*(?:Error|Exception)(?: \[\w+\])?:|Exception in thread\b|"
+    r"Unhandled exception\. |"
     r"thread '.*panicked at\b|"
     r"(?:[Pp]anic|[Ff]atal(?: error)?|[Ee]rror(?:\[\w+\])?)\s*:)"
     r"|\b(?:ERROR|FATAL|CRITICAL)\b|\(\w*(?:Error|Exception)\)$"
@@ -31,7 +33,7 @@ _TAG = re.compile(r"^(?:\[[^\]\s]{1,40}\] |(?:\d\d:\d\d:\d\d )?[\w.@/-]{1,40} *\
 _GUTTER = re.compile(r"^\s*[|+] ")
 # What follows the telling line and tells nothing: a stack frame, a runtime's sign-off, a
 # wrapper's or runtime's own account of the exit (npm's, yarn's, make's, `go run`'s,
-# cargo's, gunicorn's, Perl's).
+# cargo's, gunicorn's, Perl's, Maven's, Gradle's, .NET's).
 _NOISE = re.compile(
     r"^\s+(?:at|from)\s|^\s*File \"|^\t|^\s*[~^]+\s*$|^Node\.js v\d|^note: |^exit status \d+$"
     r"|^npm (?:ERR!|error)(?:\s|$)"
@@ -45,7 +47,19 @@ _NOISE = re.compile(
     r"|^ERROR:\s+Application startup failed\. Exiting\.$"  # uvicorn's account of its lifespan
     # gunicorn's account of a worker that failed (its traceback came before)
     r"|\] (?:Reason: (?:Worker|App) failed to (?:boot|load)\.|Shutting down: Master"
-    r"|Worker \(pid:\d+\) exited with code \d+)",
+    r"|Worker \(pid:\d+\) exited with code \d+)"
+    r"|^\s*--- End of inner exception stack trace ---$"  # .NET's, between two traces
+    # Maven's account of a program it ran that failed (`mvn spring-boot:run`, `exec:java`),
+    # and its advice; not its own failures ("Failed to execute goal ...: Compilation failure")
+    r"|^\[INFO\] (?:-{3,}$|BUILD FAILURE$|Total time: |Finished at: )|^\[ERROR\] ?$"
+    r"|^\[ERROR\] (?:To see the full stack trace|Re-run Maven|For more information about the "
+    r"errors|\[Help \d+\] )|^\[ERROR\] Failed to execute goal .*: Process terminated with "
+    r"exit code: \d+ -> \[Help \d+\]$"
+    # Gradle's account of a program it ran that failed (`gradle bootRun`, `run`), and its advice
+    r"|^> Task :\S+ FAILED$|^FAILURE: Build failed with an exception\.$"
+    r"|^\* (?:What went wrong|Try):$|^Execution failed for task '[^']*'\.$"
+    r"|^> Process '.*' finished with non-zero exit value \d+$"
+    r"|^> (?:Run with --|Get more help at )|^BUILD FAILED in |^\d+ actionable tasks?: ",
 )
 # Node.js's account of a promise rejected with what is not an Error: a long preamble, then
 # the reason, which a quote cut at 200 characters would lose.
@@ -78,8 +92,9 @@ def telling(lines: Iterable[str]) -> str:
         return npm[0]  # npm could not start the script: no output of its is to be had
     lines = [_GUTTER.sub("", line, count=1) for line in lines]
     untagged = [(line, _TAG.sub("", line, count=1)) for line in lines]
+    # Noise is looked for with the tag too: Maven's "[ERROR] " reads as a runner's tag.
     shown = [(line.strip(), bare) for line, bare in untagged
-             if bare.strip() and not _NOISE.search(bare)]  # fmt: skip
+             if bare.strip() and not (_NOISE.search(bare) or _NOISE.search(line))]  # fmt: skip
     described = _described([bare.strip() for _, bare in shown])
     if described is not None:
         return shown[described][0]

@@ -1066,8 +1066,44 @@ _REJECTION = "\n".join([
 ])  # fmt: skip
 
 
-# What real programs print as they die (captured from each, their port taken), and the line
-# that says why.
+# .NET 8's account of an exception nothing caught: its inner exceptions, each trace ended by
+# a rule. Maven's and Gradle's account of a program they ran (`mvn spring-boot:run`, `gradle
+# bootRun`) that failed, and their advice, after what it said. These three are written from
+# the formats their tools print, not captured here: this machine has no .NET, and Maven and
+# Gradle need their plugin repositories, which it cannot reach.
+_DOTNET = "\n".join([
+    "Unhandled exception. System.InvalidOperationException: No connection string 'Default'.",
+    " ---> System.ArgumentNullException: Value cannot be null. (Parameter 'connectionString')",
+    "   at Program.<Main>$(String[] args) in /app/Program.cs:line 9",
+    "   --- End of inner exception stack trace ---",
+    "   at Program.<Main>$(String[] args) in /app/Program.cs:line 12",
+])  # fmt: skip
+_MAVEN = "\n".join([
+    "starting: no config at /etc/demo.yml",
+    "[INFO] " + "-" * 72, "[INFO] BUILD FAILURE", "[INFO] " + "-" * 72,
+    "[INFO] Total time:  4.205 s", "[INFO] Finished at: 2026-12-07T10:00:01Z",
+    "[INFO] " + "-" * 72,
+    "[ERROR] Failed to execute goal org.springframework.boot:spring-boot-maven-plugin:3.2.0:run "
+    "(default-cli) on project demo: Process terminated with exit code: 1 -> [Help 1]",
+    "[ERROR] ", "[ERROR] To see the full stack trace of the errors, re-run Maven with the -e "
+    "switch.", "[ERROR] Re-run Maven using the -X switch to enable full debug logging.",
+    "[ERROR] ", "[ERROR] For more information about the errors and possible solutions, please "
+    "read the following articles:",
+    "[ERROR] [Help 1] http://cwiki.apache.org/confluence/display/MAVEN/MojoExecutionException",
+])  # fmt: skip
+_GRADLE = "\n".join([
+    "starting: no config at /etc/demo.yml", "", "> Task :bootRun FAILED", "",
+    "FAILURE: Build failed with an exception.", "", "* What went wrong:",
+    "Execution failed for task ':bootRun'.",
+    "> Process 'command '/usr/lib/jvm/java-17-openjdk-amd64/bin/java'' finished with non-zero "
+    "exit value 1", "", "* Try:", "> Run with --stacktrace option to get the stack trace.",
+    "> Get more help at https://help.gradle.org.", "", "BUILD FAILED in 5s",
+    "3 actionable tasks: 1 executed, 2 up-to-date",
+])  # fmt: skip
+
+
+# What real programs print as they die (captured from each, their port taken, but for the
+# three above), and the line that says why.
 @pytest.mark.parametrize(("output", "says"), [
     (_NODE_CRASH, "Error: listen EADDRINUSE: address already in use 127.0.0.1:3400"),
     (_EXCEPTION_GROUP, "ConnectionRefusedError: [Errno 111] Connection refused"),
@@ -1152,6 +1188,15 @@ _REJECTION = "\n".join([
      "module) (@INC contains: /etc/perl) at app.pl line 1.\nBEGIN failed--compilation aborted "
      "at app.pl line 1.", "Can't locate Mojolicious/Lite.pm in @INC (you may need to install "
      "the Mojolicious::Lite module) (@INC contains: /etc/perl) at app.pl line 1."),  # Perl
+    (_DOTNET, "Unhandled exception. System.InvalidOperationException: No connection string "
+     "'Default'."),
+    (_MAVEN, "starting: no config at /etc/demo.yml"),
+    (_MAVEN.replace("starting: no config", "java.lang.IllegalStateException: no config"),
+     "java.lang.IllegalStateException: no config at /etc/demo.yml"),
+    (_GRADLE, "starting: no config at /etc/demo.yml"),
+    ("[INFO] BUILD FAILURE\n[ERROR] Failed to execute goal on project demo: Could not resolve "
+     "dependencies for project com.example:demo:jar:1.0", "[ERROR] Failed to execute goal on "
+     "project demo: Could not resolve dependencies for project com.example:demo:jar:1.0"),
     ("", ""), ("\n  \n", ""),
 ])  # fmt: skip
 def test_the_line_that_says_why_a_child_ended(output: str, says: str) -> None:
