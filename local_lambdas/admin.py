@@ -49,8 +49,7 @@ class Admin:
         self.dashboard = dashboard
         self._supervisor = supervisor
         self._started = time.time()
-        # Each given whether the client may read the children's output (the line of it that
-        # says why one is not ready): a loopback client, or any under --admin-public.
+        # Each given whether the client is trusted with the children's output (`handle`).
         self._endpoints: dict[str, Callable[[bool], web.Response]] = {
             "health": self._health,
             "ready": self._ready,
@@ -67,8 +66,10 @@ class Admin:
         shown = self.dashboard is not None and (
             name in ("", "events", "requests") or name.startswith("requests/")
         )
+        # Whether the client may read what the proxy knows of its children (their output).
+        trusted = self.public or is_loopback(request.remote)
         private = (endpoint is not None or shown) and name not in OPEN and not self.public
-        if private and not is_loopback(request.remote):
+        if private and not trusted:
             return web.json_response(
                 {"error": f"{path} answers loopback clients only; start local-lambdas "
                           "with --admin-public to open it"}, status=403,
@@ -91,7 +92,7 @@ class Admin:
             )
             answer.headers["Allow"] = "GET, HEAD"
             return answer
-        return endpoint(self.public or is_loopback(request.remote))
+        return endpoint(trusted)
 
     async def _process_action(
         self, request: web.BaseRequest, path: str, parts: list[str]
