@@ -30,6 +30,16 @@ from tests.helpers import (
 )
 
 
+def _from_another_host(path: str) -> web.BaseRequest:
+    """A GET of `path` as a client from another host sends it: aiohttp's mocked request with
+    that peer address (tests reach loopback only)."""
+    transport = mock.Mock()
+    transport.get_extra_info.side_effect = lambda key, default=None: (
+        ("192.0.2.7", 40000) if key == "peername" else default
+    )
+    return make_mocked_request("GET", path, transport=transport)
+
+
 def fatal_process(tmp_path: Path, pid: str = "broken") -> str:
     script = tmp_path / f"{pid}.py"
     script.write_text("import sys\nprint('missing API_KEY', file=sys.stderr)\nsys.exit(9)\n")
@@ -63,13 +73,8 @@ async def test_endpoints_report_known_states(
         assert ready["not_ready"]["broken"].startswith("FATAL: gave up")
         # A loopback client (a CI job's probe) is told the line that says why; a client from
         # another host, which /_/ready answers too, is not: a child's output may hold secrets.
-        # (Mocked, as no other host can be reached here: the peer address such a client has.)
         assert ready["not_ready"]["broken"].endswith("; its last output: missing API_KEY")
-        transport = mock.Mock()
-        transport.get_extra_info.side_effect = lambda key, default=None: (
-            ("192.0.2.7", 40000) if key == "peername" else default
-        )
-        remote = make_mocked_request("GET", "/_/ready", transport=transport)
+        remote = _from_another_host("/_/ready")
         answer = await Admin(run.supervisor, "/_/").handle(remote, "/_/ready")
         told = json.loads(cast(web.Response, answer).text or "")["not_ready"]["broken"]
         assert told == ready["not_ready"]["broken"].partition("; its last output")[0]
@@ -459,19 +464,13 @@ def test_loopback_addresses() -> None:
 async def test_private_admin_endpoints_refuse_other_hosts(
     write_manifest: WriteManifest, socket_dir: Path
 ) -> None:
-    # A client from another host cannot be made here (tests reach loopback only), so the
-    # request is aiohttp's mocked one, with the peer address such a client would have.
     path = write_manifest(process_xml("svc", "/api/*"))
     async with running(path, socket_dir) as run:
-        transport = mock.Mock()
-        transport.get_extra_info.side_effect = lambda key, default=None: (
-            ("192.0.2.7", 40000) if key == "peername" else default
-        )
         for public, name, status in [(False, "status", 403), (False, "metrics", 403),
                                      (False, "ready", 200), (False, "health", 200),
                                      (True, "status", 200)]:  # fmt: skip
             admin = Admin(run.supervisor, "/_/", public=public)
-            request = make_mocked_request("GET", f"/_/{name}", transport=transport)
+            request = _from_another_host(f"/_/{name}")
             answer = await admin.handle(request, f"/_/{name}")
             assert answer.status == status, (public, name)
         # Over a real (loopback) connection every endpoint answers.
