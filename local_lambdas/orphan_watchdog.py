@@ -20,6 +20,13 @@ from local_lambdas._compat import adoption
 
 log = logging.getLogger("local_lambdas.orphan_watchdog")
 
+# orphans.py imported from its folder, put last on the path (nothing there shadows the standard
+# library), rather than run by path: an import reads the compiled file Python keeps beside it,
+# where a script is compiled at every start (5 ms of the watchdog's 30).
+_START = (
+    "import sys; sys.path.append(sys.argv[1]); import orphans; sys.exit(orphans.main(sys.argv[2:]))"
+)
+
 
 class Watchdog:
     """The proxy's end: start the watchdog, tell it about process groups, close it."""
@@ -30,7 +37,7 @@ class Watchdog:
     async def start(self, run_mark: str, socket_dir: str | None) -> None:
         self._proc = await asyncio.create_subprocess_exec(
             # -I -S: no site-packages, no package, no asyncio (see orphans.py).
-            sys.executable, "-I", "-S", orphans.__file__, run_mark,
+            sys.executable, "-I", "-S", "-c", _START, os.path.dirname(orphans.__file__), run_mark,
             stdin=asyncio.subprocess.PIPE,
             start_new_session=True,
         )  # fmt: skip

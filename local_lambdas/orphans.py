@@ -12,19 +12,25 @@ every marked process and those, SIGKILLs what is left after a grace period, remo
 sockets (in a shared --socket-dir: unless another run's replaced one since) and the socket
 directory, and exits.
 
-Standard library only, no asyncio: the proxy runs this file by path with `python -I -S`, so the
-watchdog starts in a few milliseconds instead of paying for site-packages and the package
-(a tenth of a second of CPU for every proxy start).
+Standard library only, no asyncio, nor modules whose import costs (signal's enums, typing,
+contextlib): the proxy starts `python -I -S` importing this file alone from its folder
+(orphan_watchdog), so the watchdog starts in a few milliseconds instead of paying for
+site-packages and the package (a tenth of a second of CPU for every proxy start). Never
+compiled (setup.py): that import would not load a compiled module outside its package.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+
+TYPE_CHECKING = False  # (typing's import costs the watchdog more than the rest of its start)
+if TYPE_CHECKING:
+    import signal
+    from collections.abc import Callable, Iterable, Iterator
+else:
+    import _signal as signal  # the same numbers, without the enum module's import
 
 SPAWN_MARK = "LOCAL_LAMBDAS_SPAWN"  # in every child's environment: <run>.<spawn number>.
 _GRACE = 2.0
@@ -163,9 +169,11 @@ def kill_marked(
         if not new:
             break
         for pid in new:
-            with contextlib.suppress(OSError):
+            try:
                 if not spared or os.getpgid(pid) not in spared:
                     os.kill(pid, sig or signal.SIGKILL)
+            except OSError:
+                pass  # gone since
         signalled += new
     return signalled
 
@@ -205,8 +213,10 @@ def group_running(pgid: int, among: Callable[[], Iterable[int]] | None = None) -
         if state != b"Z":
             running = True
         elif parent == own and member != pgid:
-            with contextlib.suppress(ChildProcessError):
+            try:  # noqa: SIM105 (contextlib's import costs the watchdog more than this)
                 os.waitpid(member, os.WNOHANG)
+            except ChildProcessError:
+                pass  # reaped since
     return running
 
 
@@ -288,19 +298,22 @@ def main(argv: list[str]) -> int:
     _signal_all(groups, strays, signal.SIGTERM, spared)
     _signal_all(groups, strays, signal.SIGCONT)  # a stopped one ends on its SIGTERM too
     escaped = kill_marked(run_mark, signal.SIGTERM, spared)
-    deadline = time.monotonic() + _GRACE
-    while time.monotonic() < deadline and (
-        any(group_running(g) for g in groups) or escaped
-        or any(started_at(pid) == start for pid, start in strays.items())
-    ):  # fmt: skip
-        time.sleep(0.05)  # nothing to wait on: other processes' exits give no event here
-        escaped = marked(run_mark)
-    _signal_all(groups, strays, signal.SIGKILL)
-    kill_marked(run_mark)
+    if escaped or spared or strays:  # (after a clean stop, mostly nothing: no scan again)
+        deadline = time.monotonic() + _GRACE
+        while time.monotonic() < deadline and (
+            any(group_running(g) for g in groups) or escaped
+            or any(started_at(pid) == start for pid, start in strays.items())
+        ):  # fmt: skip
+            time.sleep(0.05)  # nothing to wait on: other processes' exits give no event here
+            escaped = marked(run_mark)
+        _signal_all(groups, strays, signal.SIGKILL)
+        kill_marked(run_mark)
     for path, inode in sockets.items():  # a shared --socket-dir's (the run's own goes whole)
-        with contextlib.suppress(OSError):
+        try:
             if os.lstat(path).st_ino == inode:  # not another run's since
                 os.unlink(path)
+        except OSError:
+            pass  # gone since
     if own_dir and os.path.isdir(own_dir):  # after a clean stop, already gone
         import shutil  # here, not at start: its imports cost more than the rest of ours
 

@@ -567,7 +567,7 @@ async def test_sigkilled_proxy_leaves_no_child_nor_grandchild(
             assert reply.status == 200
         grandchild = int(pid_file.read_text())
         if sys.platform.startswith("linux"):  # `pkill -9 -f local-lambdas` misses the watchdog
-            watchdogs = [line for line in _command_lines(run.proc.pid) if b"orphans.py" in line]
+            watchdogs = [line for line in _command_lines(run.proc.pid) if b"import orphans" in line]
             assert len(watchdogs) == 1 and b"local-lambdas" not in watchdogs[0], watchdogs
         run.proc.kill()
         await run.proc.wait()
