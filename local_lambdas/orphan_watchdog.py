@@ -22,10 +22,15 @@ log = logging.getLogger("local_lambdas.orphan_watchdog")
 
 # orphans.py imported from its folder, put last on the path (nothing there shadows the standard
 # library), rather than run by path: an import reads the compiled file Python keeps beside it,
-# where a script is compiled at every start (5 ms of the watchdog's 30).
+# where a script is compiled at every start (5 ms of the watchdog's 30). The folder is given in
+# the environment, not on the command line (see Watchdog.start).
+_FOLDER = "LOCAL_LAMBDAS_WATCHDOG_FROM"
 _START = (
-    "import sys; sys.path.append(sys.argv[1]); import orphans; sys.exit(orphans.main(sys.argv[2:]))"
+    f"import os, sys; sys.path.append(os.environ.pop({_FOLDER!r})); import orphans; "
+    "sys.exit(orphans.main(sys.argv[1:]))"
 )
+_PYTHON = os.path.realpath(sys.executable)  # (a virtual environment's links to it)
+_ORPHANS_FOLDER = os.path.dirname(os.path.abspath(orphans.__file__))
 
 
 class Watchdog:
@@ -35,15 +40,20 @@ class Watchdog:
         self._proc: asyncio.subprocess.Process | None = None
 
     async def start(self, run_mark: str, socket_dir: str | None) -> None:
+        # Its command line names no path of the install: `pkill -9 -f local-lambdas`, aimed at
+        # the proxy (a CI job's teardown), would take it too, and pipx installs into
+        # .../venvs/local-lambdas/. So the interpreter is the one a virtual environment's
+        # links to (the standard library is all it needs: -I -S, no site-packages, no
+        # package, no asyncio), and the package's folder is in its environment.
         self._proc = await asyncio.create_subprocess_exec(
-            # -I -S: no site-packages, no package, no asyncio (see orphans.py).
-            sys.executable, "-I", "-S", "-c", _START, os.path.dirname(orphans.__file__), run_mark,
+            _PYTHON, "-I", "-S", "-c", _START, run_mark,
             stdin=asyncio.subprocess.PIPE,
             start_new_session=True,
+            env={**os.environ, _FOLDER: _ORPHANS_FOLDER},
         )  # fmt: skip
         adoption.started(self._proc.pid)
-        # On its input, not its command line: `pkill -9 -f local-lambdas`, aimed at the
-        # proxy, would match the folder's name (/tmp/local-lambdas-...) and take it too.
+        # On its input, not its command line, for the same reason: the folder's name is
+        # /tmp/local-lambdas-...
         if socket_dir and "\n" not in socket_dir:
             self._send(f"#{socket_dir}\n")
 

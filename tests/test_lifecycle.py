@@ -548,6 +548,11 @@ def test_uvloop_asked_for_but_missing_is_a_usage_error(write_manifest: WriteMani
     assert "uvloop is not installed; pip install 'local-lambdas[fast]'" in done.stderr
 
 
+def _naming(word: bytes, pids: list[int]) -> list[int]:
+    """Linux: those of `pids` whose command line holds `word`, as `pkill -f` matches."""
+    return [pid for pid in pids if word in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
 def _command_lines(parent: int) -> list[bytes]:
     """Linux: the command lines of `parent`'s children."""
     return [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in orphans.children(parent)]
@@ -574,6 +579,45 @@ async def test_sigkilled_proxy_leaves_no_child_nor_grandchild(
     for pid in (plain_pid, wrapper_pid, grandchild):
         assert await gone(pid), pid
     assert await eventually(lambda: not socket_dir.exists())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="command lines in /proc")
+async def test_pkill_aimed_at_a_pipx_install_leaves_the_watchdog_to_stop_the_rest(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    """pipx installs into .../venvs/local-lambdas/, so the proxy's interpreter (and its
+    package) have the name in their paths, and `pkill -9 -f local-lambdas`, a CI job's
+    teardown, kills every process whose command line holds it. The watchdog's holds neither
+    path: it outlives the proxy and stops the grandchild no parent-death signal reaches."""
+    venv = tmp_path / "pipx" / "venvs" / "local-lambdas"  # (the package: this checkout's)
+    made = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)
+    )
+    assert await made.wait() == 0
+    pid_file = tmp_path / "grandchild.pid"
+    path = wrapped_manifest(write_manifest, pid_file)
+    proc = await asyncio.create_subprocess_exec(
+        str(venv / "bin" / "python"), "-m", "local_lambdas", str(path), "--bind", "127.0.0.1:0",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        run = helpers.Cli(proc)
+        wrapper = int((await run.expect(r"wrapped: ready .*\(pid (\d+),")).group(1))
+        plain = int((await run.expect(r"plain: ready .*\(pid (\d+),")).group(1))
+        assert await eventually(lambda: pid_file.exists() and pid_file.read_text() != "")
+        grandchild = int(pid_file.read_text())
+        # What `pkill -9 -f local-lambdas` finds of this run: the proxy alone.
+        named = _naming(b"local-lambdas", [proc.pid, *orphans.children(proc.pid)])
+        assert named == [proc.pid], _command_lines(proc.pid)
+        for pid in named:
+            os.kill(pid, signal.SIGKILL)
+        await proc.wait()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    for pid in (plain, wrapper, grandchild):
+        assert await gone(pid), pid
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="marks are read in /proc")
