@@ -550,7 +550,12 @@ def test_uvloop_asked_for_but_missing_is_a_usage_error(write_manifest: WriteMani
 
 def _naming(word: bytes, pids: list[int]) -> list[int]:
     """Linux: those of `pids` whose command line holds `word`, as `pkill -f` matches."""
-    return [pid for pid in pids if word in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    named = []
+    for pid in pids:
+        with contextlib.suppress(OSError):  # (gone since)
+            if word in Path(f"/proc/{pid}/cmdline").read_bytes():
+                named.append(pid)
+    return named
 
 
 def _command_lines(parent: int) -> list[bytes]:
