@@ -14,9 +14,11 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import os
 import platform
 import socket
 import ssl
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -124,6 +126,7 @@ async def started(
         url = _listening(settings, sockets[0], context is not None)
         supervisor.run_env["LOCAL_LAMBDAS_URL"] = settings.child_url or url
         await supervisor.start()
+        _import_aiohttp()
         # The serving side loads on another thread, while the children start on this one;
         # a client that connects meanwhile waits in the backlog.
         await asyncio.to_thread(importlib.import_module, "local_lambdas.front")
@@ -192,6 +195,30 @@ def _listening(settings: Settings, sock: socket.socket, tls: bool) -> str:
             extra={"fields": {"event": "exposed", "host": settings.host}},
         )  # fmt: skip
     return url.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://[::1]:")
+
+
+def _import_aiohttp() -> None:
+    """aiohttp builds two client TLS contexts as it is imported, each reading the system's
+    whole CA bundle: 35-100 ms of CPU by the machine's phase, a tenth of the proxy's start,
+    which the children wait for. This process never verifies a server with them (its own
+    client calls, the dashboard's replay and `check --boot`'s, go to itself with ssl=False;
+    readiness and `restart` make their own contexts), so here they read an empty file.
+    OpenSSL reads the file's name from the environment, which is the whole process's: so
+    on this thread, the loop held, no child spawned meanwhile, put back at once."""
+    if "aiohttp" in sys.modules:
+        return
+    told = os.environ.get(_CA_FILE)
+    os.environ[_CA_FILE] = os.devnull
+    try:
+        import aiohttp  # noqa: F401
+    finally:
+        if told is None:
+            del os.environ[_CA_FILE]
+        else:
+            os.environ[_CA_FILE] = told
+
+
+_CA_FILE = "SSL_CERT_FILE"
 
 
 def _tls(settings: Settings) -> tuple[ssl.SSLContext | None, str | None]:

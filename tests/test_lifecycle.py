@@ -548,6 +548,31 @@ def test_uvloop_asked_for_but_missing_is_a_usage_error(write_manifest: WriteMani
     assert "uvloop is not installed; pip install 'local-lambdas[fast]'" in done.stderr
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="Windows reads its certificate stores too")
+@pytest.mark.parametrize("told", [None, "/etc/ssl/certs/ca-certificates.crt"])
+def test_aiohttps_own_tls_contexts_read_no_ca_bundle_and_the_environment_is_put_back(
+    told: str | None,
+) -> None:
+    """The proxy imports aiohttp with SSL_CERT_FILE pointing at nothing, so that the two
+    client contexts aiohttp builds as it is imported do not read the system's CA bundle (a
+    tenth of the proxy's start); the variable is as it was afterwards (what children
+    inherit), and a context made since reads the bundle as before."""
+    program = (
+        "import os, ssl, sys; before = ssl.create_default_context().cert_store_stats(); "
+        "from local_lambdas.lifecycle import _import_aiohttp; _import_aiohttp(); "
+        "import aiohttp.connector as c; "
+        "print(c._SSL_CONTEXT_VERIFIED.cert_store_stats()['x509'], "
+        "ssl.create_default_context().cert_store_stats() == before, "
+        "os.environ.get('SSL_CERT_FILE'))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "SSL_CERT_FILE"}
+    if told is not None:
+        env["SSL_CERT_FILE"] = told
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          env=env, check=True)  # fmt: skip
+    assert done.stdout.split() == ["0", "True", str(told)], done.stdout + done.stderr
+
+
 def _naming(word: bytes, pids: list[int]) -> list[int]:
     """Linux: those of `pids` whose command line holds `word`, as `pkill -f` matches."""
     named = []
