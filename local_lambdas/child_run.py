@@ -74,7 +74,7 @@ class ChildRun:
         self.state = State.STOPPED
         self.reason = ""  # why the child is not READY, for 503 bodies
         self.pid: int | None = None  # its process's while that runs
-        self.link = Link(process)  # the way to its process while it is READY
+        self.link = Link(process, clock)  # the way to its process while it is READY
         self.generation = 0  # counts the times a process of this child became READY
         self.requests = 0  # requests leased to its current process
         # A request it did not answer in time, or answered wrong: until then, new requests go
@@ -220,10 +220,11 @@ class ChildRun:
             self.passed_over_until = 0.0
             self.address = explain.where(self.process, listening)
             self._set_state(State.READY, f"{how} (pid {proc.pid}, {self.address})")
-            if not await self._until_exit_or_unheard(proc):
+            unheard = await self._until_exit_or_unheard(proc)
+            if unheard is None:
                 return
+            since = self.unheard_since = unheard  # (before the close: a request waits since)
             await self.link.close()
-            since = self.unheard_since = self._clock()
             self._set_state(
                 State.STARTING,
                 f"its process (pid {proc.pid}) runs but stopped listening on {self.address}; "
@@ -239,16 +240,19 @@ class ChildRun:
                 return
             listening, how = found.address, f"listening again after {self._clock() - since:.2f}s"
 
-    async def _until_exit_or_unheard(self, proc: Spawned) -> bool:
-        """Wait while its process serves: False once it exits, True if it is seen to run on
+    async def _until_exit_or_unheard(self, proc: Spawned) -> float | None:
+        """Wait while its process serves: None once it exits, or when it was seen to run on
         without listening (Link.still_serving)."""
-        unheard = self.link.unheard = asyncio.get_running_loop().create_future()
+        unheard: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self.link.unheard = unheard
         try:
             await asyncio.wait((proc.exited, unheard), return_when=asyncio.FIRST_COMPLETED)
         finally:
             self.link.unheard = None
             unheard.cancel()
-        return not proc.exited.done()
+        if proc.exited.done() or not unheard.done() or unheard.cancelled():
+            return None
+        return unheard.result()
 
     def _set_state(self, state: State, message: str = "", level: int = logging.INFO) -> None:
         self.state = state

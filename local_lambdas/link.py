@@ -30,15 +30,17 @@ class Link:
     """To one instance's current process: `transport` (envelope modes) or `relay`
     (pass-through, which answers the client itself), both None while it does not serve."""
 
-    def __init__(self, process: Process) -> None:
+    def __init__(self, process: Process, clock: Callable[[], float]) -> None:
         self.process = process
+        self._clock = clock  # the instance's
         self.transport: Transport | None = None
         self.relay: PassthroughTransport | None = None
         self.proc: Spawned | None = None  # the process (None for an <upstream>)
         self.address: str | None = None  # where it listens, as connected to
         # While it serves (Instance): resolved when its process is seen to run on but no
-        # longer listen (a dev server reloading itself), by still_serving.
-        self.unheard: asyncio.Future[None] | None = None
+        # longer listen (a dev server reloading itself), by still_serving, with the time it
+        # was (the request that found it waits from then on).
+        self.unheard: asyncio.Future[float] | None = None
         # Whether the child keeps the connections it answers on, learnt once for all its
         # restarts (transports/closes.py).
         self.closes = Closes(process.id)
@@ -92,5 +94,5 @@ class Link:
         listening = bool(found)
         unheard = self.unheard
         if not listening and unheard is not None and not unheard.done():
-            unheard.set_result(None)
+            unheard.set_result(self._clock())
         return listening
