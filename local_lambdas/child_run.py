@@ -250,9 +250,7 @@ class ChildRun:
         finally:
             self.link.unheard = None
             unheard.cancel()
-        if proc.exited.done() or not unheard.done() or unheard.cancelled():
-            return None
-        return unheard.result()
+        return None if proc.exited.done() or unheard.cancelled() else unheard.result()
 
     def _set_state(self, state: State, message: str = "", level: int = logging.INFO) -> None:
         self.state = state

@@ -450,14 +450,18 @@ async def cli(
     sigint_ignored: bool = False,
     preexec: Callable[[], object] | None = None,
     pass_fds: tuple[int, ...] = (),
+    python: str | None = None,
 ) -> AsyncIterator[Cli]:
     """`local-lambdas ARGS` as a process; `sigint_ignored`: started as a script's background
     job is, with SIGINT ignored (POSIX); `preexec`: what else it inherits, done before it
-    runs, and `pass_fds`, descriptors it inherits (POSIX)."""
+    runs, and `pass_fds`, descriptors it inherits (POSIX); `python`: the interpreter that
+    runs it (exec'd), if not this one."""
     if sigint_ignored:
         preexec = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731
     added = {"COLUMNS": "200", **(env or {})}
-    async with _process(args, added, cwd, apart=False, preexec=preexec, pass_fds=pass_fds) as proc:
+    async with _process(
+        args, added, cwd, apart=False, preexec=preexec, pass_fds=pass_fds, python=python
+    ) as proc:
         yield Cli(proc)
 
 
@@ -483,16 +487,17 @@ async def command(
 async def _process(
     args: tuple[str, ...], added: dict[str, str], cwd: Path | None, *, apart: bool,
     preexec: Callable[[], object] | None = None, pass_fds: tuple[int, ...] = (),
+    python: str | None = None,
 ) -> AsyncIterator[asyncio.subprocess.Process | forked.Forked]:  # fmt: skip
     """`python -m local_lambdas ARGS`, this process's environment with `added`: forked
-    (tests/forked.py) unless what it inherits needs an exec; its errors in its output, or,
-    `apart`, read on their own. Killed if it still runs at the end."""
+    (tests/forked.py) unless what it inherits or runs it needs an exec; its errors in its
+    output, or, `apart`, read on their own. Killed if it still runs at the end."""
     proc: asyncio.subprocess.Process | forked.Forked
-    if preexec is None and not pass_fds and forked.forkable(added):
+    if python is None and preexec is None and not pass_fds and forked.forkable(added):
         proc = await forked.start(list(args), {**os.environ, **added}, cwd, apart=apart)
     else:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "local_lambdas", *args,
+            python or sys.executable, "-m", "local_lambdas", *args,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE if apart else asyncio.subprocess.STDOUT,
             env={**os.environ, **added}, cwd=cwd, preexec_fn=preexec, pass_fds=pass_fds,

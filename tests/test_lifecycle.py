@@ -573,16 +573,6 @@ def test_aiohttps_own_tls_contexts_read_no_ca_bundle_and_the_environment_is_put_
     assert done.stdout.split() == ["0", "True", str(told)], done.stdout + done.stderr
 
 
-def _naming(word: bytes, pids: list[int]) -> list[int]:
-    """Linux: those of `pids` whose command line holds `word`, as `pkill -f` matches."""
-    named = []
-    for pid in pids:
-        with contextlib.suppress(OSError):  # (gone since)
-            if word in Path(f"/proc/{pid}/cmdline").read_bytes():
-                named.append(pid)
-    return named
-
-
 def _command_lines(parent: int) -> list[bytes]:
     """Linux: the command lines of `parent`'s children."""
     return [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in orphans.children(parent)]
@@ -626,26 +616,18 @@ async def test_pkill_aimed_at_a_pipx_install_leaves_the_watchdog_to_stop_the_res
     assert await made.wait() == 0
     pid_file = tmp_path / "grandchild.pid"
     path = wrapped_manifest(write_manifest, pid_file)
-    proc = await asyncio.create_subprocess_exec(
-        str(venv / "bin" / "python"), "-m", "local_lambdas", str(path), "--bind", "127.0.0.1:0",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        run = helpers.Cli(proc)
+    python = str(venv / "bin" / "python")
+    async with cli(str(path), "--bind", "127.0.0.1:0", python=python) as run:
         wrapper = int((await run.expect(r"wrapped: ready .*\(pid (\d+),")).group(1))
         plain = int((await run.expect(r"plain: ready .*\(pid (\d+),")).group(1))
         assert await eventually(lambda: pid_file.exists() and pid_file.read_text() != "")
         grandchild = int(pid_file.read_text())
         # What `pkill -9 -f local-lambdas` finds of this run: the proxy alone.
-        named = _naming(b"local-lambdas", [proc.pid, *orphans.children(proc.pid)])
-        assert named == [proc.pid], _command_lines(proc.pid)
-        for pid in named:
-            os.kill(pid, signal.SIGKILL)
-        await proc.wait()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        ours = {run.proc.pid, *orphans.children(run.proc.pid)}
+        named = [pid for pid in processes_running("local-lambdas") if pid in ours]
+        assert named == [run.proc.pid], _command_lines(run.proc.pid)
+        run.proc.kill()
+        await run.proc.wait()
     for pid in (plain, wrapper, grandchild):
         assert await gone(pid), pid
 
