@@ -257,10 +257,12 @@ def _event_loop(choice: str) -> Callable[[Coroutine[Any, Any, int]], int]:
     """How to run the proxy: asyncio.run, or uvloop.run (20% fewer instructions per request,
     PERFORMANCE.md). Raises ImportError when uvloop is asked for and missing."""
     from local_lambdas import _compat
+    from local_lambdas.uvloop_import import import_uvloop
 
     if choice == "asyncio" or (choice == "auto" and _compat.IS_WINDOWS):
         return _asyncio_run
     try:
+        import_uvloop()
         import uvloop
     except ImportError:
         if choice == "uvloop":

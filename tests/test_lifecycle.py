@@ -573,6 +573,67 @@ def test_aiohttps_own_tls_contexts_read_no_ca_bundle_and_the_environment_is_put_
     assert done.stdout.split() == ["0", "True", str(told)], done.stdout + done.stderr
 
 
+_UVLOOP_TABLE = """
+import asyncio, gc, socket, weakref
+from local_lambdas.uvloop_import import import_uvloop
+before = (weakref.WeakValueDictionary, asyncio.isfuture)
+import_uvloop()
+import uvloop
+print("restored", (weakref.WeakValueDictionary, asyncio.isfuture) == before)
+interpreted = set()
+
+def seen(frame, event, arg):
+    if event == "call" and frame.f_code.co_filename.endswith(("weakref.py", "futures.py")):
+        interpreted.add(frame.f_code.co_name)
+
+async def main():
+    loop = asyncio.get_running_loop()
+    mine, theirs = socket.socketpair()
+    lost = loop.create_future()
+
+    class Watched(asyncio.Protocol):
+        def connection_lost(self, exc):
+            lost.set_result(None)
+
+    sys.setprofile(seen)
+    transport, _ = await loop.create_unix_connection(Watched, sock=mine)
+    sys.setprofile(None)
+    print("interpreted", sorted(interpreted))
+    fd = transport.get_extra_info("socket").fileno()
+    try:
+        loop.add_reader(fd, print)
+    except RuntimeError as refused:
+        print("refused", "is used by transport" in str(refused))
+    gone = weakref.ref(transport)
+    transport.close()
+    await lost
+    del transport
+    gc.collect()
+    print("freed", gone() is None)
+    again = socket.socket(socket.AF_UNIX)
+    print("reused", again.fileno() == fd)
+    loop.add_reader(again.fileno(), print)
+    loop.remove_reader(again.fileno())
+
+import sys
+uvloop.run(main())
+"""
+
+
+def test_uvloops_table_of_transports_is_cheap_and_still_guards_their_descriptors() -> None:
+    """The proxy imports uvloop with a table of transports of its own (uvloop_import.py): a
+    connection runs none of weakref.py's or asyncio's futures' interpreted code, the
+    stdlib is as it was after the import, uvloop still refuses add_reader on a live
+    transport's descriptor, the table keeps no transport alive, and a descriptor's number
+    used again is free."""
+    pytest.importorskip("uvloop")
+    done = subprocess.run([sys.executable, "-c", _UVLOOP_TABLE], capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    assert done.stdout.splitlines() == [
+        "restored True", "interpreted []", "refused True", "freed True", "reused True",
+    ], done.stdout + done.stderr  # fmt: skip
+
+
 def _command_lines(parent: int) -> list[bytes]:
     """Linux: the command lines of `parent`'s children."""
     return [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in orphans.children(parent)]
