@@ -29,7 +29,16 @@ _START = (
     f"import os, sys; sys.path.append(os.environ.pop({_FOLDER!r})); import orphans; "
     "sys.exit(orphans.main(sys.argv[1:]))"
 )
-_PYTHON = os.path.realpath(sys.executable)  # (a virtual environment's links to it)
+
+
+def _base_python() -> str:
+    """The interpreter a virtual environment was made from, whether it links to it or holds
+    a copy of it (`venv --copies`); this one where that is gone."""
+    base = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+    return base if os.path.isfile(base) else os.path.realpath(sys.executable)
+
+
+_PYTHON = _base_python()
 _ORPHANS_FOLDER = os.path.dirname(os.path.abspath(orphans.__file__))
 
 
@@ -42,8 +51,8 @@ class Watchdog:
     async def start(self, run_mark: str, socket_dir: str | None) -> None:
         # Its command line names no path of the install: `pkill -9 -f local-lambdas`, aimed at
         # the proxy (a CI job's teardown), would take it too, and pipx installs into
-        # .../venvs/local-lambdas/. So the interpreter is the one a virtual environment's
-        # links to (the standard library is all it needs: -I -S, no site-packages, no
+        # .../venvs/local-lambdas/. So the interpreter is the one a virtual environment was
+        # made from (the standard library is all it needs: -I -S, no site-packages, no
         # package, no asyncio), and the package's folder is in its environment.
         self._proc = await asyncio.create_subprocess_exec(
             _PYTHON, "-I", "-S", "-c", _START, run_mark,

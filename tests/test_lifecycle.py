@@ -663,17 +663,20 @@ async def test_sigkilled_proxy_leaves_no_child_nor_grandchild(
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="command lines in /proc")
+@pytest.mark.parametrize("made_as", ["--symlinks", "--copies"])
 async def test_pkill_aimed_at_a_pipx_install_leaves_the_watchdog_to_stop_the_rest(
-    write_manifest: WriteManifest, tmp_path: Path
+    write_manifest: WriteManifest, tmp_path: Path, made_as: str
 ) -> None:
     """pipx installs into .../venvs/local-lambdas/, so the proxy's interpreter (and its
     package) have the name in their paths, and `pkill -9 -f local-lambdas`, a CI job's
     teardown, kills every process whose command line holds it. The watchdog's holds neither
-    path: it outlives the proxy and stops the grandchild no parent-death signal reaches."""
+    path, whether the environment links to its interpreter or holds a copy of it: it
+    outlives the proxy and stops the grandchild no parent-death signal reaches."""
     venv = tmp_path / "pipx" / "venvs" / "local-lambdas"  # (the package: this checkout's)
     made = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)
-    )
+        sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", made_as,
+        str(venv),
+    )  # fmt: skip
     assert await made.wait() == 0
     pid_file = tmp_path / "grandchild.pid"
     path = wrapped_manifest(write_manifest, pid_file)
