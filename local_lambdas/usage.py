@@ -6,8 +6,10 @@ command's words are options.py's."""
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from local_lambdas.other_tools import COMMANDS, OPTIONS
 
@@ -16,7 +18,28 @@ class Parser(argparse.ArgumentParser):
     """argparse's parser, a usage error said in one line with the way to the help, rather
     than after the whole usage (twenty lines here, above the one that matters)."""
 
+    _words: Sequence[str] = ()  # what the parse was given
+
+    def parse_known_args(  # type: ignore[override]  # (one signature for the overloads)
+        self, args: Sequence[str] | None = None, namespace: Any = None
+    ) -> tuple[Any, list[str]]:
+        self._words = sys.argv[1:] if args is None else args
+        return super().parse_known_args(args, namespace)
+
     def error(self, message: str) -> NoReturn:
+        missing = message.partition("the following arguments are required: ")[2]
+        if missing:  # `restart -web`: a process whose <id> starts with "-" was taken for an option
+            known = {name for action in self._actions for name in action.option_strings}
+            for word in self._words:
+                if word == "--":
+                    break
+                if word[:1] == "-" and word[:2] != "--" and word not in known:
+                    wanted = missing.split(",")[0]
+                    message = (
+                        f'unknown option {word}; an {wanted} that starts with "-" goes after '
+                        f'"--": {self.prog} -- {word}'
+                    )
+                    break
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
     def refuse_strays(self, extra: list[str], manifest: str, commands: tuple[str, ...]) -> None:
@@ -29,6 +52,11 @@ class Parser(argparse.ArgumentParser):
         from local_lambdas.errors import closest  # (with asyncio: loaded for a mistake only)
 
         if extra and extra[0].startswith("-"):
+            if extra[0][:2] != "--" and Path(extra[0]).is_file():
+                self.error(
+                    f'unknown option {extra[0]}; a MANIFEST that starts with "-" is named '
+                    f"./{extra[0]}"
+                )
             option = extra[0].partition("=")[0]
             known = [name for action in self._actions for name in action.option_strings]
             advice = OPTIONS.get(option)

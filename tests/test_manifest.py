@@ -16,7 +16,16 @@ from local_lambdas import cli, executables, manifest, manifest_elements
 from local_lambdas._compat import IS_WINDOWS
 from local_lambdas.config import Manifest, Mode
 from local_lambdas.errors import ManifestError
-from tests.helpers import CHILDREN, UVLOOP, dedent, elf_program, loaded_by, run_command, run_main
+from tests.helpers import (
+    CHILDREN,
+    UVLOOP,
+    dedent,
+    elf_program,
+    loaded_by,
+    process_xml,
+    run_command,
+    run_main,
+)  # fmt: skip
 
 LEGACY = dedent("""
     <?xml version="1.0" encoding="UTF-8"?>
@@ -1231,6 +1240,9 @@ def test_help_is_a_word_as_git_and_pip_take_it(tmp_path: Path) -> None:
     (["check", "--bot"], "local-lambdas check: unknown option --bot; did you mean --boot? "
                          "(see local-lambdas check --help)"),
     (["restart", "a", "b"], "local-lambdas restart: unexpected b (see local-lambdas restart"),
+    # A process whose <id> starts with "-": it was "the following arguments are required: ID".
+    (["restart", "-web"], 'local-lambdas restart: unknown option -web; an ID that starts with '
+                          '"-" goes after "--": local-lambdas restart -- -web (see'),
     (["export", "compos"], "local-lambdas export: argument engine: invalid choice: 'compos'"),
 ])  # fmt: skip
 def test_a_usage_error_is_one_line_with_the_likely_fix(
@@ -1242,6 +1254,22 @@ def test_a_usage_error_is_one_line_with_the_likely_fix(
     assert result.returncode == 2
     assert result.stderr.startswith(says) and result.stderr.count("\n") == 1, result.stderr
     assert "usage:" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "after"), [([], []), (["check"], []), (["run"], ["--", "true"])]
+)
+def test_a_manifest_whose_name_starts_with_a_dash_is_told_how_to_name_it(
+    command: list[str], after: list[str], tmp_path: Path
+) -> None:
+    """argparse takes `-dev.xml` for an option; `./-dev.xml` names it, in every command."""
+    (tmp_path / "-dev.xml").write_text(f"<manifest>{process_xml('svc', '/api/*')}</manifest>")
+    result = run_main(*command, "-dev.xml", *after, cwd=tmp_path)
+    assert result.returncode == 2, result
+    assert 'unknown option -dev.xml; a MANIFEST that starts with "-" is named ./-dev.xml' in (
+        result.stderr
+    ), result.stderr
+    assert run_main("check", "./-dev.xml", cwd=tmp_path).returncode == 0
 
 
 def test_a_command_word_after_an_option_is_told_to_go_first(tmp_path: Path) -> None:
