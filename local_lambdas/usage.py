@@ -36,8 +36,8 @@ class Parser(argparse.ArgumentParser):
                 if word[:1] == "-" and word[:2] != "--" and word not in known:
                     wanted = missing.split(",")[0]
                     message = (
-                        f'unknown option {word}; an {wanted} that starts with "-" goes after '
-                        f'"--": {self.prog} -- {word}'
+                        f'unknown option {word}; if it is the {wanted}, give it after "--": '
+                        f"{self.prog} -- {word}"
                     )
                     break
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")

@@ -1241,8 +1241,8 @@ def test_help_is_a_word_as_git_and_pip_take_it(tmp_path: Path) -> None:
                          "(see local-lambdas check --help)"),
     (["restart", "a", "b"], "local-lambdas restart: unexpected b (see local-lambdas restart"),
     # A process whose <id> starts with "-": it was "the following arguments are required: ID".
-    (["restart", "-web"], 'local-lambdas restart: unknown option -web; an ID that starts with '
-                          '"-" goes after "--": local-lambdas restart -- -web (see'),
+    (["restart", "-web"], "local-lambdas restart: unknown option -web; if it is the ID, give it "
+                          'after "--": local-lambdas restart -- -web (see'),
     (["export", "compos"], "local-lambdas export: argument engine: invalid choice: 'compos'"),
 ])  # fmt: skip
 def test_a_usage_error_is_one_line_with_the_likely_fix(
