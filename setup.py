@@ -37,13 +37,13 @@ HOT = [
     "local_lambdas/proxy.py",
     "local_lambdas/request_ids.py",
     "local_lambdas/aiohandler.py",
-    "local_lambdas/pool.py",
-    "local_lambdas/roster.py",
-    "local_lambdas/child_run.py",
-    "local_lambdas/instance.py",
-    "local_lambdas/route_only.py",
-    "local_lambdas/link.py",
-    "local_lambdas/line.py",
+    "local_lambdas/supervision/pool.py",
+    "local_lambdas/supervision/roster.py",
+    "local_lambdas/supervision/child_run.py",
+    "local_lambdas/supervision/instance.py",
+    "local_lambdas/supervision/route_only.py",
+    "local_lambdas/supervision/link.py",
+    "local_lambdas/supervision/line.py",
     "local_lambdas/envelope.py",
     "local_lambdas/envelope_answer.py",
     "local_lambdas/envelope_fields.py",
@@ -151,7 +151,7 @@ class _Dated(build_ext):
             if path.is_file():
                 os.utime(path)
         if self.inplace:
-            for package in (Path("local_lambdas"), Path("local_lambdas/transports")):
+            for package in {Path(source).parent for source in HOT}:
                 for path in package.glob("*.*"):
                     compiled = any(path.name.endswith(s) for s in EXTENSION_SUFFIXES)
                     if compiled and path.resolve() not in built:

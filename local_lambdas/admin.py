@@ -28,8 +28,8 @@ from aiohttp import web
 from local_lambdas.binding import is_loopback
 from local_lambdas.dashboard import Dashboard
 from local_lambdas.errors import did_you_mean
-from local_lambdas.pool import Pool
-from local_lambdas.supervisor import Supervisor
+from local_lambdas.supervision.pool import Pool
+from local_lambdas.supervision.supervisor import Supervisor
 
 # Say nothing of the children (pids, addresses, their output): open to any client, so that
 # load balancers and orchestrators can probe a proxy bound to a public address.

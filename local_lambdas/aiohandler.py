@@ -28,11 +28,11 @@ from local_lambdas.errors import (
 from local_lambdas.forwarding import strip_prefix
 from local_lambdas.http1 import CLIENT_CLOSED
 from local_lambdas.inspector import BODY
-from local_lambdas.instance import Instance
-from local_lambdas.pool import Pool
 from local_lambdas.proxy import BUFFERED, Proxy
 from local_lambdas.router import authority
 from local_lambdas.spool import Spool
+from local_lambdas.supervision.instance import Instance
+from local_lambdas.supervision.pool import Pool
 from local_lambdas.transports.aiohttp_side import UPLOAD_STARTED, Relayed
 
 log = logging.getLogger("local_lambdas.aiohandler")

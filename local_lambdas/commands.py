@@ -22,7 +22,7 @@ from local_lambdas.lifecycle import Started, started
 from local_lambdas.loading_signals import held_hangup
 from local_lambdas.output import Printer
 from local_lambdas.run_signals import Echoes, exit_at_once, stoppable
-from local_lambdas.states import State
+from local_lambdas.supervision.states import State
 
 if TYPE_CHECKING:
     import aiohttp

@@ -31,6 +31,7 @@ def _built() -> tuple[dict[str, str], str | None]:
     found: dict[str, str] = {}
     for directory, package in (
         (_PACKAGE, __package__),
+        (os.path.join(_PACKAGE, "supervision"), f"{__package__}.supervision"),
         (os.path.join(_PACKAGE, "transports"), f"{__package__}.transports"),
     ):
         for entry in os.scandir(directory):

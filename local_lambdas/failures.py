@@ -11,13 +11,13 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Final
 
-from local_lambdas import explain, readiness
 from local_lambdas.config import Process
 from local_lambdas.envelope import Response, error_body, shown
 from local_lambdas.errors import BadResponse, ClientTooSlow, ForwardError
+from local_lambdas.supervision import explain, readiness
 
 if TYPE_CHECKING:
-    from local_lambdas.pool import Pool
+    from local_lambdas.supervision.pool import Pool
 
 log = logging.getLogger("local_lambdas.failures")
 

@@ -33,7 +33,7 @@ from local_lambdas.fastlane import FastLane
 from local_lambdas.inspector import Inspector
 from local_lambdas.output import Printer
 from local_lambdas.proxy import Proxy
-from local_lambdas.supervisor import Supervisor
+from local_lambdas.supervision.supervisor import Supervisor
 
 
 @dataclass(frozen=True)

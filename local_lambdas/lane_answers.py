@@ -19,11 +19,11 @@ from local_lambdas.failures import error_response
 from local_lambdas.forwarding import strip_prefix
 from local_lambdas.http1 import CLIENT_CLOSED, NO_BODY, PREFLIGHT, RETRYABLE
 from local_lambdas.inspector import BODY
-from local_lambdas.instance import Instance
 from local_lambdas.lane_message import Message
-from local_lambdas.pool import Pool
 from local_lambdas.relay import Answer
 from local_lambdas.relay_request import child_request
+from local_lambdas.supervision.instance import Instance
+from local_lambdas.supervision.pool import Pool
 
 if TYPE_CHECKING:
     from local_lambdas.lane_connection import Connection

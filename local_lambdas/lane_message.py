@@ -8,8 +8,8 @@ from __future__ import annotations
 from local_lambdas.config import Fate
 from local_lambdas.envelope import Repeats
 from local_lambdas.http1 import ENVELOPE, MOVED, NO_ROUTE, NOT_ALLOWED, PREFLIGHT, RELAY
-from local_lambdas.pool import Pool
 from local_lambdas.proxy import BUFFERED, Plan
+from local_lambdas.supervision.pool import Pool
 
 
 class Message:

@@ -31,7 +31,7 @@ from local_lambdas.config import Manifest, Settings
 from local_lambdas.console_log import ConsoleLog
 from local_lambdas.errors import ManifestError
 from local_lambdas.output import Printer
-from local_lambdas.supervisor import Supervisor
+from local_lambdas.supervision.supervisor import Supervisor
 
 if TYPE_CHECKING:
     from local_lambdas.fastlane import FastLane  # (the Started.lane annotation)

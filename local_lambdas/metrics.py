@@ -15,10 +15,10 @@ from prometheus_client.core import (
 )
 
 from local_lambdas.cache import Cache
-from local_lambdas.pool import Pool
-from local_lambdas.states import State
 from local_lambdas.stats import BUCKETS
-from local_lambdas.supervisor import Supervisor
+from local_lambdas.supervision.pool import Pool
+from local_lambdas.supervision.states import State
+from local_lambdas.supervision.supervisor import Supervisor
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

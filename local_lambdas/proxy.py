@@ -36,12 +36,12 @@ from local_lambdas.errors import (
 from local_lambdas.failures import TlsQuestion, error_response, failed
 from local_lambdas.http1 import NO_BODY, RETRYABLE
 from local_lambdas.inspector import Inspector, Kept
-from local_lambdas.instance import Instance
-from local_lambdas.pool import Pool, PoolRetired
 from local_lambdas.request_ids import RequestIds
 from local_lambdas.router import BadTarget, origin_form, resolve
 from local_lambdas.spool import Spool
-from local_lambdas.supervisor import Supervisor
+from local_lambdas.supervision.instance import Instance
+from local_lambdas.supervision.pool import Pool, PoolRetired
+from local_lambdas.supervision.supervisor import Supervisor
 
 log = logging.getLogger("local_lambdas.proxy")
 

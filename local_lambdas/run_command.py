@@ -9,16 +9,17 @@ import asyncio
 import logging
 import os
 
-from local_lambdas import _compat, explain
+from local_lambdas import _compat
 from local_lambdas._compat import adoption, limits, processes
 from local_lambdas.config import Manifest, Settings
 from local_lambdas.errors import CommandNotRun, NotAllReady
 from local_lambdas.executables import as_shell_script, foreign_file
 from local_lambdas.lifecycle import Started, started
 from local_lambdas.output import Printer
-from local_lambdas.roster import DOWN
 from local_lambdas.run_signals import stoppable
-from local_lambdas.states import State
+from local_lambdas.supervision import explain
+from local_lambdas.supervision.roster import DOWN
+from local_lambdas.supervision.states import State
 
 log = logging.getLogger("local_lambdas.run_command")
 

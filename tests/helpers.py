@@ -36,11 +36,11 @@ from local_lambdas import _compat, manifest
 from local_lambdas import cli as command_line
 from local_lambdas.config import Manifest, Settings
 from local_lambdas.fastlane import FastLane
-from local_lambdas.instance import Instance
 from local_lambdas.lifecycle import Started, started
 from local_lambdas.output import Printer
-from local_lambdas.pool import Pool
-from local_lambdas.supervisor import Supervisor
+from local_lambdas.supervision.instance import Instance
+from local_lambdas.supervision.pool import Pool
+from local_lambdas.supervision.supervisor import Supervisor
 from tests import forked
 
 CHILDREN = Path(__file__).parent / "children"

@@ -22,9 +22,9 @@ import aiohttp
 import pytest
 
 from local_lambdas import _compat
-from local_lambdas.pool import Pool
 from local_lambdas.router import BadTarget, Router, resolve
 from local_lambdas.stats import ProcessStats
+from local_lambdas.supervision.pool import Pool
 from tests.helpers import (
     CHILDREN,
     ON_SHARED_LOOP,

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from local_lambdas import manifest, start_order, tasks
+from local_lambdas import manifest
 from local_lambdas.errors import ManifestError
-from local_lambdas.states import State
+from local_lambdas.supervision import start_order, tasks
+from local_lambdas.supervision.states import State
 from tests.helpers import (
     CHILDREN,
     PYTHON,

@@ -16,7 +16,7 @@ import pytest
 
 from local_lambdas import _compat, manifest
 from local_lambdas._compat import adoption
-from local_lambdas.states import State
+from local_lambdas.supervision.states import State
 from tests.helpers import (
     CHILDREN,
     PYTHON,

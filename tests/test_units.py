@@ -33,41 +33,38 @@ from local_lambdas import (
     binding,
     envelope_answer,
     executables,
-    explain,
-    failure_line,
     forwarding,
     head_rules,
     http1,
     lane_message,
     lane_requests,
-    launch,
     manifest,
     output,
     relay,
     relay_request,
     router,
     self_reload,
-    spawned,
     tunnel,
 )
 from local_lambdas._compat import listeners, timeout
 from local_lambdas.access_log import AccessLog
-from local_lambdas.backoff import RestartPolicy, Verdict
 from local_lambdas.config import Fate, Process, Restart, Settings
 from local_lambdas.config_values import check_origin, check_route
 from local_lambdas.deadlines import Deadlines
 from local_lambdas.envelope import Repeats, Request, Response
 from local_lambdas.envelope_answer import decode_response, whole_json
 from local_lambdas.errors import BadResponse, NotConnected
-from local_lambdas.line import Line
 from local_lambdas.output import Printer, line_text
-from local_lambdas.output_tail import OutputTail
-from local_lambdas.pool import Pool
 from local_lambdas.proxy import Proxy
 from local_lambdas.router import Router
-from local_lambdas.states import State
 from local_lambdas.stats import BUCKETS, ProcessStats
-from local_lambdas.supervisor import Supervisor
+from local_lambdas.supervision import explain, failure_line, launch, spawned
+from local_lambdas.supervision.backoff import RestartPolicy, Verdict
+from local_lambdas.supervision.line import Line
+from local_lambdas.supervision.output_tail import OutputTail
+from local_lambdas.supervision.pool import Pool
+from local_lambdas.supervision.states import State
+from local_lambdas.supervision.supervisor import Supervisor
 from local_lambdas.transports import answer_head, exchange, upstream
 from tests.helpers import eventually, git
 
@@ -393,8 +390,8 @@ def test_restart_policy(restart: Restart, exits: list, verdicts: list[Verdict]) 
 def test_a_starting_child_at_work_is_not_out_of_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """readiness.Busy: <startup_timeout> counts the seconds since the child last used a tenth
     of a core, up to Busy.LIMIT times it in all; what it says when the time is out."""
-    from local_lambdas import readiness
     from local_lambdas._compat import processes
+    from local_lambdas.supervision import readiness
 
     now, ticks = [0.0], [0]
     monkeypatch.setattr(processes, "cpu_ticks", lambda pids: ticks[0])

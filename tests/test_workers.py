@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from local_lambdas.states import State
+from local_lambdas.supervision.states import State
 from tests.helpers import (
     CHILDREN,
     WriteManifest,

@@ -22,11 +22,11 @@ from functools import partial
 
 from local_lambdas import _compat, variables
 from local_lambdas.config import NO_LIMIT, Manifest, Settings, Task
-from local_lambdas.orphan_watchdog import Watchdog
 from local_lambdas.output import Printer
-from local_lambdas.pool import Pool
-from local_lambdas.roster import DOWN
-from local_lambdas.tasks import TaskRun
+from local_lambdas.supervision.orphan_watchdog import Watchdog
+from local_lambdas.supervision.pool import Pool
+from local_lambdas.supervision.roster import DOWN
+from local_lambdas.supervision.tasks import TaskRun
 
 log = logging.getLogger("local_lambdas.start_order")
 

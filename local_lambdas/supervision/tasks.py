@@ -17,10 +17,10 @@ from local_lambdas import variables
 from local_lambdas._compat import processes
 from local_lambdas.config import Task
 from local_lambdas.executables import find_executable, not_started
-from local_lambdas.orphan_watchdog import Watchdog
 from local_lambdas.output import Printer
-from local_lambdas.output_tail import OutputTail
-from local_lambdas.spawned import spawn
+from local_lambdas.supervision.orphan_watchdog import Watchdog
+from local_lambdas.supervision.output_tail import OutputTail
+from local_lambdas.supervision.spawned import spawn
 
 log = logging.getLogger("local_lambdas.tasks")
 

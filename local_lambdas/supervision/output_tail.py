@@ -8,8 +8,8 @@ from __future__ import annotations
 import collections
 from typing import Literal
 
-from local_lambdas import failure_line
 from local_lambdas.output import Printer, line_text, plain
+from local_lambdas.supervision import failure_line
 
 # Of each line kept: a reason quotes 200 characters at most; the console has the whole line.
 _KEPT_CHARS = 1000

@@ -17,14 +17,14 @@ from typing import Final
 
 from local_lambdas import _compat
 from local_lambdas.config import Process
-from local_lambdas.instance import Instance
-from local_lambdas.launch import SocketNames
-from local_lambdas.line import Line
-from local_lambdas.orphan_watchdog import Watchdog
 from local_lambdas.output import Printer
-from local_lambdas.readiness import Busy
-from local_lambdas.route_only import RouteOnly
-from local_lambdas.states import State
+from local_lambdas.supervision.instance import Instance
+from local_lambdas.supervision.launch import SocketNames
+from local_lambdas.supervision.line import Line
+from local_lambdas.supervision.orphan_watchdog import Watchdog
+from local_lambdas.supervision.readiness import Busy
+from local_lambdas.supervision.route_only import RouteOnly
+from local_lambdas.supervision.states import State
 
 log = logging.getLogger("local_lambdas.pool")  # pool.py's log: one object, one logger
 

@@ -22,10 +22,10 @@ from collections.abc import Callable, Collection, Iterable
 
 from local_lambdas.config import NO_LIMIT, ROUTING_ONLY, Manifest, Mode, Process
 from local_lambdas.cors import Policy
-from local_lambdas.pool import Pool
-from local_lambdas.roster import DOWN, start_allowance
-from local_lambdas.start_order import Reloading, StartOrder
-from local_lambdas.states import State
+from local_lambdas.supervision.pool import Pool
+from local_lambdas.supervision.roster import DOWN, start_allowance
+from local_lambdas.supervision.start_order import Reloading, StartOrder
+from local_lambdas.supervision.states import State
 
 log = logging.getLogger("local_lambdas.supervisor")
 

@@ -14,9 +14,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import NamedTuple
 
-from local_lambdas import _compat, readiness, variables
+from local_lambdas import _compat, variables
 from local_lambdas._compat import listeners, processes
 from local_lambdas.config import Mode, Process
+from local_lambdas.supervision import readiness
 
 # What every child and task of a run is given besides its own values: the run's token
 # and URL (Supervisor.run_env); none where a test starts processes without a run.

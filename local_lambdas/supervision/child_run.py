@@ -16,17 +16,17 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
-from local_lambdas import explain, readiness
 from local_lambdas._compat import listeners, processes
 from local_lambdas.config import Process
 from local_lambdas.executables import not_started, resolve_executable
-from local_lambdas.launch import NO_RUN_ENV, prepare
-from local_lambdas.link import Link
-from local_lambdas.orphan_watchdog import Watchdog
 from local_lambdas.output import Printer
-from local_lambdas.output_tail import OutputTail
-from local_lambdas.spawned import Spawned, spawn
-from local_lambdas.states import State
+from local_lambdas.supervision import explain, readiness
+from local_lambdas.supervision.launch import NO_RUN_ENV, prepare
+from local_lambdas.supervision.link import Link
+from local_lambdas.supervision.orphan_watchdog import Watchdog
+from local_lambdas.supervision.output_tail import OutputTail
+from local_lambdas.supervision.spawned import Spawned, spawn
+from local_lambdas.supervision.states import State
 
 log = logging.getLogger("local_lambdas.instance")
 

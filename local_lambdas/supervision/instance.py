@@ -12,12 +12,12 @@ import asyncio
 import logging
 import time
 
-from local_lambdas import explain, readiness
 from local_lambdas._compat import listeners
-from local_lambdas.backoff import RestartPolicy
-from local_lambdas.child_run import EXITED_UNLISTENING, ChildRun
 from local_lambdas.config import Mode
-from local_lambdas.states import State
+from local_lambdas.supervision import explain, readiness
+from local_lambdas.supervision.backoff import RestartPolicy
+from local_lambdas.supervision.child_run import EXITED_UNLISTENING, ChildRun
+from local_lambdas.supervision.states import State
 
 log = logging.getLogger("local_lambdas.instance")
 

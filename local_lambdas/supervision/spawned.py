@@ -27,7 +27,7 @@ from local_lambdas._compat import adoption, processes
 from local_lambdas.executables import as_shell_script, foreign_file
 
 if TYPE_CHECKING:
-    from local_lambdas.orphan_watchdog import Watchdog
+    from local_lambdas.supervision.orphan_watchdog import Watchdog
 
 log = logging.getLogger("local_lambdas.spawned")
 

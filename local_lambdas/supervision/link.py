@@ -12,10 +12,10 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from local_lambdas import readiness
 from local_lambdas._compat import processes
 from local_lambdas.config import Mode, Process
-from local_lambdas.spawned import Spawned
+from local_lambdas.supervision import readiness
+from local_lambdas.supervision.spawned import Spawned
 from local_lambdas.transports import Transport, for_child
 from local_lambdas.transports.closes import Closes
 

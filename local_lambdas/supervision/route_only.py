@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 
-from local_lambdas import readiness
-from local_lambdas.instance import Instance
-from local_lambdas.states import State
+from local_lambdas.supervision import readiness
+from local_lambdas.supervision.instance import Instance
+from local_lambdas.supervision.states import State
 
 
 class RouteOnly(Instance):

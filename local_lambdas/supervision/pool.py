@@ -22,13 +22,13 @@ from local_lambdas.cache import Cache
 from local_lambdas.config import Fate, Mode, Process
 from local_lambdas.cors import Policy
 from local_lambdas.errors import NotReady
-from local_lambdas.instance import Instance
-from local_lambdas.launch import NO_RUN_ENV, SocketNames
-from local_lambdas.orphan_watchdog import Watchdog
 from local_lambdas.output import Printer
-from local_lambdas.roster import DOWN, Roster, log
-from local_lambdas.states import State
 from local_lambdas.stats import ProcessStats
+from local_lambdas.supervision.instance import Instance
+from local_lambdas.supervision.launch import NO_RUN_ENV, SocketNames
+from local_lambdas.supervision.orphan_watchdog import Watchdog
+from local_lambdas.supervision.roster import DOWN, Roster, log
+from local_lambdas.supervision.states import State
 
 _READY: Final = State.READY  # an Enum's member read from compiled code is slow: see http1
 PASS_OVER: Final = 10.0  # seconds an instance that let a request time out is passed over

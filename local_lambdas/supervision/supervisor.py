@@ -22,18 +22,18 @@ from local_lambdas._compat import IS_LINUX, IS_WINDOWS, adoption, processes
 from local_lambdas.config import Manifest, Process, Settings
 from local_lambdas.cors import Policy, policy_for
 from local_lambdas.errors import SHUTTING_DOWN, StartupError
-from local_lambdas.instance import Instance
-from local_lambdas.launch import SocketNames
-from local_lambdas.orphan_watchdog import Watchdog
 from local_lambdas.output import Printer
-from local_lambdas.pool import Pool
-from local_lambdas.reloads import Reloads
 from local_lambdas.router import Router
 from local_lambdas.run_signals import killed_at_forced_exit
-from local_lambdas.start_order import StartOrder, stopping_order
-from local_lambdas.states import State
 from local_lambdas.stats import ProcessStats
-from local_lambdas.tasks import TaskRun
+from local_lambdas.supervision.instance import Instance
+from local_lambdas.supervision.launch import SocketNames
+from local_lambdas.supervision.orphan_watchdog import Watchdog
+from local_lambdas.supervision.pool import Pool
+from local_lambdas.supervision.reloads import Reloads
+from local_lambdas.supervision.start_order import StartOrder, stopping_order
+from local_lambdas.supervision.states import State
+from local_lambdas.supervision.tasks import TaskRun
 
 log = logging.getLogger("local_lambdas.supervisor")
 
