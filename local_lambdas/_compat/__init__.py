@@ -77,17 +77,24 @@ def connect_pipe(
     """A connection to a pipe-mode child, driven by `protocol()` (raises OSError when there is
     no child listening). Windows: with `owned`, also when the pipe's server is a process that
     `owned(pid)` denies (readiness could not tell there without connecting; on POSIX it
-    checked the socket's owner, see pipe_listening). A plain function returning the loop's
-    own awaitable: the one-shot pipe connects per request, and a coroutine of this
-    (interpreted) module would run on each; `loop` spares get_running_loop's getpid()."""
+    checked the socket's owner, see pipe_listening). `loop` spares get_running_loop's
+    getpid()."""
+    return pipe_connector(loop or asyncio.get_running_loop(), owned)(protocol, address)
+
+
+def pipe_connector(
+    loop: asyncio.AbstractEventLoop, owned: Callable[[int], bool] | None = None
+) -> Callable[[Callable[[], P], str], Awaitable[tuple[asyncio.Transport, P]]]:
+    """connect_pipe on `loop`, as a function of `(protocol, address)` kept by the one-shot
+    pipe, which connects per request: on uvloop it is the loop's own method, so that no
+    interpreted code of this module runs per request (1k instructions of 73k)."""
     if sys.platform == "win32":
         from local_lambdas.transports.winpipe import connect_pipe as connect_named_pipe
 
-        return connect_named_pipe(address, protocol, owned)
-    loop = loop or asyncio.get_running_loop()
+        return lambda protocol, address: connect_named_pipe(address, protocol, owned)
     if isinstance(loop, asyncio.BaseEventLoop):  # the standard library's loop, not uvloop's
-        return _connect_unix(loop, protocol, address)
-    return loop.create_unix_connection(protocol, address)
+        return lambda protocol, address: _connect_unix(loop, protocol, address)
+    return loop.create_unix_connection
 
 
 async def _connect_unix(

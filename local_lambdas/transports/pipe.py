@@ -10,7 +10,7 @@ waits for the next.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import cast
 
 from local_lambdas import _compat
@@ -18,6 +18,10 @@ from local_lambdas.envelope import Request, Response
 from local_lambdas.envelope_answer import CLOSED_FIRST, Answers, gather, note_unended, whole_json
 from local_lambdas.errors import UNANSWERED, BadResponse, ChildUnreachable
 from local_lambdas.transports.pipe_connect import connect_again
+
+_Connect = Callable[
+    [Callable[[], "_OneShot"], str], Awaitable[tuple[asyncio.Transport, "_OneShot"]]
+]
 
 
 class PipeTransport:
@@ -32,16 +36,19 @@ class PipeTransport:
         self._answers = Answers()
         # Kept from the first request: asyncio.get_running_loop() is a getpid() on 3.11.
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._connect: _Connect | None = None
 
     async def forward(self, request: Request) -> Response:
         limit = self._max_response
         loop = self._loop
-        if loop is None:
+        connect = self._connect
+        if loop is None or connect is None:
             loop = self._loop = asyncio.get_running_loop()
+            connect = self._connect = _compat.pipe_connector(loop, self._owned)
         protocol = lambda: _OneShot(limit, loop)  # noqa: E731 (one closure, for both calls)
         failed: OSError | None = None
         try:
-            _, exchange = await _compat.connect_pipe(self._path, protocol, self._owned, loop)
+            _, exchange = await connect(protocol, self._path)
         except OSError as exc:
             failed = exc  # (waited on below: compiled code must not wait in an except block)
         if failed is not None:
