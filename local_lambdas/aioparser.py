@@ -11,6 +11,7 @@ is 400 (RFC 9112 section 6.1: faulty framing), as nginx answers it.
 
 from __future__ import annotations
 
+import ast
 import re
 from typing import Any
 
@@ -212,6 +213,15 @@ def _plainly(exc: HttpProcessingError, head: bytes) -> tuple[int, str]:
         if [c.strip().lower() for c in ",".join(codings).split(",")].count("chunked") > 1:
             return 400, f"the Transfer-Encoding {named} applies chunked more than once"
         return 400, f"the Transfer-Encoding {named} does not end in chunked: its body has no end"
+    fault = _HEADER_FAULTS.get(said.partition(":")[0])
+    if fault is not None:
+        quoted = said.splitlines()[2:3]  # llhttp's: the bytes around the fault, as b'...'
+        try:
+            around = ast.literal_eval(quoted[0].strip()) if quoted else b""
+        except (SyntaxError, ValueError):
+            around = b""
+        line = around.split(b"\n")[0].split(b"\r")[0] if isinstance(around, bytes) else b""
+        return 400, fault.format(line=repr(line.decode("latin-1"))[:100])
     if said.startswith("Bad status line"):  # (aiohttp's name for a request line too)
         line, ended, _ = head.lstrip(b"\r\n").partition(b"\n")
         parts = line.removesuffix(b"\r").split(b" ")
@@ -226,6 +236,20 @@ def _plainly(exc: HttpProcessingError, head: bytes) -> tuple[int, str]:
     return (exc.code if exc.code in (501, 505) else 400), said
 
 
+# llhttp's words for a header line it refuses, and the client's in their place.
+_HEADER_FAULTS = {
+    "Missing expected CR after header value": (
+        "the header line {line} ends in a bare LF: end each line of a head with CRLF"
+    ),
+    "Missing expected LF after header value": (
+        "the header line {line} ends in a CR alone: end each line of a head with CRLF"
+    ),
+    "Invalid header token": (
+        "the header line {line} has no valid name (letters, digits and !#$%&'*+-.^_`|~, "
+        "the colon right after it)"
+    ),
+    "Invalid header value char": "the header line {line} holds a control character",
+}
 _TRANSFER_ENCODING = re.compile(rb"\r\ntransfer-encoding:([^\r\n]*)", re.IGNORECASE)
 _NAMED_LINE = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):")
 

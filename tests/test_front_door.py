@@ -295,6 +295,20 @@ SAID = {
         "the X-Trace header is 9,009 bytes, over the limit of 8,190"),
     "a bare LF": (b"GET /api/x HTTP/1.1\nHost: x\n\n", b"400",
                   "the request line ends in a bare LF: end each line of a head with CRLF"),
+    # llhttp's "Missing expected CR after header value" and the like, in the same words.
+    "a header line ending in a bare LF": (
+        b"GET /api/x HTTP/1.1\r\nHost: x\r\nX-A: 1\nX-B: 2\r\n\r\n", b"400",
+        "the header line 'X-A: 1' ends in a bare LF: end each line of a head with CRLF"),
+    "a header line ending in a CR alone": (
+        b"GET /api/x HTTP/1.1\r\nHost: x\r\nX-A: 1\rX-B: 2\r\n\r\n", b"400",
+        "the header line 'X-A: 1' ends in a CR alone"),
+    "a header name with a slash": (b"GET /api/x HTTP/1.1\r\nHost: x\r\nX/Y: 1\r\n\r\n", b"400",
+                                   "the header line 'X/Y: 1' has no valid name"),
+    "a space before a header's colon": (b"GET /api/x HTTP/1.1\r\nHost: x\r\nX-A : 1\r\n\r\n",
+                                        b"400", "the header line 'X-A : 1' has no valid name"),
+    "a control character in a header": (
+        b"GET /api/x HTTP/1.1\r\nHost: x\r\nX-A: a\x01b\r\n\r\n", b"400",
+        "the header line 'X-A: a\\x01b' holds a control character"),
     "a space in the target": (b"GET /api/a b HTTP/1.1\r\nHost: x\r\n\r\n", b"400",
                               "a space in a target is %20"),
     "a space after the version": (b"GET /api/x HTTP/1.1 \r\nHost: x\r\n\r\n", b"400",
