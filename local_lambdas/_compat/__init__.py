@@ -87,7 +87,7 @@ def pipe_connector(
 ) -> Callable[[Callable[[], P], str], Awaitable[tuple[asyncio.Transport, P]]]:
     """connect_pipe on `loop`, as a function of `(protocol, address)` kept by the one-shot
     pipe, which connects per request: on uvloop it is the loop's own method, so that no
-    interpreted code of this module runs per request (1k instructions of 73k)."""
+    interpreted code of this module runs per request (1.7k instructions of 72.6k)."""
     if sys.platform == "win32":
         from local_lambdas.transports.winpipe import connect_pipe as connect_named_pipe
 
