@@ -169,12 +169,8 @@ def _main(argv: list[str]) -> int:
         print_line(f"local-lambdas: {exc}", as_json=as_json)
         return EXIT_USAGE
     settings = option_values.settings(args, usage, socket_dir, own, only)
-    printer = Printer(log_format=settings.log_format)
-    _configure_logging(printer, _VERBOSITY[settings.verbosity])
-    _said_before_the_run(args.no_timeouts, cache_bytes, cache_entries)
-    # Each request makes a few dozen short-lived containers: collecting the youngest
-    # generation every 700 of them (the default) cost 4% of the proxy's instructions.
-    gc.set_threshold(10_000, 10, 10)
+    # Before the printer's thread may start: uvloop is imported with its cheaper table of
+    # transports only while no other thread runs (uvloop_import.py).
     try:
         run = _event_loop(args.event_loop)
     except ImportError:
@@ -183,6 +179,12 @@ def _main(argv: list[str]) -> int:
             "pip install 'local-lambdas[fast]' (not on Windows)"
         )
         return EXIT_USAGE
+    printer = Printer(log_format=settings.log_format)
+    _configure_logging(printer, _VERBOSITY[settings.verbosity])
+    _said_before_the_run(args.no_timeouts, cache_bytes, cache_entries)
+    # Each request makes a few dozen short-lived containers: collecting the youngest
+    # generation every 700 of them (the default) cost 4% of the proxy's instructions.
+    gc.set_threshold(10_000, 10, 10)
     # Only now: aiohttp and the rest load for a run, not for --help, --version or a check.
     from local_lambdas.commands import boot_check, serve
     from local_lambdas.run_command import run_command

@@ -634,6 +634,25 @@ def test_uvloops_table_of_transports_is_cheap_and_still_guards_their_descriptors
     ], done.stdout + done.stderr  # fmt: skip
 
 
+def test_uvloop_is_imported_before_any_thread_of_the_run_starts(
+    write_manifest: WriteManifest,
+) -> None:
+    """Its cheaper table of transports is swapped in only while no other thread runs: the
+    printer's thread, started by the first line said (here --no-timeouts' warning), came
+    first, and a run said a line before it lost the table."""
+    pytest.importorskip("uvloop")
+    path = write_manifest(process_xml("svc", "/api/*"))
+    program = (
+        "import sys, threading; from local_lambdas import cli; seen = []; real = cli._event_loop\n"
+        "def spy(choice):\n    seen.append(threading.active_count()); return real(choice)\n"
+        "cli._event_loop = spy\n"
+        f"code = cli.main(['check', '--boot', '--no-timeouts', {str(path)!r}])\n"
+        "print('threads', seen, code)"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+    assert done.stdout.splitlines()[-1:] == ["threads [1] 0"], done.stdout + done.stderr
+
+
 def _command_lines(parent: int) -> list[bytes]:
     """Linux: the command lines of `parent`'s children."""
     return [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in orphans.children(parent)]
