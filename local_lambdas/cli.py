@@ -91,7 +91,7 @@ def _main(argv: list[str]) -> int:
 
         return completion(argv[1:])
     if argv and argv[0] == "export":
-        from local_lambdas.export_command import export_command
+        from local_lambdas.export.command import export_command
 
         return export_command(argv[1:])
     command = argv[0] if argv and argv[0] in _COMMANDS else "serve"

@@ -10,7 +10,7 @@ import shtab
 
 from local_lambdas import options
 from local_lambdas.cli import ALL_COMMANDS, EXIT_OK
-from local_lambdas.export_command import export_parser
+from local_lambdas.export.command import export_parser
 from local_lambdas.usage import Parser
 
 

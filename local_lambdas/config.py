@@ -127,7 +127,7 @@ class Process(BaseModel):
     start: Literal["at-launch", "on-request"] = "at-launch"  # on-request: at its first request
     # Route-only: requests pass through to this address; nothing is started or supervised.
     upstream: str | None = None
-    image: Annotated[str, AfterValidator(check_image)] | None = None  # export.py's container
+    image: Annotated[str, AfterValidator(check_image)] | None = None  # export/layout.py's container
     idle_timeout: Duration | None = None  # stopped after this long without a request
     port: int | None = Field(default=None, ge=1, le=65535)
     methods: tuple[str, ...] | None = None

@@ -8,8 +8,8 @@ and, at /app, the directory export runs in (the manifest's relative paths start 
 they do on the laptop). <instances> become replicas; the engine orders containers by
 <depends_on>. Compose adds a front service: local-lambdas with a manifest of route-only
 processes (<upstream>) pointing at those services, on the port local-lambdas would bind
-(export_compose.py). Kubernetes has an Ingress take each route to its process's Service instead
-(export_kubernetes.py).
+(compose.py). Kubernetes has an Ingress take each route to its process's Service instead
+(kubernetes.py).
 
 Environment: a container gets its process's env-file values (--env-file, .env, <env_file>)
 and the value, at export, of every `${NAME}` the manifest reads from the environment; it

@@ -1,4 +1,4 @@
-"""`local-lambdas export kubernetes`: a Deployment and a Service per process (export.py's
+"""`local-lambdas export kubernetes`: a Deployment and a Service per process (layout.py's
 layout: local-lambdas serving that process alone on port 8080 in its container), with
 readiness, liveness and startup probes on the proxy's /_/ endpoints and a memory request
 from what the proxy may hold for it; one Ingress carries every route to its process's
@@ -14,7 +14,16 @@ from typing import Any
 from urllib.parse import quote
 
 from local_lambdas.config import DEFAULT_CONCURRENCY, Process
-from local_lambdas.export import APP, FRONT, PORT, READY, Export, as_yaml, probe_tries, spawned
+from local_lambdas.export.layout import (
+    APP,
+    FRONT,
+    PORT,
+    READY,
+    Export,
+    as_yaml,
+    probe_tries,
+    spawned,
+)
 
 _HEALTH = "/_/health"
 _K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")

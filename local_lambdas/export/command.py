@@ -1,4 +1,4 @@
-"""The `export` command's line: its options, and what it prints around export.py's work."""
+"""The `export` command's line: its options, and what it prints around layout.py's work."""
 
 from __future__ import annotations
 
@@ -99,9 +99,9 @@ def _checked(check: Callable[[str], str]) -> Callable[[str], str]:
 
 
 def export_command(argv: list[str]) -> int:
-    """Write a compose file or Kubernetes objects for the manifest (export.py,
-    export_compose.py, export_kubernetes.py)."""
-    from local_lambdas import export, export_compose, export_kubernetes
+    """Write a compose file or Kubernetes objects for the manifest (layout.py,
+    compose.py, kubernetes.py)."""
+    from local_lambdas.export import compose, kubernetes, layout
 
     args = export_parser().parse_args(argv)
     images = {}
@@ -126,20 +126,20 @@ def export_command(argv: list[str]) -> int:
     path = Path(args.manifest)
     try:
         loaded = manifest.load(
-            path, socket_dir=Path(export.APP), here=False,
+            path, socket_dir=Path(layout.APP), here=False,
             env_files=[] if args.no_env_file else args.env_file,
         )  # fmt: skip
-        target = export.Export.of(loaded, path, path.read_text(), images, Path.cwd())
+        target = layout.Export.of(loaded, path, path.read_text(), images, Path.cwd())
         if args.engine == "compose":
-            text = export_compose.compose(target, bind=bind, front_image=args.front_image)
+            text = compose.compose(target, bind=bind, front_image=args.front_image)
         else:
-            text = export_kubernetes.kubernetes(target, namespace=args.namespace,
+            text = kubernetes.kubernetes(target, namespace=args.namespace,
                                      ingress_class=args.ingress_class, host=args.host)  # fmt: skip
     except ManifestError as exc:
         print_problems([str(p) for p in exc.problems])
         print_line(f"local-lambdas export: {path} has {len(exc.problems)} problem(s)")
         return EXIT_FAILURE
-    except export.ExportError as exc:
+    except layout.ExportError as exc:
         print_problems(exc.problems)
         print_line(f"local-lambdas export: {path} cannot be exported as it is "
                    f"({len(exc.problems)} problem(s))")  # fmt: skip

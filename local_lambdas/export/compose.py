@@ -1,4 +1,4 @@
-"""`local-lambdas export compose`: a compose file of a service per process (export.py says
+"""`local-lambdas export compose`: a compose file of a service per process (layout.py says
 the layout), and the front service, local-lambdas with a manifest of route-only processes
 pointing at those services (front_manifest), on the port local-lambdas would bind."""
 
@@ -9,7 +9,16 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from local_lambdas.config import Manifest
-from local_lambdas.export import APP, FRONT, PORT, READY, Export, as_yaml, probe_tries, spawned
+from local_lambdas.export.layout import (
+    APP,
+    FRONT,
+    PORT,
+    READY,
+    Export,
+    as_yaml,
+    probe_tries,
+    spawned,
+)
 
 _FRONT_MANIFEST = "/etc/local-lambdas/front.xml"
 _SERVICE_NAME = re.compile(r"[a-zA-Z0-9._-]+")  # the compose specification's
