@@ -142,13 +142,13 @@ async def started(
                 extra={"fields": {"event": "tls", "fingerprint": fingerprint}},
             )  # fmt: skip
         if settings.watch:
-            from local_lambdas import watch  # watchfiles loads only when asked for
+            from local_lambdas.watch import watcher  # watchfiles loads only when asked for
 
             for line in self_reload.advice(supervisor.manifest.processes):
                 log.warning(line)
             stop_watching = asyncio.Event()
-            watcher = asyncio.create_task(
-                watch.watch(
+            watching = asyncio.create_task(
+                watcher.watch(
                     manifest.path,
                     lambda: {p.id: p.working_dir for p in supervisor.manifest.processes},
                     reload,
@@ -163,8 +163,8 @@ async def started(
                     supersede=supervisor.supersede,
                 )
             )
-            watcher.add_done_callback(_watch_ended)
-            teardown.push_async_callback(_stop_watching, watcher, stop_watching)
+            watching.add_done_callback(_watch_ended)
+            teardown.push_async_callback(_stop_watching, watching, stop_watching)
         teardown.push_async_callback(front.drain)
         yield Started(
             url, supervisor, reload, front.drain, front.lane,

@@ -11,9 +11,9 @@ import os
 
 from local_lambdas import __version__, compiled
 from local_lambdas.common_options import add_common
-from local_lambdas.ignored import WATCH_IGNORE
 from local_lambdas.option_values import DEFAULT_BIND, port_number, seconds
 from local_lambdas.usage import Parser
+from local_lambdas.watch.ignored import WATCH_IGNORE
 
 _DESCRIPTION = """\
 Run the child programs listed in a manifest and serve them all behind one HTTP port.

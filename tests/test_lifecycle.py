@@ -1698,7 +1698,7 @@ async def test_watch_is_not_set_off_by_a_file_written_again_as_it_was(
     the bytes it held is no edit; written with others, it is one (once)."""
     # As tsc -w: the output written again a moment after the server listens, and after its
     # restart is over (the old instance stopped: what changes before is the restart's own
-    # doing, watch_edits.Doings), with room for a loaded machine's slow stop.
+    # doing, watch/edits.py's Doings), with room for a loaded machine's slow stop.
     serve = f"{PYTHON} {CHILDREN / 'behave.py'}"
     compile_ = f"(sleep 1; cp main.src built.out; echo compiled) &amp; exec {serve}"
     path = write_manifest(
@@ -2003,7 +2003,7 @@ async def test_children_stop_even_when_an_earlier_teardown_step_fails(
 def test_what_watch_include_lets_through(tmp_path: Path) -> None:
     from watchfiles import Change
 
-    from local_lambdas.watch_paths import Filter
+    from local_lambdas.watch.paths import Filter
 
     manifest = tmp_path / "manifest.xml"
     only_go = Filter((), tmp_path / "sockets", ["*.go"], manifest)

@@ -425,8 +425,8 @@ def test_backoff_is_capped() -> None:
 def test_watched_change_restarts_the_deepest_owner() -> None:
     from pathlib import Path
 
-    from local_lambdas.watch_paths import affected
-    from local_lambdas.watch_paths import named as logged
+    from local_lambdas.watch.paths import affected
+    from local_lambdas.watch.paths import named as logged
 
     root, api = Path("/p"), Path("/p/api")
     dirs = {"root": root, "api": api, "also-api": api}
@@ -445,7 +445,7 @@ def test_watched_change_restarts_the_deepest_owner() -> None:
 
 
 async def test_a_file_written_again_as_it_was_is_no_edit(tmp_path: Path) -> None:
-    from local_lambdas.watch_edits import Contents
+    from local_lambdas.watch.edits import Contents
 
     names = ("same", "other", "gone", "big", "hidden/x", "late", "bundle")
     sizes = {"big": Contents.MAX_SIZE + 1, "bundle": 4 << 20}  # (a webpack bundle in dev)
@@ -476,7 +476,7 @@ async def test_a_file_written_again_as_it_was_is_no_edit(tmp_path: Path) -> None
 def test_what_a_restart_writes_meanwhile_is_no_edit(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from local_lambdas.watch_edits import Doings
+    from local_lambdas.watch.edits import Doings
 
     before, built, source = tmp_path / "before", tmp_path / "server", tmp_path / "main.go"
     before.write_text("")
@@ -523,7 +523,7 @@ def test_what_a_restart_writes_meanwhile_is_no_edit(
 async def test_watch_leaves_out_what_git_ignores_and_knows_what_it_tracks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from local_lambdas.watch_edits import git_ignored, git_tracked
+    from local_lambdas.watch.edits import git_ignored, git_tracked
 
     repo, elsewhere = tmp_path / "repo", tmp_path / "elsewhere"
     (repo / "uploads").mkdir(parents=True)
@@ -571,7 +571,7 @@ async def test_watch_past_the_systems_limit_says_so_and_follows_the_manifest(
     manifest's folder alone, reports the manifest changed."""
     from watchfiles import Change
 
-    from local_lambdas import watch
+    from local_lambdas.watch import watcher
 
     big, manifest = tmp_path / "home", tmp_path / "manifest.xml"
     (big / "deep").mkdir(parents=True)
@@ -591,9 +591,9 @@ async def test_watch_past_the_systems_limit_says_so_and_follows_the_manifest(
         reacted.append((reload, ids))
         stop.set()
 
-    monkeypatch.setattr(watch, "awatch", awatch)
+    monkeypatch.setattr(watcher, "awatch", awatch)
     dirs = {"svc": big}
-    await watch.watch(manifest, lambda: dirs, react, socket_dir=tmp_path / "s", stop=stop)
+    await watcher.watch(manifest, lambda: dirs, react, socket_dir=tmp_path / "s", stop=stop)
     assert calls == [((tmp_path, big), True), ((tmp_path,), False)]
     assert reacted == [(True, [])]
     said = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
@@ -603,7 +603,7 @@ async def test_watch_past_the_systems_limit_says_so_and_follows_the_manifest(
 
 def test_a_watched_manifest_links_target_is_the_manifest(tmp_path: Path) -> None:
     """Editing the file a manifest link points to reloads, and restarts nobody for it."""
-    from local_lambdas.watch_paths import affected
+    from local_lambdas.watch.paths import affected
 
     (tmp_path / "dev.xml").write_text("<manifest/>")
     (tmp_path / "manifest.xml").symlink_to("dev.xml")
@@ -617,7 +617,7 @@ def test_watch_filter_ignores_globs_caches_and_the_socket_dir() -> None:
 
     from watchfiles import Change
 
-    from local_lambdas.watch_paths import Filter
+    from local_lambdas.watch.paths import Filter
 
     keep = Filter(["*.log", "*/tmp/*"], Path("/run/ll-1"), [], Path("/p/manifest.xml"))
     assert keep(Change.modified, "/p/api/handler.py")
@@ -655,7 +655,7 @@ def test_watch_filter_ignores_globs_caches_and_the_socket_dir() -> None:
     ],
 )
 def test_watch_leaves_hidden_folders_alone(path: str, hidden: bool, tmp_path: Path) -> None:
-    from local_lambdas.watch_paths import hidden as in_hidden_folder
+    from local_lambdas.watch.paths import hidden as in_hidden_folder
 
     (tmp_path / "p/.cache").mkdir(parents=True)
     roots = [Path("/p"), Path("/home/u/.projects/p"), Path("/p/.hidden-app")]
@@ -664,7 +664,7 @@ def test_watch_leaves_hidden_folders_alone(path: str, hidden: bool, tmp_path: Pa
 
 
 def test_watch_leaves_virtualenvs_alone_even_once_removed(tmp_path: Path) -> None:
-    from local_lambdas.watch_paths import in_virtualenv, keep_folder
+    from local_lambdas.watch.paths import in_virtualenv, keep_folder
 
     root = tmp_path / "app"
     (root / "venv/lib").mkdir(parents=True)

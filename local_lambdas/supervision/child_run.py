@@ -36,7 +36,7 @@ _LAST_LINES = 100
 _LAST_OUTPUT_WAIT = 0.5  # after an exit, how long its last lines may take to arrive
 # A worker (mode none), which listens nowhere, is READY once it has run this long (s), as
 # supervisord's startsecs: an exit before is a failed start, and what it writes as it starts
-# (a generator's output, a scheduler's state) falls within a --watch restart (watch_edits).
+# (a generator's output, a scheduler's state) falls within a --watch restart (watch/edits.py).
 _WORKER_SETTLE = 1.0
 # How long a child may take to listen before it is looked for elsewhere (_hint_elsewhere).
 _HINT_AFTER = 2.0

@@ -91,7 +91,7 @@ class StartOrder:
     def ran_at(self, when: float, slack: float) -> bool:
         """Whether one of the run's <build>s or <task>s was running at `when` (time.time(),
         as files' modification times are; `slack` seconds early counts): what they write
-        is not an edit for --watch (watch_edits.Doings)."""
+        is not an edit for --watch (watch/edits.py's Doings)."""
         return any(began - slack <= when <= ended for began, ended in self._ran)
 
     async def _timed(self, run: TaskRun, mark: str) -> None:

@@ -11,11 +11,11 @@ Ignored: what watchfiles ignores by default (.git, __pycache__, node_modules, .v
 swap and backup files...), ignored.WATCH_IGNORE (logs, editors' temporary files, databases,
 pid files), what lies in a hidden folder (.next/, .vscode/: `hidden`) or a virtualenv
 (a folder holding pyvenv.cfg, whatever its name: `in_virtualenv`), a file written again
-with the bytes it held (watch_edits.Contents), a file that appeared and went within one
+with the bytes it held (edits.Contents), a file that appeared and went within one
 batch (a temporary file renamed over another), the files the proxy itself writes to
 (`local-lambdas --watch > dev.log` beside the manifest), files git ignores and what changed
 while a restart --watch set off was under way (a <build>'s output, the files a starting
-child writes: both in watch_edits) or while a <build> or <task> of the run ran (the first
+child writes: both in edits.py) or while a <build> or <task> of the run ran (the first
 start's too), the socket directory, and every --watch-ignore glob (matched against the
 file's name and its path). With --watch-include globs, only files matching one of them
 restart anything (the manifest and env files are always followed).
@@ -35,8 +35,8 @@ from pathlib import Path
 
 from watchfiles import Change, awatch  # only --watch imports this module
 
-from local_lambdas.watch_edits import Contents, Doings, git_ignored, git_tracked
-from local_lambdas.watch_paths import (
+from local_lambdas.watch.edits import Contents, Doings, git_ignored, git_tracked
+from local_lambdas.watch.paths import (
     Filter,
     affected,
     hidden,

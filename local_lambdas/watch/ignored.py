@@ -1,5 +1,5 @@
-"""What `--watch` never watches beyond watchfiles' own defaults: read by the watcher (watch.py)
-and listed in `--help`, so it lives apart from both (watch.py loads watchfiles, config.py
+"""What `--watch` never watches beyond watchfiles' own defaults: read by the watcher (watcher.py)
+and listed in `--help`, so it lives apart from both (watcher.py loads watchfiles, config.py
 pydantic; the command line loads neither before reading its arguments)."""
 
 from __future__ import annotations

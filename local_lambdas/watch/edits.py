@@ -1,4 +1,4 @@
-"""Which of the files --watch saw change are edits, beyond its filters (watch.py): not a
+"""Which of the files --watch saw change are edits, beyond its filters (watcher.py): not a
 file written again with the bytes it held (Contents), what a restart it set off wrote
 meanwhile (Doings: unless git tracks it, git_tracked), nor what git ignores (git_ignored)."""
 
@@ -26,7 +26,7 @@ class Contents:
     again, for ever. A formatter, or an editor saving a file it did not change, rewrites
     one as well. Digests are taken of the files in the watched folders as watching begins
     (`take`, in a thread: up to MAX_FILES files of up to MAX_SIZE, outside the folders
-    watch.py ignores), and of each changed file as it changes (in a thread too: a
+    watcher.py ignores), and of each changed file as it changes (in a thread too: a
     webpack --watch bundle of several MiB is read whole); a file without one (new, larger,
     or changed since watching began) counts as changed, as a deleted one does.
     """
@@ -44,7 +44,7 @@ class Contents:
     def take(self, roots: list[Path], keep_folder: Callable[[str, str], bool]) -> None:
         """Read, in a thread, the files below those of `roots` not read before (not in the
         folders `keep_folder` refuses): their digests count once read, and until then a
-        change there counts as one. Every file, filtered or not: those watch.py filters out
+        change there counts as one. Every file, filtered or not: those watcher.py filters out
         never come to `changed`, and its filter would cost four times the reading."""
         roots = [root for root in roots if root not in self._taken]
         if not roots:

@@ -1,4 +1,4 @@
-"""Which paths --watch follows and whom a change restarts (watch.py runs the watch): its
+"""Which paths --watch follows and whom a change restarts (watcher.py runs the watch): its
 filter (Filter), the changes that lasted a batch (lasting), the processes owning a changed
 file (affected), what lies in a hidden folder (hidden) or a virtualenv (in_virtualenv), and
 the names it logs (named)."""
@@ -13,8 +13,8 @@ from pathlib import Path
 
 from watchfiles import Change, DefaultFilter  # only --watch imports this module
 
-from local_lambdas.ignored import WATCH_IGNORE
-from local_lambdas.watch_edits import deepest
+from local_lambdas.watch.edits import deepest
+from local_lambdas.watch.ignored import WATCH_IGNORE
 
 
 class Filter(DefaultFilter):
