@@ -152,11 +152,10 @@ class _Dated(build_ext):
             if path.is_file():
                 os.utime(path)
         if self.inplace:
-            for package in {Path(source).parent for source in HOT}:
-                for path in package.glob("*.*"):
-                    compiled = any(path.name.endswith(s) for s in EXTENSION_SUFFIXES)
-                    if compiled and path.resolve() not in built:
-                        path.unlink()
+            for path in Path("local_lambdas").rglob("*.*"):
+                compiled = any(path.name.endswith(s) for s in EXTENSION_SUFFIXES)
+                if compiled and path.resolve() not in built:
+                    path.unlink()
 
 
 setup(ext_modules=_compiled(), cmdclass={"build_ext": _Dated})

@@ -29,12 +29,12 @@ def _built() -> tuple[dict[str, str], str | None]:
     """Each compiled module's name with its source, and the library that holds their code
     (the modules' own files only lead to it)."""
     found: dict[str, str] = {}
-    for directory, package in (
-        (_PACKAGE, __package__),
-        (os.path.join(_PACKAGE, "supervision"), f"{__package__}.supervision"),
-        (os.path.join(_PACKAGE, "transports"), f"{__package__}.transports"),
-    ):
+    folders = [(_PACKAGE, __package__)]  # the package's, and each subpackage's as found
+    for directory, package in folders:
         for entry in os.scandir(directory):
+            if entry.is_dir() and not entry.name.startswith("__"):
+                folders.append((entry.path, f"{package}.{entry.name}"))
+                continue
             suffix = next(
                 (s for s in importlib.machinery.EXTENSION_SUFFIXES if entry.name.endswith(s)), None
             )
