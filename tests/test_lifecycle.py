@@ -574,7 +574,7 @@ def test_aiohttps_own_tls_contexts_read_no_ca_bundle_and_the_environment_is_put_
 
 
 _UVLOOP_TABLE = """
-import asyncio, gc, socket, weakref
+import asyncio, gc, socket, sys, weakref
 from local_lambdas.uvloop_import import import_uvloop
 before = (weakref.WeakValueDictionary, asyncio.isfuture)
 import_uvloop()
@@ -615,7 +615,6 @@ async def main():
     loop.add_reader(again.fileno(), print)
     loop.remove_reader(again.fileno())
 
-import sys
 uvloop.run(main())
 """
 
