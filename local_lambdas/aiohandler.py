@@ -26,8 +26,8 @@ from local_lambdas.errors import (
     PayloadTooLarge,
 )
 from local_lambdas.forwarding import strip_prefix
-from local_lambdas.http1 import CLIENT_CLOSED
 from local_lambdas.inspector import BODY
+from local_lambdas.lane.http1 import CLIENT_CLOSED
 from local_lambdas.proxy import BUFFERED, Proxy
 from local_lambdas.router import authority
 from local_lambdas.spool import Spool
@@ -68,7 +68,7 @@ class AioHandler:
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """aiohttp's handler for every request it gets: pass-through, the admin endpoints,
-        and whatever the fast lane hands over (fastlane.py)."""
+        and whatever the fast lane hands over (lane/fastlane.py)."""
         proxy = self._proxy
         started = time.monotonic()
         # Names as the client spelt them (aiohttp's parsed headers respell the well-known ones).

@@ -1,4 +1,4 @@
-"""aiohttp's request parser held to the rules the fast lane keeps (lane_requests.py), for
+"""aiohttp's request parser held to the rules the fast lane keeps (lane/requests.py), for
 aiohttp's server (aioserver.py): fed a head at a time so that requests that came whole before
 garbage in the same read are answered first; a method llhttp was not built with goes through
 (as GET, given back its own); HTTP versions other than 1.0 and 1.1 are 505, a Host that is no
@@ -27,7 +27,7 @@ from local_lambdas.head_rules import (
     valid_host,
     with_target_escaped,
 )
-from local_lambdas.http1 import MAX_HEADERS
+from local_lambdas.lane.http1 import MAX_HEADERS
 
 MAX_TARGET, MAX_FIELD = 8191, 8190  # bytes in a request's target; in a header's name or value
 

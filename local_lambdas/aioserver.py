@@ -1,4 +1,4 @@
-"""aiohttp's low-level HTTP server, held to the rules the fast lane keeps (fastlane.py):
+"""aiohttp's low-level HTTP server, held to the rules the fast lane keeps (lane/fastlane.py):
 
 - requests are read by aioparser.HeadParser: requests that came whole before garbage are
   answered first, methods llhttp lacks are taken, nginx's 414, 431, 501 and 505;
@@ -152,7 +152,7 @@ class _Connection(RequestHandler):
 
     def eof_received(self) -> bool:  # type: ignore[override]  # (asyncio's contract: bool)
         """The client half-closed: the requests that came whole are still answered, then the
-        connection closes (lane_connection.Connection.eof_received), the last one unanswered
+        connection closes (lane.connection.Connection.eof_received), the last one unanswered
         if its body was cut short; with none that came whole, it closes now (aiohttp's own
         way: the request fails)."""
         # Not `_request_in_progress` or a waiting `_waiter`: a client that closes as soon as

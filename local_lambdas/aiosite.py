@@ -1,5 +1,5 @@
 """aiohttp's site over one socket a run listens on (binding.py), with the fast lane
-(fastlane.py) taking its connections first; those it hands over are aiohttp's server's
+(lane/fastlane.py) taking its connections first; those it hands over are aiohttp's server's
 (aioserver.py). Over TLS on POSIX, plain HTTP sent to the port is refused (tls.Front).
 """
 

@@ -311,7 +311,7 @@ class Settings(BaseModel):
     default_cache_entries: int | None = None  # ENABLE_CACHE=N: at most N answers in each
     admin_prefix: str = "/_/"
     admin_public: bool = False  # admin endpoints beyond health and ready for non-loopback clients
-    fast_lane: bool = True  # envelope-mode requests answered outside aiohttp (fastlane.py)
+    fast_lane: bool = True  # envelope-mode requests answered outside aiohttp (lane/fastlane.py)
     inspector: bool | None = None  # record requests for /_/ (None: while bound to loopback)
     child_url: str | None = None  # --child-url: the children's LOCAL_LAMBDAS_URL (None: ours)
     inspect_secrets: bool = False  # show and replay Authorization, Cookie, Set-Cookie values

@@ -154,7 +154,7 @@ class Repeats:
 
 def _same_before_last(headers: list[Any], kept: list[Any]) -> bool:
     """Whether `headers` but the last are `kept`'s, the same objects, as a connection's
-    repeated head's are (lane_requests.Requests): comparing the strings in them costs a
+    repeated head's are (lane.requests.Requests): comparing the strings in them costs a
     third of the JSON they spare, and all of it where one of them changes. (Lists of Any:
     compiled code reads a typed tuple out of a list as a new one.)"""
     return len(headers) - 1 == len(kept) and all(headers[at] is kept[at] for at in range(len(kept)))

@@ -1,7 +1,7 @@
 """The serving side of a run: aiohttp's low-level server and the fast lane in front of the
 supervisor's children, with the admin endpoints, the dashboard and the request inspector.
 
-Connections start in the fast lane (fastlane.py), which answers most requests itself; every
+Connections start in the fast lane (lane/fastlane.py), which answers most requests itself; every
 request aiohttp's server gets goes to one function, aiohandler.py: the admin endpoints
 (admin.py) under their prefix, the proxy (proxy.py) for the rest. This module and what it
 imports (aiohttp above all) are most of the proxy's loading time: a run loads it while its
@@ -29,8 +29,8 @@ from local_lambdas.client_limits import refusal
 from local_lambdas.config import Settings
 from local_lambdas.console_log import ConsoleLog
 from local_lambdas.dashboard import Dashboard
-from local_lambdas.fastlane import FastLane
 from local_lambdas.inspector import Inspector
+from local_lambdas.lane.fastlane import FastLane
 from local_lambdas.output import Printer
 from local_lambdas.proxy import Proxy
 from local_lambdas.supervision.supervisor import Supervisor

@@ -1,5 +1,5 @@
 """What both servers judge of a request head before reading it, as nginx judges it (the fast
-lane, http1.head_end and lane_requests.py; aiohttp's side, aioparser.py): a line ended by a
+lane, http1.head_end and lane/requests.py; aiohttp's side, aioparser.py): a line ended by a
 bare LF or a CR alone, a start that can never be a request (a TLS handshake on the plain
 port), a request line of another HTTP version or protocol (505 or 400, at the line's end), a
 request line or a header line llhttp refuses (handed to aiohttp's parser as soon as what came

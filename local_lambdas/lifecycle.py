@@ -34,7 +34,7 @@ from local_lambdas.output import Printer
 from local_lambdas.supervision.supervisor import Supervisor
 
 if TYPE_CHECKING:
-    from local_lambdas.fastlane import FastLane  # (the Started.lane annotation)
+    from local_lambdas.lane.fastlane import FastLane  # (the Started.lane annotation)
 
 log = logging.getLogger("local_lambdas.lifecycle")
 

@@ -1,7 +1,7 @@
 """The request core both HTTP servers share: a request's plan (which child, or which
 refusal), its id (request_ids.py), the envelope exchange with a child within its <timeout>,
 the retry, and the accounting (statistics, access log, inspector). It does not use aiohttp:
-aiohttp's side is aiohandler.py, the fast lane's is fastlane.py and its lane_* modules.
+aiohttp's side is aiohandler.py, the fast lane's is the lane/ package.
 
 Every failure becomes a short JSON body (`{"error", "process", "request_id"}`) with the
 status of docs/protocol.md ("Errors"), and a log line carrying the same request id
@@ -34,8 +34,8 @@ from local_lambdas.errors import (
     notes,
 )
 from local_lambdas.failures import TlsQuestion, error_response, failed
-from local_lambdas.http1 import NO_BODY, RETRYABLE
 from local_lambdas.inspector import Inspector, Kept
+from local_lambdas.lane.http1 import NO_BODY, RETRYABLE
 from local_lambdas.request_ids import RequestIds
 from local_lambdas.router import BadTarget, origin_form, resolve
 from local_lambdas.spool import Spool
@@ -69,7 +69,7 @@ class Plan:
 
 
 class Proxy:
-    """What both HTTP servers ask of every request (the fast lane, fastlane.py, and aiohttp's,
+    """What both HTTP servers ask of every request (the fast lane, lane/fastlane.py, and aiohttp's,
     aiohandler.py): its plan, its id (`ids`), the envelope exchange with a child and the
     retry, and its accounting; the supervisor owns the routes.
 

@@ -35,7 +35,7 @@ import pytest
 from local_lambdas import _compat, manifest
 from local_lambdas import cli as command_line
 from local_lambdas.config import Manifest, Settings
-from local_lambdas.fastlane import FastLane
+from local_lambdas.lane.fastlane import FastLane
 from local_lambdas.lifecycle import Started, started
 from local_lambdas.output import Printer
 from local_lambdas.supervision.instance import Instance

@@ -31,7 +31,7 @@ def _run(code: str, cwd: Path, **env: str) -> str:
 
 
 _WHICH = (
-    "import local_lambdas.fastlane as f, local_lambdas.compiled as c; print(c.STATE); "
+    "import local_lambdas.lane.fastlane as f, local_lambdas.compiled as c; print(c.STATE); "
     "print(f.__file__)"
 )
 
@@ -60,7 +60,7 @@ def test_an_edited_source_runs_instead_of_its_older_compiled_form(tmp_path: Path
     (copy / "local_lambdas" / "transports" / "pipe.py").touch()  # edited after the build
     state, where = _run(_WHICH, copy).splitlines()
     assert state == "pure Python: pipe.py changed since compiled; pip install -e . compiles again"
-    assert where.endswith("fastlane.py")  # all of them, not only the edited one
+    assert where.endswith("lane/fastlane.py")  # all of them, not only the edited one
 
 
 async def test_the_sources_serve_every_mode_when_asked(write_manifest: WriteManifest) -> None:

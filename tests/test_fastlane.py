@@ -1,4 +1,4 @@
-"""The fast lane (fastlane.py) against aiohttp's server: the same answers, byte for byte but
+"""The fast lane (lane/fastlane.py) against aiohttp's server: the same answers, byte for byte but
 the Date; hand-overs at a request's first byte, pipelined or not; slow and leaving clients.
 
 Raw sockets, so that what goes over the wire is what the tests see."""

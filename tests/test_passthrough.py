@@ -153,7 +153,7 @@ async def test_server_sent_events_arrive_as_sent(shared: SharedProxies) -> None:
         assert arrived < following["sent"]  # each arrived before the next was sent
 
 
-# The fast lane joins the connections after the child's 101 (tunnel.py); aiohttp's side
+# The fast lane joins the connections after the child's 101 (lane/tunnel.py); aiohttp's side
 # (--no-fast-lane) relays frame by frame: the same codes and reasons either way.
 WS_LANES = pytest.mark.parametrize("fast_lane", [True, False], ids=["tunnel", "aiohttp"])
 

@@ -29,22 +29,15 @@ from rich.cells import cell_len
 
 from local_lambdas import (
     aioparser,
-    answer_heads,
     binding,
     envelope_answer,
     executables,
     forwarding,
     head_rules,
-    http1,
-    lane_message,
-    lane_requests,
     manifest,
     output,
-    relay,
-    relay_request,
     router,
     self_reload,
-    tunnel,
 )
 from local_lambdas._compat import listeners, timeout
 from local_lambdas.access_log import AccessLog
@@ -54,6 +47,9 @@ from local_lambdas.deadlines import Deadlines
 from local_lambdas.envelope import Repeats, Request, Response
 from local_lambdas.envelope_answer import decode_response, whole_json
 from local_lambdas.errors import BadResponse, NotConnected
+from local_lambdas.lane import answer_heads, http1, relay, relay_request, tunnel
+from local_lambdas.lane import message as lane_message
+from local_lambdas.lane import requests as lane_requests
 from local_lambdas.output import Printer, line_text
 from local_lambdas.proxy import Proxy
 from local_lambdas.router import Router
@@ -1340,8 +1336,8 @@ LANE_HEADS = [  # a head, and what the lane reads of it (None: aiohttp's side re
     (b"GET /a HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", None),
     (b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", None),
     (b"POST /a HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
-     ("POST", "/a", "1.1", True, 1)),  # Expect: fastlane.py judges it
-    # An upgrade is read; fastlane.py judges it (a pass-through WebSocket is the lane's).
+     ("POST", "/a", "1.1", True, 1)),  # Expect: lane/fastlane.py judges it
+    # An upgrade is read; lane/fastlane.py judges it (a pass-through WebSocket is the lane's).
     (b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n", ("GET", "/ws", "1.1", True, 0)),
     (b"GET http://x/a HTTP/1.1\r\nHost: x\r\n\r\n", None),  # absolute form: aiohttp's
     (b"GET  /a HTTP/1.1\r\nHost: x\r\n\r\n", None),  # a run of spaces

@@ -3,7 +3,7 @@
 closed when it goes; and, after a failed exchange, whether that process still serves.
 
 Instance (instance.py) sets the process, opens and closes the way, and stops the process
-through it; the request cores (proxy.py, lane_answers.py) and the pool read it.
+through it; the request cores (proxy.py, lane/answers.py) and the pool read it.
 """
 
 from __future__ import annotations

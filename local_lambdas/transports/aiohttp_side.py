@@ -2,7 +2,7 @@
 fast lane hands over: the child's answer, handed on by exchange.py's connection as it comes
 (a Sink), written through an aiohttp response (`Streamed`), and a request body aiohttp reads
 streamed to the child (a Body: `RequestBody`, or `SpooledBody` from a temporary file). The
-lane writes both as bytes (relay.py).
+lane writes both as bytes (lane/relay.py).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from local_lambdas.errors import (
     PayloadTooLarge,
 )
 from local_lambdas.forwarding import Origin, as_utf8
-from local_lambdas.relay import answer_headers
+from local_lambdas.lane.relay import answer_headers
 from local_lambdas.spool import Spool
 from local_lambdas.transports.exchanging import Exchanging
 
@@ -159,7 +159,9 @@ class Streamed:
                     break
                 elif self._broken is not None or sending.done():
                     why = self._broken or "the child's answer broke off: its connection ended"
-                    log.warning("%s: [%s] %s", self._name, self._request_id, why)  # (as relay.py)
+                    log.warning(
+                        "%s: [%s] %s", self._name, self._request_id, why
+                    )  # (as lane/relay.py)
                     if request.transport is not None:
                         request.transport.close()  # the client must see an error, not an end
                     break

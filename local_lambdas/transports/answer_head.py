@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Final
 
 from local_lambdas.envelope import MAX_HEAD
-from local_lambdas.http1 import NO_BODY
+from local_lambdas.lane.http1 import NO_BODY
 
 # How long a kept connection to a child may wait idle for the next request when its answers
 # do not say how long the child keeps one: under the shortest common server's (gunicorn's

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from local_lambdas.envelope import MAX_HEAD, TOKEN_HEADER, Request, Response
 from local_lambdas.envelope_answer import Answers, gather
 from local_lambdas.errors import BadResponse, ChildUnreachable, NotAnAnswer
-from local_lambdas.http1 import RETRYABLE
+from local_lambdas.lane.http1 import RETRYABLE
 from local_lambdas.transports.answer_head import raw_header
 from local_lambdas.transports.closes import Closes
 from local_lambdas.transports.upstream import Upstream

@@ -43,7 +43,7 @@ from local_lambdas.errors import (
     Stale,
     add_note,
 )
-from local_lambdas.http1 import RETRYABLE
+from local_lambdas.lane.http1 import RETRYABLE
 from local_lambdas.transports.closes import Closes
 from local_lambdas.transports.pipe_connect import connect_again
 

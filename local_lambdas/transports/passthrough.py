@@ -12,7 +12,7 @@ the request's bytes from relay_request.child_request): the fast lane writes the 
 response (`relay`, with transports/aiohttp_side.py). Unlike the envelope transports, this
 one answers the client itself, so its seam is a sink for the answer, not an envelope. A
 WebSocket that reaches aiohttp's side is relayed frame by frame both ways (text, binary,
-ping, pong, close codes) with aiohttp's client; the lane's go as bytes (tunnel.py).
+ping, pong, close codes) with aiohttp's client; the lane's go as bytes (lane/tunnel.py).
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ from local_lambdas.cors import Policy
 from local_lambdas.envelope import MAX_HEAD, TOKEN_HEADER
 from local_lambdas.errors import ChildUnreachable, UpgradeRefused
 from local_lambdas.forwarding import FROM_CLIENT_DROPPED, Pairs, end_to_end, own_address
-from local_lambdas.http1 import RETRYABLE
-from local_lambdas.relay_request import child_request, forwarded
+from local_lambdas.lane.http1 import RETRYABLE
+from local_lambdas.lane.relay_request import child_request, forwarded
+from local_lambdas.lane.tunnel import Tunnel
 from local_lambdas.spool import Spool
 from local_lambdas.transports.aiohttp_side import RequestBody, SpooledBody, Streamed
 from local_lambdas.transports.closes import Closes
 from local_lambdas.transports.upstream import Upstream
-from local_lambdas.tunnel import Tunnel
 
 log = logging.getLogger("local_lambdas.passthrough")
 
@@ -82,7 +82,7 @@ class PassthroughTransport:
         self._sockets: set[tuple[web.WebSocketResponse, aiohttp.ClientWebSocketResponse[bool]]] = (
             set()
         )
-        self.tunnels: set[Tunnel] = set()  # the fast lane's, added by lane_answers.py
+        self.tunnels: set[Tunnel] = set()  # the fast lane's, added by lane/answers.py
         self._closed = False
 
     def _client(self) -> aiohttp.ClientSession:

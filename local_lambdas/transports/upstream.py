@@ -1,4 +1,4 @@
-"""A pass-through child spoken to in raw HTTP/1.1, for the fast lane (fastlane.py): its
+"""A pass-through child spoken to in raw HTTP/1.1, for the fast lane (lane/fastlane.py): its
 keep-alive connections pooled, one exchange at a time on each (exchanging.py and
 exchange.py: the request's bytes out, the answer to a `Sink` as it comes).
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Final
 
-from local_lambdas.http1 import NO_BODY
+from local_lambdas.lane.http1 import NO_BODY
 
 _REASONS: Final = {status.value: status.phrase for status in HTTPStatus}
 

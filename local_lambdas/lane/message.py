@@ -1,5 +1,5 @@
 """One request the fast lane answers (`Message`: its head, read, and its body once whole),
-and which routed heads the lane answers at all (`lane_takes`); lane_requests.py cuts them
+and which routed heads the lane answers at all (`lane_takes`); requests.py cuts them
 from a connection's bytes. No I/O, table-tested (tests/test_units.py).
 """
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from local_lambdas.config import Fate
 from local_lambdas.envelope import Repeats
-from local_lambdas.http1 import ENVELOPE, MOVED, NO_ROUTE, NOT_ALLOWED, PREFLIGHT, RELAY
+from local_lambdas.lane.http1 import ENVELOPE, MOVED, NO_ROUTE, NOT_ALLOWED, PREFLIGHT, RELAY
 from local_lambdas.proxy import BUFFERED, Plan
 from local_lambdas.supervision.pool import Pool
 

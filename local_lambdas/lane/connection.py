@@ -1,8 +1,8 @@
 """A client connection in the fast lane: the asyncio Protocol that drives it. Which bytes
-make a request and whether the lane takes it is lane_requests.py's (pure, with http1.py);
-what is sent for it, lane_answers.py's; how it is written to a client that takes it slowly,
-lane_writing.py's (the class Connection is built on); when a client is too slow to send
-it, lane_timeouts.py's. This module holds the connection's task, reading, and hand-overs to
+make a request and whether the lane takes it is requests.py's (pure, with http1.py);
+what is sent for it, answers.py's; how it is written to a client that takes it slowly,
+writing.py's (the class Connection is built on); when a client is too slow to send
+it, timeouts.py's. This module holds the connection's task, reading, and hand-overs to
 aiohttp's server (FastLane.hand_over) or a tunnel.
 
 A connection carries one request at a time, answered by the connection's one task (a task
@@ -21,19 +21,19 @@ import socket
 from typing import TYPE_CHECKING, Final, cast
 
 from local_lambdas import _compat
-from local_lambdas.answer_heads import AnswerHeads
 from local_lambdas.errors import ClientGone, ForwardError
 from local_lambdas.forwarding import own_address
-from local_lambdas.lane_answers import answer, unfinished
-from local_lambdas.lane_message import Message
-from local_lambdas.lane_requests import AWAIT_BODY, AWAIT_HEAD, CONTINUE, ELSEWHERE, Requests
-from local_lambdas.lane_timeouts import ClientClock
-from local_lambdas.lane_writing import ClientWriter
-from local_lambdas.relay import RelayedHeads
-from local_lambdas.relay_request import Forwarding, Upload
+from local_lambdas.lane.answer_heads import AnswerHeads
+from local_lambdas.lane.answers import answer, unfinished
+from local_lambdas.lane.message import Message
+from local_lambdas.lane.relay import RelayedHeads
+from local_lambdas.lane.relay_request import Forwarding, Upload
+from local_lambdas.lane.requests import AWAIT_BODY, AWAIT_HEAD, CONTINUE, ELSEWHERE, Requests
+from local_lambdas.lane.timeouts import ClientClock
+from local_lambdas.lane.writing import ClientWriter
 
 if TYPE_CHECKING:
-    from local_lambdas.fastlane import FastLane
+    from local_lambdas.lane.fastlane import FastLane
 
 log = logging.getLogger("local_lambdas.fastlane")
 
@@ -48,7 +48,7 @@ class Connection(ClientWriter):
 
     def __init__(self, lane: FastLane) -> None:
         # (lane, transport, peer, scheme, closing, upload, relaying, forwarding, answers, relayed:
-        # lane_answers.py's too)
+        # answers.py's too)
         super().__init__(lane)
         # Received, not yet handled, cut into requests.
         self._requests = Requests(lane.proxy, self._own_address)
@@ -68,7 +68,7 @@ class Connection(ClientWriter):
         self.answers = AnswerHeads()  # writes the heads of envelope modes' answers
         self.relayed = RelayedHeads()  # and of pass-through's
         self._held = False  # not read: an upload waits for the child (hold_reading)
-        # Times a request that has begun to arrive but is not whole (lane_timeouts.py).
+        # Times a request that has begun to arrive but is not whole (timeouts.py).
         self._clock = ClientClock(self, self._loop)
 
     # -- asyncio.Protocol ---------------------------------------------------------------
@@ -226,7 +226,7 @@ class Connection(ClientWriter):
 
     def give_up(self, error: ForwardError) -> bool:
         """Answer and count the request whose body is still awaited, if any, with `error`
-        (lane_answers.unfinished); whether there was one."""
+        (answers.unfinished); whether there was one."""
         return unfinished(self, self._requests.abandon(), error, self._clock.began)
 
     def _take_upload(self) -> None:

@@ -1,4 +1,4 @@
-"""The fast lane's writing to one client: what a connection (lane_connection.Connection,
+"""The fast lane's writing to one client: what a connection (connection.Connection,
 built on this class) does while the client takes its answers at its own pace.
 
 asyncio says when the client stops taking bytes (pause_writing) and starts again
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from local_lambdas.client_limits import PIECE, SendTimeout
 
 if TYPE_CHECKING:
-    from local_lambdas.fastlane import FastLane
+    from local_lambdas.lane.fastlane import FastLane
 
 
 class ClientWriter(asyncio.Protocol):

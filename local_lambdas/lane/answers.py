@@ -1,4 +1,4 @@
-"""What the fast lane sends for one request (lane_connection.py drives it): an envelope
+"""What the fast lane sends for one request (connection.py drives it): an envelope
 mode's answer, written whole once the child's is decoded; the proxy's own 404, 405 or CORS
 preflight answer; or a pass-through answer, sent to the child in raw HTTP/1.1
 (transports/upstream.py) and relayed to the client as it comes (relay.py). Answers have the
@@ -17,16 +17,16 @@ from local_lambdas.envelope import Response
 from local_lambdas.errors import ChildUnreachable, ForwardError
 from local_lambdas.failures import error_response
 from local_lambdas.forwarding import strip_prefix
-from local_lambdas.http1 import CLIENT_CLOSED, NO_BODY, PREFLIGHT, RETRYABLE
 from local_lambdas.inspector import BODY
-from local_lambdas.lane_message import Message
-from local_lambdas.relay import Answer
-from local_lambdas.relay_request import child_request
+from local_lambdas.lane.http1 import CLIENT_CLOSED, NO_BODY, PREFLIGHT, RETRYABLE
+from local_lambdas.lane.message import Message
+from local_lambdas.lane.relay import Answer
+from local_lambdas.lane.relay_request import child_request
 from local_lambdas.supervision.instance import Instance
 from local_lambdas.supervision.pool import Pool
 
 if TYPE_CHECKING:
-    from local_lambdas.lane_connection import Connection
+    from local_lambdas.lane.connection import Connection
 
 log = logging.getLogger("local_lambdas.fastlane")
 
@@ -187,7 +187,7 @@ def write(
     """`response` to the client, as aiohttp's side writes it: with the request's id, and on
     a route with <cors> the proxy's CORS headers in place of the child's (around the id, as
     cors.Policy.answer puts them). Over TLS a body larger than client_limits.PIECE is begun, and
-    the rest returned, for ClientWriter.write_paced (lane_writing.py). GONE, with nothing
+    the rest returned, for ClientWriter.write_paced (writing.py). GONE, with nothing
     written, when the client has left."""
     transport = connection.transport
     if transport is None or transport.is_closing():

@@ -17,8 +17,8 @@ handed to aiohttp (aioserver.py), with its bytes, together with the rest of the 
 parser judges each request, and the answers to malformed ones are the same JSON 400s in both.
 `--no-fast-lane` hands every connection over at once.
 
-A connection is driven by lane_connection.py (writing: lane_writing.py; client timeouts:
-lane_timeouts.py), its requests cut by lane_requests.py, and answered by lane_answers.py.
+A connection is driven by connection.py (writing: writing.py; client timeouts:
+timeouts.py), its requests cut by requests.py, and answered by answers.py.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from typing import Final
 from aiohttp import web
 
 from local_lambdas._compat import limits
-from local_lambdas.lane_connection import Connection
+from local_lambdas.lane.connection import Connection
+from local_lambdas.lane.tunnel import Tunnel
 from local_lambdas.proxy import Proxy
-from local_lambdas.tunnel import Tunnel
 
 log = logging.getLogger("local_lambdas.fastlane")
 

@@ -1,4 +1,4 @@
-"""The fast lane's clock on one client connection (lane_connection.Connection): nginx's client
+"""The fast lane's clock on one client connection (connection.Connection): nginx's client
 timeouts, as aiohttp's server keeps them too (aioserver.py).
 
 A request that has begun to arrive must come whole in time: its head within
@@ -18,7 +18,7 @@ from local_lambdas.client_limits import timed_out
 from local_lambdas.errors import ClientTooSlow
 
 if TYPE_CHECKING:
-    from local_lambdas.lane_connection import Connection
+    from local_lambdas.lane.connection import Connection
 
 
 class ClientClock:

@@ -20,9 +20,9 @@ from typing import Final
 from local_lambdas.cors import Policy
 from local_lambdas.envelope import HOP_BY_HOP
 from local_lambdas.forwarding import REDIRECTS, Origin, cookie_put_back, end_to_end, put_back
-from local_lambdas.http1 import NO_BODY
-from local_lambdas.relay_request import Client, Headers, Upload
-from local_lambdas.tunnel import Tunnel
+from local_lambdas.lane.http1 import NO_BODY
+from local_lambdas.lane.relay_request import Client, Headers, Upload
+from local_lambdas.lane.tunnel import Tunnel
 
 log = logging.getLogger("local_lambdas.relay")
 

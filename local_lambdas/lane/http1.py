@@ -5,7 +5,7 @@ the lane's Protocol only drives them.
 `head_end` finds a request head in what a connection received. `HeadReader` reads a head
 llhttp has already judged with one decode and a split, which costs a fifth of what a Python
 callback per header did, says whether the lane can read it, and keeps what it made for the
-connection's next head, which is usually the same (lane_message.lane_takes says whether
+connection's next head, which is usually the same (message.lane_takes says whether
 the lane answers it once routed). The heads of the lane's own answers are answer_heads.py's.
 """
 

@@ -4,7 +4,7 @@ it and acts on what it says (a timer while a head or a body is awaited, 100 Cont
 connection to aiohttp's server), and tests drive it with tables (tests/test_units.py).
 
 llhttp (httptools) judges every head and counts every body byte, so that it is ready for the
-request after; http1.HeadReader reads the head, Proxy.plan routes it, lane_message.lane_takes
+request after; http1.HeadReader reads the head, Proxy.plan routes it, message.lane_takes
 says whether the lane answers it.
 """
 
@@ -17,8 +17,8 @@ import httptools
 
 from local_lambdas.envelope import Repeats
 from local_lambdas.head_rules import EXTENSION_METHOD, as_http11
-from local_lambdas.http1 import ENVELOPE, HAND_OVER, RELAY, WAIT, HeadReader, head_end
-from local_lambdas.lane_message import Message, lane_takes
+from local_lambdas.lane.http1 import ENVELOPE, HAND_OVER, RELAY, WAIT, HeadReader, head_end
+from local_lambdas.lane.message import Message, lane_takes
 from local_lambdas.proxy import Proxy
 
 # Why Requests.next found no request to answer now (its `waiting`):
