@@ -121,7 +121,7 @@ def _main(argv: list[str]) -> int:
         print_line(f"local-lambdas: {exc}")
         return EXIT_USAGE
     prefix, cache_bytes, cache_entries = usage.admin_prefix, usage.cache_bytes, usage.cache_entries
-    from local_lambdas import manifest, manifest_flags
+    from local_lambdas import manifest
     from local_lambdas._compat import limits
     from local_lambdas.errors import (
         CommandNotRun,
@@ -130,6 +130,7 @@ def _main(argv: list[str]) -> int:
         StartupError,
         Stopped,
     )
+    from local_lambdas.manifest import flags as manifest_flags
     from local_lambdas.notices import print_problems, print_warnings
     from local_lambdas.output import Printer
 

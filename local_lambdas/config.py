@@ -111,7 +111,7 @@ class Process(BaseModel):
     id: str
     executable: str = ""  # empty only for a route-only process (<upstream>)
     args: tuple[str, ...] = ()
-    routes: tuple[Route, ...] = ()  # none only in Mode.NONE (manifest_reader.py)
+    routes: tuple[Route, ...] = ()  # none only in Mode.NONE (manifest/reader.py)
     pipe_name: str
     working_dir: Path
     communication_mode: Mode = Mode.PIPE

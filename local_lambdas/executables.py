@@ -2,7 +2,7 @@
 name on PATH, a path under the working directory), and why one cannot be run, in words
 (a path that is no program, a `#!` line that names no interpreter, a program for another
 processor, arguments too large for the system). Instances and tasks use the lookup to
-spawn; the manifest's reader asks the same at load (manifest_paths.py).
+spawn; the manifest's reader asks the same at load (manifest/paths.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The words other tools' users bring (docker compose, honcho, foreman, pm2, process-compose,
 uvicorn and other servers), each with what does its job here: command words and options,
 said by the command line's parser (usage.py), and manifest elements and values, said by the
-manifest's reader (manifest_reader.py). Without these, the closest of our words by spelling
+manifest's reader (manifest/reader.py). Without these, the closest of our words by spelling
 was the advice, and often the wrong one (`start` was told `restart`, `<name>` `<pipe_name>`,
 `--host` `--port`, `https` the `http` envelope). Plain data and one function; --help loads
 it, so the function's imports wait for a mistake.

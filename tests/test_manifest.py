@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from local_lambdas import cli, executables, manifest, manifest_elements
+from local_lambdas import cli, executables, manifest
 from local_lambdas._compat import IS_WINDOWS
 from local_lambdas.config import Manifest, Mode
 from local_lambdas.errors import ManifestError
+from local_lambdas.manifest import elements as manifest_elements
 from tests.helpers import (
     CHILDREN,
     UVLOOP,

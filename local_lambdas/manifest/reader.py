@@ -1,8 +1,8 @@
 """The manifest's <process> and <task> elements read into models: each element's text as
-its model field takes it (the elements a process may hold: manifest_elements.py), and every
+its model field takes it (the elements a process may hold: elements.py), and every
 problem found, with its line, in words that say the fix (a pydantic error read back to the
 element that caused it, an unknown element with the name it was probably meant as).
-manifest.py parses the file and calls it.
+loading.py parses the file and calls it.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from local_lambdas.config import Mode, Process, Task
 from local_lambdas.config_values import at_home, is_file_name
 from local_lambdas.errors import Problem, closest
 from local_lambdas.executables import too_large
-from local_lambdas.manifest_checks import Claims
-from local_lambdas.manifest_elements import (
+from local_lambdas.manifest.checks import Claims
+from local_lambdas.manifest.elements import (
     ELEMENTS,
     FIELD_TO_ELEMENT,
     FOR_REQUESTS,
@@ -29,8 +29,8 @@ from local_lambdas.manifest_elements import (
     REQUIRED,
     TASK_ELEMENTS,
 )
-from local_lambdas.manifest_env import Environment
-from local_lambdas.manifest_paths import missing_files, path_problems
+from local_lambdas.manifest.env import Environment
+from local_lambdas.manifest.paths import missing_files, path_problems
 from local_lambdas.variables import search_path
 
 _WORKER_HINT = " (or, if nothing is routed to it, <communication_mode>none</communication_mode>)"

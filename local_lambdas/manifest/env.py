@@ -1,4 +1,4 @@
-"""A manifest's environment, read for manifest_reader.py: the env files (--env-file or `.env`
+"""A manifest's environment, read for reader.py: the env files (--env-file or `.env`
 for every child, <env_file> for one), and each process's ${NAME}s, checked against what its
 environment will hold (an instance's own values, such as $PORT, included) and expanded where
 nothing but the manifest decides them; a bare $NAME that no shell will expand is warned of.

@@ -2,7 +2,7 @@
 describes the same for editors), the model field each fills, the ones a process must have,
 the ones only a process that requests go to may hold (not a worker, in
 <communication_mode>none</communication_mode>), and those only a process that is started may
-hold (not a route-only one, with <upstream>). manifest_reader.py reads by it.
+hold (not a route-only one, with <upstream>). reader.py reads by it.
 """
 
 from __future__ import annotations

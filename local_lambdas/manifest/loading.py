@@ -1,8 +1,8 @@
 """Reading manifest.xml into validated config, reporting every problem at once with its line.
 
-This module and manifest_reader.py, which holds the manifest's vocabulary and reads each
+This module and reader.py, which holds the manifest's vocabulary and reads each
 <process> and <task>, are the only ones that import lxml. Here: the file read and parsed,
-the checks across processes (manifest_checks.py), and last, once the friendlier checks have
+the checks across processes (checks.py), and last, once the friendlier checks have
 found nothing, `manifest.xsd` (shipped beside this file, the same elements described for
 editors).
 """
@@ -18,8 +18,8 @@ from lxml import etree
 
 from local_lambdas.config import Manifest
 from local_lambdas.errors import ManifestError, Problem
-from local_lambdas.manifest_checks import across_processes
-from local_lambdas.manifest_reader import Reader
+from local_lambdas.manifest.checks import across_processes
+from local_lambdas.manifest.reader import Reader
 
 
 def load(
@@ -155,7 +155,9 @@ def _parse(data: bytes, shown: str) -> etree._Element:
 
 
 def _check_schema(root: etree._Element, data: bytes, reader: Reader) -> None:
-    schema = etree.XMLSchema(etree.parse(str(resources.files("local_lambdas") / "manifest.xsd")))
+    schema = etree.XMLSchema(
+        etree.parse(str(resources.files("local_lambdas.manifest") / "manifest.xsd"))
+    )
     if not schema.validate(root):
         stray = _stray_text(root, data)
         for line, where, text in stray:
