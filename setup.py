@@ -37,7 +37,7 @@ HOT = [
     "local_lambdas/proxy.py",
     "local_lambdas/request_ids.py",
     "local_lambdas/uvloop_import.py",
-    "local_lambdas/aiohandler.py",
+    "local_lambdas/aio/handler.py",
     "local_lambdas/supervision/pool.py",
     "local_lambdas/supervision/roster.py",
     "local_lambdas/supervision/child_run.py",

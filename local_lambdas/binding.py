@@ -4,7 +4,7 @@ create_server would have them, and the one line that says why they cannot be.
 A run listens before any child starts or <task> runs (lifecycle.py), so that a port in use
 ends it at once, and a client that connects while aiohttp's side loads (front.py) waits in
 the kernel's backlog rather than being refused; the servers then take these sockets
-(aiosite.Site).
+(aio.site.Site).
 """
 
 from __future__ import annotations

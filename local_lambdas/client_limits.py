@@ -1,5 +1,5 @@
 """nginx's limits on a client, kept alike by both servers (the fast lane, lane/connection.py,
-and aiohttp's, aioserver.py): the error answer written whole before a connection closes (408
+and aiohttp's, aio/server.py): the error answer written whole before a connection closes (408
 for a head not sent within --head-timeout, 400 for plain HTTP to the HTTPS port), the cut of
 a client that takes nothing of its answer for --send-timeout, and the size of the pieces a
 large answer goes in over TLS.
@@ -20,7 +20,7 @@ log = logging.getLogger("local_lambdas.server")
 JSON = "application/json; charset=utf-8"  # an error answer's Content-Type
 
 # Over TLS, an answer body larger than this is written this much at a time, each piece once
-# the client has taken enough of the last (aioserver.paced,
+# the client has taken enough of the last (aio.server.paced,
 # lane.writing.ClientWriter.write_paced).
 # asyncio's and uvloop's TLS transports take a write whole, encrypted, into the TCP buffer
 # below them and report their own as empty: one large write never pauses the writer, so

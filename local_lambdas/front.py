@@ -2,7 +2,7 @@
 supervisor's children, with the admin endpoints, the dashboard and the request inspector.
 
 Connections start in the fast lane (lane/fastlane.py), which answers most requests itself; every
-request aiohttp's server gets goes to one function, aiohandler.py: the admin endpoints
+request aiohttp's server gets goes to one function, aio/handler.py: the admin endpoints
 (admin.py) under their prefix, the proxy (proxy.py) for the rest. This module and what it
 imports (aiohttp above all) are most of the proxy's loading time: a run loads it while its
 children start (lifecycle.py).
@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from local_lambdas.admin import Admin
-from local_lambdas.aiohandler import AioHandler
-from local_lambdas.aioserver import Server
-from local_lambdas.aiosite import Site
+from local_lambdas.aio.handler import AioHandler
+from local_lambdas.aio.server import Server
+from local_lambdas.aio.site import Site
 from local_lambdas.binding import is_loopback
 from local_lambdas.client_limits import refusal
 from local_lambdas.config import Settings

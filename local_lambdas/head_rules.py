@@ -1,5 +1,5 @@
 """What both servers judge of a request head before reading it, as nginx judges it (the fast
-lane, http1.head_end and lane/requests.py; aiohttp's side, aioparser.py): a line ended by a
+lane, http1.head_end and lane/requests.py; aiohttp's side, aio/parser.py): a line ended by a
 bare LF or a CR alone, a start that can never be a request (a TLS handshake on the plain
 port), a request line of another HTTP version or protocol (505 or 400, at the line's end), a
 request line or a header line llhttp refuses (handed to aiohttp's parser as soon as what came
@@ -28,7 +28,7 @@ _TOKEN: Final = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijk
 # llhttp's longest method is 11 characters (UNSUBSCRIBE); aiohttp's Python parser, any token.
 LONGEST_METHOD: Final = 24
 # A method as nginx takes it: upper-case letters, "_" and "-" (RFC 9110 allows any token);
-# llhttp knows some of them, and both servers take the others too (lane_requests, aioparser).
+# llhttp knows some of them, and both servers take the others too (lane/requests.py, aio/parser.py).
 EXTENSION_METHOD: Final = re.compile(rb"[A-Z_-]+")
 _METHOD_CHARACTERS: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ_-"
 

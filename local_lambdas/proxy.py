@@ -1,7 +1,7 @@
 """The request core both HTTP servers share: a request's plan (which child, or which
 refusal), its id (request_ids.py), the envelope exchange with a child within its <timeout>,
 the retry, and the accounting (statistics, access log, inspector). It does not use aiohttp:
-aiohttp's side is aiohandler.py, the fast lane's is the lane/ package.
+aiohttp's side is aio/handler.py, the fast lane's is the lane/ package.
 
 Every failure becomes a short JSON body (`{"error", "process", "request_id"}`) with the
 status of docs/protocol.md ("Errors"), and a log line carrying the same request id
@@ -70,7 +70,7 @@ class Plan:
 
 class Proxy:
     """What both HTTP servers ask of every request (the fast lane, lane/fastlane.py, and aiohttp's,
-    aiohandler.py): its plan, its id (`ids`), the envelope exchange with a child and the
+    aio/handler.py): its plan, its id (`ids`), the envelope exchange with a child and the
     retry, and its accounting; the supervisor owns the routes.
 
     `access`, when given, is called once per request with (method, uri, process id or None,

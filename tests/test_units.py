@@ -28,7 +28,6 @@ from aiohttp.http import SERVER_SOFTWARE
 from rich.cells import cell_len
 
 from local_lambdas import (
-    aioparser,
     binding,
     envelope_answer,
     executables,
@@ -41,6 +40,7 @@ from local_lambdas import (
 )
 from local_lambdas._compat import listeners, timeout
 from local_lambdas.access_log import AccessLog
+from local_lambdas.aio import parser as aioparser
 from local_lambdas.config import Fate, Process, Restart, Settings
 from local_lambdas.config_values import check_origin, check_route
 from local_lambdas.deadlines import Deadlines

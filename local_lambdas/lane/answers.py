@@ -163,7 +163,7 @@ def unfinished(
 ) -> bool:
     """A request the lane took whose body never all came (it stopped for
     --client-body-timeout: 408; the client left: 499), answered and counted as aiohttp's
-    side answers and counts it (aiohandler.read_body); `started`: when it began to
+    side answers and counts it (aio.handler.read_body); `started`: when it began to
     arrive. Whether there was one."""
     if message is None:
         return False

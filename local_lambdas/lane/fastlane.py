@@ -13,7 +13,7 @@ its 101, tunnel.py), a CORS request to an envelope mode (a pass-through one is t
 anything llhttp rejects or the lane's 8 KiB head bound, a head with a bare-LF line end, a
 second Host or Content-Length, a Host that is no host, a request line of another version or
 protocol (judged at its end, head_rules.request_line_fault), a path router.resolve refuses) is
-handed to aiohttp (aioserver.py), with its bytes, together with the rest of the connection: one
+handed to aiohttp (aio/server.py), with its bytes, together with the rest of the connection: one
 parser judges each request, and the answers to malformed ones are the same JSON 400s in both.
 `--no-fast-lane` hands every connection over at once.
 

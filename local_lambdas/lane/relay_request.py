@@ -5,7 +5,7 @@ as it comes (`Upload`); relay.py relays the answer.
 
 The rules are pass-through's (forwarding.py; transports/passthrough.py keeps them for
 aiohttp's side): the target as sent less <strip_prefix>, `Host` as sent (or an absolute-form
-target's host: aiohandler.py), headers less hop-by-hop ones, `X-Forwarded-For`/`-Proto`/`-Host`
+target's host: aio/handler.py), headers less hop-by-hop ones, `X-Forwarded-For`/`-Proto`/`-Host`
 from the connection, `X-Forwarded-Prefix` when a prefix was stripped, the run's token.
 """
 

@@ -1,5 +1,5 @@
 """The fast lane's clock on one client connection (connection.Connection): nginx's client
-timeouts, as aiohttp's server keeps them too (aioserver.py).
+timeouts, as aiohttp's server keeps them too (aio/server.py).
 
 A request that has begun to arrive must come whole in time: its head within
 --client-header-timeout, each piece of its body within --client-body-timeout of the last.
@@ -67,7 +67,7 @@ class ClientClock:
     def _expired(self) -> None:
         """A client timeout: the head did not arrive whole in time, or the body stopped
         coming. The client gets 408 and the connection closes (aiohttp's server does the
-        same, aioserver.py)."""
+        same, aio/server.py)."""
         self._timer = None
         connection = self._connection
         lane = connection.lane

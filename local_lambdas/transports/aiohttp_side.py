@@ -18,7 +18,7 @@ import aiohttp
 from aiohttp import hdrs, web
 
 from local_lambdas import _compat
-from local_lambdas.aioserver import still_there
+from local_lambdas.aio.server import still_there
 from local_lambdas.cors import Policy
 from local_lambdas.errors import (
     BodyNotKept,

@@ -12,8 +12,8 @@
 - a client that half-closes has the requests that came whole answered, then is let go;
 - a body is read as it came: a gzip upload stays gzip (its Content-Encoding is the child's).
 
-Body reads are bounded by their readers (aiohandler.py, transports/passthrough.py). The
-sites it serves on, with the fast lane taking their connections first, are aiosite.py's.
+Body reads are bounded by their readers (handler.py, transports/passthrough.py). The
+sites it serves on, with the fast lane taking their connections first, are site.py's.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import ERROR, RequestHandler
 
 from local_lambdas import _compat
-from local_lambdas.aioparser import MAX_FIELD, MAX_TARGET, HeadParser
+from local_lambdas.aio.parser import MAX_FIELD, MAX_TARGET, HeadParser
 from local_lambdas.client_limits import JSON, PIECE, SendTimeout, timed_out
 from local_lambdas.envelope import error_body
 
@@ -209,7 +209,7 @@ class _Connection(RequestHandler):
     def log_exception(self, *args: Any, **kw: Any) -> None:
         exc = kw.get("exc_info")
         if isinstance(exc, HttpProcessingError) and 400 <= exc.code < 500:
-            # A body that broke after its answer went (aioparser.py), met where aiohttp
+            # A body that broke after its answer went (parser.py), met where aiohttp
             # reads what is left of it: the client's fault, said in one line, not a trace.
             peer = _peer(self.transport) if self.transport is not None else "a client"
             log.warning("%s: its request body broke after the answer: %s; the connection "
@@ -245,7 +245,7 @@ class _Connection(RequestHandler):
             log.debug("%s: the client left before its answer", request.remote)
             raise ConnectionError("the client left before its answer")
         if isinstance(exc, HttpProcessingError) and status == 500 and 400 <= exc.code < 500:
-            # A body that broke while its handler read it (aioparser.py): the client's 400.
+            # A body that broke while its handler read it (parser.py): the client's 400.
             status, message = exc.code, message or exc.message
         request_id = self._server.new_id()
         if status >= 500 and not isinstance(exc, HttpProcessingError):  # 505 is the client's

@@ -1,5 +1,5 @@
 """aiohttp's request parser held to the rules the fast lane keeps (lane/requests.py), for
-aiohttp's server (aioserver.py): fed a head at a time so that requests that came whole before
+aiohttp's server (server.py): fed a head at a time so that requests that came whole before
 garbage in the same read are answered first; a method llhttp was not built with goes through
 (as GET, given back its own); HTTP versions other than 1.0 and 1.1 are 505, a Host that is no
 host 400, a Transfer-Encoding other than `chunked` alone 501, a target over MAX_TARGET bytes

@@ -1,6 +1,6 @@
 """aiohttp's site over one socket a run listens on (binding.py), with the fast lane
 (lane/fastlane.py) taking its connections first; those it hands over are aiohttp's server's
-(aioserver.py). Over TLS on POSIX, plain HTTP sent to the port is refused (tls.Front).
+(server.py). Over TLS on POSIX, plain HTTP sent to the port is refused (tls.Front).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import Final
 from aiohttp import HttpVersion11, StreamReader, web
 
 from local_lambdas import _compat
-from local_lambdas.aioserver import awaiting_body, close_at_once, paced, still_there
+from local_lambdas.aio.server import awaiting_body, close_at_once, paced, still_there
 from local_lambdas.config import Fate
 from local_lambdas.envelope import Response
 from local_lambdas.errors import (
