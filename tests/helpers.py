@@ -34,7 +34,7 @@ import pytest
 
 from local_lambdas import _compat, manifest
 from local_lambdas import cli as command_line
-from local_lambdas.config import Manifest, Settings
+from local_lambdas.config import Manifest, Process, Settings
 from local_lambdas.lane.fastlane import FastLane
 from local_lambdas.lifecycle import Started, started
 from local_lambdas.output import Printer
@@ -63,6 +63,14 @@ def elf_program(machine: int) -> bytes:
     return (
         b"\x7fELF\x02\x01\x01" + bytes(9) + b"\x02\x00" + machine.to_bytes(2, "little") + bytes(64)
     )
+
+
+def process_model(mode: str = "http", startup: str = "10s") -> Process:
+    """A <process> as the manifest's reader makes it, for the unit tests that need one."""
+    return Process.model_validate({
+        "id": "api", "executable": "x", "routes": ("/api/*",), "pipe_name": "api",
+        "working_dir": Path("."), "communication_mode": mode, "startup_timeout": startup,
+    })  # fmt: skip
 
 
 def process_xml(

@@ -121,7 +121,7 @@ async def test_a_request_that_arrives_byte_by_byte(
     async with running(path, socket_dir) as run:
         reader, writer = await connect(run.url)
         raw = b"PUT /api/slowly HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
-        # (Each byte cut on its own: test_units.test_a_connections_bytes_cut_into_requests.)
+        # (Each byte cut on its own: units/test_lane_requests.py.)
         for i in range(len(raw)):
             writer.write(raw[i : i + 1])
             await writer.drain()

@@ -1,7 +1,8 @@
 """The heads of the answers the fast lane writes itself (envelope modes, errors, CORS
 preflights): `AnswerHeads` writes each with the headers aiohttp would add, in its order, so
-that the two servers' answers are the same (tests/test_units.py holds them equal), and keeps
-the lines that do not change for a connection's next answer, which is usually the same.
+that the two servers' answers are the same (tests/units/test_answer_heads.py holds them
+equal), and keeps the lines that do not change for a connection's next answer, which is
+usually the same.
 No I/O; compiled with the lane.
 """
 

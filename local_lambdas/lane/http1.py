@@ -1,5 +1,5 @@
 """HTTP/1.x request heads as the fast lane reads them (fastlane.py): functions and a small
-per-connection object over strings and bytes, no I/O, table-tested (tests/test_units.py);
+per-connection object over strings and bytes, no I/O, table-tested (tests/units/test_lane_heads.py);
 the lane's Protocol only drives them.
 
 `head_end` finds a request head in what a connection received. `HeadReader` reads a head

@@ -1,6 +1,6 @@
 """One request the fast lane answers (`Message`: its head, read, and its body once whole),
 and which routed heads the lane answers at all (`lane_takes`); requests.py cuts them
-from a connection's bytes. No I/O, table-tested (tests/test_units.py).
+from a connection's bytes. No I/O, table-tested (tests/units/test_lane_heads.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The fast lane's requests, cut from the bytes one connection receives (fastlane.py): bytes
 in, a request or a reason to wait out. No I/O, no clock: the lane's asyncio Protocol feeds
 it and acts on what it says (a timer while a head or a body is awaited, 100 Continue, the
-connection to aiohttp's server), and tests drive it with tables (tests/test_units.py).
+connection to aiohttp's server), and tests drive it with tables (tests/units/test_lane_requests.py).
 
 llhttp (httptools) judges every head and counts every body byte, so that it is ready for the
 request after; http1.HeadReader reads the head, Proxy.plan routes it, message.lane_takes

@@ -1,6 +1,6 @@
 """What a person is told about a child that is not serving: why it is not ready, how it
 ended, where it listens. Pure functions of what was seen, so that the wording lives in one
-place and table tests can hold it (tests/test_units.py)."""
+place and table tests can hold it (tests/units/test_explain.py)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Which line of a child's output says why it failed, for "its last output: ..." in a
 reason (OutputTail.telling): the error line as each runtime prints it, past the stack frames,
 sign-offs and wrappers' accounts of the exit that follow it. Pure functions over the lines;
-each rule's real program is a case in tests/test_units.py."""
+each rule's real program is a case in tests/units/test_failure_line.py."""
 
 from __future__ import annotations
 
