@@ -52,7 +52,7 @@ HOT = [
     "local_lambdas/deadlines.py",
     "local_lambdas/stats.py",
     "local_lambdas/access_log.py",
-    "local_lambdas/inspector.py",
+    "local_lambdas/admin/inspector.py",
     "local_lambdas/lane/relay.py",
     "local_lambdas/lane/relay_request.py",
     "local_lambdas/forwarding.py",

@@ -3,7 +3,7 @@ supervisor's children, with the admin endpoints, the dashboard and the request i
 
 Connections start in the fast lane (lane/fastlane.py), which answers most requests itself; every
 request aiohttp's server gets goes to one function, aio/handler.py: the admin endpoints
-(admin.py) under their prefix, the proxy (proxy.py) for the rest. This module and what it
+(admin/endpoints.py) under their prefix, the proxy (proxy.py) for the rest. This module and what it
 imports (aiohttp above all) are most of the proxy's loading time: a run loads it while its
 children start (lifecycle.py).
 """
@@ -20,16 +20,16 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from local_lambdas.admin import Admin
+from local_lambdas.admin.console_log import ConsoleLog
+from local_lambdas.admin.dashboard import Dashboard
+from local_lambdas.admin.endpoints import Admin
+from local_lambdas.admin.inspector import Inspector
 from local_lambdas.aio.handler import AioHandler
 from local_lambdas.aio.server import Server
 from local_lambdas.aio.site import Site
 from local_lambdas.binding import is_loopback
 from local_lambdas.client_limits import refusal
 from local_lambdas.config import Settings
-from local_lambdas.console_log import ConsoleLog
-from local_lambdas.dashboard import Dashboard
-from local_lambdas.inspector import Inspector
 from local_lambdas.lane.fastlane import FastLane
 from local_lambdas.output import Printer
 from local_lambdas.proxy import Proxy

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from local_lambdas import __version__, binding, compiled, self_reload, tls
+from local_lambdas.admin.console_log import ConsoleLog
 from local_lambdas.config import Manifest, Settings
-from local_lambdas.console_log import ConsoleLog
 from local_lambdas.errors import ManifestError
 from local_lambdas.output import Printer
 from local_lambdas.supervision.supervisor import Supervisor

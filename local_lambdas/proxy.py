@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
+from local_lambdas.admin.inspector import Inspector, Kept
 from local_lambdas.config import Fate, Process
 from local_lambdas.cors import is_preflight
 from local_lambdas.deadlines import Deadlines
@@ -34,7 +35,6 @@ from local_lambdas.errors import (
     notes,
 )
 from local_lambdas.failures import TlsQuestion, error_response, failed
-from local_lambdas.inspector import Inspector, Kept
 from local_lambdas.lane.http1 import NO_BODY, RETRYABLE
 from local_lambdas.request_ids import RequestIds
 from local_lambdas.router import BadTarget, origin_form, resolve
@@ -77,7 +77,7 @@ class Proxy:
     status, seconds, request id): the access log. Paths under `admin_prefix`, when given,
     are the proxy's own endpoints (an ADMIN plan). `body_timeout` bounds each wait for a
     client's body bytes. `inspector`, when set, keeps each request and its answer
-    (inspector.py).
+    (admin/inspector.py).
     """
 
     def __init__(

@@ -13,8 +13,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from local_lambdas import _compat, event_stream
-from local_lambdas.inspector import BODY, HIDDEN, LIMIT
+from local_lambdas import _compat
+from local_lambdas.admin import event_stream
+from local_lambdas.admin.inspector import BODY, HIDDEN, LIMIT
 from tests.helpers import (
     CHILDREN,
     PYTHON,

@@ -16,7 +16,7 @@ from aiohttp.test_utils import make_mocked_request
 from prometheus_client.parser import text_string_to_metric_families
 
 from local_lambdas import __version__
-from local_lambdas.admin import Admin
+from local_lambdas.admin.endpoints import Admin
 from local_lambdas.binding import is_loopback
 from tests.helpers import (
     WriteManifest,

@@ -15,6 +15,7 @@ from typing import Final
 from aiohttp import HttpVersion11, StreamReader, web
 
 from local_lambdas import _compat
+from local_lambdas.admin.inspector import BODY
 from local_lambdas.aio.server import awaiting_body, close_at_once, paced, still_there
 from local_lambdas.config import Fate
 from local_lambdas.envelope import Response
@@ -26,7 +27,6 @@ from local_lambdas.errors import (
     PayloadTooLarge,
 )
 from local_lambdas.forwarding import strip_prefix
-from local_lambdas.inspector import BODY
 from local_lambdas.lane.http1 import CLIENT_CLOSED
 from local_lambdas.proxy import BUFFERED, Proxy
 from local_lambdas.router import authority

@@ -11,13 +11,13 @@ import logging
 import time
 from typing import TYPE_CHECKING, Final
 
+from local_lambdas.admin.inspector import BODY
 from local_lambdas.client_limits import PIECE
 from local_lambdas.cors import Policy
 from local_lambdas.envelope import Response
 from local_lambdas.errors import ChildUnreachable, ForwardError
 from local_lambdas.failures import error_response
 from local_lambdas.forwarding import strip_prefix
-from local_lambdas.inspector import BODY
 from local_lambdas.lane.http1 import CLIENT_CLOSED, NO_BODY, PREFLIGHT, RETRYABLE
 from local_lambdas.lane.message import Message
 from local_lambdas.lane.relay import Answer

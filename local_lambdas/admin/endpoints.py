@@ -25,8 +25,8 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from local_lambdas.admin.dashboard import Dashboard
 from local_lambdas.binding import is_loopback
-from local_lambdas.dashboard import Dashboard
 from local_lambdas.errors import did_you_mean
 from local_lambdas.supervision.pool import Pool
 from local_lambdas.supervision.supervisor import Supervisor
@@ -167,7 +167,7 @@ class Admin:
         return {"processes": processes, "tasks": tasks}
 
     def _metrics(self, told: bool) -> web.Response:
-        from local_lambdas import metrics  # prometheus_client: a tenth of the start, if here
+        from local_lambdas.admin import metrics  # prometheus_client: a tenth of the start, if here
 
         body = metrics.exposition(self._supervisor)
         return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})

@@ -26,10 +26,10 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from local_lambdas.console_log import ConsoleLog, Entry
+from local_lambdas.admin.console_log import ConsoleLog, Entry
+from local_lambdas.admin.event_stream import Page, sse
+from local_lambdas.admin.inspector import BODY, Exchange, Inspector
 from local_lambdas.envelope import valid_text
-from local_lambdas.event_stream import Page, sse
-from local_lambdas.inspector import BODY, Exchange, Inspector
 from local_lambdas.router import BadTarget, origin_form
 from local_lambdas.stats import thousandths
 
@@ -247,7 +247,7 @@ def _line(entry: Entry) -> dict[str, object]:
 
 
 def _page() -> bytes:
-    return resources.files("local_lambdas").joinpath("dashboard.html").read_bytes()
+    return resources.files("local_lambdas.admin").joinpath("dashboard.html").read_bytes()
 
 
 def _only(request: web.BaseRequest, method: str, path: str) -> web.Response | None:
