@@ -14,7 +14,7 @@ def test_run_passes_no_console_event_on_to_its_command_on_windows(
 ) -> None:
     """On Windows the console's Ctrl+C and Ctrl+Break reach the command itself, which shares
     the console. (Faked: no console to type in here, nor under the Wine lane; the POSIX
-    cases run for real in test_lifecycle.py.)"""
+    cases run for real in test_stop_signals.py.)"""
     import signal
     from typing import cast
 
