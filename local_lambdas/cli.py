@@ -21,14 +21,16 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from local_lambdas import inherited, option_values, options
+from local_lambdas import inherited
 from local_lambdas.loading_signals import while_loading
+from local_lambdas.options import values as option_values
+from local_lambdas.options import words
 
 if TYPE_CHECKING:
     from local_lambdas.config import Manifest
     from local_lambdas.output import Printer
 
-# Only argparse, this module, options.py (with common_options.py), option_values.py,
+# Only argparse, this module, options/words.py (with options/common.py), options/values.py,
 # inherited.py and loading_signals.py load before the arguments are read: --help, --version
 # and a usage error answer without loading pydantic, rich, lxml and asyncio (a third of a
 # second here; a mistyped word loads errors.py, and asyncio with it, for its suggestion).
@@ -87,7 +89,7 @@ def _main(argv: list[str]) -> int:
         # `local-lambdas help [COMMAND]`, as git, pip and npm take it (not a manifest).
         argv = [*argv[1:2], "--help"]
     if argv and argv[0] == "completion":
-        from local_lambdas.completion import completion
+        from local_lambdas.commands.completion import completion
 
         return completion(argv[1:])
     if argv and argv[0] == "export":
@@ -103,16 +105,16 @@ def _main(argv: list[str]) -> int:
         if split is None:
             return EXIT_USAGE
         argv, to_run = split
-    parser = options.parsers()[command]
+    parser = words.parsers()[command]
     args, extra = parser.parse_known_args(argv)
     if extra and command == "serve" and extra[0] in (*_COMMANDS, "export"):
         # `local-lambdas manifest.xml run -- pytest`: the command word goes first.
         print_line(f"local-lambdas: {extra[0]} comes first: local-lambdas {extra[0]} [options] ...")
         return EXIT_USAGE
-    words = ALL_COMMANDS if command == "serve" else ()
-    parser.refuse_strays(extra, getattr(args, "manifest", ""), words)
+    command_words = ALL_COMMANDS if command == "serve" else ()
+    parser.refuse_strays(extra, getattr(args, "manifest", ""), command_words)
     if command == "restart":
-        from local_lambdas.restart_command import restart
+        from local_lambdas.commands.restart import restart
 
         return restart(args.url, args.admin_prefix, args.process)
     try:
@@ -187,8 +189,8 @@ def _main(argv: list[str]) -> int:
     # generation every 700 of them (the default) cost 4% of the proxy's instructions.
     gc.set_threshold(10_000, 10, 10)
     # Only now: aiohttp and the rest load for a run, not for --help, --version or a check.
-    from local_lambdas.commands import boot_check, serve
-    from local_lambdas.run_command import run_command
+    from local_lambdas.commands.run import run_command
+    from local_lambdas.commands.serve import boot_check, serve
 
     limits.raise_open_files_limit()
 

@@ -1,7 +1,7 @@
 """The life cycle of one run: listening, children, serving, stopping; and reloads.
 
-`started` is one run, from binding to the last child stopped; commands.py and
-run_command.py say what happens in between. It listens first (binding.py), then the
+`started` is one run, from binding to the last child stopped; commands/serve.py and
+commands/run.py say what happens in between. It listens first (binding.py), then the
 children start, and the serving side (front.py: aiohttp's server, the fast lane, the
 dashboard) loads while they do: loading it is most of the proxy's start. Children stop on
 every way out: a signal, a failed bind, or an error. Reloads (SIGHUP, --watch) go through

@@ -239,7 +239,7 @@ async def test_cache_end_to_end(
 
 
 def test_enable_cache_takes_the_earlier_tools_forms() -> None:
-    from local_lambdas.option_values import DEFAULT_CACHE, cache_setting
+    from local_lambdas.options.values import DEFAULT_CACHE, cache_setting
 
     for off in ("", "0", "false", "No", "off"):
         assert cache_setting(off) == (None, None), off

@@ -423,8 +423,8 @@ def test_a_marked_process_is_found_even_in_the_middle_of_an_exec(tmp_path: Path)
 def test_what_starts_the_children_does_not_load_aiohttp() -> None:
     """A run starts its children first, and loads aiohttp's side (front.py, most of the
     proxy's import time) on a thread while they start: what comes before may not import it."""
-    code = "import local_lambdas.cli, local_lambdas.commands, local_lambdas.manifest"
-    code += ", local_lambdas.run_command, local_lambdas.run_signals"
+    code = "import local_lambdas.cli, local_lambdas.commands.serve, local_lambdas.manifest"
+    code += ", local_lambdas.commands.run, local_lambdas.run_signals"
     assert loaded_by(code, ("aiohttp", "local_lambdas.front")) == []
 
 

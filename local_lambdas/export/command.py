@@ -14,8 +14,8 @@ from local_lambdas.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from local_lambdas.config_values import check_image
 from local_lambdas.errors import ManifestError
 from local_lambdas.notices import print_line, print_problems
-from local_lambdas.option_values import DEFAULT_BIND, split_bind
-from local_lambdas.usage import Parser
+from local_lambdas.options.usage import Parser
+from local_lambdas.options.values import DEFAULT_BIND, split_bind
 
 
 def export_parser() -> Parser:

@@ -15,7 +15,6 @@ from pathlib import Path
 from lxml import etree
 from pydantic import ValidationError
 
-from local_lambdas import other_tools
 from local_lambdas.config import Mode, Process, Task
 from local_lambdas.config_values import at_home, is_file_name
 from local_lambdas.errors import Problem, closest
@@ -31,6 +30,7 @@ from local_lambdas.manifest.elements import (
 )
 from local_lambdas.manifest.env import Environment
 from local_lambdas.manifest.paths import missing_files, path_problems
+from local_lambdas.options import other_tools
 from local_lambdas.variables import search_path
 
 _WORKER_HINT = " (or, if nothing is routed to it, <communication_mode>none</communication_mode>)"

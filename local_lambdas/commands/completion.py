@@ -1,5 +1,5 @@
 """The `completion` command: a shell's completion script for every command and option,
-made by shtab from the parsers options.py builds (and export's)."""
+made by shtab from the parsers options/words.py builds (and export's)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import sys
 
 import shtab
 
-from local_lambdas import options
 from local_lambdas.cli import ALL_COMMANDS, EXIT_OK
 from local_lambdas.export.command import export_parser
-from local_lambdas.usage import Parser
+from local_lambdas.options import words
+from local_lambdas.options.usage import Parser
 
 
 def completion(argv: list[str]) -> int:
@@ -19,7 +19,7 @@ def completion(argv: list[str]) -> int:
     parser = Parser(prog="local-lambdas completion")
     parser.add_argument("shell", choices=("bash", "zsh", "tcsh"))
     shell = parser.parse_args(argv).shell
-    parsers = options.parsers()
+    parsers = words.parsers()
     # The bare command's options, but not its MANIFEST: a positional beside the commands
     # would hide them from the completion.
     top = argparse.ArgumentParser(prog="local-lambdas", add_help=False)

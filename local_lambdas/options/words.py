@@ -1,5 +1,5 @@
 """The command line's words: each command's argparse parser with its help (what each value
-may be is option_values.py's). cli.py decides what a command line does; this module only
+may be is values.py's). cli.py decides what a command line does; this module only
 reads it. Nothing here loads more than argparse until a value is read (--help and --version
 stay quick).
 """
@@ -10,9 +10,9 @@ import argparse
 import os
 
 from local_lambdas import __version__, compiled
-from local_lambdas.common_options import add_common
-from local_lambdas.option_values import DEFAULT_BIND, port_number, seconds
-from local_lambdas.usage import Parser
+from local_lambdas.options.common import add_common
+from local_lambdas.options.usage import Parser
+from local_lambdas.options.values import DEFAULT_BIND, port_number, seconds
 from local_lambdas.watch.ignored import WATCH_IGNORE
 
 _DESCRIPTION = """\

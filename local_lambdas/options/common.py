@@ -1,13 +1,13 @@
 """The options every command that runs a manifest takes (serve, check and run): where its
 sockets, env file and TLS come from, which processes run, the client-facing timeouts, the
-log and the event loop. options.py builds each command's parser around them."""
+log and the event loop. parsers.py builds each command's parser around them."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from local_lambdas.option_values import child_url, origin, seconds
+from local_lambdas.options.values import child_url, origin, seconds
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:

@@ -1,7 +1,7 @@
 """The command line's parser: argparse's, its usage errors said in one line with the likely
 fix (the option or command a mistyped word was probably meant as, or what does the job of
 another tool's word) and the way to the help, rather than after the whole usage. Each
-command's words are options.py's."""
+command's words are parsers.py's."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from local_lambdas.other_tools import COMMANDS, OPTIONS
+from local_lambdas.options.other_tools import COMMANDS, OPTIONS
 
 
 class Parser(argparse.ArgumentParser):

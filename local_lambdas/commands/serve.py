@@ -3,7 +3,7 @@
 serve        run until SIGINT/SIGTERM (SIGHUP reloads)
 boot_check   start everything, probe each process once, report, stop
 
-(`run`, which runs a command against the started manifest, is run_command.py's.)
+(`run`, which runs a command against the started manifest, is run.py's.)
 """
 
 from __future__ import annotations
