@@ -4,6 +4,7 @@ over the package and the tests, and the rules mypyc's compiled modules keep."""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -63,3 +64,20 @@ def test_compiled_modules_keep_to_what_mypyc_gets_right() -> None:
                 found += [f"{path.name}:{node.lineno}: `as {name}` for {sorted(types)}"
                           for name, types in kinds.items() if len(types) > 1]  # fmt: skip
     assert found == []
+
+
+def test_every_module_says_what_it_is_for_and_has_its_place_in_the_layout() -> None:
+    """Each module of the package opens with a docstring, and CONTRIBUTING.md's layout names
+    its file, so that a new module cannot be left out of the map a reader starts from."""
+    text = (ROOT / "CONTRIBUTING.md").read_text()
+    layout = text[text.index("## Layout") :]
+    layout = layout[: layout.index("\n## ")] if "\n## " in layout else layout
+    unsaid, unplaced = [], []
+    for path in sorted((ROOT / "local_lambdas").rglob("*.py")):
+        name = path.relative_to(ROOT / "local_lambdas").as_posix()
+        if ast.get_docstring(ast.parse(path.read_text())) is None:
+            unsaid.append(name)
+        entry = path.name in ("__init__.py", "__main__.py")  # (the package's own)
+        if not entry and not re.search(rf"(?<![\w.]){re.escape(path.name)}", layout):
+            unplaced.append(name)
+    assert (unsaid, unplaced) == ([], [])
