@@ -15,7 +15,6 @@ deps=(aiohttp lxml "pydantic==2.6.4" "pydantic-core==2.16.3" tenacity rich orjso
       prometheus-client python-dotenv pytest pytest-aiohttp)
 "$wp/bin/winwheels" "${deps[@]}"
 "$wp/bin/winpip" install -q --no-index --find-links "$(winpath "$wp/wheels")" "${deps[@]}"
-# The tests that need watchfiles have "watch" in their names, as their module (units/test_watch)
-# has; its two that judge edits without it run.
+# The unit tests that need watchfiles skip themselves here, saying so (units/test_watch.py).
 PYTHONPATH=$(winpath .) "$wp/bin/winpy" -m pytest -q -p no:cacheprovider \
-  tests/test_windows.py tests/test_cache.py tests/units -k "not watch or is_no_edit"
+  tests/test_windows.py tests/test_cache.py tests/units
