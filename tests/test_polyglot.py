@@ -82,19 +82,24 @@ def test_the_polyglot_manifest_is_valid(built: None) -> None:
         "pipe", "pipe-keepalive", "http", "passthrough"}  # fmt: skip
 
 
+def shell_manifest(tmp_path: Path, working_dir: Path) -> Path:
+    """examples/shell/manifest.xml as it is, run from `working_dir` (its handler.sh)."""
+    missing = [tool for tool in ("socat", "jq") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)} (.ci/run installs them with apt-get)")
+    root = etree.parse(str(SHELL / "manifest.xml")).getroot()
+    etree.SubElement(root[0], "working_dir").text = str(working_dir)
+    path = tmp_path / "shell.xml"
+    path.write_bytes(etree.tostring(root))
+    return path
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="socat listens on a Unix socket")
 async def test_a_shell_script_behind_socat(tmp_path: Path, socket_dir: Path) -> None:
     """examples/shell/ as it is: socat on the pipe runs handler.sh per request; the body is
     counted in bytes (binary, NULs included), the target given back as sent (never run by
     the shell), and /teapot is 418."""
-    missing = [tool for tool in ("socat", "jq") if shutil.which(tool) is None]
-    if missing:
-        pytest.skip(f"not installed: {', '.join(missing)} (.ci/run installs them with apt-get)")
-    root = etree.parse(str(SHELL / "manifest.xml")).getroot()
-    etree.SubElement(root[0], "working_dir").text = str(SHELL)
-    path = tmp_path / "shell.xml"
-    path.write_bytes(etree.tostring(root))
-    async with running(path, socket_dir) as run:
+    async with running(shell_manifest(tmp_path, SHELL), socket_dir) as run:
         body = bytes(range(256)) * 4
         async with run.http.post(run.url + "/sh/x?y=1&y=2", data=body) as reply:
             assert reply.status == 200, await reply.text()
@@ -105,3 +110,20 @@ async def test_a_shell_script_behind_socat(tmp_path: Path, socket_dir: Path) -> 
         async with run.http.get(run.url + "/sh/teapot?x=1") as reply:
             assert reply.status == 418
             assert await reply.text() == "I am a teapot\n"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="socat listens on a Unix socket")
+async def test_a_shell_script_slower_than_half_a_second_is_answered(
+    tmp_path: Path, socket_dir: Path
+) -> None:
+    """socat shuts a connection half a second after its request has ended unless told
+    otherwise (`-t`): the example's line lets a script take longer (under a loaded machine
+    the example's own handler did, and its answer was a 502)."""
+    (tmp_path / "real.sh").symlink_to(SHELL / "handler.sh")
+    slow = tmp_path / "handler.sh"
+    slow.write_text("#!/bin/sh\nsleep 1.5\nexec ./real.sh\n")
+    slow.chmod(0o755)
+    async with running(shell_manifest(tmp_path, tmp_path), socket_dir) as run:
+        async with run.http.post(run.url + "/sh/slow", data=b"hi") as reply:
+            assert reply.status == 200, await reply.text()
+            assert await reply.text() == "POST /sh/slow: 2 bytes, from sh\n"
