@@ -205,11 +205,16 @@ async def test_esbuild_watching_as_a_worker_beside_the_server_of_its_output(
 
     async def serves(text: str) -> bool:
         async with run.http.get(run.url + "/web/in.js") as reply:
-            return reply.status == 200 and text in await reply.text()
+            try:
+                return reply.status == 200 and text in await reply.text()
+            except aiohttp.ClientPayloadError:  # (see below)
+                return False
 
     async with running(path, socket_dir) as run:
         watcher = run.child("bundle").pid
         assert await eventually(lambda: serves("first"), 20)
+        # The file server gives the file's size, then reads it: when esbuild rewrites it
+        # between the two, the answer is short and the proxy cuts it off, as it must.
         (site / "in.js").write_text("console.log('second')")
         assert await eventually(lambda: serves("second"), 20)
         assert run.child("bundle").pid == watcher and run.child("bundle").restarts == 0
