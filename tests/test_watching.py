@@ -470,6 +470,12 @@ async def test_watch_is_not_set_off_by_a_virtualenv_whatever_its_name(
             made = await asyncio.create_subprocess_exec(PYTHON, "-m", "venv", "--without-pip", venv)
             assert await made.wait() == 0
             (venv / "lib" / "installed.py").write_text("x = 1")  # as pip install writes
+        # On a busy machine its folders came a batch before its pyvenv.cfg (as `mkdir -p`'s):
+        slow = tmp_path / "slow-env"
+        (slow / "lib" / "python3.11" / "site-packages").mkdir(parents=True)
+        await asyncio.sleep(0.6)  # (twice the debounce: a batch of their own, as they came)
+        (slow / "pyvenv.cfg").write_text("home = /usr/bin\n")
+        (slow / "lib" / "installed.py").write_text("x = 1")
         (tmp_path / "main.py").write_text("print()")
         await run.expect(r"files changed: restarting svc \(main.py\)$")
         await run.expect(rf"svc: ready .*\(pid (?!{first},)")

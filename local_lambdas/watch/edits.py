@@ -1,6 +1,7 @@
 """Which of the files --watch saw change are edits, beyond its filters (watcher.py): not a
-file written again with the bytes it held (Contents), what a restart it set off wrote
-meanwhile (Doings: unless git tracks it, git_tracked), nor what git ignores (git_ignored)."""
+file written again with the bytes it held nor a folder made that holds no file yet
+(Contents), what a restart it set off wrote meanwhile (Doings: unless git tracks it,
+git_tracked), nor what git ignores (git_ignored)."""
 
 from __future__ import annotations
 
@@ -29,19 +30,26 @@ class Contents:
     watcher.py ignores), and of each changed file as it changes (in a thread too: a
     webpack --watch bundle of several MiB is read whole); a file without one (new, larger,
     or changed since watching began) counts as changed, as a deleted one does.
+
+    A folder made counts as changed once it holds a file, in a folder `keep_folder` keeps:
+    `python -m venv venv` makes its folders before the pyvenv.cfg that says what they are
+    (paths.in_virtualenv), and on a busy machine the folders came in a batch of their own
+    and restarted the process; `mkdir -p` alone changes nothing a program runs either.
     """
 
     MAX_SIZE = 16 << 20
     MAX_FILES = 20_000
     MAX_SECONDS = 2.0
+    MAX_ENTRIES = 2_000  # looked at in a folder made, for a file, before it counts as one
 
-    def __init__(self) -> None:
+    def __init__(self, keep_folder: Callable[[str, str], bool]) -> None:
+        self._keep_folder = keep_folder  # (paths.keep_folder: not .git, node_modules, venvs)
         self._digests: dict[str, bytes] = {}  # (by path as text: 20,000 Paths weigh 7.5 MB)
         self._taken: set[Path] = set()  # the folders whose files were (or are being) read
         self._stopped = threading.Event()
         self._lock = threading.Lock()  # (the digests: read in threads, merged on the loop)
 
-    def take(self, roots: list[Path], keep_folder: Callable[[str, str], bool]) -> None:
+    def take(self, roots: list[Path]) -> None:
         """Read, in a thread, the files below those of `roots` not read before (not in the
         folders `keep_folder` refuses): their digests count once read, and until then a
         change there counts as one. Every file, filtered or not: those watcher.py filters out
@@ -51,7 +59,7 @@ class Contents:
             return
         self._taken.update(roots)
         since = time.time() - Doings.SLACK  # (what a save then wrote is not what it held)
-        taking = asyncio.ensure_future(asyncio.to_thread(self._read, roots, since, keep_folder))
+        taking = asyncio.ensure_future(asyncio.to_thread(self._read, roots, since))
         taking.add_done_callback(self._read_done)
 
     def stop(self) -> None:
@@ -66,7 +74,10 @@ class Contents:
         return await asyncio.to_thread(lambda: {path for path in paths if self.changed(path)})
 
     def changed(self, path: Path) -> bool:
-        """Whether `path` holds other bytes than when last seen (and remember these)."""
+        """Whether `path` holds other bytes than when last seen (and remember these), or is
+        a folder holding a file."""
+        if os.path.isdir(path):
+            return self._holds_a_file(path)
         digest = _digest(path)
         with self._lock:
             before = self._digests.pop(str(path), None)
@@ -79,16 +90,27 @@ class Contents:
             with self._lock:  # a file seen to change meanwhile keeps its later digest
                 self._digests = {**taking.result(), **self._digests}
 
-    def _read(
-        self, roots: list[Path], since: float, keep_folder: Callable[[str, str], bool]
-    ) -> dict[str, bytes]:
+    def _holds_a_file(self, path: Path) -> bool:
+        """Whether a file lies below the folder `path`, in the folders kept (or more than
+        MAX_ENTRIES are there to look at: then it is taken to)."""
+        seen = 0
+        for folder, folders, files in os.walk(path):
+            if files:
+                return True
+            folders[:] = [name for name in folders if self._keep_folder(folder, name)]
+            seen += len(folders)
+            if seen > self.MAX_ENTRIES:
+                return True
+        return False
+
+    def _read(self, roots: list[Path], since: float) -> dict[str, bytes]:
         """The digests of the files below `roots` not modified since `since`, in the
         folders kept; as many as MAX_FILES and MAX_SECONDS allow."""
         found: dict[str, bytes] = {}
         deadline = time.monotonic() + self.MAX_SECONDS
         for root in roots:
             for folder, folders, files in os.walk(root):
-                folders[:] = [name for name in folders if keep_folder(folder, name)]
+                folders[:] = [name for name in folders if self._keep_folder(folder, name)]
                 for name in files:
                     path = os.path.join(folder, name)
                     if (digest := _digest(path, since)) is not None:

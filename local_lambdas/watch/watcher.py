@@ -9,20 +9,20 @@ manifest that is a symbolic link is followed both ways: the link pointed elsewhe
 
 Ignored: what watchfiles ignores by default (.git, __pycache__, node_modules, .venv, editor
 swap and backup files...), ignored.WATCH_IGNORE (logs, editors' temporary files, databases,
-pid files), what lies in a hidden folder (.next/, .vscode/: `hidden`) or a virtualenv
-(a folder holding pyvenv.cfg, whatever its name: `in_virtualenv`), a file written again
-with the bytes it held (edits.Contents), a file that appeared and went within one
-batch (a temporary file renamed over another), the files the proxy itself writes to
-(`local-lambdas --watch > dev.log` beside the manifest), files git ignores and what changed
-while a restart --watch set off was under way (a <build>'s output, the files a starting
-child writes: both in edits.py) or while a <build> or <task> of the run ran (the first
-start's too), the socket directory, and every --watch-ignore glob (matched against the
-file's name and its path). With --watch-include globs, only files matching one of them
-restart anything (the manifest and env files are always followed).
-Changes are gathered for `debounce` milliseconds, so saving ten files restarts once. Folders
-past the system's limit of watched ones (Linux's fs.inotify.max_user_watches: a working_dir
-of a whole home, say) are said once, with the fix, and the manifest's folder alone is
-followed from then on.
+pid files), what lies in a hidden folder (.next/, .vscode/: `hidden`) or a virtualenv (a
+folder holding pyvenv.cfg, whatever its name: `in_virtualenv`), a file written again with
+the bytes it held or a folder made that holds no file yet (edits.Contents), a file that
+appeared and went within one batch (a temporary file renamed over another), the files the
+proxy itself writes to (`local-lambdas --watch > dev.log` beside the manifest), files git
+ignores and what changed while a restart --watch set off was under way (a <build>'s output,
+the files a starting child writes: both in edits.py) or while a <build> or <task> of the
+run ran (the first start's too), the socket directory, and every --watch-ignore glob
+(matched against the file's name and its path). With --watch-include globs, only files
+matching one of them restart anything (the manifest and env files are always followed).
+Changes are gathered for `debounce` milliseconds, so saving ten files restarts once.
+Folders past the system's limit of watched ones (Linux's fs.inotify.max_user_watches: a
+working_dir of a whole home, say) are said once, with the fix, and the manifest's folder
+alone is followed from then on.
 """
 
 from __future__ import annotations
@@ -76,13 +76,13 @@ async def watch(
     stop = stop or asyncio.Event()
     watch_filter = Filter(ignore, socket_dir, include, manifest)
     text = _read(manifest)
-    doings, contents = Doings(building), Contents()
+    doings, contents = Doings(building), Contents(keep_folder)
     narrow = False  # too many folders to watch: the manifest's alone, from then on
     try:
         while not stop.is_set():
             current = {} if narrow else dirs()
             paths = _watched(manifest, current)
-            contents.take(outermost(paths), keep_folder)
+            contents.take(outermost(paths))
             batches = _announced(awatch(
                 *paths, watch_filter=watch_filter, debounce=debounce_ms, stop_event=stop,
                 recursive=not narrow, ignore_permission_denied=True,

@@ -55,9 +55,9 @@ async def test_a_file_written_again_as_it_was_is_no_edit(tmp_path: Path) -> None
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_bytes(b"1" * sizes.get(name, 1))
         os.utime(tmp_path / name, (time.time() - 10,) * 2)  # written before watching began
-    contents = Contents()
+    contents = Contents(lambda parent, name: name != "hidden")
     contents.changed(tmp_path / "late")  # seen changing before the reading is done: kept
-    contents.take([tmp_path], lambda parent, name: name != "hidden")
+    contents.take([tmp_path])
     assert await eventually(lambda: bool(contents._digests.keys() - {str(tmp_path / "late")}))
     (tmp_path / "same").write_bytes(b"1")
     (tmp_path / "bundle").write_bytes(b"1" * sizes["bundle"])
@@ -72,6 +72,29 @@ async def test_a_file_written_again_as_it_was_is_no_edit(tmp_path: Path) -> None
     }  # fmt: skip
     assert await contents.changed_among({tmp_path / "same", tmp_path / "new"}) == set()
     assert not contents.changed(tmp_path / "other")  # its new bytes, now known
+    contents.stop()
+
+
+def test_a_folder_made_is_an_edit_once_it_holds_a_file(tmp_path: Path) -> None:
+    """`python -m venv venv` makes its folders before its pyvenv.cfg; `mkdir -p` runs
+    nothing: a folder is no edit until a file lies below it, outside the folders not
+    looked into (a virtualenv, node_modules...)."""
+    from local_lambdas.watch.edits import Contents
+
+    contents = Contents(lambda parent, name: name != "skipped")
+    (tmp_path / "venv/lib/python3.11/site-packages").mkdir(parents=True)
+    (tmp_path / "venv/include").mkdir()
+    (tmp_path / "pkg/skipped").mkdir(parents=True)
+    (tmp_path / "pkg/skipped/x.py").write_text("")
+    assert not contents.changed(tmp_path / "venv") and not contents.changed(tmp_path / "pkg")
+    (tmp_path / "pkg/sub").mkdir()
+    (tmp_path / "pkg/sub/main.py").write_text("")  # (as `mkdir pkg && cp ...`: one event)
+    assert contents.changed(tmp_path / "pkg")
+    (tmp_path / "many").mkdir()
+    for n in range(Contents.MAX_ENTRIES + 1):
+        (tmp_path / f"many/{n}").mkdir()
+    assert contents.changed(tmp_path / "many")  # (too many to look at: taken to hold one)
+    assert contents.changed(tmp_path / "gone")  # a folder removed: as a file removed
     contents.stop()
 
 
