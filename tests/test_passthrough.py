@@ -457,26 +457,30 @@ def _peak_rss_kib(pid: int) -> int:
         return int(next(line.split()[1] for line in status if line.startswith("VmHWM")))
 
 
+# A stop's grace for requests in flight far longer than the stop of a loaded machine (3.3 s
+# under -n 16; 5.1 s with the suite on one core), so that waiting through it shows.
+LONG_GRACE = ("--shutdown-timeout", "60")
+
+
 async def test_stop_ends_event_streams_at_once(write_manifest: WriteManifest) -> None:
     """Ctrl+C with a page's event stream open: the stream ends, the proxy does not wait for
     it through the shutdown grace."""
     path = write_manifest(web_process(extra=STRIP))
-    async with cli(str(path), "--bind", "127.0.0.1:0") as run:
+    async with cli(str(path), "--bind", "127.0.0.1:0", *LONG_GRACE) as run:
         url = (await run.expect(r"listening on (http://\S+)")).group(1)
         await run.expect(r"web: ready")
         async with aiohttp.ClientSession() as http, http.get(url + "/web/forever") as stream:
             assert await stream.content.readline() == b"data: tick\n"
             started = time.monotonic()
             run.proc.send_signal(signal.SIGINT)
-            await asyncio.wait_for(stream.read(), 5)  # ended, not broken: no error raised
+            await asyncio.wait_for(stream.read(), 30)  # ended, not broken: no error raised
         assert await run.finish() == 0
-        # Not held up for the 10 s shutdown grace (3.3 s under -n 16, under 1 s otherwise).
-        assert time.monotonic() - started < 6
+        assert time.monotonic() - started < 30  # not held up for the shutdown grace
 
 
 async def test_stop_closes_websockets_cleanly(write_manifest: WriteManifest) -> None:
     path = write_manifest(web_process(extra=STRIP))
-    async with cli(str(path), "--bind", "127.0.0.1:0") as run:
+    async with cli(str(path), "--bind", "127.0.0.1:0", *LONG_GRACE) as run:
         url = (await run.expect(r"listening on (http://\S+)")).group(1)
         await run.expect(r"web: ready")
         async with aiohttp.ClientSession() as http:
@@ -489,7 +493,7 @@ async def test_stop_closes_websockets_cleanly(write_manifest: WriteManifest) -> 
                 assert closing.type == aiohttp.WSMsgType.CLOSE
                 assert ws.close_code == aiohttp.WSCloseCode.GOING_AWAY
         assert await run.finish() == 0
-        assert time.monotonic() - started < 5  # not held up for the 10 s shutdown grace
+        assert time.monotonic() - started < 30  # not held up for the shutdown grace
 
 
 @pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "aiohttp"])
@@ -631,10 +635,11 @@ async def test_a_server_writing_head_and_body_apart_is_not_held_40_ms_each(
             async with run.http.get(run.url + "/web/") as reply:
                 assert reply.status == 200 and b"plain web server" in await reply.read()
             took.append(time.monotonic() - started)
-        # Not the sum: a loaded machine slows answers (to a median of 21 ms under -n 16).
-        # The stall, at least Linux's shortest delayed ACK (40 ms), was in each but those
-        # acknowledged at once as a connection starts: a quarter of them come in under 35.
-        assert sorted(took)[len(took) // 4] < 0.035, took
+        # Not the sum: a loaded machine slows answers (to a median of 21 ms under -n 16, a
+        # quarter over 37 ms with the suite on one core). The stall, at least Linux's
+        # shortest delayed ACK (40 ms), was in each but those acknowledged at once as a
+        # connection starts: a quarter of them come in under that.
+        assert sorted(took)[len(took) // 4] < 0.040, took
         # Pipelined, where answers read whole and split alternate on the child's connection
         # (TCP_QUICKACK is asked after a read that leaves an answer unfinished): the best of
         # up to three bursts, as a loaded machine makes one slow (2.1-3.2 s under -n 16),
