@@ -462,8 +462,12 @@ async def test_watch_is_not_set_off_by_a_virtualenv_whatever_its_name(
     """`python -m venv venv` (the Python documentation's name; watchfiles knows `.venv`) or
     any other name in the working_dir, then `pip install` into it, restarted the child at
     each batch of files written: a folder holding a pyvenv.cfg is a virtualenv, whatever its
-    name, and the program's code is not there."""
+    name, and the program's code is not there; one there as watching began is one still as
+    `rm -rf` removes it (its pyvenv.cfg among the first files gone)."""
     path = write_manifest(process_xml("svc", "/api/*"))
+    before = tmp_path / "old-env"  # there as watching begins, then removed to be made anew
+    made = await asyncio.create_subprocess_exec(PYTHON, "-m", "venv", "--without-pip", before)
+    assert await made.wait() == 0
     async with watching(path, tmp_path) as (run, first):
         for name in ("venv", "my-env"):
             venv = tmp_path / name
@@ -476,6 +480,7 @@ async def test_watch_is_not_set_off_by_a_virtualenv_whatever_its_name(
         await asyncio.sleep(0.6)  # (twice the debounce: a batch of their own, as they came)
         (slow / "pyvenv.cfg").write_text("home = /usr/bin\n")
         (slow / "lib" / "installed.py").write_text("x = 1")
+        shutil.rmtree(before)
         (tmp_path / "main.py").write_text("print()")
         await run.expect(r"files changed: restarting svc \(main.py\)$")
         await run.expect(rf"svc: ready .*\(pid (?!{first},)")

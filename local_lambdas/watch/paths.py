@@ -107,12 +107,15 @@ def affected(
 
 def keep_folder(parent: str, name: str) -> bool:
     """Whether Contents looks into the folder `name` of `parent`: not one watchfiles ignores
-    (.git, node_modules...), a hidden one (`hidden`) nor a virtualenv (`in_virtualenv`)."""
-    return (
-        not name.startswith(".")
-        and name not in DefaultFilter.ignore_dirs
-        and not os.path.isfile(os.path.join(parent, name, _VIRTUALENV_MARK))
-    )
+    (.git, node_modules...), a hidden one (`hidden`) nor a virtualenv (`in_virtualenv`,
+    which a virtualenv found here is told of: one there as watching began is still one once
+    `rm -rf venv` has taken its pyvenv.cfg)."""
+    if name.startswith(".") or name in DefaultFilter.ignore_dirs:
+        return False
+    if os.path.isfile(os.path.join(parent, name, _VIRTUALENV_MARK)):
+        _virtualenvs.add(Path(parent, name))
+        return False
+    return True
 
 
 def outermost(paths: list[Path]) -> list[Path]:

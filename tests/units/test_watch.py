@@ -309,3 +309,9 @@ def test_watch_leaves_virtualenvs_alone_even_once_removed(tmp_path: Path) -> Non
     assert not in_virtualenv(root / "venv/src/main.py", [root / "venv"])
     (root / "venv/pyvenv.cfg").unlink()  # `rm -rf venv`: its pyvenv.cfg gone first
     assert in_virtualenv(root / "venv/lib/site.py", [root])
+    # One only passed over as the files were read when watching began is known so too.
+    (root / "env2/lib").mkdir(parents=True)
+    (root / "env2/pyvenv.cfg").write_text("home = /usr/bin\n")
+    assert not keep_folder(str(root), "env2")
+    (root / "env2/pyvenv.cfg").unlink()
+    assert in_virtualenv(root / "env2/lib/site.py", [root])
