@@ -474,17 +474,42 @@ async def test_watch_is_not_set_off_by_a_virtualenv_whatever_its_name(
             made = await asyncio.create_subprocess_exec(PYTHON, "-m", "venv", "--without-pip", venv)
             assert await made.wait() == 0
             (venv / "lib" / "installed.py").write_text("x = 1")  # as pip install writes
-        # On a busy machine its folders came a batch before its pyvenv.cfg (as `mkdir -p`'s):
-        slow = tmp_path / "slow-env"
-        (slow / "lib" / "python3.11" / "site-packages").mkdir(parents=True)
-        await asyncio.sleep(0.6)  # (twice the debounce: a batch of their own, as they came)
-        (slow / "pyvenv.cfg").write_text("home = /usr/bin\n")
-        (slow / "lib" / "installed.py").write_text("x = 1")
         shutil.rmtree(before)
         (tmp_path / "main.py").write_text("print()")
         await run.expect(r"files changed: restarting svc \(main.py\)$")
         await run.expect(rf"svc: ready .*\(pid (?!{first},)")
     assert sum("files changed" in line for line in run.lines) == 1, run.lines
+
+
+async def test_watch_is_not_set_off_by_a_virtualenvs_folders_made_before_its_mark(
+    write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    """On a busy machine the folders `python -m venv` makes came in a batch of their own,
+    before the pyvenv.cfg that marks them a virtualenv, and restarted the child: a folder
+    is no edit until a file lies in it (as `mkdir -p` makes). A second process, in a folder
+    of its own, is restarted by a file there to know what came before has been read."""
+    marker = tmp_path / "marker"
+    marker.mkdir()
+    path = write_manifest(
+        process_xml("svc", "/api/*"),
+        worker_xml("mark", "-c", "import time; time.sleep(60)",
+                   extra=f"<working_dir>{marker}</working_dir>"),
+    )  # fmt: skip
+
+    async def read_up_to_here() -> None:
+        (marker / "poke.txt").write_text(str(time.time()))  # (an edit: it restarted mark)
+        await run.expect(r"files changed: restarting .*\(poke.txt")
+        await run.expect(r"reloaded: ")
+
+    async with watching(path, tmp_path) as (run, _):
+        await run.expect(r"mark: ready")
+        slow = tmp_path / "slow-env"
+        (slow / "lib" / "python3.11" / "site-packages").mkdir(parents=True)
+        await read_up_to_here()  # the folders read alone, or with the poke
+        (slow / "pyvenv.cfg").write_text("home = /usr/bin\n")
+        (slow / "lib" / "installed.py").write_text("x = 1")
+        await read_up_to_here()
+    assert not any(re.search(r"restarting .*\bsvc\b", line) for line in run.lines), run.lines
 
 
 async def test_watch_is_not_set_off_by_a_file_written_again_as_it_was(
